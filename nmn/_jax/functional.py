@@ -1,0 +1,281 @@
+"""Functional Yat ops on JAX arrays in Flax's layouts, shared by ``nmn.nnx`` and ``nmn.linen``.
+
+Layouts (Flax, channels-last): dense ``kernel (I, O)``; conv data ``(N, *S, C)`` and ``kernel (*k, C/G, M)``;
+conv-transpose ``kernel (*k, C, M/G)`` stored spatially flipped with respect to ONNX's ``(C, M/G, *k)`` (what
+``flax.nnx.ConvTranspose`` does for ``G = 1``); attention heads ``(B, L, H, D)``.
+
+The Yat arithmetic runs in float32 even for float16/bfloat16 inputs, and the result is cast to the promoted
+dtype of the inputs and parameters, or to ``dtype`` when given (yat-ops.md Part 1, decision 8).
+
+>>> import jax.numpy as jnp
+>>> y = yat_dense(jnp.ones((2, 3)), jnp.ones((3, 4)))
+>>> y.shape, y.dtype
+((2, 4), dtype('float32'))
+>>> softer_sigmoid(jnp.array([1.0]), n=2.0).tolist()
+[0.5]
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from nmn.core import yat as core
+from nmn.core.options import (
+    DEFAULT_EPSILON,
+    SOFTERMAX_EPSILON,
+    AlphaSpec,
+    BiasSpec,
+    check_epsilon,
+    resolve_alpha,
+    resolve_bias,
+)
+from nmn._jax.ops import F
+
+_NP_PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+_SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
+
+
+# ------------------------------------------------------------------------------------------------ options & dtypes
+@dataclass(frozen=True)
+class YatOptions:
+    """The resolved Yat options of one layer: bias mode, alpha mode, epsilon and whether it is learnable."""
+
+    bias: BiasSpec
+    alpha: AlphaSpec
+    epsilon: float
+    learnable_epsilon: bool
+
+
+def yat_options(layer: str, *, use_bias=True, constant_bias=None, use_alpha=True, constant_alpha=None,
+                epsilon=DEFAULT_EPSILON, learnable_epsilon=False) -> YatOptions:
+    """Validate and resolve the shared Yat keyword arguments (``ValueError``/``TypeError`` naming ``layer``)."""
+    eps = check_epsilon(epsilon, layer)
+    try:
+        bias = resolve_bias(bool(use_bias), constant_bias)
+        alpha = resolve_alpha(bool(use_alpha), constant_alpha)
+    except TypeError as err:
+        raise TypeError(f"{layer}: {err}") from None
+    return YatOptions(bias, alpha, eps, bool(learnable_epsilon))
+
+
+def tail_values(opts: YatOptions, bias=None, alpha=None, epsilon_param=None):
+    """``(bias, alpha, eps)`` for :mod:`nmn.core.yat` from the options and the layer's parameter values."""
+    b = bias if opts.bias.mode == "learnable" else (opts.bias.value if opts.bias.mode == "constant" else None)
+    if opts.alpha.learnable:
+        a = alpha
+    else:
+        a = None if opts.alpha.value == 1.0 else opts.alpha.value
+    e = jax.nn.softplus(epsilon_param.astype(jnp.float32)) if opts.learnable_epsilon else opts.epsilon
+    return b, a, e
+
+
+def promoted_dtype(*values, dtype=None):
+    """The dtype results are cast to: ``dtype`` if given, else the promoted (floating) dtype of the arrays.
+
+    Promotion follows JAX's standard lattice even when ``jax_numpy_dtype_promotion='strict'`` is active, since
+    the arrays are never mixed implicitly here: each is cast to float32 explicitly.
+    """
+    if dtype is not None:
+        return jnp.dtype(dtype)
+    dtypes = [v.dtype for v in values if hasattr(v, "dtype")]
+    with jax.numpy_dtype_promotion("standard"):
+        out = jnp.result_type(*dtypes) if dtypes else jnp.dtype(jnp.float32)
+    return out if jnp.issubdtype(out, jnp.inexact) else jnp.dtype(jnp.float32)
+
+
+def _f32(v):
+    if v is None or isinstance(v, (int, float)):
+        return v
+    return jnp.asarray(v).astype(jnp.float32)
+
+
+# ------------------------------------------------------------------------------------------------------- dense
+def yat_dense(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, spherical=False,
+              weight_normalized=False, dtype=None):
+    """Yat dense product ``alpha (x.w_o + b_o)^2 / (relu(|x|^2 + |w_o|^2 - 2 x.w_o) + eps)``.
+
+    ``x (..., I)``, ``kernel (I, O)``, ``bias (O,)`` or a number or None, ``alpha (1,)`` or a number or None,
+    ``epsilon`` a number or a float32 array.
+    """
+    out = promoted_dtype(x, kernel, bias, alpha, dtype=dtype)
+    y = core.yat_dense(F, _f32(x), _f32(kernel), _f32(bias), _f32(alpha), _f32(epsilon), spherical=spherical,
+                       weight_normalized=weight_normalized)
+    return y.astype(out)
+
+
+# -------------------------------------------------------------------------------------------------------- conv
+def _dimension_numbers(rank):
+    s = _SPATIAL[rank]
+    return ("N" + s + "C", s + "IO", "N" + s + "C")
+
+
+def _group_energy(xx, kernel_size, groups, out_channels, **conv_kw):
+    """Patch energy ``sum x^2`` of each group's channels, broadcast to that group's output channels."""
+    n, *spatial, c = xx.shape
+    per_group = jnp.sum(xx.reshape(n, *spatial, groups, c // groups), axis=-1)      # (N, *S, G)
+    ones = jnp.ones((*kernel_size, 1, groups), xx.dtype)
+    energy = lax.conv_general_dilated(per_group, ones, feature_group_count=groups, **conv_kw)
+    return energy if groups == 1 else jnp.repeat(energy, out_channels // groups, axis=-1)
+
+
+def yat_conv(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, strides, padding, dilations,
+             groups=1, padding_mode="zeros", weight_normalized=False, dtype=None):
+    """Yat convolution of ``x (N, *S, C)`` with ``kernel (*k, C/G, M)`` -> ``(N, *S', M)``.
+
+    ``padding`` is a list of explicit ``(lo, hi)`` pairs (see :func:`nmn.core.conv.conv_pads`), applied with
+    ``padding_mode`` (``zeros``, ``reflect``, ``replicate``, ``circular``) before a VALID convolution.
+    """
+    rank = kernel.ndim - 2
+    out = promoted_dtype(x, kernel, bias, alpha, dtype=dtype)
+    xf, kf = _f32(x), _f32(kernel)
+    pads = [tuple(int(v) for v in p) for p in padding]
+    if padding_mode != "zeros":
+        xf = jnp.pad(xf, [(0, 0), *pads, (0, 0)], mode=_NP_PAD_MODES[padding_mode])
+        pads = [(0, 0)] * rank
+    taps = tuple(range(rank + 1))
+    if weight_normalized:
+        kf = core.unit(F, kf, taps)
+    conv_kw = dict(window_strides=tuple(strides), padding=pads, rhs_dilation=tuple(dilations),
+                   dimension_numbers=_dimension_numbers(rank))
+    dot = lax.conv_general_dilated(xf, kf, feature_group_count=groups, **conv_kw)
+    energy = _group_energy(xf * xf, kernel.shape[:rank], groups, kernel.shape[-1], **conv_kw)
+    ww = 1.0 if weight_normalized else jnp.sum(kf * kf, axis=taps)
+    y = core.yat_tail(F, dot, energy + ww - 2.0 * dot, _f32(bias), _f32(alpha), _f32(epsilon))
+    return y.astype(out)
+
+
+def yat_conv_transpose(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, strides, padding,
+                       output_padding, dilations, groups=1, dtype=None):
+    """Yat transposed convolution of ``x (N, *S, C)`` with ``kernel (*k, C, M/G)`` -> ``(N, *S', M)``.
+
+    The same map as ONNX ``ConvTranspose`` with ``W (C, M/G, *k)`` = this kernel flipped spatially and moved;
+    ``padding`` are ONNX's cropping ``(lo, hi)`` pairs, ``output_padding`` extends the high side. Computed as a
+    stride-1 convolution of the zero-stuffed input (``lhs_dilation``), so taps on inserted zeros add ``w^2``.
+    """
+    rank = kernel.ndim - 2
+    ks = kernel.shape[:rank]
+    c, mg = kernel.shape[rank], kernel.shape[rank + 1]
+    out = promoted_dtype(x, kernel, bias, alpha, dtype=dtype)
+    xf = _f32(x)
+    kf = _f32(kernel).reshape(*ks, groups, c // groups, mg)
+    kf = jnp.moveaxis(kf, rank, rank + 1).reshape(*ks, c // groups, groups * mg)   # (*k, C/G, M)
+    pads = [((k - 1) * d - lo, (k - 1) * d - hi + op)
+            for k, d, (lo, hi), op in zip(ks, dilations, padding, output_padding)]
+    conv_kw = dict(window_strides=(1,) * rank, padding=pads, lhs_dilation=tuple(strides),
+                   rhs_dilation=tuple(dilations), dimension_numbers=_dimension_numbers(rank))
+    dot = lax.conv_general_dilated(xf, kf, feature_group_count=groups, **conv_kw)
+    energy = _group_energy(xf * xf, ks, groups, groups * mg, **conv_kw)
+    ww = jnp.sum(kf * kf, axis=tuple(range(rank + 1)))
+    y = core.yat_tail(F, dot, energy + ww - 2.0 * dot, _f32(bias), _f32(alpha), _f32(epsilon))
+    return y.astype(out)
+
+
+# --------------------------------------------------------------------------------------------------- attention
+def yat_attention(q, k, v, mask=None, alpha=None, epsilon=DEFAULT_EPSILON, *, spherical=False,
+                  normalization="softmax", power=1.0, causal=False, dropout=None):
+    """Yat attention of heads ``q (B, Lq, H, D)``, ``k, v (B, Lk, H, D)`` -> ``(B, Lq, H, D)`` in v's dtype.
+
+    ``mask`` is bool (True = attend), broadcastable to ``(B, H, Lq, Lk)``; ``dropout`` an optional callable
+    applied to the attention weights.
+    """
+    return core.yat_attention(F, q, k, v, mask, _f32(alpha), _f32(epsilon), spherical=spherical,
+                              normalization=normalization, power=power, causal=causal, dropout=dropout)
+
+
+def performer_attention(q, k, v, proj, alpha=None, epsilon=DEFAULT_EPSILON, *, causal=False):
+    """Spherical Yat-Performer: linear-time readout of FAVOR+-style features ``proj (m, D)``, times alpha."""
+    qf = core.performer_features(F, _f32(q), _f32(proj), _f32(epsilon))
+    kf = core.performer_features(F, _f32(k), _f32(proj), _f32(epsilon))
+    out = core.linear_readout(F, qf, kf, _f32(v), causal=causal)
+    if alpha is not None:
+        out = out * _f32(alpha)
+    return out.astype(v.dtype)
+
+
+def performer_projection(key, num_features: int, head_dim: int, dtype=jnp.float32):
+    """Random projection ``(num_features, head_dim)``: stacked orthogonal blocks, every row of norm sqrt(d)."""
+    blocks = []
+    for sub in jax.random.split(key, -(-num_features // head_dim)):
+        q, _ = jnp.linalg.qr(jax.random.normal(sub, (head_dim, head_dim), jnp.float32))
+        blocks.append(q.T)
+    return (jnp.concatenate(blocks, 0)[:num_features] * math.sqrt(head_dim)).astype(dtype)
+
+
+@functools.lru_cache(maxsize=32)
+def _rope_tables_np(head_dim: int, max_len: int, theta: float):
+    cos, sin = core.rope_tables(head_dim, max_len, theta)
+    return np.asarray(cos, np.float32), np.asarray(sin, np.float32)
+
+
+def rope_tables(head_dim: int, max_len: int, theta: float):
+    """Float32 ``(cos, sin)`` tables ``(max_len, head_dim / 2)`` (computed in float64 by nmn.core)."""
+    cos, sin = _rope_tables_np(head_dim, max_len, float(theta))
+    return jnp.asarray(cos), jnp.asarray(sin)
+
+
+def apply_rope(x, cos, sin, start=0, *, interleaved=True):
+    """Rotate ``x (B, L, H, D)`` at absolute positions ``start .. start + L - 1`` (``start`` may be traced)."""
+    length = x.shape[1]
+    c = lax.dynamic_slice_in_dim(cos, start, length, axis=0)
+    s = lax.dynamic_slice_in_dim(sin, start, length, axis=0)
+    return core.rope(F, _f32(x), c, s, interleaved=interleaved)
+
+
+# ------------------------------------------------------------------------------------------------ embed, squash
+def yat_embed_attend(query, embedding, alpha=None, epsilon=DEFAULT_EPSILON, *, spherical=False, dtype=None):
+    """Yat logits ``alpha (q.e_v)^2 / (relu(|q|^2 + |e_v|^2 - 2 q.e_v) + eps)`` of ``query (..., F)`` -> ``(..., V)``."""
+    return yat_dense(query, embedding.T, None, alpha, epsilon, spherical=spherical, dtype=dtype)
+
+
+def _check_n(n, name):
+    if isinstance(n, bool) or not isinstance(n, (int, float)) or not n > 0:
+        raise ValueError(f"{name}: n must be a number > 0, got {n!r}")
+    return float(n)
+
+
+def _squash(fn, x, *args):
+    xf = jnp.asarray(x)
+    out = promoted_dtype(xf)
+    return fn(F, xf.astype(jnp.float32), *args).astype(out)
+
+
+def softermax(x, n: float = 1.0, epsilon: float = SOFTERMAX_EPSILON, axis: int = -1):
+    """``x^n / (epsilon + sum x^n)`` along ``axis`` (intended for ``x >= 0``)."""
+    return _squash(core.softermax, x, _check_n(n, "softermax"), float(epsilon), axis)
+
+
+def softer_sigmoid(x, n: float = 1.0, *, sharpness: Any = None):
+    """``x^n / (1 + x^n)``; ``sharpness`` is an accepted alias of ``n``."""
+    return _squash(core.softer_sigmoid, x, _check_n(n if sharpness is None else sharpness, "softer_sigmoid"))
+
+
+def soft_tanh(x, n: float = 1.0, *, sharpness: Any = None):
+    """``(x^n - 1) / (x^n + 1)``; ``sharpness`` is an accepted alias of ``n``."""
+    return _squash(core.soft_tanh, x, _check_n(n if sharpness is None else sharpness, "soft_tanh"))
+
+
+def check_input(layer: str, x, rank: int | None, features: int | None, what: str) -> None:
+    """``ValueError`` naming the layer, the expected input shape and the shape that came."""
+    shape = tuple(getattr(x, "shape", ()))
+    if rank is not None and len(shape) != rank:
+        raise ValueError(f"{layer}: expected a rank-{rank} input {what}, got shape {shape}")
+    if features is not None and (not shape or shape[-1] != features):
+        raise ValueError(f"{layer}: expected an input {what} with last axis {features}, got shape {shape}")
+
+
+def promote_arrays(args, /, *, dtype=None, inexact=True):
+    """Flax ``promote_dtype`` replacement: cast ``args`` (None kept) to one dtype by JAX's standard lattice.
+
+    Passed to the Flax projections inside the attention layers so that they also work under
+    ``jax.numpy_dtype_promotion('strict')`` with float16/bfloat16 inputs and float32 parameters.
+    """
+    target = promoted_dtype(*[a for a in args if a is not None], dtype=dtype)
+    return type(args)(None if a is None else jnp.asarray(a).astype(target) for a in args)

@@ -1,0 +1,62 @@
+"""Flax-style convolution arguments -> nmn's normalised geometry (shared by ``nmn.nnx`` and ``nmn.linen``).
+
+>>> conv_padding("CIRCULAR", "zeros", 1, (4,), (1,), "YatConv1D")
+(((1, 2),), 'circular')
+>>> conv_padding("SAME", "zeros", 2, (3, 3), (1, 1), "YatConv2D")
+('same', 'zeros')
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nmn.core.conv import PADDING_MODES, as_tuple, normalize_padding
+
+
+def kernel_tuple(kernel_size: Any, rank: int | None, layer: str) -> tuple[int, ...]:
+    """``kernel_size`` as a tuple; an int means rank 1 for the rank-generic class (Flax's rule)."""
+    if rank is None:
+        rank = 1 if isinstance(kernel_size, int) else len(tuple(kernel_size))
+        if rank not in (1, 2, 3):
+            raise ValueError(f"{layer}: kernel_size must have 1, 2 or 3 entries, got {kernel_size!r}")
+    return as_tuple(kernel_size, rank, "kernel_size", layer)
+
+
+def conv_padding(padding: Any, padding_mode: str, rank: int, kernel_size, dilations, layer: str):
+    """``(padding, padding_mode)`` in nmn's form from Flax's ``padding`` (SAME, VALID, CAUSAL, CIRCULAR, REFLECT,
+    ints or ``(lo, hi)`` pairs) and nmn's ``padding_mode`` (zeros, reflect, replicate, circular).
+
+    Flax's ``'CIRCULAR'`` and ``'REFLECT'`` pad ``floor((k_eff - 1) / 2)`` low and ``floor(k_eff / 2)`` high
+    with that mode, whatever the stride; they become explicit pairs here.
+    """
+    mode = str(padding_mode).lower()
+    if mode not in PADDING_MODES:
+        raise ValueError(f"{layer}: padding_mode must be one of {list(PADDING_MODES)}, got {padding_mode!r}")
+    if isinstance(padding, str) and padding.upper() in ("CIRCULAR", "REFLECT"):
+        if mode != "zeros":
+            raise ValueError(f"{layer}: padding={padding!r} already sets the mode; got padding_mode={padding_mode!r}")
+        pairs = tuple(((k - 1) * d // 2, ((k - 1) * d + 1) // 2) for k, d in zip(kernel_size, dilations))
+        return pairs, padding.lower()
+    if isinstance(padding, str):
+        padding = padding.lower()
+    return normalize_padding(padding, rank, layer), mode
+
+
+def transpose_padding(padding: Any, rank: int, layer: str):
+    """Transposed-conv padding: ``'same'``, ``'valid'``, or ONNX cropping pairs (an int crops both sides)."""
+    if isinstance(padding, str):
+        p = padding.lower()
+        if p not in ("same", "valid"):
+            raise ValueError(f"{layer}: padding must be 'SAME', 'VALID', an int or (lo, hi) pairs, got {padding!r}")
+        return p
+    return normalize_padding(padding, rank, layer)
+
+
+def padding_config(padding):
+    """JSON form of a normalised padding for the neutral spec: a string or ``[[lo, hi], ...]``."""
+    return padding if isinstance(padding, str) else [list(p) for p in padding]
+
+
+def padding_from_config(padding):
+    """Inverse of :func:`padding_config`."""
+    return padding if isinstance(padding, str) else tuple(tuple(int(v) for v in p) for p in padding)

@@ -1,0 +1,31 @@
+"""Framework-free heart of nmn: defaults, option validation, op schemas, layouts and the Yat math.
+
+Imports the standard library only (architecture.md, "Direction of imports").
+"""
+
+from nmn.core.options import (
+    DEFAULT_EPSILON,
+    NORM_GUARD,
+    SQRT2,
+    AlphaSpec,
+    BiasSpec,
+    check_epsilon,
+    inverse_softplus,
+    resolve_alpha,
+    resolve_bias,
+)
+from nmn.core.schemas import FUNCTIONS, FunctionSchema
+
+__all__ = [
+    "DEFAULT_EPSILON",
+    "NORM_GUARD",
+    "SQRT2",
+    "AlphaSpec",
+    "BiasSpec",
+    "FUNCTIONS",
+    "FunctionSchema",
+    "check_epsilon",
+    "inverse_softplus",
+    "resolve_alpha",
+    "resolve_bias",
+]

@@ -1,0 +1,131 @@
+"""Convolution geometry shared by every framework: argument normalisation and explicit padding.
+
+Every framework pads explicitly (with the layer's padding mode) and then runs a VALID native convolution, so
+``'same'``, ``'causal'``, ints and ``(lo, hi)`` pairs mean the same thing everywhere and export as the same
+``pads`` attribute.
+
+>>> conv_pads("same", (5,), (3,), (2,), (1,))
+[(1, 1)]
+>>> conv_pads("causal", (5,), (3,), (1,), (2,))
+[(4, 0)]
+>>> transpose_geometry("same", (3,), (2,), (1,))
+([(0, 1)], [0])
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+PADDING_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def as_tuple(value: Any, rank: int, name: str, layer: str) -> tuple[int, ...]:
+    """An int or a sequence of ``rank`` positive ints as a tuple; ``ValueError`` naming the option otherwise."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        values = (value,) * rank
+    else:
+        try:
+            values = tuple(int(v) for v in value)
+        except TypeError:
+            raise ValueError(f"{layer}: {name} must be an int or {rank} ints, got {value!r}") from None
+    if len(values) != rank or any(v <= 0 for v in values):
+        raise ValueError(f"{layer}: {name} must be a positive int or {rank} positive ints, got {value!r}")
+    return values
+
+
+def normalize_padding(padding: Any, rank: int, layer: str) -> Any:
+    """Validate ``padding``: ``'valid'``, ``'same'``, ``'causal'`` (1-D), an int, ``rank`` ints or (lo, hi) pairs."""
+    if isinstance(padding, str):
+        p = padding.lower()
+        if p not in ("valid", "same", "causal"):
+            raise ValueError(f"{layer}: padding must be 'valid', 'same', 'causal', an int or pairs, got {padding!r}")
+        if p == "causal" and rank != 1:
+            raise ValueError(f"{layer}: padding='causal' is only defined for 1-D convolutions, this one is {rank}-D")
+        return p
+    if isinstance(padding, int) and not isinstance(padding, bool):
+        if padding < 0:
+            raise ValueError(f"{layer}: padding must be >= 0, got {padding}")
+        return tuple((padding, padding) for _ in range(rank))
+    try:
+        items = list(padding)
+    except TypeError:
+        raise ValueError(f"{layer}: padding must be a string, an int or a sequence, got {padding!r}") from None
+    if len(items) != rank:
+        raise ValueError(f"{layer}: padding needs {rank} entries, got {padding!r}")
+    pairs = []
+    for item in items:
+        pair = (item, item) if isinstance(item, int) else tuple(item)
+        if len(pair) != 2 or any((not isinstance(v, int)) or v < 0 for v in pair):
+            raise ValueError(f"{layer}: padding entries must be ints >= 0 or (lo, hi) pairs, got {padding!r}")
+        pairs.append(pair)
+    return tuple(pairs)
+
+
+def conv_pads(padding: Any, spatial: Sequence[int], kernel: Sequence[int], strides: Sequence[int],
+              dilations: Sequence[int]) -> list[tuple[int, int]]:
+    """Explicit ``(lo, hi)`` pads per spatial axis for a normalised ``padding``.
+
+    ``'same'`` is ONNX ``SAME_UPPER`` (out = ceil(in / stride), the odd pixel on the high side), which is also
+    what JAX, TF and Keras do; ``'causal'`` pads ``dilation * (k - 1)`` on the left.
+    """
+    if not isinstance(padding, str):
+        return [tuple(p) for p in padding]
+    pads = []
+    for n, k, s, d in zip(spatial, kernel, strides, dilations):
+        k_eff = (k - 1) * d + 1
+        if padding == "valid":
+            pads.append((0, 0))
+        elif padding == "causal":
+            pads.append((k_eff - 1, 0))
+        else:
+            out = -(-n // s)
+            total = max((out - 1) * s + k_eff - n, 0)
+            pads.append((total // 2, total - total // 2))
+    return pads
+
+
+def conv_output_size(n: int, k: int, s: int, d: int, lo: int, hi: int) -> int:
+    """Output length of a convolution along one axis."""
+    return (n + lo + hi - ((k - 1) * d + 1)) // s + 1
+
+
+def transpose_geometry(padding: Any, kernel: Sequence[int], strides: Sequence[int], dilations: Sequence[int],
+                       output_padding: Any = None) -> tuple[list[tuple[int, int]], list[int]]:
+    """ONNX ``ConvTranspose`` pads (cropping, ``(lo, hi)`` per axis) and ``output_padding`` for ``padding``.
+
+    ``'same'`` gives ``out = in * stride`` and ``'valid'`` gives ``out = (in - 1) * stride + k_eff``
+    (with ``k_eff < stride`` the gap is filled by output padding), matching JAX/Keras/TF.
+    """
+    rank = len(kernel)
+    extra = [0] * rank if output_padding is None else list(output_padding)
+    if not isinstance(padding, str):
+        return [tuple(p) for p in padding], extra
+    pads, outpad = [], []
+    for i, (k, s, d) in enumerate(zip(kernel, strides, dilations)):
+        k_eff = (k - 1) * d + 1
+        if padding == "valid":
+            pads.append((0, 0))
+            outpad.append(extra[i] + max(s - k_eff, 0))
+        elif padding == "same":
+            total = max(k_eff - s, 0)
+            pads.append((total // 2, total - total // 2))
+            outpad.append(extra[i] + max(s - k_eff, 0))
+        else:
+            raise ValueError(f"padding={padding!r} is not supported by transposed convolutions")
+    return pads, outpad
+
+
+def transpose_output_size(n: int, k: int, s: int, d: int, lo: int, hi: int, outpad: int) -> int:
+    """Output length of a transposed convolution along one axis (ONNX / torch formula)."""
+    return (n - 1) * s + (k - 1) * d + 1 - lo - hi + outpad
+
+
+def onnx_pads(pairs: Sequence[tuple[int, int]]) -> list[int]:
+    """``[(lo, hi), ...]`` as ONNX ``pads``: all begins, then all ends."""
+    return [p[0] for p in pairs] + [p[1] for p in pairs]
+
+
+def pairs_from_onnx(pads: Sequence[int]) -> list[tuple[int, int]]:
+    """ONNX ``pads`` back to ``[(lo, hi), ...]``."""
+    r = len(pads) // 2
+    return [(int(pads[i]), int(pads[i + r])) for i in range(r)]

@@ -1,0 +1,105 @@
+"""Defaults and option validation shared by every framework (yat-ops.md Part 1 and section 0.2).
+
+Every constant lives here once: the default epsilon, sqrt(2) for ``constant_alpha=True`` and the 1e-8 guard
+of the spherical / weight-normalised modes.
+
+>>> resolve_alpha(True, None)
+AlphaSpec(learnable=True, value=1.0)
+>>> resolve_alpha(True, True).value == SQRT2
+True
+>>> check_epsilon(0.0, "YatNMN")
+Traceback (most recent call last):
+...
+ValueError: YatNMN: epsilon must be > 0, got 0.0
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_EPSILON = 1e-5
+SQRT2 = math.sqrt(2.0)
+NORM_GUARD = 1e-8
+SOFTERMAX_EPSILON = 1e-12
+PERFORMER_DIV_EPSILON = 1e-6
+ROPE_THETA = 10000.0
+NORMALIZATIONS = ("softmax", "l1", "softermax")
+ROPE_STYLES = ("interleaved", "half")
+
+
+@dataclass(frozen=True)
+class AlphaSpec:
+    """How a layer scales its output: a learnable parameter (init ``value``) or a fixed ``value``."""
+
+    learnable: bool
+    value: float
+
+
+@dataclass(frozen=True)
+class BiasSpec:
+    """The numerator bias: ``mode`` is ``"learnable"``, ``"constant"`` (fixed ``value``) or ``"none"``."""
+
+    mode: str
+    value: float = 0.0
+
+
+def resolve_alpha(use_alpha: bool, constant_alpha: Any) -> AlphaSpec:
+    """Resolve the three alpha modes; ``constant_alpha`` wins over ``use_alpha``.
+
+    ``constant_alpha=True`` means sqrt(2), a number means that number (0.0 included), ``False``/``None`` means
+    "not constant". ``use_alpha=False`` means alpha = 1 with no parameter.
+    """
+    if constant_alpha is True:
+        return AlphaSpec(False, SQRT2)
+    if constant_alpha is not None and constant_alpha is not False:
+        if isinstance(constant_alpha, bool) or not isinstance(constant_alpha, (int, float)):
+            raise TypeError(f"constant_alpha must be None, a bool or a number, got {constant_alpha!r}")
+        return AlphaSpec(False, float(constant_alpha))
+    if use_alpha:
+        return AlphaSpec(True, 1.0)
+    return AlphaSpec(False, 1.0)
+
+
+def resolve_bias(use_bias: bool, constant_bias: Any) -> BiasSpec:
+    """Resolve the three bias modes; a ``constant_bias`` number turns the bias on without a parameter."""
+    if constant_bias is not None:
+        if isinstance(constant_bias, bool) or not isinstance(constant_bias, (int, float)):
+            raise TypeError(f"constant_bias must be None or a number, got {constant_bias!r}")
+        return BiasSpec("constant", float(constant_bias))
+    return BiasSpec("learnable" if use_bias else "none")
+
+
+def check_epsilon(epsilon: Any, layer: str) -> float:
+    """Return ``epsilon`` as a float, or raise ``ValueError`` naming ``layer`` if it is not > 0."""
+    try:
+        value = float(epsilon)
+    except (TypeError, ValueError):
+        raise ValueError(f"{layer}: epsilon must be a number > 0, got {epsilon!r}") from None
+    if not value > 0 or math.isinf(value):
+        raise ValueError(f"{layer}: epsilon must be > 0, got {epsilon!r}")
+    return value
+
+
+def check_positive_int(value: Any, name: str, layer: str) -> int:
+    """Return ``value`` if it is a positive int, else raise ``ValueError`` naming the layer and option."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{layer}: {name} must be a positive int, got {value!r}")
+    return value
+
+
+def check_choice(value: Any, choices: tuple, name: str, layer: str) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise ``ValueError`` listing them."""
+    if value not in choices:
+        raise ValueError(f"{layer}: {name} must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+def inverse_softplus(value: float) -> float:
+    """``log(exp(v) - 1)`` computed stably in float64: the raw init of a learnable epsilon.
+
+    >>> round(inverse_softplus(1e-5), 4)
+    -11.5129
+    """
+    return value + math.log(-math.expm1(-value))

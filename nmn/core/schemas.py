@@ -1,0 +1,130 @@
+"""The ``nmn`` ONNX domain, version 1: every function's name, inputs and attributes.
+
+This table is the contract between ``onnx_ops`` (which implements each function with onnxscript), the
+exporters (which write every attribute explicitly on every call node) and the validator (which checks a file's
+calls against it). It is plain data so that ``nmn.core`` stays free of onnx.
+
+All inputs are required (onnx-notes.md section 1b): a layer without a bias passes zeros, without alpha a 1,
+and the effective epsilon is always an input ``EPS`` of shape (1,) -- a constant initializer, or the output of a
+``Softplus`` node fed by the raw learnable parameter (yat-ops.md Part 1, decision 7).
+
+>>> FUNCTIONS["YatDense"].inputs
+('X', 'W', 'B', 'ALPHA', 'EPS')
+>>> sorted(FUNCTIONS["YatDense"].attributes)
+['spherical', 'weight_normalized']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DOMAIN = "nmn"
+DOMAIN_VERSION = 1
+OPSET = 18
+
+
+@dataclass(frozen=True)
+class FunctionSchema:
+    """One function of the ``nmn`` domain: ordered inputs, attributes ``{name: (type, default)}``, outputs."""
+
+    name: str
+    inputs: tuple[str, ...]
+    attributes: dict[str, tuple[str, object]] = field(default_factory=dict)
+    outputs: tuple[str, ...] = ("Y",)
+    doc: str = ""
+
+
+def _schema(name, inputs, attributes=None, outputs=("Y",), doc=""):
+    return FunctionSchema(name, tuple(inputs), dict(attributes or {}), tuple(outputs), doc)
+
+
+_CONV_ATTRS = {
+    "auto_pad": ("string", "NOTSET"),
+    "dilations": ("ints", None),
+    "group": ("int", 1),
+    "pads": ("ints", None),
+    "strides": ("ints", None),
+}
+_MHA_INPUTS = ("XQ", "XK", "XV", "MASK", "WQ", "BQ", "WK", "BK", "WV", "BV", "WO", "BO", "ALPHA", "EPS")
+_ATTN_ATTRS = {
+    "num_heads": ("int", 1),
+    "spherical": ("int", 0),
+    "normalization": ("string", "softmax"),
+    "power": ("float", 1.0),
+    "causal": ("int", 0),
+}
+
+FUNCTIONS: dict[str, FunctionSchema] = {
+    s.name: s
+    for s in (
+        _schema(
+            "YatDense",
+            ("X", "W", "B", "ALPHA", "EPS"),
+            {"spherical": ("int", 0), "weight_normalized": ("int", 0)},
+            doc="Y[..., o] = ALPHA * (x.w_o + B_o)^2 / (relu(|x|^2 + |w_o|^2 - 2 x.w_o) + EPS); W (O, I).",
+        ),
+        _schema(
+            "YatConv",
+            ("X", "W", "B", "ALPHA", "EPS"),
+            {**_CONV_ATTRS, "pad_mode": ("string", "constant"), "weight_normalized": ("int", 0)},
+            doc="Yat product of every (padded) patch of X (N, C, *S) with each filter of W (M, C/group, *k).",
+        ),
+        _schema(
+            "YatConvTranspose",
+            ("X", "W", "B", "ALPHA", "EPS"),
+            {**_CONV_ATTRS, "output_padding": ("ints", None)},
+            doc="Transposed-convolution Yat product; X (N, C, *S), W (C, M/group, *k) as ONNX ConvTranspose.",
+        ),
+        _schema(
+            "YatAttention",
+            ("Q", "K", "V", "MASK", "ALPHA", "EPS"),
+            {k: _ATTN_ATTRS[k] for k in ("spherical", "normalization", "power", "causal")},
+            doc="Yat attention on (B, L, H, D) heads; MASK bool broadcastable to (B, H, Lq, Lk), True = attend.",
+        ),
+        _schema(
+            "YatMultiHeadAttention",
+            _MHA_INPUTS,
+            dict(_ATTN_ATTRS),
+            doc="Four affine projections (W in (out, in) layout) around YatAttention; X* (B, L, E).",
+        ),
+        _schema(
+            "RotaryYatMultiHeadAttention",
+            _MHA_INPUTS + ("COS", "SIN"),
+            {**_ATTN_ATTRS, "interleaved": ("int", 1)},
+            doc="YatMultiHeadAttention with rotary embeddings of Q and K at positions 0..L-1; COS/SIN (T, D/2).",
+        ),
+        _schema(
+            "YatPerformerMultiHeadAttention",
+            _MHA_INPUTS + ("PROJ",),
+            {"num_heads": ("int", 1), "causal": ("int", 0)},
+            doc="Linear-time spherical Yat-Performer: FAVOR+-style features of unit q, k with PROJ (m, D).",
+        ),
+        _schema(
+            "YatEmbedAttend",
+            ("Q", "E", "ALPHA", "EPS"),
+            {"spherical": ("int", 0)},
+            doc="Embedding attend: ALPHA * (q.e_v)^2 / (relu(|q|^2 + |e_v|^2 - 2 q.e_v) + EPS), E (V, F).",
+        ),
+        _schema(
+            "RotaryEmbedding",
+            ("X", "COS", "SIN"),
+            {"interleaved": ("int", 1)},
+            doc="Rotate X (B, L, H, D) at positions 0..L-1 with tables COS/SIN (T, D/2).",
+        ),
+        _schema(
+            "YatPerformerFeatures",
+            ("X", "PROJ"),
+            {"epsilon": ("float", 1e-5)},
+            doc="phi(x) = (|u| + epsilon) * exp(u - 1/2) / sqrt(m), u = PROJ x_hat / sqrt(D), x_hat = x/|x|.",
+        ),
+        _schema(
+            "YatLinearAttention",
+            ("QF", "KF", "V"),
+            {"causal": ("int", 0)},
+            doc="Linear readout QF (KF^T V) / (QF . sum KF +- 1e-6) on (B, L, H, m) features.",
+        ),
+        _schema("Softermax", ("X",), {"n": ("float", 1.0), "epsilon": ("float", 1e-12), "axis": ("int", -1)}),
+        _schema("SofterSigmoid", ("X",), {"n": ("float", 1.0)}),
+        _schema("SoftTanh", ("X",), {"n": ("float", 1.0)}),
+    )
+}

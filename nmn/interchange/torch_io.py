@@ -1,0 +1,605 @@
+"""PyTorch <-> ONNX: export any ``nn.Module`` built from nmn and standard layers, load any nmn ONNX file.
+
+Export route: ``torch.fx`` symbolic tracing with nmn layers (and standard ``torch.nn`` layers) as leaves, then a
+walk of the traced graph that executes each node eagerly (for shapes and the check) and emits it through the
+framework-neutral :class:`~nmn.interchange.graph.GraphBuilder`. This differs from onnx-notes.md's route A
+(dynamo + a ``torch.library`` op) on purpose: with one neutral emitter for all six frameworks, the same model
+gives the same ONNX whichever framework it came from, which is what makes export(load(f)) bit-identical and the
+any-to-any matrix cheap. The cost: models whose ``forward`` has data-dependent Python control flow cannot be
+traced by fx; the error says so.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import os
+from typing import Any, Sequence
+
+import numpy as np
+import onnx
+
+from nmn.interchange import emit
+from nmn.interchange.graph import ExportError, GraphBuilder, check_against, save_model
+from nmn.interchange.interpret import check_supported, execute, replay
+from nmn.interchange.reader import OnnxGraph, read_model
+
+try:
+    import torch
+    import torch.fx
+    import torch.nn as nn
+    import torch.nn.functional as TF
+except ImportError as err:  # pragma: no cover - exercised only without torch
+    raise ImportError('nmn.interchange.torch_io needs PyTorch: pip install "nmn[torch]"') from err
+
+
+def _yat_types():
+    import nmn.torch as nt
+
+    return (nt.YatNMN, nt.YatConv1D.__mro__[1], nt.YatConvTranspose1D.__mro__[1], nt.MultiHeadYatAttention,
+            nt.RotaryYatAttention, nt.YatEmbed)
+
+
+def _attend_marker(layer_path: str, query):  # a call_function target standing for ``embed.attend(query)``
+    raise RuntimeError("placeholder for YatEmbed.attend inside traced graphs; never executed")
+
+
+class _Tracer(torch.fx.Tracer):
+    def __init__(self, yat_types):
+        super().__init__()
+        self.yat_types = yat_types
+
+    def is_leaf_module(self, m, qualname):
+        return isinstance(m, self.yat_types) or super().is_leaf_module(m, qualname)
+
+
+def _trace(model: nn.Module) -> torch.fx.Graph:
+    import nmn.torch as nt
+
+    tracer = _Tracer(_yat_types())
+    original = nt.YatEmbed.attend
+
+    def attend(self, query):
+        if isinstance(query, torch.fx.Proxy):
+            return tracer.create_proxy("call_function", _attend_marker, (tracer.path_of_module(self), query), {})
+        return original(self, query)
+
+    nt.YatEmbed.attend = attend
+    try:
+        return tracer.trace(model)
+    except Exception as err:
+        raise ExportError(f"{type(model).__name__}: torch.fx could not trace forward() ({type(err).__name__}: "
+                          f"{err}); nmn export needs a forward without data-dependent Python control flow") from err
+    finally:
+        nt.YatEmbed.attend = original
+
+
+def _np(t) -> np.ndarray:
+    return t.detach().cpu().numpy()
+
+
+def _np_param(t):
+    return None if t is None else _np(t).astype(np.float32, copy=False)
+
+
+_ACTIVATIONS = {nn.ReLU: "relu", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.SiLU: "silu", nn.Softplus: "softplus"}
+_FN_ACTIVATIONS = {TF.relu: "relu", torch.relu: "relu", torch.sigmoid: "sigmoid", TF.sigmoid: "sigmoid",
+                   torch.tanh: "tanh", TF.tanh: "tanh", TF.silu: "silu", TF.softplus: "softplus"}
+_BINARY = {operator.add: "Add", torch.add: "Add", operator.mul: "Mul", torch.mul: "Mul", operator.sub: "Sub",
+           torch.sub: "Sub", operator.truediv: "Div", torch.div: "Div", operator.matmul: "MatMul",
+           torch.matmul: "MatMul"}
+
+
+def _conv_padding(m) -> Any:
+    if isinstance(m.padding, str):
+        return m.padding
+    return tuple((p, p) for p in m.padding)
+
+
+class _Exporter:
+    def __init__(self, model: nn.Module, example_inputs: Sequence):
+        self.model = model
+        self.inputs = list(example_inputs)
+        self.modules = dict(model.named_modules())
+        self.b = GraphBuilder(source="torch", layout="channels_first")
+        self.value: dict = {}   # fx node -> eager value
+        self.onnx: dict = {}    # fx node -> ONNX value name (or python constant)
+        self.unsupported: list[str] = []
+
+    # --------------------------------------------------------------------------------------------------------
+    def run(self, input_names, output_names) -> tuple[onnx.ModelProto, list]:
+        import nmn.torch.spec as tspec
+
+        self.spec = tspec
+        graph = _trace(self.model)
+        placeholders = [n for n in graph.nodes if n.op == "placeholder"]
+        if len(placeholders) != len(self.inputs):
+            raise ExportError(f"{type(self.model).__name__}.forward takes {len(placeholders)} input(s), "
+                              f"{len(self.inputs)} example input(s) were given")
+        outputs = []
+        for node in graph.nodes:
+            if node.op == "placeholder":
+                i = placeholders.index(node)
+                x = self.inputs[i]
+                name = input_names[i] if input_names else node.name
+                self.value[node] = x
+                self.onnx[node] = self.b.input(name, (None, *x.shape[1:]), _np(x).dtype)
+            elif node.op == "output":
+                result = node.args[0]
+                outputs = list(result) if isinstance(result, (tuple, list)) else [result]
+            else:
+                self._emit(node)
+        if self.unsupported:
+            raise ExportError(f"{type(self.model).__name__}: cannot export {len(self.unsupported)} operation(s):\n  - "
+                              + "\n  - ".join(self.unsupported))
+        expected = []
+        for i, out in enumerate(outputs):
+            name = output_names[i] if output_names else ("output" if len(outputs) == 1 else f"output_{i}")
+            self.b.output(self.onnx[out], name)
+            expected.append(_np(self.value[out]))
+        return self.b.build(), expected
+
+    def _args(self, args):
+        return [self.onnx[a] if isinstance(a, torch.fx.Node) else a for a in args]
+
+    def _vals(self, args):
+        def val(a):
+            if isinstance(a, torch.fx.Node):
+                return self.value[a]
+            if isinstance(a, (tuple, list)):
+                return type(a)(val(v) for v in a)
+            return a
+        return [val(a) for a in args]
+
+    def _emit(self, node: torch.fx.Node) -> None:
+        b = self.b
+        args = node.args
+        kwargs = {k: (self.value[v] if isinstance(v, torch.fx.Node) else v) for k, v in node.kwargs.items()}
+        if node.op == "get_attr":
+            value = operator.attrgetter(node.target)(self.model)
+            self.value[node] = value
+            self.onnx[node] = b.initializer(node.target, _np(value))
+            return
+        if node.op == "call_module":
+            m = self.modules[node.target]
+            with torch.no_grad():
+                self.value[node] = m(*self._vals(args), **kwargs)
+            self.onnx[node] = self._module(node, m)
+            return
+        if node.op == "call_function" and node.target is _attend_marker:
+            path, q = args
+            layer = self.modules[path]
+            with torch.no_grad():
+                self.value[node] = layer.attend(self.value[q])
+            kind, config, params = self.spec.to_spec(layer)
+            self.onnx[node] = emit.yat_layer(b, path, kind, config, params, [self.onnx[q]], call={"method": "attend"})
+            return
+        with torch.no_grad():
+            if node.op == "call_function":
+                self.value[node] = node.target(*self._vals(args), **kwargs)
+            else:  # call_method
+                obj, *rest = self._vals(args)
+                self.value[node] = getattr(obj, node.target)(*rest, **kwargs)
+        self.onnx[node] = self._function(node)
+
+    def _module(self, node, m):
+        b, name = self.b, node.target
+        x = self.onnx[node.args[0]] if node.args else None
+        x_val = self.value[node.args[0]] if node.args else None
+        if isinstance(m, _yat_types()):
+            kind, config, params = self.spec.to_spec(m)
+            ins, call = [x], {}
+            if kind in ("MultiHeadYatAttention", "RotaryYatAttention"):
+                named = ["query", "key", "value", "mask"] if kind == "MultiHeadYatAttention" else ["x", "mask"]
+                given = dict(zip(named, node.args))
+                given.update(node.kwargs)
+                ins = [self.onnx[given[k]] if isinstance(given.get(k), torch.fx.Node) else ""
+                       for k in named if k != "mask"]
+                if isinstance(given.get("mask"), torch.fx.Node):
+                    call["mask"] = self.onnx[given["mask"]]
+            trainable = {k: bool(p.requires_grad) for k, p in m.named_parameters(recurse=False)}
+            trainable = {"weight" if k in ("weight", "kernel") else k: v for k, v in trainable.items()}
+            return emit.yat_layer(b, name, kind, config, params, ins, in_shape=tuple(x_val.shape), call=call,
+                                  trainable=trainable)
+        if isinstance(m, nn.Linear):
+            return emit.linear(b, name, x, _np_param(m.weight), _np_param(m.bias), rank=x_val.dim())
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            if m.padding_mode != "zeros":
+                self.unsupported.append(f"{name}: {type(m).__name__}(padding_mode={m.padding_mode!r}) "
+                                        "(use nmn's YatConv or padding_mode='zeros')")
+                return None
+            return emit.conv(b, name, x, _np_param(m.weight), _np_param(m.bias), in_shape=tuple(x_val.shape),
+                             strides=m.stride, dilations=m.dilation, groups=m.groups, padding=_conv_padding(m))
+        if isinstance(m, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
+            return emit.conv(b, name, x, _np_param(m.weight), _np_param(m.bias), in_shape=tuple(x_val.shape),
+                             strides=m.stride, dilations=m.dilation, groups=m.groups,
+                             padding=tuple((p, p) for p in m.padding), transpose=True, output_padding=m.output_padding)
+        if type(m) in _ACTIVATIONS:
+            return emit.activation(b, _ACTIVATIONS[type(m)], x, name=name)
+        if isinstance(m, nn.GELU):
+            return emit.activation(b, "gelu_tanh" if m.approximate == "tanh" else "gelu", x, name=name)
+        if isinstance(m, (nn.Softmax, nn.LogSoftmax)):
+            dim = m.dim if m.dim is not None else -1
+            return emit.activation(b, "softmax" if isinstance(m, nn.Softmax) else "log_softmax", x, axis=dim, name=name)
+        if isinstance(m, (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.Identity)):
+            return x
+        if isinstance(m, nn.Flatten):
+            if m.start_dim != 1 or m.end_dim != -1:
+                self.unsupported.append(f"{name}: Flatten(start_dim={m.start_dim}, end_dim={m.end_dim}) "
+                                        "(only start_dim=1, end_dim=-1)")
+                return None
+            return emit.flatten(b, x, name=name)
+        if isinstance(m, nn.LayerNorm):
+            if len(m.normalized_shape) != 1:
+                self.unsupported.append(f"{name}: LayerNorm over {len(m.normalized_shape)} axes (only the last)")
+                return None
+            return emit.layer_norm(b, name, x, _np_param(m.weight), _np_param(m.bias), m.eps)
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            if m.training:
+                self.unsupported.append(f"{name}: {type(m).__name__} in training mode (call model.eval())")
+                return None
+            n = m.num_features
+            scale = _np_param(m.weight) if m.weight is not None else np.ones(n, np.float32)
+            shift = _np_param(m.bias) if m.bias is not None else np.zeros(n, np.float32)
+            return emit.batch_norm(b, name, x, scale, shift, _np_param(m.running_mean), _np_param(m.running_var),
+                                   m.eps, rank=x_val.dim() - 2)
+        if isinstance(m, nn.Embedding):
+            return emit.embedding(b, name, x, _np_param(m.weight))
+        if isinstance(m, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)):
+            rank = x_val.dim() - 2
+            k = _tuple(m.kernel_size, rank)
+            s = _tuple(m.stride if m.stride is not None else m.kernel_size, rank)
+            p = _tuple(m.padding, rank)
+            if getattr(m, "ceil_mode", False) or any(d != 1 for d in _tuple(getattr(m, "dilation", 1), rank)):
+                self.unsupported.append(f"{name}: {type(m).__name__} with ceil_mode or dilation")
+                return None
+            kind = "max" if "Max" in type(m).__name__ else "avg"
+            return emit.pool(b, kind, x, kernel=k, strides=s, pads=[(q, q) for q in p], name=name)
+        if isinstance(m, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)):
+            if any(o != 1 for o in _tuple(m.output_size, x_val.dim() - 2)):
+                self.unsupported.append(f"{name}: {type(m).__name__}(output_size={m.output_size}) (only 1)")
+                return None
+            return emit.pool(b, "global_avg", x, kernel=None, strides=None, name=name)
+        self.unsupported.append(f"{name}: module {type(m).__name__}")
+        return None
+
+    def _function(self, node):
+        b, t = self.b, node.target
+        args = node.args
+        name = node.name
+        if node.op == "call_function" and t in _BINARY:
+            ins = []
+            for a in args[:2]:
+                if isinstance(a, torch.fx.Node):
+                    ins.append(self.onnx[a])
+                else:
+                    ins.append(b.constant(f"{name}.const", np.array(a, np.float32)))
+            return b.node(_BINARY[t], ins, name=name)
+        if node.op == "call_function" and t in _FN_ACTIVATIONS:
+            return emit.activation(b, _FN_ACTIVATIONS[t], self.onnx[args[0]], name=name)
+        if node.op == "call_function" and t is TF.gelu:
+            approx = node.kwargs.get("approximate", "none")
+            return emit.activation(b, "gelu_tanh" if approx == "tanh" else "gelu", self.onnx[args[0]], name=name)
+        if (node.op == "call_function" and t in (TF.softmax, torch.softmax)) or (node.op == "call_method" and t == "softmax"):
+            dim = node.kwargs.get("dim", args[1] if len(args) > 1 else -1)
+            return emit.activation(b, "softmax", self.onnx[args[0]], axis=dim, name=name)
+        if (t is torch.flatten) or (node.op == "call_method" and t == "flatten"):
+            start = node.kwargs.get("start_dim", args[1] if len(args) > 1 else 0)
+            if start != 1:
+                self.unsupported.append(f"{name}: flatten(start_dim={start}) (only start_dim=1)")
+                return None
+            return emit.flatten(b, self.onnx[args[0]], name=name)
+        if node.op == "call_method" and t in ("view", "reshape") or t is torch.reshape:
+            dims = args[1:] if node.op == "call_method" else args[1]
+            if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+                dims = dims[0]
+            shape = [0 if i == 0 and isinstance(d, torch.fx.Node) else (self.value[d] if isinstance(d, torch.fx.Node)
+                     else d) for i, d in enumerate(dims)]
+            return emit.reshape(b, self.onnx[args[0]], shape, name=name)
+        if node.op == "call_method" and t == "size" or (node.op == "call_function" and t is getattr):
+            return None  # shape arithmetic: consumed by view/reshape above
+        if t in (torch.cat, torch.concat):
+            return b.node("Concat", [self.onnx[a] for a in args[0]], {"axis": node.kwargs.get("dim", args[1] if len(args) > 1 else 0)},
+                          name=name)
+        if node.op == "call_method" and t == "mean" or t is torch.mean:
+            dims = node.kwargs.get("dim", args[1] if len(args) > 1 else None)
+            keep = int(node.kwargs.get("keepdim", args[2] if len(args) > 2 else False))
+            dims = [dims] if isinstance(dims, int) else list(dims)
+            axes = b.constant(f"{name}.axes", np.array(dims, np.int64))
+            return b.node("ReduceMean", [self.onnx[args[0]], axes], {"keepdims": keep}, name=name)
+        if node.op == "call_method" and t in ("permute", "transpose") or t in (torch.permute, torch.transpose):
+            rank = self.value[args[0]].dim()
+            if t in ("transpose", torch.transpose):
+                perm = list(range(rank))
+                i, j = (d % rank for d in args[1:3])
+                perm[i], perm[j] = perm[j], perm[i]
+            else:
+                perm = list(args[1:]) if node.op == "call_method" else list(args[1])
+                if len(perm) == 1 and isinstance(perm[0], (tuple, list)):
+                    perm = list(perm[0])
+            return b.node("Transpose", [self.onnx[args[0]]], {"perm": [p % rank for p in perm]}, name=name)
+        if node.op == "call_method" and t == "contiguous":
+            return self.onnx[args[0]]
+        if node.op == "call_function" and t is operator.getitem and isinstance(self.value[args[0]], (tuple, list)):
+            return self.onnx[args[0]]
+        squash = _squashers().get(t)
+        if squash is not None:
+            kind, defaults = squash
+            cfg = dict(defaults)
+            extra = list(args[1:])
+            for key, v in zip([k for k in cfg if k != "axis"] + ["axis"], extra):
+                cfg[key] = v
+            cfg.update({("axis" if k == "dim" else k): v for k, v in node.kwargs.items()})
+            return emit.yat_layer(b, name, kind, cfg, {}, [self.onnx[args[0]]])
+        self.unsupported.append(f"{name}: {node.op} {getattr(t, '__name__', t)}")
+        return None
+
+
+def _squashers():
+    import nmn.torch as nt
+
+    return {nt.softermax: ("softermax", {"n": 1.0, "epsilon": 1e-12, "axis": -1}),
+            nt.softer_sigmoid: ("softer_sigmoid", {"n": 1.0}), nt.soft_tanh: ("soft_tanh", {"n": 1.0})}
+
+
+def _tuple(v, rank):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v,) * rank
+
+
+# ---------------------------------------------------------------------------------------------------------- API
+def export(model: nn.Module, example_inputs: Any, path: str | os.PathLike | None = None, *,
+           input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None,
+           rtol: float = 1e-5, inline: bool = False) -> onnx.ModelProto:
+    """Export a PyTorch model of nmn and standard layers to ONNX, checked in onnxruntime before writing.
+
+    Args:
+        model: an ``nn.Module`` (put it in ``eval()`` mode for BatchNorm / Dropout), or a model returned by
+            :func:`load` (written back with the file's names and the current weights).
+        example_inputs: a tensor or a tuple of tensors; the first dimension becomes the symbolic ``batch``.
+        path: where to write the file (atomically; nothing is written if any check fails).
+        input_names, output_names: graph names (default: the ``forward`` argument names, ``output``).
+        rtol: the onnxruntime check's tolerance, relative to each output's largest magnitude.
+        inline: also write ``<path stem>.inlined.onnx`` with the functions inlined.
+
+    Returns:
+        the ``onnx.ModelProto``.
+
+    Example:
+        >>> import torch, nmn.torch as nt
+        >>> from nmn.interchange import torch_io
+        >>> net = torch.nn.Sequential(torch.nn.Flatten(), nt.YatNMN(12, 5), torch.nn.Linear(5, 2))
+        >>> model = torch_io.export(net, torch.randn(3, 3, 4))
+        >>> [n.op_type for n in model.graph.node]
+        ['Flatten', 'YatDense', 'Gemm']
+    """
+    inputs = example_inputs if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
+    was_training = model.training
+    model.eval()
+    try:
+        if isinstance(model, OnnxModule):
+            proto, expected = model._replay(), None
+            with torch.no_grad():
+                out = model(*inputs)
+            expected = [_np(o) for o in (out if isinstance(out, (tuple, list)) else (out,))]
+        else:
+            proto, expected = _Exporter(model, inputs).run(input_names, output_names)
+        feeds = {vi.name: _np(x) for vi, x in zip(proto.graph.input, inputs)}
+        check_against(proto, feeds, expected, rtol=rtol, what=type(model).__name__)
+    finally:
+        model.train(was_training)
+    if path is not None:
+        save_model(proto, path)
+        if inline:
+            from nmn.interchange.graph import inline_copy
+
+            p = os.fspath(path)
+            save_model(inline_copy(proto), p[:-5] + ".inlined.onnx" if p.endswith(".onnx") else p + ".inlined")
+    return proto
+
+
+def _torch_dtype(a: np.ndarray):
+    return torch.from_numpy(np.ascontiguousarray(a))
+
+
+def _pads(attrs, rank):
+    pads = attrs.get("pads") or [0] * (2 * rank)
+    return [(pads[i], pads[i + rank]) for i in range(rank)]
+
+
+def _conv(args, a):
+    x, w = args[0], args[1]
+    bias = args[2] if len(args) > 2 else None
+    rank = w.dim() - 2
+    pairs = _pads(a, rank)
+    if any(lo != hi for lo, hi in pairs):
+        x = TF.pad(x, [p for lo_hi in reversed(pairs) for p in lo_hi])
+        padding = 0
+    else:
+        padding = [lo for lo, _ in pairs]
+    fn = (TF.conv1d, TF.conv2d, TF.conv3d)[rank - 1]
+    return fn(x, w, bias, stride=a.get("strides") or 1, padding=padding, dilation=a.get("dilations") or 1,
+              groups=a.get("group", 1))
+
+
+def _conv_transpose(args, a):
+    x, w = args[0], args[1]
+    bias = args[2] if len(args) > 2 else None
+    rank = w.dim() - 2
+    pairs = _pads(a, rank)
+    fn = (TF.conv_transpose1d, TF.conv_transpose2d, TF.conv_transpose3d)[rank - 1]
+    y = fn(x, w, bias, stride=a.get("strides") or 1, padding=0, output_padding=a.get("output_padding") or 0,
+           groups=a.get("group", 1), dilation=a.get("dilations") or 1)
+    index = [slice(None), slice(None)] + [slice(lo, y.shape[2 + i] - hi) for i, (lo, hi) in enumerate(pairs)]
+    return y[tuple(index)]
+
+
+def _pool(args, a, kind):
+    x = args[0]
+    rank = x.dim() - 2
+    pairs = _pads(a, rank)
+    k, s = a["kernel_shape"], a.get("strides") or [1] * rank
+    if any(lo != hi for lo, hi in pairs):
+        raise ValueError(f"asymmetric pool padding {pairs} is not supported in the torch loader")
+    pad = [lo for lo, _ in pairs]
+    if kind == "max":
+        return (TF.max_pool1d, TF.max_pool2d, TF.max_pool3d)[rank - 1](x, k, s, pad)
+    return (TF.avg_pool1d, TF.avg_pool2d, TF.avg_pool3d)[rank - 1](x, k, s, pad,
+                                                                   count_include_pad=bool(a.get("count_include_pad", 0)))
+
+
+def _reshape(args, a):
+    x, shape = args
+    dims = [x.shape[i] if d == 0 else d for i, d in enumerate(shape.tolist())]
+    return x.reshape(dims)
+
+
+def _gemm(args, a):
+    x, w = args[0], args[1]
+    x = x.t() if a.get("transA", 0) else x
+    w = w.t() if a.get("transB", 0) else w
+    y = a.get("alpha", 1.0) * (x @ w)
+    if len(args) > 2 and args[2] is not None:
+        y = y + a.get("beta", 1.0) * args[2]
+    return y
+
+
+def _batch_norm(args, a):
+    x, scale, bias, mean, var = args
+    return TF.batch_norm(x, mean, var, scale, bias, training=False, eps=a.get("epsilon", 1e-5))
+
+
+def _axes(args, a):
+    if len(args) > 1 and args[1] is not None:
+        return [int(v) for v in args[1].tolist()]
+    return a.get("axes")
+
+
+TABLE = {
+    "Gemm": _gemm,
+    "MatMul": lambda x, a: x[0] @ x[1],
+    "Add": lambda x, a: x[0] + x[1],
+    "Sub": lambda x, a: x[0] - x[1],
+    "Mul": lambda x, a: x[0] * x[1],
+    "Div": lambda x, a: x[0] / x[1],
+    "Pow": lambda x, a: x[0] ** x[1],
+    "Sqrt": lambda x, a: torch.sqrt(x[0]),
+    "Relu": lambda x, a: torch.relu(x[0]),
+    "Sigmoid": lambda x, a: torch.sigmoid(x[0]),
+    "Tanh": lambda x, a: torch.tanh(x[0]),
+    "Erf": lambda x, a: torch.erf(x[0]),
+    "Softplus": lambda x, a: TF.softplus(x[0]),
+    "Softmax": lambda x, a: torch.softmax(x[0], a.get("axis", -1)),
+    "LogSoftmax": lambda x, a: torch.log_softmax(x[0], a.get("axis", -1)),
+    "Flatten": lambda x, a: x[0].reshape(int(np.prod(x[0].shape[: a.get("axis", 1)])), -1),
+    "Reshape": _reshape,
+    "Transpose": lambda x, a: x[0].permute(*a["perm"]),
+    "Identity": lambda x, a: x[0],
+    "Dropout": lambda x, a: x[0],
+    "Conv": _conv,
+    "ConvTranspose": _conv_transpose,
+    "MaxPool": lambda x, a: _pool(x, a, "max"),
+    "AveragePool": lambda x, a: _pool(x, a, "avg"),
+    "GlobalAveragePool": lambda x, a: x[0].mean(dim=tuple(range(2, x[0].dim())), keepdim=True),
+    "LayerNormalization": lambda x, a: TF.layer_norm(x[0], x[0].shape[-1:], x[1], x[2] if len(x) > 2 else None,
+                                                     a.get("epsilon", 1e-5)),
+    "BatchNormalization": _batch_norm,
+    "Gather": lambda x, a: torch.index_select(x[0], a.get("axis", 0), x[1].reshape(-1)).reshape(
+        *x[1].shape, *x[0].shape[1:]) if a.get("axis", 0) == 0 else torch.index_select(x[0], a["axis"], x[1]),
+    "Concat": lambda x, a: torch.cat(x, a["axis"]),
+    "ReduceMean": lambda x, a: x[0].mean(dim=_axes(x, a), keepdim=bool(a.get("keepdims", 1))),
+    "Squeeze": lambda x, a: x[0].squeeze(_axes(x, a)[0]) if _axes(x, a) else x[0].squeeze(),
+    "Unsqueeze": lambda x, a: x[0].unsqueeze(_axes(x, a)[0]),
+}
+
+
+def _key(name: str) -> str:
+    return name.replace(".", "__")
+
+
+class OnnxModule(nn.Module):
+    """A PyTorch module loaded from an nmn ONNX file: Yat nodes are nmn.torch layers, the other tensors are
+    parameters (trainable) or buffers (constants), and ``forward`` runs the file's graph with torch ops.
+
+    ``export`` writes it back with the file's names and the current weights.
+    """
+
+    def __init__(self, graph: OnnxGraph):
+        super().__init__()
+        import nmn.torch.spec as tspec
+
+        self._graph = graph
+        self.layers = nn.ModuleDict()
+        for name, spec in graph.layers.items():
+            self.layers[_key(name)] = tspec.from_spec(spec.kind, spec.config, spec.params)
+        owned = {init for spec in graph.layers.values() for init in spec.param_inits.values()}
+        trainable = graph.trainable_initializers()
+        self.params = nn.ParameterDict()
+        used = {i for n in graph.nodes for i in n.inputs}
+        for name, array in graph.initializers.items():
+            if name in owned or name not in used:
+                continue
+            tensor = _torch_dtype(array.copy())
+            if name in trainable and tensor.is_floating_point():
+                self.params[_key(name)] = nn.Parameter(tensor)
+            else:
+                self.register_buffer(_key("const__" + name), tensor)
+        check_supported(graph, TABLE, "torch")
+
+    def _tensor(self, name: str):
+        key = _key(name)
+        if key in self.params:
+            return self.params[key]
+        return getattr(self, _key("const__" + name), None)
+
+    def _yat(self, node, args):
+        layer = self.layers[_key(self._graph.node_layer[node.name])]
+        op = node.op
+        if op == "YatEmbedAttend":
+            return layer.attend(args[0])
+        if op == "Gather":
+            return layer(args[1])
+        if op in ("YatMultiHeadAttention", "YatPerformerMultiHeadAttention"):
+            mask = None if node.inputs[3] in self._graph.initializers else args[3]
+            return layer(args[0], args[1], args[2], mask=mask)
+        if op == "RotaryYatMultiHeadAttention":
+            mask = None if node.inputs[3] in self._graph.initializers else args[3]
+            return layer(args[0], mask=mask)
+        if op in ("Softermax", "SofterSigmoid", "SoftTanh"):
+            import nmn.torch as nt
+
+            cfg = self._graph.layers[self._graph.node_layer[node.name]].config
+            if op == "Softermax":
+                return nt.softermax(args[0], n=cfg["n"], epsilon=cfg["epsilon"], dim=cfg["axis"])
+            return (nt.softer_sigmoid if op == "SofterSigmoid" else nt.soft_tanh)(args[0], n=cfg["n"])
+        return layer(args[0])
+
+    def forward(self, *inputs):
+        outs = execute(self._graph, list(inputs), tensor=self._tensor, table=TABLE, yat=self._yat)
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def _replay(self) -> onnx.ModelProto:
+        import nmn.torch.spec as tspec
+
+        def param(name):
+            t = self._tensor(name)
+            return _np(t) if t is not None else self._graph.initializers[name]
+
+        def spec(layer_name):
+            return tspec.to_spec(self.layers[_key(layer_name)])
+
+        return replay(self._graph, source="torch", param=param, yat_spec=spec).build()
+
+
+def load(source: str | os.PathLike | onnx.ModelProto) -> OnnxModule:
+    """Load an nmn ONNX file (from any framework) as a trainable PyTorch module.
+
+    Example:
+        >>> import torch, nmn.torch as nt
+        >>> from nmn.interchange import torch_io
+        >>> net = torch.nn.Sequential(nt.YatNMN(4, 3), torch.nn.Linear(3, 2))
+        >>> loaded = torch_io.load(torch_io.export(net, torch.randn(2, 4)))
+        >>> x = torch.randn(5, 4)
+        >>> bool(torch.allclose(loaded(x), net(x), atol=1e-6))
+        True
+    """
+    return OnnxModule(read_model(source))

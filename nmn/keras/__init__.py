@@ -1,0 +1,40 @@
+"""nmn Yat layers for Keras 3 (TensorFlow, JAX and PyTorch backends), written with public ``keras.ops`` only.
+
+Every layer is registered as Keras-serializable (package ``"nmn"``), so models holding them save to and load
+from ``.keras`` files.
+
+>>> import keras
+>>> from nmn.keras import YatNMN
+>>> tuple(YatNMN(features=8)(keras.ops.zeros((2, 4))).shape)
+(2, 8)
+"""
+
+try:
+    import keras as _keras
+except ImportError as exc:  # pragma: no cover
+    raise ImportError('nmn.keras needs Keras 3: pip install "nmn[keras]"') from exc
+if not _keras.__version__.startswith("3."):  # pragma: no cover
+    raise ImportError(f'nmn.keras needs Keras 3, found {_keras.__version__}: pip install "nmn[keras]"')
+
+from nmn.keras.attention import MultiHeadYatAttention, RotaryYatAttention
+from nmn.keras.conv import YatConv1D, YatConv2D, YatConv3D
+from nmn.keras.conv_transpose import YatConvTranspose1D, YatConvTranspose2D, YatConvTranspose3D
+from nmn.keras.dense import YatNMN
+from nmn.keras.embed import YatEmbed
+from nmn.keras.squashers import soft_tanh, softer_sigmoid, softermax
+
+__all__ = [
+    "YatNMN",
+    "YatConv1D",
+    "YatConv2D",
+    "YatConv3D",
+    "YatConvTranspose1D",
+    "YatConvTranspose2D",
+    "YatConvTranspose3D",
+    "MultiHeadYatAttention",
+    "RotaryYatAttention",
+    "YatEmbed",
+    "softermax",
+    "softer_sigmoid",
+    "soft_tanh",
+]

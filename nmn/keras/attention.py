@@ -1,0 +1,313 @@
+"""Keras ``MultiHeadYatAttention`` and ``RotaryYatAttention`` (quadratic Yat attention or the Yat-Performer)."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from nmn.core import yat
+from nmn.core.options import (DEFAULT_EPSILON, NORMALIZATIONS, ROPE_STYLES, ROPE_THETA, check_choice, check_epsilon,
+                              check_positive_int, resolve_alpha)
+from nmn.keras import functional
+from nmn.keras._ops import layer_label
+
+__all__ = ["MultiHeadYatAttention", "RotaryYatAttention", "performer_projection"]
+
+
+def performer_projection(num_features, head_dim, seed=None):
+    """Orthogonal random features ``(num_features, head_dim)``: QR blocks scaled so every row has norm sqrt(d)."""
+    rng = np.random.default_rng(seed)
+    blocks = []
+    for _ in range(-(-num_features // head_dim)):
+        q, _ = np.linalg.qr(rng.normal(size=(head_dim, head_dim)))
+        blocks.append(q.T)
+    return (np.concatenate(blocks, 0)[:num_features] * math.sqrt(head_dim)).astype(np.float32)
+
+
+def _heads(x, num_heads):
+    shape = ops.shape(x)
+    return ops.reshape(x, (shape[0], shape[1], num_heads, x.shape[-1] // num_heads))
+
+
+def _merge(x):
+    shape = ops.shape(x)
+    return ops.reshape(x, (shape[0], shape[1], x.shape[-2] * x.shape[-1]))
+
+
+@keras.saving.register_keras_serializable(package="nmn")
+class MultiHeadYatAttention(keras.layers.Layer):
+    """Multi-head Yat attention: four affine projections around ``softmax(alpha (q.k)^2 / ((|q-k|^2 + eps) sqrt(d)))``.
+
+    The score is ``alpha * (q.k)^2 / ((relu(|q|^2 + |k|^2 - 2 q.k) + eps) * sqrt(head_dim))``, normalised over
+    the keys; with ``use_performer=True`` the linear-time spherical Yat-Performer replaces it
+    (``phi(q) (phi(k)^T v) / (phi(q) . sum phi(k))`` with a fixed random projection ``proj``).
+
+    Args:
+        embed_dim: model width ``E`` (output width too). num_heads: ``E`` must be divisible by it.
+        dropout: dropout rate on the attention weights in training, default 0.
+        use_bias: biases on the four projections, default True.
+        use_alpha: learnable score scale ``alpha (1,)``, default True. constant_alpha: True (sqrt 2) or a number.
+        epsilon: default 1e-5 (> 0). spherical: unit q and k, default False.
+        normalization: ``'softmax'`` (default), ``'l1'`` or ``'softermax'`` (with ``power``, default 1).
+        use_out_proj: output projection, default True. causal: lower-triangular mask, default False.
+        use_performer: linear-time Yat-Performer, default False; num_features: its random features, default 256;
+            seed: numpy seed of the projection, default None.
+        kernel_initializer: default ``"glorot_normal"``; bias_initializer: default ``"zeros"``.
+
+    Call:
+        ``layer(query, key=None, value=None, attention_mask=None, training=None)``; key defaults to query and
+        value to key; ``attention_mask`` bool broadcastable to ``(B, H, Lq, Lk)``, True = attend.
+
+    Shape:
+        ``(B, Lq, Eq), (B, Lk, Ek), (B, Lk, Ev) -> (B, Lq, E)``; kernels ``(E_in, E)``.
+
+    >>> import keras
+    >>> attn = MultiHeadYatAttention(embed_dim=8, num_heads=2)
+    >>> tuple(attn(keras.ops.ones((2, 5, 8))).shape)
+    (2, 5, 8)
+    """
+
+    def __init__(self, embed_dim, num_heads, *, dropout=0.0, use_bias=True, use_alpha=True, constant_alpha=None,
+                 epsilon=DEFAULT_EPSILON, spherical=False, normalization="softmax", power=1.0, use_out_proj=True,
+                 causal=False, use_performer=False, num_features=256, seed=None,
+                 kernel_initializer="glorot_normal", bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        cls = type(self).__name__
+        self.embed_dim = check_positive_int(embed_dim, "embed_dim", cls)
+        self.num_heads = check_positive_int(num_heads, "num_heads", cls)
+        if embed_dim % num_heads:
+            raise ValueError(f"{cls}: embed_dim={embed_dim} must be divisible by num_heads={num_heads}")
+        self.head_dim = embed_dim // num_heads
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"{cls}: dropout must be in [0, 1), got {dropout!r}")
+        self.dropout = float(dropout)
+        self.use_bias = bool(use_bias)
+        self.use_alpha = bool(use_alpha)
+        self.constant_alpha = constant_alpha
+        self._alpha_spec = resolve_alpha(use_alpha, constant_alpha)
+        self.epsilon = check_epsilon(epsilon, cls)
+        self.spherical = bool(spherical)
+        self.normalization = check_choice(normalization, NORMALIZATIONS, "normalization", cls)
+        self.power = float(power)
+        if self.power <= 0:
+            raise ValueError(f"{cls}: power must be > 0, got {power!r}")
+        self.use_out_proj = bool(use_out_proj)
+        self.causal = bool(causal)
+        self.use_performer = bool(use_performer)
+        self.num_features = check_positive_int(num_features, "num_features", cls)
+        self.seed = seed
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self._proj_init = None
+        if self.use_performer:  # drawn once, at construction (yat-ops.md Part 1, decision 5)
+            self._proj_init = performer_projection(self.num_features, self.head_dim, seed)
+        self.alpha = None
+        self.proj = None
+        self._dropout_seed = keras.random.SeedGenerator(seed) if self.dropout > 0 else None
+
+    # ---------------------------------------------------------------------------------------------- weights
+    def _projection(self, prefix, n_in, n_out):
+        kernel = self.add_weight(name=f"{prefix}_kernel", shape=(n_in, n_out), initializer=self.kernel_initializer)
+        bias = None
+        if self.use_bias:
+            bias = self.add_weight(name=f"{prefix}_bias", shape=(n_out,), initializer=self.bias_initializer)
+        return kernel, bias
+
+    def build(self, query_shape, key_shape=None, value_shape=None):
+        key_shape = query_shape if key_shape is None else key_shape
+        value_shape = key_shape if value_shape is None else value_shape
+        for what, shape in (("query", query_shape), ("key", key_shape), ("value", value_shape)):
+            if len(shape) != 3 or shape[-1] is None:
+                raise ValueError(f"{layer_label(self)}: expected {what} (B, L, features), got shape {tuple(shape)}")
+        self.q_kernel, self.q_bias = self._projection("q", query_shape[-1], self.embed_dim)
+        self.k_kernel, self.k_bias = self._projection("k", key_shape[-1], self.embed_dim)
+        self.v_kernel, self.v_bias = self._projection("v", value_shape[-1], self.embed_dim)
+        self.out_kernel = self.out_bias = None
+        if self.use_out_proj:
+            self.out_kernel, self.out_bias = self._projection("out", self.embed_dim, self.embed_dim)
+        if self._alpha_spec.learnable:
+            self.alpha = self.add_weight(name="alpha", shape=(1,), initializer="ones")
+        if self.use_performer:
+            self.proj = self.add_weight(name="proj", shape=(self.num_features, self.head_dim), trainable=False,
+                                        initializer=keras.initializers.Constant(self._proj_init))
+
+    # ------------------------------------------------------------------------------------------------- call
+    def _alpha(self):
+        if self.alpha is not None:
+            return ops.cast(self.alpha, "float32")
+        return None if self._alpha_spec.value == 1.0 else self._alpha_spec.value
+
+    def _check(self, name, x, kernel):
+        if len(x.shape) != 3 or x.shape[-1] != kernel.shape[0]:
+            raise ValueError(f"{layer_label(self)}: expected {name} (B, L, {kernel.shape[0]}), got shape "
+                             f"{tuple(x.shape)}")
+
+    def _project(self, x, kernel, bias):
+        y = ops.matmul(x, ops.cast(kernel, x.dtype))
+        return y if bias is None else y + ops.cast(bias, x.dtype)
+
+    def _qkv(self, query, key, value):
+        key = query if key is None else key
+        value = key if value is None else value
+        self._check("query", query, self.q_kernel)
+        self._check("key", key, self.k_kernel)
+        self._check("value", value, self.v_kernel)
+        q = _heads(self._project(query, self.q_kernel, self.q_bias), self.num_heads)
+        k = _heads(self._project(key, self.k_kernel, self.k_bias), self.num_heads)
+        v = _heads(self._project(value, self.v_kernel, self.v_bias), self.num_heads)
+        return q, k, v
+
+    def _attend(self, q, k, v, mask, training, causal):
+        if self.use_performer:
+            proj = ops.cast(self.proj, "float32")
+            qf = functional.performer_features(ops.cast(q, "float32"), proj, self.epsilon)
+            kf = functional.performer_features(ops.cast(k, "float32"), proj, self.epsilon)
+            alpha = self._alpha()
+            if alpha is not None:
+                qf = qf * alpha
+            o = ops.cast(functional.linear_readout(qf, kf, ops.cast(v, "float32"), causal=causal), v.dtype)
+        else:
+            dropout = None
+            if training and self.dropout > 0:
+                def dropout(w):
+                    return keras.random.dropout(w, self.dropout, seed=self._dropout_seed)
+            o = functional.yat_attention(q, k, v, mask, self._alpha(), self.epsilon, spherical=self.spherical,
+                                         normalization=self.normalization, power=self.power, causal=causal,
+                                         dropout=dropout)
+        o = _merge(o)
+        if self.use_out_proj:
+            o = self._project(o, self.out_kernel, self.out_bias)
+        return o
+
+    def call(self, query, key=None, value=None, attention_mask=None, training=None):
+        q, k, v = self._qkv(query, key, value)
+        return self._attend(q, k, v, attention_mask, training, self.causal)
+
+    def compute_output_shape(self, query_shape, key_shape=None, value_shape=None):
+        return (*query_shape[:-1], self.embed_dim)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "embed_dim": self.embed_dim,
+            "num_heads": self.num_heads,
+            "dropout": self.dropout,
+            "use_bias": self.use_bias,
+            "use_alpha": self.use_alpha,
+            "constant_alpha": self.constant_alpha,
+            "epsilon": self.epsilon,
+            "spherical": self.spherical,
+            "normalization": self.normalization,
+            "power": self.power,
+            "use_out_proj": self.use_out_proj,
+            "causal": self.causal,
+            "use_performer": self.use_performer,
+            "num_features": self.num_features,
+            "seed": self.seed,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+        }
+
+
+@keras.saving.register_keras_serializable(package="nmn")
+class RotaryYatAttention(MultiHeadYatAttention):
+    """Self-attention ``MultiHeadYatAttention`` with rotary position embeddings of q and k (RoPE).
+
+    ``q, k`` are rotated at their absolute positions with angles ``t * theta^(-2i/d)``: interleaved channel pairs
+    ``(x[2i], x[2i+1])`` by default, ``rope_style='half'`` for half-split; then the Yat score as
+    :class:`MultiHeadYatAttention`. :meth:`init_cache` / :meth:`decode` run step-by-step decoding with a KV cache
+    that equals the causal full pass.
+
+    Args:
+        embed_dim, num_heads: as :class:`MultiHeadYatAttention` (``head_dim`` must be even).
+        max_seq_len: the longest position, default 2048. theta: RoPE base, default 10000.
+        rope_style: ``'interleaved'`` (default) or ``'half'``.
+        Other keywords: as :class:`MultiHeadYatAttention` (``use_performer`` is not offered).
+
+    Shape:
+        ``(B, L, E) -> (B, L, E)``, ``L <= max_seq_len``.
+
+    >>> import keras
+    >>> attn = RotaryYatAttention(embed_dim=8, num_heads=2, max_seq_len=16, causal=True)
+    >>> x = keras.random.normal((1, 4, 8), seed=0)
+    >>> cache = attn.init_cache(1)
+    >>> steps = []
+    >>> for t in range(4):
+    ...     y, cache = attn.decode(x[:, t:t + 1], cache)
+    ...     steps.append(y)
+    >>> bool(keras.ops.all(keras.ops.abs(keras.ops.concatenate(steps, 1) - attn(x)) < 1e-5))
+    True
+    """
+
+    def __init__(self, embed_dim, num_heads, max_seq_len=2048, *, theta=ROPE_THETA, rope_style="interleaved",
+                 **kwargs):
+        cls = type(self).__name__
+        if kwargs.get("use_performer"):
+            raise ValueError(f"{cls}: use_performer=True is not offered with rotary embeddings")
+        super().__init__(embed_dim, num_heads, **kwargs)
+        if self.head_dim % 2:
+            raise ValueError(f"{cls}: head_dim = embed_dim / num_heads must be even for RoPE, got {self.head_dim}")
+        self.max_seq_len = check_positive_int(max_seq_len, "max_seq_len", cls)
+        self.theta = float(theta)
+        self.rope_style = check_choice(rope_style, ROPE_STYLES, "rope_style", cls)
+        self._tables = None
+
+    def _rope_tables(self):
+        if self._tables is None:
+            cos, sin = yat.rope_tables(self.head_dim, self.max_seq_len, self.theta)
+            self._tables = (np.asarray(cos, np.float32), np.asarray(sin, np.float32))
+        return self._tables
+
+    def _rotate(self, x, start):
+        length = x.shape[1]
+        if length is None:
+            raise ValueError(f"{layer_label(self)}: RoPE needs a known sequence length, got shape {tuple(x.shape)}")
+        if start + length > self.max_seq_len:
+            raise ValueError(f"{layer_label(self)}: positions {start}..{start + length - 1} exceed "
+                             f"max_seq_len={self.max_seq_len}")
+        cos, sin = self._rope_tables()
+        cos = ops.cast(ops.convert_to_tensor(cos[start:start + length]), x.dtype)
+        sin = ops.cast(ops.convert_to_tensor(sin[start:start + length]), x.dtype)
+        return functional.rope(x, cos, sin, interleaved=self.rope_style == "interleaved")
+
+    def call(self, inputs, attention_mask=None, training=None):
+        q, k, v = self._qkv(inputs, None, None)
+        return self._attend(self._rotate(q, 0), self._rotate(k, 0), v, attention_mask, training, self.causal)
+
+    def init_cache(self, batch_size, max_length=None):
+        """An empty KV cache ``{"key", "value": (B, T, H, D), "index": 0}`` for :meth:`decode`."""
+        length = self.max_seq_len if max_length is None else check_positive_int(max_length, "max_length",
+                                                                                   type(self).__name__)
+        shape = (batch_size, min(length, self.max_seq_len), self.num_heads, self.head_dim)
+        return {"key": ops.zeros(shape, self.compute_dtype), "value": ops.zeros(shape, self.compute_dtype),
+                "index": 0}
+
+    def decode(self, inputs, cache, training=None):
+        """Attend ``inputs (B, L, E)`` at positions ``index..index+L-1`` to the cache; returns ``(y, new_cache)``.
+
+        Keys are cached rotated at their absolute positions; each query sees the cached keys up to its own
+        position, so decoding token by token equals the causal full pass.
+        """
+        if not self.built:
+            self.build(tuple(inputs.shape))
+        start = int(cache["index"])
+        q, k, v = self._qkv(inputs, None, None)
+        length, capacity = q.shape[1], cache["key"].shape[1]
+        if start + length > capacity:
+            raise ValueError(f"{layer_label(self)}: the cache holds {capacity} positions, cannot add {length} at "
+                             f"{start}")
+        q, k = self._rotate(q, start), self._rotate(k, start)
+        keys = ops.slice_update(cache["key"], (0, start, 0, 0), ops.cast(k, cache["key"].dtype))
+        values = ops.slice_update(cache["value"], (0, start, 0, 0), ops.cast(v, cache["value"].dtype))
+        mask = (ops.arange(capacity)[None, :] <= start + ops.arange(length)[:, None])[None, None]
+        y = self._attend(q, keys, values, mask, training, False)
+        return y, {"key": keys, "value": values, "index": start + length}
+
+    def get_config(self):
+        config = super().get_config()
+        for key in ("use_performer", "num_features"):
+            config.pop(key)
+        return {**config, "max_seq_len": self.max_seq_len, "theta": self.theta, "rope_style": self.rope_style}

@@ -1,0 +1,87 @@
+"""Keras ``YatNMN``: the Yat dense layer."""
+
+from __future__ import annotations
+
+import keras
+
+from nmn.core.options import DEFAULT_EPSILON, check_positive_int
+from nmn.keras import functional
+from nmn.keras._ops import (add_yat_weights, alpha_value, bias_value, eps_value, layer_label, set_yat_options,
+                            yat_options_config)
+
+
+@keras.saving.register_keras_serializable(package="nmn")
+class YatNMN(keras.layers.Layer):
+    """Yat dense layer: ``y = alpha * (x.w + b)^2 / (relu(|x|^2 + |w|^2 - 2 x.w) + eps)`` per unit.
+
+    Args:
+        units: number of output units (``features`` is accepted as an alias).
+        use_bias: learnable numerator bias, default True.
+        constant_bias: a fixed bias value instead of a parameter, default None.
+        use_alpha: learnable output scale ``alpha (1,)`` init 1, default True.
+        constant_alpha: ``True`` for sqrt(2) or a number: fixed alpha, no parameter, default None.
+        epsilon: added to the clamped distance, must be > 0, default 1e-5.
+        learnable_epsilon: learn ``epsilon_param`` with ``eps = softplus(epsilon_param)``, default False.
+        spherical: unit-normalise x and every w, distance ``2 - 2 cos``, default False.
+        weight_normalized: unit-normalise every w at call time, default False.
+        lazy: freeze the kernel (not trainable); bias, alpha and epsilon stay trainable, default False.
+        kernel_initializer: default ``"glorot_normal"``; bias_initializer: default ``"zeros"``.
+
+    Shape:
+        ``(..., I) -> (..., units)``; kernel ``(I, units)``.
+
+    >>> import keras
+    >>> layer = YatNMN(4)
+    >>> tuple(layer(keras.ops.ones((2, 3))).shape)
+    (2, 4)
+    """
+
+    def __init__(self, units=None, *, features=None, use_bias=True, constant_bias=None, use_alpha=True,
+                 constant_alpha=None, epsilon=DEFAULT_EPSILON, learnable_epsilon=False, spherical=False,
+                 weight_normalized=False, lazy=False, kernel_initializer="glorot_normal", bias_initializer="zeros",
+                 **kwargs):
+        super().__init__(**kwargs)
+        if units is None:
+            units = features
+        elif features is not None and features != units:
+            raise ValueError(f"YatNMN: units={units!r} and features={features!r} disagree (features is an alias)")
+        self.units = check_positive_int(units, "units", "YatNMN")
+        set_yat_options(self, use_bias=use_bias, constant_bias=constant_bias, use_alpha=use_alpha,
+                        constant_alpha=constant_alpha, epsilon=epsilon, learnable_epsilon=learnable_epsilon)
+        self.spherical = bool(spherical)
+        self.weight_normalized = bool(weight_normalized)
+        self.lazy = bool(lazy)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel = None
+
+    def build(self, input_shape):
+        if len(input_shape) < 1 or input_shape[-1] is None:
+            raise ValueError(f"{layer_label(self)}: expected input (..., in_features) with a known last dimension, "
+                             f"got shape {tuple(input_shape)}")
+        self.kernel = self.add_weight(name="kernel", shape=(input_shape[-1], self.units),
+                                      initializer=self.kernel_initializer, trainable=not self.lazy)
+        add_yat_weights(self, self.units, self.bias_initializer)
+
+    def call(self, inputs):
+        in_features = self.kernel.shape[0]
+        if len(inputs.shape) < 1 or inputs.shape[-1] != in_features:
+            raise ValueError(f"{layer_label(self)}: expected input (..., {in_features}) matching kernel "
+                             f"{tuple(self.kernel.shape)}, got shape {tuple(inputs.shape)}")
+        return functional.yat_dense(inputs, self.kernel, bias_value(self), alpha_value(self), eps_value(self),
+                                    spherical=self.spherical, weight_normalized=self.weight_normalized)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            **yat_options_config(self),
+            "spherical": self.spherical,
+            "weight_normalized": self.weight_normalized,
+            "lazy": self.lazy,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+        }

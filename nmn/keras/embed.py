@@ -1,0 +1,96 @@
+"""Keras ``YatEmbed``: an embedding table with a Yat ``attend`` for tied output logits."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import ops
+
+from nmn.core.options import DEFAULT_EPSILON, check_epsilon, check_positive_int, resolve_alpha
+from nmn.keras import functional
+from nmn.keras._ops import layer_label
+
+__all__ = ["YatEmbed"]
+
+
+@keras.saving.register_keras_serializable(package="nmn")
+class YatEmbed(keras.layers.Layer):
+    """Embedding lookup ``E[ids]`` plus ``attend(q)[..., v] = alpha * (q.e_v)^2 / (relu(|q - e_v|^2) + eps)``.
+
+    Args:
+        num_embeddings: vocabulary size ``V``. features: embedding width ``F``.
+        use_alpha: learnable ``alpha (1,)`` for ``attend``, default True. constant_alpha: True (sqrt 2) or a number.
+        epsilon: default 1e-5 (> 0). spherical: unit q and rows in ``attend``, default False.
+        weight_normalized: unit-normalise the rows once at initialisation, default False.
+        embeddings_initializer: default normal with std ``1/sqrt(F)``.
+
+    Shape:
+        lookup ``ids (...) -> (..., F)``; ``attend``: ``(..., F) -> (..., V)``; table ``embedding (V, F)``.
+
+    >>> import keras
+    >>> embed = YatEmbed(num_embeddings=10, features=4)
+    >>> tuple(embed(keras.ops.array([[1, 2, 3]])).shape), tuple(embed.attend(keras.ops.ones((2, 4))).shape)
+    ((1, 3, 4), (2, 10))
+    """
+
+    def __init__(self, num_embeddings, features, *, use_alpha=True, constant_alpha=None, epsilon=DEFAULT_EPSILON,
+                 spherical=False, weight_normalized=False, embeddings_initializer=None, **kwargs):
+        super().__init__(**kwargs)
+        cls = type(self).__name__
+        self.num_embeddings = check_positive_int(num_embeddings, "num_embeddings", cls)
+        self.features = check_positive_int(features, "features", cls)
+        self.use_alpha = bool(use_alpha)
+        self.constant_alpha = constant_alpha
+        self._alpha_spec = resolve_alpha(use_alpha, constant_alpha)
+        self.epsilon = check_epsilon(epsilon, cls)
+        self.spherical = bool(spherical)
+        self.weight_normalized = bool(weight_normalized)
+        if embeddings_initializer is None:
+            embeddings_initializer = keras.initializers.RandomNormal(stddev=1.0 / math.sqrt(features))
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+        self.alpha = None
+        self.embedding = None
+
+    def build(self, input_shape=None):
+        self.embedding = self.add_weight(name="embedding", shape=(self.num_embeddings, self.features),
+                                         initializer=self.embeddings_initializer)
+        if self.weight_normalized:
+            e = self.embedding
+            self.embedding.assign(e / (ops.sqrt(ops.sum(e * e, axis=-1, keepdims=True)) + 1e-8))
+        if self._alpha_spec.learnable:
+            self.alpha = self.add_weight(name="alpha", shape=(1,), initializer="ones")
+
+    def call(self, inputs):
+        if not str(keras.backend.standardize_dtype(inputs.dtype)).startswith(("int", "uint")):
+            raise ValueError(f"{layer_label(self)}: expected integer token ids, got dtype {inputs.dtype} "
+                             f"(shape {tuple(inputs.shape)})")
+        return ops.take(self.embedding, inputs, axis=0)
+
+    def attend(self, query):
+        """Yat logits of ``query (..., F)`` against every row: ``(..., V)`` (no bias, no sqrt(d))."""
+        if not self.built:
+            self.build()
+        if query.shape[-1] != self.features:
+            raise ValueError(f"{layer_label(self)}: attend expects (..., {self.features}) matching embedding "
+                             f"{(self.num_embeddings, self.features)}, got shape {tuple(query.shape)}")
+        alpha = self.alpha if self.alpha is not None else (
+            None if self._alpha_spec.value == 1.0 else self._alpha_spec.value)
+        return functional.yat_dense(query, ops.transpose(self.embedding), None, alpha, self.epsilon,
+                                    spherical=self.spherical)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape, self.features)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_embeddings": self.num_embeddings,
+            "features": self.features,
+            "use_alpha": self.use_alpha,
+            "constant_alpha": self.constant_alpha,
+            "epsilon": self.epsilon,
+            "spherical": self.spherical,
+            "weight_normalized": self.weight_normalized,
+            "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
+        }

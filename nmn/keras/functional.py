@@ -1,0 +1,132 @@
+"""Functional Yat ops on ``keras.ops`` (any Keras backend): the layers are thin wrappers around these.
+
+Every function computes in float32 (yat-ops.md 0.3) and casts the result to the promoted dtype of the input
+and the weights. Host layouts: dense ``kernel (I, O)``, conv ``kernel (*k, C/groups, M)``, transposed conv
+``kernel (*k, M/groups, C)``, data channels-last ``(N, *S, C)``; attention heads ``(B, L, H, D)``.
+
+>>> import numpy as np
+>>> y = yat_dense(np.ones((2, 3), "float32"), np.ones((3, 4), "float32"))
+>>> tuple(y.shape)
+(2, 4)
+"""
+
+from __future__ import annotations
+
+from keras import ops
+
+from nmn.core import yat
+from nmn.core.options import DEFAULT_EPSILON
+from nmn.keras._ops import F, compute_dtype, pad_axis, upsample_axis
+
+__all__ = ["yat_dense", "yat_conv", "yat_conv_transpose", "yat_attention", "rope", "performer_features",
+           "linear_readout"]
+
+
+def _f32(v):
+    """``None`` and Python numbers pass through; tensors become float32."""
+    return v if v is None or isinstance(v, (int, float)) else ops.cast(v, "float32")
+
+
+def _eps(epsilon):
+    return epsilon if isinstance(epsilon, (int, float)) else ops.cast(epsilon, "float32")
+
+
+def yat_dense(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, spherical=False,
+              weight_normalized=False):
+    """``alpha * (x.w + b)^2 / (relu(|x|^2 + |w|^2 - 2 x.w) + eps)`` for ``x (..., I)``, ``kernel (I, O)``."""
+    out_dtype = compute_dtype(x, kernel)
+    y = yat.yat_dense(F, ops.cast(x, "float32"), ops.cast(kernel, "float32"), _f32(bias), _f32(alpha),
+                      _eps(epsilon), spherical=spherical, weight_normalized=weight_normalized)
+    return ops.cast(y, out_dtype)
+
+
+def yat_conv(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, strides, pads, dilation_rate,
+             padding_mode="zeros", weight_normalized=False):
+    """Yat convolution of channels-last ``x (N, *S, C)`` with ``kernel (*k, C/G, M)``; ``pads`` (lo, hi) per axis.
+
+    ``pads`` may also be the string ``'same'`` (native SAME_UPPER zero padding, used when the spatial size is
+    only known at run time).
+    """
+    rank = len(kernel.shape) - 2
+    out_dtype = compute_dtype(x, kernel)
+    x = ops.cast(x, "float32")
+    w = ops.cast(kernel, "float32")
+    k_axes = tuple(range(rank + 1))
+    if weight_normalized:
+        w = w / (ops.sqrt(ops.sum(w * w, axis=k_axes, keepdims=True)) + 1e-8)
+        ww = 1.0
+    else:
+        ww = ops.sum(w * w, axis=k_axes)
+    native = "valid"
+    if pads == "same":
+        native = "same"
+    else:
+        for i, (lo, hi) in enumerate(pads):
+            x = pad_axis(x, 1 + i, lo, hi, padding_mode)
+    cin_g, m = w.shape[-2], w.shape[-1]
+    groups = x.shape[-1] // cin_g
+    dot = ops.conv(x, w, strides=strides, padding=native, dilation_rate=dilation_rate)
+    ones = ops.ones((*w.shape[:-1], groups), "float32")
+    energy = ops.conv(x * x, ones, strides=strides, padding=native, dilation_rate=dilation_rate)
+    if groups > 1:
+        energy = ops.repeat(energy, m // groups, axis=-1)
+    y = yat.yat_tail(F, dot, energy + ww - 2.0 * dot, _f32(bias), _f32(alpha), _eps(epsilon))
+    return ops.cast(y, out_dtype)
+
+
+def yat_conv_transpose(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, strides, pads,
+                       output_padding, dilation_rate, groups=1):
+    """Yat transposed convolution (ONNX ``ConvTranspose`` geometry) of channels-last ``x (N, *S, C)``.
+
+    ``kernel (*k, M/G, C)`` (Keras layout); ``pads`` are ONNX crops ``(lo, hi)`` per axis and ``output_padding``
+    extra positions at the end. Computed as a stride-1 convolution of the zero-upsampled input with the
+    spatially flipped kernel, so the same code serves every backend, groups and dilations included.
+    """
+    rank = len(kernel.shape) - 2
+    out_dtype = compute_dtype(x, kernel)
+    x = ops.cast(x, "float32")
+    w = ops.cast(kernel, "float32")
+    k = tuple(w.shape[:rank])
+    mg, c = w.shape[-2], w.shape[-1]
+    cg = c // groups
+    w5 = ops.reshape(w, (*k, mg, groups, cg))
+    ww = ops.reshape(ops.transpose(ops.sum(w5 * w5, axis=tuple(range(rank)) + (rank + 2,))), (-1,))
+    perm = tuple(range(rank)) + (rank + 2, rank + 1, rank)
+    wc = ops.reshape(ops.transpose(w5, perm), (*k, cg, groups * mg))
+    wc = ops.flip(wc, axis=tuple(range(rank)))
+    for i in range(rank):
+        x = upsample_axis(x, 1 + i, strides[i])
+        k_eff = (k[i] - 1) * dilation_rate[i] + 1
+        lo, hi = pads[i]
+        x = pad_axis(x, 1 + i, k_eff - 1 - lo, k_eff - 1 - hi + output_padding[i])
+    dot = ops.conv(x, wc, strides=1, padding="valid", dilation_rate=dilation_rate)
+    ones = ops.ones((*k, cg, groups), "float32")
+    energy = ops.conv(x * x, ones, strides=1, padding="valid", dilation_rate=dilation_rate)
+    if groups > 1:
+        energy = ops.repeat(energy, mg, axis=-1)
+    y = yat.yat_tail(F, dot, energy + ww - 2.0 * dot, _f32(bias), _f32(alpha), _eps(epsilon))
+    return ops.cast(y, out_dtype)
+
+
+def yat_attention(q, k, v, mask=None, alpha=None, epsilon=DEFAULT_EPSILON, *, spherical=False,
+                  normalization="softmax", power=1.0, causal=False, dropout=None):
+    """Yat attention of ``(B, L, H, D)`` heads; ``mask`` bool broadcastable to ``(B, H, Lq, Lk)``, True = attend."""
+    if mask is not None:
+        mask = ops.cast(mask, "bool")
+    return yat.yat_attention(F, q, k, v, mask, _f32(alpha), _eps(epsilon), spherical=spherical,
+                             normalization=normalization, power=power, causal=causal, dropout=dropout)
+
+
+def rope(x, cos, sin, *, interleaved=True):
+    """Rotate ``x (B, L, H, D)`` by tables ``cos, sin (L, D/2)``."""
+    return yat.rope(F, x, cos, sin, interleaved=interleaved)
+
+
+def performer_features(x, proj, epsilon=DEFAULT_EPSILON):
+    """Spherical FAVOR+-style features of ``x (B, L, H, D)`` with ``proj (m, D)`` -> ``(B, L, H, m)``."""
+    return yat.performer_features(F, x, proj, _eps(epsilon))
+
+
+def linear_readout(qf, kf, v, *, causal=False):
+    """Linear-time readout ``qf (kf^T v) / (qf . sum kf)`` of performer features."""
+    return yat.linear_readout(F, qf, kf, v, causal=causal)

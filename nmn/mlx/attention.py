@@ -1,0 +1,303 @@
+"""``MultiHeadYatAttention`` and ``RotaryYatAttention`` for MLX (four ``mlx.nn.Linear`` projections around Yat
+scores, named like ``mlx.nn.MultiHeadAttention``: ``query_proj``, ``key_proj``, ``value_proj``, ``out_proj``)."""
+
+from __future__ import annotations
+
+from nmn.core import yat
+from nmn.core.options import (
+    DEFAULT_EPSILON,
+    NORMALIZATIONS,
+    ROPE_STYLES,
+    ROPE_THETA,
+    check_choice,
+    check_epsilon,
+    check_positive_int,
+    resolve_alpha,
+)
+from nmn.mlx._ops import F, PlainConfigMixin, glorot_normal, mx, nn, result_dtype, to_f32
+from nmn.mlx.functional import apply_rotary_emb, precompute_freqs_cis
+
+__all__ = ["MultiHeadYatAttention", "RotaryYatAttention"]
+
+
+def _linear(n_in, n_out, bias, dtype):
+    layer = nn.Linear(n_in, n_out, bias=bias)
+    layer.weight = glorot_normal((n_out, n_in), n_in, n_out, dtype)
+    if bias:
+        layer.bias = mx.zeros((n_out,), dtype=dtype)
+    return layer
+
+
+class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
+    """Multi-head attention whose query-key scores are Yat products (yat-ops.md section 5).
+
+    ``score = alpha * (q.k)^2 / ((relu(|q|^2 + |k|^2 - 2 q.k) + eps) * sqrt(head_dim))``, normalised over the
+    keys (``softmax``, ``l1`` or ``softermax``), then ``A V`` and the output projection. With
+    ``use_performer=True`` the linear-time spherical Yat-Performer replaces the quadratic scores: FAVOR+-style
+    features ``(|u| + eps) exp(u - 1/2) / sqrt(m)`` of the unit heads with a fixed random projection
+    ``proj (num_features, head_dim)`` drawn once at construction (a frozen parameter: saved, exported and
+    transferred, never trained).
+
+    Parameters: ``query_proj``, ``key_proj``, ``value_proj``, ``out_proj`` (``mlx.nn.Linear``, ``weight
+    (out, in)``, init Glorot normal, bias zeros), ``alpha (1,)``, ``proj``; absent ones are absent keys.
+
+    Args:
+        embed_dim: model width ``E`` (queries, keys and values all have E features).
+        num_heads: heads; must divide ``embed_dim``.
+        dropout: dropout rate on the attention weights in training mode (default 0.0).
+        use_bias: biases on the four projections (default True).
+        use_alpha / constant_alpha: learnable score scale init 1 (default) / fixed (True = sqrt 2).
+        epsilon: > 0 (default 1e-5).
+        spherical: unit-normalise q and k (``v / sqrt(|v|^2 + eps)``), distance ``2 - 2 cos`` (default False).
+        normalization: ``'softmax'`` (default), ``'l1'`` or ``'softermax'``; power: softermax power (1.0).
+        use_out_proj: apply the output projection (default True).
+        causal: key ``j`` is visible to query ``i`` only when ``j <= i + (Lk - Lq)`` (default False).
+        use_performer: linear-time performer path (default False); num_features: its ``m`` (default 64).
+        dtype: parameter dtype (default ``mx.float32``).
+
+    Call: ``attn(queries, keys=None, values=None, mask=None)``; ``keys`` default to the queries and ``values``
+    to the keys; ``mask`` is bool, True = attend, broadcastable to ``(B, H, Lq, Lk)`` (not with the performer).
+
+    Shape: ``(B, Lq, E), (B, Lk, E), (B, Lk, E) -> (B, Lq, E)``.
+
+    >>> import mlx.core as mx
+    >>> attn = MultiHeadYatAttention(8, 2)
+    >>> attn(mx.ones((1, 3, 8))).shape
+    (1, 3, 8)
+    """
+
+    def __init__(self, embed_dim, num_heads, *, dropout=0.0, use_bias=True, use_alpha=True, constant_alpha=None,
+                 epsilon=DEFAULT_EPSILON, spherical=False, normalization="softmax", power=1.0, use_out_proj=True,
+                 causal=False, use_performer=False, num_features=64, dtype=mx.float32):
+        super().__init__()
+        name = type(self).__name__
+        self.embed_dim = check_positive_int(embed_dim, "embed_dim", name)
+        self.num_heads = check_positive_int(num_heads, "num_heads", name)
+        if embed_dim % num_heads:
+            raise ValueError(f"{name}: embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
+        self.head_dim = embed_dim // num_heads
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"{name}: dropout must be in [0, 1), got {dropout!r}")
+        self.dropout = float(dropout)
+        self.use_bias = bool(use_bias)
+        self._alpha_spec = resolve_alpha(use_alpha, constant_alpha)
+        self._use_alpha = bool(use_alpha)
+        self.epsilon = check_epsilon(epsilon, name)
+        self.spherical = bool(spherical)
+        self.normalization = check_choice(normalization, NORMALIZATIONS, "normalization", name)
+        self.power = float(power)
+        if not self.power > 0:
+            raise ValueError(f"{name}: power must be > 0, got {power!r}")
+        self.use_out_proj = bool(use_out_proj)
+        self.causal = bool(causal)
+        self.use_performer = bool(use_performer)
+        self.num_features = check_positive_int(num_features, "num_features", name)
+        self.query_proj = _linear(embed_dim, embed_dim, self.use_bias, dtype)
+        self.key_proj = _linear(embed_dim, embed_dim, self.use_bias, dtype)
+        self.value_proj = _linear(embed_dim, embed_dim, self.use_bias, dtype)
+        if self.use_out_proj:
+            self.out_proj = _linear(embed_dim, embed_dim, self.use_bias, dtype)
+        if self._alpha_spec.learnable:
+            self.alpha = mx.ones((1,), dtype=dtype)
+        if self.use_performer:
+            self.proj = mx.random.normal((self.num_features, self.head_dim), dtype=dtype)
+            self.freeze(keys=["proj"], recurse=False)
+
+    # -- helpers -------------------------------------------------------------------------------------------
+    def _alpha_value(self):
+        if self._alpha_spec.learnable:
+            return to_f32(self["alpha"])
+        return None if self._alpha_spec.value == 1.0 else self._alpha_spec.value
+
+    def _check(self, x, what):
+        if x.ndim != 3 or x.shape[-1] != self.embed_dim:
+            raise ValueError(f"{type(self).__name__}: expected {what} of shape (B, L, {self.embed_dim}), "
+                             f"got shape {tuple(x.shape)}")
+
+    def _heads(self, proj, x):
+        y = proj(x)
+        return mx.reshape(y, (*y.shape[:2], self.num_heads, self.head_dim))
+
+    def _dropout(self):
+        if not (self.training and self.dropout > 0.0):
+            return None
+        keep = 1.0 - self.dropout
+        return lambda w: w * mx.random.bernoulli(keep, w.shape) / keep
+
+    def _attend(self, q, k, v, mask, causal):
+        alpha = self._alpha_value()
+        if self.use_performer:
+            qf = yat.performer_features(F, to_f32(q), to_f32(self["proj"]), self.epsilon)
+            if alpha is not None:
+                qf = qf * alpha
+            kf = yat.performer_features(F, to_f32(k), to_f32(self["proj"]), self.epsilon)
+            return yat.linear_readout(F, qf, kf, to_f32(v), causal=causal)
+        return yat.yat_attention(F, q, k, v, mask, alpha, self.epsilon, spherical=self.spherical,
+                                 normalization=self.normalization, power=self.power, causal=causal,
+                                 dropout=self._dropout())
+
+    def _prepare(self, queries, keys, values, mask):
+        keys = queries if keys is None else keys
+        values = keys if values is None else values
+        self._check(queries, "queries")
+        self._check(keys, "keys")
+        self._check(values, "values")
+        if keys.shape[:2] != values.shape[:2]:
+            raise ValueError(f"{type(self).__name__}: keys {tuple(keys.shape)} and values {tuple(values.shape)} "
+                             "must have the same batch and length")
+        if mask is not None:
+            mask = mask if isinstance(mask, mx.array) else mx.array(mask)
+            if self.use_performer:
+                raise ValueError(f"{type(self).__name__}: a mask is not supported with use_performer=True "
+                                 "(a general mask has no linear-time form); use causal=True")
+            if mask.dtype != mx.bool_:
+                raise ValueError(f"{type(self).__name__}: mask must be bool (True = attend), got {mask.dtype}")
+        return queries, keys, values, mask
+
+    def _finish(self, out, queries):
+        out = mx.reshape(out, (*out.shape[:2], self.embed_dim))
+        if self.use_out_proj:
+            out = self.out_proj(out)
+        dtype = result_dtype(queries, self.query_proj.weight)
+        return out if out.dtype == dtype else out.astype(dtype)
+
+    def __call__(self, queries, keys=None, values=None, mask=None):
+        queries, keys, values, mask = self._prepare(queries, keys, values, mask)
+        q = self._heads(self.query_proj, queries)
+        k = self._heads(self.key_proj, keys)
+        v = self._heads(self.value_proj, values)
+        return self._finish(self._attend(q, k, v, mask, self.causal), queries)
+
+    def get_config(self):
+        """Constructor arguments as plain JSON (the neutral spec's config)."""
+        a = self._alpha_spec
+        return {
+            "embed_dim": self.embed_dim,
+            "num_heads": self.num_heads,
+            "use_bias": self.use_bias,
+            "use_alpha": self._use_alpha,
+            "constant_alpha": None if a.learnable or (not self._use_alpha and a.value == 1.0) else a.value,
+            "epsilon": self.epsilon,
+            "spherical": self.spherical,
+            "normalization": self.normalization,
+            "power": self.power,
+            "use_out_proj": self.use_out_proj,
+            "causal": self.causal,
+            "use_performer": self.use_performer,
+            "num_features": self.num_features,
+        }
+
+    def _extra_repr(self):
+        cfg = self.get_config()
+        defaults = _MHA_DEFAULTS
+        parts = [f"embed_dim={self.embed_dim}", f"num_heads={self.num_heads}"]
+        parts += [f"{k}={v!r}" for k, v in cfg.items() if k in defaults and defaults[k] != v]
+        return ", ".join(parts)
+
+
+_MHA_DEFAULTS = dict(use_bias=True, use_alpha=True, constant_alpha=None, epsilon=DEFAULT_EPSILON, spherical=False,
+                     normalization="softmax", power=1.0, use_out_proj=True, causal=False, use_performer=False,
+                     num_features=64, max_seq_len=2048, theta=ROPE_THETA, rope_style="interleaved")
+
+
+class RotaryYatAttention(MultiHeadYatAttention):
+    """Multi-head Yat attention with rotary position embeddings of q and k (yat-ops.md section 6).
+
+    Same scores and options as :class:`MultiHeadYatAttention`; q and k heads are rotated at their absolute
+    positions (interleaved pairs ``(x[2i], x[2i+1])`` by default, ``rope_style='half'`` for half-split pairs),
+    with ``theta^(-2i / head_dim)`` frequencies. Without a cache, queries sit at positions ``0..Lq-1`` and keys
+    at ``0..Lk-1``. After :meth:`init_cache`, each call appends its tokens' (rotated) keys and values to the
+    cache at positions ``index..index+L-1`` and attends causally to everything cached, so decoding token by
+    token equals the causal full pass. The cache lives outside the parameters (calls that use it are not pure,
+    so do not ``mx.compile`` them).
+
+    Args:
+        embed_dim, num_heads: as :class:`MultiHeadYatAttention` (``head_dim`` must be even).
+        max_seq_len: largest position + 1 (default 2048). theta: RoPE base (default 10000.0).
+        rope_style: ``'interleaved'`` (default) or ``'half'``.
+        **kwargs: the options of :class:`MultiHeadYatAttention` (``use_performer`` excluded).
+
+    Shape: ``(B, L, E) -> (B, L, E)``.
+
+    >>> import mlx.core as mx
+    >>> attn = RotaryYatAttention(8, 2, max_seq_len=16, causal=True)
+    >>> x = mx.random.normal((1, 4, 8))
+    >>> full = attn(x)
+    >>> attn.init_cache(1)
+    >>> steps = mx.concatenate([attn(x[:, i:i + 1]) for i in range(4)], axis=1)
+    >>> bool(mx.allclose(full, steps, atol=1e-5))
+    True
+    """
+
+    def __init__(self, embed_dim, num_heads, max_seq_len=2048, *, theta=ROPE_THETA, rope_style="interleaved",
+                 use_performer=False, dtype=mx.float32, **kwargs):
+        name = type(self).__name__
+        if use_performer:
+            raise ValueError(f"{name}: use_performer=True is not supported with rotary embeddings "
+                             "(no nmn ONNX function); use MultiHeadYatAttention(use_performer=True)")
+        super().__init__(embed_dim, num_heads, dtype=dtype, **kwargs)
+        if self.head_dim % 2:
+            raise ValueError(f"{name}: head_dim (embed_dim / num_heads = {self.head_dim}) must be even for RoPE")
+        self.max_seq_len = check_positive_int(max_seq_len, "max_seq_len", name)
+        self.theta = float(theta)
+        self.rope_style = check_choice(rope_style, ROPE_STYLES, "rope_style", name)
+        self._cos, self._sin = precompute_freqs_cis(self.head_dim, self.max_seq_len, self.theta)
+        self.reset_cache()
+
+    def init_cache(self, batch_size, max_length=None):
+        """Start a KV cache for ``batch_size`` sequences of up to ``max_length`` (default ``max_seq_len``) tokens."""
+        max_length = self.max_seq_len if max_length is None else int(max_length)
+        if not 0 < max_length <= self.max_seq_len:
+            raise ValueError(f"{type(self).__name__}: max_length must be in [1, {self.max_seq_len}], got {max_length}")
+        self._cache_batch, self._cache_max = int(batch_size), max_length
+        self._cache_k = self._cache_v = None
+        self._cache_index = 0
+
+    def reset_cache(self):
+        """Drop the KV cache (calls attend within their own tokens again)."""
+        self._cache_batch = self._cache_max = None
+        self._cache_k = self._cache_v = None
+        self._cache_index = 0
+
+    @property
+    def cache_index(self):
+        """Number of tokens in the cache (the absolute position of the next token)."""
+        return self._cache_index
+
+    def _rotate(self, x, start):
+        end = start + x.shape[1]
+        if end > self.max_seq_len:
+            raise ValueError(f"{type(self).__name__}: positions up to {end - 1} exceed max_seq_len={self.max_seq_len}")
+        return apply_rotary_emb(x, self._cos[start:end], self._sin[start:end],
+                                interleaved=self.rope_style == "interleaved")
+
+    def __call__(self, queries, keys=None, values=None, mask=None):
+        queries, keys, values, mask = self._prepare(queries, keys, values, mask)
+        q = self._heads(self.query_proj, queries)
+        k = self._heads(self.key_proj, keys)
+        v = self._heads(self.value_proj, values)
+        if self._cache_max is None:
+            out = self._attend(self._rotate(q, 0), self._rotate(k, 0), v, mask, self.causal)
+            return self._finish(out, queries)
+        name = type(self).__name__
+        if keys is not queries or values is not queries:
+            raise ValueError(f"{name}: a KV cache works for self-attention only (call attn(x))")
+        if queries.shape[0] != self._cache_batch:
+            raise ValueError(f"{name}: the cache holds batch {self._cache_batch}, got input {tuple(queries.shape)}")
+        start = self._cache_index
+        if start + queries.shape[1] > self._cache_max:
+            raise ValueError(f"{name}: cache full ({start} + {queries.shape[1]} tokens > max_length {self._cache_max})")
+        q, k = self._rotate(q, start), self._rotate(k, start)
+        if self._cache_k is not None:
+            k = mx.concatenate([self._cache_k, k], axis=1)
+            v = mx.concatenate([self._cache_v, v], axis=1)
+        self._cache_k, self._cache_v = k, v
+        self._cache_index = k.shape[1]
+        return self._finish(self._attend(q, k, v, mask, True), queries)
+
+    def get_config(self):
+        """Constructor arguments as plain JSON (the neutral spec's config)."""
+        return {**super().get_config(), "max_seq_len": self.max_seq_len, "theta": self.theta,
+                "rope_style": self.rope_style}
+
+

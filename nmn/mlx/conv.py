@@ -1,0 +1,160 @@
+"""``YatConv1D/2D/3D``: Yat convolutions for MLX (channels-last, kernel ``(M, *k, C/G)`` like ``mlx.nn.Conv``)."""
+
+from __future__ import annotations
+
+import math
+
+from nmn.core.conv import as_tuple, conv_pads, normalize_padding, PADDING_MODES
+from nmn.core.options import DEFAULT_EPSILON, check_choice, check_positive_int
+from nmn.mlx._ops import YatParamsMixin, fan_in_normal, mx, nn
+from nmn.mlx.functional import yat_conv
+
+__all__ = ["YatConv1D", "YatConv2D", "YatConv3D"]
+
+
+def check_conv_input(layer, x, rank, channels):
+    """``ValueError`` naming the layer and both shapes unless ``x`` is ``(N, *S, channels)`` with ``rank`` axes S."""
+    if x.ndim != rank + 2 or (channels is not None and x.shape[-1] != channels):
+        dims = ", ".join(["N", *("LHW"[-rank:] if rank < 3 else "DHW"), str(channels if channels else "C")])
+        raise ValueError(f"{layer}: expected a channels-last input of shape ({dims}) (rank {rank + 2}), "
+                         f"got shape {tuple(x.shape)}")
+
+
+class _YatConvND(YatParamsMixin, nn.Module):
+    """N-d Yat convolution; use :class:`YatConv1D`, :class:`YatConv2D` or :class:`YatConv3D`."""
+
+    _rank = 0
+
+    def __init__(self, filters, kernel_size, *, in_channels=None, strides=1, padding=0, dilation_rate=1,
+                 groups=1, padding_mode="zeros", use_bias=True, constant_bias=None, use_alpha=True,
+                 constant_alpha=None, epsilon=DEFAULT_EPSILON, learnable_epsilon=False, weight_normalized=False,
+                 dtype=mx.float32):
+        super().__init__()
+        name, rank = type(self).__name__, self._rank
+        self.filters = check_positive_int(filters, "filters", name)
+        self.kernel_size = as_tuple(kernel_size, rank, "kernel_size", name)
+        self.strides = as_tuple(strides, rank, "strides", name)
+        self.dilation_rate = as_tuple(dilation_rate, rank, "dilation_rate", name)
+        self.padding = normalize_padding(padding, rank, name)
+        self.padding_mode = check_choice(padding_mode, tuple(PADDING_MODES), "padding_mode", name)
+        self.groups = check_positive_int(groups, "groups", name)
+        if self.filters % self.groups:
+            raise ValueError(f"{name}: filters ({self.filters}) must be divisible by groups ({self.groups})")
+        self.weight_normalized = bool(weight_normalized)
+        self._dtype = dtype
+        self._init_yat_params(use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon,
+                              (self.filters,), dtype)
+        self.in_channels = None
+        if in_channels is not None:
+            self._build(check_positive_int(in_channels, "in_channels", name))
+
+    def _build(self, in_channels):
+        if in_channels % self.groups:
+            raise ValueError(f"{type(self).__name__}: in_channels ({in_channels}) must be divisible by "
+                             f"groups ({self.groups})")
+        self.in_channels = int(in_channels)
+        per_group = in_channels // self.groups
+        fan_in = per_group * math.prod(self.kernel_size)
+        self.kernel = fan_in_normal((self.filters, *self.kernel_size, per_group), fan_in, self._dtype)
+
+    def _pads(self, x):
+        return conv_pads(self.padding, x.shape[1:-1], self.kernel_size, self.strides, self.dilation_rate)
+
+    def __call__(self, x):
+        name = type(self).__name__
+        if self.in_channels is None:
+            check_conv_input(name, x, self._rank, None)
+            self._build(x.shape[-1])
+        check_conv_input(name, x, self._rank, self.in_channels)
+        return yat_conv(x, self["kernel"], self._bias_value(), self._alpha_value(), self._eps_value(),
+                        strides=self.strides, pads=self._pads(x), dilations=self.dilation_rate, groups=self.groups,
+                        padding_mode=self.padding_mode, weight_normalized=self.weight_normalized)
+
+    def get_config(self):
+        """Constructor arguments as plain JSON (the neutral spec's config)."""
+        padding = self.padding if isinstance(self.padding, str) else [list(p) for p in self.padding]
+        return {
+            "rank": self._rank,
+            "in_channels": self.in_channels,
+            "out_channels": self.filters,
+            "kernel_size": list(self.kernel_size),
+            "strides": list(self.strides),
+            "dilations": list(self.dilation_rate),
+            "groups": self.groups,
+            "padding": padding,
+            "padding_mode": self.padding_mode,
+            **self._yat_config(),
+            "spherical": False,
+            "weight_normalized": self.weight_normalized,
+        }
+
+    def _extra_repr(self):
+        parts = [f"{self.in_channels}, {self.filters}", f"kernel_size={self.kernel_size}"]
+        if self.strides != (1,) * self._rank:
+            parts.append(f"strides={self.strides}")
+        if self.padding != ((0, 0),) * self._rank:
+            parts.append(f"padding={self.padding!r}")
+        if self.dilation_rate != (1,) * self._rank:
+            parts.append(f"dilation_rate={self.dilation_rate}")
+        if self.groups != 1:
+            parts.append(f"groups={self.groups}")
+        if self.padding_mode != "zeros":
+            parts.append(f"padding_mode={self.padding_mode!r}")
+        parts.append(self._yat_repr())
+        if self.weight_normalized:
+            parts.append("weight_normalized=True")
+        return ", ".join(parts)
+
+
+_CONV_DOC = """Yat {rank}-D convolution: every patch ``P`` of the (padded) input is compared with every filter ``W_m``.
+
+    ``y = alpha * (P.W_m + b_m)^2 / (relu(|P|^2 + |W_m|^2 - 2 P.W_m) + eps)`` (patch energy by a box filter
+    over the group's channels, so grouped convolutions compare each filter with its own group's patch).
+
+    Parameters: ``kernel (filters, {kdims}, in_channels / groups)`` (the ``mlx.nn.Conv{rank}d`` layout, init
+    ``N(0, 1 / fan_in)``), ``bias (filters,)``, ``alpha (1,)``, ``epsilon_param (1,)``; absent ones are absent
+    keys. Without ``in_channels`` the parameters are created on the first call.
+
+    Args:
+        filters: output channels ``M``.
+        kernel_size: int or {rank} ints.
+        in_channels: input channels ``C`` (default None: taken from the first call).
+        strides: int or {rank} ints (default 1).
+        padding: ``0`` (default, as ``mlx.nn``), an int, {rank} ints or ``(lo, hi)`` pairs, ``'valid'``,
+            ``'same'`` (out = ceil(in / stride)){causal}.
+        dilation_rate: int or {rank} ints (default 1).
+        groups: feature groups; ``C`` and ``M`` must be divisible by it (default 1).
+        padding_mode: ``'zeros'`` (default), ``'reflect'``, ``'replicate'`` or ``'circular'``.
+        use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon: as :class:`YatNMN`.
+        weight_normalized: unit-normalise each filter at every call, ``|W_m|^2 := 1`` (default False).
+        dtype: parameter dtype (default ``mx.float32``).
+
+    Shape: ``(N, {sdims}, C) -> (N, {sdims_out}, filters)`` (channels last).
+
+    >>> import mlx.core as mx
+    >>> layer = YatConv{rank}D(4, 3, in_channels=2, padding="same")
+    >>> layer(mx.ones((1, {example}, 2))).shape
+    ({out_example}, 4)
+    """
+
+
+def _doc(rank, sdims):
+    example = ", ".join(["5"] * rank)
+    return _CONV_DOC.format(rank=rank, kdims=", ".join(f"k{i}" for i in range(rank)), sdims=sdims,
+                            sdims_out=sdims + "'", causal=", ``'causal'`` (left pad ``d (k - 1)``)" if rank == 1 else "",
+                            example=example, out_example="1, " + example)
+
+
+class YatConv1D(_YatConvND):
+    __doc__ = _doc(1, "L")
+    _rank = 1
+
+
+class YatConv2D(_YatConvND):
+    __doc__ = _doc(2, "H, W")
+    _rank = 2
+
+
+class YatConv3D(_YatConvND):
+    __doc__ = _doc(3, "D, H, W")
+    _rank = 3

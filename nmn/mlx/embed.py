@@ -1,0 +1,84 @@
+"""``YatEmbed``: an embedding table whose ``attend`` gives Yat logits (weight tying for output layers)."""
+
+from __future__ import annotations
+
+import math
+
+from nmn.core.options import DEFAULT_EPSILON, check_epsilon, check_positive_int, resolve_alpha
+from nmn.mlx._ops import PlainConfigMixin, check_last_dim, mx, nn, to_f32
+from nmn.mlx.functional import yat_embed_attend
+
+__all__ = ["YatEmbed"]
+
+
+class YatEmbed(PlainConfigMixin, nn.Module):
+    """Embedding lookup plus Yat ``attend``: ``logit_v = alpha * (q.e_v)^2 / (relu(|q|^2 + |e_v|^2 - 2 q.e_v) + eps)``.
+
+    Parameters: ``embedding (num_embeddings, features)`` (init ``N(0, 1 / features)``) and ``alpha (1,)``
+    (absent with ``use_alpha=False`` or ``constant_alpha``). ``attend`` has no bias and no ``sqrt(d)``.
+
+    Args:
+        num_embeddings: vocabulary size ``V``.
+        features: embedding size ``F``.
+        use_alpha / constant_alpha: learnable logit scale init 1 (default) / fixed (True = sqrt 2).
+        epsilon: > 0 (default 1e-5).
+        spherical: ``attend`` compares unit vectors, distance ``2 - 2 cos`` (default False).
+        dtype: parameter dtype (default ``mx.float32``).
+
+    Shape: ``ids (...)`` int -> ``(..., F)``; ``attend``: ``(..., F) -> (..., V)``.
+
+    >>> import mlx.core as mx
+    >>> emb = YatEmbed(10, 4)
+    >>> h = emb(mx.array([[1, 2, 3]]))
+    >>> h.shape, emb.attend(h).shape
+    ((1, 3, 4), (1, 3, 10))
+    """
+
+    def __init__(self, num_embeddings, features, *, use_alpha=True, constant_alpha=None, epsilon=DEFAULT_EPSILON,
+                 spherical=False, dtype=mx.float32):
+        super().__init__()
+        name = type(self).__name__
+        self.num_embeddings = check_positive_int(num_embeddings, "num_embeddings", name)
+        self.features = check_positive_int(features, "features", name)
+        self._alpha_spec = resolve_alpha(use_alpha, constant_alpha)
+        self._use_alpha = bool(use_alpha)
+        self.epsilon = check_epsilon(epsilon, name)
+        self.spherical = bool(spherical)
+        self.embedding = mx.random.normal((num_embeddings, features), dtype=dtype) * math.sqrt(1.0 / features)
+        if self._alpha_spec.learnable:
+            self.alpha = mx.ones((1,), dtype=dtype)
+
+    def __call__(self, ids):
+        if not mx.issubdtype(ids.dtype, mx.integer):
+            raise ValueError(f"{type(self).__name__}: ids must be integers, got dtype {ids.dtype} "
+                             f"with shape {tuple(ids.shape)}")
+        return self["embedding"][ids]
+
+    def attend(self, query):
+        """Yat logits of ``query (..., features)`` against every row: ``(..., num_embeddings)``."""
+        check_last_dim(type(self).__name__, query, self.features)
+        alpha = to_f32(self["alpha"]) if self._alpha_spec.learnable else (
+            None if self._alpha_spec.value == 1.0 else self._alpha_spec.value)
+        return yat_embed_attend(query, self["embedding"], alpha, self.epsilon, spherical=self.spherical)
+
+    def as_linear(self, query):
+        """Alias of :meth:`attend` (the ``mlx.nn.Embedding`` name for tied output logits)."""
+        return self.attend(query)
+
+    def get_config(self):
+        """Constructor arguments as plain JSON (the neutral spec's config)."""
+        a = self._alpha_spec
+        return {
+            "num_embeddings": self.num_embeddings,
+            "features": self.features,
+            "use_alpha": self._use_alpha,
+            "constant_alpha": None if a.learnable or (not self._use_alpha and a.value == 1.0) else a.value,
+            "epsilon": self.epsilon,
+            "spherical": self.spherical,
+        }
+
+    def _extra_repr(self):
+        extra = [f"{self.num_embeddings}, {self.features}", f"epsilon={self.epsilon}"]
+        if self.spherical:
+            extra.append("spherical=True")
+        return ", ".join(extra)

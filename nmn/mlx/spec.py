@@ -1,0 +1,220 @@
+"""Neutral layer spec for MLX: ``to_spec(layer)`` and ``from_spec(kind, config, params)`` (docs/CONTRACT.md).
+
+Canonical (ONNX) layouts <-> the MLX layouts of ``nmn.mlx``:
+
+| kind | canonical | MLX |
+|---|---|---|
+| YatNMN | ``weight (O, I)`` | ``kernel (O, I)`` |
+| YatConv | ``weight (M, C/G, *k)`` | ``kernel (M, *k, C/G)`` |
+| YatConvTranspose | ``weight (C, M/G, *k)`` | ``kernel (M, *k, C/G)`` (group g: ``[g M/G + m', t, c']``) |
+| attention | ``q/k/v/out_weight (out, in)``, ``*_bias`` | ``query/key/value/out_proj.weight``, ``.bias`` |
+| YatEmbed | ``embedding (V, F)`` | ``embedding (V, F)`` |
+
+>>> import numpy as np
+>>> config = {"in_features": 3, "out_features": 2, "use_bias": False}
+>>> layer = from_spec("YatNMN", config, {"weight": np.ones((2, 3), np.float32), "alpha": np.ones(1, np.float32)})
+>>> kind, config, params = to_spec(layer)
+>>> kind, config["out_features"], sorted(params)
+('YatNMN', 2, ['alpha', 'weight'])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nmn.mlx._ops import mx
+from nmn.mlx.attention import MultiHeadYatAttention, RotaryYatAttention
+from nmn.mlx.conv import YatConv1D, YatConv2D, YatConv3D, _YatConvND
+from nmn.mlx.conv_transpose import (
+    YatConvTranspose1D,
+    YatConvTranspose2D,
+    YatConvTranspose3D,
+    _YatConvTransposeND,
+)
+from nmn.mlx.dense import YatNMN
+from nmn.mlx.embed import YatEmbed
+
+__all__ = ["to_spec", "from_spec", "canonical_to_mlx", "mlx_to_canonical", "KINDS"]
+
+KINDS = ("YatNMN", "YatConv", "YatConvTranspose", "MultiHeadYatAttention", "RotaryYatAttention", "YatEmbed")
+_CONV = {1: YatConv1D, 2: YatConv2D, 3: YatConv3D}
+_CONV_T = {1: YatConvTranspose1D, 2: YatConvTranspose2D, 3: YatConvTranspose3D}
+_ATTN_NAMES = {"q": "query_proj", "k": "key_proj", "v": "value_proj", "out": "out_proj"}
+_YAT_KEYS = ("use_bias", "constant_bias", "use_alpha", "constant_alpha", "epsilon", "learnable_epsilon")
+
+
+def _np(a):
+    return np.array(a.astype(mx.float32) if a.dtype != mx.float32 else a, dtype=np.float32)
+
+
+def mlx_to_canonical(kind, name, value, groups=1):
+    """One parameter from the MLX layout to the canonical one (numpy in, numpy out)."""
+    value = np.asarray(value)
+    if name != "weight":
+        return value
+    if kind == "YatConv":
+        return np.moveaxis(value, -1, 1)
+    if kind == "YatConvTranspose":
+        m, *k, cg = value.shape
+        w = value.reshape(groups, m // groups, *k, cg)
+        w = np.moveaxis(w, -1, 1)  # (G, C/G, M/G, *k)
+        return w.reshape(groups * cg, m // groups, *k)
+    return value
+
+
+def canonical_to_mlx(kind, name, value, groups=1):
+    """One parameter from the canonical layout to the MLX one (numpy in, numpy out)."""
+    value = np.asarray(value)
+    if name != "weight":
+        return value
+    if kind == "YatConv":
+        return np.moveaxis(value, 1, -1)
+    if kind == "YatConvTranspose":
+        c, mg, *k = value.shape
+        w = value.reshape(groups, c // groups, mg, *k)
+        w = np.moveaxis(w, 1, -1)  # (G, M/G, *k, C/G)
+        return w.reshape(groups * mg, *k, c // groups)
+    return value
+
+
+def _yat_params(layer, kind, groups=1):
+    params = {"weight": mlx_to_canonical(kind, "weight", _np(layer["kernel"]), groups)}
+    for key in ("bias", "alpha", "epsilon_param"):
+        if key in layer:
+            params[key] = _np(layer[key])
+    return params
+
+
+def to_spec(layer):
+    """``(kind, config, params)`` of an ``nmn.mlx`` layer; params canonical float32 numpy by canonical name."""
+    if isinstance(layer, YatNMN):
+        return "YatNMN", layer.get_config(), _yat_params(layer, "YatNMN")
+    if isinstance(layer, _YatConvND):
+        return "YatConv", layer.get_config(), _yat_params(layer, "YatConv")
+    if isinstance(layer, _YatConvTransposeND):
+        return "YatConvTranspose", layer.get_config(), _yat_params(layer, "YatConvTranspose", layer.groups)
+    if isinstance(layer, MultiHeadYatAttention):
+        kind = "RotaryYatAttention" if isinstance(layer, RotaryYatAttention) else "MultiHeadYatAttention"
+        params = {}
+        for short, sub in _ATTN_NAMES.items():
+            if sub in layer:
+                params[f"{short}_weight"] = _np(layer[sub]["weight"])
+                if "bias" in layer[sub]:
+                    params[f"{short}_bias"] = _np(layer[sub]["bias"])
+        for key in ("alpha", "proj"):
+            if key in layer:
+                params[key] = _np(layer[key])
+        return kind, layer.get_config(), params
+    if isinstance(layer, YatEmbed):
+        params = {"embedding": _np(layer["embedding"])}
+        if "alpha" in layer:
+            params["alpha"] = _np(layer["alpha"])
+        return "YatEmbed", layer.get_config(), params
+    raise TypeError(f"to_spec: {type(layer).__name__} is not an nmn.mlx Yat layer")
+
+
+def _pick(config, keys):
+    return {k: config[k] for k in keys if k in config}
+
+
+def _refuse(kind, config, key):
+    if config.get(key):
+        raise ValueError(f"from_spec: {kind} with {key}=True is not supported (no such option in the nmn domain)")
+
+
+def _assign(module, name, value, dtype):
+    arr = mx.array(np.ascontiguousarray(value, dtype=np.float32))
+    module[name] = arr.astype(dtype) if dtype != mx.float32 else arr
+
+
+def _check_params(kind, layer, params, expected):
+    missing = sorted(set(expected) - set(params))
+    extra = sorted(set(params) - set(expected))
+    if missing or extra:
+        raise ValueError(f"from_spec: {kind} expects params {sorted(expected)}, missing {missing}, unexpected {extra}")
+    for name, value in params.items():
+        want = expected[name]
+        if tuple(np.shape(value)) != tuple(want):
+            raise ValueError(f"from_spec: {kind} param {name!r} has shape {tuple(np.shape(value))}, expected {tuple(want)}")
+
+
+def from_spec(kind, config, params, *, dtype=mx.float32):
+    """Build an ``nmn.mlx`` layer from a neutral spec, holding ``params`` (canonical layout) in ``dtype``."""
+    config = dict(config)
+    params = {k: np.asarray(v) for k, v in params.items()}
+    if kind == "YatNMN":
+        layer = YatNMN(config["out_features"], in_features=config["in_features"], dtype=dtype,
+                       **_pick(config, _YAT_KEYS + ("spherical", "weight_normalized", "lazy")))
+        return _load_yat(kind, layer, params, dtype)
+    if kind == "YatConv":
+        _refuse(kind, config, "spherical")
+        cls = _CONV[int(config["rank"])]
+        padding = config.get("padding", "valid")
+        padding = padding if isinstance(padding, str) else [tuple(p) for p in padding]
+        layer = cls(config["out_channels"], tuple(config["kernel_size"]), in_channels=config["in_channels"],
+                    strides=_ints(config.get("strides", 1)),
+                    padding=padding, dilation_rate=_ints(config.get("dilations", 1)), groups=config.get("groups", 1),
+                    padding_mode=config.get("padding_mode", "zeros"), dtype=dtype,
+                    **_pick(config, _YAT_KEYS + ("weight_normalized",)))
+        return _load_yat(kind, layer, params, dtype)
+    if kind == "YatConvTranspose":
+        _refuse(kind, config, "spherical")
+        _refuse(kind, config, "weight_normalized")
+        cls = _CONV_T[int(config["rank"])]
+        padding = config.get("padding", "valid")
+        padding = padding if isinstance(padding, str) else [tuple(p) for p in padding]
+        layer = cls(config["out_channels"], tuple(config["kernel_size"]), in_channels=config["in_channels"],
+                    strides=_ints(config.get("strides", 1)), padding=padding,
+                    dilation_rate=_ints(config.get("dilations", 1)),
+                    output_padding=_ints(config.get("output_padding", 0)), groups=config.get("groups", 1),
+                    dtype=dtype, **_pick(config, _YAT_KEYS))
+        return _load_yat(kind, layer, params, dtype, groups=layer.groups)
+    if kind in ("MultiHeadYatAttention", "RotaryYatAttention"):
+        keys = ("use_bias", "use_alpha", "constant_alpha", "epsilon", "spherical", "normalization", "power",
+                "use_out_proj", "causal", "use_performer", "num_features")
+        opts = _pick(config, keys)
+        if kind == "RotaryYatAttention":
+            opts.update(_pick(config, ("max_seq_len", "theta", "rope_style")))
+            layer = RotaryYatAttention(config["embed_dim"], config["num_heads"], dtype=dtype, **opts)
+        else:
+            layer = MultiHeadYatAttention(config["embed_dim"], config["num_heads"], dtype=dtype, **opts)
+        expected = {}
+        for short, sub in _ATTN_NAMES.items():
+            if sub in layer:
+                expected[f"{short}_weight"] = layer[sub]["weight"].shape
+                if "bias" in layer[sub]:
+                    expected[f"{short}_bias"] = layer[sub]["bias"].shape
+        for key in ("alpha", "proj"):
+            if key in layer:
+                expected[key] = layer[key].shape
+        _check_params(kind, layer, params, expected)
+        for name, value in params.items():
+            short, _, leaf = name.partition("_")
+            if short in _ATTN_NAMES and leaf in ("weight", "bias"):
+                _assign(layer[_ATTN_NAMES[short]], leaf, value, dtype)
+            else:
+                _assign(layer, name, value, dtype)
+        return layer
+    if kind == "YatEmbed":
+        layer = YatEmbed(config["num_embeddings"], config["features"], dtype=dtype,
+                         **_pick(config, ("use_alpha", "constant_alpha", "epsilon", "spherical")))
+        expected = {k: layer[k].shape for k in ("embedding", "alpha") if k in layer}
+        _check_params(kind, layer, params, expected)
+        for name, value in params.items():
+            _assign(layer, name, value, dtype)
+        return layer
+    raise ValueError(f"from_spec: unknown kind {kind!r}; expected one of {list(KINDS)}")
+
+
+def _ints(v):
+    return v if isinstance(v, int) else tuple(int(i) for i in v)
+
+
+def _load_yat(kind, layer, params, dtype, groups=1):
+    expected = {"weight": mlx_to_canonical(kind, "weight", np.zeros(layer["kernel"].shape, np.float32), groups).shape}
+    expected.update({k: layer[k].shape for k in ("bias", "alpha", "epsilon_param") if k in layer})
+    _check_params(kind, layer, params, expected)
+    for name, value in params.items():
+        target = "kernel" if name == "weight" else name
+        _assign(layer, target, canonical_to_mlx(kind, name, value, groups), dtype)
+    return layer

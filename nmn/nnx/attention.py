@@ -1,0 +1,252 @@
+"""``MultiHeadYatAttention`` (alias ``MultiHeadAttention``) and ``RotaryYatAttention`` for Flax NNX.
+
+Four plain affine projections (``query``, ``key``, ``value``, ``out``: ``nnx.Linear``, kernel ``(in, out)``)
+around the Yat attention of :mod:`nmn.core.yat`; ``use_performer=True`` swaps the quadratic attention for the
+linear-time spherical Yat-Performer whose random projection ``proj (num_features, head_dim)`` is drawn once
+at construction and kept as a :class:`~nmn.nnx._ops.Buffer`.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jax import lax
+
+from nmn._jax.functional import (
+    apply_rope,
+    performer_attention,
+    performer_projection,
+    promote_arrays,
+    rope_tables,
+    yat_attention,
+    yat_options,
+)
+from nmn.core.options import (
+    DEFAULT_EPSILON,
+    NORMALIZATIONS,
+    ROPE_STYLES,
+    ROPE_THETA,
+    check_choice,
+    check_positive_int,
+)
+from nmn.nnx._ops import Buffer
+
+default_kernel_init = nnx.initializers.xavier_normal()
+default_bias_init = nnx.initializers.zeros_init()
+
+
+class MultiHeadYatAttention(nnx.Module):
+    """Multi-head Yat attention: Yat scores ``alpha (q.k)^2 / ((relu(|q-k|^2) + eps) sqrt(d))``, normalised.
+
+    Args:
+        num_heads: number of heads H (must divide ``qkv_features``).
+        in_features: query input features E.
+        qkv_features: projected size (default ``in_features``); head_dim = qkv_features / H.
+        out_features: output size of the out projection (default ``in_features``).
+        use_bias: biases on the four projections (default True).
+        use_alpha: learnable score scale ``alpha (1,)`` (default True); constant_alpha: ``True`` -> sqrt(2),
+            or a number (default None).
+        epsilon: > 0 (default 1e-5). spherical: unit q and k, distance ``2 - 2 cos`` (default False).
+        normalization: ``'softmax'`` (default), ``'l1'`` or ``'softermax'`` (with ``power``, default 1.0).
+        use_out_proj: apply the output projection (default True); without it the output has qkv_features.
+        causal: causal mask (default False). dropout_rate: dropout on the attention weights (default 0.0).
+        use_performer: linear-time spherical Yat-Performer instead of the quadratic attention (default False).
+        num_features: random features of the performer (default 256).
+        dtype, param_dtype, kernel_init (Xavier normal), bias_init (zeros), rngs: as in Flax.
+
+    Shape:
+        ``inputs_q (B, Lq, E)``, ``inputs_k``/``inputs_v`` ``(B, Lk, E_k)`` (default: the query),
+        ``mask`` bool broadcastable to ``(B, H, Lq, Lk)`` (True = attend); output ``(B, Lq, out_features)``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from flax import nnx
+        >>> attn = MultiHeadYatAttention(num_heads=2, in_features=8, rngs=nnx.Rngs(0))
+        >>> attn(jnp.ones((1, 5, 8))).shape
+        (1, 5, 8)
+    """
+
+    def __init__(self, num_heads: int, in_features: int, qkv_features: int | None = None,
+                 out_features: int | None = None, *, in_kv_features: int | None = None, use_bias: bool = True,
+                 use_alpha: bool = True, constant_alpha=None, epsilon: float = DEFAULT_EPSILON,
+                 spherical: bool = False, normalization: str = "softmax", power: float = 1.0,
+                 use_out_proj: bool = True, causal: bool = False, dropout_rate: float = 0.0,
+                 use_performer: bool = False, num_features: int = 256, dtype=None, param_dtype=jnp.float32,
+                 kernel_init=default_kernel_init, bias_init=default_bias_init, rngs: nnx.Rngs):
+        name = type(self).__name__
+        self.num_heads = check_positive_int(num_heads, "num_heads", name)
+        self.in_features = check_positive_int(in_features, "in_features", name)
+        self.qkv_features = check_positive_int(qkv_features or in_features, "qkv_features", name)
+        self.out_features = check_positive_int(out_features or in_features, "out_features", name)
+        self.in_kv_features = check_positive_int(in_kv_features or in_features, "in_kv_features", name)
+        if self.qkv_features % self.num_heads:
+            raise ValueError(f"{name}: qkv_features ({self.qkv_features}) must be divisible by num_heads "
+                             f"({self.num_heads})")
+        self.head_dim = self.qkv_features // self.num_heads
+        self.opts = yat_options(name, use_alpha=use_alpha, constant_alpha=constant_alpha, epsilon=epsilon)
+        self.use_bias = bool(use_bias)
+        self.spherical = bool(spherical)
+        self.normalization = check_choice(normalization, NORMALIZATIONS, "normalization", name)
+        self.power = float(power)
+        self.use_out_proj, self.causal = bool(use_out_proj), bool(causal)
+        if not 0.0 <= float(dropout_rate) < 1.0:
+            raise ValueError(f"{name}: dropout_rate must be in [0, 1), got {dropout_rate!r}")
+        self.dropout_rate = float(dropout_rate)
+        self.use_performer = bool(use_performer)
+        self.num_features = check_positive_int(num_features, "num_features", name)
+        self.dtype, self.param_dtype = dtype, param_dtype
+
+        def linear(n_in, n_out):
+            return nnx.Linear(n_in, n_out, use_bias=self.use_bias, dtype=dtype, param_dtype=param_dtype,
+                              kernel_init=kernel_init, bias_init=bias_init, promote_dtype=promote_arrays, rngs=rngs)
+
+        self.query = linear(self.in_features, self.qkv_features)
+        self.key = linear(self.in_kv_features, self.qkv_features)
+        self.value = linear(self.in_kv_features, self.qkv_features)
+        self.out = linear(self.qkv_features, self.out_features) if self.use_out_proj else nnx.data(None)
+        self.alpha = nnx.Param(jnp.ones((1,), param_dtype)) if self.opts.alpha.learnable else nnx.data(None)
+        if self.use_performer:
+            self.proj = Buffer(performer_projection(rngs.params(), self.num_features, self.head_dim, param_dtype))
+        else:
+            self.proj = nnx.data(None)
+        self.dropout = nnx.Dropout(self.dropout_rate, rngs=rngs) if self.dropout_rate > 0 else nnx.data(None)
+
+    # -- pieces shared with RotaryYatAttention
+    def _heads(self, x, proj):
+        y = proj(x)
+        return y.reshape(*y.shape[:-1], self.num_heads, self.head_dim)
+
+    def _alpha(self):
+        if self.opts.alpha.learnable:
+            return self.alpha[...]
+        return None if self.opts.alpha.value == 1.0 else self.opts.alpha.value
+
+    def _check(self, x, features, what):
+        shape = tuple(getattr(x, "shape", ()))
+        if len(shape) != 3 or shape[-1] != features:
+            raise ValueError(f"{type(self).__name__}: expected {what} of shape (B, L, {features}), got {shape}")
+
+    def _dropout_fn(self, deterministic):
+        if self.dropout_rate == 0.0:
+            return None
+        return lambda w: self.dropout(w, deterministic=deterministic)
+
+    def _finish(self, out):
+        out = out.reshape(*out.shape[:-2], self.qkv_features)
+        return self.out(out) if self.use_out_proj else out
+
+    def _attend(self, q, k, v, mask, deterministic, causal):
+        if self.use_performer:
+            if mask is not None:
+                raise ValueError(f"{type(self).__name__}: use_performer=True takes no mask (use causal=True)")
+            return performer_attention(q, k, v, self.proj[...], self._alpha(), self.opts.epsilon, causal=causal)
+        return yat_attention(q, k, v, mask, self._alpha(), self.opts.epsilon, spherical=self.spherical,
+                             normalization=self.normalization, power=self.power, causal=causal,
+                             dropout=self._dropout_fn(deterministic))
+
+    def __call__(self, inputs_q, inputs_k=None, inputs_v=None, *, mask=None, deterministic: bool | None = None):
+        """Attend from ``inputs_q`` to ``inputs_k``/``inputs_v`` (default: self-attention)."""
+        inputs_k = inputs_q if inputs_k is None else inputs_k
+        inputs_v = inputs_k if inputs_v is None else inputs_v
+        self._check(inputs_q, self.in_features, "inputs_q")
+        self._check(inputs_k, self.in_kv_features, "inputs_k")
+        self._check(inputs_v, self.in_kv_features, "inputs_v")
+        q = self._heads(inputs_q, self.query)
+        k = self._heads(inputs_k, self.key)
+        v = self._heads(inputs_v, self.value)
+        return self._finish(self._attend(q, k, v, mask, deterministic, self.causal))
+
+
+MultiHeadAttention = MultiHeadYatAttention
+
+
+class RotaryYatAttention(MultiHeadYatAttention):
+    """Multi-head Yat self-attention with rotary position embeddings of q and k at absolute positions.
+
+    Args:
+        num_heads, in_features, qkv_features, out_features: as :class:`MultiHeadYatAttention`
+            (head_dim must be even).
+        max_seq_len: longest position (default 2048). theta: RoPE base (default 10000.0).
+        rope_style: ``'interleaved'`` pairs ``(x[2i], x[2i+1])`` (default) or ``'half'`` (``x[i], x[i + d/2]``).
+        Other keyword arguments as :class:`MultiHeadYatAttention` (no ``use_performer``).
+
+    Decoding: ``init_cache((B, max_length, in_features))`` then call with ``decode=True`` one or more tokens
+    at a time; token ``t`` is rotated at its absolute position, so decoding equals the causal full pass.
+
+    Shape:
+        ``inputs (B, L, in_features)`` -> ``(B, L, out_features)``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from flax import nnx
+        >>> attn = RotaryYatAttention(num_heads=2, in_features=8, rngs=nnx.Rngs(0))
+        >>> attn(jnp.ones((1, 4, 8))).shape
+        (1, 4, 8)
+    """
+
+    def __init__(self, num_heads: int, in_features: int, qkv_features: int | None = None,
+                 out_features: int | None = None, *, max_seq_len: int = 2048, theta: float = ROPE_THETA,
+                 rope_style: str = "interleaved", **kwargs):
+        name = type(self).__name__
+        if kwargs.get("use_performer"):
+            raise ValueError(f"{name}: use_performer=True is not available with rotary embeddings")
+        super().__init__(num_heads, in_features, qkv_features, out_features, **kwargs)
+        if self.head_dim % 2:
+            raise ValueError(f"{name}: head_dim (qkv_features / num_heads = {self.head_dim}) must be even")
+        self.max_seq_len = check_positive_int(max_seq_len, "max_seq_len", name)
+        self.theta = float(theta)
+        self.rope_style = check_choice(rope_style, ROPE_STYLES, "rope_style", name)
+        self.cached_key = nnx.data(None)
+        self.cached_value = nnx.data(None)
+        self.cache_index = nnx.data(None)
+
+    def init_cache(self, input_shape, dtype=jnp.float32):
+        """Allocate an empty KV cache for inputs of shape ``(B, max_length, in_features)``."""
+        b, length = int(input_shape[0]), int(input_shape[1])
+        if length > self.max_seq_len:
+            raise ValueError(f"{type(self).__name__}: cache length {length} > max_seq_len {self.max_seq_len}")
+        shape = (b, length, self.num_heads, self.head_dim)
+        self.cached_key = nnx.Cache(jnp.zeros(shape, dtype))
+        self.cached_value = nnx.Cache(jnp.zeros(shape, dtype))
+        self.cache_index = nnx.Cache(jnp.array(0, jnp.int32))
+
+    def __call__(self, inputs, *, mask=None, deterministic: bool | None = None, decode: bool = False):
+        """Self-attention over ``inputs (B, L, in_features)``; ``decode=True`` appends to the KV cache."""
+        name = type(self).__name__
+        self._check(inputs, self.in_features, "inputs")
+        length = inputs.shape[1]
+        cos, sin = rope_tables(self.head_dim, self.max_seq_len, self.theta)
+        interleaved = self.rope_style == "interleaved"
+        q = self._heads(inputs, self.query)
+        k = self._heads(inputs, self.key)
+        v = self._heads(inputs, self.value)
+        if not decode:
+            if length > self.max_seq_len:
+                raise ValueError(f"{name}: sequence length {length} > max_seq_len {self.max_seq_len}")
+            q = apply_rope(q, cos, sin, 0, interleaved=interleaved)
+            k = apply_rope(k, cos, sin, 0, interleaved=interleaved)
+            return self._finish(self._attend(q, k, v, mask, deterministic, self.causal))
+        if self.cache_index is None:
+            raise ValueError(f"{name}: decode=True needs init_cache(input_shape) first")
+        index = self.cache_index[...]
+        capacity = self.cached_key.shape[1]
+        try:
+            if int(index) + length > capacity:
+                raise ValueError(f"{name}: cache full: position {int(index)} + {length} tokens > {capacity}")
+        except jax.errors.ConcretizationTypeError:
+            pass
+        q = apply_rope(q, cos, sin, index, interleaved=interleaved)
+        k = apply_rope(k, cos, sin, index, interleaved=interleaved)
+        cache_k = self.cached_key[...]
+        cache_v = self.cached_value[...]
+        cache_k = lax.dynamic_update_slice(cache_k, k.astype(cache_k.dtype), (0, index, 0, 0))
+        cache_v = lax.dynamic_update_slice(cache_v, v.astype(cache_v.dtype), (0, index, 0, 0))
+        self.cached_key[...] = cache_k
+        self.cached_value[...] = cache_v
+        self.cache_index[...] = index + length
+        visible = jnp.arange(capacity)[None, :] <= (index + jnp.arange(length))[:, None]   # (L, T)
+        visible = visible[None, None]
+        mask = visible if mask is None else jnp.logical_and(mask, visible)
+        out = self._attend(q, cache_k, cache_v.astype(v.dtype), mask, deterministic, False)
+        return self._finish(out)

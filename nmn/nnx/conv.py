@@ -1,0 +1,138 @@
+"""``YatConv`` (rank from ``kernel_size``) and the rank-checked ``YatConv1D``, ``YatConv2D``, ``YatConv3D``."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import jax.numpy as jnp
+from flax import nnx
+
+from nmn._jax.functional import check_input, yat_conv, yat_options
+from nmn._jax.geometry import conv_padding, kernel_tuple
+from nmn.core.conv import as_tuple, conv_pads
+from nmn.core.options import DEFAULT_EPSILON, check_positive_int
+from nmn.nnx._ops import init_tail_params, tail_of
+
+default_kernel_init = nnx.initializers.xavier_normal()
+default_bias_init = nnx.initializers.zeros_init()
+
+
+class YatConv(nnx.Module):
+    """Yat convolution: the Yat product of every input patch with each filter.
+
+    .. math:: y_{p,m} = \\alpha \\frac{(P_p \\cdot W_m + b_m)^2}{\\mathrm{relu}(\\|P_p\\|^2 + \\|W_m\\|^2 - 2 P_p \\cdot W_m) + \\epsilon}
+
+    The rank is ``len(kernel_size)`` (an int means 1-D); ``YatConv1D/2D/3D`` pin it.
+
+    Args:
+        in_features: input channels C.
+        out_features: output channels (filters) M.
+        kernel_size: window size, an int or a tuple of ints.
+        strides: stride, int or tuple (default 1).
+        padding: ``'SAME'`` (default), ``'VALID'``, ``'CAUSAL'`` (1-D), ``'CIRCULAR'``, ``'REFLECT'``, an int,
+            ints or ``(lo, hi)`` pairs.
+        padding_mode: ``'zeros'`` (default), ``'reflect'``, ``'replicate'`` or ``'circular'``.
+        kernel_dilation: dilation, int or tuple (default 1).
+        feature_group_count: groups G; C and M must be divisible by G (default 1).
+        use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon, weight_normalized:
+            the Yat options, as in :class:`YatNMN` (defaults True, None, True, None, 1e-5, False, False).
+        dtype: result dtype (default None: promoted); param_dtype: parameter dtype (default float32).
+        kernel_init: default Xavier normal; bias_init: default zeros; rngs: ``nnx.Rngs``.
+
+    Shape:
+        input ``(N, *spatial, C)``, ``kernel (*kernel_size, C/G, M)``, output ``(N, *spatial', M)``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from flax import nnx
+        >>> conv = YatConv(3, 4, kernel_size=(3, 3), rngs=nnx.Rngs(0))
+        >>> conv(jnp.ones((1, 5, 5, 3))).shape
+        (1, 5, 5, 4)
+    """
+
+    _rank: ClassVar[int | None] = None
+
+    def __init__(self, in_features: int, out_features: int, kernel_size, strides=1, *, padding="SAME",
+                 padding_mode: str = "zeros", kernel_dilation=1, feature_group_count: int = 1,
+                 use_bias: bool = True, constant_bias=None, use_alpha: bool = True, constant_alpha=None,
+                 epsilon: float = DEFAULT_EPSILON, learnable_epsilon: bool = False, weight_normalized: bool = False,
+                 dtype=None, param_dtype=jnp.float32, kernel_init=default_kernel_init,
+                 bias_init=default_bias_init, rngs: nnx.Rngs):
+        name = type(self).__name__
+        self.in_features = check_positive_int(in_features, "in_features", name)
+        self.out_features = check_positive_int(out_features, "out_features", name)
+        self.kernel_size = kernel_tuple(kernel_size, self._rank, name)
+        rank = len(self.kernel_size)
+        self.strides = as_tuple(strides, rank, "strides", name)
+        self.kernel_dilation = as_tuple(kernel_dilation, rank, "kernel_dilation", name)
+        groups = check_positive_int(feature_group_count, "feature_group_count", name)
+        if in_features % groups or out_features % groups:
+            raise ValueError(f"{name}: in_features ({in_features}) and out_features ({out_features}) must be "
+                             f"divisible by feature_group_count ({groups})")
+        self.feature_group_count = groups
+        self.padding, self.padding_mode = conv_padding(padding, padding_mode, rank, self.kernel_size,
+                                                       self.kernel_dilation, name)
+        self.opts = yat_options(name, use_bias=use_bias, constant_bias=constant_bias, use_alpha=use_alpha,
+                                constant_alpha=constant_alpha, epsilon=epsilon, learnable_epsilon=learnable_epsilon)
+        self.weight_normalized = bool(weight_normalized)
+        self.dtype, self.param_dtype = dtype, param_dtype
+        shape = (*self.kernel_size, in_features // groups, out_features)
+        self.kernel = nnx.Param(kernel_init(rngs.params(), shape, param_dtype))
+        init_tail_params(self, self.opts, out_features, param_dtype, bias_init, rngs)
+
+    @property
+    def rank(self) -> int:
+        """Number of spatial axes."""
+        return len(self.kernel_size)
+
+    def __call__(self, inputs):
+        """Apply the layer to ``inputs (N, *spatial, in_features)``."""
+        rank = self.rank
+        shape = tuple(getattr(inputs, "shape", ()))
+        if len(shape) != rank + 2 or shape[-1] != self.in_features:
+            check_input(type(self).__name__, inputs, rank + 2, self.in_features,
+                        f"(N, {', '.join(['*'] * rank)}, {self.in_features}) for kernel {tuple(self.kernel.shape)}")
+        pads = conv_pads(self.padding, shape[1:-1], self.kernel_size, self.strides, self.kernel_dilation)
+        bias, alpha, eps = tail_of(self)
+        return yat_conv(inputs, self.kernel[...], bias, alpha, eps, strides=self.strides, padding=pads,
+                        dilations=self.kernel_dilation, groups=self.feature_group_count,
+                        padding_mode=self.padding_mode, weight_normalized=self.weight_normalized, dtype=self.dtype)
+
+
+class YatConv1D(YatConv):
+    """1-D :class:`YatConv`: input ``(N, L, C)``, ``kernel (k, C/G, M)``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from flax import nnx
+        >>> YatConv1D(2, 3, 3, padding="VALID", rngs=nnx.Rngs(0))(jnp.ones((1, 6, 2))).shape
+        (1, 4, 3)
+    """
+
+    _rank = 1
+
+
+class YatConv2D(YatConv):
+    """2-D :class:`YatConv`: input ``(N, H, W, C)``, ``kernel (kh, kw, C/G, M)``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from flax import nnx
+        >>> YatConv2D(2, 4, 3, strides=2, rngs=nnx.Rngs(0))(jnp.ones((1, 6, 6, 2))).shape
+        (1, 3, 3, 4)
+    """
+
+    _rank = 2
+
+
+class YatConv3D(YatConv):
+    """3-D :class:`YatConv`: input ``(N, D, H, W, C)``, ``kernel (kd, kh, kw, C/G, M)``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from flax import nnx
+        >>> YatConv3D(1, 2, 2, padding="VALID", rngs=nnx.Rngs(0))(jnp.ones((1, 3, 3, 3, 1))).shape
+        (1, 2, 2, 2, 2)
+    """
+
+    _rank = 3

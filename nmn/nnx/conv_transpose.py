@@ -1,0 +1,138 @@
+"""``YatConvTranspose`` (rank from ``kernel_size``) and the rank-checked ``YatConvTranspose1D/2D/3D``."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import jax.numpy as jnp
+from flax import nnx
+
+from nmn._jax.functional import check_input, yat_conv_transpose, yat_options
+from nmn._jax.geometry import kernel_tuple, transpose_padding
+from nmn.core.conv import as_tuple, transpose_geometry
+from nmn.core.options import DEFAULT_EPSILON, check_positive_int
+from nmn.nnx._ops import init_tail_params, tail_of
+
+default_kernel_init = nnx.initializers.xavier_normal()
+default_bias_init = nnx.initializers.zeros_init()
+
+
+class YatConvTranspose(nnx.Module):
+    """Yat transposed convolution: the Yat product of each filter with every zero-stuffed input patch.
+
+    .. math:: y_{q,m} = \\alpha \\frac{(d_{q,m} + b_m)^2}{\\mathrm{relu}(E_{q,m} + \\|W_m\\|^2 - 2 d_{q,m}) + \\epsilon}
+
+    with ``d`` the ONNX ``ConvTranspose`` of the input and ``E`` that of its square with an all-ones kernel.
+    The kernel is Flax's ``ConvTranspose`` kernel: ``(*k, C, M/G)``, spatially flipped with respect to
+    ONNX/PyTorch's ``(C, M/G, *k)``.
+
+    Args:
+        in_features: input channels C; out_features: output channels M.
+        kernel_size: int or tuple; strides: int or tuple (default 1).
+        padding: ``'SAME'`` (default: out = in * stride), ``'VALID'`` (out = (in - 1) * stride + k_eff, or
+            in * stride if larger), an int or ``(lo, hi)`` pairs: ONNX/PyTorch cropping of the full output.
+        output_padding: extra size on the high side of each axis (default 0).
+        kernel_dilation: int or tuple (default 1). feature_group_count: groups G (default 1).
+        use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon: Yat options, as in
+            :class:`YatNMN`.
+        dtype, param_dtype, kernel_init (Xavier normal), bias_init (zeros), rngs: as in Flax.
+
+    Shape:
+        input ``(N, *spatial, C)``, ``kernel (*kernel_size, C, M/G)``, output ``(N, *spatial', M)``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from flax import nnx
+        >>> up = YatConvTranspose(2, 3, (2, 2), strides=2, rngs=nnx.Rngs(0))
+        >>> up(jnp.ones((1, 4, 4, 2))).shape
+        (1, 8, 8, 3)
+    """
+
+    _rank: ClassVar[int | None] = None
+
+    def __init__(self, in_features: int, out_features: int, kernel_size, strides=1, *, padding="SAME",
+                 output_padding=0, kernel_dilation=1, feature_group_count: int = 1, use_bias: bool = True,
+                 constant_bias=None, use_alpha: bool = True, constant_alpha=None, epsilon: float = DEFAULT_EPSILON,
+                 learnable_epsilon: bool = False, dtype=None, param_dtype=jnp.float32,
+                 kernel_init=default_kernel_init, bias_init=default_bias_init, rngs: nnx.Rngs):
+        name = type(self).__name__
+        self.in_features = check_positive_int(in_features, "in_features", name)
+        self.out_features = check_positive_int(out_features, "out_features", name)
+        self.kernel_size = kernel_tuple(kernel_size, self._rank, name)
+        rank = len(self.kernel_size)
+        self.strides = as_tuple(strides, rank, "strides", name)
+        self.kernel_dilation = as_tuple(kernel_dilation, rank, "kernel_dilation", name)
+        groups = check_positive_int(feature_group_count, "feature_group_count", name)
+        if in_features % groups or out_features % groups:
+            raise ValueError(f"{name}: in_features ({in_features}) and out_features ({out_features}) must be "
+                             f"divisible by feature_group_count ({groups})")
+        self.feature_group_count = groups
+        self.padding = transpose_padding(padding, rank, name)
+        outpad = (output_padding,) * rank if isinstance(output_padding, int) else tuple(output_padding)
+        if len(outpad) != rank or any((not isinstance(v, int)) or v < 0 for v in outpad):
+            raise ValueError(f"{name}: output_padding must be an int >= 0 or {rank} of them, got {output_padding!r}")
+        self.output_padding = tuple(int(v) for v in outpad)
+        self.opts = yat_options(name, use_bias=use_bias, constant_bias=constant_bias, use_alpha=use_alpha,
+                                constant_alpha=constant_alpha, epsilon=epsilon, learnable_epsilon=learnable_epsilon)
+        self.dtype, self.param_dtype = dtype, param_dtype
+        shape = (*self.kernel_size, in_features, out_features // groups)
+        self.kernel = nnx.Param(kernel_init(rngs.params(), shape, param_dtype))
+        init_tail_params(self, self.opts, out_features, param_dtype, bias_init, rngs)
+
+    @property
+    def rank(self) -> int:
+        """Number of spatial axes."""
+        return len(self.kernel_size)
+
+    def __call__(self, inputs):
+        """Apply the layer to ``inputs (N, *spatial, in_features)``."""
+        rank = self.rank
+        shape = tuple(getattr(inputs, "shape", ()))
+        if len(shape) != rank + 2 or shape[-1] != self.in_features:
+            check_input(type(self).__name__, inputs, rank + 2, self.in_features,
+                        f"(N, {', '.join(['*'] * rank)}, {self.in_features}) for kernel {tuple(self.kernel.shape)}")
+        pads, outpad = transpose_geometry(self.padding, self.kernel_size, self.strides, self.kernel_dilation,
+                                          self.output_padding)
+        bias, alpha, eps = tail_of(self)
+        return yat_conv_transpose(inputs, self.kernel[...], bias, alpha, eps, strides=self.strides, padding=pads,
+                                  output_padding=outpad, dilations=self.kernel_dilation,
+                                  groups=self.feature_group_count, dtype=self.dtype)
+
+
+class YatConvTranspose1D(YatConvTranspose):
+    """1-D :class:`YatConvTranspose`: input ``(N, L, C)``, ``kernel (k, C, M/G)``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from flax import nnx
+        >>> YatConvTranspose1D(2, 3, 3, strides=2, padding="VALID", rngs=nnx.Rngs(0))(jnp.ones((1, 4, 2))).shape
+        (1, 9, 3)
+    """
+
+    _rank = 1
+
+
+class YatConvTranspose2D(YatConvTranspose):
+    """2-D :class:`YatConvTranspose`: input ``(N, H, W, C)``, ``kernel (kh, kw, C, M/G)``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from flax import nnx
+        >>> YatConvTranspose2D(2, 2, 3, strides=2, rngs=nnx.Rngs(0))(jnp.ones((1, 3, 3, 2))).shape
+        (1, 6, 6, 2)
+    """
+
+    _rank = 2
+
+
+class YatConvTranspose3D(YatConvTranspose):
+    """3-D :class:`YatConvTranspose`: input ``(N, D, H, W, C)``, ``kernel (kd, kh, kw, C, M/G)``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from flax import nnx
+        >>> YatConvTranspose3D(1, 2, 2, strides=2, rngs=nnx.Rngs(0))(jnp.ones((1, 2, 2, 2, 1))).shape
+        (1, 4, 4, 4, 2)
+    """
+
+    _rank = 3

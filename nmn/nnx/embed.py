@@ -1,0 +1,70 @@
+"""``YatEmbed`` (alias ``Embed``): an embedding table whose ``attend`` scores queries with the Yat product."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from flax import nnx
+
+from nmn._jax.functional import tail_values, yat_embed_attend, yat_options
+from nmn.core.options import DEFAULT_EPSILON, check_positive_int
+
+default_embedding_init = nnx.initializers.variance_scaling(1.0, "fan_in", "normal", out_axis=0)
+
+
+class YatEmbed(nnx.Module):
+    """Embedding lookup plus Yat ``attend``: ``logit_v = alpha (q.e_v)^2 / (relu(|q|^2 + |e_v|^2 - 2 q.e_v) + eps)``.
+
+    Args:
+        num_embeddings: vocabulary size V. features: embedding size F.
+        use_alpha: learnable ``alpha (1,)`` for ``attend`` (default True); constant_alpha: ``True`` -> sqrt(2),
+            or a number (default None).
+        epsilon: > 0 (default 1e-5). spherical: unit query and rows in ``attend`` (default False).
+        dtype: lookup/result dtype (default None); param_dtype (default float32);
+        embedding_init: default N(0, 1/F); rngs: ``nnx.Rngs``.
+
+    Shape:
+        ``__call__``: integer ids ``(...)`` -> ``(..., F)``; ``attend``: ``(..., F)`` -> ``(..., V)``;
+        ``embedding (V, F)``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from flax import nnx
+        >>> embed = YatEmbed(num_embeddings=10, features=4, constant_alpha=True, rngs=nnx.Rngs(0))
+        >>> embed(jnp.array([[1, 2, 3]])).shape
+        (1, 3, 4)
+        >>> embed.attend(jnp.ones((2, 4))).shape
+        (2, 10)
+    """
+
+    def __init__(self, num_embeddings: int, features: int, *, use_alpha: bool = True, constant_alpha=None,
+                 epsilon: float = DEFAULT_EPSILON, spherical: bool = False, dtype=None, param_dtype=jnp.float32,
+                 embedding_init=default_embedding_init, rngs: nnx.Rngs):
+        name = type(self).__name__
+        self.num_embeddings = check_positive_int(num_embeddings, "num_embeddings", name)
+        self.features = check_positive_int(features, "features", name)
+        self.opts = yat_options(name, use_bias=False, use_alpha=use_alpha, constant_alpha=constant_alpha,
+                                epsilon=epsilon)
+        self.spherical = bool(spherical)
+        self.dtype, self.param_dtype = dtype, param_dtype
+        self.embedding = nnx.Param(embedding_init(rngs.params(), (num_embeddings, features), param_dtype))
+        self.alpha = nnx.Param(jnp.ones((1,), param_dtype)) if self.opts.alpha.learnable else nnx.data(None)
+
+    def __call__(self, inputs):
+        """Look up integer ids ``inputs (...)`` -> ``(..., features)``."""
+        if not jnp.issubdtype(jnp.asarray(inputs).dtype, jnp.integer):
+            raise ValueError(f"{type(self).__name__}: ids must be integers, got dtype {jnp.asarray(inputs).dtype}")
+        table = self.embedding[...]
+        out = jnp.take(table, inputs, axis=0)
+        return out if self.dtype is None else out.astype(self.dtype)
+
+    def attend(self, query):
+        """Yat logits of ``query (..., features)`` against every row -> ``(..., num_embeddings)``."""
+        shape = tuple(getattr(query, "shape", ()))
+        if not shape or shape[-1] != self.features:
+            raise ValueError(f"{type(self).__name__}: attend expects a query (..., {self.features}) for embedding "
+                             f"{tuple(self.embedding.shape)}, got shape {shape}")
+        _, alpha, eps = tail_values(self.opts, None, None if self.alpha is None else self.alpha[...])
+        return yat_embed_attend(query, self.embedding[...], alpha, eps, spherical=self.spherical, dtype=self.dtype)
+
+
+Embed = YatEmbed

@@ -1,0 +1,59 @@
+"""Serve nmn ONNX models over the Open Inference Protocol (KServe v2 REST).
+
+Plain onnxruntime runs every nmn file (the ``nmn`` functions travel inside
+it); this package puts it behind the protocol that Triton, KServe and
+MLServer clients already speak::
+
+    $ nmn serve models/ --port 8000          # or: python -m nmn.serve models/
+    $ curl localhost:8000/v2/models/mlp
+    $ nmn predict http://127.0.0.1:8000 --model mlp --input x.npy
+
+From Python::
+
+    >>> from nmn.serve import Client, create_app, serve           # doctest: +SKIP
+    >>> import numpy as np                                         # doctest: +SKIP
+    >>> Client("http://127.0.0.1:8000").infer("mlp", {"x": np.zeros((1, 4), np.float32)})  # doctest: +SKIP
+    {'y': array([[...]], dtype=float32)}
+
+The server imports starlette, uvicorn and prometheus-client; the safe loader
+(:mod:`nmn.serve.safe_load`) needs only onnx, so names are imported lazily.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "Client",
+    "ServeError",
+    "UnsafeModelError",
+    "create_app",
+    "load_model_safely",
+    "serve",
+    "write_triton_repo",
+]
+
+_LAZY = {
+    "Client": "client",
+    "ServeError": "client",
+    "create_app": "app",
+    "serve": "app",
+    "load_model_safely": "safe_load",
+    "UnsafeModelError": "safe_load",
+    "write_triton_repo": "triton",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nmn.serve' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,33 @@
+"""nmn for PyTorch: Yat layers as ``torch.nn.Module`` s, a functional API and the neutral spec bridge.
+
+The Yat product ``y = alpha * (x.w + b)^2 / (relu(|x|^2 + |w|^2 - 2 x.w) + epsilon)`` replaces Linear + ReLU.
+
+>>> import torch
+>>> from nmn.torch import YatNMN
+>>> YatNMN(in_features=8, out_features=4)(torch.randn(2, 8)).shape
+torch.Size([2, 4])
+"""
+
+try:
+    import torch as _torch  # noqa: F401
+except ImportError as err:  # pragma: no cover - exercised only without torch
+    raise ImportError('nmn.torch needs PyTorch: pip install "nmn[torch]"') from err
+
+from nmn.torch import functional
+from nmn.torch.attention import MultiHeadYatAttention, RotaryYatAttention, performer_projection
+from nmn.torch.conv import YatConv1D, YatConv2D, YatConv3D
+from nmn.torch.conv_transpose import YatConvTranspose1D, YatConvTranspose2D, YatConvTranspose3D
+from nmn.torch.dense import YatNMN
+from nmn.torch.embed import YatEmbed
+from nmn.torch.functional import soft_tanh, softer_sigmoid, softermax
+from nmn.torch.spec import from_spec, to_spec
+from nmn.torch.squashers import Softermax, SofterSigmoid, SoftTanh
+
+YatDense = YatNMN
+
+__all__ = [
+    "YatNMN", "YatDense", "YatConv1D", "YatConv2D", "YatConv3D", "YatConvTranspose1D", "YatConvTranspose2D",
+    "YatConvTranspose3D", "MultiHeadYatAttention", "RotaryYatAttention", "YatEmbed", "softermax", "softer_sigmoid",
+    "soft_tanh", "Softermax", "SofterSigmoid", "SoftTanh", "functional", "performer_projection", "to_spec",
+    "from_spec",
+]

@@ -1,0 +1,93 @@
+"""The ``F`` ops namespace that :mod:`nmn.core.yat` runs on, written with PyTorch.
+
+Every member is a thin call of the torch function of the same meaning (see the module docstring of
+``nmn.core.yat``). ``TorchOps(device)`` binds the device on which helpers that create tensors from nothing
+(``tril``) allocate; :func:`ops_for` returns the namespace for a tensor's device.
+
+>>> import torch
+>>> F = ops_for(torch.zeros(1))
+>>> F.tril(2, 3).tolist()
+[[True, True, False], [True, True, True]]
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as _nnf
+
+_HALF = (torch.float16, torch.bfloat16)
+
+
+class TorchOps:
+    """The ``F`` protocol of ``nmn.core.yat`` for torch tensors on ``device``."""
+
+    __slots__ = ("device",)
+
+    def __init__(self, device=None):
+        self.device = device
+
+    # reductions and elementwise maths
+    @staticmethod
+    def sum(x, axis, keepdims=False):
+        return torch.sum(x, dim=axis, keepdim=keepdims)
+
+    sqrt = staticmethod(torch.sqrt)
+    relu = staticmethod(torch.relu)
+    softplus = staticmethod(_nnf.softplus)
+    exp = staticmethod(torch.exp)
+    abs = staticmethod(torch.abs)
+    sign = staticmethod(torch.sign)
+    matmul = staticmethod(torch.matmul)
+    einsum = staticmethod(torch.einsum)
+    where = staticmethod(torch.where)
+    logical_and = staticmethod(torch.logical_and)
+    reshape = staticmethod(torch.reshape)
+
+    @staticmethod
+    def softmax(x, axis):
+        return torch.softmax(x, dim=axis)
+
+    @staticmethod
+    def cumsum(x, axis):
+        return torch.cumsum(x, dim=axis)
+
+    @staticmethod
+    def stack(xs, axis):
+        return torch.stack(list(xs), dim=axis)
+
+    @staticmethod
+    def concat(xs, axis):
+        return torch.cat(list(xs), dim=axis)
+
+    @staticmethod
+    def full_like(x, value):
+        return torch.full_like(x, value)
+
+    def tril(self, lq, lk):
+        """Bool ``(lq, lk)`` mask, True where key ``j <= i + (lk - lq)`` (the last query sees the last key)."""
+        return torch.ones(lq, lk, dtype=torch.bool, device=self.device).tril(lk - lq)
+
+    @staticmethod
+    def to_f32(x):
+        return x.float() if x.dtype in _HALF else x
+
+    @staticmethod
+    def cast_like(x, ref):
+        return x if x.dtype == ref.dtype else x.to(ref.dtype)
+
+
+F = TorchOps()
+
+
+def ops_for(x) -> TorchOps:
+    """The ops namespace allocating on ``x``'s device."""
+    return TorchOps(x.device)
+
+
+def compute_dtype(*tensors) -> tuple[torch.dtype, torch.dtype]:
+    """``(compute, result)`` dtypes: the promoted dtype of ``tensors`` and float32 or wider to compute in."""
+    result = tensors[0].dtype
+    for t in tensors[1:]:
+        if t is not None and isinstance(t, torch.Tensor):
+            result = torch.promote_types(result, t.dtype)
+    return torch.promote_types(result, torch.float32), result

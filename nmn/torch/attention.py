@@ -1,0 +1,328 @@
+"""Yat attention for PyTorch: ``MultiHeadYatAttention`` (quadratic or Yat-Performer) and ``RotaryYatAttention``."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as _nnf
+
+from nmn.core.options import (DEFAULT_EPSILON, NORMALIZATIONS, ROPE_STYLES, ROPE_THETA, check_choice, check_epsilon,
+                              check_positive_int, resolve_alpha)
+from nmn.torch import functional
+from nmn.torch.dense import pick
+
+
+def performer_projection(num_features: int, head_dim: int, *, generator: torch.Generator | None = None,
+                         device=None, dtype=None) -> torch.Tensor:
+    """Random projection ``(num_features, head_dim)``: stacked orthogonal blocks, every row of norm sqrt(head_dim).
+
+    >>> p = performer_projection(6, 4, generator=torch.Generator().manual_seed(0))
+    >>> p.shape, round(float(p[0].norm()), 4)
+    (torch.Size([6, 4]), 2.0)
+    """
+    blocks = []
+    for _ in range(-(-num_features // head_dim)):
+        g = torch.randn(head_dim, head_dim, generator=generator, dtype=torch.float64)
+        q, _ = torch.linalg.qr(g)
+        blocks.append(q.T)
+    proj = torch.cat(blocks)[:num_features] * math.sqrt(head_dim)
+    return proj.to(device=device, dtype=dtype or torch.get_default_dtype())
+
+
+def _as_mask(mask, name, batch):
+    """A bool mask broadcastable to (B, H, Lq, Lk); a 3-D (B, Lq, Lk) mask gets a head axis."""
+    if mask is None:
+        return None
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        raise ValueError(f"{name}: mask must be a bool tensor (True = attend), got "
+                         f"{getattr(mask, 'dtype', type(mask).__name__)}")
+    if mask.dim() == 3:
+        mask = mask.unsqueeze(1)
+    if mask.dim() not in (2, 4):
+        raise ValueError(f"{name}: mask must broadcast to (B, H, Lq, Lk), got shape {tuple(mask.shape)}")
+    return mask
+
+
+class _YatAttentionBase(nn.Module):
+    """Four affine projections (q, k, v, out) around Yat attention of ``(B, L, H, D)`` heads."""
+
+    def __init__(self, embed_dim, num_heads, dropout, bias, use_bias, use_alpha, constant_alpha, epsilon, spherical,
+                 normalization, power, use_out_proj, causal, factory):
+        super().__init__()
+        name = type(self).__name__
+        self.embed_dim = check_positive_int(embed_dim, "embed_dim", name)
+        self.num_heads = check_positive_int(num_heads, "num_heads", name)
+        if embed_dim % num_heads:
+            raise ValueError(f"{name}: embed_dim={embed_dim} must be divisible by num_heads={num_heads}")
+        self.head_dim = embed_dim // num_heads
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"{name}: dropout must be in [0, 1), got {dropout!r}")
+        self.dropout = float(dropout)
+        self.use_bias = pick(bias, use_bias, True, "bias", "use_bias", name)
+        self._alpha_spec = resolve_alpha(use_alpha, constant_alpha)
+        constant = constant_alpha is not None and constant_alpha is not False
+        self.constant_alpha = self._alpha_spec.value if constant else None
+        self.epsilon = check_epsilon(epsilon, name)
+        self.spherical = bool(spherical)
+        self.normalization = check_choice(normalization, NORMALIZATIONS, "normalization", name)
+        if isinstance(power, bool) or not isinstance(power, (int, float)) or not power > 0:
+            raise ValueError(f"{name}: power must be a number > 0, got {power!r}")
+        self.power = float(power)
+        self.use_out_proj = bool(use_out_proj)
+        self.causal = bool(causal)
+        e = embed_dim
+        self.q_proj = nn.Linear(e, e, bias=self.use_bias, **factory)
+        self.k_proj = nn.Linear(e, e, bias=self.use_bias, **factory)
+        self.v_proj = nn.Linear(e, e, bias=self.use_bias, **factory)
+        self.out_proj = nn.Linear(e, e, bias=self.use_bias, **factory) if self.use_out_proj else None
+        self.alpha = nn.Parameter(torch.empty(1, **factory)) if self._alpha_spec.learnable else None
+
+    @property
+    def use_alpha(self) -> bool:
+        return self._alpha_spec.learnable or self.constant_alpha is not None
+
+    def reset_parameters(self) -> None:
+        """Projection weights ~ Xavier normal, biases zeros, alpha 1."""
+        with torch.no_grad():
+            for lin in self._projections():
+                nn.init.xavier_normal_(lin.weight)
+                if lin.bias is not None:
+                    lin.bias.zero_()
+            if self.alpha is not None:
+                self.alpha.fill_(1.0)
+
+    def _projections(self):
+        return [p for p in (self.q_proj, self.k_proj, self.v_proj, self.out_proj) if p is not None]
+
+    def _alpha_term(self):
+        return self.alpha if self.alpha is not None else self.constant_alpha
+
+    def _check(self, x, what):
+        if x.dim() != 3 or x.shape[-1] != self.embed_dim:
+            raise ValueError(f"{type(self).__name__}: expected {what} of shape (B, L, {self.embed_dim}) "
+                             f"(embed_dim={self.embed_dim}), got shape {tuple(x.shape)}")
+        return x.to(torch.promote_types(x.dtype, self.q_proj.weight.dtype))
+
+    def _heads(self, x, proj):
+        b, l, _ = x.shape
+        return proj(x).reshape(b, l, self.num_heads, self.head_dim)
+
+    def _quadratic(self, q, k, v, mask, causal):
+        return functional.yat_attention(q, k, v, mask, self._alpha_term(), self.epsilon, spherical=self.spherical,
+                                        normalization=self.normalization, power=self.power, causal=causal,
+                                        dropout_p=self.dropout, training=self.training)
+
+    def _output(self, out):
+        b, l = out.shape[:2]
+        out = out.reshape(b, l, self.embed_dim)
+        return self.out_proj(out) if self.out_proj is not None else out
+
+    def _attn_repr(self) -> str:
+        s = f"embed_dim={self.embed_dim}, num_heads={self.num_heads}"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
+        if not self.use_bias:
+            s += ", bias=False"
+        if self.constant_alpha is not None:
+            s += f", constant_alpha={self.constant_alpha:.6g}"
+        elif self.alpha is None:
+            s += ", use_alpha=False"
+        s += f", epsilon={self.epsilon:g}"
+        for flag in ("spherical", "causal"):
+            if getattr(self, flag):
+                s += f", {flag}=True"
+        if self.normalization != "softmax":
+            s += f", normalization={self.normalization!r}, power={self.power:g}"
+        if not self.use_out_proj:
+            s += ", use_out_proj=False"
+        return s
+
+
+class MultiHeadYatAttention(_YatAttentionBase):
+    """Multi-head Yat attention, batch first.
+
+    ``score = alpha (q.k)^2 / ((relu(|q|^2 + |k|^2 - 2 q.k) + epsilon) sqrt(head_dim))``, masked, normalised
+    over the keys, ``out = out_proj(A . V)`` with plain affine q/k/v/out projections.
+    With ``use_performer=True``: the O(n) spherical Yat-Performer, ``phi(x) = (|u| + eps) exp(u - 1/2) / sqrt(m)``
+    with ``u = proj x_hat / sqrt(d)`` and a random ``proj (num_features, head_dim)`` buffer drawn once at
+    construction, read out as ``phi(q) (phi(K)^T V) / (phi(q) . sum phi(K))`` (alpha scales ``phi(q)``).
+
+    Args:
+        embed_dim: model width ``E`` (divisible by ``num_heads``).
+        num_heads: number of heads.
+        dropout: dropout on the attention weights in training (default 0.0).
+        bias: biases of the four projections (default True); ``use_bias=`` is the same switch.
+        use_alpha: learnable score scale ``alpha (1,)``, init 1 (default True).
+        constant_alpha: ``True`` (sqrt 2) or a number, no parameter (default None).
+        epsilon: > 0 (default 1e-5).
+        spherical: ``q / sqrt(|q|^2 + eps)``, likewise ``k``; distance ``2 - 2 s`` (default False).
+        normalization: ``'softmax'`` (default), ``'l1'`` or ``'softermax'``; power: softermax exponent (1.0).
+        use_out_proj: apply the output projection (default True).
+        causal: causal self-attention (default False).
+        use_performer: linear-time spherical Yat-Performer (default False); num_features: its ``m`` (256).
+        device, dtype: factory arguments.
+
+    Shape: ``forward(query (B, Lq, E), key (B, Lk, E) = query, value (B, Lk, E) = key, mask=None) -> (B, Lq, E)``;
+    ``mask`` is bool (True = attend), broadcastable to ``(B, H, Lq, Lk)`` (a ``(B, Lq, Lk)`` mask is accepted).
+
+    Example:
+        >>> attn = MultiHeadYatAttention(embed_dim=8, num_heads=2)
+        >>> x = torch.randn(2, 5, 8)
+        >>> attn(x, x, x).shape
+        torch.Size([2, 5, 8])
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool | None = None, *,
+                 use_bias: bool | None = None, use_alpha: bool = True, constant_alpha=None,
+                 epsilon: float = DEFAULT_EPSILON, spherical: bool = False, normalization: str = "softmax",
+                 power: float = 1.0, use_out_proj: bool = True, causal: bool = False, use_performer: bool = False,
+                 num_features: int = 256, device=None, dtype=None):
+        factory = {"device": device, "dtype": dtype}
+        super().__init__(embed_dim, num_heads, dropout, bias, use_bias, use_alpha, constant_alpha, epsilon,
+                         spherical, normalization, power, use_out_proj, causal, factory)
+        self.use_performer = bool(use_performer)
+        if self.use_performer:
+            self.num_features = check_positive_int(num_features, "num_features", type(self).__name__)
+            self.register_buffer("proj", performer_projection(num_features, self.head_dim, **factory))
+        else:
+            self.num_features = int(num_features)
+            self.proj = None
+        self.reset_parameters()
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor | None = None, value: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        key = query if key is None else key
+        value = key if value is None else value
+        query, key, value = self._check(query, "query"), self._check(key, "key"), self._check(value, "value")
+        if key.shape[:2] != value.shape[:2] or key.shape[0] != query.shape[0]:
+            raise ValueError(f"{type(self).__name__}: key {tuple(key.shape)} and value {tuple(value.shape)} must "
+                             f"share (B, Lk) with query batch {query.shape[0]}")
+        q, k, v = self._heads(query, self.q_proj), self._heads(key, self.k_proj), self._heads(value, self.v_proj)
+        mask = _as_mask(mask, type(self).__name__, query.shape[0])
+        if self.use_performer:
+            if mask is not None:
+                raise ValueError(f"{type(self).__name__}: use_performer=True takes no mask (use causal=True), "
+                                 f"got a mask of shape {tuple(mask.shape)}")
+            if self.causal and q.shape[1] != k.shape[1]:
+                raise ValueError(f"{type(self).__name__}: a causal performer needs Lq == Lk, got {q.shape[1]} "
+                                 f"and {k.shape[1]}")
+            out = self._performer(q, k, v)
+        else:
+            out = self._quadratic(q, k, v, mask, self.causal)
+        return self._output(out)
+
+    def _performer(self, q, k, v):
+        qf = functional.performer_features(q, self.proj, self.epsilon)
+        kf = functional.performer_features(k, self.proj, self.epsilon)
+        alpha = self._alpha_term()
+        qf = qf if alpha is None else qf * alpha  # as the nmn function: cancels except against the 1e-6 shift
+        out = functional.linear_attention(qf, kf, v, causal=self.causal)
+        return _nnf.dropout(out, self.dropout, self.training) if self.dropout else out
+
+    def extra_repr(self) -> str:
+        s = self._attn_repr()
+        return s + (f", use_performer=True, num_features={self.num_features}" if self.use_performer else "")
+
+
+class RotaryYatAttention(_YatAttentionBase):
+    """Multi-head Yat self-attention with rotary position embeddings (RoPE) on q and k, and a KV cache.
+
+    Each token is rotated at its absolute position: ``x'[2i] = x[2i] cos(t f_i) - x[2i+1] sin(t f_i)``,
+    ``x'[2i+1] = x[2i] sin(t f_i) + x[2i+1] cos(t f_i)``, ``f_i = theta^(-2i/d)`` (``rope_style='half'`` pairs
+    ``x[i]`` with ``x[i + d/2]``), then the score of :class:`MultiHeadYatAttention`.
+
+    Args:
+        embed_dim, num_heads: as :class:`MultiHeadYatAttention` (``head_dim`` must be even).
+        max_seq_len: largest position + 1 (default 2048).
+        theta: RoPE base (default 10000.0).
+        rope_style: ``'interleaved'`` (default) or ``'half'``.
+        dropout, bias / use_bias, use_alpha, constant_alpha, epsilon, spherical, normalization, power,
+        use_out_proj, causal, device, dtype: as :class:`MultiHeadYatAttention`.
+
+    Shape: ``forward(x (B, L, E), mask=None, decode=False) -> (B, L, E)``. With ``decode=True`` (after
+    :meth:`init_cache`) ``x`` holds the next tokens; their keys/values are appended to the cache and they attend
+    causally to everything cached, so step-by-step decoding equals the causal full pass.
+
+    Example:
+        >>> attn = RotaryYatAttention(8, 2, max_seq_len=16, causal=True)
+        >>> x = torch.randn(1, 4, 8)
+        >>> full = attn(x)
+        >>> attn.init_cache(1, 16)
+        >>> steps = torch.cat([attn(x[:, i:i + 1], decode=True) for i in range(4)], 1)
+        >>> bool(torch.allclose(full, steps, atol=1e-5))
+        True
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int, max_seq_len: int = 2048, *, theta: float = ROPE_THETA,
+                 rope_style: str = "interleaved", dropout: float = 0.0, bias: bool | None = None,
+                 use_bias: bool | None = None, use_alpha: bool = True, constant_alpha=None,
+                 epsilon: float = DEFAULT_EPSILON, spherical: bool = False, normalization: str = "softmax",
+                 power: float = 1.0, use_out_proj: bool = True, causal: bool = False, use_performer: bool = False,
+                 device=None, dtype=None):
+        factory = {"device": device, "dtype": dtype}
+        super().__init__(embed_dim, num_heads, dropout, bias, use_bias, use_alpha, constant_alpha, epsilon,
+                         spherical, normalization, power, use_out_proj, causal, factory)
+        name = type(self).__name__
+        if use_performer:
+            raise ValueError(f"{name}: use_performer=True is not available with rotary embeddings in nmn v1; "
+                             f"use MultiHeadYatAttention(use_performer=True)")
+        if self.head_dim % 2:
+            raise ValueError(f"{name}: head_dim = embed_dim / num_heads = {self.head_dim} must be even for RoPE")
+        self.max_seq_len = check_positive_int(max_seq_len, "max_seq_len", name)
+        self.theta = float(theta)
+        self.rope_style = check_choice(rope_style, ROPE_STYLES, "rope_style", name)
+        cos, sin = functional.rope_tables(self.head_dim, max_seq_len, theta, device=device)
+        self.register_buffer("cos", cos, persistent=False)
+        self.register_buffer("sin", sin, persistent=False)
+        self.cache_k = self.cache_v = None
+        self.cache_index = 0
+        self.reset_parameters()
+
+    def init_cache(self, batch_size: int, max_length: int | None = None) -> None:
+        """Allocate an empty KV cache for ``batch_size`` sequences of up to ``max_length`` (<= max_seq_len) tokens."""
+        name = type(self).__name__
+        max_length = self.max_seq_len if max_length is None else check_positive_int(max_length, "max_length", name)
+        if max_length > self.max_seq_len:
+            raise ValueError(f"{name}: max_length={max_length} exceeds max_seq_len={self.max_seq_len}")
+        w = self.q_proj.weight
+        shape = (check_positive_int(batch_size, "batch_size", name), max_length, self.num_heads, self.head_dim)
+        self.cache_k = torch.zeros(shape, device=w.device, dtype=w.dtype)
+        self.cache_v = torch.zeros(shape, device=w.device, dtype=w.dtype)
+        self.cache_index = 0
+
+    def reset_cache(self) -> None:
+        """Forget the cached keys and values (the cache stays allocated)."""
+        self.cache_index = 0
+
+    def _rotate(self, x, start):
+        l = x.shape[1]
+        return functional.rope(x, self.cos[start:start + l], self.sin[start:start + l],
+                               interleaved=self.rope_style == "interleaved")
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, decode: bool = False) -> torch.Tensor:
+        name = type(self).__name__
+        x = self._check(x, "x")
+        b, l, _ = x.shape
+        mask = _as_mask(mask, name, b)
+        q, k, v = self._heads(x, self.q_proj), self._heads(x, self.k_proj), self._heads(x, self.v_proj)
+        if not decode:
+            if l > self.max_seq_len:
+                raise ValueError(f"{name}: sequence length {l} exceeds max_seq_len={self.max_seq_len}")
+            return self._output(self._quadratic(self._rotate(q, 0), self._rotate(k, 0), v, mask, self.causal))
+        if self.cache_k is None:
+            raise ValueError(f"{name}: decode=True needs init_cache(batch_size, max_length) first")
+        start, end = self.cache_index, self.cache_index + l
+        if b != self.cache_k.shape[0] or end > self.cache_k.shape[1]:
+            raise ValueError(f"{name}: cannot append input of shape {tuple(x.shape)} at position {start} to a "
+                             f"cache of shape {tuple(self.cache_k.shape)}")
+        self.cache_k[:, start:end] = self._rotate(k, start).detach().to(self.cache_k.dtype)
+        self.cache_v[:, start:end] = v.detach().to(self.cache_v.dtype)
+        self.cache_index = end
+        out = self._quadratic(self._rotate(q, start), self.cache_k[:, :end], self.cache_v[:, :end], mask, True)
+        return self._output(out)
+
+    def extra_repr(self) -> str:
+        return (self._attn_repr() + f", max_seq_len={self.max_seq_len}, theta={self.theta:g}"
+                + (f", rope_style={self.rope_style!r}" if self.rope_style != "interleaved" else ""))

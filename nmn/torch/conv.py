@@ -1,0 +1,136 @@
+"""Yat convolutions for PyTorch: ``YatConv1D``, ``YatConv2D``, ``YatConv3D`` on a private N-d base."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from nmn.core.conv import PADDING_MODES, as_tuple, normalize_padding
+from nmn.core.options import DEFAULT_EPSILON, check_choice, check_positive_int
+from nmn.torch import functional
+from nmn.torch.dense import YatOptions, pick
+
+_SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
+
+
+def check_groups(layer, in_channels, out_channels, groups):
+    check_positive_int(groups, "groups", layer)
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(f"{layer}: in_channels={in_channels} and out_channels={out_channels} must both be "
+                         f"divisible by groups={groups}")
+    return groups
+
+
+def check_input(layer, x, rank, in_channels):
+    """Accept ``(N, C, *S)`` or unbatched ``(C, *S)``; return ``(batched x, was_unbatched)``."""
+    if x.dim() not in (rank + 1, rank + 2):
+        raise ValueError(f"{layer}: expected a {rank + 2}-D input (N, C, {_SPATIAL[rank]}) or an unbatched "
+                         f"{rank + 1}-D one, got shape {tuple(x.shape)}")
+    unbatched = x.dim() == rank + 1
+    if unbatched:
+        x = x.unsqueeze(0)
+    if x.shape[1] != in_channels:
+        raise ValueError(f"{layer}: expected {in_channels} input channels (in_channels={in_channels}) at axis 1, "
+                         f"got shape {tuple(x.shape)}")
+    return x, unbatched
+
+
+class _YatConvNd(YatOptions, nn.Module):
+    """N-d Yat convolution; the rank classes fix ``_rank``."""
+
+    _rank = 0
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool | None = None, padding_mode: str = "zeros", *,
+                 use_bias: bool | None = None, constant_bias: float | None = None, use_alpha: bool = True,
+                 constant_alpha=None, epsilon: float = DEFAULT_EPSILON, learnable_epsilon: bool = False,
+                 weight_normalized: bool = False, device=None, dtype=None):
+        super().__init__()
+        name, rank = type(self).__name__, self._rank
+        self.in_channels = check_positive_int(in_channels, "in_channels", name)
+        self.out_channels = check_positive_int(out_channels, "out_channels", name)
+        self.kernel_size = as_tuple(kernel_size, rank, "kernel_size", name)
+        self.stride = as_tuple(stride, rank, "stride", name)
+        self.dilation = as_tuple(dilation, rank, "dilation", name)
+        self.padding = normalize_padding(padding, rank, name)
+        self.padding_mode = check_choice(padding_mode, tuple(PADDING_MODES), "padding_mode", name)
+        self.groups = check_groups(name, in_channels, out_channels, groups)
+        self.weight_normalized = bool(weight_normalized)
+        factory = {"device": device, "dtype": dtype}
+        self._init_yat(out_channels, use_bias=pick(bias, use_bias, True, "bias", "use_bias", name),
+                       constant_bias=constant_bias, use_alpha=use_alpha, constant_alpha=constant_alpha,
+                       epsilon=epsilon, learnable_epsilon=learnable_epsilon, factory=factory)
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *self.kernel_size, **factory))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Weight ~ Xavier normal (fan_in = C/groups * prod(k), fan_out = M * prod(k)), bias zeros, alpha 1."""
+        with torch.no_grad():
+            nn.init.xavier_normal_(self.weight)
+        self._reset_yat()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, unbatched = check_input(type(self).__name__, x, self._rank, self.in_channels)
+        bias, alpha, eps = self._yat_terms()
+        y = functional.yat_conv(x, self.weight, bias, alpha, eps, stride=self.stride, padding=self.padding,
+                                dilation=self.dilation, groups=self.groups, padding_mode=self.padding_mode,
+                                weight_normalized=self.weight_normalized)
+        return y.squeeze(0) if unbatched else y
+
+    def extra_repr(self) -> str:
+        pad = self.padding if isinstance(self.padding, str) else [list(p) for p in self.padding]
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+             f"padding={pad!r}")
+        if any(d != 1 for d in self.dilation):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode!r}"
+        if self.weight_normalized:
+            s += ", weight_normalized=True"
+        return s + ", " + self._yat_repr()
+
+
+_DOC = """Yat {r}-D convolution: ``y = alpha * (<P, W_m> + b_m)^2 / (relu(|P|^2 + |W_m|^2 - 2 <P, W_m>) + epsilon)``.
+
+    ``P`` is each (padded) receptive-field patch of the input, restricted to the filter's group.
+
+    Args:
+        in_channels, out_channels: channel counts (both divisible by ``groups``).
+        kernel_size: int or {r} ints.
+        stride, dilation: int or {r} ints (default 1).
+        padding: int, {r} ints, ``(lo, hi)`` pairs, ``'valid'`` or ``'same'`` (any stride; the odd pixel
+            goes high, as ONNX ``SAME_UPPER``){causal} (default 0).
+        groups: grouped convolution (default 1).
+        bias: learnable bias ``(out_channels,)`` (default True); ``use_bias=`` is the same switch.
+        padding_mode: ``'zeros'`` (default), ``'reflect'``, ``'replicate'`` or ``'circular'``.
+        constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon: as :class:`nmn.torch.YatNMN`.
+        weight_normalized: unit-normalise each filter at every forward (default False).
+        device, dtype: factory arguments.
+
+    Shape: ``(N, C, {s}) -> (N, M, {s_out})`` (or unbatched without ``N``).
+
+    Example:
+        >>> layer = {name}(2, 3, 3, padding="same")
+        >>> layer(torch.randn(1, 2, {ex})).shape
+        torch.Size([1, 3, {ex}])
+    """
+
+
+class YatConv1D(_YatConvNd):
+    __doc__ = _DOC.format(r=1, s="L", s_out="L_out", name="YatConv1D", ex="5",
+                          causal=", ``'causal'`` (left pad ``d (k - 1)``)")
+    _rank = 1
+
+
+class YatConv2D(_YatConvNd):
+    __doc__ = _DOC.format(r=2, s="H, W", s_out="H_out, W_out", name="YatConv2D", ex="5, 5", causal="")
+    _rank = 2
+
+
+class YatConv3D(_YatConvNd):
+    __doc__ = _DOC.format(r=3, s="D, H, W", s_out="D_out, H_out, W_out", name="YatConv3D", ex="4, 4, 4", causal="")
+    _rank = 3

@@ -1,0 +1,121 @@
+"""Yat transposed convolutions for PyTorch: ``YatConvTranspose1D/2D/3D`` on a private N-d base."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from nmn.core.conv import as_tuple, normalize_padding, transpose_geometry
+from nmn.core.options import DEFAULT_EPSILON, check_positive_int
+from nmn.torch import functional
+from nmn.torch.conv import check_groups, check_input
+from nmn.torch.dense import YatOptions, pick
+
+
+class _YatConvTransposeNd(YatOptions, nn.Module):
+    """N-d Yat transposed convolution; the rank classes fix ``_rank``."""
+
+    _rank = 0
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups: int = 1, bias: bool | None = None, dilation=1, padding_mode: str = "zeros", *,
+                 use_bias: bool | None = None, constant_bias: float | None = None, use_alpha: bool = True,
+                 constant_alpha=None, epsilon: float = DEFAULT_EPSILON, learnable_epsilon: bool = False,
+                 device=None, dtype=None):
+        super().__init__()
+        name, rank = type(self).__name__, self._rank
+        self.in_channels = check_positive_int(in_channels, "in_channels", name)
+        self.out_channels = check_positive_int(out_channels, "out_channels", name)
+        self.kernel_size = as_tuple(kernel_size, rank, "kernel_size", name)
+        self.stride = as_tuple(stride, rank, "stride", name)
+        self.dilation = as_tuple(dilation, rank, "dilation", name)
+        self.padding = normalize_padding(padding, rank, name)
+        if self.padding == "causal":
+            raise ValueError(f"{name}: padding='causal' is not defined for transposed convolutions")
+        if padding_mode != "zeros":
+            raise ValueError(f"{name}: padding_mode must be 'zeros' for transposed convolutions, got {padding_mode!r}")
+        self.padding_mode = padding_mode
+        op = (output_padding,) * rank if isinstance(output_padding, int) else tuple(output_padding)
+        if len(op) != rank or any((not isinstance(v, int)) or v < 0 for v in op):
+            raise ValueError(f"{name}: output_padding must be an int >= 0 or {rank} of them, got {output_padding!r}")
+        self.output_padding = op
+        self.groups = check_groups(name, in_channels, out_channels, groups)
+        factory = {"device": device, "dtype": dtype}
+        self._init_yat(out_channels, use_bias=pick(bias, use_bias, True, "bias", "use_bias", name),
+                       constant_bias=constant_bias, use_alpha=use_alpha, constant_alpha=constant_alpha,
+                       epsilon=epsilon, learnable_epsilon=learnable_epsilon, factory=factory)
+        self.weight = nn.Parameter(torch.empty(in_channels, out_channels // groups, *self.kernel_size, **factory))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Weight ~ Xavier normal, bias zeros, alpha 1, epsilon_param inverse-softplus(epsilon)."""
+        with torch.no_grad():
+            nn.init.xavier_normal_(self.weight)
+        self._reset_yat()
+
+    def geometry(self):
+        """ONNX ``(pads as (lo, hi) pairs, output_padding)`` of this layer."""
+        return transpose_geometry(self.padding, self.kernel_size, self.stride, self.dilation, self.output_padding)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, unbatched = check_input(type(self).__name__, x, self._rank, self.in_channels)
+        bias, alpha, eps = self._yat_terms()
+        y = functional.yat_conv_transpose(x, self.weight, bias, alpha, eps, stride=self.stride,
+                                          padding=self.padding, output_padding=self.output_padding,
+                                          groups=self.groups, dilation=self.dilation)
+        return y.squeeze(0) if unbatched else y
+
+    def extra_repr(self) -> str:
+        pad = self.padding if isinstance(self.padding, str) else [list(p) for p in self.padding]
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+             f"padding={pad!r}")
+        if any(self.output_padding):
+            s += f", output_padding={self.output_padding}"
+        if any(d != 1 for d in self.dilation):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        return s + ", " + self._yat_repr()
+
+
+_DOC = """Yat {r}-D transposed convolution (torch/ONNX ``ConvTranspose`` geometry).
+
+    ``dot = conv_transpose(x, W)``, ``E = conv_transpose(x * x, ones)``, ``K_m = |W_m|^2`` over all taps;
+    ``y = alpha * (dot + b)^2 / (relu(E + K - 2 dot) + epsilon)``.
+
+    Args:
+        in_channels, out_channels: channel counts (both divisible by ``groups``).
+        kernel_size: int or {r} ints.
+        stride, dilation: int or {r} ints (default 1).
+        padding: int, {r} ints or ``(lo, hi)`` pairs cropped from the output (torch meaning), ``'valid'``
+            (``out = (in - 1) s + d (k - 1) + 1``) or ``'same'`` (``out = in * s``); default 0.
+        output_padding: extra size on the high side of each axis (default 0).
+        groups: grouped transposed convolution (default 1).
+        bias: learnable bias ``(out_channels,)`` (default True); ``use_bias=`` is the same switch.
+        padding_mode: only ``'zeros'``.
+        constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon: as :class:`nmn.torch.YatNMN`.
+        device, dtype: factory arguments.
+
+    Shape: ``(N, C, {s}) -> (N, M, {s_out})``, each ``(in - 1) s - lo - hi + d (k - 1) + 1 + output_padding``.
+
+    Example:
+        >>> layer = {name}(2, 3, 3, stride=2)
+        >>> layer(torch.randn(1, 2, {ex})).shape
+        torch.Size([1, 3, {out}])
+    """
+
+
+class YatConvTranspose1D(_YatConvTransposeNd):
+    __doc__ = _DOC.format(r=1, s="L", s_out="L_out", name="YatConvTranspose1D", ex="4", out="9")
+    _rank = 1
+
+
+class YatConvTranspose2D(_YatConvTransposeNd):
+    __doc__ = _DOC.format(r=2, s="H, W", s_out="H_out, W_out", name="YatConvTranspose2D", ex="4, 4", out="9, 9")
+    _rank = 2
+
+
+class YatConvTranspose3D(_YatConvTransposeNd):
+    __doc__ = _DOC.format(r=3, s="D, H, W", s_out="D_out, H_out, W_out", name="YatConvTranspose3D", ex="2, 2, 2",
+                          out="5, 5, 5")
+    _rank = 3

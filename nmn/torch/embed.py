@@ -1,0 +1,96 @@
+"""``YatEmbed``: an embedding table whose ``attend`` scores queries against every row with the Yat product."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as _nnf
+
+from nmn.core.options import DEFAULT_EPSILON, check_epsilon, check_positive_int, resolve_alpha
+from nmn.torch import functional
+
+
+class YatEmbed(nn.Module):
+    """Embedding lookup plus Yat ``attend`` (weight-tied output logits).
+
+    ``attend(q)[..., v] = alpha (q.e_v)^2 / (relu(|q|^2 + |e_v|^2 - 2 q.e_v) + epsilon)`` (no bias, no sqrt(d)).
+
+    Args:
+        num_embeddings: vocabulary size ``V``.
+        embedding_dim: feature size ``F`` (``features=`` is an alias).
+        use_alpha: learnable scale ``alpha (1,)`` for ``attend``, init 1 (default True).
+        constant_alpha: ``True`` (sqrt 2) or a number, no parameter (default None).
+        epsilon: > 0 (default 1e-5).
+        spherical: ``attend`` on unit vectors, distance ``2 - 2 cos`` (default False).
+        device, dtype: factory arguments.
+
+    Shape: ``forward(ids (*)) -> (*, F)`` (integer ids); ``attend(q (..., F)) -> (..., V)``.
+
+    Example:
+        >>> embed = YatEmbed(num_embeddings=10, embedding_dim=4)
+        >>> embed(torch.tensor([[1, 2, 3]])).shape
+        torch.Size([1, 3, 4])
+        >>> embed.attend(torch.randn(2, 4)).shape
+        torch.Size([2, 10])
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int | None = None, *, features: int | None = None,
+                 use_alpha: bool = True, constant_alpha=None, epsilon: float = DEFAULT_EPSILON,
+                 spherical: bool = False, device=None, dtype=None):
+        super().__init__()
+        name = type(self).__name__
+        if embedding_dim is None:
+            embedding_dim = features
+        elif features is not None and features != embedding_dim:
+            raise ValueError(f"{name}: embedding_dim={embedding_dim} and features={features} disagree")
+        self.num_embeddings = check_positive_int(num_embeddings, "num_embeddings", name)
+        self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim", name)
+        self._alpha_spec = resolve_alpha(use_alpha, constant_alpha)
+        constant = constant_alpha is not None and constant_alpha is not False
+        self.constant_alpha = self._alpha_spec.value if constant else None
+        self.epsilon = check_epsilon(epsilon, name)
+        self.spherical = bool(spherical)
+        factory = {"device": device, "dtype": dtype}
+        self.weight = nn.Parameter(torch.empty(num_embeddings, embedding_dim, **factory))
+        self.alpha = nn.Parameter(torch.empty(1, **factory)) if self._alpha_spec.learnable else None
+        self.reset_parameters()
+
+    @property
+    def features(self) -> int:
+        return self.embedding_dim
+
+    @property
+    def use_alpha(self) -> bool:
+        return self._alpha_spec.learnable or self.constant_alpha is not None
+
+    def reset_parameters(self) -> None:
+        """Rows ~ N(0, 1 / embedding_dim), alpha 1."""
+        with torch.no_grad():
+            nn.init.normal_(self.weight, 0.0, 1.0 / math.sqrt(self.embedding_dim))
+            if self.alpha is not None:
+                self.alpha.fill_(1.0)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
+            raise ValueError(f"{type(self).__name__}: expected integer token ids, got dtype {ids.dtype} "
+                             f"with shape {tuple(ids.shape)}")
+        return _nnf.embedding(ids, self.weight)
+
+    def attend(self, query: torch.Tensor) -> torch.Tensor:
+        """Yat logits of ``query (..., F)`` against every embedding row: ``(..., V)``."""
+        if query.dim() < 1 or query.shape[-1] != self.embedding_dim:
+            raise ValueError(f"{type(self).__name__}.attend: expected query of shape (..., {self.embedding_dim}) "
+                             f"(embedding_dim={self.embedding_dim}), got shape {tuple(query.shape)}")
+        alpha = self.alpha if self.alpha is not None else self.constant_alpha
+        return functional.yat_embed_attend(query, self.weight, alpha, self.epsilon, spherical=self.spherical)
+
+    def extra_repr(self) -> str:
+        s = f"{self.num_embeddings}, {self.embedding_dim}"
+        if self.constant_alpha is not None:
+            s += f", constant_alpha={self.constant_alpha:.6g}"
+        elif self.alpha is None:
+            s += ", use_alpha=False"
+        s += f", epsilon={self.epsilon:g}"
+        return s + (", spherical=True" if self.spherical else "")

@@ -1,0 +1,130 @@
+"""Naive float64 oracles for the attention functions: explicit per-pair distances and sums."""
+
+import numpy as np
+
+
+def _f(a):
+    return np.asarray(a, np.float64)
+
+
+def _scalar(a):
+    return float(np.asarray(a).reshape(-1)[0])
+
+
+def YatAttention(Q, K, V, MASK, ALPHA, EPS, spherical=0, normalization="softmax", power=1.0, causal=0):
+    q, k, v = _f(Q), _f(K), _f(V)
+    alpha, eps = _scalar(ALPHA), _scalar(EPS)
+    bsz, lq, h, d = q.shape
+    lk = k.shape[1]
+    mask = np.broadcast_to(np.asarray(MASK, bool), (bsz, h, lq, lk))
+    out = np.zeros((bsz, lq, h, v.shape[-1]))
+    for bi in range(bsz):
+        for hi in range(h):
+            for i in range(lq):
+                qi = q[bi, i, hi]
+                if spherical:
+                    qi = qi / np.sqrt(qi @ qi + eps)
+                scores = np.zeros(lk)
+                allowed = mask[bi, hi, i].copy()
+                for j in range(lk):
+                    kj = k[bi, j, hi]
+                    if spherical:
+                        kj = kj / np.sqrt(kj @ kj + eps)
+                        dist = max(2.0 - 2.0 * (qi @ kj), 0.0)
+                    else:
+                        dist = np.sum((qi - kj) ** 2)
+                    scores[j] = alpha * (qi @ kj) ** 2 / ((dist + eps) * np.sqrt(d))
+                    if causal and j > i + (lk - lq):
+                        allowed[j] = False
+                if not allowed.any():
+                    weights = np.full(lk, 1.0 / lk)
+                elif normalization == "l1":
+                    z = np.where(allowed, scores, 0.0)
+                    weights = z / (z.sum() + eps)
+                elif normalization == "softermax":
+                    z = np.where(allowed, scores ** power, 0.0)
+                    weights = z / (z.sum() + 1e-12)
+                else:
+                    z = np.exp(scores - scores[allowed].max())
+                    z = np.where(allowed, z, 0.0)
+                    weights = z / z.sum()
+                out[bi, i, hi] = weights @ v[bi, :, hi]
+    return out
+
+
+def _project(x, w, b):
+    return _f(x) @ _f(w).T + _f(b)
+
+
+def _heads(x, num_heads):
+    return x.reshape(x.shape[0], x.shape[1], num_heads, -1)
+
+
+def RotaryEmbedding(X, COS, SIN, interleaved=1):
+    x = _f(X)
+    cos, sin = _f(COS), _f(SIN)
+    y = np.empty_like(x)
+    half = x.shape[-1] // 2
+    for t in range(x.shape[1]):
+        for i in range(half):
+            a, b = (2 * i, 2 * i + 1) if interleaved else (i, i + half)
+            c, s = cos[t, i], sin[t, i]
+            y[:, t, :, a] = x[:, t, :, a] * c - x[:, t, :, b] * s
+            y[:, t, :, b] = x[:, t, :, a] * s + x[:, t, :, b] * c
+    return y
+
+
+def YatMultiHeadAttention(XQ, XK, XV, MASK, WQ, BQ, WK, BK, WV, BV, WO, BO, ALPHA, EPS, num_heads=1,
+                          spherical=0, normalization="softmax", power=1.0, causal=0, _rope=None):
+    q = _heads(_project(XQ, WQ, BQ), num_heads)
+    k = _heads(_project(XK, WK, BK), num_heads)
+    v = _heads(_project(XV, WV, BV), num_heads)
+    if _rope is not None:
+        q, k = _rope(q), _rope(k)
+    o = YatAttention(q, k, v, MASK, ALPHA, EPS, spherical, normalization, power, causal)
+    return _project(o.reshape(o.shape[0], o.shape[1], -1), WO, BO)
+
+
+def RotaryYatMultiHeadAttention(XQ, XK, XV, MASK, WQ, BQ, WK, BK, WV, BV, WO, BO, ALPHA, EPS, COS, SIN,
+                                num_heads=1, spherical=0, normalization="softmax", power=1.0, causal=0,
+                                interleaved=1):
+    def rope(x):
+        return RotaryEmbedding(x, COS, SIN, interleaved)
+
+    return YatMultiHeadAttention(XQ, XK, XV, MASK, WQ, BQ, WK, BK, WV, BV, WO, BO, ALPHA, EPS, num_heads,
+                                 spherical, normalization, power, causal, _rope=rope)
+
+
+def YatPerformerFeatures(X, PROJ, epsilon=1e-5):
+    x, proj = _f(X), _f(PROJ)
+    x_hat = x / np.sqrt(np.sum(x * x, axis=-1, keepdims=True) + epsilon)
+    u = x_hat @ proj.T / np.sqrt(x.shape[-1])
+    return (np.abs(u) + epsilon) * np.exp(u - 0.5) / np.sqrt(proj.shape[0])
+
+
+def YatLinearAttention(QF, KF, V, causal=0):
+    """Quadratic form of the readout: ``O_i = sum_j (qf_i.kf_j) v_j / shift(sum_j qf_i.kf_j)``."""
+    qf, kf, v = _f(QF), _f(KF), _f(V)
+    bsz, lq, h, _ = qf.shape
+    out = np.zeros((bsz, lq, h, v.shape[-1]))
+    for bi in range(bsz):
+        for hi in range(h):
+            for i in range(lq):
+                keys = range(i + 1) if causal else range(kf.shape[1])
+                weights = np.array([qf[bi, i, hi] @ kf[bi, j, hi] for j in keys])
+                den = weights.sum()
+                den = den + np.sign(den) * 1e-6 + (den == 0) * 1e-6
+                out[bi, i, hi] = weights @ v[bi, list(keys), hi] / den
+    return out
+
+
+def YatPerformerMultiHeadAttention(XQ, XK, XV, MASK, WQ, BQ, WK, BK, WV, BV, WO, BO, ALPHA, EPS, PROJ,
+                                   num_heads=1, causal=0):
+    eps = _scalar(EPS)
+    q = _heads(_project(XQ, WQ, BQ), num_heads)
+    k = _heads(_project(XK, WK, BK), num_heads)
+    v = _heads(_project(XV, WV, BV), num_heads)
+    qf = _scalar(ALPHA) * YatPerformerFeatures(q, PROJ, eps)
+    kf = YatPerformerFeatures(k, PROJ, eps)
+    o = YatLinearAttention(qf, kf, v, causal)
+    return _project(o.reshape(o.shape[0], o.shape[1], -1), WO, BO)

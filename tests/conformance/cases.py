@@ -1,0 +1,280 @@
+"""The conformance table: one row per (op, options, shapes), run for every installed framework.
+
+Each case gives a layer in the neutral spec form of docs/CONTRACT.md (kind, config, canonical params), its
+inputs in the canonical layout, and call-time options. ``onnx_call`` turns a case into the ``nmn`` function
+call that defines it, so the same row feeds onnxruntime (forward oracle) and the numpy reference
+(finite-difference gradient oracle). A new option is a new row here, not six new test files.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nmn.core import yat as core_yat
+from nmn.core.conv import conv_pads, onnx_pads, transpose_geometry
+from nmn.core.options import resolve_alpha, resolve_bias
+
+YAT_DEFAULTS = dict(use_bias=True, constant_bias=None, use_alpha=True, constant_alpha=None, epsilon=1e-5,
+                    learnable_epsilon=False, spherical=False, weight_normalized=False)
+
+
+@dataclass
+class Case:
+    id: str
+    kind: str
+    config: dict
+    params: dict
+    inputs: list
+    call: dict = field(default_factory=dict)
+    grad: bool = False
+    rtol: float = 1e-5          # forward: max |framework - ort| <= rtol * max |ort|
+    grad_rtol: float = 2e-3     # gradient: against a float64 finite difference of the oracle
+
+
+def _softplus(v):
+    return np.log1p(np.exp(-np.abs(v))) + np.maximum(v, 0)
+
+
+def _yat_params(rng, cfg, weight_shape, fan_in, fan_out, n_out):
+    params = {"weight": (rng.normal(size=weight_shape) * math.sqrt(2.0 / (fan_in + fan_out))).astype(np.float32)}
+    bias = resolve_bias(cfg["use_bias"], cfg["constant_bias"])
+    if bias.mode == "learnable":
+        params["bias"] = rng.normal(scale=0.1, size=(n_out,)).astype(np.float32)
+    if resolve_alpha(cfg["use_alpha"], cfg["constant_alpha"]).learnable:
+        params["alpha"] = np.array([1.3], np.float32)
+    if cfg["learnable_epsilon"]:
+        params["epsilon_param"] = np.array([math.log(math.expm1(cfg["epsilon"]))], np.float32)
+    return params
+
+
+def tail_inputs(config, params, n_out, dtype=np.float32):
+    """(B, ALPHA, EPS) inputs of a Yat function for a layer's config and params (yat-ops.md Part 1, 6-7)."""
+    bias = resolve_bias(config.get("use_bias", False), config.get("constant_bias"))
+    if bias.mode == "learnable":
+        b = params["bias"]
+    else:
+        b = np.full((n_out,), bias.value, dtype)
+    alpha = resolve_alpha(config.get("use_alpha", True), config.get("constant_alpha"))
+    a = params["alpha"] if alpha.learnable else np.array([alpha.value], dtype)
+    if config.get("learnable_epsilon"):
+        e = _softplus(params["epsilon_param"].astype(np.float64)).astype(params["epsilon_param"].dtype)
+    else:
+        e = np.array([config.get("epsilon", 1e-5)], dtype)
+    return [np.asarray(b, dtype), np.asarray(a, dtype), np.asarray(e, dtype)]
+
+
+def onnx_call(case: Case, params: dict, inputs: list, dtype=np.float32):
+    """The ``nmn`` function name, its input list and its attributes for a case (params may be float64)."""
+    cfg, kind = case.config, case.kind
+    if kind == "YatNMN":
+        return "YatDense", [inputs[0], params["weight"], *tail_inputs(cfg, params, cfg["out_features"], dtype)], dict(
+            spherical=int(cfg["spherical"]), weight_normalized=int(cfg["weight_normalized"]))
+    if kind == "YatConv":
+        x = inputs[0]
+        pairs = conv_pads(cfg["padding"], x.shape[2:], cfg["kernel_size"], cfg["strides"], cfg["dilations"])
+        mode = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}[cfg["padding_mode"]]
+        return "YatConv", [x, params["weight"], *tail_inputs(cfg, params, cfg["out_channels"], dtype)], dict(
+            auto_pad="NOTSET", strides=list(cfg["strides"]), dilations=list(cfg["dilations"]), group=cfg["groups"],
+            pads=onnx_pads(pairs), pad_mode=mode, weight_normalized=int(cfg["weight_normalized"]))
+    if kind == "YatConvTranspose":
+        pairs, outpad = transpose_geometry(cfg["padding"], cfg["kernel_size"], cfg["strides"], cfg["dilations"],
+                                           cfg["output_padding"])
+        return "YatConvTranspose", [inputs[0], params["weight"], *tail_inputs(cfg, params, cfg["out_channels"], dtype)], dict(
+            auto_pad="NOTSET", strides=list(cfg["strides"]), dilations=list(cfg["dilations"]), group=cfg["groups"],
+            pads=onnx_pads(pairs), output_padding=list(outpad))
+    if kind in ("MultiHeadYatAttention", "RotaryYatAttention"):
+        x = inputs[0]
+        xk = inputs[1] if len(inputs) > 1 else x
+        xv = inputs[2] if len(inputs) > 2 else xk
+        e = cfg["embed_dim"]
+        mask = case.call.get("mask")
+        mask = np.ones((1, 1, 1, 1), bool) if mask is None else mask
+        zeros = np.zeros((e,), dtype)
+        proj = [params[f"{p}_weight"] for p in "qkv"]
+        biases = [params.get(f"{p}_bias", zeros) for p in "qkv"]
+        if cfg["use_out_proj"]:
+            wo, bo = params["out_weight"], params.get("out_bias", zeros)
+        else:
+            wo, bo = np.eye(e, dtype=dtype), zeros
+        alpha = resolve_alpha(cfg["use_alpha"], cfg["constant_alpha"])
+        a = params["alpha"] if alpha.learnable else np.array([alpha.value], dtype)
+        eps = np.array([cfg["epsilon"]], dtype)
+        ins = [x, xk, xv, mask, proj[0], biases[0], proj[1], biases[1], proj[2], biases[2], wo, bo, a, eps]
+        attrs = dict(num_heads=cfg["num_heads"], causal=int(cfg["causal"]))
+        if cfg.get("use_performer"):
+            return "YatPerformerMultiHeadAttention", ins + [params["proj"]], attrs
+        attrs.update(spherical=int(cfg["spherical"]), normalization=cfg["normalization"], power=float(cfg["power"]))
+        if kind == "RotaryYatAttention":
+            cos, sin = core_yat.rope_tables(e // cfg["num_heads"], cfg["max_seq_len"], cfg["theta"])
+            attrs["interleaved"] = int(cfg["rope_style"] == "interleaved")
+            return "RotaryYatMultiHeadAttention", ins + [np.array(cos, dtype), np.array(sin, dtype)], attrs
+        return "YatMultiHeadAttention", ins, attrs
+    if kind == "YatEmbed":
+        alpha = resolve_alpha(cfg["use_alpha"], cfg["constant_alpha"])
+        a = params["alpha"] if alpha.learnable else np.array([alpha.value], dtype)
+        return "YatEmbedAttend", [inputs[0], params["embedding"], a, np.array([cfg["epsilon"]], dtype)], dict(
+            spherical=int(cfg["spherical"]))
+    if kind in ("softermax", "softer_sigmoid", "soft_tanh"):
+        name = {"softermax": "Softermax", "softer_sigmoid": "SofterSigmoid", "soft_tanh": "SoftTanh"}[kind]
+        attrs = {"n": float(cfg["n"])}
+        if kind == "softermax":
+            attrs.update(epsilon=float(cfg["epsilon"]), axis=int(cfg["axis"]))
+        return name, [inputs[0]], attrs
+    raise KeyError(kind)
+
+
+# ----------------------------------------------------------------------------------------------------- builders
+def dense_case(id, *, batch=3, n_in=5, n_out=4, grad=False, seed=0, scale=1.0, **opts):
+    rng = np.random.default_rng(seed)
+    cfg = dict(YAT_DEFAULTS, in_features=n_in, out_features=n_out, lazy=False)
+    cfg.update(opts)
+    params = _yat_params(rng, cfg, (n_out, n_in), n_in, n_out, n_out)
+    x = (rng.normal(size=(*np.atleast_1d(batch), n_in)) * scale).astype(np.float32)
+    return Case(id, "YatNMN", cfg, params, [x], grad=grad)
+
+
+def conv_case(id, *, rank=2, n=2, c=4, m=6, k=3, size=7, strides=1, dilations=1, groups=1, padding="valid",
+              padding_mode="zeros", grad=False, seed=0, **opts):
+    rng = np.random.default_rng(seed)
+    ks = (k,) * rank
+    cfg = dict(YAT_DEFAULTS, rank=rank, in_channels=c, out_channels=m, kernel_size=ks,
+               strides=(strides,) * rank, dilations=(dilations,) * rank, groups=groups, padding=padding,
+               padding_mode=padding_mode)
+    cfg.update(opts)
+    fan_in = (c // groups) * k**rank
+    params = _yat_params(rng, cfg, (m, c // groups, *ks), fan_in, m * k**rank // groups, m)
+    x = rng.normal(size=(n, c, *(size,) * rank)).astype(np.float32)
+    return Case(id, "YatConv", cfg, params, [x], grad=grad)
+
+
+def conv_transpose_case(id, *, rank=2, n=2, c=4, m=6, k=3, size=5, strides=2, dilations=1, groups=1,
+                        padding="valid", output_padding=None, grad=False, seed=0, **opts):
+    rng = np.random.default_rng(seed)
+    ks = (k,) * rank
+    cfg = dict(YAT_DEFAULTS, rank=rank, in_channels=c, out_channels=m, kernel_size=ks,
+               strides=(strides,) * rank, dilations=(dilations,) * rank, groups=groups, padding=padding,
+               output_padding=tuple(output_padding or (0,) * rank))
+    cfg.update(opts)
+    params = _yat_params(rng, cfg, (c, m // groups, *ks), c * k**rank, m * k**rank, m)
+    x = rng.normal(size=(n, c, *(size,) * rank)).astype(np.float32)
+    return Case(id, "YatConvTranspose", cfg, params, [x], grad=grad)
+
+
+def attention_case(id, *, kind="MultiHeadYatAttention", b=2, l=5, e=8, h=2, cross=False, mask=None, grad=False,
+                   seed=0, **opts):
+    rng = np.random.default_rng(seed)
+    cfg = dict(embed_dim=e, num_heads=h, use_bias=True, use_alpha=True, constant_alpha=None, epsilon=1e-5,
+               spherical=False, normalization="softmax", power=1.0, use_out_proj=True, causal=False,
+               use_performer=False, num_features=16)
+    if kind == "RotaryYatAttention":
+        cfg.update(max_seq_len=32, theta=10000.0, rope_style="interleaved")
+    cfg.update(opts)
+    params = {}
+    for p in ("q", "k", "v", "out"):
+        if p == "out" and not cfg["use_out_proj"]:
+            continue
+        params[f"{p}_weight"] = (rng.normal(size=(e, e)) / math.sqrt(e)).astype(np.float32)
+        if cfg["use_bias"]:
+            params[f"{p}_bias"] = rng.normal(scale=0.1, size=(e,)).astype(np.float32)
+    if resolve_alpha(cfg["use_alpha"], cfg["constant_alpha"]).learnable:
+        params["alpha"] = np.array([1.2], np.float32)
+    if cfg["use_performer"]:
+        params["proj"] = rng.normal(size=(cfg["num_features"], e // h)).astype(np.float32)
+    inputs = [rng.normal(size=(b, l, e)).astype(np.float32)]
+    if cross:
+        inputs += [rng.normal(size=(b, l + 2, e)).astype(np.float32)] * 2
+    call = {} if mask is None else {"mask": mask}
+    return Case(id, kind, cfg, params, inputs, call=call, grad=grad)
+
+
+def embed_case(id, *, v=7, f=6, grad=False, seed=0, **opts):
+    rng = np.random.default_rng(seed)
+    cfg = dict(num_embeddings=v, features=f, use_alpha=True, constant_alpha=None, epsilon=1e-5, spherical=False)
+    cfg.update(opts)
+    params = {"embedding": (rng.normal(size=(v, f)) / math.sqrt(f)).astype(np.float32)}
+    if resolve_alpha(cfg["use_alpha"], cfg["constant_alpha"]).learnable:
+        params["alpha"] = np.array([0.9], np.float32)
+    q = rng.normal(size=(3, 2, f)).astype(np.float32)
+    return Case(id, "YatEmbed", cfg, params, [q], call={"method": "attend"}, grad=grad)
+
+
+def squash_case(id, kind, *, grad=False, seed=0, **opts):
+    rng = np.random.default_rng(seed)
+    cfg = dict(n=1.0, epsilon=1e-12, axis=-1) if kind == "softermax" else dict(n=1.0)
+    cfg.update(opts)
+    x = rng.uniform(0.05, 2.0, size=(3, 5)).astype(np.float32)
+    return Case(id, kind, cfg, {}, [x], grad=grad)
+
+
+_rng = np.random.default_rng(7)
+_MASK = _rng.random((2, 1, 5, 5)) > 0.3
+_MASK[0, 0, 1, :] = False   # one fully masked row: uniform weights, never NaN
+
+CASES = [
+    # dense
+    dense_case("dense-default", grad=True),
+    dense_case("dense-nobias", use_bias=False, grad=True),
+    dense_case("dense-constbias", constant_bias=0.5),
+    dense_case("dense-constalpha", constant_alpha=True, grad=True),
+    dense_case("dense-constalpha-num", constant_alpha=0.7),
+    dense_case("dense-noalpha", use_alpha=False),
+    dense_case("dense-learnable-eps", learnable_epsilon=True, epsilon=0.1, grad=True),
+    dense_case("dense-spherical", spherical=True, grad=True),
+    dense_case("dense-weightnorm", weight_normalized=True, grad=True),
+    dense_case("dense-eps-large", epsilon=2.0),
+    dense_case("dense-large-norm", scale=100.0),
+    dense_case("dense-3d-input", batch=(2, 3), n_in=5, n_out=3),
+    # conv
+    conv_case("conv2d-valid", grad=True, size=5),
+    conv_case("conv2d-same", padding="same"),
+    conv_case("conv2d-stride2-pad1", strides=2, padding=1),
+    conv_case("conv2d-dilation2", dilations=2, padding="same"),
+    conv_case("conv2d-groups2", groups=2, grad=True, size=5),
+    conv_case("conv2d-depthwise", groups=4, m=8),
+    conv_case("conv2d-reflect", padding=1, padding_mode="reflect"),
+    conv_case("conv2d-replicate", padding=1, padding_mode="replicate"),
+    conv_case("conv2d-circular", padding=1, padding_mode="circular"),
+    conv_case("conv2d-nobias-noalpha", use_bias=False, use_alpha=False),
+    conv_case("conv2d-weightnorm", weight_normalized=True),
+    conv_case("conv2d-learnable-eps", learnable_epsilon=True, epsilon=0.05, grad=True, size=5),
+    conv_case("conv1d-valid", rank=1, size=9, grad=True),
+    conv_case("conv1d-causal", rank=1, size=9, padding="causal", dilations=2),
+    conv_case("conv1d-stride2-same", rank=1, size=9, strides=2, padding="same"),
+    conv_case("conv3d-valid", rank=3, c=2, m=3, k=2, size=4),
+    conv_case("conv3d-same-groups", rank=3, c=2, m=4, k=3, size=4, groups=2, padding="same"),
+    # conv-transpose
+    conv_transpose_case("convT2d-stride2", grad=True, size=3),
+    conv_transpose_case("convT2d-same", padding="same"),
+    conv_transpose_case("convT2d-pad1-outpad1", padding=1, output_padding=(1, 1)),
+    conv_transpose_case("convT2d-groups2", groups=2, grad=True, size=3),
+    conv_transpose_case("convT2d-dilation2", dilations=2, strides=1),
+    conv_transpose_case("convT1d", rank=1, size=6, k=4),
+    conv_transpose_case("convT1d-k1-stride3", rank=1, size=4, k=1, strides=3),
+    conv_transpose_case("convT3d", rank=3, c=2, m=2, k=2, size=3),
+    conv_transpose_case("convT2d-constalpha-nobias", constant_alpha=True, use_bias=False),
+    # attention
+    attention_case("mha-default", grad=True),
+    attention_case("mha-mask", mask=_MASK),
+    attention_case("mha-causal", causal=True),
+    attention_case("mha-cross", cross=True),
+    attention_case("mha-l1", normalization="l1"),
+    attention_case("mha-softermax", normalization="softermax", power=2.0, mask=_MASK),
+    attention_case("mha-spherical", spherical=True, grad=True),
+    attention_case("mha-constalpha-noout", constant_alpha=True, use_out_proj=False),
+    attention_case("mha-nobias", use_bias=False),
+    attention_case("performer", use_performer=True, grad=True),
+    attention_case("performer-causal", use_performer=True, causal=True),
+    attention_case("rotary", kind="RotaryYatAttention", grad=True),
+    attention_case("rotary-half-causal", kind="RotaryYatAttention", rope_style="half", causal=True),
+    # embedding attend
+    embed_case("embed-attend", grad=True),
+    embed_case("embed-attend-constalpha-spherical", constant_alpha=True, spherical=True),
+    # squashers
+    squash_case("softermax", "softermax", grad=True),
+    squash_case("softermax-n2-axis0", "softermax", n=2.0, axis=0),
+    squash_case("softer-sigmoid", "softer_sigmoid", n=1.5, grad=True),
+    squash_case("soft-tanh", "soft_tanh", n=2.0, grad=True),
+]
