@@ -14,14 +14,15 @@ Decisions written down here (the docs leave them open):
   ``wrap`` = circular); the ``Conv`` nodes get no ``pads``. ``auto_pad`` is forwarded to ``Conv`` and applies
   to the already padded tensor; the padding ``auto_pad`` adds is always zeros. Exporters pass ``pads`` all
   zero when they use ``auto_pad`` (onnxruntime refuses a Conv with both).
-* ``Pad`` of opset 18 has no ``wrap`` mode and opset 18 cannot compare strings, so the padding is done with
-  ``Gather`` over per-axis index vectors (clip / reflect / modulo; zero mask for ``constant``); the mode
-  string is turned into a one-hot vector with ``TfIdfVectorizer``. Reflect and wrap accept pads larger than
+* ``Pad`` of opset 18 has no ``wrap`` mode and opset 18 cannot compare strings, so ``constant`` uses ``Pad``
+  and the other modes ``Gather`` over per-axis index vectors (clip / reflect / modulo); the mode string is
+  turned into a one-hot vector with ``TfIdfVectorizer`` and the batch is routed to one path (SpatialPad). Reflect and wrap accept pads larger than
   the axis (periodic continuation, as numpy). An unknown ``pad_mode`` string behaves as ``constant``
   (the nmn validator rejects it before a file is run). At most 3 spatial axes.
-* The patch energy is ``Conv(Xp*Xp, ones (group, C/group, *k), group=group)``: one energy map per group,
-  broadcast over that group's ``M/group`` filters (yat-ops.md 3.1, first form; cheaper than an all-ones
-  ``(M, C/group, *k)`` kernel and equal to it).
+* The patch energy is computed as ``Conv(sum_{c in group} Xp_c^2, ones (group, 1, *k), group=group)``: the
+  squares are summed over each group's channels first, then one all-ones kernel per group; the map is
+  broadcast over that group's ``M/group`` filters. This equals ``Conv(Xp*Xp, ones (M, C/group, *k))``
+  (yat-ops.md 3.1) at about 1/M of its cost.
 * ``weight_normalized=1`` replaces each filter by ``W_m / (|W_m| + 1e-8)`` and uses ``|W_m|^2 = 1``.
 
 Arithmetic runs in float32; the result is cast back to X's type.
@@ -55,11 +56,12 @@ def PadModeCode(pad_mode: str = "constant") -> FLOAT:
 
 @script(nmn, default_opset=op)
 def PadAxisStep(CUR: FLOAT, D: INT64, BE: INT64, MODE: FLOAT):
-    """One step of :func:`SpatialPad`: pad the first logical axis of ``CUR`` and rotate it to the end.
+    """One step of :func:`SpatialPad`'s index path: pad the first logical axis of ``CUR`` and rotate it to the end.
 
     ``CUR`` is ``(NC, prod(D))``, ``D`` the three logical spatial sizes (missing axes are 1), ``BE = [begin,
-    end]`` the pads of the first one, ``MODE`` the one-hot of :func:`PadModeCode`.
-    Returns the new ``CUR`` and ``D`` (first size moved to the end, padded).
+    end]`` the pads of the first one, ``MODE`` the one-hot of :func:`PadModeCode` (reflect, edge or wrap; edge
+    otherwise). Returns the new ``CUR`` and ``D`` (first size moved to the end, padded). Reshapes use explicit
+    sizes and ``allowzero=1`` so that an empty ``CUR`` (another mode selected) flows through.
     """
     zero = op.Constant(value_ints=[0])
     one = op.Constant(value_ints=[1])
@@ -70,7 +72,7 @@ def PadAxisStep(CUR: FLOAT, D: INT64, BE: INT64, MODE: FLOAT):
     e = op.Slice(BE, one, op.Constant(value_ints=[2]))
     q = op.ReduceProd(rest, keepdims=1)
     nc = op.Slice(op.Shape(CUR), zero, one)
-    v = op.Reshape(CUR, op.Concat(nc, d0, q, axis=0))
+    v = op.Reshape(CUR, op.Concat(nc, d0, q, axis=0), allowzero=1)
     start = op.Squeeze(op.Neg(b), zero)
     stop = op.Squeeze(op.Add(d0, e), zero)
     idx = op.Range(start, stop, op.Constant(value_int=1))
@@ -81,42 +83,55 @@ def PadAxisStep(CUR: FLOAT, D: INT64, BE: INT64, MODE: FLOAT):
     idx_refl = op.Sub(last, op.Abs(op.Sub(op.Mod(idx, period), last)))
     is_reflect = op.Greater(op.Gather(MODE, op.Constant(value_int=1)), op.Constant(value_float=0.5))
     is_wrap = op.Greater(op.Gather(MODE, op.Constant(value_int=3)), op.Constant(value_float=0.5))
-    is_edge = op.Greater(op.Gather(MODE, op.Constant(value_int=2)), op.Constant(value_float=0.5))
-    is_const = op.Not(op.Or(op.Or(is_reflect, is_wrap), is_edge))
     src = op.Where(is_wrap, idx_wrap, op.Where(is_reflect, idx_refl, idx_edge))
     g = op.Gather(v, src, axis=1)
-    inside = op.And(op.GreaterOrEqual(idx, zero), op.Less(idx, d0))
-    keep = op.Cast(inside, to=FLOAT.dtype)
-    keep = op.Where(is_const, keep, op.Constant(value_float=1.0))
-    g = op.Mul(g, op.Reshape(keep, op.Constant(value_ints=[1, -1, 1])))
-    new_cur = op.Reshape(op.Transpose(g, perm=[0, 2, 1]), op.Concat(nc, op.Constant(value_ints=[-1]), axis=0))
-    new_d = op.Concat(rest, op.Add(op.Add(d0, b), e), axis=0)
+    new_d0 = op.Add(op.Add(d0, b), e)
+    new_cur = op.Reshape(op.Transpose(g, perm=[0, 2, 1]), op.Concat(nc, op.Mul(q, new_d0), axis=0), allowzero=1)
+    new_d = op.Concat(rest, new_d0, axis=0)
     return new_cur, new_d
 
 
 @script(nmn, default_opset=op)
 def SpatialPad(X: FLOAT, pads: Sequence[int], pad_mode: str = "constant") -> FLOAT:
-    """Pad the spatial axes of ``X (N, C, *S)`` (r <= 3) by ``pads = [b_1..b_r, e_1..e_r]`` with ``pad_mode``."""
+    """Pad the spatial axes of ``X (N, C, *S)`` (r <= 3) by ``pads = [b_1..b_r, e_1..e_r]`` with ``pad_mode``.
+
+    ``constant`` (zeros) is a ``Pad`` node; ``reflect``/``edge``/``wrap`` gather along each axis with index
+    vectors, one axis at a time (``PadAxisStep``). Both paths are in the graph, but the batch is routed whole to
+    one of them (the other sees an empty slice), so only the selected path does any work.
+    """
     shape = op.Shape(X)
     zero = op.Constant(value_ints=[0])
+    one = op.Constant(value_ints=[1])
     two = op.Constant(value_ints=[2])
     three = op.Constant(value_ints=[3])
-    nc = op.Slice(shape, zero, two)
-    sp = op.Slice(shape, two, op.Constant(value_ints=[100]))
-    r = op.Shape(sp)
+    big = op.Constant(value_ints=[2147483647])
     p = op.Constant(value_ints=pads)
     begin, end = op.Split(p, num_outputs=2)
+    mode = PadModeCode(pad_mode=pad_mode)
+    by_index = op.Cast(op.Greater(op.ReduceSum(op.Slice(mode, one, op.Constant(value_ints=[4])), keepdims=1),
+                                  op.Constant(value_float=0.5)), to=INT64.dtype)
+    n_index = op.Mul(op.Slice(shape, zero, one), by_index)
+    x_index = op.Slice(X, zero, n_index, zero)
+    x_const = op.Slice(X, n_index, big, zero)
+    # constant mode: one Pad node
+    zeros2 = op.Constant(value_ints=[0, 0])
+    padded_const = op.Pad(x_const, op.Concat(zeros2, begin, zeros2, end, axis=0), mode="constant")
+    # reflect / edge / wrap: per-axis index vectors
+    ishape = op.Shape(x_index)
+    nc = op.Slice(ishape, zero, two)
+    sp = op.Slice(ishape, two, big)
+    r = op.Shape(sp)
     ones3 = op.Constant(value_ints=[1, 1, 1])
     zeros3 = op.Constant(value_ints=[0, 0, 0])
     d = op.Slice(op.Concat(sp, ones3, axis=0), zero, three)
     b3 = op.Slice(op.Concat(begin, zeros3, axis=0), zero, three)
     e3 = op.Slice(op.Concat(end, zeros3, axis=0), zero, three)
-    mode = PadModeCode(pad_mode=pad_mode)
-    cur = op.Reshape(X, op.Concat(op.ReduceProd(nc, keepdims=1), op.Constant(value_ints=[-1]), axis=0))
-    cur, d = PadAxisStep(cur, d, op.Concat(op.Slice(b3, zero, op.Constant(value_ints=[1])), op.Slice(e3, zero, op.Constant(value_ints=[1])), axis=0), mode)
-    cur, d = PadAxisStep(cur, d, op.Concat(op.Slice(b3, op.Constant(value_ints=[1]), two), op.Slice(e3, op.Constant(value_ints=[1]), two), axis=0), mode)
+    cur = op.Reshape(x_index, op.Concat(op.ReduceProd(nc, keepdims=1), op.ReduceProd(sp, keepdims=1), axis=0), allowzero=1)
+    cur, d = PadAxisStep(cur, d, op.Concat(op.Slice(b3, zero, one), op.Slice(e3, zero, one), axis=0), mode)
+    cur, d = PadAxisStep(cur, d, op.Concat(op.Slice(b3, one, two), op.Slice(e3, one, two), axis=0), mode)
     cur, d = PadAxisStep(cur, d, op.Concat(op.Slice(b3, two, three), op.Slice(e3, two, three), axis=0), mode)
-    return op.Reshape(cur, op.Concat(nc, op.Slice(d, zero, r), axis=0))
+    padded_index = op.Reshape(cur, op.Concat(nc, op.Slice(d, zero, r), axis=0), allowzero=1)
+    return op.Concat(padded_index, padded_const, axis=0)
 
 
 @script(nmn, default_opset=op)
@@ -152,9 +167,13 @@ def YatConv(
     # explicit padding, then the two convolutions with no pads
     xp = SpatialPad(xf, pads=pads, pad_mode=pad_mode)
     dot = op.Conv(xp, wf, auto_pad=auto_pad, dilations=dilations, group=group, strides=strides)
+    # patch energy: sum x^2 over each group's channels first, then one all-ones (1, *k) kernel per group
     g = op.Reshape(op.Constant(value_int=group), one)
-    ones = op.Expand(op.Constant(value_float=1.0), op.Concat(g, op.Slice(wshape, one, big), axis=0))
-    energy = op.Conv(op.Mul(xp, xp), ones, auto_pad=auto_pad, dilations=dilations, group=group, strides=strides)
+    xshape = op.Shape(xp)
+    sq = op.Mul(xp, xp)
+    sq_g = op.ReduceSum(op.Reshape(sq, op.Concat(zero, g, op.Constant(value_ints=[-1]), op.Slice(xshape, two, big), axis=0)), two, keepdims=0)
+    ones = op.Expand(op.Constant(value_float=1.0), op.Concat(g, one, op.Slice(wshape, two, big), axis=0))
+    energy = op.Conv(sq_g, ones, auto_pad=auto_pad, dilations=dilations, group=group, strides=strides)
     # grouped view (N, G, M/G, *S'): each group's energy map broadcasts over its filters
     dshape = op.Shape(dot)
     spatial = op.Slice(dshape, two, big)

@@ -89,7 +89,8 @@ def _tail(w: _LayerWriter, config: dict, params: dict, n_out: int) -> list[str]:
 
 def yat_layer(b: GraphBuilder, name: str, kind: str, config: dict, params: dict, inputs: Sequence[str], *,
               in_shape: Sequence[Any] | None = None, channels_last: bool = False, call: dict | None = None,
-              param_names: dict | None = None, trainable: dict | None = None, host: dict | None = None) -> str:
+              param_names: dict | None = None, trainable: dict | None = None, host: dict | None = None,
+              pads: Sequence[int] | None = None) -> str:
     """Emit one Yat layer; returns the output value name.
 
     Args:
@@ -100,6 +101,8 @@ def yat_layer(b: GraphBuilder, name: str, kind: str, config: dict, params: dict,
         channels_last: the host feeds conv data channels-last; Transpose nodes wrap the ``nmn`` node.
         call: call options: ``{"method": "attend"}`` for YatEmbed, ``{"mask": value name}`` for attention.
         param_names: canonical -> host parameter names (``{"weight": "kernel"}``).
+        pads: explicit ONNX ``pads`` for a conv (used when re-writing a loaded file, where the input's spatial
+            size may be unknown); by default they are computed from ``config["padding"]`` and ``in_shape``.
     """
     call = call or {}
     w = _LayerWriter(b, name, kind, config, param_names, trainable, host)
@@ -110,9 +113,11 @@ def yat_layer(b: GraphBuilder, name: str, kind: str, config: dict, params: dict,
     if kind in ("YatConv", "YatConvTranspose"):
         rank = config["rank"]
         x = inputs[0]
-        if in_shape is None:
-            raise ExportError(f"{name}: the input shape is needed to export a {kind}")
-        shape = list(in_shape)
+        needs_shape = kind == "YatConv" and pads is None and config["padding"] in ("same", "causal")
+        if in_shape is None and needs_shape:
+            raise ExportError(f"{name}: the input shape is needed to export a {kind} with padding "
+                              f"{config['padding']!r}")
+        shape = list(in_shape) if in_shape is not None else [None] * (rank + 2)
         if channels_last:
             x = b.node("Transpose", [x], {"perm": _to_first(rank)}, name=f"{name}.to_channels_first")
             shape = [shape[0], shape[-1], *shape[1:-1]]
@@ -120,15 +125,16 @@ def yat_layer(b: GraphBuilder, name: str, kind: str, config: dict, params: dict,
         common = dict(auto_pad="NOTSET", strides=list(config["strides"]), dilations=list(config["dilations"]),
                       group=int(config["groups"]))
         if kind == "YatConv":
-            pairs = conv_pads(config["padding"], shape[2:], config["kernel_size"], config["strides"],
-                              config["dilations"])
-            attrs = dict(common, pads=onnx_pads(pairs), pad_mode=PADDING_MODES[config.get("padding_mode", "zeros")],
+            pairs = [] if pads is not None else conv_pads(config["padding"], shape[2:], config["kernel_size"],
+                                                          config["strides"], config["dilations"])
+            attrs = dict(common, pads=list(pads) if pads is not None else onnx_pads(pairs), pad_mode=PADDING_MODES[config.get("padding_mode", "zeros")],
                          weight_normalized=int(config.get("weight_normalized", False)))
             y = w.node("YatConv", [x, weight, *_tail(w, config, params, config["out_channels"])], attrs, DOMAIN)
         else:
             pairs, outpad = transpose_geometry(config["padding"], config["kernel_size"], config["strides"],
                                                config["dilations"], config.get("output_padding"))
-            attrs = dict(common, pads=onnx_pads(pairs), output_padding=list(outpad))
+            attrs = dict(common, pads=list(pads) if pads is not None else onnx_pads(pairs),
+                         output_padding=list(outpad))
             y = w.node("YatConvTranspose", [x, weight, *_tail(w, config, params, config["out_channels"])], attrs,
                        DOMAIN)
         if channels_last:

@@ -92,7 +92,7 @@ def replay(graph: OnnxGraph, *, source: str, param: Callable[[str], np.ndarray],
             names = {k: v[len(spec.name) + 1:] for k, v in spec.param_inits.items()
                      if v.startswith(spec.name + ".")}
             out = emit.yat_layer(b, spec.name, kind, config, params, ins, in_shape=graph_shape(graph, node.inputs[0]),
-                                 call=call, param_names=names, trainable=spec.trainable)
+                                 call=call, param_names=names, trainable=spec.trainable, pads=node.attrs.get("pads"))
             env[node.outputs[0]] = out
             done_layers[spec.name] = out
             continue

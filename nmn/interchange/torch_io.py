@@ -34,10 +34,10 @@ except ImportError as err:  # pragma: no cover - exercised only without torch
 
 
 def _yat_types():
-    import nmn.torch as nt
+    from nmn.torch import spec
 
-    return (nt.YatNMN, nt.YatConv1D.__mro__[1], nt.YatConvTranspose1D.__mro__[1], nt.MultiHeadYatAttention,
-            nt.RotaryYatAttention, nt.YatEmbed)
+    return (spec.YatNMN, spec._YatConvNd, spec._YatConvTransposeNd, spec.MultiHeadYatAttention,
+            spec.RotaryYatAttention, spec.YatEmbed, spec.Softermax, spec.SofterSigmoid, spec.SoftTanh)
 
 
 def _attend_marker(layer_path: str, query):  # a call_function target standing for ``embed.attend(query)``

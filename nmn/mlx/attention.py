@@ -15,7 +15,7 @@ from nmn.core.options import (
     resolve_alpha,
 )
 from nmn.mlx._ops import F, PlainConfigMixin, glorot_normal, mx, nn, result_dtype, to_f32
-from nmn.mlx.functional import apply_rotary_emb, precompute_freqs_cis
+from nmn.mlx.functional import apply_rotary_emb, precompute_freqs_cis, yat_performer_attention
 
 __all__ = ["MultiHeadYatAttention", "RotaryYatAttention"]
 
@@ -127,11 +127,7 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
     def _attend(self, q, k, v, mask, causal):
         alpha = self._alpha_value()
         if self.use_performer:
-            qf = yat.performer_features(F, to_f32(q), to_f32(self["proj"]), self.epsilon)
-            if alpha is not None:
-                qf = qf * alpha
-            kf = yat.performer_features(F, to_f32(k), to_f32(self["proj"]), self.epsilon)
-            return yat.linear_readout(F, qf, kf, to_f32(v), causal=causal)
+            return yat_performer_attention(q, k, v, self["proj"], alpha, self.epsilon, causal=causal)
         return yat.yat_attention(F, q, k, v, mask, alpha, self.epsilon, spherical=self.spherical,
                                  normalization=self.normalization, power=self.power, causal=causal,
                                  dropout=self._dropout())

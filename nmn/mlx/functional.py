@@ -95,6 +95,15 @@ def pad_spatial(x, pads, padding_mode="zeros"):
     raise ValueError(f"padding_mode must be 'zeros', 'reflect', 'replicate' or 'circular', got {padding_mode!r}")
 
 
+def _conv(x, w, groups=1, **kw):
+    """``mx.conv_general``; MLX only groups 1-D / 2-D convolutions, so 3-D groups run one conv per group."""
+    if groups == 1 or w.ndim <= 4:
+        return mx.conv_general(x, w, groups=groups, **kw)
+    cg, mg = x.shape[-1] // groups, w.shape[0] // groups
+    return mx.concatenate([mx.conv_general(x[..., g * cg:(g + 1) * cg], w[g * mg:(g + 1) * mg], **kw)
+                           for g in range(groups)], axis=-1)
+
+
 def _group_energy(x2, groups):
     """Sum ``x^2`` over the channels of each group: ``(N, *S, C) -> (N, *S, G)``."""
     if groups == 1:
@@ -106,7 +115,7 @@ def _group_energy(x2, groups):
 def _energy_conv(x2, kernel_shape, groups, out_channels, **conv_kwargs):
     """Patch energy per output channel: a box filter over the group sums, repeated over the group's filters."""
     ones = mx.ones((groups, *kernel_shape, 1), dtype=x2.dtype)
-    e = mx.conv_general(_group_energy(x2, groups), ones, groups=groups, **conv_kwargs)
+    e = _conv(_group_energy(x2, groups), ones, groups=groups, **conv_kwargs)
     per_group = out_channels // groups
     if groups > 1 and per_group > 1:
         e = mx.repeat(e, per_group, axis=-1)
@@ -146,7 +155,7 @@ def yat_conv(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, strid
         xf = pad_spatial(xf, pads, padding_mode)
         conv_pad = 0
     kw = dict(stride=strides, padding=conv_pad, kernel_dilation=dilations)
-    dot = mx.conv_general(xf, w, groups=groups, **kw)
+    dot = _conv(xf, w, groups=groups, **kw)
     energy = _energy_conv(xf * xf, w.shape[1:-1], groups, w.shape[0], **kw)
     y = yat.yat_tail(F, dot, energy + ww - 2.0 * dot, _f32(bias), _f32(alpha), _f32(epsilon))
     return _out(y, x, kernel, bias, alpha)
@@ -178,7 +187,7 @@ def yat_conv_transpose(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON
     xf = to_f32(x)
     w, ww = _filter_norms(to_f32(kernel), weight_normalized)
     kw = dict(stride=1, padding=(lo, hi), kernel_dilation=dilations, input_dilation=strides, flip=True)
-    dot = mx.conv_general(xf, w, groups=groups, **kw)
+    dot = _conv(xf, w, groups=groups, **kw)
     energy = _energy_conv(xf * xf, ksize, groups, w.shape[0], **kw)
     if any(c != (0, 0) for c in crop):
         idx = (slice(None),) + tuple(slice(c0, dot.shape[i + 1] - c1) for i, (c0, c1) in enumerate(crop))
@@ -215,9 +224,16 @@ def yat_attention(q, k, v, mask=None, alpha=None, epsilon=DEFAULT_EPSILON, *, sp
                              normalization=normalization, power=power, causal=causal, dropout=dropout)
 
 
-def yat_performer_attention(q, k, v, proj, epsilon=DEFAULT_EPSILON, *, causal=False):
-    """Linear-time spherical Yat-Performer on ``(B, L, H, D)`` heads with a fixed projection ``proj (m, D)``."""
+def yat_performer_attention(q, k, v, proj, alpha=None, epsilon=DEFAULT_EPSILON, *, causal=False):
+    """Linear-time spherical Yat-Performer on ``(B, L, H, D)`` heads with a fixed projection ``proj (m, D)``.
+
+    ``O = alpha phi(q) (phi(k)^T v) / (alpha phi(q) . sum phi(k))`` (sign-preserving 1e-6 shift of the
+    denominator), ``phi(x) = (|u| + eps) exp(u - 1/2) / sqrt(m)``, ``u = proj x_hat / sqrt(D)``; ``causal``
+    uses prefix sums. Shape: ``(B, L, H, D) -> (B, L, H, Dv)``.
+    """
     qf = yat.performer_features(F, to_f32(q), to_f32(proj), epsilon)
+    if alpha is not None:
+        qf = qf * _f32(alpha)
     kf = yat.performer_features(F, to_f32(k), to_f32(proj), epsilon)
     return cast_like(yat.linear_readout(F, qf, kf, to_f32(v), causal=causal), v)
 

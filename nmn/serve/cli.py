@@ -159,6 +159,19 @@ def _summary(name: str, arr: np.ndarray) -> str:
     return text
 
 
+def _fit_dtype(name: str, arr: np.ndarray, datatype: str | None) -> np.ndarray:
+    """Cast e.g. a float64 .npy to the model's FP32 (same kind of number only)."""
+    from ._protocol import DATATYPE_TO_NUMPY
+
+    target = DATATYPE_TO_NUMPY.get(datatype or "")
+    if target is None or target == arr.dtype or target.kind == "O":
+        return arr
+    if (arr.dtype.kind, target.kind) in {("f", "f"), ("i", "i"), ("u", "i"), ("i", "f"), ("u", "f")}:
+        print(f"note: input {name!r}: casting {arr.dtype} to {datatype}", file=sys.stderr)
+        return arr.astype(target)
+    return arr  # let the server say what it expects
+
+
 def run_predict(args: argparse.Namespace) -> int:
     """Entry point of ``nmn predict``; returns an exit code."""
     from .client import Client, ServeError
@@ -179,21 +192,22 @@ def run_predict(args: argparse.Namespace) -> int:
                 if len(names) != 1:
                     return _fail("predict", f"the server serves {names}; choose one with --model")
                 model = names[0]
+            meta = client.metadata(model)
+            declared = {t["name"]: t["datatype"] for t in meta["inputs"]}
             if isinstance(loaded, np.lib.npyio.NpzFile):
                 inputs = {k: loaded[k] for k in loaded.files}
             else:
                 name = args.input_name
                 if name is None:
-                    meta = client.metadata(model)
-                    declared = [t["name"] for t in meta["inputs"]]
                     if len(declared) != 1:
                         return _fail(
                             "predict",
-                            f"model {model!r} has inputs {declared}; pass --input-name "
+                            f"model {model!r} has inputs {list(declared)}; pass --input-name "
                             "or a .npz file keyed by input name",
                         )
-                    name = declared[0]
+                    name = next(iter(declared))
                 inputs = {name: loaded}
+            inputs = {n: _fit_dtype(n, a, declared.get(n)) for n, a in inputs.items()}
             outputs = client.infer(model, inputs)
     except ServeError as exc:
         return _fail("predict", exc.message if exc.message else str(exc))

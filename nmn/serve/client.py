@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from typing import Any, Mapping, Sequence
+from urllib.parse import quote
 
 import httpx
 import numpy as np
@@ -86,7 +87,7 @@ class Client:
 
     def ready(self, model: str | None = None) -> bool:
         """True if the server (or ``model``) is ready to serve."""
-        path = "/v2/health/ready" if model is None else f"/v2/models/{model}/ready"
+        path = "/v2/health/ready" if model is None else f"/v2/models/{_q(model)}/ready"
         try:
             return self._http.get(path).status_code == 200
         except httpx.HTTPError:
@@ -94,7 +95,7 @@ class Client:
 
     def metadata(self, model: str) -> dict[str, Any]:
         """Model metadata: ``name``, ``platform``, ``inputs``/``outputs`` with datatype and shape."""
-        return self._check(self._http.get(f"/v2/models/{model}"))
+        return self._check(self._http.get(f"/v2/models/{_q(model)}"))
 
     def models(self) -> list[str]:
         """Names of the served models (model repository extension)."""
@@ -122,9 +123,13 @@ class Client:
             body["id"] = id
         content = json.dumps(body, allow_nan=True, separators=(",", ":")).encode()
         resp = self._http.post(
-            f"/v2/models/{model}/infer",
+            f"/v2/models/{_q(model)}/infer",
             content=content,
             headers={"content-type": "application/json"},
         )
         answer = self._check(resp)
         return dict(decode_output(o) for o in answer.get("outputs", []))
+
+
+def _q(name: str) -> str:
+    return quote(name, safe="")

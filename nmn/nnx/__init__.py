@@ -1,0 +1,31 @@
+"""nmn for Flax NNX: Yat layers as ``nnx.Module``s (``rngs``, ``dtype``/``param_dtype``, channels-last).
+
+>>> import jax.numpy as jnp
+>>> from flax import nnx
+>>> from nmn.nnx import YatNMN
+>>> YatNMN(in_features=128, out_features=64, rngs=nnx.Rngs(0))(jnp.zeros((32, 128))).shape
+(32, 64)
+"""
+
+try:
+    import flax.nnx  # noqa: F401
+    import jax  # noqa: F401
+except ImportError as err:  # pragma: no cover - exercised only without flax
+    raise ImportError('nmn.nnx needs JAX and Flax: pip install "nmn[nnx]" (the "jax" extra)') from err
+
+from nmn.nnx._ops import Buffer, FrozenParam
+from nmn.nnx.attention import MultiHeadAttention, MultiHeadYatAttention, RotaryYatAttention
+from nmn.nnx.conv import YatConv, YatConv1D, YatConv2D, YatConv3D
+from nmn.nnx.conv_transpose import YatConvTranspose, YatConvTranspose1D, YatConvTranspose2D, YatConvTranspose3D
+from nmn.nnx.dense import YatNMN
+from nmn.nnx.embed import Embed, YatEmbed
+from nmn.nnx.functional import yat_attention
+from nmn.nnx.spec import from_spec, to_spec
+from nmn.nnx.squashers import soft_tanh, softer_sigmoid, softermax
+
+__all__ = [
+    "YatNMN", "YatConv", "YatConv1D", "YatConv2D", "YatConv3D", "YatConvTranspose", "YatConvTranspose1D",
+    "YatConvTranspose2D", "YatConvTranspose3D", "MultiHeadYatAttention", "MultiHeadAttention", "RotaryYatAttention",
+    "YatEmbed", "Embed", "FrozenParam", "Buffer", "softermax", "softer_sigmoid", "soft_tanh", "yat_attention",
+    "to_spec", "from_spec",
+]
