@@ -156,10 +156,10 @@ def YatConv(
     two = op.Constant(value_ints=[2])
     big = op.Constant(value_ints=[100])
     wshape = op.Shape(wf)
-    rank = op.Size(wshape)
     # per-filter squared norm (M, 1, 1.., 1); optional weight normalisation
-    waxes = op.Range(op.Constant(value_int=1), rank, op.Constant(value_int=1))
-    wss = op.ReduceSumSquare(wf, waxes, keepdims=1)
+    ones_w = op.Expand(one, op.Shape(op.Slice(wshape, one, big)))
+    wss = op.Reshape(op.ReduceSumSquare(op.Reshape(wf, op.Constant(value_ints=[0, -1])), one, keepdims=1),
+                     op.Concat(op.Slice(wshape, zero, one), ones_w, axis=0))
     wn = op.Cast(op.Constant(value_int=weight_normalized), to=BOOL.dtype)
     w_unit = op.Div(wf, op.Add(op.Sqrt(wss), op.Constant(value_float=1e-8)))
     wf = op.Where(wn, w_unit, wf)

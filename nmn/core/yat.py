@@ -74,10 +74,17 @@ def normalize_scores(F, scores, mask, eps, *, normalization="softmax", power=1.0
         return F.softmax(scores, -1)
     if normalization == "softermax":
         scores = scores**power
+    zeros = F.full_like(scores, 0.0)
     if mask is not None:
-        scores = F.where(mask, scores, F.full_like(scores, 0.0))
+        scores = F.where(mask, scores, zeros)
     floor = eps if normalization == "l1" else SOFTERMAX_EPSILON
-    return scores / (F.sum(scores, -1, True) + floor)
+    weights = scores / (F.sum(scores, -1, True) + floor)
+    if mask is None:
+        return weights
+    # a fully masked row attends uniformly, as softmax does (yat-ops.md Part 1, decision 5)
+    attended = F.sum(F.where(mask, F.full_like(scores, 1.0), zeros), -1, True)
+    uniform = F.full_like(scores, 1.0 / scores.shape[-1])
+    return F.where(attended == F.full_like(attended, 0.0), uniform, weights)
 
 
 def combine_causal(F, mask, lq, lk):

@@ -52,7 +52,7 @@ def yat_dense(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, sphe
     """
     y = yat.yat_dense(F, to_f32(x), to_f32(kernel).T, _f32(bias), _f32(alpha), _f32(epsilon),
                       spherical=spherical, weight_normalized=weight_normalized)
-    return _out(y, x, kernel, bias, alpha)
+    return _out(y, x, kernel)
 
 
 def _f32(v):
@@ -158,7 +158,7 @@ def yat_conv(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, strid
     dot = _conv(xf, w, groups=groups, **kw)
     energy = _energy_conv(xf * xf, w.shape[1:-1], groups, w.shape[0], **kw)
     y = yat.yat_tail(F, dot, energy + ww - 2.0 * dot, _f32(bias), _f32(alpha), _f32(epsilon))
-    return _out(y, x, kernel, bias, alpha)
+    return _out(y, x, kernel)
 
 
 def yat_conv_transpose(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, strides=1, pads=None,
@@ -193,7 +193,7 @@ def yat_conv_transpose(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON
         idx = (slice(None),) + tuple(slice(c0, dot.shape[i + 1] - c1) for i, (c0, c1) in enumerate(crop))
         dot, energy = dot[idx], energy[idx]
     y = yat.yat_tail(F, dot, energy + ww - 2.0 * dot, _f32(bias), _f32(alpha), _f32(epsilon))
-    return _out(y, x, kernel, bias, alpha)
+    return _out(y, x, kernel)
 
 
 def _tup(v, rank):

@@ -29,12 +29,11 @@ def check_input(layer, x, rank, in_channels):
         raise ValueError(f"{layer}: expected a {rank + 2}-D input (N, C, {_SPATIAL[rank]}) or an unbatched "
                          f"{rank + 1}-D one, got shape {tuple(x.shape)}")
     unbatched = x.dim() == rank + 1
-    if unbatched:
-        x = x.unsqueeze(0)
-    if x.shape[1] != in_channels:
-        raise ValueError(f"{layer}: expected {in_channels} input channels (in_channels={in_channels}) at axis 1, "
+    if x.shape[0 if unbatched else 1] != in_channels:
+        where = "axis 0 of an unbatched input" if unbatched else "axis 1"
+        raise ValueError(f"{layer}: expected {in_channels} input channels (in_channels={in_channels}) at {where}, "
                          f"got shape {tuple(x.shape)}")
-    return x, unbatched
+    return (x.unsqueeze(0) if unbatched else x), unbatched
 
 
 class _YatConvNd(YatOptions, nn.Module):

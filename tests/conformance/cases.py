@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nmn.core import yat as core_yat
-from nmn.core.conv import conv_pads, onnx_pads, transpose_geometry
+from nmn.core.conv import conv_pads, normalize_padding, onnx_pads, transpose_geometry
 from nmn.core.options import resolve_alpha, resolve_bias
 
 YAT_DEFAULTS = dict(use_bias=True, constant_bias=None, use_alpha=True, constant_alpha=None, epsilon=1e-5,
@@ -136,13 +136,18 @@ def dense_case(id, *, batch=3, n_in=5, n_out=4, grad=False, seed=0, scale=1.0, *
     return Case(id, "YatNMN", cfg, params, [x], grad=grad)
 
 
+def _padding(padding, rank):
+    p = normalize_padding(padding, rank, "case")
+    return p if isinstance(p, str) else [list(pair) for pair in p]
+
+
 def conv_case(id, *, rank=2, n=2, c=4, m=6, k=3, size=7, strides=1, dilations=1, groups=1, padding="valid",
               padding_mode="zeros", grad=False, seed=0, **opts):
     rng = np.random.default_rng(seed)
     ks = (k,) * rank
     cfg = dict(YAT_DEFAULTS, rank=rank, in_channels=c, out_channels=m, kernel_size=ks,
-               strides=(strides,) * rank, dilations=(dilations,) * rank, groups=groups, padding=padding,
-               padding_mode=padding_mode)
+               strides=(strides,) * rank, dilations=(dilations,) * rank, groups=groups,
+               padding=_padding(padding, rank), padding_mode=padding_mode)
     cfg.update(opts)
     fan_in = (c // groups) * k**rank
     params = _yat_params(rng, cfg, (m, c // groups, *ks), fan_in, m * k**rank // groups, m)
@@ -155,8 +160,8 @@ def conv_transpose_case(id, *, rank=2, n=2, c=4, m=6, k=3, size=5, strides=2, di
     rng = np.random.default_rng(seed)
     ks = (k,) * rank
     cfg = dict(YAT_DEFAULTS, rank=rank, in_channels=c, out_channels=m, kernel_size=ks,
-               strides=(strides,) * rank, dilations=(dilations,) * rank, groups=groups, padding=padding,
-               output_padding=tuple(output_padding or (0,) * rank))
+               strides=(strides,) * rank, dilations=(dilations,) * rank, groups=groups,
+               padding=_padding(padding, rank), output_padding=tuple(output_padding or (0,) * rank))
     cfg.update(opts)
     params = _yat_params(rng, cfg, (c, m // groups, *ks), c * k**rank, m * k**rank, m)
     x = rng.normal(size=(n, c, *(size,) * rank)).astype(np.float32)
