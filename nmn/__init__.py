@@ -30,15 +30,18 @@ _FRAMEWORK_MODULES = {
 def doctor() -> dict[str, str | None]:
     """Return ``{package: version or None}`` for every optional dependency; never raises.
 
-    >>> sorted(doctor())[:2]
-    ['flax', 'keras']
+    >>> sorted(doctor())[:3]
+    ['flax', 'jax', 'keras']
     """
     from importlib import metadata
 
     result: dict[str, str | None] = {}
-    for package in sorted(set(_FRAMEWORK_MODULES.values()) | {"jax", "tensorflow-cpu"}):
-        try:
-            result[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            result[package] = None
+    for package in sorted(set(_FRAMEWORK_MODULES.values()) | {"jax"}):
+        # TensorFlow's Linux CPU wheel is distributed as ``tensorflow-cpu``
+        for dist in (package, "tensorflow-cpu") if package == "tensorflow" else (package,):
+            try:
+                result[package] = metadata.version(dist)
+                break
+            except metadata.PackageNotFoundError:
+                result[package] = None
     return result

@@ -191,12 +191,16 @@ def yat_attention(q, k, v, mask=None, alpha=None, epsilon=DEFAULT_EPSILON, *, sp
 
 
 def performer_attention(q, k, v, proj, alpha=None, epsilon=DEFAULT_EPSILON, *, causal=False):
-    """Spherical Yat-Performer: linear-time readout of FAVOR+-style features ``proj (m, D)``, times alpha."""
+    """Spherical Yat-Performer: linear-time readout of FAVOR+-style features ``proj (m, D)``.
+
+    ``alpha`` scales the query features (as the ONNX function does), so it cancels except against the
+    denominator's 1e-6 shift.
+    """
     qf = core.performer_features(F, _f32(q), _f32(proj), _f32(epsilon))
     kf = core.performer_features(F, _f32(k), _f32(proj), _f32(epsilon))
-    out = core.linear_readout(F, qf, kf, _f32(v), causal=causal)
     if alpha is not None:
-        out = out * _f32(alpha)
+        qf = qf * _f32(alpha)
+    out = core.linear_readout(F, qf, kf, _f32(v), causal=causal)
     return out.astype(v.dtype)
 
 

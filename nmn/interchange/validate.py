@@ -27,9 +27,9 @@ from pathlib import Path
 import onnx
 
 from nmn.core.schemas import DOMAIN, DOMAIN_VERSION, FUNCTIONS
+from nmn.interchange.safe_load import DEFAULT_MAX_BYTES
 
 ALLOWED_DOMAINS = {"", "ai.onnx", DOMAIN}
-DEFAULT_MAX_BYTES = 2 * 1024**3
 
 
 class ModelValidationError(ValueError):
@@ -83,50 +83,15 @@ def validate_model(model: onnx.ModelProto, *, full_check: bool = True, source: s
 
 def load_model_safely(path: str | os.PathLike, *, max_bytes: int = DEFAULT_MAX_BYTES,
                       validate: bool = True) -> onnx.ModelProto:
-    """Open an untrusted ONNX file: bounded size, external data confined to the model's folder, validated.
-
-    External data must be a plain file inside the model's folder: absolute paths, ``..``, symbolic links and
-    hard links are refused (onnxruntime alone still followed a hard link in a probe, onnx-notes.md 10).
+    """Open an untrusted nmn ONNX file: :func:`nmn.interchange.safe_load.load_model_safely` (bounded size,
+    external data confined to the model's folder, domains and functions checked, full onnx check), then
+    nmn's own :func:`validate_model`.
     """
-    path = Path(path)
-    if not path.is_file():
+    from nmn.interchange import safe_load
+
+    if not Path(path).is_file():
         raise FileNotFoundError(f"ONNX file {str(path)!r} does not exist or is not a file")
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise ModelValidationError(f"{path}: {size} bytes is over the limit of {max_bytes} bytes")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as err:  # protobuf raises several unrelated types for garbage input
-        raise ModelValidationError(f"{path}: not an ONNX model ({type(err).__name__}: {err})") from None
-    folder = path.resolve().parent
-    total = size
-    for tensor in _tensors(model):
-        if tensor.data_location != onnx.TensorProto.EXTERNAL:
-            continue
-        info = {e.key: e.value for e in tensor.external_data}
-        location = info.get("location", "")
-        target = (folder / location)
-        if os.path.isabs(location) or ".." in Path(location).parts or not location:
-            raise ModelValidationError(f"{path}: external data {location!r} of {tensor.name!r} leaves the folder")
-        if target.is_symlink() or not target.is_file():
-            raise ModelValidationError(f"{path}: external data {location!r} of {tensor.name!r} is not a plain file")
-        if target.resolve().parent != folder and folder not in target.resolve().parents:
-            raise ModelValidationError(f"{path}: external data {location!r} resolves outside the model's folder")
-        if target.stat().st_nlink > 1:
-            raise ModelValidationError(f"{path}: external data {location!r} is a hard link; refused")
-        total += target.stat().st_size
-        if total > max_bytes:
-            raise ModelValidationError(f"{path}: model plus external data is over {max_bytes} bytes")
-    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in _tensors(model)):
-        onnx.load_external_data_for_model(model, str(folder))
+    model = safe_load.load_model_safely(path, max_bytes=max_bytes)
     if validate:
-        validate_model(model, source=str(path))
+        validate_model(model, source=str(path), full_check=False)   # safe_load already ran the full check
     return model
-
-
-def _tensors(model: onnx.ModelProto):
-    yield from model.graph.initializer
-    for node in model.graph.node:
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.TENSOR:
-                yield attr.t

@@ -16,7 +16,7 @@ From Python::
     {'y': array([[...]], dtype=float32)}
 
 The server imports starlette, uvicorn and prometheus-client; the safe loader
-(:mod:`nmn.serve.safe_load`) needs only onnx, so names are imported lazily.
+(:mod:`nmn.interchange.safe_load`) needs only onnx, so names are imported lazily.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ _LAZY = {
     "ServeError": "client",
     "create_app": "app",
     "serve": "app",
-    "load_model_safely": "safe_load",
-    "UnsafeModelError": "safe_load",
+    "load_model_safely": "nmn.interchange.safe_load",
+    "UnsafeModelError": "nmn.interchange.safe_load",
     "write_triton_repo": "triton",
 }
 
@@ -50,7 +50,7 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'nmn.serve' has no attribute {name!r}")
     from importlib import import_module
 
-    value = getattr(import_module(f".{module}", __name__), name)
+    value = getattr(import_module(module if "." in module else f".{module}", __name__), name)
     globals()[name] = value
     return value
 

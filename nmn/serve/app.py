@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from ._protocol import ProtocolError, decode_input, encode_tensor
 from .repository import Repository, ServedModel
-from .safe_load import DEFAULT_MAX_BYTES
+from nmn.interchange.safe_load import DEFAULT_MAX_BYTES
 
 __all__ = ["create_app", "serve", "DEFAULT_MAX_REQUEST_BYTES"]
 
@@ -94,7 +94,7 @@ def create_app(
 ) -> Starlette:
     """Build the ASGI app serving a ``.onnx`` file or a folder of them.
 
-    Every file is validated with :func:`nmn.serve.safe_load.load_model_safely`
+    Every file is validated with :func:`nmn.interchange.safe_load.load_model_safely`
     before an onnxruntime session is made; a bad file raises (``ValueError``
     naming the file) here, at start-up. Model names are the file stems.
 

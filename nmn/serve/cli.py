@@ -99,7 +99,7 @@ def _fail(command: str, message: str) -> int:
 def run_serve(args: argparse.Namespace) -> int:
     """Entry point of ``nmn serve``; returns an exit code."""
     from .repository import ModelLoadError
-    from .safe_load import UnsafeModelError
+    from nmn.interchange.safe_load import UnsafeModelError
 
     try:
         if args.write_triton_repo:

@@ -10,7 +10,7 @@ import numpy as np
 
 from ._protocol import ORT_TO_DATATYPE
 from .batching import Batcher
-from .safe_load import DEFAULT_MAX_BYTES, load_model_safely
+from nmn.interchange.safe_load import DEFAULT_MAX_BYTES, load_model_safely
 
 PLATFORM = "onnxruntime_onnx"
 

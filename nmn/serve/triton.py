@@ -82,7 +82,7 @@ def write_triton_repo(
         >>> write_triton_repo("models/", "triton_repo")  # doctest: +SKIP
         ['cnn', 'mlp']
     """
-    from .safe_load import load_model_safely
+    from nmn.interchange.safe_load import load_model_safely
 
     out_dir = os.fspath(out_dir)
     names = []

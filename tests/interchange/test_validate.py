@@ -87,7 +87,7 @@ def _external_model(tmp_path, location):
 def test_external_data_must_stay_in_the_folder(tmp_path, location):
     (tmp_path / "secret.bin").write_bytes(np.ones(4, np.float32).tobytes())
     path = _external_model(tmp_path, location)
-    with pytest.raises(ModelValidationError, match="leaves the folder"):
+    with pytest.raises(ValueError, match="absolute|\.\.|outside"):
         load_model_safely(path)
 
 
@@ -96,11 +96,11 @@ def test_external_data_links_are_refused(tmp_path):
     secret.write_bytes(np.ones(4, np.float32).tobytes())
     path = _external_model(tmp_path, "hard.bin")
     os.link(secret, path.parent / "hard.bin")
-    with pytest.raises(ModelValidationError, match="hard link"):
+    with pytest.raises(ValueError, match="hard link|link"):
         load_model_safely(path)
     path2 = _external_model(tmp_path, "soft.bin")
     os.symlink(secret, path2.parent / "soft.bin")
-    with pytest.raises(ModelValidationError, match="not a plain file"):
+    with pytest.raises(ValueError, match="link|regular"):
         load_model_safely(path2)
 
 
@@ -114,11 +114,11 @@ def test_external_data_inside_folder_loads(tmp_path):
 def test_garbage_and_oversized_files(tmp_path):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x00not a model" * 10)
-    with pytest.raises(ModelValidationError, match="not an ONNX model|not a valid"):
+    with pytest.raises(ValueError, match="not a valid ONNX model"):
         load_model_safely(bad)
     good = tmp_path / "good.onnx"
     good.write_bytes(_dense_model().SerializeToString())
-    with pytest.raises(ModelValidationError, match="over the limit"):
+    with pytest.raises(ValueError, match="over the limit"):
         load_model_safely(good, max_bytes=100)
 
 

@@ -16,7 +16,7 @@ with warnings.catch_warnings():  # starlette may warn about its httpx-based clie
 
 from nmn.serve import create_app
 from nmn.serve.batching import Batcher
-from nmn.serve.safe_load import UnsafeModelError
+from nmn.interchange.safe_load import UnsafeModelError
 from tests.serve.models import make_square
 
 LIMIT = 200_000

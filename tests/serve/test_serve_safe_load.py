@@ -9,7 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from nmn.serve.safe_load import UnsafeModelError, load_model_safely
+from nmn.interchange.safe_load import UnsafeModelError, load_model_safely
 
 from tests.serve.models import OPSET, make_mlp, make_square, square_function
 

@@ -79,7 +79,7 @@ def load_model_safely(
 
     Example::
 
-        >>> from nmn.serve.safe_load import load_model_safely
+        >>> from nmn.interchange.safe_load import load_model_safely
         >>> model = load_model_safely("model.onnx")            # doctest: +SKIP
         >>> import onnxruntime as ort                          # doctest: +SKIP
         >>> sess = ort.InferenceSession(model.SerializeToString())  # doctest: +SKIP

@@ -1,0 +1,119 @@
+"""Functional Yat ops on TensorFlow: the ``nmn.tf`` modules are thin wrappers around these.
+
+Every function computes in float32 (yat-ops.md 0.3) and casts the result to the wider of the input's and the
+weights' dtypes. Layouts: dense ``kernel (I, O)``, conv ``kernel (*k, C/groups, M)``, transposed conv
+``kernel (*k, M/groups, C)``, data channels-last ``(N, *S, C)``; attention heads ``(B, L, H, D)``.
+
+>>> import tensorflow as tf
+>>> tuple(yat_dense(tf.ones((2, 3)), tf.ones((3, 4))).shape)
+(2, 4)
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from nmn.core import yat
+from nmn.core.options import DEFAULT_EPSILON
+from nmn.tf._ops import F, conv, pad_axis, result_dtype, upsample_axis
+
+__all__ = ["yat_dense", "yat_conv", "yat_conv_transpose", "yat_attention", "rope", "performer_features",
+           "linear_readout"]
+
+
+def _f32(v):
+    """``None`` and Python numbers pass through; tensors become float32."""
+    return v if v is None or isinstance(v, (int, float)) else tf.cast(v, tf.float32)
+
+
+def yat_dense(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, spherical=False,
+              weight_normalized=False):
+    """``alpha * (x.w + b)^2 / (relu(|x|^2 + |w|^2 - 2 x.w) + eps)`` for ``x (..., I)``, ``kernel (I, O)``."""
+    x = tf.convert_to_tensor(x)
+    out_dtype = result_dtype(x, kernel)
+    y = yat.yat_dense(F, tf.cast(x, tf.float32), tf.cast(kernel, tf.float32), _f32(bias), _f32(alpha),
+                      _f32(epsilon), spherical=spherical, weight_normalized=weight_normalized)
+    return tf.cast(y, out_dtype)
+
+
+def yat_conv(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, strides, pads, dilations, groups=1,
+             padding_mode="zeros", weight_normalized=False):
+    """Yat convolution of channels-last ``x (N, *S, C)`` with ``kernel (*k, C/G, M)``; ``pads`` (lo, hi) per axis."""
+    rank = len(kernel.shape) - 2
+    out_dtype = result_dtype(x, kernel)
+    x = tf.cast(x, tf.float32)
+    w = tf.cast(kernel, tf.float32)
+    k_axes = list(range(rank + 1))
+    if weight_normalized:
+        w = w / (tf.sqrt(tf.reduce_sum(w * w, axis=k_axes, keepdims=True)) + 1e-8)
+        ww = 1.0
+    else:
+        ww = tf.reduce_sum(w * w, axis=k_axes)
+    for i, (lo, hi) in enumerate(pads):
+        x = pad_axis(x, 1 + i, lo, hi, padding_mode)
+    m = w.shape[-1]
+    dot = conv(x, w, strides, dilations, groups)
+    ones = tf.ones((*w.shape[:-1], groups), tf.float32)
+    energy = conv(x * x, ones, strides, dilations, groups)
+    if groups > 1:
+        energy = tf.repeat(energy, m // groups, axis=-1)
+    y = yat.yat_tail(F, dot, energy + ww - 2.0 * dot, _f32(bias), _f32(alpha), _f32(epsilon))
+    return tf.cast(y, out_dtype)
+
+
+def yat_conv_transpose(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, strides, pads,
+                       output_padding, dilations, groups=1):
+    """Yat transposed convolution (ONNX ``ConvTranspose`` geometry) of channels-last ``x (N, *S, C)``.
+
+    ``kernel (*k, M/G, C)`` (``tf.nn.conv_transpose`` layout); ``pads`` are ONNX crops ``(lo, hi)`` per axis and
+    ``output_padding`` extra positions at the end.
+    """
+    rank = len(kernel.shape) - 2
+    out_dtype = result_dtype(x, kernel)
+    x = tf.cast(x, tf.float32)
+    w = tf.cast(kernel, tf.float32)
+    k = tuple(w.shape[:rank])
+    mg, c = w.shape[-2], w.shape[-1]
+    cg = c // groups
+    w5 = tf.reshape(w, (*k, mg, groups, cg))
+    ww = tf.reshape(tf.transpose(tf.reduce_sum(w5 * w5, axis=list(range(rank)) + [rank + 2])), (-1,))
+    perm = list(range(rank)) + [rank + 2, rank + 1, rank]
+    wc = tf.reshape(tf.transpose(w5, perm), (*k, cg, groups * mg))
+    wc = tf.reverse(wc, axis=list(range(rank)))
+    for i in range(rank):
+        x = upsample_axis(x, 1 + i, strides[i])
+        k_eff = (k[i] - 1) * dilations[i] + 1
+        lo, hi = pads[i]
+        x = pad_axis(x, 1 + i, k_eff - 1 - lo, k_eff - 1 - hi + output_padding[i])
+    ones1 = (1,) * rank
+    dot = conv(x, wc, ones1, dilations, groups)
+    ones = tf.ones((*k, cg, groups), tf.float32)
+    energy = conv(x * x, ones, ones1, dilations, groups)
+    if groups > 1:
+        energy = tf.repeat(energy, mg, axis=-1)
+    y = yat.yat_tail(F, dot, energy + ww - 2.0 * dot, _f32(bias), _f32(alpha), _f32(epsilon))
+    return tf.cast(y, out_dtype)
+
+
+def yat_attention(q, k, v, mask=None, alpha=None, epsilon=DEFAULT_EPSILON, *, spherical=False,
+                  normalization="softmax", power=1.0, causal=False, dropout=None):
+    """Yat attention of ``(B, L, H, D)`` heads; ``mask`` bool broadcastable to ``(B, H, Lq, Lk)``, True = attend."""
+    if mask is not None:
+        mask = tf.cast(mask, tf.bool)
+    return yat.yat_attention(F, q, k, v, mask, _f32(alpha), _f32(epsilon), spherical=spherical,
+                             normalization=normalization, power=power, causal=causal, dropout=dropout)
+
+
+def rope(x, cos, sin, *, interleaved=True):
+    """Rotate ``x (B, L, H, D)`` by tables ``cos, sin (L, D/2)``."""
+    return yat.rope(F, x, cos, sin, interleaved=interleaved)
+
+
+def performer_features(x, proj, epsilon=DEFAULT_EPSILON):
+    """Spherical FAVOR+-style features of ``x (B, L, H, D)`` with ``proj (m, D)`` -> ``(B, L, H, m)``."""
+    return yat.performer_features(F, x, proj, _f32(epsilon))
+
+
+def linear_readout(qf, kf, v, *, causal=False):
+    """Linear-time readout ``qf (kf^T v) / (qf . sum kf)`` of performer features."""
+    return yat.linear_readout(F, qf, kf, v, causal=causal)
