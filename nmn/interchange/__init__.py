@@ -74,3 +74,19 @@ def load(source, framework: str, **options):
 __all__ = ["FRAMEWORKS", "ExportError", "GraphBuilder", "ModelValidationError", "UnsupportedModelError",
            "check_against", "detect_framework", "export", "load", "load_model_safely", "manifest_of",
            "read_model", "run_onnx", "save_model", "validate_model"]
+
+
+def predict(model: Any, framework: str, inputs: list) -> list:
+    """Run a (loaded or native) model of ``framework`` on numpy inputs in inference mode; numpy outputs.
+
+    A small convenience for comparisons across frameworks (the demo, the interchange matrix, ``nmn convert``).
+    """
+    import numpy as np
+
+    io = _io(framework)
+    outs = io.predict(model, [np.asarray(x) for x in inputs], **({"framework": framework}
+                                                                  if framework in ("nnx", "linen") else {}))
+    return [np.asarray(o) for o in (outs if isinstance(outs, (list, tuple)) else [outs])]
+
+
+__all__.append("predict")

@@ -268,7 +268,7 @@ class _Tracer:
                     call["mask"] = b.constant(f"{name}.mask", np.array(mask).astype(bool))
                 if kind == "RotaryYatAttention" and m._cache_max is not None:
                     raise ExportError(f"{name}: RotaryYatAttention with an active KV cache (call reset_cache())")
-            trainable = _trainable(m)
+            trainable = _trainable(m, kind)
             return emit.yat_layer(b, name, kind, config, params, ins, in_shape=tuple(x.shape),
                                   channels_last=kind in ("YatConv", "YatConvTranspose"), call=call,
                                   param_names=_param_names(kind), trainable=trainable)
@@ -342,7 +342,7 @@ class _Tracer:
             return value
         kind, config, params = mspec.to_spec(layer)
         out = emit.yat_layer(self.b, self.name_of(layer), kind, config, params, [query.name],
-                             call={"method": "attend"}, param_names=_param_names(kind), trainable=_trainable(layer))
+                             call={"method": "attend"}, param_names=_param_names(kind), trainable=_trainable(layer, kind))
         return self.wrap(out, value)
 
     def function(self, fname, original, args, kwargs):
@@ -395,16 +395,13 @@ def _param_names(kind):
     return {}
 
 
-def _trainable(m):
+def _trainable(m, kind):
+    """``{canonical param name: trainable}`` of a Yat layer (frozen: a lazy kernel, the performer ``proj``)."""
     from mlx.utils import tree_flatten
 
     trainable = {k for k, _ in tree_flatten(m.trainable_parameters())}
-    names = {v: k for k, v in _param_names(type(m).__name__ if not hasattr(m, "filters") else "YatConv").items()}
-    out = {}
-    for path, _ in tree_flatten(m.parameters()):
-        canonical = {"kernel": "weight"}.get(path, None) or names.get(path) or path
-        out[canonical] = path in trainable
-    return out
+    inverse = {v: k for k, v in _param_names(kind).items()}
+    return {inverse.get(path, path): path in trainable for path, _ in tree_flatten(m.parameters())}
 
 
 def _tuple(v, rank):
@@ -469,8 +466,6 @@ class _Patched:
 
 def _trace(model, inputs, input_names, output_names):
     tracer = _Tracer(model)
-    if isinstance(model, _UnknownLeafCheck):
-        pass
     if input_names is None:
         try:
             params = [p for p in inspect.signature(model.__call__).parameters.values()
@@ -506,10 +501,6 @@ def _trace(model, inputs, input_names, output_names):
         tracer.b.output(out.name, name)
         expected.append(_np(out.value))
     return tracer.b.build(), expected
-
-
-class _UnknownLeafCheck:  # placeholder type (kept for isinstance checks in _trace)
-    pass
 
 
 def _unsupported_message(model, items):

@@ -603,3 +603,15 @@ def load(source: str | os.PathLike | onnx.ModelProto) -> OnnxModule:
         True
     """
     return OnnxModule(read_model(source))
+
+
+def predict(model: nn.Module, inputs: list) -> list[np.ndarray]:
+    """Eager inference on numpy inputs (eval mode, no grad); returns numpy outputs."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(*[torch.from_numpy(np.ascontiguousarray(x)) for x in inputs])
+    finally:
+        model.train(was_training)
+    return [_np(o) for o in (out if isinstance(out, (tuple, list)) else (out,))]

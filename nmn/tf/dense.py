@@ -1,0 +1,75 @@
+"""TensorFlow ``YatNMN``: the Yat dense layer as a ``tf.Module``."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from nmn.core.options import DEFAULT_EPSILON, check_positive_int
+from nmn.tf import functional
+from nmn.tf._ops import (add_yat_variables, alpha_value, bias_value, eps_value, glorot_normal, layer_label,
+                         set_yat_options)
+
+__all__ = ["YatNMN"]
+
+
+class YatNMN(tf.Module):
+    """Yat dense layer: ``y = alpha * (x.w + b)^2 / (relu(|x|^2 + |w|^2 - 2 x.w) + eps)`` per unit.
+
+    Variables are created on the first call (the input width is inferred).
+
+    Args:
+        features: number of output units.
+        use_bias: learnable numerator bias, default True. constant_bias: fixed bias value, default None.
+        use_alpha: learnable ``alpha (1,)`` init 1, default True. constant_alpha: True (sqrt 2) or a number.
+        epsilon: > 0, default 1e-5. learnable_epsilon: ``eps = softplus(epsilon_param)``, default False.
+        spherical: unit x and w, distance ``2 - 2 cos``, default False.
+        weight_normalized: unit w at call time, default False.
+        lazy: the kernel is not trainable (bias, alpha, epsilon stay trainable), default False.
+        dtype: variable dtype, default ``tf.float32``. seed: kernel init seed, default None. name: module name.
+
+    Shape:
+        ``(..., I) -> (..., features)``; kernel ``(I, features)``.
+
+    >>> import tensorflow as tf
+    >>> layer = YatNMN(features=4)
+    >>> tuple(layer(tf.ones((2, 3))).shape)
+    (2, 4)
+    """
+
+    def __init__(self, features, *, use_bias=True, constant_bias=None, use_alpha=True, constant_alpha=None,
+                 epsilon=DEFAULT_EPSILON, learnable_epsilon=False, spherical=False, weight_normalized=False,
+                 lazy=False, dtype=tf.float32, seed=None, name=None):
+        super().__init__(name=name)
+        self.features = check_positive_int(features, "features", "YatNMN")
+        set_yat_options(self, use_bias=use_bias, constant_bias=constant_bias, use_alpha=use_alpha,
+                        constant_alpha=constant_alpha, epsilon=epsilon, learnable_epsilon=learnable_epsilon)
+        self.spherical = bool(spherical)
+        self.weight_normalized = bool(weight_normalized)
+        self.lazy = bool(lazy)
+        self.dtype = tf.as_dtype(dtype)
+        self.seed = seed
+        self.kernel = None
+
+    @property
+    def built(self):
+        return self.kernel is not None
+
+    def build(self, in_features):
+        """Create the variables for inputs of width ``in_features``."""
+        with self.name_scope:
+            self.kernel = tf.Variable(glorot_normal((in_features, self.features), in_features, self.features,
+                                                    self.dtype, self.seed), trainable=not self.lazy, name="kernel")
+            add_yat_variables(self, self.features, self.dtype)
+
+    def __call__(self, x):
+        x = tf.convert_to_tensor(x)
+        if x.shape.rank is None or x.shape.rank < 1 or x.shape[-1] is None:
+            raise ValueError(f"{layer_label(self)}: expected input (..., in_features) with a known last dimension, "
+                             f"got shape {tuple(x.shape)}")
+        if not self.built:
+            self.build(int(x.shape[-1]))
+        if x.shape[-1] != self.kernel.shape[0]:
+            raise ValueError(f"{layer_label(self)}: expected input (..., {self.kernel.shape[0]}) matching kernel "
+                             f"{tuple(self.kernel.shape)}, got shape {tuple(x.shape)}")
+        return functional.yat_dense(x, self.kernel, bias_value(self), alpha_value(self), eps_value(self),
+                                    spherical=self.spherical, weight_normalized=self.weight_normalized)

@@ -1,0 +1,157 @@
+"""Speed and memory of nmn.torch layers against the plain PyTorch layers they replace, as ratios.
+
+Measured in one process, same device, same shapes: YatNMN vs nn.Linear + ReLU, YatConv2D vs nn.Conv2d + ReLU,
+MultiHeadYatAttention vs nn.MultiheadAttention (batch first). For each pair: median time of the forward pass and
+of forward + backward (eager and, with --compile, torch.compile), and memory: on CUDA the peak allocated during
+forward + backward, on CPU the bytes autograd saves for the backward pass (a device-free proxy for activation
+memory). Printed as a markdown table; ratio = Yat / plain (lower is better).
+
+    python scripts/bench_torch.py                    # full sizes of issue 3, eager
+    python scripts/bench_torch.py --compile          # eager and torch.compile
+    python scripts/bench_torch.py --quick            # small sizes (a smoke run)
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+
+from nmn.torch import MultiHeadYatAttention, YatConv2D, YatNMN  # noqa: E402
+
+
+class LinearReLU(nn.Sequential):
+    def __init__(self, i, o):
+        super().__init__(nn.Linear(i, o), nn.ReLU())
+
+
+class ConvReLU(nn.Sequential):
+    def __init__(self, c, m, k):
+        super().__init__(nn.Conv2d(c, m, k, padding=k // 2), nn.ReLU())
+
+
+class TorchMHA(nn.Module):
+    def __init__(self, e, h):
+        super().__init__()
+        self.mha = nn.MultiheadAttention(e, h, batch_first=True)
+
+    def forward(self, x):
+        return self.mha(x, x, x, need_weights=False)[0]
+
+
+def cases(quick: bool):
+    if quick:
+        return [
+            ("dense 784->256, batch 64", lambda: YatNMN(784, 256), lambda: LinearReLU(784, 256), (64, 784)),
+            ("conv 3x3 16->16, 8x16x16x16", lambda: YatConv2D(16, 16, 3, padding=1), lambda: ConvReLU(16, 16, 3),
+             (8, 16, 16, 16)),
+            ("attention E64 H4, B2 L128", lambda: MultiHeadYatAttention(64, 4), lambda: TorchMHA(64, 4),
+             (2, 128, 64)),
+        ]
+    return [
+        ("dense 784->256, batch 256", lambda: YatNMN(784, 256), lambda: LinearReLU(784, 256), (256, 784)),
+        ("dense 4096->4096, batch 512", lambda: YatNMN(4096, 4096), lambda: LinearReLU(4096, 4096), (512, 4096)),
+        ("conv 3x3 64->64, 32x64x32x32", lambda: YatConv2D(64, 64, 3, padding=1), lambda: ConvReLU(64, 64, 3),
+         (32, 64, 32, 32)),
+        ("attention E256 H8, B8 L512", lambda: MultiHeadYatAttention(256, 8), lambda: TorchMHA(256, 8),
+         (8, 512, 256)),
+    ]
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def median_time(fn, device, warmup, repeat):
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def memory(model, x, device):
+    """Peak CUDA bytes of forward + backward, or on CPU the bytes saved for backward."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        model(x).sum().backward()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - base
+    saved = []
+
+    def pack(t):
+        saved.append(t.numel() * t.element_size())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = model(x)
+    out.sum().backward()
+    return sum(saved)
+
+
+def measure(model, x, device, warmup, repeat):
+    model.zero_grad(set_to_none=True)
+
+    def fwd():
+        with torch.no_grad():
+            model(x)
+
+    def fwd_bwd():
+        model(x).sum().backward()
+
+    return median_time(fwd, device, warmup, repeat), median_time(fwd_bwd, device, warmup, repeat)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile'd models")
+    parser.add_argument("--quick", action="store_true", help="small sizes")
+    parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--only", default="", help="run the cases whose name contains this text")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    print(f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
+          f"torch {torch.__version__}, threads {torch.get_num_threads()}\n")
+    modes = ["eager"] + (["compiled"] if args.compile else [])
+    rows = []
+    for name, make_yat, make_ref, shape in cases(args.quick):
+        if args.only and args.only not in name:
+            continue
+        x = torch.randn(shape, device=device)
+        yat, ref = make_yat().to(device), make_ref().to(device)
+        mem = memory(yat, x, device) / memory(ref, x, device)
+        for mode in modes:
+            y_m, r_m = (yat, ref) if mode == "eager" else (torch.compile(yat), torch.compile(ref))
+            yf, yb = measure(y_m, x, device, args.warmup, args.repeat)
+            rf, rb = measure(r_m, x, device, args.warmup, args.repeat)
+            rows.append((name, mode, yf / rf, yb / rb, yf * 1e3, yb * 1e3, rf * 1e3, rb * 1e3, mem))
+            print(f"  {name} [{mode}] fwd {yf / rf:.2f}x fwd+bwd {yb / rb:.2f}x", file=sys.stderr, flush=True)
+    mem_label = "peak memory" if device.type == "cuda" else "saved for backward"
+    print(f"| layer (vs plain) | mode | fwd ratio | fwd+bwd ratio | Yat fwd / fwd+bwd (ms) | plain fwd / fwd+bwd (ms) "
+          f"| {mem_label} ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for name, mode, fr, br, yf, yb, rf, rb, mem in rows:
+        print(f"| {name} | {mode} | {fr:.2f}x | {br:.2f}x | {yf:.2f} / {yb:.2f} | {rf:.2f} / {rb:.2f} | {mem:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
