@@ -105,6 +105,22 @@ def memory(model, x, device):
     return sum(saved)
 
 
+def profile(model, x, device, name):
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    for _ in range(2):
+        model(x).sum().backward()
+    _sync(device)
+    with torch_profile(activities=activities) as prof:
+        for _ in range(3):
+            model(x).sum().backward()
+        _sync(device)
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(f"--- profile of {name} (3 x fwd+bwd)", file=sys.stderr)
+    print(prof.key_averages().table(sort_by=key, row_limit=18, max_name_column_width=60), file=sys.stderr)
+
+
 def measure(model, x, device, warmup, repeat):
     model.zero_grad(set_to_none=True)
 
@@ -126,6 +142,7 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--only", default="", help="run the cases whose name contains this text")
+    parser.add_argument("--profile", action="store_true", help="print the top kernels of each Yat fwd+bwd")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -139,6 +156,8 @@ def main(argv=None):
         x = torch.randn(shape, device=device)
         yat, ref = make_yat().to(device), make_ref().to(device)
         mem = memory(yat, x, device) / memory(ref, x, device)
+        if args.profile:
+            profile(yat, x, device, name)
         for mode in modes:
             y_m, r_m = (yat, ref) if mode == "eager" else (torch.compile(yat), torch.compile(ref))
             yf, yb = measure(y_m, x, device, args.warmup, args.repeat)

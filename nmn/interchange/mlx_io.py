@@ -247,8 +247,9 @@ class _Tracer:
             out = self._emit_module(m, name, x, args, kwargs, value)
         except ExportError as error:
             self.unsupported.append(str(error))
-            return value
-        return value if out is None else self.wrap(out, value)
+            out = None
+        # after an unsupported layer, keep tracing (with a placeholder name) to list every problem at once
+        return self.wrap(out or f"<unsupported {name}>", value)
 
     def _emit_module(self, m, name, x, args, kwargs, value):
         import nmn.mlx.spec as mspec
@@ -373,7 +374,7 @@ class _Tracer:
                 return self.wrap(out, value)
         except ExportError as error:
             self.unsupported.append(str(error))
-            return value
+            return self.wrap(f"<unsupported {fname}>", value)
         raise ExportError(f"function {fname} has no ONNX emitter")  # pragma: no cover
 
 
@@ -483,7 +484,7 @@ def _trace(model, inputs, input_names, output_names):
     with _Patched(tracer):
         try:
             result = model(*traced)
-        except TypeError as error:
+        except (TypeError, ValueError) as error:
             if tracer.unsupported:
                 raise ExportError(_unsupported_message(model, tracer.unsupported)) from error
             raise ExportError(f"{type(model).__name__}: tracing failed ({error}); nmn's MLX export supports the model "

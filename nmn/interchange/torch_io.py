@@ -121,7 +121,7 @@ class _Exporter:
             if node.op == "placeholder":
                 i = placeholders.index(node)
                 x = self.inputs[i]
-                name = input_names[i] if input_names else node.name
+                name = input_names[i] if input_names else self._arg_name(i, node.name)
                 self.value[node] = x
                 self.onnx[node] = self.b.input(name, (None, *x.shape[1:]), _np(x).dtype)
             elif node.op == "output":
@@ -138,6 +138,16 @@ class _Exporter:
             self.b.output(self.onnx[out], name)
             expected.append(_np(self.value[out]))
         return self.b.build(), expected
+
+    def _arg_name(self, i, default):
+        import inspect
+
+        try:
+            params = [p.name for p in inspect.signature(self.model.forward).parameters.values()
+                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        except (TypeError, ValueError):
+            return default
+        return params[i] if i < len(params) else default
 
     def _args(self, args):
         return [self.onnx[a] if isinstance(a, torch.fx.Node) else a for a in args]

@@ -1,0 +1,85 @@
+"""``YatNMN``: the Yat dense layer for Flax Linen."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax.numpy as jnp
+from flax import linen as nn
+
+from nmn._jax.functional import check_input, yat_dense, yat_options
+from nmn.core.options import DEFAULT_EPSILON, check_positive_int
+from nmn.linen._ops import FROZEN, check_kernel, tail_params
+
+default_kernel_init = nn.initializers.xavier_normal()
+default_bias_init = nn.initializers.zeros_init()
+
+
+class YatNMN(nn.Module):
+    """Yat dense layer: ``y_o = alpha (x.w_o + b_o)^2 / (relu(|x|^2 + |w_o|^2 - 2 x.w_o) + eps)``.
+
+    Attributes:
+        features: number of Yat neurons (the input size is taken from the first call).
+        use_bias: learnable bias (default True); constant_bias: fixed bias value (default None).
+        use_alpha: learnable ``alpha (1,)`` (default True); constant_alpha: ``True`` -> sqrt(2), or a number.
+        epsilon: > 0, checked at construction (default 1e-5); learnable_epsilon: learn ``epsilon_param``
+            with eps = softplus(epsilon_param) (default False).
+        spherical: unit inputs and weights (default False); weight_normalized: unit weights (default False).
+        lazy: keep the kernel in the ``'frozen'`` collection so optimisers over ``'params'`` skip it.
+        dtype: result dtype (default None: promoted); param_dtype (default float32).
+        kernel_init: default Xavier normal; bias_init: default zeros.
+
+    Shape:
+        input ``(..., in)``, ``kernel (in, features)``, output ``(..., features)``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> layer = YatNMN(features=2)
+        >>> variables = layer.init(jax.random.key(0), jnp.ones((4, 3)))
+        >>> layer.apply(variables, jnp.ones((4, 3))).shape
+        (4, 2)
+        >>> variables["params"]["kernel"].shape
+        (3, 2)
+    """
+
+    features: int
+    use_bias: bool = True
+    constant_bias: Any = None
+    use_alpha: bool = True
+    constant_alpha: Any = None
+    epsilon: float = DEFAULT_EPSILON
+    learnable_epsilon: bool = False
+    spherical: bool = False
+    weight_normalized: bool = False
+    lazy: bool = False
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
+    kernel_init: Callable = default_kernel_init
+    bias_init: Callable = default_bias_init
+
+    def __post_init__(self):
+        check_positive_int(self.features, "features", type(self).__name__)
+        self.yat_options()
+        super().__post_init__()
+
+    def yat_options(self):
+        """The resolved Yat options (validated)."""
+        return yat_options(type(self).__name__, use_bias=self.use_bias, constant_bias=self.constant_bias,
+                           use_alpha=self.use_alpha, constant_alpha=self.constant_alpha, epsilon=self.epsilon,
+                           learnable_epsilon=self.learnable_epsilon)
+
+    @nn.compact
+    def __call__(self, inputs):
+        """Apply the layer to ``inputs (..., in)``."""
+        if getattr(inputs, "ndim", 0) < 1:
+            check_input(type(self).__name__, inputs, 1, None, "(..., in)")
+        shape = (inputs.shape[-1], self.features)
+        check_kernel(self, FROZEN if self.lazy else "params", shape, inputs, "(..., in)")
+        if self.lazy:
+            kernel = self.variable(FROZEN, "kernel", lambda: self.kernel_init(self.make_rng("params"), shape,
+                                                                               self.param_dtype)).value
+        else:
+            kernel = self.param("kernel", self.kernel_init, shape, self.param_dtype)
+        bias, alpha, eps = tail_params(self, self.yat_options(), self.features)
+        return yat_dense(inputs, kernel, bias, alpha, eps, spherical=self.spherical,
+                         weight_normalized=self.weight_normalized, dtype=self.dtype)

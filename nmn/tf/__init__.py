@@ -1,0 +1,37 @@
+"""nmn Yat layers for TensorFlow as ``tf.Module`` s with ``tf.Variable`` s (built on the first call).
+
+They run eagerly, inside ``tf.function`` and save as SavedModels.
+
+>>> import tensorflow as tf
+>>> from nmn.tf import YatNMN
+>>> tuple(YatNMN(features=8)(tf.zeros((2, 4))).shape)
+(2, 8)
+"""
+
+try:
+    import tensorflow as _tf  # noqa: F401
+except ImportError as exc:  # pragma: no cover
+    raise ImportError('nmn.tf needs TensorFlow: pip install "nmn[tf]"') from exc
+
+from nmn.tf.attention import MultiHeadYatAttention, RotaryYatAttention
+from nmn.tf.conv import YatConv1D, YatConv2D, YatConv3D
+from nmn.tf.conv_transpose import YatConvTranspose1D, YatConvTranspose2D, YatConvTranspose3D
+from nmn.tf.dense import YatNMN
+from nmn.tf.embed import YatEmbed
+from nmn.tf.squashers import soft_tanh, softer_sigmoid, softermax
+
+__all__ = [
+    "YatNMN",
+    "YatConv1D",
+    "YatConv2D",
+    "YatConv3D",
+    "YatConvTranspose1D",
+    "YatConvTranspose2D",
+    "YatConvTranspose3D",
+    "MultiHeadYatAttention",
+    "RotaryYatAttention",
+    "YatEmbed",
+    "softermax",
+    "softer_sigmoid",
+    "soft_tanh",
+]

@@ -1,0 +1,267 @@
+"""TensorFlow ``MultiHeadYatAttention`` and ``RotaryYatAttention`` (``tf.Module``)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from nmn.core import yat
+from nmn.core.options import (DEFAULT_EPSILON, NORMALIZATIONS, ROPE_STYLES, ROPE_THETA, check_choice, check_epsilon,
+                              check_positive_int, resolve_alpha)
+from nmn.tf import functional
+from nmn.tf._ops import glorot_normal, layer_label
+
+__all__ = ["MultiHeadYatAttention", "RotaryYatAttention", "performer_projection"]
+
+
+def performer_projection(num_features, head_dim, seed=None):
+    """Orthogonal random features ``(num_features, head_dim)``: QR blocks scaled so every row has norm sqrt(d)."""
+    rng = np.random.default_rng(seed)
+    blocks = []
+    for _ in range(-(-num_features // head_dim)):
+        q, _ = np.linalg.qr(rng.normal(size=(head_dim, head_dim)))
+        blocks.append(q.T)
+    return (np.concatenate(blocks, 0)[:num_features] * math.sqrt(head_dim)).astype(np.float32)
+
+
+def _heads(x, num_heads):
+    shape = tf.shape(x)
+    return tf.reshape(x, (shape[0], shape[1], num_heads, x.shape[-1] // num_heads))
+
+
+def _merge(x):
+    shape = tf.shape(x)
+    return tf.reshape(x, (shape[0], shape[1], x.shape[-2] * x.shape[-1]))
+
+
+class MultiHeadYatAttention(tf.Module):
+    """Multi-head Yat attention: four affine projections around ``softmax(alpha (q.k)^2 / ((|q-k|^2 + eps) sqrt(d)))``.
+
+    The score is ``alpha * (q.k)^2 / ((relu(|q|^2 + |k|^2 - 2 q.k) + eps) * sqrt(head_dim))``, normalised over
+    the keys; with ``use_performer=True`` the linear-time spherical Yat-Performer replaces it. Variables are
+    created on the first call.
+
+    Args:
+        embed_dim: model width ``E``. num_heads: ``E`` must be divisible by it.
+        dropout: rate on the attention weights when ``training=True``, default 0.
+        use_bias: default True. use_alpha: default True. constant_alpha: True (sqrt 2) or a number.
+        epsilon: default 1e-5. spherical: default False. normalization: ``'softmax'`` (default), ``'l1'``,
+            ``'softermax'`` (``power``, default 1). use_out_proj: default True. causal: default False.
+        use_performer: default False; num_features: default 256; seed: default None.
+        dtype: default ``tf.float32``. name: module name.
+
+    Call:
+        ``layer(query, key=None, value=None, mask=None, training=False)``; ``mask`` bool, True = attend.
+
+    Shape:
+        ``(B, Lq, Eq), (B, Lk, Ek), (B, Lk, Ev) -> (B, Lq, E)``; kernels ``(E_in, E)``.
+
+    >>> import tensorflow as tf
+    >>> attn = MultiHeadYatAttention(embed_dim=8, num_heads=2)
+    >>> tuple(attn(tf.ones((2, 5, 8))).shape)
+    (2, 5, 8)
+    """
+
+    def __init__(self, embed_dim, num_heads, *, dropout=0.0, use_bias=True, use_alpha=True, constant_alpha=None,
+                 epsilon=DEFAULT_EPSILON, spherical=False, normalization="softmax", power=1.0, use_out_proj=True,
+                 causal=False, use_performer=False, num_features=256, seed=None, dtype=tf.float32, name=None):
+        super().__init__(name=name)
+        cls = type(self).__name__
+        self.embed_dim = check_positive_int(embed_dim, "embed_dim", cls)
+        self.num_heads = check_positive_int(num_heads, "num_heads", cls)
+        if embed_dim % num_heads:
+            raise ValueError(f"{cls}: embed_dim={embed_dim} must be divisible by num_heads={num_heads}")
+        self.head_dim = embed_dim // num_heads
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"{cls}: dropout must be in [0, 1), got {dropout!r}")
+        self.dropout = float(dropout)
+        self.use_bias = bool(use_bias)
+        self.use_alpha = bool(use_alpha)
+        self.constant_alpha = constant_alpha
+        self._alpha_spec = resolve_alpha(use_alpha, constant_alpha)
+        self.epsilon = check_epsilon(epsilon, cls)
+        self.spherical = bool(spherical)
+        self.normalization = check_choice(normalization, NORMALIZATIONS, "normalization", cls)
+        self.power = float(power)
+        if self.power <= 0:
+            raise ValueError(f"{cls}: power must be > 0, got {power!r}")
+        self.use_out_proj = bool(use_out_proj)
+        self.causal = bool(causal)
+        self.use_performer = bool(use_performer)
+        self.num_features = check_positive_int(num_features, "num_features", cls)
+        self.seed = seed
+        self.dtype = tf.as_dtype(dtype)
+        self.q_kernel = None
+        self.alpha = None
+        self.proj = None
+        if self.use_performer:  # drawn once, at construction (yat-ops.md Part 1, decision 5)
+            with self.name_scope:
+                self.proj = tf.Variable(performer_projection(self.num_features, self.head_dim, seed),
+                                        trainable=False, name="proj")
+
+    @property
+    def built(self):
+        return self.q_kernel is not None
+
+    def _projection(self, prefix, n_in, n_out):
+        kernel = tf.Variable(glorot_normal((n_in, n_out), n_in, n_out, self.dtype), name=f"{prefix}_kernel")
+        bias = tf.Variable(tf.zeros((n_out,), self.dtype), name=f"{prefix}_bias") if self.use_bias else None
+        return kernel, bias
+
+    def build(self, query_features, key_features=None, value_features=None):
+        """Create the projections for inputs of these widths (key defaults to query, value to key)."""
+        key_features = query_features if key_features is None else key_features
+        value_features = key_features if value_features is None else value_features
+        with self.name_scope:
+            self.q_kernel, self.q_bias = self._projection("q", query_features, self.embed_dim)
+            self.k_kernel, self.k_bias = self._projection("k", key_features, self.embed_dim)
+            self.v_kernel, self.v_bias = self._projection("v", value_features, self.embed_dim)
+            self.out_kernel = self.out_bias = None
+            if self.use_out_proj:
+                self.out_kernel, self.out_bias = self._projection("out", self.embed_dim, self.embed_dim)
+            if self._alpha_spec.learnable:
+                self.alpha = tf.Variable(tf.ones((1,), self.dtype), name="alpha")
+
+    def _alpha(self):
+        if self.alpha is not None:
+            return tf.cast(self.alpha, tf.float32)
+        return None if self._alpha_spec.value == 1.0 else self._alpha_spec.value
+
+    def _check(self, name, x, width):
+        if x.shape.rank != 3 or x.shape[-1] is None or (width is not None and x.shape[-1] != width):
+            want = "features" if width is None else width
+            raise ValueError(f"{layer_label(self)}: expected {name} (B, L, {want}), got shape {tuple(x.shape)}")
+
+    def _project(self, x, kernel, bias):
+        y = tf.matmul(x, tf.cast(kernel, x.dtype))
+        return y if bias is None else y + tf.cast(bias, x.dtype)
+
+    def _qkv(self, query, key, value):
+        query = tf.convert_to_tensor(query)
+        key = query if key is None else tf.convert_to_tensor(key)
+        value = key if value is None else tf.convert_to_tensor(value)
+        built = self.built
+        self._check("query", query, self.q_kernel.shape[0] if built else None)
+        self._check("key", key, self.k_kernel.shape[0] if built else None)
+        self._check("value", value, self.v_kernel.shape[0] if built else None)
+        if not built:
+            self.build(int(query.shape[-1]), int(key.shape[-1]), int(value.shape[-1]))
+        q = _heads(self._project(query, self.q_kernel, self.q_bias), self.num_heads)
+        k = _heads(self._project(key, self.k_kernel, self.k_bias), self.num_heads)
+        v = _heads(self._project(value, self.v_kernel, self.v_bias), self.num_heads)
+        return q, k, v
+
+    def _attend(self, q, k, v, mask, training, causal):
+        if self.use_performer:
+            proj = tf.cast(self.proj, tf.float32)
+            qf = functional.performer_features(tf.cast(q, tf.float32), proj, self.epsilon)
+            kf = functional.performer_features(tf.cast(k, tf.float32), proj, self.epsilon)
+            alpha = self._alpha()
+            if alpha is not None:
+                qf = qf * alpha
+            o = tf.cast(functional.linear_readout(qf, kf, tf.cast(v, tf.float32), causal=causal), v.dtype)
+        else:
+            dropout = None
+            if training and self.dropout > 0:
+                def dropout(w):
+                    return tf.nn.dropout(w, rate=self.dropout)
+            o = functional.yat_attention(q, k, v, mask, self._alpha(), self.epsilon, spherical=self.spherical,
+                                         normalization=self.normalization, power=self.power, causal=causal,
+                                         dropout=dropout)
+        o = _merge(o)
+        if self.use_out_proj:
+            o = self._project(o, self.out_kernel, self.out_bias)
+        return o
+
+    def __call__(self, query, key=None, value=None, mask=None, training=False):
+        q, k, v = self._qkv(query, key, value)
+        return self._attend(q, k, v, mask, training, self.causal)
+
+
+class RotaryYatAttention(MultiHeadYatAttention):
+    """Self-attention ``MultiHeadYatAttention`` with rotary position embeddings of q and k (RoPE).
+
+    ``q, k`` are rotated at their absolute positions (angles ``t * theta^(-2i/d)``; interleaved pairs by default,
+    ``rope_style='half'`` for half-split), then scored as :class:`MultiHeadYatAttention`. :meth:`init_cache` /
+    :meth:`decode` run step-by-step decoding with a KV cache that equals the causal full pass.
+
+    Args:
+        embed_dim, num_heads: as :class:`MultiHeadYatAttention` (``head_dim`` even).
+        max_seq_len: default 2048. theta: default 10000. rope_style: ``'interleaved'`` (default) or ``'half'``.
+        Other keywords: as :class:`MultiHeadYatAttention` (no ``use_performer``).
+
+    Shape:
+        ``(B, L, E) -> (B, L, E)``, ``L <= max_seq_len``.
+
+    >>> import tensorflow as tf
+    >>> attn = RotaryYatAttention(embed_dim=8, num_heads=2, max_seq_len=16, causal=True)
+    >>> x = tf.random.normal((1, 4, 8), seed=0)
+    >>> cache = attn.init_cache(1)
+    >>> steps = []
+    >>> for t in range(4):
+    ...     y, cache = attn.decode(x[:, t:t + 1], cache)
+    ...     steps.append(y)
+    >>> bool(tf.reduce_all(tf.abs(tf.concat(steps, 1) - attn(x)) < 1e-5))
+    True
+    """
+
+    def __init__(self, embed_dim, num_heads, max_seq_len=2048, *, theta=ROPE_THETA, rope_style="interleaved",
+                 **kwargs):
+        cls = type(self).__name__
+        if kwargs.get("use_performer"):
+            raise ValueError(f"{cls}: use_performer=True is not offered with rotary embeddings")
+        super().__init__(embed_dim, num_heads, **kwargs)
+        if self.head_dim % 2:
+            raise ValueError(f"{cls}: head_dim = embed_dim / num_heads must be even for RoPE, got {self.head_dim}")
+        self.max_seq_len = check_positive_int(max_seq_len, "max_seq_len", cls)
+        self.theta = float(theta)
+        self.rope_style = check_choice(rope_style, ROPE_STYLES, "rope_style", cls)
+        self._tables = None
+
+    def _rope_tables(self):
+        if self._tables is None:
+            cos, sin = yat.rope_tables(self.head_dim, self.max_seq_len, self.theta)
+            self._tables = (np.asarray(cos, np.float32), np.asarray(sin, np.float32))
+        return self._tables
+
+    def _rotate(self, x, start):
+        length = x.shape[1]
+        if length is None:
+            raise ValueError(f"{layer_label(self)}: RoPE needs a known sequence length, got shape {tuple(x.shape)}")
+        if start + length > self.max_seq_len:
+            raise ValueError(f"{layer_label(self)}: positions {start}..{start + length - 1} exceed "
+                             f"max_seq_len={self.max_seq_len}")
+        cos, sin = self._rope_tables()
+        cos = tf.cast(tf.constant(cos[start:start + length]), x.dtype)
+        sin = tf.cast(tf.constant(sin[start:start + length]), x.dtype)
+        return functional.rope(x, cos, sin, interleaved=self.rope_style == "interleaved")
+
+    def __call__(self, x, mask=None, training=False):
+        q, k, v = self._qkv(x, None, None)
+        return self._attend(self._rotate(q, 0), self._rotate(k, 0), v, mask, training, self.causal)
+
+    def init_cache(self, batch_size, max_length=None):
+        """An empty KV cache ``{"key", "value": (B, T, H, D), "index": 0}`` for :meth:`decode`."""
+        length = self.max_seq_len if max_length is None else check_positive_int(max_length, "max_length",
+                                                                                   type(self).__name__)
+        shape = (batch_size, min(length, self.max_seq_len), self.num_heads, self.head_dim)
+        return {"key": tf.zeros(shape, self.dtype), "value": tf.zeros(shape, self.dtype), "index": 0}
+
+    def decode(self, x, cache, training=False):
+        """Attend ``x (B, L, E)`` at positions ``index..index+L-1`` to the cache; returns ``(y, new_cache)``."""
+        start = int(cache["index"])
+        q, k, v = self._qkv(x, None, None)
+        length, capacity = q.shape[1], cache["key"].shape[1]
+        if start + length > capacity:
+            raise ValueError(f"{layer_label(self)}: the cache holds {capacity} positions, cannot add {length} at "
+                             f"{start}")
+        q, k = self._rotate(q, start), self._rotate(k, start)
+        pad = [[0, 0], [start, capacity - start - length], [0, 0], [0, 0]]
+        keep = tf.pad(tf.zeros_like(k), pad, constant_values=1.0)
+        keys = cache["key"] * tf.cast(keep, cache["key"].dtype) + tf.cast(tf.pad(k, pad), cache["key"].dtype)
+        values = cache["value"] * tf.cast(keep, cache["value"].dtype) + tf.cast(tf.pad(v, pad), cache["value"].dtype)
+        mask = (tf.range(capacity)[None, :] <= start + tf.range(length)[:, None])[None, None]
+        y = self._attend(q, keys, values, mask, training, False)
+        return y, {"key": keys, "value": values, "index": start + length}

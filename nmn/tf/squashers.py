@@ -1,0 +1,60 @@
+"""Squashers: smooth, activation-like maps of non-negative inputs, on ``TensorFlow``.
+
+>>> import tensorflow as tf
+>>> [round(float(v), 4) for v in softermax(TensorFlow.array([1.0, 3.0]))]
+[0.25, 0.75]
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from nmn.core import yat
+from nmn.tf._ops import F
+
+__all__ = ["softermax", "softer_sigmoid", "soft_tanh"]
+
+
+def _check_n(n, name):
+    if not float(n) > 0:
+        raise ValueError(f"{name}: n must be > 0, got {n!r}")
+    return float(n)
+
+
+def softermax(x, n=1.0, epsilon=1e-12, axis=-1):
+    """``x^n / (epsilon + sum x^n)`` along ``axis``.
+
+    Args:
+        x: non-negative tensor. n: power > 0, default 1. epsilon: default 1e-12. axis: default -1.
+
+    >>> import tensorflow as tf
+    >>> round(float(softermax(TensorFlow.array([1.0, 1.0]), n=2)[0]), 3)
+    0.5
+    """
+    return yat.softermax(F, tf.convert_to_tensor(x), _check_n(n, "softermax"), float(epsilon), axis)
+
+
+def softer_sigmoid(x, n=1.0):
+    """``x^n / (1 + x^n)``: 0 -> 0, 1 -> 1/2.
+
+    Args:
+        x: non-negative tensor. n: power > 0, default 1.
+
+    >>> import tensorflow as tf
+    >>> float(softer_sigmoid(TensorFlow.array(1.0)))
+    0.5
+    """
+    return yat.softer_sigmoid(F, tf.convert_to_tensor(x), _check_n(n, "softer_sigmoid"))
+
+
+def soft_tanh(x, n=1.0):
+    """``(x^n - 1) / (x^n + 1)``: 0 -> -1, 1 -> 0.
+
+    Args:
+        x: non-negative tensor. n: power > 0, default 1.
+
+    >>> import tensorflow as tf
+    >>> float(soft_tanh(TensorFlow.array(1.0)))
+    0.0
+    """
+    return yat.soft_tanh(F, tf.convert_to_tensor(x), _check_n(n, "soft_tanh"))
