@@ -34,8 +34,19 @@ def _cmd_doctor(args) -> int:
 
 def _cmd_info(args) -> int:
     print(f"nmn {nmn.__version__} - Yat layers for torch, nnx, linen, keras, tf and mlx, defined as ONNX functions")
-    print("commands: version, doctor, check MODEL.onnx, convert MODEL.onnx --to FRAMEWORK --out PATH, "
+    print("commands: version, doctor, ops, check MODEL.onnx, convert MODEL.onnx --to FRAMEWORK --out PATH, "
           "serve PATH, predict URL --input x.npy")
+    return 0
+
+
+def _cmd_ops(args) -> int:
+    """Print the registry of ``nmn`` functions: name, version, inputs and attributes with defaults."""
+    from nmn.core.schemas import DOMAIN, DOMAIN_VERSION, FUNCTIONS, OPSET
+
+    print(f"domain {DOMAIN!r} version {DOMAIN_VERSION}, built from ai.onnx opset {OPSET}")
+    for schema in FUNCTIONS.values():
+        attrs = ", ".join(f"{k}: {t}" + ("" if d is None else f" = {d!r}") for k, (t, d) in schema.attributes.items())
+        print(f"  {schema.name}({', '.join(schema.inputs)}) -> {', '.join(schema.outputs)}" + (f"  [{attrs}]" if attrs else ""))
     return 0
 
 
@@ -44,26 +55,36 @@ def _cmd_check(args) -> int:
     import numpy as np
 
     from nmn.interchange import load_model_safely, manifest_of, run_onnx
-    from nmn.interchange.validate import ModelValidationError
 
     try:
         model = load_model_safely(args.model)
-    except (ModelValidationError, FileNotFoundError) as err:
-        print(f"nmn check: {err}", file=sys.stderr)
-        return 1
-    rng = np.random.default_rng(args.seed)
-    feeds = {}
-    inits = {i.name for i in model.graph.initializer}
+    except (ValueError, OSError) as err:   # one line, no traceback: the file is bad, not the program
+        reason = "; ".join(line.strip(" -") for line in str(err).splitlines() if line.strip())
+        print(f"nmn check: {reason}", file=sys.stderr)
+        return 2
     from onnx import helper
 
-    for vi in model.graph.input:
-        if vi.name in inits:
-            continue
+    rng = np.random.default_rng(args.seed)
+    given = {}
+    if args.input:
+        loaded = np.load(args.input)
+        given = dict(loaded) if hasattr(loaded, "files") else {None: loaded}
+    feeds = {}
+    inits = {i.name for i in model.graph.initializer}
+    graph_inputs = [vi for vi in model.graph.input if vi.name not in inits]
+    for vi in graph_inputs:
         tt = vi.type.tensor_type
-        shape = [d.dim_value if d.HasField("dim_value") else args.batch for d in tt.shape.dim]
         dtype = helper.tensor_dtype_to_np_dtype(tt.elem_type)
-        feeds[vi.name] = (rng.integers(0, 2, size=shape) if dtype.kind in "iu" else rng.normal(size=shape)).astype(dtype)
-    outputs = run_onnx(model, feeds)
+        value = given.get(vi.name, given.get(None) if len(graph_inputs) == 1 else None)
+        if value is None:
+            shape = [d.dim_value if d.HasField("dim_value") else args.batch for d in tt.shape.dim]
+            value = rng.integers(0, 2, size=shape) if dtype.kind in "iu" else rng.normal(size=shape)
+        feeds[vi.name] = np.asarray(value).astype(dtype)
+    try:
+        outputs = run_onnx(model, feeds)
+    except Exception as err:  # onnxruntime's own errors (wrong input shape, ...) as one line
+        print(f"nmn check: {args.model}: onnxruntime could not run it: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 1
     manifest = manifest_of(model)
     n_params = sum(int(np.prod(i.dims)) for i in model.graph.initializer)
     print(f"{args.model}: valid nmn ONNX file (source: {manifest['source'] if manifest else 'foreign'}), "
@@ -96,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("model")
     check.add_argument("--batch", type=int, default=2, help="size of symbolic dimensions (default 2)")
     check.add_argument("--seed", type=int, default=0)
+    check.add_argument("--input", help="a .npy (single input) or .npz (by input name) file of inputs to use")
     check.set_defaults(func=_cmd_check)
+    sub.add_parser("ops", help="print the registry of nmn ONNX functions").set_defaults(func=_cmd_ops)
     convert = sub.add_parser("convert", help="convert an nmn ONNX file to a framework's native artefact")
     convert.add_argument("model")
     convert.add_argument("--to", required=True, choices=["torch", "nnx", "linen", "keras", "tf", "mlx"])

@@ -283,3 +283,8 @@ def promote_arrays(args, /, *, dtype=None, inexact=True):
     """
     target = promoted_dtype(*[a for a in args if a is not None], dtype=dtype)
     return type(args)(None if a is None else jnp.asarray(a).astype(target) for a in args)
+
+
+def promote_arrays_linen(*args, dtype=None, inexact=True):
+    """:func:`promote_arrays` with Linen's calling convention (``promote_dtype(*args, dtype=...)``)."""
+    return list(promote_arrays(tuple(args), dtype=dtype, inexact=inexact))

@@ -207,15 +207,36 @@ class GraphBuilder:
 
 
 def _complete_output_types(model: onnx.ModelProto) -> None:
-    """Give every graph output a type (checker requirement); shape inference through functions fills most."""
+    """Give every graph output a type and shape (the checker requires both).
+
+    Shape inference through the functions fills most outputs; where it cannot (e.g. the gathers of a
+    reflect-padded YatConv), the model is run once in onnxruntime at two batch sizes and the dimensions that
+    follow the batch become the symbolic ``batch``.
+    """
     known = {v.name: v for v in list(model.graph.value_info) + list(model.graph.input)}
+    missing = []
     for out in model.graph.output:
-        if out.type.HasField("tensor_type") and out.type.tensor_type.elem_type:
+        tt = out.type.tensor_type
+        if out.type.HasField("tensor_type") and tt.elem_type and tt.HasField("shape"):
             continue
-        if out.name in known:
+        if out.name in known and known[out.name].type.tensor_type.HasField("shape"):
             out.CopyFrom(known[out.name])
         else:
-            out.type.tensor_type.elem_type = TensorProto.FLOAT
+            missing.append(out)
+    if not missing:
+        return
+    runs = []
+    for batch in (1, 2):
+        feeds = {}
+        for vi in model.graph.input:
+            t = vi.type.tensor_type
+            dims = [d.dim_value if d.HasField("dim_value") else batch for d in t.shape.dim]
+            feeds[vi.name] = np.zeros(dims, helper.tensor_dtype_to_np_dtype(t.elem_type))
+        runs.append(dict(zip([o.name for o in model.graph.output], run_onnx(model, feeds))))
+    for out in missing:
+        a, b = runs[0][out.name], runs[1][out.name]
+        dims = ["batch" if da != db else da for da, db in zip(a.shape, b.shape)]
+        out.CopyFrom(helper.make_tensor_value_info(out.name, onnx_dtype(a.dtype), dims))
 
 
 def manifest_of(model: onnx.ModelProto) -> dict | None:

@@ -1,7 +1,7 @@
-"""Squashers: smooth, activation-like maps of non-negative inputs, on ``TensorFlow``.
+"""Squashers: smooth, activation-like maps of non-negative inputs, on TensorFlow.
 
 >>> import tensorflow as tf
->>> [round(float(v), 4) for v in softermax(TensorFlow.array([1.0, 3.0]))]
+>>> [round(float(v), 4) for v in softermax(tf.constant([1.0, 3.0]))]
 [0.25, 0.75]
 """
 
@@ -28,7 +28,7 @@ def softermax(x, n=1.0, epsilon=1e-12, axis=-1):
         x: non-negative tensor. n: power > 0, default 1. epsilon: default 1e-12. axis: default -1.
 
     >>> import tensorflow as tf
-    >>> round(float(softermax(TensorFlow.array([1.0, 1.0]), n=2)[0]), 3)
+    >>> round(float(softermax(tf.constant([1.0, 1.0]), n=2)[0]), 3)
     0.5
     """
     return yat.softermax(F, tf.convert_to_tensor(x), _check_n(n, "softermax"), float(epsilon), axis)
@@ -41,7 +41,7 @@ def softer_sigmoid(x, n=1.0):
         x: non-negative tensor. n: power > 0, default 1.
 
     >>> import tensorflow as tf
-    >>> float(softer_sigmoid(TensorFlow.array(1.0)))
+    >>> float(softer_sigmoid(tf.constant(1.0)))
     0.5
     """
     return yat.softer_sigmoid(F, tf.convert_to_tensor(x), _check_n(n, "softer_sigmoid"))
@@ -54,7 +54,7 @@ def soft_tanh(x, n=1.0):
         x: non-negative tensor. n: power > 0, default 1.
 
     >>> import tensorflow as tf
-    >>> float(soft_tanh(TensorFlow.array(1.0)))
+    >>> float(soft_tanh(tf.constant(1.0)))
     0.0
     """
     return yat.soft_tanh(F, tf.convert_to_tensor(x), _check_n(n, "soft_tanh"))

@@ -58,6 +58,97 @@ def _flat_unit(F, w):
     return _yat.unit(F, w.reshape(w.shape[0], -1), -1).reshape(w.shape)
 
 
+def _reduce_to(grad, like):
+    """``grad`` summed down to the shape of ``like`` (a broadcast input), or None when ``like`` is no tensor."""
+    if not isinstance(like, torch.Tensor):
+        return None
+    return grad.sum_to_size(like.shape) if grad.shape != like.shape else grad
+
+
+def _tail_grads(ctx, grad, dot, dist, bias, alpha, eps):
+    """Analytic gradients of ``alpha (dot + b)^2 / (relu(dist) + eps)`` w.r.t. dot, dist, b, alpha, eps."""
+    num = dot if bias is None else dot + bias
+    den = torch.relu(dist) + eps
+    ratio = num / den
+    g_r = grad * ratio                                     # G n / D
+    a = 1.0 if alpha is None else alpha
+    g_num = g_r * (2.0 * a)                                # dy/dn = 2 a n / D
+    g_den = (g_r * ratio) * (-a)                           # dy/dD = -a n^2 / D^2
+    g_dist = torch.where(dist > 0, g_den, torch.zeros((), dtype=g_den.dtype, device=g_den.device))
+    needs = ctx.needs_input_grad
+    g_bias = _reduce_to(g_num, bias) if needs[2] else None
+    g_alpha = _reduce_to(g_r * num, alpha) if needs[3] else None
+    g_eps = _reduce_to(g_den, eps) if needs[4] else None
+    return g_num, g_dist, g_bias, g_alpha, g_eps
+
+
+class _YatTail(torch.autograd.Function):
+    """:func:`nmn.core.yat.yat_tail` with an analytic backward that saves only ``dot`` and ``dist``.
+
+    A fast path of the core tail (architecture.md, "three definitions"): the forward IS the core function; the
+    backward is its derivative, checked by the conformance gradient cases.
+    """
+
+    @staticmethod
+    def forward(ctx, dot, dist, bias, alpha, eps):
+        ctx.save_for_backward(dot, dist, *(t for t in (bias, alpha, eps) if isinstance(t, torch.Tensor)))
+        ctx.consts = tuple(None if isinstance(t, torch.Tensor) else t for t in (bias, alpha, eps))
+        return _yat.yat_tail(ops_for(dot), dot, dist, bias, alpha, eps)
+
+    @staticmethod
+    def backward(ctx, grad):
+        dot, dist, *rest = ctx.saved_tensors
+        rest = iter(rest)
+        bias, alpha, eps = (next(rest) if c is None else c for c in ctx.consts)
+        return _tail_grads(ctx, grad, dot, dist, bias, alpha, eps)
+
+
+def _tensors(*xs):
+    return [x for x in xs if isinstance(x, torch.Tensor)]
+
+
+def yat_tail(dot, dist, bias=None, alpha=None, eps=DEFAULT_EPSILON):
+    """``alpha (dot + bias)^2 / (relu(dist) + eps)`` (the core tail) with a memory-light analytic backward.
+
+    >>> float(yat_tail(torch.tensor([2.0]), torch.tensor([1.0]), 1.0, 2.0, 1.0))
+    9.0
+    """
+    if torch.is_grad_enabled() and any(t.requires_grad for t in _tensors(dot, dist, bias, alpha, eps)):
+        return _YatTail.apply(dot, dist, bias, alpha, eps)
+    return _yat.yat_tail(ops_for(dot), dot, dist, bias, alpha, eps)
+
+
+class _YatDense(torch.autograd.Function):
+    """Plain (not spherical, not weight-normalised) Yat dense on 2-D ``x`` with an analytic backward.
+
+    Forward: ``dot = x W^T``, ``dist = |x|^2 + |w|^2 - 2 dot``, then the core tail. Backward (yat-ops.md 10.2):
+    ``dx = g_dot W + 2 x sum_o g_dist``, ``dW = g_dot^T x + 2 W * sum_n g_dist`` with the tail's ``g_dot``,
+    ``g_dist``; two matmuls, as for ``nn.Linear``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, bias, alpha, eps):
+        dot = x @ w.t()
+        dist = torch.add(w.square().sum(1), dot, alpha=-2.0).add_(x.square().sum(1, keepdim=True))
+        ctx.save_for_backward(x, w, dot, dist, *(t for t in (bias, alpha, eps) if isinstance(t, torch.Tensor)))
+        ctx.consts = tuple(None if isinstance(t, torch.Tensor) else t for t in (bias, alpha, eps))
+        return _yat.yat_tail(ops_for(dot), dot, dist, bias, alpha, eps)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w, dot, dist, *rest = ctx.saved_tensors
+        rest = iter(rest)
+        bias, alpha, eps = (next(rest) if c is None else c for c in ctx.consts)
+        g_dot, g_dist, g_bias, g_alpha, g_eps = _tail_grads(ctx, grad, dot, dist, bias, alpha, eps)
+        g_dot = g_dot.add_(g_dist, alpha=-2.0)
+        gx = gw = None
+        if ctx.needs_input_grad[0]:
+            gx = (g_dot @ w).addcmul_(x, g_dist.sum(1, keepdim=True), value=2.0)
+        if ctx.needs_input_grad[1]:
+            gw = (g_dot.t() @ x).addcmul_(w, g_dist.sum(0).unsqueeze(1), value=2.0)
+        return gx, gw, g_bias, g_alpha, g_eps
+
+
 def yat_dense(x: torch.Tensor, weight: torch.Tensor, bias: Any = None, alpha: Any = None,
               epsilon: Any = DEFAULT_EPSILON, *, spherical: bool = False,
               weight_normalized: bool = False) -> torch.Tensor:
@@ -78,9 +169,14 @@ def yat_dense(x: torch.Tensor, weight: torch.Tensor, bias: Any = None, alpha: An
     torch.Size([2, 4])
     """
     compute, result = compute_dtype(x, weight, bias, alpha)
-    F = ops_for(x)
-    y = _yat.yat_dense(F, x.to(compute), weight.to(compute).t(), _as(bias, compute), _as(alpha, compute),
-                       _as(epsilon, compute), spherical=spherical, weight_normalized=weight_normalized)
+    x, weight = x.to(compute), weight.to(compute)
+    bias, alpha, epsilon = _as(bias, compute), _as(alpha, compute), _as(epsilon, compute)
+    if not (spherical or weight_normalized) and torch.is_grad_enabled() and any(
+            t.requires_grad for t in _tensors(x, weight, bias, alpha, epsilon)):
+        y = _YatDense.apply(x.reshape(-1, x.shape[-1]), weight, bias, alpha, epsilon)
+        return y.reshape(*x.shape[:-1], weight.shape[0]).to(result)
+    y = _yat.yat_dense(ops_for(x), x, weight.t(), bias, alpha, epsilon, spherical=spherical,
+                       weight_normalized=weight_normalized)
     return y.to(result)
 
 

@@ -250,9 +250,9 @@ def test_a_torch_exported_file_loads_into_mlx():
     from nmn.interchange import torch_io
 
     torch.manual_seed(0)
-    net = torch.nn.Sequential(nt.YatConv2D(3, 4, 3, padding=1, groups=1), torch.nn.ReLU(),
-                              nt.YatConvTranspose2D(4, 2, 2, stride=2, groups=2)).eval()
-    x = torch.randn(2, 3, 4, 4)
+    net = torch.nn.Sequential(nt.YatNMN(4, 6, learnable_epsilon=True), torch.nn.ReLU(), torch.nn.Linear(6, 3),
+                              nt.YatNMN(3, 2, spherical=True)).eval()
+    x = torch.randn(5, 4)
     model = torch_io.export(net, x)
     loaded = mlx_io.load(model)
     (ort_out,) = run_onnx(model, {vi.name: x.numpy() for vi in model.graph.input})

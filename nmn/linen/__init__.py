@@ -1,0 +1,30 @@
+"""nmn for Flax Linen: Yat layers as dataclass ``nn.Module``s (``features``, ``init``/``apply``, channels-last).
+
+>>> import jax, jax.numpy as jnp
+>>> from nmn.linen import YatNMN
+>>> layer = YatNMN(features=64)
+>>> x = jnp.zeros((32, 128))
+>>> layer.apply(layer.init(jax.random.key(0), x), x).shape
+(32, 64)
+"""
+
+try:
+    import flax.linen  # noqa: F401
+    import jax  # noqa: F401
+except ImportError as err:  # pragma: no cover - exercised only without flax
+    raise ImportError('nmn.linen needs JAX and Flax: pip install "nmn[linen]" (the "jax" extra)') from err
+
+from nmn.linen.attention import MultiHeadAttention, MultiHeadYatAttention, RotaryYatAttention
+from nmn.linen.conv import YatConv1D, YatConv2D, YatConv3D
+from nmn.linen.conv_transpose import YatConvTranspose1D, YatConvTranspose2D, YatConvTranspose3D
+from nmn.linen.dense import YatNMN
+from nmn.linen.embed import YatEmbed
+from nmn.linen.functional import yat_attention
+from nmn.linen.spec import from_spec, to_spec
+from nmn.linen.squashers import soft_tanh, softer_sigmoid, softermax
+
+__all__ = [
+    "YatNMN", "YatConv1D", "YatConv2D", "YatConv3D", "YatConvTranspose1D", "YatConvTranspose2D",
+    "YatConvTranspose3D", "MultiHeadYatAttention", "MultiHeadAttention", "RotaryYatAttention", "YatEmbed",
+    "softermax", "softer_sigmoid", "soft_tanh", "yat_attention", "to_spec", "from_spec",
+]

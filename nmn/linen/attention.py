@@ -1,0 +1,254 @@
+"""Linen ``MultiHeadYatAttention`` (alias ``MultiHeadAttention``) and ``RotaryYatAttention``.
+
+Four ``nn.Dense`` projections named ``query``, ``key``, ``value``, ``out`` around the Yat attention of
+:mod:`nmn.core.yat`; the performer projection lives in the ``'constants'`` collection and the rotary KV cache
+in ``'cache'`` (Flax's decode idiom: ``init`` with ``decode=True`` on a full-length input, then ``apply`` one
+step at a time with ``mutable=['cache']``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+from jax import lax
+
+from nmn._jax.functional import (
+    apply_rope,
+    performer_attention,
+    performer_projection,
+    promote_arrays_linen,
+    rope_tables,
+    yat_attention,
+    yat_options,
+)
+from nmn.core.options import (
+    DEFAULT_EPSILON,
+    NORMALIZATIONS,
+    ROPE_STYLES,
+    ROPE_THETA,
+    check_choice,
+    check_positive_int,
+)
+from nmn.linen._ops import CONSTANTS
+
+default_kernel_init = nn.initializers.xavier_normal()
+default_bias_init = nn.initializers.zeros_init()
+
+
+class MultiHeadYatAttention(nn.Module):
+    """Multi-head Yat attention: scores ``alpha (q.k)^2 / ((relu(|q-k|^2) + eps) sqrt(d))``, normalised.
+
+    Attributes:
+        num_heads: heads H. qkv_features: projected size (default: the query's features).
+        out_features: output size (default: the query's features).
+        use_bias (default True), use_alpha (default True), constant_alpha (``True`` -> sqrt(2), default None),
+        epsilon (> 0, default 1e-5), spherical (default False), normalization (``'softmax'``, ``'l1'``,
+        ``'softermax'``; default softmax), power (softermax, default 1.0), use_out_proj (default True),
+        causal (default False), dropout_rate (attention weights, default 0.0; needs a ``'dropout'`` rng),
+        deterministic (default None: must be given at call time when dropout is on),
+        use_performer (linear-time spherical Yat-Performer, default False), num_features (default 256),
+        dtype, param_dtype, kernel_init (Xavier normal), bias_init (zeros).
+
+    Shape:
+        ``inputs_q (B, Lq, E)``, ``inputs_k``/``inputs_v`` ``(B, Lk, E_k)``, ``mask`` bool broadcastable to
+        ``(B, H, Lq, Lk)``; output ``(B, Lq, out_features)``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> attn = MultiHeadYatAttention(num_heads=2)
+        >>> x = jnp.ones((1, 5, 8))
+        >>> attn.apply(attn.init(jax.random.key(0), x), x).shape
+        (1, 5, 8)
+    """
+
+    num_heads: int
+    qkv_features: int | None = None
+    out_features: int | None = None
+    use_bias: bool = True
+    use_alpha: bool = True
+    constant_alpha: Any = None
+    epsilon: float = DEFAULT_EPSILON
+    spherical: bool = False
+    normalization: str = "softmax"
+    power: float = 1.0
+    use_out_proj: bool = True
+    causal: bool = False
+    dropout_rate: float = 0.0
+    deterministic: bool | None = None
+    use_performer: bool = False
+    num_features: int = 256
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
+    kernel_init: Callable = default_kernel_init
+    bias_init: Callable = default_bias_init
+
+    def __post_init__(self):
+        self.yat_options()
+        super().__post_init__()
+
+    def yat_options(self):
+        """Validate the options; return the resolved alpha/epsilon options."""
+        name = type(self).__name__
+        check_positive_int(self.num_heads, "num_heads", name)
+        for key in ("qkv_features", "out_features"):
+            if getattr(self, key) is not None:
+                check_positive_int(getattr(self, key), key, name)
+        if self.qkv_features is not None and self.qkv_features % self.num_heads:
+            raise ValueError(f"{name}: qkv_features ({self.qkv_features}) must be divisible by num_heads "
+                             f"({self.num_heads})")
+        check_choice(self.normalization, NORMALIZATIONS, "normalization", name)
+        check_positive_int(self.num_features, "num_features", name)
+        if not 0.0 <= float(self.dropout_rate) < 1.0:
+            raise ValueError(f"{name}: dropout_rate must be in [0, 1), got {self.dropout_rate!r}")
+        return yat_options(name, use_alpha=self.use_alpha, constant_alpha=self.constant_alpha, epsilon=self.epsilon)
+
+    def _dense(self, features, name):
+        return nn.Dense(features, use_bias=self.use_bias, dtype=self.dtype, param_dtype=self.param_dtype,
+                        kernel_init=self.kernel_init, bias_init=self.bias_init, promote_dtype=promote_arrays_linen,
+                        name=name)
+
+    def _check(self, x, what, features=None):
+        shape = tuple(getattr(x, "shape", ()))
+        if len(shape) != 3 or (features is not None and shape[-1] != features):
+            expect = f"(B, L, {features})" if features is not None else "(B, L, E)"
+            raise ValueError(f"{type(self).__name__}: expected {what} of shape {expect}, got {shape}")
+
+    def _project(self, inputs_q, inputs_k, inputs_v):
+        qkv = self.qkv_features or inputs_q.shape[-1]
+        if qkv % self.num_heads:
+            raise ValueError(f"{type(self).__name__}: qkv_features ({qkv}) must be divisible by num_heads "
+                             f"({self.num_heads})")
+        head_dim = qkv // self.num_heads
+
+        def heads(x, name):
+            y = self._dense(qkv, name)(x)
+            return y.reshape(*y.shape[:-1], self.num_heads, head_dim)
+
+        return heads(inputs_q, "query"), heads(inputs_k, "key"), heads(inputs_v, "value"), qkv, head_dim
+
+    def _alpha(self, opts):
+        if opts.alpha.learnable:
+            return self.param("alpha", nn.initializers.ones, (1,), self.param_dtype)
+        return None if opts.alpha.value == 1.0 else opts.alpha.value
+
+    def _attend(self, q, k, v, mask, deterministic, causal, opts, head_dim):
+        alpha = self._alpha(opts)
+        if self.use_performer:
+            proj = self.variable(CONSTANTS, "proj", lambda: performer_projection(
+                self.make_rng("params"), self.num_features, head_dim, self.param_dtype)).value
+            if mask is not None:
+                raise ValueError(f"{type(self).__name__}: use_performer=True takes no mask (use causal=True)")
+            return performer_attention(q, k, v, proj, alpha, opts.epsilon, causal=causal)
+        dropout = None
+        if self.dropout_rate > 0.0:
+            det = nn.merge_param("deterministic", self.deterministic, deterministic)
+            if not det:
+                drop = nn.Dropout(self.dropout_rate)
+                dropout = lambda w: drop(w, deterministic=False)  # noqa: E731
+        return yat_attention(q, k, v, mask, alpha, opts.epsilon, spherical=self.spherical,
+                             normalization=self.normalization, power=self.power, causal=causal, dropout=dropout)
+
+    def _finish(self, out, qkv, features):
+        out = out.reshape(*out.shape[:-2], qkv)
+        if not self.use_out_proj:
+            return out
+        return self._dense(self.out_features or features, "out")(out)
+
+    @nn.compact
+    def __call__(self, inputs_q, inputs_k=None, inputs_v=None, *, mask=None, deterministic: bool | None = None):
+        """Attend from ``inputs_q`` to ``inputs_k``/``inputs_v`` (default: self-attention)."""
+        opts = self.yat_options()
+        inputs_k = inputs_q if inputs_k is None else inputs_k
+        inputs_v = inputs_k if inputs_v is None else inputs_v
+        self._check(inputs_q, "inputs_q")
+        self._check(inputs_k, "inputs_k")
+        self._check(inputs_v, "inputs_v", inputs_k.shape[-1])
+        q, k, v, qkv, head_dim = self._project(inputs_q, inputs_k, inputs_v)
+        out = self._attend(q, k, v, mask, deterministic, self.causal, opts, head_dim)
+        return self._finish(out, qkv, inputs_q.shape[-1])
+
+
+MultiHeadAttention = MultiHeadYatAttention
+
+
+class RotaryYatAttention(MultiHeadYatAttention):
+    """Multi-head Yat self-attention with rotary embeddings of q and k at absolute positions.
+
+    Attributes:
+        As :class:`MultiHeadYatAttention` (no performer), plus max_seq_len (default 2048), theta (default
+        10000.0), rope_style (``'interleaved'`` default, or ``'half'``) and decode (default False: with True,
+        ``init`` allocates a KV cache the size of its input and each ``apply(..., mutable=['cache'])`` appends
+        tokens, rotated at their absolute positions, so decoding equals the causal full pass).
+
+    Shape:
+        ``inputs (B, L, E)`` -> ``(B, L, out_features)``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> attn = RotaryYatAttention(num_heads=2)
+        >>> x = jnp.ones((1, 4, 8))
+        >>> attn.apply(attn.init(jax.random.key(0), x), x).shape
+        (1, 4, 8)
+    """
+
+    max_seq_len: int = 2048
+    theta: float = ROPE_THETA
+    rope_style: str = "interleaved"
+    decode: bool = False
+
+    def yat_options(self):
+        name = type(self).__name__
+        if self.use_performer:
+            raise ValueError(f"{name}: use_performer=True is not available with rotary embeddings")
+        check_positive_int(self.max_seq_len, "max_seq_len", name)
+        check_choice(self.rope_style, ROPE_STYLES, "rope_style", name)
+        return super().yat_options()
+
+    @nn.compact
+    def __call__(self, inputs, *, mask=None, deterministic: bool | None = None):
+        """Self-attention over ``inputs (B, L, E)`` (with ``decode=True``: append to the KV cache)."""
+        name = type(self).__name__
+        opts = self.yat_options()
+        self._check(inputs, "inputs")
+        q, k, v, qkv, head_dim = self._project(inputs, inputs, inputs)
+        if head_dim % 2:
+            raise ValueError(f"{name}: head_dim (qkv_features / num_heads = {head_dim}) must be even")
+        length = inputs.shape[1]
+        cos, sin = rope_tables(head_dim, self.max_seq_len, self.theta)
+        interleaved = self.rope_style == "interleaved"
+        if length > self.max_seq_len:
+            raise ValueError(f"{name}: sequence length {length} > max_seq_len {self.max_seq_len}")
+        if not self.decode:
+            q = apply_rope(q, cos, sin, 0, interleaved=interleaved)
+            k = apply_rope(k, cos, sin, 0, interleaved=interleaved)
+            return self._finish(self._attend(q, k, v, mask, deterministic, self.causal, opts, head_dim), qkv,
+                                inputs.shape[-1])
+        initialized = self.has_variable("cache", "cached_key")
+        shape = (inputs.shape[0], length, self.num_heads, head_dim)
+        cached_key = self.variable("cache", "cached_key", jnp.zeros, shape, jnp.float32)
+        cached_value = self.variable("cache", "cached_value", jnp.zeros, shape, v.dtype)
+        cache_index = self.variable("cache", "cache_index", lambda: jnp.array(0, jnp.int32))
+        if not initialized:   # init: allocate the cache from the full-length input, attend causally
+            q = apply_rope(q, cos, sin, 0, interleaved=interleaved)
+            k = apply_rope(k, cos, sin, 0, interleaved=interleaved)
+            return self._finish(self._attend(q, k, v, mask, deterministic, True, opts, head_dim), qkv,
+                                inputs.shape[-1])
+        index = cache_index.value
+        capacity = cached_key.value.shape[1]
+        try:
+            if int(index) + length > capacity:
+                raise ValueError(f"{name}: cache full: position {int(index)} + {length} tokens > {capacity}")
+        except jax.errors.ConcretizationTypeError:
+            pass
+        q = apply_rope(q, cos, sin, index, interleaved=interleaved)
+        k = apply_rope(k, cos, sin, index, interleaved=interleaved)
+        cache_k = lax.dynamic_update_slice(cached_key.value, k.astype(cached_key.value.dtype), (0, index, 0, 0))
+        cache_v = lax.dynamic_update_slice(cached_value.value, v.astype(cached_value.value.dtype), (0, index, 0, 0))
+        cached_key.value, cached_value.value, cache_index.value = cache_k, cache_v, index + length
+        visible = (jnp.arange(capacity)[None, :] <= (index + jnp.arange(length))[:, None])[None, None]
+        mask = visible if mask is None else jnp.logical_and(mask, visible)
+        out = self._attend(q, cache_k, cache_v.astype(v.dtype), mask, deterministic, False, opts, head_dim)
+        return self._finish(out, qkv, inputs.shape[-1])

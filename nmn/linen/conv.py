@@ -1,0 +1,138 @@
+"""Linen ``YatConv1D``, ``YatConv2D``, ``YatConv3D``: rank-checked subclasses of a private N-d base."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, ClassVar
+
+import jax.numpy as jnp
+from flax import linen as nn
+
+from nmn._jax.functional import check_input, yat_conv, yat_options
+from nmn._jax.geometry import conv_padding, kernel_tuple
+from nmn.core.conv import as_tuple, conv_pads
+from nmn.core.options import DEFAULT_EPSILON, check_positive_int
+from nmn.linen._ops import check_kernel, tail_params
+
+default_kernel_init = nn.initializers.xavier_normal()
+default_bias_init = nn.initializers.zeros_init()
+
+
+class _YatConvNd(nn.Module):
+    """Yat convolution: ``y = alpha (P.W_m + b_m)^2 / (relu(|P|^2 + |W_m|^2 - 2 P.W_m) + eps)`` per patch P.
+
+    Attributes:
+        features: output channels M (input channels C come from the first call).
+        kernel_size: int or tuple of ``rank`` ints. strides: int or tuple (default 1).
+        padding: ``'SAME'`` (default), ``'VALID'``, ``'CAUSAL'`` (1-D), ``'CIRCULAR'``, ``'REFLECT'``, ints or
+            ``(lo, hi)`` pairs. padding_mode: ``'zeros'`` (default), ``'reflect'``, ``'replicate'``, ``'circular'``.
+        kernel_dilation: int or tuple (default 1). feature_group_count: groups G (default 1).
+        use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon, weight_normalized:
+            Yat options as in :class:`~nmn.linen.YatNMN`.
+        dtype, param_dtype, kernel_init (Xavier normal), bias_init (zeros).
+
+    Shape:
+        input ``(N, *spatial, C)``, ``kernel (*kernel_size, C/G, M)``, output ``(N, *spatial', M)``.
+    """
+
+    _rank: ClassVar[int] = 0
+
+    features: int
+    kernel_size: Any
+    strides: Any = 1
+    padding: Any = "SAME"
+    padding_mode: str = "zeros"
+    kernel_dilation: Any = 1
+    feature_group_count: int = 1
+    use_bias: bool = True
+    constant_bias: Any = None
+    use_alpha: bool = True
+    constant_alpha: Any = None
+    epsilon: float = DEFAULT_EPSILON
+    learnable_epsilon: bool = False
+    weight_normalized: bool = False
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
+    kernel_init: Callable = default_kernel_init
+    bias_init: Callable = default_bias_init
+
+    def __post_init__(self):
+        self.geometry()
+        super().__post_init__()
+
+    def geometry(self):
+        """Validated ``(kernel_size, strides, dilations, groups, padding, padding_mode, options)``."""
+        name = type(self).__name__
+        check_positive_int(self.features, "features", name)
+        ks = kernel_tuple(self.kernel_size, self._rank, name)
+        strides = as_tuple(self.strides, self._rank, "strides", name)
+        dil = as_tuple(self.kernel_dilation, self._rank, "kernel_dilation", name)
+        groups = check_positive_int(self.feature_group_count, "feature_group_count", name)
+        if self.features % groups:
+            raise ValueError(f"{name}: features ({self.features}) must be divisible by feature_group_count ({groups})")
+        padding, mode = conv_padding(self.padding, self.padding_mode, self._rank, ks, dil, name)
+        opts = yat_options(name, use_bias=self.use_bias, constant_bias=self.constant_bias, use_alpha=self.use_alpha,
+                           constant_alpha=self.constant_alpha, epsilon=self.epsilon,
+                           learnable_epsilon=self.learnable_epsilon)
+        return ks, strides, dil, groups, padding, mode, opts
+
+    @nn.compact
+    def __call__(self, inputs):
+        """Apply the layer to ``inputs (N, *spatial, C)``."""
+        name = type(self).__name__
+        ks, strides, dil, groups, padding, mode, opts = self.geometry()
+        rank = self._rank
+        what = f"(N, {', '.join(['*'] * rank)}, C)"
+        check_input(name, inputs, rank + 2, None, what)
+        c = inputs.shape[-1]
+        if c % groups:
+            raise ValueError(f"{name}: input channels {c} (shape {tuple(inputs.shape)}) are not divisible by "
+                             f"feature_group_count {groups}")
+        shape = (*ks, c // groups, self.features)
+        check_kernel(self, "params", shape, inputs, what)
+        kernel = self.param("kernel", self.kernel_init, shape, self.param_dtype)
+        bias, alpha, eps = tail_params(self, opts, self.features)
+        pads = conv_pads(padding, inputs.shape[1:-1], ks, strides, dil)
+        return yat_conv(inputs, kernel, bias, alpha, eps, strides=strides, padding=pads, dilations=dil,
+                        groups=groups, padding_mode=mode, weight_normalized=self.weight_normalized, dtype=self.dtype)
+
+
+class YatConv1D(_YatConvNd):
+    """1-D Yat convolution: input ``(N, L, C)``, ``kernel (k, C/G, M)``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> conv = YatConv1D(features=3, kernel_size=3, padding="VALID")
+        >>> x = jnp.ones((1, 6, 2))
+        >>> conv.apply(conv.init(jax.random.key(0), x), x).shape
+        (1, 4, 3)
+    """
+
+    _rank: ClassVar[int] = 1
+
+
+class YatConv2D(_YatConvNd):
+    """2-D Yat convolution: input ``(N, H, W, C)``, ``kernel (kh, kw, C/G, M)``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> conv = YatConv2D(features=4, kernel_size=(3, 3))
+        >>> x = jnp.ones((1, 5, 5, 2))
+        >>> conv.apply(conv.init(jax.random.key(0), x), x).shape
+        (1, 5, 5, 4)
+    """
+
+    _rank: ClassVar[int] = 2
+
+
+class YatConv3D(_YatConvNd):
+    """3-D Yat convolution: input ``(N, D, H, W, C)``, ``kernel (kd, kh, kw, C/G, M)``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> conv = YatConv3D(features=2, kernel_size=2, padding="VALID")
+        >>> x = jnp.ones((1, 3, 3, 3, 1))
+        >>> conv.apply(conv.init(jax.random.key(0), x), x).shape
+        (1, 2, 2, 2, 2)
+    """
+
+    _rank: ClassVar[int] = 3

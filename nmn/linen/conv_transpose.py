@@ -1,0 +1,140 @@
+"""Linen ``YatConvTranspose1D/2D/3D``: rank-checked subclasses of a private N-d base."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, ClassVar
+
+import jax.numpy as jnp
+from flax import linen as nn
+
+from nmn._jax.functional import check_input, yat_conv_transpose, yat_options
+from nmn._jax.geometry import kernel_tuple, transpose_padding
+from nmn.core.conv import as_tuple, transpose_geometry
+from nmn.core.options import DEFAULT_EPSILON, check_positive_int
+from nmn.linen._ops import check_kernel, tail_params
+
+default_kernel_init = nn.initializers.xavier_normal()
+default_bias_init = nn.initializers.zeros_init()
+
+
+class _YatConvTransposeNd(nn.Module):
+    """Yat transposed convolution (ONNX ``ConvTranspose`` geometry, Yat product per zero-stuffed patch).
+
+    Attributes:
+        features: output channels M. kernel_size: int or tuple. strides: int or tuple (default 1).
+        padding: ``'SAME'`` (default, out = in * stride), ``'VALID'``, an int or ``(lo, hi)`` pairs (ONNX/PyTorch
+            cropping). output_padding: extra size on the high side (default 0).
+        kernel_dilation (default 1), feature_group_count G (default 1).
+        use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon: Yat options.
+        dtype, param_dtype, kernel_init (Xavier normal), bias_init (zeros).
+
+    Shape:
+        input ``(N, *spatial, C)``, ``kernel (*kernel_size, C, M/G)`` (Flax's ConvTranspose layout, spatially
+        flipped against ONNX's ``(C, M/G, *k)``), output ``(N, *spatial', M)``.
+    """
+
+    _rank: ClassVar[int] = 0
+
+    features: int
+    kernel_size: Any
+    strides: Any = 1
+    padding: Any = "SAME"
+    output_padding: Any = 0
+    kernel_dilation: Any = 1
+    feature_group_count: int = 1
+    use_bias: bool = True
+    constant_bias: Any = None
+    use_alpha: bool = True
+    constant_alpha: Any = None
+    epsilon: float = DEFAULT_EPSILON
+    learnable_epsilon: bool = False
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
+    kernel_init: Callable = default_kernel_init
+    bias_init: Callable = default_bias_init
+
+    def __post_init__(self):
+        self.geometry()
+        super().__post_init__()
+
+    def geometry(self):
+        """Validated ``(kernel_size, strides, dilations, groups, padding, output_padding, options)``."""
+        name, rank = type(self).__name__, self._rank
+        check_positive_int(self.features, "features", name)
+        ks = kernel_tuple(self.kernel_size, rank, name)
+        strides = as_tuple(self.strides, rank, "strides", name)
+        dil = as_tuple(self.kernel_dilation, rank, "kernel_dilation", name)
+        groups = check_positive_int(self.feature_group_count, "feature_group_count", name)
+        if self.features % groups:
+            raise ValueError(f"{name}: features ({self.features}) must be divisible by feature_group_count ({groups})")
+        padding = transpose_padding(self.padding, rank, name)
+        op = self.output_padding
+        outpad = (op,) * rank if isinstance(op, int) else tuple(op)
+        if len(outpad) != rank or any((not isinstance(v, int)) or v < 0 for v in outpad):
+            raise ValueError(f"{name}: output_padding must be an int >= 0 or {rank} of them, got {op!r}")
+        opts = yat_options(name, use_bias=self.use_bias, constant_bias=self.constant_bias, use_alpha=self.use_alpha,
+                           constant_alpha=self.constant_alpha, epsilon=self.epsilon,
+                           learnable_epsilon=self.learnable_epsilon)
+        return ks, strides, dil, groups, padding, outpad, opts
+
+    @nn.compact
+    def __call__(self, inputs):
+        """Apply the layer to ``inputs (N, *spatial, C)``."""
+        name = type(self).__name__
+        ks, strides, dil, groups, padding, outpad, opts = self.geometry()
+        rank = self._rank
+        what = f"(N, {', '.join(['*'] * rank)}, C)"
+        check_input(name, inputs, rank + 2, None, what)
+        c = inputs.shape[-1]
+        if c % groups:
+            raise ValueError(f"{name}: input channels {c} (shape {tuple(inputs.shape)}) are not divisible by "
+                             f"feature_group_count {groups}")
+        shape = (*ks, c, self.features // groups)
+        check_kernel(self, "params", shape, inputs, what)
+        kernel = self.param("kernel", self.kernel_init, shape, self.param_dtype)
+        bias, alpha, eps = tail_params(self, opts, self.features)
+        pads, full_outpad = transpose_geometry(padding, ks, strides, dil, outpad)
+        return yat_conv_transpose(inputs, kernel, bias, alpha, eps, strides=strides, padding=pads,
+                                  output_padding=full_outpad, dilations=dil, groups=groups, dtype=self.dtype)
+
+
+class YatConvTranspose1D(_YatConvTransposeNd):
+    """1-D Yat transposed convolution: input ``(N, L, C)``, ``kernel (k, C, M/G)``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> up = YatConvTranspose1D(features=3, kernel_size=3, strides=2, padding="VALID")
+        >>> x = jnp.ones((1, 4, 2))
+        >>> up.apply(up.init(jax.random.key(0), x), x).shape
+        (1, 9, 3)
+    """
+
+    _rank: ClassVar[int] = 1
+
+
+class YatConvTranspose2D(_YatConvTransposeNd):
+    """2-D Yat transposed convolution: input ``(N, H, W, C)``, ``kernel (kh, kw, C, M/G)``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> up = YatConvTranspose2D(features=2, kernel_size=(2, 2), strides=2)
+        >>> x = jnp.ones((1, 3, 3, 2))
+        >>> up.apply(up.init(jax.random.key(0), x), x).shape
+        (1, 6, 6, 2)
+    """
+
+    _rank: ClassVar[int] = 2
+
+
+class YatConvTranspose3D(_YatConvTransposeNd):
+    """3-D Yat transposed convolution: input ``(N, D, H, W, C)``, ``kernel (kd, kh, kw, C, M/G)``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> up = YatConvTranspose3D(features=2, kernel_size=2, strides=2)
+        >>> x = jnp.ones((1, 2, 2, 2, 1))
+        >>> up.apply(up.init(jax.random.key(0), x), x).shape
+        (1, 4, 4, 4, 2)
+    """
+
+    _rank: ClassVar[int] = 3
