@@ -9,7 +9,7 @@ framework-neutral :class:`~nmn.interchange.graph.GraphBuilder` while computing t
 Model shapes the walk supports:
 
 * any tree of ``mlx.nn.Module`` (``nn.Sequential``, lists of layers, your own modules) whose ``__call__``
-  composes supported layers, also as DAGs (residual additions ``h + block(h)``, one output feeding several
+  composes supported layers (your own parameter-free modules, e.g. a flatten, are traced through), also as DAGs (residual additions ``h + block(h)``, one output feeding several
   layers, several inputs, tuple outputs, a ``YatEmbed`` used for lookup and for ``attend``);
 * layers: every ``nmn.mlx`` Yat layer (one ``nmn::`` node each), ``nn.Linear``, ``nn.Conv1d/2d/3d``,
   ``nn.ConvTranspose1d/2d/3d``, ``nn.LayerNorm``, ``nn.BatchNorm`` (run in eval mode), ``nn.Dropout*`` (dropped),
@@ -421,6 +421,8 @@ class _Patched:
         self.saved = []
 
     def __enter__(self):
+        from mlx.utils import tree_flatten
+
         import nmn.mlx as nm
 
         tracer = self.tracer
@@ -428,8 +430,8 @@ class _Patched:
         for _, m in _named_modules(tracer.model):
             if isinstance(m, _yat_types() + _STANDARD):
                 classes.add(type(m))
-            elif not m.children() and type(m) not in (nn.Sequential,) and type(m).__call__ is not nn.Module.__call__:
-                classes.add(type(m))   # an unknown leaf: recorded as unsupported, run eagerly
+            elif not m.children() and tree_flatten(m.parameters()):
+                classes.add(type(m))   # an unknown layer with weights: recorded as unsupported, run eagerly
         for cls in classes:
             original = cls.__call__
             self.saved.append((cls, "__call__", cls.__dict__.get("__call__")))
@@ -487,6 +489,8 @@ def _trace(model, inputs, input_names, output_names):
         except (TypeError, ValueError) as error:
             if tracer.unsupported:
                 raise ExportError(_unsupported_message(model, tracer.unsupported)) from error
+            if "Traced" not in str(error) and "traced" not in str(error):
+                raise  # a genuine error of the model on these inputs (e.g. a layer's shape check)
             raise ExportError(f"{type(model).__name__}: tracing failed ({error}); nmn's MLX export supports the model "
                               "shapes listed in nmn.interchange.mlx_io's documentation (an mx function applied "
                               "to an intermediate value is the usual cause)") from error

@@ -139,6 +139,15 @@ class _Exporter:
             expected.append(_np(self.value[out]))
         return self.b.build(), expected
 
+    def _host_names(self, layer):
+        """Canonical -> torch parameter paths (so initializers carry state_dict names) and trainability."""
+        paths = self.spec.param_paths(layer)
+        trainable = {}
+        for key, path in paths.items():
+            value = operator.attrgetter(path)(layer)
+            trainable[key] = bool(isinstance(value, nn.Parameter) and value.requires_grad)
+        return paths, trainable
+
     def _arg_name(self, i, default):
         import inspect
 
@@ -182,7 +191,9 @@ class _Exporter:
             with torch.no_grad():
                 self.value[node] = layer.attend(self.value[q])
             kind, config, params = self.spec.to_spec(layer)
-            self.onnx[node] = emit.yat_layer(b, path, kind, config, params, [self.onnx[q]], call={"method": "attend"})
+            names, trainable = self._host_names(layer)
+            self.onnx[node] = emit.yat_layer(b, path, kind, config, params, [self.onnx[q]], call={"method": "attend"},
+                                             param_names=names, trainable=trainable)
             return
         with torch.no_grad():
             if node.op == "call_function":
@@ -207,10 +218,9 @@ class _Exporter:
                        for k in named if k != "mask"]
                 if isinstance(given.get("mask"), torch.fx.Node):
                     call["mask"] = self.onnx[given["mask"]]
-            trainable = {k: bool(p.requires_grad) for k, p in m.named_parameters(recurse=False)}
-            trainable = {"weight" if k in ("weight", "kernel") else k: v for k, v in trainable.items()}
+            names, trainable = self._host_names(m)
             return emit.yat_layer(b, name, kind, config, params, ins, in_shape=tuple(x_val.shape), call=call,
-                                  trainable=trainable)
+                                  param_names=names, trainable=trainable)
         if isinstance(m, nn.Linear):
             return emit.linear(b, name, x, _np_param(m.weight), _np_param(m.bias), rank=x_val.dim())
         if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
@@ -538,31 +548,77 @@ class OnnxModule(nn.Module):
         import nmn.torch.spec as tspec
 
         self._graph = graph
-        self.layers = nn.ModuleDict()
+        self._layer_paths: dict[str, str] = {}
+        self._tensor_paths: dict[str, tuple[nn.Module, str]] = {}
         for name, spec in graph.layers.items():
-            self.layers[_key(name)] = tspec.from_spec(spec.kind, spec.config, spec.params)
+            layer = tspec.from_spec(spec.kind, spec.config, spec.params)
+            for key, trainable in spec.trainable.items():   # frozen parameters stay frozen
+                path = tspec.param_paths(layer).get(key)
+                value = operator.attrgetter(path)(layer) if path else None
+                if isinstance(value, nn.Parameter) and not trainable:
+                    value.requires_grad_(False)
+            self._layer_paths[name] = self._attach_module(name, layer)
         owned = {init for spec in graph.layers.values() for init in spec.param_inits.values()}
         trainable = graph.trainable_initializers()
-        self.params = nn.ParameterDict()
         used = {i for n in graph.nodes for i in n.inputs}
         for name, array in graph.initializers.items():
             if name in owned or name not in used:
                 continue
             tensor = _torch_dtype(array.copy())
-            if name in trainable and tensor.is_floating_point():
-                self.params[_key(name)] = nn.Parameter(tensor)
-            else:
-                self.register_buffer(_key("const__" + name), tensor)
+            is_param = name in trainable and tensor.is_floating_point()
+            self._tensor_paths[name] = self._attach_tensor(name, nn.Parameter(tensor) if is_param else tensor)
         check_supported(graph, TABLE, "torch")
 
+    # Module and tensor names follow the file's dotted names, so state_dict keys are the initializer names
+    # (a name that cannot be a torch attribute path falls back to a flat, sanitised name).
+    def _container(self, parts):
+        node = self
+        for part in parts:
+            child = node._modules.get(part)
+            if child is None:
+                child = nn.Module()
+                node.add_module(part, child)
+            node = child
+        return node
+
+    def _attach_module(self, name: str, layer: nn.Module) -> str:
+        parts = name.split(".")
+        try:
+            parent = self._container(parts[:-1])
+            if parts[-1] in parent._modules or parts[-1] in parent._parameters or hasattr(parent, parts[-1]):
+                raise KeyError(name)
+            parent.add_module(parts[-1], layer)
+            return name
+        except (KeyError, TypeError):
+            flat = "nmn_" + _key(name)
+            self.add_module(flat, layer)
+            return flat
+
+    def _attach_tensor(self, name: str, value) -> tuple[nn.Module, str]:
+        parts = name.split(".")
+        try:
+            parent = self._container(parts[:-1])
+            leaf = parts[-1]
+            if not leaf or leaf in parent._modules or hasattr(parent, leaf):
+                raise KeyError(name)
+        except (KeyError, TypeError):
+            parent, leaf = self, "nmn_" + _key(name)
+        if isinstance(value, nn.Parameter):
+            parent.register_parameter(leaf, value)
+        else:
+            parent.register_buffer(leaf, value)
+        return parent, leaf
+
+    def layer(self, name: str) -> nn.Module:
+        """The nmn.torch layer of the file's Yat layer ``name``."""
+        return self.get_submodule(self._layer_paths[name])
+
     def _tensor(self, name: str):
-        key = _key(name)
-        if key in self.params:
-            return self.params[key]
-        return getattr(self, _key("const__" + name), None)
+        entry = self._tensor_paths.get(name)
+        return None if entry is None else getattr(entry[0], entry[1])
 
     def _yat(self, node, args):
-        layer = self.layers[_key(self._graph.node_layer[node.name])]
+        layer = self.layer(self._graph.node_layer[node.name])
         op = node.op
         if op == "YatEmbedAttend":
             return layer.attend(args[0])
@@ -574,13 +630,6 @@ class OnnxModule(nn.Module):
         if op == "RotaryYatMultiHeadAttention":
             mask = None if node.inputs[3] in self._graph.initializers else args[3]
             return layer(args[0], mask=mask)
-        if op in ("Softermax", "SofterSigmoid", "SoftTanh"):
-            import nmn.torch as nt
-
-            cfg = self._graph.layers[self._graph.node_layer[node.name]].config
-            if op == "Softermax":
-                return nt.softermax(args[0], n=cfg["n"], epsilon=cfg["epsilon"], dim=cfg["axis"])
-            return (nt.softer_sigmoid if op == "SofterSigmoid" else nt.soft_tanh)(args[0], n=cfg["n"])
         return layer(args[0])
 
     def forward(self, *inputs):
@@ -595,7 +644,7 @@ class OnnxModule(nn.Module):
             return _np(t) if t is not None else self._graph.initializers[name]
 
         def spec(layer_name):
-            return tspec.to_spec(self.layers[_key(layer_name)])
+            return tspec.to_spec(self.layer(layer_name))
 
         return replay(self._graph, source="torch", param=param, yat_spec=spec).build()
 

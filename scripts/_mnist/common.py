@@ -152,15 +152,16 @@ def train(trainer, data: dict, hp: HParams, name: str, *, progress: bool = True,
             if loss is not None:
                 bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
 
-        t0 = time.perf_counter()
+        t0, c0, load0 = time.perf_counter(), time.process_time(), os.getloadavg()[0]
         train_loss = float(trainer.train_epoch(xe, ye, hp.batch_size, update))
-        seconds = time.perf_counter() - t0
+        seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
         bar.close()
         t1 = time.perf_counter()
         test = metrics(trainer.logits(data["x_test"], max(hp.batch_size, 1000)), data["y_test"])
         eval_seconds = time.perf_counter() - t1
         row = {"epoch": epoch, "train_loss": train_loss, "test_loss": test["loss"], "test_accuracy": test["accuracy"],
-               "seconds": seconds, "eval_seconds": eval_seconds}
+               "seconds": seconds, "cpu_seconds": cpu_seconds, "eval_seconds": eval_seconds,
+               "load_average_1min": [load0, os.getloadavg()[0]]}
         history.append(row)
         log(f"[{name}] epoch {epoch + 1}/{hp.epochs}: train loss {train_loss:.4f}, test loss {test['loss']:.4f}, "
             f"test acc {100 * test['accuracy']:.2f}% ({seconds:.2f} s train, {eval_seconds:.2f} s eval)")
@@ -210,8 +211,16 @@ def onnx_logits(path: str | os.PathLike, x: np.ndarray, batch_size: int = 1000) 
 def onnx_param_count(path: str | os.PathLike) -> int:
     import onnx
 
+    from nmn.interchange import manifest_of
+
     model = onnx.load(os.fspath(path))
-    return int(sum(int(np.prod(t.dims)) for t in model.graph.initializer))
+    sizes = {t.name: int(np.prod(t.dims)) for t in model.graph.initializer}
+    manifest = manifest_of(model)
+    if not manifest:   # a foreign file: every initializer counts
+        return int(sum(sizes.values()))
+    # the layers' trainable parameters (constants such as a fixed epsilon are initializers too, but not parameters)
+    return int(sum(sizes[init] for layer in manifest["layers"] for key, init in layer.get("params", {}).items()
+                   if layer.get("trainable", {}).get(key, True) and init in sizes))
 
 
 def file_info(path: str | os.PathLike) -> dict:
@@ -237,4 +246,4 @@ def machine() -> dict:
         usable = os.cpu_count()
     return {"platform": platform.platform(), "machine": platform.machine(), "processor": platform.processor(),
             "cpu_count": os.cpu_count(), "usable_cpus": usable, "node": platform.node(),
-            "python": sys.version.split()[0]}
+            "python": sys.version.split()[0], "load_average_1_5_15": list(os.getloadavg())}

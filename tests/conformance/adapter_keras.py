@@ -75,7 +75,19 @@ class KerasAdapter:
 
     def forward(self, layer, kind, inputs, call):
         xs = [ops.convert_to_tensor(_to_host(kind, np.asarray(x))) for x in inputs]
-        return _from_host(kind, _np(_apply(layer, kind, xs, call))).astype(np.float64)
+        if self.backend == "jax" and kind not in SQUASHERS:  # one compiled program instead of op-by-op dispatch
+            import jax
+
+            variables = list(layer.weights)
+
+            def run(values, *xs):
+                with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                    return _apply(layer, kind, list(xs), call)
+
+            y = jax.jit(run)([v.value for v in variables], *xs)
+        else:
+            y = _apply(layer, kind, xs, call)
+        return _from_host(kind, _np(y)).astype(np.float64)
 
     def grads(self, layer, kind, inputs, call, cotangent):
         xs = [np.asarray(_to_host(kind, np.asarray(x)), np.float32) for x in inputs]
@@ -140,7 +152,7 @@ def _grads_jax(layer, kind, xs, call, cot, variables):
         def loss(x0):
             return jnp.sum(_apply(layer, kind, [x0, *xs[1:]], call) * cot)
 
-        return np.asarray(jax.grad(loss)(jnp.asarray(xs[0]))), []
+        return np.asarray(jax.jit(jax.grad(loss))(jnp.asarray(xs[0]))), []
     trainable = list(layer.trainable_variables)
     non_trainable = list(layer.non_trainable_variables)
     order = trainable + non_trainable
@@ -158,7 +170,7 @@ def _grads_jax(layer, kind, xs, call, cot, variables):
 
     tv = [v.value for v in trainable]
     ntv = [v.value for v in non_trainable]
-    gx, gtv, gntv = jax.grad(loss, argnums=(0, 1, 2))(jnp.asarray(xs[0]), tv, ntv)
+    gx, gtv, gntv = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))(jnp.asarray(xs[0]), tv, ntv)
     by_id = {id(v): np.asarray(g) for v, g in zip(order, list(gtv) + list(gntv))}
     return np.asarray(gx), [by_id.get(id(v)) for v in variables]
 

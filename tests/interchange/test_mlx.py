@@ -259,3 +259,56 @@ def test_a_torch_exported_file_loads_into_mlx():
     _close(np.array(loaded(mx.array(x.numpy()))), ort_out)
     a, b = _inits(model), _inits(mlx_io.export(loaded, mx.array(x.numpy())))
     assert sorted(a) == sorted(b) and all(a[k].tobytes() == b[k].tobytes() for k in a)
+
+
+def test_attention_with_separate_inputs_and_a_mask_input():
+    attn = nm.MultiHeadYatAttention(8, 2, normalization="l1")
+    q, kv = mx.random.normal((2, 3, 8)), mx.random.normal((2, 5, 8))
+    mask = mx.array(np.random.default_rng(0).random((2, 1, 3, 5)) > 0.3)
+    model = mlx_io.export(attn, (q, kv, kv, mask))
+    assert [i.name for i in model.graph.input] == ["queries", "keys", "values", "mask"]
+    feeds = {"queries": np.array(q), "keys": np.array(kv), "values": np.array(kv), "mask": np.array(mask)}
+    (ort_out,) = run_onnx(model, feeds)
+    _close(ort_out, np.array(attn(q, kv, kv, mask=mask)))
+    loaded = mlx_io.load(model)
+    _close(np.array(loaded(q, kv, kv, mask)), ort_out)
+
+
+def test_parameter_free_custom_modules_are_traced_through():
+    class Flatten(nn.Module):
+        def __call__(self, x):
+            return x.reshape(x.shape[0], -1)
+
+    net = nn.Sequential(nm.YatConv2D(2, 2, in_channels=1), Flatten(), nm.YatNMN(3, in_features=16), nn.Identity())
+    x = mx.random.normal((2, 3, 5, 1))
+    model = mlx_io.export(net, x)
+    (ort_out,) = run_onnx(model, {"x": np.array(x)})
+    _close(ort_out, np.array(net(x)))
+    _close(np.array(mlx_io.load(model)(x)), ort_out)
+
+
+def test_readme_example(tmp_path):
+    """The README's MLX example: export -> onnxruntime -> load, through the framework-neutral API too."""
+    import onnxruntime as ort
+
+    import nmn.interchange as interchange
+    from nmn.mlx import YatConv2D, YatNMN
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = YatConv2D(8, 3, in_channels=3, padding="same")
+            self.head = YatNMN(10, in_features=8)
+
+        def __call__(self, x):
+            return self.head(self.conv(x).mean(axis=(1, 2)))
+
+    net = Net()
+    x = mx.random.normal((2, 16, 16, 3))                  # channels-last, as MLX
+    path = str(tmp_path / "net.onnx")
+    mlx_io.export(net, x, path)                           # checked in onnxruntime before writing
+    y = ort.InferenceSession(path).run(None, {"x": np.array(x)})[0]
+    loaded = mlx_io.load(path)                            # an mlx.nn.Module of nmn.mlx layers
+    assert np.allclose(np.array(loaded(x)), y, atol=1e-5)
+    interchange.export(net, x, tmp_path / "again.onnx")   # the framework is detected
+    assert np.allclose(np.array(interchange.load(tmp_path / "again.onnx", "mlx")(x)), y, atol=1e-5)
