@@ -121,6 +121,45 @@ def profile(model, x, device, name):
     print(prof.key_averages().table(sort_by=key, row_limit=18, max_name_column_width=60), file=sys.stderr)
 
 
+def check_device(device):
+    """Outputs and gradients of every layer kind on ``device`` (float32) against CPU float64."""
+    import copy
+
+    from nmn.torch import (RotaryYatAttention, YatConv1D, YatConv3D, YatConvTranspose2D, YatEmbed)
+
+    layers = [
+        (YatNMN(16, 8, learnable_epsilon=True), (5, 16)),
+        (YatNMN(16, 8, spherical=True), (5, 16)),
+        (YatConv1D(4, 6, 3, padding="causal", dilation=2, groups=2), (2, 4, 11)),
+        (YatConv2D(4, 6, 3, stride=2, padding=1, padding_mode="circular"), (2, 4, 9, 9)),
+        (YatConv3D(2, 4, 2, padding="same"), (1, 2, 5, 5, 5)),
+        (YatConvTranspose2D(4, 6, 3, stride=2, padding="same", groups=2), (2, 4, 4, 4)),
+        (MultiHeadYatAttention(16, 4), (2, 7, 16)),
+        (MultiHeadYatAttention(16, 4, use_performer=True, num_features=8, causal=True), (2, 7, 16)),
+        (RotaryYatAttention(16, 4, max_seq_len=32, causal=True), (2, 7, 16)),
+    ]
+    worst = 0.0
+    for layer, shape in layers:
+        x64 = torch.randn(shape, dtype=torch.float64)
+        ref = copy.deepcopy(layer).double()
+        dev = copy.deepcopy(layer).to(device)
+        xs = [x64.clone().requires_grad_(True), x64.float().to(device).requires_grad_(True)]
+        outs = [ref(xs[0]), dev(xs[1])]
+        for o in outs:
+            o.square().sum().backward()
+        pairs = [(outs[0], outs[1]), (xs[0].grad, xs[1].grad)]
+        skip = {"alpha"} if getattr(layer, "use_performer", False) else set()   # ~0: cancels but for the 1e-6 shift
+        pairs += [(p.grad, q.grad) for (n, p), q in zip(ref.named_parameters(), dev.parameters())
+                  if p.grad is not None and n not in skip]
+        for a, b in pairs:
+            err = float((a - b.double().cpu()).abs().max() / a.abs().max().clamp_min(1e-30))
+            worst = max(worst, err)
+            assert err < 1e-3, f"{type(layer).__name__}: relative error {err:.3g} on {device}"
+    embed = YatEmbed(10, 8).to(device)
+    assert embed.attend(embed(torch.tensor([[1, 2]], device=device))).shape == (1, 2, 10)
+    print(f"check on {device}: every layer kind matches CPU float64 (worst relative error {worst:.2g})\n")
+
+
 def measure(model, x, device, warmup, repeat):
     model.zero_grad(set_to_none=True)
 
@@ -143,11 +182,14 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--only", default="", help="run the cases whose name contains this text")
     parser.add_argument("--profile", action="store_true", help="print the top kernels of each Yat fwd+bwd")
+    parser.add_argument("--check", action="store_true", help="first compare every layer on --device with CPU float64")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     torch.manual_seed(0)
     print(f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
           f"torch {torch.__version__}, threads {torch.get_num_threads()}\n")
+    if args.check:
+        check_device(device)
     modes = ["eager"] + (["compiled"] if args.compile else [])
     rows = []
     for name, make_yat, make_ref, shape in cases(args.quick):

@@ -13,6 +13,7 @@ conv ``weight (M, C/G, *k)`` (Keras ``(*k, C/G, M)``), transposed conv ``weight 
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 
 from nmn.core.options import resolve_alpha
@@ -140,6 +141,19 @@ def _assign(layer, values):
         var.assign(value)
 
 
+def _build(layer, *shapes):
+    """Build with zero initialisers (the values are overwritten at once; random init compiles per shape on JAX)."""
+    names = [n for n in ("kernel_initializer", "bias_initializer", "embeddings_initializer") if hasattr(layer, n)]
+    saved = {n: getattr(layer, n) for n in names}
+    try:
+        for n in names:
+            setattr(layer, n, keras.initializers.Zeros())
+        layer.build(*shapes)
+    finally:
+        for n, v in saved.items():
+            setattr(layer, n, v)
+
+
 def _tail(params):
     return {k: params[k] for k in ("bias", "alpha", "epsilon_param") if k in params}
 
@@ -151,7 +165,7 @@ def from_spec(kind, config, params, **host_kwargs):
     if kind == "YatNMN":
         layer = YatNMN(config["out_features"], **_pick(config, _YAT_KEYS + ("spherical", "weight_normalized", "lazy")),
                        **host_kwargs)
-        layer.build((None, config["in_features"]))
+        _build(layer, (None, config["in_features"]))
         _assign(layer, {"kernel": params["weight"].T, **_tail(params)})
         return layer
     if kind in ("YatConv", "YatConvTranspose"):
@@ -166,7 +180,7 @@ def from_spec(kind, config, params, **host_kwargs):
         layer = cls(config["out_channels"], tuple(config["kernel_size"]), **kwargs, **host_kwargs)
         shape = [None] * (r + 2)
         shape[-1 if layer.data_format == "channels_last" else 1] = config["in_channels"]
-        layer.build(tuple(shape))
+        _build(layer, tuple(shape))
         weight = np.transpose(params["weight"], (*range(2, r + 2), 1, 0))
         _assign(layer, {"kernel": weight, **_tail(params)})
         return layer
@@ -182,7 +196,7 @@ def from_spec(kind, config, params, **host_kwargs):
             layer = MultiHeadYatAttention(config["embed_dim"], config["num_heads"], **kwargs, **host_kwargs)
         e = config["embed_dim"]
         shapes = {p: params[f"{p}_weight"].shape[1] if f"{p}_weight" in params else e for p in "qkv"}
-        layer.build((None, None, shapes["q"]), (None, None, shapes["k"]), (None, None, shapes["v"]))
+        _build(layer, (None, None, shapes["q"]), (None, None, shapes["k"]), (None, None, shapes["v"]))
         values = {}
         for p in ("q", "k", "v", "out"):
             if f"{p}_weight" in params:
@@ -197,7 +211,7 @@ def from_spec(kind, config, params, **host_kwargs):
     if kind == "YatEmbed":
         layer = YatEmbed(config["num_embeddings"], config["features"],
                          **_pick(config, ("use_alpha", "constant_alpha", "epsilon", "spherical")), **host_kwargs)
-        layer.build()
+        _build(layer, None)
         _assign(layer, {"embedding": params["embedding"], **({"alpha": params["alpha"]} if "alpha" in params else {})})
         return layer
     raise ValueError(f"from_spec: unknown kind {kind!r}; expected one of {list(KINDS)}")

@@ -91,7 +91,8 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
         self.use_out_proj = bool(use_out_proj)
         self.causal = bool(causal)
         self.use_performer = bool(use_performer)
-        self.num_features = check_positive_int(num_features, "num_features", name)
+        self.num_features = (check_positive_int(num_features, "num_features", name) if self.use_performer
+                             else int(num_features or 0))
         self.query_proj = _linear(embed_dim, embed_dim, self.use_bias, dtype)
         self.key_proj = _linear(embed_dim, embed_dim, self.use_bias, dtype)
         self.value_proj = _linear(embed_dim, embed_dim, self.use_bias, dtype)

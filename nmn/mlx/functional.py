@@ -78,6 +78,10 @@ def pad_spatial(x, pads, padding_mode="zeros"):
     """Pad the spatial axes of a channels-last ``x`` with ``pads = [(lo, hi), ...]`` in ``padding_mode``.
 
     Modes as torch names them: ``'zeros'``, ``'reflect'`` (edge excluded), ``'replicate'``, ``'circular'``.
+
+    >>> import mlx.core as mx
+    >>> pad_spatial(mx.array([[[1.0], [2.0], [3.0]]]), [(1, 2)], "circular")[0, :, 0].tolist()
+    [3.0, 1.0, 2.0, 3.0, 1.0, 2.0]
     """
     if all(lo == 0 and hi == 0 for lo, hi in pads):
         return x
@@ -142,6 +146,10 @@ def yat_conv(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, strid
             ``'replicate'`` or ``'circular'``. weight_normalized: unit-normalise each filter (default False).
 
     Shape: ``(N, *S, C) -> (N, *S', M)``.
+
+    >>> import mlx.core as mx
+    >>> yat_conv(mx.ones((1, 5, 5, 4)), mx.ones((6, 3, 3, 2)), groups=2, pads=[(1, 1), (1, 1)]).shape
+    (1, 5, 5, 6)
     """
     rank = kernel.ndim - 2
     pads = [(0, 0)] * rank if pads is None else [tuple(p) for p in pads]
@@ -170,6 +178,10 @@ def yat_conv_transpose(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON
     (yat-ops.md 4.1): ``E + |W_m|^2 - 2 d`` with ``E`` the transposed convolution of ``x^2`` with ones.
 
     Shape: ``(N, *S, C) -> (N, *S', M)`` with ``S' = (S - 1) s - lo - hi + d (k - 1) + 1 + output_padding``.
+
+    >>> import mlx.core as mx
+    >>> yat_conv_transpose(mx.ones((1, 3, 4)), mx.ones((6, 2, 2)), strides=2, groups=2).shape
+    (1, 6, 6)
     """
     rank = kernel.ndim - 2
     ksize = kernel.shape[1:-1]

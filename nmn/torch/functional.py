@@ -82,6 +82,26 @@ def _tail_grads(ctx, grad, dot, dist, bias, alpha, eps):
     return g_num, g_dist, g_bias, g_alpha, g_eps
 
 
+def _tensors(*xs):
+    return [x for x in xs if isinstance(x, torch.Tensor)]
+
+
+def _split_terms(*terms):
+    """``(is_tensor, constant)`` per term: tensors are saved for backward, numbers/None kept as they are."""
+    return [(True, None) if isinstance(t, torch.Tensor) else (False, t) for t in terms]
+
+
+def _join_terms(terms, saved):
+    out, i = [], 0
+    for is_tensor, const in terms:
+        if is_tensor:
+            out.append(saved[i])
+            i += 1
+        else:
+            out.append(const)
+    return out
+
+
 class _YatTail(torch.autograd.Function):
     """:func:`nmn.core.yat.yat_tail` with an analytic backward that saves only ``dot`` and ``dist``.
 
@@ -91,20 +111,15 @@ class _YatTail(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, dot, dist, bias, alpha, eps):
-        ctx.save_for_backward(dot, dist, *(t for t in (bias, alpha, eps) if isinstance(t, torch.Tensor)))
-        ctx.consts = tuple(None if isinstance(t, torch.Tensor) else t for t in (bias, alpha, eps))
+        ctx.save_for_backward(dot, dist, *_tensors(bias, alpha, eps))
+        ctx.terms = _split_terms(bias, alpha, eps)
         return _yat.yat_tail(ops_for(dot), dot, dist, bias, alpha, eps)
 
     @staticmethod
     def backward(ctx, grad):
         dot, dist, *rest = ctx.saved_tensors
-        rest = iter(rest)
-        bias, alpha, eps = (next(rest) if c is None else c for c in ctx.consts)
+        bias, alpha, eps = _join_terms(ctx.terms, rest)
         return _tail_grads(ctx, grad, dot, dist, bias, alpha, eps)
-
-
-def _tensors(*xs):
-    return [x for x in xs if isinstance(x, torch.Tensor)]
 
 
 def yat_tail(dot, dist, bias=None, alpha=None, eps=DEFAULT_EPSILON):
@@ -130,15 +145,14 @@ class _YatDense(torch.autograd.Function):
     def forward(ctx, x, w, bias, alpha, eps):
         dot = x @ w.t()
         dist = torch.add(w.square().sum(1), dot, alpha=-2.0).add_(x.square().sum(1, keepdim=True))
-        ctx.save_for_backward(x, w, dot, dist, *(t for t in (bias, alpha, eps) if isinstance(t, torch.Tensor)))
-        ctx.consts = tuple(None if isinstance(t, torch.Tensor) else t for t in (bias, alpha, eps))
+        ctx.save_for_backward(x, w, dot, dist, *_tensors(bias, alpha, eps))
+        ctx.terms = _split_terms(bias, alpha, eps)
         return _yat.yat_tail(ops_for(dot), dot, dist, bias, alpha, eps)
 
     @staticmethod
     def backward(ctx, grad):
         x, w, dot, dist, *rest = ctx.saved_tensors
-        rest = iter(rest)
-        bias, alpha, eps = (next(rest) if c is None else c for c in ctx.consts)
+        bias, alpha, eps = _join_terms(ctx.terms, rest)
         g_dot, g_dist, g_bias, g_alpha, g_eps = _tail_grads(ctx, grad, dot, dist, bias, alpha, eps)
         g_dot = g_dot.add_(g_dist, alpha=-2.0)
         gx = gw = None
@@ -232,17 +246,23 @@ def yat_conv(x: torch.Tensor, weight: torch.Tensor, bias: Any = None, alpha: Any
         x, native = _pad_pairs(x, pairs, padding_mode), 0
     conv = _CONVS[rank]
     dot = conv(x, weight, None, strides, native, dilations, groups)
-    ones = torch.ones((groups, weight.shape[1], *kernel), dtype=compute, device=x.device)
-    energy = conv(x * x, ones, None, strides, native, dilations, groups)
+    energy = conv(_group_energy(x, groups), torch.ones((groups, 1, *kernel), dtype=compute, device=x.device), None,
+                  strides, native, dilations, groups)
     if groups > 1:
         energy = energy.repeat_interleave(weight.shape[0] // groups, dim=1)
     if weight_normalized:
-        dist = energy + 1.0 - 2.0 * dot
+        dist = torch.add(energy, dot, alpha=-2.0).add_(1.0)
     else:
-        ww = (weight * weight).reshape(weight.shape[0], -1).sum(-1)
-        dist = energy + ww.reshape(1, -1, *([1] * rank)) - 2.0 * dot
-    y = _yat.yat_tail(F, dot, dist, _channel(_as(bias, compute), rank), _as(alpha, compute), _as(epsilon, compute))
+        ww = weight.square().reshape(weight.shape[0], -1).sum(-1)
+        dist = torch.add(energy, dot, alpha=-2.0).add_(ww.reshape(1, -1, *([1] * rank)))
+    y = yat_tail(dot, dist, _channel(_as(bias, compute), rank), _as(alpha, compute), _as(epsilon, compute))
     return y.to(result)
+
+
+def _group_energy(x, groups):
+    """``sum of x^2`` over each group's input channels: ``(N, groups, *S)`` (the patch energy's channel sum)."""
+    n, c = x.shape[:2]
+    return x.square().reshape(n, groups, c // groups, *x.shape[2:]).sum(2)
 
 
 def yat_conv_transpose(x: torch.Tensor, weight: torch.Tensor, bias: Any = None, alpha: Any = None,
@@ -282,20 +302,21 @@ def yat_conv_transpose(x: torch.Tensor, weight: torch.Tensor, bias: Any = None, 
     x, weight = x.to(compute), weight.to(compute)
     conv_t = _CONVS_T[rank]
     c_in, m_per = weight.shape[0], weight.shape[1]
-    ones = torch.ones((c_in, 1, *kernel), dtype=compute, device=x.device)
+    ones = torch.ones((groups, 1, *kernel), dtype=compute, device=x.device)
+    xx = _group_energy(x, groups)
     if all(lo == hi for lo, hi in pairs) and all(o < max(s, d) for o, s, d in zip(outpad, strides, dilations)):
         native = [lo for lo, _ in pairs]
         dot = conv_t(x, weight, None, strides, native, list(outpad), groups, dilations)
-        energy = conv_t(x * x, ones, None, strides, native, list(outpad), groups, dilations)
+        energy = conv_t(xx, ones, None, strides, native, list(outpad), groups, dilations)
     else:  # asymmetric crop or large output padding: full map, then crop (lo, hi) and zero-extend by outpad
         crop = [(-lo, o - hi) for (lo, hi), o in zip(pairs, outpad)]
         dot = _pad_pairs(conv_t(x, weight, None, strides, 0, 0, groups, dilations), crop, "zeros")
-        energy = _pad_pairs(conv_t(x * x, ones, None, strides, 0, 0, groups, dilations), crop, "zeros")
+        energy = _pad_pairs(conv_t(xx, ones, None, strides, 0, 0, groups, dilations), crop, "zeros")
     if groups > 1:
         energy = energy.repeat_interleave(m_per, dim=1)
-    ww = (weight * weight).reshape(groups, c_in // groups, m_per, -1).sum((1, 3)).reshape(-1)
-    dist = energy + ww.reshape(1, -1, *([1] * rank)) - 2.0 * dot
-    y = _yat.yat_tail(F, dot, dist, _channel(_as(bias, compute), rank), _as(alpha, compute), _as(epsilon, compute))
+    ww = weight.square().reshape(groups, c_in // groups, m_per, -1).sum((1, 3)).reshape(-1)
+    dist = torch.add(energy, dot, alpha=-2.0).add_(ww.reshape(1, -1, *([1] * rank)))
+    y = yat_tail(dot, dist, _channel(_as(bias, compute), rank), _as(alpha, compute), _as(epsilon, compute))
     return y.to(result)
 
 

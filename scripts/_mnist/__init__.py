@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 
 # A run name is a framework, except Keras, which runs once per backend ("keras-jax", ...).
 FRAMEWORKS = ("torch", "nnx", "linen", "keras", "tf", "mlx")
@@ -40,12 +41,22 @@ def split_run_name(name: str) -> tuple[str, str | None]:
 
 
 def run_name(framework: str, keras_backend: str | None = None) -> str:
-    return f"keras-{keras_backend}" if framework == "keras" else framework
+    if framework != "keras":
+        return framework
+    if keras_backend is None:
+        keras_backend = (sys.modules["keras"].backend.backend() if "keras" in sys.modules
+                         else os.environ.get("KERAS_BACKEND", "tensorflow"))
+    return f"keras-{keras_backend}"
 
 
 def framework_module(framework: str, keras_backend: str | None = None):
     """Import the helper module of ``framework`` (for Keras, fix the backend first: once per process)."""
     if framework == "keras":
-        backend = keras_backend or os.environ.get("KERAS_BACKEND", "tensorflow")
-        os.environ["KERAS_BACKEND"] = backend
+        if "keras" in sys.modules:      # already imported: its backend is fixed for this process
+            current = sys.modules["keras"].backend.backend()
+            if keras_backend and keras_backend != current:
+                raise RuntimeError(f"Keras is already imported with the {current!r} backend in this process; "
+                                   f"run the {keras_backend!r} backend in its own process")
+        else:
+            os.environ["KERAS_BACKEND"] = keras_backend or os.environ.get("KERAS_BACKEND", "tensorflow")
     return importlib.import_module(f"_mnist.{_MODULES[framework]}")

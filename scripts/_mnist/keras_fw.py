@@ -1,0 +1,73 @@
+"""Keras 3 side of the MNIST parity run (``nmn.keras``), on the backend fixed for this process."""
+
+from __future__ import annotations
+
+import numpy as np
+import keras
+
+import nmn.interchange
+from nmn.keras import YatNMN
+
+from _mnist.common import HIDDEN, IMAGE_SHAPE, NUM_CLASSES, package_versions
+
+_BACKEND_PACKAGE = {"tensorflow": "tensorflow-cpu", "jax": "jax", "torch": "torch"}
+
+
+def versions() -> dict:
+    out = package_versions("keras", _BACKEND_PACKAGE.get(keras.backend.backend(), keras.backend.backend()))
+    if out.get("tensorflow-cpu") is None:
+        out.update(package_versions("keras", "tensorflow"))
+    out["keras_backend"] = keras.backend.backend()
+    return out
+
+
+def build_model() -> keras.Model:
+    return keras.Sequential([keras.Input(IMAGE_SHAPE, dtype="float32"), keras.layers.Flatten(),
+                             YatNMN(HIDDEN[0]), YatNMN(HIDDEN[1]), keras.layers.Dense(NUM_CLASSES)],
+                            name="yat_mlp")
+
+
+class _Progress(keras.callbacks.Callback):
+    def __init__(self, progress, batch_size, n, every=25):
+        super().__init__()
+        self.progress, self.batch_size, self.n, self.every = progress, batch_size, n, every
+        self.done = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (batch + 1) % self.every == 0:
+            k = min((batch + 1) * self.batch_size, self.n) - self.done
+            self.done += k
+            self.progress(k, float(logs["loss"]) if logs and "loss" in logs else None)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.progress(self.n - self.done, float(logs["loss"]) if logs and "loss" in logs else None)
+
+
+class Trainer:
+    def __init__(self, hp):
+        keras.utils.set_random_seed(hp.seed)
+        self.model = build_model()
+        self.model.compile(
+            optimizer=keras.optimizers.AdamW(learning_rate=hp.lr, weight_decay=hp.weight_decay, beta_1=hp.beta1,
+                                             beta_2=hp.beta2, epsilon=hp.eps, amsgrad=False),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+
+    def param_count(self) -> int:
+        return int(sum(int(np.prod(w.shape)) for w in self.model.trainable_weights))
+
+    def train_epoch(self, x, y, batch_size, progress) -> float:
+        # x is already in this epoch's shuffled order (the same order as every other framework): no reshuffle.
+        hist = self.model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0,
+                              callbacks=[_Progress(progress, batch_size, len(x))])
+        return float(hist.history["loss"][-1])
+
+    def logits(self, x, batch_size) -> np.ndarray:
+        return np.asarray(self.model.predict(x, batch_size=batch_size, verbose=0))
+
+    def export(self, path, example):
+        return nmn.interchange.export(self.model, example, path, framework="keras")
+
+
+def load_logits(path, x, batch_size) -> np.ndarray:
+    model = nmn.interchange.load(path, "keras")
+    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
