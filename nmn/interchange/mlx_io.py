@@ -271,3 +271,15 @@ def load(source: str | os.PathLike | onnx.ModelProto, *, dtype=None) -> OnnxModu
         True
     """
     return OnnxModule(read_model(source), dtype=dtype)
+
+
+def predict(model, inputs: list) -> list[np.ndarray]:
+    """Eager inference on numpy inputs (``model.eval()`` for the call); returns numpy outputs."""
+    was_training = getattr(model, "training", False)
+    model.eval()
+    try:
+        out = model(*[mx.array(np.ascontiguousarray(x)) for x in inputs])
+    finally:
+        model.train(was_training)
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    return [np.array(o) for o in outs]
