@@ -86,6 +86,8 @@ def median_time(fn, device, warmup, repeat):
 def memory(model, x, device):
     """Peak CUDA bytes of forward + backward, or on CPU the bytes saved for backward."""
     if device.type == "cuda":
+        model(x).sum().backward()                # allocate workspaces (cuBLAS, cuDNN) before measuring
+        model.zero_grad(set_to_none=True)
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
         base = torch.cuda.memory_allocated()
@@ -160,6 +162,23 @@ def check_device(device):
     print(f"check on {device}: every layer kind matches CPU float64 (worst relative error {worst:.2g})\n")
 
 
+def kernel_time(model, x, device, iters=3):
+    """Summed GPU kernel time of one forward + backward (what the GPU works, without launch gaps)."""
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+
+    model(x).sum().backward()
+    _sync(device)
+    with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(iters):
+            model(x).sum().backward()
+        _sync(device)
+    total = 0.0
+    for evt in prof.events():
+        if getattr(evt, "device_type", None) == torch.autograd.DeviceType.CUDA:
+            total += evt.time_range.elapsed_us()
+    return total / iters
+
+
 def measure(model, x, device, warmup, repeat):
     model.zero_grad(set_to_none=True)
 
@@ -204,14 +223,18 @@ def main(argv=None):
             y_m, r_m = (yat, ref) if mode == "eager" else (torch.compile(yat), torch.compile(ref))
             yf, yb = measure(y_m, x, device, args.warmup, args.repeat)
             rf, rb = measure(r_m, x, device, args.warmup, args.repeat)
-            rows.append((name, mode, yf / rf, yb / rb, yf * 1e3, yb * 1e3, rf * 1e3, rb * 1e3, mem))
+            busy = ""
+            if device.type == "cuda" and mode == "eager":
+                busy = f"{kernel_time(y_m, x, device) / kernel_time(r_m, x, device):.2f}x"
+            rows.append((name, mode, yf / rf, yb / rb, yf * 1e3, yb * 1e3, rf * 1e3, rb * 1e3, mem, busy))
             print(f"  {name} [{mode}] fwd {yf / rf:.2f}x fwd+bwd {yb / rb:.2f}x", file=sys.stderr, flush=True)
     mem_label = "peak memory" if device.type == "cuda" else "saved for backward"
     print(f"| layer (vs plain) | mode | fwd ratio | fwd+bwd ratio | Yat fwd / fwd+bwd (ms) | plain fwd / fwd+bwd (ms) "
-          f"| {mem_label} ratio |")
-    print("|---|---|---|---|---|---|---|")
-    for name, mode, fr, br, yf, yb, rf, rb, mem in rows:
-        print(f"| {name} | {mode} | {fr:.2f}x | {br:.2f}x | {yf:.2f} / {yb:.2f} | {rf:.2f} / {rb:.2f} | {mem:.2f}x |")
+          f"| {mem_label} ratio | GPU kernel-time ratio (fwd+bwd) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, mode, fr, br, yf, yb, rf, rb, mem, busy in rows:
+        print(f"| {name} | {mode} | {fr:.2f}x | {br:.2f}x | {yf:.2f} / {yb:.2f} | {rf:.2f} / {rb:.2f} | {mem:.2f}x "
+              f"| {busy or '-'} |")
 
 
 if __name__ == "__main__":

@@ -59,9 +59,7 @@ def _utc() -> str:
 
 def _interchange_missing(err: BaseException) -> bool:
     """True when ``err`` says a framework's interchange (or layer) module does not exist yet."""
-    if isinstance(err, ModuleNotFoundError):
-        return True
-    return isinstance(err, ImportError) and "interchange is unavailable" in str(err)
+    return isinstance(err, ImportError) and "No module named 'nmn.interchange." in str(err)
 
 
 # ---------------------------------------------------------------------------------------------- one framework
@@ -74,14 +72,16 @@ def run_one(args, framework: str, keras_backend: str | None, data: dict, data_in
         "model": MODEL_TEXT, "params_expected": common.EXPECTED_PARAMS, "data": data_info,
         "hparams": {"epochs": hp.epochs, "batch_size": hp.batch_size, "seed": hp.seed, "dtype": "float32",
                     "shuffle": "numpy default_rng([seed, epoch]).permutation, identical in every framework",
-                    "init": "each framework's own initialisers, seeded with seed"},
+                    "init": ("shared: one numpy set of initial weights loaded into every framework "
+                             "(Yat kernels Glorot-normal, readout Glorot-uniform, biases 0, alphas 1)"
+                             if args.init == "shared" else "native: each framework's own initialisers, seeded")},
         "optimizer": hp.optimizer_json(),
     }
     t_import = time.perf_counter()
     mod = framework_module(framework, keras_backend)
     receipt["versions"] = mod.versions()
     receipt["machine"] = common.machine()
-    trainer = mod.Trainer(hp)
+    trainer = mod.Trainer(hp, init=common.shared_init(hp.seed) if args.init == "shared" else None)
     receipt["import_and_build_seconds"] = time.perf_counter() - t_import
     n_params = trainer.param_count()
     receipt["params"] = n_params
@@ -258,8 +258,11 @@ def write_summary(report_dir: Path, receipts: dict[str, dict], failures: dict[st
     lines = ["# MNIST parity: one Yat MLP in six frameworks, cross-checked through ONNX", "",
              f"Model `{MODEL_TEXT}`; AdamW (lr {args.lr}, betas (0.9, 0.999), eps 1e-8, weight decay 0.01, bias "
              f"correction on), batch {args.batch_size}, {args.epochs} epoch(s), seed {args.seed}, float32. "
-             "Every framework sees the same shuffled mini-batches; initial weights come from each framework's own "
-             "initialisers. Test metrics are over the whole test set.", ""]
+             "Every framework sees the same shuffled mini-batches; "
+             + ("every framework starts from the same initial weights (`--init shared`: one numpy draw, Yat kernels "
+                "Glorot-normal, readout Glorot-uniform, biases 0, alphas 1)" if getattr(args, "init", "native") == "shared"
+                else "initial weights come from each framework's own initialisers (`--init native`)")
+             + ". Test metrics are over the whole test set.", ""]
     any_r = next(iter(receipts.values()), None)
     if any_r:
         m, d = any_r["machine"], any_r["data"]
@@ -269,13 +272,13 @@ def write_summary(report_dir: Path, receipts: dict[str, dict], failures: dict[st
     lines += ["Command: `" + " ".join(["python", "scripts/mnist_parity.py", *sys.argv[1:]]) + "`", "",
               "## Results", "",
               "| Framework | Params | Test acc | Test loss | Total (s) | s / epoch | s / epoch after 1st | "
-              "ONNX (onnxruntime) acc | ORT agreement | Epochs |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "ONNX (onnxruntime) acc | ORT agreement | Epochs | Load avg |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in RUN_NAMES:
         r = receipts.get(name)
         if r is None:
             if name in failures:
-                lines.append(f"| {LABELS[name]} | — | failed | | | | | | | |")
+                lines.append(f"| {LABELS[name]} | — | failed | | | | | | | | |")
             continue
         f, o = r["final"], r.get("onnx", {})
         ort = o.get("onnxruntime")
@@ -283,11 +286,15 @@ def write_summary(report_dir: Path, receipts: dict[str, dict], failures: dict[st
         agree = f"{100 * ort['agreement']:.2f} % ({ort['disagreements']} differ)" if ort else "—"
         after = f"{f['seconds_per_epoch_after_first']:.2f}" if f.get("seconds_per_epoch_after_first") else "—"
         n_ep = len(r["history"])
+        loads = [v for h in r["history"] for v in h.get("load_average_1min", [])]
+        load = f"{sum(loads) / len(loads):.1f}" if loads else "—"
         lines.append(f"| {r['label']} | {r['params']:,} | {_pct(f['test_accuracy'])} | {f['test_loss']:.4f} | "
                      f"{f['train_seconds_total']:.2f} | {f['seconds_per_epoch']:.2f} | {after} | {ort_acc} | {agree} "
-                     f"| {n_ep}{'' if n_ep == args.epochs else ' (reduced)'} |")
+                     f"| {n_ep}{'' if n_ep == args.epochs else ' (reduced)'} | {load} |")
     lines += ["", "Total and s / epoch are training wall time (the first epoch includes JIT compilation where the "
-              "framework compiles); evaluation time is recorded separately in the receipts.", "",
+              "framework compiles); evaluation time is recorded separately in the receipts. Load avg is the "
+              "machine's 1-minute load average around the training epochs: above the CPU count, other processes "
+              "were competing for the cores and the times are inflated accordingly.", "",
               "## Train loss per epoch", ""]
     max_ep = max((len(r["history"]) for r in receipts.values()), default=0)
     lines += ["| Framework | " + " | ".join(f"Epoch {i}" for i in range(max_ep)) + " |",
@@ -383,15 +390,10 @@ def run_all(args) -> int:
         epochs = args.mlx_epochs if (fw == "mlx" and args.mlx_epochs) else args.epochs
         cmd = [sys.executable, str(Path(__file__).resolve()), "--framework", fw, "--epochs", str(epochs),
                "--report", str(receipt_path(str(report_dir), name)), "--batch-size", str(args.batch_size),
-               "--lr", str(args.lr), "--seed", str(args.seed), "--onnx-dir", args.onnx_dir, "--no-crosscheck",
-               *_data_args(args)]
-        if fw == "mlx" and args.mlx_limit_train:
-            cmd = [c for c in cmd]
-            i = cmd.index("--limit-train") if "--limit-train" in cmd else None
-            if i is not None:
-                cmd[i + 1] = str(args.mlx_limit_train)
-            else:
-                cmd += ["--limit-train", str(args.mlx_limit_train)]
+               "--lr", str(args.lr), "--seed", str(args.seed), "--init", args.init, "--onnx-dir", args.onnx_dir,
+               "--no-crosscheck", *_data_args(args)]
+        if fw == "mlx" and args.mlx_limit_train:   # argparse keeps the last --limit-train
+            cmd += ["--limit-train", str(args.mlx_limit_train)]
         if backend:
             cmd += ["--keras-backend", backend]
         if args.no_progress:
@@ -407,7 +409,16 @@ def run_all(args) -> int:
             failures[name] = json.loads(rp.read_text())["error"]
         else:
             failures[name] = f"exit status {proc.returncode}"
-    files = [r["onnx"]["file"]["path"] for r in receipts.values() if "file" in r.get("onnx", {})]
+    if args.only:   # the other frameworks' receipts of an earlier run in the same folder join the summary
+        for name in RUN_NAMES:
+            rp = receipt_path(str(report_dir), name)
+            if name not in names and rp.exists():
+                earlier = json.loads(rp.read_text())
+                if "history" in earlier:
+                    receipts[name] = earlier
+                    log(f"=== {name}: reusing the receipt of {earlier.get('started_utc')} ({rp})")
+    files = [r["onnx"]["file"]["path"] for r in receipts.values()
+             if "file" in r.get("onnx", {}) and Path(r["onnx"]["file"]["path"]).exists()]
     if files and not args.no_crosscheck:
         table = crosscheck_subprocesses(args, files)
         for name, r in receipts.items():
@@ -439,13 +450,17 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", choices=("native", "shared"), default="native",
+                   help="native: each framework's own initialisers (default, as in the post); shared: the same "
+                   "numpy initial weights in every framework, so runs differ only by floating-point rounding")
     p.add_argument("--onnx-dir", default=str(ROOT / "build" / "mnist_onnx"),
                    help="where the exported ONNX files go (default: build/mnist_onnx, git-ignored)")
     p.add_argument("--no-crosscheck", action="store_true",
                    help="skip loading the ONNX file into the other frameworks (onnxruntime is still checked)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
-    p.add_argument("--only", default=None, help="with --framework all: a comma-separated subset of "
-                   + ",".join(RUN_NAMES))
+    p.add_argument("--only", default=None, help="with --framework all: train only this comma-separated subset of "
+                   + ",".join(RUN_NAMES) + "; the others' receipts already in the report folder are reused for the "
+                   "cross-check, the summary and the plot")
     p.add_argument("--mlx-epochs", type=int, default=None, help="with --framework all: epochs for MLX only")
     p.add_argument("--mlx-limit-train", type=int, default=None,
                    help="with --framework all: training images for MLX only")

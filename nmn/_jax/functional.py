@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -235,7 +235,7 @@ def apply_rope(x, cos, sin, start=0, *, interleaved=True):
 
 # ------------------------------------------------------------------------------------------------ embed, squash
 def yat_embed_attend(query, embedding, alpha=None, epsilon=DEFAULT_EPSILON, *, spherical=False, dtype=None):
-    """Yat logits ``alpha (q.e_v)^2 / (relu(|q|^2 + |e_v|^2 - 2 q.e_v) + eps)`` of ``query (..., F)`` -> ``(..., V)``."""
+    """Yat logits ``alpha (q.e_v)^2 / (relu(|q|^2 + |e_v|^2 - 2 q.e_v) + eps)``: ``(..., F)`` -> ``(..., V)``."""
     return yat_dense(query, embedding.T, None, alpha, epsilon, spherical=spherical, dtype=dtype)
 
 

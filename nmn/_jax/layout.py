@@ -94,7 +94,8 @@ def yat_config(opts) -> dict:
         use_alpha, constant = False, None
     else:
         use_alpha, constant = True, alpha.value
-    return dict(use_bias=opts.bias.mode != "none", constant_bias=opts.bias.value if opts.bias.mode == "constant" else None,
+    constant_bias = opts.bias.value if opts.bias.mode == "constant" else None
+    return dict(use_bias=opts.bias.mode != "none", constant_bias=constant_bias,
                 use_alpha=use_alpha, constant_alpha=constant, epsilon=opts.epsilon,
                 learnable_epsilon=opts.learnable_epsilon)
 

@@ -273,6 +273,9 @@ class RotaryYatAttention(MultiHeadYatAttention):
         sin = ops.cast(ops.convert_to_tensor(sin[start:start + length]), x.dtype)
         return functional.rope(x, cos, sin, interleaved=self.rope_style == "interleaved")
 
+    def build(self, inputs_shape):
+        super().build(inputs_shape)
+
     def call(self, inputs, attention_mask=None, training=None):
         q, k, v = self._qkv(inputs, None, None)
         return self._attend(self._rotate(q, 0), self._rotate(k, 0), v, attention_mask, training, self.causal)
@@ -305,6 +308,9 @@ class RotaryYatAttention(MultiHeadYatAttention):
         mask = (ops.arange(capacity)[None, :] <= start + ops.arange(length)[:, None])[None, None]
         y = self._attend(q, keys, values, mask, training, False)
         return y, {"key": keys, "value": values, "index": start + length}
+
+    def compute_output_shape(self, inputs_shape):
+        return (*inputs_shape[:-1], self.embed_dim)
 
     def get_config(self):
         config = super().get_config()

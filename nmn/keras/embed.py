@@ -61,16 +61,25 @@ class YatEmbed(keras.layers.Layer):
         if self._alpha_spec.learnable:
             self.alpha = self.add_weight(name="alpha", shape=(1,), initializer="ones")
 
-    def call(self, inputs):
+    def call(self, inputs, method=None):
+        if method == "attend":
+            return self._attend(inputs)
+        if method is not None:
+            raise ValueError(f"{layer_label(self)}: method must be None (lookup) or 'attend', got {method!r}")
         if not str(keras.backend.standardize_dtype(inputs.dtype)).startswith(("int", "uint")):
             raise ValueError(f"{layer_label(self)}: expected integer token ids, got dtype {inputs.dtype} "
                              f"(shape {tuple(inputs.shape)})")
         return ops.take(self.embedding, inputs, axis=0)
 
     def attend(self, query):
-        """Yat logits of ``query (..., F)`` against every row: ``(..., V)`` (no bias, no sqrt(d))."""
-        if not self.built:
-            self.build()
+        """Yat logits of ``query (..., F)`` against every row: ``(..., V)`` (no bias, no sqrt(d)).
+
+        A layer call (``self(query, method="attend")``), so in a functional model it is a node of this layer and
+        the ``.keras`` file keeps it.
+        """
+        return self(query, method="attend")
+
+    def _attend(self, query):
         if query.shape[-1] != self.features:
             raise ValueError(f"{layer_label(self)}: attend expects (..., {self.features}) matching embedding "
                              f"{(self.num_embeddings, self.features)}, got shape {tuple(query.shape)}")
@@ -78,6 +87,11 @@ class YatEmbed(keras.layers.Layer):
             None if self._alpha_spec.value == 1.0 else self._alpha_spec.value)
         return functional.yat_dense(query, ops.transpose(self.embedding), None, alpha, self.epsilon,
                                     spherical=self.spherical)
+
+    def compute_output_spec(self, inputs, method=None):
+        if method == "attend":
+            return keras.KerasTensor((*inputs.shape[:-1], self.num_embeddings), dtype=self.compute_dtype)
+        return keras.KerasTensor((*inputs.shape, self.features), dtype=self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape, self.features)

@@ -196,7 +196,10 @@ def from_spec(kind, config, params, **host_kwargs):
             layer = MultiHeadYatAttention(config["embed_dim"], config["num_heads"], **kwargs, **host_kwargs)
         e = config["embed_dim"]
         shapes = {p: params[f"{p}_weight"].shape[1] if f"{p}_weight" in params else e for p in "qkv"}
-        _build(layer, (None, None, shapes["q"]), (None, None, shapes["k"]), (None, None, shapes["v"]))
+        if kind == "RotaryYatAttention":
+            _build(layer, (None, None, shapes["q"]))
+        else:
+            _build(layer, (None, None, shapes["q"]), (None, None, shapes["k"]), (None, None, shapes["v"]))
         values = {}
         for p in ("q", "k", "v", "out"):
             if f"{p}_weight" in params:

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax.core import meta, unfreeze
 
-from nmn._jax.geometry import conv_padding, kernel_tuple, padding_config, padding_from_config, transpose_padding
+from nmn._jax.geometry import padding_config, padding_from_config
 from nmn._jax.layout import param_table, yat_config
 from nmn.linen._ops import CONSTANTS, FROZEN
 from nmn.linen.attention import MultiHeadYatAttention, RotaryYatAttention

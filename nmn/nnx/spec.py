@@ -117,7 +117,8 @@ def from_spec(kind: str, config: dict, params: dict, *, rngs: nnx.Rngs | None = 
     elif kind == "YatConvTranspose":
         layer = _CONVT[c["rank"]](
             c["in_channels"], c["out_channels"], tuple(c["kernel_size"]), tuple(c["strides"]),
-            padding=padding_from_config(c["padding"]), output_padding=tuple(c.get("output_padding") or (0,) * c["rank"]),
+            padding=padding_from_config(c["padding"]),
+            output_padding=tuple(c.get("output_padding") or (0,) * c["rank"]),
             kernel_dilation=tuple(c["dilations"]), feature_group_count=c.get("groups", 1), **yat_kwargs(c), **common)
     elif kind in ("MultiHeadYatAttention", "RotaryYatAttention"):
         opts = dict(use_bias=c["use_bias"], use_alpha=c["use_alpha"], constant_alpha=c["constant_alpha"],

@@ -63,12 +63,12 @@ class YatNMN(tf.Module):
 
     def __call__(self, x):
         x = tf.convert_to_tensor(x)
-        if x.shape.rank is None or x.shape.rank < 1 or x.shape[-1] is None:
+        if x.shape.rank is None or x.shape.rank < 1 or (x.shape[-1] is None and not self.built):
             raise ValueError(f"{layer_label(self)}: expected input (..., in_features) with a known last dimension, "
                              f"got shape {tuple(x.shape)}")
         if not self.built:
             self.build(int(x.shape[-1]))
-        if x.shape[-1] != self.kernel.shape[0]:
+        if x.shape[-1] is not None and x.shape[-1] != self.kernel.shape[0]:
             raise ValueError(f"{layer_label(self)}: expected input (..., {self.kernel.shape[0]}) matching kernel "
                              f"{tuple(self.kernel.shape)}, got shape {tuple(x.shape)}")
         return functional.yat_dense(x, self.kernel, bias_value(self), alpha_value(self), eps_value(self),

@@ -68,6 +68,19 @@ class TorchOps:
         return torch.ones(lq, lk, dtype=torch.bool, device=self.device).tril(lk - lq)
 
     @staticmethod
+    def yat_tail(dot, dist, bias, alpha, eps):
+        """Optional fast tail for core call sites that look it up (``getattr(F, "yat_tail", None)``).
+
+        Same value as ``nmn.core.yat.yat_tail``; when autograd records, the fused Function of
+        ``nmn.torch._fused`` (analytic backward, saves two tensors). Never calls back into the core tail.
+        """
+        from nmn.torch import _fused
+
+        if _fused.recording(dot, dist, bias, alpha, eps):
+            return _fused.YatTail.apply(dot, dist, bias, alpha, eps)
+        return _fused._tail_forward(dot, dist, bias, alpha, eps)[0]
+
+    @staticmethod
     def to_f32(x):
         return x.float() if x.dtype in _HALF else x
 

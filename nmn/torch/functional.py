@@ -20,7 +20,6 @@ torch.Size([2, 4])
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -28,11 +27,12 @@ import torch.nn.functional as _nnf
 
 from nmn.core import yat as _yat
 from nmn.core.conv import (PADDING_MODES, as_tuple, conv_pads, normalize_padding, transpose_geometry)
-from nmn.core.options import DEFAULT_EPSILON, SOFTERMAX_EPSILON, check_choice, NORMALIZATIONS
+from nmn.core.options import DEFAULT_EPSILON, NORMALIZATIONS, SOFTERMAX_EPSILON, check_choice
+from nmn.torch import _fused
 from nmn.torch._ops import compute_dtype, ops_for
 
 __all__ = [
-    "yat_dense", "yat_conv", "yat_conv_transpose", "yat_attention", "yat_embed_attend", "rope", "rope_tables",
+    "yat_tail", "yat_dense", "yat_conv", "yat_conv_transpose", "yat_attention", "yat_embed_attend", "rope", "rope_tables",
     "performer_features", "linear_attention", "softermax", "softer_sigmoid", "soft_tanh",
 ]
 
@@ -58,109 +58,16 @@ def _flat_unit(F, w):
     return _yat.unit(F, w.reshape(w.shape[0], -1), -1).reshape(w.shape)
 
 
-def _reduce_to(grad, like):
-    """``grad`` summed down to the shape of ``like`` (a broadcast input), or None when ``like`` is no tensor."""
-    if not isinstance(like, torch.Tensor):
-        return None
-    return grad.sum_to_size(like.shape) if grad.shape != like.shape else grad
+def yat_tail(dot: torch.Tensor, dist: torch.Tensor, bias: Any = None, alpha: Any = None,
+             eps: Any = DEFAULT_EPSILON) -> torch.Tensor:
+    """The Yat tail ``alpha (dot + bias)^2 / (relu(dist) + eps)`` (``nmn.core.yat.yat_tail``).
 
-
-def _tail_grads(ctx, grad, dot, dist, bias, alpha, eps):
-    """Analytic gradients of ``alpha (dot + b)^2 / (relu(dist) + eps)`` w.r.t. dot, dist, b, alpha, eps."""
-    num = dot if bias is None else dot + bias
-    den = torch.relu(dist) + eps
-    ratio = num / den
-    g_r = grad * ratio                                     # G n / D
-    a = 1.0 if alpha is None else alpha
-    g_num = g_r * (2.0 * a)                                # dy/dn = 2 a n / D
-    g_den = (g_r * ratio) * (-a)                           # dy/dD = -a n^2 / D^2
-    g_dist = torch.where(dist > 0, g_den, torch.zeros((), dtype=g_den.dtype, device=g_den.device))
-    needs = ctx.needs_input_grad
-    g_bias = _reduce_to(g_num, bias) if needs[2] else None
-    g_alpha = _reduce_to(g_r * num, alpha) if needs[3] else None
-    g_eps = _reduce_to(g_den, eps) if needs[4] else None
-    return g_num, g_dist, g_bias, g_alpha, g_eps
-
-
-def _tensors(*xs):
-    return [x for x in xs if isinstance(x, torch.Tensor)]
-
-
-def _split_terms(*terms):
-    """``(is_tensor, constant)`` per term: tensors are saved for backward, numbers/None kept as they are."""
-    return [(True, None) if isinstance(t, torch.Tensor) else (False, t) for t in terms]
-
-
-def _join_terms(terms, saved):
-    out, i = [], 0
-    for is_tensor, const in terms:
-        if is_tensor:
-            out.append(saved[i])
-            i += 1
-        else:
-            out.append(const)
-    return out
-
-
-class _YatTail(torch.autograd.Function):
-    """:func:`nmn.core.yat.yat_tail` with an analytic backward that saves only ``dot`` and ``dist``.
-
-    A fast path of the core tail (architecture.md, "three definitions"): the forward IS the core function; the
-    backward is its derivative, checked by the conformance gradient cases.
-    """
-
-    @staticmethod
-    def forward(ctx, dot, dist, bias, alpha, eps):
-        ctx.save_for_backward(dot, dist, *_tensors(bias, alpha, eps))
-        ctx.terms = _split_terms(bias, alpha, eps)
-        return _yat.yat_tail(ops_for(dot), dot, dist, bias, alpha, eps)
-
-    @staticmethod
-    def backward(ctx, grad):
-        dot, dist, *rest = ctx.saved_tensors
-        bias, alpha, eps = _join_terms(ctx.terms, rest)
-        return _tail_grads(ctx, grad, dot, dist, bias, alpha, eps)
-
-
-def yat_tail(dot, dist, bias=None, alpha=None, eps=DEFAULT_EPSILON):
-    """``alpha (dot + bias)^2 / (relu(dist) + eps)`` (the core tail) with a memory-light analytic backward.
+    When autograd records, a fused version with an analytic backward runs (``nmn.torch._fused``).
 
     >>> float(yat_tail(torch.tensor([2.0]), torch.tensor([1.0]), 1.0, 2.0, 1.0))
     9.0
     """
-    if torch.is_grad_enabled() and any(t.requires_grad for t in _tensors(dot, dist, bias, alpha, eps)):
-        return _YatTail.apply(dot, dist, bias, alpha, eps)
-    return _yat.yat_tail(ops_for(dot), dot, dist, bias, alpha, eps)
-
-
-class _YatDense(torch.autograd.Function):
-    """Plain (not spherical, not weight-normalised) Yat dense on 2-D ``x`` with an analytic backward.
-
-    Forward: ``dot = x W^T``, ``dist = |x|^2 + |w|^2 - 2 dot``, then the core tail. Backward (yat-ops.md 10.2):
-    ``dx = g_dot W + 2 x sum_o g_dist``, ``dW = g_dot^T x + 2 W * sum_n g_dist`` with the tail's ``g_dot``,
-    ``g_dist``; two matmuls, as for ``nn.Linear``.
-    """
-
-    @staticmethod
-    def forward(ctx, x, w, bias, alpha, eps):
-        dot = x @ w.t()
-        dist = torch.add(w.square().sum(1), dot, alpha=-2.0).add_(x.square().sum(1, keepdim=True))
-        ctx.save_for_backward(x, w, dot, dist, *_tensors(bias, alpha, eps))
-        ctx.terms = _split_terms(bias, alpha, eps)
-        return _yat.yat_tail(ops_for(dot), dot, dist, bias, alpha, eps)
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, w, dot, dist, *rest = ctx.saved_tensors
-        bias, alpha, eps = _join_terms(ctx.terms, rest)
-        g_dot, g_dist, g_bias, g_alpha, g_eps = _tail_grads(ctx, grad, dot, dist, bias, alpha, eps)
-        g_dot = g_dot.add_(g_dist, alpha=-2.0)
-        gx = gw = None
-        if ctx.needs_input_grad[0]:
-            gx = (g_dot @ w).addcmul_(x, g_dist.sum(1, keepdim=True), value=2.0)
-        if ctx.needs_input_grad[1]:
-            gw = (g_dot.t() @ x).addcmul_(w, g_dist.sum(0).unsqueeze(1), value=2.0)
-        return gx, gw, g_bias, g_alpha, g_eps
+    return _fused.yat_tail(dot, dist, bias, alpha, eps)
 
 
 def yat_dense(x: torch.Tensor, weight: torch.Tensor, bias: Any = None, alpha: Any = None,
@@ -185,9 +92,8 @@ def yat_dense(x: torch.Tensor, weight: torch.Tensor, bias: Any = None, alpha: An
     compute, result = compute_dtype(x, weight, bias, alpha)
     x, weight = x.to(compute), weight.to(compute)
     bias, alpha, epsilon = _as(bias, compute), _as(alpha, compute), _as(epsilon, compute)
-    if not (spherical or weight_normalized) and torch.is_grad_enabled() and any(
-            t.requires_grad for t in _tensors(x, weight, bias, alpha, epsilon)):
-        y = _YatDense.apply(x.reshape(-1, x.shape[-1]), weight, bias, alpha, epsilon)
+    if not (spherical or weight_normalized) and _fused.recording(x, weight, bias, alpha, epsilon):
+        y = _fused.YatDense.apply(x.reshape(-1, x.shape[-1]), weight, bias, alpha, epsilon)
         return y.reshape(*x.shape[:-1], weight.shape[0]).to(result)
     y = _yat.yat_dense(ops_for(x), x, weight.t(), bias, alpha, epsilon, spherical=spherical,
                        weight_normalized=weight_normalized)
@@ -246,8 +152,7 @@ def yat_conv(x: torch.Tensor, weight: torch.Tensor, bias: Any = None, alpha: Any
         x, native = _pad_pairs(x, pairs, padding_mode), 0
     conv = _CONVS[rank]
     dot = conv(x, weight, None, strides, native, dilations, groups)
-    energy = conv(_group_energy(x, groups), torch.ones((groups, 1, *kernel), dtype=compute, device=x.device), None,
-                  strides, native, dilations, groups)
+    energy = _window_sum(_group_energy(x, groups), kernel, strides, native, dilations)
     if groups > 1:
         energy = energy.repeat_interleave(weight.shape[0] // groups, dim=1)
     if weight_normalized:
@@ -257,6 +162,26 @@ def yat_conv(x: torch.Tensor, weight: torch.Tensor, bias: Any = None, alpha: Any
         dist = torch.add(energy, dot, alpha=-2.0).add_(ww.reshape(1, -1, *([1] * rank)))
     y = yat_tail(dot, dist, _channel(_as(bias, compute), rank), _as(alpha, compute), _as(epsilon, compute))
     return y.to(result)
+
+
+_POOLS = {1: _nnf.avg_pool2d, 2: _nnf.avg_pool2d, 3: _nnf.avg_pool3d}
+
+
+def _window_sum(xs, kernel, strides, native, dilations):
+    """Sum of ``xs (N, G, *S)`` over every conv window (the patch energy), per channel.
+
+    A sum-pool (``avg_pool`` with ``divisor_override=1``) where it applies, else a convolution with ones.
+    """
+    rank = len(kernel)
+    pads = [native] * rank if isinstance(native, int) else list(native)
+    if all(d == 1 for d in dilations) and all(2 * p <= k for p, k in zip(pads, kernel)):
+        if rank == 1:  # avg_pool1d has no divisor_override: pool a (N, G, 1, L) view instead
+            out = _nnf.avg_pool2d(xs.unsqueeze(2), (1, kernel[0]), (1, strides[0]), (0, pads[0]), divisor_override=1)
+            return out.squeeze(2)
+        return _POOLS[rank](xs, kernel, strides, pads, divisor_override=1)
+    groups = xs.shape[1]
+    ones = torch.ones((groups, 1, *kernel), dtype=xs.dtype, device=xs.device)
+    return _CONVS[rank](xs, ones, None, strides, native, dilations, groups)
 
 
 def _group_energy(x, groups):
@@ -298,7 +223,6 @@ def yat_conv_transpose(x: torch.Tensor, weight: torch.Tensor, bias: Any = None, 
     pad = normalize_padding(padding, rank, name)
     pairs, outpad = transpose_geometry(pad, kernel, strides, dilations, output_padding)
     compute, result = compute_dtype(x, weight, bias, alpha)
-    F = ops_for(x)
     x, weight = x.to(compute), weight.to(compute)
     conv_t = _CONVS_T[rank]
     c_in, m_per = weight.shape[0], weight.shape[1]

@@ -134,6 +134,25 @@ def compare(logits: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> di
             "max_rel_logit_diff": float(np.abs(logits.astype(np.float64) - reference).max() / scale)}
 
 
+# ------------------------------------------------------------------------------------------------------ init
+def shared_init(seed: int) -> dict[str, np.ndarray]:
+    """One set of initial weights for every framework (``--init shared``), canonical layout (``weight (out, in)``):
+    Yat kernels Glorot-normal (nmn's default), Yat biases 0, alphas 1, the readout Glorot-uniform with bias 0."""
+    rng = np.random.default_rng([seed, 2026])
+    sizes = (IMAGE_SHAPE[0] * IMAGE_SHAPE[1], *HIDDEN, NUM_CLASSES)
+    out = {}
+    for i, name in enumerate(("yat1", "yat2")):
+        n_in, n_out = sizes[i], sizes[i + 1]
+        out[f"{name}.weight"] = (rng.standard_normal((n_out, n_in)) * np.sqrt(2.0 / (n_in + n_out))).astype(np.float32)
+        out[f"{name}.bias"] = np.zeros(n_out, np.float32)
+        out[f"{name}.alpha"] = np.ones(1, np.float32)
+    n_in, n_out = sizes[-2], sizes[-1]
+    limit = np.sqrt(6.0 / (n_in + n_out))
+    out["out.weight"] = rng.uniform(-limit, limit, (n_out, n_in)).astype(np.float32)
+    out["out.bias"] = np.zeros(n_out, np.float32)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------- training
 def train(trainer, data: dict, hp: HParams, name: str, *, progress: bool = True, log=print) -> list[dict]:
     """Run ``hp.epochs`` epochs of ``trainer``; evaluate on the whole test set after each; return the history."""
@@ -209,18 +228,22 @@ def onnx_logits(path: str | os.PathLike, x: np.ndarray, batch_size: int = 1000) 
 
 
 def onnx_param_count(path: str | os.PathLike) -> int:
+    """Parameters stored in an nmn ONNX file: the trainable parameters its manifest gives each layer, plus every
+    float tensor of more than one element that no layer owns (weights of raw ops, e.g. a TF ``MatMul``); fixed
+    scalars (a Yat layer's epsilon) and integer shapes are constants, not parameters."""
     import onnx
+    from onnx import numpy_helper
 
     from nmn.interchange import manifest_of
 
     model = onnx.load(os.fspath(path))
-    sizes = {t.name: int(np.prod(t.dims)) for t in model.graph.initializer}
-    manifest = manifest_of(model)
-    if not manifest:   # a foreign file: every initializer counts
-        return int(sum(sizes.values()))
-    # the layers' trainable parameters (constants such as a fixed epsilon are initializers too, but not parameters)
-    return int(sum(sizes[init] for layer in manifest["layers"] for key, init in layer.get("params", {}).items()
-                   if layer.get("trainable", {}).get(key, True) and init in sizes))
+    arrays = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    layers = (manifest_of(model) or {}).get("layers", [])
+    owned = {init for layer in layers for init in layer.get("params", {}).values()}
+    count = sum(arrays[init].size for layer in layers for key, init in layer.get("params", {}).items()
+                if layer.get("trainable", {}).get(key, True) and init in arrays)
+    count += sum(a.size for name, a in arrays.items() if name not in owned and a.dtype.kind == "f" and a.size > 1)
+    return int(count)
 
 
 def file_info(path: str | os.PathLike) -> dict:

@@ -44,9 +44,16 @@ class _Progress(keras.callbacks.Callback):
 
 
 class Trainer:
-    def __init__(self, hp):
+    def __init__(self, hp, init=None):
         keras.utils.set_random_seed(hp.seed)
         self.model = build_model()
+        if init is not None:   # Keras kernels are (in, out)
+            yat1, yat2, out = self.model.layers[1:4]
+            for layer, name in ((yat1, "yat1"), (yat2, "yat2"), (out, "out")):
+                by_name = {"kernel": init[f"{name}.weight"].T, "bias": init[f"{name}.bias"]}
+                if f"{name}.alpha" in init:
+                    by_name["alpha"] = init[f"{name}.alpha"]
+                layer.set_weights([by_name[w.path.rsplit("/", 1)[-1]] for w in layer.weights])
         self.model.compile(
             optimizer=keras.optimizers.AdamW(learning_rate=hp.lr, weight_decay=hp.weight_decay, beta_1=hp.beta1,
                                              beta_2=hp.beta2, epsilon=hp.eps, amsgrad=False),

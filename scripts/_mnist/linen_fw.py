@@ -29,9 +29,15 @@ class MLP(nn.Module):
 
 
 class Trainer:
-    def __init__(self, hp):
+    def __init__(self, hp, init=None):
         self.model = MLP()
         self.variables = self.model.init(jax.random.PRNGKey(hp.seed), jnp.zeros((1, *IMAGE_SHAPE), jnp.float32))
+        if init is not None:
+            params = {name: {"kernel": jnp.asarray(init[f"{name}.weight"].T), "bias": jnp.asarray(init[f"{name}.bias"]),
+                             **({"alpha": jnp.asarray(init[f"{name}.alpha"])} if f"{name}.alpha" in init else {})}
+                      for name in ("yat1", "yat2", "out")}
+            assert jax.tree.structure(params) == jax.tree.structure(self.variables["params"])
+            self.variables = {**self.variables, "params": params}
         self.tx = adamw(hp)
         self.opt_state = self.tx.init(self.variables["params"])
         model, tx = self.model, self.tx

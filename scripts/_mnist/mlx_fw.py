@@ -8,7 +8,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
 import numpy as np
-from mlx.utils import tree_flatten
+from mlx.utils import tree_flatten, tree_unflatten
 
 import nmn.interchange
 from nmn.mlx import YatNMN
@@ -40,9 +40,12 @@ def _loss(model, x, y):
 
 
 class Trainer:
-    def __init__(self, hp):
+    def __init__(self, hp, init=None):
         mx.random.seed(hp.seed)
         self.model = MLP()
+        if init is not None:   # MLX kernels / weights are (out, in), the canonical layout
+            keys = {"yat1.weight": "yat1.kernel", "yat2.weight": "yat2.kernel"}
+            self.model.update(tree_unflatten([(keys.get(k, k), mx.array(v)) for k, v in init.items()]))
         mx.eval(self.model.parameters())
         # MLX's AdamW skips bias correction unless asked: pin it on, like every other framework.
         self.opt = optim.AdamW(learning_rate=hp.lr, betas=[hp.beta1, hp.beta2], eps=hp.eps,

@@ -50,8 +50,15 @@ def _forward(model, x):
 
 
 class Trainer:
-    def __init__(self, hp):
+    def __init__(self, hp, init=None):
         self.model = MLP(rngs=nnx.Rngs(hp.seed))
+        if init is not None:
+            for name in ("yat1", "yat2", "out"):
+                layer = getattr(self.model, name)
+                layer.kernel.value = jnp.asarray(init[f"{name}.weight"].T)
+                layer.bias.value = jnp.asarray(init[f"{name}.bias"])
+                if f"{name}.alpha" in init:
+                    layer.alpha.value = jnp.asarray(init[f"{name}.alpha"])
         self.opt = nnx.Optimizer(self.model, adamw(hp), wrt=nnx.Param)
 
     def param_count(self) -> int:

@@ -40,19 +40,13 @@ class Linear(tf.Module):
         return tf.matmul(x, self.kernel) + self.bias
 
 
-def _linear_class():
-    """The dense layer the TF exporter understands: a Keras ``Dense`` if nmn's TF route walks Keras layers,
-    else the plain ``tf.Module`` above."""
-    return Linear
-
-
 class MLP(tf.Module):
     def __init__(self, seed):
         super().__init__(name="yat_mlp")
         n_in = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
         self.yat1 = YatNMN(HIDDEN[0], seed=seed, name="yat1")
         self.yat2 = YatNMN(HIDDEN[1], seed=seed + 1, name="yat2")
-        self.out = _linear_class()(HIDDEN[1], NUM_CLASSES, seed=seed + 2, name="out")
+        self.out = Linear(HIDDEN[1], NUM_CLASSES, seed=seed + 2, name="out")
         self(tf.zeros((1, *IMAGE_SHAPE), tf.float32))   # build the lazily created variables
         self.n_in = n_in
 
@@ -83,9 +77,16 @@ class AdamW:
 
 
 class Trainer:
-    def __init__(self, hp):
+    def __init__(self, hp, init=None):
         tf.random.set_seed(hp.seed)
         self.model = MLP(hp.seed)
+        if init is not None:   # TF kernels are (in, out)
+            for name in ("yat1", "yat2", "out"):
+                layer = getattr(self.model, name)
+                layer.kernel.assign(init[f"{name}.weight"].T)
+                layer.bias.assign(init[f"{name}.bias"])
+                if f"{name}.alpha" in init:
+                    layer.alpha.assign(init[f"{name}.alpha"])
         self.opt = AdamW(self.model.trainable_variables, hp)
         model, opt = self.model, self.opt
         spec = (tf.TensorSpec((None, *IMAGE_SHAPE), tf.float32), tf.TensorSpec((None,), tf.int32))

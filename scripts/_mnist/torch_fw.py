@@ -28,9 +28,15 @@ def build_model() -> nn.Module:
 
 
 class Trainer:
-    def __init__(self, hp):
+    def __init__(self, hp, init=None):
         torch.manual_seed(hp.seed)
         self.model = build_model()
+        if init is not None:   # canonical layout == torch layout
+            with torch.no_grad():
+                for i, name in ((1, "yat1"), (2, "yat2"), (3, "out")):
+                    for key in ("weight", "bias", "alpha"):
+                        if f"{name}.{key}" in init:
+                            getattr(self.model[i], key).copy_(torch.from_numpy(init[f"{name}.{key}"]))
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=hp.lr, betas=(hp.beta1, hp.beta2), eps=hp.eps,
                                      weight_decay=hp.weight_decay, amsgrad=False)
 

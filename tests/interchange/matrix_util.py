@@ -67,9 +67,9 @@ def native(framework: str, arrays: list[np.ndarray]) -> list:
 
         return [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
     if framework in ("nnx", "linen"):
-        import jax.numpy as jnp
-
-        return [jnp.asarray(a) for a in arrays]
+        # numpy, not jnp: with x64 off, jnp.asarray turns int64 token ids into int32, and the re-export of a
+        # loaded int64-input file then feeds int32 to onnxruntime (see the report of issue 7)
+        return [np.asarray(a) for a in arrays]
     if framework == "mlx":
         import mlx.core as mx
 
@@ -87,8 +87,9 @@ def export(framework: str, model, arrays: list[np.ndarray], path=None):
 
     inputs = native(framework, arrays)
     example = tuple(inputs) if framework == "torch" else (inputs[0] if len(inputs) == 1 else inputs)
-    if framework == "linen" and isinstance(model, models.module("linen").LinenModel):
-        return _export(model.module, example, path, framework="linen", variables=model.variables)
+    if framework == "linen" and isinstance(model, tuple):   # LinenModel or load()'s (module, variables)
+        module, variables = model
+        return _export(module, example, path, framework="linen", variables=variables)
     return _export(model, example, path, framework=framework)
 
 
@@ -102,9 +103,6 @@ def predict(framework: str, model, arrays: list[np.ndarray]) -> list[np.ndarray]
     """Eager inference through ``<framework>_io.predict``; a local shim where an io module has none yet."""
     io = io_module(framework)
     if hasattr(io, "predict"):
-        if framework == "linen" and isinstance(model, models.module("linen").LinenModel):
-            outs = io.predict(model.module, list(arrays), framework="linen", variables=model.variables)
-            return [np.asarray(o) for o in (outs if isinstance(outs, (list, tuple)) else [outs])]
         from nmn.interchange import predict as _predict
 
         return _predict(model, framework, list(arrays))
@@ -266,12 +264,17 @@ def run_cell(name: str, a: str, b: str) -> Cell:
             want = run_onnx(src.proto, feeds(src.proto, fresh))
             cell.load_error = worst_error(predict(b, loaded, fresh), want)
             if not cell.load_error <= RTOL:
-                cell.problems.append(f"{b} differs from onnxruntime: {cell.load_error:.3g} x output scale")
-            again = export(b, loaded, fresh)
-            cell.problems += [f"re-export from {b}: {p}" for p in weight_diff(src.proto, again)]
+                cell.problems.append(f"load: {b} differs from onnxruntime: {cell.load_error:.3g} x output scale")
         except Exception as err:  # noqa: BLE001
-            cell.problems.append(f"{type(err).__name__}: {err}")
+            cell.problems.append(f"load: {type(err).__name__}: {err}")
             cell.traceback = traceback.format_exc()
+        if cell.load_error is not None:
+            try:
+                again = export(b, loaded, fresh)
+                cell.problems += [f"re-export: {p}" for p in weight_diff(src.proto, again)]
+            except Exception as err:  # noqa: BLE001
+                cell.problems.append(f"re-export: {type(err).__name__}: {err}")
+                cell.traceback = traceback.format_exc()
     cell.status = "fail" if cell.problems else "ok"
     cell.seconds = time.perf_counter() - t0
     RESULTS[(name, a, b)] = cell
@@ -286,7 +289,8 @@ def table() -> str:
     lines = ["# nmn interchange matrix", "",
              "Each cell: A's file loaded into B equals onnxruntime on fresh inputs (batch "
              f"{FRESH_BATCH}) within {RTOL:g} of the output scale, and B's re-export has bit-identical weights.",
-             "`ok` passes, `FAIL` fails, `xfail` is a known failure (reason below), `-` was not run.", ""]
+             "`ok` passes, `FAIL` fails, `xfail` is a known failure (reason below), `-` was not run. The `export` column:",
+             "A's own export checked against A (worst relative error on the example and fresh inputs).", ""]
     notes = []
     for name in NAMES:
         if not any(k[0] == name for k in RESULTS) and not any(k[0] == name for k in SOURCES):
@@ -298,7 +302,7 @@ def table() -> str:
         for a in FRAMEWORKS:
             src = SOURCES.get((name, a))
             if src is None:
-                head = "-"
+                head = "n/a" if unavailable(a) else "-"
             elif src.error:
                 head = "FAIL"
             else:
@@ -306,7 +310,7 @@ def table() -> str:
             row = [head]
             for b in FRAMEWORKS:
                 cell = RESULTS.get((name, a, b))
-                row.append(_MARK[cell.status] if cell else "-")
+                row.append(_MARK[cell.status] if cell else ("n/a" if unavailable(a) or unavailable(b) else "-"))
                 if cell and cell.problems:
                     notes.append(f"- {name} {a} -> {b} ({cell.status}): {cell.problems[0][:300]}")
             lines.append(f"| {a} | " + " | ".join(row) + " |")

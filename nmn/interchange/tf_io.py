@@ -1,0 +1,729 @@
+"""TensorFlow <-> ONNX: export a ``tf.Module`` built from ``nmn.tf`` layers and TF ops, load any nmn file.
+
+**Export** traces the module's ``__call__`` into a ``tf.function`` graph (batch dimension ``None``) while
+recording every call of an ``nmn.tf`` layer, then walks the graph backwards from its outputs: a recorded Yat call
+becomes one ``nmn::`` node (its internal TF ops are never visited), every other TF op is converted to ONNX
+(``MatMul``, ``AddV2``, ``Mean``, ``Reshape`` with a computed shape, pooling, ...). Initializers are named by the
+module attribute paths (``fc1.kernel``, ``out.bias``); data stays channels-last with ``Transpose`` nodes around
+each convolution. Unknown TF ops are all listed in one :class:`~nmn.interchange.graph.ExportError`.
+
+**Load** builds an :class:`OnnxModule` (a ``tf.Module``): ``nmn`` nodes become ``nmn.tf`` layers holding the
+file's weights (convolutions ``channels_first``, the file's layout), the other float tensors ``tf.Variable`` s;
+its ``__call__`` is a ``tf.function`` with the file's input signature, so it trains with ``tf.GradientTape`` and
+saves as a SavedModel. ``export(load(f))`` writes the file's initializers back bit for bit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any, Sequence
+
+import numpy as np
+import onnx
+
+try:
+    import tensorflow as tf
+except ImportError as err:  # pragma: no cover
+    raise ImportError('nmn.interchange.tf_io needs TensorFlow: pip install "nmn[tf]"') from err
+
+import nmn.tf as nt
+from nmn.core.conv import pairs_from_onnx
+from nmn.interchange import emit
+from nmn.interchange.graph import ExportError, GraphBuilder, check_against, save_model
+from nmn.interchange.interpret import check_supported, execute, replay
+from nmn.interchange.reader import read_model
+from nmn.tf import spec as tspec
+from nmn.tf._ops import conv as _tf_conv, pad_axis, upsample_axis
+from nmn.tf.attention import MultiHeadYatAttention, RotaryYatAttention
+from nmn.tf.conv import _YatConvNd
+from nmn.tf.conv_transpose import _YatConvTransposeNd
+
+__all__ = ["export", "load", "predict", "OnnxModule", "TABLE"]
+
+_HOST_NAMES = {"YatNMN": {"weight": "kernel"}, "YatConv": {"weight": "kernel"}, "YatConvTranspose": {"weight": "kernel"},
+               "MultiHeadYatAttention": {f"{p}_weight": f"{p}_kernel" for p in ("q", "k", "v", "out")},
+               "RotaryYatAttention": {f"{p}_weight": f"{p}_kernel" for p in ("q", "k", "v", "out")},
+               "YatEmbed": {}}
+
+
+# ======================================================================================================= export
+def _paths(module, prefix="", seen=None, out=None):
+    """``{id(obj): dotted attribute path}`` for every sub-module and variable of ``module``."""
+    seen = set() if seen is None else seen
+    out = {} if out is None else out
+    if id(module) in seen:
+        return out
+    seen.add(id(module))
+    items = vars(module).items() if isinstance(module, tf.Module) else (
+        module.items() if isinstance(module, dict) else enumerate(module))
+    for key, value in sorted(items, key=lambda kv: str(kv[0])):
+        if isinstance(key, str) and key.startswith("_") and not isinstance(module, dict):
+            continue
+        path = f"{prefix}{key}"
+        if isinstance(value, tf.Variable):
+            out.setdefault(id(value), path)
+        elif isinstance(value, tf.Module):
+            out.setdefault(id(value), path)
+            _paths(value, path + ".", seen, out)
+        elif isinstance(value, (list, tuple, dict)):
+            _paths(value, path + ".", seen, out)
+    return out
+
+
+@contextlib.contextmanager
+def _recording(calls):
+    """Record every ``nmn.tf`` layer call (layer, method, args, kwargs, output) while tracing."""
+    targets = [(nt.YatNMN, "__call__"), (_YatConvNd, "__call__"), (_YatConvTransposeNd, "__call__"),
+               (MultiHeadYatAttention, "__call__"), (RotaryYatAttention, "__call__"), (nt.YatEmbed, "__call__"),
+               (nt.YatEmbed, "attend")]
+    saved = []
+    for cls, method in targets:
+        original = cls.__dict__[method]
+
+        def wrapper(self, *args, __original=original, __method=method, **kwargs):
+            depth = calls.setdefault("depth", [0])
+            depth[0] += 1
+            try:
+                out = __original(self, *args, **kwargs)
+            finally:
+                depth[0] -= 1
+            if depth[0] == 0:
+                calls.setdefault("list", []).append((self, __method, args, kwargs, out))
+            return out
+
+        saved.append((cls, method, original))
+        setattr(cls, method, wrapper)
+    try:
+        yield
+    finally:
+        for cls, method, original in saved:
+            setattr(cls, method, original)
+
+
+def export(model, example_inputs: Any, path: str | os.PathLike | None = None, *, rtol: float = 1e-5,
+           input_names: Sequence[str] | None = None, inline: bool = False) -> onnx.ModelProto:
+    """Export a ``tf.Module`` of ``nmn.tf`` layers and TF ops (or a model from :func:`load`) to ONNX.
+
+    Args:
+        model: a callable ``tf.Module`` (its ``__call__`` is traced with the batch dimension left ``None``) or a
+            single ``nmn.tf`` layer.
+        example_inputs: a tensor or a list of them (numpy or ``tf``).
+        path: where to write the file (atomically, after the onnxruntime check passed).
+        rtol: tolerance of the onnxruntime check. input_names: graph input names (default ``x``, ``x1``...).
+        inline: also write ``<stem>.inlined.onnx`` with the functions inlined.
+
+    Example:
+        >>> import numpy as np, tensorflow as tf, nmn.tf as nt
+        >>> from nmn.interchange import tf_io
+        >>> layer = nt.YatNMN(3)
+        >>> proto = tf_io.export(layer, np.ones((2, 4), np.float32))
+        >>> [n.op_type for n in proto.graph.node]
+        ['YatDense']
+    """
+    inputs = list(example_inputs) if isinstance(example_inputs, (list, tuple)) else [example_inputs]
+    inputs = [np.asarray(x) for x in inputs]
+    expected_out = model(*[tf.constant(x) for x in inputs])
+    outs = expected_out if isinstance(expected_out, (list, tuple)) else [expected_out]
+    expected = [np.asarray(o) for o in outs]
+    if isinstance(model, OnnxModule):
+        proto = model._replay()
+    else:
+        proto = _trace(model, inputs, input_names)
+    feeds = {vi.name: x for vi, x in zip(proto.graph.input, inputs)}
+    check_against(proto, feeds, expected, rtol=rtol, what=getattr(model, "name", type(model).__name__))
+    if path is not None:
+        save_model(proto, path)
+        if inline:
+            from nmn.interchange.graph import inline_copy
+
+            p = os.fspath(path)
+            save_model(inline_copy(proto), p[:-5] + ".inlined.onnx" if p.endswith(".onnx") else p + ".inlined")
+    return proto
+
+
+def _trace(model, inputs, input_names):
+    names = list(input_names or (["x"] if len(inputs) == 1 else [f"x{i}" for i in range(len(inputs))]))
+    specs = [tf.TensorSpec([None, *x.shape[1:]], tf.as_dtype(x.dtype)) for x in inputs]
+    calls: dict = {}
+    with _recording(calls):
+        concrete = tf.function(lambda *xs: model(*xs)).get_concrete_function(*specs)
+    paths = _paths(model) if isinstance(model, tf.Module) else {}
+    if isinstance(model, tf.Module) and not paths.get(id(model)):
+        pass
+    b = GraphBuilder(source="tf", layout="channels_last")
+    walker = _Walker(b, concrete, model, paths, calls.get("list", []))
+    for name, placeholder, x in zip(names, concrete.inputs, inputs):
+        walker.values[placeholder.ref()] = b.input(name, [None, *x.shape[1:]], x.dtype)
+    outs = [walker.value(t) for t in concrete.outputs]
+    if walker.unsupported:
+        raise ExportError(f"{getattr(model, 'name', type(model).__name__)}: {len(walker.unsupported)} TF op(s) "
+                          f"have no ONNX converter: " + ", ".join(sorted(walker.unsupported)))
+    for i, o in enumerate(outs):
+        b.output(o, "output" if len(outs) == 1 else f"output_{i}")
+    return b.build()
+
+
+class _Walker:
+    def __init__(self, b, concrete, model, paths, calls):
+        self.b, self.model, self.paths = b, model, paths
+        self.values: dict = {}
+        self.unsupported: set = set()
+        self.yat = {}
+        for layer, method, args, kwargs, out in calls:
+            if isinstance(out, tf.Tensor):
+                self.yat[out.ref()] = (layer, method, args, kwargs)
+        variables = {id(v.handle): v for v in _all_variables(model)}
+        self.captures = {}
+        for external, internal in concrete.graph.captures:
+            var = variables.get(id(external))
+            if var is not None:
+                self.captures[internal.ref()] = var
+            else:
+                self.captures[internal.ref()] = external
+
+    def _layer_name(self, layer):
+        if id(layer) in self.paths and self.paths[id(layer)]:
+            return self.paths[id(layer)]
+        return layer.name
+
+    def _var_name(self, var):
+        if id(var) in self.paths:
+            return self.paths[id(var)]
+        return var.name.split(":")[0].replace("/", ".")
+
+    def value(self, t):
+        key = t.ref()
+        if key in self.values:
+            return self.values[key]
+        if key in self.yat:
+            out = self._emit_yat(*self.yat[key])
+        elif key in self.captures:
+            cap = self.captures[key]
+            if isinstance(cap, tf.Variable):
+                out = ("var", cap)
+            else:
+                out = self.b.constant("captured", np.asarray(cap))
+        else:
+            out = self._emit_op(t)
+        self.values[key] = out
+        return out
+
+    def _tensor_value(self, t):
+        """The ONNX value name of ``t`` (variables become initializers named by their path)."""
+        v = self.value(t)
+        if isinstance(v, tuple) and v[0] == "var":
+            var = v[1]
+            cache = self.b.__dict__.setdefault("_tf_vars", {})
+            if id(var) not in cache:
+                cache[id(var)] = self.b.initializer(self._var_name(var), var.numpy())
+            return cache[id(var)]
+        return v
+
+    def _emit_yat(self, layer, method, args, kwargs):
+        kind, config, params = tspec.to_spec(layer)
+        name = self._layer_name(layer)
+        names = [self._tensor_value(a) if isinstance(a, tf.Tensor) else None for a in args]
+        param_names = dict(_HOST_NAMES[kind])
+        param_names.update(getattr(layer, "_nmn_param_names", {}))
+        trainable = {"weight": False} if kind == "YatNMN" and layer.lazy else {}
+        host = {"framework": "tf", "class": type(layer).__name__}
+        call, channels_last = {}, False
+        in_shape = [None, *args[0].shape[1:]] if isinstance(args[0], tf.Tensor) else None
+        ins = [names[0]]
+        if kind in ("YatConv", "YatConvTranspose"):
+            channels_last = layer.data_format == "channels_last"
+        if kind in ("MultiHeadYatAttention", "RotaryYatAttention"):
+            mask = kwargs.get("mask", args[3] if len(args) > 3 else None)
+            if isinstance(mask, tf.Tensor):
+                call["mask"] = self._tensor_value(mask)
+            elif mask is not None:
+                raise ExportError(f"{name}: a constant attention mask is not exported; pass it as a tensor input")
+            if kind == "MultiHeadYatAttention":
+                key = kwargs.get("key", args[1] if len(args) > 1 else None)
+                val = kwargs.get("value", args[2] if len(args) > 2 else None)
+                kn = self._tensor_value(key) if isinstance(key, tf.Tensor) else names[0]
+                vn = self._tensor_value(val) if isinstance(val, tf.Tensor) else kn
+                ins = [names[0], kn, vn]
+        if kind == "YatEmbed" and method == "attend":
+            call["method"] = "attend"
+        return emit.yat_layer(self.b, name, kind, config, params, ins, in_shape=in_shape,
+                              channels_last=channels_last, call=call, param_names=param_names, trainable=trainable,
+                              host=host)
+
+    def _const(self, t):
+        """A constant numpy value of tensor ``t`` if it is statically known, else ``None``."""
+        value = tf.get_static_value(t)
+        return None if value is None else np.asarray(value)
+
+    def _emit_op(self, t):
+        op = t.op
+        b = self.b
+        typ = op.type
+        name = op.name.replace("/", ".")
+        if typ == "Const":
+            value = np.asarray(tf.make_ndarray(op.get_attr("value")))
+            if value.dtype == np.int32:
+                value = value.astype(np.int64)
+            return b.constant(name, value)
+        if typ in ("Identity", "StopGradient", "IdentityN", "Snapshot"):
+            idx = op.outputs.index(t) if typ == "IdentityN" else 0
+            return self.value(op.inputs[idx])
+        if typ == "ReadVariableOp":
+            return self._tensor_value(op.inputs[0])
+        ins = lambda i: self._tensor_value(op.inputs[i])  # noqa: E731
+        binary = {"AddV2": "Add", "Add": "Add", "Sub": "Sub", "Mul": "Mul", "RealDiv": "Div", "Maximum": "Max",
+                  "Minimum": "Min", "Pow": "Pow"}
+        unary = {"Relu": "Relu", "Sigmoid": "Sigmoid", "Tanh": "Tanh", "Sqrt": "Sqrt", "Neg": "Neg", "Exp": "Exp",
+                 "Log": "Log", "Abs": "Abs", "Softplus": "Softplus", "Erf": "Erf"}
+        if typ in binary:
+            return b.node(binary[typ], [ins(0), ins(1)], name=name)
+        if typ in unary:
+            return b.node(unary[typ], [ins(0)], name=name)
+        if typ == "Rsqrt":
+            return b.node("Reciprocal", [b.node("Sqrt", [ins(0)], name=name + ".sqrt")], name=name)
+        if typ == "Square":
+            x = ins(0)
+            return b.node("Mul", [x, x], name=name)
+        if typ == "SquaredDifference":
+            d = b.node("Sub", [ins(0), ins(1)], name=name + ".diff")
+            return b.node("Mul", [d, d], name=name)
+        if typ == "BiasAdd":
+            return b.node("Add", [ins(0), ins(1)], name=name)
+        if typ in ("MatMul", "BatchMatMulV2"):
+            a, c = ins(0), ins(1)
+            ta = op.get_attr("transpose_a" if typ == "MatMul" else "adj_x")
+            tb = op.get_attr("transpose_b" if typ == "MatMul" else "adj_y")
+            if ta:
+                a = b.node("Transpose", [a], {"perm": _swap_last(op.inputs[0].shape.rank)}, name=name + ".ta")
+            if tb:
+                c = b.node("Transpose", [c], {"perm": _swap_last(op.inputs[1].shape.rank)}, name=name + ".tb")
+            return b.node("MatMul", [a, c], name=name)
+        if typ in ("Mean", "Sum", "Max", "Min", "Prod"):
+            onnx_op = {"Mean": "ReduceMean", "Sum": "ReduceSum", "Max": "ReduceMax", "Min": "ReduceMin",
+                       "Prod": "ReduceProd"}[typ]
+            axes = self._const(op.inputs[1])
+            if axes is None:
+                self.unsupported.add(f"{typ} with dynamic axes")
+                return "unsupported"
+            axes_name = b.constant(name + ".axes", np.atleast_1d(axes).astype(np.int64))
+            return b.node(onnx_op, [ins(0), axes_name], {"keepdims": int(op.get_attr("keep_dims"))}, name=name)
+        if typ == "Softmax":
+            return b.node("Softmax", [ins(0)], {"axis": -1}, name=name)
+        if typ == "Shape":
+            s = b.node("Shape", [ins(0)], name=name)
+            return s
+        if typ == "Cast":
+            dst = op.get_attr("DstT")
+            if dst.is_integer:
+                return b.node("Cast", [ins(0)], {"to": onnx.TensorProto.INT64}, name=name)
+            return b.node("Cast", [ins(0)], {"to": onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dst.as_numpy_dtype))},
+                          name=name)
+        if typ == "StridedSlice":
+            return self._strided_slice(op, name)
+        if typ == "Pack":
+            axis = op.get_attr("axis")
+            parts = [b.node("Unsqueeze", [ins(i), b.constant(name + ".axes", np.array([axis], np.int64))],
+                            name=f"{name}.u{i}") for i in range(len(op.inputs))]
+            return b.node("Concat", parts, {"axis": axis}, name=name)
+        if typ == "Reshape":
+            shape = self._const(op.inputs[1])
+            if shape is not None:
+                s = b.constant(name + ".shape", np.asarray(shape, np.int64))
+            else:
+                s = ins(1)
+            return b.node("Reshape", [ins(0), s], name=name)
+        if typ == "ConcatV2":
+            n = len(op.inputs) - 1
+            axis = int(self._const(op.inputs[n]))
+            return b.node("Concat", [ins(i) for i in range(n)], {"axis": axis}, name=name)
+        if typ == "Transpose":
+            perm = self._const(op.inputs[1])
+            return b.node("Transpose", [ins(0)], {"perm": [int(p) for p in perm]}, name=name)
+        if typ == "ExpandDims":
+            axis = int(self._const(op.inputs[1]))
+            return b.node("Unsqueeze", [ins(0), b.constant(name + ".axes", np.array([axis], np.int64))], name=name)
+        if typ == "Squeeze":
+            dims = list(op.get_attr("squeeze_dims"))
+            if not dims:
+                return b.node("Squeeze", [ins(0)], name=name)
+            return b.node("Squeeze", [ins(0), b.constant(name + ".axes", np.array(dims, np.int64))], name=name)
+        if typ in ("MaxPool", "AvgPool", "MaxPool3D", "AvgPool3D"):
+            if op.get_attr("data_format").decode() not in ("NHWC", "NDHWC", "NWC"):
+                self.unsupported.add(f"{typ} (channels-first)")
+                return "unsupported"
+            ksize = list(op.get_attr("ksize"))[1:-1]
+            strides = list(op.get_attr("strides"))[1:-1]
+            padding = op.get_attr("padding").decode().lower()
+            from nmn.core.conv import conv_pads
+
+            spatial = list(op.inputs[0].shape[1:-1])
+            pads = conv_pads(padding, spatial, ksize, strides, [1] * len(ksize))
+            return emit.pool(b, "max" if typ.startswith("Max") else "avg", ins(0), kernel=ksize, strides=strides,
+                             pads=pads, channels_last=True, name=name)
+        self.unsupported.add(typ)
+        for i in op.inputs:  # keep walking, so that every unsupported op is listed at once
+            self.value(i)
+        return "unsupported"
+
+    def _strided_slice(self, op, name):
+        b = self.b
+        begin, end, strides = (self._const(op.inputs[i]) for i in (1, 2, 3))
+        if begin is None or end is None or strides is None or op.get_attr("ellipsis_mask") or op.get_attr(
+                "new_axis_mask"):
+            self.unsupported.add("StridedSlice (dynamic or with ellipsis/new axes)")
+            return "unsupported"
+        bm, em, sm = op.get_attr("begin_mask"), op.get_attr("end_mask"), op.get_attr("shrink_axis_mask")
+        starts, ends, axes, steps, squeeze = [], [], [], [], []
+        big = np.iinfo(np.int64).max
+        for i, (s, e, st) in enumerate(zip(begin, end, strides)):
+            s = 0 if bm >> i & 1 else int(s)
+            e = (big if st > 0 else -big) if em >> i & 1 else int(e)
+            if sm >> i & 1:
+                e = s + 1 if s != -1 else big
+                squeeze.append(i)
+            starts.append(s), ends.append(e), axes.append(i), steps.append(int(st))
+        c = lambda k, v: b.constant(f"{name}.{k}", np.array(v, np.int64))  # noqa: E731
+        y = b.node("Slice", [self._tensor_value(op.inputs[0]), c("starts", starts), c("ends", ends), c("axes", axes),
+                             c("steps", steps)], name=name)
+        if squeeze:
+            y = b.node("Squeeze", [y, c("squeeze", squeeze)], name=name + ".squeeze")
+        return y
+
+
+def _swap_last(rank):
+    perm = list(range(rank))
+    perm[-1], perm[-2] = perm[-2], perm[-1]
+    return perm
+
+
+def _all_variables(model):
+    if isinstance(model, tf.Module):
+        return list(model.variables)
+    return []
+
+
+# ======================================================================================================= load
+def _to_last(x):
+    r = x.shape.rank
+    return tf.transpose(x, (0, *range(2, r), 1))
+
+
+def _to_first(x):
+    r = x.shape.rank
+    return tf.transpose(x, (0, r - 1, *range(1, r - 1)))
+
+
+def _conv(x, a, w, bias):
+    rank = w.shape.rank - 2
+    g = int(a.get("group", 1))
+    k = tf.transpose(w, (*range(2, rank + 2), 1, 0))
+    h = _to_last(x)
+    for i, (lo, hi) in enumerate(pairs_from_onnx(a.get("pads") or [0] * (2 * rank))):
+        h = pad_axis(h, 1 + i, lo, hi)
+    y = _tf_conv(h, k, a.get("strides") or [1] * rank, a.get("dilations") or [1] * rank, g)
+    return _to_first(y if bias is None else y + bias)
+
+
+def _conv_transpose(x, a, w, bias):
+    rank = w.shape.rank - 2
+    g = int(a.get("group", 1))
+    c, mg, *k = w.shape
+    strides = a.get("strides") or [1] * rank
+    dil = a.get("dilations") or [1] * rank
+    pads = pairs_from_onnx(a.get("pads") or [0] * (2 * rank))
+    outpad = a.get("output_padding") or [0] * rank
+    w5 = tf.reshape(w, (g, c // g, mg, *k))
+    kc = tf.reshape(tf.transpose(w5, (*range(3, rank + 3), 1, 0, 2)), (*k, c // g, g * mg))
+    kc = tf.reverse(kc, axis=list(range(rank)))
+    h = _to_last(x)
+    for i in range(rank):
+        h = upsample_axis(h, 1 + i, strides[i])
+        k_eff = (k[i] - 1) * dil[i] + 1
+        h = pad_axis(h, 1 + i, k_eff - 1 - pads[i][0], k_eff - 1 - pads[i][1] + outpad[i])
+    y = _tf_conv(h, kc, [1] * rank, dil, g)
+    return _to_first(y if bias is None else y + bias)
+
+
+def _pool(x, a, kind):
+    rank = len(a["kernel_shape"])
+    h = _to_last(x)
+    pads = pairs_from_onnx(a.get("pads") or [0] * (2 * rank))
+    strides = a.get("strides") or [1] * rank
+    if kind == "max":
+        widths = [[0, 0]] + [list(p) for p in pads] + [[0, 0]]
+        if any(lo or hi for lo, hi in pads):
+            h = tf.pad(h, widths, constant_values=float("-inf"))
+        y = tf.nn.max_pool(h, a["kernel_shape"], strides, "VALID")
+    else:
+        widths = [[0, 0]] + [list(p) for p in pads] + [[0, 0]]
+        s = tf.nn.avg_pool(tf.pad(h, widths), a["kernel_shape"], strides, "VALID")
+        if any(lo or hi for lo, hi in pads) and not a.get("count_include_pad", 0):
+            n = tf.nn.avg_pool(tf.pad(tf.ones_like(h[..., :1]), widths), a["kernel_shape"], strides, "VALID")
+            s = s / n
+        y = s
+    return _to_first(y)
+
+
+def _gemm(x, a):
+    A, B = x[0], x[1]
+    y = tf.matmul(A, B, transpose_a=bool(a.get("transA", 0)), transpose_b=bool(a.get("transB", 0)))
+    y = y * a.get("alpha", 1.0) if a.get("alpha", 1.0) != 1.0 else y
+    return y + x[2] * a.get("beta", 1.0) if len(x) > 2 and x[2] is not None else y
+
+
+def _reshape(x, a):
+    shape = tf.cast(x[1], tf.int32)
+    if not a.get("allowzero", 0):
+        dyn = tf.shape(x[0])[: tf.size(shape)]
+        shape = tf.where(shape == 0, dyn, shape)
+    return tf.reshape(x[0], shape)
+
+
+def _axes(x, a):
+    if len(x) > 1 and x[1] is not None:
+        return [int(v) for v in np.asarray(x[1]).reshape(-1)]
+    return a.get("axes")
+
+
+def _reduce(fn):
+    def run(x, a):
+        axes = _axes(x, a)
+        if not axes and a.get("noop_with_empty_axes", 0):
+            return x[0]
+        return fn(x[0], axis=axes or None, keepdims=bool(a.get("keepdims", 1)))
+    return run
+
+
+def _layer_norm(x, a):
+    axis = a.get("axis", -1)
+    mean, var = tf.nn.moments(x[0], axes=[axis], keepdims=True)
+    y = (x[0] - mean) / tf.sqrt(var + a.get("epsilon", 1e-5)) * x[1]
+    return y + x[2] if len(x) > 2 and x[2] is not None else y
+
+
+def _batch_norm(x, a):
+    shape = (1, -1) + (1,) * (x[0].shape.rank - 2)
+    scale, bias, mean, var = (tf.reshape(t, shape) for t in x[1:5])
+    return (x[0] - mean) / tf.sqrt(var + a.get("epsilon", 1e-5)) * scale + bias
+
+
+def _pad(x, a):
+    pads = pairs_from_onnx([int(p) for p in np.asarray(x[1]).reshape(-1)])
+    mode = {"constant": "zeros", "reflect": "reflect", "edge": "replicate", "wrap": "circular"}[a.get("mode", "constant")]
+    h = x[0]
+    for i, (lo, hi) in enumerate(pads):
+        h = pad_axis(h, i, lo, hi, mode)
+    return h
+
+
+def _unsqueeze(x, axes):
+    for ax in sorted(axes):
+        x = tf.expand_dims(x, ax)
+    return x
+
+
+def _slice(x, a):
+    data = x[0]
+    starts, ends = np.asarray(x[1]).reshape(-1), np.asarray(x[2]).reshape(-1)
+    axes = np.asarray(x[3]).reshape(-1) if len(x) > 3 and x[3] is not None else np.arange(len(starts))
+    steps = np.asarray(x[4]).reshape(-1) if len(x) > 4 and x[4] is not None else np.ones(len(starts), np.int64)
+    index = [slice(None)] * data.shape.rank
+    big = np.iinfo(np.int64).max
+    for s, e, ax, st in zip(starts, ends, axes, steps):
+        index[int(ax)] = slice(int(s), None if abs(int(e)) >= big // 2 else int(e), int(st))
+    return data[tuple(index)]
+
+
+TABLE = {
+    "Gemm": _gemm,
+    "MatMul": lambda x, a: tf.matmul(x[0], x[1]),
+    "Add": lambda x, a: x[0] + x[1],
+    "Sub": lambda x, a: x[0] - x[1],
+    "Mul": lambda x, a: x[0] * x[1],
+    "Div": lambda x, a: x[0] / x[1],
+    "Neg": lambda x, a: -x[0],
+    "Pow": lambda x, a: tf.pow(x[0], x[1]),
+    "Sqrt": lambda x, a: tf.sqrt(x[0]),
+    "Reciprocal": lambda x, a: 1.0 / x[0],
+    "Relu": lambda x, a: tf.nn.relu(x[0]),
+    "Sigmoid": lambda x, a: tf.sigmoid(x[0]),
+    "Tanh": lambda x, a: tf.tanh(x[0]),
+    "Erf": lambda x, a: tf.math.erf(x[0]),
+    "Softplus": lambda x, a: tf.nn.softplus(x[0]),
+    "Softmax": lambda x, a: tf.nn.softmax(x[0], axis=a.get("axis", -1)),
+    "LogSoftmax": lambda x, a: tf.nn.log_softmax(x[0], axis=a.get("axis", -1)),
+    "Flatten": lambda x, a: tf.reshape(x[0], (-1, int(np.prod(x[0].shape[a.get("axis", 1):])))),
+    "Reshape": _reshape,
+    "Transpose": lambda x, a: tf.transpose(x[0], a.get("perm")),
+    "Identity": lambda x, a: x[0],
+    "Dropout": lambda x, a: x[0],
+    "Conv": lambda x, a: _conv(x[0], a, x[1], x[2] if len(x) > 2 else None),
+    "ConvTranspose": lambda x, a: _conv_transpose(x[0], a, x[1], x[2] if len(x) > 2 else None),
+    "MaxPool": lambda x, a: _pool(x[0], a, "max"),
+    "AveragePool": lambda x, a: _pool(x[0], a, "avg"),
+    "GlobalAveragePool": lambda x, a: tf.reduce_mean(x[0], axis=list(range(2, x[0].shape.rank)), keepdims=True),
+    "LayerNormalization": _layer_norm,
+    "BatchNormalization": _batch_norm,
+    "Gather": lambda x, a: tf.gather(x[0], x[1], axis=a.get("axis", 0)),
+    "Concat": lambda x, a: tf.concat(list(x), axis=a["axis"]),
+    "ReduceMean": _reduce(tf.reduce_mean),
+    "ReduceSum": _reduce(tf.reduce_sum),
+    "ReduceMax": _reduce(tf.reduce_max),
+    "Squeeze": lambda x, a: tf.squeeze(x[0], axis=_axes(x, a)) if _axes(x, a) else tf.squeeze(x[0]),
+    "Unsqueeze": lambda x, a: _unsqueeze(x[0], _axes(x, a)),
+    "Pad": _pad,
+    "Shape": lambda x, a: tf.shape(x[0], out_type=tf.int64),
+    "Slice": _slice,
+    "Cast": lambda x, a: tf.cast(x[0], tf.as_dtype(onnx.helper.tensor_dtype_to_np_dtype(a["to"]))),
+    "Softermax": lambda x, a: nt.softermax(x[0], n=a.get("n", 1.0), epsilon=a.get("epsilon", 1e-12),
+                                           axis=a.get("axis", -1)),
+    "SofterSigmoid": lambda x, a: nt.softer_sigmoid(x[0], n=a.get("n", 1.0)),
+    "SoftTanh": lambda x, a: nt.soft_tanh(x[0], n=a.get("n", 1.0)),
+}
+
+
+def _key(name: str) -> str:
+    key = name.replace(".", "__").replace("/", "_")
+    return "n" + key if not key or key[0] == "_" or key[0].isdigit() else key
+
+
+class OnnxModule(tf.Module):
+    """A ``tf.Module`` loaded from an nmn ONNX file.
+
+    ``layers`` holds one ``nmn.tf`` layer per Yat layer of the file (keys are the file's layer names with ``.``
+    written ``__``), ``params`` the file's other trainable tensors as ``tf.Variable`` s (in the file's ONNX
+    layout); ``__call__`` is a ``tf.function`` with the file's input signature (symbolic batch), so
+    ``tf.saved_model.save(module, path)`` works and the restored object is callable.
+    """
+
+    def __init__(self, graph, *, name="nmn_onnx"):
+        super().__init__(name=name)
+        self._graph = graph
+        self.layers = {}
+        for lname, spec in graph.layers.items():
+            if spec.kind in ("softermax", "softer_sigmoid", "soft_tanh"):
+                continue
+            kwargs = {"name": _key(lname)}
+            if spec.kind in ("YatConv", "YatConvTranspose"):
+                kwargs["data_format"] = "channels_first"
+            config = dict(spec.config)
+            if isinstance(config.get("padding"), list):
+                config["padding"] = [tuple(p) for p in config["padding"]]
+            layer = tspec.from_spec(spec.kind, config, spec.params, **kwargs)
+            layer._nmn_param_names = {k: v[len(lname) + 1:] for k, v in spec.param_inits.items()
+                                      if v.startswith(lname + ".")}
+            for canonical, trainable in spec.trainable.items():
+                if not trainable:
+                    _freeze(layer, spec.kind, canonical)
+            self.layers[_key(lname)] = layer
+        self._owned = {init: (spec.name, spec.kind, key) for spec in graph.layers.values()
+                       for key, init in spec.param_inits.items()}
+        trainable = graph.trainable_initializers()
+        used = {i for n in graph.nodes for i in n.inputs}
+        self.params = {}
+        consts = {}
+        for iname, array in graph.initializers.items():
+            if iname in self._owned or iname not in used:
+                continue
+            if iname in trainable and array.dtype.kind == "f":
+                self.params[_key(iname)] = tf.Variable(array, name=_key(iname))
+            else:
+                consts[iname] = array
+        self._consts = consts
+        check_supported(graph, TABLE, "tf")
+        signature = [tf.TensorSpec([None if (d is None or isinstance(d, str)) else d for d in shape],
+                                   tf.as_dtype(np.dtype(dtype)), name=_key(n)) for n, shape, dtype in graph.inputs]
+        self.__call__ = tf.function(self._run, input_signature=signature)
+
+    def __call__(self, *inputs):  # replaced per instance by the tf.function built in __init__
+        return self.__dict__["__call__"](*inputs)
+
+    def _tensor(self, name):
+        key = _key(name)
+        if key in self.params:
+            return self.params[key]
+        if name in self._owned:
+            layer_name, kind, canonical = self._owned[name]
+            return _layer_tensor(self.layers[_key(layer_name)], kind, canonical)
+        value = self._consts.get(name)
+        return None if value is None else (tf.constant(value) if value.dtype.kind == "f" else value)
+
+    def _yat(self, node, args):
+        spec = self._graph.layers[self._graph.node_layer[node.name]]
+        op = node.op
+        if op in ("Softermax", "SofterSigmoid", "SoftTanh"):
+            return TABLE[op](args, node.attrs)
+        layer = self.layers[_key(spec.name)]
+        if op == "YatEmbedAttend":
+            return layer.attend(args[0])
+        if op == "Gather":
+            return layer(args[1])
+        if "Attention" in op:
+            mask = None if node.inputs[3] in self._graph.initializers else args[3]
+            if spec.kind == "RotaryYatAttention":
+                return layer(args[0], mask=mask)
+            return layer(args[0], args[1], args[2], mask=mask)
+        return layer(args[0])
+
+    def _run(self, *inputs):
+        outs = execute(self._graph, list(inputs), tensor=self._tensor, table=TABLE, yat=self._yat)
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def _replay(self) -> onnx.ModelProto:
+        def param(name):
+            t = self._tensor(name)
+            if t is None:
+                return self._graph.initializers[name]
+            return np.asarray(t.numpy() if hasattr(t, "numpy") else t).astype(self._graph.initializers[name].dtype)
+
+        def spec(layer_name):
+            layer_spec = self._graph.layers[layer_name]
+            if layer_spec.kind in ("softermax", "softer_sigmoid", "soft_tanh"):
+                return layer_spec.kind, layer_spec.config, {}
+            return tspec.to_spec(self.layers[_key(layer_name)])
+
+        return replay(self._graph, source="tf", param=param, yat_spec=spec).build()
+
+
+def _layer_tensor(layer, kind, canonical):
+    """A Yat layer's current parameter in the canonical (file) layout (differentiable)."""
+    if canonical == "weight":
+        k = layer.kernel
+        r = k.shape.rank - 2
+        if kind == "YatNMN":
+            return tf.transpose(k)
+        return tf.transpose(k, (r + 1, r, *range(r)))
+    host = {"q_weight": "q_kernel", "k_weight": "k_kernel", "v_weight": "v_kernel", "out_weight": "out_kernel"}
+    if canonical in host:
+        return tf.transpose(getattr(layer, host[canonical]))
+    return getattr(layer, canonical)
+
+
+def _freeze(layer, kind, canonical):
+    host = {"weight": "kernel"}.get(canonical, canonical)
+    var = getattr(layer, host, None)
+    if isinstance(var, tf.Variable) and var.trainable:
+        setattr(layer, host, tf.Variable(var, trainable=False, name=var.name.split(":")[0].split("/")[-1]))
+
+
+def load(source, **_options) -> OnnxModule:
+    """Load an nmn ONNX file (from any nmn exporter) as a trainable ``tf.Module`` (:class:`OnnxModule`).
+
+    Example:
+        >>> import numpy as np, tensorflow as tf, nmn.tf as nt
+        >>> from nmn.interchange import tf_io
+        >>> layer = nt.YatNMN(3)
+        >>> loaded = tf_io.load(tf_io.export(layer, np.ones((2, 4), np.float32)))
+        >>> x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+        >>> bool(np.allclose(loaded(x).numpy(), layer(x).numpy(), atol=1e-6))
+        True
+    """
+    return OnnxModule(read_model(source))
+
+
+def predict(model, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Inference on numpy inputs (an :class:`OnnxModule`, a native module or a restored SavedModel)."""
+    out = model(*[tf.constant(np.asarray(x)) for x in inputs])
+    outs = out if isinstance(out, (list, tuple)) else [out]
+    return [np.asarray(o) for o in outs]

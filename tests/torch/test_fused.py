@@ -1,0 +1,71 @@
+"""The fused fast paths (nmn.torch._fused) equal autograd through the composed core functions."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nmn.core import yat as core
+from nmn.torch import _fused
+from nmn.torch._ops import ops_for
+
+
+def _core_dense(x, w, bias, alpha, eps):
+    return core.yat_dense(ops_for(x), x, w.t(), bias, alpha, eps)
+
+
+@pytest.mark.parametrize("bias_kind", ["tensor", "number", "none"])
+@pytest.mark.parametrize("alpha_kind", ["tensor", "number", "none"])
+@pytest.mark.parametrize("eps_kind", ["tensor", "number"])
+def test_fused_dense_matches_core_autograd(bias_kind, alpha_kind, eps_kind):
+    torch.manual_seed(0)
+    x = torch.randn(6, 5, dtype=torch.float64)
+    w = torch.randn(4, 5, dtype=torch.float64)
+    x[0] = w[1]                                     # a clamped (zero) distance
+    bias = {"tensor": torch.randn(4, dtype=torch.float64), "number": 0.3, "none": None}[bias_kind]
+    alpha = {"tensor": torch.tensor([1.4], dtype=torch.float64), "number": 0.7, "none": None}[alpha_kind]
+    eps = {"tensor": torch.tensor([0.05], dtype=torch.float64), "number": 0.05}[eps_kind]
+    leaves = [t.requires_grad_(True) for t in _fused.tensors(x, w, bias, alpha, eps)]
+    g = torch.randn(6, 4, dtype=torch.float64)
+    got = _fused.YatDense.apply(x, w, bias, alpha, eps)
+    want = _core_dense(x, w, bias, alpha, eps)
+    torch.testing.assert_close(got, want)
+    for a, b in zip(torch.autograd.grad((got * g).sum(), leaves), torch.autograd.grad((want * g).sum(), leaves)):
+        torch.testing.assert_close(a, b)
+
+
+def test_fused_tail_matches_core_autograd_with_broadcast_bias():
+    torch.manual_seed(1)
+    dot = torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    dist = torch.randn(2, 3, 4, 4, dtype=torch.float64).abs() - 0.2        # some negative: clamped
+    bias = torch.randn(3, dtype=torch.float64).reshape(1, 3, 1, 1)
+    alpha = torch.tensor([1.3], dtype=torch.float64)
+    eps = torch.tensor([0.1], dtype=torch.float64)
+    leaves = [t.requires_grad_(True) for t in (dot, dist, bias, alpha, eps)]
+    g = torch.randn_like(dot)
+    got = _fused.YatTail.apply(dot, dist, bias, alpha, eps)
+    want = core.yat_tail(ops_for(dot), dot, dist, bias, alpha, eps)
+    torch.testing.assert_close(got, want)
+    for a, b in zip(torch.autograd.grad((got * g).sum(), leaves), torch.autograd.grad((want * g).sum(), leaves)):
+        torch.testing.assert_close(a, b)
+
+
+def test_fused_paths_pass_gradcheck():
+    torch.manual_seed(2)
+    x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(2, dtype=torch.float64, requires_grad=True)
+    a = torch.tensor([0.8], dtype=torch.float64, requires_grad=True)
+    e = torch.tensor([0.3], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(_fused.YatDense.apply, (x, w, b, a, e))
+    assert torch.autograd.gradcheck(_fused.YatTail.apply, (x, x.detach().abs() + 0.1, b[:1], a, e))
+
+
+def test_ops_namespace_tail_member_equals_core():
+    from nmn.torch._ops import F
+
+    dot, dist = torch.randn(3, 4), torch.rand(3, 4) - 0.1
+    want = core.yat_tail(F, dot, dist, 0.1, 1.2, 1e-5)
+    torch.testing.assert_close(F.yat_tail(dot, dist, 0.1, 1.2, 1e-5), want)
+    dot.requires_grad_(True)
+    torch.testing.assert_close(F.yat_tail(dot, dist, 0.1, 1.2, 1e-5), want)
