@@ -5,7 +5,10 @@ differentiable): ``sum(x, axis, keepdims)``, ``sqrt``, ``relu``, ``softplus``, `
 ``matmul(a, b)``, ``einsum(spec, *xs)``, ``where(cond, a, b)``, ``softmax(x, axis)``, ``cumsum(x, axis)``,
 ``tril(lq, lk)`` (a bool lower-triangular mask, offset so the last query sees the last key), ``logical_and``,
 ``full_like(x, value)``, ``to_f32(x)`` and ``cast_like(x, ref)``.
-Tensors use Python operators (``+ - * /``), which all six frameworks overload.
+Tensors use Python operators (``+ - * /``), which all six frameworks overload. ``F`` may also offer
+``yat_tail(dot, dist, bias, alpha, eps)``: a specialised implementation of :func:`yat_tail` (e.g. a fused
+autograd function), which the dense and attention call sites use instead; it must pass the same conformance
+cases (architecture.md, "A specialised fast path ... must pass the same conformance cases").
 
 Only the contraction (matmul, conv, conv-transpose) is native per framework; the tail
 ``alpha * (dot + b)^2 / (relu(dist) + eps)`` is :func:`yat_tail`, here and nowhere else.
@@ -34,6 +37,11 @@ def yat_tail(F, dot, dist, bias, alpha, eps):
     return y if alpha is None else y * alpha
 
 
+def _tail(F):
+    fast = getattr(F, "yat_tail", None)
+    return fast if fast is not None else (lambda dot, dist, bias, alpha, eps: yat_tail(F, dot, dist, bias, alpha, eps))
+
+
 def yat_dense(F, x, kernel, bias, alpha, eps, *, spherical=False, weight_normalized=False):
     """Yat dense product of ``x (..., I)`` with ``kernel (I, O)`` (columns are the neurons' weights)."""
     if weight_normalized or spherical:
@@ -47,7 +55,7 @@ def yat_dense(F, x, kernel, bias, alpha, eps, *, spherical=False, weight_normali
         dist = F.sum(x * x, -1, True) + 1.0 - 2.0 * dot
     else:
         dist = F.sum(x * x, -1, True) + F.sum(kernel * kernel, 0, False) - 2.0 * dot
-    return yat_tail(F, dot, dist, bias, alpha, eps)
+    return _tail(F)(dot, dist, bias, alpha, eps)
 
 
 def attention_scores(F, q, k, alpha, eps, *, spherical=False):
@@ -63,7 +71,7 @@ def attention_scores(F, q, k, alpha, eps, *, spherical=False):
         kk = F.einsum("bkhd,bkhd->bhk", k, k)[..., None, :]
         dist = qq + kk - 2.0 * dot
     scale = 1.0 / math.sqrt(q.shape[-1])
-    return yat_tail(F, dot, dist, None, alpha, eps) * scale
+    return _tail(F)(dot, dist, None, alpha, eps) * scale
 
 
 def normalize_scores(F, scores, mask, eps, *, normalization="softmax", power=1.0):

@@ -320,7 +320,9 @@ def table() -> str:
     return "\n".join(lines)
 
 
-def write_table(path: str | os.PathLike = ROOT / "out" / "matrix.md") -> str:
+def write_table(path: str | os.PathLike | None = None) -> str:
+    """Write :func:`table` to ``path`` (default ``$NMN_MATRIX_OUT`` or ``out/matrix.md``)."""
+    path = path or os.environ.get("NMN_MATRIX_OUT") or ROOT / "out" / "matrix.md"
     text = table()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(text)

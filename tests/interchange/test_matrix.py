@@ -27,11 +27,6 @@ from tests.interchange import matrix_util as mu
 # asserted) but exporting the loaded model again fails. Run as non-strict xfails; an XPASS fails the test so that
 # the entry gets removed.
 KNOWN: dict[tuple[str, str, str], tuple[str, str]] = {
-    ("yat_transformer", "keras", "*"): ("source", "nmn.keras.RotaryYatAttention cannot be called on a functional-API "
-                                                  "KerasTensor: its build()/compute_output_shape() take query_shape "
-                                                  "while call() takes inputs (Keras raises ValueError); owner: issue 5"),
-    ("yat_performer", "keras", "*"): ("source", "same as yat_transformer: nmn.keras.RotaryYatAttention in a "
-                                                "functional model raises ValueError; owner: issue 5"),
     ("*", "*", "linen"): ("re-export", "jax_io.export of the Linen (module, variables) that jax_io.load(framework="
                                        "'linen') returns re-traces OnnxLinen instead of replaying the file: "
                                        "dot_general / NCHW reduce_window unsupported, weights renamed (weight -> "
