@@ -9,7 +9,11 @@ are numpy arrays (``float32`` data, ``int64`` token ids) in the host layout; con
 array constructor before calling the model.
 
 Linen modules are stateless: ``models.linen_models.build`` returns ``(LinenModel(module, variables), inputs)``,
-a small pair that :func:`models.export` and :func:`models.predict` unpack (Linen export needs ``variables=``).
+a named pair (``nmn.interchange.predict(model, "linen", inputs)`` takes it as it is; export it with
+``export(model.module, inputs, framework="linen", variables=model.variables)``).
+
+The performer variant swaps only ``MultiHeadYatAttention`` to ``use_performer=True`` (``num_features=8``):
+``RotaryYatAttention`` has no performer form in nmn v1 (no ONNX function), so the rotary layer stays exact.
 
     >>> from models import NAMES
     >>> NAMES[0]

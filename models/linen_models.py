@@ -1,7 +1,7 @@
 """The reference architectures in Flax Linen (channels-last data, ``N *S C``).
 
 Linen modules hold no weights, so :func:`build` returns a :class:`LinenModel` pair ``(module, variables)``
-(Linen export needs ``variables=``; ``models.export``/``predict`` helpers unpack it).
+(Linen export needs ``variables=``; ``nmn.interchange.predict`` accepts the pair as it is).
 
     >>> from models.linen_models import build, count_parameters
     >>> model, inputs = build("yat_mlp", seed=0)

@@ -9,8 +9,8 @@
 from __future__ import annotations
 
 import mlx.core as mx
-import mlx.nn as nn
 import numpy as np
+from mlx import nn
 from mlx.utils import tree_flatten
 
 import nmn.mlx as nm

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn as nn
+from torch import nn
 
 import nmn.torch as nt
 

@@ -3,7 +3,7 @@
 Under ``jax.jit`` in one process, same device, same shapes: YatNMN vs Linear/Dense + relu, YatConv2D vs Conv +
 relu, MultiHeadYatAttention vs Flax's MultiHeadAttention. For each pair: median time of the forward pass and of
 forward + backward (gradient of ``sum(out)`` w.r.t. the parameters and the input). Printed as a markdown table;
-ratio = Yat / plain (lower is better).
+ratio = Yat / plain (lower is better). Yat and plain are timed in alternating rounds.
 
     python scripts/bench_jax.py            # full sizes of issue 4
     python scripts/bench_jax.py --quick    # small sizes (a smoke run)
@@ -75,48 +75,66 @@ def linen_pairs(s):
     return out
 
 
-def _time(fn, args, repeats):
-    jax.block_until_ready(fn(*args))          # compile
-    jax.block_until_ready(fn(*args))
-    times = []
+def _interleaved(fns, repeats, warmup=5):
+    """Median seconds of each ``(fn, args)``, timed in alternating rounds so clock drift hits all alike."""
+    for fn, args in fns:
+        for _ in range(warmup):
+            jax.block_until_ready(fn(*args))
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for i, (fn, args) in enumerate(fns):
+            t = time.perf_counter()
+            jax.block_until_ready(fn(*args))
+            times[i].append(time.perf_counter() - t)
+    return [statistics.median(t) for t in times]
 
 
 def nnx_fns(layer):
+    """Jitted forward and forward+backward over the layer's state as a flat list of arrays (cheap dispatch)."""
     graphdef, state = nnx.split(layer)
-    fwd = jax.jit(lambda st, x: nnx.merge(graphdef, st)(x))
-    bwd = jax.jit(jax.grad(lambda st, x: jnp.sum(nnx.merge(graphdef, st)(x)), argnums=(0, 1)))
-    return state, fwd, bwd
+    leaves, treedef = jax.tree.flatten(state)
+
+    def run(leaves, x):
+        return nnx.merge(graphdef, jax.tree.unflatten(treedef, leaves))(x)
+
+    fwd = jax.jit(run)
+    bwd = jax.jit(jax.grad(lambda lv, x: jnp.sum(run(lv, x)), argnums=(0, 1)))
+    return leaves, fwd, bwd
 
 
 def linen_fns(module, x):
-    variables = module.init(jax.random.key(0), x)
-    fwd = jax.jit(lambda v, x: module.apply(v, x))
-    bwd = jax.jit(jax.grad(lambda v, x: jnp.sum(module.apply(v, x)), argnums=(0, 1)))
-    return variables, fwd, bwd
+    """Jitted forward and forward+backward over the variables as a flat list of arrays (cheap dispatch)."""
+    leaves, treedef = jax.tree.flatten(module.init(jax.random.key(0), x))
+
+    def run(leaves, x):
+        return module.apply(jax.tree.unflatten(treedef, leaves), x)
+
+    fwd = jax.jit(run)
+    bwd = jax.jit(jax.grad(lambda lv, x: jnp.sum(run(lv, x)), argnums=(0, 1)))
+    return leaves, fwd, bwd
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--repeats", type=int, default=20)
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    parser.add_argument("--repeats", type=int, default=50, help="timed runs per measurement (median)")
+    parser.add_argument("--only", choices=["dense", "conv", "attention"], help="one layer family")
+    parser.add_argument("--api", choices=["nnx", "linen"], help="one Flax API")
+    args = parser.parse_args(argv)
     s = sizes(args.quick)
     print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}\n")
     print("| API | case | Yat fwd ms | plain fwd ms | fwd ratio | Yat fwd+bwd ms | plain fwd+bwd ms | fwd+bwd ratio |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for api, pairs in (("nnx", nnx_pairs(s)), ("linen", linen_pairs(s))):
+        if args.api and api != args.api:
+            continue
         for name, yat, plain, shape in pairs:
+            if args.only and not name.startswith(args.only):
+                continue
             x = jax.random.normal(jax.random.key(1), shape, jnp.float32)
-            row = []
-            for layer in (yat, plain):
-                state, fwd, bwd = nnx_fns(layer) if api == "nnx" else linen_fns(layer, x)
-                row.append((_time(fwd, (state, x), args.repeats), _time(bwd, (state, x), args.repeats)))
-            (yf, yb), (pf, pb) = row
+            built = [nnx_fns(layer) if api == "nnx" else linen_fns(layer, x) for layer in (yat, plain)]
+            yf, pf = _interleaved([(fwd, (state, x)) for state, fwd, _ in built], args.repeats)
+            yb, pb = _interleaved([(bwd, (state, x)) for state, _, bwd in built], args.repeats)
             print(f"| {api} | {name} | {yf * 1e3:.3f} | {pf * 1e3:.3f} | {yf / pf:.2f} | {yb * 1e3:.3f} | "
                   f"{pb * 1e3:.3f} | {yb / pb:.2f} |", flush=True)
 

@@ -22,7 +22,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.interchange import matrix_util as mu  # noqa: E402
+from nmn.interchange import save_model
+from tests.interchange import matrix_util as mu
 
 GOLDEN_MODELS = ("yat_cnn", "yat_autoencoder", "yat_seq", "yat_volume", "yat_transformer", "yat_performer")
 # torch writes every golden model; the other frameworks write the two that differ most by layout and op mix
@@ -43,7 +44,7 @@ def write(name: str, fw: str, out: Path) -> list[Path]:
     if err > mu.RTOL:
         raise RuntimeError(f"{name} from {fw}: onnxruntime differs from {fw} by {err:.3g} x the output scale")
     onnx_path = out / f"{name}.{fw}.onnx"
-    mu.save_model(src.proto, onnx_path)
+    save_model(src.proto, onnx_path)
     os.chmod(onnx_path, 0o644)
     arrays = {f"input:{k}": v for k, v in mu.feeds(src.proto, inputs).items()}
     arrays.update({f"output:{vi.name}": y for vi, y in zip(src.proto.graph.output, expected)})

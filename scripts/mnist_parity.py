@@ -269,8 +269,12 @@ def write_summary(report_dir: Path, receipts: dict[str, dict], failures: dict[st
         lines += [f"Data: `{Path(d.get('path') or 'digits').name}` ({d['n_train']:,} train / {d['n_test']:,} test "
                   f"images). Machine: {m['platform']}, {m['usable_cpus']} usable CPU(s) (cpu_count "
                   f"{m['cpu_count']}), CPU only.", ""]
-    lines += ["Command: `" + " ".join(["python", "scripts/mnist_parity.py", *sys.argv[1:]]) + "`", "",
-              "## Results", "",
+    lines += ["Command: `" + " ".join(["python", "scripts/mnist_parity.py", *sys.argv[1:]]) + "`", ""]
+    reused = getattr(args, "reused", None)
+    if reused:
+        lines += ["Receipts reused from an earlier run of the same command without `--only` (same settings): "
+                  + ", ".join(f"{n} ({t})" for n, t in reused.items()) + ".", ""]
+    lines += ["## Results", "",
               "| Framework | Params | Test acc | Test loss | Total (s) | s / epoch | s / epoch after 1st | "
               "ONNX (onnxruntime) acc | ORT agreement | Epochs | Load avg |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -362,10 +366,16 @@ def write_plot(report_dir: Path, receipts: dict[str, dict]) -> Path:
         r = receipts.get(name)
         if not r:
             continue
-        xs = [h["epoch"] + 1 for h in r["history"]]
-        ax.plot(xs, [h["train_loss"] for h in r["history"]], marker="o", label=r["label"])
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("train loss (mean cross-entropy over the epoch)")
+        curve = [pt for h in r["history"] for pt in h.get("train_loss_curve", [])]
+        if curve:
+            line, = ax.plot([p[0] for p in curve], [p[1] for p in curve], lw=1.2, alpha=0.85, label=r["label"])
+            color = line.get_color()
+        else:
+            color = None
+        ax.plot([h["epoch"] + 1 for h in r["history"]], [h["train_loss"] for h in r["history"]], "o", ms=4,
+                color=color, label=None if curve else r["label"])
+    ax.set_xlabel("epoch (lines: mean loss of each 25 batches; dots: mean over the epoch)")
+    ax.set_ylabel("train loss (cross-entropy)")
     ax.set_yscale("log")
     ax.set_title("Yat MLP on MNIST: train loss per framework")
     ax.grid(True, which="both", alpha=0.3)
@@ -416,6 +426,7 @@ def run_all(args) -> int:
                 earlier = json.loads(rp.read_text())
                 if "history" in earlier:
                     receipts[name] = earlier
+                    args.reused = {**getattr(args, "reused", {}), name: earlier.get("started_utc")}
                     log(f"=== {name}: reusing the receipt of {earlier.get('started_utc')} ({rp})")
     files = [r["onnx"]["file"]["path"] for r in receipts.values()
              if "file" in r.get("onnx", {}) and Path(r["onnx"]["file"]["path"]).exists()]

@@ -9,7 +9,7 @@ import pytest
 
 from nmn.cli import main
 from nmn.interchange import convert as cv
-from nmn.interchange import load_model_safely, run_onnx
+from nmn.interchange import load_model_safely, run_onnx, save_model
 from tests.interchange import matrix_util as mu
 
 GOLDEN = Path(mu.ROOT) / "models" / "golden"
@@ -30,7 +30,7 @@ def files(tmp_path_factory):
         else:
             src = mu.source(name, "torch")
             assert src.error is None, src.error
-            out[name] = mu.save_model(src.proto, folder / f"{name}.onnx")
+            out[name] = save_model(src.proto, folder / f"{name}.onnx")
     return out
 
 

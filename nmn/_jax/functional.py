@@ -246,9 +246,11 @@ def _check_n(n, name):
 
 
 def _squash(fn, x, *args):
-    xf = jnp.asarray(x)
-    out = promoted_dtype(xf)
-    return fn(F, xf.astype(jnp.float32), *args).astype(out)
+    # the named scope (metadata only, no runtime cost) lets the ONNX exporter write one nmn:: node for the call
+    with jax.named_scope("nmnsquash|" + "|".join([fn.__name__, *map(repr, args)])):
+        xf = jnp.asarray(x)
+        out = promoted_dtype(xf)
+        return fn(F, xf.astype(jnp.float32), *args).astype(out)
 
 
 def softermax(x, n: float = 1.0, epsilon: float = SOFTERMAX_EPSILON, axis: int = -1):

@@ -147,6 +147,23 @@ def recording(classes: list[tuple[type, str]]):
 
 
 # ---------------------------------------------------------------------------------------------- jaxpr walk
+_SQUASH_SCOPE = re.compile(r"nmnsquash\|([a-z_]+)\|([^/]*)")
+
+
+def _squash_scope(eqn) -> str | None:
+    m = _SQUASH_SCOPE.search(str(eqn.source_info.name_stack))
+    return m.group(0) if m else None
+
+
+def squash_config(scope: str) -> tuple[str, dict]:
+    """``(kind, config)`` of a squasher from its scope name ``nmnsquash|<kind>|<n>[|<epsilon>|<axis>]``."""
+    kind, *args = scope.split("|")[1:]
+    values = [float(a) for a in args]
+    if kind == "softermax":
+        return kind, {"n": values[0], "epsilon": values[1], "axis": int(values[2])}
+    return kind, {"n": values[0]}
+
+
 def _scope(eqn) -> int | None:
     m = _SCOPE.search(str(eqn.source_info.name_stack))
     return int(m.group(1)) if m else None
@@ -166,6 +183,7 @@ class JaxprWriter:
     def __init__(self, b: GraphBuilder, calls: list[Call], emit_layer: Callable):
         self.b, self.calls, self.emit_layer = b, calls, emit_layer
         self.unsupported: list[str] = []
+        self.squashers = 0
 
     def value(self, env, v, dtype=np.float32):
         if isinstance(v, Literal):
@@ -196,6 +214,20 @@ class JaxprWriter:
                 avals = [v.aval for v in first.invars]
                 out = self.emit_layer(self.calls[k], ins, avals, last.outvars[0].aval)
                 env[last.outvars[0]] = out
+                i = j
+                continue
+            sq = _squash_scope(eqn)
+            if sq is not None:
+                j = i
+                while j < len(eqns) and _squash_scope(eqns[j]) == sq:
+                    j += 1
+                group = eqns[i:j]
+                made = {v for e in group for v in e.outvars}
+                external = [v for e in group for v in e.invars if not isinstance(v, Literal) and v not in made]
+                kind, config = squash_config(sq)
+                self.squashers += 1
+                env[group[-1].outvars[0]] = emit.yat_layer(self.b, f"{kind}_{self.squashers}", kind, config, {},
+                                                           [self.value(env, external[0])])
                 i = j
                 continue
             outs = self.eqn(env, eqn)

@@ -32,7 +32,6 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -331,4 +330,4 @@ def convert(model_path: str | os.PathLike, to: str, out: str | os.PathLike, *, b
     return 0 if ok else 1
 
 
-__all__ = ["convert", "read_back", "predict_read_back", "random_inputs"]
+__all__ = ["convert", "predict_read_back", "random_inputs", "read_back"]

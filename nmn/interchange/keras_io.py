@@ -36,7 +36,7 @@ except ImportError as err:  # pragma: no cover
     raise ImportError('nmn.interchange.keras_io needs Keras 3: pip install "nmn[keras]"') from err
 
 import nmn.keras as nk
-from nmn.core.conv import conv_pads, onnx_pads, pairs_from_onnx
+from nmn.core.conv import conv_pads, pairs_from_onnx
 from nmn.interchange import emit
 from nmn.interchange.graph import ExportError, GraphBuilder, check_against, save_model
 from nmn.interchange.interpret import _skipped
@@ -49,7 +49,8 @@ __all__ = ["export", "load", "predict", "OnnxOp", "TABLE"]
 L = keras.layers
 _YAT = (nk.YatNMN, nk.YatConv1D, nk.YatConv2D, nk.YatConv3D, nk.YatConvTranspose1D, nk.YatConvTranspose2D,
         nk.YatConvTranspose3D, nk.MultiHeadYatAttention, nk.YatEmbed)
-_HOST_NAMES = {"YatNMN": {"weight": "kernel"}, "YatConv": {"weight": "kernel"}, "YatConvTranspose": {"weight": "kernel"},
+_HOST_NAMES = {"YatNMN": {"weight": "kernel"}, "YatConv": {"weight": "kernel"},
+               "YatConvTranspose": {"weight": "kernel"},
                "MultiHeadYatAttention": {f"{p}_weight": f"{p}_kernel" for p in ("q", "k", "v", "out")},
                "RotaryYatAttention": {f"{p}_weight": f"{p}_kernel" for p in ("q", "k", "v", "out")},
                "YatEmbed": {}}
@@ -245,7 +246,8 @@ def _emit_yat(b, layer, names, values, kw_names, kw_values):
             ins = [names[0], key or names[0], value or key or names[0]]
     if kind == "YatEmbed" and kw_values.get("method") == "attend":
         call["method"] = "attend"
-    return emit.yat_layer(b, layer.name, kind, config, params, ins, in_shape=shape, channels_last=channels_last,
+    name = getattr(layer, "_nmn_name", layer.name)
+    return emit.yat_layer(b, name, kind, config, params, ins, in_shape=shape, channels_last=channels_last,
                           call=call, param_names=param_names, trainable=trainable, host=host)
 
 
@@ -421,7 +423,8 @@ def _pool(x, a, kind):
     rank = len(a["kernel_shape"])
     h = _to_last(x)
     pads = pairs_from_onnx(a.get("pads") or [0] * (2 * rank))
-    strides = a.get("strides") or [1] * rank
+    strides = tuple(a.get("strides") or [1] * rank)
+    a = dict(a, kernel_shape=tuple(a["kernel_shape"]))
     if kind == "max":
         for i, (lo, hi) in enumerate(pads):
             if lo or hi:
@@ -493,7 +496,8 @@ def _batch_norm(x, a):
 
 def _pad(x, a):
     pads = pairs_from_onnx([int(p) for p in np.asarray(x[1]).reshape(-1)])
-    mode = {"constant": "zeros", "reflect": "reflect", "edge": "replicate", "wrap": "circular"}[a.get("mode", "constant")]
+    modes = {"constant": "zeros", "reflect": "reflect", "edge": "replicate", "wrap": "circular"}
+    mode = modes[a.get("mode", "constant")]
     h = x[0]
     for i, (lo, hi) in enumerate(pads):
         h = pad_axis(h, i, lo, hi, mode)
@@ -514,6 +518,7 @@ TABLE = {
     "Neg": lambda x, a: -x[0],
     "Pow": lambda x, a: ops.power(x[0], x[1]),
     "Sqrt": lambda x, a: ops.sqrt(x[0]),
+    "Reciprocal": lambda x, a: 1.0 / x[0],
     "Relu": lambda x, a: ops.relu(x[0]),
     "Sigmoid": lambda x, a: ops.sigmoid(x[0]),
     "Tanh": lambda x, a: ops.tanh(x[0]),
@@ -579,9 +584,10 @@ class OnnxOp(keras.layers.Layer):
                                                       dtype=self.weight_shapes[name][2])
 
     def _args(self, inputs):
-        inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+        inputs = list(inputs) if isinstance(inputs, (list, tuple)) or type(inputs).__name__ == "TrackedList" \
+            else [inputs]
         args = []
-        for slot in self.slots:
+        for slot in _plain(self.slots):
             if slot[0] == "x":
                 args.append(inputs[slot[1]])
             elif slot[0] == "w":
@@ -595,12 +601,12 @@ class OnnxOp(keras.layers.Layer):
     def call(self, inputs):
         args = self._args(inputs)
         args = [ops.convert_to_tensor(a) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a for a in args]
-        return TABLE[self.op](args, self.attrs)
+        return TABLE[self.op](args, _plain(self.attrs))
 
     def _emit(self, b, names, values):
         names = names if isinstance(names, (list, tuple)) else [names]
         ins = []
-        for slot in self.slots:
+        for slot in _plain(self.slots):
             if slot[0] == "x":
                 ins.append(names[slot[1]])
             elif slot[0] == "w":
@@ -609,7 +615,7 @@ class OnnxOp(keras.layers.Layer):
                 ins.append(b.initializer(slot[1], np.asarray(slot[2], slot[3])))
             else:
                 ins.append("")
-        return b.node(self.op, ins, self.attrs, domain=self.domain, name=self.name)
+        return b.node(self.op, ins, _plain(self.attrs), domain=self.domain, name=self.name)
 
     def get_config(self):
         return {**super().get_config(), "op": self.op, "attrs": self.attrs, "slots": self.slots,
@@ -617,7 +623,17 @@ class OnnxOp(keras.layers.Layer):
 
 
 def _safe(name: str) -> str:
-    return name.replace("/", "_").replace(":", "_")
+    """A Keras layer / weight name for a file name (no ``/``, ``:`` or ``.``: the torch backend refuses dots)."""
+    return name.replace("/", "_").replace(":", "_").replace(".", "_")
+
+
+def _plain(v):
+    """Keras wraps list/dict attributes in tracked containers; give the op table plain Python values."""
+    if isinstance(v, dict) or type(v).__name__ == "TrackedDict":
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)) or type(v).__name__ in ("TrackedList", "ListWrapper"):
+        return [_plain(x) for x in v]
+    return v
 
 
 def _jsonable_attr(v):
@@ -713,6 +729,7 @@ def _yat_from_spec(spec):
     layer = kspec.from_spec(spec.kind, config, spec.params, **kwargs)
     names = {k: v[len(spec.name) + 1:] for k, v in spec.param_inits.items() if v.startswith(spec.name + ".")}
     object.__setattr__(layer, "_nmn_param_names", names)
+    object.__setattr__(layer, "_nmn_name", spec.name)
     return layer
 
 

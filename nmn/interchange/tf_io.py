@@ -41,7 +41,8 @@ from nmn.tf.conv_transpose import _YatConvTransposeNd
 
 __all__ = ["export", "load", "predict", "OnnxModule", "TABLE"]
 
-_HOST_NAMES = {"YatNMN": {"weight": "kernel"}, "YatConv": {"weight": "kernel"}, "YatConvTranspose": {"weight": "kernel"},
+_HOST_NAMES = {"YatNMN": {"weight": "kernel"}, "YatConv": {"weight": "kernel"},
+               "YatConvTranspose": {"weight": "kernel"},
                "MultiHeadYatAttention": {f"{p}_weight": f"{p}_kernel" for p in ("q", "k", "v", "out")},
                "RotaryYatAttention": {f"{p}_weight": f"{p}_kernel" for p in ("q", "k", "v", "out")},
                "YatEmbed": {}}
@@ -149,8 +150,6 @@ def _trace(model, inputs, input_names):
     with _recording(calls):
         concrete = tf.function(lambda *xs: model(*xs)).get_concrete_function(*specs)
     paths = _paths(model) if isinstance(model, tf.Module) else {}
-    if isinstance(model, tf.Module) and not paths.get(id(model)):
-        pass
     b = GraphBuilder(source="tf", layout="channels_last")
     walker = _Walker(b, concrete, model, paths, calls.get("list", []))
     for name, placeholder, x in zip(names, concrete.inputs, inputs):
@@ -280,8 +279,9 @@ class _Walker:
             return b.node(binary[typ], [ins(0), ins(1)], name=name)
         if typ in unary:
             return b.node(unary[typ], [ins(0)], name=name)
-        if typ == "Rsqrt":
-            return b.node("Reciprocal", [b.node("Sqrt", [ins(0)], name=name + ".sqrt")], name=name)
+        if typ == "Rsqrt":  # 1 / sqrt(x) with Div (every loader has Div; not all have Reciprocal)
+            one = b.constant(name + ".one", np.array(1.0, op.outputs[0].dtype.as_numpy_dtype))
+            return b.node("Div", [one, b.node("Sqrt", [ins(0)], name=name + ".sqrt")], name=name)
         if typ == "Square":
             x = ins(0)
             return b.node("Mul", [x, x], name=name)
@@ -473,9 +473,16 @@ def _gemm(x, a):
 
 
 def _reshape(x, a):
+    if isinstance(x[1], np.ndarray):
+        shape = [int(s) for s in x[1].reshape(-1)]
+        if not a.get("allowzero", 0):
+            dyn = tf.shape(x[0])
+            shape = [dyn[i] if s == 0 else s for i, s in enumerate(shape)]
+        return tf.reshape(x[0], shape)
     shape = tf.cast(x[1], tf.int32)
     if not a.get("allowzero", 0):
-        dyn = tf.shape(x[0])[: tf.size(shape)]
+        n = tf.size(shape)
+        dyn = tf.concat([tf.shape(x[0]), tf.zeros([n], tf.int32)], 0)[:n]
         shape = tf.where(shape == 0, dyn, shape)
     return tf.reshape(x[0], shape)
 
@@ -510,7 +517,8 @@ def _batch_norm(x, a):
 
 def _pad(x, a):
     pads = pairs_from_onnx([int(p) for p in np.asarray(x[1]).reshape(-1)])
-    mode = {"constant": "zeros", "reflect": "reflect", "edge": "replicate", "wrap": "circular"}[a.get("mode", "constant")]
+    modes = {"constant": "zeros", "reflect": "reflect", "edge": "replicate", "wrap": "circular"}
+    mode = modes[a.get("mode", "constant")]
     h = x[0]
     for i, (lo, hi) in enumerate(pads):
         h = pad_axis(h, i, lo, hi, mode)
@@ -634,7 +642,7 @@ class OnnxModule(tf.Module):
         check_supported(graph, TABLE, "tf")
         signature = [tf.TensorSpec([None if (d is None or isinstance(d, str)) else d for d in shape],
                                    tf.as_dtype(np.dtype(dtype)), name=_key(n)) for n, shape, dtype in graph.inputs]
-        self.__call__ = tf.function(self._run, input_signature=signature)
+        self.__call__ = tf.function(self._run, input_signature=signature, autograph=False)
 
     def __call__(self, *inputs):  # replaced per instance by the tf.function built in __init__
         return self.__dict__["__call__"](*inputs)

@@ -106,7 +106,8 @@ class MultiHeadYatAttention(tf.Module):
         return self.q_kernel is not None
 
     def _projection(self, prefix, n_in, n_out):
-        kernel = tf.Variable(glorot_normal((n_in, n_out), n_in, n_out, self.dtype), name=f"{prefix}_kernel")
+        seed = None if self.seed is None else self.seed + ("q", "k", "v", "out").index(prefix)
+        kernel = tf.Variable(glorot_normal((n_in, n_out), n_in, n_out, self.dtype, seed), name=f"{prefix}_kernel")
         bias = tf.Variable(tf.zeros((n_out,), self.dtype), name=f"{prefix}_bias") if self.use_bias else None
         return kernel, bias
 

@@ -166,10 +166,15 @@ def train(trainer, data: dict, hp: HParams, name: str, *, progress: bool = True,
         bar = tqdm(total=len(xe), desc=f"{name} epoch {epoch + 1}/{hp.epochs}", unit="img", leave=True,
                    disable=not progress, mininterval=0.5 if sys.stderr.isatty() else 5.0, dynamic_ncols=True)
 
+        curve, seen = [], [0]
+
         def update(n_images, loss=None):
+            """``n_images`` more images trained; ``loss``: their sample-weighted mean loss (or None)."""
             bar.update(n_images)
+            seen[0] += n_images
             if loss is not None:
                 bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+                curve.append([round(epoch + seen[0] / len(xe), 5), float(loss)])
 
         t0, c0, load0 = time.perf_counter(), time.process_time(), os.getloadavg()[0]
         train_loss = float(trainer.train_epoch(xe, ye, hp.batch_size, update))
@@ -180,7 +185,7 @@ def train(trainer, data: dict, hp: HParams, name: str, *, progress: bool = True,
         eval_seconds = time.perf_counter() - t1
         row = {"epoch": epoch, "train_loss": train_loss, "test_loss": test["loss"], "test_accuracy": test["accuracy"],
                "seconds": seconds, "cpu_seconds": cpu_seconds, "eval_seconds": eval_seconds,
-               "load_average_1min": [load0, os.getloadavg()[0]]}
+               "load_average_1min": [load0, os.getloadavg()[0]], "train_loss_curve": curve}
         history.append(row)
         log(f"[{name}] epoch {epoch + 1}/{hp.epochs}: train loss {train_loss:.4f}, test loss {test['loss']:.4f}, "
             f"test acc {100 * test['accuracy']:.2f}% ({seconds:.2f} s train, {eval_seconds:.2f} s eval)")
@@ -188,7 +193,8 @@ def train(trainer, data: dict, hp: HParams, name: str, *, progress: bool = True,
 
 
 class LossMeter:
-    """Sample-weighted mean of per-batch mean losses; reads device scalars only every ``every`` batches."""
+    """Sample-weighted mean of per-batch mean losses; reads device scalars only every ``every`` batches and then
+    reports the images and the mean loss of that window to ``progress``."""
 
     def __init__(self, progress, every: int = 25):
         self.progress, self.every = progress, every
@@ -203,14 +209,14 @@ class LossMeter:
     def flush(self) -> None:
         if not self.pending:
             return
-        n_new = 0
+        n_new, window = 0, 0.0
         for loss, n in self.pending:
-            self.total += float(loss) * n
-            self.count += n
+            window += float(loss) * n
             n_new += n
-        last = float(self.pending[-1][0])
+        self.total += window
+        self.count += n_new
         self.pending = []
-        self.progress(n_new, last)
+        self.progress(n_new, window / n_new)
 
     def mean(self) -> float:
         self.flush()

@@ -28,19 +28,31 @@ def build_model() -> keras.Model:
 
 
 class _Progress(keras.callbacks.Callback):
+    """Every ``every`` batches: report the images and their mean loss. Keras logs the running (sample-weighted)
+    mean of the epoch, so a window's mean is ``(M_now N_now - M_before N_before) / (N_now - N_before)``."""
+
     def __init__(self, progress, batch_size, n, every=25):
         super().__init__()
         self.progress, self.batch_size, self.n, self.every = progress, batch_size, n, every
-        self.done = 0
+        self.done, self.loss_sum = 0, 0.0
+
+    def _report(self, done, logs):
+        if done <= self.done:
+            return
+        running = float(logs["loss"]) if logs and "loss" in logs else None
+        window = None
+        if running is not None:
+            window = (running * done - self.loss_sum) / (done - self.done)
+            self.loss_sum = running * done
+        self.progress(done - self.done, window)
+        self.done = done
 
     def on_train_batch_end(self, batch, logs=None):
         if (batch + 1) % self.every == 0:
-            k = min((batch + 1) * self.batch_size, self.n) - self.done
-            self.done += k
-            self.progress(k, float(logs["loss"]) if logs and "loss" in logs else None)
+            self._report(min((batch + 1) * self.batch_size, self.n), logs)
 
     def on_epoch_end(self, epoch, logs=None):
-        self.progress(self.n - self.done, float(logs["loss"]) if logs and "loss" in logs else None)
+        self._report(self.n, logs)
 
 
 class Trainer:

@@ -67,7 +67,7 @@ class Trainer:
 
     def train_epoch(self, x, y, batch_size, progress) -> float:
         self.model.train()
-        meter = LossMeter(progress, every=10)
+        meter = LossMeter(progress)
         for s in batches(len(x), batch_size):
             loss = self._step(mx.array(x[s]), mx.array(y[s]))
             mx.eval(self._state, loss)

@@ -123,7 +123,7 @@ class LM(nnx.Module):
         h = self.emb(ids)
         h = h + self.attn(h, mask=mask)
         h = h + self.mha(h)
-        return N.softer_sigmoid(self.emb.attend(self.ff(h)), n=2.0)   # tied embedding, squasher traced through
+        return N.softer_sigmoid(self.emb.attend(self.ff(h)), n=2.0)   # tied embedding; one nmn::SofterSigmoid
 
 
 def test_attention_embedding_and_mask_input_round_trip():
@@ -134,7 +134,7 @@ def test_attention_embedding_and_mask_input_round_trip():
     proto = jax_io.export(model, (ids, mask))
     yat = [n.op_type for n in proto.graph.node if n.domain == "nmn"]
     assert yat == ["Gather", "RotaryYatMultiHeadAttention", "YatPerformerMultiHeadAttention", "YatDense",
-                   "YatEmbedAttend"] or yat.count("RotaryYatMultiHeadAttention") == 1
+                   "YatEmbedAttend", "SofterSigmoid"]
     manifest = {e["name"]: e for e in manifest_of(proto)["layers"]}
     assert manifest["ff"]["trainable"]["weight"] is False and manifest["mha"]["trainable"]["proj"] is False
     feeds = {"input_0": ids, "input_1": mask}

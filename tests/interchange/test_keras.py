@@ -153,3 +153,28 @@ def test_load_lists_every_unsupported_op():
     proto = helper.make_model(helper.make_graph(nodes, "g", [x], [y]), opset_imports=[helper.make_opsetid("", 18)])
     with pytest.raises(UnsupportedModelError, match=r"(?s)Cos.*Sin"):
         keras_io.load(proto)
+
+
+def test_sequential_with_standard_layers_roundtrip():
+    keras.utils.set_random_seed(4)
+    model = keras.Sequential([
+        keras.Input((6,), dtype="int32", name="tokens"),
+        keras.layers.Embedding(10, 4, name="emb"),
+        keras.layers.Conv1D(6, 3, padding="causal", name="c1"),
+        keras.layers.BatchNormalization(name="bn"),
+        nk.YatConv1D(6, 3, padding="causal", dilation_rate=2, name="yc"),
+        keras.layers.AveragePooling1D(2, padding="same", name="pool"),
+        keras.layers.Conv1DTranspose(4, 2, strides=2, name="ct"),
+        keras.layers.Reshape((24,), name="flat"),
+        keras.layers.Dense(5, activation="tanh", name="d"),
+        keras.layers.Softmax(name="sm"),
+    ], name="seq")
+    tokens = RNG.integers(0, 10, size=(2, 6)).astype(np.int32)
+    model(tokens)
+    model.get_layer("bn").moving_mean.assign(RNG.normal(size=(6,)).astype(np.float32))
+    proto = keras_io.export(model, tokens)
+    loaded = keras_io.load(proto)
+    fresh = RNG.integers(0, 10, size=(3, 6)).astype(np.int32)
+    want = _np(model(fresh, training=False))
+    np.testing.assert_allclose(run_onnx(proto, {"tokens": fresh})[0], want, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(keras_io.predict(loaded, [fresh])[0], want, rtol=1e-4, atol=1e-6)

@@ -50,5 +50,7 @@ def test_other_keras_backends_pass():
     for backend, proc in procs.items():
         out, _ = proc.communicate(timeout=900)
         if proc.returncode != 0:
-            failures.append(f"--- KERAS_BACKEND={backend} (exit {proc.returncode}) ---\n{out[-6000:]}")
+            summary = [ln for ln in out.splitlines() if ln.startswith(("FAILED", "ERROR"))]
+            failures.append(f"--- KERAS_BACKEND={backend} (exit {proc.returncode}) ---\n" + "\n".join(summary)
+                            + f"\n{out[-6000:]}")
     assert not failures, "\n".join(failures)

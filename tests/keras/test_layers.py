@@ -130,6 +130,7 @@ def test_embed_lookup_attend_and_save(tmp_path):
 
 
 def test_fit_lowers_loss_and_lazy_freezes_kernel():
+    keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((4,)), YatNMN(8, lazy=True), YatNMN(1)])
     frozen = model.layers[0]
     trainable = {id(v) for v in model.trainable_weights}
