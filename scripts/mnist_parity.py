@@ -41,9 +41,7 @@ ROOT = SCRIPTS.parent
 if str(SCRIPTS) not in sys.path:
     sys.path.insert(0, str(SCRIPTS))
 
-from _mnist import (FRAMEWORKS, KERAS_BACKENDS, LABELS, RUN_NAMES, framework_module, run_name,  # noqa: E402
-                    split_run_name)
-from _mnist import common  # noqa: E402
+from _mnist import FRAMEWORKS, KERAS_BACKENDS, LABELS, RUN_NAMES, common, framework_module, run_name, split_run_name
 
 MODEL_TEXT = "Flatten(28x28) -> YatNMN(256) -> YatNMN(128) -> Linear(10)"
 NOT_AVAILABLE = "not available yet"
@@ -190,7 +188,7 @@ def crosscheck_subprocesses(args, files: list[str], targets=RUN_NAMES) -> dict[s
                    *_data_args(args), "--onnx", *files]
             log(f"[crosscheck] loading {len(files)} file(s) into {target}")
             proc = subprocess.run(cmd, env=_child_env(target), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  text=True)
+                                  text=True, check=False)
             for line in proc.stdout.splitlines():
                 if line.startswith("[crosscheck"):
                     log(line)
@@ -266,17 +264,17 @@ def write_summary(report_dir: Path, receipts: dict[str, dict], failures: dict[st
     any_r = next(iter(receipts.values()), None)
     if any_r:
         m, d = any_r["machine"], any_r["data"]
-        lines += [f"Data: `{Path(d.get('path') or 'digits').name}` ({d['n_train']:,} train / {d['n_test']:,} test "
+        lines += [(f"Data: `{Path(d.get('path') or 'digits').name}` ({d['n_train']:,} train / {d['n_test']:,} test "
                   f"images). Machine: {m['platform']}, {m['usable_cpus']} usable CPU(s) (cpu_count "
-                  f"{m['cpu_count']}), CPU only.", ""]
+                  f"{m['cpu_count']}), CPU only."), ""]
     lines += ["Command: `" + " ".join(["python", "scripts/mnist_parity.py", *sys.argv[1:]]) + "`", ""]
     reused = getattr(args, "reused", None)
     if reused:
         lines += ["Receipts reused from an earlier run of the same command without `--only` (same settings): "
                   + ", ".join(f"{n} ({t})" for n, t in reused.items()) + ".", ""]
     lines += ["## Results", "",
-              "| Framework | Params | Test acc | Test loss | Total (s) | s / epoch | s / epoch after 1st | "
-              "ONNX (onnxruntime) acc | ORT agreement | Epochs | Load avg |",
+              ("| Framework | Params | Test acc | Test loss | Total (s) | s / epoch | s / epoch after 1st | "
+              "ONNX (onnxruntime) acc | ORT agreement | Epochs | Load avg |"),
               "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in RUN_NAMES:
         r = receipts.get(name)
@@ -295,10 +293,10 @@ def write_summary(report_dir: Path, receipts: dict[str, dict], failures: dict[st
         lines.append(f"| {r['label']} | {r['params']:,} | {_pct(f['test_accuracy'])} | {f['test_loss']:.4f} | "
                      f"{f['train_seconds_total']:.2f} | {f['seconds_per_epoch']:.2f} | {after} | {ort_acc} | {agree} "
                      f"| {n_ep}{'' if n_ep == args.epochs else ' (reduced)'} | {load} |")
-    lines += ["", "Total and s / epoch are training wall time (the first epoch includes JIT compilation where the "
+    lines += ["", ("Total and s / epoch are training wall time (the first epoch includes JIT compilation where the "
               "framework compiles); evaluation time is recorded separately in the receipts. Load avg is the "
               "machine's 1-minute load average around the training epochs: above the CPU count, other processes "
-              "were competing for the cores and the times are inflated accordingly.", "",
+              "were competing for the cores and the times are inflated accordingly."), "",
               "## Train loss per epoch", ""]
     max_ep = max((len(r["history"]) for r in receipts.values()), default=0)
     lines += ["| Framework | " + " | ".join(f"Epoch {i}" for i in range(max_ep)) + " |",
@@ -310,9 +308,9 @@ def write_summary(report_dir: Path, receipts: dict[str, dict], failures: dict[st
             lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
     lines += ["", "![train loss](mnist_loss.png)", "",
               "## Cross-framework ONNX check", "",
-              "Rows: the framework that trained and exported the model. Columns: the framework that loaded the file "
+              ("Rows: the framework that trained and exported the model. Columns: the framework that loaded the file "
               "with `nmn.interchange.load` and evaluated it on the test set (test accuracy; `*` marks a load whose "
-              "predictions differ from onnxruntime's on some image).", ""]
+              "predictions differ from onnxruntime's on some image)."), ""]
     targets = [t for t in RUN_NAMES]
     lines += ["| trained in \\ loaded into | onnxruntime | " + " | ".join(targets) + " |",
               "|---|---|" + "---|" * len(targets)]
@@ -348,8 +346,8 @@ def write_summary(report_dir: Path, receipts: dict[str, dict], failures: dict[st
             notes.append(f"- {name} training run failed: {err[:400]}")
     if notes:
         lines += ["", "Notes:", "", *notes]
-    lines += ["", "Receipts: `mnist_<framework>.json` next to this file (per-epoch history, parameter count, "
-              "library versions, machine, the ONNX file's sha256 and the cross-check table).", ""]
+    lines += ["", ("Receipts: `mnist_<framework>.json` next to this file (per-epoch history, parameter count, "
+              "library versions, machine, the ONNX file's sha256 and the cross-check table)."), ""]
     path = report_dir / "mnist_summary.md"
     path.write_text("\n".join(lines))
     return path
@@ -410,7 +408,7 @@ def run_all(args) -> int:
             cmd.append("--no-progress")
         log(f"=== {name}: {' '.join(cmd[1:])}")
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, env=_child_env(name))
+        proc = subprocess.run(cmd, env=_child_env(name), check=False)
         log(f"=== {name}: exit status {proc.returncode} after {time.perf_counter() - t0:.1f} s")
         rp = receipt_path(str(report_dir), name)
         if proc.returncode == 0 and rp.exists():
@@ -489,7 +487,7 @@ def load_data(args) -> tuple[dict, dict]:
         data = common.load_mnist(path)
         info = {"path": str(path), "sha256": common.file_info(path)["sha256"]}
     data = common.limit(data, args.limit_train, args.limit_test)
-    info.update(n_train=int(len(data["x_train"])), n_test=int(len(data["x_test"])))
+    info.update(n_train=len(data["x_train"]), n_test=len(data["x_test"]))
     return data, info
 
 

@@ -6,7 +6,8 @@ region of the jaxpr (:mod:`nmn.interchange._jax_trace`), so
 * each nmn layer becomes exactly one ``nmn::`` node (through its neutral spec and
   :func:`nmn.interchange.emit.yat_layer`), each standard layer its ONNX op: ``nnx.Linear`` / ``nn.Dense``,
   ``Conv``, ``ConvTranspose`` (``'SAME'``/``'VALID'``), ``LayerNorm``, ``BatchNorm`` (running statistics),
-  ``Dropout`` (the identity), ``Embed``;
+  ``Dropout`` (the identity), ``Embed``; a call of ``nmn.nnx``/``nmn.linen`` ``softermax``, ``softer_sigmoid``,
+  ``soft_tanh`` becomes one ``nmn::`` node too (found by the named scope those functions open);
 * the code between layers is translated primitive by primitive: residual additions and other arithmetic,
   activations (``jax.nn.relu``/``gelu``/``silu``/``sigmoid``/``softplus``/``softmax``, ``jnp.tanh``...),
   reshapes/flatten, transposes, reductions (mean/sum/max), ``nnx.max_pool``/``avg_pool`` (``lax.reduce_window``),

@@ -120,7 +120,7 @@ def metrics(logits: np.ndarray, labels: np.ndarray) -> dict:
     loss = -logp[np.arange(len(labels)), labels].mean()
     pred = logits.argmax(axis=1)
     return {"loss": float(loss), "accuracy": float((pred == labels).mean()), "correct": int((pred == labels).sum()),
-            "n": int(len(labels))}
+            "n": len(labels)}
 
 
 def compare(logits: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> dict:
@@ -166,15 +166,15 @@ def train(trainer, data: dict, hp: HParams, name: str, *, progress: bool = True,
         bar = tqdm(total=len(xe), desc=f"{name} epoch {epoch + 1}/{hp.epochs}", unit="img", leave=True,
                    disable=not progress, mininterval=0.5 if sys.stderr.isatty() else 5.0, dynamic_ncols=True)
 
-        curve, seen = [], [0]
+        curve, seen, n_epoch = [], [0], len(xe)
 
-        def update(n_images, loss=None):
+        def update(n_images, loss=None, bar=bar, curve=curve, seen=seen, epoch=epoch, n=n_epoch):
             """``n_images`` more images trained; ``loss``: their sample-weighted mean loss (or None)."""
             bar.update(n_images)
             seen[0] += n_images
             if loss is not None:
                 bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-                curve.append([round(epoch + seen[0] / len(xe), 5), float(loss)])
+                curve.append([round(epoch + seen[0] / n, 5), float(loss)])
 
         t0, c0, load0 = time.perf_counter(), time.process_time(), os.getloadavg()[0]
         train_loss = float(trainer.train_epoch(xe, ye, hp.batch_size, update))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import keras
+import numpy as np
 
 import nmn.interchange
-from nmn.keras import YatNMN
-
 from _mnist.common import HIDDEN, IMAGE_SHAPE, NUM_CLASSES, package_versions
+from nmn.keras import YatNMN
 
 _BACKEND_PACKAGE = {"tensorflow": "tensorflow-cpu", "jax": "jax", "torch": "torch"}
 

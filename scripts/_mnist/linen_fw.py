@@ -9,10 +9,9 @@ import optax
 from flax import linen as nn
 
 import nmn.interchange
-from nmn.linen import YatNMN
-
 from _mnist.common import HIDDEN, IMAGE_SHAPE, NUM_CLASSES, LossMeter, batches, package_versions
 from _mnist.nnx_fw import adamw
+from nmn.linen import YatNMN
 
 
 def versions() -> dict:

@@ -5,15 +5,14 @@ from __future__ import annotations
 from functools import partial
 
 import mlx.core as mx
-import mlx.nn as nn
 import mlx.optimizers as optim
 import numpy as np
+from mlx import nn
 from mlx.utils import tree_flatten, tree_unflatten
 
 import nmn.interchange
-from nmn.mlx import YatNMN
-
 from _mnist.common import HIDDEN, IMAGE_SHAPE, NUM_CLASSES, LossMeter, batches, package_versions
+from nmn.mlx import YatNMN
 
 
 def versions() -> dict:

@@ -9,9 +9,8 @@ import optax
 from flax import nnx
 
 import nmn.interchange
-from nmn.nnx import YatNMN
-
 from _mnist.common import HIDDEN, IMAGE_SHAPE, NUM_CLASSES, LossMeter, batches, package_versions
+from nmn.nnx import YatNMN
 
 
 def versions() -> dict:

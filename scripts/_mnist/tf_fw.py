@@ -12,9 +12,8 @@ import numpy as np
 import tensorflow as tf
 
 import nmn.interchange
-from nmn.tf import YatNMN
-
 from _mnist.common import HIDDEN, IMAGE_SHAPE, NUM_CLASSES, LossMeter, batches, package_versions
+from nmn.tf import YatNMN
 
 
 def versions() -> dict:

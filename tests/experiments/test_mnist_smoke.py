@@ -21,8 +21,7 @@ SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 if str(SCRIPTS) not in sys.path:
     sys.path.insert(0, str(SCRIPTS))
 
-from _mnist import FRAMEWORKS, RUN_NAMES, framework_module, run_name  # noqa: E402
-from _mnist import common  # noqa: E402
+from _mnist import FRAMEWORKS, RUN_NAMES, common, framework_module, run_name
 
 HP = common.HParams(epochs=1, batch_size=32, lr=3e-3, seed=0)
 LIBRARIES = {"torch": "torch", "nnx": "flax.nnx", "linen": "flax.linen", "keras": "keras", "tf": "tensorflow",

@@ -316,6 +316,10 @@ def table() -> str:
                     notes.append(f"- {name} {a} -> {b} ({cell.status}): {cell.problems[0][:300]}")
             lines.append(f"| {a} | " + " | ".join(row) + " |")
         lines.append("")
+    errors = [c.load_error for c in RESULTS.values() if c.load_error is not None]
+    if errors:
+        lines += [f"Largest B-vs-onnxruntime error over the {len(errors)} cells that loaded: "
+                  f"{max(errors):.2g} x the output scale (tolerance {RTOL:g}).", ""]
     if KERAS_BACKENDS:
         lines += ["## Keras on its other backends (subprocess each)", "",
                   ("Per model: built and exported on that backend (same ONNX graph as in-process Keras, onnxruntime "
