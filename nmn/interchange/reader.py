@@ -66,16 +66,31 @@ class OnnxGraph:
     shapes: dict[str, tuple] = field(default_factory=dict)     # inferred value shapes (None = symbolic)
 
     def trainable_initializers(self) -> set[str]:
-        """Initializers that are parameters (trainable) rather than constants."""
-        if self.manifest is not None:
-            names = set()
-            for entry in self.manifest["layers"]:
-                for key, init in entry["params"].items():
-                    if entry.get("trainable", {}).get(key, True):
-                        names.add(init)
-            return names
-        return {n for n, a in self.initializers.items() if a.dtype.kind == "f" and a.ndim >= 1 and a.size > 1
-                or n.endswith(("alpha", "epsilon_param"))}
+        """Initializers that are parameters (trainable) rather than constants.
+
+        The manifest decides for the layers it lists; any other float tensor that feeds a weight slot of a
+        standard op (Gemm, Conv, MatMul, LayerNormalization, BatchNormalization scale/shift, Gather's table, or
+        a non-scalar operand of Add/Sub/Mul/Div) counts as a parameter, so that files from other tools, and
+        layers an exporter did not list, still train after loading.
+        """
+        listed_true, listed_false = set(), set()
+        for entry in (self.manifest or {}).get("layers", []):
+            for key, init in entry["params"].items():
+                (listed_true if entry.get("trainable", {}).get(key, True) else listed_false).add(init)
+        owned = {init for spec in self.layers.values() for init in spec.param_inits.values()}
+        slots = {"Gemm": (1, 2), "Conv": (1, 2), "ConvTranspose": (1, 2), "MatMul": (0, 1),
+                 "LayerNormalization": (1, 2), "BatchNormalization": (1, 2), "Gather": (0,),
+                 "Add": (0, 1), "Sub": (0, 1), "Mul": (0, 1), "Div": (0, 1)}
+        guessed = set()
+        for node in self.nodes:
+            for i in slots.get(node.op, ()):
+                name = node.inputs[i] if i < len(node.inputs) else ""
+                array = self.initializers.get(name)
+                if array is not None and array.dtype.kind == "f" and array.size > 1:
+                    guessed.add(name)
+        if self.manifest is None:
+            guessed |= {n for n in self.initializers if n.endswith(("alpha", "epsilon_param"))}
+        return (listed_true | guessed) - listed_false - (owned - listed_true)
 
 
 def _attr_value(attr: onnx.AttributeProto):
