@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from nmn.core.conv import PADDING_MODES, as_tuple, normalize_padding
+from nmn.core.options import check_positive_int
 
 
 def kernel_tuple(kernel_size: Any, rank: int | None, layer: str) -> tuple[int, ...]:
@@ -20,6 +21,24 @@ def kernel_tuple(kernel_size: Any, rank: int | None, layer: str) -> tuple[int, .
         if rank not in (1, 2, 3):
             raise ValueError(f"{layer}: kernel_size must have 1, 2 or 3 entries, got {kernel_size!r}")
     return as_tuple(kernel_size, rank, "kernel_size", layer)
+
+
+def conv_geometry(kernel_size: Any, strides: Any, kernel_dilation: Any, feature_group_count: Any,
+                  rank: int | None, layer: str):
+    """Validated ``(kernel_size, strides, kernel_dilation, groups)`` of a (transposed) conv layer; the rank is
+    ``rank`` or, for the rank-generic class (``rank=None``), ``len(kernel_size)``."""
+    ks = kernel_tuple(kernel_size, rank, layer)
+    strides = as_tuple(strides, len(ks), "strides", layer)
+    dil = as_tuple(kernel_dilation, len(ks), "kernel_dilation", layer)
+    return ks, strides, dil, check_positive_int(feature_group_count, "feature_group_count", layer)
+
+
+def output_padding_tuple(output_padding: Any, rank: int, layer: str) -> tuple[int, ...]:
+    """``output_padding`` of a transposed conv as ``rank`` ints >= 0 (an int means the same on every axis)."""
+    outpad = (output_padding,) * rank if isinstance(output_padding, int) else tuple(output_padding)
+    if len(outpad) != rank or any((not isinstance(v, int)) or v < 0 for v in outpad):
+        raise ValueError(f"{layer}: output_padding must be an int >= 0 or {rank} of them, got {output_padding!r}")
+    return tuple(int(v) for v in outpad)
 
 
 def conv_padding(padding: Any, padding_mode: str, rank: int, kernel_size, dilations, layer: str):

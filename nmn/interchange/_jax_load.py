@@ -4,7 +4,6 @@ that run a loaded nmn ONNX graph with JAX ops, and the write-back of a loaded mo
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import jax.numpy as jnp
@@ -15,25 +14,15 @@ from flax import nnx
 import nmn.linen as L
 import nmn.nnx as N
 from nmn._jax.layout import param_table
+from nmn.interchange._export_common import write as _write
 from nmn.interchange._jax_ops import TABLE
-from nmn.interchange.graph import check_against, save_model
+from nmn.interchange.graph import check_against
 from nmn.interchange.interpret import check_supported, execute, replay
 from nmn.interchange.reader import OnnxGraph
 from nmn.linen import spec as linen_spec
 from nmn.nnx import spec as nnx_spec
 
 _SQUASH = ("softermax", "softer_sigmoid", "soft_tanh")
-
-
-def _write(proto, path, inline):
-    if path is None:
-        return
-    save_model(proto, path)
-    if inline:
-        from nmn.interchange.graph import inline_copy
-
-        p = os.fspath(path)
-        save_model(inline_copy(proto), p[:-5] + ".inlined.onnx" if p.endswith(".onnx") else p + ".inlined")
 
 
 # ---------------------------------------------------------------------------------------------------- load

@@ -14,6 +14,21 @@ import jax.numpy as jnp
 from jax import lax
 from onnx import helper
 
+from nmn.interchange._optable import (
+    axes as _neutral_axes,
+    check_auto_pad,
+    check_plain_pool,
+    flatten_shape,
+    gemm as _gemm,
+    ints as _ints,
+    pad_pairs as _pads,
+    pad_value,
+    pairs,
+    reduce_op,
+    reshape_dims,
+    transpose_as_conv_pads,
+)
+
 _SPATIAL = "DHW"
 
 
@@ -22,14 +37,8 @@ def _dn(rank):
     return ("NC" + s, "OI" + s, "NC" + s)
 
 
-def _pads(a, rank):
-    pads = a.get("pads") or [0] * (2 * rank)
-    return [(int(pads[i]), int(pads[i + rank])) for i in range(rank)]
-
-
 def _check_auto_pad(a, op):
-    if a.get("auto_pad", "NOTSET") not in ("NOTSET", ""):
-        raise ValueError(f"{op} with auto_pad={a['auto_pad']!r} is not supported by the JAX loader")
+    check_auto_pad(a, op, "JAX")
 
 
 def _conv(args, a):
@@ -55,7 +64,7 @@ def _conv_transpose(args, a):
     strides = tuple(a.get("strides") or [1] * rank)
     dil = tuple(a.get("dilations") or [1] * rank)
     outpad = list(a.get("output_padding") or [0] * rank)
-    pads = [((kk - 1) * d - lo, (kk - 1) * d - hi + op) for (lo, hi), kk, d, op in zip(_pads(a, rank), k, dil, outpad)]
+    pads = transpose_as_conv_pads(_pads(a, rank), k, dil, outpad)
     y = lax.conv_general_dilated(x, wf, (1,) * rank, pads, lhs_dilation=strides, rhs_dilation=dil,
                                  dimension_numbers=_dn(rank), feature_group_count=g)
     if len(args) > 2 and args[2] is not None:
@@ -67,8 +76,7 @@ def _pool(args, a, kind):
     _check_auto_pad(a, kind)
     x = args[0]
     rank = x.ndim - 2
-    if a.get("ceil_mode", 0) or any(d != 1 for d in (a.get("dilations") or [1])):
-        raise ValueError("pooling with ceil_mode or dilations is not supported by the JAX loader")
+    check_plain_pool(a, "JAX")
     window = (1, 1, *a["kernel_shape"])
     strides = (1, 1, *(a.get("strides") or [1] * rank))
     pads = [(0, 0), (0, 0), *_pads(a, rank)]
@@ -81,26 +89,9 @@ def _pool(args, a, kind):
     return total / lax.reduce_window(ones, 0.0, lax.add, window, strides, pads)
 
 
-def _ints(v):
-    return [int(i) for i in np.asarray(v).reshape(-1).tolist()]
-
-
 def _reshape(args, a):
     x, shape = args
-    dims = [x.shape[i] if d == 0 else d for i, d in enumerate(_ints(shape))]
-    return jnp.reshape(x, dims)
-
-
-def _gemm(args, a):
-    x, w = args[0], args[1]
-    x = x.T if a.get("transA", 0) else x
-    w = w.T if a.get("transB", 0) else w
-    y = x @ w
-    if a.get("alpha", 1.0) != 1.0:
-        y = y * a["alpha"]
-    if len(args) > 2 and args[2] is not None:
-        y = y + (args[2] * a.get("beta", 1.0) if a.get("beta", 1.0) != 1.0 else args[2])
-    return y
+    return jnp.reshape(x, reshape_dims(x.shape, _ints(shape)))
 
 
 def _batch_norm(args, a):
@@ -121,29 +112,21 @@ def _layer_norm(args, a):
 
 
 def _axes(args, a):
-    if len(args) > 1 and args[1] is not None:
-        return tuple(_ints(args[1]))
-    return tuple(a["axes"]) if a.get("axes") is not None else None
+    axes = _neutral_axes(args, a)
+    return None if axes is None else tuple(axes)
 
 
 def _reduce(fn):
-    def run(args, a):
-        axes = _axes(args, a)
-        if axes is None and a.get("noop_with_empty_axes", 0):
-            return args[0]
-        return fn(args[0], axis=axes, keepdims=bool(a.get("keepdims", 1)))
-    return run
+    return reduce_op(fn, _axes)
 
 
 def _pad(args, a):
     x, pads = args[0], _ints(args[1])
     mode = a.get("mode", "constant")
-    r = x.ndim
-    widths = [(pads[i], pads[i + r]) for i in range(r)]
+    widths = pairs(pads, x.ndim)
     if mode != "constant":
         return jnp.pad(x, widths, mode={"reflect": "reflect", "edge": "edge", "wrap": "wrap"}[mode])
-    value = float(np.asarray(args[2]).reshape(-1)[0]) if len(args) > 2 and args[2] is not None else 0.0
-    return jnp.pad(x, widths, constant_values=value)
+    return jnp.pad(x, widths, constant_values=pad_value(args))
 
 
 def _expand(args, a):
@@ -184,7 +167,7 @@ TABLE = {
     "Softplus": lambda x, a: jax.nn.softplus(x[0]),
     "Softmax": lambda x, a: jax.nn.softmax(x[0], axis=a.get("axis", -1)),
     "LogSoftmax": lambda x, a: jax.nn.log_softmax(x[0], axis=a.get("axis", -1)),
-    "Flatten": lambda x, a: jnp.reshape(x[0], (int(np.prod(x[0].shape[: a.get("axis", 1)])), -1)),
+    "Flatten": lambda x, a: jnp.reshape(x[0], flatten_shape(x[0].shape, a.get("axis", 1))),
     "Reshape": _reshape,
     "Transpose": lambda x, a: jnp.transpose(x[0], a.get("perm") or list(range(x[0].ndim))[::-1]),
     "Identity": lambda x, a: x[0],

@@ -11,11 +11,21 @@ import numpy as np
 import mlx.core as mx
 import mlx.nn as nn
 
+from nmn.interchange._optable import (
+    axes as _axes,
+    check_auto_pad,
+    check_plain_pool,
+    flatten_shape,
+    gemm as _gemm,
+    ints as _shape_arg,
+    pad_pairs as _pads,
+    pad_value,
+    pairs,
+    reduce_op as _reduce,
+    reshape_dims,
+    transpose_as_conv_pads,
+)
 from nmn.mlx.functional import _conv as grouped_conv
-
-def _pads(a, rank):
-    pads = a.get("pads") or [0] * (2 * rank)
-    return [(int(pads[i]), int(pads[i + rank])) for i in range(rank)]
 
 
 def last_axis_channels(x):
@@ -31,8 +41,7 @@ def first_axis_channels(x):
 def _conv(args, a):
     x, w = args[0], args[1]
     rank = w.ndim - 2
-    if a.get("auto_pad", "NOTSET") not in ("NOTSET", ""):
-        raise ValueError(f"Conv with auto_pad={a['auto_pad']!r} is not supported by the MLX loader")
+    check_auto_pad(a, "Conv", "MLX")
     pairs = _pads(a, rank)
     y = grouped_conv(last_axis_channels(x), mx.moveaxis(w, 1, -1), groups=int(a.get("group", 1)),
                      stride=list(a.get("strides") or [1] * rank),
@@ -53,8 +62,7 @@ def _conv_transpose(args, a):
     dil = list(a.get("dilations") or [1] * rank)
     outpad = list(a.get("output_padding") or [0] * rank)
     lo, hi, crop = [], [], []
-    for (p0, p1), kk, d, op in zip(_pads(a, rank), k, dil, outpad):
-        s0, s1 = (kk - 1) * d - p0, (kk - 1) * d - p1 + op
+    for s0, s1 in transpose_as_conv_pads(_pads(a, rank), k, dil, outpad):
         lo.append(max(s0, 0))
         hi.append(max(s1, 0))
         crop.append((max(-s0, 0), max(-s1, 0)))
@@ -73,8 +81,7 @@ def _pool(args, a, kind):
     k = list(a["kernel_shape"])
     s = list(a.get("strides") or [1] * rank)
     pairs = _pads(a, rank)
-    if a.get("ceil_mode", 0) or any(d != 1 for d in (a.get("dilations") or [1])):
-        raise ValueError("pooling with ceil_mode or dilations is not supported by the MLX loader")
+    check_plain_pool(a, "MLX")
     cls = {("max", 1): nn.MaxPool1d, ("max", 2): nn.MaxPool2d, ("max", 3): nn.MaxPool3d,
            ("avg", 1): nn.AvgPool1d, ("avg", 2): nn.AvgPool2d, ("avg", 3): nn.AvgPool3d}[(kind, rank)]
     widths = [(0, 0)] + pairs + [(0, 0)]
@@ -88,24 +95,9 @@ def _pool(args, a, kind):
     return first_axis_channels(pool(mx.pad(x, widths)) / pool(ones))
 
 
-def _shape_arg(v):
-    return [int(i) for i in np.array(v).reshape(-1).tolist()]
-
-
 def _reshape(args, a):
     x, shape = args
-    dims = [x.shape[i] if d == 0 else d for i, d in enumerate(_shape_arg(shape))]
-    return mx.reshape(x, dims)
-
-
-def _gemm(args, a):
-    x, w = args[0], args[1]
-    x = x.T if a.get("transA", 0) else x
-    w = w.T if a.get("transB", 0) else w
-    y = (x @ w) * a.get("alpha", 1.0) if a.get("alpha", 1.0) != 1.0 else x @ w
-    if len(args) > 2 and args[2] is not None:
-        y = y + (args[2] * a.get("beta", 1.0) if a.get("beta", 1.0) != 1.0 else args[2])
-    return y
+    return mx.reshape(x, reshape_dims(x.shape, _shape_arg(shape)))
 
 
 def _batch_norm(args, a):
@@ -121,21 +113,6 @@ def _layer_norm(args, a):
     return mx.fast.layer_norm(args[0], args[1], args[2] if len(args) > 2 else None, a.get("epsilon", 1e-5))
 
 
-def _axes(args, a):
-    if len(args) > 1 and args[1] is not None:
-        return _shape_arg(args[1])
-    return a.get("axes")
-
-
-def _reduce(fn):
-    def run(args, a):
-        axes = _axes(args, a)
-        if axes is None and a.get("noop_with_empty_axes", 0):
-            return args[0]
-        return fn(args[0], axis=axes, keepdims=bool(a.get("keepdims", 1)))
-    return run
-
-
 def _gather(args, a):
     table, ids = args
     ids = ids if isinstance(ids, mx.array) else mx.array(np.asarray(ids))
@@ -146,9 +123,7 @@ def _pad(args, a):
     x, pads = args[0], _shape_arg(args[1])
     if a.get("mode", "constant") != "constant":
         raise ValueError(f"Pad mode {a['mode']!r} is not supported by the MLX loader")
-    r = x.ndim
-    value = float(np.array(args[2]).reshape(-1)[0]) if len(args) > 2 and args[2] is not None else 0.0
-    return mx.pad(x, [(pads[i], pads[i + r]) for i in range(r)], constant_values=value)
+    return mx.pad(x, pairs(pads, x.ndim), constant_values=pad_value(args))
 
 
 TABLE = {
@@ -168,7 +143,7 @@ TABLE = {
     "Softplus": lambda x, a: mx.logaddexp(x[0], 0.0),
     "Softmax": lambda x, a: mx.softmax(x[0], axis=a.get("axis", -1), precise=True),
     "LogSoftmax": lambda x, a: x[0] - mx.logsumexp(x[0], axis=a.get("axis", -1), keepdims=True),
-    "Flatten": lambda x, a: mx.reshape(x[0], (int(np.prod(x[0].shape[: a.get("axis", 1)])), -1)),
+    "Flatten": lambda x, a: mx.reshape(x[0], flatten_shape(x[0].shape, a.get("axis", 1))),
     "Reshape": _reshape,
     "Transpose": lambda x, a: mx.transpose(x[0], a.get("perm") or list(range(x[0].ndim))[::-1]),
     "Identity": lambda x, a: x[0],

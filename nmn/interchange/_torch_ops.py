@@ -6,14 +6,11 @@ import numpy as np
 import torch
 import torch.nn.functional as TF
 
+from nmn.interchange._optable import axes, flatten_shape, gemm as _gemm, pad_pairs as _pads, reshape_dims
+
 
 def _torch_dtype(a: np.ndarray):
     return torch.from_numpy(np.ascontiguousarray(a))
-
-
-def _pads(attrs, rank):
-    pads = attrs.get("pads") or [0] * (2 * rank)
-    return [(pads[i], pads[i + rank]) for i in range(rank)]
 
 
 def _conv(args, a):
@@ -59,18 +56,7 @@ def _pool(args, a, kind):
 
 def _reshape(args, a):
     x, shape = args
-    dims = [x.shape[i] if d == 0 else d for i, d in enumerate(shape.tolist())]
-    return x.reshape(dims)
-
-
-def _gemm(args, a):
-    x, w = args[0], args[1]
-    x = x.t() if a.get("transA", 0) else x
-    w = w.t() if a.get("transB", 0) else w
-    y = a.get("alpha", 1.0) * (x @ w)
-    if len(args) > 2 and args[2] is not None:
-        y = y + a.get("beta", 1.0) * args[2]
-    return y
+    return x.reshape(reshape_dims(x.shape, shape.tolist()))
 
 
 def _batch_norm(args, a):
@@ -79,9 +65,7 @@ def _batch_norm(args, a):
 
 
 def _axes(args, a):
-    if len(args) > 1 and args[1] is not None:
-        return [int(v) for v in args[1].tolist()]
-    return a.get("axes")
+    return axes(args, a, lambda v: [int(i) for i in v.tolist()])
 
 
 TABLE = {
@@ -100,7 +84,7 @@ TABLE = {
     "Softplus": lambda x, a: TF.softplus(x[0]),
     "Softmax": lambda x, a: torch.softmax(x[0], a.get("axis", -1)),
     "LogSoftmax": lambda x, a: torch.log_softmax(x[0], a.get("axis", -1)),
-    "Flatten": lambda x, a: x[0].reshape(int(np.prod(x[0].shape[: a.get("axis", 1)])), -1),
+    "Flatten": lambda x, a: x[0].reshape(flatten_shape(x[0].shape, a.get("axis", 1))),
     "Reshape": _reshape,
     "Transpose": lambda x, a: x[0].permute(*a["perm"]),
     "Identity": lambda x, a: x[0],

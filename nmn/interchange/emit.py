@@ -144,10 +144,11 @@ def yat_layer(b: GraphBuilder, name: str, kind: str, config: dict, params: dict,
         return _attention(w, config, params, inputs, call)
     if kind == "YatEmbed":
         table = w.param("embedding", params["embedding"])
+        alpha = resolve_alpha(config.get("use_alpha", True), config.get("constant_alpha"))
+        # a learnable alpha belongs to the layer even when only the lookup is used: it stays in the file
+        a = w.param("alpha", params["alpha"]) if alpha.learnable else None
         if call.get("method") == "attend":
-            alpha = resolve_alpha(config.get("use_alpha", True), config.get("constant_alpha"))
-            a = w.param("alpha", params["alpha"]) if alpha.learnable else w.const(
-                "alpha_const", np.array([alpha.value], F32))
+            a = a or w.const("alpha_const", np.array([alpha.value], F32))
             e = w.const("epsilon", np.array([config.get("epsilon", 1e-5)], F32))
             return w.node("YatEmbedAttend", [inputs[0], table, a, e], dict(spherical=int(config["spherical"])),
                           DOMAIN)

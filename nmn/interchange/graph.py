@@ -186,6 +186,7 @@ class GraphBuilder:
         used = sorted({n.op_type for n in self.nodes if n.domain == DOMAIN})
         functions = onnx_ops.function_protos(used) if used else []
         referenced = {i for n in self.nodes for i in n.input}
+        referenced |= {init for layer in self.layers for init in layer.params.values()}   # a layer's whole state
         inits = [numpy_helper.from_array(a, name) for name, a in self.initializers.items() if name in referenced]
         graph = helper.make_graph(self.nodes, self.graph_name, self.inputs, self.outputs, initializer=inits)
         opsets = [helper.make_opsetid("", OPSET)]

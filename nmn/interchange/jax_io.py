@@ -49,13 +49,13 @@ import nmn.nnx as N
 from nmn._jax.geometry import conv_padding
 from nmn._jax.layout import param_table
 from nmn.interchange import emit
+from nmn.interchange._export_common import write as _write
 from nmn.interchange._jax_load import (
     OnnxLinen,
     OnnxModel,
     _as_linen,
     _export_loaded,
     _export_loaded_linen,
-    _write,
 )
 from nmn.interchange._jax_ops import TABLE
 from nmn.interchange._jax_trace import Call, JaxprWriter, recording

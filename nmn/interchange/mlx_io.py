@@ -41,7 +41,13 @@ from typing import Any, Sequence
 import numpy as np
 import onnx
 
-from nmn.interchange.graph import check_against, save_model
+from nmn.interchange._export_common import (
+    as_list,
+    checked_export,
+    eval_mode,
+    outputs_list,
+)
+from nmn.interchange.graph import check_against
 from nmn.interchange.interpret import check_supported, execute, replay
 from nmn.interchange.reader import OnnxGraph, read_model
 
@@ -86,29 +92,16 @@ def export(model, example_inputs: Any, path: str | os.PathLike | None = None, *,
     """
     if isinstance(model, (list, tuple)):
         model = nn.Sequential(*model)   # a plain list of layers is a chain
-    inputs = list(example_inputs) if isinstance(example_inputs, (tuple, list)) else [example_inputs]
-    inputs = [x if isinstance(x, mx.array) else mx.array(np.asarray(x)) for x in inputs]
-    was_training = model.training
-    model.eval()
-    try:
+    inputs = [x if isinstance(x, mx.array) else mx.array(np.asarray(x)) for x in as_list(example_inputs)]
+
+    def build():
         if isinstance(model, OnnxModule):
             proto = model._replay()
-            out = model(*inputs)
-            expected = [np_array(o) for o in (out if isinstance(out, (tuple, list)) else (out,))]
-        else:
-            proto, expected = trace(model, inputs, input_names, output_names)
-        feeds = {vi.name: np.array(x) for vi, x in zip(proto.graph.input, inputs)}
-        check_against(proto, feeds, expected, rtol=rtol, what=type(model).__name__)
-    finally:
-        model.train(was_training)
-    if path is not None:
-        save_model(proto, path)
-        if inline:
-            from nmn.interchange.graph import inline_copy
+            return proto, [np_array(o) for o in outputs_list(model(*inputs))]
+        return trace(model, inputs, input_names, output_names)
 
-            p = os.fspath(path)
-            save_model(inline_copy(proto), p[:-5] + ".inlined.onnx" if p.endswith(".onnx") else p + ".inlined")
-    return proto
+    return checked_export(model, inputs, path, build=build, to_numpy=np.array, rtol=rtol, inline=inline,
+                          check=check_against)
 
 
 def _key(name: str) -> str:
@@ -275,11 +268,6 @@ def load(source: str | os.PathLike | onnx.ModelProto, *, dtype=None) -> OnnxModu
 
 def predict(model, inputs: list) -> list[np.ndarray]:
     """Eager inference on numpy inputs (``model.eval()`` for the call); returns numpy outputs."""
-    was_training = getattr(model, "training", False)
-    model.eval()
-    try:
+    with eval_mode(model):
         out = model(*[mx.array(np.ascontiguousarray(x)) for x in inputs])
-    finally:
-        model.train(was_training)
-    outs = out if isinstance(out, (tuple, list)) else (out,)
-    return [np.array(o) for o in outs]
+    return [np.array(o) for o in outputs_list(out)]

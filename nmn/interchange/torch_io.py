@@ -18,7 +18,13 @@ from typing import Any, Sequence
 import numpy as np
 import onnx
 
-from nmn.interchange.graph import check_against, save_model
+from nmn.interchange._export_common import (
+    as_list,
+    checked_export,
+    eval_mode,
+    outputs_list,
+)
+from nmn.interchange.graph import check_against
 from nmn.interchange.interpret import check_supported, execute, replay
 from nmn.interchange.reader import OnnxGraph, read_model
 
@@ -58,29 +64,18 @@ def export(model: nn.Module, example_inputs: Any, path: str | os.PathLike | None
         >>> [n.op_type for n in model.graph.node]
         ['Flatten', 'YatDense', 'Gemm']
     """
-    inputs = example_inputs if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
-    was_training = model.training
-    model.eval()
-    try:
+    inputs = as_list(example_inputs)
+
+    def build():
         if isinstance(model, OnnxModule):
-            proto, expected = model._replay(), None
+            proto = model._replay()
             with torch.no_grad():
                 out = model(*inputs)
-            expected = [_np(o) for o in (out if isinstance(out, (tuple, list)) else (out,))]
-        else:
-            proto, expected = _Exporter(model, inputs).run(input_names, output_names)
-        feeds = {vi.name: _np(x) for vi, x in zip(proto.graph.input, inputs)}
-        check_against(proto, feeds, expected, rtol=rtol, what=type(model).__name__)
-    finally:
-        model.train(was_training)
-    if path is not None:
-        save_model(proto, path)
-        if inline:
-            from nmn.interchange.graph import inline_copy
+            return proto, [_np(o) for o in outputs_list(out)]
+        return _Exporter(model, inputs).run(input_names, output_names)
 
-            p = os.fspath(path)
-            save_model(inline_copy(proto), p[:-5] + ".inlined.onnx" if p.endswith(".onnx") else p + ".inlined")
-    return proto
+    return checked_export(model, inputs, path, build=build, to_numpy=_np, rtol=rtol, inline=inline,
+                          check=check_against)
 
 
 def _key(name: str) -> str:
@@ -217,11 +212,6 @@ def load(source: str | os.PathLike | onnx.ModelProto) -> OnnxModule:
 
 def predict(model: nn.Module, inputs: list) -> list[np.ndarray]:
     """Eager inference on numpy inputs (eval mode, no grad); returns numpy outputs."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model(*[torch.from_numpy(np.ascontiguousarray(x)) for x in inputs])
-    finally:
-        model.train(was_training)
-    return [_np(o) for o in (out if isinstance(out, (tuple, list)) else (out,))]
+    with eval_mode(model), torch.no_grad():
+        out = model(*[torch.from_numpy(np.ascontiguousarray(x)) for x in inputs])
+    return [_np(o) for o in outputs_list(out)]

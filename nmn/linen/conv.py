@@ -8,13 +8,24 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from nmn._jax.functional import check_input, yat_conv, yat_options
-from nmn._jax.geometry import conv_padding, kernel_tuple
-from nmn.core.conv import as_tuple, conv_pads
+from nmn._jax.geometry import conv_geometry, conv_padding
+from nmn.core.conv import conv_pads
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.linen._ops import check_kernel, tail_params
 
 default_kernel_init = nn.initializers.xavier_normal()
 default_bias_init = nn.initializers.zeros_init()
+
+
+def input_channels(name: str, inputs, rank: int, groups: int):
+    """``(C, what)`` of a channels-last ``inputs (N, *spatial, C)``, checked for rank and divisibility by groups."""
+    what = f"(N, {', '.join(['*'] * rank)}, C)"
+    check_input(name, inputs, rank + 2, None, what)
+    c = inputs.shape[-1]
+    if c % groups:
+        raise ValueError(f"{name}: input channels {c} (shape {tuple(inputs.shape)}) are not divisible by "
+                         f"feature_group_count {groups}")
+    return c, what
 
 
 class _YatConvNd(nn.Module):
@@ -63,10 +74,8 @@ class _YatConvNd(nn.Module):
         """Validated ``(kernel_size, strides, dilations, groups, padding, padding_mode, options)``."""
         name = type(self).__name__
         check_positive_int(self.features, "features", name)
-        ks = kernel_tuple(self.kernel_size, self._rank, name)
-        strides = as_tuple(self.strides, self._rank, "strides", name)
-        dil = as_tuple(self.kernel_dilation, self._rank, "kernel_dilation", name)
-        groups = check_positive_int(self.feature_group_count, "feature_group_count", name)
+        ks, strides, dil, groups = conv_geometry(self.kernel_size, self.strides, self.kernel_dilation,
+                                                 self.feature_group_count, self._rank, name)
         if self.features % groups:
             raise ValueError(f"{name}: features ({self.features}) must be divisible by feature_group_count ({groups})")
         padding, mode = conv_padding(self.padding, self.padding_mode, self._rank, ks, dil, name)
@@ -81,12 +90,7 @@ class _YatConvNd(nn.Module):
         name = type(self).__name__
         ks, strides, dil, groups, padding, mode, opts = self.geometry()
         rank = self._rank
-        what = f"(N, {', '.join(['*'] * rank)}, C)"
-        check_input(name, inputs, rank + 2, None, what)
-        c = inputs.shape[-1]
-        if c % groups:
-            raise ValueError(f"{name}: input channels {c} (shape {tuple(inputs.shape)}) are not divisible by "
-                             f"feature_group_count {groups}")
+        c, what = input_channels(name, inputs, rank, groups)
         shape = (*ks, c // groups, self.features)
         check_kernel(self, "params", shape, inputs, what)
         kernel = self.param("kernel", self.kernel_init, shape, self.param_dtype)

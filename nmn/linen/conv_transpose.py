@@ -7,11 +7,12 @@ from typing import Any, Callable, ClassVar
 import jax.numpy as jnp
 from flax import linen as nn
 
-from nmn._jax.functional import check_input, yat_conv_transpose, yat_options
-from nmn._jax.geometry import kernel_tuple, transpose_padding
-from nmn.core.conv import as_tuple, transpose_geometry
+from nmn._jax.functional import yat_conv_transpose, yat_options
+from nmn._jax.geometry import conv_geometry, output_padding_tuple, transpose_padding
+from nmn.core.conv import transpose_geometry
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.linen._ops import check_kernel, tail_params
+from nmn.linen.conv import input_channels
 
 default_kernel_init = nn.initializers.xavier_normal()
 default_bias_init = nn.initializers.zeros_init()
@@ -61,17 +62,12 @@ class _YatConvTransposeNd(nn.Module):
         """Validated ``(kernel_size, strides, dilations, groups, padding, output_padding, options)``."""
         name, rank = type(self).__name__, self._rank
         check_positive_int(self.features, "features", name)
-        ks = kernel_tuple(self.kernel_size, rank, name)
-        strides = as_tuple(self.strides, rank, "strides", name)
-        dil = as_tuple(self.kernel_dilation, rank, "kernel_dilation", name)
-        groups = check_positive_int(self.feature_group_count, "feature_group_count", name)
+        ks, strides, dil, groups = conv_geometry(self.kernel_size, self.strides, self.kernel_dilation,
+                                                 self.feature_group_count, rank, name)
         if self.features % groups:
             raise ValueError(f"{name}: features ({self.features}) must be divisible by feature_group_count ({groups})")
         padding = transpose_padding(self.padding, rank, name)
-        op = self.output_padding
-        outpad = (op,) * rank if isinstance(op, int) else tuple(op)
-        if len(outpad) != rank or any((not isinstance(v, int)) or v < 0 for v in outpad):
-            raise ValueError(f"{name}: output_padding must be an int >= 0 or {rank} of them, got {op!r}")
+        outpad = output_padding_tuple(self.output_padding, rank, name)
         opts = yat_options(name, use_bias=self.use_bias, constant_bias=self.constant_bias, use_alpha=self.use_alpha,
                            constant_alpha=self.constant_alpha, epsilon=self.epsilon,
                            learnable_epsilon=self.learnable_epsilon)
@@ -83,12 +79,7 @@ class _YatConvTransposeNd(nn.Module):
         name = type(self).__name__
         ks, strides, dil, groups, padding, outpad, opts = self.geometry()
         rank = self._rank
-        what = f"(N, {', '.join(['*'] * rank)}, C)"
-        check_input(name, inputs, rank + 2, None, what)
-        c = inputs.shape[-1]
-        if c % groups:
-            raise ValueError(f"{name}: input channels {c} (shape {tuple(inputs.shape)}) are not divisible by "
-                             f"feature_group_count {groups}")
+        c, what = input_channels(name, inputs, rank, groups)
         shape = (*ks, c, self.features // groups)
         check_kernel(self, "params", shape, inputs, what)
         kernel = self.param("kernel", self.kernel_init, shape, self.param_dtype)

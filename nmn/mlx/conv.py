@@ -20,58 +20,56 @@ def check_conv_input(layer, x, rank, channels):
                          f"got shape {tuple(x.shape)}")
 
 
-class _YatConvND(YatParamsMixin, nn.Module):
-    """N-d Yat convolution; use :class:`YatConv1D`, :class:`YatConv2D` or :class:`YatConv3D`."""
+class _ConvBase(YatParamsMixin, nn.Module):
+    """What the N-d Yat convolution and transposed convolution share: geometry, a lazy kernel
+    ``(filters, *k, in_channels / groups)`` built from ``in_channels`` or the first input, and the config keys."""
 
     _rank = 0
 
-    def __init__(self, filters, kernel_size, *, in_channels=None, strides=1, padding=0, dilation_rate=1,
-                 groups=1, padding_mode="zeros", use_bias=True, constant_bias=None, use_alpha=True,
-                 constant_alpha=None, epsilon=DEFAULT_EPSILON, learnable_epsilon=False, weight_normalized=False,
-                 dtype=mx.float32):
-        super().__init__()
+    def _init_geometry(self, filters, kernel_size, strides, dilation_rate, padding):
         name, rank = type(self).__name__, self._rank
         self.filters = check_positive_int(filters, "filters", name)
         self.kernel_size = as_tuple(kernel_size, rank, "kernel_size", name)
         self.strides = as_tuple(strides, rank, "strides", name)
         self.dilation_rate = as_tuple(dilation_rate, rank, "dilation_rate", name)
-        self.padding = normalize_padding(padding, rank, name)
-        self.padding_mode = check_choice(padding_mode, tuple(PADDING_MODES), "padding_mode", name)
+        return normalize_padding(padding, rank, name)
+
+    def _init_groups_and_params(self, groups, yat_args, dtype):
+        """Set ``groups`` and the Yat parameters (``yat_args``: use_bias, constant_bias, use_alpha,
+        constant_alpha, epsilon, learnable_epsilon)."""
+        name = type(self).__name__
         self.groups = check_positive_int(groups, "groups", name)
         if self.filters % self.groups:
             raise ValueError(f"{name}: filters ({self.filters}) must be divisible by groups ({self.groups})")
-        self.weight_normalized = bool(weight_normalized)
         self._dtype = dtype
-        self._init_yat_params(use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon,
-                              (self.filters,), dtype)
+        self._init_yat_params(*yat_args, (self.filters,), dtype)
+
+    def _init_kernel(self, in_channels):
         self.in_channels = None
         if in_channels is not None:
-            self._build(check_positive_int(in_channels, "in_channels", name))
+            self._build(check_positive_int(in_channels, "in_channels", type(self).__name__))
+
+    def _fan_in(self, in_channels):
+        raise NotImplementedError
 
     def _build(self, in_channels):
         if in_channels % self.groups:
             raise ValueError(f"{type(self).__name__}: in_channels ({in_channels}) must be divisible by "
                              f"groups ({self.groups})")
         self.in_channels = int(in_channels)
-        per_group = in_channels // self.groups
-        fan_in = per_group * math.prod(self.kernel_size)
-        self.kernel = fan_in_normal((self.filters, *self.kernel_size, per_group), fan_in, self._dtype)
+        self.kernel = fan_in_normal((self.filters, *self.kernel_size, in_channels // self.groups),
+                                    self._fan_in(in_channels), self._dtype)
 
-    def _pads(self, x):
-        return conv_pads(self.padding, x.shape[1:-1], self.kernel_size, self.strides, self.dilation_rate)
-
-    def __call__(self, x):
+    def _checked_input(self, x):
+        """Build the kernel from the first input when needed; check ``x`` is ``(N, *S, in_channels)``."""
         name = type(self).__name__
         if self.in_channels is None:
             check_conv_input(name, x, self._rank, None)
             self._build(x.shape[-1])
         check_conv_input(name, x, self._rank, self.in_channels)
-        return yat_conv(x, self["kernel"], self._bias_value(), self._alpha_value(), self._eps_value(),
-                        strides=self.strides, pads=self._pads(x), dilations=self.dilation_rate, groups=self.groups,
-                        padding_mode=self.padding_mode, weight_normalized=self.weight_normalized)
+        return x
 
-    def get_config(self):
-        """Constructor arguments as plain JSON (the neutral spec's config)."""
+    def _geometry_config(self):
         padding = self.padding if isinstance(self.padding, str) else [list(p) for p in self.padding]
         return {
             "rank": self._rank,
@@ -82,6 +80,40 @@ class _YatConvND(YatParamsMixin, nn.Module):
             "dilations": list(self.dilation_rate),
             "groups": self.groups,
             "padding": padding,
+        }
+
+
+class _YatConvND(_ConvBase):
+    """N-d Yat convolution; use :class:`YatConv1D`, :class:`YatConv2D` or :class:`YatConv3D`."""
+
+    def __init__(self, filters, kernel_size, *, in_channels=None, strides=1, padding=0, dilation_rate=1,
+                 groups=1, padding_mode="zeros", use_bias=True, constant_bias=None, use_alpha=True,
+                 constant_alpha=None, epsilon=DEFAULT_EPSILON, learnable_epsilon=False, weight_normalized=False,
+                 dtype=mx.float32):
+        super().__init__()
+        self.padding = self._init_geometry(filters, kernel_size, strides, dilation_rate, padding)
+        self.padding_mode = check_choice(padding_mode, tuple(PADDING_MODES), "padding_mode", type(self).__name__)
+        self._init_groups_and_params(groups, (use_bias, constant_bias, use_alpha, constant_alpha, epsilon,
+                                              learnable_epsilon), dtype)
+        self.weight_normalized = bool(weight_normalized)
+        self._init_kernel(in_channels)
+
+    def _fan_in(self, in_channels):
+        return in_channels // self.groups * math.prod(self.kernel_size)
+
+    def _pads(self, x):
+        return conv_pads(self.padding, x.shape[1:-1], self.kernel_size, self.strides, self.dilation_rate)
+
+    def __call__(self, x):
+        x = self._checked_input(x)
+        return yat_conv(x, self["kernel"], self._bias_value(), self._alpha_value(), self._eps_value(),
+                        strides=self.strides, pads=self._pads(x), dilations=self.dilation_rate, groups=self.groups,
+                        padding_mode=self.padding_mode, weight_normalized=self.weight_normalized)
+
+    def get_config(self):
+        """Constructor arguments as plain JSON (the neutral spec's config)."""
+        return {
+            **self._geometry_config(),
             "padding_mode": self.padding_mode,
             **self._yat_config(),
             "spherical": False,

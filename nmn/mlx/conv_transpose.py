@@ -4,30 +4,24 @@ from __future__ import annotations
 
 import math
 
-from nmn.core.conv import as_tuple, normalize_padding, transpose_geometry
-from nmn.core.options import DEFAULT_EPSILON, check_positive_int
-from nmn.mlx._ops import YatParamsMixin, fan_in_normal, mx, nn
-from nmn.mlx.conv import check_conv_input
+from nmn.core.conv import transpose_geometry
+from nmn.core.options import DEFAULT_EPSILON
+from nmn.mlx._ops import mx
+from nmn.mlx.conv import _ConvBase
 from nmn.mlx.functional import yat_conv_transpose
 
 __all__ = ["YatConvTranspose1D", "YatConvTranspose2D", "YatConvTranspose3D"]
 
 
-class _YatConvTransposeND(YatParamsMixin, nn.Module):
+class _YatConvTransposeND(_ConvBase):
     """N-d Yat transposed convolution; use the 1-D / 2-D / 3-D classes."""
-
-    _rank = 0
 
     def __init__(self, filters, kernel_size, *, in_channels=None, strides=1, padding=0, dilation_rate=1,
                  output_padding=0, groups=1, use_bias=True, constant_bias=None, use_alpha=True, constant_alpha=None,
                  epsilon=DEFAULT_EPSILON, learnable_epsilon=False, dtype=mx.float32):
         super().__init__()
         name, rank = type(self).__name__, self._rank
-        self.filters = check_positive_int(filters, "filters", name)
-        self.kernel_size = as_tuple(kernel_size, rank, "kernel_size", name)
-        self.strides = as_tuple(strides, rank, "strides", name)
-        self.dilation_rate = as_tuple(dilation_rate, rank, "dilation_rate", name)
-        padding = normalize_padding(padding, rank, name)
+        padding = self._init_geometry(filters, kernel_size, strides, dilation_rate, padding)
         if padding == "causal":
             raise ValueError(f"{name}: padding='causal' is not defined for transposed convolutions")
         self.padding = padding
@@ -38,49 +32,25 @@ class _YatConvTransposeND(YatParamsMixin, nn.Module):
                 not 0 <= op < max(s, d) for op, s, d in zip(self.output_padding, self.strides, self.dilation_rate)):
             raise ValueError(f"{name}: output_padding must be {rank} ints in [0, max(stride, dilation)), "
                              f"got {output_padding!r}")
-        self.groups = check_positive_int(groups, "groups", name)
-        if self.filters % self.groups:
-            raise ValueError(f"{name}: filters ({self.filters}) must be divisible by groups ({self.groups})")
-        self._dtype = dtype
-        self._init_yat_params(use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon,
-                              (self.filters,), dtype)
+        self._init_groups_and_params(groups, (use_bias, constant_bias, use_alpha, constant_alpha, epsilon,
+                                              learnable_epsilon), dtype)
         self._pads, self._outpad = transpose_geometry(self.padding, self.kernel_size, self.strides,
                                                       self.dilation_rate, self.output_padding)
-        self.in_channels = None
-        if in_channels is not None:
-            self._build(check_positive_int(in_channels, "in_channels", name))
+        self._init_kernel(in_channels)
 
-    def _build(self, in_channels):
-        if in_channels % self.groups:
-            raise ValueError(f"{type(self).__name__}: in_channels ({in_channels}) must be divisible by "
-                             f"groups ({self.groups})")
-        self.in_channels = int(in_channels)
-        fan_in = in_channels * math.prod(self.kernel_size)
-        self.kernel = fan_in_normal((self.filters, *self.kernel_size, in_channels // self.groups), fan_in,
-                                    self._dtype)
+    def _fan_in(self, in_channels):
+        return in_channels * math.prod(self.kernel_size)
 
     def __call__(self, x):
-        name = type(self).__name__
-        if self.in_channels is None:
-            check_conv_input(name, x, self._rank, None)
-            self._build(x.shape[-1])
-        check_conv_input(name, x, self._rank, self.in_channels)
+        x = self._checked_input(x)
         return yat_conv_transpose(x, self["kernel"], self._bias_value(), self._alpha_value(), self._eps_value(),
                                   strides=self.strides, pads=self._pads, dilations=self.dilation_rate,
                                   output_padding=self._outpad, groups=self.groups)
 
     def get_config(self):
         """Constructor arguments as plain JSON (the neutral spec's config)."""
-        padding = self.padding if isinstance(self.padding, str) else [list(p) for p in self.padding]
         return {
-            "rank": self._rank,
-            "in_channels": self.in_channels,
-            "out_channels": self.filters,
-            "kernel_size": list(self.kernel_size),
-            "strides": list(self.strides),
-            "dilations": list(self.dilation_rate),
-            "groups": self.groups,
-            "padding": padding,
+            **self._geometry_config(),
             "output_padding": list(self.output_padding),
             **self._yat_config(),
             "spherical": False,

@@ -8,8 +8,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from nmn._jax.functional import check_input, yat_conv, yat_options
-from nmn._jax.geometry import conv_padding, kernel_tuple
-from nmn.core.conv import as_tuple, conv_pads
+from nmn._jax.geometry import conv_geometry, conv_padding
+from nmn.core.conv import conv_pads
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.nnx._ops import init_tail_params, tail_of
 
@@ -61,11 +61,9 @@ class YatConv(nnx.Module):
         name = type(self).__name__
         self.in_features = check_positive_int(in_features, "in_features", name)
         self.out_features = check_positive_int(out_features, "out_features", name)
-        self.kernel_size = kernel_tuple(kernel_size, self._rank, name)
+        self.kernel_size, self.strides, self.kernel_dilation, groups = conv_geometry(
+            kernel_size, strides, kernel_dilation, feature_group_count, self._rank, name)
         rank = len(self.kernel_size)
-        self.strides = as_tuple(strides, rank, "strides", name)
-        self.kernel_dilation = as_tuple(kernel_dilation, rank, "kernel_dilation", name)
-        groups = check_positive_int(feature_group_count, "feature_group_count", name)
         if in_features % groups or out_features % groups:
             raise ValueError(f"{name}: in_features ({in_features}) and out_features ({out_features}) must be "
                              f"divisible by feature_group_count ({groups})")

@@ -8,8 +8,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from nmn._jax.functional import check_input, yat_conv_transpose, yat_options
-from nmn._jax.geometry import kernel_tuple, transpose_padding
-from nmn.core.conv import as_tuple, transpose_geometry
+from nmn._jax.geometry import conv_geometry, output_padding_tuple, transpose_padding
+from nmn.core.conv import transpose_geometry
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.nnx._ops import init_tail_params, tail_of
 
@@ -58,20 +58,15 @@ class YatConvTranspose(nnx.Module):
         name = type(self).__name__
         self.in_features = check_positive_int(in_features, "in_features", name)
         self.out_features = check_positive_int(out_features, "out_features", name)
-        self.kernel_size = kernel_tuple(kernel_size, self._rank, name)
+        self.kernel_size, self.strides, self.kernel_dilation, groups = conv_geometry(
+            kernel_size, strides, kernel_dilation, feature_group_count, self._rank, name)
         rank = len(self.kernel_size)
-        self.strides = as_tuple(strides, rank, "strides", name)
-        self.kernel_dilation = as_tuple(kernel_dilation, rank, "kernel_dilation", name)
-        groups = check_positive_int(feature_group_count, "feature_group_count", name)
         if in_features % groups or out_features % groups:
             raise ValueError(f"{name}: in_features ({in_features}) and out_features ({out_features}) must be "
                              f"divisible by feature_group_count ({groups})")
         self.feature_group_count = groups
         self.padding = transpose_padding(padding, rank, name)
-        outpad = (output_padding,) * rank if isinstance(output_padding, int) else tuple(output_padding)
-        if len(outpad) != rank or any((not isinstance(v, int)) or v < 0 for v in outpad):
-            raise ValueError(f"{name}: output_padding must be an int >= 0 or {rank} of them, got {output_padding!r}")
-        self.output_padding = tuple(int(v) for v in outpad)
+        self.output_padding = output_padding_tuple(output_padding, rank, name)
         self.opts = yat_options(name, use_bias=use_bias, constant_bias=constant_bias, use_alpha=use_alpha,
                                 constant_alpha=constant_alpha, epsilon=epsilon, learnable_epsilon=learnable_epsilon)
         self.dtype, self.param_dtype = dtype, param_dtype

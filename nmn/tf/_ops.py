@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from nmn.core.conv import PADDING_MODES
-from nmn.core.options import check_epsilon, inverse_softplus, resolve_alpha, resolve_bias
+from functools import partial
+
+from nmn._tfkeras import options, padding
+from nmn._tfkeras.options import layer_label, set_yat_options  # noqa: F401  (re-exported)
+from nmn._tfkeras.padding import take
+from nmn.core.options import inverse_softplus
 
 
 class _TFOps:
@@ -86,39 +90,8 @@ def result_dtype(x, *params):
     return max(floats, key=order.index) if floats else tf.float32
 
 
-def _take(x, axis, start, stop):
-    index = [slice(None)] * x.shape.rank
-    index[axis] = slice(start, stop)
-    return x[tuple(index)]
-
-
-def pad_axis(x, axis, lo, hi, mode="zeros"):
-    """Pad (or, for negative amounts, crop) ``x`` along ``axis`` with one of the torch padding modes."""
-    if lo < 0:
-        x = _take(x, axis, -lo, None)
-        lo = 0
-    if hi < 0:
-        x = _take(x, axis, None, x.shape[axis] + hi)
-        hi = 0
-    if lo == 0 and hi == 0:
-        return x
-    if mode == "zeros":
-        widths = [[0, 0]] * x.shape.rank
-        widths[axis] = [lo, hi]
-        return tf.pad(x, widths)
-    n = x.shape[axis]
-    if mode == "reflect":
-        left = [_take(x, axis, i, i + 1) for i in range(lo, 0, -1)]
-        right = [_take(x, axis, n - 1 - i, n - i) for i in range(1, hi + 1)]
-    elif mode == "replicate":
-        left = [_take(x, axis, 0, 1)] * lo
-        right = [_take(x, axis, n - 1, n)] * hi
-    elif mode == "circular":
-        left = [_take(x, axis, n - lo, n)] if lo else []
-        right = [_take(x, axis, 0, hi)] if hi else []
-    else:
-        raise ValueError(f"padding_mode must be one of {list(PADDING_MODES)}, got {mode!r}")
-    return tf.concat([*left, x, *right], axis=axis)
+pad_axis = partial(padding.pad_axis, pad=tf.pad, concat=F.concat)
+pad_axis.__doc__ = padding.pad_axis.__doc__
 
 
 def upsample_axis(x, axis, stride):
@@ -133,7 +106,7 @@ def upsample_axis(x, axis, stride):
     dynamic = tf.shape(x)
     shape = [dynamic[i] if s is None else s for i, s in enumerate(x.shape)]
     shape[axis : axis + 2] = [n * stride]
-    return _take(tf.reshape(x, shape), axis, 0, (n - 1) * stride + 1)
+    return take(tf.reshape(x, shape), axis, 0, (n - 1) * stride + 1)
 
 
 def conv(x, kernel, strides, dilations, groups):
@@ -146,27 +119,6 @@ def conv(x, kernel, strides, dilations, groups):
                       for a, b in zip(xs, ws)], axis=-1)
 
 
-def layer_label(layer):
-    """``YatNMN 'name'`` for error messages."""
-    return f"{type(layer).__name__} {layer.name!r}"
-
-
-def set_yat_options(layer, *, use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon):
-    """Validate and store the Yat keyword arguments shared by every layer (yat-ops.md 0.2)."""
-    cls = type(layer).__name__
-    layer.epsilon = check_epsilon(epsilon, cls)
-    layer.use_bias = bool(use_bias)
-    layer.constant_bias = constant_bias
-    layer.use_alpha = bool(use_alpha)
-    layer.constant_alpha = constant_alpha
-    layer.learnable_epsilon = bool(learnable_epsilon)
-    layer._bias_spec = resolve_bias(use_bias, constant_bias)
-    layer._alpha_spec = resolve_alpha(use_alpha, constant_alpha)
-    layer.bias = None
-    layer.alpha = None
-    layer.epsilon_param = None
-
-
 def add_yat_variables(layer, n_out, dtype, with_bias=True):
     """Create ``bias (n_out,)``, ``alpha (1,)`` and ``epsilon_param (1,)`` where they are parameters."""
     if with_bias and layer._bias_spec.mode == "learnable":
@@ -177,25 +129,9 @@ def add_yat_variables(layer, n_out, dtype, with_bias=True):
         layer.epsilon_param = tf.Variable(tf.constant([inverse_softplus(layer.epsilon)], dtype), name="epsilon_param")
 
 
-def eps_value(layer):
-    """The effective epsilon: ``softplus(epsilon_param)`` when learnable, else the constant."""
-    if layer.epsilon_param is not None:
-        return tf.nn.softplus(tf.cast(layer.epsilon_param, tf.float32))
-    return layer.epsilon
-
-
-def alpha_value(layer):
-    """The alpha multiplier (a float32 tensor, a float, or ``None`` for 1)."""
-    if layer.alpha is not None:
-        return tf.cast(layer.alpha, tf.float32)
-    return None if layer._alpha_spec.value == 1.0 else layer._alpha_spec.value
-
-
-def bias_value(layer):
-    """The numerator bias (a float32 tensor, a float, or ``None``)."""
-    if layer.bias is not None:
-        return tf.cast(layer.bias, tf.float32)
-    return layer._bias_spec.value if layer._bias_spec.mode == "constant" else None
+eps_value = partial(options.eps_value, F)
+alpha_value = partial(options.alpha_value, F)
+bias_value = partial(options.bias_value, F)
 
 
 def glorot_normal(shape, fan_in, fan_out, dtype, seed=None):

@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import math
 
-import numpy as np
 import tensorflow as tf
 
-from nmn.core import yat
-from nmn.core.options import (DEFAULT_EPSILON, NORMALIZATIONS, ROPE_STYLES, ROPE_THETA, check_choice, check_epsilon,
-                              check_positive_int, resolve_alpha)
+from nmn._tfkeras.options import (fixed_alpha, performer_projection, rope_slices, set_attention_options,
+                                  set_rope_options)
+from nmn.core.options import DEFAULT_EPSILON, ROPE_THETA, check_positive_int
 from nmn.tf import functional
 from nmn.tf._ops import glorot_normal, layer_label
 
 __all__ = ["MultiHeadYatAttention", "RotaryYatAttention", "performer_projection"]
-
-
-def performer_projection(num_features, head_dim, seed=None):
-    """Orthogonal random features ``(num_features, head_dim)``: QR blocks scaled so every row has norm sqrt(d)."""
-    rng = np.random.default_rng(seed)
-    blocks = []
-    for _ in range(-(-num_features // head_dim)):
-        q, _ = np.linalg.qr(rng.normal(size=(head_dim, head_dim)))
-        blocks.append(q.T)
-    return (np.concatenate(blocks, 0)[:num_features] * math.sqrt(head_dim)).astype(np.float32)
 
 
 def _heads(x, num_heads):
@@ -68,30 +56,10 @@ class MultiHeadYatAttention(tf.Module):
                  epsilon=DEFAULT_EPSILON, spherical=False, normalization="softmax", power=1.0, use_out_proj=True,
                  causal=False, use_performer=False, num_features=256, seed=None, dtype=tf.float32, name=None):
         super().__init__(name=name)
-        cls = type(self).__name__
-        self.embed_dim = check_positive_int(embed_dim, "embed_dim", cls)
-        self.num_heads = check_positive_int(num_heads, "num_heads", cls)
-        if embed_dim % num_heads:
-            raise ValueError(f"{cls}: embed_dim={embed_dim} must be divisible by num_heads={num_heads}")
-        self.head_dim = embed_dim // num_heads
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"{cls}: dropout must be in [0, 1), got {dropout!r}")
-        self.dropout = float(dropout)
-        self.use_bias = bool(use_bias)
-        self.use_alpha = bool(use_alpha)
-        self.constant_alpha = constant_alpha
-        self._alpha_spec = resolve_alpha(use_alpha, constant_alpha)
-        self.epsilon = check_epsilon(epsilon, cls)
-        self.spherical = bool(spherical)
-        self.normalization = check_choice(normalization, NORMALIZATIONS, "normalization", cls)
-        self.power = float(power)
-        if self.power <= 0:
-            raise ValueError(f"{cls}: power must be > 0, got {power!r}")
-        self.use_out_proj = bool(use_out_proj)
-        self.causal = bool(causal)
-        self.use_performer = bool(use_performer)
-        self.num_features = check_positive_int(num_features, "num_features", cls)
-        self.seed = seed
+        set_attention_options(self, embed_dim=embed_dim, num_heads=num_heads, dropout=dropout, use_bias=use_bias,
+                              use_alpha=use_alpha, constant_alpha=constant_alpha, epsilon=epsilon, spherical=spherical,
+                              normalization=normalization, power=power, use_out_proj=use_out_proj, causal=causal,
+                              use_performer=use_performer, num_features=num_features, seed=seed)
         self.dtype = tf.as_dtype(dtype)
         self.q_kernel = None
         self.alpha = None
@@ -128,7 +96,7 @@ class MultiHeadYatAttention(tf.Module):
     def _alpha(self):
         if self.alpha is not None:
             return tf.cast(self.alpha, tf.float32)
-        return None if self._alpha_spec.value == 1.0 else self._alpha_spec.value
+        return fixed_alpha(self)
 
     def _check(self, name, x, width):
         if x.shape.rank != 3 or x.shape[-1] is None or (width is not None and x.shape[-1] != width):
@@ -214,29 +182,12 @@ class RotaryYatAttention(MultiHeadYatAttention):
         if kwargs.get("use_performer"):
             raise ValueError(f"{cls}: use_performer=True is not offered with rotary embeddings")
         super().__init__(embed_dim, num_heads, **kwargs)
-        if self.head_dim % 2:
-            raise ValueError(f"{cls}: head_dim = embed_dim / num_heads must be even for RoPE, got {self.head_dim}")
-        self.max_seq_len = check_positive_int(max_seq_len, "max_seq_len", cls)
-        self.theta = float(theta)
-        self.rope_style = check_choice(rope_style, ROPE_STYLES, "rope_style", cls)
-        self._tables = None
-
-    def _rope_tables(self):
-        if self._tables is None:
-            cos, sin = yat.rope_tables(self.head_dim, self.max_seq_len, self.theta)
-            self._tables = (np.asarray(cos, np.float32), np.asarray(sin, np.float32))
-        return self._tables
+        set_rope_options(self, max_seq_len=max_seq_len, theta=theta, rope_style=rope_style)
 
     def _rotate(self, x, start):
-        length = x.shape[1]
-        if length is None:
-            raise ValueError(f"{layer_label(self)}: RoPE needs a known sequence length, got shape {tuple(x.shape)}")
-        if start + length > self.max_seq_len:
-            raise ValueError(f"{layer_label(self)}: positions {start}..{start + length - 1} exceed "
-                             f"max_seq_len={self.max_seq_len}")
-        cos, sin = self._rope_tables()
-        cos = tf.cast(tf.constant(cos[start:start + length]), x.dtype)
-        sin = tf.cast(tf.constant(sin[start:start + length]), x.dtype)
+        cos, sin = rope_slices(self, x.shape, start)
+        cos = tf.cast(tf.constant(cos), x.dtype)
+        sin = tf.cast(tf.constant(sin), x.dtype)
         return functional.rope(x, cos, sin, interleaved=self.rope_style == "interleaved")
 
     def __call__(self, x, mask=None, training=False):

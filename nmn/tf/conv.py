@@ -4,40 +4,50 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from nmn.core.conv import PADDING_MODES, as_tuple, conv_pads, normalize_padding
-from nmn.core.options import DEFAULT_EPSILON, check_choice, check_positive_int
+from nmn._tfkeras.options import (DATA_FORMATS, channels_first_perm, channels_last_perm, check_conv_input,
+                                  set_conv_geometry)
+from nmn.core.conv import PADDING_MODES, conv_pads
+from nmn.core.options import DEFAULT_EPSILON, check_choice
 from nmn.tf import functional
 from nmn.tf._ops import (add_yat_variables, alpha_value, bias_value, eps_value, glorot_normal, layer_label,
                          set_yat_options)
 
 __all__ = ["YatConv1D", "YatConv2D", "YatConv3D"]
 
-_FORMATS = ("channels_last", "channels_first")
-
 
 def to_channels_last(x, rank, data_format):
-    return tf.transpose(x, (0, *range(2, rank + 2), 1)) if data_format == "channels_first" else x
+    return tf.transpose(x, channels_last_perm(rank)) if data_format == "channels_first" else x
 
 
 def from_channels_last(y, rank, data_format):
-    return tf.transpose(y, (0, rank + 1, *range(1, rank + 1))) if data_format == "channels_first" else y
+    return tf.transpose(y, channels_first_perm(rank)) if data_format == "channels_first" else y
 
 
-def check_input(layer, x, channels):
-    """Raise a ``ValueError`` naming the layer and both shapes on a wrong rank or channel count."""
-    shape = tuple(x.shape)
-    axis = -1 if layer.data_format == "channels_last" else 1
-    want = ("N", *("S",) * layer.rank, channels) if axis == -1 else ("N", channels, *("S",) * layer.rank)
-    if len(shape) != layer.rank + 2 or (channels is not None and shape[axis] != channels) or shape[axis] is None:
-        raise ValueError(f"{layer_label(layer)}: expected a rank-{layer.rank + 2} {layer.data_format} input "
-                         f"{want}, got shape {shape}")
-    return shape[axis]
-
-
-class _YatConvNd(tf.Module):
-    """N-d Yat convolution; see :class:`YatConv2D` for the arguments."""
+class _YatConvBase(tf.Module):
+    """What the N-d Yat convolution and transposed convolution share: build on the first call, input checks."""
 
     rank = 0
+
+    @property
+    def built(self):
+        return self.kernel is not None
+
+    def _check_groups(self, in_channels):
+        if in_channels % self.groups:
+            raise ValueError(f"{layer_label(self)}: input channels {in_channels} must be divisible by "
+                             f"groups={self.groups}")
+
+    def _channels_last_input(self, x):
+        """``x`` as a tensor, checked (rank, channels), the variables built on the first call, moved channels-last."""
+        x = tf.convert_to_tensor(x)
+        channels = check_conv_input(self, x.shape, self._kernel_channels() if self.built else None)
+        if not self.built:
+            self.build(int(channels))
+        return to_channels_last(x, self.rank, self.data_format)
+
+
+class _YatConvNd(_YatConvBase):
+    """N-d Yat convolution; see :class:`YatConv2D` for the arguments."""
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format="channels_last",
                  dilation_rate=1, groups=1, *, padding_mode="zeros", use_bias=True, constant_bias=None,
@@ -45,16 +55,9 @@ class _YatConvNd(tf.Module):
                  weight_normalized=False, dtype=tf.float32, seed=None, name=None):
         super().__init__(name=name)
         cls = type(self).__name__
-        self.filters = check_positive_int(filters, "filters", cls)
-        self.kernel_size = as_tuple(kernel_size, self.rank, "kernel_size", cls)
-        self.strides = as_tuple(strides, self.rank, "strides", cls)
-        self.dilation_rate = as_tuple(dilation_rate, self.rank, "dilation_rate", cls)
-        self.groups = check_positive_int(groups, "groups", cls)
-        if self.filters % self.groups:
-            raise ValueError(f"{cls}: filters={filters} must be divisible by groups={groups}")
-        self.padding = normalize_padding(padding, self.rank, cls)
+        set_conv_geometry(self, filters, kernel_size, strides, padding, dilation_rate, groups)
         self.padding_mode = check_choice(padding_mode, tuple(PADDING_MODES), "padding_mode", cls)
-        self.data_format = check_choice(data_format, _FORMATS, "data_format", cls)
+        self.data_format = check_choice(data_format, DATA_FORMATS, "data_format", cls)
         set_yat_options(self, use_bias=use_bias, constant_bias=constant_bias, use_alpha=use_alpha,
                         constant_alpha=constant_alpha, epsilon=epsilon, learnable_epsilon=learnable_epsilon)
         self.weight_normalized = bool(weight_normalized)
@@ -62,15 +65,12 @@ class _YatConvNd(tf.Module):
         self.seed = seed
         self.kernel = None
 
-    @property
-    def built(self):
-        return self.kernel is not None
+    def _kernel_channels(self):
+        return self.kernel.shape[-2] * self.groups
 
     def build(self, in_channels):
         """Create the variables for ``in_channels`` input channels."""
-        if in_channels % self.groups:
-            raise ValueError(f"{layer_label(self)}: input channels {in_channels} must be divisible by "
-                             f"groups={self.groups}")
+        self._check_groups(in_channels)
         k = 1
         for s in self.kernel_size:
             k *= s
@@ -82,11 +82,7 @@ class _YatConvNd(tf.Module):
             add_yat_variables(self, self.filters, self.dtype)
 
     def __call__(self, x):
-        x = tf.convert_to_tensor(x)
-        channels = check_input(self, x, self.kernel.shape[-2] * self.groups if self.built else None)
-        if not self.built:
-            self.build(int(channels))
-        x = to_channels_last(x, self.rank, self.data_format)
+        x = self._channels_last_input(x)
         spatial = tuple(x.shape[1:-1])
         if any(s is None for s in spatial) and self.padding not in ("valid", "causal") and isinstance(
                 self.padding, str):

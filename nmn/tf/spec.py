@@ -13,13 +13,14 @@ conv ``weight (M, C/G, *k)`` (TF ``(*k, C/G, M)``), transposed conv ``weight (C,
 
 from __future__ import annotations
 
-import numpy as np
+import numpy as np  # noqa: F401  (the doctest's np)
 
-from nmn.core.options import resolve_alpha
+from nmn._tfkeras import spec as _spec
+from nmn._tfkeras.spec import KINDS
 from nmn.tf.attention import MultiHeadYatAttention, RotaryYatAttention
 from nmn.tf.conv import YatConv1D, YatConv2D, YatConv3D, _YatConvNd
 from nmn.tf.conv_transpose import (YatConvTranspose1D, YatConvTranspose2D, YatConvTranspose3D,
-                                      _YatConvTransposeNd)
+                                   _YatConvTransposeNd)
 from nmn.tf.dense import YatNMN
 from nmn.tf.embed import YatEmbed
 
@@ -27,36 +28,6 @@ __all__ = ["to_spec", "from_spec", "KINDS"]
 
 CONV = {1: YatConv1D, 2: YatConv2D, 3: YatConv3D}
 CONV_TRANSPOSE = {1: YatConvTranspose1D, 2: YatConvTranspose2D, 3: YatConvTranspose3D}
-KINDS = ("YatNMN", "YatConv", "YatConvTranspose", "MultiHeadYatAttention", "RotaryYatAttention", "YatEmbed")
-
-
-def _np(v):
-    return np.asarray(v.numpy() if hasattr(v, "numpy") else v, np.float32).copy()
-
-
-def _alpha_value(layer):
-    spec = resolve_alpha(layer.use_alpha, layer.constant_alpha)
-    return None if spec.learnable or (layer.constant_alpha is None or layer.constant_alpha is False) else spec.value
-
-
-def _yat_config(layer):
-    return {"use_bias": layer.use_bias, "constant_bias": None if layer.constant_bias is None else float(
-        layer.constant_bias), "use_alpha": layer.use_alpha, "constant_alpha": _alpha_value(layer),
-            "epsilon": layer.epsilon, "learnable_epsilon": layer.learnable_epsilon}
-
-
-def _tail_params(layer, params):
-    if layer.bias is not None:
-        params["bias"] = _np(layer.bias)
-    if layer.alpha is not None:
-        params["alpha"] = _np(layer.alpha)
-    if layer.epsilon_param is not None:
-        params["epsilon_param"] = _np(layer.epsilon_param)
-    return params
-
-
-def _padding(padding):
-    return padding if isinstance(padding, str) else [list(p) for p in padding]
 
 
 def to_spec(layer):
@@ -64,137 +35,32 @@ def to_spec(layer):
     if not getattr(layer, "built", True):
         raise ValueError(f"to_spec: {type(layer).__name__} {layer.name!r} is not built yet (call it once)")
     if isinstance(layer, YatNMN):
-        config = {"in_features": int(layer.kernel.shape[0]), "out_features": layer.features, **_yat_config(layer),
-                  "spherical": layer.spherical, "weight_normalized": layer.weight_normalized, "lazy": layer.lazy}
-        return "YatNMN", config, _tail_params(layer, {"weight": _np(layer.kernel).T.copy()})
+        return _spec.dense_spec(layer, "tf", layer.features)
     if isinstance(layer, _YatConvNd):
-        r = layer.rank
-        w = _np(layer.kernel)
-        config = {"rank": r, "in_channels": int(w.shape[-2]) * layer.groups, "out_channels": layer.filters,
-                  "kernel_size": list(layer.kernel_size), "strides": list(layer.strides),
-                  "dilations": list(layer.dilation_rate), "groups": layer.groups, "padding": _padding(layer.padding),
-                  "padding_mode": layer.padding_mode, **_yat_config(layer), "spherical": False,
-                  "weight_normalized": layer.weight_normalized}
-        weight = np.ascontiguousarray(np.transpose(w, (r + 1, r, *range(r))))
-        return "YatConv", config, _tail_params(layer, {"weight": weight})
+        return _spec.conv_spec(layer, "tf")
     if isinstance(layer, _YatConvTransposeNd):
-        r = layer.rank
-        w = _np(layer.kernel)
-        config = {"rank": r, "in_channels": int(w.shape[-1]), "out_channels": layer.filters,
-                  "kernel_size": list(layer.kernel_size), "strides": list(layer.strides),
-                  "dilations": list(layer.dilation_rate), "groups": layer.groups, "padding": _padding(layer.padding),
-                  "output_padding": list(layer.output_padding or (0,) * r), **_yat_config(layer),
-                  "spherical": False, "weight_normalized": False}
-        weight = np.ascontiguousarray(np.transpose(w, (r + 1, r, *range(r))))
-        return "YatConvTranspose", config, _tail_params(layer, {"weight": weight})
+        return _spec.conv_transpose_spec(layer, "tf")
     if isinstance(layer, MultiHeadYatAttention):
-        kind = "RotaryYatAttention" if isinstance(layer, RotaryYatAttention) else "MultiHeadYatAttention"
-        config = {"embed_dim": layer.embed_dim, "num_heads": layer.num_heads, "use_bias": layer.use_bias,
-                  "use_alpha": layer.use_alpha, "constant_alpha": _alpha_value(layer), "epsilon": layer.epsilon,
-                  "spherical": layer.spherical, "normalization": layer.normalization, "power": layer.power,
-                  "use_out_proj": layer.use_out_proj, "causal": layer.causal, "use_performer": layer.use_performer,
-                  "num_features": layer.num_features}
-        if kind == "RotaryYatAttention":
-            config.update(max_seq_len=layer.max_seq_len, theta=layer.theta, rope_style=layer.rope_style)
-        params = {}
-        for p in ("q", "k", "v", "out"):
-            kernel = getattr(layer, f"{p}_kernel")
-            if kernel is None:
-                continue
-            params[f"{p}_weight"] = _np(kernel).T.copy()
-            bias = getattr(layer, f"{p}_bias")
-            if bias is not None:
-                params[f"{p}_bias"] = _np(bias)
-        if layer.alpha is not None:
-            params["alpha"] = _np(layer.alpha)
-        if layer.proj is not None:
-            params["proj"] = _np(layer.proj)
-        return kind, config, params
+        return _spec.attention_spec(layer, "tf", isinstance(layer, RotaryYatAttention))
     if isinstance(layer, YatEmbed):
-        config = {"num_embeddings": layer.num_embeddings, "features": layer.features, "use_alpha": layer.use_alpha,
-                  "constant_alpha": _alpha_value(layer), "epsilon": layer.epsilon, "spherical": layer.spherical}
-        params = {"embedding": _np(layer.embedding)}
-        if layer.alpha is not None:
-            params["alpha"] = _np(layer.alpha)
-        return "YatEmbed", config, params
+        return _spec.embed_spec(layer)
     raise TypeError(f"to_spec: {type(layer).__name__} is not an nmn.tf Yat layer")
 
 
-_YAT_KEYS = ("use_bias", "constant_bias", "use_alpha", "constant_alpha", "epsilon", "learnable_epsilon")
+def _class(kind, config):
+    if kind in ("YatConv", "YatConvTranspose"):
+        return (CONV if kind == "YatConv" else CONV_TRANSPOSE)[config["rank"]]
+    return {"YatNMN": YatNMN, "MultiHeadYatAttention": MultiHeadYatAttention,
+            "RotaryYatAttention": RotaryYatAttention, "YatEmbed": YatEmbed}[kind]
 
 
-def _pick(config, keys):
-    return {k: config[k] for k in keys if k in config}
-
-
-def _assign(layer, values):
-    """Assign canonical-converted host arrays to the layer's weights by attribute name."""
-    for attr, value in values.items():
-        var = getattr(layer, attr)
-        if var is None:
-            raise ValueError(f"from_spec: {type(layer).__name__} has no parameter {attr!r} for this config")
-        value = np.asarray(value, np.float32)
-        if tuple(var.shape) != value.shape:
-            raise ValueError(f"from_spec: {type(layer).__name__}.{attr} expects shape {tuple(var.shape)}, got "
-                             f"{value.shape}")
-        var.assign(value)
-
-
-def _tail(params):
-    return {k: params[k] for k in ("bias", "alpha", "epsilon_param") if k in params}
+def _build(layer, kind, widths):
+    """Create the variables for the input widths (``YatEmbed`` creates its table at construction)."""
+    if kind != "YatEmbed":
+        layer.build(*widths)
 
 
 def from_spec(kind, config, params, **host_kwargs):
     """A built nmn.tf layer for ``(kind, config, params)``; ``host_kwargs`` go to the constructor
     (e.g. ``name``, ``data_format``)."""
-    params = {k: np.asarray(v) for k, v in params.items()}
-    if kind == "YatNMN":
-        layer = YatNMN(config["out_features"], **_pick(config, _YAT_KEYS + ("spherical", "weight_normalized", "lazy")),
-                       **host_kwargs)
-        layer.build(config["in_features"])
-        _assign(layer, {"kernel": params["weight"].T, **_tail(params)})
-        return layer
-    if kind in ("YatConv", "YatConvTranspose"):
-        r = config["rank"]
-        keys = _YAT_KEYS + (("weight_normalized", "padding_mode") if kind == "YatConv" else ())
-        kwargs = dict(_pick(config, keys), strides=tuple(config["strides"]), dilation_rate=tuple(config["dilations"]),
-                      groups=config["groups"], padding=config["padding"])
-        if kind == "YatConvTranspose":
-            outpad = config.get("output_padding")
-            kwargs["output_padding"] = None if outpad is None or not any(outpad) else tuple(outpad)
-        cls = (CONV if kind == "YatConv" else CONV_TRANSPOSE)[r]
-        layer = cls(config["out_channels"], tuple(config["kernel_size"]), **kwargs, **host_kwargs)
-        layer.build(config["in_channels"])
-        weight = np.transpose(params["weight"], (*range(2, r + 2), 1, 0))
-        _assign(layer, {"kernel": weight, **_tail(params)})
-        return layer
-    if kind in ("MultiHeadYatAttention", "RotaryYatAttention"):
-        keys = ("use_bias", "use_alpha", "constant_alpha", "epsilon", "spherical", "normalization", "power",
-                "use_out_proj", "causal")
-        kwargs = _pick(config, keys)
-        if kind == "RotaryYatAttention":
-            kwargs.update(_pick(config, ("max_seq_len", "theta", "rope_style")))
-            layer = RotaryYatAttention(config["embed_dim"], config["num_heads"], **kwargs, **host_kwargs)
-        else:
-            kwargs.update(_pick(config, ("use_performer", "num_features")))
-            layer = MultiHeadYatAttention(config["embed_dim"], config["num_heads"], **kwargs, **host_kwargs)
-        e = config["embed_dim"]
-        shapes = {p: params[f"{p}_weight"].shape[1] if f"{p}_weight" in params else e for p in "qkv"}
-        layer.build(shapes["q"], shapes["k"], shapes["v"])
-        values = {}
-        for p in ("q", "k", "v", "out"):
-            if f"{p}_weight" in params:
-                values[f"{p}_kernel"] = params[f"{p}_weight"].T
-            if f"{p}_bias" in params:
-                values[f"{p}_bias"] = params[f"{p}_bias"]
-        for p in ("alpha", "proj"):
-            if p in params:
-                values[p] = params[p]
-        _assign(layer, values)
-        return layer
-    if kind == "YatEmbed":
-        layer = YatEmbed(config["num_embeddings"], config["features"],
-                         **_pick(config, ("use_alpha", "constant_alpha", "epsilon", "spherical")), **host_kwargs)
-        _assign(layer, {"embedding": params["embedding"], **({"alpha": params["alpha"]} if "alpha" in params else {})})
-        return layer
-    raise ValueError(f"from_spec: unknown kind {kind!r}; expected one of {list(KINDS)}")
+    return _spec.from_spec(kind, config, params, host_kwargs, classes=_class, build=_build, framework="tf")

@@ -34,6 +34,24 @@ def check_input(layer, x, rank, in_channels):
     return (x.unsqueeze(0) if unbatched else x), unbatched
 
 
+def set_geometry(layer, in_channels, out_channels, kernel_size, stride, dilation, padding) -> None:
+    """Validate and set the geometry attributes a (transposed) conv layer of rank ``layer._rank`` shares."""
+    name, rank = type(layer).__name__, layer._rank
+    layer.in_channels = check_positive_int(in_channels, "in_channels", name)
+    layer.out_channels = check_positive_int(out_channels, "out_channels", name)
+    layer.kernel_size = as_tuple(kernel_size, rank, "kernel_size", name)
+    layer.stride = as_tuple(stride, rank, "stride", name)
+    layer.dilation = as_tuple(dilation, rank, "dilation", name)
+    layer.padding = normalize_padding(padding, rank, name)
+
+
+def geometry_repr(layer) -> str:
+    """The leading part of a (transposed) conv layer's ``extra_repr``."""
+    pad = layer.padding if isinstance(layer.padding, str) else [list(p) for p in layer.padding]
+    return (f"{layer.in_channels}, {layer.out_channels}, kernel_size={layer.kernel_size}, stride={layer.stride}, "
+            f"padding={pad!r}")
+
+
 class _YatConvNd(YatOptions, nn.Module):
     """N-d Yat convolution; the rank classes fix ``_rank``."""
 
@@ -45,13 +63,8 @@ class _YatConvNd(YatOptions, nn.Module):
                  constant_alpha=None, epsilon: float = DEFAULT_EPSILON, learnable_epsilon: bool = False,
                  weight_normalized: bool = False, device=None, dtype=None):
         super().__init__()
-        name, rank = type(self).__name__, self._rank
-        self.in_channels = check_positive_int(in_channels, "in_channels", name)
-        self.out_channels = check_positive_int(out_channels, "out_channels", name)
-        self.kernel_size = as_tuple(kernel_size, rank, "kernel_size", name)
-        self.stride = as_tuple(stride, rank, "stride", name)
-        self.dilation = as_tuple(dilation, rank, "dilation", name)
-        self.padding = normalize_padding(padding, rank, name)
+        name = type(self).__name__
+        set_geometry(self, in_channels, out_channels, kernel_size, stride, dilation, padding)
         self.padding_mode = check_choice(padding_mode, tuple(PADDING_MODES), "padding_mode", name)
         self.groups = check_groups(name, in_channels, out_channels, groups)
         self.weight_normalized = bool(weight_normalized)
@@ -77,9 +90,7 @@ class _YatConvNd(YatOptions, nn.Module):
         return y.squeeze(0) if unbatched else y
 
     def extra_repr(self) -> str:
-        pad = self.padding if isinstance(self.padding, str) else [list(p) for p in self.padding]
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-             f"padding={pad!r}")
+        s = geometry_repr(self)
         if any(d != 1 for d in self.dilation):
             s += f", dilation={self.dilation}"
         if self.groups != 1:

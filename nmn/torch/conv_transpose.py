@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from nmn.core.conv import as_tuple, normalize_padding, transpose_geometry
-from nmn.core.options import DEFAULT_EPSILON, check_positive_int
+from nmn.core.conv import transpose_geometry
+from nmn.core.options import DEFAULT_EPSILON
 from nmn.torch import functional
-from nmn.torch.conv import check_groups, check_input
+from nmn.torch.conv import check_groups, check_input, geometry_repr, set_geometry
 from nmn.torch.dense import YatOptions, pick
 
 
@@ -24,12 +24,7 @@ class _YatConvTransposeNd(YatOptions, nn.Module):
                  device=None, dtype=None):
         super().__init__()
         name, rank = type(self).__name__, self._rank
-        self.in_channels = check_positive_int(in_channels, "in_channels", name)
-        self.out_channels = check_positive_int(out_channels, "out_channels", name)
-        self.kernel_size = as_tuple(kernel_size, rank, "kernel_size", name)
-        self.stride = as_tuple(stride, rank, "stride", name)
-        self.dilation = as_tuple(dilation, rank, "dilation", name)
-        self.padding = normalize_padding(padding, rank, name)
+        set_geometry(self, in_channels, out_channels, kernel_size, stride, dilation, padding)
         if self.padding == "causal":
             raise ValueError(f"{name}: padding='causal' is not defined for transposed convolutions")
         if padding_mode != "zeros":
@@ -66,9 +61,7 @@ class _YatConvTransposeNd(YatOptions, nn.Module):
         return y.squeeze(0) if unbatched else y
 
     def extra_repr(self) -> str:
-        pad = self.padding if isinstance(self.padding, str) else [list(p) for p in self.padding]
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-             f"padding={pad!r}")
+        s = geometry_repr(self)
         if any(self.output_padding):
             s += f", output_padding={self.output_padding}"
         if any(d != 1 for d in self.dilation):

@@ -14,21 +14,18 @@ import optax
 import pytest
 from flax import linen as nn
 from flax import nnx
-from onnx import helper, numpy_helper
 
 import nmn.linen as L
 import nmn.nnx as N
 from nmn.interchange import ExportError, UnsupportedModelError, jax_io, manifest_of, run_onnx
+from tests.interchange.util import assert_same_inits, close, cos_hardmax_model, inits, torch_dense_export
 
 
-def _inits(proto):
-    return {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+_inits = inits
 
 
 def _close(got, want, rtol=1e-5):
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    assert got.shape == want.shape
-    assert np.max(np.abs(got - want)) <= rtol * max(np.max(np.abs(want)), 1e-12)
+    close(got, want, rtol, floor=1e-12)
 
 
 class ConvNet(nnx.Module):
@@ -192,27 +189,14 @@ def test_unsupported_operations_are_listed_and_nothing_is_written(tmp_path):
 
 
 def test_unsupported_ops_of_a_file_are_listed():
-    nodes = [helper.make_node("Cos", ["x"], ["a"], name="c1"), helper.make_node("Hardmax", ["a"], ["y"], name="h1")]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2])],
-                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
     with pytest.raises(UnsupportedModelError) as info:
-        jax_io.load(model)
+        jax_io.load(cos_hardmax_model())
     assert "Cos" in str(info.value) and "Hardmax" in str(info.value)
 
 
 def test_a_torch_exported_file_loads_into_nnx():
-    torch = pytest.importorskip("torch")
-    nt = pytest.importorskip("nmn.torch")
-    from nmn.interchange import torch_io
-
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(nt.YatNMN(4, 6, learnable_epsilon=True), torch.nn.ReLU(), torch.nn.Linear(6, 3),
-                              nt.YatNMN(3, 2, spherical=True)).eval()
-    x = torch.randn(5, 4)
-    proto = torch_io.export(net, x)
+    proto, x = torch_dense_export()
     loaded = jax_io.load(proto)
-    (want,) = run_onnx(proto, {vi.name: x.numpy() for vi in proto.graph.input})
-    _close(loaded(x.numpy()), want)
-    a, b = _inits(proto), _inits(jax_io.export(loaded, x.numpy()))
-    assert sorted(a) == sorted(b) and all(a[k].tobytes() == b[k].tobytes() for k in a)
+    (want,) = run_onnx(proto, {vi.name: x for vi in proto.graph.input})
+    _close(loaded(x), want)
+    assert_same_inits(proto, jax_io.export(loaded, x))

@@ -166,9 +166,7 @@ def test_keras_backend(backend, tmp_path):
 
 # A YatEmbed used only for lookup writes no alpha (only ``attend`` reads it), while its manifest config says
 # use_alpha=True; these loaders' from_spec then refuse the layer. Reproduction in the report of issue 7.
-EMBED_LOOKUP_KNOWN = {fw: "from_spec(YatEmbed) requires 'alpha', which a lookup-only file does not carry "
-                          "(emit.yat_layer writes alpha only for attend); owners: emit/spec of each framework"
-                      for fw in ("torch", "nnx", "linen", "mlx")}
+EMBED_LOOKUP_KNOWN: dict[str, str] = {}   # framework -> reason (none at present)
 
 
 @pytest.mark.parametrize("b", mu.FRAMEWORKS)

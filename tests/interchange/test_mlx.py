@@ -4,9 +4,7 @@ save_weights / load_weights, clear errors for what the module walk cannot export
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
-from onnx import helper, numpy_helper
 
 mx = pytest.importorskip("mlx.core")
 nn = pytest.importorskip("mlx.nn")
@@ -15,6 +13,13 @@ from mlx.utils import tree_flatten  # noqa: E402
 
 import nmn.mlx as nm  # noqa: E402
 from nmn.interchange import ExportError, UnsupportedModelError, manifest_of, mlx_io, run_onnx  # noqa: E402
+from tests.interchange.util import (  # noqa: E402
+    assert_same_inits,
+    close,
+    cos_hardmax_model,
+    inits,
+    torch_dense_export,
+)
 
 
 class ConvNet(nn.Module):
@@ -54,14 +59,7 @@ class TinyTransformer(nn.Module):
         return self.embed.attend(h)
 
 
-def _inits(model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-
-
-def _close(got, want, rtol=1e-5):
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    assert got.shape == want.shape
-    assert np.max(np.abs(got - want)) <= rtol * np.max(np.abs(want))
+_inits, _close = inits, close
 
 
 @pytest.fixture(scope="module")
@@ -237,30 +235,17 @@ def test_nothing_is_written_when_the_check_fails(tmp_path, monkeypatch):
 
 
 def test_unsupported_ops_of_a_file_are_listed():
-    nodes = [helper.make_node("Cos", ["x"], ["a"], name="c1"), helper.make_node("Hardmax", ["a"], ["y"], name="h1")]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2])],
-                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
     with pytest.raises(UnsupportedModelError) as info:
-        mlx_io.load(model)
+        mlx_io.load(cos_hardmax_model())
     assert "Cos" in str(info.value) and "Hardmax" in str(info.value)
 
 
 def test_a_torch_exported_file_loads_into_mlx():
-    torch = pytest.importorskip("torch")
-    nt = pytest.importorskip("nmn.torch")
-    from nmn.interchange import torch_io
-
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(nt.YatNMN(4, 6, learnable_epsilon=True), torch.nn.ReLU(), torch.nn.Linear(6, 3),
-                              nt.YatNMN(3, 2, spherical=True)).eval()
-    x = torch.randn(5, 4)
-    model = torch_io.export(net, x)
+    model, x = torch_dense_export()
     loaded = mlx_io.load(model)
-    (ort_out,) = run_onnx(model, {vi.name: x.numpy() for vi in model.graph.input})
-    _close(np.array(loaded(mx.array(x.numpy()))), ort_out)
-    a, b = _inits(model), _inits(mlx_io.export(loaded, mx.array(x.numpy())))
-    assert sorted(a) == sorted(b) and all(a[k].tobytes() == b[k].tobytes() for k in a)
+    (ort_out,) = run_onnx(model, {vi.name: x for vi in model.graph.input})
+    _close(np.array(loaded(mx.array(x))), ort_out)
+    assert_same_inits(model, mlx_io.export(loaded, mx.array(x)))
 
 
 def test_attention_with_separate_inputs_and_a_mask_input():

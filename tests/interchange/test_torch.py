@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
-from onnx import numpy_helper
 
 torch = pytest.importorskip("torch")
 import torch.nn as nn  # noqa: E402
 
 import nmn.torch as nt  # noqa: E402
 from nmn.interchange import ExportError, UnsupportedModelError, manifest_of, run_onnx, torch_io  # noqa: E402
+from tests.interchange.util import inits, one_input_model  # noqa: E402
 
 
 class ConvNet(nn.Module):
@@ -52,8 +51,7 @@ class TinyTransformer(nn.Module):
         return self.embed.attend(h)
 
 
-def _inits(model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+_inits = inits
 
 
 @pytest.fixture(scope="module")
@@ -173,13 +171,11 @@ def test_unsupported_module_is_named():
 
 
 def test_load_lists_every_unsupported_op():
-    from onnx import TensorProto, helper
+    from onnx import helper
 
     nodes = [helper.make_node("Cos", ["x"], ["a"], name="c"), helper.make_node("Einsum", ["a", "a"], ["y"],
                                                                                   equation="ij,ij->ij", name="e")]
-    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 2])])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
+    m = one_input_model(nodes, [2, 2])
     with pytest.raises(UnsupportedModelError) as err:
         torch_io.load(m)
     assert "Cos" in str(err.value) and "Einsum" in str(err.value)

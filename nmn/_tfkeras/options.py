@@ -1,0 +1,225 @@
+"""Yat, conv, attention and embedding options shared by ``nmn.keras`` and ``nmn.tf`` layers.
+
+Every helper works on the layer's attributes only; tensor work goes through the ops namespace ``F`` the caller
+passes (``nmn.keras._ops.F`` or ``nmn.tf._ops.F``).
+
+>>> class Layer:
+...     name = "d"
+>>> layer = Layer()
+>>> set_yat_options(layer, use_bias=True, constant_bias=None, use_alpha=False, constant_alpha=2.0, epsilon=1e-5,
+...                 learnable_epsilon=False)
+>>> layer._alpha_spec.value, layer._bias_spec.mode, layer_label(layer)
+(2.0, 'learnable', "Layer 'd'")
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from nmn.core import yat
+from nmn.core.conv import as_tuple, normalize_padding
+from nmn.core.options import (NORMALIZATIONS, ROPE_STYLES, check_choice, check_epsilon, check_positive_int,
+                              resolve_alpha, resolve_bias)
+
+DATA_FORMATS = ("channels_last", "channels_first")
+
+
+def layer_label(layer):
+    """``YatNMN 'name'`` for error messages."""
+    return f"{type(layer).__name__} {layer.name!r}"
+
+
+# ------------------------------------------------------------------------------------------------ Yat options
+def set_yat_options(layer, *, use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon):
+    """Validate and store the Yat keyword arguments shared by every layer (yat-ops.md 0.2)."""
+    cls = type(layer).__name__
+    layer.epsilon = check_epsilon(epsilon, cls)
+    layer.use_bias = bool(use_bias)
+    layer.constant_bias = constant_bias
+    layer.use_alpha = bool(use_alpha)
+    layer.constant_alpha = constant_alpha
+    layer.learnable_epsilon = bool(learnable_epsilon)
+    layer._bias_spec = resolve_bias(use_bias, constant_bias)
+    layer._alpha_spec = resolve_alpha(use_alpha, constant_alpha)
+    layer.bias = None
+    layer.alpha = None
+    layer.epsilon_param = None
+
+
+def yat_options_config(layer):
+    """The Yat keyword arguments as plain config."""
+    return {
+        "use_bias": layer.use_bias,
+        "constant_bias": layer.constant_bias,
+        "use_alpha": layer.use_alpha,
+        "constant_alpha": layer.constant_alpha,
+        "epsilon": layer.epsilon,
+        "learnable_epsilon": layer.learnable_epsilon,
+    }
+
+
+def fixed_alpha(layer):
+    """The constant alpha of a layer without an alpha parameter: a float, or ``None`` for 1."""
+    return None if layer._alpha_spec.value == 1.0 else layer._alpha_spec.value
+
+
+def eps_value(F, layer):
+    """The effective epsilon: ``softplus(epsilon_param)`` when learnable, else the constant."""
+    if layer.epsilon_param is not None:
+        return F.softplus(F.to_f32(layer.epsilon_param))
+    return layer.epsilon
+
+
+def alpha_value(F, layer):
+    """The alpha multiplier (a float32 tensor, a float, or ``None`` for 1)."""
+    if layer.alpha is not None:
+        return F.to_f32(layer.alpha)
+    return fixed_alpha(layer)
+
+
+def bias_value(F, layer):
+    """The numerator bias (a float32 tensor, a float, or ``None``)."""
+    if layer.bias is not None:
+        return F.to_f32(layer.bias)
+    return layer._bias_spec.value if layer._bias_spec.mode == "constant" else None
+
+
+# ------------------------------------------------------------------------------------------------------- conv
+def set_conv_geometry(layer, filters, kernel_size, strides, padding, dilation_rate, groups):
+    """Validate and store ``filters``, ``kernel_size``, ``strides``, ``dilation_rate``, ``groups`` and
+    ``padding`` of an N-d (transposed) convolution of rank ``layer.rank``."""
+    cls = type(layer).__name__
+    layer.filters = check_positive_int(filters, "filters", cls)
+    layer.kernel_size = as_tuple(kernel_size, layer.rank, "kernel_size", cls)
+    layer.strides = as_tuple(strides, layer.rank, "strides", cls)
+    layer.dilation_rate = as_tuple(dilation_rate, layer.rank, "dilation_rate", cls)
+    layer.groups = check_positive_int(groups, "groups", cls)
+    if layer.filters % layer.groups:
+        raise ValueError(f"{cls}: filters={filters} must be divisible by groups={groups}")
+    layer.padding = normalize_padding(padding, layer.rank, cls)
+
+
+def output_padding_of(layer, output_padding):
+    """``output_padding`` of a transposed convolution as ``rank`` ints (or None), checked against the strides and
+    dilations; also refuses ``padding='causal'``, which is not defined for transposed convolutions."""
+    cls = type(layer).__name__
+    if layer.padding == "causal":
+        raise ValueError(f"{cls}: padding='causal' is not defined for transposed convolutions")
+    if output_padding is None:
+        return None
+    op = (output_padding,) * layer.rank if isinstance(output_padding, int) else tuple(output_padding)
+    if len(op) != layer.rank or any((not isinstance(v, int)) or v < 0 or v >= max(s, d)
+                                    for v, s, d in zip(op, layer.strides, layer.dilation_rate)):
+        raise ValueError(f"{cls}: output_padding must be {layer.rank} ints >= 0 and smaller than the stride "
+                         f"or dilation, got {output_padding!r} (strides {layer.strides})")
+    return op
+
+
+def padding_config(padding):
+    """A normalised padding as plain JSON: the mode string or a list of ``[lo, hi]`` lists."""
+    return padding if isinstance(padding, str) else [list(p) for p in padding]
+
+
+def channels_last_perm(rank):
+    """The transpose from ``(N, C, *S)`` to ``(N, *S, C)``."""
+    return (0, *range(2, rank + 2), 1)
+
+
+def channels_first_perm(rank):
+    """The transpose from ``(N, *S, C)`` to ``(N, C, *S)``."""
+    return (0, rank + 1, *range(1, rank + 1))
+
+
+def check_conv_input(layer, shape, channels):
+    """Raise a ``ValueError`` naming the layer and both shapes on a wrong rank or channel count; return the
+    input's channels (``channels=None``: any known count)."""
+    shape = tuple(shape)
+    axis = -1 if layer.data_format == "channels_last" else 1
+    want = ("N", *("S",) * layer.rank, channels) if axis == -1 else ("N", channels, *("S",) * layer.rank)
+    if len(shape) != layer.rank + 2 or (channels is not None and shape[axis] != channels) or shape[axis] is None:
+        raise ValueError(f"{layer_label(layer)}: expected a rank-{layer.rank + 2} {layer.data_format} input "
+                         f"{want}, got shape {shape}")
+    return shape[axis]
+
+
+# -------------------------------------------------------------------------------------------- embed, attention
+def set_embed_options(layer, *, num_embeddings, features, use_alpha, constant_alpha, epsilon, spherical,
+                      weight_normalized):
+    """Validate and store the ``YatEmbed`` keyword arguments."""
+    cls = type(layer).__name__
+    layer.num_embeddings = check_positive_int(num_embeddings, "num_embeddings", cls)
+    layer.features = check_positive_int(features, "features", cls)
+    layer.use_alpha = bool(use_alpha)
+    layer.constant_alpha = constant_alpha
+    layer._alpha_spec = resolve_alpha(use_alpha, constant_alpha)
+    layer.epsilon = check_epsilon(epsilon, cls)
+    layer.spherical = bool(spherical)
+    layer.weight_normalized = bool(weight_normalized)
+
+
+def set_attention_options(layer, *, embed_dim, num_heads, dropout, use_bias, use_alpha, constant_alpha, epsilon,
+                          spherical, normalization, power, use_out_proj, causal, use_performer, num_features, seed):
+    """Validate and store the ``MultiHeadYatAttention`` keyword arguments."""
+    cls = type(layer).__name__
+    layer.embed_dim = check_positive_int(embed_dim, "embed_dim", cls)
+    layer.num_heads = check_positive_int(num_heads, "num_heads", cls)
+    if embed_dim % num_heads:
+        raise ValueError(f"{cls}: embed_dim={embed_dim} must be divisible by num_heads={num_heads}")
+    layer.head_dim = embed_dim // num_heads
+    if not 0.0 <= float(dropout) < 1.0:
+        raise ValueError(f"{cls}: dropout must be in [0, 1), got {dropout!r}")
+    layer.dropout = float(dropout)
+    layer.use_bias = bool(use_bias)
+    layer.use_alpha = bool(use_alpha)
+    layer.constant_alpha = constant_alpha
+    layer._alpha_spec = resolve_alpha(use_alpha, constant_alpha)
+    layer.epsilon = check_epsilon(epsilon, cls)
+    layer.spherical = bool(spherical)
+    layer.normalization = check_choice(normalization, NORMALIZATIONS, "normalization", cls)
+    layer.power = float(power)
+    if layer.power <= 0:
+        raise ValueError(f"{cls}: power must be > 0, got {power!r}")
+    layer.use_out_proj = bool(use_out_proj)
+    layer.causal = bool(causal)
+    layer.use_performer = bool(use_performer)
+    layer.num_features = check_positive_int(num_features, "num_features", cls)
+    layer.seed = seed
+
+
+def performer_projection(num_features, head_dim, seed=None):
+    """Orthogonal random features ``(num_features, head_dim)``: QR blocks scaled so every row has norm sqrt(d)."""
+    rng = np.random.default_rng(seed)
+    blocks = []
+    for _ in range(-(-num_features // head_dim)):
+        q, _ = np.linalg.qr(rng.normal(size=(head_dim, head_dim)))
+        blocks.append(q.T)
+    return (np.concatenate(blocks, 0)[:num_features] * math.sqrt(head_dim)).astype(np.float32)
+
+
+def set_rope_options(layer, *, max_seq_len, theta, rope_style):
+    """Validate and store the ``RotaryYatAttention`` keyword arguments (after the attention ones)."""
+    cls = type(layer).__name__
+    if layer.head_dim % 2:
+        raise ValueError(f"{cls}: head_dim = embed_dim / num_heads must be even for RoPE, got {layer.head_dim}")
+    layer.max_seq_len = check_positive_int(max_seq_len, "max_seq_len", cls)
+    layer.theta = float(theta)
+    layer.rope_style = check_choice(rope_style, ROPE_STYLES, "rope_style", cls)
+    layer._tables = None
+
+
+def rope_slices(layer, shape, start):
+    """The float32 numpy ``(cos, sin)`` rows for positions ``start..start+L-1`` of an input of ``shape (B, L, ...)``,
+    checked against ``layer.max_seq_len``; the tables are computed once per layer."""
+    length = shape[1]
+    if length is None:
+        raise ValueError(f"{layer_label(layer)}: RoPE needs a known sequence length, got shape {tuple(shape)}")
+    if start + length > layer.max_seq_len:
+        raise ValueError(f"{layer_label(layer)}: positions {start}..{start + length - 1} exceed "
+                         f"max_seq_len={layer.max_seq_len}")
+    if layer._tables is None:
+        cos, sin = yat.rope_tables(layer.head_dim, layer.max_seq_len, layer.theta)
+        layer._tables = (np.asarray(cos, np.float32), np.asarray(sin, np.float32))
+    cos, sin = layer._tables
+    return cos[start:start + length], sin[start:start + length]

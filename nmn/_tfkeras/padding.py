@@ -1,0 +1,60 @@
+"""Explicit padding along one axis with the torch padding modes, for ``nmn.keras`` and ``nmn.tf`` alike.
+
+The caller passes its framework's ``pad(x, widths)`` (zero padding, ``widths`` one ``(lo, hi)`` pair per axis)
+and ``concat(xs, axis)``; slicing is numpy-style on either host.
+
+>>> import numpy as np
+>>> x = np.arange(4.0)
+>>> pad_axis(x, 0, 2, 1, "reflect", pad=np.pad, concat=lambda xs, axis: np.concatenate(xs, axis))
+array([2., 1., 0., 1., 2., 3., 2.])
+"""
+
+from __future__ import annotations
+
+from nmn.core.conv import PADDING_MODES
+
+
+def take(x, axis, start, stop):
+    """``x[..., start:stop, ...]`` along ``axis``."""
+    index = [slice(None)] * len(x.shape)
+    index[axis] = slice(start, stop)
+    return x[tuple(index)]
+
+
+def pad_axis(x, axis, lo, hi, mode="zeros", *, pad, concat):
+    """Pad (or, for negative amounts, crop) ``x`` along ``axis`` with one of the torch padding modes."""
+    if lo < 0:
+        x = take(x, axis, -lo, None)
+        lo = 0
+    if hi < 0:
+        x = take(x, axis, None, x.shape[axis] + hi)
+        hi = 0
+    if lo == 0 and hi == 0:
+        return x
+    if mode == "zeros":
+        widths = [(0, 0)] * len(x.shape)
+        widths[axis] = (lo, hi)
+        return pad(x, widths)
+    n = x.shape[axis]
+    if mode == "reflect":
+        left = [take(x, axis, i, i + 1) for i in range(lo, 0, -1)]
+        right = [take(x, axis, n - 1 - i, n - i) for i in range(1, hi + 1)]
+    elif mode == "replicate":
+        left = [take(x, axis, 0, 1)] * lo
+        right = [take(x, axis, n - 1, n)] * hi
+    elif mode == "circular":
+        left = [take(x, axis, n - lo, n)] if lo else []
+        right = [take(x, axis, 0, hi)] if hi else []
+    else:
+        raise ValueError(f"padding_mode must be one of {list(PADDING_MODES)}, got {mode!r}")
+    return concat([*left, x, *right], axis=axis)
+
+
+def transpose_input_pads(kernel_size, dilations, pads, output_padding):
+    """The ``(lo, hi)`` pads of the zero-upsampled input that turn a transposed convolution with ONNX crops
+    ``pads`` and ``output_padding`` into a VALID stride-1 convolution with the flipped kernel."""
+    out = []
+    for k, d, (lo, hi), o in zip(kernel_size, dilations, pads, output_padding):
+        k_eff = (k - 1) * d + 1
+        out.append((k_eff - 1 - lo, k_eff - 1 - hi + o))
+    return out

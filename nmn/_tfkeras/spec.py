@@ -1,0 +1,230 @@
+"""The neutral layer description (docs/CONTRACT.md) of ``nmn.keras`` and ``nmn.tf`` layers, written once.
+
+Both packages' layers carry the same attributes in the same host layouts (``nmn.core.layouts``: dense
+``kernel (I, O)``, conv ``(*k, C/G, M)``, transposed conv ``(*k, M/G, C)``, attention projections ``(in, out)``),
+so the config extraction, the layout conversion and the constructor arguments live here. Each package's
+``spec.py`` keeps only what is native: which class is which kind, and how a layer is built.
+
+>>> import numpy as np
+>>> constructor_kwargs("YatConvTranspose", {"rank": 1, "strides": [2], "dilations": [1], "groups": 1,
+...                                         "padding": "valid", "output_padding": [0], "epsilon": 1e-5})
+{'epsilon': 1e-05, 'strides': (2,), 'dilation_rate': (1,), 'groups': 1, 'padding': 'valid', 'output_padding': None}
+>>> host_values("YatNMN", {"weight": np.zeros((2, 3)), "bias": np.zeros(2)}, "keras")["kernel"].shape
+(3, 2)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nmn.core.layouts import to_canonical, to_host
+from nmn.core.options import resolve_alpha
+from nmn._tfkeras.options import padding_config
+
+KINDS = ("YatNMN", "YatConv", "YatConvTranspose", "MultiHeadYatAttention", "RotaryYatAttention", "YatEmbed")
+_YAT_KEYS = ("use_bias", "constant_bias", "use_alpha", "constant_alpha", "epsilon", "learnable_epsilon")
+_ATTENTION_KEYS = ("use_bias", "use_alpha", "constant_alpha", "epsilon", "spherical", "normalization", "power",
+                   "use_out_proj", "causal")
+_LAYOUT = {"YatNMN": "dense", "YatConv": "conv", "YatConvTranspose": "conv_transpose"}
+
+
+# --------------------------------------------------------------------------------------------------- to_spec
+def np32(v):
+    """A float32 numpy copy of a variable or tensor."""
+    return np.asarray(v.numpy() if hasattr(v, "numpy") else v, np.float32).copy()
+
+
+def _canonical(framework, kind, kernel):
+    return np.ascontiguousarray(to_canonical(framework, _LAYOUT[kind], np32(kernel)))
+
+
+def _alpha_value(layer):
+    spec = resolve_alpha(layer.use_alpha, layer.constant_alpha)
+    return None if spec.learnable or (layer.constant_alpha is None or layer.constant_alpha is False) else spec.value
+
+
+def _yat_config(layer):
+    return {"use_bias": layer.use_bias, "constant_bias": None if layer.constant_bias is None else float(
+        layer.constant_bias), "use_alpha": layer.use_alpha, "constant_alpha": _alpha_value(layer),
+            "epsilon": layer.epsilon, "learnable_epsilon": layer.learnable_epsilon}
+
+
+def _tail_params(layer, params):
+    if layer.bias is not None:
+        params["bias"] = np32(layer.bias)
+    if layer.alpha is not None:
+        params["alpha"] = np32(layer.alpha)
+    if layer.epsilon_param is not None:
+        params["epsilon_param"] = np32(layer.epsilon_param)
+    return params
+
+
+def dense_spec(layer, framework, out_features):
+    """``("YatNMN", config, params)`` of a built Yat dense layer with ``out_features`` units."""
+    config = {"in_features": int(layer.kernel.shape[0]), "out_features": out_features, **_yat_config(layer),
+              "spherical": layer.spherical, "weight_normalized": layer.weight_normalized, "lazy": layer.lazy}
+    return "YatNMN", config, _tail_params(layer, {"weight": _canonical(framework, "YatNMN", layer.kernel)})
+
+
+def conv_spec(layer, framework):
+    """``("YatConv", config, params)`` of a built N-d Yat convolution."""
+    config = {"rank": layer.rank, "in_channels": int(layer.kernel.shape[-2]) * layer.groups,
+              "out_channels": layer.filters, "kernel_size": list(layer.kernel_size), "strides": list(layer.strides),
+              "dilations": list(layer.dilation_rate), "groups": layer.groups, "padding": padding_config(layer.padding),
+              "padding_mode": layer.padding_mode, **_yat_config(layer), "spherical": False,
+              "weight_normalized": layer.weight_normalized}
+    return "YatConv", config, _tail_params(layer, {"weight": _canonical(framework, "YatConv", layer.kernel)})
+
+
+def conv_transpose_spec(layer, framework):
+    """``("YatConvTranspose", config, params)`` of a built N-d Yat transposed convolution."""
+    r = layer.rank
+    config = {"rank": r, "in_channels": int(layer.kernel.shape[-1]), "out_channels": layer.filters,
+              "kernel_size": list(layer.kernel_size), "strides": list(layer.strides),
+              "dilations": list(layer.dilation_rate), "groups": layer.groups, "padding": padding_config(layer.padding),
+              "output_padding": list(layer.output_padding or (0,) * r), **_yat_config(layer),
+              "spherical": False, "weight_normalized": False}
+    weight = _canonical(framework, "YatConvTranspose", layer.kernel)
+    return "YatConvTranspose", config, _tail_params(layer, {"weight": weight})
+
+
+def attention_spec(layer, framework, rotary):
+    """``(kind, config, params)`` of a built ``MultiHeadYatAttention`` (``rotary``: a ``RotaryYatAttention``)."""
+    kind = "RotaryYatAttention" if rotary else "MultiHeadYatAttention"
+    config = {"embed_dim": layer.embed_dim, "num_heads": layer.num_heads, "use_bias": layer.use_bias,
+              "use_alpha": layer.use_alpha, "constant_alpha": _alpha_value(layer), "epsilon": layer.epsilon,
+              "spherical": layer.spherical, "normalization": layer.normalization, "power": layer.power,
+              "use_out_proj": layer.use_out_proj, "causal": layer.causal, "use_performer": layer.use_performer,
+              "num_features": layer.num_features}
+    if rotary:
+        config.update(max_seq_len=layer.max_seq_len, theta=layer.theta, rope_style=layer.rope_style)
+    params = {}
+    for p in ("q", "k", "v", "out"):
+        kernel = getattr(layer, f"{p}_kernel")
+        if kernel is None:
+            continue
+        params[f"{p}_weight"] = _canonical(framework, "YatNMN", kernel)
+        bias = getattr(layer, f"{p}_bias")
+        if bias is not None:
+            params[f"{p}_bias"] = np32(bias)
+    if layer.alpha is not None:
+        params["alpha"] = np32(layer.alpha)
+    if layer.proj is not None:
+        params["proj"] = np32(layer.proj)
+    return kind, config, params
+
+
+def embed_spec(layer):
+    """``("YatEmbed", config, params)`` of a ``YatEmbed``."""
+    config = {"num_embeddings": layer.num_embeddings, "features": layer.features, "use_alpha": layer.use_alpha,
+              "constant_alpha": _alpha_value(layer), "epsilon": layer.epsilon, "spherical": layer.spherical}
+    params = {"embedding": np32(layer.embedding)}
+    if layer.alpha is not None:
+        params["alpha"] = np32(layer.alpha)
+    return "YatEmbed", config, params
+
+
+# ------------------------------------------------------------------------------------------------- from_spec
+def _pick(config, keys):
+    return {k: config[k] for k in keys if k in config}
+
+
+def check_kind(kind):
+    """Raise the ``from_spec`` error for an unknown ``kind``."""
+    if kind not in KINDS:
+        raise ValueError(f"from_spec: unknown kind {kind!r}; expected one of {list(KINDS)}")
+
+
+def constructor_args(kind, config):
+    """The positional constructor arguments of the layer for ``(kind, config)``."""
+    if kind == "YatNMN":
+        return (config["out_features"],)
+    if kind in ("YatConv", "YatConvTranspose"):
+        return config["out_channels"], tuple(config["kernel_size"])
+    if kind in ("MultiHeadYatAttention", "RotaryYatAttention"):
+        return config["embed_dim"], config["num_heads"]
+    return config["num_embeddings"], config["features"]
+
+
+def constructor_kwargs(kind, config):
+    """The Yat keyword arguments of the layer for ``(kind, config)`` (host keywords are the caller's)."""
+    if kind == "YatNMN":
+        return _pick(config, _YAT_KEYS + ("spherical", "weight_normalized", "lazy"))
+    if kind in ("YatConv", "YatConvTranspose"):
+        keys = _YAT_KEYS + (("weight_normalized", "padding_mode") if kind == "YatConv" else ())
+        kwargs = dict(_pick(config, keys), strides=tuple(config["strides"]), dilation_rate=tuple(config["dilations"]),
+                      groups=config["groups"], padding=config["padding"])
+        if kind == "YatConvTranspose":
+            outpad = config.get("output_padding")
+            kwargs["output_padding"] = None if outpad is None or not any(outpad) else tuple(outpad)
+        return kwargs
+    if kind in ("MultiHeadYatAttention", "RotaryYatAttention"):
+        kwargs = _pick(config, _ATTENTION_KEYS)
+        extra = ("max_seq_len", "theta", "rope_style") if kind == "RotaryYatAttention" else ("use_performer",
+                                                                                          "num_features")
+        kwargs.update(_pick(config, extra))
+        return kwargs
+    return _pick(config, ("use_alpha", "constant_alpha", "epsilon", "spherical"))
+
+
+def input_widths(kind, config, params):
+    """The input feature widths a layer is built for: ``(in_features,)``, ``(in_channels,)``, the query, key
+    and value widths of attention, or ``()`` for ``YatEmbed``."""
+    if kind == "YatNMN":
+        return (config["in_features"],)
+    if kind in ("YatConv", "YatConvTranspose"):
+        return (config["in_channels"],)
+    if kind in ("MultiHeadYatAttention", "RotaryYatAttention"):
+        e = config["embed_dim"]
+        return tuple(params[f"{p}_weight"].shape[1] if f"{p}_weight" in params else e for p in "qkv")
+    return ()
+
+
+def _tail(params):
+    return {k: params[k] for k in ("bias", "alpha", "epsilon_param") if k in params}
+
+
+def host_values(kind, params, framework):
+    """Canonical ``params`` as host arrays by layer attribute name (``kernel``, ``q_kernel``, ``bias``, ...)."""
+    if kind in _LAYOUT:
+        return {"kernel": to_host(framework, _LAYOUT[kind], params["weight"]), **_tail(params)}
+    if kind in ("MultiHeadYatAttention", "RotaryYatAttention"):
+        values = {}
+        for p in ("q", "k", "v", "out"):
+            if f"{p}_weight" in params:
+                values[f"{p}_kernel"] = to_host(framework, "dense", params[f"{p}_weight"])
+            if f"{p}_bias" in params:
+                values[f"{p}_bias"] = params[f"{p}_bias"]
+        for p in ("alpha", "proj"):
+            if p in params:
+                values[p] = params[p]
+        return values
+    return {"embedding": params["embedding"], **({"alpha": params["alpha"]} if "alpha" in params else {})}
+
+
+def assign(layer, values):
+    """Assign host arrays to the layer's weights by attribute name, checking each shape."""
+    for attr, value in values.items():
+        var = getattr(layer, attr)
+        if var is None:
+            raise ValueError(f"from_spec: {type(layer).__name__} has no parameter {attr!r} for this config")
+        value = np.asarray(value, np.float32)
+        if tuple(var.shape) != value.shape:
+            raise ValueError(f"from_spec: {type(layer).__name__}.{attr} expects shape {tuple(var.shape)}, got "
+                             f"{value.shape}")
+        var.assign(value)
+
+
+def from_spec(kind, config, params, host_kwargs, *, classes, build, framework):
+    """A built layer for ``(kind, config, params)``.
+
+    ``classes(kind, config)`` picks the host class; ``build(layer, kind, widths)`` builds it natively for
+    :func:`input_widths`; the canonical params are then converted to ``framework``'s layout and assigned.
+    """
+    params = {k: np.asarray(v) for k, v in params.items()}
+    check_kind(kind)
+    cls = classes(kind, config)
+    layer = cls(*constructor_args(kind, config), **constructor_kwargs(kind, config), **host_kwargs)
+    build(layer, kind, input_widths(kind, config, params))
+    assign(layer, host_values(kind, params, framework))
+    return layer
