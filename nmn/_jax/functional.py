@@ -234,6 +234,28 @@ def apply_rope(x, cos, sin, start=0, *, interleaved=True):
 
 
 # ------------------------------------------------------------------------------------------------ embed, squash
+def kv_cache_step(layer: str, q, k, v, cache_k, cache_v, index, cos, sin, *, interleaved: bool, mask=None):
+    """One decoding step of rotary attention with a KV cache (``(B, T, H, D)`` arrays, ``T`` the capacity).
+
+    Rotates ``q`` and ``k`` (``(B, L, H, D)``) at absolute positions ``index ..``, writes ``k`` and ``v`` into the
+    cache at ``index`` and returns ``(q, cache_k, cache_v, mask, index + L)``; ``mask`` now also hides the cache
+    slots after each query's position. A concrete ``index`` past the capacity is a ``ValueError`` naming ``layer``.
+    """
+    length, capacity = q.shape[1], cache_k.shape[1]
+    try:
+        if int(index) + length > capacity:
+            raise ValueError(f"{layer}: cache full: position {int(index)} + {length} tokens > {capacity}")
+    except jax.errors.ConcretizationTypeError:
+        pass
+    q = apply_rope(q, cos, sin, index, interleaved=interleaved)
+    k = apply_rope(k, cos, sin, index, interleaved=interleaved)
+    cache_k = lax.dynamic_update_slice(cache_k, k.astype(cache_k.dtype), (0, index, 0, 0))
+    cache_v = lax.dynamic_update_slice(cache_v, v.astype(cache_v.dtype), (0, index, 0, 0))
+    visible = (jnp.arange(capacity)[None, :] <= (index + jnp.arange(length))[:, None])[None, None]   # (1, 1, L, T)
+    mask = visible if mask is None else jnp.logical_and(mask, visible)
+    return q, cache_k, cache_v, mask, index + length
+
+
 def yat_embed_attend(query, embedding, alpha=None, epsilon=DEFAULT_EPSILON, *, spherical=False, dtype=None):
     """Yat logits ``alpha (q.e_v)^2 / (relu(|q|^2 + |e_v|^2 - 2 q.e_v) + eps)``: ``(..., F)`` -> ``(..., V)``."""
     return yat_dense(query, embedding.T, None, alpha, epsilon, spherical=spherical, dtype=dtype)

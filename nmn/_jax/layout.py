@@ -2,7 +2,8 @@
 
 Both Flax APIs store the same arrays under the same paths (NNX attributes, Linen param collections), so one
 table per kind serves both: ``param_table(kind, config)`` lists ``(canonical name, host path, to_canonical,
-from_canonical)``. The conversions are permutations (transposes, spatial flips), so they map gradients too.
+from_canonical)``. The kernel conversions are :mod:`nmn.core.layouts`' permutations (transposes, spatial flips),
+so they map gradients too.
 
 >>> import numpy as np
 >>> [(n, p) for n, p, _, _ in param_table("YatNMN", dict(use_bias=True, constant_bias=None, use_alpha=False,
@@ -12,6 +13,7 @@ from_canonical)``. The conversions are permutations (transposes, spatial flips),
 
 from __future__ import annotations
 
+from nmn.core import layouts
 from nmn.core.options import resolve_alpha, resolve_bias
 
 
@@ -19,29 +21,12 @@ def _same(a):
     return a
 
 
-def _t(a):
-    return a.T
+def _host(kind):
+    """``(to_canonical, from_canonical)`` of a Flax kernel, by :mod:`nmn.core.layouts` (nnx and linen share it)."""
+    return (lambda k: layouts.to_canonical("nnx", kind, k)), (lambda w: layouts.to_host("nnx", kind, w))
 
 
-def _conv_to(rank):
-    return lambda k: k.transpose(rank + 1, rank, *range(rank))                     # (*k, C/G, M) -> (M, C/G, *k)
-
-
-def _conv_from(rank):
-    return lambda w: w.transpose(*range(2, rank + 2), 1, 0)
-
-
-def _flip(a, axes):
-    index = tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(a.ndim))
-    return a[index]
-
-
-def _convt_to(rank):
-    return lambda k: _flip(k, range(rank)).transpose(rank, rank + 1, *range(rank))  # (*k, C, M/G) -> (C, M/G, *k)
-
-
-def _convt_from(rank):
-    return lambda w: _flip(w.transpose(*range(2, rank + 2), 0, 1), range(rank))
+_DENSE = _host("dense")
 
 
 def _tail(config, rows):
@@ -58,18 +43,16 @@ def _tail(config, rows):
 def param_table(kind: str, config: dict):
     """``[(canonical_name, host_path, to_canonical, from_canonical), ...]`` of a layer kind and config."""
     if kind == "YatNMN":
-        return _tail(config, [("weight", ("kernel",), _t, _t)])
+        return _tail(config, [("weight", ("kernel",), *_DENSE)])
     if kind == "YatConv":
-        r = config["rank"]
-        return _tail(config, [("weight", ("kernel",), _conv_to(r), _conv_from(r))])
+        return _tail(config, [("weight", ("kernel",), *_host("conv"))])
     if kind == "YatConvTranspose":
-        r = config["rank"]
-        return _tail(config, [("weight", ("kernel",), _convt_to(r), _convt_from(r))])
+        return _tail(config, [("weight", ("kernel",), *_host("conv_transpose"))])
     if kind in ("MultiHeadYatAttention", "RotaryYatAttention"):
         rows = []
         names = [("q", "query"), ("k", "key"), ("v", "value")] + ([("out", "out")] if config["use_out_proj"] else [])
         for short, host in names:
-            rows.append((f"{short}_weight", (host, "kernel"), _t, _t))
+            rows.append((f"{short}_weight", (host, "kernel"), *_DENSE))
             if config["use_bias"]:
                 rows.append((f"{short}_bias", (host, "bias"), _same, _same))
         if resolve_alpha(config["use_alpha"], config["constant_alpha"]).learnable:

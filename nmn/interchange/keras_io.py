@@ -36,9 +36,12 @@ except ImportError as err:  # pragma: no cover
     raise ImportError('nmn.interchange.keras_io needs Keras 3: pip install "nmn[keras]"') from err
 
 import nmn.keras as nk
-from nmn.core.conv import conv_pads, pairs_from_onnx
+from nmn.core.conv import conv_pads
+from nmn._tfkeras.padding import transpose_input_pads
 from nmn.interchange import emit
-from nmn.interchange.graph import ExportError, GraphBuilder, check_against, save_model
+from nmn.interchange._tfkeras_common import (HOST_NAMES, conv_transpose_attrs, onnx_axes, pad_spec, spatial_pads,
+                                              write)
+from nmn.interchange.graph import ExportError, GraphBuilder, check_against
 from nmn.interchange.interpret import _skipped
 from nmn.interchange.reader import UnsupportedModelError, read_model
 from nmn.keras import spec as kspec
@@ -49,11 +52,6 @@ __all__ = ["export", "load", "predict", "OnnxOp", "TABLE"]
 L = keras.layers
 _YAT = (nk.YatNMN, nk.YatConv1D, nk.YatConv2D, nk.YatConv3D, nk.YatConvTranspose1D, nk.YatConvTranspose2D,
         nk.YatConvTranspose3D, nk.MultiHeadYatAttention, nk.YatEmbed)
-_HOST_NAMES = {"YatNMN": {"weight": "kernel"}, "YatConv": {"weight": "kernel"},
-               "YatConvTranspose": {"weight": "kernel"},
-               "MultiHeadYatAttention": {f"{p}_weight": f"{p}_kernel" for p in ("q", "k", "v", "out")},
-               "RotaryYatAttention": {f"{p}_weight": f"{p}_kernel" for p in ("q", "k", "v", "out")},
-               "YatEmbed": {}}
 
 
 def _np(t) -> np.ndarray:
@@ -95,13 +93,7 @@ def export(model, example_inputs: Any, path: str | os.PathLike | None = None, *,
     proto = b.build()
     feeds = {vi.name: x for vi, x in zip(proto.graph.input, inputs)}
     check_against(proto, feeds, expected, rtol=rtol, what=model.name)
-    if path is not None:
-        save_model(proto, path)
-        if inline:
-            from nmn.interchange.graph import inline_copy
-
-            p = os.fspath(path)
-            save_model(inline_copy(proto), p[:-5] + ".inlined.onnx" if p.endswith(".onnx") else p + ".inlined")
+    write(proto, path, inline)
     return proto
 
 
@@ -227,7 +219,7 @@ def _emit(b, layer, names, values, kw_names, kw_values, outs):
 def _emit_yat(b, layer, names, values, kw_names, kw_values):
     kind, config, params = kspec.to_spec(layer)
     host = {"framework": "keras", "class": type(layer).__name__, "keras_backend": keras.backend.backend()}
-    param_names = dict(_HOST_NAMES[kind])
+    param_names = dict(HOST_NAMES[kind])
     param_names.update(getattr(layer, "_nmn_param_names", {}))
     trainable = {}
     if kind == "YatNMN" and layer.lazy:
@@ -388,7 +380,7 @@ def _conv(x, a, w, bias):
     rank = len(w.shape) - 2
     k = ops.transpose(w, (*range(2, rank + 2), 1, 0))
     h = _to_last(x)
-    for i, (lo, hi) in enumerate(pairs_from_onnx(a.get("pads") or [0] * (2 * rank))):
+    for i, (lo, hi) in enumerate(spatial_pads(a, rank)):
         h = pad_axis(h, 1 + i, lo, hi)
     y = ops.conv(h, k, strides=a.get("strides") or 1, padding="valid", dilation_rate=a.get("dilations") or 1)
     if bias is not None:
@@ -399,20 +391,15 @@ def _conv(x, a, w, bias):
 def _conv_transpose(x, a, w, bias):
     """ONNX ConvTranspose (weight (C, M/G, *k)): zero-upsampling + flipped-kernel VALID conv."""
     rank = len(w.shape) - 2
-    g = int(a.get("group", 1))
+    g, strides, dil, pads, outpad = conv_transpose_attrs(a, rank)
     c, mg, *k = w.shape
-    strides = a.get("strides") or [1] * rank
-    dil = a.get("dilations") or [1] * rank
-    pads = pairs_from_onnx(a.get("pads") or [0] * (2 * rank))
-    outpad = a.get("output_padding") or [0] * rank
     w5 = ops.reshape(w, (g, c // g, mg, *k))
     kc = ops.reshape(ops.transpose(w5, (*range(3, rank + 3), 1, 0, 2)), (*k, c // g, g * mg))
     kc = ops.flip(kc, axis=tuple(range(rank)))
     h = _to_last(x)
-    for i in range(rank):
+    for i, (lo, hi) in enumerate(transpose_input_pads(k, dil, pads, outpad)):
         h = upsample_axis(h, 1 + i, strides[i])
-        k_eff = (k[i] - 1) * dil[i] + 1
-        h = pad_axis(h, 1 + i, k_eff - 1 - pads[i][0], k_eff - 1 - pads[i][1] + outpad[i])
+        h = pad_axis(h, 1 + i, lo, hi)
     y = ops.conv(h, kc, strides=1, padding="valid", dilation_rate=dil)
     if bias is not None:
         y = y + bias
@@ -422,7 +409,7 @@ def _conv_transpose(x, a, w, bias):
 def _pool(x, a, kind):
     rank = len(a["kernel_shape"])
     h = _to_last(x)
-    pads = pairs_from_onnx(a.get("pads") or [0] * (2 * rank))
+    pads = spatial_pads(a, rank)
     strides = tuple(a.get("strides") or [1] * rank)
     a = dict(a, kernel_shape=tuple(a["kernel_shape"]))
     if kind == "max":
@@ -465,15 +452,9 @@ def _reshape(x, a):
     return ops.reshape(x[0], shape)
 
 
-def _axes(x, a):
-    if len(x) > 1 and x[1] is not None:
-        return [int(v) for v in np.asarray(x[1]).reshape(-1)]
-    return a.get("axes")
-
-
 def _reduce(fn):
     def run(x, a):
-        axes = _axes(x, a)
+        axes = onnx_axes(x, a)
         if not axes and a.get("noop_with_empty_axes", 0):
             return x[0]
         return fn(x[0], axis=None if not axes else tuple(axes), keepdims=bool(a.get("keepdims", 1)))
@@ -495,9 +476,7 @@ def _batch_norm(x, a):
 
 
 def _pad(x, a):
-    pads = pairs_from_onnx([int(p) for p in np.asarray(x[1]).reshape(-1)])
-    modes = {"constant": "zeros", "reflect": "reflect", "edge": "replicate", "wrap": "circular"}
-    mode = modes[a.get("mode", "constant")]
+    pads, mode = pad_spec(x, a)
     h = x[0]
     for i, (lo, hi) in enumerate(pads):
         h = pad_axis(h, i, lo, hi, mode)
@@ -543,8 +522,8 @@ TABLE = {
     "ReduceMean": _reduce(ops.mean),
     "ReduceSum": _reduce(ops.sum),
     "ReduceMax": _reduce(ops.max),
-    "Squeeze": lambda x, a: ops.squeeze(x[0], axis=tuple(_axes(x, a))) if _axes(x, a) else ops.squeeze(x[0]),
-    "Unsqueeze": lambda x, a: _unsqueeze(x[0], _axes(x, a)),
+    "Squeeze": lambda x, a: ops.squeeze(x[0], axis=tuple(onnx_axes(x, a))) if onnx_axes(x, a) else ops.squeeze(x[0]),
+    "Unsqueeze": lambda x, a: _unsqueeze(x[0], onnx_axes(x, a)),
     "Pad": _pad,
     "Softermax": lambda x, a: nk.softermax(x[0], n=a.get("n", 1.0), epsilon=a.get("epsilon", 1e-12),
                                            axis=a.get("axis", -1)),

@@ -28,9 +28,11 @@ except ImportError as err:  # pragma: no cover
     raise ImportError('nmn.interchange.tf_io needs TensorFlow: pip install "nmn[tf]"') from err
 
 import nmn.tf as nt
-from nmn.core.conv import pairs_from_onnx
+from nmn._tfkeras.padding import transpose_input_pads
 from nmn.interchange import emit
-from nmn.interchange.graph import ExportError, GraphBuilder, check_against, save_model
+from nmn.interchange._tfkeras_common import (HOST_NAMES, conv_transpose_attrs, onnx_axes, pad_spec, spatial_pads,
+                                              write)
+from nmn.interchange.graph import ExportError, GraphBuilder, check_against
 from nmn.interchange.interpret import check_supported, execute, replay
 from nmn.interchange.reader import read_model
 from nmn.tf import spec as tspec
@@ -41,11 +43,6 @@ from nmn.tf.conv_transpose import _YatConvTransposeNd
 
 __all__ = ["export", "load", "predict", "OnnxModule", "TABLE"]
 
-_HOST_NAMES = {"YatNMN": {"weight": "kernel"}, "YatConv": {"weight": "kernel"},
-               "YatConvTranspose": {"weight": "kernel"},
-               "MultiHeadYatAttention": {f"{p}_weight": f"{p}_kernel" for p in ("q", "k", "v", "out")},
-               "RotaryYatAttention": {f"{p}_weight": f"{p}_kernel" for p in ("q", "k", "v", "out")},
-               "YatEmbed": {}}
 
 
 # ======================================================================================================= export
@@ -133,13 +130,7 @@ def export(model, example_inputs: Any, path: str | os.PathLike | None = None, *,
         proto = _trace(model, inputs, input_names)
     feeds = {vi.name: x for vi, x in zip(proto.graph.input, inputs)}
     check_against(proto, feeds, expected, rtol=rtol, what=getattr(model, "name", type(model).__name__))
-    if path is not None:
-        save_model(proto, path)
-        if inline:
-            from nmn.interchange.graph import inline_copy
-
-            p = os.fspath(path)
-            save_model(inline_copy(proto), p[:-5] + ".inlined.onnx" if p.endswith(".onnx") else p + ".inlined")
+    write(proto, path, inline)
     return proto
 
 
@@ -223,7 +214,7 @@ class _Walker:
         kind, config, params = tspec.to_spec(layer)
         name = self._layer_name(layer)
         names = [self._tensor_value(a) if isinstance(a, tf.Tensor) else None for a in args]
-        param_names = dict(_HOST_NAMES[kind])
+        param_names = dict(HOST_NAMES[kind])
         param_names.update(getattr(layer, "_nmn_param_names", {}))
         trainable = {"weight": False} if kind == "YatNMN" and layer.lazy else {}
         host = {"framework": "tf", "class": type(layer).__name__}
@@ -419,7 +410,7 @@ def _conv(x, a, w, bias):
     g = int(a.get("group", 1))
     k = tf.transpose(w, (*range(2, rank + 2), 1, 0))
     h = _to_last(x)
-    for i, (lo, hi) in enumerate(pairs_from_onnx(a.get("pads") or [0] * (2 * rank))):
+    for i, (lo, hi) in enumerate(spatial_pads(a, rank)):
         h = pad_axis(h, 1 + i, lo, hi)
     y = _tf_conv(h, k, a.get("strides") or [1] * rank, a.get("dilations") or [1] * rank, g)
     return _to_first(y if bias is None else y + bias)
@@ -427,20 +418,15 @@ def _conv(x, a, w, bias):
 
 def _conv_transpose(x, a, w, bias):
     rank = w.shape.rank - 2
-    g = int(a.get("group", 1))
+    g, strides, dil, pads, outpad = conv_transpose_attrs(a, rank)
     c, mg, *k = w.shape
-    strides = a.get("strides") or [1] * rank
-    dil = a.get("dilations") or [1] * rank
-    pads = pairs_from_onnx(a.get("pads") or [0] * (2 * rank))
-    outpad = a.get("output_padding") or [0] * rank
     w5 = tf.reshape(w, (g, c // g, mg, *k))
     kc = tf.reshape(tf.transpose(w5, (*range(3, rank + 3), 1, 0, 2)), (*k, c // g, g * mg))
     kc = tf.reverse(kc, axis=list(range(rank)))
     h = _to_last(x)
-    for i in range(rank):
+    for i, (lo, hi) in enumerate(transpose_input_pads(k, dil, pads, outpad)):
         h = upsample_axis(h, 1 + i, strides[i])
-        k_eff = (k[i] - 1) * dil[i] + 1
-        h = pad_axis(h, 1 + i, k_eff - 1 - pads[i][0], k_eff - 1 - pads[i][1] + outpad[i])
+        h = pad_axis(h, 1 + i, lo, hi)
     y = _tf_conv(h, kc, [1] * rank, dil, g)
     return _to_first(y if bias is None else y + bias)
 
@@ -448,7 +434,7 @@ def _conv_transpose(x, a, w, bias):
 def _pool(x, a, kind):
     rank = len(a["kernel_shape"])
     h = _to_last(x)
-    pads = pairs_from_onnx(a.get("pads") or [0] * (2 * rank))
+    pads = spatial_pads(a, rank)
     strides = a.get("strides") or [1] * rank
     if kind == "max":
         widths = [[0, 0]] + [list(p) for p in pads] + [[0, 0]]
@@ -487,15 +473,9 @@ def _reshape(x, a):
     return tf.reshape(x[0], shape)
 
 
-def _axes(x, a):
-    if len(x) > 1 and x[1] is not None:
-        return [int(v) for v in np.asarray(x[1]).reshape(-1)]
-    return a.get("axes")
-
-
 def _reduce(fn):
     def run(x, a):
-        axes = _axes(x, a)
+        axes = onnx_axes(x, a)
         if not axes and a.get("noop_with_empty_axes", 0):
             return x[0]
         return fn(x[0], axis=axes or None, keepdims=bool(a.get("keepdims", 1)))
@@ -516,9 +496,7 @@ def _batch_norm(x, a):
 
 
 def _pad(x, a):
-    pads = pairs_from_onnx([int(p) for p in np.asarray(x[1]).reshape(-1)])
-    modes = {"constant": "zeros", "reflect": "reflect", "edge": "replicate", "wrap": "circular"}
-    mode = modes[a.get("mode", "constant")]
+    pads, mode = pad_spec(x, a)
     h = x[0]
     for i, (lo, hi) in enumerate(pads):
         h = pad_axis(h, i, lo, hi, mode)
@@ -578,8 +556,8 @@ TABLE = {
     "ReduceMean": _reduce(tf.reduce_mean),
     "ReduceSum": _reduce(tf.reduce_sum),
     "ReduceMax": _reduce(tf.reduce_max),
-    "Squeeze": lambda x, a: tf.squeeze(x[0], axis=_axes(x, a)) if _axes(x, a) else tf.squeeze(x[0]),
-    "Unsqueeze": lambda x, a: _unsqueeze(x[0], _axes(x, a)),
+    "Squeeze": lambda x, a: tf.squeeze(x[0], axis=onnx_axes(x, a)) if onnx_axes(x, a) else tf.squeeze(x[0]),
+    "Unsqueeze": lambda x, a: _unsqueeze(x[0], onnx_axes(x, a)),
     "Pad": _pad,
     "Shape": lambda x, a: tf.shape(x[0], out_type=tf.int64),
     "Slice": _slice,

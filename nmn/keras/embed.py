@@ -7,7 +7,8 @@ import math
 import keras
 from keras import ops
 
-from nmn.core.options import DEFAULT_EPSILON, check_epsilon, check_positive_int, resolve_alpha
+from nmn._tfkeras.options import fixed_alpha, set_embed_options
+from nmn.core.options import DEFAULT_EPSILON, NORM_GUARD
 from nmn.keras import functional
 from nmn.keras._ops import layer_label
 
@@ -37,15 +38,9 @@ class YatEmbed(keras.layers.Layer):
     def __init__(self, num_embeddings, features, *, use_alpha=True, constant_alpha=None, epsilon=DEFAULT_EPSILON,
                  spherical=False, weight_normalized=False, embeddings_initializer=None, **kwargs):
         super().__init__(**kwargs)
-        cls = type(self).__name__
-        self.num_embeddings = check_positive_int(num_embeddings, "num_embeddings", cls)
-        self.features = check_positive_int(features, "features", cls)
-        self.use_alpha = bool(use_alpha)
-        self.constant_alpha = constant_alpha
-        self._alpha_spec = resolve_alpha(use_alpha, constant_alpha)
-        self.epsilon = check_epsilon(epsilon, cls)
-        self.spherical = bool(spherical)
-        self.weight_normalized = bool(weight_normalized)
+        set_embed_options(self, num_embeddings=num_embeddings, features=features, use_alpha=use_alpha,
+                          constant_alpha=constant_alpha, epsilon=epsilon, spherical=spherical,
+                          weight_normalized=weight_normalized)
         if embeddings_initializer is None:
             embeddings_initializer = keras.initializers.RandomNormal(stddev=1.0 / math.sqrt(features))
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
@@ -57,7 +52,7 @@ class YatEmbed(keras.layers.Layer):
                                          initializer=self.embeddings_initializer)
         if self.weight_normalized:
             e = self.embedding
-            self.embedding.assign(e / (ops.sqrt(ops.sum(e * e, axis=-1, keepdims=True)) + 1e-8))
+            self.embedding.assign(e / (ops.sqrt(ops.sum(e * e, axis=-1, keepdims=True)) + NORM_GUARD))
         if self._alpha_spec.learnable:
             self.alpha = self.add_weight(name="alpha", shape=(1,), initializer="ones")
 
@@ -83,8 +78,7 @@ class YatEmbed(keras.layers.Layer):
         if query.shape[-1] != self.features:
             raise ValueError(f"{layer_label(self)}: attend expects (..., {self.features}) matching embedding "
                              f"{(self.num_embeddings, self.features)}, got shape {tuple(query.shape)}")
-        alpha = self.alpha if self.alpha is not None else (
-            None if self._alpha_spec.value == 1.0 else self._alpha_spec.value)
+        alpha = self.alpha if self.alpha is not None else fixed_alpha(self)
         return functional.yat_dense(query, ops.transpose(self.embedding), None, alpha, self.epsilon,
                                     spherical=self.spherical)
 

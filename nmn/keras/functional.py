@@ -15,7 +15,8 @@ from __future__ import annotations
 from keras import ops
 
 from nmn.core import yat
-from nmn.core.options import DEFAULT_EPSILON
+from nmn._tfkeras.padding import transpose_input_pads
+from nmn.core.options import DEFAULT_EPSILON, NORM_GUARD
 from nmn.keras._ops import F, compute_dtype, pad_axis, upsample_axis
 
 __all__ = ["yat_dense", "yat_conv", "yat_conv_transpose", "yat_attention", "rope", "performer_features",
@@ -53,7 +54,7 @@ def yat_conv(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, strid
     w = ops.cast(kernel, "float32")
     k_axes = tuple(range(rank + 1))
     if weight_normalized:
-        w = w / (ops.sqrt(ops.sum(w * w, axis=k_axes, keepdims=True)) + 1e-8)
+        w = w / (ops.sqrt(ops.sum(w * w, axis=k_axes, keepdims=True)) + NORM_GUARD)
         ww = 1.0
     else:
         ww = ops.sum(w * w, axis=k_axes)
@@ -94,11 +95,9 @@ def yat_conv_transpose(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON
     perm = tuple(range(rank)) + (rank + 2, rank + 1, rank)
     wc = ops.reshape(ops.transpose(w5, perm), (*k, cg, groups * mg))
     wc = ops.flip(wc, axis=tuple(range(rank)))
-    for i in range(rank):
+    for i, (lo, hi) in enumerate(transpose_input_pads(k, dilation_rate, pads, output_padding)):
         x = upsample_axis(x, 1 + i, strides[i])
-        k_eff = (k[i] - 1) * dilation_rate[i] + 1
-        lo, hi = pads[i]
-        x = pad_axis(x, 1 + i, k_eff - 1 - lo, k_eff - 1 - hi + output_padding[i])
+        x = pad_axis(x, 1 + i, lo, hi)
     dot = ops.conv(x, wc, strides=1, padding="valid", dilation_rate=dilation_rate)
     ones = ops.ones((*k, cg, groups), "float32")
     energy = ops.conv(x * x, ones, strides=1, padding="valid", dilation_rate=dilation_rate)

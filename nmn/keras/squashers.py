@@ -9,16 +9,10 @@ from __future__ import annotations
 
 from keras import ops
 
-from nmn.core import yat
+from nmn._tfkeras import squashers
 from nmn.keras._ops import F
 
 __all__ = ["softermax", "softer_sigmoid", "soft_tanh"]
-
-
-def _check_n(n, name):
-    if not float(n) > 0:
-        raise ValueError(f"{name}: n must be > 0, got {n!r}")
-    return float(n)
 
 
 def softermax(x, n=1.0, epsilon=1e-12, axis=-1):
@@ -31,7 +25,7 @@ def softermax(x, n=1.0, epsilon=1e-12, axis=-1):
     >>> round(float(softermax(keras.ops.array([1.0, 1.0]), n=2)[0]), 3)
     0.5
     """
-    return yat.softermax(F, ops.convert_to_tensor(x), _check_n(n, "softermax"), float(epsilon), axis)
+    return squashers.softermax(F, ops.convert_to_tensor(x), n, epsilon, axis)
 
 
 def softer_sigmoid(x, n=1.0):
@@ -44,7 +38,7 @@ def softer_sigmoid(x, n=1.0):
     >>> float(softer_sigmoid(keras.ops.array(1.0)))
     0.5
     """
-    return yat.softer_sigmoid(F, ops.convert_to_tensor(x), _check_n(n, "softer_sigmoid"))
+    return squashers.softer_sigmoid(F, ops.convert_to_tensor(x), n)
 
 
 def soft_tanh(x, n=1.0):
@@ -57,4 +51,4 @@ def soft_tanh(x, n=1.0):
     >>> float(soft_tanh(keras.ops.array(1.0)))
     0.0
     """
-    return yat.soft_tanh(F, ops.convert_to_tensor(x), _check_n(n, "soft_tanh"))
+    return squashers.soft_tanh(F, ops.convert_to_tensor(x), n)

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import jax
 import jax.numpy as jnp
 from flax import linen as nn
-from jax import lax
 
 from nmn._jax.functional import (
     apply_rope,
+    kv_cache_step,
     performer_attention,
     performer_projection,
     promote_arrays_linen,
@@ -236,19 +235,9 @@ class RotaryYatAttention(MultiHeadYatAttention):
             k = apply_rope(k, cos, sin, 0, interleaved=interleaved)
             return self._finish(self._attend(q, k, v, mask, deterministic, True, opts, head_dim), qkv,
                                 inputs.shape[-1])
-        index = cache_index.value
-        capacity = cached_key.value.shape[1]
-        try:
-            if int(index) + length > capacity:
-                raise ValueError(f"{name}: cache full: position {int(index)} + {length} tokens > {capacity}")
-        except jax.errors.ConcretizationTypeError:
-            pass
-        q = apply_rope(q, cos, sin, index, interleaved=interleaved)
-        k = apply_rope(k, cos, sin, index, interleaved=interleaved)
-        cache_k = lax.dynamic_update_slice(cached_key.value, k.astype(cached_key.value.dtype), (0, index, 0, 0))
-        cache_v = lax.dynamic_update_slice(cached_value.value, v.astype(cached_value.value.dtype), (0, index, 0, 0))
-        cached_key.value, cached_value.value, cache_index.value = cache_k, cache_v, index + length
-        visible = (jnp.arange(capacity)[None, :] <= (index + jnp.arange(length))[:, None])[None, None]
-        mask = visible if mask is None else jnp.logical_and(mask, visible)
+        q, cache_k, cache_v, mask, cache_index.value = kv_cache_step(
+            name, q, k, v, cached_key.value, cached_value.value, cache_index.value, cos, sin,
+            interleaved=interleaved, mask=mask)
+        cached_key.value, cached_value.value = cache_k, cache_v
         out = self._attend(q, cache_k, cache_v.astype(v.dtype), mask, deterministic, False, opts, head_dim)
         return self._finish(out, qkv, inputs.shape[-1])

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from nmn.core import layouts
 from nmn.mlx._ops import mx
 from nmn.mlx.attention import MultiHeadYatAttention, RotaryYatAttention
 from nmn.mlx.conv import YatConv1D, YatConv2D, YatConv3D, _YatConvND
@@ -47,34 +48,23 @@ def _np(a):
     return np.array(a.astype(mx.float32) if a.dtype != mx.float32 else a, dtype=np.float32)
 
 
+_LAYOUT_KINDS = {"YatNMN": "dense", "YatConv": "conv", "YatConvTranspose": "conv_transpose"}
+
+
 def mlx_to_canonical(kind, name, value, groups=1):
-    """One parameter from the MLX layout to the canonical one (numpy in, numpy out)."""
+    """One parameter from the MLX layout to the canonical one (numpy in, numpy out; :mod:`nmn.core.layouts`)."""
     value = np.asarray(value)
-    if name != "weight":
+    if name != "weight" or kind not in _LAYOUT_KINDS:
         return value
-    if kind == "YatConv":
-        return np.moveaxis(value, -1, 1)
-    if kind == "YatConvTranspose":
-        m, *k, cg = value.shape
-        w = value.reshape(groups, m // groups, *k, cg)
-        w = np.moveaxis(w, -1, 1)  # (G, C/G, M/G, *k)
-        return w.reshape(groups * cg, m // groups, *k)
-    return value
+    return layouts.to_canonical("mlx", _LAYOUT_KINDS[kind], value, groups=groups)
 
 
 def canonical_to_mlx(kind, name, value, groups=1):
-    """One parameter from the canonical layout to the MLX one (numpy in, numpy out)."""
+    """One parameter from the canonical layout to the MLX one (numpy in, numpy out; :mod:`nmn.core.layouts`)."""
     value = np.asarray(value)
-    if name != "weight":
+    if name != "weight" or kind not in _LAYOUT_KINDS:
         return value
-    if kind == "YatConv":
-        return np.moveaxis(value, 1, -1)
-    if kind == "YatConvTranspose":
-        c, mg, *k = value.shape
-        w = value.reshape(groups, c // groups, mg, *k)
-        w = np.moveaxis(w, 1, -1)  # (G, M/G, *k, C/G)
-        return w.reshape(groups * mg, *k, c // groups)
-    return value
+    return layouts.to_host("mlx", _LAYOUT_KINDS[kind], value, groups=groups)
 
 
 def _yat_params(layer, kind, groups=1):

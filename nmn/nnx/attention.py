@@ -8,13 +8,12 @@ at construction and kept as a :class:`~nmn.nnx._ops.Buffer`.
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 from flax import nnx
-from jax import lax
 
 from nmn._jax.functional import (
     apply_rope,
+    kv_cache_step,
     performer_attention,
     performer_projection,
     promote_arrays,
@@ -229,24 +228,10 @@ class RotaryYatAttention(MultiHeadYatAttention):
             return self._finish(self._attend(q, k, v, mask, deterministic, self.causal))
         if self.cache_index is None:
             raise ValueError(f"{name}: decode=True needs init_cache(input_shape) first")
-        index = self.cache_index[...]
-        capacity = self.cached_key.shape[1]
-        try:
-            if int(index) + length > capacity:
-                raise ValueError(f"{name}: cache full: position {int(index)} + {length} tokens > {capacity}")
-        except jax.errors.ConcretizationTypeError:
-            pass
-        q = apply_rope(q, cos, sin, index, interleaved=interleaved)
-        k = apply_rope(k, cos, sin, index, interleaved=interleaved)
-        cache_k = self.cached_key[...]
-        cache_v = self.cached_value[...]
-        cache_k = lax.dynamic_update_slice(cache_k, k.astype(cache_k.dtype), (0, index, 0, 0))
-        cache_v = lax.dynamic_update_slice(cache_v, v.astype(cache_v.dtype), (0, index, 0, 0))
+        q, cache_k, cache_v, mask, self.cache_index[...] = kv_cache_step(
+            name, q, k, v, self.cached_key[...], self.cached_value[...], self.cache_index[...], cos, sin,
+            interleaved=interleaved, mask=mask)
         self.cached_key[...] = cache_k
         self.cached_value[...] = cache_v
-        self.cache_index[...] = index + length
-        visible = jnp.arange(capacity)[None, :] <= (index + jnp.arange(length))[:, None]   # (L, T)
-        visible = visible[None, None]
-        mask = visible if mask is None else jnp.logical_and(mask, visible)
         out = self._attend(q, cache_k, cache_v.astype(v.dtype), mask, deterministic, False)
         return self._finish(out)

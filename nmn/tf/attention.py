@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import tensorflow as tf
 
 from nmn._tfkeras.options import (fixed_alpha, performer_projection, rope_slices, set_attention_options,

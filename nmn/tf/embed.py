@@ -6,7 +6,8 @@ import math
 
 import tensorflow as tf
 
-from nmn.core.options import DEFAULT_EPSILON, check_epsilon, check_positive_int, resolve_alpha
+from nmn._tfkeras.options import fixed_alpha, set_embed_options
+from nmn.core.options import DEFAULT_EPSILON, NORM_GUARD
 from nmn.tf import functional
 from nmn.tf._ops import layer_label
 
@@ -36,21 +37,15 @@ class YatEmbed(tf.Module):
     def __init__(self, num_embeddings, features, *, use_alpha=True, constant_alpha=None, epsilon=DEFAULT_EPSILON,
                  spherical=False, weight_normalized=False, dtype=tf.float32, seed=None, name=None):
         super().__init__(name=name)
-        cls = type(self).__name__
-        self.num_embeddings = check_positive_int(num_embeddings, "num_embeddings", cls)
-        self.features = check_positive_int(features, "features", cls)
-        self.use_alpha = bool(use_alpha)
-        self.constant_alpha = constant_alpha
-        self._alpha_spec = resolve_alpha(use_alpha, constant_alpha)
-        self.epsilon = check_epsilon(epsilon, cls)
-        self.spherical = bool(spherical)
-        self.weight_normalized = bool(weight_normalized)
+        set_embed_options(self, num_embeddings=num_embeddings, features=features, use_alpha=use_alpha,
+                          constant_alpha=constant_alpha, epsilon=epsilon, spherical=spherical,
+                          weight_normalized=weight_normalized)
         self.dtype = tf.as_dtype(dtype)
         with self.name_scope:
             e = tf.random.normal((num_embeddings, features), stddev=1.0 / math.sqrt(features), dtype=self.dtype,
                                  seed=seed)
             if self.weight_normalized:
-                e = e / (tf.norm(e, axis=-1, keepdims=True) + 1e-8)
+                e = e / (tf.norm(e, axis=-1, keepdims=True) + NORM_GUARD)
             self.embedding = tf.Variable(e, name="embedding")
             self.alpha = tf.Variable(tf.ones((1,), self.dtype), name="alpha") if self._alpha_spec.learnable else None
 
@@ -67,7 +62,6 @@ class YatEmbed(tf.Module):
         if query.shape[-1] != self.features:
             raise ValueError(f"{layer_label(self)}: attend expects (..., {self.features}) matching embedding "
                              f"{(self.num_embeddings, self.features)}, got shape {tuple(query.shape)}")
-        alpha = self.alpha if self.alpha is not None else (
-            None if self._alpha_spec.value == 1.0 else self._alpha_spec.value)
+        alpha = self.alpha if self.alpha is not None else fixed_alpha(self)
         return functional.yat_dense(query, tf.transpose(self.embedding), None, alpha, self.epsilon,
                                     spherical=self.spherical)

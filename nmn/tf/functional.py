@@ -14,7 +14,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 from nmn.core import yat
-from nmn.core.options import DEFAULT_EPSILON
+from nmn._tfkeras.padding import transpose_input_pads
+from nmn.core.options import DEFAULT_EPSILON, NORM_GUARD
 from nmn.tf._ops import F, conv, pad_axis, result_dtype, upsample_axis
 
 __all__ = ["yat_dense", "yat_conv", "yat_conv_transpose", "yat_attention", "rope", "performer_features",
@@ -45,7 +46,7 @@ def yat_conv(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, strid
     w = tf.cast(kernel, tf.float32)
     k_axes = list(range(rank + 1))
     if weight_normalized:
-        w = w / (tf.sqrt(tf.reduce_sum(w * w, axis=k_axes, keepdims=True)) + 1e-8)
+        w = w / (tf.sqrt(tf.reduce_sum(w * w, axis=k_axes, keepdims=True)) + NORM_GUARD)
         ww = 1.0
     else:
         ww = tf.reduce_sum(w * w, axis=k_axes)
@@ -80,11 +81,9 @@ def yat_conv_transpose(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON
     perm = list(range(rank)) + [rank + 2, rank + 1, rank]
     wc = tf.reshape(tf.transpose(w5, perm), (*k, cg, groups * mg))
     wc = tf.reverse(wc, axis=list(range(rank)))
-    for i in range(rank):
+    for i, (lo, hi) in enumerate(transpose_input_pads(k, dilations, pads, output_padding)):
         x = upsample_axis(x, 1 + i, strides[i])
-        k_eff = (k[i] - 1) * dilations[i] + 1
-        lo, hi = pads[i]
-        x = pad_axis(x, 1 + i, k_eff - 1 - lo, k_eff - 1 - hi + output_padding[i])
+        x = pad_axis(x, 1 + i, lo, hi)
     ones1 = (1,) * rank
     dot = conv(x, wc, ones1, dilations, groups)
     ones = tf.ones((*k, cg, groups), tf.float32)
