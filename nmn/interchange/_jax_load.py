@@ -16,6 +16,7 @@ import nmn.nnx as N
 from nmn._jax.layout import param_table
 from nmn.interchange._export_common import write as _write
 from nmn.interchange._jax_ops import TABLE
+from nmn.interchange._optable import SQUASHER_OPS, squash
 from nmn.interchange.graph import check_against
 from nmn.interchange.interpret import check_supported, execute, replay
 from nmn.interchange.reader import OnnxGraph
@@ -97,11 +98,8 @@ class OnnxModel(nnx.Module):
         graph = self.graph.value
         spec = graph.layers[graph.node_layer[node.name]]
         op = node.op
-        if op in ("Softermax", "SofterSigmoid", "SoftTanh"):
-            cfg = spec.config
-            if op == "Softermax":
-                return N.softermax(args[0], n=cfg["n"], epsilon=cfg["epsilon"], axis=cfg["axis"])
-            return (N.softer_sigmoid if op == "SofterSigmoid" else N.soft_tanh)(args[0], n=cfg["n"])
+        if op in SQUASHER_OPS:
+            return squash(N, op, spec.config, args[0])
         layer = self.yat[_key(spec.name)]
         if op == "YatEmbedAttend":
             return layer.attend(args[0])
@@ -194,11 +192,8 @@ class OnnxLinen(nn.Module):
         def yat(node, args):
             spec = graph.layers[graph.node_layer[node.name]]
             op = node.op
-            if op in ("Softermax", "SofterSigmoid", "SoftTanh"):
-                cfg = spec.config
-                if op == "Softermax":
-                    return L.softermax(args[0], n=cfg["n"], epsilon=cfg["epsilon"], axis=cfg["axis"])
-                return (L.softer_sigmoid if op == "SofterSigmoid" else L.soft_tanh)(args[0], n=cfg["n"])
+            if op in SQUASHER_OPS:
+                return squash(L, op, spec.config, args[0])
             m = modules[spec.name]
             if op == "YatEmbedAttend":
                 return m.attend(args[0])

@@ -15,6 +15,7 @@ from jax import lax
 from onnx import helper
 
 from nmn.interchange._optable import (
+    OPERATOR_OPS,
     axes as _neutral_axes,
     check_auto_pad,
     check_plain_pool,
@@ -144,18 +145,13 @@ def _gather(args, a):
 
 
 TABLE = {
+    **OPERATOR_OPS,
     "Gemm": _gemm,
-    "MatMul": lambda x, a: x[0] @ x[1],
-    "Add": lambda x, a: x[0] + x[1],
-    "Sub": lambda x, a: x[0] - x[1],
-    "Mul": lambda x, a: x[0] * x[1],
-    "Div": lambda x, a: x[0] / x[1],
     "Max": lambda x, a: jnp.maximum(x[0], x[1]),
     "Min": lambda x, a: jnp.minimum(x[0], x[1]),
     "Neg": lambda x, a: -x[0],
     "Abs": lambda x, a: jnp.abs(x[0]),
     "Sign": lambda x, a: jnp.sign(x[0]),
-    "Pow": lambda x, a: x[0] ** x[1],
     "Sqrt": lambda x, a: jnp.sqrt(x[0]),
     "Reciprocal": lambda x, a: 1.0 / x[0],
     "Exp": lambda x, a: jnp.exp(x[0]),
@@ -170,8 +166,6 @@ TABLE = {
     "Flatten": lambda x, a: jnp.reshape(x[0], flatten_shape(x[0].shape, a.get("axis", 1))),
     "Reshape": _reshape,
     "Transpose": lambda x, a: jnp.transpose(x[0], a.get("perm") or list(range(x[0].ndim))[::-1]),
-    "Identity": lambda x, a: x[0],
-    "Dropout": lambda x, a: x[0],
     "Cast": _cast,
     "Where": lambda x, a: jnp.where(x[0], x[1], x[2]),
     "Expand": _expand,

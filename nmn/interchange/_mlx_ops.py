@@ -12,6 +12,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from nmn.interchange._optable import (
+    OPERATOR_OPS,
     axes as _axes,
     check_auto_pad,
     check_plain_pool,
@@ -127,14 +128,9 @@ def _pad(args, a):
 
 
 TABLE = {
+    **OPERATOR_OPS,
     "Gemm": _gemm,
-    "MatMul": lambda x, a: x[0] @ x[1],
-    "Add": lambda x, a: x[0] + x[1],
-    "Sub": lambda x, a: x[0] - x[1],
-    "Mul": lambda x, a: x[0] * x[1],
-    "Div": lambda x, a: x[0] / x[1],
     "Neg": lambda x, a: -x[0],
-    "Pow": lambda x, a: x[0] ** x[1],
     "Sqrt": lambda x, a: mx.sqrt(x[0]),
     "Relu": lambda x, a: nn.relu(x[0]),
     "Sigmoid": lambda x, a: mx.sigmoid(x[0]),
@@ -146,8 +142,6 @@ TABLE = {
     "Flatten": lambda x, a: mx.reshape(x[0], flatten_shape(x[0].shape, a.get("axis", 1))),
     "Reshape": _reshape,
     "Transpose": lambda x, a: mx.transpose(x[0], a.get("perm") or list(range(x[0].ndim))[::-1]),
-    "Identity": lambda x, a: x[0],
-    "Dropout": lambda x, a: x[0],
     "Conv": _conv,
     "ConvTranspose": _conv_transpose,
     "MaxPool": lambda x, a: _pool(x, a, "max"),

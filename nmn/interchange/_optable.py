@@ -100,3 +100,27 @@ def transpose_as_conv_pads(pad_pairs_, kernel, dilations, output_padding) -> lis
     computes an ONNX ``ConvTranspose`` with these ``pads``; a negative value is a crop."""
     return [((k - 1) * d - lo, (k - 1) * d - hi + op)
             for (lo, hi), k, d, op in zip(pad_pairs_, kernel, dilations, output_padding)]
+
+
+SQUASHER_OPS = ("Softermax", "SofterSigmoid", "SoftTanh")
+
+
+def squash(functions, op: str, config: dict, x):
+    """Run an ``nmn`` squasher node (one of :data:`SQUASHER_OPS`) with ``functions`` (a framework's nmn package,
+    which has ``softermax``, ``softer_sigmoid``, ``soft_tanh``) and the layer's spec ``config``."""
+    if op == "Softermax":
+        return functions.softermax(x, n=config["n"], epsilon=config["epsilon"], axis=config["axis"])
+    return (functions.softer_sigmoid if op == "SofterSigmoid" else functions.soft_tanh)(x, n=config["n"])
+
+
+# The ops whose every framework's implementation is the Python operator (or passes its input through).
+OPERATOR_OPS = {
+    "MatMul": lambda x, a: x[0] @ x[1],
+    "Add": lambda x, a: x[0] + x[1],
+    "Sub": lambda x, a: x[0] - x[1],
+    "Mul": lambda x, a: x[0] * x[1],
+    "Div": lambda x, a: x[0] / x[1],
+    "Pow": lambda x, a: x[0] ** x[1],
+    "Identity": lambda x, a: x[0],
+    "Dropout": lambda x, a: x[0],
+}

@@ -6,7 +6,14 @@ import numpy as np
 import torch
 import torch.nn.functional as TF
 
-from nmn.interchange._optable import axes, flatten_shape, gemm as _gemm, pad_pairs as _pads, reshape_dims
+from nmn.interchange._optable import (
+    OPERATOR_OPS,
+    axes,
+    flatten_shape,
+    gemm as _gemm,
+    pad_pairs as _pads,
+    reshape_dims,
+)
 
 
 def _torch_dtype(a: np.ndarray):
@@ -69,13 +76,8 @@ def _axes(args, a):
 
 
 TABLE = {
+    **OPERATOR_OPS,
     "Gemm": _gemm,
-    "MatMul": lambda x, a: x[0] @ x[1],
-    "Add": lambda x, a: x[0] + x[1],
-    "Sub": lambda x, a: x[0] - x[1],
-    "Mul": lambda x, a: x[0] * x[1],
-    "Div": lambda x, a: x[0] / x[1],
-    "Pow": lambda x, a: x[0] ** x[1],
     "Sqrt": lambda x, a: torch.sqrt(x[0]),
     "Relu": lambda x, a: torch.relu(x[0]),
     "Sigmoid": lambda x, a: torch.sigmoid(x[0]),
@@ -87,8 +89,6 @@ TABLE = {
     "Flatten": lambda x, a: x[0].reshape(flatten_shape(x[0].shape, a.get("axis", 1))),
     "Reshape": _reshape,
     "Transpose": lambda x, a: x[0].permute(*a["perm"]),
-    "Identity": lambda x, a: x[0],
-    "Dropout": lambda x, a: x[0],
     "Conv": _conv,
     "ConvTranspose": _conv_transpose,
     "MaxPool": lambda x, a: _pool(x, a, "max"),

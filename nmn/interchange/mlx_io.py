@@ -59,6 +59,7 @@ except ImportError as err:  # pragma: no cover - exercised only without mlx
 
 from nmn.interchange._mlx_ops import TABLE, first_axis_channels, last_axis_channels
 from nmn.interchange._mlx_trace import Traced, np_array, param_names, trace
+from nmn.interchange._optable import SQUASHER_OPS, squash
 
 __all__ = ["export", "load", "OnnxModule", "Traced", "TABLE"]
 
@@ -169,11 +170,8 @@ class OnnxModule(nn.Module):
 
         spec = self._graph.layers[self._graph.node_layer[node.name]]
         op = node.op
-        if op in ("Softermax", "SofterSigmoid", "SoftTanh"):
-            cfg = spec.config
-            if op == "Softermax":
-                return nm.softermax(args[0], n=cfg["n"], epsilon=cfg["epsilon"], axis=cfg["axis"])
-            return (nm.softer_sigmoid if op == "SofterSigmoid" else nm.soft_tanh)(args[0], n=cfg["n"])
+        if op in SQUASHER_OPS:
+            return squash(nm, op, spec.config, args[0])
         layer = self["layers"][_key(spec.name)]
         if op == "YatEmbedAttend":
             return layer.attend(args[0])

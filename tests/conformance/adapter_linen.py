@@ -7,39 +7,16 @@ leading batch axis. Both run with ``jax.numpy_dtype_promotion('strict')``. A bui
 
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-
 import nmn.linen as nmn_linen
 from nmn._jax.layout import param_table
 from nmn.linen.spec import find, from_spec, layer_config
-from tests.conformance.adapter_nnx import (
-    SQUASHERS,
-    from_host,
-    mapped,
-    to_host,
-    unsupported_reason,
-)
+from tests.conformance.adapter_nnx import SQUASHERS, JaxAdapter, squash
 
 
-def _squash(kind, config):
-    fn = getattr(nmn_linen, kind)
-    if kind == "softermax":
-        return lambda x: fn(x, n=config["n"], epsilon=config["epsilon"], axis=config["axis"])
-    return lambda x: fn(x, n=config["n"])
-
-
-class LinenAdapter:
-    def __init__(self, name, vmap):
-        self.name, self.vmap = name, vmap
-
-    def supports(self, kind, config):
-        return unsupported_reason(kind, config)
-
+class LinenAdapter(JaxAdapter):
     def build(self, kind, config, params):
         if kind in SQUASHERS:
-            return _squash(kind, config)
+            return squash(kind, config, nmn_linen)
         return from_spec(kind, config, params)
 
     def _fn(self, layer, kind, call):
@@ -59,30 +36,10 @@ class LinenAdapter:
 
         return fn, variables
 
-    def forward(self, layer, kind, inputs, call):
-        with jax.numpy_dtype_promotion("strict"):
-            fn, variables = self._fn(layer, kind, call)
-            xs = [jnp.asarray(to_host(kind, x)) for x in inputs]
-            run = jax.jit(lambda v, *xs: mapped(lambda *a: fn(v, *a), self.vmap, len(xs))(*xs))
-            return from_host(kind, np.asarray(run(variables, *xs), np.float64))
-
-    def grads(self, layer, kind, inputs, call, cotangent):
-        with jax.numpy_dtype_promotion("strict"):
-            fn, variables = self._fn(layer, kind, call)
-            xs = [jnp.asarray(to_host(kind, x)) for x in inputs]
-            cot = jnp.asarray(to_host(kind, cotangent), jnp.float32)
-
-            def loss(x0, v):
-                out = mapped(lambda *a: fn(v, *a), self.vmap, len(xs))(x0, *xs[1:])
-                return jnp.sum(out.astype(jnp.float32) * cot)
-
-            g_x, g_vars = jax.jit(jax.grad(loss, argnums=(0, 1)))(xs[0], variables)
-            out = {"input0": from_host(kind, np.asarray(g_x, np.float64))}
-            if variables is not None:
-                module = layer[0]
-                for name, path, to_c, _ in param_table(*layer_config(module, variables)):
-                    out[name] = np.asarray(to_c(np.asarray(find(g_vars, path)[1])), np.float64)
-            return out
+    def _param_grads(self, layer, g_vars):
+        module, variables = layer
+        for name, path, to_c, _ in param_table(*layer_config(module, variables)):
+            yield name, to_c, find(g_vars, path)[1]
 
 
 ADAPTERS = [LinenAdapter("linen", vmap=False), LinenAdapter("linen-vmap", vmap=True)]

@@ -39,8 +39,9 @@ def from_host(kind, y):
     return np.moveaxis(y, -1, 1) if kind in CHANNELS_FIRST else y
 
 
-def squash(kind, config):
-    fn = getattr(nmn_nnx, kind)
+def squash(kind, config, module=nmn_nnx):
+    """The squasher ``kind`` of ``module`` (``nmn.nnx`` or ``nmn.linen``) with the case's options."""
+    fn = getattr(module, kind)
     if kind == "softermax":
         return lambda x: fn(x, n=config["n"], epsilon=config["epsilon"], axis=config["axis"])
     return lambda x: fn(x, n=config["n"])
@@ -71,23 +72,15 @@ def mapped(fn, vmap, n_inputs):
     return run
 
 
-class NNXAdapter:
+class JaxAdapter:
+    """``forward``/``grads`` of the NNX and Linen adapters: ``_fn`` gives ``(fn(state, *xs), state)`` and
+    ``_param_grads`` the host-layout gradient leaf of each canonical parameter."""
+
     def __init__(self, name, vmap):
         self.name, self.vmap = name, vmap
 
     def supports(self, kind, config):
         return unsupported_reason(kind, config)
-
-    def build(self, kind, config, params):
-        if kind in SQUASHERS:
-            return squash(kind, config)
-        return from_spec(kind, config, params, rngs=nnx.Rngs(0))
-
-    def _fn(self, layer, kind, call):
-        if kind in SQUASHERS:
-            return lambda state, *xs: call_layer(layer, kind, xs, call), None
-        graphdef, state = nnx.split(layer)
-        return lambda st, *xs: call_layer(nnx.merge(graphdef, st), kind, xs, call), state
 
     def forward(self, layer, kind, inputs, call):
         with jax.numpy_dtype_promotion("strict"):
@@ -109,14 +102,30 @@ class NNXAdapter:
             g_x, g_state = jax.jit(jax.grad(loss, argnums=(0, 1)))(xs[0], state)
             out = {"input0": from_host(kind, np.asarray(g_x, np.float64))}
             if state is not None:
-                pure = nnx.to_pure_dict(g_state)
-                kind_config = nmn_nnx.spec.layer_config(layer)
-                for name, path, to_c, _ in param_table(*kind_config):
-                    leaf = pure
-                    for part in path:
-                        leaf = leaf[part]
+                for name, to_c, leaf in self._param_grads(layer, g_state):
                     out[name] = np.asarray(to_c(np.asarray(leaf)), np.float64)
             return out
+
+
+class NNXAdapter(JaxAdapter):
+    def build(self, kind, config, params):
+        if kind in SQUASHERS:
+            return squash(kind, config)
+        return from_spec(kind, config, params, rngs=nnx.Rngs(0))
+
+    def _fn(self, layer, kind, call):
+        if kind in SQUASHERS:
+            return lambda state, *xs: call_layer(layer, kind, xs, call), None
+        graphdef, state = nnx.split(layer)
+        return lambda st, *xs: call_layer(nnx.merge(graphdef, st), kind, xs, call), state
+
+    def _param_grads(self, layer, g_state):
+        pure = nnx.to_pure_dict(g_state)
+        for name, path, to_c, _ in param_table(*nmn_nnx.spec.layer_config(layer)):
+            leaf = pure
+            for part in path:
+                leaf = leaf[part]
+            yield name, to_c, leaf
 
 
 ADAPTERS = [NNXAdapter("nnx", vmap=False), NNXAdapter("nnx-vmap", vmap=True)]
