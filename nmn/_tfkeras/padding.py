@@ -50,11 +50,12 @@ def pad_axis(x, axis, lo, hi, mode="zeros", *, pad, concat):
     return concat([*left, x, *right], axis=axis)
 
 
-def transpose_input_pads(kernel_size, dilations, pads, output_padding):
-    """The ``(lo, hi)`` pads of the zero-upsampled input that turn a transposed convolution with ONNX crops
-    ``pads`` and ``output_padding`` into a VALID stride-1 convolution with the flipped kernel."""
-    out = []
-    for k, d, (lo, hi), o in zip(kernel_size, dilations, pads, output_padding):
-        k_eff = (k - 1) * d + 1
-        out.append((k_eff - 1 - lo, k_eff - 1 - hi + o))
-    return out
+def transpose_as_conv_pads(pad_pairs, kernel, dilations, output_padding):
+    """The ``(lo, hi)`` pads of the stride-1 convolution (input dilated by the stride, kernel flipped) that
+    computes an ONNX ``ConvTranspose`` with these ``pads``; a negative value is a crop.
+
+    The same formula as :func:`nmn.interchange._optable.transpose_as_conv_pads` (the layers may not import
+    ``nmn.interchange``).
+    """
+    return [((k - 1) * d - lo, (k - 1) * d - hi + op)
+            for (lo, hi), k, d, op in zip(pad_pairs, kernel, dilations, output_padding)]

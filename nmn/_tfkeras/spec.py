@@ -124,6 +124,22 @@ def embed_spec(layer):
     return "YatEmbed", config, params
 
 
+def describe(layer, framework, types, out_features):
+    """``(kind, config, params)`` of a built layer: ``types`` maps each kind to the host class (the private N-d
+    base for the convolutions); ``out_features`` names the dense layer's width attribute."""
+    if isinstance(layer, types["YatNMN"]):
+        return dense_spec(layer, framework, getattr(layer, out_features))
+    if isinstance(layer, types["YatConv"]):
+        return conv_spec(layer, framework)
+    if isinstance(layer, types["YatConvTranspose"]):
+        return conv_transpose_spec(layer, framework)
+    if isinstance(layer, types["MultiHeadYatAttention"]):
+        return attention_spec(layer, framework, isinstance(layer, types["RotaryYatAttention"]))
+    if isinstance(layer, types["YatEmbed"]):
+        return embed_spec(layer)
+    raise TypeError(f"to_spec: {type(layer).__name__} is not an nmn.{framework} Yat layer")
+
+
 # ------------------------------------------------------------------------------------------------- from_spec
 def _pick(config, keys):
     return {k: config[k] for k in keys if k in config}
@@ -218,12 +234,15 @@ def assign(layer, values):
 def from_spec(kind, config, params, host_kwargs, *, classes, build, framework):
     """A built layer for ``(kind, config, params)``.
 
-    ``classes(kind, config)`` picks the host class; ``build(layer, kind, widths)`` builds it natively for
-    :func:`input_widths`; the canonical params are then converted to ``framework``'s layout and assigned.
+    ``classes`` maps each kind to the host class (for the convolutions, a dict rank -> class);
+    ``build(layer, kind, widths)`` builds it natively for :func:`input_widths`; the canonical params are then
+    converted to ``framework``'s layout and assigned.
     """
     params = {k: np.asarray(v) for k, v in params.items()}
     check_kind(kind)
-    cls = classes(kind, config)
+    cls = classes[kind]
+    if isinstance(cls, dict):
+        cls = cls[config["rank"]]
     layer = cls(*constructor_args(kind, config), **constructor_kwargs(kind, config), **host_kwargs)
     build(layer, kind, input_widths(kind, config, params))
     assign(layer, host_values(kind, params, framework))

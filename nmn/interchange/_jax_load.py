@@ -27,6 +27,32 @@ _SQUASH = ("softermax", "softer_sigmoid", "soft_tanh")
 
 
 # ---------------------------------------------------------------------------------------------------- load
+_ATTENTION_OPS = ("YatMultiHeadAttention", "YatPerformerMultiHeadAttention", "RotaryYatMultiHeadAttention")
+
+
+def _call_yat(functions, layer_of, graph, node, args):
+    """Run one ``nmn`` node of a loaded graph with its Flax layer (NNX module or bound Linen submodule, by
+    ``layer_of(layer name)``); squashers run with ``functions`` (``nmn.nnx`` or ``nmn.linen``). Conv data is
+    channels-first in the graph and channels-last in the layer."""
+    spec = graph.layers[graph.node_layer[node.name]]
+    op = node.op
+    if op in SQUASHER_OPS:
+        return squash(functions, op, spec.config, args[0])
+    layer = layer_of(spec.name)
+    if op == "YatEmbedAttend":
+        return layer.attend(args[0])
+    if op == "Gather":
+        return layer(jnp.asarray(args[1]).astype(jnp.int32))
+    if op in _ATTENTION_OPS:
+        mask = None if node.inputs[3] in graph.initializers else jnp.asarray(args[3]).astype(bool)
+        if op == "RotaryYatMultiHeadAttention":
+            return layer(args[0], mask=mask)
+        return layer(args[0], args[1], args[2], mask=mask)
+    if op in ("YatConv", "YatConvTranspose"):
+        return jnp.moveaxis(layer(jnp.moveaxis(args[0], 1, -1)), -1, 1)
+    return layer(args[0])
+
+
 class _Static:
     """Holds a Python object as static NNX metadata, compared by identity."""
 
@@ -95,24 +121,7 @@ class OnnxModel(nnx.Module):
         return self.static.value.get(name)
 
     def _yat(self, node, args):
-        graph = self.graph.value
-        spec = graph.layers[graph.node_layer[node.name]]
-        op = node.op
-        if op in SQUASHER_OPS:
-            return squash(N, op, spec.config, args[0])
-        layer = self.yat[_key(spec.name)]
-        if op == "YatEmbedAttend":
-            return layer.attend(args[0])
-        if op == "Gather":
-            return layer(jnp.asarray(args[1]).astype(jnp.int32))
-        if op in ("YatMultiHeadAttention", "YatPerformerMultiHeadAttention", "RotaryYatMultiHeadAttention"):
-            mask = None if node.inputs[3] in graph.initializers else jnp.asarray(args[3]).astype(bool)
-            if op == "RotaryYatMultiHeadAttention":
-                return layer(args[0], mask=mask)
-            return layer(args[0], args[1], args[2], mask=mask)
-        if op in ("YatConv", "YatConvTranspose"):
-            return jnp.moveaxis(layer(jnp.moveaxis(args[0], 1, -1)), -1, 1)
-        return layer(args[0])
+        return _call_yat(N, lambda name: self.yat[_key(name)], self.graph.value, node, args)
 
     def __call__(self, *inputs):
         outs = execute(self.graph.value, [jnp.asarray(x) for x in inputs], tensor=self._tensor, table=TABLE,
@@ -190,23 +199,7 @@ class OnnxLinen(nn.Module):
             return graph.initializers.get(name)
 
         def yat(node, args):
-            spec = graph.layers[graph.node_layer[node.name]]
-            op = node.op
-            if op in SQUASHER_OPS:
-                return squash(L, op, spec.config, args[0])
-            m = modules[spec.name]
-            if op == "YatEmbedAttend":
-                return m.attend(args[0])
-            if op == "Gather":
-                return m(jnp.asarray(args[1]).astype(jnp.int32))
-            if "Attention" in op:
-                mask = None if node.inputs[3] in graph.initializers else jnp.asarray(args[3]).astype(bool)
-                if op == "RotaryYatMultiHeadAttention":
-                    return m(args[0], mask=mask)
-                return m(args[0], args[1], args[2], mask=mask)
-            if op in ("YatConv", "YatConvTranspose"):
-                return jnp.moveaxis(m(jnp.moveaxis(args[0], 1, -1)), -1, 1)
-            return m(args[0])
+            return _call_yat(L, modules.__getitem__, graph, node, args)
 
         outs = execute(graph, [jnp.asarray(x) for x in inputs], tensor=tensor, table=TABLE, yat=yat)
         return outs[0] if len(outs) == 1 else tuple(outs)

@@ -24,6 +24,7 @@ weights. It trains with ``model.fit``; ``export(load(f))`` writes the file's ini
 from __future__ import annotations
 
 import os
+from functools import partial
 from typing import Any, Sequence
 
 import numpy as np
@@ -37,10 +38,10 @@ except ImportError as err:  # pragma: no cover
 
 import nmn.keras as nk
 from nmn.core.conv import conv_pads
-from nmn._tfkeras.padding import transpose_input_pads
 from nmn.interchange import emit
-from nmn.interchange._tfkeras_common import (HOST_NAMES, conv_transpose_attrs, onnx_axes, pad_spec, spatial_pads,
-                                              write)
+from nmn.interchange._export_common import write
+from nmn.interchange._optable import OPERATOR_OPS, axes as onnx_axes, pad_pairs, transpose_as_conv_pads
+from nmn.interchange._tfkeras_common import HOST_NAMES, conv_transpose_attrs, pad_node, reduce_node
 from nmn.interchange.graph import ExportError, GraphBuilder, check_against
 from nmn.interchange.interpret import _skipped
 from nmn.interchange.reader import UnsupportedModelError, read_model
@@ -380,7 +381,7 @@ def _conv(x, a, w, bias):
     rank = len(w.shape) - 2
     k = ops.transpose(w, (*range(2, rank + 2), 1, 0))
     h = _to_last(x)
-    for i, (lo, hi) in enumerate(spatial_pads(a, rank)):
+    for i, (lo, hi) in enumerate(pad_pairs(a, rank)):
         h = pad_axis(h, 1 + i, lo, hi)
     y = ops.conv(h, k, strides=a.get("strides") or 1, padding="valid", dilation_rate=a.get("dilations") or 1)
     if bias is not None:
@@ -397,7 +398,7 @@ def _conv_transpose(x, a, w, bias):
     kc = ops.reshape(ops.transpose(w5, (*range(3, rank + 3), 1, 0, 2)), (*k, c // g, g * mg))
     kc = ops.flip(kc, axis=tuple(range(rank)))
     h = _to_last(x)
-    for i, (lo, hi) in enumerate(transpose_input_pads(k, dil, pads, outpad)):
+    for i, (lo, hi) in enumerate(transpose_as_conv_pads(pads, k, dil, outpad)):
         h = upsample_axis(h, 1 + i, strides[i])
         h = pad_axis(h, 1 + i, lo, hi)
     y = ops.conv(h, kc, strides=1, padding="valid", dilation_rate=dil)
@@ -409,7 +410,7 @@ def _conv_transpose(x, a, w, bias):
 def _pool(x, a, kind):
     rank = len(a["kernel_shape"])
     h = _to_last(x)
-    pads = spatial_pads(a, rank)
+    pads = pad_pairs(a, rank)
     strides = tuple(a.get("strides") or [1] * rank)
     a = dict(a, kernel_shape=tuple(a["kernel_shape"]))
     if kind == "max":
@@ -452,15 +453,6 @@ def _reshape(x, a):
     return ops.reshape(x[0], shape)
 
 
-def _reduce(fn):
-    def run(x, a):
-        axes = onnx_axes(x, a)
-        if not axes and a.get("noop_with_empty_axes", 0):
-            return x[0]
-        return fn(x[0], axis=None if not axes else tuple(axes), keepdims=bool(a.get("keepdims", 1)))
-    return run
-
-
 def _layer_norm(x, a):
     axis = a.get("axis", -1)
     mean = ops.mean(x[0], axis=axis, keepdims=True)
@@ -475,14 +467,6 @@ def _batch_norm(x, a):
     return (x[0] - mean) / ops.sqrt(var + a.get("epsilon", 1e-5)) * scale + bias
 
 
-def _pad(x, a):
-    pads, mode = pad_spec(x, a)
-    h = x[0]
-    for i, (lo, hi) in enumerate(pads):
-        h = pad_axis(h, i, lo, hi, mode)
-    return h
-
-
 def _gelu_erf(x, a):
     return x[0] * 0.5 * (1.0 + ops.erf(x[0] / np.sqrt(2.0).astype(np.float32)))
 
@@ -490,10 +474,10 @@ def _gelu_erf(x, a):
 TABLE = {
     "Gemm": _gemm,
     "MatMul": lambda x, a: ops.matmul(x[0], x[1]),
-    "Add": lambda x, a: x[0] + x[1],
-    "Sub": lambda x, a: x[0] - x[1],
-    "Mul": lambda x, a: x[0] * x[1],
-    "Div": lambda x, a: x[0] / x[1],
+    "Add": OPERATOR_OPS["Add"],
+    "Sub": OPERATOR_OPS["Sub"],
+    "Mul": OPERATOR_OPS["Mul"],
+    "Div": OPERATOR_OPS["Div"],
     "Neg": lambda x, a: -x[0],
     "Pow": lambda x, a: ops.power(x[0], x[1]),
     "Sqrt": lambda x, a: ops.sqrt(x[0]),
@@ -508,8 +492,8 @@ TABLE = {
     "Flatten": lambda x, a: ops.reshape(x[0], (-1, int(np.prod(x[0].shape[a.get("axis", 1):])))),
     "Reshape": _reshape,
     "Transpose": lambda x, a: ops.transpose(x[0], a.get("perm")),
-    "Identity": lambda x, a: x[0],
-    "Dropout": lambda x, a: x[0],
+    "Identity": OPERATOR_OPS["Identity"],
+    "Dropout": OPERATOR_OPS["Dropout"],
     "Conv": lambda x, a: _conv(x[0], a, x[1], x[2] if len(x) > 2 else None),
     "ConvTranspose": lambda x, a: _conv_transpose(x[0], a, x[1], x[2] if len(x) > 2 else None),
     "MaxPool": lambda x, a: _pool(x[0], a, "max"),
@@ -519,12 +503,12 @@ TABLE = {
     "BatchNormalization": _batch_norm,
     "Gather": lambda x, a: ops.take(x[0], ops.cast(x[1], "int32"), axis=a.get("axis", 0)),
     "Concat": lambda x, a: ops.concatenate(list(x), axis=a["axis"]),
-    "ReduceMean": _reduce(ops.mean),
-    "ReduceSum": _reduce(ops.sum),
-    "ReduceMax": _reduce(ops.max),
+    "ReduceMean": reduce_node(ops.mean, tuple),
+    "ReduceSum": reduce_node(ops.sum, tuple),
+    "ReduceMax": reduce_node(ops.max, tuple),
     "Squeeze": lambda x, a: ops.squeeze(x[0], axis=tuple(onnx_axes(x, a))) if onnx_axes(x, a) else ops.squeeze(x[0]),
     "Unsqueeze": lambda x, a: _unsqueeze(x[0], onnx_axes(x, a)),
-    "Pad": _pad,
+    "Pad": partial(pad_node, pad_axis=pad_axis),
     "Softermax": lambda x, a: nk.softermax(x[0], n=a.get("n", 1.0), epsilon=a.get("epsilon", 1e-12),
                                            axis=a.get("axis", -1)),
     "SofterSigmoid": lambda x, a: nk.softer_sigmoid(x[0], n=a.get("n", 1.0)),

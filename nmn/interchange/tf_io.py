@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from functools import partial
 from typing import Any, Sequence
 
 import numpy as np
@@ -28,10 +29,10 @@ except ImportError as err:  # pragma: no cover
     raise ImportError('nmn.interchange.tf_io needs TensorFlow: pip install "nmn[tf]"') from err
 
 import nmn.tf as nt
-from nmn._tfkeras.padding import transpose_input_pads
 from nmn.interchange import emit
-from nmn.interchange._tfkeras_common import (HOST_NAMES, conv_transpose_attrs, onnx_axes, pad_spec, spatial_pads,
-                                              write)
+from nmn.interchange._export_common import write
+from nmn.interchange._optable import OPERATOR_OPS, axes as onnx_axes, pad_pairs, transpose_as_conv_pads
+from nmn.interchange._tfkeras_common import HOST_NAMES, conv_transpose_attrs, pad_node, reduce_node
 from nmn.interchange.graph import ExportError, GraphBuilder, check_against
 from nmn.interchange.interpret import check_supported, execute, replay
 from nmn.interchange.reader import read_model
@@ -410,7 +411,7 @@ def _conv(x, a, w, bias):
     g = int(a.get("group", 1))
     k = tf.transpose(w, (*range(2, rank + 2), 1, 0))
     h = _to_last(x)
-    for i, (lo, hi) in enumerate(spatial_pads(a, rank)):
+    for i, (lo, hi) in enumerate(pad_pairs(a, rank)):
         h = pad_axis(h, 1 + i, lo, hi)
     y = _tf_conv(h, k, a.get("strides") or [1] * rank, a.get("dilations") or [1] * rank, g)
     return _to_first(y if bias is None else y + bias)
@@ -424,7 +425,7 @@ def _conv_transpose(x, a, w, bias):
     kc = tf.reshape(tf.transpose(w5, (*range(3, rank + 3), 1, 0, 2)), (*k, c // g, g * mg))
     kc = tf.reverse(kc, axis=list(range(rank)))
     h = _to_last(x)
-    for i, (lo, hi) in enumerate(transpose_input_pads(k, dil, pads, outpad)):
+    for i, (lo, hi) in enumerate(transpose_as_conv_pads(pads, k, dil, outpad)):
         h = upsample_axis(h, 1 + i, strides[i])
         h = pad_axis(h, 1 + i, lo, hi)
     y = _tf_conv(h, kc, [1] * rank, dil, g)
@@ -434,7 +435,7 @@ def _conv_transpose(x, a, w, bias):
 def _pool(x, a, kind):
     rank = len(a["kernel_shape"])
     h = _to_last(x)
-    pads = spatial_pads(a, rank)
+    pads = pad_pairs(a, rank)
     strides = a.get("strides") or [1] * rank
     if kind == "max":
         widths = [[0, 0]] + [list(p) for p in pads] + [[0, 0]]
@@ -473,15 +474,6 @@ def _reshape(x, a):
     return tf.reshape(x[0], shape)
 
 
-def _reduce(fn):
-    def run(x, a):
-        axes = onnx_axes(x, a)
-        if not axes and a.get("noop_with_empty_axes", 0):
-            return x[0]
-        return fn(x[0], axis=axes or None, keepdims=bool(a.get("keepdims", 1)))
-    return run
-
-
 def _layer_norm(x, a):
     axis = a.get("axis", -1)
     mean, var = tf.nn.moments(x[0], axes=[axis], keepdims=True)
@@ -493,14 +485,6 @@ def _batch_norm(x, a):
     shape = (1, -1) + (1,) * (x[0].shape.rank - 2)
     scale, bias, mean, var = (tf.reshape(t, shape) for t in x[1:5])
     return (x[0] - mean) / tf.sqrt(var + a.get("epsilon", 1e-5)) * scale + bias
-
-
-def _pad(x, a):
-    pads, mode = pad_spec(x, a)
-    h = x[0]
-    for i, (lo, hi) in enumerate(pads):
-        h = pad_axis(h, i, lo, hi, mode)
-    return h
 
 
 def _unsqueeze(x, axes):
@@ -524,10 +508,10 @@ def _slice(x, a):
 TABLE = {
     "Gemm": _gemm,
     "MatMul": lambda x, a: tf.matmul(x[0], x[1]),
-    "Add": lambda x, a: x[0] + x[1],
-    "Sub": lambda x, a: x[0] - x[1],
-    "Mul": lambda x, a: x[0] * x[1],
-    "Div": lambda x, a: x[0] / x[1],
+    "Add": OPERATOR_OPS["Add"],
+    "Sub": OPERATOR_OPS["Sub"],
+    "Mul": OPERATOR_OPS["Mul"],
+    "Div": OPERATOR_OPS["Div"],
     "Neg": lambda x, a: -x[0],
     "Pow": lambda x, a: tf.pow(x[0], x[1]),
     "Sqrt": lambda x, a: tf.sqrt(x[0]),
@@ -542,8 +526,8 @@ TABLE = {
     "Flatten": lambda x, a: tf.reshape(x[0], (-1, int(np.prod(x[0].shape[a.get("axis", 1):])))),
     "Reshape": _reshape,
     "Transpose": lambda x, a: tf.transpose(x[0], a.get("perm")),
-    "Identity": lambda x, a: x[0],
-    "Dropout": lambda x, a: x[0],
+    "Identity": OPERATOR_OPS["Identity"],
+    "Dropout": OPERATOR_OPS["Dropout"],
     "Conv": lambda x, a: _conv(x[0], a, x[1], x[2] if len(x) > 2 else None),
     "ConvTranspose": lambda x, a: _conv_transpose(x[0], a, x[1], x[2] if len(x) > 2 else None),
     "MaxPool": lambda x, a: _pool(x[0], a, "max"),
@@ -553,12 +537,12 @@ TABLE = {
     "BatchNormalization": _batch_norm,
     "Gather": lambda x, a: tf.gather(x[0], x[1], axis=a.get("axis", 0)),
     "Concat": lambda x, a: tf.concat(list(x), axis=a["axis"]),
-    "ReduceMean": _reduce(tf.reduce_mean),
-    "ReduceSum": _reduce(tf.reduce_sum),
-    "ReduceMax": _reduce(tf.reduce_max),
+    "ReduceMean": reduce_node(tf.reduce_mean, list),
+    "ReduceSum": reduce_node(tf.reduce_sum, list),
+    "ReduceMax": reduce_node(tf.reduce_max, list),
     "Squeeze": lambda x, a: tf.squeeze(x[0], axis=onnx_axes(x, a)) if onnx_axes(x, a) else tf.squeeze(x[0]),
     "Unsqueeze": lambda x, a: _unsqueeze(x[0], onnx_axes(x, a)),
-    "Pad": _pad,
+    "Pad": partial(pad_node, pad_axis=pad_axis),
     "Shape": lambda x, a: tf.shape(x[0], out_type=tf.int64),
     "Slice": _slice,
     "Cast": lambda x, a: tf.cast(x[0], tf.as_dtype(onnx.helper.tensor_dtype_to_np_dtype(a["to"]))),

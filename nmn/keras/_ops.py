@@ -9,10 +9,10 @@ every backend without relying on each backend's own transposed convolution.
 
 from __future__ import annotations
 
+from functools import partial
+
 import keras
 from keras import ops
-
-from functools import partial
 
 from nmn._tfkeras import options, padding
 from nmn._tfkeras.options import layer_label, set_yat_options, yat_options_config  # noqa: F401  (re-exported)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from nmn._tfkeras.options import (fixed_alpha, performer_projection, rope_slices, set_attention_options,
-                                  set_rope_options)
-from nmn.core.options import DEFAULT_EPSILON, ROPE_THETA, check_positive_int
+from nmn._tfkeras.attention import (attend_heads, cache_shape, check_cache_room, performer_projection,
+                                    refuse_performer, rope_slices, set_attention_options, set_rope_options)
+from nmn.core.options import DEFAULT_EPSILON, ROPE_THETA
 from nmn.keras import functional
-from nmn.keras._ops import layer_label
+from nmn.keras._ops import F, alpha_value, layer_label
 
 __all__ = ["MultiHeadYatAttention", "RotaryYatAttention", "performer_projection"]
 
@@ -103,9 +103,7 @@ class MultiHeadYatAttention(keras.layers.Layer):
 
     # ------------------------------------------------------------------------------------------------- call
     def _alpha(self):
-        if self.alpha is not None:
-            return ops.cast(self.alpha, "float32")
-        return fixed_alpha(self)
+        return alpha_value(self)
 
     def _check(self, name, x, kernel):
         if len(x.shape) != 3 or x.shape[-1] != kernel.shape[0]:
@@ -128,22 +126,11 @@ class MultiHeadYatAttention(keras.layers.Layer):
         return q, k, v
 
     def _attend(self, q, k, v, mask, training, causal):
-        if self.use_performer:
-            proj = ops.cast(self.proj, "float32")
-            qf = functional.performer_features(ops.cast(q, "float32"), proj, self.epsilon)
-            kf = functional.performer_features(ops.cast(k, "float32"), proj, self.epsilon)
-            alpha = self._alpha()
-            if alpha is not None:
-                qf = qf * alpha
-            o = ops.cast(functional.linear_readout(qf, kf, ops.cast(v, "float32"), causal=causal), v.dtype)
-        else:
-            dropout = None
-            if training and self.dropout > 0:
-                def dropout(w):
-                    return keras.random.dropout(w, self.dropout, seed=self._dropout_seed)
-            o = functional.yat_attention(q, k, v, mask, self._alpha(), self.epsilon, spherical=self.spherical,
-                                         normalization=self.normalization, power=self.power, causal=causal,
-                                         dropout=dropout)
+        dropout = None
+        if not self.use_performer and training and self.dropout > 0:
+            def dropout(w):
+                return keras.random.dropout(w, self.dropout, seed=self._dropout_seed)
+        o = attend_heads(self, F, functional, q, k, v, mask, causal, dropout, self._alpha())
         o = _merge(o)
         if self.use_out_proj:
             o = self._project(o, self.out_kernel, self.out_bias)
@@ -211,9 +198,7 @@ class RotaryYatAttention(MultiHeadYatAttention):
 
     def __init__(self, embed_dim, num_heads, max_seq_len=2048, *, theta=ROPE_THETA, rope_style="interleaved",
                  **kwargs):
-        cls = type(self).__name__
-        if kwargs.get("use_performer"):
-            raise ValueError(f"{cls}: use_performer=True is not offered with rotary embeddings")
+        refuse_performer(self, kwargs)
         super().__init__(embed_dim, num_heads, **kwargs)
         set_rope_options(self, max_seq_len=max_seq_len, theta=theta, rope_style=rope_style)
 
@@ -232,9 +217,7 @@ class RotaryYatAttention(MultiHeadYatAttention):
 
     def init_cache(self, batch_size, max_length=None):
         """An empty KV cache ``{"key", "value": (B, T, H, D), "index": 0}`` for :meth:`decode`."""
-        length = self.max_seq_len if max_length is None else check_positive_int(max_length, "max_length",
-                                                                                   type(self).__name__)
-        shape = (batch_size, min(length, self.max_seq_len), self.num_heads, self.head_dim)
+        shape = cache_shape(self, batch_size, max_length)
         return {"key": ops.zeros(shape, self.compute_dtype), "value": ops.zeros(shape, self.compute_dtype),
                 "index": 0}
 
@@ -249,9 +232,7 @@ class RotaryYatAttention(MultiHeadYatAttention):
         start = int(cache["index"])
         q, k, v = self._qkv(inputs, None, None)
         length, capacity = q.shape[1], cache["key"].shape[1]
-        if start + length > capacity:
-            raise ValueError(f"{layer_label(self)}: the cache holds {capacity} positions, cannot add {length} at "
-                             f"{start}")
+        check_cache_room(self, start, length, capacity)
         q, k = self._rotate(q, start), self._rotate(k, start)
         keys = ops.slice_update(cache["key"], (0, start, 0, 0), ops.cast(k, cache["key"].dtype))
         values = ops.slice_update(cache["value"], (0, start, 0, 0), ops.cast(v, cache["value"].dtype))

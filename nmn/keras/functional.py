@@ -15,7 +15,7 @@ from __future__ import annotations
 from keras import ops
 
 from nmn.core import yat
-from nmn._tfkeras.padding import transpose_input_pads
+from nmn._tfkeras.padding import transpose_as_conv_pads
 from nmn.core.options import DEFAULT_EPSILON, NORM_GUARD
 from nmn.keras._ops import F, compute_dtype, pad_axis, upsample_axis
 
@@ -95,7 +95,7 @@ def yat_conv_transpose(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON
     perm = tuple(range(rank)) + (rank + 2, rank + 1, rank)
     wc = ops.reshape(ops.transpose(w5, perm), (*k, cg, groups * mg))
     wc = ops.flip(wc, axis=tuple(range(rank)))
-    for i, (lo, hi) in enumerate(transpose_input_pads(k, dilation_rate, pads, output_padding)):
+    for i, (lo, hi) in enumerate(transpose_as_conv_pads(pads, k, dilation_rate, output_padding)):
         x = upsample_axis(x, 1 + i, strides[i])
         x = pad_axis(x, 1 + i, lo, hi)
     dot = ops.conv(x, wc, strides=1, padding="valid", dilation_rate=dilation_rate)

@@ -29,30 +29,17 @@ __all__ = ["to_spec", "from_spec", "KINDS"]
 
 CONV = {1: YatConv1D, 2: YatConv2D, 3: YatConv3D}
 CONV_TRANSPOSE = {1: YatConvTranspose1D, 2: YatConvTranspose2D, 3: YatConvTranspose3D}
+_CLASSES = {"YatNMN": YatNMN, "YatConv": CONV, "YatConvTranspose": CONV_TRANSPOSE,
+            "MultiHeadYatAttention": MultiHeadYatAttention, "RotaryYatAttention": RotaryYatAttention,
+            "YatEmbed": YatEmbed}
+_TYPES = {**_CLASSES, "YatConv": _YatConvNd, "YatConvTranspose": _YatConvTransposeNd}
 
 
 def to_spec(layer):
     """``(kind, config, params)`` of a built nmn.keras layer (params canonical float32 numpy)."""
     if not layer.built:
         raise ValueError(f"to_spec: {type(layer).__name__} {layer.name!r} is not built yet (call it once)")
-    if isinstance(layer, YatNMN):
-        return _spec.dense_spec(layer, "keras", layer.units)
-    if isinstance(layer, _YatConvNd):
-        return _spec.conv_spec(layer, "keras")
-    if isinstance(layer, _YatConvTransposeNd):
-        return _spec.conv_transpose_spec(layer, "keras")
-    if isinstance(layer, MultiHeadYatAttention):
-        return _spec.attention_spec(layer, "keras", isinstance(layer, RotaryYatAttention))
-    if isinstance(layer, YatEmbed):
-        return _spec.embed_spec(layer)
-    raise TypeError(f"to_spec: {type(layer).__name__} is not an nmn.keras Yat layer")
-
-
-def _class(kind, config):
-    if kind in ("YatConv", "YatConvTranspose"):
-        return (CONV if kind == "YatConv" else CONV_TRANSPOSE)[config["rank"]]
-    return {"YatNMN": YatNMN, "MultiHeadYatAttention": MultiHeadYatAttention,
-            "RotaryYatAttention": RotaryYatAttention, "YatEmbed": YatEmbed}[kind]
+    return _spec.describe(layer, "keras", _TYPES, "units")
 
 
 def _build(layer, kind, widths):
@@ -84,4 +71,4 @@ def _build(layer, kind, widths):
 def from_spec(kind, config, params, **host_kwargs):
     """A built nmn.keras layer for ``(kind, config, params)``; ``host_kwargs`` go to the constructor
     (e.g. ``name``, ``data_format``)."""
-    return _spec.from_spec(kind, config, params, host_kwargs, classes=_class, build=_build, framework="keras")
+    return _spec.from_spec(kind, config, params, host_kwargs, classes=_CLASSES, build=_build, framework="keras")

@@ -8,9 +8,9 @@ with the spatially flipped kernel (ONNX ``ConvTranspose`` semantics: groups, dil
 
 from __future__ import annotations
 
-import tensorflow as tf
-
 from functools import partial
+
+import tensorflow as tf
 
 from nmn._tfkeras import options, padding
 from nmn._tfkeras.options import layer_label, set_yat_options  # noqa: F401  (re-exported)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from nmn.core import yat
-from nmn._tfkeras.padding import transpose_input_pads
+from nmn._tfkeras.padding import transpose_as_conv_pads
 from nmn.core.options import DEFAULT_EPSILON, NORM_GUARD
 from nmn.tf._ops import F, conv, pad_axis, result_dtype, upsample_axis
 
@@ -81,7 +81,7 @@ def yat_conv_transpose(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON
     perm = list(range(rank)) + [rank + 2, rank + 1, rank]
     wc = tf.reshape(tf.transpose(w5, perm), (*k, cg, groups * mg))
     wc = tf.reverse(wc, axis=list(range(rank)))
-    for i, (lo, hi) in enumerate(transpose_input_pads(k, dilations, pads, output_padding)):
+    for i, (lo, hi) in enumerate(transpose_as_conv_pads(pads, k, dilations, output_padding)):
         x = upsample_axis(x, 1 + i, strides[i])
         x = pad_axis(x, 1 + i, lo, hi)
     ones1 = (1,) * rank

