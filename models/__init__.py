@@ -29,6 +29,29 @@ FRAMEWORKS = ("torch", "nnx", "linen", "keras", "tf", "mlx")
 MLP_PARAMETERS = 235_148   # Flatten(28x28) -> YatNMN(256) -> YatNMN(128) -> Linear(10): weights, biases, alphas
 _MODULES = {fw: f"models.{fw}_models" for fw in FRAMEWORKS}
 
+# The sizes every framework's modules share (tiny, so the interchange matrix stays fast).
+VOCAB, DIM, HEADS, SEQ = 16, 8, 2, 6
+_SHAPES_CHANNELS_FIRST = {"yat_mlp": (2, 28, 28), "yat_cnn": (2, 3, 8, 8), "yat_autoencoder": (2, 1, 8, 8),
+                          "yat_seq": (2, 3, 8), "yat_volume": (2, 2, 4, 4, 4)}
+
+
+def input_shape(name: str, *, channels_last: bool) -> tuple[int, ...]:
+    """The example input shape of a non-token model, in the host's layout."""
+    shape = _SHAPES_CHANNELS_FIRST[name]
+    if channels_last and name != "yat_mlp":      # (N, C, *S) -> (N, *S, C); the MLP's input has no channels
+        return (shape[0], *shape[2:], shape[1])
+    return shape
+
+
+def example_inputs(name: str, seed: int = 0, *, channels_last: bool = True, ids_dtype: str = "int64"):
+    """Seeded numpy example inputs of reference model ``name``: float32 data, or token ids."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed + 1000)
+    if name in ("yat_transformer", "yat_performer"):
+        return [rng.integers(0, VOCAB, size=(2, SEQ)).astype(ids_dtype)]
+    return [rng.normal(size=input_shape(name, channels_last=channels_last)).astype(np.float32)]
+
 
 def module(framework: str):
     """The module of ``framework``'s reference models (imports that framework)."""

@@ -14,7 +14,8 @@ from flax import nnx
 
 import nmn.nnx as nx
 
-VOCAB, DIM, HEADS, SEQ = 16, 8, 2, 6
+from models import DIM, HEADS, SEQ, VOCAB  # noqa: F401
+from models import example_inputs as shared_example_inputs
 
 
 class YatMLP(nnx.Module):
@@ -105,15 +106,8 @@ _CLASSES = {"yat_mlp": YatMLP, "yat_cnn": YatCNN, "yat_autoencoder": YatAutoenco
             "yat_volume": YatVolume, "yat_transformer": YatTransformer,
             "yat_performer": lambda rngs: YatTransformer(rngs, use_performer=True)}
 
-INPUT_SHAPES = {"yat_mlp": (2, 28, 28), "yat_cnn": (2, 8, 8, 3), "yat_autoencoder": (2, 8, 8, 1),
-                "yat_seq": (2, 8, 3), "yat_volume": (2, 4, 4, 4, 2)}
-
-
 def example_inputs(name: str, seed: int = 0) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed + 1000)
-    if name in ("yat_transformer", "yat_performer"):
-        return [rng.integers(0, VOCAB, size=(2, SEQ)).astype(np.int32)]
-    return [rng.normal(size=INPUT_SHAPES[name]).astype(np.float32)]
+    return shared_example_inputs(name, seed, channels_last=True, ids_dtype="int32")
 
 
 def build(name: str, seed: int = 0):
