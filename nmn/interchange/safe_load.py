@@ -79,10 +79,10 @@ def load_model_safely(
 
     Example::
 
-        >>> from nmn.interchange.safe_load import load_model_safely
-        >>> model = load_model_safely("model.onnx")            # doctest: +SKIP
-        >>> import onnxruntime as ort                          # doctest: +SKIP
-        >>> sess = ort.InferenceSession(model.SerializeToString())  # doctest: +SKIP
+        from nmn.interchange.safe_load import load_model_safely
+        import onnxruntime as ort
+        model = load_model_safely("model.onnx")
+        sess = ort.InferenceSession(model.SerializeToString())
     """
     path = os.fspath(path)
     where = f"model file {path!r}"

@@ -411,8 +411,7 @@ def serve(
 
     Example::
 
-        >>> serve("models/", port=8000, max_batch=32)  # doctest: +SKIP
-        $ curl localhost:8000/v2/models/mlp
+        serve("models/", port=8000, max_batch=32)      # then: curl localhost:8000/v2/models/mlp
     """
     import uvicorn
 

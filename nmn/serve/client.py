@@ -35,12 +35,10 @@ class Client:
 
     Example::
 
-        >>> import numpy as np
-        >>> c = Client("http://127.0.0.1:8000")                       # doctest: +SKIP
-        >>> c.ready()                                                  # doctest: +SKIP
-        True
-        >>> c.infer("mlp", {"x": np.zeros((2, 4), np.float32)})["y"].shape  # doctest: +SKIP
-        (2, 3)
+        import numpy as np
+        c = Client("http://127.0.0.1:8000")          # a running `nmn serve`
+        c.ready()                                     # True
+        c.infer("mlp", {"x": np.zeros((2, 4), np.float32)})["y"].shape   # (2, 3)
     """
 
     def __init__(

@@ -79,8 +79,7 @@ def write_triton_repo(
 
     Example::
 
-        >>> write_triton_repo("models/", "triton_repo")  # doctest: +SKIP
-        ['cnn', 'mlp']
+        write_triton_repo("models/", "triton_repo")   # -> ['cnn', 'mlp']
     """
     from nmn.interchange.safe_load import load_model_safely
 
