@@ -6,7 +6,7 @@ the ``YatDense`` body with ``W = E`` and a zero bias, no sqrt(d). ``spherical=1`
 ``Gather(E, ids, axis=0)``; it needs no function.
 """
 
-from onnxscript import FLOAT, script
+from onnxscript import script
 from onnxscript import opset18 as op
 
 from onnx_ops._common import T, nmn

@@ -6,7 +6,7 @@ Forward and forward+backward, compiled (Keras: jit_compile through a compiled tr
 specific, so we time `tf.function(jit_compile=True)` on TF and `jax.jit` on JAX); medians of N runs; ratios
 Yat / standard.
 """
-import argparse, os, statistics, time
+import argparse, statistics, time
 import numpy as np
 
 p = argparse.ArgumentParser(); p.add_argument("--quick", action="store_true"); p.add_argument("--reps", type=int, default=10)

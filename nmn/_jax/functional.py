@@ -28,6 +28,7 @@ import numpy as np
 from jax import lax
 
 from nmn.core import yat as core
+from nmn.core.conv import transpose_as_conv_pads
 from nmn.core.options import (
     DEFAULT_EPSILON,
     SOFTERMAX_EPSILON,
@@ -167,8 +168,7 @@ def yat_conv_transpose(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON
     xf = _f32(x)
     kf = _f32(kernel).reshape(*ks, groups, c // groups, mg)
     kf = jnp.moveaxis(kf, rank, rank + 1).reshape(*ks, c // groups, groups * mg)   # (*k, C/G, M)
-    pads = [((k - 1) * d - lo, (k - 1) * d - hi + op)
-            for k, d, (lo, hi), op in zip(ks, dilations, padding, output_padding)]
+    pads = transpose_as_conv_pads(padding, ks, dilations, output_padding)
     conv_kw = dict(window_strides=(1,) * rank, padding=pads, lhs_dilation=tuple(strides),
                    rhs_dilation=tuple(dilations), dimension_numbers=_dimension_numbers(rank))
     dot = lax.conv_general_dilated(xf, kf, feature_group_count=groups, **conv_kw)

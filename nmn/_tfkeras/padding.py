@@ -48,14 +48,3 @@ def pad_axis(x, axis, lo, hi, mode="zeros", *, pad, concat):
     else:
         raise ValueError(f"padding_mode must be one of {list(PADDING_MODES)}, got {mode!r}")
     return concat([*left, x, *right], axis=axis)
-
-
-def transpose_as_conv_pads(pad_pairs, kernel, dilations, output_padding):
-    """The ``(lo, hi)`` pads of the stride-1 convolution (input dilated by the stride, kernel flipped) that
-    computes an ONNX ``ConvTranspose`` with these ``pads``; a negative value is a crop.
-
-    The same formula as :func:`nmn.interchange._optable.transpose_as_conv_pads` (the layers may not import
-    ``nmn.interchange``).
-    """
-    return [((k - 1) * d - lo, (k - 1) * d - hi + op)
-            for (lo, hi), k, d, op in zip(pad_pairs, kernel, dilations, output_padding)]

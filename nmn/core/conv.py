@@ -120,6 +120,17 @@ def transpose_output_size(n: int, k: int, s: int, d: int, lo: int, hi: int, outp
     return (n - 1) * s + (k - 1) * d + 1 - lo - hi + outpad
 
 
+def transpose_as_conv_pads(pad_pairs, kernel, dilations, output_padding) -> list[tuple[int, int]]:
+    """The ``(lo, hi)`` pads of the stride-1 convolution (input dilated by the stride, kernel flipped) that
+    computes an ONNX ``ConvTranspose`` with these ``pads``; a negative value is a crop.
+
+    >>> transpose_as_conv_pads([(1, 1)], [3], [1], [1])
+    [(1, 2)]
+    """
+    return [((k - 1) * d - lo, (k - 1) * d - hi + op)
+            for (lo, hi), k, d, op in zip(pad_pairs, kernel, dilations, output_padding)]
+
+
 def onnx_pads(pairs: Sequence[tuple[int, int]]) -> list[int]:
     """``[(lo, hi), ...]`` as ONNX ``pads``: all begins, then all ends."""
     return [p[0] for p in pairs] + [p[1] for p in pairs]

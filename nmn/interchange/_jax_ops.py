@@ -14,6 +14,7 @@ import jax.numpy as jnp
 from jax import lax
 from onnx import helper
 
+from nmn.core.conv import transpose_as_conv_pads
 from nmn.interchange._optable import (
     OPERATOR_OPS,
     axes as _neutral_axes,
@@ -27,7 +28,6 @@ from nmn.interchange._optable import (
     pairs,
     reduce_op,
     reshape_dims,
-    transpose_as_conv_pads,
 )
 
 _SPATIAL = "DHW"

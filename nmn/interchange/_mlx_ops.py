@@ -11,6 +11,7 @@ import numpy as np
 import mlx.core as mx
 import mlx.nn as nn
 
+from nmn.core.conv import transpose_as_conv_pads
 from nmn.interchange._optable import (
     OPERATOR_OPS,
     axes as _axes,
@@ -24,7 +25,6 @@ from nmn.interchange._optable import (
     pairs,
     reduce_op as _reduce,
     reshape_dims,
-    transpose_as_conv_pads,
 )
 from nmn.mlx.functional import _conv as grouped_conv
 

@@ -1,7 +1,8 @@
 """The framework-neutral half of the loaders' ONNX op tables (``_jax_ops``, ``_mlx_ops``, ``_torch_ops``).
 
 Attribute parsing (``pads`` as pairs, ``axes`` from an input or an attribute, ``Reshape``'s zeros, ``Flatten``'s
-2-D shape, the ``Pad`` constant, the transposed conv as a stride-1 conv) is written here once; each framework's
+2-D shape, the ``Pad`` constant) is written here once; the transposed conv as a stride-1 conv comes from
+:func:`nmn.core.conv.transpose_as_conv_pads`, which the layers share. Each framework's
 table passes its own primitives. Only numpy and the standard library are imported; the helpers that take
 arrays (:func:`gemm`, :func:`reduce_op`) use nothing but ``@``, ``.T``, ``*`` and ``+`` or the function passed.
 
@@ -11,8 +12,6 @@ arrays (:func:`gemm`, :func:`reduce_op`) use nothing but ``@``, ``.T``, ``*`` an
 [2, -1]
 >>> flatten_shape((2, 3, 4), 1)
 (2, -1)
->>> transpose_as_conv_pads([(1, 1)], [3], [1], [1])
-[(1, 2)]
 """
 
 from __future__ import annotations
@@ -93,13 +92,6 @@ def gemm(args, attrs: dict):
     if len(args) > 2 and args[2] is not None:
         y = y + (args[2] * attrs.get("beta", 1.0) if attrs.get("beta", 1.0) != 1.0 else args[2])
     return y
-
-
-def transpose_as_conv_pads(pad_pairs_, kernel, dilations, output_padding) -> list[tuple[int, int]]:
-    """The ``(lo, hi)`` pads of the stride-1 convolution (input dilated by the stride, kernel flipped) that
-    computes an ONNX ``ConvTranspose`` with these ``pads``; a negative value is a crop."""
-    return [((k - 1) * d - lo, (k - 1) * d - hi + op)
-            for (lo, hi), k, d, op in zip(pad_pairs_, kernel, dilations, output_padding)]
 
 
 SQUASHER_OPS = ("Softermax", "SofterSigmoid", "SoftTanh")

@@ -40,7 +40,8 @@ import nmn.keras as nk
 from nmn.core.conv import conv_pads
 from nmn.interchange import emit
 from nmn.interchange._export_common import write
-from nmn.interchange._optable import OPERATOR_OPS, axes as onnx_axes, pad_pairs, transpose_as_conv_pads
+from nmn.core.conv import transpose_as_conv_pads
+from nmn.interchange._optable import OPERATOR_OPS, axes as onnx_axes, pad_pairs
 from nmn.interchange._tfkeras_common import HOST_NAMES, conv_transpose_attrs, pad_node, reduce_node
 from nmn.interchange.graph import ExportError, GraphBuilder, check_against
 from nmn.interchange.interpret import _skipped

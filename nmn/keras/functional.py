@@ -15,7 +15,7 @@ from __future__ import annotations
 from keras import ops
 
 from nmn.core import yat
-from nmn._tfkeras.padding import transpose_as_conv_pads
+from nmn.core.conv import transpose_as_conv_pads
 from nmn.core.options import DEFAULT_EPSILON, NORM_GUARD
 from nmn.keras._ops import F, compute_dtype, pad_axis, upsample_axis
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from nmn.core import yat
-from nmn._tfkeras.padding import transpose_as_conv_pads
+from nmn.core.conv import transpose_as_conv_pads
 from nmn.core.options import DEFAULT_EPSILON, NORM_GUARD
 from nmn.tf._ops import F, conv, pad_axis, result_dtype, upsample_axis
 
