@@ -33,14 +33,6 @@ def conv_geometry(kernel_size: Any, strides: Any, kernel_dilation: Any, feature_
     return ks, strides, dil, check_positive_int(feature_group_count, "feature_group_count", layer)
 
 
-def output_padding_tuple(output_padding: Any, rank: int, layer: str) -> tuple[int, ...]:
-    """``output_padding`` of a transposed conv as ``rank`` ints >= 0 (an int means the same on every axis)."""
-    outpad = (output_padding,) * rank if isinstance(output_padding, int) else tuple(output_padding)
-    if len(outpad) != rank or any((not isinstance(v, int)) or v < 0 for v in outpad):
-        raise ValueError(f"{layer}: output_padding must be an int >= 0 or {rank} of them, got {output_padding!r}")
-    return tuple(int(v) for v in outpad)
-
-
 def conv_padding(padding: Any, padding_mode: str, rank: int, kernel_size, dilations, layer: str):
     """``(padding, padding_mode)`` in nmn's form from Flax's ``padding`` (SAME, VALID, CAUSAL, CIRCULAR, REFLECT,
     ints or ``(lo, hi)`` pairs) and nmn's ``padding_mode`` (zeros, reflect, replicate, circular).

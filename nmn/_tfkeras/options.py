@@ -14,7 +14,7 @@ passes (``nmn.keras._ops.F`` or ``nmn.tf._ops.F``).
 
 from __future__ import annotations
 
-from nmn.core.conv import as_tuple, normalize_padding
+from nmn.core.conv import as_tuple, normalize_padding, output_padding_tuple
 from nmn.core.options import check_epsilon, check_positive_int, resolve_alpha, resolve_bias
 
 DATA_FORMATS = ("channels_last", "channels_first")
@@ -103,12 +103,8 @@ def output_padding_of(layer, output_padding):
         raise ValueError(f"{cls}: padding='causal' is not defined for transposed convolutions")
     if output_padding is None:
         return None
-    op = (output_padding,) * layer.rank if isinstance(output_padding, int) else tuple(output_padding)
-    if len(op) != layer.rank or any((not isinstance(v, int)) or v < 0 or v >= max(s, d)
-                                    for v, s, d in zip(op, layer.strides, layer.dilation_rate)):
-        raise ValueError(f"{cls}: output_padding must be {layer.rank} ints >= 0 and smaller than the stride "
-                         f"or dilation, got {output_padding!r} (strides {layer.strides})")
-    return op
+    return output_padding_tuple(output_padding, layer.rank, cls, strides=layer.strides,
+                                dilations=layer.dilation_rate)
 
 
 def padding_config(padding):

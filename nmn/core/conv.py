@@ -33,6 +33,30 @@ def as_tuple(value: Any, rank: int, name: str, layer: str) -> tuple[int, ...]:
     return values
 
 
+def output_padding_tuple(value: Any, rank: int, layer: str, *, strides: Sequence[int] | None = None,
+                         dilations: Sequence[int] | None = None) -> tuple[int, ...]:
+    """``output_padding`` of a transposed convolution as ``rank`` ints >= 0 (an int means every axis).
+
+    With ``strides`` and ``dilations``, each value must also be below ``max(stride, dilation)`` (the ONNX and
+    PyTorch rule, which some hosts check at construction).
+
+    >>> output_padding_tuple(1, 2, "YatConvTranspose2D")
+    (1, 1)
+    >>> output_padding_tuple((2,), 1, "YatConvTranspose1D", strides=(2,), dilations=(1,))
+    Traceback (most recent call last):
+    ...
+    ValueError: YatConvTranspose1D: output_padding must be 1 ints >= 0 and below max(stride, dilation), got (2,)
+    """
+    op = (value,) * rank if isinstance(value, int) and not isinstance(value, bool) else tuple(value)
+    bounded = strides is not None and dilations is not None
+    limits = [max(s, d) for s, d in zip(strides, dilations)] if bounded else [None] * rank
+    if len(op) != rank or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 or (lim is not None and v >= lim)
+                              for v, lim in zip(op, limits)):
+        need = f"{rank} ints >= 0 and below max(stride, dilation)" if bounded else f"an int >= 0 or {rank} of them"
+        raise ValueError(f"{layer}: output_padding must be {need}, got {value!r}")
+    return tuple(int(v) for v in op)
+
+
 def normalize_padding(padding: Any, rank: int, layer: str) -> Any:
     """Validate ``padding``: ``'valid'``, ``'same'``, ``'causal'`` (1-D), an int, ``rank`` ints or (lo, hi) pairs."""
     if isinstance(padding, str):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from nmn.core.conv import transpose_geometry
+from nmn.core.conv import output_padding_tuple, transpose_geometry
 from nmn.core.options import DEFAULT_EPSILON
 from nmn.mlx._ops import mx
 from nmn.mlx.conv import _ConvBase
@@ -25,13 +25,8 @@ class _YatConvTransposeND(_ConvBase):
         if padding == "causal":
             raise ValueError(f"{name}: padding='causal' is not defined for transposed convolutions")
         self.padding = padding
-        if isinstance(output_padding, int) and not isinstance(output_padding, bool):
-            output_padding = (output_padding,) * rank
-        self.output_padding = tuple(int(v) for v in output_padding)
-        if len(self.output_padding) != rank or any(
-                not 0 <= op < max(s, d) for op, s, d in zip(self.output_padding, self.strides, self.dilation_rate)):
-            raise ValueError(f"{name}: output_padding must be {rank} ints in [0, max(stride, dilation)), "
-                             f"got {output_padding!r}")
+        self.output_padding = output_padding_tuple(output_padding, rank, name, strides=self.strides,
+                                                   dilations=self.dilation_rate)
         self._init_groups_and_params(groups, (use_bias, constant_bias, use_alpha, constant_alpha, epsilon,
                                               learnable_epsilon), dtype)
         self._pads, self._outpad = transpose_geometry(self.padding, self.kernel_size, self.strides,

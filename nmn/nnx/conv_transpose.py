@@ -8,7 +8,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from nmn._jax.functional import check_input, yat_conv_transpose, yat_options
-from nmn._jax.geometry import conv_geometry, output_padding_tuple, transpose_padding
+from nmn._jax.geometry import conv_geometry, transpose_padding
+from nmn.core.conv import output_padding_tuple
 from nmn.core.conv import transpose_geometry
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.nnx._ops import init_tail_params, tail_of

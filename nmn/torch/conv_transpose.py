@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from nmn.core.conv import transpose_geometry
+from nmn.core.conv import output_padding_tuple, transpose_geometry
 from nmn.core.options import DEFAULT_EPSILON
 from nmn.torch import functional
 from nmn.torch.conv import check_groups, check_input, geometry_repr, set_geometry
@@ -30,10 +30,7 @@ class _YatConvTransposeNd(YatOptions, nn.Module):
         if padding_mode != "zeros":
             raise ValueError(f"{name}: padding_mode must be 'zeros' for transposed convolutions, got {padding_mode!r}")
         self.padding_mode = padding_mode
-        op = (output_padding,) * rank if isinstance(output_padding, int) else tuple(output_padding)
-        if len(op) != rank or any((not isinstance(v, int)) or v < 0 for v in op):
-            raise ValueError(f"{name}: output_padding must be an int >= 0 or {rank} of them, got {output_padding!r}")
-        self.output_padding = op
+        self.output_padding = output_padding_tuple(output_padding, rank, name)
         self.groups = check_groups(name, in_channels, out_channels, groups)
         factory = {"device": device, "dtype": dtype}
         self._init_yat(out_channels, use_bias=pick(bias, use_bias, True, "bias", "use_bias", name),
