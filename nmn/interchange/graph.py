@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -283,18 +282,9 @@ def check_against(model: onnx.ModelProto, feeds: dict[str, np.ndarray], expected
 
 def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> Path:
     """Write ``model`` atomically (a temporary file in the same folder, then rename): never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(model.SerializeToString())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    from nmn.interchange._atomic import write_bytes   # one atomic writer for every nmn output (modes follow the umask)
+
+    return write_bytes(path, model.SerializeToString())
 
 
 def inline_copy(model: onnx.ModelProto) -> onnx.ModelProto:
