@@ -10,6 +10,9 @@
 * every operator domain is the standard one, ``ai.onnx.ml`` or ``nmn``, every
   node in the ``nmn`` domain calls a function carried in ``model.functions``
   (so the file runs on plain onnxruntime), and function calls do not recurse,
+* the bounds of :class:`Limits` hold (nodes after inlining, function call depth
+  and fan-out, tensor bytes, external-data bytes), counted statically, before
+  the checker or any runtime inlines or allocates anything,
 * ``onnx.checker.check_model(model, full_check=True)`` passes.
 
 This module imports only the standard library and onnx.
@@ -30,8 +33,11 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Iterator
 
@@ -41,8 +47,12 @@ from onnx import AttributeProto, FunctionProto, GraphProto, ModelProto, TensorPr
 __all__ = [
     "ALLOWED_DOMAINS",
     "DEFAULT_MAX_BYTES",
+    "Limits",
     "UnsafeModelError",
+    "check_limits",
+    "default_limits",
     "load_model_safely",
+    "using_limits",
 ]
 
 #: Operator domains a served file may use. ``""`` and ``"ai.onnx"`` are the
@@ -61,11 +71,94 @@ class UnsafeModelError(ValueError):
     """The file was refused; the message names the file and the reason."""
 
 
+@dataclass(frozen=True)
+class Limits:
+    """The bounds an untrusted file must stay within (docs/security.md has the table).
+
+    Each bound is named in its refusal, with the option that raises it: ``Limits(max_nodes=...)`` in Python,
+    ``nmn check --max-nodes ...`` on the command line (every field is an option of ``nmn check``, ``_`` as ``-``).
+
+    Args:
+        max_bytes: model file plus external data, in bytes.
+        max_nodes: nodes after inlining every function call, subgraphs included (counted without inlining).
+        max_call_depth: longest chain of nested function calls.
+        max_fanout: function-call nodes in one graph or function body.
+        max_tensor_bytes: bytes of all initializers and constant tensors together (inline and external).
+        max_external_bytes: bytes read from external data files.
+        max_manifest_bytes: size of the nmn layer manifest (JSON in ``metadata_props``).
+        max_manifest_depth: nesting depth of the manifest's JSON.
+        max_manifest_layers: entries in the manifest's ``layers`` list.
+        check_seconds: wall-clock budget of one run on random inputs (``nmn check``).
+        check_memory_bytes: address-space budget of that run, and the largest constant-shaped tensor it may build.
+
+    >>> Limits().max_nodes
+    100000
+    >>> Limits(max_nodes=10).max_nodes
+    10
+    """
+
+    max_bytes: int = 4 * 1024**3
+    max_nodes: int = 100_000
+    max_call_depth: int = 16
+    max_fanout: int = 10_000
+    max_tensor_bytes: int = 4 * 1024**3
+    max_external_bytes: int = 4 * 1024**3
+    max_manifest_bytes: int = 8 * 1024**2
+    max_manifest_depth: int = 32
+    max_manifest_layers: int = 100_000
+    check_seconds: float = 300.0
+    check_memory_bytes: int = 4 * 1024**3
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ValueError(f"Limits.{f.name}: expected a positive number, got {value!r}")
+
+    @staticmethod
+    def option(name: str) -> str:
+        """The ``nmn check`` option that raises bound ``name``.
+
+        >>> Limits.option("max_nodes")
+        '--max-nodes'
+        """
+        return "--" + name.replace("_", "-")
+
+    def over(self, name: str, what: str, value) -> str:
+        """A refusal line: ``what`` is ``value``, over bound ``name`` (and how to raise it)."""
+        return (f"{what} is {value}, over the limit {name}={getattr(self, name)} "
+                f"(raise it with Limits({name}=...) or {self.option(name)})")
+
+
+_DEFAULT_LIMITS = [Limits()]
+
+
+def default_limits() -> Limits:
+    """The limits used when a caller passes none (see :func:`using_limits`)."""
+    return _DEFAULT_LIMITS[-1]
+
+
+@contextlib.contextmanager
+def using_limits(limits: Limits):
+    """Make ``limits`` the default inside a ``with`` block (for loaders that take no ``limits=``).
+
+    >>> with using_limits(Limits(max_nodes=5)):
+    ...     default_limits().max_nodes
+    5
+    """
+    _DEFAULT_LIMITS.append(limits)
+    try:
+        yield limits
+    finally:
+        _DEFAULT_LIMITS.remove(limits)
+
+
 def load_model_safely(
     path: str | os.PathLike,
-    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_bytes: int | None = None,
     *,
     load_external_data: bool = True,
+    limits: Limits | None = None,
 ) -> ModelProto:
     """Validate the ONNX file at ``path`` and return its ``ModelProto``.
 
@@ -77,6 +170,12 @@ def load_model_safely(
     data together are too big for one protobuf (about 2 GiB) the external
     references are left in place and the caller should open the file by path.
 
+    Args:
+        path: the ``.onnx`` file.
+        max_bytes: bound on model file plus external data (overrides ``limits.max_bytes``).
+        load_external_data: read validated external tensors into the returned proto.
+        limits: the bounds (:class:`Limits`); by default :func:`default_limits`.
+
     Example::
 
         from nmn.interchange.safe_load import load_model_safely
@@ -86,6 +185,10 @@ def load_model_safely(
     """
     path = os.fspath(path)
     where = f"model file {path!r}"
+    limits = limits or default_limits()
+    if max_bytes is not None and max_bytes != limits.max_bytes:
+        limits = dataclasses.replace(limits, max_bytes=max_bytes)
+    max_bytes = limits.max_bytes
 
     def refuse(reason: str) -> UnsafeModelError:
         return UnsafeModelError(f"{where}: {reason}")
@@ -97,7 +200,8 @@ def load_model_safely(
     if not stat.S_ISREG(st.st_mode):
         raise refuse("is not a regular file")
     if st.st_size > max_bytes:
-        raise refuse(f"is {st.st_size} bytes, over the limit of {max_bytes} bytes")
+        raise refuse(f"is {st.st_size} bytes, over the limit of {max_bytes} bytes "
+                     f"(raise it with max_bytes= or {Limits.option('max_bytes')})")
 
     try:
         model = onnx.load(path, load_external_data=False)
@@ -107,13 +211,18 @@ def load_model_safely(
         raise refuse("is not a valid ONNX model (no graph)")
 
     _check_domains(model, refuse)
+    check_limits(model, limits, refuse)
 
     model_dir = os.path.dirname(os.path.abspath(path))
     external = _check_external_data(model, model_dir, refuse)
-    total = st.st_size + sum(length for _, _, _, length in external)
+    ext_bytes = sum(length for _, _, _, length in external)
+    if ext_bytes > limits.max_external_bytes:
+        raise refuse(limits.over("max_external_bytes", "external data", f"{ext_bytes} bytes"))
+    total = st.st_size + ext_bytes
     if total > max_bytes:
         raise refuse(
-            f"model plus external data is {total} bytes, over the limit of {max_bytes} bytes"
+            f"model plus external data is {total} bytes, over the limit of {max_bytes} bytes "
+            f"(raise it with max_bytes= or {Limits.option('max_bytes')})"
         )
 
     inline = bool(external) and total <= _INLINE_LIMIT
@@ -238,6 +347,107 @@ def _check_domains(model: ModelProto, refuse) -> None:
             visit(key)
 
 
+# ------------------------------------------------------------------------------ limits
+
+
+def _subgraphs(node: onnx.NodeProto) -> Iterator[GraphProto]:
+    for attr in node.attribute:
+        if attr.type == AttributeProto.GRAPH:
+            yield attr.g
+        elif attr.type == AttributeProto.GRAPHS:
+            yield from attr.graphs
+
+
+def check_limits(model: ModelProto, limits: Limits | None = None, refuse=None) -> None:
+    """Refuse a model over the static bounds of ``limits``, without inlining or allocating anything.
+
+    Counts the nodes the model has after inlining every local function call (each function's count is
+    memoised, so a call tree of 2**32 nodes is counted in microseconds; Python integers do not overflow), the depth of nested calls, the
+    function calls in one body, and the bytes of every tensor the file carries. Recursive calls are refused.
+
+    Args:
+        model: the parsed model (external data not loaded).
+        limits: the bounds; by default :func:`default_limits`.
+        refuse: ``reason -> exception`` (default: :class:`UnsafeModelError` of the reason).
+
+    >>> from onnx import helper, TensorProto
+    >>> g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])] * 3, "g",
+    ...     [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+    ...     [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    >>> check_limits(helper.make_model(g), Limits(max_nodes=2))
+    Traceback (most recent call last):
+    ...
+    nmn.interchange.safe_load.UnsafeModelError: nodes after inlining is 3, over the limit max_nodes=2 (raise it with Limits(max_nodes=...) or --max-nodes)
+    """
+    limits = limits or default_limits()
+    refuse = refuse or UnsafeModelError
+    functions = {(f.domain, f.name, f.overload): f for f in model.functions}
+    memo: dict[tuple[str, str, str], tuple[int, int]] = {}
+    active: set[tuple[str, str, str]] = set()
+
+    def body(nodes, label: str) -> tuple[int, int]:
+        """(nodes after inlining, call depth) of a list of nodes."""
+        count, depth, calls = 0, 0, 0
+        for node in nodes:
+            key = (node.domain, node.op_type, node.overload)
+            if key in functions:
+                calls += 1
+                if calls > limits.max_fanout:
+                    raise refuse(limits.over("max_fanout", f"{label}: function calls in one body",
+                                             f"over {limits.max_fanout}"))
+                n, d = fn_count(key)
+                count += n
+                depth = max(depth, d + 1)
+            else:
+                count += 1
+            for g in _subgraphs(node):
+                n, d = body(g.node, f"{label} > subgraph {g.name or node.op_type!r}")
+                count += n
+                depth = max(depth, d)
+        return count, depth
+
+    def fn_count(key) -> tuple[int, int]:
+        if key in memo:
+            return memo[key]
+        if key in active:
+            raise refuse(f"function {key[0]}.{key[1]} calls itself (directly or indirectly)")
+        active.add(key)
+        n, d = body(functions[key].node, f"function {key[0]}.{key[1]}")
+        active.discard(key)
+        if d > limits.max_call_depth:
+            raise refuse(limits.over("max_call_depth", f"function {key[0]}.{key[1]}: nested call depth", d))
+        memo[key] = (n, d)
+        return n, d
+
+    total, depth = body(model.graph.node, "graph")
+    if depth > limits.max_call_depth:
+        raise refuse(limits.over("max_call_depth", "nested function call depth", depth))
+    if total > limits.max_nodes:
+        raise refuse(limits.over("max_nodes", "nodes after inlining", total))
+
+    nbytes = 0
+    for tensor in _model_tensors(model):
+        expected = _expected_nbytes(tensor)
+        if expected is None:
+            if tensor.data_type == TensorProto.STRING:
+                expected = sum(len(s) for s in tensor.string_data)
+            else:
+                expected = len(tensor.raw_data)
+        elif tensor.data_location != TensorProto.EXTERNAL and tensor.HasField("raw_data"):
+            if len(tensor.raw_data) != expected:
+                raise refuse(
+                    f"tensor {tensor.name or '<unnamed>'!r}: dims {list(tensor.dims)} of "
+                    f"{_dtype_name(tensor.data_type)} need {expected} bytes "
+                    f"but raw_data holds {len(tensor.raw_data)}"
+                )
+        if any(d < 0 for d in tensor.dims):
+            raise refuse(f"tensor {tensor.name or '<unnamed>'!r}: negative dimension in {list(tensor.dims)}")
+        nbytes += expected
+        if nbytes > limits.max_tensor_bytes:
+            raise refuse(limits.over("max_tensor_bytes", "tensors (initializers and constants)",
+                                     f"over {limits.max_tensor_bytes} bytes"))
+
+
 # ----------------------------------------------------------------------- external data
 
 
@@ -273,6 +483,13 @@ def _model_tensors(model: ModelProto) -> Iterator[TensorProto]:
         for node in fn.node:
             for attr in node.attribute:
                 yield from _attribute_tensors(attr)
+
+
+def _dtype_name(code: int) -> str:
+    try:
+        return TensorProto.DataType.Name(code)
+    except ValueError:
+        return f"unknown data type {code}"
 
 
 def _expected_nbytes(tensor: TensorProto) -> int | None:
@@ -385,7 +602,7 @@ def _check_external_data(
         if expected is not None and expected != length:
             raise refuse(
                 f"tensor {tname!r}: external data holds {length} bytes but dims "
-                f"{list(tensor.dims)} of {TensorProto.DataType.Name(tensor.data_type)} "
+                f"{list(tensor.dims)} of {_dtype_name(tensor.data_type)} "
                 f"need {expected}"
             )
         found.append((tensor, full, offset, length))

@@ -1,9 +1,21 @@
 """nmn's own model validator and the one safe way to open an ONNX file.
 
 ``onnx.checker`` alone is not enough (onnx-notes.md section 4): it accepts a model whose ``nmn`` function is
-missing and unknown attributes on a call. :func:`validate_model` checks, besides the full onnx check, that
-every ``nmn`` node has its function attached, writes exactly the attributes of its schema, has the schema's
-inputs, that the ``nmn`` domain version is known, and that no other custom domain appears.
+missing, a tampered function body and unknown attributes on a call. :func:`validate_model` checks, besides the
+full onnx check, that
+
+* the static bounds of :class:`~nmn.interchange.safe_load.Limits` hold (nodes after inlining, call depth and
+  fan-out, tensor bytes), before the checker or a loader inlines anything;
+* the graph has outputs and its inputs are numeric tensors;
+* every ``nmn`` node, in the graph or in any subgraph, has its function attached, the schema's inputs, and
+  exactly the schema's attributes with values of the right type and range; the ``nmn`` domain version is known;
+* every function in ``model.functions`` is the canonical body ``onnx_ops`` defines for ``nmn`` v1;
+* nodes use only the standard domain or ``nmn`` (an opset import of another standard domain, such as the
+  ``ai.onnx.ml`` that tf2onnx writes, is fine when no node uses it); no custom domain is imported;
+* the layer manifest parses within its bounds, matches its schema and agrees with the graph
+  (:mod:`nmn.interchange.manifest`).
+
+Every problem is listed, on one line.
 
 >>> import onnx
 >>> from onnx import helper, TensorProto
@@ -14,84 +26,273 @@ inputs, that the ``nmn`` domain version is known, and that no other custom domai
 >>> validate_model(m)
 Traceback (most recent call last):
 ...
-nmn.interchange.validate.ModelValidationError: model is not a valid nmn ONNX file:
-  - node 'YatDense' (nmn::YatDense): its function is not attached to the model
-  - node 'YatDense' (nmn::YatDense): missing attributes ['spherical', 'weight_normalized'] (every attribute must be written)
+nmn.interchange.validate.ModelValidationError: model is not a valid nmn ONNX file: node 'YatDense' (nmn::YatDense): its function is not attached to the model; node 'YatDense' (nmn::YatDense): missing attributes ['spherical', 'weight_normalized'] (every attribute must be written)
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 import onnx
+from onnx import AttributeProto, TensorProto
 
 from nmn.core.schemas import DOMAIN, DOMAIN_VERSION, FUNCTIONS
-from nmn.interchange.safe_load import DEFAULT_MAX_BYTES
+from nmn.interchange.manifest import ManifestError, read_manifest
+from nmn.interchange.safe_load import DEFAULT_MAX_BYTES, Limits, check_limits, default_limits
 
+#: domains a node may use
 ALLOWED_DOMAINS = {"", "ai.onnx", DOMAIN}
+#: standard domains a file may import (tf2onnx writes ``ai.onnx.ml``) as long as no node uses them
+STANDARD_IMPORTS = {"", "ai.onnx", "ai.onnx.ml", "ai.onnx.training", "ai.onnx.preview.training"}
+
+_ATTR_TYPES = {"int": AttributeProto.INT, "float": AttributeProto.FLOAT, "string": AttributeProto.STRING,
+               "ints": AttributeProto.INTS}
+#: allowed values of attributes, by name (checked on every nmn node)
+_FLAGS = ("spherical", "weight_normalized", "causal", "interleaved")
+_STRING_CHOICES = {"auto_pad": ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"),
+                   "pad_mode": ("constant", "reflect", "edge", "wrap"),
+                   "normalization": ("softmax", "l1", "softermax")}
+_MAX_ATTR_INT = 2**31 - 1
 
 
 class ModelValidationError(ValueError):
-    """The model breaks one or more nmn rules; the message lists every problem."""
+    """The model breaks one or more nmn rules; the message lists every problem on one line."""
 
 
-def validate_model(model: onnx.ModelProto, *, full_check: bool = True, source: str = "model") -> None:
-    """Raise :class:`ModelValidationError` listing every problem of ``model`` (nothing if it is valid)."""
+# --------------------------------------------------------------------------------------- canonical bodies
+
+_CANONICAL: dict[str, bytes] = {}
+
+
+def _normalised(fn: onnx.FunctionProto) -> bytes:
+    """A function proto's bytes without its documentation (the only part that may differ harmlessly)."""
+    copy = onnx.FunctionProto()
+    copy.CopyFrom(fn)
+    copy.ClearField("doc_string")
+    for node in copy.node:
+        node.ClearField("doc_string")
+    return copy.SerializeToString(deterministic=True)
+
+
+def canonical_function(name: str) -> bytes | None:
+    """The normalised bytes of ``onnx_ops``'s body of ``nmn::name`` (``None`` if nmn v1 has no such function).
+
+    >>> canonical_function("YatDense") is not None, canonical_function("Square")
+    (True, None)
+    """
+    if name not in _CANONICAL:
+        import onnx_ops
+
+        if name not in onnx_ops.REGISTRY:
+            return None
+        _CANONICAL[name] = _normalised(onnx_ops.function_protos([name])[-1])
+    return _CANONICAL[name]
+
+
+def _check_functions(model: onnx.ModelProto, problems: list[str]) -> None:
+    seen = set()
+    for f in model.functions:
+        label = f"function {f.domain}::{f.name}"
+        if f.domain != DOMAIN:
+            problems.append(f"{label} is outside the {DOMAIN!r} domain")
+            continue
+        if (f.name, f.overload) in seen:
+            problems.append(f"{label} is carried twice")
+            continue
+        seen.add((f.name, f.overload))
+        canonical = canonical_function(f.name)
+        if canonical is None:
+            problems.append(f"{label} is not a function of {DOMAIN} v{DOMAIN_VERSION}")
+        elif _normalised(f) != canonical:
+            problems.append(f"{label} is not the canonical body of {DOMAIN} v{DOMAIN_VERSION} (tampered or from "
+                            "another nmn version; re-export the model)")
+
+
+# ------------------------------------------------------------------------------------------ nmn nodes
+
+
+def _walk(graph: onnx.GraphProto, where: str = ""):
+    for node in graph.node:
+        yield node, where
+        for attr in node.attribute:
+            subs = [attr.g] if attr.type == AttributeProto.GRAPH else list(attr.graphs) \
+                if attr.type == AttributeProto.GRAPHS else []
+            for g in subs:
+                yield from _walk(g, f"{where}subgraph {attr.name!r} of node {node.name or node.op_type!r}: ")
+
+
+def _check_attribute(label: str, attr: onnx.AttributeProto, kind: str, problems: list[str]) -> None:
+    want = _ATTR_TYPES.get(kind)
+    if want is not None and attr.type != want:
+        problems.append(f"{label}: attribute {attr.name!r} must be of type {kind}, got "
+                        f"{AttributeProto.AttributeType.Name(attr.type) if attr.type in AttributeProto.AttributeType.values() else attr.type}")
+        return
+    name = attr.name
+    if name in _FLAGS and attr.i not in (0, 1):
+        problems.append(f"{label}: attribute {name!r} must be 0 or 1, got {attr.i}")
+    elif name in ("group", "num_heads") and not 1 <= attr.i <= _MAX_ATTR_INT:
+        problems.append(f"{label}: attribute {name!r} must be an integer >= 1, got {attr.i}")
+    elif name in ("strides", "dilations") and (len(attr.ints) > 3 or any(not 1 <= v <= _MAX_ATTR_INT
+                                                                          for v in attr.ints)):
+        problems.append(f"{label}: attribute {name!r} must be at most 3 integers >= 1, got {list(attr.ints)}")
+    elif name in ("pads", "output_padding") and (len(attr.ints) > 6 or any(not 0 <= v <= _MAX_ATTR_INT
+                                                                            for v in attr.ints)):
+        problems.append(f"{label}: attribute {name!r} must be at most 6 integers >= 0, got {list(attr.ints)}")
+    elif name in _STRING_CHOICES:
+        try:
+            value = attr.s.decode()
+        except UnicodeDecodeError:
+            value = repr(attr.s)
+        if value not in _STRING_CHOICES[name]:
+            problems.append(f"{label}: attribute {name!r} must be one of {list(_STRING_CHOICES[name])}, "
+                            f"got {value!r}")
+    elif kind == "float" and not math.isfinite(attr.f):
+        problems.append(f"{label}: attribute {name!r} must be finite, got {attr.f}")
+    elif name in ("power", "n", "epsilon") and not attr.f > 0:
+        problems.append(f"{label}: attribute {name!r} must be > 0, got {attr.f}")
+
+
+def _check_node(node: onnx.NodeProto, where: str, functions: set[str], problems: list[str]) -> None:
+    label = f"{where}node {node.name or node.op_type!r} ({node.domain or 'ai.onnx'}::{node.op_type})"
+    if node.domain not in ALLOWED_DOMAINS:
+        kind = "standard domain" if node.domain in STANDARD_IMPORTS else "custom domain"
+        problems.append(f"{label}: {kind} {node.domain!r} is not allowed (nmn loads only ai.onnx and {DOMAIN} ops)")
+        return
+    if node.domain != DOMAIN:
+        return
+    schema = FUNCTIONS.get(node.op_type)
+    if schema is None:
+        problems.append(f"{label}: {node.op_type!r} is not a function of {DOMAIN} v{DOMAIN_VERSION}")
+        return
+    if node.op_type not in functions:
+        problems.append(f"{label}: its function is not attached to the model")
+    if len(node.input) != len(schema.inputs) or any(not i for i in node.input):
+        problems.append(f"{label}: expected the {len(schema.inputs)} inputs {list(schema.inputs)}, "
+                        f"got {list(node.input)}")
+    if len(node.output) != len(schema.outputs):
+        problems.append(f"{label}: expected the {len(schema.outputs)} outputs {list(schema.outputs)}, "
+                        f"got {list(node.output)}")
+    given = [a.name for a in node.attribute]
+    if len(set(given)) != len(given):
+        problems.append(f"{label}: an attribute is given twice ({sorted(given)})")
+    unknown = sorted(set(given) - set(schema.attributes))
+    missing = sorted(set(schema.attributes) - set(given))
+    if unknown:
+        problems.append(f"{label}: unknown attributes {unknown} (known: {sorted(schema.attributes)})")
+    if missing:
+        problems.append(f"{label}: missing attributes {missing} (every attribute must be written)")
+    for attr in node.attribute:
+        if attr.name in schema.attributes:
+            _check_attribute(label, attr, schema.attributes[attr.name][0], problems)
+
+
+def _check_io(model: onnx.ModelProto, problems: list[str]) -> None:
+    graph = model.graph
+    if not graph.output:
+        problems.append("the graph has no outputs")
+    inits = {t.name for t in graph.initializer}
+    for vi in graph.input:
+        if vi.name in inits:
+            continue
+        if not vi.type.HasField("tensor_type"):
+            problems.append(f"graph input {vi.name!r} is not a tensor (nmn loads tensor inputs only)")
+            continue
+        elem = vi.type.tensor_type.elem_type
+        if elem in (TensorProto.STRING, TensorProto.UNDEFINED) or elem not in TensorProto.DataType.values():
+            name = TensorProto.DataType.Name(elem) if elem in TensorProto.DataType.values() else str(elem)
+            problems.append(f"graph input {vi.name!r} has element type {name}; nmn loads numeric tensors only")
+
+
+# ------------------------------------------------------------------------------------------------ entry
+
+
+def validate_model(model: onnx.ModelProto, *, full_check: bool = True, source: str = "model",
+                   limits: Limits | None = None) -> None:
+    """Raise :class:`ModelValidationError` listing every problem of ``model`` (nothing if it is valid).
+
+    Args:
+        model: the model (external data loaded or not).
+        full_check: also run ``onnx.checker.check_model(full_check=True)`` when nothing else is wrong.
+        source: how the model is named in the message (a path).
+        limits: the bounds (:class:`~nmn.interchange.safe_load.Limits`); by default the current defaults.
+
+    >>> from onnx import helper, TensorProto
+    >>> g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+    ...     [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])], [])
+    >>> validate_model(helper.make_model(g), source="relu.onnx")
+    Traceback (most recent call last):
+    ...
+    nmn.interchange.validate.ModelValidationError: relu.onnx is not a valid nmn ONNX file: the graph has no outputs
+    """
+    limits = limits or default_limits()
+
+    def fail(problems: list[str]) -> ModelValidationError:
+        return ModelValidationError(f"{source} is not a valid nmn ONNX file: " + "; ".join(problems))
+
+    # the static bounds first: nothing below may walk or inline a bomb
+    check_limits(model, limits, refuse=lambda reason: fail([reason]))
     problems: list[str] = []
-    imports = {o.domain: o.version for o in model.opset_import}
+    imports: dict[str, int] = {}
+    for o in model.opset_import:
+        if o.domain in imports:
+            problems.append(f"operator domain {o.domain!r} is imported twice")
+        imports[o.domain] = o.version
     for domain in imports:
-        if domain not in ALLOWED_DOMAINS:
-            problems.append(f"custom domain {domain!r} is not allowed (only '' and {DOMAIN!r})")
+        if domain not in STANDARD_IMPORTS | {DOMAIN}:
+            problems.append(f"custom domain {domain!r} is not allowed (only the standard domains and {DOMAIN!r})")
     if DOMAIN in imports and imports[DOMAIN] != DOMAIN_VERSION:
         problems.append(f"domain {DOMAIN!r} version {imports[DOMAIN]} is unknown (this nmn knows {DOMAIN_VERSION})")
-    functions = {(f.domain, f.name): f for f in model.functions}
-    for f in model.functions:
-        if f.domain != DOMAIN:
-            problems.append(f"function {f.domain}::{f.name} is outside the {DOMAIN!r} domain")
-    for node in model.graph.node:
-        label = f"node {node.name or node.op_type!r} ({node.domain or 'ai.onnx'}::{node.op_type})"
-        if node.domain not in ALLOWED_DOMAINS:
-            problems.append(f"{label}: custom domain {node.domain!r} is not allowed")
-            continue
-        if node.domain != DOMAIN:
-            continue
-        schema = FUNCTIONS.get(node.op_type)
-        if schema is None:
-            problems.append(f"{label}: {node.op_type!r} is not a function of {DOMAIN} v{DOMAIN_VERSION}")
-            continue
-        if (DOMAIN, node.op_type) not in functions:
-            problems.append(f"{label}: its function is not attached to the model")
-        if len(node.input) != len(schema.inputs) or any(not i for i in node.input):
-            problems.append(f"{label}: expected the {len(schema.inputs)} inputs {list(schema.inputs)}, "
-                            f"got {list(node.input)}")
-        given = {a.name for a in node.attribute}
-        unknown = sorted(given - set(schema.attributes))
-        missing = sorted(set(schema.attributes) - given)
-        if unknown:
-            problems.append(f"{label}: unknown attributes {unknown} (known: {sorted(schema.attributes)})")
-        if missing:
-            problems.append(f"{label}: missing attributes {missing} (every attribute must be written)")
+    _check_io(model, problems)
+    _check_functions(model, problems)
+    functions = {f.name for f in model.functions if f.domain == DOMAIN}
+    for node, where in _walk(model.graph):
+        _check_node(node, where, functions, problems)
+    if not problems:
+        try:
+            read_manifest(model, limits)
+        except ManifestError as err:
+            problems.append(str(err))
     if not problems and full_check:
         try:
             onnx.checker.check_model(model, full_check=True)
-        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as err:
-            problems.append(f"onnx checker: {err}")
+        except Exception as err:  # ValidationError, InferenceError, and whatever else the checker raises
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            problems.append(f"onnx checker: {first}")
     if problems:
-        raise ModelValidationError(f"{source} is not a valid nmn ONNX file:\n  - " + "\n  - ".join(problems))
+        raise fail(problems)
 
 
-def load_model_safely(path: str | os.PathLike, *, max_bytes: int = DEFAULT_MAX_BYTES,
-                      validate: bool = True) -> onnx.ModelProto:
+def load_model_safely(path: str | os.PathLike, *, max_bytes: int | None = None, validate: bool = True,
+                      limits: Limits | None = None) -> onnx.ModelProto:
     """Open an untrusted nmn ONNX file: :func:`nmn.interchange.safe_load.load_model_safely` (bounded size,
-    external data confined to the model's folder, domains and functions checked, full onnx check), then
-    nmn's own :func:`validate_model`.
+    external data confined to the model's folder, domains, functions and static bounds checked, full onnx
+    check), then nmn's own :func:`validate_model`.
+
+    Args:
+        path: the ``.onnx`` file.
+        max_bytes: bound on model file plus external data (overrides ``limits.max_bytes``).
+        validate: run :func:`validate_model` (nmn's rules) after the generic safe load.
+        limits: the bounds; by default the current defaults.
+
+    >>> import tempfile, os
+    >>> load_model_safely(os.path.join(tempfile.mkdtemp(), "missing.onnx"))
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: ONNX file '.../missing.onnx' does not exist or is not a file
     """
     from nmn.interchange import safe_load
 
     if not Path(path).is_file():
         raise FileNotFoundError(f"ONNX file {str(path)!r} does not exist or is not a file")
-    model = safe_load.load_model_safely(path, max_bytes=max_bytes)
+    limits = limits or default_limits()
+    model = safe_load.load_model_safely(path, max_bytes=max_bytes, limits=limits)
     if validate:
-        validate_model(model, source=str(path), full_check=False)   # safe_load already ran the full check
+        # safe_load already ran the full check
+        validate_model(model, source=f"model file {str(path)!r}", full_check=False, limits=limits)
     return model
+
+
+__all__ = ["ALLOWED_DOMAINS", "DEFAULT_MAX_BYTES", "ModelValidationError", "STANDARD_IMPORTS",
+           "canonical_function", "load_model_safely", "validate_model"]
