@@ -240,11 +240,14 @@ def _complete_output_types(model: onnx.ModelProto) -> None:
 
 
 def manifest_of(model: onnx.ModelProto) -> dict | None:
-    """The nmn manifest stored in a model's ``metadata_props``, or ``None`` for a foreign file."""
-    for entry in model.metadata_props:
-        if entry.key == MANIFEST_KEY:
-            return json.loads(entry.value)
-    return None
+    """The nmn manifest stored in a model's ``metadata_props``, or ``None`` for a foreign file.
+
+    Parsed within bounds, validated against its schema and against the graph
+    (:func:`nmn.interchange.manifest.read_manifest`; a bad one raises ``ManifestError``).
+    """
+    from nmn.interchange.manifest import read_manifest
+
+    return read_manifest(model)
 
 
 def run_onnx(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
