@@ -151,7 +151,7 @@ SIZE_KEYS = ("in_features", "out_features", "features", "units", "filters", "in_
 _NONNEG_KEYS = ("num_features",)
 _LIST_OF_INT_KEYS = ("kernel_size", "strides", "dilations", "output_padding")
 _BOOL_KEYS = ("use_bias", "use_alpha", "learnable_epsilon", "spherical", "weight_normalized", "lazy", "causal",
-              "use_out_proj", "use_performer")
+              "use_out_proj", "use_performer", "channels_last")
 _CHOICES = {"padding_mode": ("zeros", "reflect", "replicate", "circular"),
             "normalization": ("softmax", "l1", "softermax"),
             "rope_style": ("interleaved", "half")}
@@ -220,12 +220,16 @@ def validate_schema(data: Any, limits: Limits | None = None) -> None:
         if "nodes" in host:
             _want(isinstance(host["nodes"], list) and all(isinstance(n, str) for n in host["nodes"]),
                   f"{label}: host 'nodes'", "a list of node names", host["nodes"])
-        _validate_config(label, entry["config"])
+        _validate_config(label, entry["config"], entry["kind"] in _YAT_KINDS)
 
 
-def _validate_config(label: str, config: dict) -> None:
+def _validate_config(label: str, config: dict, yat: bool) -> None:
+    """Types and ranges of a layer's config; a Yat layer's sizes are required integers, a standard layer's may
+    be null (unknown)."""
     for key, value in config.items():
         where = f"{label}: config {key!r}"
+        if value is None and not yat and key not in _BOOL_KEYS:
+            continue
         if key in SIZE_KEYS:
             low = 0 if key in _NONNEG_KEYS else 1
             _want(_is_int(value) and low <= value <= _MAX_SIZE, where, f"an integer in {low}..{_MAX_SIZE}", value)
@@ -237,18 +241,23 @@ def _validate_config(label: str, config: dict) -> None:
                   and len(value) <= 3, where, f"a list of at most 3 integers >= {low}", value)
         elif key in _BOOL_KEYS:
             _want(isinstance(value, bool), where, "true or false", value)
-        elif key in _CHOICES:
+        elif key in _CHOICES and yat:
             _want(value in _CHOICES[key], where, f"one of {list(_CHOICES[key])}", value)
         elif key in _POSITIVE_NUMBERS:
-            _want(_is_number(value) and value > 0, where, "a positive finite number", value)
+            ok = _is_number(value) and (value > 0 if yat else value >= 0)
+            _want(ok, where, "a positive finite number" if yat else "a finite number >= 0", value)
         elif key in ("constant_bias", "constant_alpha"):
             _want(value is None or isinstance(value, bool) or _is_number(value), where,
                   "null, true/false or a finite number", value)
         elif key == "padding":
-            ok = (isinstance(value, str) and value in ("same", "valid", "causal")) or _is_int(value) and value >= 0
-            ok = ok or (isinstance(value, list) and len(value) <= 3 and all(
-                (_is_int(p) and p >= 0) or (isinstance(p, list) and len(p) == 2 and all(
-                    _is_int(q) and 0 <= q <= _MAX_SIZE for q in p)) for p in value))
+            if yat:
+                ok = isinstance(value, str) and value in ("same", "valid", "causal")
+            else:
+                ok = isinstance(value, str) and len(value) <= 16
+            ok = ok or (_is_int(value) and 0 <= value <= _MAX_SIZE) or (
+                isinstance(value, list) and len(value) <= 3 and all(
+                    (_is_int(p) and 0 <= p <= _MAX_SIZE) or (isinstance(p, list) and len(p) == 2 and all(
+                        _is_int(q) and 0 <= q <= _MAX_SIZE for q in p)) for p in value))
             _want(ok, where, "'same', 'valid', 'causal', an integer or a list of (begin, end) pairs", value)
 
 
@@ -272,6 +281,9 @@ _YAT_NODES = {
 }
 
 
+_YAT_KINDS = frozenset(_YAT_NODES)
+
+
 def _constant_shapes(graph: onnx.GraphProto) -> dict[str, tuple[int, ...]]:
     shapes = {t.name: tuple(int(d) for d in t.dims) for t in graph.initializer}
     for node in graph.node:
@@ -293,11 +305,13 @@ def check_against_graph(data: dict, model: onnx.ModelProto) -> None:
                 raise ManifestError(f"{label}: parameter {key!r} names tensor {init!r}, which is not an "
                                     "initializer of the graph")
         listed = entry.get("host", {}).get("nodes") or [entry["node"]]
-        for name in {entry["node"], *listed} - {""}:
-            if name not in nodes:
-                raise ManifestError(f"{label}: node {name!r} is not in the graph")
         kind = entry["kind"]
         if kind in _YAT_NODES:
+            # the loaders build a Yat layer from its node; a standard layer's entry is only a hint (its node
+            # names may be those of the file it was replayed from), so only its tensors are checked
+            for name in sorted({entry["node"], *listed} - {""}):
+                if name not in nodes:
+                    raise ManifestError(f"{label}: node {name!r} is not in the graph")
             ops, slots = _YAT_NODES[kind]
             mine = [nodes[n] for n in dict.fromkeys([entry["node"], *listed]) if n in nodes]
             main = [n for n in mine if n.op_type in ops and n.domain in ("nmn", "", "ai.onnx")]

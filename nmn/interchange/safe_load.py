@@ -275,6 +275,18 @@ def _walk_function_nodes(fn: FunctionProto) -> Iterator[onnx.NodeProto]:
                     yield from _walk_graph_nodes(g)
 
 
+def _tampered(fn: FunctionProto) -> str | None:
+    """Why ``fn`` is not the canonical body of the nmn function of its name (``None`` if it is, or if nmn has
+    no function of that name: this generic loader serves model-local helpers too; nmn's validator does not)."""
+    from nmn.interchange.validate import _normalised, canonical_function
+
+    canonical = canonical_function(fn.name)
+    if canonical is not None and _normalised(fn) != canonical:
+        return (f"function {fn.domain}.{fn.name} is not the canonical body of nmn v1 (tampered or from another "
+                "nmn version; re-export the model)")
+    return None
+
+
 def _check_domains(model: ModelProto, refuse) -> None:
     allowed = ", ".join(repr(d) for d in sorted(ALLOWED_DOMAINS))
     for op in model.opset_import:
@@ -294,6 +306,9 @@ def _check_domains(model: ModelProto, refuse) -> None:
         if key in functions:
             raise refuse(f"carries function {fn.domain}.{fn.name} twice")
         functions[key] = fn
+        tampered = _tampered(fn)
+        if tampered:
+            raise refuse(tampered)
         for op in fn.opset_import:
             if op.domain not in ALLOWED_DOMAINS:
                 raise refuse(

@@ -294,5 +294,121 @@ def load_model_safely(path: str | os.PathLike, *, max_bytes: int | None = None, 
     return model
 
 
-__all__ = ["ALLOWED_DOMAINS", "DEFAULT_MAX_BYTES", "ModelValidationError", "STANDARD_IMPORTS",
-           "canonical_function", "load_model_safely", "validate_model"]
+# --------------------------------------------------------------------------------- bounded runs
+
+
+class BudgetError(ValueError):
+    """A run on random inputs went past its time or memory budget, or could not run; one line."""
+
+
+_CHILD = r"""
+import resource, sys, traceback
+folder, limit = sys.argv[1], int(sys.argv[2])
+try:
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+except (ValueError, OSError):
+    pass
+try:
+    import numpy as np
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(folder + "/model.onnx", opts, providers=["CPUExecutionProvider"])
+    with np.load(folder + "/feeds.npz") as f:
+        feeds = {k: f[k] for k in f.files}
+    names = [o.name for o in sess.get_outputs()]
+    outs = sess.run(None, {i.name: feeds[i.name] for i in sess.get_inputs()})
+    np.savez(folder + "/outputs.npz", **{f"o{i}": o for i, o in enumerate(outs)})
+except MemoryError:
+    sys.stderr.write("NMN-MEMORY\n")
+    sys.exit(3)
+except Exception as exc:
+    text = str(exc).strip() or type(exc).__name__
+    if "allocate" in text or "bad_alloc" in text or "std::bad_alloc" in text:
+        sys.stderr.write("NMN-MEMORY " + text.splitlines()[0] + "\n")
+        sys.exit(3)
+    sys.stderr.write("NMN-ERROR " + " ".join(text.split())[:500] + "\n")
+    sys.exit(4)
+"""
+
+
+def static_sizes(model: onnx.ModelProto, feeds: dict, limits: Limits | None = None, source: str = "model") -> None:
+    """Refuse, before anything runs, a model whose shapes (inferred for these ``feeds``) need a tensor larger
+    than ``limits.check_memory_bytes`` (a ConstantOfShape of 6 GB, an Expand of a huge shape ...).
+
+    Shape inference failures are not fatal here (the bounded run still has its budget).
+    """
+    import numpy as np
+    from onnx import helper
+
+    limits = limits or default_limits()
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    for vi in m.graph.input:
+        if vi.name in feeds and vi.type.HasField("tensor_type"):
+            shape = vi.type.tensor_type.shape
+            shape.ClearField("dim")
+            for d in np.shape(feeds[vi.name]):
+                shape.dim.add().dim_value = int(d)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(m, data_prop=True)
+    except Exception:
+        return
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
+        tt = vi.type.tensor_type
+        if not tt.HasField("shape") or not all(d.HasField("dim_value") for d in tt.shape.dim):
+            continue
+        try:
+            itemsize = helper.tensor_dtype_to_np_dtype(tt.elem_type).itemsize
+        except Exception:
+            itemsize = 1
+        nbytes = math.prod(max(int(d.dim_value), 0) for d in tt.shape.dim) * itemsize
+        if nbytes > limits.check_memory_bytes:
+            raise BudgetError(f"{source}: value {vi.name!r} would hold {nbytes} bytes; "
+                              + limits.over("check_memory_bytes", "its size", f"{nbytes} bytes"))
+
+
+def run_bounded(model: onnx.ModelProto, feeds: dict, limits: Limits | None = None, *,
+                source: str = "model") -> list:
+    """Run ``model`` in onnxruntime on ``feeds`` in a child process bounded by ``limits.check_seconds`` (wall
+    clock) and ``limits.check_memory_bytes`` (address space, ``RLIMIT_AS``); return the outputs.
+
+    Raises :class:`BudgetError` naming the bound that was hit, or onnxruntime's own error as one line.
+    """
+    import subprocess
+    import sys
+    import tempfile
+
+    import numpy as np
+
+    limits = limits or default_limits()
+    static_sizes(model, feeds, limits, source)
+    with tempfile.TemporaryDirectory(prefix="nmn-check-") as folder:
+        with open(os.path.join(folder, "model.onnx"), "wb") as f:
+            f.write(model.SerializeToString())
+        np.savez(os.path.join(folder, "feeds.npz"), **feeds)
+        try:
+            proc = subprocess.run([sys.executable, "-c", _CHILD, folder, str(int(limits.check_memory_bytes))],
+                                  capture_output=True, text=True, timeout=limits.check_seconds)
+        except subprocess.TimeoutExpired:
+            raise BudgetError(f"{source}: the run on random inputs did not end within {limits.check_seconds:g} s "
+                              f"(the limit check_seconds; raise it with Limits(check_seconds=...) or "
+                              f"{Limits.option('check_seconds')})") from None
+        err = proc.stderr.strip().splitlines()
+        last = next((line for line in reversed(err) if line.startswith("NMN-")), "")
+        if proc.returncode == 3 or last.startswith("NMN-MEMORY") or proc.returncode in (-9, -11, 137):
+            raise BudgetError(f"{source}: the run on random inputs needed more memory than "
+                              f"check_memory_bytes={limits.check_memory_bytes} (raise it with "
+                              f"Limits(check_memory_bytes=...) or {Limits.option('check_memory_bytes')})")
+        if proc.returncode != 0:
+            detail = last[len("NMN-ERROR "):] if last.startswith("NMN-ERROR") else (err[-1] if err else
+                                                                                     f"exit {proc.returncode}")
+            raise BudgetError(f"{source}: onnxruntime could not run it: {detail}")
+        with np.load(os.path.join(folder, "outputs.npz")) as f:
+            return [f[f"o{i}"] for i in range(len(f.files))]
+
+
+__all__ = ["ALLOWED_DOMAINS", "BudgetError", "DEFAULT_MAX_BYTES", "ModelValidationError", "STANDARD_IMPORTS",
+           "canonical_function", "load_model_safely", "run_bounded", "static_sizes", "validate_model"]

@@ -91,6 +91,7 @@ def create_app(
     allow_nonfinite: bool = False,
     intra_op_threads: int | None = None,
     executor_threads: int | None = None,
+    strict: bool = False,
 ) -> Starlette:
     """Build the ASGI app serving a ``.onnx`` file or a folder of them.
 
@@ -131,6 +132,7 @@ def create_app(
         max_batch=max_batch,
         batch_timeout_ms=batch_timeout_ms,
         on_batch=metrics.on_batch,
+        strict=strict,  # a folder serves its good files and lists the refused ones, unless strict
     )
     executor = ThreadPoolExecutor(
         max_workers=executor_threads or min(32, (os.cpu_count() or 1) + 4),
@@ -177,7 +179,7 @@ def create_app(
 
     async def repository_index(request: Request) -> Response:
         return _json_response(
-            [{"name": n, "version": "1", "state": "READY"} for n in sorted(repo.models)]
+            repo.index()
         )
 
     async def metrics_endpoint(request: Request) -> Response:
@@ -401,6 +403,7 @@ def serve(
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     allow_nonfinite: bool = False,
     log_level: str = "info",
+    strict: bool = False,
 ) -> None:
     """Serve ``path`` (a .onnx file or a folder of them) with uvicorn; blocks.
 
@@ -421,13 +424,14 @@ def serve(
         "batch_timeout_ms": batch_timeout_ms,
         "max_request_bytes": max_request_bytes,
         "allow_nonfinite": allow_nonfinite,
+        "strict": strict,
     }
     common = dict(host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10)
     if workers <= 1:
         app = create_app(config.pop("model_path_or_dir"), **config)
         uvicorn.run(app, **common)
         return
-    Repository(os.fspath(path)).close()  # fail fast, once, on a bad file
+    Repository(os.fspath(path), strict=strict).close()  # fail fast, once, on a bad file
     os.environ[_ENV_CONFIG] = json.dumps(config)
     uvicorn.run("nmn.serve.app:_app_from_env", factory=True, workers=workers, **common)
 

@@ -64,6 +64,11 @@ def add_commands(subparsers: "argparse._SubParsersAction") -> None:
         help="accept NaN/Inf in float inputs (refused by default)",
     )
     p.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse to start if any file of the folder is refused (default: serve the good ones)",
+    )
+    p.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     p.add_argument(
@@ -125,6 +130,7 @@ def run_serve(args: argparse.Namespace) -> int:
             max_request_bytes=args.max_request_bytes or DEFAULT_MAX_REQUEST_BYTES,
             allow_nonfinite=args.allow_nonfinite,
             log_level=args.log_level,
+            strict=getattr(args, "strict", False),
         )
     except (UnsafeModelError, ModelLoadError, OSError) as exc:
         return _fail("serve", str(exc))

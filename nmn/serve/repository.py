@@ -148,18 +148,66 @@ def model_files(path: str | os.PathLike) -> list[str]:
     return [path]
 
 
-class Repository:
-    """All models under a path, loaded and validated up front."""
+def _outside_link(folder: str, path: str) -> str | None:
+    """Why ``path`` (an entry of ``folder``) is refused as a symbolic link leaving the folder, else ``None``."""
+    if not os.path.islink(path):
+        return None
+    real_dir = os.path.realpath(folder)
+    target = os.path.realpath(path)
+    if os.path.commonpath([real_dir, target]) != real_dir:
+        return (f"is a symbolic link to {os.readlink(path)!r}, outside the folder {folder!r}; "
+                "links that leave the folder are refused")
+    return None
 
-    def __init__(self, path: str | os.PathLike, **kwargs: Any):
+
+class Repository:
+    """All models under a path, loaded and validated up front.
+
+    On a folder, every good file is served and every refused one is kept in :attr:`refused` (model name ->
+    one-line reason, also logged as a warning and listed by ``/v2/repository/index`` as ``UNAVAILABLE``);
+    ``strict=True`` refuses the whole folder if any file is bad. A folder where no file is good, or a single
+    bad file, raises :class:`ModelLoadError`.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, strict: bool = False, **kwargs: Any):
+        import logging
+
+        log = logging.getLogger("nmn.serve")
         self.models: dict[str, ServedModel] = {}
+        self.refused: dict[str, str] = {}
+        path = os.fspath(path)
+        folder = os.path.isdir(path)
+        first: Exception | None = None
         try:
             for f in model_files(path):
-                m = ServedModel(f, **kwargs)
+                name = os.path.splitext(os.path.basename(f))[0]
+                try:
+                    reason = _outside_link(path, f) if folder else None
+                    if reason is not None:
+                        raise ModelLoadError(f"model file {f!r} {reason}")
+                    m = ServedModel(f, **kwargs)
+                except (ValueError, OSError) as exc:
+                    if strict or not folder:
+                        raise
+                    first = first or exc
+                    self.refused[name] = " ".join(str(exc).split())
+                    log.warning("refused model %r: %s", name, self.refused[name])
+                    continue
                 self.models[m.name] = m
+            if folder and not self.models:
+                if len(self.refused) == 1:
+                    raise first
+                raise ModelLoadError(f"folder {path!r}: no file could be served: "
+                                     + "; ".join(f"{n}: {r}" for n, r in self.refused.items()))
         except Exception:
             self.close()
             raise
+
+    def index(self) -> list[dict[str, str]]:
+        """The repository index: every served model ``READY``, every refused one ``UNAVAILABLE`` with its reason."""
+        rows = [{"name": n, "version": "1", "state": "READY"} for n in self.models]
+        rows += [{"name": n, "version": "1", "state": "UNAVAILABLE", "reason": r} for n, r in self.refused.items()]
+        return sorted(rows, key=lambda r: r["name"])
 
     def get(self, name: str) -> ServedModel | None:
         return self.models.get(name)
