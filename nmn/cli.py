@@ -50,24 +50,46 @@ def _cmd_ops(args) -> int:
     return 0
 
 
+def _check_limits(args):
+    """The :class:`~nmn.interchange.safe_load.Limits` of ``nmn check``'s options."""
+    import dataclasses
+
+    from nmn.interchange.safe_load import Limits
+
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(Limits) if getattr(args, f.name, None)}
+    return Limits(**given)
+
+
 def _cmd_check(args) -> int:
-    """Validate a file, run it in onnxruntime on random inputs and print a summary table."""
+    """Validate a file, run it in onnxruntime on random inputs (in a bounded child process) and print a summary.
+
+    Every refusal is one line on stderr, exit status 2 (the file is bad) or 1 (it ran but failed).
+    """
     import numpy as np
 
-    from nmn.interchange import load_model_safely, manifest_of, run_onnx
+    from nmn.interchange.validate import BudgetError, load_model_safely, run_bounded
+    from nmn.interchange.manifest import read_manifest
+
+    def one_line(err) -> str:
+        return "; ".join(line.strip(" -") for line in str(err).splitlines() if line.strip())
 
     try:
-        model = load_model_safely(args.model)
+        limits = _check_limits(args)
+        model = load_model_safely(args.model, limits=limits)
     except (ValueError, OSError) as err:   # one line, no traceback: the file is bad, not the program
-        reason = "; ".join(line.strip(" -") for line in str(err).splitlines() if line.strip())
-        print(f"nmn check: {reason}", file=sys.stderr)
+        print(f"nmn check: {one_line(err)}", file=sys.stderr)
         return 2
     from onnx import helper
 
     rng = np.random.default_rng(args.seed)
     given = {}
     if args.input:
-        loaded = np.load(args.input)
+        try:
+            loaded = np.load(args.input)
+        except (ValueError, OSError) as err:
+            print(f"nmn check: --input {args.input!r}: cannot be read as .npy/.npz ({one_line(err)})",
+                  file=sys.stderr)
+            return 2
         given = dict(loaded) if hasattr(loaded, "files") else {None: loaded}
     feeds = {}
     inits = {i.name for i in model.graph.initializer}
@@ -78,16 +100,24 @@ def _cmd_check(args) -> int:
         value = given.get(vi.name, given.get(None) if len(graph_inputs) == 1 else None)
         if value is None:
             shape = [d.dim_value if d.HasField("dim_value") else args.batch for d in tt.shape.dim]
-            value = rng.integers(0, 2, size=shape) if dtype.kind in "iu" else rng.normal(size=shape)
+            nbytes = int(np.prod(shape, dtype=object) or 0) * dtype.itemsize
+            if nbytes > limits.check_memory_bytes:
+                print(f"nmn check: {args.model}: input {vi.name!r} of shape {shape} needs {nbytes} bytes; "
+                      + limits.over("check_memory_bytes", "that", f"{nbytes} bytes"), file=sys.stderr)
+                return 2
+            if dtype.kind == "b":
+                value = rng.integers(0, 2, size=shape).astype(bool)
+            else:
+                value = rng.integers(0, 2, size=shape) if dtype.kind in "iu" else rng.normal(size=shape)
         feeds[vi.name] = np.asarray(value).astype(dtype)
     try:
-        outputs = run_onnx(model, feeds)
-    except Exception as err:  # onnxruntime's own errors (wrong input shape, ...) as one line
-        print(f"nmn check: {args.model}: onnxruntime could not run it: {str(err).splitlines()[0]}", file=sys.stderr)
+        outputs = run_bounded(model, feeds, limits, source=args.model)
+    except BudgetError as err:  # time/memory budget, or onnxruntime's own error, as one line
+        print(f"nmn check: {one_line(err)}", file=sys.stderr)
         return 1
-    manifest = manifest_of(model)
+    manifest = read_manifest(model, limits)
     n_params = sum(int(np.prod(i.dims)) for i in model.graph.initializer)
-    print(f"{args.model}: valid nmn ONNX file (source: {manifest['source'] if manifest else 'foreign'}), "
+    print(f"{args.model}: valid nmn ONNX file (source: {manifest.get('source', 'nmn') if manifest else 'foreign'}), "
           f"{len(model.graph.node)} nodes, {n_params:,} tensor values")
     rows = [(n.name, f"{n.domain or 'ai.onnx'}::{n.op_type}") for n in model.graph.node if n.domain == "nmn"]
     if rows:
@@ -95,10 +125,11 @@ def _cmd_check(args) -> int:
         print(f"{'node':<{width}}  op")
         for name, op in rows:
             print(f"{name:<{width}}  {op}")
-    for vi, out in zip(model.graph.output, outputs):
-        print(f"output {vi.name}: shape {list(out.shape)}, finite {bool(np.all(np.isfinite(out)))}, "
-              f"mean {float(np.mean(out)):.4g}")
-    return 0 if all(np.all(np.isfinite(o)) for o in outputs) else 1
+    finite = [bool(np.all(np.isfinite(o))) if np.asarray(o).dtype.kind in "fc" else True for o in outputs]
+    for vi, out, ok in zip(model.graph.output, outputs, finite):
+        mean = f"{float(np.mean(out)):.4g}" if out.size and out.dtype.kind in "biufc" else "n/a"
+        print(f"output {vi.name}: shape {list(out.shape)}, finite {ok}, mean {mean}")
+    return 0 if all(finite) else 1
 
 
 def _cmd_convert(args) -> int:
@@ -118,6 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--batch", type=int, default=2, help="size of symbolic dimensions (default 2)")
     check.add_argument("--seed", type=int, default=0)
     check.add_argument("--input", help="a .npy (single input) or .npz (by input name) file of inputs to use")
+    import dataclasses
+
+    from nmn.interchange.safe_load import Limits
+
+    for f in dataclasses.fields(Limits):   # every bound of docs/security.md is an option
+        check.add_argument(Limits.option(f.name), dest=f.name, type=type(f.default), default=None,
+                           metavar="N", help=f"raise the bound {f.name} (default {f.default})")
     check.set_defaults(func=_cmd_check)
     sub.add_parser("ops", help="print the registry of nmn ONNX functions").set_defaults(func=_cmd_ops)
     convert = sub.add_parser("convert", help="convert an nmn ONNX file to a framework's native artefact")
