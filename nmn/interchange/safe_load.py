@@ -440,7 +440,33 @@ def check_limits(model: ModelProto, limits: Limits | None = None, refuse=None) -
     if total > limits.max_nodes:
         raise refuse(limits.over("max_nodes", "nodes after inlining", total))
 
-    nbytes = 0
+    # a ConstantOfShape of a constant shape is a tensor the file asks for: it counts like one
+    constants = {t.name: t for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and node.output:
+            for a in node.attribute:
+                if a.name == "value" and a.type == AttributeProto.TENSOR:
+                    constants[node.output[0]] = a.t
+    built = 0
+    for node in model.graph.node:
+        if node.op_type == "ConstantOfShape" and node.domain in ("", "ai.onnx") and node.input \
+                and node.input[0] in constants:
+            shape_t = constants[node.input[0]]
+            try:
+                dims = [int(v) for v in onnx.numpy_helper.to_array(shape_t).reshape(-1)]
+            except Exception:
+                continue  # the checker refuses a malformed tensor
+            itemsize = 4
+            for a in node.attribute:
+                if a.name == "value" and a.type == AttributeProto.TENSOR:
+                    itemsize = (_expected_nbytes(a.t) or 4) // max(1, _count(a.t.dims))
+            n = _count([max(d, 0) for d in dims]) * max(itemsize, 1)
+            built += n
+            if built > limits.max_tensor_bytes:
+                raise refuse(limits.over("max_tensor_bytes", f"ConstantOfShape node {node.name or node.output[0]!r}: "
+                                         f"a constant of shape {dims}", f"{n} bytes"))
+
+    nbytes = built
     for tensor in _model_tensors(model):
         expected = _expected_nbytes(tensor)
         if expected is None:
@@ -498,6 +524,13 @@ def _model_tensors(model: ModelProto) -> Iterator[TensorProto]:
         for node in fn.node:
             for attr in node.attribute:
                 yield from _attribute_tensors(attr)
+
+
+def _count(dims) -> int:
+    count = 1
+    for d in dims:
+        count *= int(d)
+    return count
 
 
 def _dtype_name(code: int) -> str:

@@ -91,7 +91,7 @@ def canonical_function(name: str) -> bytes | None:
     return _CANONICAL[name]
 
 
-def _check_functions(model: onnx.ModelProto, problems: list[str]) -> None:
+def _check_functions(model: onnx.ModelProto, problems: list[str], local_functions: bool = False) -> None:
     seen = set()
     for f in model.functions:
         label = f"function {f.domain}::{f.name}"
@@ -104,7 +104,8 @@ def _check_functions(model: onnx.ModelProto, problems: list[str]) -> None:
         seen.add((f.name, f.overload))
         canonical = canonical_function(f.name)
         if canonical is None:
-            problems.append(f"{label} is not a function of {DOMAIN} v{DOMAIN_VERSION}")
+            if not local_functions:
+                problems.append(f"{label} is not a function of {DOMAIN} v{DOMAIN_VERSION}")
         elif _normalised(f) != canonical:
             problems.append(f"{label} is not the canonical body of {DOMAIN} v{DOMAIN_VERSION} (tampered or from "
                             "another nmn version; re-export the model)")
@@ -154,7 +155,8 @@ def _check_attribute(label: str, attr: onnx.AttributeProto, kind: str, problems:
         problems.append(f"{label}: attribute {name!r} must be > 0, got {attr.f}")
 
 
-def _check_node(node: onnx.NodeProto, where: str, functions: set[str], problems: list[str]) -> None:
+def _check_node(node: onnx.NodeProto, where: str, functions: set[str], problems: list[str],
+                local_functions: bool = False) -> None:
     label = f"{where}node {node.name or node.op_type!r} ({node.domain or 'ai.onnx'}::{node.op_type})"
     if node.domain not in ALLOWED_DOMAINS:
         kind = "standard domain" if node.domain in STANDARD_IMPORTS else "custom domain"
@@ -163,6 +165,8 @@ def _check_node(node: onnx.NodeProto, where: str, functions: set[str], problems:
     if node.domain != DOMAIN:
         return
     schema = FUNCTIONS.get(node.op_type)
+    if schema is None and local_functions and node.op_type in functions and canonical_function(node.op_type) is None:
+        return   # a model-local helper function (allowed when serving); its body was counted and checked
     if schema is None:
         problems.append(f"{label}: {node.op_type!r} is not a function of {DOMAIN} v{DOMAIN_VERSION}")
         return
@@ -209,7 +213,7 @@ def _check_io(model: onnx.ModelProto, problems: list[str]) -> None:
 
 
 def validate_model(model: onnx.ModelProto, *, full_check: bool = True, source: str = "model",
-                   limits: Limits | None = None) -> None:
+                   limits: Limits | None = None, local_functions: bool = False) -> None:
     """Raise :class:`ModelValidationError` listing every problem of ``model`` (nothing if it is valid).
 
     Args:
@@ -217,6 +221,8 @@ def validate_model(model: onnx.ModelProto, *, full_check: bool = True, source: s
         full_check: also run ``onnx.checker.check_model(full_check=True)`` when nothing else is wrong.
         source: how the model is named in the message (a path).
         limits: the bounds (:class:`~nmn.interchange.safe_load.Limits`); by default the current defaults.
+        local_functions: allow ``nmn`` functions that are not part of nmn v1 (model-local helpers a server
+            may run; the loaders, which build native layers from nmn v1, never allow them).
 
     >>> from onnx import helper, TensorProto
     >>> g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
@@ -245,10 +251,10 @@ def validate_model(model: onnx.ModelProto, *, full_check: bool = True, source: s
     if DOMAIN in imports and imports[DOMAIN] != DOMAIN_VERSION:
         problems.append(f"domain {DOMAIN!r} version {imports[DOMAIN]} is unknown (this nmn knows {DOMAIN_VERSION})")
     _check_io(model, problems)
-    _check_functions(model, problems)
+    _check_functions(model, problems, local_functions)
     functions = {f.name for f in model.functions if f.domain == DOMAIN}
     for node, where in _walk(model.graph):
-        _check_node(node, where, functions, problems)
+        _check_node(node, where, functions, problems, local_functions)
     if not problems:
         try:
             read_manifest(model, limits)

@@ -10,7 +10,8 @@ import numpy as np
 
 from ._protocol import ORT_TO_DATATYPE
 from .batching import Batcher
-from nmn.interchange.safe_load import DEFAULT_MAX_BYTES, load_model_safely
+from nmn.interchange.safe_load import DEFAULT_MAX_BYTES, UnsafeModelError, load_model_safely
+from nmn.interchange.validate import ModelValidationError, validate_model
 
 PLATFORM = "onnxruntime_onnx"
 
@@ -62,6 +63,12 @@ class ServedModel:
         self.path = path
         self.name = name or os.path.splitext(os.path.basename(path))[0]
         model = load_model_safely(path, max_bytes=max_model_bytes)
+        try:
+            # nmn's own rules (manifest, nmn v1 bodies and attributes, inputs and outputs); model-local helper
+            # functions outside nmn v1 may be served
+            validate_model(model, source=f"model file {path!r}", full_check=False, local_functions=True)
+        except ModelValidationError as exc:
+            raise UnsafeModelError(str(exc)) from None
         opts = ort.SessionOptions()
         if intra_op_threads:
             opts.intra_op_num_threads = int(intra_op_threads)
