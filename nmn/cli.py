@@ -135,7 +135,7 @@ def _cmd_check(args) -> int:
 def _cmd_convert(args) -> int:
     from nmn.interchange.convert import convert
 
-    return convert(args.model, args.to, args.out, batch=args.batch, seed=args.seed)
+    return convert(args.model, args.to, args.out, batch=args.batch, seed=args.seed, overwrite=args.overwrite)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--out", required=True, help="output path (file or folder, by framework)")
     convert.add_argument("--batch", type=int, default=2, help="batch size of the random check inputs")
     convert.add_argument("--seed", type=int, default=0)
+    convert.add_argument("--overwrite", action="store_true",
+                         help="replace existing outputs (never a folder holding other files, never the input)")
     convert.set_defaults(func=_cmd_convert)
     try:
         from nmn.serve.cli import add_commands
@@ -174,7 +176,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Framework start-up noise (TensorFlow's C++ log lines, oneDNN notes, absl/gRPC warnings) is silenced before any
+# framework is imported; a value the user set is kept.
+QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0", "GRPC_VERBOSITY": "ERROR",
+             "ABSL_MIN_LOG_LEVEL": "3", "GLOG_minloglevel": "3"}
+
+
+def quiet_frameworks() -> None:
+    """Set the environment variables that keep TensorFlow/JAX start-up logs off the terminal (user values win)."""
+    import os
+
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``nmn`` command line; returns the exit code.
+
+    Args:
+        argv: the arguments (default ``sys.argv[1:]``).
+
+    Example:
+        >>> main(["version"])
+        nmn 1.0.0
+        0
+    """
+    quiet_frameworks()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

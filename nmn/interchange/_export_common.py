@@ -38,15 +38,26 @@ def eval_mode(model):
 
 def write(proto: onnx.ModelProto, path: str | os.PathLike | None, inline: bool) -> None:
     """Save ``proto`` at ``path`` (atomically; nothing when ``path`` is None) and, with ``inline``, a copy with the
-    ``nmn`` functions inlined at ``<stem>.inlined.onnx``."""
+    ``nmn`` functions inlined at ``<stem>.inlined.onnx``; both are staged and renamed into place together, so a
+    failure leaves neither new file and no existing file changed (:mod:`nmn.interchange._atomic`)."""
     if path is None:
         return
-    save_model(proto, path)
-    if inline:
-        from nmn.interchange.graph import inline_copy
+    if not inline:
+        save_model(proto, path)
+        return
+    from pathlib import Path
 
-        p = os.fspath(path)
-        save_model(inline_copy(proto), p[:-5] + ".inlined.onnx" if p.endswith(".onnx") else p + ".inlined")
+    from nmn.interchange._atomic import Stage
+    from nmn.interchange.graph import inline_copy
+
+    path = Path(path)
+    p = path.name
+    inlined_name = p[:-5] + ".inlined.onnx" if p.endswith(".onnx") else p + ".inlined"
+    inlined = inline_copy(proto)
+    with Stage(path.parent, overwrite=True) as stage:
+        save_model(proto, stage.path(path.name))
+        save_model(inlined, stage.path(inlined_name))
+        stage.commit()
 
 
 def checked_export(model, inputs: Sequence[Any], path, *, build: Callable[[], tuple[onnx.ModelProto, list]],

@@ -38,3 +38,7 @@ __all__ = [
     "softer_sigmoid",
     "soft_tanh",
 ]
+
+# .keras files of models loaded from ONNX hold nmn's OnnxOp layer: register it, so that `import nmn.keras` is all
+# `keras.saving.load_model` needs in a fresh process (issue 19)
+import nmn.interchange.keras_io as _keras_io  # noqa: E402,F401
