@@ -21,23 +21,15 @@ from nmn.keras.conv import YatConv1D, YatConv2D, YatConv3D
 from nmn.keras.conv_transpose import YatConvTranspose1D, YatConvTranspose2D, YatConvTranspose3D
 from nmn.keras.dense import YatNMN
 from nmn.keras.embed import YatEmbed
+from nmn.keras import functional
+from nmn.keras.spec import from_spec, to_spec
 from nmn.keras.squashers import soft_tanh, softer_sigmoid, softermax
 
-__all__ = [
-    "YatNMN",
-    "YatConv1D",
-    "YatConv2D",
-    "YatConv3D",
-    "YatConvTranspose1D",
-    "YatConvTranspose2D",
-    "YatConvTranspose3D",
-    "MultiHeadYatAttention",
-    "RotaryYatAttention",
-    "YatEmbed",
-    "softermax",
-    "softer_sigmoid",
-    "soft_tanh",
-]
+from nmn.core.names import bind_aliases as _bind_aliases
+from nmn.core.names import public_names as _public_names
+
+_bind_aliases(globals())
+__all__ = list(_public_names("keras"))
 
 # .keras files of models loaded from ONNX hold nmn's OnnxOp layer: register it, so that `import nmn.keras` is all
 # `keras.saving.load_model` needs in a fresh process (issue 19)

@@ -7,6 +7,7 @@ import math
 import keras
 from keras import ops
 
+from nmn.core.names import refuse_keywords
 from nmn._tfkeras.options import fixed_alpha, set_embed_options
 from nmn.core.options import DEFAULT_EPSILON, NORM_GUARD
 from nmn.keras import functional
@@ -37,6 +38,7 @@ class YatEmbed(keras.layers.Layer):
 
     def __init__(self, num_embeddings, features, *, use_alpha=True, constant_alpha=None, epsilon=DEFAULT_EPSILON,
                  spherical=False, weight_normalized=False, embeddings_initializer=None, **kwargs):
+        refuse_keywords(type(self).__name__, kwargs, allow_others=True)
         super().__init__(**kwargs)
         set_embed_options(self, num_embeddings=num_embeddings, features=features, use_alpha=use_alpha,
                           constant_alpha=constant_alpha, epsilon=epsilon, spherical=spherical,

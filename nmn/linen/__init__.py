@@ -14,6 +14,7 @@ try:
 except ImportError as err:  # pragma: no cover - exercised only without flax
     raise ImportError('nmn.linen needs JAX and Flax: pip install "nmn[linen]" (the "jax" extra)') from err
 
+from nmn.linen import functional
 from nmn.linen.attention import MultiHeadAttention, MultiHeadYatAttention, RotaryYatAttention
 from nmn.linen.conv import YatConv1D, YatConv2D, YatConv3D
 from nmn.linen.conv_transpose import YatConvTranspose1D, YatConvTranspose2D, YatConvTranspose3D
@@ -23,8 +24,8 @@ from nmn.linen.functional import yat_attention
 from nmn.linen.spec import from_spec, to_spec
 from nmn.linen.squashers import soft_tanh, softer_sigmoid, softermax
 
-__all__ = [
-    "YatNMN", "YatConv1D", "YatConv2D", "YatConv3D", "YatConvTranspose1D", "YatConvTranspose2D",
-    "YatConvTranspose3D", "MultiHeadYatAttention", "MultiHeadAttention", "RotaryYatAttention", "YatEmbed",
-    "softermax", "softer_sigmoid", "soft_tanh", "yat_attention", "to_spec", "from_spec",
-]
+from nmn.core.names import bind_aliases as _bind_aliases
+from nmn.core.names import public_names as _public_names
+
+_bind_aliases(globals())
+__all__ = list(_public_names("linen"))

@@ -20,7 +20,8 @@ class YatEmbed(nn.Module):
         num_embeddings: vocabulary size V. features: embedding size F.
         use_alpha (default True), constant_alpha (``True`` -> sqrt(2), default None), epsilon (default 1e-5),
         spherical (default False), dtype (default None), param_dtype (default float32),
-        embedding_init (default N(0, 1/F)).
+        embedding_init (default N(0, 1/F)), weight_normalized (rows scaled to unit length once, at
+        initialisation; default False, as in nmn 0.3).
 
     Shape:
         ``__call__``: integer ids ``(...)`` -> ``(..., F)``; ``attend``: ``(..., F)`` -> ``(..., V)``.
@@ -42,6 +43,7 @@ class YatEmbed(nn.Module):
     dtype: Any = None
     param_dtype: Any = jnp.float32
     embedding_init: Callable = default_embedding_init
+    weight_normalized: bool = False
 
     def __post_init__(self):
         self.yat_options()
@@ -56,8 +58,12 @@ class YatEmbed(nn.Module):
                            epsilon=self.epsilon)
 
     def setup(self):
-        self.embedding = self.param("embedding", self.embedding_init, (self.num_embeddings, self.features),
-                                    self.param_dtype)
+        init = self.embedding_init
+        if self.weight_normalized:
+            def init(key, shape, dtype, _base=self.embedding_init):
+                table = _base(key, shape, dtype)
+                return table / jnp.linalg.norm(table, axis=-1, keepdims=True)
+        self.embedding = self.param("embedding", init, (self.num_embeddings, self.features), self.param_dtype)
         if self.yat_options().alpha.learnable:
             self.alpha = self.param("alpha", nn.initializers.ones, (1,), self.param_dtype)
         else:

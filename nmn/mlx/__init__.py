@@ -12,12 +12,13 @@ Layers: :class:`YatNMN` (alias ``YatDense``), ``YatConv1D/2D/3D``, ``YatConvTran
 """
 
 from nmn.mlx._ops import F  # noqa: F401  (raises ImportError naming pip install "nmn[mlx]" without mlx)
+from nmn.mlx import functional
 from nmn.mlx.attention import MultiHeadYatAttention, RotaryYatAttention
 from nmn.mlx.conv import YatConv1D, YatConv2D, YatConv3D
 from nmn.mlx.conv_transpose import YatConvTranspose1D, YatConvTranspose2D, YatConvTranspose3D
-from nmn.mlx.dense import YatDense, YatNMN
+from nmn.mlx.dense import YatNMN
 from nmn.mlx.embed import YatEmbed
-from nmn.mlx.functional import (
+from nmn.mlx.functional import (  # noqa: F401  (kept importable from nmn.mlx as before; canonical home nmn.mlx.functional)
     apply_rotary_emb,
     precompute_freqs_cis,
     yat_attention,
@@ -31,30 +32,8 @@ from nmn.mlx.functional import (
 from nmn.mlx.spec import from_spec, to_spec
 from nmn.mlx.squashers import soft_tanh, softer_sigmoid, softermax
 
-__all__ = [
-    "YatNMN",
-    "YatDense",
-    "YatConv1D",
-    "YatConv2D",
-    "YatConv3D",
-    "YatConvTranspose1D",
-    "YatConvTranspose2D",
-    "YatConvTranspose3D",
-    "MultiHeadYatAttention",
-    "RotaryYatAttention",
-    "YatEmbed",
-    "softermax",
-    "softer_sigmoid",
-    "soft_tanh",
-    "yat_dense",
-    "yat_conv",
-    "yat_conv_transpose",
-    "yat_attention",
-    "yat_attention_weights",
-    "yat_performer_attention",
-    "yat_embed_attend",
-    "precompute_freqs_cis",
-    "apply_rotary_emb",
-    "to_spec",
-    "from_spec",
-]
+from nmn.core.names import bind_aliases as _bind_aliases
+from nmn.core.names import public_names as _public_names
+
+_bind_aliases(globals())
+__all__ = list(_public_names("mlx"))

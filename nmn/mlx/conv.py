@@ -69,6 +69,17 @@ class _ConvBase(YatParamsMixin, nn.Module):
         check_conv_input(name, x, self._rank, self.in_channels)
         return x
 
+    def _constructor_geometry(self):
+        padding = self.padding if isinstance(self.padding, str) else [list(p) for p in self.padding]
+        return {"filters": self.filters, "kernel_size": list(self.kernel_size), "in_channels": self.in_channels,
+                "strides": list(self.strides), "padding": padding, "dilation_rate": list(self.dilation_rate),
+                "groups": self.groups}
+
+    @classmethod
+    def from_config(cls, config):
+        """A new layer from :meth:`get_config`'s dict (fresh parameters)."""
+        return cls(**config)
+
     def _geometry_config(self):
         padding = self.padding if isinstance(self.padding, str) else [list(p) for p in self.padding]
         return {
@@ -111,7 +122,12 @@ class _YatConvND(_ConvBase):
                         padding_mode=self.padding_mode, weight_normalized=self.weight_normalized)
 
     def get_config(self):
-        """Constructor arguments as plain JSON (the neutral spec's config)."""
+        """Constructor keywords as plain JSON; ``type(layer).from_config(layer.get_config())`` rebuilds it."""
+        return {**self._constructor_geometry(), "padding_mode": self.padding_mode, **self._yat_config(),
+                "weight_normalized": self.weight_normalized}
+
+    def spec_config(self):
+        """The neutral spec's config (canonical geometry keys, every Yat key)."""
         return {
             **self._geometry_config(),
             "padding_mode": self.padding_mode,

@@ -43,7 +43,11 @@ class _YatConvTransposeND(_ConvBase):
                                   output_padding=self._outpad, groups=self.groups)
 
     def get_config(self):
-        """Constructor arguments as plain JSON (the neutral spec's config)."""
+        """Constructor keywords as plain JSON; ``type(layer).from_config(layer.get_config())`` rebuilds it."""
+        return {**self._constructor_geometry(), "output_padding": list(self.output_padding), **self._yat_config()}
+
+    def spec_config(self):
+        """The neutral spec's config (canonical geometry keys, every Yat key)."""
         return {
             **self._geometry_config(),
             "output_padding": list(self.output_padding),

@@ -79,7 +79,23 @@ class YatNMN(YatParamsMixin, nn.Module):
                          spherical=self.spherical, weight_normalized=self.weight_normalized)
 
     def get_config(self):
-        """Constructor arguments as plain JSON (the neutral spec's config)."""
+        """Constructor keywords as plain JSON; ``YatNMN.from_config(layer.get_config())`` builds the same layer."""
+        return {
+            "features": self.features,
+            "in_features": self.in_features,
+            **self._yat_config(),
+            "spherical": self.spherical,
+            "weight_normalized": self.weight_normalized,
+            "lazy": self.lazy,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        """A new layer from :meth:`get_config`'s dict (fresh parameters)."""
+        return cls(**config)
+
+    def spec_config(self):
+        """The neutral spec's config (``in_features``/``out_features`` names, every Yat key)."""
         return {
             "in_features": self.in_features,
             "out_features": self.features,
@@ -95,4 +111,4 @@ class YatNMN(YatParamsMixin, nn.Module):
         return ", ".join(extra)
 
 
-YatDense = YatNMN
+YatDense = YatNMN  # the nmn 0.3 name (nmn.core.names.ALIASES)

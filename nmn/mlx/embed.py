@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_epsilon, check_positive_int, resolve_alpha
 from nmn.mlx._ops import PlainConfigMixin, check_last_dim, mx, nn, to_f32
 from nmn.mlx.functional import yat_embed_attend
@@ -23,6 +24,7 @@ class YatEmbed(PlainConfigMixin, nn.Module):
         use_alpha / constant_alpha: learnable logit scale init 1 (default) / fixed (True = sqrt 2).
         epsilon: > 0 (default 1e-5).
         spherical: ``attend`` compares unit vectors, distance ``2 - 2 cos`` (default False).
+        weight_normalized: rows scaled to unit length once, at initialisation (default False; as in nmn 0.3).
         dtype: parameter dtype (default ``mx.float32``).
 
     Shape: ``ids (...)`` int -> ``(..., F)``; ``attend``: ``(..., F) -> (..., V)``.
@@ -35,16 +37,20 @@ class YatEmbed(PlainConfigMixin, nn.Module):
     """
 
     def __init__(self, num_embeddings, features, *, use_alpha=True, constant_alpha=None, epsilon=DEFAULT_EPSILON,
-                 spherical=False, dtype=mx.float32):
+                 spherical=False, weight_normalized=False, dtype=mx.float32, **refused):
         super().__init__()
         name = type(self).__name__
+        refuse_keywords(name, refused)
         self.num_embeddings = check_positive_int(num_embeddings, "num_embeddings", name)
         self.features = check_positive_int(features, "features", name)
         self._alpha_spec = resolve_alpha(use_alpha, constant_alpha)
         self._use_alpha = bool(use_alpha)
         self.epsilon = check_epsilon(epsilon, name)
         self.spherical = bool(spherical)
+        self.weight_normalized = bool(weight_normalized)
         self.embedding = mx.random.normal((num_embeddings, features), dtype=dtype) * math.sqrt(1.0 / features)
+        if self.weight_normalized:
+            self.embedding = self.embedding / mx.linalg.norm(self.embedding, axis=-1, keepdims=True)
         if self._alpha_spec.learnable:
             self.alpha = mx.ones((1,), dtype=dtype)
 
@@ -75,7 +81,13 @@ class YatEmbed(PlainConfigMixin, nn.Module):
             "constant_alpha": None if a.learnable or (not self._use_alpha and a.value == 1.0) else a.value,
             "epsilon": self.epsilon,
             "spherical": self.spherical,
+            "weight_normalized": self.weight_normalized,
         }
+
+    @classmethod
+    def from_config(cls, config):
+        """A new layer from :meth:`get_config`'s dict (fresh parameters)."""
+        return cls(**config)
 
     def _extra_repr(self):
         extra = [f"{self.num_embeddings}, {self.features}", f"epsilon={self.epsilon}"]

@@ -78,11 +78,11 @@ def _yat_params(layer, kind, groups=1):
 def to_spec(layer):
     """``(kind, config, params)`` of an ``nmn.mlx`` layer; params canonical float32 numpy by canonical name."""
     if isinstance(layer, YatNMN):
-        return "YatNMN", layer.get_config(), _yat_params(layer, "YatNMN")
+        return "YatNMN", layer.spec_config(), _yat_params(layer, "YatNMN")
     if isinstance(layer, _YatConvND):
-        return "YatConv", layer.get_config(), _yat_params(layer, "YatConv")
+        return "YatConv", layer.spec_config(), _yat_params(layer, "YatConv")
     if isinstance(layer, _YatConvTransposeND):
-        return "YatConvTranspose", layer.get_config(), _yat_params(layer, "YatConvTranspose", layer.groups)
+        return "YatConvTranspose", layer.spec_config(), _yat_params(layer, "YatConvTranspose", layer.groups)
     if isinstance(layer, MultiHeadYatAttention):
         kind = "RotaryYatAttention" if isinstance(layer, RotaryYatAttention) else "MultiHeadYatAttention"
         params = {}
@@ -99,7 +99,8 @@ def to_spec(layer):
         params = {"embedding": _np(layer["embedding"])}
         if "alpha" in layer:
             params["alpha"] = _np(layer["alpha"])
-        return "YatEmbed", layer.get_config(), params
+        config = {k: v for k, v in layer.get_config().items() if k != "weight_normalized"}  # init-only
+        return "YatEmbed", config, params
     raise TypeError(f"to_spec: {type(layer).__name__} is not an nmn.mlx Yat layer")
 
 

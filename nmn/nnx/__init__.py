@@ -14,6 +14,7 @@ except ImportError as err:  # pragma: no cover - exercised only without flax
     raise ImportError('nmn.nnx needs JAX and Flax: pip install "nmn[nnx]" (the "jax" extra)') from err
 
 from nmn.nnx._ops import Buffer, FrozenParam
+from nmn.nnx import functional
 from nmn.nnx.attention import MultiHeadAttention, MultiHeadYatAttention, RotaryYatAttention
 from nmn.nnx.conv import YatConv, YatConv1D, YatConv2D, YatConv3D
 from nmn.nnx.conv_transpose import YatConvTranspose, YatConvTranspose1D, YatConvTranspose2D, YatConvTranspose3D
@@ -23,9 +24,8 @@ from nmn.nnx.functional import yat_attention
 from nmn.nnx.spec import from_spec, to_spec
 from nmn.nnx.squashers import soft_tanh, softer_sigmoid, softermax
 
-__all__ = [
-    "YatNMN", "YatConv", "YatConv1D", "YatConv2D", "YatConv3D", "YatConvTranspose", "YatConvTranspose1D",
-    "YatConvTranspose2D", "YatConvTranspose3D", "MultiHeadYatAttention", "MultiHeadAttention", "RotaryYatAttention",
-    "YatEmbed", "Embed", "FrozenParam", "Buffer", "softermax", "softer_sigmoid", "soft_tanh", "yat_attention",
-    "to_spec", "from_spec",
-]
+from nmn.core.names import bind_aliases as _bind_aliases
+from nmn.core.names import public_names as _public_names
+
+_bind_aliases(globals())
+__all__ = list(_public_names("nnx"))

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from nmn._jax.functional import tail_values, yat_embed_attend, yat_options
+from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 
 default_embedding_init = nnx.initializers.variance_scaling(1.0, "fan_in", "normal", out_axis=0)
@@ -19,6 +20,7 @@ class YatEmbed(nnx.Module):
         use_alpha: learnable ``alpha (1,)`` for ``attend`` (default True); constant_alpha: ``True`` -> sqrt(2),
             or a number (default None).
         epsilon: > 0 (default 1e-5). spherical: unit query and rows in ``attend`` (default False).
+        weight_normalized: rows scaled to unit length once, at initialisation (default False; as in nmn 0.3).
         dtype: lookup/result dtype (default None); param_dtype (default float32);
         embedding_init: default N(0, 1/F); rngs: ``nnx.Rngs``.
 
@@ -38,15 +40,20 @@ class YatEmbed(nnx.Module):
 
     def __init__(self, num_embeddings: int, features: int, *, use_alpha: bool = True, constant_alpha=None,
                  epsilon: float = DEFAULT_EPSILON, spherical: bool = False, dtype=None, param_dtype=jnp.float32,
-                 embedding_init=default_embedding_init, rngs: nnx.Rngs):
+                 embedding_init=default_embedding_init, weight_normalized: bool = False, rngs: nnx.Rngs, **refused):
         name = type(self).__name__
+        refuse_keywords(name, refused)
         self.num_embeddings = check_positive_int(num_embeddings, "num_embeddings", name)
         self.features = check_positive_int(features, "features", name)
         self.opts = yat_options(name, use_bias=False, use_alpha=use_alpha, constant_alpha=constant_alpha,
                                 epsilon=epsilon)
         self.spherical = bool(spherical)
         self.dtype, self.param_dtype = dtype, param_dtype
-        self.embedding = nnx.Param(embedding_init(rngs.params(), (num_embeddings, features), param_dtype))
+        self.weight_normalized = bool(weight_normalized)
+        table = embedding_init(rngs.params(), (num_embeddings, features), param_dtype)
+        if self.weight_normalized:
+            table = table / jnp.linalg.norm(table, axis=-1, keepdims=True)
+        self.embedding = nnx.Param(table)
         self.alpha = nnx.Param(jnp.ones((1,), param_dtype)) if self.opts.alpha.learnable else nnx.data(None)
 
     def __call__(self, inputs):

@@ -18,20 +18,12 @@ from nmn.tf.conv import YatConv1D, YatConv2D, YatConv3D
 from nmn.tf.conv_transpose import YatConvTranspose1D, YatConvTranspose2D, YatConvTranspose3D
 from nmn.tf.dense import YatNMN
 from nmn.tf.embed import YatEmbed
+from nmn.tf import functional
+from nmn.tf.spec import from_spec, to_spec
 from nmn.tf.squashers import soft_tanh, softer_sigmoid, softermax
 
-__all__ = [
-    "YatNMN",
-    "YatConv1D",
-    "YatConv2D",
-    "YatConv3D",
-    "YatConvTranspose1D",
-    "YatConvTranspose2D",
-    "YatConvTranspose3D",
-    "MultiHeadYatAttention",
-    "RotaryYatAttention",
-    "YatEmbed",
-    "softermax",
-    "softer_sigmoid",
-    "soft_tanh",
-]
+from nmn.core.names import bind_aliases as _bind_aliases
+from nmn.core.names import public_names as _public_names
+
+_bind_aliases(globals())
+__all__ = list(_public_names("tf"))

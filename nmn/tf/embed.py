@@ -6,6 +6,7 @@ import math
 
 import tensorflow as tf
 
+from nmn.core.names import refuse_keywords
 from nmn._tfkeras.options import fixed_alpha, set_embed_options
 from nmn.core.options import DEFAULT_EPSILON, NORM_GUARD
 from nmn.tf import functional
@@ -35,7 +36,8 @@ class YatEmbed(tf.Module):
     """
 
     def __init__(self, num_embeddings, features, *, use_alpha=True, constant_alpha=None, epsilon=DEFAULT_EPSILON,
-                 spherical=False, weight_normalized=False, dtype=tf.float32, seed=None, name=None):
+                 spherical=False, weight_normalized=False, dtype=tf.float32, seed=None, name=None, **refused):
+        refuse_keywords(type(self).__name__, refused)
         super().__init__(name=name)
         set_embed_options(self, num_embeddings=num_embeddings, features=features, use_alpha=use_alpha,
                           constant_alpha=constant_alpha, epsilon=epsilon, spherical=spherical,

@@ -23,11 +23,9 @@ from nmn.torch.functional import soft_tanh, softer_sigmoid, softermax
 from nmn.torch.spec import from_spec, to_spec
 from nmn.torch.squashers import Softermax, SofterSigmoid, SoftTanh
 
-YatDense = YatNMN
 
-__all__ = [
-    "YatNMN", "YatDense", "YatConv1D", "YatConv2D", "YatConv3D", "YatConvTranspose1D", "YatConvTranspose2D",
-    "YatConvTranspose3D", "MultiHeadYatAttention", "RotaryYatAttention", "YatEmbed", "softermax", "softer_sigmoid",
-    "soft_tanh", "Softermax", "SofterSigmoid", "SoftTanh", "functional", "performer_projection", "to_spec",
-    "from_spec",
-]
+from nmn.core.names import bind_aliases as _bind_aliases
+from nmn.core.names import public_names as _public_names
+
+_bind_aliases(globals())
+__all__ = list(_public_names("torch"))

@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as _nnf
 
+from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_epsilon, check_positive_int, resolve_alpha
 from nmn.torch import functional
 
@@ -24,6 +25,7 @@ class YatEmbed(nn.Module):
         constant_alpha: ``True`` (sqrt 2) or a number, no parameter (default None).
         epsilon: > 0 (default 1e-5).
         spherical: ``attend`` on unit vectors, distance ``2 - 2 cos`` (default False).
+        weight_normalized: rows scaled to unit length once, at initialisation (default False; as in nmn 0.3).
         device, dtype: factory arguments.
 
     Shape: ``forward(ids (*)) -> (*, F)`` (integer ids); ``attend(q (..., F)) -> (..., V)``.
@@ -38,9 +40,10 @@ class YatEmbed(nn.Module):
 
     def __init__(self, num_embeddings: int, embedding_dim: int | None = None, *, features: int | None = None,
                  use_alpha: bool = True, constant_alpha=None, epsilon: float = DEFAULT_EPSILON,
-                 spherical: bool = False, device=None, dtype=None):
+                 spherical: bool = False, weight_normalized: bool = False, device=None, dtype=None, **refused):
         super().__init__()
         name = type(self).__name__
+        refuse_keywords(name, refused)
         if embedding_dim is None:
             embedding_dim = features
         elif features is not None and features != embedding_dim:
@@ -52,6 +55,7 @@ class YatEmbed(nn.Module):
         self.constant_alpha = self._alpha_spec.value if constant else None
         self.epsilon = check_epsilon(epsilon, name)
         self.spherical = bool(spherical)
+        self.weight_normalized = bool(weight_normalized)
         factory = {"device": device, "dtype": dtype}
         self.weight = nn.Parameter(torch.empty(num_embeddings, embedding_dim, **factory))
         self.alpha = nn.Parameter(torch.empty(1, **factory)) if self._alpha_spec.learnable else None
@@ -66,9 +70,11 @@ class YatEmbed(nn.Module):
         return self._alpha_spec.learnable or self.constant_alpha is not None
 
     def reset_parameters(self) -> None:
-        """Rows ~ N(0, 1 / embedding_dim), alpha 1."""
+        """Rows ~ N(0, 1 / embedding_dim) (unit length when ``weight_normalized``), alpha 1."""
         with torch.no_grad():
             nn.init.normal_(self.weight, 0.0, 1.0 / math.sqrt(self.embedding_dim))
+            if self.weight_normalized:
+                self.weight.div_(self.weight.norm(dim=-1, keepdim=True))
             if self.alpha is not None:
                 self.alpha.fill_(1.0)
 
