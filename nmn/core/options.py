@@ -25,8 +25,26 @@ NORM_GUARD = 1e-8
 SOFTERMAX_EPSILON = 1e-12
 PERFORMER_DIV_EPSILON = 1e-6
 ROPE_THETA = 10000.0
+PERFORMER_NUM_FEATURES = 256
+ROPE_MAX_SEQ_LEN = 2048
 NORMALIZATIONS = ("softmax", "l1", "softermax")
 ROPE_STYLES = ("interleaved", "half")
+
+
+# The one table of layer defaults that every framework reads (issue 18: a default that differs between frameworks
+# is a bug). Keys are the canonical keyword names; frameworks that spell an option differently map to these.
+DEFAULTS = {
+    "epsilon": DEFAULT_EPSILON,
+    "constant_alpha_true": SQRT2,
+    "softermax_epsilon": SOFTERMAX_EPSILON,
+    "squash_n": 1.0,
+    "attention_normalization": "softmax",
+    "attention_power": 1.0,
+    "performer_num_features": PERFORMER_NUM_FEATURES,
+    "rope_theta": ROPE_THETA,
+    "rope_max_seq_len": ROPE_MAX_SEQ_LEN,
+    "rope_style": "interleaved",
+}
 
 
 @dataclass(frozen=True)
@@ -94,6 +112,28 @@ def check_choice(value: Any, choices: tuple, name: str, layer: str) -> str:
     if value not in choices:
         raise ValueError(f"{layer}: {name} must be one of {list(choices)}, got {value!r}")
     return value
+
+
+def mask_needs_head_axis(ndim: int, layer: str) -> bool:
+    """The one attention-mask convention of every framework (issue 18); True when a head axis must be inserted.
+
+    A bool mask (True = attend) is ``(Lq, Lk)`` (shared), ``(B, Lq, Lk)`` (per batch element, the same for every
+    head -- as Keras ``MultiHeadAttention`` and Flax take it) or ``(B | 1, H | 1, Lq, Lk)`` (per head). The ONNX
+    functions take the 4-D form; a 3-D mask gets its head axis at position 1 before it meets the scores, so
+    batch == num_heads can never be read as per-head.
+
+    >>> mask_needs_head_axis(3, "MultiHeadYatAttention"), mask_needs_head_axis(4, "MultiHeadYatAttention")
+    (True, False)
+    >>> mask_needs_head_axis(5, "MultiHeadYatAttention")
+    Traceback (most recent call last):
+    ...
+    ValueError: MultiHeadYatAttention: mask must be (Lq, Lk), (B, Lq, Lk) or (B, H, Lq, Lk), got rank 5
+    """
+    if ndim == 3:
+        return True
+    if ndim in (2, 4):
+        return False
+    raise ValueError(f"{layer}: mask must be (Lq, Lk), (B, Lq, Lk) or (B, H, Lq, Lk), got rank {ndim}")
 
 
 def inverse_softplus(value: float) -> float:

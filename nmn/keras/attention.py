@@ -7,7 +7,7 @@ from keras import ops
 
 from nmn._tfkeras.attention import (attend_heads, cache_shape, check_cache_room, performer_projection,
                                     refuse_performer, rope_slices, set_attention_options, set_rope_options)
-from nmn.core.options import DEFAULT_EPSILON, ROPE_THETA
+from nmn.core.options import DEFAULT_EPSILON, PERFORMER_NUM_FEATURES, ROPE_THETA, mask_needs_head_axis
 from nmn.keras import functional
 from nmn.keras._ops import F, alpha_value, layer_label
 
@@ -25,6 +25,23 @@ def _merge(x):
 
 
 @keras.saving.register_keras_serializable(package="nmn")
+def _independent(initializer, index, layer_seed=None):
+    """A copy of a Keras initializer that draws independently of the other projections (issue 18).
+
+    Keras 3 initializers fix their seed when they are created, so one instance shared by the q, k, v and output
+    kernels would give four copies of the same matrix. Each projection gets its own instance: a seeded
+    initializer gets ``seed + index`` (reproducible), an unseeded one ``layer_seed + index`` when the layer has
+    a ``seed``, else a fresh default seed.
+    """
+    config = initializer.get_config() if hasattr(initializer, "get_config") else None
+    if config is None or "seed" not in config:
+        return initializer  # deterministic initializers (zeros, constants, ...) have nothing to decorrelate
+    seed = config.get("seed")
+    seed = seed if isinstance(seed, int) else layer_seed
+    config = dict(config, seed=None if not isinstance(seed, int) else seed + index)
+    return type(initializer).from_config(config)
+
+
 class MultiHeadYatAttention(keras.layers.Layer):
     """Multi-head Yat attention: four affine projections around ``softmax(alpha (q.k)^2 / ((|q-k|^2 + eps) sqrt(d)))``.
 
@@ -59,7 +76,7 @@ class MultiHeadYatAttention(keras.layers.Layer):
 
     def __init__(self, embed_dim, num_heads, *, dropout=0.0, use_bias=True, use_alpha=True, constant_alpha=None,
                  epsilon=DEFAULT_EPSILON, spherical=False, normalization="softmax", power=1.0, use_out_proj=True,
-                 causal=False, use_performer=False, num_features=256, seed=None,
+                 causal=False, use_performer=False, num_features=PERFORMER_NUM_FEATURES, seed=None,
                  kernel_initializer="glorot_normal", bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
         set_attention_options(self, embed_dim=embed_dim, num_heads=num_heads, dropout=dropout, use_bias=use_bias,
@@ -77,7 +94,8 @@ class MultiHeadYatAttention(keras.layers.Layer):
 
     # ---------------------------------------------------------------------------------------------- weights
     def _projection(self, prefix, n_in, n_out):
-        kernel = self.add_weight(name=f"{prefix}_kernel", shape=(n_in, n_out), initializer=self.kernel_initializer)
+        init = _independent(self.kernel_initializer, ("q", "k", "v", "out").index(prefix), self.seed)
+        kernel = self.add_weight(name=f"{prefix}_kernel", shape=(n_in, n_out), initializer=init)
         bias = None
         if self.use_bias:
             bias = self.add_weight(name=f"{prefix}_bias", shape=(n_out,), initializer=self.bias_initializer)
@@ -126,6 +144,8 @@ class MultiHeadYatAttention(keras.layers.Layer):
         return q, k, v
 
     def _attend(self, q, k, v, mask, training, causal):
+        if mask is not None and mask_needs_head_axis(len(mask.shape), layer_label(self)):
+            mask = ops.expand_dims(mask, 1)  # (B, Lq, Lk): per batch element, as keras.layers.MultiHeadAttention
         dropout = None
         if not self.use_performer and training and self.dropout > 0:
             def dropout(w):

@@ -26,15 +26,26 @@ from nmn._jax.functional import (
 from nmn.core.options import (
     DEFAULT_EPSILON,
     NORMALIZATIONS,
+    PERFORMER_NUM_FEATURES,
     ROPE_STYLES,
     ROPE_THETA,
     check_choice,
+    mask_needs_head_axis,
     check_positive_int,
 )
 from nmn.linen._ops import CONSTANTS
 
 default_kernel_init = nn.initializers.xavier_normal()
 default_bias_init = nn.initializers.zeros_init()
+
+
+
+def _mask4(mask, layer):
+    """A (B, Lq, Lk) mask is per batch element, broadcast over heads (``nmn.core.options.mask_needs_head_axis``)."""
+    if mask is None:
+        return None
+    mask = jnp.asarray(mask)
+    return mask[:, None] if mask_needs_head_axis(mask.ndim, layer) else mask
 
 
 class MultiHeadYatAttention(nn.Module):
@@ -78,7 +89,7 @@ class MultiHeadYatAttention(nn.Module):
     dropout_rate: float = 0.0
     deterministic: bool | None = None
     use_performer: bool = False
-    num_features: int = 256
+    num_features: int = PERFORMER_NUM_FEATURES
     dtype: Any = None
     param_dtype: Any = jnp.float32
     kernel_init: Callable = default_kernel_init
@@ -160,6 +171,7 @@ class MultiHeadYatAttention(nn.Module):
     def __call__(self, inputs_q, inputs_k=None, inputs_v=None, *, mask=None, deterministic: bool | None = None):
         """Attend from ``inputs_q`` to ``inputs_k``/``inputs_v`` (default: self-attention)."""
         opts = self.yat_options()
+        mask = _mask4(mask, type(self).__name__)
         inputs_k = inputs_q if inputs_k is None else inputs_k
         inputs_v = inputs_k if inputs_v is None else inputs_v
         self._check(inputs_q, "inputs_q")
@@ -211,6 +223,7 @@ class RotaryYatAttention(MultiHeadYatAttention):
         """Self-attention over ``inputs (B, L, E)`` (with ``decode=True``: append to the KV cache)."""
         name = type(self).__name__
         opts = self.yat_options()
+        mask = _mask4(mask, name)
         self._check(inputs, "inputs")
         q, k, v, qkv, head_dim = self._project(inputs, inputs, inputs)
         if head_dim % 2:

@@ -7,9 +7,11 @@ from nmn.core import yat
 from nmn.core.options import (
     DEFAULT_EPSILON,
     NORMALIZATIONS,
+    PERFORMER_NUM_FEATURES,
     ROPE_STYLES,
     ROPE_THETA,
     check_choice,
+    mask_needs_head_axis,
     check_epsilon,
     check_positive_int,
     resolve_alpha,
@@ -52,7 +54,8 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
         normalization: ``'softmax'`` (default), ``'l1'`` or ``'softermax'``; power: softermax power (1.0).
         use_out_proj: apply the output projection (default True).
         causal: key ``j`` is visible to query ``i`` only when ``j <= i + (Lk - Lq)`` (default False).
-        use_performer: linear-time performer path (default False); num_features: its ``m`` (default 64).
+        use_performer: linear-time performer path (default False); num_features: its ``m``
+            (default 256, ``nmn.core.options.PERFORMER_NUM_FEATURES``).
         dtype: parameter dtype (default ``mx.float32``).
 
     Call: ``attn(queries, keys=None, values=None, mask=None)``; ``keys`` default to the queries and ``values``
@@ -68,7 +71,7 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
 
     def __init__(self, embed_dim, num_heads, *, dropout=0.0, use_bias=True, use_alpha=True, constant_alpha=None,
                  epsilon=DEFAULT_EPSILON, spherical=False, normalization="softmax", power=1.0, use_out_proj=True,
-                 causal=False, use_performer=False, num_features=64, dtype=mx.float32):
+                 causal=False, use_performer=False, num_features=PERFORMER_NUM_FEATURES, dtype=mx.float32):
         super().__init__()
         name = type(self).__name__
         self.embed_dim = check_positive_int(embed_dim, "embed_dim", name)
@@ -149,6 +152,8 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
                                  "(a general mask has no linear-time form); use causal=True")
             if mask.dtype != mx.bool_:
                 raise ValueError(f"{type(self).__name__}: mask must be bool (True = attend), got {mask.dtype}")
+            if mask_needs_head_axis(mask.ndim, type(self).__name__):
+                mask = mx.expand_dims(mask, 1)  # (B, Lq, Lk): per batch element, broadcast over heads
         return queries, keys, values, mask
 
     def _finish(self, out, queries):
@@ -194,7 +199,7 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
 
 _MHA_DEFAULTS = dict(use_bias=True, use_alpha=True, constant_alpha=None, epsilon=DEFAULT_EPSILON, spherical=False,
                      normalization="softmax", power=1.0, use_out_proj=True, causal=False, use_performer=False,
-                     num_features=64, max_seq_len=2048, theta=ROPE_THETA, rope_style="interleaved")
+                     num_features=PERFORMER_NUM_FEATURES, max_seq_len=2048, theta=ROPE_THETA, rope_style="interleaved")
 
 
 class RotaryYatAttention(MultiHeadYatAttention):

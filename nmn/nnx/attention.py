@@ -24,15 +24,26 @@ from nmn._jax.functional import (
 from nmn.core.options import (
     DEFAULT_EPSILON,
     NORMALIZATIONS,
+    PERFORMER_NUM_FEATURES,
     ROPE_STYLES,
     ROPE_THETA,
     check_choice,
+    mask_needs_head_axis,
     check_positive_int,
 )
 from nmn.nnx._ops import Buffer
 
 default_kernel_init = nnx.initializers.xavier_normal()
 default_bias_init = nnx.initializers.zeros_init()
+
+
+
+def _mask4(mask, layer):
+    """A (B, Lq, Lk) mask is per batch element, broadcast over heads (``nmn.core.options.mask_needs_head_axis``)."""
+    if mask is None:
+        return None
+    mask = jnp.asarray(mask)
+    return mask[:, None] if mask_needs_head_axis(mask.ndim, layer) else mask
 
 
 class MultiHeadYatAttention(nnx.Module):
@@ -71,7 +82,8 @@ class MultiHeadYatAttention(nnx.Module):
                  use_alpha: bool = True, constant_alpha=None, epsilon: float = DEFAULT_EPSILON,
                  spherical: bool = False, normalization: str = "softmax", power: float = 1.0,
                  use_out_proj: bool = True, causal: bool = False, dropout_rate: float = 0.0,
-                 use_performer: bool = False, num_features: int = 256, dtype=None, param_dtype=jnp.float32,
+                 use_performer: bool = False, num_features: int = PERFORMER_NUM_FEATURES, dtype=None,
+                 param_dtype=jnp.float32,
                  kernel_init=default_kernel_init, bias_init=default_bias_init, rngs: nnx.Rngs):
         name = type(self).__name__
         self.num_heads = check_positive_int(num_heads, "num_heads", name)
@@ -154,7 +166,7 @@ class MultiHeadYatAttention(nnx.Module):
         q = self._heads(inputs_q, self.query)
         k = self._heads(inputs_k, self.key)
         v = self._heads(inputs_v, self.value)
-        return self._finish(self._attend(q, k, v, mask, deterministic, self.causal))
+        return self._finish(self._attend(q, k, v, _mask4(mask, type(self).__name__), deterministic, self.causal))
 
 
 MultiHeadAttention = MultiHeadYatAttention
@@ -213,6 +225,7 @@ class RotaryYatAttention(MultiHeadYatAttention):
     def __call__(self, inputs, *, mask=None, deterministic: bool | None = None, decode: bool = False):
         """Self-attention over ``inputs (B, L, in_features)``; ``decode=True`` appends to the KV cache."""
         name = type(self).__name__
+        mask = _mask4(mask, name)
         self._check(inputs, self.in_features, "inputs")
         length = inputs.shape[1]
         cos, sin = rope_tables(self.head_dim, self.max_seq_len, self.theta)

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from nmn._tfkeras.attention import (attend_heads, cache_shape, check_cache_room, performer_projection,
                                     refuse_performer, rope_slices, set_attention_options, set_rope_options)
-from nmn.core.options import DEFAULT_EPSILON, ROPE_THETA
+from nmn.core.options import DEFAULT_EPSILON, PERFORMER_NUM_FEATURES, ROPE_THETA, mask_needs_head_axis
 from nmn.tf import functional
 from nmn.tf._ops import F, alpha_value, glorot_normal, layer_label
 
@@ -53,7 +53,8 @@ class MultiHeadYatAttention(tf.Module):
 
     def __init__(self, embed_dim, num_heads, *, dropout=0.0, use_bias=True, use_alpha=True, constant_alpha=None,
                  epsilon=DEFAULT_EPSILON, spherical=False, normalization="softmax", power=1.0, use_out_proj=True,
-                 causal=False, use_performer=False, num_features=256, seed=None, dtype=tf.float32, name=None):
+                 causal=False, use_performer=False, num_features=PERFORMER_NUM_FEATURES, seed=None, dtype=tf.float32,
+                 name=None):
         super().__init__(name=name)
         set_attention_options(self, embed_dim=embed_dim, num_heads=num_heads, dropout=dropout, use_bias=use_bias,
                               use_alpha=use_alpha, constant_alpha=constant_alpha, epsilon=epsilon, spherical=spherical,
@@ -120,6 +121,8 @@ class MultiHeadYatAttention(tf.Module):
         return q, k, v
 
     def _attend(self, q, k, v, mask, training, causal):
+        if mask is not None and mask_needs_head_axis(len(mask.shape), layer_label(self)):
+            mask = tf.expand_dims(mask, 1)  # (B, Lq, Lk): per batch element, broadcast over heads
         dropout = None
         if not self.use_performer and training and self.dropout > 0:
             def dropout(w):

@@ -8,8 +8,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as _nnf
 
-from nmn.core.options import (DEFAULT_EPSILON, NORMALIZATIONS, ROPE_STYLES, ROPE_THETA, check_choice, check_epsilon,
-                              check_positive_int, resolve_alpha)
+from nmn.core.options import (DEFAULT_EPSILON, NORMALIZATIONS, PERFORMER_NUM_FEATURES, ROPE_STYLES, ROPE_THETA,
+                              check_choice, check_epsilon, check_positive_int, mask_needs_head_axis, resolve_alpha)
 from nmn.torch import functional
 from nmn.torch.dense import pick
 
@@ -32,17 +32,13 @@ def performer_projection(num_features: int, head_dim: int, *, generator: torch.G
 
 
 def _as_mask(mask, name, batch):
-    """A bool mask broadcastable to (B, H, Lq, Lk); a 3-D (B, Lq, Lk) mask gets a head axis."""
+    """A bool mask as (B, H, Lq, Lk) or broadcastable: a 3-D (B, Lq, Lk) mask is per batch element (head axis added)."""
     if mask is None:
         return None
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
         raise ValueError(f"{name}: mask must be a bool tensor (True = attend), got "
                          f"{getattr(mask, 'dtype', type(mask).__name__)}")
-    if mask.dim() == 3:
-        mask = mask.unsqueeze(1)
-    if mask.dim() not in (2, 4):
-        raise ValueError(f"{name}: mask must broadcast to (B, H, Lq, Lk), got shape {tuple(mask.shape)}")
-    return mask
+    return mask.unsqueeze(1) if mask_needs_head_axis(mask.dim(), name) else mask
 
 
 class _YatAttentionBase(nn.Module):
@@ -178,7 +174,7 @@ class MultiHeadYatAttention(_YatAttentionBase):
                  use_bias: bool | None = None, use_alpha: bool = True, constant_alpha=None,
                  epsilon: float = DEFAULT_EPSILON, spherical: bool = False, normalization: str = "softmax",
                  power: float = 1.0, use_out_proj: bool = True, causal: bool = False, use_performer: bool = False,
-                 num_features: int = 256, device=None, dtype=None):
+                 num_features: int = PERFORMER_NUM_FEATURES, device=None, dtype=None):
         factory = {"device": device, "dtype": dtype}
         super().__init__(embed_dim, num_heads, dropout, bias, use_bias, use_alpha, constant_alpha, epsilon,
                          spherical, normalization, power, use_out_proj, causal, factory)

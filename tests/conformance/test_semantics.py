@@ -1,0 +1,186 @@
+"""One meaning in six frameworks (issue 18): the behaviour rows that the forward/gradient table cannot see.
+
+Each row is checked against an independent oracle: the float64 numpy reference of the ``nmn`` function
+(``onnx_ops.reference``) for masks, the host framework's own layer for transposed-conv output shapes, and plain
+inequalities on freshly drawn weights for initialisation.
+
+| row | expectation (every framework) | test |
+|---|---|---|
+| mask (B, Lq, Lk) | per batch element, broadcast over heads (Keras MHA, Flax); B == H | ``test_mask_3d_is_per_batch`` |
+| mask (B, H, Lq, Lk) | per head | ``test_mask_4d_is_per_head`` |
+| mask of another rank | one-line ``ValueError`` naming the layer | ``test_mask_bad_rank`` |
+| attention init | q, k, v and output kernels drawn independently | ``test_attention_projections_independent`` |
+| defaults | performer ``num_features`` from ``nmn.core.options.DEFAULTS`` | ``test_performer_default_features`` |
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+
+from onnx_ops import reference
+from tests.conformance import cases as case_table
+from tests.conformance.test_conformance import ADAPTERS
+
+
+def _oracle(case, mask4):
+    p = case.params
+    x = case.inputs[0]
+    return reference.YatMultiHeadAttention(
+        x, x, x, mask4, p["q_weight"], p["q_bias"], p["k_weight"], p["k_bias"], p["v_weight"], p["v_bias"],
+        p["out_weight"], p["out_bias"], p["alpha"], np.float32(case.config["epsilon"]),
+        num_heads=case.config["num_heads"])
+
+
+def _masks(b, h, l, seed):
+    rng = np.random.default_rng(seed)
+    m3 = rng.random((b, l, l)) > 0.4
+    m3[np.arange(b), :, 0] = True  # no fully masked row: every row's weights depend on the mask
+    m4 = rng.random((b, h, l, l)) > 0.4
+    m4[..., 0] = True
+    return m3, m4
+
+
+def _run(adapter, case, mask):
+    if adapter is None:
+        pytest.skip("framework not installed")
+    case.call = {"mask": mask}
+    layer = adapter.build(case.kind, case.config, case.params)
+    return np.asarray(adapter.forward(layer, case.kind, case.inputs, case.call), np.float64)
+
+
+@pytest.mark.parametrize("b", [2, 3], ids=["batch==heads", "batch!=heads"])
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_mask_3d_is_per_batch(adapter, b):
+    case = case_table.attention_case("mask3", b=b, h=2, l=5)
+    m3, _ = _masks(b, 2, 5, 1)
+    expected = _oracle(case, m3[:, None])
+    got = _run(adapter, case, m3)
+    scale = float(np.max(np.abs(expected)))
+    assert np.max(np.abs(got - expected)) <= 1e-5 * scale, f"{adapter.name}: (B, Lq, Lk) mask is not per batch"
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_mask_4d_is_per_head(adapter):
+    case = case_table.attention_case("mask4", b=2, h=2, l=5)
+    _, m4 = _masks(2, 2, 5, 2)
+    expected = _oracle(case, m4)
+    got = _run(adapter, case, m4)
+    scale = float(np.max(np.abs(expected)))
+    assert np.max(np.abs(got - expected)) <= 1e-5 * scale, f"{adapter.name}: (B, H, Lq, Lk) mask is not per head"
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_mask_bad_rank(adapter):
+    case = case_table.attention_case("mask5", b=2, h=2, l=5)
+    with pytest.raises(ValueError, match=r"mask must be \(Lq, Lk\), \(B, Lq, Lk\) or \(B, H, Lq, Lk\)"):
+        _run(adapter, case, np.ones((1, 2, 2, 5, 5), bool))
+
+
+# ------------------------------------------------------------------------------------- initialisation
+
+
+_MODULES = {"nnx": "flax", "linen": "flax", "mlx": "mlx.core", "tf": "tensorflow"}
+
+
+def _kernels_torch():
+    from nmn.torch import MultiHeadYatAttention, RotaryYatAttention
+    out = []
+    for layer in (MultiHeadYatAttention(8, 2), RotaryYatAttention(8, 2, max_seq_len=8)):
+        out.append([p.weight.detach().numpy() for p in (layer.q_proj, layer.k_proj, layer.v_proj, layer.out_proj)])
+    return out
+
+
+def _kernels_keras():
+    import keras
+
+    from nmn.keras import MultiHeadYatAttention, RotaryYatAttention
+    out = []
+    for layer, seed in ((MultiHeadYatAttention(8, 2), None), (RotaryYatAttention(8, 2, max_seq_len=8), None),
+                        (MultiHeadYatAttention(8, 2, seed=3), 3)):
+        layer(keras.ops.ones((1, 4, 8)))
+        out.append([keras.ops.convert_to_numpy(w) for w in (layer.q_kernel, layer.k_kernel, layer.v_kernel,
+                                                               layer.out_kernel)])
+    # a seeded layer is reproducible: two layers with the same seed draw the same four kernels
+    again = MultiHeadYatAttention(8, 2, seed=3)
+    again(keras.ops.ones((1, 4, 8)))
+    np.testing.assert_array_equal(out[-1][0], keras.ops.convert_to_numpy(again.q_kernel))
+    return out
+
+
+def _kernels_tf():
+    import tensorflow as tf
+
+    from nmn.tf import MultiHeadYatAttention, RotaryYatAttention
+    out = []
+    for layer in (MultiHeadYatAttention(8, 2), RotaryYatAttention(8, 2, max_seq_len=8)):
+        layer(tf.ones((1, 4, 8)))
+        out.append([w.numpy() for w in (layer.q_kernel, layer.k_kernel, layer.v_kernel, layer.out_kernel)])
+    return out
+
+
+def _kernels_nnx():
+    from flax import nnx
+
+    from nmn.nnx import MultiHeadAttention, RotaryYatAttention
+    out = []
+    for layer in (MultiHeadAttention(num_heads=2, in_features=8, rngs=nnx.Rngs(0)),
+                  RotaryYatAttention(num_heads=2, in_features=8, max_seq_len=8, rngs=nnx.Rngs(0))):
+        out.append([np.asarray(m.kernel[...]) for m in (layer.query, layer.key, layer.value, layer.out)])
+    return out
+
+
+def _kernels_linen():
+    import jax
+    import jax.numpy as jnp
+
+    from nmn.linen import MultiHeadAttention
+    variables = MultiHeadAttention(num_heads=2, qkv_features=8).init(jax.random.PRNGKey(0), jnp.ones((1, 4, 8)))
+    params = variables["params"]
+    return [[np.asarray(params[k]["kernel"]).reshape(8, -1) for k in ("query", "key", "value", "out")]]
+
+
+def _kernels_mlx():
+    from nmn.mlx import MultiHeadYatAttention
+    layer = MultiHeadYatAttention(8, 2)
+    return [[np.asarray(m.weight) for m in (layer.query_proj, layer.key_proj, layer.value_proj, layer.out_proj)]]
+
+
+@pytest.mark.parametrize("framework", ["torch", "keras", "tf", "nnx", "linen", "mlx"])
+def test_attention_projections_independent(framework):
+    pytest.importorskip(_MODULES.get(framework, framework))
+    for kernels in globals()[f"_kernels_{framework}"]():
+        assert len(kernels) == 4, f"{framework}: expected 4 projection kernels, got {len(kernels)}"
+        for i in range(4):
+            for j in range(i + 1, 4):
+                diff = float(np.max(np.abs(kernels[i] - kernels[j])))
+                assert diff > 1e-3, f"{framework}: projection kernels {i} and {j} start equal (max diff {diff:.2g})"
+
+
+# ------------------------------------------------------------------------------------------- defaults
+
+
+def _default_of(framework):
+    if framework == "torch":
+        from nmn.torch import MultiHeadYatAttention as cls
+    elif framework == "keras":
+        from nmn.keras import MultiHeadYatAttention as cls
+    elif framework == "tf":
+        from nmn.tf import MultiHeadYatAttention as cls
+    elif framework == "nnx":
+        from nmn.nnx import MultiHeadAttention as cls
+    elif framework == "linen":
+        from nmn.linen import MultiHeadAttention as cls
+        return cls.__dataclass_fields__["num_features"].default
+    else:
+        from nmn.mlx import MultiHeadYatAttention as cls
+    return inspect.signature(cls.__init__).parameters["num_features"].default
+
+
+@pytest.mark.parametrize("framework", ["torch", "keras", "tf", "nnx", "linen", "mlx"])
+def test_performer_default_features(framework):
+    pytest.importorskip(_MODULES.get(framework, framework))
+    from nmn.core.options import DEFAULTS
+    assert _default_of(framework) == DEFAULTS["performer_num_features"] == 256
