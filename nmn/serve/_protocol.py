@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from typing import Any, Sequence
 
 import numpy as np
@@ -117,22 +119,10 @@ def _shape_text(shape: Sequence[int]) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
-def decode_input(
-    obj: Any,
-    *,
-    model: str,
-    expected_datatype: str,
-    expected_shape: Sequence[int],
-    allow_nonfinite: bool = False,
-) -> np.ndarray:
-    """Validate one request input against the model's declaration; return the array.
-
-    ``expected_shape`` uses -1 for a symbolic dimension. Every failure raises
-    :class:`ProtocolError` with a message naming the model and the input.
-    """
-    name = obj["name"]
-    where = f"model {model!r}, input {name!r}"
-    datatype = obj.get("datatype")
+def check_header(
+    where: str, datatype: Any, shape: Any, expected_datatype: str, expected_shape: Sequence[int]
+) -> int:
+    """Check a tensor's ``datatype`` and ``shape`` against the model's; return the element count."""
     if not isinstance(datatype, str):
         raise ProtocolError(f"{where}: 'datatype' must be a string, got {datatype!r}")
     if datatype not in DATATYPE_TO_NUMPY:
@@ -143,9 +133,8 @@ def decode_input(
         raise ProtocolError(
             f"{where}: wrong datatype {datatype}; the model expects {expected_datatype}"
         )
-    shape = obj.get("shape")
     if (
-        not isinstance(shape, list)
+        not isinstance(shape, (list, tuple))
         or any(isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in shape)
     ):
         raise ProtocolError(
@@ -162,13 +151,226 @@ def decode_input(
                 f"{where}: shape {_shape_text(shape)} does not fit the model's "
                 f"{_shape_text(expected_shape)}: dimension {axis} must be {want}, got {got}"
             )
+    return math.prod(shape)
+
+
+def check_count(where: str, count: int, max_values: int | None) -> None:
+    """Refuse a tensor of more than ``max_values`` elements (400 naming the limit)."""
+    if max_values is not None and count > max_values:
+        raise ProtocolError(
+            f"{where}: {count} values is over the limit of {max_values} values per request "
+            "(nmn serve --max-values)"
+        )
+
+
+def check_finite(where: str, arr: np.ndarray, datatype: str) -> None:
+    """Refuse NaN/Inf in a float tensor, naming the first bad element."""
+    if arr.size and not np.isfinite(arr).all():
+        bad = int(np.flatnonzero(~np.isfinite(arr.reshape(-1)))[0])
+        raise ProtocolError(
+            f"{where}: element {bad} is NaN or infinite (or too large for {datatype}); "
+            "non-finite values are refused"
+        )
+
+
+def bytes_elements(where: str, buf, count: int) -> np.ndarray:
+    """BYTES tensor from the binary form: each element a 4-byte little-endian length + bytes."""
+    view = memoryview(buf)
+    out = np.empty(count, dtype=object)
+    pos = 0
+    for i in range(count):
+        if pos + 4 > len(view):
+            raise ProtocolError(f"{where}: BYTES data ends inside element {i} of {count}")
+        n = int.from_bytes(view[pos : pos + 4], "little")
+        pos += 4
+        if pos + n > len(view):
+            raise ProtocolError(f"{where}: BYTES data ends inside element {i} of {count}")
+        out[i] = bytes(view[pos : pos + n])
+        pos += n
+    if pos != len(view):
+        raise ProtocolError(
+            f"{where}: BYTES data holds {len(view) - pos} bytes after its {count} elements"
+        )
+    return out
+
+
+def serialize_bytes(array: np.ndarray) -> bytes:
+    """The binary form of a BYTES tensor (length-prefixed elements, row-major)."""
+    parts = []
+    for v in array.reshape(-1).tolist():
+        b = v if isinstance(v, (bytes, bytearray)) else str(v).encode("utf-8")
+        parts.append(len(b).to_bytes(4, "little"))
+        parts.append(bytes(b))
+    return b"".join(parts)
+
+
+def array_from_bytes(
+    where: str,
+    datatype: str,
+    shape: Sequence[int],
+    buf,
+    *,
+    allow_nonfinite: bool = False,
+) -> np.ndarray:
+    """A validated array from raw little-endian bytes (binary extension, gRPC raw contents).
+
+    The size must be exactly ``prod(shape) x itemsize``; a short or long buffer
+    is a :class:`ProtocolError`, never a reshape. The array shares ``buf``.
+    """
     count = math.prod(shape)
+    if datatype == "BYTES":
+        return bytes_elements(where, buf, count).reshape(shape)
+    dtype = DATATYPE_TO_NUMPY[datatype].newbyteorder("<")
+    want = count * dtype.itemsize
+    size = memoryview(buf).nbytes
+    if size != want:
+        raise ProtocolError(
+            f"{where}: shape {_shape_text(shape)} of {datatype} needs {want} bytes "
+            f"({count} x {dtype.itemsize}) but {size} came"
+        )
+    arr = np.frombuffer(buf, dtype=dtype, count=count).reshape(shape)
+    if datatype in FLOAT_DATATYPES and not allow_nonfinite:
+        check_finite(where, arr, datatype)
+    return arr
+
+
+class DataSegment:
+    """A JSON ``data`` array cut out of a request body before ``json.loads`` (see :func:`split_data`)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: bytes):
+        self.text = text  # the bytes between '[' and ']', flat (no nested lists)
+
+    def as_list(self) -> Any:
+        return json.loads(b"[" + self.text + b"]")
+
+
+_SEGMENT_KEY = "\x00nmn-data-segment"  # a key no client writes by accident
+_SEGMENT_JSON = b"\\u0000nmn-data-segment"  # the same key as JSON text
+_DATA_KEY = re.compile(rb'"data"\s*:\s*\[')
+_INT_CHARS = b"0123456789-, \t\n\r"
+_FLOAT_CHARS = _INT_CHARS + b".eE+"
+
+
+def split_data(body: bytes, min_bytes: int = 4096) -> tuple[bytes, list[DataSegment]]:
+    """Cut large flat ``"data": [...]`` number arrays out of a JSON body.
+
+    Returns the body with each such array replaced by a placeholder object, and
+    the arrays' texts, so ``json.loads`` never builds Python lists of millions of
+    numbers; :func:`decode_input` parses them straight into numpy. Arrays that
+    are nested, small, or hold anything but number characters stay in place.
+    The caller checks that every placeholder came back as an input's ``data``
+    (otherwise it parses the original body whole).
+    """
+    spans = []
+    pos = 0
+    while True:
+        m = _DATA_KEY.search(body, pos)
+        if m is None:
+            break
+        start = m.end()  # first byte after '['
+        end = body.find(b"]", start)
+        if end < 0:
+            break
+        pos = end + 1
+        if end - start < min_bytes or body.find(b"[", start, end) >= 0:
+            continue
+        spans.append((start, end))
+    if not spans:
+        return body, []
+    pieces = []
+    segments = []
+    last = 0
+    for k, (start, end) in enumerate(spans):
+        pieces.append(body[last : start - 1])
+        pieces.append(b'{"%s":%d}' % (_SEGMENT_JSON, k))
+        segments.append(DataSegment(body[start:end]))
+        last = end + 1
+    pieces.append(body[last:])
+    return b"".join(pieces), segments
+
+
+def segment_index(data: Any) -> int | None:
+    """The placeholder number if ``data`` is one :func:`split_data` wrote, else None."""
+    if isinstance(data, dict) and len(data) == 1:
+        k = data.get(_SEGMENT_KEY)
+        if isinstance(k, int):
+            return k
+    return None
+
+
+def _fast_numbers(text: bytes, datatype: str) -> np.ndarray | None:
+    """Parse a flat number list with numpy (no Python floats); None where the slow path must judge."""
+    if datatype in FLOAT_DATATYPES:
+        allowed = _FLOAT_CHARS
+    elif datatype in DATATYPE_TO_NUMPY and datatype not in ("BOOL", "BYTES", "UINT64"):
+        allowed = _INT_CHARS
+    else:
+        return None
+    if text.translate(None, allowed) or not text.strip():
+        return None  # other characters (NaN, null, strings, ...) or empty: the JSON path decides
+    parse = np.float32 if datatype == "FP32" else np.float64 if allowed is _FLOAT_CHARS else np.int64
+    try:
+        arr = np.fromstring(text, dtype=parse, sep=",")
+    except ValueError:
+        return None
+    if arr.size != text.count(b",") + 1:
+        return None
+    if parse is np.int64 and arr.size and (
+        arr.max() == np.iinfo(np.int64).max or arr.min() == np.iinfo(np.int64).min
+    ):
+        return None  # numpy saturates on overflow; let the exact path say so
+    return arr
+
+
+def decode_input(
+    obj: Any,
+    *,
+    model: str,
+    expected_datatype: str,
+    expected_shape: Sequence[int],
+    allow_nonfinite: bool = False,
+    segments: Sequence[DataSegment] = (),
+    max_values: int | None = None,
+) -> np.ndarray:
+    """Validate one JSON request input against the model's declaration; return the array.
+
+    ``expected_shape`` uses -1 for a symbolic dimension. Every failure raises
+    :class:`ProtocolError` with a message naming the model and the input.
+    ``segments`` are the data arrays :func:`split_data` cut out of the body.
+
+    Example:
+
+        >>> decode_input({"name": "x", "datatype": "FP32", "shape": [1, 2], "data": [1, 2.5]},
+        ...              model="m", expected_datatype="FP32", expected_shape=[-1, 2])
+        array([[1. , 2.5]], dtype=float32)
+    """
+    name = obj["name"]
+    where = f"model {model!r}, input {name!r}"
+    datatype = obj.get("datatype")
+    shape = obj.get("shape")
+    count = check_header(where, datatype, shape, expected_datatype, expected_shape)
+    check_count(where, count, max_values)
     params = obj.get("parameters")
     if isinstance(params, dict) and "binary_data_size" in params:
-        raise ProtocolError(f"{where}: the binary tensor data extension is not supported; send JSON 'data'")
+        raise ProtocolError(f"{where}: 'binary_data_size' given but the request carries no binary data")
     if "data" not in obj:
         raise ProtocolError(f"{where}: 'data' is missing")
     data = obj["data"]
+    k = segment_index(data)
+    if k is not None and 0 <= k < len(segments):
+        fast = _fast_numbers(segments[k].text, datatype)
+        if fast is not None:
+            if fast.size != count:
+                raise ProtocolError(
+                    f"{where}: shape {_shape_text(shape)} needs {count} elements but 'data' holds {fast.size}"
+                )
+            return _finish(where, fast, datatype, allow_nonfinite, count).reshape(shape)
+        try:
+            data = segments[k].as_list()
+        except (ValueError, RecursionError) as exc:
+            raise ProtocolError(f"model {model!r}: request body is not valid JSON ({exc})") from None
     if not isinstance(data, list):
         raise ProtocolError(f"{where}: 'data' must be a (flat or nested) list, got {type(data).__name__}")
 
@@ -182,6 +384,10 @@ def decode_input(
         raise ProtocolError(
             f"{where}: shape {_shape_text(shape)} needs {count} elements but 'data' holds {raw.size}"
         )
+    return _finish(where, raw, datatype, allow_nonfinite, count).reshape(shape)
+
+
+def _finish(where: str, raw: np.ndarray, datatype: str, allow_nonfinite: bool, count: int) -> np.ndarray:
     target = DATATYPE_TO_NUMPY[datatype]
     kind = raw.dtype.kind
     if count == 0:
@@ -190,13 +396,9 @@ def decode_input(
         if kind not in (None, "f", "i", "u"):
             raise ProtocolError(f"{where}: {datatype} input must hold numbers, got {_kind_text(kind)}")
         with np.errstate(over="ignore", invalid="ignore"):
-            arr = raw.astype(target)
-        if not allow_nonfinite and arr.size and not np.isfinite(arr).all():
-            bad = int(np.flatnonzero(~np.isfinite(arr.reshape(-1)))[0])
-            raise ProtocolError(
-                f"{where}: element {bad} is NaN or infinite (or too large for {datatype}); "
-                "non-finite values are refused"
-            )
+            arr = raw.astype(target, copy=False)
+        if not allow_nonfinite:
+            check_finite(where, arr, datatype)
     elif datatype == "BOOL":
         if kind not in (None, "b"):
             raise ProtocolError(f"{where}: BOOL input must hold true/false, got {_kind_text(kind)}")
@@ -216,8 +418,33 @@ def decode_input(
                     f"{where}: values from {lo} to {hi} do not fit {datatype} "
                     f"[{info.min}, {info.max}]"
                 )
-        arr = raw.astype(target)
-    return arr.reshape(shape)
+        arr = raw.astype(target, copy=False)
+    return arr
+
+
+def json_data_text(array: np.ndarray, chunk: int = 65536) -> bytes:
+    """The JSON text of a tensor's flat ``data`` list, built chunk by chunk.
+
+    Gives the same text as ``json.dumps(array.reshape(-1).tolist())`` without a
+    Python list of every value at once.
+    """
+    flat = array.reshape(-1)
+    if flat.size <= chunk:
+        return json.dumps(_json_values(flat), allow_nan=True, separators=(",", ":")).encode()
+    parts = [
+        json.dumps(_json_values(flat[i : i + chunk]), allow_nan=True, separators=(",", ":")).encode()[1:-1]
+        for i in range(0, flat.size, chunk)
+    ]
+    return b"[" + b",".join(parts) + b"]"
+
+
+def _json_values(flat: np.ndarray) -> list:
+    if flat.dtype.kind in "OSU":
+        return [
+            v.decode("utf-8", "replace") if isinstance(v, (bytes, bytearray)) else str(v)
+            for v in flat.tolist()
+        ]
+    return flat.tolist()
 
 
 def _kind_text(kind: str | None) -> str:

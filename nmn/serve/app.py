@@ -1,4 +1,10 @@
-"""The ASGI application: Open Inference Protocol (KServe v2 REST) on onnxruntime."""
+"""The ASGI application: Open Inference Protocol (KServe v2 REST) on onnxruntime.
+
+Inference requests take JSON tensors or the binary tensor data extension
+(``Inference-Header-Content-Length``), optionally gzip/deflate compressed;
+answers are JSON or binary as the request asks. The same
+:class:`~nmn.serve._engine.Engine` serves gRPC (:mod:`nmn.serve._grpc`).
+"""
 
 from __future__ import annotations
 
@@ -7,34 +13,46 @@ import contextlib
 import json
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+import zlib
 from typing import Any
 
 import numpy as np
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ._protocol import ProtocolError, decode_input, encode_tensor
+from ._engine import (
+    DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_MAX_VALUES,
+    EXTENSIONS,
+    SERVER_NAME,
+    Engine,
+    runtime_error,
+)
+from ._protocol import (
+    ProtocolError,
+    array_from_bytes,
+    datatype_of,
+    decode_input,
+    json_data_text,
+    segment_index,
+    serialize_bytes,
+    split_data,
+)
 from .repository import Repository, ServedModel
 from nmn.interchange.safe_load import DEFAULT_MAX_BYTES
 
-__all__ = ["create_app", "serve", "DEFAULT_MAX_REQUEST_BYTES"]
+__all__ = ["create_app", "serve", "DEFAULT_MAX_REQUEST_BYTES", "DEFAULT_MAX_VALUES"]
 
-#: Default bound on an inference request body: 64 MiB.
-DEFAULT_MAX_REQUEST_BYTES = 64 * 1024**2
+#: Default longest wait for a request body to arrive, seconds.
+DEFAULT_BODY_TIMEOUT_S = 30.0
 
-_SERVER_NAME = "nmn-serve"
-_UNKNOWN = "_unknown_"  # metrics label for requests naming no served model
 _INLINE_BYTES = 64 * 1024  # parse/encode smaller payloads on the event loop
 _ENV_CONFIG = "NMN_SERVE_CONFIG"
-
-_LATENCY_BUCKETS = (
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-)
+_JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 def _json_response(obj: Any, status: int = 200) -> Response:
@@ -47,63 +65,45 @@ def _error(message: str, status: int) -> Response:
     return _json_response({"error": message}, status)
 
 
-class _Metrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter(
-            "nmn_serve_infer_requests",
-            "Inference requests received, per model.",
-            ["model"],
-            registry=self.registry,
-        )
-        self.errors = Counter(
-            "nmn_serve_infer_errors",
-            "Inference requests answered with an error, per model and HTTP status.",
-            ["model", "code"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "nmn_serve_infer_latency_seconds",
-            "Time from request to answer for inference requests, per model.",
-            ["model"],
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.batches = Histogram(
-            "nmn_serve_batch_requests",
-            "Requests merged into one onnxruntime run by dynamic batching, per model.",
-            ["model"],
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
-            registry=self.registry,
-        )
-
-    def on_batch(self, model: str, requests: int, rows: int) -> None:
-        self.batches.labels(model).observe(requests)
-
-
 def create_app(
     model_path_or_dir: str | os.PathLike,
     *,
     max_batch: int | None = None,
     batch_timeout_ms: float = 2.0,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    max_values: int = DEFAULT_MAX_VALUES,
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
     max_model_bytes: int = DEFAULT_MAX_BYTES,
     allow_nonfinite: bool = False,
     intra_op_threads: int | None = None,
     executor_threads: int | None = None,
+    grpc_port: int | None = None,
+    grpc_host: str = "127.0.0.1",
     strict: bool = False,
-) -> Starlette:
+):
     """Build the ASGI app serving a ``.onnx`` file or a folder of them.
 
     Every file is validated with :func:`nmn.interchange.safe_load.load_model_safely`
     before an onnxruntime session is made; a bad file raises (``ValueError``
     naming the file) here, at start-up. Model names are the file stems.
 
-    ``max_batch`` > 1 turns on dynamic batching for models whose inputs all
-    have a symbolic first dimension; ``batch_timeout_ms`` is the longest a
-    request waits for companions. ``max_request_bytes`` bounds a request body
-    (413 above it). Float inputs holding NaN/Inf are refused unless
-    ``allow_nonfinite``.
+    Args:
+        model_path_or_dir: a ``.onnx`` file or a folder of them.
+        max_batch: > 1 turns on dynamic batching for models whose inputs all
+            have a symbolic first dimension.
+        batch_timeout_ms: the longest a request waits for companions.
+        max_request_bytes: bound on a request body, after decompression (413).
+        max_values: bound on the values of all inputs of one request (400).
+        body_timeout_s: the longest a request body may take to arrive (408).
+        max_model_bytes: bound on a model file.
+        allow_nonfinite: accept NaN/Inf in float inputs (refused by default).
+        intra_op_threads: onnxruntime threads per session (default: its own).
+        executor_threads: threads that parse, run and encode requests.
+        grpc_port: also serve the protocol's gRPC API on this port (started
+            with the app's lifespan, sharing its models and limits).
+        grpc_host: address the gRPC server binds.
+        strict: refuse the whole folder if any file is refused (default: serve
+            the good ones and list the others UNAVAILABLE in the repository index).
 
     Example (a one-node model, served in-process)::
 
@@ -124,32 +124,22 @@ def create_app(
         ... ).json()["outputs"]
         [{'name': 'y', 'datatype': 'FP32', 'shape': [1, 2], 'data': [0.0, 2.0]}]
     """
-    metrics = _Metrics()
-    repo = Repository(
+    engine = Engine(
         model_path_or_dir,
-        max_model_bytes=max_model_bytes,
-        intra_op_threads=intra_op_threads,
         max_batch=max_batch,
         batch_timeout_ms=batch_timeout_ms,
-        on_batch=metrics.on_batch,
-        strict=strict,  # a folder serves its good files and lists the refused ones, unless strict
+        max_request_bytes=max_request_bytes,
+        max_values=max_values,
+        max_model_bytes=max_model_bytes,
+        allow_nonfinite=allow_nonfinite,
+        intra_op_threads=intra_op_threads,
+        executor_threads=executor_threads,
+        strict=strict,
     )
-    executor = ThreadPoolExecutor(
-        max_workers=executor_threads or min(32, (os.cpu_count() or 1) + 4),
-        thread_name_prefix="nmn-serve",
-    )
+    repo = engine.repo
 
     def find(request: Request) -> ServedModel:
-        name = request.path_params["name"]
-        version = request.path_params.get("version")
-        model = repo.get(name)
-        if model is None:
-            raise ProtocolError(
-                f"unknown model {name!r}; this server serves {sorted(repo.models)}", 404
-            )
-        if version is not None and version != "1":
-            raise ProtocolError(f"model {name!r} has no version {version!r} (only '1')", 404)
-        return model
+        return engine.find(request.path_params["name"], request.path_params.get("version"))
 
     # ------------------------------------------------------------ health, metadata
 
@@ -160,9 +150,7 @@ def create_app(
         return _json_response({"ready": True})
 
     async def server_metadata(request: Request) -> Response:
-        return _json_response(
-            {"name": _SERVER_NAME, "version": _version(), "extensions": ["model_repository"]}
-        )
+        return _json_response({"name": SERVER_NAME, "version": _version(), "extensions": EXTENSIONS})
 
     async def model_metadata(request: Request) -> Response:
         try:
@@ -177,54 +165,26 @@ def create_app(
             return _error(str(exc), exc.status)
         return _json_response({"name": model.name, "ready": True})
 
+    async def model_config(request: Request) -> Response:
+        try:
+            return _json_response(engine.config(find(request)))
+        except ProtocolError as exc:
+            return _error(str(exc), exc.status)
+
+    async def model_stats(request: Request) -> Response:
+        try:
+            name = request.path_params.get("name")
+            return _json_response(engine.statistics(name, request.path_params.get("version")))
+        except ProtocolError as exc:
+            return _error(str(exc), exc.status)
+
     async def repository_index(request: Request) -> Response:
         return _json_response(
-            repo.index()
+            repo.index()  # READY models and UNAVAILABLE refused files (Repository.index)
         )
 
     async def metrics_endpoint(request: Request) -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-    # -------------------------------------------------------------------- inference
-
-    async def infer(request: Request) -> Response:
-        start = time.perf_counter()
-        name = request.path_params["name"]
-        label = name if name in repo.models else _UNKNOWN
-        metrics.requests.labels(label).inc()
-        loop = asyncio.get_running_loop()
-        try:
-            model = find(request)
-            body = await _read_body(request, max_request_bytes, model.name)
-            if len(body) > _INLINE_BYTES:
-                parsed = await loop.run_in_executor(
-                    executor, _parse_request, body, model, allow_nonfinite
-                )
-            else:
-                parsed = _parse_request(body, model, allow_nonfinite)
-            feeds, wanted, req_id = parsed
-            del body
-            if model.batcher is not None:
-                outputs = await asyncio.wrap_future(model.batcher.submit(feeds))
-                outputs = {k: outputs[k] for k in wanted}
-            else:
-                outputs = await loop.run_in_executor(executor, model.run, feeds, wanted)
-            del feeds
-            if sum(v.nbytes for v in outputs.values()) > _INLINE_BYTES:
-                payload = await loop.run_in_executor(
-                    executor, _encode_response, model.name, req_id, outputs
-                )
-            else:
-                payload = _encode_response(model.name, req_id, outputs)
-            response = Response(payload, media_type="application/json")
-        except ProtocolError as exc:
-            response = _error(str(exc), exc.status)
-        except Exception as exc:  # onnxruntime errors and anything unforeseen
-            response = _runtime_error(name, exc)
-        if response.status_code >= 400:
-            metrics.errors.labels(label, str(response.status_code)).inc()
-        metrics.latency.labels(label).observe(time.perf_counter() - start)
-        return response
+        return Response(generate_latest(engine.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def not_found(request: Request, exc: HTTPException) -> Response:
         return _error(f"{request.method} {request.url.path}: {exc.detail}", exc.status_code)
@@ -232,35 +192,144 @@ def create_app(
     async def internal(request: Request, exc: Exception) -> Response:
         return _error(f"internal error: {type(exc).__name__}", 500)
 
+    grpc_server = []
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
+        if grpc_port is not None:
+            from ._grpc import start_grpc_server
+
+            grpc_server.append(start_grpc_server(engine, grpc_port, host=grpc_host))
         try:
             yield
         finally:
-            repo.close()
-            executor.shutdown(wait=False, cancel_futures=True)
+            for server in grpc_server:
+                server.stop(grace=2).wait(5)
+            engine.close()
 
     routes = [
         Route("/v2", server_metadata, methods=["GET"]),
         Route("/v2/health/live", live, methods=["GET"]),
         Route("/v2/health/ready", ready, methods=["GET"]),
+        Route("/v2/models/stats", model_stats, methods=["GET"]),
         Route("/v2/models/{name}", model_metadata, methods=["GET"]),
         Route("/v2/models/{name}/ready", model_ready, methods=["GET"]),
-        Route("/v2/models/{name}/infer", infer, methods=["POST"]),
+        Route("/v2/models/{name}/config", model_config, methods=["GET"]),
+        Route("/v2/models/{name}/stats", model_stats, methods=["GET"]),
         Route("/v2/models/{name}/versions/{version}", model_metadata, methods=["GET"]),
         Route("/v2/models/{name}/versions/{version}/ready", model_ready, methods=["GET"]),
-        Route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"]),
+        Route("/v2/models/{name}/versions/{version}/config", model_config, methods=["GET"]),
+        Route("/v2/models/{name}/versions/{version}/stats", model_stats, methods=["GET"]),
+        # POSTs to these never reach Starlette (see _App); other methods get its 405.
+        Route("/v2/models/{name}/infer", internal, methods=["POST"]),
+        Route("/v2/models/{name}/versions/{version}/infer", internal, methods=["POST"]),
         Route("/v2/repository/index", repository_index, methods=["POST", "GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
-    app = Starlette(
+    starlette = Starlette(
         routes=routes,
         exception_handlers={HTTPException: not_found, Exception: internal},
         lifespan=lifespan,
     )
-    app.state.repository = repo
-    app.state.metrics_registry = metrics.registry
-    return app
+    starlette.state.repository = repo
+    starlette.state.engine = engine
+    starlette.state.metrics_registry = engine.metrics.registry
+    return _App(starlette, engine, body_timeout_s)
+
+
+class _App:
+    """ASGI entry: inference requests go straight to :func:`_infer`, the rest to Starlette.
+
+    Skipping Starlette's routing and Request/Response objects on the hot path is
+    where most of the per-request Python time went (see scripts/bench_serve.py).
+    """
+
+    def __init__(self, starlette: Starlette, engine: Engine, body_timeout_s: float):
+        self.starlette = starlette
+        self.state = starlette.state
+        self.engine = engine
+        self.body_timeout_s = float(body_timeout_s)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            route = _infer_route(scope["path"])
+            if route is not None:
+                await _infer(self, scope, receive, send, *route)
+                return
+        await self.starlette(scope, receive, send)
+
+
+def _infer_route(path: str) -> tuple[str, str | None] | None:
+    """``/v2/models/NAME[/versions/V]/infer`` -> (NAME, V); None for any other path."""
+    if not (path.startswith("/v2/models/") and path.endswith("/infer")):
+        return None
+    parts = path[len("/v2/models/") : -len("/infer")].split("/")
+    if len(parts) == 1 and parts[0]:
+        return parts[0], None
+    if len(parts) == 3 and parts[0] and parts[1] == "versions" and parts[2]:
+        return parts[0], parts[2]
+    return None
+
+
+async def _send(send, status: int, body: bytes, headers: list) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": headers + [(b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _infer(app: _App, scope, receive, send, name: str, version: str | None) -> None:
+    engine = app.engine
+    start = time.perf_counter()
+    label = engine.label(name)
+    loop = asyncio.get_running_loop()
+    headers = {k: v for k, v in scope["headers"]}
+    status = 200
+    decode_ns = encode_ns = 0
+    try:
+        model = engine.find(name, version)
+        body = await _read_body(receive, headers, engine.max_request_bytes, model.name, app.body_timeout_s)
+        header_len = headers.get(b"inference-header-content-length")
+        t0 = time.perf_counter_ns()
+        if len(body) > _INLINE_BYTES:
+            holder = [body]
+            del body
+            parsed = await loop.run_in_executor(engine.executor, _parse_request, holder, header_len, model, engine)
+        else:
+            parsed = _parse_request([body], header_len, model, engine)
+            del body
+        decode_ns = time.perf_counter_ns() - t0
+        feeds, wanted, binary, req_id = parsed
+        t1 = time.perf_counter_ns()
+        if model.batcher is not None:
+            outputs = await asyncio.wrap_future(model.batcher.submit(feeds))
+            outputs = {k: outputs[k] for k in wanted}
+        else:
+            outputs = await loop.run_in_executor(engine.executor, model.run, feeds, wanted)
+        engine.record_run(model, feeds, time.perf_counter_ns() - t1)
+        del feeds
+        t2 = time.perf_counter_ns()
+        if sum(v.nbytes for v in outputs.values()) > _INLINE_BYTES:
+            payload, out_headers = await loop.run_in_executor(
+                engine.executor, _encode_response, model.name, req_id, outputs, binary
+            )
+        else:
+            payload, out_headers = _encode_response(model.name, req_id, outputs, binary)
+        del outputs
+        accept = headers.get(b"accept-encoding", b"").lower()
+        if accept:
+            payload, out_headers = _compress(payload, out_headers, accept)
+        encode_ns = time.perf_counter_ns() - t2
+    except ProtocolError as exc:
+        status, payload, out_headers = exc.status, _error_bytes(str(exc)), _JSON_HEADERS
+    except Exception as exc:  # onnxruntime errors and anything unforeseen
+        err = runtime_error(name, exc)
+        status, payload, out_headers = err.status, _error_bytes(str(err)), _JSON_HEADERS
+    engine.record_request(label, status, time.perf_counter() - start, decode_ns, encode_ns)
+    await _send(send, status, payload, out_headers)
+
+
+def _error_bytes(message: str) -> bytes:
+    return json.dumps({"error": message}).encode()
 
 
 def _version() -> str:
@@ -272,42 +341,145 @@ def _version() -> str:
         return "0"
 
 
-async def _read_body(request: Request, limit: int, model: str) -> bytes:
-    declared = request.headers.get("content-length")
+async def _read_body(receive, headers: dict, limit: int, model: str, timeout_s: float):
+    """The whole body (decompressed), refusing more than ``limit`` bytes or a stalled sender."""
+    declared = headers.get(b"content-length")
     if declared is not None:
         try:
             size = int(declared)
         except ValueError:
-            raise ProtocolError(f"model {model!r}: invalid Content-Length {declared!r}") from None
+            raise ProtocolError(f"model {model!r}: invalid Content-Length {declared.decode(errors='replace')!r}") from None
         if size > limit:
             raise ProtocolError(
-                f"model {model!r}: request body of {size} bytes is over the limit of {limit} bytes",
+                f"model {model!r}: request body of {size} bytes is over the limit of {limit} bytes "
+                "(nmn serve --max-request-bytes)",
                 413,
             )
-    if request.headers.get("inference-header-content-length") is not None:
-        raise ProtocolError(
-            f"model {model!r}: the binary tensor data extension is not supported; send JSON"
-        )
     chunks = []
     total = 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    timed_out = []
+
+    def expire() -> None:
+        timed_out.append(True)
+        task.cancel()
+
+    timer = loop.call_later(timeout_s, expire)
+    try:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ProtocolError(f"model {model!r}: the client went away before sending its body")
+            chunk = message.get("body", b"")
+            if chunk:
+                total += len(chunk)
+                if total > limit:
+                    raise ProtocolError(
+                        f"model {model!r}: request body is over the limit of {limit} bytes "
+                        "(nmn serve --max-request-bytes)",
+                        413,
+                    )
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+    except asyncio.CancelledError:
+        if timed_out:
             raise ProtocolError(
-                f"model {model!r}: request body is over the limit of {limit} bytes", 413
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
+                f"model {model!r}: the request body did not arrive within {timeout_s:g} s "
+                "(nmn serve --body-timeout-s)",
+                408,
+            ) from None
+        raise
+    finally:
+        timer.cancel()
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    del chunks
+    encoding = headers.get(b"content-encoding")
+    if encoding is not None and encoding.lower() not in (b"identity", b""):
+        body = _decompress(body, encoding.lower(), limit, model)
+    return body
 
 
-def _parse_request(body: bytes, model: ServedModel, allow_nonfinite: bool):
+def _decompress(body: bytes, encoding: bytes, limit: int, model: str) -> bytes:
+    if encoding in (b"gzip", b"x-gzip"):
+        wbits = 16 + zlib.MAX_WBITS
+    elif encoding == b"deflate":
+        wbits = zlib.MAX_WBITS if body[:1] and (body[0] & 0x0F) == 8 else -zlib.MAX_WBITS
+    else:
+        raise ProtocolError(
+            f"model {model!r}: Content-Encoding {encoding.decode(errors='replace')!r} is not "
+            "supported; use gzip, deflate or none"
+        )
+    d = zlib.decompressobj(wbits)
+    try:
+        out = d.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise ProtocolError(f"model {model!r}: the {encoding.decode()} body does not decompress ({exc})") from None
+    if len(out) > limit or d.unconsumed_tail:
+        raise ProtocolError(
+            f"model {model!r}: the decompressed request body is over the limit of {limit} bytes "
+            "(nmn serve --max-request-bytes)",
+            413,
+        )
+    if not d.eof:
+        raise ProtocolError(f"model {model!r}: the {encoding.decode()} body is truncated")
+    return out
+
+
+def _compress(payload: bytes, headers: list, accept: bytes) -> tuple[bytes, list]:
+    codings = [c.split(b";")[0].strip() for c in accept.split(b",")]
+    if b"gzip" in codings:
+        c = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        name = b"gzip"
+    elif b"deflate" in codings:
+        c = zlib.compressobj(6, zlib.DEFLATED, zlib.MAX_WBITS)
+        name = b"deflate"
+    else:
+        return payload, headers
+    return c.compress(payload) + c.flush(), headers + [(b"content-encoding", name)]
+
+
+def _flag(params: Any, key: str, where: str) -> bool | None:
+    if not isinstance(params, dict) or key not in params:
+        return None
+    value = params[key]
+    if not isinstance(value, bool):
+        raise ProtocolError(f"{where}: parameter {key!r} must be true or false, got {value!r}")
+    return value
+
+
+def _parse_request(holder: list, header_len: bytes | None, model: ServedModel, engine: Engine):
+    """Body -> (feeds, wanted outputs, outputs to send binary, request id).
+
+    ``holder`` is a one-item list owning the body, so the body can be freed as
+    soon as its tensors are out of it (the caller keeps no reference).
+    """
     where = f"model {model.name!r}"
+    body = holder.pop()
+    binary = memoryview(b"")
+    if header_len is not None:
+        try:
+            n = int(header_len)
+        except ValueError:
+            n = -1
+        if not 0 <= n <= len(body):
+            raise ProtocolError(
+                f"{where}: Inference-Header-Content-Length {header_len.decode(errors='replace')!r} "
+                f"must be a whole number from 0 to the body size {len(body)}"
+            )
+        binary = memoryview(body)[n:]
+        body = bytes(memoryview(body)[:n]) if n < len(body) else body
     if not body:
         raise ProtocolError(f"{where}: empty request body; expected a JSON object with 'inputs'")
+    header, segments = split_data(body)
     try:
-        payload = json.loads(body)
+        payload = json.loads(header)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
         raise ProtocolError(f"{where}: request body is not valid JSON ({exc})") from None
+    if segments and not _segments_in_place(payload, len(segments)):
+        payload, segments = json.loads(body), []  # a placeholder landed elsewhere: no shortcut
+    del body, header
     if not isinstance(payload, dict):
         raise ProtocolError(f"{where}: request must be a JSON object, got {type(payload).__name__}")
     req_id = payload.get("id")
@@ -323,70 +495,114 @@ def _parse_request(body: bytes, model: ServedModel, allow_nonfinite: bool):
         raise ProtocolError(f"{where}: 'inputs' must be a list of tensors, got {type(inputs).__name__}")
 
     feeds: dict[str, np.ndarray] = {}
+    budget = [engine.max_values]
+    offset = 0
     for i, obj in enumerate(inputs):
         if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
             raise ProtocolError(f"{where}: inputs[{i}] must be an object with a string 'name'")
         name = obj["name"]
-        spec = model.input_by_name.get(name)
-        if spec is None:
-            raise ProtocolError(
-                f"{where}: unexpected input {name!r}; the model's inputs are "
-                f"{[t.name for t in model.inputs]}"
-            )
         if name in feeds:
             raise ProtocolError(f"{where}: input {name!r} is given twice")
-        feeds[name] = decode_input(
-            obj,
-            model=model.name,
-            expected_datatype=spec.datatype,
-            expected_shape=spec.shape,
-            allow_nonfinite=allow_nonfinite,
-        )
-    missing = [t.name for t in model.inputs if t.name not in feeds]
-    if missing:
-        raise ProtocolError(f"{where}: missing input(s) {missing}; the model needs {[t.name for t in model.inputs]}")
-    if model.batcher is not None and len(model.inputs) > 1:
-        rows = {a.shape[0] for a in feeds.values()}
-        if len(rows) > 1:
-            raise ProtocolError(
-                f"{where}: inputs disagree on the batch (first) dimension: "
-                f"{ {n: a.shape[0] for n, a in feeds.items()} }"
+        engine.check_tensor(model, name, obj.get("datatype"), obj.get("shape"), budget)
+        spec = model.input_by_name[name]
+        tparams = obj.get("parameters")
+        size = tparams.get("binary_data_size") if isinstance(tparams, dict) else None
+        if size is not None:
+            iwhere = f"{where}, input {name!r}"
+            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+                raise ProtocolError(f"{iwhere}: 'binary_data_size' must be a non-negative integer, got {size!r}")
+            if "data" in obj:
+                raise ProtocolError(f"{iwhere}: give either 'data' or 'binary_data_size', not both")
+            if offset + size > len(binary):
+                raise ProtocolError(
+                    f"{iwhere}: 'binary_data_size' {size} runs past the end of the binary data "
+                    f"({len(binary) - offset} bytes left)"
+                )
+            feeds[name] = array_from_bytes(
+                iwhere, spec.datatype, obj["shape"], binary[offset : offset + size],
+                allow_nonfinite=engine.allow_nonfinite,
             )
+            offset += size
+        else:
+            feeds[name] = decode_input(
+                obj,
+                model=model.name,
+                expected_datatype=spec.datatype,
+                expected_shape=spec.shape,
+                allow_nonfinite=engine.allow_nonfinite,
+                segments=segments,
+            )
+    if offset != len(binary):
+        raise ProtocolError(
+            f"{where}: {len(binary) - offset} bytes of binary data after the last tensor's "
+            "'binary_data_size'"
+        )
+    engine.check_feeds(model, feeds)
 
-    wanted = list(model.output_names)
+    all_binary = _flag(params, "binary_data_output", where) or False
+    if isinstance(params, dict) and "classification" in params:
+        raise ProtocolError(f"{where}: the classification extension is not supported")
     requested = payload.get("outputs")
+    names = []
+    binary_out: set[str] = set()
     if requested is not None:
         if not isinstance(requested, list):
             raise ProtocolError(f"{where}: 'outputs' must be a list of {{'name': ...}} objects")
-        if requested:
-            wanted = []
-            for i, obj in enumerate(requested):
-                if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
-                    raise ProtocolError(f"{where}: outputs[{i}] must be an object with a string 'name'")
-                if obj["name"] not in model.output_names:
-                    raise ProtocolError(
-                        f"{where}: unknown output {obj['name']!r}; the model's outputs are "
-                        f"{model.output_names}"
-                    )
-                if obj["name"] not in wanted:
-                    wanted.append(obj["name"])
-    return feeds, wanted, req_id
+        for i, obj in enumerate(requested):
+            if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
+                raise ProtocolError(f"{where}: outputs[{i}] must be an object with a string 'name'")
+            oparams = obj.get("parameters")
+            if isinstance(oparams, dict) and oparams.get("classification"):
+                raise ProtocolError(f"{where}: the classification extension is not supported")
+            flag = _flag(oparams, "binary_data", f"{where}, output {obj['name']!r}")
+            if flag if flag is not None else all_binary:
+                binary_out.add(obj["name"])
+            names.append(obj["name"])
+    wanted = engine.wanted_outputs(model, names)
+    if not names and all_binary:
+        binary_out = set(wanted)
+    return feeds, wanted, binary_out, req_id
 
 
-def _encode_response(model: str, req_id: str | None, outputs: dict[str, np.ndarray]) -> bytes:
-    resp: dict[str, Any] = {"model_name": model, "model_version": "1"}
+def _segments_in_place(payload: Any, n: int) -> bool:
+    """True if each of the ``n`` placeholders is exactly one input's ``data``."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
+        return False
+    seen = set()
+    for obj in payload["inputs"]:
+        if isinstance(obj, dict):
+            k = segment_index(obj.get("data"))
+            if k is not None:
+                seen.add(k)
+    return seen == set(range(n))
+
+
+def _encode_response(model: str, req_id: str | None, outputs: dict[str, np.ndarray], binary: set[str]):
+    head = b'{"model_name":' + json.dumps(model).encode() + b',"model_version":"1"'
     if req_id is not None:
-        resp["id"] = req_id
-    resp["outputs"] = [encode_tensor(n, np.asarray(v)) for n, v in outputs.items()]
-    return json.dumps(resp, allow_nan=True, separators=(",", ":")).encode()
-
-
-def _runtime_error(model: str, exc: Exception) -> Response:
-    kind = type(exc).__name__
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else kind
-    if kind in ("InvalidArgument", "InvalidGraph", "NotImplemented") or isinstance(exc, ValueError):
-        return _error(f"model {model!r}: onnxruntime refused the inputs: {text}", 400)
-    return _error(f"model {model!r}: inference failed ({kind}): {text}", 500)
+        head += b',"id":' + json.dumps(req_id).encode()
+    parts = []
+    blobs = []
+    for name, value in outputs.items():
+        arr = np.asarray(value)
+        datatype = datatype_of(arr)
+        meta = b'{"name":%s,"datatype":"%s","shape":%s' % (
+            json.dumps(name).encode(), datatype.encode(),
+            json.dumps(list(arr.shape), separators=(",", ":")).encode(),
+        )
+        if name in binary:
+            blob = serialize_bytes(arr) if datatype == "BYTES" else np.ascontiguousarray(arr).astype(
+                arr.dtype.newbyteorder("<"), copy=False).tobytes()
+            blobs.append(blob)
+            parts.append(meta + b',"parameters":{"binary_data_size":%d}}' % len(blob))
+        else:
+            parts.append(meta + b',"data":' + json_data_text(arr) + b"}")
+    header = head + b',"outputs":[' + b",".join(parts) + b"]}"
+    if not blobs:
+        return header, _JSON_HEADERS
+    headers = [(b"content-type", b"application/octet-stream"),
+               (b"inference-header-content-length", str(len(header)).encode())]
+    return b"".join([header, *blobs]), headers
 
 
 # ----------------------------------------------------------------------------- serve
@@ -401,7 +617,12 @@ def serve(
     batch_timeout_ms: float = 2.0,
     *,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    max_values: int = DEFAULT_MAX_VALUES,
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
+    keep_alive_s: float = 5.0,
+    max_connections: int | None = 512,
     allow_nonfinite: bool = False,
+    grpc_port: int | None = None,
     log_level: str = "info",
     strict: bool = False,
 ) -> None:
@@ -409,12 +630,28 @@ def serve(
 
     With ``workers`` > 1 uvicorn starts that many processes, each loading
     the models itself (they are stateless: put them, or many hosts, behind
-    any HTTP load balancer). Models are validated here first, so a bad file
-    stops start-up with an error naming it.
+    any HTTP load balancer; with ``grpc_port`` every worker binds the gRPC port
+    with SO_REUSEPORT and the kernel spreads connections). Models are
+    validated here first, so a bad file stops start-up with an error naming it.
+
+    Args:
+        path: a ``.onnx`` file or a folder of them.
+        host, port: where REST listens.
+        workers: server processes.
+        max_batch, batch_timeout_ms: dynamic batching (off unless max_batch > 1).
+        max_request_bytes, max_values, body_timeout_s: per-request bounds
+            (413 / 400 / 408 naming the limit).
+        keep_alive_s: idle keep-alive connections are closed after this.
+        max_connections: concurrent connections and requests before uvicorn
+            answers 503 (caps stalled connections too); None for no cap.
+        allow_nonfinite: accept NaN/Inf in float inputs.
+        grpc_port: also serve gRPC (``inference.GRPCInferenceService``) there.
+        log_level: uvicorn's log level.
+        strict: refuse to start if any file of the folder is refused.
 
     Example::
 
-        serve("models/", port=8000, max_batch=32)      # then: curl localhost:8000/v2/models/mlp
+        serve("models/", port=8000, max_batch=32, grpc_port=8001)   # then: curl localhost:8000/v2/models/mlp
     """
     import uvicorn
 
@@ -423,10 +660,23 @@ def serve(
         "max_batch": max_batch,
         "batch_timeout_ms": batch_timeout_ms,
         "max_request_bytes": max_request_bytes,
+        "max_values": max_values,
+        "body_timeout_s": body_timeout_s,
         "allow_nonfinite": allow_nonfinite,
+        "grpc_port": grpc_port,
+        "grpc_host": host,
         "strict": strict,
     }
-    common = dict(host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10)
+    common = dict(
+        host=host,
+        port=port,
+        log_level=log_level,
+        timeout_graceful_shutdown=10,
+        timeout_keep_alive=keep_alive_s,
+        limit_concurrency=max_connections,
+        # h11 (the fallback parser) bounds the request line and headers; httptools has its own limits.
+        h11_max_incomplete_event_size=64 * 1024,
+    )
     if workers <= 1:
         app = create_app(config.pop("model_path_or_dir"), **config)
         uvicorn.run(app, **common)
@@ -436,7 +686,7 @@ def serve(
     uvicorn.run("nmn.serve.app:_app_from_env", factory=True, workers=workers, **common)
 
 
-def _app_from_env() -> Starlette:
+def _app_from_env():
     """uvicorn factory for worker processes; reads the config ``serve`` set."""
     config = json.loads(os.environ[_ENV_CONFIG])
     return create_app(config.pop("model_path_or_dir"), **config)

@@ -29,11 +29,12 @@ def add_commands(subparsers: "argparse._SubParsersAction") -> None:
     """
     p = subparsers.add_parser(
         "serve",
-        help="serve ONNX models over the Open Inference Protocol (KServe v2 REST)",
+        help="serve ONNX models over the Open Inference Protocol (KServe v2 REST and gRPC)",
         description=(
             "Serve a .onnx file, or every .onnx file in a folder (model name = file stem), "
             "with onnxruntime behind the Open Inference Protocol: /v2/health/*, "
-            "/v2/models/NAME[/ready|/infer], /metrics. Every file is validated first."
+            "/v2/models/NAME[/ready|/infer|/config|/stats], /metrics, and with --grpc-port the "
+            "gRPC API. Every file is validated first."
         ),
     )
     p.add_argument("path", help="a .onnx file or a folder of .onnx files")
@@ -57,6 +58,37 @@ def add_commands(subparsers: "argparse._SubParsersAction") -> None:
         type=int,
         default=None,
         help="refuse request bodies above this size with 413 (default 64 MiB)",
+    )
+    p.add_argument(
+        "--max-values",
+        type=int,
+        default=None,
+        help="refuse requests whose inputs hold more values than this with 400 (default 16Mi)",
+    )
+    p.add_argument(
+        "--body-timeout-s",
+        type=float,
+        default=30.0,
+        help="answer 408 when a request body takes longer than this to arrive (default 30)",
+    )
+    p.add_argument(
+        "--keep-alive-s",
+        type=float,
+        default=5.0,
+        help="close idle keep-alive connections after this many seconds (default 5)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=512,
+        help="concurrent connections/requests before answering 503 (default 512; 0 = no cap)",
+    )
+    p.add_argument(
+        "--grpc-port",
+        type=int,
+        default=None,
+        help="also serve the protocol's gRPC API (inference.GRPCInferenceService) on this port "
+        "(default: off; Triton and KServe use 8001)",
     )
     p.add_argument(
         "--allow-nonfinite",
@@ -118,7 +150,7 @@ def run_serve(args: argparse.Namespace) -> int:
             )
             print(f"wrote Triton model repository {args.write_triton_repo}: {', '.join(names)}")
             return 0
-        from .app import DEFAULT_MAX_REQUEST_BYTES, serve
+        from .app import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_VALUES, serve
 
         serve(
             args.path,
@@ -128,6 +160,11 @@ def run_serve(args: argparse.Namespace) -> int:
             max_batch=args.max_batch,
             batch_timeout_ms=args.batch_timeout_ms,
             max_request_bytes=args.max_request_bytes or DEFAULT_MAX_REQUEST_BYTES,
+            max_values=args.max_values or DEFAULT_MAX_VALUES,
+            body_timeout_s=args.body_timeout_s,
+            keep_alive_s=args.keep_alive_s,
+            max_connections=args.max_connections or None,
+            grpc_port=args.grpc_port,
             allow_nonfinite=args.allow_nonfinite,
             log_level=args.log_level,
             strict=getattr(args, "strict", False),

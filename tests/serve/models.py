@@ -123,7 +123,7 @@ def subprocess_env() -> dict:
 class ServerProcess:
     """``python -m nmn.serve serve PATH`` on 127.0.0.1 and a free port."""
 
-    def __init__(self, path: Path, *extra: str, startup_timeout: float = 60.0):
+    def __init__(self, path: Path, *extra: str, startup_timeout: float = 300.0):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.TemporaryFile("w+")
