@@ -37,6 +37,7 @@ from nmn.core.options import (
     check_epsilon,
     resolve_alpha,
     resolve_bias,
+    squash_power,
 )
 from nmn._jax.ops import F
 
@@ -282,12 +283,12 @@ def softermax(x, n: float = 1.0, epsilon: float = SOFTERMAX_EPSILON, axis: int =
 
 def softer_sigmoid(x, n: float = 1.0, *, sharpness: Any = None):
     """``x^n / (1 + x^n)``; ``sharpness`` is an accepted alias of ``n``."""
-    return _squash(core.softer_sigmoid, x, _check_n(n if sharpness is None else sharpness, "softer_sigmoid"))
+    return _squash(core.softer_sigmoid, x, _check_n(squash_power(n, sharpness, "softer_sigmoid"), "softer_sigmoid"))
 
 
 def soft_tanh(x, n: float = 1.0, *, sharpness: Any = None):
     """``(x^n - 1) / (x^n + 1)``; ``sharpness`` is an accepted alias of ``n``."""
-    return _squash(core.soft_tanh, x, _check_n(n if sharpness is None else sharpness, "soft_tanh"))
+    return _squash(core.soft_tanh, x, _check_n(squash_power(n, sharpness, "soft_tanh"), "soft_tanh"))
 
 
 def check_input(layer: str, x, rank: int | None, features: int | None, what: str) -> None:

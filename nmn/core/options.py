@@ -136,6 +136,26 @@ def mask_needs_head_axis(ndim: int, layer: str) -> bool:
     raise ValueError(f"{layer}: mask must be (Lq, Lk), (B, Lq, Lk) or (B, H, Lq, Lk), got rank {ndim}")
 
 
+def squash_power(n: Any, sharpness: Any, fn: str) -> Any:
+    """The power of ``softer_sigmoid`` / ``soft_tanh``: ``n``, or its alias ``sharpness`` (the seed README's name).
+
+    Every framework's functional and module forms take both keywords with the same default (1.0); giving both
+    with different values is a ``ValueError`` naming the function.
+
+    >>> squash_power(1.0, 2, "softer_sigmoid"), squash_power(3.0, None, "softer_sigmoid")
+    (2, 3.0)
+    >>> squash_power(3.0, 2, "soft_tanh")
+    Traceback (most recent call last):
+    ...
+    ValueError: soft_tanh: n and sharpness name the same power; got n=3.0 and sharpness=2
+    """
+    if sharpness is None:
+        return n
+    if n != 1.0 and n != sharpness:
+        raise ValueError(f"{fn}: n and sharpness name the same power; got n={n!r} and sharpness={sharpness!r}")
+    return sharpness
+
+
 def inverse_softplus(value: float) -> float:
     """``log(exp(v) - 1)`` computed stably in float64: the raw init of a learnable epsilon.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from keras import ops
 
 from nmn._tfkeras import squashers
+from nmn.core.options import squash_power
 from nmn.keras._ops import F
 
 __all__ = ["softermax", "softer_sigmoid", "soft_tanh"]
@@ -28,27 +29,27 @@ def softermax(x, n=1.0, epsilon=1e-12, axis=-1):
     return squashers.softermax(F, ops.convert_to_tensor(x), n, epsilon, axis)
 
 
-def softer_sigmoid(x, n=1.0):
+def softer_sigmoid(x, n=1.0, *, sharpness=None):
     """``x^n / (1 + x^n)``: 0 -> 0, 1 -> 1/2.
 
     Args:
-        x: non-negative tensor. n: power > 0, default 1.
+        x: non-negative tensor. n: power > 0, default 1. sharpness: alias of ``n`` (the seed README name).
 
     >>> import keras
     >>> float(softer_sigmoid(keras.ops.array(1.0)))
     0.5
     """
-    return squashers.softer_sigmoid(F, ops.convert_to_tensor(x), n)
+    return squashers.softer_sigmoid(F, ops.convert_to_tensor(x), squash_power(n, sharpness, "softer_sigmoid"))
 
 
-def soft_tanh(x, n=1.0):
+def soft_tanh(x, n=1.0, *, sharpness=None):
     """``(x^n - 1) / (x^n + 1)``: 0 -> -1, 1 -> 0.
 
     Args:
-        x: non-negative tensor. n: power > 0, default 1.
+        x: non-negative tensor. n: power > 0, default 1. sharpness: alias of ``n`` (the seed README name).
 
     >>> import keras
     >>> float(soft_tanh(keras.ops.array(1.0)))
     0.0
     """
-    return squashers.soft_tanh(F, ops.convert_to_tensor(x), n)
+    return squashers.soft_tanh(F, ops.convert_to_tensor(x), squash_power(n, sharpness, "soft_tanh"))

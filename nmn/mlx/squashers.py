@@ -12,7 +12,7 @@ Each is a plain function of ``mx.array`` (``mx.compile``-friendly, differentiabl
 from __future__ import annotations
 
 from nmn.core import yat
-from nmn.core.options import SOFTERMAX_EPSILON
+from nmn.core.options import SOFTERMAX_EPSILON, squash_power
 from nmn.mlx._ops import F
 
 __all__ = ["softermax", "softer_sigmoid", "soft_tanh"]
@@ -36,11 +36,13 @@ def softermax(x, n=1.0, epsilon=SOFTERMAX_EPSILON, axis=-1):
     return yat.softermax(F, x, _check_n(n, "softermax"), epsilon, axis)
 
 
-def softer_sigmoid(x, n=1.0):
-    """``x^n / (1 + x^n)``: maps ``[0, inf)`` to ``[0, 1)`` (0 -> 0, 1 -> 1/2). n: power > 0 (default 1.0)."""
-    return yat.softer_sigmoid(F, x, _check_n(n, "softer_sigmoid"))
+def softer_sigmoid(x, n=1.0, *, sharpness=None):
+    """``x^n / (1 + x^n)``: maps ``[0, inf)`` to ``[0, 1)`` (0 -> 0, 1 -> 1/2). n: power > 0 (default 1.0);
+    ``sharpness`` is its alias (the seed README name)."""
+    return yat.softer_sigmoid(F, x, _check_n(squash_power(n, sharpness, "softer_sigmoid"), "softer_sigmoid"))
 
 
-def soft_tanh(x, n=1.0):
-    """``(x^n - 1) / (x^n + 1)``: maps ``[0, inf)`` to ``[-1, 1)`` (0 -> -1, 1 -> 0). n: power > 0 (default 1.0)."""
-    return yat.soft_tanh(F, x, _check_n(n, "soft_tanh"))
+def soft_tanh(x, n=1.0, *, sharpness=None):
+    """``(x^n - 1) / (x^n + 1)``: maps ``[0, inf)`` to ``[-1, 1)`` (0 -> -1, 1 -> 0). n: power > 0 (default 1.0);
+    ``sharpness`` is its alias (the seed README name)."""
+    return yat.soft_tanh(F, x, _check_n(squash_power(n, sharpness, "soft_tanh"), "soft_tanh"))

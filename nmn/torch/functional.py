@@ -27,7 +27,7 @@ import torch.nn.functional as _nnf
 
 from nmn.core import yat as _yat
 from nmn.core.conv import (PADDING_MODES, as_tuple, conv_pads, normalize_padding, transpose_geometry)
-from nmn.core.options import DEFAULT_EPSILON, NORMALIZATIONS, SOFTERMAX_EPSILON, check_choice
+from nmn.core.options import DEFAULT_EPSILON, NORMALIZATIONS, SOFTERMAX_EPSILON, check_choice, squash_power
 from nmn.torch import _fused
 from nmn.torch._ops import compute_dtype, ops_for
 
@@ -360,19 +360,19 @@ def softermax(x: torch.Tensor, n: float = 1.0, epsilon: float = SOFTERMAX_EPSILO
     return _squash(_yat.softermax, x, _check_n(n, "softermax"), float(epsilon), dim)
 
 
-def softer_sigmoid(x: torch.Tensor, n: float = 1.0) -> torch.Tensor:
-    """Softer sigmoid ``x^n / (1 + x^n)`` (for ``x >= 0``; n default 1.0, > 0).
+def softer_sigmoid(x: torch.Tensor, n: float = 1.0, *, sharpness: float | None = None) -> torch.Tensor:
+    """Softer sigmoid ``x^n / (1 + x^n)`` (for ``x >= 0``; n default 1.0, > 0; ``sharpness`` is its alias).
 
     >>> softer_sigmoid(torch.tensor([1.0])).tolist()
     [0.5]
     """
-    return _squash(_yat.softer_sigmoid, x, _check_n(n, "softer_sigmoid"))
+    return _squash(_yat.softer_sigmoid, x, _check_n(squash_power(n, sharpness, "softer_sigmoid"), "softer_sigmoid"))
 
 
-def soft_tanh(x: torch.Tensor, n: float = 1.0) -> torch.Tensor:
-    """Soft tanh ``(x^n - 1) / (x^n + 1)`` (for ``x >= 0``; n default 1.0, > 0).
+def soft_tanh(x: torch.Tensor, n: float = 1.0, *, sharpness: float | None = None) -> torch.Tensor:
+    """Soft tanh ``(x^n - 1) / (x^n + 1)`` (for ``x >= 0``; n default 1.0, > 0; ``sharpness`` is its alias).
 
     >>> soft_tanh(torch.tensor([1.0])).tolist()
     [0.0]
     """
-    return _squash(_yat.soft_tanh, x, _check_n(n, "soft_tanh"))
+    return _squash(_yat.soft_tanh, x, _check_n(squash_power(n, sharpness, "soft_tanh"), "soft_tanh"))

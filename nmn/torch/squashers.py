@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from nmn.core.options import SOFTERMAX_EPSILON
+from nmn.core.options import SOFTERMAX_EPSILON, squash_power
 from nmn.torch.functional import _check_n, soft_tanh, softer_sigmoid, softermax
 
 __all__ = ["softermax", "softer_sigmoid", "soft_tanh", "Softermax", "SofterSigmoid", "SoftTanh"]
@@ -37,15 +37,15 @@ class Softermax(nn.Module):
 
 
 class SofterSigmoid(nn.Module):
-    """Module form of :func:`softer_sigmoid` (n default 1.0).
+    """Module form of :func:`softer_sigmoid` (n default 1.0; ``sharpness`` is its alias).
 
     >>> SofterSigmoid()(torch.tensor([1.0])).tolist()
     [0.5]
     """
 
-    def __init__(self, n: float = 1.0):
+    def __init__(self, n: float = 1.0, *, sharpness: float | None = None):
         super().__init__()
-        self.n = _check_n(n, "SofterSigmoid")
+        self.n = _check_n(squash_power(n, sharpness, "SofterSigmoid"), "SofterSigmoid")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return softer_sigmoid(x, self.n)
@@ -55,15 +55,15 @@ class SofterSigmoid(nn.Module):
 
 
 class SoftTanh(nn.Module):
-    """Module form of :func:`soft_tanh` (n default 1.0).
+    """Module form of :func:`soft_tanh` (n default 1.0; ``sharpness`` is its alias).
 
     >>> SoftTanh()(torch.tensor([1.0])).tolist()
     [0.0]
     """
 
-    def __init__(self, n: float = 1.0):
+    def __init__(self, n: float = 1.0, *, sharpness: float | None = None):
         super().__init__()
-        self.n = _check_n(n, "SoftTanh")
+        self.n = _check_n(squash_power(n, sharpness, "SoftTanh"), "SoftTanh")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return soft_tanh(x, self.n)

@@ -34,11 +34,11 @@ def _oracle(case, mask4):
         num_heads=case.config["num_heads"])
 
 
-def _masks(b, h, l, seed):
+def _masks(b, h, length, seed):
     rng = np.random.default_rng(seed)
-    m3 = rng.random((b, l, l)) > 0.4
+    m3 = rng.random((b, length, length)) > 0.4
     m3[np.arange(b), :, 0] = True  # no fully masked row: every row's weights depend on the mask
-    m4 = rng.random((b, h, l, l)) > 0.4
+    m4 = rng.random((b, h, length, length)) > 0.4
     m4[..., 0] = True
     return m3, m4
 
@@ -98,8 +98,8 @@ def _kernels_keras():
 
     from nmn.keras import MultiHeadYatAttention, RotaryYatAttention
     out = []
-    for layer, seed in ((MultiHeadYatAttention(8, 2), None), (RotaryYatAttention(8, 2, max_seq_len=8), None),
-                        (MultiHeadYatAttention(8, 2, seed=3), 3)):
+    for layer in (MultiHeadYatAttention(8, 2), RotaryYatAttention(8, 2, max_seq_len=8),
+                  MultiHeadYatAttention(8, 2, seed=3)):
         layer(keras.ops.ones((1, 4, 8)))
         out.append([keras.ops.convert_to_numpy(w) for w in (layer.q_kernel, layer.k_kernel, layer.v_kernel,
                                                                layer.out_kernel)])
@@ -184,3 +184,61 @@ def test_performer_default_features(framework):
     pytest.importorskip(_MODULES.get(framework, framework))
     from nmn.core.options import DEFAULTS
     assert _default_of(framework) == DEFAULTS["performer_num_features"] == 256
+
+
+# ------------------------------------------------------------------------------------------- squashers
+
+
+def _squashers(framework):
+    """``(softer_sigmoid, soft_tanh, to_numpy, from_numpy)`` of a framework's public functional forms."""
+    if framework == "torch":
+        import torch
+
+        from nmn.torch import soft_tanh, softer_sigmoid
+        return softer_sigmoid, soft_tanh, lambda y: y.numpy(), torch.as_tensor
+    if framework in ("nnx", "linen"):
+        import jax.numpy as jnp
+        mod = __import__(f"nmn.{framework}", fromlist=["softer_sigmoid"])
+        return mod.softer_sigmoid, mod.soft_tanh, np.asarray, jnp.asarray
+    if framework == "keras":
+        import keras
+
+        from nmn.keras import soft_tanh, softer_sigmoid
+        return softer_sigmoid, soft_tanh, keras.ops.convert_to_numpy, keras.ops.convert_to_tensor
+    if framework == "tf":
+        import tensorflow as tf
+
+        from nmn.tf import soft_tanh, softer_sigmoid
+        return softer_sigmoid, soft_tanh, lambda y: y.numpy(), tf.constant
+    import mlx.core as mx
+
+    from nmn.mlx import soft_tanh, softer_sigmoid
+    return softer_sigmoid, soft_tanh, np.asarray, mx.array
+
+
+@pytest.mark.parametrize("framework", ["torch", "keras", "tf", "nnx", "linen", "mlx"])
+def test_squasher_keywords(framework):
+    """The seed README's ``softer_sigmoid(x, sharpness=1)``: ``sharpness`` is ``n`` everywhere, default 1."""
+    pytest.importorskip(_MODULES.get(framework, framework))
+    sig, tanh, to_np, from_np = _squashers(framework)
+    x = np.linspace(0.1, 3.0, 7).astype(np.float32)
+    for n in (1.0, 2.0, 0.5):
+        p = x.astype(np.float64) ** n
+        np.testing.assert_allclose(to_np(sig(from_np(x), sharpness=n)), p / (1 + p), rtol=2e-6)
+        np.testing.assert_allclose(to_np(sig(from_np(x), n=n)), p / (1 + p), rtol=2e-6)
+        np.testing.assert_allclose(to_np(tanh(from_np(x), sharpness=n)), (p - 1) / (p + 1), rtol=2e-6, atol=1e-7)
+    p = x.astype(np.float64)
+    np.testing.assert_allclose(to_np(sig(from_np(x))), p / (1 + p), rtol=2e-6)  # default n = sharpness = 1
+    with pytest.raises(ValueError, match="softer_sigmoid: n and sharpness name the same power"):
+        sig(from_np(x), n=3.0, sharpness=2.0)
+
+
+def test_squasher_modules_torch():
+    torch = pytest.importorskip("torch")
+    from nmn.torch import SofterSigmoid, SoftTanh
+    x = torch.linspace(0.1, 3.0, 7)
+    p = x.double().numpy() ** 2
+    np.testing.assert_allclose(SofterSigmoid(sharpness=2)(x).numpy(), p / (1 + p), rtol=2e-6)
+    np.testing.assert_allclose(SoftTanh(sharpness=2)(x).numpy(), (p - 1) / (p + 1), rtol=2e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="SofterSigmoid: n and sharpness"):
+        SofterSigmoid(n=3, sharpness=2)
