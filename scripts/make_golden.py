@@ -13,7 +13,6 @@ this version keeps loading in later versions. Changing a golden file needs a rea
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -23,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nmn.interchange import save_model
+from nmn.interchange._atomic import Stage
 from tests.interchange import matrix_util as mu
 
 GOLDEN_MODELS = ("yat_cnn", "yat_autoencoder", "yat_seq", "yat_volume", "yat_transformer", "yat_performer")
@@ -43,14 +43,13 @@ def write(name: str, fw: str, out: Path) -> list[Path]:
     err = mu.worst_error(native, expected)
     if err > mu.RTOL:
         raise RuntimeError(f"{name} from {fw}: onnxruntime differs from {fw} by {err:.3g} x the output scale")
-    onnx_path = out / f"{name}.{fw}.onnx"
-    save_model(src.proto, onnx_path)
-    os.chmod(onnx_path, 0o644)
     arrays = {f"input:{k}": v for k, v in mu.feeds(src.proto, inputs).items()}
     arrays.update({f"output:{vi.name}": y for vi, y in zip(src.proto.graph.output, expected)})
-    npz_path = out / f"{name}.{fw}.npz"
-    np.savez_compressed(npz_path, **arrays)
-    return [onnx_path, npz_path]
+    # the pair is staged and renamed into place together: an interrupted run leaves the old pair, never half
+    with Stage(out, overwrite=True) as stage:
+        save_model(src.proto, stage.path(f"{name}.{fw}.onnx"))
+        np.savez_compressed(stage.path(f"{name}.{fw}.npz"), **arrays)
+        return stage.commit()
 
 
 def main(argv=None) -> int:

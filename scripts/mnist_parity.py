@@ -231,11 +231,28 @@ def receipt_path(report: str, name: str) -> Path:
     return p / f"mnist_{name}.json"
 
 
+def portable(obj):
+    """A receipt without the machine's file layout: paths inside the checkout relative to it, other absolute paths
+    by their file name, the interpreter as ``python``."""
+    if isinstance(obj, dict):
+        return {k: portable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [portable(v) for v in obj]
+    if isinstance(obj, str) and obj == sys.executable:
+        return "python"
+    if isinstance(obj, str) and os.path.isabs(obj) and "\n" not in obj:
+        p = Path(obj)
+        try:
+            return p.resolve().relative_to(ROOT.resolve()).as_posix()
+        except ValueError:
+            return p.name
+    return obj
+
+
 def write_json(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_jsonable) + "\n")
-    tmp.replace(path)
+    from nmn.interchange._atomic import write_bytes
+
+    write_bytes(path, (json.dumps(portable(obj), indent=2, default=_jsonable) + "\n").encode())
 
 
 def _jsonable(o):
@@ -267,7 +284,7 @@ def write_summary(report_dir: Path, receipts: dict[str, dict], failures: dict[st
         lines += [(f"Data: `{Path(d.get('path') or 'digits').name}` ({d['n_train']:,} train / {d['n_test']:,} test "
                   f"images). Machine: {m['platform']}, {m['usable_cpus']} usable CPU(s) (cpu_count "
                   f"{m['cpu_count']}), CPU only."), ""]
-    lines += ["Command: `" + " ".join(["python", "scripts/mnist_parity.py", *sys.argv[1:]]) + "`", ""]
+    lines += ["Command: `" + " ".join(["python", "scripts/mnist_parity.py", *portable(sys.argv[1:])]) + "`", ""]
     reused = getattr(args, "reused", None)
     if reused:
         lines += ["Receipts reused from an earlier run of the same command without `--only` (same settings): "
@@ -348,9 +365,9 @@ def write_summary(report_dir: Path, receipts: dict[str, dict], failures: dict[st
         lines += ["", "Notes:", "", *notes]
     lines += ["", ("Receipts: `mnist_<framework>.json` next to this file (per-epoch history, parameter count, "
               "library versions, machine, the ONNX file's sha256 and the cross-check table)."), ""]
-    path = report_dir / "mnist_summary.md"
-    path.write_text("\n".join(lines))
-    return path
+    from nmn.interchange._atomic import write_bytes
+
+    return write_bytes(report_dir / "mnist_summary.md", "\n".join(lines).encode())
 
 
 def write_plot(report_dir: Path, receipts: dict[str, dict]) -> Path:
@@ -379,8 +396,9 @@ def write_plot(report_dir: Path, receipts: dict[str, dict]) -> Path:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path = report_dir / "mnist_loss.png"
-    fig.savefig(path)
+    from nmn.interchange._atomic import write_bytes
+
+    path = write_bytes(report_dir / "mnist_loss.png", lambda f: fig.savefig(f, format="png"))
     plt.close(fig)
     return path
 
@@ -413,6 +431,8 @@ def run_all(args) -> int:
         rp = receipt_path(str(report_dir), name)
         if proc.returncode == 0 and rp.exists():
             receipts[name] = json.loads(rp.read_text())
+            if "file" in receipts[name].get("onnx", {}):   # the receipt names it portably; the file is here
+                receipts[name]["onnx"]["file"]["path"] = str(Path(args.onnx_dir) / f"mnist_{name}.onnx")
         elif rp.exists() and json.loads(rp.read_text()).get("error"):
             failures[name] = json.loads(rp.read_text())["error"]
         else:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import stat
 import tempfile
 import threading
@@ -76,6 +77,20 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+class _signals_blocked:
+    """Hold SIGINT/SIGTERM (main thread, POSIX) while a rollback runs; they are delivered right after it."""
+
+    def __enter__(self):
+        self.old = None
+        if hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread():
+            self.old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        return self
+
+    def __exit__(self, *exc):
+        if self.old is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self.old)
 
 
 def _remove(path: Path) -> None:
@@ -214,24 +229,24 @@ class Stage:
                     _apply_umask_modes(p)
         backup = self.root / ".replaced"
         backup.mkdir()
-        done: list[tuple[str, bool, bool]] = []   # (name, old target moved aside, new output moved in)
+        started: list[str] = []
         try:
             for name in self._names:
-                target, new = self.folder / name, self.root / name
-                entry = [name, False, False]
-                done.append(entry)
+                target = self.folder / name
+                started.append(name)
                 if target.exists() or target.is_symlink():
                     os.replace(target, backup / name)   # the old one is kept until every move has succeeded
-                    entry[1] = True
-                os.replace(new, target)
-                entry[2] = True
+                os.replace(self.root / name, target)
         except BaseException:
-            for name, aside, moved_in in reversed(done):
-                target = self.folder / name
-                if moved_in:
-                    _remove(target)
-                if aside:
-                    os.replace(backup / name, target)
+            # an interrupt can land between a rename and the next statement: roll back from what the folders
+            # hold, not from what was recorded
+            with _signals_blocked():
+                for name in reversed(started):
+                    target = self.folder / name
+                    if not (self.root / name).exists() and (target.exists() or target.is_symlink()):
+                        _remove(target)                  # the new output had been moved in
+                    if (backup / name).exists() or (backup / name).is_symlink():
+                        os.replace(backup / name, target)
             raise
         self.committed = True
         _fsync_dir(self.folder)

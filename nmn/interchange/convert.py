@@ -384,7 +384,8 @@ def _fresh_process_outputs(framework: str, out: Path, inputs: list[np.ndarray], 
 
 @contextlib.contextmanager
 def _sigterm_as_exit():
-    """SIGTERM unwinds like Ctrl-C (so the staging folder is removed) while a conversion runs."""
+    """SIGTERM unwinds like Ctrl-C (a ``KeyboardInterrupt``, so the staging folder is removed) while a conversion
+    runs."""
     import threading
 
     if threading.current_thread() is not threading.main_thread():
@@ -392,7 +393,7 @@ def _sigterm_as_exit():
         return
 
     def handler(signum, frame):
-        raise SystemExit(128 + signum)
+        raise KeyboardInterrupt(f"signal {signum}")
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
@@ -455,6 +456,10 @@ def convert(model_path: str | os.PathLike, to: str, out: str | os.PathLike, *, b
     try:
         with _sigterm_as_exit():
             return _convert(model_path, to, out, batch, seed, overwrite, step)
+    except KeyboardInterrupt:
+        bar.close()
+        print("nmn convert: interrupted; nothing new was written and existing files are unchanged", file=sys.stderr)
+        return 130
     finally:
         bar.close()
 
@@ -512,7 +517,7 @@ def _convert(model_path: Path, to: str, out: Path, batch: int, seed: int, overwr
             want = run_onnx(proto, feeds)
             check = _errors(_predict(to, model, inputs), want)
             if check[1] > RTOL:
-                return fail(f"{to} differs from onnxruntime by {check[1]:.2g} x the output scale (more than "
+                return fail(f"the loaded {to} model differs from onnxruntime by {check[1]:.2g} x the output scale (more than "
                             f"{RTOL:g}); nothing written")
             step(3)
             staged = {n: stage.path(n) for n in written}
