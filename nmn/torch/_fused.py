@@ -1,32 +1,60 @@
-"""Fast paths with analytic backward passes: the Yat tail and the plain Yat dense product.
+"""Fast paths with analytic backward passes: the Yat tail, the plain Yat dense product and the Yat conv tail.
 
 Alternative implementations of ``nmn.core.yat.yat_tail`` / ``yat_dense`` (architecture.md allows a fast path
-that passes the same conformance cases): the forward is the same arithmetic in the same order as the core
-function, and the backward is written out so that autograd keeps only ``num = dot + b`` and
-``den = relu(dist) + eps`` and launches about half the kernels it would for the composed ops.
+that passes the same conformance cases). They compute the same values as the core functions with fewer passes
+over memory: in-place updates of their own temporaries, the clamp and epsilon as one ``max(dist + eps, eps)``
+(equal to ``relu(dist) + eps``), squared norms by ``vector_norm`` (no full-size ``w * w`` temporary), and a
+backward written out so that autograd keeps only ``num = dot + b`` and ``den = relu(dist) + eps``.
 
 With ``y = a n^2 / D``, ``r = n / D``, ``u = a G r`` (``G`` the output gradient) and ``m = [dist > 0]``:
 ``dy/dn = 2u``, ``dy/dD = -u r``, ``dy/ddist = -u r m``, ``dy/da = G n r``, ``dy/deps = -u r``.
-Used only when autograd records (``torch.is_grad_enabled()`` and some input requires grad); otherwise the
-layers call the core functions directly.
+The Functions run only when autograd records (``torch.is_grad_enabled()`` and some input requires grad);
+otherwise the same forward arithmetic runs without a graph.
+
+>>> import torch
+>>> x, w = torch.ones(2, 3), torch.ones(4, 3)
+>>> float(dense_forward(x, w, None, None, 1.0)[0][0, 0])     # (3)^2 / (0 + 1)
+9.0
 """
 
 from __future__ import annotations
 
 import torch
 
-from nmn.core import yat as _yat
-from nmn.torch._ops import ops_for
+__all__ = ["tensors", "recording", "sqnorm", "dense_forward", "dist_tail_forward", "YatTail", "YatDense",
+           "YatDistTail", "yat_tail", "yat_dense", "yat_dist_tail"]
 
 
 def tensors(*xs):
-    """The tensors among ``xs`` (numbers and None dropped)."""
+    """The tensors among ``xs`` (numbers and None dropped).
+
+    >>> len(tensors(torch.ones(1), 2.0, None))
+    1
+    """
     return [x for x in xs if isinstance(x, torch.Tensor)]
 
 
 def recording(*xs) -> bool:
-    """True when autograd would record an op on ``xs``."""
+    """True when autograd would record an op on ``xs``.
+
+    >>> recording(torch.ones(1, requires_grad=True)), recording(torch.ones(1))
+    (True, False)
+    """
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors(*xs))
+
+
+def sqnorm(v, dim, keepdim=False):
+    """``sum(v * v, dim)`` in one reading pass, without a full-size temporary.
+
+    Args:
+        v: a tensor.
+        dim: the axis (or axes) to reduce.
+        keepdim: keep the reduced axes with size 1 (default False).
+
+    >>> sqnorm(torch.tensor([[3.0, 4.0]]), 1).tolist()
+    [25.0]
+    """
+    return torch.linalg.vector_norm(v, 2, dim, keepdim).square()
 
 
 def _reduce_to(grad, like):
@@ -35,9 +63,9 @@ def _reduce_to(grad, like):
     return grad.sum_to_size(like.shape) if grad.shape != like.shape else grad
 
 
-def _save(ctx, *saved, bias, alpha, eps):
-    ctx.terms = [(isinstance(t, torch.Tensor), None if isinstance(t, torch.Tensor) else t) for t in (bias, alpha, eps)]
-    ctx.save_for_backward(*saved, *tensors(bias, alpha, eps))
+def _save(ctx, *saved, terms):
+    ctx.terms = [(isinstance(t, torch.Tensor), None if isinstance(t, torch.Tensor) else t) for t in terms]
+    ctx.save_for_backward(*saved, *tensors(*terms))
 
 
 def _load(ctx, n):
@@ -52,25 +80,30 @@ def _load(ctx, n):
     return out
 
 
+def _finish(num, den, alpha):
+    """``alpha * num^2 / den`` in one new tensor (two in-place passes)."""
+    y = torch.mul(num, num).div_(den)
+    return y if alpha is None else y.mul_(alpha)
+
+
 def _tail_forward(dot, dist, bias, alpha, eps):
-    """``(y, num, den)``: the arithmetic of ``nmn.core.yat.yat_tail`` keeping its two intermediates."""
+    """``(y, num, den)``: the value of ``nmn.core.yat.yat_tail`` keeping its two intermediates."""
     num = dot if bias is None else dot + bias
-    den = torch.relu(dist) + eps
-    y = num * num / den
-    return (y if alpha is None else y * alpha), num, den
+    den = torch.clamp_min(dist, 0.0).add_(eps)
+    return _finish(num, den, alpha), num, den
 
 
-def _tail_backward(ctx, grad, num, den, bias, alpha, eps):
-    """``(u, um, grads of bias, alpha, eps)`` with ``u = a G r`` and ``um = u r m``."""
+def _tail_grads(ctx, grad, num, den, alpha, eps, needs_alpha, needs_eps):
+    """``(u, um, g_alpha, g_eps)``: ``u = a G r``, ``um = u r m`` and the gradients of alpha and epsilon."""
     r = num / den
-    g_r = grad * r
-    u = g_r if alpha is None else g_r * alpha
-    um = u * torch.where(den > eps, r, 0.0)
-    needs = ctx.needs_input_grad
-    g_bias = _reduce_to(u, bias) * 2.0 if needs[2] else None
-    g_alpha = torch.dot(g_r.reshape(-1), num.reshape(-1)).reshape(alpha.shape) if needs[3] else None
-    g_eps = -torch.dot(u.reshape(-1), r.reshape(-1)).reshape(eps.shape) if needs[4] else None
-    return u, um, g_bias, g_alpha, g_eps
+    u = grad * r
+    g_alpha = torch.dot(u.reshape(-1), num.reshape(-1)).reshape(alpha.shape) if needs_alpha else None
+    if alpha is not None:
+        u.mul_(alpha)
+    um = r.mul_(u)
+    g_eps = -um.sum().reshape(eps.shape) if needs_eps else None
+    um.masked_fill_(den <= eps, 0.0)
+    return u, um, g_alpha, g_eps
 
 
 class YatTail(torch.autograd.Function):
@@ -79,46 +112,140 @@ class YatTail(torch.autograd.Function):
     @staticmethod
     def forward(ctx, dot, dist, bias, alpha, eps):
         y, num, den = _tail_forward(dot, dist, bias, alpha, eps)
-        _save(ctx, num, den, bias=bias, alpha=alpha, eps=eps)
+        _save(ctx, num, den, terms=(bias, alpha, eps))
         return y
 
     @staticmethod
     def backward(ctx, grad):
         num, den, bias, alpha, eps = _load(ctx, 2)
-        u, um, g_bias, g_alpha, g_eps = _tail_backward(ctx, grad, num, den, bias, alpha, eps)
-        return 2.0 * u, -um, g_bias, g_alpha, g_eps
+        needs = ctx.needs_input_grad
+        u, um, g_alpha, g_eps = _tail_grads(ctx, grad, num, den, alpha, eps, needs[3], needs[4])
+        g_bias = _reduce_to(u, bias) * 2.0 if needs[2] else None
+        return u.mul_(2.0), um.neg_(), g_bias, g_alpha, g_eps
+
+
+def dense_forward(x, w, bias, alpha, eps):
+    """``(y, num, den)`` of the plain Yat dense product of 2-D ``x (N, I)`` and ``w (O, I)``.
+
+    ``dot = x w^T``; ``den = max(|x|^2 + |w|^2 - 2 dot + eps, eps)``; ``y = alpha (dot + b)^2 / den``.
+
+    Args:
+        x: ``(N, I)``.
+        w: ``(O, I)``.
+        bias, alpha, eps: tensors (``bias (O,)``, ``alpha (1,)``, ``eps (1,)``), numbers or ``None``.
+
+    >>> y, num, den = dense_forward(torch.ones(1, 2), torch.zeros(3, 2), 1.0, 2.0, 1.0)
+    >>> [round(v, 4) for v in y[0].tolist()], den.tolist()
+    ([0.6667, 0.6667, 0.6667], [[3.0, 3.0, 3.0]])
+    """
+    dot = torch.mm(x, w.t())
+    den = torch.add(sqnorm(w, 1).add_(eps), dot, alpha=-2.0).add_(sqnorm(x, 1, True)).clamp_min_(eps)
+    num = dot if bias is None else dot.add_(bias)
+    return _finish(num, den, alpha), num, den
 
 
 class YatDense(torch.autograd.Function):
     """Plain Yat dense of 2-D ``x (N, I)`` and ``w (O, I)``: ``dot = x w^T``, ``dist = |x|^2 + |w|^2 - 2 dot``.
 
     Backward (yat-ops.md 10.2), with ``h = u + um``: ``dx = 2 (h w - x sum_o um)``, ``dW = 2 (h^T x - w sum_n um)``;
-    two matmuls, as ``nn.Linear``.
+    two matmuls, as ``nn.Linear``, and one in-place pass over each of ``dx`` and ``dW``.
     """
 
     @staticmethod
     def forward(ctx, x, w, bias, alpha, eps):
-        dot = x @ w.t()
-        dist = torch.add(w.square().sum(1), dot, alpha=-2.0).add_(x.square().sum(1, keepdim=True))
-        y, num, den = _tail_forward(dot, dist, bias, alpha, eps)
-        _save(ctx, x, w, num, den, bias=bias, alpha=alpha, eps=eps)
+        y, num, den = dense_forward(x, w, bias, alpha, eps)
+        _save(ctx, x, w, num, den, terms=(bias, alpha, eps))
         return y
 
     @staticmethod
     def backward(ctx, grad):
         x, w, num, den, bias, alpha, eps = _load(ctx, 4)
-        u, um, g_bias, g_alpha, g_eps = _tail_backward(ctx, grad, num, den, bias, alpha, eps)
-        h = torch.add(u, um)
+        needs = ctx.needs_input_grad
+        u, um, g_alpha, g_eps = _tail_grads(ctx, grad, num, den, alpha, eps, needs[3], needs[4])
+        g_bias = _reduce_to(u, bias) * 2.0 if needs[2] else None
+        h2 = u.add_(um).mul_(2.0)
         gx = gw = None
-        if ctx.needs_input_grad[0]:
-            gx = torch.addmm(x * um.sum(1, keepdim=True), h, w, beta=-2.0, alpha=2.0)
-        if ctx.needs_input_grad[1]:
-            gw = torch.addmm(w * um.sum(0).unsqueeze(1), h.t(), x, beta=-2.0, alpha=2.0)
+        if needs[0]:
+            gx = torch.mm(h2, w).addcmul_(x, um.sum(1, keepdim=True), value=-2.0)
+        if needs[1]:
+            gw = torch.mm(h2.t(), x).addcmul_(w, um.sum(0).unsqueeze(1), value=-2.0)
         return gx, gw, g_bias, g_alpha, g_eps
 
 
+def dist_tail_forward(num, energy, const, alpha, eps):
+    """``(y, den)`` of ``alpha num^2 / max(energy + const - 2 num, eps)`` (the conv tail; see :func:`yat_dist_tail`).
+
+    >>> y, den = dist_tail_forward(torch.tensor([2.0]), torch.tensor([1.0]), torch.tensor([8.0]), None, 1.0)
+    >>> round(float(y), 4), den.tolist()
+    (0.8, [5.0])
+    """
+    den = torch.add(energy, num, alpha=-2.0).add_(const).clamp_min_(eps)
+    return _finish(num, den, alpha), den
+
+
+class YatDistTail(torch.autograd.Function):
+    """``alpha num^2 / max(energy + const - 2 num, eps)``; ``energy`` and ``const`` broadcast against ``num``.
+
+    With ``num = dot + b`` and ``const = |w|^2 + 2 b + eps`` this is the Yat tail of a contraction whose bias
+    the contraction itself added (a conv's ``bias=``): ``energy + const - 2 num = |P|^2 + |w|^2 - 2 dot + eps``.
+    Gradients: ``num: 2u + 2um``, ``energy`` and ``const``: ``-um`` summed to their shapes, ``eps`` (the floor
+    only; the rest reaches epsilon through ``const``): ``-sum(u r (1 - m))``, ``alpha``: ``sum(G n r)``.
+    """
+
+    @staticmethod
+    def forward(ctx, num, energy, const, alpha, eps):
+        y, den = dist_tail_forward(num, energy, const, alpha, eps)
+        ctx.shapes = (energy.shape, const.shape)
+        _save(ctx, num, den, terms=(alpha, eps))
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        num, den, alpha, eps = _load(ctx, 2)
+        needs = ctx.needs_input_grad
+        u, um, g_alpha, g_eps = _tail_grads(ctx, grad, num, den, alpha, eps, needs[3], needs[4])
+        if g_eps is not None:   # _tail_grads gives -sum(u r); the floor's share is that minus the unmasked part
+            g_eps = g_eps + um.sum().reshape(g_eps.shape)
+        g_energy = -um.sum_to_size(ctx.shapes[0]) if needs[1] else None
+        g_const = -um.sum_to_size(ctx.shapes[1]) if needs[2] else None
+        g_num = u.add_(um).mul_(2.0) if needs[0] else None
+        return g_num, g_energy, g_const, g_alpha, g_eps
+
+
 def yat_tail(dot, dist, bias, alpha, eps):
-    """The Yat tail: the fused Function when autograd records, else the core function."""
+    """The Yat tail ``alpha (dot + bias)^2 / (relu(dist) + eps)``: the Function when autograd records.
+
+    >>> float(yat_tail(torch.tensor([2.0]), torch.tensor([1.0]), 1.0, 2.0, 1.0))
+    9.0
+    """
     if recording(dot, dist, bias, alpha, eps):
         return YatTail.apply(dot, dist, bias, alpha, eps)
-    return _yat.yat_tail(ops_for(dot), dot, dist, bias, alpha, eps)
+    return _tail_forward(dot, dist, bias, alpha, eps)[0]
+
+
+def yat_dense(x, w, bias, alpha, eps):
+    """Plain Yat dense of 2-D ``x (N, I)`` and ``w (O, I)``: the Function when autograd records.
+
+    >>> yat_dense(torch.ones(2, 3), torch.ones(4, 3), None, None, 1.0).shape
+    torch.Size([2, 4])
+    """
+    if recording(x, w, bias, alpha, eps):
+        return YatDense.apply(x, w, bias, alpha, eps)
+    return dense_forward(x, w, bias, alpha, eps)[0]
+
+
+def yat_dist_tail(num, energy, const, alpha, eps):
+    """``alpha num^2 / max(energy + const - 2 num, eps)``: the Function when autograd records.
+
+    Args:
+        num: ``dot + b``, full size.
+        energy: the input energy ``|P|^2``, broadcastable to ``num``.
+        const: ``|w|^2 + 2 b + eps``, broadcastable to ``num``.
+        alpha, eps: tensors, numbers or ``None`` (alpha).
+
+    >>> float(yat_dist_tail(torch.tensor([3.0]), torch.tensor([9.0]), torch.tensor([-7.0]), 2.0, 1.0))
+    18.0
+    """
+    if recording(num, energy, const, alpha, eps):
+        return YatDistTail.apply(num, energy, const, alpha, eps)
+    return dist_tail_forward(num, energy, const, alpha, eps)[0]

@@ -92,8 +92,8 @@ def yat_dense(x: torch.Tensor, weight: torch.Tensor, bias: Any = None, alpha: An
     compute, result = compute_dtype(x, weight, bias, alpha)
     x, weight = x.to(compute), weight.to(compute)
     bias, alpha, epsilon = _as(bias, compute), _as(alpha, compute), _as(epsilon, compute)
-    if not (spherical or weight_normalized) and _fused.recording(x, weight, bias, alpha, epsilon):
-        y = _fused.YatDense.apply(x.reshape(-1, x.shape[-1]), weight, bias, alpha, epsilon)
+    if not (spherical or weight_normalized):   # the fused path: fewer passes, analytic backward
+        y = _fused.yat_dense(x.reshape(-1, x.shape[-1]), weight, bias, alpha, epsilon)
         return y.reshape(*x.shape[:-1], weight.shape[0]).to(result)
     y = _yat.yat_dense(ops_for(x), x, weight.t(), bias, alpha, epsilon, spherical=spherical,
                        weight_normalized=weight_normalized)
@@ -150,17 +150,23 @@ def yat_conv(x: torch.Tensor, weight: torch.Tensor, bias: Any = None, alpha: Any
         native = [lo for lo, _ in pairs]
     else:
         x, native = _pad_pairs(x, pairs, padding_mode), 0
-    conv = _CONVS[rank]
-    dot = conv(x, weight, None, strides, native, dilations, groups)
+    # the conv adds the bias itself (num = dot + b); dist + eps = |P|^2 + (|W|^2 + 2b + eps) - 2 num (_fused)
+    m = weight.shape[0]
+    bias, alpha, epsilon = _as(bias, compute), _as(alpha, compute), _as(epsilon, compute)
+    if bias is not None and not isinstance(bias, torch.Tensor):
+        bias = torch.full((m,), float(bias), dtype=compute, device=x.device)
+    elif bias is not None:
+        bias = bias.reshape(-1).expand(m)
+    num = _CONVS[rank](x, weight, bias, strides, native, dilations, groups)
     energy = _window_sum(_group_energy(x, groups), kernel, strides, native, dilations)
-    if groups > 1:
-        energy = energy.repeat_interleave(weight.shape[0] // groups, dim=1)
-    if weight_normalized:
-        dist = torch.add(energy, dot, alpha=-2.0).add_(1.0)
-    else:
-        ww = weight.square().reshape(weight.shape[0], -1).sum(-1)
-        dist = torch.add(energy, dot, alpha=-2.0).add_(ww.reshape(1, -1, *([1] * rank)))
-    y = yat_tail(dot, dist, _channel(_as(bias, compute), rank), _as(alpha, compute), _as(epsilon, compute))
+    const = (torch.ones(m, dtype=compute, device=x.device) if weight_normalized
+             else _fused.sqnorm(weight.reshape(m, -1), 1)) + epsilon
+    if bias is not None:
+        const = const + 2.0 * bias
+    grouped = (num.shape[0], groups, m // groups, *num.shape[2:])
+    y = _fused.yat_dist_tail(num.reshape(grouped), energy.unsqueeze(2), const.reshape(1, groups, -1, *[1] * rank),
+                             alpha, epsilon)
+    y = y.reshape(num.shape)
     return y.to(result)
 
 
@@ -187,7 +193,7 @@ def _window_sum(xs, kernel, strides, native, dilations):
 def _group_energy(x, groups):
     """``sum of x^2`` over each group's input channels: ``(N, groups, *S)`` (the patch energy's channel sum)."""
     n, c = x.shape[:2]
-    return x.square().reshape(n, groups, c // groups, *x.shape[2:]).sum(2)
+    return _fused.sqnorm(x.reshape(n, groups, c // groups, *x.shape[2:]), 2)
 
 
 def yat_conv_transpose(x: torch.Tensor, weight: torch.Tensor, bias: Any = None, alpha: Any = None,
