@@ -15,7 +15,35 @@ from typing import Sequence
 
 import nmn
 
-_EXTRAS = {"torch": "torch", "flax": "jax", "keras": "keras", "tensorflow": "tf", "mlx": "mlx"}
+_EXTRAS = {"torch": "torch", "flax": "jax", "jax": "jax", "keras": "keras", "tensorflow": "tf", "mlx": "mlx"}
+# the import name of each optional dependency -> the extra that installs it
+_MODULE_EXTRAS = {**_EXTRAS, "optax": "jax", "starlette": "serve", "uvicorn": "serve", "httpx": "serve",
+                  "prometheus_client": "serve", "grpc": "serve", "sklearn": "demo", "matplotlib": "demo"}
+# the extra each command needs (convert: the --to framework's)
+_COMMAND_EXTRAS = {"serve": "serve", "predict": "serve"}
+
+
+def install_hint(extra: str) -> str:
+    """The command that adds ``extra`` to this nmn install.
+
+    ``>=1.0`` matters: the PyPI name ``nmn`` holds an older, different package (0.3.x). With the bound, pip keeps
+    the nmn 1.0 installed from a checkout or wheel and adds the extra's packages; where no nmn 1.0 is installed
+    and none is published, pip says so instead of installing the old package.
+
+    Args:
+        extra: an extra of ``pyproject.toml`` (``torch``, ``jax``, ``keras``, ``tf``, ``mlx``, ``serve``, ...).
+
+    Example:
+        >>> install_hint("serve")
+        'pip install "nmn[serve]>=1.0"'
+    """
+    return f'pip install "nmn[{extra}]>=1.0"'
+
+
+def _missing_extra(err: ImportError) -> str | None:
+    """The extra that provides the module an ``ImportError`` is about, if it is one of nmn's optional ones."""
+    name = (getattr(err, "name", None) or "").split(".")[0]
+    return _MODULE_EXTRAS.get(name)
 
 
 def _cmd_version(args) -> int:
@@ -27,15 +55,16 @@ def _cmd_doctor(args) -> int:
     versions = nmn.doctor()
     width = max(len(k) for k in versions)
     for package, version in versions.items():
-        hint = f'   (pip install "nmn[{_EXTRAS[package]}]")' if version is None and package in _EXTRAS else ""
+        hint = f"   ({install_hint(_EXTRAS[package])})" if version is None and package in _EXTRAS else ""
         print(f"{package:<{width}}  {version or 'not installed'}{hint}")
     return 0
 
 
 def _cmd_info(args) -> int:
     print(f"nmn {nmn.__version__} - Yat layers for torch, nnx, linen, keras, tf and mlx, defined as ONNX functions")
-    print("commands: version, doctor, ops, check MODEL.onnx, convert MODEL.onnx --to FRAMEWORK --out PATH, "
-          "serve PATH, predict URL --input x.npy")
+    print("commands: version, doctor, ops, check MODEL.onnx, convert MODEL.onnx --to FRAMEWORK --out PATH "
+          "(needs that framework's extra), serve PATH and predict URL --input x.npy (need the serve extra); "
+          "nmn COMMAND --help for each")
     return 0
 
 
@@ -138,8 +167,22 @@ def _cmd_convert(args) -> int:
     return convert(args.model, args.to, args.out, batch=args.batch, seed=args.seed, overwrite=args.overwrite)
 
 
+def _needs_extra(command: str, extra: str | None, err: BaseException) -> int:
+    what = f"the {extra} extra: {install_hint(extra)}" if extra else f"a package that is missing ({err})"
+    print(f"nmn {command}: needs {what}", file=sys.stderr)
+    return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nmn", description="nmn: Yat layers in six frameworks, via ONNX")
+    """The ``nmn`` argument parser (subcommands import their frameworks only when they run).
+
+    Example:
+        >>> "convert" in build_parser().format_help()
+        True
+    """
+    parser = argparse.ArgumentParser(
+        prog="nmn", description="nmn: Yat layers in six frameworks, via ONNX. Commands marked [needs ...] need an "
+        f"extra installed ({install_hint('EXTRA')}); nmn doctor shows what is installed.")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("version", help="print the version").set_defaults(func=_cmd_version)
     sub.add_parser("info", help="what nmn is and its commands").set_defaults(func=_cmd_info)
@@ -169,10 +212,23 @@ def build_parser() -> argparse.ArgumentParser:
     convert.set_defaults(func=_cmd_convert)
     try:
         from nmn.serve.cli import add_commands
-    except ImportError:  # the serve extra is not installed: the other commands still work
+    except ImportError as err:  # the serve extra is not installed: the commands still show and name it
         add_commands = None
+        missing = err
     if add_commands is not None:
         add_commands(sub)
+    else:
+        for name, what in (("serve", "serve ONNX models over the Open Inference Protocol"),
+                           ("predict", "send a .npy file to an Open Inference Protocol server")):
+            stub = sub.add_parser(name, help=what, add_help=False)
+            stub.add_argument("rest", nargs=argparse.REMAINDER)
+            stub.set_defaults(func=lambda args, _err=missing: _needs_extra(args.command, "serve", _err))
+    for action in sub._choices_actions:   # nmn --help marks what needs an extra
+        extra = _COMMAND_EXTRAS.get(action.dest)
+        if extra:
+            action.help = f"{action.help} [needs the {extra} extra]"
+        elif action.dest == "convert":
+            action.help = f"{action.help} [needs the target framework's extra]"
     return parser
 
 
@@ -206,7 +262,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         return _cmd_info(args)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except ImportError as err:   # an optional dependency the command needs is not installed: one line
+        extra = _missing_extra(err) or _COMMAND_EXTRAS.get(args.command)
+        if extra is None and "pip install" in str(err):
+            print(f"nmn {args.command}: {str(err).splitlines()[0]}", file=sys.stderr)
+            return 2
+        return _needs_extra(args.command, extra, err)
+    except KeyboardInterrupt:
+        print(f"nmn {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,9 +1,13 @@
-"""The ``nmn`` command: ``ops``, ``check`` on good and bad files (a one-line reason, never a traceback)."""
+"""The ``nmn`` command: ``ops``, ``check`` on good and bad files (a one-line reason, never a traceback); every
+command works or names the extra it needs in one line; ``--help`` marks them; the install hint installs *this*
+package."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -14,8 +18,31 @@ from nmn.core.schemas import FUNCTIONS
 from tests.interchange.test_validate import _dense_model
 
 
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "nmn", *args], capture_output=True, text=True, timeout=120)
+WAIT = 900   # seconds; generous, the machine may be loaded
+
+
+def run_cli(*args, block=(), cwd=None):
+    """``python -m nmn ARGS`` in a fresh interpreter; ``block`` names top-level modules made unimportable there
+    (as if their package were not installed)."""
+    code = textwrap.dedent(f"""
+        import importlib.abc, sys
+        BLOCKED = {sorted(block)!r}
+
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in BLOCKED:
+                    raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+                return None
+
+        sys.meta_path.insert(0, Block())
+        from nmn.cli import main
+        sys.exit(main(sys.argv[1:]))
+    """)
+    try:
+        return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                              timeout=WAIT, cwd=cwd)
+    except subprocess.TimeoutExpired as err:
+        pytest.fail(f"nmn {' '.join(map(str, args))}: no answer after {WAIT} s:\n{err.stdout}\n{err.stderr}")
 
 
 def test_ops_lists_every_function(capsys):
@@ -92,3 +119,58 @@ def test_check_subprocess_exit_code(tmp_path):
     path = _bad_files(tmp_path)["truncated"]
     proc = run_cli("check", str(path))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+SERVE_PACKAGES = ("starlette", "uvicorn", "httpx", "prometheus_client", "grpc")
+
+
+def test_help_marks_what_needs_an_extra():
+    proc = run_cli("--help")
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(proc.stdout.split())
+    assert "[needs the serve extra]" in text and "[needs the target framework's extra]" in text, text
+    assert 'pip install "nmn[EXTRA]>=1.0"' in text
+
+
+@pytest.mark.parametrize("command", [["serve", "m.onnx"], ["predict", "http://127.0.0.1:1", "--input", "x.npy"]])
+def test_serve_commands_without_the_serve_extra_name_it_in_one_line(tmp_path, command):
+    """Without the serve extra, nmn serve / nmn predict died with ModuleNotFoundError tracebacks."""
+    (tmp_path / "m.onnx").write_bytes(_dense_model().SerializeToString())
+    np.save(tmp_path / "x.npy", np.ones((1, 3), np.float32))
+    proc = run_cli(*command, block=SERVE_PACKAGES, cwd=tmp_path)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert 'needs the serve extra: pip install "nmn[serve]>=1.0"' in lines[0], lines[0]
+
+
+def test_convert_without_the_framework_names_its_extra(tmp_path):
+    (tmp_path / "m.onnx").write_bytes(_dense_model().SerializeToString())
+    proc = run_cli("convert", "m.onnx", "--to", "tf", "--out", "saved", block=("tensorflow",), cwd=tmp_path)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert 'pip install "nmn[tf]>=1.0"' in lines[0], lines[0]
+    assert sorted(os.listdir(tmp_path)) == ["m.onnx"]
+
+
+@pytest.mark.parametrize("command", [["version"], ["info"], ["doctor"], ["ops"], []])
+def test_every_plain_command_runs(command):
+    proc = run_cli(*command)
+    assert proc.returncode == 0 and proc.stdout.strip() and not proc.stderr.strip(), proc.stdout + proc.stderr
+
+
+def test_doctor_names_the_install_hint_for_a_missing_framework(monkeypatch, capsys):
+    import nmn
+
+    monkeypatch.setattr(nmn, "doctor", lambda: {"torch": None, "onnx": "1.0"})
+    assert main(["doctor"]) == 0
+    assert 'torch  not installed   (pip install "nmn[torch]>=1.0")' in capsys.readouterr().out
+
+
+def test_the_install_hint_resolves_to_this_package():
+    """``pip install "nmn[serve]>=1.0"`` keeps the nmn installed here (this checkout, 1.0) and adds the extra; the
+    older PyPI package (0.3.x) cannot satisfy it. Checked offline with pip's resolver (--dry-run --no-index)."""
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--no-index", "--disable-pip-version-check",
+                           'nmn[serve]>=1.0'], capture_output=True, text=True, timeout=WAIT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Requirement already satisfied: nmn[serve]>=1.0" in proc.stdout, proc.stdout
+    assert "Would install" not in proc.stdout, proc.stdout

@@ -8,4 +8,4 @@ try:
     import jax  # noqa: F401
     import jax.numpy  # noqa: F401
 except ImportError as err:  # pragma: no cover - exercised only without jax
-    raise ImportError('nmn.nnx and nmn.linen need JAX and Flax: pip install "nmn[jax]"') from err
+    raise ImportError('nmn.nnx and nmn.linen need JAX and Flax: pip install "nmn[jax]>=1.0"') from err

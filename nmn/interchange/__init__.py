@@ -30,7 +30,7 @@ def _io(framework: str):
         return importlib.import_module(f"nmn.interchange.{_MODULES[framework]}")
     except ImportError as err:
         raise ImportError(f"{framework} interchange is unavailable ({err}); "
-                          f'pip install "nmn[{_EXTRAS[framework]}]"') from err
+                          f'pip install "nmn[{_EXTRAS[framework]}]>=1.0"') from err
 
 
 def detect_framework(model: Any) -> str:

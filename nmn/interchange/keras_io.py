@@ -33,7 +33,7 @@ try:
     import keras
     from keras import ops
 except ImportError as err:  # pragma: no cover
-    raise ImportError('nmn.interchange.keras_io needs Keras 3: pip install "nmn[keras]"') from err
+    raise ImportError('nmn.interchange.keras_io needs Keras 3: pip install "nmn[keras]>=1.0"') from err
 
 import nmn.keras as nk
 from nmn.core.conv import conv_pads

@@ -25,7 +25,7 @@ import onnx
 try:
     import tensorflow as tf
 except ImportError as err:  # pragma: no cover
-    raise ImportError('nmn.interchange.tf_io needs TensorFlow: pip install "nmn[tf]"') from err
+    raise ImportError('nmn.interchange.tf_io needs TensorFlow: pip install "nmn[tf]>=1.0"') from err
 
 import nmn.tf as nt
 from nmn.interchange import emit

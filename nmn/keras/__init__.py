@@ -12,9 +12,9 @@ from ``.keras`` files.
 try:
     import keras as _keras
 except ImportError as exc:  # pragma: no cover
-    raise ImportError('nmn.keras needs Keras 3: pip install "nmn[keras]"') from exc
+    raise ImportError('nmn.keras needs Keras 3: pip install "nmn[keras]>=1.0"') from exc
 if not _keras.__version__.startswith("3."):  # pragma: no cover
-    raise ImportError(f'nmn.keras needs Keras 3, found {_keras.__version__}: pip install "nmn[keras]"')
+    raise ImportError(f'nmn.keras needs Keras 3, found {_keras.__version__}: pip install "nmn[keras]>=1.0"')
 
 from nmn.keras.attention import MultiHeadYatAttention, RotaryYatAttention
 from nmn.keras.conv import YatConv1D, YatConv2D, YatConv3D

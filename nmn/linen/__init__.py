@@ -12,7 +12,7 @@ try:
     import flax.linen  # noqa: F401
     import jax  # noqa: F401
 except ImportError as err:  # pragma: no cover - exercised only without flax
-    raise ImportError('nmn.linen needs JAX and Flax: pip install "nmn[linen]" (the "jax" extra)') from err
+    raise ImportError('nmn.linen needs JAX and Flax: pip install "nmn[linen]>=1.0" (the "jax" extra)') from err
 
 from nmn.linen import functional
 from nmn.linen.attention import MultiHeadAttention, MultiHeadYatAttention, RotaryYatAttention

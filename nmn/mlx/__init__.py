@@ -11,7 +11,7 @@ Layers: :class:`YatNMN` (alias ``YatDense``), ``YatConv1D/2D/3D``, ``YatConvTran
 (32, 64)
 """
 
-from nmn.mlx._ops import F  # noqa: F401  (raises ImportError naming pip install "nmn[mlx]" without mlx)
+from nmn.mlx._ops import F  # noqa: F401  (raises ImportError naming pip install "nmn[mlx]>=1.0" without mlx)
 from nmn.mlx import functional
 from nmn.mlx.attention import MultiHeadYatAttention, RotaryYatAttention
 from nmn.mlx.conv import YatConv1D, YatConv2D, YatConv3D

@@ -12,7 +12,7 @@ try:
     import mlx.core as mx
     import mlx.nn as nn
 except ImportError as error:  # pragma: no cover - exercised only without mlx
-    raise ImportError('nmn.mlx needs MLX: pip install "nmn[mlx]"') from error
+    raise ImportError('nmn.mlx needs MLX: pip install "nmn[mlx]>=1.0"') from error
 
 from nmn.core.options import check_epsilon, inverse_softplus, resolve_alpha, resolve_bias
 

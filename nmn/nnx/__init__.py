@@ -11,7 +11,7 @@ try:
     import flax.nnx  # noqa: F401
     import jax  # noqa: F401
 except ImportError as err:  # pragma: no cover - exercised only without flax
-    raise ImportError('nmn.nnx needs JAX and Flax: pip install "nmn[nnx]" (the "jax" extra)') from err
+    raise ImportError('nmn.nnx needs JAX and Flax: pip install "nmn[nnx]>=1.0" (the "jax" extra)') from err
 
 from nmn.nnx._ops import Buffer, FrozenParam
 from nmn.nnx import functional

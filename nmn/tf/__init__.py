@@ -11,7 +11,7 @@ They run eagerly, inside ``tf.function`` and save as SavedModels.
 try:
     import tensorflow as _tf  # noqa: F401
 except ImportError as exc:  # pragma: no cover
-    raise ImportError('nmn.tf needs TensorFlow: pip install "nmn[tf]"') from exc
+    raise ImportError('nmn.tf needs TensorFlow: pip install "nmn[tf]>=1.0"') from exc
 
 from nmn.tf.attention import MultiHeadYatAttention, RotaryYatAttention
 from nmn.tf.conv import YatConv1D, YatConv2D, YatConv3D

@@ -11,7 +11,7 @@ torch.Size([2, 4])
 try:
     import torch as _torch  # noqa: F401
 except ImportError as err:  # pragma: no cover - exercised only without torch
-    raise ImportError('nmn.torch needs PyTorch: pip install "nmn[torch]"') from err
+    raise ImportError('nmn.torch needs PyTorch: pip install "nmn[torch]>=1.0"') from err
 
 from nmn.torch import functional
 from nmn.torch.attention import MultiHeadYatAttention, RotaryYatAttention, performer_projection
