@@ -42,7 +42,7 @@ try:
     from flax import linen as nn
     from flax import nnx
 except ImportError as err:  # pragma: no cover - exercised only without jax
-    raise ImportError('nmn.interchange.jax_io needs JAX and Flax: pip install "nmn[jax]"') from err
+    raise ImportError('nmn.interchange.jax_io needs JAX and Flax: pip install "nmn[jax]>=1.0"') from err
 
 import nmn.linen as L
 import nmn.nnx as N

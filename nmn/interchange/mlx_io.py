@@ -55,7 +55,7 @@ try:
     import mlx.core as mx
     import mlx.nn as nn
 except ImportError as err:  # pragma: no cover - exercised only without mlx
-    raise ImportError('nmn.interchange.mlx_io needs MLX: pip install "nmn[mlx]"') from err
+    raise ImportError('nmn.interchange.mlx_io needs MLX: pip install "nmn[mlx]>=1.0"') from err
 
 from nmn.interchange._mlx_ops import TABLE, first_axis_channels, last_axis_channels
 from nmn.interchange._mlx_trace import Traced, np_array, param_names, trace
