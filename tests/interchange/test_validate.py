@@ -126,3 +126,83 @@ def test_function_protos_include_callees_first():
     protos = onnx_ops.function_protos(["YatDense"])
     names = [p.name for p in protos]
     assert names[-1] == "YatDense" and "YatTail" in names[:-1]
+
+
+# ------------------------------------------------------------------ issue 12 item 6: opset imports vs nodes
+
+
+def test_unused_standard_opset_import_is_accepted():
+    """tf2onnx writes an ``ai.onnx.ml`` import that no node uses: the file is still valid."""
+    model = _dense_model()
+    model.opset_import.append(helper.make_opsetid("ai.onnx.ml", 3))
+    validate_model(model)
+
+
+def test_node_of_another_domain_is_refused_even_if_standard():
+    model = _dense_model()
+    model.opset_import.append(helper.make_opsetid("ai.onnx.ml", 3))
+    y = model.graph.output[0].name
+    model.graph.node.append(helper.make_node("Binarizer", [y], ["z"], domain="ai.onnx.ml", name="bin"))
+    model.graph.output[0].name = "z"
+    with pytest.raises(ModelValidationError, match=r"node 'bin' \(ai.onnx.ml::Binarizer\): standard domain "
+                                                   r"'ai.onnx.ml' is not allowed"):
+        validate_model(model)
+
+
+def test_custom_domain_import_and_node_are_refused():
+    model = _dense_model()
+    model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    with pytest.raises(ModelValidationError, match=r"custom domain 'com.microsoft' is not allowed"):
+        validate_model(model)
+
+
+def test_refusal_is_one_line_listing_every_problem():
+    model = _dense_model()
+    node = next(n for n in model.graph.node if n.domain == "nmn")
+    del node.attribute[:]
+    node.input.pop()
+    with pytest.raises(ModelValidationError) as err:
+        validate_model(model, source="two.onnx")
+    text = str(err.value)
+    assert "\n" not in text and text.startswith("two.onnx is not a valid nmn ONNX file: ")
+    assert text.count("; ") >= 1
+
+
+def test_manifest_agrees_with_graph_on_export():
+    """The exporter's own manifest passes the graph checks, and editing one size is caught."""
+    import json
+
+    from nmn.interchange.manifest import ManifestError, read_manifest
+
+    model = _dense_model()
+    data = read_manifest(model)
+    assert data["layers"][0]["config"]["in_features"] == 3
+    entry = next(e for e in model.metadata_props if e.key == "nmn.manifest")
+    changed = json.loads(entry.value)
+    changed["layers"][0]["config"]["out_features"] = 5
+    entry.value = json.dumps(changed)
+    with pytest.raises(ManifestError, match=r"layer 'fc' \(YatNMN\): out_features=5, in_features=3 say weight is "
+                                            r"\[5, 3\], but the tensor is \[2, 3\]"):
+        read_manifest(model)
+    with pytest.raises(ModelValidationError, match="out_features=5"):
+        validate_model(model)
+
+
+def test_inlining_bomb_is_counted_not_inlined():
+    """32 levels of functions each calling the next twice: 2**31 nodes after inlining, refused at once."""
+    from nmn.interchange.safe_load import Limits, UnsafeModelError, check_limits
+
+    opset = [helper.make_opsetid("", 18), helper.make_opsetid("nmn", 1)]
+    fns = [helper.make_function("nmn", "F31", ["X"], ["Y"], [helper.make_node("Identity", ["X"], ["Y"])], opset)]
+    for i in range(30, -1, -1):
+        fns.append(helper.make_function("nmn", f"F{i}", ["X"], ["Y"], [
+            helper.make_node(f"F{i + 1}", ["X"], ["T"], domain="nmn"),
+            helper.make_node(f"F{i + 1}", ["T"], ["Y"], domain="nmn")], opset))
+    g = helper.make_graph([helper.make_node("F0", ["x"], ["y"], domain="nmn")], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    model = helper.make_model(g, opset_imports=opset, functions=fns)
+    with pytest.raises(UnsafeModelError, match=r"nodes after inlining is 2147483648, over the limit max_nodes"):
+        check_limits(model, Limits(max_call_depth=64))
+    with pytest.raises(UnsafeModelError, match=r"max_call_depth=16"):
+        check_limits(model)
