@@ -169,7 +169,7 @@ def _manifest(model: onnx.ModelProto, rng: random.Random) -> None:
         return
     try:
         data = json.loads(entry.value)
-    except ValueError:   # already broken by an earlier mutation of this round
+    except (ValueError, RecursionError):   # already broken by an earlier mutation of this round
         return
     entry.value = json.dumps(_json_walk(data, rng))
 
