@@ -4,11 +4,15 @@ Measured in one process, same device, same shapes: YatNMN vs nn.Linear + ReLU, Y
 MultiHeadYatAttention vs nn.MultiheadAttention (batch first). For each pair: median time of the forward pass and
 of forward + backward (eager and, with --compile, torch.compile), and memory: on CUDA the peak allocated during
 forward + backward, on CPU the bytes autograd saves for the backward pass (a device-free proxy for activation
-memory). Printed as a markdown table; ratio = Yat / plain (lower is better).
+memory). Printed as a markdown table; ratio = Yat / plain (lower is better). Plain, nmn (and, with --old, the
+earlier release) are timed in interleaved rounds in one process, so load on the machine hits all alike; the
+time of a row is the median over rounds.
 
     python scripts/bench_torch.py                    # full sizes of issue 3, eager
     python scripts/bench_torch.py --compile          # eager and torch.compile
     python scripts/bench_torch.py --quick            # small sizes (a smoke run)
+    pip install --no-deps --target /tmp/nmn035 "nmn==0.3.5"
+    python scripts/bench_torch.py --old /tmp/nmn035  # plain, nmn and nmn 0.3.5 side by side
 """
 
 from __future__ import annotations
@@ -46,41 +50,34 @@ class TorchMHA(nn.Module):
         return self.mha(x, x, x, need_weights=False)[0]
 
 
+class OldMHA(nn.Module):
+    """nmn 0.3.5's ``MultiHeadYatAttention`` called as self-attention (its forward returns a tuple)."""
+
+    def __init__(self, old, e, h):
+        super().__init__()
+        self.mha = old.MultiHeadYatAttention(embed_dim=e, num_heads=h)
+
+    def forward(self, x):
+        out = self.mha(x)
+        return out[0] if isinstance(out, tuple) else out
+
+
 def cases(quick: bool):
+    """``(name, make nmn layer, make plain layer, make old layer from the old module, input shape)``."""
+    dense = lambda i, o, b: (f"dense {i}->{o}, batch {b}", lambda: YatNMN(i, o), lambda: LinearReLU(i, o),  # noqa: E731
+                             lambda old: old.YatNMN(i, o), (b, i))
+    conv = lambda c, n, s: (f"conv 3x3 {c}->{c}, {n}x{c}x{s}x{s}", lambda: YatConv2D(c, c, 3, padding=1),  # noqa: E731
+                            lambda: ConvReLU(c, c, 3), lambda old: old.YatConv2D(c, c, 3, padding=1), (n, c, s, s))
+    attn = lambda e, h, b, n: (f"attention E{e} H{h}, B{b} L{n}", lambda: MultiHeadYatAttention(e, h),  # noqa: E731
+                               lambda: TorchMHA(e, h), lambda old: OldMHA(old, e, h), (b, n, e))
     if quick:
-        return [
-            ("dense 784->256, batch 64", lambda: YatNMN(784, 256), lambda: LinearReLU(784, 256), (64, 784)),
-            ("conv 3x3 16->16, 8x16x16x16", lambda: YatConv2D(16, 16, 3, padding=1), lambda: ConvReLU(16, 16, 3),
-             (8, 16, 16, 16)),
-            ("attention E64 H4, B2 L128", lambda: MultiHeadYatAttention(64, 4), lambda: TorchMHA(64, 4),
-             (2, 128, 64)),
-        ]
-    return [
-        ("dense 784->256, batch 256", lambda: YatNMN(784, 256), lambda: LinearReLU(784, 256), (256, 784)),
-        ("dense 4096->4096, batch 512", lambda: YatNMN(4096, 4096), lambda: LinearReLU(4096, 4096), (512, 4096)),
-        ("conv 3x3 64->64, 32x64x32x32", lambda: YatConv2D(64, 64, 3, padding=1), lambda: ConvReLU(64, 64, 3),
-         (32, 64, 32, 32)),
-        ("attention E256 H8, B8 L512", lambda: MultiHeadYatAttention(256, 8), lambda: TorchMHA(256, 8),
-         (8, 512, 256)),
-    ]
+        return [dense(784, 256, 64), conv(16, 8, 16), attn(64, 4, 2, 128)]
+    return [dense(784, 256, 256), dense(4096, 4096, 512), conv(64, 32, 32), attn(256, 8, 8, 512)]
 
 
 def _sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
-
-
-def median_time(fn, device, warmup, repeat):
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def memory(model, x, device):
@@ -179,17 +176,40 @@ def kernel_time(model, x, device, iters=3):
     return total / iters
 
 
-def measure(model, x, device, warmup, repeat):
-    model.zero_grad(set_to_none=True)
+def interleaved(fns, device, warmup, repeat):
+    """Median seconds of each function, timed in alternating rounds (one call of each per round)."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    _sync(device)
+    times = [[] for _ in fns]
+    for _ in range(repeat):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            times[i].append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
 
-    def fwd():
-        with torch.no_grad():
-            model(x)
 
-    def fwd_bwd():
-        model(x).sum().backward()
+def measure(models, x, device, warmup, repeat):
+    """``[(fwd seconds, fwd+bwd seconds)]`` of each model, all timed in the same interleaved rounds."""
+    def fwd(model):
+        def run():
+            with torch.no_grad():
+                model(x)
+        return run
 
-    return median_time(fwd, device, warmup, repeat), median_time(fwd_bwd, device, warmup, repeat)
+    def fwd_bwd(model):
+        def run():
+            model(x).sum().backward()
+        return run
+
+    for model in models:
+        model.zero_grad(set_to_none=True)
+    f = interleaved([fwd(m) for m in models], device, warmup, repeat)
+    b = interleaved([fwd_bwd(m) for m in models], device, warmup, repeat)
+    return list(zip(f, b))
 
 
 def main(argv=None):
@@ -202,7 +222,18 @@ def main(argv=None):
     parser.add_argument("--only", default="", help="run the cases whose name contains this text")
     parser.add_argument("--profile", action="store_true", help="print the top kernels of each Yat fwd+bwd")
     parser.add_argument("--check", action="store_true", help="first compare every layer on --device with CPU float64")
+    parser.add_argument("--old", metavar="PATH", help="also time the earlier release installed with "
+                        "pip install --no-deps --target PATH nmn==0.3.5 (imported as nmn_old)")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads before timing")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    old = None
+    if args.old:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from old_nmn import load_old
+
+        old = load_old(args.old, "torch")
     device = torch.device(args.device)
     torch.manual_seed(0)
     print(f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
@@ -211,31 +242,37 @@ def main(argv=None):
         check_device(device)
     modes = ["eager"] + (["compiled"] if args.compile else [])
     rows = []
-    for name, make_yat, make_ref, shape in cases(args.quick):
+    for name, make_yat, make_ref, make_old, shape in cases(args.quick):
         if args.only and args.only not in name:
             continue
         x = torch.randn(shape, device=device)
         yat, ref = make_yat().to(device), make_ref().to(device)
+        prev = make_old(old).to(device) if old is not None else None
         mem = memory(yat, x, device) / memory(ref, x, device)
         if args.profile:
             profile(yat, x, device, name)
         for mode in modes:
-            y_m, r_m = (yat, ref) if mode == "eager" else (torch.compile(yat), torch.compile(ref))
-            yf, yb = measure(y_m, x, device, args.warmup, args.repeat)
-            rf, rb = measure(r_m, x, device, args.warmup, args.repeat)
+            models = [ref, yat] + ([prev] if prev is not None else [])
+            if mode == "compiled":
+                models = [torch.compile(m) for m in models]
+            times = measure(models, x, device, args.warmup, args.repeat)
+            (rf, rb), (yf, yb) = times[:2]
+            of, ob = times[2] if prev is not None else (None, None)
             busy = ""
             if device.type == "cuda" and mode == "eager":
-                busy = f"{kernel_time(y_m, x, device) / kernel_time(r_m, x, device):.2f}x"
-            rows.append((name, mode, yf / rf, yb / rb, yf * 1e3, yb * 1e3, rf * 1e3, rb * 1e3, mem, busy))
+                busy = f"{kernel_time(models[1], x, device) / kernel_time(models[0], x, device):.2f}x"
+            rows.append((name, mode, rf, rb, yf, yb, of, ob, mem, busy))
             print(f"  {name} [{mode}] fwd {yf / rf:.2f}x fwd+bwd {yb / rb:.2f}x", file=sys.stderr, flush=True)
     mem_label = "peak memory" if device.type == "cuda" else "saved for backward"
-    print(f"| layer (vs plain) | mode | fwd ratio | fwd+bwd ratio | Yat fwd / fwd+bwd (ms) | plain fwd / fwd+bwd (ms) "
+    print(f"| layer (vs plain) | mode | plain fwd / fwd+bwd (ms) | nmn fwd / fwd+bwd (ms) | nmn fwd ratio / fwd+bwd ratio "
+          f"| 0.3.5 fwd / fwd+bwd (ms) | 0.3.5 fwd ratio / fwd+bwd ratio | nmn speed-up over 0.3.5 fwd / fwd+bwd "
           f"| {mem_label} ratio | GPU kernel-time ratio (fwd+bwd) |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, mode, fr, br, yf, yb, rf, rb, mem, busy in rows:
-        print(f"| {name} | {mode} | {fr:.2f}x | {br:.2f}x | {yf:.2f} / {yb:.2f} | {rf:.2f} / {rb:.2f} | {mem:.2f}x "
-              f"| {busy or '-'} |")
-
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, mode, rf, rb, yf, yb, of, ob, mem, busy in rows:
+        olds = (f"{of * 1e3:.2f} / {ob * 1e3:.2f} | {of / rf:.2f}x / {ob / rb:.2f}x | {of / yf:.2f}x / {ob / yb:.2f}x"
+                if of is not None else "- | - | -")
+        print(f"| {name} | {mode} | {rf * 1e3:.2f} / {rb * 1e3:.2f} | {yf * 1e3:.2f} / {yb * 1e3:.2f} "
+              f"| {yf / rf:.2f}x / {yb / rb:.2f}x | {olds} | {mem:.2f}x | {busy or '-'} |")
 
 if __name__ == "__main__":
     main()
