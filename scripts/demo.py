@@ -22,7 +22,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # the private helpers in scripts/_mnist
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")          # TensorFlow's start-up noise
+for _key, _value in {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0", "GRPC_VERBOSITY": "ERROR",
+                     "ABSL_MIN_LOG_LEVEL": "3"}.items():
+    os.environ.setdefault(_key, _value)                     # TensorFlow's start-up noise
 
 FRAMEWORK_PACKAGES = {"torch": "torch", "nnx": "flax", "linen": "flax", "keras": "keras", "tf": "tensorflow",
                       "mlx": "mlx"}
@@ -70,6 +72,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="out/demo")
     parser.add_argument("--no-serve", action="store_true", help="skip the serving step")
     args = parser.parse_args(argv)
+    started = time.perf_counter()
 
     from _mnist import common, framework_module
     from nmn.interchange import load, predict, run_onnx
@@ -123,7 +126,17 @@ def main(argv=None) -> int:
     if not args.no_serve and importlib.util.find_spec("uvicorn") is not None:
         err = serve_and_query(path, x[:16], ort_logits[:16])
         print(f"\nnmn serve: 16 images through the Open Inference Protocol, max |diff| vs onnxruntime {err:.1e}")
+    print(f"\n{machine_line(time.perf_counter() - started)}")
     return 1 if failed else 0
+
+
+def machine_line(seconds: float) -> str:
+    """How long the demo took and on what: usable CPU cores and the load average before and after (the load of
+    the machine decides the time as much as the code does)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    loads = f", load average {load[0]:.1f} (1 min) / {load[2]:.1f} (15 min)" if load else ""
+    return f"demo took {seconds:.0f} s on {cores} CPU core(s){loads}"
 
 
 if __name__ == "__main__":
