@@ -504,9 +504,9 @@ def _convert(model_path: Path, to: str, out: Path, batch: int, seed: int, overwr
     try:
         model = load(proto, to)
     except (ImportError, UnsupportedModelError) as err:
-        return fail(f"cannot load {model_path} into {to}: {_one_line(err)}")
+        return fail(f"cannot load {model_path} into {to}, nothing written: {_one_line(err)}")
     except Exception as err:  # noqa: BLE001 - a framework's own error, as one line
-        return fail(f"cannot load {model_path} into {to}: {_one_line(err)}")
+        return fail(f"cannot load {model_path} into {to}, nothing written: {_one_line(err)}")
     feeds = random_inputs(proto, batch, seed)
     inputs = list(feeds.values())
     try:
