@@ -31,18 +31,50 @@ def _attend_marker(layer_path: str, query):  # a call_function target standing f
 
 
 class _Tracer(torch.fx.Tracer):
-    def __init__(self, yat_types):
-        super().__init__()
+    def __init__(self, yat_types, leaf_functions=()):
+        super().__init__(autowrap_functions=tuple(leaf_functions))
         self.yat_types = yat_types
 
     def is_leaf_module(self, m, qualname):
         return isinstance(m, self.yat_types) or super().is_leaf_module(m, qualname)
 
 
-def _trace(model: nn.Module) -> torch.fx.Graph:
+def _squasher_functions():
     import nmn.torch as nt
 
-    tracer = _Tracer(_yat_types())
+    return (nt.softermax, nt.softer_sigmoid, nt.soft_tanh)
+
+
+def _bare_graph(model: nn.Module, n_inputs: int) -> tuple[torch.fx.Graph, str]:
+    """The graph of a model that is itself one leaf layer (``export(nt.YatNMN(4, 3), x)``): fx would trace into
+    its ``forward`` (and stop at its input checks), so the one ``call_module`` node is written here. The layer is
+    named after its class, as the MLX exporter names a bare layer."""
+    import inspect
+
+    name = type(model).__name__
+    try:
+        params = [p.name for p in inspect.signature(model.forward).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    params = (params + [f"input_{i}" for i in range(len(params), n_inputs)])[:n_inputs]
+    graph = torch.fx.Graph()
+    args = tuple(graph.placeholder(p) for p in params)
+    graph.output(graph.call_module(name, args))
+    return graph, name
+
+
+def _trace(model: nn.Module, n_inputs: int = 1) -> tuple[torch.fx.Graph, dict]:
+    """``(graph, modules by qualified name)``: nmn layers, standard ``torch.nn`` layers and calls of nmn's
+    functional squashers (``nt.softermax(x)``, or ``softermax(x)`` imported by name) are leaves."""
+    import nmn.torch as nt
+    import nmn.torch.functional as ntf
+
+    squashers = _squasher_functions()
+    tracer = _Tracer(_yat_types(), squashers)
+    if tracer.is_leaf_module(model, ""):
+        graph, name = _bare_graph(model, n_inputs)
+        return graph, {name: model}
     original = nt.YatEmbed.attend
 
     def attend(self, query):
@@ -50,14 +82,27 @@ def _trace(model: nn.Module) -> torch.fx.Graph:
             return tracer.create_proxy("call_function", _attend_marker, (tracer.path_of_module(self), query), {})
         return original(self, query)
 
+    def leaf(fn):
+        def call(*args, **kwargs):
+            if any(isinstance(a, torch.fx.Proxy) for a in (*args, *kwargs.values())):
+                return tracer.create_proxy("call_function", fn, args, kwargs)
+            return fn(*args, **kwargs)
+        return call
+
+    # ``nt.softermax(x)`` is an attribute lookup that fx's autowrap (module globals only) does not see
+    patched = [(mod, fn.__name__, fn) for mod in (nt, ntf) for fn in squashers if getattr(mod, fn.__name__, None) is fn]
     nt.YatEmbed.attend = attend
+    for mod, attr, fn in patched:
+        setattr(mod, attr, leaf(fn))
     try:
-        return tracer.trace(model)
+        return tracer.trace(model), dict(model.named_modules())
     except Exception as err:
         raise ExportError(f"{type(model).__name__}: torch.fx could not trace forward() ({type(err).__name__}: "
                           f"{err}); nmn export needs a forward without data-dependent Python control flow") from err
     finally:
         nt.YatEmbed.attend = original
+        for mod, attr, fn in patched:
+            setattr(mod, attr, fn)
 
 
 def _np(t) -> np.ndarray:
@@ -68,12 +113,47 @@ def _np_param(t):
     return None if t is None else _np(t).astype(np.float32, copy=False)
 
 
-_ACTIVATIONS = {nn.ReLU: "relu", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.SiLU: "silu", nn.Softplus: "softplus"}
+# torch.nn activation modules / functions -> emit.ACTIVATIONS kinds (parameters read by _activation_params)
+_ACTIVATIONS = {nn.ReLU: "relu", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.SiLU: "silu", nn.Softplus: "softplus",
+                nn.LeakyReLU: "leaky_relu", nn.ELU: "elu", nn.SELU: "selu", nn.Hardsigmoid: "hard_sigmoid",
+                nn.Hardswish: "hard_swish", nn.ReLU6: "relu6", nn.Hardtanh: "clip", nn.Mish: "mish",
+                nn.Softsign: "softsign"}
 _FN_ACTIVATIONS = {TF.relu: "relu", torch.relu: "relu", torch.sigmoid: "sigmoid", TF.sigmoid: "sigmoid",
-                   torch.tanh: "tanh", TF.tanh: "tanh", TF.silu: "silu", TF.softplus: "softplus"}
+                   torch.tanh: "tanh", TF.tanh: "tanh", TF.silu: "silu", TF.softplus: "softplus",
+                   TF.leaky_relu: "leaky_relu", TF.elu: "elu", TF.selu: "selu", TF.hardsigmoid: "hard_sigmoid",
+                   TF.hardswish: "hard_swish", TF.relu6: "relu6", TF.hardtanh: "clip", TF.mish: "mish",
+                   TF.softsign: "softsign"}
+_METHOD_ACTIVATIONS = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh"}
 _BINARY = {operator.add: "Add", torch.add: "Add", operator.mul: "Mul", torch.mul: "Mul", operator.sub: "Sub",
            torch.sub: "Sub", operator.truediv: "Div", torch.div: "Div", operator.matmul: "MatMul",
-           torch.matmul: "MatMul"}
+           torch.matmul: "MatMul", operator.pow: "Pow", torch.pow: "Pow", torch.maximum: "Max",
+           torch.minimum: "Min"}
+_METHOD_BINARY = {"add": "Add", "mul": "Mul", "sub": "Sub", "div": "Div", "matmul": "MatMul", "pow": "Pow"}
+_UNARY = {torch.sqrt: "Sqrt", torch.exp: "Exp", torch.log: "Log", torch.abs: "Abs", torch.neg: "Neg",
+          operator.neg: "Neg", torch.reciprocal: "Reciprocal", torch.erf: "Erf", torch.sign: "Sign",
+          torch.floor: "Floor", torch.ceil: "Ceil", torch.sin: "Sin", torch.cos: "Cos"}
+_METHOD_UNARY = {"sqrt": "Sqrt", "exp": "Exp", "log": "Log", "abs": "Abs", "neg": "Neg", "reciprocal": "Reciprocal",
+                 "erf": "Erf", "sign": "Sign", "floor": "Floor", "ceil": "Ceil"}
+_IDENTITY_FUNCTIONS = (TF.dropout, TF.dropout1d, TF.dropout2d, TF.dropout3d, TF.alpha_dropout)
+
+
+def _activation_params(kind, m=None, args=(), kwargs=None) -> dict:
+    """The ``alpha`` / ``min`` / ``max`` of a parametrised activation, from its module or its call."""
+    kwargs = kwargs or {}
+    extra = list(args[1:])
+
+    def arg(key, pos, default):
+        return kwargs.get(key, extra[pos] if len(extra) > pos else default)
+
+    if kind == "leaky_relu":
+        return {"alpha": m.negative_slope if m is not None else arg("negative_slope", 0, 0.01)}
+    if kind == "elu":
+        return {"alpha": m.alpha if m is not None else arg("alpha", 0, 1.0)}
+    if kind == "clip":
+        if m is not None:
+            return {"min": m.min_val, "max": m.max_val}
+        return {"min": arg("min_val", 0, -1.0), "max": arg("max_val", 1, 1.0)}
+    return {}
 
 
 def _conv_padding(m) -> Any:
@@ -97,7 +177,7 @@ class _Exporter:
         import nmn.torch.spec as tspec
 
         self.spec = tspec
-        graph = _trace(self.model)
+        graph, self.modules = _trace(self.model, len(self.inputs))
         placeholders = [n for n in graph.nodes if n.op == "placeholder"]
         if len(placeholders) != len(self.inputs):
             raise ExportError(f"{type(self.model).__name__}.forward takes {len(placeholders)} input(s), "
@@ -157,6 +237,16 @@ class _Exporter:
         return [val(a) for a in args]
 
     def _emit(self, node: torch.fx.Node) -> None:
+        listed = len(self.unsupported)
+        self._emit_node(node)
+        if self.onnx.get(node) is None and isinstance(self.value.get(node), torch.Tensor):
+            if len(self.unsupported) == listed:
+                self.unsupported.append(f"{node.name}: {node.op} {getattr(node.target, '__name__', node.target)}")
+            # a stand-in name, so that the nodes after it are still checked (every problem in one error); the
+            # graph is never built when anything is unsupported
+            self.onnx[node] = f"<not exported: {node.name}>"
+
+    def _emit_node(self, node: torch.fx.Node) -> None:
         b = self.b
         args = node.args
         kwargs = {k: (self.value[v] if isinstance(v, torch.fx.Node) else v) for k, v in node.kwargs.items()}
@@ -221,7 +311,8 @@ class _Exporter:
                              strides=m.stride, dilations=m.dilation, groups=m.groups,
                              padding=tuple((p, p) for p in m.padding), transpose=True, output_padding=m.output_padding)
         if type(m) in _ACTIVATIONS:
-            return emit.activation(b, _ACTIVATIONS[type(m)], x, name=name)
+            kind = _ACTIVATIONS[type(m)]
+            return emit.activation(b, kind, x, name=name, **_activation_params(kind, m))
         if isinstance(m, nn.GELU):
             return emit.activation(b, "gelu_tanh" if m.approximate == "tanh" else "gelu", x, name=name)
         if isinstance(m, (nn.Softmax, nn.LogSoftmax)):
@@ -269,20 +360,98 @@ class _Exporter:
         self.unsupported.append(f"{name}: module {type(m).__name__}")
         return None
 
+    def _reduce(self, node, op):
+        """mean / sum / amax / amin over ``dim`` (all axes when absent); ``max``/``min`` with a dim return indices too,
+        which nmn does not export."""
+        b, args, name = self.b, node.args, node.name
+        dims = node.kwargs.get("dim", args[1] if len(args) > 1 else None)
+        keep = int(bool(node.kwargs.get("keepdim", args[2] if len(args) > 2 else False)))
+        if node.target in ("max", "min") and dims is not None:
+            self.unsupported.append(f"{name}: {node.target}(dim) (returns indices; use amax/amin)")
+            return None
+        rank = self.value[args[0]].dim()
+        dims = list(range(rank)) if dims is None else [dims] if isinstance(dims, int) else list(dims)
+        axes = b.constant(f"{name}.axes", np.array(dims, np.int64))
+        return b.node(op, [self.onnx[args[0]], axes], {"keepdims": keep}, name=name)
+
+
+    def _operand(self, a, operands, name):
+        """An ONNX value for one operand of a binary op: a traced tensor, or a Python number as a constant of the
+        other operand's dtype."""
+        if isinstance(a, torch.fx.Node):
+            value = self.onnx[a]
+            if value is not None:
+                return value
+            a = self.value[a]   # a Python number computed by traced shape arithmetic (x.size(1))
+        other = next((self.value[o] for o in operands if isinstance(o, torch.fx.Node)
+                      and isinstance(self.value.get(o), torch.Tensor)), None)
+        dtype = _np(other).dtype if other is not None else np.float32
+        return self.b.constant(f"{name}.const", np.array(a, dtype))
+
     def _function(self, node):
         b, t = self.b, node.target
         args = node.args
         name = node.name
-        if node.op == "call_function" and t in _BINARY:
-            ins = []
-            for a in args[:2]:
-                if isinstance(a, torch.fx.Node):
-                    ins.append(self.onnx[a])
-                else:
-                    ins.append(b.constant(f"{name}.const", np.array(a, np.float32)))
-            return b.node(_BINARY[t], ins, name=name)
-        if node.op == "call_function" and t in _FN_ACTIVATIONS:
-            return emit.activation(b, _FN_ACTIVATIONS[t], self.onnx[args[0]], name=name)
+        binary = _BINARY.get(t) if node.op == "call_function" else _METHOD_BINARY.get(t)
+        if binary is not None:
+            operands = [args[0], node.kwargs.get("other", node.kwargs.get("exponent", args[1] if len(args) > 1
+                                                                           else None))]
+            if "alpha" in node.kwargs or len(args) > 2:
+                self.unsupported.append(f"{name}: {getattr(t, '__name__', t)} with alpha= (write x + alpha * y)")
+                return None
+            return b.node(binary, [self._operand(a, operands, name) for a in operands], name=name)
+        unary = _UNARY.get(t) if node.op == "call_function" else _METHOD_UNARY.get(t)
+        if unary is not None:
+            return b.node(unary, [self.onnx[args[0]]], name=name)
+        if t in (torch.rsqrt, "rsqrt"):
+            return b.node("Reciprocal", [b.node("Sqrt", [self.onnx[args[0]]], name=f"{name}.sqrt")], name=name)
+        if (node.op == "call_function" and t in _FN_ACTIVATIONS) or (node.op == "call_method"
+                                                                    and t in _METHOD_ACTIVATIONS):
+            kind = _FN_ACTIVATIONS[t] if node.op == "call_function" else _METHOD_ACTIVATIONS[t]
+            return emit.activation(b, kind, self.onnx[args[0]], name=name,
+                                   **_activation_params(kind, None, args, node.kwargs))
+        if node.op == "call_function" and t in _IDENTITY_FUNCTIONS:
+            return self.onnx[args[0]]
+        if (node.op == "call_function" and t in (TF.log_softmax, torch.log_softmax)) or (
+                node.op == "call_method" and t == "log_softmax"):
+            dim = node.kwargs.get("dim", args[1] if len(args) > 1 else -1)
+            return emit.activation(b, "log_softmax", self.onnx[args[0]], axis=dim, name=name)
+        if node.op == "call_function" and t is TF.linear:
+            w = args[1] if len(args) > 1 else node.kwargs.get("weight")
+            bias = args[2] if len(args) > 2 else node.kwargs.get("bias")
+            wt = b.node("Transpose", [self.onnx[w]], {"perm": [1, 0]}, name=f"{name}.weight_t")
+            y = b.node("MatMul", [self.onnx[args[0]], wt], name=f"{name}.matmul")
+            return b.node("Add", [y, self.onnx[bias]], name=name) if isinstance(bias, torch.fx.Node) else y
+        if node.op == "call_function" and t is TF.layer_norm:
+            shape = args[1] if len(args) > 1 else node.kwargs["normalized_shape"]
+            w = args[2] if len(args) > 2 else node.kwargs.get("weight")
+            bias = args[3] if len(args) > 3 else node.kwargs.get("bias")
+            eps = args[4] if len(args) > 4 else node.kwargs.get("eps", 1e-5)
+            n = list(shape)
+            scale = self.onnx[w] if isinstance(w, torch.fx.Node) else b.constant(f"{name}.ones", np.ones(n, np.float32))
+            ins = [self.onnx[args[0]], scale] + ([self.onnx[bias]] if isinstance(bias, torch.fx.Node) else [])
+            return b.node("LayerNormalization", ins, {"axis": -len(n), "epsilon": float(eps)}, name=name)
+        if node.op == "call_function" and t in (TF.adaptive_avg_pool1d, TF.adaptive_avg_pool2d, TF.adaptive_avg_pool3d):
+            out = args[1] if len(args) > 1 else node.kwargs.get("output_size")
+            if any(o != 1 for o in _tuple(out, self.value[args[0]].dim() - 2)):
+                self.unsupported.append(f"{name}: {t.__name__}(output_size={out}) (only 1)")
+                return None
+            return emit.pool(b, "global_avg", self.onnx[args[0]], kernel=None, strides=None, name=name)
+        if (node.op == "call_method" and t in ("sum", "amax", "max", "min", "amin")) or t in (
+                torch.sum, torch.amax, torch.amin):
+            return self._reduce(node, {"sum": "ReduceSum", "amax": "ReduceMax", "max": "ReduceMax",
+                                       "amin": "ReduceMin", "min": "ReduceMin"}[getattr(t, "__name__", t)])
+        if (node.op == "call_method" and t in ("squeeze", "unsqueeze")) or t in (torch.squeeze, torch.unsqueeze):
+            op = "Squeeze" if getattr(t, "__name__", t) == "squeeze" else "Unsqueeze"
+            dim = node.kwargs.get("dim", args[1] if len(args) > 1 else None)
+            if dim is None:
+                if op == "Unsqueeze":
+                    self.unsupported.append(f"{name}: unsqueeze without dim")
+                    return None
+                dims = [i for i, d in enumerate(self.value[args[0]].shape) if d == 1]
+            else:
+                dims = [dim] if isinstance(dim, int) else list(dim)
+            return b.node(op, [self.onnx[args[0]], b.constant(f"{name}.axes", np.array(dims, np.int64))], name=name)
         if node.op == "call_function" and t is TF.gelu:
             approx = node.kwargs.get("approximate", "none")
             return emit.activation(b, "gelu_tanh" if approx == "tanh" else "gelu", self.onnx[args[0]], name=name)
@@ -308,11 +477,7 @@ class _Exporter:
             return b.node("Concat", [self.onnx[a] for a in args[0]], {"axis": node.kwargs.get("dim", args[1] if len(args) > 1 else 0)},
                           name=name)
         if node.op == "call_method" and t == "mean" or t is torch.mean:
-            dims = node.kwargs.get("dim", args[1] if len(args) > 1 else None)
-            keep = int(node.kwargs.get("keepdim", args[2] if len(args) > 2 else False))
-            dims = [dims] if isinstance(dims, int) else list(dims)
-            axes = b.constant(f"{name}.axes", np.array(dims, np.int64))
-            return b.node("ReduceMean", [self.onnx[args[0]], axes], {"keepdims": keep}, name=name)
+            return self._reduce(node, "ReduceMean")
         if node.op == "call_method" and t in ("permute", "transpose") or t in (torch.permute, torch.transpose):
             rank = self.value[args[0]].dim()
             if t in ("transpose", torch.transpose):
@@ -330,22 +495,28 @@ class _Exporter:
             return self.onnx[args[0]]
         squash = _squashers().get(t)
         if squash is not None:
-            kind, defaults = squash
-            cfg = dict(defaults)
-            extra = list(args[1:])
-            for key, v in zip([k for k in cfg if k != "axis"] + ["axis"], extra):
-                cfg[key] = v
-            cfg.update({("axis" if k == "dim" else k): v for k, v in node.kwargs.items()})
-            return emit.yat_layer(b, name, kind, cfg, {}, [self.onnx[args[0]]])
+            import inspect
+
+            bound = inspect.signature(t).bind(*self._vals(args), **node.kwargs)
+            bound.apply_defaults()
+            given = dict(bound.arguments)
+            if given.get("sharpness") is not None:   # the alias of n
+                given["n"] = given["sharpness"]
+            cfg = {key: given[src] for key, src in squash.items()}
+            if any(isinstance(v, torch.Tensor) for v in cfg.values()):
+                self.unsupported.append(f"{name}: {t.__name__} with a tensor-valued {sorted(cfg)} (use numbers)")
+                return None
+            return emit.yat_layer(b, name, t.__name__, cfg, {}, [self.onnx[args[0]]])
         self.unsupported.append(f"{name}: {node.op} {getattr(t, '__name__', t)}")
         return None
 
 
 def _squashers():
+    """nmn's functional squashers -> {spec config key: the function's argument}."""
     import nmn.torch as nt
 
-    return {nt.softermax: ("softermax", {"n": 1.0, "epsilon": 1e-12, "axis": -1}),
-            nt.softer_sigmoid: ("softer_sigmoid", {"n": 1.0}), nt.soft_tanh: ("soft_tanh", {"n": 1.0})}
+    return {nt.softermax: {"n": "n", "epsilon": "epsilon", "axis": "dim"},
+            nt.softer_sigmoid: {"n": "n"}, nt.soft_tanh: {"n": "n"}}
 
 
 def _tuple(v, rank):

@@ -273,11 +273,54 @@ def embedding(b: GraphBuilder, name: str, ids: str, table: np.ndarray, *, param_
     return w.node("Gather", [w.param("weight", table), ids], {"axis": 0})
 
 
-def activation(b: GraphBuilder, kind: str, x: str, *, axis: int = -1, name: str | None = None) -> str:
-    """relu, sigmoid, tanh, gelu (exact, erf form), gelu_tanh, silu, softplus, softmax, log_softmax, identity."""
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "softplus", "softmax", "log_softmax", "identity", "silu", "gelu",
+               "gelu_tanh", "leaky_relu", "elu", "selu", "hard_sigmoid", "hard_swish", "relu6", "clip", "mish",
+               "softsign")
+"""The activation kinds :func:`activation` writes: the one table every exporter maps its host's activations to."""
+
+
+def activation(b: GraphBuilder, kind: str, x: str, *, axis: int = -1, name: str | None = None,
+               alpha: float | None = None, min: float | None = None, max: float | None = None) -> str:  # noqa: A002
+    """One activation of :data:`ACTIVATIONS` as ONNX nodes.
+
+    Args:
+        kind: relu, sigmoid, tanh, softplus, softsign, softmax / log_softmax (along ``axis``), identity, silu,
+            gelu (exact, erf form), gelu_tanh, leaky_relu / elu (``alpha``; defaults 0.01 / 1.0), selu,
+            hard_sigmoid (``alpha`` slope, default 1/6 as torch and Keras 3 use, offset 0.5), hard_swish
+            (``x * hard_sigmoid(x)``), relu6, clip (``min``/``max``), mish (``x * tanh(softplus(x))``).
+        name: the node name (default ``kind``).
+
+    Example:
+        >>> from nmn.interchange.graph import GraphBuilder
+        >>> b = GraphBuilder()
+        >>> y = activation(b, "hard_swish", b.input("x", (None, 3)))
+        >>> [n.op_type for n in b.nodes]
+        ['HardSwish']
+    """
     name = name or kind
-    if kind in ("relu", "sigmoid", "tanh", "softplus"):
-        return b.node(kind.capitalize() if kind != "softplus" else "Softplus", [x], name=name)
+    if kind in ("relu", "sigmoid", "tanh", "softplus", "softsign", "selu"):
+        op = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "softplus": "Softplus", "softsign": "Softsign",
+              "selu": "Selu"}[kind]
+        return b.node(op, [x], name=name)
+    if kind in ("leaky_relu", "elu"):
+        default = 0.01 if kind == "leaky_relu" else 1.0
+        return b.node("LeakyRelu" if kind == "leaky_relu" else "Elu", [x],
+                      {"alpha": float(default if alpha is None else alpha)}, name=name)
+    if kind == "hard_sigmoid":
+        return b.node("HardSigmoid", [x], {"alpha": float(1.0 / 6.0 if alpha is None else alpha), "beta": 0.5},
+                      name=name)
+    if kind == "hard_swish":
+        return b.node("HardSwish", [x], name=name)
+    if kind in ("relu6", "clip"):
+        lo, hi = (0.0, 6.0) if kind == "relu6" else (min, max)
+        ins = [x, b.constant(f"{name}.min", np.array(lo, F32)) if lo is not None else "",
+               b.constant(f"{name}.max", np.array(hi, F32)) if hi is not None else ""]
+        while ins and ins[-1] == "":
+            ins.pop()
+        return b.node("Clip", ins, name=name)
+    if kind == "mish":
+        t = b.node("Tanh", [b.node("Softplus", [x], name=f"{name}.softplus")], name=f"{name}.tanh")
+        return b.node("Mul", [x, t], name=name)
     if kind in ("softmax", "log_softmax"):
         return b.node("Softmax" if kind == "softmax" else "LogSoftmax", [x], {"axis": int(axis)}, name=name)
     if kind == "identity":

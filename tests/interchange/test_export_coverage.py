@@ -1,0 +1,195 @@
+"""Export coverage: the standard layers users put around Yat layers, bare nmn layers, arithmetic on weights and
+the squashers (functional and module forms) export from every framework, or fail with nmn's own ExportError
+naming the operation (issues 12 and 18).
+
+Every exported file is checked here against the host model with onnxruntime (``run_onnx``, independent of the
+exporter's own check), on a fresh input of another batch size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nmn.interchange import ExportError, export, run_onnx
+
+try:   # imported by name at module level, as users do: fx's autowrap sees module globals
+    from nmn.torch import softer_sigmoid
+except ImportError:  # pragma: no cover - without torch the torch tests skip
+    softer_sigmoid = None
+
+RNG = np.random.default_rng(0)
+SQUASH_OPS = {"Softermax", "SofterSigmoid", "SoftTanh"}
+
+
+def _ops(proto):
+    return [n.op_type for n in proto.graph.node]
+
+
+def _close(got, want, tol=1e-5):
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    assert got.shape == want.shape
+    assert np.max(np.abs(got - want)) <= tol * max(np.max(np.abs(want)), 1e-6)
+
+
+# ------------------------------------------------------------------------------------------------------ torch
+
+
+def _torch():
+    torch = pytest.importorskip("torch")
+    import nmn.torch as nt
+
+    return torch, torch.nn, nt
+
+
+def _torch_check(model, shape, *, expect=(), positive=False):
+    torch, _, _ = _torch()
+    model.eval()
+    make = (lambda s: RNG.uniform(0.1, 2.0, s)) if positive else (lambda s: RNG.normal(size=s))
+    x = torch.from_numpy(make(shape).astype(np.float32))
+    proto = export(model, x, framework="torch")
+    fresh = make((shape[0] + 1, *shape[1:])).astype(np.float32)
+    with torch.no_grad():
+        want = model(torch.from_numpy(fresh)).numpy()
+    _close(run_onnx(proto, {proto.graph.input[0].name: fresh})[0], want)
+    assert set(expect) <= set(_ops(proto)), _ops(proto)
+    return proto
+
+
+def _torch_bare_layers():
+    torch, nn, nt = _torch()
+    return [
+        (nt.YatNMN(4, 3), (2, 4), "YatDense"),
+        (nt.YatConv2D(3, 4, 3, padding="same"), (2, 3, 6, 6), "YatConv"),
+        (nt.YatConvTranspose1D(3, 2, 3, stride=2), (2, 3, 5), "YatConvTranspose"),
+        (nt.MultiHeadYatAttention(8, 2), (2, 5, 8), "YatMultiHeadAttention"),
+        (nt.Softermax(n=2.0), (2, 4), "Softermax"),
+        (nt.SofterSigmoid(n=2.0), (2, 4), "SofterSigmoid"),
+        (nt.SoftTanh(), (2, 4), "SoftTanh"),
+        (nn.Linear(4, 3), (2, 4), "Gemm"),
+        (nn.Conv2d(3, 2, 3), (2, 3, 5, 5), "Conv"),
+    ]
+
+
+@pytest.mark.parametrize("index", range(9))
+def test_torch_exports_a_bare_layer(index):
+    """``export(nt.YatNMN(4, 3), x)`` (issue 18: blamed 'data-dependent control flow'); the layer is named after
+    its class, and the file loads back into torch."""
+    from nmn.interchange import load
+
+    torch, _, _ = _torch()
+    layer, shape, op = _torch_bare_layers()[index]
+    positive = op in SQUASH_OPS
+    proto = _torch_check(layer, shape, expect=[op], positive=positive)
+    if op not in ("Gemm", "Conv"):
+        assert all(t.name.startswith(type(layer).__name__ + ".") for t in proto.graph.initializer)
+    x = RNG.uniform(0.1, 2.0, shape).astype(np.float32)
+    with torch.no_grad():
+        _close(load(proto, "torch")(torch.from_numpy(x)).numpy(), run_onnx(proto, {proto.graph.input[0].name: x})[0])
+
+
+def test_torch_arithmetic_on_parameters():
+    """``x / torch.sqrt(p)``, ``x / (p + 1e-5)`` and other element-wise functions of weights (issue 18: a raw
+    TypeError from the exporter)."""
+    torch, nn, nt = _torch()
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.yat = nt.YatNMN(4, 4)
+            self.p = nn.Parameter(torch.rand(4) + 0.5)
+
+        def forward(self, x):
+            h = self.yat(x) / torch.sqrt(self.p) + x / (self.p + 1e-5)
+            h = h * torch.rsqrt(self.p) - torch.exp(-self.p) + torch.log(self.p).abs() + self.p.reciprocal()
+            return (h ** 2).sum(-1, keepdim=True) + torch.amax(h, dim=1, keepdim=True) - h.mean(dim=-1).unsqueeze(1)
+
+    proto = _torch_check(Net(), (2, 4), expect=["YatDense", "Sqrt", "Exp", "Log", "Reciprocal", "Pow", "ReduceSum"])
+    assert "p" in {t.name for t in proto.graph.initializer}
+
+
+def test_torch_unsupported_operation_is_named_once_and_nothing_crashes():
+    """An operation nmn cannot write is one line of one ExportError, and the nodes after it do not crash."""
+    torch, nn, nt = _torch()
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.p = nn.Parameter(torch.rand(4) + 0.5)
+
+        def forward(self, x):
+            return torch.cumsum(x, -1) / torch.sqrt(self.p) + torch.sort(x, -1)[0]
+
+    with pytest.raises(ExportError) as err:
+        export(Net(), torch.randn(2, 4), framework="torch")
+    message = str(err.value)
+    assert "cumsum" in message and "sort" in message
+    assert "Sqrt" not in message and "truediv" not in message   # the ops after an unsupported one are not blamed
+
+
+def test_torch_squashers_functional_and_module_forms():
+    """Both forms become ``nmn::`` nodes with their options (issue 18: the functional form crashed)."""
+    torch, nn, nt = _torch()
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.sm, self.ss, self.st = nt.Softermax(n=2.0, dim=0), nt.SofterSigmoid(n=1.5), nt.SoftTanh(n=3.0)
+
+        def forward(self, x):
+            f = nt.softermax(x, 2.0, dim=0) + softer_sigmoid(x, sharpness=3.0) + nt.soft_tanh(x, n=2.0)
+            return f + self.sm(x) + self.ss(x) + self.st(x)
+
+    proto = _torch_check(Net(), (3, 4), positive=True)
+    nodes = [n for n in proto.graph.node if n.op_type in SQUASH_OPS]
+    assert sorted(n.op_type for n in nodes) == sorted(["Softermax", "SofterSigmoid", "SoftTanh"] * 2)
+    assert all(n.domain == "nmn" for n in nodes)
+    n_values = sorted(a.f for n in nodes for a in n.attribute if a.name == "n")
+    assert n_values == [1.5, 2.0, 2.0, 2.0, 3.0, 3.0]
+    axes = [a.i for n in nodes if n.op_type == "Softermax" for a in n.attribute if a.name == "axis"]
+    assert axes == [0, 0]
+
+
+def test_torch_standard_layers():
+    """The standard torch.nn layers and functions around Yat layers: activations (module and functional),
+    norms, pools, linear/conv, reshapes."""
+    torch, nn, nt = _torch()
+    F = torch.nn.functional
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3, padding=1)
+            self.bn = nn.BatchNorm2d(8)
+            self.yconv = nt.YatConv2D(8, 8, 3, padding="same")
+            self.acts = nn.ModuleList([nn.LeakyReLU(0.2), nn.ELU(0.7), nn.SELU(), nn.Hardsigmoid(), nn.Hardswish(),
+                                       nn.ReLU6(), nn.Hardtanh(-0.5, 0.5), nn.Mish(), nn.Softsign(), nn.GELU(),
+                                       nn.SiLU(), nn.Softplus(), nn.Tanh(), nn.Sigmoid(), nn.ReLU()])
+            self.pool = nn.MaxPool2d(2)
+            self.avg = nn.AvgPool2d(2, stride=1)
+            self.gap = nn.AdaptiveAvgPool2d(1)
+            self.ln = nn.LayerNorm(8)
+            self.lin = nn.Linear(8, 6)
+            self.w = nn.Parameter(torch.randn(5, 6))
+            self.yat = nt.YatNMN(5, 4)
+
+        def forward(self, x):
+            h = self.bn(self.conv(x))
+            h = self.yconv(h)
+            for act in self.acts:
+                h = h + 0.1 * act(h)
+            h = F.leaky_relu(h, 0.1) + F.hardswish(h) + F.relu6(h) + F.elu(h) + F.hardsigmoid(h)
+            h = self.avg(self.pool(h))
+            h = torch.flatten(self.gap(h), 1) + F.adaptive_avg_pool2d(h, 1).flatten(1)
+            h = F.dropout(F.layer_norm(self.ln(h), (8,)), 0.1, training=False)
+            h = F.log_softmax(F.linear(self.lin(h), self.w), dim=-1)
+            return self.yat(h).unsqueeze(1).squeeze(1)
+
+    model = Net()
+    with torch.no_grad():
+        model.bn.running_mean.uniform_(-0.5, 0.5)
+        model.bn.running_var.uniform_(0.5, 1.5)
+    _torch_check(model, (2, 3, 8, 8), expect=["BatchNormalization", "YatConv", "LeakyRelu", "Elu", "Selu",
+                                              "HardSigmoid", "HardSwish", "Clip", "Softsign", "MaxPool",
+                                              "AveragePool", "GlobalAveragePool", "LayerNormalization", "LogSoftmax",
+                                              "YatDense"])
