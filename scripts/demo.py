@@ -16,6 +16,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,6 +27,7 @@ for _key, _value in {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0", 
                      "ABSL_MIN_LOG_LEVEL": "3"}.items():
     os.environ.setdefault(_key, _value)                     # TensorFlow's start-up noise
 
+READY_WAIT = 600   # seconds for the server to load the model; generous, a loaded machine is slow to start one
 FRAMEWORK_PACKAGES = {"torch": "torch", "nnx": "flax", "linen": "flax", "keras": "keras", "tf": "tensorflow",
                       "mlx": "mlx"}
 
@@ -41,25 +43,34 @@ def serve_and_query(path: Path, x: np.ndarray, expected: np.ndarray) -> float:
     from nmn.serve import Client
 
     port = free_port()
+    log = tempfile.TemporaryFile(mode="w+")          # the server's output, shown if it does not come up
     proc = subprocess.Popen([sys.executable, "-m", "nmn.serve", "serve", str(path), "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=log, stderr=subprocess.STDOUT)
     try:
         client = Client(f"http://127.0.0.1:{port}")
-        deadline = time.time() + 60
+        deadline = time.time() + READY_WAIT
         while True:
             try:
                 if client.ready():
                     break
             except Exception:
                 if time.time() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the server did not start") from None
+                    log.seek(0)
+                    tail = log.read()[-2000:]
+                    raise RuntimeError(f"the server did not become ready within {READY_WAIT} s "
+                                       f"(exit code {proc.poll()}):\n{tail}") from None
                 time.sleep(0.2)
         name = client.metadata(path.stem)["inputs"][0]["name"]
         out = client.infer(path.stem, {name: x})
         return float(np.max(np.abs(next(iter(out.values())) - expected)))
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=READY_WAIT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
 
 
 def main(argv=None) -> int:
