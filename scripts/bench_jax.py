@@ -3,10 +3,13 @@
 Under ``jax.jit`` in one process, same device, same shapes: YatNMN vs Linear/Dense + relu, YatConv2D vs Conv +
 relu, MultiHeadYatAttention vs Flax's MultiHeadAttention. For each pair: median time of the forward pass and of
 forward + backward (gradient of ``sum(out)`` w.r.t. the parameters and the input). Printed as a markdown table;
-ratio = Yat / plain (lower is better). Yat and plain are timed in alternating rounds.
+ratio = Yat / plain (lower is better). Plain, nmn (and, with --old, the earlier release nmn 0.3.5 imported as
+``nmn_old``) are timed in alternating rounds in one process.
 
     python scripts/bench_jax.py            # full sizes of issue 4
     python scripts/bench_jax.py --quick    # small sizes (a smoke run)
+    pip install --no-deps --target /tmp/nmn035 "nmn==0.3.5"
+    python scripts/bench_jax.py --old /tmp/nmn035
 """
 
 from __future__ import annotations
@@ -34,22 +37,27 @@ def sizes(quick):
     return dict(dense=[(256, 784, 256), (512, 4096, 4096)], conv=(32, 32, 32, 64, 64), attn=(8, 512, 256, 8))
 
 
-def nnx_pairs(s):
+def nnx_pairs(s, old=None):
+    """``(name, nmn layer, plain layer, nmn 0.3.5 layer or None, input shape)`` for NNX."""
     r = nnx.Rngs(0)
     out = []
     for b, i, o in s["dense"]:
         out.append((f"dense {i}->{o}, batch {b}", N.YatNMN(i, o, rngs=r),
-                    nnx.Sequential(nnx.Linear(i, o, rngs=r), jax.nn.relu), (b, i)))
+                    nnx.Sequential(nnx.Linear(i, o, rngs=r), jax.nn.relu),
+                    old and old.YatNMN(i, o, rngs=r), (b, i)))
     n, h, w, c, m = s["conv"]
     out.append((f"conv 3x3 {c}->{m}, {n}x{h}x{w}", N.YatConv2D(c, m, 3, rngs=r),
-                nnx.Sequential(nnx.Conv(c, m, (3, 3), rngs=r), jax.nn.relu), (n, h, w, c)))
+                nnx.Sequential(nnx.Conv(c, m, (3, 3), rngs=r), jax.nn.relu),
+                old and old.YatConv(c, m, (3, 3), padding="SAME", rngs=r), (n, h, w, c)))
     b, length, e, heads = s["attn"]
     out.append((f"attention E{e} H{heads}, B{b} L{length}", N.MultiHeadYatAttention(heads, e, rngs=r),
-                nnx.MultiHeadAttention(heads, e, decode=False, rngs=r), (b, length, e)))
+                nnx.MultiHeadAttention(heads, e, decode=False, rngs=r),
+                old and old.MultiHeadAttention(heads, e, decode=False, rngs=r), (b, length, e)))
     return out
 
 
-def linen_pairs(s):
+def linen_pairs(s, old=None):
+    """``(name, nmn module, plain module, nmn 0.3.5 module or None, input shape)`` for Linen."""
     class DenseReLU(nn.Module):
         features: int
 
@@ -66,12 +74,13 @@ def linen_pairs(s):
 
     out = []
     for b, i, o in s["dense"]:
-        out.append((f"dense {i}->{o}, batch {b}", L.YatNMN(o), DenseReLU(o), (b, i)))
+        out.append((f"dense {i}->{o}, batch {b}", L.YatNMN(o), DenseReLU(o), old and old.YatNMN(o), (b, i)))
     n, h, w, c, m = s["conv"]
-    out.append((f"conv 3x3 {c}->{m}, {n}x{h}x{w}", L.YatConv2D(m, 3), ConvReLU(m), (n, h, w, c)))
+    out.append((f"conv 3x3 {c}->{m}, {n}x{h}x{w}", L.YatConv2D(m, 3), ConvReLU(m),
+                old and old.YatConv2D(m, (3, 3), padding="SAME"), (n, h, w, c)))
     b, length, e, heads = s["attn"]
     out.append((f"attention E{e} H{heads}, B{b} L{length}", L.MultiHeadYatAttention(heads),
-                nn.MultiHeadDotProductAttention(heads), (b, length, e)))
+                nn.MultiHeadDotProductAttention(heads), old and old.MultiHeadAttention(heads), (b, length, e)))
     return out
 
 
@@ -114,30 +123,55 @@ def linen_fns(module, x):
     return leaves, fwd, bwd
 
 
+def _old_apis(path):
+    """The earlier release's ``nnx`` and ``linen`` packages (``None`` for one that fails to import)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from old_nmn import load_old
+
+    apis = {}
+    for api in ("nnx", "linen"):
+        try:
+            apis[api] = load_old(path, api)
+        except ImportError as err:
+            print(f"--old {path}: its {api} package does not import ({err}); no 0.3.5 column for {api}",
+                  file=sys.stderr)
+            apis[api] = None
+    return apis
+
+
+def _ms_ratio(t, base):
+    return "- | -" if t is None else f"{t * 1e3:.3f} | {t / base:.2f}"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     parser.add_argument("--repeats", type=int, default=50, help="timed runs per measurement (median)")
     parser.add_argument("--only", choices=["dense", "conv", "attention"], help="one layer family")
     parser.add_argument("--api", choices=["nnx", "linen"], help="one Flax API")
+    parser.add_argument("--old", metavar="PATH", help="also time the earlier release installed with "
+                        "pip install --no-deps --target PATH nmn==0.3.5 (imported as nmn_old)")
     args = parser.parse_args(argv)
     s = sizes(args.quick)
+    olds = _old_apis(args.old) if args.old else {"nnx": None, "linen": None}
     print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}\n")
-    print("| API | case | Yat fwd ms | plain fwd ms | fwd ratio | Yat fwd+bwd ms | plain fwd+bwd ms | fwd+bwd ratio |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
-    for api, pairs in (("nnx", nnx_pairs(s)), ("linen", linen_pairs(s))):
+    print("| API | case | plain fwd ms | nmn fwd ms | nmn fwd ratio | 0.3.5 fwd ms | 0.3.5 fwd ratio "
+          "| plain fwd+bwd ms | nmn fwd+bwd ms | nmn fwd+bwd ratio | 0.3.5 fwd+bwd ms | 0.3.5 fwd+bwd ratio |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for api, pairs in (("nnx", lambda: nnx_pairs(s, olds["nnx"])), ("linen", lambda: linen_pairs(s, olds["linen"]))):
         if args.api and api != args.api:
             continue
-        for name, yat, plain, shape in pairs:
+        for name, yat, plain, prev, shape in pairs():
             if args.only and not name.startswith(args.only):
                 continue
             x = jax.random.normal(jax.random.key(1), shape, jnp.float32)
-            built = [nnx_fns(layer) if api == "nnx" else linen_fns(layer, x) for layer in (yat, plain)]
-            yf, pf = _interleaved([(fwd, (state, x)) for state, fwd, _ in built], args.repeats)
-            yb, pb = _interleaved([(bwd, (state, x)) for state, _, bwd in built], args.repeats)
-            print(f"| {api} | {name} | {yf * 1e3:.3f} | {pf * 1e3:.3f} | {yf / pf:.2f} | {yb * 1e3:.3f} | "
-                  f"{pb * 1e3:.3f} | {yb / pb:.2f} |", flush=True)
-
+            layers = [plain, yat] + ([prev] if prev is not None else [])
+            built = [nnx_fns(layer) if api == "nnx" else linen_fns(layer, x) for layer in layers]
+            fwd = _interleaved([(f, (state, x)) for state, f, _ in built], args.repeats)
+            bwd = _interleaved([(b, (state, x)) for state, _, b in built], args.repeats)
+            of, ob = (fwd[2], bwd[2]) if prev is not None else (None, None)
+            print(f"| {api} | {name} | {fwd[0] * 1e3:.3f} | {_ms_ratio(fwd[1], fwd[0])} | {_ms_ratio(of, fwd[0])} "
+                  f"| {bwd[0] * 1e3:.3f} | {_ms_ratio(bwd[1], bwd[0])} | {_ms_ratio(ob, bwd[0])} |", flush=True)
 
 if __name__ == "__main__":
     main()
