@@ -284,6 +284,87 @@ _YAT_NODES = {
 _YAT_KINDS = frozenset(_YAT_NODES)
 
 
+_DENSE_CONV_KEYS = {"constant_alpha", "constant_bias", "epsilon", "learnable_epsilon", "spherical", "use_alpha",
+                    "use_bias", "weight_normalized"}
+_CONV_KEYS = _DENSE_CONV_KEYS | {"dilations", "groups", "in_channels", "kernel_size", "out_channels", "padding",
+                                 "rank", "strides"}
+_ATTN_KEYS = {"causal", "constant_alpha", "embed_dim", "epsilon", "normalization", "num_features", "num_heads",
+              "power", "spherical", "use_alpha", "use_bias", "use_out_proj", "use_performer"}
+#: Yat kinds: config keys every exporter writes and the loaders read (required), and every key they may carry
+_YAT_CONFIG = {
+    "YatNMN": ({"in_features", "out_features", "epsilon", "spherical", "use_alpha", "use_bias", "constant_alpha",
+                "weight_normalized"}, _DENSE_CONV_KEYS | {"in_features", "out_features", "lazy"}),
+    "YatConv": ({"rank", "in_channels", "out_channels", "kernel_size", "strides", "dilations", "groups", "padding",
+                 "epsilon", "spherical", "use_alpha", "use_bias", "constant_alpha", "weight_normalized"},
+                _CONV_KEYS | {"padding_mode"}),
+    "YatConvTranspose": ({"rank", "in_channels", "out_channels", "kernel_size", "strides", "dilations", "groups",
+                          "padding", "epsilon", "spherical", "use_alpha", "use_bias", "constant_alpha"},
+                         _CONV_KEYS | {"output_padding"}),
+    "YatEmbed": ({"num_embeddings", "features", "epsilon", "spherical", "use_alpha", "constant_alpha"},
+                 {"num_embeddings", "features", "epsilon", "spherical", "use_alpha", "constant_alpha",
+                  "learnable_epsilon"}),
+    "MultiHeadYatAttention": ({"embed_dim", "num_heads", "causal", "epsilon", "normalization", "power", "spherical",
+                               "use_alpha", "use_bias", "use_out_proj", "constant_alpha"}, _ATTN_KEYS),
+    "RotaryYatAttention": ({"embed_dim", "num_heads", "causal", "epsilon", "normalization", "power", "spherical",
+                            "use_alpha", "use_bias", "use_out_proj", "constant_alpha", "max_seq_len", "rope_style",
+                            "theta"}, _ATTN_KEYS | {"max_seq_len", "rope_style", "theta"}),
+    "softermax": (set(), {"n", "epsilon", "axis"}),
+    "softer_sigmoid": (set(), {"n"}),
+    "soft_tanh": (set(), {"n"}),
+}
+_PROJ = ("q_weight", "q_bias", "k_weight", "k_bias", "v_weight", "v_bias", "out_weight", "out_bias")
+_YAT_PARAMS = {"YatNMN": {"weight", "bias", "alpha", "epsilon_param"},
+               "YatConv": {"weight", "bias", "alpha", "epsilon_param"},
+               "YatConvTranspose": {"weight", "bias", "alpha", "epsilon_param"},
+               "YatEmbed": {"embedding", "alpha", "epsilon_param"},
+               "MultiHeadYatAttention": {*_PROJ, "alpha", "proj", "epsilon_param"},
+               "RotaryYatAttention": {*_PROJ, "alpha", "epsilon_param"},
+               "softermax": set(), "softer_sigmoid": set(), "soft_tanh": set()}
+
+
+def _required_params(kind: str, c: dict) -> set[str]:
+    """The parameters a Yat layer with config ``c`` must list (the loaders build it from exactly these)."""
+    need = set()
+    learnable_alpha = c.get("use_alpha", True) and c.get("constant_alpha") is None
+    if kind in ("YatNMN", "YatConv", "YatConvTranspose"):
+        need.add("weight")
+        if c.get("use_bias", True) and c.get("constant_bias") is None:
+            need.add("bias")
+    elif kind == "YatEmbed":
+        need.add("embedding")
+    elif kind in ("MultiHeadYatAttention", "RotaryYatAttention"):
+        need |= {"q_weight", "k_weight", "v_weight"} | ({"out_weight"} if c.get("use_out_proj", True) else set())
+        if c.get("use_bias", True):
+            need |= {"q_bias", "k_bias", "v_bias"} | ({"out_bias"} if c.get("use_out_proj", True) else set())
+        if c.get("use_performer"):
+            need.add("proj")
+    else:
+        return need
+    if learnable_alpha:
+        need.add("alpha")
+    if c.get("learnable_epsilon"):
+        need.add("epsilon_param")
+    return need
+
+
+def _check_yat_entry(label: str, kind: str, config: dict, params: dict) -> None:
+    required, allowed = _YAT_CONFIG[kind]
+    missing = sorted(required - set(config))
+    if missing:
+        raise ManifestError(f"{label}: config lacks {missing} (a {kind} needs {sorted(required)})")
+    unknown = sorted(set(config) - allowed)
+    if unknown:
+        raise ManifestError(f"{label}: config has unknown keys {[k[:40] for k in unknown]} "
+                            f"(a {kind} has {sorted(allowed)})")
+    unknown = sorted(set(params) - _YAT_PARAMS[kind])
+    if unknown:
+        raise ManifestError(f"{label}: unknown parameters {[k[:40] for k in unknown]} "
+                            f"(a {kind} has {sorted(_YAT_PARAMS[kind])})")
+    missing = sorted(_required_params(kind, config) - set(params))
+    if missing:
+        raise ManifestError(f"{label}: its config needs parameters {missing}, which it does not list")
+
+
 def _constant_shapes(graph: onnx.GraphProto) -> dict[str, tuple[int, ...]]:
     shapes = {t.name: tuple(int(d) for d in t.dims) for t in graph.initializer}
     for node in graph.node:
@@ -307,6 +388,7 @@ def check_against_graph(data: dict, model: onnx.ModelProto) -> None:
         listed = entry.get("host", {}).get("nodes") or [entry["node"]]
         kind = entry["kind"]
         if kind in _YAT_NODES:
+            _check_yat_entry(label, kind, entry["config"], entry["params"])
             # the loaders build a Yat layer from its node; a standard layer's entry is only a hint (its node
             # names may be those of the file it was replayed from), so only its tensors are checked
             for name in sorted({entry["node"], *listed} - {""}):
