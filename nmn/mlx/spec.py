@@ -1,4 +1,6 @@
-"""Neutral layer spec for MLX: ``to_spec(layer)`` and ``from_spec(kind, config, params)`` (docs/CONTRACT.md).
+"""Neutral layer spec for MLX: ``to_spec(layer)`` and ``from_spec(kind, config, params)``.
+
+The spec's kinds and canonical names are described in ``tests/conformance/__init__.py``.
 
 Canonical (ONNX) layouts <-> the MLX layouts of ``nmn.mlx``:
 

@@ -1,4 +1,4 @@
-"""Conformance adapter for Flax Linen (protocol in docs/CONTRACT.md).
+"""Conformance adapter for Flax Linen (protocol in tests/conformance/__init__.py).
 
 ``linen`` runs ``module.apply`` under ``jax.jit``; ``linen-vmap`` also maps it with ``jax.vmap`` over an extra
 leading batch axis. Both run with ``jax.numpy_dtype_promotion('strict')``. A built layer is

@@ -1,4 +1,4 @@
-"""Conformance adapter for ``nmn.mlx`` (protocol in docs/CONTRACT.md).
+"""Conformance adapter for ``nmn.mlx`` (protocol in tests/conformance/__init__.py).
 
 Inputs arrive in the canonical layout (conv ``N C *S``) and are moved to MLX's channels-last layout and back.
 Gradients come from ``mx.grad`` over all of the layer's parameters (frozen ones such as the performer ``proj``

@@ -1,4 +1,4 @@
-"""Conformance adapter for Flax NNX (protocol in docs/CONTRACT.md).
+"""Conformance adapter for Flax NNX (protocol in tests/conformance/__init__.py).
 
 Two adapters: ``nnx`` runs every layer under ``jax.jit`` (split/merge), ``nnx-vmap`` additionally maps it with
 ``jax.vmap`` over an extra leading batch axis (the case input stacked with a scaled copy). Both run with

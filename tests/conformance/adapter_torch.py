@@ -1,4 +1,4 @@
-"""Conformance adapter for nmn.torch (protocol in docs/CONTRACT.md).
+"""Conformance adapter for nmn.torch (protocol in tests/conformance/__init__.py).
 
 Torch layouts are the canonical ones, so inputs and gradients need no transposition. Forward runs in float32;
 gradients are taken in float64 (a double copy of the layer) so that they compare cleanly with the float64

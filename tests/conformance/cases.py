@@ -1,6 +1,6 @@
 """The conformance table: one row per (op, options, shapes), run for every installed framework.
 
-Each case gives a layer in the neutral spec form of docs/CONTRACT.md (kind, config, canonical params), its
+Each case gives a layer in the neutral spec form of tests/conformance/__init__.py (kind, config, canonical params), its
 inputs in the canonical layout, and call-time options. ``onnx_call`` turns a case into the ``nmn`` function
 call that defines it, so the same row feeds onnxruntime (forward oracle) and the numpy reference
 (finite-difference gradient oracle). A new option is a new row here, not six new test files.
@@ -51,7 +51,7 @@ def _yat_params(rng, cfg, weight_shape, fan_in, fan_out, n_out):
 
 
 def tail_inputs(config, params, n_out, dtype=np.float32):
-    """(B, ALPHA, EPS) inputs of a Yat function for a layer's config and params (yat-ops.md Part 1, 6-7)."""
+    """(B, ALPHA, EPS) inputs of a Yat function for a layer's config and params (order: nmn.core.schemas)."""
     bias = resolve_bias(config.get("use_bias", False), config.get("constant_bias"))
     if bias.mode == "learnable":
         b = params["bias"]

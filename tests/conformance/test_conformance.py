@@ -1,7 +1,7 @@
 """Every framework's layers against the ``nmn`` ONNX functions (forward) and the numpy oracle (gradients).
 
 The case table is ``cases.py``; each framework contributes an adapter module ``adapter_<name>.py`` (protocol in
-docs/CONTRACT.md). The forward oracle is onnxruntime executing the ``nmn`` function with the same weights;
+tests/conformance/__init__.py). The forward oracle is onnxruntime executing the ``nmn`` function with the same weights;
 the gradient oracle is a float64 central finite difference of the independent numpy reference.
 """
 

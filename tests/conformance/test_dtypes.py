@@ -4,8 +4,8 @@ For every installed framework a subset of the table's rows (one per op family) i
 ``test_conformance.py``, then its parameters and inputs are cast to the dtype and the layer runs in that dtype.
 The oracle is the independent numpy reference (``onnx_ops.reference``) in float64 on the very same rounded
 parameters and inputs. onnxruntime is not the oracle on this axis: the ``nmn`` function bodies compute in
-float32 and cast the result back (yat-ops.md, section 0.3), so their float64 output is float32-accurate (about
-2e-7 relative), which ``test_onnxruntime_float64_is_float32_accurate`` pins. Tolerances are per dtype, relative
+float32 and cast the result back (``Cast(X, FLOAT)`` ... ``CastLike`` in ``onnx_ops``), so their float64 output
+is float32-accurate (about 2e-7 relative), which ``test_onnxruntime_float64_is_float32_accurate`` pins. Tolerances are per dtype, relative
 to the output scale: they allow the rounding of a few dozen operations in that dtype and no more.
 """
 
