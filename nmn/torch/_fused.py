@@ -46,6 +46,9 @@ def recording(*xs) -> bool:
 def sqnorm(v, dim, keepdim=False):
     """``sum(v * v, dim)`` in one reading pass, without a full-size temporary.
 
+    Fast on CPU when ``dim`` is the innermost, contiguous axis (rows of a weight matrix); across an outer axis
+    ``v.square().sum(dim)`` is faster (measured 20x on ``(8, 64, 32, 32)`` over channels), so callers use that.
+
     Args:
         v: a tensor.
         dim: the axis (or axes) to reduce.
