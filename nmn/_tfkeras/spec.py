@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from nmn.core.conv import transpose_geometry
 from nmn.core.layouts import to_canonical, to_host
 from nmn.core.options import resolve_alpha
 from nmn._tfkeras.options import padding_config
@@ -79,11 +80,16 @@ def conv_spec(layer, framework):
 def conv_transpose_spec(layer, framework):
     """``("YatConvTranspose", config, params)`` of a built N-d Yat transposed convolution."""
     r = layer.rank
+    padding, outpad = padding_config(layer.padding), list(layer.output_padding or (0,) * r)
+    pads, extra = layer._geometry  # the Keras meaning of padding/output_padding (nmn._tfkeras.conv_transpose)
+    if isinstance(layer.padding, str) and transpose_geometry(layer.padding, layer.kernel_size, layer.strides,
+                                                             layer.dilation_rate, layer.output_padding) != (
+                                                                 [tuple(p) for p in pads], list(extra)):
+        padding, outpad = [list(p) for p in pads], list(extra)  # write the resolved crops: the same in every loader
     config = {"rank": r, "in_channels": int(layer.kernel.shape[-1]), "out_channels": layer.filters,
               "kernel_size": list(layer.kernel_size), "strides": list(layer.strides),
-              "dilations": list(layer.dilation_rate), "groups": layer.groups, "padding": padding_config(layer.padding),
-              "output_padding": list(layer.output_padding or (0,) * r), **_yat_config(layer),
-              "spherical": False, "weight_normalized": False}
+              "dilations": list(layer.dilation_rate), "groups": layer.groups, "padding": padding,
+              "output_padding": outpad, **_yat_config(layer), "spherical": False, "weight_normalized": False}
     weight = _canonical(framework, "YatConvTranspose", layer.kernel)
     return "YatConvTranspose", config, _tail_params(layer, {"weight": weight})
 

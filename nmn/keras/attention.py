@@ -24,7 +24,6 @@ def _merge(x):
     return ops.reshape(x, (shape[0], shape[1], x.shape[-2] * x.shape[-1]))
 
 
-@keras.saving.register_keras_serializable(package="nmn")
 def _independent(initializer, index, layer_seed=None):
     """A copy of a Keras initializer that draws independently of the other projections (issue 18).
 
@@ -42,6 +41,7 @@ def _independent(initializer, index, layer_seed=None):
     return type(initializer).from_config(config)
 
 
+@keras.saving.register_keras_serializable(package="nmn")
 class MultiHeadYatAttention(keras.layers.Layer):
     """Multi-head Yat attention: four affine projections around ``softmax(alpha (q.k)^2 / ((|q-k|^2 + eps) sqrt(d)))``.
 

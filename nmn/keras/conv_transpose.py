@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import keras
 
+from nmn._tfkeras.conv_transpose import keras_transpose_geometry
 from nmn._tfkeras.options import output_padding_of, padding_config, set_conv_geometry
-from nmn.core.conv import transpose_geometry, transpose_output_size
+from nmn.core.conv import transpose_output_size
 from nmn.core.options import DEFAULT_EPSILON
 from nmn.keras import functional
-from nmn.keras._ops import (add_yat_weights, alpha_value, bias_value, eps_value, set_yat_options,
-                            yat_options_config)
+from nmn.keras._ops import add_yat_weights, alpha_value, bias_value, eps_value, set_yat_options, yat_options_config
 from nmn.keras.conv import _YatConvBase, data_format_of, from_channels_last
 
 __all__ = ["YatConvTranspose1D", "YatConvTranspose2D", "YatConvTranspose3D"]
@@ -32,8 +32,8 @@ class _YatConvTransposeNd(_YatConvBase):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.kernel = None
-        self._geometry = transpose_geometry(self.padding, self.kernel_size, self.strides, self.dilation_rate,
-                                            self.output_padding)
+        self._geometry = keras_transpose_geometry(self.padding, self.kernel_size, self.strides, self.dilation_rate,
+                                                  self.output_padding)
 
     def build(self, input_shape):
         channels = self._input_channels(input_shape)
@@ -87,7 +87,8 @@ _DOC = """Yat {r}-D transposed convolution (ONNX ``ConvTranspose`` geometry, Ker
         strides: default 1. dilation_rate: default 1. groups: default 1.
         padding: ``'valid'`` (default; out = ``(n-1)s + max(k_eff, s)``), ``'same'`` (out = ``n s``), an int,
             {r} ints or ``(lo, hi)`` pairs (ONNX crops).
-        output_padding: extra positions at the end of each axis, default None.
+        output_padding: default None; with it set, ``'valid'`` gives ``(n-1)s + k_eff + output_padding`` and
+            ``'same'`` gives ``(n-1)s + k_eff % 2 + output_padding``, as ``keras.layers.Conv{r}DTranspose``.
         data_format: ``'channels_last'`` or ``'channels_first'``, default ``keras.config.image_data_format()``.
         use_bias, constant_bias, use_alpha, constant_alpha, epsilon (1e-5), learnable_epsilon: as ``YatNMN``.
         kernel_initializer: default ``"glorot_normal"``; bias_initializer: default ``"zeros"``.

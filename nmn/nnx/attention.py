@@ -37,7 +37,6 @@ default_kernel_init = nnx.initializers.xavier_normal()
 default_bias_init = nnx.initializers.zeros_init()
 
 
-
 def _mask4(mask, layer):
     """A (B, Lq, Lk) mask is per batch element, broadcast over heads (``nmn.core.options.mask_needs_head_axis``)."""
     if mask is None:

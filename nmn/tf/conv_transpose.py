@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from nmn._tfkeras.conv_transpose import keras_transpose_geometry
 from nmn._tfkeras.options import DATA_FORMATS, output_padding_of, set_conv_geometry
-from nmn.core.conv import transpose_geometry
 from nmn.core.options import DEFAULT_EPSILON, check_choice
 from nmn.tf import functional
 from nmn.tf._ops import add_yat_variables, alpha_value, bias_value, eps_value, glorot_normal, set_yat_options
@@ -31,8 +31,8 @@ class _YatConvTransposeNd(_YatConvBase):
         self.dtype = tf.as_dtype(dtype)
         self.seed = seed
         self.kernel = None
-        self._geometry = transpose_geometry(self.padding, self.kernel_size, self.strides, self.dilation_rate,
-                                            self.output_padding)
+        self._geometry = keras_transpose_geometry(self.padding, self.kernel_size, self.strides, self.dilation_rate,
+                                                  self.output_padding)
 
     def _kernel_channels(self):
         return self.kernel.shape[-1]
@@ -66,7 +66,9 @@ _DOC = """Yat {r}-D transposed convolution (ONNX ``ConvTranspose`` geometry, ``t
     Args:
         filters: output channels ``M``. kernel_size: int or {r} ints. strides, dilation_rate, groups: default 1.
         padding: ``'valid'`` (default; out = ``(n-1)s + max(k_eff, s)``), ``'same'`` (out = ``n s``), an int,
-            {r} ints or ``(lo, hi)`` pairs (ONNX crops). output_padding: default None.
+            {r} ints or ``(lo, hi)`` pairs (ONNX crops). output_padding: default None; with it set, ``'valid'``
+            gives ``(n-1)s + k_eff + output_padding`` and ``'same'`` ``(n-1)s + k_eff % 2 + output_padding``, as
+            ``tf.keras.layers.Conv{r}DTranspose``.
         data_format: ``'channels_last'`` (default) or ``'channels_first'``.
         use_bias, constant_bias, use_alpha, constant_alpha, epsilon (1e-5), learnable_epsilon: as ``YatNMN``.
         dtype: default ``tf.float32``. seed: default None. name: module name.

@@ -242,3 +242,77 @@ def test_squasher_modules_torch():
     np.testing.assert_allclose(SoftTanh(sharpness=2)(x).numpy(), (p - 1) / (p + 1), rtol=2e-6, atol=1e-7)
     with pytest.raises(ValueError, match="SofterSigmoid: n and sharpness"):
         SofterSigmoid(n=3, sharpness=2)
+
+
+# ----------------------------------------------------------------------------- transposed-conv output shapes
+
+_TRANSPOSE_GRID = [(pad, op, s, d, k) for pad in ("valid", "same") for op in (None, 0, 1, 2) for s in (1, 2, 3)
+                   for d in (1, 2) for k in (2, 3)]
+
+
+def _host_shape(host, x, **kw):
+    try:
+        layer = host(**kw)
+        try:
+            return tuple(layer(x).shape)
+        except ValueError:
+            raise
+        except Exception:  # TF's CPU kernels do not run dilation > 1: the host layer's declared output shape
+            return tuple(layer.compute_output_shape(tuple(x.shape)))
+    except ValueError:  # the host refuses this combination (e.g. output_padding >= stride)
+        return None
+
+
+@pytest.mark.parametrize("framework", ["keras", "tf"])
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_conv_transpose_shape_equals_host(framework, rank):
+    """Every padding / output_padding / stride / dilation: the Yat layer's output shape is the host layer's."""
+    if framework == "tf":
+        tf = pytest.importorskip("tensorflow")
+        import nmn.tf as mod
+        host_mod, x = tf.keras.layers, tf.ones((1, *(4,) * rank, 1))
+    else:
+        keras = pytest.importorskip("keras")
+        import nmn.keras as mod
+        host_mod, x = keras.layers, keras.ops.ones((1, *(4,) * rank, 1))
+    host = getattr(host_mod, f"Conv{rank}DTranspose")
+    yat = getattr(mod, f"YatConvTranspose{rank}D")
+    grid = _TRANSPOSE_GRID if rank == 2 else [g for g in _TRANSPOSE_GRID if g[4] == 3 and g[3] == 1]
+    compared = 0
+    for pad, op, s, d, k in grid:
+        kw = dict(filters=2, kernel_size=k, strides=s, padding=pad, output_padding=op, dilation_rate=d)
+        want = _host_shape(host, x, **kw)
+        if want is None:
+            continue
+        got = tuple(yat(**kw)(x).shape)
+        assert got == want, f"{framework} YatConvTranspose{rank}D({kw}): shape {got}, host {want}"
+        compared += 1
+    assert compared >= len(grid) // 3, f"only {compared} of {len(grid)} combinations were accepted by the host"
+
+
+@pytest.mark.parametrize("padding,output_padding,strides,kernel", [("same", 1, 2, 3), ("valid", 0, 3, 2),
+                                                                    ("same", 0, 2, 3)])
+def test_conv_transpose_keras_geometry_interchange(padding, output_padding, strides, kernel):
+    """The Keras shape survives export: onnxruntime and a torch load give the keras layer's output."""
+    keras = pytest.importorskip("keras")
+    torch = pytest.importorskip("torch")
+    import onnxruntime as ort
+
+    import nmn.keras as nk
+    from nmn.interchange import keras_io, torch_io
+    x = keras.Input((4, 4, 2), name="x")
+    layer = nk.YatConvTranspose2D(3, kernel, strides=strides, padding=padding, output_padding=output_padding,
+                                  name="yt")
+    model = keras.Model(x, layer(x))
+    xs = np.random.default_rng(0).normal(size=(2, 4, 4, 2)).astype(np.float32)
+    want = keras.ops.convert_to_numpy(model(xs))
+    host = keras.layers.Conv2DTranspose(3, kernel, strides=strides, padding=padding, output_padding=output_padding)
+    assert want.shape == tuple(host.compute_output_shape(xs.shape))
+    proto = keras_io.export(model, xs)
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: xs})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * float(np.max(np.abs(want))))
+    loaded = torch_io.load(proto)
+    out = loaded(torch.as_tensor(xs))
+    out = out[0] if isinstance(out, (list, tuple)) else out
+    np.testing.assert_allclose(out.detach().numpy(), want, rtol=1e-4, atol=1e-5 * float(np.max(np.abs(want))))
