@@ -15,10 +15,9 @@ import nmn.linen as L
 import nmn.nnx as N
 from nmn._jax.layout import param_table
 from nmn.interchange._export_common import write as _write
-from nmn.interchange._jax_ops import TABLE
-from nmn.interchange._optable import SQUASHER_OPS, squash
 from nmn.interchange.graph import check_against
-from nmn.interchange.interpret import check_supported, execute, replay
+from nmn.interchange.interpret import SQUASHER_OPS, check_supported, execute, replay, squash
+from nmn.interchange.stdops.prims_jax import PRIMS
 from nmn.interchange.reader import OnnxGraph
 from nmn.linen import spec as linen_spec
 from nmn.nnx import spec as nnx_spec
@@ -107,7 +106,7 @@ class OnnxModel(nnx.Module):
         self.constants = nnx.Dict(consts)
         self.owned = _Static(owned)
         self.static = _Static(static)
-        check_supported(graph, TABLE, "nnx")
+        check_supported(graph, "nnx")
 
     def _tensor(self, name):
         key = _key(name)
@@ -124,7 +123,7 @@ class OnnxModel(nnx.Module):
         return _call_yat(N, lambda name: self.yat[_key(name)], self.graph.value, node, args)
 
     def __call__(self, *inputs):
-        outs = execute(self.graph.value, [jnp.asarray(x) for x in inputs], tensor=self._tensor, table=TABLE,
+        outs = execute(self.graph.value, [jnp.asarray(x) for x in inputs], tensor=self._tensor, prims=PRIMS,
                        yat=self._yat)
         return outs[0] if len(outs) == 1 else tuple(outs)
 
@@ -201,7 +200,7 @@ class OnnxLinen(nn.Module):
         def yat(node, args):
             return _call_yat(L, modules.__getitem__, graph, node, args)
 
-        outs = execute(graph, [jnp.asarray(x) for x in inputs], tensor=tensor, table=TABLE, yat=yat)
+        outs = execute(graph, [jnp.asarray(x) for x in inputs], tensor=tensor, prims=PRIMS, yat=yat)
         return outs[0] if len(outs) == 1 else tuple(outs)
 
 

@@ -7,7 +7,6 @@ to ``.keras`` and loads back) whose tensors are Keras weights.
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Sequence
 
 import numpy as np
@@ -16,13 +15,11 @@ import keras
 from keras import ops
 
 import nmn.keras as nk
-from nmn.core.conv import transpose_as_conv_pads
-from nmn.interchange._optable import OPERATOR_OPS, axes as onnx_axes, pad_pairs
-from nmn.interchange._tfkeras_common import conv_transpose_attrs, pad_node, reduce_node
-from nmn.interchange.interpret import _skipped
-from nmn.interchange.reader import UnsupportedModelError, read_model
+from nmn.interchange.interpret import SQUASHER_OPS, _skipped, check_supported, squash
+from nmn.interchange.reader import read_model
+from nmn.interchange.stdops import SUPPORTED, run_node
+from nmn.interchange.stdops.prims_keras import PRIMS
 from nmn.keras import spec as kspec
-from nmn.keras._ops import pad_axis, upsample_axis
 
 __all__ = ["load", "predict", "OnnxOp", "TABLE"]
 
@@ -30,160 +27,8 @@ __all__ = ["load", "predict", "OnnxOp", "TABLE"]
 def _np(t) -> np.ndarray:
     return np.asarray(ops.convert_to_numpy(t))
 
-def _to_last(x):
-    r = len(x.shape)
-    return ops.transpose(x, (0, *range(2, r), 1))
-
-
-def _to_first(x):
-    r = len(x.shape)
-    return ops.transpose(x, (0, r - 1, *range(1, r - 1)))
-
-
-def _conv(x, a, w, bias):
-    """ONNX Conv (channels-first data, weight (M, C/G, *k)) on keras.ops: explicit pads, VALID conv."""
-    rank = len(w.shape) - 2
-    k = ops.transpose(w, (*range(2, rank + 2), 1, 0))
-    h = _to_last(x)
-    for i, (lo, hi) in enumerate(pad_pairs(a, rank)):
-        h = pad_axis(h, 1 + i, lo, hi)
-    y = ops.conv(h, k, strides=a.get("strides") or 1, padding="valid", dilation_rate=a.get("dilations") or 1)
-    if bias is not None:
-        y = y + bias
-    return _to_first(y)
-
-
-def _conv_transpose(x, a, w, bias):
-    """ONNX ConvTranspose (weight (C, M/G, *k)): zero-upsampling + flipped-kernel VALID conv."""
-    rank = len(w.shape) - 2
-    g, strides, dil, pads, outpad = conv_transpose_attrs(a, rank)
-    c, mg, *k = w.shape
-    w5 = ops.reshape(w, (g, c // g, mg, *k))
-    kc = ops.reshape(ops.transpose(w5, (*range(3, rank + 3), 1, 0, 2)), (*k, c // g, g * mg))
-    kc = ops.flip(kc, axis=tuple(range(rank)))
-    h = _to_last(x)
-    for i, (lo, hi) in enumerate(transpose_as_conv_pads(pads, k, dil, outpad)):
-        h = upsample_axis(h, 1 + i, strides[i])
-        h = pad_axis(h, 1 + i, lo, hi)
-    y = ops.conv(h, kc, strides=1, padding="valid", dilation_rate=dil)
-    if bias is not None:
-        y = y + bias
-    return _to_first(y)
-
-
-def _pool(x, a, kind):
-    rank = len(a["kernel_shape"])
-    h = _to_last(x)
-    pads = pad_pairs(a, rank)
-    strides = tuple(a.get("strides") or [1] * rank)
-    a = dict(a, kernel_shape=tuple(a["kernel_shape"]))
-    if kind == "max":
-        for i, (lo, hi) in enumerate(pads):
-            if lo or hi:
-                widths = [(0, 0)] * (rank + 2)
-                widths[1 + i] = (lo, hi)
-                h = ops.pad(h, widths, constant_values=float("-inf"))
-        y = ops.max_pool(h, a["kernel_shape"], strides, padding="valid")
-    else:
-        if any(lo or hi for lo, hi in pads):
-            ones = ops.ones_like(h[..., :1])
-            hp, op = h, ones
-            for i, (lo, hi) in enumerate(pads):
-                hp, op = pad_axis(hp, 1 + i, lo, hi), pad_axis(op, 1 + i, lo, hi)
-            s = ops.average_pool(hp, a["kernel_shape"], strides, padding="valid")
-            n = ops.average_pool(op, a["kernel_shape"], strides, padding="valid")
-            y = s / n if not a.get("count_include_pad", 0) else s
-        else:
-            y = ops.average_pool(h, a["kernel_shape"], strides, padding="valid")
-    return _to_first(y)
-
-
-def _gemm(x, a):
-    A, B = x[0], x[1]
-    if a.get("transA", 0):
-        A = ops.transpose(A)
-    if a.get("transB", 0):
-        B = ops.transpose(B)
-    y = ops.matmul(A, B) * a.get("alpha", 1.0)
-    if len(x) > 2 and x[2] is not None:
-        y = y + x[2] * a.get("beta", 1.0)
-    return y
-
-
-def _reshape(x, a):
-    shape = [int(s) for s in np.asarray(x[1]).reshape(-1)]
-    dyn = ops.shape(x[0])
-    shape = [dyn[i] if s == 0 and not a.get("allowzero", 0) else s for i, s in enumerate(shape)]
-    return ops.reshape(x[0], shape)
-
-
-def _layer_norm(x, a):
-    axis = a.get("axis", -1)
-    mean = ops.mean(x[0], axis=axis, keepdims=True)
-    var = ops.mean(ops.square(x[0] - mean), axis=axis, keepdims=True)
-    y = (x[0] - mean) / ops.sqrt(var + a.get("epsilon", 1e-5)) * x[1]
-    return y + x[2] if len(x) > 2 and x[2] is not None else y
-
-
-def _batch_norm(x, a):
-    shape = (1, -1) + (1,) * (len(x[0].shape) - 2)
-    scale, bias, mean, var = (ops.reshape(t, shape) for t in x[1:5])
-    return (x[0] - mean) / ops.sqrt(var + a.get("epsilon", 1e-5)) * scale + bias
-
-
-def _gelu_erf(x, a):
-    return x[0] * 0.5 * (1.0 + ops.erf(x[0] / np.sqrt(2.0).astype(np.float32)))
-
-
-TABLE = {
-    "Gemm": _gemm,
-    "MatMul": lambda x, a: ops.matmul(x[0], x[1]),
-    "Add": OPERATOR_OPS["Add"],
-    "Sub": OPERATOR_OPS["Sub"],
-    "Mul": OPERATOR_OPS["Mul"],
-    "Div": OPERATOR_OPS["Div"],
-    "Neg": lambda x, a: -x[0],
-    "Pow": lambda x, a: ops.power(x[0], x[1]),
-    "Sqrt": lambda x, a: ops.sqrt(x[0]),
-    "Reciprocal": lambda x, a: 1.0 / x[0],
-    "Relu": lambda x, a: ops.relu(x[0]),
-    "Sigmoid": lambda x, a: ops.sigmoid(x[0]),
-    "Tanh": lambda x, a: ops.tanh(x[0]),
-    "Erf": lambda x, a: ops.erf(x[0]),
-    "Softplus": lambda x, a: ops.softplus(x[0]),
-    "Softmax": lambda x, a: ops.softmax(x[0], axis=a.get("axis", -1)),
-    "LogSoftmax": lambda x, a: ops.log_softmax(x[0], axis=a.get("axis", -1)),
-    "Flatten": lambda x, a: ops.reshape(x[0], (-1, int(np.prod(x[0].shape[a.get("axis", 1):])))),
-    "Reshape": _reshape,
-    "Transpose": lambda x, a: ops.transpose(x[0], a.get("perm")),
-    "Identity": OPERATOR_OPS["Identity"],
-    "Dropout": OPERATOR_OPS["Dropout"],
-    "Conv": lambda x, a: _conv(x[0], a, x[1], x[2] if len(x) > 2 else None),
-    "ConvTranspose": lambda x, a: _conv_transpose(x[0], a, x[1], x[2] if len(x) > 2 else None),
-    "MaxPool": lambda x, a: _pool(x[0], a, "max"),
-    "AveragePool": lambda x, a: _pool(x[0], a, "avg"),
-    "GlobalAveragePool": lambda x, a: ops.mean(x[0], axis=tuple(range(2, len(x[0].shape))), keepdims=True),
-    "LayerNormalization": _layer_norm,
-    "BatchNormalization": _batch_norm,
-    "Gather": lambda x, a: ops.take(x[0], ops.cast(x[1], "int32"), axis=a.get("axis", 0)),
-    "Concat": lambda x, a: ops.concatenate(list(x), axis=a["axis"]),
-    "ReduceMean": reduce_node(ops.mean, tuple),
-    "ReduceSum": reduce_node(ops.sum, tuple),
-    "ReduceMax": reduce_node(ops.max, tuple),
-    "Squeeze": lambda x, a: ops.squeeze(x[0], axis=tuple(onnx_axes(x, a))) if onnx_axes(x, a) else ops.squeeze(x[0]),
-    "Unsqueeze": lambda x, a: _unsqueeze(x[0], onnx_axes(x, a)),
-    "Pad": partial(pad_node, pad_axis=pad_axis),
-    "Softermax": lambda x, a: nk.softermax(x[0], n=a.get("n", 1.0), epsilon=a.get("epsilon", 1e-12),
-                                           axis=a.get("axis", -1)),
-    "SofterSigmoid": lambda x, a: nk.softer_sigmoid(x[0], n=a.get("n", 1.0)),
-    "SoftTanh": lambda x, a: nk.soft_tanh(x[0], n=a.get("n", 1.0)),
-}
-
-
-def _unsqueeze(x, axes):
-    for ax in sorted(axes):
-        x = ops.expand_dims(x, ax)
-    return x
+TABLE = SUPPORTED
+"""The standard ops this loader runs (the shared list of :mod:`nmn.interchange.stdops`)."""
 
 
 @keras.saving.register_keras_serializable(package="nmn")
@@ -195,11 +40,12 @@ class OnnxOp(keras.layers.Layer):
     values, dtype]`` a small constant kept in the config, ``["n"]`` an empty (omitted) input.
     """
 
-    def __init__(self, op, attrs=None, slots=None, domain="", weight_shapes=None, **kwargs):
+    def __init__(self, op, attrs=None, slots=None, domain="", weight_shapes=None, opset=18, n_outputs=1, **kwargs):
         super().__init__(**kwargs)
-        if op not in TABLE:
+        if op not in TABLE and op not in SQUASHER_OPS:
             raise ValueError(f"OnnxOp: ONNX op {op!r} is not supported by the Keras loader")
         self.op, self.attrs, self.slots, self.domain = op, dict(attrs or {}), [list(s) for s in slots or []], domain
+        self.opset, self.n_outputs = int(opset), int(n_outputs)
         self.weight_shapes = {k: list(v) for k, v in (weight_shapes or {}).items()}
         self._tensors = {}
         for slot in self.slots:
@@ -227,8 +73,11 @@ class OnnxOp(keras.layers.Layer):
 
     def call(self, inputs):
         args = self._args(inputs)
-        args = [ops.convert_to_tensor(a) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a for a in args]
-        return TABLE[self.op](args, _plain(self.attrs))
+        if self.op in SQUASHER_OPS:
+            return squash(nk, self.op, _plain(self.attrs), args[0])
+        outs = run_node(PRIMS, self.op, args, _plain(self.attrs), opset=self.opset, n_outputs=self.n_outputs)
+        outs = [PRIMS.asarray(o) if isinstance(o, np.ndarray) else o for o in outs]
+        return outs[0] if self.n_outputs == 1 else tuple(outs)
 
     def _emit(self, b, names, values):
         names = names if isinstance(names, (list, tuple)) else [names]
@@ -246,7 +95,8 @@ class OnnxOp(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "op": self.op, "attrs": self.attrs, "slots": self.slots,
-                "domain": self.domain, "weight_shapes": self.weight_shapes}
+                "domain": self.domain, "weight_shapes": self.weight_shapes, "opset": self.opset,
+                "n_outputs": self.n_outputs}
 
 
 def _safe(name: str) -> str:
@@ -294,16 +144,14 @@ def load(source, **_options) -> keras.Model:
     """
     graph = read_model(source)
     trainable_inits = graph.trainable_initializers()
-    missing = sorted({f"{n.domain or 'ai.onnx'}::{n.op} (node {n.name!r})" for n in graph.nodes
-                      if n.name not in graph.node_layer and not _skipped(graph, n) and n.op not in TABLE})
-    if missing:
-        raise UnsupportedModelError(f"cannot load into keras: {len(missing)} unsupported node(s):\n  - "
-                                    + "\n  - ".join(missing))
+    check_supported(graph, "keras")
     env = {}
     inputs = []
     for name, shape, dtype in graph.inputs:
-        t = keras.Input(shape=tuple(None if d is None or isinstance(d, str) else d for d in shape[1:]),
-                        dtype=str(np.dtype(dtype)), name=_safe(name))
+        static = all(isinstance(d, int) and d > 0 for d in shape)    # a fixed batch stays fixed (static shapes)
+        dims = tuple(None if d is None or isinstance(d, str) else d for d in shape)
+        t = keras.Input(batch_shape=dims, dtype=str(np.dtype(dtype)), name=_safe(name)) if static else \
+            keras.Input(shape=dims[1:], dtype=str(np.dtype(dtype)), name=_safe(name))
         env[name] = t
         inputs.append(t)
     yat_layers = {}
@@ -313,32 +161,52 @@ def load(source, **_options) -> keras.Model:
         if node.name in graph.node_layer:
             spec = graph.layers[graph.node_layer[node.name]]
             layer = yat_layers.get(spec.name)
-            if layer is None:
+            if layer is None and node.op not in SQUASHER_OPS:
                 layer = _yat_from_spec(spec)
                 yat_layers[spec.name] = layer
             env[node.outputs[0]] = _call_yat(layer, spec, node, env, graph)
             continue
         dyn, slots, shapes = [], [], {}
-        for i in node.inputs:
+        values = [None if not i else env[i] if i in env else graph.initializers[i] for i in node.inputs]
+        if all(v is None or isinstance(v, np.ndarray) for v in values) and not any(
+                i in trainable_inits for i in node.inputs):
+            # every input known: fold the node now (shape arithmetic, constants)
+            outs = run_node(PRIMS, node.op, values, node.attrs, opset=graph.opset, n_outputs=len(node.outputs))
+            for o, v in zip(node.outputs, outs):
+                if o:
+                    env[o] = v
+            continue
+        for i, v in zip(node.inputs, values):
             if not i:
                 slots.append(["n"])
-            elif i in env:
+            elif not isinstance(v, np.ndarray):
                 slots.append(["x", len(dyn)])
-                dyn.append(env[i])
+                dyn.append(v)
             else:
-                array = graph.initializers[i]
+                array = v
                 if array.dtype.kind == "f" and (i in trainable_inits or array.size > 64):
                     slots.append(["w", i])
                     shapes[i] = [list(array.shape), bool(i in trainable_inits), str(array.dtype)]
                 else:
                     slots.append(["c", i, array.tolist(), str(array.dtype)])
         attrs = {k: _jsonable_attr(v) for k, v in node.attrs.items()}
-        layer = OnnxOp(node.op, attrs, slots, node.domain, shapes, name=_safe(node.name))
+        layer = OnnxOp(node.op, attrs, slots, node.domain, shapes, opset=graph.opset, n_outputs=len(node.outputs),
+                       name=_safe(node.name))
         for slot in slots:
             if slot[0] == "w":
-                layer._tensors[slot[1]].assign(graph.initializers[slot[1]])
+                layer._tensors[slot[1]].assign(values[node.inputs.index(slot[1])])
         out = layer(dyn)
-        env[node.outputs[0]] = out
+        outs = out if len(node.outputs) > 1 else [out]
+        for o, v in zip(node.outputs, outs):
+            if o:
+                env[o] = v
+    for o in graph.outputs:
+        if o not in env:
+            env[o] = graph.initializers[o]
+        if isinstance(env[o], np.ndarray):      # a constant output: a layer that returns it
+            array = env[o]
+            env[o] = OnnxOp("Identity", {}, [["c", o, array.tolist(), str(array.dtype)]], "", {},
+                            name=_safe(o) + "_constant")(list(inputs))
     outs = [env[o] for o in graph.outputs]
     model = keras.Model(inputs[0] if len(inputs) == 1 else inputs, outs[0] if len(outs) == 1 else outs,
                         name="nmn_onnx")
@@ -372,8 +240,8 @@ def _call_yat(layer, spec, node, env, graph):
         if spec.kind == "RotaryYatAttention":
             return layer(args[0], attention_mask=mask)
         return layer(args[0], args[1], args[2], attention_mask=mask)
-    if op in ("Softermax", "SofterSigmoid", "SoftTanh"):
-        return OnnxOp(op, node.attrs, [["x", 0]], node.domain, name=_safe(node.name))([args[0]])
+    if op in SQUASHER_OPS:
+        return OnnxOp(op, {**spec.config, **node.attrs}, [["x", 0]], node.domain, name=_safe(node.name))([args[0]])
     return layer(args[0])
 
 

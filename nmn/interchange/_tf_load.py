@@ -7,7 +7,6 @@ signature, so it trains with ``tf.GradientTape`` and saves as a SavedModel.
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Sequence
 
 import numpy as np
@@ -15,172 +14,16 @@ import onnx
 import tensorflow as tf
 
 import nmn.tf as nt
-from nmn.core.conv import transpose_as_conv_pads
-from nmn.interchange._optable import OPERATOR_OPS, axes as onnx_axes, pad_pairs
-from nmn.interchange._tfkeras_common import conv_transpose_attrs, pad_node, reduce_node
-from nmn.interchange.interpret import check_supported, execute, replay
+from nmn.interchange.interpret import SQUASHER_KINDS, SQUASHER_OPS, check_supported, execute, replay, squash
+from nmn.interchange.stdops import SUPPORTED
+from nmn.interchange.stdops.prims_tf import PRIMS
 from nmn.interchange.reader import read_model
 from nmn.tf import spec as tspec
-from nmn.tf._ops import conv as _tf_conv, pad_axis, upsample_axis
 
 __all__ = ["load", "predict", "OnnxModule", "TABLE"]
 
-def _to_last(x):
-    r = x.shape.rank
-    return tf.transpose(x, (0, *range(2, r), 1))
-
-
-def _to_first(x):
-    r = x.shape.rank
-    return tf.transpose(x, (0, r - 1, *range(1, r - 1)))
-
-
-def _conv(x, a, w, bias):
-    rank = w.shape.rank - 2
-    g = int(a.get("group", 1))
-    k = tf.transpose(w, (*range(2, rank + 2), 1, 0))
-    h = _to_last(x)
-    for i, (lo, hi) in enumerate(pad_pairs(a, rank)):
-        h = pad_axis(h, 1 + i, lo, hi)
-    y = _tf_conv(h, k, a.get("strides") or [1] * rank, a.get("dilations") or [1] * rank, g)
-    return _to_first(y if bias is None else y + bias)
-
-
-def _conv_transpose(x, a, w, bias):
-    rank = w.shape.rank - 2
-    g, strides, dil, pads, outpad = conv_transpose_attrs(a, rank)
-    c, mg, *k = w.shape
-    w5 = tf.reshape(w, (g, c // g, mg, *k))
-    kc = tf.reshape(tf.transpose(w5, (*range(3, rank + 3), 1, 0, 2)), (*k, c // g, g * mg))
-    kc = tf.reverse(kc, axis=list(range(rank)))
-    h = _to_last(x)
-    for i, (lo, hi) in enumerate(transpose_as_conv_pads(pads, k, dil, outpad)):
-        h = upsample_axis(h, 1 + i, strides[i])
-        h = pad_axis(h, 1 + i, lo, hi)
-    y = _tf_conv(h, kc, [1] * rank, dil, g)
-    return _to_first(y if bias is None else y + bias)
-
-
-def _pool(x, a, kind):
-    rank = len(a["kernel_shape"])
-    h = _to_last(x)
-    pads = pad_pairs(a, rank)
-    strides = a.get("strides") or [1] * rank
-    if kind == "max":
-        widths = [[0, 0]] + [list(p) for p in pads] + [[0, 0]]
-        if any(lo or hi for lo, hi in pads):
-            h = tf.pad(h, widths, constant_values=float("-inf"))
-        y = tf.nn.max_pool(h, a["kernel_shape"], strides, "VALID")
-    else:
-        widths = [[0, 0]] + [list(p) for p in pads] + [[0, 0]]
-        s = tf.nn.avg_pool(tf.pad(h, widths), a["kernel_shape"], strides, "VALID")
-        if any(lo or hi for lo, hi in pads) and not a.get("count_include_pad", 0):
-            n = tf.nn.avg_pool(tf.pad(tf.ones_like(h[..., :1]), widths), a["kernel_shape"], strides, "VALID")
-            s = s / n
-        y = s
-    return _to_first(y)
-
-
-def _gemm(x, a):
-    A, B = x[0], x[1]
-    y = tf.matmul(A, B, transpose_a=bool(a.get("transA", 0)), transpose_b=bool(a.get("transB", 0)))
-    y = y * a.get("alpha", 1.0) if a.get("alpha", 1.0) != 1.0 else y
-    return y + x[2] * a.get("beta", 1.0) if len(x) > 2 and x[2] is not None else y
-
-
-def _reshape(x, a):
-    if isinstance(x[1], np.ndarray):
-        shape = [int(s) for s in x[1].reshape(-1)]
-        if not a.get("allowzero", 0):
-            dyn = tf.shape(x[0])
-            shape = [dyn[i] if s == 0 else s for i, s in enumerate(shape)]
-        return tf.reshape(x[0], shape)
-    shape = tf.cast(x[1], tf.int32)
-    if not a.get("allowzero", 0):
-        n = tf.size(shape)
-        dyn = tf.concat([tf.shape(x[0]), tf.zeros([n], tf.int32)], 0)[:n]
-        shape = tf.where(shape == 0, dyn, shape)
-    return tf.reshape(x[0], shape)
-
-
-def _layer_norm(x, a):
-    axis = a.get("axis", -1)
-    mean, var = tf.nn.moments(x[0], axes=[axis], keepdims=True)
-    y = (x[0] - mean) / tf.sqrt(var + a.get("epsilon", 1e-5)) * x[1]
-    return y + x[2] if len(x) > 2 and x[2] is not None else y
-
-
-def _batch_norm(x, a):
-    shape = (1, -1) + (1,) * (x[0].shape.rank - 2)
-    scale, bias, mean, var = (tf.reshape(t, shape) for t in x[1:5])
-    return (x[0] - mean) / tf.sqrt(var + a.get("epsilon", 1e-5)) * scale + bias
-
-
-def _unsqueeze(x, axes):
-    for ax in sorted(axes):
-        x = tf.expand_dims(x, ax)
-    return x
-
-
-def _slice(x, a):
-    data = x[0]
-    starts, ends = np.asarray(x[1]).reshape(-1), np.asarray(x[2]).reshape(-1)
-    axes = np.asarray(x[3]).reshape(-1) if len(x) > 3 and x[3] is not None else np.arange(len(starts))
-    steps = np.asarray(x[4]).reshape(-1) if len(x) > 4 and x[4] is not None else np.ones(len(starts), np.int64)
-    index = [slice(None)] * data.shape.rank
-    big = np.iinfo(np.int64).max
-    for s, e, ax, st in zip(starts, ends, axes, steps):
-        index[int(ax)] = slice(int(s), None if abs(int(e)) >= big // 2 else int(e), int(st))
-    return data[tuple(index)]
-
-
-TABLE = {
-    "Gemm": _gemm,
-    "MatMul": lambda x, a: tf.matmul(x[0], x[1]),
-    "Add": OPERATOR_OPS["Add"],
-    "Sub": OPERATOR_OPS["Sub"],
-    "Mul": OPERATOR_OPS["Mul"],
-    "Div": OPERATOR_OPS["Div"],
-    "Neg": lambda x, a: -x[0],
-    "Pow": lambda x, a: tf.pow(x[0], x[1]),
-    "Sqrt": lambda x, a: tf.sqrt(x[0]),
-    "Reciprocal": lambda x, a: 1.0 / x[0],
-    "Relu": lambda x, a: tf.nn.relu(x[0]),
-    "Sigmoid": lambda x, a: tf.sigmoid(x[0]),
-    "Tanh": lambda x, a: tf.tanh(x[0]),
-    "Erf": lambda x, a: tf.math.erf(x[0]),
-    "Softplus": lambda x, a: tf.nn.softplus(x[0]),
-    "Softmax": lambda x, a: tf.nn.softmax(x[0], axis=a.get("axis", -1)),
-    "LogSoftmax": lambda x, a: tf.nn.log_softmax(x[0], axis=a.get("axis", -1)),
-    "Flatten": lambda x, a: tf.reshape(x[0], (-1, int(np.prod(x[0].shape[a.get("axis", 1):])))),
-    "Reshape": _reshape,
-    "Transpose": lambda x, a: tf.transpose(x[0], a.get("perm")),
-    "Identity": OPERATOR_OPS["Identity"],
-    "Dropout": OPERATOR_OPS["Dropout"],
-    "Conv": lambda x, a: _conv(x[0], a, x[1], x[2] if len(x) > 2 else None),
-    "ConvTranspose": lambda x, a: _conv_transpose(x[0], a, x[1], x[2] if len(x) > 2 else None),
-    "MaxPool": lambda x, a: _pool(x[0], a, "max"),
-    "AveragePool": lambda x, a: _pool(x[0], a, "avg"),
-    "GlobalAveragePool": lambda x, a: tf.reduce_mean(x[0], axis=list(range(2, x[0].shape.rank)), keepdims=True),
-    "LayerNormalization": _layer_norm,
-    "BatchNormalization": _batch_norm,
-    "Gather": lambda x, a: tf.gather(x[0], x[1], axis=a.get("axis", 0)),
-    "Concat": lambda x, a: tf.concat(list(x), axis=a["axis"]),
-    "ReduceMean": reduce_node(tf.reduce_mean, list),
-    "ReduceSum": reduce_node(tf.reduce_sum, list),
-    "ReduceMax": reduce_node(tf.reduce_max, list),
-    "Squeeze": lambda x, a: tf.squeeze(x[0], axis=onnx_axes(x, a)) if onnx_axes(x, a) else tf.squeeze(x[0]),
-    "Unsqueeze": lambda x, a: _unsqueeze(x[0], onnx_axes(x, a)),
-    "Pad": partial(pad_node, pad_axis=pad_axis),
-    "Shape": lambda x, a: tf.shape(x[0], out_type=tf.int64),
-    "Slice": _slice,
-    "Cast": lambda x, a: tf.cast(x[0], tf.as_dtype(onnx.helper.tensor_dtype_to_np_dtype(a["to"]))),
-    "Softermax": lambda x, a: nt.softermax(x[0], n=a.get("n", 1.0), epsilon=a.get("epsilon", 1e-12),
-                                           axis=a.get("axis", -1)),
-    "SofterSigmoid": lambda x, a: nt.softer_sigmoid(x[0], n=a.get("n", 1.0)),
-    "SoftTanh": lambda x, a: nt.soft_tanh(x[0], n=a.get("n", 1.0)),
-}
-
+TABLE = SUPPORTED
+"""The standard ops this loader runs (the shared list of :mod:`nmn.interchange.stdops`)."""
 
 def _key(name: str) -> str:
     key = name.replace(".", "__").replace("/", "_")
@@ -201,7 +44,7 @@ class OnnxModule(tf.Module):
         self._graph = graph
         self.layers = {}
         for lname, spec in graph.layers.items():
-            if spec.kind in ("softermax", "softer_sigmoid", "soft_tanh"):
+            if spec.kind in SQUASHER_KINDS:
                 continue
             kwargs = {"name": _key(lname)}
             if spec.kind in ("YatConv", "YatConvTranspose"):
@@ -230,7 +73,7 @@ class OnnxModule(tf.Module):
             else:
                 consts[iname] = array
         self._consts = consts
-        check_supported(graph, TABLE, "tf")
+        check_supported(graph, "tf")
         signature = [tf.TensorSpec([None if (d is None or isinstance(d, str)) else d for d in shape],
                                    tf.as_dtype(np.dtype(dtype)), name=_key(n)) for n, shape, dtype in graph.inputs]
         self.__call__ = tf.function(self._run, input_signature=signature, autograph=False)
@@ -251,8 +94,8 @@ class OnnxModule(tf.Module):
     def _yat(self, node, args):
         spec = self._graph.layers[self._graph.node_layer[node.name]]
         op = node.op
-        if op in ("Softermax", "SofterSigmoid", "SoftTanh"):
-            return TABLE[op](args, node.attrs)
+        if op in SQUASHER_OPS:
+            return squash(nt, op, {**spec.config, **node.attrs}, args[0])
         layer = self.layers[_key(spec.name)]
         if op == "YatEmbedAttend":
             return layer.attend(args[0])
@@ -266,7 +109,7 @@ class OnnxModule(tf.Module):
         return layer(args[0])
 
     def _run(self, *inputs):
-        outs = execute(self._graph, list(inputs), tensor=self._tensor, table=TABLE, yat=self._yat)
+        outs = execute(self._graph, list(inputs), tensor=self._tensor, prims=PRIMS, yat=self._yat)
         return outs[0] if len(outs) == 1 else tuple(outs)
 
     def _replay(self) -> onnx.ModelProto:
@@ -278,7 +121,7 @@ class OnnxModule(tf.Module):
 
         def spec(layer_name):
             layer_spec = self._graph.layers[layer_name]
-            if layer_spec.kind in ("softermax", "softer_sigmoid", "soft_tanh"):
+            if layer_spec.kind in SQUASHER_KINDS:
                 return layer_spec.kind, layer_spec.config, {}
             return tspec.to_spec(self.layers[_key(layer_name)])
 

@@ -3,7 +3,7 @@ loaded (possibly retrained) model back to ONNX with the file's own names.
 
 A loaded model in any framework is an ordinary module of that framework holding the file's tensors as native
 parameters; its forward pass is :func:`execute` over the graph's nodes: ``nmn`` nodes call the framework's Yat
-layers, standard nodes call the framework's ops (``table``: ONNX op type -> ``fn(args, attrs)``).
+layers, standard nodes run the shared semantics of :mod:`nmn.interchange.stdops` on the framework's primitives.
 """
 
 from __future__ import annotations
@@ -15,17 +15,27 @@ import numpy as np
 from nmn.interchange import emit
 from nmn.interchange.graph import GraphBuilder
 from nmn.interchange.reader import NodeSpec, OnnxGraph, UnsupportedModelError
+from nmn.interchange.stdops import run_node, unsupported_summary
 
-OpTable = dict[str, Callable[[list, dict], Any]]
+def check_supported(graph: OnnxGraph, framework: str) -> None:
+    """Raise :class:`UnsupportedModelError` listing each standard op the loaders lack once, with its count."""
+    ops = [n.op for n in graph.nodes if n.name not in graph.node_layer and not _skipped(graph, n)]
+    message = unsupported_summary(ops, framework)
+    if message:
+        raise UnsupportedModelError(message)
 
 
-def check_supported(graph: OnnxGraph, table: OpTable, framework: str) -> None:
-    """Raise :class:`UnsupportedModelError` listing every node whose op ``table`` lacks."""
-    missing = sorted({f"{n.domain or 'ai.onnx'}::{n.op} (node {n.name!r})" for n in graph.nodes
-                      if n.name not in graph.node_layer and not _skipped(graph, n) and n.op not in table})
-    if missing:
-        raise UnsupportedModelError(f"cannot load into {framework}: {len(missing)} unsupported node(s):\n  - "
-                                    + "\n  - ".join(missing))
+SQUASHER_OPS = ("Softermax", "SofterSigmoid", "SoftTanh")
+SQUASHER_KINDS = ("softermax", "softer_sigmoid", "soft_tanh")
+
+
+def squash(functions, op: str, config: dict, x):
+    """Run an ``nmn`` squasher node (one of :data:`SQUASHER_OPS`) with ``functions`` (a framework's nmn package,
+    which has ``softermax``, ``softer_sigmoid``, ``soft_tanh``) and the layer's spec ``config``."""
+    if op == "Softermax":
+        return functions.softermax(x, n=config.get("n", 1.0), epsilon=config.get("epsilon", 1e-12),
+                                   axis=config.get("axis", -1))
+    return (functions.softer_sigmoid if op == "SofterSigmoid" else functions.soft_tanh)(x, n=config.get("n", 1.0))
 
 
 def _skipped(graph: OnnxGraph, node: NodeSpec) -> bool:
@@ -35,9 +45,10 @@ def _skipped(graph: OnnxGraph, node: NodeSpec) -> bool:
     return any(spec.param_inits.get("epsilon_param") == node.inputs[0] for spec in graph.layers.values())
 
 
-def execute(graph: OnnxGraph, inputs: list, *, tensor: Callable[[str], Any], table: OpTable,
+def execute(graph: OnnxGraph, inputs: list, *, tensor: Callable[[str], Any], prims,
             yat: Callable[[NodeSpec, list], Any]) -> list:
-    """Run the graph: ``inputs`` in graph-input order, ``tensor(name)`` gives an initializer as a host tensor."""
+    """Run the graph: ``inputs`` in graph-input order, ``tensor(name)`` gives an initializer as a host tensor,
+    standard nodes run with :func:`nmn.interchange.stdops.run_node` on the framework's primitives ``prims``."""
     if len(inputs) != len(graph.inputs):
         names = [i[0] for i in graph.inputs]
         raise ValueError(f"the loaded model takes {len(names)} input(s) {names}, got {len(inputs)}")
@@ -46,13 +57,16 @@ def execute(graph: OnnxGraph, inputs: list, *, tensor: Callable[[str], Any], tab
         if _skipped(graph, node):
             continue
         args = [None if not i else env[i] if i in env else tensor(i) for i in node.inputs]
-        out = yat(node, args) if node.name in graph.node_layer else table[node.op](args, node.attrs)
-        if len(node.outputs) == 1:
-            env[node.outputs[0]] = out
+        if node.name in graph.node_layer:
+            out = yat(node, args)
+            outs = out if len(node.outputs) > 1 else (out,)
         else:
-            for name, value in zip(node.outputs, out):
+            outs = run_node(prims, node.op, args, node.attrs, opset=graph.opset, n_outputs=len(node.outputs))
+        for name, value in zip(node.outputs, outs):
+            if name:
                 env[name] = value
-    return [env[o] for o in graph.outputs]
+    outs = [env[o] if o in env else tensor(o) for o in graph.outputs]
+    return [prims.asarray(o) if isinstance(o, np.ndarray) else o for o in outs]   # constant-folded outputs
 
 
 def replay(graph: OnnxGraph, *, source: str, param: Callable[[str], np.ndarray],

@@ -57,14 +57,13 @@ from nmn.interchange._jax_load import (
     _export_loaded,
     _export_loaded_linen,
 )
-from nmn.interchange._jax_ops import TABLE
 from nmn.interchange._jax_trace import Call, JaxprWriter, recording
 from nmn.interchange.graph import ExportError, GraphBuilder, check_against
 from nmn.interchange.reader import read_model
 from nmn.linen import spec as linen_spec
 from nmn.nnx import spec as nnx_spec
 
-__all__ = ["export", "load", "predict", "OnnxModel", "TABLE"]
+__all__ = ["export", "load", "predict", "OnnxModel"]
 
 _CONV_KINDS = ("YatConv", "YatConvTranspose")
 

@@ -48,7 +48,7 @@ from nmn.interchange._export_common import (
     outputs_list,
 )
 from nmn.interchange.graph import check_against
-from nmn.interchange.interpret import check_supported, execute, replay
+from nmn.interchange.interpret import SQUASHER_OPS, check_supported, execute, replay, squash
 from nmn.interchange.reader import OnnxGraph, read_model
 
 try:
@@ -57,11 +57,10 @@ try:
 except ImportError as err:  # pragma: no cover - exercised only without mlx
     raise ImportError('nmn.interchange.mlx_io needs MLX: pip install "nmn[mlx]>=1.0"') from err
 
-from nmn.interchange._mlx_ops import TABLE, first_axis_channels, last_axis_channels
+from nmn.interchange.stdops.prims_mlx import PRIMS
 from nmn.interchange._mlx_trace import Traced, np_array, param_names, trace
-from nmn.interchange._optable import SQUASHER_OPS, squash
 
-__all__ = ["export", "load", "OnnxModule", "Traced", "TABLE"]
+__all__ = ["export", "load", "OnnxModule", "Traced"]
 
 
 # ---------------------------------------------------------------------------------------------------------- API
@@ -154,7 +153,7 @@ class OnnxModule(nn.Module):
             else:
                 consts[name] = array if array.dtype.kind in "iub" else _mx(array)
         object.__setattr__(self, "_consts", consts)
-        check_supported(graph, TABLE, "mlx")
+        check_supported(graph, "mlx")
 
     def _tensor(self, name: str):
         key = _key(name)
@@ -184,12 +183,12 @@ class OnnxModule(nn.Module):
                 mask = mx.array(np.asarray(mask))
             return layer(args[0], args[1], args[2], mask=mask)
         if op in ("YatConv", "YatConvTranspose"):
-            return first_axis_channels(layer(last_axis_channels(args[0])))
+            return mx.moveaxis(layer(mx.moveaxis(args[0], 1, -1)), -1, 1)   # the file is channels-first
         return layer(args[0])
 
     def __call__(self, *inputs):
-        inputs = [x if isinstance(x, mx.array) else mx.array(np.asarray(x)) for x in inputs]
-        outs = execute(self._graph, list(inputs), tensor=self._tensor, table=TABLE, yat=self._yat)
+        inputs = [x if isinstance(x, mx.array) else PRIMS.asarray(x) for x in inputs]
+        outs = execute(self._graph, list(inputs), tensor=self._tensor, prims=PRIMS, yat=self._yat)
         return outs[0] if len(outs) == 1 else tuple(outs)
 
     def _replay(self) -> onnx.ModelProto:

@@ -2,7 +2,7 @@
 
 :func:`read_model` opens a file through the safe loader and returns an :class:`OnnxGraph`: the graph's inputs
 and outputs, its nodes with plain-Python attributes, the initializers as numpy arrays, and a :class:`LayerSpec`
-for every ``nmn`` node (the neutral spec of docs/CONTRACT.md). Files written by nmn carry a manifest with each
+for every ``nmn`` node (the neutral spec of docs/extending.md). Files written by nmn carry a manifest with each
 layer's config; a foreign file (no manifest) still loads, its specs derived from the node and its tensors.
 """
 
@@ -64,6 +64,7 @@ class OnnxGraph:
     standard: dict[str, dict] = field(default_factory=dict)   # manifest entries of standard layers, by name
     producers: dict[str, NodeSpec] = field(default_factory=dict)
     shapes: dict[str, tuple] = field(default_factory=dict)     # inferred value shapes (None = symbolic)
+    opset: int = 18                                            # the file's ai.onnx opset version
 
     def trainable_initializers(self) -> set[str]:
         """Initializers that are parameters (trainable) rather than constants.
@@ -132,6 +133,7 @@ def read_model(source: str | os.PathLike | onnx.ModelProto) -> OnnxGraph:
             kept.append(node)
     graph = OnnxGraph(inputs, [o.name for o in model.graph.output], kept, inits, manifest_of(model), {}, {})
     graph.producers = {o: n for n in kept for o in n.outputs}
+    graph.opset = next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), 18)
     graph.shapes = _inferred_shapes(model)
     _collect_layers(graph)
     return graph

@@ -34,7 +34,7 @@ try:
 except ImportError as err:  # pragma: no cover - exercised only without torch
     raise ImportError('nmn.interchange.torch_io needs PyTorch: pip install "nmn[torch]"') from err
 
-from nmn.interchange._torch_ops import TABLE, _torch_dtype  # noqa: E402
+from nmn.interchange.stdops.prims_torch import PRIMS  # noqa: E402
 from nmn.interchange._torch_trace import _Exporter, _np  # noqa: E402
 
 
@@ -110,10 +110,10 @@ class OnnxModule(nn.Module):
         for name, array in graph.initializers.items():
             if name in owned or name not in used:
                 continue
-            tensor = _torch_dtype(array.copy())
+            tensor = torch.from_numpy(np.ascontiguousarray(array.copy()))
             is_param = name in trainable and tensor.is_floating_point()
             self._tensor_paths[name] = self._attach_tensor(name, nn.Parameter(tensor) if is_param else tensor)
-        check_supported(graph, TABLE, "torch")
+        check_supported(graph, "torch")
 
     # Module and tensor names follow the file's dotted names, so state_dict keys are the initializer names
     # (a name that cannot be a torch attribute path falls back to a flat, sanitised name).
@@ -179,7 +179,7 @@ class OnnxModule(nn.Module):
         return layer(args[0])
 
     def forward(self, *inputs):
-        outs = execute(self._graph, list(inputs), tensor=self._tensor, table=TABLE, yat=self._yat)
+        outs = execute(self._graph, list(inputs), tensor=self._tensor, prims=PRIMS, yat=self._yat)
         return outs[0] if len(outs) == 1 else tuple(outs)
 
     def _replay(self) -> onnx.ModelProto:
@@ -213,5 +213,6 @@ def load(source: str | os.PathLike | onnx.ModelProto) -> OnnxModule:
 def predict(model: nn.Module, inputs: list) -> list[np.ndarray]:
     """Eager inference on numpy inputs (eval mode, no grad); returns numpy outputs."""
     with eval_mode(model), torch.no_grad():
-        out = model(*[torch.from_numpy(np.ascontiguousarray(x)) for x in inputs])
-    return [_np(o) for o in outputs_list(out)]
+        out = model(*[PRIMS.asarray(np.ascontiguousarray(x)) for x in inputs])
+    return [_np(o.float()) if isinstance(o, torch.Tensor) and o.dtype == torch.bfloat16 else _np(o)
+            for o in outputs_list(out)]
