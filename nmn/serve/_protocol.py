@@ -235,15 +235,19 @@ def array_from_bytes(
 
 
 class DataSegment:
-    """A JSON ``data`` array cut out of a request body before ``json.loads`` (see :func:`split_data`)."""
+    """A JSON ``data`` array left in the request body, cut out of what ``json.loads`` sees.
 
-    __slots__ = ("text",)
+    ``body[start:end]`` is the text between its ``[`` and ``]`` (flat: no nested
+    lists); :func:`split_data` makes these.
+    """
 
-    def __init__(self, text: bytes):
-        self.text = text  # the bytes between '[' and ']', flat (no nested lists)
+    __slots__ = ("body", "start", "end")
+
+    def __init__(self, body, start: int, end: int):
+        self.body, self.start, self.end = body, start, end
 
     def as_list(self) -> Any:
-        return json.loads(b"[" + self.text + b"]")
+        return json.loads(self.body[self.start - 1 : self.end + 1])
 
 
 _SEGMENT_KEY = "\x00nmn-data-segment"  # a key no client writes by accident
@@ -251,14 +255,19 @@ _SEGMENT_JSON = b"\\u0000nmn-data-segment"  # the same key as JSON text
 _DATA_KEY = re.compile(rb'"data"\s*:\s*\[')
 _INT_CHARS = b"0123456789-, \t\n\r"
 _FLOAT_CHARS = _INT_CHARS + b".eE+"
+# Numbers are parsed 64 KiB of text at a time: small enough that numpy's growing
+# buffers stay in the allocator's reusable sizes (1 MiB pieces left the server
+# ~20 MiB bigger after a few 40 MB requests; tests/serve/test_serve_limits.py).
+_PIECE = 64 * 1024
 
 
-def split_data(body: bytes, min_bytes: int = 4096) -> tuple[bytes, list[DataSegment]]:
-    """Cut large flat ``"data": [...]`` number arrays out of a JSON body.
+def split_data(body, min_bytes: int = 4096) -> tuple[bytes, list[DataSegment]]:
+    """Cut large flat ``"data": [...]`` number arrays out of a JSON body (bytes or bytearray).
 
     Returns the body with each such array replaced by a placeholder object, and
-    the arrays' texts, so ``json.loads`` never builds Python lists of millions of
-    numbers; :func:`decode_input` parses them straight into numpy. Arrays that
+    the arrays' places in ``body``, so ``json.loads`` never builds Python lists
+    of millions of numbers; :func:`decode_input` parses them straight into numpy,
+    a piece at a time, from the body itself (no copy of the text). Arrays that
     are nested, small, or hold anything but number characters stay in place.
     The caller checks that every placeholder came back as an input's ``data``
     (otherwise it parses the original body whole).
@@ -283,11 +292,11 @@ def split_data(body: bytes, min_bytes: int = 4096) -> tuple[bytes, list[DataSegm
     segments = []
     last = 0
     for k, (start, end) in enumerate(spans):
-        pieces.append(body[last : start - 1])
+        pieces.append(bytes(body[last : start - 1]))
         pieces.append(b'{"%s":%d}' % (_SEGMENT_JSON, k))
-        segments.append(DataSegment(body[start:end]))
+        segments.append(DataSegment(body, start, end))
         last = end + 1
-    pieces.append(body[last:])
+    pieces.append(bytes(body[last:]))
     return b"".join(pieces), segments
 
 
@@ -300,7 +309,7 @@ def segment_index(data: Any) -> int | None:
     return None
 
 
-def _fast_numbers(text: bytes, datatype: str) -> np.ndarray | None:
+def _fast_numbers(seg: DataSegment, datatype: str) -> np.ndarray | None:
     """Parse a flat number list with numpy (no Python floats); None where the slow path must judge."""
     if datatype in FLOAT_DATATYPES:
         allowed = _FLOAT_CHARS
@@ -308,20 +317,38 @@ def _fast_numbers(text: bytes, datatype: str) -> np.ndarray | None:
         allowed = _INT_CHARS
     else:
         return None
-    if text.translate(None, allowed) or not text.strip():
-        return None  # other characters (NaN, null, strings, ...) or empty: the JSON path decides
     parse = np.float32 if datatype == "FP32" else np.float64 if allowed is _FLOAT_CHARS else np.int64
-    try:
-        arr = np.fromstring(text, dtype=parse, sep=",")
-    except ValueError:
+    body, start, end = seg.body, seg.start, seg.end
+    out = np.empty(body.count(b",", start, end) + 1, dtype=parse)
+    filled = 0
+    pos = start
+    while pos < end:
+        stop = end if end - pos <= _PIECE else body.rfind(b",", pos, pos + _PIECE)
+        if stop <= pos:
+            return None
+        piece = bytes(body[pos:stop])
+        if piece.translate(None, allowed) or not piece.strip():
+            return None  # other characters (NaN, null, strings, ...) or an empty item: the JSON path decides
+        n = piece.count(b",") + 1
+        if filled + n > out.size:
+            return None
+        try:
+            # No count=: with one numpy pads a short parse with zeros instead of refusing it.
+            values = np.fromstring(piece, dtype=parse, sep=",")
+        except ValueError:
+            return None
+        if values.size != n:
+            return None
+        out[filled : filled + n] = values
+        filled += n
+        pos = stop + 1 if stop < end else end
+    if filled != out.size:
         return None
-    if arr.size != text.count(b",") + 1:
-        return None
-    if parse is np.int64 and arr.size and (
-        arr.max() == np.iinfo(np.int64).max or arr.min() == np.iinfo(np.int64).min
+    if parse is np.int64 and out.size and (
+        out.max() == np.iinfo(np.int64).max or out.min() == np.iinfo(np.int64).min
     ):
         return None  # numpy saturates on overflow; let the exact path say so
-    return arr
+    return out
 
 
 def decode_input(
@@ -360,7 +387,7 @@ def decode_input(
     data = obj["data"]
     k = segment_index(data)
     if k is not None and 0 <= k < len(segments):
-        fast = _fast_numbers(segments[k].text, datatype)
+        fast = _fast_numbers(segments[k], datatype)
         if fast is not None:
             if fast.size != count:
                 raise ProtocolError(

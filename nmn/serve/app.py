@@ -348,13 +348,18 @@ async def _read_body(receive, headers: dict, limit: int, model: str, timeout_s: 
         try:
             size = int(declared)
         except ValueError:
-            raise ProtocolError(f"model {model!r}: invalid Content-Length {declared.decode(errors='replace')!r}") from None
+            size = -1
+        if size < 0:
+            raise ProtocolError(f"model {model!r}: invalid Content-Length {declared.decode(errors='replace')!r}")
         if size > limit:
             raise ProtocolError(
                 f"model {model!r}: request body of {size} bytes is over the limit of {limit} bytes "
                 "(nmn serve --max-request-bytes)",
                 413,
             )
+    # With a Content-Length the body goes straight into one buffer (no list of
+    # chunks joined into a second copy).
+    buf = bytearray(size) if declared is not None else None
     chunks = []
     total = 0
     loop = asyncio.get_running_loop()
@@ -373,14 +378,19 @@ async def _read_body(receive, headers: dict, limit: int, model: str, timeout_s: 
                 raise ProtocolError(f"model {model!r}: the client went away before sending its body")
             chunk = message.get("body", b"")
             if chunk:
-                total += len(chunk)
-                if total > limit:
+                if total + len(chunk) > limit:
                     raise ProtocolError(
                         f"model {model!r}: request body is over the limit of {limit} bytes "
                         "(nmn serve --max-request-bytes)",
                         413,
                     )
-                chunks.append(chunk)
+                if buf is not None:
+                    if total + len(chunk) > len(buf):
+                        raise ProtocolError(f"model {model!r}: the body is longer than its Content-Length")
+                    buf[total : total + len(chunk)] = chunk
+                else:
+                    chunks.append(chunk)
+                total += len(chunk)
             if not message.get("more_body", False):
                 break
     except asyncio.CancelledError:
@@ -393,7 +403,12 @@ async def _read_body(receive, headers: dict, limit: int, model: str, timeout_s: 
         raise
     finally:
         timer.cancel()
-    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    if buf is not None:
+        if total != len(buf):
+            raise ProtocolError(f"model {model!r}: the body ended after {total} of its {len(buf)} bytes")
+        body = buf if total > _INLINE_BYTES else bytes(buf)
+    else:
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     del chunks
     encoding = headers.get(b"content-encoding")
     if encoding is not None and encoding.lower() not in (b"identity", b""):
@@ -655,6 +670,7 @@ def serve(
     """
     import uvicorn
 
+    _return_big_blocks()
     config = {
         "model_path_or_dir": os.fspath(path),
         "max_batch": max_batch,
@@ -686,7 +702,25 @@ def serve(
     uvicorn.run("nmn.serve.app:_app_from_env", factory=True, workers=workers, **common)
 
 
+def _return_big_blocks(threshold: int = 256 * 1024) -> None:
+    """Have glibc's malloc give blocks of ``threshold`` bytes and more straight back to the OS.
+
+    By default glibc raises its mmap threshold after the first large free (up to
+    32 MiB), so request bodies and tensors then come from per-thread heaps that
+    keep the memory after the request. A fixed threshold turns that off. A
+    no-op where the C library is not glibc.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        libc.mallopt(-3, int(threshold))  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
 def _app_from_env():
     """uvicorn factory for worker processes; reads the config ``serve`` set."""
+    _return_big_blocks()
     config = json.loads(os.environ[_ENV_CONFIG])
     return create_app(config.pop("model_path_or_dir"), **config)

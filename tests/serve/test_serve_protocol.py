@@ -169,6 +169,17 @@ def test_large_json_takes_the_numpy_path_with_the_same_bits():
         assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
 
 
+@pytest.mark.parametrize("bad,words", [(b"1,,2", "not valid JSON"), (b"1-2", "not valid JSON"), (b"1e", "not valid JSON"),
+                                       (b"NaN", "element 2500 is NaN"), (b"null", "must hold numbers")])
+def test_large_json_with_a_bad_number_is_refused_like_a_small_one(client, bad, words):
+    """A big data array (the numpy path) with one malformed item: the JSON path's answer, never zeros."""
+    items = [b"0.5"] * 5000
+    items[2500] = bad
+    body = b'{"inputs":[{"name":"x","datatype":"FP32","shape":[1250,4],"data":[' + b",".join(items) + b"]}]}"
+    r = client.post("/v2/models/mlp/infer", content=body)
+    assert r.status_code == 400 and words in r.json()["error"], r.text
+
+
 def test_data_key_inside_a_string_is_not_cut(client):
     """A placeholder never lands outside an input's data: the body is then parsed whole."""
     tricky = "\"data\": [" + "1," * 3000 + "1]"
