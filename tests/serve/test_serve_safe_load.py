@@ -200,3 +200,52 @@ def test_function_travels_in_the_file(tmp_path):
     path = save(make_square(), tmp_path / "sq.onnx")
     reloaded = onnx.load(path)
     assert reloaded.functions[0] == square_function()
+
+
+def test_tampered_canonical_nmn_function_is_refused(tmp_path):
+    """A file whose YatDense body differs from onnx_ops's would make onnxruntime and the native layers disagree."""
+    import onnx_ops
+
+    fns = []
+    for proto in onnx_ops.function_protos(["YatDense"]):   # copies: never edit onnx_ops's own protos
+        copy = onnx.FunctionProto()
+        copy.CopyFrom(proto)
+        fns.append(copy)
+    tail = next(f for f in fns if f.name == "YatTail")
+    node = next(n for n in tail.node if n.op_type in ("Mul", "Add"))
+    node.op_type = "Add" if node.op_type == "Mul" else "Mul"
+    graph = helper.make_graph(
+        [helper.make_node("YatDense", ["x", "W", "B", "A", "E"], ["y"], domain="nmn", spherical=0,
+                          weight_normalized=0)],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])],
+        initializer=[numpy_helper.from_array(np.ones((2, 3), np.float32), "W"),
+                     numpy_helper.from_array(np.zeros(2, np.float32), "B"),
+                     numpy_helper.from_array(np.ones(1, np.float32), "A"),
+                     numpy_helper.from_array(np.full(1, 1e-5, np.float32), "E")],
+    )
+    model = helper.make_model(graph, opset_imports=OPSET + [helper.make_opsetid("nmn", 1)], functions=fns)
+    with pytest.raises(UnsafeModelError, match=r"tampered\.onnx.*function nmn\.YatTail is not the canonical body"):
+        load_model_safely(save(model, tmp_path / "tampered.onnx"))
+
+
+def test_external_data_bound_is_named(tmp_path):
+    from nmn.interchange.safe_load import Limits
+
+    w = numpy_helper.from_array(np.ones((4,), np.float32), "w")
+    w.data_location = TensorProto.EXTERNAL
+    w.ClearField("raw_data")
+    for k, v in (("location", "w.bin"), ("offset", "0"), ("length", "16")):
+        e = w.external_data.add()
+        e.key, e.value = k, v
+    (tmp_path / "w.bin").write_bytes(np.ones(4, np.float32).tobytes())
+    graph = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])], initializer=[w])
+    path = save(helper.make_model(graph, opset_imports=OPSET), tmp_path / "ext.onnx")
+    assert load_model_safely(path).graph.initializer[0].raw_data == np.ones(4, np.float32).tobytes()
+    with pytest.raises(UnsafeModelError, match=r"external data is 16 bytes, over the limit max_external_bytes=8"):
+        load_model_safely(path, limits=Limits(max_external_bytes=8))
+    with pytest.raises(UnsafeModelError, match=r"over the limit max_tensor_bytes=8"):
+        load_model_safely(path, limits=Limits(max_tensor_bytes=8))
