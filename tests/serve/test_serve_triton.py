@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 import onnx
+import pytest
 
 from nmn.serve.cli import add_commands, main as cli_main
 
@@ -40,13 +41,35 @@ def test_write_triton_repo(model_dir, tmp_path, capsys):
     # The nmn function travels into the Triton copy.
     assert [f.name for f in onnx.load(str(out / "square" / "1" / "model.onnx")).functions] == ["Square"]
 
-    mlp = (out / "mlp" / "config.pbtxt").read_text()
-    assert 'name: "mlp"' in mlp and 'platform: "onnxruntime_onnx"' in mlp
-    assert "max_batch_size: 8" in mlp and "dynamic_batching {" in mlp
-    assert 'name: "x"\n    data_type: TYPE_FP32\n    dims: [ 4 ]' in mlp  # batch dim left to Triton
-    assert 'name: "y"\n    data_type: TYPE_FP32\n    dims: [ 3 ]' in mlp
-    pair = (out / "pair" / "config.pbtxt").read_text()
-    assert 'name: "k"\n    data_type: TYPE_INT64\n    dims: [ 2 ]' in pair
-    fixed = (out / "fixed" / "config.pbtxt").read_text()
-    assert "max_batch_size: 0" in fixed and "dims: [ 2, 3 ]" in fixed
-    assert "dynamic_batching" not in fixed
+    mc = pytest.importorskip("tritonclient.grpc.model_config_pb2", reason="tritonclient[grpc] is not installed")
+    from google.protobuf import text_format
+
+    def parse(name):  # Triton's own schema: an unknown field or a bad value fails here
+        return text_format.Parse((out / name / "config.pbtxt").read_text(), mc.ModelConfig())
+
+    def tensors(items):
+        return [(t.name, mc.DataType.Name(t.data_type), list(t.dims)) for t in items]
+
+    mlp = parse("mlp")
+    assert (mlp.name, mlp.platform, mlp.max_batch_size) == ("mlp", "onnxruntime_onnx", 8)
+    assert mlp.HasField("dynamic_batching") and mlp.dynamic_batching.max_queue_delay_microseconds == 2000
+    assert tensors(mlp.input) == [("x", "TYPE_FP32", [4])]  # batch dim left to Triton
+    assert tensors(mlp.output) == [("y", "TYPE_FP32", [3])]
+    pair = parse("pair")
+    assert tensors(pair.input) == [("a", "TYPE_FP32", [2]), ("k", "TYPE_INT64", [2])]
+    assert tensors(pair.output) == [("sum", "TYPE_FP32", [2]), ("neg", "TYPE_FP32", [2])]
+    fixed = parse("fixed")
+    assert fixed.max_batch_size == 0 and not fixed.HasField("dynamic_batching")
+    assert tensors(fixed.input) == [("x", "TYPE_FP32", [2, 3])]
+    square = parse("square")
+    assert square.max_batch_size == 8 and tensors(square.input) == [("x", "TYPE_FP32", [3])]
+
+
+def test_triton_config_without_batching_keeps_symbolic_dims(model_dir, tmp_path):
+    mc = pytest.importorskip("tritonclient.grpc.model_config_pb2", reason="tritonclient[grpc] is not installed")
+    from google.protobuf import text_format
+
+    out = tmp_path / "repo"
+    assert cli_main(["serve", str(model_dir / "pair.onnx"), "--write-triton-repo", str(out)]) == 0
+    cfg = text_format.Parse((out / "pair" / "config.pbtxt").read_text(), mc.ModelConfig())
+    assert cfg.max_batch_size == 0 and [list(t.dims) for t in cfg.input] == [[-1, 2], [-1, 2]]
