@@ -286,8 +286,12 @@ def _huge_sizes(entry):
 
 
 def _wrong_kind(entry):
+    """A well-formed YatConv entry pointing at the file's YatDense node."""
     entry["kind"] = "YatConv"
-    entry["config"].update(rank=2, kernel_size=[1, 1], in_channels=3, out_channels=2, groups=1)
+    entry["config"] = dict(rank=2, kernel_size=[1, 1], in_channels=3, out_channels=2, groups=1, strides=[1, 1],
+                           dilations=[1, 1], padding="valid", padding_mode="zeros", epsilon=1e-5, spherical=False,
+                           use_alpha=True, use_bias=True, constant_alpha=None, constant_bias=None,
+                           weight_normalized=False, learnable_epsilon=False)
 
 
 #: kind -> (builder, expected refusal regex, entry points that must refuse it)
@@ -300,6 +304,10 @@ KINDS: dict[str, tuple] = {
                                    r"'layers' must be a list, got object", ALL),
     "manifest missing key": (_with_manifest(_layer(lambda e: e.pop("params"))),
                              r"layer 'fc': the required key 'params' is missing", ALL),
+    "manifest missing config key": (_with_manifest(_layer(lambda e: e["config"].pop("out_features"))),
+                                    r"layer 'fc' \(YatNMN\): config lacks \['out_features'\]", ALL),
+    "manifest unknown parameter": (_with_manifest(_layer(lambda e: e["params"].update(wieght="fc.weight"))),
+                                   r"layer 'fc' \(YatNMN\): unknown parameters \['wieght'\]", ALL),
     "manifest wrong type": (_with_manifest(_layer(lambda e: e["config"].update(in_features="3"))),
                             r"layer 'fc': config 'in_features' must be an integer", ALL),
     "manifest missing parameter": (_with_manifest(_layer(lambda e: e["params"].update(weight="nope"))),
