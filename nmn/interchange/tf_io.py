@@ -73,6 +73,24 @@ def _recording(calls):
                (MultiHeadYatAttention, "__call__"), (RotaryYatAttention, "__call__"), (nt.YatEmbed, "__call__"),
                (nt.YatEmbed, "attend")]
     saved = []
+    from nmn._tfkeras import squashers
+
+    depth = calls.setdefault("depth", [0])
+    for kind, keys in _SQUASHERS.items():   # nmn.tf.softermax & co. all call nmn._tfkeras.squashers.<kind>(F, x, ...)
+        original = getattr(squashers, kind)
+
+        def squash(F, x, *args, __original=original, __kind=kind, __keys=keys):
+            depth[0] += 1
+            try:
+                out = __original(F, x, *args)
+            finally:
+                depth[0] -= 1
+            if depth[0] == 0:
+                calls.setdefault("list", []).append((None, __kind, (x,), dict(zip(__keys, args)), out))
+            return out
+
+        saved.append((squashers, kind, original))
+        setattr(squashers, kind, squash)
     for cls, method in targets:
         original = cls.__dict__[method]
 
@@ -94,6 +112,9 @@ def _recording(calls):
     finally:
         for cls, method, original in saved:
             setattr(cls, method, original)
+
+
+_SQUASHERS = {"softermax": ("n", "epsilon", "axis"), "softer_sigmoid": ("n",), "soft_tanh": ("n",)}
 
 
 def export(model, example_inputs: Any, path: str | os.PathLike | None = None, *, rtol: float = 1e-5,
@@ -208,6 +229,11 @@ class _Walker:
         return v
 
     def _emit_yat(self, layer, method, args, kwargs):
+        if layer is None:   # a squasher call: one nmn:: node
+            self.b.__dict__.setdefault("_tf_squash", [0])[0] += 1
+            name = f"{method}_{self.b._tf_squash[0]}"
+            return emit.yat_layer(self.b, name, method, {k: v for k, v in kwargs.items()}, {},
+                                  [self._tensor_value(args[0])])
         kind, config, params = tspec.to_spec(layer)
         name = self._layer_name(layer)
         names = [self._tensor_value(a) if isinstance(a, tf.Tensor) else None for a in args]
@@ -262,9 +288,50 @@ class _Walker:
         binary = {"AddV2": "Add", "Add": "Add", "Sub": "Sub", "Mul": "Mul", "RealDiv": "Div", "Maximum": "Max",
                   "Minimum": "Min", "Pow": "Pow"}
         unary = {"Relu": "Relu", "Sigmoid": "Sigmoid", "Tanh": "Tanh", "Sqrt": "Sqrt", "Neg": "Neg", "Exp": "Exp",
-                 "Log": "Log", "Abs": "Abs", "Softplus": "Softplus", "Erf": "Erf"}
+                 "Log": "Log", "Abs": "Abs", "Softplus": "Softplus", "Erf": "Erf", "Reciprocal": "Reciprocal",
+                 "Inv": "Reciprocal", "Floor": "Floor", "Ceil": "Ceil", "Sign": "Sign", "Sin": "Sin", "Cos": "Cos"}
         if typ in binary:
             return b.node(binary[typ], [ins(0), ins(1)], name=name)
+        if typ in _TF_ACTIVATIONS:
+            kind = _TF_ACTIVATIONS[typ]
+            params = {"alpha": float(op.get_attr("alpha"))} if typ == "LeakyRelu" else {}
+            return emit.activation(b, kind, ins(0), name=name, **params)
+        if typ == "AddN":
+            y = ins(0)
+            for i in range(1, len(op.inputs)):
+                y = b.node("Add", [y, ins(i)], name=f"{name}.{i}")
+            return y
+        if typ in ("Conv2D", "Conv3D", "DepthwiseConv2dNative"):
+            return self._conv(op, name)
+        if typ in ("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"):
+            if op.get_attr("is_training") or op.outputs.index(t) != 0:
+                self.unsupported.add(f"{typ} (training mode, or its batch statistics used)")
+                return "unsupported"
+            channels_last = op.get_attr("data_format").decode() in ("NHWC", "NDHWC")
+            rank = op.inputs[0].shape.rank
+            x = ins(0)
+            if channels_last:
+                x = b.node("Transpose", [x], {"perm": [0, rank - 1, *range(1, rank - 1)]}, name=name + ".to_first")
+            y = b.node("BatchNormalization", [x, ins(1), ins(2), ins(3), ins(4)],
+                       {"epsilon": float(op.get_attr("epsilon"))}, name=name)
+            if channels_last:
+                y = b.node("Transpose", [y], {"perm": [0, *range(2, rank), 1]}, name=name + ".to_last")
+            return y
+        if typ in ("Pad", "PadV2", "MirrorPad"):
+            pads = self._const(op.inputs[1])
+            if pads is None:
+                self.unsupported.add(f"{typ} with dynamic paddings")
+                return "unsupported"
+            pads = np.asarray(pads, np.int64)
+            mode = "constant" if typ != "MirrorPad" else op.get_attr("mode").decode().lower()
+            if mode == "symmetric":
+                self.unsupported.add("MirrorPad(SYMMETRIC)")
+                return "unsupported"
+            extra = [ins(2)] if typ == "PadV2" else []
+            return b.node("Pad", [ins(0), b.constant(name + ".pads", np.concatenate([pads[:, 0], pads[:, 1]])),
+                                  *extra], {"mode": mode}, name=name)
+        if typ == "LogSoftmax":
+            return emit.activation(b, "log_softmax", ins(0), axis=-1, name=name)
         if typ in unary:
             return b.node(unary[typ], [ins(0)], name=name)
         if typ == "Rsqrt":  # 1 / sqrt(x) with Div (every loader has Div; not all have Reciprocal)
@@ -354,6 +421,43 @@ class _Walker:
             self.value(i)
         return "unsupported"
 
+    def _conv(self, op, name):
+        """``tf.nn.conv2d`` / ``conv3d`` / ``depthwise_conv2d`` (channels-last, SAME/VALID/EXPLICIT padding): the
+        filter variable stays in TF's layout, a Transpose (and for depthwise a Reshape) gives ONNX's."""
+        b, typ = self.b, op.type
+        fmt = op.get_attr("data_format").decode()
+        if fmt not in ("NHWC", "NDHWC"):
+            self.unsupported.add(f"{typ} ({fmt})")
+            return "unsupported"
+        rank = op.inputs[0].shape.rank - 2
+        kshape = [int(d) for d in op.inputs[1].shape]
+        if any(d is None for d in op.inputs[0].shape[1:-1]) or None in kshape:
+            self.unsupported.add(f"{typ} with unknown spatial or filter sizes")
+            return "unsupported"
+        strides = list(op.get_attr("strides"))[1:-1]
+        dilations = list(op.get_attr("dilations"))[1:-1]
+        padding = op.get_attr("padding").decode()
+        spatial = [int(d) for d in op.inputs[0].shape[1:-1]]
+        if padding == "EXPLICIT":
+            flat = list(op.get_attr("explicit_paddings"))
+            pairs = [(flat[2 * i], flat[2 * i + 1]) for i in range(1, rank + 1)]
+        else:
+            from nmn.core.conv import conv_pads
+
+            pairs = conv_pads(padding.lower(), spatial, kshape[:rank], strides, dilations)
+        w = self._tensor_value(op.inputs[1])
+        group = 1
+        if typ == "DepthwiseConv2dNative":   # (H, W, C, mult) -> (H, W, 1, C * mult), group C
+            group = kshape[2]
+            w = b.node("Reshape", [w, b.constant(name + ".wshape", np.array([*kshape[:2], 1, kshape[2] * kshape[3]],
+                                                                             np.int64))], name=name + ".wreshape")
+        w = b.node("Transpose", [w], {"perm": [rank + 1, rank, *range(rank)]}, name=name + ".weight")
+        x = b.node("Transpose", [self._tensor_value(op.inputs[0])], {"perm": [0, rank + 1, *range(1, rank + 1)]},
+                   name=name + ".to_first")
+        y = b.node("Conv", [x, w], {"strides": strides, "dilations": dilations, "group": group,
+                                    "pads": [p[0] for p in pairs] + [p[1] for p in pairs]}, name=name)
+        return b.node("Transpose", [y], {"perm": [0, *range(2, rank + 2), 1]}, name=name + ".to_last")
+
     def _strided_slice(self, op, name):
         b = self.b
         begin, end, strides = (self._const(op.inputs[i]) for i in (1, 2, 3))
@@ -377,6 +481,9 @@ class _Walker:
         if squeeze:
             y = b.node("Squeeze", [y, c("squeeze", squeeze)], name=name + ".squeeze")
         return y
+
+
+_TF_ACTIVATIONS = {"Relu6": "relu6", "LeakyRelu": "leaky_relu", "Elu": "elu", "Selu": "selu", "Softsign": "softsign"}
 
 
 def _swap_last(rank):

@@ -193,3 +193,46 @@ def test_torch_standard_layers():
                                               "HardSigmoid", "HardSwish", "Clip", "Softsign", "MaxPool",
                                               "AveragePool", "GlobalAveragePool", "LayerNormalization", "LogSoftmax",
                                               "YatDense"])
+
+
+# ------------------------------------------------------------------------------------------------------ tf
+def test_tf_module_of_tf_nn_ops_and_squashers():
+    """A ``tf.Module`` of plain ``tf.nn`` ops (conv2d, depthwise conv, batch_normalization, padding, the usual
+    activations, arithmetic on variables) around a Yat layer, and the squashers as ``nmn::`` nodes (issue 18:
+    tf wrote them as primitives; issue 12: ``tf.nn.conv2d`` had no converter)."""
+    tf = pytest.importorskip("tensorflow")
+    import nmn.tf as ntf
+
+    class Net(tf.Module):
+        def __init__(self):
+            super().__init__()
+            g = tf.random.Generator.from_seed(0)
+            self.w = tf.Variable(g.normal((3, 3, 3, 4)) * 0.3)
+            self.dw = tf.Variable(g.normal((3, 3, 4, 2)) * 0.3)
+            self.scale, self.offset = tf.Variable(g.uniform((8,)) + 0.5), tf.Variable(g.normal((8,)))
+            self.mean, self.var = tf.Variable(g.normal((8,)) * 0.1), tf.Variable(g.uniform((8,)) + 0.5)
+            self.yat = ntf.YatNMN(5)
+
+        def __call__(self, x):
+            h = tf.nn.conv2d(x, self.w, 1, "SAME")
+            h = tf.nn.depthwise_conv2d(h, self.dw, [1, 1, 1, 1], "VALID")
+            h = tf.nn.batch_normalization(h, self.mean, self.var, self.offset, self.scale, 1e-3)
+            h = tf.nn.relu6(h) + tf.nn.leaky_relu(h, 0.3) + tf.nn.elu(h) + tf.nn.selu(h) + tf.math.softsign(h)
+            h = tf.nn.max_pool2d(tf.pad(h, [[0, 0], [1, 1], [1, 1], [0, 0]]), 2, 2, "VALID")
+            h = tf.reduce_mean(h, axis=[1, 2]) / tf.sqrt(self.var) + 1.0 / (self.scale + 1e-5)
+            h = tf.abs(self.yat(h))
+            return ntf.softermax(h, n=2.0, axis=0) + ntf.softer_sigmoid(h, sharpness=3.0) + ntf.soft_tanh(h)
+
+    model = Net()
+    x = RNG.uniform(size=(2, 8, 8, 3)).astype(np.float32)
+    proto = export(model, x, framework="tf")
+    fresh = RNG.uniform(size=(3, 8, 8, 3)).astype(np.float32)
+    _close(run_onnx(proto, {proto.graph.input[0].name: fresh})[0], model(tf.constant(fresh)).numpy())
+    ops = _ops(proto)
+    assert {"Conv", "Pad", "Clip", "LeakyRelu", "Elu", "Selu", "Softsign", "MaxPool", "YatDense"} <= set(ops)
+    squash = [n for n in proto.graph.node if n.op_type in SQUASH_OPS]
+    assert sorted(n.op_type for n in squash) == ["SoftTanh", "SofterSigmoid", "Softermax"]
+    assert all(n.domain == "nmn" for n in squash)
+    assert "Pow" not in ops   # the squashers' own arithmetic is not written out
+    attrs = {n.op_type: {a.name: (a.f if a.type == a.FLOAT else a.i) for a in n.attribute} for n in squash}
+    assert attrs["Softermax"]["n"] == 2.0 and attrs["Softermax"]["axis"] == 0 and attrs["SofterSigmoid"]["n"] == 3.0
