@@ -164,16 +164,13 @@ def test_performer_projection_is_a_frozen_parameter():
     assert attn(mx.random.normal((2, 3, 8))).shape == (2, 3, 8)
 
 
-@pytest.mark.parametrize("rope_style", ["interleaved", "half"])
-def test_rotary_kv_cache_decoding_equals_the_causal_full_pass(rope_style):
-    attn = nm.RotaryYatAttention(8, 2, max_seq_len=16, causal=True, rope_style=rope_style)
+def test_reset_cache_returns_to_the_full_pass():
+    attn = nm.RotaryYatAttention(8, 2, max_seq_len=16, causal=True)
     x = mx.random.normal((2, 5, 8))
     full = np.array(attn(x))
     attn.init_cache(2)
-    parts = [attn(x[:, :2])] + [attn(x[:, i:i + 1]) for i in range(2, 5)]
-    assert attn.cache_index == 5
-    np.testing.assert_allclose(np.array(mx.concatenate(parts, axis=1)), full, rtol=1e-5, atol=1e-6)
-    attn.reset_cache()
+    attn(x[:, :3])
+    attn.reset_cache()   # decoding rows live in tests/behaviour; here only MLX's own reset
     np.testing.assert_allclose(np.array(attn(x)), full, rtol=1e-6)
 
 

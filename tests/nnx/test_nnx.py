@@ -159,25 +159,6 @@ def test_half_precision_inputs_compute_in_float32(dtype):
     assert N.softermax(jnp.ones((3,), dtype)).dtype == dtype
 
 
-@pytest.mark.parametrize("rope_style", ["interleaved", "half"])
-def test_rotary_kv_cache_decoding_equals_causal_full_pass(rope_style):
-    attn = N.RotaryYatAttention(2, 8, causal=True, rope_style=rope_style, max_seq_len=16, rngs=nnx.Rngs(0))
-    x = jax.random.normal(jax.random.key(3), (2, 7, 8))
-    full = attn(x)
-    attn.init_cache((2, 7, 8))
-    steps = [attn(x[:, t:t + 1], decode=True) for t in range(4)]
-    steps.append(attn(x[:, 4:7], decode=True))                      # a chunk of three tokens at once
-    np.testing.assert_allclose(np.concatenate(steps, axis=1), np.asarray(full), rtol=2e-5, atol=2e-6)
-    with pytest.raises(ValueError, match="cache full"):
-        attn(x[:, :1], decode=True)
-
-    # the same under nnx.jit, with the cache carried as nnx state
-    attn.init_cache((2, 7, 8))
-    decode = nnx.jit(lambda m, tok: m(tok, decode=True))
-    steps = [decode(attn, x[:, t:t + 1]) for t in range(7)]
-    np.testing.assert_allclose(np.concatenate(steps, axis=1), np.asarray(full), rtol=2e-5, atol=2e-6)
-
-
 def test_rotary_rotates_at_absolute_positions():
     """A query at position t sees a different rotation than at 0: shifting the same tokens changes scores."""
     attn = N.RotaryYatAttention(1, 4, causal=True, rngs=nnx.Rngs(0))

@@ -1,0 +1,249 @@
+"""Behaviours every framework shares, as one table run for each framework (issue 15.5).
+
+Each behaviour is written once; a small driver per framework does only what that host spells differently
+(how a KV cache is made and fed, how a gradient step is taken). The oracles are independent of the code under
+test: the decode loop must reproduce the same layer's causal full pass, and a gradient step must lower the
+loss computed by the same forward.
+
+- ``rotary decode``: a causal ``RotaryYatAttention`` fed a prompt chunk, single tokens and a last chunk through
+  its KV cache equals its full causal pass, for both RoPE styles; a token past the cache's capacity raises a
+  ``ValueError`` that says so.
+- ``training step``: one small gradient step on a two-layer Yat model lowers the mean squared error.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+
+FRAMEWORKS = ("torch", "nnx", "linen", "keras", "tf", "mlx")
+_HOST = {"torch": "torch", "nnx": "flax.nnx", "linen": "flax.linen", "keras": "keras", "tf": "tensorflow",
+         "mlx": "mlx.core"}
+CHUNKS = (2, 1, 1, 3)           # a prompt of two tokens, two single tokens, a chunk of three
+B, E, H, MAX_LEN = 2, 8, 2, 16
+
+
+def _ns(framework):
+    pytest.importorskip(_HOST[framework], reason=f"{framework} is not installed")
+    return importlib.import_module(f"nmn.{framework}")
+
+
+def _tokens(seed=3):
+    return np.random.default_rng(seed).normal(size=(B, sum(CHUNKS), E)).astype(np.float32)
+
+
+def _pieces(x):
+    start = 0
+    for n in CHUNKS:
+        yield x[:, start:start + n]
+        start += n
+
+
+# ------------------------------------------------------------------------------------- rotary KV-cache decode
+# Each driver returns (full causal pass, the concatenated decoded steps, a callable that feeds one more token
+# into the now full cache).
+
+def _decode_torch(ns, x, style):
+    import torch
+
+    attn = ns.RotaryYatAttention(E, H, max_seq_len=MAX_LEN, causal=True, rope_style=style).eval()
+    with torch.no_grad():
+        full = attn(torch.as_tensor(x)).numpy()
+        attn.init_cache(B, x.shape[1])
+        steps = [attn(torch.as_tensor(p), decode=True).numpy() for p in _pieces(x)]
+    return full, np.concatenate(steps, 1), lambda: attn(torch.as_tensor(x[:, :1]), decode=True)
+
+
+def _decode_nnx(ns, x, style):
+    from flax import nnx
+
+    attn = ns.RotaryYatAttention(H, E, causal=True, rope_style=style, max_seq_len=MAX_LEN, rngs=nnx.Rngs(0))
+    full = np.asarray(attn(x))
+    attn.init_cache(x.shape)
+    step = nnx.jit(lambda m, tok: m(tok, decode=True))       # single tokens compiled, the cache as nnx state
+    steps = [np.asarray(step(attn, p) if p.shape[1] == 1 else attn(p, decode=True)) for p in _pieces(x)]
+    return full, np.concatenate(steps, 1), lambda: attn(x[:, :1], decode=True)
+
+
+def _decode_linen(ns, x, style):
+    import jax
+
+    key = jax.random.key(0)
+    layer = ns.RotaryYatAttention(H, causal=True, max_seq_len=MAX_LEN, rope_style=style)
+    variables = layer.init(key, x)
+    full = np.asarray(layer.apply(variables, x))
+    dec = ns.RotaryYatAttention(H, causal=True, max_seq_len=MAX_LEN, rope_style=style, decode=True)
+    cache = dec.init(key, x)["cache"]
+    steps = []
+    for piece in _pieces(x):
+        out, mutated = dec.apply({"params": variables["params"], "cache": cache}, piece, mutable=["cache"])
+        cache = mutated["cache"]
+        steps.append(np.asarray(out))
+    more = lambda: dec.apply({"params": variables["params"], "cache": cache}, x[:, :1], mutable=["cache"])  # noqa: E731
+    return full, np.concatenate(steps, 1), more
+
+
+def _decode_keras_tf(ns, x, style, to_numpy):
+    attn = ns.RotaryYatAttention(E, H, max_seq_len=MAX_LEN, causal=True, rope_style=style)
+    full = to_numpy(attn(x))
+    cache = attn.init_cache(B, x.shape[1])
+    steps = []
+    for piece in _pieces(x):
+        y, cache = attn.decode(piece, cache)
+        steps.append(to_numpy(y))
+    return full, np.concatenate(steps, 1), lambda: attn.decode(x[:, :1], cache)
+
+
+def _decode_keras(ns, x, style):
+    from keras import ops
+
+    return _decode_keras_tf(ns, x, style, lambda t: np.asarray(ops.convert_to_numpy(t)))
+
+
+def _decode_tf(ns, x, style):
+    return _decode_keras_tf(ns, x, style, lambda t: t.numpy())
+
+
+def _decode_mlx(ns, x, style):
+    import mlx.core as mx
+
+    attn = ns.RotaryYatAttention(E, H, max_seq_len=MAX_LEN, causal=True, rope_style=style)
+    full = np.array(attn(mx.array(x)))
+    attn.init_cache(B, max_length=x.shape[1])
+    steps = [np.array(attn(mx.array(p))) for p in _pieces(x)]
+    assert attn.cache_index == x.shape[1]
+    return full, np.concatenate(steps, 1), lambda: attn(mx.array(x[:, :1]))
+
+
+DECODERS = {"torch": _decode_torch, "nnx": _decode_nnx, "linen": _decode_linen, "keras": _decode_keras,
+            "tf": _decode_tf, "mlx": _decode_mlx}
+
+
+@pytest.mark.parametrize("style", ["interleaved", "half"])
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_rotary_kv_cache_decode_equals_the_causal_full_pass(framework, style):
+    ns = _ns(framework)
+    full, decoded, one_more = DECODERS[framework](ns, _tokens(), style)
+    assert decoded.shape == full.shape, f"{framework}: decoded {decoded.shape}, full pass {full.shape}"
+    np.testing.assert_allclose(decoded, full, rtol=1e-4, atol=1e-5, err_msg=f"{framework} {style}")
+    with pytest.raises(ValueError, match="(?i)cache"):
+        one_more()
+
+
+# ---------------------------------------------------------------------------------------------- training step
+# Each driver returns (loss before, loss after one SGD step of LR) for the model Yat(8) -> Yat(1) on DATA.
+
+LR = 0.01
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 4)).astype(np.float32)
+    return x, (x[:, :1] ** 2).astype(np.float32)
+
+
+def _step_torch(ns):
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(ns.YatNMN(4, 8), ns.YatNMN(8, 1))
+    x, t = (torch.as_tensor(a) for a in _data())
+    loss = torch.mean((model(x) - t) ** 2)
+    loss.backward()
+    with torch.no_grad():
+        for p in model.parameters():
+            p -= LR * p.grad
+        return float(loss), float(torch.mean((model(x) - t) ** 2))
+
+
+def _step_nnx(ns):
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    rngs = nnx.Rngs(0)
+    model = nnx.Sequential(ns.YatNMN(4, 8, rngs=rngs), ns.YatNMN(8, 1, rngs=rngs))
+    x, t = _data()
+
+    def loss_fn(m):
+        return jnp.mean((m(x) - t) ** 2)
+
+    loss, grads = nnx.value_and_grad(loss_fn)(model)
+    nnx.update(model, jax.tree_util.tree_map(lambda p, g: p - LR * g, nnx.state(model, nnx.Param), grads))
+    return float(loss), float(loss_fn(model))
+
+
+def _step_linen(ns):
+    import flax.linen as nn
+    import jax
+    import jax.numpy as jnp
+
+    model = nn.Sequential([ns.YatNMN(8), ns.YatNMN(1)])
+    x, t = _data()
+    params = model.init(jax.random.key(0), x)
+
+    def loss_fn(p):
+        return jnp.mean((model.apply(p, x) - t) ** 2)
+
+    loss, grads = jax.value_and_grad(loss_fn)(params)
+    updated = jax.tree_util.tree_map(lambda p, g: p - LR * g, params, grads)
+    return float(loss), float(loss_fn(updated))
+
+
+def _step_keras(ns):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), ns.YatNMN(8), ns.YatNMN(1)])
+    model.compile(optimizer=keras.optimizers.SGD(LR), loss="mse")
+    x, t = _data()
+    before = float(model.evaluate(x, t, batch_size=32, verbose=0))
+    model.fit(x, t, batch_size=32, epochs=1, verbose=0, shuffle=False)
+    return before, float(model.evaluate(x, t, batch_size=32, verbose=0))
+
+
+def _step_tf(ns):
+    import tensorflow as tf
+
+    first, second = ns.YatNMN(8, seed=0), ns.YatNMN(1, seed=1)
+    x, t = _data()
+
+    def loss_fn():
+        return tf.reduce_mean((second(first(x)) - t) ** 2)
+
+    with tf.GradientTape() as tape:
+        loss = loss_fn()
+    variables = first.trainable_variables + second.trainable_variables
+    for v, g in zip(variables, tape.gradient(loss, variables)):
+        v.assign_sub(LR * g)
+    return float(loss), float(loss_fn())
+
+
+def _step_mlx(ns):
+    import mlx.core as mx
+    import mlx.nn as nn
+    from mlx.utils import tree_map
+
+    mx.random.seed(0)
+    model = nn.Sequential(ns.YatNMN(8, in_features=4), ns.YatNMN(1, in_features=8))
+    x, t = (mx.array(a) for a in _data())
+
+    def loss_fn(m):
+        return mx.mean((m(x) - t) ** 2)
+
+    loss, grads = nn.value_and_grad(model, loss_fn)(model)
+    model.update(tree_map(lambda p, g: p - LR * g, model.trainable_parameters(), grads))
+    return float(loss), float(loss_fn(model))
+
+
+STEPS = {"torch": _step_torch, "nnx": _step_nnx, "linen": _step_linen, "keras": _step_keras, "tf": _step_tf,
+         "mlx": _step_mlx}
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_one_gradient_step_lowers_the_loss(framework):
+    before, after = STEPS[framework](_ns(framework))
+    assert np.isfinite(before) and np.isfinite(after), f"{framework}: loss {before} -> {after}"
+    assert after < before, f"{framework}: one SGD step of lr {LR} did not lower the loss ({before} -> {after})"
