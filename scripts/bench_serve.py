@@ -5,16 +5,21 @@ For each model, at concurrency 1, 8 and 32 (threads, one request of one row
 at a time each), it measures
 
 * ``in-process``: ``InferenceSession.run`` called directly (the floor),
-* ``serve``: ``python -m nmn.serve`` on 127.0.0.1, JSON over HTTP,
-* ``serve+batch``: the same with ``--max-batch 32 --batch-timeout-ms 2``,
+* ``rest-json``: ``python -m nmn.serve`` on 127.0.0.1, JSON over HTTP (nmn's Client),
+* ``rest-binary``: the same server, binary tensors (tritonclient.http, its defaults),
+* ``grpc``: the same server's gRPC port (tritonclient.grpc, its defaults),
+* ``...+batch``: each again with ``--max-batch 32 --batch-timeout-ms 2``,
 
-and prints a Markdown table. Without ``--model`` it builds two stand-in
-models with a model-local ``nmn`` function (a Yat-style dense layer and a
-Yat-style convolution); pass exported Yat files with ``--model PATH`` (the
+and prints a Markdown table; "% in-process" is req/s against the in-process
+row at the same concurrency, measured in the same run. The load generator runs
+on the same machine as the server (one client object per thread). Without ``--model`` it serves the demo's seed
+MLP (784 -> YatNMN 256 -> YatNMN 128 -> Linear 10, built from nmn's own
+functions) and the golden Yat CNN; pass other files with ``--model PATH`` (the
 first input's symbolic dims are set to 1).
 
     python scripts/bench_serve.py --requests 400
     python scripts/bench_serve.py --model yat_mlp.onnx --model yat_cnn.onnx
+    python scripts/bench_serve.py --only-mlp --modes rest-binary grpc --no-batch
 """
 
 from __future__ import annotations
@@ -36,89 +41,45 @@ from onnx import TensorProto, helper, numpy_helper
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-OPSET = [helper.make_opsetid("", 18), helper.make_opsetid("nmn", 1)]
-
-
-def _yat_function(name: str, conv: bool) -> onnx.FunctionProto:
-    """Stand-in Yat op: (x.w)^2 / (|x - w|^2 + eps), as an nmn-domain function."""
-    n = helper.make_node
-    if conv:
-        dot = n("Conv", ["X", "W"], ["dot"], pads=[1, 1, 1, 1])
-        # |patch|^2 via a conv of X*X with an all-ones kernel of W's shape.
-        x2 = [
-            n("Mul", ["X", "X"], ["xx"]),
-            n("Shape", ["W"], ["wshape"]),
-            n("Slice", ["wshape", "one", "four"], ["kshape_tail"]),
-            n("Concat", ["one", "kshape_tail"], ["kshape"], axis=0),
-            n("ConstantOfShape", ["kshape"], ["ones"], value=helper.make_tensor("v", TensorProto.FLOAT, [1], [1.0])),
-            n("Conv", ["xx", "ones"], ["x2"], pads=[1, 1, 1, 1]),
-        ]
-        w2 = [
-            n("Mul", ["W", "W"], ["ww"]),
-            n("ReduceSum", ["ww", "axes123"], ["w2flat"], keepdims=0),
-            n("Unsqueeze", ["w2flat", "axes12"], ["w2"]),
-        ]
-        consts = [
-            n("Constant", [], ["one"], value_ints=[1]),
-            n("Constant", [], ["four"], value_ints=[4]),
-            n("Constant", [], ["axes123"], value_ints=[1, 2, 3]),
-            n("Constant", [], ["axes12"], value_ints=[1, 2]),
-        ]
-    else:
-        dot = n("MatMul", ["X", "W"], ["dot"])
-        x2 = [n("ReduceSumSquare", ["X", "ax1"], ["x2"], keepdims=1)]
-        w2 = [n("ReduceSumSquare", ["W", "ax0"], ["w2"], keepdims=1)]
-        consts = [n("Constant", [], ["ax0"], value_ints=[0]), n("Constant", [], ["ax1"], value_ints=[1])]
-    body = consts + [dot] + x2 + w2 + [
-        n("Constant", [], ["two"], value_float=2.0),
-        n("Constant", [], ["eps"], value_float=1e-5),
-        n("Add", ["x2", "w2"], ["s"]),
-        n("Mul", ["dot", "two"], ["d2"]),
-        n("Sub", ["s", "d2"], ["dist"]),
-        n("Add", ["dist", "eps"], ["den"]),
-        n("Mul", ["dot", "dot"], ["num"]),
-        n("Div", ["num", "den"], ["Y"]),
-    ]
-    return helper.make_function("nmn", name, ["X", "W"], ["Y"], body, [OPSET[0]])
 
 
 def build_mlp(path: Path) -> None:
+    """The demo's seed MLP: [N, 784] -> YatNMN(256) -> YatNMN(128) -> Linear(10), nmn's canonical functions."""
+    from onnx_ops import full_attributes, function_protos
+    from nmn.core.schemas import DOMAIN, DOMAIN_VERSION, OPSET as ONNX_OPSET
+
     rng = np.random.default_rng(0)
-    w1 = numpy_helper.from_array(rng.standard_normal((64, 128)).astype(np.float32) * 0.1, "W1")
-    w2 = numpy_helper.from_array(rng.standard_normal((128, 10)).astype(np.float32) * 0.1, "W2")
+
+    def const(name, arr):
+        return numpy_helper.from_array(np.asarray(arr, np.float32), name)
+
+    inits, nodes, prev = [], [], "x"
+    for i, (fan_in, fan_out) in enumerate(((784, 256), (256, 128))):
+        inits += [const(f"W{i}", rng.standard_normal((fan_out, fan_in)) / np.sqrt(fan_in)),
+                  const(f"B{i}", np.zeros(fan_out)), const(f"A{i}", [1.0]), const(f"E{i}", [1e-5])]
+        nodes.append(helper.make_node("YatDense", [prev, f"W{i}", f"B{i}", f"A{i}", f"E{i}"], [f"h{i}"],
+                                      domain=DOMAIN, **full_attributes("YatDense")))
+        prev = f"h{i}"
+    inits += [const("Wo", rng.standard_normal((128, 10)) * 0.1), const("Bo", np.zeros(10))]
+    nodes += [helper.make_node("MatMul", [prev, "Wo"], ["z"]), helper.make_node("Add", ["z", "Bo"], ["y"])]
     graph = helper.make_graph(
-        [
-            helper.make_node("YatDense", ["x", "W1"], ["h"], domain="nmn"),
-            helper.make_node("YatDense", ["h", "W2"], ["y"], domain="nmn"),
-        ],
-        "yat_mlp",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 64])],
+        nodes, "yat_mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 784])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
-        initializer=[w1, w2],
+        initializer=inits,
     )
-    model = helper.make_model(graph, opset_imports=OPSET, functions=[_yat_function("YatDense", False)])
+    model = helper.make_model(
+        graph, functions=function_protos(["YatDense"]), ir_version=10,
+        opset_imports=[helper.make_opsetid("", ONNX_OPSET), helper.make_opsetid(DOMAIN, DOMAIN_VERSION)],
+    )
     onnx.save(model, str(path))
 
 
 def build_cnn(path: Path) -> None:
-    rng = np.random.default_rng(0)
-    k1 = numpy_helper.from_array(rng.standard_normal((8, 1, 3, 3)).astype(np.float32) * 0.3, "K1")
-    k2 = numpy_helper.from_array(rng.standard_normal((16, 8, 3, 3)).astype(np.float32) * 0.1, "K2")
-    graph = helper.make_graph(
-        [
-            helper.make_node("YatConv", ["x", "K1"], ["h1"], domain="nmn"),
-            helper.make_node("MaxPool", ["h1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
-            helper.make_node("YatConv", ["p1", "K2"], ["h2"], domain="nmn"),
-            helper.make_node("GlobalAveragePool", ["h2"], ["g"]),
-            helper.make_node("Flatten", ["g"], ["y"]),
-        ],
-        "yat_cnn",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 28, 28])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 16])],
-        initializer=[k1, k2],
-    )
-    model = helper.make_model(graph, opset_imports=OPSET, functions=[_yat_function("YatConv", True)])
-    onnx.save(model, str(path))
+    """The golden Yat CNN exported from PyTorch (models/golden/yat_cnn.torch.onnx)."""
+    import shutil
+
+    shutil.copyfile(ROOT / "models" / "golden" / "yat_cnn.torch.onnx", path)
 
 
 # ------------------------------------------------------------------------ measuring
@@ -141,7 +102,7 @@ def _start(path: Path, *extra: str) -> tuple[subprocess.Popen, str]:
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server failed: {proc.stderr.read().decode()}")
@@ -190,50 +151,103 @@ def _measure(call, concurrency: int, total: int, warmup: int = 20) -> tuple[floa
     return len(lat) / wall, float(np.percentile(arr, 50)), float(np.percentile(arr, 99))
 
 
+def _clients(mode: str, url: str, grpc_url: str, name: str, inp, x: np.ndarray, n: int):
+    """One ``call(thread)`` per protocol, with a client object per thread."""
+    if mode == "rest-json":
+        from nmn.serve import Client
+
+        clients = [Client(url) for _ in range(n)]
+        return (lambda t: clients[t].infer(name, {inp.name: x})), lambda: [c.close() for c in clients]
+    if mode == "rest-binary":
+        import tritonclient.http as tproto
+
+        def make():
+            return tproto.InferenceServerClient(url.removeprefix("http://"), network_timeout=300)
+    else:
+        import tritonclient.grpc as tproto
+
+        def make():
+            return tproto.InferenceServerClient(grpc_url)
+
+    # tritonclient.http runs on gevent: each thread needs a client made in that thread.
+    by_thread: dict[int, object] = {}
+
+    def call(t: int):
+        client = by_thread.get(threading.get_ident())
+        if client is None:
+            client = by_thread[threading.get_ident()] = make()
+        i = tproto.InferInput(inp.name, list(x.shape), "FP32")
+        i.set_data_from_numpy(x)
+        return client.infer(name, [i]).as_numpy(OUTPUT_NAMES[name])
+
+    clients = by_thread.values()
+    return call, lambda: None  # threads' clients go with their threads
+
+
+OUTPUT_NAMES: dict[str, str] = {}
+
+
 def main(argv: list[str] | None = None) -> int:
     import onnxruntime as ort
 
-    from nmn.serve import Client
-
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", help="ONNX file to benchmark (repeatable)")
+    ap.add_argument("--only-mlp", action="store_true", help="only the stand-in Yat MLP")
     ap.add_argument("--requests", type=int, default=640, help="requests per measurement")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--max-batch", type=int, default=32)
+    ap.add_argument("--modes", nargs="+", default=["rest-json", "rest-binary", "grpc"],
+                    choices=["rest-json", "rest-binary", "grpc"])
+    ap.add_argument("--no-batch", action="store_true", help="skip the --max-batch server")
     args = ap.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="nmn-bench-"))
     paths = [Path(p) for p in args.model or []]
     if not paths:
         build_mlp(tmp / "yat_mlp.onnx")
-        build_cnn(tmp / "yat_cnn.onnx")
-        paths = [tmp / "yat_mlp.onnx", tmp / "yat_cnn.onnx"]
+        paths = [tmp / "yat_mlp.onnx"]
+        if not args.only_mlp:
+            build_cnn(tmp / "yat_cnn.onnx")
+            paths.append(tmp / "yat_cnn.onnx")
 
     rows = []
     for path in paths:
         name = path.stem
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         inp = sess.get_inputs()[0]
+        OUTPUT_NAMES[name] = sess.get_outputs()[0].name
         shape = [d if isinstance(d, int) else 1 for d in inp.shape]
         x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        base = {}
         for c in args.concurrency:
-            rows.append((name, "in-process", c, *_measure(lambda t: sess.run(None, {inp.name: x}), c, args.requests)))
-        for mode, extra in (("serve", ()), ("serve+batch", ("--max-batch", str(args.max_batch), "--batch-timeout-ms", "2"))):
-            proc, url = _start(path, *extra)
+            r = _measure(lambda t: sess.run(None, {inp.name: x}), c, args.requests)
+            base[c] = r[0]
+            rows.append((name, "in-process", c, *r, 100.0))
+        servers = [("", ())]
+        if not args.no_batch:
+            servers.append(("+batch", ("--max-batch", str(args.max_batch), "--batch-timeout-ms", "2")))
+        for suffix, extra in servers:
+            grpc_port = _free_port()
+            proc, url = _start(path, "--grpc-port", str(grpc_port), *extra)
             try:
-                clients = [Client(url) for _ in range(max(args.concurrency))]
-                for c in args.concurrency:
-                    rows.append((name, mode, c, *_measure(lambda t: clients[t].infer(name, {inp.name: x}), c, args.requests)))
-                for cl in clients:
-                    cl.close()
+                for mode in args.modes:
+                    call, close = _clients(mode, url, f"127.0.0.1:{grpc_port}", name, inp, x, max(args.concurrency))
+                    got = call(0)
+                    if not np.array_equal(got if isinstance(got, np.ndarray) else got[OUTPUT_NAMES[name]],
+                                          sess.run(None, {inp.name: x})[0]):
+                        raise SystemExit(f"{mode}: the server's answer differs from onnxruntime's")
+                    for c in args.concurrency:
+                        r = _measure(call, c, args.requests)
+                        rows.append((name, mode + suffix, c, *r, 100.0 * r[0] / base[c]))
+                    close()
+                    print(f"# done: {name} {mode}{suffix}", file=sys.stderr)
             finally:
                 _stop(proc)
-            print(f"# done: {name} {mode}", file=sys.stderr)
 
-    print("| model | mode | concurrency | req/s | p50 ms | p99 ms |")
-    print("|---|---|---:|---:|---:|---:|")
-    for name, mode, c, rps, p50, p99 in rows:
-        print(f"| {name} | {mode} | {c} | {rps:.0f} | {p50:.2f} | {p99:.2f} |")
+    print("| model | mode | concurrency | req/s | p50 ms | p99 ms | % in-process |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for name, mode, c, rps, p50, p99, pct in rows:
+        print(f"| {name} | {mode} | {c} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {pct:.1f} |")
     return 0
 
 

@@ -261,7 +261,13 @@ _FLOAT_CHARS = _INT_CHARS + b".eE+"
 _PIECE = 64 * 1024
 
 
-def split_data(body, min_bytes: int = 4096) -> tuple[bytes, list[DataSegment]]:
+#: Data arrays with at least this much text are parsed by numpy from the body;
+#: smaller ones by ``json.loads``, which is faster per value (numpy's text
+#: parser is slower per number but builds no Python float objects).
+NUMPY_MIN_BYTES = 256 * 1024
+
+
+def split_data(body, min_bytes: int | None = None) -> tuple[bytes, list[DataSegment]]:
     """Cut large flat ``"data": [...]`` number arrays out of a JSON body (bytes or bytearray).
 
     Returns the body with each such array replaced by a placeholder object, and
@@ -272,8 +278,12 @@ def split_data(body, min_bytes: int = 4096) -> tuple[bytes, list[DataSegment]]:
     The caller checks that every placeholder came back as an input's ``data``
     (otherwise it parses the original body whole).
     """
+    if min_bytes is None:
+        min_bytes = NUMPY_MIN_BYTES
     spans = []
     pos = 0
+    if len(body) < min_bytes:
+        return body, []
     while True:
         m = _DATA_KEY.search(body, pos)
         if m is None:

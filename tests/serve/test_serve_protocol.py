@@ -34,6 +34,14 @@ def client(model_dir):
         yield c
 
 
+@pytest.fixture
+def numpy_path(monkeypatch):
+    """Send data arrays of 4 KiB and more down the numpy path (normally 256 KiB)."""
+    import nmn.serve._protocol as protocol
+
+    monkeypatch.setattr(protocol, "NUMPY_MIN_BYTES", 4096)
+
+
 @pytest.fixture(scope="module")
 def batched_client(model_dir):
     app = create_app(model_dir, max_batch=8, batch_timeout_ms=1.0)
@@ -158,7 +166,7 @@ def test_large_json_takes_the_numpy_path_with_the_same_bits():
         {"name": "x", "datatype": "FP32", "shape": [len(vals)], "data": vals.tolist()},
         {"name": "k", "datatype": "INT32", "shape": [2000], "data": rng.integers(-2**31, 2**31 - 1, 2000).tolist()},
     ]}).encode()
-    header, segments = split_data(body)
+    header, segments = split_data(body, min_bytes=4096)
     assert len(segments) == 2 and len(header) < 400
     fast = json.loads(header)["inputs"]
     slow = json.loads(body)["inputs"]
@@ -171,7 +179,7 @@ def test_large_json_takes_the_numpy_path_with_the_same_bits():
 
 @pytest.mark.parametrize("bad,words", [(b"1,,2", "not valid JSON"), (b"1-2", "not valid JSON"), (b"1e", "not valid JSON"),
                                        (b"NaN", "element 2500 is NaN"), (b"null", "must hold numbers")])
-def test_large_json_with_a_bad_number_is_refused_like_a_small_one(client, bad, words):
+def test_large_json_with_a_bad_number_is_refused_like_a_small_one(client, numpy_path, bad, words):
     """A big data array (the numpy path) with one malformed item: the JSON path's answer, never zeros."""
     items = [b"0.5"] * 5000
     items[2500] = bad
@@ -180,7 +188,7 @@ def test_large_json_with_a_bad_number_is_refused_like_a_small_one(client, bad, w
     assert r.status_code == 400 and words in r.json()["error"], r.text
 
 
-def test_data_key_inside_a_string_is_not_cut(client):
+def test_data_key_inside_a_string_is_not_cut(client, numpy_path):
     """A placeholder never lands outside an input's data: the body is then parsed whole."""
     tricky = "\"data\": [" + "1," * 3000 + "1]"
     body = {"id": tricky, "inputs": [{"name": "x", "datatype": "FP32", "shape": [2, 4], "data": X.ravel().tolist()}]}
