@@ -7,6 +7,7 @@ to ``.keras`` and loads back) whose tensors are Keras weights.
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import numpy as np
@@ -17,7 +18,8 @@ from keras import ops
 import nmn.keras as nk
 from nmn.interchange.interpret import SQUASHER_OPS, _skipped, check_supported, squash
 from nmn.interchange.reader import read_model
-from nmn.interchange.stdops import SUPPORTED, run_node
+from nmn.interchange.reader import UnsupportedModelError
+from nmn.interchange.stdops import SUPPORTED, StdOpError, run_node, value_inputs
 from nmn.interchange.stdops.prims_keras import PRIMS
 from nmn.keras import spec as kspec
 
@@ -145,9 +147,18 @@ def load(source, **_options) -> keras.Model:
     graph = read_model(source)
     trainable_inits = graph.trainable_initializers()
     check_supported(graph, "keras")
+    if not graph.inputs:
+        raise UnsupportedModelError("cannot load into keras: the graph has no inputs (a keras.Model needs one)")
     env = {}
     inputs = []
+    # shapes computed from input values (a graph input read as axes/pads/shape): a model whose call runs the
+    # graph, eagerly, where those values are known; otherwise a functional model of the same layers
+    dynamic = bool(value_inputs(graph.nodes, {n for n, _, _ in graph.inputs}))
+    plan = []
     for name, shape, dtype in graph.inputs:
+        if dynamic:
+            env[name] = _Pending(name)
+            continue
         static = all(isinstance(d, int) and d > 0 for d in shape)    # a fixed batch stays fixed (static shapes)
         dims = tuple(None if d is None or isinstance(d, str) else d for d in shape)
         t = keras.Input(batch_shape=dims, dtype=str(np.dtype(dtype)), name=_safe(name)) if static else \
@@ -164,9 +175,13 @@ def load(source, **_options) -> keras.Model:
             if layer is None and node.op not in SQUASHER_OPS:
                 layer = _yat_from_spec(spec)
                 yat_layers[spec.name] = layer
-            env[node.outputs[0]] = _call_yat(layer, spec, node, env, graph)
+            if dynamic:
+                plan.append(("yat", layer, spec, node))
+                env[node.outputs[0]] = _Pending(node.outputs[0])
+            else:
+                env[node.outputs[0]] = _call_yat(layer, spec, node, env, graph)
             continue
-        dyn, slots, shapes = [], [], {}
+        dyn, dyn_names, slots, shapes = [], [], [], {}
         values = [None if not i else env[i] if i in env else graph.initializers[i] for i in node.inputs]
         if all(v is None or isinstance(v, np.ndarray) for v in values) and not any(
                 i in trainable_inits for i in node.inputs):
@@ -182,6 +197,7 @@ def load(source, **_options) -> keras.Model:
             elif not isinstance(v, np.ndarray):
                 slots.append(["x", len(dyn)])
                 dyn.append(v)
+                dyn_names.append(i)
             else:
                 array = v
                 if array.dtype.kind == "f" and (i in trainable_inits or array.size > 64):
@@ -195,11 +211,19 @@ def load(source, **_options) -> keras.Model:
         for slot in slots:
             if slot[0] == "w":
                 layer._tensors[slot[1]].assign(values[node.inputs.index(slot[1])])
-        out = layer(dyn)
+        if dynamic:
+            plan.append(("op", layer, dyn_names, node))
+            for o in node.outputs:
+                env[o] = _Pending(o)
+            continue
+        out = _call_op(layer, dyn, node.op)
         outs = out if len(node.outputs) > 1 else [out]
         for o, v in zip(node.outputs, outs):
             if o:
                 env[o] = v
+    if dynamic:
+        consts = {k: v for k, v in env.items() if isinstance(v, np.ndarray)}
+        return _GraphModel(graph, plan, consts)
     for o in graph.outputs:
         if o not in env:
             env[o] = graph.initializers[o]
@@ -212,6 +236,50 @@ def load(source, **_options) -> keras.Model:
                         name="nmn_onnx")
     object.__setattr__(model, "_nmn_output_names", list(graph.outputs))
     return model
+
+
+def _call_op(layer, args, op):
+    try:
+        return layer(args)
+    except StdOpError as err:   # Keras adds its call context (and colours) to the message: keep nmn's one line
+        lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(err).splitlines()]
+        raise StdOpError(next((line for line in lines if line.startswith(op + ":")), lines[0])) from None
+
+
+class _Pending:
+    """A value of a dynamic graph that exists only when the model is called."""
+
+    def __init__(self, name):
+        self.name = name
+
+
+class _GraphModel(keras.Model):
+    """A loaded graph whose shapes depend on input values: ``call`` runs its layers in graph order (eagerly)."""
+
+    def __init__(self, graph, plan, consts):
+        super().__init__(name="nmn_onnx")
+        object.__setattr__(self, "_nmn_graph", graph)
+        object.__setattr__(self, "_nmn_plan", plan)
+        object.__setattr__(self, "_nmn_consts", consts)
+        object.__setattr__(self, "_nmn_output_names", list(graph.outputs))
+        self.graph_layers = [step[1] for step in plan if step[1] is not None]
+
+    def call(self, inputs, training=None):
+        graph = self._nmn_graph
+        inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        env = dict(self._nmn_consts)
+        env.update({name: x for (name, _, _), x in zip(graph.inputs, inputs)})
+        for kind, layer, a, node in self._nmn_plan:
+            if kind == "yat":
+                env[node.outputs[0]] = _call_yat(layer, a, node, env, graph)
+                continue
+            out = _call_op(layer, [env[n] for n in a], node.op)
+            for o, v in zip(node.outputs, out if len(node.outputs) > 1 else [out]):
+                if o:
+                    env[o] = v
+        outs = [env[o] if o in env else graph.initializers[o] for o in graph.outputs]
+        outs = [PRIMS.asarray(o) if isinstance(o, np.ndarray) else o for o in outs]
+        return outs[0] if len(outs) == 1 else outs
 
 
 def _yat_from_spec(spec):

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 import nmn.tf as nt
 from nmn.interchange.interpret import SQUASHER_KINDS, SQUASHER_OPS, check_supported, execute, replay, squash
-from nmn.interchange.stdops import SUPPORTED
+from nmn.interchange.stdops import SUPPORTED, value_inputs
 from nmn.interchange.stdops.prims_tf import PRIMS
 from nmn.interchange.reader import read_model
 from nmn.tf import spec as tspec
@@ -76,7 +76,10 @@ class OnnxModule(tf.Module):
         check_supported(graph, "tf")
         signature = [tf.TensorSpec([None if (d is None or isinstance(d, str)) else d for d in shape],
                                    tf.as_dtype(np.dtype(dtype)), name=_key(n)) for n, shape, dtype in graph.inputs]
-        self.__call__ = tf.function(self._run, input_signature=signature, autograph=False)
+        if value_inputs(graph.nodes, {n for n, _, _ in graph.inputs}):
+            self.__call__ = self._run      # shapes computed from input values: run eagerly, where they are known
+        else:
+            self.__call__ = tf.function(self._run, input_signature=signature, autograph=False)
 
     def __call__(self, *inputs):  # replaced per instance by the tf.function built in __init__
         return self.__dict__["__call__"](*inputs)

@@ -65,7 +65,7 @@ def execute(graph: OnnxGraph, inputs: list, *, tensor: Callable[[str], Any], pri
         for name, value in zip(node.outputs, outs):
             if name:
                 env[name] = value
-    outs = [env[o] if o in env else tensor(o) for o in graph.outputs]
+    outs = [env[o] if o in env else graph.initializers[o] for o in graph.outputs]
     return [prims.asarray(o) if isinstance(o, np.ndarray) else o for o in outs]   # constant-folded outputs
 
 

@@ -266,5 +266,5 @@ def load(source: str | os.PathLike | onnx.ModelProto, *, dtype=None) -> OnnxModu
 def predict(model, inputs: list) -> list[np.ndarray]:
     """Eager inference on numpy inputs (``model.eval()`` for the call); returns numpy outputs."""
     with eval_mode(model):
-        out = model(*[mx.array(np.ascontiguousarray(x)) for x in inputs])
-    return [np.array(o) for o in outputs_list(out)]
+        out = model(*[PRIMS.asarray(np.ascontiguousarray(x)) for x in inputs])
+    return [PRIMS.const(o) if isinstance(o, mx.array) else np.asarray(o) for o in outputs_list(out)]

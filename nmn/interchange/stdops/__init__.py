@@ -19,6 +19,6 @@ array([-3,  3])
 
 from __future__ import annotations
 
-from nmn.interchange.stdops.semantics import SUPPORTED, StdOpError, run_node, unsupported_summary
+from nmn.interchange.stdops.semantics import SUPPORTED, StdOpError, run_node, unsupported_summary, value_inputs
 
-__all__ = ["SUPPORTED", "StdOpError", "run_node", "unsupported_summary"]
+__all__ = ["SUPPORTED", "StdOpError", "run_node", "unsupported_summary", "value_inputs"]

@@ -40,6 +40,9 @@ class TfPrims(ArrayPrims):
     def cast(self, x, dtype):
         return tf.cast(self.t(x), tf.as_dtype(np.dtype(dtype)))
 
+    def flip(self, x, axes):
+        return tf.reverse(self.t(x), axis=list(axes))
+
     def take(self, x, idx, axis):
         return tf.gather(self.t(x), self.t(idx), axis=axis)
 

@@ -42,6 +42,10 @@ class TorchPrims(ArrayPrims):
 
     def const(self, x):
         if isinstance(x, torch.Tensor):
+            if x.dtype == torch.bfloat16:
+                import ml_dtypes
+
+                return x.detach().float().cpu().numpy().astype(ml_dtypes.bfloat16)
             return x.detach().cpu().numpy()
         return np.asarray(x)
 

@@ -78,6 +78,25 @@ def run_node(P, op_type: str, args: list, attrs: dict, *, opset: int = 17, n_out
     return out + (None,) * (n_outputs - len(out))
 
 
+SHAPE_ARGS = {"Reshape": (1,), "Expand": (1,), "ConstantOfShape": (0,), "Slice": (1, 2, 3, 4), "Squeeze": (1,),
+              "Unsqueeze": (1,), "Pad": (1, 2, 3), "Split": (1,), "Range": (0, 1, 2), "Resize": (1, 2, 3),
+              "Dropout": (1, 2), **{r: (1,) for r in ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd",
+                                                     "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp",
+                                                     "ReduceSumSquare")}}
+"""Inputs (by position) that the semantics need as values, not just tensors (shapes, axes, pads, ...)."""
+
+
+def value_inputs(nodes, names) -> set[str]:
+    """The names among ``names`` (graph inputs) that some node reads at a :data:`SHAPE_ARGS` position: a loader
+    that traces its graph must run such a graph eagerly, when those values are known."""
+    hit = set()
+    for node in nodes:
+        for i in SHAPE_ARGS.get(node.op, ()):
+            if i < len(node.inputs) and node.inputs[i] in names:
+                hit.add(node.inputs[i])
+    return hit
+
+
 def unsupported_summary(ops: list[str], host: str) -> str | None:
     """One line per unsupported standard op with its count (``None`` when every op is supported)."""
     missing = Counter(o for o in ops if o not in OPS)
