@@ -1,7 +1,12 @@
 """The Open Inference Protocol's gRPC API (``inference.GRPCInferenceService``) on an :class:`Engine`.
 
-The messages and the service come from ``grpc_predict_v2.proto`` (generated
-with grpcio-tools; see that file). The server is grpcio's threaded server: each
+The messages and the service come from ``grpc_predict_v2.proto``, compiled by
+grpcio-tools' protoc into the descriptor set ``grpc_predict_v2.binpb`` (the
+command is in the .proto). The message classes are made from it in a private
+descriptor pool rather than by importing generated ``_pb2`` modules: those
+would register the protocol's ``inference.*`` names in protobuf's default pool,
+where tritonclient's and kserve's generated modules register the same names, and
+two such modules cannot be imported into one process. The server is grpcio's threaded server: each
 call runs in a pool thread, onnxruntime releases the GIL while it runs, and the
 models, limits, batching, statistics and metrics are the REST app's own.
 Errors carry the same messages as REST, with the matching status code
@@ -13,11 +18,12 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import os
+
 import grpc
 import numpy as np
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from . import grpc_predict_v2_pb2 as pb
-from . import grpc_predict_v2_pb2_grpc as pb_grpc
 from ._engine import EXTENSIONS, HTTP_TO_GRPC, SERVER_NAME, Engine, runtime_error
 from ._protocol import DATATYPE_TO_NUMPY, ProtocolError, array_from_bytes, check_finite, datatype_of, serialize_bytes
 
@@ -35,12 +41,42 @@ _CONTENTS = {
 }
 
 
+SERVICE = "inference.GRPCInferenceService"
+DESCRIPTOR_SET = os.path.join(os.path.dirname(__file__), "grpc_predict_v2.binpb")
+
+
+class _Messages:
+    """The protocol's message classes (``pb.ModelInferRequest``, ...), from a private pool."""
+
+    def __init__(self, path: str = DESCRIPTOR_SET):
+        self.pool = descriptor_pool.DescriptorPool()
+        with open(path, "rb") as fh:
+            for f in descriptor_pb2.FileDescriptorSet.FromString(fh.read()).file:
+                self.pool.Add(f)
+        self.service = self.pool.FindServiceByName(SERVICE)
+        self.DataType = self.pool.FindEnumTypeByName("inference.DataType")
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            desc = self.pool.FindMessageTypeByName(f"inference.{name}")
+        except KeyError:
+            raise AttributeError(f"the protocol has no message {name!r}") from None
+        cls = message_factory.GetMessageClass(desc)
+        setattr(self, name, cls)
+        return cls
+
+
+pb = _Messages()
+
+
 def _abort(context: grpc.ServicerContext, exc: ProtocolError):
     code = getattr(grpc.StatusCode, HTTP_TO_GRPC.get(exc.status, "INTERNAL"))
     context.abort(code, str(exc))
 
 
-class _Servicer(pb_grpc.GRPCInferenceServiceServicer):
+class _Servicer:
     def __init__(self, engine: Engine):
         self.engine = engine
 
@@ -86,7 +122,7 @@ class _Servicer(pb_grpc.GRPCInferenceServiceServicer):
             _abort(context, exc)
 
         def tensor(kind, t):
-            msg = kind(name=t["name"], data_type=pb.DataType.Value(t["data_type"]), dims=t["dims"])
+            msg = kind(name=t["name"], data_type=pb.DataType.values_by_name[t["data_type"]].number, dims=t["dims"])
             if "reshape" in t:
                 msg.reshape.SetInParent()
             return msg
@@ -228,7 +264,16 @@ def start_grpc_server(engine: Engine, port: int, *, host: str = "127.0.0.1", thr
         ],
         maximum_concurrent_rpcs=512,
     )
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(_Servicer(engine), server)
+    servicer = _Servicer(engine)
+    handlers = {
+        m.name: grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, m.name),
+            request_deserializer=message_factory.GetMessageClass(m.input_type).FromString,
+            response_serializer=message_factory.GetMessageClass(m.output_type).SerializeToString,
+        )
+        for m in pb.service.methods
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     address = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
     if server.add_insecure_port(address) == 0:
         raise OSError(f"nmn serve: cannot bind the gRPC port {address}")
