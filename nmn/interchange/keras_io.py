@@ -135,6 +135,8 @@ def _is_ref(v):
 def _map(v, fn):
     if _is_ref(v):
         return fn(tuple(v["config"]["keras_history"]))
+    if isinstance(v, dict) and v.get("class_name") == "__tensor__":   # a constant tensor passed to a layer call
+        return np.asarray(v["config"]["value"], v["config"]["dtype"])
     if isinstance(v, (list, tuple)):
         return [_map(x, fn) for x in v]
     if isinstance(v, dict):
@@ -162,7 +164,7 @@ def _walk(model, inputs: list[np.ndarray], b: GraphBuilder) -> list[np.ndarray]:
             _map([args, kwargs], lambda h: needed.append(h))
             if any(h not in env for h in needed):
                 continue
-            names = _map(args, lambda h: env[h][0])
+            names = _constants(b, layer, _map(args, lambda h: env[h][0]))
             values = _map(args, lambda h: env[h][1])
             kw_names = _map(kwargs, lambda h: env[h][0])
             kw_values = _map(kwargs, lambda h: env[h][1])
@@ -185,6 +187,16 @@ def _walk(model, inputs: list[np.ndarray], b: GraphBuilder) -> list[np.ndarray]:
         b.output(value, out_names[i] if out_names else default)
         expected.append(_np(eager))
     return expected
+
+
+def _constants(b, layer, names):
+    """Value names for a call's arguments: a constant tensor argument (a loaded model's node that computes
+    from weights alone, folded by the loader) becomes an ONNX constant."""
+    if isinstance(names, np.ndarray):
+        return b.constant(f"{layer.name}.const", names)
+    if isinstance(names, (list, tuple)):
+        return [_constants(b, layer, n) for n in names]
+    return names
 
 
 _OPERATIONS = {"Add": "Add", "Subtract": "Sub", "Multiply": "Mul", "Divide": "Div", "TrueDivide": "Div",

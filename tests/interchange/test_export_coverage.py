@@ -236,3 +236,35 @@ def test_tf_module_of_tf_nn_ops_and_squashers():
     assert "Pow" not in ops   # the squashers' own arithmetic is not written out
     attrs = {n.op_type: {a.name: (a.f if a.type == a.FLOAT else a.i) for a in n.attribute} for n in squash}
     assert attrs["Softermax"]["n"] == 2.0 and attrs["Softermax"]["axis"] == 0 and attrs["SofterSigmoid"]["n"] == 3.0
+
+
+def test_keras_re_exports_a_model_loaded_from_a_tf_file():
+    """A TF file whose graph computes from weights alone (``x / (p + 1e-5)``, ``tf.nn.batch_normalization``)
+    loads into Keras and exports again (issue 12/18: 'Only input tensors may be passed as positional
+    arguments'); the re-exported file computes what the original does."""
+    tf = pytest.importorskip("tensorflow")
+    pytest.importorskip("keras")
+    import nmn.tf as ntf
+    from nmn.interchange import load
+
+    class Net(tf.Module):
+        def __init__(self):
+            super().__init__()
+            g = tf.random.Generator.from_seed(1)
+            self.p = tf.Variable(g.uniform((4,)) + 0.5)
+            self.mean, self.var = tf.Variable(g.normal((4,)) * 0.1), tf.Variable(g.uniform((4,)) + 0.5)
+            self.scale, self.offset = tf.Variable(g.uniform((4,)) + 0.5), tf.Variable(g.normal((4,)))
+            self.yat = ntf.YatNMN(4)
+
+        def __call__(self, x):
+            h = self.yat(x) / (self.p + 1e-5)
+            return tf.nn.batch_normalization(h, self.mean, self.var, self.offset, self.scale, 1e-3)
+
+    x = RNG.normal(size=(2, 4)).astype(np.float32)
+    original = export(Net(), x, framework="tf")
+    loaded = load(original, "keras")
+    again = export(loaded, x, framework="keras")
+    fresh = RNG.normal(size=(3, 4)).astype(np.float32)
+    _close(run_onnx(again, {again.graph.input[0].name: fresh})[0],
+           run_onnx(original, {original.graph.input[0].name: fresh})[0])
+    assert "YatDense" in _ops(again)
