@@ -1,10 +1,11 @@
-"""Serve nmn ONNX models over the Open Inference Protocol (KServe v2 REST).
+"""Serve nmn ONNX models over the Open Inference Protocol (KServe v2 REST and gRPC).
 
 Plain onnxruntime runs every nmn file (the ``nmn`` functions travel inside
 it); this package puts it behind the protocol that Triton, KServe and
-MLServer clients already speak::
+MLServer clients already speak (JSON and binary tensors, compression, gRPC,
+Triton's model config and statistics; see docs/serving.md)::
 
-    $ nmn serve models/ --port 8000          # or: python -m nmn.serve models/
+    $ nmn serve models/ --port 8000 --grpc-port 8001     # or: python -m nmn.serve models/
     $ curl localhost:8000/v2/models/mlp
     $ nmn predict http://127.0.0.1:8000 --model mlp --input x.npy
 
@@ -15,7 +16,8 @@ From Python::
     Client("http://127.0.0.1:8000").infer("mlp", {"x": np.zeros((1, 4), np.float32)})
     # {'y': array([[...]], dtype=float32)}
 
-The server imports starlette, uvicorn and prometheus-client; the safe loader
+The server imports starlette, uvicorn and prometheus-client (and grpcio with
+``--grpc-port``); the safe loader
 (:mod:`nmn.interchange.safe_load`) needs only onnx, so names are imported lazily.
 """
 
