@@ -28,7 +28,7 @@ import torch.nn.functional as _nnf
 from nmn.core import yat as _yat
 from nmn.core.conv import (PADDING_MODES, as_tuple, conv_pads, normalize_padding, transpose_geometry)
 from nmn.core.options import DEFAULT_EPSILON, NORMALIZATIONS, SOFTERMAX_EPSILON, check_choice, squash_power
-from nmn.torch import _fused
+from nmn.torch import _chunked, _fused
 from nmn.torch._ops import compute_dtype, ops_for
 
 __all__ = [
@@ -282,6 +282,9 @@ def yat_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch
             return _nnf.dropout(w, dropout_p, True)
     if alpha is not None and isinstance(alpha, torch.Tensor):
         alpha = alpha.float() if alpha.dtype in (torch.float16, torch.bfloat16) else alpha
+    if _chunked.pick(q, k) == "chunked":   # long L: query tiles, O(L * tile) memory (nmn.torch._chunked)
+        return _chunked.yat_attention(q, k, v, mask, alpha, epsilon, spherical=spherical,
+                                      normalization=normalization, power=power, causal=causal, dropout=dropout)
     return _yat.yat_attention(ops_for(q), q, k, v, mask, alpha, epsilon, spherical=spherical,
                               normalization=normalization, power=power, causal=causal, dropout=dropout)
 
