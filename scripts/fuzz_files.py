@@ -133,7 +133,7 @@ def main(argv=None) -> int:
         work.mkdir(parents=True, exist_ok=True)
         worker = Worker(entry, out / f"worker-{entry}.log", args.startup_timeout)
         t0 = time.perf_counter()
-        bar = tqdm(range(args.per_entry), desc=entry, unit="file")
+        bar = tqdm(range(args.per_entry), desc=entry, unit="file", mininterval=2.0)
         for i in bar:
             seed = args.seed + i
             golden = GOLDEN[i % len(GOLDEN)]
