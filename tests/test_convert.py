@@ -397,3 +397,40 @@ def test_stage_commit_rolls_back_after_any_rename(tmp_path, monkeypatch, after):
             stage.commit()
     monkeypatch.undo()
     assert snapshot(tmp_path) == before
+
+
+def test_export_inline_writes_both_files_or_neither(tmp_path, monkeypatch):
+    """``export(..., inline=True)`` stages the file and its inlined copy together: both appear, or (when writing
+    the second fails) neither, and an existing file keeps its bytes."""
+    torch = pytest.importorskip("torch")
+    import nmn.torch as nt
+    from nmn.interchange import _export_common, export
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(nt.YatNMN(4, 3))
+    x = torch.randn(2, 4)
+    path = tmp_path / "m.onnx"
+    proto = export(net, x, path, inline=True)
+    inlined = tmp_path / "m.inlined.onnx"
+    assert sorted(os.listdir(tmp_path)) == ["m.inlined.onnx", "m.onnx"]
+    import onnx
+
+    flat = onnx.load(inlined)
+    assert not flat.functions and all(n.domain in ("", "ai.onnx") for n in flat.graph.node)
+    feeds = {proto.graph.input[0].name: x.numpy()}
+    assert np.allclose(run_onnx(flat, feeds)[0], run_onnx(proto, feeds)[0], atol=1e-6)
+
+    path.write_bytes(b"old")
+    inlined.unlink()
+    real, calls = _export_common.save_model, []
+
+    def failing(model, target):
+        calls.append(target)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(model, target)
+
+    monkeypatch.setattr(_export_common, "save_model", failing)
+    with pytest.raises(OSError):
+        export(net, x, path, inline=True)
+    assert sorted(os.listdir(tmp_path)) == ["m.onnx"] and path.read_bytes() == b"old"
