@@ -321,3 +321,24 @@ def test_concurrent_load_no_5xx_no_wrong_answer(server, batched, model_dir, prot
     for srv in (server, batched):
         metrics = httpx.get(srv.url + "/metrics", timeout=300).text
         assert 'code="5' not in metrics  # no 5xx counted for any model
+
+
+def test_workers_share_the_grpc_port(model_dir, ort_reference):
+    """--workers 2 --grpc-port P: every worker binds P (SO_REUSEPORT) and answers over both protocols."""
+    from tests.serve.models import ServerProcess
+
+    port = free_port()
+    srv = ServerProcess(model_dir / "mlp.onnx", "--workers", "2", "--grpc-port", str(port))
+    try:
+        srv.grpc_url = f"127.0.0.1:{port}"
+        feeds = mlp_feeds(2, seed=11)
+        want = ort_reference(model_dir / "mlp.onnx", feeds)["y"]
+        for make, mod in ((grpc_client, tc_grpc), (http_client, tc_http)):
+            c = make(srv)
+            for _ in range(6):  # new connections land on either worker
+                inp = mod.InferInput("x", [2, 4], "FP32")
+                inp.set_data_from_numpy(feeds["x"])
+                same(c.infer("mlp", [inp]).as_numpy("y"), want)
+            c.close()
+    finally:
+        srv.stop()
