@@ -73,6 +73,7 @@ def create_app(
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     max_values: int = DEFAULT_MAX_VALUES,
     body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
+    max_inflight_bytes: int | None = None,
     max_model_bytes: int = DEFAULT_MAX_BYTES,
     allow_nonfinite: bool = False,
     intra_op_threads: int | None = None,
@@ -95,6 +96,8 @@ def create_app(
         max_request_bytes: bound on a request body, after decompression (413).
         max_values: bound on the values of all inputs of one request (400).
         body_timeout_s: the longest a request body may take to arrive (408).
+        max_inflight_bytes: bound on the bodies of all REST requests being read
+            or served at once (503 above it; default 4 x ``max_request_bytes``).
         max_model_bytes: bound on a model file.
         allow_nonfinite: accept NaN/Inf in float inputs (refused by default).
         intra_op_threads: onnxruntime threads per session (default: its own).
@@ -234,7 +237,8 @@ def create_app(
     starlette.state.repository = repo
     starlette.state.engine = engine
     starlette.state.metrics_registry = engine.metrics.registry
-    return _App(starlette, engine, body_timeout_s)
+    return _App(starlette, engine, body_timeout_s,
+                4 * max_request_bytes if max_inflight_bytes is None else max_inflight_bytes)
 
 
 class _App:
@@ -244,11 +248,13 @@ class _App:
     where most of the per-request Python time went (see scripts/bench_serve.py).
     """
 
-    def __init__(self, starlette: Starlette, engine: Engine, body_timeout_s: float):
+    def __init__(self, starlette: Starlette, engine: Engine, body_timeout_s: float, max_inflight_bytes: int):
         self.starlette = starlette
         self.state = starlette.state
         self.engine = engine
         self.body_timeout_s = float(body_timeout_s)
+        self.max_inflight_bytes = int(max_inflight_bytes)
+        self.inflight = 0  # bytes of request bodies being read or served (event-loop thread only)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -285,9 +291,10 @@ async def _infer(app: _App, scope, receive, send, name: str, version: str | None
     headers = {k: v for k, v in scope["headers"]}
     status = 200
     decode_ns = encode_ns = 0
+    held = [0]  # bytes of this request counted against --max-inflight-bytes
     try:
         model = engine.find(name, version)
-        body = await _read_body(receive, headers, engine.max_request_bytes, model.name, app.body_timeout_s)
+        body = await _read_body(receive, headers, engine.max_request_bytes, model.name, app.body_timeout_s, app, held)
         header_len = headers.get(b"inference-header-content-length")
         t0 = time.perf_counter_ns()
         if len(body) > _INLINE_BYTES:
@@ -324,6 +331,8 @@ async def _infer(app: _App, scope, receive, send, name: str, version: str | None
     except Exception as exc:  # onnxruntime errors and anything unforeseen
         err = runtime_error(name, exc)
         status, payload, out_headers = err.status, _error_bytes(str(err)), _JSON_HEADERS
+    finally:
+        app.inflight -= held[0]
     engine.record_request(label, status, time.perf_counter() - start, decode_ns, encode_ns)
     await _send(send, status, payload, out_headers)
 
@@ -341,7 +350,20 @@ def _version() -> str:
         return "0"
 
 
-async def _read_body(receive, headers: dict, limit: int, model: str, timeout_s: float):
+def _reserve(app, held: list, n: int, model: str) -> None:
+    """Count ``n`` more body bytes against the server-wide in-flight budget (503 above it)."""
+    if app.inflight + n > app.max_inflight_bytes:
+        raise ProtocolError(
+            f"model {model!r}: the server is busy: {app.inflight} bytes of request bodies are in flight and "
+            f"this one needs {n} more, over the limit of {app.max_inflight_bytes} (nmn serve "
+            "--max-inflight-bytes); retry later",
+            503,
+        )
+    app.inflight += n
+    held[0] += n
+
+
+async def _read_body(receive, headers: dict, limit: int, model: str, timeout_s: float, app=None, held=None):
     """The whole body (decompressed), refusing more than ``limit`` bytes or a stalled sender."""
     declared = headers.get(b"content-length")
     if declared is not None:
@@ -357,6 +379,8 @@ async def _read_body(receive, headers: dict, limit: int, model: str, timeout_s: 
                 "(nmn serve --max-request-bytes)",
                 413,
             )
+    if app is not None and declared is not None:
+        _reserve(app, held, size, model)
     # With a Content-Length the body goes straight into one buffer (no list of
     # chunks joined into a second copy).
     buf = bytearray(size) if declared is not None else None
@@ -389,6 +413,8 @@ async def _read_body(receive, headers: dict, limit: int, model: str, timeout_s: 
                         raise ProtocolError(f"model {model!r}: the body is longer than its Content-Length")
                     buf[total : total + len(chunk)] = chunk
                 else:
+                    if app is not None:
+                        _reserve(app, held, len(chunk), model)
                     chunks.append(chunk)
                 total += len(chunk)
             if not message.get("more_body", False):
@@ -413,6 +439,8 @@ async def _read_body(receive, headers: dict, limit: int, model: str, timeout_s: 
     encoding = headers.get(b"content-encoding")
     if encoding is not None and encoding.lower() not in (b"identity", b""):
         body = _decompress(body, encoding.lower(), limit, model)
+        if app is not None:
+            _reserve(app, held, max(0, len(body) - total), model)
     return body
 
 
@@ -655,6 +683,7 @@ def serve(
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     max_values: int = DEFAULT_MAX_VALUES,
     body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
+    max_inflight_bytes: int | None = None,
     keep_alive_s: float = 5.0,
     max_connections: int | None = 512,
     allow_nonfinite: bool = False,
@@ -677,6 +706,7 @@ def serve(
         max_batch, batch_timeout_ms: dynamic batching (off unless max_batch > 1).
         max_request_bytes, max_values, body_timeout_s: per-request bounds
             (413 / 400 / 408 naming the limit).
+        max_inflight_bytes: bound on all request bodies at once, per worker (503).
         keep_alive_s: idle keep-alive connections are closed after this.
         max_connections: concurrent connections and requests before uvicorn
             answers 503 (caps stalled connections too); None for no cap.
@@ -699,6 +729,7 @@ def serve(
         "max_request_bytes": max_request_bytes,
         "max_values": max_values,
         "body_timeout_s": body_timeout_s,
+        "max_inflight_bytes": max_inflight_bytes,
         "allow_nonfinite": allow_nonfinite,
         "grpc_port": grpc_port,
         "grpc_host": host,

@@ -72,6 +72,13 @@ def add_commands(subparsers: "argparse._SubParsersAction") -> None:
         help="answer 408 when a request body takes longer than this to arrive (default 30)",
     )
     p.add_argument(
+        "--max-inflight-bytes",
+        type=int,
+        default=None,
+        help="answer 503 while the bodies of the requests being served add up to more than this "
+        "(default 4 x --max-request-bytes, per worker)",
+    )
+    p.add_argument(
         "--keep-alive-s",
         type=float,
         default=5.0,
@@ -162,6 +169,7 @@ def run_serve(args: argparse.Namespace) -> int:
             max_request_bytes=args.max_request_bytes or DEFAULT_MAX_REQUEST_BYTES,
             max_values=args.max_values or DEFAULT_MAX_VALUES,
             body_timeout_s=args.body_timeout_s,
+            max_inflight_bytes=args.max_inflight_bytes,
             keep_alive_s=args.keep_alive_s,
             max_connections=args.max_connections or None,
             grpc_port=args.grpc_port,

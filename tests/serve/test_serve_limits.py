@@ -172,3 +172,26 @@ def test_stalled_connections_are_capped(rowsum_server):
             break
         time.sleep(0.2)
     assert r.status_code == 200
+
+
+def test_inflight_budget_bounds_concurrent_bodies(tmp_path):
+    """--max-inflight-bytes: while one large body is held, a second that would pass the budget gets a 503."""
+    onnx.save(make_rowsum(), str(tmp_path / "rowsum.onnx"))
+    server = ServerProcess(tmp_path / "rowsum.onnx", "--max-request-bytes", "200000",
+                           "--max-inflight-bytes", "250000", "--body-timeout-s", "3")
+    try:
+        held = _raw(server.port, b"POST /v2/models/rowsum/infer HTTP/1.1\r\nHost: x\r\n"
+                                 b"Content-Length: 150000\r\n\r\n{")
+        time.sleep(0.5)
+        x = np.ones((29, COLS), np.float32)  # 118,784 bytes of tensor: 150,000 + this > 250,000
+        body, headers = _requests(x)["binary"]
+        r = httpx.post(server.url + "/v2/models/rowsum/infer", content=body, headers=headers, timeout=300)
+        assert r.status_code == 503, r.text
+        assert "limit of 250000" in r.json()["error"] and "--max-inflight-bytes" in r.json()["error"]
+        assert _read_all(held).startswith(b"HTTP/1.1 408")  # the held body times out ...
+        held.close()
+        r = httpx.post(server.url + "/v2/models/rowsum/infer", content=body, headers=headers, timeout=300)
+        assert r.status_code == 200, r.text  # ... and its budget is given back
+        np.testing.assert_allclose(np.array(r.json()["outputs"][0]["data"]), np.full(29, COLS, np.float64))
+    finally:
+        server.stop()
