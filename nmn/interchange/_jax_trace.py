@@ -172,7 +172,9 @@ def _scope(eqn) -> int | None:
 _UNARY = {"neg": "Neg", "exp": "Exp", "log": "Log", "tanh": "Tanh", "logistic": "Sigmoid", "erf": "Erf",
           "sqrt": "Sqrt", "abs": "Abs", "sign": "Sign", "floor": "Floor", "ceil": "Ceil", "sin": "Sin",
           "cos": "Cos"}
-_BINARY = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "max": "Max", "min": "Min", "pow": "Pow"}
+_BINARY = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "max": "Max", "min": "Min", "pow": "Pow",
+           "gt": "Greater", "lt": "Less", "ge": "GreaterOrEqual", "le": "LessOrEqual", "eq": "Equal",
+           "and": "And", "or": "Or"}
 _IDENTITY = {"stop_gradient", "copy", "copy_p", "optimization_barrier"}
 _REDUCE = {"reduce_sum": "ReduceSum", "reduce_max": "ReduceMax", "reduce_min": "ReduceMin"}
 
@@ -256,6 +258,15 @@ class JaxprWriter:
             return [b.node(_UNARY[p], ins())]
         if p in _BINARY:
             return [b.node(_BINARY[p], ins())]
+        if p == "ne":
+            return [b.node("Not", [b.node("Equal", ins())])]
+        if p == "not" and eqn.invars[0].aval.dtype == jnp.bool_:
+            return [b.node("Not", ins())]
+        if p in ("expm1", "erfc"):   # exp(x) - 1, 1 - erf(x)
+            one = b.constant("one", np.array(1.0, eqn.invars[0].aval.dtype))
+            if p == "expm1":
+                return [b.node("Sub", [b.node("Exp", ins()), one])]
+            return [b.node("Sub", [one, b.node("Erf", ins())])]
         if p == "rsqrt":
             return [b.node("Reciprocal", [b.node("Sqrt", ins())])]
         if p == "log1p":
@@ -291,7 +302,7 @@ class JaxprWriter:
             shape, dims = params["shape"], params["broadcast_dimensions"]
             x = ins()[0]
             missing = [d for d in range(len(shape)) if d not in dims]
-            if missing:
+            if missing and eqn.invars[0].aval.ndim:   # a scalar (maybe a 1-element constant) broadcasts as is
                 x = b.node("Unsqueeze", [x, b.constant("axes", np.array(missing, np.int64))])
             target = [1 if i == 0 else int(s) for i, s in enumerate(shape)]
             return [b.node("Expand", [x, b.constant("shape", np.array(target, np.int64))])]

@@ -268,3 +268,35 @@ def test_keras_re_exports_a_model_loaded_from_a_tf_file():
     _close(run_onnx(again, {again.graph.input[0].name: fresh})[0],
            run_onnx(original, {original.graph.input[0].name: fresh})[0])
     assert "YatDense" in _ops(again)
+
+
+# ------------------------------------------------------------------------------------------------------ nnx
+def test_nnx_activations_and_comparisons():
+    """``jax.nn`` activations whose jaxprs use comparisons, ``expm1`` or ``erfc`` (leaky_relu, elu, selu,
+    hard_tanh, mish, celu, log_sigmoid, exact gelu) around a Yat layer, a bare nmn layer, and the squashers."""
+    jax = pytest.importorskip("jax")
+    from flax import nnx
+
+    import nmn.nnx as N
+
+    acts = [jax.nn.leaky_relu, jax.nn.elu, jax.nn.selu, jax.nn.hard_tanh, jax.nn.mish, jax.nn.celu,
+            jax.nn.log_sigmoid, lambda h: jax.nn.gelu(h, approximate=False), jax.nn.relu6, jax.nn.hard_swish,
+            jax.nn.hard_sigmoid, jax.nn.soft_sign]
+
+    class Net(nnx.Module):
+        def __init__(self):
+            self.yat = N.YatNMN(4, 4, rngs=nnx.Rngs(0))
+
+        def __call__(self, x):
+            h = self.yat(x) - 1.0
+            y = sum(0.1 * f(h) for f in acts)
+            s = jax.numpy.abs(y)
+            return y + N.softermax(s, n=2.0) + N.softer_sigmoid(s, sharpness=3.0) + N.soft_tanh(s)
+
+    for model in (Net(), N.YatNMN(4, 3, rngs=nnx.Rngs(1))):
+        x = RNG.normal(size=(2, 4)).astype(np.float32)
+        proto = export(model, x, framework="nnx")
+        fresh = RNG.normal(size=(3, 4)).astype(np.float32)
+        _close(run_onnx(proto, {proto.graph.input[0].name: fresh})[0], np.asarray(model(fresh)))
+    squash = [n.op_type for n in export(Net(), x, framework="nnx").graph.node if n.op_type in SQUASH_OPS]
+    assert sorted(squash) == ["SoftTanh", "SofterSigmoid", "Softermax"]

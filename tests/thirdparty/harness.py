@@ -14,6 +14,8 @@ import numpy as np
 
 FRAMEWORKS = ("torch", "nnx", "linen", "keras", "tf", "mlx")
 LR = 1e-4
+EPS = 1e-20   # Adam's epsilon: small, so that a parameter whose gradient is tiny (1e-13 in a saturated
+              # squeeze-excitation gate) still moves by about LR
 
 
 @dataclass
@@ -57,7 +59,7 @@ def _torch(model, x, target):
     model.train()
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     xs, ts = torch.from_numpy(x), torch.from_numpy(target)
-    opt = torch.optim.Adam([p for _, p in named], lr=LR)
+    opt = torch.optim.Adam([p for _, p in named], lr=LR, eps=EPS)
     loss = torch.mean((model(xs) - ts) ** 2)
     opt.zero_grad()
     loss.backward()
@@ -66,7 +68,7 @@ def _torch(model, x, target):
     opt.step()
     with torch.no_grad():
         after = float(torch.mean((model(xs) - ts) ** 2))
-    return _report(float(loss), after, [n for n, _ in named], grads, old, [p.detach().numpy() for _, p in named])
+    return _report(float(loss), after, [n for n, _ in named], grads, old, [p.detach().numpy().copy() for _, p in named])
 
 
 def _nnx(model, x, target):
@@ -78,7 +80,7 @@ def _nnx(model, x, target):
     def loss_fn(m):
         return jnp.mean((m(jnp.asarray(x)) - jnp.asarray(target)) ** 2)
 
-    optimizer = nnx.Optimizer(model, optax.adam(LR), wrt=nnx.Param)
+    optimizer = nnx.Optimizer(model, optax.adam(LR, eps=EPS), wrt=nnx.Param)
     old = jax.tree_util.tree_leaves_with_path(nnx.state(model, nnx.Param))
     loss, grads = nnx.value_and_grad(loss_fn)(model)
     optimizer.update(model, grads)
@@ -100,7 +102,7 @@ def _linen(loaded, x, target):
     def loss_fn(p):
         return jnp.mean((module.apply({"params": p, **rest}, jnp.asarray(x)) - jnp.asarray(target)) ** 2)
 
-    opt = optax.adam(LR)
+    opt = optax.adam(LR, eps=EPS)
     loss, grads = jax.value_and_grad(loss_fn)(params)
     updates, _ = opt.update(grads, opt.init(params), params)
     new = optax.apply_updates(params, updates)
@@ -116,7 +118,7 @@ def _keras(model, x, target):
     if keras.backend.backend() != "tensorflow":   # the test process runs Keras on TensorFlow
         raise RuntimeError(f"the keras train step needs the tensorflow backend, not {keras.backend.backend()}")
     variables = list(model.trainable_variables)
-    opt = keras.optimizers.Adam(LR)
+    opt = keras.optimizers.Adam(LR, epsilon=EPS)
     old = [np.array(v.numpy()) for v in variables]
     with tf.GradientTape() as tape:
         loss = tf.reduce_mean((model(x) - target) ** 2)
@@ -138,7 +140,7 @@ def _tf(model, x, target):
     for g, v in zip(grads, variables):   # Adam's first step: lr * m / sqrt(v) with bias correction = lr * sign(g)
         if g is not None:
             g = tf.convert_to_tensor(g)
-            v.assign_sub(LR * g / (tf.abs(g) + 1e-8))
+            v.assign_sub(LR * g / (tf.abs(g) + EPS))
     after = float(tf.reduce_mean((model(tf.constant(x)) - target) ** 2))
     return _report(float(loss), after, [v.name for v in variables],
                    [None if g is None else tf.convert_to_tensor(g).numpy() for g in grads], old,
@@ -159,7 +161,7 @@ def _mlx(model, x, target):
 
     old = {k: np.array(v) for k, v in tree_flatten(model.trainable_parameters())}
     loss, grads = nn.value_and_grad(model, loss_fn)(model)
-    opt = optim.Adam(learning_rate=LR, bias_correction=True)
+    opt = optim.Adam(learning_rate=LR, eps=EPS, bias_correction=True)
     opt.update(model, grads)
     mx.eval(model.parameters(), opt.state)
     g = dict(tree_flatten(grads))
