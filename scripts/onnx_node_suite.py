@@ -114,6 +114,9 @@ def main(argv=None) -> int:
         with open(out) as f:
             table[target] = json.load(f)
         os.unlink(out)
+        counts = collections.Counter(status for _, status, _ in table[target].values())
+        print(f"{target}: " + ", ".join(f"{s} {counts[s]}" for s in conformance.STATUSES), file=sys.stderr,
+              flush=True)
     lines = [f"| loader | cases | pass | wrong answer | clear refusal | crash |", "|---|---:|---:|---:|---:|---:|"]
     for target, results in table.items():
         counts = collections.Counter(status for _, status, _ in results.values())

@@ -151,9 +151,11 @@ def load(source, **_options) -> keras.Model:
         raise UnsupportedModelError("cannot load into keras: the graph has no inputs (a keras.Model needs one)")
     env = {}
     inputs = []
-    # shapes computed from input values (a graph input read as axes/pads/shape): a model whose call runs the
-    # graph, eagerly, where those values are known; otherwise a functional model of the same layers
-    dynamic = bool(value_inputs(graph.nodes, {n for n, _, _ in graph.inputs}))
+    # shapes computed from input values (a graph input read as axes/pads/shape) or from unknown sizes: a model
+    # whose call runs the graph, eagerly, where those values are known; otherwise a functional model
+    dynamic = bool(value_inputs(graph.nodes, {n for n, _, _ in graph.inputs})) or any(
+        n.op in ("Shape", "Size") and any(d is None or isinstance(d, str) for d in graph.shapes.get(n.inputs[0]) or [None])
+        for n in graph.nodes)
     plan = []
     for name, shape, dtype in graph.inputs:
         if dynamic:

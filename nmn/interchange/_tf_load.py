@@ -78,6 +78,9 @@ class OnnxModule(tf.Module):
                                    tf.as_dtype(np.dtype(dtype)), name=_key(n)) for n, shape, dtype in graph.inputs]
         if value_inputs(graph.nodes, {n for n, _, _ in graph.inputs}):
             self.__call__ = self._run      # shapes computed from input values: run eagerly, where they are known
+        elif any(n.op in ("Shape", "Size") for n in graph.nodes):
+            # shape arithmetic: one trace per input shape, so every Shape is static inside its trace
+            self.__call__ = tf.function(self._run, autograph=False)
         else:
             self.__call__ = tf.function(self._run, input_signature=signature, autograph=False)
 

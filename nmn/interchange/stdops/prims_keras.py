@@ -32,8 +32,8 @@ class KerasPrims(ArrayPrims):
             return None
 
     def shape(self, x):
-        return tuple(None if d is None else int(d) for d in ops.shape(x)) if not isinstance(x, np.ndarray) \
-            else x.shape
+        dims = tuple(x.shape)      # static sizes; an unknown one is None (or a symbolic value: treated as None)
+        return tuple(d if isinstance(d, (int, np.integer)) else None for d in dims)
 
     def dtype(self, x):
         return np.dtype(keras.backend.standardize_dtype(x.dtype)) if not isinstance(x, np.ndarray) else x.dtype
