@@ -12,6 +12,9 @@ import json
 import warnings
 import zlib
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -348,9 +351,17 @@ def test_bad_grpc_request(grpc_server, make, code, words):
 # --------------------------------------------------------------- the proto itself
 
 
+def _protoc(root, out) -> None:
+    """grpcio-tools' protoc in a child process: in a process that has loaded TensorFlow and the grpc clients it
+    can crash (seen: a segmentation fault under pytest-xdist), which would take the whole test worker down."""
+    proc = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{root}", f"--descriptor_set_out={out}",
+                           "nmn/serve/grpc_predict_v2.proto"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_proto_matches_tritons_field_for_field(tmp_path):
     """Every message nmn's .proto shares with tritonclient's has the same fields, numbers and types."""
-    grpc_tools = pytest.importorskip("grpc_tools.protoc", reason="grpcio-tools is not installed")
+    pytest.importorskip("grpc_tools.protoc", reason="grpcio-tools is not installed")
     service_pb2 = pytest.importorskip("tritonclient.grpc.service_pb2")
     from google.protobuf import descriptor_pb2
     from tritonclient.grpc import model_config_pb2
@@ -358,8 +369,7 @@ def test_proto_matches_tritons_field_for_field(tmp_path):
     from tests.serve.models import REPO_ROOT
 
     out = tmp_path / "set.pb"
-    assert grpc_tools.main(["protoc", f"-I{REPO_ROOT}", f"--descriptor_set_out={out}",
-                            "nmn/serve/grpc_predict_v2.proto"]) == 0
+    _protoc(REPO_ROOT, out)
     fds = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
     (mine,) = fds.file
     theirs = {}
@@ -397,14 +407,13 @@ def test_proto_matches_tritons_field_for_field(tmp_path):
 
 def test_descriptor_set_is_current(tmp_path):
     """The committed .binpb is what grpcio-tools' protoc makes of the committed .proto."""
-    grpc_tools = pytest.importorskip("grpc_tools.protoc", reason="grpcio-tools is not installed")
+    pytest.importorskip("grpc_tools.protoc", reason="grpcio-tools is not installed")
     from google.protobuf import descriptor_pb2
 
     from tests.serve.models import REPO_ROOT
 
     out = tmp_path / "set.binpb"
-    assert grpc_tools.main(["protoc", f"-I{REPO_ROOT}", f"--descriptor_set_out={out}",
-                            "nmn/serve/grpc_predict_v2.proto"]) == 0
+    _protoc(REPO_ROOT, out)
     fresh = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
     committed = descriptor_pb2.FileDescriptorSet.FromString((REPO_ROOT / "nmn/serve/grpc_predict_v2.binpb").read_bytes())
     assert fresh == committed
