@@ -292,7 +292,7 @@ def activation(b: GraphBuilder, kind: str, x: str, *, axis: int = -1, name: str 
 
     Example:
         >>> from nmn.interchange.graph import GraphBuilder
-        >>> b = GraphBuilder()
+        >>> b = GraphBuilder("torch")
         >>> y = activation(b, "hard_swish", b.input("x", (None, 3)))
         >>> [n.op_type for n in b.nodes]
         ['HardSwish']

@@ -33,9 +33,12 @@ def one_input_model(nodes, shape) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
 
 
-def cos_hardmax_model() -> onnx.ModelProto:
-    """A file of two ops no loader supports (``Cos``, ``Hardmax``)."""
-    return one_input_model([helper.make_node("Cos", ["x"], ["a"], name="c1"),
+def tan_hardmax_model() -> onnx.ModelProto:
+    """A file of two ops no loader supports (``Tan``, ``Hardmax``; checked against ``stdops.SUPPORTED``)."""
+    from nmn.interchange.stdops import SUPPORTED
+
+    assert "Tan" not in SUPPORTED and "Hardmax" not in SUPPORTED, "pick two ops the loaders do not support"
+    return one_input_model([helper.make_node("Tan", ["x"], ["a"], name="c1"),
                             helper.make_node("Hardmax", ["a"], ["y"], name="h1")], [2])
 
 

