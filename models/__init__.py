@@ -26,19 +26,24 @@ import importlib
 
 NAMES = ("yat_mlp", "yat_cnn", "yat_autoencoder", "yat_seq", "yat_volume", "yat_transformer", "yat_performer")
 FRAMEWORKS = ("torch", "nnx", "linen", "keras", "tf", "mlx")
-MLP_PARAMETERS = 235_148   # Flatten(28x28) -> YatNMN(256) -> YatNMN(128) -> Linear(10): weights, biases, alphas
+MLP_PARAMETERS = 235_148  # Flatten(28x28) -> YatNMN(256) -> YatNMN(128) -> Linear(10): weights, biases, alphas
 _MODULES = {fw: f"models.{fw}_models" for fw in FRAMEWORKS}
 
 # The sizes every framework's modules share (tiny, so the interchange matrix stays fast).
 VOCAB, DIM, HEADS, SEQ = 16, 8, 2, 6
-_SHAPES_CHANNELS_FIRST = {"yat_mlp": (2, 28, 28), "yat_cnn": (2, 3, 8, 8), "yat_autoencoder": (2, 1, 8, 8),
-                          "yat_seq": (2, 3, 8), "yat_volume": (2, 2, 4, 4, 4)}
+_SHAPES_CHANNELS_FIRST = {
+    "yat_mlp": (2, 28, 28),
+    "yat_cnn": (2, 3, 8, 8),
+    "yat_autoencoder": (2, 1, 8, 8),
+    "yat_seq": (2, 3, 8),
+    "yat_volume": (2, 2, 4, 4, 4),
+}
 
 
 def input_shape(name: str, *, channels_last: bool) -> tuple[int, ...]:
     """The example input shape of a non-token model, in the host's layout."""
     shape = _SHAPES_CHANNELS_FIRST[name]
-    if channels_last and name != "yat_mlp":      # (N, C, *S) -> (N, *S, C); the MLP's input has no channels
+    if channels_last and name != "yat_mlp":  # (N, C, *S) -> (N, *S, C); the MLP's input has no channels
         return (shape[0], *shape[2:], shape[1])
     return shape
 

@@ -1,9 +1,9 @@
 """The reference architectures in Keras 3 functional models (channels-last data), on any Keras backend.
 
-    >>> from models.keras_models import build, count_parameters
-    >>> model, inputs = build("yat_mlp", seed=0)
-    >>> count_parameters(model)
-    235148
+>>> from models.keras_models import build, count_parameters
+>>> model, inputs = build("yat_mlp", seed=0)
+>>> count_parameters(model)
+235148
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ import keras
 import numpy as np
 
 import nmn.keras as nk
-
-from models import DIM, HEADS, SEQ, VOCAB  # noqa: F401
+from models import DIM, HEADS, SEQ, VOCAB
 from models import example_inputs as shared_example_inputs
 
 
@@ -70,7 +69,8 @@ def yat_transformer(use_performer: bool = False, seed: int = 0):
     extra = {"use_performer": True, "num_features": 8, "seed": seed} if use_performer else {}
     h = embed(ids)
     h = keras.layers.LayerNormalization(name="norm1")(
-        keras.layers.Add(name="res1")([h, nk.MultiHeadYatAttention(DIM, HEADS, name="attn", **extra)(h)]))
+        keras.layers.Add(name="res1")([h, nk.MultiHeadYatAttention(DIM, HEADS, name="attn", **extra)(h)])
+    )
     rot = nk.RotaryYatAttention(DIM, HEADS, max_seq_len=16, name="rot")
     h = keras.layers.LayerNormalization(name="norm2")(keras.layers.Add(name="res2")([h, rot(h)]))
     h = keras.layers.Add(name="res3")([h, nk.YatNMN(DIM, name="ff")(h)])
@@ -78,9 +78,16 @@ def yat_transformer(use_performer: bool = False, seed: int = 0):
     return keras.Model(ids, embed.attend(h), name=name)
 
 
-_BUILDERS = {"yat_mlp": yat_mlp, "yat_cnn": yat_cnn, "yat_autoencoder": yat_autoencoder, "yat_seq": yat_seq,
-             "yat_volume": yat_volume, "yat_transformer": yat_transformer,
-             "yat_performer": lambda seed=0: yat_transformer(True, seed)}
+_BUILDERS = {
+    "yat_mlp": yat_mlp,
+    "yat_cnn": yat_cnn,
+    "yat_autoencoder": yat_autoencoder,
+    "yat_seq": yat_seq,
+    "yat_volume": yat_volume,
+    "yat_transformer": yat_transformer,
+    "yat_performer": lambda seed=0: yat_transformer(True, seed),
+}
+
 
 def example_inputs(name: str, seed: int = 0) -> list[np.ndarray]:
     return shared_example_inputs(name, seed, channels_last=True, ids_dtype="int32")

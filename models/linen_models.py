@@ -19,7 +19,6 @@ import jax.numpy as jnp
 import numpy as np
 
 import nmn.linen as nl
-
 from models import DIM, HEADS, SEQ, VOCAB  # noqa: F401
 from models import example_inputs as shared_example_inputs
 
@@ -110,9 +109,16 @@ class YatTransformer(nn.Module):
         return self.embed.attend(h)
 
 
-_CLASSES = {"yat_mlp": YatMLP, "yat_cnn": YatCNN, "yat_autoencoder": YatAutoencoder, "yat_seq": YatSeq,
-            "yat_volume": YatVolume, "yat_transformer": YatTransformer,
-            "yat_performer": lambda: YatTransformer(use_performer=True)}
+_CLASSES = {
+    "yat_mlp": YatMLP,
+    "yat_cnn": YatCNN,
+    "yat_autoencoder": YatAutoencoder,
+    "yat_seq": YatSeq,
+    "yat_volume": YatVolume,
+    "yat_transformer": YatTransformer,
+    "yat_performer": lambda: YatTransformer(use_performer=True),
+}
+
 
 def example_inputs(name: str, seed: int = 0) -> list[np.ndarray]:
     return shared_example_inputs(name, seed, channels_last=True, ids_dtype="int32")

@@ -1,9 +1,9 @@
 """The reference architectures in Flax NNX (channels-last data, ``N *S C``).
 
-    >>> from models.nnx_models import build, count_parameters
-    >>> model, inputs = build("yat_mlp", seed=0)
-    >>> count_parameters(model)
-    235148
+>>> from models.nnx_models import build, count_parameters
+>>> model, inputs = build("yat_mlp", seed=0)
+>>> count_parameters(model)
+235148
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import numpy as np
 from flax import nnx
 
 import nmn.nnx as nx
-
 from models import DIM, HEADS, SEQ, VOCAB  # noqa: F401
 from models import example_inputs as shared_example_inputs
 
@@ -102,9 +101,16 @@ class YatTransformer(nnx.Module):
         return self.embed.attend(h)
 
 
-_CLASSES = {"yat_mlp": YatMLP, "yat_cnn": YatCNN, "yat_autoencoder": YatAutoencoder, "yat_seq": YatSeq,
-            "yat_volume": YatVolume, "yat_transformer": YatTransformer,
-            "yat_performer": lambda rngs: YatTransformer(rngs, use_performer=True)}
+_CLASSES = {
+    "yat_mlp": YatMLP,
+    "yat_cnn": YatCNN,
+    "yat_autoencoder": YatAutoencoder,
+    "yat_seq": YatSeq,
+    "yat_volume": YatVolume,
+    "yat_transformer": YatTransformer,
+    "yat_performer": lambda rngs: YatTransformer(rngs, use_performer=True),
+}
+
 
 def example_inputs(name: str, seed: int = 0) -> list[np.ndarray]:
     return shared_example_inputs(name, seed, channels_last=True, ids_dtype="int32")

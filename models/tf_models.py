@@ -15,7 +15,6 @@ import numpy as np
 import tensorflow as tf
 
 import nmn.tf as nt
-
 from models import DIM, HEADS, SEQ, VOCAB  # noqa: F401
 from models import example_inputs as shared_example_inputs
 
@@ -49,7 +48,7 @@ class LayerNorm(tf.Module):
 
 
 def _flatten(x):
-    return tf.reshape(x, (-1, int(np.prod(x.shape[1:]))))   # static feature size: the batch stays symbolic
+    return tf.reshape(x, (-1, int(np.prod(x.shape[1:]))))  # static feature size: the batch stays symbolic
 
 
 class YatMLP(tf.Module):
@@ -142,9 +141,16 @@ class YatTransformer(tf.Module):
         return self.embed.attend(h)
 
 
-_CLASSES = {"yat_mlp": YatMLP, "yat_cnn": YatCNN, "yat_autoencoder": YatAutoencoder, "yat_seq": YatSeq,
-            "yat_volume": YatVolume, "yat_transformer": YatTransformer,
-            "yat_performer": lambda seed=0: YatTransformer(seed, use_performer=True)}
+_CLASSES = {
+    "yat_mlp": YatMLP,
+    "yat_cnn": YatCNN,
+    "yat_autoencoder": YatAutoencoder,
+    "yat_seq": YatSeq,
+    "yat_volume": YatVolume,
+    "yat_transformer": YatTransformer,
+    "yat_performer": lambda seed=0: YatTransformer(seed, use_performer=True),
+}
+
 
 def example_inputs(name: str, seed: int = 0) -> list[np.ndarray]:
     return shared_example_inputs(name, seed, channels_last=True, ids_dtype="int32")
@@ -154,7 +160,7 @@ def build(name: str, seed: int = 0):
     """``(tf.Module, [numpy example inputs])``; layers are seeded and built by one call on the example inputs."""
     model = _CLASSES[name](seed=seed)
     inputs = example_inputs(name, seed)
-    model(*[tf.constant(a) for a in inputs])   # nmn.tf layers create their variables on the first call
+    model(*[tf.constant(a) for a in inputs])  # nmn.tf layers create their variables on the first call
     return model, inputs
 
 

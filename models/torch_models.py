@@ -1,9 +1,9 @@
 """The reference architectures in PyTorch (channels-first data).
 
-    >>> from models.torch_models import build, count_parameters
-    >>> model, inputs = build("yat_mlp", seed=0)
-    >>> count_parameters(model)
-    235148
+>>> from models.torch_models import build, count_parameters
+>>> model, inputs = build("yat_mlp", seed=0)
+>>> count_parameters(model)
+235148
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import torch
 from torch import nn
 
 import nmn.torch as nt
-
 from models import DIM, HEADS, SEQ, VOCAB  # noqa: F401
 from models import example_inputs as shared_example_inputs
 
@@ -112,9 +111,16 @@ class YatTransformer(nn.Module):
         return self.embed.attend(h)
 
 
-_CLASSES = {"yat_mlp": YatMLP, "yat_cnn": YatCNN, "yat_autoencoder": YatAutoencoder, "yat_seq": YatSeq,
-            "yat_volume": YatVolume, "yat_transformer": YatTransformer,
-            "yat_performer": lambda: YatTransformer(use_performer=True)}
+_CLASSES = {
+    "yat_mlp": YatMLP,
+    "yat_cnn": YatCNN,
+    "yat_autoencoder": YatAutoencoder,
+    "yat_seq": YatSeq,
+    "yat_volume": YatVolume,
+    "yat_transformer": YatTransformer,
+    "yat_performer": lambda: YatTransformer(use_performer=True),
+}
+
 
 def example_inputs(name: str, seed: int = 0) -> list[np.ndarray]:
     return shared_example_inputs(name, seed, channels_last=False)

@@ -11,14 +11,23 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import nmn
 
 _EXTRAS = {"torch": "torch", "flax": "jax", "jax": "jax", "keras": "keras", "tensorflow": "tf", "mlx": "mlx"}
 # the import name of each optional dependency -> the extra that installs it
-_MODULE_EXTRAS = {**_EXTRAS, "optax": "jax", "starlette": "serve", "uvicorn": "serve", "httpx": "serve",
-                  "prometheus_client": "serve", "grpc": "serve", "sklearn": "demo", "matplotlib": "demo"}
+_MODULE_EXTRAS = {
+    **_EXTRAS,
+    "optax": "jax",
+    "starlette": "serve",
+    "uvicorn": "serve",
+    "httpx": "serve",
+    "prometheus_client": "serve",
+    "grpc": "serve",
+    "sklearn": "demo",
+    "matplotlib": "demo",
+}
 # the extra each command needs (convert: the --to framework's)
 _COMMAND_EXTRAS = {"serve": "serve", "predict": "serve"}
 
@@ -62,9 +71,11 @@ def _cmd_doctor(args) -> int:
 
 def _cmd_info(args) -> int:
     print(f"nmn {nmn.__version__} - Yat layers for torch, nnx, linen, keras, tf and mlx, defined as ONNX functions")
-    print("commands: version, doctor, ops, check MODEL.onnx, convert MODEL.onnx --to FRAMEWORK --out PATH "
-          "(needs that framework's extra), serve PATH and predict URL --input x.npy (need the serve extra); "
-          "nmn COMMAND --help for each")
+    print(
+        "commands: version, doctor, ops, check MODEL.onnx, convert MODEL.onnx --to FRAMEWORK --out PATH "
+        "(needs that framework's extra), serve PATH and predict URL --input x.npy (need the serve extra); "
+        "nmn COMMAND --help for each"
+    )
     return 0
 
 
@@ -75,7 +86,10 @@ def _cmd_ops(args) -> int:
     print(f"domain {DOMAIN!r} version {DOMAIN_VERSION}, built from ai.onnx opset {OPSET}")
     for schema in FUNCTIONS.values():
         attrs = ", ".join(f"{k}: {t}" + ("" if d is None else f" = {d!r}") for k, (t, d) in schema.attributes.items())
-        print(f"  {schema.name}({', '.join(schema.inputs)}) -> {', '.join(schema.outputs)}" + (f"  [{attrs}]" if attrs else ""))
+        print(
+            f"  {schema.name}({', '.join(schema.inputs)}) -> {', '.join(schema.outputs)}"
+            + (f"  [{attrs}]" if attrs else "")
+        )
     return 0
 
 
@@ -96,8 +110,8 @@ def _cmd_check(args) -> int:
     """
     import numpy as np
 
-    from nmn.interchange.validate import BudgetError, load_model_safely, run_bounded
     from nmn.interchange.manifest import read_manifest
+    from nmn.interchange.validate import BudgetError, load_model_safely, run_bounded
 
     def one_line(err) -> str:
         return "; ".join(line.strip(" -") for line in str(err).splitlines() if line.strip())
@@ -105,7 +119,7 @@ def _cmd_check(args) -> int:
     try:
         limits = _check_limits(args)
         model = load_model_safely(args.model, limits=limits)
-    except (ValueError, OSError) as err:   # one line, no traceback: the file is bad, not the program
+    except (ValueError, OSError) as err:  # one line, no traceback: the file is bad, not the program
         print(f"nmn check: {one_line(err)}", file=sys.stderr)
         return 2
     from onnx import helper
@@ -116,8 +130,7 @@ def _cmd_check(args) -> int:
         try:
             loaded = np.load(args.input)
         except (ValueError, OSError) as err:
-            print(f"nmn check: --input {args.input!r}: cannot be read as .npy/.npz ({one_line(err)})",
-                  file=sys.stderr)
+            print(f"nmn check: --input {args.input!r}: cannot be read as .npy/.npz ({one_line(err)})", file=sys.stderr)
             return 2
         given = dict(loaded) if hasattr(loaded, "files") else {None: loaded}
     feeds = {}
@@ -131,8 +144,11 @@ def _cmd_check(args) -> int:
             shape = [d.dim_value if d.HasField("dim_value") else args.batch for d in tt.shape.dim]
             nbytes = int(np.prod(shape, dtype=object) or 0) * dtype.itemsize
             if nbytes > limits.check_memory_bytes:
-                print(f"nmn check: {args.model}: input {vi.name!r} of shape {shape} needs {nbytes} bytes; "
-                      + limits.over("check_memory_bytes", "that", f"{nbytes} bytes"), file=sys.stderr)
+                print(
+                    f"nmn check: {args.model}: input {vi.name!r} of shape {shape} needs {nbytes} bytes; "
+                    + limits.over("check_memory_bytes", "that", f"{nbytes} bytes"),
+                    file=sys.stderr,
+                )
                 return 2
             if dtype.kind == "b":
                 value = rng.integers(0, 2, size=shape).astype(bool)
@@ -146,8 +162,10 @@ def _cmd_check(args) -> int:
         return 1
     manifest = read_manifest(model, limits)
     n_params = sum(int(np.prod(i.dims)) for i in model.graph.initializer)
-    print(f"{args.model}: valid nmn ONNX file (source: {manifest.get('source', 'nmn') if manifest else 'foreign'}), "
-          f"{len(model.graph.node)} nodes, {n_params:,} tensor values")
+    print(
+        f"{args.model}: valid nmn ONNX file (source: {manifest.get('source', 'nmn') if manifest else 'foreign'}), "
+        f"{len(model.graph.node)} nodes, {n_params:,} tensor values"
+    )
     rows = [(n.name, f"{n.domain or 'ai.onnx'}::{n.op_type}") for n in model.graph.node if n.domain == "nmn"]
     if rows:
         width = max(len(r[0]) for r in rows)
@@ -181,8 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
         True
     """
     parser = argparse.ArgumentParser(
-        prog="nmn", description="nmn: Yat layers in six frameworks, via ONNX. Commands marked [needs ...] need an "
-        f"extra installed ({install_hint('EXTRA')}); nmn doctor shows what is installed.")
+        prog="nmn",
+        description="nmn: Yat layers in six frameworks, via ONNX. Commands marked [needs ...] need an "
+        f"extra installed ({install_hint('EXTRA')}); nmn doctor shows what is installed.",
+    )
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("version", help="print the version").set_defaults(func=_cmd_version)
     sub.add_parser("info", help="what nmn is and its commands").set_defaults(func=_cmd_info)
@@ -196,9 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     from nmn.interchange.safe_load import Limits
 
-    for f in dataclasses.fields(Limits):   # every bound of docs/security.md is an option
-        check.add_argument(Limits.option(f.name), dest=f.name, type=type(f.default), default=None,
-                           metavar="N", help=f"raise the bound {f.name} (default {f.default})")
+    for f in dataclasses.fields(Limits):  # every bound of docs/security.md is an option
+        check.add_argument(
+            Limits.option(f.name),
+            dest=f.name,
+            type=type(f.default),
+            default=None,
+            metavar="N",
+            help=f"raise the bound {f.name} (default {f.default})",
+        )
     check.set_defaults(func=_cmd_check)
     sub.add_parser("ops", help="print the registry of nmn ONNX functions").set_defaults(func=_cmd_ops)
     convert = sub.add_parser("convert", help="convert an nmn ONNX file to a framework's native artefact")
@@ -207,8 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--out", required=True, help="output path (file or folder, by framework)")
     convert.add_argument("--batch", type=int, default=2, help="batch size of the random check inputs")
     convert.add_argument("--seed", type=int, default=0)
-    convert.add_argument("--overwrite", action="store_true",
-                         help="replace existing outputs (never a folder holding other files, never the input)")
+    convert.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing outputs (never a folder holding other files, never the input)",
+    )
     convert.set_defaults(func=_cmd_convert)
     try:
         from nmn.serve.cli import add_commands
@@ -218,12 +247,14 @@ def build_parser() -> argparse.ArgumentParser:
     if add_commands is not None:
         add_commands(sub)
     else:
-        for name, what in (("serve", "serve ONNX models over the Open Inference Protocol"),
-                           ("predict", "send a .npy file to an Open Inference Protocol server")):
+        for name, what in (
+            ("serve", "serve ONNX models over the Open Inference Protocol"),
+            ("predict", "send a .npy file to an Open Inference Protocol server"),
+        ):
             stub = sub.add_parser(name, help=what, add_help=False)
             stub.add_argument("rest", nargs=argparse.REMAINDER)
             stub.set_defaults(func=lambda args, _err=missing: _needs_extra(args.command, "serve", _err))
-    for action in sub._choices_actions:   # nmn --help marks what needs an extra
+    for action in sub._choices_actions:  # nmn --help marks what needs an extra
         extra = _COMMAND_EXTRAS.get(action.dest)
         if extra:
             action.help = f"{action.help} [needs the {extra} extra]"
@@ -234,8 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Framework start-up noise (TensorFlow's C++ log lines, oneDNN notes, absl/gRPC warnings) is silenced before any
 # framework is imported; a value the user set is kept.
-QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0", "GRPC_VERBOSITY": "ERROR",
-             "ABSL_MIN_LOG_LEVEL": "3", "GLOG_minloglevel": "3"}
+QUIET_ENV = {
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "TF_ENABLE_ONEDNN_OPTS": "0",
+    "GRPC_VERBOSITY": "ERROR",
+    "ABSL_MIN_LOG_LEVEL": "3",
+    "GLOG_minloglevel": "3",
+}
 
 
 def quiet_frameworks() -> None:
@@ -264,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cmd_info(args)
     try:
         return int(args.func(args) or 0)
-    except ImportError as err:   # an optional dependency the command needs is not installed: one line
+    except ImportError as err:  # an optional dependency the command needs is not installed: one line
         extra = _missing_extra(err) or _COMMAND_EXTRAS.get(args.command)
         if extra is None and "pip install" in str(err):
             print(f"nmn {args.command}: {str(err).splitlines()[0]}", file=sys.stderr)

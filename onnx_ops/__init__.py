@@ -16,15 +16,15 @@ onnxruntime with every attribute written explicitly (schema defaults filled in).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import onnx
 import onnx.helper as oh
 
 from nmn.core.schemas import DOMAIN, DOMAIN_VERSION, FUNCTIONS, OPSET
-
 from onnx_ops._common import YatTail
 from onnx_ops.attention import (
     AffineProjection,
@@ -66,12 +66,29 @@ class FunctionInfo:
 
 
 _PUBLIC = [
-    YatDense, YatConv, YatConvTranspose, YatAttention, YatMultiHeadAttention, RotaryYatMultiHeadAttention,
-    YatPerformerMultiHeadAttention, YatEmbedAttend, RotaryEmbedding, YatPerformerFeatures, YatLinearAttention,
-    Softermax, SofterSigmoid, SoftTanh,
+    YatDense,
+    YatConv,
+    YatConvTranspose,
+    YatAttention,
+    YatMultiHeadAttention,
+    RotaryYatMultiHeadAttention,
+    YatPerformerMultiHeadAttention,
+    YatEmbedAttend,
+    RotaryEmbedding,
+    YatPerformerFeatures,
+    YatLinearAttention,
+    Softermax,
+    SofterSigmoid,
+    SoftTanh,
 ]
 _HELPERS = [
-    YatTail, PadModeCode, PadAxisStep, SpatialPad, NormalizationCode, AffineProjection, SplitHeads,
+    YatTail,
+    PadModeCode,
+    PadAxisStep,
+    SpatialPad,
+    NormalizationCode,
+    AffineProjection,
+    SplitHeads,
     PerformerFeatureMap,
 ]
 HELPERS = tuple(f.name for f in _HELPERS)
@@ -183,7 +200,7 @@ def make_model(
     attrs = dict(attrs or {})
     vis = []
     first_type = None
-    for i, (name, value) in enumerate(inputs.items()):
+    for _i, (name, value) in enumerate(inputs.items()):
         if isinstance(value, np.ndarray):
             elem, shape = _NP_TO_ONNX[value.dtype], list(value.shape)
         else:
@@ -239,8 +256,11 @@ def session_for(name: str, inputs: Sequence[np.ndarray], **attrs):
     if len(inputs) != len(names):
         raise ValueError(f"{name} takes {len(names)} inputs {names}, got {len(inputs)}")
     arrays = [np.asarray(x) for x in inputs]
-    key = (name, tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in full.items())),
-           tuple((a.dtype.str, a.ndim) for a in arrays))
+    key = (
+        name,
+        tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in full.items())),
+        tuple((a.dtype.str, a.ndim) for a in arrays),
+    )
     if key not in _SESSIONS:
         model = make_model(name, dict(zip(names, arrays)), full, dynamic=True)
         opts = ort.SessionOptions()

@@ -39,8 +39,16 @@ def NormalizationCode(normalization: str = "softmax") -> FLOAT:
 
 @script(nmn, default_opset=op)
 def YatAttention(
-    Q: T, K: T, V: T, MASK: BOOL, ALPHA: T, EPS: T,
-    spherical: int = 0, normalization: str = "softmax", power: float = 1.0, causal: int = 0,
+    Q: T,
+    K: T,
+    V: T,
+    MASK: BOOL,
+    ALPHA: T,
+    EPS: T,
+    spherical: int = 0,
+    normalization: str = "softmax",
+    power: float = 1.0,
+    causal: int = 0,
 ) -> T:
     """Yat attention. Q (B, Lq, H, D), K (B, Lk, H, D), V (B, Lk, H, Dv), MASK bool broadcastable to (B, H, Lq, Lk).
 
@@ -72,11 +80,17 @@ def YatAttention(
     dist_s = op.Sub(two, op.Mul(two, dot))
     dist = op.Where(sph, dist_s, dist_e)
     qshape = op.Shape(Q)
-    sqrt_d = op.Sqrt(op.Cast(op.Slice(qshape, op.Constant(value_ints=[3]), op.Constant(value_ints=[4])), to=FLOAT.dtype))
+    sqrt_d = op.Sqrt(
+        op.Cast(op.Slice(qshape, op.Constant(value_ints=[3]), op.Constant(value_ints=[4])), to=FLOAT.dtype)
+    )
     score = op.Mul(op.Div(op.Mul(dot, dot), op.Mul(op.Add(op.Relu(dist), eps), sqrt_d)), alpha)
     # mask: user mask AND (optional) causal mask
-    lq = op.Squeeze(op.Slice(qshape, op.Constant(value_ints=[1]), op.Constant(value_ints=[2])), op.Constant(value_ints=[0]))
-    lk = op.Squeeze(op.Slice(op.Shape(K), op.Constant(value_ints=[1]), op.Constant(value_ints=[2])), op.Constant(value_ints=[0]))
+    lq = op.Squeeze(
+        op.Slice(qshape, op.Constant(value_ints=[1]), op.Constant(value_ints=[2])), op.Constant(value_ints=[0])
+    )
+    lk = op.Squeeze(
+        op.Slice(op.Shape(K), op.Constant(value_ints=[1]), op.Constant(value_ints=[2])), op.Constant(value_ints=[0])
+    )
     step = op.Constant(value_int=1)
     start = op.Constant(value_int=0)
     qi = op.Unsqueeze(op.Range(start, lq, step), op.Constant(value_ints=[1]))
@@ -120,7 +134,9 @@ def RotaryEmbedding(X: T, COS: T, SIN: T, interleaved: int = 1) -> T:
     c = op.Reshape(op.Slice(op.Cast(COS, to=FLOAT.dtype), zero, l, zero), tshape)
     s = op.Reshape(op.Slice(op.Cast(SIN, to=FLOAT.dtype), zero, l, zero), tshape)
     # interleaved pairs
-    xi = op.Reshape(xf, op.Concat(op.Slice(shape, zero, op.Constant(value_ints=[3])), op.Constant(value_ints=[-1, 2]), axis=0))
+    xi = op.Reshape(
+        xf, op.Concat(op.Slice(shape, zero, op.Constant(value_ints=[3])), op.Constant(value_ints=[-1, 2]), axis=0)
+    )
     four = op.Constant(value_ints=[4])
     x0 = op.Squeeze(op.Slice(xi, zero, op.Constant(value_ints=[1]), four), four)
     x1 = op.Squeeze(op.Slice(xi, op.Constant(value_ints=[1]), op.Constant(value_ints=[2]), four), four)
@@ -152,22 +168,54 @@ def SplitHeads(X: FLOAT, num_heads: int = 1) -> FLOAT:
 
 @script(nmn, default_opset=op)
 def YatMultiHeadAttention(
-    XQ: T, XK: T, XV: T, MASK: BOOL,
-    WQ: T, BQ: T, WK: T, BK: T, WV: T, BV: T, WO: T, BO: T,
-    ALPHA: T, EPS: T,
-    num_heads: int = 1, spherical: int = 0, normalization: str = "softmax", power: float = 1.0, causal: int = 0,
+    XQ: T,
+    XK: T,
+    XV: T,
+    MASK: BOOL,
+    WQ: T,
+    BQ: T,
+    WK: T,
+    BK: T,
+    WV: T,
+    BV: T,
+    WO: T,
+    BO: T,
+    ALPHA: T,
+    EPS: T,
+    num_heads: int = 1,
+    spherical: int = 0,
+    normalization: str = "softmax",
+    power: float = 1.0,
+    causal: int = 0,
 ) -> T:
     """Multi-head Yat attention: ``YatAttention`` between affine q/k/v projections and the output projection.
 
     XQ (B, Lq, E), XK/XV (B, Lk, E); ``q = XQ @ WQ^T + BQ`` (W in (out, in) layout) split into ``num_heads``
     heads of size ``E' / num_heads``; the heads are merged back to (B, Lq, H*Dv) and ``@ WO^T + BO``.
     """
-    qh = SplitHeads(AffineProjection(op.Cast(XQ, to=FLOAT.dtype), op.Cast(WQ, to=FLOAT.dtype), op.Cast(BQ, to=FLOAT.dtype)), num_heads=num_heads)
-    kh = SplitHeads(AffineProjection(op.Cast(XK, to=FLOAT.dtype), op.Cast(WK, to=FLOAT.dtype), op.Cast(BK, to=FLOAT.dtype)), num_heads=num_heads)
-    vh = SplitHeads(AffineProjection(op.Cast(XV, to=FLOAT.dtype), op.Cast(WV, to=FLOAT.dtype), op.Cast(BV, to=FLOAT.dtype)), num_heads=num_heads)
+    qh = SplitHeads(
+        AffineProjection(op.Cast(XQ, to=FLOAT.dtype), op.Cast(WQ, to=FLOAT.dtype), op.Cast(BQ, to=FLOAT.dtype)),
+        num_heads=num_heads,
+    )
+    kh = SplitHeads(
+        AffineProjection(op.Cast(XK, to=FLOAT.dtype), op.Cast(WK, to=FLOAT.dtype), op.Cast(BK, to=FLOAT.dtype)),
+        num_heads=num_heads,
+    )
+    vh = SplitHeads(
+        AffineProjection(op.Cast(XV, to=FLOAT.dtype), op.Cast(WV, to=FLOAT.dtype), op.Cast(BV, to=FLOAT.dtype)),
+        num_heads=num_heads,
+    )
     o = YatAttention(
-        qh, kh, vh, MASK, op.Cast(ALPHA, to=FLOAT.dtype), op.Cast(EPS, to=FLOAT.dtype),
-        spherical=spherical, normalization=normalization, power=power, causal=causal,
+        qh,
+        kh,
+        vh,
+        MASK,
+        op.Cast(ALPHA, to=FLOAT.dtype),
+        op.Cast(EPS, to=FLOAT.dtype),
+        spherical=spherical,
+        normalization=normalization,
+        power=power,
+        causal=causal,
     )
     o = op.Reshape(o, op.Constant(value_ints=[0, 0, -1]))
     y = AffineProjection(o, op.Cast(WO, to=FLOAT.dtype), op.Cast(BO, to=FLOAT.dtype))
@@ -176,10 +224,27 @@ def YatMultiHeadAttention(
 
 @script(nmn, default_opset=op)
 def RotaryYatMultiHeadAttention(
-    XQ: T, XK: T, XV: T, MASK: BOOL,
-    WQ: T, BQ: T, WK: T, BK: T, WV: T, BV: T, WO: T, BO: T,
-    ALPHA: T, EPS: T, COS: T, SIN: T,
-    num_heads: int = 1, spherical: int = 0, normalization: str = "softmax", power: float = 1.0, causal: int = 0,
+    XQ: T,
+    XK: T,
+    XV: T,
+    MASK: BOOL,
+    WQ: T,
+    BQ: T,
+    WK: T,
+    BK: T,
+    WV: T,
+    BV: T,
+    WO: T,
+    BO: T,
+    ALPHA: T,
+    EPS: T,
+    COS: T,
+    SIN: T,
+    num_heads: int = 1,
+    spherical: int = 0,
+    normalization: str = "softmax",
+    power: float = 1.0,
+    causal: int = 0,
     interleaved: int = 1,
 ) -> T:
     """``YatMultiHeadAttention`` with RoPE applied to the projected q and k heads (not v).
@@ -189,14 +254,31 @@ def RotaryYatMultiHeadAttention(
     """
     cf = op.Cast(COS, to=FLOAT.dtype)
     sf = op.Cast(SIN, to=FLOAT.dtype)
-    qh = SplitHeads(AffineProjection(op.Cast(XQ, to=FLOAT.dtype), op.Cast(WQ, to=FLOAT.dtype), op.Cast(BQ, to=FLOAT.dtype)), num_heads=num_heads)
-    kh = SplitHeads(AffineProjection(op.Cast(XK, to=FLOAT.dtype), op.Cast(WK, to=FLOAT.dtype), op.Cast(BK, to=FLOAT.dtype)), num_heads=num_heads)
-    vh = SplitHeads(AffineProjection(op.Cast(XV, to=FLOAT.dtype), op.Cast(WV, to=FLOAT.dtype), op.Cast(BV, to=FLOAT.dtype)), num_heads=num_heads)
+    qh = SplitHeads(
+        AffineProjection(op.Cast(XQ, to=FLOAT.dtype), op.Cast(WQ, to=FLOAT.dtype), op.Cast(BQ, to=FLOAT.dtype)),
+        num_heads=num_heads,
+    )
+    kh = SplitHeads(
+        AffineProjection(op.Cast(XK, to=FLOAT.dtype), op.Cast(WK, to=FLOAT.dtype), op.Cast(BK, to=FLOAT.dtype)),
+        num_heads=num_heads,
+    )
+    vh = SplitHeads(
+        AffineProjection(op.Cast(XV, to=FLOAT.dtype), op.Cast(WV, to=FLOAT.dtype), op.Cast(BV, to=FLOAT.dtype)),
+        num_heads=num_heads,
+    )
     qh = RotaryEmbedding(qh, cf, sf, interleaved=interleaved)
     kh = RotaryEmbedding(kh, cf, sf, interleaved=interleaved)
     o = YatAttention(
-        qh, kh, vh, MASK, op.Cast(ALPHA, to=FLOAT.dtype), op.Cast(EPS, to=FLOAT.dtype),
-        spherical=spherical, normalization=normalization, power=power, causal=causal,
+        qh,
+        kh,
+        vh,
+        MASK,
+        op.Cast(ALPHA, to=FLOAT.dtype),
+        op.Cast(EPS, to=FLOAT.dtype),
+        spherical=spherical,
+        normalization=normalization,
+        power=power,
+        causal=causal,
     )
     o = op.Reshape(o, op.Constant(value_ints=[0, 0, -1]))
     y = AffineProjection(o, op.Cast(WO, to=FLOAT.dtype), op.Cast(BO, to=FLOAT.dtype))
@@ -252,7 +334,9 @@ def YatLinearAttention(QF: T, KF: T, V: T, causal: int = 0) -> T:
     kc = op.Slice(k, zero, lc, two)
     vc = op.Slice(v, zero, lc, two)
     axis = op.Constant(value_int=2)
-    kv_c = op.CumSum(op.Mul(op.Unsqueeze(kc, op.Constant(value_ints=[4])), op.Unsqueeze(vc, op.Constant(value_ints=[3]))), axis)
+    kv_c = op.CumSum(
+        op.Mul(op.Unsqueeze(kc, op.Constant(value_ints=[4])), op.Unsqueeze(vc, op.Constant(value_ints=[3]))), axis
+    )
     num_c = op.Squeeze(op.MatMul(op.Unsqueeze(qc, op.Constant(value_ints=[3])), kv_c), op.Constant(value_ints=[3]))
     den_c = op.ReduceSum(op.Mul(qc, op.CumSum(kc, axis)), last, keepdims=1)
     # non-causal part: queries [lc, Lq)
@@ -271,10 +355,23 @@ def YatLinearAttention(QF: T, KF: T, V: T, causal: int = 0) -> T:
 
 @script(nmn, default_opset=op)
 def YatPerformerMultiHeadAttention(
-    XQ: T, XK: T, XV: T, MASK: BOOL,
-    WQ: T, BQ: T, WK: T, BK: T, WV: T, BV: T, WO: T, BO: T,
-    ALPHA: T, EPS: T, PROJ: T,
-    num_heads: int = 1, causal: int = 0,
+    XQ: T,
+    XK: T,
+    XV: T,
+    MASK: BOOL,
+    WQ: T,
+    BQ: T,
+    WK: T,
+    BK: T,
+    WV: T,
+    BV: T,
+    WO: T,
+    BO: T,
+    ALPHA: T,
+    EPS: T,
+    PROJ: T,
+    num_heads: int = 1,
+    causal: int = 0,
 ) -> T:
     """Linear-time spherical Yat-Performer multi-head attention (yat-ops.md 7.1 features, 7.5 readout).
 
@@ -289,9 +386,18 @@ def YatPerformerMultiHeadAttention(
     """
     eps = op.Cast(EPS, to=FLOAT.dtype)
     proj = op.Cast(PROJ, to=FLOAT.dtype)
-    qh = SplitHeads(AffineProjection(op.Cast(XQ, to=FLOAT.dtype), op.Cast(WQ, to=FLOAT.dtype), op.Cast(BQ, to=FLOAT.dtype)), num_heads=num_heads)
-    kh = SplitHeads(AffineProjection(op.Cast(XK, to=FLOAT.dtype), op.Cast(WK, to=FLOAT.dtype), op.Cast(BK, to=FLOAT.dtype)), num_heads=num_heads)
-    vh = SplitHeads(AffineProjection(op.Cast(XV, to=FLOAT.dtype), op.Cast(WV, to=FLOAT.dtype), op.Cast(BV, to=FLOAT.dtype)), num_heads=num_heads)
+    qh = SplitHeads(
+        AffineProjection(op.Cast(XQ, to=FLOAT.dtype), op.Cast(WQ, to=FLOAT.dtype), op.Cast(BQ, to=FLOAT.dtype)),
+        num_heads=num_heads,
+    )
+    kh = SplitHeads(
+        AffineProjection(op.Cast(XK, to=FLOAT.dtype), op.Cast(WK, to=FLOAT.dtype), op.Cast(BK, to=FLOAT.dtype)),
+        num_heads=num_heads,
+    )
+    vh = SplitHeads(
+        AffineProjection(op.Cast(XV, to=FLOAT.dtype), op.Cast(WV, to=FLOAT.dtype), op.Cast(BV, to=FLOAT.dtype)),
+        num_heads=num_heads,
+    )
     qf = op.Mul(PerformerFeatureMap(qh, proj, eps), op.Cast(ALPHA, to=FLOAT.dtype))
     kf = PerformerFeatureMap(kh, proj, eps)
     o = YatLinearAttention(qf, kf, vh, causal=causal)

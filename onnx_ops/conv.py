@@ -28,7 +28,7 @@ Decisions written down here (the docs leave them open):
 Arithmetic runs in float32; the result is cast back to X's type.
 """
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from onnxscript import BOOL, FLOAT, INT64, script
 from onnxscript import opset18 as op
@@ -108,8 +108,12 @@ def SpatialPad(X: FLOAT, pads: Sequence[int], pad_mode: str = "constant") -> FLO
     p = op.Constant(value_ints=pads)
     begin, end = op.Split(p, num_outputs=2)
     mode = PadModeCode(pad_mode=pad_mode)
-    by_index = op.Cast(op.Greater(op.ReduceSum(op.Slice(mode, one, op.Constant(value_ints=[4])), keepdims=1),
-                                  op.Constant(value_float=0.5)), to=INT64.dtype)
+    by_index = op.Cast(
+        op.Greater(
+            op.ReduceSum(op.Slice(mode, one, op.Constant(value_ints=[4])), keepdims=1), op.Constant(value_float=0.5)
+        ),
+        to=INT64.dtype,
+    )
     n_index = op.Mul(op.Slice(shape, zero, one), by_index)
     x_index = op.Slice(X, zero, n_index, zero)
     x_const = op.Slice(X, n_index, big, zero)
@@ -126,7 +130,9 @@ def SpatialPad(X: FLOAT, pads: Sequence[int], pad_mode: str = "constant") -> FLO
     d = op.Slice(op.Concat(sp, ones3, axis=0), zero, three)
     b3 = op.Slice(op.Concat(begin, zeros3, axis=0), zero, three)
     e3 = op.Slice(op.Concat(end, zeros3, axis=0), zero, three)
-    cur = op.Reshape(x_index, op.Concat(op.ReduceProd(nc, keepdims=1), op.ReduceProd(sp, keepdims=1), axis=0), allowzero=1)
+    cur = op.Reshape(
+        x_index, op.Concat(op.ReduceProd(nc, keepdims=1), op.ReduceProd(sp, keepdims=1), axis=0), allowzero=1
+    )
     cur, d = PadAxisStep(cur, d, op.Concat(op.Slice(b3, zero, one), op.Slice(e3, zero, one), axis=0), mode)
     cur, d = PadAxisStep(cur, d, op.Concat(op.Slice(b3, one, two), op.Slice(e3, one, two), axis=0), mode)
     cur, d = PadAxisStep(cur, d, op.Concat(op.Slice(b3, two, three), op.Slice(e3, two, three), axis=0), mode)
@@ -158,8 +164,10 @@ def YatConv(
     wshape = op.Shape(wf)
     # per-filter squared norm (M, 1, 1.., 1); optional weight normalisation
     ones_w = op.Expand(one, op.Shape(op.Slice(wshape, one, big)))
-    wss = op.Reshape(op.ReduceSumSquare(op.Reshape(wf, op.Constant(value_ints=[0, -1])), one, keepdims=1),
-                     op.Concat(op.Slice(wshape, zero, one), ones_w, axis=0))
+    wss = op.Reshape(
+        op.ReduceSumSquare(op.Reshape(wf, op.Constant(value_ints=[0, -1])), one, keepdims=1),
+        op.Concat(op.Slice(wshape, zero, one), ones_w, axis=0),
+    )
     wn = op.Cast(op.Constant(value_int=weight_normalized), to=BOOL.dtype)
     w_unit = op.Div(wf, op.Add(op.Sqrt(wss), op.Constant(value_float=1e-8)))
     wf = op.Where(wn, w_unit, wf)
@@ -171,7 +179,11 @@ def YatConv(
     g = op.Reshape(op.Constant(value_int=group), one)
     xshape = op.Shape(xp)
     sq = op.Mul(xp, xp)
-    sq_g = op.ReduceSum(op.Reshape(sq, op.Concat(zero, g, op.Constant(value_ints=[-1]), op.Slice(xshape, two, big), axis=0)), two, keepdims=0)
+    sq_g = op.ReduceSum(
+        op.Reshape(sq, op.Concat(zero, g, op.Constant(value_ints=[-1]), op.Slice(xshape, two, big), axis=0)),
+        two,
+        keepdims=0,
+    )
     ones = op.Expand(op.Constant(value_float=1.0), op.Concat(g, one, op.Slice(wshape, two, big), axis=0))
     energy = op.Conv(sq_g, ones, auto_pad=auto_pad, dilations=dilations, group=group, strides=strides)
     # grouped view (N, G, M/G, *S'): each group's energy map broadcasts over its filters

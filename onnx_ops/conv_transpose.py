@@ -22,7 +22,7 @@ Decisions written down here:
 Arithmetic runs in float32; the result is cast back to X's type.
 """
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from onnxscript import FLOAT, script
 from onnxscript import opset18 as op
@@ -55,9 +55,17 @@ def YatConvTranspose(
     full = op.ConvTranspose(
         xf, wf, auto_pad=auto_pad, dilations=dilations, group=group, output_padding=output_padding, strides=strides
     )
-    ones = op.Expand(op.Constant(value_float=1.0), op.Concat(op.Slice(wshape, zero, one), one, op.Slice(wshape, two, big), axis=0))
+    ones = op.Expand(
+        op.Constant(value_float=1.0), op.Concat(op.Slice(wshape, zero, one), one, op.Slice(wshape, two, big), axis=0)
+    )
     efull = op.ConvTranspose(
-        op.Mul(xf, xf), ones, auto_pad=auto_pad, dilations=dilations, group=group, output_padding=output_padding, strides=strides
+        op.Mul(xf, xf),
+        ones,
+        auto_pad=auto_pad,
+        dilations=dilations,
+        group=group,
+        output_padding=output_padding,
+        strides=strides,
     )
     # crop by pads
     fshape = op.Shape(full)
@@ -70,7 +78,11 @@ def YatConvTranspose(
     energy = op.Slice(efull, start, stop)
     # K_m: (C, M/G, *k) -> sum over taps -> (G, C/G, M/G) -> sum over in-channels of the group -> (G, M/G)
     wtap = op.ReduceSumSquare(op.Reshape(wf, op.Constant(value_ints=[0, 0, -1])), two, keepdims=0)
-    kk = op.ReduceSum(op.Reshape(wtap, op.Concat(g, op.Constant(value_ints=[-1]), op.Slice(wshape, one, two), axis=0)), one, keepdims=0)
+    kk = op.ReduceSum(
+        op.Reshape(wtap, op.Concat(g, op.Constant(value_ints=[-1]), op.Slice(wshape, one, two), axis=0)),
+        one,
+        keepdims=0,
+    )
     dshape = op.Shape(dot)
     spatial = op.Slice(dshape, two, big)
     ones_r = op.Expand(one, op.Shape(spatial))

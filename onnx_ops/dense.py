@@ -20,7 +20,9 @@ def YatDense(X: T, W: T, B: T, ALPHA: T, EPS: T, spherical: int = 0, weight_norm
     guard = op.Constant(value_float=1e-8)
     w_unit = op.Div(wf, op.Add(op.Sqrt(op.ReduceSumSquare(wf, last, keepdims=1)), guard))
     x_unit = op.Div(xf, op.Add(op.Sqrt(op.ReduceSumSquare(xf, last, keepdims=1)), guard))
-    use_unit_w = op.Cast(op.Constant(value_int=spherical), to=1) + op.Cast(op.Constant(value_int=weight_normalized), to=1)
+    use_unit_w = op.Cast(op.Constant(value_int=spherical), to=1) + op.Cast(
+        op.Constant(value_int=weight_normalized), to=1
+    )
     wf = op.Where(op.Greater(use_unit_w, op.Constant(value_float=0.0)), w_unit, wf)
     is_sph = op.Cast(op.Constant(value_int=spherical), to=9)
     xf = op.Where(is_sph, x_unit, xf)

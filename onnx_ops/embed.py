@@ -6,8 +6,8 @@ the ``YatDense`` body with ``W = E`` and a zero bias, no sqrt(d). ``spherical=1`
 ``Gather(E, ids, axis=0)``; it needs no function.
 """
 
-from onnxscript import script
 from onnxscript import opset18 as op
+from onnxscript import script
 
 from onnx_ops._common import T, nmn
 from onnx_ops.dense import YatDense

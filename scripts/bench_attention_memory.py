@@ -67,12 +67,22 @@ print(json.dumps({{"peak": peak, "seconds": time.perf_counter() - t}}))
 
 
 def run_case(kind, length, mode, args):
-    env = dict(os.environ, NMN_ATTENTION_IMPL={"yat-ref": "reference", "yat-tiled": "chunked"}.get(kind, "auto"),
-               OMP_NUM_THREADS=str(args.threads))
-    code = CHILD.format(root=str(ROOT), kind="sdpa" if kind == "sdpa" else "yat", length=length, e=args.embed,
-                        h=args.heads, b=args.batch, mode=mode, device=args.device)
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=args.timeout)
+    env = dict(
+        os.environ,
+        NMN_ATTENTION_IMPL={"yat-ref": "reference", "yat-tiled": "chunked"}.get(kind, "auto"),
+        OMP_NUM_THREADS=str(args.threads),
+    )
+    code = CHILD.format(
+        root=str(ROOT),
+        kind="sdpa" if kind == "sdpa" else "yat",
+        length=length,
+        e=args.embed,
+        h=args.heads,
+        b=args.batch,
+        mode=mode,
+        device=args.device,
+    )
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=args.timeout)
     if proc.returncode != 0:
         return None, f"failed (rc {proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}"
     out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -88,8 +98,12 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--reference-max", type=int, default=4096,
-                        help="longest L for the reference (L x L) Yat path (its memory grows as L^2)")
+    parser.add_argument(
+        "--reference-max",
+        type=int,
+        default=4096,
+        help="longest L for the reference (L x L) Yat path (its memory grows as L^2)",
+    )
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per case")
     args = parser.parse_args(argv)
     metric = "CUDA max allocated" if args.device.startswith("cuda") else "peak RSS growth"
@@ -111,8 +125,9 @@ def main(argv=None):
                 base = mib if kind == "sdpa" else base
                 ratio = f" ({mib / base:.2f}x)" if base and kind != "sdpa" else ""
                 cells.append(f"{mib:.1f}{ratio}")
-                print(f"  L={length} {mode} {kind}: {mib:.1f} MiB in {out['seconds']:.1f} s", file=sys.stderr,
-                      flush=True)
+                print(
+                    f"  L={length} {mode} {kind}: {mib:.1f} MiB in {out['seconds']:.1f} s", file=sys.stderr, flush=True
+                )
             print(f"| {length} | {mode} | " + " | ".join(cells) + " |", flush=True)
 
 

@@ -22,13 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-from flax import linen as nn  # noqa: E402
-from flax import nnx  # noqa: E402
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+from flax import nnx
 
-import nmn.linen as L  # noqa: E402
-import nmn.nnx as N  # noqa: E402
+import nmn.linen as L
+import nmn.nnx as N
 
 
 def sizes(quick):
@@ -42,22 +42,41 @@ def nnx_pairs(s, old=None):
     r = nnx.Rngs(0)
     out = []
     for b, i, o in s["dense"]:
-        out.append((f"dense {i}->{o}, batch {b}", N.YatNMN(i, o, rngs=r),
-                    nnx.Sequential(nnx.Linear(i, o, rngs=r), jax.nn.relu),
-                    old and old.YatNMN(i, o, rngs=r), (b, i)))
+        out.append(
+            (
+                f"dense {i}->{o}, batch {b}",
+                N.YatNMN(i, o, rngs=r),
+                nnx.Sequential(nnx.Linear(i, o, rngs=r), jax.nn.relu),
+                old and old.YatNMN(i, o, rngs=r),
+                (b, i),
+            )
+        )
     n, h, w, c, m = s["conv"]
-    out.append((f"conv 3x3 {c}->{m}, {n}x{h}x{w}", N.YatConv2D(c, m, 3, rngs=r),
-                nnx.Sequential(nnx.Conv(c, m, (3, 3), rngs=r), jax.nn.relu),
-                old and old.YatConv(c, m, (3, 3), padding="SAME", rngs=r), (n, h, w, c)))
+    out.append(
+        (
+            f"conv 3x3 {c}->{m}, {n}x{h}x{w}",
+            N.YatConv2D(c, m, 3, rngs=r),
+            nnx.Sequential(nnx.Conv(c, m, (3, 3), rngs=r), jax.nn.relu),
+            old and old.YatConv(c, m, (3, 3), padding="SAME", rngs=r),
+            (n, h, w, c),
+        )
+    )
     b, length, e, heads = s["attn"]
-    out.append((f"attention E{e} H{heads}, B{b} L{length}", N.MultiHeadYatAttention(heads, e, rngs=r),
-                nnx.MultiHeadAttention(heads, e, decode=False, rngs=r),
-                old and old.MultiHeadAttention(heads, e, decode=False, rngs=r), (b, length, e)))
+    out.append(
+        (
+            f"attention E{e} H{heads}, B{b} L{length}",
+            N.MultiHeadYatAttention(heads, e, rngs=r),
+            nnx.MultiHeadAttention(heads, e, decode=False, rngs=r),
+            old and old.MultiHeadAttention(heads, e, decode=False, rngs=r),
+            (b, length, e),
+        )
+    )
     return out
 
 
 def linen_pairs(s, old=None):
     """``(name, nmn module, plain module, nmn 0.3.5 module or None, input shape)`` for Linen."""
+
     class DenseReLU(nn.Module):
         features: int
 
@@ -76,11 +95,25 @@ def linen_pairs(s, old=None):
     for b, i, o in s["dense"]:
         out.append((f"dense {i}->{o}, batch {b}", L.YatNMN(o), DenseReLU(o), old and old.YatNMN(o), (b, i)))
     n, h, w, c, m = s["conv"]
-    out.append((f"conv 3x3 {c}->{m}, {n}x{h}x{w}", L.YatConv2D(m, 3), ConvReLU(m),
-                old and old.YatConv2D(m, (3, 3), padding="SAME"), (n, h, w, c)))
+    out.append(
+        (
+            f"conv 3x3 {c}->{m}, {n}x{h}x{w}",
+            L.YatConv2D(m, 3),
+            ConvReLU(m),
+            old and old.YatConv2D(m, (3, 3), padding="SAME"),
+            (n, h, w, c),
+        )
+    )
     b, length, e, heads = s["attn"]
-    out.append((f"attention E{e} H{heads}, B{b} L{length}", L.MultiHeadYatAttention(heads),
-                nn.MultiHeadDotProductAttention(heads), old and old.MultiHeadAttention(heads), (b, length, e)))
+    out.append(
+        (
+            f"attention E{e} H{heads}, B{b} L{length}",
+            L.MultiHeadYatAttention(heads),
+            nn.MultiHeadDotProductAttention(heads),
+            old and old.MultiHeadAttention(heads),
+            (b, length, e),
+        )
+    )
     return out
 
 
@@ -133,8 +166,9 @@ def _old_apis(path):
         try:
             apis[api] = load_old(path, api)
         except ImportError as err:
-            print(f"--old {path}: its {api} package does not import ({err}); no 0.3.5 column for {api}",
-                  file=sys.stderr)
+            print(
+                f"--old {path}: its {api} package does not import ({err}); no 0.3.5 column for {api}", file=sys.stderr
+            )
             apis[api] = None
     return apis
 
@@ -149,14 +183,20 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=50, help="timed runs per measurement (median)")
     parser.add_argument("--only", choices=["dense", "conv", "attention"], help="one layer family")
     parser.add_argument("--api", choices=["nnx", "linen"], help="one Flax API")
-    parser.add_argument("--old", metavar="PATH", help="also time the earlier release installed with "
-                        "pip install --no-deps --target PATH nmn==0.3.5 (imported as nmn_old)")
+    parser.add_argument(
+        "--old",
+        metavar="PATH",
+        help="also time the earlier release installed with "
+        "pip install --no-deps --target PATH nmn==0.3.5 (imported as nmn_old)",
+    )
     args = parser.parse_args(argv)
     s = sizes(args.quick)
     olds = _old_apis(args.old) if args.old else {"nnx": None, "linen": None}
     print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}\n")
-    print("| API | case | plain fwd ms | nmn fwd ms | nmn fwd ratio | 0.3.5 fwd ms | 0.3.5 fwd ratio "
-          "| plain fwd+bwd ms | nmn fwd+bwd ms | nmn fwd+bwd ratio | 0.3.5 fwd+bwd ms | 0.3.5 fwd+bwd ratio |")
+    print(
+        "| API | case | plain fwd ms | nmn fwd ms | nmn fwd ratio | 0.3.5 fwd ms | 0.3.5 fwd ratio "
+        "| plain fwd+bwd ms | nmn fwd+bwd ms | nmn fwd+bwd ratio | 0.3.5 fwd+bwd ms | 0.3.5 fwd+bwd ratio |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for api, pairs in (("nnx", lambda: nnx_pairs(s, olds["nnx"])), ("linen", lambda: linen_pairs(s, olds["linen"]))):
         if args.api and api != args.api:
@@ -170,8 +210,12 @@ def main(argv=None):
             fwd = _interleaved([(f, (state, x)) for state, f, _ in built], args.repeats)
             bwd = _interleaved([(b, (state, x)) for state, _, b in built], args.repeats)
             of, ob = (fwd[2], bwd[2]) if prev is not None else (None, None)
-            print(f"| {api} | {name} | {fwd[0] * 1e3:.3f} | {_ms_ratio(fwd[1], fwd[0])} | {_ms_ratio(of, fwd[0])} "
-                  f"| {bwd[0] * 1e3:.3f} | {_ms_ratio(bwd[1], bwd[0])} | {_ms_ratio(ob, bwd[0])} |", flush=True)
+            print(
+                f"| {api} | {name} | {fwd[0] * 1e3:.3f} | {_ms_ratio(fwd[1], fwd[0])} | {_ms_ratio(of, fwd[0])} "
+                f"| {bwd[0] * 1e3:.3f} | {_ms_ratio(bwd[1], bwd[0])} | {_ms_ratio(ob, bwd[0])} |",
+                flush=True,
+            )
+
 
 if __name__ == "__main__":
     main()

@@ -6,23 +6,39 @@ Forward and forward+backward, compiled (Keras: jit_compile through a compiled tr
 specific, so we time `tf.function(jit_compile=True)` on TF and `jax.jit` on JAX); medians of N runs; ratios
 Yat / standard.
 """
-import argparse, statistics, time
+
+import argparse
+import statistics
+import time
+
 import numpy as np
 
-p = argparse.ArgumentParser(); p.add_argument("--quick", action="store_true"); p.add_argument("--reps", type=int, default=10)
+p = argparse.ArgumentParser()
+p.add_argument("--quick", action="store_true")
+p.add_argument("--reps", type=int, default=10)
 args = p.parse_args()
 import keras
 from keras import ops
+
 import nmn.keras as nk
+
 BACKEND = keras.backend.backend()
 
 CASES = [
     ("dense 256x784->256", lambda: nk.YatNMN(256), lambda: keras.layers.Dense(256, activation="relu"), (256, 784)),
     ("dense 512x4096->4096", lambda: nk.YatNMN(4096), lambda: keras.layers.Dense(4096, activation="relu"), (512, 4096)),
-    ("conv 32x32x32x64 3x3", lambda: nk.YatConv2D(64, 3, padding="same"),
-     lambda: keras.layers.Conv2D(64, 3, padding="same", activation="relu"), (32, 32, 32, 64)),
-    ("mha B8 L512 E256 H8", lambda: nk.MultiHeadYatAttention(256, 8),
-     lambda: keras.layers.MultiHeadAttention(8, 32), (8, 512, 256)),
+    (
+        "conv 32x32x32x64 3x3",
+        lambda: nk.YatConv2D(64, 3, padding="same"),
+        lambda: keras.layers.Conv2D(64, 3, padding="same", activation="relu"),
+        (32, 32, 32, 64),
+    ),
+    (
+        "mha B8 L512 E256 H8",
+        lambda: nk.MultiHeadYatAttention(256, 8),
+        lambda: keras.layers.MultiHeadAttention(8, 32),
+        (8, 512, 256),
+    ),
 ]
 if args.quick:
     CASES = [(n, a, b, (min(s[0], 8),) + s[1:]) for n, a, b, s in CASES]
@@ -35,10 +51,13 @@ def call(layer, x):
 
 
 def timed(fn, x, reps):
-    out = fn(x); _block(out)
+    out = fn(x)
+    _block(out)
     ts = []
     for _ in range(reps):
-        t = time.perf_counter(); _block(fn(x)); ts.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        _block(fn(x))
+        ts.append(time.perf_counter() - t)
     return statistics.median(ts)
 
 
@@ -56,6 +75,7 @@ def compiled(layer, x, backward):
         import tensorflow as tf
 
         if backward:
+
             @tf.function(jit_compile=True)
             def f(x):
                 with tf.GradientTape() as tape:
@@ -71,9 +91,13 @@ def compiled(layer, x, backward):
         ntv = [v.value for v in layer.non_trainable_variables]
 
         def fwd(tv, ntv, x):
-            y, _ = layer.stateless_call(tv, ntv, x) if not isinstance(layer, keras.layers.MultiHeadAttention) else \
-                layer.stateless_call(tv, ntv, x, x)
+            y, _ = (
+                layer.stateless_call(tv, ntv, x)
+                if not isinstance(layer, keras.layers.MultiHeadAttention)
+                else layer.stateless_call(tv, ntv, x, x)
+            )
             return y
+
         if backward:
             g = jax.jit(jax.grad(lambda tv, ntv, x: fwd(tv, ntv, x).sum()))
             return lambda x: g(tv, ntv, x)
@@ -85,9 +109,12 @@ def compiled(layer, x, backward):
         if backward:
             for v in layer.trainable_variables:
                 v.value.grad = None
-            y = call(layer, x).sum(); y.backward(); return y
+            y = call(layer, x).sum()
+            y.backward()
+            return y
         with torch.no_grad():
             return call(layer, x)
+
     return f
 
 
@@ -99,4 +126,7 @@ for name, yat, std, shape in CASES:
     for backward in (False, True):
         ty = timed(compiled(yat(), x, backward), x, args.reps)
         ts = timed(compiled(std(), x, backward), x, args.reps)
-        print(f"| {name} | {'fwd+bwd' if backward else 'fwd'} | {ty*1e3:.2f} | {ts*1e3:.2f} | {ty/ts:.2f} |", flush=True)
+        print(
+            f"| {name} | {'fwd+bwd' if backward else 'fwd'} | {ty * 1e3:.2f} | {ts * 1e3:.2f} | {ty / ts:.2f} |",
+            flush=True,
+        )

@@ -3,6 +3,7 @@ eager and mx.compile; medians of repeated runs and the Yat / baseline ratio.
 
 Run: python scripts/bench_mlx.py [--repeats 15]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,12 +35,30 @@ def _cases():
     linear = nn.Linear(256, 256)
     conv = nn.Conv2d(16, 32, 3, padding=1)
     mha = nn.MultiHeadAttention(64, 4)
-    yield ("dense 256x256 -> 256", nm.YatNMN(256, in_features=256), lambda m, x: m(x),
-           linear, lambda m, x: nn.relu(m(x)), dense_x)
-    yield ("conv2d 8x16x16x16 -> 32, k3", nm.YatConv2D(32, 3, in_channels=16, padding=1), lambda m, x: m(x),
-           conv, lambda m, x: nn.relu(m(x)), conv_x)
-    yield ("attention B4 L64 E64 H4", nm.MultiHeadYatAttention(64, 4), lambda m, x: m(x),
-           mha, lambda m, x: m(x, x, x), attn_x)
+    yield (
+        "dense 256x256 -> 256",
+        nm.YatNMN(256, in_features=256),
+        lambda m, x: m(x),
+        linear,
+        lambda m, x: nn.relu(m(x)),
+        dense_x,
+    )
+    yield (
+        "conv2d 8x16x16x16 -> 32, k3",
+        nm.YatConv2D(32, 3, in_channels=16, padding=1),
+        lambda m, x: m(x),
+        conv,
+        lambda m, x: nn.relu(m(x)),
+        conv_x,
+    )
+    yield (
+        "attention B4 L64 E64 H4",
+        nm.MultiHeadYatAttention(64, 4),
+        lambda m, x: m(x),
+        mha,
+        lambda m, x: m(x, x, x),
+        attn_x,
+    )
 
 
 def main():
@@ -54,10 +73,10 @@ def main():
                 timings = []
                 for model, call in ((yat, yat_call), (base, base_call)):
                     if mode == "forward":
-                        fn = (lambda m=model, c=call: c(m, x))
+                        fn = lambda m=model, c=call, x=x: c(m, x)
                     else:
                         grad = nn.value_and_grad(model, lambda m, x, c=call: c(m, x).sum())
-                        fn = (lambda m=model, g=grad: g(m, x))
+                        fn = lambda m=model, g=grad, x=x: g(m, x)
                     if compiled:
                         fn = mx.compile(fn)
                     timings.append(_median_ms(fn, args.repeats))

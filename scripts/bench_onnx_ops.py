@@ -19,15 +19,26 @@ from onnx import TensorProto, helper, numpy_helper
 
 from nmn.interchange import GraphBuilder, emit
 
-YAT = dict(use_bias=True, constant_bias=None, use_alpha=True, constant_alpha=None, epsilon=1e-5,
-           learnable_epsilon=False, spherical=False, weight_normalized=False)
+YAT = dict(
+    use_bias=True,
+    constant_bias=None,
+    use_alpha=True,
+    constant_alpha=None,
+    epsilon=1e-5,
+    learnable_epsilon=False,
+    spherical=False,
+    weight_normalized=False,
+)
 
 
 def yat_dense_model(n_in, n_out, rng):
     b = GraphBuilder(source="bench")
     x = b.input("x", (None, n_in))
-    params = {"weight": rng.normal(size=(n_out, n_in)).astype(np.float32) * np.float32(0.05),
-              "bias": np.zeros(n_out, np.float32), "alpha": np.ones(1, np.float32)}
+    params = {
+        "weight": rng.normal(size=(n_out, n_in)).astype(np.float32) * np.float32(0.05),
+        "bias": np.zeros(n_out, np.float32),
+        "alpha": np.ones(1, np.float32),
+    }
     cfg = dict(YAT, in_features=n_in, out_features=n_out, lazy=False)
     b.output(emit.yat_layer(b, "fc", "YatNMN", cfg, params, [x]), "y")
     return b.build(), params
@@ -36,10 +47,23 @@ def yat_dense_model(n_in, n_out, rng):
 def yat_conv_model(c, m, k, size, rng):
     b = GraphBuilder(source="bench")
     x = b.input("x", (None, c, size, size))
-    params = {"weight": rng.normal(size=(m, c, k, k)).astype(np.float32) * np.float32(0.05),
-              "bias": np.zeros(m, np.float32), "alpha": np.ones(1, np.float32)}
-    cfg = dict(YAT, rank=2, in_channels=c, out_channels=m, kernel_size=(k, k), strides=(1, 1), dilations=(1, 1),
-               groups=1, padding="same", padding_mode="zeros")
+    params = {
+        "weight": rng.normal(size=(m, c, k, k)).astype(np.float32) * np.float32(0.05),
+        "bias": np.zeros(m, np.float32),
+        "alpha": np.ones(1, np.float32),
+    }
+    cfg = dict(
+        YAT,
+        rank=2,
+        in_channels=c,
+        out_channels=m,
+        kernel_size=(k, k),
+        strides=(1, 1),
+        dilations=(1, 1),
+        groups=1,
+        padding="same",
+        padding_mode="zeros",
+    )
     b.output(emit.yat_layer(b, "conv", "YatConv", cfg, params, [x], in_shape=(None, c, size, size)), "y")
     return b.build(), params
 
@@ -49,15 +73,23 @@ def plain_model(kind, params, shape):
     bias = numpy_helper.from_array(params["bias"], "b")
     if kind == "dense":
         wt = numpy_helper.from_array(np.ascontiguousarray(params["weight"].T), "wt")
-        nodes = [helper.make_node("MatMul", ["x", "wt"], ["h"]), helper.make_node("Add", ["h", "b"], ["a"]),
-                 helper.make_node("Relu", ["a"], ["y"])]
+        nodes = [
+            helper.make_node("MatMul", ["x", "wt"], ["h"]),
+            helper.make_node("Add", ["h", "b"], ["a"]),
+            helper.make_node("Relu", ["a"], ["y"]),
+        ]
         inits = [wt, bias]
     else:
         k = params["weight"].shape[-1] // 2
         nodes = [helper.make_node("Conv", ["x", "w", "b"], ["a"], pads=[k] * 4), helper.make_node("Relu", ["a"], ["y"])]
         inits = [w, bias]
-    g = helper.make_graph(nodes, "plain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *shape])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=inits)
+    g = helper.make_graph(
+        nodes,
+        "plain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *shape])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=inits,
+    )
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
 
 
@@ -74,7 +106,7 @@ def bench_pair(yat, plain, x, repeats, threads):
     for s in (sy, sp):
         s.run(None, feed)
     ty, tp = [], []
-    for _ in range(repeats):     # interleaved: both see the same machine state
+    for _ in range(repeats):  # interleaved: both see the same machine state
         for s, times in ((sy, ty), (sp, tp)):
             t0 = time.perf_counter()
             s.run(None, feed)
@@ -102,8 +134,10 @@ def main(argv=None):
     print("| op | baseline | Yat ms | baseline ms | ratio | target |")
     print("|---|---|---|---|---|---|")
     for name, base, ty, tp, target in rows:
-        print(f"| {name} | {base} | {ty * 1e3:.2f} | {tp * 1e3:.2f} | {ty / tp:.2f}x | "
-              f"{'<= %.2fx' % target if target else '-'} |")
+        print(
+            f"| {name} | {base} | {ty * 1e3:.2f} | {tp * 1e3:.2f} | {ty / tp:.2f}x | "
+            f"{f'<= {target:.2f}x' if target else '-'} |"
+        )
 
 
 if __name__ == "__main__":

@@ -42,11 +42,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-
 def build_mlp(path: Path) -> None:
     """The demo's seed MLP: [N, 784] -> YatNMN(256) -> YatNMN(128) -> Linear(10), nmn's canonical functions."""
+    from nmn.core.schemas import DOMAIN, DOMAIN_VERSION
+    from nmn.core.schemas import OPSET as ONNX_OPSET
     from onnx_ops import full_attributes, function_protos
-    from nmn.core.schemas import DOMAIN, DOMAIN_VERSION, OPSET as ONNX_OPSET
 
     rng = np.random.default_rng(0)
 
@@ -55,21 +55,35 @@ def build_mlp(path: Path) -> None:
 
     inits, nodes, prev = [], [], "x"
     for i, (fan_in, fan_out) in enumerate(((784, 256), (256, 128))):
-        inits += [const(f"W{i}", rng.standard_normal((fan_out, fan_in)) / np.sqrt(fan_in)),
-                  const(f"B{i}", np.zeros(fan_out)), const(f"A{i}", [1.0]), const(f"E{i}", [1e-5])]
-        nodes.append(helper.make_node("YatDense", [prev, f"W{i}", f"B{i}", f"A{i}", f"E{i}"], [f"h{i}"],
-                                      domain=DOMAIN, **full_attributes("YatDense")))
+        inits += [
+            const(f"W{i}", rng.standard_normal((fan_out, fan_in)) / np.sqrt(fan_in)),
+            const(f"B{i}", np.zeros(fan_out)),
+            const(f"A{i}", [1.0]),
+            const(f"E{i}", [1e-5]),
+        ]
+        nodes.append(
+            helper.make_node(
+                "YatDense",
+                [prev, f"W{i}", f"B{i}", f"A{i}", f"E{i}"],
+                [f"h{i}"],
+                domain=DOMAIN,
+                **full_attributes("YatDense"),
+            )
+        )
         prev = f"h{i}"
     inits += [const("Wo", rng.standard_normal((128, 10)) * 0.1), const("Bo", np.zeros(10))]
     nodes += [helper.make_node("MatMul", [prev, "Wo"], ["z"]), helper.make_node("Add", ["z", "Bo"], ["y"])]
     graph = helper.make_graph(
-        nodes, "yat_mlp",
+        nodes,
+        "yat_mlp",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 784])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
         initializer=inits,
     )
     model = helper.make_model(
-        graph, functions=function_protos(["YatDense"]), ir_version=10,
+        graph,
+        functions=function_protos(["YatDense"]),
+        ir_version=10,
         opset_imports=[helper.make_opsetid("", ONNX_OPSET), helper.make_opsetid(DOMAIN, DOMAIN_VERSION)],
     )
     onnx.save(model, str(path))
@@ -97,9 +111,10 @@ def _start(path: Path, *extra: str) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nmn.serve", "serve", str(path), "--port", str(port),
-         "--log-level", "warning", *extra],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [sys.executable, "-m", "nmn.serve", "serve", str(path), "--port", str(port), "--log-level", "warning", *extra],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
@@ -196,8 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--requests", type=int, default=640, help="requests per measurement")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--max-batch", type=int, default=32)
-    ap.add_argument("--modes", nargs="+", default=["rest-json", "rest-binary", "grpc"],
-                    choices=["rest-json", "rest-binary", "grpc"])
+    ap.add_argument(
+        "--modes", nargs="+", default=["rest-json", "rest-binary", "grpc"], choices=["rest-json", "rest-binary", "grpc"]
+    )
     ap.add_argument("--no-batch", action="store_true", help="skip the --max-batch server")
     args = ap.parse_args(argv)
 
@@ -220,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
         base = {}
         for c in args.concurrency:
-            r = _measure(lambda t: sess.run(None, {inp.name: x}), c, args.requests)
+            r = _measure(lambda t, sess=sess, inp=inp, x=x: sess.run(None, {inp.name: x}), c, args.requests)
             base[c] = r[0]
             rows.append((name, "in-process", c, *r, 100.0))
         servers = [("", ())]
@@ -233,8 +249,10 @@ def main(argv: list[str] | None = None) -> int:
                 for mode in args.modes:
                     call, close = _clients(mode, url, f"127.0.0.1:{grpc_port}", name, inp, x, max(args.concurrency))
                     got = call(0)
-                    if not np.array_equal(got if isinstance(got, np.ndarray) else got[OUTPUT_NAMES[name]],
-                                          sess.run(None, {inp.name: x})[0]):
+                    if not np.array_equal(
+                        got if isinstance(got, np.ndarray) else got[OUTPUT_NAMES[name]],
+                        sess.run(None, {inp.name: x})[0],
+                    ):
                         raise SystemExit(f"{mode}: the server's answer differs from onnxruntime's")
                     for c in args.concurrency:
                         r = _measure(call, c, args.requests)

@@ -25,10 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-import torch.nn as nn  # noqa: E402
+import torch
+import torch.nn as nn
 
-from nmn.torch import MultiHeadYatAttention, YatConv2D, YatNMN  # noqa: E402
+from nmn.torch import MultiHeadYatAttention, YatConv2D, YatNMN
 
 
 class LinearReLU(nn.Sequential):
@@ -64,12 +64,27 @@ class OldMHA(nn.Module):
 
 def cases(quick: bool):
     """``(name, make nmn layer, make plain layer, make old layer from the old module, input shape)``."""
-    dense = lambda i, o, b: (f"dense {i}->{o}, batch {b}", lambda: YatNMN(i, o), lambda: LinearReLU(i, o),  # noqa: E731
-                             lambda old: old.YatNMN(i, o), (b, i))
-    conv = lambda c, n, s: (f"conv 3x3 {c}->{c}, {n}x{c}x{s}x{s}", lambda: YatConv2D(c, c, 3, padding=1),  # noqa: E731
-                            lambda: ConvReLU(c, c, 3), lambda old: old.YatConv2D(c, c, 3, padding=1), (n, c, s, s))
-    attn = lambda e, h, b, n: (f"attention E{e} H{h}, B{b} L{n}", lambda: MultiHeadYatAttention(e, h),  # noqa: E731
-                               lambda: TorchMHA(e, h), lambda old: OldMHA(old, e, h), (b, n, e))
+    dense = lambda i, o, b: (
+        f"dense {i}->{o}, batch {b}",
+        lambda: YatNMN(i, o),
+        lambda: LinearReLU(i, o),
+        lambda old: old.YatNMN(i, o),
+        (b, i),
+    )
+    conv = lambda c, n, s: (
+        f"conv 3x3 {c}->{c}, {n}x{c}x{s}x{s}",
+        lambda: YatConv2D(c, c, 3, padding=1),
+        lambda: ConvReLU(c, c, 3),
+        lambda old: old.YatConv2D(c, c, 3, padding=1),
+        (n, c, s, s),
+    )
+    attn = lambda e, h, b, n: (
+        f"attention E{e} H{h}, B{b} L{n}",
+        lambda: MultiHeadYatAttention(e, h),
+        lambda: TorchMHA(e, h),
+        lambda old: OldMHA(old, e, h),
+        (b, n, e),
+    )
     if quick:
         return [dense(784, 256, 64), conv(16, 8, 16), attn(64, 4, 2, 128)]
     return [dense(784, 256, 256), dense(4096, 4096, 512), conv(64, 32, 32), attn(256, 8, 8, 512)]
@@ -83,7 +98,7 @@ def _sync(device):
 def memory(model, x, device):
     """Peak CUDA bytes of forward + backward, or on CPU the bytes saved for backward."""
     if device.type == "cuda":
-        model(x).sum().backward()                # allocate workspaces (cuBLAS, cuDNN) before measuring
+        model(x).sum().backward()  # allocate workspaces (cuBLAS, cuDNN) before measuring
         model.zero_grad(set_to_none=True)
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
@@ -105,7 +120,8 @@ def memory(model, x, device):
 
 
 def profile(model, x, device, name):
-    from torch.profiler import ProfilerActivity, profile as torch_profile
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     for _ in range(2):
@@ -124,7 +140,7 @@ def check_device(device):
     """Outputs and gradients of every layer kind on ``device`` (float32) against CPU float64."""
     import copy
 
-    from nmn.torch import (RotaryYatAttention, YatConv1D, YatConv3D, YatConvTranspose2D, YatEmbed)
+    from nmn.torch import RotaryYatAttention, YatConv1D, YatConv3D, YatConvTranspose2D, YatEmbed
 
     layers = [
         (YatNMN(16, 8, learnable_epsilon=True), (5, 16)),
@@ -147,9 +163,12 @@ def check_device(device):
         for o in outs:
             o.square().sum().backward()
         pairs = [(outs[0], outs[1]), (xs[0].grad, xs[1].grad)]
-        skip = {"alpha"} if getattr(layer, "use_performer", False) else set()   # ~0: cancels but for the 1e-6 shift
-        pairs += [(p.grad, q.grad) for (n, p), q in zip(ref.named_parameters(), dev.parameters())
-                  if p.grad is not None and n not in skip]
+        skip = {"alpha"} if getattr(layer, "use_performer", False) else set()  # ~0: cancels but for the 1e-6 shift
+        pairs += [
+            (p.grad, q.grad)
+            for (n, p), q in zip(ref.named_parameters(), dev.parameters())
+            if p.grad is not None and n not in skip
+        ]
         for a, b in pairs:
             err = float((a - b.double().cpu()).abs().max() / a.abs().max().clamp_min(1e-30))
             worst = max(worst, err)
@@ -161,7 +180,8 @@ def check_device(device):
 
 def kernel_time(model, x, device, iters=3):
     """Summed GPU kernel time of one forward + backward (what the GPU works, without launch gaps)."""
-    from torch.profiler import ProfilerActivity, profile as torch_profile
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
 
     model(x).sum().backward()
     _sync(device)
@@ -194,15 +214,18 @@ def interleaved(fns, device, warmup, repeat):
 
 def measure(models, x, device, warmup, repeat):
     """``[(fwd seconds, fwd+bwd seconds)]`` of each model, all timed in the same interleaved rounds."""
+
     def fwd(model):
         def run():
             with torch.no_grad():
                 model(x)
+
         return run
 
     def fwd_bwd(model):
         def run():
             model(x).sum().backward()
+
         return run
 
     for model in models:
@@ -222,8 +245,12 @@ def main(argv=None):
     parser.add_argument("--only", default="", help="run the cases whose name contains this text")
     parser.add_argument("--profile", action="store_true", help="print the top kernels of each Yat fwd+bwd")
     parser.add_argument("--check", action="store_true", help="first compare every layer on --device with CPU float64")
-    parser.add_argument("--old", metavar="PATH", help="also time the earlier release installed with "
-                        "pip install --no-deps --target PATH nmn==0.3.5 (imported as nmn_old)")
+    parser.add_argument(
+        "--old",
+        metavar="PATH",
+        help="also time the earlier release installed with "
+        "pip install --no-deps --target PATH nmn==0.3.5 (imported as nmn_old)",
+    )
     parser.add_argument("--threads", type=int, help="torch.set_num_threads before timing")
     args = parser.parse_args(argv)
     if args.threads:
@@ -236,8 +263,10 @@ def main(argv=None):
         old = load_old(args.old, "torch")
     device = torch.device(args.device)
     torch.manual_seed(0)
-    print(f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
-          f"torch {torch.__version__}, threads {torch.get_num_threads()}\n")
+    print(
+        f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}\n"
+    )
     if args.check:
         check_device(device)
     modes = ["eager"] + (["compiled"] if args.compile else [])
@@ -264,15 +293,23 @@ def main(argv=None):
             rows.append((name, mode, rf, rb, yf, yb, of, ob, mem, busy))
             print(f"  {name} [{mode}] fwd {yf / rf:.2f}x fwd+bwd {yb / rb:.2f}x", file=sys.stderr, flush=True)
     mem_label = "peak memory" if device.type == "cuda" else "saved for backward"
-    print(f"| layer (vs plain) | mode | plain fwd / fwd+bwd (ms) | nmn fwd / fwd+bwd (ms) | nmn fwd ratio / fwd+bwd ratio "
-          f"| 0.3.5 fwd / fwd+bwd (ms) | 0.3.5 fwd ratio / fwd+bwd ratio | nmn speed-up over 0.3.5 fwd / fwd+bwd "
-          f"| {mem_label} ratio | GPU kernel-time ratio (fwd+bwd) |")
+    print(
+        f"| layer (vs plain) | mode | plain fwd / fwd+bwd (ms) | nmn fwd / fwd+bwd (ms) | nmn fwd ratio / fwd+bwd ratio "
+        f"| 0.3.5 fwd / fwd+bwd (ms) | 0.3.5 fwd ratio / fwd+bwd ratio | nmn speed-up over 0.3.5 fwd / fwd+bwd "
+        f"| {mem_label} ratio | GPU kernel-time ratio (fwd+bwd) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, mode, rf, rb, yf, yb, of, ob, mem, busy in rows:
-        olds = (f"{of * 1e3:.2f} / {ob * 1e3:.2f} | {of / rf:.2f}x / {ob / rb:.2f}x | {of / yf:.2f}x / {ob / yb:.2f}x"
-                if of is not None else "- | - | -")
-        print(f"| {name} | {mode} | {rf * 1e3:.2f} / {rb * 1e3:.2f} | {yf * 1e3:.2f} / {yb * 1e3:.2f} "
-              f"| {yf / rf:.2f}x / {yb / rb:.2f}x | {olds} | {mem:.2f}x | {busy or '-'} |")
+        olds = (
+            f"{of * 1e3:.2f} / {ob * 1e3:.2f} | {of / rf:.2f}x / {ob / rb:.2f}x | {of / yf:.2f}x / {ob / yb:.2f}x"
+            if of is not None
+            else "- | - | -"
+        )
+        print(
+            f"| {name} | {mode} | {rf * 1e3:.2f} / {rb * 1e3:.2f} | {yf * 1e3:.2f} / {yb * 1e3:.2f} "
+            f"| {yf / rf:.2f}x / {yb / rb:.2f}x | {olds} | {mem:.2f}x | {busy or '-'} |"
+        )
+
 
 if __name__ == "__main__":
     main()

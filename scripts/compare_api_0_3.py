@@ -75,16 +75,27 @@ def introspect(path_first: str | None, frameworks=FRAMEWORKS, timeout: float = 9
         frameworks: the framework namespaces to read.
         timeout: seconds allowed for the subprocess (importing six frameworks is slow).
     """
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (path_first or str(ROOT),
-                                                                   os.environ.get("PYTHONPATH", "")) if p),
-               TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND=os.environ.get("KERAS_BACKEND", "tensorflow"))
-    run = subprocess.run([sys.executable, "-c", _PROBE, *frameworks], capture_output=True, text=True, env=env,
-                         timeout=timeout, cwd="/" if path_first else str(ROOT))
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(p for p in (path_first or str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
+        TF_CPP_MIN_LOG_LEVEL="3",
+        KERAS_BACKEND=os.environ.get("KERAS_BACKEND", "tensorflow"),
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", _PROBE, *frameworks],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd="/" if path_first else str(ROOT),
+    )
     marker = [line for line in run.stdout.splitlines() if line.startswith("@@JSON@@")]
     if run.returncode or not marker:
-        raise RuntimeError(f"introspection of {path_first or ROOT} failed (exit {run.returncode}):\n"
-                           f"{run.stdout[-2000:]}\n{run.stderr[-4000:]}")
-    return json.loads(marker[-1][len("@@JSON@@"):])
+        raise RuntimeError(
+            f"introspection of {path_first or ROOT} failed (exit {run.returncode}):\n"
+            f"{run.stdout[-2000:]}\n{run.stderr[-4000:]}"
+        )
+    return json.loads(marker[-1][len("@@JSON@@") :])
 
 
 def _refused():
@@ -118,23 +129,34 @@ def compare(old: dict, new: dict) -> dict:
                     (refused_kw if key in refused.get(cls, {}) else missing_kw).append(f"{cls}.{key}")
                 elif default != new_sig[key]:
                     changed.append(f"{cls}.{key}: {default} -> {new_sig[key]}")
-        report[fw] = {"old_names": len(o["names"]), "new_names": len(n["names"]), "missing_names": missing_names,
-                      "old_keywords": keywords, "missing_keywords": missing_kw, "refused_keywords": refused_kw,
-                      "changed_defaults": changed}
+        report[fw] = {
+            "old_names": len(o["names"]),
+            "new_names": len(n["names"]),
+            "missing_names": missing_names,
+            "old_keywords": keywords,
+            "missing_keywords": missing_kw,
+            "refused_keywords": refused_kw,
+            "changed_defaults": changed,
+        }
     return report
 
 
 def table(report: dict) -> str:
     """The parity table as Markdown."""
-    lines = ["| framework | old names | new names | old names missing | old keywords (shared classes) | missing "
-             "| refused (documented) | defaults changed |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| framework | old names | new names | old names missing | old keywords (shared classes) | missing "
+        "| refused (documented) | defaults changed |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for fw, r in report.items():
         if "error" in r:
             lines.append(f"| {fw} | import failed: {r['error'][:80]} | | | | | | |")
             continue
-        lines.append(f"| {fw} | {r['old_names']} | {r['new_names']} | {len(r['missing_names'])} | "
-                     f"{r['old_keywords']} | {len(r['missing_keywords'])} | {len(r['refused_keywords'])} | "
-                     f"{len(r['changed_defaults'])} |")
+        lines.append(
+            f"| {fw} | {r['old_names']} | {r['new_names']} | {len(r['missing_names'])} | "
+            f"{r['old_keywords']} | {len(r['missing_keywords'])} | {len(r['refused_keywords'])} | "
+            f"{len(r['changed_defaults'])} |"
+        )
     return "\n".join(lines)
 
 
@@ -146,8 +168,10 @@ def main(argv=None) -> int:
     parser.add_argument("--json", help="also write the full report to this JSON file")
     args = parser.parse_args(argv)
     if not (Path(args.old) / "nmn" / "__init__.py").is_file():
-        parser.error(f"--old {args.old}: expected a directory holding nmn/__init__.py "
-                     "(pip install --no-deps --target DIR nmn==0.3.5)")
+        parser.error(
+            f"--old {args.old}: expected a directory holding nmn/__init__.py "
+            "(pip install --no-deps --target DIR nmn==0.3.5)"
+        )
     report = compare(introspect(args.old, args.frameworks), introspect(None, args.frameworks))
     print(table(report))
     if args.details:

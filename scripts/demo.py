@@ -22,14 +22,24 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))   # the private helpers in scripts/_mnist
-for _key, _value in {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0", "GRPC_VERBOSITY": "ERROR",
-                     "ABSL_MIN_LOG_LEVEL": "3"}.items():
-    os.environ.setdefault(_key, _value)                     # TensorFlow's start-up noise
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the private helpers in scripts/_mnist
+for _key, _value in {
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "TF_ENABLE_ONEDNN_OPTS": "0",
+    "GRPC_VERBOSITY": "ERROR",
+    "ABSL_MIN_LOG_LEVEL": "3",
+}.items():
+    os.environ.setdefault(_key, _value)  # TensorFlow's start-up noise
 
-READY_WAIT = 600   # seconds for the server to load the model; generous, a loaded machine is slow to start one
-FRAMEWORK_PACKAGES = {"torch": "torch", "nnx": "flax", "linen": "flax", "keras": "keras", "tf": "tensorflow",
-                      "mlx": "mlx"}
+READY_WAIT = 600  # seconds for the server to load the model; generous, a loaded machine is slow to start one
+FRAMEWORK_PACKAGES = {
+    "torch": "torch",
+    "nnx": "flax",
+    "linen": "flax",
+    "keras": "keras",
+    "tf": "tensorflow",
+    "mlx": "mlx",
+}
 
 
 def free_port() -> int:
@@ -43,9 +53,12 @@ def serve_and_query(path: Path, x: np.ndarray, expected: np.ndarray) -> float:
     from nmn.serve import Client
 
     port = free_port()
-    log = tempfile.TemporaryFile(mode="w+")          # the server's output, shown if it does not come up
-    proc = subprocess.Popen([sys.executable, "-m", "nmn.serve", "serve", str(path), "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT)
+    log = tempfile.TemporaryFile(mode="w+")  # the server's output, shown if it does not come up
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nmn.serve", "serve", str(path), "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         client = Client(f"http://127.0.0.1:{port}")
         deadline = time.time() + READY_WAIT
@@ -57,8 +70,9 @@ def serve_and_query(path: Path, x: np.ndarray, expected: np.ndarray) -> float:
                 if time.time() > deadline or proc.poll() is not None:
                     log.seek(0)
                     tail = log.read()[-2000:]
-                    raise RuntimeError(f"the server did not become ready within {READY_WAIT} s "
-                                       f"(exit code {proc.poll()}):\n{tail}") from None
+                    raise RuntimeError(
+                        f"the server did not become ready within {READY_WAIT} s (exit code {proc.poll()}):\n{tail}"
+                    ) from None
                 time.sleep(0.2)
         name = client.metadata(path.stem)["inputs"][0]["name"]
         out = client.infer(path.stem, {name: x})
@@ -75,8 +89,12 @@ def serve_and_query(path: Path, x: np.ndarray, expected: np.ndarray) -> float:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--framework", default="torch", choices=list(FRAMEWORK_PACKAGES),
-                        help="where to train (default torch); Keras uses $KERAS_BACKEND")
+    parser.add_argument(
+        "--framework",
+        default="torch",
+        choices=list(FRAMEWORK_PACKAGES),
+        help="where to train (default torch); Keras uses $KERAS_BACKEND",
+    )
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
     parser.add_argument("--data", help="an MNIST .npz (x_train, y_train, x_test, y_test); default: digits")
@@ -86,6 +104,7 @@ def main(argv=None) -> int:
     started = time.perf_counter()
 
     from _mnist import common, framework_module
+
     from nmn.interchange import load, predict, run_onnx
     from nmn.interchange.validate import load_model_safely
 
@@ -100,8 +119,10 @@ def main(argv=None) -> int:
     hp = common.HParams(epochs=args.epochs, lr=args.lr)
     fw = framework_module(args.framework)
     trainer = fw.Trainer(hp)
-    print(f"model: Flatten(28x28) -> YatNMN(256) -> YatNMN(128) -> Linear(10), {trainer.param_count():,} parameters,"
-          f" trained in {args.framework}")
+    print(
+        f"model: Flatten(28x28) -> YatNMN(256) -> YatNMN(128) -> Linear(10), {trainer.param_count():,} parameters,"
+        f" trained in {args.framework}"
+    )
     history = common.train(trainer, data, hp, args.framework)
 
     out = Path(args.out)
@@ -112,8 +133,10 @@ def main(argv=None) -> int:
     x, y = data["x_test"], data["y_test"]
     (ort_logits,) = run_onnx(model, {model.graph.input[0].name: x})
     ort_acc = float(np.mean(np.argmax(ort_logits, -1) == y))
-    print(f"\nexported {path} ({path.stat().st_size:,} bytes); onnxruntime accuracy {ort_acc:.2%} "
-          f"(framework: {history[-1]['test_accuracy']:.2%})")
+    print(
+        f"\nexported {path} ({path.stat().st_size:,} bytes); onnxruntime accuracy {ort_acc:.2%} "
+        f"(framework: {history[-1]['test_accuracy']:.2%})"
+    )
 
     rows = [("onnxruntime", f"{ort_acc:.2%}", "0 (reference)")]
     failed = False
@@ -125,7 +148,7 @@ def main(argv=None) -> int:
             (logits,) = predict(load(path, framework=name), name, [x])
             acc = float(np.mean(np.argmax(logits, -1) == y))
             rows.append((name, f"{acc:.2%}", f"{np.max(np.abs(logits - ort_logits)):.2e}"))
-        except Exception as err:   # report and go on: the table shows every framework's state
+        except Exception as err:  # report and go on: the table shows every framework's state
             failed = True
             rows.append((name, "failed", f"{type(err).__name__}: {str(err).splitlines()[0][:50]}"))
     print(f"\nthe file loaded into every installed framework ({len(x)} test images):\n")

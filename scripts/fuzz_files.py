@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.security.mutations import ENTRY_POINTS, GOLDEN, mutate, run_entry  # noqa: E402
+from tests.security.mutations import ENTRY_POINTS, GOLDEN, mutate, run_entry
 
 _TAG = "NMN-FUZZ "
 
@@ -34,7 +34,7 @@ _TAG = "NMN-FUZZ "
 def _worker(entry: str) -> None:
     """Answer one line per path read from stdin: ``NMN-FUZZ {"outcome": ..., "message": ...}``."""
     out = sys.stdout
-    sys.stdout = sys.stderr          # framework chatter must not mix with the answers
+    sys.stdout = sys.stderr  # framework chatter must not mix with the answers
     run_entry(entry, str(GOLDEN[0]))  # warm up: import the framework once
     out.write(_TAG + json.dumps({"outcome": "ready"}) + "\n")
     out.flush()
@@ -62,8 +62,13 @@ class Worker:
     def __init__(self, entry: str, log: Path, startup_s: float):
         self.entry = entry
         self.log = open(log, "ab")
-        self.proc = subprocess.Popen([sys.executable, __file__, "--worker", entry], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self.log, cwd=ROOT)
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--worker", entry],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            cwd=ROOT,
+        )
         self.buffer = b""
         reply = self.ask(None, startup_s, max_rss=None)
         if reply.get("outcome") != "ready":
@@ -79,7 +84,7 @@ class Worker:
                 line, self.buffer = self.buffer.split(b"\n", 1)
                 text = line.decode(errors="replace")
                 if text.startswith(_TAG):
-                    return json.loads(text[len(_TAG):])
+                    return json.loads(text[len(_TAG) :])
                 continue
             if max_rss is not None and _rss(self.proc.pid) > max_rss:
                 return {"outcome": "blow-up", "message": f"worker RSS over {max_rss} bytes"}
@@ -102,8 +107,11 @@ class Worker:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--entries", default=",".join(ENTRY_POINTS),
-                        help=f"comma-separated entry points (default: all of {', '.join(ENTRY_POINTS)})")
+    parser.add_argument(
+        "--entries",
+        default=",".join(ENTRY_POINTS),
+        help=f"comma-separated entry points (default: all of {', '.join(ENTRY_POINTS)})",
+    )
     parser.add_argument("--per-entry", type=int, default=2000, help="mutations per entry point (default 2000)")
     parser.add_argument("--seed", type=int, default=0, help="first seed (mutation i uses seed + i)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds before a case counts as a hang")
@@ -149,22 +157,29 @@ def main(argv=None) -> int:
                 saved = out / "failures" / f"{entry}-{golden.stem}-{seed}.onnx"
                 saved.write_bytes(data)
                 (saved.with_suffix(".txt")).write_text(
-                    f"{entry}: {golden.name} mutated by {kind!r} (seed {seed}): {outcome}: {reply['message']}\n")
-                tqdm.write(f"{outcome}: {entry} {golden.name} {kind!r} seed {seed}: {reply['message'][:300]} "
-                           f"(saved {saved})")
+                    f"{entry}: {golden.name} mutated by {kind!r} (seed {seed}): {outcome}: {reply['message']}\n"
+                )
+                tqdm.write(
+                    f"{outcome}: {entry} {golden.name} {kind!r} seed {seed}: {reply['message'][:300]} (saved {saved})"
+                )
                 if outcome in ("hang", "blow-up", "crash"):
                     worker.close()
                     worker = Worker(entry, out / f"worker-{entry}.log", args.startup_timeout)
-            bar.set_postfix(ok=counts["ok"], refused=counts["refused"], bad=counts["foreign"] + counts["hang"]
-                            + counts["blow-up"] + counts["crash"])
+            bar.set_postfix(
+                ok=counts["ok"],
+                refused=counts["refused"],
+                bad=counts["foreign"] + counts["hang"] + counts["blow-up"] + counts["crash"],
+            )
         bar.close()
         worker.close()
         counts["seconds"] = round(time.perf_counter() - t0)
     print("\nentry   mutations  ok  refused  foreign  hang  blow-up  crash  seconds")
     for entry, c in totals.items():
         n = c["ok"] + c["refused"] + c["foreign"] + c["hang"] + c["blow-up"] + c["crash"]
-        print(f"{entry:<7} {n:>9}  {c['ok']:>3} {c['refused']:>8} {c['foreign']:>8} {c['hang']:>5} "
-              f"{c['blow-up']:>8} {c['crash']:>6} {c['seconds']:>8}")
+        print(
+            f"{entry:<7} {n:>9}  {c['ok']:>3} {c['refused']:>8} {c['foreign']:>8} {c['hang']:>5} "
+            f"{c['blow-up']:>8} {c['crash']:>6} {c['seconds']:>8}"
+        )
     print(f"failing inputs (if any): {out / 'failures'}")
     return 1 if failed else 0
 

@@ -54,11 +54,17 @@ def write(name: str, fw: str, out: Path) -> list[Path]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--from", dest="sources", nargs="*", default=None,
-                        help="source frameworks (default: every framework whose exporter imports)")
+    parser.add_argument(
+        "--from",
+        dest="sources",
+        nargs="*",
+        default=None,
+        help="source frameworks (default: every framework whose exporter imports)",
+    )
     parser.add_argument("--out", default=str(ROOT / "models" / "golden"))
-    parser.add_argument("--models", nargs="*", default=None, help="default: all for torch, "
-                        f"{' and '.join(OTHERS)} for the others")
+    parser.add_argument(
+        "--models", nargs="*", default=None, help=f"default: all for torch, {' and '.join(OTHERS)} for the others"
+    )
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -69,7 +75,7 @@ def main(argv=None) -> int:
             try:
                 written += write(name, fw, out)
                 print(f"wrote {name}.{fw}.onnx / .npz")
-            except Exception as err:  # noqa: BLE001 - reported, the others are still written
+            except Exception as err:
                 failed.append(f"{name} from {fw}: {err}")
                 print(f"SKIPPED {name} from {fw}: {str(err)[:200]}", file=sys.stderr)
     total = sum(p.stat().st_size for p in out.glob("*.onnx")) + sum(p.stat().st_size for p in out.glob("*.npz"))

@@ -39,8 +39,10 @@ def load_old(path, submodule, name="nmn_old"):
     """
     src = Path(path) / "nmn"
     if not (src / "__init__.py").is_file():
-        raise SystemExit(f"--old {path}: no nmn/ package there; install the earlier release with "
-                         f"pip install --no-deps --target {path} 'nmn==0.3.5'")
+        raise SystemExit(
+            f"--old {path}: no nmn/ package there; install the earlier release with "
+            f"pip install --no-deps --target {path} 'nmn==0.3.5'"
+        )
     if name not in sys.modules:
         root = Path(tempfile.mkdtemp(prefix="nmn_old_"))
         dst = root / name

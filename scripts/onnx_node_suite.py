@@ -33,8 +33,10 @@ def _worker(target: str, out: str) -> None:
     try:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover
+
         def tqdm(x, **_):
             return x
+
     results = {}
     for case in tqdm(cases, desc=target, file=sys.stderr, mininterval=5):
         if target == "onnxruntime":
@@ -62,9 +64,11 @@ def _ort(case):
         sess = ort.InferenceSession(case.model, providers=["CPUExecutionProvider"])
         feeds = {i.name: x for i, x in zip(sess.get_inputs(), case.inputs)}
         return _compare(sess.run(None, feeds), case)
-    except Exception as err:  # noqa: BLE001
-        return ("refused" if "NOT_IMPLEMENTED" in str(err) or "not implemented" in str(err).lower() else "crash",
-                str(err).splitlines()[0][:200])
+    except Exception as err:
+        return (
+            "refused" if "NOT_IMPLEMENTED" in str(err) or "not implemented" in str(err).lower() else "crash",
+            str(err).splitlines()[0][:200],
+        )
 
 
 def _onnx2torch(case):
@@ -76,14 +80,14 @@ def _onnx2torch(case):
         net = convert(onnx.load_from_string(case.model))
     except NotImplementedError as err:
         return "refused", str(err).splitlines()[0][:200]
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         return "crash", f"{type(err).__name__}: {str(err)[:200]}"
     try:
         with torch.no_grad():
             out = net(*[torch.from_numpy(x.copy()) for x in case.inputs])
         outs = out if isinstance(out, (list, tuple)) else [out]
         return _compare([o.numpy() if hasattr(o, "numpy") else o for o in outs], case)
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         return "crash", f"{type(err).__name__}: {str(err)[:200]}"
 
 
@@ -101,13 +105,17 @@ def main(argv=None) -> int:
     targets = args.targets or list(TARGETS)
     from nmn.interchange.stdops import conformance
 
-    conformance.node_cases()          # generate the cache once, before the workers start
+    conformance.node_cases()  # generate the cache once, before the workers start
     table = {}
     for target in targets:
         with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
             out = f.name
-        proc = subprocess.run([sys.executable, __file__, "--worker", target, "--out", out],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--worker", target, "--out", out],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         if proc.returncode != 0:
             print(f"{target}: worker failed\n{proc.stdout[-3000:]}", file=sys.stderr)
             continue
@@ -115,17 +123,17 @@ def main(argv=None) -> int:
             table[target] = json.load(f)
         os.unlink(out)
         counts = collections.Counter(status for _, status, _ in table[target].values())
-        print(f"{target}: " + ", ".join(f"{s} {counts[s]}" for s in conformance.STATUSES), file=sys.stderr,
-              flush=True)
-    lines = [f"| loader | cases | pass | wrong answer | clear refusal | crash |", "|---|---:|---:|---:|---:|---:|"]
+        print(f"{target}: " + ", ".join(f"{s} {counts[s]}" for s in conformance.STATUSES), file=sys.stderr, flush=True)
+    lines = ["| loader | cases | pass | wrong answer | clear refusal | crash |", "|---|---:|---:|---:|---:|---:|"]
     for target, results in table.items():
         counts = collections.Counter(status for _, status, _ in results.values())
-        lines.append(f"| {target} | {len(results)} | " + " | ".join(str(counts[s]) for s in conformance.STATUSES)
-                     + " |")
+        lines.append(
+            f"| {target} | {len(results)} | " + " | ".join(str(counts[s]) for s in conformance.STATUSES) + " |"
+        )
     print("\n".join(lines))
     if args.details:
         for target, results in table.items():
-            for name, (op, status, detail) in sorted(results.items()):
+            for name, (_op, status, detail) in sorted(results.items()):
                 if status != "pass":
                     print(f"{target:17s} {status:8s} {name}: {detail[:240]}")
     if args.markdown:

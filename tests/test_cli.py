@@ -17,8 +17,7 @@ from nmn.cli import main
 from nmn.core.schemas import FUNCTIONS
 from tests.interchange.test_validate import _dense_model
 
-
-WAIT = 900   # seconds; generous, the machine may be loaded
+WAIT = 900  # seconds; generous, the machine may be loaded
 
 
 def run_cli(*args, block=(), cwd=None):
@@ -39,8 +38,9 @@ def run_cli(*args, block=(), cwd=None):
         sys.exit(main(sys.argv[1:]))
     """)
     try:
-        return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
-                              timeout=WAIT, cwd=cwd)
+        return subprocess.run(
+            [sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, timeout=WAIT, cwd=cwd
+        )
     except subprocess.TimeoutExpired as err:
         pytest.fail(f"nmn {' '.join(map(str, args))}: no answer after {WAIT} s:\n{err.stdout}\n{err.stderr}")
 
@@ -75,19 +75,23 @@ def _bad_files(tmp_path):
     m.CopyFrom(good)
     del m.functions[:]
     write("missing_function", m)
-    m = type(good)(); m.CopyFrom(good)
+    m = type(good)()
+    m.CopyFrom(good)
     next(n for n in m.graph.node if n.domain == "nmn").attribute.append(helper.make_attribute("bogus", 1))
     write("unknown_attribute", m)
-    m = type(good)(); m.CopyFrom(good)
+    m = type(good)()
+    m.CopyFrom(good)
     node = next(n for n in m.graph.node if n.domain == "nmn")
     kept = [a for a in node.attribute if a.name != "spherical"]
     del node.attribute[:]
     node.attribute.extend(kept)
     write("missing_attribute", m)
-    m = type(good)(); m.CopyFrom(good)
+    m = type(good)()
+    m.CopyFrom(good)
     next(o for o in m.opset_import if o.domain == "nmn").version = 7
     write("wrong_version", m)
-    m = type(good)(); m.CopyFrom(good)
+    m = type(good)()
+    m.CopyFrom(good)
     m.opset_import.append(helper.make_opsetid("com.other", 1))
     next(n for n in m.graph.node if n.domain == "nmn").domain = "com.other"
     write("foreign_domain", m)
@@ -169,8 +173,21 @@ def test_doctor_names_the_install_hint_for_a_missing_framework(monkeypatch, caps
 def test_the_install_hint_resolves_to_this_package():
     """``pip install "nmn[serve]>=1.0"`` keeps the nmn installed here (this checkout, 1.0) and adds the extra; the
     older PyPI package (0.3.x) cannot satisfy it. Checked offline with pip's resolver (--dry-run --no-index)."""
-    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--no-index", "--disable-pip-version-check",
-                           'nmn[serve]>=1.0'], capture_output=True, text=True, timeout=WAIT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--no-index",
+            "--disable-pip-version-check",
+            "nmn[serve]>=1.0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Requirement already satisfied: nmn[serve]>=1.0" in proc.stdout, proc.stdout
     assert "Would install" not in proc.stdout, proc.stdout

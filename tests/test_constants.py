@@ -17,8 +17,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SCANNED = ("nmn", "models")
 EXEMPT = ("nmn/core/",)
-CONSTANTS = {1e-5: "1e-5 (DEFAULT_EPSILON)", 1e-12: "1e-12 (SOFTERMAX_EPSILON)", 1e-8: "1e-8 (NORM_GUARD)",
-             math.sqrt(2.0): "sqrt(2) (SQRT2)"}
+CONSTANTS = {
+    1e-5: "1e-5 (DEFAULT_EPSILON)",
+    1e-12: "1e-12 (SOFTERMAX_EPSILON)",
+    1e-8: "1e-8 (NORM_GUARD)",
+    math.sqrt(2.0): "sqrt(2) (SQRT2)",
+}
 
 
 def offenders(root: Path = ROOT) -> list[str]:
@@ -40,8 +44,12 @@ def offenders(root: Path = ROOT) -> list[str]:
                         if math.isclose(value, constant, rel_tol=1e-6):
                             found.append(f"{rel}:{tok.start[0]}: {label}")
                 elif tok.type == tokenize.NAME and tok.string == "sqrt" and i + 3 < len(tokens):
-                    if tokens[i + 1].string == "(" and tokens[i + 2].type == tokenize.NUMBER and \
-                            float(tokens[i + 2].string) == 2.0 and tokens[i + 3].string == ")":
+                    if (
+                        tokens[i + 1].string == "("
+                        and tokens[i + 2].type == tokenize.NUMBER
+                        and float(tokens[i + 2].string) == 2.0
+                        and tokens[i + 3].string == ")"
+                    ):
                         found.append(f"{rel}:{tok.start[0]}: sqrt(2) (SQRT2)")
     return found
 
@@ -57,7 +65,10 @@ def test_the_scan_finds_a_planted_literal(tmp_path):
 _NOW = offenders()
 
 
-@pytest.mark.xfail(bool(_NOW), strict=False,
-                   reason="Yat constants still written outside nmn/core (owned by other helpers): " + "; ".join(_NOW))
+@pytest.mark.xfail(
+    bool(_NOW),
+    strict=False,
+    reason="Yat constants still written outside nmn/core (owned by other helpers): " + "; ".join(_NOW),
+)
 def test_no_yat_constant_literal_outside_core():
     assert not offenders(), "import the constant from nmn.core.options instead:\n" + "\n".join(offenders())

@@ -25,10 +25,16 @@ from nmn.interchange._atomic import umask
 from tests.interchange import matrix_util as mu
 
 GOLDEN = Path(mu.ROOT) / "models" / "golden"
-OUT_NAME = {"torch": "model.pt", "nnx": "model.msgpack", "linen": "model.msgpack", "keras": "model.keras",
-            "tf": "saved_model", "mlx": "model.safetensors"}
-KNOWN: dict[tuple[str, str], str] = {}   # (model file stem, framework) -> reason
-WAIT = 900   # seconds: a generous bound for a subprocess that imports a framework on a loaded machine
+OUT_NAME = {
+    "torch": "model.pt",
+    "nnx": "model.msgpack",
+    "linen": "model.msgpack",
+    "keras": "model.keras",
+    "tf": "saved_model",
+    "mlx": "model.safetensors",
+}
+KNOWN: dict[tuple[str, str], str] = {}  # (model file stem, framework) -> reason
+WAIT = 900  # seconds: a generous bound for a subprocess that imports a framework on a loaded machine
 
 
 def _skip_unavailable(fw: str) -> None:
@@ -42,24 +48,38 @@ def snapshot(folder: Path) -> dict[str, tuple]:
     out = {}
     for p in sorted(folder.rglob("*")):
         st = p.lstat()
-        out[p.relative_to(folder).as_posix()] = ("dir" if p.is_dir() else "file",
-                                                 None if p.is_dir() else p.read_bytes(), st.st_mode & 0o777)
+        out[p.relative_to(folder).as_posix()] = (
+            "dir" if p.is_dir() else "file",
+            None if p.is_dir() else p.read_bytes(),
+            st.st_mode & 0o777,
+        )
     return out
 
 
 def run_py(code: str, *args, cwd=None, fsize: int | None = None, mask: int | None = None):
     """Run ``code`` in a fresh interpreter (optionally under RLIMIT_FSIZE / a umask); never a silent hang."""
+
     def pre():
         if fsize is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
         if mask is not None:
             os.umask(mask)
 
-    env = {**os.environ, "PYTHONPATH": str(mu.ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(mu.ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
     try:
-        return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)], capture_output=True,
-                              text=True, timeout=WAIT, cwd=cwd, env=env, preexec_fn=pre)
+        return subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+            cwd=cwd,
+            env=env,
+            preexec_fn=pre,
+        )
     except subprocess.TimeoutExpired as err:
         pytest.fail(f"no answer after {WAIT} s; output so far:\n{err.stdout}\n{err.stderr}")
 
@@ -138,13 +158,18 @@ def test_documented_recipe_in_a_fresh_process(files, fw, tmp_path):
     proto = load_model_safely(files["yat_cnn"])
     feeds = cv.random_inputs(proto, batch=2, seed=3)
     np.save(tmp_path / "x.npy", next(iter(feeds.values())))
-    proc = run_py(f"""
+    proc = run_py(
+        f"""
         import sys
         import numpy as np
         {_FRESH_RECIPE[fw]}
         from nmn.interchange import predict
         np.save(sys.argv[2], predict(model, {fw!r}, [np.load(sys.argv[3])])[0])
-    """, out, tmp_path / "y.npy", tmp_path / "x.npy")
+    """,
+        out,
+        tmp_path / "y.npy",
+        tmp_path / "x.npy",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert mu.worst_error([np.load(tmp_path / "y.npy")], run_onnx(proto, feeds)) <= mu.RTOL
 
@@ -191,8 +216,9 @@ def test_existing_output_is_replaced_only_with_overwrite(files, tmp_path, capsys
     assert main(["convert", str(files["yat_cnn"]), "--to", "torch", "--out", str(tmp_path / "m.pt")]) == 1
     assert "--overwrite" in one_error_line(capsys.readouterr().err)
     assert snapshot(tmp_path) == before
-    assert main(["convert", str(files["yat_cnn"]), "--to", "torch", "--out", str(tmp_path / "m.pt"),
-                 "--overwrite"]) == 0
+    assert (
+        main(["convert", str(files["yat_cnn"]), "--to", "torch", "--out", str(tmp_path / "m.pt"), "--overwrite"]) == 0
+    )
     assert (tmp_path / "m.pt").read_bytes() != b"old weights"
     assert sorted(os.listdir(tmp_path)) == ["m.onnx", "m.pt", "m_loader.py"]
 
@@ -209,8 +235,10 @@ def test_a_folder_of_user_files_is_never_replaced(files, tmp_path, capsys, overw
     assert main(["convert", str(files["yat_cnn"]), "--to", "tf", "--out", str(folder), *flag]) == 1
     line = one_error_line(capsys.readouterr().err)
     assert "thesis.txt" in line and "not replaced" in line, line
-    assert main(["convert", str(files["yat_cnn"]), "--to", "torch", "--out", str(tmp_path / "also_a_folder.pt"),
-                 *flag]) == 1
+    assert (
+        main(["convert", str(files["yat_cnn"]), "--to", "torch", "--out", str(tmp_path / "also_a_folder.pt"), *flag])
+        == 1
+    )
     assert "is a folder" in one_error_line(capsys.readouterr().err)
     assert snapshot(tmp_path) == before
 
@@ -223,18 +251,21 @@ def test_the_input_is_never_written(files, tmp_path, capsys):
     src.write_bytes(files["yat_cnn"].read_bytes())
     os.chmod(src, 0o644)
     st = src.stat()
-    assert main(["convert", str(src), "--to", "torch", "--out", str(tmp_path / "IN.pt")]) == 0, \
-        capsys.readouterr().err
+    assert main(["convert", str(src), "--to", "torch", "--out", str(tmp_path / "IN.pt")]) == 0, capsys.readouterr().err
     after = src.stat()
-    assert (after.st_ino, after.st_mtime_ns, after.st_mode, after.st_size) == \
-        (st.st_ino, st.st_mtime_ns, st.st_mode, st.st_size)
+    assert (after.st_ino, after.st_mtime_ns, after.st_mode, after.st_size) == (
+        st.st_ino,
+        st.st_mtime_ns,
+        st.st_mode,
+        st.st_size,
+    )
     assert src.read_bytes() == files["yat_cnn"].read_bytes()
     capsys.readouterr()
     before = snapshot(tmp_path)
     assert main(["convert", str(src), "--to", "tf", "--out", str(src), "--overwrite"]) == 2
     assert "input" in one_error_line(capsys.readouterr().err)
     link = tmp_path / "other_name.keras"
-    os.link(src, link)                         # the same file under another name is still the input
+    os.link(src, link)  # the same file under another name is still the input
     assert main(["convert", str(src), "--to", "keras", "--out", str(link), "--overwrite"]) == 2
     assert "input" in one_error_line(capsys.readouterr().err)
     link.unlink()
@@ -357,7 +388,7 @@ def test_save_model_under_a_full_disk_and_a_umask(tmp_path):
             sys.exit(3)
     """
     proc = run_py(code, files_src(), path, fsize=2048)
-    assert proc.returncode == 3 and "27" in proc.stdout, proc.stdout + proc.stderr   # EFBIG
+    assert proc.returncode == 3 and "27" in proc.stdout, proc.stdout + proc.stderr  # EFBIG
     assert sorted(os.listdir(tmp_path)) == ["m.onnx"] and path.read_bytes() == b"old"
     new = tmp_path / "sub" / "n.onnx"
     proc = run_py(code, files_src(), new, mask=0o027)

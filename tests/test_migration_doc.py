@@ -9,10 +9,15 @@ import pytest
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "migrating-from-0.3.md"
 SECTIONS = re.findall(r"^### (.+?)\n(.*?)(?=^### |^## |\Z)", DOC.read_text(), re.S | re.M)
-BLOCKS = {title: re.findall(r"```python\n(.*?)```", body, re.S)[0] for title, body in SECTIONS
-          if "```python" in body}
-NEEDS = {"PyTorch": "torch", "Flax NNX": "flax.nnx", "Flax Linen": "flax.linen", "Keras 3": "keras",
-         "TensorFlow": "tensorflow", "MLX": "mlx.core"}
+BLOCKS = {title: re.findall(r"```python\n(.*?)```", body, re.S)[0] for title, body in SECTIONS if "```python" in body}
+NEEDS = {
+    "PyTorch": "torch",
+    "Flax NNX": "flax.nnx",
+    "Flax Linen": "flax.linen",
+    "Keras 3": "keras",
+    "TensorFlow": "tensorflow",
+    "MLX": "mlx.core",
+}
 
 
 def test_every_framework_has_an_example():

@@ -16,8 +16,14 @@ import pytest
 
 from nmn.core import names
 
-_HOST_MODULE = {"torch": "torch", "nnx": "flax.nnx", "linen": "flax.linen", "keras": "keras", "tf": "tensorflow",
-                "mlx": "mlx.core"}
+_HOST_MODULE = {
+    "torch": "torch",
+    "nnx": "flax.nnx",
+    "linen": "flax.linen",
+    "keras": "keras",
+    "tf": "tensorflow",
+    "mlx": "mlx.core",
+}
 
 
 def _namespace(framework):
@@ -91,7 +97,9 @@ _KEYWORD_GAPS = {  # known, owned by the attention files (issue 15.2 / 17)
 def _yat_keyword_cases():
     for framework in names.FRAMEWORKS:
         for layer in names.LAYERS:
-            yield pytest.param(framework, layer, id=f"{framework}-{layer}", marks=_gap(_KEYWORD_GAPS, (framework, layer)))
+            yield pytest.param(
+                framework, layer, id=f"{framework}-{layer}", marks=_gap(_KEYWORD_GAPS, (framework, layer))
+            )
 
 
 @pytest.mark.parametrize(("framework", "layer"), list(_yat_keyword_cases()))
@@ -138,9 +146,14 @@ _CONFIG_GAPS = {
 }
 
 
-@pytest.mark.parametrize(("framework", "layer"), [
-    pytest.param(f, layer, id=f"{f}-{layer}", marks=_gap(_CONFIG_GAPS, (f, layer)))
-    for f in ("keras", "mlx") for layer in sorted(_CONFIG_BUILDS)])
+@pytest.mark.parametrize(
+    ("framework", "layer"),
+    [
+        pytest.param(f, layer, id=f"{f}-{layer}", marks=_gap(_CONFIG_GAPS, (f, layer)))
+        for f in ("keras", "mlx")
+        for layer in sorted(_CONFIG_BUILDS)
+    ],
+)
 def test_get_config_round_trips_through_from_config(framework, layer):
     ns = _namespace(framework)
     original = _CONFIG_BUILDS[layer](ns, framework)
@@ -168,8 +181,11 @@ def test_mlx_rebuilt_layer_computes_with_the_same_weights():
     np.testing.assert_array_equal(np.array(layer(x)), np.array(twin(x)))
 
 
-@pytest.mark.xfail(strict=False, reason="nmn.tf layers are tf.Modules without get_config/from_config (issue 15.2); "
-                                        "their config travels only as the neutral spec (nmn.tf.to_spec/from_spec)")
+@pytest.mark.xfail(
+    strict=False,
+    reason="nmn.tf layers are tf.Modules without get_config/from_config (issue 15.2); "
+    "their config travels only as the neutral spec (nmn.tf.to_spec/from_spec)",
+)
 def test_tf_layers_offer_get_config():
     ns = _namespace("tf")
     layer = ns.YatNMN(features=3)
@@ -196,7 +212,9 @@ def _embedding_table(framework, layer):
 @pytest.mark.parametrize("framework", sorted(_EMBED_BUILDS))
 def test_embed_refuses_learnable_epsilon_saying_why(framework):
     ns = _namespace(framework)
-    with pytest.raises(TypeError, match=r"YatEmbed: learnable_epsilon= \(nmn 0.3\) is not supported: .*epsilon=<float>"):
+    with pytest.raises(
+        TypeError, match=r"YatEmbed: learnable_epsilon= \(nmn 0.3\) is not supported: .*epsilon=<float>"
+    ):
         _EMBED_BUILDS[framework](ns, learnable_epsilon=True)
 
 

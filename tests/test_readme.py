@@ -22,21 +22,27 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.S | re.M)
 BLOCKS = [(lang, body) for lang, body in FENCE.findall(README.read_text())]
-WAIT = 1800   # seconds for all shell blocks of one section; generous: the demo trains on a possibly loaded machine
+WAIT = 1800  # seconds for all shell blocks of one section; generous: the demo trains on a possibly loaded machine
 
 # line (exactly as in the README) -> (what runs instead, why)
 INSTEAD = {
     "python3 -m venv .venv && . .venv/bin/activate": (
-        "true", "the suite already runs inside the environment these commands create"),
+        "true",
+        "the suite already runs inside the environment these commands create",
+    ),
     'pip install -e ".[test]"': (
         'python -m pip install --dry-run --no-index --no-build-isolation --disable-pip-version-check -e "$ROOT[test]"',
         "a real install would re-point this environment; pip's resolver proves offline that the checkout and its "
-        "extras resolve from what is installed"),
+        "extras resolve from what is installed",
+    ),
     'pip install -e ".[torch,serve]"    # in the checkout; drop -e for a normal install': (
-        "true", "the same resolution is checked for the quick start's line"),
+        "true",
+        "the same resolution is checked for the quick start's line",
+    ),
     "python scripts/demo.py": (
         "python scripts/demo.py --epochs 1",
-        "one epoch instead of ten (tests/test_demo.py checks the trained accuracies); everything else as written"),
+        "one epoch instead of ten (tests/test_demo.py checks the trained accuracies); everything else as written",
+    ),
 }
 
 
@@ -61,8 +67,11 @@ def _shell(body: str, port: int) -> str:
     lines = []
     for line in body.splitlines():
         replacement = INSTEAD.get(line.strip())
-        lines.append(replacement[0] if replacement else line.replace(":8000", f":{port}").replace(
-            "--port 8000", f"--port {port}"))
+        lines.append(
+            replacement[0]
+            if replacement
+            else line.replace(":8000", f":{port}").replace("--port 8000", f"--port {port}")
+        )
     return "\n".join(lines)
 
 
@@ -70,7 +79,7 @@ def test_every_block_is_code_or_marked_text():
     assert BLOCKS
     unknown = [body.splitlines()[0] for lang, body in BLOCKS if lang not in ("python", "bash", "text")]
     assert not unknown, f"README blocks without python/bash/text: {unknown}"
-    for line in INSTEAD:   # a substitution that no longer matches a README line would silently stop applying
+    for line in INSTEAD:  # a substitution that no longer matches a README line would silently stop applying
         assert any(line in (ln.strip() for ln in body.splitlines()) for lang, body in BLOCKS if lang == "bash"), line
 
 
@@ -80,22 +89,29 @@ def test_readme_blocks_run_in_order(tmp_path, monkeypatch):
     pytest.importorskip("uvicorn", reason="the serve extra is not installed")
     _checkout_like(tmp_path)
     monkeypatch.chdir(tmp_path)
-    env = {**os.environ, "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
-           "ROOT": str(ROOT), "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {
+        **os.environ,
+        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
+        "ROOT": str(ROOT),
+        "PYTHONPATH": str(ROOT),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
     port = _free_port()
     for i, (lang, body) in enumerate(BLOCKS):
         where = f"README block {i} ({lang}, starting {body.splitlines()[0]!r})"
         if lang == "python":
             try:
                 exec(compile(body, f"{README}:block{i}", "exec"), {"__name__": f"readme_block{i}"})
-            except Exception as err:  # noqa: BLE001 - reported with the block that failed
+            except Exception as err:
                 pytest.fail(f"{where} raised {type(err).__name__}: {err}")
         elif lang == "bash":
             script = "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + _shell(body, port)
             try:
-                proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=WAIT,
-                                      env=env, cwd=tmp_path)
+                proc = subprocess.run(
+                    ["bash", "-c", script], capture_output=True, text=True, timeout=WAIT, env=env, cwd=tmp_path
+                )
             except subprocess.TimeoutExpired as err:
                 pytest.fail(f"{where}: no end after {WAIT} s\n{err.stdout}\n{err.stderr}")
-            assert proc.returncode == 0, f"{where} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n" \
-                                         f"{proc.stderr[-3000:]}"
+            assert proc.returncode == 0, (
+                f"{where} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+            )

@@ -5,7 +5,7 @@ contractions (``jnp.matmul``, ``jax.lax.conv_general_dilated``) are JAX-native.
 """
 
 try:
-    import jax  # noqa: F401
-    import jax.numpy  # noqa: F401
+    import jax
+    import jax.numpy
 except ImportError as err:  # pragma: no cover - exercised only without jax
     raise ImportError('nmn.nnx and nmn.linen need JAX and Flax: pip install "nmn[jax]>=1.0"') from err

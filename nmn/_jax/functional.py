@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from nmn._jax.ops import F
 from nmn.core import yat as core
 from nmn.core.conv import transpose_as_conv_pads
 from nmn.core.options import (
@@ -39,7 +40,6 @@ from nmn.core.options import (
     resolve_bias,
     squash_power,
 )
-from nmn._jax.ops import F
 
 _NP_PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 _SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
@@ -56,8 +56,16 @@ class YatOptions:
     learnable_epsilon: bool
 
 
-def yat_options(layer: str, *, use_bias=True, constant_bias=None, use_alpha=True, constant_alpha=None,
-                epsilon=DEFAULT_EPSILON, learnable_epsilon=False) -> YatOptions:
+def yat_options(
+    layer: str,
+    *,
+    use_bias=True,
+    constant_bias=None,
+    use_alpha=True,
+    constant_alpha=None,
+    epsilon=DEFAULT_EPSILON,
+    learnable_epsilon=False,
+) -> YatOptions:
     """Validate and resolve the shared Yat keyword arguments (``ValueError``/``TypeError`` naming ``layer``)."""
     eps = check_epsilon(epsilon, layer)
     try:
@@ -100,16 +108,25 @@ def _f32(v):
 
 
 # ------------------------------------------------------------------------------------------------------- dense
-def yat_dense(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, spherical=False,
-              weight_normalized=False, dtype=None):
+def yat_dense(
+    x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, spherical=False, weight_normalized=False, dtype=None
+):
     """Yat dense product ``alpha (x.w_o + b_o)^2 / (relu(|x|^2 + |w_o|^2 - 2 x.w_o) + eps)``.
 
     ``x (..., I)``, ``kernel (I, O)``, ``bias (O,)`` or a number or None, ``alpha (1,)`` or a number or None,
     ``epsilon`` a number or a float32 array.
     """
     out = promoted_dtype(x, kernel, bias, alpha, dtype=dtype)
-    y = core.yat_dense(F, _f32(x), _f32(kernel), _f32(bias), _f32(alpha), _f32(epsilon), spherical=spherical,
-                       weight_normalized=weight_normalized)
+    y = core.yat_dense(
+        F,
+        _f32(x),
+        _f32(kernel),
+        _f32(bias),
+        _f32(alpha),
+        _f32(epsilon),
+        spherical=spherical,
+        weight_normalized=weight_normalized,
+    )
     return y.astype(out)
 
 
@@ -122,14 +139,27 @@ def _dimension_numbers(rank):
 def _group_energy(xx, kernel_size, groups, out_channels, **conv_kw):
     """Patch energy ``sum x^2`` of each group's channels, broadcast to that group's output channels."""
     n, *spatial, c = xx.shape
-    per_group = jnp.sum(xx.reshape(n, *spatial, groups, c // groups), axis=-1)      # (N, *S, G)
+    per_group = jnp.sum(xx.reshape(n, *spatial, groups, c // groups), axis=-1)  # (N, *S, G)
     ones = jnp.ones((*kernel_size, 1, groups), xx.dtype)
     energy = lax.conv_general_dilated(per_group, ones, feature_group_count=groups, **conv_kw)
     return energy if groups == 1 else jnp.repeat(energy, out_channels // groups, axis=-1)
 
 
-def yat_conv(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, strides, padding, dilations,
-             groups=1, padding_mode="zeros", weight_normalized=False, dtype=None):
+def yat_conv(
+    x,
+    kernel,
+    bias=None,
+    alpha=None,
+    epsilon=DEFAULT_EPSILON,
+    *,
+    strides,
+    padding,
+    dilations,
+    groups=1,
+    padding_mode="zeros",
+    weight_normalized=False,
+    dtype=None,
+):
     """Yat convolution of ``x (N, *S, C)`` with ``kernel (*k, C/G, M)`` -> ``(N, *S', M)``.
 
     ``padding`` is a list of explicit ``(lo, hi)`` pairs (see :func:`nmn.core.conv.conv_pads`), applied with
@@ -145,8 +175,12 @@ def yat_conv(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, strid
     taps = tuple(range(rank + 1))
     if weight_normalized:
         kf = core.unit(F, kf, taps)
-    conv_kw = dict(window_strides=tuple(strides), padding=pads, rhs_dilation=tuple(dilations),
-                   dimension_numbers=_dimension_numbers(rank))
+    conv_kw = dict(
+        window_strides=tuple(strides),
+        padding=pads,
+        rhs_dilation=tuple(dilations),
+        dimension_numbers=_dimension_numbers(rank),
+    )
     dot = lax.conv_general_dilated(xf, kf, feature_group_count=groups, **conv_kw)
     energy = _group_energy(xf * xf, kernel.shape[:rank], groups, kernel.shape[-1], **conv_kw)
     ww = 1.0 if weight_normalized else jnp.sum(kf * kf, axis=taps)
@@ -154,8 +188,20 @@ def yat_conv(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, strid
     return y.astype(out)
 
 
-def yat_conv_transpose(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, strides, padding,
-                       output_padding, dilations, groups=1, dtype=None):
+def yat_conv_transpose(
+    x,
+    kernel,
+    bias=None,
+    alpha=None,
+    epsilon=DEFAULT_EPSILON,
+    *,
+    strides,
+    padding,
+    output_padding,
+    dilations,
+    groups=1,
+    dtype=None,
+):
     """Yat transposed convolution of ``x (N, *S, C)`` with ``kernel (*k, C, M/G)`` -> ``(N, *S', M)``.
 
     The same map as ONNX ``ConvTranspose`` with ``W (C, M/G, *k)`` = this kernel flipped spatially and moved;
@@ -168,10 +214,15 @@ def yat_conv_transpose(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON
     out = promoted_dtype(x, kernel, bias, alpha, dtype=dtype)
     xf = _f32(x)
     kf = _f32(kernel).reshape(*ks, groups, c // groups, mg)
-    kf = jnp.moveaxis(kf, rank, rank + 1).reshape(*ks, c // groups, groups * mg)   # (*k, C/G, M)
+    kf = jnp.moveaxis(kf, rank, rank + 1).reshape(*ks, c // groups, groups * mg)  # (*k, C/G, M)
     pads = transpose_as_conv_pads(padding, ks, dilations, output_padding)
-    conv_kw = dict(window_strides=(1,) * rank, padding=pads, lhs_dilation=tuple(strides),
-                   rhs_dilation=tuple(dilations), dimension_numbers=_dimension_numbers(rank))
+    conv_kw = dict(
+        window_strides=(1,) * rank,
+        padding=pads,
+        lhs_dilation=tuple(strides),
+        rhs_dilation=tuple(dilations),
+        dimension_numbers=_dimension_numbers(rank),
+    )
     dot = lax.conv_general_dilated(xf, kf, feature_group_count=groups, **conv_kw)
     energy = _group_energy(xf * xf, ks, groups, groups * mg, **conv_kw)
     ww = jnp.sum(kf * kf, axis=tuple(range(rank + 1)))
@@ -180,15 +231,39 @@ def yat_conv_transpose(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON
 
 
 # --------------------------------------------------------------------------------------------------- attention
-def yat_attention(q, k, v, mask=None, alpha=None, epsilon=DEFAULT_EPSILON, *, spherical=False,
-                  normalization="softmax", power=1.0, causal=False, dropout=None):
+def yat_attention(
+    q,
+    k,
+    v,
+    mask=None,
+    alpha=None,
+    epsilon=DEFAULT_EPSILON,
+    *,
+    spherical=False,
+    normalization="softmax",
+    power=1.0,
+    causal=False,
+    dropout=None,
+):
     """Yat attention of heads ``q (B, Lq, H, D)``, ``k, v (B, Lk, H, D)`` -> ``(B, Lq, H, D)`` in v's dtype.
 
     ``mask`` is bool (True = attend), broadcastable to ``(B, H, Lq, Lk)``; ``dropout`` an optional callable
     applied to the attention weights.
     """
-    return core.yat_attention(F, q, k, v, mask, _f32(alpha), _f32(epsilon), spherical=spherical,
-                              normalization=normalization, power=power, causal=causal, dropout=dropout)
+    return core.yat_attention(
+        F,
+        q,
+        k,
+        v,
+        mask,
+        _f32(alpha),
+        _f32(epsilon),
+        spherical=spherical,
+        normalization=normalization,
+        power=power,
+        causal=causal,
+        dropout=dropout,
+    )
 
 
 def performer_attention(q, k, v, proj, alpha=None, epsilon=DEFAULT_EPSILON, *, causal=False):
@@ -252,7 +327,7 @@ def kv_cache_step(layer: str, q, k, v, cache_k, cache_v, index, cos, sin, *, int
     k = apply_rope(k, cos, sin, index, interleaved=interleaved)
     cache_k = lax.dynamic_update_slice(cache_k, k.astype(cache_k.dtype), (0, index, 0, 0))
     cache_v = lax.dynamic_update_slice(cache_v, v.astype(cache_v.dtype), (0, index, 0, 0))
-    visible = (jnp.arange(capacity)[None, :] <= (index + jnp.arange(length))[:, None])[None, None]   # (1, 1, L, T)
+    visible = (jnp.arange(capacity)[None, :] <= (index + jnp.arange(length))[:, None])[None, None]  # (1, 1, L, T)
     mask = visible if mask is None else jnp.logical_and(mask, visible)
     return q, cache_k, cache_v, mask, index + length
 

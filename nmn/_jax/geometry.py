@@ -23,8 +23,9 @@ def kernel_tuple(kernel_size: Any, rank: int | None, layer: str) -> tuple[int, .
     return as_tuple(kernel_size, rank, "kernel_size", layer)
 
 
-def conv_geometry(kernel_size: Any, strides: Any, kernel_dilation: Any, feature_group_count: Any,
-                  rank: int | None, layer: str):
+def conv_geometry(
+    kernel_size: Any, strides: Any, kernel_dilation: Any, feature_group_count: Any, rank: int | None, layer: str
+):
     """Validated ``(kernel_size, strides, kernel_dilation, groups)`` of a (transposed) conv layer; the rank is
     ``rank`` or, for the rank-generic class (``rank=None``), ``len(kernel_size)``."""
     ks = kernel_tuple(kernel_size, rank, layer)

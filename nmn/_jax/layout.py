@@ -78,15 +78,23 @@ def yat_config(opts) -> dict:
     else:
         use_alpha, constant = True, alpha.value
     constant_bias = opts.bias.value if opts.bias.mode == "constant" else None
-    return dict(use_bias=opts.bias.mode != "none", constant_bias=constant_bias,
-                use_alpha=use_alpha, constant_alpha=constant, epsilon=opts.epsilon,
-                learnable_epsilon=opts.learnable_epsilon)
+    return dict(
+        use_bias=opts.bias.mode != "none",
+        constant_bias=constant_bias,
+        use_alpha=use_alpha,
+        constant_alpha=constant,
+        epsilon=opts.epsilon,
+        learnable_epsilon=opts.learnable_epsilon,
+    )
 
 
 def yat_kwargs(config: dict, *, bias=True, learnable_epsilon=True) -> dict:
     """Constructor keyword arguments for the Yat options stored in a spec config."""
-    out = dict(use_alpha=config.get("use_alpha", True), constant_alpha=config.get("constant_alpha"),
-               epsilon=config.get("epsilon", 1e-5))
+    out = dict(
+        use_alpha=config.get("use_alpha", True),
+        constant_alpha=config.get("constant_alpha"),
+        epsilon=config.get("epsilon", 1e-5),
+    )
     if bias:
         out.update(use_bias=config.get("use_bias", True), constant_bias=config.get("constant_bias"))
     if learnable_epsilon:

@@ -16,12 +16,28 @@ import numpy as np
 
 from nmn._tfkeras.options import layer_label
 from nmn.core import yat
-from nmn.core.options import (NORMALIZATIONS, ROPE_STYLES, check_choice, check_epsilon, check_positive_int,
-                              resolve_alpha)
+from nmn.core.options import NORMALIZATIONS, ROPE_STYLES, check_choice, check_epsilon, check_positive_int, resolve_alpha
 
 
-def set_attention_options(layer, *, embed_dim, num_heads, dropout, use_bias, use_alpha, constant_alpha, epsilon,
-                          spherical, normalization, power, use_out_proj, causal, use_performer, num_features, seed):
+def set_attention_options(
+    layer,
+    *,
+    embed_dim,
+    num_heads,
+    dropout,
+    use_bias,
+    use_alpha,
+    constant_alpha,
+    epsilon,
+    spherical,
+    normalization,
+    power,
+    use_out_proj,
+    causal,
+    use_performer,
+    num_features,
+    seed,
+):
     """Validate and store the ``MultiHeadYatAttention`` keyword arguments."""
     cls = type(layer).__name__
     layer.embed_dim = check_positive_int(embed_dim, "embed_dim", cls)
@@ -83,27 +99,28 @@ def rope_slices(layer, shape, start):
     if length is None:
         raise ValueError(f"{layer_label(layer)}: RoPE needs a known sequence length, got shape {tuple(shape)}")
     if start + length > layer.max_seq_len:
-        raise ValueError(f"{layer_label(layer)}: positions {start}..{start + length - 1} exceed "
-                         f"max_seq_len={layer.max_seq_len}")
+        raise ValueError(
+            f"{layer_label(layer)}: positions {start}..{start + length - 1} exceed max_seq_len={layer.max_seq_len}"
+        )
     if layer._tables is None:
         cos, sin = yat.rope_tables(layer.head_dim, layer.max_seq_len, layer.theta)
         layer._tables = (np.asarray(cos, np.float32), np.asarray(sin, np.float32))
     cos, sin = layer._tables
-    return cos[start:start + length], sin[start:start + length]
+    return cos[start : start + length], sin[start : start + length]
 
 
 def cache_shape(layer, batch_size, max_length=None):
     """The ``(B, T, H, D)`` shape of an empty KV cache (``T``: ``max_length``, at most ``max_seq_len``)."""
-    length = layer.max_seq_len if max_length is None else check_positive_int(max_length, "max_length",
-                                                                             type(layer).__name__)
+    length = (
+        layer.max_seq_len if max_length is None else check_positive_int(max_length, "max_length", type(layer).__name__)
+    )
     return (batch_size, min(length, layer.max_seq_len), layer.num_heads, layer.head_dim)
 
 
 def check_cache_room(layer, start, length, capacity):
     """Raise if ``length`` positions from ``start`` do not fit a cache of ``capacity`` positions."""
     if start + length > capacity:
-        raise ValueError(f"{layer_label(layer)}: the cache holds {capacity} positions, cannot add {length} at "
-                         f"{start}")
+        raise ValueError(f"{layer_label(layer)}: the cache holds {capacity} positions, cannot add {length} at {start}")
 
 
 def attend_heads(layer, F, functional, q, k, v, mask, causal, dropout, alpha):
@@ -117,6 +134,16 @@ def attend_heads(layer, F, functional, q, k, v, mask, causal, dropout, alpha):
         if alpha is not None:
             qf = qf * alpha
         return F.cast_like(functional.linear_readout(qf, kf, F.to_f32(v), causal=causal), v)
-    return functional.yat_attention(q, k, v, mask, alpha, layer.epsilon, spherical=layer.spherical,
-                                    normalization=layer.normalization, power=layer.power, causal=causal,
-                                    dropout=dropout)
+    return functional.yat_attention(
+        q,
+        k,
+        v,
+        mask,
+        alpha,
+        layer.epsilon,
+        spherical=layer.spherical,
+        normalization=layer.normalization,
+        power=layer.power,
+        causal=causal,
+        dropout=dropout,
+    )

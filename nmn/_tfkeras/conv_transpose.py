@@ -31,8 +31,13 @@ def _host_pads(k_eff: int, s: int, padding: str, output_padding: int | None) -> 
     return left, total - left
 
 
-def keras_transpose_geometry(padding, kernel: Sequence[int], strides: Sequence[int], dilations: Sequence[int],
-                             output_padding: Sequence[int] | None) -> tuple[list[tuple[int, int]], list[int]]:
+def keras_transpose_geometry(
+    padding,
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    dilations: Sequence[int],
+    output_padding: Sequence[int] | None,
+) -> tuple[list[tuple[int, int]], list[int]]:
     """ONNX ``ConvTranspose`` pads ``(lo, hi)`` per axis and ``output_padding`` equal to the Keras layer's.
 
     Explicit ``(lo, hi)`` padding pairs pass through (with ``output_padding`` or zeros).

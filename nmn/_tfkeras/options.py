@@ -103,8 +103,7 @@ def output_padding_of(layer, output_padding):
         raise ValueError(f"{cls}: padding='causal' is not defined for transposed convolutions")
     if output_padding is None:
         return None
-    return output_padding_tuple(output_padding, layer.rank, cls, strides=layer.strides,
-                                dilations=layer.dilation_rate)
+    return output_padding_tuple(output_padding, layer.rank, cls, strides=layer.strides, dilations=layer.dilation_rate)
 
 
 def padding_config(padding):
@@ -129,14 +128,17 @@ def check_conv_input(layer, shape, channels):
     axis = -1 if layer.data_format == "channels_last" else 1
     want = ("N", *("S",) * layer.rank, channels) if axis == -1 else ("N", channels, *("S",) * layer.rank)
     if len(shape) != layer.rank + 2 or (channels is not None and shape[axis] != channels) or shape[axis] is None:
-        raise ValueError(f"{layer_label(layer)}: expected a rank-{layer.rank + 2} {layer.data_format} input "
-                         f"{want}, got shape {shape}")
+        raise ValueError(
+            f"{layer_label(layer)}: expected a rank-{layer.rank + 2} {layer.data_format} input "
+            f"{want}, got shape {shape}"
+        )
     return shape[axis]
 
 
 # ------------------------------------------------------------------------------------------------------ embed
-def set_embed_options(layer, *, num_embeddings, features, use_alpha, constant_alpha, epsilon, spherical,
-                      weight_normalized):
+def set_embed_options(
+    layer, *, num_embeddings, features, use_alpha, constant_alpha, epsilon, spherical, weight_normalized
+):
     """Validate and store the ``YatEmbed`` keyword arguments."""
     cls = type(layer).__name__
     layer.num_embeddings = check_positive_int(num_embeddings, "num_embeddings", cls)

@@ -17,15 +17,24 @@ from __future__ import annotations
 
 import numpy as np
 
+from nmn._tfkeras.options import padding_config
 from nmn.core.conv import transpose_geometry
 from nmn.core.layouts import to_canonical, to_host
 from nmn.core.options import resolve_alpha
-from nmn._tfkeras.options import padding_config
 
 KINDS = ("YatNMN", "YatConv", "YatConvTranspose", "MultiHeadYatAttention", "RotaryYatAttention", "YatEmbed")
 _YAT_KEYS = ("use_bias", "constant_bias", "use_alpha", "constant_alpha", "epsilon", "learnable_epsilon")
-_ATTENTION_KEYS = ("use_bias", "use_alpha", "constant_alpha", "epsilon", "spherical", "normalization", "power",
-                   "use_out_proj", "causal")
+_ATTENTION_KEYS = (
+    "use_bias",
+    "use_alpha",
+    "constant_alpha",
+    "epsilon",
+    "spherical",
+    "normalization",
+    "power",
+    "use_out_proj",
+    "causal",
+)
 _LAYOUT = {"YatNMN": "dense", "YatConv": "conv", "YatConvTranspose": "conv_transpose"}
 
 
@@ -45,9 +54,14 @@ def _alpha_value(layer):
 
 
 def _yat_config(layer):
-    return {"use_bias": layer.use_bias, "constant_bias": None if layer.constant_bias is None else float(
-        layer.constant_bias), "use_alpha": layer.use_alpha, "constant_alpha": _alpha_value(layer),
-            "epsilon": layer.epsilon, "learnable_epsilon": layer.learnable_epsilon}
+    return {
+        "use_bias": layer.use_bias,
+        "constant_bias": None if layer.constant_bias is None else float(layer.constant_bias),
+        "use_alpha": layer.use_alpha,
+        "constant_alpha": _alpha_value(layer),
+        "epsilon": layer.epsilon,
+        "learnable_epsilon": layer.learnable_epsilon,
+    }
 
 
 def _tail_params(layer, params):
@@ -62,18 +76,33 @@ def _tail_params(layer, params):
 
 def dense_spec(layer, framework, out_features):
     """``("YatNMN", config, params)`` of a built Yat dense layer with ``out_features`` units."""
-    config = {"in_features": int(layer.kernel.shape[0]), "out_features": out_features, **_yat_config(layer),
-              "spherical": layer.spherical, "weight_normalized": layer.weight_normalized, "lazy": layer.lazy}
+    config = {
+        "in_features": int(layer.kernel.shape[0]),
+        "out_features": out_features,
+        **_yat_config(layer),
+        "spherical": layer.spherical,
+        "weight_normalized": layer.weight_normalized,
+        "lazy": layer.lazy,
+    }
     return "YatNMN", config, _tail_params(layer, {"weight": _canonical(framework, "YatNMN", layer.kernel)})
 
 
 def conv_spec(layer, framework):
     """``("YatConv", config, params)`` of a built N-d Yat convolution."""
-    config = {"rank": layer.rank, "in_channels": int(layer.kernel.shape[-2]) * layer.groups,
-              "out_channels": layer.filters, "kernel_size": list(layer.kernel_size), "strides": list(layer.strides),
-              "dilations": list(layer.dilation_rate), "groups": layer.groups, "padding": padding_config(layer.padding),
-              "padding_mode": layer.padding_mode, **_yat_config(layer), "spherical": False,
-              "weight_normalized": layer.weight_normalized}
+    config = {
+        "rank": layer.rank,
+        "in_channels": int(layer.kernel.shape[-2]) * layer.groups,
+        "out_channels": layer.filters,
+        "kernel_size": list(layer.kernel_size),
+        "strides": list(layer.strides),
+        "dilations": list(layer.dilation_rate),
+        "groups": layer.groups,
+        "padding": padding_config(layer.padding),
+        "padding_mode": layer.padding_mode,
+        **_yat_config(layer),
+        "spherical": False,
+        "weight_normalized": layer.weight_normalized,
+    }
     return "YatConv", config, _tail_params(layer, {"weight": _canonical(framework, "YatConv", layer.kernel)})
 
 
@@ -82,14 +111,24 @@ def conv_transpose_spec(layer, framework):
     r = layer.rank
     padding, outpad = padding_config(layer.padding), list(layer.output_padding or (0,) * r)
     pads, extra = layer._geometry  # the Keras meaning of padding/output_padding (nmn._tfkeras.conv_transpose)
-    if isinstance(layer.padding, str) and transpose_geometry(layer.padding, layer.kernel_size, layer.strides,
-                                                             layer.dilation_rate, layer.output_padding) != (
-                                                                 [tuple(p) for p in pads], list(extra)):
+    if isinstance(layer.padding, str) and transpose_geometry(
+        layer.padding, layer.kernel_size, layer.strides, layer.dilation_rate, layer.output_padding
+    ) != ([tuple(p) for p in pads], list(extra)):
         padding, outpad = [list(p) for p in pads], list(extra)  # write the resolved crops: the same in every loader
-    config = {"rank": r, "in_channels": int(layer.kernel.shape[-1]), "out_channels": layer.filters,
-              "kernel_size": list(layer.kernel_size), "strides": list(layer.strides),
-              "dilations": list(layer.dilation_rate), "groups": layer.groups, "padding": padding,
-              "output_padding": outpad, **_yat_config(layer), "spherical": False, "weight_normalized": False}
+    config = {
+        "rank": r,
+        "in_channels": int(layer.kernel.shape[-1]),
+        "out_channels": layer.filters,
+        "kernel_size": list(layer.kernel_size),
+        "strides": list(layer.strides),
+        "dilations": list(layer.dilation_rate),
+        "groups": layer.groups,
+        "padding": padding,
+        "output_padding": outpad,
+        **_yat_config(layer),
+        "spherical": False,
+        "weight_normalized": False,
+    }
     weight = _canonical(framework, "YatConvTranspose", layer.kernel)
     return "YatConvTranspose", config, _tail_params(layer, {"weight": weight})
 
@@ -97,11 +136,21 @@ def conv_transpose_spec(layer, framework):
 def attention_spec(layer, framework, rotary):
     """``(kind, config, params)`` of a built ``MultiHeadYatAttention`` (``rotary``: a ``RotaryYatAttention``)."""
     kind = "RotaryYatAttention" if rotary else "MultiHeadYatAttention"
-    config = {"embed_dim": layer.embed_dim, "num_heads": layer.num_heads, "use_bias": layer.use_bias,
-              "use_alpha": layer.use_alpha, "constant_alpha": _alpha_value(layer), "epsilon": layer.epsilon,
-              "spherical": layer.spherical, "normalization": layer.normalization, "power": layer.power,
-              "use_out_proj": layer.use_out_proj, "causal": layer.causal, "use_performer": layer.use_performer,
-              "num_features": layer.num_features}
+    config = {
+        "embed_dim": layer.embed_dim,
+        "num_heads": layer.num_heads,
+        "use_bias": layer.use_bias,
+        "use_alpha": layer.use_alpha,
+        "constant_alpha": _alpha_value(layer),
+        "epsilon": layer.epsilon,
+        "spherical": layer.spherical,
+        "normalization": layer.normalization,
+        "power": layer.power,
+        "use_out_proj": layer.use_out_proj,
+        "causal": layer.causal,
+        "use_performer": layer.use_performer,
+        "num_features": layer.num_features,
+    }
     if rotary:
         config.update(max_seq_len=layer.max_seq_len, theta=layer.theta, rope_style=layer.rope_style)
     params = {}
@@ -122,8 +171,14 @@ def attention_spec(layer, framework, rotary):
 
 def embed_spec(layer):
     """``("YatEmbed", config, params)`` of a ``YatEmbed``."""
-    config = {"num_embeddings": layer.num_embeddings, "features": layer.features, "use_alpha": layer.use_alpha,
-              "constant_alpha": _alpha_value(layer), "epsilon": layer.epsilon, "spherical": layer.spherical}
+    config = {
+        "num_embeddings": layer.num_embeddings,
+        "features": layer.features,
+        "use_alpha": layer.use_alpha,
+        "constant_alpha": _alpha_value(layer),
+        "epsilon": layer.epsilon,
+        "spherical": layer.spherical,
+    }
     params = {"embedding": np32(layer.embedding)}
     if layer.alpha is not None:
         params["alpha"] = np32(layer.alpha)
@@ -174,16 +229,24 @@ def constructor_kwargs(kind, config):
         return _pick(config, _YAT_KEYS + ("spherical", "weight_normalized", "lazy"))
     if kind in ("YatConv", "YatConvTranspose"):
         keys = _YAT_KEYS + (("weight_normalized", "padding_mode") if kind == "YatConv" else ())
-        kwargs = dict(_pick(config, keys), strides=tuple(config["strides"]), dilation_rate=tuple(config["dilations"]),
-                      groups=config["groups"], padding=config["padding"])
+        kwargs = dict(
+            _pick(config, keys),
+            strides=tuple(config["strides"]),
+            dilation_rate=tuple(config["dilations"]),
+            groups=config["groups"],
+            padding=config["padding"],
+        )
         if kind == "YatConvTranspose":
             outpad = config.get("output_padding")
             kwargs["output_padding"] = None if outpad is None or not any(outpad) else tuple(outpad)
         return kwargs
     if kind in ("MultiHeadYatAttention", "RotaryYatAttention"):
         kwargs = _pick(config, _ATTENTION_KEYS)
-        extra = ("max_seq_len", "theta", "rope_style") if kind == "RotaryYatAttention" else ("use_performer",
-                                                                                          "num_features")
+        extra = (
+            ("max_seq_len", "theta", "rope_style")
+            if kind == "RotaryYatAttention"
+            else ("use_performer", "num_features")
+        )
         kwargs.update(_pick(config, extra))
         return kwargs
     return _pick(config, ("use_alpha", "constant_alpha", "epsilon", "spherical"))
@@ -232,8 +295,9 @@ def assign(layer, values):
             raise ValueError(f"from_spec: {type(layer).__name__} has no parameter {attr!r} for this config")
         value = np.asarray(value, np.float32)
         if tuple(var.shape) != value.shape:
-            raise ValueError(f"from_spec: {type(layer).__name__}.{attr} expects shape {tuple(var.shape)}, got "
-                             f"{value.shape}")
+            raise ValueError(
+                f"from_spec: {type(layer).__name__}.{attr} expects shape {tuple(var.shape)}, got {value.shape}"
+            )
         var.assign(value)
 
 

@@ -14,7 +14,8 @@ Every framework pads explicitly (with the layer's padding mode) and then runs a 
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 PADDING_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
@@ -33,8 +34,9 @@ def as_tuple(value: Any, rank: int, name: str, layer: str) -> tuple[int, ...]:
     return values
 
 
-def output_padding_tuple(value: Any, rank: int, layer: str, *, strides: Sequence[int] | None = None,
-                         dilations: Sequence[int] | None = None) -> tuple[int, ...]:
+def output_padding_tuple(
+    value: Any, rank: int, layer: str, *, strides: Sequence[int] | None = None, dilations: Sequence[int] | None = None
+) -> tuple[int, ...]:
     """``output_padding`` of a transposed convolution as ``rank`` ints >= 0 (an int means every axis).
 
     With ``strides`` and ``dilations``, each value must also be below ``max(stride, dilation)`` (the ONNX and
@@ -50,8 +52,10 @@ def output_padding_tuple(value: Any, rank: int, layer: str, *, strides: Sequence
     op = (value,) * rank if isinstance(value, int) and not isinstance(value, bool) else tuple(value)
     bounded = strides is not None and dilations is not None
     limits = [max(s, d) for s, d in zip(strides, dilations)] if bounded else [None] * rank
-    if len(op) != rank or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 or (lim is not None and v >= lim)
-                              for v, lim in zip(op, limits)):
+    if len(op) != rank or any(
+        isinstance(v, bool) or not isinstance(v, int) or v < 0 or (lim is not None and v >= lim)
+        for v, lim in zip(op, limits)
+    ):
         need = f"{rank} ints >= 0 and below max(stride, dilation)" if bounded else f"an int >= 0 or {rank} of them"
         raise ValueError(f"{layer}: output_padding must be {need}, got {value!r}")
     return tuple(int(v) for v in op)
@@ -85,8 +89,9 @@ def normalize_padding(padding: Any, rank: int, layer: str) -> Any:
     return tuple(pairs)
 
 
-def conv_pads(padding: Any, spatial: Sequence[int], kernel: Sequence[int], strides: Sequence[int],
-              dilations: Sequence[int]) -> list[tuple[int, int]]:
+def conv_pads(
+    padding: Any, spatial: Sequence[int], kernel: Sequence[int], strides: Sequence[int], dilations: Sequence[int]
+) -> list[tuple[int, int]]:
     """Explicit ``(lo, hi)`` pads per spatial axis for a normalised ``padding``.
 
     ``'same'`` is ONNX ``SAME_UPPER`` (out = ceil(in / stride), the odd pixel on the high side), which is also
@@ -113,8 +118,9 @@ def conv_output_size(n: int, k: int, s: int, d: int, lo: int, hi: int) -> int:
     return (n + lo + hi - ((k - 1) * d + 1)) // s + 1
 
 
-def transpose_geometry(padding: Any, kernel: Sequence[int], strides: Sequence[int], dilations: Sequence[int],
-                       output_padding: Any = None) -> tuple[list[tuple[int, int]], list[int]]:
+def transpose_geometry(
+    padding: Any, kernel: Sequence[int], strides: Sequence[int], dilations: Sequence[int], output_padding: Any = None
+) -> tuple[list[tuple[int, int]], list[int]]:
     """ONNX ``ConvTranspose`` pads (cropping, ``(lo, hi)`` per axis) and ``output_padding`` for ``padding``.
 
     ``'same'`` gives ``out = in * stride`` and ``'valid'`` gives ``out = (in - 1) * stride + k_eff``
@@ -151,8 +157,10 @@ def transpose_as_conv_pads(pad_pairs, kernel, dilations, output_padding) -> list
     >>> transpose_as_conv_pads([(1, 1)], [3], [1], [1])
     [(1, 2)]
     """
-    return [((k - 1) * d - lo, (k - 1) * d - hi + op)
-            for (lo, hi), k, d, op in zip(pad_pairs, kernel, dilations, output_padding)]
+    return [
+        ((k - 1) * d - lo, (k - 1) * d - hi + op)
+        for (lo, hi), k, d, op in zip(pad_pairs, kernel, dilations, output_padding)
+    ]
 
 
 def onnx_pads(pairs: Sequence[tuple[int, int]]) -> list[int]:

@@ -73,8 +73,8 @@ def to_host(framework: str, kind: str, w, *, groups: int = 1):
     rank = len(w.shape) - 2 if kind != "dense" else 0
     if framework == "mlx" and kind == "conv_transpose" and groups > 1:
         c, mg, *k = w.shape
-        g = w.reshape(groups, c // groups, mg, *k)                        # (G, C/G, M/G, *k)
-        g = g.transpose(0, 2, *range(3, rank + 3), 1)                     # (G, M/G, *k, C/G)
+        g = w.reshape(groups, c // groups, mg, *k)  # (G, C/G, M/G, *k)
+        g = g.transpose(0, 2, *range(3, rank + 3), 1)  # (G, M/G, *k, C/G)
         return g.reshape(groups * mg, *k, c // groups)
     perm, flip = host_permutation(framework, kind, rank)
     out = w.transpose(*perm)
@@ -86,8 +86,8 @@ def to_canonical(framework: str, kind: str, w, *, groups: int = 1):
     if framework == "mlx" and kind == "conv_transpose" and groups > 1:
         m, *k, cg = w.shape
         rank = len(k)
-        g = w.reshape(groups, m // groups, *k, cg)                        # (G, M/G, *k, C/G)
-        g = g.transpose(0, rank + 2, 1, *range(2, rank + 2))              # (G, C/G, M/G, *k)
+        g = w.reshape(groups, m // groups, *k, cg)  # (G, M/G, *k, C/G)
+        g = g.transpose(0, rank + 2, 1, *range(2, rank + 2))  # (G, C/G, M/G, *k)
         return g.reshape(groups * cg, m // groups, *k)
     rank = len(w.shape) - 2 if kind != "dense" else 0
     perm, flip = host_permutation(framework, kind, rank)

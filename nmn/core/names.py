@@ -66,8 +66,19 @@ FUNCTIONAL = ("yat_dense", "yat_conv", "yat_conv_transpose", "yat_attention", "y
 _TAIL = ("use_bias", "constant_bias", "use_alpha", "constant_alpha", "epsilon", "learnable_epsilon")
 _CONV = (*_TAIL, "weight_normalized", "padding_mode")
 _CONVT = _TAIL
-_ATTENTION = ("use_bias", "use_alpha", "constant_alpha", "epsilon", "spherical", "normalization", "power",
-              "use_out_proj", "causal", "use_performer", "num_features")
+_ATTENTION = (
+    "use_bias",
+    "use_alpha",
+    "constant_alpha",
+    "epsilon",
+    "spherical",
+    "normalization",
+    "power",
+    "use_out_proj",
+    "causal",
+    "use_performer",
+    "num_features",
+)
 
 #: The Yat keywords each layer kind accepts by name, with the same meaning and default in every framework.
 YAT_KEYWORDS = {
@@ -84,28 +95,147 @@ ALL_YAT_KEYWORDS = frozenset().union(*YAT_KEYWORDS.values())
 
 #: Size, layout, dtype and host-plumbing arguments that follow each host's idiom (allowed to differ).
 HOST_SIZE_ARGS = {
-    "torch": frozenset(("in_features", "out_features", "in_channels", "out_channels", "kernel_size", "stride",
-                        "padding", "dilation", "groups", "output_padding", "bias", "alpha", "embed_dim",
-                        "num_heads", "dropout", "num_embeddings", "embedding_dim", "features", "device", "dtype",
-                        "padding_mode")),  # torch's ConvTranspose takes padding_mode (only 'zeros')
-    "nnx": frozenset(("in_features", "out_features", "kernel_size", "strides", "padding", "kernel_dilation",
-                      "feature_group_count", "output_padding", "num_heads", "qkv_features", "in_kv_features",
-                      "dropout_rate", "num_embeddings", "features", "dtype", "param_dtype", "kernel_init",
-                      "bias_init", "embedding_init", "rngs", "decode", "kwargs")),
-    "linen": frozenset(("features", "kernel_size", "strides", "padding", "kernel_dilation", "feature_group_count",
-                        "output_padding", "num_heads", "qkv_features", "out_features", "dropout_rate",
-                        "deterministic", "decode", "num_embeddings", "dtype", "param_dtype", "kernel_init", "bias_init",
-                        "embedding_init", "parent", "name")),
-    "keras": frozenset(("units", "features", "filters", "kernel_size", "strides", "padding", "data_format",
-                        "dilation_rate", "groups", "output_padding", "embed_dim", "num_heads", "dropout", "seed",
-                        "num_embeddings", "kernel_initializer", "bias_initializer", "embeddings_initializer",
-                        "kwargs")),
-    "tf": frozenset(("features", "filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate",
-                     "groups", "output_padding", "embed_dim", "num_heads", "dropout", "seed", "num_embeddings",
-                     "dtype", "name", "kwargs")),
-    "mlx": frozenset(("features", "in_features", "filters", "kernel_size", "in_channels", "strides", "padding",
-                      "dilation_rate", "groups", "output_padding", "embed_dim", "num_heads", "dropout",
-                      "num_embeddings", "freeze_kernel", "dtype", "kwargs")),
+    "torch": frozenset(
+        (
+            "in_features",
+            "out_features",
+            "in_channels",
+            "out_channels",
+            "kernel_size",
+            "stride",
+            "padding",
+            "dilation",
+            "groups",
+            "output_padding",
+            "bias",
+            "alpha",
+            "embed_dim",
+            "num_heads",
+            "dropout",
+            "num_embeddings",
+            "embedding_dim",
+            "features",
+            "device",
+            "dtype",
+            "padding_mode",
+        )
+    ),  # torch's ConvTranspose takes padding_mode (only 'zeros')
+    "nnx": frozenset(
+        (
+            "in_features",
+            "out_features",
+            "kernel_size",
+            "strides",
+            "padding",
+            "kernel_dilation",
+            "feature_group_count",
+            "output_padding",
+            "num_heads",
+            "qkv_features",
+            "in_kv_features",
+            "dropout_rate",
+            "num_embeddings",
+            "features",
+            "dtype",
+            "param_dtype",
+            "kernel_init",
+            "bias_init",
+            "embedding_init",
+            "rngs",
+            "decode",
+            "kwargs",
+        )
+    ),
+    "linen": frozenset(
+        (
+            "features",
+            "kernel_size",
+            "strides",
+            "padding",
+            "kernel_dilation",
+            "feature_group_count",
+            "output_padding",
+            "num_heads",
+            "qkv_features",
+            "out_features",
+            "dropout_rate",
+            "deterministic",
+            "decode",
+            "num_embeddings",
+            "dtype",
+            "param_dtype",
+            "kernel_init",
+            "bias_init",
+            "embedding_init",
+            "parent",
+            "name",
+        )
+    ),
+    "keras": frozenset(
+        (
+            "units",
+            "features",
+            "filters",
+            "kernel_size",
+            "strides",
+            "padding",
+            "data_format",
+            "dilation_rate",
+            "groups",
+            "output_padding",
+            "embed_dim",
+            "num_heads",
+            "dropout",
+            "seed",
+            "num_embeddings",
+            "kernel_initializer",
+            "bias_initializer",
+            "embeddings_initializer",
+            "kwargs",
+        )
+    ),
+    "tf": frozenset(
+        (
+            "features",
+            "filters",
+            "kernel_size",
+            "strides",
+            "padding",
+            "data_format",
+            "dilation_rate",
+            "groups",
+            "output_padding",
+            "embed_dim",
+            "num_heads",
+            "dropout",
+            "seed",
+            "num_embeddings",
+            "dtype",
+            "name",
+            "kwargs",
+        )
+    ),
+    "mlx": frozenset(
+        (
+            "features",
+            "in_features",
+            "filters",
+            "kernel_size",
+            "in_channels",
+            "strides",
+            "padding",
+            "dilation_rate",
+            "groups",
+            "output_padding",
+            "embed_dim",
+            "num_heads",
+            "dropout",
+            "num_embeddings",
+            "freeze_kernel",
+            "dtype",
+            "kwargs",
+        )
+    ),
 }
 
 
@@ -146,7 +276,7 @@ def bind_aliases(namespace: dict) -> None:
 REFUSED_KEYWORDS = {
     "YatEmbed": {
         "learnable_epsilon": "the embedding's epsilon is a fixed input of its ONNX function nmn::YatEmbedAttend, so "
-                             "a trained epsilon would not survive export; pass epsilon=<float> instead",
+        "a trained epsilon would not survive export; pass epsilon=<float> instead",
     },
 }
 

@@ -101,8 +101,9 @@ def combine_causal(F, mask, lq, lk):
     return causal if mask is None else F.logical_and(mask, causal)
 
 
-def yat_attention(F, q, k, v, mask, alpha, eps, *, spherical=False, normalization="softmax", power=1.0,
-                  causal=False, dropout=None):
+def yat_attention(
+    F, q, k, v, mask, alpha, eps, *, spherical=False, normalization="softmax", power=1.0, causal=False, dropout=None
+):
     """Yat attention of (B, L, H, D) heads: scores -> x alpha -> mask -> normalise -> (dropout) -> A.V."""
     q32, k32 = F.to_f32(q), F.to_f32(k)
     scores = attention_scores(F, q32, k32, alpha, eps, spherical=spherical)

@@ -18,8 +18,14 @@ from nmn.interchange.reader import UnsupportedModelError, read_model
 from nmn.interchange.validate import ModelValidationError, load_model_safely, validate_model
 
 FRAMEWORKS = ("torch", "nnx", "linen", "keras", "tf", "mlx")
-_MODULES = {"torch": "torch_io", "nnx": "jax_io", "linen": "jax_io", "keras": "keras_io", "tf": "tf_io",
-            "mlx": "mlx_io"}
+_MODULES = {
+    "torch": "torch_io",
+    "nnx": "jax_io",
+    "linen": "jax_io",
+    "keras": "keras_io",
+    "tf": "tf_io",
+    "mlx": "mlx_io",
+}
 _EXTRAS = {"torch": "torch", "nnx": "jax", "linen": "jax", "keras": "keras", "tf": "tf", "mlx": "mlx"}
 
 
@@ -29,8 +35,9 @@ def _io(framework: str):
     try:
         return importlib.import_module(f"nmn.interchange.{_MODULES[framework]}")
     except ImportError as err:
-        raise ImportError(f"{framework} interchange is unavailable ({err}); "
-                          f'pip install "nmn[{_EXTRAS[framework]}]>=1.0"') from err
+        raise ImportError(
+            f'{framework} interchange is unavailable ({err}); pip install "nmn[{_EXTRAS[framework]}]>=1.0"'
+        ) from err
 
 
 def detect_framework(model: Any) -> str:
@@ -52,8 +59,9 @@ def detect_framework(model: Any) -> str:
     raise ValueError(f"cannot tell which framework {type(model).__name__} belongs to; pass framework=")
 
 
-def export(model: Any, example_inputs: Any, path: str | os.PathLike | None = None, *, framework: str | None = None,
-           **options):
+def export(
+    model: Any, example_inputs: Any, path: str | os.PathLike | None = None, *, framework: str | None = None, **options
+):
     """Export ``model`` to ONNX (checked in onnxruntime before anything is written); see each framework's
     ``nmn.interchange.<framework>_io.export`` for its options (Linen needs ``variables=``)."""
     fw = framework or detect_framework(model)
@@ -71,9 +79,23 @@ def load(source, framework: str, **options):
     return io.load(source, **options)
 
 
-__all__ = ["FRAMEWORKS", "ExportError", "GraphBuilder", "ModelValidationError", "UnsupportedModelError",
-           "check_against", "detect_framework", "export", "load", "load_model_safely", "manifest_of",
-           "read_model", "run_onnx", "save_model", "validate_model"]
+__all__ = [
+    "FRAMEWORKS",
+    "ExportError",
+    "GraphBuilder",
+    "ModelValidationError",
+    "UnsupportedModelError",
+    "check_against",
+    "detect_framework",
+    "export",
+    "load",
+    "load_model_safely",
+    "manifest_of",
+    "read_model",
+    "run_onnx",
+    "save_model",
+    "validate_model",
+]
 
 
 def predict(model: Any, framework: str, inputs: list) -> list:
@@ -84,8 +106,9 @@ def predict(model: Any, framework: str, inputs: list) -> list:
     import numpy as np
 
     io = _io(framework)
-    outs = io.predict(model, [np.asarray(x) for x in inputs], **({"framework": framework}
-                                                                  if framework in ("nnx", "linen") else {}))
+    outs = io.predict(
+        model, [np.asarray(x) for x in inputs], **({"framework": framework} if framework in ("nnx", "linen") else {})
+    )
     return [np.asarray(o) for o in (outs if isinstance(outs, (list, tuple)) else [outs])]
 
 

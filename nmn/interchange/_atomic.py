@@ -35,8 +35,8 @@ import signal
 import stat
 import tempfile
 import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 _UMASK_LOCK = threading.Lock()
 TMP_TAG = ".nmn-tmp-"
@@ -174,8 +174,13 @@ class Stage:
         (['saved', 'w.txt'], 'weights')
     """
 
-    def __init__(self, folder: str | os.PathLike, *, overwrite: bool = False,
-                 may_replace: Callable[[Path], str | None] | None = None):
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        *,
+        overwrite: bool = False,
+        may_replace: Callable[[Path], str | None] | None = None,
+    ):
         self.folder = Path(folder)
         self.overwrite = overwrite
         self.may_replace = may_replace
@@ -184,7 +189,7 @@ class Stage:
         self.committed = False
 
     # --------------------------------------------------------------------------------------------- staging
-    def __enter__(self) -> "Stage":
+    def __enter__(self) -> Stage:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.root = Path(tempfile.mkdtemp(prefix=f".{TMP_TAG.strip('.-')}-", dir=self.folder))
         return self
@@ -205,7 +210,7 @@ class Stage:
     def check_targets(self, names: Iterable[str] | None = None) -> None:
         """Raise ``FileExistsError``/``PermissionError`` now if a target may not be (re)placed (also run by
         :meth:`commit`; call it early to fail before expensive work)."""
-        for name in (self._names if names is None else names):
+        for name in self._names if names is None else names:
             target = self.folder / name
             if not (target.exists() or target.is_symlink()):
                 continue
@@ -235,7 +240,7 @@ class Stage:
                 target = self.folder / name
                 started.append(name)
                 if target.exists() or target.is_symlink():
-                    os.replace(target, backup / name)   # the old one is kept until every move has succeeded
+                    os.replace(target, backup / name)  # the old one is kept until every move has succeeded
                 os.replace(self.root / name, target)
         except BaseException:
             # an interrupt can land between a rename and the next statement: roll back from what the folders
@@ -244,7 +249,7 @@ class Stage:
                 for name in reversed(started):
                     target = self.folder / name
                     if not (self.root / name).exists() and (target.exists() or target.is_symlink()):
-                        _remove(target)                  # the new output had been moved in
+                        _remove(target)  # the new output had been moved in
                     if (backup / name).exists() or (backup / name).is_symlink():
                         os.replace(backup / name, target)
             raise

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -60,9 +61,17 @@ def write(proto: onnx.ModelProto, path: str | os.PathLike | None, inline: bool) 
         stage.commit()
 
 
-def checked_export(model, inputs: Sequence[Any], path, *, build: Callable[[], tuple[onnx.ModelProto, list]],
-                   to_numpy: Callable[[Any], np.ndarray], rtol: float, inline: bool,
-                   check: Callable = check_against) -> onnx.ModelProto:
+def checked_export(
+    model,
+    inputs: Sequence[Any],
+    path,
+    *,
+    build: Callable[[], tuple[onnx.ModelProto, list]],
+    to_numpy: Callable[[Any], np.ndarray],
+    rtol: float,
+    inline: bool,
+    check: Callable = check_against,
+) -> onnx.ModelProto:
     """``build() -> (proto, expected outputs)`` in eval mode, then ``check`` ``proto`` in onnxruntime on ``inputs``
     (made numpy by ``to_numpy``) against them, restore the training flag and :func:`write` the file.
 

@@ -17,8 +17,8 @@ from nmn._jax.layout import param_table
 from nmn.interchange._export_common import write as _write
 from nmn.interchange.graph import check_against
 from nmn.interchange.interpret import SQUASHER_OPS, check_supported, execute, replay, squash
-from nmn.interchange.stdops.prims_jax import PRIMS
 from nmn.interchange.reader import OnnxGraph
+from nmn.interchange.stdops.prims_jax import PRIMS
 from nmn.linen import spec as linen_spec
 from nmn.nnx import spec as nnx_spec
 
@@ -85,11 +85,15 @@ class OnnxModel(nnx.Module):
         for name, spec in graph.layers.items():
             if spec.kind in _SQUASH:
                 continue
-            yat[_key(name)] = nnx_spec.from_spec(spec.kind, spec.config, spec.params, rngs=rngs,
-                                                 param_dtype=param_dtype)
+            yat[_key(name)] = nnx_spec.from_spec(
+                spec.kind, spec.config, spec.params, rngs=rngs, param_dtype=param_dtype
+            )
         self.yat = nnx.Dict(yat)
-        owned = {init: (spec.name, spec.kind, canon) for spec in graph.layers.values()
-                 for canon, init in spec.param_inits.items()}
+        owned = {
+            init: (spec.name, spec.kind, canon)
+            for spec in graph.layers.values()
+            for canon, init in spec.param_inits.items()
+        }
         trainable = graph.trainable_initializers()
         used = {i for node in graph.nodes for i in node.inputs}
         params, consts, static = {}, {}, {}
@@ -114,7 +118,7 @@ class OnnxModel(nnx.Module):
             return self.params[key][...]
         if key in self.constants:
             return self.constants[key][...]
-        if name in self.owned.value:      # a Yat layer's tensor read by a standard node (a tied table)
+        if name in self.owned.value:  # a Yat layer's tensor read by a standard node (a tied table)
             layer, kind, canon = self.owned.value[name]
             return _layer_tensor(self.yat[_key(layer)], kind, canon)
         return self.static.value.get(name)
@@ -123,8 +127,9 @@ class OnnxModel(nnx.Module):
         return _call_yat(N, lambda name: self.yat[_key(name)], self.graph.value, node, args)
 
     def __call__(self, *inputs):
-        outs = execute(self.graph.value, [jnp.asarray(x) for x in inputs], tensor=self._tensor, prims=PRIMS,
-                       yat=self._yat)
+        outs = execute(
+            self.graph.value, [jnp.asarray(x) for x in inputs], tensor=self._tensor, prims=PRIMS, yat=self._yat
+        )
         return outs[0] if len(outs) == 1 else tuple(outs)
 
 
@@ -142,8 +147,10 @@ def _feeds(proto, inputs):
     """Inputs cast to the file's input types (JAX holds int64 ids as int32)."""
     from onnx import helper
 
-    return {vi.name: np.asarray(x).astype(helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type), copy=False)
-            for vi, x in zip(proto.graph.input, inputs)}
+    return {
+        vi.name: np.asarray(x).astype(helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type), copy=False)
+        for vi, x in zip(proto.graph.input, inputs)
+    }
 
 
 def _export_loaded(model: OnnxModel, inputs, path, *, rtol, inline):
@@ -193,7 +200,7 @@ class OnnxLinen(nn.Module):
                 return self.get_variable("params", key)
             if self.has_variable("constants", key):
                 return self.get_variable("constants", key)
-            if name in owned:        # read by its own Yat node, which uses its layer's variables instead
+            if name in owned:  # read by its own Yat node, which uses its layer's variables instead
                 return None
             return graph.initializers.get(name)
 

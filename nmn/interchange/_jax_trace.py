@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -169,12 +170,37 @@ def _scope(eqn) -> int | None:
     return int(m.group(1)) if m else None
 
 
-_UNARY = {"neg": "Neg", "exp": "Exp", "log": "Log", "tanh": "Tanh", "logistic": "Sigmoid", "erf": "Erf",
-          "sqrt": "Sqrt", "abs": "Abs", "sign": "Sign", "floor": "Floor", "ceil": "Ceil", "sin": "Sin",
-          "cos": "Cos"}
-_BINARY = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "max": "Max", "min": "Min", "pow": "Pow",
-           "gt": "Greater", "lt": "Less", "ge": "GreaterOrEqual", "le": "LessOrEqual", "eq": "Equal",
-           "and": "And", "or": "Or"}
+_UNARY = {
+    "neg": "Neg",
+    "exp": "Exp",
+    "log": "Log",
+    "tanh": "Tanh",
+    "logistic": "Sigmoid",
+    "erf": "Erf",
+    "sqrt": "Sqrt",
+    "abs": "Abs",
+    "sign": "Sign",
+    "floor": "Floor",
+    "ceil": "Ceil",
+    "sin": "Sin",
+    "cos": "Cos",
+}
+_BINARY = {
+    "add": "Add",
+    "sub": "Sub",
+    "mul": "Mul",
+    "div": "Div",
+    "max": "Max",
+    "min": "Min",
+    "pow": "Pow",
+    "gt": "Greater",
+    "lt": "Less",
+    "ge": "GreaterOrEqual",
+    "le": "LessOrEqual",
+    "eq": "Equal",
+    "and": "And",
+    "or": "Or",
+}
 _IDENTITY = {"stop_gradient", "copy", "copy_p", "optimization_barrier"}
 _REDUCE = {"reduce_sum": "ReduceSum", "reduce_max": "ReduceMax", "reduce_min": "ReduceMin"}
 
@@ -228,8 +254,9 @@ class JaxprWriter:
                 external = [v for e in group for v in e.invars if not isinstance(v, Literal) and v not in made]
                 kind, config = squash_config(sq)
                 self.squashers += 1
-                env[group[-1].outvars[0]] = emit.yat_layer(self.b, f"{kind}_{self.squashers}", kind, config, {},
-                                                           [self.value(env, external[0])])
+                env[group[-1].outvars[0]] = emit.yat_layer(
+                    self.b, f"{kind}_{self.squashers}", kind, config, {}, [self.value(env, external[0])]
+                )
                 i = j
                 continue
             outs = self.eqn(env, eqn)
@@ -242,10 +269,18 @@ class JaxprWriter:
     def eqn(self, env, eqn):
         b = self.b
         p = eqn.primitive.name
-        ins = lambda: [self.value(env, v) for v in eqn.invars]  # noqa: E731
+        ins = lambda: [self.value(env, v) for v in eqn.invars]
         params = eqn.params
-        if p in ("custom_jvp_call", "custom_vjp_call", "custom_vjp_call_jaxpr", "pjit", "jit", "closed_call",
-                 "remat", "checkpoint"):
+        if p in (
+            "custom_jvp_call",
+            "custom_vjp_call",
+            "custom_vjp_call_jaxpr",
+            "pjit",
+            "jit",
+            "closed_call",
+            "remat",
+            "checkpoint",
+        ):
             inner = params.get("call_jaxpr") or params.get("jaxpr") or params.get("fun_jaxpr")
             if inner is None:
                 self.unsupported.append(p)
@@ -262,7 +297,7 @@ class JaxprWriter:
             return [b.node("Not", [b.node("Equal", ins())])]
         if p == "not" and eqn.invars[0].aval.dtype == jnp.bool_:
             return [b.node("Not", ins())]
-        if p in ("expm1", "erfc"):   # exp(x) - 1, 1 - erf(x)
+        if p in ("expm1", "erfc"):  # exp(x) - 1, 1 - erf(x)
             one = b.constant("one", np.array(1.0, eqn.invars[0].aval.dtype))
             if p == "expm1":
                 return [b.node("Sub", [b.node("Exp", ins()), one])]
@@ -288,7 +323,7 @@ class JaxprWriter:
             old = eqn.invars[0].aval.shape
             new = list(params["new_sizes"])
             if new and old and new[0] == old[0]:
-                new[0] = 0           # keep the (symbolic) batch dimension
+                new[0] = 0  # keep the (symbolic) batch dimension
             return [emit.reshape(b, ins()[0], new)]
         if p == "transpose":
             return [b.node("Transpose", ins(), {"perm": list(params["permutation"])})]
@@ -302,7 +337,7 @@ class JaxprWriter:
             shape, dims = params["shape"], params["broadcast_dimensions"]
             x = ins()[0]
             missing = [d for d in range(len(shape)) if d not in dims]
-            if missing and eqn.invars[0].aval.ndim:   # a scalar (maybe a 1-element constant) broadcasts as is
+            if missing and eqn.invars[0].aval.ndim:  # a scalar (maybe a 1-element constant) broadcasts as is
                 x = b.node("Unsqueeze", [x, b.constant("axes", np.array(missing, np.int64))])
             target = [1 if i == 0 else int(s) for i, s in enumerate(shape)]
             return [b.node("Expand", [x, b.constant("shape", np.array(target, np.int64))])]
@@ -327,16 +362,23 @@ class JaxprWriter:
         params = eqn.params
         window, strides, padding = params["window_dimensions"], params["window_strides"], params["padding"]
         rank = len(window) - 2
-        if window[0] != 1 or window[-1] != 1 or strides[0] != 1 or strides[-1] != 1 or \
-                any(d != 1 for d in params["base_dilation"]) or any(d != 1 for d in params["window_dilation"]):
+        if (
+            window[0] != 1
+            or window[-1] != 1
+            or strides[0] != 1
+            or strides[-1] != 1
+            or any(d != 1 for d in params["base_dilation"])
+            or any(d != 1 for d in params["window_dilation"])
+        ):
             self.unsupported.append(f"{eqn.primitive.name} (only channels-last spatial windows)")
             return self.b.fresh("unsupported")
         pads = [tuple(int(v) for v in p) for p in padding[1:-1]]
         kind = "max" if eqn.primitive.name == "reduce_window_max" else "avg"
         kernel, steps = list(window[1:-1]), list(strides[1:-1])
         if kind == "max":
-            return emit.pool(self.b, "max", x, kernel=kernel, strides=steps, pads=pads, channels_last=True,
-                             name="max_pool")
+            return emit.pool(
+                self.b, "max", x, kernel=kernel, strides=steps, pads=pads, channels_last=True, name="max_pool"
+            )
         # reduce_window_sum = average pooling (zeros counted) x window size
         y = self._avg_pool_including_pads(x, kernel, steps, pads, rank)
         return self.b.node("Mul", [y, self.b.constant("window", np.array(float(np.prod(kernel)), np.float32))])
@@ -344,7 +386,11 @@ class JaxprWriter:
     def _avg_pool_including_pads(self, x, kernel, strides, pads, rank):
         b = self.b
         x = b.node("Transpose", [x], {"perm": [0, rank + 1, *range(1, rank + 1)]})
-        attrs = {"kernel_shape": kernel, "strides": strides, "pads": [p[0] for p in pads] + [p[1] for p in pads],
-                 "count_include_pad": 1}
+        attrs = {
+            "kernel_shape": kernel,
+            "strides": strides,
+            "pads": [p[0] for p in pads] + [p[1] for p in pads],
+            "count_include_pad": 1,
+        }
         y = b.node("AveragePool", [x], attrs)
         return b.node("Transpose", [y], {"perm": [0, *range(2, rank + 2), 1]})

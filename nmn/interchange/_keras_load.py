@@ -8,17 +8,15 @@ to ``.keras`` and loads back) whose tensors are Keras weights.
 from __future__ import annotations
 
 import re
-from typing import Sequence
-
-import numpy as np
+from collections.abc import Sequence
 
 import keras
+import numpy as np
 from keras import ops
 
 import nmn.keras as nk
 from nmn.interchange.interpret import SQUASHER_OPS, _skipped, check_supported, squash
-from nmn.interchange.reader import read_model
-from nmn.interchange.reader import UnsupportedModelError
+from nmn.interchange.reader import UnsupportedModelError, read_model
 from nmn.interchange.stdops import SUPPORTED, StdOpError, run_node, value_inputs
 from nmn.interchange.stdops.prims_keras import PRIMS
 from nmn.keras import spec as kspec
@@ -28,6 +26,7 @@ __all__ = ["load", "predict", "OnnxOp", "TABLE"]
 
 def _np(t) -> np.ndarray:
     return np.asarray(ops.convert_to_numpy(t))
+
 
 TABLE = SUPPORTED
 """The standard ops this loader runs (the shared list of :mod:`nmn.interchange.stdops`)."""
@@ -53,14 +52,18 @@ class OnnxOp(keras.layers.Layer):
         for slot in self.slots:
             if slot[0] == "w":
                 name = slot[1]
-                self._tensors[name] = self.add_weight(name=_safe(name), shape=tuple(self.weight_shapes[name][0]),
-                                                      initializer="zeros",
-                                                      trainable=bool(self.weight_shapes[name][1]),
-                                                      dtype=self.weight_shapes[name][2])
+                self._tensors[name] = self.add_weight(
+                    name=_safe(name),
+                    shape=tuple(self.weight_shapes[name][0]),
+                    initializer="zeros",
+                    trainable=bool(self.weight_shapes[name][1]),
+                    dtype=self.weight_shapes[name][2],
+                )
 
     def _args(self, inputs):
-        inputs = list(inputs) if isinstance(inputs, (list, tuple)) or type(inputs).__name__ == "TrackedList" \
-            else [inputs]
+        inputs = (
+            list(inputs) if isinstance(inputs, (list, tuple)) or type(inputs).__name__ == "TrackedList" else [inputs]
+        )
         args = []
         for slot in _plain(self.slots):
             if slot[0] == "x":
@@ -96,9 +99,16 @@ class OnnxOp(keras.layers.Layer):
         return b.node(self.op, ins, _plain(self.attrs), domain=self.domain, name=self.name)
 
     def get_config(self):
-        return {**super().get_config(), "op": self.op, "attrs": self.attrs, "slots": self.slots,
-                "domain": self.domain, "weight_shapes": self.weight_shapes, "opset": self.opset,
-                "n_outputs": self.n_outputs}
+        return {
+            **super().get_config(),
+            "op": self.op,
+            "attrs": self.attrs,
+            "slots": self.slots,
+            "domain": self.domain,
+            "weight_shapes": self.weight_shapes,
+            "opset": self.opset,
+            "n_outputs": self.n_outputs,
+        }
 
 
 def _safe(name: str) -> str:
@@ -154,17 +164,22 @@ def load(source, **_options) -> keras.Model:
     # shapes computed from input values (a graph input read as axes/pads/shape) or from unknown sizes: a model
     # whose call runs the graph, eagerly, where those values are known; otherwise a functional model
     dynamic = bool(value_inputs(graph.nodes, {n for n, _, _ in graph.inputs})) or any(
-        n.op in ("Shape", "Size") and any(d is None or isinstance(d, str) for d in graph.shapes.get(n.inputs[0]) or [None])
-        for n in graph.nodes)
+        n.op in ("Shape", "Size")
+        and any(d is None or isinstance(d, str) for d in graph.shapes.get(n.inputs[0]) or [None])
+        for n in graph.nodes
+    )
     plan = []
     for name, shape, dtype in graph.inputs:
         if dynamic:
             env[name] = _Pending(name)
             continue
-        static = all(isinstance(d, int) and d > 0 for d in shape)    # a fixed batch stays fixed (static shapes)
+        static = all(isinstance(d, int) and d > 0 for d in shape)  # a fixed batch stays fixed (static shapes)
         dims = tuple(None if d is None or isinstance(d, str) else d for d in shape)
-        t = keras.Input(batch_shape=dims, dtype=str(np.dtype(dtype)), name=_safe(name)) if static else \
-            keras.Input(shape=dims[1:], dtype=str(np.dtype(dtype)), name=_safe(name))
+        t = (
+            keras.Input(batch_shape=dims, dtype=str(np.dtype(dtype)), name=_safe(name))
+            if static
+            else keras.Input(shape=dims[1:], dtype=str(np.dtype(dtype)), name=_safe(name))
+        )
         env[name] = t
         inputs.append(t)
     yat_layers = {}
@@ -186,7 +201,8 @@ def load(source, **_options) -> keras.Model:
         dyn, dyn_names, slots, shapes = [], [], [], {}
         values = [None if not i else env[i] if i in env else graph.initializers[i] for i in node.inputs]
         if all(v is None or isinstance(v, np.ndarray) for v in values) and not any(
-                i in trainable_inits for i in node.inputs):
+            i in trainable_inits for i in node.inputs
+        ):
             # every input known: fold the node now (shape arithmetic, constants)
             outs = run_node(PRIMS, node.op, values, node.attrs, opset=graph.opset, n_outputs=len(node.outputs))
             for o, v in zip(node.outputs, outs):
@@ -208,8 +224,16 @@ def load(source, **_options) -> keras.Model:
                 else:
                     slots.append(["c", i, array.tolist(), str(array.dtype)])
         attrs = {k: _jsonable_attr(v) for k, v in node.attrs.items()}
-        layer = OnnxOp(node.op, attrs, slots, node.domain, shapes, opset=graph.opset, n_outputs=len(node.outputs),
-                       name=_safe(node.name))
+        layer = OnnxOp(
+            node.op,
+            attrs,
+            slots,
+            node.domain,
+            shapes,
+            opset=graph.opset,
+            n_outputs=len(node.outputs),
+            name=_safe(node.name),
+        )
         for slot in slots:
             if slot[0] == "w":
                 layer._tensors[slot[1]].assign(values[node.inputs.index(slot[1])])
@@ -229,13 +253,13 @@ def load(source, **_options) -> keras.Model:
     for o in graph.outputs:
         if o not in env:
             env[o] = graph.initializers[o]
-        if isinstance(env[o], np.ndarray):      # a constant output: a layer that returns it
+        if isinstance(env[o], np.ndarray):  # a constant output: a layer that returns it
             array = env[o]
-            env[o] = OnnxOp("Identity", {}, [["c", o, array.tolist(), str(array.dtype)]], "", {},
-                            name=_safe(o) + "_constant")(list(inputs))
+            env[o] = OnnxOp(
+                "Identity", {}, [["c", o, array.tolist(), str(array.dtype)]], "", {}, name=_safe(o) + "_constant"
+            )(list(inputs))
     outs = [env[o] for o in graph.outputs]
-    model = keras.Model(inputs[0] if len(inputs) == 1 else inputs, outs[0] if len(outs) == 1 else outs,
-                        name="nmn_onnx")
+    model = keras.Model(inputs[0] if len(inputs) == 1 else inputs, outs[0] if len(outs) == 1 else outs, name="nmn_onnx")
     object.__setattr__(model, "_nmn_output_names", list(graph.outputs))
     return model
 
@@ -243,7 +267,7 @@ def load(source, **_options) -> keras.Model:
 def _call_op(layer, args, op):
     try:
         return layer(args)
-    except StdOpError as err:   # Keras adds its call context (and colours) to the message: keep nmn's one line
+    except StdOpError as err:  # Keras adds its call context (and colours) to the message: keep nmn's one line
         lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(err).splitlines()]
         raise StdOpError(next((line for line in lines if line.startswith(op + ":")), lines[0])) from None
 
@@ -292,7 +316,7 @@ def _yat_from_spec(spec):
     if spec.kind == "YatConv" and isinstance(config.get("padding"), list):
         config["padding"] = [tuple(p) for p in config["padding"]]
     layer = kspec.from_spec(spec.kind, config, spec.params, **kwargs)
-    names = {k: v[len(spec.name) + 1:] for k, v in spec.param_inits.items() if v.startswith(spec.name + ".")}
+    names = {k: v[len(spec.name) + 1 :] for k, v in spec.param_inits.items() if v.startswith(spec.name + ".")}
     object.__setattr__(layer, "_nmn_param_names", names)
     object.__setattr__(layer, "_nmn_name", spec.name)
     return layer

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import inspect
 
-import numpy as np
-
 import mlx.core as mx
 import mlx.nn as nn
+import numpy as np
 
 from nmn.interchange import emit
 from nmn.interchange.graph import ExportError, GraphBuilder
+
 
 def np_array(a) -> np.ndarray:
     """An ``mx.array`` as numpy (float16 / bfloat16 as float32)."""
@@ -32,18 +32,34 @@ def _yat_types():
     from nmn.mlx.conv import _YatConvND
     from nmn.mlx.conv_transpose import _YatConvTransposeND
 
-    return (nm.YatNMN, _YatConvND, _YatConvTransposeND, nm.MultiHeadYatAttention, nm.RotaryYatAttention,
-            nm.YatEmbed)
+    return (nm.YatNMN, _YatConvND, _YatConvTransposeND, nm.MultiHeadYatAttention, nm.RotaryYatAttention, nm.YatEmbed)
 
 
-_ACTIVATION_MODULES = {nn.ReLU: "relu", nn.SiLU: "silu", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh",
-                       nn.Softplus: "softplus"}
+_ACTIVATION_MODULES = {
+    nn.ReLU: "relu",
+    nn.SiLU: "silu",
+    nn.Sigmoid: "sigmoid",
+    nn.Tanh: "tanh",
+    nn.Softplus: "softplus",
+}
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 _POOL = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
 _DROPOUT = (nn.Dropout, nn.Dropout2d, nn.Dropout3d, nn.Identity)
-_STANDARD = (nn.Linear, *_CONV, *_CONV_T, nn.LayerNorm, nn.BatchNorm, nn.Embedding, *_POOL, *_DROPOUT, nn.GELU,
-             nn.Softmax, nn.LogSoftmax, *_ACTIVATION_MODULES)
+_STANDARD = (
+    nn.Linear,
+    *_CONV,
+    *_CONV_T,
+    nn.LayerNorm,
+    nn.BatchNorm,
+    nn.Embedding,
+    *_POOL,
+    *_DROPOUT,
+    nn.GELU,
+    nn.Softmax,
+    nn.LogSoftmax,
+    *_ACTIVATION_MODULES,
+)
 
 
 # ------------------------------------------------------------------------------------------------ tracing
@@ -68,16 +84,35 @@ class Traced:
     def _binary(self, op, other, fn, reverse=False):
         return self.tracer.binary(op, other, self, fn) if reverse else self.tracer.binary(op, self, other, fn)
 
-    def __add__(self, o): return self._binary("Add", o, lambda a, b: a + b)
-    def __radd__(self, o): return self._binary("Add", o, lambda a, b: a + b, True)
-    def __sub__(self, o): return self._binary("Sub", o, lambda a, b: a - b)
-    def __rsub__(self, o): return self._binary("Sub", o, lambda a, b: a - b, True)
-    def __mul__(self, o): return self._binary("Mul", o, lambda a, b: a * b)
-    def __rmul__(self, o): return self._binary("Mul", o, lambda a, b: a * b, True)
-    def __truediv__(self, o): return self._binary("Div", o, lambda a, b: a / b)
-    def __rtruediv__(self, o): return self._binary("Div", o, lambda a, b: a / b, True)
-    def __matmul__(self, o): return self._binary("MatMul", o, lambda a, b: a @ b)
-    def __rmatmul__(self, o): return self._binary("MatMul", o, lambda a, b: a @ b, True)
+    def __add__(self, o):
+        return self._binary("Add", o, lambda a, b: a + b)
+
+    def __radd__(self, o):
+        return self._binary("Add", o, lambda a, b: a + b, True)
+
+    def __sub__(self, o):
+        return self._binary("Sub", o, lambda a, b: a - b)
+
+    def __rsub__(self, o):
+        return self._binary("Sub", o, lambda a, b: a - b, True)
+
+    def __mul__(self, o):
+        return self._binary("Mul", o, lambda a, b: a * b)
+
+    def __rmul__(self, o):
+        return self._binary("Mul", o, lambda a, b: a * b, True)
+
+    def __truediv__(self, o):
+        return self._binary("Div", o, lambda a, b: a / b)
+
+    def __rtruediv__(self, o):
+        return self._binary("Div", o, lambda a, b: a / b, True)
+
+    def __matmul__(self, o):
+        return self._binary("MatMul", o, lambda a, b: a @ b)
+
+    def __rmatmul__(self, o):
+        return self._binary("MatMul", o, lambda a, b: a @ b, True)
 
     def __neg__(self):
         return self.tracer.unary("Neg", self, lambda a: -a)
@@ -101,8 +136,10 @@ class Traced:
         return self.tracer.reduce("ReduceSum", self, axis, keepdims)
 
     def __getattr__(self, name):
-        raise AttributeError(f"{name!r} is not supported on traced values during nmn export (supported: + - * / @, "
-                             "reshape, flatten, transpose, mean, sum, shape)")
+        raise AttributeError(
+            f"{name!r} is not supported on traced values during nmn export (supported: + - * / @, "
+            "reshape, flatten, transpose, mean, sum, shape)"
+        )
 
     def __getitem__(self, item):
         raise TypeError("indexing a traced value is not supported by nmn's MLX export")
@@ -113,7 +150,8 @@ class Traced:
 
 def _has_traced(args, kwargs):
     return any(isinstance(a, Traced) for a in list(args) + list(kwargs.values())) or any(
-        isinstance(v, Traced) for a in args if isinstance(a, (list, tuple)) for v in a)
+        isinstance(v, Traced) for a in args if isinstance(a, (list, tuple)) for v in a
+    )
 
 
 def _value(a):
@@ -176,14 +214,17 @@ class _Tracer:
     def flatten(self, x, start, end):
         value = x.value.flatten(start, end)
         if start % max(x.ndim, 1) != 1 or end % max(x.ndim, 1) != x.ndim - 1:
-            raise ExportError(f"flatten({start}, {end}) on a rank-{x.ndim} value: only flatten(1) (start_axis=1, "
-                              "end_axis=-1) is supported")
+            raise ExportError(
+                f"flatten({start}, {end}) on a rank-{x.ndim} value: only flatten(1) (start_axis=1, "
+                "end_axis=-1) is supported"
+            )
         return self.wrap(emit.flatten(self.b, x.name, name=self.fresh("flatten")), value)
 
     def transpose(self, x, axes):
         axes = list(range(x.ndim))[::-1] if not axes else [int(a) % x.ndim for a in axes]
-        return self.wrap(self.b.node("Transpose", [x.name], {"perm": axes}, name=self.fresh("transpose")),
-                         x.value.transpose(axes))
+        return self.wrap(
+            self.b.node("Transpose", [x.name], {"perm": axes}, name=self.fresh("transpose")), x.value.transpose(axes)
+        )
 
     def reduce(self, op, x, axis, keepdims):
         axes = list(range(x.ndim)) if axis is None else [axis] if isinstance(axis, int) else list(axis)
@@ -231,26 +272,56 @@ class _Tracer:
                 if kind == "RotaryYatAttention" and m._cache_max is not None:
                     raise ExportError(f"{name}: RotaryYatAttention with an active KV cache (call reset_cache())")
             trainable = _trainable(m, kind)
-            return emit.yat_layer(b, name, kind, config, params, ins, in_shape=tuple(x.shape),
-                                  channels_last=kind in ("YatConv", "YatConvTranspose"), call=call,
-                                  param_names=param_names(kind), trainable=trainable)
+            return emit.yat_layer(
+                b,
+                name,
+                kind,
+                config,
+                params,
+                ins,
+                in_shape=tuple(x.shape),
+                channels_last=kind in ("YatConv", "YatConvTranspose"),
+                call=call,
+                param_names=param_names(kind),
+                trainable=trainable,
+            )
         if isinstance(m, nn.Linear):
             return emit.linear(b, name, x.name, np_array(m.weight), _np_param(m, "bias"), rank=x.ndim)
         if isinstance(m, _CONV):
             rank = m.weight.ndim - 2
             weight = np.moveaxis(np_array(m.weight), -1, 1)
-            return emit.conv(b, name, x.name, weight, _np_param(m, "bias"), in_shape=tuple(x.shape),
-                             strides=_tuple(m.stride, rank), dilations=_tuple(m.dilation, rank),
-                             groups=int(getattr(m, "groups", 1)), padding=[(p, p) for p in _tuple(m.padding, rank)],
-                             channels_last=True)
+            return emit.conv(
+                b,
+                name,
+                x.name,
+                weight,
+                _np_param(m, "bias"),
+                in_shape=tuple(x.shape),
+                strides=_tuple(m.stride, rank),
+                dilations=_tuple(m.dilation, rank),
+                groups=int(getattr(m, "groups", 1)),
+                padding=[(p, p) for p in _tuple(m.padding, rank)],
+                channels_last=True,
+            )
         if isinstance(m, _CONV_T):
             rank = m.weight.ndim - 2
-            w = np_array(m.weight)                               # (M, *k, C)
-            weight = np.transpose(w, (w.ndim - 1, 0, *range(1, w.ndim - 1)))   # (C, M, *k)
-            return emit.conv(b, name, x.name, weight, _np_param(m, "bias"), in_shape=tuple(x.shape),
-                             strides=_tuple(m.stride, rank), dilations=_tuple(m.dilation, rank), groups=1,
-                             padding=[(p, p) for p in _tuple(m.padding, rank)], channels_last=True, transpose=True,
-                             output_padding=list(_tuple(m.output_padding, rank)))
+            w = np_array(m.weight)  # (M, *k, C)
+            weight = np.transpose(w, (w.ndim - 1, 0, *range(1, w.ndim - 1)))  # (C, M, *k)
+            return emit.conv(
+                b,
+                name,
+                x.name,
+                weight,
+                _np_param(m, "bias"),
+                in_shape=tuple(x.shape),
+                strides=_tuple(m.stride, rank),
+                dilations=_tuple(m.dilation, rank),
+                groups=1,
+                padding=[(p, p) for p in _tuple(m.padding, rank)],
+                channels_last=True,
+                transpose=True,
+                output_padding=list(_tuple(m.output_padding, rank)),
+            )
         if type(m) in _ACTIVATION_MODULES:
             return emit.activation(b, _ACTIVATION_MODULES[type(m)], x.name, name=name)
         if isinstance(m, nn.GELU):
@@ -272,8 +343,18 @@ class _Tracer:
             shift = _np_param(m, "bias")
             scale = np.ones(n, np.float32) if scale is None else scale
             shift = np.zeros(n, np.float32) if shift is None else shift
-            return emit.batch_norm(b, name, x.name, scale, shift, np_array(m.running_mean), np_array(m.running_var), m.eps,
-                                   rank=x.ndim - 2, channels_last=True)
+            return emit.batch_norm(
+                b,
+                name,
+                x.name,
+                scale,
+                shift,
+                np_array(m.running_mean),
+                np_array(m.running_var),
+                m.eps,
+                rank=x.ndim - 2,
+                channels_last=True,
+            )
         if isinstance(m, nn.Embedding):
             return emit.embedding(b, name, x.name, np_array(m.weight))
         if isinstance(m, _POOL):
@@ -290,8 +371,9 @@ class _Tracer:
             return emit.pool(b, kind, x.name, kernel=k, strides=s, pads=pads, channels_last=True, name=name)
         # mlx's average pooling counts the zero padding: pad explicitly, then pool without pads
         first = b.node("Transpose", [x.name], {"perm": [0, rank + 1, *range(1, rank + 1)]}, name=f"{name}.to_first")
-        widths = b.constant(f"{name}.pads", np.array([0, 0] + [p[0] for p in pads] + [0, 0] + [p[1] for p in pads],
-                                                       np.int64))
+        widths = b.constant(
+            f"{name}.pads", np.array([0, 0] + [p[0] for p in pads] + [0, 0] + [p[1] for p in pads], np.int64)
+        )
         padded = b.node("Pad", [first, widths], {"mode": "constant"}, name=f"{name}.pad")
         y = b.node("AveragePool", [padded], {"kernel_shape": k, "strides": s, "pads": [0] * (2 * rank)}, name=name)
         return b.node("Transpose", [y], {"perm": [0, *range(2, rank + 2), 1]}, name=f"{name}.to_last")
@@ -303,8 +385,17 @@ class _Tracer:
         if not isinstance(query, Traced):
             return value
         kind, config, params = mspec.to_spec(layer)
-        out = emit.yat_layer(self.b, self.name_of(layer), kind, config, params, [query.name],
-                             call={"method": "attend"}, param_names=param_names(kind), trainable=_trainable(layer, kind))
+        out = emit.yat_layer(
+            self.b,
+            self.name_of(layer),
+            kind,
+            config,
+            params,
+            [query.name],
+            call={"method": "attend"},
+            param_names=param_names(kind),
+            trainable=_trainable(layer, kind),
+        )
         return self.wrap(out, value)
 
     def function(self, fname, original, args, kwargs):
@@ -320,8 +411,12 @@ class _Tracer:
                     raise ExportError(f"softmax over axes {axis!r}: only one axis is supported")
                 return self.activation("softmax", x, value, axis=axis)
             if fname == "mean":
-                return self.reduce("ReduceMean", x, kwargs.get("axis", args[1] if len(args) > 1 else None),
-                                   kwargs.get("keepdims", args[2] if len(args) > 2 else False))
+                return self.reduce(
+                    "ReduceMean",
+                    x,
+                    kwargs.get("axis", args[1] if len(args) > 1 else None),
+                    kwargs.get("keepdims", args[2] if len(args) > 2 else False),
+                )
             if fname == "concatenate":
                 axis = kwargs.get("axis", args[1] if len(args) > 1 else 0)
                 names = [self.operand(v, self.fresh("concat.const"))[0] for v in x]
@@ -352,9 +447,11 @@ def param_names(kind):
     if kind in ("YatNMN", "YatConv", "YatConvTranspose"):
         return {"weight": "kernel"}
     if kind in ("MultiHeadYatAttention", "RotaryYatAttention"):
-        return {f"{s}_{leaf}": f"{sub}.{leaf}" for s, sub in (("q", "query_proj"), ("k", "key_proj"),
-                                                             ("v", "value_proj"), ("out", "out_proj"))
-                for leaf in ("weight", "bias")}
+        return {
+            f"{s}_{leaf}": f"{sub}.{leaf}"
+            for s, sub in (("q", "query_proj"), ("k", "key_proj"), ("v", "value_proj"), ("out", "out_proj"))
+            for leaf in ("weight", "bias")
+        }
     return {}
 
 
@@ -371,8 +468,19 @@ def _tuple(v, rank):
     return tuple(int(i) for i in v) if isinstance(v, (tuple, list)) else (int(v),) * rank
 
 
-_FUNCTIONS = [(nn, "relu"), (nn, "gelu"), (nn, "gelu_approx"), (nn, "silu"), (nn, "sigmoid"), (nn, "softplus"),
-              (mx, "tanh"), (mx, "sigmoid"), (mx, "softmax"), (mx, "mean"), (mx, "concatenate")]
+_FUNCTIONS = [
+    (nn, "relu"),
+    (nn, "gelu"),
+    (nn, "gelu_approx"),
+    (nn, "silu"),
+    (nn, "sigmoid"),
+    (nn, "softplus"),
+    (mx, "tanh"),
+    (mx, "sigmoid"),
+    (mx, "softmax"),
+    (mx, "mean"),
+    (mx, "concatenate"),
+]
 
 
 class _Patched:
@@ -393,7 +501,7 @@ class _Patched:
             if isinstance(m, _yat_types() + _STANDARD):
                 classes.add(type(m))
             elif not m.children() and tree_flatten(m.parameters()):
-                classes.add(type(m))   # an unknown layer with weights: recorded as unsupported, run eagerly
+                classes.add(type(m))  # an unknown layer with weights: recorded as unsupported, run eagerly
         for cls in classes:
             original = cls.__call__
             self.saved.append((cls, "__call__", cls.__dict__.get("__call__")))
@@ -434,8 +542,11 @@ def trace(model, inputs, input_names, output_names):
     tracer = _Tracer(model)
     if input_names is None:
         try:
-            params = [p for p in inspect.signature(model.__call__).parameters.values()
-                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+            params = [
+                p
+                for p in inspect.signature(model.__call__).parameters.values()
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            ]
             input_names = [p.name for p in params][: len(inputs)]
         except (TypeError, ValueError):
             input_names = []
@@ -454,15 +565,19 @@ def trace(model, inputs, input_names, output_names):
                 raise ExportError(_unsupported_message(model, tracer.unsupported)) from error
             if "Traced" not in str(error) and "traced" not in str(error):
                 raise  # a genuine error of the model on these inputs (e.g. a layer's shape check)
-            raise ExportError(f"{type(model).__name__}: tracing failed ({error}); nmn's MLX export supports the model "
-                              "shapes listed in nmn.interchange.mlx_io's documentation (an mx function applied "
-                              "to an intermediate value is the usual cause)") from error
+            raise ExportError(
+                f"{type(model).__name__}: tracing failed ({error}); nmn's MLX export supports the model "
+                "shapes listed in nmn.interchange.mlx_io's documentation (an mx function applied "
+                "to an intermediate value is the usual cause)"
+            ) from error
     if tracer.unsupported:
         raise ExportError(_unsupported_message(model, tracer.unsupported))
     outs = list(result) if isinstance(result, (tuple, list)) else [result]
     if not all(isinstance(o, Traced) for o in outs):
-        raise ExportError(f"{type(model).__name__}: an output is not computed from the inputs through traceable "
-                          "operations (see nmn.interchange.mlx_io for what the walk supports)")
+        raise ExportError(
+            f"{type(model).__name__}: an output is not computed from the inputs through traceable "
+            "operations (see nmn.interchange.mlx_io for what the walk supports)"
+        )
     expected = []
     for i, out in enumerate(outs):
         name = output_names[i] if output_names else ("output" if len(outs) == 1 else f"output_{i}")
@@ -473,7 +588,8 @@ def trace(model, inputs, input_names, output_names):
 
 def _unsupported_message(model, items):
     items = list(dict.fromkeys(items))
-    return (f"{type(model).__name__}: cannot export {len(items)} layer(s) / operation(s):\n  - " + "\n  - ".join(items)
-            + "\n(supported model shapes: see nmn.interchange.mlx_io)")
-
-
+    return (
+        f"{type(model).__name__}: cannot export {len(items)} layer(s) / operation(s):\n  - "
+        + "\n  - ".join(items)
+        + "\n(supported model shapes: see nmn.interchange.mlx_io)"
+    )

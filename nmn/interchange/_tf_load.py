@@ -7,7 +7,7 @@ signature, so it trains with ``tf.GradientTape`` and saves as a SavedModel.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import onnx
@@ -15,15 +15,16 @@ import tensorflow as tf
 
 import nmn.tf as nt
 from nmn.interchange.interpret import SQUASHER_KINDS, SQUASHER_OPS, check_supported, execute, replay, squash
+from nmn.interchange.reader import read_model
 from nmn.interchange.stdops import SUPPORTED, value_inputs
 from nmn.interchange.stdops.prims_tf import PRIMS
-from nmn.interchange.reader import read_model
 from nmn.tf import spec as tspec
 
 __all__ = ["load", "predict", "OnnxModule", "TABLE"]
 
 TABLE = SUPPORTED
 """The standard ops this loader runs (the shared list of :mod:`nmn.interchange.stdops`)."""
+
 
 def _key(name: str) -> str:
     key = name.replace(".", "__").replace("/", "_")
@@ -53,14 +54,18 @@ class OnnxModule(tf.Module):
             if isinstance(config.get("padding"), list):
                 config["padding"] = [tuple(p) for p in config["padding"]]
             layer = tspec.from_spec(spec.kind, config, spec.params, **kwargs)
-            layer._nmn_param_names = {k: v[len(lname) + 1:] for k, v in spec.param_inits.items()
-                                      if v.startswith(lname + ".")}
+            layer._nmn_param_names = {
+                k: v[len(lname) + 1 :] for k, v in spec.param_inits.items() if v.startswith(lname + ".")
+            }
             for canonical, trainable in spec.trainable.items():
                 if not trainable:
                     _freeze(layer, spec.kind, canonical)
             self.layers[_key(lname)] = layer
-        self._owned = {init: (spec.name, spec.kind, key) for spec in graph.layers.values()
-                       for key, init in spec.param_inits.items()}
+        self._owned = {
+            init: (spec.name, spec.kind, key)
+            for spec in graph.layers.values()
+            for key, init in spec.param_inits.items()
+        }
         trainable = graph.trainable_initializers()
         used = {i for n in graph.nodes for i in n.inputs}
         self.params = {}
@@ -74,10 +79,16 @@ class OnnxModule(tf.Module):
                 consts[iname] = array
         self._consts = consts
         check_supported(graph, "tf")
-        signature = [tf.TensorSpec([None if (d is None or isinstance(d, str)) else d for d in shape],
-                                   tf.as_dtype(np.dtype(dtype)), name=_key(n)) for n, shape, dtype in graph.inputs]
+        signature = [
+            tf.TensorSpec(
+                [None if (d is None or isinstance(d, str)) else d for d in shape],
+                tf.as_dtype(np.dtype(dtype)),
+                name=_key(n),
+            )
+            for n, shape, dtype in graph.inputs
+        ]
         if value_inputs(graph.nodes, {n for n, _, _ in graph.inputs}):
-            self.__call__ = self._run      # shapes computed from input values: run eagerly, where they are known
+            self.__call__ = self._run  # shapes computed from input values: run eagerly, where they are known
         elif any(n.op in ("Shape", "Size") for n in graph.nodes):
             # shape arithmetic: one trace per input shape, so every Shape is static inside its trace
             self.__call__ = tf.function(self._run, autograph=False)

@@ -6,7 +6,8 @@ check) and written through the framework-neutral emitters of :mod:`nmn.interchan
 from __future__ import annotations
 
 import operator
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -22,8 +23,17 @@ from nmn.interchange.graph import ExportError, GraphBuilder
 def _yat_types():
     from nmn.torch import spec
 
-    return (spec.YatNMN, spec._YatConvNd, spec._YatConvTransposeNd, spec.MultiHeadYatAttention,
-            spec.RotaryYatAttention, spec.YatEmbed, spec.Softermax, spec.SofterSigmoid, spec.SoftTanh)
+    return (
+        spec.YatNMN,
+        spec._YatConvNd,
+        spec._YatConvTransposeNd,
+        spec.MultiHeadYatAttention,
+        spec.RotaryYatAttention,
+        spec.YatEmbed,
+        spec.Softermax,
+        spec.SofterSigmoid,
+        spec.SoftTanh,
+    )
 
 
 def _attend_marker(layer_path: str, query):  # a call_function target standing for ``embed.attend(query)``
@@ -53,8 +63,11 @@ def _bare_graph(model: nn.Module, n_inputs: int) -> tuple[torch.fx.Graph, str]:
 
     name = type(model).__name__
     try:
-        params = [p.name for p in inspect.signature(model.forward).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        params = [
+            p.name
+            for p in inspect.signature(model.forward).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
     except (TypeError, ValueError):
         params = []
     params = (params + [f"input_{i}" for i in range(len(params), n_inputs)])[:n_inputs]
@@ -87,6 +100,7 @@ def _trace(model: nn.Module, n_inputs: int = 1) -> tuple[torch.fx.Graph, dict]:
             if any(isinstance(a, torch.fx.Proxy) for a in (*args, *kwargs.values())):
                 return tracer.create_proxy("call_function", fn, args, kwargs)
             return fn(*args, **kwargs)
+
         return call
 
     # ``nt.softermax(x)`` is an attribute lookup that fx's autowrap (module globals only) does not see
@@ -97,8 +111,10 @@ def _trace(model: nn.Module, n_inputs: int = 1) -> tuple[torch.fx.Graph, dict]:
     try:
         return tracer.trace(model), dict(model.named_modules())
     except Exception as err:
-        raise ExportError(f"{type(model).__name__}: torch.fx could not trace forward() ({type(err).__name__}: "
-                          f"{err}); nmn export needs a forward without data-dependent Python control flow") from err
+        raise ExportError(
+            f"{type(model).__name__}: torch.fx could not trace forward() ({type(err).__name__}: "
+            f"{err}); nmn export needs a forward without data-dependent Python control flow"
+        ) from err
     finally:
         nt.YatEmbed.attend = original
         for mod, attr, fn in patched:
@@ -114,26 +130,86 @@ def _np_param(t):
 
 
 # torch.nn activation modules / functions -> emit.ACTIVATIONS kinds (parameters read by _activation_params)
-_ACTIVATIONS = {nn.ReLU: "relu", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.SiLU: "silu", nn.Softplus: "softplus",
-                nn.LeakyReLU: "leaky_relu", nn.ELU: "elu", nn.SELU: "selu", nn.Hardsigmoid: "hard_sigmoid",
-                nn.Hardswish: "hard_swish", nn.ReLU6: "relu6", nn.Hardtanh: "clip", nn.Mish: "mish",
-                nn.Softsign: "softsign"}
-_FN_ACTIVATIONS = {TF.relu: "relu", torch.relu: "relu", torch.sigmoid: "sigmoid", TF.sigmoid: "sigmoid",
-                   torch.tanh: "tanh", TF.tanh: "tanh", TF.silu: "silu", TF.softplus: "softplus",
-                   TF.leaky_relu: "leaky_relu", TF.elu: "elu", TF.selu: "selu", TF.hardsigmoid: "hard_sigmoid",
-                   TF.hardswish: "hard_swish", TF.relu6: "relu6", TF.hardtanh: "clip", TF.mish: "mish",
-                   TF.softsign: "softsign"}
+_ACTIVATIONS = {
+    nn.ReLU: "relu",
+    nn.Sigmoid: "sigmoid",
+    nn.Tanh: "tanh",
+    nn.SiLU: "silu",
+    nn.Softplus: "softplus",
+    nn.LeakyReLU: "leaky_relu",
+    nn.ELU: "elu",
+    nn.SELU: "selu",
+    nn.Hardsigmoid: "hard_sigmoid",
+    nn.Hardswish: "hard_swish",
+    nn.ReLU6: "relu6",
+    nn.Hardtanh: "clip",
+    nn.Mish: "mish",
+    nn.Softsign: "softsign",
+}
+_FN_ACTIVATIONS = {
+    TF.relu: "relu",
+    torch.relu: "relu",
+    torch.sigmoid: "sigmoid",
+    TF.sigmoid: "sigmoid",
+    torch.tanh: "tanh",
+    TF.tanh: "tanh",
+    TF.silu: "silu",
+    TF.softplus: "softplus",
+    TF.leaky_relu: "leaky_relu",
+    TF.elu: "elu",
+    TF.selu: "selu",
+    TF.hardsigmoid: "hard_sigmoid",
+    TF.hardswish: "hard_swish",
+    TF.relu6: "relu6",
+    TF.hardtanh: "clip",
+    TF.mish: "mish",
+    TF.softsign: "softsign",
+}
 _METHOD_ACTIVATIONS = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh"}
-_BINARY = {operator.add: "Add", torch.add: "Add", operator.mul: "Mul", torch.mul: "Mul", operator.sub: "Sub",
-           torch.sub: "Sub", operator.truediv: "Div", torch.div: "Div", operator.matmul: "MatMul",
-           torch.matmul: "MatMul", operator.pow: "Pow", torch.pow: "Pow", torch.maximum: "Max",
-           torch.minimum: "Min"}
+_BINARY = {
+    operator.add: "Add",
+    torch.add: "Add",
+    operator.mul: "Mul",
+    torch.mul: "Mul",
+    operator.sub: "Sub",
+    torch.sub: "Sub",
+    operator.truediv: "Div",
+    torch.div: "Div",
+    operator.matmul: "MatMul",
+    torch.matmul: "MatMul",
+    operator.pow: "Pow",
+    torch.pow: "Pow",
+    torch.maximum: "Max",
+    torch.minimum: "Min",
+}
 _METHOD_BINARY = {"add": "Add", "mul": "Mul", "sub": "Sub", "div": "Div", "matmul": "MatMul", "pow": "Pow"}
-_UNARY = {torch.sqrt: "Sqrt", torch.exp: "Exp", torch.log: "Log", torch.abs: "Abs", torch.neg: "Neg",
-          operator.neg: "Neg", torch.reciprocal: "Reciprocal", torch.erf: "Erf", torch.sign: "Sign",
-          torch.floor: "Floor", torch.ceil: "Ceil", torch.sin: "Sin", torch.cos: "Cos"}
-_METHOD_UNARY = {"sqrt": "Sqrt", "exp": "Exp", "log": "Log", "abs": "Abs", "neg": "Neg", "reciprocal": "Reciprocal",
-                 "erf": "Erf", "sign": "Sign", "floor": "Floor", "ceil": "Ceil"}
+_UNARY = {
+    torch.sqrt: "Sqrt",
+    torch.exp: "Exp",
+    torch.log: "Log",
+    torch.abs: "Abs",
+    torch.neg: "Neg",
+    operator.neg: "Neg",
+    torch.reciprocal: "Reciprocal",
+    torch.erf: "Erf",
+    torch.sign: "Sign",
+    torch.floor: "Floor",
+    torch.ceil: "Ceil",
+    torch.sin: "Sin",
+    torch.cos: "Cos",
+}
+_METHOD_UNARY = {
+    "sqrt": "Sqrt",
+    "exp": "Exp",
+    "log": "Log",
+    "abs": "Abs",
+    "neg": "Neg",
+    "reciprocal": "Reciprocal",
+    "erf": "Erf",
+    "sign": "Sign",
+    "floor": "Floor",
+    "ceil": "Ceil",
+}
 _IDENTITY_FUNCTIONS = (TF.dropout, TF.dropout1d, TF.dropout2d, TF.dropout3d, TF.alpha_dropout)
 
 
@@ -168,8 +244,8 @@ class _Exporter:
         self.inputs = list(example_inputs)
         self.modules = dict(model.named_modules())
         self.b = GraphBuilder(source="torch", layout="channels_first")
-        self.value: dict = {}   # fx node -> eager value
-        self.onnx: dict = {}    # fx node -> ONNX value name (or python constant)
+        self.value: dict = {}  # fx node -> eager value
+        self.onnx: dict = {}  # fx node -> ONNX value name (or python constant)
         self.unsupported: list[str] = []
 
     # --------------------------------------------------------------------------------------------------------
@@ -180,8 +256,10 @@ class _Exporter:
         graph, self.modules = _trace(self.model, len(self.inputs))
         placeholders = [n for n in graph.nodes if n.op == "placeholder"]
         if len(placeholders) != len(self.inputs):
-            raise ExportError(f"{type(self.model).__name__}.forward takes {len(placeholders)} input(s), "
-                              f"{len(self.inputs)} example input(s) were given")
+            raise ExportError(
+                f"{type(self.model).__name__}.forward takes {len(placeholders)} input(s), "
+                f"{len(self.inputs)} example input(s) were given"
+            )
         outputs = []
         for node in graph.nodes:
             if node.op == "placeholder":
@@ -196,8 +274,10 @@ class _Exporter:
             else:
                 self._emit(node)
         if self.unsupported:
-            raise ExportError(f"{type(self.model).__name__}: cannot export {len(self.unsupported)} operation(s):\n  - "
-                              + "\n  - ".join(self.unsupported))
+            raise ExportError(
+                f"{type(self.model).__name__}: cannot export {len(self.unsupported)} operation(s):\n  - "
+                + "\n  - ".join(self.unsupported)
+            )
         expected = []
         for i, out in enumerate(outputs):
             name = output_names[i] if output_names else ("output" if len(outputs) == 1 else f"output_{i}")
@@ -218,8 +298,11 @@ class _Exporter:
         import inspect
 
         try:
-            params = [p.name for p in inspect.signature(self.model.forward).parameters.values()
-                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+            params = [
+                p.name
+                for p in inspect.signature(self.model.forward).parameters.values()
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            ]
         except (TypeError, ValueError):
             return default
         return params[i] if i < len(params) else default
@@ -234,6 +317,7 @@ class _Exporter:
             if isinstance(a, (tuple, list)):
                 return type(a)(val(v) for v in a)
             return a
+
         return [val(a) for a in args]
 
     def _emit(self, node: torch.fx.Node) -> None:
@@ -268,8 +352,17 @@ class _Exporter:
                 self.value[node] = layer.attend(self.value[q])
             kind, config, params = self.spec.to_spec(layer)
             names, trainable = self._host_names(layer)
-            self.onnx[node] = emit.yat_layer(b, path, kind, config, params, [self.onnx[q]], call={"method": "attend"},
-                                             param_names=names, trainable=trainable)
+            self.onnx[node] = emit.yat_layer(
+                b,
+                path,
+                kind,
+                config,
+                params,
+                [self.onnx[q]],
+                call={"method": "attend"},
+                param_names=names,
+                trainable=trainable,
+            )
             return
         with torch.no_grad():
             if node.op == "call_function":
@@ -290,26 +383,60 @@ class _Exporter:
                 named = ["query", "key", "value", "mask"] if kind == "MultiHeadYatAttention" else ["x", "mask"]
                 given = dict(zip(named, node.args))
                 given.update(node.kwargs)
-                ins = [self.onnx[given[k]] if isinstance(given.get(k), torch.fx.Node) else ""
-                       for k in named if k != "mask"]
+                ins = [
+                    self.onnx[given[k]] if isinstance(given.get(k), torch.fx.Node) else "" for k in named if k != "mask"
+                ]
                 if isinstance(given.get("mask"), torch.fx.Node):
                     call["mask"] = self.onnx[given["mask"]]
             names, trainable = self._host_names(m)
-            return emit.yat_layer(b, name, kind, config, params, ins, in_shape=tuple(x_val.shape), call=call,
-                                  param_names=names, trainable=trainable)
+            return emit.yat_layer(
+                b,
+                name,
+                kind,
+                config,
+                params,
+                ins,
+                in_shape=tuple(x_val.shape),
+                call=call,
+                param_names=names,
+                trainable=trainable,
+            )
         if isinstance(m, nn.Linear):
             return emit.linear(b, name, x, _np_param(m.weight), _np_param(m.bias), rank=x_val.dim())
         if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
             if m.padding_mode != "zeros":
-                self.unsupported.append(f"{name}: {type(m).__name__}(padding_mode={m.padding_mode!r}) "
-                                        "(use nmn's YatConv or padding_mode='zeros')")
+                self.unsupported.append(
+                    f"{name}: {type(m).__name__}(padding_mode={m.padding_mode!r}) "
+                    "(use nmn's YatConv or padding_mode='zeros')"
+                )
                 return None
-            return emit.conv(b, name, x, _np_param(m.weight), _np_param(m.bias), in_shape=tuple(x_val.shape),
-                             strides=m.stride, dilations=m.dilation, groups=m.groups, padding=_conv_padding(m))
+            return emit.conv(
+                b,
+                name,
+                x,
+                _np_param(m.weight),
+                _np_param(m.bias),
+                in_shape=tuple(x_val.shape),
+                strides=m.stride,
+                dilations=m.dilation,
+                groups=m.groups,
+                padding=_conv_padding(m),
+            )
         if isinstance(m, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
-            return emit.conv(b, name, x, _np_param(m.weight), _np_param(m.bias), in_shape=tuple(x_val.shape),
-                             strides=m.stride, dilations=m.dilation, groups=m.groups,
-                             padding=tuple((p, p) for p in m.padding), transpose=True, output_padding=m.output_padding)
+            return emit.conv(
+                b,
+                name,
+                x,
+                _np_param(m.weight),
+                _np_param(m.bias),
+                in_shape=tuple(x_val.shape),
+                strides=m.stride,
+                dilations=m.dilation,
+                groups=m.groups,
+                padding=tuple((p, p) for p in m.padding),
+                transpose=True,
+                output_padding=m.output_padding,
+            )
         if type(m) in _ACTIVATIONS:
             kind = _ACTIVATIONS[type(m)]
             return emit.activation(b, kind, x, name=name, **_activation_params(kind, m))
@@ -322,8 +449,9 @@ class _Exporter:
             return x
         if isinstance(m, nn.Flatten):
             if m.start_dim != 1 or m.end_dim != -1:
-                self.unsupported.append(f"{name}: Flatten(start_dim={m.start_dim}, end_dim={m.end_dim}) "
-                                        "(only start_dim=1, end_dim=-1)")
+                self.unsupported.append(
+                    f"{name}: Flatten(start_dim={m.start_dim}, end_dim={m.end_dim}) (only start_dim=1, end_dim=-1)"
+                )
                 return None
             return emit.flatten(b, x, name=name)
         if isinstance(m, nn.LayerNorm):
@@ -338,8 +466,17 @@ class _Exporter:
             n = m.num_features
             scale = _np_param(m.weight) if m.weight is not None else np.ones(n, np.float32)
             shift = _np_param(m.bias) if m.bias is not None else np.zeros(n, np.float32)
-            return emit.batch_norm(b, name, x, scale, shift, _np_param(m.running_mean), _np_param(m.running_var),
-                                   m.eps, rank=x_val.dim() - 2)
+            return emit.batch_norm(
+                b,
+                name,
+                x,
+                scale,
+                shift,
+                _np_param(m.running_mean),
+                _np_param(m.running_var),
+                m.eps,
+                rank=x_val.dim() - 2,
+            )
         if isinstance(m, nn.Embedding):
             return emit.embedding(b, name, x, _np_param(m.weight))
         if isinstance(m, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)):
@@ -374,7 +511,6 @@ class _Exporter:
         axes = b.constant(f"{name}.axes", np.array(dims, np.int64))
         return b.node(op, [self.onnx[args[0]], axes], {"keepdims": keep}, name=name)
 
-
     def _operand(self, a, operands, name):
         """An ONNX value for one operand of a binary op: a traced tensor, or a Python number as a constant of the
         other operand's dtype."""
@@ -382,9 +518,15 @@ class _Exporter:
             value = self.onnx[a]
             if value is not None:
                 return value
-            a = self.value[a]   # a Python number computed by traced shape arithmetic (x.size(1))
-        other = next((self.value[o] for o in operands if isinstance(o, torch.fx.Node)
-                      and isinstance(self.value.get(o), torch.Tensor)), None)
+            a = self.value[a]  # a Python number computed by traced shape arithmetic (x.size(1))
+        other = next(
+            (
+                self.value[o]
+                for o in operands
+                if isinstance(o, torch.fx.Node) and isinstance(self.value.get(o), torch.Tensor)
+            ),
+            None,
+        )
         dtype = _np(other).dtype if other is not None else np.float32
         return self.b.constant(f"{name}.const", np.array(a, dtype))
 
@@ -394,8 +536,10 @@ class _Exporter:
         name = node.name
         binary = _BINARY.get(t) if node.op == "call_function" else _METHOD_BINARY.get(t)
         if binary is not None:
-            operands = [args[0], node.kwargs.get("other", node.kwargs.get("exponent", args[1] if len(args) > 1
-                                                                           else None))]
+            operands = [
+                args[0],
+                node.kwargs.get("other", node.kwargs.get("exponent", args[1] if len(args) > 1 else None)),
+            ]
             if "alpha" in node.kwargs or len(args) > 2:
                 self.unsupported.append(f"{name}: {getattr(t, '__name__', t)} with alpha= (write x + alpha * y)")
                 return None
@@ -405,15 +549,18 @@ class _Exporter:
             return b.node(unary, [self.onnx[args[0]]], name=name)
         if t in (torch.rsqrt, "rsqrt"):
             return b.node("Reciprocal", [b.node("Sqrt", [self.onnx[args[0]]], name=f"{name}.sqrt")], name=name)
-        if (node.op == "call_function" and t in _FN_ACTIVATIONS) or (node.op == "call_method"
-                                                                    and t in _METHOD_ACTIVATIONS):
+        if (node.op == "call_function" and t in _FN_ACTIVATIONS) or (
+            node.op == "call_method" and t in _METHOD_ACTIVATIONS
+        ):
             kind = _FN_ACTIVATIONS[t] if node.op == "call_function" else _METHOD_ACTIVATIONS[t]
-            return emit.activation(b, kind, self.onnx[args[0]], name=name,
-                                   **_activation_params(kind, None, args, node.kwargs))
+            return emit.activation(
+                b, kind, self.onnx[args[0]], name=name, **_activation_params(kind, None, args, node.kwargs)
+            )
         if node.op == "call_function" and t in _IDENTITY_FUNCTIONS:
             return self.onnx[args[0]]
         if (node.op == "call_function" and t in (TF.log_softmax, torch.log_softmax)) or (
-                node.op == "call_method" and t == "log_softmax"):
+            node.op == "call_method" and t == "log_softmax"
+        ):
             dim = node.kwargs.get("dim", args[1] if len(args) > 1 else -1)
             return emit.activation(b, "log_softmax", self.onnx[args[0]], axis=dim, name=name)
         if node.op == "call_function" and t is TF.linear:
@@ -438,9 +585,16 @@ class _Exporter:
                 return None
             return emit.pool(b, "global_avg", self.onnx[args[0]], kernel=None, strides=None, name=name)
         if (node.op == "call_method" and t in ("sum", "amax", "max", "min", "amin")) or t in (
-                torch.sum, torch.amax, torch.amin):
-            return self._reduce(node, {"sum": "ReduceSum", "amax": "ReduceMax", "max": "ReduceMax",
-                                       "amin": "ReduceMin", "min": "ReduceMin"}[getattr(t, "__name__", t)])
+            torch.sum,
+            torch.amax,
+            torch.amin,
+        ):
+            return self._reduce(
+                node,
+                {"sum": "ReduceSum", "amax": "ReduceMax", "max": "ReduceMax", "amin": "ReduceMin", "min": "ReduceMin"}[
+                    getattr(t, "__name__", t)
+                ],
+            )
         if (node.op == "call_method" and t in ("squeeze", "unsqueeze")) or t in (torch.squeeze, torch.unsqueeze):
             op = "Squeeze" if getattr(t, "__name__", t) == "squeeze" else "Unsqueeze"
             dim = node.kwargs.get("dim", args[1] if len(args) > 1 else None)
@@ -455,7 +609,9 @@ class _Exporter:
         if node.op == "call_function" and t is TF.gelu:
             approx = node.kwargs.get("approximate", "none")
             return emit.activation(b, "gelu_tanh" if approx == "tanh" else "gelu", self.onnx[args[0]], name=name)
-        if (node.op == "call_function" and t in (TF.softmax, torch.softmax)) or (node.op == "call_method" and t == "softmax"):
+        if (node.op == "call_function" and t in (TF.softmax, torch.softmax)) or (
+            node.op == "call_method" and t == "softmax"
+        ):
             dim = node.kwargs.get("dim", args[1] if len(args) > 1 else -1)
             return emit.activation(b, "softmax", self.onnx[args[0]], axis=dim, name=name)
         if (t is torch.flatten) or (node.op == "call_method" and t == "flatten"):
@@ -468,14 +624,20 @@ class _Exporter:
             dims = args[1:] if node.op == "call_method" else args[1]
             if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
                 dims = dims[0]
-            shape = [0 if i == 0 and isinstance(d, torch.fx.Node) else (self.value[d] if isinstance(d, torch.fx.Node)
-                     else d) for i, d in enumerate(dims)]
+            shape = [
+                0 if i == 0 and isinstance(d, torch.fx.Node) else (self.value[d] if isinstance(d, torch.fx.Node) else d)
+                for i, d in enumerate(dims)
+            ]
             return emit.reshape(b, self.onnx[args[0]], shape, name=name)
         if node.op == "call_method" and t == "size" or (node.op == "call_function" and t is getattr):
             return None  # shape arithmetic: consumed by view/reshape above
         if t in (torch.cat, torch.concat):
-            return b.node("Concat", [self.onnx[a] for a in args[0]], {"axis": node.kwargs.get("dim", args[1] if len(args) > 1 else 0)},
-                          name=name)
+            return b.node(
+                "Concat",
+                [self.onnx[a] for a in args[0]],
+                {"axis": node.kwargs.get("dim", args[1] if len(args) > 1 else 0)},
+                name=name,
+            )
         if node.op == "call_method" and t == "mean" or t is torch.mean:
             return self._reduce(node, "ReduceMean")
         if node.op == "call_method" and t in ("permute", "transpose") or t in (torch.permute, torch.transpose):
@@ -500,7 +662,7 @@ class _Exporter:
             bound = inspect.signature(t).bind(*self._vals(args), **node.kwargs)
             bound.apply_defaults()
             given = dict(bound.arguments)
-            if given.get("sharpness") is not None:   # the alias of n
+            if given.get("sharpness") is not None:  # the alias of n
                 given["n"] = given["sharpness"]
             cfg = {key: given[src] for key, src in squash.items()}
             if any(isinstance(v, torch.Tensor) for v in cfg.values()):
@@ -515,8 +677,11 @@ def _squashers():
     """nmn's functional squashers -> {spec config key: the function's argument}."""
     import nmn.torch as nt
 
-    return {nt.softermax: {"n": "n", "epsilon": "epsilon", "axis": "dim"},
-            nt.softer_sigmoid: {"n": "n"}, nt.soft_tanh: {"n": "n"}}
+    return {
+        nt.softermax: {"n": "n", "epsilon": "epsilon", "axis": "dim"},
+        nt.softer_sigmoid: {"n": "n"},
+        nt.soft_tanh: {"n": "n"},
+    }
 
 
 def _tuple(v, rank):

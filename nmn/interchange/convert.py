@@ -61,8 +61,9 @@ def random_inputs(proto, batch: int = 2, seed: int = 0) -> dict[str, np.ndarray]
 
     rng = np.random.default_rng(seed)
     inits = {t.name: t for t in proto.graph.initializer}
-    vocab = next((int(inits[n.input[0]].dims[0]) for n in proto.graph.node
-                  if n.op_type == "Gather" and n.input[0] in inits), 2)
+    vocab = next(
+        (int(inits[n.input[0]].dims[0]) for n in proto.graph.node if n.op_type == "Gather" and n.input[0] in inits), 2
+    )
     feeds = {}
     for vi in proto.graph.input:
         if vi.name in inits:
@@ -70,8 +71,9 @@ def random_inputs(proto, batch: int = 2, seed: int = 0) -> dict[str, np.ndarray]
         tt = vi.type.tensor_type
         shape = [d.dim_value if d.HasField("dim_value") else batch for d in tt.shape.dim]
         dtype = helper.tensor_dtype_to_np_dtype(tt.elem_type)
-        feeds[vi.name] = (rng.integers(0, vocab, size=shape) if dtype.kind in "iu"
-                          else rng.normal(size=shape)).astype(dtype)
+        feeds[vi.name] = (rng.integers(0, vocab, size=shape) if dtype.kind in "iu" else rng.normal(size=shape)).astype(
+            dtype
+        )
     return feeds
 
 
@@ -102,7 +104,7 @@ def _predict(framework: str, model, inputs: list[np.ndarray]) -> list[np.ndarray
         from nmn.interchange import predict
 
         return predict(model, framework, inputs)
-    if framework == "mlx":   # mlx_io has no predict() yet: run the module eagerly
+    if framework == "mlx":  # mlx_io has no predict() yet: run the module eagerly
         import mlx.core as mx
 
         model.eval()
@@ -168,7 +170,7 @@ if __name__ == "__main__":
 def _write_architecture(proto, path: Path | None) -> None:
     from nmn.interchange import save_model
 
-    if path is not None:    # None: the architecture is the input file itself, kept as it is
+    if path is not None:  # None: the architecture is the input file itself, kept as it is
         save_model(proto, path)
 
 
@@ -214,8 +216,14 @@ def _write_mlx(model, proto, out: Path, arch: Path | None) -> None:
     model.save_weights(str(out))
 
 
-_WRITERS = {"torch": _write_torch, "nnx": _write_nnx, "linen": _write_linen, "keras": _write_keras,
-            "tf": _write_tf, "mlx": _write_mlx}
+_WRITERS = {
+    "torch": _write_torch,
+    "nnx": _write_nnx,
+    "linen": _write_linen,
+    "keras": _write_keras,
+    "tf": _write_tf,
+    "mlx": _write_mlx,
+}
 
 _SAVEDMODEL_FILES = {"saved_model.pb", "fingerprint.pb", "keras_metadata.pb"}
 _VARIABLES_FILE = re.compile(r"variables\.(index|data-\d+-of-\d+)$")
@@ -223,6 +231,7 @@ _VARIABLES_FILE = re.compile(r"variables\.(index|data-\d+-of-\d+)$")
 
 def _replaceable(to: str):
     """``may_replace`` for :class:`~nmn.interchange._atomic.Stage`: a reason an existing target must stay."""
+
     def may_replace(target: Path) -> str | None:
         if target.is_symlink():
             return "is a symbolic link"
@@ -233,13 +242,17 @@ def _replaceable(to: str):
         for entry in target.iterdir():
             if entry.is_file() and entry.name in _SAVEDMODEL_FILES:
                 continue
-            if entry.is_dir() and entry.name == "variables" and all(
-                    f.is_file() and _VARIABLES_FILE.match(f.name) for f in entry.iterdir()):
+            if (
+                entry.is_dir()
+                and entry.name == "variables"
+                and all(f.is_file() and _VARIABLES_FILE.match(f.name) for f in entry.iterdir())
+            ):
                 continue
             if entry.is_dir() and entry.name == "assets" and not any(entry.iterdir()):
                 continue
             return f"is a folder holding {entry.name!r}, which nmn convert does not write"
         return None
+
     return may_replace
 
 
@@ -301,7 +314,7 @@ def predict_read_back(framework: str, model, inputs: list[np.ndarray]) -> list[n
             from nmn.interchange import predict
 
             return predict(model, "tf", inputs)
-        except Exception:  # noqa: BLE001 - a restored SavedModel is not the original class: call it directly
+        except Exception:
             out = model(*[tf.constant(x) for x in inputs])
             return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
     return _predict(framework, model, inputs)
@@ -318,12 +331,16 @@ def _layer_rows(proto) -> list[tuple[str, str, int]]:
     rows = []
     if manifest:
         for layer in manifest["layers"]:
-            n = sum(sizes.get(init, 0) for key, init in layer["params"].items()
-                    if layer.get("trainable", {}).get(key, True))
+            n = sum(
+                sizes.get(init, 0) for key, init in layer["params"].items() if layer.get("trainable", {}).get(key, True)
+            )
             rows.append((layer["name"], layer["kind"], n))
     else:
-        rows = [(n.name, f"{n.domain or 'ai.onnx'}::{n.op_type}",
-                 sum(sizes.get(i, 0) for i in n.input)) for n in proto.graph.node if n.domain == "nmn"]
+        rows = [
+            (n.name, f"{n.domain or 'ai.onnx'}::{n.op_type}", sum(sizes.get(i, 0) for i in n.input))
+            for n in proto.graph.node
+            if n.domain == "nmn"
+        ]
     return rows
 
 
@@ -337,13 +354,20 @@ def _print_summary(model_path, framework, written, rows, check, back, batch, see
         print(f"{name:<{width}}  {kind:<{kwidth}}  {n:>12,}", file=file)
     print(f"{'total':<{width}}  {'':<{kwidth}}  {sum(r[2] for r in rows):>12,}", file=file)
     for what, (abs_err, rel_err) in (("loaded model", check), ("read back in a fresh process", back)):
-        print(f"{what:>28}: max |{framework} - onnxruntime| = {abs_err:.3g} ({rel_err:.2g} x output scale) "
-              f"on random inputs (batch {batch}, seed {seed})", file=file)
+        print(
+            f"{what:>28}: max |{framework} - onnxruntime| = {abs_err:.3g} ({rel_err:.2g} x output scale) "
+            f"on random inputs (batch {batch}, seed {seed})",
+            file=file,
+        )
 
 
 # ------------------------------------------------------------------------------------------------ fresh process
-_QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0", "GRPC_VERBOSITY": "ERROR",
-              "ABSL_MIN_LOG_LEVEL": "3"}
+_QUIET_ENV = {
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "TF_ENABLE_ONEDNN_OPTS": "0",
+    "GRPC_VERBOSITY": "ERROR",
+    "ABSL_MIN_LOG_LEVEL": "3",
+}
 
 
 def _read_back_main(argv: list[str]) -> int:
@@ -352,7 +376,7 @@ def _read_back_main(argv: list[str]) -> int:
     framework, out, inputs_path, result_path = argv
     with np.load(inputs_path) as data:
         inputs = [data[f"arr_{i}"] for i in range(len(data.files))]
-    if framework == "torch":   # the written loader is the documented recipe: run it
+    if framework == "torch":  # the written loader is the documented recipe: run it
         import importlib.util
 
         loader = _sibling(Path(out), "_loader.py")
@@ -371,13 +395,28 @@ def _fresh_process_outputs(framework: str, out: Path, inputs: list[np.ndarray], 
     """Read ``out`` back in a new Python process and return its outputs on ``inputs``."""
     np.savez(scratch / "inputs.npz", *inputs)
     env = {**os.environ, **{k: v for k, v in _QUIET_ENV.items() if k not in os.environ}}
-    proc = subprocess.run([sys.executable, "-m", "nmn.interchange.convert", "--read-back", framework, str(out),
-                           str(scratch / "inputs.npz"), str(scratch / "result.npz")],
-                          capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nmn.interchange.convert",
+            "--read-back",
+            framework,
+            str(out),
+            str(scratch / "inputs.npz"),
+            str(scratch / "result.npz"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
     if proc.returncode != 0:
         lines = [line for line in (proc.stderr or proc.stdout).strip().splitlines() if line.strip()]
-        raise RuntimeError(f"reading {out.name} back in a fresh process failed: "
-                           f"{lines[-1] if lines else f'exit code {proc.returncode}'}")
+        raise RuntimeError(
+            f"reading {out.name} back in a fresh process failed: "
+            f"{lines[-1] if lines else f'exit code {proc.returncode}'}"
+        )
     with np.load(scratch / "result.npz") as data:
         return [data[f"arr_{i}"] for i in range(len(data.files))]
 
@@ -415,8 +454,16 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------ entry point
-def convert(model_path: str | os.PathLike, to: str, out: str | os.PathLike, *, batch: int = 2, seed: int = 0,
-            overwrite: bool = False, progress: bool | None = None) -> int:
+def convert(
+    model_path: str | os.PathLike,
+    to: str,
+    out: str | os.PathLike,
+    *,
+    batch: int = 2,
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: bool | None = None,
+) -> int:
     """Convert an nmn ONNX file to ``to``'s native artefact at ``out``; print a summary; return an exit code.
 
     Args:
@@ -444,9 +491,15 @@ def convert(model_path: str | os.PathLike, to: str, out: str | os.PathLike, *, b
         return 2
     model_path, out = Path(model_path), Path(out)
     steps = ["open", f"load into {to}", "check", "write", "read back (fresh process)", "move into place"]
-    bar = tqdm(total=len(steps), desc="nmn convert", unit="step", disable=(not progress) if progress is not None
-               else None, file=sys.stderr, leave=False,
-               bar_format="{desc}: {n_fmt}/{total_fmt} {postfix} [{elapsed}]")
+    bar = tqdm(
+        total=len(steps),
+        desc="nmn convert",
+        unit="step",
+        disable=(not progress) if progress is not None else None,
+        file=sys.stderr,
+        leave=False,
+        bar_format="{desc}: {n_fmt}/{total_fmt} {postfix} [{elapsed}]",
+    )
 
     def step(i: int) -> None:
         bar.n = i
@@ -482,7 +535,7 @@ def _convert(model_path: Path, to: str, out: Path, batch: int, seed: int, overwr
     for name in names:
         if _same_file(folder / name, model_path):
             if name.endswith(".onnx") and name != out.name:
-                arch_is_input = True     # IN.onnx -> IN.pt: the input is the architecture; it is not rewritten
+                arch_is_input = True  # IN.onnx -> IN.pt: the input is the architecture; it is not rewritten
                 continue
             return fail(f"--out {out} would overwrite the input file {model_path}; choose another --out", 2)
     written = [n for n in names if not (arch_is_input and n.endswith(".onnx") and n != out.name)]
@@ -505,36 +558,42 @@ def _convert(model_path: Path, to: str, out: Path, batch: int, seed: int, overwr
         model = load(proto, to)
     except (ImportError, UnsupportedModelError) as err:
         return fail(f"cannot load {model_path} into {to}, nothing written: {_one_line(err)}")
-    except Exception as err:  # noqa: BLE001 - a framework's own error, as one line
+    except Exception as err:
         return fail(f"cannot load {model_path} into {to}, nothing written: {_one_line(err)}")
     feeds = random_inputs(proto, batch, seed)
     inputs = list(feeds.values())
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with Stage(folder, overwrite=overwrite, may_replace=_replaceable(to)) as stage, \
-                tempfile.TemporaryDirectory(prefix="nmn-convert-") as scratch:
+        with (
+            Stage(folder, overwrite=overwrite, may_replace=_replaceable(to)) as stage,
+            tempfile.TemporaryDirectory(prefix="nmn-convert-") as scratch,
+        ):
             step(2)
             want = run_onnx(proto, feeds)
             check = _errors(_predict(to, model, inputs), want)
             if check[1] > RTOL:
-                return fail(f"the loaded {to} model differs from onnxruntime by {check[1]:.2g} x the output scale (more than "
-                            f"{RTOL:g}); nothing written")
+                return fail(
+                    f"the loaded {to} model differs from onnxruntime by {check[1]:.2g} x the output scale (more than "
+                    f"{RTOL:g}); nothing written"
+                )
             step(3)
             staged = {n: stage.path(n) for n in written}
             arch = None if to in ("keras", "tf") or arch_is_input else staged[_sibling(out, ".onnx").name]
-            if arch_is_input:   # the fresh-process check needs the architecture beside the weights
+            if arch_is_input:  # the fresh-process check needs the architecture beside the weights
                 shutil.copyfile(model_path, stage.root / _sibling(out, ".onnx").name)
             _WRITERS[to](model, proto, staged[out.name], arch)
             step(4)
             back = _errors(_fresh_process_outputs(to, staged[out.name], inputs, Path(scratch)), want)
             if back[1] > RTOL:
-                return fail(f"{out.name} read back in a fresh process differs from onnxruntime by {back[1]:.2g} x "
-                            f"the output scale (more than {RTOL:g}); nothing written")
+                return fail(
+                    f"{out.name} read back in a fresh process differs from onnxruntime by {back[1]:.2g} x "
+                    f"the output scale (more than {RTOL:g}); nothing written"
+                )
             step(5)
             stage.commit()
     except (FileExistsError, PermissionError) as err:
         return fail(str(err))
-    except Exception as err:  # noqa: BLE001 - a conversion failure is reported, not a stack trace
+    except Exception as err:
         return fail(f"{model_path} -> {to} failed, nothing written: {_one_line(err)}")
     shown = [folder / n for n in written] + ([model_path] if arch_is_input else [])
     _print_summary(model_path, to, shown, _layer_rows(proto), check, back, batch, seed)
@@ -544,8 +603,10 @@ def _convert(model_path: Path, to: str, out: Path, batch: int, seed: int, overwr
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--read-back"]:
         sys.exit(_read_back_main(sys.argv[2:]))
-    print("usage: python -m nmn.interchange.convert --read-back FRAMEWORK OUT INPUTS.npz RESULT.npz "
-          "(use nmn convert)", file=sys.stderr)
+    print(
+        "usage: python -m nmn.interchange.convert --read-back FRAMEWORK OUT INPUTS.npz RESULT.npz (use nmn convert)",
+        file=sys.stderr,
+    )
     sys.exit(2)
 
 

@@ -9,7 +9,8 @@ ONNX written for a model does not depend on the framework it came from.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -33,16 +34,31 @@ def _to_last(rank: int) -> list[int]:
 class _LayerWriter:
     """Names a layer's parameters ``<layer>.<name>`` once, so a layer called twice shares its tensors."""
 
-    def __init__(self, b: GraphBuilder, name: str, kind: str, config: dict, param_names: dict | None,
-                 trainable: dict | None, host: dict | None):
+    def __init__(
+        self,
+        b: GraphBuilder,
+        name: str,
+        kind: str,
+        config: dict,
+        param_names: dict | None,
+        trainable: dict | None,
+        host: dict | None,
+    ):
         self.b, self.name = b, name
         self.param_names = param_names or {}
         cache = b.__dict__.setdefault("_layer_cache", {})
         if name in cache:
             self.record = cache[name]
         else:
-            self.record = LayerRecord(name=name, kind=kind, config=dict(config), params={}, node="",
-                                      trainable=dict(trainable or {}), host=dict(host or {}))
+            self.record = LayerRecord(
+                name=name,
+                kind=kind,
+                config=dict(config),
+                params={},
+                node="",
+                trainable=dict(trainable or {}),
+                host=dict(host or {}),
+            )
             cache[name] = self.record
             b.record(self.record)
 
@@ -87,10 +103,22 @@ def _tail(w: _LayerWriter, config: dict, params: dict, n_out: int) -> list[str]:
     return [b, a, e]
 
 
-def yat_layer(b: GraphBuilder, name: str, kind: str, config: dict, params: dict, inputs: Sequence[str], *,
-              in_shape: Sequence[Any] | None = None, channels_last: bool = False, call: dict | None = None,
-              param_names: dict | None = None, trainable: dict | None = None, host: dict | None = None,
-              pads: Sequence[int] | None = None) -> str:
+def yat_layer(
+    b: GraphBuilder,
+    name: str,
+    kind: str,
+    config: dict,
+    params: dict,
+    inputs: Sequence[str],
+    *,
+    in_shape: Sequence[Any] | None = None,
+    channels_last: bool = False,
+    call: dict | None = None,
+    param_names: dict | None = None,
+    trainable: dict | None = None,
+    host: dict | None = None,
+    pads: Sequence[int] | None = None,
+) -> str:
     """Emit one Yat layer; returns the output value name.
 
     Args:
@@ -108,35 +136,58 @@ def yat_layer(b: GraphBuilder, name: str, kind: str, config: dict, params: dict,
     w = _LayerWriter(b, name, kind, config, param_names, trainable, host)
     if kind == "YatNMN":
         ins = [inputs[0], w.param("weight", params["weight"]), *_tail(w, config, params, config["out_features"])]
-        return w.node("YatDense", ins, dict(spherical=int(config["spherical"]),
-                                            weight_normalized=int(config["weight_normalized"])), DOMAIN)
+        return w.node(
+            "YatDense",
+            ins,
+            dict(spherical=int(config["spherical"]), weight_normalized=int(config["weight_normalized"])),
+            DOMAIN,
+        )
     if kind in ("YatConv", "YatConvTranspose"):
         rank = config["rank"]
         x = inputs[0]
         needs_shape = kind == "YatConv" and pads is None and config["padding"] in ("same", "causal")
         if in_shape is None and needs_shape:
-            raise ExportError(f"{name}: the input shape is needed to export a {kind} with padding "
-                              f"{config['padding']!r}")
+            raise ExportError(
+                f"{name}: the input shape is needed to export a {kind} with padding {config['padding']!r}"
+            )
         shape = list(in_shape) if in_shape is not None else [None] * (rank + 2)
         if channels_last:
             x = b.node("Transpose", [x], {"perm": _to_first(rank)}, name=f"{name}.to_channels_first")
             shape = [shape[0], shape[-1], *shape[1:-1]]
         weight = w.param("weight", params["weight"])
-        common = dict(auto_pad="NOTSET", strides=list(config["strides"]), dilations=list(config["dilations"]),
-                      group=int(config["groups"]))
+        common = dict(
+            auto_pad="NOTSET",
+            strides=list(config["strides"]),
+            dilations=list(config["dilations"]),
+            group=int(config["groups"]),
+        )
         if kind == "YatConv":
-            pairs = [] if pads is not None else conv_pads(config["padding"], shape[2:], config["kernel_size"],
-                                                          config["strides"], config["dilations"])
-            attrs = dict(common, pads=list(pads) if pads is not None else onnx_pads(pairs), pad_mode=PADDING_MODES[config.get("padding_mode", "zeros")],
-                         weight_normalized=int(config.get("weight_normalized", False)))
+            pairs = (
+                []
+                if pads is not None
+                else conv_pads(
+                    config["padding"], shape[2:], config["kernel_size"], config["strides"], config["dilations"]
+                )
+            )
+            attrs = dict(
+                common,
+                pads=list(pads) if pads is not None else onnx_pads(pairs),
+                pad_mode=PADDING_MODES[config.get("padding_mode", "zeros")],
+                weight_normalized=int(config.get("weight_normalized", False)),
+            )
             y = w.node("YatConv", [x, weight, *_tail(w, config, params, config["out_channels"])], attrs, DOMAIN)
         else:
-            pairs, outpad = transpose_geometry(config["padding"], config["kernel_size"], config["strides"],
-                                               config["dilations"], config.get("output_padding"))
-            attrs = dict(common, pads=list(pads) if pads is not None else onnx_pads(pairs),
-                         output_padding=list(outpad))
-            y = w.node("YatConvTranspose", [x, weight, *_tail(w, config, params, config["out_channels"])], attrs,
-                       DOMAIN)
+            pairs, outpad = transpose_geometry(
+                config["padding"],
+                config["kernel_size"],
+                config["strides"],
+                config["dilations"],
+                config.get("output_padding"),
+            )
+            attrs = dict(common, pads=list(pads) if pads is not None else onnx_pads(pairs), output_padding=list(outpad))
+            y = w.node(
+                "YatConvTranspose", [x, weight, *_tail(w, config, params, config["out_channels"])], attrs, DOMAIN
+            )
         if channels_last:
             y = b.node("Transpose", [y], {"perm": _to_last(rank)}, name=f"{name}.to_channels_last")
         return y
@@ -150,8 +201,7 @@ def yat_layer(b: GraphBuilder, name: str, kind: str, config: dict, params: dict,
         if call.get("method") == "attend":
             a = a or w.const("alpha_const", np.array([alpha.value], F32))
             e = w.const("epsilon", np.array([config.get("epsilon", 1e-5)], F32))
-            return w.node("YatEmbedAttend", [inputs[0], table, a, e], dict(spherical=int(config["spherical"])),
-                          DOMAIN)
+            return w.node("YatEmbedAttend", [inputs[0], table, a, e], dict(spherical=int(config["spherical"])), DOMAIN)
         return w.node("Gather", [table, inputs[0]], {"axis": 0})
     if kind in ("softermax", "softer_sigmoid", "soft_tanh"):
         op = {"softermax": "Softermax", "softer_sigmoid": "SofterSigmoid", "soft_tanh": "SoftTanh"}[kind]
@@ -175,11 +225,13 @@ def _attention(w: _LayerWriter, config: dict, params: dict, inputs: Sequence[str
             ins += [w.const("out_identity", np.eye(e, dtype=F32)), w.const("out_zero_bias", zeros)]
             continue
         ins.append(w.param(f"{p}_weight", params[f"{p}_weight"]))
-        ins.append(w.param(f"{p}_bias", params[f"{p}_bias"]) if f"{p}_bias" in params
-                   else w.const(f"{p}_zero_bias", zeros))
+        ins.append(
+            w.param(f"{p}_bias", params[f"{p}_bias"]) if f"{p}_bias" in params else w.const(f"{p}_zero_bias", zeros)
+        )
     alpha = resolve_alpha(config.get("use_alpha", True), config.get("constant_alpha"))
-    ins.append(w.param("alpha", params["alpha"]) if alpha.learnable
-               else w.const("alpha_const", np.array([alpha.value], F32)))
+    ins.append(
+        w.param("alpha", params["alpha"]) if alpha.learnable else w.const("alpha_const", np.array([alpha.value], F32))
+    )
     ins.append(w.const("epsilon", np.array([config.get("epsilon", 1e-5)], F32)))
     attrs = dict(num_heads=int(config["num_heads"]), causal=int(bool(config.get("causal", False))))
     if config.get("use_performer"):
@@ -187,8 +239,11 @@ def _attention(w: _LayerWriter, config: dict, params: dict, inputs: Sequence[str
         ins.append(w.param("proj", params["proj"]))
         w.record.trainable["proj"] = False
         return w.node("YatPerformerMultiHeadAttention", ins, attrs, DOMAIN)
-    attrs.update(spherical=int(bool(config.get("spherical", False))),
-                 normalization=str(config.get("normalization", "softmax")), power=float(config.get("power", 1.0)))
+    attrs.update(
+        spherical=int(bool(config.get("spherical", False))),
+        normalization=str(config.get("normalization", "softmax")),
+        power=float(config.get("power", 1.0)),
+    )
     if w.record.kind == "RotaryYatAttention":
         cos, sin = core_yat.rope_tables(e // config["num_heads"], config["max_seq_len"], config["theta"])
         ins += [w.const("rope_cos", np.array(cos, F32)), w.const("rope_sin", np.array(sin, F32))]
@@ -202,11 +257,24 @@ def _standard(b: GraphBuilder, name: str, kind: str, config: dict, param_names: 
     return _LayerWriter(b, name, kind, config, param_names, None, None)
 
 
-def linear(b: GraphBuilder, name: str, x: str, weight: np.ndarray, bias: np.ndarray | None, *, rank: int = 2,
-           param_names: dict | None = None) -> str:
+def linear(
+    b: GraphBuilder,
+    name: str,
+    x: str,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    *,
+    rank: int = 2,
+    param_names: dict | None = None,
+) -> str:
     """A Linear / Dense layer, ``weight (out, in)``: ``Gemm`` for 2-D inputs, else ``MatMul`` + ``Add``."""
-    w = _standard(b, name, "Linear", {"in_features": int(weight.shape[1]), "out_features": int(weight.shape[0]),
-                                       "use_bias": bias is not None}, param_names)
+    w = _standard(
+        b,
+        name,
+        "Linear",
+        {"in_features": int(weight.shape[1]), "out_features": int(weight.shape[0]), "use_bias": bias is not None},
+        param_names,
+    )
     wt = w.param("weight", weight)
     if rank == 2:
         ins = [x, wt] + ([w.param("bias", bias)] if bias is not None else [])
@@ -215,9 +283,23 @@ def linear(b: GraphBuilder, name: str, x: str, weight: np.ndarray, bias: np.ndar
     return b.node("Add", [y, w.param("bias", bias)], name=f"{name}.bias_add") if bias is not None else y
 
 
-def conv(b: GraphBuilder, name: str, x: str, weight: np.ndarray, bias: np.ndarray | None, *, in_shape,
-         strides, dilations, groups: int = 1, padding: Any = "valid", channels_last: bool = False,
-         transpose: bool = False, output_padding=None, param_names: dict | None = None) -> str:
+def conv(
+    b: GraphBuilder,
+    name: str,
+    x: str,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    *,
+    in_shape,
+    strides,
+    dilations,
+    groups: int = 1,
+    padding: Any = "valid",
+    channels_last: bool = False,
+    transpose: bool = False,
+    output_padding=None,
+    param_names: dict | None = None,
+) -> str:
     """A standard Conv / ConvTranspose (canonical weights ``(M, C/G, *k)`` / ``(C, M/G, *k)``)."""
     rank = weight.ndim - 2
     kernel = tuple(weight.shape[2:])
@@ -225,9 +307,21 @@ def conv(b: GraphBuilder, name: str, x: str, weight: np.ndarray, bias: np.ndarra
     if channels_last:
         x = b.node("Transpose", [x], {"perm": _to_first(rank)}, name=f"{name}.to_channels_first")
         shape = [shape[0], shape[-1], *shape[1:-1]]
-    w = _standard(b, name, "ConvTranspose" if transpose else "Conv",
-                  {"rank": rank, "kernel_size": list(kernel), "strides": list(strides), "dilations": list(dilations),
-                   "groups": groups, "padding": padding, "channels_last": channels_last}, param_names)
+    w = _standard(
+        b,
+        name,
+        "ConvTranspose" if transpose else "Conv",
+        {
+            "rank": rank,
+            "kernel_size": list(kernel),
+            "strides": list(strides),
+            "dilations": list(dilations),
+            "groups": groups,
+            "padding": padding,
+            "channels_last": channels_last,
+        },
+        param_names,
+    )
     ins = [x, w.param("weight", weight)] + ([w.param("bias", bias)] if bias is not None else [])
     attrs = dict(strides=list(strides), dilations=list(dilations), group=int(groups))
     if transpose:
@@ -241,8 +335,16 @@ def conv(b: GraphBuilder, name: str, x: str, weight: np.ndarray, bias: np.ndarra
     return y
 
 
-def layer_norm(b: GraphBuilder, name: str, x: str, scale: np.ndarray | None, bias: np.ndarray | None,
-               epsilon: float, *, param_names: dict | None = None) -> str:
+def layer_norm(
+    b: GraphBuilder,
+    name: str,
+    x: str,
+    scale: np.ndarray | None,
+    bias: np.ndarray | None,
+    epsilon: float,
+    *,
+    param_names: dict | None = None,
+) -> str:
     """LayerNormalization over the last axis."""
     n = int((scale if scale is not None else bias).shape[0]) if (scale is not None or bias is not None) else None
     w = _standard(b, name, "LayerNorm", {"features": n, "epsilon": float(epsilon)}, param_names)
@@ -251,14 +353,31 @@ def layer_norm(b: GraphBuilder, name: str, x: str, scale: np.ndarray | None, bia
     return w.node("LayerNormalization", ins, {"axis": -1, "epsilon": float(epsilon)})
 
 
-def batch_norm(b: GraphBuilder, name: str, x: str, scale, bias, mean, var, epsilon: float, *, rank: int,
-               channels_last: bool = False, param_names: dict | None = None) -> str:
+def batch_norm(
+    b: GraphBuilder,
+    name: str,
+    x: str,
+    scale,
+    bias,
+    mean,
+    var,
+    epsilon: float,
+    *,
+    rank: int,
+    channels_last: bool = False,
+    param_names: dict | None = None,
+) -> str:
     """BatchNormalization in inference mode (running statistics)."""
     if channels_last and rank > 0:
         x = b.node("Transpose", [x], {"perm": _to_first(rank)}, name=f"{name}.to_channels_first")
     w = _standard(b, name, "BatchNorm", {"features": int(mean.shape[0]), "epsilon": float(epsilon)}, param_names)
-    ins = [x, w.param("weight", scale), w.param("bias", bias), w.param("running_mean", mean),
-           w.param("running_var", var)]
+    ins = [
+        x,
+        w.param("weight", scale),
+        w.param("bias", bias),
+        w.param("running_mean", mean),
+        w.param("running_var", var),
+    ]
     w.record.trainable.update(running_mean=False, running_var=False)
     y = w.node("BatchNormalization", ins, {"epsilon": float(epsilon)})
     if channels_last and rank > 0:
@@ -268,19 +387,47 @@ def batch_norm(b: GraphBuilder, name: str, x: str, scale, bias, mean, var, epsil
 
 def embedding(b: GraphBuilder, name: str, ids: str, table: np.ndarray, *, param_names: dict | None = None) -> str:
     """A plain embedding lookup (``Gather`` on axis 0)."""
-    w = _standard(b, name, "Embedding", {"num_embeddings": int(table.shape[0]), "features": int(table.shape[1])},
-                  param_names)
+    w = _standard(
+        b, name, "Embedding", {"num_embeddings": int(table.shape[0]), "features": int(table.shape[1])}, param_names
+    )
     return w.node("Gather", [w.param("weight", table), ids], {"axis": 0})
 
 
-ACTIVATIONS = ("relu", "sigmoid", "tanh", "softplus", "softmax", "log_softmax", "identity", "silu", "gelu",
-               "gelu_tanh", "leaky_relu", "elu", "selu", "hard_sigmoid", "hard_swish", "relu6", "clip", "mish",
-               "softsign")
+ACTIVATIONS = (
+    "relu",
+    "sigmoid",
+    "tanh",
+    "softplus",
+    "softmax",
+    "log_softmax",
+    "identity",
+    "silu",
+    "gelu",
+    "gelu_tanh",
+    "leaky_relu",
+    "elu",
+    "selu",
+    "hard_sigmoid",
+    "hard_swish",
+    "relu6",
+    "clip",
+    "mish",
+    "softsign",
+)
 """The activation kinds :func:`activation` writes: the one table every exporter maps its host's activations to."""
 
 
-def activation(b: GraphBuilder, kind: str, x: str, *, axis: int = -1, name: str | None = None,
-               alpha: float | None = None, min: float | None = None, max: float | None = None) -> str:  # noqa: A002
+def activation(
+    b: GraphBuilder,
+    kind: str,
+    x: str,
+    *,
+    axis: int = -1,
+    name: str | None = None,
+    alpha: float | None = None,
+    min: float | None = None,
+    max: float | None = None,
+) -> str:
     """One activation of :data:`ACTIVATIONS` as ONNX nodes.
 
     Args:
@@ -299,22 +446,36 @@ def activation(b: GraphBuilder, kind: str, x: str, *, axis: int = -1, name: str 
     """
     name = name or kind
     if kind in ("relu", "sigmoid", "tanh", "softplus", "softsign", "selu"):
-        op = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "softplus": "Softplus", "softsign": "Softsign",
-              "selu": "Selu"}[kind]
+        op = {
+            "relu": "Relu",
+            "sigmoid": "Sigmoid",
+            "tanh": "Tanh",
+            "softplus": "Softplus",
+            "softsign": "Softsign",
+            "selu": "Selu",
+        }[kind]
         return b.node(op, [x], name=name)
     if kind in ("leaky_relu", "elu"):
         default = 0.01 if kind == "leaky_relu" else 1.0
-        return b.node("LeakyRelu" if kind == "leaky_relu" else "Elu", [x],
-                      {"alpha": float(default if alpha is None else alpha)}, name=name)
+        return b.node(
+            "LeakyRelu" if kind == "leaky_relu" else "Elu",
+            [x],
+            {"alpha": float(default if alpha is None else alpha)},
+            name=name,
+        )
     if kind == "hard_sigmoid":
-        return b.node("HardSigmoid", [x], {"alpha": float(1.0 / 6.0 if alpha is None else alpha), "beta": 0.5},
-                      name=name)
+        return b.node(
+            "HardSigmoid", [x], {"alpha": float(1.0 / 6.0 if alpha is None else alpha), "beta": 0.5}, name=name
+        )
     if kind == "hard_swish":
         return b.node("HardSwish", [x], name=name)
     if kind in ("relu6", "clip"):
         lo, hi = (0.0, 6.0) if kind == "relu6" else (min, max)
-        ins = [x, b.constant(f"{name}.min", np.array(lo, F32)) if lo is not None else "",
-               b.constant(f"{name}.max", np.array(hi, F32)) if hi is not None else ""]
+        ins = [
+            x,
+            b.constant(f"{name}.min", np.array(lo, F32)) if lo is not None else "",
+            b.constant(f"{name}.max", np.array(hi, F32)) if hi is not None else "",
+        ]
         while ins and ins[-1] == "":
             ins.pop()
         return b.node("Clip", ins, name=name)
@@ -333,16 +494,22 @@ def activation(b: GraphBuilder, kind: str, x: str, *, axis: int = -1, name: str 
         half = b.constant(f"{name}.half", np.array(0.5, F32))
         one = b.constant(f"{name}.one", np.array(1.0, F32))
         erf = b.node("Erf", [b.node("Mul", [x, inv], name=f"{name}.scale")], name=f"{name}.erf")
-        return b.node("Mul", [b.node("Mul", [x, half], name=f"{name}.half_x"),
-                              b.node("Add", [erf, one], name=f"{name}.one_plus")], name=name)
+        return b.node(
+            "Mul",
+            [b.node("Mul", [x, half], name=f"{name}.half_x"), b.node("Add", [erf, one], name=f"{name}.one_plus")],
+            name=name,
+        )
     if kind == "gelu_tanh":
         c = b.constant(f"{name}.c", np.array(math.sqrt(2.0 / math.pi), F32))
         k = b.constant(f"{name}.k", np.array(0.044715, F32))
         half = b.constant(f"{name}.half", np.array(0.5, F32))
         one = b.constant(f"{name}.one", np.array(1.0, F32))
         x3 = b.node("Mul", [b.node("Mul", [x, x], name=f"{name}.x2"), x], name=f"{name}.x3")
-        inner = b.node("Mul", [b.node("Add", [x, b.node("Mul", [x3, k], name=f"{name}.kx3")], name=f"{name}.sum"),
-                               c], name=f"{name}.inner")
+        inner = b.node(
+            "Mul",
+            [b.node("Add", [x, b.node("Mul", [x3, k], name=f"{name}.kx3")], name=f"{name}.sum"), c],
+            name=f"{name}.inner",
+        )
         t = b.node("Add", [b.node("Tanh", [inner], name=f"{name}.tanh"), one], name=f"{name}.one_plus")
         return b.node("Mul", [b.node("Mul", [x, half], name=f"{name}.half_x"), t], name=name)
     raise ExportError(f"activation {kind!r} has no ONNX emitter")
@@ -357,8 +524,9 @@ def flatten(b: GraphBuilder, x: str, *, axis: int = 1, name: str = "flatten") ->
     return b.node("Flatten", [x], {"axis": int(axis)}, name=name)
 
 
-def pool(b: GraphBuilder, kind: str, x: str, *, kernel, strides, pads=None, channels_last: bool = False,
-         name: str = "pool") -> str:
+def pool(
+    b: GraphBuilder, kind: str, x: str, *, kernel, strides, pads=None, channels_last: bool = False, name: str = "pool"
+) -> str:
     """Max or average pooling (``kind`` 'max' / 'avg'), pads as (lo, hi) pairs; 'global_avg' reduces to 1."""
     rank = len(kernel) if kernel is not None else None
     if channels_last:
@@ -366,8 +534,7 @@ def pool(b: GraphBuilder, kind: str, x: str, *, kernel, strides, pads=None, chan
     if kind == "global_avg":
         y = b.node("GlobalAveragePool", [x], name=name)
     else:
-        attrs = {"kernel_shape": list(kernel), "strides": list(strides),
-                 "pads": onnx_pads(pads or [(0, 0)] * rank)}
+        attrs = {"kernel_shape": list(kernel), "strides": list(strides), "pads": onnx_pads(pads or [(0, 0)] * rank)}
         if kind == "avg":
             attrs["count_include_pad"] = 0
         y = b.node("MaxPool" if kind == "max" else "AveragePool", [x], attrs, name=name)

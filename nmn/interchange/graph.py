@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -46,8 +47,9 @@ def onnx_dtype(dtype: Any) -> int:
     try:
         return _NP_TO_ONNX[np.dtype(dtype)]
     except (KeyError, TypeError):
-        raise ExportError(f"dtype {dtype!r} has no ONNX counterpart in nmn (supported: "
-                          f"{sorted(str(d) for d in _NP_TO_ONNX)})") from None
+        raise ExportError(
+            f"dtype {dtype!r} has no ONNX counterpart in nmn (supported: {sorted(str(d) for d in _NP_TO_ONNX)})"
+        ) from None
 
 
 @dataclass
@@ -57,14 +59,21 @@ class LayerRecord:
     name: str
     kind: str
     config: dict
-    params: dict[str, str]                      # canonical param name -> initializer name
-    node: str                                   # the ONNX node that computes it
+    params: dict[str, str]  # canonical param name -> initializer name
+    node: str  # the ONNX node that computes it
     trainable: dict[str, bool] = field(default_factory=dict)
-    host: dict = field(default_factory=dict)    # host-specific extras (class name, layout)
+    host: dict = field(default_factory=dict)  # host-specific extras (class name, layout)
 
     def to_json(self) -> dict:
-        return {"name": self.name, "kind": self.kind, "config": _jsonable(self.config), "params": self.params,
-                "node": self.node, "trainable": self.trainable, "host": self.host}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "config": _jsonable(self.config),
+            "params": self.params,
+            "node": self.node,
+            "trainable": self.trainable,
+            "host": self.host,
+        }
 
 
 def _jsonable(value):
@@ -155,8 +164,16 @@ class GraphBuilder:
         """A non-trainable constant tensor (an initializer named after ``hint``)."""
         return self.initializer(hint, array)
 
-    def node(self, op: str, inputs: Sequence[str], attrs: dict | None = None, *, domain: str = "",
-             name: str | None = None, outputs: int | Sequence[str] = 1) -> Any:
+    def node(
+        self,
+        op: str,
+        inputs: Sequence[str],
+        attrs: dict | None = None,
+        *,
+        domain: str = "",
+        name: str | None = None,
+        outputs: int | Sequence[str] = 1,
+    ) -> Any:
         """Append a node; returns its output name (or the list of names when ``outputs > 1``)."""
         base = name or op.lower()
         if isinstance(outputs, int):
@@ -164,8 +181,16 @@ class GraphBuilder:
         else:
             outs = [self.fresh(o) for o in outputs]
         node_name = self.fresh(f"node_{base}")
-        self.nodes.append(helper.make_node(op, list(inputs), outs, name=node_name, domain=domain or None,
-                                           **{k: v for k, v in (attrs or {}).items()}))
+        self.nodes.append(
+            helper.make_node(
+                op,
+                list(inputs),
+                outs,
+                name=node_name,
+                domain=domain or None,
+                **{k: v for k, v in (attrs or {}).items()},
+            )
+        )
         return outs[0] if len(outs) == 1 else outs
 
     def record(self, layer: LayerRecord) -> None:
@@ -174,9 +199,15 @@ class GraphBuilder:
 
     # -------------------------------------------------------------------------------------------- build
     def manifest(self) -> dict:
-        return {"format": MANIFEST_FORMAT, "nmn_version": nmn.__version__, "domain": DOMAIN,
-                "domain_version": DOMAIN_VERSION, "source": self.source, "layout": self.layout,
-                "layers": [layer.to_json() for layer in self.layers]}
+        return {
+            "format": MANIFEST_FORMAT,
+            "nmn_version": nmn.__version__,
+            "domain": DOMAIN,
+            "domain_version": DOMAIN_VERSION,
+            "source": self.source,
+            "layout": self.layout,
+            "layers": [layer.to_json() for layer in self.layers],
+        }
 
     def build(self, *, validate: bool = True) -> onnx.ModelProto:
         """Assemble the model: nodes, initializers, the called ``nmn`` functions and the manifest."""
@@ -185,14 +216,20 @@ class GraphBuilder:
         used = sorted({n.op_type for n in self.nodes if n.domain == DOMAIN})
         functions = onnx_ops.function_protos(used) if used else []
         referenced = {i for n in self.nodes for i in n.input}
-        referenced |= {init for layer in self.layers for init in layer.params.values()}   # a layer's whole state
+        referenced |= {init for layer in self.layers for init in layer.params.values()}  # a layer's whole state
         inits = [numpy_helper.from_array(a, name) for name, a in self.initializers.items() if name in referenced]
         graph = helper.make_graph(self.nodes, self.graph_name, self.inputs, self.outputs, initializer=inits)
         opsets = [helper.make_opsetid("", OPSET)]
         if used:
             opsets.append(helper.make_opsetid(DOMAIN, DOMAIN_VERSION))
-        model = helper.make_model(graph, opset_imports=opsets, functions=functions, ir_version=IR_VERSION,
-                                  producer_name="nmn", producer_version=nmn.__version__)
+        model = helper.make_model(
+            graph,
+            opset_imports=opsets,
+            functions=functions,
+            ir_version=IR_VERSION,
+            producer_name="nmn",
+            producer_version=nmn.__version__,
+        )
         meta = {MANIFEST_KEY: json.dumps(self.manifest(), sort_keys=True), **self.extra_metadata}
         for key, value in meta.items():
             entry = model.metadata_props.add()
@@ -260,8 +297,14 @@ def run_onnx(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.nd
     return session.run(None, feeds)
 
 
-def check_against(model: onnx.ModelProto, feeds: dict[str, np.ndarray], expected: Sequence[np.ndarray], *,
-                  rtol: float = 1e-5, what: str = "model") -> float:
+def check_against(
+    model: onnx.ModelProto,
+    feeds: dict[str, np.ndarray],
+    expected: Sequence[np.ndarray],
+    *,
+    rtol: float = 1e-5,
+    what: str = "model",
+) -> float:
     """Run ``model`` in onnxruntime and compare every output with ``expected`` (max |diff| <= rtol * scale).
 
     Returns the largest relative error; raises :class:`ExportError` naming the output that differs.
@@ -278,14 +321,16 @@ def check_against(model: onnx.ModelProto, feeds: dict[str, np.ndarray], expected
         err = float(np.max(np.abs(g.astype(np.float64) - e.astype(np.float64)))) if e.size else 0.0
         worst = max(worst, err / scale)
         if err > rtol * scale:
-            raise ExportError(f"{what}: onnxruntime differs from the model on output {i}: "
-                              f"max |diff| {err:.3g} > {rtol:g} x output scale {scale:.3g}; nothing was written")
+            raise ExportError(
+                f"{what}: onnxruntime differs from the model on output {i}: "
+                f"max |diff| {err:.3g} > {rtol:g} x output scale {scale:.3g}; nothing was written"
+            )
     return worst
 
 
 def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> Path:
     """Write ``model`` atomically (a temporary file in the same folder, then rename): never a half-written file."""
-    from nmn.interchange._atomic import write_bytes   # one atomic writer for every nmn output (modes follow the umask)
+    from nmn.interchange._atomic import write_bytes  # one atomic writer for every nmn output (modes follow the umask)
 
     return write_bytes(path, model.SerializeToString())
 

@@ -8,7 +8,8 @@ layers, standard nodes run the shared semantics of :mod:`nmn.interchange.stdops`
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -16,6 +17,7 @@ from nmn.interchange import emit
 from nmn.interchange.graph import GraphBuilder
 from nmn.interchange.reader import NodeSpec, OnnxGraph, UnsupportedModelError
 from nmn.interchange.stdops import run_node, unsupported_summary
+
 
 def check_supported(graph: OnnxGraph, framework: str) -> None:
     """Raise :class:`UnsupportedModelError` listing each standard op the loaders lack once, with its count."""
@@ -33,8 +35,9 @@ def squash(functions, op: str, config: dict, x):
     """Run an ``nmn`` squasher node (one of :data:`SQUASHER_OPS`) with ``functions`` (a framework's nmn package,
     which has ``softermax``, ``softer_sigmoid``, ``soft_tanh``) and the layer's spec ``config``."""
     if op == "Softermax":
-        return functions.softermax(x, n=config.get("n", 1.0), epsilon=config.get("epsilon", 1e-12),
-                                   axis=config.get("axis", -1))
+        return functions.softermax(
+            x, n=config.get("n", 1.0), epsilon=config.get("epsilon", 1e-12), axis=config.get("axis", -1)
+        )
     return (functions.softer_sigmoid if op == "SofterSigmoid" else functions.soft_tanh)(x, n=config.get("n", 1.0))
 
 
@@ -45,8 +48,9 @@ def _skipped(graph: OnnxGraph, node: NodeSpec) -> bool:
     return any(spec.param_inits.get("epsilon_param") == node.inputs[0] for spec in graph.layers.values())
 
 
-def execute(graph: OnnxGraph, inputs: list, *, tensor: Callable[[str], Any], prims,
-            yat: Callable[[NodeSpec, list], Any]) -> list:
+def execute(
+    graph: OnnxGraph, inputs: list, *, tensor: Callable[[str], Any], prims, yat: Callable[[NodeSpec, list], Any]
+) -> list:
     """Run the graph: ``inputs`` in graph-input order, ``tensor(name)`` gives an initializer as a host tensor,
     standard nodes run with :func:`nmn.interchange.stdops.run_node` on the framework's primitives ``prims``."""
     if len(inputs) != len(graph.inputs):
@@ -66,11 +70,16 @@ def execute(graph: OnnxGraph, inputs: list, *, tensor: Callable[[str], Any], pri
             if name:
                 env[name] = value
     outs = [env[o] if o in env else graph.initializers[o] for o in graph.outputs]
-    return [prims.asarray(o) if isinstance(o, np.ndarray) else o for o in outs]   # constant-folded outputs
+    return [prims.asarray(o) if isinstance(o, np.ndarray) else o for o in outs]  # constant-folded outputs
 
 
-def replay(graph: OnnxGraph, *, source: str, param: Callable[[str], np.ndarray],
-           yat_spec: Callable[[str], tuple[str, dict, dict]]) -> GraphBuilder:
+def replay(
+    graph: OnnxGraph,
+    *,
+    source: str,
+    param: Callable[[str], np.ndarray],
+    yat_spec: Callable[[str], tuple[str, dict, dict]],
+) -> GraphBuilder:
     """Rebuild a :class:`GraphBuilder` for a loaded model: same nodes and names, current parameter values.
 
     ``param(initializer name)`` returns the current value of a tensor (trained or constant), ``yat_spec(layer
@@ -83,8 +92,17 @@ def replay(graph: OnnxGraph, *, source: str, param: Callable[[str], np.ndarray],
         env[name] = b.input(name, shape, dtype)
     for entry in (graph.manifest or {}).get("layers", []):
         if entry["name"] in graph.standard:
-            b.record(emit.LayerRecord(entry["name"], entry["kind"], entry["config"], dict(entry["params"]),
-                                      entry["node"], dict(entry.get("trainable", {})), dict(entry.get("host", {}))))
+            b.record(
+                emit.LayerRecord(
+                    entry["name"],
+                    entry["kind"],
+                    entry["config"],
+                    dict(entry["params"]),
+                    entry["node"],
+                    dict(entry.get("trainable", {})),
+                    dict(entry.get("host", {})),
+                )
+            )
     inits: dict[str, str] = {}
     done_layers: dict[str, str] = {}
     for node in graph.nodes:
@@ -103,15 +121,25 @@ def replay(graph: OnnxGraph, *, source: str, param: Callable[[str], np.ndarray],
             ins = [x]
             if "Attention" in node.op:
                 ins = [env[node.inputs[0]], env[node.inputs[1]], env[node.inputs[2]]]
-            names = {k: v[len(spec.name) + 1:] for k, v in spec.param_inits.items()
-                     if v.startswith(spec.name + ".")}
-            out = emit.yat_layer(b, spec.name, kind, config, params, ins, in_shape=graph_shape(graph, node.inputs[0]),
-                                 call=call, param_names=names, trainable=spec.trainable, pads=node.attrs.get("pads"))
+            names = {k: v[len(spec.name) + 1 :] for k, v in spec.param_inits.items() if v.startswith(spec.name + ".")}
+            out = emit.yat_layer(
+                b,
+                spec.name,
+                kind,
+                config,
+                params,
+                ins,
+                in_shape=graph_shape(graph, node.inputs[0]),
+                call=call,
+                param_names=names,
+                trainable=spec.trainable,
+                pads=node.attrs.get("pads"),
+            )
             env[node.outputs[0]] = out
             done_layers[spec.name] = out
             continue
         real_args = []
-        for i, a in zip(node.inputs, args):
+        for i, _arg in zip(node.inputs, args):
             if not i:
                 real_args.append("")
             elif i in env:
@@ -120,8 +148,14 @@ def replay(graph: OnnxGraph, *, source: str, param: Callable[[str], np.ndarray],
                 if i not in inits:
                     inits[i] = b.initializer(i, param(i))
                 real_args.append(inits[i])
-        outs = b.node(node.op, real_args, node.attrs, domain=node.domain, name=node.name,
-                      outputs=node.outputs if len(node.outputs) > 1 else [node.outputs[0]])
+        outs = b.node(
+            node.op,
+            real_args,
+            node.attrs,
+            domain=node.domain,
+            name=node.name,
+            outputs=node.outputs if len(node.outputs) > 1 else [node.outputs[0]],
+        )
         outs = outs if isinstance(outs, list) else [outs]
         for o, new in zip(node.outputs, outs):
             env[o] = new

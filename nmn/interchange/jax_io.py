@@ -31,7 +31,8 @@ writes it back with the file's names (bit for bit when untrained). ``framework='
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -69,9 +70,15 @@ _CONV_KINDS = ("YatConv", "YatConvTranspose")
 
 
 def _nnx_classes():
-    classes = [(N.YatNMN, "__call__"), (N.YatConv, "__call__"), (N.YatConvTranspose, "__call__"),
-               (N.MultiHeadYatAttention, "__call__"), (N.RotaryYatAttention, "__call__"),
-               (N.YatEmbed, "__call__"), (N.YatEmbed, "attend")]
+    classes = [
+        (N.YatNMN, "__call__"),
+        (N.YatConv, "__call__"),
+        (N.YatConvTranspose, "__call__"),
+        (N.MultiHeadYatAttention, "__call__"),
+        (N.RotaryYatAttention, "__call__"),
+        (N.YatEmbed, "__call__"),
+        (N.YatEmbed, "attend"),
+    ]
     for cls in (nnx.Linear, nnx.Conv, nnx.ConvTranspose, nnx.LayerNorm, nnx.BatchNorm, nnx.Dropout, nnx.Embed):
         classes.append((cls, "__call__"))
     return classes
@@ -81,9 +88,15 @@ def _linen_classes():
     from nmn.linen.conv import _YatConvNd
     from nmn.linen.conv_transpose import _YatConvTransposeNd
 
-    classes = [(L.YatNMN, "__call__"), (_YatConvNd, "__call__"), (_YatConvTransposeNd, "__call__"),
-               (L.MultiHeadYatAttention, "__call__"), (L.RotaryYatAttention, "__call__"),
-               (L.YatEmbed, "__call__"), (L.YatEmbed, "attend")]
+    classes = [
+        (L.YatNMN, "__call__"),
+        (_YatConvNd, "__call__"),
+        (_YatConvTransposeNd, "__call__"),
+        (L.MultiHeadYatAttention, "__call__"),
+        (L.RotaryYatAttention, "__call__"),
+        (L.YatEmbed, "__call__"),
+        (L.YatEmbed, "attend"),
+    ]
     for cls in (nn.Dense, nn.Conv, nn.ConvTranspose, nn.LayerNorm, nn.BatchNorm, nn.Dropout, nn.Embed):
         classes.append((cls, "__call__"))
     return classes
@@ -102,17 +115,43 @@ def _emit_yat(b, name, kind, config, params, call: Call, ins, avals):
     if "mask" in call.arg_names:
         opts["mask"] = ins[call.arg_names.index("mask")]
     inputs = ins[:3] if kind == "MultiHeadYatAttention" else ins[:1]
-    return emit.yat_layer(b, name, kind, config, params, inputs, in_shape=tuple(avals[0].shape),
-                          channels_last=kind in _CONV_KINDS, call=opts, param_names=names, trainable=trainable,
-                          host={"class": type(call.module).__name__})
+    return emit.yat_layer(
+        b,
+        name,
+        kind,
+        config,
+        params,
+        inputs,
+        in_shape=tuple(avals[0].shape),
+        channels_last=kind in _CONV_KINDS,
+        call=opts,
+        param_names=names,
+        trainable=trainable,
+        host={"class": type(call.module).__name__},
+    )
 
 
 def _np(v):
     return None if v is None else np.asarray(v, np.float32)
 
 
-def _flax_conv(b, name, cls_name, x, aval, kernel, bias, *, strides, padding, dilation, groups, input_dilation,
-               transpose=False, transpose_kernel=False):
+def _flax_conv(
+    b,
+    name,
+    cls_name,
+    x,
+    aval,
+    kernel,
+    bias,
+    *,
+    strides,
+    padding,
+    dilation,
+    groups,
+    input_dilation,
+    transpose=False,
+    transpose_kernel=False,
+):
     rank = kernel.ndim - 2
     ks = kernel.shape[:rank]
     strides = (strides,) * rank if isinstance(strides, int) or strides is None else tuple(strides)
@@ -122,20 +161,45 @@ def _flax_conv(b, name, cls_name, x, aval, kernel, bias, *, strides, padding, di
         raise ExportError(f"{name}: {cls_name} with input_dilation is not exported")
     if transpose:
         if not isinstance(padding, str) or padding.upper() not in ("SAME", "VALID") or transpose_kernel:
-            raise ExportError(f"{name}: {cls_name} is exported with padding 'SAME' or 'VALID' and "
-                              f"transpose_kernel=False only, got padding={padding!r}")
+            raise ExportError(
+                f"{name}: {cls_name} is exported with padding 'SAME' or 'VALID' and "
+                f"transpose_kernel=False only, got padding={padding!r}"
+            )
         # Flax kernel (*k, C, M), unflipped correlation of the dilated input = ONNX W (C, M, *k) flipped
         weight = np.flip(kernel, axis=tuple(range(rank))).transpose(rank, rank + 1, *range(rank))
-        return emit.conv(b, name, x, np.ascontiguousarray(weight), bias, in_shape=aval.shape, strides=strides,
-                         dilations=dil, groups=1, padding=padding.lower(), channels_last=True, transpose=True,
-                         param_names={"weight": "kernel", "bias": "bias"})
+        return emit.conv(
+            b,
+            name,
+            x,
+            np.ascontiguousarray(weight),
+            bias,
+            in_shape=aval.shape,
+            strides=strides,
+            dilations=dil,
+            groups=1,
+            padding=padding.lower(),
+            channels_last=True,
+            transpose=True,
+            param_names={"weight": "kernel", "bias": "bias"},
+        )
     pad, mode = conv_padding(padding, "zeros", rank, ks, dil, name)
     if mode != "zeros":
         raise ExportError(f"{name}: {cls_name} with padding={padding!r} is not exported (use nmn's padding_mode)")
     weight = kernel.transpose(rank + 1, rank, *range(rank))
-    return emit.conv(b, name, x, np.ascontiguousarray(weight), bias, in_shape=aval.shape, strides=strides,
-                     dilations=dil, groups=int(groups or 1), padding=pad, channels_last=True,
-                     param_names={"weight": "kernel", "bias": "bias"})
+    return emit.conv(
+        b,
+        name,
+        x,
+        np.ascontiguousarray(weight),
+        bias,
+        in_shape=aval.shape,
+        strides=strides,
+        dilations=dil,
+        groups=int(groups or 1),
+        padding=pad,
+        channels_last=True,
+        param_names={"weight": "kernel", "bias": "bias"},
+    )
 
 
 def _emit_standard(b, name, m, call, ins, avals, get):
@@ -144,14 +208,33 @@ def _emit_standard(b, name, m, call, ins, avals, get):
     cls = type(m).__name__
     if cls in ("Linear", "Dense"):
         kernel = np.asarray(get("params", "kernel"), np.float32)
-        return emit.linear(b, name, x, np.ascontiguousarray(kernel.T), _np(get("params", "bias")), rank=len(aval.shape),
-                           param_names={"weight": "kernel", "bias": "bias"})
+        return emit.linear(
+            b,
+            name,
+            x,
+            np.ascontiguousarray(kernel.T),
+            _np(get("params", "bias")),
+            rank=len(aval.shape),
+            param_names={"weight": "kernel", "bias": "bias"},
+        )
     if cls in ("Conv", "ConvTranspose"):
         kernel = np.asarray(get("params", "kernel"), np.float32)
-        return _flax_conv(b, name, cls, x, aval, kernel, _np(get("params", "bias")), strides=m.strides,
-                          padding=m.padding, dilation=m.kernel_dilation,
-                          groups=getattr(m, "feature_group_count", 1), input_dilation=getattr(m, "input_dilation", 1),
-                          transpose=cls == "ConvTranspose", transpose_kernel=getattr(m, "transpose_kernel", False))
+        return _flax_conv(
+            b,
+            name,
+            cls,
+            x,
+            aval,
+            kernel,
+            _np(get("params", "bias")),
+            strides=m.strides,
+            padding=m.padding,
+            dilation=m.kernel_dilation,
+            groups=getattr(m, "feature_group_count", 1),
+            input_dilation=getattr(m, "input_dilation", 1),
+            transpose=cls == "ConvTranspose",
+            transpose_kernel=getattr(m, "transpose_kernel", False),
+        )
     if cls == "LayerNorm":
         if m.reduction_axes not in (-1, (-1,)) or m.feature_axes not in (-1, (-1,)):
             raise ExportError(f"{name}: LayerNorm is exported over the last axis only")
@@ -165,17 +248,25 @@ def _emit_standard(b, name, m, call, ins, avals, get):
         n = aval.shape[-1]
         scale = _np(get("params", "scale"))
         bias = _np(get("params", "bias"))
-        return emit.batch_norm(b, name, x, np.ones((n,), np.float32) if scale is None else scale,
-                               np.zeros((n,), np.float32) if bias is None else bias,
-                               _np(get("batch_stats", "mean")), _np(get("batch_stats", "var")), m.epsilon,
-                               rank=len(aval.shape) - 2, channels_last=len(aval.shape) > 2,
-                               param_names={"weight": "scale", "bias": "bias", "running_mean": "mean",
-                                            "running_var": "var"})
+        return emit.batch_norm(
+            b,
+            name,
+            x,
+            np.ones((n,), np.float32) if scale is None else scale,
+            np.zeros((n,), np.float32) if bias is None else bias,
+            _np(get("batch_stats", "mean")),
+            _np(get("batch_stats", "var")),
+            m.epsilon,
+            rank=len(aval.shape) - 2,
+            channels_last=len(aval.shape) > 2,
+            param_names={"weight": "scale", "bias": "bias", "running_mean": "mean", "running_var": "var"},
+        )
     if cls == "Dropout":
         return x
     if cls == "Embed":
-        return emit.embedding(b, name, x, np.asarray(get("params", "embedding"), np.float32),
-                              param_names={"weight": "embedding"})
+        return emit.embedding(
+            b, name, x, np.asarray(get("params", "embedding"), np.float32), param_names={"weight": "embedding"}
+        )
     raise ExportError(f"{name}: no ONNX export for {cls}")
 
 
@@ -198,8 +289,7 @@ def _nnx_emitter(b, paths):
 
 
 def _linen_emitter(b):
-    nmn_types = (L.YatNMN, L.MultiHeadYatAttention, L.YatEmbed, L.YatConv1D.__mro__[1],
-                 L.YatConvTranspose1D.__mro__[1])
+    nmn_types = (L.YatNMN, L.MultiHeadYatAttention, L.YatEmbed, L.YatConv1D.__mro__[1], L.YatConvTranspose1D.__mro__[1])
 
     def emit_layer(call: Call, ins, avals, out_aval):
         m = call.module
@@ -244,9 +334,18 @@ def _set_eval(model):
 
 
 # -------------------------------------------------------------------------------------------------- export
-def export(model, example_inputs: Any, path: str | os.PathLike | None = None, *, framework: str | None = None,
-           variables: Any = None, input_names: Sequence[str] | None = None,
-           output_names: Sequence[str] | None = None, rtol: float = 1e-5, inline: bool = False) -> onnx.ModelProto:
+def export(
+    model,
+    example_inputs: Any,
+    path: str | os.PathLike | None = None,
+    *,
+    framework: str | None = None,
+    variables: Any = None,
+    input_names: Sequence[str] | None = None,
+    output_names: Sequence[str] | None = None,
+    rtol: float = 1e-5,
+    inline: bool = False,
+) -> onnx.ModelProto:
     """Export a Flax model (NNX module, or Linen module with ``variables``) to ONNX, checked in onnxruntime.
 
     Args:
@@ -284,6 +383,7 @@ def export(model, example_inputs: Any, path: str | os.PathLike | None = None, *,
 
         classes, restore = _linen_classes(), (lambda: None)
     else:
+
         def fn(*xs):
             return model(*xs)
 
@@ -300,8 +400,10 @@ def export(model, example_inputs: Any, path: str | os.PathLike | None = None, *,
     writer = JaxprWriter(b, rec.calls, _linen_emitter(b) if linen else _nnx_emitter(b, _module_paths(model)))
     outs = writer.run(closed.jaxpr, closed.consts, values)
     if writer.unsupported:
-        raise ExportError(f"{type(model).__name__}: cannot export {len(set(writer.unsupported))} operation(s): "
-                          + ", ".join(sorted(set(writer.unsupported))))
+        raise ExportError(
+            f"{type(model).__name__}: cannot export {len(set(writer.unsupported))} operation(s): "
+            + ", ".join(sorted(set(writer.unsupported)))
+        )
     onames = list(output_names or (["output"] if len(outs) == 1 else [f"output_{i}" for i in range(len(outs))]))
     for value, name in zip(outs, onames):
         b.output(value, name)
@@ -312,8 +414,13 @@ def export(model, example_inputs: Any, path: str | os.PathLike | None = None, *,
     return proto
 
 
-def load(source: str | os.PathLike | onnx.ModelProto, *, framework: str = "nnx", param_dtype=jnp.float32,
-         rngs: nnx.Rngs | None = None):
+def load(
+    source: str | os.PathLike | onnx.ModelProto,
+    *,
+    framework: str = "nnx",
+    param_dtype=jnp.float32,
+    rngs: nnx.Rngs | None = None,
+):
     """Load an nmn ONNX file (from any framework) as a trainable Flax model.
 
     Returns an :class:`OnnxModel` (``framework='nnx'``), or ``(module, variables)`` of a Linen module

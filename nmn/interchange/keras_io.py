@@ -39,16 +39,25 @@ import nmn.keras as nk
 from nmn.core.conv import conv_pads
 from nmn.interchange import emit
 from nmn.interchange._export_common import write
+from nmn.interchange._keras_load import TABLE, OnnxOp, load, predict  # the load half
 from nmn.interchange._tfkeras_common import HOST_NAMES
-from nmn.interchange._keras_load import OnnxOp, TABLE, load, predict  # the load half
 from nmn.interchange.graph import ExportError, GraphBuilder, check_against
 from nmn.keras import spec as kspec
 
 __all__ = ["export", "load", "predict", "OnnxOp", "TABLE"]
 
 L = keras.layers
-_YAT = (nk.YatNMN, nk.YatConv1D, nk.YatConv2D, nk.YatConv3D, nk.YatConvTranspose1D, nk.YatConvTranspose2D,
-        nk.YatConvTranspose3D, nk.MultiHeadYatAttention, nk.YatEmbed)
+_YAT = (
+    nk.YatNMN,
+    nk.YatConv1D,
+    nk.YatConv2D,
+    nk.YatConv3D,
+    nk.YatConvTranspose1D,
+    nk.YatConvTranspose2D,
+    nk.YatConvTranspose3D,
+    nk.MultiHeadYatAttention,
+    nk.YatEmbed,
+)
 
 
 def _np(t) -> np.ndarray:
@@ -60,8 +69,9 @@ def _host_shape(value) -> list:
 
 
 # ======================================================================================================= export
-def export(model, example_inputs: Any, path: str | os.PathLike | None = None, *, rtol: float = 1e-5,
-           inline: bool = False) -> onnx.ModelProto:
+def export(
+    model, example_inputs: Any, path: str | os.PathLike | None = None, *, rtol: float = 1e-5, inline: bool = False
+) -> onnx.ModelProto:
     """Export a Keras functional or sequential model (or a model returned by :func:`load`) to ONNX.
 
     Args:
@@ -135,7 +145,7 @@ def _is_ref(v):
 def _map(v, fn):
     if _is_ref(v):
         return fn(tuple(v["config"]["keras_history"]))
-    if isinstance(v, dict) and v.get("class_name") == "__tensor__":   # a constant tensor passed to a layer call
+    if isinstance(v, dict) and v.get("class_name") == "__tensor__":  # a constant tensor passed to a layer call
         return np.asarray(v["config"]["value"], v["config"]["dtype"])
     if isinstance(v, (list, tuple)):
         return [_map(x, fn) for x in v]
@@ -153,15 +163,16 @@ def _walk(model, inputs: list[np.ndarray], b: GraphBuilder) -> list[np.ndarray]:
         env[(name, 0, 0)] = (b.input(name, _host_shape(x), x.dtype), ops.convert_to_tensor(x))
     unsupported = [f"{layer.name} ({type(layer).__name__})" for layer, *_ in calls if not _supported(layer)]
     if unsupported:
-        raise ExportError(f"{model.name}: {len(unsupported)} layer(s) have no ONNX emitter: "
-                          + ", ".join(dict.fromkeys(unsupported)))
+        raise ExportError(
+            f"{model.name}: {len(unsupported)} layer(s) have no ONNX emitter: " + ", ".join(dict.fromkeys(unsupported))
+        )
     pending = list(calls)
     while pending:
         progress = False
         for call in list(pending):
             layer, index, args, kwargs = call
             needed = []
-            _map([args, kwargs], lambda h: needed.append(h))
+            _map([args, kwargs], needed.append)
             if any(h not in env for h in needed):
                 continue
             names = _constants(b, layer, _map(args, lambda h: env[h][0]))
@@ -177,8 +188,9 @@ def _walk(model, inputs: list[np.ndarray], b: GraphBuilder) -> list[np.ndarray]:
             pending.remove(call)
             progress = True
         if not progress:
-            raise ExportError(f"{model.name}: could not order the layer graph (waiting: "
-                              f"{[c[0].name for c in pending]})")
+            raise ExportError(
+                f"{model.name}: could not order the layer graph (waiting: {[c[0].name for c in pending]})"
+            )
     expected = []
     out_names = getattr(model, "_nmn_output_names", None)
     for i, ref in enumerate(out_refs):
@@ -199,8 +211,14 @@ def _constants(b, layer, names):
     return names
 
 
-_OPERATIONS = {"Add": "Add", "Subtract": "Sub", "Multiply": "Mul", "Divide": "Div", "TrueDivide": "Div",
-               "Matmul": "MatMul"}
+_OPERATIONS = {
+    "Add": "Add",
+    "Subtract": "Sub",
+    "Multiply": "Mul",
+    "Divide": "Div",
+    "TrueDivide": "Div",
+    "Matmul": "MatMul",
+}
 
 
 def _supported(layer) -> bool:
@@ -215,8 +233,9 @@ def _first(names):
 
 def _emit(b, layer, names, values, kw_names, kw_values, outs):
     if not isinstance(layer, keras.layers.Layer):  # a keras.ops call on symbolic tensors (``h + f(h)``)
-        ins = [n if isinstance(n, str) else b.constant(f"{layer.name}.const", np.asarray(n, np.float32))
-               for n in names[:2]]
+        ins = [
+            n if isinstance(n, str) else b.constant(f"{layer.name}.const", np.asarray(n, np.float32)) for n in names[:2]
+        ]
         return b.node(_OPERATIONS[type(layer).__name__], ins, name=layer.name)
     if isinstance(layer, OnnxOp):
         return layer._emit(b, names[0], values[0])
@@ -248,19 +267,40 @@ def _emit_yat(b, layer, names, values, kw_names, kw_values):
     if kind == "YatEmbed" and kw_values.get("method") == "attend":
         call["method"] = "attend"
     name = getattr(layer, "_nmn_name", layer.name)
-    return emit.yat_layer(b, name, kind, config, params, ins, in_shape=shape, channels_last=channels_last,
-                          call=call, param_names=param_names, trainable=trainable, host=host)
+    return emit.yat_layer(
+        b,
+        name,
+        kind,
+        config,
+        params,
+        ins,
+        in_shape=shape,
+        channels_last=channels_last,
+        call=call,
+        param_names=param_names,
+        trainable=trainable,
+        host=host,
+    )
 
 
-_ACTIVATIONS = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "softplus": "softplus", "softmax": "softmax",
-                "log_softmax": "log_softmax", "gelu": "gelu", "silu": "silu", "swish": "silu", "linear": "identity"}
+_ACTIVATIONS = {
+    "relu": "relu",
+    "sigmoid": "sigmoid",
+    "tanh": "tanh",
+    "softplus": "softplus",
+    "softmax": "softmax",
+    "log_softmax": "log_softmax",
+    "gelu": "gelu",
+    "silu": "silu",
+    "swish": "silu",
+    "linear": "identity",
+}
 
 
 def _activation_name(layer, fn) -> str:
     name = fn if isinstance(fn, str) else getattr(fn, "__name__", str(fn))
     if name not in _ACTIVATIONS:
-        raise ExportError(f"{layer.name}: activation {name!r} has no ONNX emitter "
-                          f"(supported: {sorted(_ACTIVATIONS)})")
+        raise ExportError(f"{layer.name}: activation {name!r} has no ONNX emitter (supported: {sorted(_ACTIVATIONS)})")
     return _ACTIVATIONS[name]
 
 
@@ -296,10 +336,21 @@ def _emit_standard(b, layer, names, values):
             weight = np.transpose(k, (rank + 1, rank, *range(rank))).copy()
             groups = int(layer.groups)
         cf = layer.data_format == "channels_first"
-        y = emit.conv(b, layer.name, x, weight, _np(layer.bias) if layer.use_bias else None, in_shape=_host_shape(v),
-                      strides=list(layer.strides), dilations=list(layer.dilation_rate), groups=groups,
-                      padding=layer.padding, channels_last=not cf, transpose=transpose,
-                      param_names={"weight": "kernel"})
+        y = emit.conv(
+            b,
+            layer.name,
+            x,
+            weight,
+            _np(layer.bias) if layer.use_bias else None,
+            in_shape=_host_shape(v),
+            strides=list(layer.strides),
+            dilations=list(layer.dilation_rate),
+            groups=groups,
+            padding=layer.padding,
+            channels_last=not cf,
+            transpose=transpose,
+            param_names={"weight": "kernel"},
+        )
         return _act(b, layer, y, layer.get_config()["activation"])
     if isinstance(layer, L.Flatten):
         if layer.data_format == "channels_first" and len(v.shape) > 2:
@@ -323,9 +374,15 @@ def _emit_standard(b, layer, names, values):
         axis = layer.axis if isinstance(layer.axis, int) else list(layer.axis)
         if axis not in (-1, len(v.shape) - 1, [-1], [len(v.shape) - 1]):
             raise ExportError(f"{layer.name}: LayerNormalization over axis {layer.axis} (only the last axis)")
-        return emit.layer_norm(b, layer.name, x, _np(layer.gamma) if layer.scale else None,
-                               _np(layer.beta) if layer.center else None, layer.epsilon,
-                               param_names={"weight": "gamma", "bias": "beta"})
+        return emit.layer_norm(
+            b,
+            layer.name,
+            x,
+            _np(layer.gamma) if layer.scale else None,
+            _np(layer.beta) if layer.center else None,
+            layer.epsilon,
+            param_names={"weight": "gamma", "bias": "beta"},
+        )
     if isinstance(layer, L.BatchNormalization):
         n = int(layer.moving_mean.shape[0])
         rank = len(v.shape) - 2
@@ -334,10 +391,24 @@ def _emit_standard(b, layer, names, values):
             raise ExportError(f"{layer.name}: BatchNormalization over axis {layer.axis}")
         scale = _np(layer.gamma) if layer.scale else np.ones((n,), np.float32)
         beta = _np(layer.beta) if layer.center else np.zeros((n,), np.float32)
-        return emit.batch_norm(b, layer.name, x, scale, beta, _np(layer.moving_mean), _np(layer.moving_variance),
-                               layer.epsilon, rank=rank, channels_last=axis == len(v.shape) - 1 and rank > 0,
-                               param_names={"weight": "gamma", "bias": "beta", "running_mean": "moving_mean",
-                                            "running_var": "moving_variance"})
+        return emit.batch_norm(
+            b,
+            layer.name,
+            x,
+            scale,
+            beta,
+            _np(layer.moving_mean),
+            _np(layer.moving_variance),
+            layer.epsilon,
+            rank=rank,
+            channels_last=axis == len(v.shape) - 1 and rank > 0,
+            param_names={
+                "weight": "gamma",
+                "bias": "beta",
+                "running_mean": "moving_mean",
+                "running_var": "moving_variance",
+            },
+        )
     if isinstance(layer, L.Embedding):
         return emit.embedding(b, layer.name, x, _np(layer.embeddings), param_names={"weight": "embeddings"})
     if cls.startswith(("MaxPooling", "AveragePooling")):
@@ -345,15 +416,24 @@ def _emit_standard(b, layer, names, values):
         cl = layer.data_format == "channels_last"
         spatial = v.shape[1:-1] if cl else v.shape[2:]
         pads = conv_pads(layer.padding, spatial, layer.pool_size, layer.strides, (1,) * rank)
-        return emit.pool(b, "max" if cls.startswith("Max") else "avg", x, kernel=list(layer.pool_size),
-                         strides=list(layer.strides), pads=pads, channels_last=cl, name=layer.name)
+        return emit.pool(
+            b,
+            "max" if cls.startswith("Max") else "avg",
+            x,
+            kernel=list(layer.pool_size),
+            strides=list(layer.strides),
+            pads=pads,
+            channels_last=cl,
+            name=layer.name,
+        )
     if cls.startswith("GlobalAveragePooling") or cls.startswith("GlobalMaxPooling"):
         cl = layer.data_format == "channels_last"
         axes = list(range(1, len(v.shape) - 1)) if cl else list(range(2, len(v.shape)))
         op = "ReduceMean" if "Average" in cls else "ReduceMax"
         keep = int(bool(layer.keepdims))
-        return b.node(op, [x, b.constant(f"{layer.name}.axes", np.array(axes, np.int64))], {"keepdims": keep},
-                      name=layer.name)
+        return b.node(
+            op, [x, b.constant(f"{layer.name}.axes", np.array(axes, np.int64))], {"keepdims": keep}, name=layer.name
+        )
     if isinstance(layer, (L.Add, L.Subtract, L.Multiply)):
         op = {"Add": "Add", "Subtract": "Sub", "Multiply": "Mul"}[cls]
         y = names[0][0]
@@ -365,10 +445,37 @@ def _emit_standard(b, layer, names, values):
     raise ExportError(f"{layer.name}: {cls} has no ONNX emitter")
 
 
-_STANDARD = (L.Dense, L.Conv1D, L.Conv2D, L.Conv3D, L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose,
-             L.Flatten, L.Reshape, L.Activation, L.ReLU, L.Softmax, L.Dropout, L.LayerNormalization,
-             L.BatchNormalization, L.Embedding, L.MaxPooling1D, L.MaxPooling2D, L.MaxPooling3D,
-             L.AveragePooling1D, L.AveragePooling2D, L.AveragePooling3D, L.GlobalAveragePooling1D,
-             L.GlobalAveragePooling2D, L.GlobalAveragePooling3D, L.GlobalMaxPooling1D, L.GlobalMaxPooling2D,
-             L.GlobalMaxPooling3D, L.Add, L.Subtract, L.Multiply, L.Concatenate)
-
+_STANDARD = (
+    L.Dense,
+    L.Conv1D,
+    L.Conv2D,
+    L.Conv3D,
+    L.Conv1DTranspose,
+    L.Conv2DTranspose,
+    L.Conv3DTranspose,
+    L.Flatten,
+    L.Reshape,
+    L.Activation,
+    L.ReLU,
+    L.Softmax,
+    L.Dropout,
+    L.LayerNormalization,
+    L.BatchNormalization,
+    L.Embedding,
+    L.MaxPooling1D,
+    L.MaxPooling2D,
+    L.MaxPooling3D,
+    L.AveragePooling1D,
+    L.AveragePooling2D,
+    L.AveragePooling3D,
+    L.GlobalAveragePooling1D,
+    L.GlobalAveragePooling2D,
+    L.GlobalAveragePooling3D,
+    L.GlobalMaxPooling1D,
+    L.GlobalMaxPooling2D,
+    L.GlobalMaxPooling3D,
+    L.Add,
+    L.Subtract,
+    L.Multiply,
+    L.Concatenate,
+)

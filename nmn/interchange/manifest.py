@@ -46,7 +46,7 @@ __all__ = ["MANIFEST_KEY", "ManifestError", "read_manifest", "parse_manifest", "
 
 MANIFEST_KEY = "nmn.manifest"
 MANIFEST_FORMAT = 1
-_MAX_SIZE = 2**31 - 1    # no dimension of a tensor nmn builds is larger
+_MAX_SIZE = 2**31 - 1  # no dimension of a tensor nmn builds is larger
 
 
 class ManifestError(ValueError):
@@ -120,9 +120,11 @@ def parse_manifest(text: str | bytes, limits: Limits | None = None) -> dict:
 
 # ------------------------------------------------------------------------------------------------ schema
 
+
 def _type_name(value: Any) -> str:
     return {dict: "object", list: "list", str: "string", bool: "bool", type(None): "null"}.get(
-        type(value), type(value).__name__)
+        type(value), type(value).__name__
+    )
 
 
 def _want(cond: bool, where: str, what: str, value: Any) -> None:
@@ -146,15 +148,40 @@ def _is_number(v: Any) -> bool:
 
 
 #: config keys that are sizes: positive integers (``rank`` 1..3), checked against the tensors' shapes
-SIZE_KEYS = ("in_features", "out_features", "features", "units", "filters", "in_channels", "out_channels",
-             "embed_dim", "num_embeddings", "num_heads", "num_features", "max_seq_len", "groups")
+SIZE_KEYS = (
+    "in_features",
+    "out_features",
+    "features",
+    "units",
+    "filters",
+    "in_channels",
+    "out_channels",
+    "embed_dim",
+    "num_embeddings",
+    "num_heads",
+    "num_features",
+    "max_seq_len",
+    "groups",
+)
 _NONNEG_KEYS = ("num_features",)
 _LIST_OF_INT_KEYS = ("kernel_size", "strides", "dilations", "output_padding")
-_BOOL_KEYS = ("use_bias", "use_alpha", "learnable_epsilon", "spherical", "weight_normalized", "lazy", "causal",
-              "use_out_proj", "use_performer", "channels_last")
-_CHOICES = {"padding_mode": ("zeros", "reflect", "replicate", "circular"),
-            "normalization": ("softmax", "l1", "softermax"),
-            "rope_style": ("interleaved", "half")}
+_BOOL_KEYS = (
+    "use_bias",
+    "use_alpha",
+    "learnable_epsilon",
+    "spherical",
+    "weight_normalized",
+    "lazy",
+    "causal",
+    "use_out_proj",
+    "use_performer",
+    "channels_last",
+)
+_CHOICES = {
+    "padding_mode": ("zeros", "reflect", "replicate", "circular"),
+    "normalization": ("softmax", "l1", "softermax"),
+    "rope_style": ("interleaved", "half"),
+}
 _POSITIVE_NUMBERS = ("epsilon", "theta", "power", "n")
 
 
@@ -171,25 +198,31 @@ def validate_schema(data: Any, limits: Limits | None = None) -> None:
     _want(isinstance(data, dict), "the manifest", "a JSON object", data)
     if "format" not in data:
         raise ManifestError("nmn manifest: the required key 'format' is missing")
-    _want(_is_int(data["format"]) and data["format"] == MANIFEST_FORMAT, "'format'",
-          f"{MANIFEST_FORMAT} (the format this nmn reads)", data["format"])
+    _want(
+        _is_int(data["format"]) and data["format"] == MANIFEST_FORMAT,
+        "'format'",
+        f"{MANIFEST_FORMAT} (the format this nmn reads)",
+        data["format"],
+    )
     for key in ("nmn_version", "source", "domain"):
         if key in data:
             _want(isinstance(data[key], str), repr(key), "a string", data[key])
     if "layout" in data:
-        _want(data["layout"] is None or isinstance(data["layout"], str), "'layout'", "a string or null",
-              data["layout"])
+        _want(data["layout"] is None or isinstance(data["layout"], str), "'layout'", "a string or null", data["layout"])
     if "domain_version" in data:
-        _want(_is_int(data["domain_version"]) and data["domain_version"] >= 1, "'domain_version'",
-              "a positive integer", data["domain_version"])
+        _want(
+            _is_int(data["domain_version"]) and data["domain_version"] >= 1,
+            "'domain_version'",
+            "a positive integer",
+            data["domain_version"],
+        )
     if "layers" not in data:
         raise ManifestError("nmn manifest: the required key 'layers' is missing")
     layers = data["layers"]
     if not isinstance(layers, list):
         raise ManifestError(f"nmn manifest: 'layers' must be a list, got {_type_name(layers)}")
     if len(layers) > limits.max_manifest_layers:
-        raise ManifestError("nmn manifest: " + limits.over("max_manifest_layers", "the number of layers",
-                                                           len(layers)))
+        raise ManifestError("nmn manifest: " + limits.over("max_manifest_layers", "the number of layers", len(layers)))
     names = set()
     for i, entry in enumerate(layers):
         _want(isinstance(entry, dict), f"layers[{i}]", "an object", entry)
@@ -197,14 +230,22 @@ def validate_schema(data: Any, limits: Limits | None = None) -> None:
             if key not in entry:
                 label = f"layer {entry['name']!r}" if isinstance(entry.get("name"), str) else f"layers[{i}]"
                 raise ManifestError(f"nmn manifest: {label}: the required key {key!r} is missing")
-        _want(isinstance(entry["name"], str) and entry["name"] != "", f"layers[{i}].name", "a non-empty string",
-              entry["name"])
+        _want(
+            isinstance(entry["name"], str) and entry["name"] != "",
+            f"layers[{i}].name",
+            "a non-empty string",
+            entry["name"],
+        )
         label = f"layer {entry['name']!r}"
         if entry["name"] in names:
             raise ManifestError(f"nmn manifest: {label} is listed twice")
         names.add(entry["name"])
-        _want(isinstance(entry["kind"], str) and entry["kind"] != "", f"{label}: 'kind'", "a non-empty string",
-              entry["kind"])
+        _want(
+            isinstance(entry["kind"], str) and entry["kind"] != "",
+            f"{label}: 'kind'",
+            "a non-empty string",
+            entry["kind"],
+        )
         _want(isinstance(entry["node"], str), f"{label}: 'node'", "a string", entry["node"])
         _want(isinstance(entry["config"], dict), f"{label}: 'config'", "an object", entry["config"])
         params = entry["params"]
@@ -218,8 +259,12 @@ def validate_schema(data: Any, limits: Limits | None = None) -> None:
         host = entry.get("host", {})
         _want(isinstance(host, dict), f"{label}: 'host'", "an object", host)
         if "nodes" in host:
-            _want(isinstance(host["nodes"], list) and all(isinstance(n, str) for n in host["nodes"]),
-                  f"{label}: host 'nodes'", "a list of node names", host["nodes"])
+            _want(
+                isinstance(host["nodes"], list) and all(isinstance(n, str) for n in host["nodes"]),
+                f"{label}: host 'nodes'",
+                "a list of node names",
+                host["nodes"],
+            )
         _validate_config(label, entry["config"], entry["kind"] in _YAT_KINDS)
 
 
@@ -237,8 +282,14 @@ def _validate_config(label: str, config: dict, yat: bool) -> None:
             _want(_is_int(value) and 1 <= value <= 3, where, "1, 2 or 3", value)
         elif key in _LIST_OF_INT_KEYS:
             low = 0 if key == "output_padding" else 1
-            _want(isinstance(value, list) and all(_is_int(v) and low <= v <= _MAX_SIZE for v in value)
-                  and len(value) <= 3, where, f"a list of at most 3 integers >= {low}", value)
+            _want(
+                isinstance(value, list)
+                and all(_is_int(v) and low <= v <= _MAX_SIZE for v in value)
+                and len(value) <= 3,
+                where,
+                f"a list of at most 3 integers >= {low}",
+                value,
+            )
         elif key in _BOOL_KEYS:
             _want(isinstance(value, bool), where, "true or false", value)
         elif key in _CHOICES and yat:
@@ -247,17 +298,30 @@ def _validate_config(label: str, config: dict, yat: bool) -> None:
             ok = _is_number(value) and (value > 0 if yat else value >= 0)
             _want(ok, where, "a positive finite number" if yat else "a finite number >= 0", value)
         elif key in ("constant_bias", "constant_alpha"):
-            _want(value is None or isinstance(value, bool) or _is_number(value), where,
-                  "null, true/false or a finite number", value)
+            _want(
+                value is None or isinstance(value, bool) or _is_number(value),
+                where,
+                "null, true/false or a finite number",
+                value,
+            )
         elif key == "padding":
             if yat:
                 ok = isinstance(value, str) and value in ("same", "valid", "causal")
             else:
                 ok = isinstance(value, str) and len(value) <= 16
-            ok = ok or (_is_int(value) and 0 <= value <= _MAX_SIZE) or (
-                isinstance(value, list) and len(value) <= 3 and all(
-                    (_is_int(p) and 0 <= p <= _MAX_SIZE) or (isinstance(p, list) and len(p) == 2 and all(
-                        _is_int(q) and 0 <= q <= _MAX_SIZE for q in p)) for p in value))
+            ok = (
+                ok
+                or (_is_int(value) and 0 <= value <= _MAX_SIZE)
+                or (
+                    isinstance(value, list)
+                    and len(value) <= 3
+                    and all(
+                        (_is_int(p) and 0 <= p <= _MAX_SIZE)
+                        or (isinstance(p, list) and len(p) == 2 and all(_is_int(q) and 0 <= q <= _MAX_SIZE for q in p))
+                        for p in value
+                    )
+                )
+            )
             _want(ok, where, "'same', 'valid', 'causal', an integer or a list of (begin, end) pairs", value)
 
 
@@ -269,12 +333,35 @@ _YAT_NODES = {
     "YatConv": ({"YatConv"}, {"weight": 1, "bias": 2, "alpha": 3}),
     "YatConvTranspose": ({"YatConvTranspose"}, {"weight": 1, "bias": 2, "alpha": 3}),
     "YatEmbed": ({"YatEmbedAttend", "Gather"}, {}),
-    "MultiHeadYatAttention": ({"YatMultiHeadAttention", "YatPerformerMultiHeadAttention"},
-                              {"q_weight": 4, "q_bias": 5, "k_weight": 6, "k_bias": 7, "v_weight": 8, "v_bias": 9,
-                               "out_weight": 10, "out_bias": 11, "alpha": 12, "proj": 14}),
-    "RotaryYatAttention": ({"RotaryYatMultiHeadAttention"},
-                           {"q_weight": 4, "q_bias": 5, "k_weight": 6, "k_bias": 7, "v_weight": 8, "v_bias": 9,
-                            "out_weight": 10, "out_bias": 11, "alpha": 12}),
+    "MultiHeadYatAttention": (
+        {"YatMultiHeadAttention", "YatPerformerMultiHeadAttention"},
+        {
+            "q_weight": 4,
+            "q_bias": 5,
+            "k_weight": 6,
+            "k_bias": 7,
+            "v_weight": 8,
+            "v_bias": 9,
+            "out_weight": 10,
+            "out_bias": 11,
+            "alpha": 12,
+            "proj": 14,
+        },
+    ),
+    "RotaryYatAttention": (
+        {"RotaryYatMultiHeadAttention"},
+        {
+            "q_weight": 4,
+            "q_bias": 5,
+            "k_weight": 6,
+            "k_bias": 7,
+            "v_weight": 8,
+            "v_bias": 9,
+            "out_weight": 10,
+            "out_bias": 11,
+            "alpha": 12,
+        },
+    ),
     "softermax": ({"Softermax"}, {}),
     "softer_sigmoid": ({"SofterSigmoid"}, {}),
     "soft_tanh": ({"SoftTanh"}, {}),
@@ -284,42 +371,148 @@ _YAT_NODES = {
 _YAT_KINDS = frozenset(_YAT_NODES)
 
 
-_DENSE_CONV_KEYS = {"constant_alpha", "constant_bias", "epsilon", "learnable_epsilon", "spherical", "use_alpha",
-                    "use_bias", "weight_normalized"}
-_CONV_KEYS = _DENSE_CONV_KEYS | {"dilations", "groups", "in_channels", "kernel_size", "out_channels", "padding",
-                                 "rank", "strides"}
-_ATTN_KEYS = {"causal", "constant_alpha", "embed_dim", "epsilon", "normalization", "num_features", "num_heads",
-              "power", "spherical", "use_alpha", "use_bias", "use_out_proj", "use_performer"}
+_DENSE_CONV_KEYS = {
+    "constant_alpha",
+    "constant_bias",
+    "epsilon",
+    "learnable_epsilon",
+    "spherical",
+    "use_alpha",
+    "use_bias",
+    "weight_normalized",
+}
+_CONV_KEYS = _DENSE_CONV_KEYS | {
+    "dilations",
+    "groups",
+    "in_channels",
+    "kernel_size",
+    "out_channels",
+    "padding",
+    "rank",
+    "strides",
+}
+_ATTN_KEYS = {
+    "causal",
+    "constant_alpha",
+    "embed_dim",
+    "epsilon",
+    "normalization",
+    "num_features",
+    "num_heads",
+    "power",
+    "spherical",
+    "use_alpha",
+    "use_bias",
+    "use_out_proj",
+    "use_performer",
+}
 #: Yat kinds: config keys every exporter writes and the loaders read (required), and every key they may carry
 _YAT_CONFIG = {
-    "YatNMN": ({"in_features", "out_features", "epsilon", "spherical", "use_alpha", "use_bias", "constant_alpha",
-                "weight_normalized"}, _DENSE_CONV_KEYS | {"in_features", "out_features", "lazy"}),
-    "YatConv": ({"rank", "in_channels", "out_channels", "kernel_size", "strides", "dilations", "groups", "padding",
-                 "epsilon", "spherical", "use_alpha", "use_bias", "constant_alpha", "weight_normalized"},
-                _CONV_KEYS | {"padding_mode"}),
-    "YatConvTranspose": ({"rank", "in_channels", "out_channels", "kernel_size", "strides", "dilations", "groups",
-                          "padding", "epsilon", "spherical", "use_alpha", "use_bias", "constant_alpha"},
-                         _CONV_KEYS | {"output_padding"}),
-    "YatEmbed": ({"num_embeddings", "features", "epsilon", "spherical", "use_alpha", "constant_alpha"},
-                 {"num_embeddings", "features", "epsilon", "spherical", "use_alpha", "constant_alpha",
-                  "learnable_epsilon"}),
-    "MultiHeadYatAttention": ({"embed_dim", "num_heads", "causal", "epsilon", "normalization", "power", "spherical",
-                               "use_alpha", "use_bias", "use_out_proj", "constant_alpha"}, _ATTN_KEYS),
-    "RotaryYatAttention": ({"embed_dim", "num_heads", "causal", "epsilon", "normalization", "power", "spherical",
-                            "use_alpha", "use_bias", "use_out_proj", "constant_alpha", "max_seq_len", "rope_style",
-                            "theta"}, _ATTN_KEYS | {"max_seq_len", "rope_style", "theta"}),
+    "YatNMN": (
+        {
+            "in_features",
+            "out_features",
+            "epsilon",
+            "spherical",
+            "use_alpha",
+            "use_bias",
+            "constant_alpha",
+            "weight_normalized",
+        },
+        _DENSE_CONV_KEYS | {"in_features", "out_features", "lazy"},
+    ),
+    "YatConv": (
+        {
+            "rank",
+            "in_channels",
+            "out_channels",
+            "kernel_size",
+            "strides",
+            "dilations",
+            "groups",
+            "padding",
+            "epsilon",
+            "spherical",
+            "use_alpha",
+            "use_bias",
+            "constant_alpha",
+            "weight_normalized",
+        },
+        _CONV_KEYS | {"padding_mode"},
+    ),
+    "YatConvTranspose": (
+        {
+            "rank",
+            "in_channels",
+            "out_channels",
+            "kernel_size",
+            "strides",
+            "dilations",
+            "groups",
+            "padding",
+            "epsilon",
+            "spherical",
+            "use_alpha",
+            "use_bias",
+            "constant_alpha",
+        },
+        _CONV_KEYS | {"output_padding"},
+    ),
+    "YatEmbed": (
+        {"num_embeddings", "features", "epsilon", "spherical", "use_alpha", "constant_alpha"},
+        {"num_embeddings", "features", "epsilon", "spherical", "use_alpha", "constant_alpha", "learnable_epsilon"},
+    ),
+    "MultiHeadYatAttention": (
+        {
+            "embed_dim",
+            "num_heads",
+            "causal",
+            "epsilon",
+            "normalization",
+            "power",
+            "spherical",
+            "use_alpha",
+            "use_bias",
+            "use_out_proj",
+            "constant_alpha",
+        },
+        _ATTN_KEYS,
+    ),
+    "RotaryYatAttention": (
+        {
+            "embed_dim",
+            "num_heads",
+            "causal",
+            "epsilon",
+            "normalization",
+            "power",
+            "spherical",
+            "use_alpha",
+            "use_bias",
+            "use_out_proj",
+            "constant_alpha",
+            "max_seq_len",
+            "rope_style",
+            "theta",
+        },
+        _ATTN_KEYS | {"max_seq_len", "rope_style", "theta"},
+    ),
     "softermax": (set(), {"n", "epsilon", "axis"}),
     "softer_sigmoid": (set(), {"n"}),
     "soft_tanh": (set(), {"n"}),
 }
 _PROJ = ("q_weight", "q_bias", "k_weight", "k_bias", "v_weight", "v_bias", "out_weight", "out_bias")
-_YAT_PARAMS = {"YatNMN": {"weight", "bias", "alpha", "epsilon_param"},
-               "YatConv": {"weight", "bias", "alpha", "epsilon_param"},
-               "YatConvTranspose": {"weight", "bias", "alpha", "epsilon_param"},
-               "YatEmbed": {"embedding", "alpha", "epsilon_param"},
-               "MultiHeadYatAttention": {*_PROJ, "alpha", "proj", "epsilon_param"},
-               "RotaryYatAttention": {*_PROJ, "alpha", "epsilon_param"},
-               "softermax": set(), "softer_sigmoid": set(), "soft_tanh": set()}
+_YAT_PARAMS = {
+    "YatNMN": {"weight", "bias", "alpha", "epsilon_param"},
+    "YatConv": {"weight", "bias", "alpha", "epsilon_param"},
+    "YatConvTranspose": {"weight", "bias", "alpha", "epsilon_param"},
+    "YatEmbed": {"embedding", "alpha", "epsilon_param"},
+    "MultiHeadYatAttention": {*_PROJ, "alpha", "proj", "epsilon_param"},
+    "RotaryYatAttention": {*_PROJ, "alpha", "epsilon_param"},
+    "softermax": set(),
+    "softer_sigmoid": set(),
+    "soft_tanh": set(),
+}
 
 
 def _required_params(kind: str, c: dict) -> set[str]:
@@ -354,12 +547,14 @@ def _check_yat_entry(label: str, kind: str, config: dict, params: dict) -> None:
         raise ManifestError(f"{label}: config lacks {missing} (a {kind} needs {sorted(required)})")
     unknown = sorted(set(config) - allowed)
     if unknown:
-        raise ManifestError(f"{label}: config has unknown keys {[k[:40] for k in unknown]} "
-                            f"(a {kind} has {sorted(allowed)})")
+        raise ManifestError(
+            f"{label}: config has unknown keys {[k[:40] for k in unknown]} (a {kind} has {sorted(allowed)})"
+        )
     unknown = sorted(set(params) - _YAT_PARAMS[kind])
     if unknown:
-        raise ManifestError(f"{label}: unknown parameters {[k[:40] for k in unknown]} "
-                            f"(a {kind} has {sorted(_YAT_PARAMS[kind])})")
+        raise ManifestError(
+            f"{label}: unknown parameters {[k[:40] for k in unknown]} (a {kind} has {sorted(_YAT_PARAMS[kind])})"
+        )
     missing = sorted(_required_params(kind, config) - set(params))
     if missing:
         raise ManifestError(f"{label}: its config needs parameters {missing}, which it does not list")
@@ -383,8 +578,9 @@ def check_against_graph(data: dict, model: onnx.ModelProto) -> None:
         label = f"nmn manifest: layer {entry['name']!r} ({entry['kind']})"
         for key, init in entry["params"].items():
             if init not in shapes:
-                raise ManifestError(f"{label}: parameter {key!r} names tensor {init!r}, which is not an "
-                                    "initializer of the graph")
+                raise ManifestError(
+                    f"{label}: parameter {key!r} names tensor {init!r}, which is not an initializer of the graph"
+                )
         listed = entry.get("host", {}).get("nodes") or [entry["node"]]
         kind = entry["kind"]
         if kind in _YAT_NODES:
@@ -398,15 +594,18 @@ def check_against_graph(data: dict, model: onnx.ModelProto) -> None:
             mine = [nodes[n] for n in dict.fromkeys([entry["node"], *listed]) if n in nodes]
             main = [n for n in mine if n.op_type in ops and n.domain in ("nmn", "", "ai.onnx")]
             if not main:
-                raise ManifestError(f"{label}: none of its nodes {[n.name for n in mine]} is an "
-                                    f"{' or '.join(sorted(ops))} node (found {[n.op_type for n in mine]})")
+                raise ManifestError(
+                    f"{label}: none of its nodes {[n.name for n in mine]} is an "
+                    f"{' or '.join(sorted(ops))} node (found {[n.op_type for n in mine]})"
+                )
             for key, slot in slots.items():
                 init = entry["params"].get(key)
                 if init is None:
                     continue
                 if not any(slot < len(n.input) and n.input[slot] == init for n in main if n.domain == "nmn"):
-                    raise ManifestError(f"{label}: parameter {key!r} ({init!r}) does not feed input {slot} of "
-                                        f"its node {main[0].name!r}")
+                    raise ManifestError(
+                        f"{label}: parameter {key!r} ({init!r}) does not feed input {slot} of its node {main[0].name!r}"
+                    )
         _check_sizes(label, kind, entry["config"], {k: shapes[v] for k, v in entry["params"].items()})
 
 
@@ -466,12 +665,23 @@ def _check_sizes(label: str, kind: str, config: dict, shapes: dict[str, tuple[in
         # A standard layer (Linear, LayerNorm, Conv, ...): its layout is the host's, so no exact shape is
         # known; every size it claims must still be a dimension of one of its tensors.
         dims = {d for s in shapes.values() for d in s} | {math.prod(s) for s in shapes.values()}
-        for key in ("in_features", "out_features", "features", "units", "filters", "in_channels",
-                    "out_channels", "num_embeddings", "embed_dim"):
+        for key in (
+            "in_features",
+            "out_features",
+            "features",
+            "units",
+            "filters",
+            "in_channels",
+            "out_channels",
+            "num_embeddings",
+            "embed_dim",
+        ):
             n = size(key)
             if n is not None and shapes and n not in dims:
-                raise ManifestError(f"{label}: config {key}={n} matches no dimension of its tensors "
-                                    f"{ {k: list(s) for k, s in shapes.items()} }")
+                raise ManifestError(
+                    f"{label}: config {key}={n} matches no dimension of its tensors "
+                    f"{ {k: list(s) for k, s in shapes.items()} }"
+                )
 
 
 # -------------------------------------------------------------------------------------------------- entry

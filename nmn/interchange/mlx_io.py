@@ -36,7 +36,8 @@ with the file's names and the current weights (bit for bit when untrained).
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -57,16 +58,23 @@ try:
 except ImportError as err:  # pragma: no cover - exercised only without mlx
     raise ImportError('nmn.interchange.mlx_io needs MLX: pip install "nmn[mlx]>=1.0"') from err
 
-from nmn.interchange.stdops.prims_mlx import PRIMS
 from nmn.interchange._mlx_trace import Traced, np_array, param_names, trace
+from nmn.interchange.stdops.prims_mlx import PRIMS
 
 __all__ = ["export", "load", "OnnxModule", "Traced"]
 
 
 # ---------------------------------------------------------------------------------------------------------- API
-def export(model, example_inputs: Any, path: str | os.PathLike | None = None, *,
-           input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None,
-           rtol: float = 1e-5, inline: bool = False) -> onnx.ModelProto:
+def export(
+    model,
+    example_inputs: Any,
+    path: str | os.PathLike | None = None,
+    *,
+    input_names: Sequence[str] | None = None,
+    output_names: Sequence[str] | None = None,
+    rtol: float = 1e-5,
+    inline: bool = False,
+) -> onnx.ModelProto:
     """Export an MLX model of nmn and standard layers to ONNX, checked in onnxruntime before writing.
 
     Args:
@@ -91,7 +99,7 @@ def export(model, example_inputs: Any, path: str | os.PathLike | None = None, *,
         ['YatDense', 'Gemm']
     """
     if isinstance(model, (list, tuple)):
-        model = nn.Sequential(*model)   # a plain list of layers is a chain
+        model = nn.Sequential(*model)  # a plain list of layers is a chain
     inputs = [x if isinstance(x, mx.array) else mx.array(np.asarray(x)) for x in as_list(example_inputs)]
 
     def build():
@@ -100,8 +108,9 @@ def export(model, example_inputs: Any, path: str | os.PathLike | None = None, *,
             return proto, [np_array(o) for o in outputs_list(model(*inputs))]
         return trace(model, inputs, input_names, output_names)
 
-    return checked_export(model, inputs, path, build=build, to_numpy=np.array, rtol=rtol, inline=inline,
-                          check=check_against)
+    return checked_export(
+        model, inputs, path, build=build, to_numpy=np.array, rtol=rtol, inline=inline, check=check_against
+    )
 
 
 def _key(name: str) -> str:
@@ -138,8 +147,11 @@ class OnnxModule(nn.Module):
             for canonical, trainable in spec.trainable.items():
                 if not trainable:
                     _freeze(self.layers[_key(name)], spec.kind, canonical)
-        owned = {init: (spec.name, spec.kind, key) for spec in graph.layers.values()
-                 for key, init in spec.param_inits.items()}
+        owned = {
+            init: (spec.name, spec.kind, key)
+            for spec in graph.layers.values()
+            for key, init in spec.param_inits.items()
+        }
         object.__setattr__(self, "_owned", owned)
         trainable = graph.trainable_initializers()
         used = {i for n in graph.nodes for i in n.inputs}
@@ -159,7 +171,7 @@ class OnnxModule(nn.Module):
         key = _key(name)
         if key in self["params"]:
             return self["params"][key]
-        if name in self._owned:   # a Yat layer's tensor also read by a standard node (a tied embedding table)
+        if name in self._owned:  # a Yat layer's tensor also read by a standard node (a tied embedding table)
             layer_name, kind, canonical = self._owned[name]
             return _layer_tensor(self["layers"][_key(layer_name)], kind, canonical)
         return self._consts.get(name)
@@ -183,7 +195,7 @@ class OnnxModule(nn.Module):
                 mask = mx.array(np.asarray(mask))
             return layer(args[0], args[1], args[2], mask=mask)
         if op in ("YatConv", "YatConvTranspose"):
-            return mx.moveaxis(layer(mx.moveaxis(args[0], 1, -1)), -1, 1)   # the file is channels-first
+            return mx.moveaxis(layer(mx.moveaxis(args[0], 1, -1)), -1, 1)  # the file is channels-first
         return layer(args[0])
 
     def __call__(self, *inputs):

@@ -47,7 +47,7 @@ class LayerSpec:
     kind: str
     config: dict
     params: dict[str, np.ndarray]
-    param_inits: dict[str, str]             # canonical name -> initializer name
+    param_inits: dict[str, str]  # canonical name -> initializer name
     nodes: list[str] = field(default_factory=list)
     trainable: dict[str, bool] = field(default_factory=dict)
 
@@ -59,12 +59,12 @@ class OnnxGraph:
     nodes: list[NodeSpec]
     initializers: dict[str, np.ndarray]
     manifest: dict | None
-    layers: dict[str, LayerSpec]            # by layer name
-    node_layer: dict[str, str]              # node name -> layer name (Yat layers, incl. an embedding's Gather)
-    standard: dict[str, dict] = field(default_factory=dict)   # manifest entries of standard layers, by name
+    layers: dict[str, LayerSpec]  # by layer name
+    node_layer: dict[str, str]  # node name -> layer name (Yat layers, incl. an embedding's Gather)
+    standard: dict[str, dict] = field(default_factory=dict)  # manifest entries of standard layers, by name
     producers: dict[str, NodeSpec] = field(default_factory=dict)
-    shapes: dict[str, tuple] = field(default_factory=dict)     # inferred value shapes (None = symbolic)
-    opset: int = 18                                            # the file's ai.onnx opset version
+    shapes: dict[str, tuple] = field(default_factory=dict)  # inferred value shapes (None = symbolic)
+    opset: int = 18  # the file's ai.onnx opset version
 
     def trainable_initializers(self) -> set[str]:
         """Initializers that are parameters (trainable) rather than constants.
@@ -79,9 +79,19 @@ class OnnxGraph:
             for key, init in entry["params"].items():
                 (listed_true if entry.get("trainable", {}).get(key, True) else listed_false).add(init)
         owned = {init for spec in self.layers.values() for init in spec.param_inits.values()}
-        slots = {"Gemm": (1, 2), "Conv": (1, 2), "ConvTranspose": (1, 2), "MatMul": (0, 1),
-                 "LayerNormalization": (1, 2), "BatchNormalization": (1, 2), "Gather": (0,),
-                 "Add": (0, 1), "Sub": (0, 1), "Mul": (0, 1), "Div": (0, 1)}
+        slots = {
+            "Gemm": (1, 2),
+            "Conv": (1, 2),
+            "ConvTranspose": (1, 2),
+            "MatMul": (0, 1),
+            "LayerNormalization": (1, 2),
+            "BatchNormalization": (1, 2),
+            "Gather": (0,),
+            "Add": (0, 1),
+            "Sub": (0, 1),
+            "Mul": (0, 1),
+            "Div": (0, 1),
+        }
         guessed = set()
         for node in self.nodes:
             for i in slots.get(node.op, ()):
@@ -121,9 +131,17 @@ def read_model(source: str | os.PathLike | onnx.ModelProto) -> OnnxGraph:
         tt = vi.type.tensor_type
         shape = tuple(d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim)
         inputs.append((vi.name, shape, helper.tensor_dtype_to_np_dtype(tt.elem_type)))
-    nodes = [NodeSpec(n.op_type, n.domain, list(n.input), list(n.output),
-                      {a.name: _attr_value(a) for a in n.attribute}, n.name or f"node{i}")
-             for i, n in enumerate(model.graph.node)]
+    nodes = [
+        NodeSpec(
+            n.op_type,
+            n.domain,
+            list(n.input),
+            list(n.output),
+            {a.name: _attr_value(a) for a in n.attribute},
+            n.name or f"node{i}",
+        )
+        for i, n in enumerate(model.graph.node)
+    ]
     # Constant nodes become initializers, so that loaders see every tensor the same way.
     kept = []
     for node in nodes:
@@ -157,10 +175,15 @@ def _collect_layers(graph: OnnxGraph) -> None:
     if graph.manifest is not None:
         for entry in graph.manifest["layers"]:
             if entry["kind"] in _YAT_KINDS:
-                spec = LayerSpec(entry["name"], entry["kind"], entry["config"],
-                                 {k: graph.initializers[v] for k, v in entry["params"].items()},
-                                 dict(entry["params"]), list(entry.get("host", {}).get("nodes", [entry["node"]])),
-                                 dict(entry.get("trainable", {})))
+                spec = LayerSpec(
+                    entry["name"],
+                    entry["kind"],
+                    entry["config"],
+                    {k: graph.initializers[v] for k, v in entry["params"].items()},
+                    dict(entry["params"]),
+                    list(entry.get("host", {}).get("nodes", [entry["node"]])),
+                    dict(entry.get("trainable", {})),
+                )
                 graph.layers[spec.name] = spec
                 for node_name in spec.nodes:
                     graph.node_layer[node_name] = spec.name
@@ -176,8 +199,17 @@ def _collect_layers(graph: OnnxGraph) -> None:
         raise UnsupportedModelError(f"the manifest names nodes that are not in the graph: {missing}")
 
 
-_YAT_KINDS = {"YatNMN", "YatConv", "YatConvTranspose", "MultiHeadYatAttention", "RotaryYatAttention", "YatEmbed",
-              "softermax", "softer_sigmoid", "soft_tanh"}
+_YAT_KINDS = {
+    "YatNMN",
+    "YatConv",
+    "YatConvTranspose",
+    "MultiHeadYatAttention",
+    "RotaryYatAttention",
+    "YatEmbed",
+    "softermax",
+    "softer_sigmoid",
+    "soft_tanh",
+}
 
 
 def _derive_spec(graph: OnnxGraph, node: NodeSpec) -> LayerSpec:
@@ -219,19 +251,30 @@ def _derive_spec(graph: OnnxGraph, node: NodeSpec) -> LayerSpec:
         else:
             rank = w.ndim - 2
             g = int(a.get("group", 1))
-            cfg.update(rank=rank, kernel_size=list(w.shape[2:]), strides=list(a.get("strides") or [1] * rank),
-                       dilations=list(a.get("dilations") or [1] * rank), groups=g,
-                       padding=[list(p) for p in pairs_from_onnx(a.get("pads") or [0] * 2 * rank)])
+            cfg.update(
+                rank=rank,
+                kernel_size=list(w.shape[2:]),
+                strides=list(a.get("strides") or [1] * rank),
+                dilations=list(a.get("dilations") or [1] * rank),
+                groups=g,
+                padding=[list(p) for p in pairs_from_onnx(a.get("pads") or [0] * 2 * rank)],
+            )
             if a.get("auto_pad", "NOTSET") not in ("NOTSET", ""):
                 raise UnsupportedModelError(f"node {name!r}: auto_pad={a['auto_pad']!r} is not supported, use pads")
             if node.op == "YatConv":
                 kind = "YatConv"
-                cfg.update(in_channels=int(w.shape[1]) * g, out_channels=int(w.shape[0]),
-                           padding_mode=_PAD_MODES[a.get("pad_mode", "constant")])
+                cfg.update(
+                    in_channels=int(w.shape[1]) * g,
+                    out_channels=int(w.shape[0]),
+                    padding_mode=_PAD_MODES[a.get("pad_mode", "constant")],
+                )
             else:
                 kind = "YatConvTranspose"
-                cfg.update(in_channels=int(w.shape[0]), out_channels=int(w.shape[1]) * g,
-                           output_padding=list(a.get("output_padding") or [0] * rank))
+                cfg.update(
+                    in_channels=int(w.shape[0]),
+                    out_channels=int(w.shape[1]) * g,
+                    output_padding=list(a.get("output_padding") or [0] * rank),
+                )
                 cfg.pop("weight_normalized")
     elif node.op == "YatEmbedAttend":
         kind = "YatEmbed"
@@ -240,20 +283,46 @@ def _derive_spec(graph: OnnxGraph, node: NodeSpec) -> LayerSpec:
         a_init, alpha = tensor(2)
         params["alpha"], inits_of["alpha"] = alpha, a_init
         _, eps = tensor(3)
-        cfg.update(num_embeddings=int(e.shape[0]), features=int(e.shape[1]), use_alpha=True, constant_alpha=None,
-                   epsilon=float(eps.reshape(-1)[0]), spherical=bool(a.get("spherical", 0)))
+        cfg.update(
+            num_embeddings=int(e.shape[0]),
+            features=int(e.shape[1]),
+            use_alpha=True,
+            constant_alpha=None,
+            epsilon=float(eps.reshape(-1)[0]),
+            spherical=bool(a.get("spherical", 0)),
+        )
     elif node.op in ("YatMultiHeadAttention", "RotaryYatMultiHeadAttention", "YatPerformerMultiHeadAttention"):
         kind = "RotaryYatAttention" if node.op.startswith("Rotary") else "MultiHeadYatAttention"
-        for key, idx in (("q_weight", 4), ("q_bias", 5), ("k_weight", 6), ("k_bias", 7), ("v_weight", 8),
-                         ("v_bias", 9), ("out_weight", 10), ("out_bias", 11), ("alpha", 12)):
+        for key, idx in (
+            ("q_weight", 4),
+            ("q_bias", 5),
+            ("k_weight", 6),
+            ("k_bias", 7),
+            ("v_weight", 8),
+            ("v_bias", 9),
+            ("out_weight", 10),
+            ("out_bias", 11),
+            ("alpha", 12),
+        ):
             init, arr = tensor(idx)
             params[key], inits_of[key] = arr, init
         _, eps = tensor(13)
         e = int(params["q_weight"].shape[0])
-        cfg.update(embed_dim=e, num_heads=int(a.get("num_heads", 1)), use_bias=True, use_alpha=True,
-                   constant_alpha=None, epsilon=float(eps.reshape(-1)[0]), spherical=bool(a.get("spherical", 0)),
-                   normalization=a.get("normalization", "softmax"), power=float(a.get("power", 1.0)),
-                   use_out_proj=True, causal=bool(a.get("causal", 0)), use_performer=False, num_features=0)
+        cfg.update(
+            embed_dim=e,
+            num_heads=int(a.get("num_heads", 1)),
+            use_bias=True,
+            use_alpha=True,
+            constant_alpha=None,
+            epsilon=float(eps.reshape(-1)[0]),
+            spherical=bool(a.get("spherical", 0)),
+            normalization=a.get("normalization", "softmax"),
+            power=float(a.get("power", 1.0)),
+            use_out_proj=True,
+            causal=bool(a.get("causal", 0)),
+            use_performer=False,
+            num_features=0,
+        )
         if node.op == "YatPerformerMultiHeadAttention":
             init, proj = tensor(14)
             params["proj"], inits_of["proj"] = proj, init
@@ -266,8 +335,11 @@ def _derive_spec(graph: OnnxGraph, node: NodeSpec) -> LayerSpec:
             if cos.shape[0] > 1 and cos.shape[1] > 1:
                 _, sin = tensor(15)
                 theta = float(math.atan2(sin[1, 1], cos[1, 1]) ** (-head / 2.0))
-            cfg.update(max_seq_len=int(cos.shape[0]), theta=theta,
-                       rope_style="interleaved" if a.get("interleaved", 1) else "half")
+            cfg.update(
+                max_seq_len=int(cos.shape[0]),
+                theta=theta,
+                rope_style="interleaved" if a.get("interleaved", 1) else "half",
+            )
     elif node.op in ("Softermax", "SofterSigmoid", "SoftTanh"):
         kind = {"Softermax": "softermax", "SofterSigmoid": "softer_sigmoid", "SoftTanh": "soft_tanh"}[node.op]
         cfg = {k: a[k] for k in a}

@@ -37,9 +37,9 @@ import contextlib
 import dataclasses
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
-from typing import Iterator
 
 import onnx
 from onnx import AttributeProto, FunctionProto, GraphProto, ModelProto, TensorProto
@@ -126,8 +126,10 @@ class Limits:
 
     def over(self, name: str, what: str, value) -> str:
         """A refusal line: ``what`` is ``value``, over bound ``name`` (and how to raise it)."""
-        return (f"{what} is {value}, over the limit {name}={getattr(self, name)} "
-                f"(raise it with Limits({name}=...) or {self.option(name)})")
+        return (
+            f"{what} is {value}, over the limit {name}={getattr(self, name)} "
+            f"(raise it with Limits({name}=...) or {self.option(name)})"
+        )
 
 
 _DEFAULT_LIMITS = [Limits()]
@@ -200,8 +202,10 @@ def load_model_safely(
     if not stat.S_ISREG(st.st_mode):
         raise refuse("is not a regular file")
     if st.st_size > max_bytes:
-        raise refuse(f"is {st.st_size} bytes, over the limit of {max_bytes} bytes "
-                     f"(raise it with max_bytes= or {Limits.option('max_bytes')})")
+        raise refuse(
+            f"is {st.st_size} bytes, over the limit of {max_bytes} bytes "
+            f"(raise it with max_bytes= or {Limits.option('max_bytes')})"
+        )
 
     try:
         model = onnx.load(path, load_external_data=False)
@@ -282,8 +286,10 @@ def _tampered(fn: FunctionProto) -> str | None:
 
     canonical = canonical_function(fn.name)
     if canonical is not None and _normalised(fn) != canonical:
-        return (f"function {fn.domain}.{fn.name} is not the canonical body of nmn v1 (tampered or from another "
-                "nmn version; re-export the model)")
+        return (
+            f"function {fn.domain}.{fn.name} is not the canonical body of nmn v1 (tampered or from another "
+            "nmn version; re-export the model)"
+        )
     return None
 
 
@@ -291,9 +297,7 @@ def _check_domains(model: ModelProto, refuse) -> None:
     allowed = ", ".join(repr(d) for d in sorted(ALLOWED_DOMAINS))
     for op in model.opset_import:
         if op.domain not in ALLOWED_DOMAINS:
-            raise refuse(
-                f"imports operator domain {op.domain!r}; only {allowed} are allowed"
-            )
+            raise refuse(f"imports operator domain {op.domain!r}; only {allowed} are allowed")
 
     functions: dict[tuple[str, str, str], FunctionProto] = {}
     for fn in model.functions:
@@ -312,8 +316,7 @@ def _check_domains(model: ModelProto, refuse) -> None:
         for op in fn.opset_import:
             if op.domain not in ALLOWED_DOMAINS:
                 raise refuse(
-                    f"function {fn.domain}.{fn.name} imports operator domain "
-                    f"{op.domain!r}; only {allowed} are allowed"
+                    f"function {fn.domain}.{fn.name} imports operator domain {op.domain!r}; only {allowed} are allowed"
                 )
 
     def check_node(node: onnx.NodeProto, context: str) -> None:
@@ -323,11 +326,15 @@ def _check_domains(model: ModelProto, refuse) -> None:
                 f"{node.domain}.{node.op_type} from custom domain {node.domain!r}; "
                 f"only {allowed} are allowed"
             )
-        if node.domain == FUNCTION_DOMAIN and (
-            node.domain,
-            node.op_type,
-            node.overload,
-        ) not in functions:
+        if (
+            node.domain == FUNCTION_DOMAIN
+            and (
+                node.domain,
+                node.op_type,
+                node.overload,
+            )
+            not in functions
+        ):
             raise refuse(
                 f"{context}node {node.name or node.op_type!r} calls {node.domain}.{node.op_type} "
                 f"but the file carries no such function (model.functions has "
@@ -408,8 +415,9 @@ def check_limits(model: ModelProto, limits: Limits | None = None, refuse=None) -
             if key in functions:
                 calls += 1
                 if calls > limits.max_fanout:
-                    raise refuse(limits.over("max_fanout", f"{label}: function calls in one body",
-                                             f"over {limits.max_fanout}"))
+                    raise refuse(
+                        limits.over("max_fanout", f"{label}: function calls in one body", f"over {limits.max_fanout}")
+                    )
                 n, d = fn_count(key)
                 count += n
                 depth = max(depth, d + 1)
@@ -449,8 +457,12 @@ def check_limits(model: ModelProto, limits: Limits | None = None, refuse=None) -
                     constants[node.output[0]] = a.t
     built = 0
     for node in model.graph.node:
-        if node.op_type == "ConstantOfShape" and node.domain in ("", "ai.onnx") and node.input \
-                and node.input[0] in constants:
+        if (
+            node.op_type == "ConstantOfShape"
+            and node.domain in ("", "ai.onnx")
+            and node.input
+            and node.input[0] in constants
+        ):
             shape_t = constants[node.input[0]]
             try:
                 dims = [int(v) for v in onnx.numpy_helper.to_array(shape_t).reshape(-1)]
@@ -463,8 +475,13 @@ def check_limits(model: ModelProto, limits: Limits | None = None, refuse=None) -
             n = _count([max(d, 0) for d in dims]) * max(itemsize, 1)
             built += n
             if built > limits.max_tensor_bytes:
-                raise refuse(limits.over("max_tensor_bytes", f"ConstantOfShape node {node.name or node.output[0]!r}: "
-                                         f"a constant of shape {dims}", f"{n} bytes"))
+                raise refuse(
+                    limits.over(
+                        "max_tensor_bytes",
+                        f"ConstantOfShape node {node.name or node.output[0]!r}: a constant of shape {dims}",
+                        f"{n} bytes",
+                    )
+                )
 
     nbytes = built
     for tensor in _model_tensors(model):
@@ -485,8 +502,11 @@ def check_limits(model: ModelProto, limits: Limits | None = None, refuse=None) -
             raise refuse(f"tensor {tensor.name or '<unnamed>'!r}: negative dimension in {list(tensor.dims)}")
         nbytes += expected
         if nbytes > limits.max_tensor_bytes:
-            raise refuse(limits.over("max_tensor_bytes", "tensors (initializers and constants)",
-                                     f"over {limits.max_tensor_bytes} bytes"))
+            raise refuse(
+                limits.over(
+                    "max_tensor_bytes", "tensors (initializers and constants)", f"over {limits.max_tensor_bytes} bytes"
+                )
+            )
 
 
 # ----------------------------------------------------------------------- external data
@@ -573,9 +593,7 @@ def _check_location(location: str, model_dir: str, refuse, tname: str) -> str:
         )
     parts = [p for p in location.replace("\\", "/").split("/") if p not in ("", ".")]
     if not parts or any(p == ".." for p in parts):
-        raise refuse(
-            f"tensor {tname!r}: external data location {location!r} leaves the model's folder"
-        )
+        raise refuse(f"tensor {tname!r}: external data location {location!r} leaves the model's folder")
     current = model_dir
     for i, part in enumerate(parts):
         current = os.path.join(current, part)
@@ -605,23 +623,16 @@ def _check_location(location: str, model_dir: str, refuse, tname: str) -> str:
     real_dir = os.path.realpath(model_dir)
     real = os.path.realpath(current)
     if os.path.commonpath([real_dir, real]) != real_dir:
-        raise refuse(
-            f"tensor {tname!r}: external data location {location!r} resolves outside the "
-            "model's folder"
-        )
+        raise refuse(f"tensor {tname!r}: external data location {location!r} resolves outside the model's folder")
     return current
 
 
-def _check_external_data(
-    model: ModelProto, model_dir: str, refuse
-) -> list[tuple[TensorProto, str, int, int]]:
+def _check_external_data(model: ModelProto, model_dir: str, refuse) -> list[tuple[TensorProto, str, int, int]]:
     found: list[tuple[TensorProto, str, int, int]] = []
     for tensor in _model_tensors(model):
         if tensor.data_location != TensorProto.EXTERNAL:
             if tensor.external_data:
-                raise refuse(
-                    f"tensor {tensor.name!r} has external_data entries but is not marked EXTERNAL"
-                )
+                raise refuse(f"tensor {tensor.name!r} has external_data entries but is not marked EXTERNAL")
             continue
         tname = tensor.name or "<unnamed>"
         info: dict[str, str] = {}
@@ -679,4 +690,3 @@ def _read_exact(full: str, offset: int, length: int, refuse) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(fd)
-

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -30,8 +31,8 @@ except ImportError as err:  # pragma: no cover
 import nmn.tf as nt
 from nmn.interchange import emit
 from nmn.interchange._export_common import write
+from nmn.interchange._tf_load import TABLE, OnnxModule, load, predict  # the load half
 from nmn.interchange._tfkeras_common import HOST_NAMES
-from nmn.interchange._tf_load import OnnxModule, TABLE, load, predict  # the load half
 from nmn.interchange.graph import ExportError, GraphBuilder, check_against
 from nmn.tf import spec as tspec
 from nmn.tf.attention import MultiHeadYatAttention, RotaryYatAttention
@@ -39,7 +40,6 @@ from nmn.tf.conv import _YatConvNd
 from nmn.tf.conv_transpose import _YatConvTransposeNd
 
 __all__ = ["export", "load", "predict", "OnnxModule", "TABLE"]
-
 
 
 # ======================================================================================================= export
@@ -50,8 +50,11 @@ def _paths(module, prefix="", seen=None, out=None):
     if id(module) in seen:
         return out
     seen.add(id(module))
-    items = vars(module).items() if isinstance(module, tf.Module) else (
-        module.items() if isinstance(module, dict) else enumerate(module))
+    items = (
+        vars(module).items()
+        if isinstance(module, tf.Module)
+        else (module.items() if isinstance(module, dict) else enumerate(module))
+    )
     for key, value in sorted(items, key=lambda kv: str(kv[0])):
         if isinstance(key, str) and key.startswith("_") and not isinstance(module, dict):
             continue
@@ -69,14 +72,20 @@ def _paths(module, prefix="", seen=None, out=None):
 @contextlib.contextmanager
 def _recording(calls):
     """Record every ``nmn.tf`` layer call (layer, method, args, kwargs, output) while tracing."""
-    targets = [(nt.YatNMN, "__call__"), (_YatConvNd, "__call__"), (_YatConvTransposeNd, "__call__"),
-               (MultiHeadYatAttention, "__call__"), (RotaryYatAttention, "__call__"), (nt.YatEmbed, "__call__"),
-               (nt.YatEmbed, "attend")]
+    targets = [
+        (nt.YatNMN, "__call__"),
+        (_YatConvNd, "__call__"),
+        (_YatConvTransposeNd, "__call__"),
+        (MultiHeadYatAttention, "__call__"),
+        (RotaryYatAttention, "__call__"),
+        (nt.YatEmbed, "__call__"),
+        (nt.YatEmbed, "attend"),
+    ]
     saved = []
     from nmn._tfkeras import squashers
 
     depth = calls.setdefault("depth", [0])
-    for kind, keys in _SQUASHERS.items():   # nmn.tf.softermax & co. all call nmn._tfkeras.squashers.<kind>(F, x, ...)
+    for kind, keys in _SQUASHERS.items():  # nmn.tf.softermax & co. all call nmn._tfkeras.squashers.<kind>(F, x, ...)
         original = getattr(squashers, kind)
 
         def squash(F, x, *args, __original=original, __kind=kind, __keys=keys):
@@ -117,8 +126,15 @@ def _recording(calls):
 _SQUASHERS = {"softermax": ("n", "epsilon", "axis"), "softer_sigmoid": ("n",), "soft_tanh": ("n",)}
 
 
-def export(model, example_inputs: Any, path: str | os.PathLike | None = None, *, rtol: float = 1e-5,
-           input_names: Sequence[str] | None = None, inline: bool = False) -> onnx.ModelProto:
+def export(
+    model,
+    example_inputs: Any,
+    path: str | os.PathLike | None = None,
+    *,
+    rtol: float = 1e-5,
+    input_names: Sequence[str] | None = None,
+    inline: bool = False,
+) -> onnx.ModelProto:
     """Export a ``tf.Module`` of ``nmn.tf`` layers and TF ops (or a model from :func:`load`) to ONNX.
 
     Args:
@@ -165,8 +181,10 @@ def _trace(model, inputs, input_names):
         walker.values[placeholder.ref()] = b.input(name, [None, *x.shape[1:]], x.dtype)
     outs = [walker.value(t) for t in concrete.outputs]
     if walker.unsupported:
-        raise ExportError(f"{getattr(model, 'name', type(model).__name__)}: {len(walker.unsupported)} TF op(s) "
-                          f"have no ONNX converter: " + ", ".join(sorted(walker.unsupported)))
+        raise ExportError(
+            f"{getattr(model, 'name', type(model).__name__)}: {len(walker.unsupported)} TF op(s) "
+            f"have no ONNX converter: " + ", ".join(sorted(walker.unsupported))
+        )
     for i, o in enumerate(outs):
         b.output(o, "output" if len(outs) == 1 else f"output_{i}")
     return b.build()
@@ -229,11 +247,12 @@ class _Walker:
         return v
 
     def _emit_yat(self, layer, method, args, kwargs):
-        if layer is None:   # a squasher call: one nmn:: node
+        if layer is None:  # a squasher call: one nmn:: node
             self.b.__dict__.setdefault("_tf_squash", [0])[0] += 1
             name = f"{method}_{self.b._tf_squash[0]}"
-            return emit.yat_layer(self.b, name, method, {k: v for k, v in kwargs.items()}, {},
-                                  [self._tensor_value(args[0])])
+            return emit.yat_layer(
+                self.b, name, method, {k: v for k, v in kwargs.items()}, {}, [self._tensor_value(args[0])]
+            )
         kind, config, params = tspec.to_spec(layer)
         name = self._layer_name(layer)
         names = [self._tensor_value(a) if isinstance(a, tf.Tensor) else None for a in args]
@@ -260,9 +279,20 @@ class _Walker:
                 ins = [names[0], kn, vn]
         if kind == "YatEmbed" and method == "attend":
             call["method"] = "attend"
-        return emit.yat_layer(self.b, name, kind, config, params, ins, in_shape=in_shape,
-                              channels_last=channels_last, call=call, param_names=param_names, trainable=trainable,
-                              host=host)
+        return emit.yat_layer(
+            self.b,
+            name,
+            kind,
+            config,
+            params,
+            ins,
+            in_shape=in_shape,
+            channels_last=channels_last,
+            call=call,
+            param_names=param_names,
+            trainable=trainable,
+            host=host,
+        )
 
     def _const(self, t):
         """A constant numpy value of tensor ``t`` if it is statically known, else ``None``."""
@@ -284,12 +314,36 @@ class _Walker:
             return self.value(op.inputs[idx])
         if typ == "ReadVariableOp":
             return self._tensor_value(op.inputs[0])
-        ins = lambda i: self._tensor_value(op.inputs[i])  # noqa: E731
-        binary = {"AddV2": "Add", "Add": "Add", "Sub": "Sub", "Mul": "Mul", "RealDiv": "Div", "Maximum": "Max",
-                  "Minimum": "Min", "Pow": "Pow"}
-        unary = {"Relu": "Relu", "Sigmoid": "Sigmoid", "Tanh": "Tanh", "Sqrt": "Sqrt", "Neg": "Neg", "Exp": "Exp",
-                 "Log": "Log", "Abs": "Abs", "Softplus": "Softplus", "Erf": "Erf", "Reciprocal": "Reciprocal",
-                 "Inv": "Reciprocal", "Floor": "Floor", "Ceil": "Ceil", "Sign": "Sign", "Sin": "Sin", "Cos": "Cos"}
+        ins = lambda i: self._tensor_value(op.inputs[i])
+        binary = {
+            "AddV2": "Add",
+            "Add": "Add",
+            "Sub": "Sub",
+            "Mul": "Mul",
+            "RealDiv": "Div",
+            "Maximum": "Max",
+            "Minimum": "Min",
+            "Pow": "Pow",
+        }
+        unary = {
+            "Relu": "Relu",
+            "Sigmoid": "Sigmoid",
+            "Tanh": "Tanh",
+            "Sqrt": "Sqrt",
+            "Neg": "Neg",
+            "Exp": "Exp",
+            "Log": "Log",
+            "Abs": "Abs",
+            "Softplus": "Softplus",
+            "Erf": "Erf",
+            "Reciprocal": "Reciprocal",
+            "Inv": "Reciprocal",
+            "Floor": "Floor",
+            "Ceil": "Ceil",
+            "Sign": "Sign",
+            "Sin": "Sin",
+            "Cos": "Cos",
+        }
         if typ in binary:
             return b.node(binary[typ], [ins(0), ins(1)], name=name)
         if typ in _TF_ACTIVATIONS:
@@ -312,8 +366,12 @@ class _Walker:
             x = ins(0)
             if channels_last:
                 x = b.node("Transpose", [x], {"perm": [0, rank - 1, *range(1, rank - 1)]}, name=name + ".to_first")
-            y = b.node("BatchNormalization", [x, ins(1), ins(2), ins(3), ins(4)],
-                       {"epsilon": float(op.get_attr("epsilon"))}, name=name)
+            y = b.node(
+                "BatchNormalization",
+                [x, ins(1), ins(2), ins(3), ins(4)],
+                {"epsilon": float(op.get_attr("epsilon"))},
+                name=name,
+            )
             if channels_last:
                 y = b.node("Transpose", [y], {"perm": [0, *range(2, rank), 1]}, name=name + ".to_last")
             return y
@@ -328,8 +386,12 @@ class _Walker:
                 self.unsupported.add("MirrorPad(SYMMETRIC)")
                 return "unsupported"
             extra = [ins(2)] if typ == "PadV2" else []
-            return b.node("Pad", [ins(0), b.constant(name + ".pads", np.concatenate([pads[:, 0], pads[:, 1]])),
-                                  *extra], {"mode": mode}, name=name)
+            return b.node(
+                "Pad",
+                [ins(0), b.constant(name + ".pads", np.concatenate([pads[:, 0], pads[:, 1]])), *extra],
+                {"mode": mode},
+                name=name,
+            )
         if typ == "LogSoftmax":
             return emit.activation(b, "log_softmax", ins(0), axis=-1, name=name)
         if typ in unary:
@@ -355,8 +417,13 @@ class _Walker:
                 c = b.node("Transpose", [c], {"perm": _swap_last(op.inputs[1].shape.rank)}, name=name + ".tb")
             return b.node("MatMul", [a, c], name=name)
         if typ in ("Mean", "Sum", "Max", "Min", "Prod"):
-            onnx_op = {"Mean": "ReduceMean", "Sum": "ReduceSum", "Max": "ReduceMax", "Min": "ReduceMin",
-                       "Prod": "ReduceProd"}[typ]
+            onnx_op = {
+                "Mean": "ReduceMean",
+                "Sum": "ReduceSum",
+                "Max": "ReduceMax",
+                "Min": "ReduceMin",
+                "Prod": "ReduceProd",
+            }[typ]
             axes = self._const(op.inputs[1])
             if axes is None:
                 self.unsupported.add(f"{typ} with dynamic axes")
@@ -372,14 +439,19 @@ class _Walker:
             dst = op.get_attr("DstT")
             if dst.is_integer:
                 return b.node("Cast", [ins(0)], {"to": onnx.TensorProto.INT64}, name=name)
-            return b.node("Cast", [ins(0)], {"to": onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dst.as_numpy_dtype))},
-                          name=name)
+            return b.node(
+                "Cast", [ins(0)], {"to": onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dst.as_numpy_dtype))}, name=name
+            )
         if typ == "StridedSlice":
             return self._strided_slice(op, name)
         if typ == "Pack":
             axis = op.get_attr("axis")
-            parts = [b.node("Unsqueeze", [ins(i), b.constant(name + ".axes", np.array([axis], np.int64))],
-                            name=f"{name}.u{i}") for i in range(len(op.inputs))]
+            parts = [
+                b.node(
+                    "Unsqueeze", [ins(i), b.constant(name + ".axes", np.array([axis], np.int64))], name=f"{name}.u{i}"
+                )
+                for i in range(len(op.inputs))
+            ]
             return b.node("Concat", parts, {"axis": axis}, name=name)
         if typ == "Reshape":
             shape = self._const(op.inputs[1])
@@ -414,8 +486,16 @@ class _Walker:
 
             spatial = list(op.inputs[0].shape[1:-1])
             pads = conv_pads(padding, spatial, ksize, strides, [1] * len(ksize))
-            return emit.pool(b, "max" if typ.startswith("Max") else "avg", ins(0), kernel=ksize, strides=strides,
-                             pads=pads, channels_last=True, name=name)
+            return emit.pool(
+                b,
+                "max" if typ.startswith("Max") else "avg",
+                ins(0),
+                kernel=ksize,
+                strides=strides,
+                pads=pads,
+                channels_last=True,
+                name=name,
+            )
         self.unsupported.add(typ)
         for i in op.inputs:  # keep walking, so that every unsupported op is listed at once
             self.value(i)
@@ -447,22 +527,43 @@ class _Walker:
             pairs = conv_pads(padding.lower(), spatial, kshape[:rank], strides, dilations)
         w = self._tensor_value(op.inputs[1])
         group = 1
-        if typ == "DepthwiseConv2dNative":   # (H, W, C, mult) -> (H, W, 1, C * mult), group C
+        if typ == "DepthwiseConv2dNative":  # (H, W, C, mult) -> (H, W, 1, C * mult), group C
             group = kshape[2]
-            w = b.node("Reshape", [w, b.constant(name + ".wshape", np.array([*kshape[:2], 1, kshape[2] * kshape[3]],
-                                                                             np.int64))], name=name + ".wreshape")
+            w = b.node(
+                "Reshape",
+                [w, b.constant(name + ".wshape", np.array([*kshape[:2], 1, kshape[2] * kshape[3]], np.int64))],
+                name=name + ".wreshape",
+            )
         w = b.node("Transpose", [w], {"perm": [rank + 1, rank, *range(rank)]}, name=name + ".weight")
-        x = b.node("Transpose", [self._tensor_value(op.inputs[0])], {"perm": [0, rank + 1, *range(1, rank + 1)]},
-                   name=name + ".to_first")
-        y = b.node("Conv", [x, w], {"strides": strides, "dilations": dilations, "group": group,
-                                    "pads": [p[0] for p in pairs] + [p[1] for p in pairs]}, name=name)
+        x = b.node(
+            "Transpose",
+            [self._tensor_value(op.inputs[0])],
+            {"perm": [0, rank + 1, *range(1, rank + 1)]},
+            name=name + ".to_first",
+        )
+        y = b.node(
+            "Conv",
+            [x, w],
+            {
+                "strides": strides,
+                "dilations": dilations,
+                "group": group,
+                "pads": [p[0] for p in pairs] + [p[1] for p in pairs],
+            },
+            name=name,
+        )
         return b.node("Transpose", [y], {"perm": [0, *range(2, rank + 2), 1]}, name=name + ".to_last")
 
     def _strided_slice(self, op, name):
         b = self.b
         begin, end, strides = (self._const(op.inputs[i]) for i in (1, 2, 3))
-        if begin is None or end is None or strides is None or op.get_attr("ellipsis_mask") or op.get_attr(
-                "new_axis_mask"):
+        if (
+            begin is None
+            or end is None
+            or strides is None
+            or op.get_attr("ellipsis_mask")
+            or op.get_attr("new_axis_mask")
+        ):
             self.unsupported.add("StridedSlice (dynamic or with ellipsis/new axes)")
             return "unsupported"
         bm, em, sm = op.get_attr("begin_mask"), op.get_attr("end_mask"), op.get_attr("shrink_axis_mask")
@@ -475,9 +576,18 @@ class _Walker:
                 e = s + 1 if s != -1 else big
                 squeeze.append(i)
             starts.append(s), ends.append(e), axes.append(i), steps.append(int(st))
-        c = lambda k, v: b.constant(f"{name}.{k}", np.array(v, np.int64))  # noqa: E731
-        y = b.node("Slice", [self._tensor_value(op.inputs[0]), c("starts", starts), c("ends", ends), c("axes", axes),
-                             c("steps", steps)], name=name)
+        c = lambda k, v: b.constant(f"{name}.{k}", np.array(v, np.int64))
+        y = b.node(
+            "Slice",
+            [
+                self._tensor_value(op.inputs[0]),
+                c("starts", starts),
+                c("ends", ends),
+                c("axes", axes),
+                c("steps", steps),
+            ],
+            name=name,
+        )
         if squeeze:
             y = b.node("Squeeze", [y, c("squeeze", squeeze)], name=name + ".squeeze")
         return y
@@ -496,4 +606,3 @@ def _all_variables(model):
     if isinstance(model, tf.Module):
         return list(model.variables)
     return []
-

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import operator
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -34,14 +35,21 @@ try:
 except ImportError as err:  # pragma: no cover - exercised only without torch
     raise ImportError('nmn.interchange.torch_io needs PyTorch: pip install "nmn[torch]"') from err
 
-from nmn.interchange.stdops.prims_torch import PRIMS  # noqa: E402
-from nmn.interchange._torch_trace import _Exporter, _np  # noqa: E402
+from nmn.interchange._torch_trace import _Exporter, _np
+from nmn.interchange.stdops.prims_torch import PRIMS
 
 
 # ---------------------------------------------------------------------------------------------------------- API
-def export(model: nn.Module, example_inputs: Any, path: str | os.PathLike | None = None, *,
-           input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None,
-           rtol: float = 1e-5, inline: bool = False) -> onnx.ModelProto:
+def export(
+    model: nn.Module,
+    example_inputs: Any,
+    path: str | os.PathLike | None = None,
+    *,
+    input_names: Sequence[str] | None = None,
+    output_names: Sequence[str] | None = None,
+    rtol: float = 1e-5,
+    inline: bool = False,
+) -> onnx.ModelProto:
     """Export a PyTorch model of nmn and standard layers to ONNX, checked in onnxruntime before writing.
 
     Args:
@@ -74,8 +82,7 @@ def export(model: nn.Module, example_inputs: Any, path: str | os.PathLike | None
             return proto, [_np(o) for o in outputs_list(out)]
         return _Exporter(model, inputs).run(input_names, output_names)
 
-    return checked_export(model, inputs, path, build=build, to_numpy=_np, rtol=rtol, inline=inline,
-                          check=check_against)
+    return checked_export(model, inputs, path, build=build, to_numpy=_np, rtol=rtol, inline=inline, check=check_against)
 
 
 def _key(name: str) -> str:
@@ -98,7 +105,7 @@ class OnnxModule(nn.Module):
         self._tensor_paths: dict[str, tuple[nn.Module, str]] = {}
         for name, spec in graph.layers.items():
             layer = tspec.from_spec(spec.kind, spec.config, spec.params)
-            for key, trainable in spec.trainable.items():   # frozen parameters stay frozen
+            for key, trainable in spec.trainable.items():  # frozen parameters stay frozen
                 path = tspec.param_paths(layer).get(key)
                 value = operator.attrgetter(path)(layer) if path else None
                 if isinstance(value, nn.Parameter) and not trainable:
@@ -214,5 +221,7 @@ def predict(model: nn.Module, inputs: list) -> list[np.ndarray]:
     """Eager inference on numpy inputs (eval mode, no grad); returns numpy outputs."""
     with eval_mode(model), torch.no_grad():
         out = model(*[PRIMS.asarray(np.ascontiguousarray(x)) for x in inputs])
-    return [_np(o.float()) if isinstance(o, torch.Tensor) and o.dtype == torch.bfloat16 else _np(o)
-            for o in outputs_list(out)]
+    return [
+        _np(o.float()) if isinstance(o, torch.Tensor) and o.dtype == torch.bfloat16 else _np(o)
+        for o in outputs_list(out)
+    ]

@@ -47,13 +47,19 @@ ALLOWED_DOMAINS = {"", "ai.onnx", DOMAIN}
 #: standard domains a file may import (tf2onnx writes ``ai.onnx.ml``) as long as no node uses them
 STANDARD_IMPORTS = {"", "ai.onnx", "ai.onnx.ml", "ai.onnx.training", "ai.onnx.preview.training"}
 
-_ATTR_TYPES = {"int": AttributeProto.INT, "float": AttributeProto.FLOAT, "string": AttributeProto.STRING,
-               "ints": AttributeProto.INTS}
+_ATTR_TYPES = {
+    "int": AttributeProto.INT,
+    "float": AttributeProto.FLOAT,
+    "string": AttributeProto.STRING,
+    "ints": AttributeProto.INTS,
+}
 #: allowed values of attributes, by name (checked on every nmn node)
 _FLAGS = ("spherical", "weight_normalized", "causal", "interleaved")
-_STRING_CHOICES = {"auto_pad": ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"),
-                   "pad_mode": ("constant", "reflect", "edge", "wrap"),
-                   "normalization": ("softmax", "l1", "softermax")}
+_STRING_CHOICES = {
+    "auto_pad": ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"),
+    "pad_mode": ("constant", "reflect", "edge", "wrap"),
+    "normalization": ("softmax", "l1", "softermax"),
+}
 _MAX_ATTR_INT = 2**31 - 1
 
 
@@ -107,8 +113,10 @@ def _check_functions(model: onnx.ModelProto, problems: list[str], local_function
             if not local_functions:
                 problems.append(f"{label} is not a function of {DOMAIN} v{DOMAIN_VERSION}")
         elif _normalised(f) != canonical:
-            problems.append(f"{label} is not the canonical body of {DOMAIN} v{DOMAIN_VERSION} (tampered or from "
-                            "another nmn version; re-export the model)")
+            problems.append(
+                f"{label} is not the canonical body of {DOMAIN} v{DOMAIN_VERSION} (tampered or from "
+                "another nmn version; re-export the model)"
+            )
 
 
 # ------------------------------------------------------------------------------------------ nmn nodes
@@ -118,8 +126,13 @@ def _walk(graph: onnx.GraphProto, where: str = ""):
     for node in graph.node:
         yield node, where
         for attr in node.attribute:
-            subs = [attr.g] if attr.type == AttributeProto.GRAPH else list(attr.graphs) \
-                if attr.type == AttributeProto.GRAPHS else []
+            subs = (
+                [attr.g]
+                if attr.type == AttributeProto.GRAPH
+                else list(attr.graphs)
+                if attr.type == AttributeProto.GRAPHS
+                else []
+            )
             for g in subs:
                 yield from _walk(g, f"{where}subgraph {attr.name!r} of node {node.name or node.op_type!r}: ")
 
@@ -127,19 +140,23 @@ def _walk(graph: onnx.GraphProto, where: str = ""):
 def _check_attribute(label: str, attr: onnx.AttributeProto, kind: str, problems: list[str]) -> None:
     want = _ATTR_TYPES.get(kind)
     if want is not None and attr.type != want:
-        problems.append(f"{label}: attribute {attr.name!r} must be of type {kind}, got "
-                        f"{AttributeProto.AttributeType.Name(attr.type) if attr.type in AttributeProto.AttributeType.values() else attr.type}")
+        problems.append(
+            f"{label}: attribute {attr.name!r} must be of type {kind}, got "
+            f"{AttributeProto.AttributeType.Name(attr.type) if attr.type in AttributeProto.AttributeType.values() else attr.type}"
+        )
         return
     name = attr.name
     if name in _FLAGS and attr.i not in (0, 1):
         problems.append(f"{label}: attribute {name!r} must be 0 or 1, got {attr.i}")
     elif name in ("group", "num_heads") and not 1 <= attr.i <= _MAX_ATTR_INT:
         problems.append(f"{label}: attribute {name!r} must be an integer >= 1, got {attr.i}")
-    elif name in ("strides", "dilations") and (len(attr.ints) > 3 or any(not 1 <= v <= _MAX_ATTR_INT
-                                                                          for v in attr.ints)):
+    elif name in ("strides", "dilations") and (
+        len(attr.ints) > 3 or any(not 1 <= v <= _MAX_ATTR_INT for v in attr.ints)
+    ):
         problems.append(f"{label}: attribute {name!r} must be at most 3 integers >= 1, got {list(attr.ints)}")
-    elif name in ("pads", "output_padding") and (len(attr.ints) > 6 or any(not 0 <= v <= _MAX_ATTR_INT
-                                                                            for v in attr.ints)):
+    elif name in ("pads", "output_padding") and (
+        len(attr.ints) > 6 or any(not 0 <= v <= _MAX_ATTR_INT for v in attr.ints)
+    ):
         problems.append(f"{label}: attribute {name!r} must be at most 6 integers >= 0, got {list(attr.ints)}")
     elif name in _STRING_CHOICES:
         try:
@@ -147,16 +164,16 @@ def _check_attribute(label: str, attr: onnx.AttributeProto, kind: str, problems:
         except UnicodeDecodeError:
             value = repr(attr.s)
         if value not in _STRING_CHOICES[name]:
-            problems.append(f"{label}: attribute {name!r} must be one of {list(_STRING_CHOICES[name])}, "
-                            f"got {value!r}")
+            problems.append(f"{label}: attribute {name!r} must be one of {list(_STRING_CHOICES[name])}, got {value!r}")
     elif kind == "float" and not math.isfinite(attr.f):
         problems.append(f"{label}: attribute {name!r} must be finite, got {attr.f}")
     elif name in ("power", "n", "epsilon") and not attr.f > 0:
         problems.append(f"{label}: attribute {name!r} must be > 0, got {attr.f}")
 
 
-def _check_node(node: onnx.NodeProto, where: str, functions: set[str], problems: list[str],
-                local_functions: bool = False) -> None:
+def _check_node(
+    node: onnx.NodeProto, where: str, functions: set[str], problems: list[str], local_functions: bool = False
+) -> None:
     label = f"{where}node {node.name or node.op_type!r} ({node.domain or 'ai.onnx'}::{node.op_type})"
     if node.domain not in ALLOWED_DOMAINS:
         kind = "standard domain" if node.domain in STANDARD_IMPORTS else "custom domain"
@@ -166,18 +183,20 @@ def _check_node(node: onnx.NodeProto, where: str, functions: set[str], problems:
         return
     schema = FUNCTIONS.get(node.op_type)
     if schema is None and local_functions and node.op_type in functions and canonical_function(node.op_type) is None:
-        return   # a model-local helper function (allowed when serving); its body was counted and checked
+        return  # a model-local helper function (allowed when serving); its body was counted and checked
     if schema is None:
         problems.append(f"{label}: {node.op_type!r} is not a function of {DOMAIN} v{DOMAIN_VERSION}")
         return
     if node.op_type not in functions:
         problems.append(f"{label}: its function is not attached to the model")
     if len(node.input) != len(schema.inputs) or any(not i for i in node.input):
-        problems.append(f"{label}: expected the {len(schema.inputs)} inputs {list(schema.inputs)}, "
-                        f"got {list(node.input)}")
+        problems.append(
+            f"{label}: expected the {len(schema.inputs)} inputs {list(schema.inputs)}, got {list(node.input)}"
+        )
     if len(node.output) != len(schema.outputs):
-        problems.append(f"{label}: expected the {len(schema.outputs)} outputs {list(schema.outputs)}, "
-                        f"got {list(node.output)}")
+        problems.append(
+            f"{label}: expected the {len(schema.outputs)} outputs {list(schema.outputs)}, got {list(node.output)}"
+        )
     given = [a.name for a in node.attribute]
     if len(set(given)) != len(given):
         problems.append(f"{label}: an attribute is given twice ({sorted(given)})")
@@ -212,8 +231,14 @@ def _check_io(model: onnx.ModelProto, problems: list[str]) -> None:
 # ------------------------------------------------------------------------------------------------ entry
 
 
-def validate_model(model: onnx.ModelProto, *, full_check: bool = True, source: str = "model",
-                   limits: Limits | None = None, local_functions: bool = False) -> None:
+def validate_model(
+    model: onnx.ModelProto,
+    *,
+    full_check: bool = True,
+    source: str = "model",
+    limits: Limits | None = None,
+    local_functions: bool = False,
+) -> None:
     """Raise :class:`ModelValidationError` listing every problem of ``model`` (nothing if it is valid).
 
     Args:
@@ -270,8 +295,9 @@ def validate_model(model: onnx.ModelProto, *, full_check: bool = True, source: s
         raise fail(problems)
 
 
-def load_model_safely(path: str | os.PathLike, *, max_bytes: int | None = None, validate: bool = True,
-                      limits: Limits | None = None) -> onnx.ModelProto:
+def load_model_safely(
+    path: str | os.PathLike, *, max_bytes: int | None = None, validate: bool = True, limits: Limits | None = None
+) -> onnx.ModelProto:
     """Open an untrusted nmn ONNX file: :func:`nmn.interchange.safe_load.load_model_safely` (bounded size,
     external data confined to the model's folder, domains, functions and static bounds checked, full onnx
     check), then nmn's own :func:`validate_model`.
@@ -372,12 +398,13 @@ def static_sizes(model: onnx.ModelProto, feeds: dict, limits: Limits | None = No
             itemsize = 1
         nbytes = math.prod(max(int(d.dim_value), 0) for d in tt.shape.dim) * itemsize
         if nbytes > limits.check_memory_bytes:
-            raise BudgetError(f"{source}: value {vi.name!r} would hold {nbytes} bytes; "
-                              + limits.over("check_memory_bytes", "its size", f"{nbytes} bytes"))
+            raise BudgetError(
+                f"{source}: value {vi.name!r} would hold {nbytes} bytes; "
+                + limits.over("check_memory_bytes", "its size", f"{nbytes} bytes")
+            )
 
 
-def run_bounded(model: onnx.ModelProto, feeds: dict, limits: Limits | None = None, *,
-                source: str = "model") -> list:
+def run_bounded(model: onnx.ModelProto, feeds: dict, limits: Limits | None = None, *, source: str = "model") -> list:
     """Run ``model`` in onnxruntime on ``feeds`` in a child process bounded by ``limits.check_seconds`` (wall
     clock) and ``limits.check_memory_bytes`` (address space, ``RLIMIT_AS``); return the outputs.
 
@@ -396,25 +423,46 @@ def run_bounded(model: onnx.ModelProto, feeds: dict, limits: Limits | None = Non
             f.write(model.SerializeToString())
         np.savez(os.path.join(folder, "feeds.npz"), **feeds)
         try:
-            proc = subprocess.run([sys.executable, "-c", _CHILD, folder, str(int(limits.check_memory_bytes))],
-                                  capture_output=True, text=True, timeout=limits.check_seconds)
+            proc = subprocess.run(
+                [sys.executable, "-c", _CHILD, folder, str(int(limits.check_memory_bytes))],
+                capture_output=True,
+                text=True,
+                timeout=limits.check_seconds,
+            )
         except subprocess.TimeoutExpired:
-            raise BudgetError(f"{source}: the run on random inputs did not end within {limits.check_seconds:g} s "
-                              f"(the limit check_seconds; raise it with Limits(check_seconds=...) or "
-                              f"{Limits.option('check_seconds')})") from None
+            raise BudgetError(
+                f"{source}: the run on random inputs did not end within {limits.check_seconds:g} s "
+                f"(the limit check_seconds; raise it with Limits(check_seconds=...) or "
+                f"{Limits.option('check_seconds')})"
+            ) from None
         err = proc.stderr.strip().splitlines()
         last = next((line for line in reversed(err) if line.startswith("NMN-")), "")
         if proc.returncode == 3 or last.startswith("NMN-MEMORY") or proc.returncode in (-9, -11, 137):
-            raise BudgetError(f"{source}: the run on random inputs needed more memory than "
-                              f"check_memory_bytes={limits.check_memory_bytes} (raise it with "
-                              f"Limits(check_memory_bytes=...) or {Limits.option('check_memory_bytes')})")
+            raise BudgetError(
+                f"{source}: the run on random inputs needed more memory than "
+                f"check_memory_bytes={limits.check_memory_bytes} (raise it with "
+                f"Limits(check_memory_bytes=...) or {Limits.option('check_memory_bytes')})"
+            )
         if proc.returncode != 0:
-            detail = last[len("NMN-ERROR "):] if last.startswith("NMN-ERROR") else (err[-1] if err else
-                                                                                     f"exit {proc.returncode}")
+            detail = (
+                last[len("NMN-ERROR ") :]
+                if last.startswith("NMN-ERROR")
+                else (err[-1] if err else f"exit {proc.returncode}")
+            )
             raise BudgetError(f"{source}: onnxruntime could not run it: {detail}")
         with np.load(os.path.join(folder, "outputs.npz")) as f:
             return [f[f"o{i}"] for i in range(len(f.files))]
 
 
-__all__ = ["ALLOWED_DOMAINS", "BudgetError", "DEFAULT_MAX_BYTES", "ModelValidationError", "STANDARD_IMPORTS",
-           "canonical_function", "load_model_safely", "run_bounded", "static_sizes", "validate_model"]
+__all__ = [
+    "ALLOWED_DOMAINS",
+    "BudgetError",
+    "DEFAULT_MAX_BYTES",
+    "ModelValidationError",
+    "STANDARD_IMPORTS",
+    "canonical_function",
+    "load_model_safely",
+    "run_bounded",
+    "static_sizes",
+    "validate_model",
+]

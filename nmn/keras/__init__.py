@@ -16,21 +16,20 @@ except ImportError as exc:  # pragma: no cover
 if not _keras.__version__.startswith("3."):  # pragma: no cover
     raise ImportError(f'nmn.keras needs Keras 3, found {_keras.__version__}: pip install "nmn[keras]>=1.0"')
 
+from nmn.core.names import bind_aliases as _bind_aliases
+from nmn.core.names import public_names as _public_names
+from nmn.keras import functional
 from nmn.keras.attention import MultiHeadYatAttention, RotaryYatAttention
 from nmn.keras.conv import YatConv1D, YatConv2D, YatConv3D
 from nmn.keras.conv_transpose import YatConvTranspose1D, YatConvTranspose2D, YatConvTranspose3D
 from nmn.keras.dense import YatNMN
 from nmn.keras.embed import YatEmbed
-from nmn.keras import functional
 from nmn.keras.spec import from_spec, to_spec
 from nmn.keras.squashers import soft_tanh, softer_sigmoid, softermax
-
-from nmn.core.names import bind_aliases as _bind_aliases
-from nmn.core.names import public_names as _public_names
 
 _bind_aliases(globals())
 __all__ = list(_public_names("keras"))
 
 # .keras files of models loaded from ONNX hold nmn's OnnxOp layer: register it, so that `import nmn.keras` is all
 # `keras.saving.load_model` needs in a fresh process (issue 19)
-import nmn.interchange.keras_io as _keras_io  # noqa: E402,F401
+import nmn.interchange.keras_io as _keras_io  # noqa: E402

@@ -118,4 +118,5 @@ def add_yat_weights(layer, n_out, bias_initializer="zeros", with_bias=True):
         layer.alpha = layer.add_weight(name="alpha", shape=(1,), initializer="ones")
     if layer.learnable_epsilon:
         layer.epsilon_param = layer.add_weight(
-            name="epsilon_param", shape=(1,), initializer=keras.initializers.Constant(inverse_softplus(layer.epsilon)))
+            name="epsilon_param", shape=(1,), initializer=keras.initializers.Constant(inverse_softplus(layer.epsilon))
+        )

@@ -5,8 +5,16 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from nmn._tfkeras.attention import (attend_heads, cache_shape, check_cache_room, performer_projection,
-                                    refuse_performer, rope_slices, set_attention_options, set_rope_options)
+from nmn._tfkeras.attention import (
+    attend_heads,
+    cache_shape,
+    check_cache_room,
+    performer_projection,
+    refuse_performer,
+    rope_slices,
+    set_attention_options,
+    set_rope_options,
+)
 from nmn.core.options import DEFAULT_EPSILON, PERFORMER_NUM_FEATURES, ROPE_THETA, mask_needs_head_axis
 from nmn.keras import functional
 from nmn.keras._ops import F, alpha_value, layer_label
@@ -74,15 +82,47 @@ class MultiHeadYatAttention(keras.layers.Layer):
     (2, 5, 8)
     """
 
-    def __init__(self, embed_dim, num_heads, *, dropout=0.0, use_bias=True, use_alpha=True, constant_alpha=None,
-                 epsilon=DEFAULT_EPSILON, spherical=False, normalization="softmax", power=1.0, use_out_proj=True,
-                 causal=False, use_performer=False, num_features=PERFORMER_NUM_FEATURES, seed=None,
-                 kernel_initializer="glorot_normal", bias_initializer="zeros", **kwargs):
+    def __init__(
+        self,
+        embed_dim,
+        num_heads,
+        *,
+        dropout=0.0,
+        use_bias=True,
+        use_alpha=True,
+        constant_alpha=None,
+        epsilon=DEFAULT_EPSILON,
+        spherical=False,
+        normalization="softmax",
+        power=1.0,
+        use_out_proj=True,
+        causal=False,
+        use_performer=False,
+        num_features=PERFORMER_NUM_FEATURES,
+        seed=None,
+        kernel_initializer="glorot_normal",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        set_attention_options(self, embed_dim=embed_dim, num_heads=num_heads, dropout=dropout, use_bias=use_bias,
-                              use_alpha=use_alpha, constant_alpha=constant_alpha, epsilon=epsilon, spherical=spherical,
-                              normalization=normalization, power=power, use_out_proj=use_out_proj, causal=causal,
-                              use_performer=use_performer, num_features=num_features, seed=seed)
+        set_attention_options(
+            self,
+            embed_dim=embed_dim,
+            num_heads=num_heads,
+            dropout=dropout,
+            use_bias=use_bias,
+            use_alpha=use_alpha,
+            constant_alpha=constant_alpha,
+            epsilon=epsilon,
+            spherical=spherical,
+            normalization=normalization,
+            power=power,
+            use_out_proj=use_out_proj,
+            causal=causal,
+            use_performer=use_performer,
+            num_features=num_features,
+            seed=seed,
+        )
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self._proj_init = None
@@ -116,8 +156,12 @@ class MultiHeadYatAttention(keras.layers.Layer):
         if self._alpha_spec.learnable:
             self.alpha = self.add_weight(name="alpha", shape=(1,), initializer="ones")
         if self.use_performer:
-            self.proj = self.add_weight(name="proj", shape=(self.num_features, self.head_dim), trainable=False,
-                                        initializer=keras.initializers.Constant(self._proj_init))
+            self.proj = self.add_weight(
+                name="proj",
+                shape=(self.num_features, self.head_dim),
+                trainable=False,
+                initializer=keras.initializers.Constant(self._proj_init),
+            )
 
     # ------------------------------------------------------------------------------------------------- call
     def _alpha(self):
@@ -125,8 +169,9 @@ class MultiHeadYatAttention(keras.layers.Layer):
 
     def _check(self, name, x, kernel):
         if len(x.shape) != 3 or x.shape[-1] != kernel.shape[0]:
-            raise ValueError(f"{layer_label(self)}: expected {name} (B, L, {kernel.shape[0]}), got shape "
-                             f"{tuple(x.shape)}")
+            raise ValueError(
+                f"{layer_label(self)}: expected {name} (B, L, {kernel.shape[0]}), got shape {tuple(x.shape)}"
+            )
 
     def _project(self, x, kernel, bias):
         y = ops.matmul(x, ops.cast(kernel, x.dtype))
@@ -148,8 +193,10 @@ class MultiHeadYatAttention(keras.layers.Layer):
             mask = ops.expand_dims(mask, 1)  # (B, Lq, Lk): per batch element, as keras.layers.MultiHeadAttention
         dropout = None
         if not self.use_performer and training and self.dropout > 0:
+
             def dropout(w):
                 return keras.random.dropout(w, self.dropout, seed=self._dropout_seed)
+
         o = attend_heads(self, F, functional, q, k, v, mask, causal, dropout, self._alpha())
         o = _merge(o)
         if self.use_out_proj:
@@ -216,8 +263,7 @@ class RotaryYatAttention(MultiHeadYatAttention):
     True
     """
 
-    def __init__(self, embed_dim, num_heads, max_seq_len=2048, *, theta=ROPE_THETA, rope_style="interleaved",
-                 **kwargs):
+    def __init__(self, embed_dim, num_heads, max_seq_len=2048, *, theta=ROPE_THETA, rope_style="interleaved", **kwargs):
         refuse_performer(self, kwargs)
         super().__init__(embed_dim, num_heads, **kwargs)
         set_rope_options(self, max_seq_len=max_seq_len, theta=theta, rope_style=rope_style)
@@ -238,8 +284,7 @@ class RotaryYatAttention(MultiHeadYatAttention):
     def init_cache(self, batch_size, max_length=None):
         """An empty KV cache ``{"key", "value": (B, T, H, D), "index": 0}`` for :meth:`decode`."""
         shape = cache_shape(self, batch_size, max_length)
-        return {"key": ops.zeros(shape, self.compute_dtype), "value": ops.zeros(shape, self.compute_dtype),
-                "index": 0}
+        return {"key": ops.zeros(shape, self.compute_dtype), "value": ops.zeros(shape, self.compute_dtype), "index": 0}
 
     def decode(self, inputs, cache, training=None):
         """Attend ``inputs (B, L, E)`` at positions ``index..index+L-1`` to the cache; returns ``(y, new_cache)``.

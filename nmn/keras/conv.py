@@ -5,13 +5,26 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from nmn._tfkeras.options import (DATA_FORMATS, channels_first_perm, channels_last_perm, check_conv_input,
-                                  padding_config, set_conv_geometry)
+from nmn._tfkeras.options import (
+    DATA_FORMATS,
+    channels_first_perm,
+    channels_last_perm,
+    check_conv_input,
+    padding_config,
+    set_conv_geometry,
+)
 from nmn.core.conv import PADDING_MODES, conv_output_size, conv_pads
 from nmn.core.options import DEFAULT_EPSILON, check_choice
 from nmn.keras import functional
-from nmn.keras._ops import (add_yat_weights, alpha_value, bias_value, eps_value, layer_label, set_yat_options,
-                            yat_options_config)
+from nmn.keras._ops import (
+    add_yat_weights,
+    alpha_value,
+    bias_value,
+    eps_value,
+    layer_label,
+    set_yat_options,
+    yat_options_config,
+)
 
 __all__ = ["YatConv1D", "YatConv2D", "YatConv3D"]
 
@@ -41,11 +54,15 @@ class _YatConvBase(keras.layers.Layer):
         if len(input_shape) == self.rank + 2:
             channels = input_shape[-1] if self.data_format == "channels_last" else input_shape[1]
         if channels is None:
-            raise ValueError(f"{layer_label(self)}: expected a rank-{self.rank + 2} {self.data_format} input with "
-                             f"known channels, got shape {tuple(input_shape)}")
+            raise ValueError(
+                f"{layer_label(self)}: expected a rank-{self.rank + 2} {self.data_format} input with "
+                f"known channels, got shape {tuple(input_shape)}"
+            )
         if channels % self.groups:
-            raise ValueError(f"{layer_label(self)}: input channels {channels} must be divisible by "
-                             f"groups={self.groups} (input shape {tuple(input_shape)})")
+            raise ValueError(
+                f"{layer_label(self)}: input channels {channels} must be divisible by "
+                f"groups={self.groups} (input shape {tuple(input_shape)})"
+            )
         return channels
 
     def _channels_last_input(self, inputs, channels):
@@ -63,17 +80,42 @@ class _YatConvBase(keras.layers.Layer):
 class _YatConvNd(_YatConvBase):
     """N-d Yat convolution; see :class:`YatConv2D` for the arguments."""
 
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
-                 groups=1, *, padding_mode="zeros", use_bias=True, constant_bias=None, use_alpha=True,
-                 constant_alpha=None, epsilon=DEFAULT_EPSILON, learnable_epsilon=False, weight_normalized=False,
-                 kernel_initializer="glorot_normal", bias_initializer="zeros", **kwargs):
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        data_format=None,
+        dilation_rate=1,
+        groups=1,
+        *,
+        padding_mode="zeros",
+        use_bias=True,
+        constant_bias=None,
+        use_alpha=True,
+        constant_alpha=None,
+        epsilon=DEFAULT_EPSILON,
+        learnable_epsilon=False,
+        weight_normalized=False,
+        kernel_initializer="glorot_normal",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         cls = type(self).__name__
         set_conv_geometry(self, filters, kernel_size, strides, padding, dilation_rate, groups)
         self.padding_mode = check_choice(padding_mode, tuple(PADDING_MODES), "padding_mode", cls)
         self.data_format = data_format_of(data_format, cls)
-        set_yat_options(self, use_bias=use_bias, constant_bias=constant_bias, use_alpha=use_alpha,
-                        constant_alpha=constant_alpha, epsilon=epsilon, learnable_epsilon=learnable_epsilon)
+        set_yat_options(
+            self,
+            use_bias=use_bias,
+            constant_bias=constant_bias,
+            use_alpha=use_alpha,
+            constant_alpha=constant_alpha,
+            epsilon=epsilon,
+            learnable_epsilon=learnable_epsilon,
+        )
         self.weight_normalized = bool(weight_normalized)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
@@ -81,24 +123,37 @@ class _YatConvNd(_YatConvBase):
 
     def build(self, input_shape):
         channels = self._input_channels(input_shape)
-        self.kernel = self.add_weight(name="kernel", shape=(*self.kernel_size, channels // self.groups, self.filters),
-                                      initializer=self.kernel_initializer)
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(*self.kernel_size, channels // self.groups, self.filters),
+            initializer=self.kernel_initializer,
+        )
         add_yat_weights(self, self.filters, self.bias_initializer)
 
     def _pads(self, spatial):
         if self.padding == "same" and any(s is None for s in spatial):
             if self.padding_mode == "zeros":
                 return "same"
-            raise ValueError(f"{layer_label(self)}: padding='same' with padding_mode={self.padding_mode!r} needs "
-                             f"known spatial sizes, got {tuple(spatial)}")
+            raise ValueError(
+                f"{layer_label(self)}: padding='same' with padding_mode={self.padding_mode!r} needs "
+                f"known spatial sizes, got {tuple(spatial)}"
+            )
         return conv_pads(self.padding, spatial, self.kernel_size, self.strides, self.dilation_rate)
 
     def call(self, inputs):
         x = self._channels_last_input(inputs, self.kernel.shape[-2] * self.groups)
-        y = functional.yat_conv(x, self.kernel, bias_value(self), alpha_value(self), eps_value(self),
-                                strides=self.strides, pads=self._pads(tuple(x.shape[1:-1])),
-                                dilation_rate=self.dilation_rate, padding_mode=self.padding_mode,
-                                weight_normalized=self.weight_normalized)
+        y = functional.yat_conv(
+            x,
+            self.kernel,
+            bias_value(self),
+            alpha_value(self),
+            eps_value(self),
+            strides=self.strides,
+            pads=self._pads(tuple(x.shape[1:-1])),
+            dilation_rate=self.dilation_rate,
+            padding_mode=self.padding_mode,
+            weight_normalized=self.weight_normalized,
+        )
         return from_channels_last(y, self.rank, self.data_format)
 
     def _out_spatial(self, spatial):
@@ -108,8 +163,10 @@ class _YatConvNd(_YatConvBase):
                 out = tuple(None if s is None else -(-s // st) for s, st in zip(spatial, self.strides))
             return out
         pads = conv_pads(self.padding, spatial, self.kernel_size, self.strides, self.dilation_rate)
-        return tuple(conv_output_size(n, k, s, d, lo, hi) for n, k, s, d, (lo, hi)
-                     in zip(spatial, self.kernel_size, self.strides, self.dilation_rate, pads))
+        return tuple(
+            conv_output_size(n, k, s, d, lo, hi)
+            for n, k, s, d, (lo, hi) in zip(spatial, self.kernel_size, self.strides, self.dilation_rate, pads)
+        )
 
     def compute_output_shape(self, input_shape):
         return self._output_shape(input_shape, self._out_spatial)

@@ -18,41 +18,82 @@ __all__ = ["YatConvTranspose1D", "YatConvTranspose2D", "YatConvTranspose3D"]
 class _YatConvTransposeNd(_YatConvBase):
     """N-d Yat transposed convolution; see :class:`YatConvTranspose2D` for the arguments."""
 
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", output_padding=None, data_format=None,
-                 dilation_rate=1, groups=1, *, use_bias=True, constant_bias=None, use_alpha=True,
-                 constant_alpha=None, epsilon=DEFAULT_EPSILON, learnable_epsilon=False,
-                 kernel_initializer="glorot_normal", bias_initializer="zeros", **kwargs):
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        output_padding=None,
+        data_format=None,
+        dilation_rate=1,
+        groups=1,
+        *,
+        use_bias=True,
+        constant_bias=None,
+        use_alpha=True,
+        constant_alpha=None,
+        epsilon=DEFAULT_EPSILON,
+        learnable_epsilon=False,
+        kernel_initializer="glorot_normal",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         cls = type(self).__name__
         set_conv_geometry(self, filters, kernel_size, strides, padding, dilation_rate, groups)
         self.output_padding = output_padding_of(self, output_padding)
         self.data_format = data_format_of(data_format, cls)
-        set_yat_options(self, use_bias=use_bias, constant_bias=constant_bias, use_alpha=use_alpha,
-                        constant_alpha=constant_alpha, epsilon=epsilon, learnable_epsilon=learnable_epsilon)
+        set_yat_options(
+            self,
+            use_bias=use_bias,
+            constant_bias=constant_bias,
+            use_alpha=use_alpha,
+            constant_alpha=constant_alpha,
+            epsilon=epsilon,
+            learnable_epsilon=learnable_epsilon,
+        )
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.kernel = None
-        self._geometry = keras_transpose_geometry(self.padding, self.kernel_size, self.strides, self.dilation_rate,
-                                                  self.output_padding)
+        self._geometry = keras_transpose_geometry(
+            self.padding, self.kernel_size, self.strides, self.dilation_rate, self.output_padding
+        )
 
     def build(self, input_shape):
         channels = self._input_channels(input_shape)
-        self.kernel = self.add_weight(name="kernel", shape=(*self.kernel_size, self.filters // self.groups, channels),
-                                      initializer=self.kernel_initializer)
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(*self.kernel_size, self.filters // self.groups, channels),
+            initializer=self.kernel_initializer,
+        )
         add_yat_weights(self, self.filters, self.bias_initializer)
 
     def call(self, inputs):
         x = self._channels_last_input(inputs, self.kernel.shape[-1])
         pads, outpad = self._geometry
-        y = functional.yat_conv_transpose(x, self.kernel, bias_value(self), alpha_value(self), eps_value(self),
-                                          strides=self.strides, pads=pads, output_padding=outpad,
-                                          dilation_rate=self.dilation_rate, groups=self.groups)
+        y = functional.yat_conv_transpose(
+            x,
+            self.kernel,
+            bias_value(self),
+            alpha_value(self),
+            eps_value(self),
+            strides=self.strides,
+            pads=pads,
+            output_padding=outpad,
+            dilation_rate=self.dilation_rate,
+            groups=self.groups,
+        )
         return from_channels_last(y, self.rank, self.data_format)
 
     def _out_spatial(self, spatial):
         pads, outpad = self._geometry
-        return tuple(None if n is None else transpose_output_size(n, k, s, d, lo, hi, o) for n, k, s, d, (lo, hi), o
-                     in zip(spatial, self.kernel_size, self.strides, self.dilation_rate, pads, outpad))
+        return tuple(
+            None if n is None else transpose_output_size(n, k, s, d, lo, hi, o)
+            for n, k, s, d, (lo, hi), o in zip(
+                spatial, self.kernel_size, self.strides, self.dilation_rate, pads, outpad
+            )
+        )
 
     def compute_output_shape(self, input_shape):
         return self._output_shape(input_shape, self._out_spatial)

@@ -6,8 +6,15 @@ import keras
 
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.keras import functional
-from nmn.keras._ops import (add_yat_weights, alpha_value, bias_value, eps_value, layer_label, set_yat_options,
-                            yat_options_config)
+from nmn.keras._ops import (
+    add_yat_weights,
+    alpha_value,
+    bias_value,
+    eps_value,
+    layer_label,
+    set_yat_options,
+    yat_options_config,
+)
 
 
 @keras.saving.register_keras_serializable(package="nmn")
@@ -36,18 +43,39 @@ class YatNMN(keras.layers.Layer):
     (2, 4)
     """
 
-    def __init__(self, units=None, *, features=None, use_bias=True, constant_bias=None, use_alpha=True,
-                 constant_alpha=None, epsilon=DEFAULT_EPSILON, learnable_epsilon=False, spherical=False,
-                 weight_normalized=False, lazy=False, kernel_initializer="glorot_normal", bias_initializer="zeros",
-                 **kwargs):
+    def __init__(
+        self,
+        units=None,
+        *,
+        features=None,
+        use_bias=True,
+        constant_bias=None,
+        use_alpha=True,
+        constant_alpha=None,
+        epsilon=DEFAULT_EPSILON,
+        learnable_epsilon=False,
+        spherical=False,
+        weight_normalized=False,
+        lazy=False,
+        kernel_initializer="glorot_normal",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if units is None:
             units = features
         elif features is not None and features != units:
             raise ValueError(f"YatNMN: units={units!r} and features={features!r} disagree (features is an alias)")
         self.units = check_positive_int(units, "units", "YatNMN")
-        set_yat_options(self, use_bias=use_bias, constant_bias=constant_bias, use_alpha=use_alpha,
-                        constant_alpha=constant_alpha, epsilon=epsilon, learnable_epsilon=learnable_epsilon)
+        set_yat_options(
+            self,
+            use_bias=use_bias,
+            constant_bias=constant_bias,
+            use_alpha=use_alpha,
+            constant_alpha=constant_alpha,
+            epsilon=epsilon,
+            learnable_epsilon=learnable_epsilon,
+        )
         self.spherical = bool(spherical)
         self.weight_normalized = bool(weight_normalized)
         self.lazy = bool(lazy)
@@ -57,19 +85,34 @@ class YatNMN(keras.layers.Layer):
 
     def build(self, input_shape):
         if len(input_shape) < 1 or input_shape[-1] is None:
-            raise ValueError(f"{layer_label(self)}: expected input (..., in_features) with a known last dimension, "
-                             f"got shape {tuple(input_shape)}")
-        self.kernel = self.add_weight(name="kernel", shape=(input_shape[-1], self.units),
-                                      initializer=self.kernel_initializer, trainable=not self.lazy)
+            raise ValueError(
+                f"{layer_label(self)}: expected input (..., in_features) with a known last dimension, "
+                f"got shape {tuple(input_shape)}"
+            )
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(input_shape[-1], self.units),
+            initializer=self.kernel_initializer,
+            trainable=not self.lazy,
+        )
         add_yat_weights(self, self.units, self.bias_initializer)
 
     def call(self, inputs):
         in_features = self.kernel.shape[0]
         if len(inputs.shape) < 1 or inputs.shape[-1] != in_features:
-            raise ValueError(f"{layer_label(self)}: expected input (..., {in_features}) matching kernel "
-                             f"{tuple(self.kernel.shape)}, got shape {tuple(inputs.shape)}")
-        return functional.yat_dense(inputs, self.kernel, bias_value(self), alpha_value(self), eps_value(self),
-                                    spherical=self.spherical, weight_normalized=self.weight_normalized)
+            raise ValueError(
+                f"{layer_label(self)}: expected input (..., {in_features}) matching kernel "
+                f"{tuple(self.kernel.shape)}, got shape {tuple(inputs.shape)}"
+            )
+        return functional.yat_dense(
+            inputs,
+            self.kernel,
+            bias_value(self),
+            alpha_value(self),
+            eps_value(self),
+            spherical=self.spherical,
+            weight_normalized=self.weight_normalized,
+        )
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)

@@ -7,8 +7,8 @@ import math
 import keras
 from keras import ops
 
-from nmn.core.names import refuse_keywords
 from nmn._tfkeras.options import fixed_alpha, set_embed_options
+from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, NORM_GUARD
 from nmn.keras import functional
 from nmn.keras._ops import layer_label
@@ -36,13 +36,31 @@ class YatEmbed(keras.layers.Layer):
     ((1, 3, 4), (2, 10))
     """
 
-    def __init__(self, num_embeddings, features, *, use_alpha=True, constant_alpha=None, epsilon=DEFAULT_EPSILON,
-                 spherical=False, weight_normalized=False, embeddings_initializer=None, **kwargs):
+    def __init__(
+        self,
+        num_embeddings,
+        features,
+        *,
+        use_alpha=True,
+        constant_alpha=None,
+        epsilon=DEFAULT_EPSILON,
+        spherical=False,
+        weight_normalized=False,
+        embeddings_initializer=None,
+        **kwargs,
+    ):
         refuse_keywords(type(self).__name__, kwargs, allow_others=True)
         super().__init__(**kwargs)
-        set_embed_options(self, num_embeddings=num_embeddings, features=features, use_alpha=use_alpha,
-                          constant_alpha=constant_alpha, epsilon=epsilon, spherical=spherical,
-                          weight_normalized=weight_normalized)
+        set_embed_options(
+            self,
+            num_embeddings=num_embeddings,
+            features=features,
+            use_alpha=use_alpha,
+            constant_alpha=constant_alpha,
+            epsilon=epsilon,
+            spherical=spherical,
+            weight_normalized=weight_normalized,
+        )
         if embeddings_initializer is None:
             embeddings_initializer = keras.initializers.RandomNormal(stddev=1.0 / math.sqrt(features))
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
@@ -50,8 +68,9 @@ class YatEmbed(keras.layers.Layer):
         self.embedding = None
 
     def build(self, input_shape=None):
-        self.embedding = self.add_weight(name="embedding", shape=(self.num_embeddings, self.features),
-                                         initializer=self.embeddings_initializer)
+        self.embedding = self.add_weight(
+            name="embedding", shape=(self.num_embeddings, self.features), initializer=self.embeddings_initializer
+        )
         if self.weight_normalized:
             e = self.embedding
             self.embedding.assign(e / (ops.sqrt(ops.sum(e * e, axis=-1, keepdims=True)) + NORM_GUARD))
@@ -64,8 +83,10 @@ class YatEmbed(keras.layers.Layer):
         if method is not None:
             raise ValueError(f"{layer_label(self)}: method must be None (lookup) or 'attend', got {method!r}")
         if not str(keras.backend.standardize_dtype(inputs.dtype)).startswith(("int", "uint")):
-            raise ValueError(f"{layer_label(self)}: expected integer token ids, got dtype {inputs.dtype} "
-                             f"(shape {tuple(inputs.shape)})")
+            raise ValueError(
+                f"{layer_label(self)}: expected integer token ids, got dtype {inputs.dtype} "
+                f"(shape {tuple(inputs.shape)})"
+            )
         return ops.take(self.embedding, inputs, axis=0)
 
     def attend(self, query):
@@ -78,11 +99,14 @@ class YatEmbed(keras.layers.Layer):
 
     def _attend(self, query):
         if query.shape[-1] != self.features:
-            raise ValueError(f"{layer_label(self)}: attend expects (..., {self.features}) matching embedding "
-                             f"{(self.num_embeddings, self.features)}, got shape {tuple(query.shape)}")
+            raise ValueError(
+                f"{layer_label(self)}: attend expects (..., {self.features}) matching embedding "
+                f"{(self.num_embeddings, self.features)}, got shape {tuple(query.shape)}"
+            )
         alpha = self.alpha if self.alpha is not None else fixed_alpha(self)
-        return functional.yat_dense(query, ops.transpose(self.embedding), None, alpha, self.epsilon,
-                                    spherical=self.spherical)
+        return functional.yat_dense(
+            query, ops.transpose(self.embedding), None, alpha, self.epsilon, spherical=self.spherical
+        )
 
     def compute_output_spec(self, inputs, method=None):
         if method == "attend":

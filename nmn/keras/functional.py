@@ -19,8 +19,15 @@ from nmn.core.conv import transpose_as_conv_pads
 from nmn.core.options import DEFAULT_EPSILON, NORM_GUARD
 from nmn.keras._ops import F, compute_dtype, pad_axis, upsample_axis
 
-__all__ = ["yat_dense", "yat_conv", "yat_conv_transpose", "yat_attention", "rope", "performer_features",
-           "linear_readout"]
+__all__ = [
+    "yat_dense",
+    "yat_conv",
+    "yat_conv_transpose",
+    "yat_attention",
+    "rope",
+    "performer_features",
+    "linear_readout",
+]
 
 
 def _f32(v):
@@ -32,17 +39,35 @@ def _eps(epsilon):
     return epsilon if isinstance(epsilon, (int, float)) else ops.cast(epsilon, "float32")
 
 
-def yat_dense(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, spherical=False,
-              weight_normalized=False):
+def yat_dense(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, spherical=False, weight_normalized=False):
     """``alpha * (x.w + b)^2 / (relu(|x|^2 + |w|^2 - 2 x.w) + eps)`` for ``x (..., I)``, ``kernel (I, O)``."""
     out_dtype = compute_dtype(x, kernel)
-    y = yat.yat_dense(F, ops.cast(x, "float32"), ops.cast(kernel, "float32"), _f32(bias), _f32(alpha),
-                      _eps(epsilon), spherical=spherical, weight_normalized=weight_normalized)
+    y = yat.yat_dense(
+        F,
+        ops.cast(x, "float32"),
+        ops.cast(kernel, "float32"),
+        _f32(bias),
+        _f32(alpha),
+        _eps(epsilon),
+        spherical=spherical,
+        weight_normalized=weight_normalized,
+    )
     return ops.cast(y, out_dtype)
 
 
-def yat_conv(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, strides, pads, dilation_rate,
-             padding_mode="zeros", weight_normalized=False):
+def yat_conv(
+    x,
+    kernel,
+    bias=None,
+    alpha=None,
+    epsilon=DEFAULT_EPSILON,
+    *,
+    strides,
+    pads,
+    dilation_rate,
+    padding_mode="zeros",
+    weight_normalized=False,
+):
     """Yat convolution of channels-last ``x (N, *S, C)`` with ``kernel (*k, C/G, M)``; ``pads`` (lo, hi) per axis.
 
     ``pads`` may also be the string ``'same'`` (native SAME_UPPER zero padding, used when the spatial size is
@@ -75,8 +100,9 @@ def yat_conv(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, strid
     return ops.cast(y, out_dtype)
 
 
-def yat_conv_transpose(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, strides, pads,
-                       output_padding, dilation_rate, groups=1):
+def yat_conv_transpose(
+    x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, strides, pads, output_padding, dilation_rate, groups=1
+):
     """Yat transposed convolution (ONNX ``ConvTranspose`` geometry) of channels-last ``x (N, *S, C)``.
 
     ``kernel (*k, M/G, C)`` (Keras layout); ``pads`` are ONNX crops ``(lo, hi)`` per axis and ``output_padding``
@@ -107,13 +133,37 @@ def yat_conv_transpose(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON
     return ops.cast(y, out_dtype)
 
 
-def yat_attention(q, k, v, mask=None, alpha=None, epsilon=DEFAULT_EPSILON, *, spherical=False,
-                  normalization="softmax", power=1.0, causal=False, dropout=None):
+def yat_attention(
+    q,
+    k,
+    v,
+    mask=None,
+    alpha=None,
+    epsilon=DEFAULT_EPSILON,
+    *,
+    spherical=False,
+    normalization="softmax",
+    power=1.0,
+    causal=False,
+    dropout=None,
+):
     """Yat attention of ``(B, L, H, D)`` heads; ``mask`` bool broadcastable to ``(B, H, Lq, Lk)``, True = attend."""
     if mask is not None:
         mask = ops.cast(mask, "bool")
-    return yat.yat_attention(F, q, k, v, mask, _f32(alpha), _eps(epsilon), spherical=spherical,
-                             normalization=normalization, power=power, causal=causal, dropout=dropout)
+    return yat.yat_attention(
+        F,
+        q,
+        k,
+        v,
+        mask,
+        _f32(alpha),
+        _eps(epsilon),
+        spherical=spherical,
+        normalization=normalization,
+        power=power,
+        causal=causal,
+        dropout=dropout,
+    )
 
 
 def rope(x, cos, sin, *, interleaved=True):

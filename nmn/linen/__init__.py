@@ -9,11 +9,13 @@
 """
 
 try:
-    import flax.linen  # noqa: F401
-    import jax  # noqa: F401
+    import flax.linen
+    import jax
 except ImportError as err:  # pragma: no cover - exercised only without flax
     raise ImportError('nmn.linen needs JAX and Flax: pip install "nmn[linen]>=1.0" (the "jax" extra)') from err
 
+from nmn.core.names import bind_aliases as _bind_aliases
+from nmn.core.names import public_names as _public_names
 from nmn.linen import functional
 from nmn.linen.attention import MultiHeadAttention, MultiHeadYatAttention, RotaryYatAttention
 from nmn.linen.conv import YatConv1D, YatConv2D, YatConv3D
@@ -23,9 +25,6 @@ from nmn.linen.embed import YatEmbed
 from nmn.linen.functional import yat_attention
 from nmn.linen.spec import from_spec, to_spec
 from nmn.linen.squashers import soft_tanh, softer_sigmoid, softermax
-
-from nmn.core.names import bind_aliases as _bind_aliases
-from nmn.core.names import public_names as _public_names
 
 _bind_aliases(globals())
 __all__ = list(_public_names("linen"))

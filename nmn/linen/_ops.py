@@ -36,5 +36,7 @@ def check_kernel(module: nn.Module, collection: str, shape: tuple, inputs, what:
     if module.has_variable(collection, "kernel"):
         kernel = module.get_variable(collection, "kernel")
         if tuple(kernel.shape) != tuple(shape):
-            raise ValueError(f"{type(module).__name__}: expected an input {what} for kernel {tuple(kernel.shape)}, "
-                             f"got shape {tuple(inputs.shape)}")
+            raise ValueError(
+                f"{type(module).__name__}: expected an input {what} for kernel {tuple(kernel.shape)}, "
+                f"got shape {tuple(inputs.shape)}"
+            )

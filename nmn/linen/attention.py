@@ -8,7 +8,8 @@ step at a time with ``mutable=['cache']``).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax.numpy as jnp
 from flax import linen as nn
@@ -30,8 +31,8 @@ from nmn.core.options import (
     ROPE_STYLES,
     ROPE_THETA,
     check_choice,
-    mask_needs_head_axis,
     check_positive_int,
+    mask_needs_head_axis,
 )
 from nmn.linen._ops import CONSTANTS
 
@@ -106,8 +107,9 @@ class MultiHeadYatAttention(nn.Module):
             if getattr(self, key) is not None:
                 check_positive_int(getattr(self, key), key, name)
         if self.qkv_features is not None and self.qkv_features % self.num_heads:
-            raise ValueError(f"{name}: qkv_features ({self.qkv_features}) must be divisible by num_heads "
-                             f"({self.num_heads})")
+            raise ValueError(
+                f"{name}: qkv_features ({self.qkv_features}) must be divisible by num_heads ({self.num_heads})"
+            )
         check_choice(self.normalization, NORMALIZATIONS, "normalization", name)
         check_positive_int(self.num_features, "num_features", name)
         if not 0.0 <= float(self.dropout_rate) < 1.0:
@@ -115,9 +117,16 @@ class MultiHeadYatAttention(nn.Module):
         return yat_options(name, use_alpha=self.use_alpha, constant_alpha=self.constant_alpha, epsilon=self.epsilon)
 
     def _dense(self, features, name):
-        return nn.Dense(features, use_bias=self.use_bias, dtype=self.dtype, param_dtype=self.param_dtype,
-                        kernel_init=self.kernel_init, bias_init=self.bias_init, promote_dtype=promote_arrays_linen,
-                        name=name)
+        return nn.Dense(
+            features,
+            use_bias=self.use_bias,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            kernel_init=self.kernel_init,
+            bias_init=self.bias_init,
+            promote_dtype=promote_arrays_linen,
+            name=name,
+        )
 
     def _check(self, x, what, features=None):
         shape = tuple(getattr(x, "shape", ()))
@@ -128,8 +137,9 @@ class MultiHeadYatAttention(nn.Module):
     def _project(self, inputs_q, inputs_k, inputs_v):
         qkv = self.qkv_features or inputs_q.shape[-1]
         if qkv % self.num_heads:
-            raise ValueError(f"{type(self).__name__}: qkv_features ({qkv}) must be divisible by num_heads "
-                             f"({self.num_heads})")
+            raise ValueError(
+                f"{type(self).__name__}: qkv_features ({qkv}) must be divisible by num_heads ({self.num_heads})"
+            )
         head_dim = qkv // self.num_heads
 
         def heads(x, name):
@@ -146,8 +156,11 @@ class MultiHeadYatAttention(nn.Module):
     def _attend(self, q, k, v, mask, deterministic, causal, opts, head_dim):
         alpha = self._alpha(opts)
         if self.use_performer:
-            proj = self.variable(CONSTANTS, "proj", lambda: performer_projection(
-                self.make_rng("params"), self.num_features, head_dim, self.param_dtype)).value
+            proj = self.variable(
+                CONSTANTS,
+                "proj",
+                lambda: performer_projection(self.make_rng("params"), self.num_features, head_dim, self.param_dtype),
+            ).value
             if mask is not None:
                 raise ValueError(f"{type(self).__name__}: use_performer=True takes no mask (use causal=True)")
             return performer_attention(q, k, v, proj, alpha, opts.epsilon, causal=causal)
@@ -156,9 +169,20 @@ class MultiHeadYatAttention(nn.Module):
             det = nn.merge_param("deterministic", self.deterministic, deterministic)
             if not det:
                 drop = nn.Dropout(self.dropout_rate)
-                dropout = lambda w: drop(w, deterministic=False)  # noqa: E731
-        return yat_attention(q, k, v, mask, alpha, opts.epsilon, spherical=self.spherical,
-                             normalization=self.normalization, power=self.power, causal=causal, dropout=dropout)
+                dropout = lambda w: drop(w, deterministic=False)
+        return yat_attention(
+            q,
+            k,
+            v,
+            mask,
+            alpha,
+            opts.epsilon,
+            spherical=self.spherical,
+            normalization=self.normalization,
+            power=self.power,
+            causal=causal,
+            dropout=dropout,
+        )
 
     def _finish(self, out, qkv, features):
         out = out.reshape(*out.shape[:-2], qkv)
@@ -235,21 +259,31 @@ class RotaryYatAttention(MultiHeadYatAttention):
         if not self.decode:
             q = apply_rope(q, cos, sin, 0, interleaved=interleaved)
             k = apply_rope(k, cos, sin, 0, interleaved=interleaved)
-            return self._finish(self._attend(q, k, v, mask, deterministic, self.causal, opts, head_dim), qkv,
-                                inputs.shape[-1])
+            return self._finish(
+                self._attend(q, k, v, mask, deterministic, self.causal, opts, head_dim), qkv, inputs.shape[-1]
+            )
         initialized = self.has_variable("cache", "cached_key")
         shape = (inputs.shape[0], length, self.num_heads, head_dim)
         cached_key = self.variable("cache", "cached_key", jnp.zeros, shape, jnp.float32)
         cached_value = self.variable("cache", "cached_value", jnp.zeros, shape, v.dtype)
         cache_index = self.variable("cache", "cache_index", lambda: jnp.array(0, jnp.int32))
-        if not initialized:   # init: allocate the cache from the full-length input, attend causally
+        if not initialized:  # init: allocate the cache from the full-length input, attend causally
             q = apply_rope(q, cos, sin, 0, interleaved=interleaved)
             k = apply_rope(k, cos, sin, 0, interleaved=interleaved)
-            return self._finish(self._attend(q, k, v, mask, deterministic, True, opts, head_dim), qkv,
-                                inputs.shape[-1])
+            return self._finish(self._attend(q, k, v, mask, deterministic, True, opts, head_dim), qkv, inputs.shape[-1])
         q, cache_k, cache_v, mask, cache_index.value = kv_cache_step(
-            name, q, k, v, cached_key.value, cached_value.value, cache_index.value, cos, sin,
-            interleaved=interleaved, mask=mask)
+            name,
+            q,
+            k,
+            v,
+            cached_key.value,
+            cached_value.value,
+            cache_index.value,
+            cos,
+            sin,
+            interleaved=interleaved,
+            mask=mask,
+        )
         cached_key.value, cached_value.value = cache_k, cache_v
         out = self._attend(q, cache_k, cache_v.astype(v.dtype), mask, deterministic, False, opts, head_dim)
         return self._finish(out, qkv, inputs.shape[-1])

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import jax.numpy as jnp
 from flax import linen as nn
@@ -23,8 +24,10 @@ def input_channels(name: str, inputs, rank: int, groups: int):
     check_input(name, inputs, rank + 2, None, what)
     c = inputs.shape[-1]
     if c % groups:
-        raise ValueError(f"{name}: input channels {c} (shape {tuple(inputs.shape)}) are not divisible by "
-                         f"feature_group_count {groups}")
+        raise ValueError(
+            f"{name}: input channels {c} (shape {tuple(inputs.shape)}) are not divisible by "
+            f"feature_group_count {groups}"
+        )
     return c, what
 
 
@@ -74,14 +77,21 @@ class _YatConvNd(nn.Module):
         """Validated ``(kernel_size, strides, dilations, groups, padding, padding_mode, options)``."""
         name = type(self).__name__
         check_positive_int(self.features, "features", name)
-        ks, strides, dil, groups = conv_geometry(self.kernel_size, self.strides, self.kernel_dilation,
-                                                 self.feature_group_count, self._rank, name)
+        ks, strides, dil, groups = conv_geometry(
+            self.kernel_size, self.strides, self.kernel_dilation, self.feature_group_count, self._rank, name
+        )
         if self.features % groups:
             raise ValueError(f"{name}: features ({self.features}) must be divisible by feature_group_count ({groups})")
         padding, mode = conv_padding(self.padding, self.padding_mode, self._rank, ks, dil, name)
-        opts = yat_options(name, use_bias=self.use_bias, constant_bias=self.constant_bias, use_alpha=self.use_alpha,
-                           constant_alpha=self.constant_alpha, epsilon=self.epsilon,
-                           learnable_epsilon=self.learnable_epsilon)
+        opts = yat_options(
+            name,
+            use_bias=self.use_bias,
+            constant_bias=self.constant_bias,
+            use_alpha=self.use_alpha,
+            constant_alpha=self.constant_alpha,
+            epsilon=self.epsilon,
+            learnable_epsilon=self.learnable_epsilon,
+        )
         return ks, strides, dil, groups, padding, mode, opts
 
     @nn.compact
@@ -96,8 +106,20 @@ class _YatConvNd(nn.Module):
         kernel = self.param("kernel", self.kernel_init, shape, self.param_dtype)
         bias, alpha, eps = tail_params(self, opts, self.features)
         pads = conv_pads(padding, inputs.shape[1:-1], ks, strides, dil)
-        return yat_conv(inputs, kernel, bias, alpha, eps, strides=strides, padding=pads, dilations=dil,
-                        groups=groups, padding_mode=mode, weight_normalized=self.weight_normalized, dtype=self.dtype)
+        return yat_conv(
+            inputs,
+            kernel,
+            bias,
+            alpha,
+            eps,
+            strides=strides,
+            padding=pads,
+            dilations=dil,
+            groups=groups,
+            padding_mode=mode,
+            weight_normalized=self.weight_normalized,
+            dtype=self.dtype,
+        )
 
 
 class YatConv1D(_YatConvNd):

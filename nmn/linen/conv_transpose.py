@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import jax.numpy as jnp
 from flax import linen as nn
 
 from nmn._jax.functional import yat_conv_transpose, yat_options
 from nmn._jax.geometry import conv_geometry, transpose_padding
-from nmn.core.conv import output_padding_tuple
-from nmn.core.conv import transpose_geometry
+from nmn.core.conv import output_padding_tuple, transpose_geometry
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.linen._ops import check_kernel, tail_params
 from nmn.linen.conv import input_channels
@@ -63,15 +63,22 @@ class _YatConvTransposeNd(nn.Module):
         """Validated ``(kernel_size, strides, dilations, groups, padding, output_padding, options)``."""
         name, rank = type(self).__name__, self._rank
         check_positive_int(self.features, "features", name)
-        ks, strides, dil, groups = conv_geometry(self.kernel_size, self.strides, self.kernel_dilation,
-                                                 self.feature_group_count, rank, name)
+        ks, strides, dil, groups = conv_geometry(
+            self.kernel_size, self.strides, self.kernel_dilation, self.feature_group_count, rank, name
+        )
         if self.features % groups:
             raise ValueError(f"{name}: features ({self.features}) must be divisible by feature_group_count ({groups})")
         padding = transpose_padding(self.padding, rank, name)
         outpad = output_padding_tuple(self.output_padding, rank, name)
-        opts = yat_options(name, use_bias=self.use_bias, constant_bias=self.constant_bias, use_alpha=self.use_alpha,
-                           constant_alpha=self.constant_alpha, epsilon=self.epsilon,
-                           learnable_epsilon=self.learnable_epsilon)
+        opts = yat_options(
+            name,
+            use_bias=self.use_bias,
+            constant_bias=self.constant_bias,
+            use_alpha=self.use_alpha,
+            constant_alpha=self.constant_alpha,
+            epsilon=self.epsilon,
+            learnable_epsilon=self.learnable_epsilon,
+        )
         return ks, strides, dil, groups, padding, outpad, opts
 
     @nn.compact
@@ -86,8 +93,19 @@ class _YatConvTransposeNd(nn.Module):
         kernel = self.param("kernel", self.kernel_init, shape, self.param_dtype)
         bias, alpha, eps = tail_params(self, opts, self.features)
         pads, full_outpad = transpose_geometry(padding, ks, strides, dil, outpad)
-        return yat_conv_transpose(inputs, kernel, bias, alpha, eps, strides=strides, padding=pads,
-                                  output_padding=full_outpad, dilations=dil, groups=groups, dtype=self.dtype)
+        return yat_conv_transpose(
+            inputs,
+            kernel,
+            bias,
+            alpha,
+            eps,
+            strides=strides,
+            padding=pads,
+            output_padding=full_outpad,
+            dilations=dil,
+            groups=groups,
+            dtype=self.dtype,
+        )
 
 
 class YatConvTranspose1D(_YatConvTransposeNd):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax.numpy as jnp
 from flax import linen as nn
@@ -64,9 +65,15 @@ class YatNMN(nn.Module):
 
     def yat_options(self):
         """The resolved Yat options (validated)."""
-        return yat_options(type(self).__name__, use_bias=self.use_bias, constant_bias=self.constant_bias,
-                           use_alpha=self.use_alpha, constant_alpha=self.constant_alpha, epsilon=self.epsilon,
-                           learnable_epsilon=self.learnable_epsilon)
+        return yat_options(
+            type(self).__name__,
+            use_bias=self.use_bias,
+            constant_bias=self.constant_bias,
+            use_alpha=self.use_alpha,
+            constant_alpha=self.constant_alpha,
+            epsilon=self.epsilon,
+            learnable_epsilon=self.learnable_epsilon,
+        )
 
     @nn.compact
     def __call__(self, inputs):
@@ -76,10 +83,19 @@ class YatNMN(nn.Module):
         shape = (inputs.shape[-1], self.features)
         check_kernel(self, FROZEN if self.lazy else "params", shape, inputs, "(..., in)")
         if self.lazy:
-            kernel = self.variable(FROZEN, "kernel", lambda: self.kernel_init(self.make_rng("params"), shape,
-                                                                               self.param_dtype)).value
+            kernel = self.variable(
+                FROZEN, "kernel", lambda: self.kernel_init(self.make_rng("params"), shape, self.param_dtype)
+            ).value
         else:
             kernel = self.param("kernel", self.kernel_init, shape, self.param_dtype)
         bias, alpha, eps = tail_params(self, self.yat_options(), self.features)
-        return yat_dense(inputs, kernel, bias, alpha, eps, spherical=self.spherical,
-                         weight_normalized=self.weight_normalized, dtype=self.dtype)
+        return yat_dense(
+            inputs,
+            kernel,
+            bias,
+            alpha,
+            eps,
+            spherical=self.spherical,
+            weight_normalized=self.weight_normalized,
+            dtype=self.dtype,
+        )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax.numpy as jnp
 from flax import linen as nn
@@ -54,15 +55,18 @@ class YatEmbed(nn.Module):
         name = type(self).__name__
         check_positive_int(self.num_embeddings, "num_embeddings", name)
         check_positive_int(self.features, "features", name)
-        return yat_options(name, use_bias=False, use_alpha=self.use_alpha, constant_alpha=self.constant_alpha,
-                           epsilon=self.epsilon)
+        return yat_options(
+            name, use_bias=False, use_alpha=self.use_alpha, constant_alpha=self.constant_alpha, epsilon=self.epsilon
+        )
 
     def setup(self):
         init = self.embedding_init
         if self.weight_normalized:
+
             def init(key, shape, dtype, _base=self.embedding_init):
                 table = _base(key, shape, dtype)
                 return table / jnp.linalg.norm(table, axis=-1, keepdims=True)
+
         self.embedding = self.param("embedding", init, (self.num_embeddings, self.features), self.param_dtype)
         if self.yat_options().alpha.learnable:
             self.alpha = self.param("alpha", nn.initializers.ones, (1,), self.param_dtype)
@@ -80,7 +84,9 @@ class YatEmbed(nn.Module):
         """Yat logits of ``query (..., features)`` against every row -> ``(..., num_embeddings)``."""
         shape = tuple(getattr(query, "shape", ()))
         if not shape or shape[-1] != self.features:
-            raise ValueError(f"{type(self).__name__}: attend expects a query (..., {self.features}) for embedding "
-                             f"({self.num_embeddings}, {self.features}), got shape {shape}")
+            raise ValueError(
+                f"{type(self).__name__}: attend expects a query (..., {self.features}) for embedding "
+                f"({self.num_embeddings}, {self.features}), got shape {shape}"
+            )
         _, alpha, eps = tail_values(self.yat_options(), None, self.alpha)
         return yat_embed_attend(query, self.embedding, alpha, eps, spherical=self.spherical, dtype=self.dtype)

@@ -5,7 +5,7 @@
 (1, 3)
 """
 
-from nmn._jax.functional import (  # noqa: F401
+from nmn._jax.functional import (
     apply_rope,
     performer_attention,
     performer_projection,
@@ -17,5 +17,14 @@ from nmn._jax.functional import (  # noqa: F401
     yat_embed_attend,
 )
 
-__all__ = ["yat_dense", "yat_conv", "yat_conv_transpose", "yat_attention", "performer_attention",
-           "performer_projection", "rope_tables", "apply_rope", "yat_embed_attend"]
+__all__ = [
+    "yat_dense",
+    "yat_conv",
+    "yat_conv_transpose",
+    "yat_attention",
+    "performer_attention",
+    "performer_projection",
+    "rope_tables",
+    "apply_rope",
+    "yat_embed_attend",
+]

@@ -58,55 +58,102 @@ def _attention_config(module, variables):
     qkv = module.qkv_features or e
     out = module.out_features or e
     if qkv != e or out != e:
-        raise ValueError(f"{name}: the neutral spec needs qkv_features == out_features == input features, got "
-                         f"{qkv}, {out}, {e}")
+        raise ValueError(
+            f"{name}: the neutral spec needs qkv_features == out_features == input features, got {qkv}, {out}, {e}"
+        )
     cfg = yat_config(module.yat_options())
-    return dict(embed_dim=e, num_heads=module.num_heads, use_bias=module.use_bias, use_alpha=cfg["use_alpha"],
-                constant_alpha=cfg["constant_alpha"], epsilon=cfg["epsilon"], spherical=module.spherical,
-                normalization=module.normalization, power=module.power, use_out_proj=module.use_out_proj,
-                causal=module.causal, use_performer=module.use_performer, num_features=module.num_features)
+    return dict(
+        embed_dim=e,
+        num_heads=module.num_heads,
+        use_bias=module.use_bias,
+        use_alpha=cfg["use_alpha"],
+        constant_alpha=cfg["constant_alpha"],
+        epsilon=cfg["epsilon"],
+        spherical=module.spherical,
+        normalization=module.normalization,
+        power=module.power,
+        use_out_proj=module.use_out_proj,
+        causal=module.causal,
+        use_performer=module.use_performer,
+        num_features=module.num_features,
+    )
 
 
 def layer_config(module, variables) -> tuple[str, dict]:
     """``(kind, config)`` of an nmn Linen module with its variables."""
     if isinstance(module, YatNMN):
         kernel = find(variables, ("kernel",))[1]
-        return "YatNMN", dict(in_features=int(kernel.shape[0]), out_features=module.features,
-                              **yat_config(module.yat_options()), spherical=module.spherical,
-                              weight_normalized=module.weight_normalized, lazy=module.lazy)
+        return "YatNMN", dict(
+            in_features=int(kernel.shape[0]),
+            out_features=module.features,
+            **yat_config(module.yat_options()),
+            spherical=module.spherical,
+            weight_normalized=module.weight_normalized,
+            lazy=module.lazy,
+        )
     if isinstance(module, _YatConvNd):
         ks, strides, dil, groups, padding, mode, opts = module.geometry()
         kernel = find(variables, ("kernel",))[1]
         return "YatConv", dict(
-            rank=len(ks), in_channels=int(kernel.shape[-2]) * groups, out_channels=module.features,
-            kernel_size=list(ks), strides=list(strides), dilations=list(dil), groups=groups,
-            padding=padding_config(padding), padding_mode=mode, **yat_config(opts), spherical=False,
-            weight_normalized=module.weight_normalized)
+            rank=len(ks),
+            in_channels=int(kernel.shape[-2]) * groups,
+            out_channels=module.features,
+            kernel_size=list(ks),
+            strides=list(strides),
+            dilations=list(dil),
+            groups=groups,
+            padding=padding_config(padding),
+            padding_mode=mode,
+            **yat_config(opts),
+            spherical=False,
+            weight_normalized=module.weight_normalized,
+        )
     if isinstance(module, _YatConvTransposeNd):
         ks, strides, dil, groups, padding, outpad, opts = module.geometry()
         kernel = find(variables, ("kernel",))[1]
         return "YatConvTranspose", dict(
-            rank=len(ks), in_channels=int(kernel.shape[-2]), out_channels=module.features, kernel_size=list(ks),
-            strides=list(strides), dilations=list(dil), groups=groups, padding=padding_config(padding),
-            output_padding=list(outpad), **yat_config(opts), spherical=False, weight_normalized=False)
+            rank=len(ks),
+            in_channels=int(kernel.shape[-2]),
+            out_channels=module.features,
+            kernel_size=list(ks),
+            strides=list(strides),
+            dilations=list(dil),
+            groups=groups,
+            padding=padding_config(padding),
+            output_padding=list(outpad),
+            **yat_config(opts),
+            spherical=False,
+            weight_normalized=False,
+        )
     if isinstance(module, RotaryYatAttention):
-        return "RotaryYatAttention", dict(_attention_config(module, variables), max_seq_len=module.max_seq_len,
-                                          theta=float(module.theta), rope_style=module.rope_style)
+        return "RotaryYatAttention", dict(
+            _attention_config(module, variables),
+            max_seq_len=module.max_seq_len,
+            theta=float(module.theta),
+            rope_style=module.rope_style,
+        )
     if isinstance(module, MultiHeadYatAttention):
         return "MultiHeadYatAttention", _attention_config(module, variables)
     if isinstance(module, YatEmbed):
         cfg = yat_config(module.yat_options())
-        return "YatEmbed", dict(num_embeddings=module.num_embeddings, features=module.features,
-                                use_alpha=cfg["use_alpha"], constant_alpha=cfg["constant_alpha"],
-                                epsilon=cfg["epsilon"], spherical=module.spherical)
+        return "YatEmbed", dict(
+            num_embeddings=module.num_embeddings,
+            features=module.features,
+            use_alpha=cfg["use_alpha"],
+            constant_alpha=cfg["constant_alpha"],
+            epsilon=cfg["epsilon"],
+            spherical=module.spherical,
+        )
     raise TypeError(f"to_spec: {type(module).__name__} is not an nmn.linen layer")
 
 
 def to_spec(module, variables):
     """``(kind, config, params)`` of an nmn Linen module and its variables; params canonical float32 numpy."""
     kind, config = layer_config(module, variables)
-    params = {name: np.asarray(to_c(np.asarray(find(variables, path)[1])), np.float32)
-              for name, path, to_c, _ in param_table(kind, config)}
+    params = {
+        name: np.asarray(to_c(np.asarray(find(variables, path)[1])), np.float32)
+        for name, path, to_c, _ in param_table(kind, config)
+    }
     return kind, config, params
 
 
@@ -115,39 +162,90 @@ def module_from_config(kind: str, config: dict, **kwargs):
     c = config
     if kind in ("YatConv", "YatConvTranspose") and c.get("spherical"):
         raise ValueError(f"{kind}: spherical=True is not defined for convolutions")
-    yat = dict(use_bias=c.get("use_bias", True), constant_bias=c.get("constant_bias"),
-               use_alpha=c.get("use_alpha", True), constant_alpha=c.get("constant_alpha"),
-               epsilon=c.get("epsilon", 1e-5), learnable_epsilon=c.get("learnable_epsilon", False))
+    yat = dict(
+        use_bias=c.get("use_bias", True),
+        constant_bias=c.get("constant_bias"),
+        use_alpha=c.get("use_alpha", True),
+        constant_alpha=c.get("constant_alpha"),
+        epsilon=c.get("epsilon", 1e-5),
+        learnable_epsilon=c.get("learnable_epsilon", False),
+    )
     if kind == "YatNMN":
-        return YatNMN(c["out_features"], **yat, spherical=c.get("spherical", False),
-                      weight_normalized=c.get("weight_normalized", False), lazy=c.get("lazy", False), **kwargs)
+        return YatNMN(
+            c["out_features"],
+            **yat,
+            spherical=c.get("spherical", False),
+            weight_normalized=c.get("weight_normalized", False),
+            lazy=c.get("lazy", False),
+            **kwargs,
+        )
     if kind == "YatConv":
-        return _CONV[c["rank"]](c["out_channels"], tuple(c["kernel_size"]), tuple(c["strides"]),
-                                padding=padding_from_config(c["padding"]), padding_mode=c.get("padding_mode", "zeros"),
-                                kernel_dilation=tuple(c["dilations"]), feature_group_count=c.get("groups", 1), **yat,
-                                weight_normalized=c.get("weight_normalized", False), **kwargs)
+        return _CONV[c["rank"]](
+            c["out_channels"],
+            tuple(c["kernel_size"]),
+            tuple(c["strides"]),
+            padding=padding_from_config(c["padding"]),
+            padding_mode=c.get("padding_mode", "zeros"),
+            kernel_dilation=tuple(c["dilations"]),
+            feature_group_count=c.get("groups", 1),
+            **yat,
+            weight_normalized=c.get("weight_normalized", False),
+            **kwargs,
+        )
     if kind == "YatConvTranspose":
         if c.get("weight_normalized"):
             raise ValueError("YatConvTranspose: weight_normalized=True is not defined for transposed convolutions")
-        return _CONVT[c["rank"]](c["out_channels"], tuple(c["kernel_size"]), tuple(c["strides"]),
-                                 padding=padding_from_config(c["padding"]),
-                                 output_padding=tuple(c.get("output_padding") or (0,) * c["rank"]),
-                                 kernel_dilation=tuple(c["dilations"]), feature_group_count=c.get("groups", 1), **yat,
-                                 **kwargs)
+        return _CONVT[c["rank"]](
+            c["out_channels"],
+            tuple(c["kernel_size"]),
+            tuple(c["strides"]),
+            padding=padding_from_config(c["padding"]),
+            output_padding=tuple(c.get("output_padding") or (0,) * c["rank"]),
+            kernel_dilation=tuple(c["dilations"]),
+            feature_group_count=c.get("groups", 1),
+            **yat,
+            **kwargs,
+        )
     if kind in ("MultiHeadYatAttention", "RotaryYatAttention"):
-        opts = dict(use_bias=c["use_bias"], use_alpha=c["use_alpha"], constant_alpha=c["constant_alpha"],
-                    epsilon=c["epsilon"], spherical=c["spherical"], normalization=c["normalization"],
-                    power=c["power"], use_out_proj=c["use_out_proj"], causal=c["causal"])
+        opts = dict(
+            use_bias=c["use_bias"],
+            use_alpha=c["use_alpha"],
+            constant_alpha=c["constant_alpha"],
+            epsilon=c["epsilon"],
+            spherical=c["spherical"],
+            normalization=c["normalization"],
+            power=c["power"],
+            use_out_proj=c["use_out_proj"],
+            causal=c["causal"],
+        )
         if kind == "RotaryYatAttention":
             if c.get("use_performer"):
                 raise ValueError("RotaryYatAttention: use_performer=True is not available with rotary embeddings")
-            return RotaryYatAttention(c["num_heads"], max_seq_len=c["max_seq_len"], theta=c["theta"],
-                                      rope_style=c["rope_style"], **opts, **kwargs)
-        return MultiHeadYatAttention(c["num_heads"], use_performer=c.get("use_performer", False),
-                                     num_features=c.get("num_features", 256), **opts, **kwargs)
+            return RotaryYatAttention(
+                c["num_heads"],
+                max_seq_len=c["max_seq_len"],
+                theta=c["theta"],
+                rope_style=c["rope_style"],
+                **opts,
+                **kwargs,
+            )
+        return MultiHeadYatAttention(
+            c["num_heads"],
+            use_performer=c.get("use_performer", False),
+            num_features=c.get("num_features", 256),
+            **opts,
+            **kwargs,
+        )
     if kind == "YatEmbed":
-        return YatEmbed(c["num_embeddings"], c["features"], use_alpha=c["use_alpha"],
-                        constant_alpha=c["constant_alpha"], epsilon=c["epsilon"], spherical=c["spherical"], **kwargs)
+        return YatEmbed(
+            c["num_embeddings"],
+            c["features"],
+            use_alpha=c["use_alpha"],
+            constant_alpha=c["constant_alpha"],
+            epsilon=c["epsilon"],
+            spherical=c["spherical"],
+            **kwargs,
+        )
     raise ValueError(f"from_spec: unknown nmn layer kind {kind!r}")
 
 

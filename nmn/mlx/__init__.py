@@ -11,14 +11,16 @@ Layers: :class:`YatNMN` (alias ``YatDense``), ``YatConv1D/2D/3D``, ``YatConvTran
 (32, 64)
 """
 
-from nmn.mlx._ops import F  # noqa: F401  (raises ImportError naming pip install "nmn[mlx]>=1.0" without mlx)
+from nmn.core.names import bind_aliases as _bind_aliases
+from nmn.core.names import public_names as _public_names
 from nmn.mlx import functional
+from nmn.mlx._ops import F
 from nmn.mlx.attention import MultiHeadYatAttention, RotaryYatAttention
 from nmn.mlx.conv import YatConv1D, YatConv2D, YatConv3D
 from nmn.mlx.conv_transpose import YatConvTranspose1D, YatConvTranspose2D, YatConvTranspose3D
 from nmn.mlx.dense import YatNMN
 from nmn.mlx.embed import YatEmbed
-from nmn.mlx.functional import (  # noqa: F401  (kept importable from nmn.mlx as before; canonical home nmn.mlx.functional)
+from nmn.mlx.functional import (
     apply_rotary_emb,
     precompute_freqs_cis,
     yat_attention,
@@ -31,9 +33,6 @@ from nmn.mlx.functional import (  # noqa: F401  (kept importable from nmn.mlx as
 )
 from nmn.mlx.spec import from_spec, to_spec
 from nmn.mlx.squashers import soft_tanh, softer_sigmoid, softermax
-
-from nmn.core.names import bind_aliases as _bind_aliases
-from nmn.core.names import public_names as _public_names
 
 _bind_aliases(globals())
 __all__ = list(_public_names("mlx"))

@@ -107,8 +107,9 @@ class PlainConfigMixin:
 class YatParamsMixin(PlainConfigMixin):
     """Bias / alpha / epsilon handling shared by the Yat layers (all state lives in the module dict)."""
 
-    def _init_yat_params(self, use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon,
-                         bias_shape, dtype):
+    def _init_yat_params(
+        self, use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon, bias_shape, dtype
+    ):
         layer = type(self).__name__
         self._bias_spec = resolve_bias(use_bias, constant_bias)
         self._alpha_spec = resolve_alpha(use_alpha, constant_alpha)
@@ -177,5 +178,17 @@ def check_last_dim(layer, x, expected, what="features"):
         )
 
 
-__all__ = ["F", "mx", "nn", "to_f32", "cast_like", "result_dtype", "glorot_normal", "fan_in_normal",
-           "raw_epsilon", "PlainConfigMixin", "YatParamsMixin", "check_last_dim"]
+__all__ = [
+    "F",
+    "mx",
+    "nn",
+    "to_f32",
+    "cast_like",
+    "result_dtype",
+    "glorot_normal",
+    "fan_in_normal",
+    "raw_epsilon",
+    "PlainConfigMixin",
+    "YatParamsMixin",
+    "check_last_dim",
+]

@@ -11,9 +11,9 @@ from nmn.core.options import (
     ROPE_STYLES,
     ROPE_THETA,
     check_choice,
-    mask_needs_head_axis,
     check_epsilon,
     check_positive_int,
+    mask_needs_head_axis,
     resolve_alpha,
 )
 from nmn.mlx._ops import F, PlainConfigMixin, glorot_normal, mx, nn, result_dtype, to_f32
@@ -69,9 +69,25 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
     (1, 3, 8)
     """
 
-    def __init__(self, embed_dim, num_heads, *, dropout=0.0, use_bias=True, use_alpha=True, constant_alpha=None,
-                 epsilon=DEFAULT_EPSILON, spherical=False, normalization="softmax", power=1.0, use_out_proj=True,
-                 causal=False, use_performer=False, num_features=PERFORMER_NUM_FEATURES, dtype=mx.float32):
+    def __init__(
+        self,
+        embed_dim,
+        num_heads,
+        *,
+        dropout=0.0,
+        use_bias=True,
+        use_alpha=True,
+        constant_alpha=None,
+        epsilon=DEFAULT_EPSILON,
+        spherical=False,
+        normalization="softmax",
+        power=1.0,
+        use_out_proj=True,
+        causal=False,
+        use_performer=False,
+        num_features=PERFORMER_NUM_FEATURES,
+        dtype=mx.float32,
+    ):
         super().__init__()
         name = type(self).__name__
         self.embed_dim = check_positive_int(embed_dim, "embed_dim", name)
@@ -94,8 +110,9 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
         self.use_out_proj = bool(use_out_proj)
         self.causal = bool(causal)
         self.use_performer = bool(use_performer)
-        self.num_features = (check_positive_int(num_features, "num_features", name) if self.use_performer
-                             else int(num_features or 0))
+        self.num_features = (
+            check_positive_int(num_features, "num_features", name) if self.use_performer else int(num_features or 0)
+        )
         self.query_proj = _linear(embed_dim, embed_dim, self.use_bias, dtype)
         self.key_proj = _linear(embed_dim, embed_dim, self.use_bias, dtype)
         self.value_proj = _linear(embed_dim, embed_dim, self.use_bias, dtype)
@@ -115,8 +132,9 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
 
     def _check(self, x, what):
         if x.ndim != 3 or x.shape[-1] != self.embed_dim:
-            raise ValueError(f"{type(self).__name__}: expected {what} of shape (B, L, {self.embed_dim}), "
-                             f"got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"{type(self).__name__}: expected {what} of shape (B, L, {self.embed_dim}), got shape {tuple(x.shape)}"
+            )
 
     def _heads(self, proj, x):
         y = proj(x)
@@ -132,9 +150,20 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
         alpha = self._alpha_value()
         if self.use_performer:
             return yat_performer_attention(q, k, v, self["proj"], alpha, self.epsilon, causal=causal)
-        return yat.yat_attention(F, q, k, v, mask, alpha, self.epsilon, spherical=self.spherical,
-                                 normalization=self.normalization, power=self.power, causal=causal,
-                                 dropout=self._dropout())
+        return yat.yat_attention(
+            F,
+            q,
+            k,
+            v,
+            mask,
+            alpha,
+            self.epsilon,
+            spherical=self.spherical,
+            normalization=self.normalization,
+            power=self.power,
+            causal=causal,
+            dropout=self._dropout(),
+        )
 
     def _prepare(self, queries, keys, values, mask):
         keys = queries if keys is None else keys
@@ -143,13 +172,17 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
         self._check(keys, "keys")
         self._check(values, "values")
         if keys.shape[:2] != values.shape[:2]:
-            raise ValueError(f"{type(self).__name__}: keys {tuple(keys.shape)} and values {tuple(values.shape)} "
-                             "must have the same batch and length")
+            raise ValueError(
+                f"{type(self).__name__}: keys {tuple(keys.shape)} and values {tuple(values.shape)} "
+                "must have the same batch and length"
+            )
         if mask is not None:
             mask = mask if isinstance(mask, mx.array) else mx.array(mask)
             if self.use_performer:
-                raise ValueError(f"{type(self).__name__}: a mask is not supported with use_performer=True "
-                                 "(a general mask has no linear-time form); use causal=True")
+                raise ValueError(
+                    f"{type(self).__name__}: a mask is not supported with use_performer=True "
+                    "(a general mask has no linear-time form); use causal=True"
+                )
             if mask.dtype != mx.bool_:
                 raise ValueError(f"{type(self).__name__}: mask must be bool (True = attend), got {mask.dtype}")
             if mask_needs_head_axis(mask.ndim, type(self).__name__):
@@ -197,9 +230,22 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
         return ", ".join(parts)
 
 
-_MHA_DEFAULTS = dict(use_bias=True, use_alpha=True, constant_alpha=None, epsilon=DEFAULT_EPSILON, spherical=False,
-                     normalization="softmax", power=1.0, use_out_proj=True, causal=False, use_performer=False,
-                     num_features=PERFORMER_NUM_FEATURES, max_seq_len=2048, theta=ROPE_THETA, rope_style="interleaved")
+_MHA_DEFAULTS = dict(
+    use_bias=True,
+    use_alpha=True,
+    constant_alpha=None,
+    epsilon=DEFAULT_EPSILON,
+    spherical=False,
+    normalization="softmax",
+    power=1.0,
+    use_out_proj=True,
+    causal=False,
+    use_performer=False,
+    num_features=PERFORMER_NUM_FEATURES,
+    max_seq_len=2048,
+    theta=ROPE_THETA,
+    rope_style="interleaved",
+)
 
 
 class RotaryYatAttention(MultiHeadYatAttention):
@@ -231,12 +277,24 @@ class RotaryYatAttention(MultiHeadYatAttention):
     True
     """
 
-    def __init__(self, embed_dim, num_heads, max_seq_len=2048, *, theta=ROPE_THETA, rope_style="interleaved",
-                 use_performer=False, dtype=mx.float32, **kwargs):
+    def __init__(
+        self,
+        embed_dim,
+        num_heads,
+        max_seq_len=2048,
+        *,
+        theta=ROPE_THETA,
+        rope_style="interleaved",
+        use_performer=False,
+        dtype=mx.float32,
+        **kwargs,
+    ):
         name = type(self).__name__
         if use_performer:
-            raise ValueError(f"{name}: use_performer=True is not supported with rotary embeddings "
-                             "(no nmn ONNX function); use MultiHeadYatAttention(use_performer=True)")
+            raise ValueError(
+                f"{name}: use_performer=True is not supported with rotary embeddings "
+                "(no nmn ONNX function); use MultiHeadYatAttention(use_performer=True)"
+            )
         super().__init__(embed_dim, num_heads, dtype=dtype, **kwargs)
         if self.head_dim % 2:
             raise ValueError(f"{name}: head_dim (embed_dim / num_heads = {self.head_dim}) must be even for RoPE")
@@ -270,8 +328,9 @@ class RotaryYatAttention(MultiHeadYatAttention):
         end = start + x.shape[1]
         if end > self.max_seq_len:
             raise ValueError(f"{type(self).__name__}: positions up to {end - 1} exceed max_seq_len={self.max_seq_len}")
-        return apply_rotary_emb(x, self._cos[start:end], self._sin[start:end],
-                                interleaved=self.rope_style == "interleaved")
+        return apply_rotary_emb(
+            x, self._cos[start:end], self._sin[start:end], interleaved=self.rope_style == "interleaved"
+        )
 
     def __call__(self, queries, keys=None, values=None, mask=None):
         queries, keys, values, mask = self._prepare(queries, keys, values, mask)
@@ -299,7 +358,9 @@ class RotaryYatAttention(MultiHeadYatAttention):
 
     def get_config(self):
         """Constructor arguments as plain JSON (the neutral spec's config)."""
-        return {**super().get_config(), "max_seq_len": self.max_seq_len, "theta": self.theta,
-                "rope_style": self.rope_style}
-
-
+        return {
+            **super().get_config(),
+            "max_seq_len": self.max_seq_len,
+            "theta": self.theta,
+            "rope_style": self.rope_style,
+        }

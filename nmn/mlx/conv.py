@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from nmn.core.conv import as_tuple, conv_pads, normalize_padding, PADDING_MODES
+from nmn.core.conv import PADDING_MODES, as_tuple, conv_pads, normalize_padding
 from nmn.core.options import DEFAULT_EPSILON, check_choice, check_positive_int
 from nmn.mlx._ops import YatParamsMixin, fan_in_normal, mx, nn
 from nmn.mlx.functional import yat_conv
@@ -16,8 +16,9 @@ def check_conv_input(layer, x, rank, channels):
     """``ValueError`` naming the layer and both shapes unless ``x`` is ``(N, *S, channels)`` with ``rank`` axes S."""
     if x.ndim != rank + 2 or (channels is not None and x.shape[-1] != channels):
         dims = ", ".join(["N", *("LHW"[-rank:] if rank < 3 else "DHW"), str(channels if channels else "C")])
-        raise ValueError(f"{layer}: expected a channels-last input of shape ({dims}) (rank {rank + 2}), "
-                         f"got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{layer}: expected a channels-last input of shape ({dims}) (rank {rank + 2}), got shape {tuple(x.shape)}"
+        )
 
 
 class _ConvBase(YatParamsMixin, nn.Module):
@@ -54,11 +55,13 @@ class _ConvBase(YatParamsMixin, nn.Module):
 
     def _build(self, in_channels):
         if in_channels % self.groups:
-            raise ValueError(f"{type(self).__name__}: in_channels ({in_channels}) must be divisible by "
-                             f"groups ({self.groups})")
+            raise ValueError(
+                f"{type(self).__name__}: in_channels ({in_channels}) must be divisible by groups ({self.groups})"
+            )
         self.in_channels = int(in_channels)
-        self.kernel = fan_in_normal((self.filters, *self.kernel_size, in_channels // self.groups),
-                                    self._fan_in(in_channels), self._dtype)
+        self.kernel = fan_in_normal(
+            (self.filters, *self.kernel_size, in_channels // self.groups), self._fan_in(in_channels), self._dtype
+        )
 
     def _checked_input(self, x):
         """Build the kernel from the first input when needed; check ``x`` is ``(N, *S, in_channels)``."""
@@ -71,9 +74,15 @@ class _ConvBase(YatParamsMixin, nn.Module):
 
     def _constructor_geometry(self):
         padding = self.padding if isinstance(self.padding, str) else [list(p) for p in self.padding]
-        return {"filters": self.filters, "kernel_size": list(self.kernel_size), "in_channels": self.in_channels,
-                "strides": list(self.strides), "padding": padding, "dilation_rate": list(self.dilation_rate),
-                "groups": self.groups}
+        return {
+            "filters": self.filters,
+            "kernel_size": list(self.kernel_size),
+            "in_channels": self.in_channels,
+            "strides": list(self.strides),
+            "padding": padding,
+            "dilation_rate": list(self.dilation_rate),
+            "groups": self.groups,
+        }
 
     @classmethod
     def from_config(cls, config):
@@ -97,15 +106,32 @@ class _ConvBase(YatParamsMixin, nn.Module):
 class _YatConvND(_ConvBase):
     """N-d Yat convolution; use :class:`YatConv1D`, :class:`YatConv2D` or :class:`YatConv3D`."""
 
-    def __init__(self, filters, kernel_size, *, in_channels=None, strides=1, padding=0, dilation_rate=1,
-                 groups=1, padding_mode="zeros", use_bias=True, constant_bias=None, use_alpha=True,
-                 constant_alpha=None, epsilon=DEFAULT_EPSILON, learnable_epsilon=False, weight_normalized=False,
-                 dtype=mx.float32):
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        *,
+        in_channels=None,
+        strides=1,
+        padding=0,
+        dilation_rate=1,
+        groups=1,
+        padding_mode="zeros",
+        use_bias=True,
+        constant_bias=None,
+        use_alpha=True,
+        constant_alpha=None,
+        epsilon=DEFAULT_EPSILON,
+        learnable_epsilon=False,
+        weight_normalized=False,
+        dtype=mx.float32,
+    ):
         super().__init__()
         self.padding = self._init_geometry(filters, kernel_size, strides, dilation_rate, padding)
         self.padding_mode = check_choice(padding_mode, tuple(PADDING_MODES), "padding_mode", type(self).__name__)
-        self._init_groups_and_params(groups, (use_bias, constant_bias, use_alpha, constant_alpha, epsilon,
-                                              learnable_epsilon), dtype)
+        self._init_groups_and_params(
+            groups, (use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon), dtype
+        )
         self.weight_normalized = bool(weight_normalized)
         self._init_kernel(in_channels)
 
@@ -117,14 +143,28 @@ class _YatConvND(_ConvBase):
 
     def __call__(self, x):
         x = self._checked_input(x)
-        return yat_conv(x, self["kernel"], self._bias_value(), self._alpha_value(), self._eps_value(),
-                        strides=self.strides, pads=self._pads(x), dilations=self.dilation_rate, groups=self.groups,
-                        padding_mode=self.padding_mode, weight_normalized=self.weight_normalized)
+        return yat_conv(
+            x,
+            self["kernel"],
+            self._bias_value(),
+            self._alpha_value(),
+            self._eps_value(),
+            strides=self.strides,
+            pads=self._pads(x),
+            dilations=self.dilation_rate,
+            groups=self.groups,
+            padding_mode=self.padding_mode,
+            weight_normalized=self.weight_normalized,
+        )
 
     def get_config(self):
         """Constructor keywords as plain JSON; ``type(layer).from_config(layer.get_config())`` rebuilds it."""
-        return {**self._constructor_geometry(), "padding_mode": self.padding_mode, **self._yat_config(),
-                "weight_normalized": self.weight_normalized}
+        return {
+            **self._constructor_geometry(),
+            "padding_mode": self.padding_mode,
+            **self._yat_config(),
+            "weight_normalized": self.weight_normalized,
+        }
 
     def spec_config(self):
         """The neutral spec's config (canonical geometry keys, every Yat key)."""
@@ -188,9 +228,15 @@ _CONV_DOC = """Yat {rank}-D convolution: every patch ``P`` of the (padded) input
 
 def _doc(rank, sdims):
     example = ", ".join(["5"] * rank)
-    return _CONV_DOC.format(rank=rank, kdims=", ".join(f"k{i}" for i in range(rank)), sdims=sdims,
-                            sdims_out=sdims + "'", causal=", ``'causal'`` (left pad ``d (k - 1)``)" if rank == 1 else "",
-                            example=example, out_example="1, " + example)
+    return _CONV_DOC.format(
+        rank=rank,
+        kdims=", ".join(f"k{i}" for i in range(rank)),
+        sdims=sdims,
+        sdims_out=sdims + "'",
+        causal=", ``'causal'`` (left pad ``d (k - 1)``)" if rank == 1 else "",
+        example=example,
+        out_example="1, " + example,
+    )
 
 
 class YatConv1D(_YatConvND):

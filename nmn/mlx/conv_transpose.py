@@ -16,21 +16,40 @@ __all__ = ["YatConvTranspose1D", "YatConvTranspose2D", "YatConvTranspose3D"]
 class _YatConvTransposeND(_ConvBase):
     """N-d Yat transposed convolution; use the 1-D / 2-D / 3-D classes."""
 
-    def __init__(self, filters, kernel_size, *, in_channels=None, strides=1, padding=0, dilation_rate=1,
-                 output_padding=0, groups=1, use_bias=True, constant_bias=None, use_alpha=True, constant_alpha=None,
-                 epsilon=DEFAULT_EPSILON, learnable_epsilon=False, dtype=mx.float32):
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        *,
+        in_channels=None,
+        strides=1,
+        padding=0,
+        dilation_rate=1,
+        output_padding=0,
+        groups=1,
+        use_bias=True,
+        constant_bias=None,
+        use_alpha=True,
+        constant_alpha=None,
+        epsilon=DEFAULT_EPSILON,
+        learnable_epsilon=False,
+        dtype=mx.float32,
+    ):
         super().__init__()
         name, rank = type(self).__name__, self._rank
         padding = self._init_geometry(filters, kernel_size, strides, dilation_rate, padding)
         if padding == "causal":
             raise ValueError(f"{name}: padding='causal' is not defined for transposed convolutions")
         self.padding = padding
-        self.output_padding = output_padding_tuple(output_padding, rank, name, strides=self.strides,
-                                                   dilations=self.dilation_rate)
-        self._init_groups_and_params(groups, (use_bias, constant_bias, use_alpha, constant_alpha, epsilon,
-                                              learnable_epsilon), dtype)
-        self._pads, self._outpad = transpose_geometry(self.padding, self.kernel_size, self.strides,
-                                                      self.dilation_rate, self.output_padding)
+        self.output_padding = output_padding_tuple(
+            output_padding, rank, name, strides=self.strides, dilations=self.dilation_rate
+        )
+        self._init_groups_and_params(
+            groups, (use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon), dtype
+        )
+        self._pads, self._outpad = transpose_geometry(
+            self.padding, self.kernel_size, self.strides, self.dilation_rate, self.output_padding
+        )
         self._init_kernel(in_channels)
 
     def _fan_in(self, in_channels):
@@ -38,9 +57,18 @@ class _YatConvTransposeND(_ConvBase):
 
     def __call__(self, x):
         x = self._checked_input(x)
-        return yat_conv_transpose(x, self["kernel"], self._bias_value(), self._alpha_value(), self._eps_value(),
-                                  strides=self.strides, pads=self._pads, dilations=self.dilation_rate,
-                                  output_padding=self._outpad, groups=self.groups)
+        return yat_conv_transpose(
+            x,
+            self["kernel"],
+            self._bias_value(),
+            self._alpha_value(),
+            self._eps_value(),
+            strides=self.strides,
+            pads=self._pads,
+            dilations=self.dilation_rate,
+            output_padding=self._outpad,
+            groups=self.groups,
+        )
 
     def get_config(self):
         """Constructor keywords as plain JSON; ``type(layer).from_config(layer.get_config())`` rebuilds it."""
@@ -57,8 +85,12 @@ class _YatConvTransposeND(_ConvBase):
         }
 
     def _extra_repr(self):
-        parts = [f"{self.in_channels}, {self.filters}", f"kernel_size={self.kernel_size}",
-                 f"strides={self.strides}", f"padding={self.padding!r}"]
+        parts = [
+            f"{self.in_channels}, {self.filters}",
+            f"kernel_size={self.kernel_size}",
+            f"strides={self.strides}",
+            f"padding={self.padding!r}",
+        ]
         if self.dilation_rate != (1,) * self._rank:
             parts.append(f"dilation_rate={self.dilation_rate}")
         if any(self.output_padding):
@@ -104,8 +136,13 @@ _DOC = """Yat {rank}-D transposed convolution (the ONNX / torch ``ConvTranspose`
 
 
 def _doc(rank, sdims):
-    return _DOC.format(rank=rank, kdims=", ".join(f"k{i}" for i in range(rank)), sdims=sdims,
-                       example=", ".join(["3"] * rank), out_example=", ".join(["6"] * rank))
+    return _DOC.format(
+        rank=rank,
+        kdims=", ".join(f"k{i}" for i in range(rank)),
+        sdims=sdims,
+        example=", ".join(["3"] * rank),
+        out_example=", ".join(["6"] * rank),
+    )
 
 
 class YatConvTranspose1D(_YatConvTransposeND):

@@ -44,9 +44,23 @@ class YatNMN(YatParamsMixin, nn.Module):
     ['alpha', 'bias', 'kernel']
     """
 
-    def __init__(self, features, *, in_features=None, use_bias=True, constant_bias=None, use_alpha=True,
-                 constant_alpha=None, epsilon=DEFAULT_EPSILON, learnable_epsilon=False, spherical=False,
-                 weight_normalized=False, lazy=False, freeze_kernel=False, dtype=mx.float32):
+    def __init__(
+        self,
+        features,
+        *,
+        in_features=None,
+        use_bias=True,
+        constant_bias=None,
+        use_alpha=True,
+        constant_alpha=None,
+        epsilon=DEFAULT_EPSILON,
+        learnable_epsilon=False,
+        spherical=False,
+        weight_normalized=False,
+        lazy=False,
+        freeze_kernel=False,
+        dtype=mx.float32,
+    ):
         super().__init__()
         name = type(self).__name__
         self.features = check_positive_int(features, "features", name)
@@ -64,8 +78,7 @@ class YatNMN(YatParamsMixin, nn.Module):
 
     def _build(self, in_features):
         self.in_features = int(in_features)
-        self.kernel = glorot_normal((self.features, self.in_features), self.in_features, self.features,
-                                    self._dtype)
+        self.kernel = glorot_normal((self.features, self.in_features), self.in_features, self.features, self._dtype)
         if self.lazy:
             self.freeze(keys=["kernel"], recurse=False)
 
@@ -75,8 +88,15 @@ class YatNMN(YatParamsMixin, nn.Module):
                 raise ValueError(f"{type(self).__name__}: expected input of shape (..., in_features), got a scalar")
             self._build(x.shape[-1])
         check_last_dim(type(self).__name__, x, self.in_features)
-        return yat_dense(x, self["kernel"], self._bias_value(), self._alpha_value(), self._eps_value(),
-                         spherical=self.spherical, weight_normalized=self.weight_normalized)
+        return yat_dense(
+            x,
+            self["kernel"],
+            self._bias_value(),
+            self._alpha_value(),
+            self._eps_value(),
+            spherical=self.spherical,
+            weight_normalized=self.weight_normalized,
+        )
 
     def get_config(self):
         """Constructor keywords as plain JSON; ``YatNMN.from_config(layer.get_config())`` builds the same layer."""

@@ -36,8 +36,19 @@ class YatEmbed(PlainConfigMixin, nn.Module):
     ((1, 3, 4), (1, 3, 10))
     """
 
-    def __init__(self, num_embeddings, features, *, use_alpha=True, constant_alpha=None, epsilon=DEFAULT_EPSILON,
-                 spherical=False, weight_normalized=False, dtype=mx.float32, **refused):
+    def __init__(
+        self,
+        num_embeddings,
+        features,
+        *,
+        use_alpha=True,
+        constant_alpha=None,
+        epsilon=DEFAULT_EPSILON,
+        spherical=False,
+        weight_normalized=False,
+        dtype=mx.float32,
+        **refused,
+    ):
         super().__init__()
         name = type(self).__name__
         refuse_keywords(name, refused)
@@ -56,15 +67,19 @@ class YatEmbed(PlainConfigMixin, nn.Module):
 
     def __call__(self, ids):
         if not mx.issubdtype(ids.dtype, mx.integer):
-            raise ValueError(f"{type(self).__name__}: ids must be integers, got dtype {ids.dtype} "
-                             f"with shape {tuple(ids.shape)}")
+            raise ValueError(
+                f"{type(self).__name__}: ids must be integers, got dtype {ids.dtype} with shape {tuple(ids.shape)}"
+            )
         return self["embedding"][ids]
 
     def attend(self, query):
         """Yat logits of ``query (..., features)`` against every row: ``(..., num_embeddings)``."""
         check_last_dim(type(self).__name__, query, self.features)
-        alpha = to_f32(self["alpha"]) if self._alpha_spec.learnable else (
-            None if self._alpha_spec.value == 1.0 else self._alpha_spec.value)
+        alpha = (
+            to_f32(self["alpha"])
+            if self._alpha_spec.learnable
+            else (None if self._alpha_spec.value == 1.0 else self._alpha_spec.value)
+        )
         return yat_embed_attend(query, self["embedding"], alpha, self.epsilon, spherical=self.spherical)
 
     def as_linear(self, query):

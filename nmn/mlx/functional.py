@@ -35,8 +35,7 @@ def _out(y, x, *params):
     return y if y.dtype == dtype else y.astype(dtype)
 
 
-def yat_dense(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, spherical=False,
-              weight_normalized=False):
+def yat_dense(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, spherical=False, weight_normalized=False):
     """Yat dense product ``alpha (x.w_o + b_o)^2 / (relu(|x|^2 + |w_o|^2 - 2 x.w_o) + eps)``.
 
     Args:
@@ -50,8 +49,16 @@ def yat_dense(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, sphe
 
     Shape: ``(..., I) -> (..., O)``.
     """
-    y = yat.yat_dense(F, to_f32(x), to_f32(kernel).T, _f32(bias), _f32(alpha), _f32(epsilon),
-                      spherical=spherical, weight_normalized=weight_normalized)
+    y = yat.yat_dense(
+        F,
+        to_f32(x),
+        to_f32(kernel).T,
+        _f32(bias),
+        _f32(alpha),
+        _f32(epsilon),
+        spherical=spherical,
+        weight_normalized=weight_normalized,
+    )
     return _out(y, x, kernel)
 
 
@@ -104,8 +111,9 @@ def _conv(x, w, groups=1, **kw):
     if groups == 1 or w.ndim <= 4:
         return mx.conv_general(x, w, groups=groups, **kw)
     cg, mg = x.shape[-1] // groups, w.shape[0] // groups
-    return mx.concatenate([mx.conv_general(x[..., g * cg:(g + 1) * cg], w[g * mg:(g + 1) * mg], **kw)
-                           for g in range(groups)], axis=-1)
+    return mx.concatenate(
+        [mx.conv_general(x[..., g * cg : (g + 1) * cg], w[g * mg : (g + 1) * mg], **kw) for g in range(groups)], axis=-1
+    )
 
 
 def _group_energy(x2, groups):
@@ -133,8 +141,20 @@ def _filter_norms(w, weight_normalized):
     return w, mx.sum(w * w, axis=axes)
 
 
-def yat_conv(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, strides=1, pads=None, dilations=1,
-             groups=1, padding_mode="zeros", weight_normalized=False):
+def yat_conv(
+    x,
+    kernel,
+    bias=None,
+    alpha=None,
+    epsilon=DEFAULT_EPSILON,
+    *,
+    strides=1,
+    pads=None,
+    dilations=1,
+    groups=1,
+    padding_mode="zeros",
+    weight_normalized=False,
+):
     """Yat convolution of a channels-last ``x (N, *S, C)`` with ``kernel (M, *k, C/G)``.
 
     ``y = alpha (P.W_m + b_m)^2 / (relu(|P|^2 + |W_m|^2 - 2 P.W_m) + eps)`` for every (padded) patch ``P``.
@@ -169,8 +189,20 @@ def yat_conv(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, strid
     return _out(y, x, kernel)
 
 
-def yat_conv_transpose(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, strides=1, pads=None,
-                       dilations=1, output_padding=None, groups=1, weight_normalized=False):
+def yat_conv_transpose(
+    x,
+    kernel,
+    bias=None,
+    alpha=None,
+    epsilon=DEFAULT_EPSILON,
+    *,
+    strides=1,
+    pads=None,
+    dilations=1,
+    output_padding=None,
+    groups=1,
+    weight_normalized=False,
+):
     """Yat transposed convolution of ``x (N, *S, C)`` with ``kernel (M, *k, C/G)`` (ONNX ``ConvTranspose`` maps).
 
     The dot map is ONNX / torch ``ConvTranspose`` (``pads`` crop the output, ``output_padding`` extends its high
@@ -212,8 +244,18 @@ def _tup(v, rank):
     return (int(v),) * rank if isinstance(v, int) else tuple(int(i) for i in v)
 
 
-def yat_attention_weights(q, k, mask=None, alpha=None, epsilon=DEFAULT_EPSILON, *, spherical=False,
-                          normalization="softmax", power=1.0, causal=False):
+def yat_attention_weights(
+    q,
+    k,
+    mask=None,
+    alpha=None,
+    epsilon=DEFAULT_EPSILON,
+    *,
+    spherical=False,
+    normalization="softmax",
+    power=1.0,
+    causal=False,
+):
     """Attention weights ``(B, H, Lq, Lk)`` of ``(B, L, H, D)`` heads: Yat scores -> mask -> normalise.
 
     ``score = alpha (q.k)^2 / ((relu(|q|^2 + |k|^2 - 2 q.k) + eps) sqrt(D))``; ``mask`` is bool, True = attend.
@@ -224,16 +266,40 @@ def yat_attention_weights(q, k, mask=None, alpha=None, epsilon=DEFAULT_EPSILON, 
     return yat.normalize_scores(F, scores, mask, _f32(epsilon), normalization=normalization, power=power)
 
 
-def yat_attention(q, k, v, mask=None, alpha=None, epsilon=DEFAULT_EPSILON, *, spherical=False,
-                  normalization="softmax", power=1.0, causal=False, dropout=None):
+def yat_attention(
+    q,
+    k,
+    v,
+    mask=None,
+    alpha=None,
+    epsilon=DEFAULT_EPSILON,
+    *,
+    spherical=False,
+    normalization="softmax",
+    power=1.0,
+    causal=False,
+    dropout=None,
+):
     """Yat attention of ``(B, L, H, D)`` heads (yat-ops.md 5.1); returns ``(B, Lq, H, Dv)``.
 
     >>> import mlx.core as mx
     >>> yat_attention(mx.ones((1, 2, 1, 4)), mx.ones((1, 3, 1, 4)), mx.ones((1, 3, 1, 4))).shape
     (1, 2, 1, 4)
     """
-    return yat.yat_attention(F, q, k, v, mask, _f32(alpha), _f32(epsilon), spherical=spherical,
-                             normalization=normalization, power=power, causal=causal, dropout=dropout)
+    return yat.yat_attention(
+        F,
+        q,
+        k,
+        v,
+        mask,
+        _f32(alpha),
+        _f32(epsilon),
+        spherical=spherical,
+        normalization=normalization,
+        power=power,
+        causal=causal,
+        dropout=dropout,
+    )
 
 
 def yat_performer_attention(q, k, v, proj, alpha=None, epsilon=DEFAULT_EPSILON, *, causal=False):
@@ -265,5 +331,3 @@ def precompute_freqs_cis(head_dim, max_seq_len, theta=10000.0, dtype=None):
 def apply_rotary_emb(x, cos, sin, *, interleaved=True):
     """Rotate ``x (B, L, H, D)`` by tables already sliced to its positions ``(L, D/2)``."""
     return cast_like(yat.rope(F, to_f32(x), cos, sin, interleaved=interleaved), x)
-
-

@@ -128,7 +128,9 @@ def _check_params(kind, layer, params, expected):
     for name, value in params.items():
         want = expected[name]
         if tuple(np.shape(value)) != tuple(want):
-            raise ValueError(f"from_spec: {kind} param {name!r} has shape {tuple(np.shape(value))}, expected {tuple(want)}")
+            raise ValueError(
+                f"from_spec: {kind} param {name!r} has shape {tuple(np.shape(value))}, expected {tuple(want)}"
+            )
 
 
 def from_spec(kind, config, params, *, dtype=mx.float32):
@@ -136,19 +138,30 @@ def from_spec(kind, config, params, *, dtype=mx.float32):
     config = dict(config)
     params = {k: np.asarray(v) for k, v in params.items()}
     if kind == "YatNMN":
-        layer = YatNMN(config["out_features"], in_features=config["in_features"], dtype=dtype,
-                       **_pick(config, _YAT_KEYS + ("spherical", "weight_normalized", "lazy")))
+        layer = YatNMN(
+            config["out_features"],
+            in_features=config["in_features"],
+            dtype=dtype,
+            **_pick(config, _YAT_KEYS + ("spherical", "weight_normalized", "lazy")),
+        )
         return _load_yat(kind, layer, params, dtype)
     if kind == "YatConv":
         _refuse(kind, config, "spherical")
         cls = _CONV[int(config["rank"])]
         padding = config.get("padding", "valid")
         padding = padding if isinstance(padding, str) else [tuple(p) for p in padding]
-        layer = cls(config["out_channels"], tuple(config["kernel_size"]), in_channels=config["in_channels"],
-                    strides=_ints(config.get("strides", 1)),
-                    padding=padding, dilation_rate=_ints(config.get("dilations", 1)), groups=config.get("groups", 1),
-                    padding_mode=config.get("padding_mode", "zeros"), dtype=dtype,
-                    **_pick(config, _YAT_KEYS + ("weight_normalized",)))
+        layer = cls(
+            config["out_channels"],
+            tuple(config["kernel_size"]),
+            in_channels=config["in_channels"],
+            strides=_ints(config.get("strides", 1)),
+            padding=padding,
+            dilation_rate=_ints(config.get("dilations", 1)),
+            groups=config.get("groups", 1),
+            padding_mode=config.get("padding_mode", "zeros"),
+            dtype=dtype,
+            **_pick(config, _YAT_KEYS + ("weight_normalized",)),
+        )
         return _load_yat(kind, layer, params, dtype)
     if kind == "YatConvTranspose":
         _refuse(kind, config, "spherical")
@@ -156,15 +169,33 @@ def from_spec(kind, config, params, *, dtype=mx.float32):
         cls = _CONV_T[int(config["rank"])]
         padding = config.get("padding", "valid")
         padding = padding if isinstance(padding, str) else [tuple(p) for p in padding]
-        layer = cls(config["out_channels"], tuple(config["kernel_size"]), in_channels=config["in_channels"],
-                    strides=_ints(config.get("strides", 1)), padding=padding,
-                    dilation_rate=_ints(config.get("dilations", 1)),
-                    output_padding=_ints(config.get("output_padding", 0)), groups=config.get("groups", 1),
-                    dtype=dtype, **_pick(config, _YAT_KEYS))
+        layer = cls(
+            config["out_channels"],
+            tuple(config["kernel_size"]),
+            in_channels=config["in_channels"],
+            strides=_ints(config.get("strides", 1)),
+            padding=padding,
+            dilation_rate=_ints(config.get("dilations", 1)),
+            output_padding=_ints(config.get("output_padding", 0)),
+            groups=config.get("groups", 1),
+            dtype=dtype,
+            **_pick(config, _YAT_KEYS),
+        )
         return _load_yat(kind, layer, params, dtype, groups=layer.groups)
     if kind in ("MultiHeadYatAttention", "RotaryYatAttention"):
-        keys = ("use_bias", "use_alpha", "constant_alpha", "epsilon", "spherical", "normalization", "power",
-                "use_out_proj", "causal", "use_performer", "num_features")
+        keys = (
+            "use_bias",
+            "use_alpha",
+            "constant_alpha",
+            "epsilon",
+            "spherical",
+            "normalization",
+            "power",
+            "use_out_proj",
+            "causal",
+            "use_performer",
+            "num_features",
+        )
         opts = _pick(config, keys)
         if kind == "RotaryYatAttention":
             opts.update(_pick(config, ("max_seq_len", "theta", "rope_style")))
@@ -189,8 +220,12 @@ def from_spec(kind, config, params, *, dtype=mx.float32):
                 _assign(layer, name, value, dtype)
         return layer
     if kind == "YatEmbed":
-        layer = YatEmbed(config["num_embeddings"], config["features"], dtype=dtype,
-                         **_pick(config, ("use_alpha", "constant_alpha", "epsilon", "spherical")))
+        layer = YatEmbed(
+            config["num_embeddings"],
+            config["features"],
+            dtype=dtype,
+            **_pick(config, ("use_alpha", "constant_alpha", "epsilon", "spherical")),
+        )
         expected = {k: layer[k].shape for k in ("embedding", "alpha") if k in layer}
         _check_params(kind, layer, params, expected)
         for name, value in params.items():

@@ -8,13 +8,15 @@
 """
 
 try:
-    import flax.nnx  # noqa: F401
-    import jax  # noqa: F401
+    import flax.nnx
+    import jax
 except ImportError as err:  # pragma: no cover - exercised only without flax
     raise ImportError('nmn.nnx needs JAX and Flax: pip install "nmn[nnx]>=1.0" (the "jax" extra)') from err
 
-from nmn.nnx._ops import Buffer, FrozenParam
+from nmn.core.names import bind_aliases as _bind_aliases
+from nmn.core.names import public_names as _public_names
 from nmn.nnx import functional
+from nmn.nnx._ops import Buffer, FrozenParam
 from nmn.nnx.attention import MultiHeadAttention, MultiHeadYatAttention, RotaryYatAttention
 from nmn.nnx.conv import YatConv, YatConv1D, YatConv2D, YatConv3D
 from nmn.nnx.conv_transpose import YatConvTranspose, YatConvTranspose1D, YatConvTranspose2D, YatConvTranspose3D
@@ -23,9 +25,6 @@ from nmn.nnx.embed import Embed, YatEmbed
 from nmn.nnx.functional import yat_attention
 from nmn.nnx.spec import from_spec, to_spec
 from nmn.nnx.squashers import soft_tanh, softer_sigmoid, softermax
-
-from nmn.core.names import bind_aliases as _bind_aliases
-from nmn.core.names import public_names as _public_names
 
 _bind_aliases(globals())
 __all__ = list(_public_names("nnx"))

@@ -28,8 +28,8 @@ from nmn.core.options import (
     ROPE_STYLES,
     ROPE_THETA,
     check_choice,
-    mask_needs_head_axis,
     check_positive_int,
+    mask_needs_head_axis,
 )
 from nmn.nnx._ops import Buffer
 
@@ -76,14 +76,32 @@ class MultiHeadYatAttention(nnx.Module):
         (1, 5, 8)
     """
 
-    def __init__(self, num_heads: int, in_features: int, qkv_features: int | None = None,
-                 out_features: int | None = None, *, in_kv_features: int | None = None, use_bias: bool = True,
-                 use_alpha: bool = True, constant_alpha=None, epsilon: float = DEFAULT_EPSILON,
-                 spherical: bool = False, normalization: str = "softmax", power: float = 1.0,
-                 use_out_proj: bool = True, causal: bool = False, dropout_rate: float = 0.0,
-                 use_performer: bool = False, num_features: int = PERFORMER_NUM_FEATURES, dtype=None,
-                 param_dtype=jnp.float32,
-                 kernel_init=default_kernel_init, bias_init=default_bias_init, rngs: nnx.Rngs):
+    def __init__(
+        self,
+        num_heads: int,
+        in_features: int,
+        qkv_features: int | None = None,
+        out_features: int | None = None,
+        *,
+        in_kv_features: int | None = None,
+        use_bias: bool = True,
+        use_alpha: bool = True,
+        constant_alpha=None,
+        epsilon: float = DEFAULT_EPSILON,
+        spherical: bool = False,
+        normalization: str = "softmax",
+        power: float = 1.0,
+        use_out_proj: bool = True,
+        causal: bool = False,
+        dropout_rate: float = 0.0,
+        use_performer: bool = False,
+        num_features: int = PERFORMER_NUM_FEATURES,
+        dtype=None,
+        param_dtype=jnp.float32,
+        kernel_init=default_kernel_init,
+        bias_init=default_bias_init,
+        rngs: nnx.Rngs,
+    ):
         name = type(self).__name__
         self.num_heads = check_positive_int(num_heads, "num_heads", name)
         self.in_features = check_positive_int(in_features, "in_features", name)
@@ -91,8 +109,9 @@ class MultiHeadYatAttention(nnx.Module):
         self.out_features = check_positive_int(out_features or in_features, "out_features", name)
         self.in_kv_features = check_positive_int(in_kv_features or in_features, "in_kv_features", name)
         if self.qkv_features % self.num_heads:
-            raise ValueError(f"{name}: qkv_features ({self.qkv_features}) must be divisible by num_heads "
-                             f"({self.num_heads})")
+            raise ValueError(
+                f"{name}: qkv_features ({self.qkv_features}) must be divisible by num_heads ({self.num_heads})"
+            )
         self.head_dim = self.qkv_features // self.num_heads
         self.opts = yat_options(name, use_alpha=use_alpha, constant_alpha=constant_alpha, epsilon=epsilon)
         self.use_bias = bool(use_bias)
@@ -108,8 +127,17 @@ class MultiHeadYatAttention(nnx.Module):
         self.dtype, self.param_dtype = dtype, param_dtype
 
         def linear(n_in, n_out):
-            return nnx.Linear(n_in, n_out, use_bias=self.use_bias, dtype=dtype, param_dtype=param_dtype,
-                              kernel_init=kernel_init, bias_init=bias_init, promote_dtype=promote_arrays, rngs=rngs)
+            return nnx.Linear(
+                n_in,
+                n_out,
+                use_bias=self.use_bias,
+                dtype=dtype,
+                param_dtype=param_dtype,
+                kernel_init=kernel_init,
+                bias_init=bias_init,
+                promote_dtype=promote_arrays,
+                rngs=rngs,
+            )
 
         self.query = linear(self.in_features, self.qkv_features)
         self.key = linear(self.in_kv_features, self.qkv_features)
@@ -151,9 +179,19 @@ class MultiHeadYatAttention(nnx.Module):
             if mask is not None:
                 raise ValueError(f"{type(self).__name__}: use_performer=True takes no mask (use causal=True)")
             return performer_attention(q, k, v, self.proj[...], self._alpha(), self.opts.epsilon, causal=causal)
-        return yat_attention(q, k, v, mask, self._alpha(), self.opts.epsilon, spherical=self.spherical,
-                             normalization=self.normalization, power=self.power, causal=causal,
-                             dropout=self._dropout_fn(deterministic))
+        return yat_attention(
+            q,
+            k,
+            v,
+            mask,
+            self._alpha(),
+            self.opts.epsilon,
+            spherical=self.spherical,
+            normalization=self.normalization,
+            power=self.power,
+            causal=causal,
+            dropout=self._dropout_fn(deterministic),
+        )
 
     def __call__(self, inputs_q, inputs_k=None, inputs_v=None, *, mask=None, deterministic: bool | None = None):
         """Attend from ``inputs_q`` to ``inputs_k``/``inputs_v`` (default: self-attention)."""
@@ -195,9 +233,18 @@ class RotaryYatAttention(MultiHeadYatAttention):
         (1, 4, 8)
     """
 
-    def __init__(self, num_heads: int, in_features: int, qkv_features: int | None = None,
-                 out_features: int | None = None, *, max_seq_len: int = 2048, theta: float = ROPE_THETA,
-                 rope_style: str = "interleaved", **kwargs):
+    def __init__(
+        self,
+        num_heads: int,
+        in_features: int,
+        qkv_features: int | None = None,
+        out_features: int | None = None,
+        *,
+        max_seq_len: int = 2048,
+        theta: float = ROPE_THETA,
+        rope_style: str = "interleaved",
+        **kwargs,
+    ):
         name = type(self).__name__
         if kwargs.get("use_performer"):
             raise ValueError(f"{name}: use_performer=True is not available with rotary embeddings")
@@ -241,8 +288,18 @@ class RotaryYatAttention(MultiHeadYatAttention):
         if self.cache_index is None:
             raise ValueError(f"{name}: decode=True needs init_cache(input_shape) first")
         q, cache_k, cache_v, mask, self.cache_index[...] = kv_cache_step(
-            name, q, k, v, self.cached_key[...], self.cached_value[...], self.cache_index[...], cos, sin,
-            interleaved=interleaved, mask=mask)
+            name,
+            q,
+            k,
+            v,
+            self.cached_key[...],
+            self.cached_value[...],
+            self.cache_index[...],
+            cos,
+            sin,
+            interleaved=interleaved,
+            mask=mask,
+        )
         self.cached_key[...] = cache_k
         self.cached_value[...] = cache_v
         out = self._attend(q, cache_k, cache_v.astype(v.dtype), mask, deterministic, False)

@@ -52,26 +52,55 @@ class YatConv(nnx.Module):
 
     _rank: ClassVar[int | None] = None
 
-    def __init__(self, in_features: int, out_features: int, kernel_size, strides=1, *, padding="SAME",
-                 padding_mode: str = "zeros", kernel_dilation=1, feature_group_count: int = 1,
-                 use_bias: bool = True, constant_bias=None, use_alpha: bool = True, constant_alpha=None,
-                 epsilon: float = DEFAULT_EPSILON, learnable_epsilon: bool = False, weight_normalized: bool = False,
-                 dtype=None, param_dtype=jnp.float32, kernel_init=default_kernel_init,
-                 bias_init=default_bias_init, rngs: nnx.Rngs):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        kernel_size,
+        strides=1,
+        *,
+        padding="SAME",
+        padding_mode: str = "zeros",
+        kernel_dilation=1,
+        feature_group_count: int = 1,
+        use_bias: bool = True,
+        constant_bias=None,
+        use_alpha: bool = True,
+        constant_alpha=None,
+        epsilon: float = DEFAULT_EPSILON,
+        learnable_epsilon: bool = False,
+        weight_normalized: bool = False,
+        dtype=None,
+        param_dtype=jnp.float32,
+        kernel_init=default_kernel_init,
+        bias_init=default_bias_init,
+        rngs: nnx.Rngs,
+    ):
         name = type(self).__name__
         self.in_features = check_positive_int(in_features, "in_features", name)
         self.out_features = check_positive_int(out_features, "out_features", name)
         self.kernel_size, self.strides, self.kernel_dilation, groups = conv_geometry(
-            kernel_size, strides, kernel_dilation, feature_group_count, self._rank, name)
+            kernel_size, strides, kernel_dilation, feature_group_count, self._rank, name
+        )
         rank = len(self.kernel_size)
         if in_features % groups or out_features % groups:
-            raise ValueError(f"{name}: in_features ({in_features}) and out_features ({out_features}) must be "
-                             f"divisible by feature_group_count ({groups})")
+            raise ValueError(
+                f"{name}: in_features ({in_features}) and out_features ({out_features}) must be "
+                f"divisible by feature_group_count ({groups})"
+            )
         self.feature_group_count = groups
-        self.padding, self.padding_mode = conv_padding(padding, padding_mode, rank, self.kernel_size,
-                                                       self.kernel_dilation, name)
-        self.opts = yat_options(name, use_bias=use_bias, constant_bias=constant_bias, use_alpha=use_alpha,
-                                constant_alpha=constant_alpha, epsilon=epsilon, learnable_epsilon=learnable_epsilon)
+        self.padding, self.padding_mode = conv_padding(
+            padding, padding_mode, rank, self.kernel_size, self.kernel_dilation, name
+        )
+        self.opts = yat_options(
+            name,
+            use_bias=use_bias,
+            constant_bias=constant_bias,
+            use_alpha=use_alpha,
+            constant_alpha=constant_alpha,
+            epsilon=epsilon,
+            learnable_epsilon=learnable_epsilon,
+        )
         self.weight_normalized = bool(weight_normalized)
         self.dtype, self.param_dtype = dtype, param_dtype
         shape = (*self.kernel_size, in_features // groups, out_features)
@@ -88,13 +117,29 @@ class YatConv(nnx.Module):
         rank = self.rank
         shape = tuple(getattr(inputs, "shape", ()))
         if len(shape) != rank + 2 or shape[-1] != self.in_features:
-            check_input(type(self).__name__, inputs, rank + 2, self.in_features,
-                        f"(N, {', '.join(['*'] * rank)}, {self.in_features}) for kernel {tuple(self.kernel.shape)}")
+            check_input(
+                type(self).__name__,
+                inputs,
+                rank + 2,
+                self.in_features,
+                f"(N, {', '.join(['*'] * rank)}, {self.in_features}) for kernel {tuple(self.kernel.shape)}",
+            )
         pads = conv_pads(self.padding, shape[1:-1], self.kernel_size, self.strides, self.kernel_dilation)
         bias, alpha, eps = tail_of(self)
-        return yat_conv(inputs, self.kernel[...], bias, alpha, eps, strides=self.strides, padding=pads,
-                        dilations=self.kernel_dilation, groups=self.feature_group_count,
-                        padding_mode=self.padding_mode, weight_normalized=self.weight_normalized, dtype=self.dtype)
+        return yat_conv(
+            inputs,
+            self.kernel[...],
+            bias,
+            alpha,
+            eps,
+            strides=self.strides,
+            padding=pads,
+            dilations=self.kernel_dilation,
+            groups=self.feature_group_count,
+            padding_mode=self.padding_mode,
+            weight_normalized=self.weight_normalized,
+            dtype=self.dtype,
+        )
 
 
 class YatConv1D(YatConv):

@@ -9,8 +9,7 @@ from flax import nnx
 
 from nmn._jax.functional import check_input, yat_conv_transpose, yat_options
 from nmn._jax.geometry import conv_geometry, transpose_padding
-from nmn.core.conv import output_padding_tuple
-from nmn.core.conv import transpose_geometry
+from nmn.core.conv import output_padding_tuple, transpose_geometry
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.nnx._ops import init_tail_params, tail_of
 
@@ -51,25 +50,53 @@ class YatConvTranspose(nnx.Module):
 
     _rank: ClassVar[int | None] = None
 
-    def __init__(self, in_features: int, out_features: int, kernel_size, strides=1, *, padding="SAME",
-                 output_padding=0, kernel_dilation=1, feature_group_count: int = 1, use_bias: bool = True,
-                 constant_bias=None, use_alpha: bool = True, constant_alpha=None, epsilon: float = DEFAULT_EPSILON,
-                 learnable_epsilon: bool = False, dtype=None, param_dtype=jnp.float32,
-                 kernel_init=default_kernel_init, bias_init=default_bias_init, rngs: nnx.Rngs):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        kernel_size,
+        strides=1,
+        *,
+        padding="SAME",
+        output_padding=0,
+        kernel_dilation=1,
+        feature_group_count: int = 1,
+        use_bias: bool = True,
+        constant_bias=None,
+        use_alpha: bool = True,
+        constant_alpha=None,
+        epsilon: float = DEFAULT_EPSILON,
+        learnable_epsilon: bool = False,
+        dtype=None,
+        param_dtype=jnp.float32,
+        kernel_init=default_kernel_init,
+        bias_init=default_bias_init,
+        rngs: nnx.Rngs,
+    ):
         name = type(self).__name__
         self.in_features = check_positive_int(in_features, "in_features", name)
         self.out_features = check_positive_int(out_features, "out_features", name)
         self.kernel_size, self.strides, self.kernel_dilation, groups = conv_geometry(
-            kernel_size, strides, kernel_dilation, feature_group_count, self._rank, name)
+            kernel_size, strides, kernel_dilation, feature_group_count, self._rank, name
+        )
         rank = len(self.kernel_size)
         if in_features % groups or out_features % groups:
-            raise ValueError(f"{name}: in_features ({in_features}) and out_features ({out_features}) must be "
-                             f"divisible by feature_group_count ({groups})")
+            raise ValueError(
+                f"{name}: in_features ({in_features}) and out_features ({out_features}) must be "
+                f"divisible by feature_group_count ({groups})"
+            )
         self.feature_group_count = groups
         self.padding = transpose_padding(padding, rank, name)
         self.output_padding = output_padding_tuple(output_padding, rank, name)
-        self.opts = yat_options(name, use_bias=use_bias, constant_bias=constant_bias, use_alpha=use_alpha,
-                                constant_alpha=constant_alpha, epsilon=epsilon, learnable_epsilon=learnable_epsilon)
+        self.opts = yat_options(
+            name,
+            use_bias=use_bias,
+            constant_bias=constant_bias,
+            use_alpha=use_alpha,
+            constant_alpha=constant_alpha,
+            epsilon=epsilon,
+            learnable_epsilon=learnable_epsilon,
+        )
         self.dtype, self.param_dtype = dtype, param_dtype
         shape = (*self.kernel_size, in_features, out_features // groups)
         self.kernel = nnx.Param(kernel_init(rngs.params(), shape, param_dtype))
@@ -85,14 +112,30 @@ class YatConvTranspose(nnx.Module):
         rank = self.rank
         shape = tuple(getattr(inputs, "shape", ()))
         if len(shape) != rank + 2 or shape[-1] != self.in_features:
-            check_input(type(self).__name__, inputs, rank + 2, self.in_features,
-                        f"(N, {', '.join(['*'] * rank)}, {self.in_features}) for kernel {tuple(self.kernel.shape)}")
-        pads, outpad = transpose_geometry(self.padding, self.kernel_size, self.strides, self.kernel_dilation,
-                                          self.output_padding)
+            check_input(
+                type(self).__name__,
+                inputs,
+                rank + 2,
+                self.in_features,
+                f"(N, {', '.join(['*'] * rank)}, {self.in_features}) for kernel {tuple(self.kernel.shape)}",
+            )
+        pads, outpad = transpose_geometry(
+            self.padding, self.kernel_size, self.strides, self.kernel_dilation, self.output_padding
+        )
         bias, alpha, eps = tail_of(self)
-        return yat_conv_transpose(inputs, self.kernel[...], bias, alpha, eps, strides=self.strides, padding=pads,
-                                  output_padding=outpad, dilations=self.kernel_dilation,
-                                  groups=self.feature_group_count, dtype=self.dtype)
+        return yat_conv_transpose(
+            inputs,
+            self.kernel[...],
+            bias,
+            alpha,
+            eps,
+            strides=self.strides,
+            padding=pads,
+            output_padding=outpad,
+            dilations=self.kernel_dilation,
+            groups=self.feature_group_count,
+            dtype=self.dtype,
+        )
 
 
 class YatConvTranspose1D(YatConvTranspose):

@@ -48,16 +48,38 @@ class YatNMN(nnx.Module):
         ((3, 2), (1,))
     """
 
-    def __init__(self, in_features: int, out_features: int, *, use_bias: bool = True, constant_bias=None,
-                 use_alpha: bool = True, constant_alpha=None, epsilon: float = DEFAULT_EPSILON,
-                 learnable_epsilon: bool = False, spherical: bool = False, weight_normalized: bool = False,
-                 lazy: bool = False, dtype=None, param_dtype=jnp.float32, kernel_init=default_kernel_init,
-                 bias_init=default_bias_init, rngs: nnx.Rngs):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        use_bias: bool = True,
+        constant_bias=None,
+        use_alpha: bool = True,
+        constant_alpha=None,
+        epsilon: float = DEFAULT_EPSILON,
+        learnable_epsilon: bool = False,
+        spherical: bool = False,
+        weight_normalized: bool = False,
+        lazy: bool = False,
+        dtype=None,
+        param_dtype=jnp.float32,
+        kernel_init=default_kernel_init,
+        bias_init=default_bias_init,
+        rngs: nnx.Rngs,
+    ):
         name = type(self).__name__
         self.in_features = check_positive_int(in_features, "in_features", name)
         self.out_features = check_positive_int(out_features, "out_features", name)
-        self.opts = yat_options(name, use_bias=use_bias, constant_bias=constant_bias, use_alpha=use_alpha,
-                                constant_alpha=constant_alpha, epsilon=epsilon, learnable_epsilon=learnable_epsilon)
+        self.opts = yat_options(
+            name,
+            use_bias=use_bias,
+            constant_bias=constant_bias,
+            use_alpha=use_alpha,
+            constant_alpha=constant_alpha,
+            epsilon=epsilon,
+            learnable_epsilon=learnable_epsilon,
+        )
         self.spherical, self.weight_normalized, self.lazy = bool(spherical), bool(weight_normalized), bool(lazy)
         self.dtype, self.param_dtype = dtype, param_dtype
         kernel = kernel_init(rngs.params(), (in_features, out_features), param_dtype)
@@ -67,8 +89,21 @@ class YatNMN(nnx.Module):
     def __call__(self, inputs):
         """Apply the layer to ``inputs (..., in_features)``."""
         if getattr(inputs, "ndim", 0) < 1 or inputs.shape[-1] != self.in_features:
-            check_input(type(self).__name__, inputs, None, self.in_features,
-                        f"(..., {self.in_features}) for kernel {tuple(self.kernel.shape)}")
+            check_input(
+                type(self).__name__,
+                inputs,
+                None,
+                self.in_features,
+                f"(..., {self.in_features}) for kernel {tuple(self.kernel.shape)}",
+            )
         bias, alpha, eps = tail_of(self)
-        return yat_dense(inputs, self.kernel[...], bias, alpha, eps, spherical=self.spherical,
-                         weight_normalized=self.weight_normalized, dtype=self.dtype)
+        return yat_dense(
+            inputs,
+            self.kernel[...],
+            bias,
+            alpha,
+            eps,
+            spherical=self.spherical,
+            weight_normalized=self.weight_normalized,
+            dtype=self.dtype,
+        )

@@ -38,15 +38,29 @@ class YatEmbed(nnx.Module):
         (2, 10)
     """
 
-    def __init__(self, num_embeddings: int, features: int, *, use_alpha: bool = True, constant_alpha=None,
-                 epsilon: float = DEFAULT_EPSILON, spherical: bool = False, dtype=None, param_dtype=jnp.float32,
-                 embedding_init=default_embedding_init, weight_normalized: bool = False, rngs: nnx.Rngs, **refused):
+    def __init__(
+        self,
+        num_embeddings: int,
+        features: int,
+        *,
+        use_alpha: bool = True,
+        constant_alpha=None,
+        epsilon: float = DEFAULT_EPSILON,
+        spherical: bool = False,
+        dtype=None,
+        param_dtype=jnp.float32,
+        embedding_init=default_embedding_init,
+        weight_normalized: bool = False,
+        rngs: nnx.Rngs,
+        **refused,
+    ):
         name = type(self).__name__
         refuse_keywords(name, refused)
         self.num_embeddings = check_positive_int(num_embeddings, "num_embeddings", name)
         self.features = check_positive_int(features, "features", name)
-        self.opts = yat_options(name, use_bias=False, use_alpha=use_alpha, constant_alpha=constant_alpha,
-                                epsilon=epsilon)
+        self.opts = yat_options(
+            name, use_bias=False, use_alpha=use_alpha, constant_alpha=constant_alpha, epsilon=epsilon
+        )
         self.spherical = bool(spherical)
         self.dtype, self.param_dtype = dtype, param_dtype
         self.weight_normalized = bool(weight_normalized)
@@ -68,8 +82,10 @@ class YatEmbed(nnx.Module):
         """Yat logits of ``query (..., features)`` against every row -> ``(..., num_embeddings)``."""
         shape = tuple(getattr(query, "shape", ()))
         if not shape or shape[-1] != self.features:
-            raise ValueError(f"{type(self).__name__}: attend expects a query (..., {self.features}) for embedding "
-                             f"{tuple(self.embedding.shape)}, got shape {shape}")
+            raise ValueError(
+                f"{type(self).__name__}: attend expects a query (..., {self.features}) for embedding "
+                f"{tuple(self.embedding.shape)}, got shape {shape}"
+            )
         _, alpha, eps = tail_values(self.opts, None, None if self.alpha is None else self.alpha[...])
         return yat_embed_attend(query, self.embedding[...], alpha, eps, spherical=self.spherical, dtype=self.dtype)
 

@@ -32,45 +32,86 @@ _CONVT = {1: YatConvTranspose1D, 2: YatConvTranspose2D, 3: YatConvTranspose3D}
 def _attention_config(layer):
     name = type(layer).__name__
     if not (layer.qkv_features == layer.out_features == layer.in_kv_features == layer.in_features):
-        raise ValueError(f"{name}: the neutral spec needs in_features == qkv_features == out_features == "
-                         f"in_kv_features, got {layer.in_features}, {layer.qkv_features}, {layer.out_features}, "
-                         f"{layer.in_kv_features}")
+        raise ValueError(
+            f"{name}: the neutral spec needs in_features == qkv_features == out_features == "
+            f"in_kv_features, got {layer.in_features}, {layer.qkv_features}, {layer.out_features}, "
+            f"{layer.in_kv_features}"
+        )
     cfg = yat_config(layer.opts)
-    return dict(embed_dim=layer.in_features, num_heads=layer.num_heads, use_bias=layer.use_bias,
-                use_alpha=cfg["use_alpha"], constant_alpha=cfg["constant_alpha"], epsilon=layer.opts.epsilon,
-                spherical=layer.spherical, normalization=layer.normalization, power=layer.power,
-                use_out_proj=layer.use_out_proj, causal=layer.causal, use_performer=layer.use_performer,
-                num_features=layer.num_features)
+    return dict(
+        embed_dim=layer.in_features,
+        num_heads=layer.num_heads,
+        use_bias=layer.use_bias,
+        use_alpha=cfg["use_alpha"],
+        constant_alpha=cfg["constant_alpha"],
+        epsilon=layer.opts.epsilon,
+        spherical=layer.spherical,
+        normalization=layer.normalization,
+        power=layer.power,
+        use_out_proj=layer.use_out_proj,
+        causal=layer.causal,
+        use_performer=layer.use_performer,
+        num_features=layer.num_features,
+    )
 
 
 def layer_config(layer) -> tuple[str, dict]:
     """``(kind, config)`` of an nmn NNX layer."""
     if isinstance(layer, YatNMN):
-        return "YatNMN", dict(in_features=layer.in_features, out_features=layer.out_features, **yat_config(layer.opts),
-                              spherical=layer.spherical, weight_normalized=layer.weight_normalized, lazy=layer.lazy)
+        return "YatNMN", dict(
+            in_features=layer.in_features,
+            out_features=layer.out_features,
+            **yat_config(layer.opts),
+            spherical=layer.spherical,
+            weight_normalized=layer.weight_normalized,
+            lazy=layer.lazy,
+        )
     if isinstance(layer, YatConv):
         return "YatConv", dict(
-            rank=layer.rank, in_channels=layer.in_features, out_channels=layer.out_features,
-            kernel_size=list(layer.kernel_size), strides=list(layer.strides), dilations=list(layer.kernel_dilation),
-            groups=layer.feature_group_count, padding=padding_config(layer.padding), padding_mode=layer.padding_mode,
-            **yat_config(layer.opts), spherical=False, weight_normalized=layer.weight_normalized)
+            rank=layer.rank,
+            in_channels=layer.in_features,
+            out_channels=layer.out_features,
+            kernel_size=list(layer.kernel_size),
+            strides=list(layer.strides),
+            dilations=list(layer.kernel_dilation),
+            groups=layer.feature_group_count,
+            padding=padding_config(layer.padding),
+            padding_mode=layer.padding_mode,
+            **yat_config(layer.opts),
+            spherical=False,
+            weight_normalized=layer.weight_normalized,
+        )
     if isinstance(layer, YatConvTranspose):
         return "YatConvTranspose", dict(
-            rank=layer.rank, in_channels=layer.in_features, out_channels=layer.out_features,
-            kernel_size=list(layer.kernel_size), strides=list(layer.strides), dilations=list(layer.kernel_dilation),
-            groups=layer.feature_group_count, padding=padding_config(layer.padding),
-            output_padding=list(layer.output_padding), **yat_config(layer.opts), spherical=False,
-            weight_normalized=False)
+            rank=layer.rank,
+            in_channels=layer.in_features,
+            out_channels=layer.out_features,
+            kernel_size=list(layer.kernel_size),
+            strides=list(layer.strides),
+            dilations=list(layer.kernel_dilation),
+            groups=layer.feature_group_count,
+            padding=padding_config(layer.padding),
+            output_padding=list(layer.output_padding),
+            **yat_config(layer.opts),
+            spherical=False,
+            weight_normalized=False,
+        )
     if isinstance(layer, RotaryYatAttention):
-        return "RotaryYatAttention", dict(_attention_config(layer), max_seq_len=layer.max_seq_len, theta=layer.theta,
-                                          rope_style=layer.rope_style)
+        return "RotaryYatAttention", dict(
+            _attention_config(layer), max_seq_len=layer.max_seq_len, theta=layer.theta, rope_style=layer.rope_style
+        )
     if isinstance(layer, MultiHeadYatAttention):
         return "MultiHeadYatAttention", _attention_config(layer)
     if isinstance(layer, YatEmbed):
         cfg = yat_config(layer.opts)
-        return "YatEmbed", dict(num_embeddings=layer.num_embeddings, features=layer.features,
-                                use_alpha=cfg["use_alpha"], constant_alpha=cfg["constant_alpha"],
-                                epsilon=layer.opts.epsilon, spherical=layer.spherical)
+        return "YatEmbed", dict(
+            num_embeddings=layer.num_embeddings,
+            features=layer.features,
+            use_alpha=cfg["use_alpha"],
+            constant_alpha=cfg["constant_alpha"],
+            epsilon=layer.opts.epsilon,
+            spherical=layer.spherical,
+        )
     raise TypeError(f"to_spec: {type(layer).__name__} is not an nmn.nnx layer")
 
 
@@ -84,8 +125,10 @@ def _variable(layer, path):
 def to_spec(layer):
     """``(kind, config, params)`` of an nmn NNX layer; params canonical float32 numpy arrays."""
     kind, config = layer_config(layer)
-    params = {name: np.asarray(to_c(np.asarray(_variable(layer, path)[...])), np.float32)
-              for name, path, to_c, _ in param_table(kind, config)}
+    params = {
+        name: np.asarray(to_c(np.asarray(_variable(layer, path)[...])), np.float32)
+        for name, path, to_c, _ in param_table(kind, config)
+    }
     return kind, config, params
 
 
@@ -98,41 +141,92 @@ def _check_unsupported(kind, config):
         raise ValueError("RotaryYatAttention: use_performer=True is not available with rotary embeddings")
 
 
-def from_spec(kind: str, config: dict, params: dict, *, rngs: nnx.Rngs | None = None, param_dtype=jnp.float32,
-              **kwargs):
+def from_spec(
+    kind: str, config: dict, params: dict, *, rngs: nnx.Rngs | None = None, param_dtype=jnp.float32, **kwargs
+):
     """Build the NNX layer of a neutral spec holding ``params`` (canonical layout); ``kwargs`` go to the class."""
     _check_unsupported(kind, config)
     rngs = nnx.Rngs(0) if rngs is None else rngs
     common = dict(param_dtype=param_dtype, rngs=rngs, **kwargs)
     c = config
     if kind == "YatNMN":
-        layer = YatNMN(c["in_features"], c["out_features"], **yat_kwargs(c), spherical=c.get("spherical", False),
-                       weight_normalized=c.get("weight_normalized", False), lazy=c.get("lazy", False), **common)
+        layer = YatNMN(
+            c["in_features"],
+            c["out_features"],
+            **yat_kwargs(c),
+            spherical=c.get("spherical", False),
+            weight_normalized=c.get("weight_normalized", False),
+            lazy=c.get("lazy", False),
+            **common,
+        )
     elif kind == "YatConv":
         layer = _CONV[c["rank"]](
-            c["in_channels"], c["out_channels"], tuple(c["kernel_size"]), tuple(c["strides"]),
-            padding=padding_from_config(c["padding"]), padding_mode=c.get("padding_mode", "zeros"),
-            kernel_dilation=tuple(c["dilations"]), feature_group_count=c.get("groups", 1), **yat_kwargs(c),
-            weight_normalized=c.get("weight_normalized", False), **common)
+            c["in_channels"],
+            c["out_channels"],
+            tuple(c["kernel_size"]),
+            tuple(c["strides"]),
+            padding=padding_from_config(c["padding"]),
+            padding_mode=c.get("padding_mode", "zeros"),
+            kernel_dilation=tuple(c["dilations"]),
+            feature_group_count=c.get("groups", 1),
+            **yat_kwargs(c),
+            weight_normalized=c.get("weight_normalized", False),
+            **common,
+        )
     elif kind == "YatConvTranspose":
         layer = _CONVT[c["rank"]](
-            c["in_channels"], c["out_channels"], tuple(c["kernel_size"]), tuple(c["strides"]),
+            c["in_channels"],
+            c["out_channels"],
+            tuple(c["kernel_size"]),
+            tuple(c["strides"]),
             padding=padding_from_config(c["padding"]),
             output_padding=tuple(c.get("output_padding") or (0,) * c["rank"]),
-            kernel_dilation=tuple(c["dilations"]), feature_group_count=c.get("groups", 1), **yat_kwargs(c), **common)
+            kernel_dilation=tuple(c["dilations"]),
+            feature_group_count=c.get("groups", 1),
+            **yat_kwargs(c),
+            **common,
+        )
     elif kind in ("MultiHeadYatAttention", "RotaryYatAttention"):
-        opts = dict(use_bias=c["use_bias"], use_alpha=c["use_alpha"], constant_alpha=c["constant_alpha"],
-                    epsilon=c["epsilon"], spherical=c["spherical"], normalization=c["normalization"],
-                    power=c["power"], use_out_proj=c["use_out_proj"], causal=c["causal"])
+        opts = dict(
+            use_bias=c["use_bias"],
+            use_alpha=c["use_alpha"],
+            constant_alpha=c["constant_alpha"],
+            epsilon=c["epsilon"],
+            spherical=c["spherical"],
+            normalization=c["normalization"],
+            power=c["power"],
+            use_out_proj=c["use_out_proj"],
+            causal=c["causal"],
+        )
         if kind == "RotaryYatAttention":
-            layer = RotaryYatAttention(c["num_heads"], c["embed_dim"], max_seq_len=c["max_seq_len"], theta=c["theta"],
-                                       rope_style=c["rope_style"], **opts, **common)
+            layer = RotaryYatAttention(
+                c["num_heads"],
+                c["embed_dim"],
+                max_seq_len=c["max_seq_len"],
+                theta=c["theta"],
+                rope_style=c["rope_style"],
+                **opts,
+                **common,
+            )
         else:
-            layer = MultiHeadYatAttention(c["num_heads"], c["embed_dim"], use_performer=c.get("use_performer", False),
-                                          num_features=c.get("num_features", 256), **opts, **common)
+            layer = MultiHeadYatAttention(
+                c["num_heads"],
+                c["embed_dim"],
+                use_performer=c.get("use_performer", False),
+                num_features=c.get("num_features", 256),
+                **opts,
+                **common,
+            )
     elif kind == "YatEmbed":
-        layer = YatEmbed(c["num_embeddings"], c["features"], use_alpha=c["use_alpha"],
-                         constant_alpha=c["constant_alpha"], epsilon=c["epsilon"], spherical=c["spherical"], **common)
+        layer = YatEmbed(
+            c["num_embeddings"],
+            c["features"],
+            use_alpha=c["use_alpha"],
+            constant_alpha=c["constant_alpha"],
+            epsilon=c["epsilon"],
+            spherical=c["spherical"],
+            **common,
+        )
     else:
         raise ValueError(f"from_spec: unknown nmn layer kind {kind!r}")
     table = param_table(kind, config)
@@ -143,7 +237,9 @@ def from_spec(kind: str, config: dict, params: dict, *, rngs: nnx.Rngs | None = 
         var = _variable(layer, path)
         value = jnp.asarray(from_c(np.asarray(params[name])), dtype=var[...].dtype)
         if value.shape != var.shape:
-            raise ValueError(f"from_spec: {kind} param {name!r} has shape {np.shape(params[name])}, which does not "
-                             f"fit {'.'.join(path)} {tuple(var.shape)}")
+            raise ValueError(
+                f"from_spec: {kind} param {name!r} has shape {np.shape(params[name])}, which does not "
+                f"fit {'.'.join(path)} {tuple(var.shape)}"
+            )
         var[...] = value
     return layer

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -30,12 +31,31 @@ DEFAULT_MAX_REQUEST_BYTES = 64 * 1024**2
 DEFAULT_MAX_VALUES = 16 * 1024**2
 
 _LATENCY_BUCKETS = (
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
 )
 
 #: gRPC status code names for the HTTP statuses the server answers with.
-HTTP_TO_GRPC = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 408: "DEADLINE_EXCEEDED",
-                413: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+HTTP_TO_GRPC = {
+    400: "INVALID_ARGUMENT",
+    404: "NOT_FOUND",
+    408: "DEADLINE_EXCEEDED",
+    413: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
 
 
 class Metrics:
@@ -44,23 +64,30 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
-            "nmn_serve_infer_requests", "Inference requests received, per model.", ["model"],
+            "nmn_serve_infer_requests",
+            "Inference requests received, per model.",
+            ["model"],
             registry=self.registry,
         )
         self.errors = Counter(
             "nmn_serve_infer_errors",
             "Inference requests answered with an error, per model and HTTP status.",
-            ["model", "code"], registry=self.registry,
+            ["model", "code"],
+            registry=self.registry,
         )
         self.latency = Histogram(
             "nmn_serve_infer_latency_seconds",
             "Time from request to answer for inference requests, per model.",
-            ["model"], buckets=_LATENCY_BUCKETS, registry=self.registry,
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.batches = Histogram(
             "nmn_serve_batch_requests",
             "Requests merged into one onnxruntime run by dynamic batching, per model.",
-            ["model"], buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=self.registry,
+            ["model"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+            registry=self.registry,
         )
 
 
@@ -85,8 +112,9 @@ class ModelStats:
     inference_count: int = 0  # rows inferred (1 per request for models without a batch dim)
     execution_count: int = 0  # onnxruntime runs
     durations: dict[str, _Duration] = field(
-        default_factory=lambda: {k: _Duration() for k in (
-            "success", "fail", "queue", "compute_input", "compute_infer", "compute_output")}
+        default_factory=lambda: {
+            k: _Duration() for k in ("success", "fail", "queue", "compute_input", "compute_infer", "compute_output")
+        }
     )
 
     def as_dict(self, name: str) -> dict[str, Any]:
@@ -160,9 +188,7 @@ class Engine:
             reason = getattr(self.repo, "refused", {}).get(name)
             if reason is not None:
                 raise ProtocolError(f"model {name!r} is unavailable: {reason}", 404)
-            raise ProtocolError(
-                f"unknown model {name!r}; this server serves {sorted(self.repo.models)}", 404
-            )
+            raise ProtocolError(f"unknown model {name!r}; this server serves {sorted(self.repo.models)}", 404)
         if version not in (None, "", "1"):
             raise ProtocolError(f"model {name!r} has no version {version!r} (only '1')", 404)
         return model
@@ -185,9 +211,7 @@ class Engine:
         if count == 0:
             # One answer with and without batching (onnxruntime's own errors on
             # empty tensors differ per model and leak its internals).
-            raise ProtocolError(
-                f"{where}: shape {list(shape)} holds no values; send at least one row"
-            )
+            raise ProtocolError(f"{where}: shape {list(shape)} holds no values; send at least one row")
         budget[0] -= count
         if budget[0] < 0:
             raise ProtocolError(
@@ -216,8 +240,7 @@ class Engine:
         for name in names:
             if name not in model.output_names:
                 raise ProtocolError(
-                    f"model {model.name!r}: unknown output {name!r}; the model's outputs are "
-                    f"{model.output_names}"
+                    f"model {model.name!r}: unknown output {name!r}; the model's outputs are {model.output_names}"
                 )
             if name not in wanted:
                 wanted.append(name)
@@ -297,9 +320,7 @@ class Engine:
             "output": tensors(model.outputs),
         }
         if batching:
-            cfg["dynamic_batching"] = {
-                "max_queue_delay_microseconds": int(self.batch_timeout_ms * 1000)
-            }
+            cfg["dynamic_batching"] = {"max_queue_delay_microseconds": int(self.batch_timeout_ms * 1000)}
         return cfg
 
 

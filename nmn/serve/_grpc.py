@@ -15,10 +15,9 @@ Errors carry the same messages as REST, with the matching status code
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-
-import os
 
 import grpc
 import numpy as np
@@ -32,11 +31,16 @@ __all__ = ["start_grpc_server"]
 # InferTensorContents field per datatype.
 _CONTENTS = {
     "BOOL": "bool_contents",
-    "INT8": "int_contents", "INT16": "int_contents", "INT32": "int_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
     "INT64": "int64_contents",
-    "UINT8": "uint_contents", "UINT16": "uint_contents", "UINT32": "uint_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
     "UINT64": "uint64_contents",
-    "FP32": "fp32_contents", "FP64": "fp64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
     "BYTES": "bytes_contents",
 }
 
@@ -107,8 +111,11 @@ class _Servicer:
             _abort(context, exc)
         T = pb.ModelMetadataResponse.TensorMetadata
         return pb.ModelMetadataResponse(
-            name=meta["name"], versions=meta["versions"], platform=meta["platform"],
-            inputs=[T(**t) for t in meta["inputs"]], outputs=[T(**t) for t in meta["outputs"]],
+            name=meta["name"],
+            versions=meta["versions"],
+            platform=meta["platform"],
+            inputs=[T(**t) for t in meta["inputs"]],
+            outputs=[T(**t) for t in meta["outputs"]],
         )
 
     def RepositoryIndex(self, request, context):
@@ -128,14 +135,17 @@ class _Servicer:
             return msg
 
         config = pb.ModelConfig(
-            name=cfg["name"], platform=cfg["platform"], backend=cfg["backend"],
+            name=cfg["name"],
+            platform=cfg["platform"],
+            backend=cfg["backend"],
             max_batch_size=cfg["max_batch_size"],
             input=[tensor(pb.ModelInput, t) for t in cfg["input"]],
             output=[tensor(pb.ModelOutput, t) for t in cfg["output"]],
         )
         if "dynamic_batching" in cfg:
             config.dynamic_batching.max_queue_delay_microseconds = cfg["dynamic_batching"][
-                "max_queue_delay_microseconds"]
+                "max_queue_delay_microseconds"
+            ]
         return pb.ModelConfigResponse(config=config)
 
     def ModelStatistics(self, request, context):
@@ -146,8 +156,11 @@ class _Servicer:
         out = pb.ModelStatisticsResponse()
         for s in stats["model_stats"]:
             m = out.model_stats.add(
-                name=s["name"], version=s["version"], last_inference=s["last_inference"],
-                inference_count=s["inference_count"], execution_count=s["execution_count"],
+                name=s["name"],
+                version=s["version"],
+                last_inference=s["last_inference"],
+                inference_count=s["inference_count"],
+                execution_count=s["execution_count"],
             )
             for key, d in s["inference_stats"].items():
                 getattr(m.inference_stats, key).count = d["count"]
@@ -200,8 +213,7 @@ class _Servicer:
         raw = request.raw_input_contents
         if raw and len(raw) != len(request.inputs):
             raise ProtocolError(
-                f"{where}: {len(raw)} raw_input_contents for {len(request.inputs)} inputs; "
-                "give one per input, in order"
+                f"{where}: {len(raw)} raw_input_contents for {len(request.inputs)} inputs; give one per input, in order"
             )
         if request.parameters:
             for key in request.parameters:
@@ -236,8 +248,16 @@ class _Servicer:
                 arr = np.empty(count, dtype=object)
                 arr[:] = list(values)
             else:
-                wide = np.array(values, dtype=np.float64 if dtype.kind == "f" else np.int64 if dtype.kind == "i"
-                                else np.uint64 if dtype.kind == "u" else np.bool_)
+                wide = np.array(
+                    values,
+                    dtype=np.float64
+                    if dtype.kind == "f"
+                    else np.int64
+                    if dtype.kind == "i"
+                    else np.uint64
+                    if dtype.kind == "u"
+                    else np.bool_,
+                )
                 if dtype.kind in "iu" and wide.size:
                     info = np.iinfo(dtype)
                     if int(wide.min()) < info.min or int(wide.max()) > info.max:

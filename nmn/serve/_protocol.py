@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -91,10 +92,7 @@ def encode_tensor(name: str, array: np.ndarray) -> dict[str, Any]:
     datatype = datatype_of(array)
     flat = array.reshape(-1)
     if datatype == "BYTES":
-        data = [
-            v.decode("utf-8", "replace") if isinstance(v, (bytes, bytearray)) else str(v)
-            for v in flat.tolist()
-        ]
+        data = [v.decode("utf-8", "replace") if isinstance(v, (bytes, bytearray)) else str(v) for v in flat.tolist()]
     else:
         data = flat.tolist()
     return {"name": name, "datatype": datatype, "shape": list(array.shape), "data": data}
@@ -119,27 +117,18 @@ def _shape_text(shape: Sequence[int]) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
-def check_header(
-    where: str, datatype: Any, shape: Any, expected_datatype: str, expected_shape: Sequence[int]
-) -> int:
+def check_header(where: str, datatype: Any, shape: Any, expected_datatype: str, expected_shape: Sequence[int]) -> int:
     """Check a tensor's ``datatype`` and ``shape`` against the model's; return the element count."""
     if not isinstance(datatype, str):
         raise ProtocolError(f"{where}: 'datatype' must be a string, got {datatype!r}")
     if datatype not in DATATYPE_TO_NUMPY:
-        raise ProtocolError(
-            f"{where}: unknown datatype {datatype!r}; expected one of {sorted(DATATYPE_TO_NUMPY)}"
-        )
+        raise ProtocolError(f"{where}: unknown datatype {datatype!r}; expected one of {sorted(DATATYPE_TO_NUMPY)}")
     if datatype != expected_datatype:
-        raise ProtocolError(
-            f"{where}: wrong datatype {datatype}; the model expects {expected_datatype}"
-        )
-    if (
-        not isinstance(shape, (list, tuple))
-        or any(isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in shape)
+        raise ProtocolError(f"{where}: wrong datatype {datatype}; the model expects {expected_datatype}")
+    if not isinstance(shape, (list, tuple)) or any(
+        isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in shape
     ):
-        raise ProtocolError(
-            f"{where}: 'shape' must be a list of non-negative integers, got {shape!r}"
-        )
+        raise ProtocolError(f"{where}: 'shape' must be a list of non-negative integers, got {shape!r}")
     if len(shape) != len(expected_shape):
         raise ProtocolError(
             f"{where}: shape {_shape_text(shape)} has rank {len(shape)}; the model expects "
@@ -158,8 +147,7 @@ def check_count(where: str, count: int, max_values: int | None) -> None:
     """Refuse a tensor of more than ``max_values`` elements (400 naming the limit)."""
     if max_values is not None and count > max_values:
         raise ProtocolError(
-            f"{where}: {count} values is over the limit of {max_values} values per request "
-            "(nmn serve --max-values)"
+            f"{where}: {count} values is over the limit of {max_values} values per request (nmn serve --max-values)"
         )
 
 
@@ -168,8 +156,7 @@ def check_finite(where: str, arr: np.ndarray, datatype: str) -> None:
     if arr.size and not np.isfinite(arr).all():
         bad = int(np.flatnonzero(~np.isfinite(arr.reshape(-1)))[0])
         raise ProtocolError(
-            f"{where}: element {bad} is NaN or infinite (or too large for {datatype}); "
-            "non-finite values are refused"
+            f"{where}: element {bad} is NaN or infinite (or too large for {datatype}); non-finite values are refused"
         )
 
 
@@ -188,9 +175,7 @@ def bytes_elements(where: str, buf, count: int) -> np.ndarray:
         out[i] = bytes(view[pos : pos + n])
         pos += n
     if pos != len(view):
-        raise ProtocolError(
-            f"{where}: BYTES data holds {len(view) - pos} bytes after its {count} elements"
-        )
+        raise ProtocolError(f"{where}: BYTES data holds {len(view) - pos} bytes after its {count} elements")
     return out
 
 
@@ -354,9 +339,7 @@ def _fast_numbers(seg: DataSegment, datatype: str) -> np.ndarray | None:
         pos = stop + 1 if stop < end else end
     if filled != out.size:
         return None
-    if parse is np.int64 and out.size and (
-        out.max() == np.iinfo(np.int64).max or out.min() == np.iinfo(np.int64).min
-    ):
+    if parse is np.int64 and out.size and (out.max() == np.iinfo(np.int64).max or out.min() == np.iinfo(np.int64).min):
         return None  # numpy saturates on overflow; let the exact path say so
     return out
 
@@ -414,13 +397,9 @@ def decode_input(
     try:
         raw = np.array(data)
     except (ValueError, OverflowError, TypeError) as exc:
-        raise ProtocolError(
-            f"{where}: 'data' is not a regular array of numbers ({exc})"
-        ) from None
+        raise ProtocolError(f"{where}: 'data' is not a regular array of numbers ({exc})") from None
     if raw.size != count:
-        raise ProtocolError(
-            f"{where}: shape {_shape_text(shape)} needs {count} elements but 'data' holds {raw.size}"
-        )
+        raise ProtocolError(f"{where}: shape {_shape_text(shape)} needs {count} elements but 'data' holds {raw.size}")
     return _finish(where, raw, datatype, allow_nonfinite, count).reshape(shape)
 
 
@@ -451,10 +430,7 @@ def _finish(where: str, raw: np.ndarray, datatype: str, allow_nonfinite: bool, c
             info = np.iinfo(target)
             lo, hi = int(raw.min()), int(raw.max())
             if lo < info.min or hi > info.max:
-                raise ProtocolError(
-                    f"{where}: values from {lo} to {hi} do not fit {datatype} "
-                    f"[{info.min}, {info.max}]"
-                )
+                raise ProtocolError(f"{where}: values from {lo} to {hi} do not fit {datatype} [{info.min}, {info.max}]")
         arr = raw.astype(target, copy=False)
     return arr
 
@@ -477,10 +453,7 @@ def json_data_text(array: np.ndarray, chunk: int = 65536) -> bytes:
 
 def _json_values(flat: np.ndarray) -> list:
     if flat.dtype.kind in "OSU":
-        return [
-            v.decode("utf-8", "replace") if isinstance(v, (bytes, bytearray)) else str(v)
-            for v in flat.tolist()
-        ]
+        return [v.decode("utf-8", "replace") if isinstance(v, (bytes, bytearray)) else str(v) for v in flat.tolist()]
     return flat.tolist()
 
 

@@ -24,6 +24,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from nmn.interchange.safe_load import DEFAULT_MAX_BYTES
+
 from ._engine import (
     DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_MAX_VALUES,
@@ -43,7 +45,6 @@ from ._protocol import (
     split_data,
 )
 from .repository import Repository, ServedModel
-from nmn.interchange.safe_load import DEFAULT_MAX_BYTES
 
 __all__ = ["create_app", "serve", "DEFAULT_MAX_REQUEST_BYTES", "DEFAULT_MAX_VALUES"]
 
@@ -237,8 +238,9 @@ def create_app(
     starlette.state.repository = repo
     starlette.state.engine = engine
     starlette.state.metrics_registry = engine.metrics.registry
-    return _App(starlette, engine, body_timeout_s,
-                4 * max_request_bytes if max_inflight_bytes is None else max_inflight_bytes)
+    return _App(
+        starlette, engine, body_timeout_s, 4 * max_request_bytes if max_inflight_bytes is None else max_inflight_bytes
+    )
 
 
 class _App:
@@ -278,8 +280,13 @@ def _infer_route(path: str) -> tuple[str, str | None] | None:
 
 
 async def _send(send, status: int, body: bytes, headers: list) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": headers + [(b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": headers + [(b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -422,8 +429,7 @@ async def _read_body(receive, headers: dict, limit: int, model: str, timeout_s: 
     except asyncio.CancelledError:
         if timed_out:
             raise ProtocolError(
-                f"model {model!r}: the request body did not arrive within {timeout_s:g} s "
-                "(nmn serve --body-timeout-s)",
+                f"model {model!r}: the request body did not arrive within {timeout_s:g} s (nmn serve --body-timeout-s)",
                 408,
             ) from None
         raise
@@ -562,7 +568,10 @@ def _parse_request(holder: list, header_len: bytes | None, model: ServedModel, e
                     f"({len(binary) - offset} bytes left)"
                 )
             feeds[name] = array_from_bytes(
-                iwhere, spec.datatype, obj["shape"], binary[offset : offset + size],
+                iwhere,
+                spec.datatype,
+                obj["shape"],
+                binary[offset : offset + size],
                 allow_nonfinite=engine.allow_nonfinite,
             )
             offset += size
@@ -577,8 +586,7 @@ def _parse_request(holder: list, header_len: bytes | None, model: ServedModel, e
             )
     if offset != len(binary):
         raise ProtocolError(
-            f"{where}: {len(binary) - offset} bytes of binary data after the last tensor's "
-            "'binary_data_size'"
+            f"{where}: {len(binary) - offset} bytes of binary data after the last tensor's 'binary_data_size'"
         )
     engine.check_feeds(model, feeds)
 
@@ -651,12 +659,16 @@ def _encode_response(model: str, req_id: str | None, outputs: dict[str, np.ndarr
         arr = np.asarray(value)
         datatype = datatype_of(arr)
         meta = b'{"name":%s,"datatype":"%s","shape":%s' % (
-            json.dumps(name).encode(), datatype.encode(),
+            json.dumps(name).encode(),
+            datatype.encode(),
             json.dumps(list(arr.shape), separators=(",", ":")).encode(),
         )
         if name in binary:
-            blob = serialize_bytes(arr) if datatype == "BYTES" else np.ascontiguousarray(arr).astype(
-                arr.dtype.newbyteorder("<"), copy=False).tobytes()
+            blob = (
+                serialize_bytes(arr)
+                if datatype == "BYTES"
+                else np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
+            )
             blobs.append(blob)
             parts.append(meta + b',"parameters":{"binary_data_size":%d}}' % len(blob))
         else:
@@ -664,8 +676,10 @@ def _encode_response(model: str, req_id: str | None, outputs: dict[str, np.ndarr
     header = head + b',"outputs":[' + b",".join(parts) + b"]}"
     if not blobs:
         return header, _JSON_HEADERS
-    headers = [(b"content-type", b"application/octet-stream"),
-               (b"inference-header-content-length", str(len(header)).encode())]
+    headers = [
+        (b"content-type", b"application/octet-stream"),
+        (b"inference-header-content-length", str(len(header)).encode()),
+    ]
     return b"".join([header, *blobs]), headers
 
 

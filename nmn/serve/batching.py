@@ -17,9 +17,9 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -150,10 +150,7 @@ class Batcher:
             self._run_one(batch[0])
             return
         try:
-            merged = {
-                name: np.concatenate([it.feeds[name] for it in batch], axis=0)
-                for name in batch[0].feeds
-            }
+            merged = {name: np.concatenate([it.feeds[name] for it in batch], axis=0) for name in batch[0].feeds}
             outputs = self._run(merged)
             if any(np.ndim(v) == 0 or np.shape(v)[0] != rows for v in outputs.values()):
                 raise _NotBatchable()
@@ -170,7 +167,7 @@ class Batcher:
     def _run_one(self, item: _Item) -> None:
         try:
             result = self._run(item.feeds)
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+        except BaseException as exc:
             item.future.set_exception(exc)
         else:
             item.future.set_result(result)

@@ -15,7 +15,7 @@ import numpy as np
 __all__ = ["add_commands", "main"]
 
 
-def add_commands(subparsers: "argparse._SubParsersAction") -> None:
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register ``serve`` and ``predict`` on an argparse subparsers object.
 
     Example::
@@ -107,9 +107,7 @@ def add_commands(subparsers: "argparse._SubParsersAction") -> None:
         action="store_true",
         help="refuse to start if any file of the folder is refused (default: serve the good ones)",
     )
-    p.add_argument(
-        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
-    )
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.add_argument(
         "--write-triton-repo",
         metavar="DIR",
@@ -142,8 +140,9 @@ def _fail(command: str, message: str) -> int:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Entry point of ``nmn serve``; returns an exit code."""
-    from .repository import ModelLoadError
     from nmn.interchange.safe_load import UnsafeModelError
+
+    from .repository import ModelLoadError
 
     try:
         if args.write_triton_repo:

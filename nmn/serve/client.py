@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import socket
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -55,19 +56,15 @@ class Client:
             # TCP_NODELAY: httpx writes the headers and the body separately, and
             # Nagle's algorithm then holds the body until the server's delayed ACK
             # (about 40 ms a request for bodies over a few kB).
-            transport = httpx.HTTPTransport(
-                socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-            )
-        self._http = httpx.Client(
-            base_url=self.url, timeout=timeout, transport=transport, headers=dict(headers or {})
-        )
+            transport = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+        self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport, headers=dict(headers or {}))
 
     # -------------------------------------------------------------- plumbing
 
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -120,9 +117,7 @@ class Client:
         ``outputs`` restricts which outputs come back. Raises
         :class:`ServeError` if the server refuses the request.
         """
-        body: dict[str, Any] = {
-            "inputs": [encode_tensor(n, np.asarray(a)) for n, a in inputs.items()]
-        }
+        body: dict[str, Any] = {"inputs": [encode_tensor(n, np.asarray(a)) for n, a in inputs.items()]}
         if outputs:
             body["outputs"] = [{"name": n} for n in outputs]
         if id is not None:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from ._protocol import ORT_TO_DATATYPE
-from .batching import Batcher
 from nmn.interchange.safe_load import DEFAULT_MAX_BYTES, UnsafeModelError, load_model_safely
 from nmn.interchange.validate import ModelValidationError, validate_model
+
+from ._protocol import ORT_TO_DATATYPE
+from .batching import Batcher
 
 PLATFORM = "onnxruntime_onnx"
 
@@ -73,7 +75,8 @@ class ServedModel:
         if intra_op_threads:
             opts.intra_op_num_threads = int(intra_op_threads)
         still_external = any(
-            t.data_location == 1 for t in model.graph.initializer  # TensorProto.EXTERNAL
+            t.data_location == 1
+            for t in model.graph.initializer  # TensorProto.EXTERNAL
         )
         try:
             if still_external:
@@ -81,27 +84,25 @@ class ServedModel:
                 # onnxruntime reads them relative to the (checked) file.
                 self.session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
             else:
-                self.session = ort.InferenceSession(
-                    model.SerializeToString(), opts, providers=["CPUExecutionProvider"]
-                )
+                self.session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:
-            raise ModelLoadError(
-                f"model file {path!r}: onnxruntime cannot load it: {str(exc).strip()}"
-            ) from None
+            raise ModelLoadError(f"model file {path!r}: onnxruntime cannot load it: {str(exc).strip()}") from None
         del model
         self.inputs = _specs(self.session.get_inputs(), path, "input")
         self.outputs = _specs(self.session.get_outputs(), path, "output")
         self.input_by_name = {t.name: t for t in self.inputs}
         self.output_names = [t.name for t in self.outputs]
 
-        self.batchable = bool(self.inputs) and all(
-            len(t.shape) >= 1 and t.shape[0] == -1 for t in self.inputs
-        ) and all(not t.shape or t.shape[0] == -1 for t in self.outputs)
+        self.batchable = (
+            bool(self.inputs)
+            and all(len(t.shape) >= 1 and t.shape[0] == -1 for t in self.inputs)
+            and all(not t.shape or t.shape[0] == -1 for t in self.outputs)
+        )
         self.batcher: Batcher | None = None
         if max_batch and max_batch > 1 and self.batchable:
             cb = None
             if on_batch is not None:
-                cb = lambda requests, rows: on_batch(self.name, requests, rows)  # noqa: E731
+                cb = lambda requests, rows: on_batch(self.name, requests, rows)
             self.batcher = Batcher(
                 self._run_all,
                 max_batch=max_batch,
@@ -140,11 +141,7 @@ def model_files(path: str | os.PathLike) -> list[str]:
     """The .onnx files a PATH names: the file itself, or a folder's files (sorted)."""
     path = os.fspath(path)
     if os.path.isdir(path):
-        files = sorted(
-            os.path.join(path, f)
-            for f in os.listdir(path)
-            if f.endswith(".onnx") and not f.startswith(".")
-        )
+        files = sorted(os.path.join(path, f) for f in os.listdir(path) if f.endswith(".onnx") and not f.startswith("."))
         if not files:
             raise ModelLoadError(f"folder {path!r} holds no .onnx files")
         return files
@@ -162,8 +159,10 @@ def _outside_link(folder: str, path: str) -> str | None:
     real_dir = os.path.realpath(folder)
     target = os.path.realpath(path)
     if os.path.commonpath([real_dir, target]) != real_dir:
-        return (f"is a symbolic link to {os.readlink(path)!r}, outside the folder {folder!r}; "
-                "links that leave the folder are refused")
+        return (
+            f"is a symbolic link to {os.readlink(path)!r}, outside the folder {folder!r}; "
+            "links that leave the folder are refused"
+        )
     return None
 
 
@@ -204,8 +203,10 @@ class Repository:
             if folder and not self.models:
                 if len(self.refused) == 1:
                     raise first
-                raise ModelLoadError(f"folder {path!r}: no file could be served: "
-                                     + "; ".join(f"{n}: {r}" for n, r in self.refused.items()))
+                raise ModelLoadError(
+                    f"folder {path!r}: no file could be served: "
+                    + "; ".join(f"{n}: {r}" for n, r in self.refused.items())
+                )
         except Exception:
             self.close()
             raise

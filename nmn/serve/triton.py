@@ -42,11 +42,13 @@ def triton_config(model: ServedModel, max_batch: int | None = None, batch_timeou
         lines.append(f"{kind} [")
         for i, t in enumerate(specs):
             dims = list(t.shape[1:] if batching else t.shape)
-            lines.extend([
-                "  {",
-                f"    name: {_quote(t.name)}",
-                f"    data_type: {DATATYPE_TO_TRITON[t.datatype]}",
-            ])
+            lines.extend(
+                [
+                    "  {",
+                    f"    name: {_quote(t.name)}",
+                    f"    data_type: {DATATYPE_TO_TRITON[t.datatype]}",
+                ]
+            )
             if dims:
                 lines.append(f"    dims: [ {', '.join(str(d) for d in dims)} ]")
             else:  # Triton wants at least one dim: declare [1] and reshape to a scalar

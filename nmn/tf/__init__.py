@@ -9,21 +9,20 @@ They run eagerly, inside ``tf.function`` and save as SavedModels.
 """
 
 try:
-    import tensorflow as _tf  # noqa: F401
+    import tensorflow as _tf
 except ImportError as exc:  # pragma: no cover
     raise ImportError('nmn.tf needs TensorFlow: pip install "nmn[tf]>=1.0"') from exc
 
+from nmn.core.names import bind_aliases as _bind_aliases
+from nmn.core.names import public_names as _public_names
+from nmn.tf import functional
 from nmn.tf.attention import MultiHeadYatAttention, RotaryYatAttention
 from nmn.tf.conv import YatConv1D, YatConv2D, YatConv3D
 from nmn.tf.conv_transpose import YatConvTranspose1D, YatConvTranspose2D, YatConvTranspose3D
 from nmn.tf.dense import YatNMN
 from nmn.tf.embed import YatEmbed
-from nmn.tf import functional
 from nmn.tf.spec import from_spec, to_spec
 from nmn.tf.squashers import soft_tanh, softer_sigmoid, softermax
-
-from nmn.core.names import bind_aliases as _bind_aliases
-from nmn.core.names import public_names as _public_names
 
 _bind_aliases(globals())
 __all__ = list(_public_names("tf"))

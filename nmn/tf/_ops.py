@@ -115,8 +115,13 @@ def conv(x, kernel, strides, dilations, groups):
         return tf.nn.convolution(x, kernel, strides=list(strides), padding="VALID", dilations=list(dilations))
     xs = tf.split(x, groups, axis=-1)
     ws = tf.split(kernel, groups, axis=-1)
-    return tf.concat([tf.nn.convolution(a, b, strides=list(strides), padding="VALID", dilations=list(dilations))
-                      for a, b in zip(xs, ws)], axis=-1)
+    return tf.concat(
+        [
+            tf.nn.convolution(a, b, strides=list(strides), padding="VALID", dilations=list(dilations))
+            for a, b in zip(xs, ws)
+        ],
+        axis=-1,
+    )
 
 
 def add_yat_variables(layer, n_out, dtype, with_bias=True):

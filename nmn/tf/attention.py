@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from nmn._tfkeras.attention import (attend_heads, cache_shape, check_cache_room, performer_projection,
-                                    refuse_performer, rope_slices, set_attention_options, set_rope_options)
+from nmn._tfkeras.attention import (
+    attend_heads,
+    cache_shape,
+    check_cache_room,
+    performer_projection,
+    refuse_performer,
+    rope_slices,
+    set_attention_options,
+    set_rope_options,
+)
 from nmn.core.options import DEFAULT_EPSILON, PERFORMER_NUM_FEATURES, ROPE_THETA, mask_needs_head_axis
 from nmn.tf import functional
 from nmn.tf._ops import F, alpha_value, glorot_normal, layer_label
@@ -51,23 +59,55 @@ class MultiHeadYatAttention(tf.Module):
     (2, 5, 8)
     """
 
-    def __init__(self, embed_dim, num_heads, *, dropout=0.0, use_bias=True, use_alpha=True, constant_alpha=None,
-                 epsilon=DEFAULT_EPSILON, spherical=False, normalization="softmax", power=1.0, use_out_proj=True,
-                 causal=False, use_performer=False, num_features=PERFORMER_NUM_FEATURES, seed=None, dtype=tf.float32,
-                 name=None):
+    def __init__(
+        self,
+        embed_dim,
+        num_heads,
+        *,
+        dropout=0.0,
+        use_bias=True,
+        use_alpha=True,
+        constant_alpha=None,
+        epsilon=DEFAULT_EPSILON,
+        spherical=False,
+        normalization="softmax",
+        power=1.0,
+        use_out_proj=True,
+        causal=False,
+        use_performer=False,
+        num_features=PERFORMER_NUM_FEATURES,
+        seed=None,
+        dtype=tf.float32,
+        name=None,
+    ):
         super().__init__(name=name)
-        set_attention_options(self, embed_dim=embed_dim, num_heads=num_heads, dropout=dropout, use_bias=use_bias,
-                              use_alpha=use_alpha, constant_alpha=constant_alpha, epsilon=epsilon, spherical=spherical,
-                              normalization=normalization, power=power, use_out_proj=use_out_proj, causal=causal,
-                              use_performer=use_performer, num_features=num_features, seed=seed)
+        set_attention_options(
+            self,
+            embed_dim=embed_dim,
+            num_heads=num_heads,
+            dropout=dropout,
+            use_bias=use_bias,
+            use_alpha=use_alpha,
+            constant_alpha=constant_alpha,
+            epsilon=epsilon,
+            spherical=spherical,
+            normalization=normalization,
+            power=power,
+            use_out_proj=use_out_proj,
+            causal=causal,
+            use_performer=use_performer,
+            num_features=num_features,
+            seed=seed,
+        )
         self.dtype = tf.as_dtype(dtype)
         self.q_kernel = None
         self.alpha = None
         self.proj = None
         if self.use_performer:  # drawn once, at construction (yat-ops.md Part 1, decision 5)
             with self.name_scope:
-                self.proj = tf.Variable(performer_projection(self.num_features, self.head_dim, seed),
-                                        trainable=False, name="proj")
+                self.proj = tf.Variable(
+                    performer_projection(self.num_features, self.head_dim, seed), trainable=False, name="proj"
+                )
 
     @property
     def built(self):
@@ -125,8 +165,10 @@ class MultiHeadYatAttention(tf.Module):
             mask = tf.expand_dims(mask, 1)  # (B, Lq, Lk): per batch element, broadcast over heads
         dropout = None
         if not self.use_performer and training and self.dropout > 0:
+
             def dropout(w):
                 return tf.nn.dropout(w, rate=self.dropout)
+
         o = attend_heads(self, F, functional, q, k, v, mask, causal, dropout, self._alpha())
         o = _merge(o)
         if self.use_out_proj:
@@ -165,8 +207,7 @@ class RotaryYatAttention(MultiHeadYatAttention):
     True
     """
 
-    def __init__(self, embed_dim, num_heads, max_seq_len=2048, *, theta=ROPE_THETA, rope_style="interleaved",
-                 **kwargs):
+    def __init__(self, embed_dim, num_heads, max_seq_len=2048, *, theta=ROPE_THETA, rope_style="interleaved", **kwargs):
         refuse_performer(self, kwargs)
         super().__init__(embed_dim, num_heads, **kwargs)
         set_rope_options(self, max_seq_len=max_seq_len, theta=theta, rope_style=rope_style)

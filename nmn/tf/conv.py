@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from nmn._tfkeras.options import (DATA_FORMATS, channels_first_perm, channels_last_perm, check_conv_input,
-                                  set_conv_geometry)
+from nmn._tfkeras.options import (
+    DATA_FORMATS,
+    channels_first_perm,
+    channels_last_perm,
+    check_conv_input,
+    set_conv_geometry,
+)
 from nmn.core.conv import PADDING_MODES, conv_pads
 from nmn.core.options import DEFAULT_EPSILON, check_choice
 from nmn.tf import functional
-from nmn.tf._ops import (add_yat_variables, alpha_value, bias_value, eps_value, glorot_normal, layer_label,
-                         set_yat_options)
+from nmn.tf._ops import (
+    add_yat_variables,
+    alpha_value,
+    bias_value,
+    eps_value,
+    glorot_normal,
+    layer_label,
+    set_yat_options,
+)
 
 __all__ = ["YatConv1D", "YatConv2D", "YatConv3D"]
 
@@ -34,8 +46,9 @@ class _YatConvBase(tf.Module):
 
     def _check_groups(self, in_channels):
         if in_channels % self.groups:
-            raise ValueError(f"{layer_label(self)}: input channels {in_channels} must be divisible by "
-                             f"groups={self.groups}")
+            raise ValueError(
+                f"{layer_label(self)}: input channels {in_channels} must be divisible by groups={self.groups}"
+            )
 
     def _channels_last_input(self, x):
         """``x`` as a tensor, checked (rank, channels), the variables built on the first call, moved channels-last."""
@@ -49,17 +62,42 @@ class _YatConvBase(tf.Module):
 class _YatConvNd(_YatConvBase):
     """N-d Yat convolution; see :class:`YatConv2D` for the arguments."""
 
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format="channels_last",
-                 dilation_rate=1, groups=1, *, padding_mode="zeros", use_bias=True, constant_bias=None,
-                 use_alpha=True, constant_alpha=None, epsilon=DEFAULT_EPSILON, learnable_epsilon=False,
-                 weight_normalized=False, dtype=tf.float32, seed=None, name=None):
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        data_format="channels_last",
+        dilation_rate=1,
+        groups=1,
+        *,
+        padding_mode="zeros",
+        use_bias=True,
+        constant_bias=None,
+        use_alpha=True,
+        constant_alpha=None,
+        epsilon=DEFAULT_EPSILON,
+        learnable_epsilon=False,
+        weight_normalized=False,
+        dtype=tf.float32,
+        seed=None,
+        name=None,
+    ):
         super().__init__(name=name)
         cls = type(self).__name__
         set_conv_geometry(self, filters, kernel_size, strides, padding, dilation_rate, groups)
         self.padding_mode = check_choice(padding_mode, tuple(PADDING_MODES), "padding_mode", cls)
         self.data_format = check_choice(data_format, DATA_FORMATS, "data_format", cls)
-        set_yat_options(self, use_bias=use_bias, constant_bias=constant_bias, use_alpha=use_alpha,
-                        constant_alpha=constant_alpha, epsilon=epsilon, learnable_epsilon=learnable_epsilon)
+        set_yat_options(
+            self,
+            use_bias=use_bias,
+            constant_bias=constant_bias,
+            use_alpha=use_alpha,
+            constant_alpha=constant_alpha,
+            epsilon=epsilon,
+            learnable_epsilon=learnable_epsilon,
+        )
         self.weight_normalized = bool(weight_normalized)
         self.dtype = tf.as_dtype(dtype)
         self.seed = seed
@@ -76,22 +114,43 @@ class _YatConvNd(_YatConvBase):
             k *= s
         cg = in_channels // self.groups
         with self.name_scope:
-            self.kernel = tf.Variable(glorot_normal((*self.kernel_size, cg, self.filters), k * cg,
-                                                    k * self.filters // self.groups, self.dtype, self.seed),
-                                      name="kernel")
+            self.kernel = tf.Variable(
+                glorot_normal(
+                    (*self.kernel_size, cg, self.filters),
+                    k * cg,
+                    k * self.filters // self.groups,
+                    self.dtype,
+                    self.seed,
+                ),
+                name="kernel",
+            )
             add_yat_variables(self, self.filters, self.dtype)
 
     def __call__(self, x):
         x = self._channels_last_input(x)
         spatial = tuple(x.shape[1:-1])
-        if any(s is None for s in spatial) and self.padding not in ("valid", "causal") and isinstance(
-                self.padding, str):
-            raise ValueError(f"{layer_label(self)}: padding={self.padding!r} needs known spatial sizes, got shape "
-                             f"{tuple(x.shape)}")
+        if (
+            any(s is None for s in spatial)
+            and self.padding not in ("valid", "causal")
+            and isinstance(self.padding, str)
+        ):
+            raise ValueError(
+                f"{layer_label(self)}: padding={self.padding!r} needs known spatial sizes, got shape {tuple(x.shape)}"
+            )
         pads = conv_pads(self.padding, spatial, self.kernel_size, self.strides, self.dilation_rate)
-        y = functional.yat_conv(x, self.kernel, bias_value(self), alpha_value(self), eps_value(self),
-                                strides=self.strides, pads=pads, dilations=self.dilation_rate, groups=self.groups,
-                                padding_mode=self.padding_mode, weight_normalized=self.weight_normalized)
+        y = functional.yat_conv(
+            x,
+            self.kernel,
+            bias_value(self),
+            alpha_value(self),
+            eps_value(self),
+            strides=self.strides,
+            pads=pads,
+            dilations=self.dilation_rate,
+            groups=self.groups,
+            padding_mode=self.padding_mode,
+            weight_normalized=self.weight_normalized,
+        )
         return from_channels_last(y, self.rank, self.data_format)
 
 

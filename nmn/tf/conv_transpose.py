@@ -17,22 +17,47 @@ __all__ = ["YatConvTranspose1D", "YatConvTranspose2D", "YatConvTranspose3D"]
 class _YatConvTransposeNd(_YatConvBase):
     """N-d Yat transposed convolution; see :class:`YatConvTranspose2D` for the arguments."""
 
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", output_padding=None,
-                 data_format="channels_last", dilation_rate=1, groups=1, *, use_bias=True, constant_bias=None,
-                 use_alpha=True, constant_alpha=None, epsilon=DEFAULT_EPSILON, learnable_epsilon=False,
-                 dtype=tf.float32, seed=None, name=None):
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        output_padding=None,
+        data_format="channels_last",
+        dilation_rate=1,
+        groups=1,
+        *,
+        use_bias=True,
+        constant_bias=None,
+        use_alpha=True,
+        constant_alpha=None,
+        epsilon=DEFAULT_EPSILON,
+        learnable_epsilon=False,
+        dtype=tf.float32,
+        seed=None,
+        name=None,
+    ):
         super().__init__(name=name)
         cls = type(self).__name__
         set_conv_geometry(self, filters, kernel_size, strides, padding, dilation_rate, groups)
         self.output_padding = output_padding_of(self, output_padding)
         self.data_format = check_choice(data_format, DATA_FORMATS, "data_format", cls)
-        set_yat_options(self, use_bias=use_bias, constant_bias=constant_bias, use_alpha=use_alpha,
-                        constant_alpha=constant_alpha, epsilon=epsilon, learnable_epsilon=learnable_epsilon)
+        set_yat_options(
+            self,
+            use_bias=use_bias,
+            constant_bias=constant_bias,
+            use_alpha=use_alpha,
+            constant_alpha=constant_alpha,
+            epsilon=epsilon,
+            learnable_epsilon=learnable_epsilon,
+        )
         self.dtype = tf.as_dtype(dtype)
         self.seed = seed
         self.kernel = None
-        self._geometry = keras_transpose_geometry(self.padding, self.kernel_size, self.strides, self.dilation_rate,
-                                                  self.output_padding)
+        self._geometry = keras_transpose_geometry(
+            self.padding, self.kernel_size, self.strides, self.dilation_rate, self.output_padding
+        )
 
     def _kernel_channels(self):
         return self.kernel.shape[-1]
@@ -45,16 +70,29 @@ class _YatConvTransposeNd(_YatConvBase):
             k *= s
         mg = self.filters // self.groups
         with self.name_scope:
-            self.kernel = tf.Variable(glorot_normal((*self.kernel_size, mg, in_channels), k * in_channels,
-                                                    k * self.filters, self.dtype, self.seed), name="kernel")
+            self.kernel = tf.Variable(
+                glorot_normal(
+                    (*self.kernel_size, mg, in_channels), k * in_channels, k * self.filters, self.dtype, self.seed
+                ),
+                name="kernel",
+            )
             add_yat_variables(self, self.filters, self.dtype)
 
     def __call__(self, x):
         x = self._channels_last_input(x)
         pads, outpad = self._geometry
-        y = functional.yat_conv_transpose(x, self.kernel, bias_value(self), alpha_value(self), eps_value(self),
-                                          strides=self.strides, pads=pads, output_padding=outpad,
-                                          dilations=self.dilation_rate, groups=self.groups)
+        y = functional.yat_conv_transpose(
+            x,
+            self.kernel,
+            bias_value(self),
+            alpha_value(self),
+            eps_value(self),
+            strides=self.strides,
+            pads=pads,
+            output_padding=outpad,
+            dilations=self.dilation_rate,
+            groups=self.groups,
+        )
         return from_channels_last(y, self.rank, self.data_format)
 
 

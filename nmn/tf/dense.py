@@ -6,8 +6,15 @@ import tensorflow as tf
 
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.tf import functional
-from nmn.tf._ops import (add_yat_variables, alpha_value, bias_value, eps_value, glorot_normal, layer_label,
-                         set_yat_options)
+from nmn.tf._ops import (
+    add_yat_variables,
+    alpha_value,
+    bias_value,
+    eps_value,
+    glorot_normal,
+    layer_label,
+    set_yat_options,
+)
 
 __all__ = ["YatNMN"]
 
@@ -36,13 +43,34 @@ class YatNMN(tf.Module):
     (2, 4)
     """
 
-    def __init__(self, features, *, use_bias=True, constant_bias=None, use_alpha=True, constant_alpha=None,
-                 epsilon=DEFAULT_EPSILON, learnable_epsilon=False, spherical=False, weight_normalized=False,
-                 lazy=False, dtype=tf.float32, seed=None, name=None):
+    def __init__(
+        self,
+        features,
+        *,
+        use_bias=True,
+        constant_bias=None,
+        use_alpha=True,
+        constant_alpha=None,
+        epsilon=DEFAULT_EPSILON,
+        learnable_epsilon=False,
+        spherical=False,
+        weight_normalized=False,
+        lazy=False,
+        dtype=tf.float32,
+        seed=None,
+        name=None,
+    ):
         super().__init__(name=name)
         self.features = check_positive_int(features, "features", "YatNMN")
-        set_yat_options(self, use_bias=use_bias, constant_bias=constant_bias, use_alpha=use_alpha,
-                        constant_alpha=constant_alpha, epsilon=epsilon, learnable_epsilon=learnable_epsilon)
+        set_yat_options(
+            self,
+            use_bias=use_bias,
+            constant_bias=constant_bias,
+            use_alpha=use_alpha,
+            constant_alpha=constant_alpha,
+            epsilon=epsilon,
+            learnable_epsilon=learnable_epsilon,
+        )
         self.spherical = bool(spherical)
         self.weight_normalized = bool(weight_normalized)
         self.lazy = bool(lazy)
@@ -57,19 +85,33 @@ class YatNMN(tf.Module):
     def build(self, in_features):
         """Create the variables for inputs of width ``in_features``."""
         with self.name_scope:
-            self.kernel = tf.Variable(glorot_normal((in_features, self.features), in_features, self.features,
-                                                    self.dtype, self.seed), trainable=not self.lazy, name="kernel")
+            self.kernel = tf.Variable(
+                glorot_normal((in_features, self.features), in_features, self.features, self.dtype, self.seed),
+                trainable=not self.lazy,
+                name="kernel",
+            )
             add_yat_variables(self, self.features, self.dtype)
 
     def __call__(self, x):
         x = tf.convert_to_tensor(x)
         if x.shape.rank is None or x.shape.rank < 1 or (x.shape[-1] is None and not self.built):
-            raise ValueError(f"{layer_label(self)}: expected input (..., in_features) with a known last dimension, "
-                             f"got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"{layer_label(self)}: expected input (..., in_features) with a known last dimension, "
+                f"got shape {tuple(x.shape)}"
+            )
         if not self.built:
             self.build(int(x.shape[-1]))
         if x.shape[-1] is not None and x.shape[-1] != self.kernel.shape[0]:
-            raise ValueError(f"{layer_label(self)}: expected input (..., {self.kernel.shape[0]}) matching kernel "
-                             f"{tuple(self.kernel.shape)}, got shape {tuple(x.shape)}")
-        return functional.yat_dense(x, self.kernel, bias_value(self), alpha_value(self), eps_value(self),
-                                    spherical=self.spherical, weight_normalized=self.weight_normalized)
+            raise ValueError(
+                f"{layer_label(self)}: expected input (..., {self.kernel.shape[0]}) matching kernel "
+                f"{tuple(self.kernel.shape)}, got shape {tuple(x.shape)}"
+            )
+        return functional.yat_dense(
+            x,
+            self.kernel,
+            bias_value(self),
+            alpha_value(self),
+            eps_value(self),
+            spherical=self.spherical,
+            weight_normalized=self.weight_normalized,
+        )

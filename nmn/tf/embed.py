@@ -6,8 +6,8 @@ import math
 
 import tensorflow as tf
 
-from nmn.core.names import refuse_keywords
 from nmn._tfkeras.options import fixed_alpha, set_embed_options
+from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, NORM_GUARD
 from nmn.tf import functional
 from nmn.tf._ops import layer_label
@@ -35,17 +35,38 @@ class YatEmbed(tf.Module):
     ((1, 3, 4), (2, 10))
     """
 
-    def __init__(self, num_embeddings, features, *, use_alpha=True, constant_alpha=None, epsilon=DEFAULT_EPSILON,
-                 spherical=False, weight_normalized=False, dtype=tf.float32, seed=None, name=None, **refused):
+    def __init__(
+        self,
+        num_embeddings,
+        features,
+        *,
+        use_alpha=True,
+        constant_alpha=None,
+        epsilon=DEFAULT_EPSILON,
+        spherical=False,
+        weight_normalized=False,
+        dtype=tf.float32,
+        seed=None,
+        name=None,
+        **refused,
+    ):
         refuse_keywords(type(self).__name__, refused)
         super().__init__(name=name)
-        set_embed_options(self, num_embeddings=num_embeddings, features=features, use_alpha=use_alpha,
-                          constant_alpha=constant_alpha, epsilon=epsilon, spherical=spherical,
-                          weight_normalized=weight_normalized)
+        set_embed_options(
+            self,
+            num_embeddings=num_embeddings,
+            features=features,
+            use_alpha=use_alpha,
+            constant_alpha=constant_alpha,
+            epsilon=epsilon,
+            spherical=spherical,
+            weight_normalized=weight_normalized,
+        )
         self.dtype = tf.as_dtype(dtype)
         with self.name_scope:
-            e = tf.random.normal((num_embeddings, features), stddev=1.0 / math.sqrt(features), dtype=self.dtype,
-                                 seed=seed)
+            e = tf.random.normal(
+                (num_embeddings, features), stddev=1.0 / math.sqrt(features), dtype=self.dtype, seed=seed
+            )
             if self.weight_normalized:
                 e = e / (tf.norm(e, axis=-1, keepdims=True) + NORM_GUARD)
             self.embedding = tf.Variable(e, name="embedding")
@@ -54,16 +75,21 @@ class YatEmbed(tf.Module):
     def __call__(self, ids):
         ids = tf.convert_to_tensor(ids)
         if not ids.dtype.is_integer:
-            raise ValueError(f"{layer_label(self)}: expected integer token ids, got dtype {ids.dtype.name} "
-                             f"(shape {tuple(ids.shape)})")
+            raise ValueError(
+                f"{layer_label(self)}: expected integer token ids, got dtype {ids.dtype.name} "
+                f"(shape {tuple(ids.shape)})"
+            )
         return tf.gather(self.embedding, ids, axis=0)
 
     def attend(self, query):
         """Yat logits of ``query (..., F)`` against every row: ``(..., V)`` (no bias, no sqrt(d))."""
         query = tf.convert_to_tensor(query)
         if query.shape[-1] != self.features:
-            raise ValueError(f"{layer_label(self)}: attend expects (..., {self.features}) matching embedding "
-                             f"{(self.num_embeddings, self.features)}, got shape {tuple(query.shape)}")
+            raise ValueError(
+                f"{layer_label(self)}: attend expects (..., {self.features}) matching embedding "
+                f"{(self.num_embeddings, self.features)}, got shape {tuple(query.shape)}"
+            )
         alpha = self.alpha if self.alpha is not None else fixed_alpha(self)
-        return functional.yat_dense(query, tf.transpose(self.embedding), None, alpha, self.epsilon,
-                                    spherical=self.spherical)
+        return functional.yat_dense(
+            query, tf.transpose(self.embedding), None, alpha, self.epsilon, spherical=self.spherical
+        )

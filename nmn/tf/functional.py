@@ -18,8 +18,15 @@ from nmn.core.conv import transpose_as_conv_pads
 from nmn.core.options import DEFAULT_EPSILON, NORM_GUARD
 from nmn.tf._ops import F, conv, pad_axis, result_dtype, upsample_axis
 
-__all__ = ["yat_dense", "yat_conv", "yat_conv_transpose", "yat_attention", "rope", "performer_features",
-           "linear_readout"]
+__all__ = [
+    "yat_dense",
+    "yat_conv",
+    "yat_conv_transpose",
+    "yat_attention",
+    "rope",
+    "performer_features",
+    "linear_readout",
+]
 
 
 def _f32(v):
@@ -27,18 +34,37 @@ def _f32(v):
     return v if v is None or isinstance(v, (int, float)) else tf.cast(v, tf.float32)
 
 
-def yat_dense(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, spherical=False,
-              weight_normalized=False):
+def yat_dense(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, spherical=False, weight_normalized=False):
     """``alpha * (x.w + b)^2 / (relu(|x|^2 + |w|^2 - 2 x.w) + eps)`` for ``x (..., I)``, ``kernel (I, O)``."""
     x = tf.convert_to_tensor(x)
     out_dtype = result_dtype(x, kernel)
-    y = yat.yat_dense(F, tf.cast(x, tf.float32), tf.cast(kernel, tf.float32), _f32(bias), _f32(alpha),
-                      _f32(epsilon), spherical=spherical, weight_normalized=weight_normalized)
+    y = yat.yat_dense(
+        F,
+        tf.cast(x, tf.float32),
+        tf.cast(kernel, tf.float32),
+        _f32(bias),
+        _f32(alpha),
+        _f32(epsilon),
+        spherical=spherical,
+        weight_normalized=weight_normalized,
+    )
     return tf.cast(y, out_dtype)
 
 
-def yat_conv(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, strides, pads, dilations, groups=1,
-             padding_mode="zeros", weight_normalized=False):
+def yat_conv(
+    x,
+    kernel,
+    bias=None,
+    alpha=None,
+    epsilon=DEFAULT_EPSILON,
+    *,
+    strides,
+    pads,
+    dilations,
+    groups=1,
+    padding_mode="zeros",
+    weight_normalized=False,
+):
     """Yat convolution of channels-last ``x (N, *S, C)`` with ``kernel (*k, C/G, M)``; ``pads`` (lo, hi) per axis."""
     rank = len(kernel.shape) - 2
     out_dtype = result_dtype(x, kernel)
@@ -62,8 +88,9 @@ def yat_conv(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, strid
     return tf.cast(y, out_dtype)
 
 
-def yat_conv_transpose(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, strides, pads,
-                       output_padding, dilations, groups=1):
+def yat_conv_transpose(
+    x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, strides, pads, output_padding, dilations, groups=1
+):
     """Yat transposed convolution (ONNX ``ConvTranspose`` geometry) of channels-last ``x (N, *S, C)``.
 
     ``kernel (*k, M/G, C)`` (``tf.nn.conv_transpose`` layout); ``pads`` are ONNX crops ``(lo, hi)`` per axis and
@@ -94,13 +121,37 @@ def yat_conv_transpose(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON
     return tf.cast(y, out_dtype)
 
 
-def yat_attention(q, k, v, mask=None, alpha=None, epsilon=DEFAULT_EPSILON, *, spherical=False,
-                  normalization="softmax", power=1.0, causal=False, dropout=None):
+def yat_attention(
+    q,
+    k,
+    v,
+    mask=None,
+    alpha=None,
+    epsilon=DEFAULT_EPSILON,
+    *,
+    spherical=False,
+    normalization="softmax",
+    power=1.0,
+    causal=False,
+    dropout=None,
+):
     """Yat attention of ``(B, L, H, D)`` heads; ``mask`` bool broadcastable to ``(B, H, Lq, Lk)``, True = attend."""
     if mask is not None:
         mask = tf.cast(mask, tf.bool)
-    return yat.yat_attention(F, q, k, v, mask, _f32(alpha), _f32(epsilon), spherical=spherical,
-                             normalization=normalization, power=power, causal=causal, dropout=dropout)
+    return yat.yat_attention(
+        F,
+        q,
+        k,
+        v,
+        mask,
+        _f32(alpha),
+        _f32(epsilon),
+        spherical=spherical,
+        normalization=normalization,
+        power=power,
+        causal=causal,
+        dropout=dropout,
+    )
 
 
 def rope(x, cos, sin, *, interleaved=True):

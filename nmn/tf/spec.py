@@ -19,8 +19,7 @@ from nmn._tfkeras import spec as _spec
 from nmn._tfkeras.spec import KINDS
 from nmn.tf.attention import MultiHeadYatAttention, RotaryYatAttention
 from nmn.tf.conv import YatConv1D, YatConv2D, YatConv3D, _YatConvNd
-from nmn.tf.conv_transpose import (YatConvTranspose1D, YatConvTranspose2D, YatConvTranspose3D,
-                                   _YatConvTransposeNd)
+from nmn.tf.conv_transpose import YatConvTranspose1D, YatConvTranspose2D, YatConvTranspose3D, _YatConvTransposeNd
 from nmn.tf.dense import YatNMN
 from nmn.tf.embed import YatEmbed
 
@@ -28,9 +27,14 @@ __all__ = ["to_spec", "from_spec", "KINDS"]
 
 CONV = {1: YatConv1D, 2: YatConv2D, 3: YatConv3D}
 CONV_TRANSPOSE = {1: YatConvTranspose1D, 2: YatConvTranspose2D, 3: YatConvTranspose3D}
-_CLASSES = {"YatNMN": YatNMN, "YatConv": CONV, "YatConvTranspose": CONV_TRANSPOSE,
-            "MultiHeadYatAttention": MultiHeadYatAttention, "RotaryYatAttention": RotaryYatAttention,
-            "YatEmbed": YatEmbed}
+_CLASSES = {
+    "YatNMN": YatNMN,
+    "YatConv": CONV,
+    "YatConvTranspose": CONV_TRANSPOSE,
+    "MultiHeadYatAttention": MultiHeadYatAttention,
+    "RotaryYatAttention": RotaryYatAttention,
+    "YatEmbed": YatEmbed,
+}
 _TYPES = {**_CLASSES, "YatConv": _YatConvNd, "YatConvTranspose": _YatConvTransposeNd}
 
 

@@ -9,10 +9,12 @@ torch.Size([2, 4])
 """
 
 try:
-    import torch as _torch  # noqa: F401
+    import torch as _torch
 except ImportError as err:  # pragma: no cover - exercised only without torch
     raise ImportError('nmn.torch needs PyTorch: pip install "nmn[torch]>=1.0"') from err
 
+from nmn.core.names import bind_aliases as _bind_aliases
+from nmn.core.names import public_names as _public_names
 from nmn.torch import functional
 from nmn.torch.attention import MultiHeadYatAttention, RotaryYatAttention, performer_projection
 from nmn.torch.conv import YatConv1D, YatConv2D, YatConv3D
@@ -22,10 +24,6 @@ from nmn.torch.embed import YatEmbed
 from nmn.torch.functional import soft_tanh, softer_sigmoid, softermax
 from nmn.torch.spec import from_spec, to_spec
 from nmn.torch.squashers import Softermax, SofterSigmoid, SoftTanh
-
-
-from nmn.core.names import bind_aliases as _bind_aliases
-from nmn.core.names import public_names as _public_names
 
 _bind_aliases(globals())
 __all__ = list(_public_names("torch"))

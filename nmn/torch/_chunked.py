@@ -57,8 +57,21 @@ def _rows(mask, start, stop, lq):
     return mask[..., start:stop, :]
 
 
-def yat_attention(q, k, v, mask, alpha, eps, *, spherical=False, normalization="softmax", power=1.0, causal=False,
-                  dropout=None, tile=TILE):
+def yat_attention(
+    q,
+    k,
+    v,
+    mask,
+    alpha,
+    eps,
+    *,
+    spherical=False,
+    normalization="softmax",
+    power=1.0,
+    causal=False,
+    dropout=None,
+    tile=TILE,
+):
     """Yat attention of ``(B, L, H, D)`` heads in query tiles of ``tile`` rows (see the module docstring).
 
     Args:
@@ -83,13 +96,25 @@ def yat_attention(q, k, v, mask, alpha, eps, *, spherical=False, normalization="
     for start in range(0, lq, tile):
         stop = min(start + tile, lq)
         m = _rows(mask, start, stop, lq)
-        if causal:   # key j is visible to query i when j <= i + (Lk - Lq): the last query sees the last key
+        if causal:  # key j is visible to query i when j <= i + (Lk - Lq): the last query sees the last key
             c = cols[None, :] <= rows[start:stop, None] + (lk - lq)
             m = c if m is None else torch.logical_and(m, c)
 
         def block(qs, k, v, m=m):
-            return _yat.yat_attention(F, qs, k, v, m, alpha, eps, spherical=spherical, normalization=normalization,
-                                      power=power, causal=False, dropout=dropout)
+            return _yat.yat_attention(
+                F,
+                qs,
+                k,
+                v,
+                m,
+                alpha,
+                eps,
+                spherical=spherical,
+                normalization=normalization,
+                power=power,
+                causal=False,
+                dropout=dropout,
+            )
 
         qs = q[:, start:stop]
         outs.append(checkpoint(block, qs, k, v, use_reentrant=False) if grad else block(qs, k, v))

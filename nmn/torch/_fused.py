@@ -21,8 +21,19 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["tensors", "recording", "sqnorm", "dense_forward", "dist_tail_forward", "YatTail", "YatDense",
-           "YatDistTail", "yat_tail", "yat_dense", "yat_dist_tail"]
+__all__ = [
+    "tensors",
+    "recording",
+    "sqnorm",
+    "dense_forward",
+    "dist_tail_forward",
+    "YatTail",
+    "YatDense",
+    "YatDistTail",
+    "yat_tail",
+    "yat_dense",
+    "yat_dist_tail",
+]
 
 
 def tensors(*xs):
@@ -207,7 +218,7 @@ class YatDistTail(torch.autograd.Function):
         num, den, alpha, eps = _load(ctx, 2)
         needs = ctx.needs_input_grad
         u, um, g_alpha, g_eps = _tail_grads(ctx, grad, num, den, alpha, eps, needs[3], needs[4])
-        if g_eps is not None:   # _tail_grads gives -sum(u r); the floor's share is that minus the unmasked part
+        if g_eps is not None:  # _tail_grads gives -sum(u r); the floor's share is that minus the unmasked part
             g_eps = g_eps + um.sum().reshape(g_eps.shape)
         g_energy = -um.sum_to_size(ctx.shapes[0]) if needs[1] else None
         g_const = -um.sum_to_size(ctx.shapes[1]) if needs[2] else None

@@ -8,14 +8,25 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as _nnf
 
-from nmn.core.options import (DEFAULT_EPSILON, NORMALIZATIONS, PERFORMER_NUM_FEATURES, ROPE_STYLES, ROPE_THETA,
-                              check_choice, check_epsilon, check_positive_int, mask_needs_head_axis, resolve_alpha)
+from nmn.core.options import (
+    DEFAULT_EPSILON,
+    NORMALIZATIONS,
+    PERFORMER_NUM_FEATURES,
+    ROPE_STYLES,
+    ROPE_THETA,
+    check_choice,
+    check_epsilon,
+    check_positive_int,
+    mask_needs_head_axis,
+    resolve_alpha,
+)
 from nmn.torch import functional
 from nmn.torch.dense import pick
 
 
-def performer_projection(num_features: int, head_dim: int, *, generator: torch.Generator | None = None,
-                         device=None, dtype=None) -> torch.Tensor:
+def performer_projection(
+    num_features: int, head_dim: int, *, generator: torch.Generator | None = None, device=None, dtype=None
+) -> torch.Tensor:
     """Random projection ``(num_features, head_dim)``: stacked orthogonal blocks, every row of norm sqrt(head_dim).
 
     >>> p = performer_projection(6, 4, generator=torch.Generator().manual_seed(0))
@@ -36,16 +47,32 @@ def _as_mask(mask, name, batch):
     if mask is None:
         return None
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-        raise ValueError(f"{name}: mask must be a bool tensor (True = attend), got "
-                         f"{getattr(mask, 'dtype', type(mask).__name__)}")
+        raise ValueError(
+            f"{name}: mask must be a bool tensor (True = attend), got {getattr(mask, 'dtype', type(mask).__name__)}"
+        )
     return mask.unsqueeze(1) if mask_needs_head_axis(mask.dim(), name) else mask
 
 
 class _YatAttentionBase(nn.Module):
     """Four affine projections (q, k, v, out) around Yat attention of ``(B, L, H, D)`` heads."""
 
-    def __init__(self, embed_dim, num_heads, dropout, bias, use_bias, use_alpha, constant_alpha, epsilon, spherical,
-                 normalization, power, use_out_proj, causal, factory):
+    def __init__(
+        self,
+        embed_dim,
+        num_heads,
+        dropout,
+        bias,
+        use_bias,
+        use_alpha,
+        constant_alpha,
+        epsilon,
+        spherical,
+        normalization,
+        power,
+        use_out_proj,
+        causal,
+        factory,
+    ):
         super().__init__()
         name = type(self).__name__
         self.embed_dim = check_positive_int(embed_dim, "embed_dim", name)
@@ -97,8 +124,10 @@ class _YatAttentionBase(nn.Module):
 
     def _check(self, x, what):
         if x.dim() != 3 or x.shape[-1] != self.embed_dim:
-            raise ValueError(f"{type(self).__name__}: expected {what} of shape (B, L, {self.embed_dim}) "
-                             f"(embed_dim={self.embed_dim}), got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"{type(self).__name__}: expected {what} of shape (B, L, {self.embed_dim}) "
+                f"(embed_dim={self.embed_dim}), got shape {tuple(x.shape)}"
+            )
         return x.to(torch.promote_types(x.dtype, self.q_proj.weight.dtype))
 
     def _heads(self, x, proj):
@@ -106,9 +135,20 @@ class _YatAttentionBase(nn.Module):
         return proj(x).reshape(b, l, self.num_heads, self.head_dim)
 
     def _quadratic(self, q, k, v, mask, causal):
-        return functional.yat_attention(q, k, v, mask, self._alpha_term(), self.epsilon, spherical=self.spherical,
-                                        normalization=self.normalization, power=self.power, causal=causal,
-                                        dropout_p=self.dropout, training=self.training)
+        return functional.yat_attention(
+            q,
+            k,
+            v,
+            mask,
+            self._alpha_term(),
+            self.epsilon,
+            spherical=self.spherical,
+            normalization=self.normalization,
+            power=self.power,
+            causal=causal,
+            dropout_p=self.dropout,
+            training=self.training,
+        )
 
     def _output(self, out):
         b, l = out.shape[:2]
@@ -170,14 +210,44 @@ class MultiHeadYatAttention(_YatAttentionBase):
         torch.Size([2, 5, 8])
     """
 
-    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool | None = None, *,
-                 use_bias: bool | None = None, use_alpha: bool = True, constant_alpha=None,
-                 epsilon: float = DEFAULT_EPSILON, spherical: bool = False, normalization: str = "softmax",
-                 power: float = 1.0, use_out_proj: bool = True, causal: bool = False, use_performer: bool = False,
-                 num_features: int = PERFORMER_NUM_FEATURES, device=None, dtype=None):
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        dropout: float = 0.0,
+        bias: bool | None = None,
+        *,
+        use_bias: bool | None = None,
+        use_alpha: bool = True,
+        constant_alpha=None,
+        epsilon: float = DEFAULT_EPSILON,
+        spherical: bool = False,
+        normalization: str = "softmax",
+        power: float = 1.0,
+        use_out_proj: bool = True,
+        causal: bool = False,
+        use_performer: bool = False,
+        num_features: int = PERFORMER_NUM_FEATURES,
+        device=None,
+        dtype=None,
+    ):
         factory = {"device": device, "dtype": dtype}
-        super().__init__(embed_dim, num_heads, dropout, bias, use_bias, use_alpha, constant_alpha, epsilon,
-                         spherical, normalization, power, use_out_proj, causal, factory)
+        super().__init__(
+            embed_dim,
+            num_heads,
+            dropout,
+            bias,
+            use_bias,
+            use_alpha,
+            constant_alpha,
+            epsilon,
+            spherical,
+            normalization,
+            power,
+            use_out_proj,
+            causal,
+            factory,
+        )
         self.use_performer = bool(use_performer)
         if self.use_performer:
             self.num_features = check_positive_int(num_features, "num_features", type(self).__name__)
@@ -187,23 +257,33 @@ class MultiHeadYatAttention(_YatAttentionBase):
             self.proj = None
         self.reset_parameters()
 
-    def forward(self, query: torch.Tensor, key: torch.Tensor | None = None, value: torch.Tensor | None = None,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor | None = None,
+        value: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         key = query if key is None else key
         value = key if value is None else value
         query, key, value = self._check(query, "query"), self._check(key, "key"), self._check(value, "value")
         if key.shape[:2] != value.shape[:2] or key.shape[0] != query.shape[0]:
-            raise ValueError(f"{type(self).__name__}: key {tuple(key.shape)} and value {tuple(value.shape)} must "
-                             f"share (B, Lk) with query batch {query.shape[0]}")
+            raise ValueError(
+                f"{type(self).__name__}: key {tuple(key.shape)} and value {tuple(value.shape)} must "
+                f"share (B, Lk) with query batch {query.shape[0]}"
+            )
         q, k, v = self._heads(query, self.q_proj), self._heads(key, self.k_proj), self._heads(value, self.v_proj)
         mask = _as_mask(mask, type(self).__name__, query.shape[0])
         if self.use_performer:
             if mask is not None:
-                raise ValueError(f"{type(self).__name__}: use_performer=True takes no mask (use causal=True), "
-                                 f"got a mask of shape {tuple(mask.shape)}")
+                raise ValueError(
+                    f"{type(self).__name__}: use_performer=True takes no mask (use causal=True), "
+                    f"got a mask of shape {tuple(mask.shape)}"
+                )
             if self.causal and q.shape[1] != k.shape[1]:
-                raise ValueError(f"{type(self).__name__}: a causal performer needs Lq == Lk, got {q.shape[1]} "
-                                 f"and {k.shape[1]}")
+                raise ValueError(
+                    f"{type(self).__name__}: a causal performer needs Lq == Lk, got {q.shape[1]} and {k.shape[1]}"
+                )
             out = self._performer(q, k, v)
         else:
             out = self._quadratic(q, k, v, mask, self.causal)
@@ -251,19 +331,52 @@ class RotaryYatAttention(_YatAttentionBase):
         True
     """
 
-    def __init__(self, embed_dim: int, num_heads: int, max_seq_len: int = 2048, *, theta: float = ROPE_THETA,
-                 rope_style: str = "interleaved", dropout: float = 0.0, bias: bool | None = None,
-                 use_bias: bool | None = None, use_alpha: bool = True, constant_alpha=None,
-                 epsilon: float = DEFAULT_EPSILON, spherical: bool = False, normalization: str = "softmax",
-                 power: float = 1.0, use_out_proj: bool = True, causal: bool = False, use_performer: bool = False,
-                 device=None, dtype=None):
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        max_seq_len: int = 2048,
+        *,
+        theta: float = ROPE_THETA,
+        rope_style: str = "interleaved",
+        dropout: float = 0.0,
+        bias: bool | None = None,
+        use_bias: bool | None = None,
+        use_alpha: bool = True,
+        constant_alpha=None,
+        epsilon: float = DEFAULT_EPSILON,
+        spherical: bool = False,
+        normalization: str = "softmax",
+        power: float = 1.0,
+        use_out_proj: bool = True,
+        causal: bool = False,
+        use_performer: bool = False,
+        device=None,
+        dtype=None,
+    ):
         factory = {"device": device, "dtype": dtype}
-        super().__init__(embed_dim, num_heads, dropout, bias, use_bias, use_alpha, constant_alpha, epsilon,
-                         spherical, normalization, power, use_out_proj, causal, factory)
+        super().__init__(
+            embed_dim,
+            num_heads,
+            dropout,
+            bias,
+            use_bias,
+            use_alpha,
+            constant_alpha,
+            epsilon,
+            spherical,
+            normalization,
+            power,
+            use_out_proj,
+            causal,
+            factory,
+        )
         name = type(self).__name__
         if use_performer:
-            raise ValueError(f"{name}: use_performer=True is not available with rotary embeddings in nmn v1; "
-                             f"use MultiHeadYatAttention(use_performer=True)")
+            raise ValueError(
+                f"{name}: use_performer=True is not available with rotary embeddings in nmn v1; "
+                f"use MultiHeadYatAttention(use_performer=True)"
+            )
         if self.head_dim % 2:
             raise ValueError(f"{name}: head_dim = embed_dim / num_heads = {self.head_dim} must be even for RoPE")
         self.max_seq_len = check_positive_int(max_seq_len, "max_seq_len", name)
@@ -294,8 +407,9 @@ class RotaryYatAttention(_YatAttentionBase):
 
     def _rotate(self, x, start):
         l = x.shape[1]
-        return functional.rope(x, self.cos[start:start + l], self.sin[start:start + l],
-                               interleaved=self.rope_style == "interleaved")
+        return functional.rope(
+            x, self.cos[start : start + l], self.sin[start : start + l], interleaved=self.rope_style == "interleaved"
+        )
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, decode: bool = False) -> torch.Tensor:
         name = type(self).__name__
@@ -311,8 +425,10 @@ class RotaryYatAttention(_YatAttentionBase):
             raise ValueError(f"{name}: decode=True needs init_cache(batch_size, max_length) first")
         start, end = self.cache_index, self.cache_index + l
         if b != self.cache_k.shape[0] or end > self.cache_k.shape[1]:
-            raise ValueError(f"{name}: cannot append input of shape {tuple(x.shape)} at position {start} to a "
-                             f"cache of shape {tuple(self.cache_k.shape)}")
+            raise ValueError(
+                f"{name}: cannot append input of shape {tuple(x.shape)} at position {start} to a "
+                f"cache of shape {tuple(self.cache_k.shape)}"
+            )
         self.cache_k[:, start:end] = self._rotate(k, start).detach().to(self.cache_k.dtype)
         self.cache_v[:, start:end] = v.detach().to(self.cache_v.dtype)
         self.cache_index = end
@@ -320,5 +436,8 @@ class RotaryYatAttention(_YatAttentionBase):
         return self._output(out)
 
     def extra_repr(self) -> str:
-        return (self._attn_repr() + f", max_seq_len={self.max_seq_len}, theta={self.theta:g}"
-                + (f", rope_style={self.rope_style!r}" if self.rope_style != "interleaved" else ""))
+        return (
+            self._attn_repr()
+            + f", max_seq_len={self.max_seq_len}, theta={self.theta:g}"
+            + (f", rope_style={self.rope_style!r}" if self.rope_style != "interleaved" else "")
+        )

@@ -16,21 +16,27 @@ _SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
 def check_groups(layer, in_channels, out_channels, groups):
     check_positive_int(groups, "groups", layer)
     if in_channels % groups or out_channels % groups:
-        raise ValueError(f"{layer}: in_channels={in_channels} and out_channels={out_channels} must both be "
-                         f"divisible by groups={groups}")
+        raise ValueError(
+            f"{layer}: in_channels={in_channels} and out_channels={out_channels} must both be "
+            f"divisible by groups={groups}"
+        )
     return groups
 
 
 def check_input(layer, x, rank, in_channels):
     """Accept ``(N, C, *S)`` or unbatched ``(C, *S)``; return ``(batched x, was_unbatched)``."""
     if x.dim() not in (rank + 1, rank + 2):
-        raise ValueError(f"{layer}: expected a {rank + 2}-D input (N, C, {_SPATIAL[rank]}) or an unbatched "
-                         f"{rank + 1}-D one, got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{layer}: expected a {rank + 2}-D input (N, C, {_SPATIAL[rank]}) or an unbatched "
+            f"{rank + 1}-D one, got shape {tuple(x.shape)}"
+        )
     unbatched = x.dim() == rank + 1
     if x.shape[0 if unbatched else 1] != in_channels:
         where = "axis 0 of an unbatched input" if unbatched else "axis 1"
-        raise ValueError(f"{layer}: expected {in_channels} input channels (in_channels={in_channels}) at {where}, "
-                         f"got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{layer}: expected {in_channels} input channels (in_channels={in_channels}) at {where}, "
+            f"got shape {tuple(x.shape)}"
+        )
     return (x.unsqueeze(0) if unbatched else x), unbatched
 
 
@@ -48,8 +54,10 @@ def set_geometry(layer, in_channels, out_channels, kernel_size, stride, dilation
 def geometry_repr(layer) -> str:
     """The leading part of a (transposed) conv layer's ``extra_repr``."""
     pad = layer.padding if isinstance(layer.padding, str) else [list(p) for p in layer.padding]
-    return (f"{layer.in_channels}, {layer.out_channels}, kernel_size={layer.kernel_size}, stride={layer.stride}, "
-            f"padding={pad!r}")
+    return (
+        f"{layer.in_channels}, {layer.out_channels}, kernel_size={layer.kernel_size}, stride={layer.stride}, "
+        f"padding={pad!r}"
+    )
 
 
 class _YatConvNd(YatOptions, nn.Module):
@@ -57,11 +65,28 @@ class _YatConvNd(YatOptions, nn.Module):
 
     _rank = 0
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool | None = None, padding_mode: str = "zeros", *,
-                 use_bias: bool | None = None, constant_bias: float | None = None, use_alpha: bool = True,
-                 constant_alpha=None, epsilon: float = DEFAULT_EPSILON, learnable_epsilon: bool = False,
-                 weight_normalized: bool = False, device=None, dtype=None):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups: int = 1,
+        bias: bool | None = None,
+        padding_mode: str = "zeros",
+        *,
+        use_bias: bool | None = None,
+        constant_bias: float | None = None,
+        use_alpha: bool = True,
+        constant_alpha=None,
+        epsilon: float = DEFAULT_EPSILON,
+        learnable_epsilon: bool = False,
+        weight_normalized: bool = False,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         name = type(self).__name__
         set_geometry(self, in_channels, out_channels, kernel_size, stride, dilation, padding)
@@ -69,9 +94,16 @@ class _YatConvNd(YatOptions, nn.Module):
         self.groups = check_groups(name, in_channels, out_channels, groups)
         self.weight_normalized = bool(weight_normalized)
         factory = {"device": device, "dtype": dtype}
-        self._init_yat(out_channels, use_bias=pick(bias, use_bias, True, "bias", "use_bias", name),
-                       constant_bias=constant_bias, use_alpha=use_alpha, constant_alpha=constant_alpha,
-                       epsilon=epsilon, learnable_epsilon=learnable_epsilon, factory=factory)
+        self._init_yat(
+            out_channels,
+            use_bias=pick(bias, use_bias, True, "bias", "use_bias", name),
+            constant_bias=constant_bias,
+            use_alpha=use_alpha,
+            constant_alpha=constant_alpha,
+            epsilon=epsilon,
+            learnable_epsilon=learnable_epsilon,
+            factory=factory,
+        )
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *self.kernel_size, **factory))
         self.reset_parameters()
 
@@ -84,9 +116,19 @@ class _YatConvNd(YatOptions, nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, unbatched = check_input(type(self).__name__, x, self._rank, self.in_channels)
         bias, alpha, eps = self._yat_terms()
-        y = functional.yat_conv(x, self.weight, bias, alpha, eps, stride=self.stride, padding=self.padding,
-                                dilation=self.dilation, groups=self.groups, padding_mode=self.padding_mode,
-                                weight_normalized=self.weight_normalized)
+        y = functional.yat_conv(
+            x,
+            self.weight,
+            bias,
+            alpha,
+            eps,
+            stride=self.stride,
+            padding=self.padding,
+            dilation=self.dilation,
+            groups=self.groups,
+            padding_mode=self.padding_mode,
+            weight_normalized=self.weight_normalized,
+        )
         return y.squeeze(0) if unbatched else y
 
     def extra_repr(self) -> str:
@@ -129,8 +171,9 @@ _DOC = """Yat {r}-D convolution: ``y = alpha * (<P, W_m> + b_m)^2 / (relu(|P|^2 
 
 
 class YatConv1D(_YatConvNd):
-    __doc__ = _DOC.format(r=1, s="L", s_out="L_out", name="YatConv1D", ex="5",
-                          causal=", ``'causal'`` (left pad ``d (k - 1)``)")
+    __doc__ = _DOC.format(
+        r=1, s="L", s_out="L_out", name="YatConv1D", ex="5", causal=", ``'causal'`` (left pad ``d (k - 1)``)"
+    )
     _rank = 1
 
 

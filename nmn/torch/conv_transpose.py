@@ -17,11 +17,28 @@ class _YatConvTransposeNd(YatOptions, nn.Module):
 
     _rank = 0
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
-                 groups: int = 1, bias: bool | None = None, dilation=1, padding_mode: str = "zeros", *,
-                 use_bias: bool | None = None, constant_bias: float | None = None, use_alpha: bool = True,
-                 constant_alpha=None, epsilon: float = DEFAULT_EPSILON, learnable_epsilon: bool = False,
-                 device=None, dtype=None):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        output_padding=0,
+        groups: int = 1,
+        bias: bool | None = None,
+        dilation=1,
+        padding_mode: str = "zeros",
+        *,
+        use_bias: bool | None = None,
+        constant_bias: float | None = None,
+        use_alpha: bool = True,
+        constant_alpha=None,
+        epsilon: float = DEFAULT_EPSILON,
+        learnable_epsilon: bool = False,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         name, rank = type(self).__name__, self._rank
         set_geometry(self, in_channels, out_channels, kernel_size, stride, dilation, padding)
@@ -33,9 +50,16 @@ class _YatConvTransposeNd(YatOptions, nn.Module):
         self.output_padding = output_padding_tuple(output_padding, rank, name)
         self.groups = check_groups(name, in_channels, out_channels, groups)
         factory = {"device": device, "dtype": dtype}
-        self._init_yat(out_channels, use_bias=pick(bias, use_bias, True, "bias", "use_bias", name),
-                       constant_bias=constant_bias, use_alpha=use_alpha, constant_alpha=constant_alpha,
-                       epsilon=epsilon, learnable_epsilon=learnable_epsilon, factory=factory)
+        self._init_yat(
+            out_channels,
+            use_bias=pick(bias, use_bias, True, "bias", "use_bias", name),
+            constant_bias=constant_bias,
+            use_alpha=use_alpha,
+            constant_alpha=constant_alpha,
+            epsilon=epsilon,
+            learnable_epsilon=learnable_epsilon,
+            factory=factory,
+        )
         self.weight = nn.Parameter(torch.empty(in_channels, out_channels // groups, *self.kernel_size, **factory))
         self.reset_parameters()
 
@@ -52,9 +76,18 @@ class _YatConvTransposeNd(YatOptions, nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, unbatched = check_input(type(self).__name__, x, self._rank, self.in_channels)
         bias, alpha, eps = self._yat_terms()
-        y = functional.yat_conv_transpose(x, self.weight, bias, alpha, eps, stride=self.stride,
-                                          padding=self.padding, output_padding=self.output_padding,
-                                          groups=self.groups, dilation=self.dilation)
+        y = functional.yat_conv_transpose(
+            x,
+            self.weight,
+            bias,
+            alpha,
+            eps,
+            stride=self.stride,
+            padding=self.padding,
+            output_padding=self.output_padding,
+            groups=self.groups,
+            dilation=self.dilation,
+        )
         return y.squeeze(0) if unbatched else y
 
     def extra_repr(self) -> str:
@@ -106,6 +139,7 @@ class YatConvTranspose2D(_YatConvTransposeNd):
 
 
 class YatConvTranspose3D(_YatConvTransposeNd):
-    __doc__ = _DOC.format(r=3, s="D, H, W", s_out="D_out, H_out, W_out", name="YatConvTranspose3D", ex="2, 2, 2",
-                          out="5, 5, 5")
+    __doc__ = _DOC.format(
+        r=3, s="D, H, W", s_out="D_out, H_out, W_out", name="YatConvTranspose3D", ex="2, 2, 2", out="5, 5, 5"
+    )
     _rank = 3

@@ -6,8 +6,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as _nnf
 
-from nmn.core.options import (DEFAULT_EPSILON, check_epsilon, check_positive_int, inverse_softplus, resolve_alpha,
-                              resolve_bias)
+from nmn.core.options import (
+    DEFAULT_EPSILON,
+    check_epsilon,
+    check_positive_int,
+    inverse_softplus,
+    resolve_alpha,
+    resolve_bias,
+)
 from nmn.torch import functional
 
 
@@ -26,8 +32,9 @@ class YatOptions:
     Parameters (each only when it is learnable): ``bias (n_out,)``, ``alpha (1,)``, ``epsilon_param (1,)``.
     """
 
-    def _init_yat(self, n_out, *, use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon,
-                  factory):
+    def _init_yat(
+        self, n_out, *, use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon, factory
+    ):
         layer = type(self).__name__
         self.epsilon = check_epsilon(epsilon, layer)
         self._bias_spec = resolve_bias(use_bias, constant_bias)
@@ -92,9 +99,14 @@ class YatOptions:
 
     def yat_config(self) -> dict:
         """The shared Yat keys of the neutral spec (docs/CONTRACT.md)."""
-        return dict(use_bias=self._bias_spec.mode == "learnable", constant_bias=self.constant_bias,
-                    use_alpha=self._alpha_spec.learnable, constant_alpha=self.constant_alpha, epsilon=self.epsilon,
-                    learnable_epsilon=self.learnable_epsilon)
+        return dict(
+            use_bias=self._bias_spec.mode == "learnable",
+            constant_bias=self.constant_bias,
+            use_alpha=self._alpha_spec.learnable,
+            constant_alpha=self.constant_alpha,
+            epsilon=self.epsilon,
+            learnable_epsilon=self.learnable_epsilon,
+        )
 
 
 class YatNMN(YatOptions, nn.Module):
@@ -124,21 +136,40 @@ class YatNMN(YatOptions, nn.Module):
         torch.Size([2, 3])
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool | None = None, *, use_bias: bool | None = None,
-                 constant_bias: float | None = None, use_alpha: bool | None = None, alpha: bool | None = None,
-                 constant_alpha=None, epsilon: float = DEFAULT_EPSILON, learnable_epsilon: bool = False,
-                 spherical: bool = False, weight_normalized: bool = False, lazy: bool = False, device=None,
-                 dtype=None):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool | None = None,
+        *,
+        use_bias: bool | None = None,
+        constant_bias: float | None = None,
+        use_alpha: bool | None = None,
+        alpha: bool | None = None,
+        constant_alpha=None,
+        epsilon: float = DEFAULT_EPSILON,
+        learnable_epsilon: bool = False,
+        spherical: bool = False,
+        weight_normalized: bool = False,
+        lazy: bool = False,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         name = type(self).__name__
         self.in_features = check_positive_int(in_features, "in_features", name)
         self.out_features = check_positive_int(out_features, "out_features", name)
         factory = {"device": device, "dtype": dtype}
-        self._init_yat(out_features, use_bias=pick(bias, use_bias, True, "bias", "use_bias", name),
-                       constant_bias=constant_bias,
-                       use_alpha=pick(use_alpha, alpha, True, "use_alpha", "alpha", name),
-                       constant_alpha=constant_alpha, epsilon=epsilon, learnable_epsilon=learnable_epsilon,
-                       factory=factory)
+        self._init_yat(
+            out_features,
+            use_bias=pick(bias, use_bias, True, "bias", "use_bias", name),
+            constant_bias=constant_bias,
+            use_alpha=pick(use_alpha, alpha, True, "use_alpha", "alpha", name),
+            constant_alpha=constant_alpha,
+            epsilon=epsilon,
+            learnable_epsilon=learnable_epsilon,
+            factory=factory,
+        )
         self.spherical = bool(spherical)
         self.weight_normalized = bool(weight_normalized)
         self.lazy = bool(lazy)
@@ -153,11 +184,14 @@ class YatNMN(YatOptions, nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 1 or x.shape[-1] != self.in_features:
-            raise ValueError(f"{type(self).__name__}: expected input of shape (..., {self.in_features}) "
-                             f"(in_features={self.in_features}), got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"{type(self).__name__}: expected input of shape (..., {self.in_features}) "
+                f"(in_features={self.in_features}), got shape {tuple(x.shape)}"
+            )
         bias, alpha, eps = self._yat_terms()
-        return functional.yat_dense(x, self.weight, bias, alpha, eps, spherical=self.spherical,
-                                    weight_normalized=self.weight_normalized)
+        return functional.yat_dense(
+            x, self.weight, bias, alpha, eps, spherical=self.spherical, weight_normalized=self.weight_normalized
+        )
 
     def extra_repr(self) -> str:
         extra = [f"in_features={self.in_features}", f"out_features={self.out_features}", self._yat_repr()]

@@ -38,9 +38,21 @@ class YatEmbed(nn.Module):
         torch.Size([2, 10])
     """
 
-    def __init__(self, num_embeddings: int, embedding_dim: int | None = None, *, features: int | None = None,
-                 use_alpha: bool = True, constant_alpha=None, epsilon: float = DEFAULT_EPSILON,
-                 spherical: bool = False, weight_normalized: bool = False, device=None, dtype=None, **refused):
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int | None = None,
+        *,
+        features: int | None = None,
+        use_alpha: bool = True,
+        constant_alpha=None,
+        epsilon: float = DEFAULT_EPSILON,
+        spherical: bool = False,
+        weight_normalized: bool = False,
+        device=None,
+        dtype=None,
+        **refused,
+    ):
         super().__init__()
         name = type(self).__name__
         refuse_keywords(name, refused)
@@ -80,15 +92,19 @@ class YatEmbed(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
-            raise ValueError(f"{type(self).__name__}: expected integer token ids, got dtype {ids.dtype} "
-                             f"with shape {tuple(ids.shape)}")
+            raise ValueError(
+                f"{type(self).__name__}: expected integer token ids, got dtype {ids.dtype} "
+                f"with shape {tuple(ids.shape)}"
+            )
         return _nnf.embedding(ids, self.weight)
 
     def attend(self, query: torch.Tensor) -> torch.Tensor:
         """Yat logits of ``query (..., F)`` against every embedding row: ``(..., V)``."""
         if query.dim() < 1 or query.shape[-1] != self.embedding_dim:
-            raise ValueError(f"{type(self).__name__}.attend: expected query of shape (..., {self.embedding_dim}) "
-                             f"(embedding_dim={self.embedding_dim}), got shape {tuple(query.shape)}")
+            raise ValueError(
+                f"{type(self).__name__}.attend: expected query of shape (..., {self.embedding_dim}) "
+                f"(embedding_dim={self.embedding_dim}), got shape {tuple(query.shape)}"
+            )
         alpha = self.alpha if self.alpha is not None else self.constant_alpha
         return functional.yat_embed_attend(query, self.weight, alpha, self.epsilon, spherical=self.spherical)
 

@@ -26,14 +26,25 @@ import torch
 import torch.nn.functional as _nnf
 
 from nmn.core import yat as _yat
-from nmn.core.conv import (PADDING_MODES, as_tuple, conv_pads, normalize_padding, transpose_geometry)
+from nmn.core.conv import PADDING_MODES, as_tuple, conv_pads, normalize_padding, transpose_geometry
 from nmn.core.options import DEFAULT_EPSILON, NORMALIZATIONS, SOFTERMAX_EPSILON, check_choice, squash_power
 from nmn.torch import _chunked, _fused
 from nmn.torch._ops import compute_dtype, ops_for
 
 __all__ = [
-    "yat_tail", "yat_dense", "yat_conv", "yat_conv_transpose", "yat_attention", "yat_embed_attend", "rope", "rope_tables",
-    "performer_features", "linear_attention", "softermax", "softer_sigmoid", "soft_tanh",
+    "yat_tail",
+    "yat_dense",
+    "yat_conv",
+    "yat_conv_transpose",
+    "yat_attention",
+    "yat_embed_attend",
+    "rope",
+    "rope_tables",
+    "performer_features",
+    "linear_attention",
+    "softermax",
+    "softer_sigmoid",
+    "soft_tanh",
 ]
 
 _TORCH_PAD = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}
@@ -58,8 +69,9 @@ def _flat_unit(F, w):
     return _yat.unit(F, w.reshape(w.shape[0], -1), -1).reshape(w.shape)
 
 
-def yat_tail(dot: torch.Tensor, dist: torch.Tensor, bias: Any = None, alpha: Any = None,
-             eps: Any = DEFAULT_EPSILON) -> torch.Tensor:
+def yat_tail(
+    dot: torch.Tensor, dist: torch.Tensor, bias: Any = None, alpha: Any = None, eps: Any = DEFAULT_EPSILON
+) -> torch.Tensor:
     """The Yat tail ``alpha (dot + bias)^2 / (relu(dist) + eps)`` (``nmn.core.yat.yat_tail``).
 
     When autograd records, a fused version with an analytic backward runs (``nmn.torch._fused``).
@@ -70,9 +82,16 @@ def yat_tail(dot: torch.Tensor, dist: torch.Tensor, bias: Any = None, alpha: Any
     return _fused.yat_tail(dot, dist, bias, alpha, eps)
 
 
-def yat_dense(x: torch.Tensor, weight: torch.Tensor, bias: Any = None, alpha: Any = None,
-              epsilon: Any = DEFAULT_EPSILON, *, spherical: bool = False,
-              weight_normalized: bool = False) -> torch.Tensor:
+def yat_dense(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: Any = None,
+    alpha: Any = None,
+    epsilon: Any = DEFAULT_EPSILON,
+    *,
+    spherical: bool = False,
+    weight_normalized: bool = False,
+) -> torch.Tensor:
     """Yat dense product ``alpha * (x.w_o + b_o)^2 / (relu(|x|^2 + |w_o|^2 - 2 x.w_o) + epsilon)``.
 
     Args:
@@ -92,11 +111,12 @@ def yat_dense(x: torch.Tensor, weight: torch.Tensor, bias: Any = None, alpha: An
     compute, result = compute_dtype(x, weight, bias, alpha)
     x, weight = x.to(compute), weight.to(compute)
     bias, alpha, epsilon = _as(bias, compute), _as(alpha, compute), _as(epsilon, compute)
-    if not (spherical or weight_normalized):   # the fused path: fewer passes, analytic backward
+    if not (spherical or weight_normalized):  # the fused path: fewer passes, analytic backward
         y = _fused.yat_dense(x.reshape(-1, x.shape[-1]), weight, bias, alpha, epsilon)
         return y.reshape(*x.shape[:-1], weight.shape[0]).to(result)
-    y = _yat.yat_dense(ops_for(x), x, weight.t(), bias, alpha, epsilon, spherical=spherical,
-                       weight_normalized=weight_normalized)
+    y = _yat.yat_dense(
+        ops_for(x), x, weight.t(), bias, alpha, epsilon, spherical=spherical, weight_normalized=weight_normalized
+    )
     return y.to(result)
 
 
@@ -110,9 +130,20 @@ def _pad_pairs(x, pairs, mode):
     return _nnf.pad(x, flat, mode=_TORCH_PAD[mode])
 
 
-def yat_conv(x: torch.Tensor, weight: torch.Tensor, bias: Any = None, alpha: Any = None,
-             epsilon: Any = DEFAULT_EPSILON, *, stride: Any = 1, padding: Any = 0, dilation: Any = 1,
-             groups: int = 1, padding_mode: str = "zeros", weight_normalized: bool = False) -> torch.Tensor:
+def yat_conv(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: Any = None,
+    alpha: Any = None,
+    epsilon: Any = DEFAULT_EPSILON,
+    *,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+    weight_normalized: bool = False,
+) -> torch.Tensor:
     """Yat convolution: the Yat product of every (padded) patch of ``x`` with each filter of ``weight``.
 
     ``y[n, m, p] = alpha * (<P, W_m> + b_m)^2 / (relu(|P|^2 + |W_m|^2 - 2 <P, W_m>) + epsilon)``, with
@@ -159,13 +190,15 @@ def yat_conv(x: torch.Tensor, weight: torch.Tensor, bias: Any = None, alpha: Any
         bias = bias.reshape(-1).expand(m)
     num = _CONVS[rank](x, weight, bias, strides, native, dilations, groups)
     energy = _window_sum(_group_energy(x, groups), kernel, strides, native, dilations)
-    const = (torch.ones(m, dtype=compute, device=x.device) if weight_normalized
-             else _fused.sqnorm(weight.reshape(m, -1), 1)) + epsilon
+    const = (
+        torch.ones(m, dtype=compute, device=x.device) if weight_normalized else _fused.sqnorm(weight.reshape(m, -1), 1)
+    ) + epsilon
     if bias is not None:
         const = const + 2.0 * bias
     grouped = (num.shape[0], groups, m // groups, *num.shape[2:])
-    y = _fused.yat_dist_tail(num.reshape(grouped), energy.unsqueeze(2), const.reshape(1, groups, -1, *[1] * rank),
-                             alpha, epsilon)
+    y = _fused.yat_dist_tail(
+        num.reshape(grouped), energy.unsqueeze(2), const.reshape(1, groups, -1, *[1] * rank), alpha, epsilon
+    )
     y = y.reshape(num.shape)
     return y.to(result)
 
@@ -196,9 +229,19 @@ def _group_energy(x, groups):
     return x.square().reshape(n, groups, c // groups, *x.shape[2:]).sum(2)
 
 
-def yat_conv_transpose(x: torch.Tensor, weight: torch.Tensor, bias: Any = None, alpha: Any = None,
-                       epsilon: Any = DEFAULT_EPSILON, *, stride: Any = 1, padding: Any = 0,
-                       output_padding: Any = 0, groups: int = 1, dilation: Any = 1) -> torch.Tensor:
+def yat_conv_transpose(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: Any = None,
+    alpha: Any = None,
+    epsilon: Any = DEFAULT_EPSILON,
+    *,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = 0,
+    groups: int = 1,
+    dilation: Any = 1,
+) -> torch.Tensor:
     """Yat transposed convolution (ONNX/torch ``ConvTranspose`` geometry).
 
     ``dot = conv_transpose(x, W)``, ``E = conv_transpose(x * x, ones)``, ``K_m = |W_m|^2`` over all taps, then
@@ -250,10 +293,21 @@ def yat_conv_transpose(x: torch.Tensor, weight: torch.Tensor, bias: Any = None, 
     return y.to(result)
 
 
-def yat_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
-                  alpha: Any = None, epsilon: float = DEFAULT_EPSILON, *, spherical: bool = False,
-                  normalization: str = "softmax", power: float = 1.0, causal: bool = False,
-                  dropout_p: float = 0.0, training: bool = False) -> torch.Tensor:
+def yat_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    alpha: Any = None,
+    epsilon: float = DEFAULT_EPSILON,
+    *,
+    spherical: bool = False,
+    normalization: str = "softmax",
+    power: float = 1.0,
+    causal: bool = False,
+    dropout_p: float = 0.0,
+    training: bool = False,
+) -> torch.Tensor:
     """Yat attention of ``(B, L, H, D)`` heads.
 
     ``score = alpha (q.k)^2 / ((relu(|q|^2 + |k|^2 - 2 q.k) + epsilon) sqrt(D))``, masked (bool, True = attend),
@@ -278,19 +332,50 @@ def yat_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch
     check_choice(normalization, NORMALIZATIONS, "normalization", "yat_attention")
     dropout = None
     if dropout_p > 0.0 and training:
+
         def dropout(w):
             return _nnf.dropout(w, dropout_p, True)
+
     if alpha is not None and isinstance(alpha, torch.Tensor):
         alpha = alpha.float() if alpha.dtype in (torch.float16, torch.bfloat16) else alpha
-    if _chunked.pick(q, k) == "chunked":   # long L: query tiles, O(L * tile) memory (nmn.torch._chunked)
-        return _chunked.yat_attention(q, k, v, mask, alpha, epsilon, spherical=spherical,
-                                      normalization=normalization, power=power, causal=causal, dropout=dropout)
-    return _yat.yat_attention(ops_for(q), q, k, v, mask, alpha, epsilon, spherical=spherical,
-                              normalization=normalization, power=power, causal=causal, dropout=dropout)
+    if _chunked.pick(q, k) == "chunked":  # long L: query tiles, O(L * tile) memory (nmn.torch._chunked)
+        return _chunked.yat_attention(
+            q,
+            k,
+            v,
+            mask,
+            alpha,
+            epsilon,
+            spherical=spherical,
+            normalization=normalization,
+            power=power,
+            causal=causal,
+            dropout=dropout,
+        )
+    return _yat.yat_attention(
+        ops_for(q),
+        q,
+        k,
+        v,
+        mask,
+        alpha,
+        epsilon,
+        spherical=spherical,
+        normalization=normalization,
+        power=power,
+        causal=causal,
+        dropout=dropout,
+    )
 
 
-def yat_embed_attend(query: torch.Tensor, embedding: torch.Tensor, alpha: Any = None,
-                     epsilon: Any = DEFAULT_EPSILON, *, spherical: bool = False) -> torch.Tensor:
+def yat_embed_attend(
+    query: torch.Tensor,
+    embedding: torch.Tensor,
+    alpha: Any = None,
+    epsilon: Any = DEFAULT_EPSILON,
+    *,
+    spherical: bool = False,
+) -> torch.Tensor:
     """Yat logits of ``query (..., F)`` against every row of ``embedding (V, F)`` (no bias, no sqrt(d)).
 
     ``logit_v = alpha (q.e_v)^2 / (relu(|q|^2 + |e_v|^2 - 2 q.e_v) + epsilon)``.

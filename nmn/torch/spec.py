@@ -18,8 +18,7 @@ import torch.nn as nn
 
 from nmn.torch.attention import MultiHeadYatAttention, RotaryYatAttention
 from nmn.torch.conv import YatConv1D, YatConv2D, YatConv3D, _YatConvNd
-from nmn.torch.conv_transpose import (YatConvTranspose1D, YatConvTranspose2D, YatConvTranspose3D,
-                                      _YatConvTransposeNd)
+from nmn.torch.conv_transpose import YatConvTranspose1D, YatConvTranspose2D, YatConvTranspose3D, _YatConvTransposeNd
 from nmn.torch.dense import YatNMN
 from nmn.torch.embed import YatEmbed
 from nmn.torch.squashers import Softermax, SofterSigmoid, SoftTanh
@@ -28,16 +27,32 @@ __all__ = ["to_spec", "from_spec", "param_paths", "KINDS"]
 
 _CONV = {1: YatConv1D, 2: YatConv2D, 3: YatConv3D}
 _CONV_T = {1: YatConvTranspose1D, 2: YatConvTranspose2D, 3: YatConvTranspose3D}
-KINDS = ("YatNMN", "YatConv", "YatConvTranspose", "MultiHeadYatAttention", "RotaryYatAttention", "YatEmbed",
-         "softermax", "softer_sigmoid", "soft_tanh")
+KINDS = (
+    "YatNMN",
+    "YatConv",
+    "YatConvTranspose",
+    "MultiHeadYatAttention",
+    "RotaryYatAttention",
+    "YatEmbed",
+    "softermax",
+    "softer_sigmoid",
+    "soft_tanh",
+)
 
 
 def kind_of(layer: nn.Module) -> str:
     """The neutral ``kind`` of an nmn.torch layer (``ValueError`` for anything else)."""
-    for cls, kind in ((YatNMN, "YatNMN"), (_YatConvNd, "YatConv"), (_YatConvTransposeNd, "YatConvTranspose"),
-                      (RotaryYatAttention, "RotaryYatAttention"), (MultiHeadYatAttention, "MultiHeadYatAttention"),
-                      (YatEmbed, "YatEmbed"), (Softermax, "softermax"), (SofterSigmoid, "softer_sigmoid"),
-                      (SoftTanh, "soft_tanh")):
+    for cls, kind in (
+        (YatNMN, "YatNMN"),
+        (_YatConvNd, "YatConv"),
+        (_YatConvTransposeNd, "YatConvTranspose"),
+        (RotaryYatAttention, "RotaryYatAttention"),
+        (MultiHeadYatAttention, "MultiHeadYatAttention"),
+        (YatEmbed, "YatEmbed"),
+        (Softermax, "softermax"),
+        (SofterSigmoid, "softer_sigmoid"),
+        (SoftTanh, "soft_tanh"),
+    ):
         if isinstance(layer, cls):
             return kind
     raise ValueError(f"to_spec: {type(layer).__name__} is not an nmn.torch layer; expected one of {list(KINDS)}")
@@ -81,46 +96,90 @@ def to_spec(layer: nn.Module) -> tuple[str, dict, dict[str, np.ndarray]]:
     """``(kind, config, params)``: plain-JSON config and canonical float32 numpy params of an nmn.torch layer."""
     kind = kind_of(layer)
     if kind == "YatNMN":
-        config = dict(in_features=layer.in_features, out_features=layer.out_features, **layer.yat_config(),
-                      spherical=layer.spherical, weight_normalized=layer.weight_normalized, lazy=layer.lazy)
+        config = dict(
+            in_features=layer.in_features,
+            out_features=layer.out_features,
+            **layer.yat_config(),
+            spherical=layer.spherical,
+            weight_normalized=layer.weight_normalized,
+            lazy=layer.lazy,
+        )
     elif kind == "YatConv":
-        config = dict(rank=layer._rank, in_channels=layer.in_channels, out_channels=layer.out_channels,
-                      kernel_size=list(layer.kernel_size), strides=list(layer.stride),
-                      dilations=list(layer.dilation), groups=layer.groups, padding=_pairs(layer.padding),
-                      padding_mode=layer.padding_mode, **layer.yat_config(), spherical=False,
-                      weight_normalized=layer.weight_normalized)
+        config = dict(
+            rank=layer._rank,
+            in_channels=layer.in_channels,
+            out_channels=layer.out_channels,
+            kernel_size=list(layer.kernel_size),
+            strides=list(layer.stride),
+            dilations=list(layer.dilation),
+            groups=layer.groups,
+            padding=_pairs(layer.padding),
+            padding_mode=layer.padding_mode,
+            **layer.yat_config(),
+            spherical=False,
+            weight_normalized=layer.weight_normalized,
+        )
     elif kind == "YatConvTranspose":
-        config = dict(rank=layer._rank, in_channels=layer.in_channels, out_channels=layer.out_channels,
-                      kernel_size=list(layer.kernel_size), strides=list(layer.stride),
-                      dilations=list(layer.dilation), groups=layer.groups, padding=_pairs(layer.padding),
-                      output_padding=list(layer.output_padding), **layer.yat_config(), spherical=False,
-                      weight_normalized=False)
+        config = dict(
+            rank=layer._rank,
+            in_channels=layer.in_channels,
+            out_channels=layer.out_channels,
+            kernel_size=list(layer.kernel_size),
+            strides=list(layer.stride),
+            dilations=list(layer.dilation),
+            groups=layer.groups,
+            padding=_pairs(layer.padding),
+            output_padding=list(layer.output_padding),
+            **layer.yat_config(),
+            spherical=False,
+            weight_normalized=False,
+        )
     elif kind in ("MultiHeadYatAttention", "RotaryYatAttention"):
-        config = dict(embed_dim=layer.embed_dim, num_heads=layer.num_heads, use_bias=layer.use_bias,
-                      use_alpha=layer.alpha is not None, constant_alpha=layer.constant_alpha,
-                      epsilon=layer.epsilon, spherical=layer.spherical, normalization=layer.normalization,
-                      power=layer.power, use_out_proj=layer.use_out_proj, causal=layer.causal,
-                      use_performer=bool(getattr(layer, "use_performer", False)),
-                      num_features=int(getattr(layer, "num_features", 0) or 0))
+        config = dict(
+            embed_dim=layer.embed_dim,
+            num_heads=layer.num_heads,
+            use_bias=layer.use_bias,
+            use_alpha=layer.alpha is not None,
+            constant_alpha=layer.constant_alpha,
+            epsilon=layer.epsilon,
+            spherical=layer.spherical,
+            normalization=layer.normalization,
+            power=layer.power,
+            use_out_proj=layer.use_out_proj,
+            causal=layer.causal,
+            use_performer=bool(getattr(layer, "use_performer", False)),
+            num_features=int(getattr(layer, "num_features", 0) or 0),
+        )
         if kind == "RotaryYatAttention":
             config.update(max_seq_len=layer.max_seq_len, theta=layer.theta, rope_style=layer.rope_style)
     elif kind == "YatEmbed":
-        config = dict(num_embeddings=layer.num_embeddings, features=layer.embedding_dim,
-                      use_alpha=layer.alpha is not None, constant_alpha=layer.constant_alpha, epsilon=layer.epsilon,
-                      spherical=layer.spherical)
+        config = dict(
+            num_embeddings=layer.num_embeddings,
+            features=layer.embedding_dim,
+            use_alpha=layer.alpha is not None,
+            constant_alpha=layer.constant_alpha,
+            epsilon=layer.epsilon,
+            spherical=layer.spherical,
+        )
     elif kind == "softermax":
         config = dict(n=layer.n, epsilon=layer.epsilon, axis=layer.dim)
     else:
         config = dict(n=layer.n)
-    params = {name: _get(layer, path).detach().cpu().float().numpy().copy()
-              for name, path in param_paths(layer).items()}
+    params = {
+        name: _get(layer, path).detach().cpu().float().numpy().copy() for name, path in param_paths(layer).items()
+    }
     return kind, config, params
 
 
 def _yat_kwargs(config, kind):
-    return dict(use_bias=bool(config.get("use_bias", True)), constant_bias=config.get("constant_bias"),
-                use_alpha=bool(config.get("use_alpha", True)), constant_alpha=config.get("constant_alpha"),
-                epsilon=config.get("epsilon", 1e-5), learnable_epsilon=bool(config.get("learnable_epsilon", False)))
+    return dict(
+        use_bias=bool(config.get("use_bias", True)),
+        constant_bias=config.get("constant_bias"),
+        use_alpha=bool(config.get("use_alpha", True)),
+        constant_alpha=config.get("constant_alpha"),
+        epsilon=config.get("epsilon", 1e-5),
+        learnable_epsilon=bool(config.get("learnable_epsilon", False)),
+    )
 
 
 def _unsupported(kind, config, *keys):
@@ -141,41 +200,87 @@ def from_spec(kind: str, config: dict, params: dict[str, Any] | None = None, *, 
     factory = {"device": device, "dtype": dtype}
     c = config
     if kind == "YatNMN":
-        layer = YatNMN(c["in_features"], c["out_features"], **_yat_kwargs(c, kind), spherical=c.get("spherical", False),
-                       weight_normalized=c.get("weight_normalized", False), lazy=c.get("lazy", False), **factory)
+        layer = YatNMN(
+            c["in_features"],
+            c["out_features"],
+            **_yat_kwargs(c, kind),
+            spherical=c.get("spherical", False),
+            weight_normalized=c.get("weight_normalized", False),
+            lazy=c.get("lazy", False),
+            **factory,
+        )
     elif kind == "YatConv":
         _unsupported(kind, c, "spherical")
-        layer = _CONV[c["rank"]](c["in_channels"], c["out_channels"], tuple(c["kernel_size"]),
-                                 stride=tuple(c.get("strides", 1)), padding=_padding(c.get("padding", "valid")),
-                                 dilation=tuple(c.get("dilations", 1)), groups=c.get("groups", 1),
-                                 padding_mode=c.get("padding_mode", "zeros"), **_yat_kwargs(c, kind),
-                                 weight_normalized=c.get("weight_normalized", False), **factory)
+        layer = _CONV[c["rank"]](
+            c["in_channels"],
+            c["out_channels"],
+            tuple(c["kernel_size"]),
+            stride=tuple(c.get("strides", 1)),
+            padding=_padding(c.get("padding", "valid")),
+            dilation=tuple(c.get("dilations", 1)),
+            groups=c.get("groups", 1),
+            padding_mode=c.get("padding_mode", "zeros"),
+            **_yat_kwargs(c, kind),
+            weight_normalized=c.get("weight_normalized", False),
+            **factory,
+        )
     elif kind == "YatConvTranspose":
         _unsupported(kind, c, "spherical", "weight_normalized")
-        layer = _CONV_T[c["rank"]](c["in_channels"], c["out_channels"], tuple(c["kernel_size"]),
-                                   stride=tuple(c.get("strides", 1)), padding=_padding(c.get("padding", "valid")),
-                                   output_padding=tuple(c.get("output_padding") or (0,) * c["rank"]),
-                                   groups=c.get("groups", 1), dilation=tuple(c.get("dilations", 1)),
-                                   **_yat_kwargs(c, kind), **factory)
+        layer = _CONV_T[c["rank"]](
+            c["in_channels"],
+            c["out_channels"],
+            tuple(c["kernel_size"]),
+            stride=tuple(c.get("strides", 1)),
+            padding=_padding(c.get("padding", "valid")),
+            output_padding=tuple(c.get("output_padding") or (0,) * c["rank"]),
+            groups=c.get("groups", 1),
+            dilation=tuple(c.get("dilations", 1)),
+            **_yat_kwargs(c, kind),
+            **factory,
+        )
     elif kind in ("MultiHeadYatAttention", "RotaryYatAttention"):
-        common = dict(use_bias=c.get("use_bias", True), use_alpha=c.get("use_alpha", True),
-                      constant_alpha=c.get("constant_alpha"), epsilon=c.get("epsilon", 1e-5),
-                      spherical=c.get("spherical", False), normalization=c.get("normalization", "softmax"),
-                      power=c.get("power", 1.0), use_out_proj=c.get("use_out_proj", True),
-                      causal=c.get("causal", False), **factory)
+        common = dict(
+            use_bias=c.get("use_bias", True),
+            use_alpha=c.get("use_alpha", True),
+            constant_alpha=c.get("constant_alpha"),
+            epsilon=c.get("epsilon", 1e-5),
+            spherical=c.get("spherical", False),
+            normalization=c.get("normalization", "softmax"),
+            power=c.get("power", 1.0),
+            use_out_proj=c.get("use_out_proj", True),
+            causal=c.get("causal", False),
+            **factory,
+        )
         if kind == "RotaryYatAttention":
-            layer = RotaryYatAttention(c["embed_dim"], c["num_heads"], c.get("max_seq_len", 2048),
-                                       theta=c.get("theta", 10000.0), rope_style=c.get("rope_style", "interleaved"),
-                                       use_performer=c.get("use_performer", False), **common)
+            layer = RotaryYatAttention(
+                c["embed_dim"],
+                c["num_heads"],
+                c.get("max_seq_len", 2048),
+                theta=c.get("theta", 10000.0),
+                rope_style=c.get("rope_style", "interleaved"),
+                use_performer=c.get("use_performer", False),
+                **common,
+            )
         else:
             proj = (params or {}).get("proj")
             m = c.get("num_features") or (proj.shape[0] if proj is not None else 256)
-            layer = MultiHeadYatAttention(c["embed_dim"], c["num_heads"], use_performer=c.get("use_performer", False),
-                                          num_features=int(m), **common)
+            layer = MultiHeadYatAttention(
+                c["embed_dim"],
+                c["num_heads"],
+                use_performer=c.get("use_performer", False),
+                num_features=int(m),
+                **common,
+            )
     elif kind == "YatEmbed":
-        layer = YatEmbed(c["num_embeddings"], c["features"], use_alpha=c.get("use_alpha", True),
-                         constant_alpha=c.get("constant_alpha"), epsilon=c.get("epsilon", 1e-5),
-                         spherical=c.get("spherical", False), **factory)
+        layer = YatEmbed(
+            c["num_embeddings"],
+            c["features"],
+            use_alpha=c.get("use_alpha", True),
+            constant_alpha=c.get("constant_alpha"),
+            epsilon=c.get("epsilon", 1e-5),
+            spherical=c.get("spherical", False),
+            **factory,
+        )
     elif kind == "softermax":
         layer = Softermax(c.get("n", 1.0), c.get("epsilon", 1e-12), c.get("axis", -1))
     elif kind == "softer_sigmoid":

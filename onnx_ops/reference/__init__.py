@@ -21,14 +21,25 @@ from onnx_ops.reference.attention import (
     YatPerformerMultiHeadAttention,
 )
 from onnx_ops.reference.conv import YatConv, YatConvTranspose
-from onnx_ops.reference.dense import SofterSigmoid, Softermax, SoftTanh, YatDense, YatEmbedAttend
+from onnx_ops.reference.dense import Softermax, SofterSigmoid, SoftTanh, YatDense, YatEmbedAttend
 
 REFERENCE = {
     f.__name__: f
     for f in (
-        YatDense, YatConv, YatConvTranspose, YatAttention, YatMultiHeadAttention, RotaryYatMultiHeadAttention,
-        YatPerformerMultiHeadAttention, YatEmbedAttend, RotaryEmbedding, YatPerformerFeatures, YatLinearAttention,
-        Softermax, SofterSigmoid, SoftTanh,
+        YatDense,
+        YatConv,
+        YatConvTranspose,
+        YatAttention,
+        YatMultiHeadAttention,
+        RotaryYatMultiHeadAttention,
+        YatPerformerMultiHeadAttention,
+        YatEmbedAttend,
+        RotaryEmbedding,
+        YatPerformerFeatures,
+        YatLinearAttention,
+        Softermax,
+        SofterSigmoid,
+        SoftTanh,
     )
 }
 

@@ -42,7 +42,7 @@ def YatAttention(Q, K, V, MASK, ALPHA, EPS, spherical=0, normalization="softmax"
                     z = np.where(allowed, scores, 0.0)
                     weights = z / (z.sum() + eps)
                 elif normalization == "softermax":
-                    z = np.where(allowed, scores ** power, 0.0)
+                    z = np.where(allowed, scores**power, 0.0)
                     weights = z / (z.sum() + 1e-12)
                 else:
                     z = np.exp(scores - scores[allowed].max())
@@ -74,8 +74,28 @@ def RotaryEmbedding(X, COS, SIN, interleaved=1):
     return y
 
 
-def YatMultiHeadAttention(XQ, XK, XV, MASK, WQ, BQ, WK, BK, WV, BV, WO, BO, ALPHA, EPS, num_heads=1,
-                          spherical=0, normalization="softmax", power=1.0, causal=0, _rope=None):
+def YatMultiHeadAttention(
+    XQ,
+    XK,
+    XV,
+    MASK,
+    WQ,
+    BQ,
+    WK,
+    BK,
+    WV,
+    BV,
+    WO,
+    BO,
+    ALPHA,
+    EPS,
+    num_heads=1,
+    spherical=0,
+    normalization="softmax",
+    power=1.0,
+    causal=0,
+    _rope=None,
+):
     q = _heads(_project(XQ, WQ, BQ), num_heads)
     k = _heads(_project(XK, WK, BK), num_heads)
     v = _heads(_project(XV, WV, BV), num_heads)
@@ -85,14 +105,55 @@ def YatMultiHeadAttention(XQ, XK, XV, MASK, WQ, BQ, WK, BK, WV, BV, WO, BO, ALPH
     return _project(o.reshape(o.shape[0], o.shape[1], -1), WO, BO)
 
 
-def RotaryYatMultiHeadAttention(XQ, XK, XV, MASK, WQ, BQ, WK, BK, WV, BV, WO, BO, ALPHA, EPS, COS, SIN,
-                                num_heads=1, spherical=0, normalization="softmax", power=1.0, causal=0,
-                                interleaved=1):
+def RotaryYatMultiHeadAttention(
+    XQ,
+    XK,
+    XV,
+    MASK,
+    WQ,
+    BQ,
+    WK,
+    BK,
+    WV,
+    BV,
+    WO,
+    BO,
+    ALPHA,
+    EPS,
+    COS,
+    SIN,
+    num_heads=1,
+    spherical=0,
+    normalization="softmax",
+    power=1.0,
+    causal=0,
+    interleaved=1,
+):
     def rope(x):
         return RotaryEmbedding(x, COS, SIN, interleaved)
 
-    return YatMultiHeadAttention(XQ, XK, XV, MASK, WQ, BQ, WK, BK, WV, BV, WO, BO, ALPHA, EPS, num_heads,
-                                 spherical, normalization, power, causal, _rope=rope)
+    return YatMultiHeadAttention(
+        XQ,
+        XK,
+        XV,
+        MASK,
+        WQ,
+        BQ,
+        WK,
+        BK,
+        WV,
+        BV,
+        WO,
+        BO,
+        ALPHA,
+        EPS,
+        num_heads,
+        spherical,
+        normalization,
+        power,
+        causal,
+        _rope=rope,
+    )
 
 
 def YatPerformerFeatures(X, PROJ, epsilon=1e-5):
@@ -118,8 +179,9 @@ def YatLinearAttention(QF, KF, V, causal=0):
     return out
 
 
-def YatPerformerMultiHeadAttention(XQ, XK, XV, MASK, WQ, BQ, WK, BK, WV, BV, WO, BO, ALPHA, EPS, PROJ,
-                                   num_heads=1, causal=0):
+def YatPerformerMultiHeadAttention(
+    XQ, XK, XV, MASK, WQ, BQ, WK, BK, WV, BV, WO, BO, ALPHA, EPS, PROJ, num_heads=1, causal=0
+):
     eps = _scalar(EPS)
     q = _heads(_project(XQ, WQ, BQ), num_heads)
     k = _heads(_project(XK, WK, BK), num_heads)

@@ -33,8 +33,20 @@ def yat_patch(patch, w, b, alpha, eps):
     return alpha * (dot + b) ** 2 / (dist + eps)
 
 
-def YatConv(X, W, B, ALPHA, EPS, strides=None, pads=None, dilations=None, group=1, auto_pad="NOTSET",
-            pad_mode="constant", weight_normalized=0):
+def YatConv(
+    X,
+    W,
+    B,
+    ALPHA,
+    EPS,
+    strides=None,
+    pads=None,
+    dilations=None,
+    group=1,
+    auto_pad="NOTSET",
+    pad_mode="constant",
+    weight_normalized=0,
+):
     x = np.asarray(X, np.float64)
     w = np.asarray(W, np.float64)
     r = x.ndim - 2
@@ -75,8 +87,9 @@ def _transpose_pads(size, k, s, d, op, auto_pad):
     return (small, total - small) if auto_pad == "SAME_UPPER" else (total - small, small)
 
 
-def YatConvTranspose(X, W, B, ALPHA, EPS, strides=None, pads=None, dilations=None, group=1, auto_pad="NOTSET",
-                     output_padding=None):
+def YatConvTranspose(
+    X, W, B, ALPHA, EPS, strides=None, pads=None, dilations=None, group=1, auto_pad="NOTSET", output_padding=None
+):
     """Per output position q: the patch value at (c, t) is x[c, i] when ``q + pad = i*s + t*d`` for an integer
     ``0 <= i < L``, else 0 (an inserted zero); distance ``sum((patch - W[:, m])^2)`` over c in m's group and all t."""
     x = np.asarray(X, np.float64)
@@ -111,6 +124,6 @@ def YatConvTranspose(X, W, B, ALPHA, EPS, strides=None, pads=None, dilations=Non
                 patch[(slice(None), slice(None)) + t] = x[(slice(None), slice(None)) + tuple(src)]
         for g in range(group):
             sel = slice(g * mg, (g + 1) * mg)
-            filters = np.swapaxes(w[g * cg:(g + 1) * cg], 0, 1)  # (Mg, Cg, *k)
-            y[(slice(None), sel) + q] = yat_patch(patch[:, g * cg:(g + 1) * cg], filters, b[sel], alpha, eps)
+            filters = np.swapaxes(w[g * cg : (g + 1) * cg], 0, 1)  # (Mg, Cg, *k)
+            y[(slice(None), sel) + q] = yat_patch(patch[:, g * cg : (g + 1) * cg], filters, b[sel], alpha, eps)
     return y

@@ -25,10 +25,24 @@ import sys
 FRAMEWORKS = ("torch", "nnx", "linen", "keras", "tf", "mlx")
 KERAS_BACKENDS = ("tensorflow", "jax", "torch")
 RUN_NAMES = ("torch", "nnx", "linen", "keras-tensorflow", "keras-jax", "keras-torch", "tf", "mlx")
-LABELS = {"torch": "PyTorch", "nnx": "Flax NNX", "linen": "Flax Linen", "keras-tensorflow": "Keras 3 (TensorFlow)",
-          "keras-jax": "Keras 3 (JAX)", "keras-torch": "Keras 3 (PyTorch)", "tf": "TensorFlow", "mlx": "MLX (CPU)"}
-_MODULES = {"torch": "torch_fw", "nnx": "nnx_fw", "linen": "linen_fw", "keras": "keras_fw", "tf": "tf_fw",
-            "mlx": "mlx_fw"}
+LABELS = {
+    "torch": "PyTorch",
+    "nnx": "Flax NNX",
+    "linen": "Flax Linen",
+    "keras-tensorflow": "Keras 3 (TensorFlow)",
+    "keras-jax": "Keras 3 (JAX)",
+    "keras-torch": "Keras 3 (PyTorch)",
+    "tf": "TensorFlow",
+    "mlx": "MLX (CPU)",
+}
+_MODULES = {
+    "torch": "torch_fw",
+    "nnx": "nnx_fw",
+    "linen": "linen_fw",
+    "keras": "keras_fw",
+    "tf": "tf_fw",
+    "mlx": "mlx_fw",
+}
 
 
 def split_run_name(name: str) -> tuple[str, str | None]:
@@ -44,19 +58,24 @@ def run_name(framework: str, keras_backend: str | None = None) -> str:
     if framework != "keras":
         return framework
     if keras_backend is None:
-        keras_backend = (sys.modules["keras"].backend.backend() if "keras" in sys.modules
-                         else os.environ.get("KERAS_BACKEND", "tensorflow"))
+        keras_backend = (
+            sys.modules["keras"].backend.backend()
+            if "keras" in sys.modules
+            else os.environ.get("KERAS_BACKEND", "tensorflow")
+        )
     return f"keras-{keras_backend}"
 
 
 def framework_module(framework: str, keras_backend: str | None = None):
     """Import the helper module of ``framework`` (for Keras, fix the backend first: once per process)."""
     if framework == "keras":
-        if "keras" in sys.modules:      # already imported: its backend is fixed for this process
+        if "keras" in sys.modules:  # already imported: its backend is fixed for this process
             current = sys.modules["keras"].backend.backend()
             if keras_backend and keras_backend != current:
-                raise RuntimeError(f"Keras is already imported with the {current!r} backend in this process; "
-                                   f"run the {keras_backend!r} backend in its own process")
+                raise RuntimeError(
+                    f"Keras is already imported with the {current!r} backend in this process; "
+                    f"run the {keras_backend!r} backend in its own process"
+                )
         else:
             os.environ["KERAS_BACKEND"] = keras_backend or os.environ.get("KERAS_BACKEND", "tensorflow")
     return importlib.import_module(f"_mnist.{_MODULES[framework]}")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-EXPECTED_PARAMS = 235_148          # 784*256+256+1 + 256*128+128+1 + 128*10+10 (kernel, bias, alpha per Yat layer)
+EXPECTED_PARAMS = 235_148  # 784*256+256+1 + 256*128+128+1 + 128*10+10 (kernel, bias, alpha per Yat layer)
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
 HIDDEN = (256, 128)
@@ -35,8 +35,15 @@ class HParams:
     seed: int = 0
 
     def optimizer_json(self) -> dict:
-        return {"name": "AdamW", "lr": self.lr, "betas": [self.beta1, self.beta2], "eps": self.eps,
-                "weight_decay": self.weight_decay, "bias_correction": True, "decay_applies_to": "all parameters"}
+        return {
+            "name": "AdamW",
+            "lr": self.lr,
+            "betas": [self.beta1, self.beta2],
+            "eps": self.eps,
+            "weight_decay": self.weight_decay,
+            "bias_correction": True,
+            "decay_applies_to": "all parameters",
+        }
 
 
 # ------------------------------------------------------------------------------------------------------- data
@@ -48,13 +55,17 @@ def resolve_data_path(path: str | None) -> Path:
     """``--data`` if given, else ``$NMN_MNIST``; a clear error when neither names a readable file."""
     chosen = path or os.environ.get(ENV_DATA)
     if not chosen:
-        raise DataError("no MNIST data given: pass --data PATH or set the environment variable "
-                        f"{ENV_DATA} to an mnist.npz-style file (numpy .npz with uint8 x_train (60000, 28, 28), "
-                        "y_train, x_test (10000, 28, 28), y_test, as keras.datasets.mnist ships it)")
+        raise DataError(
+            "no MNIST data given: pass --data PATH or set the environment variable "
+            f"{ENV_DATA} to an mnist.npz-style file (numpy .npz with uint8 x_train (60000, 28, 28), "
+            "y_train, x_test (10000, 28, 28), y_test, as keras.datasets.mnist ships it)"
+        )
     p = Path(chosen).expanduser()
     if not p.is_file():
-        raise DataError(f"MNIST data file {str(p)!r} does not exist; expected an mnist.npz-style file "
-                        "(x_train, y_train, x_test, y_test)")
+        raise DataError(
+            f"MNIST data file {str(p)!r} does not exist; expected an mnist.npz-style file "
+            "(x_train, y_train, x_test, y_test)"
+        )
     return p
 
 
@@ -63,15 +74,17 @@ def load_mnist(path: str | os.PathLike) -> dict[str, np.ndarray]:
     with np.load(path) as f:
         missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in f.files]
         if missing:
-            raise DataError(f"{path}: missing arrays {missing}; an mnist.npz-style file has x_train, y_train, "
-                            f"x_test, y_test (found {f.files})")
+            raise DataError(
+                f"{path}: missing arrays {missing}; an mnist.npz-style file has x_train, y_train, "
+                f"x_test, y_test (found {f.files})"
+            )
         data = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
     for split in ("train", "test"):
         x = data[f"x_{split}"]
         if x.ndim != 3 or x.shape[1:] != IMAGE_SHAPE:
             raise DataError(f"{path}: x_{split} has shape {x.shape}; expected (N, 28, 28)")
         scale = 255.0 if x.dtype == np.uint8 or x.max() > 1.0 else 1.0
-        data[f"x_{split}"] = (x.astype(np.float32) / np.float32(scale))
+        data[f"x_{split}"] = x.astype(np.float32) / np.float32(scale)
         data[f"y_{split}"] = data[f"y_{split}"].astype(np.int32).reshape(-1)
     return data
 
@@ -119,8 +132,12 @@ def metrics(logits: np.ndarray, labels: np.ndarray) -> dict:
     logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
     loss = -logp[np.arange(len(labels)), labels].mean()
     pred = logits.argmax(axis=1)
-    return {"loss": float(loss), "accuracy": float((pred == labels).mean()), "correct": int((pred == labels).sum()),
-            "n": len(labels)}
+    return {
+        "loss": float(loss),
+        "accuracy": float((pred == labels).mean()),
+        "correct": int((pred == labels).sum()),
+        "n": len(labels),
+    }
 
 
 def compare(logits: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> dict:
@@ -128,10 +145,15 @@ def compare(logits: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> di
     pred, ref = logits.argmax(axis=1), reference.argmax(axis=1)
     m = metrics(logits, labels)
     scale = float(np.abs(reference).max()) or 1.0
-    return {"accuracy": m["accuracy"], "correct": m["correct"], "loss": m["loss"],
-            "agreement": float((pred == ref).mean()), "disagreements": int((pred != ref).sum()),
-            "max_abs_logit_diff": float(np.abs(logits.astype(np.float64) - reference).max()),
-            "max_rel_logit_diff": float(np.abs(logits.astype(np.float64) - reference).max() / scale)}
+    return {
+        "accuracy": m["accuracy"],
+        "correct": m["correct"],
+        "loss": m["loss"],
+        "agreement": float((pred == ref).mean()),
+        "disagreements": int((pred != ref).sum()),
+        "max_abs_logit_diff": float(np.abs(logits.astype(np.float64) - reference).max()),
+        "max_rel_logit_diff": float(np.abs(logits.astype(np.float64) - reference).max() / scale),
+    }
 
 
 # ------------------------------------------------------------------------------------------------------ init
@@ -163,8 +185,15 @@ def train(trainer, data: dict, hp: HParams, name: str, *, progress: bool = True,
     for epoch in range(hp.epochs):
         order = epoch_order(hp.seed, epoch, len(x))
         xe, ye = x[order], y[order]
-        bar = tqdm(total=len(xe), desc=f"{name} epoch {epoch + 1}/{hp.epochs}", unit="img", leave=True,
-                   disable=not progress, mininterval=0.5 if sys.stderr.isatty() else 5.0, dynamic_ncols=True)
+        bar = tqdm(
+            total=len(xe),
+            desc=f"{name} epoch {epoch + 1}/{hp.epochs}",
+            unit="img",
+            leave=True,
+            disable=not progress,
+            mininterval=0.5 if sys.stderr.isatty() else 5.0,
+            dynamic_ncols=True,
+        )
 
         curve, seen, n_epoch = [], [0], len(xe)
 
@@ -183,12 +212,22 @@ def train(trainer, data: dict, hp: HParams, name: str, *, progress: bool = True,
         t1 = time.perf_counter()
         test = metrics(trainer.logits(data["x_test"], max(hp.batch_size, 1000)), data["y_test"])
         eval_seconds = time.perf_counter() - t1
-        row = {"epoch": epoch, "train_loss": train_loss, "test_loss": test["loss"], "test_accuracy": test["accuracy"],
-               "seconds": seconds, "cpu_seconds": cpu_seconds, "eval_seconds": eval_seconds,
-               "load_average_1min": [load0, os.getloadavg()[0]], "train_loss_curve": curve}
+        row = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "test_loss": test["loss"],
+            "test_accuracy": test["accuracy"],
+            "seconds": seconds,
+            "cpu_seconds": cpu_seconds,
+            "eval_seconds": eval_seconds,
+            "load_average_1min": [load0, os.getloadavg()[0]],
+            "train_loss_curve": curve,
+        }
         history.append(row)
-        log(f"[{name}] epoch {epoch + 1}/{hp.epochs}: train loss {train_loss:.4f}, test loss {test['loss']:.4f}, "
-            f"test acc {100 * test['accuracy']:.2f}% ({seconds:.2f} s train, {eval_seconds:.2f} s eval)")
+        log(
+            f"[{name}] epoch {epoch + 1}/{hp.epochs}: train loss {train_loss:.4f}, test loss {test['loss']:.4f}, "
+            f"test acc {100 * test['accuracy']:.2f}% ({seconds:.2f} s train, {eval_seconds:.2f} s eval)"
+        )
     return history
 
 
@@ -246,8 +285,12 @@ def onnx_param_count(path: str | os.PathLike) -> int:
     arrays = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     layers = (manifest_of(model) or {}).get("layers", [])
     owned = {init for layer in layers for init in layer.get("params", {}).values()}
-    count = sum(arrays[init].size for layer in layers for key, init in layer.get("params", {}).items()
-                if layer.get("trainable", {}).get(key, True) and init in arrays)
+    count = sum(
+        arrays[init].size
+        for layer in layers
+        for key, init in layer.get("params", {}).items()
+        if layer.get("trainable", {}).get(key, True) and init in arrays
+    )
     count += sum(a.size for name, a in arrays.items() if name not in owned and a.dtype.kind == "f" and a.size > 1)
     return int(count)
 
@@ -273,6 +316,13 @@ def machine() -> dict:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS
         usable = os.cpu_count()
-    return {"platform": platform.platform(), "machine": platform.machine(), "processor": platform.processor(),
-            "cpu_count": os.cpu_count(), "usable_cpus": usable, "node": platform.node(),
-            "python": sys.version.split()[0], "load_average_1_5_15": list(os.getloadavg())}
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "usable_cpus": usable,
+        "node": platform.node(),
+        "python": sys.version.split()[0],
+        "load_average_1_5_15": list(os.getloadavg()),
+    }

@@ -21,9 +21,16 @@ def versions() -> dict:
 
 
 def build_model() -> keras.Model:
-    return keras.Sequential([keras.Input(IMAGE_SHAPE, dtype="float32"), keras.layers.Flatten(),
-                             YatNMN(HIDDEN[0]), YatNMN(HIDDEN[1]), keras.layers.Dense(NUM_CLASSES)],
-                            name="yat_mlp")
+    return keras.Sequential(
+        [
+            keras.Input(IMAGE_SHAPE, dtype="float32"),
+            keras.layers.Flatten(),
+            YatNMN(HIDDEN[0]),
+            YatNMN(HIDDEN[1]),
+            keras.layers.Dense(NUM_CLASSES),
+        ],
+        name="yat_mlp",
+    )
 
 
 class _Progress(keras.callbacks.Callback):
@@ -58,7 +65,7 @@ class Trainer:
     def __init__(self, hp, init=None):
         keras.utils.set_random_seed(hp.seed)
         self.model = build_model()
-        if init is not None:   # Keras kernels are (in, out)
+        if init is not None:  # Keras kernels are (in, out)
             yat1, yat2, out = self.model.layers[1:4]
             for layer, name in ((yat1, "yat1"), (yat2, "yat2"), (out, "out")):
                 by_name = {"kernel": init[f"{name}.weight"].T, "bias": init[f"{name}.bias"]}
@@ -66,17 +73,31 @@ class Trainer:
                     by_name["alpha"] = init[f"{name}.alpha"]
                 layer.set_weights([by_name[w.path.rsplit("/", 1)[-1]] for w in layer.weights])
         self.model.compile(
-            optimizer=keras.optimizers.AdamW(learning_rate=hp.lr, weight_decay=hp.weight_decay, beta_1=hp.beta1,
-                                             beta_2=hp.beta2, epsilon=hp.eps, amsgrad=False),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+            optimizer=keras.optimizers.AdamW(
+                learning_rate=hp.lr,
+                weight_decay=hp.weight_decay,
+                beta_1=hp.beta1,
+                beta_2=hp.beta2,
+                epsilon=hp.eps,
+                amsgrad=False,
+            ),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
 
     def param_count(self) -> int:
         return int(sum(int(np.prod(w.shape)) for w in self.model.trainable_weights))
 
     def train_epoch(self, x, y, batch_size, progress) -> float:
         # x is already in this epoch's shuffled order (the same order as every other framework): no reshuffle.
-        hist = self.model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0,
-                              callbacks=[_Progress(progress, batch_size, len(x))])
+        hist = self.model.fit(
+            x,
+            y,
+            batch_size=batch_size,
+            epochs=1,
+            shuffle=False,
+            verbose=0,
+            callbacks=[_Progress(progress, batch_size, len(x))],
+        )
         return float(hist.history["loss"][-1])
 
     def logits(self, x, batch_size) -> np.ndarray:

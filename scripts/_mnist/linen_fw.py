@@ -32,9 +32,14 @@ class Trainer:
         self.model = MLP()
         self.variables = self.model.init(jax.random.PRNGKey(hp.seed), jnp.zeros((1, *IMAGE_SHAPE), jnp.float32))
         if init is not None:
-            params = {name: {"kernel": jnp.asarray(init[f"{name}.weight"].T), "bias": jnp.asarray(init[f"{name}.bias"]),
-                             **({"alpha": jnp.asarray(init[f"{name}.alpha"])} if f"{name}.alpha" in init else {})}
-                      for name in ("yat1", "yat2", "out")}
+            params = {
+                name: {
+                    "kernel": jnp.asarray(init[f"{name}.weight"].T),
+                    "bias": jnp.asarray(init[f"{name}.bias"]),
+                    **({"alpha": jnp.asarray(init[f"{name}.alpha"])} if f"{name}.alpha" in init else {}),
+                }
+                for name in ("yat1", "yat2", "out")
+            }
             assert jax.tree.structure(params) == jax.tree.structure(self.variables["params"])
             self.variables = {**self.variables, "params": params}
         self.tx = adamw(hp)
@@ -59,8 +64,9 @@ class Trainer:
     def train_epoch(self, x, y, batch_size, progress) -> float:
         meter = LossMeter(progress)
         for s in batches(len(x), batch_size):
-            self.variables, self.opt_state, loss = self._step(self.variables, self.opt_state, jnp.asarray(x[s]),
-                                                              jnp.asarray(y[s]))
+            self.variables, self.opt_state, loss = self._step(
+                self.variables, self.opt_state, jnp.asarray(x[s]), jnp.asarray(y[s])
+            )
             meter.add(loss, s.stop - s.start)
         return meter.mean()
 
@@ -68,8 +74,9 @@ class Trainer:
         return predict(self._forward, self.variables, x, batch_size)
 
     def export(self, path, example):
-        return nmn.interchange.export(self.model, jnp.asarray(example), path, framework="linen",
-                                      variables=self.variables)
+        return nmn.interchange.export(
+            self.model, jnp.asarray(example), path, framework="linen", variables=self.variables
+        )
 
 
 def predict(apply, variables, x, batch_size) -> np.ndarray:
@@ -78,8 +85,8 @@ def predict(apply, variables, x, batch_size) -> np.ndarray:
 
 def load_logits(path, x, batch_size) -> np.ndarray:
     loaded = nmn.interchange.load(path, "linen")
-    if isinstance(loaded, tuple):          # (module, variables)
+    if isinstance(loaded, tuple):  # (module, variables)
         module, variables = loaded
-    else:                                  # an object carrying both
+    else:  # an object carrying both
         module, variables = loaded.module, loaded.variables
     return predict(jax.jit(module.apply), variables, x, batch_size)

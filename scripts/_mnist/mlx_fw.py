@@ -42,13 +42,18 @@ class Trainer:
     def __init__(self, hp, init=None):
         mx.random.seed(hp.seed)
         self.model = MLP()
-        if init is not None:   # MLX kernels / weights are (out, in), the canonical layout
+        if init is not None:  # MLX kernels / weights are (out, in), the canonical layout
             keys = {"yat1.weight": "yat1.kernel", "yat2.weight": "yat2.kernel"}
             self.model.update(tree_unflatten([(keys.get(k, k), mx.array(v)) for k, v in init.items()]))
         mx.eval(self.model.parameters())
         # MLX's AdamW skips bias correction unless asked: pin it on, like every other framework.
-        self.opt = optim.AdamW(learning_rate=hp.lr, betas=[hp.beta1, hp.beta2], eps=hp.eps,
-                               weight_decay=hp.weight_decay, bias_correction=True)
+        self.opt = optim.AdamW(
+            learning_rate=hp.lr,
+            betas=[hp.beta1, hp.beta2],
+            eps=hp.eps,
+            weight_decay=hp.weight_decay,
+            bias_correction=True,
+        )
         model, opt = self.model, self.opt
         loss_and_grad = nn.value_and_grad(model, _loss)
         state = [model.state, opt.state]

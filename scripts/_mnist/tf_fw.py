@@ -46,7 +46,7 @@ class MLP(tf.Module):
         self.yat1 = YatNMN(HIDDEN[0], seed=seed, name="yat1")
         self.yat2 = YatNMN(HIDDEN[1], seed=seed + 1, name="yat2")
         self.out = Linear(HIDDEN[1], NUM_CLASSES, seed=seed + 2, name="out")
-        self(tf.zeros((1, *IMAGE_SHAPE), tf.float32))   # build the lazily created variables
+        self(tf.zeros((1, *IMAGE_SHAPE), tf.float32))  # build the lazily created variables
         self.n_in = n_in
 
     def __call__(self, x):
@@ -79,7 +79,7 @@ class Trainer:
     def __init__(self, hp, init=None):
         tf.random.set_seed(hp.seed)
         self.model = MLP(hp.seed)
-        if init is not None:   # TF kernels are (in, out)
+        if init is not None:  # TF kernels are (in, out)
             for name in ("yat1", "yat2", "out"):
                 layer = getattr(self.model, name)
                 layer.kernel.assign(init[f"{name}.weight"].T)

@@ -22,22 +22,29 @@ def versions() -> dict:
 
 def build_model() -> nn.Module:
     n_in = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
-    return nn.Sequential(nn.Flatten(), YatNMN(n_in, HIDDEN[0]), YatNMN(HIDDEN[0], HIDDEN[1]),
-                         nn.Linear(HIDDEN[1], NUM_CLASSES))
+    return nn.Sequential(
+        nn.Flatten(), YatNMN(n_in, HIDDEN[0]), YatNMN(HIDDEN[0], HIDDEN[1]), nn.Linear(HIDDEN[1], NUM_CLASSES)
+    )
 
 
 class Trainer:
     def __init__(self, hp, init=None):
         torch.manual_seed(hp.seed)
         self.model = build_model()
-        if init is not None:   # canonical layout == torch layout
+        if init is not None:  # canonical layout == torch layout
             with torch.no_grad():
                 for i, name in ((1, "yat1"), (2, "yat2"), (3, "out")):
                     for key in ("weight", "bias", "alpha"):
                         if f"{name}.{key}" in init:
                             getattr(self.model[i], key).copy_(torch.from_numpy(init[f"{name}.{key}"]))
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=hp.lr, betas=(hp.beta1, hp.beta2), eps=hp.eps,
-                                     weight_decay=hp.weight_decay, amsgrad=False)
+        self.opt = torch.optim.AdamW(
+            self.model.parameters(),
+            lr=hp.lr,
+            betas=(hp.beta1, hp.beta2),
+            eps=hp.eps,
+            weight_decay=hp.weight_decay,
+            amsgrad=False,
+        )
 
     def param_count(self) -> int:
         return sum(p.numel() for p in self.model.parameters() if p.requires_grad)

@@ -25,9 +25,15 @@ import pytest
 from nmn.core.options import resolve_alpha
 
 FRAMEWORKS = ("torch", "nnx", "linen", "keras", "tf", "mlx")
-_HOST = {"torch": "torch", "nnx": "flax.nnx", "linen": "flax.linen", "keras": "keras", "tf": "tensorflow",
-         "mlx": "mlx.core"}
-CHUNKS = (2, 1, 1, 3)           # a prompt of two tokens, two single tokens, a chunk of three
+_HOST = {
+    "torch": "torch",
+    "nnx": "flax.nnx",
+    "linen": "flax.linen",
+    "keras": "keras",
+    "tf": "tensorflow",
+    "mlx": "mlx.core",
+}
+CHUNKS = (2, 1, 1, 3)  # a prompt of two tokens, two single tokens, a chunk of three
 B, E, H, MAX_LEN = 2, 8, 2, 16
 
 
@@ -43,13 +49,14 @@ def _tokens(seed=3):
 def _pieces(x):
     start = 0
     for n in CHUNKS:
-        yield x[:, start:start + n]
+        yield x[:, start : start + n]
         start += n
 
 
 # ------------------------------------------------------------------------------------- rotary KV-cache decode
 # Each driver returns (full causal pass, the concatenated decoded steps, a callable that feeds one more token
 # into the now full cache).
+
 
 def _decode_torch(ns, x, style):
     import torch
@@ -68,7 +75,7 @@ def _decode_nnx(ns, x, style):
     attn = ns.RotaryYatAttention(H, E, causal=True, rope_style=style, max_seq_len=MAX_LEN, rngs=nnx.Rngs(0))
     full = np.asarray(attn(x))
     attn.init_cache(x.shape)
-    step = nnx.jit(lambda m, tok: m(tok, decode=True))       # single tokens compiled, the cache as nnx state
+    step = nnx.jit(lambda m, tok: m(tok, decode=True))  # single tokens compiled, the cache as nnx state
     steps = [np.asarray(step(attn, p) if p.shape[1] == 1 else attn(p, decode=True)) for p in _pieces(x)]
     return full, np.concatenate(steps, 1), lambda: attn(x[:, :1], decode=True)
 
@@ -87,7 +94,7 @@ def _decode_linen(ns, x, style):
         out, mutated = dec.apply({"params": variables["params"], "cache": cache}, piece, mutable=["cache"])
         cache = mutated["cache"]
         steps.append(np.asarray(out))
-    more = lambda: dec.apply({"params": variables["params"], "cache": cache}, x[:, :1], mutable=["cache"])  # noqa: E731
+    more = lambda: dec.apply({"params": variables["params"], "cache": cache}, x[:, :1], mutable=["cache"])
     return full, np.concatenate(steps, 1), more
 
 
@@ -123,8 +130,14 @@ def _decode_mlx(ns, x, style):
     return full, np.concatenate(steps, 1), lambda: attn(mx.array(x[:, :1]))
 
 
-DECODERS = {"torch": _decode_torch, "nnx": _decode_nnx, "linen": _decode_linen, "keras": _decode_keras,
-            "tf": _decode_tf, "mlx": _decode_mlx}
+DECODERS = {
+    "torch": _decode_torch,
+    "nnx": _decode_nnx,
+    "linen": _decode_linen,
+    "keras": _decode_keras,
+    "tf": _decode_tf,
+    "mlx": _decode_mlx,
+}
 
 
 @pytest.mark.parametrize("style", ["interleaved", "half"])
@@ -244,8 +257,14 @@ def _step_mlx(ns):
     return float(loss), float(loss_fn(model))
 
 
-STEPS = {"torch": _step_torch, "nnx": _step_nnx, "linen": _step_linen, "keras": _step_keras, "tf": _step_tf,
-         "mlx": _step_mlx}
+STEPS = {
+    "torch": _step_torch,
+    "nnx": _step_nnx,
+    "linen": _step_linen,
+    "keras": _step_keras,
+    "tf": _step_tf,
+    "mlx": _step_mlx,
+}
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
@@ -258,8 +277,18 @@ def test_one_gradient_step_lowers_the_loss(framework):
 # ------------------------------------------------------------------------------------------ spec round trip
 # A conformance row's (kind, config, params) goes into the framework and back out; the oracle is the row itself.
 
-SPEC_ROWS = ("dense-default", "dense-learnable-eps", "dense-constalpha", "conv2d-groups2", "conv1d-causal",
-             "convT2d-pad1-outpad1", "mha-default", "performer", "rotary-half-causal", "embed-attend")
+SPEC_ROWS = (
+    "dense-default",
+    "dense-learnable-eps",
+    "dense-constalpha",
+    "conv2d-groups2",
+    "conv1d-causal",
+    "convT2d-pad1-outpad1",
+    "mha-default",
+    "performer",
+    "rotary-half-causal",
+    "embed-attend",
+)
 
 
 def _spec_round_trip(framework, ns, kind, config, params):
@@ -303,8 +332,11 @@ def test_spec_round_trip_returns_the_same_config_and_params(framework, case):
     for name, value in case.params.items():
         np.testing.assert_array_equal(np.asarray(params[name]), value, err_msg=f"{framework} {case.id}: {name}")
     ignored = {"use_alpha", "constant_alpha"} | (set() if case.config.get("use_performer") else {"num_features"})
-    differ = {k: (v, config.get(k, "<absent>")) for k, v in case.config.items()
-              if k not in ignored and _plain(config.get(k)) != _plain(v)}
+    differ = {
+        k: (v, config.get(k, "<absent>"))
+        for k, v in case.config.items()
+        if k not in ignored and _plain(config.get(k)) != _plain(v)
+    }
     if "use_alpha" in case.config:  # the same alpha, however a framework spells it (constant_alpha resolved)
         want = resolve_alpha(case.config["use_alpha"], case.config.get("constant_alpha"))
         got = resolve_alpha(config.get("use_alpha", True), config.get("constant_alpha"))
@@ -326,12 +358,13 @@ BAD_OPTIONS = (
     ("mha-default", {"num_heads": 3}, "num_heads"),
     ("embed-attend", {"epsilon": 0.0}, "epsilon"),
 )
-_LAYER_NAMES = {"YatNMN": "YatNMN", "YatConv": "YatConv", "MultiHeadYatAttention": "Attention",
-                "YatEmbed": "YatEmbed"}
+_LAYER_NAMES = {"YatNMN": "YatNMN", "YatConv": "YatConv", "MultiHeadYatAttention": "Attention", "YatEmbed": "YatEmbed"}
 
 
-_LINEN_LATE = ("nmn.linen.from_spec binds the given params without running the module, and this option is "
-               "checked only at init/apply time (the ValueError comes at the first call, not from from_spec)")
+_LINEN_LATE = (
+    "nmn.linen.from_spec binds the given params without running the module, and this option is "
+    "checked only at init/apply time (the ValueError comes at the first call, not from from_spec)"
+)
 _BAD_OPTION_GAPS = {("linen", "num_heads"): _LINEN_LATE, ("linen", "groups"): _LINEN_LATE}
 
 
@@ -342,8 +375,11 @@ def _bad_option_params():
     for framework in FRAMEWORKS:
         for row, change, word in BAD_OPTIONS:
             key = next(iter(change))
-            marks = [pytest.mark.xfail(strict=False, reason=_BAD_OPTION_GAPS[(framework, key)])] \
-                if (framework, key) in _BAD_OPTION_GAPS else []
+            marks = (
+                [pytest.mark.xfail(strict=False, reason=_BAD_OPTION_GAPS[(framework, key)])]
+                if (framework, key) in _BAD_OPTION_GAPS
+                else []
+            )
             yield pytest.param(framework, rows[row], change, word, id=f"{framework}-{row}-{key}", marks=marks)
 
 
@@ -355,5 +391,6 @@ def test_invalid_option_raises_naming_layer_and_option(framework, case, change, 
         _spec_round_trip(framework, ns, case.kind, config, dict(case.params))
     message = str(err.value)
     assert any(w in message for w in word.split("|")), f"{framework}: {message!r} does not name the option {word!r}"
-    assert _LAYER_NAMES[case.kind] in message or "from_spec" in message, \
+    assert _LAYER_NAMES[case.kind] in message or "from_spec" in message, (
         f"{framework}: {message!r} names neither the layer nor from_spec"
+    )

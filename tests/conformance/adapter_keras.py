@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 keras = __import__("keras")
-from keras import ops  # noqa: E402
+from keras import ops
 
-from nmn.keras import soft_tanh, softer_sigmoid, softermax  # noqa: E402
-from nmn.keras.spec import from_spec, to_spec  # noqa: E402
+from nmn.keras import soft_tanh, softer_sigmoid, softermax
+from nmn.keras.spec import from_spec, to_spec
 
 BACKEND = keras.backend.backend()
 SQUASHERS = {"softermax": softermax, "softer_sigmoid": softer_sigmoid, "soft_tanh": soft_tanh}
@@ -149,6 +149,7 @@ def _grads_jax(layer, kind, xs, call, cot, variables):
     import jax.numpy as jnp
 
     if not variables:
+
         def loss(x0):
             return jnp.sum(_apply(layer, kind, [x0, *xs[1:]], call) * cot)
 

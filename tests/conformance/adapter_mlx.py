@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 mx = __import__("mlx.core", fromlist=["core"])  # ImportError -> the driver skips this adapter
-from mlx.utils import tree_flatten  # noqa: E402
+from mlx.utils import tree_flatten
 
-from nmn.mlx import soft_tanh, softer_sigmoid, softermax  # noqa: E402
-from nmn.mlx.spec import from_spec, mlx_to_canonical  # noqa: E402
+from nmn.mlx import soft_tanh, softer_sigmoid, softermax
+from nmn.mlx.spec import from_spec, mlx_to_canonical
 
 _SQUASH = {"softermax": softermax, "softer_sigmoid": softer_sigmoid, "soft_tanh": soft_tanh}
 _ATTN = {"query_proj": "q", "key_proj": "k", "value_proj": "v", "out_proj": "out"}

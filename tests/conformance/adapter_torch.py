@@ -57,8 +57,7 @@ class TorchAdapter:
         y = self._call(layer, kind, xs, call)
         loss = (y * torch.as_tensor(np.asarray(cotangent, np.float64))).sum()
         paths = torch_spec.param_paths(layer) if kind not in _SQUASH else {}
-        named = [(name, torch_spec._get(layer, path)) for name, path in paths.items()
-                 if name != "proj"]
+        named = [(name, torch_spec._get(layer, path)) for name, path in paths.items() if name != "proj"]
         tensors = [xs[0]] + [t for _, t in named]
         gs = torch.autograd.grad(loss, tensors, allow_unused=True)
         out = {"input0": gs[0].numpy()}

@@ -17,8 +17,16 @@ from nmn.core import yat as core_yat
 from nmn.core.conv import conv_pads, normalize_padding, onnx_pads, transpose_geometry
 from nmn.core.options import resolve_alpha, resolve_bias
 
-YAT_DEFAULTS = dict(use_bias=True, constant_bias=None, use_alpha=True, constant_alpha=None, epsilon=1e-5,
-                    learnable_epsilon=False, spherical=False, weight_normalized=False)
+YAT_DEFAULTS = dict(
+    use_bias=True,
+    constant_bias=None,
+    use_alpha=True,
+    constant_alpha=None,
+    epsilon=1e-5,
+    learnable_epsilon=False,
+    spherical=False,
+    weight_normalized=False,
+)
 
 
 @dataclass
@@ -30,8 +38,8 @@ class Case:
     inputs: list
     call: dict = field(default_factory=dict)
     grad: bool = False
-    rtol: float = 1e-5          # forward: max |framework - ort| <= rtol * max |ort|
-    grad_rtol: float = 2e-3     # gradient: against a float64 finite difference of the oracle
+    rtol: float = 1e-5  # forward: max |framework - ort| <= rtol * max |ort|
+    grad_rtol: float = 2e-3  # gradient: against a float64 finite difference of the oracle
 
 
 def _softplus(v):
@@ -70,21 +78,44 @@ def onnx_call(case: Case, params: dict, inputs: list, dtype=np.float32):
     """The ``nmn`` function name, its input list and its attributes for a case (params may be float64)."""
     cfg, kind = case.config, case.kind
     if kind == "YatNMN":
-        return "YatDense", [inputs[0], params["weight"], *tail_inputs(cfg, params, cfg["out_features"], dtype)], dict(
-            spherical=int(cfg["spherical"]), weight_normalized=int(cfg["weight_normalized"]))
+        return (
+            "YatDense",
+            [inputs[0], params["weight"], *tail_inputs(cfg, params, cfg["out_features"], dtype)],
+            dict(spherical=int(cfg["spherical"]), weight_normalized=int(cfg["weight_normalized"])),
+        )
     if kind == "YatConv":
         x = inputs[0]
         pairs = conv_pads(cfg["padding"], x.shape[2:], cfg["kernel_size"], cfg["strides"], cfg["dilations"])
         mode = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}[cfg["padding_mode"]]
-        return "YatConv", [x, params["weight"], *tail_inputs(cfg, params, cfg["out_channels"], dtype)], dict(
-            auto_pad="NOTSET", strides=list(cfg["strides"]), dilations=list(cfg["dilations"]), group=cfg["groups"],
-            pads=onnx_pads(pairs), pad_mode=mode, weight_normalized=int(cfg["weight_normalized"]))
+        return (
+            "YatConv",
+            [x, params["weight"], *tail_inputs(cfg, params, cfg["out_channels"], dtype)],
+            dict(
+                auto_pad="NOTSET",
+                strides=list(cfg["strides"]),
+                dilations=list(cfg["dilations"]),
+                group=cfg["groups"],
+                pads=onnx_pads(pairs),
+                pad_mode=mode,
+                weight_normalized=int(cfg["weight_normalized"]),
+            ),
+        )
     if kind == "YatConvTranspose":
-        pairs, outpad = transpose_geometry(cfg["padding"], cfg["kernel_size"], cfg["strides"], cfg["dilations"],
-                                           cfg["output_padding"])
-        return "YatConvTranspose", [inputs[0], params["weight"], *tail_inputs(cfg, params, cfg["out_channels"], dtype)], dict(
-            auto_pad="NOTSET", strides=list(cfg["strides"]), dilations=list(cfg["dilations"]), group=cfg["groups"],
-            pads=onnx_pads(pairs), output_padding=list(outpad))
+        pairs, outpad = transpose_geometry(
+            cfg["padding"], cfg["kernel_size"], cfg["strides"], cfg["dilations"], cfg["output_padding"]
+        )
+        return (
+            "YatConvTranspose",
+            [inputs[0], params["weight"], *tail_inputs(cfg, params, cfg["out_channels"], dtype)],
+            dict(
+                auto_pad="NOTSET",
+                strides=list(cfg["strides"]),
+                dilations=list(cfg["dilations"]),
+                group=cfg["groups"],
+                pads=onnx_pads(pairs),
+                output_padding=list(outpad),
+            ),
+        )
     if kind in ("MultiHeadYatAttention", "RotaryYatAttention"):
         x = inputs[0]
         xk = inputs[1] if len(inputs) > 1 else x
@@ -115,8 +146,11 @@ def onnx_call(case: Case, params: dict, inputs: list, dtype=np.float32):
     if kind == "YatEmbed":
         alpha = resolve_alpha(cfg["use_alpha"], cfg["constant_alpha"])
         a = params["alpha"] if alpha.learnable else np.array([alpha.value], dtype)
-        return "YatEmbedAttend", [inputs[0], params["embedding"], a, np.array([cfg["epsilon"]], dtype)], dict(
-            spherical=int(cfg["spherical"]))
+        return (
+            "YatEmbedAttend",
+            [inputs[0], params["embedding"], a, np.array([cfg["epsilon"]], dtype)],
+            dict(spherical=int(cfg["spherical"])),
+        )
     if kind in ("softermax", "softer_sigmoid", "soft_tanh"):
         name = {"softermax": "Softermax", "softer_sigmoid": "SofterSigmoid", "soft_tanh": "SoftTanh"}[kind]
         attrs = {"n": float(cfg["n"])}
@@ -141,13 +175,38 @@ def _padding(padding, rank):
     return p if isinstance(p, str) else [list(pair) for pair in p]
 
 
-def conv_case(id, *, rank=2, n=2, c=4, m=6, k=3, size=7, strides=1, dilations=1, groups=1, padding="valid",
-              padding_mode="zeros", grad=False, seed=0, **opts):
+def conv_case(
+    id,
+    *,
+    rank=2,
+    n=2,
+    c=4,
+    m=6,
+    k=3,
+    size=7,
+    strides=1,
+    dilations=1,
+    groups=1,
+    padding="valid",
+    padding_mode="zeros",
+    grad=False,
+    seed=0,
+    **opts,
+):
     rng = np.random.default_rng(seed)
     ks = (k,) * rank
-    cfg = dict(YAT_DEFAULTS, rank=rank, in_channels=c, out_channels=m, kernel_size=ks,
-               strides=(strides,) * rank, dilations=(dilations,) * rank, groups=groups,
-               padding=_padding(padding, rank), padding_mode=padding_mode)
+    cfg = dict(
+        YAT_DEFAULTS,
+        rank=rank,
+        in_channels=c,
+        out_channels=m,
+        kernel_size=ks,
+        strides=(strides,) * rank,
+        dilations=(dilations,) * rank,
+        groups=groups,
+        padding=_padding(padding, rank),
+        padding_mode=padding_mode,
+    )
     cfg.update(opts)
     fan_in = (c // groups) * k**rank
     params = _yat_params(rng, cfg, (m, c // groups, *ks), fan_in, m * k**rank // groups, m)
@@ -155,25 +214,63 @@ def conv_case(id, *, rank=2, n=2, c=4, m=6, k=3, size=7, strides=1, dilations=1,
     return Case(id, "YatConv", cfg, params, [x], grad=grad)
 
 
-def conv_transpose_case(id, *, rank=2, n=2, c=4, m=6, k=3, size=5, strides=2, dilations=1, groups=1,
-                        padding="valid", output_padding=None, grad=False, seed=0, **opts):
+def conv_transpose_case(
+    id,
+    *,
+    rank=2,
+    n=2,
+    c=4,
+    m=6,
+    k=3,
+    size=5,
+    strides=2,
+    dilations=1,
+    groups=1,
+    padding="valid",
+    output_padding=None,
+    grad=False,
+    seed=0,
+    **opts,
+):
     rng = np.random.default_rng(seed)
     ks = (k,) * rank
-    cfg = dict(YAT_DEFAULTS, rank=rank, in_channels=c, out_channels=m, kernel_size=ks,
-               strides=(strides,) * rank, dilations=(dilations,) * rank, groups=groups,
-               padding=_padding(padding, rank), output_padding=tuple(output_padding or (0,) * rank))
+    cfg = dict(
+        YAT_DEFAULTS,
+        rank=rank,
+        in_channels=c,
+        out_channels=m,
+        kernel_size=ks,
+        strides=(strides,) * rank,
+        dilations=(dilations,) * rank,
+        groups=groups,
+        padding=_padding(padding, rank),
+        output_padding=tuple(output_padding or (0,) * rank),
+    )
     cfg.update(opts)
     params = _yat_params(rng, cfg, (c, m // groups, *ks), c * k**rank, m * k**rank, m)
     x = rng.normal(size=(n, c, *(size,) * rank)).astype(np.float32)
     return Case(id, "YatConvTranspose", cfg, params, [x], grad=grad)
 
 
-def attention_case(id, *, kind="MultiHeadYatAttention", b=2, l=5, e=8, h=2, cross=False, mask=None, grad=False,
-                   seed=0, **opts):
+def attention_case(
+    id, *, kind="MultiHeadYatAttention", b=2, l=5, e=8, h=2, cross=False, mask=None, grad=False, seed=0, **opts
+):
     rng = np.random.default_rng(seed)
-    cfg = dict(embed_dim=e, num_heads=h, use_bias=True, use_alpha=True, constant_alpha=None, epsilon=1e-5,
-               spherical=False, normalization="softmax", power=1.0, use_out_proj=True, causal=False,
-               use_performer=False, num_features=16)
+    cfg = dict(
+        embed_dim=e,
+        num_heads=h,
+        use_bias=True,
+        use_alpha=True,
+        constant_alpha=None,
+        epsilon=1e-5,
+        spherical=False,
+        normalization="softmax",
+        power=1.0,
+        use_out_proj=True,
+        causal=False,
+        use_performer=False,
+        num_features=16,
+    )
     if kind == "RotaryYatAttention":
         cfg.update(max_seq_len=32, theta=10000.0, rope_style="interleaved")
     cfg.update(opts)
@@ -216,7 +313,7 @@ def squash_case(id, kind, *, grad=False, seed=0, **opts):
 
 _rng = np.random.default_rng(7)
 _MASK = _rng.random((2, 1, 5, 5)) > 0.3
-_MASK[0, 0, 1, :] = False   # one fully masked row: uniform weights, never NaN
+_MASK[0, 0, 1, :] = False  # one fully masked row: uniform weights, never NaN
 
 CASES = [
     # dense

@@ -79,7 +79,9 @@ def test_gradients_match_finite_differences(adapter, case):
     params64 = {k: v.astype(np.float64) for k, v in case.params.items()}
     inputs64 = [np.asarray(x, np.float64) for x in case.inputs]
     expected_keys = {"input0", *case.params}
-    assert set(grads) == expected_keys, f"{adapter.name} {case.id}: gradients for {sorted(grads)}, expected {sorted(expected_keys)}"
+    assert set(grads) == expected_keys, (
+        f"{adapter.name} {case.id}: gradients for {sorted(grads)}, expected {sorted(expected_keys)}"
+    )
     for key, got in grads.items():
         target = inputs64[0] if key == "input0" else params64[key]
         got = np.asarray(got, np.float64)
@@ -98,4 +100,5 @@ def test_gradients_match_finite_differences(adapter, case):
             fd = (up - down) / (2 * h)
             g = got.reshape(-1)[i]
             assert abs(g - fd) <= case.grad_rtol * scale + 1e-6, (
-                f"{adapter.name} {case.id}: d/d{key}[{i}] = {g:.6g}, finite difference {fd:.6g}")
+                f"{adapter.name} {case.id}: d/d{key}[{i}] = {g:.6g}, finite difference {fd:.6g}"
+            )

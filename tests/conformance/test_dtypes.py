@@ -27,13 +27,24 @@ DTYPES = {
     "bfloat16": (ml_dtypes.bfloat16, 1e-1),
 }
 
-ROWS = ("dense-default", "dense-spherical", "conv2d-same", "conv1d-causal", "convT2d-stride2", "mha-default",
-        "embed-attend", "softermax", "soft-tanh")
+ROWS = (
+    "dense-default",
+    "dense-spherical",
+    "conv2d-same",
+    "conv1d-causal",
+    "convT2d-stride2",
+    "mha-default",
+    "embed-attend",
+    "softermax",
+    "soft-tanh",
+)
 CASES = {c.id: c for c in case_table.CASES if c.id in ROWS}
 
 # Known gaps, each with its reason (xfail, not skip: the combination is meant to work).
-_TF64 = ("nmn.tf and nmn.keras (the shared nmn/_tfkeras code) compute part of a float64 layer in float32: max "
-         "error about 1e-7 of the output scale, float32-accurate, where torch and JAX reach 1e-12")
+_TF64 = (
+    "nmn.tf and nmn.keras (the shared nmn/_tfkeras code) compute part of a float64 layer in float32: max "
+    "error about 1e-7 of the output scale, float32-accurate, where torch and JAX reach 1e-12"
+)
 KNOWN = {(fw, row, "float64"): _TF64 for fw in ("tf", "keras") for row in ROWS if row not in ("softermax", "soft-tanh")}
 
 
@@ -62,7 +73,8 @@ def _jax_cast(tree, jdtype):
     import jax.numpy as jnp
 
     return jax.tree_util.tree_map(
-        lambda a: a.astype(jdtype) if jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating) else a, tree)
+        lambda a: a.astype(jdtype) if jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating) else a, tree
+    )
 
 
 def _jax(adapter, case, params, inputs, dtype):
@@ -94,8 +106,7 @@ def _mlx(adapter, case, params, inputs, dtype):
     layer = adapter.build(case.kind, case.config, params)
     if hasattr(layer, "update"):
         layer.update(tree_map(lambda a: a.astype(mdtype), layer.parameters()))
-    xs = [mx.array(np.ascontiguousarray(_to_host(case.kind, np.asarray(x, np.float32)))).astype(mdtype)
-          for x in inputs]
+    xs = [mx.array(np.ascontiguousarray(_to_host(case.kind, np.asarray(x, np.float32)))).astype(mdtype) for x in inputs]
     y = adapter._run(layer, case.kind, xs, case.call)
     assert y.dtype == mdtype, f"mlx {case.id}: output dtype {y.dtype}, expected {mdtype}"
     return _from_host(case.kind, np.array(y.astype(mx.float32), dtype=np.float64))
@@ -104,8 +115,8 @@ def _mlx(adapter, case, params, inputs, dtype):
 def _tf(adapter, case, params, inputs, dtype):
     import tensorflow as tf
 
-    from tests.conformance.adapter_tf import _apply, _from_host, _Squash, _to_host
     from nmn.tf.spec import from_spec
+    from tests.conformance.adapter_tf import _apply, _from_host, _Squash, _to_host
 
     tdtype = tf.as_dtype(dtype)
     if case.kind in ("softermax", "softer_sigmoid", "soft_tanh"):
@@ -122,8 +133,8 @@ def _keras(adapter, case, params, inputs, dtype):
     import keras
     from keras import ops
 
-    from tests.conformance.adapter_keras import _apply, _from_host, _np, _Squash, _to_host
     from nmn.keras.spec import from_spec
+    from tests.conformance.adapter_keras import _apply, _from_host, _np, _Squash, _to_host
 
     if dtype == "float64" and keras.backend.backend() == "jax":
         import jax

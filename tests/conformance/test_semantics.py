@@ -29,9 +29,22 @@ def _oracle(case, mask4):
     p = case.params
     x = case.inputs[0]
     return reference.YatMultiHeadAttention(
-        x, x, x, mask4, p["q_weight"], p["q_bias"], p["k_weight"], p["k_bias"], p["v_weight"], p["v_bias"],
-        p["out_weight"], p["out_bias"], p["alpha"], np.float32(case.config["epsilon"]),
-        num_heads=case.config["num_heads"])
+        x,
+        x,
+        x,
+        mask4,
+        p["q_weight"],
+        p["q_bias"],
+        p["k_weight"],
+        p["k_bias"],
+        p["v_weight"],
+        p["v_bias"],
+        p["out_weight"],
+        p["out_bias"],
+        p["alpha"],
+        np.float32(case.config["epsilon"]),
+        num_heads=case.config["num_heads"],
+    )
 
 
 def _masks(b, h, length, seed):
@@ -87,6 +100,7 @@ _MODULES = {"nnx": "flax", "linen": "flax", "mlx": "mlx.core", "tf": "tensorflow
 
 def _kernels_torch():
     from nmn.torch import MultiHeadYatAttention, RotaryYatAttention
+
     out = []
     for layer in (MultiHeadYatAttention(8, 2), RotaryYatAttention(8, 2, max_seq_len=8)):
         out.append([p.weight.detach().numpy() for p in (layer.q_proj, layer.k_proj, layer.v_proj, layer.out_proj)])
@@ -97,12 +111,17 @@ def _kernels_keras():
     import keras
 
     from nmn.keras import MultiHeadYatAttention, RotaryYatAttention
+
     out = []
-    for layer in (MultiHeadYatAttention(8, 2), RotaryYatAttention(8, 2, max_seq_len=8),
-                  MultiHeadYatAttention(8, 2, seed=3)):
+    for layer in (
+        MultiHeadYatAttention(8, 2),
+        RotaryYatAttention(8, 2, max_seq_len=8),
+        MultiHeadYatAttention(8, 2, seed=3),
+    ):
         layer(keras.ops.ones((1, 4, 8)))
-        out.append([keras.ops.convert_to_numpy(w) for w in (layer.q_kernel, layer.k_kernel, layer.v_kernel,
-                                                               layer.out_kernel)])
+        out.append(
+            [keras.ops.convert_to_numpy(w) for w in (layer.q_kernel, layer.k_kernel, layer.v_kernel, layer.out_kernel)]
+        )
     # a seeded layer is reproducible: two layers with the same seed draw the same four kernels
     again = MultiHeadYatAttention(8, 2, seed=3)
     again(keras.ops.ones((1, 4, 8)))
@@ -114,6 +133,7 @@ def _kernels_tf():
     import tensorflow as tf
 
     from nmn.tf import MultiHeadYatAttention, RotaryYatAttention
+
     out = []
     for layer in (MultiHeadYatAttention(8, 2), RotaryYatAttention(8, 2, max_seq_len=8)):
         layer(tf.ones((1, 4, 8)))
@@ -125,9 +145,12 @@ def _kernels_nnx():
     from flax import nnx
 
     from nmn.nnx import MultiHeadAttention, RotaryYatAttention
+
     out = []
-    for layer in (MultiHeadAttention(num_heads=2, in_features=8, rngs=nnx.Rngs(0)),
-                  RotaryYatAttention(num_heads=2, in_features=8, max_seq_len=8, rngs=nnx.Rngs(0))):
+    for layer in (
+        MultiHeadAttention(num_heads=2, in_features=8, rngs=nnx.Rngs(0)),
+        RotaryYatAttention(num_heads=2, in_features=8, max_seq_len=8, rngs=nnx.Rngs(0)),
+    ):
         out.append([np.asarray(m.kernel[...]) for m in (layer.query, layer.key, layer.value, layer.out)])
     return out
 
@@ -137,6 +160,7 @@ def _kernels_linen():
     import jax.numpy as jnp
 
     from nmn.linen import MultiHeadAttention
+
     variables = MultiHeadAttention(num_heads=2, qkv_features=8).init(jax.random.PRNGKey(0), jnp.ones((1, 4, 8)))
     params = variables["params"]
     return [[np.asarray(params[k]["kernel"]).reshape(8, -1) for k in ("query", "key", "value", "out")]]
@@ -144,6 +168,7 @@ def _kernels_linen():
 
 def _kernels_mlx():
     from nmn.mlx import MultiHeadYatAttention
+
     layer = MultiHeadYatAttention(8, 2)
     return [[np.asarray(m.weight) for m in (layer.query_proj, layer.key_proj, layer.value_proj, layer.out_proj)]]
 
@@ -173,6 +198,7 @@ def _default_of(framework):
         from nmn.nnx import MultiHeadAttention as cls
     elif framework == "linen":
         from nmn.linen import MultiHeadAttention as cls
+
         return cls.__dataclass_fields__["num_features"].default
     else:
         from nmn.mlx import MultiHeadYatAttention as cls
@@ -183,6 +209,7 @@ def _default_of(framework):
 def test_performer_default_features(framework):
     pytest.importorskip(_MODULES.get(framework, framework))
     from nmn.core.options import DEFAULTS
+
     assert _default_of(framework) == DEFAULTS["performer_num_features"] == 256
 
 
@@ -195,24 +222,29 @@ def _squashers(framework):
         import torch
 
         from nmn.torch import soft_tanh, softer_sigmoid
+
         return softer_sigmoid, soft_tanh, lambda y: y.numpy(), torch.as_tensor
     if framework in ("nnx", "linen"):
         import jax.numpy as jnp
+
         mod = __import__(f"nmn.{framework}", fromlist=["softer_sigmoid"])
         return mod.softer_sigmoid, mod.soft_tanh, np.asarray, jnp.asarray
     if framework == "keras":
         import keras
 
         from nmn.keras import soft_tanh, softer_sigmoid
+
         return softer_sigmoid, soft_tanh, keras.ops.convert_to_numpy, keras.ops.convert_to_tensor
     if framework == "tf":
         import tensorflow as tf
 
         from nmn.tf import soft_tanh, softer_sigmoid
+
         return softer_sigmoid, soft_tanh, lambda y: y.numpy(), tf.constant
     import mlx.core as mx
 
     from nmn.mlx import soft_tanh, softer_sigmoid
+
     return softer_sigmoid, soft_tanh, np.asarray, mx.array
 
 
@@ -236,6 +268,7 @@ def test_squasher_keywords(framework):
 def test_squasher_modules_torch():
     torch = pytest.importorskip("torch")
     from nmn.torch import SofterSigmoid, SoftTanh
+
     x = torch.linspace(0.1, 3.0, 7)
     p = x.double().numpy() ** 2
     np.testing.assert_allclose(SofterSigmoid(sharpness=2)(x).numpy(), p / (1 + p), rtol=2e-6)
@@ -246,8 +279,14 @@ def test_squasher_modules_torch():
 
 # ----------------------------------------------------------------------------- transposed-conv output shapes
 
-_TRANSPOSE_GRID = [(pad, op, s, d, k) for pad in ("valid", "same") for op in (None, 0, 1, 2) for s in (1, 2, 3)
-                   for d in (1, 2) for k in (2, 3)]
+_TRANSPOSE_GRID = [
+    (pad, op, s, d, k)
+    for pad in ("valid", "same")
+    for op in (None, 0, 1, 2)
+    for s in (1, 2, 3)
+    for d in (1, 2)
+    for k in (2, 3)
+]
 
 
 def _host_shape(host, x, **kw):
@@ -270,10 +309,12 @@ def test_conv_transpose_shape_equals_host(framework, rank):
     if framework == "tf":
         tf = pytest.importorskip("tensorflow")
         import nmn.tf as mod
+
         host_mod, x = tf.keras.layers, tf.ones((1, *(4,) * rank, 1))
     else:
         keras = pytest.importorskip("keras")
         import nmn.keras as mod
+
         host_mod, x = keras.layers, keras.ops.ones((1, *(4,) * rank, 1))
     host = getattr(host_mod, f"Conv{rank}DTranspose")
     yat = getattr(mod, f"YatConvTranspose{rank}D")
@@ -290,8 +331,9 @@ def test_conv_transpose_shape_equals_host(framework, rank):
     assert compared >= len(grid) // 3, f"only {compared} of {len(grid)} combinations were accepted by the host"
 
 
-@pytest.mark.parametrize("padding,output_padding,strides,kernel", [("same", 1, 2, 3), ("valid", 0, 3, 2),
-                                                                    ("same", 0, 2, 3)])
+@pytest.mark.parametrize(
+    "padding,output_padding,strides,kernel", [("same", 1, 2, 3), ("valid", 0, 3, 2), ("same", 0, 2, 3)]
+)
 def test_conv_transpose_keras_geometry_interchange(padding, output_padding, strides, kernel):
     """The Keras shape survives export: onnxruntime and a torch load give the keras layer's output."""
     keras = pytest.importorskip("keras")
@@ -300,9 +342,9 @@ def test_conv_transpose_keras_geometry_interchange(padding, output_padding, stri
 
     import nmn.keras as nk
     from nmn.interchange import keras_io, torch_io
+
     x = keras.Input((4, 4, 2), name="x")
-    layer = nk.YatConvTranspose2D(3, kernel, strides=strides, padding=padding, output_padding=output_padding,
-                                  name="yt")
+    layer = nk.YatConvTranspose2D(3, kernel, strides=strides, padding=padding, output_padding=output_padding, name="yt")
     model = keras.Model(x, layer(x))
     xs = np.random.default_rng(0).normal(size=(2, 4, 4, 2)).astype(np.float32)
     want = keras.ops.convert_to_numpy(model(xs))

@@ -24,8 +24,14 @@ if str(SCRIPTS) not in sys.path:
 from _mnist import FRAMEWORKS, RUN_NAMES, common, framework_module, run_name
 
 HP = common.HParams(epochs=1, batch_size=32, lr=3e-3, seed=0)
-LIBRARIES = {"torch": "torch", "nnx": "flax.nnx", "linen": "flax.linen", "keras": "keras", "tf": "tensorflow",
-             "mlx": "mlx.core"}
+LIBRARIES = {
+    "torch": "torch",
+    "nnx": "flax.nnx",
+    "linen": "flax.linen",
+    "keras": "keras",
+    "tf": "tensorflow",
+    "mlx": "mlx.core",
+}
 
 
 def _interchange_missing(err: BaseException) -> bool:
@@ -125,15 +131,36 @@ def test_summary_and_plot(tmp_path):
 
     receipts = {}
     for i, name in enumerate(RUN_NAMES[:3]):
-        hist = [{"epoch": e, "train_loss": 1.0 / (e + 1 + i), "test_loss": 0.2, "test_accuracy": 0.95,
-                 "seconds": 1.0, "eval_seconds": 0.1} for e in range(3)]
+        hist = [
+            {
+                "epoch": e,
+                "train_loss": 1.0 / (e + 1 + i),
+                "test_loss": 0.2,
+                "test_accuracy": 0.95,
+                "seconds": 1.0,
+                "eval_seconds": 0.1,
+            }
+            for e in range(3)
+        ]
         receipts[name] = {
-            "label": name, "params": common.EXPECTED_PARAMS, "history": hist,
-            "final": {"test_accuracy": 0.95, "test_loss": 0.2, "train_seconds_total": 3.0, "seconds_per_epoch": 1.0,
-                      "seconds_per_epoch_after_first": 1.0},
-            "machine": common.machine(), "data": {"path": "mnist.npz", "n_train": 60000, "n_test": 10000},
-            "onnx": {"status": "ok", "onnxruntime": {"accuracy": 0.95, "agreement": 1.0, "disagreements": 0},
-                     "load_into": {t: {"status": "ok", "accuracy": 0.95, "disagreements": 0} for t in RUN_NAMES}}}
+            "label": name,
+            "params": common.EXPECTED_PARAMS,
+            "history": hist,
+            "final": {
+                "test_accuracy": 0.95,
+                "test_loss": 0.2,
+                "train_seconds_total": 3.0,
+                "seconds_per_epoch": 1.0,
+                "seconds_per_epoch_after_first": 1.0,
+            },
+            "machine": common.machine(),
+            "data": {"path": "mnist.npz", "n_train": 60000, "n_test": 10000},
+            "onnx": {
+                "status": "ok",
+                "onnxruntime": {"accuracy": 0.95, "agreement": 1.0, "disagreements": 0},
+                "load_into": {t: {"status": "ok", "accuracy": 0.95, "disagreements": 0} for t in RUN_NAMES},
+            },
+        }
     args = argparse.Namespace(lr=3e-4, batch_size=128, epochs=3, seed=0)
     summary = mnist_parity.write_summary(tmp_path, receipts, {"mlx": "boom"}, args)
     text = summary.read_text()

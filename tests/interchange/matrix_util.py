@@ -28,7 +28,7 @@ import numpy as np
 from onnx import helper, numpy_helper
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:   # ``models`` lives at the repository root, outside the installed package
+if str(ROOT) not in sys.path:  # ``models`` lives at the repository root, outside the installed package
     sys.path.insert(0, str(ROOT))
 
 import models
@@ -36,8 +36,8 @@ from nmn.interchange import run_onnx
 
 FRAMEWORKS = models.FRAMEWORKS
 NAMES = models.NAMES
-RTOL = 1e-5          # of the output scale, float32
-FRESH_BATCH = 3      # differs from the example batch (2): the symbolic batch dimension is exercised
+RTOL = 1e-5  # of the output scale, float32
+FRESH_BATCH = 3  # differs from the example batch (2): the symbolic batch dimension is exercised
 _IO = {"torch": "torch_io", "nnx": "jax_io", "linen": "jax_io", "keras": "keras_io", "tf": "tf_io", "mlx": "mlx_io"}
 
 
@@ -47,11 +47,11 @@ def unavailable(framework: str) -> str | None:
     """``None`` when ``framework``'s interchange module and reference models import, else the reason."""
     try:
         importlib.import_module(f"nmn.interchange.{_IO[framework]}")
-    except Exception as err:  # noqa: BLE001 - any import failure makes the whole row/column unavailable
+    except Exception as err:
         return f"nmn.interchange.{_IO[framework]} does not import ({type(err).__name__}: {err})"
     try:
         models.module(framework)
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         return f"models.{framework}_models does not import ({type(err).__name__}: {err})"
     return None
 
@@ -70,7 +70,7 @@ def native(framework: str, arrays: list[np.ndarray]) -> list:
     if framework in ("nnx", "linen"):
         import jax.numpy as jnp
 
-        return [jnp.asarray(a) for a in arrays]   # int64 ids become int32 (x64 off); the exporter casts them back
+        return [jnp.asarray(a) for a in arrays]  # int64 ids become int32 (x64 off); the exporter casts them back
     if framework == "mlx":
         import mlx.core as mx
 
@@ -79,7 +79,7 @@ def native(framework: str, arrays: list[np.ndarray]) -> list:
         import tensorflow as tf
 
         return [tf.constant(a) for a in arrays]
-    return [np.asarray(a) for a in arrays]   # keras: numpy on every backend
+    return [np.asarray(a) for a in arrays]  # keras: numpy on every backend
 
 
 def export(framework: str, model, arrays: list[np.ndarray], path=None):
@@ -88,7 +88,7 @@ def export(framework: str, model, arrays: list[np.ndarray], path=None):
 
     inputs = native(framework, arrays)
     example = tuple(inputs) if framework == "torch" else (inputs[0] if len(inputs) == 1 else inputs)
-    if framework == "linen" and isinstance(model, tuple):   # LinenModel or load()'s (module, variables)
+    if framework == "linen" and isinstance(model, tuple):  # LinenModel or load()'s (module, variables)
         module, variables = model
         return _export(module, example, path, framework="linen", variables=variables)
     return _export(model, example, path, framework=framework)
@@ -110,7 +110,7 @@ def predict(framework: str, model, arrays: list[np.ndarray]) -> list[np.ndarray]
     return _SHIMS[framework](model, list(arrays))
 
 
-def _mlx_predict(model, arrays):   # SHIM: nmn.interchange.mlx_io has no predict() (see the report of issue 7)
+def _mlx_predict(model, arrays):  # SHIM: nmn.interchange.mlx_io has no predict() (see the report of issue 7)
     import mlx.core as mx
 
     was_training = getattr(model, "training", False)
@@ -153,8 +153,9 @@ def weight_diff(a, b) -> list[str]:
     ia, ib = initializers(a), initializers(b)
     problems = []
     if sorted(ia) != sorted(ib):
-        problems.append(f"initializer names differ: only in A {sorted(set(ia) - set(ib))}, "
-                        f"only in B {sorted(set(ib) - set(ia))}")
+        problems.append(
+            f"initializer names differ: only in A {sorted(set(ia) - set(ib))}, only in B {sorted(set(ib) - set(ia))}"
+        )
     for name in sorted(set(ia) & set(ib)):
         x, y = ia[name], ib[name]
         if x.dtype != y.dtype or x.shape != y.shape or x.tobytes() != y.tobytes():
@@ -208,10 +209,10 @@ class Source:
     model: Any = None
     inputs: list = field(default_factory=list)
     proto: Any = None
-    self_error: float | None = None      # A vs onnxruntime, example inputs
-    fresh_error: float | None = None     # A vs onnxruntime, fresh inputs (another batch size)
+    self_error: float | None = None  # A vs onnxruntime, example inputs
+    fresh_error: float | None = None  # A vs onnxruntime, fresh inputs (another batch size)
     parameters: int | None = None
-    error: str | None = None             # why the build/export failed
+    error: str | None = None  # why the build/export failed
     seconds: float = 0.0
 
 
@@ -228,7 +229,7 @@ def source(name: str, fw: str) -> Source:
         src.self_error = worst_error(predict(fw, src.model, src.inputs), ort)
         fresh = fresh_inputs(src.proto, seed=11)
         src.fresh_error = worst_error(predict(fw, src.model, fresh), run_onnx(src.proto, feeds(src.proto, fresh)))
-    except Exception as err:  # noqa: BLE001 - reported in the table and by the tests
+    except Exception as err:
         src.error = f"{type(err).__name__}: {err}"
         src.traceback = traceback.format_exc()
     src.seconds = time.perf_counter() - t0
@@ -240,7 +241,7 @@ class Cell:
     name: str
     src: str
     dst: str
-    status: str = "pending"          # ok / fail / xfail
+    status: str = "pending"  # ok / fail / xfail
     load_error: float | None = None  # B vs onnxruntime on fresh inputs
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -248,7 +249,7 @@ class Cell:
 
 RESULTS: dict[tuple[str, str, str], Cell] = {}
 SOURCES: dict[tuple[str, str], Source] = {}
-KERAS_BACKENDS: dict[str, dict[str, str]] = {}   # backend -> model -> "ok" or the problem
+KERAS_BACKENDS: dict[str, dict[str, str]] = {}  # backend -> model -> "ok" or the problem
 
 
 def run_cell(name: str, a: str, b: str) -> Cell:
@@ -262,19 +263,19 @@ def run_cell(name: str, a: str, b: str) -> Cell:
     else:
         try:
             loaded = load(b, src.proto)
-            fresh = fresh_inputs(src.proto, seed=zlib.crc32(f"{name}/{a}/{b}".encode()) % 1000)   # stable per cell
+            fresh = fresh_inputs(src.proto, seed=zlib.crc32(f"{name}/{a}/{b}".encode()) % 1000)  # stable per cell
             want = run_onnx(src.proto, feeds(src.proto, fresh))
             cell.load_error = worst_error(predict(b, loaded, fresh), want)
             if not cell.load_error <= RTOL:
                 cell.problems.append(f"load: {b} differs from onnxruntime: {cell.load_error:.3g} x output scale")
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             cell.problems.append(f"load: {type(err).__name__}: {err}")
             cell.traceback = traceback.format_exc()
         if cell.load_error is not None:
             try:
                 again = export(b, loaded, fresh)
                 cell.problems += [f"re-export: {p}" for p in weight_diff(src.proto, again)]
-            except Exception as err:  # noqa: BLE001
+            except Exception as err:
                 cell.problems.append(f"re-export: {type(err).__name__}: {err}")
                 cell.traceback = traceback.format_exc()
     cell.status = "fail" if cell.problems else "ok"
@@ -288,11 +289,17 @@ _MARK = {"ok": "ok", "fail": "FAIL", "xfail": "xfail", "xpass": "XPASS", "pendin
 
 def table() -> str:
     """The matrix as markdown: one block per model, rows = source framework A, columns = target B."""
-    lines = ["# nmn interchange matrix", "",
-             ("Each cell: A's file loaded into B equals onnxruntime on fresh inputs (batch "
-              f"{FRESH_BATCH}) within {RTOL:g} of the output scale, and B's re-export has bit-identical weights."),
-             "`ok` passes, `FAIL` fails, `xfail` is a known failure (reason below), `-` was not run. The `export` column:",
-             "A's own export checked against A (worst relative error on the example and fresh inputs).", ""]
+    lines = [
+        "# nmn interchange matrix",
+        "",
+        (
+            "Each cell: A's file loaded into B equals onnxruntime on fresh inputs (batch "
+            f"{FRESH_BATCH}) within {RTOL:g} of the output scale, and B's re-export has bit-identical weights."
+        ),
+        "`ok` passes, `FAIL` fails, `xfail` is a known failure (reason below), `-` was not run. The `export` column:",
+        "A's own export checked against A (worst relative error on the example and fresh inputs).",
+        "",
+    ]
     notes = []
     for name in NAMES:
         if not any(k[0] == name for k in RESULTS):
@@ -319,16 +326,29 @@ def table() -> str:
         lines.append("")
     errors = [c.load_error for c in RESULTS.values() if c.load_error is not None]
     if errors:
-        lines += [f"Largest B-vs-onnxruntime error over the {len(errors)} cells that loaded: "
-                  f"{max(errors):.2g} x the output scale (tolerance {RTOL:g}).", ""]
+        lines += [
+            f"Largest B-vs-onnxruntime error over the {len(errors)} cells that loaded: "
+            f"{max(errors):.2g} x the output scale (tolerance {RTOL:g}).",
+            "",
+        ]
     if KERAS_BACKENDS:
-        lines += ["## Keras on its other backends (subprocess each)", "",
-                  ("Per model: built and exported on that backend (same ONNX graph as in-process Keras, onnxruntime "
-                   "agrees), loaded back, re-exported bit-identically, and PyTorch's file of the model loads."), "",
-                  "| backend | " + " | ".join(NAMES) + " |", "|---|" + "---|" * len(NAMES)]
+        lines += [
+            "## Keras on its other backends (subprocess each)",
+            "",
+            (
+                "Per model: built and exported on that backend (same ONNX graph as in-process Keras, onnxruntime "
+                "agrees), loaded back, re-exported bit-identically, and PyTorch's file of the model loads."
+            ),
+            "",
+            "| backend | " + " | ".join(NAMES) + " |",
+            "|---|" + "---|" * len(NAMES),
+        ]
         for backend, row in KERAS_BACKENDS.items():
-            lines.append(f"| {backend} | " + " | ".join(
-                ("ok" if row[n] == "ok" else "FAIL") if n in row else "-" for n in NAMES) + " |")
+            lines.append(
+                f"| {backend} | "
+                + " | ".join(("ok" if row[n] == "ok" else "FAIL") if n in row else "-" for n in NAMES)
+                + " |"
+            )
         lines.append("")
     if notes:
         lines += ["## Failures and known failures", ""] + notes + [""]
@@ -368,8 +388,9 @@ def keras_backend_report(torch_files: dict[str, bytes] | None = None) -> dict:
             src = source(name, "keras")
             if src.error:
                 raise RuntimeError(src.error)
-            entry.update(ops=[n.op_type for n in src.proto.graph.node], self_error=src.self_error,
-                         fresh_error=src.fresh_error)
+            entry.update(
+                ops=[n.op_type for n in src.proto.graph.node], self_error=src.self_error, fresh_error=src.fresh_error
+            )
             cell = run_cell(name, "keras", "keras")
             entry["roundtrip"] = cell.problems or "ok"
             if torch_files and name in torch_files:
@@ -379,7 +400,7 @@ def keras_backend_report(torch_files: dict[str, bytes] | None = None) -> dict:
                 err = worst_error(predict("keras", loaded, fresh), run_onnx(proto, feeds(proto, fresh)))
                 again = weight_diff(proto, export("keras", loaded, fresh))
                 entry["from_torch"] = "ok" if err <= RTOL and not again else f"error {err:.3g}; {again[:2]}"
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             entry["error"] = f"{type(err).__name__}: {err}"[:500]
         report["models"][name] = entry
     return report

@@ -13,7 +13,7 @@ import pytest
 
 from nmn.interchange import ExportError, export, run_onnx
 
-try:   # imported by name at module level, as users do: fx's autowrap sees module globals
+try:  # imported by name at module level, as users do: fx's autowrap sees module globals
     from nmn.torch import softer_sigmoid
 except ImportError:  # pragma: no cover - without torch the torch tests skip
     softer_sigmoid = None
@@ -102,7 +102,7 @@ def test_torch_arithmetic_on_parameters():
         def forward(self, x):
             h = self.yat(x) / torch.sqrt(self.p) + x / (self.p + 1e-5)
             h = h * torch.rsqrt(self.p) - torch.exp(-self.p) + torch.log(self.p).abs() + self.p.reciprocal()
-            return (h ** 2).sum(-1, keepdim=True) + torch.amax(h, dim=1, keepdim=True) - h.mean(dim=-1).unsqueeze(1)
+            return (h**2).sum(-1, keepdim=True) + torch.amax(h, dim=1, keepdim=True) - h.mean(dim=-1).unsqueeze(1)
 
     proto = _torch_check(Net(), (2, 4), expect=["YatDense", "Sqrt", "Exp", "Log", "Reciprocal", "Pow", "ReduceSum"])
     assert "p" in {t.name for t in proto.graph.initializer}
@@ -124,7 +124,7 @@ def test_torch_unsupported_operation_is_named_once_and_nothing_crashes():
         export(Net(), torch.randn(2, 4), framework="torch")
     message = str(err.value)
     assert "cumsum" in message and "sort" in message
-    assert "Sqrt" not in message and "truediv" not in message   # the ops after an unsupported one are not blamed
+    assert "Sqrt" not in message and "truediv" not in message  # the ops after an unsupported one are not blamed
 
 
 def test_torch_squashers_functional_and_module_forms():
@@ -162,9 +162,25 @@ def test_torch_standard_layers():
             self.conv = nn.Conv2d(3, 8, 3, padding=1)
             self.bn = nn.BatchNorm2d(8)
             self.yconv = nt.YatConv2D(8, 8, 3, padding="same")
-            self.acts = nn.ModuleList([nn.LeakyReLU(0.2), nn.ELU(0.7), nn.SELU(), nn.Hardsigmoid(), nn.Hardswish(),
-                                       nn.ReLU6(), nn.Hardtanh(-0.5, 0.5), nn.Mish(), nn.Softsign(), nn.GELU(),
-                                       nn.SiLU(), nn.Softplus(), nn.Tanh(), nn.Sigmoid(), nn.ReLU()])
+            self.acts = nn.ModuleList(
+                [
+                    nn.LeakyReLU(0.2),
+                    nn.ELU(0.7),
+                    nn.SELU(),
+                    nn.Hardsigmoid(),
+                    nn.Hardswish(),
+                    nn.ReLU6(),
+                    nn.Hardtanh(-0.5, 0.5),
+                    nn.Mish(),
+                    nn.Softsign(),
+                    nn.GELU(),
+                    nn.SiLU(),
+                    nn.Softplus(),
+                    nn.Tanh(),
+                    nn.Sigmoid(),
+                    nn.ReLU(),
+                ]
+            )
             self.pool = nn.MaxPool2d(2)
             self.avg = nn.AvgPool2d(2, stride=1)
             self.gap = nn.AdaptiveAvgPool2d(1)
@@ -189,10 +205,27 @@ def test_torch_standard_layers():
     with torch.no_grad():
         model.bn.running_mean.uniform_(-0.5, 0.5)
         model.bn.running_var.uniform_(0.5, 1.5)
-    _torch_check(model, (2, 3, 8, 8), expect=["BatchNormalization", "YatConv", "LeakyRelu", "Elu", "Selu",
-                                              "HardSigmoid", "HardSwish", "Clip", "Softsign", "MaxPool",
-                                              "AveragePool", "GlobalAveragePool", "LayerNormalization", "LogSoftmax",
-                                              "YatDense"])
+    _torch_check(
+        model,
+        (2, 3, 8, 8),
+        expect=[
+            "BatchNormalization",
+            "YatConv",
+            "LeakyRelu",
+            "Elu",
+            "Selu",
+            "HardSigmoid",
+            "HardSwish",
+            "Clip",
+            "Softsign",
+            "MaxPool",
+            "AveragePool",
+            "GlobalAveragePool",
+            "LayerNormalization",
+            "LogSoftmax",
+            "YatDense",
+        ],
+    )
 
 
 # ------------------------------------------------------------------------------------------------------ tf
@@ -233,7 +266,7 @@ def test_tf_module_of_tf_nn_ops_and_squashers():
     squash = [n for n in proto.graph.node if n.op_type in SQUASH_OPS]
     assert sorted(n.op_type for n in squash) == ["SoftTanh", "SofterSigmoid", "Softermax"]
     assert all(n.domain == "nmn" for n in squash)
-    assert "Pow" not in ops   # the squashers' own arithmetic is not written out
+    assert "Pow" not in ops  # the squashers' own arithmetic is not written out
     attrs = {n.op_type: {a.name: (a.f if a.type == a.FLOAT else a.i) for a in n.attribute} for n in squash}
     assert attrs["Softermax"]["n"] == 2.0 and attrs["Softermax"]["axis"] == 0 and attrs["SofterSigmoid"]["n"] == 3.0
 
@@ -265,8 +298,10 @@ def test_keras_re_exports_a_model_loaded_from_a_tf_file():
     loaded = load(original, "keras")
     again = export(loaded, x, framework="keras")
     fresh = RNG.normal(size=(3, 4)).astype(np.float32)
-    _close(run_onnx(again, {again.graph.input[0].name: fresh})[0],
-           run_onnx(original, {original.graph.input[0].name: fresh})[0])
+    _close(
+        run_onnx(again, {again.graph.input[0].name: fresh})[0],
+        run_onnx(original, {original.graph.input[0].name: fresh})[0],
+    )
     assert "YatDense" in _ops(again)
 
 
@@ -279,9 +314,20 @@ def test_nnx_activations_and_comparisons():
 
     import nmn.nnx as N
 
-    acts = [jax.nn.leaky_relu, jax.nn.elu, jax.nn.selu, jax.nn.hard_tanh, jax.nn.mish, jax.nn.celu,
-            jax.nn.log_sigmoid, lambda h: jax.nn.gelu(h, approximate=False), jax.nn.relu6, jax.nn.hard_swish,
-            jax.nn.hard_sigmoid, jax.nn.soft_sign]
+    acts = [
+        jax.nn.leaky_relu,
+        jax.nn.elu,
+        jax.nn.selu,
+        jax.nn.hard_tanh,
+        jax.nn.mish,
+        jax.nn.celu,
+        jax.nn.log_sigmoid,
+        lambda h: jax.nn.gelu(h, approximate=False),
+        jax.nn.relu6,
+        jax.nn.hard_swish,
+        jax.nn.hard_sigmoid,
+        jax.nn.soft_sign,
+    ]
 
     class Net(nnx.Module):
         def __init__(self):

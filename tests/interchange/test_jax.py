@@ -18,8 +18,7 @@ from flax import nnx
 import nmn.linen as L
 import nmn.nnx as N
 from nmn.interchange import ExportError, UnsupportedModelError, jax_io, manifest_of, run_onnx
-from tests.interchange.util import assert_same_inits, close, tan_hardmax_model, inits, torch_dense_export
-
+from tests.interchange.util import assert_same_inits, close, inits, tan_hardmax_model, torch_dense_export
 
 _inits = inits
 
@@ -41,7 +40,7 @@ class ConvNet(nnx.Module):
 
     def __call__(self, x):
         h = self.c1(x)
-        h = h + jax.nn.relu(self.bn(self.c2(h)))                 # a residual addition
+        h = h + jax.nn.relu(self.bn(self.c2(h)))  # a residual addition
         h = nnx.avg_pool(nnx.max_pool(h, (2, 2), (2, 2)), (2, 2), (2, 2))
         h = self.drop(self.up(h).reshape(h.shape[0], -1))
         return self.out(jax.nn.gelu(self.ln(self.fc(h))))
@@ -63,16 +62,25 @@ def test_export_structure(convnet, tmp_path):
     assert standard <= set(ops)
     assert {f.name for f in proto.functions} >= {"YatConv", "YatConvTranspose", "YatDense"}
     dims = proto.graph.input[0].type.tensor_type.shape.dim
-    assert dims[0].dim_param == "batch" and [d.dim_value for d in dims[1:]] == [8, 8, 3]   # NHWC kept
+    assert dims[0].dim_param == "batch" and [d.dim_value for d in dims[1:]] == [8, 8, 3]  # NHWC kept
     names = set(_inits(proto))
-    assert {"c1.kernel", "c1.alpha", "c2.kernel", "bn.mean", "bn.var", "fc.kernel", "fc.epsilon_param",
-            "ln.scale", "out.kernel"} <= names
+    assert {
+        "c1.kernel",
+        "c1.alpha",
+        "c2.kernel",
+        "bn.mean",
+        "bn.var",
+        "fc.kernel",
+        "fc.epsilon_param",
+        "ln.scale",
+        "out.kernel",
+    } <= names
     manifest = manifest_of(proto)
     assert manifest["source"] == "nnx" and manifest["layout"] == "channels_last"
     assert {e["kind"] for e in manifest["layers"]} >= {"YatConv", "YatConvTranspose", "YatNMN"}
-    fresh = np.random.default_rng(1).normal(size=(5, 8, 8, 3)).astype(np.float32)   # another batch size
+    fresh = np.random.default_rng(1).normal(size=(5, 8, 8, 3)).astype(np.float32)  # another batch size
     _close(run_onnx(proto, {"input": fresh})[0], jax_io.predict(model, [fresh])[0])
-    assert model.drop.deterministic is False                                      # train flags restored
+    assert model.drop.deterministic is False  # train flags restored
 
 
 def test_load_equals_onnxruntime_and_reexport_is_bit_identical(convnet, tmp_path):
@@ -105,8 +113,8 @@ def test_loaded_nnx_model_trains_with_optax(convnet):
     assert losses[-1] < losses[0]
     before = _inits(proto)
     after = _inits(jax_io.export(loaded, x))
-    assert not np.array_equal(before["c1.kernel"], after["c1.kernel"])            # trained weights written back
-    np.testing.assert_array_equal(before["bn.mean"], after["bn.mean"])            # running stats are constants
+    assert not np.array_equal(before["c1.kernel"], after["c1.kernel"])  # trained weights written back
+    np.testing.assert_array_equal(before["bn.mean"], after["bn.mean"])  # running stats are constants
 
 
 class LM(nnx.Module):
@@ -120,7 +128,7 @@ class LM(nnx.Module):
         h = self.emb(ids)
         h = h + self.attn(h, mask=mask)
         h = h + self.mha(h)
-        return N.softer_sigmoid(self.emb.attend(self.ff(h)), n=2.0)   # tied embedding; one nmn::SofterSigmoid
+        return N.softer_sigmoid(self.emb.attend(self.ff(h)), n=2.0)  # tied embedding; one nmn::SofterSigmoid
 
 
 def test_attention_embedding_and_mask_input_round_trip():
@@ -130,9 +138,14 @@ def test_attention_embedding_and_mask_input_round_trip():
     mask[0, 0, 2, :2] = False
     proto = jax_io.export(model, (ids, mask))
     yat = [n.op_type for n in proto.graph.node if n.domain == "nmn"]
-    assert yat == ["RotaryYatMultiHeadAttention", "YatPerformerMultiHeadAttention", "YatDense", "YatEmbedAttend",
-                   "SofterSigmoid"]
-    assert proto.graph.node[0].op_type == "Gather"                    # the YatEmbed lookup
+    assert yat == [
+        "RotaryYatMultiHeadAttention",
+        "YatPerformerMultiHeadAttention",
+        "YatDense",
+        "YatEmbedAttend",
+        "SofterSigmoid",
+    ]
+    assert proto.graph.node[0].op_type == "Gather"  # the YatEmbed lookup
     manifest = {e["name"]: e for e in manifest_of(proto)["layers"]}
     assert manifest["ff"]["trainable"]["weight"] is False and manifest["mha"]["trainable"]["proj"] is False
     feeds = {"input_0": ids, "input_1": mask}
@@ -178,8 +191,7 @@ def test_linen_export_load_train_and_reexport():
 
 
 def test_unsupported_operations_are_listed_and_nothing_is_written(tmp_path):
-    net = nnx.Sequential(N.YatNMN(3, 3, rngs=nnx.Rngs(0)),
-                         lambda h: jnp.cumsum(jnp.sort(h, axis=-1), axis=-1))
+    net = nnx.Sequential(N.YatNMN(3, 3, rngs=nnx.Rngs(0)), lambda h: jnp.cumsum(jnp.sort(h, axis=-1), axis=-1))
     path = tmp_path / "bad.onnx"
     with pytest.raises(ExportError, match="cumsum.*sort|sort.*cumsum"):
         jax_io.export(net, np.ones((2, 3), np.float32), path)

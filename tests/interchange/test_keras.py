@@ -10,8 +10,8 @@ from onnx import numpy_helper
 
 keras = pytest.importorskip("keras")
 
-import nmn.keras as nk  # noqa: E402
-from nmn.interchange import ExportError, UnsupportedModelError, keras_io, manifest_of, run_onnx  # noqa: E402
+import nmn.keras as nk
+from nmn.interchange import ExportError, UnsupportedModelError, keras_io, manifest_of, run_onnx
 
 RNG = np.random.default_rng(0)
 
@@ -117,8 +117,9 @@ def test_transformer_roundtrip():
     assert {"Gather", "YatMultiHeadAttention", "RotaryYatMultiHeadAttention", "YatEmbedAttend"} <= set(ops)
     loaded = keras_io.load(proto)
     fresh = RNG.integers(0, 11, size=(3, 5)).astype(np.int32)
-    np.testing.assert_allclose(keras_io.predict(loaded, [fresh])[0], run_onnx(proto, {"ids": fresh})[0],
-                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        keras_io.predict(loaded, [fresh])[0], run_onnx(proto, {"ids": fresh})[0], rtol=1e-4, atol=1e-6
+    )
 
 
 def test_failed_check_writes_nothing(tmp_path, monkeypatch):
@@ -157,18 +158,21 @@ def test_load_lists_every_unsupported_op():
 
 def test_sequential_with_standard_layers_roundtrip():
     keras.utils.set_random_seed(4)
-    model = keras.Sequential([
-        keras.Input((6,), dtype="int32", name="tokens"),
-        keras.layers.Embedding(10, 4, name="emb"),
-        keras.layers.Conv1D(6, 3, padding="causal", name="c1"),
-        keras.layers.BatchNormalization(name="bn"),
-        nk.YatConv1D(6, 3, padding="causal", dilation_rate=2, name="yc"),
-        keras.layers.AveragePooling1D(2, padding="same", name="pool"),
-        keras.layers.Conv1DTranspose(4, 2, strides=2, name="ct"),
-        keras.layers.Reshape((24,), name="flat"),
-        keras.layers.Dense(5, activation="tanh", name="d"),
-        keras.layers.Softmax(name="sm"),
-    ], name="seq")
+    model = keras.Sequential(
+        [
+            keras.Input((6,), dtype="int32", name="tokens"),
+            keras.layers.Embedding(10, 4, name="emb"),
+            keras.layers.Conv1D(6, 3, padding="causal", name="c1"),
+            keras.layers.BatchNormalization(name="bn"),
+            nk.YatConv1D(6, 3, padding="causal", dilation_rate=2, name="yc"),
+            keras.layers.AveragePooling1D(2, padding="same", name="pool"),
+            keras.layers.Conv1DTranspose(4, 2, strides=2, name="ct"),
+            keras.layers.Reshape((24,), name="flat"),
+            keras.layers.Dense(5, activation="tanh", name="d"),
+            keras.layers.Softmax(name="sm"),
+        ],
+        name="seq",
+    )
     tokens = RNG.integers(0, 10, size=(2, 6)).astype(np.int32)
     model(tokens)
     model.get_layer("bn").moving_mean.assign(RNG.normal(size=(6,)).astype(np.float32))

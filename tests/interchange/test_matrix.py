@@ -29,8 +29,7 @@ from tests.interchange import matrix_util as mu
 # stage "source": A cannot build/export the model; "re-export": B loads A's file correctly (that part is still
 # asserted) but exporting the loaded model again fails. Run as non-strict xfails; an XPASS fails the test so that
 # the entry gets removed.
-KNOWN: dict[tuple[str, str, str], tuple[str, str]] = {
-}
+KNOWN: dict[tuple[str, str, str], tuple[str, str]] = {}
 
 
 def known(name: str, a: str, b: str) -> tuple[str, str] | None:
@@ -51,7 +50,9 @@ def _unavailable(*frameworks: str) -> str | None:
 @pytest.fixture(scope="module", autouse=True)
 def _write_table():
     yield
-    if mu.RESULTS or mu.KERAS_BACKENDS:   # a run of only the source or Keras-backend tests leaves the last table in place
+    if (
+        mu.RESULTS or mu.KERAS_BACKENDS
+    ):  # a run of only the source or Keras-backend tests leaves the last table in place
         print("\n" + mu.write_table())
 
 
@@ -136,11 +137,18 @@ def test_keras_backend(backend, tmp_path):
             if not src.error:
                 (torch_dir / f"{name}.onnx").write_bytes(src.proto.SerializeToString())
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run([sys.executable, "-m", "tests.interchange.matrix_util", "keras-backend", str(torch_dir)],
-                          cwd=mu.ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.interchange.matrix_util", "keras-backend", str(torch_dir)],
+        cwd=mu.ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("KERAS_REPORT ")), None)
     assert line, f"no report from the {backend} subprocess (rc {proc.returncode}):\n{proc.stderr[-3000:]}"
-    report = json.loads(line[len("KERAS_REPORT "):])
+    report = json.loads(line[len("KERAS_REPORT ") :])
     assert report["backend"] == backend
     assert sorted(report["models"]) == sorted(mu.keras_backend_models())
     problems = []
@@ -166,7 +174,7 @@ def test_keras_backend(backend, tmp_path):
 
 # A YatEmbed used only for lookup writes no alpha (only ``attend`` reads it), while its manifest config says
 # use_alpha=True; these loaders' from_spec then refuse the layer. Reproduction in the report of issue 7.
-EMBED_LOOKUP_KNOWN: dict[str, str] = {}   # framework -> reason (none at present)
+EMBED_LOOKUP_KNOWN: dict[str, str] = {}  # framework -> reason (none at present)
 
 
 @pytest.mark.parametrize("b", mu.FRAMEWORKS)

@@ -9,15 +9,15 @@ import pytest
 mx = pytest.importorskip("mlx.core")
 nn = pytest.importorskip("mlx.nn")
 optim = pytest.importorskip("mlx.optimizers")
-from mlx.utils import tree_flatten  # noqa: E402
+from mlx.utils import tree_flatten
 
-import nmn.mlx as nm  # noqa: E402
-from nmn.interchange import ExportError, UnsupportedModelError, manifest_of, mlx_io, run_onnx  # noqa: E402
-from tests.interchange.util import (  # noqa: E402
+import nmn.mlx as nm
+from nmn.interchange import ExportError, UnsupportedModelError, manifest_of, mlx_io, run_onnx
+from tests.interchange.util import (
     assert_same_inits,
     close,
-    tan_hardmax_model,
     inits,
+    tan_hardmax_model,
     torch_dense_export,
 )
 
@@ -36,7 +36,7 @@ class ConvNet(nn.Module):
 
     def __call__(self, x):
         h = nn.relu(self.bn(self.stem(x)))
-        h = h + self.yat(h)                       # residual
+        h = h + self.yat(h)  # residual
         h = self.up(self.pool(h))
         h = h.mean(axis=(1, 2))
         return self.out(self.drop(nn.gelu(self.head(h))))
@@ -78,20 +78,32 @@ def test_export_structure_and_numbers(convnet, tmp_path):
     model = mlx_io.export(convnet, x, path)
     assert path.exists()
     ops = [n.op_type for n in model.graph.node if n.domain == "nmn"]
-    assert ops == ["YatConv", "YatConvTranspose", "YatDense"]          # one node per Yat layer
+    assert ops == ["YatConv", "YatConvTranspose", "YatDense"]  # one node per Yat layer
     graph_in = model.graph.input[0]
     assert graph_in.name == "x"
     dims = graph_in.type.tensor_type.shape.dim
-    assert dims[0].dim_param == "batch" and [d.dim_value for d in dims[1:]] == [8, 8, 3]   # channels-last kept
+    assert dims[0].dim_param == "batch" and [d.dim_value for d in dims[1:]] == [8, 8, 3]  # channels-last kept
     names = set(_inits(model))
-    assert {"yat.kernel", "yat.bias", "yat.alpha", "head.epsilon_param", "stem.weight", "bn.running_var",
-            "up.kernel", "head.kernel", "out.weight"} <= names
+    assert {
+        "yat.kernel",
+        "yat.bias",
+        "yat.alpha",
+        "head.epsilon_param",
+        "stem.weight",
+        "bn.running_var",
+        "up.kernel",
+        "head.kernel",
+        "out.weight",
+    } <= names
     manifest = manifest_of(model)
     assert manifest["source"] == "mlx" and manifest["layout"] == "channels_last"
-    assert [l["kind"] for l in manifest["layers"] if l["kind"].startswith("Yat")] == ["YatConv", "YatConvTranspose",
-                                                                                       "YatNMN"]
+    assert [l["kind"] for l in manifest["layers"] if l["kind"].startswith("Yat")] == [
+        "YatConv",
+        "YatConvTranspose",
+        "YatNMN",
+    ]
     assert {f.name for f in model.functions} >= {"YatConv", "YatConvTranspose", "YatDense"}
-    for batch in (1, 3):   # the batch dimension is symbolic
+    for batch in (1, 3):  # the batch dimension is symbolic
         xb = mx.random.normal((batch, 8, 8, 3))
         (got,) = run_onnx(model, {"x": np.array(xb)})
         _close(got, np.array(convnet(xb)))
@@ -154,10 +166,10 @@ def test_transformer_round_trip_with_tied_embedding():
     assert ops == ["YatMultiHeadAttention", "RotaryYatMultiHeadAttention", "YatDense", "YatEmbedAttend"]
     gathers = [n for n in model.graph.node if n.op_type == "Gather"]
     attend = [n for n in model.graph.node if n.op_type == "YatEmbedAttend"]
-    assert gathers[0].input[0] == attend[0].input[1] == "embed.embedding"   # tied table, stored once
+    assert gathers[0].input[0] == attend[0].input[1] == "embed.embedding"  # tied table, stored once
     assert {"attn.query_proj.weight", "attn.out_proj.bias", "rot.key_proj.weight"} <= set(_inits(model))
     ff = next(l for l in manifest_of(model)["layers"] if l["name"] == "ff")
-    assert ff["trainable"]["weight"] is False and ff["trainable"]["bias"] is True   # lazy kernel
+    assert ff["trainable"]["weight"] is False and ff["trainable"]["bias"] is True  # lazy kernel
     ids2 = mx.random.randint(0, 11, (3, 6))
     (ort_out,) = run_onnx(model, {"ids": np.array(ids2)})
     _close(ort_out, np.array(net(ids2)))
@@ -188,7 +200,7 @@ def test_sequential_with_standard_layers_and_performer():
     (ort_out,) = run_onnx(model, {"x": np.array(x)})
     _close(np.array(loaded(x)), ort_out)
     assert "proj" not in dict(tree_flatten(loaded.layers["layers__5"].trainable_parameters()))
-    chain = mlx_io.export(list(net.layers), x)            # a plain list of layers is a chain
+    chain = mlx_io.export(list(net.layers), x)  # a plain list of layers is a chain
     assert sorted(_inits(chain)) == sorted(_inits(model))
 
 
@@ -291,13 +303,13 @@ def test_readme_example(tmp_path):
             return self.head(self.conv(x).mean(axis=(1, 2)))
 
     net = Net()
-    x = mx.random.normal((2, 16, 16, 3))                  # channels-last, as MLX
+    x = mx.random.normal((2, 16, 16, 3))  # channels-last, as MLX
     path = str(tmp_path / "net.onnx")
-    mlx_io.export(net, x, path)                           # checked in onnxruntime before writing
+    mlx_io.export(net, x, path)  # checked in onnxruntime before writing
     y = ort.InferenceSession(path).run(None, {"x": np.array(x)})[0]
-    loaded = mlx_io.load(path)                            # an mlx.nn.Module of nmn.mlx layers
+    loaded = mlx_io.load(path)  # an mlx.nn.Module of nmn.mlx layers
     assert np.allclose(np.array(loaded(x)), y, atol=1e-5)
-    interchange.export(net, x, tmp_path / "again.onnx")   # the framework is detected
+    interchange.export(net, x, tmp_path / "again.onnx")  # the framework is detected
     assert np.allclose(np.array(interchange.load(tmp_path / "again.onnx", "mlx")(x)), y, atol=1e-5)
 
 
@@ -317,14 +329,15 @@ def test_a_torch_exported_conv_file_loads_into_mlx():
     from nmn.interchange import torch_io
 
     torch.manual_seed(1)
-    net = torch.nn.Sequential(nt.YatConv2D(3, 4, 3, padding=1, groups=1), torch.nn.ReLU(),
-                              nt.YatConvTranspose2D(4, 2, 2, stride=2, groups=2)).eval()
+    net = torch.nn.Sequential(
+        nt.YatConv2D(3, 4, 3, padding=1, groups=1), torch.nn.ReLU(), nt.YatConvTranspose2D(4, 2, 2, stride=2, groups=2)
+    ).eval()
     x = torch.randn(2, 3, 4, 4)
     try:
         model = torch_io.export(net, x)
     except ExportError as error:  # the torch route is not ours to test here
         pytest.skip(f"torch export unavailable: {error}")
-    loaded = mlx_io.load(model)                           # channels-first file: the MLX module keeps NCHW
+    loaded = mlx_io.load(model)  # channels-first file: the MLX module keeps NCHW
     (ort_out,) = run_onnx(model, {vi.name: x.numpy() for vi in model.graph.input})
     _close(np.array(loaded(mx.array(x.numpy()))), ort_out)
     a, b = _inits(model), _inits(mlx_io.export(loaded, mx.array(x.numpy())))

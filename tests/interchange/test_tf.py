@@ -9,8 +9,8 @@ from onnx import numpy_helper
 
 tf = pytest.importorskip("tensorflow")
 
-import nmn.tf as nt  # noqa: E402
-from nmn.interchange import ExportError, UnsupportedModelError, manifest_of, run_onnx, tf_io  # noqa: E402
+import nmn.tf as nt
+from nmn.interchange import ExportError, UnsupportedModelError, manifest_of, run_onnx, tf_io
 
 RNG = np.random.default_rng(0)
 
@@ -68,7 +68,7 @@ def test_load_matches_ort_trains_saves_and_reexports(net, tmp_path):
     np.testing.assert_allclose(restored(tf.constant(fresh)).numpy(), ort, rtol=1e-4, atol=1e-6)
     target = tf.ones_like(tf.constant(ort))
     variables = loaded.trainable_variables
-    loss = lambda: tf.reduce_mean((loaded(fresh) - target) ** 2)  # noqa: E731
+    loss = lambda: tf.reduce_mean((loaded(fresh) - target) ** 2)
     before = float(loss())
     with tf.GradientTape() as tape:
         value = loss()
@@ -87,16 +87,18 @@ def test_transformer_from_keras_file_loads_in_tf():
     ids = keras.Input((5,), dtype="int32", name="ids")
     embed = nk.YatEmbed(11, 8, name="embed")
     h = embed(ids)
-    h = keras.layers.Add(name="res")([h, nk.MultiHeadYatAttention(8, 2, use_performer=True, num_features=8,
-                                                                   seed=0, name="attn")(h)])
+    h = keras.layers.Add(name="res")(
+        [h, nk.MultiHeadYatAttention(8, 2, use_performer=True, num_features=8, seed=0, name="attn")(h)]
+    )
     h = keras.layers.LayerNormalization(name="norm")(h)
     model = keras.Model(ids, embed.attend(nk.RotaryYatAttention(8, 2, max_seq_len=8, name="rot")(h)))
     tokens = RNG.integers(0, 11, size=(2, 5)).astype(np.int32)
     proto = keras_io.export(model, tokens)
     loaded = tf_io.load(proto)
     fresh = RNG.integers(0, 11, size=(3, 5)).astype(np.int32)
-    np.testing.assert_allclose(tf_io.predict(loaded, [fresh])[0], run_onnx(proto, {"ids": fresh})[0],
-                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        tf_io.predict(loaded, [fresh])[0], run_onnx(proto, {"ids": fresh})[0], rtol=1e-4, atol=1e-6
+    )
 
 
 def test_unsupported_tf_ops_are_listed():

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-import torch.nn as nn  # noqa: E402
+import torch.nn as nn
 
-import nmn.torch as nt  # noqa: E402
-from nmn.interchange import ExportError, UnsupportedModelError, manifest_of, run_onnx, torch_io  # noqa: E402
-from tests.interchange.util import inits, one_input_model  # noqa: E402
+import nmn.torch as nt
+from nmn.interchange import ExportError, UnsupportedModelError, manifest_of, run_onnx, torch_io
+from tests.interchange.util import inits, one_input_model
 
 
 class ConvNet(nn.Module):
@@ -28,7 +28,7 @@ class ConvNet(nn.Module):
 
     def forward(self, x):
         h = torch.relu(self.bn(self.stem(x)))
-        h = h + self.yat(h)                       # residual
+        h = h + self.yat(h)  # residual
         h = self.up(self.pool(h))
         h = torch.flatten(self.gap(h), 1)
         return self.out(self.drop(nn.functional.gelu(self.head(h))))
@@ -58,7 +58,7 @@ _inits = inits
 def convnet():
     torch.manual_seed(0)
     net = ConvNet()
-    with torch.no_grad():   # non-trivial running statistics
+    with torch.no_grad():  # non-trivial running statistics
         net.bn.running_mean.uniform_(-0.5, 0.5)
         net.bn.running_var.uniform_(0.5, 2.0)
     return net.eval()
@@ -70,17 +70,20 @@ def test_export_structure_and_numbers(convnet, tmp_path):
     model = torch_io.export(convnet, x, path)
     assert path.exists()
     ops = [n.op_type for n in model.graph.node if n.domain == "nmn"]
-    assert ops == ["YatConv", "YatConvTranspose", "YatDense"]          # one node per Yat layer
+    assert ops == ["YatConv", "YatConvTranspose", "YatDense"]  # one node per Yat layer
     dim0 = model.graph.input[0].type.tensor_type.shape.dim[0]
     assert dim0.dim_param == "batch"
     names = set(_inits(model))
     assert {"yat.weight", "yat.bias", "yat.alpha", "head.epsilon_param", "stem.weight", "bn.running_var"} <= names
     manifest = manifest_of(model)
     assert manifest["source"] == "torch"
-    assert [l["kind"] for l in manifest["layers"] if l["kind"].startswith("Yat")] == ["YatConv", "YatConvTranspose",
-                                                                                       "YatNMN"]
+    assert [l["kind"] for l in manifest["layers"] if l["kind"].startswith("Yat")] == [
+        "YatConv",
+        "YatConvTranspose",
+        "YatNMN",
+    ]
     assert {f.name for f in model.functions} >= {"YatConv", "YatConvTranspose", "YatDense"}
-    for batch in (1, 5):   # symbolic batch really works
+    for batch in (1, 5):  # symbolic batch really works
         xb = torch.randn(batch, 3, 8, 8)
         (got,) = run_onnx(model, {"x": xb.numpy()})
         want = convnet(xb).detach().numpy()
@@ -139,7 +142,7 @@ def test_transformer_roundtrip():
     assert ops == ["YatMultiHeadAttention", "RotaryYatMultiHeadAttention", "YatDense", "YatEmbedAttend"]
     gathers = [n for n in model.graph.node if n.op_type == "Gather"]
     attend = [n for n in model.graph.node if n.op_type == "YatEmbedAttend"]
-    assert gathers[0].input[0] == attend[0].input[1] == "embed.weight"   # tied table, stored once
+    assert gathers[0].input[0] == attend[0].input[1] == "embed.weight"  # tied table, stored once
     ids2 = torch.randint(0, 11, (3, 6))
     (ort_out,) = run_onnx(model, {"ids": ids2.numpy()})
     loaded = torch_io.load(model)
@@ -162,11 +165,12 @@ def test_failed_check_writes_nothing(convnet, tmp_path, monkeypatch):
 
 
 def test_unsupported_module_is_named():
-    net = nn.Sequential(nt.YatNMN(4, 6), nn.PReLU(), nn.Unflatten(1, (1, 6)),
-                        nn.Conv1d(1, 1, 3, padding=1, padding_mode="circular"))
+    net = nn.Sequential(
+        nt.YatNMN(4, 6), nn.PReLU(), nn.Unflatten(1, (1, 6)), nn.Conv1d(1, 1, 3, padding=1, padding_mode="circular")
+    )
     with pytest.raises(ExportError) as err:
         torch_io.export(net, torch.randn(2, 4))
-    message = str(err.value)   # every problem in one error
+    message = str(err.value)  # every problem in one error
     assert "PReLU" in message and "Unflatten" in message and "circular" in message
 
 

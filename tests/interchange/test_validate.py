@@ -10,17 +10,25 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import onnx_ops
-from nmn.interchange import GraphBuilder, ModelValidationError, load_model_safely, validate_model
-from nmn.interchange import emit
+from nmn.interchange import GraphBuilder, ModelValidationError, emit, load_model_safely, validate_model
 
 
 def _dense_model(**attrs) -> onnx.ModelProto:
     b = GraphBuilder(source="test")
     x = b.input("x", (None, 3))
-    cfg = dict(in_features=3, out_features=2, use_bias=True, constant_bias=None, use_alpha=True,
-               constant_alpha=None, epsilon=1e-5, learnable_epsilon=False, spherical=False, weight_normalized=False)
-    params = {"weight": np.ones((2, 3), np.float32), "bias": np.zeros(2, np.float32),
-              "alpha": np.ones(1, np.float32)}
+    cfg = dict(
+        in_features=3,
+        out_features=2,
+        use_bias=True,
+        constant_bias=None,
+        use_alpha=True,
+        constant_alpha=None,
+        epsilon=1e-5,
+        learnable_epsilon=False,
+        spherical=False,
+        weight_normalized=False,
+    )
+    params = {"weight": np.ones((2, 3), np.float32), "bias": np.zeros(2, np.float32), "alpha": np.ones(1, np.float32)}
     b.output(emit.yat_layer(b, "fc", "YatNMN", cfg, params, [x]), "y")
     return b.build()
 
@@ -32,9 +40,9 @@ def test_valid_model_passes():
 def test_missing_function_is_caught_although_onnx_checker_passes():
     model = _dense_model()
     del model.functions[:]
-    onnx.checker.check_model(model)          # the onnx checker does not notice ...
+    onnx.checker.check_model(model)  # the onnx checker does not notice ...
     with pytest.raises(ModelValidationError, match="function is not attached"):
-        validate_model(model)                # ... nmn's validator does
+        validate_model(model)  # ... nmn's validator does
 
 
 def test_unknown_attribute_is_caught():
@@ -73,9 +81,13 @@ def _external_model(tmp_path, location):
     for k, v in (("location", location), ("offset", "0"), ("length", "16")):
         e = w.external_data.add()
         e.key, e.value = k, v
-    g = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "g",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])], initializer=[w])
+    g = helper.make_graph(
+        [helper.make_node("Add", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
+        initializer=[w],
+    )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
     path = tmp_path / "model" / "m.onnx"
     path.parent.mkdir(exist_ok=True)
@@ -87,7 +99,7 @@ def _external_model(tmp_path, location):
 def test_external_data_must_stay_in_the_folder(tmp_path, location):
     (tmp_path / "secret.bin").write_bytes(np.ones(4, np.float32).tobytes())
     path = _external_model(tmp_path, location)
-    with pytest.raises(ValueError, match="absolute|\.\.|outside"):
+    with pytest.raises(ValueError, match=r"absolute|\.\.|outside"):
         load_model_safely(path)
 
 
@@ -144,8 +156,11 @@ def test_node_of_another_domain_is_refused_even_if_standard():
     y = model.graph.output[0].name
     model.graph.node.append(helper.make_node("Binarizer", [y], ["z"], domain="ai.onnx.ml", name="bin"))
     model.graph.output[0].name = "z"
-    with pytest.raises(ModelValidationError, match=r"node 'bin' \(ai.onnx.ml::Binarizer\): standard domain "
-                                                   r"'ai.onnx.ml' is not allowed"):
+    with pytest.raises(
+        ModelValidationError,
+        match=r"node 'bin' \(ai.onnx.ml::Binarizer\): standard domain "
+        r"'ai.onnx.ml' is not allowed",
+    ):
         validate_model(model)
 
 
@@ -181,8 +196,11 @@ def test_manifest_agrees_with_graph_on_export():
     changed = json.loads(entry.value)
     changed["layers"][0]["config"]["out_features"] = 5
     entry.value = json.dumps(changed)
-    with pytest.raises(ManifestError, match=r"layer 'fc' \(YatNMN\): out_features=5, in_features=3 say weight is "
-                                            r"\[5, 3\], but the tensor is \[2, 3\]"):
+    with pytest.raises(
+        ManifestError,
+        match=r"layer 'fc' \(YatNMN\): out_features=5, in_features=3 say weight is "
+        r"\[5, 3\], but the tensor is \[2, 3\]",
+    ):
         read_manifest(model)
     with pytest.raises(ModelValidationError, match="out_features=5"):
         validate_model(model)
@@ -195,12 +213,25 @@ def test_inlining_bomb_is_counted_not_inlined():
     opset = [helper.make_opsetid("", 18), helper.make_opsetid("nmn", 1)]
     fns = [helper.make_function("nmn", "F31", ["X"], ["Y"], [helper.make_node("Identity", ["X"], ["Y"])], opset)]
     for i in range(30, -1, -1):
-        fns.append(helper.make_function("nmn", f"F{i}", ["X"], ["Y"], [
-            helper.make_node(f"F{i + 1}", ["X"], ["T"], domain="nmn"),
-            helper.make_node(f"F{i + 1}", ["T"], ["Y"], domain="nmn")], opset))
-    g = helper.make_graph([helper.make_node("F0", ["x"], ["y"], domain="nmn")], "g",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+        fns.append(
+            helper.make_function(
+                "nmn",
+                f"F{i}",
+                ["X"],
+                ["Y"],
+                [
+                    helper.make_node(f"F{i + 1}", ["X"], ["T"], domain="nmn"),
+                    helper.make_node(f"F{i + 1}", ["T"], ["Y"], domain="nmn"),
+                ],
+                opset,
+            )
+        )
+    g = helper.make_graph(
+        [helper.make_node("F0", ["x"], ["y"], domain="nmn")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
     model = helper.make_model(g, opset_imports=opset, functions=fns)
     with pytest.raises(UnsafeModelError, match=r"nodes after inlining is 2147483648, over the limit max_nodes"):
         check_limits(model, Limits(max_call_depth=64))

@@ -28,8 +28,12 @@ def close(got, want, rtol=1e-5, floor=0.0):
 
 def one_input_model(nodes, shape) -> onnx.ModelProto:
     """An opset-18 model of ``nodes`` from float input ``x`` to float output ``y``, both of ``shape``."""
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, shape)],
-                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, shape)])
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, shape)],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
 
 
@@ -38,8 +42,9 @@ def tan_hardmax_model() -> onnx.ModelProto:
     from nmn.interchange.stdops import SUPPORTED
 
     assert "Tan" not in SUPPORTED and "Hardmax" not in SUPPORTED, "pick two ops the loaders do not support"
-    return one_input_model([helper.make_node("Tan", ["x"], ["a"], name="c1"),
-                            helper.make_node("Hardmax", ["a"], ["y"], name="h1")], [2])
+    return one_input_model(
+        [helper.make_node("Tan", ["x"], ["a"], name="c1"), helper.make_node("Hardmax", ["a"], ["y"], name="h1")], [2]
+    )
 
 
 def torch_dense_export():
@@ -50,7 +55,8 @@ def torch_dense_export():
     from nmn.interchange import torch_io
 
     torch.manual_seed(0)
-    net = torch.nn.Sequential(nt.YatNMN(4, 6, learnable_epsilon=True), torch.nn.ReLU(), torch.nn.Linear(6, 3),
-                              nt.YatNMN(3, 2, spherical=True)).eval()
+    net = torch.nn.Sequential(
+        nt.YatNMN(4, 6, learnable_epsilon=True), torch.nn.ReLU(), torch.nn.Linear(6, 3), nt.YatNMN(3, 2, spherical=True)
+    ).eval()
     x = torch.randn(5, 4)
     return torch_io.export(net, x), x.numpy()

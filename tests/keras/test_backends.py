@@ -40,17 +40,33 @@ def test_other_keras_backends_pass():
     for backend in others:
         env = dict(os.environ, KERAS_BACKEND=backend, NMN_KERAS_SUBPROCESS="1")
         if backend == "jax":
-            env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
-                                " --xla_llvm_disable_expensive_passes=true").strip()
-        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/conformance", "-k", "keras",
-               "tests/keras", "--deselect", "tests/keras/test_backends.py::test_other_keras_backends_pass"]
-        procs[backend] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                          text=True)
+            env["XLA_FLAGS"] = (
+                env.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
+                " --xla_llvm_disable_expensive_passes=true"
+            ).strip()
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/conformance",
+            "-k",
+            "keras",
+            "tests/keras",
+            "--deselect",
+            "tests/keras/test_backends.py::test_other_keras_backends_pass",
+        ]
+        procs[backend] = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
     failures = []
     for backend, proc in procs.items():
         out, _ = proc.communicate(timeout=900)
         if proc.returncode != 0:
             summary = [ln for ln in out.splitlines() if ln.startswith(("FAILED", "ERROR"))]
-            failures.append(f"--- KERAS_BACKEND={backend} (exit {proc.returncode}) ---\n" + "\n".join(summary)
-                            + f"\n{out[-6000:]}")
+            failures.append(
+                f"--- KERAS_BACKEND={backend} (exit {proc.returncode}) ---\n" + "\n".join(summary) + f"\n{out[-6000:]}"
+            )
     assert not failures, "\n".join(failures)

@@ -8,14 +8,25 @@ import numpy as np
 import pytest
 
 keras = pytest.importorskip("keras")
-from keras import ops  # noqa: E402
+from keras import ops
 
-import onnx_ops  # noqa: E402
-from nmn.core.conv import conv_pads, onnx_pads  # noqa: E402
-from nmn.keras import (MultiHeadYatAttention, RotaryYatAttention, YatConv1D, YatConv2D, YatConv3D,  # noqa: E402
-                       YatConvTranspose1D, YatConvTranspose2D, YatEmbed, YatNMN, soft_tanh, softer_sigmoid,
-                       softermax)
-from nmn.keras.spec import to_spec  # noqa: E402
+import onnx_ops
+from nmn.core.conv import conv_pads, onnx_pads
+from nmn.keras import (
+    MultiHeadYatAttention,
+    RotaryYatAttention,
+    YatConv1D,
+    YatConv2D,
+    YatConv3D,
+    YatConvTranspose1D,
+    YatConvTranspose2D,
+    YatEmbed,
+    YatNMN,
+    soft_tanh,
+    softer_sigmoid,
+    softermax,
+)
+from nmn.keras.spec import to_spec
 
 RNG = np.random.default_rng(0)
 
@@ -29,7 +40,7 @@ def test_readme_example():
     x = keras.ops.zeros((32, 128))
     y = layer(x)
     assert tuple(y.shape) == (32, 64)
-    from nmn.keras import MultiHeadYatAttention as M, YatConv2D as C, YatEmbed as E  # noqa: F401
+    from nmn.keras import MultiHeadYatAttention as M  # noqa: F401
 
 
 def test_dense_matches_onnx_function():
@@ -49,8 +60,14 @@ def test_conv_channels_first_matches_onnx(cls, rank):
     y = _np(layer(x))
     _, cfg, p = to_spec(layer)
     pads = conv_pads("same", x.shape[2:], cfg["kernel_size"], cfg["strides"], cfg["dilations"])
-    ref = onnx_ops.run_function("YatConv", [x, p["weight"], p["bias"], p["alpha"], np.array([1e-5], np.float32)],
-                                strides=cfg["strides"], dilations=cfg["dilations"], group=2, pads=onnx_pads(pads))
+    ref = onnx_ops.run_function(
+        "YatConv",
+        [x, p["weight"], p["bias"], p["alpha"], np.array([1e-5], np.float32)],
+        strides=cfg["strides"],
+        dilations=cfg["dilations"],
+        group=2,
+        pads=onnx_pads(pads),
+    )
     assert y.shape == ref.shape
     np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
 
@@ -65,15 +82,18 @@ def test_causal_conv1d_is_causal_and_shape():
     np.testing.assert_allclose(_np(layer(x2))[:, :6], y[:, :6], rtol=1e-6)
 
 
-@pytest.mark.parametrize("layer,shape", [
-    (YatNMN(3), (2, 5, 4)),
-    (YatConv2D(3, 3, strides=2, padding="same"), (2, 7, 7, 2)),
-    (YatConv2D(4, 2, padding=((1, 0), (0, 2)), padding_mode="reflect", groups=2), (1, 5, 6, 2)),
-    (YatConvTranspose2D(3, 3, strides=2, padding="same"), (2, 4, 4, 2)),
-    (YatConvTranspose1D(4, 4, strides=3, groups=2, output_padding=1), (1, 5, 2)),
-    (YatConvTranspose2D(2, 3, strides=2, data_format="channels_first"), (1, 3, 4, 4)),
-    (MultiHeadYatAttention(8, 2), (2, 5, 8)),
-])
+@pytest.mark.parametrize(
+    "layer,shape",
+    [
+        (YatNMN(3), (2, 5, 4)),
+        (YatConv2D(3, 3, strides=2, padding="same"), (2, 7, 7, 2)),
+        (YatConv2D(4, 2, padding=((1, 0), (0, 2)), padding_mode="reflect", groups=2), (1, 5, 6, 2)),
+        (YatConvTranspose2D(3, 3, strides=2, padding="same"), (2, 4, 4, 2)),
+        (YatConvTranspose1D(4, 4, strides=3, groups=2, output_padding=1), (1, 5, 2)),
+        (YatConvTranspose2D(2, 3, strides=2, data_format="channels_first"), (1, 3, 4, 4)),
+        (MultiHeadYatAttention(8, 2), (2, 5, 8)),
+    ],
+)
 def test_compute_output_shape_matches_call(layer, shape):
     x = RNG.normal(size=shape).astype(np.float32)
     y = layer(x)
@@ -121,9 +141,10 @@ def test_embed_lookup_attend_and_save(tmp_path):
     e = _np(embed(ids))
     np.testing.assert_array_equal(e, _np(embed.embedding)[ids])
     q = RNG.normal(size=(2, 4)).astype(np.float32)
-    ref = onnx_ops.run_function("YatEmbedAttend", [q, _np(embed.embedding), np.array([np.sqrt(2)], np.float32),
-                                                   np.array([1e-5], np.float32)])
-    got = _np(embed.attend(q))   # within 1e-5 of the output scale, as the conformance contract says
+    ref = onnx_ops.run_function(
+        "YatEmbedAttend", [q, _np(embed.embedding), np.array([np.sqrt(2)], np.float32), np.array([1e-5], np.float32)]
+    )
+    got = _np(embed.attend(q))  # within 1e-5 of the output scale, as the conformance contract says
     assert np.max(np.abs(got - ref)) <= 1e-5 * np.max(np.abs(ref))
     model = keras.Sequential([keras.Input((3,), dtype="int32"), embed, YatNMN(2)])
     y = _np(model(ids))
@@ -153,8 +174,9 @@ def test_float16_input_computes_in_float32():
     y = layer(x)
     assert keras.backend.standardize_dtype(y.dtype) == "float32"
     _, _, p = to_spec(layer)
-    ref = onnx_ops.run_function("YatDense", [x.astype(np.float32), p["weight"], p["bias"], p["alpha"],
-                                             np.array([1e-5], np.float32)])
+    ref = onnx_ops.run_function(
+        "YatDense", [x.astype(np.float32), p["weight"], p["bias"], p["alpha"], np.array([1e-5], np.float32)]
+    )
     np.testing.assert_allclose(_np(y), ref, rtol=1e-5)
 
 
@@ -187,22 +209,25 @@ def test_bad_input_names_layer_and_shapes():
         embed(np.ones((2,), np.float32))
 
 
-@pytest.mark.parametrize("make,match", [
-    (lambda: YatNMN(4, epsilon=0.0), "epsilon must be > 0"),
-    (lambda: YatNMN(0), "units must be a positive int"),
-    (lambda: YatNMN(4, features=5), "disagree"),
-    (lambda: YatConv2D(4, 3, groups=3), "divisible by groups"),
-    (lambda: YatConv2D(4, 3, padding="causal"), "only defined for 1-D"),
-    (lambda: YatConv1D(4, 3, padding_mode="mirror"), "padding_mode"),
-    (lambda: YatConv2D(4, 3, data_format="NHWC"), "data_format"),
-    (lambda: YatConvTranspose1D(4, 3, padding="causal"), "causal"),
-    (lambda: YatConvTranspose1D(4, 3, strides=2, output_padding=2), "output_padding"),
-    (lambda: MultiHeadYatAttention(10, 3), "divisible by num_heads"),
-    (lambda: MultiHeadYatAttention(8, 2, normalization="max"), "normalization"),
-    (lambda: RotaryYatAttention(6, 2), "even"),
-    (lambda: RotaryYatAttention(8, 2, use_performer=True), "use_performer"),
-    (lambda: YatEmbed(5, 4, epsilon=-1.0), "epsilon"),
-])
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda: YatNMN(4, epsilon=0.0), "epsilon must be > 0"),
+        (lambda: YatNMN(0), "units must be a positive int"),
+        (lambda: YatNMN(4, features=5), "disagree"),
+        (lambda: YatConv2D(4, 3, groups=3), "divisible by groups"),
+        (lambda: YatConv2D(4, 3, padding="causal"), "only defined for 1-D"),
+        (lambda: YatConv1D(4, 3, padding_mode="mirror"), "padding_mode"),
+        (lambda: YatConv2D(4, 3, data_format="NHWC"), "data_format"),
+        (lambda: YatConvTranspose1D(4, 3, padding="causal"), "causal"),
+        (lambda: YatConvTranspose1D(4, 3, strides=2, output_padding=2), "output_padding"),
+        (lambda: MultiHeadYatAttention(10, 3), "divisible by num_heads"),
+        (lambda: MultiHeadYatAttention(8, 2, normalization="max"), "normalization"),
+        (lambda: RotaryYatAttention(6, 2), "even"),
+        (lambda: RotaryYatAttention(8, 2, use_performer=True), "use_performer"),
+        (lambda: YatEmbed(5, 4, epsilon=-1.0), "epsilon"),
+    ],
+)
 def test_invalid_options_raise_at_construction(make, match):
     with pytest.raises(ValueError, match=match):
         make()

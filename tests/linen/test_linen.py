@@ -16,8 +16,7 @@ KEY = jax.random.key(0)
 
 
 def test_readme_imports_and_calls():
-    from nmn.linen import MultiHeadAttention, YatConv2D, YatEmbed, YatNMN  # noqa: F401
-    from nmn.linen import soft_tanh, softer_sigmoid, softermax
+    from nmn.linen import MultiHeadAttention, YatConv2D, YatEmbed, YatNMN, soft_tanh, softer_sigmoid, softermax  # noqa: F401
 
     layer = YatNMN(features=64)
     x = jnp.zeros((32, 128))
@@ -70,7 +69,7 @@ def test_bad_input_and_options():
 
 
 def test_optax_training_lowers_loss():
-    class Net(L.YatNMN.__mro__[1]):   # a plain linen.Module
+    class Net(L.YatNMN.__mro__[1]):  # a plain linen.Module
         @__import__("flax").linen.compact
         def __call__(self, x):
             h = L.YatConv1D(4, 3, padding="CAUSAL")(x)
@@ -86,7 +85,7 @@ def test_optax_training_lowers_loss():
     @jax.jit
     def step(params, state):
         loss, grads = jax.value_and_grad(lambda p: jnp.mean(net.apply({"params": p, **rest}, x) ** 2))(params)
-        with jax.numpy_dtype_promotion("standard"):   # optax's adam mixes float and int32 step counts
+        with jax.numpy_dtype_promotion("standard"):  # optax's adam mixes float and int32 step counts
             updates, state = opt.update(grads, state, params)
             params = optax.apply_updates(params, updates)
         return params, state, loss
@@ -120,22 +119,25 @@ def test_dropout_needs_rng_and_deterministic_flag():
     np.testing.assert_array_equal(attn.apply(v, x, deterministic=True), attn.apply(v, x, deterministic=True))
 
 
-@pytest.mark.parametrize("module, shape", [
-    (L.YatNMN(3, constant_bias=0.25, weight_normalized=True), (2, 4)),
-    (L.YatConv3D(4, 2, strides=(1, 2, 1), padding="REFLECT"), (1, 4, 4, 4, 2)),
-    (L.YatConvTranspose2D(4, (2, 3), strides=(2, 1), padding="VALID", feature_group_count=2), (1, 3, 3, 2)),
-    (L.MultiHeadYatAttention(2, normalization="softermax", power=2.0, use_out_proj=False), (1, 4, 8)),
-    (L.YatEmbed(6, 4, spherical=True), None),
-])
+@pytest.mark.parametrize(
+    "module, shape",
+    [
+        (L.YatNMN(3, constant_bias=0.25, weight_normalized=True), (2, 4)),
+        (L.YatConv3D(4, 2, strides=(1, 2, 1), padding="REFLECT"), (1, 4, 4, 4, 2)),
+        (L.YatConvTranspose2D(4, (2, 3), strides=(2, 1), padding="VALID", feature_group_count=2), (1, 3, 3, 2)),
+        (L.MultiHeadYatAttention(2, normalization="softermax", power=2.0, use_out_proj=False), (1, 4, 8)),
+        (L.YatEmbed(6, 4, spherical=True), None),
+    ],
+)
 def test_spec_round_trip_is_exact(module, shape):
     if shape is None:
         v = module.init(KEY, jnp.array([0, 1]))
         x = jax.random.normal(KEY, (3, 4))
-        run = lambda m, vv: m.apply(vv, x, method="attend")   # noqa: E731
+        run = lambda m, vv: m.apply(vv, x, method="attend")
     else:
         x = jax.random.normal(KEY, shape)
         v = module.init(KEY, x)
-        run = lambda m, vv: m.apply(vv, x)   # noqa: E731
+        run = lambda m, vv: m.apply(vv, x)
     kind, config, params = L.to_spec(module, v)
     clone, cv = L.from_spec(kind, config, params)
     np.testing.assert_array_equal(np.asarray(run(clone, cv)), np.asarray(run(module, v)))

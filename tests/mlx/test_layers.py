@@ -12,11 +12,11 @@ import pytest
 mx = pytest.importorskip("mlx.core")
 nn = pytest.importorskip("mlx.nn")
 optim = pytest.importorskip("mlx.optimizers")
-from mlx.utils import tree_flatten  # noqa: E402
+from mlx.utils import tree_flatten
 
-import nmn.mlx as nm  # noqa: E402
-from nmn.core.options import SQRT2, inverse_softplus  # noqa: E402
-from nmn.mlx.spec import from_spec, to_spec  # noqa: E402
+import nmn.mlx as nm
+from nmn.core.options import SQRT2, inverse_softplus
+from nmn.mlx.spec import from_spec, to_spec
 
 reference = pytest.importorskip("onnx_ops.reference")
 
@@ -34,7 +34,10 @@ def test_parameters_live_in_the_module_dict_and_absent_ones_are_absent_keys():
     assert _keys(nm.YatNMN(3, in_features=2).parameters()) == ["alpha", "bias", "kernel"]
     assert _keys(nm.YatNMN(3, in_features=2, use_bias=False, constant_alpha=True).parameters()) == ["kernel"]
     assert _keys(nm.YatNMN(3, in_features=2, use_alpha=False, learnable_epsilon=True).parameters()) == [
-        "bias", "epsilon_param", "kernel"]
+        "bias",
+        "epsilon_param",
+        "kernel",
+    ]
     conv = nm.YatConv2D(6, 3, in_channels=4, groups=2, use_bias=False)
     assert _keys(conv.parameters()) == ["alpha", "kernel"]
     assert conv.children() == {}
@@ -44,7 +47,7 @@ def test_parameters_live_in_the_module_dict_and_absent_ones_are_absent_keys():
 
 def test_weights_use_the_mlx_nn_layouts():
     assert nm.YatNMN(5, in_features=3)["kernel"].shape == nn.Linear(3, 5).weight.shape
-    for rank, cls, ref in ((1, nm.YatConv1D, nn.Conv1d), (2, nm.YatConv2D, nn.Conv2d)):
+    for _rank, cls, ref in ((1, nm.YatConv1D, nn.Conv1d), (2, nm.YatConv2D, nn.Conv2d)):
         got = cls(6, 3, in_channels=4, groups=2)["kernel"].shape
         assert got == ref(4, 6, 3, groups=2).weight.shape
     assert nm.YatConvTranspose2D(6, 3, in_channels=4)["kernel"].shape == nn.ConvTranspose2d(4, 6, 3).weight.shape
@@ -70,8 +73,15 @@ def test_dense_matches_the_numpy_oracle_for_3d_input():
     x = rng.normal(size=(2, 3, 5)).astype(np.float32)
     w = np.array(layer["kernel"])
     eps = math.log1p(math.exp(layer["epsilon_param"].item()))
-    want = reference.REFERENCE["YatDense"](x.astype(np.float64), w.astype(np.float64), np.zeros(4), np.ones(1),
-                                          np.array([eps]), spherical=0, weight_normalized=0)
+    want = reference.REFERENCE["YatDense"](
+        x.astype(np.float64),
+        w.astype(np.float64),
+        np.zeros(4),
+        np.ones(1),
+        np.array([eps]),
+        spherical=0,
+        weight_normalized=0,
+    )
     np.testing.assert_allclose(_np(layer(mx.array(x))), want, rtol=1e-5, atol=1e-6)
 
 
@@ -170,7 +180,7 @@ def test_reset_cache_returns_to_the_full_pass():
     full = np.array(attn(x))
     attn.init_cache(2)
     attn(x[:, :3])
-    attn.reset_cache()   # decoding rows live in tests/behaviour; here only MLX's own reset
+    attn.reset_cache()  # decoding rows live in tests/behaviour; here only MLX's own reset
     np.testing.assert_allclose(np.array(attn(x)), full, rtol=1e-6)
 
 
@@ -195,8 +205,9 @@ def test_low_precision_inputs_use_float32_math():
     assert out.dtype == mx.float16
     w = np.array(layer["kernel"].astype(mx.float32), np.float64)
     x16 = np.array(mx.array(x).astype(mx.float16).astype(mx.float32), np.float64)
-    want = reference.REFERENCE["YatDense"](x16, w, np.zeros(3), np.ones(1), np.array([1e-3]), spherical=0,
-                                          weight_normalized=0)
+    want = reference.REFERENCE["YatDense"](
+        x16, w, np.zeros(3), np.ones(1), np.array([1e-3]), spherical=0, weight_normalized=0
+    )
     np.testing.assert_allclose(np.array(out.astype(mx.float32)), want, rtol=2e-3, atol=1e-3 * np.abs(want).max())
     assert nm.YatNMN(3, in_features=4)(mx.array(x).astype(mx.bfloat16)).dtype == mx.float32
 
@@ -206,8 +217,9 @@ def test_embed_lookup_and_attend():
     ids = mx.array([[0, 5], [2, 2]])
     np.testing.assert_array_equal(np.array(emb(ids)), np.array(emb["embedding"])[np.array(ids)])
     q = mx.random.normal((2, 4))
-    want = reference.REFERENCE["YatEmbedAttend"](_np(q), _np(emb["embedding"]), np.array([SQRT2]), np.array([1e-5]),
-                                                spherical=0)
+    want = reference.REFERENCE["YatEmbedAttend"](
+        _np(q), _np(emb["embedding"]), np.array([SQRT2]), np.array([1e-5]), spherical=0
+    )
     np.testing.assert_allclose(_np(emb.attend(q)), want, rtol=1e-4)
 
 
@@ -221,15 +233,19 @@ def test_squashers():
 
 
 # ------------------------------------------------------------------------------------------------ spec round trip
-@pytest.mark.parametrize("layer", [
-    lambda: nm.YatNMN(3, in_features=4, learnable_epsilon=True, lazy=True),
-    lambda: nm.YatConv1D(4, 3, in_channels=2, padding="causal", dilation_rate=2, constant_bias=0.5),
-    lambda: nm.YatConv3D(4, 2, in_channels=2, groups=2, padding_mode="circular", padding=1),
-    lambda: nm.YatConvTranspose2D(6, 3, in_channels=4, strides=2, groups=2, padding=1, output_padding=1),
-    lambda: nm.MultiHeadYatAttention(8, 2, use_performer=True, num_features=4, causal=True),
-    lambda: nm.RotaryYatAttention(8, 2, max_seq_len=8, rope_style="half", use_bias=False),
-    lambda: nm.YatEmbed(5, 4, spherical=True),
-], ids=["dense", "conv1d", "conv3d", "convT2d", "performer", "rotary", "embed"])
+@pytest.mark.parametrize(
+    "layer",
+    [
+        lambda: nm.YatNMN(3, in_features=4, learnable_epsilon=True, lazy=True),
+        lambda: nm.YatConv1D(4, 3, in_channels=2, padding="causal", dilation_rate=2, constant_bias=0.5),
+        lambda: nm.YatConv3D(4, 2, in_channels=2, groups=2, padding_mode="circular", padding=1),
+        lambda: nm.YatConvTranspose2D(6, 3, in_channels=4, strides=2, groups=2, padding=1, output_padding=1),
+        lambda: nm.MultiHeadYatAttention(8, 2, use_performer=True, num_features=4, causal=True),
+        lambda: nm.RotaryYatAttention(8, 2, max_seq_len=8, rope_style="half", use_bias=False),
+        lambda: nm.YatEmbed(5, 4, spherical=True),
+    ],
+    ids=["dense", "conv1d", "conv3d", "convT2d", "performer", "rotary", "embed"],
+)
 def test_spec_round_trip_is_bit_exact(layer):
     layer = layer()
     kind, config, params = to_spec(layer)
@@ -244,8 +260,9 @@ def test_spec_round_trip_is_bit_exact(layer):
 
 def test_conv_transpose_groups1_dot_map_is_mlx_conv_transpose():
     """With use_alpha=False, no bias, the Yat numerator is (d)^2 where d is mlx's own transposed conv."""
-    layer = nm.YatConvTranspose2D(3, 3, in_channels=2, strides=2, padding=1, use_bias=False, use_alpha=False,
-                                  epsilon=1.0)
+    layer = nm.YatConvTranspose2D(
+        3, 3, in_channels=2, strides=2, padding=1, use_bias=False, use_alpha=False, epsilon=1.0
+    )
     x = mx.random.normal((1, 3, 3, 2))
     d = mx.conv_transpose2d(x, layer["kernel"], stride=2, padding=1)
     ones = mx.ones_like(layer["kernel"])
@@ -256,14 +273,17 @@ def test_conv_transpose_groups1_dot_map_is_mlx_conv_transpose():
 
 
 # ------------------------------------------------------------------------------------------- errors
-@pytest.mark.parametrize("make, x, match", [
-    (lambda: nm.YatNMN(4, in_features=3), (2, 5), r"YatNMN: expected input of shape \(\.\.\., 3\).*\(2, 5\)"),
-    (lambda: nm.YatConv2D(4, 3, in_channels=2), (1, 5, 5), r"YatConv2D: .*rank 4.*\(1, 5, 5\)"),
-    (lambda: nm.YatConv2D(4, 3, in_channels=2), (1, 5, 5, 3), r"YatConv2D: .*\(N, H, W, 2\).*\(1, 5, 5, 3\)"),
-    (lambda: nm.YatConvTranspose1D(4, 3, in_channels=2), (1, 5, 3), r"YatConvTranspose1D: .*\(1, 5, 3\)"),
-    (lambda: nm.MultiHeadYatAttention(8, 2), (1, 3, 6), r"MultiHeadYatAttention: .*\(B, L, 8\).*\(1, 3, 6\)"),
-    (lambda: nm.YatEmbed(5, 4).attend, (2, 3), r"YatEmbed: .*\(\.\.\., 4\).*\(2, 3\)"),
-])
+@pytest.mark.parametrize(
+    "make, x, match",
+    [
+        (lambda: nm.YatNMN(4, in_features=3), (2, 5), r"YatNMN: expected input of shape \(\.\.\., 3\).*\(2, 5\)"),
+        (lambda: nm.YatConv2D(4, 3, in_channels=2), (1, 5, 5), r"YatConv2D: .*rank 4.*\(1, 5, 5\)"),
+        (lambda: nm.YatConv2D(4, 3, in_channels=2), (1, 5, 5, 3), r"YatConv2D: .*\(N, H, W, 2\).*\(1, 5, 5, 3\)"),
+        (lambda: nm.YatConvTranspose1D(4, 3, in_channels=2), (1, 5, 3), r"YatConvTranspose1D: .*\(1, 5, 3\)"),
+        (lambda: nm.MultiHeadYatAttention(8, 2), (1, 3, 6), r"MultiHeadYatAttention: .*\(B, L, 8\).*\(1, 3, 6\)"),
+        (lambda: nm.YatEmbed(5, 4).attend, (2, 3), r"YatEmbed: .*\(\.\.\., 4\).*\(2, 3\)"),
+    ],
+)
 def test_bad_input_shapes_name_the_layer_and_both_shapes(make, x, match):
     with pytest.raises(ValueError, match=match):
         make()(mx.zeros(x))
@@ -274,23 +294,26 @@ def test_embed_needs_integer_ids():
         nm.YatEmbed(5, 4)(mx.zeros((2,)))
 
 
-@pytest.mark.parametrize("make, match", [
-    (lambda: nm.YatNMN(4, epsilon=0.0), "YatNMN: epsilon must be > 0"),
-    (lambda: nm.YatConv2D(4, 3, epsilon=-1), "YatConv2D: epsilon must be > 0"),
-    (lambda: nm.YatConvTranspose2D(4, 3, epsilon=0), "YatConvTranspose2D: epsilon must be > 0"),
-    (lambda: nm.MultiHeadYatAttention(8, 2, epsilon=0), "MultiHeadYatAttention: epsilon must be > 0"),
-    (lambda: nm.YatEmbed(4, 2, epsilon=0), "YatEmbed: epsilon must be > 0"),
-    (lambda: nm.YatConv2D(5, 3, groups=2), r"filters \(5\) must be divisible by groups \(2\)"),
-    (lambda: nm.YatConv2D(4, 3, in_channels=3, groups=2), r"in_channels \(3\) must be divisible"),
-    (lambda: nm.YatConv2D(4, 3, padding="causal"), "only defined for 1-D"),
-    (lambda: nm.YatConv1D(4, 3, padding_mode="mirror"), "padding_mode must be one of"),
-    (lambda: nm.YatConvTranspose1D(4, 3, strides=2, output_padding=2), "output_padding"),
-    (lambda: nm.MultiHeadYatAttention(8, 3), r"embed_dim \(8\) must be divisible by num_heads \(3\)"),
-    (lambda: nm.MultiHeadYatAttention(8, 2, normalization="sparsemax"), "normalization must be one of"),
-    (lambda: nm.RotaryYatAttention(6, 2), "head_dim .* must be even"),
-    (lambda: nm.RotaryYatAttention(8, 2, rope_style="neox"), "rope_style must be one of"),
-    (lambda: nm.YatNMN(0), "features must be a positive int"),
-])
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: nm.YatNMN(4, epsilon=0.0), "YatNMN: epsilon must be > 0"),
+        (lambda: nm.YatConv2D(4, 3, epsilon=-1), "YatConv2D: epsilon must be > 0"),
+        (lambda: nm.YatConvTranspose2D(4, 3, epsilon=0), "YatConvTranspose2D: epsilon must be > 0"),
+        (lambda: nm.MultiHeadYatAttention(8, 2, epsilon=0), "MultiHeadYatAttention: epsilon must be > 0"),
+        (lambda: nm.YatEmbed(4, 2, epsilon=0), "YatEmbed: epsilon must be > 0"),
+        (lambda: nm.YatConv2D(5, 3, groups=2), r"filters \(5\) must be divisible by groups \(2\)"),
+        (lambda: nm.YatConv2D(4, 3, in_channels=3, groups=2), r"in_channels \(3\) must be divisible"),
+        (lambda: nm.YatConv2D(4, 3, padding="causal"), "only defined for 1-D"),
+        (lambda: nm.YatConv1D(4, 3, padding_mode="mirror"), "padding_mode must be one of"),
+        (lambda: nm.YatConvTranspose1D(4, 3, strides=2, output_padding=2), "output_padding"),
+        (lambda: nm.MultiHeadYatAttention(8, 3), r"embed_dim \(8\) must be divisible by num_heads \(3\)"),
+        (lambda: nm.MultiHeadYatAttention(8, 2, normalization="sparsemax"), "normalization must be one of"),
+        (lambda: nm.RotaryYatAttention(6, 2), "head_dim .* must be even"),
+        (lambda: nm.RotaryYatAttention(8, 2, rope_style="neox"), "rope_style must be one of"),
+        (lambda: nm.YatNMN(0), "features must be a positive int"),
+    ],
+)
 def test_invalid_options_raise_at_construction(make, match):
     with pytest.raises(ValueError, match=match):
         make()
@@ -306,13 +329,17 @@ def test_cache_errors():
         attn.init_cache(1, max_length=5)
 
 
-@pytest.mark.parametrize("make, shape", [
-    (lambda: nm.YatConv2D(3, 3, in_channels=2, strides=2, padding="same", padding_mode="reflect"), (1, 5, 5, 2)),
-    (lambda: nm.YatConvTranspose2D(4, 3, in_channels=2, strides=2, groups=2, padding="same"), (1, 3, 3, 2)),
-    (lambda: nm.MultiHeadYatAttention(8, 2, causal=True, normalization="l1"), (2, 3, 8)),
-    (lambda: nm.MultiHeadYatAttention(8, 2, use_performer=True, num_features=4), (2, 3, 8)),
-    (lambda: nm.RotaryYatAttention(8, 2, max_seq_len=8), (2, 3, 8)),
-], ids=["conv", "convT", "mha", "performer", "rotary"])
+@pytest.mark.parametrize(
+    "make, shape",
+    [
+        (lambda: nm.YatConv2D(3, 3, in_channels=2, strides=2, padding="same", padding_mode="reflect"), (1, 5, 5, 2)),
+        (lambda: nm.YatConvTranspose2D(4, 3, in_channels=2, strides=2, groups=2, padding="same"), (1, 3, 3, 2)),
+        (lambda: nm.MultiHeadYatAttention(8, 2, causal=True, normalization="l1"), (2, 3, 8)),
+        (lambda: nm.MultiHeadYatAttention(8, 2, use_performer=True, num_features=4), (2, 3, 8)),
+        (lambda: nm.RotaryYatAttention(8, 2, max_seq_len=8), (2, 3, 8)),
+    ],
+    ids=["conv", "convT", "mha", "performer", "rotary"],
+)
 def test_mx_compile_matches_eager(make, shape):
     layer = make()
     x = mx.random.normal(shape)

@@ -12,7 +12,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_jax.py"
 def test_bench_script_smoke(capsys):
     spec = importlib.util.spec_from_file_location("bench_jax", SCRIPT)
     module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("bench_jax", module)   # Linen dataclasses look their module up
+    sys.modules.setdefault("bench_jax", module)  # Linen dataclasses look their module up
     spec.loader.exec_module(module)
     module.main(["--quick", "--repeats", "1", "--only", "dense"])
     out = capsys.readouterr().out

@@ -44,8 +44,7 @@ def test_readme_examples_run_as_written():
     assert output.shape == (1, 3, 128) and scores.shape == (1, 3, 10000)
     assert embed.alpha is None and embed.opts.alpha.value == SQRT2
 
-    from nmn.nnx import soft_tanh, softer_sigmoid, softermax
-    from nmn.nnx import YatConv, MultiHeadAttention, Embed, RotaryYatAttention  # noqa: F401,F811
+    from nmn.nnx import Embed, MultiHeadAttention, RotaryYatAttention, YatConv, soft_tanh, softer_sigmoid, softermax  # noqa: F401
 
     x = jnp.array([[0.5, 1.0, 2.0]])
     y1 = softermax(x, n=2)
@@ -86,19 +85,22 @@ def test_bad_input_names_layer_and_shapes():
         embed.attend(jnp.ones((2, 3)))
 
 
-@pytest.mark.parametrize("make, match", [
-    (lambda r: N.YatNMN(3, 2, epsilon=0.0, rngs=r), "YatNMN: epsilon must be > 0"),
-    (lambda r: N.YatNMN(3, 0, rngs=r), "YatNMN: out_features"),
-    (lambda r: N.YatConv2D(3, 4, 3, feature_group_count=2, rngs=r), "YatConv2D.*divisible"),
-    (lambda r: N.YatConv2D(4, 4, 3, padding="causal", rngs=r), "YatConv2D.*causal"),
-    (lambda r: N.YatConv1D(4, 4, 3, padding_mode="mirror", rngs=r), "YatConv1D.*padding_mode"),
-    (lambda r: N.YatConvTranspose2D(4, 4, 3, padding="causal", rngs=r), "YatConvTranspose2D.*padding"),
-    (lambda r: N.MultiHeadYatAttention(3, 8, rngs=r), "MultiHeadYatAttention.*divisible"),
-    (lambda r: N.MultiHeadYatAttention(2, 8, normalization="max", rngs=r), "normalization"),
-    (lambda r: N.RotaryYatAttention(2, 6, rngs=r), "RotaryYatAttention.*even"),
-    (lambda r: N.RotaryYatAttention(2, 8, rope_style="neox", rngs=r), "rope_style"),
-    (lambda r: N.YatEmbed(4, 3, epsilon=-1.0, rngs=r), "YatEmbed: epsilon"),
-])
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda r: N.YatNMN(3, 2, epsilon=0.0, rngs=r), "YatNMN: epsilon must be > 0"),
+        (lambda r: N.YatNMN(3, 0, rngs=r), "YatNMN: out_features"),
+        (lambda r: N.YatConv2D(3, 4, 3, feature_group_count=2, rngs=r), "YatConv2D.*divisible"),
+        (lambda r: N.YatConv2D(4, 4, 3, padding="causal", rngs=r), "YatConv2D.*causal"),
+        (lambda r: N.YatConv1D(4, 4, 3, padding_mode="mirror", rngs=r), "YatConv1D.*padding_mode"),
+        (lambda r: N.YatConvTranspose2D(4, 4, 3, padding="causal", rngs=r), "YatConvTranspose2D.*padding"),
+        (lambda r: N.MultiHeadYatAttention(3, 8, rngs=r), "MultiHeadYatAttention.*divisible"),
+        (lambda r: N.MultiHeadYatAttention(2, 8, normalization="max", rngs=r), "normalization"),
+        (lambda r: N.RotaryYatAttention(2, 6, rngs=r), "RotaryYatAttention.*even"),
+        (lambda r: N.RotaryYatAttention(2, 8, rope_style="neox", rngs=r), "rope_style"),
+        (lambda r: N.YatEmbed(4, 3, epsilon=-1.0, rngs=r), "YatEmbed: epsilon"),
+    ],
+)
 def test_invalid_options_raise_at_construction(make, match):
     with pytest.raises(ValueError, match=match):
         make(nnx.Rngs(0))
@@ -110,7 +112,7 @@ def test_split_merge_state_and_variable_kinds():
     x = jax.random.normal(jax.random.key(1), (2, 4))
     np.testing.assert_array_equal(nnx.merge(graphdef, state)(x), layer(x))
     trainable = nnx.state(layer, nnx.Param)
-    assert set(trainable.keys()) == {"bias", "alpha", "epsilon_param"}          # the lazy kernel is frozen
+    assert set(trainable.keys()) == {"bias", "alpha", "epsilon_param"}  # the lazy kernel is frozen
     assert set(nnx.state(layer, N.FrozenParam).keys()) == {"kernel"}
     attn = N.MultiHeadYatAttention(2, 8, use_performer=True, num_features=6, rngs=nnx.Rngs(0))
     assert "proj" not in nnx.state(attn, nnx.Param)
@@ -118,9 +120,11 @@ def test_split_merge_state_and_variable_kinds():
 
 
 def test_nnx_jit_training_step_lowers_loss_and_keeps_frozen_kernel():
-    model = nnx.Sequential(N.YatConv2D(2, 4, 3, rngs=nnx.Rngs(0)),
-                           lambda h: h.mean(axis=(1, 2)),
-                           N.YatNMN(4, 2, lazy=True, rngs=nnx.Rngs(1)))
+    model = nnx.Sequential(
+        N.YatConv2D(2, 4, 3, rngs=nnx.Rngs(0)),
+        lambda h: h.mean(axis=(1, 2)),
+        N.YatNMN(4, 2, lazy=True, rngs=nnx.Rngs(1)),
+    )
     optimizer = nnx.Optimizer(model, optax.adam(1e-2), wrt=nnx.Param)
     x = jax.random.normal(jax.random.key(0), (8, 6, 6, 2))
     target = jnp.zeros((8, 2))
@@ -132,7 +136,7 @@ def test_nnx_jit_training_step_lowers_loss_and_keeps_frozen_kernel():
             return jnp.mean((m(x) - target) ** 2)
 
         loss, grads = nnx.value_and_grad(loss_fn)(model)
-        with jax.numpy_dtype_promotion("standard"):   # optax's adam mixes float and int32 step counts
+        with jax.numpy_dtype_promotion("standard"):  # optax's adam mixes float and int32 step counts
             optimizer.update(model, grads)
         return loss
 
@@ -146,7 +150,7 @@ def test_half_precision_inputs_compute_in_float32(dtype):
     layer = N.YatNMN(6, 3, rngs=nnx.Rngs(0))
     x = jax.random.normal(jax.random.key(0), (4, 6)).astype(dtype)
     y = layer(x)
-    assert y.dtype == jnp.float32                                   # promoted with the float32 params
+    assert y.dtype == jnp.float32  # promoted with the float32 params
     ref = layer(x.astype(jnp.float32))
     np.testing.assert_allclose(np.asarray(y), np.asarray(ref), rtol=1e-6)
     low = N.YatNMN(6, 3, param_dtype=dtype, rngs=nnx.Rngs(0))
@@ -173,21 +177,32 @@ def test_dropout_on_attention_weights_train_and_eval():
     attn = N.MultiHeadYatAttention(2, 8, dropout_rate=0.5, rngs=nnx.Rngs(0, dropout=1))
     x = jax.random.normal(jax.random.key(0), (1, 5, 8))
     a, b = attn(x), attn(x)
-    assert not np.allclose(a, b)                                    # fresh masks while training
+    assert not np.allclose(a, b)  # fresh masks while training
     attn.eval()
     np.testing.assert_array_equal(attn(x), attn(x))
 
 
-@pytest.mark.parametrize("make, x", [
-    (lambda: N.YatNMN(4, 3, constant_bias=0.5, learnable_epsilon=True, rngs=nnx.Rngs(0)), (2, 4)),
-    (lambda: N.YatConv2D(4, 6, 3, strides=2, padding="CIRCULAR", feature_group_count=2, rngs=nnx.Rngs(0)),
-     (1, 6, 6, 4)),
-    (lambda: N.YatConvTranspose2D(4, 6, (3, 2), strides=2, feature_group_count=2, padding=1,
-                                  output_padding=1, rngs=nnx.Rngs(0)), (1, 3, 3, 4)),
-    (lambda: N.MultiHeadYatAttention(2, 8, use_performer=True, num_features=4, causal=True, rngs=nnx.Rngs(0)),
-     (1, 5, 8)),
-    (lambda: N.RotaryYatAttention(2, 8, rope_style="half", constant_alpha=0.5, rngs=nnx.Rngs(0)), (1, 5, 8)),
-])
+@pytest.mark.parametrize(
+    "make, x",
+    [
+        (lambda: N.YatNMN(4, 3, constant_bias=0.5, learnable_epsilon=True, rngs=nnx.Rngs(0)), (2, 4)),
+        (
+            lambda: N.YatConv2D(4, 6, 3, strides=2, padding="CIRCULAR", feature_group_count=2, rngs=nnx.Rngs(0)),
+            (1, 6, 6, 4),
+        ),
+        (
+            lambda: N.YatConvTranspose2D(
+                4, 6, (3, 2), strides=2, feature_group_count=2, padding=1, output_padding=1, rngs=nnx.Rngs(0)
+            ),
+            (1, 3, 3, 4),
+        ),
+        (
+            lambda: N.MultiHeadYatAttention(2, 8, use_performer=True, num_features=4, causal=True, rngs=nnx.Rngs(0)),
+            (1, 5, 8),
+        ),
+        (lambda: N.RotaryYatAttention(2, 8, rope_style="half", constant_alpha=0.5, rngs=nnx.Rngs(0)), (1, 5, 8)),
+    ],
+)
 def test_spec_round_trip_is_exact(make, x):
     layer = make()
     kind, config, params = N.to_spec(layer)

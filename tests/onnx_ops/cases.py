@@ -44,10 +44,17 @@ def dense_cases():
         Case("basic", "YatDense", [_t(r, 4, 6), _t(r, 5, 6), _t(r, 5)] + _scalars(1.3, 1e-3)),
         Case("batch3d-scalar-bias", "YatDense", [_t(r, 2, 3, 6), _t(r, 5, 6), _t(r, 1)] + _scalars()),
         Case("spherical", "YatDense", [_t(r, 4, 6), _t(r, 5, 6), _t(r, 5)] + _scalars(1.0, 1e-2), {"spherical": 1}),
-        Case("weight-normalized", "YatDense", [_t(r, 4, 6), _t(r, 5, 6), _t(r, 5)] + _scalars(), {"weight_normalized": 1}),
+        Case(
+            "weight-normalized", "YatDense", [_t(r, 4, 6), _t(r, 5, 6), _t(r, 5)] + _scalars(), {"weight_normalized": 1}
+        ),
         Case("large-norms", "YatDense", [_t(r, 4, 6, scale=100.0), _t(r, 5, 6, scale=100.0), _t(r, 5)] + _scalars()),
-        Case("float16", "YatDense", [_t(r, 4, 6, dtype=np.float16), _t(r, 5, 6, dtype=np.float16),
-                                     _t(r, 5, dtype=np.float16)] + _scalars(1.0, 1e-2, np.float16), rtol=F16_RTOL),
+        Case(
+            "float16",
+            "YatDense",
+            [_t(r, 4, 6, dtype=np.float16), _t(r, 5, 6, dtype=np.float16), _t(r, 5, dtype=np.float16)]
+            + _scalars(1.0, 1e-2, np.float16),
+            rtol=F16_RTOL,
+        ),
     ]
     # near-coincident x and w: w = x + 1e-2 noise, eps large enough that float32 cancellation in
     # |x|^2 + |w|^2 - 2x.w (about 1e-6 here) stays below 1e-5 of the denominator
@@ -55,10 +62,22 @@ def dense_cases():
     w = np.concatenate([x + 1e-2 * _t(r, 4, 6), _t(r, 2, 6)]).astype(np.float32)
     cases.append(Case("near-coincident", "YatDense", [x, w, _t(r, 6)] + _scalars(1.0, 1.0)))
     cases.append(Case("embed-attend", "YatEmbedAttend", [_t(r, 3, 5), _t(r, 9, 5)] + _scalars(1.5, 1e-3)))
-    cases.append(Case("embed-attend-spherical", "YatEmbedAttend", [_t(r, 2, 3, 5), _t(r, 9, 5)] + _scalars(1.0, 1e-2),
-                      {"spherical": 1}))
-    cases.append(Case("embed-attend-float16", "YatEmbedAttend", [_t(r, 3, 5, dtype=np.float16), _t(r, 9, 5, dtype=np.float16)]
-                      + _scalars(1.0, 1e-2, np.float16), rtol=F16_RTOL))
+    cases.append(
+        Case(
+            "embed-attend-spherical",
+            "YatEmbedAttend",
+            [_t(r, 2, 3, 5), _t(r, 9, 5)] + _scalars(1.0, 1e-2),
+            {"spherical": 1},
+        )
+    )
+    cases.append(
+        Case(
+            "embed-attend-float16",
+            "YatEmbedAttend",
+            [_t(r, 3, 5, dtype=np.float16), _t(r, 9, 5, dtype=np.float16)] + _scalars(1.0, 1e-2, np.float16),
+            rtol=F16_RTOL,
+        )
+    )
     return cases
 
 
@@ -66,15 +85,28 @@ def conv_cases():
     r = _rng(2)
     s = _scalars
     c = []
-    add = lambda id, x, w, b, attrs=None, **kw: c.append(Case(id, "YatConv", [x, w, b] + kw.pop("sc", s()), attrs or {}, **kw))
+    add = lambda id, x, w, b, attrs=None, **kw: c.append(
+        Case(id, "YatConv", [x, w, b] + kw.pop("sc", s()), attrs or {}, **kw)
+    )
     add("1d", _t(r, 2, 3, 9), _t(r, 4, 3, 3), _t(r, 4))
     add("1d-stride-pads", _t(r, 2, 3, 9), _t(r, 4, 3, 3), _t(r, 4), {"strides": [2], "pads": [1, 2]})
     add("2d", _t(r, 2, 3, 6, 5), _t(r, 4, 3, 3, 3), _t(r, 4))
-    add("2d-strides-pads-dilations", _t(r, 2, 3, 8, 7), _t(r, 4, 3, 3, 2), _t(r, 4),
-        {"strides": [2, 1], "pads": [1, 0, 2, 1], "dilations": [1, 2]})
+    add(
+        "2d-strides-pads-dilations",
+        _t(r, 2, 3, 8, 7),
+        _t(r, 4, 3, 3, 2),
+        _t(r, 4),
+        {"strides": [2, 1], "pads": [1, 0, 2, 1], "dilations": [1, 2]},
+    )
     add("2d-groups", _t(r, 2, 4, 6, 6), _t(r, 6, 2, 3, 3), _t(r, 6), {"group": 2, "pads": [1, 1, 1, 1]})
     add("2d-depthwise", _t(r, 1, 4, 5, 5), _t(r, 4, 1, 3, 3), _t(r, 4), {"group": 4})
-    add("2d-same-upper-stride2", _t(r, 2, 3, 7, 6), _t(r, 4, 3, 3, 3), _t(r, 1), {"auto_pad": "SAME_UPPER", "strides": [2, 2]})
+    add(
+        "2d-same-upper-stride2",
+        _t(r, 2, 3, 7, 6),
+        _t(r, 4, 3, 3, 3),
+        _t(r, 1),
+        {"auto_pad": "SAME_UPPER", "strides": [2, 2]},
+    )
     add("2d-same-lower", _t(r, 1, 3, 6, 5), _t(r, 2, 3, 2, 2), _t(r, 2), {"auto_pad": "SAME_LOWER"})
     add("2d-valid", _t(r, 1, 3, 6, 5), _t(r, 2, 3, 3, 3), _t(r, 2), {"auto_pad": "VALID", "strides": [2, 2]})
     add("3d", _t(r, 1, 2, 4, 5, 3), _t(r, 3, 2, 2, 2, 2), _t(r, 3), {"pads": [1, 0, 1, 0, 1, 1]})
@@ -82,12 +114,35 @@ def conv_cases():
     for mode in ("reflect", "edge", "wrap"):
         add(f"1d-{mode}", _t(r, 2, 3, 7), _t(r, 4, 3, 3), _t(r, 4), {"pads": [2, 1], "pad_mode": mode})
         add(f"2d-{mode}", _t(r, 1, 2, 5, 4), _t(r, 3, 2, 3, 3), _t(r, 3), {"pads": [1, 2, 2, 1], "pad_mode": mode})
-        add(f"3d-{mode}", _t(r, 1, 2, 3, 4, 3), _t(r, 2, 2, 2, 2, 2), _t(r, 2), {"pads": [1, 0, 1, 1, 1, 0], "pad_mode": mode})
+        add(
+            f"3d-{mode}",
+            _t(r, 1, 2, 3, 4, 3),
+            _t(r, 2, 2, 2, 2, 2),
+            _t(r, 2),
+            {"pads": [1, 0, 1, 1, 1, 0], "pad_mode": mode},
+        )
     add("1d-wrap-pads-longer-than-axis", _t(r, 1, 2, 3), _t(r, 2, 2, 3), _t(r, 2), {"pads": [4, 5], "pad_mode": "wrap"})
-    add("1d-reflect-pads-longer-than-axis", _t(r, 1, 2, 3), _t(r, 2, 2, 3), _t(r, 2), {"pads": [4, 5], "pad_mode": "reflect"})
-    add("2d-reflect-same-upper", _t(r, 1, 2, 5, 5), _t(r, 3, 2, 3, 3), _t(r, 3), {"pads": [1, 1, 1, 1], "pad_mode": "reflect",
-                                                                                 "auto_pad": "SAME_UPPER", "strides": [2, 2]})
-    add("2d-weight-normalized", _t(r, 2, 3, 6, 5), _t(r, 4, 3, 3, 3), _t(r, 4), {"weight_normalized": 1, "pads": [1, 1, 1, 1]})
+    add(
+        "1d-reflect-pads-longer-than-axis",
+        _t(r, 1, 2, 3),
+        _t(r, 2, 2, 3),
+        _t(r, 2),
+        {"pads": [4, 5], "pad_mode": "reflect"},
+    )
+    add(
+        "2d-reflect-same-upper",
+        _t(r, 1, 2, 5, 5),
+        _t(r, 3, 2, 3, 3),
+        _t(r, 3),
+        {"pads": [1, 1, 1, 1], "pad_mode": "reflect", "auto_pad": "SAME_UPPER", "strides": [2, 2]},
+    )
+    add(
+        "2d-weight-normalized",
+        _t(r, 2, 3, 6, 5),
+        _t(r, 4, 3, 3, 3),
+        _t(r, 4),
+        {"weight_normalized": 1, "pads": [1, 1, 1, 1]},
+    )
     add("2d-large-norms", _t(r, 2, 3, 6, 5, scale=100.0), _t(r, 4, 3, 3, 3, scale=100.0), _t(r, 4))
     add("2d-alpha-eps", _t(r, 2, 3, 6, 5), _t(r, 4, 3, 3, 3), _t(r, 4), sc=s(0.3, 0.5))
     # near-coincident: filter 0 equals the first patch up to 1e-2 noise (eps 1.0, see dense near-coincident)
@@ -95,8 +150,15 @@ def conv_cases():
     w = _t(r, 3, 2, 3, 3)
     w[0] = x[0, :, :3, :3] + 1e-2 * _t(r, 2, 3, 3)
     add("2d-near-coincident", x, w, _t(r, 3), sc=s(1.0, 1.0))
-    add("2d-float16", _t(r, 2, 3, 6, 5, dtype=np.float16), _t(r, 4, 3, 3, 3, dtype=np.float16), _t(r, 4, dtype=np.float16),
-        {"pads": [1, 1, 1, 1], "group": 1}, sc=s(1.0, 1e-2, np.float16), rtol=F16_RTOL)
+    add(
+        "2d-float16",
+        _t(r, 2, 3, 6, 5, dtype=np.float16),
+        _t(r, 4, 3, 3, 3, dtype=np.float16),
+        _t(r, 4, dtype=np.float16),
+        {"pads": [1, 1, 1, 1], "group": 1},
+        sc=s(1.0, 1e-2, np.float16),
+        rtol=F16_RTOL,
+    )
     return c
 
 
@@ -109,21 +171,40 @@ def conv_transpose_cases():
     r = _rng(3)
     s = _scalars
     c = []
-    add = lambda id, x, w, b, attrs=None, **kw: c.append(Case(id, "YatConvTranspose", [x, w, b] + kw.pop("sc", s()), attrs or {}, **kw))
+    add = lambda id, x, w, b, attrs=None, **kw: c.append(
+        Case(id, "YatConvTranspose", [x, w, b] + kw.pop("sc", s()), attrs or {}, **kw)
+    )
     add("1d", _t(r, 2, 3, 5), _t(r, 3, 4, 3), _t(r, 4))
     add("1d-stride2-pads", _t(r, 2, 3, 5), _t(r, 3, 4, 3), _t(r, 4), {"strides": [2], "pads": [1, 1]})
-    add("2d-stride-outpad-dilations", _t(r, 2, 3, 4, 3), _t(r, 3, 2, 3, 2), _t(r, 2),
-        {"strides": [2, 3], "pads": [1, 0, 0, 1], "output_padding": [1, 2], "dilations": [1, 2]})
-    add("2d-groups", _t(r, 2, 4, 4, 3), _t(r, 4, 3, 3, 2), _t(r, 6),
+    add(
+        "2d-stride-outpad-dilations",
+        _t(r, 2, 3, 4, 3),
+        _t(r, 3, 2, 3, 2),
+        _t(r, 2),
+        {"strides": [2, 3], "pads": [1, 0, 0, 1], "output_padding": [1, 2], "dilations": [1, 2]},
+    )
+    add(
+        "2d-groups",
+        _t(r, 2, 4, 4, 3),
+        _t(r, 4, 3, 3, 2),
+        _t(r, 6),
         {"group": 2, "strides": [2, 1], "pads": [1, 0, 0, 1], "dilations": [1, 2], "output_padding": [1, 0]},
-        skip_evaluator=_EV_CT_GROUP)
+        skip_evaluator=_EV_CT_GROUP,
+    )
     add("2d-depthwise", _t(r, 1, 3, 4, 3), _t(r, 3, 1, 2, 2), _t(r, 3), {"group": 3, "strides": [2, 2]})
     add("2d-same-upper", _t(r, 2, 3, 4, 3), _t(r, 3, 2, 3, 3), _t(r, 2), {"auto_pad": "SAME_UPPER", "strides": [2, 2]})
     add("2d-valid", _t(r, 2, 3, 4, 3), _t(r, 3, 2, 3, 3), _t(r, 1), {"auto_pad": "VALID", "strides": [2, 1]})
     add("3d", _t(r, 1, 2, 3, 2, 3), _t(r, 2, 2, 2, 2, 2), _t(r, 2), {"strides": [2, 1, 2], "pads": [0, 1, 0, 1, 0, 0]})
     add("2d-large-norms", _t(r, 2, 3, 4, 3, scale=100.0), _t(r, 3, 2, 3, 3, scale=100.0), _t(r, 2), {"strides": [2, 2]})
-    add("2d-float16", _t(r, 2, 3, 4, 3, dtype=np.float16), _t(r, 3, 2, 3, 3, dtype=np.float16), _t(r, 2, dtype=np.float16),
-        {"strides": [2, 2]}, sc=s(1.0, 1e-2, np.float16), rtol=F16_RTOL)
+    add(
+        "2d-float16",
+        _t(r, 2, 3, 4, 3, dtype=np.float16),
+        _t(r, 3, 2, 3, 3, dtype=np.float16),
+        _t(r, 2, dtype=np.float16),
+        {"strides": [2, 2]},
+        sc=s(1.0, 1e-2, np.float16),
+        rtol=F16_RTOL,
+    )
     return c
 
 
@@ -138,40 +219,91 @@ def attention_cases():
     s = _scalars
     c = []
     B, Lq, Lk, H, D = 2, 4, 5, 2, 4
-    qkv = lambda dt=np.float32, sc=1.0: [_t(r, B, Lq, H, D, dtype=dt, scale=sc), _t(r, B, Lk, H, D, dtype=dt, scale=sc),
-                                          _t(r, B, Lk, H, 3, dtype=dt)]
+    qkv = lambda dt=np.float32, sc=1.0: [
+        _t(r, B, Lq, H, D, dtype=dt, scale=sc),
+        _t(r, B, Lk, H, D, dtype=dt, scale=sc),
+        _t(r, B, Lk, H, 3, dtype=dt),
+    ]
     full = np.ones((1, 1, 1, 1), bool)
     for norm in ("softmax", "l1", "softermax"):
         c.append(Case(f"{norm}", "YatAttention", qkv() + [full] + s(1.2, 1e-3), {"normalization": norm}))
-        c.append(Case(f"{norm}-mask-fully-masked-row", "YatAttention", qkv() + [_mask(r, B, H, Lq, Lk)] + s(),
-                      {"normalization": norm}))
-        c.append(Case(f"{norm}-causal-spherical", "YatAttention", qkv() + [full] + s(1.0, 1e-2),
-                      {"normalization": norm, "causal": 1, "spherical": 1}))
-    c.append(Case("softermax-power3-key-mask", "YatAttention", qkv() + [r.random((B, 1, 1, Lk)) < 0.6] + s(),
-                  {"normalization": "softermax", "power": 3.0}))
+        c.append(
+            Case(
+                f"{norm}-mask-fully-masked-row",
+                "YatAttention",
+                qkv() + [_mask(r, B, H, Lq, Lk)] + s(),
+                {"normalization": norm},
+            )
+        )
+        c.append(
+            Case(
+                f"{norm}-causal-spherical",
+                "YatAttention",
+                qkv() + [full] + s(1.0, 1e-2),
+                {"normalization": norm, "causal": 1, "spherical": 1},
+            )
+        )
+    c.append(
+        Case(
+            "softermax-power3-key-mask",
+            "YatAttention",
+            qkv() + [r.random((B, 1, 1, Lk)) < 0.6] + s(),
+            {"normalization": "softermax", "power": 3.0},
+        )
+    )
     c.append(Case("causal-lq<lk-bottom-right", "YatAttention", qkv() + [full] + s(), {"causal": 1}))
     c.append(Case("large-norms", "YatAttention", qkv(sc=30.0) + [full] + s(1.0, 1e-3), {"normalization": "l1"}))
-    c.append(Case("float16", "YatAttention", qkv(np.float16) + [_mask(r, B, H, Lq, Lk)] + s(1.0, 1e-2, np.float16),
-                  rtol=F16_RTOL))
+    c.append(
+        Case(
+            "float16",
+            "YatAttention",
+            qkv(np.float16) + [_mask(r, B, H, Lq, Lk)] + s(1.0, 1e-2, np.float16),
+            rtol=F16_RTOL,
+        )
+    )
     E = 8
     lin = lambda: [_t(r, E, E, scale=0.5), _t(r, E)]
     xs = [_t(r, B, Lq, E), _t(r, B, Lk, E), _t(r, B, Lk, E)]
     weights = lin() + lin() + lin() + lin()
     c.append(Case("mha", "YatMultiHeadAttention", xs + [full] + weights + s(), {"num_heads": 2}))
-    c.append(Case("mha-l1-mask", "YatMultiHeadAttention", xs + [_mask(r, B, 1, Lq, Lk)] + weights + s(1.0, 1e-3),
-                  {"num_heads": 4, "normalization": "l1"}))
-    c.append(Case("mha-softermax-spherical-causal", "YatMultiHeadAttention", xs + [full] + weights + s(),
-                  {"num_heads": 2, "normalization": "softermax", "power": 2.0, "spherical": 1, "causal": 1}))
+    c.append(
+        Case(
+            "mha-l1-mask",
+            "YatMultiHeadAttention",
+            xs + [_mask(r, B, 1, Lq, Lk)] + weights + s(1.0, 1e-3),
+            {"num_heads": 4, "normalization": "l1"},
+        )
+    )
+    c.append(
+        Case(
+            "mha-softermax-spherical-causal",
+            "YatMultiHeadAttention",
+            xs + [full] + weights + s(),
+            {"num_heads": 2, "normalization": "softermax", "power": 2.0, "spherical": 1, "causal": 1},
+        )
+    )
     T = 7
     angles = np.arange(T)[:, None] * (10000.0 ** (-2 * np.arange(2) / 4))[None]
     cos, sin = np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
     for il in (1, 0):
         tag = "interleaved" if il else "half"
         c.append(Case(f"rope-{tag}", "RotaryEmbedding", [_t(r, B, 5, H, 4), cos, sin], {"interleaved": il}))
-        c.append(Case(f"rotary-mha-{tag}", "RotaryYatMultiHeadAttention", xs + [full] + weights + s() + [cos, sin],
-                      {"num_heads": 2, "interleaved": il, "causal": 1}))
-    c.append(Case("rope-float16", "RotaryEmbedding", [_t(r, B, 5, H, 4, dtype=np.float16), cos.astype(np.float16),
-                                                     sin.astype(np.float16)], rtol=F16_RTOL))
+        c.append(
+            Case(
+                f"rotary-mha-{tag}",
+                "RotaryYatMultiHeadAttention",
+                xs + [full] + weights + s() + [cos, sin],
+                {"num_heads": 2, "interleaved": il, "causal": 1},
+            )
+        )
+    c.append(
+        Case(
+            "rope-float16",
+            "RotaryEmbedding",
+            [_t(r, B, 5, H, 4, dtype=np.float16), cos.astype(np.float16), sin.astype(np.float16)],
+            rtol=F16_RTOL,
+        )
+    )
     # linear-time performer
     m = 6
     proj = _t(r, m, 4)
@@ -179,16 +311,38 @@ def attention_cases():
     c.append(Case("performer-features-eps", "YatPerformerFeatures", [_t(r, 3, 4), proj], {"epsilon": 1e-2}))
     feats = lambda L: np.abs(_t(r, B, L, H, m))
     for causal in (0, 1):
-        c.append(Case(f"linear-attention-causal{causal}", "YatLinearAttention", [feats(Lk), feats(Lk), _t(r, B, Lk, H, 3)],
-                      {"causal": causal}))
+        c.append(
+            Case(
+                f"linear-attention-causal{causal}",
+                "YatLinearAttention",
+                [feats(Lk), feats(Lk), _t(r, B, Lk, H, 3)],
+                {"causal": causal},
+            )
+        )
         xs_self = [_t(r, B, Lk, E)] * 3
-        c.append(Case(f"performer-mha-causal{causal}", "YatPerformerMultiHeadAttention",
-                      xs_self + [full] + weights + s(1.0, 1e-5) + [proj], {"num_heads": 2, "causal": causal}))
+        c.append(
+            Case(
+                f"performer-mha-causal{causal}",
+                "YatPerformerMultiHeadAttention",
+                xs_self + [full] + weights + s(1.0, 1e-5) + [proj],
+                {"num_heads": 2, "causal": causal},
+            )
+        )
     # sign-indefinite features exercise the sign-preserving shift of the denominator
-    c.append(Case("linear-attention-signed", "YatLinearAttention", [_t(r, B, Lq, H, m), _t(r, B, Lk, H, m),
-                                                                    _t(r, B, Lk, H, 3)]))
-    c.append(Case("linear-attention-zero-den", "YatLinearAttention", [np.zeros((1, 2, 1, 3), np.float32),
-                                                                     _t(r, 1, 2, 1, 3), _t(r, 1, 2, 1, 2)]))
+    c.append(
+        Case(
+            "linear-attention-signed",
+            "YatLinearAttention",
+            [_t(r, B, Lq, H, m), _t(r, B, Lk, H, m), _t(r, B, Lk, H, 3)],
+        )
+    )
+    c.append(
+        Case(
+            "linear-attention-zero-den",
+            "YatLinearAttention",
+            [np.zeros((1, 2, 1, 3), np.float32), _t(r, 1, 2, 1, 3), _t(r, 1, 2, 1, 2)],
+        )
+    )
     return c
 
 

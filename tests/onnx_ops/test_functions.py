@@ -32,7 +32,7 @@ def test_signature_matches_schema(name):
     assert len(proto.output) == len(schema.outputs)  # internal output names are free (callers bind their own)
     assert set(info.attributes) == set(schema.attributes)
     defaults = {a.name: onnx.helper.get_attribute_value(a) for a in proto.attribute_proto}
-    for key, (kind, default) in schema.attributes.items():
+    for key, (_kind, default) in schema.attributes.items():
         if default is None:
             assert key in proto.attribute, f"{name}.{key} has no default in the schema, so it must be required"
             continue
@@ -77,7 +77,12 @@ def test_full_attributes_defaults_and_errors():
     assert attrs["strides"] == [1, 1] and attrs["dilations"] == [1, 1] and attrs["pads"] == [0, 0, 0, 0]
     assert attrs["auto_pad"] == "NOTSET" and attrs["pad_mode"] == "constant" and attrs["group"] == 1
     assert onnx_ops.full_attributes("YatConvTranspose", 3)["output_padding"] == [0, 0, 0]
-    assert onnx_ops.full_attributes("YatAttention") == {"spherical": 0, "normalization": "softmax", "power": 1.0, "causal": 0}
+    assert onnx_ops.full_attributes("YatAttention") == {
+        "spherical": 0,
+        "normalization": "softmax",
+        "power": 1.0,
+        "causal": 0,
+    }
     with pytest.raises(ValueError, match="bogus"):
         onnx_ops.full_attributes("YatDense", bogus=1)
     with pytest.raises(ValueError, match="spatial rank is unknown"):
@@ -86,8 +91,13 @@ def test_full_attributes_defaults_and_errors():
 
 def test_run_function_caches_sessions():
     rng = np.random.default_rng(0)
-    args = lambda n: [rng.standard_normal((n, 4)).astype(np.float32), rng.standard_normal((3, 4)).astype(np.float32),
-                      np.zeros(3, np.float32), np.ones(1, np.float32), np.full(1, 1e-5, np.float32)]
+    args = lambda n: [
+        rng.standard_normal((n, 4)).astype(np.float32),
+        rng.standard_normal((3, 4)).astype(np.float32),
+        np.zeros(3, np.float32),
+        np.ones(1, np.float32),
+        np.full(1, 1e-5, np.float32),
+    ]
     run_function("YatDense", args(2), spherical=1)
     before = len(onnx_ops._SESSIONS)
     y = run_function("YatDense", args(5), spherical=1)

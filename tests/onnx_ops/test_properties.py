@@ -55,7 +55,7 @@ def test_causal_is_bottom_right_aligned_decode_equals_full_pass():
     mask = np.ones((1, 1, 1, 1), bool)
     full = run_function("YatAttention", [q, k, v, mask] + args, causal=1)
     for t in range(6):  # decode step t: query t against keys 0..t
-        step = run_function("YatAttention", [q[:, t:t + 1], k[:, :t + 1], v[:, :t + 1], mask] + args, causal=1)
+        step = run_function("YatAttention", [q[:, t : t + 1], k[:, : t + 1], v[:, : t + 1], mask] + args, causal=1)
         np.testing.assert_allclose(step[:, 0], full[:, t], rtol=1e-5, atol=1e-6)
 
 
@@ -66,8 +66,14 @@ def test_performer_alpha_cancels():
     w = [rng.standard_normal(s).astype(np.float32) for s in [(E, E), (E,)] * 4]
     proj = rng.standard_normal((6, 4)).astype(np.float32)
     mask = np.ones((1, 1, 1, 1), bool)
-    y = [run_function("YatPerformerMultiHeadAttention", [x, x, x, mask] + w + [np.full(1, a, np.float32),
-                      np.full(1, 1e-5, np.float32), proj], num_heads=2) for a in (1.0, 3.0)]
+    y = [
+        run_function(
+            "YatPerformerMultiHeadAttention",
+            [x, x, x, mask] + w + [np.full(1, a, np.float32), np.full(1, 1e-5, np.float32), proj],
+            num_heads=2,
+        )
+        for a in (1.0, 3.0)
+    ]
     np.testing.assert_allclose(y[0], y[1], rtol=1e-4, atol=1e-5)
 
 

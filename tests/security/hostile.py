@@ -34,12 +34,25 @@ def dense_model(in_features: int = 3, out_features: int = 2) -> onnx.ModelProto:
     """A valid nmn file: one YatNMN layer with its manifest and functions."""
     b = GraphBuilder(source="test")
     x = b.input("x", (None, in_features))
-    cfg = dict(in_features=in_features, out_features=out_features, use_bias=True, constant_bias=None,
-               use_alpha=True, constant_alpha=None, epsilon=1e-5, learnable_epsilon=False, spherical=False,
-               weight_normalized=False, lazy=False)
+    cfg = dict(
+        in_features=in_features,
+        out_features=out_features,
+        use_bias=True,
+        constant_bias=None,
+        use_alpha=True,
+        constant_alpha=None,
+        epsilon=1e-5,
+        learnable_epsilon=False,
+        spherical=False,
+        weight_normalized=False,
+        lazy=False,
+    )
     rng = np.random.default_rng(0)
-    params = {"weight": rng.normal(size=(out_features, in_features)).astype(np.float32),
-              "bias": np.zeros(out_features, np.float32), "alpha": np.ones(1, np.float32)}
+    params = {
+        "weight": rng.normal(size=(out_features, in_features)).astype(np.float32),
+        "bias": np.zeros(out_features, np.float32),
+        "alpha": np.ones(1, np.float32),
+    }
     b.output(emit.yat_layer(b, "fc", "YatNMN", cfg, params, [x]), "y")
     return b.build()
 
@@ -55,12 +68,14 @@ def _with_manifest(text_or_change) -> callable:
         else:
             entry.value = text_or_change
         return _save(model, folder)
+
     return build
 
 
 def _layer(change):
     def edit(data):
         change(data["layers"][0])
+
     return edit
 
 
@@ -95,21 +110,32 @@ def inlining_bomb(folder: Path, levels: int = 32) -> Path:
         if i == levels - 1:
             nodes = [helper.make_node("Identity", ["X"], ["Y"])]
         else:
-            nodes = [helper.make_node(f"F{i + 1}", ["X"], ["T"], domain="nmn"),
-                     helper.make_node(f"F{i + 1}", ["T"], ["Y"], domain="nmn")]
+            nodes = [
+                helper.make_node(f"F{i + 1}", ["X"], ["T"], domain="nmn"),
+                helper.make_node(f"F{i + 1}", ["T"], ["Y"], domain="nmn"),
+            ]
         fns.append(helper.make_function("nmn", f"F{i}", ["X"], ["Y"], nodes, NMN_OPSET))
-    g = helper.make_graph([helper.make_node("F0", ["x"], ["y"], domain="nmn")], "bomb",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    g = helper.make_graph(
+        [helper.make_node("F0", ["x"], ["y"], domain="nmn")],
+        "bomb",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
     return _save(helper.make_model(g, opset_imports=NMN_OPSET, functions=fns, ir_version=10), folder)
 
 
 def huge_constant_of_shape(folder: Path) -> Path:
     shape = numpy_helper.from_array(np.array([1_500_000_000], np.int64), "shape")
-    g = helper.make_graph([helper.make_node("ConstantOfShape", ["shape"], ["c"], name="big"),
-                           helper.make_node("ReduceSum", ["c"], ["y"], keepdims=0)], "g",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])], initializer=[shape])
+    g = helper.make_graph(
+        [
+            helper.make_node("ConstantOfShape", ["shape"], ["c"], name="big"),
+            helper.make_node("ReduceSum", ["c"], ["y"], keepdims=0),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])],
+        initializer=[shape],
+    )
     return _save(helper.make_model(g, opset_imports=OPSET, ir_version=10), folder)
 
 
@@ -117,56 +143,99 @@ def huge_loop(folder: Path) -> Path:
     body = helper.make_graph(
         [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Add", ["v_in", "one"], ["v_out"])],
         "body",
-        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
-         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [1])])
-    inits = [numpy_helper.from_array(np.array(2**62, np.int64), "M"),
-             numpy_helper.from_array(np.array(True), "cond"),
-             numpy_helper.from_array(np.ones(1, np.float32), "one")]
-    g = helper.make_graph([helper.make_node("Loop", ["M", "cond", "x"], ["y"], body=body)], "g",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])], initializer=inits)
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [1]),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [1]),
+        ],
+    )
+    inits = [
+        numpy_helper.from_array(np.array(2**62, np.int64), "M"),
+        numpy_helper.from_array(np.array(True), "cond"),
+        numpy_helper.from_array(np.ones(1, np.float32), "one"),
+    ]
+    g = helper.make_graph(
+        [helper.make_node("Loop", ["M", "cond", "x"], ["y"], body=body)],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        initializer=inits,
+    )
     return _save(helper.make_model(g, opset_imports=OPSET, ir_version=10), folder)
 
 
 def many_nodes(folder: Path, n: int = 200_000) -> Path:
     nodes = [helper.make_node("Relu", [f"v{i}"], [f"v{i + 1}"]) for i in range(n)]
-    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("v0", TensorProto.FLOAT, [2])],
-                          [helper.make_tensor_value_info(f"v{n}", TensorProto.FLOAT, [2])])
+    g = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("v0", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info(f"v{n}", TensorProto.FLOAT, [2])],
+    )
     return _save(helper.make_model(g, opset_imports=OPSET, ir_version=10), folder)
 
 
 def bad_attribute_in_subgraph(folder: Path) -> Path:
     def branch(name, spherical):
         return helper.make_graph(
-            [helper.make_node("YatDense", ["x", "W", "B", "A", "E"], [f"y_{name}"], domain="nmn",
-                              spherical=spherical, weight_normalized=0, name=f"dense_{name}")],
-            name, [], [helper.make_tensor_value_info(f"y_{name}", TensorProto.FLOAT, ["N", 2])])
-    inits = [numpy_helper.from_array(np.ones((2, 3), np.float32), "W"),
-             numpy_helper.from_array(np.zeros(2, np.float32), "B"),
-             numpy_helper.from_array(np.ones(1, np.float32), "A"),
-             numpy_helper.from_array(np.full(1, 1e-5, np.float32), "E"),
-             numpy_helper.from_array(np.array(True), "cond")]
-    g = helper.make_graph([helper.make_node("If", ["cond"], ["y"], then_branch=branch("then", 7),
-                                            else_branch=branch("else", 0), name="choose")], "g",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])], initializer=inits)
-    return _save(helper.make_model(g, opset_imports=NMN_OPSET, functions=onnx_ops.function_protos(["YatDense"]),
-                                   ir_version=10), folder)
+            [
+                helper.make_node(
+                    "YatDense",
+                    ["x", "W", "B", "A", "E"],
+                    [f"y_{name}"],
+                    domain="nmn",
+                    spherical=spherical,
+                    weight_normalized=0,
+                    name=f"dense_{name}",
+                )
+            ],
+            name,
+            [],
+            [helper.make_tensor_value_info(f"y_{name}", TensorProto.FLOAT, ["N", 2])],
+        )
+
+    inits = [
+        numpy_helper.from_array(np.ones((2, 3), np.float32), "W"),
+        numpy_helper.from_array(np.zeros(2, np.float32), "B"),
+        numpy_helper.from_array(np.ones(1, np.float32), "A"),
+        numpy_helper.from_array(np.full(1, 1e-5, np.float32), "E"),
+        numpy_helper.from_array(np.array(True), "cond"),
+    ]
+    g = helper.make_graph(
+        [
+            helper.make_node(
+                "If", ["cond"], ["y"], then_branch=branch("then", 7), else_branch=branch("else", 0), name="choose"
+            )
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])],
+        initializer=inits,
+    )
+    return _save(
+        helper.make_model(g, opset_imports=NMN_OPSET, functions=onnx_ops.function_protos(["YatDense"]), ir_version=10),
+        folder,
+    )
 
 
 def no_outputs(folder: Path) -> Path:
-    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])], [])
+    g = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])], []
+    )
     return _save(helper.make_model(g, opset_imports=OPSET, ir_version=10), folder)
 
 
 def string_input(folder: Path) -> Path:
-    g = helper.make_graph([helper.make_node("Identity", ["s"], ["y"])], "g",
-                          [helper.make_tensor_value_info("s", TensorProto.STRING, [2])],
-                          [helper.make_tensor_value_info("y", TensorProto.STRING, [2])])
+    g = helper.make_graph(
+        [helper.make_node("Identity", ["s"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("s", TensorProto.STRING, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.STRING, [2])],
+    )
     return _save(helper.make_model(g, opset_imports=OPSET, ir_version=10), folder)
 
 
@@ -177,9 +246,13 @@ def _external(folder: Path, location: str) -> Path:
     for k, v in (("location", location), ("offset", "0"), ("length", "16")):
         e = w.external_data.add()
         e.key, e.value = k, v
-    g = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "g",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])], initializer=[w])
+    g = helper.make_graph(
+        [helper.make_node("Add", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
+        initializer=[w],
+    )
     return _save(helper.make_model(g, opset_imports=OPSET, ir_version=10), folder)
 
 
@@ -246,19 +319,27 @@ def wrong_arity(folder: Path) -> Path:
 
 
 def unknown_domain(folder: Path) -> Path:
-    g = helper.make_graph([helper.make_node("Gelu", ["x"], ["y"], domain="com.evil")], "g",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
-    return _save(helper.make_model(g, opset_imports=OPSET + [helper.make_opsetid("com.evil", 1)], ir_version=10),
-                 folder)
+    g = helper.make_graph(
+        [helper.make_node("Gelu", ["x"], ["y"], domain="com.evil")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
+    return _save(
+        helper.make_model(g, opset_imports=OPSET + [helper.make_opsetid("com.evil", 1)], ir_version=10), folder
+    )
 
 
 def recursion(folder: Path) -> Path:
-    fn = helper.make_function("nmn", "Loopy", ["X"], ["Y"], [helper.make_node("Loopy", ["X"], ["Y"], domain="nmn")],
-                              NMN_OPSET)
-    g = helper.make_graph([helper.make_node("Loopy", ["x"], ["y"], domain="nmn")], "g",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    fn = helper.make_function(
+        "nmn", "Loopy", ["X"], ["Y"], [helper.make_node("Loopy", ["X"], ["Y"], domain="nmn")], NMN_OPSET
+    )
+    g = helper.make_graph(
+        [helper.make_node("Loopy", ["x"], ["y"], domain="nmn")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
     return _save(helper.make_model(g, opset_imports=NMN_OPSET, functions=[fn], ir_version=10), folder)
 
 
@@ -271,9 +352,12 @@ def future_version(folder: Path) -> Path:
 
 
 def cycle(folder: Path) -> Path:
-    g = helper.make_graph([helper.make_node("Add", ["x", "b"], ["a"]), helper.make_node("Relu", ["a"], ["b"])], "g",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
-                          [helper.make_tensor_value_info("b", TensorProto.FLOAT, [2])])
+    g = helper.make_graph(
+        [helper.make_node("Add", ["x", "b"], ["a"]), helper.make_node("Relu", ["a"], ["b"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("b", TensorProto.FLOAT, [2])],
+    )
     return _save(helper.make_model(g, opset_imports=OPSET, ir_version=10), folder)
 
 
@@ -288,10 +372,25 @@ def _huge_sizes(entry):
 def _wrong_kind(entry):
     """A well-formed YatConv entry pointing at the file's YatDense node."""
     entry["kind"] = "YatConv"
-    entry["config"] = dict(rank=2, kernel_size=[1, 1], in_channels=3, out_channels=2, groups=1, strides=[1, 1],
-                           dilations=[1, 1], padding="valid", padding_mode="zeros", epsilon=1e-5, spherical=False,
-                           use_alpha=True, use_bias=True, constant_alpha=None, constant_bias=None,
-                           weight_normalized=False, learnable_epsilon=False)
+    entry["config"] = dict(
+        rank=2,
+        kernel_size=[1, 1],
+        in_channels=3,
+        out_channels=2,
+        groups=1,
+        strides=[1, 1],
+        dilations=[1, 1],
+        padding="valid",
+        padding_mode="zeros",
+        epsilon=1e-5,
+        spherical=False,
+        use_alpha=True,
+        use_bias=True,
+        constant_alpha=None,
+        constant_bias=None,
+        weight_normalized=False,
+        learnable_epsilon=False,
+    )
 
 
 #: kind -> (builder, expected refusal regex, entry points that must refuse it)
@@ -300,32 +399,59 @@ KINDS: dict[str, tuple] = {
     "manifest invalid JSON": (_with_manifest("{not json"), r"manifest: not valid JSON", ALL),
     "manifest nested deeply": (_with_manifest("[" * 100_000 + "]" * 100_000), r"max_manifest_depth", ALL),
     "manifest too big": (manifest_too_big, r"max_manifest_bytes", ALL),
-    "manifest layers not a list": (_with_manifest(lambda d: d.update(layers={"a": 1})),
-                                   r"'layers' must be a list, got object", ALL),
-    "manifest missing key": (_with_manifest(_layer(lambda e: e.pop("params"))),
-                             r"layer 'fc': the required key 'params' is missing", ALL),
-    "manifest missing config key": (_with_manifest(_layer(lambda e: e["config"].pop("out_features"))),
-                                    r"layer 'fc' \(YatNMN\): config lacks \['out_features'\]", ALL),
-    "manifest unknown parameter": (_with_manifest(_layer(lambda e: e["params"].update(wieght="fc.weight"))),
-                                   r"layer 'fc' \(YatNMN\): unknown parameters \['wieght'\]", ALL),
-    "manifest wrong type": (_with_manifest(_layer(lambda e: e["config"].update(in_features="3"))),
-                            r"layer 'fc': config 'in_features' must be an integer", ALL),
-    "manifest missing parameter": (_with_manifest(_layer(lambda e: e["params"].update(weight="nope"))),
-                                   r"layer 'fc' \(YatNMN\): parameter 'weight' names tensor 'nope'", ALL),
-    "manifest huge sizes": (_with_manifest(_layer(_huge_sizes)),
-                            r"layer 'fc' \(YatNMN\): out_features=200000, in_features=200000 say weight is "
-                            r"\[200000, 200000\], but the tensor is \[2, 3\]", ALL),
-    "manifest disagrees with node": (_with_manifest(_layer(_wrong_kind)),
-                                     r"layer 'fc' \(YatConv\): none of its nodes .* is an YatConv node", ALL),
+    "manifest layers not a list": (
+        _with_manifest(lambda d: d.update(layers={"a": 1})),
+        r"'layers' must be a list, got object",
+        ALL,
+    ),
+    "manifest missing key": (
+        _with_manifest(_layer(lambda e: e.pop("params"))),
+        r"layer 'fc': the required key 'params' is missing",
+        ALL,
+    ),
+    "manifest missing config key": (
+        _with_manifest(_layer(lambda e: e["config"].pop("out_features"))),
+        r"layer 'fc' \(YatNMN\): config lacks \['out_features'\]",
+        ALL,
+    ),
+    "manifest unknown parameter": (
+        _with_manifest(_layer(lambda e: e["params"].update(wieght="fc.weight"))),
+        r"layer 'fc' \(YatNMN\): unknown parameters \['wieght'\]",
+        ALL,
+    ),
+    "manifest wrong type": (
+        _with_manifest(_layer(lambda e: e["config"].update(in_features="3"))),
+        r"layer 'fc': config 'in_features' must be an integer",
+        ALL,
+    ),
+    "manifest missing parameter": (
+        _with_manifest(_layer(lambda e: e["params"].update(weight="nope"))),
+        r"layer 'fc' \(YatNMN\): parameter 'weight' names tensor 'nope'",
+        ALL,
+    ),
+    "manifest huge sizes": (
+        _with_manifest(_layer(_huge_sizes)),
+        r"layer 'fc' \(YatNMN\): out_features=200000, in_features=200000 say weight is "
+        r"\[200000, 200000\], but the tensor is \[2, 3\]",
+        ALL,
+    ),
+    "manifest disagrees with node": (
+        _with_manifest(_layer(_wrong_kind)),
+        r"layer 'fc' \(YatConv\): none of its nodes .* is an YatConv node",
+        ALL,
+    ),
     # functions and bounds
     "tampered nmn body": (tampered_body, r"function nmn.*YatTail is not the canonical body", ALL),
     "function inlining bomb": (inlining_bomb, r"max_call_depth|max_nodes", ALL),
     "ConstantOfShape of 6 GB": (huge_constant_of_shape, r"ConstantOfShape node 'big'.*max_tensor_bytes", ALL),
     "200,000 nodes": (many_nodes, r"nodes after inlining is 200000, over the limit max_nodes=100000", ALL),
     "Loop with a huge trip count": (huge_loop, r"did not end within .* check_seconds", {"check"}),
-    "bad nmn attribute in a subgraph": (bad_attribute_in_subgraph,
-                                        r"subgraph 'then_branch' of node 'choose': node 'dense_then'.*"
-                                        r"'spherical' must be 0 or 1, got 7", ALL),
+    "bad nmn attribute in a subgraph": (
+        bad_attribute_in_subgraph,
+        r"subgraph 'then_branch' of node 'choose': node 'dense_then'.*"
+        r"'spherical' must be 0 or 1, got 7",
+        ALL,
+    ),
     "no outputs": (no_outputs, r"the graph has no outputs", ALL),
     "string input": (string_input, r"graph input 's' has element type STRING", ALL),
     # already refused before issue 13
@@ -335,8 +461,7 @@ KINDS: dict[str, tuple] = {
     "external data hard link": (external_hardlink, r"hard links are refused|hard-linked files are refused", ALL),
     "external data FIFO": (external_fifo, r"is not a regular file", ALL),
     "external data past the end": (external_past_end, r"does not fit in 'w.bin' \(8 bytes\)", ALL),
-    "bad tensor": (bad_tensor, r"tensor 'fc.weight': dims \[2, 3\] of FLOAT need 24 bytes but raw_data holds 8",
-                   ALL),
+    "bad tensor": (bad_tensor, r"tensor 'fc.weight': dims \[2, 3\] of FLOAT need 24 bytes but raw_data holds 8", ALL),
     "not an ONNX file": (not_onnx, r"is not a valid ONNX model", ALL),
     "missing function": (missing_function, r"calls nmn.YatDense but the file carries no such function", ALL),
     "wrong arity": (wrong_arity, r"expected the 5 inputs", ALL),

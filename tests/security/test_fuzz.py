@@ -19,13 +19,20 @@ from pathlib import Path
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, Phase, given, settings, strategies as st  # noqa: E402
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
-from tests.security.mutations import ENTRY_POINTS, GOLDEN, MUTATIONS, mutate, run_entry  # noqa: E402
+from tests.security.mutations import ENTRY_POINTS, GOLDEN, MUTATIONS, mutate, run_entry
 
 _EXAMPLES = int(os.environ.get("NMN_FUZZ_EXAMPLES", "12"))
-_PACKAGES = {"torch": "torch", "nnx": "flax.nnx", "linen": "flax.linen", "keras": "keras", "tf": "tensorflow",
-             "mlx": "mlx.core"}
+_PACKAGES = {
+    "torch": "torch",
+    "nnx": "flax.nnx",
+    "linen": "flax.linen",
+    "keras": "keras",
+    "tf": "tensorflow",
+    "mlx": "mlx.core",
+}
 _HANG_S = 60
 _BLOWUP_BYTES = int(1.5 * 1024**3)
 
@@ -39,7 +46,7 @@ def _alarm(signum, frame):
 
 
 def _peak_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024   # Linux reports KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
 def _save(data: bytes, name: str) -> str:
@@ -57,8 +64,14 @@ def test_mutated_golden_files_get_nmn_errors_only(entry, tmp_path_factory):
     work = tmp_path_factory.mktemp(f"fuzz_{entry}")
     counter = iter(range(10**9))
 
-    @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
-              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(golden=st.sampled_from(GOLDEN), seed=st.integers(0, 2**32 - 1), kind=st.sampled_from(MUTATIONS))
     def one(golden, seed, kind):
         _, data = mutate(golden.read_bytes(), seed, kind)
@@ -79,10 +92,12 @@ def test_mutated_golden_files_get_nmn_errors_only(entry, tmp_path_factory):
             signal.signal(signal.SIGALRM, previous)
         grown = _peak_rss() - before
         if grown > _BLOWUP_BYTES:
-            pytest.fail(f"{label}: peak memory grew by {grown / 1024**3:.2f} GiB; input saved to "
-                        f"{_save(data, golden.name)}")
+            pytest.fail(
+                f"{label}: peak memory grew by {grown / 1024**3:.2f} GiB; input saved to {_save(data, golden.name)}"
+            )
         if outcome == "foreign":
-            pytest.fail(f"{label}: not nmn's own one-line error: {message[:2000]}; input saved to "
-                        f"{_save(data, golden.name)}")
+            pytest.fail(
+                f"{label}: not nmn's own one-line error: {message[:2000]}; input saved to {_save(data, golden.name)}"
+            )
 
     one()

@@ -19,8 +19,14 @@ import pytest
 from nmn.interchange import FRAMEWORKS
 from tests.security.hostile import GOOD, KINDS, dense_model
 
-_FRAMEWORK_PACKAGES = {"torch": "torch", "nnx": "flax.nnx", "linen": "flax.linen", "keras": "keras",
-                       "tf": "tensorflow", "mlx": "mlx.core"}
+_FRAMEWORK_PACKAGES = {
+    "torch": "torch",
+    "nnx": "flax.nnx",
+    "linen": "flax.linen",
+    "keras": "keras",
+    "tf": "tensorflow",
+    "mlx": "mlx.core",
+}
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +45,7 @@ def files(tmp_path_factory):
             if built[kind].name != "good.onnx":
                 (folder / "good.onnx").write_bytes(good_bytes)
         return built[kind]
+
     return get
 
 
@@ -133,12 +140,13 @@ def test_serve_refuses_a_symlink_leaving_the_folder(tmp_path):
     (outside / "secret.onnx").write_bytes(dense_model().SerializeToString())
     (folder / "good.onnx").write_bytes(dense_model().SerializeToString())
     os.symlink(outside / "secret.onnx", folder / "leak.onnx")
-    os.symlink("good.onnx", folder / "alias.onnx")   # a link that stays inside is fine
+    os.symlink("good.onnx", folder / "alias.onnx")  # a link that stays inside is fine
     repo = Repository(folder)
     try:
         assert sorted(repo.models) == ["alias", "good"]
-        assert re.search(r"leak\.onnx.* is a symbolic link to .*secret\.onnx.*, outside the folder",
-                         repo.refused["leak"])
+        assert re.search(
+            r"leak\.onnx.* is a symbolic link to .*secret\.onnx.*, outside the folder", repo.refused["leak"]
+        )
     finally:
         repo.close()
     with pytest.raises(ValueError, match="outside the folder"):
@@ -210,12 +218,10 @@ def test_good_files_load_in_every_framework_and_agree_with_onnxruntime(kind, fw,
 
 def test_limits_are_raisable(files):
     """The node bound names its option; raising it lets the 200,000-node file through the static count."""
-    from nmn.interchange import load_model_safely
-    from nmn.interchange.safe_load import Limits
-
     import onnx
 
-    from nmn.interchange.safe_load import check_limits
+    from nmn.interchange import load_model_safely
+    from nmn.interchange.safe_load import Limits, check_limits
 
     check_limits(onnx.load(files("200,000 nodes")), Limits(max_nodes=300_000))
     with pytest.raises(ValueError, match=r"max_nodes=10 \(raise it with Limits\(max_nodes=\.\.\.\) or --max-nodes\)"):

@@ -59,9 +59,7 @@ def make_pair() -> onnx.ModelProto:
 
 
 def square_function() -> onnx.FunctionProto:
-    return helper.make_function(
-        "nmn", "Square", ["X"], ["Y"], [helper.make_node("Mul", ["X", "X"], ["Y"])], OPSET
-    )
+    return helper.make_function("nmn", "Square", ["X"], ["Y"], [helper.make_node("Mul", ["X", "X"], ["Y"])], OPSET)
 
 
 def make_square(with_function: bool = True) -> onnx.ModelProto:
@@ -113,9 +111,7 @@ def free_port() -> int:
 
 def subprocess_env() -> dict:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
-    )
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env.setdefault("OMP_NUM_THREADS", "1")
     return env
 
@@ -128,8 +124,18 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.TemporaryFile("w+")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "nmn.serve", "serve", str(path), "--port", str(self.port),
-             "--log-level", "warning", *extra],
+            [
+                sys.executable,
+                "-m",
+                "nmn.serve",
+                "serve",
+                str(path),
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                *extra,
+            ],
             cwd=str(REPO_ROOT),
             env=subprocess_env(),
             stdout=self.log,

@@ -14,9 +14,9 @@ with warnings.catch_warnings():  # starlette may warn about its httpx-based clie
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
+from nmn.interchange.safe_load import UnsafeModelError
 from nmn.serve import create_app
 from nmn.serve.batching import Batcher
-from nmn.interchange.safe_load import UnsafeModelError
 from tests.serve.models import make_square
 
 LIMIT = 200_000
@@ -145,27 +145,73 @@ BAD = [
     ("no-inputs", "mlp", {"id": "1"}, 400, "'inputs' is missing"),
     ("unknown-model", "nope", mlp_body(), 404, "unknown model 'nope'"),
     ("missing-input", "pair", {"inputs": [tensor("a", np.zeros((1, 2), np.float32))]}, 400, "missing input(s) ['k']"),
-    ("extra-input", "mlp", {"inputs": mlp_body()["inputs"] + [tensor("z", np.zeros((2, 4), np.float32))]}, 400, "unexpected input 'z'"),
+    (
+        "extra-input",
+        "mlp",
+        {"inputs": mlp_body()["inputs"] + [tensor("z", np.zeros((2, 4), np.float32))]},
+        400,
+        "unexpected input 'z'",
+    ),
     ("duplicate-input", "mlp", {"inputs": mlp_body()["inputs"] * 2}, 400, "given twice"),
     ("wrong-datatype", "mlp", mlp_body(datatype="INT64"), 400, "wrong datatype INT64; the model expects FP32"),
     ("unknown-datatype", "mlp", mlp_body(datatype="FLOAT"), 400, "unknown datatype 'FLOAT'"),
     ("strings-for-floats", "mlp", mlp_body(data=["a"] * 8), 400, "must hold numbers"),
-    ("floats-for-int", "pair", {"inputs": [tensor("a", np.zeros((1, 2), np.float32)), {"name": "k", "datatype": "INT64", "shape": [1, 2], "data": [1.5, 2]}]}, 400, "must hold integers"),
+    (
+        "floats-for-int",
+        "pair",
+        {
+            "inputs": [
+                tensor("a", np.zeros((1, 2), np.float32)),
+                {"name": "k", "datatype": "INT64", "shape": [1, 2], "data": [1.5, 2]},
+            ]
+        },
+        400,
+        "must hold integers",
+    ),
     ("null-in-data", "mlp", mlp_body(data=[None] * 8), 400, "must hold numbers"),
     ("ragged-data", "mlp", mlp_body(data=[[1, 2, 3, 4], [1, 2]]), 400, "not a regular array"),
     ("shape-vs-data-length", "mlp", mlp_body(shape=[3, 4]), 400, "needs 12 elements but 'data' holds 8"),
     ("fixed-dim-mismatch", "mlp", mlp_body(shape=[4, 2]), 400, "dimension 1 must be 4, got 2"),
-    ("fixed-model-batch", "fixed", {"inputs": [tensor("x", np.zeros((3, 3), np.float32))]}, 400, "dimension 0 must be 2, got 3"),
+    (
+        "fixed-model-batch",
+        "fixed",
+        {"inputs": [tensor("x", np.zeros((3, 3), np.float32))]},
+        400,
+        "dimension 0 must be 2, got 3",
+    ),
     ("wrong-rank", "mlp", mlp_body(shape=[8]), 400, "rank 1"),
     ("negative-shape", "mlp", mlp_body(shape=[-2, 4]), 400, "non-negative integers"),
-    ("nan", "mlp", b'{"inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":[1,NaN,2,3]}]}', 400, "element 1 is NaN or infinite"),
-    ("inf", "mlp", b'{"inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":[1,2,Infinity,3]}]}', 400, "element 2 is NaN or infinite"),
+    (
+        "nan",
+        "mlp",
+        b'{"inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":[1,NaN,2,3]}]}',
+        400,
+        "element 1 is NaN or infinite",
+    ),
+    (
+        "inf",
+        "mlp",
+        b'{"inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":[1,2,Infinity,3]}]}',
+        400,
+        "element 2 is NaN or infinite",
+    ),
     ("too-big-for-fp32", "mlp", mlp_body(data=[1e39] * 8), 400, "too large for FP32"),
     ("unknown-output", "mlp", {**mlp_body(), "outputs": [{"name": "nope"}]}, 400, "unknown output 'nope'"),
     ("bad-id", "mlp", {**mlp_body(), "id": 5}, 400, "'id' must be a string"),
     ("deep-nesting", "mlp", b'{"inputs":' + b"[" * 50_000 + b"]" * 50_000 + b"}", 400, "not valid JSON"),
     ("too-large", "mlp", b"{" + b" " * (LIMIT + 10) + b"}", 413, "over the limit"),
-    ("int-out-of-range", "pair", {"inputs": [tensor("a", np.zeros((1, 2), np.float32)), {"name": "k", "datatype": "INT64", "shape": [1, 2], "data": [2**70, 1]}]}, 400, "input 'k'"),
+    (
+        "int-out-of-range",
+        "pair",
+        {
+            "inputs": [
+                tensor("a", np.zeros((1, 2), np.float32)),
+                {"name": "k", "datatype": "INT64", "shape": [1, 2], "data": [2**70, 1]},
+            ]
+        },
+        400,
+        "input 'k'",
+    ),
 ]
 
 

@@ -17,7 +17,7 @@ from tests.serve.models import free_port
 
 tc_http = pytest.importorskip("tritonclient.http", reason="tritonclient[http] is not installed")
 tc_grpc = pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] is not installed")
-from tritonclient.utils import InferenceServerException  # noqa: E402
+from tritonclient.utils import InferenceServerException
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,10 @@ def test_http_health_metadata_index_config_stats(server):
     meta = c.get_server_metadata()
     assert meta["name"] == "nmn-serve" and "binary_tensor_data" in meta["extensions"]
     m = c.get_model_metadata("pair")
-    assert [(t["name"], t["datatype"], t["shape"]) for t in m["inputs"]] == [("a", "FP32", [-1, 2]), ("k", "INT64", [-1, 2])]
+    assert [(t["name"], t["datatype"], t["shape"]) for t in m["inputs"]] == [
+        ("a", "FP32", [-1, 2]),
+        ("k", "INT64", [-1, 2]),
+    ]
     assert [r["name"] for r in c.get_model_repository_index()] == ["fixed", "mlp", "pair", "square"]
     cfg = c.get_model_config("mlp")
     assert cfg["name"] == "mlp" and cfg["platform"] == "onnxruntime_onnx" and cfg["max_batch_size"] == 0
@@ -89,8 +92,11 @@ def test_http_health_metadata_index_config_stats(server):
     c.close()
 
 
-@pytest.mark.parametrize("binary_in,binary_out", [(True, True), (False, False), (True, False), (False, True)],
-                         ids=["default-binary", "json", "binary-in-json-out", "json-in-binary-out"])
+@pytest.mark.parametrize(
+    "binary_in,binary_out",
+    [(True, True), (False, False), (True, False), (False, True)],
+    ids=["default-binary", "json", "binary-in-json-out", "json-in-binary-out"],
+)
 def test_http_infer_bit_for_bit(server, model_dir, ort_reference, binary_in, binary_out):
     c = http_client(server)
     feeds = mlp_feeds()
@@ -110,17 +116,24 @@ def test_http_mixed_inputs_and_outputs(server, model_dir, ort_reference):
     a.set_data_from_numpy(feeds["a"], binary_data=True)
     k = tc_http.InferInput("k", [3, 2], "INT64")
     k.set_data_from_numpy(feeds["k"], binary_data=False)
-    outs = [tc_http.InferRequestedOutput("sum", binary_data=False), tc_http.InferRequestedOutput("neg", binary_data=True)]
+    outs = [
+        tc_http.InferRequestedOutput("sum", binary_data=False),
+        tc_http.InferRequestedOutput("neg", binary_data=True),
+    ]
     res = c.infer("pair", [a, k], outputs=outs)
     want = ort_reference(model_dir / "pair.onnx", feeds)
     same(res.as_numpy("sum"), want["sum"])
     same(res.as_numpy("neg"), want["neg"])
-    kinds = {o["name"]: ("data" in o, "binary_data_size" in o.get("parameters", {})) for o in res.get_response()["outputs"]}
+    kinds = {
+        o["name"]: ("data" in o, "binary_data_size" in o.get("parameters", {})) for o in res.get_response()["outputs"]
+    }
     assert kinds == {"sum": (True, False), "neg": (False, True)}
     c.close()
 
 
-@pytest.mark.parametrize("request_alg,response_alg", [("gzip", None), ("deflate", None), (None, "gzip"), (None, "deflate"), ("gzip", "gzip")])
+@pytest.mark.parametrize(
+    "request_alg,response_alg", [("gzip", None), ("deflate", None), (None, "gzip"), (None, "deflate"), ("gzip", "gzip")]
+)
 def test_http_compression(server, model_dir, ort_reference, request_alg, response_alg):
     c = http_client(server)
     feeds = mlp_feeds(64, seed=3)
@@ -150,13 +163,24 @@ def test_grpc_health_metadata_index_config_stats(server):
     meta = c.get_server_metadata(as_json=True)
     assert meta["name"] == "nmn-serve"
     m = c.get_model_metadata("pair", as_json=True)
-    assert [(t["name"], t["datatype"], t["shape"]) for t in m["inputs"]] == [("a", "FP32", ["-1", "2"]), ("k", "INT64", ["-1", "2"])]
-    assert [r["name"] for r in c.get_model_repository_index(as_json=True)["models"]] == ["fixed", "mlp", "pair", "square"]
+    assert [(t["name"], t["datatype"], t["shape"]) for t in m["inputs"]] == [
+        ("a", "FP32", ["-1", "2"]),
+        ("k", "INT64", ["-1", "2"]),
+    ]
+    assert [r["name"] for r in c.get_model_repository_index(as_json=True)["models"]] == [
+        "fixed",
+        "mlp",
+        "pair",
+        "square",
+    ]
     cfg = c.get_model_config("pair").config
     assert cfg.name == "pair" and cfg.platform == "onnxruntime_onnx" and cfg.max_batch_size == 0
     from tritonclient.grpc import model_config_pb2 as mc
 
-    assert [(t.name, t.data_type, list(t.dims)) for t in cfg.input] == [("a", mc.TYPE_FP32, [-1, 2]), ("k", mc.TYPE_INT64, [-1, 2])]
+    assert [(t.name, t.data_type, list(t.dims)) for t in cfg.input] == [
+        ("a", mc.TYPE_FP32, [-1, 2]),
+        ("k", mc.TYPE_INT64, [-1, 2]),
+    ]
     before = c.get_inference_statistics("mlp").model_stats[0]
     inp = tc_grpc.InferInput("x", [3, 4], "FP32")
     inp.set_data_from_numpy(np.ones((3, 4), np.float32))
@@ -261,7 +285,11 @@ def test_kserve_rest_and_grpc_clients(server, model_dir, ort_reference, tmp_path
     np.save(tmp_path / "x.npy", x)
     proc = subprocess.run(
         [sys.executable, "-c", _KSERVE_SCRIPT, server.url, server.grpc_url, str(tmp_path / "x.npy"), str(tmp_path)],
-        cwd=str(REPO_ROOT), env=subprocess_env(), capture_output=True, text=True, timeout=600,
+        cwd=str(REPO_ROOT),
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     want = ort_reference(model_dir / "mlp.onnx", {"x": x})["y"]
@@ -297,7 +325,7 @@ def _load(server, model_dir, protocol: str, threads: int = 8, requests: int = 40
                     same(res.as_numpy(name), want[name])
                 with lock:
                     done[0] += 1
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
         finally:
             c.close()

@@ -59,10 +59,16 @@ def rowsum_server(tmp_path_factory):
 
 
 def _requests(x: np.ndarray):
-    js = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": list(x.shape),
-                                 "data": x.ravel().tolist()}]}).encode()
-    head = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": list(x.shape),
-                                   "parameters": {"binary_data_size": x.nbytes}}]}).encode()
+    js = json.dumps(
+        {"inputs": [{"name": "x", "datatype": "FP32", "shape": list(x.shape), "data": x.ravel().tolist()}]}
+    ).encode()
+    head = json.dumps(
+        {
+            "inputs": [
+                {"name": "x", "datatype": "FP32", "shape": list(x.shape), "parameters": {"binary_data_size": x.nbytes}}
+            ]
+        }
+    ).encode()
     return {
         "json": (js, {"content-type": "application/json"}),
         "binary": (head + x.tobytes(), {"Inference-Header-Content-Length": str(len(head))}),
@@ -97,9 +103,11 @@ def test_peak_memory_is_a_small_multiple_of_the_tensor(rowsum_server, kind):
     got = np.array(r.json()["outputs"][0]["data"], np.float32).reshape(ROWS, 1)
     np.testing.assert_allclose(got, want, rtol=1e-4)
     grew = peak - before
-    print(f"\n{kind}: body {len(body) / 2**20:.1f} MiB, tensor {x.nbytes / 2**20:.1f} MiB, "
-          f"peak +{grew / 2**20:.1f} MiB, after +{(after - before) / 2**20:.1f} MiB, "
-          f"after 4 and 8 more +{(rounds[0] - before) / 2**20:.1f} / +{(settled - before) / 2**20:.1f} MiB")
+    print(
+        f"\n{kind}: body {len(body) / 2**20:.1f} MiB, tensor {x.nbytes / 2**20:.1f} MiB, "
+        f"peak +{grew / 2**20:.1f} MiB, after +{(after - before) / 2**20:.1f} MiB, "
+        f"after 4 and 8 more +{(rounds[0] - before) / 2**20:.1f} / +{(settled - before) / 2**20:.1f} MiB"
+    )
     # The body, read into one buffer, and the tensor parsed from it (+ slack for
     # onnxruntime's arena and allocator rounding); most of it is given back.
     assert grew <= len(body) + 2 * x.nbytes + 16 * 2**20, f"peak grew {grew / 2**20:.1f} MiB"
@@ -128,7 +136,9 @@ def _read_all(s: socket.socket) -> bytes:
         chunks.append(b)
         if b"\r\n\r\n" in b"".join(chunks):
             head, _, rest = b"".join(chunks).partition(b"\r\n\r\n")
-            length = [int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")]
+            length = [
+                int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+            ]
             if length and len(rest) >= length[0]:
                 break
     return b"".join(chunks)
@@ -136,8 +146,11 @@ def _read_all(s: socket.socket) -> bytes:
 
 def test_stalled_body_gets_408_and_the_server_serves_on(rowsum_server):
     port = rowsum_server.port
-    s = _raw(port, b"POST /v2/models/rowsum/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                   b"Content-Length: 1000\r\n\r\n{\"inputs\":")
+    s = _raw(
+        port,
+        b"POST /v2/models/rowsum/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 1000\r\n\r\n{"inputs":',
+    )
     answer = _read_all(s)
     s.close()
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
@@ -145,7 +158,12 @@ def test_stalled_body_gets_408_and_the_server_serves_on(rowsum_server):
     assert "did not arrive within 3 s" in body["error"] and "--body-timeout-s" in body["error"]
     x = np.ones((1, COLS), np.float32)
     body, headers = _requests(x)["binary"]
-    assert httpx.post(rowsum_server.url + "/v2/models/rowsum/infer", content=body, headers=headers, timeout=300).status_code == 200
+    assert (
+        httpx.post(
+            rowsum_server.url + "/v2/models/rowsum/infer", content=body, headers=headers, timeout=300
+        ).status_code
+        == 200
+    )
 
 
 def test_stalled_connections_are_capped(rowsum_server):
@@ -154,8 +172,9 @@ def test_stalled_connections_are_capped(rowsum_server):
     (uvicorn answers 503 once the open connections reach the cap, counting the new one.)
     """
     port = rowsum_server.port
-    stalled = [_raw(port, b"POST /v2/models/rowsum/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{")
-               for _ in range(5)]
+    stalled = [
+        _raw(port, b"POST /v2/models/rowsum/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{") for _ in range(5)
+    ]
     try:
         time.sleep(0.5)
         r = httpx.get(rowsum_server.url + "/v2/health/ready", timeout=300)
@@ -177,11 +196,17 @@ def test_stalled_connections_are_capped(rowsum_server):
 def test_inflight_budget_bounds_concurrent_bodies(tmp_path):
     """--max-inflight-bytes: while one large body is held, a second that would pass the budget gets a 503."""
     onnx.save(make_rowsum(), str(tmp_path / "rowsum.onnx"))
-    server = ServerProcess(tmp_path / "rowsum.onnx", "--max-request-bytes", "200000",
-                           "--max-inflight-bytes", "250000", "--body-timeout-s", "3")
+    server = ServerProcess(
+        tmp_path / "rowsum.onnx",
+        "--max-request-bytes",
+        "200000",
+        "--max-inflight-bytes",
+        "250000",
+        "--body-timeout-s",
+        "3",
+    )
     try:
-        held = _raw(server.port, b"POST /v2/models/rowsum/infer HTTP/1.1\r\nHost: x\r\n"
-                                 b"Content-Length: 150000\r\n\r\n{")
+        held = _raw(server.port, b"POST /v2/models/rowsum/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 150000\r\n\r\n{")
         time.sleep(0.5)
         x = np.ones((29, COLS), np.float32)  # 118,784 bytes of tensor: 150,000 + this > 250,000
         body, headers = _requests(x)["binary"]

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import gzip
 import json
-import warnings
-import zlib
-
 import subprocess
 import sys
+import warnings
+import zlib
 
 import numpy as np
 import pytest
@@ -58,7 +57,9 @@ def binary_request(tensors, outputs=None, params=None, extra=b"", size_override=
     for i, (name, arr, dt) in enumerate(tensors):
         raw = np.ascontiguousarray(arr).tobytes()
         size = len(raw) if size_override is None else size_override[i]
-        inputs.append({"name": name, "datatype": dt, "shape": list(arr.shape), "parameters": {"binary_data_size": size}})
+        inputs.append(
+            {"name": name, "datatype": dt, "shape": list(arr.shape), "parameters": {"binary_data_size": size}}
+        )
         blobs.append(raw)
     head = {"inputs": inputs}
     if outputs is not None:
@@ -123,13 +124,16 @@ def test_mixed_json_and_binary_inputs(client, model_dir, ort_reference):
     a = np.array([[0.25, 8.0]], np.float32)
     k = np.array([[-1, 7]], np.int64)
     raw = a.tobytes()
-    head = {"inputs": [
-        {"name": "k", "datatype": "INT64", "shape": [1, 2], "data": k.ravel().tolist()},
-        {"name": "a", "datatype": "FP32", "shape": [1, 2], "parameters": {"binary_data_size": len(raw)}},
-    ]}
+    head = {
+        "inputs": [
+            {"name": "k", "datatype": "INT64", "shape": [1, 2], "data": k.ravel().tolist()},
+            {"name": "a", "datatype": "FP32", "shape": [1, 2], "parameters": {"binary_data_size": len(raw)}},
+        ]
+    }
     header = json.dumps(head).encode()
-    r = client.post("/v2/models/pair/infer", content=header + raw,
-                    headers={"Inference-Header-Content-Length": str(len(header))})
+    r = client.post(
+        "/v2/models/pair/infer", content=header + raw, headers={"Inference-Header-Content-Length": str(len(header))}
+    )
     assert r.status_code == 200, r.text
     want = ort_reference(model_dir / "pair.onnx", {"a": a, "k": k})["sum"]
     assert np.array(r.json()["outputs"][0]["data"], np.float32).reshape(1, 2).tobytes() == want.tobytes()
@@ -165,10 +169,19 @@ def test_large_json_takes_the_numpy_path_with_the_same_bits():
     """split_data + numpy parse == json.loads + numpy, for floats of every magnitude and ints."""
     rng = np.random.default_rng(4)
     vals = np.concatenate([rng.standard_normal(3000) * 10.0 ** rng.integers(-30, 30, 3000), [0.0, -0.0, 1e-45, 3.4e38]])
-    body = json.dumps({"inputs": [
-        {"name": "x", "datatype": "FP32", "shape": [len(vals)], "data": vals.tolist()},
-        {"name": "k", "datatype": "INT32", "shape": [2000], "data": rng.integers(-2**31, 2**31 - 1, 2000).tolist()},
-    ]}).encode()
+    body = json.dumps(
+        {
+            "inputs": [
+                {"name": "x", "datatype": "FP32", "shape": [len(vals)], "data": vals.tolist()},
+                {
+                    "name": "k",
+                    "datatype": "INT32",
+                    "shape": [2000],
+                    "data": rng.integers(-(2**31), 2**31 - 1, 2000).tolist(),
+                },
+            ]
+        }
+    ).encode()
     header, segments = split_data(body, min_bytes=4096)
     assert len(segments) == 2 and len(header) < 400
     fast = json.loads(header)["inputs"]
@@ -180,8 +193,16 @@ def test_large_json_takes_the_numpy_path_with_the_same_bits():
         assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
 
 
-@pytest.mark.parametrize("bad,words", [(b"1,,2", "not valid JSON"), (b"1-2", "not valid JSON"), (b"1e", "not valid JSON"),
-                                       (b"NaN", "element 2500 is NaN"), (b"null", "must hold numbers")])
+@pytest.mark.parametrize(
+    "bad,words",
+    [
+        (b"1,,2", "not valid JSON"),
+        (b"1-2", "not valid JSON"),
+        (b"1e", "not valid JSON"),
+        (b"NaN", "element 2500 is NaN"),
+        (b"null", "must hold numbers"),
+    ],
+)
 def test_large_json_with_a_bad_number_is_refused_like_a_small_one(client, numpy_path, bad, words):
     """A big data array (the numpy path) with one malformed item: the JSON path's answer, never zeros."""
     items = [b"0.5"] * 5000
@@ -193,7 +214,7 @@ def test_large_json_with_a_bad_number_is_refused_like_a_small_one(client, numpy_
 
 def test_data_key_inside_a_string_is_not_cut(client, numpy_path):
     """A placeholder never lands outside an input's data: the body is then parsed whole."""
-    tricky = "\"data\": [" + "1," * 3000 + "1]"
+    tricky = '"data": [' + "1," * 3000 + "1]"
     body = {"id": tricky, "inputs": [{"name": "x", "datatype": "FP32", "shape": [2, 4], "data": X.ravel().tolist()}]}
     r = client.post("/v2/models/mlp/infer", json=body)
     assert r.status_code == 200 and r.json()["id"] == tricky
@@ -209,8 +230,17 @@ def _bin(**kw):
 
 
 def _with_data():
-    head = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [2, 4], "data": [0.0] * 8,
-                        "parameters": {"binary_data_size": 32}}]}
+    head = {
+        "inputs": [
+            {
+                "name": "x",
+                "datatype": "FP32",
+                "shape": [2, 4],
+                "data": [0.0] * 8,
+                "parameters": {"binary_data_size": 32},
+            }
+        ]
+    }
     header = json.dumps(head).encode()
     return header + X.tobytes(), {"Inference-Header-Content-Length": str(len(header))}
 
@@ -225,24 +255,99 @@ BAD_BINARY = [
     ("binary-short", lambda: (_bin()[0][:-4], _bin()[1]), 400, "runs past the end of the binary data"),
     ("binary-long", lambda: _bin(extra=b"\0\0\0\0"), 400, "4 bytes of binary data after"),
     ("binary-size-vs-shape", lambda: _bin(size_override=[28], extra=b""), 400, "needs 32 bytes (8 x 4) but 28 came"),
-    ("binary-size-negative", lambda: _bin(size_override=[-1]), 400, "'binary_data_size' must be a non-negative integer"),
-    ("header-length-too-big", lambda: (_bin()[0], {"Inference-Header-Content-Length": "999999"}), 400, "Inference-Header-Content-Length"),
-    ("header-length-not-a-number", lambda: (_bin()[0], {"Inference-Header-Content-Length": "ten"}), 400, "Inference-Header-Content-Length"),
+    (
+        "binary-size-negative",
+        lambda: _bin(size_override=[-1]),
+        400,
+        "'binary_data_size' must be a non-negative integer",
+    ),
+    (
+        "header-length-too-big",
+        lambda: (_bin()[0], {"Inference-Header-Content-Length": "999999"}),
+        400,
+        "Inference-Header-Content-Length",
+    ),
+    (
+        "header-length-not-a-number",
+        lambda: (_bin()[0], {"Inference-Header-Content-Length": "ten"}),
+        400,
+        "Inference-Header-Content-Length",
+    ),
     ("header-cuts-json", lambda: (_bin()[0], {"Inference-Header-Content-Length": "10"}), 400, "not valid JSON"),
-    ("binary-size-without-binary", lambda: (json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [2, 4], "parameters": {"binary_data_size": 32}}]}).encode(), {}), 400, "runs past the end of the binary data (0 bytes left)"),
+    (
+        "binary-size-without-binary",
+        lambda: (
+            json.dumps(
+                {"inputs": [{"name": "x", "datatype": "FP32", "shape": [2, 4], "parameters": {"binary_data_size": 32}}]}
+            ).encode(),
+            {},
+        ),
+        400,
+        "runs past the end of the binary data (0 bytes left)",
+    ),
     ("data-and-binary", lambda: _with_data(), 400, "either 'data' or 'binary_data_size'"),
-    ("binary-nan", lambda: binary_request([("x", np.array([[1, np.nan, 2, 3]], np.float32), "FP32")]), 400, "element 1 is NaN"),
-    ("binary-wrong-datatype", lambda: binary_request([("x", X.astype(np.float64), "FP64")]), 400, "wrong datatype FP64"),
-    ("binary-output-flag-not-bool", lambda: _bin(params={"binary_data_output": "yes"}), 400, "'binary_data_output' must be true or false"),
-    ("classification", lambda: _bin(outputs=[{"name": "y", "parameters": {"classification": 2}}]), 400, "classification extension is not supported"),
-    ("unknown-encoding", lambda: (lambda b, h: (b, {**h, "Content-Encoding": "br"}))(*_bin()), 400, "Content-Encoding 'br' is not supported"),
+    (
+        "binary-nan",
+        lambda: binary_request([("x", np.array([[1, np.nan, 2, 3]], np.float32), "FP32")]),
+        400,
+        "element 1 is NaN",
+    ),
+    (
+        "binary-wrong-datatype",
+        lambda: binary_request([("x", X.astype(np.float64), "FP64")]),
+        400,
+        "wrong datatype FP64",
+    ),
+    (
+        "binary-output-flag-not-bool",
+        lambda: _bin(params={"binary_data_output": "yes"}),
+        400,
+        "'binary_data_output' must be true or false",
+    ),
+    (
+        "classification",
+        lambda: _bin(outputs=[{"name": "y", "parameters": {"classification": 2}}]),
+        400,
+        "classification extension is not supported",
+    ),
+    (
+        "unknown-encoding",
+        lambda: (lambda b, h: (b, {**h, "Content-Encoding": "br"}))(*_bin()),
+        400,
+        "Content-Encoding 'br' is not supported",
+    ),
     ("bad-gzip", lambda: (lambda b, h: (b, {**h, "Content-Encoding": "gzip"}))(*_bin()), 400, "does not decompress"),
-    ("truncated-gzip", lambda: (lambda b, h: (gzip.compress(b)[:-12], {**h, "Content-Encoding": "gzip"}))(*_bin()), 400, "truncated"),
+    (
+        "truncated-gzip",
+        lambda: (lambda b, h: (gzip.compress(b)[:-12], {**h, "Content-Encoding": "gzip"}))(*_bin()),
+        400,
+        "truncated",
+    ),
     ("gzip-bomb", _gzip_bomb, 413, "decompressed request body is over the limit of 200000 bytes"),
-    ("too-many-values", lambda: binary_request([("x", np.zeros((MAX_VALUES // 4 + 1, 4), np.float32), "FP32")]), 400, "limit of 10000 values"),
+    (
+        "too-many-values",
+        lambda: binary_request([("x", np.zeros((MAX_VALUES // 4 + 1, 4), np.float32), "FP32")]),
+        400,
+        "limit of 10000 values",
+    ),
     ("empty-batch", lambda: binary_request([("x", np.zeros((0, 4), np.float32), "FP32")]), 400, "holds no values"),
-    ("empty-batch-json", lambda: (json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [0, 4], "data": []}]}).encode(), {}), 400, "holds no values"),
-    ("too-many-values-json", lambda: (json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [2501, 4], "data": [0.0] * 10004}]}).encode(), {}), 400, "limit of 10000 values"),
+    (
+        "empty-batch-json",
+        lambda: (json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [0, 4], "data": []}]}).encode(), {}),
+        400,
+        "holds no values",
+    ),
+    (
+        "too-many-values-json",
+        lambda: (
+            json.dumps(
+                {"inputs": [{"name": "x", "datatype": "FP32", "shape": [2501, 4], "data": [0.0] * 10004}]}
+            ).encode(),
+            {},
+        ),
+        400,
+        "limit of 10000 values",
+    ),
 ]
 
 
@@ -266,8 +371,13 @@ def test_empty_batch_same_answer_with_batching(client, batched_client):
 
 
 def test_http_level_errors_are_protocol_json(client):
-    for r in (client.get("/v2/nope"), client.put("/v2/models/mlp/infer"), client.post("/v2/models/mlp/versions/2/infer", json={}),
-              client.get("/v2/models/nope/config"), client.get("/v2/models/nope/stats")):
+    for r in (
+        client.get("/v2/nope"),
+        client.put("/v2/models/mlp/infer"),
+        client.post("/v2/models/mlp/versions/2/infer", json={}),
+        client.get("/v2/models/nope/config"),
+        client.get("/v2/models/nope/stats"),
+    ):
         assert r.status_code in (404, 405) and r.headers["content-type"] == "application/json"
         assert set(r.json()) == {"error"}
 
@@ -288,7 +398,9 @@ def test_config_and_stats_rest(client, batched_client):
 def grpc_server(model_dir, start_server):
     pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] is not installed")
     port = free_port()
-    srv = start_server(model_dir, "--grpc-port", str(port), "--max-request-bytes", str(LIMIT), "--max-values", str(MAX_VALUES))
+    srv = start_server(
+        model_dir, "--grpc-port", str(port), "--max-request-bytes", str(LIMIT), "--max-values", str(MAX_VALUES)
+    )
     srv.grpc_url = f"127.0.0.1:{port}"
     return srv
 
@@ -315,20 +427,88 @@ BAD_GRPC = [
     ("unknown-model", lambda: _req(model="nope"), "NOT_FOUND", "unknown model 'nope'"),
     ("bad-version", lambda: _req(model_version="7"), "NOT_FOUND", "no version '7'"),
     ("wrong-datatype", lambda: _req(tensors=(("x", X, "FP64"),)), "INVALID_ARGUMENT", "wrong datatype FP64"),
-    ("wrong-dim", lambda: _req(tensors=(("x", np.zeros((2, 5), np.float32), "FP32"),)), "INVALID_ARGUMENT", "dimension 1 must be 4, got 5"),
-    ("raw-short", lambda: _mutate(_req(), lambda r: r.raw_input_contents.__setitem__(0, r.raw_input_contents[0][:-4])), "INVALID_ARGUMENT", "needs 32 bytes (8 x 4) but 28 came"),
-    ("raw-long", lambda: _mutate(_req(), lambda r: r.raw_input_contents.__setitem__(0, r.raw_input_contents[0] + b"\0" * 4)), "INVALID_ARGUMENT", "but 36 came"),
-    ("raw-count", lambda: _mutate(_req(), lambda r: r.raw_input_contents.append(b"")), "INVALID_ARGUMENT", "2 raw_input_contents for 1 inputs"),
-    ("contents-count", lambda: _mutate(_req(raw=False), lambda r: r.inputs[0].contents.fp32_contents.append(1.0)), "INVALID_ARGUMENT", "holds 9"),
-    ("contents-nan", lambda: _mutate(_req(raw=False), lambda r: r.inputs[0].contents.fp32_contents.__setitem__(2, float("nan"))), "INVALID_ARGUMENT", "element 2 is NaN"),
-    ("missing-input", lambda: _req(model="pair", tensors=(("a", np.zeros((1, 2), np.float32), "FP32"),)), "INVALID_ARGUMENT", "missing input(s) ['k']"),
-    ("unexpected-input", lambda: _req(tensors=(("x", X, "FP32"), ("z", X, "FP32"))), "INVALID_ARGUMENT", "unexpected input 'z'"),
+    (
+        "wrong-dim",
+        lambda: _req(tensors=(("x", np.zeros((2, 5), np.float32), "FP32"),)),
+        "INVALID_ARGUMENT",
+        "dimension 1 must be 4, got 5",
+    ),
+    (
+        "raw-short",
+        lambda: _mutate(_req(), lambda r: r.raw_input_contents.__setitem__(0, r.raw_input_contents[0][:-4])),
+        "INVALID_ARGUMENT",
+        "needs 32 bytes (8 x 4) but 28 came",
+    ),
+    (
+        "raw-long",
+        lambda: _mutate(_req(), lambda r: r.raw_input_contents.__setitem__(0, r.raw_input_contents[0] + b"\0" * 4)),
+        "INVALID_ARGUMENT",
+        "but 36 came",
+    ),
+    (
+        "raw-count",
+        lambda: _mutate(_req(), lambda r: r.raw_input_contents.append(b"")),
+        "INVALID_ARGUMENT",
+        "2 raw_input_contents for 1 inputs",
+    ),
+    (
+        "contents-count",
+        lambda: _mutate(_req(raw=False), lambda r: r.inputs[0].contents.fp32_contents.append(1.0)),
+        "INVALID_ARGUMENT",
+        "holds 9",
+    ),
+    (
+        "contents-nan",
+        lambda: _mutate(_req(raw=False), lambda r: r.inputs[0].contents.fp32_contents.__setitem__(2, float("nan"))),
+        "INVALID_ARGUMENT",
+        "element 2 is NaN",
+    ),
+    (
+        "missing-input",
+        lambda: _req(model="pair", tensors=(("a", np.zeros((1, 2), np.float32), "FP32"),)),
+        "INVALID_ARGUMENT",
+        "missing input(s) ['k']",
+    ),
+    (
+        "unexpected-input",
+        lambda: _req(tensors=(("x", X, "FP32"), ("z", X, "FP32"))),
+        "INVALID_ARGUMENT",
+        "unexpected input 'z'",
+    ),
     ("duplicate-input", lambda: _req(tensors=(("x", X, "FP32"), ("x", X, "FP32"))), "INVALID_ARGUMENT", "given twice"),
-    ("unknown-output", lambda: _mutate(_req(), lambda r: r.outputs.add(name="nope")), "INVALID_ARGUMENT", "unknown output 'nope'"),
-    ("empty-batch", lambda: _req(tensors=(("x", np.zeros((0, 4), np.float32), "FP32"),)), "INVALID_ARGUMENT", "holds no values"),
-    ("too-many-values", lambda: _req(tensors=(("x", np.zeros((MAX_VALUES // 4 + 1, 4), np.float32), "FP32"),)), "INVALID_ARGUMENT", "limit of 10000 values"),
-    ("batch-disagree", lambda: _req(model="pair", tensors=(("a", np.zeros((1, 2), np.float32), "FP32"), ("k", np.zeros((2, 2), np.int64), "INT64"))), "INVALID_ARGUMENT", "disagree on the batch"),
-    ("too-large", lambda: _req(tensors=(("x", np.zeros((LIMIT // 16 + 10, 4), np.float32), "FP32"),)), "RESOURCE_EXHAUSTED", ""),
+    (
+        "unknown-output",
+        lambda: _mutate(_req(), lambda r: r.outputs.add(name="nope")),
+        "INVALID_ARGUMENT",
+        "unknown output 'nope'",
+    ),
+    (
+        "empty-batch",
+        lambda: _req(tensors=(("x", np.zeros((0, 4), np.float32), "FP32"),)),
+        "INVALID_ARGUMENT",
+        "holds no values",
+    ),
+    (
+        "too-many-values",
+        lambda: _req(tensors=(("x", np.zeros((MAX_VALUES // 4 + 1, 4), np.float32), "FP32"),)),
+        "INVALID_ARGUMENT",
+        "limit of 10000 values",
+    ),
+    (
+        "batch-disagree",
+        lambda: _req(
+            model="pair",
+            tensors=(("a", np.zeros((1, 2), np.float32), "FP32"), ("k", np.zeros((2, 2), np.int64), "INT64")),
+        ),
+        "INVALID_ARGUMENT",
+        "disagree on the batch",
+    ),
+    (
+        "too-large",
+        lambda: _req(tensors=(("x", np.zeros((LIMIT // 16 + 10, 4), np.float32), "FP32"),)),
+        "RESOURCE_EXHAUSTED",
+        "",
+    ),
 ]
 
 
@@ -354,8 +534,19 @@ def test_bad_grpc_request(grpc_server, make, code, words):
 def _protoc(root, out) -> None:
     """grpcio-tools' protoc in a child process: in a process that has loaded TensorFlow and the grpc clients it
     can crash (seen: a segmentation fault under pytest-xdist), which would take the whole test worker down."""
-    proc = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{root}", f"--descriptor_set_out={out}",
-                           "nmn/serve/grpc_predict_v2.proto"], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            f"-I{root}",
+            f"--descriptor_set_out={out}",
+            "nmn/serve/grpc_predict_v2.proto",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -399,8 +590,11 @@ def test_proto_matches_tritons_field_for_field(tmp_path):
     for e in mine.enum_type:
         assert {v.name: v.number for v in e.value}.items() <= {v.name: v.number for v in theirs[e.name].value}.items()
     mine_methods = {(x.name, x.input_type, x.output_type) for x in mine.service[0].method}
-    theirs_methods = {(x.name, x.input_type, x.output_type) for x in service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods and
-                      descriptor_pb2.FileDescriptorProto.FromString(service_pb2.DESCRIPTOR.serialized_pb).service[0].method}
+    theirs_methods = {
+        (x.name, x.input_type, x.output_type)
+        for x in service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods
+        and descriptor_pb2.FileDescriptorProto.FromString(service_pb2.DESCRIPTOR.serialized_pb).service[0].method
+    }
     assert mine_methods <= theirs_methods
     assert checked > 100
 
@@ -415,7 +609,9 @@ def test_descriptor_set_is_current(tmp_path):
     out = tmp_path / "set.binpb"
     _protoc(REPO_ROOT, out)
     fresh = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
-    committed = descriptor_pb2.FileDescriptorSet.FromString((REPO_ROOT / "nmn/serve/grpc_predict_v2.binpb").read_bytes())
+    committed = descriptor_pb2.FileDescriptorSet.FromString(
+        (REPO_ROOT / "nmn/serve/grpc_predict_v2.binpb").read_bytes()
+    )
     assert fresh == committed
 
 

@@ -10,7 +10,6 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from nmn.interchange.safe_load import UnsafeModelError, load_model_safely
-
 from tests.serve.models import OPSET, make_mlp, make_square, square_function
 
 
@@ -49,9 +48,7 @@ def test_foreign_custom_domain_node_is_refused(tmp_path):
 
 
 def test_foreign_domain_function_is_refused(tmp_path):
-    fn = helper.make_function(
-        "evil", "Square", ["X"], ["Y"], [helper.make_node("Mul", ["X", "X"], ["Y"])], OPSET
-    )
+    fn = helper.make_function("evil", "Square", ["X"], ["Y"], [helper.make_node("Mul", ["X", "X"], ["Y"])], OPSET)
     graph = helper.make_graph(
         [helper.make_node("Square", ["x"], ["y"], domain="evil")],
         "g",
@@ -65,7 +62,11 @@ def test_foreign_domain_function_is_refused(tmp_path):
 
 def test_recursive_function_is_refused(tmp_path):
     fn = helper.make_function(
-        "nmn", "Loopy", ["X"], ["Y"], [helper.make_node("Loopy", ["X"], ["Y"], domain="nmn")],
+        "nmn",
+        "Loopy",
+        ["X"],
+        ["Y"],
+        [helper.make_node("Loopy", ["X"], ["Y"], domain="nmn")],
         OPSET + [helper.make_opsetid("nmn", 1)],
     )
     graph = helper.make_graph(
@@ -207,7 +208,7 @@ def test_tampered_canonical_nmn_function_is_refused(tmp_path):
     import onnx_ops
 
     fns = []
-    for proto in onnx_ops.function_protos(["YatDense"]):   # copies: never edit onnx_ops's own protos
+    for proto in onnx_ops.function_protos(["YatDense"]):  # copies: never edit onnx_ops's own protos
         copy = onnx.FunctionProto()
         copy.CopyFrom(proto)
         fns.append(copy)
@@ -215,15 +216,20 @@ def test_tampered_canonical_nmn_function_is_refused(tmp_path):
     node = next(n for n in tail.node if n.op_type in ("Mul", "Add"))
     node.op_type = "Add" if node.op_type == "Mul" else "Mul"
     graph = helper.make_graph(
-        [helper.make_node("YatDense", ["x", "W", "B", "A", "E"], ["y"], domain="nmn", spherical=0,
-                          weight_normalized=0)],
+        [
+            helper.make_node(
+                "YatDense", ["x", "W", "B", "A", "E"], ["y"], domain="nmn", spherical=0, weight_normalized=0
+            )
+        ],
         "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])],
-        initializer=[numpy_helper.from_array(np.ones((2, 3), np.float32), "W"),
-                     numpy_helper.from_array(np.zeros(2, np.float32), "B"),
-                     numpy_helper.from_array(np.ones(1, np.float32), "A"),
-                     numpy_helper.from_array(np.full(1, 1e-5, np.float32), "E")],
+        initializer=[
+            numpy_helper.from_array(np.ones((2, 3), np.float32), "W"),
+            numpy_helper.from_array(np.zeros(2, np.float32), "B"),
+            numpy_helper.from_array(np.ones(1, np.float32), "A"),
+            numpy_helper.from_array(np.full(1, 1e-5, np.float32), "E"),
+        ],
     )
     model = helper.make_model(graph, opset_imports=OPSET + [helper.make_opsetid("nmn", 1)], functions=fns)
     with pytest.raises(UnsafeModelError, match=r"tampered\.onnx.*function nmn\.YatTail is not the canonical body"):
@@ -240,9 +246,13 @@ def test_external_data_bound_is_named(tmp_path):
         e = w.external_data.add()
         e.key, e.value = k, v
     (tmp_path / "w.bin").write_bytes(np.ones(4, np.float32).tobytes())
-    graph = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])], initializer=[w])
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
+        initializer=[w],
+    )
     path = save(helper.make_model(graph, opset_imports=OPSET), tmp_path / "ext.onnx")
     assert load_model_safely(path).graph.initializer[0].raw_data == np.ones(4, np.float32).tobytes()
     with pytest.raises(UnsafeModelError, match=r"external data is 16 bytes, over the limit max_external_bytes=8"):

@@ -66,7 +66,7 @@ def concurrent_run(url: str, model_dir, threads: int = THREADS, requests: int = 
                         np.testing.assert_allclose(got[name], want[name], rtol=1e-6, atol=1e-6)
                     with lock:
                         done[0] += 1
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     pool = [threading.Thread(target=worker, args=(s,)) for s in range(threads)]
@@ -118,9 +118,24 @@ def test_predict_command(server, model_dir, tmp_path, ort_reference):
     x = np.linspace(-2, 2, 8, dtype=np.float32).reshape(2, 4)
     np.save(tmp_path / "x.npy", x)
     proc = subprocess.run(
-        [sys.executable, "-m", "nmn.serve", "predict", server.url, "--model", "mlp",
-         "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.npy")],
-        cwd=str(REPO_ROOT), env=subprocess_env(), capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "nmn.serve",
+            "predict",
+            server.url,
+            "--model",
+            "mlp",
+            "--input",
+            str(tmp_path / "x.npy"),
+            "--output",
+            str(tmp_path / "y.npy"),
+        ],
+        cwd=str(REPO_ROOT),
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     assert "y: float32 shape=[2, 3]" in proc.stdout
@@ -130,8 +145,16 @@ def test_predict_command(server, model_dir, tmp_path, ort_reference):
 
 def test_predict_in_process_variants(server, tmp_path, capsys):
     np.savez(tmp_path / "in.npz", a=np.ones((1, 2), np.float32), k=np.ones((1, 2), np.int64))
-    rc = cli_main(["predict", f"{server.url}/v2/models/pair", "--input", str(tmp_path / "in.npz"),
-                   "--output", str(tmp_path / "out.npz")])
+    rc = cli_main(
+        [
+            "predict",
+            f"{server.url}/v2/models/pair",
+            "--input",
+            str(tmp_path / "in.npz"),
+            "--output",
+            str(tmp_path / "out.npz"),
+        ]
+    )
     assert rc == 0
     saved = np.load(tmp_path / "out.npz")
     np.testing.assert_array_equal(saved["sum"], [[2, 2]])
@@ -152,7 +175,11 @@ def test_bad_file_stops_startup(tmp_path):
     onnx.save(make_square(with_function=False), str(tmp_path / "nofn.onnx"))
     proc = subprocess.run(
         [sys.executable, "-m", "nmn.serve", str(tmp_path), "--port", "1"],
-        cwd=str(REPO_ROOT), env=subprocess_env(), capture_output=True, text=True, timeout=60,
+        cwd=str(REPO_ROOT),
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert "nofn.onnx" in proc.stderr and "nmn.Square" in proc.stderr
@@ -218,7 +245,9 @@ def test_failed_requests_hold_no_memory(server):
         def burst(n: int) -> None:
             for i in range(n):
                 body = bad if i % 2 else b"{" + b"[1," * 30_000
-                r = http.post("/v2/models/mlp/infer", **({"json": body} if isinstance(body, dict) else {"content": body}))
+                r = http.post(
+                    "/v2/models/mlp/infer", **({"json": body} if isinstance(body, dict) else {"content": body})
+                )
                 assert r.status_code == 400
 
         burst(60)  # warm up allocators

@@ -7,24 +7,47 @@ import argparse
 import onnx
 import pytest
 
-from nmn.serve.cli import add_commands, main as cli_main
+from nmn.serve.cli import add_commands
+from nmn.serve.cli import main as cli_main
 
 
 def test_add_commands_registers_serve_and_predict():
     parser = argparse.ArgumentParser(prog="nmn")
     add_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(
-        ["serve", "m.onnx", "--host", "0.0.0.0", "--port", "9000", "--workers", "3",
-         "--max-batch", "8", "--batch-timeout-ms", "1.5"]
+        [
+            "serve",
+            "m.onnx",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "9000",
+            "--workers",
+            "3",
+            "--max-batch",
+            "8",
+            "--batch-timeout-ms",
+            "1.5",
+        ]
     )
     assert (args.path, args.host, args.port, args.workers, args.max_batch, args.batch_timeout_ms) == (
-        "m.onnx", "0.0.0.0", 9000, 3, 8, 1.5
+        "m.onnx",
+        "0.0.0.0",
+        9000,
+        3,
+        8,
+        1.5,
     )
     assert callable(args.func)
-    args = parser.parse_args(["predict", "http://h:1", "--input", "x.npy", "--model", "m",
-                              "--input-name", "x", "--output", "y.npy"])
+    args = parser.parse_args(
+        ["predict", "http://h:1", "--input", "x.npy", "--model", "m", "--input-name", "x", "--output", "y.npy"]
+    )
     assert (args.url, args.input, args.model, args.input_name, args.output) == (
-        "http://h:1", "x.npy", "m", "x", "y.npy"
+        "http://h:1",
+        "x.npy",
+        "m",
+        "x",
+        "y.npy",
     )
     assert callable(args.func)
 

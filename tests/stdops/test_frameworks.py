@@ -15,8 +15,16 @@ import sys
 
 import pytest
 
-TARGETS = {"torch": "torch", "nnx": "jax", "linen": "jax", "tf": "tensorflow", "mlx": "mlx",
-           "keras-tensorflow": "tensorflow", "keras-jax": "jax", "keras-torch": "torch"}
+TARGETS = {
+    "torch": "torch",
+    "nnx": "jax",
+    "linen": "jax",
+    "tf": "tensorflow",
+    "mlx": "mlx",
+    "keras-tensorflow": "tensorflow",
+    "keras-jax": "jax",
+    "keras-torch": "torch",
+}
 
 _WORKER = r"""
 import json, os, sys, zlib
@@ -42,7 +50,7 @@ HOST_LIMITS = {
 }
 KNOWN_CRASHES = {
     ("keras-torch", "test_greater_uint64"): "Keras on the torch backend has no uint64 comparison (needs an int64 "
-                                            "upcast like prims_torch's)",
+    "upcast like prims_torch's)",
 }
 
 
@@ -50,18 +58,31 @@ KNOWN_CRASHES = {
 def test_one_case_per_family(target):
     if importlib.util.find_spec(TARGETS[target]) is None:
         pytest.skip(f"{TARGETS[target]} is not installed")
-    proc = subprocess.run([sys.executable, "-c", _WORKER, target], capture_output=True, text=True, timeout=900,
-                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    proc = subprocess.run(
+        [sys.executable, "-c", _WORKER, target],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-3000:]
-    results = json.loads(lines[-1][len("RESULT "):])
+    results = json.loads(lines[-1][len("RESULT ") :])
     host = target.split("-")[0]
-    bad = {name: (status, detail) for name, (op, status, detail) in results.items()
-           if status in ("wrong", "crash") or status == "refused" and not detail.startswith(op + ":")
-           and "not a valid nmn ONNX file" not in detail
-           and not ((host, name) in HOST_LIMITS and "\n" not in detail)}
-    known = {name: KNOWN_CRASHES[(target, name)] for name, (status, _) in bad.items()
-             if status == "crash" and (target, name) in KNOWN_CRASHES}
+    bad = {
+        name: (status, detail)
+        for name, (op, status, detail) in results.items()
+        if status in ("wrong", "crash")
+        or status == "refused"
+        and not detail.startswith(op + ":")
+        and "not a valid nmn ONNX file" not in detail
+        and not ((host, name) in HOST_LIMITS and "\n" not in detail)
+    }
+    known = {
+        name: KNOWN_CRASHES[(target, name)]
+        for name, (status, _) in bad.items()
+        if status == "crash" and (target, name) in KNOWN_CRASHES
+    }
     assert not {k: v for k, v in bad.items() if k not in known}, json.dumps(bad, indent=1)
     if known:
         pytest.xfail("known open crashes: " + "; ".join(f"{k}: {v}" for k, v in known.items()))

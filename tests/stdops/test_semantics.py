@@ -13,18 +13,17 @@ import pytest
 
 from nmn.interchange.interpret import execute
 from nmn.interchange.reader import read_model
-from nmn.interchange.validate import ModelValidationError
 from nmn.interchange.stdops import SUPPORTED, StdOpError, run_node
 from nmn.interchange.stdops.conformance import CORE_FAMILIES, _close, node_cases
 from nmn.interchange.stdops.prims_numpy import NUMPY
+from nmn.interchange.validate import ModelValidationError
 
 CASES = node_cases()
 
 
 def _run_numpy(case):
     graph = read_model(onnx.load_from_string(case.model))
-    return execute(graph, list(case.inputs), tensor=lambda n: graph.initializers.get(n), prims=NUMPY,
-                   yat=None)
+    return execute(graph, list(case.inputs), tensor=lambda n: graph.initializers.get(n), prims=NUMPY, yat=None)
 
 
 def test_every_core_family_is_supported():
@@ -39,7 +38,7 @@ def test_node_case_numpy(case):
         msg = str(err)
         assert "\n" not in msg and msg.startswith(case.op + ":"), msg
         return
-    except ModelValidationError as err:     # e.g. string tensors: refused by nmn's validator, in one line
+    except ModelValidationError as err:  # e.g. string tensors: refused by nmn's validator, in one line
         assert "\n" not in str(err) and "STRING" in str(err), str(err)
         return
     assert len(outs) == len(case.outputs)
@@ -64,8 +63,13 @@ def test_layer_norm_gives_all_three_outputs():
 
 def test_refusal_is_one_line_naming_op_attribute_and_support():
     with pytest.raises(StdOpError, match=r"^Resize: antialias=1 is not supported .*\(supported: antialias=0\)$"):
-        run_node(NUMPY, "Resize", [np.zeros((1, 1, 2, 2), np.float32), None, np.array([1, 1, 2, 2], np.float32)],
-                 {"antialias": 1}, opset=18)
+        run_node(
+            NUMPY,
+            "Resize",
+            [np.zeros((1, 1, 2, 2), np.float32), None, np.array([1, 1, 2, 2], np.float32)],
+            {"antialias": 1},
+            opset=18,
+        )
 
 
 def test_unknown_op_lists_each_op_once_with_count():

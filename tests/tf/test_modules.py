@@ -8,11 +8,20 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-import onnx_ops  # noqa: E402
-from nmn.core.conv import conv_pads, onnx_pads, transpose_geometry  # noqa: E402
-from nmn.tf import (MultiHeadYatAttention, RotaryYatAttention, YatConv1D, YatConv2D, YatConvTranspose2D,  # noqa: E402
-                    YatConvTranspose3D, YatEmbed, YatNMN, softermax)
-from nmn.tf.spec import from_spec, to_spec  # noqa: E402
+import onnx_ops
+from nmn.core.conv import conv_pads, onnx_pads, transpose_geometry
+from nmn.tf import (
+    MultiHeadYatAttention,
+    RotaryYatAttention,
+    YatConv1D,
+    YatConv2D,
+    YatConvTranspose2D,
+    YatConvTranspose3D,
+    YatEmbed,
+    YatNMN,
+    softermax,
+)
+from nmn.tf.spec import from_spec, to_spec
 
 RNG = np.random.default_rng(0)
 EPS = np.array([1e-5], np.float32)
@@ -31,8 +40,12 @@ def test_variables_built_on_first_call_inside_tf_function():
     fn = tf.function(lambda x: layer(x))
     x = RNG.normal(size=(2, 4)).astype(np.float32)
     y = fn(x).numpy()
-    assert sorted(v.name for v in layer.trainable_variables) == ["d/alpha:0", "d/bias:0", "d/epsilon_param:0",
-                                                                 "d/kernel:0"]
+    assert sorted(v.name for v in layer.trainable_variables) == [
+        "d/alpha:0",
+        "d/bias:0",
+        "d/epsilon_param:0",
+        "d/kernel:0",
+    ]
     _, _, p = to_spec(layer)
     eps = np.log1p(np.exp(p["epsilon_param"].astype(np.float64))).astype(np.float32)
     ref = onnx_ops.run_function("YatDense", [x, p["weight"], p["bias"], p["alpha"], eps])
@@ -45,16 +58,23 @@ def test_conv_channels_first_and_transpose_match_onnx():
     y = conv(x).numpy()
     _, cfg, p = to_spec(conv)
     pads = onnx_pads(conv_pads("same", (7, 7), (3, 3), (2, 2), (1, 1)))
-    ref = onnx_ops.run_function("YatConv", [x, p["weight"], p["bias"], p["alpha"], EPS], strides=[2, 2],
-                                dilations=[1, 1], group=2, pads=pads)
+    ref = onnx_ops.run_function(
+        "YatConv", [x, p["weight"], p["bias"], p["alpha"], EPS], strides=[2, 2], dilations=[1, 1], group=2, pads=pads
+    )
     np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
     convt = YatConvTranspose3D(2, 2, strides=2, padding="same", data_format="channels_first", use_alpha=False)
     x = RNG.normal(size=(1, 3, 2, 3, 2)).astype(np.float32)
     y = convt(x).numpy()
     _, cfg, p = to_spec(convt)
     pairs, outpad = transpose_geometry("same", (2, 2, 2), (2, 2, 2), (1, 1, 1))
-    ref = onnx_ops.run_function("YatConvTranspose", [x, p["weight"], p["bias"], np.ones(1, np.float32), EPS],
-                                strides=[2, 2, 2], dilations=[1, 1, 1], pads=onnx_pads(pairs), output_padding=outpad)
+    ref = onnx_ops.run_function(
+        "YatConvTranspose",
+        [x, p["weight"], p["bias"], np.ones(1, np.float32), EPS],
+        strides=[2, 2, 2],
+        dilations=[1, 1, 1],
+        pads=onnx_pads(pairs),
+        output_padding=outpad,
+    )
     assert y.shape == ref.shape == (1, 2, 4, 6, 4)
     np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
 
@@ -124,18 +144,21 @@ def test_bad_input_names_layer_and_shapes():
         YatEmbed(5, 4)(np.ones((2,), np.float32))
 
 
-@pytest.mark.parametrize("make,match", [
-    (lambda: YatNMN(4, epsilon=0.0), "epsilon must be > 0"),
-    (lambda: YatNMN(-1), "features must be a positive int"),
-    (lambda: YatConv2D(4, 3, groups=3), "divisible by groups"),
-    (lambda: YatConv2D(4, 3, padding="causal"), "only defined for 1-D"),
-    (lambda: YatConv1D(4, 3, padding_mode="mirror"), "padding_mode"),
-    (lambda: YatConvTranspose2D(4, 3, padding="bogus"), "padding"),
-    (lambda: MultiHeadYatAttention(10, 3), "divisible by num_heads"),
-    (lambda: MultiHeadYatAttention(8, 2, dropout=1.5), "dropout"),
-    (lambda: RotaryYatAttention(6, 2), "even"),
-    (lambda: YatEmbed(0, 4), "num_embeddings"),
-])
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda: YatNMN(4, epsilon=0.0), "epsilon must be > 0"),
+        (lambda: YatNMN(-1), "features must be a positive int"),
+        (lambda: YatConv2D(4, 3, groups=3), "divisible by groups"),
+        (lambda: YatConv2D(4, 3, padding="causal"), "only defined for 1-D"),
+        (lambda: YatConv1D(4, 3, padding_mode="mirror"), "padding_mode"),
+        (lambda: YatConvTranspose2D(4, 3, padding="bogus"), "padding"),
+        (lambda: MultiHeadYatAttention(10, 3), "divisible by num_heads"),
+        (lambda: MultiHeadYatAttention(8, 2, dropout=1.5), "dropout"),
+        (lambda: RotaryYatAttention(6, 2), "even"),
+        (lambda: YatEmbed(0, 4), "num_embeddings"),
+    ],
+)
 def test_invalid_options_raise_at_construction(make, match):
     with pytest.raises(ValueError, match=match):
         make()

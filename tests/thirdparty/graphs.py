@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_BATCH = 2
 KERAS_SHAPE = (EXAMPLE_BATCH, 96, 96, 3)
-SUBPROCESS_TIMEOUT = 900   # seconds; a Keras export takes about a minute on a quiet machine
+SUBPROCESS_TIMEOUT = 900  # seconds; a Keras export takes about a minute on a quiet machine
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,9 @@ class Graph:
     """One third-party file: ``model`` x ``exporter``; ``shape`` is the example input (batch first)."""
 
     model: str
-    exporter: str           # "dynamo", "legacy" (torch.onnx.export), "keras-tensorflow", "keras-torch"
+    exporter: str  # "dynamo", "legacy" (torch.onnx.export), "keras-tensorflow", "keras-torch"
     shape: tuple
-    heavy: bool = False     # slow to make or to run in six frameworks: only with NMN_HEAVY_TESTS=1
+    heavy: bool = False  # slow to make or to run in six frameworks: only with NMN_HEAVY_TESTS=1
 
     @property
     def id(self) -> str:
@@ -139,7 +139,7 @@ def torch_model(name: str):
     else:
         raise ValueError(f"unknown torch model {name!r}")
     model.eval()
-    with torch.no_grad():   # random BatchNorm statistics, so that the running mean/var matter
+    with torch.no_grad():  # random BatchNorm statistics, so that the running mean/var matter
         for m in model.modules():
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                 m.running_mean.uniform_(-0.2, 0.2)
@@ -156,12 +156,28 @@ def export_torch(graph: Graph, path: Path) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if graph.exporter == "dynamo":
-            torch.onnx.export(model, (x,), str(path), input_names=["x"], output_names=["y"], dynamo=True,
-                              dynamic_shapes=({0: torch.export.Dim("batch")},), external_data=False,
-                              verbose=False)
+            torch.onnx.export(
+                model,
+                (x,),
+                str(path),
+                input_names=["x"],
+                output_names=["y"],
+                dynamo=True,
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                external_data=False,
+                verbose=False,
+            )
         else:
-            torch.onnx.export(model, (x,), str(path), input_names=["x"], output_names=["y"], dynamo=False,
-                              opset_version=17, dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
+            torch.onnx.export(
+                model,
+                (x,),
+                str(path),
+                input_names=["x"],
+                output_names=["y"],
+                dynamo=False,
+                opset_version=17,
+                dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+            )
     return path
 
 
@@ -174,7 +190,9 @@ def export_keras(graph: Graph, path: Path) -> Path:
     try:
         done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
     except subprocess.TimeoutExpired as err:
-        raise RuntimeError(f"{graph.id}: export timed out after {SUBPROCESS_TIMEOUT} s:\n{err.stdout}\n{err.stderr}")
+        raise RuntimeError(
+            f"{graph.id}: export timed out after {SUBPROCESS_TIMEOUT} s:\n{err.stdout}\n{err.stderr}"
+        ) from err
     if done.returncode != 0 or not path.exists():
         raise RuntimeError(f"{graph.id}: export failed (exit {done.returncode}):\n{done.stdout}\n{done.stderr[-4000:]}")
     return path
@@ -189,11 +207,11 @@ def _keras_main(model: str, path: str) -> None:
     keras.utils.set_random_seed(0)
     net = keras.applications.MobileNetV2(weights=None, input_shape=KERAS_SHAPE[1:], classes=10)
     rng = np.random.default_rng(0)
-    for layer in net.layers:   # random BatchNorm statistics
+    for layer in net.layers:  # random BatchNorm statistics
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.moving_mean.assign(rng.uniform(-0.2, 0.2, layer.moving_mean.shape).astype("float32"))
             layer.moving_variance.assign(rng.uniform(0.5, 1.5, layer.moving_variance.shape).astype("float32"))
-    net(np.zeros(KERAS_SHAPE, "float32"))   # export needs a model that has been called
+    net(np.zeros(KERAS_SHAPE, "float32"))  # export needs a model that has been called
     net.export(path, format="onnx", verbose=False)
 
 

@@ -14,8 +14,8 @@ import numpy as np
 
 FRAMEWORKS = ("torch", "nnx", "linen", "keras", "tf", "mlx")
 LR = 1e-4
-EPS = 1e-20   # Adam's epsilon: small, so that a parameter whose gradient is tiny (1e-13 in a saturated
-              # squeeze-excitation gate) still moves by about LR
+EPS = 1e-20  # Adam's epsilon: small, so that a parameter whose gradient is tiny (1e-13 in a saturated
+# squeeze-excitation gate) still moves by about LR
 
 
 @dataclass
@@ -86,8 +86,14 @@ def _nnx(model, x, target):
     optimizer.update(model, grads)
     new = [v for _, v in jax.tree_util.tree_leaves_with_path(nnx.state(model, nnx.Param))]
     names = [jax.tree_util.keystr(k) for k, _ in old]
-    return _report(float(loss), float(loss_fn(model)), names, jax.tree_util.tree_leaves(grads),
-                   [np.asarray(v) for _, v in old], [np.asarray(v) for v in new])
+    return _report(
+        float(loss),
+        float(loss_fn(model)),
+        names,
+        jax.tree_util.tree_leaves(grads),
+        [np.asarray(v) for _, v in old],
+        [np.asarray(v) for v in new],
+    )
 
 
 def _linen(loaded, x, target):
@@ -107,15 +113,21 @@ def _linen(loaded, x, target):
     updates, _ = opt.update(grads, opt.init(params), params)
     new = optax.apply_updates(params, updates)
     flat = jax.tree_util.tree_leaves_with_path(params)
-    return _report(float(loss), float(loss_fn(new)), [jax.tree_util.keystr(k) for k, _ in flat],
-                   jax.tree_util.tree_leaves(grads), [v for _, v in flat], jax.tree_util.tree_leaves(new))
+    return _report(
+        float(loss),
+        float(loss_fn(new)),
+        [jax.tree_util.keystr(k) for k, _ in flat],
+        jax.tree_util.tree_leaves(grads),
+        [v for _, v in flat],
+        jax.tree_util.tree_leaves(new),
+    )
 
 
 def _keras(model, x, target):
     import keras
     import tensorflow as tf
 
-    if keras.backend.backend() != "tensorflow":   # the test process runs Keras on TensorFlow
+    if keras.backend.backend() != "tensorflow":  # the test process runs Keras on TensorFlow
         raise RuntimeError(f"the keras train step needs the tensorflow backend, not {keras.backend.backend()}")
     variables = list(model.trainable_variables)
     opt = keras.optimizers.Adam(LR, epsilon=EPS)
@@ -125,8 +137,14 @@ def _keras(model, x, target):
     grads = tape.gradient(loss, variables)
     opt.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
     after = float(tf.reduce_mean((model(x) - target) ** 2))
-    return _report(float(loss), after, [v.path for v in variables], [None if g is None else g.numpy() for g in grads],
-                   old, [v.numpy() for v in variables])
+    return _report(
+        float(loss),
+        after,
+        [v.path for v in variables],
+        [None if g is None else g.numpy() for g in grads],
+        old,
+        [v.numpy() for v in variables],
+    )
 
 
 def _tf(model, x, target):
@@ -137,14 +155,19 @@ def _tf(model, x, target):
     with tf.GradientTape() as tape:
         loss = tf.reduce_mean((model(tf.constant(x)) - target) ** 2)
     grads = tape.gradient(loss, variables)
-    for g, v in zip(grads, variables):   # Adam's first step: lr * m / sqrt(v) with bias correction = lr * sign(g)
+    for g, v in zip(grads, variables):  # Adam's first step: lr * m / sqrt(v) with bias correction = lr * sign(g)
         if g is not None:
             g = tf.convert_to_tensor(g)
             v.assign_sub(LR * g / (tf.abs(g) + EPS))
     after = float(tf.reduce_mean((model(tf.constant(x)) - target) ** 2))
-    return _report(float(loss), after, [v.name for v in variables],
-                   [None if g is None else tf.convert_to_tensor(g).numpy() for g in grads], old,
-                   [v.numpy() for v in variables])
+    return _report(
+        float(loss),
+        after,
+        [v.name for v in variables],
+        [None if g is None else tf.convert_to_tensor(g).numpy() for g in grads],
+        old,
+        [v.numpy() for v in variables],
+    )
 
 
 def _mlx(model, x, target):
@@ -167,8 +190,14 @@ def _mlx(model, x, target):
     g = dict(tree_flatten(grads))
     new = dict(tree_flatten(model.trainable_parameters()))
     names = sorted(old)
-    return _report(loss.item(), loss_fn(model).item(), names, [np.array(g[k]) if k in g else None for k in names],
-                   [old[k] for k in names], [np.array(new[k]) for k in names])
+    return _report(
+        loss.item(),
+        loss_fn(model).item(),
+        names,
+        [np.array(g[k]) if k in g else None for k in names],
+        [old[k] for k in names],
+        [np.array(new[k]) for k in names],
+    )
 
 
 _TRAIN = {"torch": _torch, "nnx": _nnx, "linen": _linen, "keras": _keras, "tf": _tf, "mlx": _mlx}

@@ -15,15 +15,19 @@ import pytest
 from tests.thirdparty import graphs, harness
 from tests.thirdparty.conftest import HEAVY
 
-TOLERANCE = 1e-4    # of the output's largest magnitude
-FRESH_BATCH = 3     # differs from the example batch (2)
+TOLERANCE = 1e-4  # of the output's largest magnitude
+FRESH_BATCH = 3  # differs from the example batch (2)
 
 # (model, exporter, framework) -> why it does not load today: the standard ops the loaders lack (issue 12).
 # ``framework`` None means every framework. strict=False: each is re-checked and removed when the loaders catch up.
-_TORCH_CONCAT = ("torch loader: the legacy exporter's Shape/Gather/Concat shape arithmetic fails at run time "
-                 "('Tensors must have same number of dimensions: got 1 and 2'; reported to the loaders)")
-_KERAS_CONV = ("keras loader: OnnxOp(Conv) cannot infer its output shape on the symbolic batch "
-               "('Could not automatically infer the output shape / dtype'; reported to the loaders)")
+_TORCH_CONCAT = (
+    "torch loader: the legacy exporter's Shape/Gather/Concat shape arithmetic fails at run time "
+    "('Tensors must have same number of dimensions: got 1 and 2'; reported to the loaders)"
+)
+_KERAS_CONV = (
+    "keras loader: OnnxOp(Conv) cannot infer its output shape on the symbolic batch "
+    "('Could not automatically infer the output shape / dtype'; reported to the loaders)"
+)
 KNOWN = {
     ("transformer_encoder", "legacy", "torch"): _TORCH_CONCAT,
     ("vit_block", "legacy", "torch"): _TORCH_CONCAT,
@@ -51,8 +55,14 @@ def _cases():
 
 
 def _framework_or_skip(framework):
-    module = {"torch": "torch", "nnx": "flax.nnx", "linen": "flax.linen", "keras": "keras", "tf": "tensorflow",
-              "mlx": "mlx.core"}[framework]
+    module = {
+        "torch": "torch",
+        "nnx": "flax.nnx",
+        "linen": "flax.linen",
+        "keras": "keras",
+        "tf": "tensorflow",
+        "mlx": "mlx.core",
+    }[framework]
     pytest.importorskip(module)
 
 
@@ -68,8 +78,9 @@ def test_loads_matches_onnxruntime_and_trains(graph, framework, thirdparty_files
         if graph.model in ("resnet18", "mobilenet_v3_small"):
             pytest.importorskip("torchvision")
     path = thirdparty_files(graph)
-    from nmn.interchange import run_onnx
     import onnx
+
+    from nmn.interchange import run_onnx
 
     proto = onnx.load(str(path))
     (input_name,) = [vi.name for vi in proto.graph.input if vi.name not in {t.name for t in proto.graph.initializer}]

@@ -8,8 +8,15 @@ import pytest
 import torch
 import torch.nn as nn
 
-from nmn.torch import (MultiHeadYatAttention, RotaryYatAttention, YatConv1D, YatConv2D, YatConvTranspose2D,
-                       YatEmbed, YatNMN)
+from nmn.torch import (
+    MultiHeadYatAttention,
+    RotaryYatAttention,
+    YatConv1D,
+    YatConv2D,
+    YatConvTranspose2D,
+    YatEmbed,
+    YatNMN,
+)
 
 
 class EveryLayer(nn.Module):
@@ -27,11 +34,11 @@ class EveryLayer(nn.Module):
         self.dense = YatNMN(2 * 8 * 12, 5, learnable_epsilon=True)
 
     def forward(self, ids):
-        h = self.embed(ids)                      # (B, 6, 8)
+        h = self.embed(ids)  # (B, 6, 8)
         a = self.mha(h) + self.performer(h) + self.rotary(h)
-        h = self.conv1(a.transpose(1, 2))        # (B, 4, 6)
-        h = self.conv2(h[:, None])               # (B, 2, 4, 6)
-        h = self.convt(h)                        # (B, 2, 8, 12)
+        h = self.conv1(a.transpose(1, 2))  # (B, 4, 6)
+        h = self.conv2(h[:, None])  # (B, 2, 4, 6)
+        h = self.convt(h)  # (B, 2, 8, 12)
         return self.dense(h.flatten(1)), self.embed.attend(a)
 
 
@@ -48,7 +55,7 @@ def test_torch_compile_yatnmn_equals_eager_forward_and_backward():
     x = torch.randn(4, 16, requires_grad=True)
     try:
         got = compiled(x)
-    except Exception as err:  # noqa: BLE001 - only a missing toolchain turns into xfail
+    except Exception as err:
         if _compiler_missing(err):
             pytest.xfail(f"inductor cannot compile on this machine: {type(err).__name__}")
         raise
@@ -64,7 +71,7 @@ def test_torch_compile_every_layer_kind_equals_eager():
     torch.manual_seed(0)
     model = EveryLayer().eval()
     ids = torch.randint(0, 11, (2, 6))
-    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)   # graph capture + AOT autograd
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)  # graph capture + AOT autograd
     got, want = compiled(ids), model(ids)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     (got[0].sum() + got[1].sum()).backward()
@@ -78,7 +85,7 @@ def test_torch_compile_inductor_every_layer_kind_equals_eager():
     try:
         with torch.no_grad():
             got, want = torch.compile(model, fullgraph=True)(ids), model(ids)
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         if _compiler_missing(err):
             pytest.xfail(f"inductor cannot compile on this machine: {type(err).__name__}")
         raise

@@ -21,7 +21,7 @@ def test_fused_dense_matches_core_autograd(bias_kind, alpha_kind, eps_kind):
     torch.manual_seed(0)
     x = torch.randn(6, 5, dtype=torch.float64)
     w = torch.randn(4, 5, dtype=torch.float64)
-    x[0] = w[1]                                     # a clamped (zero) distance
+    x[0] = w[1]  # a clamped (zero) distance
     bias = {"tensor": torch.randn(4, dtype=torch.float64), "number": 0.3, "none": None}[bias_kind]
     alpha = {"tensor": torch.tensor([1.4], dtype=torch.float64), "number": 0.7, "none": None}[alpha_kind]
     eps = {"tensor": torch.tensor([0.05], dtype=torch.float64), "number": 0.05}[eps_kind]
@@ -37,7 +37,7 @@ def test_fused_dense_matches_core_autograd(bias_kind, alpha_kind, eps_kind):
 def test_fused_tail_matches_core_autograd_with_broadcast_bias():
     torch.manual_seed(1)
     dot = torch.randn(2, 3, 4, 4, dtype=torch.float64)
-    dist = torch.randn(2, 3, 4, 4, dtype=torch.float64).abs() - 0.2        # some negative: clamped
+    dist = torch.randn(2, 3, 4, 4, dtype=torch.float64).abs() - 0.2  # some negative: clamped
     bias = torch.randn(3, dtype=torch.float64).reshape(1, 3, 1, 1)
     alpha = torch.tensor([1.3], dtype=torch.float64)
     eps = torch.tensor([0.1], dtype=torch.float64)

@@ -12,8 +12,19 @@ import torch.nn as nn
 
 import nmn.torch as nt
 from nmn.core.options import SQRT2, inverse_softplus
-from nmn.torch import (MultiHeadYatAttention, RotaryYatAttention, YatConv1D, YatConv2D, YatConv3D,
-                       YatConvTranspose1D, YatConvTranspose2D, YatConvTranspose3D, YatEmbed, YatNMN, functional)
+from nmn.torch import (
+    MultiHeadYatAttention,
+    RotaryYatAttention,
+    YatConv1D,
+    YatConv2D,
+    YatConv3D,
+    YatConvTranspose1D,
+    YatConvTranspose2D,
+    YatConvTranspose3D,
+    YatEmbed,
+    YatNMN,
+    functional,
+)
 from nmn.torch.spec import from_spec, to_spec
 
 
@@ -36,15 +47,17 @@ def every_layer():
 
 # --------------------------------------------------------------------------------------------- seed README
 def test_readme_pytorch_examples_run_as_written():
-    from nmn.torch import YatNMN  # noqa: F401
-    from nmn.torch import YatNMN, YatConv2D, MultiHeadYatAttention, YatEmbed  # noqa: F811,F401
-    from nmn.torch import softermax, softer_sigmoid, soft_tanh  # noqa: F401
-
-    layer = YatNMN(
-        in_features=128,
-        out_features=64,
-        epsilon=1e-5
+    from nmn.torch import (  # noqa: F401  # noqa: F401
+        MultiHeadYatAttention,
+        YatConv2D,
+        YatEmbed,
+        YatNMN,
+        soft_tanh,
+        softer_sigmoid,
+        softermax,
     )
+
+    layer = YatNMN(in_features=128, out_features=64, epsilon=1e-5)
     x = torch.randn(32, 128)
     y = layer(x)
     assert y.shape == (32, 64)
@@ -90,7 +103,7 @@ def test_constant_alpha_and_bias_enter_the_formula():
     w = layer.weight
     dot = x @ w.t()
     dist = (x[:, None, :] - w[None]).pow(2).sum(-1)
-    expected = 0.7 * (dot + 0.25) ** 2 / (dist + 0.1)   # independent: explicit x - w distance
+    expected = 0.7 * (dot + 0.25) ** 2 / (dist + 0.1)  # independent: explicit x - w distance
     torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-6)
 
 
@@ -121,42 +134,52 @@ def test_device_and_dtype_factory_arguments():
     assert layer(torch.randn(1, 2, 5, 5, dtype=torch.float64)).dtype == torch.float64
 
 
-@pytest.mark.parametrize("make, bad", [
-    (lambda: YatNMN(3, 2, epsilon=0.0), "epsilon"),
-    (lambda: YatNMN(3, 2, epsilon=-1.0), "epsilon"),
-    (lambda: YatNMN(0, 2), "in_features"),
-    (lambda: YatNMN(3, 2, bias=True, use_bias=False), "use_bias"),
-    (lambda: YatConv2D(3, 4, 3, groups=2), "groups"),
-    (lambda: YatConv2D(2, 4, 3, padding="full"), "padding"),
-    (lambda: YatConv2D(2, 4, 3, padding="causal"), "causal"),
-    (lambda: YatConv2D(2, 4, 3, padding_mode="mirror"), "padding_mode"),
-    (lambda: YatConv2D(2, 4, (3, 3, 3)), "kernel_size"),
-    (lambda: YatConvTranspose2D(2, 4, 3, padding_mode="reflect"), "padding_mode"),
-    (lambda: YatConvTranspose1D(2, 4, 3, output_padding=-1), "output_padding"),
-    (lambda: MultiHeadYatAttention(10, 3), "num_heads"),
-    (lambda: MultiHeadYatAttention(8, 2, normalization="sparsemax"), "normalization"),
-    (lambda: MultiHeadYatAttention(8, 2, dropout=1.5), "dropout"),
-    (lambda: MultiHeadYatAttention(8, 2, epsilon=0), "epsilon"),
-    (lambda: RotaryYatAttention(6, 2), "even"),
-    (lambda: RotaryYatAttention(8, 2, rope_style="neox"), "rope_style"),
-    (lambda: YatEmbed(10, 4, epsilon=0), "epsilon"),
-    (lambda: nt.Softermax(n=0), "n must"),
-])
+@pytest.mark.parametrize(
+    "make, bad",
+    [
+        (lambda: YatNMN(3, 2, epsilon=0.0), "epsilon"),
+        (lambda: YatNMN(3, 2, epsilon=-1.0), "epsilon"),
+        (lambda: YatNMN(0, 2), "in_features"),
+        (lambda: YatNMN(3, 2, bias=True, use_bias=False), "use_bias"),
+        (lambda: YatConv2D(3, 4, 3, groups=2), "groups"),
+        (lambda: YatConv2D(2, 4, 3, padding="full"), "padding"),
+        (lambda: YatConv2D(2, 4, 3, padding="causal"), "causal"),
+        (lambda: YatConv2D(2, 4, 3, padding_mode="mirror"), "padding_mode"),
+        (lambda: YatConv2D(2, 4, (3, 3, 3)), "kernel_size"),
+        (lambda: YatConvTranspose2D(2, 4, 3, padding_mode="reflect"), "padding_mode"),
+        (lambda: YatConvTranspose1D(2, 4, 3, output_padding=-1), "output_padding"),
+        (lambda: MultiHeadYatAttention(10, 3), "num_heads"),
+        (lambda: MultiHeadYatAttention(8, 2, normalization="sparsemax"), "normalization"),
+        (lambda: MultiHeadYatAttention(8, 2, dropout=1.5), "dropout"),
+        (lambda: MultiHeadYatAttention(8, 2, epsilon=0), "epsilon"),
+        (lambda: RotaryYatAttention(6, 2), "even"),
+        (lambda: RotaryYatAttention(8, 2, rope_style="neox"), "rope_style"),
+        (lambda: YatEmbed(10, 4, epsilon=0), "epsilon"),
+        (lambda: nt.Softermax(n=0), "n must"),
+    ],
+)
 def test_invalid_options_raise_at_construction(make, bad):
     with pytest.raises(ValueError, match=bad):
         make()
 
 
-@pytest.mark.parametrize("layer, x, words", [
-    (YatNMN(4, 3), torch.randn(2, 5), ["YatNMN", "(..., 4)", "(2, 5)"]),
-    (YatConv2D(2, 3, 3), torch.randn(1, 3, 5, 5), ["YatConv2D", "2 input channels", "(1, 3, 5, 5)"]),
-    (YatConv2D(2, 3, 3), torch.randn(3, 5, 5), ["YatConv2D", "unbatched", "(3, 5, 5)"]),
-    (YatConv2D(2, 3, 3), torch.randn(5, 5), ["YatConv2D", "4-D", "(5, 5)"]),
-    (YatConv1D(2, 3, 3), torch.randn(1, 2, 5, 5), ["YatConv1D", "3-D", "(1, 2, 5, 5)"]),
-    (YatConvTranspose2D(2, 3, 3), torch.randn(1, 3, 4, 4), ["YatConvTranspose2D", "2 input channels", "(1, 3, 4, 4)"]),
-    (MultiHeadYatAttention(8, 2), torch.randn(2, 5, 6), ["MultiHeadYatAttention", "(B, L, 8)", "(2, 5, 6)"]),
-    (RotaryYatAttention(8, 2), torch.randn(2, 5), ["RotaryYatAttention", "(B, L, 8)", "(2, 5)"]),
-])
+@pytest.mark.parametrize(
+    "layer, x, words",
+    [
+        (YatNMN(4, 3), torch.randn(2, 5), ["YatNMN", "(..., 4)", "(2, 5)"]),
+        (YatConv2D(2, 3, 3), torch.randn(1, 3, 5, 5), ["YatConv2D", "2 input channels", "(1, 3, 5, 5)"]),
+        (YatConv2D(2, 3, 3), torch.randn(3, 5, 5), ["YatConv2D", "unbatched", "(3, 5, 5)"]),
+        (YatConv2D(2, 3, 3), torch.randn(5, 5), ["YatConv2D", "4-D", "(5, 5)"]),
+        (YatConv1D(2, 3, 3), torch.randn(1, 2, 5, 5), ["YatConv1D", "3-D", "(1, 2, 5, 5)"]),
+        (
+            YatConvTranspose2D(2, 3, 3),
+            torch.randn(1, 3, 4, 4),
+            ["YatConvTranspose2D", "2 input channels", "(1, 3, 4, 4)"],
+        ),
+        (MultiHeadYatAttention(8, 2), torch.randn(2, 5, 6), ["MultiHeadYatAttention", "(B, L, 8)", "(2, 5, 6)"]),
+        (RotaryYatAttention(8, 2), torch.randn(2, 5), ["RotaryYatAttention", "(B, L, 8)", "(2, 5)"]),
+    ],
+)
 def test_bad_input_names_layer_and_shapes(layer, x, words):
     with pytest.raises(ValueError) as err:
         layer(x)
@@ -189,7 +212,7 @@ def test_state_dict_round_trip(index):
         nn.init.normal_(p) if p.requires_grad else None
     persistent = twin.state_dict()
     for name, buf in twin.named_buffers():
-        if name in persistent:        # derived tables (RoPE cos/sin) are not state
+        if name in persistent:  # derived tables (RoPE cos/sin) are not state
             buf.normal_()
     twin.load_state_dict(layer.state_dict())
     torch.testing.assert_close(twin(x), layer(x))
@@ -202,7 +225,8 @@ def test_spec_round_trip_keeps_outputs(index):
     layer.eval()
     kind, config, params = to_spec(layer)
     import json
-    config = json.loads(json.dumps(config))   # plain JSON
+
+    config = json.loads(json.dumps(config))  # plain JSON
     rebuilt = from_spec(kind, config, params).eval()
     torch.testing.assert_close(rebuilt(x), layer(x))
     assert to_spec(rebuilt)[1] == config
@@ -235,7 +259,7 @@ def test_rotary_half_style_and_absolute_positions():
     torch.testing.assert_close(y, torch.cat([a * c - b * s, a * s + b * c], -1))
     yi = functional.rope(x, cos, sin)
     torch.testing.assert_close(yi[..., 0::2], x[..., 0::2] * c - x[..., 1::2] * s)
-    torch.testing.assert_close(yi.norm(dim=-1), x.norm(dim=-1))   # rotations keep norms
+    torch.testing.assert_close(yi.norm(dim=-1), x.norm(dim=-1))  # rotations keep norms
 
 
 def test_fully_masked_row_is_finite_and_mask_forms():
@@ -251,8 +275,10 @@ def test_fully_masked_row_is_finite_and_mask_forms():
 
 
 def test_causal_attention_ignores_future_tokens():
-    for attn in (MultiHeadYatAttention(8, 2, causal=True), MultiHeadYatAttention(8, 2, causal=True,
-                                                                                   use_performer=True)):
+    for attn in (
+        MultiHeadYatAttention(8, 2, causal=True),
+        MultiHeadYatAttention(8, 2, causal=True, use_performer=True),
+    ):
         x = torch.randn(1, 6, 8)
         x2 = x.clone()
         x2[:, 4:] = torch.randn(1, 2, 8)
@@ -288,7 +314,7 @@ def test_half_inputs_compute_in_float32(dtype, index):
     layer.eval()
     xh = x.to(dtype)
     ref = layer(xh.float())
-    got = layer(xh)                       # float32 params: promoted to float32
+    got = layer(xh)  # float32 params: promoted to float32
     assert got.dtype == torch.float32
     torch.testing.assert_close(got, ref)
     half = copy.deepcopy(layer).to(dtype)  # half params: result in half, arithmetic in float32
@@ -313,5 +339,3 @@ def test_gradients_reach_every_parameter():
         out.sum().backward()
         for name, p in layer.named_parameters():
             assert p.grad is not None and torch.isfinite(p.grad).all(), (type(layer).__name__, name)
-
-

@@ -20,14 +20,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CORE_FAMILIES = tuple("""
+CORE_FAMILIES = tuple(
+    """
 Abs Add And ArgMax ArgMin AveragePool BatchNormalization Cast Ceil Clip Concat Constant ConstantOfShape Conv
 ConvTranspose Div Dropout Einsum Elu Equal Erf Exp Expand Flatten Floor Gather Gelu Gemm GlobalAveragePool
 GlobalMaxPool Greater GreaterOrEqual HardSigmoid HardSwish Identity LayerNormalization LeakyRelu Less LessOrEqual
 Log LogSoftmax MatMul Max MaxPool Min Mod Mul Neg Not Or Pad Pow Range Reciprocal ReduceL2 ReduceMax ReduceMean
 ReduceMin ReduceProd ReduceSum Relu Reshape Resize Selu Shape Sigmoid Sign Slice Softmax Softplus Split Sqrt
 Squeeze Sub Sum Tanh Transpose Unsqueeze Where
-""".split())
+""".split()
+)
 """The op families a CNN, an MLP or a transformer needs (single-op cases of these ops are the core table)."""
 
 STATUSES = ("pass", "wrong", "refused", "crash")
@@ -111,7 +113,7 @@ def run_case(case: Case, framework: str) -> tuple[str, str]:
         if "\n" in msg.strip():
             return "crash", "multi-line refusal: " + msg.splitlines()[0]
         return "refused", msg
-    except Exception as err:  # noqa: BLE001 - the table counts every other failure as a crash
+    except Exception as err:
         tb = traceback.extract_tb(err.__traceback__)
         where = f"{tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno}" if tb else "?"
         return "crash", f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''} ({where})"

@@ -38,9 +38,15 @@ class JaxPrims(ArrayPrims):
         s = "DHW"[-rank:] if rank <= 3 else None
         if s is None:
             raise ValueError("Conv: more than 3 spatial axes are not supported by the JAX loader")
-        return lax.conv_general_dilated(self.t(x), self.t(w), tuple(strides), [tuple(p) for p in pads],
-                                        rhs_dilation=tuple(dilations), dimension_numbers=("NC" + s, "OI" + s, "NC" + s),
-                                        feature_group_count=groups)
+        return lax.conv_general_dilated(
+            self.t(x),
+            self.t(w),
+            tuple(strides),
+            [tuple(p) for p in pads],
+            rhs_dilation=tuple(dilations),
+            dimension_numbers=("NC" + s, "OI" + s, "NC" + s),
+            feature_group_count=groups,
+        )
 
 
 PRIMS = JaxPrims()

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import numpy as np
 import keras
+import numpy as np
 from keras import ops
 
 from nmn.interchange.stdops.prims_numpy import ArrayPrims
 
-_NAMES = {"neg": "negative", "floordiv": "floor_divide", "div": "divide", "pow": "power", "sub": "subtract",
-          "mul": "multiply"}
+_NAMES = {
+    "neg": "negative",
+    "floordiv": "floor_divide",
+    "div": "divide",
+    "pow": "power",
+    "sub": "subtract",
+    "mul": "multiply",
+}
 
 
 class KerasPrims(ArrayPrims):
@@ -28,11 +34,11 @@ class KerasPrims(ArrayPrims):
             return None
         try:
             return np.asarray(ops.convert_to_numpy(x))
-        except Exception:  # noqa: BLE001 - a symbolic tensor of the backend
+        except Exception:
             return None
 
     def shape(self, x):
-        dims = tuple(x.shape)      # static sizes; an unknown one is None (or a symbolic value: treated as None)
+        dims = tuple(x.shape)  # static sizes; an unknown one is None (or a symbolic value: treated as None)
         return tuple(d if isinstance(d, (int, np.integer)) else None for d in dims)
 
     def dtype(self, x):
@@ -63,8 +69,16 @@ class KerasPrims(ArrayPrims):
         h = ops.pad(h, [(0, 0)] + [tuple(p) for p in pads] + [(0, 0)])
         k = ops.transpose(w, (*range(2, rank + 2), 1, 0))
         cg, mg = k.shape[-2], k.shape[-1] // groups
-        ys = [ops.conv(h[..., g * cg:(g + 1) * cg], k[..., g * mg:(g + 1) * mg], strides=tuple(strides),
-                       padding="valid", dilation_rate=tuple(dilations)) for g in range(groups)]
+        ys = [
+            ops.conv(
+                h[..., g * cg : (g + 1) * cg],
+                k[..., g * mg : (g + 1) * mg],
+                strides=tuple(strides),
+                padding="valid",
+                dilation_rate=tuple(dilations),
+            )
+            for g in range(groups)
+        ]
         y = ys[0] if groups == 1 else ops.concatenate(ys, axis=-1)
         return ops.transpose(y, (0, rank + 1, *range(1, rank + 1)))
 

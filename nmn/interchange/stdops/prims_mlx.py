@@ -8,8 +8,15 @@ import numpy as np
 from nmn.interchange.stdops.prims_numpy import ArrayPrims
 from nmn.mlx.functional import _conv as grouped_conv
 
-_MX_NAMES = {"neg": "negative", "floordiv": "floor_divide", "div": "divide", "pow": "power", "add": "add",
-             "sub": "subtract", "mul": "multiply"}
+_MX_NAMES = {
+    "neg": "negative",
+    "floordiv": "floor_divide",
+    "div": "divide",
+    "pow": "power",
+    "add": "add",
+    "sub": "subtract",
+    "mul": "multiply",
+}
 
 
 def _mx_dtype(dtype):
@@ -75,8 +82,14 @@ class MlxPrims(ArrayPrims):
 
     def conv(self, x, w, strides, dilations, pads, groups):
         x, w = self.t(x), self.t(w)
-        y = grouped_conv(mx.moveaxis(x, 1, -1), mx.moveaxis(w, 1, -1), groups=groups, stride=list(strides),
-                         padding=([p[0] for p in pads], [p[1] for p in pads]), kernel_dilation=list(dilations))
+        y = grouped_conv(
+            mx.moveaxis(x, 1, -1),
+            mx.moveaxis(w, 1, -1),
+            groups=groups,
+            stride=list(strides),
+            padding=([p[0] for p in pads], [p[1] for p in pads]),
+            kernel_dilation=list(dilations),
+        )
         return mx.moveaxis(y, -1, 1)
 
 

@@ -39,7 +39,7 @@ class ArrayPrims:
         """The value as numpy when it is known now (numpy or an eager tensor), else ``None``."""
         try:
             return np.asarray(x)
-        except Exception:  # noqa: BLE001 - a symbolic value
+        except Exception:
             return None
 
     def shape(self, x) -> tuple:
@@ -139,11 +139,16 @@ class ArrayPrims:
         y = np.zeros((n, m, *outs), np.result_type(x, w))
         mg = m // groups
         for offset in itertools.product(*[range(kk) for kk in k]):
-            view = x[(slice(None), slice(None)) + tuple(slice(o * d, o * d + (out - 1) * st + 1, st)
-                                                        for o, d, out, st in zip(offset, dilations, outs, strides))]
+            view = x[
+                (slice(None), slice(None))
+                + tuple(
+                    slice(o * d, o * d + (out - 1) * st + 1, st)
+                    for o, d, out, st in zip(offset, dilations, outs, strides)
+                )
+            ]
             for g in range(groups):
-                wg = w[(slice(g * mg, (g + 1) * mg), slice(None)) + offset]          # (M/G, C/G)
-                y[:, g * mg:(g + 1) * mg] += np.einsum("nc...,mc->nm...", view[:, g * cg:(g + 1) * cg], wg)
+                wg = w[(slice(g * mg, (g + 1) * mg), slice(None)) + offset]  # (M/G, C/G)
+                y[:, g * mg : (g + 1) * mg] += np.einsum("nc...,mc->nm...", view[:, g * cg : (g + 1) * cg], wg)
         return y
 
 

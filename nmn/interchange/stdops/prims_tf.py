@@ -53,8 +53,13 @@ class TfPrims(ArrayPrims):
         return tf.pad(self.t(x), [list(w) for w in widths], constant_values=tf.cast(value, self.t(x).dtype))
 
     def reduce(self, kind, x, axes, keepdims):
-        fn = {"sum": tf.reduce_sum, "mean": tf.reduce_mean, "max": tf.reduce_max, "min": tf.reduce_min,
-              "prod": tf.reduce_prod}[kind]
+        fn = {
+            "sum": tf.reduce_sum,
+            "mean": tf.reduce_mean,
+            "max": tf.reduce_max,
+            "min": tf.reduce_min,
+            "prod": tf.reduce_prod,
+        }[kind]
         return fn(self.t(x), axis=list(axes), keepdims=keepdims)
 
     def argreduce(self, kind, x, axis, keepdims):
@@ -63,22 +68,49 @@ class TfPrims(ArrayPrims):
 
     def unary(self, name, x):
         x = self.t(x)
-        fn = {"erf": tf.math.erf, "sigmoid": tf.sigmoid, "neg": tf.negative, "abs": tf.abs, "exp": tf.exp,
-              "log": tf.math.log, "sqrt": tf.sqrt, "tanh": tf.tanh, "floor": tf.floor, "ceil": tf.math.ceil,
-              "sign": tf.sign, "sin": tf.sin, "cos": tf.cos, "logical_not": tf.logical_not,
-              "round": tf.math.round}[name]
+        fn = {
+            "erf": tf.math.erf,
+            "sigmoid": tf.sigmoid,
+            "neg": tf.negative,
+            "abs": tf.abs,
+            "exp": tf.exp,
+            "log": tf.math.log,
+            "sqrt": tf.sqrt,
+            "tanh": tf.tanh,
+            "floor": tf.floor,
+            "ceil": tf.math.ceil,
+            "sign": tf.sign,
+            "sin": tf.sin,
+            "cos": tf.cos,
+            "logical_not": tf.logical_not,
+            "round": tf.math.round,
+        }[name]
         return fn(x)
 
     def binary(self, name, a, b):
         a, b = tf.convert_to_tensor(self.t(a)), tf.convert_to_tensor(self.t(b))
         if a.dtype.name in _NARROW and name not in ("logical_and", "logical_or", "logical_xor"):
-            y = self.binary(name, tf.cast(a, tf.int64), tf.cast(b, tf.int64))   # TF lacks narrow-int kernels
+            y = self.binary(name, tf.cast(a, tf.int64), tf.cast(b, tf.int64))  # TF lacks narrow-int kernels
             return y if y.dtype == tf.bool else tf.cast(y, a.dtype)
-        fn = {"add": tf.add, "sub": tf.subtract, "mul": tf.multiply, "div": tf.divide, "maximum": tf.maximum,
-              "minimum": tf.minimum, "pow": tf.pow, "equal": tf.equal, "not_equal": tf.not_equal, "less": tf.less,
-              "greater": tf.greater, "less_equal": tf.less_equal, "greater_equal": tf.greater_equal,
-              "logical_and": tf.logical_and, "logical_or": tf.logical_or, "logical_xor": tf.math.logical_xor,
-              "floordiv": tf.math.floordiv}[name]
+        fn = {
+            "add": tf.add,
+            "sub": tf.subtract,
+            "mul": tf.multiply,
+            "div": tf.divide,
+            "maximum": tf.maximum,
+            "minimum": tf.minimum,
+            "pow": tf.pow,
+            "equal": tf.equal,
+            "not_equal": tf.not_equal,
+            "less": tf.less,
+            "greater": tf.greater,
+            "less_equal": tf.less_equal,
+            "greater_equal": tf.greater_equal,
+            "logical_and": tf.logical_and,
+            "logical_or": tf.logical_or,
+            "logical_xor": tf.math.logical_xor,
+            "floordiv": tf.math.floordiv,
+        }[name]
         return fn(a, b)
 
     def matmul(self, a, b):

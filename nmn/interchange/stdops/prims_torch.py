@@ -8,15 +8,41 @@ import torch.nn.functional as F
 
 from nmn.interchange.stdops.prims_numpy import ArrayPrims
 
-_UNARY = {"neg": torch.neg, "abs": torch.abs, "exp": torch.exp, "log": torch.log, "sqrt": torch.sqrt,
-          "erf": torch.erf, "tanh": torch.tanh, "floor": torch.floor, "ceil": torch.ceil, "sign": torch.sign,
-          "sin": torch.sin, "cos": torch.cos, "logical_not": torch.logical_not, "sigmoid": torch.sigmoid,
-          "round": torch.round}
-_BINARY = {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.true_divide,
-           "maximum": torch.maximum, "minimum": torch.minimum, "pow": torch.pow, "equal": torch.eq,
-           "not_equal": torch.ne, "less": torch.lt, "greater": torch.gt, "less_equal": torch.le,
-           "greater_equal": torch.ge, "logical_and": torch.logical_and, "logical_or": torch.logical_or,
-           "logical_xor": torch.logical_xor}
+_UNARY = {
+    "neg": torch.neg,
+    "abs": torch.abs,
+    "exp": torch.exp,
+    "log": torch.log,
+    "sqrt": torch.sqrt,
+    "erf": torch.erf,
+    "tanh": torch.tanh,
+    "floor": torch.floor,
+    "ceil": torch.ceil,
+    "sign": torch.sign,
+    "sin": torch.sin,
+    "cos": torch.cos,
+    "logical_not": torch.logical_not,
+    "sigmoid": torch.sigmoid,
+    "round": torch.round,
+}
+_BINARY = {
+    "add": torch.add,
+    "sub": torch.sub,
+    "mul": torch.mul,
+    "div": torch.true_divide,
+    "maximum": torch.maximum,
+    "minimum": torch.minimum,
+    "pow": torch.pow,
+    "equal": torch.eq,
+    "not_equal": torch.ne,
+    "less": torch.lt,
+    "greater": torch.gt,
+    "less_equal": torch.le,
+    "greater_equal": torch.ge,
+    "logical_and": torch.logical_and,
+    "logical_or": torch.logical_or,
+    "logical_xor": torch.logical_xor,
+}
 
 
 _WIDE_UNSIGNED = (torch.uint16, torch.uint32, torch.uint64)
@@ -79,7 +105,7 @@ class TorchPrims(ArrayPrims):
     def take(self, x, idx, axis):
         x, idx = self.t(x), self.t(idx).long()
         y = torch.index_select(x, axis, idx.reshape(-1))
-        return y.reshape(*x.shape[:axis], *idx.shape, *x.shape[axis + 1:])
+        return y.reshape(*x.shape[:axis], *idx.shape, *x.shape[axis + 1 :])
 
     def broadcast_to(self, x, shape):
         return self.t(x).expand(*shape)
@@ -92,7 +118,7 @@ class TorchPrims(ArrayPrims):
         flat = [p for lo_hi in reversed(widths) for p in lo_hi]
         if x.dtype == torch.bool:
             return F.pad(x.to(torch.uint8), flat, value=float(value)).to(torch.bool)
-        return F.pad(x, flat, value=float(value) if x.is_floating_point() else int(max(value, -2 ** 63)))
+        return F.pad(x, flat, value=float(value) if x.is_floating_point() else int(max(value, -(2**63))))
 
     def einsum(self, eq, *xs):
         return torch.einsum(eq, *[self.t(x) for x in xs])
@@ -104,7 +130,7 @@ class TorchPrims(ArrayPrims):
         fn = {"max": torch.amax, "min": torch.amin}.get(kind)
         if fn is not None:
             return fn(x, dim=tuple(axes), keepdim=keepdims)
-        for a in sorted(axes, reverse=True):     # prod takes one axis at a time
+        for a in sorted(axes, reverse=True):  # prod takes one axis at a time
             x = torch.prod(x, dim=a, keepdim=keepdims)
         return x
 
@@ -116,7 +142,7 @@ class TorchPrims(ArrayPrims):
 
     def binary(self, name, a, b):
         a, b = self.t(a), self.t(b)
-        if a.dtype in _WIDE_UNSIGNED:       # torch CPU kernels lack uint16/32/64 arithmetic: compute in int64
+        if a.dtype in _WIDE_UNSIGNED:  # torch CPU kernels lack uint16/32/64 arithmetic: compute in int64
             y = self.binary(name, a.to(torch.int64), b.to(torch.int64))
             return y if y.dtype == torch.bool else y.to(a.dtype)
         if name == "floordiv":
@@ -131,8 +157,9 @@ class TorchPrims(ArrayPrims):
             padding = 0
         else:
             padding = [lo for lo, _ in pads]
-        return (F.conv1d, F.conv2d, F.conv3d)[rank - 1](x, w, None, stride=strides, padding=padding,
-                                                        dilation=dilations, groups=groups)
+        return (F.conv1d, F.conv2d, F.conv3d)[rank - 1](
+            x, w, None, stride=strides, padding=padding, dilation=dilations, groups=groups
+        )
 
 
 PRIMS = TorchPrims()

@@ -19,8 +19,8 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from onnx import helper
@@ -51,6 +51,7 @@ def op(*names: str, since: int = 1):
             OPS[name] = fn
             SUPPORTED[name] = since
         return fn
+
     return register
 
 
@@ -78,11 +79,34 @@ def run_node(P, op_type: str, args: list, attrs: dict, *, opset: int = 17, n_out
     return out + (None,) * (n_outputs - len(out))
 
 
-SHAPE_ARGS = {"Reshape": (1,), "Expand": (1,), "ConstantOfShape": (0,), "Slice": (1, 2, 3, 4), "Squeeze": (1,),
-              "Unsqueeze": (1,), "Pad": (1, 2, 3), "Split": (1,), "Range": (0, 1, 2), "Resize": (1, 2, 3),
-              "Dropout": (1, 2), **{r: (1,) for r in ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd",
-                                                     "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp",
-                                                     "ReduceSumSquare")}}
+SHAPE_ARGS = {
+    "Reshape": (1,),
+    "Expand": (1,),
+    "ConstantOfShape": (0,),
+    "Slice": (1, 2, 3, 4),
+    "Squeeze": (1,),
+    "Unsqueeze": (1,),
+    "Pad": (1, 2, 3),
+    "Split": (1,),
+    "Range": (0, 1, 2),
+    "Resize": (1, 2, 3),
+    "Dropout": (1, 2),
+    **{
+        r: (1,)
+        for r in (
+            "ReduceSum",
+            "ReduceMean",
+            "ReduceMax",
+            "ReduceMin",
+            "ReduceProd",
+            "ReduceL1",
+            "ReduceL2",
+            "ReduceLogSum",
+            "ReduceLogSumExp",
+            "ReduceSumSquare",
+        )
+    },
+}
 """Inputs (by position) that the semantics need as values, not just tensors (shapes, axes, pads, ...)."""
 
 
@@ -102,8 +126,10 @@ def unsupported_summary(ops: list[str], host: str) -> str | None:
     missing = Counter(o for o in ops if o not in OPS)
     if not missing:
         return None
-    return (f"cannot load into {host}: {sum(missing.values())} node(s) of {len(missing)} unsupported op(s): "
-            + ", ".join(f"{o} x{n}" for o, n in sorted(missing.items())))
+    return (
+        f"cannot load into {host}: {sum(missing.values())} node(s) of {len(missing)} unsupported op(s): "
+        + ", ".join(f"{o} x{n}" for o, n in sorted(missing.items()))
+    )
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -145,10 +171,16 @@ def _is_int(P, x) -> bool:
 def _np_dtype(to: int):
     try:
         dt = np.dtype(helper.tensor_dtype_to_np_dtype(int(to)))
-    except Exception:  # noqa: BLE001 - unknown enum
+    except Exception:
         dt = None
-    if dt is None or dt.kind not in "fiub" or dt.name in ("float8_e4m3fn", "float8_e5m2", "int4", "uint4") \
-            or dt.itemsize == 1 and dt.kind == "f" or dt.kind == "V":
+    if (
+        dt is None
+        or dt.kind not in "fiub"
+        or dt.name in ("float8_e4m3fn", "float8_e5m2", "int4", "uint4")
+        or dt.itemsize == 1
+        and dt.kind == "f"
+        or dt.kind == "V"
+    ):
         return None
     return dt
 
@@ -168,9 +200,23 @@ def _axes_arg(P, args, attrs, ctx, input_since: int):
 
 
 # ------------------------------------------------------------------------------------------ element-wise
-_UNARY = {"Abs": "abs", "Neg": "neg", "Exp": "exp", "Log": "log", "Sqrt": "sqrt", "Erf": "erf", "Tanh": "tanh",
-          "Floor": "floor", "Ceil": "ceil", "Sign": "sign", "Sin": "sin", "Cos": "cos", "Not": "logical_not",
-          "Sigmoid": "sigmoid", "Round": "round"}
+_UNARY = {
+    "Abs": "abs",
+    "Neg": "neg",
+    "Exp": "exp",
+    "Log": "log",
+    "Sqrt": "sqrt",
+    "Erf": "erf",
+    "Tanh": "tanh",
+    "Floor": "floor",
+    "Ceil": "ceil",
+    "Sign": "sign",
+    "Sin": "sin",
+    "Cos": "cos",
+    "Not": "logical_not",
+    "Sigmoid": "sigmoid",
+    "Round": "round",
+}
 
 
 @op(*_UNARY)
@@ -220,8 +266,9 @@ def _elu(P, args, attrs, ctx):
 @op("Selu")
 def _selu(P, args, attrs, ctx):
     gamma = attrs.get("gamma", 1.05070102214813232421875)
-    return P.binary("mul", _scalar(P, gamma, P.dtype(args[0])),
-                    _elu_core(P, args[0], attrs.get("alpha", 1.67326319217681884765625)))
+    return P.binary(
+        "mul", _scalar(P, gamma, P.dtype(args[0])), _elu_core(P, args[0], attrs.get("alpha", 1.67326319217681884765625))
+    )
 
 
 @op("Celu", since=12)
@@ -229,8 +276,11 @@ def _celu(P, args, attrs, ctx):
     x = args[0]
     alpha = attrs.get("alpha", 1.0)
     dt = P.dtype(x)
-    neg = P.binary("mul", _scalar(P, alpha, dt),
-                   P.binary("sub", P.unary("exp", P.binary("div", x, _scalar(P, alpha, dt))), _scalar(P, 1, dt)))
+    neg = P.binary(
+        "mul",
+        _scalar(P, alpha, dt),
+        P.binary("sub", P.unary("exp", P.binary("div", x, _scalar(P, alpha, dt))), _scalar(P, 1, dt)),
+    )
     return P.where(P.binary("less", x, _scalar(P, 0, dt)), neg, x)
 
 
@@ -246,8 +296,9 @@ def _clip_core(P, x, lo, hi):
 def _hard_sigmoid(P, args, attrs, ctx):
     x = args[0]
     dt = P.dtype(x)
-    y = P.binary("add", P.binary("mul", x, _scalar(P, attrs.get("alpha", 0.2), dt)),
-                 _scalar(P, attrs.get("beta", 0.5), dt))
+    y = P.binary(
+        "add", P.binary("mul", x, _scalar(P, attrs.get("alpha", 0.2), dt)), _scalar(P, attrs.get("beta", 0.5), dt)
+    )
     return _clip_core(P, y, _scalar(P, 0, dt), _scalar(P, 1, dt))
 
 
@@ -277,9 +328,11 @@ def _gelu(P, args, attrs, ctx):
     dt = P.dtype(x)
     half = P.binary("mul", x, _scalar(P, 0.5, dt))
     if attrs.get("approximate", "none") == "tanh":
-        inner = P.binary("mul", _scalar(P, math.sqrt(2 / math.pi), dt),
-                         P.binary("add", x, P.binary("mul", _scalar(P, 0.044715, dt),
-                                                     P.binary("mul", x, P.binary("mul", x, x)))))
+        inner = P.binary(
+            "mul",
+            _scalar(P, math.sqrt(2 / math.pi), dt),
+            P.binary("add", x, P.binary("mul", _scalar(P, 0.044715, dt), P.binary("mul", x, P.binary("mul", x, x)))),
+        )
         return P.binary("mul", half, P.binary("add", _scalar(P, 1, dt), P.unary("tanh", inner)))
     if attrs.get("approximate", "none") != "none":
         _refuse(ctx, f"approximate={attrs['approximate']!r}", "'none', 'tanh'")
@@ -287,9 +340,19 @@ def _gelu(P, args, attrs, ctx):
     return P.binary("mul", half, P.binary("add", _scalar(P, 1, dt), erf))
 
 
-_BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Equal": "equal", "Less": "less", "Greater": "greater",
-           "LessOrEqual": "less_equal", "GreaterOrEqual": "greater_equal", "And": "logical_and",
-           "Or": "logical_or", "Xor": "logical_xor"}
+_BINARY = {
+    "Add": "add",
+    "Sub": "sub",
+    "Mul": "mul",
+    "Equal": "equal",
+    "Less": "less",
+    "Greater": "greater",
+    "LessOrEqual": "less_equal",
+    "GreaterOrEqual": "greater_equal",
+    "And": "logical_and",
+    "Or": "logical_or",
+    "Xor": "logical_xor",
+}
 
 
 @op(*_BINARY)
@@ -347,6 +410,7 @@ def _variadic(name):
         for x in args[1:]:
             y = P.binary(name, y, x)
         return y
+
     return run
 
 
@@ -385,8 +449,11 @@ def _cast(P, args, attrs, ctx):
     else:
         dt = _np_dtype(attrs["to"])
         if dt is None:
-            _refuse(ctx, f"to={helper.tensor_dtype_to_string(int(attrs['to']))}",
-                    "float16/32/64, bfloat16, int8-64, uint8-64, bool")
+            _refuse(
+                ctx,
+                f"to={helper.tensor_dtype_to_string(int(attrs['to']))}",
+                "float16/32/64, bfloat16, int8-64, uint8-64, bool",
+            )
     if np.dtype(P.dtype(args[0])).kind not in "fiub":
         _refuse(ctx, f"input of type {P.dtype(args[0])}", "numeric and bool tensors")
     return P.cast(args[0], dt)
@@ -474,7 +541,7 @@ def _upsample_zeros(P, x, axis, s):
     widths = [(0, 0)] * (len(shape) + 1)
     widths[axis + 1] = (0, s - 1)
     h = P.pad(h, widths, 0)
-    h = P.reshape(h, _reshape_target(P, h, shape[:axis] + [n * s] + shape[axis + 1:]))
+    h = P.reshape(h, _reshape_target(P, h, shape[:axis] + [n * s] + shape[axis + 1 :]))
     return _slice_axis(P, h, axis, 0, (n - 1) * s + 1, 1)
 
 
@@ -531,8 +598,9 @@ def _conv_transpose(P, args, attrs, ctx):
     h = x
     for i in range(rank):
         h = _upsample_zeros(P, h, 2 + i, strides[i])
-    widths = [(0, 0), (0, 0)] + [(dil[i] * (k[i] - 1) - lo, dil[i] * (k[i] - 1) - hi + outpad[i])
-                                 for i, (lo, hi) in enumerate(pads)]
+    widths = [(0, 0), (0, 0)] + [
+        (dil[i] * (k[i] - 1) - lo, dil[i] * (k[i] - 1) - hi + outpad[i]) for i, (lo, hi) in enumerate(pads)
+    ]
     h = _pad_or_crop(P, h, widths)
     wk = P.reshape(w, (g, c // g, mg, *k))
     wk = P.transpose(wk, (0, 2, 1, *range(3, rank + 3)))
@@ -628,9 +696,11 @@ def _batch_norm(P, args, attrs, ctx):
     x, scale, bias, mean, var = args[:5]
     rank = _rank(P, x)
     shape = (1, -1) + (1,) * (rank - 2)
-    r = lambda t: P.reshape(t, shape)  # noqa: E731
+    r = lambda t: P.reshape(t, shape)
     dt = P.dtype(x)
-    inv = P.binary("div", r(scale), P.unary("sqrt", P.binary("add", r(var), _scalar(P, attrs.get("epsilon", 1e-5), dt))))
+    inv = P.binary(
+        "div", r(scale), P.unary("sqrt", P.binary("add", r(var), _scalar(P, attrs.get("epsilon", 1e-5), dt)))
+    )
     return P.binary("add", P.binary("mul", P.binary("sub", x, r(mean)), inv), r(bias))
 
 
@@ -646,8 +716,11 @@ def _layer_norm(P, args, attrs, ctx):
     mean = P.reduce("mean", xs, axes, True)
     d = P.binary("sub", xs, mean)
     var = P.reduce("mean", P.binary("mul", d, d), axes, True)
-    inv = P.binary("div", _scalar(P, 1, stash),
-                   P.unary("sqrt", P.binary("add", var, _scalar(P, attrs.get("epsilon", 1e-5), stash))))
+    inv = P.binary(
+        "div",
+        _scalar(P, 1, stash),
+        P.unary("sqrt", P.binary("add", var, _scalar(P, attrs.get("epsilon", 1e-5), stash))),
+    )
     y = P.binary("mul", d, inv)
     y = P.cast(y, dt) if stash != dt else y
     y = P.binary("mul", y, scale)
@@ -661,10 +734,15 @@ def _softmax_like(P, x, attrs, ctx, log: bool):
     if ctx.opset < 13:
         axis = int(attrs.get("axis", 1)) % rank
         shape = P.shape(x)
-        if axis != rank - 1:   # opset < 13: softmax over the 2-D coercion [prod(shape[:axis]), prod(shape[axis:])]
-            flat = _reshape_target(P, x, [None if any(d is None for d in shape[:axis]) else
-                                          int(np.prod(shape[:axis], dtype=np.int64)),
-                                          int(np.prod(_static(P, x, ctx)[axis:], dtype=np.int64))])
+        if axis != rank - 1:  # opset < 13: softmax over the 2-D coercion [prod(shape[:axis]), prod(shape[axis:])]
+            flat = _reshape_target(
+                P,
+                x,
+                [
+                    None if any(d is None for d in shape[:axis]) else int(np.prod(shape[:axis], dtype=np.int64)),
+                    int(np.prod(_static(P, x, ctx)[axis:], dtype=np.int64)),
+                ],
+            )
             y = _softmax_like(P, P.reshape(x, flat), {"axis": -1}, Ctx(13, 1, ctx.host, ctx.op), log)
             return P.reshape(y, _reshape_target(P, x, list(shape)))
     else:
@@ -692,7 +770,11 @@ def _dropout(P, args, attrs, ctx):
     training = _opt(args, 2)
     if training is not None and bool(np.asarray(_const(P, training, ctx, "training_mode")).reshape(-1)[0]):
         ratio = _opt(args, 1)
-        r = attrs.get("ratio", 0.5) if ratio is None else float(np.asarray(_const(P, ratio, ctx, "ratio")).reshape(-1)[0])
+        r = (
+            attrs.get("ratio", 0.5)
+            if ratio is None
+            else float(np.asarray(_const(P, ratio, ctx, "ratio")).reshape(-1)[0])
+        )
         if r != 0:
             _refuse(ctx, "training_mode=True with a non-zero ratio", "inference (or ratio 0)")
     if ctx.n_outputs > 1:
@@ -706,8 +788,18 @@ _REDUCE_SINCE = {"ReduceSum": 13}
 _IDENTITY = {"sum": 0.0, "prod": 1.0, "max": -np.inf, "min": np.inf}
 
 
-@op("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSum",
-    "ReduceLogSumExp", "ReduceSumSquare")
+@op(
+    "ReduceSum",
+    "ReduceMean",
+    "ReduceMax",
+    "ReduceMin",
+    "ReduceProd",
+    "ReduceL1",
+    "ReduceL2",
+    "ReduceLogSum",
+    "ReduceLogSumExp",
+    "ReduceSumSquare",
+)
 def _reduce(P, args, attrs, ctx):
     x = args[0]
     axes = _axes_arg(P, args, attrs, ctx, _REDUCE_SINCE.get(ctx.op, 18))
@@ -718,12 +810,22 @@ def _reduce(P, args, attrs, ctx):
         axes = list(range(rank))
     axes = tuple(sorted(a % rank for a in axes))
     keep = bool(attrs.get("keepdims", 1))
-    name = ctx.op[len("Reduce"):]
+    name = ctx.op[len("Reduce") :]
     dt = P.dtype(x)
     shape = P.shape(x)
-    if any(shape[a] == 0 for a in axes):      # an empty reduction gives the op's identity
-        base = {"Sum": "sum", "Mean": "sum", "L1": "sum", "L2": "sum", "SumSquare": "sum", "Prod": "prod",
-                "Max": "max", "Min": "min", "LogSum": "sum", "LogSumExp": "sum"}[name]
+    if any(shape[a] == 0 for a in axes):  # an empty reduction gives the op's identity
+        base = {
+            "Sum": "sum",
+            "Mean": "sum",
+            "L1": "sum",
+            "L2": "sum",
+            "SumSquare": "sum",
+            "Prod": "prod",
+            "Max": "max",
+            "Min": "min",
+            "LogSum": "sum",
+            "LogSumExp": "sum",
+        }[name]
         out = [1 if i in axes else d for i, d in enumerate(shape) if keep or i not in axes]
         value = np.full(out, _IDENTITY[base])
         if name in ("LogSum", "LogSumExp"):
@@ -906,7 +1008,7 @@ def _slice(P, args, attrs, ctx):
             _refuse(ctx, "steps=0", "non-zero steps")
         n = shape[a]
         if n is None:
-            if st == 1 and s >= 0 and e >= 2 ** 62:
+            if st == 1 and s >= 0 and e >= 2**62:
                 spec[a] = (s, None, 1)
                 continue
             _refuse(ctx, "slicing an axis of unknown size", "static sizes (or [start >= 0 : end] with step 1)")
@@ -933,8 +1035,11 @@ def _gather(P, args, attrs, ctx):
         return P.take(x, c, axis)
     idx = P.cast(idx, np.int64)
     if n is not None:
-        idx = P.where(P.binary("less", idx, P.asarray(np.asarray(0, np.int64))),
-                      P.binary("add", idx, P.asarray(np.asarray(n, np.int64))), idx)
+        idx = P.where(
+            P.binary("less", idx, P.asarray(np.asarray(0, np.int64))),
+            P.binary("add", idx, P.asarray(np.asarray(n, np.int64))),
+            idx,
+        )
     return P.take(x, idx, axis)
 
 
@@ -958,16 +1063,22 @@ def _constant_of_shape(P, args, attrs, ctx):
 
 @op("Range", since=11)
 def _range(P, args, attrs, ctx):
-    start, limit, delta = (np.asarray(_const(P, a, ctx, w)).reshape(()) for a, w in
-                           zip(args, ("start", "limit", "delta")))
+    start, limit, delta = (
+        np.asarray(_const(P, a, ctx, w)).reshape(()) for a, w in zip(args, ("start", "limit", "delta"))
+    )
     n = max(int(math.ceil((float(limit) - float(start)) / float(delta))), 0)
     return (start + np.arange(n).astype(start.dtype) * delta).astype(start.dtype)
 
 
 @op("Constant")
 def _constant(P, args, attrs, ctx):
-    for key, dtype in (("value", None), ("value_float", np.float32), ("value_floats", np.float32),
-                       ("value_int", np.int64), ("value_ints", np.int64)):
+    for key, dtype in (
+        ("value", None),
+        ("value_float", np.float32),
+        ("value_floats", np.float32),
+        ("value_int", np.int64),
+        ("value_ints", np.int64),
+    ):
         if key in attrs:
             return np.asarray(attrs[key], dtype)
     _refuse(ctx, f"attribute {sorted(attrs)}", "value, value_float(s), value_int(s)")
@@ -1042,7 +1153,7 @@ def _source_coords(mode, out, n, scale, roi):
         return offset + (x + 0.5) / scale - 0.5
     if mode == "pytorch_half_pixel":
         return (x + 0.5) / scale - 0.5 if out > 1 else np.zeros(out)
-    if mode == "align_corners":   # the resized length is scale * n (a float when scales are given)
+    if mode == "align_corners":  # the resized length is scale * n (a float when scales are given)
         length = scale * n
         return x * (n - 1) / (length - 1) if length != 1 else np.zeros(out)
     if mode == "asymmetric":
@@ -1068,7 +1179,7 @@ def _nearest(xo, rule):
 
 
 def _cubic_weights(t, a):
-    t = t[:, None] + np.array([1.0, 0.0, -1.0, -2.0])     # distances to taps i0-1, i0, i0+1, i0+2
+    t = t[:, None] + np.array([1.0, 0.0, -1.0, -2.0])  # distances to taps i0-1, i0, i0+1, i0+2
     d = np.abs(t)
     near = ((a + 2) * d - (a + 3)) * d * d + 1
     far = ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
@@ -1097,8 +1208,14 @@ def _resize(P, args, attrs, ctx):
     ctm = attrs.get("coordinate_transformation_mode", "half_pixel")
     if mode not in ("nearest", "linear", "cubic"):
         _refuse(ctx, f"mode={mode!r}", "nearest, linear, cubic")
-    if ctm not in ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",
-                   "tf_crop_and_resize"):
+    if ctm not in (
+        "half_pixel",
+        "half_pixel_symmetric",
+        "pytorch_half_pixel",
+        "align_corners",
+        "asymmetric",
+        "tf_crop_and_resize",
+    ):
         _refuse(ctx, f"coordinate_transformation_mode={ctm!r}", "the ONNX modes")
     full_scales = [1.0] * rank
     outs = list(shape)
