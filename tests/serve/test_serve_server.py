@@ -44,7 +44,7 @@ def concurrent_run(url: str, model_dir, threads: int = THREADS, requests: int = 
     def worker(seed: int) -> None:
         rng = np.random.default_rng(seed)
         try:
-            with Client(url, timeout=30) as client:
+            with Client(url, timeout=300) as client:
                 for i in range(requests):
                     n = int(rng.integers(1, 4))
                     kind = ("mlp", "pair", "square")[i % 3]
@@ -135,9 +135,9 @@ def test_predict_command(server, model_dir, tmp_path, ort_reference):
         env=subprocess_env(),
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=600,
     )
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "y: float32 shape=[2, 3]" in proc.stdout
     want = ort_reference(model_dir / "mlp.onnx", {"x": x})["y"]
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), want)
@@ -179,9 +179,9 @@ def test_bad_file_stops_startup(tmp_path):
         env=subprocess_env(),
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=600,
     )
-    assert proc.returncode == 2
+    assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "nofn.onnx" in proc.stderr and "nmn.Square" in proc.stderr
 
 
@@ -208,7 +208,7 @@ def _alive(pid: int) -> bool:
 def test_shutdown_leaves_no_process_behind(model_dir):
     server = ServerProcess(model_dir / "mlp.onnx", "--workers", "2")
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 300  # generous: a loaded machine starts workers slowly
         kids = _children(server.proc.pid)
         while len(kids) < 2 and time.monotonic() < deadline:  # wait for both workers
             time.sleep(0.2)
@@ -220,7 +220,7 @@ def test_shutdown_leaves_no_process_behind(model_dir):
         rc = server.stop()
     assert server.proc.poll() is not None, "server still running"
     assert rc is not None
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 120
     while any(_alive(k) for k in kids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(_alive(k) for k in kids), "worker processes left behind"
