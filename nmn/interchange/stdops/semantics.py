@@ -623,7 +623,14 @@ def _pool_geometry(P, x, attrs, ctx, kernel):
     mode = attrs.get("auto_pad", "NOTSET") or "NOTSET"
     outs, extra = [], []
     for n, k, s, d, (lo, hi) in zip(spatial, kernel, strides, dil, pads):
+        # the file's geometry is untrusted: a window must fit the padded input (ONNX needs an output of at least
+        # one), so the loop over kernel offsets below is bounded by the input's size (a kernel of 2**31 made a
+        # loader run away; found by scripts/fuzz_files.py)
+        if min(k, s, d) < 1 or min(lo, hi) < 0:
+            _refuse(ctx, f"kernel {kernel}, strides {strides}, dilations {dil}, pads {pads}", "positive sizes")
         span = (k - 1) * d + 1
+        if span > n + lo + hi or (mode in ("SAME_UPPER", "SAME_LOWER") and span > 2 * n):
+            _refuse(ctx, f"a window of {span} over an input of {n} (pads {lo}, {hi})", "windows that fit the input")
         if mode in ("SAME_UPPER", "SAME_LOWER"):
             out = -(-n // s)
         elif mode == "VALID":
@@ -939,6 +946,10 @@ def _unsqueeze(P, args, attrs, ctx):
 def _transpose(P, args, attrs, ctx):
     perm = attrs.get("perm")
     rank = _rank(P, args[0])
+    if perm is not None and sorted(int(i) for i in perm) != list(range(rank)):
+        # a file's perm is untrusted: anything but a permutation of the input's axes is refused here, before a
+        # framework raises its own error from deep inside (found by scripts/fuzz_files.py)
+        raise StdOpError(f"Transpose: perm {list(perm)} is not a permutation of the {rank} input axes")
     return P.transpose(args[0], tuple(perm) if perm is not None else tuple(range(rank))[::-1])
 
 
