@@ -4,7 +4,7 @@ The tail ``ALPHA * (DOT + B)^2 / (relu(DIST) + EPS)`` is written once here and c
 (yat-ops.md section 1, "The shared tail").
 """
 
-from typing import TypeVar
+from typing import TypeVar, Union
 
 from onnxscript import BFLOAT16, DOUBLE, FLOAT, FLOAT16, script
 from onnxscript import opset18 as op
@@ -15,7 +15,7 @@ from nmn.core.schemas import DOMAIN, DOMAIN_VERSION
 nmn = Opset(DOMAIN, DOMAIN_VERSION)
 
 # bound=Union (not TypeVar("T", A, B)): torch's exporter rejects the constrained form (onnx-notes.md 1a).
-T = TypeVar("T", bound=FLOAT | FLOAT16 | BFLOAT16 | DOUBLE)
+T = TypeVar("T", bound=Union[FLOAT, FLOAT16, BFLOAT16, DOUBLE])  # noqa: UP007 (onnxscript reads Union, not |)
 
 
 @script(nmn, default_opset=op)
