@@ -406,6 +406,22 @@ _ATTN_KEYS = {
     "use_out_proj",
     "use_performer",
 }
+#: config keys every conv and transposed-conv exporter writes (the conv adds weight_normalized)
+_CONV_REQUIRED = {
+    "rank",
+    "in_channels",
+    "out_channels",
+    "kernel_size",
+    "strides",
+    "dilations",
+    "groups",
+    "padding",
+    "epsilon",
+    "spherical",
+    "use_alpha",
+    "use_bias",
+    "constant_alpha",
+}
 #: Yat kinds: config keys every exporter writes and the loaders read (required), and every key they may carry
 _YAT_CONFIG = {
     "YatNMN": (
@@ -421,43 +437,8 @@ _YAT_CONFIG = {
         },
         _DENSE_CONV_KEYS | {"in_features", "out_features", "lazy"},
     ),
-    "YatConv": (
-        {
-            "rank",
-            "in_channels",
-            "out_channels",
-            "kernel_size",
-            "strides",
-            "dilations",
-            "groups",
-            "padding",
-            "epsilon",
-            "spherical",
-            "use_alpha",
-            "use_bias",
-            "constant_alpha",
-            "weight_normalized",
-        },
-        _CONV_KEYS | {"padding_mode"},
-    ),
-    "YatConvTranspose": (
-        {
-            "rank",
-            "in_channels",
-            "out_channels",
-            "kernel_size",
-            "strides",
-            "dilations",
-            "groups",
-            "padding",
-            "epsilon",
-            "spherical",
-            "use_alpha",
-            "use_bias",
-            "constant_alpha",
-        },
-        _CONV_KEYS | {"output_padding"},
-    ),
+    "YatConv": (_CONV_REQUIRED | {"weight_normalized"}, _CONV_KEYS | {"padding_mode"}),
+    "YatConvTranspose": (_CONV_REQUIRED, _CONV_KEYS | {"output_padding"}),
     "YatEmbed": (
         {"num_embeddings", "features", "epsilon", "spherical", "use_alpha", "constant_alpha"},
         {"num_embeddings", "features", "epsilon", "spherical", "use_alpha", "constant_alpha", "learnable_epsilon"},
