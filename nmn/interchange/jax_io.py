@@ -446,7 +446,7 @@ def load(
 
 def predict(model, inputs: list, *, framework: str = "nnx") -> list[np.ndarray]:
     """Inference on numpy inputs: an NNX model (eval mode for the call) or a Linen ``(module, variables)``."""
-    xs = [jnp.asarray(np.ascontiguousarray(x)) for x in inputs]
+    xs = [jnp.asarray(x) for x in inputs]
     if framework == "linen" or isinstance(model, tuple):
         module, variables = model
         out = module.apply(variables, *xs)

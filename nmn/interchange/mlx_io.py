@@ -119,7 +119,7 @@ def _key(name: str) -> str:
 
 
 def _mx(array: np.ndarray):
-    return mx.array(np.ascontiguousarray(array))
+    return mx.array(np.asarray(array, order="C"))  # keeps 0-d (ascontiguousarray makes it 1-d)
 
 
 class OnnxModule(nn.Module):
@@ -278,5 +278,5 @@ def load(source: str | os.PathLike | onnx.ModelProto, *, dtype=None) -> OnnxModu
 def predict(model, inputs: list) -> list[np.ndarray]:
     """Eager inference on numpy inputs (``model.eval()`` for the call); returns numpy outputs."""
     with eval_mode(model):
-        out = model(*[PRIMS.asarray(np.ascontiguousarray(x)) for x in inputs])
+        out = model(*[PRIMS.asarray(np.asarray(x, order="C")) for x in inputs])
     return [PRIMS.const(o) if isinstance(o, mx.array) else np.asarray(o) for o in outputs_list(out)]

@@ -117,7 +117,7 @@ class OnnxModule(nn.Module):
         for name, array in graph.initializers.items():
             if name in owned or name not in used:
                 continue
-            tensor = torch.from_numpy(np.ascontiguousarray(array.copy()))
+            tensor = torch.from_numpy(np.array(array, order="C"))  # a copy; keeps 0-d (ascontiguousarray makes it 1-d)
             is_param = name in trainable and tensor.is_floating_point()
             self._tensor_paths[name] = self._attach_tensor(name, nn.Parameter(tensor) if is_param else tensor)
         check_supported(graph, "torch")
@@ -220,7 +220,7 @@ def load(source: str | os.PathLike | onnx.ModelProto) -> OnnxModule:
 def predict(model: nn.Module, inputs: list) -> list[np.ndarray]:
     """Eager inference on numpy inputs (eval mode, no grad); returns numpy outputs."""
     with eval_mode(model), torch.no_grad():
-        out = model(*[PRIMS.asarray(np.ascontiguousarray(x)) for x in inputs])
+        out = model(*[PRIMS.asarray(x) for x in inputs])
     return [
         _np(o.float()) if isinstance(o, torch.Tensor) and o.dtype == torch.bfloat16 else _np(o)
         for o in outputs_list(out)

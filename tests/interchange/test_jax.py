@@ -212,3 +212,15 @@ def test_a_torch_exported_file_loads_into_nnx():
     (want,) = run_onnx(proto, {vi.name: x for vi in proto.graph.input})
     _close(loaded(x), want)
     assert_same_inits(proto, jax_io.export(loaded, x))
+
+
+@pytest.mark.parametrize("framework", ["nnx", "linen"])
+def test_legacy_exporter_shape_arithmetic_with_0d_indices(framework):
+    from tests.stdops.test_semantics import scalar_index_shape_model
+
+    model = scalar_index_shape_model()
+    x = np.random.default_rng(3).normal(size=(5, 3, 4)).astype(np.float32)
+    (want,) = run_onnx(model, {"x": x})
+    loaded = jax_io.load(model, framework=framework)
+    (got,) = jax_io.predict(loaded, [x], framework=framework)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -342,3 +342,13 @@ def test_a_torch_exported_conv_file_loads_into_mlx():
     _close(np.array(loaded(mx.array(x.numpy()))), ort_out)
     a, b = _inits(model), _inits(mlx_io.export(loaded, mx.array(x.numpy())))
     assert sorted(a) == sorted(b) and all(a[k].tobytes() == b[k].tobytes() for k in a)
+
+
+def test_legacy_exporter_shape_arithmetic_with_0d_indices():
+    from tests.stdops.test_semantics import scalar_index_shape_model
+
+    model = scalar_index_shape_model()
+    x = np.random.default_rng(3).normal(size=(2, 3, 4)).astype(np.float32)
+    (want,) = run_onnx(model, {"x": x})
+    (got,) = mlx_io.predict(mlx_io.load(model), [x])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

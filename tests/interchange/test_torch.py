@@ -182,3 +182,15 @@ def test_load_lists_every_unsupported_op():
     with pytest.raises(UnsupportedModelError) as err:
         torch_io.load(m)
     assert "Tan" in str(err.value) and "Hardmax" in str(err.value)
+
+
+def test_legacy_exporter_shape_arithmetic_with_0d_indices():
+    from tests.stdops.test_semantics import scalar_index_shape_model
+
+    model = scalar_index_shape_model()
+    x = np.random.default_rng(3).normal(size=(5, 3, 4)).astype(np.float32)
+    (want,) = run_onnx(model, {"x": x})
+    loaded = torch_io.load(model)
+    assert loaded.get_buffer("zero").dim() == 0  # a 0-d initializer stays 0-d
+    (got,) = torch_io.predict(loaded, [x])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

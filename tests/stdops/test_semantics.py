@@ -77,3 +77,48 @@ def test_unknown_op_lists_each_op_once_with_count():
 
     msg = unsupported_summary(["Relu", "Foo", "Foo", "Bar"], "torch")
     assert msg == "cannot load into torch: 3 node(s) of 2 unsupported op(s): Bar x1, Foo x2"
+
+
+def scalar_index_shape_model() -> onnx.ModelProto:
+    """The legacy torch exporter's shape arithmetic: 0-d Gather indices (an initializer and a Constant) on
+    ``Shape(x)`` and on ``x``, Unsqueeze, Concat with a 1-d constant, Reshape; ``x`` has a symbolic batch.
+    Loaders once held a 0-d initializer as 1-d, so the Unsqueeze gave rank 2 and the Concat failed."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Gather", ["s", "zero"], ["b"], axis=0),  # 0-d initializer index -> 0-d batch size
+        helper.make_node("Constant", [], ["one"], value=numpy_helper.from_array(np.array(1, np.int64))),
+        helper.make_node("Gather", ["x", "one"], ["row"], axis=1),  # 0-d Constant index drops the axis
+        helper.make_node("Unsqueeze", ["b", "axes0"], ["b1"]),
+        helper.make_node("Concat", ["b1", "twelve"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["flat"]),
+        helper.make_node("ReduceSum", ["flat", "axes1"], ["total"], keepdims=0),
+        helper.make_node("Unsqueeze", ["total", "axes1"], ["total1"]),
+        helper.make_node("Add", ["row", "total1"], ["y"]),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array(0, np.int64), "zero"),
+        numpy_helper.from_array(np.array([0], np.int64), "axes0"),
+        numpy_helper.from_array(np.array([1], np.int64), "axes1"),
+        numpy_helper.from_array(np.array([12], np.int64), "twelve"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "scalar_index",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_scalar_index_shape_arithmetic_numpy():
+    from nmn.interchange import run_onnx
+
+    model = scalar_index_shape_model()
+    x = np.random.default_rng(2).normal(size=(5, 3, 4)).astype(np.float32)
+    graph = read_model(model)
+    (got,) = execute(graph, [x], tensor=lambda n: graph.initializers.get(n), prims=NUMPY, yat=None)
+    (want,) = run_onnx(model, {"x": x})
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -105,7 +105,7 @@ class TorchPrims(ArrayPrims):
     def take(self, x, idx, axis):
         x, idx = self.t(x), self.t(idx).long()
         y = torch.index_select(x, axis, idx.reshape(-1))
-        return y.reshape(*x.shape[:axis], *idx.shape, *x.shape[axis + 1 :])
+        return y.reshape((*x.shape[:axis], *idx.shape, *x.shape[axis + 1 :]))
 
     def broadcast_to(self, x, shape):
         return self.t(x).expand(*shape)
