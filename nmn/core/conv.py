@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from nmn.core import yat
+
 PADDING_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 
@@ -172,3 +174,13 @@ def pairs_from_onnx(pads: Sequence[int]) -> list[tuple[int, int]]:
     """ONNX ``pads`` back to ``[(lo, hi), ...]``."""
     r = len(pads) // 2
     return [(int(pads[i]), int(pads[i + r])) for i in range(r)]
+
+
+def yat_conv_tail(F, dot, energy, ww, bias, alpha, eps):
+    """The Yat tail of a (transposed) convolution: ``alpha (dot + b)^2 / (relu(energy + |w|^2 - 2 dot) + eps)``.
+
+    ``dot`` is the native convolution of the input with the kernel, ``energy`` the patch energy ``sum x^2`` under
+    each output position and ``ww`` the kernel energy ``|w_o|^2`` per output channel (or ``1.0`` for unit
+    kernels). Every framework's conv and conv-transpose call this: the distance is written here once.
+    """
+    return yat.yat_tail(F, dot, energy + ww - 2.0 * dot, bias, alpha, eps)

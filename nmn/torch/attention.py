@@ -10,18 +10,14 @@ import torch.nn.functional as _nnf
 
 from nmn.core.options import (
     DEFAULT_EPSILON,
-    NORMALIZATIONS,
     PERFORMER_NUM_FEATURES,
-    ROPE_STYLES,
+    ROPE_MAX_SEQ_LEN,
     ROPE_THETA,
-    check_choice,
-    check_epsilon,
     check_positive_int,
     mask_needs_head_axis,
-    resolve_alpha,
 )
+from nmn.core.spec import AttentionSpec, RopeSpec, check_heads, pick_alias
 from nmn.torch import functional
-from nmn.torch.dense import pick
 
 
 def performer_projection(
@@ -56,55 +52,36 @@ def _as_mask(mask, name, batch):
 class _YatAttentionBase(nn.Module):
     """Four affine projections (q, k, v, out) around Yat attention of ``(B, L, H, D)`` heads."""
 
-    def __init__(
-        self,
-        embed_dim,
-        num_heads,
-        dropout,
-        bias,
-        use_bias,
-        use_alpha,
-        constant_alpha,
-        epsilon,
-        spherical,
-        normalization,
-        power,
-        use_out_proj,
-        causal,
-        factory,
-    ):
+    def __init__(self, embed_dim, num_heads, bias, factory, **options):
         super().__init__()
         name = type(self).__name__
-        self.embed_dim = check_positive_int(embed_dim, "embed_dim", name)
-        self.num_heads = check_positive_int(num_heads, "num_heads", name)
-        if embed_dim % num_heads:
-            raise ValueError(f"{name}: embed_dim={embed_dim} must be divisible by num_heads={num_heads}")
-        self.head_dim = embed_dim // num_heads
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"{name}: dropout must be in [0, 1), got {dropout!r}")
-        self.dropout = float(dropout)
-        self.use_bias = pick(bias, use_bias, True, "bias", "use_bias", name)
-        self._alpha_spec = resolve_alpha(use_alpha, constant_alpha)
-        constant = constant_alpha is not None and constant_alpha is not False
-        self.constant_alpha = self._alpha_spec.value if constant else None
-        self.epsilon = check_epsilon(epsilon, name)
-        self.spherical = bool(spherical)
-        self.normalization = check_choice(normalization, NORMALIZATIONS, "normalization", name)
-        if isinstance(power, bool) or not isinstance(power, (int, float)) or not power > 0:
-            raise ValueError(f"{name}: power must be a number > 0, got {power!r}")
-        self.power = float(power)
-        self.use_out_proj = bool(use_out_proj)
-        self.causal = bool(causal)
+        self.head_dim = check_heads(embed_dim, num_heads, name)
+        self.embed_dim, self.num_heads = embed_dim, num_heads
+        options["use_bias"] = pick_alias(bias, options.get("use_bias"), True, "bias", "use_bias", name)
+        self.attn = AttentionSpec.build(name, **options)
+        a = self.attn
+        self.dropout, self.use_bias, self.epsilon, self.spherical = a.dropout, a.use_bias, a.epsilon, a.spherical
+        self.normalization, self.power, self.use_out_proj, self.causal = (
+            a.normalization,
+            a.power,
+            a.use_out_proj,
+            a.causal,
+        )
+        self.use_performer, self.num_features = a.use_performer, a.num_features
         e = embed_dim
         self.q_proj = nn.Linear(e, e, bias=self.use_bias, **factory)
         self.k_proj = nn.Linear(e, e, bias=self.use_bias, **factory)
         self.v_proj = nn.Linear(e, e, bias=self.use_bias, **factory)
         self.out_proj = nn.Linear(e, e, bias=self.use_bias, **factory) if self.use_out_proj else None
-        self.alpha = nn.Parameter(torch.empty(1, **factory)) if self._alpha_spec.learnable else None
+        self.alpha = nn.Parameter(torch.empty(1, **factory)) if a.has_alpha else None
 
     @property
     def use_alpha(self) -> bool:
-        return self._alpha_spec.learnable or self.constant_alpha is not None
+        return self.attn.use_alpha
+
+    @property
+    def constant_alpha(self):
+        return self.attn.constant_alpha
 
     def reset_parameters(self) -> None:
         """Projection weights ~ Xavier normal, biases zeros, alpha 1."""
@@ -120,7 +97,7 @@ class _YatAttentionBase(nn.Module):
         return [p for p in (self.q_proj, self.k_proj, self.v_proj, self.out_proj) if p is not None]
 
     def _alpha_term(self):
-        return self.alpha if self.alpha is not None else self.constant_alpha
+        return self.attn.alpha_term(self.alpha)
 
     def _check(self, x, what):
         if x.dim() != 3 or x.shape[-1] != self.embed_dim:
@@ -134,21 +111,36 @@ class _YatAttentionBase(nn.Module):
         b, l, _ = x.shape
         return proj(x).reshape(b, l, self.num_heads, self.head_dim)
 
-    def _quadratic(self, q, k, v, mask, causal):
-        return functional.yat_attention(
-            q,
-            k,
-            v,
-            mask,
-            self._alpha_term(),
-            self.epsilon,
-            spherical=self.spherical,
-            normalization=self.normalization,
-            power=self.power,
-            causal=causal,
-            dropout_p=self.dropout,
-            training=self.training,
-        )
+    def _attend(self, q, k, v, mask, causal):
+        """Per-head attention output: the Yat-Performer (no mask, ``Lq == Lk`` when causal) or quadratic."""
+        name = type(self).__name__
+        if not self.use_performer:
+            return functional.yat_attention(
+                q,
+                k,
+                v,
+                mask,
+                self._alpha_term(),
+                self.epsilon,
+                spherical=self.spherical,
+                normalization=self.normalization,
+                power=self.power,
+                causal=causal,
+                dropout_p=self.dropout,
+                training=self.training,
+            )
+        if mask is not None:
+            raise ValueError(
+                f"{name}: use_performer=True takes no mask (use causal=True), got a mask of shape {tuple(mask.shape)}"
+            )
+        if causal and q.shape[1] != k.shape[1]:
+            raise ValueError(f"{name}: a causal performer needs Lq == Lk, got {q.shape[1]} and {k.shape[1]}")
+        qf = functional.performer_features(q, self.proj, self.epsilon)
+        kf = functional.performer_features(k, self.proj, self.epsilon)
+        alpha = self._alpha_term()  # a fixed alpha only: it cancels except against the readout's 1e-6 shift
+        qf = qf if alpha is None else qf * alpha
+        out = functional.linear_attention(qf, kf, v, causal=causal)
+        return _nnf.dropout(out, self.dropout, self.training) if self.dropout else out
 
     def _output(self, out):
         b, l = out.shape[:2]
@@ -156,24 +148,7 @@ class _YatAttentionBase(nn.Module):
         return self.out_proj(out) if self.out_proj is not None else out
 
     def _attn_repr(self) -> str:
-        s = f"embed_dim={self.embed_dim}, num_heads={self.num_heads}"
-        if self.dropout:
-            s += f", dropout={self.dropout}"
-        if not self.use_bias:
-            s += ", bias=False"
-        if self.constant_alpha is not None:
-            s += f", constant_alpha={self.constant_alpha:.6g}"
-        elif self.alpha is None:
-            s += ", use_alpha=False"
-        s += f", epsilon={self.epsilon:g}"
-        for flag in ("spherical", "causal"):
-            if getattr(self, flag):
-                s += f", {flag}=True"
-        if self.normalization != "softmax":
-            s += f", normalization={self.normalization!r}, power={self.power:g}"
-        if not self.use_out_proj:
-            s += ", use_out_proj=False"
-        return s
+        return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, {self.attn.repr()}"
 
 
 class MultiHeadYatAttention(_YatAttentionBase):
@@ -235,26 +210,23 @@ class MultiHeadYatAttention(_YatAttentionBase):
         super().__init__(
             embed_dim,
             num_heads,
-            dropout,
             bias,
-            use_bias,
-            use_alpha,
-            constant_alpha,
-            epsilon,
-            spherical,
-            normalization,
-            power,
-            use_out_proj,
-            causal,
             factory,
+            dropout=dropout,
+            use_bias=use_bias,
+            use_alpha=use_alpha,
+            constant_alpha=constant_alpha,
+            epsilon=epsilon,
+            spherical=spherical,
+            normalization=normalization,
+            power=power,
+            use_out_proj=use_out_proj,
+            causal=causal,
+            use_performer=use_performer,
+            num_features=num_features,
         )
-        self.use_performer = bool(use_performer)
-        if self.use_performer:
-            self.num_features = check_positive_int(num_features, "num_features", type(self).__name__)
-            self.register_buffer("proj", performer_projection(num_features, self.head_dim, **factory))
-        else:
-            self.num_features = int(num_features)
-            self.proj = None
+        proj = performer_projection(self.num_features, self.head_dim, **factory) if self.use_performer else None
+        self.register_buffer("proj", proj)
         self.reset_parameters()
 
     def forward(
@@ -274,32 +246,10 @@ class MultiHeadYatAttention(_YatAttentionBase):
             )
         q, k, v = self._heads(query, self.q_proj), self._heads(key, self.k_proj), self._heads(value, self.v_proj)
         mask = _as_mask(mask, type(self).__name__, query.shape[0])
-        if self.use_performer:
-            if mask is not None:
-                raise ValueError(
-                    f"{type(self).__name__}: use_performer=True takes no mask (use causal=True), "
-                    f"got a mask of shape {tuple(mask.shape)}"
-                )
-            if self.causal and q.shape[1] != k.shape[1]:
-                raise ValueError(
-                    f"{type(self).__name__}: a causal performer needs Lq == Lk, got {q.shape[1]} and {k.shape[1]}"
-                )
-            out = self._performer(q, k, v)
-        else:
-            out = self._quadratic(q, k, v, mask, self.causal)
-        return self._output(out)
-
-    def _performer(self, q, k, v):
-        qf = functional.performer_features(q, self.proj, self.epsilon)
-        kf = functional.performer_features(k, self.proj, self.epsilon)
-        alpha = self._alpha_term()
-        qf = qf if alpha is None else qf * alpha  # as the nmn function: cancels except against the 1e-6 shift
-        out = functional.linear_attention(qf, kf, v, causal=self.causal)
-        return _nnf.dropout(out, self.dropout, self.training) if self.dropout else out
+        return self._output(self._attend(q, k, v, mask, self.causal))
 
     def extra_repr(self) -> str:
-        s = self._attn_repr()
-        return s + (f", use_performer=True, num_features={self.num_features}" if self.use_performer else "")
+        return self._attn_repr()
 
 
 class RotaryYatAttention(_YatAttentionBase):
@@ -335,7 +285,7 @@ class RotaryYatAttention(_YatAttentionBase):
         self,
         embed_dim: int,
         num_heads: int,
-        max_seq_len: int = 2048,
+        max_seq_len: int = ROPE_MAX_SEQ_LEN,
         *,
         theta: float = ROPE_THETA,
         rope_style: str = "interleaved",
@@ -355,34 +305,30 @@ class RotaryYatAttention(_YatAttentionBase):
         dtype=None,
     ):
         factory = {"device": device, "dtype": dtype}
+        name = type(self).__name__
+        self_dim = check_heads(embed_dim, num_heads, name)
+        rope = RopeSpec.build(
+            name, self_dim, max_seq_len=max_seq_len, theta=theta, rope_style=rope_style, use_performer=use_performer
+        )
         super().__init__(
             embed_dim,
             num_heads,
-            dropout,
             bias,
-            use_bias,
-            use_alpha,
-            constant_alpha,
-            epsilon,
-            spherical,
-            normalization,
-            power,
-            use_out_proj,
-            causal,
             factory,
+            dropout=dropout,
+            use_bias=use_bias,
+            use_alpha=use_alpha,
+            constant_alpha=constant_alpha,
+            epsilon=epsilon,
+            spherical=spherical,
+            normalization=normalization,
+            power=power,
+            use_out_proj=use_out_proj,
+            causal=causal,
         )
-        name = type(self).__name__
-        if use_performer:
-            raise ValueError(
-                f"{name}: use_performer=True is not available with rotary embeddings in nmn v1; "
-                f"use MultiHeadYatAttention(use_performer=True)"
-            )
-        if self.head_dim % 2:
-            raise ValueError(f"{name}: head_dim = embed_dim / num_heads = {self.head_dim} must be even for RoPE")
-        self.max_seq_len = check_positive_int(max_seq_len, "max_seq_len", name)
-        self.theta = float(theta)
-        self.rope_style = check_choice(rope_style, ROPE_STYLES, "rope_style", name)
-        cos, sin = functional.rope_tables(self.head_dim, max_seq_len, theta, device=device)
+        self.rope = rope
+        self.max_seq_len, self.theta, self.rope_style = rope.max_seq_len, rope.theta, rope.rope_style
+        cos, sin = functional.rope_tables(self.head_dim, self.max_seq_len, self.theta, device=device)
         self.register_buffer("cos", cos, persistent=False)
         self.register_buffer("sin", sin, persistent=False)
         self.cache_k = self.cache_v = None
@@ -408,7 +354,7 @@ class RotaryYatAttention(_YatAttentionBase):
     def _rotate(self, x, start):
         l = x.shape[1]
         return functional.rope(
-            x, self.cos[start : start + l], self.sin[start : start + l], interleaved=self.rope_style == "interleaved"
+            x, self.cos[start : start + l], self.sin[start : start + l], interleaved=self.rope.interleaved
         )
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, decode: bool = False) -> torch.Tensor:
@@ -420,7 +366,7 @@ class RotaryYatAttention(_YatAttentionBase):
         if not decode:
             if l > self.max_seq_len:
                 raise ValueError(f"{name}: sequence length {l} exceeds max_seq_len={self.max_seq_len}")
-            return self._output(self._quadratic(self._rotate(q, 0), self._rotate(k, 0), v, mask, self.causal))
+            return self._output(self._attend(self._rotate(q, 0), self._rotate(k, 0), v, mask, self.causal))
         if self.cache_k is None:
             raise ValueError(f"{name}: decode=True needs init_cache(batch_size, max_length) first")
         start, end = self.cache_index, self.cache_index + l
@@ -432,12 +378,8 @@ class RotaryYatAttention(_YatAttentionBase):
         self.cache_k[:, start:end] = self._rotate(k, start).detach().to(self.cache_k.dtype)
         self.cache_v[:, start:end] = v.detach().to(self.cache_v.dtype)
         self.cache_index = end
-        out = self._quadratic(self._rotate(q, start), self.cache_k[:, :end], self.cache_v[:, :end], mask, True)
+        out = self._attend(self._rotate(q, start), self.cache_k[:, :end], self.cache_v[:, :end], mask, True)
         return self._output(out)
 
     def extra_repr(self) -> str:
-        return (
-            self._attn_repr()
-            + f", max_seq_len={self.max_seq_len}, theta={self.theta:g}"
-            + (f", rope_style={self.rope_style!r}" if self.rope_style != "interleaved" else "")
-        )
+        return f"{self._attn_repr()}, {self.rope.repr()}"

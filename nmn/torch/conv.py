@@ -8,7 +8,7 @@ import torch.nn as nn
 from nmn.core.conv import PADDING_MODES, as_tuple, normalize_padding
 from nmn.core.options import DEFAULT_EPSILON, check_choice, check_positive_int
 from nmn.torch import functional
-from nmn.torch.dense import YatOptions, pick
+from nmn.torch.dense import YatParams, pick
 
 _SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
 
@@ -60,7 +60,7 @@ def geometry_repr(layer) -> str:
     )
 
 
-class _YatConvNd(YatOptions, nn.Module):
+class _YatConvNd(YatParams, nn.Module):
     """N-d Yat convolution; the rank classes fix ``_rank``."""
 
     _rank = 0
@@ -96,13 +96,13 @@ class _YatConvNd(YatOptions, nn.Module):
         factory = {"device": device, "dtype": dtype}
         self._init_yat(
             out_channels,
+            factory,
             use_bias=pick(bias, use_bias, True, "bias", "use_bias", name),
             constant_bias=constant_bias,
             use_alpha=use_alpha,
             constant_alpha=constant_alpha,
             epsilon=epsilon,
             learnable_epsilon=learnable_epsilon,
-            factory=factory,
         )
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *self.kernel_size, **factory))
         self.reset_parameters()

@@ -9,10 +9,10 @@ from nmn.core.conv import output_padding_tuple, transpose_geometry
 from nmn.core.options import DEFAULT_EPSILON
 from nmn.torch import functional
 from nmn.torch.conv import check_groups, check_input, geometry_repr, set_geometry
-from nmn.torch.dense import YatOptions, pick
+from nmn.torch.dense import YatParams, pick
 
 
-class _YatConvTransposeNd(YatOptions, nn.Module):
+class _YatConvTransposeNd(YatParams, nn.Module):
     """N-d Yat transposed convolution; the rank classes fix ``_rank``."""
 
     _rank = 0
@@ -52,13 +52,13 @@ class _YatConvTransposeNd(YatOptions, nn.Module):
         factory = {"device": device, "dtype": dtype}
         self._init_yat(
             out_channels,
+            factory,
             use_bias=pick(bias, use_bias, True, "bias", "use_bias", name),
             constant_bias=constant_bias,
             use_alpha=use_alpha,
             constant_alpha=constant_alpha,
             epsilon=epsilon,
             learnable_epsilon=learnable_epsilon,
-            factory=factory,
         )
         self.weight = nn.Parameter(torch.empty(in_channels, out_channels // groups, *self.kernel_size, **factory))
         self.reset_parameters()

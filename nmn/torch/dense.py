@@ -6,110 +6,66 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as _nnf
 
-from nmn.core.options import (
-    DEFAULT_EPSILON,
-    check_epsilon,
-    check_positive_int,
-    inverse_softplus,
-    resolve_alpha,
-    resolve_bias,
-)
+from nmn.core.options import DEFAULT_EPSILON, check_positive_int
+from nmn.core.spec import YatSpec, pick_alias
 from nmn.torch import functional
 
-
-def pick(primary, alias, default, name, alias_name, layer):
-    """Resolve a torch-style alias pair (``bias=`` / ``use_bias=``): both given and different is an error."""
-    if primary is not None and alias is not None and bool(primary) != bool(alias):
-        raise ValueError(f"{layer}: {name}={primary!r} and {alias_name}={alias!r} disagree; pass only one")
-    if primary is not None:
-        return bool(primary)
-    return default if alias is None else bool(alias)
+pick = pick_alias  # the alias-pair rule lives in nmn.core.spec
 
 
-class YatOptions:
-    """Mixin holding a Yat layer's bias / alpha / epsilon options and their parameters.
+class YatParams:
+    """Mixin: the torch parameters of a Yat layer's :class:`~nmn.core.spec.YatSpec` (``self.yat``).
 
-    Parameters (each only when it is learnable): ``bias (n_out,)``, ``alpha (1,)``, ``epsilon_param (1,)``.
+    Parameters (each only when the spec has it): ``bias (n_out,)``, ``alpha (1,)``, ``epsilon_param (1,)``.
     """
 
-    def _init_yat(
-        self, n_out, *, use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon, factory
-    ):
-        layer = type(self).__name__
-        self.epsilon = check_epsilon(epsilon, layer)
-        self._bias_spec = resolve_bias(use_bias, constant_bias)
-        self._alpha_spec = resolve_alpha(use_alpha, constant_alpha)
-        constant = constant_alpha is not None and constant_alpha is not False
-        self._alpha_const = self._alpha_spec.value if constant else None
-        self.learnable_epsilon = bool(learnable_epsilon)
-        learnable_bias = self._bias_spec.mode == "learnable"
-        self.bias = nn.Parameter(torch.empty(n_out, **factory)) if learnable_bias else None
-        self.alpha = nn.Parameter(torch.empty(1, **factory)) if self._alpha_spec.learnable else None
-        self.epsilon_param = nn.Parameter(torch.empty(1, **factory)) if self.learnable_epsilon else None
+    def _init_yat(self, n_out, factory, **keywords):
+        self.yat = YatSpec.build(type(self).__name__, **keywords)
+        self.epsilon = self.yat.epsilon
+        self.learnable_epsilon = self.yat.learnable_epsilon
+        self.bias = nn.Parameter(torch.empty(n_out, **factory)) if self.yat.has_bias else None
+        self.alpha = nn.Parameter(torch.empty(1, **factory)) if self.yat.has_alpha else None
+        self.epsilon_param = nn.Parameter(torch.empty(1, **factory)) if self.yat.has_epsilon_param else None
 
     @property
     def use_bias(self) -> bool:
-        return self._bias_spec.mode != "none"
+        return self.yat.use_bias
 
     @property
     def constant_bias(self):
-        return self._bias_spec.value if self._bias_spec.mode == "constant" else None
+        return self.yat.constant_bias
 
     @property
     def use_alpha(self) -> bool:
-        return self._alpha_spec.learnable or self.constant_alpha is not None
+        return self.yat.use_alpha
 
     @property
     def constant_alpha(self):
-        return self._alpha_const
+        return self.yat.constant_alpha
 
     def _reset_yat(self):
         with torch.no_grad():
             if self.bias is not None:
                 self.bias.zero_()
             if self.alpha is not None:
-                self.alpha.fill_(self._alpha_spec.value)
+                self.alpha.fill_(self.yat.alpha.value)
             if self.epsilon_param is not None:
-                self.epsilon_param.fill_(inverse_softplus(self.epsilon))
+                self.epsilon_param.fill_(self.yat.epsilon_init)
 
     def _yat_terms(self):
         """``(bias, alpha, epsilon)`` for :mod:`nmn.torch.functional`: tensors, numbers or ``None``."""
-        spec = self._bias_spec
-        bias = self.bias if spec.mode == "learnable" else (spec.value if spec.mode == "constant" else None)
-        alpha = self.alpha if self.alpha is not None else self._alpha_const
-        eps = _nnf.softplus(self.epsilon_param.float()) if self.epsilon_param is not None else self.epsilon
-        return bias, alpha, eps
+        eps = None if self.epsilon_param is None else self.epsilon_param.float()
+        return self.yat.terms(self.bias, self.alpha, eps, _nnf.softplus)
 
     def _yat_repr(self) -> str:
-        parts = []
-        if self._bias_spec.mode == "none":
-            parts.append("bias=False")
-        elif self._bias_spec.mode == "constant":
-            parts.append(f"constant_bias={self._bias_spec.value}")
-        if self._alpha_spec.learnable:
-            pass
-        elif self.constant_alpha is not None:
-            parts.append(f"constant_alpha={self._alpha_spec.value:.6g}")
-        else:
-            parts.append("use_alpha=False")
-        parts.append(f"epsilon={self.epsilon:g}")
-        if self.learnable_epsilon:
-            parts.append("learnable_epsilon=True")
-        return ", ".join(parts)
+        return self.yat.repr()
 
     def yat_config(self) -> dict:
-        """The shared Yat keys of the neutral spec (docs/CONTRACT.md)."""
-        return dict(
-            use_bias=self._bias_spec.mode == "learnable",
-            constant_bias=self.constant_bias,
-            use_alpha=self._alpha_spec.learnable,
-            constant_alpha=self.constant_alpha,
-            epsilon=self.epsilon,
-            learnable_epsilon=self.learnable_epsilon,
-        )
+        """The shared Yat keys of the neutral spec."""
+        return self.yat.config()
 
 
-class YatNMN(YatOptions, nn.Module):
+class YatNMN(YatParams, nn.Module):
     """Yat dense layer: ``y_o = alpha * (x.w_o + b_o)^2 / (relu(|x|^2 + |w_o|^2 - 2 x.w_o) + epsilon)``.
 
     An activation-free replacement for ``nn.Linear`` + ReLU.
@@ -162,13 +118,13 @@ class YatNMN(YatOptions, nn.Module):
         factory = {"device": device, "dtype": dtype}
         self._init_yat(
             out_features,
+            factory,
             use_bias=pick(bias, use_bias, True, "bias", "use_bias", name),
             constant_bias=constant_bias,
             use_alpha=pick(use_alpha, alpha, True, "use_alpha", "alpha", name),
             constant_alpha=constant_alpha,
             epsilon=epsilon,
             learnable_epsilon=learnable_epsilon,
-            factory=factory,
         )
         self.spherical = bool(spherical)
         self.weight_normalized = bool(weight_normalized)

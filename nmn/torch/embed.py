@@ -9,7 +9,8 @@ import torch.nn as nn
 import torch.nn.functional as _nnf
 
 from nmn.core.names import refuse_keywords
-from nmn.core.options import DEFAULT_EPSILON, check_epsilon, check_positive_int, resolve_alpha
+from nmn.core.options import DEFAULT_EPSILON, check_positive_int
+from nmn.core.spec import YatSpec
 from nmn.torch import functional
 
 
@@ -62,15 +63,13 @@ class YatEmbed(nn.Module):
             raise ValueError(f"{name}: embedding_dim={embedding_dim} and features={features} disagree")
         self.num_embeddings = check_positive_int(num_embeddings, "num_embeddings", name)
         self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim", name)
-        self._alpha_spec = resolve_alpha(use_alpha, constant_alpha)
-        constant = constant_alpha is not None and constant_alpha is not False
-        self.constant_alpha = self._alpha_spec.value if constant else None
-        self.epsilon = check_epsilon(epsilon, name)
+        self.yat = YatSpec.build_embed(name, use_alpha=use_alpha, constant_alpha=constant_alpha, epsilon=epsilon)
+        self.epsilon = self.yat.epsilon
         self.spherical = bool(spherical)
         self.weight_normalized = bool(weight_normalized)
         factory = {"device": device, "dtype": dtype}
         self.weight = nn.Parameter(torch.empty(num_embeddings, embedding_dim, **factory))
-        self.alpha = nn.Parameter(torch.empty(1, **factory)) if self._alpha_spec.learnable else None
+        self.alpha = nn.Parameter(torch.empty(1, **factory)) if self.yat.has_alpha else None
         self.reset_parameters()
 
     @property
@@ -79,7 +78,11 @@ class YatEmbed(nn.Module):
 
     @property
     def use_alpha(self) -> bool:
-        return self._alpha_spec.learnable or self.constant_alpha is not None
+        return self.yat.use_alpha
+
+    @property
+    def constant_alpha(self):
+        return self.yat.constant_alpha
 
     def reset_parameters(self) -> None:
         """Rows ~ N(0, 1 / embedding_dim) (unit length when ``weight_normalized``), alpha 1."""
@@ -105,14 +108,9 @@ class YatEmbed(nn.Module):
                 f"{type(self).__name__}.attend: expected query of shape (..., {self.embedding_dim}) "
                 f"(embedding_dim={self.embedding_dim}), got shape {tuple(query.shape)}"
             )
-        alpha = self.alpha if self.alpha is not None else self.constant_alpha
+        _, alpha, _ = self.yat.terms(alpha=self.alpha)
         return functional.yat_embed_attend(query, self.weight, alpha, self.epsilon, spherical=self.spherical)
 
     def extra_repr(self) -> str:
-        s = f"{self.num_embeddings}, {self.embedding_dim}"
-        if self.constant_alpha is not None:
-            s += f", constant_alpha={self.constant_alpha:.6g}"
-        elif self.alpha is None:
-            s += ", use_alpha=False"
-        s += f", epsilon={self.epsilon:g}"
+        s = f"{self.num_embeddings}, {self.embedding_dim}, {self.yat.repr()}"
         return s + (", spherical=True" if self.spherical else "")

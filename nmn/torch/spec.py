@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from nmn.core.options import DEFAULT_EPSILON, DEFAULTS, PERFORMER_NUM_FEATURES, ROPE_MAX_SEQ_LEN, ROPE_THETA
+from nmn.core.spec import fold_cancelled_alpha
 from nmn.torch.attention import MultiHeadYatAttention, RotaryYatAttention
 from nmn.torch.conv import YatConv1D, YatConv2D, YatConv3D, _YatConvNd
 from nmn.torch.conv_transpose import YatConvTranspose1D, YatConvTranspose2D, YatConvTranspose3D, _YatConvTransposeNd
@@ -135,30 +137,15 @@ def to_spec(layer: nn.Module) -> tuple[str, dict, dict[str, np.ndarray]]:
             weight_normalized=False,
         )
     elif kind in ("MultiHeadYatAttention", "RotaryYatAttention"):
-        config = dict(
-            embed_dim=layer.embed_dim,
-            num_heads=layer.num_heads,
-            use_bias=layer.use_bias,
-            use_alpha=layer.alpha is not None,
-            constant_alpha=layer.constant_alpha,
-            epsilon=layer.epsilon,
-            spherical=layer.spherical,
-            normalization=layer.normalization,
-            power=layer.power,
-            use_out_proj=layer.use_out_proj,
-            causal=layer.causal,
-            use_performer=bool(getattr(layer, "use_performer", False)),
-            num_features=int(getattr(layer, "num_features", 0) or 0),
-        )
+        config = dict(embed_dim=layer.embed_dim, num_heads=layer.num_heads, **layer.attn.config())
+        config.pop("dropout")
         if kind == "RotaryYatAttention":
-            config.update(max_seq_len=layer.max_seq_len, theta=layer.theta, rope_style=layer.rope_style)
+            config.update(layer.rope.config())
     elif kind == "YatEmbed":
         config = dict(
             num_embeddings=layer.num_embeddings,
             features=layer.embedding_dim,
-            use_alpha=layer.alpha is not None,
-            constant_alpha=layer.constant_alpha,
-            epsilon=layer.epsilon,
+            **layer.yat.config(),
             spherical=layer.spherical,
         )
     elif kind == "softermax":
@@ -177,7 +164,7 @@ def _yat_kwargs(config, kind):
         constant_bias=config.get("constant_bias"),
         use_alpha=bool(config.get("use_alpha", True)),
         constant_alpha=config.get("constant_alpha"),
-        epsilon=config.get("epsilon", 1e-5),
+        epsilon=config.get("epsilon", DEFAULT_EPSILON),
         learnable_epsilon=bool(config.get("learnable_epsilon", False)),
     )
 
@@ -198,6 +185,7 @@ def _padding(value):
 def from_spec(kind: str, config: dict, params: dict[str, Any] | None = None, *, device=None, dtype=None) -> nn.Module:
     """Build the nmn.torch layer of a neutral spec and load ``params`` (canonical arrays) into it."""
     factory = {"device": device, "dtype": dtype}
+    config, params = fold_cancelled_alpha(kind, config, params)
     c = config
     if kind == "YatNMN":
         layer = YatNMN(
@@ -243,7 +231,7 @@ def from_spec(kind: str, config: dict, params: dict[str, Any] | None = None, *, 
             use_bias=c.get("use_bias", True),
             use_alpha=c.get("use_alpha", True),
             constant_alpha=c.get("constant_alpha"),
-            epsilon=c.get("epsilon", 1e-5),
+            epsilon=c.get("epsilon", DEFAULT_EPSILON),
             spherical=c.get("spherical", False),
             normalization=c.get("normalization", "softmax"),
             power=c.get("power", 1.0),
@@ -255,15 +243,15 @@ def from_spec(kind: str, config: dict, params: dict[str, Any] | None = None, *, 
             layer = RotaryYatAttention(
                 c["embed_dim"],
                 c["num_heads"],
-                c.get("max_seq_len", 2048),
-                theta=c.get("theta", 10000.0),
+                c.get("max_seq_len", ROPE_MAX_SEQ_LEN),
+                theta=c.get("theta", ROPE_THETA),
                 rope_style=c.get("rope_style", "interleaved"),
                 use_performer=c.get("use_performer", False),
                 **common,
             )
         else:
             proj = (params or {}).get("proj")
-            m = c.get("num_features") or (proj.shape[0] if proj is not None else 256)
+            m = c.get("num_features") or (proj.shape[0] if proj is not None else PERFORMER_NUM_FEATURES)
             layer = MultiHeadYatAttention(
                 c["embed_dim"],
                 c["num_heads"],
@@ -277,12 +265,12 @@ def from_spec(kind: str, config: dict, params: dict[str, Any] | None = None, *, 
             c["features"],
             use_alpha=c.get("use_alpha", True),
             constant_alpha=c.get("constant_alpha"),
-            epsilon=c.get("epsilon", 1e-5),
+            epsilon=c.get("epsilon", DEFAULT_EPSILON),
             spherical=c.get("spherical", False),
             **factory,
         )
     elif kind == "softermax":
-        layer = Softermax(c.get("n", 1.0), c.get("epsilon", 1e-12), c.get("axis", -1))
+        layer = Softermax(c.get("n", 1.0), c.get("epsilon", DEFAULTS["softermax_epsilon"]), c.get("axis", -1))
     elif kind == "softer_sigmoid":
         layer = SofterSigmoid(c.get("n", 1.0))
     elif kind == "soft_tanh":

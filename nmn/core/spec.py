@@ -1,0 +1,474 @@
+"""The one options object of every Yat layer and every Yat attention, in every framework (issue 15 item 1).
+
+A layer builds its spec once, from the user's keywords, at construction: :meth:`YatSpec.build` /
+:meth:`AttentionSpec.build` / :meth:`RopeSpec.build` validate every option (one place for every check and
+error message, each naming the layer class) and resolve it. The frozen result then answers everything the
+framework glue needs: which parameters exist (``has_bias``, ``has_alpha``, ``has_epsilon_param``), the tail terms
+for :mod:`nmn.core.yat` (:meth:`YatSpec.terms`), the config keys of ``get_config`` / the neutral spec
+(:meth:`YatSpec.config`) and the ``repr`` fragment (:meth:`YatSpec.repr`). The frameworks only create their
+native parameters from it.
+
+>>> spec = YatSpec.build("YatNMN", constant_alpha=True, epsilon=1e-3)
+>>> spec.has_alpha, round(spec.alpha.value, 4), spec.repr()
+(False, 1.4142, 'constant_alpha=1.41421, epsilon=0.001')
+>>> spec.config() == YatSpec.build("YatNMN", **spec.config()).config()
+True
+>>> YatSpec.build("YatConv", epsilon=-1.0)
+Traceback (most recent call last):
+...
+ValueError: YatConv: epsilon must be > 0, got -1.0
+
+The attention ``alpha`` is a scalar on the scores. Under ``normalization='l1'`` and ``'softermax'`` and in the
+Yat-Performer it cancels between numerator and denominator (up to the tiny floor), so it could never train: the
+spec gives those layers no alpha parameter, whatever ``use_alpha`` says (issue 18 item 2). An explicit
+``constant_alpha`` is accepted there and applied as the ONNX function applies it (harmless: it cancels too), which
+is also how a file written with an alpha tensor on such a layer loads.
+
+>>> AttentionSpec.build("MultiHeadYatAttention", normalization="l1").has_alpha
+False
+>>> AttentionSpec.build("MultiHeadYatAttention").has_alpha
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from nmn.core.options import (
+    DEFAULT_EPSILON,
+    NORMALIZATIONS,
+    PERFORMER_NUM_FEATURES,
+    ROPE_MAX_SEQ_LEN,
+    ROPE_STYLES,
+    ROPE_THETA,
+    AlphaSpec,
+    BiasSpec,
+    check_choice,
+    check_epsilon,
+    check_positive_int,
+    inverse_softplus,
+    resolve_alpha,
+    resolve_bias,
+)
+
+__all__ = [
+    "YatSpec",
+    "AttentionSpec",
+    "RopeSpec",
+    "ATTENTION_KINDS",
+    "alpha_cancels",
+    "fold_cancelled_alpha",
+    "check_heads",
+    "check_dropout",
+    "pick_alias",
+]
+
+ATTENTION_KINDS = ("MultiHeadYatAttention", "RotaryYatAttention")
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.6g}"
+
+
+def _alpha(layer: str, use_alpha: Any, constant_alpha: Any) -> AlphaSpec:
+    try:
+        return resolve_alpha(bool(use_alpha), constant_alpha)
+    except TypeError as err:
+        raise TypeError(f"{layer}: {err}") from None
+
+
+def _alpha_config(alpha: AlphaSpec) -> dict:
+    """``use_alpha`` / ``constant_alpha`` of a resolved alpha: the one canonical spelling of each mode."""
+    if alpha.learnable:
+        return {"use_alpha": True, "constant_alpha": None}
+    if alpha.value == 1.0:
+        return {"use_alpha": False, "constant_alpha": None}
+    return {"use_alpha": True, "constant_alpha": alpha.value}
+
+
+def _alpha_repr(alpha: AlphaSpec) -> list[str]:
+    if alpha.learnable:
+        return []
+    if alpha.value == 1.0:
+        return ["use_alpha=False"]
+    return [f"constant_alpha={_fmt(alpha.value)}"]
+
+
+def _alpha_term(alpha: AlphaSpec, param: Any) -> Any:
+    if alpha.learnable:
+        return param
+    return None if alpha.value == 1.0 else alpha.value
+
+
+def pick_alias(primary: Any, alias: Any, default: bool, name: str, alias_name: str, layer: str) -> bool:
+    """Resolve an alias pair of switches (torch ``bias=`` / ``use_bias=``): both given and different is an error.
+
+    >>> pick_alias(None, False, True, "bias", "use_bias", "YatNMN")
+    False
+    >>> pick_alias(True, False, True, "bias", "use_bias", "YatNMN")
+    Traceback (most recent call last):
+    ...
+    ValueError: YatNMN: bias=True and use_bias=False disagree; pass only one
+    """
+    if primary is not None and alias is not None and bool(primary) != bool(alias):
+        raise ValueError(f"{layer}: {name}={primary!r} and {alias_name}={alias!r} disagree; pass only one")
+    if primary is not None:
+        return bool(primary)
+    return default if alias is None else bool(alias)
+
+
+@dataclass(frozen=True)
+class YatSpec:
+    """The resolved Yat options of one layer: bias mode, alpha mode, epsilon and whether it is learnable.
+
+    ``YatEmbed`` has no bias and no learnable epsilon: build it with :meth:`build_embed`, whose config and repr
+    leave those keys out.
+    """
+
+    layer: str
+    bias: BiasSpec
+    alpha: AlphaSpec
+    epsilon: float
+    learnable_epsilon: bool
+    full: bool = True  # False: an embedding's spec (alpha and epsilon only)
+
+    @classmethod
+    def build(
+        cls,
+        layer: str,
+        *,
+        use_bias: Any = True,
+        constant_bias: Any = None,
+        use_alpha: Any = True,
+        constant_alpha: Any = None,
+        epsilon: Any = DEFAULT_EPSILON,
+        learnable_epsilon: Any = False,
+    ) -> YatSpec:
+        """Validate and resolve the shared Yat keywords (``ValueError`` / ``TypeError`` naming ``layer``)."""
+        eps = check_epsilon(epsilon, layer)
+        try:
+            bias = resolve_bias(bool(use_bias), constant_bias)
+        except TypeError as err:
+            raise TypeError(f"{layer}: {err}") from None
+        return cls(layer, bias, _alpha(layer, use_alpha, constant_alpha), eps, bool(learnable_epsilon))
+
+    @classmethod
+    def build_embed(
+        cls, layer: str, *, use_alpha: Any = True, constant_alpha: Any = None, epsilon: Any = DEFAULT_EPSILON
+    ) -> YatSpec:
+        """The spec of ``YatEmbed.attend``: no bias, a fixed epsilon.
+
+        >>> YatSpec.build_embed("YatEmbed", use_alpha=False).config()
+        {'use_alpha': False, 'constant_alpha': None, 'epsilon': 1e-05}
+        """
+        eps = check_epsilon(epsilon, layer)
+        return cls(layer, BiasSpec("none"), _alpha(layer, use_alpha, constant_alpha), eps, False, full=False)
+
+    # -- which parameters exist
+    @property
+    def has_bias(self) -> bool:
+        return self.bias.mode == "learnable"
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.alpha.learnable
+
+    @property
+    def has_epsilon_param(self) -> bool:
+        return self.learnable_epsilon
+
+    @property
+    def epsilon_init(self) -> float:
+        """The raw init of ``epsilon_param``: ``softplus(epsilon_init) == epsilon``."""
+        return inverse_softplus(self.epsilon)
+
+    # -- the user-facing switches, resolved
+    @property
+    def use_bias(self) -> bool:
+        return self.bias.mode != "none"
+
+    @property
+    def constant_bias(self) -> float | None:
+        return self.bias.value if self.bias.mode == "constant" else None
+
+    @property
+    def use_alpha(self) -> bool:
+        return _alpha_config(self.alpha)["use_alpha"]
+
+    @property
+    def constant_alpha(self) -> float | None:
+        return _alpha_config(self.alpha)["constant_alpha"]
+
+    def terms(self, bias: Any = None, alpha: Any = None, epsilon_param: Any = None, softplus: Callable | None = None):
+        """``(bias, alpha, eps)`` for :mod:`nmn.core.yat` from the layer's parameter values (``None`` = absent).
+
+        ``softplus`` maps ``epsilon_param`` to the epsilon when it is learnable.
+
+        >>> YatSpec.build("YatNMN", use_alpha=False, constant_bias=0.5).terms()
+        (0.5, None, 1e-05)
+        """
+        b = bias if self.has_bias else self.constant_bias
+        e = softplus(epsilon_param) if self.learnable_epsilon else self.epsilon
+        return b, _alpha_term(self.alpha, alpha), e
+
+    def config(self) -> dict:
+        """The Yat keys of ``get_config`` and of the neutral spec; :meth:`build` of them gives this spec back."""
+        if not self.full:
+            return {**_alpha_config(self.alpha), "epsilon": self.epsilon}
+        return {
+            "use_bias": self.use_bias,
+            "constant_bias": self.constant_bias,
+            **_alpha_config(self.alpha),
+            "epsilon": self.epsilon,
+            "learnable_epsilon": self.learnable_epsilon,
+        }
+
+    def repr(self) -> str:
+        """The options that differ from the defaults, as ``key=value`` for a layer's ``repr``."""
+        parts = []
+        if self.bias.mode == "none" and self.full:
+            parts.append("use_bias=False")
+        elif self.bias.mode == "constant":
+            parts.append(f"constant_bias={_fmt(self.bias.value)}")
+        parts += _alpha_repr(self.alpha)
+        parts.append(f"epsilon={self.epsilon:g}")
+        if self.learnable_epsilon:
+            parts.append("learnable_epsilon=True")
+        return ", ".join(parts)
+
+    def param_names(self) -> list[str]:
+        """Canonical names of the tail parameters that exist (``bias``, ``alpha``, ``epsilon_param``)."""
+        flags = (("bias", self.has_bias), ("alpha", self.has_alpha), ("epsilon_param", self.has_epsilon_param))
+        return [name for name, on in flags if on]
+
+
+def alpha_cancels(normalization: str, use_performer: bool) -> bool:
+    """True where a scalar alpha on the attention scores cancels (l1, softermax, the performer's readout)."""
+    return bool(use_performer) or normalization in ("l1", "softermax")
+
+
+def fold_cancelled_alpha(kind: str, config: dict, params: dict | None) -> tuple[dict, dict | None]:
+    """A neutral attention spec with an ``alpha`` tensor where alpha cancels: the tensor becomes ``constant_alpha``.
+
+    Files written before issue 18 item 2 carry a trainable alpha on l1 / softermax / performer attention; this is
+    how every ``from_spec`` and the file reader load them (the output is exactly the file's, since the ONNX function
+    applies the same alpha). Other specs pass through unchanged.
+
+    >>> import numpy as np
+    >>> cfg, params = fold_cancelled_alpha("MultiHeadYatAttention", {"normalization": "l1"}, {"alpha": np.ones(1) * 2})
+    >>> cfg, params
+    ({'normalization': 'l1', 'use_alpha': True, 'constant_alpha': 2.0}, {})
+    """
+    if kind not in ATTENTION_KINDS or not params or "alpha" not in params:
+        return config, params
+    if not alpha_cancels(config.get("normalization", "softmax"), config.get("use_performer", False)):
+        return config, params
+    value = float(params["alpha"].reshape(-1)[0])
+    config = dict(config, **_alpha_config(AlphaSpec(False, value)))
+    return config, {k: v for k, v in params.items() if k != "alpha"}
+
+
+def check_heads(width: Any, num_heads: Any, layer: str, what: str = "embed_dim") -> int:
+    """``width // num_heads`` after checking both are positive ints and ``num_heads`` divides ``width``.
+
+    >>> check_heads(8, 3, "MultiHeadYatAttention")
+    Traceback (most recent call last):
+    ...
+    ValueError: MultiHeadYatAttention: embed_dim=8 must be divisible by num_heads=3
+    """
+    check_positive_int(width, what, layer)
+    check_positive_int(num_heads, "num_heads", layer)
+    if width % num_heads:
+        raise ValueError(f"{layer}: {what}={width} must be divisible by num_heads={num_heads}")
+    return width // num_heads
+
+
+def check_dropout(rate: Any, layer: str, name: str = "dropout") -> float:
+    """``rate`` as a float in ``[0, 1)`` or a ``ValueError`` naming the layer and option."""
+    try:
+        value = float(rate)
+    except (TypeError, ValueError):
+        raise ValueError(f"{layer}: {name} must be a number in [0, 1), got {rate!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{layer}: {name} must be in [0, 1), got {rate!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class AttentionSpec:
+    """The resolved options of a Yat attention layer (the projections' sizes stay with the framework)."""
+
+    layer: str
+    use_bias: bool
+    alpha: AlphaSpec
+    epsilon: float
+    spherical: bool
+    normalization: str
+    power: float
+    use_out_proj: bool
+    causal: bool
+    dropout: float
+    use_performer: bool
+    num_features: int
+
+    @classmethod
+    def build(
+        cls,
+        layer: str,
+        *,
+        use_bias: Any = True,
+        use_alpha: Any = True,
+        constant_alpha: Any = None,
+        epsilon: Any = DEFAULT_EPSILON,
+        spherical: Any = False,
+        normalization: Any = "softmax",
+        power: Any = 1.0,
+        use_out_proj: Any = True,
+        causal: Any = False,
+        dropout: Any = 0.0,
+        use_performer: Any = False,
+        num_features: Any = PERFORMER_NUM_FEATURES,
+        dropout_name: str = "dropout",
+    ) -> AttentionSpec:
+        """Validate and resolve the attention keywords (``ValueError`` / ``TypeError`` naming ``layer``).
+
+        Where alpha cancels (:func:`alpha_cancels`) ``use_alpha=True`` gives no parameter; a ``constant_alpha``
+        is kept as a fixed scale.
+
+        >>> AttentionSpec.build("RotaryYatAttention", power=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: RotaryYatAttention: power must be a number > 0, got 0
+        """
+        eps = check_epsilon(epsilon, layer)
+        norm = check_choice(normalization, NORMALIZATIONS, "normalization", layer)
+        if isinstance(power, bool) or not isinstance(power, (int, float)) or not power > 0 or math.isinf(power):
+            raise ValueError(f"{layer}: power must be a number > 0, got {power!r}")
+        performer = bool(use_performer)
+        alpha = _alpha(layer, use_alpha, constant_alpha)
+        if alpha.learnable and alpha_cancels(norm, performer):
+            alpha = AlphaSpec(False, 1.0)
+        return cls(
+            layer,
+            bool(use_bias),
+            alpha,
+            eps,
+            bool(spherical),
+            norm,
+            float(power),
+            bool(use_out_proj),
+            bool(causal),
+            check_dropout(dropout, layer, dropout_name),
+            performer,
+            check_positive_int(num_features, "num_features", layer) if performer else int(num_features or 0),
+        )
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.alpha.learnable
+
+    @property
+    def use_alpha(self) -> bool:
+        return _alpha_config(self.alpha)["use_alpha"]
+
+    @property
+    def constant_alpha(self) -> float | None:
+        return _alpha_config(self.alpha)["constant_alpha"]
+
+    def alpha_term(self, param: Any = None) -> Any:
+        """The alpha for :mod:`nmn.core.yat`: the parameter's value, a fixed number, or ``None`` (1)."""
+        return _alpha_term(self.alpha, param)
+
+    def config(self, dropout_name: str = "dropout") -> dict:
+        """The option keys of ``get_config`` / the neutral spec (the framework adds its sizes)."""
+        return {
+            "use_bias": self.use_bias,
+            **_alpha_config(self.alpha),
+            "epsilon": self.epsilon,
+            "spherical": self.spherical,
+            "normalization": self.normalization,
+            "power": self.power,
+            "use_out_proj": self.use_out_proj,
+            "causal": self.causal,
+            dropout_name: self.dropout,
+            "use_performer": self.use_performer,
+            "num_features": self.num_features,
+        }
+
+    def repr(self) -> str:
+        """The options that differ from the defaults, as ``key=value`` for a layer's ``repr``."""
+        parts = []
+        if self.dropout:
+            parts.append(f"dropout={self.dropout:g}")
+        if not self.use_bias:
+            parts.append("use_bias=False")
+        if self.has_alpha or self.alpha.value != 1.0 or not alpha_cancels(self.normalization, self.use_performer):
+            parts += _alpha_repr(self.alpha)  # where alpha cancels, "no alpha" is the layer's nature, not an option
+        parts.append(f"epsilon={self.epsilon:g}")
+        for flag in ("spherical", "causal"):
+            if getattr(self, flag):
+                parts.append(f"{flag}=True")
+        if self.normalization != "softmax":
+            parts.append(f"normalization={self.normalization!r}, power={self.power:g}")
+        if not self.use_out_proj:
+            parts.append("use_out_proj=False")
+        if self.use_performer:
+            parts.append(f"use_performer=True, num_features={self.num_features}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class RopeSpec:
+    """The resolved rotary options of ``RotaryYatAttention``."""
+
+    max_seq_len: int
+    theta: float
+    rope_style: str
+
+    @classmethod
+    def build(
+        cls,
+        layer: str,
+        head_dim: int,
+        *,
+        max_seq_len: Any = ROPE_MAX_SEQ_LEN,
+        theta: Any = ROPE_THETA,
+        rope_style: Any = "interleaved",
+        use_performer: Any = False,
+    ) -> RopeSpec:
+        """Validate the rotary keywords; refuses ``use_performer=True`` and an odd ``head_dim``.
+
+        >>> RopeSpec.build("RotaryYatAttention", 3)
+        Traceback (most recent call last):
+        ...
+        ValueError: RotaryYatAttention: head_dim = 3 must be even for RoPE
+        """
+        if use_performer:
+            raise ValueError(
+                f"{layer}: use_performer=True is not available with rotary embeddings; "
+                f"use MultiHeadYatAttention(use_performer=True)"
+            )
+        if head_dim % 2:
+            raise ValueError(f"{layer}: head_dim = {head_dim} must be even for RoPE")
+        length = check_positive_int(max_seq_len, "max_seq_len", layer)
+        try:
+            base = float(theta)
+        except (TypeError, ValueError):
+            raise ValueError(f"{layer}: theta must be a number > 0, got {theta!r}") from None
+        if not base > 0:
+            raise ValueError(f"{layer}: theta must be a number > 0, got {theta!r}")
+        return cls(length, base, check_choice(rope_style, ROPE_STYLES, "rope_style", layer))
+
+    @property
+    def interleaved(self) -> bool:
+        return self.rope_style == "interleaved"
+
+    def config(self) -> dict:
+        return {"max_seq_len": self.max_seq_len, "theta": self.theta, "rope_style": self.rope_style}
+
+    def repr(self) -> str:
+        s = f"max_seq_len={self.max_seq_len}, theta={self.theta:g}"
+        return s + (f", rope_style={self.rope_style!r}" if not self.interleaved else "")
