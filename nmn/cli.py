@@ -99,39 +99,128 @@ def _check_limits(args):
 
     from nmn.interchange.safe_load import Limits
 
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(Limits) if getattr(args, f.name, None)}
+    given = {
+        f.name: getattr(args, f.name) for f in dataclasses.fields(Limits) if getattr(args, f.name, None) is not None
+    }
     return Limits(**given)
+
+
+class Progress:
+    """A one-line progress display of named steps on stderr (tqdm), for long CLI work.
+
+    Shown when ``enabled`` is true, hidden when false; ``None`` shows it only when stderr is a terminal. While a
+    step runs the line is redrawn every half second, so the elapsed time moves during one long step (a big file's
+    validation, the bounded onnxruntime run). :meth:`close` clears the line; call it before printing a result or
+    an error, so that no half-drawn bar is left in between.
+
+    Args:
+        desc: the label, e.g. ``"nmn check"``.
+        steps: the names of the steps, in order.
+        enabled: ``True`` (``--progress``), ``False`` (``--no-progress``) or ``None`` (when stderr is a terminal).
+
+    Example:
+        >>> with Progress("nmn demo", ["one", "two"], enabled=False) as progress:
+        ...     progress.step(1)
+        ...     progress.shown
+        False
+    """
+
+    TICK_S = 0.5  # redraw interval while a step runs
+
+    def __init__(self, desc: str, steps: Sequence[str], enabled: bool | None = None):
+        from tqdm import tqdm
+
+        self.steps = list(steps)
+        self.desc = desc
+        self._bar = tqdm(
+            total=len(self.steps),
+            desc=desc,
+            unit="step",
+            disable=(not enabled) if enabled is not None else None,
+            file=sys.stderr,
+            leave=False,
+            bar_format="{desc} (step {n_fmt}/{total_fmt}) [{elapsed}]",
+        )
+        self.shown = not self._bar.disable
+        self._stop = None
+        if self.shown:
+            import threading
+
+            self._stop = threading.Event()
+            self._ticker = threading.Thread(target=self._tick, name="nmn-progress", daemon=True)
+            self._ticker.start()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.TICK_S):
+            self._bar.refresh()
+
+    def step(self, i: int) -> None:
+        """Show that step ``i`` (0-based) is running."""
+        self._bar.n = i + 1
+        self._bar.set_description_str(f"{self.desc}: {self.steps[i]}", refresh=True)
+
+    def close(self) -> None:
+        """Stop redrawing and clear the line (idempotent)."""
+        if self._stop is not None:
+            self._stop.set()
+            self._ticker.join()
+            self._stop = None
+        self._bar.close()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _cmd_check(args) -> int:
     """Validate a file, run it in onnxruntime on random inputs (in a bounded child process) and print a summary.
 
-    Every refusal is one line on stderr, exit status 2 (the file is bad) or 1 (it ran but failed).
+    Every refusal is one line on stderr, exit status 2 (the file is bad) or 1 (it ran but failed). A progress line
+    (``--progress``; by default when stderr is a terminal) names the running step; it is cleared before anything
+    else is printed.
     """
+    try:
+        limits = _check_limits(args)
+    except ValueError as err:  # a bound that is not positive
+        print(f"nmn check: {_one_line(err)}", file=sys.stderr)
+        return 2
+    steps = ["load and validate", "make inputs", f"run in onnxruntime (limit {limits.check_seconds:g} s)"]
+    with Progress("nmn check", steps, args.progress) as progress:
+        return _check(args, limits, progress)
+
+
+def _one_line(err) -> str:
+    return "; ".join(line.strip(" -") for line in str(err).splitlines() if line.strip())
+
+
+def _check(args, limits, progress: Progress) -> int:
     import numpy as np
 
     from nmn.interchange.manifest import read_manifest
     from nmn.interchange.validate import BudgetError, load_model_safely, run_bounded
 
-    def one_line(err) -> str:
-        return "; ".join(line.strip(" -") for line in str(err).splitlines() if line.strip())
+    def refuse(message: str, code: int) -> int:
+        progress.close()
+        print(f"nmn check: {message}", file=sys.stderr)
+        return code
 
+    progress.step(0)
     try:
-        limits = _check_limits(args)
         model = load_model_safely(args.model, limits=limits)
     except (ValueError, OSError) as err:  # one line, no traceback: the file is bad, not the program
-        print(f"nmn check: {one_line(err)}", file=sys.stderr)
-        return 2
+        return refuse(_one_line(err), 2)
     from onnx import helper
 
+    progress.step(1)
     rng = np.random.default_rng(args.seed)
     given = {}
     if args.input:
         try:
             loaded = np.load(args.input)
         except (ValueError, OSError) as err:
-            print(f"nmn check: --input {args.input!r}: cannot be read as .npy/.npz ({one_line(err)})", file=sys.stderr)
-            return 2
+            return refuse(f"--input {args.input!r}: cannot be read as .npy/.npz ({_one_line(err)})", 2)
         given = dict(loaded) if hasattr(loaded, "files") else {None: loaded}
     feeds = {}
     inits = {i.name for i in model.graph.initializer}
@@ -144,23 +233,23 @@ def _cmd_check(args) -> int:
             shape = [d.dim_value if d.HasField("dim_value") else args.batch for d in tt.shape.dim]
             nbytes = int(np.prod(shape, dtype=object) or 0) * dtype.itemsize
             if nbytes > limits.check_memory_bytes:
-                print(
-                    f"nmn check: {args.model}: input {vi.name!r} of shape {shape} needs {nbytes} bytes; "
+                return refuse(
+                    f"{args.model}: input {vi.name!r} of shape {shape} needs {nbytes} bytes; "
                     + limits.over("check_memory_bytes", "that", f"{nbytes} bytes"),
-                    file=sys.stderr,
+                    2,
                 )
-                return 2
             if dtype.kind == "b":
                 value = rng.integers(0, 2, size=shape).astype(bool)
             else:
                 value = rng.integers(0, 2, size=shape) if dtype.kind in "iu" else rng.normal(size=shape)
         feeds[vi.name] = np.asarray(value).astype(dtype)
+    progress.step(2)
     try:
         outputs = run_bounded(model, feeds, limits, source=args.model)
     except BudgetError as err:  # time/memory budget, or onnxruntime's own error, as one line
-        print(f"nmn check: {one_line(err)}", file=sys.stderr)
-        return 1
+        return refuse(_one_line(err), 1)
     manifest = read_manifest(model, limits)
+    progress.close()
     n_params = sum(int(np.prod(i.dims)) for i in model.graph.initializer)
     print(
         f"{args.model}: valid nmn ONNX file (source: {manifest.get('source', 'nmn') if manifest else 'foreign'}), "
@@ -182,13 +271,30 @@ def _cmd_check(args) -> int:
 def _cmd_convert(args) -> int:
     from nmn.interchange.convert import convert
 
-    return convert(args.model, args.to, args.out, batch=args.batch, seed=args.seed, overwrite=args.overwrite)
+    return convert(
+        args.model,
+        args.to,
+        args.out,
+        batch=args.batch,
+        seed=args.seed,
+        overwrite=args.overwrite,
+        progress=args.progress,
+    )
 
 
 def _needs_extra(command: str, extra: str | None, err: BaseException) -> int:
     what = f"the {extra} extra: {install_hint(extra)}" if extra else f"a package that is missing ({err})"
     print(f"nmn {command}: needs {what}", file=sys.stderr)
     return 2
+
+
+def _add_progress_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show a progress line on stderr (default: only when stderr is a terminal)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -225,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="N",
             help=f"raise the bound {f.name} (default {f.default})",
         )
+    _add_progress_option(check)
     check.set_defaults(func=_cmd_check)
     sub.add_parser("ops", help="print the registry of nmn ONNX functions").set_defaults(func=_cmd_ops)
     convert = sub.add_parser("convert", help="convert an nmn ONNX file to a framework's native artefact")
@@ -238,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace existing outputs (never a folder holding other files, never the input)",
     )
+    _add_progress_option(convert)
     convert.set_defaults(func=_cmd_convert)
     try:
         from nmn.serve.cli import add_commands

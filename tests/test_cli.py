@@ -4,10 +4,12 @@ package."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -191,3 +193,84 @@ def test_the_install_hint_resolves_to_this_package():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Requirement already satisfied: nmn[serve]>=1.0" in proc.stdout, proc.stdout
     assert "Would install" not in proc.stdout, proc.stdout
+
+
+# ---------------------------------------------------------------------------------------- progress of nmn check
+class _Terminal(io.StringIO):
+    """A text stream that says it is a terminal (as stderr is in an interactive shell)."""
+
+    def isatty(self):
+        return True
+
+
+def _dense_file(tmp_path):
+    path = tmp_path / "m.onnx"
+    path.write_bytes(_dense_model().SerializeToString())
+    return str(path)
+
+
+def test_check_progress_on_request_goes_to_stderr_only(tmp_path, capsys):
+    path = _dense_file(tmp_path)
+    assert main(["check", path]) == 0
+    plain = capsys.readouterr()
+    assert plain.err == ""  # off a terminal: no progress line by default
+    assert main(["check", path, "--progress"]) == 0
+    shown = capsys.readouterr()
+    assert shown.out == plain.out  # the summary is unchanged
+    for step in ("nmn check: load and validate", "nmn check: make inputs", "nmn check: run in onnxruntime"):
+        assert step in shown.err, shown.err
+    assert "\n" not in shown.err and shown.err.endswith("\r"), repr(shown.err)  # redrawn in place, then cleared
+
+
+@pytest.mark.parametrize("flags, shown", [([], True), (["--no-progress"], False), (["--progress"], True)])
+def test_check_progress_on_a_terminal_unless_no_progress(tmp_path, monkeypatch, flags, shown):
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["check", _dense_file(tmp_path), *flags]) == 0
+    assert ("load and validate" in terminal.getvalue()) is shown, repr(terminal.getvalue())
+
+
+def test_check_refusal_with_progress_is_one_clean_line(tmp_path, capsys):
+    """The progress line is cleared before the refusal is printed: a terminal shows only the one-line reason."""
+    path = _bad_files(tmp_path)["missing_function"]
+    assert main(["check", str(path), "--progress"]) == 2
+    err = capsys.readouterr().err
+    assert "load and validate" in err
+    last = err.rsplit("\r", 1)[-1]
+    assert err.count("\n") == 1 and last.startswith("nmn check: ") and "function" in last, repr(err)
+
+
+def test_progress_line_keeps_moving_during_one_long_step(monkeypatch):
+    """While one step runs (a big file's validation, the bounded run), the line is redrawn so its clock moves."""
+    from nmn.cli import Progress
+
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setattr(Progress, "TICK_S", 0.01)
+    with Progress("nmn test", ["long step"]) as progress:
+        progress.step(0)
+        drawn = terminal.getvalue().count("\r")
+        deadline = time.monotonic() + WAIT  # generous: only waits for the ticker thread to be scheduled
+        while terminal.getvalue().count("\r") < drawn + 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert terminal.getvalue().count("\r") >= drawn + 3, repr(terminal.getvalue())
+    closed = terminal.getvalue()
+    time.sleep(0.05)
+    assert terminal.getvalue() == closed  # nothing is drawn after close
+
+
+def test_convert_passes_the_progress_choice_through(monkeypatch):
+    import nmn.interchange.convert as convert_module
+
+    seen = []
+    monkeypatch.setattr(convert_module, "convert", lambda *a, **kw: seen.append(kw["progress"]) or 0)
+    for flags, expected in (([], None), (["--progress"], True), (["--no-progress"], False)):
+        assert main(["convert", "m.onnx", "--to", "torch", "--out", "m.pt", *flags]) == 0
+        assert seen[-1] is expected
+
+
+def test_check_zero_bound_is_refused_not_ignored(tmp_path, capsys):
+    """``--max-nodes 0`` used to be dropped silently (falsy) and the default bound used instead."""
+    assert main(["check", _dense_file(tmp_path), "--max-nodes", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "nmn check: Limits.max_nodes: expected a positive number, got 0", err
