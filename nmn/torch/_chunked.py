@@ -7,8 +7,9 @@ holds whole rows, so each tile is the reference computation (:func:`nmn.core.yat
 ``torch.utils.checkpoint`` (non-reentrant), so the backward pass recomputes the tile instead of keeping its
 scores: training memory is O(L * tile) too. Dropout replays the same random mask (checkpoint restores the RNG).
 
-``NMN_ATTENTION_IMPL`` picks the path: ``auto`` (default: tiles when ``Lq * Lk >= 2**20``), ``chunked`` or
-``reference``.
+``NMN_ATTENTION_IMPL`` picks the path: ``auto`` (default: the fused Triton kernel of
+``nmn.torch._triton_attention`` on CUDA when triton is installed, else tiles when ``Lq * Lk >= 2**20``),
+``triton``, ``chunked`` or ``reference``.
 
 >>> import torch
 >>> q = torch.randn(1, 5, 2, 4)
@@ -19,6 +20,7 @@ True
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 import torch
@@ -27,25 +29,48 @@ from torch.utils.checkpoint import checkpoint
 from nmn.core import yat as _yat
 from nmn.torch._ops import ops_for
 
-IMPLS = ("auto", "chunked", "reference")
+IMPLS = ("auto", "triton", "chunked", "reference")
 TILE = 128
 AUTO_MIN_SCORES = 2**20
 
 
-def pick(q, k) -> str:
-    """``'chunked'`` or ``'reference'`` for heads ``q (B, Lq, H, D)``, ``k (B, Lk, H, D)``.
+def requested() -> str:
+    """The path ``NMN_ATTENTION_IMPL`` asks for: ``auto`` (default), ``triton``, ``chunked`` or ``reference``.
 
-    ``NMN_ATTENTION_IMPL`` forces a path; ``auto`` (the default) tiles when ``Lq * Lk >= 2**20``.
-
-    >>> pick(torch.zeros(1, 8, 1, 2), torch.zeros(1, 8, 1, 2))
-    'reference'
+    >>> requested() in IMPLS
+    True
     """
     impl = os.environ.get("NMN_ATTENTION_IMPL", "auto").strip().lower() or "auto"
     if impl not in IMPLS:
         raise ValueError(f"NMN_ATTENTION_IMPL: expected one of {', '.join(IMPLS)}, got {impl!r}")
-    if impl == "auto":
-        return "chunked" if q.shape[1] * k.shape[1] >= AUTO_MIN_SCORES and q.shape[1] > TILE else "reference"
     return impl
+
+
+def by_size(q, k) -> str:
+    """``'chunked'`` when ``Lq * Lk >= 2**20`` (and more than one tile of queries), else ``'reference'``.
+
+    >>> by_size(torch.zeros(1, 8, 1, 2), torch.zeros(1, 8, 1, 2))
+    'reference'
+    """
+    return "chunked" if q.shape[1] * k.shape[1] >= AUTO_MIN_SCORES and q.shape[1] > TILE else "reference"
+
+
+def pick(q, k) -> str:
+    """``'triton'``, ``'chunked'`` or ``'reference'`` for heads ``q (B, Lq, H, D)``, ``k (B, Lk, H, D)``.
+
+    ``NMN_ATTENTION_IMPL`` forces a path; ``auto`` (the default) takes the fused Triton kernel for CUDA tensors
+    when triton is installed (``nmn.torch._triton_attention``; the caller falls back when the kernel does not
+    support the call, e.g. dropout), else tiles when ``Lq * Lk >= 2**20``.
+
+    >>> pick(torch.zeros(1, 8, 1, 2), torch.zeros(1, 8, 1, 2))
+    'reference'
+    """
+    impl = requested()
+    if impl != "auto":
+        return impl
+    if q.is_cuda and importlib.util.find_spec("triton") is not None:
+        return "triton"
+    return by_size(q, k)
 
 
 def _rows(mask, start, stop, lq):

@@ -28,7 +28,7 @@ import torch.nn.functional as _nnf
 from nmn.core import yat as _yat
 from nmn.core.conv import PADDING_MODES, as_tuple, conv_pads, normalize_padding, transpose_geometry
 from nmn.core.options import DEFAULT_EPSILON, NORMALIZATIONS, SOFTERMAX_EPSILON, check_choice, squash_power
-from nmn.torch import _chunked, _fused
+from nmn.torch import _chunked, _fused, _triton_attention
 from nmn.torch._ops import compute_dtype, ops_for
 
 __all__ = [
@@ -338,7 +338,18 @@ def yat_attention(
 
     if alpha is not None and isinstance(alpha, torch.Tensor):
         alpha = alpha.float() if alpha.dtype in (torch.float16, torch.bfloat16) else alpha
-    if _chunked.pick(q, k) == "chunked":  # long L: query tiles, O(L * tile) memory (nmn.torch._chunked)
+    impl = _chunked.pick(q, k)
+    if impl == "triton":  # fused flash-style kernel: O(L) memory forward and backward (nmn.torch._triton_attention)
+        why = _triton_attention.supported(q, mask, dropout)
+        if not why:
+            return _triton_attention.yat_attention(
+                q, k, v, mask, alpha, epsilon, spherical=spherical, normalization=normalization, power=power,
+                causal=causal,
+            )  # fmt: skip
+        if _chunked.requested() == "triton":
+            raise ValueError(f"yat_attention: NMN_ATTENTION_IMPL=triton cannot run this call: {why}")
+        impl = _chunked.by_size(q, k)
+    if impl == "chunked":  # long L: query tiles, O(L * tile) memory (nmn.torch._chunked)
         return _chunked.yat_attention(
             q,
             k,

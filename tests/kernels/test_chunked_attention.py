@@ -89,5 +89,7 @@ def test_environment_switch(monkeypatch):
     monkeypatch.delenv("NMN_ATTENTION_IMPL")
     assert _chunked.pick(big, big) == "chunked" and _chunked.pick(big[:, :4], big[:, :4]) == "reference"
     monkeypatch.setenv("NMN_ATTENTION_IMPL", "fast")
-    with pytest.raises(ValueError, match="NMN_ATTENTION_IMPL: expected one of auto, chunked, reference, got 'fast'"):
+    with pytest.raises(
+        ValueError, match="NMN_ATTENTION_IMPL: expected one of auto, triton, chunked, reference, got 'fast'"
+    ):
         _chunked.pick(big, big)
