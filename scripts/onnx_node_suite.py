@@ -8,6 +8,13 @@ onnxruntime can be run beside them for comparison.
     python scripts/onnx_node_suite.py                       # all frameworks
     python scripts/onnx_node_suite.py torch mlx --details   # some, listing every non-pass
     python scripts/onnx_node_suite.py --markdown table.md   # also write the table as markdown
+    python scripts/onnx_node_suite.py torch --compare-onnx2torch  # add onnx2torch and onnxruntime rows
+
+onnx2torch imports torchvision (only for its NonMaxSuppression and RoiAlign converters). The torchvision wheel
+on PyPI is built against the CUDA torch: beside a CPU-only torch its compiled operators fail to load
+(``libc10_cuda.so`` missing, then ``operator torchvision::nms does not exist``) and ``import torchvision``
+raises. The onnx2torch worker then stands in a small ``torchvision`` whose ``ops`` functions raise, so every
+converter but those two (not core families) runs as released.
 """
 
 from __future__ import annotations
@@ -71,10 +78,38 @@ def _ort(case):
         )
 
 
+def _import_onnx2torch():
+    """``onnx2torch.convert``; where torchvision does not import, with the stand-in of the module docstring."""
+    try:
+        from onnx2torch import convert
+
+        return convert
+    except (ImportError, OSError, RuntimeError) as err:
+        if "torchvision" not in repr(err) and "libc10_cuda" not in repr(err):
+            raise
+    import types
+
+    for key in [k for k in sys.modules if k == "torchvision" or k.startswith(("torchvision.", "onnx2torch"))]:
+        del sys.modules[key]
+
+    def unavailable(*_, **__):
+        raise NotImplementedError("torchvision's compiled ops do not load beside this CPU torch")
+
+    vision = types.ModuleType("torchvision")
+    vision.ops = types.ModuleType("torchvision.ops")
+    for name in ("nms", "box_convert", "roi_align"):
+        setattr(vision.ops, name, unavailable)
+    sys.modules.update({"torchvision": vision, "torchvision.ops": vision.ops})
+    from onnx2torch import convert
+
+    return convert
+
+
 def _onnx2torch(case):
     import onnx
     import torch
-    from onnx2torch import convert
+
+    convert = _import_onnx2torch()
 
     try:
         net = convert(onnx.load_from_string(case.model))
@@ -95,6 +130,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("targets", nargs="*", help=f"subset of {TARGETS + EXTRA} (default: all nmn loaders)")
     parser.add_argument("--details", action="store_true", help="list every case that did not pass")
+    parser.add_argument(
+        "--compare-onnx2torch",
+        action="store_true",
+        help="add onnx2torch (pip install --no-deps onnx2torch) and onnxruntime rows for comparison",
+    )
     parser.add_argument("--markdown", help="write the table to this markdown file")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -103,6 +143,11 @@ def main(argv=None) -> int:
         _worker(args.worker, args.out)
         return 0
     targets = args.targets or list(TARGETS)
+    unknown = sorted(set(targets) - set(TARGETS + EXTRA))
+    if unknown:
+        parser.error(f"unknown target(s) {unknown}; expected some of {list(TARGETS + EXTRA)}")
+    if args.compare_onnx2torch:
+        targets += [t for t in EXTRA if t not in targets]
     from nmn.interchange.stdops import conformance
 
     conformance.node_cases()  # generate the cache once, before the workers start

@@ -83,3 +83,54 @@ def checked_export(
         check(proto, feeds, expected, rtol=rtol, what=type(model).__name__)
     write(proto, path, inline)
     return proto
+
+
+# ------------------------------------------------------------------------ standard layers beyond emit's table
+EXTRA_ACTIVATIONS = ("celu", "log_sigmoid", "softmin")
+"""Activation kinds written here on top of :data:`nmn.interchange.emit.ACTIVATIONS` (every exporter maps its
+host's activations to the union, through :func:`activation`)."""
+
+
+def activation(b, kind: str, x: str, *, name: str | None = None, axis: int = -1, alpha: float | None = None, **kw):
+    """One activation of ``emit.ACTIVATIONS + EXTRA_ACTIVATIONS`` as ONNX nodes: celu (``alpha``, default 1),
+    log_sigmoid (``-softplus(-x)``), softmin (``softmax(-x)`` along ``axis``); the rest as
+    :func:`nmn.interchange.emit.activation`.
+
+    >>> from nmn.interchange.graph import GraphBuilder
+    >>> b = GraphBuilder("mlx")
+    >>> _ = activation(b, "log_sigmoid", b.input("x", (None, 3)))
+    >>> [n.op_type for n in b.nodes]
+    ['Neg', 'Softplus', 'Neg']
+    """
+    from nmn.interchange import emit
+
+    name = name or kind
+    if kind == "celu":
+        return b.node("Celu", [x], {"alpha": float(1.0 if alpha is None else alpha)}, name=name)
+    if kind == "log_sigmoid":
+        neg = b.node("Neg", [x], name=f"{name}.neg")
+        return b.node("Neg", [b.node("Softplus", [neg], name=f"{name}.softplus")], name=name)
+    if kind == "softmin":
+        return b.node("Softmax", [b.node("Neg", [x], name=f"{name}.neg")], {"axis": int(axis)}, name=name)
+    return emit.activation(b, kind, x, name=name, axis=axis, alpha=alpha, **kw)
+
+
+def rms_norm(b, name: str, x: str, weight: np.ndarray | None, epsilon: float, *, axes=(-1,)) -> str:
+    """RMS normalization over ``axes``: ``x / sqrt(mean(x * x) + epsilon) * weight`` (opset 18 has no
+    RMSNormalization; the weight, ``<name>.weight``, feeds a Mul and so loads as a trainable parameter).
+
+    >>> from nmn.interchange.graph import GraphBuilder
+    >>> b = GraphBuilder("mlx")
+    >>> _ = rms_norm(b, "norm", b.input("x", (None, 4)), np.ones(4, np.float32), 1e-5)
+    >>> [n.op_type for n in b.nodes]
+    ['Mul', 'ReduceMean', 'Add', 'Sqrt', 'Div', 'Mul']
+    """
+    square = b.node("Mul", [x, x], name=f"{name}.square")
+    axes_c = b.constant(f"{name}.axes", np.array(list(axes), np.int64))
+    mean = b.node("ReduceMean", [square, axes_c], {"keepdims": 1}, name=f"{name}.mean")
+    eps = b.constant(f"{name}.epsilon", np.array(epsilon, np.float32))
+    rms = b.node("Sqrt", [b.node("Add", [mean, eps], name=f"{name}.add_eps")], name=f"{name}.rms")
+    y = b.node("Div", [x, rms], name=f"{name}.normalize" if weight is not None else name)
+    if weight is None:
+        return y
+    return b.node("Mul", [y, b.initializer(f"{name}.weight", np.asarray(weight, np.float32))], name=name)

@@ -14,6 +14,8 @@ import mlx.nn as nn
 import numpy as np
 
 from nmn.interchange import emit
+from nmn.interchange._export_common import activation as emit_activation
+from nmn.interchange._export_common import rms_norm
 from nmn.interchange.graph import ExportError, GraphBuilder
 
 
@@ -35,13 +37,67 @@ def _yat_types():
     return (nm.YatNMN, _YatConvND, _YatConvTransposeND, nm.MultiHeadYatAttention, nm.RotaryYatAttention, nm.YatEmbed)
 
 
+# mlx.nn activation modules / functions -> activation kinds of _export_common.activation (emit.ACTIVATIONS and
+# the extras); the parameters of the parametrised ones are read by _activation_params
 _ACTIVATION_MODULES = {
     nn.ReLU: "relu",
     nn.SiLU: "silu",
     nn.Sigmoid: "sigmoid",
     nn.Tanh: "tanh",
     nn.Softplus: "softplus",
+    nn.ReLU6: "relu6",
+    nn.SELU: "selu",
+    nn.Hardswish: "hard_swish",
+    nn.Mish: "mish",
+    nn.Softsign: "softsign",
+    nn.LeakyReLU: "leaky_relu",
+    nn.ELU: "elu",
+    nn.CELU: "celu",
+    nn.HardTanh: "clip",
+    nn.LogSigmoid: "log_sigmoid",
+    nn.Softmin: "softmin",
 }
+_FN_ACTIVATIONS = {
+    "relu": "relu",
+    "gelu": "gelu",
+    "gelu_approx": "gelu_tanh",
+    "silu": "silu",
+    "sigmoid": "sigmoid",
+    "softplus": "softplus",
+    "tanh": "tanh",
+    "relu6": "relu6",
+    "selu": "selu",
+    "hardswish": "hard_swish",
+    "mish": "mish",
+    "softsign": "softsign",
+    "leaky_relu": "leaky_relu",
+    "elu": "elu",
+    "celu": "celu",
+    "hard_tanh": "clip",
+    "log_sigmoid": "log_sigmoid",
+}
+
+
+def _activation_params(kind, m=None, args=(), kwargs=None) -> dict:
+    """The ``alpha`` / ``min`` / ``max`` of a parametrised activation, from its module or its call's arguments
+    (mlx's defaults: leaky_relu 0.01, elu/celu 1.0, hard_tanh [-1, 1]; the HardTanh module has no options)."""
+    kwargs = kwargs or {}
+    extra = list(args[1:])
+
+    def arg(key, pos, default):
+        return kwargs.get(key, extra[pos] if len(extra) > pos else default)
+
+    if kind == "leaky_relu":
+        return {"alpha": float(m._negative_slope) if m is not None else float(arg("negative_slope", 0, 0.01))}
+    if kind in ("elu", "celu"):
+        return {"alpha": float(m._alpha) if m is not None else float(arg("alpha", 0, 1.0))}
+    if kind == "clip":
+        if m is not None:
+            return {"min": -1.0, "max": 1.0}
+        return {"min": float(arg("min_val", 0, -1.0)), "max": float(arg("max_val", 1, 1.0))}
+    return {}
+
+
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 _POOL = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
@@ -51,6 +107,7 @@ _STANDARD = (
     *_CONV,
     *_CONV_T,
     nn.LayerNorm,
+    nn.RMSNorm,
     nn.BatchNorm,
     nn.Embedding,
     *_POOL,
@@ -234,8 +291,9 @@ class _Tracer:
         const = self.b.constant(f"{hint}.axes", np.array([a % x.ndim for a in axes], np.int64))
         return self.wrap(self.b.node(op, [x.name, const], {"keepdims": int(bool(keepdims))}, name=hint), value)
 
-    def activation(self, kind, x, value, axis=-1, name=None):
-        return self.wrap(emit.activation(self.b, kind, x.name, axis=axis, name=name or self.fresh(kind)), value)
+    def activation(self, kind, x, value, axis=-1, name=None, **params):
+        out = emit_activation(self.b, kind, x.name, axis=axis, name=name or self.fresh(kind), **params)
+        return self.wrap(out, value)
 
     # ------------------------------------------------------------------------------------------ layers
     def call_module(self, m, original, args, kwargs):
@@ -323,7 +381,8 @@ class _Tracer:
                 output_padding=list(_tuple(m.output_padding, rank)),
             )
         if type(m) in _ACTIVATION_MODULES:
-            return emit.activation(b, _ACTIVATION_MODULES[type(m)], x.name, name=name)
+            kind = _ACTIVATION_MODULES[type(m)]
+            return emit_activation(b, kind, x.name, name=name, **_activation_params(kind, m))
         if isinstance(m, nn.GELU):
             approx = getattr(m, "_approx", "none")
             if approx not in ("none", "precise", "tanh"):
@@ -335,6 +394,8 @@ class _Tracer:
             return x.name
         if isinstance(m, nn.LayerNorm):
             return emit.layer_norm(b, name, x.name, _np_param(m, "weight"), _np_param(m, "bias"), m.eps)
+        if isinstance(m, nn.RMSNorm):
+            return rms_norm(b, name, x.name, _np_param(m, "weight"), m.eps)
         if isinstance(m, nn.BatchNorm):
             if "running_mean" not in m:
                 raise ExportError(f"{name}: BatchNorm(track_running_stats=False) has no inference statistics")
@@ -402,14 +463,14 @@ class _Tracer:
         value = original(*_value(args), **{k: _value(v) for k, v in kwargs.items()})
         x = args[0]
         try:
-            if fname in ("relu", "gelu", "gelu_approx", "silu", "sigmoid", "softplus", "tanh"):
-                kind = {"gelu_approx": "gelu_tanh"}.get(fname, fname)
-                return self.activation(kind, x, value)
-            if fname == "softmax":
+            if fname in _FN_ACTIVATIONS:
+                kind = _FN_ACTIVATIONS[fname]
+                return self.activation(kind, x, value, **_activation_params(kind, None, args, kwargs))
+            if fname in ("softmax", "log_softmax", "softmin"):
                 axis = kwargs.get("axis", args[1] if len(args) > 1 else -1)
                 if not isinstance(axis, int):
-                    raise ExportError(f"softmax over axes {axis!r}: only one axis is supported")
-                return self.activation("softmax", x, value, axis=axis)
+                    raise ExportError(f"{fname} over axes {axis!r}: only one axis is supported")
+                return self.activation(fname, x, value, axis=axis)
             if fname == "mean":
                 return self.reduce(
                     "ReduceMean",
@@ -469,12 +530,9 @@ def _tuple(v, rank):
 
 
 _FUNCTIONS = [
-    (nn, "relu"),
-    (nn, "gelu"),
-    (nn, "gelu_approx"),
-    (nn, "silu"),
-    (nn, "sigmoid"),
-    (nn, "softplus"),
+    *[(nn, f) for f in _FN_ACTIVATIONS],
+    (nn, "log_softmax"),
+    (nn, "softmin"),
     (mx, "tanh"),
     (mx, "sigmoid"),
     (mx, "softmax"),

@@ -12,15 +12,20 @@ Model shapes the walk supports:
   composes supported layers (your own parameter-free modules, e.g. a flatten, are traced through), also as DAGs (residual additions ``h + block(h)``, one output feeding several
   layers, several inputs, tuple outputs, a ``YatEmbed`` used for lookup and for ``attend``);
 * layers: every ``nmn.mlx`` Yat layer (one ``nmn::`` node each), ``nn.Linear``, ``nn.Conv1d/2d/3d``,
-  ``nn.ConvTranspose1d/2d/3d``, ``nn.LayerNorm``, ``nn.BatchNorm`` (run in eval mode), ``nn.Dropout*`` (dropped),
-  ``nn.Embedding``, ``nn.MaxPool1d/2d/3d``, ``nn.AvgPool1d/2d/3d``, ``nn.Identity``, and the activation modules
-  ``nn.ReLU``, ``nn.GELU`` (exact or ``approx='tanh'``), ``nn.SiLU``, ``nn.Sigmoid``, ``nn.Tanh``, ``nn.Softplus``,
-  ``nn.Softmax``, ``nn.LogSoftmax``;
+  ``nn.ConvTranspose1d/2d/3d``, ``nn.LayerNorm``, ``nn.RMSNorm``, ``nn.BatchNorm`` (run in eval mode),
+  ``nn.Dropout*`` (dropped), ``nn.Embedding``, ``nn.MaxPool1d/2d/3d``, ``nn.AvgPool1d/2d/3d``, ``nn.Identity``,
+  and the activation modules ``nn.ReLU``, ``nn.ReLU6``, ``nn.GELU`` (exact or ``approx='tanh'``), ``nn.SiLU``,
+  ``nn.Sigmoid``, ``nn.Tanh``, ``nn.Softplus``, ``nn.Softsign``, ``nn.LeakyReLU``, ``nn.ELU``, ``nn.CELU``,
+  ``nn.SELU``, ``nn.Hardswish``, ``nn.HardTanh``, ``nn.Mish``, ``nn.LogSigmoid``, ``nn.Softmax``,
+  ``nn.LogSoftmax``, ``nn.Softmin``;
 * between layers: ``+ - * /`` and ``@`` (with arrays or Python numbers), ``x.reshape(...)``,
-  ``x.flatten(1)``, ``x.transpose(...)``, ``x.mean(axis)``, ``x.sum(axis)``, ``x.shape``, and the functions
-  ``nn.relu``, ``nn.gelu``, ``nn.gelu_approx``, ``nn.silu``, ``nn.sigmoid``, ``nn.softplus``, ``mx.tanh``,
-  ``mx.sigmoid``, ``mx.softmax``, ``mx.mean``, ``mx.concatenate`` and the squashers ``nmn.mlx.softermax`` /
-  ``softer_sigmoid`` / ``soft_tanh`` (looked up through their module at call time).
+  ``x.flatten(1)``, ``x.transpose(...)``, ``x.mean(axis)``, ``x.sum(axis)``, ``x.shape``, the functional forms
+  of those activations (``nn.relu``, ``nn.relu6``, ``nn.gelu``, ``nn.gelu_approx``, ``nn.silu``,
+  ``nn.sigmoid``, ``nn.softplus``, ``nn.softsign``, ``nn.leaky_relu``, ``nn.elu``, ``nn.celu``, ``nn.selu``,
+  ``nn.hardswish``, ``nn.hard_tanh``, ``nn.mish``, ``nn.log_sigmoid``, ``nn.tanh``, ``nn.log_softmax``,
+  ``nn.softmin``), ``mx.tanh``, ``mx.sigmoid``, ``mx.softmax``, ``mx.mean``, ``mx.concatenate`` and the
+  squashers ``nmn.mlx.softermax`` / ``softer_sigmoid`` / ``soft_tanh`` (looked up through their module at call
+  time).
 
 Anything else (other ``mx`` functions on intermediate values, indexing, Python control flow on values, unknown
 layers) fails with an :class:`~nmn.interchange.graph.ExportError` that lists every unsupported layer or

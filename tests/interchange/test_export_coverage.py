@@ -346,3 +346,117 @@ def test_nnx_activations_and_comparisons():
         _close(run_onnx(proto, {proto.graph.input[0].name: fresh})[0], np.asarray(model(fresh)))
     squash = [n.op_type for n in export(Net(), x, framework="nnx").graph.node if n.op_type in SQUASH_OPS]
     assert sorted(squash) == ["SoftTanh", "SofterSigmoid", "Softermax"]
+
+
+# ------------------------------------------------------------------------------------------------------ mlx
+def test_mlx_standard_layers_and_activations():
+    """The standard mlx.nn layers around Yat layers (Linear, Conv, BatchNorm, pools, LayerNorm, RMSNorm,
+    Embedding, Dropout as identity) and every activation module and function of the shared table (issue 12
+    item 5: the MLX exporter knew five activations and no RMSNorm)."""
+    mx = pytest.importorskip("mlx.core")
+    import mlx.nn as mnn
+
+    import nmn.mlx as nm
+
+    acts = [
+        mnn.ReLU6(),
+        mnn.LeakyReLU(0.2),
+        mnn.ELU(0.7),
+        mnn.CELU(0.5),
+        mnn.SELU(),
+        mnn.Hardswish(),
+        mnn.HardTanh(),
+        mnn.Mish(),
+        mnn.Softsign(),
+        mnn.LogSigmoid(),
+        mnn.Softmin(),
+        mnn.GELU(approx="tanh"),
+        mnn.SiLU(),
+    ]
+    fns = [  # looked up at call time, as a model's __call__ does (the exporter routes them while it traces)
+        lambda h: mnn.leaky_relu(h, 0.3),
+        lambda h: mnn.elu(h, alpha=0.5),
+        lambda h: mnn.celu(h, 0.8),
+        lambda h: mnn.relu6(h),
+        lambda h: mnn.selu(h),
+        lambda h: mnn.hardswish(h),
+        lambda h: mnn.hard_tanh(h, -0.5, 0.5),
+        lambda h: mnn.mish(h),
+        lambda h: mnn.softsign(h),
+        lambda h: mnn.log_sigmoid(h),
+        lambda h: mnn.tanh(h),
+        lambda h: mnn.log_softmax(h, axis=-1),
+        lambda h: mnn.softmin(h, axis=-1),
+    ]
+
+    class Net(mnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = mnn.Conv2d(3, 8, 3, padding=1)
+            self.bn = mnn.BatchNorm(8)
+            self.yconv = nm.YatConv2D(8, 3, in_channels=8, padding="same")
+            self.pool = mnn.MaxPool2d(2)
+            self.avg = mnn.AvgPool2d(2, stride=1)
+            self.drop = mnn.Dropout(0.3)
+            self.ln = mnn.LayerNorm(8)
+            self.rms = mnn.RMSNorm(8, eps=1e-4)
+            self.acts = acts
+            self.lin = mnn.Linear(8, 6)
+            self.yat = nm.YatNMN(4, in_features=6)
+
+        def __call__(self, x):
+            h = self.yconv(self.bn(self.conv(x)))
+            h = self.avg(self.pool(h)).mean(axis=(1, 2))
+            h = self.rms(self.ln(self.drop(h)))
+            for act in self.acts:
+                h = h + 0.1 * act(h)
+            for fn in fns:
+                h = h + 0.1 * fn(h)
+            return self.yat(self.lin(h))
+
+    mx.random.seed(0)
+    model = Net()
+    model.rms.weight = mx.random.uniform(0.5, 1.5, (8,))
+    model.bn.running_mean = mx.random.uniform(-0.5, 0.5, (8,))
+    model.bn.running_var = mx.random.uniform(0.5, 1.5, (8,))
+    model.eval()
+    x = mx.array(RNG.normal(size=(2, 6, 6, 3)).astype(np.float32))
+    proto = export(model, x, framework="mlx")
+    fresh = RNG.normal(size=(3, 6, 6, 3)).astype(np.float32)
+    _close(run_onnx(proto, {proto.graph.input[0].name: fresh})[0], np.array(model(mx.array(fresh))), tol=1e-4)
+    ops = set(_ops(proto))
+    assert {"Conv", "BatchNormalization", "YatConv", "MaxPool", "AveragePool", "LayerNormalization"} <= ops
+    assert {"Clip", "LeakyRelu", "Elu", "Celu", "Selu", "HardSwish", "Softsign", "LogSoftmax", "YatDense"} <= ops
+    assert "rms.weight" in {t.name for t in proto.graph.initializer}
+
+
+def test_mlx_embedding_with_rms_norm_loads_and_trains():
+    """An exported RMSNorm's weight loads as a trainable parameter (it gets a gradient) in MLX."""
+    mx = pytest.importorskip("mlx.core")
+    import mlx.nn as mnn
+
+    from nmn.interchange import load
+
+    class Net(mnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = mnn.Embedding(11, 8)
+            self.rms = mnn.RMSNorm(8)
+            self.out = mnn.Linear(8, 3)
+
+        def __call__(self, ids):
+            return self.out(self.rms(self.embed(ids)))
+
+    mx.random.seed(1)
+    model = Net()
+    ids = mx.array(RNG.integers(0, 11, (2, 5)).astype(np.int32))
+    proto = export(model, ids, framework="mlx")
+    fresh = RNG.integers(0, 11, (3, 5)).astype(np.int32)
+    _close(run_onnx(proto, {proto.graph.input[0].name: fresh})[0], np.array(model(mx.array(fresh))))
+    loaded = load(proto, "mlx")
+    from mlx.utils import tree_flatten
+
+    grads = mnn.value_and_grad(loaded, lambda m, i: (m(i) ** 2).sum())(loaded, mx.array(fresh))[1]
+    flat = dict(tree_flatten(grads))
+    rms = [k for k in flat if "rms" in k]
+    assert rms and all(float(mx.abs(flat[k]).sum()) > 0 for k in rms), sorted(flat)
