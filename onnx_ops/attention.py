@@ -5,7 +5,8 @@
   (``W`` in ``(out, in)`` layout, ``X @ W^T + b``), the rotary one rotating q and k first.
 * ``RotaryEmbedding`` -- RoPE at positions ``0..L-1`` from tables ``COS``/``SIN`` ``(T, D/2)``.
 * ``YatPerformerFeatures``, ``YatLinearAttention``, ``YatPerformerMultiHeadAttention`` -- the linear-time
-  spherical Yat-Performer (legacy FAVOR-style feature map, yat-ops.md 7.1, with the readout of 7.5).
+  spherical Yat-Performer (Funk-Hecke random features of the degree-3 spherical Yat kernel, with the readout of
+  yat-ops.md 7.5).
 
 Arithmetic runs in float32; results are cast back to the first input's type. String attributes are turned into
 one-hot codes with ``TfIdfVectorizer`` because opset 18 cannot compare strings; an unknown ``normalization``
@@ -287,21 +288,52 @@ def RotaryYatMultiHeadAttention(
 
 @script(nmn, default_opset=op)
 def PerformerFeatureMap(X: FLOAT, PROJ: FLOAT, EPS: FLOAT) -> FLOAT:
-    """``(|u| + EPS) * exp(u - 1/2) / sqrt(m)``, ``u = x_hat PROJ^T / sqrt(D)``, ``x_hat = x / sqrt(|x|^2 + EPS)``."""
+    """Spherical Yat random features ``[c0, c1 x_hat, c2 P2(u) + c3 P3(u)]`` of X (..., D): (..., 1 + D + m).
+
+    ``x_hat = x / sqrt(|x|^2 + EPS)``, ``u = x_hat . w_hat`` (unit rows of PROJ (m, D)),
+    ``P2(u) = (D u^2 - 1) / max(D - 1, 1)``, ``P3(u) = ((D + 2) u P2 - 2 u) / D``; with ``C = 2 + EPS``,
+    ``a2 = 1/C``, ``a3 = 2/C^2``, ``N2 = (D+2)(D-1)/2``, ``N3 = D(D+4)(D-1)/6``:
+    ``c0 = sqrt(a2/D)``, ``c1 = sqrt(3 a3/(D+2))``, ``c2 = sqrt(a2 (D-1)/D N2/(m+N2))``,
+    ``c3 = sqrt(a3 (D-1)/(D+2) N3/(m+N3))``. ``E[phi(q) . phi(k)]`` is the degree-3 Maclaurin truncation
+    ``t^2/C + 2 t^3/C^2`` of the spherical Yat score ``t^2 / (C - 2t)`` in the Gegenbauer basis, the random
+    degree-2 and 3 parts shrunk by ``m/(m+N_n)`` (nmn.core.yat.performer_features).
+    """
     last = op.Constant(value_ints=[-1])
+    one = op.Constant(value_float=1.0)
+    two = op.Constant(value_float=2.0)
+    three = op.Constant(value_float=3.0)
     xh = op.Div(X, op.Sqrt(op.Add(op.ReduceSumSquare(X, last, keepdims=1), EPS)))
+    pn = op.Div(PROJ, op.Add(op.Sqrt(op.ReduceSumSquare(PROJ, last, keepdims=1)), op.Constant(value_float=1e-8)))
     d = op.Cast(op.Slice(op.Shape(X), last, op.Constant(value_ints=[100])), to=FLOAT.dtype)
     m = op.Cast(op.Slice(op.Shape(PROJ), op.Constant(value_ints=[0]), op.Constant(value_ints=[1])), to=FLOAT.dtype)
-    u = op.Div(op.MatMul(xh, op.Transpose(PROJ, perm=[1, 0])), op.Sqrt(d))
-    return op.Div(op.Mul(op.Add(op.Abs(u), EPS), op.Exp(op.Sub(u, op.Constant(value_float=0.5)))), op.Sqrt(m))
+    c = op.Add(two, EPS)
+    a2 = op.Div(one, c)
+    a3 = op.Div(two, op.Mul(c, c))
+    dm1 = op.Sub(d, one)
+    dp2 = op.Add(d, two)
+    n2 = op.Div(op.Mul(dp2, dm1), two)
+    n3 = op.Div(op.Mul(op.Mul(d, op.Add(d, op.Constant(value_float=4.0))), dm1), op.Constant(value_float=6.0))
+    c0 = op.Sqrt(op.Div(a2, d))
+    c1 = op.Sqrt(op.Div(op.Mul(three, a3), dp2))
+    c2 = op.Sqrt(op.Mul(op.Mul(a2, op.Div(dm1, d)), op.Div(n2, op.Add(m, n2))))
+    c3 = op.Sqrt(op.Mul(op.Mul(a3, op.Div(dm1, dp2)), op.Div(n3, op.Add(m, n3))))
+    u = op.MatMul(xh, op.Transpose(pn, perm=[1, 0]))
+    p2 = op.Div(op.Sub(op.Mul(d, op.Mul(u, u)), one), op.Max(dm1, one))
+    p3 = op.Div(op.Sub(op.Mul(op.Mul(dp2, u), p2), op.Mul(two, u)), d)
+    rand = op.Add(op.Mul(p2, c2), op.Mul(p3, c3))
+    const = op.Mul(
+        op.Expand(one, op.Shape(op.Slice(X, op.Constant(value_ints=[0]), op.Constant(value_ints=[1]), last))), c0
+    )
+    return op.Concat(const, op.Mul(xh, c1), rand, axis=-1)
 
 
 @script(nmn, default_opset=op)
 def YatPerformerFeatures(X: T, PROJ: T, epsilon: float = 1e-5) -> T:
-    """Spherical Yat-Performer features of X (..., D) with PROJ (m, D); output (..., m).
+    """Spherical Yat-Performer features of X (..., D) with PROJ (m, D); output (..., 1 + D + m).
 
-    ``phi(x) = (|u| + epsilon) * exp(u - 1/2) / sqrt(m)``, ``u = PROJ x_hat / sqrt(D)``.
-    Decision: ``x_hat = x / sqrt(|x|^2 + epsilon)`` (the guarded unit vector of the spherical attention,
+    The feature map of ``PerformerFeatureMap`` (its EPS = ``epsilon``): ``E[phi(q) . phi(k)]`` estimates the
+    degree-3 truncation ``t^2/C + 2 t^3/C^2`` (``C = 2 + epsilon``, ``t = q_hat . k_hat``) of the spherical Yat
+    score. Decision: ``x_hat = x / sqrt(|x|^2 + epsilon)`` (the guarded unit vector of the spherical attention,
     yat-ops.md 5.1; it is ``x / |x|`` up to epsilon and finite at x = 0).
     """
     eps = op.Reshape(op.Constant(value_float=epsilon), op.Constant(value_ints=[1]))
@@ -373,7 +405,7 @@ def YatPerformerMultiHeadAttention(
     num_heads: int = 1,
     causal: int = 0,
 ) -> T:
-    """Linear-time spherical Yat-Performer multi-head attention (yat-ops.md 7.1 features, 7.5 readout).
+    """Linear-time spherical Yat-Performer multi-head attention (``PerformerFeatureMap``, yat-ops.md 7.5 readout).
 
     Projections and heads as ``YatMultiHeadAttention``; ``QF = ALPHA * phi(q)``, ``KF = phi(k)`` with the
     feature map of ``YatPerformerFeatures`` (its epsilon = the ``EPS`` input); ``YatLinearAttention(QF, KF, v,

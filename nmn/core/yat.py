@@ -138,13 +138,68 @@ def rope_tables(head_dim, max_len, theta):
     return cos, sin
 
 
+def _sqrt(F, v):
+    """``sqrt`` of a Python number or of a framework tensor (a traced epsilon)."""
+    return math.sqrt(v) if isinstance(v, (int, float)) else F.sqrt(v)
+
+
+def performer_coefficients(F, d, m, eps):
+    """Weights ``(c0, c1, c2, c3)`` of the spherical Yat features of :func:`performer_features`.
+
+    The kernel is the degree-3 Maclaurin truncation of the spherical Yat score,
+    ``f3(t) = t^2 / C + 2 t^3 / C^2`` with ``C = 2 + eps`` (``t^2 / (C - 2t) = sum_n t^n 2^(n-2) / C^(n-1)``),
+    written in the Gegenbauer basis of the sphere in ``d`` dimensions (``P_n(1) = 1``):
+    ``f3 = b0 + b1 P1 + b2 P2 + b3 P3`` with ``b0 = a2/d``, ``b1 = 3 a3/(d+2)``, ``b2 = a2 (d-1)/d``,
+    ``b3 = a3 (d-1)/(d+2)`` (``a2 = 1/C``, ``a3 = 2/C^2``). ``c0 = sqrt(b0)``, ``c1 = sqrt(b1)`` (exact degree 0
+    and 1 features); ``c_n = sqrt(b_n N_n / (m + N_n))`` for n = 2, 3 (``sqrt(b_n N_n / m)`` per feature, times
+    the shrinkage ``sqrt(m / (m + N_n))``), where ``N_n`` is the dimension of the
+    degree-n spherical harmonics (``N2 = (d+2)(d-1)/2``, ``N3 = d(d+4)(d-1)/6``): the random degree-n part is
+    shrunk by ``m / (m + N_n)``, which tends to 1 as the number of features ``m`` grows.
+
+    >>> [round(c, 4) for c in performer_coefficients(None, 16, 256, 1e-5)]
+    [0.1768, 0.2887, 0.4023, 0.5618]
+    """
+    C = 2.0 + eps
+    a2 = 1.0 / C
+    a3 = 2.0 / (C * C)
+    n2 = (d + 2) * (d - 1) / 2.0
+    n3 = d * (d + 4) * (d - 1) / 6.0
+    c0 = _sqrt(F, a2 / d)
+    c1 = _sqrt(F, 3.0 * a3 / (d + 2))
+    c2 = _sqrt(F, a2 * ((d - 1) / d) * (n2 / (m + n2)))
+    c3 = _sqrt(F, a3 * ((d - 1) / (d + 2)) * (n3 / (m + n3)))
+    return c0, c1, c2, c3
+
+
 def performer_features(F, x, proj, eps):
-    """Spherical FAVOR+-style features ``(|u| + eps) exp(u - 1/2) / sqrt(m)``, ``u = proj x_hat / sqrt(d)``."""
+    """Spherical Yat random features of ``x (B, L, H, D)`` with ``proj (m, D)`` -> ``(B, L, H, 1 + D + m)``.
+
+    ``phi(x) = [c0, c1 x_hat, c2 P2(u) + c3 P3(u)]`` with ``x_hat = x / sqrt(|x|^2 + eps)``,
+    ``u = x_hat . w_hat`` for the unit rows ``w_hat`` of ``proj``, ``P2(u) = (D u^2 - 1) / (D - 1)`` and
+    ``P3(u) = ((D + 2) u P2(u) - 2 u) / D`` (Gegenbauer polynomials of the D-sphere, ``P_n(1) = 1``) and the
+    weights of :func:`performer_coefficients`.
+
+    What it estimates: for rows uniform on the sphere (each row of nmn's orthogonal-block projection is),
+    the Funk-Hecke formula ``E[P_n(w.x) P_k(w.y)] = [n = k] P_n(x.y) / N_n`` (the spherical analogue of the
+    Hermite identity ``E[He_n(w.x) He_k(w.y)] = [n = k] n! (x.y)^n`` behind Kar & Karnick 2012, "Random feature
+    maps for dot product kernels") gives ``E[phi(q) . phi(k)] = b0 + b1 t + g2 b2 P2(t) + g3 b3 P3(t)``,
+    ``t = q_hat . k_hat``, ``g_n = m / (m + N_n)``: the degree-3 truncation
+    ``t^2 / C + 2 t^3 / C^2`` of the spherical Yat score ``t^2 / (2 + eps - 2 t)`` (times alpha / sqrt(D),
+    which cancel under the l1 readout) as ``m`` grows. Degrees 0 and 1 are exact (the constant and ``x_hat``
+    itself); degrees 2 and 3 are random and shrunk by ``g_n`` (their variance grows with ``N_n / m``; the
+    shrinkage keeps the l1 denominator away from 0). Cost O(L m D). Features are sign-indefinite:
+    :func:`linear_readout` shifts its denominator keeping the sign.
+    """
     d = x.shape[-1]
     m = proj.shape[0]
+    c0, c1, c2, c3 = performer_coefficients(F, d, m, eps)
     x_hat = x / F.sqrt(F.sum(x * x, -1, True) + eps)
-    u = F.einsum("blhd,md->blhm", x_hat, proj) / math.sqrt(d)
-    return (F.abs(u) + eps) * F.exp(u - 0.5) / math.sqrt(m)
+    w_hat = unit(F, proj, -1)
+    u = F.einsum("blhd,md->blhm", x_hat, w_hat)
+    p2 = (d * u * u - 1.0) / max(d - 1, 1)
+    p3 = ((d + 2) * u * p2 - 2.0 * u) / d
+    const = F.full_like(x[..., :1], 1.0) * c0
+    return F.concat([const, x_hat * c1, p2 * c2 + p3 * c3], -1)
 
 
 def linear_readout(F, qf, kf, v, *, causal=False):

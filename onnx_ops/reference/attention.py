@@ -156,11 +156,79 @@ def RotaryYatMultiHeadAttention(
     )
 
 
+def _gegenbauer(n, t, d):
+    """``P_n(t)`` of the d-sphere with ``P_n(1) = 1`` by the three-term recurrence (independent of the feature code)."""
+    prev, cur = np.ones_like(t), t
+    if n == 0:
+        return prev
+    for k in range(1, n):
+        prev, cur = cur, ((2 * k + d - 2) * t * cur - k * prev) / (k + d - 2)
+    return cur
+
+
+def _harmonics(d, n):
+    """Dimension of the degree-n spherical harmonics on the sphere in d dimensions."""
+    from math import comb
+
+    return 1 if n == 0 else (2 * n + d - 2) * comb(n + d - 3, n - 1) // n
+
+
+def _sphere_moment(j, d):
+    """``E[t^j]`` for ``t = w . x``, w uniform on the unit sphere in d dimensions: ``(j-1)!! / (d (d+2) ... (d+j-2))``."""
+    if j % 2:
+        return 0.0
+    out = 1.0
+    for i in range(0, j, 2):
+        out *= (i + 1) / (d + i)
+    return out
+
+
+def _monomial_in_gegenbauer(k, d):
+    """Coefficients g_n with ``t^k = sum_n g_n P_n(t)`` (Funk-Hecke: ``g_n = N_n E[t^k P_n(t)]``, exact moments)."""
+    from numpy.polynomial import Polynomial
+
+    polys = [Polynomial([1.0]), Polynomial([0.0, 1.0])]
+    for n in range(1, k):
+        polys.append(((2 * n + d - 2) * Polynomial([0.0, 1.0]) * polys[n] - n * polys[n - 1]) / (n + d - 2))
+    out = []
+    for n in range(k + 1):
+        coef = np.pad(polys[n].coef, (0, k + 1))
+        out.append(_harmonics(d, n) * sum(coef[i] * _sphere_moment(k + i, d) for i in range(n + 1)))
+    return out
+
+
 def YatPerformerFeatures(X, PROJ, epsilon=1e-5):
+    """Features whose inner product has the expectation of ``performer_coefficients``' kernel.
+
+    Coefficients from first principles: the Maclaurin terms ``t^2 / C``, ``2 t^3 / C^2`` re-expanded in the
+    Gegenbauer basis with exact sphere moments (d >= 3) or, for d = 2, Chebyshev identities; degree n > 1 shrunk by
+    ``m / (m + N_n)``.
+    """
     x, proj = _f(X), _f(PROJ)
+    d, m = x.shape[-1], proj.shape[0]
+    c = 2.0 + epsilon
+    a = {2: 1.0 / c, 3: 2.0 / c**2}
+    b = np.zeros(4)
+    for k, ak in a.items():
+        if d >= 3:
+            g = _monomial_in_gegenbauer(k, d)
+        elif d == 2:  # t^2 = (1 + T2) / 2, t^3 = (3 T1 + T3) / 4
+            g = [0.5, 0.0, 0.5] if k == 2 else [0.0, 0.75, 0.0, 0.25]
+        else:  # d = 1: t = +-1, t^2 = 1, t^3 = t
+            g = [1.0, 0.0, 0.0] if k == 2 else [0.0, 1.0, 0.0, 0.0]
+        b[: len(g)] += ak * np.asarray(g)
+    b = np.maximum(b, 0.0)  # round-off around exact zeros
     x_hat = x / np.sqrt(np.sum(x * x, axis=-1, keepdims=True) + epsilon)
-    u = x_hat @ proj.T / np.sqrt(x.shape[-1])
-    return (np.abs(u) + epsilon) * np.exp(u - 0.5) / np.sqrt(proj.shape[0])
+    w_hat = proj / (np.linalg.norm(proj, axis=-1, keepdims=True) + 1e-8)
+    u = x_hat @ w_hat.T
+    rand = 0.0
+    for n in (2, 3):
+        harm = _harmonics(d, n) if d >= 2 else 0
+        if b[n] > 0:
+            rand = rand + np.sqrt(b[n] * harm / (m + harm)) * _gegenbauer(n, u, d)
+    rand = rand + np.zeros_like(u)
+    const = np.full(x.shape[:-1] + (1,), np.sqrt(b[0]))
+    return np.concatenate([const, np.sqrt(b[1]) * x_hat, rand], axis=-1)
 
 
 def YatLinearAttention(QF, KF, V, causal=0):

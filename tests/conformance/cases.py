@@ -16,6 +16,7 @@ import numpy as np
 from nmn.core import yat as core_yat
 from nmn.core.conv import conv_pads, normalize_padding, onnx_pads, transpose_geometry
 from nmn.core.options import resolve_alpha, resolve_bias
+from nmn.core.spec import alpha_cancels
 
 YAT_DEFAULTS = dict(
     use_bias=True,
@@ -131,7 +132,10 @@ def onnx_call(case: Case, params: dict, inputs: list, dtype=np.float32):
         else:
             wo, bo = np.eye(e, dtype=dtype), zeros
         alpha = resolve_alpha(cfg["use_alpha"], cfg["constant_alpha"])
-        a = params["alpha"] if alpha.learnable else np.array([alpha.value], dtype)
+        if "alpha" in params:
+            a = params["alpha"]
+        else:  # a constant, or 1 where a learnable alpha would cancel (issue 18 item 2: no parameter there)
+            a = np.array([1.0 if alpha.learnable else alpha.value], dtype)
         eps = np.array([cfg["epsilon"]], dtype)
         ins = [x, xk, xv, mask, proj[0], biases[0], proj[1], biases[1], proj[2], biases[2], wo, bo, a, eps]
         attrs = dict(num_heads=cfg["num_heads"], causal=int(cfg["causal"]))
@@ -281,7 +285,8 @@ def attention_case(
         params[f"{p}_weight"] = (rng.normal(size=(e, e)) / math.sqrt(e)).astype(np.float32)
         if cfg["use_bias"]:
             params[f"{p}_bias"] = rng.normal(scale=0.1, size=(e,)).astype(np.float32)
-    if resolve_alpha(cfg["use_alpha"], cfg["constant_alpha"]).learnable:
+    learnable = resolve_alpha(cfg["use_alpha"], cfg["constant_alpha"]).learnable
+    if learnable and not alpha_cancels(cfg["normalization"], cfg["use_performer"]):
         params["alpha"] = np.array([1.2], np.float32)
     if cfg["use_performer"]:
         params["proj"] = rng.normal(size=(cfg["num_features"], e // h)).astype(np.float32)
