@@ -18,7 +18,7 @@ import nmn.keras as nk
 from nmn.interchange.interpret import SQUASHER_OPS, _skipped, check_supported, squash
 from nmn.interchange.reader import UnsupportedModelError, read_model
 from nmn.interchange.stdops import SUPPORTED, StdOpError, run_node, value_inputs
-from nmn.interchange.stdops.prims_keras import PRIMS
+from nmn.interchange.stdops.prims_keras import PRIMS, host_dtype, to_host
 from nmn.keras import spec as kspec
 
 __all__ = ["load", "predict", "OnnxOp", "TABLE"]
@@ -80,7 +80,14 @@ class OnnxOp(keras.layers.Layer):
         args = self._args(inputs)
         if self.op in SQUASHER_OPS:
             return squash(nk, self.op, _plain(self.attrs), args[0])
-        outs = run_node(PRIMS, self.op, args, _plain(self.attrs), opset=self.opset, n_outputs=self.n_outputs)
+        try:
+            outs = run_node(PRIMS, self.op, args, _plain(self.attrs), opset=self.opset, n_outputs=self.n_outputs)
+        except StdOpError as err:
+            # Keras re-raises an error from a layer call with its call context in a multi-line message, unless
+            # the error says that context is already in it (keras/src/utils/traceback_utils.py,
+            # ``_keras_call_info_injected``): mark nmn's one-line refusal so it reaches the user as it is
+            err._keras_call_info_injected = True
+            raise
         outs = [PRIMS.asarray(o) if isinstance(o, np.ndarray) else o for o in outs]
         return outs[0] if self.n_outputs == 1 else tuple(outs)
 
@@ -176,9 +183,9 @@ def load(source, **_options) -> keras.Model:
         static = all(isinstance(d, int) and d > 0 for d in shape)  # a fixed batch stays fixed (static shapes)
         dims = tuple(None if d is None or isinstance(d, str) else d for d in shape)
         t = (
-            keras.Input(batch_shape=dims, dtype=str(np.dtype(dtype)), name=_safe(name))
+            keras.Input(batch_shape=dims, dtype=host_dtype(dtype), name=_safe(name))
             if static
-            else keras.Input(shape=dims[1:], dtype=str(np.dtype(dtype)), name=_safe(name))
+            else keras.Input(shape=dims[1:], dtype=host_dtype(dtype), name=_safe(name))
         )
         env[name] = t
         inputs.append(t)
@@ -269,7 +276,9 @@ def _call_op(layer, args, op):
         return layer(args)
     except StdOpError as err:  # Keras adds its call context (and colours) to the message: keep nmn's one line
         lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(err).splitlines()]
-        raise StdOpError(next((line for line in lines if line.startswith(op + ":")), lines[0])) from None
+        one_line = StdOpError(next((line for line in lines if line.startswith(op + ":")), lines[0]))
+        one_line._keras_call_info_injected = True  # an enclosing model's call keeps it as it is (see OnnxOp.call)
+        raise one_line from None
 
 
 class _Pending:
@@ -340,7 +349,8 @@ def _call_yat(layer, spec, node, env, graph):
 
 
 def predict(model, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Inference on numpy inputs; returns numpy outputs."""
-    out = model([np.asarray(x) for x in inputs] if len(inputs) > 1 else np.asarray(inputs[0]), training=False)
+    """Inference on numpy inputs; returns numpy outputs (``uint64`` ones as ``int64`` on the torch backend)."""
+    xs = [to_host(x) for x in inputs]
+    out = model(xs if len(xs) > 1 else xs[0], training=False)
     outs = out if isinstance(out, (list, tuple)) else [out]
     return [_np(o) for o in outs]

@@ -182,3 +182,64 @@ def test_sequential_with_standard_layers_roundtrip():
     want = _np(model(fresh, training=False))
     np.testing.assert_allclose(run_onnx(proto, {"tokens": fresh})[0], want, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(keras_io.predict(loaded, [fresh])[0], want, rtol=1e-4, atol=1e-6)
+
+
+def _one_node(op, inputs, outputs, attrs=None, opset=19):
+    """A one-node ONNX model: ``inputs``/``outputs`` are ``(name, elem_type, shape)``."""
+    from onnx import helper
+
+    node = helper.make_node(op, [n for n, _, _ in inputs], [n for n, _, _ in outputs], **(attrs or {}))
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info(*v) for v in inputs],
+        [helper.make_tensor_value_info(*v) for v in outputs],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+@pytest.mark.parametrize("dynamic", [False, True], ids=["functional", "graph-model"])
+def test_refusal_is_nmn_one_line_error_not_keras_wrapper(dynamic):
+    """Keras wraps an error raised in a layer call in a multi-line message (twice when the op runs inside the
+    loaded model's own call): nmn's refusal must reach the user as its one line."""
+    from onnx import TensorProto
+
+    from nmn.interchange.stdops import StdOpError
+
+    f = TensorProto.FLOAT
+    scales = ("scales", f, [4]) if dynamic else None  # a graph input read as scales: a per-call (eager) graph
+    proto = _one_node(
+        "Resize",
+        [("x", f, [1, 1, 4, 4]), ("roi", f, [0]), scales or ("s", f, [4])],
+        [("y", f, [1, 1, 2, 2])],
+        {"mode": "linear", "antialias": 1},
+    )
+    if not dynamic:  # scales as an initializer
+        proto.graph.input.pop()
+        proto.graph.initializer.append(numpy_helper.from_array(np.array([1, 1, 0.5, 0.5], np.float32), "s"))
+    x = RNG.normal(size=(1, 1, 4, 4)).astype(np.float32)
+    with pytest.raises(StdOpError) as err:
+        loaded = keras_io.load(proto)
+        keras_io.predict(
+            loaded, [x, np.zeros(0, np.float32), np.array([1, 1, 0.5, 0.5], np.float32)][: 3 if dynamic else 2]
+        )
+    msg = str(err.value)
+    assert "\n" not in msg and "\x1b" not in msg, msg
+    assert msg.startswith("Resize: antialias=1 is not supported by the keras loader"), msg
+
+
+@pytest.mark.parametrize(("op", "fn"), [("Add", np.add), ("Mul", np.multiply), ("Greater", np.greater)])
+def test_uint64_elementwise_matches_numpy(op, fn):
+    """uint64 inputs (Keras on the torch backend holds them as int64: the same bits for add/mul; comparisons of
+    values below 2**63 agree)."""
+    from onnx import TensorProto
+
+    u = TensorProto.UINT64
+    out = TensorProto.BOOL if op == "Greater" else u
+    proto = _one_node(op, [("a", u, [2, 3]), ("b", u, [2, 3])], [("y", out, [2, 3])])
+    a = RNG.integers(0, 2**40, size=(2, 3)).astype(np.uint64)
+    b = RNG.integers(0, 2**20, size=(2, 3)).astype(np.uint64)
+    (got,) = keras_io.predict(keras_io.load(proto), [a, b])
+    want = fn(a, b)
+    assert got.dtype.kind == want.dtype.kind or (got.dtype == np.int64 and want.dtype == np.uint64), got.dtype
+    np.testing.assert_array_equal(got.astype(want.dtype), want)

@@ -126,3 +126,26 @@ def test_load_lists_every_unsupported_op():
     proto = helper.make_model(helper.make_graph(nodes, "g", [x], [y]), opset_imports=[helper.make_opsetid("", 18)])
     with pytest.raises(UnsupportedModelError, match=r"Hardmax x1, Tan x1"):
         tf_io.load(proto)
+
+
+@pytest.mark.parametrize(("op", "fn"), [("ReduceMax", np.any), ("ReduceMin", np.all)])
+def test_bool_reduce_max_min(op, fn):
+    """TF's Max/Min kernels take no bool: the loader reduces bools with any/all (numpy's max/min of bools)."""
+    from onnx import TensorProto, helper
+
+    b = TensorProto.BOOL
+    node = helper.make_node(op, ["x", "axes"], ["y"], keepdims=0)
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", b, [3, 4])],
+        [helper.make_tensor_value_info("y", b, [3])],
+        [numpy_helper.from_array(np.array([1], np.int64), "axes")],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])  # bool data from opset 20
+    x = RNG.random((3, 4)) > 0.6
+    x[0] = True  # rows all True, all False and mixed
+    x[1] = False
+    (got,) = tf_io.predict(tf_io.load(proto), [x])
+    np.testing.assert_array_equal(got, fn(x, axis=1))
+    np.testing.assert_array_equal(got, (np.max if op == "ReduceMax" else np.min)(x, axis=1))

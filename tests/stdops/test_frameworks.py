@@ -48,10 +48,7 @@ print("RESULT " + json.dumps(out))
 HOST_LIMITS = {
     ("keras", "test_constant"): "a keras.Model needs at least one input; the graph has none (one-line refusal)",
 }
-KNOWN_CRASHES = {
-    ("keras-torch", "test_greater_uint64"): "Keras on the torch backend has no uint64 comparison (needs an int64 "
-    "upcast like prims_torch's)",
-}
+KNOWN_CRASHES: dict = {}
 
 
 @pytest.mark.parametrize("target", list(TARGETS))

@@ -4,10 +4,12 @@ Each graph is written by a framework's own exporter, not by nmn: torchvision ``r
 ``mobilenet_v3_small`` (``weights=None``), ``nn.TransformerEncoder`` (2 layers, d_model 64) and a small ViT-style
 block, each through ``torch.onnx.export`` with ``dynamo=True`` and with the legacy ``dynamo=False``; and Keras
 ``MobileNetV2(weights=None, input_shape=(96, 96, 3))`` through ``model.export(format="onnx")`` on the TensorFlow
-backend (tf2onnx) and on the torch backend (torch.onnx), each in its own process (the Keras backend is fixed at
-import). Run as a script it writes one Keras file::
+backend (tf2onnx) and on the torch backend (torch.onnx). Each file is written in its own process (the Keras
+backend is fixed at import; torch's dynamo exporter aborts beside TensorFlow). Run as a script it writes one
+file::
 
     KERAS_BACKEND=tensorflow python -m tests.thirdparty.graphs keras_mobilenetv2 out.onnx
+    python -m tests.thirdparty.graphs resnet18 out.onnx dynamo
 """
 
 from __future__ import annotations
@@ -185,8 +187,14 @@ def export_torch(graph: Graph, path: Path) -> Path:
 def export_keras(graph: Graph, path: Path) -> Path:
     """Write ``graph`` in a subprocess with ``KERAS_BACKEND`` set; fail with its output if it fails."""
     backend = graph.exporter.split("-", 1)[1]
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    cmd = [sys.executable, "-m", "tests.thirdparty.graphs", graph.model, str(path)]
+    return _export_in_subprocess(graph, path, {"KERAS_BACKEND": backend})
+
+
+def _export_in_subprocess(graph: Graph, path: Path, env: dict) -> Path:
+    """Run this module as a script to write ``graph`` (a fresh process: torch's dynamo exporter aborts in a
+    process that has imported TensorFlow, as a test session has, when it loads triton)."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", **env)
+    cmd = [sys.executable, "-m", "tests.thirdparty.graphs", graph.model, str(path), graph.exporter]
     try:
         done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
     except subprocess.TimeoutExpired as err:
@@ -218,9 +226,22 @@ def _keras_main(model: str, path: str) -> None:
 def make(graph: Graph, folder: Path) -> Path:
     path = Path(folder) / f"{graph.id}.onnx"
     if not path.exists():
-        (export_keras if graph.exporter.startswith("keras") else export_torch)(graph, path)
+        if graph.exporter.startswith("keras"):
+            export_keras(graph, path)
+        else:
+            _export_in_subprocess(graph, path, {})
     return path
 
 
+def _main(model: str, path: str, exporter: str = "keras") -> None:
+    if exporter.startswith("keras"):
+        _keras_main(model, path)
+        return
+    graph = next((g for g in GRAPHS if g.model == model and g.exporter == exporter), None)
+    if graph is None:
+        raise SystemExit(f"unknown graph {model!r} x {exporter!r}")
+    export_torch(graph, Path(path))
+
+
 if __name__ == "__main__":
-    _keras_main(sys.argv[1], sys.argv[2])
+    _main(*sys.argv[1:4])

@@ -24,17 +24,9 @@ _TORCH_CONCAT = (
     "torch loader: the legacy exporter's Shape/Gather/Concat shape arithmetic fails at run time "
     "('Tensors must have same number of dimensions: got 1 and 2'; reported to the loaders)"
 )
-_KERAS_CONV = (
-    "keras loader: OnnxOp(Conv) cannot infer its output shape on the symbolic batch "
-    "('Could not automatically infer the output shape / dtype'; reported to the loaders)"
-)
 KNOWN = {
     ("transformer_encoder", "legacy", "torch"): _TORCH_CONCAT,
     ("vit_block", "legacy", "torch"): _TORCH_CONCAT,
-    ("resnet18", "legacy", "keras"): _KERAS_CONV,
-    ("resnet18", "dynamo", "keras"): _KERAS_CONV,
-    ("mobilenet_v3_small", "legacy", "keras"): _KERAS_CONV,
-    ("mobilenet_v3_small", "dynamo", "keras"): _KERAS_CONV,
 }
 
 
@@ -76,7 +68,10 @@ def test_loads_matches_onnxruntime_and_trains(graph, framework, thirdparty_files
     if graph.exporter in ("dynamo", "legacy"):
         pytest.importorskip("torch")
         if graph.model in ("resnet18", "mobilenet_v3_small"):
-            pytest.importorskip("torchvision")
+            try:  # not importorskip: torchvision's own __init__ can fail beside a separately built torch
+                graphs.torchvision_models()
+            except ImportError:
+                pytest.skip("torchvision is not installed")
     path = thirdparty_files(graph)
     import onnx
 

@@ -1,4 +1,13 @@
-"""Keras 3 primitives for :mod:`nmn.interchange.stdops` (``keras.ops``, any backend, plus a channels-last conv)."""
+"""Keras 3 primitives for :mod:`nmn.interchange.stdops` (``keras.ops``, any backend, plus a channels-last conv).
+
+Keras on the torch backend has no ``uint64`` tensor (its dtype table stops at ``uint32``, kept as ``int64``):
+there ``uint64`` values are computed as ``int64``, the way :mod:`~nmn.interchange.stdops.prims_torch` computes
+torch's wide unsigned types (the same bits for add, sub, mul; values from 2**63 up compare as negative);
+:func:`host_dtype` names the dtype a value is held in.
+
+>>> host_dtype("float32")
+'float32'
+"""
 
 from __future__ import annotations
 
@@ -18,6 +27,22 @@ _NAMES = {
 }
 
 
+# dtypes the current backend cannot hold -> the dtype they are computed in
+HOST_DTYPES = {"uint64": "int64"} if keras.backend.backend() == "torch" else {}
+
+
+def host_dtype(dtype) -> str:
+    """The dtype name Keras holds a ``dtype`` value in on the current backend (see the module docstring)."""
+    name = np.dtype(dtype).name
+    return HOST_DTYPES.get(name, name)
+
+
+def to_host(x: np.ndarray) -> np.ndarray:
+    """A numpy value in a dtype the current backend holds (``uint64`` as ``int64`` on torch)."""
+    x = np.asarray(x)
+    return x.astype(HOST_DTYPES[x.dtype.name]) if x.dtype.name in HOST_DTYPES else x
+
+
 class KerasPrims(ArrayPrims):
     name = "keras"
 
@@ -25,7 +50,7 @@ class KerasPrims(ArrayPrims):
         super().__init__(ops)
 
     def asarray(self, x):
-        return ops.convert_to_tensor(np.asarray(x))
+        return ops.convert_to_tensor(to_host(x))
 
     def const(self, x):
         if isinstance(x, (np.ndarray, np.generic)):
@@ -45,7 +70,7 @@ class KerasPrims(ArrayPrims):
         return np.dtype(keras.backend.standardize_dtype(x.dtype)) if not isinstance(x, np.ndarray) else x.dtype
 
     def cast(self, x, dtype):
-        return ops.cast(self.t(x), np.dtype(dtype).name)
+        return ops.cast(self.t(x), host_dtype(dtype))
 
     def squeeze(self, x, axes):
         return ops.squeeze(self.t(x), axis=tuple(axes)) if axes else self.t(x)
@@ -60,7 +85,13 @@ class KerasPrims(ArrayPrims):
         return getattr(ops, _NAMES.get(name, name))(self.t(x))
 
     def binary(self, name, a, b):
-        return getattr(ops, _NAMES.get(name, name))(self.t(a), self.t(b))
+        a, b = self.t(a), self.t(b)
+        if keras.backend.standardize_dtype(a.dtype) == "uint64" and name not in ("logical_and", "logical_or"):
+            # Keras on TensorFlow computes uint64 arithmetic in 32 bits (700000000000 + 1 -> 4215298049):
+            # compute in int64 and cast back, as prims_tf does for TF's narrow integer types
+            y = self.binary(name, ops.cast(a, "int64"), ops.cast(b, "int64"))
+            return y if keras.backend.standardize_dtype(y.dtype) == "bool" else ops.cast(y, "uint64")
+        return getattr(ops, _NAMES.get(name, name))(a, b)
 
     def conv(self, x, w, strides, dilations, pads, groups):
         x, w = self.t(x), self.t(w)

@@ -53,6 +53,9 @@ class TfPrims(ArrayPrims):
         return tf.pad(self.t(x), [list(w) for w in widths], constant_values=tf.cast(value, self.t(x).dtype))
 
     def reduce(self, kind, x, axes, keepdims):
+        x = tf.convert_to_tensor(self.t(x))
+        if x.dtype == tf.bool and kind in ("max", "min"):  # TF's Max/Min have no bool kernel: any / all
+            return (tf.reduce_any if kind == "max" else tf.reduce_all)(x, axis=list(axes), keepdims=keepdims)
         fn = {
             "sum": tf.reduce_sum,
             "mean": tf.reduce_mean,
