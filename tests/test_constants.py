@@ -17,6 +17,25 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SCANNED = ("nmn", "models")
 EXEMPT = ("nmn/core/",)
+# Literals that equal a Yat constant by coincidence: tolerances, host-layer defaults (LayerNorm / BatchNorm
+# epsilon 1e-5, GELU's 1/sqrt(2)) and division guards. Each entry is (path, a fragment of the line, why); an entry
+# that no longer matches any literal is itself a failure, so the list cannot go stale.
+NOT_YAT = (
+    ("nmn/interchange/_torch_trace.py", 'node.kwargs.get("eps", 1e-5)', "torch layer_norm's own default eps"),
+    ("nmn/interchange/convert.py", "RTOL = 1e-5", "a comparison tolerance"),
+    ("nmn/interchange/convert.py", "float(np.max(np.abs(w))), 1e-12)", "a division guard in an error measure"),
+    ("nmn/interchange/emit.py", "1.0 / math.sqrt(2.0)", "GELU's erf argument"),
+    ("nmn/interchange/graph.py", "rtol: float = 1e-5", "a comparison tolerance"),
+    ("nmn/interchange/graph.py", "if e.size else 0.0, 1e-12)", "a division guard in an error measure"),
+    ("nmn/interchange/jax_io.py", "rtol: float = 1e-5", "a comparison tolerance"),
+    ("nmn/interchange/keras_io.py", "rtol: float = 1e-5", "a comparison tolerance"),
+    ("nmn/interchange/mlx_io.py", "rtol: float = 1e-5", "a comparison tolerance"),
+    ("nmn/interchange/tf_io.py", "rtol: float = 1e-5", "a comparison tolerance"),
+    ("nmn/interchange/torch_io.py", "rtol: float = 1e-5", "a comparison tolerance"),
+    ("nmn/interchange/stdops/semantics.py", "1 / math.sqrt(2)", "GELU's erf argument"),
+    ("nmn/interchange/stdops/semantics.py", 'attrs.get("epsilon", 1e-5)', "ONNX Batch/LayerNormalization's default"),
+    ("models/tf_models.py", "epsilon: float = 1e-5", "the example LayerNorm's epsilon"),
+)
 CONSTANTS = {
     1e-5: "1e-5 (DEFAULT_EPSILON)",
     1e-12: "1e-12 (SOFTERMAX_EPSILON)",
@@ -25,15 +44,27 @@ CONSTANTS = {
 }
 
 
-def offenders(root: Path = ROOT) -> list[str]:
-    """``path:line: constant`` for every Yat-math literal in code (not strings or comments) outside core."""
+def _not_yat(rel: str, line: str, used: set | None) -> bool:
+    for i, (path, fragment, _why) in enumerate(NOT_YAT):
+        if rel == path and fragment in line:
+            if used is not None:
+                used.add(i)
+            return True
+    return False
+
+
+def offenders(root: Path = ROOT, used: set | None = None) -> list[str]:
+    """``path:line: constant`` for every Yat-math literal in code (not strings or comments) outside core,
+    less the :data:`NOT_YAT` lines (their indices are added to ``used``)."""
     found = []
     for top in SCANNED:
         for path in sorted((root / top).rglob("*.py")):
             rel = path.relative_to(root).as_posix()
             if rel.startswith(EXEMPT):
                 continue
-            tokens = list(tokenize.generate_tokens(io.StringIO(path.read_text()).readline))
+            text = path.read_text()
+            lines = text.splitlines()
+            tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
             for i, tok in enumerate(tokens):
                 if tok.type == tokenize.NUMBER:
                     try:
@@ -42,13 +73,15 @@ def offenders(root: Path = ROOT) -> list[str]:
                         continue
                     for constant, label in CONSTANTS.items():
                         if math.isclose(value, constant, rel_tol=1e-6):
-                            found.append(f"{rel}:{tok.start[0]}: {label}")
+                            if not _not_yat(rel, lines[tok.start[0] - 1], used):
+                                found.append(f"{rel}:{tok.start[0]}: {label}")
                 elif tok.type == tokenize.NAME and tok.string == "sqrt" and i + 3 < len(tokens):
                     if (
                         tokens[i + 1].string == "("
                         and tokens[i + 2].type == tokenize.NUMBER
                         and float(tokens[i + 2].string) == 2.0
                         and tokens[i + 3].string == ")"
+                        and not _not_yat(rel, lines[tok.start[0] - 1], used)
                     ):
                         found.append(f"{rel}:{tok.start[0]}: sqrt(2) (SQRT2)")
     return found
@@ -62,13 +95,20 @@ def test_the_scan_finds_a_planted_literal(tmp_path):
     assert offenders(tmp_path) == ["nmn/layer.py:3: 1e-5 (DEFAULT_EPSILON)", "nmn/layer.py:3: sqrt(2) (SQRT2)"]
 
 
+def test_every_not_yat_entry_still_matches():
+    used: set = set()
+    offenders(used=used)
+    stale = [NOT_YAT[i][:2] for i in range(len(NOT_YAT)) if i not in used]
+    assert not stale, f"NOT_YAT entries that match no literal any more (remove them): {stale}"
+
+
 _NOW = offenders()
 
 
 @pytest.mark.xfail(
     bool(_NOW),
     strict=False,
-    reason="Yat constants still written outside nmn/core (owned by other helpers): " + "; ".join(_NOW),
+    reason="Yat constants still written in files of another owner (diff sent to the lead): " + "; ".join(_NOW),
 )
 def test_no_yat_constant_literal_outside_core():
     assert not offenders(), "import the constant from nmn.core.options instead:\n" + "\n".join(offenders())

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -29,64 +28,14 @@ from jax import lax
 
 from nmn._jax.ops import F
 from nmn.core import yat as core
-from nmn.core.conv import transpose_as_conv_pads
-from nmn.core.options import (
-    DEFAULT_EPSILON,
-    SOFTERMAX_EPSILON,
-    AlphaSpec,
-    BiasSpec,
-    check_epsilon,
-    resolve_alpha,
-    resolve_bias,
-    squash_power,
-)
+from nmn.core.conv import transpose_as_conv_pads, yat_conv_tail
+from nmn.core.options import DEFAULT_EPSILON, SOFTERMAX_EPSILON, squash_power
 
 _NP_PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 _SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
 
 
-# ------------------------------------------------------------------------------------------------ options & dtypes
-@dataclass(frozen=True)
-class YatOptions:
-    """The resolved Yat options of one layer: bias mode, alpha mode, epsilon and whether it is learnable."""
-
-    bias: BiasSpec
-    alpha: AlphaSpec
-    epsilon: float
-    learnable_epsilon: bool
-
-
-def yat_options(
-    layer: str,
-    *,
-    use_bias=True,
-    constant_bias=None,
-    use_alpha=True,
-    constant_alpha=None,
-    epsilon=DEFAULT_EPSILON,
-    learnable_epsilon=False,
-) -> YatOptions:
-    """Validate and resolve the shared Yat keyword arguments (``ValueError``/``TypeError`` naming ``layer``)."""
-    eps = check_epsilon(epsilon, layer)
-    try:
-        bias = resolve_bias(bool(use_bias), constant_bias)
-        alpha = resolve_alpha(bool(use_alpha), constant_alpha)
-    except TypeError as err:
-        raise TypeError(f"{layer}: {err}") from None
-    return YatOptions(bias, alpha, eps, bool(learnable_epsilon))
-
-
-def tail_values(opts: YatOptions, bias=None, alpha=None, epsilon_param=None):
-    """``(bias, alpha, eps)`` for :mod:`nmn.core.yat` from the options and the layer's parameter values."""
-    b = bias if opts.bias.mode == "learnable" else (opts.bias.value if opts.bias.mode == "constant" else None)
-    if opts.alpha.learnable:
-        a = alpha
-    else:
-        a = None if opts.alpha.value == 1.0 else opts.alpha.value
-    e = jax.nn.softplus(epsilon_param.astype(jnp.float32)) if opts.learnable_epsilon else opts.epsilon
-    return b, a, e
-
-
+# --------------------------------------------------------------------------------------------------------- dtypes
 def promoted_dtype(*values, dtype=None):
     """The dtype results are cast to: ``dtype`` if given, else the promoted (floating) dtype of the arrays.
 
@@ -184,7 +133,7 @@ def yat_conv(
     dot = lax.conv_general_dilated(xf, kf, feature_group_count=groups, **conv_kw)
     energy = _group_energy(xf * xf, kernel.shape[:rank], groups, kernel.shape[-1], **conv_kw)
     ww = 1.0 if weight_normalized else jnp.sum(kf * kf, axis=taps)
-    y = core.yat_tail(F, dot, energy + ww - 2.0 * dot, _f32(bias), _f32(alpha), _f32(epsilon))
+    y = yat_conv_tail(F, dot, energy, ww, _f32(bias), _f32(alpha), _f32(epsilon))
     return y.astype(out)
 
 
@@ -226,7 +175,7 @@ def yat_conv_transpose(
     dot = lax.conv_general_dilated(xf, kf, feature_group_count=groups, **conv_kw)
     energy = _group_energy(xf * xf, ks, groups, groups * mg, **conv_kw)
     ww = jnp.sum(kf * kf, axis=tuple(range(rank + 1)))
-    y = core.yat_tail(F, dot, energy + ww - 2.0 * dot, _f32(bias), _f32(alpha), _f32(epsilon))
+    y = yat_conv_tail(F, dot, energy, ww, _f32(bias), _f32(alpha), _f32(epsilon))
     return y.astype(out)
 
 
@@ -269,8 +218,8 @@ def yat_attention(
 def performer_attention(q, k, v, proj, alpha=None, epsilon=DEFAULT_EPSILON, *, causal=False):
     """Spherical Yat-Performer: linear-time readout of FAVOR+-style features ``proj (m, D)``.
 
-    ``alpha`` scales the query features (as the ONNX function does), so it cancels except against the
-    denominator's 1e-6 shift.
+    ``alpha`` (a fixed number: the layers have no alpha parameter here, see :class:`nmn.core.spec.AttentionSpec`)
+    scales the query features as the ONNX function does, so it cancels except against the readout's shift.
     """
     qf = core.performer_features(F, _f32(q), _f32(proj), _f32(epsilon))
     kf = core.performer_features(F, _f32(k), _f32(proj), _f32(epsilon))

@@ -14,7 +14,8 @@ so they map gradients too.
 from __future__ import annotations
 
 from nmn.core import layouts
-from nmn.core.options import resolve_alpha, resolve_bias
+from nmn.core.options import DEFAULT_EPSILON, resolve_alpha, resolve_bias
+from nmn.core.spec import alpha_cancels
 
 
 def _same(a):
@@ -55,7 +56,8 @@ def param_table(kind: str, config: dict):
             rows.append((f"{short}_weight", (host, "kernel"), *_DENSE))
             if config["use_bias"]:
                 rows.append((f"{short}_bias", (host, "bias"), _same, _same))
-        if resolve_alpha(config["use_alpha"], config["constant_alpha"]).learnable:
+        cancels = alpha_cancels(config.get("normalization", "softmax"), config.get("use_performer", False))
+        if resolve_alpha(config["use_alpha"], config["constant_alpha"]).learnable and not cancels:
             rows.append(("alpha", ("alpha",), _same, _same))
         if config.get("use_performer"):
             rows.append(("proj", ("proj",), _same, _same))
@@ -68,35 +70,33 @@ def param_table(kind: str, config: dict):
     raise ValueError(f"unknown nmn layer kind {kind!r}")
 
 
-def yat_config(opts) -> dict:
-    """The Yat keys of a spec config from resolved :class:`~nmn._jax.functional.YatOptions`."""
-    alpha = opts.alpha
-    if alpha.learnable:
-        use_alpha, constant = True, None
-    elif alpha.value == 1.0:
-        use_alpha, constant = False, None
-    else:
-        use_alpha, constant = True, alpha.value
-    constant_bias = opts.bias.value if opts.bias.mode == "constant" else None
-    return dict(
-        use_bias=opts.bias.mode != "none",
-        constant_bias=constant_bias,
-        use_alpha=use_alpha,
-        constant_alpha=constant,
-        epsilon=opts.epsilon,
-        learnable_epsilon=opts.learnable_epsilon,
-    )
-
-
 def yat_kwargs(config: dict, *, bias=True, learnable_epsilon=True) -> dict:
     """Constructor keyword arguments for the Yat options stored in a spec config."""
     out = dict(
         use_alpha=config.get("use_alpha", True),
         constant_alpha=config.get("constant_alpha"),
-        epsilon=config.get("epsilon", 1e-5),
+        epsilon=config.get("epsilon", DEFAULT_EPSILON),
     )
     if bias:
         out.update(use_bias=config.get("use_bias", True), constant_bias=config.get("constant_bias"))
     if learnable_epsilon:
         out["learnable_epsilon"] = config.get("learnable_epsilon", False)
     return out
+
+
+def attention_config(opts, embed_dim: int, num_heads: int) -> dict:
+    """The neutral attention config of a resolved :class:`~nmn.core.spec.AttentionSpec` (nnx and linen)."""
+    config = dict(embed_dim=embed_dim, num_heads=num_heads, **opts.config())
+    config.pop("dropout")
+    return config
+
+
+def attention_kwargs(config: dict) -> dict:
+    """Constructor keyword arguments of the attention options stored in a spec config (nnx and linen)."""
+    keys = ("use_bias", "use_alpha", "constant_alpha", "epsilon", "spherical", "normalization", "power")
+    return {k: config[k] for k in (*keys, "use_out_proj", "causal")}
+
+
+def embed_config(opts, num_embeddings: int, features: int, spherical: bool) -> dict:
+    """The neutral ``YatEmbed`` config from its :class:`~nmn.core.spec.YatSpec` (nnx and linen)."""
+    return dict(num_embeddings=num_embeddings, features=features, **opts.config(), spherical=bool(spherical))

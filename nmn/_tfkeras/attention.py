@@ -16,53 +16,26 @@ import numpy as np
 
 from nmn._tfkeras.options import layer_label
 from nmn.core import yat
-from nmn.core.options import NORMALIZATIONS, ROPE_STYLES, check_choice, check_epsilon, check_positive_int, resolve_alpha
+from nmn.core.options import check_positive_int
+from nmn.core.spec import AttentionSpec, RopeSpec, check_heads
 
 
-def set_attention_options(
-    layer,
-    *,
-    embed_dim,
-    num_heads,
-    dropout,
-    use_bias,
-    use_alpha,
-    constant_alpha,
-    epsilon,
-    spherical,
-    normalization,
-    power,
-    use_out_proj,
-    causal,
-    use_performer,
-    num_features,
-    seed,
-):
-    """Validate and store the ``MultiHeadYatAttention`` keyword arguments."""
+def set_attention_options(layer, *, embed_dim, num_heads, seed, **options):
+    """Build the layer's :class:`~nmn.core.spec.AttentionSpec` (``layer.attn``) and expose its options as
+    attributes (``embed_dim``, ``num_heads``, ``head_dim``, ``seed`` besides)."""
     cls = type(layer).__name__
-    layer.embed_dim = check_positive_int(embed_dim, "embed_dim", cls)
-    layer.num_heads = check_positive_int(num_heads, "num_heads", cls)
-    if embed_dim % num_heads:
-        raise ValueError(f"{cls}: embed_dim={embed_dim} must be divisible by num_heads={num_heads}")
-    layer.head_dim = embed_dim // num_heads
-    if not 0.0 <= float(dropout) < 1.0:
-        raise ValueError(f"{cls}: dropout must be in [0, 1), got {dropout!r}")
-    layer.dropout = float(dropout)
-    layer.use_bias = bool(use_bias)
-    layer.use_alpha = bool(use_alpha)
-    layer.constant_alpha = constant_alpha
-    layer._alpha_spec = resolve_alpha(use_alpha, constant_alpha)
-    layer.epsilon = check_epsilon(epsilon, cls)
-    layer.spherical = bool(spherical)
-    layer.normalization = check_choice(normalization, NORMALIZATIONS, "normalization", cls)
-    layer.power = float(power)
-    if layer.power <= 0:
-        raise ValueError(f"{cls}: power must be > 0, got {power!r}")
-    layer.use_out_proj = bool(use_out_proj)
-    layer.causal = bool(causal)
-    layer.use_performer = bool(use_performer)
-    layer.num_features = check_positive_int(num_features, "num_features", cls)
-    layer.seed = seed
+    layer.head_dim = check_heads(embed_dim, num_heads, cls)
+    layer.embed_dim, layer.num_heads, layer.seed = embed_dim, num_heads, seed
+    a = layer.attn = AttentionSpec.build(cls, **options)
+    layer.dropout, layer.use_bias, layer.epsilon, layer.spherical = a.dropout, a.use_bias, a.epsilon, a.spherical
+    layer.normalization, layer.power, layer.use_out_proj, layer.causal = (
+        a.normalization,
+        a.power,
+        a.use_out_proj,
+        a.causal,
+    )
+    layer.use_performer, layer.num_features = a.use_performer, a.num_features
+    layer.use_alpha, layer.constant_alpha = a.use_alpha, a.constant_alpha
 
 
 def performer_projection(num_features, head_dim, seed=None):
@@ -78,17 +51,15 @@ def performer_projection(num_features, head_dim, seed=None):
 def refuse_performer(layer, kwargs):
     """``RotaryYatAttention`` does not offer the Yat-Performer (checked before the base constructor runs)."""
     if kwargs.get("use_performer"):
-        raise ValueError(f"{type(layer).__name__}: use_performer=True is not offered with rotary embeddings")
+        RopeSpec.build(type(layer).__name__, 2, use_performer=True)  # raises the one message
 
 
 def set_rope_options(layer, *, max_seq_len, theta, rope_style):
     """Validate and store the ``RotaryYatAttention`` keyword arguments (after the attention ones)."""
-    cls = type(layer).__name__
-    if layer.head_dim % 2:
-        raise ValueError(f"{cls}: head_dim = embed_dim / num_heads must be even for RoPE, got {layer.head_dim}")
-    layer.max_seq_len = check_positive_int(max_seq_len, "max_seq_len", cls)
-    layer.theta = float(theta)
-    layer.rope_style = check_choice(rope_style, ROPE_STYLES, "rope_style", cls)
+    rope = layer.rope = RopeSpec.build(
+        type(layer).__name__, layer.head_dim, max_seq_len=max_seq_len, theta=theta, rope_style=rope_style
+    )
+    layer.max_seq_len, layer.theta, layer.rope_style = rope.max_seq_len, rope.theta, rope.rope_style
     layer._tables = None
 
 

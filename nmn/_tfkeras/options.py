@@ -6,16 +6,16 @@ passes (``nmn.keras._ops.F`` or ``nmn.tf._ops.F``).
 >>> class Layer:
 ...     name = "d"
 >>> layer = Layer()
->>> set_yat_options(layer, use_bias=True, constant_bias=None, use_alpha=False, constant_alpha=2.0, epsilon=1e-5,
-...                 learnable_epsilon=False)
->>> layer._alpha_spec.value, layer._bias_spec.mode, layer_label(layer)
+>>> set_yat_options(layer, use_bias=True, use_alpha=False, constant_alpha=2.0)
+>>> layer.yat.alpha.value, layer.yat.bias.mode, layer_label(layer)
 (2.0, 'learnable', "Layer 'd'")
 """
 
 from __future__ import annotations
 
 from nmn.core.conv import as_tuple, normalize_padding, output_padding_tuple
-from nmn.core.options import check_epsilon, check_positive_int, resolve_alpha, resolve_bias
+from nmn.core.options import check_positive_int
+from nmn.core.spec import YatSpec
 
 DATA_FORMATS = ("channels_last", "channels_first")
 
@@ -26,17 +26,12 @@ def layer_label(layer):
 
 
 # ------------------------------------------------------------------------------------------------ Yat options
-def set_yat_options(layer, *, use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon):
-    """Validate and store the Yat keyword arguments shared by every layer (yat-ops.md 0.2)."""
-    cls = type(layer).__name__
-    layer.epsilon = check_epsilon(epsilon, cls)
-    layer.use_bias = bool(use_bias)
-    layer.constant_bias = constant_bias
-    layer.use_alpha = bool(use_alpha)
-    layer.constant_alpha = constant_alpha
-    layer.learnable_epsilon = bool(learnable_epsilon)
-    layer._bias_spec = resolve_bias(use_bias, constant_bias)
-    layer._alpha_spec = resolve_alpha(use_alpha, constant_alpha)
+def set_yat_options(layer, **keywords):
+    """Build the layer's :class:`~nmn.core.spec.YatSpec` (``layer.yat``) and expose its switches as attributes."""
+    spec = layer.yat = YatSpec.build(type(layer).__name__, **keywords)
+    layer.epsilon, layer.learnable_epsilon = spec.epsilon, spec.learnable_epsilon
+    layer.use_bias, layer.constant_bias = spec.use_bias, spec.constant_bias
+    layer.use_alpha, layer.constant_alpha = spec.use_alpha, spec.constant_alpha
     layer.bias = None
     layer.alpha = None
     layer.epsilon_param = None
@@ -44,19 +39,12 @@ def set_yat_options(layer, *, use_bias, constant_bias, use_alpha, constant_alpha
 
 def yat_options_config(layer):
     """The Yat keyword arguments as plain config."""
-    return {
-        "use_bias": layer.use_bias,
-        "constant_bias": layer.constant_bias,
-        "use_alpha": layer.use_alpha,
-        "constant_alpha": layer.constant_alpha,
-        "epsilon": layer.epsilon,
-        "learnable_epsilon": layer.learnable_epsilon,
-    }
+    return layer.yat.config()
 
 
 def fixed_alpha(layer):
     """The constant alpha of a layer without an alpha parameter: a float, or ``None`` for 1."""
-    return None if layer._alpha_spec.value == 1.0 else layer._alpha_spec.value
+    return layer.yat.terms()[1] if not layer.yat.has_alpha else None
 
 
 def eps_value(F, layer):
@@ -67,17 +55,16 @@ def eps_value(F, layer):
 
 
 def alpha_value(F, layer):
-    """The alpha multiplier (a float32 tensor, a float, or ``None`` for 1)."""
-    if layer.alpha is not None:
-        return F.to_f32(layer.alpha)
-    return fixed_alpha(layer)
+    """The alpha multiplier (a float32 tensor, a float, or ``None`` for 1) of a Yat layer or an attention."""
+    spec = getattr(layer, "yat", None) or layer.attn
+    return spec.alpha_term(None if layer.alpha is None else F.to_f32(layer.alpha))
 
 
 def bias_value(F, layer):
     """The numerator bias (a float32 tensor, a float, or ``None``)."""
     if layer.bias is not None:
         return F.to_f32(layer.bias)
-    return layer._bias_spec.value if layer._bias_spec.mode == "constant" else None
+    return layer.yat.constant_bias
 
 
 # ------------------------------------------------------------------------------------------------------- conv
@@ -143,9 +130,7 @@ def set_embed_options(
     cls = type(layer).__name__
     layer.num_embeddings = check_positive_int(num_embeddings, "num_embeddings", cls)
     layer.features = check_positive_int(features, "features", cls)
-    layer.use_alpha = bool(use_alpha)
-    layer.constant_alpha = constant_alpha
-    layer._alpha_spec = resolve_alpha(use_alpha, constant_alpha)
-    layer.epsilon = check_epsilon(epsilon, cls)
+    spec = layer.yat = YatSpec.build_embed(cls, use_alpha=use_alpha, constant_alpha=constant_alpha, epsilon=epsilon)
+    layer.use_alpha, layer.constant_alpha, layer.epsilon = spec.use_alpha, spec.constant_alpha, spec.epsilon
     layer.spherical = bool(spherical)
     layer.weight_normalized = bool(weight_normalized)

@@ -20,7 +20,7 @@ import numpy as np
 from nmn._tfkeras.options import padding_config
 from nmn.core.conv import transpose_geometry
 from nmn.core.layouts import to_canonical, to_host
-from nmn.core.options import resolve_alpha
+from nmn.core.spec import fold_cancelled_alpha
 
 KINDS = ("YatNMN", "YatConv", "YatConvTranspose", "MultiHeadYatAttention", "RotaryYatAttention", "YatEmbed")
 _YAT_KEYS = ("use_bias", "constant_bias", "use_alpha", "constant_alpha", "epsilon", "learnable_epsilon")
@@ -48,20 +48,8 @@ def _canonical(framework, kind, kernel):
     return np.ascontiguousarray(to_canonical(framework, _LAYOUT[kind], np32(kernel)))
 
 
-def _alpha_value(layer):
-    spec = resolve_alpha(layer.use_alpha, layer.constant_alpha)
-    return None if spec.learnable or (layer.constant_alpha is None or layer.constant_alpha is False) else spec.value
-
-
 def _yat_config(layer):
-    return {
-        "use_bias": layer.use_bias,
-        "constant_bias": None if layer.constant_bias is None else float(layer.constant_bias),
-        "use_alpha": layer.use_alpha,
-        "constant_alpha": _alpha_value(layer),
-        "epsilon": layer.epsilon,
-        "learnable_epsilon": layer.learnable_epsilon,
-    }
+    return layer.yat.config()
 
 
 def _tail_params(layer, params):
@@ -136,23 +124,10 @@ def conv_transpose_spec(layer, framework):
 def attention_spec(layer, framework, rotary):
     """``(kind, config, params)`` of a built ``MultiHeadYatAttention`` (``rotary``: a ``RotaryYatAttention``)."""
     kind = "RotaryYatAttention" if rotary else "MultiHeadYatAttention"
-    config = {
-        "embed_dim": layer.embed_dim,
-        "num_heads": layer.num_heads,
-        "use_bias": layer.use_bias,
-        "use_alpha": layer.use_alpha,
-        "constant_alpha": _alpha_value(layer),
-        "epsilon": layer.epsilon,
-        "spherical": layer.spherical,
-        "normalization": layer.normalization,
-        "power": layer.power,
-        "use_out_proj": layer.use_out_proj,
-        "causal": layer.causal,
-        "use_performer": layer.use_performer,
-        "num_features": layer.num_features,
-    }
+    config = {"embed_dim": layer.embed_dim, "num_heads": layer.num_heads, **layer.attn.config()}
+    config.pop("dropout")
     if rotary:
-        config.update(max_seq_len=layer.max_seq_len, theta=layer.theta, rope_style=layer.rope_style)
+        config.update(layer.rope.config())
     params = {}
     for p in ("q", "k", "v", "out"):
         kernel = getattr(layer, f"{p}_kernel")
@@ -174,9 +149,7 @@ def embed_spec(layer):
     config = {
         "num_embeddings": layer.num_embeddings,
         "features": layer.features,
-        "use_alpha": layer.use_alpha,
-        "constant_alpha": _alpha_value(layer),
-        "epsilon": layer.epsilon,
+        **layer.yat.config(),
         "spherical": layer.spherical,
     }
     params = {"embedding": np32(layer.embedding)}
@@ -310,6 +283,7 @@ def from_spec(kind, config, params, host_kwargs, *, classes, build, framework):
     """
     params = {k: np.asarray(v) for k, v in params.items()}
     check_kind(kind)
+    config, params = fold_cancelled_alpha(kind, config, params)
     cls = classes[kind]
     if isinstance(cls, dict):
         cls = cls[config["rank"]]

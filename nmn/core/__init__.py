@@ -15,15 +15,19 @@ from nmn.core.options import (
     resolve_bias,
 )
 from nmn.core.schemas import FUNCTIONS, FunctionSchema
+from nmn.core.spec import AttentionSpec, RopeSpec, YatSpec
 
 __all__ = [
     "DEFAULT_EPSILON",
     "NORM_GUARD",
     "SQRT2",
     "AlphaSpec",
+    "AttentionSpec",
     "BiasSpec",
     "FUNCTIONS",
     "FunctionSchema",
+    "RopeSpec",
+    "YatSpec",
     "check_epsilon",
     "inverse_softplus",
     "resolve_alpha",

@@ -214,6 +214,10 @@ class YatSpec:
         e = softplus(epsilon_param) if self.learnable_epsilon else self.epsilon
         return b, _alpha_term(self.alpha, alpha), e
 
+    def alpha_term(self, param: Any = None) -> Any:
+        """The alpha for :mod:`nmn.core.yat`: the parameter's value, a fixed number, or ``None`` (1)."""
+        return _alpha_term(self.alpha, param)
+
     def config(self) -> dict:
         """The Yat keys of ``get_config`` and of the neutral spec; :meth:`build` of them gives this spec back."""
         if not self.full:
@@ -277,12 +281,12 @@ def check_heads(width: Any, num_heads: Any, layer: str, what: str = "embed_dim")
     >>> check_heads(8, 3, "MultiHeadYatAttention")
     Traceback (most recent call last):
     ...
-    ValueError: MultiHeadYatAttention: embed_dim=8 must be divisible by num_heads=3
+    ValueError: MultiHeadYatAttention: embed_dim (8) must be divisible by num_heads (3)
     """
     check_positive_int(width, what, layer)
     check_positive_int(num_heads, "num_heads", layer)
     if width % num_heads:
-        raise ValueError(f"{layer}: {what}={width} must be divisible by num_heads={num_heads}")
+        raise ValueError(f"{layer}: {what} ({width}) must be divisible by num_heads ({num_heads})")
     return width // num_heads
 
 

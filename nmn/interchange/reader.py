@@ -19,6 +19,7 @@ from onnx import helper, numpy_helper
 
 from nmn.core.conv import pairs_from_onnx
 from nmn.core.schemas import DOMAIN
+from nmn.core.spec import fold_cancelled_alpha
 from nmn.interchange.graph import manifest_of
 from nmn.interchange.validate import load_model_safely, validate_model
 
@@ -50,6 +51,7 @@ class LayerSpec:
     param_inits: dict[str, str]  # canonical name -> initializer name
     nodes: list[str] = field(default_factory=list)
     trainable: dict[str, bool] = field(default_factory=dict)
+    folded: dict[str, str] = field(default_factory=dict)  # canonical name -> initializer now read as a constant
 
 
 @dataclass
@@ -101,7 +103,8 @@ class OnnxGraph:
                     guessed.add(name)
         if self.manifest is None:
             guessed |= {n for n in self.initializers if n.endswith(("alpha", "epsilon_param"))}
-        return (listed_true | guessed) - listed_false - (owned - listed_true)
+        folded = {init for spec in self.layers.values() for init in spec.folded.values()}
+        return (listed_true | guessed) - listed_false - (owned - listed_true) - folded
 
 
 def _attr_value(attr: onnx.AttributeProto):
@@ -194,9 +197,24 @@ def _collect_layers(graph: OnnxGraph) -> None:
             spec = _derive_spec(graph, node)
             graph.layers[spec.name] = spec
             graph.node_layer[node.name] = spec.name
+    for spec in graph.layers.values():
+        _fold_cancelled_alpha(spec)
     missing = [n for n in graph.node_layer if n not in by_node]
     if missing:
         raise UnsupportedModelError(f"the manifest names nodes that are not in the graph: {missing}")
+
+
+def _fold_cancelled_alpha(spec: LayerSpec) -> None:
+    """An alpha tensor on an attention whose alpha cancels (l1, softermax, performer; files written before the
+    layers dropped that parameter) loads as the layer's ``constant_alpha``: the same output, no dead parameter.
+
+    The initializer moves from ``param_inits`` to ``folded``: no loader trains it.
+    """
+    config, params = fold_cancelled_alpha(spec.kind, spec.config, spec.params)
+    if params is not spec.params:
+        spec.config, spec.params = config, params
+        spec.trainable.pop("alpha", None)
+        spec.folded["alpha"] = spec.param_inits.pop("alpha")
 
 
 _YAT_KINDS = {

@@ -17,7 +17,6 @@ from keras import ops
 from nmn._tfkeras import options, padding
 from nmn._tfkeras.options import layer_label, set_yat_options, yat_options_config  # noqa: F401  (re-exported)
 from nmn._tfkeras.padding import take
-from nmn.core.options import inverse_softplus
 
 
 class _KerasOps:
@@ -112,11 +111,11 @@ def upsample_axis(x, axis, stride):
 
 def add_yat_weights(layer, n_out, bias_initializer="zeros", with_bias=True):
     """Create ``bias (n_out,)``, ``alpha (1,)`` and ``epsilon_param (1,)`` where they are parameters."""
-    if with_bias and layer._bias_spec.mode == "learnable":
+    if with_bias and layer.yat.has_bias:
         layer.bias = layer.add_weight(name="bias", shape=(n_out,), initializer=bias_initializer)
-    if layer._alpha_spec.learnable:
+    if layer.yat.has_alpha:
         layer.alpha = layer.add_weight(name="alpha", shape=(1,), initializer="ones")
-    if layer.learnable_epsilon:
+    if layer.yat.has_epsilon_param:
         layer.epsilon_param = layer.add_weight(
-            name="epsilon_param", shape=(1,), initializer=keras.initializers.Constant(inverse_softplus(layer.epsilon))
+            name="epsilon_param", shape=(1,), initializer=keras.initializers.Constant(layer.yat.epsilon_init)
         )

@@ -15,7 +15,7 @@ from nmn._tfkeras.attention import (
     set_attention_options,
     set_rope_options,
 )
-from nmn.core.options import DEFAULT_EPSILON, PERFORMER_NUM_FEATURES, ROPE_THETA, mask_needs_head_axis
+from nmn.core.options import DEFAULT_EPSILON, PERFORMER_NUM_FEATURES, ROPE_MAX_SEQ_LEN, ROPE_THETA, mask_needs_head_axis
 from nmn.keras import functional
 from nmn.keras._ops import F, alpha_value, layer_label
 
@@ -61,7 +61,10 @@ class MultiHeadYatAttention(keras.layers.Layer):
         embed_dim: model width ``E`` (output width too). num_heads: ``E`` must be divisible by it.
         dropout: dropout rate on the attention weights in training, default 0.
         use_bias: biases on the four projections, default True.
-        use_alpha: learnable score scale ``alpha (1,)``, default True. constant_alpha: True (sqrt 2) or a number.
+        use_alpha: learnable score scale ``alpha (1,)``, default True; a parameter
+            only under softmax: under 'l1', 'softermax' and the performer alpha cancels, so those layers have no
+            alpha parameter (a ``constant_alpha`` is applied there and cancels too).
+        constant_alpha: True (sqrt 2) or a number.
         epsilon: default 1e-5 (> 0). spherical: unit q and k, default False.
         normalization: ``'softmax'`` (default), ``'l1'`` or ``'softermax'`` (with ``power``, default 1).
         use_out_proj: output projection, default True. causal: lower-triangular mask, default False.
@@ -153,7 +156,7 @@ class MultiHeadYatAttention(keras.layers.Layer):
         self.out_kernel = self.out_bias = None
         if self.use_out_proj:
             self.out_kernel, self.out_bias = self._projection("out", self.embed_dim, self.embed_dim)
-        if self._alpha_spec.learnable:
+        if self.attn.has_alpha:
             self.alpha = self.add_weight(name="alpha", shape=(1,), initializer="ones")
         if self.use_performer:
             self.proj = self.add_weight(
@@ -215,18 +218,7 @@ class MultiHeadYatAttention(keras.layers.Layer):
             **super().get_config(),
             "embed_dim": self.embed_dim,
             "num_heads": self.num_heads,
-            "dropout": self.dropout,
-            "use_bias": self.use_bias,
-            "use_alpha": self.use_alpha,
-            "constant_alpha": self.constant_alpha,
-            "epsilon": self.epsilon,
-            "spherical": self.spherical,
-            "normalization": self.normalization,
-            "power": self.power,
-            "use_out_proj": self.use_out_proj,
-            "causal": self.causal,
-            "use_performer": self.use_performer,
-            "num_features": self.num_features,
+            **self.attn.config(),
             "seed": self.seed,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),
@@ -263,7 +255,16 @@ class RotaryYatAttention(MultiHeadYatAttention):
     True
     """
 
-    def __init__(self, embed_dim, num_heads, max_seq_len=2048, *, theta=ROPE_THETA, rope_style="interleaved", **kwargs):
+    def __init__(
+        self,
+        embed_dim,
+        num_heads,
+        max_seq_len=ROPE_MAX_SEQ_LEN,
+        *,
+        theta=ROPE_THETA,
+        rope_style="interleaved",
+        **kwargs,
+    ):
         refuse_performer(self, kwargs)
         super().__init__(embed_dim, num_heads, **kwargs)
         set_rope_options(self, max_seq_len=max_seq_len, theta=theta, rope_style=rope_style)
@@ -272,7 +273,7 @@ class RotaryYatAttention(MultiHeadYatAttention):
         cos, sin = rope_slices(self, x.shape, start)
         cos = ops.cast(ops.convert_to_tensor(cos), x.dtype)
         sin = ops.cast(ops.convert_to_tensor(sin), x.dtype)
-        return functional.rope(x, cos, sin, interleaved=self.rope_style == "interleaved")
+        return functional.rope(x, cos, sin, interleaved=self.rope.interleaved)
 
     def build(self, inputs_shape):
         super().build(inputs_shape)
@@ -312,4 +313,4 @@ class RotaryYatAttention(MultiHeadYatAttention):
         config = super().get_config()
         for key in ("use_performer", "num_features"):
             config.pop(key)
-        return {**config, "max_seq_len": self.max_seq_len, "theta": self.theta, "rope_style": self.rope_style}
+        return {**config, **self.rope.config()}

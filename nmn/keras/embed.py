@@ -8,10 +8,11 @@ import keras
 from keras import ops
 
 from nmn._tfkeras.options import fixed_alpha, set_embed_options
+from nmn.core import yat
 from nmn.core.names import refuse_keywords
-from nmn.core.options import DEFAULT_EPSILON, NORM_GUARD
+from nmn.core.options import DEFAULT_EPSILON
 from nmn.keras import functional
-from nmn.keras._ops import layer_label
+from nmn.keras._ops import F, layer_label
 
 __all__ = ["YatEmbed"]
 
@@ -73,8 +74,8 @@ class YatEmbed(keras.layers.Layer):
         )
         if self.weight_normalized:
             e = self.embedding
-            self.embedding.assign(e / (ops.sqrt(ops.sum(e * e, axis=-1, keepdims=True)) + NORM_GUARD))
-        if self._alpha_spec.learnable:
+            self.embedding.assign(yat.unit(F, e, -1))
+        if self.yat.has_alpha:
             self.alpha = self.add_weight(name="alpha", shape=(1,), initializer="ones")
 
     def call(self, inputs, method=None):

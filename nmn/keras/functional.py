@@ -15,8 +15,8 @@ from __future__ import annotations
 from keras import ops
 
 from nmn.core import yat
-from nmn.core.conv import transpose_as_conv_pads
-from nmn.core.options import DEFAULT_EPSILON, NORM_GUARD
+from nmn.core.conv import transpose_as_conv_pads, yat_conv_tail
+from nmn.core.options import DEFAULT_EPSILON
 from nmn.keras._ops import F, compute_dtype, pad_axis, upsample_axis
 
 __all__ = [
@@ -79,7 +79,7 @@ def yat_conv(
     w = ops.cast(kernel, "float32")
     k_axes = tuple(range(rank + 1))
     if weight_normalized:
-        w = w / (ops.sqrt(ops.sum(w * w, axis=k_axes, keepdims=True)) + NORM_GUARD)
+        w = yat.unit(F, w, k_axes)
         ww = 1.0
     else:
         ww = ops.sum(w * w, axis=k_axes)
@@ -96,7 +96,7 @@ def yat_conv(
     energy = ops.conv(x * x, ones, strides=strides, padding=native, dilation_rate=dilation_rate)
     if groups > 1:
         energy = ops.repeat(energy, m // groups, axis=-1)
-    y = yat.yat_tail(F, dot, energy + ww - 2.0 * dot, _f32(bias), _f32(alpha), _eps(epsilon))
+    y = yat_conv_tail(F, dot, energy, ww, _f32(bias), _f32(alpha), _eps(epsilon))
     return ops.cast(y, out_dtype)
 
 
@@ -129,7 +129,7 @@ def yat_conv_transpose(
     energy = ops.conv(x * x, ones, strides=1, padding="valid", dilation_rate=dilation_rate)
     if groups > 1:
         energy = ops.repeat(energy, mg, axis=-1)
-    y = yat.yat_tail(F, dot, energy + ww - 2.0 * dot, _f32(bias), _f32(alpha), _eps(epsilon))
+    y = yat_conv_tail(F, dot, energy, ww, _f32(bias), _f32(alpha), _eps(epsilon))
     return ops.cast(y, out_dtype)
 
 

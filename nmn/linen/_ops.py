@@ -6,12 +6,12 @@ the Yat-Performer's random projection in ``'constants'``; the rotary KV cache in
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from nmn._jax.functional import YatOptions, tail_values
 from nmn._jax.ops import F
-from nmn.core.options import inverse_softplus
+from nmn.core.spec import YatSpec
 
 __all__ = ["F", "tail_params", "FROZEN", "CONSTANTS"]
 
@@ -19,16 +19,16 @@ FROZEN = "frozen"
 CONSTANTS = "constants"
 
 
-def tail_params(module: nn.Module, opts: YatOptions, n_out: int):
+def tail_params(module: nn.Module, opts: YatSpec, n_out: int):
     """Declare ``bias``, ``alpha``, ``epsilon_param`` (where they exist) and return ``(bias, alpha, eps)``."""
     dtype = module.param_dtype
-    bias = module.param("bias", module.bias_init, (n_out,), dtype) if opts.bias.mode == "learnable" else None
-    alpha = module.param("alpha", nn.initializers.ones, (1,), dtype) if opts.alpha.learnable else None
+    bias = module.param("bias", module.bias_init, (n_out,), dtype) if opts.has_bias else None
+    alpha = module.param("alpha", nn.initializers.ones, (1,), dtype) if opts.has_alpha else None
     raw = None
-    if opts.learnable_epsilon:
-        value = inverse_softplus(opts.epsilon)
+    if opts.has_epsilon_param:
+        value = opts.epsilon_init
         raw = module.param("epsilon_param", lambda key, shape, dt: jnp.full(shape, value, dt), (1,), dtype)
-    return tail_values(opts, bias, alpha, raw)
+    return opts.terms(bias, alpha, raw, lambda e: jax.nn.softplus(e.astype(jnp.float32)))
 
 
 def check_kernel(module: nn.Module, collection: str, shape: tuple, inputs, what: str) -> None:

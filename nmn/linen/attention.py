@@ -22,18 +22,16 @@ from nmn._jax.functional import (
     promote_arrays_linen,
     rope_tables,
     yat_attention,
-    yat_options,
 )
 from nmn.core.options import (
     DEFAULT_EPSILON,
-    NORMALIZATIONS,
     PERFORMER_NUM_FEATURES,
-    ROPE_STYLES,
+    ROPE_MAX_SEQ_LEN,
     ROPE_THETA,
-    check_choice,
     check_positive_int,
     mask_needs_head_axis,
 )
+from nmn.core.spec import AttentionSpec, RopeSpec
 from nmn.linen._ops import CONSTANTS
 
 default_kernel_init = nn.initializers.xavier_normal()
@@ -54,7 +52,10 @@ class MultiHeadYatAttention(nn.Module):
     Attributes:
         num_heads: heads H. qkv_features: projected size (default: the query's features).
         out_features: output size (default: the query's features).
-        use_bias (default True), use_alpha (default True), constant_alpha (``True`` -> sqrt(2), default None),
+        use_bias (default True), use_alpha (default True; a parameter only under softmax: under 'l1', 'softermax'
+        and the performer alpha cancels, so those layers have no alpha parameter (a ``constant_alpha`` is applied
+        there and cancels too)),
+        constant_alpha (``True`` -> sqrt(2), default None),
         epsilon (> 0, default 1e-5), spherical (default False), normalization (``'softmax'``, ``'l1'``,
         ``'softermax'``; default softmax), power (softermax, default 1.0), use_out_proj (default True),
         causal (default False), dropout_rate (attention weights, default 0.0; needs a ``'dropout'`` rng),
@@ -100,7 +101,7 @@ class MultiHeadYatAttention(nn.Module):
         super().__post_init__()
 
     def yat_options(self):
-        """Validate the options; return the resolved alpha/epsilon options."""
+        """Validate the options; return the resolved :class:`~nmn.core.spec.AttentionSpec`."""
         name = type(self).__name__
         check_positive_int(self.num_heads, "num_heads", name)
         for key in ("qkv_features", "out_features"):
@@ -110,11 +111,22 @@ class MultiHeadYatAttention(nn.Module):
             raise ValueError(
                 f"{name}: qkv_features ({self.qkv_features}) must be divisible by num_heads ({self.num_heads})"
             )
-        check_choice(self.normalization, NORMALIZATIONS, "normalization", name)
-        check_positive_int(self.num_features, "num_features", name)
-        if not 0.0 <= float(self.dropout_rate) < 1.0:
-            raise ValueError(f"{name}: dropout_rate must be in [0, 1), got {self.dropout_rate!r}")
-        return yat_options(name, use_alpha=self.use_alpha, constant_alpha=self.constant_alpha, epsilon=self.epsilon)
+        return AttentionSpec.build(
+            name,
+            use_bias=self.use_bias,
+            use_alpha=self.use_alpha,
+            constant_alpha=self.constant_alpha,
+            epsilon=self.epsilon,
+            spherical=self.spherical,
+            normalization=self.normalization,
+            power=self.power,
+            use_out_proj=self.use_out_proj,
+            causal=self.causal,
+            dropout=self.dropout_rate,
+            use_performer=self.use_performer,
+            num_features=self.num_features,
+            dropout_name="dropout_rate",
+        )
 
     def _dense(self, features, name):
         return nn.Dense(
@@ -149,9 +161,9 @@ class MultiHeadYatAttention(nn.Module):
         return heads(inputs_q, "query"), heads(inputs_k, "key"), heads(inputs_v, "value"), qkv, head_dim
 
     def _alpha(self, opts):
-        if opts.alpha.learnable:
+        if opts.has_alpha:
             return self.param("alpha", nn.initializers.ones, (1,), self.param_dtype)
-        return None if opts.alpha.value == 1.0 else opts.alpha.value
+        return opts.alpha_term()
 
     def _attend(self, q, k, v, mask, deterministic, causal, opts, head_dim):
         alpha = self._alpha(opts)
@@ -228,17 +240,24 @@ class RotaryYatAttention(MultiHeadYatAttention):
         (1, 4, 8)
     """
 
-    max_seq_len: int = 2048
+    max_seq_len: int = ROPE_MAX_SEQ_LEN
     theta: float = ROPE_THETA
     rope_style: str = "interleaved"
     decode: bool = False
 
+    def rope_options(self, head_dim: int = 2) -> RopeSpec:
+        """Validate the rotary options (``head_dim`` is known once the input is)."""
+        return RopeSpec.build(
+            type(self).__name__,
+            head_dim,
+            max_seq_len=self.max_seq_len,
+            theta=self.theta,
+            rope_style=self.rope_style,
+            use_performer=self.use_performer,
+        )
+
     def yat_options(self):
-        name = type(self).__name__
-        if self.use_performer:
-            raise ValueError(f"{name}: use_performer=True is not available with rotary embeddings")
-        check_positive_int(self.max_seq_len, "max_seq_len", name)
-        check_choice(self.rope_style, ROPE_STYLES, "rope_style", name)
+        self.rope_options()
         return super().yat_options()
 
     @nn.compact
@@ -249,11 +268,9 @@ class RotaryYatAttention(MultiHeadYatAttention):
         mask = _mask4(mask, name)
         self._check(inputs, "inputs")
         q, k, v, qkv, head_dim = self._project(inputs, inputs, inputs)
-        if head_dim % 2:
-            raise ValueError(f"{name}: head_dim (qkv_features / num_heads = {head_dim}) must be even")
+        interleaved = self.rope_options(head_dim).interleaved
         length = inputs.shape[1]
         cos, sin = rope_tables(head_dim, self.max_seq_len, self.theta)
-        interleaved = self.rope_style == "interleaved"
         if length > self.max_seq_len:
             raise ValueError(f"{name}: sequence length {length} > max_seq_len {self.max_seq_len}")
         if not self.decode:

@@ -8,10 +8,11 @@ from typing import Any, ClassVar
 import jax.numpy as jnp
 from flax import linen as nn
 
-from nmn._jax.functional import check_input, yat_conv, yat_options
+from nmn._jax.functional import check_input, yat_conv
 from nmn._jax.geometry import conv_geometry, conv_padding
 from nmn.core.conv import conv_pads
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
+from nmn.core.spec import YatSpec
 from nmn.linen._ops import check_kernel, tail_params
 
 default_kernel_init = nn.initializers.xavier_normal()
@@ -83,7 +84,7 @@ class _YatConvNd(nn.Module):
         if self.features % groups:
             raise ValueError(f"{name}: features ({self.features}) must be divisible by feature_group_count ({groups})")
         padding, mode = conv_padding(self.padding, self.padding_mode, self._rank, ks, dil, name)
-        opts = yat_options(
+        opts = YatSpec.build(
             name,
             use_bias=self.use_bias,
             constant_bias=self.constant_bias,

@@ -8,10 +8,11 @@ from typing import Any, ClassVar
 import jax.numpy as jnp
 from flax import linen as nn
 
-from nmn._jax.functional import yat_conv_transpose, yat_options
+from nmn._jax.functional import yat_conv_transpose
 from nmn._jax.geometry import conv_geometry, transpose_padding
 from nmn.core.conv import output_padding_tuple, transpose_geometry
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
+from nmn.core.spec import YatSpec
 from nmn.linen._ops import check_kernel, tail_params
 from nmn.linen.conv import input_channels
 
@@ -70,7 +71,7 @@ class _YatConvTransposeNd(nn.Module):
             raise ValueError(f"{name}: features ({self.features}) must be divisible by feature_group_count ({groups})")
         padding = transpose_padding(self.padding, rank, name)
         outpad = output_padding_tuple(self.output_padding, rank, name)
-        opts = yat_options(
+        opts = YatSpec.build(
             name,
             use_bias=self.use_bias,
             constant_bias=self.constant_bias,

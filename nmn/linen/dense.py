@@ -8,8 +8,9 @@ from typing import Any
 import jax.numpy as jnp
 from flax import linen as nn
 
-from nmn._jax.functional import check_input, yat_dense, yat_options
+from nmn._jax.functional import check_input, yat_dense
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
+from nmn.core.spec import YatSpec
 from nmn.linen._ops import FROZEN, check_kernel, tail_params
 
 default_kernel_init = nn.initializers.xavier_normal()
@@ -65,7 +66,7 @@ class YatNMN(nn.Module):
 
     def yat_options(self):
         """The resolved Yat options (validated)."""
-        return yat_options(
+        return YatSpec.build(
             type(self).__name__,
             use_bias=self.use_bias,
             constant_bias=self.constant_bias,

@@ -8,8 +8,9 @@ from typing import Any
 import jax.numpy as jnp
 from flax import linen as nn
 
-from nmn._jax.functional import tail_values, yat_embed_attend, yat_options
+from nmn._jax.functional import yat_embed_attend
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
+from nmn.core.spec import YatSpec
 
 default_embedding_init = nn.initializers.variance_scaling(1.0, "fan_in", "normal", out_axis=0)
 
@@ -55,8 +56,8 @@ class YatEmbed(nn.Module):
         name = type(self).__name__
         check_positive_int(self.num_embeddings, "num_embeddings", name)
         check_positive_int(self.features, "features", name)
-        return yat_options(
-            name, use_bias=False, use_alpha=self.use_alpha, constant_alpha=self.constant_alpha, epsilon=self.epsilon
+        return YatSpec.build_embed(
+            name, use_alpha=self.use_alpha, constant_alpha=self.constant_alpha, epsilon=self.epsilon
         )
 
     def setup(self):
@@ -68,7 +69,7 @@ class YatEmbed(nn.Module):
                 return table / jnp.linalg.norm(table, axis=-1, keepdims=True)
 
         self.embedding = self.param("embedding", init, (self.num_embeddings, self.features), self.param_dtype)
-        if self.yat_options().alpha.learnable:
+        if self.yat_options().has_alpha:
             self.alpha = self.param("alpha", nn.initializers.ones, (1,), self.param_dtype)
         else:
             self.alpha = None
@@ -88,5 +89,5 @@ class YatEmbed(nn.Module):
                 f"{type(self).__name__}: attend expects a query (..., {self.features}) for embedding "
                 f"({self.num_embeddings}, {self.features}), got shape {shape}"
             )
-        _, alpha, eps = tail_values(self.yat_options(), None, self.alpha)
+        _, alpha, eps = self.yat_options().terms(alpha=self.alpha)
         return yat_embed_attend(query, self.embedding, alpha, eps, spherical=self.spherical, dtype=self.dtype)

@@ -21,7 +21,9 @@ import numpy as np
 from flax.core import meta, unfreeze
 
 from nmn._jax.geometry import padding_config, padding_from_config
-from nmn._jax.layout import param_table, yat_config
+from nmn._jax.layout import attention_config, attention_kwargs, embed_config, param_table, yat_kwargs
+from nmn.core.options import PERFORMER_NUM_FEATURES
+from nmn.core.spec import fold_cancelled_alpha
 from nmn.linen._ops import CONSTANTS, FROZEN
 from nmn.linen.attention import MultiHeadYatAttention, RotaryYatAttention
 from nmn.linen.conv import YatConv1D, YatConv2D, YatConv3D, _YatConvNd
@@ -61,22 +63,7 @@ def _attention_config(module, variables):
         raise ValueError(
             f"{name}: the neutral spec needs qkv_features == out_features == input features, got {qkv}, {out}, {e}"
         )
-    cfg = yat_config(module.yat_options())
-    return dict(
-        embed_dim=e,
-        num_heads=module.num_heads,
-        use_bias=module.use_bias,
-        use_alpha=cfg["use_alpha"],
-        constant_alpha=cfg["constant_alpha"],
-        epsilon=cfg["epsilon"],
-        spherical=module.spherical,
-        normalization=module.normalization,
-        power=module.power,
-        use_out_proj=module.use_out_proj,
-        causal=module.causal,
-        use_performer=module.use_performer,
-        num_features=module.num_features,
-    )
+    return attention_config(module.yat_options(), e, module.num_heads)
 
 
 def layer_config(module, variables) -> tuple[str, dict]:
@@ -86,7 +73,7 @@ def layer_config(module, variables) -> tuple[str, dict]:
         return "YatNMN", dict(
             in_features=int(kernel.shape[0]),
             out_features=module.features,
-            **yat_config(module.yat_options()),
+            **module.yat_options().config(),
             spherical=module.spherical,
             weight_normalized=module.weight_normalized,
             lazy=module.lazy,
@@ -104,7 +91,7 @@ def layer_config(module, variables) -> tuple[str, dict]:
             groups=groups,
             padding=padding_config(padding),
             padding_mode=mode,
-            **yat_config(opts),
+            **opts.config(),
             spherical=False,
             weight_normalized=module.weight_normalized,
         )
@@ -121,7 +108,7 @@ def layer_config(module, variables) -> tuple[str, dict]:
             groups=groups,
             padding=padding_config(padding),
             output_padding=list(outpad),
-            **yat_config(opts),
+            **opts.config(),
             spherical=False,
             weight_normalized=False,
         )
@@ -135,15 +122,8 @@ def layer_config(module, variables) -> tuple[str, dict]:
     if isinstance(module, MultiHeadYatAttention):
         return "MultiHeadYatAttention", _attention_config(module, variables)
     if isinstance(module, YatEmbed):
-        cfg = yat_config(module.yat_options())
-        return "YatEmbed", dict(
-            num_embeddings=module.num_embeddings,
-            features=module.features,
-            use_alpha=cfg["use_alpha"],
-            constant_alpha=cfg["constant_alpha"],
-            epsilon=cfg["epsilon"],
-            spherical=module.spherical,
-        )
+        opts = module.yat_options()
+        return "YatEmbed", embed_config(opts, module.num_embeddings, module.features, module.spherical)
     raise TypeError(f"to_spec: {type(module).__name__} is not an nmn.linen layer")
 
 
@@ -162,14 +142,7 @@ def module_from_config(kind: str, config: dict, **kwargs):
     c = config
     if kind in ("YatConv", "YatConvTranspose") and c.get("spherical"):
         raise ValueError(f"{kind}: spherical=True is not defined for convolutions")
-    yat = dict(
-        use_bias=c.get("use_bias", True),
-        constant_bias=c.get("constant_bias"),
-        use_alpha=c.get("use_alpha", True),
-        constant_alpha=c.get("constant_alpha"),
-        epsilon=c.get("epsilon", 1e-5),
-        learnable_epsilon=c.get("learnable_epsilon", False),
-    )
+    yat = yat_kwargs(c)
     if kind == "YatNMN":
         return YatNMN(
             c["out_features"],
@@ -207,17 +180,7 @@ def module_from_config(kind: str, config: dict, **kwargs):
             **kwargs,
         )
     if kind in ("MultiHeadYatAttention", "RotaryYatAttention"):
-        opts = dict(
-            use_bias=c["use_bias"],
-            use_alpha=c["use_alpha"],
-            constant_alpha=c["constant_alpha"],
-            epsilon=c["epsilon"],
-            spherical=c["spherical"],
-            normalization=c["normalization"],
-            power=c["power"],
-            use_out_proj=c["use_out_proj"],
-            causal=c["causal"],
-        )
+        opts = attention_kwargs(c)
         if kind == "RotaryYatAttention":
             if c.get("use_performer"):
                 raise ValueError("RotaryYatAttention: use_performer=True is not available with rotary embeddings")
@@ -232,7 +195,7 @@ def module_from_config(kind: str, config: dict, **kwargs):
         return MultiHeadYatAttention(
             c["num_heads"],
             use_performer=c.get("use_performer", False),
-            num_features=c.get("num_features", 256),
+            num_features=c.get("num_features") or PERFORMER_NUM_FEATURES,
             **opts,
             **kwargs,
         )
@@ -259,6 +222,7 @@ def _collection_of(kind, config, name):
 
 def from_spec(kind: str, config: dict, params: dict, *, param_dtype=jnp.float32, **kwargs):
     """``(module, variables)`` for a neutral spec holding ``params`` (canonical layout)."""
+    config, params = fold_cancelled_alpha(kind, config, params)
     module = module_from_config(kind, config, param_dtype=param_dtype, **kwargs)
     table = param_table(kind, config)
     missing = sorted({name for name, *_ in table} - set(params))

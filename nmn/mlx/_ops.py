@@ -14,7 +14,8 @@ try:
 except ImportError as error:  # pragma: no cover - exercised only without mlx
     raise ImportError('nmn.mlx needs MLX: pip install "nmn[mlx]>=1.0"') from error
 
-from nmn.core.options import check_epsilon, inverse_softplus, resolve_alpha, resolve_bias
+from nmn.core.options import inverse_softplus
+from nmn.core.spec import YatSpec
 
 _LOW_PRECISION = (mx.float16, mx.bfloat16)
 
@@ -105,68 +106,42 @@ class PlainConfigMixin:
 
 
 class YatParamsMixin(PlainConfigMixin):
-    """Bias / alpha / epsilon handling shared by the Yat layers (all state lives in the module dict)."""
+    """The MLX parameters of a Yat layer's :class:`~nmn.core.spec.YatSpec` (``self.yat``; arrays in the module
+    dict)."""
 
     def _init_yat_params(
         self, use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon, bias_shape, dtype
     ):
-        layer = type(self).__name__
-        self._bias_spec = resolve_bias(use_bias, constant_bias)
-        self._alpha_spec = resolve_alpha(use_alpha, constant_alpha)
-        self._use_alpha = bool(use_alpha)
-        self._epsilon = check_epsilon(epsilon, layer)
-        self._learnable_epsilon = bool(learnable_epsilon)
-        if self._bias_spec.mode == "learnable":
+        self.yat = spec = YatSpec.build(
+            type(self).__name__,
+            use_bias=use_bias,
+            constant_bias=constant_bias,
+            use_alpha=use_alpha,
+            constant_alpha=constant_alpha,
+            epsilon=epsilon,
+            learnable_epsilon=learnable_epsilon,
+        )
+        if spec.has_bias:
             self.bias = mx.zeros(bias_shape, dtype=dtype)
-        if self._alpha_spec.learnable:
+        if spec.has_alpha:
             self.alpha = mx.ones((1,), dtype=dtype)
-        if self._learnable_epsilon:
-            self.epsilon_param = raw_epsilon(self._epsilon, dtype)
+        if spec.has_epsilon_param:
+            self.epsilon_param = raw_epsilon(spec.epsilon, dtype)
 
-    def _bias_value(self):
-        mode = self._bias_spec.mode
-        if mode == "learnable":
-            return to_f32(self["bias"])
-        if mode == "constant":
-            return self._bias_spec.value
-        return None
-
-    def _alpha_value(self):
-        if self._alpha_spec.learnable:
-            return to_f32(self["alpha"])
-        return None if self._alpha_spec.value == 1.0 else self._alpha_spec.value
-
-    def _eps_value(self):
-        if self._learnable_epsilon:
-            return F.softplus(to_f32(self["epsilon_param"]))
-        return self._epsilon
+    def _terms(self):
+        """``(bias, alpha, eps)`` for :mod:`nmn.core.yat` (float32 arrays, numbers or ``None``)."""
+        spec = self.yat
+        bias = to_f32(self["bias"]) if spec.has_bias else None
+        alpha = to_f32(self["alpha"]) if spec.has_alpha else None
+        raw = to_f32(self["epsilon_param"]) if spec.has_epsilon_param else None
+        return spec.terms(bias, alpha, raw, F.softplus)
 
     def _yat_config(self):
-        """The Yat keys of the neutral spec (constant_alpha resolved to a float or None)."""
-        bias, alpha = self._bias_spec, self._alpha_spec
-        return {
-            "use_bias": bias.mode != "none",
-            "constant_bias": bias.value if bias.mode == "constant" else None,
-            "use_alpha": self._use_alpha,
-            "constant_alpha": None if alpha.learnable or (not self._use_alpha and alpha.value == 1.0) else alpha.value,
-            "epsilon": self._epsilon,
-            "learnable_epsilon": self._learnable_epsilon,
-        }
+        """The Yat keys of the neutral spec."""
+        return self.yat.config()
 
     def _yat_repr(self):
-        cfg = self._yat_config()
-        parts = [f"epsilon={cfg['epsilon']}"]
-        if cfg["constant_bias"] is not None:
-            parts.append(f"constant_bias={cfg['constant_bias']}")
-        elif not cfg["use_bias"]:
-            parts.append("use_bias=False")
-        if cfg["constant_alpha"] is not None:
-            parts.append(f"constant_alpha={cfg['constant_alpha']}")
-        elif not cfg["use_alpha"]:
-            parts.append("use_alpha=False")
-        if cfg["learnable_epsilon"]:
-            parts.append("learnable_epsilon=True")
-        return ", ".join(parts)
+        return self.yat.repr()
 
 
 def check_last_dim(layer, x, expected, what="features"):

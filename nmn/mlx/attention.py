@@ -4,18 +4,8 @@ scores, named like ``mlx.nn.MultiHeadAttention``: ``query_proj``, ``key_proj``, 
 from __future__ import annotations
 
 from nmn.core import yat
-from nmn.core.options import (
-    DEFAULT_EPSILON,
-    NORMALIZATIONS,
-    PERFORMER_NUM_FEATURES,
-    ROPE_STYLES,
-    ROPE_THETA,
-    check_choice,
-    check_epsilon,
-    check_positive_int,
-    mask_needs_head_axis,
-    resolve_alpha,
-)
+from nmn.core.options import DEFAULT_EPSILON, PERFORMER_NUM_FEATURES, ROPE_MAX_SEQ_LEN, ROPE_THETA, mask_needs_head_axis
+from nmn.core.spec import AttentionSpec, RopeSpec, check_heads
 from nmn.mlx._ops import F, PlainConfigMixin, glorot_normal, mx, nn, result_dtype, to_f32
 from nmn.mlx.functional import apply_rotary_emb, precompute_freqs_cis, yat_performer_attention
 
@@ -48,7 +38,9 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
         num_heads: heads; must divide ``embed_dim``.
         dropout: dropout rate on the attention weights in training mode (default 0.0).
         use_bias: biases on the four projections (default True).
-        use_alpha / constant_alpha: learnable score scale init 1 (default) / fixed (True = sqrt 2).
+        use_alpha / constant_alpha: learnable score scale init 1 (default) / fixed (True = sqrt 2); a parameter
+            only under softmax: under 'l1', 'softermax' and the performer alpha cancels, so those layers have no
+            alpha parameter (a ``constant_alpha`` is applied there and cancels too).
         epsilon: > 0 (default 1e-5).
         spherical: unit-normalise q and k (``v / sqrt(|v|^2 + eps)``), distance ``2 - 2 cos`` (default False).
         normalization: ``'softmax'`` (default), ``'l1'`` or ``'softermax'``; power: softermax power (1.0).
@@ -90,35 +82,37 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
     ):
         super().__init__()
         name = type(self).__name__
-        self.embed_dim = check_positive_int(embed_dim, "embed_dim", name)
-        self.num_heads = check_positive_int(num_heads, "num_heads", name)
-        if embed_dim % num_heads:
-            raise ValueError(f"{name}: embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
-        self.head_dim = embed_dim // num_heads
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"{name}: dropout must be in [0, 1), got {dropout!r}")
-        self.dropout = float(dropout)
-        self.use_bias = bool(use_bias)
-        self._alpha_spec = resolve_alpha(use_alpha, constant_alpha)
-        self._use_alpha = bool(use_alpha)
-        self.epsilon = check_epsilon(epsilon, name)
-        self.spherical = bool(spherical)
-        self.normalization = check_choice(normalization, NORMALIZATIONS, "normalization", name)
-        self.power = float(power)
-        if not self.power > 0:
-            raise ValueError(f"{name}: power must be > 0, got {power!r}")
-        self.use_out_proj = bool(use_out_proj)
-        self.causal = bool(causal)
-        self.use_performer = bool(use_performer)
-        self.num_features = (
-            check_positive_int(num_features, "num_features", name) if self.use_performer else int(num_features or 0)
+        self.head_dim = check_heads(embed_dim, num_heads, name)
+        self.embed_dim, self.num_heads = embed_dim, num_heads
+        self.attn = a = AttentionSpec.build(
+            name,
+            use_bias=use_bias,
+            use_alpha=use_alpha,
+            constant_alpha=constant_alpha,
+            epsilon=epsilon,
+            spherical=spherical,
+            normalization=normalization,
+            power=power,
+            use_out_proj=use_out_proj,
+            causal=causal,
+            dropout=dropout,
+            use_performer=use_performer,
+            num_features=num_features,
         )
+        self.dropout, self.use_bias, self.epsilon, self.spherical = a.dropout, a.use_bias, a.epsilon, a.spherical
+        self.normalization, self.power, self.use_out_proj, self.causal = (
+            a.normalization,
+            a.power,
+            a.use_out_proj,
+            a.causal,
+        )
+        self.use_performer, self.num_features = a.use_performer, a.num_features
         self.query_proj = _linear(embed_dim, embed_dim, self.use_bias, dtype)
         self.key_proj = _linear(embed_dim, embed_dim, self.use_bias, dtype)
         self.value_proj = _linear(embed_dim, embed_dim, self.use_bias, dtype)
         if self.use_out_proj:
             self.out_proj = _linear(embed_dim, embed_dim, self.use_bias, dtype)
-        if self._alpha_spec.learnable:
+        if a.has_alpha:
             self.alpha = mx.ones((1,), dtype=dtype)
         if self.use_performer:
             self.proj = mx.random.normal((self.num_features, self.head_dim), dtype=dtype)
@@ -126,9 +120,7 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
 
     # -- helpers -------------------------------------------------------------------------------------------
     def _alpha_value(self):
-        if self._alpha_spec.learnable:
-            return to_f32(self["alpha"])
-        return None if self._alpha_spec.value == 1.0 else self._alpha_spec.value
+        return self.attn.alpha_term(to_f32(self["alpha"]) if self.attn.has_alpha else None)
 
     def _check(self, x, what):
         if x.ndim != 3 or x.shape[-1] != self.embed_dim:
@@ -205,22 +197,9 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
 
     def get_config(self):
         """Constructor arguments as plain JSON (the neutral spec's config)."""
-        a = self._alpha_spec
-        return {
-            "embed_dim": self.embed_dim,
-            "num_heads": self.num_heads,
-            "use_bias": self.use_bias,
-            "use_alpha": self._use_alpha,
-            "constant_alpha": None if a.learnable or (not self._use_alpha and a.value == 1.0) else a.value,
-            "epsilon": self.epsilon,
-            "spherical": self.spherical,
-            "normalization": self.normalization,
-            "power": self.power,
-            "use_out_proj": self.use_out_proj,
-            "causal": self.causal,
-            "use_performer": self.use_performer,
-            "num_features": self.num_features,
-        }
+        config = {"embed_dim": self.embed_dim, "num_heads": self.num_heads, **self.attn.config()}
+        config.pop("dropout")  # a training-time option, not part of the neutral spec
+        return config
 
     def _extra_repr(self):
         cfg = self.get_config()
@@ -242,7 +221,7 @@ _MHA_DEFAULTS = dict(
     causal=False,
     use_performer=False,
     num_features=PERFORMER_NUM_FEATURES,
-    max_seq_len=2048,
+    max_seq_len=ROPE_MAX_SEQ_LEN,
     theta=ROPE_THETA,
     rope_style="interleaved",
 )
@@ -281,7 +260,7 @@ class RotaryYatAttention(MultiHeadYatAttention):
         self,
         embed_dim,
         num_heads,
-        max_seq_len=2048,
+        max_seq_len=ROPE_MAX_SEQ_LEN,
         *,
         theta=ROPE_THETA,
         rope_style="interleaved",
@@ -290,17 +269,17 @@ class RotaryYatAttention(MultiHeadYatAttention):
         **kwargs,
     ):
         name = type(self).__name__
-        if use_performer:
-            raise ValueError(
-                f"{name}: use_performer=True is not supported with rotary embeddings "
-                "(no nmn ONNX function); use MultiHeadYatAttention(use_performer=True)"
-            )
+        rope = RopeSpec.build(
+            name,
+            check_heads(embed_dim, num_heads, name),
+            max_seq_len=max_seq_len,
+            theta=theta,
+            rope_style=rope_style,
+            use_performer=use_performer,
+        )
         super().__init__(embed_dim, num_heads, dtype=dtype, **kwargs)
-        if self.head_dim % 2:
-            raise ValueError(f"{name}: head_dim (embed_dim / num_heads = {self.head_dim}) must be even for RoPE")
-        self.max_seq_len = check_positive_int(max_seq_len, "max_seq_len", name)
-        self.theta = float(theta)
-        self.rope_style = check_choice(rope_style, ROPE_STYLES, "rope_style", name)
+        self.rope = rope
+        self.max_seq_len, self.theta, self.rope_style = rope.max_seq_len, rope.theta, rope.rope_style
         self._cos, self._sin = precompute_freqs_cis(self.head_dim, self.max_seq_len, self.theta)
         self.reset_cache()
 
@@ -328,9 +307,7 @@ class RotaryYatAttention(MultiHeadYatAttention):
         end = start + x.shape[1]
         if end > self.max_seq_len:
             raise ValueError(f"{type(self).__name__}: positions up to {end - 1} exceed max_seq_len={self.max_seq_len}")
-        return apply_rotary_emb(
-            x, self._cos[start:end], self._sin[start:end], interleaved=self.rope_style == "interleaved"
-        )
+        return apply_rotary_emb(x, self._cos[start:end], self._sin[start:end], interleaved=self.rope.interleaved)
 
     def __call__(self, queries, keys=None, values=None, mask=None):
         queries, keys, values, mask = self._prepare(queries, keys, values, mask)
@@ -358,9 +335,4 @@ class RotaryYatAttention(MultiHeadYatAttention):
 
     def get_config(self):
         """Constructor arguments as plain JSON (the neutral spec's config)."""
-        return {
-            **super().get_config(),
-            "max_seq_len": self.max_seq_len,
-            "theta": self.theta,
-            "rope_style": self.rope_style,
-        }
+        return {**super().get_config(), **self.rope.config()}

@@ -146,9 +146,7 @@ class _YatConvND(_ConvBase):
         return yat_conv(
             x,
             self["kernel"],
-            self._bias_value(),
-            self._alpha_value(),
-            self._eps_value(),
+            *self._terms(),
             strides=self.strides,
             pads=self._pads(x),
             dilations=self.dilation_rate,

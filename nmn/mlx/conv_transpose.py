@@ -60,9 +60,7 @@ class _YatConvTransposeND(_ConvBase):
         return yat_conv_transpose(
             x,
             self["kernel"],
-            self._bias_value(),
-            self._alpha_value(),
-            self._eps_value(),
+            *self._terms(),
             strides=self.strides,
             pads=self._pads,
             dilations=self.dilation_rate,

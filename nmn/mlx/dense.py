@@ -91,9 +91,7 @@ class YatNMN(YatParamsMixin, nn.Module):
         return yat_dense(
             x,
             self["kernel"],
-            self._bias_value(),
-            self._alpha_value(),
-            self._eps_value(),
+            *self._terms(),
             spherical=self.spherical,
             weight_normalized=self.weight_normalized,
         )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 from nmn.core.names import refuse_keywords
-from nmn.core.options import DEFAULT_EPSILON, check_epsilon, check_positive_int, resolve_alpha
+from nmn.core.options import DEFAULT_EPSILON, check_positive_int
+from nmn.core.spec import YatSpec
 from nmn.mlx._ops import PlainConfigMixin, check_last_dim, mx, nn, to_f32
 from nmn.mlx.functional import yat_embed_attend
 
@@ -54,15 +55,14 @@ class YatEmbed(PlainConfigMixin, nn.Module):
         refuse_keywords(name, refused)
         self.num_embeddings = check_positive_int(num_embeddings, "num_embeddings", name)
         self.features = check_positive_int(features, "features", name)
-        self._alpha_spec = resolve_alpha(use_alpha, constant_alpha)
-        self._use_alpha = bool(use_alpha)
-        self.epsilon = check_epsilon(epsilon, name)
+        self.yat = YatSpec.build_embed(name, use_alpha=use_alpha, constant_alpha=constant_alpha, epsilon=epsilon)
+        self.epsilon = self.yat.epsilon
         self.spherical = bool(spherical)
         self.weight_normalized = bool(weight_normalized)
         self.embedding = mx.random.normal((num_embeddings, features), dtype=dtype) * math.sqrt(1.0 / features)
         if self.weight_normalized:
             self.embedding = self.embedding / mx.linalg.norm(self.embedding, axis=-1, keepdims=True)
-        if self._alpha_spec.learnable:
+        if self.yat.has_alpha:
             self.alpha = mx.ones((1,), dtype=dtype)
 
     def __call__(self, ids):
@@ -75,11 +75,7 @@ class YatEmbed(PlainConfigMixin, nn.Module):
     def attend(self, query):
         """Yat logits of ``query (..., features)`` against every row: ``(..., num_embeddings)``."""
         check_last_dim(type(self).__name__, query, self.features)
-        alpha = (
-            to_f32(self["alpha"])
-            if self._alpha_spec.learnable
-            else (None if self._alpha_spec.value == 1.0 else self._alpha_spec.value)
-        )
+        _, alpha, _ = self.yat.terms(alpha=to_f32(self["alpha"]) if self.yat.has_alpha else None)
         return yat_embed_attend(query, self["embedding"], alpha, self.epsilon, spherical=self.spherical)
 
     def as_linear(self, query):
@@ -88,13 +84,10 @@ class YatEmbed(PlainConfigMixin, nn.Module):
 
     def get_config(self):
         """Constructor arguments as plain JSON (the neutral spec's config)."""
-        a = self._alpha_spec
         return {
             "num_embeddings": self.num_embeddings,
             "features": self.features,
-            "use_alpha": self._use_alpha,
-            "constant_alpha": None if a.learnable or (not self._use_alpha and a.value == 1.0) else a.value,
-            "epsilon": self.epsilon,
+            **self.yat.config(),
             "spherical": self.spherical,
             "weight_normalized": self.weight_normalized,
         }

@@ -13,6 +13,7 @@ arithmetic runs in float32 (float16 / bfloat16 inputs are upcast) and the result
 from __future__ import annotations
 
 from nmn.core import yat
+from nmn.core.conv import yat_conv_tail
 from nmn.core.options import DEFAULT_EPSILON
 from nmn.mlx._ops import F, cast_like, mx, result_dtype, to_f32
 
@@ -185,7 +186,7 @@ def yat_conv(
     kw = dict(stride=strides, padding=conv_pad, kernel_dilation=dilations)
     dot = _conv(xf, w, groups=groups, **kw)
     energy = _energy_conv(xf * xf, w.shape[1:-1], groups, w.shape[0], **kw)
-    y = yat.yat_tail(F, dot, energy + ww - 2.0 * dot, _f32(bias), _f32(alpha), _f32(epsilon))
+    y = yat_conv_tail(F, dot, energy, ww, _f32(bias), _f32(alpha), _f32(epsilon))
     return _out(y, x, kernel)
 
 
@@ -236,7 +237,7 @@ def yat_conv_transpose(
     if any(c != (0, 0) for c in crop):
         idx = (slice(None),) + tuple(slice(c0, dot.shape[i + 1] - c1) for i, (c0, c1) in enumerate(crop))
         dot, energy = dot[idx], energy[idx]
-    y = yat.yat_tail(F, dot, energy + ww - 2.0 * dot, _f32(bias), _f32(alpha), _f32(epsilon))
+    y = yat_conv_tail(F, dot, energy, ww, _f32(bias), _f32(alpha), _f32(epsilon))
     return _out(y, x, kernel)
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from nmn.core import layouts
+from nmn.core.spec import fold_cancelled_alpha
 from nmn.mlx._ops import mx
 from nmn.mlx.attention import MultiHeadYatAttention, RotaryYatAttention
 from nmn.mlx.conv import YatConv1D, YatConv2D, YatConv3D, _YatConvND
@@ -135,8 +136,8 @@ def _check_params(kind, layer, params, expected):
 
 def from_spec(kind, config, params, *, dtype=mx.float32):
     """Build an ``nmn.mlx`` layer from a neutral spec, holding ``params`` (canonical layout) in ``dtype``."""
-    config = dict(config)
     params = {k: np.asarray(v) for k, v in params.items()}
+    config, params = fold_cancelled_alpha(kind, dict(config), params)
     if kind == "YatNMN":
         layer = YatNMN(
             config["out_features"],

@@ -19,18 +19,16 @@ from nmn._jax.functional import (
     promote_arrays,
     rope_tables,
     yat_attention,
-    yat_options,
 )
 from nmn.core.options import (
     DEFAULT_EPSILON,
-    NORMALIZATIONS,
     PERFORMER_NUM_FEATURES,
-    ROPE_STYLES,
+    ROPE_MAX_SEQ_LEN,
     ROPE_THETA,
-    check_choice,
     check_positive_int,
     mask_needs_head_axis,
 )
+from nmn.core.spec import AttentionSpec, RopeSpec, check_heads
 from nmn.nnx._ops import Buffer
 
 default_kernel_init = nnx.initializers.xavier_normal()
@@ -54,7 +52,10 @@ class MultiHeadYatAttention(nnx.Module):
         qkv_features: projected size (default ``in_features``); head_dim = qkv_features / H.
         out_features: output size of the out projection (default ``in_features``).
         use_bias: biases on the four projections (default True).
-        use_alpha: learnable score scale ``alpha (1,)`` (default True); constant_alpha: ``True`` -> sqrt(2),
+        use_alpha: learnable score scale ``alpha (1,)`` (default True), a parameter
+            only under softmax: under 'l1', 'softermax' and the performer alpha cancels, so those layers have no
+            alpha parameter (a ``constant_alpha`` is applied there and cancels too);
+            constant_alpha: ``True`` -> sqrt(2),
             or a number (default None).
         epsilon: > 0 (default 1e-5). spherical: unit q and k, distance ``2 - 2 cos`` (default False).
         normalization: ``'softmax'`` (default), ``'l1'`` or ``'softermax'`` (with ``power``, default 1.0).
@@ -108,22 +109,31 @@ class MultiHeadYatAttention(nnx.Module):
         self.qkv_features = check_positive_int(qkv_features or in_features, "qkv_features", name)
         self.out_features = check_positive_int(out_features or in_features, "out_features", name)
         self.in_kv_features = check_positive_int(in_kv_features or in_features, "in_kv_features", name)
-        if self.qkv_features % self.num_heads:
-            raise ValueError(
-                f"{name}: qkv_features ({self.qkv_features}) must be divisible by num_heads ({self.num_heads})"
-            )
-        self.head_dim = self.qkv_features // self.num_heads
-        self.opts = yat_options(name, use_alpha=use_alpha, constant_alpha=constant_alpha, epsilon=epsilon)
-        self.use_bias = bool(use_bias)
-        self.spherical = bool(spherical)
-        self.normalization = check_choice(normalization, NORMALIZATIONS, "normalization", name)
-        self.power = float(power)
-        self.use_out_proj, self.causal = bool(use_out_proj), bool(causal)
-        if not 0.0 <= float(dropout_rate) < 1.0:
-            raise ValueError(f"{name}: dropout_rate must be in [0, 1), got {dropout_rate!r}")
-        self.dropout_rate = float(dropout_rate)
-        self.use_performer = bool(use_performer)
-        self.num_features = check_positive_int(num_features, "num_features", name)
+        self.head_dim = check_heads(self.qkv_features, self.num_heads, name, "qkv_features")
+        self.opts = a = AttentionSpec.build(
+            name,
+            use_bias=use_bias,
+            use_alpha=use_alpha,
+            constant_alpha=constant_alpha,
+            epsilon=epsilon,
+            spherical=spherical,
+            normalization=normalization,
+            power=power,
+            use_out_proj=use_out_proj,
+            causal=causal,
+            dropout=dropout_rate,
+            use_performer=use_performer,
+            num_features=num_features,
+            dropout_name="dropout_rate",
+        )
+        self.use_bias, self.spherical, self.normalization, self.power = (
+            a.use_bias,
+            a.spherical,
+            a.normalization,
+            a.power,
+        )
+        self.use_out_proj, self.causal, self.dropout_rate = a.use_out_proj, a.causal, a.dropout
+        self.use_performer, self.num_features = a.use_performer, a.num_features
         self.dtype, self.param_dtype = dtype, param_dtype
 
         def linear(n_in, n_out):
@@ -143,7 +153,7 @@ class MultiHeadYatAttention(nnx.Module):
         self.key = linear(self.in_kv_features, self.qkv_features)
         self.value = linear(self.in_kv_features, self.qkv_features)
         self.out = linear(self.qkv_features, self.out_features) if self.use_out_proj else nnx.data(None)
-        self.alpha = nnx.Param(jnp.ones((1,), param_dtype)) if self.opts.alpha.learnable else nnx.data(None)
+        self.alpha = nnx.Param(jnp.ones((1,), param_dtype)) if self.opts.has_alpha else nnx.data(None)
         if self.use_performer:
             self.proj = Buffer(performer_projection(rngs.params(), self.num_features, self.head_dim, param_dtype))
         else:
@@ -156,9 +166,7 @@ class MultiHeadYatAttention(nnx.Module):
         return y.reshape(*y.shape[:-1], self.num_heads, self.head_dim)
 
     def _alpha(self):
-        if self.opts.alpha.learnable:
-            return self.alpha[...]
-        return None if self.opts.alpha.value == 1.0 else self.opts.alpha.value
+        return self.opts.alpha_term(None if self.alpha is None else self.alpha[...])
 
     def _check(self, x, features, what):
         shape = tuple(getattr(x, "shape", ()))
@@ -240,20 +248,23 @@ class RotaryYatAttention(MultiHeadYatAttention):
         qkv_features: int | None = None,
         out_features: int | None = None,
         *,
-        max_seq_len: int = 2048,
+        max_seq_len: int = ROPE_MAX_SEQ_LEN,
         theta: float = ROPE_THETA,
         rope_style: str = "interleaved",
         **kwargs,
     ):
         name = type(self).__name__
-        if kwargs.get("use_performer"):
-            raise ValueError(f"{name}: use_performer=True is not available with rotary embeddings")
+        head_dim = check_heads(qkv_features or in_features, num_heads, name, "qkv_features")
+        self.rope = rope = RopeSpec.build(
+            name,
+            head_dim,
+            max_seq_len=max_seq_len,
+            theta=theta,
+            rope_style=rope_style,
+            use_performer=kwargs.get("use_performer", False),
+        )
         super().__init__(num_heads, in_features, qkv_features, out_features, **kwargs)
-        if self.head_dim % 2:
-            raise ValueError(f"{name}: head_dim (qkv_features / num_heads = {self.head_dim}) must be even")
-        self.max_seq_len = check_positive_int(max_seq_len, "max_seq_len", name)
-        self.theta = float(theta)
-        self.rope_style = check_choice(rope_style, ROPE_STYLES, "rope_style", name)
+        self.max_seq_len, self.theta, self.rope_style = rope.max_seq_len, rope.theta, rope.rope_style
         self.cached_key = nnx.data(None)
         self.cached_value = nnx.data(None)
         self.cache_index = nnx.data(None)
@@ -275,7 +286,7 @@ class RotaryYatAttention(MultiHeadYatAttention):
         self._check(inputs, self.in_features, "inputs")
         length = inputs.shape[1]
         cos, sin = rope_tables(self.head_dim, self.max_seq_len, self.theta)
-        interleaved = self.rope_style == "interleaved"
+        interleaved = self.rope.interleaved
         q = self._heads(inputs, self.query)
         k = self._heads(inputs, self.key)
         v = self._heads(inputs, self.value)

@@ -7,10 +7,11 @@ from typing import ClassVar
 import jax.numpy as jnp
 from flax import nnx
 
-from nmn._jax.functional import check_input, yat_conv, yat_options
+from nmn._jax.functional import check_input, yat_conv
 from nmn._jax.geometry import conv_geometry, conv_padding
 from nmn.core.conv import conv_pads
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
+from nmn.core.spec import YatSpec
 from nmn.nnx._ops import init_tail_params, tail_of
 
 default_kernel_init = nnx.initializers.xavier_normal()
@@ -92,7 +93,7 @@ class YatConv(nnx.Module):
         self.padding, self.padding_mode = conv_padding(
             padding, padding_mode, rank, self.kernel_size, self.kernel_dilation, name
         )
-        self.opts = yat_options(
+        self.opts = YatSpec.build(
             name,
             use_bias=use_bias,
             constant_bias=constant_bias,

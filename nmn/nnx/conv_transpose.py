@@ -7,10 +7,11 @@ from typing import ClassVar
 import jax.numpy as jnp
 from flax import nnx
 
-from nmn._jax.functional import check_input, yat_conv_transpose, yat_options
+from nmn._jax.functional import check_input, yat_conv_transpose
 from nmn._jax.geometry import conv_geometry, transpose_padding
 from nmn.core.conv import output_padding_tuple, transpose_geometry
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
+from nmn.core.spec import YatSpec
 from nmn.nnx._ops import init_tail_params, tail_of
 
 default_kernel_init = nnx.initializers.xavier_normal()
@@ -88,7 +89,7 @@ class YatConvTranspose(nnx.Module):
         self.feature_group_count = groups
         self.padding = transpose_padding(padding, rank, name)
         self.output_padding = output_padding_tuple(output_padding, rank, name)
-        self.opts = yat_options(
+        self.opts = YatSpec.build(
             name,
             use_bias=use_bias,
             constant_bias=constant_bias,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import jax.numpy as jnp
 from flax import nnx
 
-from nmn._jax.functional import check_input, yat_dense, yat_options
+from nmn._jax.functional import check_input, yat_dense
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
+from nmn.core.spec import YatSpec
 from nmn.nnx._ops import FrozenParam, init_tail_params, tail_of
 
 default_kernel_init = nnx.initializers.xavier_normal()
@@ -71,7 +72,7 @@ class YatNMN(nnx.Module):
         name = type(self).__name__
         self.in_features = check_positive_int(in_features, "in_features", name)
         self.out_features = check_positive_int(out_features, "out_features", name)
-        self.opts = yat_options(
+        self.opts = YatSpec.build(
             name,
             use_bias=use_bias,
             constant_bias=constant_bias,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import jax.numpy as jnp
 from flax import nnx
 
-from nmn._jax.functional import tail_values, yat_embed_attend, yat_options
+from nmn._jax.functional import yat_embed_attend
 from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
+from nmn.core.spec import YatSpec
 
 default_embedding_init = nnx.initializers.variance_scaling(1.0, "fan_in", "normal", out_axis=0)
 
@@ -58,9 +59,7 @@ class YatEmbed(nnx.Module):
         refuse_keywords(name, refused)
         self.num_embeddings = check_positive_int(num_embeddings, "num_embeddings", name)
         self.features = check_positive_int(features, "features", name)
-        self.opts = yat_options(
-            name, use_bias=False, use_alpha=use_alpha, constant_alpha=constant_alpha, epsilon=epsilon
-        )
+        self.opts = YatSpec.build_embed(name, use_alpha=use_alpha, constant_alpha=constant_alpha, epsilon=epsilon)
         self.spherical = bool(spherical)
         self.dtype, self.param_dtype = dtype, param_dtype
         self.weight_normalized = bool(weight_normalized)
@@ -68,7 +67,7 @@ class YatEmbed(nnx.Module):
         if self.weight_normalized:
             table = table / jnp.linalg.norm(table, axis=-1, keepdims=True)
         self.embedding = nnx.Param(table)
-        self.alpha = nnx.Param(jnp.ones((1,), param_dtype)) if self.opts.alpha.learnable else nnx.data(None)
+        self.alpha = nnx.Param(jnp.ones((1,), param_dtype)) if self.opts.has_alpha else nnx.data(None)
 
     def __call__(self, inputs):
         """Look up integer ids ``inputs (...)`` -> ``(..., features)``."""
@@ -86,7 +85,7 @@ class YatEmbed(nnx.Module):
                 f"{type(self).__name__}: attend expects a query (..., {self.features}) for embedding "
                 f"{tuple(self.embedding.shape)}, got shape {shape}"
             )
-        _, alpha, eps = tail_values(self.opts, None, None if self.alpha is None else self.alpha[...])
+        _, alpha, eps = self.opts.terms(alpha=None if self.alpha is None else self.alpha[...])
         return yat_embed_attend(query, self.embedding[...], alpha, eps, spherical=self.spherical, dtype=self.dtype)
 
 

@@ -18,7 +18,9 @@ import numpy as np
 from flax import nnx
 
 from nmn._jax.geometry import padding_config, padding_from_config
-from nmn._jax.layout import param_table, yat_config, yat_kwargs
+from nmn._jax.layout import attention_config, attention_kwargs, embed_config, param_table, yat_kwargs
+from nmn.core.options import PERFORMER_NUM_FEATURES
+from nmn.core.spec import fold_cancelled_alpha
 from nmn.nnx.attention import MultiHeadYatAttention, RotaryYatAttention
 from nmn.nnx.conv import YatConv, YatConv1D, YatConv2D, YatConv3D
 from nmn.nnx.conv_transpose import YatConvTranspose, YatConvTranspose1D, YatConvTranspose2D, YatConvTranspose3D
@@ -37,22 +39,7 @@ def _attention_config(layer):
             f"in_kv_features, got {layer.in_features}, {layer.qkv_features}, {layer.out_features}, "
             f"{layer.in_kv_features}"
         )
-    cfg = yat_config(layer.opts)
-    return dict(
-        embed_dim=layer.in_features,
-        num_heads=layer.num_heads,
-        use_bias=layer.use_bias,
-        use_alpha=cfg["use_alpha"],
-        constant_alpha=cfg["constant_alpha"],
-        epsilon=layer.opts.epsilon,
-        spherical=layer.spherical,
-        normalization=layer.normalization,
-        power=layer.power,
-        use_out_proj=layer.use_out_proj,
-        causal=layer.causal,
-        use_performer=layer.use_performer,
-        num_features=layer.num_features,
-    )
+    return attention_config(layer.opts, layer.in_features, layer.num_heads)
 
 
 def layer_config(layer) -> tuple[str, dict]:
@@ -61,7 +48,7 @@ def layer_config(layer) -> tuple[str, dict]:
         return "YatNMN", dict(
             in_features=layer.in_features,
             out_features=layer.out_features,
-            **yat_config(layer.opts),
+            **layer.opts.config(),
             spherical=layer.spherical,
             weight_normalized=layer.weight_normalized,
             lazy=layer.lazy,
@@ -77,7 +64,7 @@ def layer_config(layer) -> tuple[str, dict]:
             groups=layer.feature_group_count,
             padding=padding_config(layer.padding),
             padding_mode=layer.padding_mode,
-            **yat_config(layer.opts),
+            **layer.opts.config(),
             spherical=False,
             weight_normalized=layer.weight_normalized,
         )
@@ -92,7 +79,7 @@ def layer_config(layer) -> tuple[str, dict]:
             groups=layer.feature_group_count,
             padding=padding_config(layer.padding),
             output_padding=list(layer.output_padding),
-            **yat_config(layer.opts),
+            **layer.opts.config(),
             spherical=False,
             weight_normalized=False,
         )
@@ -103,15 +90,7 @@ def layer_config(layer) -> tuple[str, dict]:
     if isinstance(layer, MultiHeadYatAttention):
         return "MultiHeadYatAttention", _attention_config(layer)
     if isinstance(layer, YatEmbed):
-        cfg = yat_config(layer.opts)
-        return "YatEmbed", dict(
-            num_embeddings=layer.num_embeddings,
-            features=layer.features,
-            use_alpha=cfg["use_alpha"],
-            constant_alpha=cfg["constant_alpha"],
-            epsilon=layer.opts.epsilon,
-            spherical=layer.spherical,
-        )
+        return "YatEmbed", embed_config(layer.opts, layer.num_embeddings, layer.features, layer.spherical)
     raise TypeError(f"to_spec: {type(layer).__name__} is not an nmn.nnx layer")
 
 
@@ -146,6 +125,7 @@ def from_spec(
 ):
     """Build the NNX layer of a neutral spec holding ``params`` (canonical layout); ``kwargs`` go to the class."""
     _check_unsupported(kind, config)
+    config, params = fold_cancelled_alpha(kind, config, params)
     rngs = nnx.Rngs(0) if rngs is None else rngs
     common = dict(param_dtype=param_dtype, rngs=rngs, **kwargs)
     c = config
@@ -187,17 +167,7 @@ def from_spec(
             **common,
         )
     elif kind in ("MultiHeadYatAttention", "RotaryYatAttention"):
-        opts = dict(
-            use_bias=c["use_bias"],
-            use_alpha=c["use_alpha"],
-            constant_alpha=c["constant_alpha"],
-            epsilon=c["epsilon"],
-            spherical=c["spherical"],
-            normalization=c["normalization"],
-            power=c["power"],
-            use_out_proj=c["use_out_proj"],
-            causal=c["causal"],
-        )
+        opts = attention_kwargs(c)
         if kind == "RotaryYatAttention":
             layer = RotaryYatAttention(
                 c["num_heads"],
@@ -213,7 +183,7 @@ def from_spec(
                 c["num_heads"],
                 c["embed_dim"],
                 use_performer=c.get("use_performer", False),
-                num_features=c.get("num_features", 256),
+                num_features=c.get("num_features") or PERFORMER_NUM_FEATURES,
                 **opts,
                 **common,
             )

@@ -15,7 +15,6 @@ import tensorflow as tf
 from nmn._tfkeras import options, padding
 from nmn._tfkeras.options import layer_label, set_yat_options  # noqa: F401  (re-exported)
 from nmn._tfkeras.padding import take
-from nmn.core.options import inverse_softplus
 
 
 class _TFOps:
@@ -126,12 +125,12 @@ def conv(x, kernel, strides, dilations, groups):
 
 def add_yat_variables(layer, n_out, dtype, with_bias=True):
     """Create ``bias (n_out,)``, ``alpha (1,)`` and ``epsilon_param (1,)`` where they are parameters."""
-    if with_bias and layer._bias_spec.mode == "learnable":
+    if with_bias and layer.yat.has_bias:
         layer.bias = tf.Variable(tf.zeros((n_out,), dtype), name="bias")
-    if layer._alpha_spec.learnable:
+    if layer.yat.has_alpha:
         layer.alpha = tf.Variable(tf.ones((1,), dtype), name="alpha")
-    if layer.learnable_epsilon:
-        layer.epsilon_param = tf.Variable(tf.constant([inverse_softplus(layer.epsilon)], dtype), name="epsilon_param")
+    if layer.yat.has_epsilon_param:
+        layer.epsilon_param = tf.Variable(tf.constant([layer.yat.epsilon_init], dtype), name="epsilon_param")
 
 
 eps_value = partial(options.eps_value, F)

@@ -41,7 +41,10 @@ class MultiHeadYatAttention(tf.Module):
     Args:
         embed_dim: model width ``E``. num_heads: ``E`` must be divisible by it.
         dropout: rate on the attention weights when ``training=True``, default 0.
-        use_bias: default True. use_alpha: default True. constant_alpha: True (sqrt 2) or a number.
+        use_bias: default True. use_alpha: default True; a parameter
+            only under softmax: under 'l1', 'softermax' and the performer alpha cancels, so those layers have no
+            alpha parameter (a ``constant_alpha`` is applied there and cancels too).
+        constant_alpha: True (sqrt 2) or a number.
         epsilon: default 1e-5. spherical: default False. normalization: ``'softmax'`` (default), ``'l1'``,
             ``'softermax'`` (``power``, default 1). use_out_proj: default True. causal: default False.
         use_performer: default False; num_features: default 256; seed: default None.
@@ -130,7 +133,7 @@ class MultiHeadYatAttention(tf.Module):
             self.out_kernel = self.out_bias = None
             if self.use_out_proj:
                 self.out_kernel, self.out_bias = self._projection("out", self.embed_dim, self.embed_dim)
-            if self._alpha_spec.learnable:
+            if self.attn.has_alpha:
                 self.alpha = tf.Variable(tf.ones((1,), self.dtype), name="alpha")
 
     def _alpha(self):
@@ -216,7 +219,7 @@ class RotaryYatAttention(MultiHeadYatAttention):
         cos, sin = rope_slices(self, x.shape, start)
         cos = tf.cast(tf.constant(cos), x.dtype)
         sin = tf.cast(tf.constant(sin), x.dtype)
-        return functional.rope(x, cos, sin, interleaved=self.rope_style == "interleaved")
+        return functional.rope(x, cos, sin, interleaved=self.rope.interleaved)
 
     def __call__(self, x, mask=None, training=False):
         q, k, v = self._qkv(x, None, None)

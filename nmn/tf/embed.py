@@ -7,10 +7,11 @@ import math
 import tensorflow as tf
 
 from nmn._tfkeras.options import fixed_alpha, set_embed_options
+from nmn.core import yat
 from nmn.core.names import refuse_keywords
-from nmn.core.options import DEFAULT_EPSILON, NORM_GUARD
+from nmn.core.options import DEFAULT_EPSILON
 from nmn.tf import functional
-from nmn.tf._ops import layer_label
+from nmn.tf._ops import F, layer_label
 
 __all__ = ["YatEmbed"]
 
@@ -68,9 +69,9 @@ class YatEmbed(tf.Module):
                 (num_embeddings, features), stddev=1.0 / math.sqrt(features), dtype=self.dtype, seed=seed
             )
             if self.weight_normalized:
-                e = e / (tf.norm(e, axis=-1, keepdims=True) + NORM_GUARD)
+                e = yat.unit(F, e, -1)
             self.embedding = tf.Variable(e, name="embedding")
-            self.alpha = tf.Variable(tf.ones((1,), self.dtype), name="alpha") if self._alpha_spec.learnable else None
+            self.alpha = tf.Variable(tf.ones((1,), self.dtype), name="alpha") if self.yat.has_alpha else None
 
     def __call__(self, ids):
         ids = tf.convert_to_tensor(ids)

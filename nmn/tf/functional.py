@@ -14,8 +14,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 from nmn.core import yat
-from nmn.core.conv import transpose_as_conv_pads
-from nmn.core.options import DEFAULT_EPSILON, NORM_GUARD
+from nmn.core.conv import transpose_as_conv_pads, yat_conv_tail
+from nmn.core.options import DEFAULT_EPSILON
 from nmn.tf._ops import F, conv, pad_axis, result_dtype, upsample_axis
 
 __all__ = [
@@ -72,7 +72,7 @@ def yat_conv(
     w = tf.cast(kernel, tf.float32)
     k_axes = list(range(rank + 1))
     if weight_normalized:
-        w = w / (tf.sqrt(tf.reduce_sum(w * w, axis=k_axes, keepdims=True)) + NORM_GUARD)
+        w = yat.unit(F, w, k_axes)
         ww = 1.0
     else:
         ww = tf.reduce_sum(w * w, axis=k_axes)
@@ -84,7 +84,7 @@ def yat_conv(
     energy = conv(x * x, ones, strides, dilations, groups)
     if groups > 1:
         energy = tf.repeat(energy, m // groups, axis=-1)
-    y = yat.yat_tail(F, dot, energy + ww - 2.0 * dot, _f32(bias), _f32(alpha), _f32(epsilon))
+    y = yat_conv_tail(F, dot, energy, ww, _f32(bias), _f32(alpha), _f32(epsilon))
     return tf.cast(y, out_dtype)
 
 
@@ -117,7 +117,7 @@ def yat_conv_transpose(
     energy = conv(x * x, ones, ones1, dilations, groups)
     if groups > 1:
         energy = tf.repeat(energy, mg, axis=-1)
-    y = yat.yat_tail(F, dot, energy + ww - 2.0 * dot, _f32(bias), _f32(alpha), _f32(epsilon))
+    y = yat_conv_tail(F, dot, energy, ww, _f32(bias), _f32(alpha), _f32(epsilon))
     return tf.cast(y, out_dtype)
 
 

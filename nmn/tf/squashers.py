@@ -10,13 +10,13 @@ from __future__ import annotations
 import tensorflow as tf
 
 from nmn._tfkeras import squashers
-from nmn.core.options import squash_power
+from nmn.core.options import SOFTERMAX_EPSILON, squash_power
 from nmn.tf._ops import F
 
 __all__ = ["softermax", "softer_sigmoid", "soft_tanh"]
 
 
-def softermax(x, n=1.0, epsilon=1e-12, axis=-1):
+def softermax(x, n=1.0, epsilon=SOFTERMAX_EPSILON, axis=-1):
     """``x^n / (epsilon + sum x^n)`` along ``axis``.
 
     Args:

@@ -165,7 +165,9 @@ class MultiHeadYatAttention(_YatAttentionBase):
         num_heads: number of heads.
         dropout: dropout on the attention weights in training (default 0.0).
         bias: biases of the four projections (default True); ``use_bias=`` is the same switch.
-        use_alpha: learnable score scale ``alpha (1,)``, init 1 (default True).
+        use_alpha: learnable score scale ``alpha (1,)``, init 1 (default True), a parameter
+            only under softmax: under 'l1', 'softermax' and the performer alpha cancels, so those layers have no
+            alpha parameter (a ``constant_alpha`` is applied there and cancels too).
         constant_alpha: ``True`` (sqrt 2) or a number, no parameter (default None).
         epsilon: > 0 (default 1e-5).
         spherical: ``q / sqrt(|q|^2 + eps)``, likewise ``k``; distance ``2 - 2 s`` (default False).

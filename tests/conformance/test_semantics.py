@@ -11,6 +11,8 @@ inequalities on freshly drawn weights for initialisation.
 | mask of another rank | one-line ``ValueError`` naming the layer | ``test_mask_bad_rank`` |
 | attention init | q, k, v and output kernels drawn independently | ``test_attention_projections_independent`` |
 | defaults | performer ``num_features`` from ``nmn.core.options.DEFAULTS`` | ``test_performer_default_features`` |
+| attention alpha | a parameter under softmax only (it cancels under l1, softermax, the performer); every parameter gets a non-zero gradient | ``test_attention_alpha_only_where_it_trains`` |
+| alpha in a file where it cancels | loads as ``constant_alpha`` in every framework, output equal to onnxruntime | ``test_file_alpha_that_cancels_loads`` |
 """
 
 from __future__ import annotations
@@ -358,3 +360,84 @@ def test_conv_transpose_keras_geometry_interchange(padding, output_padding, stri
     out = loaded(torch.as_tensor(xs))
     out = out[0] if isinstance(out, (list, tuple)) else out
     np.testing.assert_allclose(out.detach().numpy(), want, rtol=1e-4, atol=1e-5 * float(np.max(np.abs(want))))
+
+
+# ------------------------------------------------------------------------------------------- attention alpha
+
+_ALPHA_ROWS = {
+    "softmax": {},
+    "l1": {"normalization": "l1"},
+    "softermax": {"normalization": "softermax", "power": 2.0},
+    "performer": {"use_performer": True},
+}
+
+
+@pytest.mark.parametrize("row", list(_ALPHA_ROWS))
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_attention_alpha_only_where_it_trains(adapter, row):
+    """``use_alpha=True`` gives an alpha parameter only under softmax (issue 18 item 2); after one backward pass
+    every parameter of every framework has a non-zero gradient (the oracle: a parameter that cancels would get
+    exactly the float64 finite difference 0 of the ONNX reference)."""
+    if adapter is None:
+        pytest.skip("framework not installed")
+    case = case_table.attention_case(f"alpha-{row}", **_ALPHA_ROWS[row])
+    assert ("alpha" in case.params) == (row == "softmax"), f"{row}: the case table disagrees with nmn.core.spec"
+    layer = adapter.build(case.kind, case.config, case.params)
+    rng = np.random.default_rng(7)
+    cotangent = rng.normal(size=(2, 5, 8)).astype(np.float32)
+    grads = adapter.grads(layer, case.kind, case.inputs, case.call, cotangent)
+    expected = {f"{p}_{w}" for p in ("q", "k", "v", "out") for w in ("weight", "bias")}
+    expected |= {"alpha"} if row == "softmax" else set()
+    expected |= {"proj"} if row == "performer" else set()
+    assert set(grads) - {"input0"} == expected, f"{adapter.name} {row}: parameters {sorted(set(grads) - {'input0'})}"
+    for name, g in grads.items():
+        if name == "proj":  # a fixed random projection (a buffer), not trained
+            continue
+        size = float(np.max(np.abs(np.asarray(g, np.float64))))
+        assert size > 1e-7, f"{adapter.name} {row}: the gradient of {name} is zero (max |g| = {size:.3g})"
+
+
+def _old_file(normalization, alpha):
+    """A file as nmn wrote it before issue 18 item 2: a trainable alpha tensor on an attention whose alpha
+    cancels (made from a softmax export by switching the node's and the manifest's normalization)."""
+    import json
+
+    import torch
+
+    from nmn.interchange import export
+    from nmn.interchange.manifest import MANIFEST_KEY
+    from nmn.torch import MultiHeadYatAttention
+
+    torch.manual_seed(0)
+    layer = MultiHeadYatAttention(8, 2)
+    with torch.no_grad():
+        layer.alpha.fill_(alpha)
+    model = export(torch.nn.Sequential(layer).eval(), torch.randn(2, 5, 8))
+    (node,) = [n for n in model.graph.node if n.op_type == "YatMultiHeadAttention"]
+    for attr in node.attribute:
+        if attr.name == "normalization":
+            attr.s = normalization.encode()
+    (entry,) = [e for e in model.metadata_props if e.key == MANIFEST_KEY]
+    manifest = json.loads(entry.value)
+    for layer_entry in manifest["layers"]:
+        if layer_entry["kind"] == "MultiHeadYatAttention":
+            layer_entry["config"]["normalization"] = normalization
+    entry.value = json.dumps(manifest)
+    return model
+
+
+@pytest.mark.parametrize("framework", ["torch", "keras", "tf", "nnx", "linen", "mlx"])
+def test_file_alpha_that_cancels_loads(framework):
+    """An alpha tensor on an l1 attention in a file loads as a constant alpha: the same output as onnxruntime
+    running the file (the oracle), and no alpha parameter in the loaded layer."""
+    pytest.importorskip(_MODULES.get(framework, framework))
+    pytest.importorskip("torch")
+    from nmn.interchange import load, predict, read_model, run_onnx
+
+    model = _old_file("l1", 1.7)
+    (spec,) = [s for s in read_model(model).layers.values() if s.kind == "MultiHeadYatAttention"]
+    assert "alpha" not in spec.params and spec.config["constant_alpha"] == pytest.approx(1.7)
+    x = np.random.default_rng(3).normal(size=(3, 5, 8)).astype(np.float32)
+    (expected,) = run_onnx(model, {model.graph.input[0].name: x})
+    (got,) = predict(load(model, framework), framework, [x])
+    np.testing.assert_allclose(np.asarray(got, np.float64), expected, rtol=1e-4, atol=1e-5)
