@@ -1,7 +1,7 @@
 """Shared pieces of the ``nmn`` ONNX functions: the domain, the opset and the Yat tail.
 
 The tail ``ALPHA * (DOT + B)^2 / (relu(DIST) + EPS)`` is written once here and called by every op family
-(yat-ops.md section 1, "The shared tail").
+(docs/design.md §1, "The shared tail").
 """
 
 from typing import TypeVar, Union
@@ -14,7 +14,7 @@ from nmn.core.schemas import DOMAIN, DOMAIN_VERSION
 
 nmn = Opset(DOMAIN, DOMAIN_VERSION)
 
-# bound=Union (not TypeVar("T", A, B)): torch's exporter rejects the constrained form (onnx-notes.md 1a).
+# bound=Union (not TypeVar("T", A, B)): torch's exporter rejects the constrained form (docs/design.md §N1a).
 T = TypeVar("T", bound=Union[FLOAT, FLOAT16, BFLOAT16, DOUBLE])  # noqa: UP007 (onnxscript reads Union, not |)
 
 

@@ -1,4 +1,4 @@
-"""Yat attention functions (yat-ops.md sections 5-7).
+"""Yat attention functions (docs/design.md §5, §6 and §7).
 
 * ``YatAttention`` -- quadratic Yat attention on ``(B, L, H, D)`` heads.
 * ``YatMultiHeadAttention`` / ``RotaryYatMultiHeadAttention`` -- four affine projections around it
@@ -6,7 +6,7 @@
 * ``RotaryEmbedding`` -- RoPE at positions ``0..L-1`` from tables ``COS``/``SIN`` ``(T, D/2)``.
 * ``YatPerformerFeatures``, ``YatLinearAttention``, ``YatPerformerMultiHeadAttention`` -- the linear-time
   spherical Yat-Performer (Funk-Hecke random features of the degree-3 spherical Yat kernel, with the readout of
-  yat-ops.md 7.5).
+  docs/design.md §7.5).
 
 Arithmetic runs in float32; results are cast back to the first input's type. String attributes are turned into
 one-hot codes with ``TfIdfVectorizer`` because opset 18 cannot compare strings; an unknown ``normalization``
@@ -61,7 +61,7 @@ def YatAttention(
     Decisions: ``causal=1`` ANDs the mask with ``key j <= query i + (Lk - Lq)`` (bottom-right aligned, so a
     query chunk at the end of a longer key sequence -- a KV-cache decode step -- sees exactly its past; equal to
     the usual lower triangle when Lq == Lk). A row with no attended key gets uniform weights ``1/Lk`` in
-    every normalisation (yat-ops.md Part 1, decision 5), never NaN.
+    every normalisation (docs/design.md §D5), never NaN.
     """
     qf = op.Transpose(op.Cast(Q, to=FLOAT.dtype), perm=[0, 2, 1, 3])
     kf = op.Transpose(op.Cast(K, to=FLOAT.dtype), perm=[0, 2, 1, 3])
@@ -251,7 +251,7 @@ def RotaryYatMultiHeadAttention(
     """``YatMultiHeadAttention`` with RoPE applied to the projected q and k heads (not v).
 
     Queries are rotated at positions 0..Lq-1 and keys at 0..Lk-1 (``RotaryEmbedding``); a decoder with a KV
-    cache rotates its tokens at their absolute positions before the call instead (yat-ops.md section 6).
+    cache rotates its tokens at their absolute positions before the call instead (docs/design.md §6).
     """
     cf = op.Cast(COS, to=FLOAT.dtype)
     sf = op.Cast(SIN, to=FLOAT.dtype)
@@ -334,7 +334,7 @@ def YatPerformerFeatures(X: T, PROJ: T, epsilon: float = 1e-5) -> T:
     The feature map of ``PerformerFeatureMap`` (its EPS = ``epsilon``): ``E[phi(q) . phi(k)]`` estimates the
     degree-3 truncation ``t^2/C + 2 t^3/C^2`` (``C = 2 + epsilon``, ``t = q_hat . k_hat``) of the spherical Yat
     score. Decision: ``x_hat = x / sqrt(|x|^2 + epsilon)`` (the guarded unit vector of the spherical attention,
-    yat-ops.md 5.1; it is ``x / |x|`` up to epsilon and finite at x = 0).
+    docs/design.md §5.1; it is ``x / |x|`` up to epsilon and finite at x = 0).
     """
     eps = op.Reshape(op.Constant(value_float=epsilon), op.Constant(value_ints=[1]))
     y = PerformerFeatureMap(op.Cast(X, to=FLOAT.dtype), op.Cast(PROJ, to=FLOAT.dtype), eps)
@@ -405,7 +405,7 @@ def YatPerformerMultiHeadAttention(
     num_heads: int = 1,
     causal: int = 0,
 ) -> T:
-    """Linear-time spherical Yat-Performer multi-head attention (``PerformerFeatureMap``, yat-ops.md 7.5 readout).
+    """Linear-time spherical Yat-Performer multi-head attention (``PerformerFeatureMap``, docs/design.md §7.5 readout).
 
     Projections and heads as ``YatMultiHeadAttention``; ``QF = ALPHA * phi(q)``, ``KF = phi(k)`` with the
     feature map of ``YatPerformerFeatures`` (its epsilon = the ``EPS`` input); ``YatLinearAttention(QF, KF, v,

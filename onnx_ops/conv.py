@@ -1,4 +1,4 @@
-"""``nmn::YatConv`` -- the Yat convolution, 1-, 2- and 3-D (yat-ops.md section 3).
+"""``nmn::YatConv`` -- the Yat convolution, 1-, 2- and 3-D (docs/design.md §3).
 
 For every output position ``p`` and filter ``m`` with receptive-field patch ``P`` of the padded input::
 
@@ -22,7 +22,7 @@ Decisions written down here (the docs leave them open):
 * The patch energy is computed as ``Conv(sum_{c in group} Xp_c^2, ones (group, 1, *k), group=group)``: the
   squares are summed over each group's channels first, then one all-ones kernel per group; the map is
   broadcast over that group's ``M/group`` filters. This equals ``Conv(Xp*Xp, ones (M, C/group, *k))``
-  (yat-ops.md 3.1) at about 1/M of its cost.
+  (docs/design.md §3.1) at about 1/M of its cost.
 * ``weight_normalized=1`` replaces each filter by ``W_m / (|W_m| + 1e-8)`` and uses ``|W_m|^2 = 1``.
 
 Arithmetic runs in float32; the result is cast back to X's type.

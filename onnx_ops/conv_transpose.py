@@ -1,4 +1,4 @@
-"""``nmn::YatConvTranspose`` -- the Yat transposed convolution, 1-, 2- and 3-D (yat-ops.md section 4).
+"""``nmn::YatConvTranspose`` -- the Yat transposed convolution, 1-, 2- and 3-D (docs/design.md §4).
 
 The dot map is ONNX ``ConvTranspose`` (``X (N, C, *S)``, ``W (C, M/group, *k)``); for output position ``q``
 and channel ``m`` the "patch" is the zero-stuffed input under the kernel, so::
@@ -7,7 +7,7 @@ and channel ``m`` the "patch" is the zero-stuffed input under the kernel, so::
     E(q, m) = the same sum of x(i, c)^2          K_m = sum over all c of m's group and ALL taps t of W(c, m, t)^2
     Y = ALPHA * (d + B_m)^2 / (relu(E + K_m - 2 d) + EPS)
 
-(taps that hit an inserted zero contribute ``w^2`` to the distance: yat-ops.md 4.1).
+(taps that hit an inserted zero contribute ``w^2`` to the distance: docs/design.md §4.1).
 
 Decisions written down here:
 

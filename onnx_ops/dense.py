@@ -1,4 +1,4 @@
-"""``nmn::YatDense`` -- the Yat dense layer (yat-ops.md section 2).
+"""``nmn::YatDense`` -- the Yat dense layer (docs/design.md §2).
 
 ``Y[..., o] = ALPHA * (x.w_o + B_o)^2 / (relu(|x|^2 + |w_o|^2 - 2 x.w_o) + EPS)`` with ``W`` in ONNX's
 ``(out, in)`` layout. ``spherical`` replaces x and w_o by ``v / (|v| + 1e-8)`` and the distance by

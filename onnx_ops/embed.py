@@ -1,4 +1,4 @@
-"""``nmn::YatEmbedAttend`` -- the embedding's attend (yat-ops.md section 8).
+"""``nmn::YatEmbedAttend`` -- the embedding's attend (docs/design.md §8).
 
 ``Y[..., v] = ALPHA * (q.e_v)^2 / (relu(|q|^2 + |e_v|^2 - 2 q.e_v) + EPS)`` for ``Q (..., F)`` and ``E (V, F)``:
 the ``YatDense`` body with ``W = E`` and a zero bias, no sqrt(d). ``spherical=1`` uses unit ``q``, ``e_v``

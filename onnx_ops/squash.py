@@ -1,4 +1,4 @@
-"""Squashers (yat-ops.md section 9): ``Softermax``, ``SofterSigmoid``, ``SoftTanh``.
+"""Squashers (docs/design.md §9): ``Softermax``, ``SofterSigmoid``, ``SoftTanh``.
 
 * ``Softermax(x) = x^n / (epsilon + sum_axis x^n)``
 * ``SofterSigmoid(x) = x^n / (1 + x^n)``

@@ -12,8 +12,6 @@ import math
 import tokenize
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 SCANNED = ("nmn", "models")
 EXEMPT = ("nmn/core/",)
@@ -102,13 +100,6 @@ def test_every_not_yat_entry_still_matches():
     assert not stale, f"NOT_YAT entries that match no literal any more (remove them): {stale}"
 
 
-_NOW = offenders()
-
-
-@pytest.mark.xfail(
-    bool(_NOW),
-    strict=False,
-    reason="Yat constants still written in files of another owner (diff sent to the lead): " + "; ".join(_NOW),
-)
 def test_no_yat_constant_literal_outside_core():
-    assert not offenders(), "import the constant from nmn.core.options instead:\n" + "\n".join(offenders())
+    found = offenders()
+    assert not found, "import the constant from nmn.core.options instead:\n" + "\n".join(found)

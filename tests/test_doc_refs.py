@@ -12,15 +12,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 SCANNED = ("nmn", "onnx_ops", "tests", "scripts")
 SECTION = "\N{SECTION SIGN}"
 REFERENCE = re.compile(r"(?<![\w/.-])docs/([\w.-]+\.md)")  # not another project's docs/ (onnx/docs/...)
 MARK = re.compile(SECTION + r"([0-9A-Za-z]+(?:\.[0-9A-Za-z]+)*)")
 HEADING = re.compile(r"^#{1,6}\s+" + SECTION + r"(\S+)\s", re.M)
-# design notes that were cited but never shipped (rewritten to docs/design.md by the lead's sed script)
+# design notes that were cited but never shipped (their citations now name docs/design.md sections)
 OUTSIDE = re.compile(r"\b(?:yat-ops|architecture|onnx-notes|style-anchors|CONTRACT)\.md\b")
 
 
@@ -110,7 +108,6 @@ def test_every_docs_reference_resolves():
     assert not problems, "references to missing documents or sections:\n" + "\n".join(problems)
 
 
-@pytest.mark.xfail(strict=True, reason="references rewritten by docrefs.sed")
 def test_no_citation_of_design_notes_outside_the_repository():
     found = outside()
     assert not found, "cite docs/design.md sections instead:\n" + "\n".join(found)

@@ -1,4 +1,4 @@
-"""The neutral layer description (docs/CONTRACT.md) of ``nmn.keras`` and ``nmn.tf`` layers, written once.
+"""The neutral layer description (docs/design.md §S) of ``nmn.keras`` and ``nmn.tf`` layers, written once.
 
 Both packages' layers carry the same attributes in the same host layouts (``nmn.core.layouts``: dense
 ``kernel (I, O)``, conv ``(*k, C/G, M)``, transposed conv ``(*k, M/G, C)``, attention projections ``(in, out)``),

@@ -1,6 +1,6 @@
 """Framework-free heart of nmn: defaults, option validation, op schemas, layouts and the Yat math.
 
-Imports the standard library only (architecture.md, "Direction of imports").
+Imports the standard library only (docs/design.md §A2).
 """
 
 from nmn.core.options import (

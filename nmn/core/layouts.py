@@ -1,6 +1,6 @@
 """Canonical (ONNX) <-> host weight layouts for dense, conv and conv-transpose kernels in all six frameworks.
 
-Canonical layouts are ONNX's (yat-ops.md Part 1, decision 6): dense ``W (O, I)``; conv ``W (M, C/G, *k)``;
+Canonical layouts are ONNX's (docs/design.md §D6): dense ``W (O, I)``; conv ``W (M, C/G, *k)``;
 conv-transpose ``W (C, M/G, *k)``. Each host keeps its own idiom:
 
 =========  ==============  ====================  =======================================

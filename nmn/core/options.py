@@ -1,4 +1,4 @@
-"""Defaults and option validation shared by every framework (yat-ops.md Part 1 and section 0.2).
+"""Defaults and option validation shared by every framework (docs/design.md §D and §0.2).
 
 Every constant lives here once: the default epsilon, sqrt(2) for ``constant_alpha=True`` and the 1e-8 guard
 of the spherical / weight-normalised modes.

@@ -4,9 +4,9 @@ This table is the contract between ``onnx_ops`` (which implements each function 
 exporters (which write every attribute explicitly on every call node) and the validator (which checks a file's
 calls against it). It is plain data so that ``nmn.core`` stays free of onnx.
 
-All inputs are required (onnx-notes.md section 1b): a layer without a bias passes zeros, without alpha a 1,
+All inputs are required (docs/design.md §N1b): a layer without a bias passes zeros, without alpha a 1,
 and the effective epsilon is always an input ``EPS`` of shape (1,) -- a constant initializer, or the output of a
-``Softplus`` node fed by the raw learnable parameter (yat-ops.md Part 1, decision 7).
+``Softplus`` node fed by the raw learnable parameter (docs/design.md §D7).
 
 >>> FUNCTIONS["YatDense"].inputs
 ('X', 'W', 'B', 'ALPHA', 'EPS')

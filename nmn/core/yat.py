@@ -8,7 +8,7 @@ differentiable): ``sum(x, axis, keepdims)``, ``sqrt``, ``relu``, ``softplus``, `
 Tensors use Python operators (``+ - * /``), which all six frameworks overload. ``F`` may also offer
 ``yat_tail(dot, dist, bias, alpha, eps)``: a specialised implementation of :func:`yat_tail` (e.g. a fused
 autograd function), which the dense and attention call sites use instead; it must pass the same conformance
-cases (architecture.md, "A specialised fast path ... must pass the same conformance cases").
+cases (docs/design.md §A3, "A specialised fast path ... must pass the same conformance cases").
 
 Only the contraction (matmul, conv, conv-transpose) is native per framework; the tail
 ``alpha * (dot + b)^2 / (relu(dist) + eps)`` is :func:`yat_tail`, here and nowhere else.
@@ -26,7 +26,7 @@ NEG_LARGE = -3.4028234663852886e38  # most negative finite float32: a fully mask
 
 
 def unit(F, v, axis):
-    """``v / (|v| + 1e-8)`` along ``axis`` (the spherical / weight-normalised guard of yat-ops.md 0.2)."""
+    """``v / (|v| + 1e-8)`` along ``axis`` (the spherical / weight-normalised guard of docs/design.md §0.2)."""
     return v / (F.sqrt(F.sum(v * v, axis, True)) + NORM_GUARD)
 
 
@@ -89,7 +89,7 @@ def normalize_scores(F, scores, mask, eps, *, normalization="softmax", power=1.0
     weights = scores / (F.sum(scores, -1, True) + floor)
     if mask is None:
         return weights
-    # a fully masked row attends uniformly, as softmax does (yat-ops.md Part 1, decision 5)
+    # a fully masked row attends uniformly, as softmax does (docs/design.md §D5)
     attended = F.sum(F.where(mask, F.full_like(scores, 1.0), zeros), -1, True)
     uniform = F.full_like(scores, 1.0 / scores.shape[-1])
     return F.where(attended == F.full_like(attended, 0.0), uniform, weights)

@@ -14,12 +14,10 @@ import keras
 import numpy as np
 from keras import ops
 
-import nmn.keras as nk
 from nmn.interchange.interpret import SQUASHER_OPS, _skipped, check_supported, squash
 from nmn.interchange.reader import UnsupportedModelError, read_model
 from nmn.interchange.stdops import SUPPORTED, StdOpError, run_node, value_inputs
 from nmn.interchange.stdops.prims_keras import PRIMS, host_dtype, to_host
-from nmn.keras import spec as kspec
 
 __all__ = ["load", "predict", "OnnxOp", "TABLE"]
 
@@ -79,6 +77,8 @@ class OnnxOp(keras.layers.Layer):
     def call(self, inputs):
         args = self._args(inputs)
         if self.op in SQUASHER_OPS:
+            import nmn.keras as nk  # here, not at import: nmn.keras imports this module's package
+
             return squash(nk, self.op, _plain(self.attrs), args[0])
         try:
             outs = run_node(PRIMS, self.op, args, _plain(self.attrs), opset=self.opset, n_outputs=self.n_outputs)
@@ -324,6 +324,8 @@ def _yat_from_spec(spec):
     config = dict(spec.config)
     if spec.kind == "YatConv" and isinstance(config.get("padding"), list):
         config["padding"] = [tuple(p) for p in config["padding"]]
+    from nmn.keras import spec as kspec  # here, not at import: nmn.keras imports this module's package
+
     layer = kspec.from_spec(spec.kind, config, spec.params, **kwargs)
     names = {k: v[len(spec.name) + 1 :] for k, v in spec.param_inits.items() if v.startswith(spec.name + ".")}
     object.__setattr__(layer, "_nmn_param_names", names)

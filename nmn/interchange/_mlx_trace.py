@@ -13,6 +13,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
+from nmn.core.options import SOFTERMAX_EPSILON
 from nmn.interchange import emit
 from nmn.interchange._export_common import activation as emit_activation
 from nmn.interchange._export_common import rms_norm
@@ -484,7 +485,7 @@ class _Tracer:
                 return self.wrap(self.b.node("Concat", names, {"axis": int(axis)}, name=self.fresh("concat")), value)
             if fname in ("softermax", "softer_sigmoid", "soft_tanh"):
                 names = ["n", "epsilon", "axis"] if fname == "softermax" else ["n"]
-                cfg = {"n": 1.0, "epsilon": 1e-12, "axis": -1} if fname == "softermax" else {"n": 1.0}
+                cfg = {"n": 1.0, "epsilon": SOFTERMAX_EPSILON, "axis": -1} if fname == "softermax" else {"n": 1.0}
                 cfg.update(dict(zip(names, args[1:])))
                 cfg.update(kwargs)
                 out = emit.yat_layer(self.b, self.fresh(fname), fname, cfg, {}, [x.name])

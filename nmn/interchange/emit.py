@@ -1,7 +1,7 @@
 """Layer emitters: one function per layer kind, writing that layer into a :class:`GraphBuilder`.
 
-Yat layers come in the neutral spec form of docs/CONTRACT.md (``kind``, ``config``, canonical ``params``) and
-become exactly one ``nmn::`` node each (plus a ``Softplus`` for a learnable epsilon, yat-ops.md Part 1 #7).
+Yat layers come in the neutral spec form of docs/design.md §S (``kind``, ``config``, canonical ``params``) and
+become exactly one ``nmn::`` node each (plus a ``Softplus`` for a learnable epsilon, docs/design.md §D7).
 Standard layers come as canonical (ONNX-layout) numpy weights. Every framework's exporter calls these, so the
 ONNX written for a model does not depend on the framework it came from.
 """
@@ -16,7 +16,7 @@ import numpy as np
 
 from nmn.core import yat as core_yat
 from nmn.core.conv import PADDING_MODES, conv_pads, onnx_pads, transpose_geometry
-from nmn.core.options import resolve_alpha, resolve_bias
+from nmn.core.options import DEFAULT_EPSILON, SOFTERMAX_EPSILON, resolve_alpha, resolve_bias
 from nmn.core.schemas import DOMAIN
 from nmn.interchange.graph import ExportError, GraphBuilder, LayerRecord
 
@@ -99,7 +99,7 @@ def _tail(w: _LayerWriter, config: dict, params: dict, n_out: int) -> list[str]:
             e = w.b.node("Softplus", [raw], name=f"{w.name}.epsilon")
             w.b._softplus_cache[raw] = e
     else:
-        e = w.const("epsilon", np.array([config.get("epsilon", 1e-5)], F32))
+        e = w.const("epsilon", np.array([config.get("epsilon", DEFAULT_EPSILON)], F32))
     return [b, a, e]
 
 
@@ -200,14 +200,14 @@ def yat_layer(
         a = w.param("alpha", params["alpha"]) if alpha.learnable else None
         if call.get("method") == "attend":
             a = a or w.const("alpha_const", np.array([alpha.value], F32))
-            e = w.const("epsilon", np.array([config.get("epsilon", 1e-5)], F32))
+            e = w.const("epsilon", np.array([config.get("epsilon", DEFAULT_EPSILON)], F32))
             return w.node("YatEmbedAttend", [inputs[0], table, a, e], dict(spherical=int(config["spherical"])), DOMAIN)
         return w.node("Gather", [table, inputs[0]], {"axis": 0})
     if kind in ("softermax", "softer_sigmoid", "soft_tanh"):
         op = {"softermax": "Softermax", "softer_sigmoid": "SofterSigmoid", "soft_tanh": "SoftTanh"}[kind]
         attrs = {"n": float(config.get("n", 1.0))}
         if kind == "softermax":
-            attrs.update(epsilon=float(config.get("epsilon", 1e-12)), axis=int(config.get("axis", -1)))
+            attrs.update(epsilon=float(config.get("epsilon", SOFTERMAX_EPSILON)), axis=int(config.get("axis", -1)))
         return w.node(op, [inputs[0]], attrs, DOMAIN)
     raise ExportError(f"{name}: no ONNX emitter for layer kind {kind!r}")
 
@@ -232,7 +232,7 @@ def _attention(w: _LayerWriter, config: dict, params: dict, inputs: Sequence[str
     ins.append(
         w.param("alpha", params["alpha"]) if alpha.learnable else w.const("alpha_const", np.array([alpha.value], F32))
     )
-    ins.append(w.const("epsilon", np.array([config.get("epsilon", 1e-5)], F32)))
+    ins.append(w.const("epsilon", np.array([config.get("epsilon", DEFAULT_EPSILON)], F32)))
     attrs = dict(num_heads=int(config["num_heads"]), causal=int(bool(config.get("causal", False))))
     if config.get("use_performer"):
         w.record.trainable["proj"] = False

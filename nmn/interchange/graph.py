@@ -157,7 +157,7 @@ class GraphBuilder:
     def initializer(self, name: str, array: Any) -> str:
         """Add a tensor (a parameter or a constant) under ``name`` (made unique) and return the name."""
         name = self.fresh(name)
-        self.initializers[name] = np.ascontiguousarray(np.asarray(array))
+        self.initializers[name] = np.array(array, order="C")  # a copy; 0-d stays 0-d (ascontiguousarray makes it 1-d)
         return name
 
     def constant(self, hint: str, array: Any) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from nmn.core.options import SOFTERMAX_EPSILON
 from nmn.interchange import emit
 from nmn.interchange.graph import GraphBuilder
 from nmn.interchange.reader import NodeSpec, OnnxGraph, UnsupportedModelError
@@ -36,7 +37,7 @@ def squash(functions, op: str, config: dict, x):
     which has ``softermax``, ``softer_sigmoid``, ``soft_tanh``) and the layer's spec ``config``."""
     if op == "Softermax":
         return functions.softermax(
-            x, n=config.get("n", 1.0), epsilon=config.get("epsilon", 1e-12), axis=config.get("axis", -1)
+            x, n=config.get("n", 1.0), epsilon=config.get("epsilon", SOFTERMAX_EPSILON), axis=config.get("axis", -1)
         )
     return (functions.softer_sigmoid if op == "SofterSigmoid" else functions.soft_tanh)(x, n=config.get("n", 1.0))
 

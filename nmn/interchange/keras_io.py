@@ -4,7 +4,7 @@
 inputs), runs each call eagerly on the example inputs (for shapes and the final check) and emits each layer
 through the framework-neutral :class:`~nmn.interchange.graph.GraphBuilder`: one ``nmn::`` node per Yat layer,
 standard ONNX ops for the standard layers. The walk sees layers, not backend ops, so the file is the same on the
-TensorFlow, JAX and PyTorch backends (onnx-notes.md section 7; ``model.export(format="onnx")`` would decompose
+TensorFlow, JAX and PyTorch backends (docs/design.md §N7; ``model.export(format="onnx")`` would decompose
 the Yat layers). Data stays channels-last at the graph inputs, with ``Transpose`` nodes around each convolution;
 initializers are named by the Keras weight paths (``<layer>.<weight>``).
 

@@ -93,6 +93,7 @@ class OnnxGraph:
             "Sub": (0, 1),
             "Mul": (0, 1),
             "Div": (0, 1),
+            "PRelu": (1,),
         }
         guessed = set()
         for node in self.nodes:

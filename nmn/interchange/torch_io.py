@@ -2,7 +2,7 @@
 
 Export route: ``torch.fx`` symbolic tracing with nmn layers (and standard ``torch.nn`` layers) as leaves, then a
 walk of the traced graph that executes each node eagerly (for shapes and the check) and emits it through the
-framework-neutral :class:`~nmn.interchange.graph.GraphBuilder`. This differs from onnx-notes.md's route A
+framework-neutral :class:`~nmn.interchange.graph.GraphBuilder`. This differs from docs/design.md §N5's route A
 (dynamo + a ``torch.library`` op) on purpose: with one neutral emitter for all six frameworks, the same model
 gives the same ONNX whichever framework it came from, which is what makes export(load(f)) bit-identical and the
 any-to-any matrix cheap. The cost: models whose ``forward`` has data-dependent Python control flow cannot be

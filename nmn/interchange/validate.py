@@ -1,6 +1,6 @@
 """nmn's own model validator and the one safe way to open an ONNX file.
 
-``onnx.checker`` alone is not enough (onnx-notes.md section 4): it accepts a model whose ``nmn`` function is
+``onnx.checker`` alone is not enough (docs/design.md §N4): it accepts a model whose ``nmn`` function is
 missing, a tampered function body and unknown attributes on a call. :func:`validate_model` checks, besides the
 full onnx check, that
 

@@ -129,7 +129,7 @@ class MultiHeadYatAttention(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self._proj_init = None
-        if self.use_performer:  # drawn once, at construction (yat-ops.md Part 1, decision 5)
+        if self.use_performer:  # drawn once, at construction (docs/design.md §D5)
             self._proj_init = performer_projection(self.num_features, self.head_dim, seed)
         self.alpha = None
         self.proj = None

@@ -1,6 +1,6 @@
 """Functional Yat ops on ``keras.ops`` (any Keras backend): the layers are thin wrappers around these.
 
-Every function computes in float32 (yat-ops.md 0.3) and casts the result to the promoted dtype of the input
+Every function computes in float32 (docs/design.md §0.3) and casts the result to the promoted dtype of the input
 and the weights. Host layouts: dense ``kernel (I, O)``, conv ``kernel (*k, C/groups, M)``, transposed conv
 ``kernel (*k, M/groups, C)``, data channels-last ``(N, *S, C)``; attention heads ``(B, L, H, D)``.
 
@@ -172,7 +172,7 @@ def rope(x, cos, sin, *, interleaved=True):
 
 
 def performer_features(x, proj, epsilon=DEFAULT_EPSILON):
-    """Spherical FAVOR+-style features of ``x (B, L, H, D)`` with ``proj (m, D)`` -> ``(B, L, H, m)``."""
+    """Spherical Yat random features of ``x (B, L, H, D)`` with ``proj (m, D)`` -> ``(B, L, H, 1 + D + m)``."""
     return yat.performer_features(F, x, proj, _eps(epsilon))
 
 

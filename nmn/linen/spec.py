@@ -1,7 +1,7 @@
 """Neutral layer description for Linen layers: ``to_spec(module, variables)`` and ``from_spec(...)``.
 
 A Linen module holds no arrays, so ``to_spec`` takes the module and its variables, and ``from_spec`` returns
-``(module, variables)``. Params are canonical (ONNX layout) float32 numpy arrays; see docs/CONTRACT.md.
+``(module, variables)``. Params are canonical (ONNX layout) float32 numpy arrays; see docs/design.md §S.
 
 >>> import jax, jax.numpy as jnp
 >>> from nmn.linen import YatNMN

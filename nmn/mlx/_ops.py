@@ -76,12 +76,12 @@ def result_dtype(x, *params):
 
 
 def glorot_normal(shape, fan_in, fan_out, dtype):
-    """Plain normal with variance ``2 / (fan_in + fan_out)`` (yat-ops.md 2.5, the MLX idiom)."""
+    """Plain normal with variance ``2 / (fan_in + fan_out)`` (docs/design.md §2.5, the MLX idiom)."""
     return mx.random.normal(shape, dtype=dtype) * math.sqrt(2.0 / (fan_in + fan_out))
 
 
 def fan_in_normal(shape, fan_in, dtype):
-    """Normal with variance ``1 / fan_in`` (the MLX conv init of yat-ops.md 3.2)."""
+    """Normal with variance ``1 / fan_in`` (the MLX conv init of docs/design.md §3.2)."""
     return mx.random.normal(shape, dtype=dtype) * math.sqrt(1.0 / fan_in)
 
 

@@ -21,7 +21,7 @@ def _linear(n_in, n_out, bias, dtype):
 
 
 class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
-    """Multi-head attention whose query-key scores are Yat products (yat-ops.md section 5).
+    """Multi-head attention whose query-key scores are Yat products (docs/design.md §5).
 
     ``score = alpha * (q.k)^2 / ((relu(|q|^2 + |k|^2 - 2 q.k) + eps) * sqrt(head_dim))``, normalised over the
     keys (``softmax``, ``l1`` or ``softermax``), then ``A V`` and the output projection. With
@@ -228,7 +228,7 @@ _MHA_DEFAULTS = dict(
 
 
 class RotaryYatAttention(MultiHeadYatAttention):
-    """Multi-head Yat attention with rotary position embeddings of q and k (yat-ops.md section 6).
+    """Multi-head Yat attention with rotary position embeddings of q and k (docs/design.md §6).
 
     Same scores and options as :class:`MultiHeadYatAttention`; q and k heads are rotated at their absolute
     positions (interleaved pairs ``(x[2i], x[2i+1])`` by default, ``rope_style='half'`` for half-split pairs),

@@ -103,7 +103,7 @@ _DOC = """Yat {rank}-D transposed convolution (the ONNX / torch ``ConvTranspose`
 
     ``y = alpha * (d + b_m)^2 / (relu(E + |W_m|^2 - 2 d) + eps)`` where ``d`` is the transposed convolution of
     ``x`` and ``E`` that of ``x^2`` with an all-ones kernel: each output is the Yat product of the (spatially
-    flipped) filter with the zero-stuffed, padded patch under it (yat-ops.md 4.1).
+    flipped) filter with the zero-stuffed, padded patch under it (docs/design.md §4.1).
 
     Parameters: ``kernel (filters, {kdims}, in_channels / groups)`` (for ``groups=1`` this is the
     ``mlx.nn.ConvTranspose{rank}d`` layout ``(out, *k, in)``; canonical ONNX ``W[c, m', t]`` of group ``g`` is

@@ -208,7 +208,7 @@ def yat_conv_transpose(
 
     The dot map is ONNX / torch ``ConvTranspose`` (``pads`` crop the output, ``output_padding`` extends its high
     side); the distance is the one between each filter and the zero-stuffed, padded patch it meets
-    (yat-ops.md 4.1): ``E + |W_m|^2 - 2 d`` with ``E`` the transposed convolution of ``x^2`` with ones.
+    (docs/design.md §4.1): ``E + |W_m|^2 - 2 d`` with ``E`` the transposed convolution of ``x^2`` with ones.
 
     Shape: ``(N, *S, C) -> (N, *S', M)`` with ``S' = (S - 1) s - lo - hi + d (k - 1) + 1 + output_padding``.
 
@@ -281,7 +281,7 @@ def yat_attention(
     causal=False,
     dropout=None,
 ):
-    """Yat attention of ``(B, L, H, D)`` heads (yat-ops.md 5.1); returns ``(B, Lq, H, Dv)``.
+    """Yat attention of ``(B, L, H, D)`` heads (docs/design.md §5.1); returns ``(B, Lq, H, Dv)``.
 
     >>> import mlx.core as mx
     >>> yat_attention(mx.ones((1, 2, 1, 4)), mx.ones((1, 3, 1, 4)), mx.ones((1, 3, 1, 4))).shape

@@ -1,4 +1,4 @@
-"""Squashers for non-negative inputs: ``softermax``, ``softer_sigmoid``, ``soft_tanh`` (yat-ops.md section 9).
+"""Squashers for non-negative inputs: ``softermax``, ``softer_sigmoid``, ``soft_tanh`` (docs/design.md §9).
 
 Each is a plain function of ``mx.array`` (``mx.compile``-friendly, differentiable with ``mx.grad``).
 

@@ -1,6 +1,6 @@
 """Neutral layer description for NNX layers: ``to_spec(layer)`` and ``from_spec(kind, config, params)``.
 
-Params are canonical (ONNX layout) float32 numpy arrays; see docs/CONTRACT.md.
+Params are canonical (ONNX layout) float32 numpy arrays; see docs/design.md §S.
 
 >>> from flax import nnx
 >>> from nmn.nnx import YatNMN

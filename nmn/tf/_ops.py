@@ -139,5 +139,5 @@ bias_value = partial(options.bias_value, F)
 
 
 def glorot_normal(shape, fan_in, fan_out, dtype, seed=None):
-    """Plain normal with variance ``2 / (fan_in + fan_out)`` (yat-ops.md 2.5, tf)."""
+    """Plain normal with variance ``2 / (fan_in + fan_out)`` (docs/design.md §2.5, tf)."""
     return tf.random.normal(shape, stddev=(2.0 / (fan_in + fan_out)) ** 0.5, dtype=dtype, seed=seed)

@@ -106,7 +106,7 @@ class MultiHeadYatAttention(tf.Module):
         self.q_kernel = None
         self.alpha = None
         self.proj = None
-        if self.use_performer:  # drawn once, at construction (yat-ops.md Part 1, decision 5)
+        if self.use_performer:  # drawn once, at construction (docs/design.md §D5)
             with self.name_scope:
                 self.proj = tf.Variable(
                     performer_projection(self.num_features, self.head_dim, seed), trainable=False, name="proj"

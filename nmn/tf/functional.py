@@ -1,6 +1,6 @@
 """Functional Yat ops on TensorFlow: the ``nmn.tf`` modules are thin wrappers around these.
 
-Every function computes in float32 (yat-ops.md 0.3) and casts the result to the wider of the input's and the
+Every function computes in float32 (docs/design.md §0.3) and casts the result to the wider of the input's and the
 weights' dtypes. Layouts: dense ``kernel (I, O)``, conv ``kernel (*k, C/groups, M)``, transposed conv
 ``kernel (*k, M/groups, C)``, data channels-last ``(N, *S, C)``; attention heads ``(B, L, H, D)``.
 
@@ -160,7 +160,7 @@ def rope(x, cos, sin, *, interleaved=True):
 
 
 def performer_features(x, proj, epsilon=DEFAULT_EPSILON):
-    """Spherical FAVOR+-style features of ``x (B, L, H, D)`` with ``proj (m, D)`` -> ``(B, L, H, m)``."""
+    """Spherical Yat random features of ``x (B, L, H, D)`` with ``proj (m, D)`` -> ``(B, L, H, 1 + D + m)``."""
     return yat.performer_features(F, x, proj, _f32(epsilon))
 
 

@@ -1,4 +1,4 @@
-"""TensorFlow modules <-> the neutral layer description (docs/CONTRACT.md): ``to_spec`` and ``from_spec``.
+"""TensorFlow modules <-> the neutral layer description (docs/design.md §S): ``to_spec`` and ``from_spec``.
 
 Canonical params are float32 numpy arrays in the ONNX layout: dense ``weight (O, I)`` (TF ``kernel (I, O)``),
 conv ``weight (M, C/G, *k)`` (TF ``(*k, C/G, M)``), transposed conv ``weight (C, M/G, *k)`` (TF

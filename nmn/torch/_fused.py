@@ -1,6 +1,6 @@
 """Fast paths with analytic backward passes: the Yat tail, the plain Yat dense product and the Yat conv tail.
 
-Alternative implementations of ``nmn.core.yat.yat_tail`` / ``yat_dense`` (architecture.md allows a fast path
+Alternative implementations of ``nmn.core.yat.yat_tail`` / ``yat_dense`` (docs/design.md §A3 allows a fast path
 that passes the same conformance cases). They compute the same values as the core functions with fewer passes
 over memory: in-place updates of their own temporaries, the clamp and epsilon as one ``max(dist + eps, eps)``
 (equal to ``relu(dist) + eps``), squared norms by ``vector_norm`` (no full-size ``w * w`` temporary), and a
@@ -161,7 +161,7 @@ def dense_forward(x, w, bias, alpha, eps):
 class YatDense(torch.autograd.Function):
     """Plain Yat dense of 2-D ``x (N, I)`` and ``w (O, I)``: ``dot = x w^T``, ``dist = |x|^2 + |w|^2 - 2 dot``.
 
-    Backward (yat-ops.md 10.2), with ``h = u + um``: ``dx = 2 (h w - x sum_o um)``, ``dW = 2 (h^T x - w sum_n um)``;
+    Backward (docs/design.md §10.2), with ``h = u + um``: ``dx = 2 (h w - x sum_o um)``, ``dW = 2 (h^T x - w sum_n um)``;
     two matmuls, as ``nn.Linear``, and one in-place pass over each of ``dx`` and ``dW``.
     """
 

@@ -423,12 +423,12 @@ def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, *, interleaved: 
 
 
 def performer_features(x: torch.Tensor, proj: torch.Tensor, epsilon: float = DEFAULT_EPSILON) -> torch.Tensor:
-    """Spherical FAVOR+-style features ``(|u| + eps) exp(u - 1/2) / sqrt(m)``, ``u = proj x_hat / sqrt(d)``.
+    """Spherical Yat random features (:func:`nmn.core.yat.performer_features`): ``1 + D + m`` per row.
 
-    Shape: ``x (B, L, H, D)``, ``proj (m, D)`` -> ``(B, L, H, m)``.
+    Shape: ``x (B, L, H, D)``, ``proj (m, D)`` -> ``(B, L, H, 1 + D + m)``.
 
     >>> performer_features(torch.ones(1, 2, 1, 4), torch.ones(3, 4)).shape
-    torch.Size([1, 2, 1, 3])
+    torch.Size([1, 2, 1, 8])
     """
     return _yat.performer_features(ops_for(x), x, proj.to(x.dtype), epsilon)
 

@@ -1,4 +1,4 @@
-"""Neutral layer description (docs/CONTRACT.md): ``to_spec(layer)`` and ``from_spec(kind, config, params)``.
+"""Neutral layer description (docs/design.md §S): ``to_spec(layer)`` and ``from_spec(kind, config, params)``.
 
 Torch layouts are the canonical ONNX ones, so parameters move as they are; only the names differ
 (``q_proj.weight`` <-> ``q_weight``, ``weight`` <-> ``embedding`` for YatEmbed).

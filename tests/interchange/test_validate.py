@@ -1,4 +1,4 @@
-"""nmn's validator and safe loader catch what onnx.checker alone lets through (onnx-notes.md section 4, 10)."""
+"""nmn's validator and safe loader catch what onnx.checker alone lets through (docs/design.md §N4, §N10)."""
 
 from __future__ import annotations
 

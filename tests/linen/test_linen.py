@@ -41,7 +41,9 @@ def test_collections_and_shapes():
     assert v["params"]["kernel"].shape == (3, 3, 2)
     v = L.MultiHeadYatAttention(2, use_performer=True, num_features=5).init(KEY, jnp.ones((1, 3, 8)))
     assert v["constants"]["proj"].shape == (5, 4) and "proj" not in v["params"]
-    assert set(v["params"]) == {"query", "key", "value", "out", "alpha"}
+    assert set(v["params"]) == {"query", "key", "value", "out"}  # alpha cancels under the performer's l1 readout
+    v = L.MultiHeadYatAttention(2).init(KEY, jnp.ones((1, 3, 8)))
+    assert set(v["params"]) == {"query", "key", "value", "out", "alpha"}  # softmax: alpha scales the scores
 
 
 def test_bad_input_and_options():

@@ -20,14 +20,7 @@ FRESH_BATCH = 3  # differs from the example batch (2)
 
 # (model, exporter, framework) -> why it does not load today: the standard ops the loaders lack (issue 12).
 # ``framework`` None means every framework. strict=False: each is re-checked and removed when the loaders catch up.
-_TORCH_CONCAT = (
-    "torch loader: the legacy exporter's Shape/Gather/Concat shape arithmetic fails at run time "
-    "('Tensors must have same number of dimensions: got 1 and 2'; reported to the loaders)"
-)
-KNOWN = {
-    ("transformer_encoder", "legacy", "torch"): _TORCH_CONCAT,
-    ("vit_block", "legacy", "torch"): _TORCH_CONCAT,
-}
+KNOWN: dict[tuple[str, str, str | None], str] = {}
 
 
 def _known(graph, framework):
