@@ -122,3 +122,41 @@ def test_scalar_index_shape_arithmetic_numpy():
     (got,) = execute(graph, [x], tensor=lambda n: graph.initializers.get(n), prims=NUMPY, yat=None)
     (want,) = run_onnx(model, {"x": x})
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def gemm_row_bias_model(bias_as_input: bool) -> onnx.ModelProto:
+    """Gemm with ``transA`` and a ``(1, N)`` bias (ONNX's ``test_gemm_transposeA``): TensorFlow's fused
+    MatMul+BiasAdd (oneDNN) once failed on the ``[1, N]`` bias; the semantics now hand hosts an ``(N,)`` bias."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(3)
+    inputs = [helper.make_tensor_value_info("a", TensorProto.FLOAT, [6, 3])]
+    inits = [numpy_helper.from_array(rng.normal(size=(6, 4)).astype(np.float32), "b")]
+    c = numpy_helper.from_array(rng.normal(size=(1, 4)).astype(np.float32), "c")
+    if bias_as_input:
+        inputs.append(helper.make_tensor_value_info("c", TensorProto.FLOAT, [1, 4]))
+    else:
+        inits.append(c)
+    node = helper.make_node("Gemm", ["a", "b", "c"], ["y"], transA=1, alpha=0.5, beta=2.0)
+    graph = helper.make_graph(
+        [node], "gemm_row_bias", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 4])], inits
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), numpy_helper.to_array(c)
+
+
+@pytest.mark.parametrize("bias_as_input", [False, True], ids=["bias-initializer", "bias-input"])
+@pytest.mark.parametrize("framework", ["numpy", "tf", "torch"])
+def test_gemm_row_bias(framework, bias_as_input):
+    from nmn.interchange import load, predict, run_onnx
+
+    model, c = gemm_row_bias_model(bias_as_input)
+    a = np.random.default_rng(4).normal(size=(6, 3)).astype(np.float32)
+    feeds = [a, c] if bias_as_input else [a]
+    (want,) = run_onnx(model, dict(zip(["a", "c"], feeds)))
+    if framework == "numpy":
+        graph = read_model(model)
+        (got,) = execute(graph, feeds, tensor=lambda n: graph.initializers.get(n), prims=NUMPY, yat=None)
+    else:
+        pytest.importorskip({"tf": "tensorflow"}.get(framework, framework))
+        (got,) = predict(load(model, framework), framework, feeds)
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-5)

@@ -477,6 +477,10 @@ def _gemm(P, args, attrs, ctx):
     if attrs.get("alpha", 1.0) != 1.0:
         y = P.binary("mul", y, _scalar(P, attrs["alpha"], dt))
     if c is not None:
+        if len(P.shape(c)) == 2 and P.shape(c)[0] == 1:
+            # (1, N) broadcasts over the rows like (N,); as (N,) the hosts fuse it as a bias (oneDNN's fused
+            # MatMul+BiasAdd in TensorFlow takes only a 1-d bias and fails on [1, N]).
+            c = P.squeeze(c, (0,))
         if attrs.get("beta", 1.0) != 1.0:
             c = P.binary("mul", c, _scalar(P, attrs["beta"], dt))
         y = P.binary("add", y, c)
