@@ -13,10 +13,12 @@ nnx           ``RotaryYatAttention``                 ``q_proj/k_proj/v_proj/o_pr
 linen         ``YatNMN``                             ``kernel`` ``(out, in)`` -> ``(in, out)``
 linen         ``YatEmbed``                           ``alpha`` created by ``attend`` only: filled with 1 (its
                                                      0.3 initial value) when the checkpoint lacks it
-keras         ``MultiHeadYatAttention``              variable order ``q,k,v kernels, q,k,v biases, out, alpha``
-                                                     -> ``q kernel, q bias, k kernel, ...``
+keras         ``MultiHeadYatAttention``              variable order in ``.weights.h5``: ``q,k,v kernels, q,k,v
+                                                     biases, out kernel, out bias, alpha`` -> ``q kernel, q bias,
+                                                     k kernel, ...`` (the file stores values by position only)
 tf            ``YatNMN``                             ``kernel`` ``(out, in)`` -> ``(in, out)``
-tf            ``MultiHeadYatAttention``              unnamed ``tf.Variable`` s: matched by attribute path
+tf            every layer                            names unchanged: checkpoint entries are matched by attribute
+                                                     path (``layer/q_kernel``), not by the variables' names
 mlx           ``YatNMN``                             lazily built 0.3 kernel ``(out, in)``: unchanged
 mlx           ``MultiHeadYatAttention``,             ``q_kernel (in, E)``, ``q_bias`` ... -> ``query_proj.weight
               ``RotaryYatAttention``                 (E, in)``, ``query_proj.bias`` ...; ``freqs_*`` dropped
@@ -29,11 +31,9 @@ model must be built with the options the 0.3 model had (see ``docs/migrating-fro
 changed: nnx ``RotaryYatAttention(use_bias=False)``, Linen conv ``padding="VALID"``, TF transposed conv
 ``padding="same"``).
 
->>> sorted(n for n in dir() if n.startswith("convert_"))
-['convert_linen_variables', 'convert_mlx_weights', 'convert_nnx_state', 'convert_torch_state_dict']
-
-The keras and tf rows are findings only: their converters (``convert_keras_weights``, ``convert_tf_checkpoint``)
-are not written yet; the 0.3 fixtures for them are in ``tests/data/v03/``.
+>>> sorted(n for n in dir() if n.startswith("convert_"))  # doctest: +NORMALIZE_WHITESPACE
+['convert_keras_weights', 'convert_linen_variables', 'convert_mlx_weights', 'convert_nnx_state',
+ 'convert_tf_checkpoint', 'convert_torch_state_dict']
 """
 
 from __future__ import annotations
@@ -41,9 +41,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 __all__ = [
+    "convert_keras_weights",
     "convert_linen_variables",
     "convert_mlx_weights",
     "convert_nnx_state",
+    "convert_tf_checkpoint",
     "convert_torch_state_dict",
 ]
 
@@ -362,3 +364,220 @@ def convert_mlx_weights(old_weights, model):
     missing = [k for k in target if k not in converted]
     _check("convert_mlx_weights", model, unknown, missing, mismatched, _bias_hint(missing))
     return sorted(converted.items())
+
+
+# --------------------------------------------------------------------------------------------------------- keras
+# nmn 0.3 built every MultiHeadYatAttention weight trainable, in this order; Keras' ``.weights.h5`` stores each
+# layer's variables by position only (``<layer path>/vars/0, 1, ...``), so the position is what changed.
+_KERAS_OLD_ATTENTION_ORDER = (
+    "q_kernel",
+    "k_kernel",
+    "v_kernel",
+    "q_bias",
+    "k_bias",
+    "v_bias",
+    "out_kernel",
+    "out_bias",
+    "alpha",
+)
+
+
+def _h5_layers(h5):
+    """``{layer group path: (layer name, [arrays])}`` of a Keras ``.weights.h5`` (every group holding ``vars``)."""
+    import h5py
+
+    found = {}
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Group) and name.rsplit("/", 1)[-1] == "vars":
+            values = [obj[str(i)][()] for i in range(len(obj))]
+            found[name[: -len("vars")].rstrip("/")] = (str(obj.attrs.get("name", "")), values)
+
+    h5.visititems(visit)
+    return found
+
+
+def _stored_variables(layer):
+    """A Keras layer's own variables in the order ``Layer.save_own_variables`` writes them."""
+    return list(layer._trainable_variables) + list(layer._non_trainable_variables)
+
+
+def convert_keras_weights(old_file, model):
+    """Load an nmn 0.3 Keras weights file (``model.save_weights("....weights.h5")``) into ``model``; return it.
+
+    Changed in 1.x: ``MultiHeadYatAttention`` creates its weights in the order ``q_kernel, q_bias, k_kernel,
+    k_bias, v_kernel, v_bias, out_kernel, out_bias, alpha`` (0.3: the three kernels, then the three biases, then
+    ``out_kernel, out_bias, alpha``). A weights file holds each layer's values by position only, so
+    ``model.load_weights`` of a 0.3 file fails on the attention's shapes (or, with square projections of equal
+    shapes, silently swaps them); this converter puts each value back under its own name. Every other layer kept
+    its weights and their order. The layer groups of the file are the attribute paths of the model (as Keras
+    writes them): build the new model with the same structure and the 0.3 layers' options, and build it (call it
+    once) before converting.
+
+    Args:
+        old_file: the 0.3 ``.weights.h5`` path.
+        model: the built nmn 1.x ``keras.Model``.
+
+    Raises:
+        ValueError: the model is not built, or a layer group of the file matches no layer of the model, a layer
+            of the model has no group in the file, or a count or shape of values differs (nothing is loaded then).
+
+    >>> import keras, numpy as np, tempfile, os
+    >>> from nmn.keras import MultiHeadYatAttention
+    >>> class One(keras.Model):
+    ...     def __init__(self, layer):
+    ...         super().__init__()
+    ...         self.layer = layer
+    ...     def call(self, x):
+    ...         return self.layer(x)
+    >>> new = One(MultiHeadYatAttention(8, 2)); _ = new(np.ones((1, 3, 8), np.float32))
+    >>> path = os.path.join(tempfile.mkdtemp(), "old.weights.h5")
+    >>> new.save_weights(path)                 # a 1.x file: not a 0.3 one
+    >>> convert_keras_weights(path, new)
+    Traceback (most recent call last):
+    ...
+    ValueError: convert_keras_weights: the 0.3 checkpoint does not fit this One: shapes differ (0.3 -> expected): \
+layer/vars/2 (k_kernel) (8,) -> (8, 8), layer/vars/3 (k_bias) (8, 8) -> (8,)
+    """
+    import os
+    import shutil
+    import tempfile
+
+    import h5py
+
+    from nmn.keras import MultiHeadYatAttention
+
+    if not getattr(model, "built", False) or not model.weights:
+        raise ValueError(
+            f"convert_keras_weights: {type(model).__name__} is not built (no weights yet): call it once on an "
+            "input of the 0.3 model's shape, then convert"
+        )
+    if not hasattr(model, "save_weights"):
+        raise TypeError(
+            f"convert_keras_weights: expected a keras.Model (it reads the layout of model.save_weights), got a "
+            f"{type(model).__name__}: wrap the layer in a keras.Model with the 0.3 model's structure"
+        )
+    layers = {}
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        layers.setdefault(layer.name, []).append(layer)
+    tmp = tempfile.mkdtemp(prefix="nmn_v03_keras_")
+    try:
+        new_file = os.path.join(tmp, "converted.weights.h5")
+        model.save_weights(new_file)
+        with h5py.File(old_file, "r") as h5:
+            old = _h5_layers(h5)
+        with h5py.File(new_file, "r") as h5:
+            new = _h5_layers(h5)
+        unknown = [f"{p}/vars" for p, (_, values) in old.items() if values and p not in new]
+        missing = [f"{p}/vars" for p, (_, values) in new.items() if values and p not in old]
+        mismatched, converted = [], {}
+        for path, (name, want) in new.items():
+            if path not in old or not want:
+                continue
+            got = list(old[path][1])
+            owners = layers.get(name, [])
+            if owners and all(isinstance(layer, MultiHeadYatAttention) for layer in owners):
+                names = [v.name for v in _stored_variables(owners[0])]
+                if len(names) == len(got) and all(n in _KERAS_OLD_ATTENTION_ORDER for n in names):
+                    old_names = sorted(names, key=_KERAS_OLD_ATTENTION_ORDER.index)
+                    got = [got[old_names.index(n)] for n in names]
+                else:
+                    names = [f"{n}?" for n in names]
+            else:
+                names = [""] * len(want)
+            if len(got) != len(want):
+                mismatched.append((f"{path}/vars", f"{len(got)} values", f"{len(want)} values"))
+                continue
+            for i, (value, target) in enumerate(zip(got, want, strict=True)):
+                label = f"{path}/vars/{i}" + (f" ({names[i]})" if i < len(names) and names[i] else "")
+                if tuple(value.shape) != tuple(target.shape):
+                    mismatched.append((label, tuple(value.shape), tuple(target.shape)))
+                else:
+                    converted[f"{path}/vars/{i}"] = value.astype(target.dtype)
+        _check("convert_keras_weights", model, unknown, missing, mismatched)
+        with h5py.File(new_file, "r+") as h5:
+            for key, value in converted.items():
+                h5[key][...] = value
+        model.load_weights(new_file)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return model
+
+
+# ------------------------------------------------------------------------------------------------------------ tf
+_TF_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def convert_tf_checkpoint(old_checkpoint, model, root=None):
+    """Load an nmn 0.3 TensorFlow checkpoint (``tf.train.Checkpoint(...).write``) into ``model``; return it.
+
+    Changed in 1.x: ``YatNMN``'s kernel is ``(in, out)`` as in Keras' ``Dense`` (0.3: ``(out, in)``, transposed
+    here). Every other variable kept its attribute name and layout; the layers create their variables under
+    other ``tf.Variable`` names, so a checkpoint is matched by attribute path (``layer/q_kernel``), which is how
+    ``tf.train.Checkpoint`` stores it, and never by variable name. The layers build on their first call: call
+    the new model once before converting.
+
+    Args:
+        old_checkpoint: the checkpoint prefix ``write`` / ``save`` returned, or its directory (the latest one).
+        model: the built nmn 1.x ``tf.Module`` (a layer or a module holding layers).
+        root: the keyword the 0.3 model had in ``tf.train.Checkpoint(root=model)`` (the first component of
+            every entry). ``None``: none when the entries match the model's attribute paths as they are, else
+            the one first component they all share.
+
+    Raises:
+        ValueError: a checkpoint entry matches no variable of the model, a variable of the model is not in the
+            checkpoint, or a shape differs (nothing is assigned then).
+
+    >>> import numpy as np, tensorflow as tf, tempfile, os
+    >>> from nmn.tf import YatNMN
+    >>> old = tf.Module(); old.kernel = tf.Variable(np.ones((4, 6), np.float32))    # 0.3: kernel (out, in)
+    >>> old.bias, old.alpha = tf.Variable(np.zeros(4, np.float32)), tf.Variable(np.ones(1, np.float32))
+    >>> prefix = tf.train.Checkpoint(layer=old).write(os.path.join(tempfile.mkdtemp(), "old"))
+    >>> new = YatNMN(4); _ = new(tf.ones((1, 6)))                                  # built: kernel (6, 4)
+    >>> convert_tf_checkpoint(prefix, new).kernel.shape
+    TensorShape([6, 4])
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    from nmn.tf import YatNMN
+
+    is_variable = lambda v: isinstance(v, tf.Variable)
+    variables = {"/".join(map(str, path)): v for path, v in model._flatten(predicate=is_variable, with_path=True)}
+    if not variables:
+        raise ValueError(
+            f"convert_tf_checkpoint: {type(model).__name__} has no variables yet: call it once on an input of "
+            "the 0.3 model's shape, then convert"
+        )
+    dense = {
+        "/".join(map(str, p)) for p, _ in model._flatten(predicate=lambda m: isinstance(m, YatNMN), with_path=True)
+    }
+    if isinstance(model, YatNMN):
+        dense.add("")
+    reader = tf.train.load_checkpoint(old_checkpoint)
+    entries = {k[: -len(_TF_SUFFIX)]: k for k in reader.get_variable_to_shape_map() if k.endswith(_TF_SUFFIX)}
+    entries = {k: v for k, v in entries.items() if k != "save_counter"}
+    if root is None and not set(entries) & set(variables):
+        heads = {k.split("/", 1)[0] for k in entries}
+        root = heads.pop() if len(heads) == 1 else None
+    if root:
+        entries = {k[len(root) + 1 :]: v for k, v in entries.items() if k.startswith(root + "/")}
+    unknown, mismatched, converted = [], [], {}
+    for path, key in entries.items():
+        if path not in variables:
+            unknown.append(f"{root}/{path}" if root else path)
+            continue
+        value = np.asarray(reader.get_tensor(key))
+        owner, _, leaf = path.rpartition("/")
+        if owner in dense and leaf == "kernel" and value.ndim == 2:
+            value = value.T
+        want = tuple(variables[path].shape)
+        if tuple(value.shape) != want:
+            mismatched.append((path, tuple(value.shape), want))
+            continue
+        converted[path] = value.astype(variables[path].dtype.as_numpy_dtype)
+    missing = [p for p in variables if p not in converted]
+    _check("convert_tf_checkpoint", model, unknown, missing, mismatched, _bias_hint(missing))
+    for path, value in converted.items():
+        variables[path].assign(value)
+    return model

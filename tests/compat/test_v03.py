@@ -168,3 +168,111 @@ def test_mlx(kind):
     _close(layer(mx.array(data[f"{kind}/x"])), data[f"{kind}/y"])
     if kind == "embed":
         _close(layer.attend(mx.array(data[f"{kind}/q"])), data[f"{kind}/y_attend"])
+
+
+KERAS = {
+    "dense": lambda N: N.YatNMN(4),
+    "dense_eps_nobias": lambda N: N.YatNMN(4, use_bias=False, learnable_epsilon=True),
+    "conv2d": lambda N: N.YatConv2D(4, 3),
+    "convT2d": lambda N: N.YatConvTranspose2D(4, 3, strides=2),
+    "mha": lambda N: N.MultiHeadYatAttention(8, 2),
+    "embed": lambda N: N.YatEmbed(10, 6),
+}
+
+
+def _keras_one(keras, layer):
+    """The one-layer model of ``scripts/make_v03_fixtures.py`` (the file's layer group is its attribute)."""
+
+    class One(keras.Model):
+        def __init__(self, layer):
+            super().__init__()
+            self.layer = layer
+
+        def call(self, x):
+            return self.layer(x)
+
+    return One(layer)
+
+
+@pytest.mark.parametrize("kind", sorted(KERAS))
+def test_keras(kind):
+    keras = pytest.importorskip("keras")
+    import nmn.keras as N
+    from nmn.compat.v03 import convert_keras_weights
+
+    data = np.load(DATA / "keras.npz")
+    layer = KERAS[kind](N)
+    model = _keras_one(keras, layer)
+    x = data[f"{kind}/x"]
+    model(x)
+    convert_keras_weights(DATA / f"keras_{kind}.weights.h5", model)
+    _close(keras.ops.convert_to_numpy(model(x)), data[f"{kind}/y"])
+    if kind == "embed":
+        _close(keras.ops.convert_to_numpy(layer.attend(data[f"{kind}/q"])), data[f"{kind}/y_attend"])
+
+
+def test_keras_attention_file_does_not_load_without_the_converter():
+    """The finding the converter fixes: the 0.3 file's values sit at other positions (Keras refuses the shapes)."""
+    keras = pytest.importorskip("keras")
+    import nmn.keras as N
+
+    model = _keras_one(keras, N.MultiHeadYatAttention(8, 2))
+    model(np.load(DATA / "keras.npz")["mha/x"])
+    with pytest.raises(ValueError, match=r"could not be loaded|shape"):
+        model.load_weights(DATA / "keras_mha.weights.h5")
+
+
+def test_keras_refuses_a_file_of_another_model():
+    keras = pytest.importorskip("keras")
+    import nmn.keras as N
+    from nmn.compat.v03 import convert_keras_weights
+
+    model = _keras_one(keras, N.YatNMN(4, use_bias=False))
+    model(np.load(DATA / "keras.npz")["dense/x"])
+    with pytest.raises(ValueError, match=r"convert_keras_weights: .*One.*layer/vars 3 values -> 2 values"):
+        convert_keras_weights(DATA / "keras_dense.weights.h5", model)
+    unbuilt = _keras_one(keras, N.YatNMN(4))
+    with pytest.raises(ValueError, match=r"convert_keras_weights: One is not built"):
+        convert_keras_weights(DATA / "keras_dense.weights.h5", unbuilt)
+
+
+TF = {
+    "dense": lambda N: N.YatNMN(4),
+    "dense_eps_nobias": lambda N: N.YatNMN(4, use_bias=False, learnable_epsilon=True),
+    "conv2d": lambda N: N.YatConv2D(4, 3),
+    "convT2d": lambda N: N.YatConvTranspose2D(4, 3, strides=2, padding="same"),
+    "mha": lambda N: N.MultiHeadYatAttention(8, 2),
+    "embed": lambda N: N.YatEmbed(10, 6),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(TF))
+def test_tf(kind):
+    tf = pytest.importorskip("tensorflow")
+    import nmn.tf as N
+    from nmn.compat.v03 import convert_tf_checkpoint
+
+    data = np.load(DATA / "tf.npz")
+    layer = TF[kind](N)
+    x = tf.constant(data[f"{kind}/x"])
+    layer(x)
+    convert_tf_checkpoint(str(DATA / f"tf_{kind}"), layer)
+    _close(layer(x).numpy(), data[f"{kind}/y"])
+    if kind == "embed":
+        _close(layer.attend(tf.constant(data[f"{kind}/q"])).numpy(), data[f"{kind}/y_attend"])
+
+
+def test_tf_refuses_a_checkpoint_of_another_layer():
+    tf = pytest.importorskip("tensorflow")
+    import nmn.tf as N
+    from nmn.compat.v03 import convert_tf_checkpoint
+
+    data = np.load(DATA / "tf.npz")
+    layer = N.YatNMN(4, use_bias=False)
+    layer(tf.constant(data["dense/x"]))
+    with pytest.raises(
+        ValueError, match=r"convert_tf_checkpoint: .*YatNMN.*1 0.3 entry match no parameter: \[layer/bias\]"
+    ):
+        convert_tf_checkpoint(str(DATA / "tf_dense"), layer)
+    with pytest.raises(ValueError, match=r"convert_tf_checkpoint: YatNMN has no variables yet"):
+        convert_tf_checkpoint(str(DATA / "tf_dense"), N.YatNMN(4))
