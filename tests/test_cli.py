@@ -22,9 +22,9 @@ from tests.interchange.test_validate import _dense_model
 WAIT = 900  # seconds; generous, the machine may be loaded
 
 
-def run_cli(*args, block=(), cwd=None):
-    """``python -m nmn ARGS`` in a fresh interpreter; ``block`` names top-level modules made unimportable there
-    (as if their package were not installed)."""
+def run_cli(*args, block=(), cwd=None, code="from nmn.cli import main\nsys.exit(main(sys.argv[1:]))"):
+    """``python -m nmn ARGS`` (or ``code``) in a fresh interpreter; ``block`` names top-level modules made
+    unimportable there (as if their package were not installed)."""
     code = textwrap.dedent(f"""
         import importlib.abc, sys
         BLOCKED = {sorted(block)!r}
@@ -36,9 +36,7 @@ def run_cli(*args, block=(), cwd=None):
                 return None
 
         sys.meta_path.insert(0, Block())
-        from nmn.cli import main
-        sys.exit(main(sys.argv[1:]))
-    """)
+    """) + textwrap.dedent(code)
     try:
         return subprocess.run(
             [sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, timeout=WAIT, cwd=cwd
@@ -147,6 +145,23 @@ def test_serve_commands_without_the_serve_extra_name_it_in_one_line(tmp_path, co
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert 'needs the serve extra: pip install "nmn[serve]>=1.0"' in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("name", ["Client", "create_app"])
+def test_serve_api_without_the_serve_extra_names_it(name):
+    """``from nmn.serve import Client`` without the serve extra: an ImportError that names the extra's install."""
+    code = f"""
+        try:
+            from nmn.serve import {name}
+        except ImportError as err:
+            print(err)
+        else:
+            print("imported")
+    """
+    proc = run_cli(block=SERVE_PACKAGES, code=code)
+    assert proc.returncode == 0, proc.stderr
+    assert f"nmn.serve.{name} needs " in proc.stdout and 'the serve extra: pip install "nmn[serve]>=1.0"' in proc.stdout
+    assert "imported" not in proc.stdout, proc.stdout
 
 
 def test_convert_without_the_framework_names_its_extra(tmp_path):

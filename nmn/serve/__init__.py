@@ -44,6 +44,8 @@ _LAZY = {
     "UnsafeModelError": "nmn.interchange.safe_load",
     "write_triton_repo": "triton",
 }
+# the import names of the serve extra's packages (google: protobuf)
+_SERVE_PACKAGES = {"starlette", "uvicorn", "httpx", "prometheus_client", "grpc", "google"}
 
 
 def __getattr__(name: str) -> Any:
@@ -52,7 +54,15 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'nmn.serve' has no attribute {name!r}")
     from importlib import import_module
 
-    value = getattr(import_module(module if "." in module else f".{module}", __name__), name)
+    try:
+        value = getattr(import_module(module if "." in module else f".{module}", __name__), name)
+    except ImportError as err:  # a package of the serve extra is missing: say which extra installs it
+        missing = (err.name or "").split(".")[0]
+        if missing not in _SERVE_PACKAGES:
+            raise
+        raise ImportError(
+            f'nmn.serve.{name} needs {missing}, from the serve extra: pip install "nmn[serve]>=1.0"', name=err.name
+        ) from err
     globals()[name] = value
     return value
 
