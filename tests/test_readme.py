@@ -41,9 +41,24 @@ INSTEAD = {
     ),
     "python scripts/demo.py": (
         "python scripts/demo.py --epochs 1",
-        "one epoch instead of ten (tests/test_demo.py checks the trained accuracies); everything else as written",
+        "one epoch instead of ten; everything else as written, and its output is checked (see _check_demo)",
     ),
 }
+DEMO = "python scripts/demo.py"
+
+
+def _check_demo(stdout: str, folder: Path) -> None:
+    """What the demo promises: one accuracy in onnxruntime and every framework, logits within 1e-3 of
+    onnxruntime's, the served file, a served answer equal to onnxruntime's, and its own time with the machine."""
+    rows = dict(re.findall(r"^\| (\w+)\s+\| ([0-9.]+%)", stdout, re.M))
+    assert set(rows) >= {"onnxruntime", "torch", "nnx", "linen", "keras", "tf", "mlx"}, stdout[-3000:]
+    assert len(set(rows.values())) == 1, f"the demo's accuracies differ: {rows}"
+    diffs = [float(d) for d in re.findall(r"^\| \w+\s+\| [0-9.]+%\s+\| ([0-9.e+-]+)\s+\|", stdout, re.M)]
+    assert diffs and max(diffs) < 1e-3, f"the demo's max |diff| vs onnxruntime: {diffs}"
+    served = re.search(r"^nmn serve: .* max \|diff\| vs onnxruntime ([0-9.e+-]+)", stdout, re.M)
+    assert served and float(served.group(1)) < 1e-5, stdout[-1500:]
+    assert re.search(r"^demo took \d+ s on \d+ CPU core", stdout, re.M), stdout[-500:]
+    assert (folder / "out" / "demo" / "yat_mlp_torch.onnx").exists()
 
 
 def _checkout_like(folder: Path) -> None:
@@ -79,6 +94,7 @@ def test_every_block_is_code_or_marked_text():
     assert BLOCKS
     unknown = [body.splitlines()[0] for lang, body in BLOCKS if lang not in ("python", "bash", "text")]
     assert not unknown, f"README blocks without python/bash/text: {unknown}"
+    assert any(DEMO in (ln.strip() for ln in body.splitlines()) for lang, body in BLOCKS if lang == "bash")
     for line in INSTEAD:  # a substitution that no longer matches a README line would silently stop applying
         assert any(line in (ln.strip() for ln in body.splitlines()) for lang, body in BLOCKS if lang == "bash"), line
 
@@ -115,3 +131,5 @@ def test_readme_blocks_run_in_order(tmp_path, monkeypatch):
             assert proc.returncode == 0, (
                 f"{where} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
             )
+            if any(line.strip() == DEMO for line in body.splitlines()):
+                _check_demo(proc.stdout, tmp_path)
