@@ -10,12 +10,23 @@ ratio = Yat / plain (lower is better). Plain, nmn (and, with --old, the earlier 
     python scripts/bench_jax.py --quick    # small sizes (a smoke run)
     pip install --no-deps --target /tmp/nmn035 "nmn==0.3.5"
     python scripts/bench_jax.py --old /tmp/nmn035
+    python scripts/bench_jax.py --memory --lengths 1024 4096   # attention peak memory, a subprocess per case
+
+``--memory`` measures Yat attention heads ``(B, L, H, D)`` through the reference path (the whole
+``(B, H, L, L)`` score block), through the flash kernel of ``nmn._jax._flash`` (Pallas; interpreter mode on
+CPU, so its time there means nothing) and ``jax.nn.dot_product_attention``, forward and forward+backward, each
+in a fresh process: the growth of the process's peak resident memory (``VmHWM``, reset just before the call,
+inputs and compiled program already in memory) and XLA's temporary-buffer size of the compiled program
+(``memory_analysis().temp_size_in_bytes``, the same figure on any device). Ratios are to
+``dot_product_attention``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -177,6 +188,79 @@ def _ms_ratio(t, base):
     return "- | -" if t is None else f"{t * 1e3:.3f} | {t / base:.2f}"
 
 
+MEMORY_CHILD = r"""
+import json, os, sys
+sys.path.insert(0, {root!r})
+import jax, jax.numpy as jnp
+from nmn._jax import _flash
+from nmn._jax.ops import F
+from nmn.core import yat as core
+kind, length, b, h, d, mode = {kind!r}, {length}, {b}, {h}, {d}, {mode!r}
+keys = jax.random.split(jax.random.key(0), 3)
+q, k, v = (jax.random.normal(key, (b, length, h, d), jnp.float32) for key in keys)
+if kind == "dot_product_attention":
+    f = lambda q, k, v: jax.nn.dot_product_attention(q, k, v)
+elif kind == "yat reference":
+    f = lambda q, k, v: core.yat_attention(F, q, k, v, None, 1.0, 1e-5)
+else:
+    f = lambda q, k, v: _flash.yat_attention(q, k, v, None, 1.0, 1e-5)
+fn = f if mode == "fwd" else jax.grad(lambda q, k, v: jnp.sum(f(q, k, v)), argnums=(0, 1, 2))
+compiled = jax.jit(fn).lower(q, k, v).compile()
+temp = compiled.memory_analysis().temp_size_in_bytes
+jax.block_until_ready((q, k, v))
+def rss():
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+try:  # reset the peak (VmHWM) to the current resident size: import and compile peaks do not count
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+except OSError:
+    pass
+base = rss()
+jax.block_until_ready(compiled(q, k, v))
+with open("/proc/self/status") as fh:
+    hwm = [int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM:")]
+print(json.dumps({{"peak": (hwm[0] if hwm else 0) - base, "temp": temp}}))
+"""
+
+MEMORY_KINDS = ("dot_product_attention", "yat reference", "yat flash")
+
+
+def memory_case(kind, length, mode, args):
+    """Run one memory case in a fresh interpreter; ``{"peak": bytes, "temp": bytes}``."""
+    code = MEMORY_CHILD.format(
+        root=str(Path(__file__).resolve().parents[1]),
+        kind=kind,
+        length=length,
+        b=args.batch,
+        h=args.heads,
+        d=args.head_dim,
+        mode=mode,
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=3600)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise SystemExit(f"bench_jax --memory: {kind} L={length} {mode} failed: {tail}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def memory_table(args):
+    """Print the attention peak-memory table (MiB; ratio to ``jax.nn.dot_product_attention``)."""
+    print(f"B{args.batch} H{args.heads} D{args.head_dim}, float32; device {jax.default_backend()}\n")
+    print("| L | mode | kind | peak RSS growth MiB | ratio | XLA temp MiB | ratio |")
+    print("|---:|---|---|---:|---:|---:|---:|")
+    for length in args.lengths:
+        for mode in ("fwd", "fwd+bwd"):
+            rows = [(kind, memory_case(kind, length, mode, args)) for kind in MEMORY_KINDS]
+            base = rows[0][1]
+            for kind, r in rows:
+                print(
+                    f"| {length} | {mode} | {kind} | {r['peak'] / 2**20:.1f} | {r['peak'] / max(base['peak'], 1):.2f} "
+                    f"| {r['temp'] / 2**20:.1f} | {r['temp'] / max(base['temp'], 1):.2f} |",
+                    flush=True,
+                )
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
@@ -189,7 +273,15 @@ def main(argv=None):
         help="also time the earlier release installed with "
         "pip install --no-deps --target PATH nmn==0.3.5 (imported as nmn_old)",
     )
+    parser.add_argument("--memory", action="store_true", help="attention peak memory instead of speed")
+    parser.add_argument("--lengths", type=int, nargs="+", default=[1024, 4096], help="--memory sequence lengths")
+    parser.add_argument("--batch", type=int, default=1, help="--memory batch size")
+    parser.add_argument("--heads", type=int, default=4, help="--memory heads")
+    parser.add_argument("--head-dim", type=int, default=64, help="--memory head size")
     args = parser.parse_args(argv)
+    if args.memory:
+        memory_table(args)
+        return
     s = sizes(args.quick)
     olds = _old_apis(args.old) if args.old else {"nnx": None, "linen": None}
     print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}\n")
