@@ -257,19 +257,9 @@ def load_model_safely(
 # --------------------------------------------------------------------------- domains
 
 
-def _walk_graph_nodes(graph: GraphProto) -> Iterator[onnx.NodeProto]:
+def _walk_graph_nodes(graph: GraphProto | FunctionProto) -> Iterator[onnx.NodeProto]:
+    """Every node of a graph or a function body, and of the subgraphs in their attributes."""
     for node in graph.node:
-        yield node
-        for attr in node.attribute:
-            if attr.type == AttributeProto.GRAPH:
-                yield from _walk_graph_nodes(attr.g)
-            elif attr.type == AttributeProto.GRAPHS:
-                for g in attr.graphs:
-                    yield from _walk_graph_nodes(g)
-
-
-def _walk_function_nodes(fn: FunctionProto) -> Iterator[onnx.NodeProto]:
-    for node in fn.node:
         yield node
         for attr in node.attribute:
             if attr.type == AttributeProto.GRAPH:
@@ -347,7 +337,7 @@ def _check_domains(model: ModelProto, refuse) -> None:
     calls: dict[tuple[str, str, str], set[tuple[str, str, str]]] = {}
     for key, fn in functions.items():
         calls[key] = set()
-        for node in _walk_function_nodes(fn):
+        for node in _walk_graph_nodes(fn):
             check_node(node, f"function {fn.domain}.{fn.name}: ")
             if node.domain == FUNCTION_DOMAIN:
                 calls[key].add((node.domain, node.op_type, node.overload))

@@ -124,9 +124,10 @@ def test_scalar_index_shape_arithmetic_numpy():
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
-def gemm_row_bias_model(bias_as_input: bool) -> onnx.ModelProto:
+def gemm_row_bias_model(bias_as_input: bool) -> tuple[onnx.ModelProto, np.ndarray]:
     """Gemm with ``transA`` and a ``(1, N)`` bias (ONNX's ``test_gemm_transposeA``): TensorFlow's fused
-    MatMul+BiasAdd (oneDNN) once failed on the ``[1, N]`` bias; the semantics now hand hosts an ``(N,)`` bias."""
+    MatMul+BiasAdd (oneDNN) once failed on the ``[1, N]`` bias; the semantics now hand hosts an ``(N,)`` bias.
+    Returns the model and the bias."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(3)

@@ -79,6 +79,19 @@ def run_node(P, op_type: str, args: list, attrs: dict, *, opset: int = 17, n_out
     return out + (None,) * (n_outputs - len(out))
 
 
+REDUCE_OPS = (
+    "ReduceSum",
+    "ReduceMean",
+    "ReduceMax",
+    "ReduceMin",
+    "ReduceProd",
+    "ReduceL1",
+    "ReduceL2",
+    "ReduceLogSum",
+    "ReduceLogSumExp",
+    "ReduceSumSquare",
+)
+
 SHAPE_ARGS = {
     "Reshape": (1,),
     "Expand": (1,),
@@ -91,21 +104,7 @@ SHAPE_ARGS = {
     "Range": (0, 1, 2),
     "Resize": (1, 2, 3),
     "Dropout": (1, 2),
-    **{
-        r: (1,)
-        for r in (
-            "ReduceSum",
-            "ReduceMean",
-            "ReduceMax",
-            "ReduceMin",
-            "ReduceProd",
-            "ReduceL1",
-            "ReduceL2",
-            "ReduceLogSum",
-            "ReduceLogSumExp",
-            "ReduceSumSquare",
-        )
-    },
+    **{r: (1,) for r in REDUCE_OPS},
 }
 """Inputs (by position) that the semantics need as values, not just tensors (shapes, axes, pads, ...)."""
 
@@ -799,18 +798,7 @@ _REDUCE_SINCE = {"ReduceSum": 13}
 _IDENTITY = {"sum": 0.0, "prod": 1.0, "max": -np.inf, "min": np.inf}
 
 
-@op(
-    "ReduceSum",
-    "ReduceMean",
-    "ReduceMax",
-    "ReduceMin",
-    "ReduceProd",
-    "ReduceL1",
-    "ReduceL2",
-    "ReduceLogSum",
-    "ReduceLogSumExp",
-    "ReduceSumSquare",
-)
+@op(*REDUCE_OPS)
 def _reduce(P, args, attrs, ctx):
     x = args[0]
     axes = _axes_arg(P, args, attrs, ctx, _REDUCE_SINCE.get(ctx.op, 18))
