@@ -160,7 +160,7 @@ def check_finite(where: str, arr: np.ndarray, datatype: str) -> None:
         )
 
 
-def bytes_elements(where: str, buf, count: int) -> np.ndarray:
+def bytes_elements(where: str, buf: bytes | bytearray | memoryview, count: int) -> np.ndarray:
     """BYTES tensor from the binary form: each element a 4-byte little-endian length + bytes."""
     view = memoryview(buf)
     out = np.empty(count, dtype=object)
@@ -193,7 +193,7 @@ def array_from_bytes(
     where: str,
     datatype: str,
     shape: Sequence[int],
-    buf,
+    buf: bytes | bytearray | memoryview,
     *,
     allow_nonfinite: bool = False,
 ) -> np.ndarray:
@@ -228,7 +228,7 @@ class DataSegment:
 
     __slots__ = ("body", "start", "end")
 
-    def __init__(self, body, start: int, end: int):
+    def __init__(self, body: bytes | bytearray, start: int, end: int) -> None:
         self.body, self.start, self.end = body, start, end
 
     def as_list(self) -> Any:
@@ -252,7 +252,7 @@ _PIECE = 64 * 1024
 NUMPY_MIN_BYTES = 256 * 1024
 
 
-def split_data(body, min_bytes: int | None = None) -> tuple[bytes, list[DataSegment]]:
+def split_data(body: bytes | bytearray, min_bytes: int | None = None) -> tuple[bytes, list[DataSegment]]:
     """Cut large flat ``"data": [...]`` number arrays out of a JSON body (bytes or bytearray).
 
     Returns the body with each such array replaced by a placeholder object, and

@@ -82,7 +82,7 @@ def create_app(
     grpc_port: int | None = None,
     grpc_host: str = "127.0.0.1",
     strict: bool = False,
-):
+) -> _App:
     """Build the ASGI app serving a ``.onnx`` file or a folder of them.
 
     Every file is validated with :func:`nmn.interchange.safe_load.load_model_safely`

@@ -117,7 +117,7 @@ class ServedModel:
         values = self.session.run(None, feeds)
         return dict(zip(self.output_names, values))
 
-    def run(self, feeds: dict[str, np.ndarray], output_names: list[str] | None = None):
+    def run(self, feeds: dict[str, np.ndarray], output_names: list[str] | None = None) -> dict[str, np.ndarray]:
         """Run synchronously (in the caller's thread) and return {name: array}."""
         names = output_names or self.output_names
         values = self.session.run(names, feeds)
