@@ -55,7 +55,7 @@ HOST_EXTRAS = {
     "torch": ("Softermax", "SofterSigmoid", "SoftTanh", "performer_projection"),
     "nnx": ("YatConv", "YatConvTranspose", "MultiHeadAttention", "Embed", "FrozenParam", "Buffer", "yat_attention"),
     "linen": ("MultiHeadAttention", "yat_attention"),
-    "keras": (),
+    "keras": ("Softermax", "SofterSigmoid", "SoftTanh"),
     "tf": (),
     "mlx": (),
 }

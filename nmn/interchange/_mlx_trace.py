@@ -13,7 +13,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from nmn.core.options import SOFTERMAX_EPSILON
+from nmn.core.options import SOFTERMAX_EPSILON, squash_power
 from nmn.interchange import emit
 from nmn.interchange._export_common import activation as emit_activation
 from nmn.interchange._export_common import rms_norm
@@ -488,6 +488,8 @@ class _Tracer:
                 cfg = {"n": 1.0, "epsilon": SOFTERMAX_EPSILON, "axis": -1} if fname == "softermax" else {"n": 1.0}
                 cfg.update(dict(zip(names, args[1:])))
                 cfg.update(kwargs)
+                if fname != "softermax":  # ``sharpness`` is the seed README's alias of ``n``
+                    cfg = {"n": float(squash_power(cfg.get("n", 1.0), cfg.get("sharpness"), fname))}
                 out = emit.yat_layer(self.b, self.fresh(fname), fname, cfg, {}, [x.name])
                 return self.wrap(out, value)
         except ExportError as error:

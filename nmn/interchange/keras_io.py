@@ -8,12 +8,15 @@ TensorFlow, JAX and PyTorch backends (docs/design.md §N7; ``model.export(format
 the Yat layers). Data stays channels-last at the graph inputs, with ``Transpose`` nodes around each convolution;
 initializers are named by the Keras weight paths (``<layer>.<weight>``).
 
-Supported layers: every ``nmn.keras`` layer (``YatEmbed`` lookup and ``attend``), ``Dense`` (with its
+Supported layers: every ``nmn.keras`` layer (``YatEmbed`` lookup and ``attend``; the squashers ``Softermax``,
+``SofterSigmoid``, ``SoftTanh``, which the functional ``softermax`` & co. add when called on ``keras.Input``
+tensors, one ``nmn::`` node each), ``Dense`` (with its
 activation), ``Conv1D/2D/3D``, ``Conv1D/2D/3DTranspose`` (no ``output_padding``), ``Flatten``, ``Reshape``,
 ``Activation``/``ReLU``/``Softmax``, ``LayerNormalization`` (last axis), ``BatchNormalization`` (inference),
 ``Dropout`` (identity), ``Embedding``, ``MaxPooling*``/``AveragePooling*``/``GlobalAveragePooling*``,
 ``Add``/``Subtract``/``Multiply``/``Concatenate``, ``InputLayer``; several inputs and outputs. Anything else
-raises :class:`~nmn.interchange.graph.ExportError` naming every unsupported layer.
+raises :class:`~nmn.interchange.graph.ExportError` naming every unsupported layer; so does a subclassed
+``keras.Model`` (its ``call`` is Python, not a layer graph: build it functionally).
 
 **Load** turns a file into a ``keras.Model``: each ``nmn`` node becomes the ``nmn.keras`` layer holding the
 file's weights (convolutions ``channels_first``, the file's layout), each standard node an :class:`OnnxOp`
@@ -58,6 +61,10 @@ _YAT = (
     nk.MultiHeadYatAttention,
     nk.YatEmbed,
 )
+
+
+_SQUASH = (nk.Softermax, nk.SofterSigmoid, nk.SoftTanh)
+_SQUASH_KINDS = dict(zip(_SQUASH, ("softermax", "softer_sigmoid", "soft_tanh")))
 
 
 def _np(t) -> np.ndarray:
@@ -106,8 +113,19 @@ def export(
 
 def _calls(model) -> tuple[list, list, list]:
     """``(input names, [(layer, node_index, args, kwargs)], output refs)`` of a functional or sequential model."""
+    if type(model).__name__ == "_GraphModel":  # a loaded graph whose shapes depend on input values
+        raise ExportError(
+            f"{model.name}: this model was loaded from a file whose shapes depend on input values (it runs its "
+            "nodes per call, with no Keras layer graph to walk); export the original file's model instead"
+        )
+    sequential = isinstance(model, keras.Sequential)
+    if not sequential and not _functional(model):
+        raise ExportError(
+            f"{model.name}: a subclassed keras.Model ({type(model).__name__}) has no layer graph to walk; build "
+            "it as keras.Model(inputs, outputs) or keras.Sequential (the same layers, called on keras.Input)"
+        )
     config = model.get_config()
-    if isinstance(model, keras.Sequential) or "input_layers" not in config:
+    if sequential or "input_layers" not in config:
         layers = [layer for layer in model.layers if not isinstance(layer, L.InputLayer)]
         first = next((e for e in config.get("layers", []) if e.get("class_name") == "InputLayer"), None)
         name = first["config"]["name"] if first else "input"
@@ -126,6 +144,13 @@ def _calls(model) -> tuple[list, list, list]:
         for i, node in enumerate(entry["inbound_nodes"]):
             calls.append((layer, i, node["args"], node["kwargs"]))
     return inputs, calls, _triples(config["output_layers"])
+
+
+def _functional(model) -> bool:
+    try:
+        return isinstance(model, keras.Model) and "input_layers" in model.get_config()
+    except NotImplementedError:  # a subclassed model without get_config
+        return False
 
 
 def _triples(refs) -> list:
@@ -224,7 +249,7 @@ _OPERATIONS = {
 def _supported(layer) -> bool:
     if not isinstance(layer, keras.layers.Layer):
         return type(layer).__name__ in _OPERATIONS
-    return isinstance(layer, (*_YAT, OnnxOp, *_STANDARD))
+    return isinstance(layer, (*_YAT, *_SQUASH, OnnxOp, *_STANDARD))
 
 
 def _first(names):
@@ -241,6 +266,10 @@ def _emit(b, layer, names, values, kw_names, kw_values, outs):
         return layer._emit(b, names[0], values[0])
     if isinstance(layer, _YAT):
         return _emit_yat(b, layer, names, values, kw_names, kw_values)
+    if isinstance(layer, _SQUASH):
+        kind = next(k for cls, k in _SQUASH_KINDS.items() if isinstance(layer, cls))
+        config = {"n": layer.n, "epsilon": layer.epsilon, "axis": layer.axis} if kind == "softermax" else {"n": layer.n}
+        return emit.yat_layer(b, layer.name, kind, config, {}, [_first(names)])
     return _emit_standard(b, layer, names, values)
 
 

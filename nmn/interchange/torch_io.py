@@ -55,7 +55,7 @@ def export(
     Args:
         model: an ``nn.Module`` (put it in ``eval()`` mode for BatchNorm / Dropout), or a model returned by
             :func:`load` (written back with the file's names and the current weights).
-        example_inputs: a tensor or a tuple of tensors; the first dimension becomes the symbolic ``batch``.
+        example_inputs: a tensor or a tuple of tensors (numpy arrays are taken as tensors); the first dimension becomes the symbolic ``batch``.
         path: where to write the file (atomically; nothing is written if any check fails).
         input_names, output_names: graph names (default: the ``forward`` argument names, ``output``).
         rtol: the onnxruntime check's tolerance, relative to each output's largest magnitude.
@@ -72,7 +72,10 @@ def export(
         >>> [n.op_type for n in model.graph.node]
         ['Flatten', 'YatDense', 'Gemm']
     """
-    inputs = as_list(example_inputs)
+    # numpy examples (what every other exporter takes) become tensors; the trace and the check need tensors
+    inputs = [
+        torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x for x in as_list(example_inputs)
+    ]
 
     def build():
         if isinstance(model, OnnxModule):

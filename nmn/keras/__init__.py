@@ -25,7 +25,7 @@ from nmn.keras.conv_transpose import YatConvTranspose1D, YatConvTranspose2D, Yat
 from nmn.keras.dense import YatNMN
 from nmn.keras.embed import YatEmbed
 from nmn.keras.spec import from_spec, to_spec
-from nmn.keras.squashers import soft_tanh, softer_sigmoid, softermax
+from nmn.keras.squashers import Softermax, SofterSigmoid, SoftTanh, soft_tanh, softer_sigmoid, softermax
 
 _bind_aliases(globals())
 __all__ = list(_public_names("keras"))

@@ -441,3 +441,156 @@ def test_file_alpha_that_cancels_loads(framework):
     (expected,) = run_onnx(model, {model.graph.input[0].name: x})
     (got,) = predict(load(model, framework), framework, [x])
     np.testing.assert_allclose(np.asarray(got, np.float64), expected, rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------- squashers export
+
+
+def _squash_model(framework, form):
+    """``(model, export options, forward)`` of ``y = yat(x); softermax(y, n=2) + softer_sigmoid(y, sharpness=3) +
+    soft_tanh(y)`` in ``framework``, with the functional squashers or the host's layer/module forms."""
+    if framework == "torch":
+        import torch
+
+        import nmn.torch as nt
+
+        class Net(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.yat = nt.YatNMN(4, 4)
+                self.sm, self.ss, self.st = nt.Softermax(n=2.0), nt.SofterSigmoid(sharpness=3.0), nt.SoftTanh()
+
+            def forward(self, x):
+                h = self.yat(x)
+                if form == "module":
+                    return self.sm(h) + self.ss(h) + self.st(h)
+                return nt.softermax(h, n=2.0) + nt.softer_sigmoid(h, sharpness=3.0) + nt.soft_tanh(h)
+
+        torch.manual_seed(0)
+        model = Net().eval()
+        return model, {}, lambda a: model(torch.as_tensor(a)).detach().numpy()
+    if framework == "keras":
+        import keras
+
+        import nmn.keras as nk
+
+        x = keras.Input((4,))
+        h = nk.YatNMN(4)(x)
+        if form == "module":
+            y = nk.Softermax(n=2.0)(h) + nk.SofterSigmoid(sharpness=3.0)(h) + nk.SoftTanh()(h)
+        else:
+            y = nk.softermax(h, n=2.0) + nk.softer_sigmoid(h, sharpness=3.0) + nk.soft_tanh(h)
+        model = keras.Model(x, y)
+        return model, {}, lambda a: keras.ops.convert_to_numpy(model(a))
+    if framework == "tf":
+        import tensorflow as tf
+
+        import nmn.tf as ntf
+
+        class TfNet(tf.Module):
+            def __init__(self):
+                super().__init__()
+                self.yat = ntf.YatNMN(4)
+
+            def __call__(self, x):
+                h = self.yat(x)
+                return ntf.softermax(h, n=2.0) + ntf.softer_sigmoid(h, sharpness=3.0) + ntf.soft_tanh(h)
+
+        model = TfNet()
+        return model, {}, lambda a: model(tf.constant(a)).numpy()
+    if framework == "nnx":
+        from flax import nnx
+
+        import nmn.nnx as N
+
+        class NnxNet(nnx.Module):
+            def __init__(self):
+                self.yat = N.YatNMN(4, 4, rngs=nnx.Rngs(0))
+
+            def __call__(self, x):
+                h = self.yat(x)
+                return N.softermax(h, n=2.0) + N.softer_sigmoid(h, sharpness=3.0) + N.soft_tanh(h)
+
+        model = NnxNet()
+        return model, {}, lambda a: np.asarray(model(a))
+    if framework == "linen":
+        import flax.linen as ln
+        import jax
+
+        import nmn.linen as L
+
+        class LinenNet(ln.Module):
+            @ln.compact
+            def __call__(self, x):
+                h = L.YatNMN(4)(x)
+                return L.softermax(h, n=2.0) + L.softer_sigmoid(h, sharpness=3.0) + L.soft_tanh(h)
+
+        model = LinenNet()
+        variables = model.init(jax.random.PRNGKey(0), np.ones((2, 4), np.float32))
+        return model, {"variables": variables}, lambda a: np.asarray(model.apply(variables, a))
+    import mlx.core as mx
+    import mlx.nn as mnn
+
+    import nmn.mlx as nm
+
+    class MlxNet(mnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.yat = nm.YatNMN(4, in_features=4)
+
+        def __call__(self, x):
+            h = self.yat(x)
+            return nm.softermax(h, n=2.0) + nm.softer_sigmoid(h, sharpness=3.0) + nm.soft_tanh(h)
+
+    model = MlxNet()
+    return model, {}, lambda a: np.array(model(mx.array(a)))
+
+
+_SQUASH_FORMS = [(f, "functional") for f in ("torch", "keras", "tf", "nnx", "linen", "mlx")]
+_SQUASH_FORMS += [("torch", "module"), ("keras", "module")]
+
+
+@pytest.mark.parametrize("framework,form", _SQUASH_FORMS, ids=[f"{f}-{g}" for f, g in _SQUASH_FORMS])
+def test_squashers_export_as_nmn_nodes(framework, form):
+    """Every exporter writes each squasher (functional form, and the host's layer/module form where it has one)
+    as one ``nmn::`` node with its power (``sharpness`` is ``n``), none of its arithmetic, and the file computes
+    what the host model does (the oracle: onnxruntime running the nmn functions). Keras: its functional forms
+    on ``keras.Input`` tensors used to be written as ``power``/``sum`` operations it could not export."""
+    pytest.importorskip(_MODULES.get(framework, framework))
+    from nmn.interchange import export, run_onnx
+
+    model, options, forward = _squash_model(framework, form)
+    x = np.random.default_rng(4).uniform(0.1, 2.0, (2, 4)).astype(np.float32)
+    proto = export(model, x, framework=framework, **options)
+    squash = {n.op_type: n for n in proto.graph.node if n.op_type in ("Softermax", "SofterSigmoid", "SoftTanh")}
+    assert sorted(squash) == ["SoftTanh", "SofterSigmoid", "Softermax"], [n.op_type for n in proto.graph.node]
+    assert all(n.domain == "nmn" for n in squash.values())
+    powers = {op: next(a.f for a in n.attribute if a.name == "n") for op, n in squash.items()}
+    assert powers == {"Softermax": 2.0, "SofterSigmoid": 3.0, "SoftTanh": 1.0}, powers
+    assert not {"Pow", "ReduceSum"} & {n.op_type for n in proto.graph.node}
+    fresh = np.random.default_rng(5).uniform(0.1, 2.0, (3, 4)).astype(np.float32)
+    want = forward(fresh)
+    (got,) = run_onnx(proto, {proto.graph.input[0].name: fresh})
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6 * float(np.max(np.abs(want))))
+
+
+def test_keras_subclassed_model_export_is_refused():
+    """A subclassed ``keras.Model`` has no layer graph: nmn's ExportError says so and what to do (it used to
+    export the layers as a chain and drop the rest of ``call``, a file that computes something else)."""
+    keras = pytest.importorskip("keras")
+    import nmn.keras as nk
+    from nmn.interchange import ExportError, export
+
+    class Sub(keras.Model):
+        def __init__(self):
+            super().__init__(name="sub")
+            self.yat = nk.YatNMN(4)
+
+        def call(self, x):
+            return nk.softermax(self.yat(x), n=2.0) * 3.0
+
+    model = Sub()
+    x = np.ones((2, 4), np.float32)
+    model(x)
+    with pytest.raises(ExportError, match=r"sub: a subclassed keras.Model \(Sub\).*keras.Model\(inputs, outputs\)"):
+        export(model, x, framework="keras")
