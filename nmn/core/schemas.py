@@ -97,7 +97,9 @@ FUNCTIONS: dict[str, FunctionSchema] = {
             "YatPerformerMultiHeadAttention",
             _MHA_INPUTS + ("PROJ",),
             {"num_heads": ("int", 1), "causal": ("int", 0)},
-            doc="Linear-time spherical Yat-Performer: FAVOR+-style features of unit q, k with PROJ (m, D).",
+            doc="Linear-time spherical Yat-Performer: YatPerformerFeatures of q, k with PROJ (m, D) read out by "
+            "YatLinearAttention; it estimates l1 attention with the degree-3 truncation t^2/C + 2 t^3/C^2 "
+            "(C = 2 + EPS, t = q_hat.k_hat) of the spherical Yat score. Cost O(L m D).",
         ),
         _schema(
             "YatEmbedAttend",
@@ -115,7 +117,9 @@ FUNCTIONS: dict[str, FunctionSchema] = {
             "YatPerformerFeatures",
             ("X", "PROJ"),
             {"epsilon": ("float", 1e-5)},
-            doc="phi(x) = (|u| + epsilon) * exp(u - 1/2) / sqrt(m), u = PROJ x_hat / sqrt(D), x_hat = x/|x|.",
+            doc="phi(x) = [c0, c1 x_hat, c2 P2(u) + c3 P3(u)] (1 + D + m per row), x_hat = x/sqrt(|x|^2 + epsilon), "
+            "u = x_hat.w_hat for the unit rows of PROJ (m, D), P2/P3 the Gegenbauer polynomials of the D-sphere; "
+            "E[phi(q).phi(k)] = t^2/C + 2 t^3/C^2 (C = 2 + epsilon), degrees 2 and 3 shrunk by m/(m + N_n).",
         ),
         _schema(
             "YatLinearAttention",

@@ -55,7 +55,8 @@ class MultiHeadYatAttention(keras.layers.Layer):
 
     The score is ``alpha * (q.k)^2 / ((relu(|q|^2 + |k|^2 - 2 q.k) + eps) * sqrt(head_dim))``, normalised over
     the keys; with ``use_performer=True`` the linear-time spherical Yat-Performer replaces it
-    (``phi(q) (phi(k)^T v) / (phi(q) . sum phi(k))`` with a fixed random projection ``proj``).
+    (``phi(q) (phi(k)^T v) / (phi(q) . sum phi(k))`` with a fixed random projection ``proj``; ``phi`` estimates
+    the degree-3 truncation of the spherical Yat score, :func:`nmn.core.yat.performer_features`; cost O(L m D)).
 
     Args:
         embed_dim: model width ``E`` (output width too). num_heads: ``E`` must be divisible by it.

@@ -25,8 +25,10 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
 
     ``score = alpha * (q.k)^2 / ((relu(|q|^2 + |k|^2 - 2 q.k) + eps) * sqrt(head_dim))``, normalised over the
     keys (``softmax``, ``l1`` or ``softermax``), then ``A V`` and the output projection. With
-    ``use_performer=True`` the linear-time spherical Yat-Performer replaces the quadratic scores: FAVOR+-style
-    features ``(|u| + eps) exp(u - 1/2) / sqrt(m)`` of the unit heads with a fixed random projection
+    ``use_performer=True`` the linear-time spherical Yat-Performer replaces the quadratic scores: random
+    features of the unit heads (:func:`nmn.core.yat.performer_features`: their inner products estimate the
+    degree-3 truncation ``t^2 / C + 2 t^3 / C^2``, ``C = 2 + eps``, of the spherical Yat score; cost
+    O(L m D)) with a fixed random projection
     ``proj (num_features, head_dim)`` drawn once at construction (a frozen parameter: saved, exported and
     transferred, never trained).
 

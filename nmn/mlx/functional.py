@@ -307,8 +307,10 @@ def yat_performer_attention(q, k, v, proj, alpha=None, epsilon=DEFAULT_EPSILON, 
     """Linear-time spherical Yat-Performer on ``(B, L, H, D)`` heads with a fixed projection ``proj (m, D)``.
 
     ``O = alpha phi(q) (phi(k)^T v) / (alpha phi(q) . sum phi(k))`` (sign-preserving 1e-6 shift of the
-    denominator), ``phi(x) = (|u| + eps) exp(u - 1/2) / sqrt(m)``, ``u = proj x_hat / sqrt(D)``; ``causal``
-    uses prefix sums. Shape: ``(B, L, H, D) -> (B, L, H, Dv)``.
+    denominator), ``phi`` the spherical Yat random features of :func:`nmn.core.yat.performer_features`
+    (``1 + D + m`` per row), whose inner products estimate the degree-3 truncation ``t^2 / C + 2 t^3 / C^2``
+    (``C = 2 + eps``, ``t = q_hat . k_hat``) of the spherical Yat score; alpha cancels in the ratio. ``causal``
+    uses prefix sums. Cost O(L m D). Shape: ``(B, L, H, D) -> (B, L, H, Dv)``.
     """
     qf = yat.performer_features(F, to_f32(q), to_f32(proj), epsilon)
     if alpha is not None:

@@ -160,7 +160,11 @@ def rope(x, cos, sin, *, interleaved=True):
 
 
 def performer_features(x, proj, epsilon=DEFAULT_EPSILON):
-    """Spherical Yat random features of ``x (B, L, H, D)`` with ``proj (m, D)`` -> ``(B, L, H, 1 + D + m)``."""
+    """Spherical Yat random features of ``x (B, L, H, D)`` with ``proj (m, D)`` -> ``(B, L, H, 1 + D + m)``.
+
+    ``E[phi(q) . phi(k)]`` is the degree-3 truncation ``t^2 / C + 2 t^3 / C^2`` (``C = 2 + epsilon``,
+    ``t = q_hat . k_hat``) of the spherical Yat score (:func:`nmn.core.yat.performer_features`).
+    """
     return yat.performer_features(F, x, proj, _f32(epsilon))
 
 

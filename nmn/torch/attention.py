@@ -156,9 +156,11 @@ class MultiHeadYatAttention(_YatAttentionBase):
 
     ``score = alpha (q.k)^2 / ((relu(|q|^2 + |k|^2 - 2 q.k) + epsilon) sqrt(head_dim))``, masked, normalised
     over the keys, ``out = out_proj(A . V)`` with plain affine q/k/v/out projections.
-    With ``use_performer=True``: the O(n) spherical Yat-Performer, ``phi(x) = (|u| + eps) exp(u - 1/2) / sqrt(m)``
-    with ``u = proj x_hat / sqrt(d)`` and a random ``proj (num_features, head_dim)`` buffer drawn once at
-    construction, read out as ``phi(q) (phi(K)^T V) / (phi(q) . sum phi(K))`` (alpha scales ``phi(q)``).
+    With ``use_performer=True``: the O(L m D) spherical Yat-Performer, random features ``phi``
+    (:func:`nmn.core.yat.performer_features`) of the heads with a random ``proj (num_features, head_dim)``
+    buffer drawn once at construction, read out as ``phi(q) (phi(K)^T V) / (phi(q) . sum phi(K))``; it
+    estimates that readout with the degree-3 truncation ``t^2 / C + 2 t^3 / C^2`` (``C = 2 + eps``,
+    ``t = q_hat . k_hat``) of the spherical Yat score (no alpha: it cancels in the ratio).
 
     Args:
         embed_dim: model width ``E`` (divisible by ``num_heads``).
