@@ -38,7 +38,11 @@ for case in conformance.node_cases():
     by_op.setdefault(case.op, []).append(case)
 out = {}
 for op, cases in sorted(by_op.items()):
-    case = cases[(zlib.crc32(op.encode()) + seed) % len(cases)]
+    start = (zlib.crc32(op.encode()) + seed) % len(cases)
+    rotated = cases[start:] + cases[:start]
+    # the first case (from a per-family, per-seed start) that nmn's numpy reference runs, so that the family
+    # really runs here rather than meeting a refusal every host shares (string tensors, ...)
+    case = next((c for c in rotated if conformance.run_reference(c)), rotated[0])
     out[case.name] = [op, *conformance.run_case(case, target.split("-")[0])]
 print("RESULT " + json.dumps(out))
 """
@@ -65,13 +69,16 @@ def test_one_case_per_family(target):
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-3000:]
     results = json.loads(lines[-1][len("RESULT ") :])
+    from nmn.interchange.stdops.conformance import CORE_FAMILIES
+
+    assert sorted({op for op, _, _ in results.values()}) == sorted(CORE_FAMILIES), "a core family ran no case"
     host = target.split("-")[0]
     bad = {
         name: (status, detail)
         for name, (op, status, detail) in results.items()
         if status in ("wrong", "crash")
         or status == "refused"
-        and not detail.startswith(op + ":")
+        and not (detail.startswith(op + ":") and "supported" in detail)
         and "not a valid nmn ONNX file" not in detail
         and not ((host, name) in HOST_LIMITS and "\n" not in detail)
     }
