@@ -7,6 +7,11 @@ nmn 0.3.5 is never a dependency: install it aside and point ``--old`` at it::
     python scripts/compare_api_0_3.py --old /tmp/nmn035 --details  # every name and keyword, with the errors
     python scripts/compare_api_0_3.py --old /tmp/nmn035 --keywords # one row per keyword, one column per framework
     git archive REV | tar -x -C /tmp/rev && python scripts/compare_api_0_3.py --old /tmp/nmn035 --new /tmp/rev
+    python scripts/compare_api_0_3.py --old tests/data/v03/api_0_3_5.json   # the committed description
+
+``--save-old FILE`` writes the old package's description (``tests/data/v03/api_0_3_5.json`` is nmn 0.3.5's, so
+the comparison runs without the old package); ``--write-gaps FILE`` writes what is not parity yet
+(``tests/data/v03/api_gaps.json``, which ``tests/compat/test_api_parity.py`` holds the package to).
 
 Both packages are called ``nmn``, so each is introspected in its own subprocess (the old one with ``--old`` first
 on ``sys.path``); the parent only compares the two JSON descriptions. For every framework the table counts the
@@ -324,9 +329,50 @@ def keyword_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+#: What a report lists that is not yet parity: old names the new package lacks, old keywords it neither takes
+#: nor refuses saying why (missing, swallowed by ``**kwargs``, unchecked) and defaults that changed.
+GAP_KEYS = ("missing_names", "missing", "accepted", "unchecked", "changed")
+
+
+def describe_old(path: str, frameworks=FRAMEWORKS) -> dict:
+    """The old package's description: ``{framework: {"names", "signatures"}}`` of its exported names only (what
+    :func:`compare` reads; ``tests/data/v03/api_0_3_5.json`` is this for nmn 0.3.5), or ``{"error"}``."""
+    old = introspect(path, frameworks)
+    return {
+        fw: v
+        if "error" in v
+        else {"names": v["names"], "signatures": {k: s for k, s in v["signatures"].items() if k in v["names"]}}
+        for fw, v in old.items()
+    }
+
+
+def load_old(path: str, frameworks=FRAMEWORKS) -> dict:
+    """``--old``: a folder holding the old package (introspected) or a JSON description :func:`describe_old`
+    wrote (read as it is)."""
+    if Path(path).is_file():
+        data = json.loads(Path(path).read_text())
+        return {fw: data[fw] for fw in frameworks if fw in data}
+    if not (Path(path) / "nmn" / "__init__.py").is_file():
+        raise SystemExit(
+            f"--old {path}: expected a directory holding nmn/__init__.py (pip install --no-deps --target DIR "
+            "nmn==0.3.5) or a JSON description written by --save-old"
+        )
+    return describe_old(path, frameworks)
+
+
+def gaps(report: dict) -> dict:
+    """``{framework: {key: sorted labels}}`` of the :data:`GAP_KEYS` of a report (``tests/data/v03/api_gaps.json``
+    records today's, which ``tests/compat/test_api_parity.py`` holds the package to)."""
+    return {fw: {k: sorted(r[k]) for k in GAP_KEYS} for fw, r in report.items() if "error" not in r}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--old", required=True, help="directory holding nmn 0.3.5 (pip install --target DIR)")
+    parser.add_argument(
+        "--old",
+        required=True,
+        help="directory holding nmn 0.3.5 (pip install --target DIR), or a JSON description (--save-old)",
+    )
     parser.add_argument(
         "--new", help="another nmn checkout or export to compare instead of this one (e.g. git archive REV)"
     )
@@ -336,13 +382,12 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--keywords", action="store_true", help="also print the per-keyword table (every framework's outcome)"
     )
+    parser.add_argument("--save-old", help="write the old package's description to this JSON file")
+    parser.add_argument("--write-gaps", help="write the gaps (names, keywords, defaults) to this JSON file")
     args = parser.parse_args(argv)
-    if not (Path(args.old) / "nmn" / "__init__.py").is_file():
-        parser.error(
-            f"--old {args.old}: expected a directory holding nmn/__init__.py "
-            "(pip install --no-deps --target DIR nmn==0.3.5)"
-        )
-    old = introspect(args.old, args.frameworks)
+    old = load_old(args.old, args.frameworks)
+    if args.save_old:
+        Path(args.save_old).write_text(json.dumps(old, indent=0, sort_keys=True) + "\n")
     report = compare(old, introspect(args.new, args.frameworks, old=old))
     print(table(report))
     if args.details:
@@ -360,6 +405,8 @@ def main(argv=None) -> int:
         print("\n" + keyword_table(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
+    if args.write_gaps:
+        Path(args.write_gaps).write_text(json.dumps(gaps(report), indent=1, sort_keys=True) + "\n")
     return 0
 
 
