@@ -281,7 +281,7 @@ def test_batched_app_gives_unbatched_answers(model_dir, ort_reference):
         for t in threads:
             t.start()
         for t in threads:
-            t.join(30)
+            t.join(300)
         metrics = c.get("/metrics").text
     assert len(results) == len(xs)
     for i, x in enumerate(xs):
@@ -297,20 +297,26 @@ def test_batcher_merges_and_splits():
         calls.append(feeds["x"].shape[0])
         return {"y": feeds["x"] * 2, "s": feeds["x"].sum(axis=1)}
 
-    b = Batcher(run, max_batch=100, timeout_s=0.2)
+    # 1 + 2 + ... + 5 = 15 rows fill the batch exactly, so it runs when full and never on the (long) timeout:
+    # one merged run however slowly the requests arrive on a loaded machine
+    full = Batcher(run, max_batch=15, timeout_s=600)
     try:
         xs = [np.full((i + 1, 3), i, np.float32) for i in range(5)]
-        futs = [b.submit({"x": x}) for x in xs]
-        outs = [f.result(10) for f in futs]
+        futs = [full.submit({"x": x}) for x in xs]
+        outs = [f.result(300) for f in futs]
         for x, o in zip(xs, outs):
             np.testing.assert_array_equal(o["y"], x * 2)
             np.testing.assert_array_equal(o["s"], x.sum(axis=1))
         assert calls == [15]  # one merged run
+    finally:
+        full.close()
+    b = Batcher(run, max_batch=100, timeout_s=0.2)
+    try:
         # A different row shape cannot merge: it runs on its own.
         calls.clear()
         f1 = b.submit({"x": np.ones((1, 3), np.float32)})
         f2 = b.submit({"x": np.ones((1, 5), np.float32)})
-        assert f1.result(10)["y"].shape == (1, 3) and f2.result(10)["y"].shape == (1, 5)
+        assert f1.result(300)["y"].shape == (1, 3) and f2.result(300)["y"].shape == (1, 5)
         assert sorted(calls) == [1, 1]
     finally:
         b.close()
@@ -326,9 +332,9 @@ def test_batcher_isolates_a_failing_request():
     try:
         good = b.submit({"x": np.ones((1, 2))})
         bad = b.submit({"x": -np.ones((1, 2))})
-        np.testing.assert_array_equal(good.result(10)["y"], [[2, 2]])
+        np.testing.assert_array_equal(good.result(300)["y"], [[2, 2]])
         with pytest.raises(ValueError, match="negative"):
-            bad.result(10)
+            bad.result(300)
     finally:
         b.close()
 
@@ -339,7 +345,7 @@ def test_batcher_survives_cancelled_requests():
         gone = b.submit({"x": np.zeros((1, 2))})
         assert gone.cancel()  # e.g. the client hung up while waiting
         kept = b.submit({"x": np.zeros((1, 2))})
-        np.testing.assert_array_equal(kept.result(10)["y"], [[1, 1]])
-        np.testing.assert_array_equal(b.submit({"x": np.ones((2, 2))}).result(10)["y"], 2 * np.ones((2, 2)))
+        np.testing.assert_array_equal(kept.result(300)["y"], [[1, 1]])
+        np.testing.assert_array_equal(b.submit({"x": np.ones((2, 2))}).result(300)["y"], 2 * np.ones((2, 2)))
     finally:
         b.close()
