@@ -7,7 +7,7 @@ the weights, loads them into the new layer and checks that it reproduces the old
 oracle, and the tests never need it installed::
 
     pip install --no-deps --target /tmp/nmn035 nmn==0.3.5
-    python scripts/make_v03_fixtures.py --old /tmp/nmn035 [--frameworks torch nnx ...]
+    python scripts/make_v03_fixtures.py --old /tmp/nmn035 [--frameworks torch nnx ...] [--out DIR]
 
 Files (kilobytes): ``torch.pt`` (``torch.save`` of ``{kind: {"state_dict", "x", "y"}}``), ``nnx.npz`` and
 ``linen.npz`` (``kind/state/PATH`` leaves of ``nnx.state`` / the Linen variables, ``kind/x``, ``kind/y``),
@@ -205,6 +205,10 @@ def make_keras(old_path):
         "convT2d": (lambda: O.YatConvTranspose2D(4, 3, strides=2), (1, 4, 4, 2)),
         "mha": (lambda: O.MultiHeadYatAttention(8, 2), (1, 5, 8)),
         "embed": (lambda: O.YatEmbed(10, 6), "embed"),
+        # appended (the cases above keep their random values): a frozen kernel is stored after the trainable
+        # weights, and an attention without biases
+        "dense_lazy": (lambda: O.YatNMN(4, lazy=True), (3, 6)),
+        "mha_nobias": (lambda: O.MultiHeadYatAttention(8, 2, use_bias=False), (1, 5, 8)),
     }
     arrays = {}
     for kind, (make, shape) in cases.items():
@@ -243,6 +247,8 @@ def make_tf(old_path):
         "convT2d": (lambda: O.YatConvTranspose2D(4, 3, strides=2), (1, 4, 4, 2)),
         "mha": (lambda: O.MultiHeadYatAttention(8, 2), (1, 5, 8)),
         "embed": (lambda: O.YatEmbed(10, 6), "embed"),
+        "dense_lazy": (lambda: O.YatNMN(4, lazy=True), (3, 6)),  # appended: the cases above keep their values
+        "mha_nobias": (lambda: O.MultiHeadYatAttention(8, 2, use_bias=False), (1, 5, 8)),
     }
     arrays = {}
     for kind, (make, shape) in cases.items():
@@ -310,14 +316,17 @@ def make_mlx(old_path):
 
 
 def main(argv=None) -> int:
+    global OUT
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--old", required=True, help="directory holding nmn 0.3.5 (pip install --target DIR)")
     parser.add_argument("--frameworks", nargs="*", default=list(FRAMEWORKS), choices=FRAMEWORKS)
+    parser.add_argument("--out", default=str(OUT), help=f"output folder (default {OUT.relative_to(ROOT)})")
     args = parser.parse_args(argv)
     if not (Path(args.old) / "nmn" / "__init__.py").is_file():
         parser.error(f"--old {args.old}: no nmn/ package there (pip install --no-deps --target DIR nmn==0.3.5)")
     sys.path.insert(0, str(ROOT / "scripts"))
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    OUT = Path(args.out)
     OUT.mkdir(parents=True, exist_ok=True)
     for fw in args.frameworks:
         kinds = globals()[f"make_{fw}"](args.old)

@@ -177,6 +177,8 @@ KERAS = {
     "convT2d": lambda N: N.YatConvTranspose2D(4, 3, strides=2),
     "mha": lambda N: N.MultiHeadYatAttention(8, 2),
     "embed": lambda N: N.YatEmbed(10, 6),
+    "dense_lazy": lambda N: N.YatNMN(4, lazy=True),
+    "mha_nobias": lambda N: N.MultiHeadYatAttention(8, 2, use_bias=False),
 }
 
 
@@ -243,6 +245,8 @@ TF = {
     "convT2d": lambda N: N.YatConvTranspose2D(4, 3, strides=2, padding="same"),
     "mha": lambda N: N.MultiHeadYatAttention(8, 2),
     "embed": lambda N: N.YatEmbed(10, 6),
+    "dense_lazy": lambda N: N.YatNMN(4, lazy=True),
+    "mha_nobias": lambda N: N.MultiHeadYatAttention(8, 2, use_bias=False),
 }
 
 
