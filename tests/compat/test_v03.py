@@ -280,3 +280,72 @@ def test_tf_refuses_a_checkpoint_of_another_layer():
         convert_tf_checkpoint(str(DATA / "tf_dense"), layer)
     with pytest.raises(ValueError, match=r"convert_tf_checkpoint: YatNMN has no variables yet"):
         convert_tf_checkpoint(str(DATA / "tf_dense"), N.YatNMN(4))
+
+
+def test_keras_nested_model(tmp_path):
+    """A Sequential with an attention and a dense: a file laid out as 0.3 wrote it (the attention's values in 0.3's
+    order, made here from a 1.x model) converts back to that model's outputs."""
+    keras = pytest.importorskip("keras")
+    h5py = pytest.importorskip("h5py")
+    import nmn.keras as N
+    from nmn.compat.v03 import _KERAS_OLD_ATTENTION_ORDER, convert_keras_weights
+
+    def make():
+        return keras.Sequential([keras.Input((5, 8)), N.MultiHeadYatAttention(8, 2, name="att"), N.YatNMN(4)])
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 5, 8)).astype(np.float32)
+    model = make()
+    for w in model.weights:
+        w.assign(0.3 * rng.standard_normal(tuple(w.shape)).astype(np.float32) + (w.name == "alpha"))
+    want = keras.ops.convert_to_numpy(model(x))
+    path = tmp_path / "old.weights.h5"
+    model.save_weights(path)
+    attention = model.get_layer("att")
+    names = [v.name for v in attention.trainable_weights + attention.non_trainable_weights]
+    with h5py.File(path, "r+") as h5:
+        groups = []
+        h5.visititems(lambda n, o: groups.append(n) if n.endswith("vars") and o.attrs.get("name") == "att" else None)
+        group = h5[groups[0]]
+        values = [group[str(i)][()] for i in range(len(group))]
+        for i in list(group):
+            del group[i]
+        for i, name in enumerate(sorted(names, key=_KERAS_OLD_ATTENTION_ORDER.index)):
+            group.create_dataset(str(i), data=values[names.index(name)])
+    new = make()
+    new(x)
+    convert_keras_weights(path, new)
+    _close(keras.ops.convert_to_numpy(new(x)), want)
+
+
+def test_tf_nested_module(tmp_path):
+    """Dense layers in a list of a module, saved as ``Checkpoint(model=...)`` with 0.3's (out, in) kernels."""
+    tf = pytest.importorskip("tensorflow")
+    import nmn.tf as N
+    from nmn.compat.v03 import convert_tf_checkpoint
+
+    class Net(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = [N.YatNMN(4), N.YatNMN(3)]
+
+        def __call__(self, x):
+            for block in self.blocks:
+                x = block(x)
+            return x
+
+    x = tf.constant(np.random.default_rng(1).standard_normal((2, 8)).astype(np.float32))
+    net = Net()
+    want = net(x).numpy()
+    old = tf.Module()
+    old.blocks = []
+    for block in net.blocks:
+        entry = tf.Module()
+        entry.kernel = tf.Variable(tf.transpose(block.kernel))
+        entry.bias, entry.alpha = tf.Variable(block.bias), tf.Variable(block.alpha)
+        old.blocks.append(entry)
+    prefix = tf.train.Checkpoint(model=old).write(str(tmp_path / "old"))
+    new = Net()
+    new(x)
+    convert_tf_checkpoint(prefix, new)
+    _close(new(x).numpy(), want)
