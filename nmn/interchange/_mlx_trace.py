@@ -326,8 +326,10 @@ class _Tracer:
                 mask = given.get("mask")
                 if isinstance(mask, Traced):
                     call["mask"] = mask.name
+                    call["mask_rank"] = len(mask.shape)
                 elif mask is not None:
                     call["mask"] = b.constant(f"{name}.mask", np.array(mask).astype(bool))
+                    call["mask_rank"] = np.ndim(np.array(mask))
                 if kind == "RotaryYatAttention" and m._cache_max is not None:
                     raise ExportError(f"{name}: RotaryYatAttention with an active KV cache (call reset_cache())")
             trainable = _trainable(m, kind)

@@ -388,6 +388,7 @@ class _Exporter:
                 ]
                 if isinstance(given.get("mask"), torch.fx.Node):
                     call["mask"] = self.onnx[given["mask"]]
+                    call["mask_rank"] = self.value[given["mask"]].dim()
             names, trainable = self._host_names(m)
             return emit.yat_layer(
                 b,

@@ -127,7 +127,8 @@ def yat_layer(
         inputs: graph value names (query/key/value for attention, ids or query for YatEmbed).
         in_shape: the first input's shape in the host layout (needed for conv ``'same'``/``'causal'``).
         channels_last: the host feeds conv data channels-last; Transpose nodes wrap the ``nmn`` node.
-        call: call options: ``{"method": "attend"}`` for YatEmbed, ``{"mask": value name}`` for attention.
+        call: call options: ``{"method": "attend"}`` for YatEmbed, ``{"mask": value name, "mask_rank": its
+            rank}`` for attention (a rank-3 mask is the hosts' per-batch ``(B, Lq, Lk)``: a head axis is added).
         param_names: canonical -> host parameter names (``{"weight": "kernel"}``).
         pads: explicit ONNX ``pads`` for a conv (used when re-writing a loaded file, where the input's spatial
             size may be unknown); by default they are computed from ``config["padding"]`` and ``in_shape``.
@@ -218,6 +219,11 @@ def _attention(w: _LayerWriter, config: dict, params: dict, inputs: Sequence[str
     xk = inputs[1] if len(inputs) > 1 and inputs[1] else xq
     xv = inputs[2] if len(inputs) > 2 and inputs[2] else xk
     mask = call.get("mask") or w.const("mask_all", np.ones((1, 1, 1, 1), bool))
+    if call.get("mask") and call.get("mask_rank") == 3:
+        # every host's (B, Lq, Lk) mask is per batch element (Keras MHA, Flax): the function's MASK broadcasts
+        # against (B, H, Lq, Lk), so the head axis is written out (nmn.core.options.mask_needs_head_axis)
+        axes = w.const("mask_head_axis", np.array([1], np.int64))
+        mask = w.b.node("Unsqueeze", [mask, axes], {}, name=f"{w.name}.mask_heads")
     zeros = np.zeros((e,), F32)
     ins = [xq, xk, xv, mask]
     for p in ("q", "k", "v", "out"):

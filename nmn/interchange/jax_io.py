@@ -114,6 +114,7 @@ def _emit_yat(b, name, kind, config, params, call: Call, ins, avals):
         opts["method"] = "attend"
     if "mask" in call.arg_names:
         opts["mask"] = ins[call.arg_names.index("mask")]
+        opts["mask_rank"] = len(avals[call.arg_names.index("mask")].shape)
     inputs = ins[:3] if kind == "MultiHeadYatAttention" else ins[:1]
     return emit.yat_layer(
         b,

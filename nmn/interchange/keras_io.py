@@ -289,6 +289,7 @@ def _emit_yat(b, layer, names, values, kw_names, kw_values):
         mask = kw_names.get("attention_mask")
         if mask is not None:
             call["mask"] = mask
+            call["mask_rank"] = len(kw_values["attention_mask"].shape)
         if kind == "MultiHeadYatAttention":
             key = names[1] if len(names) > 1 else kw_names.get("key")
             value = names[2] if len(names) > 2 else kw_names.get("value")

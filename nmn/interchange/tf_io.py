@@ -269,6 +269,7 @@ class _Walker:
             mask = kwargs.get("mask", args[3] if len(args) > 3 else None)
             if isinstance(mask, tf.Tensor):
                 call["mask"] = self._tensor_value(mask)
+                call["mask_rank"] = mask.shape.rank
             elif mask is not None:
                 raise ExportError(f"{name}: a constant attention mask is not exported; pass it as a tensor input")
             if kind == "MultiHeadYatAttention":

@@ -13,6 +13,10 @@ inequalities on freshly drawn weights for initialisation.
 | defaults | performer ``num_features`` from ``nmn.core.options.DEFAULTS`` | ``test_performer_default_features`` |
 | attention alpha | a parameter under softmax only (it cancels under l1, softermax, the performer); every parameter gets a non-zero gradient | ``test_attention_alpha_only_where_it_trains`` |
 | alpha in a file where it cancels | loads as ``constant_alpha`` in every framework, output equal to onnxruntime | ``test_file_alpha_that_cancels_loads`` |
+| mask (B, Lq, Lk) as a graph input | exported with a head axis (``Unsqueeze``), onnxruntime equals the host for B == H and B != H | ``test_mask_3d_input_exports_per_batch`` |
+| that file | loads in every framework, output equal to onnxruntime | ``test_mask_3d_file_loads_everywhere`` |
+| squashers | one ``nmn::`` node each from every exporter, functional and layer/module forms, ``sharpness`` = ``n`` | ``test_squashers_export_as_nmn_nodes`` |
+| subclassed keras.Model | the keras exporter refuses it with ExportError (no layer graph) | ``test_keras_subclassed_model_export_is_refused`` |
 """
 
 from __future__ import annotations
@@ -594,3 +598,137 @@ def test_keras_subclassed_model_export_is_refused():
     model(x)
     with pytest.raises(ExportError, match=r"sub: a subclassed keras.Model \(Sub\).*keras.Model\(inputs, outputs\)"):
         export(model, x, framework="keras")
+
+
+# ------------------------------------------------------------------------------------ (B, Lq, Lk) mask export
+
+
+def _masked_model(framework):
+    """``(model, export options, forward(x, mask))``: one ``MultiHeadYatAttention(8, 2)`` over ``x (B, 5, 8)``
+    with a ``mask`` graph input, in ``framework``."""
+    if framework == "torch":
+        import torch
+
+        import nmn.torch as nt
+
+        class Net(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.attn = nt.MultiHeadYatAttention(8, 2)
+
+            def forward(self, x, mask):
+                return self.attn(x, mask=mask)
+
+        torch.manual_seed(0)
+        model = Net().eval()
+        return model, {}, lambda x, m: model(torch.as_tensor(x), torch.as_tensor(m)).detach().numpy()
+    if framework == "keras":
+        import keras
+
+        import nmn.keras as nk
+
+        x, m = keras.Input((5, 8)), keras.Input((5, 5), dtype="bool")
+        model = keras.Model([x, m], nk.MultiHeadYatAttention(8, 2)(x, attention_mask=m))
+        return model, {}, lambda a, b: keras.ops.convert_to_numpy(model([a, b]))
+    if framework == "tf":
+        import tensorflow as tf
+
+        import nmn.tf as ntf
+
+        class TfNet(tf.Module):
+            def __init__(self):
+                super().__init__()
+                self.attn = ntf.MultiHeadYatAttention(8, 2)
+
+            def __call__(self, x, mask):
+                return self.attn(x, mask=mask)
+
+        model = TfNet()
+        return model, {}, lambda a, b: model(tf.constant(a), tf.constant(b)).numpy()
+    if framework == "nnx":
+        from flax import nnx
+
+        import nmn.nnx as N
+
+        class NnxNet(nnx.Module):
+            def __init__(self):
+                self.attn = N.MultiHeadYatAttention(2, 8, rngs=nnx.Rngs(0))
+
+            def __call__(self, x, mask):
+                return self.attn(x, mask=mask)
+
+        model = NnxNet()
+        return model, {}, lambda a, b: np.asarray(model(a, b))
+    if framework == "linen":
+        import flax.linen as ln
+        import jax
+
+        import nmn.linen as L
+
+        class LinenNet(ln.Module):
+            @ln.compact
+            def __call__(self, x, mask):
+                return L.MultiHeadYatAttention(2, qkv_features=8)(x, mask=mask)
+
+        model = LinenNet()
+        variables = model.init(jax.random.PRNGKey(0), np.ones((2, 5, 8), np.float32), np.ones((2, 5, 5), bool))
+        return model, {"variables": variables}, lambda a, b: np.asarray(model.apply(variables, a, b))
+    import mlx.core as mx
+    import mlx.nn as mnn
+
+    import nmn.mlx as nm
+
+    class MlxNet(mnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nm.MultiHeadYatAttention(8, 2)
+
+        def __call__(self, x, mask):
+            return self.attn(x, x, x, mask=mask)
+
+    model = MlxNet()
+    return model, {}, lambda a, b: np.array(model(mx.array(a), mx.array(b)))
+
+
+@pytest.mark.parametrize("framework", ["torch", "keras", "tf", "nnx", "linen", "mlx"])
+def test_mask_3d_input_exports_per_batch(framework):
+    """A ``(B, Lq, Lk)`` mask graph input exports with its meaning: the exporter adds the head axis the ``nmn``
+    function's MASK (broadcast against (B, H, Lq, Lk)) needs, so onnxruntime running the file equals the host
+    model on a fresh batch, with batch == heads (where numpy broadcasting would silently pair batch with
+    heads) and batch != heads (where it would fail). Before: every exporter failed on either batch size."""
+    pytest.importorskip(_MODULES.get(framework, framework))
+    from nmn.interchange import export, run_onnx
+
+    model, options, forward = _masked_model(framework)
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(2, 5, 8)).astype(np.float32)
+    m3, _ = _masks(2, 2, 5, 7)
+    proto = export(model, [x, m3], framework=framework, **options)
+    assert "Unsqueeze" in [n.op_type for n in proto.graph.node]
+    for b in (2, 3):
+        fresh = rng.normal(size=(b, 5, 8)).astype(np.float32)
+        mask, _ = _masks(b, 2, 5, 8 + b)
+        want = forward(fresh, mask)
+        names = [i.name for i in proto.graph.input]
+        (got,) = run_onnx(proto, dict(zip(names, [fresh, mask])))
+        scale = float(np.max(np.abs(want)))
+        assert np.max(np.abs(got - want)) <= 1e-5 * scale, f"{framework}: batch {b}"
+
+
+@pytest.mark.parametrize("framework", ["torch", "keras", "tf", "nnx", "linen", "mlx"])
+def test_mask_3d_file_loads_everywhere(framework):
+    """The file of a ``(B, Lq, Lk)`` mask input (its ``Unsqueeze`` before the ``nmn`` node) loads into every
+    framework and computes what onnxruntime computes from it, for batch != heads."""
+    pytest.importorskip(_MODULES.get(framework, framework))
+    pytest.importorskip("torch")
+    from nmn.interchange import export, load, predict, run_onnx
+
+    model, _, _ = _masked_model("torch")
+    rng = np.random.default_rng(9)
+    m2, _ = _masks(2, 2, 5, 10)
+    proto = export(model, [rng.normal(size=(2, 5, 8)).astype(np.float32), m2])
+    x = rng.normal(size=(3, 5, 8)).astype(np.float32)
+    m3, _ = _masks(3, 2, 5, 11)
+    (want,) = run_onnx(proto, {"x": x, "mask": m3})
+    (got,) = predict(load(proto, framework), framework, [x, m3])
+    np.testing.assert_allclose(np.asarray(got, np.float64), want, rtol=1e-5, atol=1e-5 * float(np.max(np.abs(want))))
