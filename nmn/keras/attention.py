@@ -75,7 +75,8 @@ class MultiHeadYatAttention(keras.layers.Layer):
 
     Call:
         ``layer(query, key=None, value=None, attention_mask=None, training=None)``; key defaults to query and
-        value to key; ``attention_mask`` bool broadcastable to ``(B, H, Lq, Lk)``, True = attend.
+        value to key; ``attention_mask`` bool (True = attend)
+        ``(Lq, Lk)``, ``(B, Lq, Lk)`` (per batch element, the same for every head) or ``(B, H, Lq, Lk)``, as ``keras.layers.MultiHeadAttention``'s ``(B, T, S)``.
 
     Shape:
         ``(B, Lq, Eq), (B, Lk, Ek), (B, Lk, Ev) -> (B, Lq, E)``; kernels ``(E_in, E)``.

@@ -64,8 +64,8 @@ class MultiHeadYatAttention(nn.Module):
         dtype, param_dtype, kernel_init (Xavier normal), bias_init (zeros).
 
     Shape:
-        ``inputs_q (B, Lq, E)``, ``inputs_k``/``inputs_v`` ``(B, Lk, E_k)``, ``mask`` bool broadcastable to
-        ``(B, H, Lq, Lk)``; output ``(B, Lq, out_features)``.
+        ``inputs_q (B, Lq, E)``, ``inputs_k``/``inputs_v`` ``(B, Lk, E_k)``, ``mask`` bool
+        ``(Lq, Lk)``, ``(B, Lq, Lk)`` (per batch element, the same for every head) or ``(B, H, Lq, Lk)``; output ``(B, Lq, out_features)``.
 
     Example:
         >>> import jax, jax.numpy as jnp

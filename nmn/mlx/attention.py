@@ -53,7 +53,8 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
         dtype: parameter dtype (default ``mx.float32``).
 
     Call: ``attn(queries, keys=None, values=None, mask=None)``; ``keys`` default to the queries and ``values``
-    to the keys; ``mask`` is bool, True = attend, broadcastable to ``(B, H, Lq, Lk)`` (not with the performer).
+    to the keys; ``mask`` is bool, True = attend,
+    ``(Lq, Lk)``, ``(B, Lq, Lk)`` (per batch element, the same for every head) or ``(B, H, Lq, Lk)`` (not with the performer).
 
     Shape: ``(B, Lq, E), (B, Lk, E), (B, Lk, E) -> (B, Lq, E)``.
 

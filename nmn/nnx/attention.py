@@ -67,7 +67,8 @@ class MultiHeadYatAttention(nnx.Module):
 
     Shape:
         ``inputs_q (B, Lq, E)``, ``inputs_k``/``inputs_v`` ``(B, Lk, E_k)`` (default: the query),
-        ``mask`` bool broadcastable to ``(B, H, Lq, Lk)`` (True = attend); output ``(B, Lq, out_features)``.
+        ``mask`` bool (True = attend) ``(Lq, Lk)``, ``(B, Lq, Lk)`` (per batch element, the same for every head) or ``(B, H, Lq, Lk)``;
+        output ``(B, Lq, out_features)``.
 
     Example:
         >>> import jax.numpy as jnp

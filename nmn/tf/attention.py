@@ -51,7 +51,8 @@ class MultiHeadYatAttention(tf.Module):
         dtype: default ``tf.float32``. name: module name.
 
     Call:
-        ``layer(query, key=None, value=None, mask=None, training=False)``; ``mask`` bool, True = attend.
+        ``layer(query, key=None, value=None, mask=None, training=False)``; ``mask`` bool (True = attend)
+        ``(Lq, Lk)``, ``(B, Lq, Lk)`` (per batch element, the same for every head) or ``(B, H, Lq, Lk)``.
 
     Shape:
         ``(B, Lq, Eq), (B, Lk, Ek), (B, Lk, Ev) -> (B, Lq, E)``; kernels ``(E_in, E)``.

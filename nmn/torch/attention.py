@@ -180,7 +180,8 @@ class MultiHeadYatAttention(_YatAttentionBase):
         device, dtype: factory arguments.
 
     Shape: ``forward(query (B, Lq, E), key (B, Lk, E) = query, value (B, Lk, E) = key, mask=None) -> (B, Lq, E)``;
-    ``mask`` is bool (True = attend), broadcastable to ``(B, H, Lq, Lk)`` (a ``(B, Lq, Lk)`` mask is accepted).
+    ``mask`` is bool (True = attend),
+    ``(Lq, Lk)``, ``(B, Lq, Lk)`` (per batch element, the same for every head) or ``(B, H, Lq, Lk)``.
 
     Example:
         >>> attn = MultiHeadYatAttention(embed_dim=8, num_heads=2)
