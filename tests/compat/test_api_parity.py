@@ -74,3 +74,45 @@ def test_no_unrecorded_gap(report, recorded, framework):
 def test_every_old_name_and_keyword_is_present_or_refused(report):
     open_gaps = {fw: {k: len(v) for k, v in g.items() if v and k != "changed"} for fw, g in parity.gaps(report).items()}
     assert not any(open_gaps.values()), open_gaps
+
+
+FAKE = """
+class Layer:
+    def __init__(self, features, *, kept=1, changed=2, **kwargs):
+        self.features, self.kept, self.changed = features, kept, changed
+        if "refused" in kwargs:
+            raise TypeError("Layer: refused= (nmn 0.3) is not supported: it could not be exported; use kept=")
+        self.options = tuple(sorted(kwargs.items())) if "used" in kwargs else ()
+        self.stored = kwargs.get("stored")
+        # anything else in kwargs ("swallowed") is dropped silently
+
+
+class Strict:
+    def __init__(self, features):
+        self.features = features
+"""
+
+
+def test_the_classifier_tells_each_outcome_apart(tmp_path):
+    """The comparison's own oracle: a fake new package whose keywords are present, kept through ``**kwargs``,
+    used through ``**kwargs``, refused saying why, swallowed, missing and with a changed default."""
+    (tmp_path / "nmn").mkdir()
+    (tmp_path / "nmn" / "__init__.py").write_text("")
+    (tmp_path / "nmn" / "torch.py").write_text(FAKE + "\n__all__ = ['Layer', 'Strict']\n")
+    old = {
+        "torch": {
+            "names": ["Layer", "Strict", "gone"],
+            "signatures": {
+                "Layer": {k: "False" for k in ("stored", "used", "refused", "swallowed")}
+                | {"kept": "1", "changed": "3"},
+                "Strict": {"features": "<required>", "extra": "None"},
+            },
+        }
+    }
+    report = parity.compare(old, parity.introspect(str(tmp_path), ("torch",), old=old))["torch"]
+    assert report["missing_names"] == ["gone"]
+    assert sorted(report["present"]) == ["Layer.changed", "Layer.kept", "Layer.stored", "Layer.used", "Strict.features"]
+    assert report["changed"] == ["Layer.changed: 3 -> 2"]
+    assert report["refused"] == ["Layer.refused"]
+    assert report["accepted"] == ["Layer.swallowed"]
+    assert report["missing"] == ["Strict.extra"]
