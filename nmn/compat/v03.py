@@ -408,8 +408,8 @@ def convert_keras_weights(old_file, model):
     Changed in 1.x: ``MultiHeadYatAttention`` creates its weights in the order ``q_kernel, q_bias, k_kernel,
     k_bias, v_kernel, v_bias, out_kernel, out_bias, alpha`` (0.3: the three kernels, then the three biases, then
     ``out_kernel, out_bias, alpha``). A weights file holds each layer's values by position only, so
-    ``model.load_weights`` of a 0.3 file fails on the attention's shapes (or, with square projections of equal
-    shapes, silently swaps them); this converter puts each value back under its own name. Every other layer kept
+    ``model.load_weights`` of a 0.3 file fails on the attention's shapes (a kernel where a bias goes); this
+    converter puts each value back under its own name (without biases the two orders agree). Every other layer kept
     its weights and their order. The layer groups of the file are the attribute paths of the model (as Keras
     writes them): build the new model with the same structure and the 0.3 layers' options, and build it (call it
     once) before converting.
