@@ -9,7 +9,7 @@ Scores ``s_ij = alpha (q_i.k_j)^2 / ((relu(|q_i - k_j|^2) + eps) sqrt(D))`` are 
   ``t = s`` (or ``s^power``) and of ``t v`` give ``sum t v / (sum t + floor)`` exactly.
 
 Masked keys (bool mask, causal, or the padding added to reach a whole tile) are left out of every sum; a query
-row that sees no key attends uniformly over the keys (yat-ops.md Part 1, decision 5), which the wrapper applies
+row that sees no key attends uniformly over the keys (docs/design.md §D5), which the wrapper applies
 from the per-row count of attended keys. The backward pass is two more kernels that recompute the tiles from
 ``q, k, v`` and the saved row statistics (``dq`` with the ``alpha``/``eps`` partial sums, then ``dk, dv``), with
 ``ds = c (dO.v - dO.O)`` where ``c`` is the softmax weight or ``g'(s) / (sum t + floor)`` (FlashAttention-2,
@@ -46,29 +46,50 @@ from jax.experimental import pallas as pl
 from nmn.core.options import SOFTERMAX_EPSILON
 from nmn.core.yat import NEG_LARGE
 
-IMPLS = ("auto", "flash", "reference")
-_ALIASES = {"chunked": "flash", "pallas": "flash"}  # the torch name of the tiled path means the same here
+IMPLS = ("auto", "flash", "chunked", "reference")
+_ALIASES = {"pallas": "flash", "triton": "flash"}  # the torch name of its fused kernel means this one here
 _HIGHEST = lax.Precision.HIGHEST  # the distance |q|^2 + |k|^2 - 2 q.k cancels: no TF32 in the score products
+_ACCELERATORS = ("gpu", "cuda", "rocm", "tpu")
 
 
-def pick(mask=None, dropout=None) -> str:
-    """``'flash'`` or ``'reference'``: ``NMN_ATTENTION_IMPL`` forces one (``auto``, ``flash``, ``reference``).
+def requested() -> str:
+    """The path ``NMN_ATTENTION_IMPL`` asks for: ``auto`` (default), ``flash``, ``chunked`` or ``reference``.
 
-    ``auto`` (the default) takes the kernel on GPU and TPU and the reference elsewhere; attention-weight
-    ``dropout`` always takes the reference (the kernel never forms the weights).
+    ``pallas`` and ``triton`` (torch's name of its fused kernel) mean ``flash``.
 
-    >>> pick(dropout=None) in ("flash", "reference")
+    >>> requested() in IMPLS
     True
     """
     impl = os.environ.get("NMN_ATTENTION_IMPL", "auto").strip().lower() or "auto"
     impl = _ALIASES.get(impl, impl)
     if impl not in IMPLS:
-        raise ValueError(f"NMN_ATTENTION_IMPL: expected one of {', '.join(IMPLS)}, got {impl!r}")
+        raise ValueError(f"NMN_ATTENTION_IMPL: expected one of {', '.join(IMPLS)} (or pallas, triton), got {impl!r}")
+    return impl
+
+
+def pick(q=None, k=None, *, dropout=None) -> str:
+    """``'flash'``, ``'chunked'`` or ``'reference'`` for heads ``q (B, Lq, H, D)``, ``k (B, Lk, H, D)``.
+
+    ``NMN_ATTENTION_IMPL`` forces a path. ``auto`` (the default) takes this Pallas kernel on GPU and TPU; elsewhere
+    the query tiles of :mod:`nmn._jax._chunked` when ``Lq * Lk >= 2**20`` (as the torch layers), else the
+    reference. Attention-weight ``dropout`` always takes the reference (neither tiled path forms the weights
+    as one array for a dropout callable to see).
+
+    >>> pick(dropout=None) in ("flash", "reference")
+    True
+    """
+    impl = requested()
     if dropout is not None:
         return "reference"
-    if impl == "auto":
-        return "flash" if jax.default_backend() in ("gpu", "cuda", "rocm", "tpu") else "reference"
-    return impl
+    if impl != "auto":
+        return impl
+    if jax.default_backend() in _ACCELERATORS:
+        return "flash"
+    from nmn._jax import _chunked
+
+    if q is not None and k is not None and _chunked.by_size(q.shape[1], k.shape[1]):
+        return "chunked"
+    return "reference"
 
 
 @dataclass(frozen=True)
@@ -503,7 +524,7 @@ def yat_attention(
     if normalization not in ("softmax", "l1", "softermax"):
         raise ValueError(f"yat_attention: normalization must be softmax, l1 or softermax, got {normalization!r}")
     if interpret is None:
-        interpret = jax.default_backend() not in ("gpu", "cuda", "rocm", "tpu")
+        interpret = jax.default_backend() not in _ACCELERATORS
     b, lq, h, d = q.shape
     lk, dv = k.shape[1], v.shape[3]
     eps = jnp.asarray(eps, jnp.float32).reshape(())

@@ -5,7 +5,7 @@ conv-transpose ``kernel (*k, C, M/G)`` stored spatially flipped with respect to 
 ``flax.nnx.ConvTranspose`` does for ``G = 1``); attention heads ``(B, L, H, D)``.
 
 The Yat arithmetic runs in float32 even for float16/bfloat16 inputs, and the result is cast to the promoted
-dtype of the inputs and parameters, or to ``dtype`` when given (yat-ops.md Part 1, decision 8).
+dtype of the inputs and parameters, or to ``dtype`` when given (docs/design.md §D8).
 
 >>> import jax.numpy as jnp
 >>> y = yat_dense(jnp.ones((2, 3)), jnp.ones((3, 4)))
@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from nmn._jax import _chunked, _flash
 from nmn._jax.ops import F
 from nmn.core import yat as core
 from nmn.core.conv import transpose_as_conv_pads, yat_conv_tail
@@ -198,7 +199,18 @@ def yat_attention(
 
     ``mask`` is bool (True = attend), broadcastable to ``(B, H, Lq, Lk)``; ``dropout`` an optional callable
     applied to the attention weights.
+
+    The path is :func:`nmn._jax._flash.pick`'s: the fused Pallas kernel on GPU/TPU (``nmn._jax._flash``, O(L)
+    memory forward and backward), query tiles on CPU for long sequences (``nmn._jax._chunked``), else the
+    reference; ``NMN_ATTENTION_IMPL`` (``auto``, ``flash``, ``chunked``, ``reference``) forces one. Forced
+    ``flash`` on CPU runs the kernel in Pallas interpreter mode (slow; for tests). Dropout takes the reference.
     """
+    impl = _flash.pick(q, k, dropout=dropout)
+    kw = dict(spherical=spherical, normalization=normalization, power=power, causal=causal)
+    if impl == "flash":
+        return _flash.yat_attention(q, k, v, mask, _f32(alpha), _f32(epsilon), **kw)
+    if impl == "chunked":
+        return _chunked.yat_attention(q, k, v, mask, _f32(alpha), _f32(epsilon), **kw)
     return core.yat_attention(
         F,
         q,

@@ -30,53 +30,32 @@ def _sum(x, axis, keepdims=False):
     return lax.reduce_precision(out, exponent_bits=8, mantissa_bits=23) if out.dtype == jnp.float32 else out
 
 
-def _unbroadcast(g, shape):
-    """Sum ``g`` down to ``shape`` (the cotangent of an operand that was broadcast up to ``g.shape``)."""
-    shape = tuple(shape)
-    if g.shape == shape:
-        return g
-    lead = g.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1)
-    return jnp.sum(g, axis=axes).reshape(shape)
-
-
-@jax.custom_vjp
-def _tail_vjp(dot, dist, bias, alpha, eps):
+@jax.custom_jvp
+def _tail_rule(dot, dist, bias, alpha, eps):
     num = dot + bias
     return num * num / (jax.nn.relu(dist) + eps) * alpha
 
 
-def _tail_fwd(dot, dist, bias, alpha, eps):
+@_tail_rule.defjvp
+def _tail_jvp(primals, tangents):
+    # one quotient ``ratio = num / den`` serves the value and every partial: d/dnum = 2 alpha ratio,
+    # d/dden = -alpha ratio^2, d/dalpha = num ratio; reverse mode transposes this linear map (residuals: ratio,
+    # num ratio, alpha and the relu mask), and forward mode (jvp, jacfwd, hessian) keeps working
+    dot, dist, bias, alpha, eps = primals
+    t_dot, t_dist, t_bias, t_alpha, t_eps = tangents
     num = dot + bias
     ratio = num / (jax.nn.relu(dist) + eps)
-    return num * ratio * alpha, (num, dist, bias, alpha, eps)
-
-
-def _tail_bwd(res, ct):
-    # saves num and dist only; num / den is recomputed (one fused elementwise pass with the cotangents)
-    num, dist, bias, alpha, eps = res
-    ratio = num / (jax.nn.relu(dist) + eps)
-    scaled = ct * alpha
-    d_num = 2.0 * scaled * ratio
-    d_den = -scaled * ratio * ratio
-    d_dist = jnp.where(dist > 0.0, d_den, 0.0)  # relu'(0) = 0, as jax.nn.relu
-    return (
-        d_num,
-        d_dist,
-        _unbroadcast(d_num, jnp.shape(bias)),
-        _unbroadcast(ct * num * ratio, jnp.shape(alpha)),
-        _unbroadcast(d_den, jnp.shape(eps)),
-    )
-
-
-_tail_vjp.defvjp(_tail_fwd, _tail_bwd)
+    plain = num * ratio
+    t_den = jnp.where(dist > 0.0, t_dist, 0.0) + t_eps  # relu'(0) = 0, as jax.nn.relu
+    return plain * alpha, alpha * (2.0 * ratio * (t_dot + t_bias) - ratio * ratio * t_den) + plain * t_alpha
 
 
 def yat_tail(dot, dist, bias, alpha, eps):
-    """``alpha (dot + bias)^2 / (relu(dist) + eps)`` with a hand-written VJP (:func:`nmn.core.yat.yat_tail`).
+    """``alpha (dot + bias)^2 / (relu(dist) + eps)`` with a hand-written JVP (:func:`nmn.core.yat.yat_tail`).
 
-    The backward pass keeps ``dot + bias`` and ``dist`` and recomputes the quotient, instead of the
-    intermediates autodiff would keep; ``bias``/``alpha`` may be ``None`` and ``eps`` a number or an array.
+    The derivative shares the one quotient ``(dot + bias) / (relu(dist) + eps)`` with the value, instead of the
+    chain of intermediates autodiff of the plain formula keeps; ``bias``/``alpha`` may be ``None`` and ``eps``
+    a number or an array.
 
     >>> y = yat_tail(jnp.array([2.0]), jnp.array([3.0]), None, None, 1.0)
     >>> float(y[0])
@@ -85,7 +64,7 @@ def yat_tail(dot, dist, bias, alpha, eps):
     dtype = dot.dtype
     bias = jnp.zeros((), dtype) if bias is None else jnp.asarray(bias, dtype)
     alpha = jnp.ones((), dtype) if alpha is None else jnp.asarray(alpha, dtype)
-    return _tail_vjp(dot, dist, bias, alpha, jnp.asarray(eps, dtype))
+    return _tail_rule(dot, dist, bias, alpha, jnp.asarray(eps, dtype))
 
 
 def _tril(lq: int, lk: int):

@@ -128,62 +128,99 @@ def test_bad_mask_and_normalisation_are_named_errors():
 
 
 def test_environment_switch(monkeypatch):
+    q_short, q_long = jnp.zeros((1, 8, 1, 2)), jnp.zeros((1, 1024, 1, 2))
+    accelerator = jax.default_backend() in ("gpu", "tpu")
     monkeypatch.setenv("NMN_ATTENTION_IMPL", "reference")
-    assert _flash.pick() == "reference"
+    assert _flash.pick(q_long, q_long) == "reference"
     monkeypatch.setenv("NMN_ATTENTION_IMPL", "flash")
-    assert _flash.pick() == "flash" and _flash.pick(dropout=lambda w: w) == "reference"
-    monkeypatch.setenv("NMN_ATTENTION_IMPL", "chunked")  # the torch name of the tiled path
-    assert _flash.pick() == "flash"
+    assert _flash.pick(q_short, q_short) == "flash" and _flash.pick(dropout=lambda w: w) == "reference"
+    for alias in ("pallas", "triton"):  # torch's name of its fused kernel means this one
+        monkeypatch.setenv("NMN_ATTENTION_IMPL", alias)
+        assert _flash.pick(q_short, q_short) == "flash"
+    monkeypatch.setenv("NMN_ATTENTION_IMPL", "chunked")
+    assert _flash.pick(q_short, q_short) == "chunked" and _flash.pick(dropout=lambda w: w) == "reference"
     monkeypatch.delenv("NMN_ATTENTION_IMPL")
-    assert _flash.pick() == ("flash" if jax.default_backend() in ("gpu", "tpu") else "reference")
+    assert _flash.pick(q_short, q_short) == ("flash" if accelerator else "reference")
+    assert _flash.pick(q_long, q_long) == ("flash" if accelerator else "chunked")  # 1024 x 1024 scores: tiles
     monkeypatch.setenv("NMN_ATTENTION_IMPL", "fast")
-    with pytest.raises(ValueError, match="NMN_ATTENTION_IMPL: expected one of auto, flash, reference, got 'fast'"):
+    with pytest.raises(ValueError, match="NMN_ATTENTION_IMPL: expected one of auto, flash, chunked, reference"):
         _flash.pick()
 
 
 # ---------------------------------------------------------------------------------- the conformance attention rows
-def _kernel_attention(q, k, v, mask, alpha, eps, *, spherical, normalization, power, causal, dropout):
-    assert dropout is None
-    alpha = None if alpha is None else jnp.asarray(alpha, jnp.float32)
-    return _flash.yat_attention(
-        q,
-        k,
-        v,
-        mask,
-        alpha,
-        eps,
-        spherical=spherical,
-        normalization=normalization,
-        power=power,
-        causal=causal,
-        block_q=4,
-        block_k=4,
-        interpret=True,
-    )
-
-
 ATTENTION = [
     pytest.param(c, id=c.id)
     for c in case_table.CASES
-    if c.kind == "MultiHeadYatAttention" and not c.config.get("use_performer")
+    if c.kind in ("MultiHeadYatAttention", "RotaryYatAttention") and not c.config.get("use_performer")
 ]
+
+
+@pytest.fixture
+def kernel_calls(monkeypatch):
+    """Force the kernel through the layers' own dispatch (``NMN_ATTENTION_IMPL=flash``) and count its calls."""
+    calls = []
+    kernel = _flash.yat_attention
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs.get("interpret"))
+        return kernel(*args, **kwargs)
+
+    monkeypatch.setenv("NMN_ATTENTION_IMPL", "flash")
+    monkeypatch.setattr(_flash, "yat_attention", counted)
+    return calls
+
+
+def _adapter(api):
+    if api == "nnx":
+        from tests.conformance.adapter_nnx import ADAPTER
+    else:
+        from tests.conformance.adapter_linen import ADAPTER
+    return ADAPTER
 
 
 @pytest.mark.parametrize("api", ["nnx", "linen"])
 @pytest.mark.parametrize("case", ATTENTION)
-def test_conformance_attention_rows_through_the_kernel(api, case, monkeypatch):
+def test_conformance_attention_rows_through_the_kernel(api, case, kernel_calls):
+    """The layers' forward through the Pallas kernel (interpreter mode on CPU) against onnxruntime."""
     import onnx_ops
 
-    if api == "nnx":
-        from nmn.nnx import attention as layer_module
-        from tests.conformance.adapter_nnx import ADAPTER
-    else:
-        from nmn.linen import attention as layer_module
-        from tests.conformance.adapter_linen import ADAPTER
-    monkeypatch.setattr(layer_module, "yat_attention", _kernel_attention)
+    adapter = _adapter(api)
+    if adapter.supports(case.kind, case.config) is not True:
+        pytest.skip(f"{api} does not build {case.id}")
     name, ins, attrs = case_table.onnx_call(case, case.params, case.inputs)
     expected = np.asarray(onnx_ops.run_function(name, ins, **attrs), np.float64)
-    layer = ADAPTER.build(case.kind, case.config, case.params)
-    got = np.asarray(ADAPTER.forward(layer, case.kind, case.inputs, case.call), np.float64)
+    layer = adapter.build(case.kind, case.config, case.params)
+    got = np.asarray(adapter.forward(layer, case.kind, case.inputs, case.call), np.float64)
+    assert kernel_calls, f"{api} {case.id}: the layer did not call the Pallas kernel under NMN_ATTENTION_IMPL=flash"
     scale = max(float(np.max(np.abs(expected))), 1e-30)
-    assert float(np.max(np.abs(got - expected))) <= case.rtol * scale
+    err = float(np.max(np.abs(got - expected)))
+    assert err <= case.rtol * scale, f"{api} {case.id}: max|diff| {err:.3g} > {case.rtol} x scale {scale:.3g}"
+
+
+GRAD_ROWS = [  # each gradient row of the table once, the two APIs in turn (interpreter-mode backward is slow)
+    pytest.param(api, c.values[0], id=f"{c.id}-{api}")
+    for c, api in zip([c for c in ATTENTION if c.values[0].grad], ["nnx", "linen"] * 8)
+]
+
+
+@pytest.mark.parametrize("api,case", GRAD_ROWS)
+def test_conformance_attention_gradients_through_the_kernel(api, case, kernel_calls, monkeypatch):
+    """The layers' gradients (input and every parameter) through the kernel's backward against the reference
+    path's, which the conformance suite checks against the float64 finite difference of the numpy oracle."""
+    adapter = _adapter(api)
+    if adapter.supports(case.kind, case.config) is not True:
+        pytest.skip(f"{api} does not build {case.id}")
+    cot_shape = np.shape(adapter.forward(adapter.build(case.kind, case.config, case.params), case.kind,
+                                         case.inputs, case.call))  # fmt: skip
+    cot = np.random.default_rng(123).normal(size=cot_shape).astype(np.float32)
+    kernel_calls.clear()
+    got = adapter.grads(adapter.build(case.kind, case.config, case.params), case.kind, case.inputs, case.call, cot)
+    assert kernel_calls, f"{api} {case.id}: the layer did not call the Pallas kernel under NMN_ATTENTION_IMPL=flash"
+    monkeypatch.setenv("NMN_ATTENTION_IMPL", "reference")
+    want = adapter.grads(adapter.build(case.kind, case.config, case.params), case.kind, case.inputs, case.call, cot)
+    assert set(got) == set(want)
+    for key in want:
+        w, g = np.asarray(want[key], np.float64), np.asarray(got[key], np.float64)
+        scale = max(float(np.max(np.abs(w))), 1e-8)
+        err = float(np.max(np.abs(g - w)))
+        assert err <= 1e-4 * scale + 1e-6, f"{api} {case.id}: d/d{key} max|diff| {err:.3g} (scale {scale:.3g})"
