@@ -161,3 +161,15 @@ def test_gemm_row_bias(framework, bias_as_input):
         pytest.importorskip({"tf": "tensorflow"}.get(framework, framework))
         (got,) = predict(load(model, framework), framework, feeds)
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-5)
+
+
+def test_float_mod_follows_numpy_including_the_special_cases():
+    a = np.array([-4.3, 7.2, 0.0, -0.0, -3.0, 3.0, -1.0, 1.0, np.inf, 1.0, np.nan, 5.0], np.float32)
+    b = np.array([2.1, -3.4, -2.0, 2.0, np.inf, np.inf, -np.inf, -np.inf, 2.0, 0.0, 2.0, np.nan], np.float32)
+    with np.errstate(all="ignore"):
+        for fmod, want in ((0, np.mod(a, b)), (1, np.fmod(a, b))):
+            (got,) = run_node(NUMPY, "Mod", [a, b], {"fmod": fmod}, opset=28)
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+            if fmod == 0:  # the result, zeros included, has the sign of the divisor
+                real = ~np.isnan(want)
+                np.testing.assert_array_equal(np.signbit(got[real]), np.signbit(want[real]))

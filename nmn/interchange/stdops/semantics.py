@@ -385,11 +385,24 @@ def _mod(P, args, attrs, ctx):
     if _is_int(P, a):
         q = _trunc_div(P, a, b) if attrs.get("fmod", 0) else P.binary("floordiv", a, b)
         return P.binary("sub", a, P.binary("mul", q, b))
-    if not attrs.get("fmod", 0):
-        _refuse(ctx, "fmod=0 on floating-point inputs", "fmod=1 for floats (ONNX requires it)")
     q = P.binary("div", a, b)
-    trunc = P.binary("mul", P.unary("sign", q), P.unary("floor", P.unary("abs", q)))
-    return P.binary("sub", a, P.binary("mul", trunc, b))
+    dt = P.dtype(a)
+    zero, inf = _scalar(P, 0, dt), _scalar(P, np.inf, dt)
+    # b = +-inf and a finite: the formulas give NaN (0 * inf); the spec gives a, or b where fmod=0 and signs differ
+    finite_by_inf = P.binary(
+        "logical_and", P.binary("equal", P.unary("abs", b), inf), P.binary("less", P.unary("abs", a), inf)
+    )
+    if attrs.get("fmod", 0):  # a - trunc(a / b) * b
+        trunc = P.binary("mul", P.unary("sign", q), P.unary("floor", P.unary("abs", q)))
+        return P.where(finite_by_inf, a, P.binary("sub", a, P.binary("mul", trunc, b)))
+    # fmod=0 on floats (opset 28 allows it): a - floor(a / b) * b, with the sign of b
+    r = P.binary("sub", a, P.binary("mul", P.unary("floor", q), b))
+    b_neg = P.binary("less", b, zero)
+    same_sign = P.binary("equal", P.binary("less", a, zero), b_neg)
+    r = P.where(finite_by_inf, P.where(same_sign, a, b), r)
+    # a zero result (a = +-0 among them) takes the sign of b
+    signed_zero = P.where(b_neg, _scalar(P, -0.0, dt), zero)
+    return P.where(P.binary("equal", r, zero), signed_zero, r)
 
 
 @op("Pow")
