@@ -11,6 +11,7 @@ ratio = Yat / plain (lower is better). Plain, nmn (and, with --old, the earlier 
     pip install --no-deps --target /tmp/nmn035 "nmn==0.3.5"
     python scripts/bench_jax.py --old /tmp/nmn035
     python scripts/bench_jax.py --memory --lengths 1024 4096   # attention peak memory, a subprocess per case
+    python scripts/bench_jax.py --profile --repeats 10        # dense: x @ w alone vs Linear+relu vs Yat
 
 ``--memory`` measures Yat attention heads ``(B, L, H, D)`` through the reference path (the whole
 ``(B, H, L, L)`` score block), through the flash kernel of ``nmn._jax._flash`` (Pallas; interpreter mode on
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -261,6 +263,60 @@ def memory_table(args):
                 )
 
 
+def _hlo_ops(fn, *args):
+    """Counts of the top-level ops of the optimised (compiled) HLO of ``fn``: fusions, dots, others."""
+    text = jax.jit(fn).lower(*args).compile().as_text()
+    entry = text[text.index("ENTRY") :]
+    counts = {}
+    for line in entry.splitlines()[1:]:
+        if "=" not in line or line.strip().startswith("ROOT tuple"):
+            continue
+        rhs = line.split("=", 1)[1].strip()
+        found = re.search(r"(?:^|[\s\]}])([a-z][\w-]*)\(", rhs)  # the op name: the first word before "("
+        if found is None:
+            continue
+        op = found.group(1)
+        if op in ("parameter", "constant", "tuple", "get-tuple-element", "bitcast"):
+            continue
+        counts[op] = counts.get(op, 0) + 1
+    return counts
+
+
+def profile_dense(args):
+    """Where a Yat dense forward (+ backward) spends its time under jit: the contraction ``x @ w`` alone, Linear +
+    relu, and nmn's YatNMN function, interleaved medians, and the compiled program's top-level ops."""
+    from nmn._jax.functional import yat_dense
+
+    shapes = [(64, 784, 256)] if args.quick else [(256, 784, 256), (512, 4096, 4096)]
+    print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}\n")
+    print("| case | pass | x@w ms | Linear+relu ms | Yat ms | Yat / x@w | Yat / Linear+relu | Yat compiled ops |")
+    print("|---|---|---:|---:|---:|---:|---:|---|")
+    for b, i, o in shapes:
+        keys = jax.random.split(jax.random.key(0), 3)
+        x = jax.random.normal(keys[0], (b, i), jnp.float32)
+        w = jax.random.normal(keys[1], (i, o), jnp.float32) / i**0.5
+        bias = jnp.zeros((o,), jnp.float32)
+        alpha = jnp.ones((), jnp.float32)
+        fns = {
+            "x@w": lambda x, w, bias, alpha: x @ w,
+            "linear": lambda x, w, bias, alpha: jax.nn.relu(x @ w + bias),
+            "yat": lambda x, w, bias, alpha: yat_dense(x, w, bias, alpha),
+        }
+        for mode in ("fwd", "fwd+bwd"):
+            built = {
+                k: f if mode == "fwd" else jax.grad(lambda *a, f=f: jnp.sum(f(*a)), argnums=(0, 1, 2, 3))
+                for k, f in fns.items()
+            }
+            argv = (x, w, bias, alpha)
+            times = _interleaved([(jax.jit(f), argv) for f in built.values()], args.repeats, warmup=2)
+            ops = ", ".join(f"{k} {n}" for k, n in sorted(_hlo_ops(built["yat"], *argv).items()))
+            print(
+                f"| dense {i}->{o}, batch {b} | {mode} | {times[0] * 1e3:.2f} | {times[1] * 1e3:.2f} "
+                f"| {times[2] * 1e3:.2f} | {times[2] / times[0]:.2f} | {times[2] / times[1]:.2f} | {ops} |",
+                flush=True,
+            )
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
@@ -278,7 +334,11 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=1, help="--memory batch size")
     parser.add_argument("--heads", type=int, default=4, help="--memory heads")
     parser.add_argument("--head-dim", type=int, default=64, help="--memory head size")
+    parser.add_argument("--profile", action="store_true", help="where the dense layer's time goes (see profile_dense)")
     args = parser.parse_args(argv)
+    if args.profile:
+        profile_dense(args)
+        return
     if args.memory:
         memory_table(args)
         return
