@@ -33,7 +33,7 @@ try:
     import torch
     import torch.nn as nn
 except ImportError as err:  # pragma: no cover - exercised only without torch
-    raise ImportError('nmn.interchange.torch_io needs PyTorch: pip install "nmn[torch]"') from err
+    raise ImportError('nmn.interchange.torch_io needs PyTorch: pip install "nmn[torch]>=1.0"') from err
 
 from nmn.interchange._torch_trace import _Exporter, _np
 from nmn.interchange.stdops.prims_torch import PRIMS
