@@ -175,7 +175,9 @@ class MultiHeadYatAttention(nnx.Module):
             raise ValueError(f"{type(self).__name__}: expected {what} of shape (B, L, {features}), got {shape}")
 
     def _dropout_fn(self, deterministic):
-        if self.dropout_rate == 0.0:
+        # None when dropout is off (rate 0, or deterministic here or by model.eval()): the tiled paths then apply
+        off = deterministic if deterministic is not None else getattr(self.dropout, "deterministic", False)
+        if self.dropout_rate == 0.0 or off:
             return None
         return lambda w: self.dropout(w, deterministic=deterministic)
 

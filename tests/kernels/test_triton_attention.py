@@ -1,8 +1,10 @@
 """The fused Triton Yat attention (nmn.torch._triton_attention) in Triton's interpreter, against independent oracles.
 
-Importing triton has crashed processes that had loaded TensorFlow, so the kernel checks run in a child pytest
-process (``TRITON_INTERPRET=1``, ``NMN_TRITON_CHILD=1``) started by :func:`test_kernels_in_a_child_process`;
-in the parent they skip. Oracles: the numpy reference of the ``nmn`` ONNX function (``onnx_ops.reference``),
+Importing triton aborts a process that has loaded TensorFlow (and torch probes for triton, e.g. in
+``torch.optim``), so triton is not installed into the test environment's site-packages: ``.ci/run`` installs it
+into ``<venv>/triton-interp`` (or set ``NMN_TRITON_PATH``), and only the child pytest process
+(``TRITON_INTERPRET=1``, ``NMN_TRITON_CHILD=1``, that folder on ``PYTHONPATH``) started by
+:func:`test_kernels_in_a_child_process` imports it; in the parent the kernel checks skip. Oracles: the numpy reference of the ``nmn`` ONNX function (``onnx_ops.reference``),
 onnxruntime running the function for the conformance cases, and torch autograd of the reference path
 (``NMN_ATTENTION_IMPL=reference``) in float64 for the gradients. Shapes are tiny: the interpreter is slow.
 """
@@ -22,7 +24,8 @@ import torch
 from nmn.torch import _triton_attention, functional
 
 CHILD = os.environ.get("NMN_TRITON_CHILD") == "1"
-HAVE_TRITON = importlib.util.find_spec("triton") is not None
+TRITON_PATH = Path(os.environ.get("NMN_TRITON_PATH") or Path(sys.prefix) / "triton-interp")
+HAVE_TRITON = (TRITON_PATH / "triton").is_dir() or importlib.util.find_spec("triton") is not None
 ROOT = Path(__file__).resolve().parents[2]
 
 child = pytest.mark.skipif(not CHILD, reason="runs in the child process of test_kernels_in_a_child_process")
@@ -32,9 +35,10 @@ FLAGS = [(n, c, m, s) for n in NORMS for c in (False, True) for m in (False, Tru
 
 
 @pytest.mark.skipif(CHILD, reason="this is the child")
-@pytest.mark.skipif(not HAVE_TRITON, reason="triton is not installed")
+@pytest.mark.skipif(not HAVE_TRITON, reason=f"triton is not installed (looked in {TRITON_PATH} and site-packages)")
 def test_kernels_in_a_child_process():
-    env = dict(os.environ, TRITON_INTERPRET="1", NMN_TRITON_CHILD="1")
+    path = os.pathsep.join(p for p in (str(TRITON_PATH), os.environ.get("PYTHONPATH", "")) if p)
+    env = dict(os.environ, TRITON_INTERPRET="1", NMN_TRITON_CHILD="1", PYTHONPATH=path)
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider", __file__]
     try:
         run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
