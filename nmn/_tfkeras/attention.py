@@ -27,15 +27,7 @@ def set_attention_options(layer, *, embed_dim, num_heads, seed, **options):
     layer.head_dim = check_heads(embed_dim, num_heads, cls)
     layer.embed_dim, layer.num_heads, layer.seed = embed_dim, num_heads, seed
     a = layer.attn = AttentionSpec.build(cls, **options)
-    layer.dropout, layer.use_bias, layer.epsilon, layer.spherical = a.dropout, a.use_bias, a.epsilon, a.spherical
-    layer.normalization, layer.power, layer.use_out_proj, layer.causal = (
-        a.normalization,
-        a.power,
-        a.use_out_proj,
-        a.causal,
-    )
-    layer.use_performer, layer.num_features = a.use_performer, a.num_features
-    layer.use_alpha, layer.constant_alpha = a.use_alpha, a.constant_alpha
+    a.set_attributes(layer, alpha=True)
 
 
 def performer_projection(num_features, head_dim, seed=None):

@@ -301,6 +301,20 @@ def check_dropout(rate: Any, layer: str, name: str = "dropout") -> float:
     return value
 
 
+# the AttentionSpec fields every host layer mirrors as attributes (set_attributes)
+_MIRRORED = (
+    "use_bias",
+    "epsilon",
+    "spherical",
+    "normalization",
+    "power",
+    "use_out_proj",
+    "causal",
+    "use_performer",
+    "num_features",
+)
+
+
 @dataclass(frozen=True)
 class AttentionSpec:
     """The resolved options of a Yat attention layer (the projections' sizes stay with the framework)."""
@@ -385,6 +399,16 @@ class AttentionSpec:
     def alpha_term(self, param: Any = None) -> Any:
         """The alpha for :mod:`nmn.core.yat`: the parameter's value, a fixed number, or ``None`` (1)."""
         return _alpha_term(self.alpha, param)
+
+    def set_attributes(self, obj: Any, dropout_name: str = "dropout", alpha: bool = False) -> None:
+        """Mirror the resolved options onto a host layer ``obj`` as its plain option attributes
+        (``obj.use_bias``, ``obj.epsilon``, ...; the dropout rate under ``dropout_name``; with ``alpha``, also
+        ``use_alpha``/``constant_alpha``), so every framework exposes the same names."""
+        for name in _MIRRORED:
+            setattr(obj, name, getattr(self, name))
+        setattr(obj, dropout_name, self.dropout)
+        if alpha:
+            obj.use_alpha, obj.constant_alpha = self.use_alpha, self.constant_alpha
 
     def config(self, dropout_name: str = "dropout") -> dict:
         """The option keys of ``get_config`` / the neutral spec (the framework adds its sizes)."""

@@ -102,14 +102,7 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
             use_performer=use_performer,
             num_features=num_features,
         )
-        self.dropout, self.use_bias, self.epsilon, self.spherical = a.dropout, a.use_bias, a.epsilon, a.spherical
-        self.normalization, self.power, self.use_out_proj, self.causal = (
-            a.normalization,
-            a.power,
-            a.use_out_proj,
-            a.causal,
-        )
-        self.use_performer, self.num_features = a.use_performer, a.num_features
+        a.set_attributes(self)
         self.query_proj = _linear(embed_dim, embed_dim, self.use_bias, dtype)
         self.key_proj = _linear(embed_dim, embed_dim, self.use_bias, dtype)
         self.value_proj = _linear(embed_dim, embed_dim, self.use_bias, dtype)

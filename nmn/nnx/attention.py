@@ -127,14 +127,7 @@ class MultiHeadYatAttention(nnx.Module):
             num_features=num_features,
             dropout_name="dropout_rate",
         )
-        self.use_bias, self.spherical, self.normalization, self.power = (
-            a.use_bias,
-            a.spherical,
-            a.normalization,
-            a.power,
-        )
-        self.use_out_proj, self.causal, self.dropout_rate = a.use_out_proj, a.causal, a.dropout
-        self.use_performer, self.num_features = a.use_performer, a.num_features
+        a.set_attributes(self, dropout_name="dropout_rate")
         self.dtype, self.param_dtype = dtype, param_dtype
 
         def linear(n_in, n_out):

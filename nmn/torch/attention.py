@@ -60,14 +60,7 @@ class _YatAttentionBase(nn.Module):
         options["use_bias"] = pick_alias(bias, options.get("use_bias"), True, "bias", "use_bias", name)
         self.attn = AttentionSpec.build(name, **options)
         a = self.attn
-        self.dropout, self.use_bias, self.epsilon, self.spherical = a.dropout, a.use_bias, a.epsilon, a.spherical
-        self.normalization, self.power, self.use_out_proj, self.causal = (
-            a.normalization,
-            a.power,
-            a.use_out_proj,
-            a.causal,
-        )
-        self.use_performer, self.num_features = a.use_performer, a.num_features
+        a.set_attributes(self)
         e = embed_dim
         self.q_proj = nn.Linear(e, e, bias=self.use_bias, **factory)
         self.k_proj = nn.Linear(e, e, bias=self.use_bias, **factory)
