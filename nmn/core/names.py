@@ -44,18 +44,20 @@ ALIASES = {
 }
 
 SQUASHERS = ("softermax", "softer_sigmoid", "soft_tanh")
+#: The squashers' module (layer) forms, which call the functional forms.
+SQUASHER_LAYERS = ("Softermax", "SofterSigmoid", "SoftTanh")
 SPEC = ("to_spec", "from_spec")
 MODULES = ("functional",)
 
 #: Names every framework exports.
-SHARED = LAYERS + tuple(ALIASES) + SQUASHERS + SPEC + MODULES
+SHARED = LAYERS + tuple(ALIASES) + SQUASHERS + SQUASHER_LAYERS + SPEC + MODULES
 
 #: Names only one host exports, because they are that host's idiom.
 HOST_EXTRAS = {
-    "torch": ("Softermax", "SofterSigmoid", "SoftTanh", "performer_projection"),
+    "torch": ("performer_projection",),
     "nnx": ("YatConv", "YatConvTranspose", "MultiHeadAttention", "Embed", "FrozenParam", "Buffer", "yat_attention"),
     "linen": ("MultiHeadAttention", "yat_attention"),
-    "keras": ("Softermax", "SofterSigmoid", "SoftTanh"),
+    "keras": (),
     "tf": (),
     "mlx": (),
 }
