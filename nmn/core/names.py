@@ -274,7 +274,23 @@ def bind_aliases(namespace: dict) -> None:
         namespace[alias] = namespace[canonical]
 
 
-#: nmn 0.3 keywords deliberately not carried over, per layer: why, and what to use instead.
+_KERNEL_BANK = (
+    "nmn 0.3's kernel banks shared weights between layers through a process-global registry, which neither a "
+    "saved model nor an ONNX file can express; reuse one layer object where weights should be shared"
+)
+
+#: nmn 0.3 keywords no layer carries over: why, and what to use instead.
+REFUSED_EVERYWHERE = {
+    "kernel_bank": _KERNEL_BANK,
+    "kernel_bank_id": _KERNEL_BANK,
+    "kernel_bank_size": _KERNEL_BANK,
+    "tie_kernel_bank": _KERNEL_BANK,
+    "learnable_epsilon": "epsilon is a fixed attribute or input of the layer's nmn ONNX function, so a trained "
+    "epsilon would not survive export; pass epsilon=<float> instead",
+}
+
+#: nmn 0.3 keywords deliberately not carried over, per layer (beyond :data:`REFUSED_EVERYWHERE`): why, and what
+#: to use instead.
 REFUSED_KEYWORDS = {
     "YatEmbed": {
         "learnable_epsilon": "the embedding's epsilon is a fixed input of its ONNX function nmn::YatEmbedAttend, so "
@@ -301,7 +317,7 @@ of its ONNX function nmn::YatEmbedAttend, so a trained epsilon would not survive
     ...
     TypeError: YatEmbed: unexpected keyword argument(s) ['colour']
     """
-    refused = REFUSED_KEYWORDS.get(layer, {})
+    refused = {**REFUSED_EVERYWHERE, **REFUSED_KEYWORDS.get(layer, {})}
     for key in kwargs:
         if key in refused:
             raise TypeError(f"{layer}: {key}= (nmn 0.3) is not supported: {refused[key]}")
