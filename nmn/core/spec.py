@@ -301,6 +301,26 @@ def check_dropout(rate: Any, layer: str, name: str = "dropout") -> float:
     return value
 
 
+def resolve_dropconnect(use_dropconnect: Any, drop_rate: Any, layer: str) -> float:
+    """The DropConnect rate a layer applies to its kernel in training (nmn 0.3's ``use_dropconnect``/``drop_rate``).
+
+    Returns ``0.0`` (off) unless ``use_dropconnect`` is true; then ``drop_rate`` must lie in ``[0, 1)``. In training
+    the kernel is multiplied by a Bernoulli(``1 - rate``) mask scaled by ``1 / (1 - rate)`` (so its expectation is
+    the kernel); at inference and in every exported file DropConnect is the identity.
+
+    >>> resolve_dropconnect(False, 0.5, "YatNMN"), resolve_dropconnect(True, 0.25, "YatNMN")
+    (0.0, 0.25)
+    >>> resolve_dropconnect(True, 1.0, "YatNMN")
+    Traceback (most recent call last):
+    ...
+    ValueError: YatNMN: drop_rate must be in [0, 1), got 1.0
+    """
+    if not isinstance(use_dropconnect, (bool, int)) or isinstance(use_dropconnect, float):
+        raise TypeError(f"{layer}: use_dropconnect must be True or False, got {use_dropconnect!r}")
+    rate = check_dropout(drop_rate, layer, "drop_rate")
+    return rate if use_dropconnect else 0.0
+
+
 # the AttentionSpec fields every host layer mirrors as attributes (set_attributes)
 _MIRRORED = (
     "use_bias",
