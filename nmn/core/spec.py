@@ -202,7 +202,9 @@ class YatSpec:
     def constant_alpha(self) -> float | None:
         return _alpha_config(self.alpha)["constant_alpha"]
 
-    def terms(self, bias: Any = None, alpha: Any = None, epsilon_param: Any = None, softplus: Callable | None = None):
+    def terms(
+        self, bias: Any = None, alpha: Any = None, epsilon_param: Any = None, softplus: Callable | None = None
+    ) -> tuple[Any, Any, Any]:
         """``(bias, alpha, eps)`` for :mod:`nmn.core.yat` from the layer's parameter values (``None`` = absent).
 
         ``softplus`` maps ``epsilon_param`` to the epsilon when it is learnable.

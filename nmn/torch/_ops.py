@@ -23,7 +23,7 @@ class TorchOps:
 
     __slots__ = ("device",)
 
-    def __init__(self, device=None):
+    def __init__(self, device: torch.device | str | int | None = None) -> None:
         self.device = device
 
     # reductions and elementwise maths

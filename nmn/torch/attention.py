@@ -21,7 +21,12 @@ from nmn.torch import functional
 
 
 def performer_projection(
-    num_features: int, head_dim: int, *, generator: torch.Generator | None = None, device=None, dtype=None
+    num_features: int,
+    head_dim: int,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | int | None = None,
+    dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """Random projection ``(num_features, head_dim)``: stacked orthogonal blocks, every row of norm sqrt(head_dim).
 
@@ -73,7 +78,7 @@ class _YatAttentionBase(nn.Module):
         return self.attn.use_alpha
 
     @property
-    def constant_alpha(self):
+    def constant_alpha(self) -> float | None:
         return self.attn.constant_alpha
 
     def reset_parameters(self) -> None:
@@ -192,7 +197,7 @@ class MultiHeadYatAttention(_YatAttentionBase):
         *,
         use_bias: bool | None = None,
         use_alpha: bool = True,
-        constant_alpha=None,
+        constant_alpha: bool | float | None = None,
         epsilon: float = DEFAULT_EPSILON,
         spherical: bool = False,
         normalization: str = "softmax",
@@ -201,8 +206,8 @@ class MultiHeadYatAttention(_YatAttentionBase):
         causal: bool = False,
         use_performer: bool = False,
         num_features: int = PERFORMER_NUM_FEATURES,
-        device=None,
-        dtype=None,
+        device: torch.device | str | int | None = None,
+        dtype: torch.dtype | None = None,
     ):
         factory = {"device": device, "dtype": dtype}
         super().__init__(
@@ -291,7 +296,7 @@ class RotaryYatAttention(_YatAttentionBase):
         bias: bool | None = None,
         use_bias: bool | None = None,
         use_alpha: bool = True,
-        constant_alpha=None,
+        constant_alpha: bool | float | None = None,
         epsilon: float = DEFAULT_EPSILON,
         spherical: bool = False,
         normalization: str = "softmax",
@@ -299,8 +304,8 @@ class RotaryYatAttention(_YatAttentionBase):
         use_out_proj: bool = True,
         causal: bool = False,
         use_performer: bool = False,
-        device=None,
-        dtype=None,
+        device: torch.device | str | int | None = None,
+        dtype: torch.dtype | None = None,
     ):
         factory = {"device": device, "dtype": dtype}
         name = type(self).__name__

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn as nn
 
@@ -69,10 +71,10 @@ class _YatConvNd(YatParams, nn.Module):
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size,
-        stride=1,
-        padding=0,
-        dilation=1,
+        kernel_size: int | Sequence[int],
+        stride: int | Sequence[int] = 1,
+        padding: int | str | Sequence[int | Sequence[int]] = 0,
+        dilation: int | Sequence[int] = 1,
         groups: int = 1,
         bias: bool | None = None,
         padding_mode: str = "zeros",
@@ -80,12 +82,12 @@ class _YatConvNd(YatParams, nn.Module):
         use_bias: bool | None = None,
         constant_bias: float | None = None,
         use_alpha: bool = True,
-        constant_alpha=None,
+        constant_alpha: bool | float | None = None,
         epsilon: float = DEFAULT_EPSILON,
         learnable_epsilon: bool = False,
         weight_normalized: bool = False,
-        device=None,
-        dtype=None,
+        device: torch.device | str | int | None = None,
+        dtype: torch.dtype | None = None,
     ):
         super().__init__()
         name = type(self).__name__

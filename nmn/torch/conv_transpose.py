@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn as nn
 
@@ -21,23 +23,23 @@ class _YatConvTransposeNd(YatParams, nn.Module):
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size,
-        stride=1,
-        padding=0,
-        output_padding=0,
+        kernel_size: int | Sequence[int],
+        stride: int | Sequence[int] = 1,
+        padding: int | str | Sequence[int | Sequence[int]] = 0,
+        output_padding: int | Sequence[int] = 0,
         groups: int = 1,
         bias: bool | None = None,
-        dilation=1,
+        dilation: int | Sequence[int] = 1,
         padding_mode: str = "zeros",
         *,
         use_bias: bool | None = None,
         constant_bias: float | None = None,
         use_alpha: bool = True,
-        constant_alpha=None,
+        constant_alpha: bool | float | None = None,
         epsilon: float = DEFAULT_EPSILON,
         learnable_epsilon: bool = False,
-        device=None,
-        dtype=None,
+        device: torch.device | str | int | None = None,
+        dtype: torch.dtype | None = None,
     ):
         super().__init__()
         name, rank = type(self).__name__, self._rank
@@ -69,7 +71,7 @@ class _YatConvTransposeNd(YatParams, nn.Module):
             nn.init.xavier_normal_(self.weight)
         self._reset_yat()
 
-    def geometry(self):
+    def geometry(self) -> tuple[list[tuple[int, int]], list[int]]:
         """ONNX ``(pads as (lo, hi) pairs, output_padding)`` of this layer."""
         return transpose_geometry(self.padding, self.kernel_size, self.stride, self.dilation, self.output_padding)
 

@@ -32,7 +32,7 @@ class YatParams:
         return self.yat.use_bias
 
     @property
-    def constant_bias(self):
+    def constant_bias(self) -> float | None:
         return self.yat.constant_bias
 
     @property
@@ -40,7 +40,7 @@ class YatParams:
         return self.yat.use_alpha
 
     @property
-    def constant_alpha(self):
+    def constant_alpha(self) -> float | None:
         return self.yat.constant_alpha
 
     def _reset_yat(self):
@@ -102,14 +102,14 @@ class YatNMN(YatParams, nn.Module):
         constant_bias: float | None = None,
         use_alpha: bool | None = None,
         alpha: bool | None = None,
-        constant_alpha=None,
+        constant_alpha: bool | float | None = None,
         epsilon: float = DEFAULT_EPSILON,
         learnable_epsilon: bool = False,
         spherical: bool = False,
         weight_normalized: bool = False,
         lazy: bool = False,
-        device=None,
-        dtype=None,
+        device: torch.device | str | int | None = None,
+        dtype: torch.dtype | None = None,
     ):
         super().__init__()
         name = type(self).__name__

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -46,13 +47,13 @@ class YatEmbed(nn.Module):
         *,
         features: int | None = None,
         use_alpha: bool = True,
-        constant_alpha=None,
+        constant_alpha: bool | float | None = None,
         epsilon: float = DEFAULT_EPSILON,
         spherical: bool = False,
         weight_normalized: bool = False,
-        device=None,
-        dtype=None,
-        **refused,
+        device: torch.device | str | int | None = None,
+        dtype: torch.dtype | None = None,
+        **refused: Any,
     ):
         super().__init__()
         name = type(self).__name__
@@ -81,7 +82,7 @@ class YatEmbed(nn.Module):
         return self.yat.use_alpha
 
     @property
-    def constant_alpha(self):
+    def constant_alpha(self) -> float | None:
         return self.yat.constant_alpha
 
     def reset_parameters(self) -> None:

@@ -399,7 +399,14 @@ def yat_embed_attend(
     return yat_dense(query, embedding, None, alpha, epsilon, spherical=spherical)
 
 
-def rope_tables(head_dim: int, max_len: int, theta: float = 10000.0, *, dtype=torch.float32, device=None):
+def rope_tables(
+    head_dim: int,
+    max_len: int,
+    theta: float = 10000.0,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(cos, sin)`` tables ``(max_len, head_dim / 2)``, computed in float64 then cast.
 
     >>> rope_tables(4, 3)[0].shape

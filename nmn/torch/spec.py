@@ -182,7 +182,14 @@ def _padding(value):
     return tuple(int(p) if isinstance(p, int) else tuple(int(v) for v in p) for p in value)
 
 
-def from_spec(kind: str, config: dict, params: dict[str, Any] | None = None, *, device=None, dtype=None) -> nn.Module:
+def from_spec(
+    kind: str,
+    config: dict,
+    params: dict[str, Any] | None = None,
+    *,
+    device: torch.device | str | int | None = None,
+    dtype: torch.dtype | None = None,
+) -> nn.Module:
     """Build the nmn.torch layer of a neutral spec and load ``params`` (canonical arrays) into it."""
     factory = {"device": device, "dtype": dtype}
     config, params = fold_cancelled_alpha(kind, config, params)
