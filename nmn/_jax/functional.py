@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.typing import ArrayLike, DTypeLike
 
 from nmn._jax import _chunked, _flash
 from nmn._jax.ops import F
@@ -59,8 +60,16 @@ def _f32(v):
 
 # ------------------------------------------------------------------------------------------------------- dense
 def yat_dense(
-    x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, spherical=False, weight_normalized=False, dtype=None
-):
+    x: ArrayLike,
+    kernel: ArrayLike,
+    bias: ArrayLike | None = None,
+    alpha: ArrayLike | None = None,
+    epsilon: ArrayLike = DEFAULT_EPSILON,
+    *,
+    spherical: bool = False,
+    weight_normalized: bool = False,
+    dtype: DTypeLike | None = None,
+) -> jax.Array:
     """Yat dense product ``alpha (x.w_o + b_o)^2 / (relu(|x|^2 + |w_o|^2 - 2 x.w_o) + eps)``.
 
     ``x (..., I)``, ``kernel (I, O)``, ``bias (O,)`` or a number or None, ``alpha (1,)`` or a number or None,
@@ -96,20 +105,20 @@ def _group_energy(xx, kernel_size, groups, out_channels, **conv_kw):
 
 
 def yat_conv(
-    x,
-    kernel,
-    bias=None,
-    alpha=None,
-    epsilon=DEFAULT_EPSILON,
+    x: ArrayLike,
+    kernel: jax.Array,
+    bias: ArrayLike | None = None,
+    alpha: ArrayLike | None = None,
+    epsilon: ArrayLike = DEFAULT_EPSILON,
     *,
-    strides,
-    padding,
-    dilations,
-    groups=1,
-    padding_mode="zeros",
-    weight_normalized=False,
-    dtype=None,
-):
+    strides: Sequence[int],
+    padding: Sequence[tuple[int, int]],
+    dilations: Sequence[int],
+    groups: int = 1,
+    padding_mode: str = "zeros",
+    weight_normalized: bool = False,
+    dtype: DTypeLike | None = None,
+) -> jax.Array:
     """Yat convolution of ``x (N, *S, C)`` with ``kernel (*k, C/G, M)`` -> ``(N, *S', M)``.
 
     ``padding`` is a list of explicit ``(lo, hi)`` pairs (see :func:`nmn.core.conv.conv_pads`), applied with
@@ -139,19 +148,19 @@ def yat_conv(
 
 
 def yat_conv_transpose(
-    x,
-    kernel,
-    bias=None,
-    alpha=None,
-    epsilon=DEFAULT_EPSILON,
+    x: ArrayLike,
+    kernel: jax.Array,
+    bias: ArrayLike | None = None,
+    alpha: ArrayLike | None = None,
+    epsilon: ArrayLike = DEFAULT_EPSILON,
     *,
-    strides,
-    padding,
-    output_padding,
-    dilations,
-    groups=1,
-    dtype=None,
-):
+    strides: Sequence[int],
+    padding: Sequence[tuple[int, int]],
+    output_padding: Sequence[int],
+    dilations: Sequence[int],
+    groups: int = 1,
+    dtype: DTypeLike | None = None,
+) -> jax.Array:
     """Yat transposed convolution of ``x (N, *S, C)`` with ``kernel (*k, C, M/G)`` -> ``(N, *S', M)``.
 
     The same map as ONNX ``ConvTranspose`` with ``W (C, M/G, *k)`` = this kernel flipped spatially and moved;
@@ -182,19 +191,19 @@ def yat_conv_transpose(
 
 # --------------------------------------------------------------------------------------------------- attention
 def yat_attention(
-    q,
-    k,
-    v,
-    mask=None,
-    alpha=None,
-    epsilon=DEFAULT_EPSILON,
+    q: jax.Array,
+    k: jax.Array,
+    v: jax.Array,
+    mask: ArrayLike | None = None,
+    alpha: ArrayLike | None = None,
+    epsilon: ArrayLike = DEFAULT_EPSILON,
     *,
-    spherical=False,
-    normalization="softmax",
-    power=1.0,
-    causal=False,
-    dropout=None,
-):
+    spherical: bool = False,
+    normalization: str = "softmax",
+    power: float = 1.0,
+    causal: bool = False,
+    dropout: Callable[[jax.Array], jax.Array] | None = None,
+) -> jax.Array:
     """Yat attention of heads ``q (B, Lq, H, D)``, ``k, v (B, Lk, H, D)`` -> ``(B, Lq, H, D)`` in v's dtype.
 
     ``mask`` is bool (True = attend), broadcastable to ``(B, H, Lq, Lk)``; ``dropout`` an optional callable
@@ -227,7 +236,16 @@ def yat_attention(
     )
 
 
-def performer_attention(q, k, v, proj, alpha=None, epsilon=DEFAULT_EPSILON, *, causal=False):
+def performer_attention(
+    q: jax.Array,
+    k: jax.Array,
+    v: jax.Array,
+    proj: jax.Array,
+    alpha: ArrayLike | None = None,
+    epsilon: ArrayLike = DEFAULT_EPSILON,
+    *,
+    causal: bool = False,
+) -> jax.Array:
     """Spherical Yat-Performer: linear-time readout of FAVOR+-style features ``proj (m, D)``.
 
     ``alpha`` (a fixed number: the layers have no alpha parameter here, see :class:`nmn.core.spec.AttentionSpec`)
@@ -241,7 +259,7 @@ def performer_attention(q, k, v, proj, alpha=None, epsilon=DEFAULT_EPSILON, *, c
     return out.astype(v.dtype)
 
 
-def performer_projection(key, num_features: int, head_dim: int, dtype=jnp.float32):
+def performer_projection(key: jax.Array, num_features: int, head_dim: int, dtype: DTypeLike = jnp.float32) -> jax.Array:
     """Random projection ``(num_features, head_dim)``: stacked orthogonal blocks, every row of norm sqrt(d)."""
     blocks = []
     for sub in jax.random.split(key, -(-num_features // head_dim)):
@@ -256,13 +274,15 @@ def _rope_tables_np(head_dim: int, max_len: int, theta: float):
     return np.asarray(cos, np.float32), np.asarray(sin, np.float32)
 
 
-def rope_tables(head_dim: int, max_len: int, theta: float):
+def rope_tables(head_dim: int, max_len: int, theta: float) -> tuple[jax.Array, jax.Array]:
     """Float32 ``(cos, sin)`` tables ``(max_len, head_dim / 2)`` (computed in float64 by nmn.core)."""
     cos, sin = _rope_tables_np(head_dim, max_len, float(theta))
     return jnp.asarray(cos), jnp.asarray(sin)
 
 
-def apply_rope(x, cos, sin, start=0, *, interleaved=True):
+def apply_rope(
+    x: jax.Array, cos: jax.Array, sin: jax.Array, start: int | jax.Array = 0, *, interleaved: bool = True
+) -> jax.Array:
     """Rotate ``x (B, L, H, D)`` at absolute positions ``start .. start + L - 1`` (``start`` may be traced)."""
     length = x.shape[1]
     c = lax.dynamic_slice_in_dim(cos, start, length, axis=0)
@@ -271,12 +291,60 @@ def apply_rope(x, cos, sin, start=0, *, interleaved=True):
 
 
 # ------------------------------------------------------------------------------------------------ embed, squash
-def kv_cache_step(layer: str, q, k, v, cache_k, cache_v, index, cos, sin, *, interleaved: bool, mask=None):
+def kv_cache_append(
+    layer: str,
+    k: jax.Array,
+    v: jax.Array,
+    cache_k: jax.Array,
+    cache_v: jax.Array,
+    index: jax.Array,
+    *,
+    mask: ArrayLike | None = None,
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """Write ``k``, ``v`` (``(B, L, H, D)``) into the cache (``(B, T, H, D)``, ``T`` the capacity) at ``index``.
+
+    Returns ``(cache_k, cache_v, mask, index + L)``: ``mask`` (``(B or 1, H or 1, L, T)``) now also hides, for
+    the ``L`` queries at positions ``index ..``, the cache slots after each query's own position (Flax's decode
+    mask). A concrete ``index`` past the capacity, or keys whose batch/heads/depth do not fit the cache, is a
+    ``ValueError`` naming ``layer``.
+    """
+    length, capacity = k.shape[1], cache_k.shape[1]
+    expect = (cache_k.shape[0], length, *cache_k.shape[2:])
+    if tuple(k.shape) != expect or tuple(v.shape) != expect:
+        raise ValueError(
+            f"{layer}: decode: keys/values of shape {tuple(k.shape)}/{tuple(v.shape)} do not fit the cache "
+            f"{tuple(cache_k.shape)} (expected {expect}; call init_cache with this batch size)"
+        )
+    try:
+        if int(index) + length > capacity:
+            raise ValueError(f"{layer}: cache full: position {int(index)} + {length} tokens > {capacity}")
+    except jax.errors.ConcretizationTypeError:
+        pass
+    cache_k = lax.dynamic_update_slice(cache_k, k.astype(cache_k.dtype), (0, index, 0, 0))
+    cache_v = lax.dynamic_update_slice(cache_v, v.astype(cache_v.dtype), (0, index, 0, 0))
+    visible = (jnp.arange(capacity)[None, :] <= (index + jnp.arange(length))[:, None])[None, None]  # (1, 1, L, T)
+    mask = visible if mask is None else jnp.logical_and(mask, visible)
+    return cache_k, cache_v, mask, index + length
+
+
+def kv_cache_step(
+    layer: str,
+    q: jax.Array,
+    k: jax.Array,
+    v: jax.Array,
+    cache_k: jax.Array,
+    cache_v: jax.Array,
+    index: jax.Array,
+    cos: jax.Array,
+    sin: jax.Array,
+    *,
+    interleaved: bool,
+    mask: ArrayLike | None = None,
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
     """One decoding step of rotary attention with a KV cache (``(B, T, H, D)`` arrays, ``T`` the capacity).
 
-    Rotates ``q`` and ``k`` (``(B, L, H, D)``) at absolute positions ``index ..``, writes ``k`` and ``v`` into the
-    cache at ``index`` and returns ``(q, cache_k, cache_v, mask, index + L)``; ``mask`` now also hides the cache
-    slots after each query's position. A concrete ``index`` past the capacity is a ``ValueError`` naming ``layer``.
+    Rotates ``q`` and ``k`` (``(B, L, H, D)``) at absolute positions ``index ..``, then
+    :func:`kv_cache_append`; returns ``(q, cache_k, cache_v, mask, index + L)``.
     """
     length, capacity = q.shape[1], cache_k.shape[1]
     try:
@@ -286,14 +354,19 @@ def kv_cache_step(layer: str, q, k, v, cache_k, cache_v, index, cos, sin, *, int
         pass
     q = apply_rope(q, cos, sin, index, interleaved=interleaved)
     k = apply_rope(k, cos, sin, index, interleaved=interleaved)
-    cache_k = lax.dynamic_update_slice(cache_k, k.astype(cache_k.dtype), (0, index, 0, 0))
-    cache_v = lax.dynamic_update_slice(cache_v, v.astype(cache_v.dtype), (0, index, 0, 0))
-    visible = (jnp.arange(capacity)[None, :] <= (index + jnp.arange(length))[:, None])[None, None]  # (1, 1, L, T)
-    mask = visible if mask is None else jnp.logical_and(mask, visible)
-    return q, cache_k, cache_v, mask, index + length
+    cache_k, cache_v, mask, index = kv_cache_append(layer, k, v, cache_k, cache_v, index, mask=mask)
+    return q, cache_k, cache_v, mask, index
 
 
-def yat_embed_attend(query, embedding, alpha=None, epsilon=DEFAULT_EPSILON, *, spherical=False, dtype=None):
+def yat_embed_attend(
+    query: ArrayLike,
+    embedding: jax.Array,
+    alpha: ArrayLike | None = None,
+    epsilon: ArrayLike = DEFAULT_EPSILON,
+    *,
+    spherical: bool = False,
+    dtype: DTypeLike | None = None,
+) -> jax.Array:
     """Yat logits ``alpha (q.e_v)^2 / (relu(|q|^2 + |e_v|^2 - 2 q.e_v) + eps)``: ``(..., F)`` -> ``(..., V)``."""
     return yat_dense(query, embedding.T, None, alpha, epsilon, spherical=spherical, dtype=dtype)
 
@@ -312,17 +385,17 @@ def _squash(fn, x, *args):
         return fn(F, xf.astype(jnp.float32), *args).astype(out)
 
 
-def softermax(x, n: float = 1.0, epsilon: float = SOFTERMAX_EPSILON, axis: int = -1):
+def softermax(x: ArrayLike, n: float = 1.0, epsilon: float = SOFTERMAX_EPSILON, axis: int = -1) -> jax.Array:
     """``x^n / (epsilon + sum x^n)`` along ``axis`` (intended for ``x >= 0``)."""
     return _squash(core.softermax, x, _check_n(n, "softermax"), float(epsilon), axis)
 
 
-def softer_sigmoid(x, n: float = 1.0, *, sharpness: Any = None):
+def softer_sigmoid(x: ArrayLike, n: float = 1.0, *, sharpness: float | None = None) -> jax.Array:
     """``x^n / (1 + x^n)``; ``sharpness`` is an accepted alias of ``n``."""
     return _squash(core.softer_sigmoid, x, _check_n(squash_power(n, sharpness, "softer_sigmoid"), "softer_sigmoid"))
 
 
-def soft_tanh(x, n: float = 1.0, *, sharpness: Any = None):
+def soft_tanh(x: ArrayLike, n: float = 1.0, *, sharpness: float | None = None) -> jax.Array:
     """``(x^n - 1) / (x^n + 1)``; ``sharpness`` is an accepted alias of ``n``."""
     return _squash(core.soft_tanh, x, _check_n(squash_power(n, sharpness, "soft_tanh"), "soft_tanh"))
 

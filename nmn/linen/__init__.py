@@ -24,7 +24,7 @@ from nmn.linen.dense import YatNMN
 from nmn.linen.embed import YatEmbed
 from nmn.linen.functional import yat_attention
 from nmn.linen.spec import from_spec, to_spec
-from nmn.linen.squashers import soft_tanh, softer_sigmoid, softermax
+from nmn.linen.squashers import Softermax, SofterSigmoid, SoftTanh, soft_tanh, softer_sigmoid, softermax
 
 _bind_aliases(globals())
 __all__ = list(_public_names("linen"))

@@ -11,11 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 from flax import linen as nn
+from jax.typing import ArrayLike
 
 from nmn._jax.functional import (
     apply_rope,
+    kv_cache_append,
     kv_cache_step,
     performer_attention,
     performer_projection,
@@ -61,6 +64,10 @@ class MultiHeadYatAttention(nn.Module):
         causal (default False), dropout_rate (attention weights, default 0.0; needs a ``'dropout'`` rng),
         deterministic (default None: must be given at call time when dropout is on),
         use_performer (linear-time spherical Yat-Performer, default False), num_features (default 256),
+        decode (default False: with True, as ``flax.linen.MultiHeadDotProductAttention``, ``init`` on a
+        full-length input allocates ``cached_key``/``cached_value`` ``(B, L, H, D)`` and ``cache_index`` in the
+        ``'cache'`` collection, and each ``apply(..., mutable=['cache'])`` appends its tokens and attends to every
+        cached position up to each query's own),
         dtype, param_dtype, kernel_init (Xavier normal), bias_init (zeros).
 
     Shape:
@@ -91,6 +98,7 @@ class MultiHeadYatAttention(nn.Module):
     deterministic: bool | None = None
     use_performer: bool = False
     num_features: int = PERFORMER_NUM_FEATURES
+    decode: bool = False
     dtype: Any = None
     param_dtype: Any = jnp.float32
     kernel_init: Callable = default_kernel_init
@@ -100,7 +108,7 @@ class MultiHeadYatAttention(nn.Module):
         self.yat_options()
         super().__post_init__()
 
-    def yat_options(self):
+    def yat_options(self) -> AttentionSpec:
         """Validate the options; return the resolved :class:`~nmn.core.spec.AttentionSpec`."""
         name = type(self).__name__
         check_positive_int(self.num_heads, "num_heads", name)
@@ -203,7 +211,15 @@ class MultiHeadYatAttention(nn.Module):
         return self._dense(self.out_features or features, "out")(out)
 
     @nn.compact
-    def __call__(self, inputs_q, inputs_k=None, inputs_v=None, *, mask=None, deterministic: bool | None = None):
+    def __call__(
+        self,
+        inputs_q: jax.Array,
+        inputs_k: jax.Array | None = None,
+        inputs_v: jax.Array | None = None,
+        *,
+        mask: ArrayLike | None = None,
+        deterministic: bool | None = None,
+    ) -> jax.Array:
         """Attend from ``inputs_q`` to ``inputs_k``/``inputs_v`` (default: self-attention)."""
         opts = self.yat_options()
         mask = _mask4(mask, type(self).__name__)
@@ -213,8 +229,33 @@ class MultiHeadYatAttention(nn.Module):
         self._check(inputs_k, "inputs_k")
         self._check(inputs_v, "inputs_v", inputs_k.shape[-1])
         q, k, v, qkv, head_dim = self._project(inputs_q, inputs_k, inputs_v)
-        out = self._attend(q, k, v, mask, deterministic, self.causal, opts, head_dim)
+        causal = self.causal
+        if self.decode:
+            k, v, mask, causal = self._decode_step(q, k, v, mask)
+        out = self._attend(q, k, v, mask, deterministic, causal, opts, head_dim)
         return self._finish(out, qkv, inputs_q.shape[-1])
+
+    def _decode_step(self, q, k, v, mask):
+        """Flax's decode idiom: at ``init`` create the cache from the full-length keys (attend as usual), then
+        append each call's keys/values and return the whole cache with the decode mask (causal is then off)."""
+        name = type(self).__name__
+        if self.use_performer:
+            raise ValueError(f"{name}: decode=True is not available with use_performer=True")
+        initialized = self.has_variable("cache", "cached_key")
+        cached_key = self.variable("cache", "cached_key", jnp.zeros, k.shape, k.dtype)
+        cached_value = self.variable("cache", "cached_value", jnp.zeros, v.shape, v.dtype)
+        cache_index = self.variable("cache", "cache_index", lambda: jnp.array(0, jnp.int32))
+        if not initialized:
+            return k, v, mask, self.causal
+        if q.shape[1] != k.shape[1]:
+            raise ValueError(
+                f"{name}: decode=True takes as many query as key tokens, got {q.shape[1]} and {k.shape[1]}"
+            )
+        cache_k, cache_v, mask, cache_index.value = kv_cache_append(
+            name, k, v, cached_key.value, cached_value.value, cache_index.value, mask=mask
+        )
+        cached_key.value, cached_value.value = cache_k, cache_v
+        return cache_k.astype(k.dtype), cache_v.astype(v.dtype), mask, False
 
 
 MultiHeadAttention = MultiHeadYatAttention
@@ -243,7 +284,6 @@ class RotaryYatAttention(MultiHeadYatAttention):
     max_seq_len: int = ROPE_MAX_SEQ_LEN
     theta: float = ROPE_THETA
     rope_style: str = "interleaved"
-    decode: bool = False
 
     def rope_options(self, head_dim: int = 2) -> RopeSpec:
         """Validate the rotary options (``head_dim`` is known once the input is)."""
@@ -256,12 +296,14 @@ class RotaryYatAttention(MultiHeadYatAttention):
             use_performer=self.use_performer,
         )
 
-    def yat_options(self):
+    def yat_options(self) -> AttentionSpec:
         self.rope_options()
         return super().yat_options()
 
     @nn.compact
-    def __call__(self, inputs, *, mask=None, deterministic: bool | None = None):
+    def __call__(
+        self, inputs: jax.Array, *, mask: ArrayLike | None = None, deterministic: bool | None = None
+    ) -> jax.Array:
         """Self-attention over ``inputs (B, L, E)`` (with ``decode=True``: append to the KV cache)."""
         name = type(self).__name__
         opts = self.yat_options()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
@@ -19,7 +20,7 @@ default_kernel_init = nn.initializers.xavier_normal()
 default_bias_init = nn.initializers.zeros_init()
 
 
-def input_channels(name: str, inputs, rank: int, groups: int):
+def input_channels(name: str, inputs: jax.Array, rank: int, groups: int) -> tuple[int, str]:
     """``(C, what)`` of a channels-last ``inputs (N, *spatial, C)``, checked for rank and divisibility by groups."""
     what = f"(N, {', '.join(['*'] * rank)}, C)"
     check_input(name, inputs, rank + 2, None, what)
@@ -74,7 +75,7 @@ class _YatConvNd(nn.Module):
         self.geometry()
         super().__post_init__()
 
-    def geometry(self):
+    def geometry(self) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], int, Any, str, YatSpec]:
         """Validated ``(kernel_size, strides, dilations, groups, padding, padding_mode, options)``."""
         name = type(self).__name__
         check_positive_int(self.features, "features", name)
@@ -96,7 +97,7 @@ class _YatConvNd(nn.Module):
         return ks, strides, dil, groups, padding, mode, opts
 
     @nn.compact
-    def __call__(self, inputs):
+    def __call__(self, inputs: jax.Array) -> jax.Array:
         """Apply the layer to ``inputs (N, *spatial, C)``."""
         name = type(self).__name__
         ks, strides, dil, groups, padding, mode, opts = self.geometry()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
@@ -60,7 +61,7 @@ class _YatConvTransposeNd(nn.Module):
         self.geometry()
         super().__post_init__()
 
-    def geometry(self):
+    def geometry(self) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], int, Any, tuple[int, ...], YatSpec]:
         """Validated ``(kernel_size, strides, dilations, groups, padding, output_padding, options)``."""
         name, rank = type(self).__name__, self._rank
         check_positive_int(self.features, "features", name)
@@ -83,7 +84,7 @@ class _YatConvTransposeNd(nn.Module):
         return ks, strides, dil, groups, padding, outpad, opts
 
     @nn.compact
-    def __call__(self, inputs):
+    def __call__(self, inputs: jax.Array) -> jax.Array:
         """Apply the layer to ``inputs (N, *spatial, C)``."""
         name = type(self).__name__
         ks, strides, dil, groups, padding, outpad, opts = self.geometry()

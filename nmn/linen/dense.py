@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
@@ -64,7 +65,7 @@ class YatNMN(nn.Module):
         self.yat_options()
         super().__post_init__()
 
-    def yat_options(self):
+    def yat_options(self) -> YatSpec:
         """The resolved Yat options (validated)."""
         return YatSpec.build(
             type(self).__name__,
@@ -77,7 +78,7 @@ class YatNMN(nn.Module):
         )
 
     @nn.compact
-    def __call__(self, inputs):
+    def __call__(self, inputs: jax.Array) -> jax.Array:
         """Apply the layer to ``inputs (..., in)``."""
         if getattr(inputs, "ndim", 0) < 1:
             check_input(type(self).__name__, inputs, 1, None, "(..., in)")

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 from flax import linen as nn
+from jax.typing import ArrayLike
 
 from nmn._jax.functional import yat_embed_attend
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
@@ -51,7 +53,7 @@ class YatEmbed(nn.Module):
         self.yat_options()
         super().__post_init__()
 
-    def yat_options(self):
+    def yat_options(self) -> YatSpec:
         """Validate the options; return the resolved alpha/epsilon options."""
         name = type(self).__name__
         check_positive_int(self.num_embeddings, "num_embeddings", name)
@@ -60,7 +62,7 @@ class YatEmbed(nn.Module):
             name, use_alpha=self.use_alpha, constant_alpha=self.constant_alpha, epsilon=self.epsilon
         )
 
-    def setup(self):
+    def setup(self) -> None:
         init = self.embedding_init
         if self.weight_normalized:
 
@@ -74,14 +76,14 @@ class YatEmbed(nn.Module):
         else:
             self.alpha = None
 
-    def __call__(self, inputs):
+    def __call__(self, inputs: ArrayLike) -> jax.Array:
         """Look up integer ids ``inputs (...)`` -> ``(..., features)``; also creates ``alpha`` at init."""
         if not jnp.issubdtype(jnp.asarray(inputs).dtype, jnp.integer):
             raise ValueError(f"{type(self).__name__}: ids must be integers, got dtype {jnp.asarray(inputs).dtype}")
         out = jnp.take(self.embedding, inputs, axis=0)
         return out if self.dtype is None else out.astype(self.dtype)
 
-    def attend(self, query):
+    def attend(self, query: jax.Array) -> jax.Array:
         """Yat logits of ``query (..., features)`` against every row -> ``(..., num_embeddings)``."""
         shape = tuple(getattr(query, "shape", ()))
         if not shape or shape[-1] != self.features:

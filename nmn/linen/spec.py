@@ -16,9 +16,14 @@ A Linen module holds no arrays, so ``to_spec`` takes the module and its variable
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import jax.numpy as jnp
 import numpy as np
+from flax import linen as nn
 from flax.core import meta, unfreeze
+from jax.typing import DTypeLike
 
 from nmn._jax.geometry import padding_config, padding_from_config
 from nmn._jax.layout import attention_config, attention_kwargs, embed_config, param_table, yat_kwargs
@@ -127,7 +132,7 @@ def layer_config(module, variables) -> tuple[str, dict]:
     raise TypeError(f"to_spec: {type(module).__name__} is not an nmn.linen layer")
 
 
-def to_spec(module, variables):
+def to_spec(module: nn.Module, variables: Mapping[str, Any]) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
     """``(kind, config, params)`` of an nmn Linen module and its variables; params canonical float32 numpy."""
     kind, config = layer_config(module, variables)
     params = {
@@ -220,7 +225,14 @@ def _collection_of(kind, config, name):
     return "params"
 
 
-def from_spec(kind: str, config: dict, params: dict, *, param_dtype=jnp.float32, **kwargs):
+def from_spec(
+    kind: str,
+    config: dict[str, Any],
+    params: dict[str, np.ndarray],
+    *,
+    param_dtype: DTypeLike = jnp.float32,
+    **kwargs: Any,
+) -> tuple[nn.Module, dict[str, Any]]:
     """``(module, variables)`` for a neutral spec holding ``params`` (canonical layout)."""
     config, params = fold_cancelled_alpha(kind, config, params)
     module = module_from_config(kind, config, param_dtype=param_dtype, **kwargs)

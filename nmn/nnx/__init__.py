@@ -24,7 +24,7 @@ from nmn.nnx.dense import YatNMN
 from nmn.nnx.embed import Embed, YatEmbed
 from nmn.nnx.functional import yat_attention
 from nmn.nnx.spec import from_spec, to_spec
-from nmn.nnx.squashers import soft_tanh, softer_sigmoid, softermax
+from nmn.nnx.squashers import Softermax, SofterSigmoid, SoftTanh, soft_tanh, softer_sigmoid, softermax
 
 _bind_aliases(globals())
 __all__ = list(_public_names("nnx"))

@@ -8,11 +8,15 @@ at construction and kept as a :class:`~nmn.nnx._ops.Buffer`.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from flax import nnx
+from flax.typing import Initializer, Shape
+from jax.typing import ArrayLike, DTypeLike
 
 from nmn._jax.functional import (
     apply_rope,
+    kv_cache_append,
     kv_cache_step,
     performer_attention,
     performer_projection,
@@ -63,6 +67,7 @@ class MultiHeadYatAttention(nnx.Module):
         causal: causal mask (default False). dropout_rate: dropout on the attention weights (default 0.0).
         use_performer: linear-time spherical Yat-Performer instead of the quadratic attention (default False).
         num_features: random features of the performer (default 256).
+        decode: default of the call's ``decode`` (default None: False); decoding needs :meth:`init_cache`.
         dtype, param_dtype, kernel_init (Xavier normal), bias_init (zeros), rngs: as in Flax.
 
     Shape:
@@ -76,6 +81,9 @@ class MultiHeadYatAttention(nnx.Module):
         >>> attn = MultiHeadYatAttention(num_heads=2, in_features=8, rngs=nnx.Rngs(0))
         >>> attn(jnp.ones((1, 5, 8))).shape
         (1, 5, 8)
+        >>> attn.init_cache((1, 5, 8))  # Flax's decode idiom: then one token per call
+        >>> attn(jnp.ones((1, 1, 8)), decode=True).shape, int(attn.cache_index[...])
+        ((1, 1, 8), 1)
     """
 
     def __init__(
@@ -88,7 +96,7 @@ class MultiHeadYatAttention(nnx.Module):
         in_kv_features: int | None = None,
         use_bias: bool = True,
         use_alpha: bool = True,
-        constant_alpha=None,
+        constant_alpha: bool | float | None = None,
         epsilon: float = DEFAULT_EPSILON,
         spherical: bool = False,
         normalization: str = "softmax",
@@ -98,10 +106,11 @@ class MultiHeadYatAttention(nnx.Module):
         dropout_rate: float = 0.0,
         use_performer: bool = False,
         num_features: int = PERFORMER_NUM_FEATURES,
-        dtype=None,
-        param_dtype=jnp.float32,
-        kernel_init=default_kernel_init,
-        bias_init=default_bias_init,
+        decode: bool | None = None,
+        dtype: DTypeLike | None = None,
+        param_dtype: DTypeLike = jnp.float32,
+        kernel_init: Initializer = default_kernel_init,
+        bias_init: Initializer = default_bias_init,
         rngs: nnx.Rngs,
     ):
         name = type(self).__name__
@@ -153,6 +162,38 @@ class MultiHeadYatAttention(nnx.Module):
         else:
             self.proj = nnx.data(None)
         self.dropout = nnx.Dropout(self.dropout_rate, rngs=rngs) if self.dropout_rate > 0 else nnx.data(None)
+        self.decode = decode
+        self.cached_key = nnx.data(None)
+        self.cached_value = nnx.data(None)
+        self.cache_index = nnx.data(None)
+
+    def init_cache(self, input_shape: Shape, dtype: DTypeLike = jnp.float32) -> None:
+        """Allocate an empty KV cache for decoding inputs of shape ``(B, max_length, in_features)``.
+
+        As :meth:`flax.nnx.MultiHeadAttention.init_cache`: ``cached_key``/``cached_value``
+        ``(B, max_length, num_heads, head_dim)`` and ``cache_index`` (int32 0) become ``nnx.Cache`` variables;
+        then every call with ``decode=True`` (or the constructor's ``decode=True``) appends its tokens.
+        """
+        name = type(self).__name__
+        if self.use_performer:
+            raise ValueError(f"{name}: decode/init_cache is not available with use_performer=True")
+        shape = tuple(int(d) for d in input_shape)
+        if len(shape) != 3:
+            raise ValueError(f"{name}: init_cache expects input_shape (B, max_length, features), got {shape}")
+        self._check_cache_length(shape[1])
+        cache_shape = (shape[0], shape[1], self.num_heads, self.head_dim)
+        self.cached_key = nnx.Cache(jnp.zeros(cache_shape, dtype))
+        self.cached_value = nnx.Cache(jnp.zeros(cache_shape, dtype))
+        self.cache_index = nnx.Cache(jnp.array(0, jnp.int32))
+
+    def _check_cache_length(self, length: int) -> None:
+        pass
+
+    def _decoding(self, decode: bool | None) -> bool:
+        decode = self.decode if decode is None else decode
+        if decode and self.cache_index is None:
+            raise ValueError(f"{type(self).__name__}: decode=True needs init_cache(input_shape) first")
+        return bool(decode)
 
     # -- pieces shared with RotaryYatAttention
     def _heads(self, x, proj):
@@ -197,8 +238,22 @@ class MultiHeadYatAttention(nnx.Module):
             dropout=self._dropout_fn(deterministic),
         )
 
-    def __call__(self, inputs_q, inputs_k=None, inputs_v=None, *, mask=None, deterministic: bool | None = None):
-        """Attend from ``inputs_q`` to ``inputs_k``/``inputs_v`` (default: self-attention)."""
+    def __call__(
+        self,
+        inputs_q: jax.Array,
+        inputs_k: jax.Array | None = None,
+        inputs_v: jax.Array | None = None,
+        *,
+        mask: ArrayLike | None = None,
+        deterministic: bool | None = None,
+        decode: bool | None = None,
+    ) -> jax.Array:
+        """Attend from ``inputs_q`` to ``inputs_k``/``inputs_v`` (default: self-attention).
+
+        ``decode`` (default: the constructor's): append this call's keys and values to the cache of
+        :meth:`init_cache` and attend to every cached position up to each query's own, as Flax's
+        ``MultiHeadAttention`` does (one or more tokens per call); token by token this equals the causal pass.
+        """
         inputs_k = inputs_q if inputs_k is None else inputs_k
         inputs_v = inputs_k if inputs_v is None else inputs_v
         self._check(inputs_q, self.in_features, "inputs_q")
@@ -207,7 +262,26 @@ class MultiHeadYatAttention(nnx.Module):
         q = self._heads(inputs_q, self.query)
         k = self._heads(inputs_k, self.key)
         v = self._heads(inputs_v, self.value)
-        return self._finish(self._attend(q, k, v, _mask4(mask, type(self).__name__), deterministic, self.causal))
+        mask = _mask4(mask, type(self).__name__)
+        if not self._decoding(decode):
+            return self._finish(self._attend(q, k, v, mask, deterministic, self.causal))
+        if q.shape[1] != k.shape[1]:
+            raise ValueError(
+                f"{type(self).__name__}: decode=True takes as many query as key tokens, got {q.shape[1]} and {k.shape[1]}"
+            )
+        cache_k, cache_v, mask, self.cache_index[...] = kv_cache_append(
+            type(self).__name__,
+            k,
+            v,
+            self.cached_key[...],
+            self.cached_value[...],
+            self.cache_index[...],
+            mask=mask,
+        )
+        self.cached_key[...] = cache_k
+        self.cached_value[...] = cache_v
+        out = self._attend(q, cache_k.astype(k.dtype), cache_v.astype(v.dtype), mask, deterministic, False)
+        return self._finish(out)
 
 
 MultiHeadAttention = MultiHeadYatAttention
@@ -247,7 +321,25 @@ class RotaryYatAttention(MultiHeadYatAttention):
         max_seq_len: int = ROPE_MAX_SEQ_LEN,
         theta: float = ROPE_THETA,
         rope_style: str = "interleaved",
-        **kwargs,
+        in_kv_features: int | None = None,
+        use_bias: bool = True,
+        use_alpha: bool = True,
+        constant_alpha: bool | float | None = None,
+        epsilon: float = DEFAULT_EPSILON,
+        spherical: bool = False,
+        normalization: str = "softmax",
+        power: float = 1.0,
+        use_out_proj: bool = True,
+        causal: bool = False,
+        dropout_rate: float = 0.0,
+        use_performer: bool = False,
+        num_features: int = PERFORMER_NUM_FEATURES,
+        decode: bool | None = None,
+        dtype: DTypeLike | None = None,
+        param_dtype: DTypeLike = jnp.float32,
+        kernel_init: Initializer = default_kernel_init,
+        bias_init: Initializer = default_bias_init,
+        rngs: nnx.Rngs,
     ):
         name = type(self).__name__
         head_dim = check_heads(qkv_features or in_features, num_heads, name, "qkv_features")
@@ -257,25 +349,47 @@ class RotaryYatAttention(MultiHeadYatAttention):
             max_seq_len=max_seq_len,
             theta=theta,
             rope_style=rope_style,
-            use_performer=kwargs.get("use_performer", False),
+            use_performer=use_performer,
         )
-        super().__init__(num_heads, in_features, qkv_features, out_features, **kwargs)
+        super().__init__(
+            num_heads,
+            in_features,
+            qkv_features,
+            out_features,
+            in_kv_features=in_kv_features,
+            use_bias=use_bias,
+            use_alpha=use_alpha,
+            constant_alpha=constant_alpha,
+            epsilon=epsilon,
+            spherical=spherical,
+            normalization=normalization,
+            power=power,
+            use_out_proj=use_out_proj,
+            causal=causal,
+            dropout_rate=dropout_rate,
+            use_performer=use_performer,
+            num_features=num_features,
+            decode=decode,
+            dtype=dtype,
+            param_dtype=param_dtype,
+            kernel_init=kernel_init,
+            bias_init=bias_init,
+            rngs=rngs,
+        )
         self.max_seq_len, self.theta, self.rope_style = rope.max_seq_len, rope.theta, rope.rope_style
-        self.cached_key = nnx.data(None)
-        self.cached_value = nnx.data(None)
-        self.cache_index = nnx.data(None)
 
-    def init_cache(self, input_shape, dtype=jnp.float32):
-        """Allocate an empty KV cache for inputs of shape ``(B, max_length, in_features)``."""
-        b, length = int(input_shape[0]), int(input_shape[1])
+    def _check_cache_length(self, length: int) -> None:
         if length > self.max_seq_len:
             raise ValueError(f"{type(self).__name__}: cache length {length} > max_seq_len {self.max_seq_len}")
-        shape = (b, length, self.num_heads, self.head_dim)
-        self.cached_key = nnx.Cache(jnp.zeros(shape, dtype))
-        self.cached_value = nnx.Cache(jnp.zeros(shape, dtype))
-        self.cache_index = nnx.Cache(jnp.array(0, jnp.int32))
 
-    def __call__(self, inputs, *, mask=None, deterministic: bool | None = None, decode: bool = False):
+    def __call__(
+        self,
+        inputs: jax.Array,
+        *,
+        mask: ArrayLike | None = None,
+        deterministic: bool | None = None,
+        decode: bool | None = None,
+    ) -> jax.Array:
         """Self-attention over ``inputs (B, L, in_features)``; ``decode=True`` appends to the KV cache."""
         name = type(self).__name__
         mask = _mask4(mask, name)
@@ -286,14 +400,12 @@ class RotaryYatAttention(MultiHeadYatAttention):
         q = self._heads(inputs, self.query)
         k = self._heads(inputs, self.key)
         v = self._heads(inputs, self.value)
-        if not decode:
+        if not self._decoding(decode):
             if length > self.max_seq_len:
                 raise ValueError(f"{name}: sequence length {length} > max_seq_len {self.max_seq_len}")
             q = apply_rope(q, cos, sin, 0, interleaved=interleaved)
             k = apply_rope(k, cos, sin, 0, interleaved=interleaved)
             return self._finish(self._attend(q, k, v, mask, deterministic, self.causal))
-        if self.cache_index is None:
-            raise ValueError(f"{name}: decode=True needs init_cache(input_shape) first")
         q, cache_k, cache_v, mask, self.cache_index[...] = kv_cache_step(
             name,
             q,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
+import jax
 import jax.numpy as jnp
 from flax import nnx
+from flax.typing import Initializer
+from jax.typing import DTypeLike
 
 from nmn._jax.functional import check_input, yat_conv
 from nmn._jax.geometry import conv_geometry, conv_padding
@@ -21,34 +25,35 @@ default_bias_init = nnx.initializers.zeros_init()
 class YatConv(nnx.Module):
     """Yat convolution: the Yat product of every input patch with each filter.
 
-    .. math:: y_{p,m} = \\alpha \\frac{(P_p \\cdot W_m + b_m)^2}{\\mathrm{relu}(\\|P_p\\|^2 + \\|W_m\\|^2 - 2 P_p \\cdot W_m) + \\epsilon}
+        .. math:: y_{p,m} = \\alpha \\frac{(P_p \\cdot W_m + b_m)^2}{\\mathrm{relu}(\\|P_p\\|^2 + \\|W_m\\|^2 - 2 P_p \\cdot W_m) + \\epsilon}
 
-    The rank is ``len(kernel_size)`` (an int means 1-D); ``YatConv1D/2D/3D`` pin it.
+        The rank is ``len(kernel_size)`` (an int means 1-D); ``YatConv1D/2D/3D`` pin it.
 
-    Args:
-        in_features: input channels C.
-        out_features: output channels (filters) M.
-        kernel_size: window size, an int or a tuple of ints.
-        strides: stride, int or tuple (default 1).
-        padding: ``'SAME'`` (default), ``'VALID'``, ``'CAUSAL'`` (1-D), ``'CIRCULAR'``, ``'REFLECT'``, an int,
-            ints or ``(lo, hi)`` pairs.
-        padding_mode: ``'zeros'`` (default), ``'reflect'``, ``'replicate'`` or ``'circular'``.
-        kernel_dilation: dilation, int or tuple (default 1).
-        feature_group_count: groups G; C and M must be divisible by G (default 1).
-        use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon, weight_normalized:
-            the Yat options, as in :class:`YatNMN` (defaults True, None, True, None, 1e-5, False, False).
-        dtype: result dtype (default None: promoted); param_dtype: parameter dtype (default float32).
-        kernel_init: default Xavier normal; bias_init: default zeros; rngs: ``nnx.Rngs``.
+        Args:
+            in_features: input channels C.
+            out_features: output channels (filters) M.
+            kernel_size: window size, an int or a tuple of ints.
+            strides: stride, int or tuple (default 1).
+            padding: ``'SAME'`` (default), ``'VALID'``, ``'CAUSAL'`` (1-D), ``'CIRCULAR'``, ``'REFLECT'``, an int,
+                ints or ``(lo, hi)`` pairs.
+            padding_mode: ``'zeros'`` (default), ``'reflect'``, ``'replicate'`` or ``'circular'``.
+            kernel_dilation: dilation, int or tuple (default 1).
+            feature_group_count: groups G; C and M must be divisible by G (default 1).
+            use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon, weight_normalized:
+                the Yat options, as in :class:`YatNMN` (defaults True, None, True, None, 1e-5, False, False).
+            dtype: result dtype (default None: promoted); param_dtype: parameter dtype (default float32).
+            kernel_init: default Xavier normal; bias_init: default zeros; rngs: ``nnx.Rngs``.
 
-    Shape:
-        input ``(N, *spatial, C)``, ``kernel (*kernel_size, C/G, M)``, output ``(N, *spatial', M)``.
+        Shape:
+            input ``(N, *spatial, C)``, ``kernel (*kernel_size, C/G, M)``, output ``(N, *spatial', M)``.
 
-    Example:
-        >>> import jax.numpy as jnp
-        >>> from flax import nnx
-        >>> conv = YatConv(3, 4, kernel_size=(3, 3), rngs=nnx.Rngs(0))
-        >>> conv(jnp.ones((1, 5, 5, 3))).shape
-        (1, 5, 5, 4)
+        Example:
+            >>> import jax
+    import jax.numpy as jnp
+            >>> from flax import nnx
+            >>> conv = YatConv(3, 4, kernel_size=(3, 3), rngs=nnx.Rngs(0))
+            >>> conv(jnp.ones((1, 5, 5, 3))).shape
+            (1, 5, 5, 4)
     """
 
     _rank: ClassVar[int | None] = None
@@ -57,24 +62,24 @@ class YatConv(nnx.Module):
         self,
         in_features: int,
         out_features: int,
-        kernel_size,
-        strides=1,
+        kernel_size: int | Sequence[int],
+        strides: int | Sequence[int] = 1,
         *,
-        padding="SAME",
+        padding: str | int | Sequence[Any] = "SAME",
         padding_mode: str = "zeros",
-        kernel_dilation=1,
+        kernel_dilation: int | Sequence[int] = 1,
         feature_group_count: int = 1,
         use_bias: bool = True,
-        constant_bias=None,
+        constant_bias: float | None = None,
         use_alpha: bool = True,
-        constant_alpha=None,
+        constant_alpha: bool | float | None = None,
         epsilon: float = DEFAULT_EPSILON,
         learnable_epsilon: bool = False,
         weight_normalized: bool = False,
-        dtype=None,
-        param_dtype=jnp.float32,
-        kernel_init=default_kernel_init,
-        bias_init=default_bias_init,
+        dtype: DTypeLike | None = None,
+        param_dtype: DTypeLike = jnp.float32,
+        kernel_init: Initializer = default_kernel_init,
+        bias_init: Initializer = default_bias_init,
         rngs: nnx.Rngs,
     ):
         name = type(self).__name__
@@ -113,7 +118,7 @@ class YatConv(nnx.Module):
         """Number of spatial axes."""
         return len(self.kernel_size)
 
-    def __call__(self, inputs):
+    def __call__(self, inputs: jax.Array) -> jax.Array:
         """Apply the layer to ``inputs (N, *spatial, in_features)``."""
         rank = self.rank
         shape = tuple(getattr(inputs, "shape", ()))
@@ -146,11 +151,12 @@ class YatConv(nnx.Module):
 class YatConv1D(YatConv):
     """1-D :class:`YatConv`: input ``(N, L, C)``, ``kernel (k, C/G, M)``.
 
-    Example:
-        >>> import jax.numpy as jnp
-        >>> from flax import nnx
-        >>> YatConv1D(2, 3, 3, padding="VALID", rngs=nnx.Rngs(0))(jnp.ones((1, 6, 2))).shape
-        (1, 4, 3)
+        Example:
+            >>> import jax
+    import jax.numpy as jnp
+            >>> from flax import nnx
+            >>> YatConv1D(2, 3, 3, padding="VALID", rngs=nnx.Rngs(0))(jnp.ones((1, 6, 2))).shape
+            (1, 4, 3)
     """
 
     _rank = 1
@@ -159,11 +165,12 @@ class YatConv1D(YatConv):
 class YatConv2D(YatConv):
     """2-D :class:`YatConv`: input ``(N, H, W, C)``, ``kernel (kh, kw, C/G, M)``.
 
-    Example:
-        >>> import jax.numpy as jnp
-        >>> from flax import nnx
-        >>> YatConv2D(2, 4, 3, strides=2, rngs=nnx.Rngs(0))(jnp.ones((1, 6, 6, 2))).shape
-        (1, 3, 3, 4)
+        Example:
+            >>> import jax
+    import jax.numpy as jnp
+            >>> from flax import nnx
+            >>> YatConv2D(2, 4, 3, strides=2, rngs=nnx.Rngs(0))(jnp.ones((1, 6, 6, 2))).shape
+            (1, 3, 3, 4)
     """
 
     _rank = 2
@@ -172,11 +179,12 @@ class YatConv2D(YatConv):
 class YatConv3D(YatConv):
     """3-D :class:`YatConv`: input ``(N, D, H, W, C)``, ``kernel (kd, kh, kw, C/G, M)``.
 
-    Example:
-        >>> import jax.numpy as jnp
-        >>> from flax import nnx
-        >>> YatConv3D(1, 2, 2, padding="VALID", rngs=nnx.Rngs(0))(jnp.ones((1, 3, 3, 3, 1))).shape
-        (1, 2, 2, 2, 2)
+        Example:
+            >>> import jax
+    import jax.numpy as jnp
+            >>> from flax import nnx
+            >>> YatConv3D(1, 2, 2, padding="VALID", rngs=nnx.Rngs(0))(jnp.ones((1, 3, 3, 3, 1))).shape
+            (1, 2, 2, 2, 2)
     """
 
     _rank = 3

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from flax import nnx
+from flax.typing import Initializer
+from jax.typing import DTypeLike
 
 from nmn._jax.functional import check_input, yat_dense
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
@@ -17,36 +20,37 @@ default_bias_init = nnx.initializers.zeros_init()
 class YatNMN(nnx.Module):
     """Yat dense layer: an activation-free neuron that scores similarity and proximity at once.
 
-    .. math:: y_o = \\alpha \\frac{(x \\cdot w_o + b_o)^2}{\\mathrm{relu}(\\|x\\|^2 + \\|w_o\\|^2 - 2 x \\cdot w_o) + \\epsilon}
+        .. math:: y_o = \\alpha \\frac{(x \\cdot w_o + b_o)^2}{\\mathrm{relu}(\\|x\\|^2 + \\|w_o\\|^2 - 2 x \\cdot w_o) + \\epsilon}
 
-    Args:
-        in_features: size of the input's last axis.
-        out_features: number of Yat neurons.
-        use_bias: learnable bias ``(out_features,)`` in the numerator (default True).
-        constant_bias: a fixed bias value (no parameter); overrides ``use_bias`` (default None).
-        use_alpha: learnable output scale ``alpha (1,)``, init 1 (default True).
-        constant_alpha: ``True`` for a fixed sqrt(2), a number for that number (default None).
-        epsilon: added to the clamped distance, must be > 0 (default 1e-5).
-        learnable_epsilon: learn ``epsilon_param``, eps = softplus(epsilon_param) (default False).
-        spherical: use unit-norm inputs and weights, distance ``2 - 2 cos`` (default False).
-        weight_normalized: unit-norm weights at every call, ``|w|^2 := 1`` (default False).
-        lazy: freeze the kernel (a ``FrozenParam``, not trained); bias/alpha stay trainable (default False).
-        dtype: result dtype (default None: promoted from the input and parameters).
-        param_dtype: parameter dtype (default float32).
-        kernel_init: kernel initializer (default Xavier normal); bias_init: bias initializer (default zeros).
-        rngs: ``nnx.Rngs`` for the initializers.
+        Args:
+            in_features: size of the input's last axis.
+            out_features: number of Yat neurons.
+            use_bias: learnable bias ``(out_features,)`` in the numerator (default True).
+            constant_bias: a fixed bias value (no parameter); overrides ``use_bias`` (default None).
+            use_alpha: learnable output scale ``alpha (1,)``, init 1 (default True).
+            constant_alpha: ``True`` for a fixed sqrt(2), a number for that number (default None).
+            epsilon: added to the clamped distance, must be > 0 (default 1e-5).
+            learnable_epsilon: learn ``epsilon_param``, eps = softplus(epsilon_param) (default False).
+            spherical: use unit-norm inputs and weights, distance ``2 - 2 cos`` (default False).
+            weight_normalized: unit-norm weights at every call, ``|w|^2 := 1`` (default False).
+            lazy: freeze the kernel (a ``FrozenParam``, not trained); bias/alpha stay trainable (default False).
+            dtype: result dtype (default None: promoted from the input and parameters).
+            param_dtype: parameter dtype (default float32).
+            kernel_init: kernel initializer (default Xavier normal); bias_init: bias initializer (default zeros).
+            rngs: ``nnx.Rngs`` for the initializers.
 
-    Shape:
-        input ``(..., in_features)``, ``kernel (in_features, out_features)``, output ``(..., out_features)``.
+        Shape:
+            input ``(..., in_features)``, ``kernel (in_features, out_features)``, output ``(..., out_features)``.
 
-    Example:
-        >>> import jax.numpy as jnp
-        >>> from flax import nnx
-        >>> layer = YatNMN(3, 2, rngs=nnx.Rngs(0))
-        >>> layer(jnp.ones((4, 3))).shape
-        (4, 2)
-        >>> layer.kernel.shape, layer.alpha.shape
-        ((3, 2), (1,))
+        Example:
+            >>> import jax
+    import jax.numpy as jnp
+            >>> from flax import nnx
+            >>> layer = YatNMN(3, 2, rngs=nnx.Rngs(0))
+            >>> layer(jnp.ones((4, 3))).shape
+            (4, 2)
+            >>> layer.kernel.shape, layer.alpha.shape
+            ((3, 2), (1,))
     """
 
     def __init__(
@@ -55,18 +59,18 @@ class YatNMN(nnx.Module):
         out_features: int,
         *,
         use_bias: bool = True,
-        constant_bias=None,
+        constant_bias: float | None = None,
         use_alpha: bool = True,
-        constant_alpha=None,
+        constant_alpha: bool | float | None = None,
         epsilon: float = DEFAULT_EPSILON,
         learnable_epsilon: bool = False,
         spherical: bool = False,
         weight_normalized: bool = False,
         lazy: bool = False,
-        dtype=None,
-        param_dtype=jnp.float32,
-        kernel_init=default_kernel_init,
-        bias_init=default_bias_init,
+        dtype: DTypeLike | None = None,
+        param_dtype: DTypeLike = jnp.float32,
+        kernel_init: Initializer = default_kernel_init,
+        bias_init: Initializer = default_bias_init,
         rngs: nnx.Rngs,
     ):
         name = type(self).__name__
@@ -87,7 +91,7 @@ class YatNMN(nnx.Module):
         self.kernel = FrozenParam(kernel) if lazy else nnx.Param(kernel)
         init_tail_params(self, self.opts, out_features, param_dtype, bias_init, rngs)
 
-    def __call__(self, inputs):
+    def __call__(self, inputs: jax.Array) -> jax.Array:
         """Apply the layer to ``inputs (..., in_features)``."""
         if getattr(inputs, "ndim", 0) < 1 or inputs.shape[-1] != self.in_features:
             check_input(

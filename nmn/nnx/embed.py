@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import jax
 import jax.numpy as jnp
 from flax import nnx
+from flax.typing import Initializer
+from jax.typing import ArrayLike, DTypeLike
 
 from nmn._jax.functional import yat_embed_attend
 from nmn.core.names import refuse_keywords
@@ -45,15 +50,15 @@ class YatEmbed(nnx.Module):
         features: int,
         *,
         use_alpha: bool = True,
-        constant_alpha=None,
+        constant_alpha: bool | float | None = None,
         epsilon: float = DEFAULT_EPSILON,
         spherical: bool = False,
-        dtype=None,
-        param_dtype=jnp.float32,
-        embedding_init=default_embedding_init,
+        dtype: DTypeLike | None = None,
+        param_dtype: DTypeLike = jnp.float32,
+        embedding_init: Initializer = default_embedding_init,
         weight_normalized: bool = False,
         rngs: nnx.Rngs,
-        **refused,
+        **refused: Any,
     ):
         name = type(self).__name__
         refuse_keywords(name, refused)
@@ -69,7 +74,7 @@ class YatEmbed(nnx.Module):
         self.embedding = nnx.Param(table)
         self.alpha = nnx.Param(jnp.ones((1,), param_dtype)) if self.opts.has_alpha else nnx.data(None)
 
-    def __call__(self, inputs):
+    def __call__(self, inputs: ArrayLike) -> jax.Array:
         """Look up integer ids ``inputs (...)`` -> ``(..., features)``."""
         if not jnp.issubdtype(jnp.asarray(inputs).dtype, jnp.integer):
             raise ValueError(f"{type(self).__name__}: ids must be integers, got dtype {jnp.asarray(inputs).dtype}")
@@ -77,7 +82,7 @@ class YatEmbed(nnx.Module):
         out = jnp.take(table, inputs, axis=0)
         return out if self.dtype is None else out.astype(self.dtype)
 
-    def attend(self, query):
+    def attend(self, query: jax.Array) -> jax.Array:
         """Yat logits of ``query (..., features)`` against every row -> ``(..., num_embeddings)``."""
         shape = tuple(getattr(query, "shape", ()))
         if not shape or shape[-1] != self.features:

@@ -13,9 +13,12 @@ Params are canonical (ONNX layout) float32 numpy arrays; see docs/design.md §S.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.typing import DTypeLike
 
 from nmn._jax.geometry import padding_config, padding_from_config
 from nmn._jax.layout import attention_config, attention_kwargs, embed_config, param_table, yat_kwargs
@@ -101,7 +104,7 @@ def _variable(layer, path):
     return obj
 
 
-def to_spec(layer):
+def to_spec(layer: nnx.Module) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
     """``(kind, config, params)`` of an nmn NNX layer; params canonical float32 numpy arrays."""
     kind, config = layer_config(layer)
     params = {
@@ -121,8 +124,14 @@ def _check_unsupported(kind, config):
 
 
 def from_spec(
-    kind: str, config: dict, params: dict, *, rngs: nnx.Rngs | None = None, param_dtype=jnp.float32, **kwargs
-):
+    kind: str,
+    config: dict[str, Any],
+    params: dict[str, np.ndarray],
+    *,
+    rngs: nnx.Rngs | None = None,
+    param_dtype: DTypeLike = jnp.float32,
+    **kwargs: Any,
+) -> nnx.Module:
     """Build the NNX layer of a neutral spec holding ``params`` (canonical layout); ``kwargs`` go to the class."""
     _check_unsupported(kind, config)
     config, params = fold_cancelled_alpha(kind, config, params)
