@@ -86,6 +86,8 @@ class _YatConvNd(YatParams, nn.Module):
         epsilon: float = DEFAULT_EPSILON,
         learnable_epsilon: bool = False,
         weight_normalized: bool = False,
+        use_dropconnect: bool = False,
+        drop_rate: float = 0.0,
         device: torch.device | str | int | None = None,
         dtype: torch.dtype | None = None,
     ):
@@ -106,6 +108,7 @@ class _YatConvNd(YatParams, nn.Module):
             epsilon=epsilon,
             learnable_epsilon=learnable_epsilon,
         )
+        self._init_dropconnect(use_dropconnect, drop_rate)
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *self.kernel_size, **factory))
         self.reset_parameters()
 
@@ -120,7 +123,7 @@ class _YatConvNd(YatParams, nn.Module):
         bias, alpha, eps = self._yat_terms()
         y = functional.yat_conv(
             x,
-            self.weight,
+            self._dropconnect(self.weight),
             bias,
             alpha,
             eps,
@@ -143,7 +146,7 @@ class _YatConvNd(YatParams, nn.Module):
             s += f", padding_mode={self.padding_mode!r}"
         if self.weight_normalized:
             s += ", weight_normalized=True"
-        return s + ", " + self._yat_repr()
+        return s + ", " + self._yat_repr() + self._dropconnect_repr()
 
 
 _DOC = """Yat {r}-D convolution: ``y = alpha * (<P, W_m> + b_m)^2 / (relu(|P|^2 + |W_m|^2 - 2 <P, W_m>) + epsilon)``.
@@ -161,6 +164,9 @@ _DOC = """Yat {r}-D convolution: ``y = alpha * (<P, W_m> + b_m)^2 / (relu(|P|^2 
         padding_mode: ``'zeros'`` (default), ``'reflect'``, ``'replicate'`` or ``'circular'``.
         constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon: as :class:`nmn.torch.YatNMN`.
         weight_normalized: unit-normalise each filter at every forward (default False).
+        use_dropconnect, drop_rate: nmn 0.3's DropConnect: in training (``module.train()``) each forward multiplies
+            the kernel by a fresh Bernoulli(1 - drop_rate) mask scaled by 1 / (1 - drop_rate); in ``eval()`` and in
+            every exported file it is the identity. ``drop_rate`` in [0, 1) (defaults False, 0.0).
         device, dtype: factory arguments.
 
     Shape: ``(N, C, {s}) -> (N, M, {s_out})`` (or unbatched without ``N``).

@@ -38,6 +38,8 @@ class _YatConvTransposeNd(YatParams, nn.Module):
         constant_alpha: bool | float | None = None,
         epsilon: float = DEFAULT_EPSILON,
         learnable_epsilon: bool = False,
+        use_dropconnect: bool = False,
+        drop_rate: float = 0.0,
         device: torch.device | str | int | None = None,
         dtype: torch.dtype | None = None,
     ):
@@ -62,6 +64,7 @@ class _YatConvTransposeNd(YatParams, nn.Module):
             epsilon=epsilon,
             learnable_epsilon=learnable_epsilon,
         )
+        self._init_dropconnect(use_dropconnect, drop_rate)
         self.weight = nn.Parameter(torch.empty(in_channels, out_channels // groups, *self.kernel_size, **factory))
         self.reset_parameters()
 
@@ -80,7 +83,7 @@ class _YatConvTransposeNd(YatParams, nn.Module):
         bias, alpha, eps = self._yat_terms()
         y = functional.yat_conv_transpose(
             x,
-            self.weight,
+            self._dropconnect(self.weight),
             bias,
             alpha,
             eps,
@@ -100,7 +103,7 @@ class _YatConvTransposeNd(YatParams, nn.Module):
             s += f", dilation={self.dilation}"
         if self.groups != 1:
             s += f", groups={self.groups}"
-        return s + ", " + self._yat_repr()
+        return s + ", " + self._yat_repr() + self._dropconnect_repr()
 
 
 _DOC = """Yat {r}-D transposed convolution (torch/ONNX ``ConvTranspose`` geometry).
@@ -119,6 +122,9 @@ _DOC = """Yat {r}-D transposed convolution (torch/ONNX ``ConvTranspose`` geometr
         bias: learnable bias ``(out_channels,)`` (default True); ``use_bias=`` is the same switch.
         padding_mode: only ``'zeros'``.
         constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon: as :class:`nmn.torch.YatNMN`.
+        use_dropconnect, drop_rate: nmn 0.3's DropConnect: in training (``module.train()``) each forward multiplies
+            the kernel by a fresh Bernoulli(1 - drop_rate) mask scaled by 1 / (1 - drop_rate); in ``eval()`` and in
+            every exported file it is the identity. ``drop_rate`` in [0, 1) (defaults False, 0.0).
         device, dtype: factory arguments.
 
     Shape: ``(N, C, {s}) -> (N, M, {s_out})``, each ``(in - 1) s - lo - hi + d (k - 1) + 1 + output_padding``.

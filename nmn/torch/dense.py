@@ -2,15 +2,48 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as _nnf
 
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
-from nmn.core.spec import YatSpec, pick_alias
+from nmn.core.spec import YatSpec, pick_alias, resolve_dropconnect
 from nmn.torch import functional
 
 pick = pick_alias  # the alias-pair rule lives in nmn.core.spec
+
+#: An nmn 0.3 ``*_init`` hook: fills the parameter in place (as ``torch.nn.init.*`` do) or returns its new value.
+InitHook = Callable[[torch.Tensor], object]
+
+
+def check_init_hook(hook: object, keyword: str, layer: str) -> InitHook | None:
+    """``hook`` if it is ``None`` or callable; a ``TypeError`` naming the layer and keyword otherwise."""
+    if hook is not None and not callable(hook):
+        raise TypeError(
+            f"{layer}: {keyword} must be a callable taking the parameter tensor (filling it in place like "
+            f"torch.nn.init.xavier_normal_, or returning its new value), got {hook!r}"
+        )
+    return hook
+
+
+def apply_init_hook(hook: InitHook, param: torch.Tensor, keyword: str, layer: str) -> None:
+    """Run ``hook(param)`` without autograd; a returned tensor other than ``param`` is copied into it."""
+    with torch.no_grad():
+        result = hook(param)
+        if isinstance(result, torch.Tensor) and result is not param:
+            if tuple(result.shape) != tuple(param.shape):
+                raise ValueError(
+                    f"{layer}: {keyword} returned a tensor of shape {tuple(result.shape)}; expected the "
+                    f"parameter's shape {tuple(param.shape)} (or fill the tensor in place and return it or None)"
+                )
+            param.copy_(result)
+
+
+def hook_repr(hook: InitHook) -> str:
+    """A short name for an init hook in ``extra_repr`` (its ``__name__``, else its ``repr``)."""
+    return getattr(hook, "__name__", None) or repr(hook)
 
 
 class YatParams:
@@ -42,6 +75,23 @@ class YatParams:
     @property
     def constant_alpha(self) -> float | None:
         return self.yat.constant_alpha
+
+    def _init_dropconnect(self, use_dropconnect: bool, drop_rate: float) -> None:
+        """nmn 0.3's DropConnect: resolved once by :func:`nmn.core.spec.resolve_dropconnect`."""
+        self._dropconnect_rate = resolve_dropconnect(use_dropconnect, drop_rate, type(self).__name__)
+        self.use_dropconnect = bool(use_dropconnect)
+        self.drop_rate = float(drop_rate)
+
+    def _dropconnect(self, weight: torch.Tensor) -> torch.Tensor:
+        """``weight`` times a fresh Bernoulli(1 - rate) mask scaled by 1 / (1 - rate) in training; else ``weight``."""
+        if not self.training or self._dropconnect_rate == 0.0:
+            return weight
+        return _nnf.dropout(weight, self._dropconnect_rate, training=True)
+
+    def _dropconnect_repr(self) -> str:
+        if not (self.use_dropconnect or self.drop_rate):
+            return ""
+        return f", use_dropconnect={self.use_dropconnect}, drop_rate={self.drop_rate}"
 
     def _reset_yat(self):
         with torch.no_grad():
@@ -82,6 +132,11 @@ class YatNMN(YatParams, nn.Module):
         spherical: unit-normalise inputs and weights, distance ``2 - 2 cos`` (default False).
         weight_normalized: unit-normalise each weight row at every forward (default False).
         lazy: freeze the weight (``requires_grad=False``); bias/alpha/epsilon stay trainable (default False).
+        kernel_init, bias_init, alpha_init: nmn 0.3's initialiser hooks, each a callable taking the parameter
+            (``weight``, ``bias``, ``alpha``) and filling it in place as ``torch.nn.init.*`` do (a returned tensor
+            of the same shape is copied in); run without autograd by every :meth:`reset_parameters`, in place of
+            the default (Xavier normal, zeros, 1). A hook for a parameter the layer lacks (``bias=False``,
+            ``constant_bias``, ``use_alpha=False``, ``constant_alpha``) is an error. Default None.
         device, dtype: factory arguments of the parameters.
 
     Shape: ``(..., in_features) -> (..., out_features)``.
@@ -90,6 +145,8 @@ class YatNMN(YatParams, nn.Module):
         >>> layer = YatNMN(4, 3)
         >>> layer(torch.randn(2, 4)).shape
         torch.Size([2, 3])
+        >>> YatNMN(4, 3, kernel_init=nn.init.orthogonal_, alpha_init=lambda a: a.fill_(2.0)).alpha.item()
+        2.0
     """
 
     def __init__(
@@ -108,6 +165,9 @@ class YatNMN(YatParams, nn.Module):
         spherical: bool = False,
         weight_normalized: bool = False,
         lazy: bool = False,
+        kernel_init: InitHook | None = None,
+        bias_init: InitHook | None = None,
+        alpha_init: InitHook | None = None,
         device: torch.device | str | int | None = None,
         dtype: torch.dtype | None = None,
     ):
@@ -129,14 +189,36 @@ class YatNMN(YatParams, nn.Module):
         self.spherical = bool(spherical)
         self.weight_normalized = bool(weight_normalized)
         self.lazy = bool(lazy)
+        self.kernel_init = check_init_hook(kernel_init, "kernel_init", name)
+        self.bias_init = check_init_hook(bias_init, "bias_init", name)
+        self.alpha_init = check_init_hook(alpha_init, "alpha_init", name)
+        for keyword, hook, param in (("bias_init", bias_init, self.bias), ("alpha_init", alpha_init, self.alpha)):
+            if hook is not None and param is None:
+                what = keyword.split("_")[0]
+                raise ValueError(
+                    f"{name}: {keyword} is given but the layer has no {what} parameter (use_{what}=False or "
+                    f"constant_{what} set); drop {keyword}, or make the {what} learnable"
+                )
         self.weight = nn.Parameter(torch.empty(out_features, in_features, **factory), requires_grad=not self.lazy)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Weight ~ Xavier normal (variance ``2 / (in + out)``), bias zeros, alpha 1, epsilon_param inverse-softplus."""
-        with torch.no_grad():
-            nn.init.xavier_normal_(self.weight)
+        """Weight ~ Xavier normal (variance ``2 / (in + out)``), bias zeros, alpha 1, epsilon_param inverse-softplus.
+
+        The ``kernel_init``/``bias_init``/``alpha_init`` hooks given to the constructor replace those defaults, and
+        are applied again by every call.
+        """
+        name = type(self).__name__
+        if self.kernel_init is None:
+            with torch.no_grad():
+                nn.init.xavier_normal_(self.weight)
+        else:
+            apply_init_hook(self.kernel_init, self.weight, "kernel_init", name)
         self._reset_yat()
+        if self.bias_init is not None:
+            apply_init_hook(self.bias_init, self.bias, "bias_init", name)
+        if self.alpha_init is not None:
+            apply_init_hook(self.alpha_init, self.alpha, "alpha_init", name)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 1 or x.shape[-1] != self.in_features:
@@ -152,4 +234,8 @@ class YatNMN(YatParams, nn.Module):
     def extra_repr(self) -> str:
         extra = [f"in_features={self.in_features}", f"out_features={self.out_features}", self._yat_repr()]
         extra += [f"{k}=True" for k in ("spherical", "weight_normalized", "lazy") if getattr(self, k)]
+        extra += [f"{k}={hook_repr(getattr(self, k))}" for k in _HOOKS if getattr(self, k) is not None]
         return ", ".join(extra)
+
+
+_HOOKS = ("kernel_init", "bias_init", "alpha_init")

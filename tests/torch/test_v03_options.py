@@ -1,0 +1,233 @@
+"""nmn 0.3 options carried over to nmn.torch: the ``*_init`` hooks of ``YatNMN`` and DropConnect on the convolutions.
+
+Oracles: torch's own initialisers and RNG (same draws for a fixed seed), a hook that fills a known value, the
+orthogonality an ``orthogonal_`` kernel must have, the exact structure of a DropConnect mask (each entry 0 or
+``w / (1 - p)``), binomial and central-limit bounds derived from the number of draws, and the ONNX file of the
+same layer without DropConnect.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+from nmn.interchange import torch_io
+from nmn.torch import (
+    YatConv1D,
+    YatConv2D,
+    YatConv3D,
+    YatConvTranspose1D,
+    YatConvTranspose2D,
+    YatConvTranspose3D,
+    YatNMN,
+    functional,
+)
+
+
+# ------------------------------------------------------------------------------------------------ init hooks
+def test_default_initialisation_draws_as_before():
+    torch.manual_seed(7)
+    layer = YatNMN(6, 4)
+    torch.manual_seed(7)
+    expected = nn.init.xavier_normal_(torch.empty(4, 6))
+    assert torch.equal(layer.weight.detach(), expected)
+    assert torch.equal(layer.bias.detach(), torch.zeros(4)) and layer.alpha.item() == 1.0
+
+
+def test_hooks_fill_known_values_and_reset_parameters_applies_them_again():
+    layer = YatNMN(
+        5,
+        3,
+        kernel_init=lambda w: nn.init.constant_(w, 0.25),
+        bias_init=lambda b: b.fill_(-1.5),
+        alpha_init=lambda a: a.fill_(3.0),
+    )
+    assert torch.equal(layer.weight.detach(), torch.full((3, 5), 0.25))
+    assert torch.equal(layer.bias.detach(), torch.full((3,), -1.5))
+    assert layer.alpha.item() == 3.0
+    with torch.no_grad():
+        for p in (layer.weight, layer.bias, layer.alpha):
+            p.add_(1.0)
+    layer.reset_parameters()
+    assert torch.equal(layer.weight.detach(), torch.full((3, 5), 0.25))
+    assert torch.equal(layer.bias.detach(), torch.full((3,), -1.5))
+    assert layer.alpha.item() == 3.0
+    assert all(p.requires_grad for p in (layer.weight, layer.bias, layer.alpha))
+
+
+def test_a_hook_may_return_the_new_value_instead():
+    layer = YatNMN(4, 2, bias_init=lambda b: torch.arange(2.0))
+    assert torch.equal(layer.bias.detach(), torch.arange(2.0))
+    with pytest.raises(ValueError, match=r"YatNMN: bias_init returned a tensor of shape \(3,\); expected .*\(2,\)"):
+        YatNMN(4, 2, bias_init=lambda b: torch.zeros(3))
+
+
+def test_torch_init_function_as_kernel_init_gives_its_distribution():
+    torch.manual_seed(0)
+    layer = YatNMN(16, 8, kernel_init=nn.init.orthogonal_)
+    w = layer.weight.detach()
+    assert torch.allclose(w @ w.T, torch.eye(8), atol=1e-5)  # 8 orthonormal rows
+    torch.manual_seed(0)
+    assert torch.equal(w, nn.init.orthogonal_(torch.empty(8, 16)))
+
+
+def test_hooks_leave_the_other_parameters_at_their_defaults_and_the_lazy_weight_frozen():
+    layer = YatNMN(5, 3, lazy=True, learnable_epsilon=True, kernel_init=nn.init.ones_)
+    assert torch.equal(layer.weight.detach(), torch.ones(3, 5)) and not layer.weight.requires_grad
+    assert torch.equal(layer.bias.detach(), torch.zeros(3)) and layer.alpha.item() == 1.0
+    assert math.isclose(torch.nn.functional.softplus(layer.epsilon_param).item(), 1e-5, rel_tol=1e-3)
+
+
+def test_hooks_appear_in_the_repr():
+    text = repr(YatNMN(4, 2, kernel_init=nn.init.xavier_uniform_, alpha_init=nn.init.ones_))
+    assert "kernel_init=xavier_uniform_" in text and "alpha_init=ones_" in text and "bias_init" not in text
+
+
+@pytest.mark.parametrize(
+    "kwargs, keyword",
+    [
+        ({"bias": False, "bias_init": nn.init.ones_}, "bias_init"),
+        ({"constant_bias": 0.5, "bias_init": nn.init.ones_}, "bias_init"),
+        ({"use_alpha": False, "alpha_init": nn.init.ones_}, "alpha_init"),
+        ({"constant_alpha": True, "alpha_init": nn.init.ones_}, "alpha_init"),
+    ],
+)
+def test_a_hook_for_a_missing_parameter_is_an_error(kwargs, keyword):
+    with pytest.raises(ValueError, match=rf"YatNMN: {keyword} is given but the layer has no"):
+        YatNMN(4, 2, **kwargs)
+
+
+def test_a_hook_that_is_not_callable_is_an_error():
+    with pytest.raises(TypeError, match=r"YatNMN: kernel_init must be a callable .* got 'xavier'"):
+        YatNMN(4, 2, kernel_init="xavier")
+
+
+# ------------------------------------------------------------------------------------------------ DropConnect
+CONVS = [
+    (YatConv1D, (2, 3, 9)),
+    (YatConv2D, (2, 3, 6, 6)),
+    (YatConv3D, (1, 3, 4, 4, 4)),
+    (YatConvTranspose1D, (2, 3, 5)),
+    (YatConvTranspose2D, (2, 3, 4, 4)),
+    (YatConvTranspose3D, (1, 3, 3, 3, 3)),
+]
+IDS = [cls.__name__ for cls, _ in CONVS]
+
+
+def _pair(cls, rate=0.3):
+    torch.manual_seed(3)
+    masked = cls(3, 4, 3, use_dropconnect=True, drop_rate=rate)
+    plain = cls(3, 4, 3)
+    plain.load_state_dict(masked.state_dict())
+    return masked, plain
+
+
+def _captured_kernels(layer, x, n, monkeypatch):
+    """The kernels ``layer`` hands to the functional op over ``n`` training forwards."""
+    seen = []
+    name = "yat_conv_transpose" if "Transpose" in type(layer).__name__ else "yat_conv"
+    real = getattr(functional, name)
+
+    def spy(x, weight, *args, **kwargs):
+        seen.append(weight.detach().clone())
+        return real(x, weight, *args, **kwargs)
+
+    monkeypatch.setattr(functional, name, spy)
+    for _ in range(n):
+        layer(x)
+    return torch.stack(seen)
+
+
+@pytest.mark.parametrize("cls, shape", CONVS, ids=IDS)
+def test_dropconnect_is_the_identity_at_inference(cls, shape):
+    masked, plain = _pair(cls)
+    x = torch.randn(shape)
+    masked.eval()
+    assert torch.equal(masked(x), plain(x))
+    off = cls(3, 4, 3, use_dropconnect=False, drop_rate=0.5)
+    off.load_state_dict(plain.state_dict())
+    off.train()
+    assert torch.equal(off(x), plain(x))  # drop_rate without use_dropconnect drops nothing, as in 0.3
+
+
+@pytest.mark.parametrize("cls, shape", CONVS, ids=IDS)
+def test_dropconnect_masks_the_kernel_in_training(cls, shape, monkeypatch):
+    rate = 0.3
+    masked, plain = _pair(cls, rate)
+    x = torch.randn(shape)
+    masked.train()
+    torch.manual_seed(11)
+    y = masked(x)
+    assert not torch.allclose(y, plain(x))
+    torch.manual_seed(11)
+    kernels = _captured_kernels(masked, x, 1, monkeypatch)
+    w = masked.weight.detach()
+    kept = kernels[0] != 0
+    assert torch.allclose(kernels[0][kept], (w / (1 - rate))[kept])  # each entry: 0 or w / (1 - p)
+    # the training output is the Yat product of that masked kernel (the same draw, seed 11)
+    twin = type(plain)(3, 4, 3)
+    twin.load_state_dict({**plain.state_dict(), "weight": kernels[0]})
+    assert torch.allclose(y, twin(x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls, shape", CONVS[:2] + CONVS[3:5], ids=IDS[:2] + IDS[3:5])
+def test_dropconnect_mask_rate_and_mean_follow_the_bernoulli_law(cls, shape, monkeypatch):
+    """Over N forwards: the dropped fraction is within 5 binomial sigmas of p, and the mean masked kernel is
+    within 5 sigmas (per entry, ``|w| sqrt(p / ((1 - p) N))``) of the kernel. (The mean of the Yat *outputs*
+    is not the unmasked output: the Yat product is not linear in the kernel; its unbiased input is.)"""
+    rate, n = 0.25, 400
+    masked, _ = _pair(cls, rate)
+    masked.train()
+    torch.manual_seed(5)
+    kernels = _captured_kernels(masked, torch.randn(shape), n, monkeypatch)
+    w = masked.weight.detach()
+    dropped = (kernels == 0).double().mean().item()
+    count = kernels.numel()
+    assert abs(dropped - rate) <= 5 * math.sqrt(rate * (1 - rate) / count)
+    sigma = w.abs() * math.sqrt(rate / ((1 - rate) * n))
+    assert torch.all((kernels.mean(0) - w).abs() <= 5 * sigma + 1e-7)
+
+
+def test_dropconnect_gradients_flow_only_through_kept_entries(monkeypatch):
+    masked, _ = _pair(YatConv2D, 0.5)
+    masked.train()
+    x = torch.randn(2, 3, 6, 6)
+    torch.manual_seed(2)
+    kernels = _captured_kernels(masked, x, 1, monkeypatch)
+    torch.manual_seed(2)
+    masked(x).sum().backward()
+    grad = masked.weight.grad
+    assert torch.all(grad[kernels[0] == 0] == 0)
+    assert torch.any(grad[kernels[0] != 0] != 0)
+
+
+@pytest.mark.parametrize("cls, shape", [CONVS[1], CONVS[4]], ids=[IDS[1], IDS[4]])
+def test_dropconnect_exports_as_the_layer_without_it(cls, shape):
+    masked, plain = _pair(cls)
+    masked.train()  # the exporter runs the model in eval mode and gives the flag back
+    x = torch.randn(shape)
+    a = torch_io.export(masked, x)
+    b = torch_io.export(plain, x)
+    assert masked.training
+    assert a.SerializeToString() == b.SerializeToString()
+
+
+def test_dropconnect_is_kept_in_the_repr():
+    text = repr(YatConv2D(3, 4, 3, use_dropconnect=True, drop_rate=0.2))
+    assert "use_dropconnect=True, drop_rate=0.2" in text
+    assert "dropconnect" not in repr(YatConv2D(3, 4, 3))
+
+
+@pytest.mark.parametrize("cls", [YatConv2D, YatConvTranspose1D])
+@pytest.mark.parametrize("rate", [1.0, -0.1, 1.5])
+def test_bad_drop_rate_raises_naming_the_layer(cls, rate):
+    with pytest.raises(ValueError, match=rf"{cls.__name__}: drop_rate must be in \[0, 1\)"):
+        cls(3, 4, 3, use_dropconnect=True, drop_rate=rate)
+
+
+def test_use_dropconnect_must_be_a_switch():
+    with pytest.raises(TypeError, match=r"YatConv1D: use_dropconnect must be True or False, got 0.5"):
+        YatConv1D(3, 4, 3, use_dropconnect=0.5)
