@@ -2,7 +2,8 @@
 
 Layers: :class:`YatNMN` (alias ``YatDense``), ``YatConv1D/2D/3D``, ``YatConvTranspose1D/2D/3D``,
 :class:`MultiHeadYatAttention`, :class:`RotaryYatAttention`, :class:`YatEmbed`; squashers ``softermax``,
-``softer_sigmoid``, ``soft_tanh``. Functional forms live in :mod:`nmn.mlx.functional`; the neutral layer spec
+``softer_sigmoid``, ``soft_tanh`` and their module forms :class:`Softermax`, :class:`SofterSigmoid`,
+:class:`SoftTanh`. Functional forms live in :mod:`nmn.mlx.functional`; the neutral layer spec
 (``to_spec`` / ``from_spec``) in :mod:`nmn.mlx.spec`.
 
 >>> import mlx.core as mx
@@ -32,7 +33,7 @@ from nmn.mlx.functional import (
     yat_performer_attention,
 )
 from nmn.mlx.spec import from_spec, to_spec
-from nmn.mlx.squashers import soft_tanh, softer_sigmoid, softermax
+from nmn.mlx.squashers import Softermax, SofterSigmoid, SoftTanh, soft_tanh, softer_sigmoid, softermax
 
 _bind_aliases(globals())
 __all__ = list(_public_names("mlx"))

@@ -15,27 +15,27 @@ except ImportError as error:  # pragma: no cover - exercised only without mlx
     raise ImportError('nmn.mlx needs MLX: pip install "nmn[mlx]>=1.0"') from error
 
 from nmn.core.options import inverse_softplus
-from nmn.core.spec import YatSpec
+from nmn.core.spec import YatSpec, resolve_dropconnect
 
 _LOW_PRECISION = (mx.float16, mx.bfloat16)
 
 
-def _sum(x, axis, keepdims=False):
+def _sum(x: mx.array, axis: int | tuple[int, ...] | None, keepdims: bool = False) -> mx.array:
     return mx.sum(x, axis=axis, keepdims=keepdims)
 
 
-def _tril(lq, lk):
+def _tril(lq: int, lk: int) -> mx.array:
     # query i (of lq) sees key j (of lk) when j <= i + (lk - lq): the last query sees the last key
     rows = mx.arange(lq)[:, None] + (lk - lq)
     return mx.arange(lk)[None, :] <= rows
 
 
-def to_f32(x):
+def to_f32(x: mx.array) -> mx.array:
     """Cast float16 / bfloat16 to float32 (the Yat arithmetic never runs below float32)."""
     return x.astype(mx.float32) if x.dtype in _LOW_PRECISION else x
 
 
-def cast_like(x, ref):
+def cast_like(x: mx.array, ref: mx.array) -> mx.array:
     """Cast ``x`` to ``ref``'s dtype when they differ."""
     return x if x.dtype == ref.dtype else x.astype(ref.dtype)
 
@@ -64,7 +64,7 @@ F = SimpleNamespace(
 )
 
 
-def result_dtype(x, *params):
+def result_dtype(x: mx.array, *params: mx.array | None) -> mx.Dtype:
     """The promoted dtype of the input and the parameters (the dtype a Yat layer returns)."""
     dtype = x.dtype
     if not mx.issubdtype(dtype, mx.floating):
@@ -75,17 +75,17 @@ def result_dtype(x, *params):
     return dtype
 
 
-def glorot_normal(shape, fan_in, fan_out, dtype):
+def glorot_normal(shape: tuple[int, ...], fan_in: int, fan_out: int, dtype: mx.Dtype) -> mx.array:
     """Plain normal with variance ``2 / (fan_in + fan_out)`` (docs/design.md §2.5, the MLX idiom)."""
     return mx.random.normal(shape, dtype=dtype) * math.sqrt(2.0 / (fan_in + fan_out))
 
 
-def fan_in_normal(shape, fan_in, dtype):
+def fan_in_normal(shape: tuple[int, ...], fan_in: int, dtype: mx.Dtype) -> mx.array:
     """Normal with variance ``1 / fan_in`` (the MLX conv init of docs/design.md §3.2)."""
     return mx.random.normal(shape, dtype=dtype) * math.sqrt(1.0 / fan_in)
 
 
-def raw_epsilon(epsilon, dtype):
+def raw_epsilon(epsilon: float, dtype: mx.Dtype) -> mx.array:
     """The raw learnable-epsilon parameter, ``inverse_softplus(epsilon)`` computed in float64, shape (1,)."""
     return mx.array([inverse_softplus(epsilon)], dtype=dtype)
 
@@ -97,7 +97,7 @@ class PlainConfigMixin:
     it; only arrays and submodules belong there.
     """
 
-    def __setattr__(self, key, val):
+    def __setattr__(self, key: str, val: object) -> None:
         if isinstance(val, (tuple, list)) and not any(isinstance(v, (mx.array, nn.Module, dict)) for v in val):
             object.__setattr__(self, key, val)
             self.pop(key, None)
@@ -110,8 +110,16 @@ class YatParamsMixin(PlainConfigMixin):
     dict)."""
 
     def _init_yat_params(
-        self, use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon, bias_shape, dtype
-    ):
+        self,
+        use_bias: bool,
+        constant_bias: float | None,
+        use_alpha: bool,
+        constant_alpha: bool | float | None,
+        epsilon: float,
+        learnable_epsilon: bool,
+        bias_shape: tuple[int, ...],
+        dtype: mx.Dtype,
+    ) -> None:
         self.yat = spec = YatSpec.build(
             type(self).__name__,
             use_bias=use_bias,
@@ -128,7 +136,7 @@ class YatParamsMixin(PlainConfigMixin):
         if spec.has_epsilon_param:
             self.epsilon_param = raw_epsilon(spec.epsilon, dtype)
 
-    def _terms(self):
+    def _terms(self) -> tuple[mx.array | float | None, mx.array | float | None, mx.array | float]:
         """``(bias, alpha, eps)`` for :mod:`nmn.core.yat` (float32 arrays, numbers or ``None``)."""
         spec = self.yat
         bias = to_f32(self["bias"]) if spec.has_bias else None
@@ -136,15 +144,36 @@ class YatParamsMixin(PlainConfigMixin):
         raw = to_f32(self["epsilon_param"]) if spec.has_epsilon_param else None
         return spec.terms(bias, alpha, raw, F.softplus)
 
-    def _yat_config(self):
+    def _yat_config(self) -> dict[str, object]:
         """The Yat keys of the neutral spec."""
         return self.yat.config()
 
-    def _yat_repr(self):
+    def _yat_repr(self) -> str:
         return self.yat.repr()
 
+    def _init_dropconnect(self, use_dropconnect: bool, drop_rate: float) -> None:
+        """nmn 0.3's DropConnect, resolved once by :func:`nmn.core.spec.resolve_dropconnect` (rate 0.0 when off)."""
+        self._dropconnect_rate = resolve_dropconnect(use_dropconnect, drop_rate, type(self).__name__)
+        self.use_dropconnect = bool(use_dropconnect)
+        self.drop_rate = float(drop_rate)
 
-def check_last_dim(layer, x, expected, what="features"):
+    def _dropconnect(self, kernel: mx.array) -> mx.array:
+        """In training mode (``self.training``, MLX's default until ``eval()``) ``kernel`` times a fresh
+        Bernoulli(1 - rate) mask scaled by ``1 / (1 - rate)``; otherwise ``kernel`` itself."""
+        rate = self._dropconnect_rate
+        if not (self.training and rate > 0.0):
+            return kernel
+        keep = 1.0 - rate
+        return mx.where(mx.random.bernoulli(keep, kernel.shape), kernel * (1.0 / keep), mx.zeros_like(kernel))
+
+    def _dropconnect_config(self) -> dict[str, object]:
+        return {"use_dropconnect": self.use_dropconnect, "drop_rate": self.drop_rate}
+
+    def _dropconnect_repr(self) -> list[str]:
+        return [f"use_dropconnect=True, drop_rate={self.drop_rate:g}"] if self.use_dropconnect else []
+
+
+def check_last_dim(layer: str, x: mx.array, expected: int, what: str = "features") -> None:
     """``ValueError`` naming the layer and both shapes when ``x``'s last axis is not ``expected``."""
     if x.ndim < 1 or x.shape[-1] != expected:
         raise ValueError(

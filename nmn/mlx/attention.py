@@ -3,16 +3,22 @@ scores, named like ``mlx.nn.MultiHeadAttention``: ``query_proj``, ``key_proj``, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 from nmn.core import yat
 from nmn.core.options import DEFAULT_EPSILON, PERFORMER_NUM_FEATURES, ROPE_MAX_SEQ_LEN, ROPE_THETA, mask_needs_head_axis
 from nmn.core.spec import AttentionSpec, RopeSpec, check_heads
 from nmn.mlx._ops import F, PlainConfigMixin, glorot_normal, mx, nn, result_dtype, to_f32
 from nmn.mlx.functional import apply_rotary_emb, precompute_freqs_cis, yat_performer_attention
 
+if TYPE_CHECKING:
+    import numpy as np
+
 __all__ = ["MultiHeadYatAttention", "RotaryYatAttention"]
 
 
-def _linear(n_in, n_out, bias, dtype):
+def _linear(n_in: int, n_out: int, bias: bool, dtype: mx.Dtype) -> nn.Linear:
     layer = nn.Linear(n_in, n_out, bias=bias)
     layer.weight = glorot_normal((n_out, n_in), n_in, n_out, dtype)
     if bias:
@@ -66,22 +72,22 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
 
     def __init__(
         self,
-        embed_dim,
-        num_heads,
+        embed_dim: int,
+        num_heads: int,
         *,
-        dropout=0.0,
-        use_bias=True,
-        use_alpha=True,
-        constant_alpha=None,
-        epsilon=DEFAULT_EPSILON,
-        spherical=False,
-        normalization="softmax",
-        power=1.0,
-        use_out_proj=True,
-        causal=False,
-        use_performer=False,
-        num_features=PERFORMER_NUM_FEATURES,
-        dtype=mx.float32,
+        dropout: float = 0.0,
+        use_bias: bool = True,
+        use_alpha: bool = True,
+        constant_alpha: bool | float | None = None,
+        epsilon: float = DEFAULT_EPSILON,
+        spherical: bool = False,
+        normalization: str = "softmax",
+        power: float = 1.0,
+        use_out_proj: bool = True,
+        causal: bool = False,
+        use_performer: bool = False,
+        num_features: int = PERFORMER_NUM_FEATURES,
+        dtype: mx.Dtype = mx.float32,
     ):
         super().__init__()
         name = type(self).__name__
@@ -115,26 +121,26 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
             self.freeze(keys=["proj"], recurse=False)
 
     # -- helpers -------------------------------------------------------------------------------------------
-    def _alpha_value(self):
+    def _alpha_value(self) -> mx.array | float | None:
         return self.attn.alpha_term(to_f32(self["alpha"]) if self.attn.has_alpha else None)
 
-    def _check(self, x, what):
+    def _check(self, x: mx.array, what: str) -> None:
         if x.ndim != 3 or x.shape[-1] != self.embed_dim:
             raise ValueError(
                 f"{type(self).__name__}: expected {what} of shape (B, L, {self.embed_dim}), got shape {tuple(x.shape)}"
             )
 
-    def _heads(self, proj, x):
+    def _heads(self, proj: nn.Linear, x: mx.array) -> mx.array:
         y = proj(x)
         return mx.reshape(y, (*y.shape[:2], self.num_heads, self.head_dim))
 
-    def _dropout(self):
+    def _dropout(self) -> Callable[[mx.array], mx.array] | None:
         if not (self.training and self.dropout > 0.0):
             return None
         keep = 1.0 - self.dropout
         return lambda w: w * mx.random.bernoulli(keep, w.shape) / keep
 
-    def _attend(self, q, k, v, mask, causal):
+    def _attend(self, q: mx.array, k: mx.array, v: mx.array, mask: mx.array | None, causal: bool) -> mx.array:
         alpha = self._alpha_value()
         if self.use_performer:
             return yat_performer_attention(q, k, v, self["proj"], alpha, self.epsilon, causal=causal)
@@ -153,7 +159,9 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
             dropout=self._dropout(),
         )
 
-    def _prepare(self, queries, keys, values, mask):
+    def _prepare(
+        self, queries: mx.array, keys: mx.array | None, values: mx.array | None, mask: mx.array | np.ndarray | None
+    ) -> tuple[mx.array, mx.array, mx.array, mx.array | None]:
         keys = queries if keys is None else keys
         values = keys if values is None else values
         self._check(queries, "queries")
@@ -177,27 +185,33 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
                 mask = mx.expand_dims(mask, 1)  # (B, Lq, Lk): per batch element, broadcast over heads
         return queries, keys, values, mask
 
-    def _finish(self, out, queries):
+    def _finish(self, out: mx.array, queries: mx.array) -> mx.array:
         out = mx.reshape(out, (*out.shape[:2], self.embed_dim))
         if self.use_out_proj:
             out = self.out_proj(out)
         dtype = result_dtype(queries, self.query_proj.weight)
         return out if out.dtype == dtype else out.astype(dtype)
 
-    def __call__(self, queries, keys=None, values=None, mask=None):
+    def __call__(
+        self,
+        queries: mx.array,
+        keys: mx.array | None = None,
+        values: mx.array | None = None,
+        mask: mx.array | np.ndarray | None = None,
+    ) -> mx.array:
         queries, keys, values, mask = self._prepare(queries, keys, values, mask)
         q = self._heads(self.query_proj, queries)
         k = self._heads(self.key_proj, keys)
         v = self._heads(self.value_proj, values)
         return self._finish(self._attend(q, k, v, mask, self.causal), queries)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """Constructor arguments as plain JSON (the neutral spec's config)."""
         config = {"embed_dim": self.embed_dim, "num_heads": self.num_heads, **self.attn.config()}
         config.pop("dropout")  # a training-time option, not part of the neutral spec
         return config
 
-    def _extra_repr(self):
+    def _extra_repr(self) -> str:
         cfg = self.get_config()
         defaults = _MHA_DEFAULTS
         parts = [f"embed_dim={self.embed_dim}", f"num_heads={self.num_heads}"]
@@ -254,15 +268,15 @@ class RotaryYatAttention(MultiHeadYatAttention):
 
     def __init__(
         self,
-        embed_dim,
-        num_heads,
-        max_seq_len=ROPE_MAX_SEQ_LEN,
+        embed_dim: int,
+        num_heads: int,
+        max_seq_len: int = ROPE_MAX_SEQ_LEN,
         *,
-        theta=ROPE_THETA,
-        rope_style="interleaved",
-        use_performer=False,
-        dtype=mx.float32,
-        **kwargs,
+        theta: float = ROPE_THETA,
+        rope_style: str = "interleaved",
+        use_performer: bool = False,
+        dtype: mx.Dtype = mx.float32,
+        **kwargs: Any,
     ):
         name = type(self).__name__
         rope = RopeSpec.build(
@@ -279,7 +293,7 @@ class RotaryYatAttention(MultiHeadYatAttention):
         self._cos, self._sin = precompute_freqs_cis(self.head_dim, self.max_seq_len, self.theta)
         self.reset_cache()
 
-    def init_cache(self, batch_size, max_length=None):
+    def init_cache(self, batch_size: int, max_length: int | None = None) -> None:
         """Start a KV cache for ``batch_size`` sequences of up to ``max_length`` (default ``max_seq_len``) tokens."""
         max_length = self.max_seq_len if max_length is None else int(max_length)
         if not 0 < max_length <= self.max_seq_len:
@@ -288,24 +302,30 @@ class RotaryYatAttention(MultiHeadYatAttention):
         self._cache_k = self._cache_v = None
         self._cache_index = 0
 
-    def reset_cache(self):
+    def reset_cache(self) -> None:
         """Drop the KV cache (calls attend within their own tokens again)."""
         self._cache_batch = self._cache_max = None
         self._cache_k = self._cache_v = None
         self._cache_index = 0
 
     @property
-    def cache_index(self):
+    def cache_index(self) -> int:
         """Number of tokens in the cache (the absolute position of the next token)."""
         return self._cache_index
 
-    def _rotate(self, x, start):
+    def _rotate(self, x: mx.array, start: int) -> mx.array:
         end = start + x.shape[1]
         if end > self.max_seq_len:
             raise ValueError(f"{type(self).__name__}: positions up to {end - 1} exceed max_seq_len={self.max_seq_len}")
         return apply_rotary_emb(x, self._cos[start:end], self._sin[start:end], interleaved=self.rope.interleaved)
 
-    def __call__(self, queries, keys=None, values=None, mask=None):
+    def __call__(
+        self,
+        queries: mx.array,
+        keys: mx.array | None = None,
+        values: mx.array | None = None,
+        mask: mx.array | np.ndarray | None = None,
+    ) -> mx.array:
         queries, keys, values, mask = self._prepare(queries, keys, values, mask)
         q = self._heads(self.query_proj, queries)
         k = self._heads(self.key_proj, keys)
@@ -329,6 +349,6 @@ class RotaryYatAttention(MultiHeadYatAttention):
         self._cache_index = k.shape[1]
         return self._finish(self._attend(q, k, v, mask, True), queries)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """Constructor arguments as plain JSON (the neutral spec's config)."""
         return {**super().get_config(), **self.rope.config()}

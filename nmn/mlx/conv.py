@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 from nmn.core.conv import PADDING_MODES, as_tuple, conv_pads, normalize_padding
 from nmn.core.options import DEFAULT_EPSILON, check_choice, check_positive_int
@@ -11,8 +13,11 @@ from nmn.mlx.functional import yat_conv
 
 __all__ = ["YatConv1D", "YatConv2D", "YatConv3D"]
 
+#: A conv ``padding``: an int, one int or ``(lo, hi)`` pair per spatial axis, or a mode name.
+Padding = int | str | Sequence[int | tuple[int, int]]
 
-def check_conv_input(layer, x, rank, channels):
+
+def check_conv_input(layer: str, x: mx.array, rank: int, channels: int | None) -> None:
     """``ValueError`` naming the layer and both shapes unless ``x`` is ``(N, *S, channels)`` with ``rank`` axes S."""
     if x.ndim != rank + 2 or (channels is not None and x.shape[-1] != channels):
         dims = ", ".join(["N", *("LHW"[-rank:] if rank < 3 else "DHW"), str(channels if channels else "C")])
@@ -27,7 +32,14 @@ class _ConvBase(YatParamsMixin, nn.Module):
 
     _rank = 0
 
-    def _init_geometry(self, filters, kernel_size, strides, dilation_rate, padding):
+    def _init_geometry(
+        self,
+        filters: int,
+        kernel_size: int | Sequence[int],
+        strides: int | Sequence[int],
+        dilation_rate: int | Sequence[int],
+        padding: Padding,
+    ) -> str | tuple[tuple[int, int], ...]:
         name, rank = type(self).__name__, self._rank
         self.filters = check_positive_int(filters, "filters", name)
         self.kernel_size = as_tuple(kernel_size, rank, "kernel_size", name)
@@ -35,7 +47,7 @@ class _ConvBase(YatParamsMixin, nn.Module):
         self.dilation_rate = as_tuple(dilation_rate, rank, "dilation_rate", name)
         return normalize_padding(padding, rank, name)
 
-    def _init_groups_and_params(self, groups, yat_args, dtype):
+    def _init_groups_and_params(self, groups: int, yat_args: tuple, dtype: mx.Dtype) -> None:
         """Set ``groups`` and the Yat parameters (``yat_args``: use_bias, constant_bias, use_alpha,
         constant_alpha, epsilon, learnable_epsilon)."""
         name = type(self).__name__
@@ -45,15 +57,15 @@ class _ConvBase(YatParamsMixin, nn.Module):
         self._dtype = dtype
         self._init_yat_params(*yat_args, (self.filters,), dtype)
 
-    def _init_kernel(self, in_channels):
+    def _init_kernel(self, in_channels: int | None) -> None:
         self.in_channels = None
         if in_channels is not None:
             self._build(check_positive_int(in_channels, "in_channels", type(self).__name__))
 
-    def _fan_in(self, in_channels):
+    def _fan_in(self, in_channels: int) -> int:
         raise NotImplementedError
 
-    def _build(self, in_channels):
+    def _build(self, in_channels: int) -> None:
         if in_channels % self.groups:
             raise ValueError(
                 f"{type(self).__name__}: in_channels ({in_channels}) must be divisible by groups ({self.groups})"
@@ -63,7 +75,7 @@ class _ConvBase(YatParamsMixin, nn.Module):
             (self.filters, *self.kernel_size, in_channels // self.groups), self._fan_in(in_channels), self._dtype
         )
 
-    def _checked_input(self, x):
+    def _checked_input(self, x: mx.array) -> mx.array:
         """Build the kernel from the first input when needed; check ``x`` is ``(N, *S, in_channels)``."""
         name = type(self).__name__
         if self.in_channels is None:
@@ -72,7 +84,7 @@ class _ConvBase(YatParamsMixin, nn.Module):
         check_conv_input(name, x, self._rank, self.in_channels)
         return x
 
-    def _constructor_geometry(self):
+    def _constructor_geometry(self) -> dict[str, Any]:
         padding = self.padding if isinstance(self.padding, str) else [list(p) for p in self.padding]
         return {
             "filters": self.filters,
@@ -85,11 +97,11 @@ class _ConvBase(YatParamsMixin, nn.Module):
         }
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> _ConvBase:
         """A new layer from :meth:`get_config`'s dict (fresh parameters)."""
         return cls(**config)
 
-    def _geometry_config(self):
+    def _geometry_config(self) -> dict[str, Any]:
         padding = self.padding if isinstance(self.padding, str) else [list(p) for p in self.padding]
         return {
             "rank": self._rank,
@@ -108,23 +120,25 @@ class _YatConvND(_ConvBase):
 
     def __init__(
         self,
-        filters,
-        kernel_size,
+        filters: int,
+        kernel_size: int | Sequence[int],
         *,
-        in_channels=None,
-        strides=1,
-        padding=0,
-        dilation_rate=1,
-        groups=1,
-        padding_mode="zeros",
-        use_bias=True,
-        constant_bias=None,
-        use_alpha=True,
-        constant_alpha=None,
-        epsilon=DEFAULT_EPSILON,
-        learnable_epsilon=False,
-        weight_normalized=False,
-        dtype=mx.float32,
+        in_channels: int | None = None,
+        strides: int | Sequence[int] = 1,
+        padding: Padding = 0,
+        dilation_rate: int | Sequence[int] = 1,
+        groups: int = 1,
+        padding_mode: str = "zeros",
+        use_bias: bool = True,
+        constant_bias: float | None = None,
+        use_alpha: bool = True,
+        constant_alpha: bool | float | None = None,
+        epsilon: float = DEFAULT_EPSILON,
+        learnable_epsilon: bool = False,
+        weight_normalized: bool = False,
+        use_dropconnect: bool = False,
+        drop_rate: float = 0.0,
+        dtype: mx.Dtype = mx.float32,
     ):
         super().__init__()
         self.padding = self._init_geometry(filters, kernel_size, strides, dilation_rate, padding)
@@ -133,19 +147,20 @@ class _YatConvND(_ConvBase):
             groups, (use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon), dtype
         )
         self.weight_normalized = bool(weight_normalized)
+        self._init_dropconnect(use_dropconnect, drop_rate)
         self._init_kernel(in_channels)
 
-    def _fan_in(self, in_channels):
+    def _fan_in(self, in_channels: int) -> int:
         return in_channels // self.groups * math.prod(self.kernel_size)
 
-    def _pads(self, x):
+    def _pads(self, x: mx.array) -> list[tuple[int, int]]:
         return conv_pads(self.padding, x.shape[1:-1], self.kernel_size, self.strides, self.dilation_rate)
 
-    def __call__(self, x):
+    def __call__(self, x: mx.array) -> mx.array:
         x = self._checked_input(x)
         return yat_conv(
             x,
-            self["kernel"],
+            self._dropconnect(self["kernel"]),
             *self._terms(),
             strides=self.strides,
             pads=self._pads(x),
@@ -155,17 +170,18 @@ class _YatConvND(_ConvBase):
             weight_normalized=self.weight_normalized,
         )
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """Constructor keywords as plain JSON; ``type(layer).from_config(layer.get_config())`` rebuilds it."""
         return {
             **self._constructor_geometry(),
             "padding_mode": self.padding_mode,
             **self._yat_config(),
             "weight_normalized": self.weight_normalized,
+            **self._dropconnect_config(),
         }
 
-    def spec_config(self):
-        """The neutral spec's config (canonical geometry keys, every Yat key)."""
+    def spec_config(self) -> dict[str, Any]:
+        """The neutral spec's config (canonical geometry keys, every Yat key; not the training-only DropConnect)."""
         return {
             **self._geometry_config(),
             "padding_mode": self.padding_mode,
@@ -174,7 +190,7 @@ class _YatConvND(_ConvBase):
             "weight_normalized": self.weight_normalized,
         }
 
-    def _extra_repr(self):
+    def _extra_repr(self) -> str:
         parts = [f"{self.in_channels}, {self.filters}", f"kernel_size={self.kernel_size}"]
         if self.strides != (1,) * self._rank:
             parts.append(f"strides={self.strides}")
@@ -189,7 +205,7 @@ class _YatConvND(_ConvBase):
         parts.append(self._yat_repr())
         if self.weight_normalized:
             parts.append("weight_normalized=True")
-        return ", ".join(parts)
+        return ", ".join(parts + self._dropconnect_repr())
 
 
 _CONV_DOC = """Yat {rank}-D convolution: every patch ``P`` of the (padded) input is compared with every filter ``W_m``.
@@ -213,6 +229,8 @@ _CONV_DOC = """Yat {rank}-D convolution: every patch ``P`` of the (padded) input
         padding_mode: ``'zeros'`` (default), ``'reflect'``, ``'replicate'`` or ``'circular'``.
         use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon: as :class:`YatNMN`.
         weight_normalized: unit-normalise each filter at every call, ``|W_m|^2 := 1`` (default False).
+        use_dropconnect, drop_rate: nmn 0.3's DropConnect on the kernel in training mode (default False, 0.0), as
+            :class:`YatNMN`; the identity after ``layer.eval()`` and in exported files.
         dtype: parameter dtype (default ``mx.float32``).
 
     Shape: ``(N, {sdims}, C) -> (N, {sdims_out}, filters)`` (channels last).
@@ -224,7 +242,7 @@ _CONV_DOC = """Yat {rank}-D convolution: every patch ``P`` of the (padded) input
     """
 
 
-def _doc(rank, sdims):
+def _doc(rank: int, sdims: str) -> str:
     example = ", ".join(["5"] * rank)
     return _CONV_DOC.format(
         rank=rank,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 from nmn.core.conv import output_padding_tuple, transpose_geometry
 from nmn.core.options import DEFAULT_EPSILON
 from nmn.mlx._ops import mx
-from nmn.mlx.conv import _ConvBase
+from nmn.mlx.conv import Padding, _ConvBase
 from nmn.mlx.functional import yat_conv_transpose
 
 __all__ = ["YatConvTranspose1D", "YatConvTranspose2D", "YatConvTranspose3D"]
@@ -18,22 +20,24 @@ class _YatConvTransposeND(_ConvBase):
 
     def __init__(
         self,
-        filters,
-        kernel_size,
+        filters: int,
+        kernel_size: int | Sequence[int],
         *,
-        in_channels=None,
-        strides=1,
-        padding=0,
-        dilation_rate=1,
-        output_padding=0,
-        groups=1,
-        use_bias=True,
-        constant_bias=None,
-        use_alpha=True,
-        constant_alpha=None,
-        epsilon=DEFAULT_EPSILON,
-        learnable_epsilon=False,
-        dtype=mx.float32,
+        in_channels: int | None = None,
+        strides: int | Sequence[int] = 1,
+        padding: Padding = 0,
+        dilation_rate: int | Sequence[int] = 1,
+        output_padding: int | Sequence[int] = 0,
+        groups: int = 1,
+        use_bias: bool = True,
+        constant_bias: float | None = None,
+        use_alpha: bool = True,
+        constant_alpha: bool | float | None = None,
+        epsilon: float = DEFAULT_EPSILON,
+        learnable_epsilon: bool = False,
+        use_dropconnect: bool = False,
+        drop_rate: float = 0.0,
+        dtype: mx.Dtype = mx.float32,
     ):
         super().__init__()
         name, rank = type(self).__name__, self._rank
@@ -50,16 +54,17 @@ class _YatConvTransposeND(_ConvBase):
         self._pads, self._outpad = transpose_geometry(
             self.padding, self.kernel_size, self.strides, self.dilation_rate, self.output_padding
         )
+        self._init_dropconnect(use_dropconnect, drop_rate)
         self._init_kernel(in_channels)
 
-    def _fan_in(self, in_channels):
+    def _fan_in(self, in_channels: int) -> int:
         return in_channels * math.prod(self.kernel_size)
 
-    def __call__(self, x):
+    def __call__(self, x: mx.array) -> mx.array:
         x = self._checked_input(x)
         return yat_conv_transpose(
             x,
-            self["kernel"],
+            self._dropconnect(self["kernel"]),
             *self._terms(),
             strides=self.strides,
             pads=self._pads,
@@ -68,12 +73,17 @@ class _YatConvTransposeND(_ConvBase):
             groups=self.groups,
         )
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """Constructor keywords as plain JSON; ``type(layer).from_config(layer.get_config())`` rebuilds it."""
-        return {**self._constructor_geometry(), "output_padding": list(self.output_padding), **self._yat_config()}
+        return {
+            **self._constructor_geometry(),
+            "output_padding": list(self.output_padding),
+            **self._yat_config(),
+            **self._dropconnect_config(),
+        }
 
-    def spec_config(self):
-        """The neutral spec's config (canonical geometry keys, every Yat key)."""
+    def spec_config(self) -> dict[str, Any]:
+        """The neutral spec's config (canonical geometry keys, every Yat key; not the training-only DropConnect)."""
         return {
             **self._geometry_config(),
             "output_padding": list(self.output_padding),
@@ -82,7 +92,7 @@ class _YatConvTransposeND(_ConvBase):
             "weight_normalized": False,
         }
 
-    def _extra_repr(self):
+    def _extra_repr(self) -> str:
         parts = [
             f"{self.in_channels}, {self.filters}",
             f"kernel_size={self.kernel_size}",
@@ -96,7 +106,7 @@ class _YatConvTransposeND(_ConvBase):
         if self.groups != 1:
             parts.append(f"groups={self.groups}")
         parts.append(self._yat_repr())
-        return ", ".join(parts)
+        return ", ".join(parts + self._dropconnect_repr())
 
 
 _DOC = """Yat {rank}-D transposed convolution (the ONNX / torch ``ConvTranspose`` map, channels-last data).
@@ -122,6 +132,8 @@ _DOC = """Yat {rank}-D transposed convolution (the ONNX / torch ``ConvTranspose`
         output_padding: extra rows on the high side of each axis, < max(stride, dilation) (default 0).
         groups: feature groups (default 1).
         use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon: as :class:`YatNMN`.
+        use_dropconnect, drop_rate: nmn 0.3's DropConnect on the kernel in training mode (default False, 0.0), as
+            :class:`YatNMN`; the identity after ``layer.eval()`` and in exported files.
         dtype: parameter dtype (default ``mx.float32``).
 
     Shape: ``(N, {sdims}, C) -> (N, {sdims}', filters)``.
@@ -133,7 +145,7 @@ _DOC = """Yat {rank}-D transposed convolution (the ONNX / torch ``ConvTranspose`
     """
 
 
-def _doc(rank, sdims):
+def _doc(rank: int, sdims: str) -> str:
     return _DOC.format(
         rank=rank,
         kdims=", ".join(f"k{i}" for i in range(rank)),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.mlx._ops import YatParamsMixin, check_last_dim, glorot_normal, mx, nn
 from nmn.mlx.functional import yat_dense
@@ -32,6 +34,13 @@ class YatNMN(YatParamsMixin, nn.Module):
         weight_normalized: unit-normalise the prototypes at every call, ``|w|^2 := 1`` (default False).
         lazy: freeze the kernel (``freeze(keys=["kernel"])``); bias / alpha / epsilon still train
             (default False). ``freeze_kernel`` is an alias.
+        positive_init: initialise the kernel with ``abs`` of its Glorot-normal draw, every entry >= 0
+            (default False; an initialisation choice only, as in nmn 0.3).
+        use_dropconnect, drop_rate: nmn 0.3's DropConnect (default False, 0.0; ``0 <= drop_rate < 1``): in
+            training mode (``self.training``, MLX's default until ``layer.eval()``) the kernel is multiplied by a
+            fresh Bernoulli(1 - drop_rate) mask scaled by ``1 / (1 - drop_rate)`` before the Yat product; in eval
+            mode, and in every exported file, it is the identity. nmn 0.3's call flag ``deterministic=`` is
+            ``layer.eval()`` / ``layer.train()`` here.
         dtype: parameter dtype (default ``mx.float32``).
 
     Shape: ``(..., in_features) -> (..., features)``.
@@ -46,20 +55,23 @@ class YatNMN(YatParamsMixin, nn.Module):
 
     def __init__(
         self,
-        features,
+        features: int,
         *,
-        in_features=None,
-        use_bias=True,
-        constant_bias=None,
-        use_alpha=True,
-        constant_alpha=None,
-        epsilon=DEFAULT_EPSILON,
-        learnable_epsilon=False,
-        spherical=False,
-        weight_normalized=False,
-        lazy=False,
-        freeze_kernel=False,
-        dtype=mx.float32,
+        in_features: int | None = None,
+        use_bias: bool = True,
+        constant_bias: float | None = None,
+        use_alpha: bool = True,
+        constant_alpha: bool | float | None = None,
+        epsilon: float = DEFAULT_EPSILON,
+        learnable_epsilon: bool = False,
+        spherical: bool = False,
+        weight_normalized: bool = False,
+        lazy: bool = False,
+        freeze_kernel: bool = False,
+        positive_init: bool = False,
+        use_dropconnect: bool = False,
+        drop_rate: float = 0.0,
+        dtype: mx.Dtype = mx.float32,
     ):
         super().__init__()
         name = type(self).__name__
@@ -69,6 +81,8 @@ class YatNMN(YatParamsMixin, nn.Module):
         self.spherical = bool(spherical)
         self.weight_normalized = bool(weight_normalized)
         self.lazy = bool(lazy or freeze_kernel)
+        self.positive_init = bool(positive_init)
+        self._init_dropconnect(use_dropconnect, drop_rate)
         self._dtype = dtype
         self._yat_args = (use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon)
         self._init_yat_params(*self._yat_args, (self.features,), dtype)
@@ -76,13 +90,14 @@ class YatNMN(YatParamsMixin, nn.Module):
         if in_features is not None:
             self._build(in_features)
 
-    def _build(self, in_features):
+    def _build(self, in_features: int) -> None:
         self.in_features = int(in_features)
-        self.kernel = glorot_normal((self.features, self.in_features), self.in_features, self.features, self._dtype)
+        kernel = glorot_normal((self.features, self.in_features), self.in_features, self.features, self._dtype)
+        self.kernel = mx.abs(kernel) if self.positive_init else kernel
         if self.lazy:
             self.freeze(keys=["kernel"], recurse=False)
 
-    def __call__(self, x):
+    def __call__(self, x: mx.array) -> mx.array:
         if self.in_features is None:
             if x.ndim < 1:
                 raise ValueError(f"{type(self).__name__}: expected input of shape (..., in_features), got a scalar")
@@ -90,13 +105,13 @@ class YatNMN(YatParamsMixin, nn.Module):
         check_last_dim(type(self).__name__, x, self.in_features)
         return yat_dense(
             x,
-            self["kernel"],
+            self._dropconnect(self["kernel"]),
             *self._terms(),
             spherical=self.spherical,
             weight_normalized=self.weight_normalized,
         )
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """Constructor keywords as plain JSON; ``YatNMN.from_config(layer.get_config())`` builds the same layer."""
         return {
             "features": self.features,
@@ -105,15 +120,18 @@ class YatNMN(YatParamsMixin, nn.Module):
             "spherical": self.spherical,
             "weight_normalized": self.weight_normalized,
             "lazy": self.lazy,
+            "positive_init": self.positive_init,
+            **self._dropconnect_config(),
         }
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> YatNMN:
         """A new layer from :meth:`get_config`'s dict (fresh parameters)."""
         return cls(**config)
 
-    def spec_config(self):
-        """The neutral spec's config (``in_features``/``out_features`` names, every Yat key)."""
+    def spec_config(self) -> dict[str, Any]:
+        """The neutral spec's config (``in_features``/``out_features`` names, every Yat key; not the training-only
+        DropConnect nor the init-only ``positive_init``)."""
         return {
             "in_features": self.in_features,
             "out_features": self.features,
@@ -123,9 +141,10 @@ class YatNMN(YatParamsMixin, nn.Module):
             "lazy": self.lazy,
         }
 
-    def _extra_repr(self):
+    def _extra_repr(self) -> str:
         extra = [f"in_features={self.in_features}", f"features={self.features}", self._yat_repr()]
-        extra += [k + "=True" for k in ("spherical", "weight_normalized", "lazy") if getattr(self, k)]
+        extra += [k + "=True" for k in ("spherical", "weight_normalized", "lazy", "positive_init") if getattr(self, k)]
+        extra += self._dropconnect_repr()
         return ", ".join(extra)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
@@ -39,16 +40,16 @@ class YatEmbed(PlainConfigMixin, nn.Module):
 
     def __init__(
         self,
-        num_embeddings,
-        features,
+        num_embeddings: int,
+        features: int,
         *,
-        use_alpha=True,
-        constant_alpha=None,
-        epsilon=DEFAULT_EPSILON,
-        spherical=False,
-        weight_normalized=False,
-        dtype=mx.float32,
-        **refused,
+        use_alpha: bool = True,
+        constant_alpha: bool | float | None = None,
+        epsilon: float = DEFAULT_EPSILON,
+        spherical: bool = False,
+        weight_normalized: bool = False,
+        dtype: mx.Dtype = mx.float32,
+        **refused: Any,
     ):
         super().__init__()
         name = type(self).__name__
@@ -65,24 +66,24 @@ class YatEmbed(PlainConfigMixin, nn.Module):
         if self.yat.has_alpha:
             self.alpha = mx.ones((1,), dtype=dtype)
 
-    def __call__(self, ids):
+    def __call__(self, ids: mx.array) -> mx.array:
         if not mx.issubdtype(ids.dtype, mx.integer):
             raise ValueError(
                 f"{type(self).__name__}: ids must be integers, got dtype {ids.dtype} with shape {tuple(ids.shape)}"
             )
         return self["embedding"][ids]
 
-    def attend(self, query):
+    def attend(self, query: mx.array) -> mx.array:
         """Yat logits of ``query (..., features)`` against every row: ``(..., num_embeddings)``."""
         check_last_dim(type(self).__name__, query, self.features)
         _, alpha, _ = self.yat.terms(alpha=to_f32(self["alpha"]) if self.yat.has_alpha else None)
         return yat_embed_attend(query, self["embedding"], alpha, self.epsilon, spherical=self.spherical)
 
-    def as_linear(self, query):
+    def as_linear(self, query: mx.array) -> mx.array:
         """Alias of :meth:`attend` (the ``mlx.nn.Embedding`` name for tied output logits)."""
         return self.attend(query)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """Constructor arguments as plain JSON (the neutral spec's config)."""
         return {
             "num_embeddings": self.num_embeddings,
@@ -93,11 +94,11 @@ class YatEmbed(PlainConfigMixin, nn.Module):
         }
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> YatEmbed:
         """A new layer from :meth:`get_config`'s dict (fresh parameters)."""
         return cls(**config)
 
-    def _extra_repr(self):
+    def _extra_repr(self) -> str:
         extra = [f"{self.num_embeddings}, {self.features}", f"epsilon={self.epsilon}"]
         if self.spherical:
             extra.append("spherical=True")

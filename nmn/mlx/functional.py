@@ -12,10 +12,15 @@ arithmetic runs in float32 (float16 / bfloat16 inputs are upcast) and the result
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from nmn.core import yat
 from nmn.core.conv import yat_conv_tail
 from nmn.core.options import DEFAULT_EPSILON
 from nmn.mlx._ops import F, cast_like, mx, result_dtype, to_f32
+
+#: A bias / alpha term: an array (a parameter), a plain number (a constant) or ``None`` (absent).
+Term = mx.array | float | None
 
 __all__ = [
     "yat_dense",
@@ -31,12 +36,21 @@ __all__ = [
 ]
 
 
-def _out(y, x, *params):
+def _out(y: mx.array, x: mx.array, *params: object) -> mx.array:
     dtype = result_dtype(x, *[p for p in params if hasattr(p, "dtype")])
     return y if y.dtype == dtype else y.astype(dtype)
 
 
-def yat_dense(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, spherical=False, weight_normalized=False):
+def yat_dense(
+    x: mx.array,
+    kernel: mx.array,
+    bias: Term = None,
+    alpha: Term = None,
+    epsilon: float | mx.array = DEFAULT_EPSILON,
+    *,
+    spherical: bool = False,
+    weight_normalized: bool = False,
+) -> mx.array:
     """Yat dense product ``alpha (x.w_o + b_o)^2 / (relu(|x|^2 + |w_o|^2 - 2 x.w_o) + eps)``.
 
     Args:
@@ -63,11 +77,11 @@ def yat_dense(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, sphe
     return _out(y, x, kernel)
 
 
-def _f32(v):
+def _f32(v: Term) -> Term:
     return to_f32(v) if hasattr(v, "dtype") else v
 
 
-def _wrap_pad(x, axis, lo, hi):
+def _wrap_pad(x: mx.array, axis: int, lo: int, hi: int) -> mx.array:
     n = x.shape[axis]
     parts = []
     if lo:
@@ -82,7 +96,7 @@ def _wrap_pad(x, axis, lo, hi):
     return mx.concatenate(parts, axis=axis) if len(parts) > 1 else x
 
 
-def pad_spatial(x, pads, padding_mode="zeros"):
+def pad_spatial(x: mx.array, pads: Sequence[tuple[int, int]], padding_mode: str = "zeros") -> mx.array:
     """Pad the spatial axes of a channels-last ``x`` with ``pads = [(lo, hi), ...]`` in ``padding_mode``.
 
     Modes as torch names them: ``'zeros'``, ``'reflect'`` (edge excluded), ``'replicate'``, ``'circular'``.
@@ -107,7 +121,7 @@ def pad_spatial(x, pads, padding_mode="zeros"):
     raise ValueError(f"padding_mode must be 'zeros', 'reflect', 'replicate' or 'circular', got {padding_mode!r}")
 
 
-def _conv(x, w, groups=1, **kw):
+def _conv(x: mx.array, w: mx.array, groups: int = 1, **kw: object) -> mx.array:
     """``mx.conv_general``; MLX only groups 1-D / 2-D convolutions, so 3-D groups run one conv per group."""
     if groups == 1 or w.ndim <= 4:
         return mx.conv_general(x, w, groups=groups, **kw)
@@ -117,7 +131,7 @@ def _conv(x, w, groups=1, **kw):
     )
 
 
-def _group_energy(x2, groups):
+def _group_energy(x2: mx.array, groups: int) -> mx.array:
     """Sum ``x^2`` over the channels of each group: ``(N, *S, C) -> (N, *S, G)``."""
     if groups == 1:
         return mx.sum(x2, axis=-1, keepdims=True)
@@ -125,7 +139,9 @@ def _group_energy(x2, groups):
     return mx.sum(mx.reshape(x2, (*x2.shape[:-1], groups, c // groups)), axis=-1)
 
 
-def _energy_conv(x2, kernel_shape, groups, out_channels, **conv_kwargs):
+def _energy_conv(
+    x2: mx.array, kernel_shape: Sequence[int], groups: int, out_channels: int, **conv_kwargs: object
+) -> mx.array:
     """Patch energy per output channel: a box filter over the group sums, repeated over the group's filters."""
     ones = mx.ones((groups, *kernel_shape, 1), dtype=x2.dtype)
     e = _conv(_group_energy(x2, groups), ones, groups=groups, **conv_kwargs)
@@ -135,7 +151,7 @@ def _energy_conv(x2, kernel_shape, groups, out_channels, **conv_kwargs):
     return e
 
 
-def _filter_norms(w, weight_normalized):
+def _filter_norms(w: mx.array, weight_normalized: bool) -> tuple[mx.array, mx.array | float]:
     axes = tuple(range(1, w.ndim))
     if weight_normalized:
         return yat.unit(F, w, axes), 1.0
@@ -143,19 +159,19 @@ def _filter_norms(w, weight_normalized):
 
 
 def yat_conv(
-    x,
-    kernel,
-    bias=None,
-    alpha=None,
-    epsilon=DEFAULT_EPSILON,
+    x: mx.array,
+    kernel: mx.array,
+    bias: Term = None,
+    alpha: Term = None,
+    epsilon: float | mx.array = DEFAULT_EPSILON,
     *,
-    strides=1,
-    pads=None,
-    dilations=1,
-    groups=1,
-    padding_mode="zeros",
-    weight_normalized=False,
-):
+    strides: int | Sequence[int] = 1,
+    pads: Sequence[tuple[int, int]] | None = None,
+    dilations: int | Sequence[int] = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+    weight_normalized: bool = False,
+) -> mx.array:
     """Yat convolution of a channels-last ``x (N, *S, C)`` with ``kernel (M, *k, C/G)``.
 
     ``y = alpha (P.W_m + b_m)^2 / (relu(|P|^2 + |W_m|^2 - 2 P.W_m) + eps)`` for every (padded) patch ``P``.
@@ -191,19 +207,19 @@ def yat_conv(
 
 
 def yat_conv_transpose(
-    x,
-    kernel,
-    bias=None,
-    alpha=None,
-    epsilon=DEFAULT_EPSILON,
+    x: mx.array,
+    kernel: mx.array,
+    bias: Term = None,
+    alpha: Term = None,
+    epsilon: float | mx.array = DEFAULT_EPSILON,
     *,
-    strides=1,
-    pads=None,
-    dilations=1,
-    output_padding=None,
-    groups=1,
-    weight_normalized=False,
-):
+    strides: int | Sequence[int] = 1,
+    pads: Sequence[tuple[int, int]] | None = None,
+    dilations: int | Sequence[int] = 1,
+    output_padding: Sequence[int] | None = None,
+    groups: int = 1,
+    weight_normalized: bool = False,
+) -> mx.array:
     """Yat transposed convolution of ``x (N, *S, C)`` with ``kernel (M, *k, C/G)`` (ONNX ``ConvTranspose`` maps).
 
     The dot map is ONNX / torch ``ConvTranspose`` (``pads`` crop the output, ``output_padding`` extends its high
@@ -241,22 +257,22 @@ def yat_conv_transpose(
     return _out(y, x, kernel)
 
 
-def _tup(v, rank):
+def _tup(v: int | Sequence[int], rank: int) -> tuple[int, ...]:
     return (int(v),) * rank if isinstance(v, int) else tuple(int(i) for i in v)
 
 
 def yat_attention_weights(
-    q,
-    k,
-    mask=None,
-    alpha=None,
-    epsilon=DEFAULT_EPSILON,
+    q: mx.array,
+    k: mx.array,
+    mask: mx.array | None = None,
+    alpha: Term = None,
+    epsilon: float | mx.array = DEFAULT_EPSILON,
     *,
-    spherical=False,
-    normalization="softmax",
-    power=1.0,
-    causal=False,
-):
+    spherical: bool = False,
+    normalization: str = "softmax",
+    power: float = 1.0,
+    causal: bool = False,
+) -> mx.array:
     """Attention weights ``(B, H, Lq, Lk)`` of ``(B, L, H, D)`` heads: Yat scores -> mask -> normalise.
 
     ``score = alpha (q.k)^2 / ((relu(|q|^2 + |k|^2 - 2 q.k) + eps) sqrt(D))``; ``mask`` is bool, True = attend.
@@ -268,19 +284,19 @@ def yat_attention_weights(
 
 
 def yat_attention(
-    q,
-    k,
-    v,
-    mask=None,
-    alpha=None,
-    epsilon=DEFAULT_EPSILON,
+    q: mx.array,
+    k: mx.array,
+    v: mx.array,
+    mask: mx.array | None = None,
+    alpha: Term = None,
+    epsilon: float | mx.array = DEFAULT_EPSILON,
     *,
-    spherical=False,
-    normalization="softmax",
-    power=1.0,
-    causal=False,
-    dropout=None,
-):
+    spherical: bool = False,
+    normalization: str = "softmax",
+    power: float = 1.0,
+    causal: bool = False,
+    dropout: Callable[[mx.array], mx.array] | None = None,
+) -> mx.array:
     """Yat attention of ``(B, L, H, D)`` heads (docs/design.md §5.1); returns ``(B, Lq, H, Dv)``.
 
     >>> import mlx.core as mx
@@ -303,7 +319,16 @@ def yat_attention(
     )
 
 
-def yat_performer_attention(q, k, v, proj, alpha=None, epsilon=DEFAULT_EPSILON, *, causal=False):
+def yat_performer_attention(
+    q: mx.array,
+    k: mx.array,
+    v: mx.array,
+    proj: mx.array,
+    alpha: Term = None,
+    epsilon: float = DEFAULT_EPSILON,
+    *,
+    causal: bool = False,
+) -> mx.array:
     """Linear-time spherical Yat-Performer on ``(B, L, H, D)`` heads with a fixed projection ``proj (m, D)``.
 
     ``O = alpha phi(q) (phi(k)^T v) / (alpha phi(q) . sum phi(k))`` (sign-preserving 1e-6 shift of the
@@ -319,18 +344,22 @@ def yat_performer_attention(q, k, v, proj, alpha=None, epsilon=DEFAULT_EPSILON, 
     return cast_like(yat.linear_readout(F, qf, kf, to_f32(v), causal=causal), v)
 
 
-def yat_embed_attend(q, embedding, alpha=None, epsilon=DEFAULT_EPSILON, *, spherical=False):
+def yat_embed_attend(
+    q: mx.array, embedding: mx.array, alpha: Term = None, epsilon: float = DEFAULT_EPSILON, *, spherical: bool = False
+) -> mx.array:
     """Yat logits of queries ``(..., F)`` against every embedding row ``(V, F)``: ``(..., V)``, no bias."""
     return yat_dense(q, embedding, None, alpha, epsilon, spherical=spherical)
 
 
-def precompute_freqs_cis(head_dim, max_seq_len, theta=10000.0, dtype=None):
+def precompute_freqs_cis(
+    head_dim: int, max_seq_len: int, theta: float = 10000.0, dtype: mx.Dtype | None = None
+) -> tuple[mx.array, mx.array]:
     """RoPE tables ``(cos, sin)`` of shape ``(max_seq_len, head_dim / 2)`` (float64 math, float32 storage)."""
     cos, sin = yat.rope_tables(head_dim, max_seq_len, theta)
     dtype = mx.float32 if dtype is None else dtype
     return mx.array(cos, dtype=dtype), mx.array(sin, dtype=dtype)
 
 
-def apply_rotary_emb(x, cos, sin, *, interleaved=True):
+def apply_rotary_emb(x: mx.array, cos: mx.array, sin: mx.array, *, interleaved: bool = True) -> mx.array:
     """Rotate ``x (B, L, H, D)`` by tables already sliced to its positions ``(L, D/2)``."""
     return cast_like(yat.rope(F, to_f32(x), cos, sin, interleaved=interleaved), x)

@@ -12,7 +12,9 @@ Canonical (ONNX) layouts <-> the MLX layouts of ``nmn.mlx``:
 | attention | ``q/k/v/out_weight (out, in)``, ``*_bias`` | ``query/key/value/out_proj.weight``, ``.bias`` |
 | YatEmbed | ``embedding (V, F)`` | ``embedding (V, F)`` |
 
->>> import numpy as np
+>>> from typing import Any
+
+import numpy as np
 >>> config = {"in_features": 3, "out_features": 2, "use_bias": False}
 >>> layer = from_spec("YatNMN", config, {"weight": np.ones((2, 3), np.float32), "alpha": np.ones(1, np.float32)})
 >>> kind, config, params = to_spec(layer)
@@ -22,11 +24,13 @@ Canonical (ONNX) layouts <-> the MLX layouts of ``nmn.mlx``:
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from nmn.core import layouts
 from nmn.core.spec import fold_cancelled_alpha
-from nmn.mlx._ops import mx
+from nmn.mlx._ops import mx, nn
 from nmn.mlx.attention import MultiHeadYatAttention, RotaryYatAttention
 from nmn.mlx.conv import YatConv1D, YatConv2D, YatConv3D, _YatConvND
 from nmn.mlx.conv_transpose import (
@@ -47,14 +51,14 @@ _ATTN_NAMES = {"q": "query_proj", "k": "key_proj", "v": "value_proj", "out": "ou
 _YAT_KEYS = ("use_bias", "constant_bias", "use_alpha", "constant_alpha", "epsilon", "learnable_epsilon")
 
 
-def _np(a):
+def _np(a: mx.array) -> np.ndarray:
     return np.array(a.astype(mx.float32) if a.dtype != mx.float32 else a, dtype=np.float32)
 
 
 _LAYOUT_KINDS = {"YatNMN": "dense", "YatConv": "conv", "YatConvTranspose": "conv_transpose"}
 
 
-def mlx_to_canonical(kind, name, value, groups=1):
+def mlx_to_canonical(kind: str, name: str, value: np.ndarray, groups: int = 1) -> np.ndarray:
     """One parameter from the MLX layout to the canonical one (numpy in, numpy out; :mod:`nmn.core.layouts`)."""
     value = np.asarray(value)
     if name != "weight" or kind not in _LAYOUT_KINDS:
@@ -62,7 +66,7 @@ def mlx_to_canonical(kind, name, value, groups=1):
     return layouts.to_canonical("mlx", _LAYOUT_KINDS[kind], value, groups=groups)
 
 
-def canonical_to_mlx(kind, name, value, groups=1):
+def canonical_to_mlx(kind: str, name: str, value: np.ndarray, groups: int = 1) -> np.ndarray:
     """One parameter from the canonical layout to the MLX one (numpy in, numpy out; :mod:`nmn.core.layouts`)."""
     value = np.asarray(value)
     if name != "weight" or kind not in _LAYOUT_KINDS:
@@ -70,7 +74,7 @@ def canonical_to_mlx(kind, name, value, groups=1):
     return layouts.to_host("mlx", _LAYOUT_KINDS[kind], value, groups=groups)
 
 
-def _yat_params(layer, kind, groups=1):
+def _yat_params(layer: nn.Module, kind: str, groups: int = 1) -> dict[str, np.ndarray]:
     params = {"weight": mlx_to_canonical(kind, "weight", _np(layer["kernel"]), groups)}
     for key in ("bias", "alpha", "epsilon_param"):
         if key in layer:
@@ -78,7 +82,7 @@ def _yat_params(layer, kind, groups=1):
     return params
 
 
-def to_spec(layer):
+def to_spec(layer: nn.Module) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
     """``(kind, config, params)`` of an ``nmn.mlx`` layer; params canonical float32 numpy by canonical name."""
     if isinstance(layer, YatNMN):
         return "YatNMN", layer.spec_config(), _yat_params(layer, "YatNMN")
@@ -107,21 +111,23 @@ def to_spec(layer):
     raise TypeError(f"to_spec: {type(layer).__name__} is not an nmn.mlx Yat layer")
 
 
-def _pick(config, keys):
+def _pick(config: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return {k: config[k] for k in keys if k in config}
 
 
-def _refuse(kind, config, key):
+def _refuse(kind: str, config: dict[str, Any], key: str) -> None:
     if config.get(key):
         raise ValueError(f"from_spec: {kind} with {key}=True is not supported (no such option in the nmn domain)")
 
 
-def _assign(module, name, value, dtype):
+def _assign(module: nn.Module, name: str, value: np.ndarray, dtype: mx.Dtype) -> None:
     arr = mx.array(np.ascontiguousarray(value, dtype=np.float32))
     module[name] = arr.astype(dtype) if dtype != mx.float32 else arr
 
 
-def _check_params(kind, layer, params, expected):
+def _check_params(
+    kind: str, layer: nn.Module, params: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]]
+) -> None:
     missing = sorted(set(expected) - set(params))
     extra = sorted(set(params) - set(expected))
     if missing or extra:
@@ -134,7 +140,9 @@ def _check_params(kind, layer, params, expected):
             )
 
 
-def from_spec(kind, config, params, *, dtype=mx.float32):
+def from_spec(
+    kind: str, config: dict[str, Any], params: dict[str, np.ndarray], *, dtype: mx.Dtype = mx.float32
+) -> nn.Module:
     """Build an ``nmn.mlx`` layer from a neutral spec, holding ``params`` (canonical layout) in ``dtype``."""
     params = {k: np.asarray(v) for k, v in params.items()}
     config, params = fold_cancelled_alpha(kind, dict(config), params)
@@ -235,11 +243,13 @@ def from_spec(kind, config, params, *, dtype=mx.float32):
     raise ValueError(f"from_spec: unknown kind {kind!r}; expected one of {list(KINDS)}")
 
 
-def _ints(v):
+def _ints(v: int | list[int] | tuple[int, ...]) -> int | tuple[int, ...]:
     return v if isinstance(v, int) else tuple(int(i) for i in v)
 
 
-def _load_yat(kind, layer, params, dtype, groups=1):
+def _load_yat(
+    kind: str, layer: nn.Module, params: dict[str, np.ndarray], dtype: mx.Dtype, groups: int = 1
+) -> nn.Module:
     expected = {"weight": mlx_to_canonical(kind, "weight", np.zeros(layer["kernel"].shape, np.float32), groups).shape}
     expected.update({k: layer[k].shape for k in ("bias", "alpha", "epsilon_param") if k in layer})
     _check_params(kind, layer, params, expected)
