@@ -10,6 +10,7 @@ every backend without relying on each backend's own transposed convolution.
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 import keras
 from keras import ops
@@ -17,6 +18,14 @@ from keras import ops
 from nmn._tfkeras import options, padding
 from nmn._tfkeras.options import layer_label, set_yat_options, yat_options_config  # noqa: F401  (re-exported)
 from nmn._tfkeras.padding import take
+
+#: What a Keras layer or op takes and returns: a tensor of the active backend (``tf.Tensor``, ``jax.Array``,
+#: ``torch.Tensor``), a numpy array, or a symbolic ``keras.KerasTensor`` while a functional model is built.
+Tensor = keras.KerasTensor | Any
+#: An input or output shape as Keras passes it (``None`` for an unknown size).
+Shape = tuple[int | None, ...]
+#: A Keras initializer: its name (``"glorot_normal"``), its config dict or an instance.
+InitializerLike = str | dict | keras.initializers.Initializer
 
 
 class _KerasOps:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 from keras import ops
 
@@ -17,7 +19,7 @@ from nmn._tfkeras.attention import (
 )
 from nmn.core.options import DEFAULT_EPSILON, PERFORMER_NUM_FEATURES, ROPE_MAX_SEQ_LEN, ROPE_THETA, mask_needs_head_axis
 from nmn.keras import functional
-from nmn.keras._ops import F, alpha_value, layer_label
+from nmn.keras._ops import F, InitializerLike, Shape, Tensor, alpha_value, layer_label
 
 __all__ = ["MultiHeadYatAttention", "RotaryYatAttention", "performer_projection"]
 
@@ -89,25 +91,25 @@ class MultiHeadYatAttention(keras.layers.Layer):
 
     def __init__(
         self,
-        embed_dim,
-        num_heads,
+        embed_dim: int,
+        num_heads: int,
         *,
-        dropout=0.0,
-        use_bias=True,
-        use_alpha=True,
-        constant_alpha=None,
-        epsilon=DEFAULT_EPSILON,
-        spherical=False,
-        normalization="softmax",
-        power=1.0,
-        use_out_proj=True,
-        causal=False,
-        use_performer=False,
-        num_features=PERFORMER_NUM_FEATURES,
-        seed=None,
-        kernel_initializer="glorot_normal",
-        bias_initializer="zeros",
-        **kwargs,
+        dropout: float = 0.0,
+        use_bias: bool = True,
+        use_alpha: bool = True,
+        constant_alpha: bool | float | None = None,
+        epsilon: float = DEFAULT_EPSILON,
+        spherical: bool = False,
+        normalization: str = "softmax",
+        power: float = 1.0,
+        use_out_proj: bool = True,
+        causal: bool = False,
+        use_performer: bool = False,
+        num_features: int = PERFORMER_NUM_FEATURES,
+        seed: int | None = None,
+        kernel_initializer: InitializerLike = "glorot_normal",
+        bias_initializer: InitializerLike = "zeros",
+        **kwargs: Any,
     ):
         super().__init__(**kwargs)
         set_attention_options(
@@ -146,7 +148,7 @@ class MultiHeadYatAttention(keras.layers.Layer):
             bias = self.add_weight(name=f"{prefix}_bias", shape=(n_out,), initializer=self.bias_initializer)
         return kernel, bias
 
-    def build(self, query_shape, key_shape=None, value_shape=None):
+    def build(self, query_shape: Shape, key_shape: Shape | None = None, value_shape: Shape | None = None) -> None:
         key_shape = query_shape if key_shape is None else key_shape
         value_shape = key_shape if value_shape is None else value_shape
         for what, shape in (("query", query_shape), ("key", key_shape), ("value", value_shape)):
@@ -208,14 +210,23 @@ class MultiHeadYatAttention(keras.layers.Layer):
             o = self._project(o, self.out_kernel, self.out_bias)
         return o
 
-    def call(self, query, key=None, value=None, attention_mask=None, training=None):
+    def call(
+        self,
+        query: Tensor,
+        key: Tensor | None = None,
+        value: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        training: bool | None = None,
+    ) -> Tensor:
         q, k, v = self._qkv(query, key, value)
         return self._attend(q, k, v, attention_mask, training, self.causal)
 
-    def compute_output_shape(self, query_shape, key_shape=None, value_shape=None):
+    def compute_output_shape(
+        self, query_shape: Shape, key_shape: Shape | None = None, value_shape: Shape | None = None
+    ) -> Shape:
         return (*query_shape[:-1], self.embed_dim)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "embed_dim": self.embed_dim,
@@ -259,13 +270,13 @@ class RotaryYatAttention(MultiHeadYatAttention):
 
     def __init__(
         self,
-        embed_dim,
-        num_heads,
-        max_seq_len=ROPE_MAX_SEQ_LEN,
+        embed_dim: int,
+        num_heads: int,
+        max_seq_len: int = ROPE_MAX_SEQ_LEN,
         *,
-        theta=ROPE_THETA,
-        rope_style="interleaved",
-        **kwargs,
+        theta: float = ROPE_THETA,
+        rope_style: str = "interleaved",
+        **kwargs: Any,
     ):
         refuse_performer(self, kwargs)
         super().__init__(embed_dim, num_heads, **kwargs)
@@ -277,19 +288,21 @@ class RotaryYatAttention(MultiHeadYatAttention):
         sin = ops.cast(ops.convert_to_tensor(sin), x.dtype)
         return functional.rope(x, cos, sin, interleaved=self.rope.interleaved)
 
-    def build(self, inputs_shape):
+    def build(self, inputs_shape: Shape) -> None:
         super().build(inputs_shape)
 
-    def call(self, inputs, attention_mask=None, training=None):
+    def call(self, inputs: Tensor, attention_mask: Tensor | None = None, training: bool | None = None) -> Tensor:
         q, k, v = self._qkv(inputs, None, None)
         return self._attend(self._rotate(q, 0), self._rotate(k, 0), v, attention_mask, training, self.causal)
 
-    def init_cache(self, batch_size, max_length=None):
+    def init_cache(self, batch_size: int, max_length: int | None = None) -> dict[str, Any]:
         """An empty KV cache ``{"key", "value": (B, T, H, D), "index": 0}`` for :meth:`decode`."""
         shape = cache_shape(self, batch_size, max_length)
         return {"key": ops.zeros(shape, self.compute_dtype), "value": ops.zeros(shape, self.compute_dtype), "index": 0}
 
-    def decode(self, inputs, cache, training=None):
+    def decode(
+        self, inputs: Tensor, cache: dict[str, Any], training: bool | None = None
+    ) -> tuple[Tensor, dict[str, Any]]:
         """Attend ``inputs (B, L, E)`` at positions ``index..index+L-1`` to the cache; returns ``(y, new_cache)``.
 
         Keys are cached rotated at their absolute positions; each query sees the cached keys up to its own
@@ -308,10 +321,10 @@ class RotaryYatAttention(MultiHeadYatAttention):
         y = self._attend(q, keys, values, mask, training, False)
         return y, {"key": keys, "value": values, "index": start + length}
 
-    def compute_output_shape(self, inputs_shape):
+    def compute_output_shape(self, inputs_shape: Shape) -> Shape:
         return (*inputs_shape[:-1], self.embed_dim)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         for key in ("use_performer", "num_features"):
             config.pop(key)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 from keras import ops
 
@@ -17,6 +20,9 @@ from nmn.core.conv import PADDING_MODES, conv_output_size, conv_pads
 from nmn.core.options import DEFAULT_EPSILON, check_choice
 from nmn.keras import functional
 from nmn.keras._ops import (
+    InitializerLike,
+    Shape,
+    Tensor,
     add_yat_weights,
     alpha_value,
     bias_value,
@@ -82,25 +88,25 @@ class _YatConvNd(_YatConvBase):
 
     def __init__(
         self,
-        filters,
-        kernel_size,
-        strides=1,
-        padding="valid",
-        data_format=None,
-        dilation_rate=1,
-        groups=1,
+        filters: int,
+        kernel_size: int | Sequence[int],
+        strides: int | Sequence[int] = 1,
+        padding: str | int | Sequence[int] | Sequence[tuple[int, int]] = "valid",
+        data_format: str | None = None,
+        dilation_rate: int | Sequence[int] = 1,
+        groups: int = 1,
         *,
-        padding_mode="zeros",
-        use_bias=True,
-        constant_bias=None,
-        use_alpha=True,
-        constant_alpha=None,
-        epsilon=DEFAULT_EPSILON,
-        learnable_epsilon=False,
-        weight_normalized=False,
-        kernel_initializer="glorot_normal",
-        bias_initializer="zeros",
-        **kwargs,
+        padding_mode: str = "zeros",
+        use_bias: bool = True,
+        constant_bias: float | None = None,
+        use_alpha: bool = True,
+        constant_alpha: bool | float | None = None,
+        epsilon: float = DEFAULT_EPSILON,
+        learnable_epsilon: bool = False,
+        weight_normalized: bool = False,
+        kernel_initializer: InitializerLike = "glorot_normal",
+        bias_initializer: InitializerLike = "zeros",
+        **kwargs: Any,
     ):
         super().__init__(**kwargs)
         cls = type(self).__name__
@@ -121,7 +127,7 @@ class _YatConvNd(_YatConvBase):
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.kernel = None
 
-    def build(self, input_shape):
+    def build(self, input_shape: Shape) -> None:
         channels = self._input_channels(input_shape)
         self.kernel = self.add_weight(
             name="kernel",
@@ -140,7 +146,7 @@ class _YatConvNd(_YatConvBase):
             )
         return conv_pads(self.padding, spatial, self.kernel_size, self.strides, self.dilation_rate)
 
-    def call(self, inputs):
+    def call(self, inputs: Tensor) -> Tensor:
         x = self._channels_last_input(inputs, self.kernel.shape[-2] * self.groups)
         y = functional.yat_conv(
             x,
@@ -168,10 +174,10 @@ class _YatConvNd(_YatConvBase):
             for n, k, s, d, (lo, hi) in zip(spatial, self.kernel_size, self.strides, self.dilation_rate, pads)
         )
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         return self._output_shape(input_shape, self._out_spatial)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         padding = padding_config(self.padding)
         return {
             **super().get_config(),

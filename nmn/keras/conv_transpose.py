@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 
 from nmn._tfkeras.conv_transpose import keras_transpose_geometry
@@ -9,7 +12,17 @@ from nmn._tfkeras.options import output_padding_of, padding_config, set_conv_geo
 from nmn.core.conv import transpose_output_size
 from nmn.core.options import DEFAULT_EPSILON
 from nmn.keras import functional
-from nmn.keras._ops import add_yat_weights, alpha_value, bias_value, eps_value, set_yat_options, yat_options_config
+from nmn.keras._ops import (
+    InitializerLike,
+    Shape,
+    Tensor,
+    add_yat_weights,
+    alpha_value,
+    bias_value,
+    eps_value,
+    set_yat_options,
+    yat_options_config,
+)
 from nmn.keras.conv import _YatConvBase, data_format_of, from_channels_last
 
 __all__ = ["YatConvTranspose1D", "YatConvTranspose2D", "YatConvTranspose3D"]
@@ -20,24 +33,24 @@ class _YatConvTransposeNd(_YatConvBase):
 
     def __init__(
         self,
-        filters,
-        kernel_size,
-        strides=1,
-        padding="valid",
-        output_padding=None,
-        data_format=None,
-        dilation_rate=1,
-        groups=1,
+        filters: int,
+        kernel_size: int | Sequence[int],
+        strides: int | Sequence[int] = 1,
+        padding: str | int | Sequence[int] | Sequence[tuple[int, int]] = "valid",
+        output_padding: int | Sequence[int] | None = None,
+        data_format: str | None = None,
+        dilation_rate: int | Sequence[int] = 1,
+        groups: int = 1,
         *,
-        use_bias=True,
-        constant_bias=None,
-        use_alpha=True,
-        constant_alpha=None,
-        epsilon=DEFAULT_EPSILON,
-        learnable_epsilon=False,
-        kernel_initializer="glorot_normal",
-        bias_initializer="zeros",
-        **kwargs,
+        use_bias: bool = True,
+        constant_bias: float | None = None,
+        use_alpha: bool = True,
+        constant_alpha: bool | float | None = None,
+        epsilon: float = DEFAULT_EPSILON,
+        learnable_epsilon: bool = False,
+        kernel_initializer: InitializerLike = "glorot_normal",
+        bias_initializer: InitializerLike = "zeros",
+        **kwargs: Any,
     ):
         super().__init__(**kwargs)
         cls = type(self).__name__
@@ -60,7 +73,7 @@ class _YatConvTransposeNd(_YatConvBase):
             self.padding, self.kernel_size, self.strides, self.dilation_rate, self.output_padding
         )
 
-    def build(self, input_shape):
+    def build(self, input_shape: Shape) -> None:
         channels = self._input_channels(input_shape)
         self.kernel = self.add_weight(
             name="kernel",
@@ -69,7 +82,7 @@ class _YatConvTransposeNd(_YatConvBase):
         )
         add_yat_weights(self, self.filters, self.bias_initializer)
 
-    def call(self, inputs):
+    def call(self, inputs: Tensor) -> Tensor:
         x = self._channels_last_input(inputs, self.kernel.shape[-1])
         pads, outpad = self._geometry
         y = functional.yat_conv_transpose(
@@ -95,10 +108,10 @@ class _YatConvTransposeNd(_YatConvBase):
             )
         )
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         return self._output_shape(input_shape, self._out_spatial)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         padding = padding_config(self.padding)
         return {
             **super().get_config(),

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.keras import functional
 from nmn.keras._ops import (
+    InitializerLike,
+    Shape,
+    Tensor,
     add_yat_weights,
     alpha_value,
     bias_value,
@@ -45,21 +50,21 @@ class YatNMN(keras.layers.Layer):
 
     def __init__(
         self,
-        units=None,
+        units: int | None = None,
         *,
-        features=None,
-        use_bias=True,
-        constant_bias=None,
-        use_alpha=True,
-        constant_alpha=None,
-        epsilon=DEFAULT_EPSILON,
-        learnable_epsilon=False,
-        spherical=False,
-        weight_normalized=False,
-        lazy=False,
-        kernel_initializer="glorot_normal",
-        bias_initializer="zeros",
-        **kwargs,
+        features: int | None = None,
+        use_bias: bool = True,
+        constant_bias: float | None = None,
+        use_alpha: bool = True,
+        constant_alpha: bool | float | None = None,
+        epsilon: float = DEFAULT_EPSILON,
+        learnable_epsilon: bool = False,
+        spherical: bool = False,
+        weight_normalized: bool = False,
+        lazy: bool = False,
+        kernel_initializer: InitializerLike = "glorot_normal",
+        bias_initializer: InitializerLike = "zeros",
+        **kwargs: Any,
     ):
         super().__init__(**kwargs)
         if units is None:
@@ -83,7 +88,7 @@ class YatNMN(keras.layers.Layer):
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.kernel = None
 
-    def build(self, input_shape):
+    def build(self, input_shape: Shape) -> None:
         if len(input_shape) < 1 or input_shape[-1] is None:
             raise ValueError(
                 f"{layer_label(self)}: expected input (..., in_features) with a known last dimension, "
@@ -97,7 +102,7 @@ class YatNMN(keras.layers.Layer):
         )
         add_yat_weights(self, self.units, self.bias_initializer)
 
-    def call(self, inputs):
+    def call(self, inputs: Tensor) -> Tensor:
         in_features = self.kernel.shape[0]
         if len(inputs.shape) < 1 or inputs.shape[-1] != in_features:
             raise ValueError(
@@ -114,10 +119,10 @@ class YatNMN(keras.layers.Layer):
             weight_normalized=self.weight_normalized,
         )
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         return (*input_shape[:-1], self.units)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "units": self.units,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import keras
 from keras import ops
@@ -12,7 +13,7 @@ from nmn.core import yat
 from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON
 from nmn.keras import functional
-from nmn.keras._ops import F, layer_label
+from nmn.keras._ops import F, InitializerLike, Shape, Tensor, layer_label
 
 __all__ = ["YatEmbed"]
 
@@ -39,16 +40,16 @@ class YatEmbed(keras.layers.Layer):
 
     def __init__(
         self,
-        num_embeddings,
-        features,
+        num_embeddings: int,
+        features: int,
         *,
-        use_alpha=True,
-        constant_alpha=None,
-        epsilon=DEFAULT_EPSILON,
-        spherical=False,
-        weight_normalized=False,
-        embeddings_initializer=None,
-        **kwargs,
+        use_alpha: bool = True,
+        constant_alpha: bool | float | None = None,
+        epsilon: float = DEFAULT_EPSILON,
+        spherical: bool = False,
+        weight_normalized: bool = False,
+        embeddings_initializer: InitializerLike | None = None,
+        **kwargs: Any,
     ):
         refuse_keywords(type(self).__name__, kwargs, allow_others=True)
         super().__init__(**kwargs)
@@ -68,7 +69,7 @@ class YatEmbed(keras.layers.Layer):
         self.alpha = None
         self.embedding = None
 
-    def build(self, input_shape=None):
+    def build(self, input_shape: Shape | None = None) -> None:
         self.embedding = self.add_weight(
             name="embedding", shape=(self.num_embeddings, self.features), initializer=self.embeddings_initializer
         )
@@ -78,7 +79,7 @@ class YatEmbed(keras.layers.Layer):
         if self.yat.has_alpha:
             self.alpha = self.add_weight(name="alpha", shape=(1,), initializer="ones")
 
-    def call(self, inputs, method=None):
+    def call(self, inputs: Tensor, method: str | None = None) -> Tensor:
         if method == "attend":
             return self._attend(inputs)
         if method is not None:
@@ -90,7 +91,7 @@ class YatEmbed(keras.layers.Layer):
             )
         return ops.take(self.embedding, inputs, axis=0)
 
-    def attend(self, query):
+    def attend(self, query: Tensor) -> Tensor:
         """Yat logits of ``query (..., F)`` against every row: ``(..., V)`` (no bias, no sqrt(d)).
 
         A layer call (``self(query, method="attend")``), so in a functional model it is a node of this layer and
@@ -109,15 +110,15 @@ class YatEmbed(keras.layers.Layer):
             query, ops.transpose(self.embedding), None, alpha, self.epsilon, spherical=self.spherical
         )
 
-    def compute_output_spec(self, inputs, method=None):
+    def compute_output_spec(self, inputs: keras.KerasTensor, method: str | None = None) -> keras.KerasTensor:
         if method == "attend":
             return keras.KerasTensor((*inputs.shape[:-1], self.num_embeddings), dtype=self.compute_dtype)
         return keras.KerasTensor((*inputs.shape, self.features), dtype=self.compute_dtype)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         return (*input_shape, self.features)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "num_embeddings": self.num_embeddings,

@@ -12,12 +12,14 @@ and the weights. Host layouts: dense ``kernel (I, O)``, conv ``kernel (*k, C/gro
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from keras import ops
 
 from nmn.core import yat
 from nmn.core.conv import transpose_as_conv_pads, yat_conv_tail
 from nmn.core.options import DEFAULT_EPSILON
-from nmn.keras._ops import F, compute_dtype, pad_axis, upsample_axis
+from nmn.keras._ops import F, Tensor, compute_dtype, pad_axis, upsample_axis
 
 __all__ = [
     "yat_dense",
@@ -39,7 +41,16 @@ def _eps(epsilon):
     return epsilon if isinstance(epsilon, (int, float)) else ops.cast(epsilon, "float32")
 
 
-def yat_dense(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, spherical=False, weight_normalized=False):
+def yat_dense(
+    x: Tensor,
+    kernel: Tensor,
+    bias: Tensor | float | None = None,
+    alpha: Tensor | float | None = None,
+    epsilon: Tensor | float = DEFAULT_EPSILON,
+    *,
+    spherical: bool = False,
+    weight_normalized: bool = False,
+) -> Tensor:
     """``alpha * (x.w + b)^2 / (relu(|x|^2 + |w|^2 - 2 x.w) + eps)`` for ``x (..., I)``, ``kernel (I, O)``."""
     out_dtype = compute_dtype(x, kernel)
     y = yat.yat_dense(
@@ -56,18 +67,18 @@ def yat_dense(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, sphe
 
 
 def yat_conv(
-    x,
-    kernel,
-    bias=None,
-    alpha=None,
-    epsilon=DEFAULT_EPSILON,
+    x: Tensor,
+    kernel: Tensor,
+    bias: Tensor | float | None = None,
+    alpha: Tensor | float | None = None,
+    epsilon: Tensor | float = DEFAULT_EPSILON,
     *,
-    strides,
-    pads,
-    dilation_rate,
-    padding_mode="zeros",
-    weight_normalized=False,
-):
+    strides: Sequence[int],
+    pads: Sequence[tuple[int, int]] | str,
+    dilation_rate: Sequence[int],
+    padding_mode: str = "zeros",
+    weight_normalized: bool = False,
+) -> Tensor:
     """Yat convolution of channels-last ``x (N, *S, C)`` with ``kernel (*k, C/G, M)``; ``pads`` (lo, hi) per axis.
 
     ``pads`` may also be the string ``'same'`` (native SAME_UPPER zero padding, used when the spatial size is
@@ -101,8 +112,18 @@ def yat_conv(
 
 
 def yat_conv_transpose(
-    x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, strides, pads, output_padding, dilation_rate, groups=1
-):
+    x: Tensor,
+    kernel: Tensor,
+    bias: Tensor | float | None = None,
+    alpha: Tensor | float | None = None,
+    epsilon: Tensor | float = DEFAULT_EPSILON,
+    *,
+    strides: Sequence[int],
+    pads: Sequence[tuple[int, int]],
+    output_padding: Sequence[int],
+    dilation_rate: Sequence[int],
+    groups: int = 1,
+) -> Tensor:
     """Yat transposed convolution (ONNX ``ConvTranspose`` geometry) of channels-last ``x (N, *S, C)``.
 
     ``kernel (*k, M/G, C)`` (Keras layout); ``pads`` are ONNX crops ``(lo, hi)`` per axis and ``output_padding``
@@ -134,19 +155,19 @@ def yat_conv_transpose(
 
 
 def yat_attention(
-    q,
-    k,
-    v,
-    mask=None,
-    alpha=None,
-    epsilon=DEFAULT_EPSILON,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | None = None,
+    alpha: Tensor | float | None = None,
+    epsilon: Tensor | float = DEFAULT_EPSILON,
     *,
-    spherical=False,
-    normalization="softmax",
-    power=1.0,
-    causal=False,
-    dropout=None,
-):
+    spherical: bool = False,
+    normalization: str = "softmax",
+    power: float = 1.0,
+    causal: bool = False,
+    dropout: Callable[[Tensor], Tensor] | None = None,
+) -> Tensor:
     """Yat attention of ``(B, L, H, D)`` heads; ``mask`` bool broadcastable to ``(B, H, Lq, Lk)``, True = attend."""
     if mask is not None:
         mask = ops.cast(mask, "bool")
@@ -166,12 +187,12 @@ def yat_attention(
     )
 
 
-def rope(x, cos, sin, *, interleaved=True):
+def rope(x: Tensor, cos: Tensor, sin: Tensor, *, interleaved: bool = True) -> Tensor:
     """Rotate ``x (B, L, H, D)`` by tables ``cos, sin (L, D/2)``."""
     return yat.rope(F, x, cos, sin, interleaved=interleaved)
 
 
-def performer_features(x, proj, epsilon=DEFAULT_EPSILON):
+def performer_features(x: Tensor, proj: Tensor, epsilon: Tensor | float = DEFAULT_EPSILON) -> Tensor:
     """Spherical Yat random features of ``x (B, L, H, D)`` with ``proj (m, D)`` -> ``(B, L, H, 1 + D + m)``.
 
     ``E[phi(q) . phi(k)]`` is the degree-3 truncation ``t^2 / C + 2 t^3 / C^2`` (``C = 2 + epsilon``,
@@ -180,6 +201,6 @@ def performer_features(x, proj, epsilon=DEFAULT_EPSILON):
     return yat.performer_features(F, x, proj, _eps(epsilon))
 
 
-def linear_readout(qf, kf, v, *, causal=False):
+def linear_readout(qf: Tensor, kf: Tensor, v: Tensor, *, causal: bool = False) -> Tensor:
     """Linear-time readout ``qf (kf^T v) / (qf . sum kf)`` of performer features."""
     return yat.linear_readout(F, qf, kf, v, causal=causal)

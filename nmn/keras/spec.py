@@ -13,8 +13,10 @@ conv ``weight (M, C/G, *k)`` (Keras ``(*k, C/G, M)``), transposed conv ``weight 
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
-import numpy as np  # noqa: F401  (the doctest's np)
+import numpy as np
 
 from nmn._tfkeras import spec as _spec
 from nmn._tfkeras.spec import KINDS
@@ -39,7 +41,7 @@ _CLASSES = {
 _TYPES = {**_CLASSES, "YatConv": _YatConvNd, "YatConvTranspose": _YatConvTransposeNd}
 
 
-def to_spec(layer):
+def to_spec(layer: keras.layers.Layer) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
     """``(kind, config, params)`` of a built nmn.keras layer (params canonical float32 numpy)."""
     if not layer.built:
         raise ValueError(f"to_spec: {type(layer).__name__} {layer.name!r} is not built yet (call it once)")
@@ -72,7 +74,9 @@ def _build(layer, kind, widths):
             setattr(layer, n, v)
 
 
-def from_spec(kind, config, params, **host_kwargs):
+def from_spec(
+    kind: str, config: dict[str, Any], params: dict[str, np.ndarray], **host_kwargs: Any
+) -> keras.layers.Layer:
     """A built nmn.keras layer for ``(kind, config, params)``; ``host_kwargs`` go to the constructor
     (e.g. ``name``, ``data_format``)."""
     return _spec.from_spec(kind, config, params, host_kwargs, classes=_CLASSES, build=_build, framework="keras")

@@ -15,12 +15,14 @@ layer and writes one ``nmn::`` node (issue 18), not the ``power``/``sum`` operat
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 from keras import ops
 
 from nmn._tfkeras import squashers
 from nmn.core.options import SOFTERMAX_EPSILON, squash_power
-from nmn.keras._ops import F
+from nmn.keras._ops import F, Shape, Tensor
 
 __all__ = ["softermax", "softer_sigmoid", "soft_tanh", "Softermax", "SofterSigmoid", "SoftTanh"]
 
@@ -29,7 +31,7 @@ def _symbolic(x) -> bool:
     return isinstance(x, keras.KerasTensor)
 
 
-def softermax(x, n=1.0, epsilon=SOFTERMAX_EPSILON, axis=-1):
+def softermax(x: Tensor, n: float = 1.0, epsilon: float = SOFTERMAX_EPSILON, axis: int = -1) -> Tensor:
     """``x^n / (epsilon + sum x^n)`` along ``axis``.
 
     Args:
@@ -44,7 +46,7 @@ def softermax(x, n=1.0, epsilon=SOFTERMAX_EPSILON, axis=-1):
     return squashers.softermax(F, ops.convert_to_tensor(x), n, epsilon, axis)
 
 
-def softer_sigmoid(x, n=1.0, *, sharpness=None):
+def softer_sigmoid(x: Tensor, n: float = 1.0, *, sharpness: float | None = None) -> Tensor:
     """``x^n / (1 + x^n)``: 0 -> 0, 1 -> 1/2.
 
     Args:
@@ -60,7 +62,7 @@ def softer_sigmoid(x, n=1.0, *, sharpness=None):
     return squashers.softer_sigmoid(F, ops.convert_to_tensor(x), n)
 
 
-def soft_tanh(x, n=1.0, *, sharpness=None):
+def soft_tanh(x: Tensor, n: float = 1.0, *, sharpness: float | None = None) -> Tensor:
     """``(x^n - 1) / (x^n + 1)``: 0 -> -1, 1 -> 0.
 
     Args:
@@ -88,36 +90,36 @@ class Softermax(keras.layers.Layer):
     [0.5, 0.5]
     """
 
-    def __init__(self, n=1.0, epsilon=SOFTERMAX_EPSILON, axis=-1, **kwargs):
+    def __init__(self, n: float = 1.0, epsilon: float = SOFTERMAX_EPSILON, axis: int = -1, **kwargs: Any):
         super().__init__(**kwargs)
         self.n = squashers.check_n(n, "Softermax")
         self.epsilon, self.axis = float(epsilon), int(axis)
 
-    def call(self, x):
+    def call(self, x: Tensor) -> Tensor:
         return squashers.softermax(F, ops.convert_to_tensor(x), self.n, self.epsilon, self.axis)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         return input_shape
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "n": self.n, "epsilon": self.epsilon, "axis": self.axis}
 
 
 class _Pointwise(keras.layers.Layer):
     _fn = ""
 
-    def __init__(self, n=1.0, *, sharpness=None, **kwargs):
+    def __init__(self, n: float = 1.0, *, sharpness: float | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         label = type(self).__name__
         self.n = squashers.check_n(squash_power(n, sharpness, label), label)
 
-    def call(self, x):
+    def call(self, x: Tensor) -> Tensor:
         return getattr(squashers, self._fn)(F, ops.convert_to_tensor(x), self.n)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         return input_shape
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "n": self.n}
 
 

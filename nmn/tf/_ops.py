@@ -10,11 +10,16 @@ from __future__ import annotations
 
 from functools import partial
 
+import numpy as np
 import tensorflow as tf
 
 from nmn._tfkeras import options, padding
 from nmn._tfkeras.options import layer_label, set_yat_options  # noqa: F401  (re-exported)
 from nmn._tfkeras.padding import take
+
+#: What an ``nmn.tf`` layer or op takes: a ``tf.Tensor``, a ``tf.Variable`` or a numpy array (converted with
+#: ``tf.convert_to_tensor``); results are ``tf.Tensor`` s.
+TensorLike = tf.Tensor | tf.Variable | np.ndarray
 
 
 class _TFOps:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import tensorflow as tf
 
 from nmn._tfkeras.attention import (
@@ -14,9 +16,15 @@ from nmn._tfkeras.attention import (
     set_attention_options,
     set_rope_options,
 )
-from nmn.core.options import DEFAULT_EPSILON, PERFORMER_NUM_FEATURES, ROPE_THETA, mask_needs_head_axis
+from nmn.core.options import (
+    DEFAULT_EPSILON,
+    PERFORMER_NUM_FEATURES,
+    ROPE_MAX_SEQ_LEN,
+    ROPE_THETA,
+    mask_needs_head_axis,
+)
 from nmn.tf import functional
-from nmn.tf._ops import F, alpha_value, glorot_normal, layer_label
+from nmn.tf._ops import F, TensorLike, alpha_value, glorot_normal, layer_label
 
 __all__ = ["MultiHeadYatAttention", "RotaryYatAttention", "performer_projection"]
 
@@ -65,24 +73,24 @@ class MultiHeadYatAttention(tf.Module):
 
     def __init__(
         self,
-        embed_dim,
-        num_heads,
+        embed_dim: int,
+        num_heads: int,
         *,
-        dropout=0.0,
-        use_bias=True,
-        use_alpha=True,
-        constant_alpha=None,
-        epsilon=DEFAULT_EPSILON,
-        spherical=False,
-        normalization="softmax",
-        power=1.0,
-        use_out_proj=True,
-        causal=False,
-        use_performer=False,
-        num_features=PERFORMER_NUM_FEATURES,
-        seed=None,
-        dtype=tf.float32,
-        name=None,
+        dropout: float = 0.0,
+        use_bias: bool = True,
+        use_alpha: bool = True,
+        constant_alpha: bool | float | None = None,
+        epsilon: float = DEFAULT_EPSILON,
+        spherical: bool = False,
+        normalization: str = "softmax",
+        power: float = 1.0,
+        use_out_proj: bool = True,
+        causal: bool = False,
+        use_performer: bool = False,
+        num_features: int = PERFORMER_NUM_FEATURES,
+        seed: int | None = None,
+        dtype: tf.DType | str = tf.float32,
+        name: str | None = None,
     ):
         super().__init__(name=name)
         set_attention_options(
@@ -114,7 +122,7 @@ class MultiHeadYatAttention(tf.Module):
                 )
 
     @property
-    def built(self):
+    def built(self) -> bool:
         return self.q_kernel is not None
 
     def _projection(self, prefix, n_in, n_out):
@@ -123,7 +131,7 @@ class MultiHeadYatAttention(tf.Module):
         bias = tf.Variable(tf.zeros((n_out,), self.dtype), name=f"{prefix}_bias") if self.use_bias else None
         return kernel, bias
 
-    def build(self, query_features, key_features=None, value_features=None):
+    def build(self, query_features: int, key_features: int | None = None, value_features: int | None = None) -> None:
         """Create the projections for inputs of these widths (key defaults to query, value to key)."""
         key_features = query_features if key_features is None else key_features
         value_features = key_features if value_features is None else value_features
@@ -179,7 +187,14 @@ class MultiHeadYatAttention(tf.Module):
             o = self._project(o, self.out_kernel, self.out_bias)
         return o
 
-    def __call__(self, query, key=None, value=None, mask=None, training=False):
+    def __call__(
+        self,
+        query: TensorLike,
+        key: TensorLike | None = None,
+        value: TensorLike | None = None,
+        mask: TensorLike | None = None,
+        training: bool = False,
+    ) -> tf.Tensor:
         q, k, v = self._qkv(query, key, value)
         return self._attend(q, k, v, mask, training, self.causal)
 
@@ -211,7 +226,16 @@ class RotaryYatAttention(MultiHeadYatAttention):
     True
     """
 
-    def __init__(self, embed_dim, num_heads, max_seq_len=2048, *, theta=ROPE_THETA, rope_style="interleaved", **kwargs):
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        max_seq_len: int = ROPE_MAX_SEQ_LEN,
+        *,
+        theta: float = ROPE_THETA,
+        rope_style: str = "interleaved",
+        **kwargs: Any,
+    ):
         refuse_performer(self, kwargs)
         super().__init__(embed_dim, num_heads, **kwargs)
         set_rope_options(self, max_seq_len=max_seq_len, theta=theta, rope_style=rope_style)
@@ -222,16 +246,16 @@ class RotaryYatAttention(MultiHeadYatAttention):
         sin = tf.cast(tf.constant(sin), x.dtype)
         return functional.rope(x, cos, sin, interleaved=self.rope.interleaved)
 
-    def __call__(self, x, mask=None, training=False):
+    def __call__(self, x: TensorLike, mask: TensorLike | None = None, training: bool = False) -> tf.Tensor:
         q, k, v = self._qkv(x, None, None)
         return self._attend(self._rotate(q, 0), self._rotate(k, 0), v, mask, training, self.causal)
 
-    def init_cache(self, batch_size, max_length=None):
+    def init_cache(self, batch_size: int, max_length: int | None = None) -> dict[str, Any]:
         """An empty KV cache ``{"key", "value": (B, T, H, D), "index": 0}`` for :meth:`decode`."""
         shape = cache_shape(self, batch_size, max_length)
         return {"key": tf.zeros(shape, self.dtype), "value": tf.zeros(shape, self.dtype), "index": 0}
 
-    def decode(self, x, cache, training=False):
+    def decode(self, x: TensorLike, cache: dict[str, Any], training: bool = False) -> tuple[tf.Tensor, dict[str, Any]]:
         """Attend ``x (B, L, E)`` at positions ``index..index+L-1`` to the cache; returns ``(y, new_cache)``."""
         start = int(cache["index"])
         q, k, v = self._qkv(x, None, None)

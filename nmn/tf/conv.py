@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import tensorflow as tf
 
 from nmn._tfkeras.options import (
@@ -15,6 +17,7 @@ from nmn.core.conv import PADDING_MODES, conv_pads
 from nmn.core.options import DEFAULT_EPSILON, check_choice
 from nmn.tf import functional
 from nmn.tf._ops import (
+    TensorLike,
     add_yat_variables,
     alpha_value,
     bias_value,
@@ -41,7 +44,7 @@ class _YatConvBase(tf.Module):
     rank = 0
 
     @property
-    def built(self):
+    def built(self) -> bool:
         return self.kernel is not None
 
     def _check_groups(self, in_channels):
@@ -64,25 +67,25 @@ class _YatConvNd(_YatConvBase):
 
     def __init__(
         self,
-        filters,
-        kernel_size,
-        strides=1,
-        padding="valid",
-        data_format="channels_last",
-        dilation_rate=1,
-        groups=1,
+        filters: int,
+        kernel_size: int | Sequence[int],
+        strides: int | Sequence[int] = 1,
+        padding: str | int | Sequence[int] | Sequence[tuple[int, int]] = "valid",
+        data_format: str = "channels_last",
+        dilation_rate: int | Sequence[int] = 1,
+        groups: int = 1,
         *,
-        padding_mode="zeros",
-        use_bias=True,
-        constant_bias=None,
-        use_alpha=True,
-        constant_alpha=None,
-        epsilon=DEFAULT_EPSILON,
-        learnable_epsilon=False,
-        weight_normalized=False,
-        dtype=tf.float32,
-        seed=None,
-        name=None,
+        padding_mode: str = "zeros",
+        use_bias: bool = True,
+        constant_bias: float | None = None,
+        use_alpha: bool = True,
+        constant_alpha: bool | float | None = None,
+        epsilon: float = DEFAULT_EPSILON,
+        learnable_epsilon: bool = False,
+        weight_normalized: bool = False,
+        dtype: tf.DType | str = tf.float32,
+        seed: int | None = None,
+        name: str | None = None,
     ):
         super().__init__(name=name)
         cls = type(self).__name__
@@ -106,7 +109,7 @@ class _YatConvNd(_YatConvBase):
     def _kernel_channels(self):
         return self.kernel.shape[-2] * self.groups
 
-    def build(self, in_channels):
+    def build(self, in_channels: int) -> None:
         """Create the variables for ``in_channels`` input channels."""
         self._check_groups(in_channels)
         k = 1
@@ -126,7 +129,7 @@ class _YatConvNd(_YatConvBase):
             )
             add_yat_variables(self, self.filters, self.dtype)
 
-    def __call__(self, x):
+    def __call__(self, x: TensorLike) -> tf.Tensor:
         x = self._channels_last_input(x)
         spatial = tuple(x.shape[1:-1])
         if (

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import tensorflow as tf
 
 from nmn._tfkeras.conv_transpose import keras_transpose_geometry
 from nmn._tfkeras.options import DATA_FORMATS, output_padding_of, set_conv_geometry
 from nmn.core.options import DEFAULT_EPSILON, check_choice
 from nmn.tf import functional
-from nmn.tf._ops import add_yat_variables, alpha_value, bias_value, eps_value, glorot_normal, set_yat_options
+from nmn.tf._ops import (
+    TensorLike,
+    add_yat_variables,
+    alpha_value,
+    bias_value,
+    eps_value,
+    glorot_normal,
+    set_yat_options,
+)
 from nmn.tf.conv import _YatConvBase, from_channels_last
 
 __all__ = ["YatConvTranspose1D", "YatConvTranspose2D", "YatConvTranspose3D"]
@@ -19,24 +29,24 @@ class _YatConvTransposeNd(_YatConvBase):
 
     def __init__(
         self,
-        filters,
-        kernel_size,
-        strides=1,
-        padding="valid",
-        output_padding=None,
-        data_format="channels_last",
-        dilation_rate=1,
-        groups=1,
+        filters: int,
+        kernel_size: int | Sequence[int],
+        strides: int | Sequence[int] = 1,
+        padding: str | int | Sequence[int] | Sequence[tuple[int, int]] = "valid",
+        output_padding: int | Sequence[int] | None = None,
+        data_format: str = "channels_last",
+        dilation_rate: int | Sequence[int] = 1,
+        groups: int = 1,
         *,
-        use_bias=True,
-        constant_bias=None,
-        use_alpha=True,
-        constant_alpha=None,
-        epsilon=DEFAULT_EPSILON,
-        learnable_epsilon=False,
-        dtype=tf.float32,
-        seed=None,
-        name=None,
+        use_bias: bool = True,
+        constant_bias: float | None = None,
+        use_alpha: bool = True,
+        constant_alpha: bool | float | None = None,
+        epsilon: float = DEFAULT_EPSILON,
+        learnable_epsilon: bool = False,
+        dtype: tf.DType | str = tf.float32,
+        seed: int | None = None,
+        name: str | None = None,
     ):
         super().__init__(name=name)
         cls = type(self).__name__
@@ -62,7 +72,7 @@ class _YatConvTransposeNd(_YatConvBase):
     def _kernel_channels(self):
         return self.kernel.shape[-1]
 
-    def build(self, in_channels):
+    def build(self, in_channels: int) -> None:
         """Create the variables for ``in_channels`` input channels."""
         self._check_groups(in_channels)
         k = 1
@@ -78,7 +88,7 @@ class _YatConvTransposeNd(_YatConvBase):
             )
             add_yat_variables(self, self.filters, self.dtype)
 
-    def __call__(self, x):
+    def __call__(self, x: TensorLike) -> tf.Tensor:
         x = self._channels_last_input(x)
         pads, outpad = self._geometry
         y = functional.yat_conv_transpose(

@@ -7,6 +7,7 @@ import tensorflow as tf
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.tf import functional
 from nmn.tf._ops import (
+    TensorLike,
     add_yat_variables,
     alpha_value,
     bias_value,
@@ -45,20 +46,20 @@ class YatNMN(tf.Module):
 
     def __init__(
         self,
-        features,
+        features: int,
         *,
-        use_bias=True,
-        constant_bias=None,
-        use_alpha=True,
-        constant_alpha=None,
-        epsilon=DEFAULT_EPSILON,
-        learnable_epsilon=False,
-        spherical=False,
-        weight_normalized=False,
-        lazy=False,
-        dtype=tf.float32,
-        seed=None,
-        name=None,
+        use_bias: bool = True,
+        constant_bias: float | None = None,
+        use_alpha: bool = True,
+        constant_alpha: bool | float | None = None,
+        epsilon: float = DEFAULT_EPSILON,
+        learnable_epsilon: bool = False,
+        spherical: bool = False,
+        weight_normalized: bool = False,
+        lazy: bool = False,
+        dtype: tf.DType | str = tf.float32,
+        seed: int | None = None,
+        name: str | None = None,
     ):
         super().__init__(name=name)
         self.features = check_positive_int(features, "features", "YatNMN")
@@ -79,10 +80,10 @@ class YatNMN(tf.Module):
         self.kernel = None
 
     @property
-    def built(self):
+    def built(self) -> bool:
         return self.kernel is not None
 
-    def build(self, in_features):
+    def build(self, in_features: int) -> None:
         """Create the variables for inputs of width ``in_features``."""
         with self.name_scope:
             self.kernel = tf.Variable(
@@ -92,7 +93,7 @@ class YatNMN(tf.Module):
             )
             add_yat_variables(self, self.features, self.dtype)
 
-    def __call__(self, x):
+    def __call__(self, x: TensorLike) -> tf.Tensor:
         x = tf.convert_to_tensor(x)
         if x.shape.rank is None or x.shape.rank < 1 or (x.shape[-1] is None and not self.built):
             raise ValueError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import tensorflow as tf
 
@@ -11,7 +12,7 @@ from nmn.core import yat
 from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON
 from nmn.tf import functional
-from nmn.tf._ops import F, layer_label
+from nmn.tf._ops import F, TensorLike, layer_label
 
 __all__ = ["YatEmbed"]
 
@@ -38,18 +39,18 @@ class YatEmbed(tf.Module):
 
     def __init__(
         self,
-        num_embeddings,
-        features,
+        num_embeddings: int,
+        features: int,
         *,
-        use_alpha=True,
-        constant_alpha=None,
-        epsilon=DEFAULT_EPSILON,
-        spherical=False,
-        weight_normalized=False,
-        dtype=tf.float32,
-        seed=None,
-        name=None,
-        **refused,
+        use_alpha: bool = True,
+        constant_alpha: bool | float | None = None,
+        epsilon: float = DEFAULT_EPSILON,
+        spherical: bool = False,
+        weight_normalized: bool = False,
+        dtype: tf.DType | str = tf.float32,
+        seed: int | None = None,
+        name: str | None = None,
+        **refused: Any,
     ):
         refuse_keywords(type(self).__name__, refused)
         super().__init__(name=name)
@@ -73,7 +74,7 @@ class YatEmbed(tf.Module):
             self.embedding = tf.Variable(e, name="embedding")
             self.alpha = tf.Variable(tf.ones((1,), self.dtype), name="alpha") if self.yat.has_alpha else None
 
-    def __call__(self, ids):
+    def __call__(self, ids: TensorLike) -> tf.Tensor:
         ids = tf.convert_to_tensor(ids)
         if not ids.dtype.is_integer:
             raise ValueError(
@@ -82,7 +83,7 @@ class YatEmbed(tf.Module):
             )
         return tf.gather(self.embedding, ids, axis=0)
 
-    def attend(self, query):
+    def attend(self, query: TensorLike) -> tf.Tensor:
         """Yat logits of ``query (..., F)`` against every row: ``(..., V)`` (no bias, no sqrt(d))."""
         query = tf.convert_to_tensor(query)
         if query.shape[-1] != self.features:

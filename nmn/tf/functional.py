@@ -11,12 +11,14 @@ weights' dtypes. Layouts: dense ``kernel (I, O)``, conv ``kernel (*k, C/groups, 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import tensorflow as tf
 
 from nmn.core import yat
 from nmn.core.conv import transpose_as_conv_pads, yat_conv_tail
 from nmn.core.options import DEFAULT_EPSILON
-from nmn.tf._ops import F, conv, pad_axis, result_dtype, upsample_axis
+from nmn.tf._ops import F, TensorLike, conv, pad_axis, result_dtype, upsample_axis
 
 __all__ = [
     "yat_dense",
@@ -34,7 +36,16 @@ def _f32(v):
     return v if v is None or isinstance(v, (int, float)) else tf.cast(v, tf.float32)
 
 
-def yat_dense(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, spherical=False, weight_normalized=False):
+def yat_dense(
+    x: TensorLike,
+    kernel: TensorLike,
+    bias: TensorLike | float | None = None,
+    alpha: TensorLike | float | None = None,
+    epsilon: TensorLike | float = DEFAULT_EPSILON,
+    *,
+    spherical: bool = False,
+    weight_normalized: bool = False,
+) -> tf.Tensor:
     """``alpha * (x.w + b)^2 / (relu(|x|^2 + |w|^2 - 2 x.w) + eps)`` for ``x (..., I)``, ``kernel (I, O)``."""
     x = tf.convert_to_tensor(x)
     out_dtype = result_dtype(x, kernel)
@@ -52,19 +63,19 @@ def yat_dense(x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, sphe
 
 
 def yat_conv(
-    x,
-    kernel,
-    bias=None,
-    alpha=None,
-    epsilon=DEFAULT_EPSILON,
+    x: TensorLike,
+    kernel: TensorLike,
+    bias: TensorLike | float | None = None,
+    alpha: TensorLike | float | None = None,
+    epsilon: TensorLike | float = DEFAULT_EPSILON,
     *,
-    strides,
-    pads,
-    dilations,
-    groups=1,
-    padding_mode="zeros",
-    weight_normalized=False,
-):
+    strides: Sequence[int],
+    pads: Sequence[tuple[int, int]],
+    dilations: Sequence[int],
+    groups: int = 1,
+    padding_mode: str = "zeros",
+    weight_normalized: bool = False,
+) -> tf.Tensor:
     """Yat convolution of channels-last ``x (N, *S, C)`` with ``kernel (*k, C/G, M)``; ``pads`` (lo, hi) per axis."""
     rank = len(kernel.shape) - 2
     out_dtype = result_dtype(x, kernel)
@@ -89,8 +100,18 @@ def yat_conv(
 
 
 def yat_conv_transpose(
-    x, kernel, bias=None, alpha=None, epsilon=DEFAULT_EPSILON, *, strides, pads, output_padding, dilations, groups=1
-):
+    x: TensorLike,
+    kernel: TensorLike,
+    bias: TensorLike | float | None = None,
+    alpha: TensorLike | float | None = None,
+    epsilon: TensorLike | float = DEFAULT_EPSILON,
+    *,
+    strides: Sequence[int],
+    pads: Sequence[tuple[int, int]],
+    output_padding: Sequence[int],
+    dilations: Sequence[int],
+    groups: int = 1,
+) -> tf.Tensor:
     """Yat transposed convolution (ONNX ``ConvTranspose`` geometry) of channels-last ``x (N, *S, C)``.
 
     ``kernel (*k, M/G, C)`` (``tf.nn.conv_transpose`` layout); ``pads`` are ONNX crops ``(lo, hi)`` per axis and
@@ -122,19 +143,19 @@ def yat_conv_transpose(
 
 
 def yat_attention(
-    q,
-    k,
-    v,
-    mask=None,
-    alpha=None,
-    epsilon=DEFAULT_EPSILON,
+    q: TensorLike,
+    k: TensorLike,
+    v: TensorLike,
+    mask: TensorLike | None = None,
+    alpha: TensorLike | float | None = None,
+    epsilon: TensorLike | float = DEFAULT_EPSILON,
     *,
-    spherical=False,
-    normalization="softmax",
-    power=1.0,
-    causal=False,
-    dropout=None,
-):
+    spherical: bool = False,
+    normalization: str = "softmax",
+    power: float = 1.0,
+    causal: bool = False,
+    dropout: Callable[[tf.Tensor], tf.Tensor] | None = None,
+) -> tf.Tensor:
     """Yat attention of ``(B, L, H, D)`` heads; ``mask`` bool broadcastable to ``(B, H, Lq, Lk)``, True = attend."""
     if mask is not None:
         mask = tf.cast(mask, tf.bool)
@@ -154,12 +175,12 @@ def yat_attention(
     )
 
 
-def rope(x, cos, sin, *, interleaved=True):
+def rope(x: TensorLike, cos: TensorLike, sin: TensorLike, *, interleaved: bool = True) -> tf.Tensor:
     """Rotate ``x (B, L, H, D)`` by tables ``cos, sin (L, D/2)``."""
     return yat.rope(F, x, cos, sin, interleaved=interleaved)
 
 
-def performer_features(x, proj, epsilon=DEFAULT_EPSILON):
+def performer_features(x: TensorLike, proj: TensorLike, epsilon: TensorLike | float = DEFAULT_EPSILON) -> tf.Tensor:
     """Spherical Yat random features of ``x (B, L, H, D)`` with ``proj (m, D)`` -> ``(B, L, H, 1 + D + m)``.
 
     ``E[phi(q) . phi(k)]`` is the degree-3 truncation ``t^2 / C + 2 t^3 / C^2`` (``C = 2 + epsilon``,
@@ -168,6 +189,6 @@ def performer_features(x, proj, epsilon=DEFAULT_EPSILON):
     return yat.performer_features(F, x, proj, _f32(epsilon))
 
 
-def linear_readout(qf, kf, v, *, causal=False):
+def linear_readout(qf: TensorLike, kf: TensorLike, v: TensorLike, *, causal: bool = False) -> tf.Tensor:
     """Linear-time readout ``qf (kf^T v) / (qf . sum kf)`` of performer features."""
     return yat.linear_readout(F, qf, kf, v, causal=causal)

@@ -13,7 +13,10 @@ conv ``weight (M, C/G, *k)`` (TF ``(*k, C/G, M)``), transposed conv ``weight (C,
 
 from __future__ import annotations
 
-import numpy as np  # noqa: F401  (the doctest's np)
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
 
 from nmn._tfkeras import spec as _spec
 from nmn._tfkeras.spec import KINDS
@@ -38,7 +41,7 @@ _CLASSES = {
 _TYPES = {**_CLASSES, "YatConv": _YatConvNd, "YatConvTranspose": _YatConvTransposeNd}
 
 
-def to_spec(layer):
+def to_spec(layer: tf.Module) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
     """``(kind, config, params)`` of a built nmn.tf layer (params canonical float32 numpy)."""
     if not getattr(layer, "built", True):
         raise ValueError(f"to_spec: {type(layer).__name__} {layer.name!r} is not built yet (call it once)")
@@ -51,7 +54,7 @@ def _build(layer, kind, widths):
         layer.build(*widths)
 
 
-def from_spec(kind, config, params, **host_kwargs):
+def from_spec(kind: str, config: dict[str, Any], params: dict[str, np.ndarray], **host_kwargs: Any) -> tf.Module:
     """A built nmn.tf layer for ``(kind, config, params)``; ``host_kwargs`` go to the constructor
     (e.g. ``name``, ``data_format``)."""
     return _spec.from_spec(kind, config, params, host_kwargs, classes=_CLASSES, build=_build, framework="tf")

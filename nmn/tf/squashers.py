@@ -11,12 +11,12 @@ import tensorflow as tf
 
 from nmn._tfkeras import squashers
 from nmn.core.options import SOFTERMAX_EPSILON, squash_power
-from nmn.tf._ops import F
+from nmn.tf._ops import F, TensorLike
 
 __all__ = ["softermax", "softer_sigmoid", "soft_tanh"]
 
 
-def softermax(x, n=1.0, epsilon=SOFTERMAX_EPSILON, axis=-1):
+def softermax(x: TensorLike, n: float = 1.0, epsilon: float = SOFTERMAX_EPSILON, axis: int = -1) -> tf.Tensor:
     """``x^n / (epsilon + sum x^n)`` along ``axis``.
 
     Args:
@@ -29,7 +29,7 @@ def softermax(x, n=1.0, epsilon=SOFTERMAX_EPSILON, axis=-1):
     return squashers.softermax(F, tf.convert_to_tensor(x), n, epsilon, axis)
 
 
-def softer_sigmoid(x, n=1.0, *, sharpness=None):
+def softer_sigmoid(x: TensorLike, n: float = 1.0, *, sharpness: float | None = None) -> tf.Tensor:
     """``x^n / (1 + x^n)``: 0 -> 0, 1 -> 1/2.
 
     Args:
@@ -42,7 +42,7 @@ def softer_sigmoid(x, n=1.0, *, sharpness=None):
     return squashers.softer_sigmoid(F, tf.convert_to_tensor(x), squash_power(n, sharpness, "softer_sigmoid"))
 
 
-def soft_tanh(x, n=1.0, *, sharpness=None):
+def soft_tanh(x: TensorLike, n: float = 1.0, *, sharpness: float | None = None) -> tf.Tensor:
     """``(x^n - 1) / (x^n + 1)``: 0 -> -1, 1 -> 0.
 
     Args:
