@@ -16,7 +16,7 @@ from nmn._jax.geometry import conv_geometry, conv_padding
 from nmn.core.conv import conv_pads
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.core.spec import YatSpec
-from nmn.nnx._ops import init_tail_params, tail_of
+from nmn.nnx._ops import dropconnect, init_dropconnect, init_tail_params, tail_of
 
 default_kernel_init = nnx.initializers.xavier_normal()
 default_bias_init = nnx.initializers.zeros_init()
@@ -43,6 +43,8 @@ class YatConv(nnx.Module):
                 the Yat options, as in :class:`YatNMN` (defaults True, None, True, None, 1e-5, False, False).
             dtype: result dtype (default None: promoted); param_dtype: parameter dtype (default float32).
             kernel_init: default Xavier normal; bias_init: default zeros; rngs: ``nnx.Rngs``.
+        use_dropconnect, drop_rate: nmn 0.3's DropConnect on the kernel (default False, 0.0), as :class:`YatNMN`;
+            deterministic: default of the call's ``deterministic`` (default False; ``model.eval()`` sets True).
 
         Shape:
             input ``(N, *spatial, C)``, ``kernel (*kernel_size, C/G, M)``, output ``(N, *spatial', M)``.
@@ -75,6 +77,9 @@ class YatConv(nnx.Module):
         constant_alpha: bool | float | None = None,
         epsilon: float = DEFAULT_EPSILON,
         learnable_epsilon: bool = False,
+        use_dropconnect: bool = False,
+        drop_rate: float = 0.0,
+        deterministic: bool = False,
         weight_normalized: bool = False,
         dtype: DTypeLike | None = None,
         param_dtype: DTypeLike = jnp.float32,
@@ -112,13 +117,20 @@ class YatConv(nnx.Module):
         shape = (*self.kernel_size, in_features // groups, out_features)
         self.kernel = nnx.Param(kernel_init(rngs.params(), shape, param_dtype))
         init_tail_params(self, self.opts, out_features, param_dtype, bias_init, rngs)
+        init_dropconnect(self, use_dropconnect, drop_rate, deterministic, rngs)
 
     @property
     def rank(self) -> int:
         """Number of spatial axes."""
         return len(self.kernel_size)
 
-    def __call__(self, inputs: jax.Array) -> jax.Array:
+    def __call__(
+        self,
+        inputs: jax.Array,
+        *,
+        deterministic: bool | None = None,
+        rngs: nnx.Rngs | nnx.RngStream | jax.Array | None = None,
+    ) -> jax.Array:
         """Apply the layer to ``inputs (N, *spatial, in_features)``."""
         rank = self.rank
         shape = tuple(getattr(inputs, "shape", ()))
@@ -134,7 +146,7 @@ class YatConv(nnx.Module):
         bias, alpha, eps = tail_of(self)
         return yat_conv(
             inputs,
-            self.kernel[...],
+            dropconnect(self, self.kernel[...], deterministic, rngs),
             bias,
             alpha,
             eps,

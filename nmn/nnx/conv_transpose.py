@@ -16,7 +16,7 @@ from nmn._jax.geometry import conv_geometry, transpose_padding
 from nmn.core.conv import output_padding_tuple, transpose_geometry
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.core.spec import YatSpec
-from nmn.nnx._ops import init_tail_params, tail_of
+from nmn.nnx._ops import dropconnect, init_dropconnect, init_tail_params, tail_of
 
 default_kernel_init = nnx.initializers.xavier_normal()
 default_bias_init = nnx.initializers.zeros_init()
@@ -41,6 +41,8 @@ class YatConvTranspose(nnx.Module):
             use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon: Yat options, as in
                 :class:`YatNMN`.
             dtype, param_dtype, kernel_init (Xavier normal), bias_init (zeros), rngs: as in Flax.
+        use_dropconnect, drop_rate: nmn 0.3's DropConnect on the kernel (default False, 0.0), as :class:`YatNMN`;
+            deterministic: default of the call's ``deterministic`` (default False; ``model.eval()`` sets True).
 
         Shape:
             input ``(N, *spatial, C)``, ``kernel (*kernel_size, C, M/G)``, output ``(N, *spatial', M)``.
@@ -73,6 +75,9 @@ class YatConvTranspose(nnx.Module):
         constant_alpha: bool | float | None = None,
         epsilon: float = DEFAULT_EPSILON,
         learnable_epsilon: bool = False,
+        use_dropconnect: bool = False,
+        drop_rate: float = 0.0,
+        deterministic: bool = False,
         dtype: DTypeLike | None = None,
         param_dtype: DTypeLike = jnp.float32,
         kernel_init: Initializer = default_kernel_init,
@@ -107,13 +112,20 @@ class YatConvTranspose(nnx.Module):
         shape = (*self.kernel_size, in_features, out_features // groups)
         self.kernel = nnx.Param(kernel_init(rngs.params(), shape, param_dtype))
         init_tail_params(self, self.opts, out_features, param_dtype, bias_init, rngs)
+        init_dropconnect(self, use_dropconnect, drop_rate, deterministic, rngs)
 
     @property
     def rank(self) -> int:
         """Number of spatial axes."""
         return len(self.kernel_size)
 
-    def __call__(self, inputs: jax.Array) -> jax.Array:
+    def __call__(
+        self,
+        inputs: jax.Array,
+        *,
+        deterministic: bool | None = None,
+        rngs: nnx.Rngs | nnx.RngStream | jax.Array | None = None,
+    ) -> jax.Array:
         """Apply the layer to ``inputs (N, *spatial, in_features)``."""
         rank = self.rank
         shape = tuple(getattr(inputs, "shape", ()))
@@ -131,7 +143,7 @@ class YatConvTranspose(nnx.Module):
         bias, alpha, eps = tail_of(self)
         return yat_conv_transpose(
             inputs,
-            self.kernel[...],
+            dropconnect(self, self.kernel[...], deterministic, rngs),
             bias,
             alpha,
             eps,

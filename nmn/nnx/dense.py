@@ -11,7 +11,7 @@ from jax.typing import DTypeLike
 from nmn._jax.functional import check_input, yat_dense
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.core.spec import YatSpec
-from nmn.nnx._ops import FrozenParam, init_tail_params, tail_of
+from nmn.nnx._ops import FrozenParam, dropconnect, init_dropconnect, init_tail_params, tail_of
 
 default_kernel_init = nnx.initializers.xavier_normal()
 default_bias_init = nnx.initializers.zeros_init()
@@ -34,6 +34,10 @@ class YatNMN(nnx.Module):
             spherical: use unit-norm inputs and weights, distance ``2 - 2 cos`` (default False).
             weight_normalized: unit-norm weights at every call, ``|w|^2 := 1`` (default False).
             lazy: freeze the kernel (a ``FrozenParam``, not trained); bias/alpha stay trainable (default False).
+        use_dropconnect, drop_rate: nmn 0.3's DropConnect (default False, 0.0): in training each call multiplies
+            the kernel by a Bernoulli(1 - drop_rate) mask scaled by 1 / (1 - drop_rate) (rng stream ``'dropout'``);
+            the identity when deterministic, after ``model.eval()`` and in exported files.
+        deterministic: default of the call's ``deterministic`` (default False; ``model.eval()`` sets True).
             dtype: result dtype (default None: promoted from the input and parameters).
             param_dtype: parameter dtype (default float32).
             kernel_init: kernel initializer (default Xavier normal); bias_init: bias initializer (default zeros).
@@ -67,6 +71,9 @@ class YatNMN(nnx.Module):
         spherical: bool = False,
         weight_normalized: bool = False,
         lazy: bool = False,
+        use_dropconnect: bool = False,
+        drop_rate: float = 0.0,
+        deterministic: bool = False,
         dtype: DTypeLike | None = None,
         param_dtype: DTypeLike = jnp.float32,
         kernel_init: Initializer = default_kernel_init,
@@ -90,9 +97,19 @@ class YatNMN(nnx.Module):
         kernel = kernel_init(rngs.params(), (in_features, out_features), param_dtype)
         self.kernel = FrozenParam(kernel) if lazy else nnx.Param(kernel)
         init_tail_params(self, self.opts, out_features, param_dtype, bias_init, rngs)
+        init_dropconnect(self, use_dropconnect, drop_rate, deterministic, rngs)
 
-    def __call__(self, inputs: jax.Array) -> jax.Array:
-        """Apply the layer to ``inputs (..., in_features)``."""
+    def __call__(
+        self,
+        inputs: jax.Array,
+        *,
+        deterministic: bool | None = None,
+        rngs: nnx.Rngs | nnx.RngStream | jax.Array | None = None,
+    ) -> jax.Array:
+        """Apply the layer to ``inputs (..., in_features)``.
+
+        ``deterministic`` (default: the layer's) turns DropConnect off; ``rngs`` overrides its rng stream.
+        """
         if getattr(inputs, "ndim", 0) < 1 or inputs.shape[-1] != self.in_features:
             check_input(
                 type(self).__name__,
@@ -104,7 +121,7 @@ class YatNMN(nnx.Module):
         bias, alpha, eps = tail_of(self)
         return yat_dense(
             inputs,
-            self.kernel[...],
+            dropconnect(self, self.kernel[...], deterministic, rngs),
             bias,
             alpha,
             eps,
