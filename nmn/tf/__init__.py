@@ -22,7 +22,7 @@ from nmn.tf.conv_transpose import YatConvTranspose1D, YatConvTranspose2D, YatCon
 from nmn.tf.dense import YatNMN
 from nmn.tf.embed import YatEmbed
 from nmn.tf.spec import from_spec, to_spec
-from nmn.tf.squashers import soft_tanh, softer_sigmoid, softermax
+from nmn.tf.squashers import Softermax, SofterSigmoid, SoftTanh, soft_tanh, softer_sigmoid, softermax
 
 _bind_aliases(globals())
 __all__ = list(_public_names("tf"))
