@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from nmn.core import yat
+from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, PERFORMER_NUM_FEATURES, ROPE_MAX_SEQ_LEN, ROPE_THETA, mask_needs_head_axis
 from nmn.core.spec import AttentionSpec, RopeSpec, check_heads
 from nmn.mlx._ops import F, PlainConfigMixin, glorot_normal, mx, nn, result_dtype, to_f32
@@ -58,6 +59,9 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
             (default 256, ``nmn.core.options.PERFORMER_NUM_FEATURES``).
         dtype: parameter dtype (default ``mx.float32``).
 
+    nmn 0.3 keywords that are not carried over raise a ``TypeError`` saying why and what to use instead
+    (:data:`nmn.core.names.REFUSED_KEYWORDS`); any other unknown keyword is a ``TypeError`` naming it.
+
     Call: ``attn(queries, keys=None, values=None, mask=None)``; ``keys`` default to the queries and ``values``
     to the keys; ``mask`` is bool, True = attend,
     ``(Lq, Lk)``, ``(B, Lq, Lk)`` (per batch element, the same for every head) or ``(B, H, Lq, Lk)`` (not with the performer).
@@ -88,9 +92,11 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
         use_performer: bool = False,
         num_features: int = PERFORMER_NUM_FEATURES,
         dtype: mx.Dtype = mx.float32,
+        **refused: Any,
     ):
         super().__init__()
         name = type(self).__name__
+        refuse_keywords(name, refused)
         self.head_dim = check_heads(embed_dim, num_heads, name)
         self.embed_dim, self.num_heads = embed_dim, num_heads
         self.attn = a = AttentionSpec.build(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.mlx._ops import YatParamsMixin, check_last_dim, glorot_normal, mx, nn
 from nmn.mlx.functional import yat_dense
@@ -43,6 +44,9 @@ class YatNMN(YatParamsMixin, nn.Module):
             ``layer.eval()`` / ``layer.train()`` here.
         dtype: parameter dtype (default ``mx.float32``).
 
+    nmn 0.3 keywords that are not carried over raise a ``TypeError`` saying why and what to use instead
+    (:data:`nmn.core.names.REFUSED_KEYWORDS`); any other unknown keyword is a ``TypeError`` naming it.
+
     Shape: ``(..., in_features) -> (..., features)``.
 
     >>> import mlx.core as mx
@@ -72,9 +76,11 @@ class YatNMN(YatParamsMixin, nn.Module):
         use_dropconnect: bool = False,
         drop_rate: float = 0.0,
         dtype: mx.Dtype = mx.float32,
+        **refused: Any,
     ):
         super().__init__()
         name = type(self).__name__
+        refuse_keywords(name, refused)
         self.features = check_positive_int(features, "features", name)
         if in_features is not None:
             check_positive_int(in_features, "in_features", name)

@@ -258,3 +258,26 @@ def test_squasher_modules_check_their_options():
     assert nm.Softermax().parameters() == {}
     x = mx.array([[1.0, 2.0], [3.0, 4.0]])
     np.testing.assert_allclose(np.array(nm.Softermax(axis=0)(x)), np.array(x) / np.array(x).sum(0), rtol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------- refused keywords
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda **kw: nm.YatNMN(3, in_features=4, **kw),
+        lambda **kw: nm.MultiHeadYatAttention(8, 2, **kw),
+        lambda **kw: nm.RotaryYatAttention(8, 2, max_seq_len=8, **kw),
+    ],
+    ids=["YatNMN", "MultiHeadYatAttention", "RotaryYatAttention"],
+)
+def test_refused_and_unknown_keywords_name_the_layer(build, monkeypatch):
+    from nmn.core import names
+
+    layer = type(build()).__name__
+    with pytest.raises(TypeError, match=rf"^{layer}: kernel_bank= \(nmn 0.3\) is not supported: .*reuse one layer"):
+        build(kernel_bank=True)
+    with pytest.raises(TypeError, match=rf"^{layer}: unexpected keyword argument\(s\) \['colour'\]"):
+        build(colour=1)
+    monkeypatch.setitem(names.REFUSED_KEYWORDS, layer, {"old_option": "because; use new_option instead"})
+    with pytest.raises(TypeError, match=rf"^{layer}: old_option= \(nmn 0.3\) is not supported: because; use new"):
+        build(old_option=True)
