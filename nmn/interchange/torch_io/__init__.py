@@ -35,8 +35,8 @@ try:
 except ImportError as err:  # pragma: no cover - exercised only without torch
     raise ImportError('nmn.interchange.torch_io needs PyTorch: pip install "nmn[torch]>=1.0"') from err
 
-from nmn.interchange._torch_trace import _Exporter, _np
-from nmn.interchange.stdops.prims_torch import PRIMS
+from nmn.interchange.torch_io.walker import _Exporter, _np
+from nmn.interchange.torch_io.ops import PRIMS
 
 
 # ---------------------------------------------------------------------------------------------------------- API
