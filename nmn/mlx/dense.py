@@ -11,6 +11,10 @@ from nmn.mlx.functional import yat_dense
 
 __all__ = ["YatNMN", "YatDense"]
 
+# ``fused=True``: the same product through ``mx.compile``, which fuses the elementwise Yat tail around the matmul
+# (nmn 0.3's hand-written Metal kernel of the same formula; compiled once per input shape / option set).
+_fused_yat_dense = mx.compile(yat_dense)
+
 
 class YatNMN(YatParamsMixin, nn.Module):
     """Yat dense layer: every output unit is a prototype ``w_o`` compared with the input by the Yat product.
@@ -34,9 +38,11 @@ class YatNMN(YatParamsMixin, nn.Module):
         spherical: unit-normalise inputs and prototypes, distance ``2 - 2 cos`` (default False).
         weight_normalized: unit-normalise the prototypes at every call, ``|w|^2 := 1`` (default False).
         lazy: freeze the kernel (``freeze(keys=["kernel"])``); bias / alpha / epsilon still train
-            (default False). ``freeze_kernel`` is an alias.
+            (default False). ``freeze_kernel`` is an alias (default None: as ``lazy``).
         positive_init: initialise the kernel with ``abs`` of its Glorot-normal draw, every entry >= 0
             (default False; an initialisation choice only, as in nmn 0.3).
+        fused: run the product through ``mx.compile`` (MLX's kernel fusion of the elementwise Yat tail; the same
+            values, default False). nmn 0.3's hand-written Metal kernel computed the same formula.
         use_dropconnect, drop_rate: nmn 0.3's DropConnect (default False, 0.0; ``0 <= drop_rate < 1``): in
             training mode (``self.training``, MLX's default until ``layer.eval()``) the kernel is multiplied by a
             fresh Bernoulli(1 - drop_rate) mask scaled by ``1 / (1 - drop_rate)`` before the Yat product; in eval
@@ -71,8 +77,9 @@ class YatNMN(YatParamsMixin, nn.Module):
         spherical: bool = False,
         weight_normalized: bool = False,
         lazy: bool = False,
-        freeze_kernel: bool = False,
+        freeze_kernel: bool | None = None,
         positive_init: bool = False,
+        fused: bool = False,
         use_dropconnect: bool = False,
         drop_rate: float = 0.0,
         dtype: mx.Dtype = mx.float32,
@@ -88,6 +95,7 @@ class YatNMN(YatParamsMixin, nn.Module):
         self.weight_normalized = bool(weight_normalized)
         self.lazy = bool(lazy or freeze_kernel)
         self.positive_init = bool(positive_init)
+        self.fused = bool(fused)
         self._init_dropconnect(use_dropconnect, drop_rate)
         self._dtype = dtype
         self._yat_args = (use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon)
@@ -109,7 +117,8 @@ class YatNMN(YatParamsMixin, nn.Module):
                 raise ValueError(f"{type(self).__name__}: expected input of shape (..., in_features), got a scalar")
             self._build(x.shape[-1])
         check_last_dim(type(self).__name__, x, self.in_features)
-        return yat_dense(
+        product = _fused_yat_dense if self.fused else yat_dense
+        return product(
             x,
             self._dropconnect(self["kernel"]),
             *self._terms(),
@@ -127,6 +136,7 @@ class YatNMN(YatParamsMixin, nn.Module):
             "weight_normalized": self.weight_normalized,
             "lazy": self.lazy,
             "positive_init": self.positive_init,
+            "fused": self.fused,
             **self._dropconnect_config(),
         }
 
@@ -149,7 +159,11 @@ class YatNMN(YatParamsMixin, nn.Module):
 
     def _extra_repr(self) -> str:
         extra = [f"in_features={self.in_features}", f"features={self.features}", self._yat_repr()]
-        extra += [k + "=True" for k in ("spherical", "weight_normalized", "lazy", "positive_init") if getattr(self, k)]
+        extra += [
+            k + "=True"
+            for k in ("spherical", "weight_normalized", "lazy", "positive_init", "fused")
+            if getattr(self, k)
+        ]
         extra += self._dropconnect_repr()
         return ", ".join(extra)
 

@@ -352,9 +352,10 @@ def yat_embed_attend(
 
 
 def precompute_freqs_cis(
-    head_dim: int, max_seq_len: int, theta: float = 10000.0, dtype: mx.Dtype | None = None
+    head_dim: int, max_seq_len: int, theta: float = 10000.0, dtype: mx.Dtype | None = mx.float32
 ) -> tuple[mx.array, mx.array]:
-    """RoPE tables ``(cos, sin)`` of shape ``(max_seq_len, head_dim / 2)`` (float64 math, float32 storage)."""
+    """RoPE tables ``(cos, sin)`` of shape ``(max_seq_len, head_dim / 2)`` (float64 math, stored in ``dtype``,
+    default float32; ``None`` also means float32)."""
     cos, sin = yat.rope_tables(head_dim, max_seq_len, theta)
     dtype = mx.float32 if dtype is None else dtype
     return mx.array(cos, dtype=dtype), mx.array(sin, dtype=dtype)

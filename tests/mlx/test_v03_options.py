@@ -281,3 +281,35 @@ def test_refused_and_unknown_keywords_name_the_layer(build, monkeypatch):
     monkeypatch.setitem(names.REFUSED_KEYWORDS, layer, {"old_option": "because; use new_option instead"})
     with pytest.raises(TypeError, match=rf"^{layer}: old_option= \(nmn 0.3\) is not supported: because; use new"):
         build(old_option=True)
+
+
+# ---------------------------------------------------------------------------------------------------- fused
+def test_fused_dense_computes_the_plain_product_and_trains():
+    mx.random.seed(8)
+    plain = nm.YatNMN(3, in_features=4, learnable_epsilon=True)
+    fused = nm.YatNMN(3, in_features=4, learnable_epsilon=True, fused=True)
+    fused.update(plain.parameters())
+    x = _input((5, 4), seed=8)
+    np.testing.assert_allclose(np.array(fused(x)), np.array(plain(x)), rtol=1e-6, atol=1e-7)
+
+    def loss(m, a):
+        return mx.sum(m(a) ** 2)
+
+    _, g_plain = nn.value_and_grad(plain, loss)(plain, x)
+    _, g_fused = nn.value_and_grad(fused, loss)(fused, x)
+    for key in ("kernel", "bias", "alpha", "epsilon_param"):
+        np.testing.assert_allclose(np.array(g_fused[key]), np.array(g_plain[key]), rtol=1e-5, atol=1e-7)
+    config = fused.get_config()
+    assert config["fused"] is True and nm.YatNMN.from_config(config).get_config() == config
+    assert "fused=True" in repr(fused)
+    proto = export(nn.Sequential(fused), np.array(x), framework="mlx")
+    assert (
+        proto.graph.SerializeToString()
+        == export(nn.Sequential(plain), np.array(x), framework="mlx").graph.SerializeToString()
+    )
+
+
+def test_freeze_kernel_is_the_0_3_alias_of_lazy():
+    layer = nm.YatNMN(3, in_features=2, freeze_kernel=True)
+    assert layer.lazy and sorted(k for k, _ in layer.trainable_parameters().items()) == ["alpha", "bias"]
+    assert not nm.YatNMN(3, in_features=2).lazy
