@@ -1,7 +1,7 @@
 """Flax (NNX and Linen) <-> ONNX: export a model built from nmn and standard Flax layers, load any nmn ONNX file.
 
 **Export** traces the model with ``jax.make_jaxpr``; during the export every known layer call is a marked
-region of the jaxpr (:mod:`nmn.interchange._jax_trace`), so
+region of the jaxpr (:mod:`nmn.interchange.jax_io.walker`), so
 
 * each nmn layer becomes exactly one ``nmn::`` node (through its neutral spec and
   :func:`nmn.interchange.emit.yat_layer`), each standard layer its ONNX op: ``nnx.Linear`` / ``nn.Dense``,
@@ -51,14 +51,14 @@ from nmn._jax.geometry import conv_padding
 from nmn._jax.layout import param_table
 from nmn.interchange import emit
 from nmn.interchange._export_common import write as _write
-from nmn.interchange._jax_load import (
+from nmn.interchange.jax_io.holder import (
     OnnxLinen,
     OnnxModel,
     _as_linen,
     _export_loaded,
     _export_loaded_linen,
 )
-from nmn.interchange._jax_trace import Call, JaxprWriter, recording
+from nmn.interchange.jax_io.walker import Call, JaxprWriter, recording
 from nmn.interchange.graph import ExportError, GraphBuilder, check_against
 from nmn.interchange.reader import read_model
 from nmn.linen import spec as linen_spec

@@ -18,7 +18,7 @@ from nmn.interchange._export_common import write as _write
 from nmn.interchange.graph import check_against
 from nmn.interchange.interpret import SQUASHER_OPS, check_supported, execute, replay, squash
 from nmn.interchange.reader import OnnxGraph
-from nmn.interchange.stdops.prims_jax import PRIMS
+from nmn.interchange.jax_io.ops import PRIMS
 from nmn.linen import spec as linen_spec
 from nmn.nnx import spec as nnx_spec
 

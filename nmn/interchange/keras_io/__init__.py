@@ -42,7 +42,7 @@ import nmn.keras as nk
 from nmn.core.conv import conv_pads
 from nmn.interchange import emit
 from nmn.interchange._export_common import write
-from nmn.interchange._keras_load import TABLE, OnnxOp, load, predict  # the load half
+from nmn.interchange.keras_io.holder import TABLE, OnnxOp, load, predict  # the load half
 from nmn.interchange._tfkeras_common import HOST_NAMES
 from nmn.interchange.graph import ExportError, GraphBuilder, check_against
 from nmn.keras import spec as kspec

@@ -17,7 +17,7 @@ from keras import ops
 from nmn.interchange.interpret import SQUASHER_OPS, _skipped, check_supported, squash
 from nmn.interchange.reader import UnsupportedModelError, read_model
 from nmn.interchange.stdops import SUPPORTED, StdOpError, run_node, value_inputs
-from nmn.interchange.stdops.prims_keras import PRIMS, host_dtype, to_host
+from nmn.interchange.keras_io.ops import PRIMS, host_dtype, to_host
 
 __all__ = ["load", "predict", "OnnxOp", "TABLE"]
 

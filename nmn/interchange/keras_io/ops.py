@@ -1,7 +1,7 @@
 """Keras 3 primitives for :mod:`nmn.interchange.stdops` (``keras.ops``, any backend, plus a channels-last conv).
 
 Keras on the torch backend has no ``uint64`` tensor (its dtype table stops at ``uint32``, kept as ``int64``):
-there ``uint64`` values are computed as ``int64``, the way :mod:`~nmn.interchange.stdops.prims_torch` computes
+there ``uint64`` values are computed as ``int64``, the way :mod:`~nmn.interchange.torch_io.ops` computes
 torch's wide unsigned types (the same bits for add, sub, mul; values from 2**63 up compare as negative);
 :func:`host_dtype` names the dtype a value is held in.
 
@@ -88,7 +88,7 @@ class KerasPrims(ArrayPrims):
         a, b = self.t(a), self.t(b)
         if keras.backend.standardize_dtype(a.dtype) == "uint64" and name not in ("logical_and", "logical_or"):
             # Keras on TensorFlow computes uint64 arithmetic in 32 bits (700000000000 + 1 -> 4215298049):
-            # compute in int64 and cast back, as prims_tf does for TF's narrow integer types
+            # compute in int64 and cast back, as tf_io.ops does for TF's narrow integer types
             y = self.binary(name, ops.cast(a, "int64"), ops.cast(b, "int64"))
             return y if keras.backend.standardize_dtype(y.dtype) == "bool" else ops.cast(y, "uint64")
         return getattr(ops, _NAMES.get(name, name))(a, b)

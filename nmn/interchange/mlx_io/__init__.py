@@ -63,8 +63,8 @@ try:
 except ImportError as err:  # pragma: no cover - exercised only without mlx
     raise ImportError('nmn.interchange.mlx_io needs MLX: pip install "nmn[mlx]>=1.0"') from err
 
-from nmn.interchange._mlx_trace import Traced, np_array, param_names, trace
-from nmn.interchange.stdops.prims_mlx import PRIMS
+from nmn.interchange.mlx_io.walker import Traced, np_array, param_names, trace
+from nmn.interchange.mlx_io.ops import PRIMS
 
 __all__ = ["export", "load", "OnnxModule", "Traced"]
 

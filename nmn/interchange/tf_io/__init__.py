@@ -31,7 +31,7 @@ except ImportError as err:  # pragma: no cover
 import nmn.tf as nt
 from nmn.interchange import emit
 from nmn.interchange._export_common import write
-from nmn.interchange._tf_load import TABLE, OnnxModule, load, predict  # the load half
+from nmn.interchange.tf_io.holder import TABLE, OnnxModule, load, predict  # the load half
 from nmn.interchange._tfkeras_common import HOST_NAMES
 from nmn.interchange.graph import ExportError, GraphBuilder, check_against
 from nmn.tf import spec as tspec

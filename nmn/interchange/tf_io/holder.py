@@ -17,7 +17,7 @@ import nmn.tf as nt
 from nmn.interchange.interpret import SQUASHER_KINDS, SQUASHER_OPS, check_supported, execute, replay, squash
 from nmn.interchange.reader import read_model
 from nmn.interchange.stdops import SUPPORTED, value_inputs
-from nmn.interchange.stdops.prims_tf import PRIMS
+from nmn.interchange.tf_io.ops import PRIMS
 from nmn.tf import spec as tspec
 
 __all__ = ["load", "predict", "OnnxModule", "TABLE"]
