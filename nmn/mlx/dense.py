@@ -61,6 +61,14 @@ class YatNMN(YatParamsMixin, nn.Module):
     (2, 4)
     >>> sorted(k for k, _ in layer.trainable_parameters().items())
     ['alpha', 'bias', 'kernel']
+    >>> mx.random.seed(0)
+    >>> dc = YatNMN(4, in_features=3, use_dropconnect=True, drop_rate=0.5)
+    >>> x = mx.ones((1, 3))
+    >>> bool(mx.array_equal(dc(x), dc(x)))  # training mode (MLX's default): a fresh mask per call
+    False
+    >>> _ = dc.eval()
+    >>> bool(mx.array_equal(dc(x), dc(x)))
+    True
     """
 
     def __init__(
