@@ -9,6 +9,7 @@ every backend without relying on each backend's own transposed convolution.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -18,6 +19,7 @@ from keras import ops
 from nmn._tfkeras import options, padding
 from nmn._tfkeras.options import layer_label, set_yat_options, yat_options_config  # noqa: F401  (re-exported)
 from nmn._tfkeras.padding import take
+from nmn.core.spec import resolve_dropconnect
 
 #: What a Keras layer or op takes and returns: a tensor of the active backend (``tf.Tensor``, ``jax.Array``,
 #: ``torch.Tensor``), a numpy array, or a symbolic ``keras.KerasTensor`` while a functional model is built.
@@ -26,6 +28,10 @@ Tensor = keras.KerasTensor | Any
 Shape = tuple[int | None, ...]
 #: A Keras initializer: its name (``"glorot_normal"``), its config dict or an instance.
 InitializerLike = str | dict | keras.initializers.Initializer
+#: A Keras regularizer: its name (``"l2"``), its config dict, an instance or a callable of the weight; or None.
+RegularizerLike = str | dict | keras.regularizers.Regularizer | Callable[[Any], Any] | None
+#: A Keras constraint: its name (``"non_neg"``), its config dict, an instance or a callable of the weight; or None.
+ConstraintLike = str | dict | keras.constraints.Constraint | Callable[[Any], Any] | None
 
 
 class _KerasOps:
@@ -119,12 +125,67 @@ def upsample_axis(x, axis, stride):
 
 
 def add_yat_weights(layer, n_out, bias_initializer="zeros", with_bias=True):
-    """Create ``bias (n_out,)``, ``alpha (1,)`` and ``epsilon_param (1,)`` where they are parameters."""
+    """Create ``bias (n_out,)``, ``alpha (1,)`` and ``epsilon_param (1,)`` where they are parameters (the bias
+    with the layer's ``bias_regularizer`` / ``bias_constraint`` where it has them)."""
     if with_bias and layer.yat.has_bias:
-        layer.bias = layer.add_weight(name="bias", shape=(n_out,), initializer=bias_initializer)
+        layer.bias = layer.add_weight(
+            name="bias",
+            shape=(n_out,),
+            initializer=bias_initializer,
+            regularizer=getattr(layer, "bias_regularizer", None),
+            constraint=getattr(layer, "bias_constraint", None),
+        )
     if layer.yat.has_alpha:
         layer.alpha = layer.add_weight(name="alpha", shape=(1,), initializer="ones")
     if layer.yat.has_epsilon_param:
         layer.epsilon_param = layer.add_weight(
             name="epsilon_param", shape=(1,), initializer=keras.initializers.Constant(layer.yat.epsilon_init)
         )
+
+
+# ------------------------------------------------------------------------ Keras host idioms (nmn 0.3 keywords)
+#: The weight regularizer / constraint keywords of Keras' own ``Dense`` and ``Conv`` layers (besides
+#: ``activity_regularizer``, which the base ``keras.layers.Layer`` takes and serialises).
+WEIGHT_HOOKS = ("kernel_regularizer", "bias_regularizer", "kernel_constraint", "bias_constraint")
+
+
+def set_weight_hooks(layer, *, kernel_regularizer, bias_regularizer, kernel_constraint, bias_constraint):
+    """Resolve the Keras regularizers / constraints of the kernel and the bias (``keras.regularizers.get``,
+    ``keras.constraints.get``), stored under their keyword names; ``add_weight`` applies them: the regularizer's
+    value joins ``layer.losses``, the constraint runs after each optimizer step."""
+    layer.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+    layer.bias_regularizer = keras.regularizers.get(bias_regularizer)
+    layer.kernel_constraint = keras.constraints.get(kernel_constraint)
+    layer.bias_constraint = keras.constraints.get(bias_constraint)
+
+
+def weight_hooks_config(layer):
+    """The regularizers and constraints as Keras config (``keras.regularizers.serialize`` & co.)."""
+    return {
+        "kernel_regularizer": keras.regularizers.serialize(layer.kernel_regularizer),
+        "bias_regularizer": keras.regularizers.serialize(layer.bias_regularizer),
+        "kernel_constraint": keras.constraints.serialize(layer.kernel_constraint),
+        "bias_constraint": keras.constraints.serialize(layer.bias_constraint),
+    }
+
+
+def set_dropconnect(layer, use_dropconnect, drop_rate, seed):
+    """Store nmn 0.3's ``use_dropconnect`` / ``drop_rate`` (checked by :func:`nmn.core.spec.resolve_dropconnect`)
+    and, when DropConnect is on, the ``keras.random.SeedGenerator`` of its masks (``seed``: reproducible)."""
+    rate = resolve_dropconnect(use_dropconnect, drop_rate, type(layer).__name__)
+    layer.use_dropconnect, layer.drop_rate, layer.seed = bool(use_dropconnect), float(drop_rate), seed
+    layer._dropconnect_rate = rate
+    layer._dropconnect_seed = keras.random.SeedGenerator(seed) if rate > 0 else None
+
+
+def dropconnect_config(layer):
+    """``use_dropconnect``, ``drop_rate`` and ``seed`` as plain config (the ONNX spec does not carry them)."""
+    return {"use_dropconnect": layer.use_dropconnect, "drop_rate": layer.drop_rate, "seed": layer.seed}
+
+
+def dropconnect(layer, kernel, training):
+    """The kernel a call uses: in training with DropConnect on, ``kernel * Bernoulli(1 - rate) / (1 - rate)``
+    (a fresh mask per call, ``keras.random.dropout``); otherwise (inference, export) the kernel itself."""
+    if not training or layer._dropconnect_rate == 0.0:
+        return kernel
+    return keras.random.dropout(ops.convert_to_tensor(kernel), layer._dropconnect_rate, seed=layer._dropconnect_seed)

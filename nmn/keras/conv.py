@@ -20,15 +20,22 @@ from nmn.core.conv import PADDING_MODES, conv_output_size, conv_pads
 from nmn.core.options import DEFAULT_EPSILON, check_choice
 from nmn.keras import functional
 from nmn.keras._ops import (
+    ConstraintLike,
     InitializerLike,
+    RegularizerLike,
     Shape,
     Tensor,
     add_yat_weights,
     alpha_value,
     bias_value,
+    dropconnect,
+    dropconnect_config,
     eps_value,
     layer_label,
+    set_dropconnect,
+    set_weight_hooks,
     set_yat_options,
+    weight_hooks_config,
     yat_options_config,
 )
 
@@ -106,9 +113,17 @@ class _YatConvNd(_YatConvBase):
         weight_normalized: bool = False,
         kernel_initializer: InitializerLike = "glorot_normal",
         bias_initializer: InitializerLike = "zeros",
+        kernel_regularizer: RegularizerLike = None,
+        bias_regularizer: RegularizerLike = None,
+        activity_regularizer: RegularizerLike = None,
+        kernel_constraint: ConstraintLike = None,
+        bias_constraint: ConstraintLike = None,
+        use_dropconnect: bool = False,
+        drop_rate: float = 0.0,
+        seed: int | None = None,
         **kwargs: Any,
     ):
-        super().__init__(**kwargs)
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         cls = type(self).__name__
         set_conv_geometry(self, filters, kernel_size, strides, padding, dilation_rate, groups)
         self.padding_mode = check_choice(padding_mode, tuple(PADDING_MODES), "padding_mode", cls)
@@ -125,6 +140,14 @@ class _YatConvNd(_YatConvBase):
         self.weight_normalized = bool(weight_normalized)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
+        set_weight_hooks(
+            self,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+        )
+        set_dropconnect(self, use_dropconnect, drop_rate, seed)
         self.kernel = None
 
     def build(self, input_shape: Shape) -> None:
@@ -133,6 +156,8 @@ class _YatConvNd(_YatConvBase):
             name="kernel",
             shape=(*self.kernel_size, channels // self.groups, self.filters),
             initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
         )
         add_yat_weights(self, self.filters, self.bias_initializer)
 
@@ -146,11 +171,11 @@ class _YatConvNd(_YatConvBase):
             )
         return conv_pads(self.padding, spatial, self.kernel_size, self.strides, self.dilation_rate)
 
-    def call(self, inputs: Tensor) -> Tensor:
+    def call(self, inputs: Tensor, training: bool | None = None) -> Tensor:
         x = self._channels_last_input(inputs, self.kernel.shape[-2] * self.groups)
         y = functional.yat_conv(
             x,
-            self.kernel,
+            dropconnect(self, self.kernel, training),
             bias_value(self),
             alpha_value(self),
             eps_value(self),
@@ -193,6 +218,8 @@ class _YatConvNd(_YatConvBase):
             "weight_normalized": self.weight_normalized,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            **weight_hooks_config(self),
+            **dropconnect_config(self),
         }
 
 
@@ -211,6 +238,12 @@ _DOC = """Yat {r}-D convolution: ``y[p, m] = alpha * (<P, W_m> + b_m)^2 / (relu(
         use_bias, constant_bias, use_alpha, constant_alpha, epsilon (1e-5), learnable_epsilon: as ``YatNMN``.
         weight_normalized: unit-normalise each filter at call time, default False.
         kernel_initializer: default ``"glorot_normal"``; bias_initializer: default ``"zeros"``.
+        kernel_regularizer, bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint: as
+            ``keras.layers.Conv{r}D`` (names, configs or instances; default None): the regularizers' values join
+            ``layer.losses``, the constraints run after each optimizer step.
+        use_dropconnect, drop_rate: nmn 0.3's DropConnect (default off, 0.0): with ``training=True`` each call
+            multiplies the kernel by a fresh Bernoulli(1 - drop_rate) mask scaled by 1 / (1 - drop_rate); at
+            inference and in exported files the kernel is used as is. seed: seed of the masks, default None.
 
     Shape:
         channels_last ``(N, *S, C) -> (N, *S', M)``; kernel ``(*kernel_size, C/groups, M)``.

@@ -13,14 +13,21 @@ from nmn.core.conv import transpose_output_size
 from nmn.core.options import DEFAULT_EPSILON
 from nmn.keras import functional
 from nmn.keras._ops import (
+    ConstraintLike,
     InitializerLike,
+    RegularizerLike,
     Shape,
     Tensor,
     add_yat_weights,
     alpha_value,
     bias_value,
+    dropconnect,
+    dropconnect_config,
     eps_value,
+    set_dropconnect,
+    set_weight_hooks,
     set_yat_options,
+    weight_hooks_config,
     yat_options_config,
 )
 from nmn.keras.conv import _YatConvBase, data_format_of, from_channels_last
@@ -50,9 +57,17 @@ class _YatConvTransposeNd(_YatConvBase):
         learnable_epsilon: bool = False,
         kernel_initializer: InitializerLike = "glorot_normal",
         bias_initializer: InitializerLike = "zeros",
+        kernel_regularizer: RegularizerLike = None,
+        bias_regularizer: RegularizerLike = None,
+        activity_regularizer: RegularizerLike = None,
+        kernel_constraint: ConstraintLike = None,
+        bias_constraint: ConstraintLike = None,
+        use_dropconnect: bool = False,
+        drop_rate: float = 0.0,
+        seed: int | None = None,
         **kwargs: Any,
     ):
-        super().__init__(**kwargs)
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         cls = type(self).__name__
         set_conv_geometry(self, filters, kernel_size, strides, padding, dilation_rate, groups)
         self.output_padding = output_padding_of(self, output_padding)
@@ -68,6 +83,14 @@ class _YatConvTransposeNd(_YatConvBase):
         )
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
+        set_weight_hooks(
+            self,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+        )
+        set_dropconnect(self, use_dropconnect, drop_rate, seed)
         self.kernel = None
         self._geometry = keras_transpose_geometry(
             self.padding, self.kernel_size, self.strides, self.dilation_rate, self.output_padding
@@ -79,15 +102,17 @@ class _YatConvTransposeNd(_YatConvBase):
             name="kernel",
             shape=(*self.kernel_size, self.filters // self.groups, channels),
             initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
         )
         add_yat_weights(self, self.filters, self.bias_initializer)
 
-    def call(self, inputs: Tensor) -> Tensor:
+    def call(self, inputs: Tensor, training: bool | None = None) -> Tensor:
         x = self._channels_last_input(inputs, self.kernel.shape[-1])
         pads, outpad = self._geometry
         y = functional.yat_conv_transpose(
             x,
-            self.kernel,
+            dropconnect(self, self.kernel, training),
             bias_value(self),
             alpha_value(self),
             eps_value(self),
@@ -126,6 +151,8 @@ class _YatConvTransposeNd(_YatConvBase):
             **yat_options_config(self),
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            **weight_hooks_config(self),
+            **dropconnect_config(self),
         }
 
 
@@ -146,6 +173,12 @@ _DOC = """Yat {r}-D transposed convolution (ONNX ``ConvTranspose`` geometry, Ker
         data_format: ``'channels_last'`` or ``'channels_first'``, default ``keras.config.image_data_format()``.
         use_bias, constant_bias, use_alpha, constant_alpha, epsilon (1e-5), learnable_epsilon: as ``YatNMN``.
         kernel_initializer: default ``"glorot_normal"``; bias_initializer: default ``"zeros"``.
+        kernel_regularizer, bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint: as
+            ``keras.layers.Conv{r}DTranspose`` (names, configs or instances; default None): the regularizers' values join
+            ``layer.losses``, the constraints run after each optimizer step.
+        use_dropconnect, drop_rate: nmn 0.3's DropConnect (default off, 0.0): with ``training=True`` each call
+            multiplies the kernel by a fresh Bernoulli(1 - drop_rate) mask scaled by 1 / (1 - drop_rate); at
+            inference and in exported files the kernel is used as is. seed: seed of the masks, default None.
 
     Shape:
         channels_last ``(N, *S, C) -> (N, *S', M)``; kernel ``(*kernel_size, M/groups, C)``.

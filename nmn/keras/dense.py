@@ -9,7 +9,9 @@ import keras
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.keras import functional
 from nmn.keras._ops import (
+    ConstraintLike,
     InitializerLike,
+    RegularizerLike,
     Shape,
     Tensor,
     add_yat_weights,
@@ -17,7 +19,9 @@ from nmn.keras._ops import (
     bias_value,
     eps_value,
     layer_label,
+    set_weight_hooks,
     set_yat_options,
+    weight_hooks_config,
     yat_options_config,
 )
 
@@ -38,6 +42,9 @@ class YatNMN(keras.layers.Layer):
         weight_normalized: unit-normalise every w at call time, default False.
         lazy: freeze the kernel (not trainable); bias, alpha and epsilon stay trainable, default False.
         kernel_initializer: default ``"glorot_normal"``; bias_initializer: default ``"zeros"``.
+        kernel_regularizer, bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint: as
+            ``keras.layers.Dense`` (names, configs or instances; default None): the regularizers' values join
+            ``layer.losses``, the constraints run after each optimizer step.
 
     Shape:
         ``(..., I) -> (..., units)``; kernel ``(I, units)``.
@@ -46,6 +53,10 @@ class YatNMN(keras.layers.Layer):
     >>> layer = YatNMN(4)
     >>> tuple(layer(keras.ops.ones((2, 3))).shape)
     (2, 4)
+    >>> l2 = YatNMN(4, kernel_regularizer=keras.regularizers.L2(0.1))
+    >>> _ = l2(keras.ops.ones((2, 3)))
+    >>> bool(abs(float(l2.losses[0]) - 0.1 * float(keras.ops.sum(l2.kernel ** 2))) < 1e-5)
+    True
     """
 
     def __init__(
@@ -64,9 +75,14 @@ class YatNMN(keras.layers.Layer):
         lazy: bool = False,
         kernel_initializer: InitializerLike = "glorot_normal",
         bias_initializer: InitializerLike = "zeros",
+        kernel_regularizer: RegularizerLike = None,
+        bias_regularizer: RegularizerLike = None,
+        activity_regularizer: RegularizerLike = None,
+        kernel_constraint: ConstraintLike = None,
+        bias_constraint: ConstraintLike = None,
         **kwargs: Any,
     ):
-        super().__init__(**kwargs)
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         if units is None:
             units = features
         elif features is not None and features != units:
@@ -86,6 +102,13 @@ class YatNMN(keras.layers.Layer):
         self.lazy = bool(lazy)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
+        set_weight_hooks(
+            self,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+        )
         self.kernel = None
 
     def build(self, input_shape: Shape) -> None:
@@ -98,6 +121,8 @@ class YatNMN(keras.layers.Layer):
             name="kernel",
             shape=(input_shape[-1], self.units),
             initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
             trainable=not self.lazy,
         )
         add_yat_weights(self, self.units, self.bias_initializer)
@@ -132,4 +157,5 @@ class YatNMN(keras.layers.Layer):
             "lazy": self.lazy,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            **weight_hooks_config(self),
         }
