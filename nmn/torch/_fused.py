@@ -30,6 +30,9 @@ __all__ = [
     "YatTail",
     "YatDense",
     "YatDistTail",
+    "GroupEnergy",
+    "group_energy",
+    "energy_forward",
     "yat_tail",
     "yat_dense",
     "yat_dist_tail",
@@ -74,7 +77,7 @@ def sqnorm(v, dim, keepdim=False):
 def _reduce_to(grad, like):
     if not isinstance(like, torch.Tensor):
         return None
-    return grad.sum_to_size(like.shape) if grad.shape != like.shape else grad
+    return _sum_to(grad, like.shape)
 
 
 def _save(ctx, *saved, terms):
@@ -107,17 +110,40 @@ def _tail_forward(dot, dist, bias, alpha, eps):
     return _finish(num, den, alpha), num, den
 
 
-def _tail_grads(ctx, grad, num, den, alpha, eps, needs_alpha, needs_eps):
-    """``(u, um, g_alpha, g_eps)``: ``u = a G r``, ``um = u r m`` and the gradients of alpha and epsilon."""
+def _tail_grads(ctx, grad, num, den, alpha, eps, needs_alpha, needs_eps, scale=1.0):
+    """``(s u, s um, g_alpha, g_eps)``: ``u = a G r``, ``um = u r m`` (times ``scale``) and the gradients of alpha and
+    epsilon (unscaled). A ``scale`` of 2 gives the ``2u``, ``2um`` the callers need without a pass of their own."""
     r = num / den
     u = grad * r
     g_alpha = torch.dot(u.reshape(-1), num.reshape(-1)).reshape(alpha.shape) if needs_alpha else None
-    if alpha is not None:
-        u.mul_(alpha)
+    factor = scale if alpha is None else alpha * scale
+    if alpha is not None or scale != 1.0:
+        u.mul_(factor)
     um = r.mul_(u)
-    g_eps = -um.sum().reshape(eps.shape) if needs_eps else None
-    um.masked_fill_(den <= eps, 0.0)
+    g_eps = (um.sum() * (-1.0 / scale)).reshape(eps.shape) if needs_eps else None
+    _zero_where_floored(um, den, eps)
     return u, um, g_alpha, g_eps
+
+
+def _zero_where_floored(um, den, eps):
+    """``um[den <= eps] = 0`` (``m = 0`` where the distance was floored), in place.
+
+    On CPU (outside ``torch.compile``) the floor is rare and a mask pass is the costliest op of the backward
+    (measured 5 ms on 2M floats against 0.7 ms for ``amin``), so the mask is built only when some entry is floored.
+    """
+    if den.device.type == "cpu" and not torch.compiler.is_compiling() and not bool(den.amin() <= eps):
+        return
+    um.masked_fill_(den <= eps, 0.0)
+
+
+def _sum_to(t, shape):
+    """``t.sum_to_size(shape)`` as an explicit ``sum`` over the broadcast axes (2x faster on CPU, measured)."""
+    shape = tuple(shape)
+    if tuple(t.shape) == shape:
+        return t
+    lead = t.dim() - len(shape)
+    dims = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and t.shape[lead + i] != 1)
+    return t.sum(dims, keepdim=True).reshape(shape)
 
 
 class YatTail(torch.autograd.Function):
@@ -175,14 +201,16 @@ class YatDense(torch.autograd.Function):
     def backward(ctx, grad):
         x, w, num, den, bias, alpha, eps = _load(ctx, 4)
         needs = ctx.needs_input_grad
-        u, um, g_alpha, g_eps = _tail_grads(ctx, grad, num, den, alpha, eps, needs[3], needs[4])
-        g_bias = _reduce_to(u, bias) * 2.0 if needs[2] else None
-        h2 = u.add_(um).mul_(2.0)
+        # u2 = 2u, um2 = 2um (_tail_grads' scale): h2 = u2 + um2 without a pass of its own
+        u2, um2, g_alpha, g_eps = _tail_grads(ctx, grad, num, den, alpha, eps, needs[3], needs[4], scale=2.0)
+        g_bias = _reduce_to(u2, bias) if needs[2] else None
+        g_bias = g_bias.clone() if g_bias is u2 else g_bias  # u2 becomes h2 below
+        h2 = u2.add_(um2)
         gx = gw = None
         if needs[0]:
-            gx = torch.mm(h2, w).addcmul_(x, um.sum(1, keepdim=True), value=-2.0)
+            gx = torch.mm(h2, w).addcmul_(x, um2.sum(1, keepdim=True), value=-1.0)
         if needs[1]:
-            gw = torch.mm(h2.t(), x).addcmul_(w, um.sum(0).unsqueeze(1), value=-2.0)
+            gw = torch.mm(h2.t(), x).addcmul_(w, um2.sum(0).unsqueeze(1), value=-1.0)
         return gx, gw, g_bias, g_alpha, g_eps
 
 
@@ -217,13 +245,53 @@ class YatDistTail(torch.autograd.Function):
     def backward(ctx, grad):
         num, den, alpha, eps = _load(ctx, 2)
         needs = ctx.needs_input_grad
-        u, um, g_alpha, g_eps = _tail_grads(ctx, grad, num, den, alpha, eps, needs[3], needs[4])
+        # u2 = 2u and um2 = 2um: g_num = u2 + um2 in one pass; the halves go to the small reductions
+        u2, um2, g_alpha, g_eps = _tail_grads(ctx, grad, num, den, alpha, eps, needs[3], needs[4], scale=2.0)
         if g_eps is not None:  # _tail_grads gives -sum(u r); the floor's share is that minus the unmasked part
-            g_eps = g_eps + um.sum().reshape(g_eps.shape)
-        g_energy = -um.sum_to_size(ctx.shapes[0]) if needs[1] else None
-        g_const = -um.sum_to_size(ctx.shapes[1]) if needs[2] else None
-        g_num = u.add_(um).mul_(2.0) if needs[0] else None
+            g_eps = g_eps + (um2.sum() * 0.5).reshape(g_eps.shape)
+        g_energy = _sum_to(um2, ctx.shapes[0]).mul(-0.5) if needs[1] else None
+        g_const = _sum_to(um2, ctx.shapes[1]).mul(-0.5) if needs[2] else None
+        g_num = u2.add_(um2) if needs[0] else None
         return g_num, g_energy, g_const, g_alpha, g_eps
+
+
+def energy_forward(x, groups):
+    """``sum of x^2`` over each group's input channels of ``x (N, C, *S)``: ``(N, groups, *S)``.
+
+    >>> energy_forward(torch.ones(1, 4, 2), 2).tolist()
+    [[[2.0, 2.0], [2.0, 2.0]]]
+    """
+    n, c = x.shape[:2]
+    return x.square().reshape(n, groups, c // groups, *x.shape[2:]).sum(2)
+
+
+class GroupEnergy(torch.autograd.Function):
+    """:func:`energy_forward` with the backward ``dx = 2 x g`` in one pass (autograd's ``square`` takes three:
+    ``x.pow(1)``, ``* 2``, ``* g``, each a new input-sized tensor)."""
+
+    @staticmethod
+    def forward(ctx, x, groups):
+        ctx.groups = groups
+        ctx.save_for_backward(x)
+        return energy_forward(x, groups)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        n, c = x.shape[:2]
+        g2 = (grad * 2.0).unsqueeze(2)  # (N, G, 1, *S): small
+        gx = torch.mul(x.reshape(n, ctx.groups, c // ctx.groups, *x.shape[2:]), g2)
+        return gx.reshape(x.shape), None
+
+
+def group_energy(x, groups):
+    """:func:`energy_forward`, through :class:`GroupEnergy` when autograd records.
+
+    >>> group_energy(torch.ones(1, 2, 3, requires_grad=True), 1).sum().backward()
+    """
+    if recording(x):
+        return GroupEnergy.apply(x, groups)
+    return energy_forward(x, groups)
 
 
 def yat_tail(dot, dist, bias, alpha, eps):

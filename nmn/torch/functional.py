@@ -225,8 +225,7 @@ def _window_sum(xs, kernel, strides, native, dilations):
 
 def _group_energy(x, groups):
     """``sum of x^2`` over each group's input channels: ``(N, groups, *S)`` (the patch energy's channel sum)."""
-    n, c = x.shape[:2]
-    return x.square().reshape(n, groups, c // groups, *x.shape[2:]).sum(2)
+    return _fused.group_energy(x, groups)
 
 
 def yat_conv_transpose(

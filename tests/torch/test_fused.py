@@ -69,3 +69,43 @@ def test_ops_namespace_tail_member_equals_core():
     torch.testing.assert_close(F.yat_tail(dot, dist, 0.1, 1.2, 1e-5), want)
     dot.requires_grad_(True)
     torch.testing.assert_close(F.yat_tail(dot, dist, 0.1, 1.2, 1e-5), want)
+
+
+@pytest.mark.parametrize("floored", [False, True], ids=["no-floor", "floored"])
+@pytest.mark.parametrize("alpha_kind", ["tensor", "none"])
+def test_fused_dist_tail_matches_core_autograd(floored, alpha_kind):
+    """The conv tail ``alpha num^2 / max(E + const - 2 num, eps)`` against autograd through the core tail of
+    ``dot = num - b``, ``dist = E + |w|^2 - 2 dot`` (``const = |w|^2 + 2 b + eps``), with and without floored
+    distances (the mask pass runs only when some entry is floored)."""
+    torch.manual_seed(3)
+    num = torch.randn(2, 1, 3, 4, 4, dtype=torch.float64)
+    energy = torch.rand(2, 1, 1, 4, 4, dtype=torch.float64) * 4 + 4.0
+    wsq = torch.rand(1, 1, 3, 1, 1, dtype=torch.float64) + 1.0
+    b = torch.randn(1, 1, 3, 1, 1, dtype=torch.float64) * 0.1
+    eps = torch.tensor([0.05], dtype=torch.float64)
+    if floored:  # num = (E + |w|^2 + 2b) / 2 + 0.5: dist < 0 there
+        num[0, 0, 1, 2] = ((energy[0, 0, 0, 2] + wsq[0, 0, 1, 0] + 2 * b[0, 0, 1, 0]) / 2 + 0.5).detach()
+    alpha = torch.tensor([1.3], dtype=torch.float64) if alpha_kind == "tensor" else None
+    leaves = [t.requires_grad_(True) for t in _fused.tensors(num, energy, wsq, b, alpha, eps)]
+    const = wsq + 2 * b + eps
+    got = _fused.YatDistTail.apply(num, energy, const, alpha, eps)
+    dot = num - b
+    want = core.yat_tail(ops_for(num), dot, energy + wsq - 2 * dot, b, alpha, eps)
+    torch.testing.assert_close(got, want)
+    assert bool((energy + wsq - 2 * dot < 0).any()) == floored
+    g = torch.randn_like(got)
+    for a, w in zip(torch.autograd.grad((got * g).sum(), leaves), torch.autograd.grad((want * g).sum(), leaves)):
+        torch.testing.assert_close(a, w)
+
+
+def test_dist_tail_and_group_energy_pass_gradcheck():
+    torch.manual_seed(4)
+    num = torch.randn(2, 1, 3, 2, 2, dtype=torch.float64, requires_grad=True)
+    energy = (torch.rand(2, 1, 1, 2, 2, dtype=torch.float64) * 4 + 4).requires_grad_(True)
+    const = (torch.rand(1, 1, 3, 1, 1, dtype=torch.float64) + 1).requires_grad_(True)
+    a = torch.tensor([0.8], dtype=torch.float64, requires_grad=True)
+    e = torch.tensor([0.3], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(_fused.YatDistTail.apply, (num, energy, const, a, e))
+    x = torch.randn(2, 6, 3, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: _fused.GroupEnergy.apply(t, 3), (x,))
+    torch.testing.assert_close(_fused.group_energy(x, 3), (x * x).reshape(2, 3, 2, 3, 3).sum(2))
