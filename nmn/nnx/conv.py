@@ -25,37 +25,36 @@ default_bias_init = nnx.initializers.zeros_init()
 class YatConv(nnx.Module):
     """Yat convolution: the Yat product of every input patch with each filter.
 
-        .. math:: y_{p,m} = \\alpha \\frac{(P_p \\cdot W_m + b_m)^2}{\\mathrm{relu}(\\|P_p\\|^2 + \\|W_m\\|^2 - 2 P_p \\cdot W_m) + \\epsilon}
+    .. math:: y_{p,m} = \\alpha \\frac{(P_p \\cdot W_m + b_m)^2}{\\mathrm{relu}(\\|P_p\\|^2 + \\|W_m\\|^2 - 2 P_p \\cdot W_m) + \\epsilon}
 
-        The rank is ``len(kernel_size)`` (an int means 1-D); ``YatConv1D/2D/3D`` pin it.
+    The rank is ``len(kernel_size)`` (an int means 1-D); ``YatConv1D/2D/3D`` pin it.
 
-        Args:
-            in_features: input channels C.
-            out_features: output channels (filters) M.
-            kernel_size: window size, an int or a tuple of ints.
-            strides: stride, int or tuple (default 1).
-            padding: ``'SAME'`` (default), ``'VALID'``, ``'CAUSAL'`` (1-D), ``'CIRCULAR'``, ``'REFLECT'``, an int,
-                ints or ``(lo, hi)`` pairs.
-            padding_mode: ``'zeros'`` (default), ``'reflect'``, ``'replicate'`` or ``'circular'``.
-            kernel_dilation: dilation, int or tuple (default 1).
-            feature_group_count: groups G; C and M must be divisible by G (default 1).
-            use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon, weight_normalized:
-                the Yat options, as in :class:`YatNMN` (defaults True, None, True, None, 1e-5, False, False).
-            dtype: result dtype (default None: promoted); param_dtype: parameter dtype (default float32).
-            kernel_init: default Xavier normal; bias_init: default zeros; rngs: ``nnx.Rngs``.
+    Args:
+        in_features: input channels C.
+        out_features: output channels (filters) M.
+        kernel_size: window size, an int or a tuple of ints.
+        strides: stride, int or tuple (default 1).
+        padding: ``'SAME'`` (default), ``'VALID'``, ``'CAUSAL'`` (1-D), ``'CIRCULAR'``, ``'REFLECT'``, an int,
+            ints or ``(lo, hi)`` pairs.
+        padding_mode: ``'zeros'`` (default), ``'reflect'``, ``'replicate'`` or ``'circular'``.
+        kernel_dilation: dilation, int or tuple (default 1).
+        feature_group_count: groups G; C and M must be divisible by G (default 1).
+        use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon, weight_normalized:
+            the Yat options, as in :class:`YatNMN` (defaults True, None, True, None, 1e-5, False, False).
+        dtype: result dtype (default None: promoted); param_dtype: parameter dtype (default float32).
+        kernel_init: default Xavier normal; bias_init: default zeros; rngs: ``nnx.Rngs``.
         use_dropconnect, drop_rate: nmn 0.3's DropConnect on the kernel (default False, 0.0), as :class:`YatNMN`;
             deterministic: default of the call's ``deterministic`` (default False; ``model.eval()`` sets True).
 
-        Shape:
-            input ``(N, *spatial, C)``, ``kernel (*kernel_size, C/G, M)``, output ``(N, *spatial', M)``.
+    Shape:
+        input ``(N, *spatial, C)``, ``kernel (*kernel_size, C/G, M)``, output ``(N, *spatial', M)``.
 
-        Example:
-            >>> import jax
-    import jax.numpy as jnp
-            >>> from flax import nnx
-            >>> conv = YatConv(3, 4, kernel_size=(3, 3), rngs=nnx.Rngs(0))
-            >>> conv(jnp.ones((1, 5, 5, 3))).shape
-            (1, 5, 5, 4)
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from flax import nnx
+        >>> conv = YatConv(3, 4, kernel_size=(3, 3), rngs=nnx.Rngs(0))
+        >>> conv(jnp.ones((1, 5, 5, 3))).shape
+        (1, 5, 5, 4)
     """
 
     _rank: ClassVar[int | None] = None
@@ -163,12 +162,11 @@ class YatConv(nnx.Module):
 class YatConv1D(YatConv):
     """1-D :class:`YatConv`: input ``(N, L, C)``, ``kernel (k, C/G, M)``.
 
-        Example:
-            >>> import jax
-    import jax.numpy as jnp
-            >>> from flax import nnx
-            >>> YatConv1D(2, 3, 3, padding="VALID", rngs=nnx.Rngs(0))(jnp.ones((1, 6, 2))).shape
-            (1, 4, 3)
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from flax import nnx
+        >>> YatConv1D(2, 3, 3, padding="VALID", rngs=nnx.Rngs(0))(jnp.ones((1, 6, 2))).shape
+        (1, 4, 3)
     """
 
     _rank = 1
@@ -177,12 +175,11 @@ class YatConv1D(YatConv):
 class YatConv2D(YatConv):
     """2-D :class:`YatConv`: input ``(N, H, W, C)``, ``kernel (kh, kw, C/G, M)``.
 
-        Example:
-            >>> import jax
-    import jax.numpy as jnp
-            >>> from flax import nnx
-            >>> YatConv2D(2, 4, 3, strides=2, rngs=nnx.Rngs(0))(jnp.ones((1, 6, 6, 2))).shape
-            (1, 3, 3, 4)
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from flax import nnx
+        >>> YatConv2D(2, 4, 3, strides=2, rngs=nnx.Rngs(0))(jnp.ones((1, 6, 6, 2))).shape
+        (1, 3, 3, 4)
     """
 
     _rank = 2
@@ -191,12 +188,11 @@ class YatConv2D(YatConv):
 class YatConv3D(YatConv):
     """3-D :class:`YatConv`: input ``(N, D, H, W, C)``, ``kernel (kd, kh, kw, C/G, M)``.
 
-        Example:
-            >>> import jax
-    import jax.numpy as jnp
-            >>> from flax import nnx
-            >>> YatConv3D(1, 2, 2, padding="VALID", rngs=nnx.Rngs(0))(jnp.ones((1, 3, 3, 3, 1))).shape
-            (1, 2, 2, 2, 2)
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from flax import nnx
+        >>> YatConv3D(1, 2, 2, padding="VALID", rngs=nnx.Rngs(0))(jnp.ones((1, 3, 3, 3, 1))).shape
+        (1, 2, 2, 2, 2)
     """
 
     _rank = 3

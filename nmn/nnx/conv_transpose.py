@@ -25,35 +25,34 @@ default_bias_init = nnx.initializers.zeros_init()
 class YatConvTranspose(nnx.Module):
     """Yat transposed convolution: the Yat product of each filter with every zero-stuffed input patch.
 
-        .. math:: y_{q,m} = \\alpha \\frac{(d_{q,m} + b_m)^2}{\\mathrm{relu}(E_{q,m} + \\|W_m\\|^2 - 2 d_{q,m}) + \\epsilon}
+    .. math:: y_{q,m} = \\alpha \\frac{(d_{q,m} + b_m)^2}{\\mathrm{relu}(E_{q,m} + \\|W_m\\|^2 - 2 d_{q,m}) + \\epsilon}
 
-        with ``d`` the ONNX ``ConvTranspose`` of the input and ``E`` that of its square with an all-ones kernel.
-        The kernel is Flax's ``ConvTranspose`` kernel: ``(*k, C, M/G)``, spatially flipped with respect to
-        ONNX/PyTorch's ``(C, M/G, *k)``.
+    with ``d`` the ONNX ``ConvTranspose`` of the input and ``E`` that of its square with an all-ones kernel.
+    The kernel is Flax's ``ConvTranspose`` kernel: ``(*k, C, M/G)``, spatially flipped with respect to
+    ONNX/PyTorch's ``(C, M/G, *k)``.
 
-        Args:
-            in_features: input channels C; out_features: output channels M.
-            kernel_size: int or tuple; strides: int or tuple (default 1).
-            padding: ``'SAME'`` (default: out = in * stride), ``'VALID'`` (out = (in - 1) * stride + k_eff, or
-                in * stride if larger), an int or ``(lo, hi)`` pairs: ONNX/PyTorch cropping of the full output.
-            output_padding: extra size on the high side of each axis (default 0).
-            kernel_dilation: int or tuple (default 1). feature_group_count: groups G (default 1).
-            use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon: Yat options, as in
-                :class:`YatNMN`.
-            dtype, param_dtype, kernel_init (Xavier normal), bias_init (zeros), rngs: as in Flax.
+    Args:
+        in_features: input channels C; out_features: output channels M.
+        kernel_size: int or tuple; strides: int or tuple (default 1).
+        padding: ``'SAME'`` (default: out = in * stride), ``'VALID'`` (out = (in - 1) * stride + k_eff, or
+            in * stride if larger), an int or ``(lo, hi)`` pairs: ONNX/PyTorch cropping of the full output.
+        output_padding: extra size on the high side of each axis (default 0).
+        kernel_dilation: int or tuple (default 1). feature_group_count: groups G (default 1).
+        use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon: Yat options, as in
+            :class:`YatNMN`.
+        dtype, param_dtype, kernel_init (Xavier normal), bias_init (zeros), rngs: as in Flax.
         use_dropconnect, drop_rate: nmn 0.3's DropConnect on the kernel (default False, 0.0), as :class:`YatNMN`;
             deterministic: default of the call's ``deterministic`` (default False; ``model.eval()`` sets True).
 
-        Shape:
-            input ``(N, *spatial, C)``, ``kernel (*kernel_size, C, M/G)``, output ``(N, *spatial', M)``.
+    Shape:
+        input ``(N, *spatial, C)``, ``kernel (*kernel_size, C, M/G)``, output ``(N, *spatial', M)``.
 
-        Example:
-            >>> import jax
-    import jax.numpy as jnp
-            >>> from flax import nnx
-            >>> up = YatConvTranspose(2, 3, (2, 2), strides=2, rngs=nnx.Rngs(0))
-            >>> up(jnp.ones((1, 4, 4, 2))).shape
-            (1, 8, 8, 3)
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from flax import nnx
+        >>> up = YatConvTranspose(2, 3, (2, 2), strides=2, rngs=nnx.Rngs(0))
+        >>> up(jnp.ones((1, 4, 4, 2))).shape
+        (1, 8, 8, 3)
     """
 
     _rank: ClassVar[int | None] = None
@@ -159,12 +158,11 @@ class YatConvTranspose(nnx.Module):
 class YatConvTranspose1D(YatConvTranspose):
     """1-D :class:`YatConvTranspose`: input ``(N, L, C)``, ``kernel (k, C, M/G)``.
 
-        Example:
-            >>> import jax
-    import jax.numpy as jnp
-            >>> from flax import nnx
-            >>> YatConvTranspose1D(2, 3, 3, strides=2, padding="VALID", rngs=nnx.Rngs(0))(jnp.ones((1, 4, 2))).shape
-            (1, 9, 3)
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from flax import nnx
+        >>> YatConvTranspose1D(2, 3, 3, strides=2, padding="VALID", rngs=nnx.Rngs(0))(jnp.ones((1, 4, 2))).shape
+        (1, 9, 3)
     """
 
     _rank = 1
@@ -173,12 +171,11 @@ class YatConvTranspose1D(YatConvTranspose):
 class YatConvTranspose2D(YatConvTranspose):
     """2-D :class:`YatConvTranspose`: input ``(N, H, W, C)``, ``kernel (kh, kw, C, M/G)``.
 
-        Example:
-            >>> import jax
-    import jax.numpy as jnp
-            >>> from flax import nnx
-            >>> YatConvTranspose2D(2, 2, 3, strides=2, rngs=nnx.Rngs(0))(jnp.ones((1, 3, 3, 2))).shape
-            (1, 6, 6, 2)
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from flax import nnx
+        >>> YatConvTranspose2D(2, 2, 3, strides=2, rngs=nnx.Rngs(0))(jnp.ones((1, 3, 3, 2))).shape
+        (1, 6, 6, 2)
     """
 
     _rank = 2
@@ -187,12 +184,11 @@ class YatConvTranspose2D(YatConvTranspose):
 class YatConvTranspose3D(YatConvTranspose):
     """3-D :class:`YatConvTranspose`: input ``(N, D, H, W, C)``, ``kernel (kd, kh, kw, C, M/G)``.
 
-        Example:
-            >>> import jax
-    import jax.numpy as jnp
-            >>> from flax import nnx
-            >>> YatConvTranspose3D(1, 2, 2, strides=2, rngs=nnx.Rngs(0))(jnp.ones((1, 2, 2, 2, 1))).shape
-            (1, 4, 4, 4, 2)
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from flax import nnx
+        >>> YatConvTranspose3D(1, 2, 2, strides=2, rngs=nnx.Rngs(0))(jnp.ones((1, 2, 2, 2, 1))).shape
+        (1, 4, 4, 4, 2)
     """
 
     _rank = 3

@@ -20,41 +20,40 @@ default_bias_init = nnx.initializers.zeros_init()
 class YatNMN(nnx.Module):
     """Yat dense layer: an activation-free neuron that scores similarity and proximity at once.
 
-        .. math:: y_o = \\alpha \\frac{(x \\cdot w_o + b_o)^2}{\\mathrm{relu}(\\|x\\|^2 + \\|w_o\\|^2 - 2 x \\cdot w_o) + \\epsilon}
+    .. math:: y_o = \\alpha \\frac{(x \\cdot w_o + b_o)^2}{\\mathrm{relu}(\\|x\\|^2 + \\|w_o\\|^2 - 2 x \\cdot w_o) + \\epsilon}
 
-        Args:
-            in_features: size of the input's last axis.
-            out_features: number of Yat neurons.
-            use_bias: learnable bias ``(out_features,)`` in the numerator (default True).
-            constant_bias: a fixed bias value (no parameter); overrides ``use_bias`` (default None).
-            use_alpha: learnable output scale ``alpha (1,)``, init 1 (default True).
-            constant_alpha: ``True`` for a fixed sqrt(2), a number for that number (default None).
-            epsilon: added to the clamped distance, must be > 0 (default 1e-5).
-            learnable_epsilon: learn ``epsilon_param``, eps = softplus(epsilon_param) (default False).
-            spherical: use unit-norm inputs and weights, distance ``2 - 2 cos`` (default False).
-            weight_normalized: unit-norm weights at every call, ``|w|^2 := 1`` (default False).
-            lazy: freeze the kernel (a ``FrozenParam``, not trained); bias/alpha stay trainable (default False).
+    Args:
+        in_features: size of the input's last axis.
+        out_features: number of Yat neurons.
+        use_bias: learnable bias ``(out_features,)`` in the numerator (default True).
+        constant_bias: a fixed bias value (no parameter); overrides ``use_bias`` (default None).
+        use_alpha: learnable output scale ``alpha (1,)``, init 1 (default True).
+        constant_alpha: ``True`` for a fixed sqrt(2), a number for that number (default None).
+        epsilon: added to the clamped distance, must be > 0 (default 1e-5).
+        learnable_epsilon: learn ``epsilon_param``, eps = softplus(epsilon_param) (default False).
+        spherical: use unit-norm inputs and weights, distance ``2 - 2 cos`` (default False).
+        weight_normalized: unit-norm weights at every call, ``|w|^2 := 1`` (default False).
+        lazy: freeze the kernel (a ``FrozenParam``, not trained); bias/alpha stay trainable (default False).
         use_dropconnect, drop_rate: nmn 0.3's DropConnect (default False, 0.0): in training each call multiplies
             the kernel by a Bernoulli(1 - drop_rate) mask scaled by 1 / (1 - drop_rate) (rng stream ``'dropout'``);
             the identity when deterministic, after ``model.eval()`` and in exported files.
         deterministic: default of the call's ``deterministic`` (default False; ``model.eval()`` sets True).
-            dtype: result dtype (default None: promoted from the input and parameters).
-            param_dtype: parameter dtype (default float32).
-            kernel_init: kernel initializer (default Xavier normal); bias_init: bias initializer (default zeros).
-            rngs: ``nnx.Rngs`` for the initializers.
+        dtype: result dtype (default None: promoted from the input and parameters).
+        param_dtype: parameter dtype (default float32).
+        kernel_init: kernel initializer (default Xavier normal); bias_init: bias initializer (default zeros).
+        rngs: ``nnx.Rngs`` for the initializers.
 
-        Shape:
-            input ``(..., in_features)``, ``kernel (in_features, out_features)``, output ``(..., out_features)``.
+    Shape:
+        input ``(..., in_features)``, ``kernel (in_features, out_features)``, output ``(..., out_features)``.
 
-        Example:
-            >>> import jax
-    import jax.numpy as jnp
-            >>> from flax import nnx
-            >>> layer = YatNMN(3, 2, rngs=nnx.Rngs(0))
-            >>> layer(jnp.ones((4, 3))).shape
-            (4, 2)
-            >>> layer.kernel.shape, layer.alpha.shape
-            ((3, 2), (1,))
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from flax import nnx
+        >>> layer = YatNMN(3, 2, rngs=nnx.Rngs(0))
+        >>> layer(jnp.ones((4, 3))).shape
+        (4, 2)
+        >>> layer.kernel.shape, layer.alpha.shape
+        ((3, 2), (1,))
     """
 
     def __init__(
