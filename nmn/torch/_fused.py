@@ -97,9 +97,10 @@ def _load(ctx, n):
     return out
 
 
-def _finish(num, den, alpha):
-    """``alpha * num^2 / den`` in one new tensor (two in-place passes)."""
-    y = torch.mul(num, num).div_(den)
+def _finish(num, den, alpha, consume=False):
+    """``alpha * num^2 / den`` in one new tensor (two in-place passes), or in ``num``'s own memory when
+    ``consume`` (inference: no new output-sized tensor)."""
+    y = num.square_().div_(den) if consume else torch.mul(num, num).div_(den)
     return y if alpha is None else y.mul_(alpha)
 
 
@@ -164,7 +165,7 @@ class YatTail(torch.autograd.Function):
         return u.mul_(2.0), um.neg_(), g_bias, g_alpha, g_eps
 
 
-def dense_forward(x, w, bias, alpha, eps):
+def dense_forward(x, w, bias, alpha, eps, consume=False):
     """``(y, num, den)`` of the plain Yat dense product of 2-D ``x (N, I)`` and ``w (O, I)``.
 
     ``dot = x w^T``; ``den = max(|x|^2 + |w|^2 - 2 dot + eps, eps)``; ``y = alpha (dot + b)^2 / den``.
@@ -173,6 +174,7 @@ def dense_forward(x, w, bias, alpha, eps):
         x: ``(N, I)``.
         w: ``(O, I)``.
         bias, alpha, eps: tensors (``bias (O,)``, ``alpha (1,)``, ``eps (1,)``), numbers or ``None``.
+        consume: write ``y`` over ``num`` (which is then ``y``): inference, where ``num`` is not kept.
 
     >>> y, num, den = dense_forward(torch.ones(1, 2), torch.zeros(3, 2), 1.0, 2.0, 1.0)
     >>> [round(v, 4) for v in y[0].tolist()], den.tolist()
@@ -181,7 +183,7 @@ def dense_forward(x, w, bias, alpha, eps):
     dot = torch.mm(x, w.t())
     den = torch.add(sqnorm(w, 1).add_(eps), dot, alpha=-2.0).add_(sqnorm(x, 1, True)).clamp_min_(eps)
     num = dot if bias is None else dot.add_(bias)
-    return _finish(num, den, alpha), num, den
+    return _finish(num, den, alpha, consume), num, den
 
 
 class YatDense(torch.autograd.Function):
@@ -214,15 +216,17 @@ class YatDense(torch.autograd.Function):
         return gx, gw, g_bias, g_alpha, g_eps
 
 
-def dist_tail_forward(num, energy, const, alpha, eps):
+def dist_tail_forward(num, energy, const, alpha, eps, consume=False):
     """``(y, den)`` of ``alpha num^2 / max(energy + const - 2 num, eps)`` (the conv tail; see :func:`yat_dist_tail`).
+
+    ``consume`` writes ``y`` over ``num`` (inference, where the caller does not keep ``num``).
 
     >>> y, den = dist_tail_forward(torch.tensor([2.0]), torch.tensor([1.0]), torch.tensor([8.0]), None, 1.0)
     >>> round(float(y), 4), den.tolist()
     (0.8, [5.0])
     """
     den = torch.add(energy, num, alpha=-2.0).add_(const).clamp_min_(eps)
-    return _finish(num, den, alpha), den
+    return _finish(num, den, alpha, consume), den
 
 
 class YatDistTail(torch.autograd.Function):
@@ -313,10 +317,10 @@ def yat_dense(x, w, bias, alpha, eps):
     """
     if recording(x, w, bias, alpha, eps):
         return YatDense.apply(x, w, bias, alpha, eps)
-    return dense_forward(x, w, bias, alpha, eps)[0]
+    return dense_forward(x, w, bias, alpha, eps, consume=True)[0]  # num = x w^T (+ b) is its own
 
 
-def yat_dist_tail(num, energy, const, alpha, eps):
+def yat_dist_tail(num, energy, const, alpha, eps, *, consume=False):
     """``alpha num^2 / max(energy + const - 2 num, eps)``: the Function when autograd records.
 
     Args:
@@ -324,10 +328,11 @@ def yat_dist_tail(num, energy, const, alpha, eps):
         energy: the input energy ``|P|^2``, broadcastable to ``num``.
         const: ``|w|^2 + 2 b + eps``, broadcastable to ``num``.
         alpha, eps: tensors, numbers or ``None`` (alpha).
+        consume: when autograd does not record, write the result over ``num`` (a caller's own temporary).
 
     >>> float(yat_dist_tail(torch.tensor([3.0]), torch.tensor([9.0]), torch.tensor([-7.0]), 2.0, 1.0))
     18.0
     """
     if recording(num, energy, const, alpha, eps):
         return YatDistTail.apply(num, energy, const, alpha, eps)
-    return dist_tail_forward(num, energy, const, alpha, eps)[0]
+    return dist_tail_forward(num, energy, const, alpha, eps, consume)[0]

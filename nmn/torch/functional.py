@@ -197,7 +197,12 @@ def yat_conv(
         const = const + 2.0 * bias
     grouped = (num.shape[0], groups, m // groups, *num.shape[2:])
     y = _fused.yat_dist_tail(
-        num.reshape(grouped), energy.unsqueeze(2), const.reshape(1, groups, -1, *[1] * rank), alpha, epsilon
+        num.reshape(grouped),
+        energy.unsqueeze(2),
+        const.reshape(1, groups, -1, *[1] * rank),
+        alpha,
+        epsilon,
+        consume=True,  # num is this call's conv output
     )
     y = y.reshape(num.shape)
     return y.to(result)
