@@ -283,9 +283,12 @@ class GroupEnergy(torch.autograd.Function):
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
         n, c = x.shape[:2]
+        grouped = (n, ctx.groups, c // ctx.groups, *x.shape[2:])
         g2 = (grad * 2.0).unsqueeze(2)  # (N, G, 1, *S): small
-        gx = torch.mul(x.reshape(n, ctx.groups, c // ctx.groups, *x.shape[2:]), g2)
-        return gx.reshape(x.shape), None
+        gx = torch.empty_like(x, memory_format=torch.contiguous_format)
+        # written through a view, returned as the base: autograd can then add the conv's dx into it in place
+        torch.mul(x.reshape(grouped), g2, out=gx.view(grouped))
+        return gx, None
 
 
 def group_energy(x, groups):
