@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
@@ -17,8 +18,8 @@ from nmn._jax.layout import param_table
 from nmn.interchange._export_common import write as _write
 from nmn.interchange.graph import check_against
 from nmn.interchange.interpret import SQUASHER_OPS, check_supported, execute, replay, squash
-from nmn.interchange.reader import OnnxGraph
 from nmn.interchange.jax_io.ops import PRIMS
+from nmn.interchange.reader import OnnxGraph
 from nmn.linen import spec as linen_spec
 from nmn.nnx import spec as nnx_spec
 
@@ -78,7 +79,7 @@ class OnnxModel(nnx.Module):
     ``__call__`` takes the file's inputs in the file's layout (a Flax export takes channels-last data).
     """
 
-    def __init__(self, graph: OnnxGraph, *, param_dtype=jnp.float32, rngs: nnx.Rngs | None = None):
+    def __init__(self, graph: OnnxGraph, *, param_dtype: jnp.dtype | type = jnp.float32, rngs: nnx.Rngs | None = None):
         rngs = rngs or nnx.Rngs(0)
         self.graph = _Static(graph)
         yat = {}
@@ -126,7 +127,7 @@ class OnnxModel(nnx.Module):
     def _yat(self, node, args):
         return _call_yat(N, lambda name: self.yat[_key(name)], self.graph.value, node, args)
 
-    def __call__(self, *inputs):
+    def __call__(self, *inputs: jax.Array) -> jax.Array | tuple[jax.Array, ...]:
         outs = execute(
             self.graph.value, [jnp.asarray(x) for x in inputs], tensor=self._tensor, prims=PRIMS, yat=self._yat
         )

@@ -1,174 +1,22 @@
-"""Export half of the JAX route: trace a Flax model to a jaxpr in which every known layer is one marked region,
-and write that jaxpr through the :class:`~nmn.interchange.graph.GraphBuilder`.
-
-How a layer is found: during the export only, the ``__call__`` (and ``YatEmbed.attend``) of every known layer
-class (nmn's NNX/Linen layers and Flax's Linear/Dense, Conv, ConvTranspose, LayerNorm, BatchNorm, Dropout,
-Embed) runs inside ``jax.named_scope("nmnlayer<k>")`` with its array inputs and outputs passed through
-``lax.optimization_barrier``. In ``jax.make_jaxpr`` of the model that gives, for each layer call, a run of
-equations under that scope which opens with a barrier whose operands are the layer's inputs (in order) and
-closes with one whose results are its outputs. The run becomes one ``nmn::`` node (or the standard layer's ONNX
-op); the equations between layers (residual additions, activations, reshapes, pooling, reductions) are
-translated primitive by primitive. Nothing is patched outside :func:`recording`.
+"""Export walk of the JAX route: the jaxpr of a Flax model, recorded with each known layer as one marked region
+(:mod:`nmn.interchange.jax_io.record`), written equation by equation through the
+:class:`~nmn.interchange.graph.GraphBuilder`: a layer region by the layer emitter given to :class:`JaxprWriter`, a
+squasher scope as one ``nmn::`` node, any other equation by the emitter registered for its primitive in
+:data:`PRIMITIVES`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 from jax.extend.core import ClosedJaxpr, Literal
 
 from nmn.interchange import emit
-from nmn.interchange.graph import ExportError, GraphBuilder
-
-_SCOPE = re.compile(r"nmnlayer(\d+)")
-
-
-@dataclass
-class Call:
-    """One recorded layer call: the module, the method, how its arrays map to arguments, extras."""
-
-    module: Any
-    method: str
-    arg_names: list[str]
-    extras: dict = field(default_factory=dict)
-
-
-class Recorder:
-    def __init__(self):
-        self.calls: list[Call] = []
-        self.depth = 0
-
-
-_ACTIVE: list[Recorder] = []
-
-
-def _normalize_args(cls_name, method, args, kwargs):
-    """The layer's array arguments in a fixed order, and a function rebuilding the call from them."""
-    if method == "__call__" and cls_name in ("MultiHeadYatAttention", "MultiHeadAttention"):
-        q = args[0] if args else kwargs.pop("inputs_q")
-        k = args[1] if len(args) > 1 and args[1] is not None else kwargs.pop("inputs_k", None)
-        v = args[2] if len(args) > 2 and args[2] is not None else kwargs.pop("inputs_v", None)
-        k = q if k is None else k
-        v = k if v is None else v
-        mask = kwargs.pop("mask", None)
-        arrays = [q, k, v] + ([mask] if mask is not None else [])
-        names = ["q", "k", "v"] + (["mask"] if mask is not None else [])
-
-        def rebuild(xs):
-            return (xs[0], xs[1], xs[2]), dict(kwargs, **({"mask": xs[3]} if mask is not None else {}))
-
-        return arrays, names, rebuild
-    if method == "__call__" and cls_name == "RotaryYatAttention":
-        if kwargs.get("decode"):
-            raise ExportError("RotaryYatAttention: decode=True (the KV cache) is not exported; export the full pass")
-        mask = kwargs.pop("mask", None)
-        arrays = [args[0]] + ([mask] if mask is not None else [])
-
-        def rebuild(xs):
-            return (xs[0],), dict(kwargs, **({"mask": xs[1]} if mask is not None else {}))
-
-        return arrays, ["x"] + (["mask"] if mask is not None else []), rebuild
-    x = args[0] if args else next(iter(kwargs.values()))
-    rest = args[1:]
-
-    def rebuild(xs):
-        return (xs[0], *rest), kwargs
-
-    return [x], ["x"], rebuild
-
-
-def _patched(cls, method, original):
-    def wrapper(self, *args, **kwargs):
-        rec = _ACTIVE[-1] if _ACTIVE else None
-        if rec is None or rec.depth > 0:
-            return original(self, *args, **kwargs)
-        kwargs = dict(kwargs)
-        arrays, names, rebuild = _normalize_args(cls.__name__, method, list(args), kwargs)
-        k = len(rec.calls)
-        call = Call(self, method, names)
-        rec.calls.append(call)
-        rec.depth += 1
-        try:
-            with jax.named_scope(f"nmnlayer{k}"):
-                arrays = list(lax.optimization_barrier(tuple(jnp.asarray(a) for a in arrays)))
-                a2, kw2 = rebuild(arrays)
-                out = original(self, *a2, **kw2)
-                if not isinstance(out, jax.Array) and not hasattr(out, "shape"):
-                    raise ExportError(f"{type(self).__name__}: only layers returning one array are exported")
-                (out,) = lax.optimization_barrier((out,))
-            call.extras["after"] = _after_call(self)
-        finally:
-            rec.depth -= 1
-        return out
-
-    wrapper.__wrapped__ = original
-    return wrapper
-
-
-def _after_call(module):
-    """For a Linen module (bound during its call): its path and variables; nothing for NNX."""
-    scope = getattr(module, "scope", None)
-    if scope is None or not hasattr(module, "variables"):
-        return None
-    try:
-        return {"path": tuple(scope.path), "variables": jax.tree.map(np.asarray, dict(module.variables))}
-    except Exception:  # pragma: no cover - an unbound module: nothing to record
-        return None
-
-
-@contextlib.contextmanager
-def recording(classes: list[tuple[type, str]]):
-    """Patch ``classes`` (``(class, method)``) for the duration of one export and yield the recorder."""
-    rec = Recorder()
-    saved = []
-    for cls, method in classes:
-        original = getattr(cls, method, None)
-        if original is None:
-            continue
-        saved.append((cls, method, cls.__dict__.get(method)))
-        setattr(cls, method, _patched(cls, method, original))
-    _ACTIVE.append(rec)
-    try:
-        yield rec
-    finally:
-        _ACTIVE.pop()
-        for cls, method, own in reversed(saved):
-            if own is None:
-                delattr(cls, method)
-            else:
-                setattr(cls, method, own)
-
-
-# ---------------------------------------------------------------------------------------------- jaxpr walk
-_SQUASH_SCOPE = re.compile(r"nmnsquash\|([a-z_]+)\|([^/]*)")
-
-
-def _squash_scope(eqn) -> str | None:
-    m = _SQUASH_SCOPE.search(str(eqn.source_info.name_stack))
-    return m.group(0) if m else None
-
-
-def squash_config(scope: str) -> tuple[str, dict]:
-    """``(kind, config)`` of a squasher from its scope name ``nmnsquash|<kind>|<n>[|<epsilon>|<axis>]``."""
-    kind, *args = scope.split("|")[1:]
-    values = [float(a) for a in args]
-    if kind == "softermax":
-        return kind, {"n": values[0], "epsilon": values[1], "axis": int(values[2])}
-    return kind, {"n": values[0]}
-
-
-def _scope(eqn) -> int | None:
-    m = _SCOPE.search(str(eqn.source_info.name_stack))
-    return int(m.group(1)) if m else None
-
+from nmn.interchange.graph import GraphBuilder
+from nmn.interchange.jax_io.record import Call, _scope, _squash_scope, squash_config
+from nmn.interchange.registry import Registry
 
 _UNARY = {
     "neg": "Neg",
@@ -267,96 +115,20 @@ class JaxprWriter:
         return [self.value(env, v) for v in jaxpr.outvars]
 
     def eqn(self, env, eqn):
-        b = self.b
+        """Write one equation through the emitter registered for its primitive in :data:`PRIMITIVES`."""
         p = eqn.primitive.name
-        ins = lambda: [self.value(env, v) for v in eqn.invars]
-        params = eqn.params
-        if p in (
-            "custom_jvp_call",
-            "custom_vjp_call",
-            "custom_vjp_call_jaxpr",
-            "pjit",
-            "jit",
-            "closed_call",
-            "remat",
-            "checkpoint",
-        ):
-            inner = params.get("call_jaxpr") or params.get("jaxpr") or params.get("fun_jaxpr")
-            if inner is None:
-                self.unsupported.append(p)
-                return [b.fresh("unsupported") for _ in eqn.outvars]
-            closed = inner if hasattr(inner, "consts") else ClosedJaxpr(inner, ())
-            return self.run(closed.jaxpr, closed.consts, ins())
-        if p in _IDENTITY:
-            return ins()[: len(eqn.outvars)]
-        if p in _UNARY:
-            return [b.node(_UNARY[p], ins())]
-        if p in _BINARY:
-            return [b.node(_BINARY[p], ins())]
-        if p == "ne":
-            return [b.node("Not", [b.node("Equal", ins())])]
-        if p == "not" and eqn.invars[0].aval.dtype == jnp.bool_:
-            return [b.node("Not", ins())]
-        if p in ("expm1", "erfc"):  # exp(x) - 1, 1 - erf(x)
-            one = b.constant("one", np.array(1.0, eqn.invars[0].aval.dtype))
-            if p == "expm1":
-                return [b.node("Sub", [b.node("Exp", ins()), one])]
-            return [b.node("Sub", [one, b.node("Erf", ins())])]
-        if p == "rsqrt":
-            return [b.node("Reciprocal", [b.node("Sqrt", ins())])]
-        if p == "log1p":
-            return [b.node("Log", [b.node("Add", [ins()[0], b.constant("one", np.array(1.0, np.float32))])])]
-        if p == "integer_pow":
-            y = params["y"]
-            x = ins()[0]
-            if y == 2:
-                return [b.node("Mul", [x, x])]
-            return [b.node("Pow", [x, b.constant("exponent", np.array(float(y), np.float32))])]
-        if p == "square":
-            x = ins()[0]
-            return [b.node("Mul", [x, x])]
-        if p == "convert_element_type":
-            from nmn.interchange.graph import onnx_dtype
+        fn = PRIMITIVES.get(p)
+        if fn is None:
+            return self.unknown(eqn)
 
-            return [b.node("Cast", ins(), {"to": onnx_dtype(params["new_dtype"])})]
-        if p == "reshape":
-            old = eqn.invars[0].aval.shape
-            new = list(params["new_sizes"])
-            if new and old and new[0] == old[0]:
-                new[0] = 0  # keep the (symbolic) batch dimension
-            return [emit.reshape(b, ins()[0], new)]
-        if p == "transpose":
-            return [b.node("Transpose", ins(), {"perm": list(params["permutation"])})]
-        if p == "squeeze":
-            axes = b.constant("axes", np.array(list(params["dimensions"]), np.int64))
-            return [b.node("Squeeze", [ins()[0], axes])]
-        if p == "expand_dims":
-            axes = b.constant("axes", np.array(list(params["dimensions"]), np.int64))
-            return [b.node("Unsqueeze", [ins()[0], axes])]
-        if p == "broadcast_in_dim":
-            shape, dims = params["shape"], params["broadcast_dimensions"]
-            x = ins()[0]
-            missing = [d for d in range(len(shape)) if d not in dims]
-            if missing and eqn.invars[0].aval.ndim:  # a scalar (maybe a 1-element constant) broadcasts as is
-                x = b.node("Unsqueeze", [x, b.constant("axes", np.array(missing, np.int64))])
-            target = [1 if i == 0 else int(s) for i, s in enumerate(shape)]
-            return [b.node("Expand", [x, b.constant("shape", np.array(target, np.int64))])]
-        if p in _REDUCE:
-            axes = b.constant("axes", np.array(list(params["axes"]), np.int64))
-            return [b.node(_REDUCE[p], [ins()[0], axes], {"keepdims": 0})]
-        if p == "concatenate":
-            return [b.node("Concat", ins(), {"axis": int(params["dimension"])})]
-        if p == "select_n":
-            c, *cases = ins()
-            if len(cases) != 2:
-                self.unsupported.append("select_n with more than two cases")
-                return [b.fresh("unsupported")]
-            cond = c if eqn.invars[0].aval.dtype == jnp.bool_ else b.node("Cast", [c], {"to": 9})
-            return [b.node("Where", [cond, cases[1], cases[0]])]
-        if p in ("reduce_window_max", "reduce_window_sum"):
-            return [self.pool(eqn, ins()[0])]
-        self.unsupported.append(p)
-        return [b.fresh("unsupported") for _ in eqn.outvars]
+        def ins():
+            return [self.value(env, v) for v in eqn.invars]
+
+        return fn(self, eqn, ins)
+
+    def unknown(self, eqn):
+        self.unsupported.append(eqn.primitive.name)
+        return [self.b.fresh("unsupported") for _ in eqn.outvars]
 
     def pool(self, eqn, x):
         params = eqn.params
@@ -394,3 +166,150 @@ class JaxprWriter:
         }
         y = b.node("AveragePool", [x], attrs)
         return b.node("Transpose", [y], {"perm": [0, *range(2, rank + 2), 1]})
+
+
+# ---------------------------------------------------------------------------------------------- primitive emitters
+# primitive name -> emitter(writer, eqn, ins) returning the output names; ``ins()`` writes the inputs (a literal
+# becomes a new constant at each call, so each emitter calls it exactly once per input use)
+PRIMITIVES = Registry("jaxpr primitives")
+_CALLS = ("custom_jvp_call", "custom_vjp_call", "custom_vjp_call_jaxpr", "pjit", "jit", "closed_call", "remat")
+
+
+@PRIMITIVES.register(*_CALLS, "checkpoint")
+def _call(w, eqn, ins):
+    params = eqn.params
+    inner = params.get("call_jaxpr") or params.get("jaxpr") or params.get("fun_jaxpr")
+    if inner is None:
+        return w.unknown(eqn)
+    closed = inner if hasattr(inner, "consts") else ClosedJaxpr(inner, ())
+    return w.run(closed.jaxpr, closed.consts, ins())
+
+
+@PRIMITIVES.register(*_IDENTITY)
+def _identity(w, eqn, ins):
+    return ins()[: len(eqn.outvars)]
+
+
+def _unary(w, eqn, ins):
+    return [w.b.node(_UNARY[eqn.primitive.name], ins())]
+
+
+def _binary(w, eqn, ins):
+    return [w.b.node(_BINARY[eqn.primitive.name], ins())]
+
+
+PRIMITIVES.add(_UNARY, _unary)
+PRIMITIVES.add(_BINARY, _binary)
+
+
+@PRIMITIVES.register("ne")
+def _ne(w, eqn, ins):
+    return [w.b.node("Not", [w.b.node("Equal", ins())])]
+
+
+@PRIMITIVES.register("not")
+def _not(w, eqn, ins):
+    if eqn.invars[0].aval.dtype != jnp.bool_:
+        return w.unknown(eqn)
+    return [w.b.node("Not", ins())]
+
+
+@PRIMITIVES.register("expm1", "erfc")
+def _expm1_erfc(w, eqn, ins):  # exp(x) - 1, 1 - erf(x)
+    b = w.b
+    one = b.constant("one", np.array(1.0, eqn.invars[0].aval.dtype))
+    if eqn.primitive.name == "expm1":
+        return [b.node("Sub", [b.node("Exp", ins()), one])]
+    return [b.node("Sub", [one, b.node("Erf", ins())])]
+
+
+@PRIMITIVES.register("rsqrt")
+def _rsqrt(w, eqn, ins):
+    return [w.b.node("Reciprocal", [w.b.node("Sqrt", ins())])]
+
+
+@PRIMITIVES.register("log1p")
+def _log1p(w, eqn, ins):
+    b = w.b
+    return [b.node("Log", [b.node("Add", [ins()[0], b.constant("one", np.array(1.0, np.float32))])])]
+
+
+@PRIMITIVES.register("integer_pow")
+def _integer_pow(w, eqn, ins):
+    b, y, x = w.b, eqn.params["y"], ins()[0]
+    if y == 2:
+        return [b.node("Mul", [x, x])]
+    return [b.node("Pow", [x, b.constant("exponent", np.array(float(y), np.float32))])]
+
+
+@PRIMITIVES.register("square")
+def _square(w, eqn, ins):
+    x = ins()[0]
+    return [w.b.node("Mul", [x, x])]
+
+
+@PRIMITIVES.register("convert_element_type")
+def _convert(w, eqn, ins):
+    from nmn.interchange.graph import onnx_dtype
+
+    return [w.b.node("Cast", ins(), {"to": onnx_dtype(eqn.params["new_dtype"])})]
+
+
+@PRIMITIVES.register("reshape")
+def _reshape(w, eqn, ins):
+    old = eqn.invars[0].aval.shape
+    new = list(eqn.params["new_sizes"])
+    if new and old and new[0] == old[0]:
+        new[0] = 0  # keep the (symbolic) batch dimension
+    return [emit.reshape(w.b, ins()[0], new)]
+
+
+@PRIMITIVES.register("transpose")
+def _transpose(w, eqn, ins):
+    return [w.b.node("Transpose", ins(), {"perm": list(eqn.params["permutation"])})]
+
+
+@PRIMITIVES.register("squeeze", "expand_dims")
+def _squeeze(w, eqn, ins):
+    axes = w.b.constant("axes", np.array(list(eqn.params["dimensions"]), np.int64))
+    op = "Squeeze" if eqn.primitive.name == "squeeze" else "Unsqueeze"
+    return [w.b.node(op, [ins()[0], axes])]
+
+
+@PRIMITIVES.register("broadcast_in_dim")
+def _broadcast_in_dim(w, eqn, ins):
+    b = w.b
+    shape, dims = eqn.params["shape"], eqn.params["broadcast_dimensions"]
+    x = ins()[0]
+    missing = [d for d in range(len(shape)) if d not in dims]
+    if missing and eqn.invars[0].aval.ndim:  # a scalar (maybe a 1-element constant) broadcasts as is
+        x = b.node("Unsqueeze", [x, b.constant("axes", np.array(missing, np.int64))])
+    target = [1 if i == 0 else int(s) for i, s in enumerate(shape)]
+    return [b.node("Expand", [x, b.constant("shape", np.array(target, np.int64))])]
+
+
+@PRIMITIVES.register(*_REDUCE)
+def _reduce(w, eqn, ins):
+    axes = w.b.constant("axes", np.array(list(eqn.params["axes"]), np.int64))
+    return [w.b.node(_REDUCE[eqn.primitive.name], [ins()[0], axes], {"keepdims": 0})]
+
+
+@PRIMITIVES.register("concatenate")
+def _concatenate(w, eqn, ins):
+    return [w.b.node("Concat", ins(), {"axis": int(eqn.params["dimension"])})]
+
+
+@PRIMITIVES.register("select_n")
+def _select_n(w, eqn, ins):
+    b = w.b
+    c, *cases = ins()
+    if len(cases) != 2:
+        w.unsupported.append("select_n with more than two cases")
+        return [b.fresh("unsupported")]
+    cond = c if eqn.invars[0].aval.dtype == jnp.bool_ else b.node("Cast", [c], {"to": 9})
+    return [b.node("Where", [cond, cases[1], cases[0]])]
+
+
+@PRIMITIVES.register("reduce_window_max", "reduce_window_sum")
+def _reduce_window(w, eqn, ins):
+    return [w.pool(eqn, ins()[0])]
