@@ -7,17 +7,20 @@ to ``.keras`` and loads back) whose tensors are Keras weights.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
+import onnx
 from keras import ops
 
 from nmn.interchange.interpret import SQUASHER_OPS, _skipped, check_supported, squash
+from nmn.interchange.keras_io.ops import PRIMS, host_dtype, to_host
 from nmn.interchange.reader import UnsupportedModelError, read_model
 from nmn.interchange.stdops import SUPPORTED, StdOpError, run_node, value_inputs
-from nmn.interchange.keras_io.ops import PRIMS, host_dtype, to_host
 
 __all__ = ["load", "predict", "OnnxOp", "TABLE"]
 
@@ -39,7 +42,17 @@ class OnnxOp(keras.layers.Layer):
     values, dtype]`` a small constant kept in the config, ``["n"]`` an empty (omitted) input.
     """
 
-    def __init__(self, op, attrs=None, slots=None, domain="", weight_shapes=None, opset=18, n_outputs=1, **kwargs):
+    def __init__(
+        self,
+        op: str,
+        attrs: dict | None = None,
+        slots: list | None = None,
+        domain: str = "",
+        weight_shapes: dict | None = None,
+        opset: int = 18,
+        n_outputs: int = 1,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         if op not in TABLE and op not in SQUASHER_OPS:
             raise ValueError(f"OnnxOp: ONNX op {op!r} is not supported by the Keras loader")
@@ -74,7 +87,7 @@ class OnnxOp(keras.layers.Layer):
                 args.append(None)
         return args
 
-    def call(self, inputs):
+    def call(self, inputs: Any) -> Any:
         args = self._args(inputs)
         if self.op in SQUASHER_OPS:
             import nmn.keras as nk  # here, not at import: nmn.keras imports this module's package
@@ -105,7 +118,7 @@ class OnnxOp(keras.layers.Layer):
                 ins.append("")
         return b.node(self.op, ins, _plain(self.attrs), domain=self.domain, name=self.name)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {
             **super().get_config(),
             "op": self.op,
@@ -144,7 +157,7 @@ def _jsonable_attr(v):
     return v
 
 
-def load(source, **_options) -> keras.Model:
+def load(source: str | os.PathLike | onnx.ModelProto, **_options: Any) -> keras.Model:
     """Load an nmn ONNX file (from any nmn exporter) as a trainable ``keras.Model``.
 
     ``nmn`` nodes become ``nmn.keras`` layers (named by the file's layer names, convolutions
@@ -350,7 +363,7 @@ def _call_yat(layer, spec, node, env, graph):
     return layer(args[0])
 
 
-def predict(model, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+def predict(model: keras.Model, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Inference on numpy inputs; returns numpy outputs (``uint64`` ones as ``int64`` on the torch backend)."""
     xs = [to_host(x) for x in inputs]
     out = model(xs if len(xs) > 1 else xs[0], training=False)
