@@ -7,7 +7,9 @@ signature, so it trains with ``tf.GradientTape`` and saves as a SavedModel.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -15,7 +17,7 @@ import tensorflow as tf
 
 import nmn.tf as nt
 from nmn.interchange.interpret import SQUASHER_KINDS, SQUASHER_OPS, check_supported, execute, replay, squash
-from nmn.interchange.reader import read_model
+from nmn.interchange.reader import OnnxGraph, read_model
 from nmn.interchange.stdops import SUPPORTED, value_inputs
 from nmn.interchange.tf_io.ops import PRIMS
 from nmn.tf import spec as tspec
@@ -40,7 +42,7 @@ class OnnxModule(tf.Module):
     ``tf.saved_model.save(module, path)`` works and the restored object is callable.
     """
 
-    def __init__(self, graph, *, name="nmn_onnx"):
+    def __init__(self, graph: OnnxGraph, *, name: str = "nmn_onnx"):
         super().__init__(name=name)
         self._graph = graph
         self.layers = {}
@@ -95,7 +97,9 @@ class OnnxModule(tf.Module):
         else:
             self.__call__ = tf.function(self._run, input_signature=signature, autograph=False)
 
-    def __call__(self, *inputs):  # replaced per instance by the tf.function built in __init__
+    def __call__(
+        self, *inputs: tf.Tensor | np.ndarray
+    ) -> tf.Tensor | tuple[tf.Tensor, ...]:  # replaced per instance by the tf.function built in __init__
         return self.__dict__["__call__"](*inputs)
 
     def _tensor(self, name):
@@ -166,7 +170,7 @@ def _freeze(layer, kind, canonical):
         setattr(layer, host, tf.Variable(var, trainable=False, name=var.name.split(":")[0].split("/")[-1]))
 
 
-def load(source, **_options) -> OnnxModule:
+def load(source: str | os.PathLike | onnx.ModelProto, **_options: Any) -> OnnxModule:
     """Load an nmn ONNX file (from any nmn exporter) as a trainable ``tf.Module`` (:class:`OnnxModule`).
 
     Example:
@@ -181,7 +185,7 @@ def load(source, **_options) -> OnnxModule:
     return OnnxModule(read_model(source))
 
 
-def predict(model, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+def predict(model: tf.Module, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Inference on numpy inputs (an :class:`OnnxModule`, a native module or a restored SavedModel)."""
     out = model(*[tf.constant(np.asarray(x)) for x in inputs])
     outs = out if isinstance(out, (list, tuple)) else [out]
