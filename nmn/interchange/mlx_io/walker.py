@@ -8,115 +8,24 @@ the model's own ``__call__`` runs on them, calls of known layers and of a few fu
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from nmn.core.options import SOFTERMAX_EPSILON, squash_power
 from nmn.interchange import emit
 from nmn.interchange._export_common import activation as emit_activation
-from nmn.interchange._export_common import rms_norm
 from nmn.interchange.graph import ExportError, GraphBuilder
-
-
-def np_array(a) -> np.ndarray:
-    """An ``mx.array`` as numpy (float16 / bfloat16 as float32)."""
-    a = a.astype(mx.float32) if a.dtype in (mx.float16, mx.bfloat16) else a
-    return np.array(a)
-
-
-def _np_param(module, key):
-    return np_array(module[key]) if key in module else None
-
-
-def _yat_types():
-    import nmn.mlx as nm
-    from nmn.mlx.conv import _YatConvND
-    from nmn.mlx.conv_transpose import _YatConvTransposeND
-
-    return (nm.YatNMN, _YatConvND, _YatConvTransposeND, nm.MultiHeadYatAttention, nm.RotaryYatAttention, nm.YatEmbed)
-
-
-# mlx.nn activation modules / functions -> activation kinds of _export_common.activation (emit.ACTIVATIONS and
-# the extras); the parameters of the parametrised ones are read by _activation_params
-_ACTIVATION_MODULES = {
-    nn.ReLU: "relu",
-    nn.SiLU: "silu",
-    nn.Sigmoid: "sigmoid",
-    nn.Tanh: "tanh",
-    nn.Softplus: "softplus",
-    nn.ReLU6: "relu6",
-    nn.SELU: "selu",
-    nn.Hardswish: "hard_swish",
-    nn.Mish: "mish",
-    nn.Softsign: "softsign",
-    nn.LeakyReLU: "leaky_relu",
-    nn.ELU: "elu",
-    nn.CELU: "celu",
-    nn.HardTanh: "clip",
-    nn.LogSigmoid: "log_sigmoid",
-    nn.Softmin: "softmin",
-}
-_FN_ACTIVATIONS = {
-    "relu": "relu",
-    "gelu": "gelu",
-    "gelu_approx": "gelu_tanh",
-    "silu": "silu",
-    "sigmoid": "sigmoid",
-    "softplus": "softplus",
-    "tanh": "tanh",
-    "relu6": "relu6",
-    "selu": "selu",
-    "hardswish": "hard_swish",
-    "mish": "mish",
-    "softsign": "softsign",
-    "leaky_relu": "leaky_relu",
-    "elu": "elu",
-    "celu": "celu",
-    "hard_tanh": "clip",
-    "log_sigmoid": "log_sigmoid",
-}
-
-
-def _activation_params(kind, m=None, args=(), kwargs=None) -> dict:
-    """The ``alpha`` / ``min`` / ``max`` of a parametrised activation, from its module or its call's arguments
-    (mlx's defaults: leaky_relu 0.01, elu/celu 1.0, hard_tanh [-1, 1]; the HardTanh module has no options)."""
-    kwargs = kwargs or {}
-    extra = list(args[1:])
-
-    def arg(key, pos, default):
-        return kwargs.get(key, extra[pos] if len(extra) > pos else default)
-
-    if kind == "leaky_relu":
-        return {"alpha": float(m._negative_slope) if m is not None else float(arg("negative_slope", 0, 0.01))}
-    if kind in ("elu", "celu"):
-        return {"alpha": float(m._alpha) if m is not None else float(arg("alpha", 0, 1.0))}
-    if kind == "clip":
-        if m is not None:
-            return {"min": -1.0, "max": 1.0}
-        return {"min": float(arg("min_val", 0, -1.0)), "max": float(arg("max_val", 1, 1.0))}
-    return {}
-
-
-_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-_CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-_POOL = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
-_DROPOUT = (nn.Dropout, nn.Dropout2d, nn.Dropout3d, nn.Identity)
-_STANDARD = (
-    nn.Linear,
-    *_CONV,
-    *_CONV_T,
-    nn.LayerNorm,
-    nn.RMSNorm,
-    nn.BatchNorm,
-    nn.Embedding,
-    *_POOL,
-    *_DROPOUT,
-    nn.GELU,
-    nn.Softmax,
-    nn.LogSoftmax,
-    *_ACTIVATION_MODULES,
+from nmn.interchange.mlx_io.layers import (
+    _FN_ACTIVATIONS,
+    FUNCTIONS,
+    MODULES,
+    _trainable,
+    _yat_module,
+    _yat_types,
+    np_array,
+    param_names,
 )
 
 
@@ -126,14 +35,25 @@ class Traced:
 
     __slots__ = ("name", "value", "tracer")
 
-    def __init__(self, tracer, name, value):
+    def __init__(self, tracer: _Tracer, name: str, value: mx.array):
         self.tracer, self.name, self.value = tracer, name, value
 
     # metadata comes from the eager value
-    shape = property(lambda self: self.value.shape)
-    ndim = property(lambda self: self.value.ndim)
-    dtype = property(lambda self: self.value.dtype)
-    size = property(lambda self: self.value.size)
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.value.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.value.ndim
+
+    @property
+    def dtype(self) -> mx.Dtype:
+        return self.value.dtype
+
+    @property
+    def size(self) -> int:
+        return self.value.size
 
     def __repr__(self):
         return f"Traced({self.name!r}, shape={tuple(self.shape)}, dtype={self.dtype})"
@@ -176,21 +96,21 @@ class Traced:
         return self.tracer.unary("Neg", self, lambda a: -a)
 
     # array methods
-    def reshape(self, *shape):
+    def reshape(self, *shape: int | Sequence[int]) -> Traced:
         shape = list(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else list(shape)
         return self.tracer.reshape(self, shape)
 
-    def flatten(self, start_axis=0, end_axis=-1):
+    def flatten(self, start_axis: int = 0, end_axis: int = -1) -> Traced:
         return self.tracer.flatten(self, start_axis, end_axis)
 
-    def transpose(self, *axes):
+    def transpose(self, *axes: int | Sequence[int]) -> Traced:
         axes = list(axes[0]) if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else list(axes)
         return self.tracer.transpose(self, axes)
 
-    def mean(self, axis=None, keepdims=False):
+    def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Traced:
         return self.tracer.reduce("ReduceMean", self, axis, keepdims)
 
-    def sum(self, axis=None, keepdims=False):
+    def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Traced:
         return self.tracer.reduce("ReduceSum", self, axis, keepdims)
 
     def __getattr__(self, name):
@@ -313,134 +233,10 @@ class _Tracer:
         return self.wrap(out or f"<unsupported {name}>", value)
 
     def _emit_module(self, m, name, x, args, kwargs, value):
-        import nmn.mlx.spec as mspec
-
-        b = self.b
-        if isinstance(m, _yat_types()):
-            kind, config, params = mspec.to_spec(m)
-            ins, call = [x.name], {}
-            if kind in ("MultiHeadYatAttention", "RotaryYatAttention"):
-                given = dict(zip(["queries", "keys", "values", "mask"], args))
-                given.update(kwargs)
-                ins = [given[k].name if isinstance(given.get(k), Traced) else "" for k in ("queries", "keys", "values")]
-                mask = given.get("mask")
-                if isinstance(mask, Traced):
-                    call["mask"] = mask.name
-                    call["mask_rank"] = len(mask.shape)
-                elif mask is not None:
-                    call["mask"] = b.constant(f"{name}.mask", np.array(mask).astype(bool))
-                    call["mask_rank"] = np.ndim(np.array(mask))
-                if kind == "RotaryYatAttention" and m._cache_max is not None:
-                    raise ExportError(f"{name}: RotaryYatAttention with an active KV cache (call reset_cache())")
-            trainable = _trainable(m, kind)
-            return emit.yat_layer(
-                b,
-                name,
-                kind,
-                config,
-                params,
-                ins,
-                in_shape=tuple(x.shape),
-                channels_last=kind in ("YatConv", "YatConvTranspose"),
-                call=call,
-                param_names=param_names(kind),
-                trainable=trainable,
-            )
-        if isinstance(m, nn.Linear):
-            return emit.linear(b, name, x.name, np_array(m.weight), _np_param(m, "bias"), rank=x.ndim)
-        if isinstance(m, _CONV):
-            rank = m.weight.ndim - 2
-            weight = np.moveaxis(np_array(m.weight), -1, 1)
-            return emit.conv(
-                b,
-                name,
-                x.name,
-                weight,
-                _np_param(m, "bias"),
-                in_shape=tuple(x.shape),
-                strides=_tuple(m.stride, rank),
-                dilations=_tuple(m.dilation, rank),
-                groups=int(getattr(m, "groups", 1)),
-                padding=[(p, p) for p in _tuple(m.padding, rank)],
-                channels_last=True,
-            )
-        if isinstance(m, _CONV_T):
-            rank = m.weight.ndim - 2
-            w = np_array(m.weight)  # (M, *k, C)
-            weight = np.transpose(w, (w.ndim - 1, 0, *range(1, w.ndim - 1)))  # (C, M, *k)
-            return emit.conv(
-                b,
-                name,
-                x.name,
-                weight,
-                _np_param(m, "bias"),
-                in_shape=tuple(x.shape),
-                strides=_tuple(m.stride, rank),
-                dilations=_tuple(m.dilation, rank),
-                groups=1,
-                padding=[(p, p) for p in _tuple(m.padding, rank)],
-                channels_last=True,
-                transpose=True,
-                output_padding=list(_tuple(m.output_padding, rank)),
-            )
-        if type(m) in _ACTIVATION_MODULES:
-            kind = _ACTIVATION_MODULES[type(m)]
-            return emit_activation(b, kind, x.name, name=name, **_activation_params(kind, m))
-        if isinstance(m, nn.GELU):
-            approx = getattr(m, "_approx", "none")
-            if approx not in ("none", "precise", "tanh"):
-                raise ExportError(f"{name}: GELU(approx={approx!r}) (only 'none' or 'tanh')")
-            return emit.activation(b, "gelu" if approx == "none" else "gelu_tanh", x.name, name=name)
-        if isinstance(m, (nn.Softmax, nn.LogSoftmax)):
-            return emit.activation(b, "softmax" if isinstance(m, nn.Softmax) else "log_softmax", x.name, name=name)
-        if isinstance(m, _DROPOUT):
-            return x.name
-        if isinstance(m, nn.LayerNorm):
-            return emit.layer_norm(b, name, x.name, _np_param(m, "weight"), _np_param(m, "bias"), m.eps)
-        if isinstance(m, nn.RMSNorm):
-            return rms_norm(b, name, x.name, _np_param(m, "weight"), m.eps)
-        if isinstance(m, nn.BatchNorm):
-            if "running_mean" not in m:
-                raise ExportError(f"{name}: BatchNorm(track_running_stats=False) has no inference statistics")
-            n = m.num_features
-            scale = _np_param(m, "weight")
-            shift = _np_param(m, "bias")
-            scale = np.ones(n, np.float32) if scale is None else scale
-            shift = np.zeros(n, np.float32) if shift is None else shift
-            return emit.batch_norm(
-                b,
-                name,
-                x.name,
-                scale,
-                shift,
-                np_array(m.running_mean),
-                np_array(m.running_var),
-                m.eps,
-                rank=x.ndim - 2,
-                channels_last=True,
-            )
-        if isinstance(m, nn.Embedding):
-            return emit.embedding(b, name, x.name, np_array(m.weight))
-        if isinstance(m, _POOL):
-            return self._pool(m, name, x)
-        raise ExportError(f"{name}: module {type(m).__name__}")
-
-    def _pool(self, m, name, x):
-        b = self.b
-        rank = x.ndim - 2
-        k, s = list(m["_kernel_size"]), list(m["_stride"])
-        pads = [tuple(p) for p in m["_padding"]]
-        kind = "max" if type(m).__name__.startswith("Max") else "avg"
-        if kind == "max" or not any(p != (0, 0) for p in pads):
-            return emit.pool(b, kind, x.name, kernel=k, strides=s, pads=pads, channels_last=True, name=name)
-        # mlx's average pooling counts the zero padding: pad explicitly, then pool without pads
-        first = b.node("Transpose", [x.name], {"perm": [0, rank + 1, *range(1, rank + 1)]}, name=f"{name}.to_first")
-        widths = b.constant(
-            f"{name}.pads", np.array([0, 0] + [p[0] for p in pads] + [0, 0] + [p[1] for p in pads], np.int64)
-        )
-        padded = b.node("Pad", [first, widths], {"mode": "constant"}, name=f"{name}.pad")
-        y = b.node("AveragePool", [padded], {"kernel_shape": k, "strides": s, "pads": [0] * (2 * rank)}, name=name)
-        return b.node("Transpose", [y], {"perm": [0, *range(2, rank + 2), 1]}, name=f"{name}.to_last")
+        fn = _yat_module if isinstance(m, _yat_types()) else MODULES.for_type(type(m))
+        if fn is None:
+            raise ExportError(f"{name}: module {type(m).__name__}")
+        return fn(self, m, name, x, args, kwargs, value)
 
     def attend(self, layer, original, query):
         import nmn.mlx.spec as mspec
@@ -464,40 +260,14 @@ class _Tracer:
 
     def function(self, fname, original, args, kwargs):
         value = original(*_value(args), **{k: _value(v) for k, v in kwargs.items()})
-        x = args[0]
+        fn = FUNCTIONS.get(fname)
+        if fn is None:  # pragma: no cover - only registered functions are patched
+            raise ExportError(f"function {fname} has no ONNX emitter")
         try:
-            if fname in _FN_ACTIVATIONS:
-                kind = _FN_ACTIVATIONS[fname]
-                return self.activation(kind, x, value, **_activation_params(kind, None, args, kwargs))
-            if fname in ("softmax", "log_softmax", "softmin"):
-                axis = kwargs.get("axis", args[1] if len(args) > 1 else -1)
-                if not isinstance(axis, int):
-                    raise ExportError(f"{fname} over axes {axis!r}: only one axis is supported")
-                return self.activation(fname, x, value, axis=axis)
-            if fname == "mean":
-                return self.reduce(
-                    "ReduceMean",
-                    x,
-                    kwargs.get("axis", args[1] if len(args) > 1 else None),
-                    kwargs.get("keepdims", args[2] if len(args) > 2 else False),
-                )
-            if fname == "concatenate":
-                axis = kwargs.get("axis", args[1] if len(args) > 1 else 0)
-                names = [self.operand(v, self.fresh("concat.const"))[0] for v in x]
-                return self.wrap(self.b.node("Concat", names, {"axis": int(axis)}, name=self.fresh("concat")), value)
-            if fname in ("softermax", "softer_sigmoid", "soft_tanh"):
-                names = ["n", "epsilon", "axis"] if fname == "softermax" else ["n"]
-                cfg = {"n": 1.0, "epsilon": SOFTERMAX_EPSILON, "axis": -1} if fname == "softermax" else {"n": 1.0}
-                cfg.update(dict(zip(names, args[1:])))
-                cfg.update(kwargs)
-                if fname != "softermax":  # ``sharpness`` is the seed README's alias of ``n``
-                    cfg = {"n": float(squash_power(cfg.get("n", 1.0), cfg.get("sharpness"), fname))}
-                out = emit.yat_layer(self.b, self.fresh(fname), fname, cfg, {}, [x.name])
-                return self.wrap(out, value)
+            return fn(self, fname, args[0], value, args, kwargs)
         except ExportError as error:
             self.unsupported.append(str(error))
             return self.wrap(f"<unsupported {fname}>", value)
-        raise ExportError(f"function {fname} has no ONNX emitter")  # pragma: no cover
 
 
 def _named_modules(model):
@@ -506,32 +276,6 @@ def _named_modules(model):
         if m is not model:
             out.append((path, m))
     return out
-
-
-def param_names(kind):
-    """Canonical -> MLX parameter names of a Yat layer kind (``weight`` -> ``kernel``, ``q_weight`` -> ...)."""
-    if kind in ("YatNMN", "YatConv", "YatConvTranspose"):
-        return {"weight": "kernel"}
-    if kind in ("MultiHeadYatAttention", "RotaryYatAttention"):
-        return {
-            f"{s}_{leaf}": f"{sub}.{leaf}"
-            for s, sub in (("q", "query_proj"), ("k", "key_proj"), ("v", "value_proj"), ("out", "out_proj"))
-            for leaf in ("weight", "bias")
-        }
-    return {}
-
-
-def _trainable(m, kind):
-    """``{canonical param name: trainable}`` of a Yat layer (frozen: a lazy kernel, the performer ``proj``)."""
-    from mlx.utils import tree_flatten
-
-    trainable = {k for k, _ in tree_flatten(m.trainable_parameters())}
-    inverse = {v: k for k, v in param_names(kind).items()}
-    return {inverse.get(path, path): path in trainable for path, _ in tree_flatten(m.parameters())}
-
-
-def _tuple(v, rank):
-    return tuple(int(i) for i in v) if isinstance(v, (tuple, list)) else (int(v),) * rank
 
 
 _FUNCTIONS = [
@@ -561,7 +305,7 @@ class _Patched:
         tracer = self.tracer
         classes = set()
         for _, m in _named_modules(tracer.model):
-            if isinstance(m, _yat_types() + _STANDARD):
+            if isinstance(m, _yat_types()) or MODULES.for_type(type(m)) is not None:
                 classes.add(type(m))
             elif not m.children() and tree_flatten(m.parameters()):
                 classes.add(type(m))  # an unknown layer with weights: recorded as unsupported, run eagerly
