@@ -27,10 +27,14 @@ _HOST_MODULE = {
 
 _PACKAGES = [f"nmn.{fw}" for fw in names.FRAMEWORKS] + [f"nmn.{fw}.functional" for fw in names.FRAMEWORKS]
 _PACKAGES += ["nmn.core", "nmn.interchange", "nmn.compat"]
+_PACKAGES += [f"nmn.interchange.{io}" for io in ("torch_io", "jax_io", "keras_io", "tf_io", "mlx_io")]
+_IO_HOST = {"torch_io": "torch", "jax_io": "nnx", "keras_io": "keras", "tf_io": "tf", "mlx_io": "mlx"}
 
 
 def _module(name):
     parts = name.split(".")
+    if len(parts) > 2 and parts[1] == "interchange" and parts[2] in _IO_HOST:  # nmn.interchange.<fw>_io
+        parts = ["nmn", _IO_HOST[parts[2]]]
     if len(parts) > 1 and parts[1] in _HOST_MODULE:
         pytest.importorskip(_HOST_MODULE[parts[1]], reason=f"{parts[1]} is not installed")
     return importlib.import_module(name)

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from nmn.interchange.graph import ExportError, GraphBuilder, check_against, manifest_of, run_onnx, save_model
 from nmn.interchange.reader import UnsupportedModelError, read_model
+from nmn.interchange.registry import EntryPoints
 from nmn.interchange.validate import ModelValidationError, load_model_safely, validate_model
 
 FRAMEWORKS = ("torch", "nnx", "linen", "keras", "tf", "mlx")
@@ -29,7 +33,11 @@ _MODULES = {
 _EXTRAS = {"torch": "torch", "nnx": "jax", "linen": "jax", "keras": "keras", "tf": "tf", "mlx": "mlx"}
 
 
-def _io(framework: str):
+if TYPE_CHECKING:
+    import onnx
+
+
+def _io(framework: str) -> ModuleType:
     if framework not in _MODULES:
         raise ValueError(f"unknown framework {framework!r}; expected one of {list(FRAMEWORKS)}")
     try:
@@ -44,7 +52,7 @@ def detect_framework(model: Any) -> str:
     """Name the framework of a model object from its class's module (no framework is imported here)."""
     for cls in type(model).__mro__:
         mod = cls.__module__ or ""
-        if mod.startswith("torch.nn") or mod == "nmn.interchange.torch_io":
+        if mod.startswith(("torch.nn", "nmn.interchange.torch_io")):
             return "torch"
         if mod.startswith("flax.nnx") or mod.startswith("flax.experimental.nnx"):
             return "nnx"
@@ -59,24 +67,27 @@ def detect_framework(model: Any) -> str:
     raise ValueError(f"cannot tell which framework {type(model).__name__} belongs to; pass framework=")
 
 
+def _entry(framework: str) -> EntryPoints:
+    return _io(framework).ENTRY_POINTS[framework]
+
+
 def export(
-    model: Any, example_inputs: Any, path: str | os.PathLike | None = None, *, framework: str | None = None, **options
-):
+    model: Any,
+    example_inputs: Any,
+    path: str | os.PathLike | None = None,
+    *,
+    framework: str | None = None,
+    **options: Any,
+) -> onnx.ModelProto:
     """Export ``model`` to ONNX (checked in onnxruntime before anything is written); see each framework's
     ``nmn.interchange.<framework>_io.export`` for its options (Linen needs ``variables=``)."""
     fw = framework or detect_framework(model)
-    io = _io(fw)
-    if fw in ("nnx", "linen"):
-        return io.export(model, example_inputs, path, framework=fw, **options)
-    return io.export(model, example_inputs, path, **options)
+    return _entry(fw).export(model, example_inputs, path, **options)
 
 
-def load(source, framework: str, **options):
+def load(source: str | os.PathLike | onnx.ModelProto, framework: str, **options: Any) -> Any:
     """Load an nmn ONNX file (path or ``ModelProto``) as a trainable model of ``framework``."""
-    io = _io(framework)
-    if framework in ("nnx", "linen"):
-        return io.load(source, framework=framework, **options)
-    return io.load(source, **options)
+    return _entry(framework).load(source, **options)
 
 
 __all__ = [
@@ -98,17 +109,12 @@ __all__ = [
 ]
 
 
-def predict(model: Any, framework: str, inputs: list) -> list:
+def predict(model: Any, framework: str, inputs: list) -> list[np.ndarray]:
     """Run a (loaded or native) model of ``framework`` on numpy inputs in inference mode; numpy outputs.
 
     A small convenience for comparisons across frameworks (the demo, the interchange matrix, ``nmn convert``).
     """
-    import numpy as np
-
-    io = _io(framework)
-    outs = io.predict(
-        model, [np.asarray(x) for x in inputs], **({"framework": framework} if framework in ("nnx", "linen") else {})
-    )
+    outs = _entry(framework).predict(model, [np.asarray(x) for x in inputs])
     return [np.asarray(o) for o in (outs if isinstance(outs, (list, tuple)) else [outs])]
 
 
