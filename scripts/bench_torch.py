@@ -11,6 +11,7 @@ time of a row is the median over rounds.
     python scripts/bench_torch.py                    # full sizes of issue 3, eager
     python scripts/bench_torch.py --compile          # eager and torch.compile
     python scripts/bench_torch.py --quick            # small sizes (a smoke run)
+    python scripts/bench_torch.py --threads 1 --cpu-time   # CPU time, steadier on a loaded machine
     pip install --no-deps --target /tmp/nmn035 "nmn==0.3.5"
     python scripts/bench_torch.py --old /tmp/nmn035  # plain, nmn and nmn 0.3.5 side by side
 """
@@ -196,8 +197,8 @@ def kernel_time(model, x, device, iters=3):
     return total / iters
 
 
-def interleaved(fns, device, warmup, repeat):
-    """Median seconds of each function, timed in alternating rounds (one call of each per round)."""
+def interleaved(fns, device, warmup, repeat, clock=time.perf_counter):
+    """Median seconds of each function, timed in alternating rounds (one call of each per round) by ``clock``."""
     for fn in fns:
         for _ in range(warmup):
             fn()
@@ -205,14 +206,14 @@ def interleaved(fns, device, warmup, repeat):
     times = [[] for _ in fns]
     for _ in range(repeat):
         for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
+            t0 = clock()
             fn()
             _sync(device)
-            times[i].append(time.perf_counter() - t0)
+            times[i].append(clock() - t0)
     return [statistics.median(t) for t in times]
 
 
-def measure(models, x, device, warmup, repeat):
+def measure(models, x, device, warmup, repeat, clock=time.perf_counter):
     """``[(fwd seconds, fwd+bwd seconds)]`` of each model, all timed in the same interleaved rounds."""
 
     def fwd(model):
@@ -230,8 +231,8 @@ def measure(models, x, device, warmup, repeat):
 
     for model in models:
         model.zero_grad(set_to_none=True)
-    f = interleaved([fwd(m) for m in models], device, warmup, repeat)
-    b = interleaved([fwd_bwd(m) for m in models], device, warmup, repeat)
+    f = interleaved([fwd(m) for m in models], device, warmup, repeat, clock)
+    b = interleaved([fwd_bwd(m) for m in models], device, warmup, repeat, clock)
     return list(zip(f, b))
 
 
@@ -252,6 +253,12 @@ def main(argv=None):
         "pip install --no-deps --target PATH nmn==0.3.5 (imported as nmn_old)",
     )
     parser.add_argument("--threads", type=int, help="torch.set_num_threads before timing")
+    parser.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time by the process's CPU time instead of the wall clock (CPU only; steadier on a shared machine, "
+        "best with --threads 1)",
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -262,10 +269,14 @@ def main(argv=None):
 
         old = load_old(args.old, "torch")
     device = torch.device(args.device)
+    if args.cpu_time and device.type != "cpu":
+        parser.error(f"--cpu-time times CPU work only; --device is {device}")
+    clock = time.process_time if args.cpu_time else time.perf_counter
     torch.manual_seed(0)
     print(
         f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
-        f"torch {torch.__version__}, threads {torch.get_num_threads()}\n"
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
+        f"clock {'process CPU time' if args.cpu_time else 'wall'}\n"
     )
     if args.check:
         check_device(device)
@@ -284,7 +295,7 @@ def main(argv=None):
             models = [ref, yat] + ([prev] if prev is not None else [])
             if mode == "compiled":
                 models = [torch.compile(m) for m in models]
-            times = measure(models, x, device, args.warmup, args.repeat)
+            times = measure(models, x, device, args.warmup, args.repeat, clock)
             (rf, rb), (yf, yb) = times[:2]
             of, ob = times[2] if prev is not None else (None, None)
             busy = ""
