@@ -109,3 +109,12 @@ def test_dist_tail_and_group_energy_pass_gradcheck():
     x = torch.randn(2, 6, 3, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: _fused.GroupEnergy.apply(t, 3), (x,))
     torch.testing.assert_close(_fused.group_energy(x, 3), (x * x).reshape(2, 3, 2, 3, 3).sum(2))
+
+
+def test_empty_batches_have_empty_gradients():
+    from nmn.torch import YatConv2D, YatNMN
+
+    for layer, x in ((YatConv2D(2, 3, 3), torch.randn(0, 2, 5, 5)), (YatNMN(4, 3), torch.randn(0, 4))):
+        x.requires_grad_(True)
+        layer(x).sum().backward()
+        assert x.grad.shape == x.shape and torch.equal(layer.weight.grad, torch.zeros_like(layer.weight))
