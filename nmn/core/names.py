@@ -66,8 +66,10 @@ HOST_EXTRAS = {
 FUNCTIONAL = ("yat_dense", "yat_conv", "yat_conv_transpose", "yat_attention", "yat_embed_attend")
 
 _TAIL = ("use_bias", "constant_bias", "use_alpha", "constant_alpha", "epsilon", "learnable_epsilon")
-_CONV = (*_TAIL, "weight_normalized", "padding_mode")
-_CONVT = _TAIL
+#: nmn 0.3's DropConnect (training-only; identity at inference and in every exported file)
+_DROPCONNECT = ("use_dropconnect", "drop_rate")
+_CONV = (*_TAIL, *_DROPCONNECT, "weight_normalized", "padding_mode")
+_CONVT = (*_TAIL, *_DROPCONNECT)
 _ATTENTION = (
     "use_bias",
     "use_alpha",
@@ -84,7 +86,7 @@ _ATTENTION = (
 
 #: The Yat keywords each layer kind accepts by name, with the same meaning and default in every framework.
 YAT_KEYWORDS = {
-    "YatNMN": frozenset((*_TAIL, "spherical", "weight_normalized", "lazy")),
+    "YatNMN": frozenset((*_TAIL, *_DROPCONNECT, "spherical", "weight_normalized", "lazy", "positive_init")),
     **{f"YatConv{d}D": frozenset(_CONV) for d in (1, 2, 3)},
     **{f"YatConvTranspose{d}D": frozenset(_CONVT) for d in (1, 2, 3)},
     "MultiHeadYatAttention": frozenset(_ATTENTION),
@@ -120,6 +122,9 @@ HOST_SIZE_ARGS = {
             "device",
             "dtype",
             "padding_mode",
+            "kernel_init",
+            "bias_init",
+            "alpha_init",
         )
     ),  # torch's ConvTranspose takes padding_mode (only 'zeros')
     "nnx": frozenset(
@@ -145,6 +150,7 @@ HOST_SIZE_ARGS = {
             "embedding_init",
             "rngs",
             "decode",
+            "deterministic",
             "kwargs",
         )
     ),
@@ -193,6 +199,11 @@ HOST_SIZE_ARGS = {
             "kernel_initializer",
             "bias_initializer",
             "embeddings_initializer",
+            "kernel_regularizer",
+            "bias_regularizer",
+            "activity_regularizer",
+            "kernel_constraint",
+            "bias_constraint",
             "kwargs",
         )
     ),
@@ -234,6 +245,7 @@ HOST_SIZE_ARGS = {
             "dropout",
             "num_embeddings",
             "freeze_kernel",
+            "fused",
             "dtype",
             "kwargs",
         )
