@@ -304,6 +304,18 @@ REFUSED_EVERYWHERE = {
 #: nmn 0.3 keywords deliberately not carried over, per layer (beyond :data:`REFUSED_EVERYWHERE`): why, and what
 #: to use instead.
 REFUSED_KEYWORDS = {
+    "YatNMN": {
+        "return_weights": "returning (y, kernel) breaks Sequential containers and export; read the layer's kernel "
+        "parameter instead",
+    },
+    **{
+        kind: {
+            "normalize_qk": "use spherical=True (nmn 0.3's normalize_qk used the Euclidean formula with a 1e-6 norm "
+            "floor, which differs near q = k, so it is not an alias)",
+            "use_softermax": "use normalization='softermax'",
+        }
+        for kind in ("MultiHeadYatAttention", "RotaryYatAttention")
+    },
     "YatEmbed": {
         "learnable_epsilon": "the embedding's epsilon is a fixed input of its ONNX function nmn::YatEmbedAttend, so "
         "a trained epsilon would not survive export; pass epsilon=<float> instead",
