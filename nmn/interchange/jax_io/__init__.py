@@ -1,7 +1,7 @@
 """Flax (NNX and Linen) <-> ONNX: export a model built from nmn and standard Flax layers, load any nmn ONNX file.
 
 **Export** traces the model with ``jax.make_jaxpr``; during the export every known layer call is a marked
-region of the jaxpr (:mod:`nmn.interchange.jax_io.walker`), so
+region of the jaxpr (:mod:`nmn.interchange.jax_io.record`; the walk is :mod:`nmn.interchange.jax_io.walker`), so
 
 * each nmn layer becomes exactly one ``nmn::`` node (through its neutral spec and
   :func:`nmn.interchange.emit.yat_layer`), each standard layer its ONNX op: ``nnx.Linear`` / ``nn.Dense``,
