@@ -189,3 +189,12 @@ def dropconnect(layer, kernel, training):
     if not training or layer._dropconnect_rate == 0.0:
         return kernel
     return keras.random.dropout(ops.convert_to_tensor(kernel), layer._dropconnect_rate, seed=layer._dropconnect_seed)
+
+
+def positive_initializer(initializer):
+    """nmn 0.3's ``positive_init``: an initializer drawing ``abs`` of ``initializer``'s draw (every entry >= 0)."""
+
+    def draw(shape, dtype=None):
+        return ops.abs(initializer(shape, dtype=dtype))
+
+    return draw

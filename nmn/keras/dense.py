@@ -17,8 +17,12 @@ from nmn.keras._ops import (
     add_yat_weights,
     alpha_value,
     bias_value,
+    dropconnect,
+    dropconnect_config,
     eps_value,
     layer_label,
+    positive_initializer,
+    set_dropconnect,
     set_weight_hooks,
     set_yat_options,
     weight_hooks_config,
@@ -45,6 +49,11 @@ class YatNMN(keras.layers.Layer):
         kernel_regularizer, bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint: as
             ``keras.layers.Dense`` (names, configs or instances; default None): the regularizers' values join
             ``layer.losses``, the constraints run after each optimizer step.
+        positive_init: initialise the kernel with ``abs`` of the ``kernel_initializer``'s draw, every entry >= 0
+            (default False; an initialisation choice only, as in nmn 0.3).
+        use_dropconnect, drop_rate: nmn 0.3's DropConnect (default off, 0.0): with ``training=True`` each call
+            multiplies the kernel by a fresh Bernoulli(1 - drop_rate) mask scaled by 1 / (1 - drop_rate); at
+            inference and in exported files the kernel is used as is. seed: seed of the masks, default None.
 
     Shape:
         ``(..., I) -> (..., units)``; kernel ``(I, units)``.
@@ -57,6 +66,12 @@ class YatNMN(keras.layers.Layer):
     >>> _ = l2(keras.ops.ones((2, 3)))
     >>> bool(abs(float(l2.losses[0]) - 0.1 * float(keras.ops.sum(l2.kernel ** 2))) < 1e-5)
     True
+    >>> dc = YatNMN(4, use_dropconnect=True, drop_rate=0.5, seed=0)
+    >>> x = keras.ops.ones((2, 3))
+    >>> bool(keras.ops.all(dc(x) == dc(x, training=False)))  # inference: no mask
+    True
+    >>> bool(keras.ops.all(dc(x, training=True) == dc(x)))  # training: a fresh mask per call
+    False
     """
 
     def __init__(
@@ -80,6 +95,10 @@ class YatNMN(keras.layers.Layer):
         activity_regularizer: RegularizerLike = None,
         kernel_constraint: ConstraintLike = None,
         bias_constraint: ConstraintLike = None,
+        positive_init: bool = False,
+        use_dropconnect: bool = False,
+        drop_rate: float = 0.0,
+        seed: int | None = None,
         **kwargs: Any,
     ):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
@@ -109,6 +128,8 @@ class YatNMN(keras.layers.Layer):
             kernel_constraint=kernel_constraint,
             bias_constraint=bias_constraint,
         )
+        self.positive_init = bool(positive_init)
+        set_dropconnect(self, use_dropconnect, drop_rate, seed)
         self.kernel = None
 
     def build(self, input_shape: Shape) -> None:
@@ -120,14 +141,16 @@ class YatNMN(keras.layers.Layer):
         self.kernel = self.add_weight(
             name="kernel",
             shape=(input_shape[-1], self.units),
-            initializer=self.kernel_initializer,
+            initializer=positive_initializer(self.kernel_initializer)
+            if self.positive_init
+            else self.kernel_initializer,
             regularizer=self.kernel_regularizer,
             constraint=self.kernel_constraint,
             trainable=not self.lazy,
         )
         add_yat_weights(self, self.units, self.bias_initializer)
 
-    def call(self, inputs: Tensor) -> Tensor:
+    def call(self, inputs: Tensor, training: bool | None = None) -> Tensor:
         in_features = self.kernel.shape[0]
         if len(inputs.shape) < 1 or inputs.shape[-1] != in_features:
             raise ValueError(
@@ -136,7 +159,7 @@ class YatNMN(keras.layers.Layer):
             )
         return functional.yat_dense(
             inputs,
-            self.kernel,
+            dropconnect(self, self.kernel, training),
             bias_value(self),
             alpha_value(self),
             eps_value(self),
@@ -158,4 +181,6 @@ class YatNMN(keras.layers.Layer):
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),
             **weight_hooks_config(self),
+            "positive_init": self.positive_init,
+            **dropconnect_config(self),
         }
