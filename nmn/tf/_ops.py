@@ -16,6 +16,7 @@ import tensorflow as tf
 from nmn._tfkeras import options, padding
 from nmn._tfkeras.options import layer_label, set_yat_options  # noqa: F401  (re-exported)
 from nmn._tfkeras.padding import take
+from nmn.core.spec import resolve_dropconnect
 
 #: What an ``nmn.tf`` layer or op takes: a ``tf.Tensor``, a ``tf.Variable`` or a numpy array (converted with
 #: ``tf.convert_to_tensor``); results are ``tf.Tensor`` s.
@@ -146,3 +147,34 @@ bias_value = partial(options.bias_value, F)
 def glorot_normal(shape, fan_in, fan_out, dtype, seed=None):
     """Plain normal with variance ``2 / (fan_in + fan_out)`` (docs/design.md §2.5, tf)."""
     return tf.random.normal(shape, stddev=(2.0 / (fan_in + fan_out)) ** 0.5, dtype=dtype, seed=seed)
+
+
+def set_dropconnect(layer, use_dropconnect, drop_rate):
+    """Store nmn 0.3's ``use_dropconnect`` / ``drop_rate`` (checked by :func:`nmn.core.spec.resolve_dropconnect`)
+    and, when DropConnect is on, the ``tf.random.Generator`` of its masks (from ``layer.seed``: reproducible;
+    without a seed, from a non-deterministic state)."""
+    rate = resolve_dropconnect(use_dropconnect, drop_rate, type(layer).__name__)
+    layer.use_dropconnect, layer.drop_rate = bool(use_dropconnect), float(drop_rate)
+    layer._dropconnect_rate = rate
+    layer._dropconnect_generator = None
+    if rate > 0:
+        seed = layer.seed
+        layer._dropconnect_generator = (
+            tf.random.Generator.from_non_deterministic_state() if seed is None else tf.random.Generator.from_seed(seed)
+        )
+
+
+def dropconnect_mask(generator, kernel, rate):
+    """``kernel * Bernoulli(1 - rate) / (1 - rate)``: an entry is kept where the generator's uniform draw is
+    ``>= rate``."""
+    kernel = tf.convert_to_tensor(kernel)
+    keep = generator.uniform(tf.shape(kernel), dtype=tf.float32) >= rate
+    return tf.where(keep, kernel / tf.cast(1.0 - rate, kernel.dtype), tf.zeros_like(kernel))
+
+
+def dropconnect(layer, kernel, training):
+    """The kernel a call uses: with ``training=True`` and DropConnect on, a fresh :func:`dropconnect_mask` of it;
+    otherwise (inference, export) the kernel itself."""
+    if not training or layer._dropconnect_rate == 0.0:
+        return kernel
+    return dropconnect_mask(layer._dropconnect_generator, kernel, layer._dropconnect_rate)

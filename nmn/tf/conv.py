@@ -21,9 +21,11 @@ from nmn.tf._ops import (
     add_yat_variables,
     alpha_value,
     bias_value,
+    dropconnect,
     eps_value,
     glorot_normal,
     layer_label,
+    set_dropconnect,
     set_yat_options,
 )
 
@@ -83,6 +85,8 @@ class _YatConvNd(_YatConvBase):
         epsilon: float = DEFAULT_EPSILON,
         learnable_epsilon: bool = False,
         weight_normalized: bool = False,
+        use_dropconnect: bool = False,
+        drop_rate: float = 0.0,
         dtype: tf.DType | str = tf.float32,
         seed: int | None = None,
         name: str | None = None,
@@ -104,6 +108,7 @@ class _YatConvNd(_YatConvBase):
         self.weight_normalized = bool(weight_normalized)
         self.dtype = tf.as_dtype(dtype)
         self.seed = seed
+        set_dropconnect(self, use_dropconnect, drop_rate)
         self.kernel = None
 
     def _kernel_channels(self):
@@ -129,7 +134,7 @@ class _YatConvNd(_YatConvBase):
             )
             add_yat_variables(self, self.filters, self.dtype)
 
-    def __call__(self, x: TensorLike) -> tf.Tensor:
+    def __call__(self, x: TensorLike, training: bool = False) -> tf.Tensor:
         x = self._channels_last_input(x)
         spatial = tuple(x.shape[1:-1])
         if (
@@ -143,7 +148,7 @@ class _YatConvNd(_YatConvBase):
         pads = conv_pads(self.padding, spatial, self.kernel_size, self.strides, self.dilation_rate)
         y = functional.yat_conv(
             x,
-            self.kernel,
+            dropconnect(self, self.kernel, training),
             bias_value(self),
             alpha_value(self),
             eps_value(self),
@@ -170,7 +175,12 @@ _DOC = """Yat {r}-D convolution: ``y[p, m] = alpha * (<P, W_m> + b_m)^2 / (relu(
         padding_mode: ``'zeros'`` (default), ``'reflect'``, ``'replicate'`` or ``'circular'``.
         use_bias, constant_bias, use_alpha, constant_alpha, epsilon (1e-5), learnable_epsilon: as ``YatNMN``.
         weight_normalized: unit-normalise each filter at call time, default False.
-        dtype: default ``tf.float32``. seed: default None. name: module name.
+        use_dropconnect, drop_rate: nmn 0.3's DropConnect (default off, 0.0): with ``training=True`` each call
+            multiplies the kernel by a fresh Bernoulli(1 - drop_rate) mask scaled by 1 / (1 - drop_rate) (masks
+            drawn from a ``tf.random.Generator`` seeded with ``seed``); at inference (``training=False``, the
+            default) and in exported files the kernel is used as is.
+        dtype: default ``tf.float32``. seed: kernel init and DropConnect mask seed, default None.
+        name: module name.
 
     Shape:
         channels_last ``(N, *S, C) -> (N, *S', M)``; kernel ``(*kernel_size, C/groups, M)``.

@@ -15,8 +15,10 @@ from nmn.tf._ops import (
     add_yat_variables,
     alpha_value,
     bias_value,
+    dropconnect,
     eps_value,
     glorot_normal,
+    set_dropconnect,
     set_yat_options,
 )
 from nmn.tf.conv import _YatConvBase, from_channels_last
@@ -44,6 +46,8 @@ class _YatConvTransposeNd(_YatConvBase):
         constant_alpha: bool | float | None = None,
         epsilon: float = DEFAULT_EPSILON,
         learnable_epsilon: bool = False,
+        use_dropconnect: bool = False,
+        drop_rate: float = 0.0,
         dtype: tf.DType | str = tf.float32,
         seed: int | None = None,
         name: str | None = None,
@@ -64,6 +68,7 @@ class _YatConvTransposeNd(_YatConvBase):
         )
         self.dtype = tf.as_dtype(dtype)
         self.seed = seed
+        set_dropconnect(self, use_dropconnect, drop_rate)
         self.kernel = None
         self._geometry = keras_transpose_geometry(
             self.padding, self.kernel_size, self.strides, self.dilation_rate, self.output_padding
@@ -88,12 +93,12 @@ class _YatConvTransposeNd(_YatConvBase):
             )
             add_yat_variables(self, self.filters, self.dtype)
 
-    def __call__(self, x: TensorLike) -> tf.Tensor:
+    def __call__(self, x: TensorLike, training: bool = False) -> tf.Tensor:
         x = self._channels_last_input(x)
         pads, outpad = self._geometry
         y = functional.yat_conv_transpose(
             x,
-            self.kernel,
+            dropconnect(self, self.kernel, training),
             bias_value(self),
             alpha_value(self),
             eps_value(self),
@@ -119,7 +124,12 @@ _DOC = """Yat {r}-D transposed convolution (ONNX ``ConvTranspose`` geometry, ``t
             ``tf.keras.layers.Conv{r}DTranspose``.
         data_format: ``'channels_last'`` (default) or ``'channels_first'``.
         use_bias, constant_bias, use_alpha, constant_alpha, epsilon (1e-5), learnable_epsilon: as ``YatNMN``.
-        dtype: default ``tf.float32``. seed: default None. name: module name.
+        use_dropconnect, drop_rate: nmn 0.3's DropConnect (default off, 0.0): with ``training=True`` each call
+            multiplies the kernel by a fresh Bernoulli(1 - drop_rate) mask scaled by 1 / (1 - drop_rate) (masks
+            drawn from a ``tf.random.Generator`` seeded with ``seed``); at inference (``training=False``, the
+            default) and in exported files the kernel is used as is.
+        dtype: default ``tf.float32``. seed: kernel init and DropConnect mask seed, default None.
+        name: module name.
 
     Shape:
         channels_last ``(N, *S, C) -> (N, *S', M)``; kernel ``(*kernel_size, M/groups, C)``.

@@ -11,9 +11,11 @@ from nmn.tf._ops import (
     add_yat_variables,
     alpha_value,
     bias_value,
+    dropconnect,
     eps_value,
     glorot_normal,
     layer_label,
+    set_dropconnect,
     set_yat_options,
 )
 
@@ -33,7 +35,14 @@ class YatNMN(tf.Module):
         spherical: unit x and w, distance ``2 - 2 cos``, default False.
         weight_normalized: unit w at call time, default False.
         lazy: the kernel is not trainable (bias, alpha, epsilon stay trainable), default False.
-        dtype: variable dtype, default ``tf.float32``. seed: kernel init seed, default None. name: module name.
+        positive_init: initialise the kernel with ``abs`` of its Glorot-normal draw, every entry >= 0
+            (default False; an initialisation choice only, as in nmn 0.3).
+        use_dropconnect, drop_rate: nmn 0.3's DropConnect (default off, 0.0): with ``training=True`` each call
+            multiplies the kernel by a fresh Bernoulli(1 - drop_rate) mask scaled by 1 / (1 - drop_rate) (masks
+            drawn from a ``tf.random.Generator`` seeded with ``seed``); at inference (``training=False``, the
+            default) and in exported files the kernel is used as is.
+        dtype: variable dtype, default ``tf.float32``. seed: kernel init and DropConnect mask seed, default None.
+        name: module name.
 
     Shape:
         ``(..., I) -> (..., features)``; kernel ``(I, features)``.
@@ -42,6 +51,12 @@ class YatNMN(tf.Module):
     >>> layer = YatNMN(features=4)
     >>> tuple(layer(tf.ones((2, 3))).shape)
     (2, 4)
+    >>> dc = YatNMN(4, use_dropconnect=True, drop_rate=0.5, seed=0)
+    >>> x = tf.ones((2, 3))
+    >>> bool(tf.reduce_all(dc(x) == dc(x, training=False)))  # inference (the default): no mask
+    True
+    >>> bool(tf.reduce_all(dc(x, training=True) == dc(x)))  # training: a fresh mask per call
+    False
     """
 
     def __init__(
@@ -57,6 +72,9 @@ class YatNMN(tf.Module):
         spherical: bool = False,
         weight_normalized: bool = False,
         lazy: bool = False,
+        positive_init: bool = False,
+        use_dropconnect: bool = False,
+        drop_rate: float = 0.0,
         dtype: tf.DType | str = tf.float32,
         seed: int | None = None,
         name: str | None = None,
@@ -76,7 +94,9 @@ class YatNMN(tf.Module):
         self.weight_normalized = bool(weight_normalized)
         self.lazy = bool(lazy)
         self.dtype = tf.as_dtype(dtype)
+        self.positive_init = bool(positive_init)
         self.seed = seed
+        set_dropconnect(self, use_dropconnect, drop_rate)
         self.kernel = None
 
     @property
@@ -85,15 +105,16 @@ class YatNMN(tf.Module):
 
     def build(self, in_features: int) -> None:
         """Create the variables for inputs of width ``in_features``."""
+        kernel = glorot_normal((in_features, self.features), in_features, self.features, self.dtype, self.seed)
         with self.name_scope:
             self.kernel = tf.Variable(
-                glorot_normal((in_features, self.features), in_features, self.features, self.dtype, self.seed),
+                tf.abs(kernel) if self.positive_init else kernel,
                 trainable=not self.lazy,
                 name="kernel",
             )
             add_yat_variables(self, self.features, self.dtype)
 
-    def __call__(self, x: TensorLike) -> tf.Tensor:
+    def __call__(self, x: TensorLike, training: bool = False) -> tf.Tensor:
         x = tf.convert_to_tensor(x)
         if x.shape.rank is None or x.shape.rank < 1 or (x.shape[-1] is None and not self.built):
             raise ValueError(
@@ -109,7 +130,7 @@ class YatNMN(tf.Module):
             )
         return functional.yat_dense(
             x,
-            self.kernel,
+            dropconnect(self, self.kernel, training),
             bias_value(self),
             alpha_value(self),
             eps_value(self),
