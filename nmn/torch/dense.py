@@ -132,6 +132,14 @@ class YatNMN(YatParams, nn.Module):
         spherical: unit-normalise inputs and weights, distance ``2 - 2 cos`` (default False).
         weight_normalized: unit-normalise each weight row at every forward (default False).
         lazy: freeze the weight (``requires_grad=False``); bias/alpha/epsilon stay trainable (default False).
+        positive_init: initialise the weight with ``abs`` of its Xavier-normal draw, every entry >= 0 (default
+            False; an initialisation choice only, as in nmn 0.3). It shapes the default draw: a ``kernel_init``
+            hook replaces that draw, ``abs`` included (order: default draw, then ``abs``, then the hook
+            overrides); for a positive custom init give e.g. ``kernel_init=lambda w: nn.init.orthogonal_(w).abs_()``.
+        use_dropconnect, drop_rate: nmn 0.3's DropConnect (default False, 0.0; ``0 <= drop_rate < 1``): in training
+            (``module.train()``) each forward multiplies the weight by a fresh Bernoulli(1 - drop_rate) mask scaled
+            by ``1 / (1 - drop_rate)`` before the Yat product; in ``eval()`` and in every exported file it is the
+            identity. nmn 0.3's call flag ``deterministic=`` is ``module.eval()`` / ``module.train()`` here.
         kernel_init, bias_init, alpha_init: nmn 0.3's initialiser hooks, each a callable taking the parameter
             (``weight``, ``bias``, ``alpha``) and filling it in place as ``torch.nn.init.*`` do (a returned tensor
             of the same shape is copied in); run without autograd by every :meth:`reset_parameters`, in place of
@@ -147,6 +155,15 @@ class YatNMN(YatParams, nn.Module):
         torch.Size([2, 3])
         >>> YatNMN(4, 3, kernel_init=nn.init.orthogonal_, alpha_init=lambda a: a.fill_(2.0)).alpha.item()
         2.0
+        >>> bool((YatNMN(4, 3, positive_init=True).weight >= 0).all())
+        True
+        >>> dc = YatNMN(4, 3, use_dropconnect=True, drop_rate=0.5)
+        >>> x = torch.ones(1, 4)
+        >>> _ = torch.manual_seed(0)
+        >>> torch.equal(dc(x), dc(x))  # training mode: a fresh mask per forward
+        False
+        >>> torch.equal(dc.eval()(x), dc(x))
+        True
     """
 
     def __init__(
@@ -165,6 +182,9 @@ class YatNMN(YatParams, nn.Module):
         spherical: bool = False,
         weight_normalized: bool = False,
         lazy: bool = False,
+        positive_init: bool = False,
+        use_dropconnect: bool = False,
+        drop_rate: float = 0.0,
         kernel_init: InitHook | None = None,
         bias_init: InitHook | None = None,
         alpha_init: InitHook | None = None,
@@ -189,6 +209,8 @@ class YatNMN(YatParams, nn.Module):
         self.spherical = bool(spherical)
         self.weight_normalized = bool(weight_normalized)
         self.lazy = bool(lazy)
+        self.positive_init = bool(positive_init)
+        self._init_dropconnect(use_dropconnect, drop_rate)
         self.kernel_init = check_init_hook(kernel_init, "kernel_init", name)
         self.bias_init = check_init_hook(bias_init, "bias_init", name)
         self.alpha_init = check_init_hook(alpha_init, "alpha_init", name)
@@ -205,13 +227,16 @@ class YatNMN(YatParams, nn.Module):
     def reset_parameters(self) -> None:
         """Weight ~ Xavier normal (variance ``2 / (in + out)``), bias zeros, alpha 1, epsilon_param inverse-softplus.
 
-        The ``kernel_init``/``bias_init``/``alpha_init`` hooks given to the constructor replace those defaults, and
-        are applied again by every call.
+        ``positive_init`` takes ``abs`` of the weight's Xavier draw. The ``kernel_init``/``bias_init``/``alpha_init``
+        hooks given to the constructor replace those defaults (``kernel_init`` replaces the draw and its ``abs``),
+        and are applied again by every call.
         """
         name = type(self).__name__
         if self.kernel_init is None:
             with torch.no_grad():
                 nn.init.xavier_normal_(self.weight)
+                if self.positive_init:
+                    self.weight.abs_()
         else:
             apply_init_hook(self.kernel_init, self.weight, "kernel_init", name)
         self._reset_yat()
@@ -228,14 +253,20 @@ class YatNMN(YatParams, nn.Module):
             )
         bias, alpha, eps = self._yat_terms()
         return functional.yat_dense(
-            x, self.weight, bias, alpha, eps, spherical=self.spherical, weight_normalized=self.weight_normalized
+            x,
+            self._dropconnect(self.weight),
+            bias,
+            alpha,
+            eps,
+            spherical=self.spherical,
+            weight_normalized=self.weight_normalized,
         )
 
     def extra_repr(self) -> str:
         extra = [f"in_features={self.in_features}", f"out_features={self.out_features}", self._yat_repr()]
-        extra += [f"{k}=True" for k in ("spherical", "weight_normalized", "lazy") if getattr(self, k)]
+        extra += [f"{k}=True" for k in ("spherical", "weight_normalized", "lazy", "positive_init") if getattr(self, k)]
         extra += [f"{k}={hook_repr(getattr(self, k))}" for k in _HOOKS if getattr(self, k) is not None]
-        return ", ".join(extra)
+        return ", ".join(extra) + self._dropconnect_repr()
 
 
 _HOOKS = ("kernel_init", "bias_init", "alpha_init")

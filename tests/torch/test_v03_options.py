@@ -1,4 +1,5 @@
-"""nmn 0.3 options carried over to nmn.torch: the ``*_init`` hooks of ``YatNMN`` and DropConnect on the convolutions.
+"""nmn 0.3 options carried over to nmn.torch: the ``*_init`` hooks and ``positive_init`` of ``YatNMN``, and
+DropConnect on ``YatNMN`` and the (transposed) convolutions.
 
 Oracles: torch's own initialisers and RNG (same draws for a fixed seed), a hook that fills a known value, the
 orthogonality an ``orthogonal_`` kernel must have, the exact structure of a DropConnect mask (each entry 0 or
@@ -105,8 +106,54 @@ def test_a_hook_that_is_not_callable_is_an_error():
         YatNMN(4, 2, kernel_init="xavier")
 
 
+# ------------------------------------------------------------------------------------------------ positive_init
+def test_positive_init_is_abs_of_the_default_draw_under_the_same_seed():
+    torch.manual_seed(7)
+    layer = YatNMN(6, 4, positive_init=True)
+    torch.manual_seed(7)
+    draw = nn.init.xavier_normal_(torch.empty(4, 6))
+    assert torch.any(draw < 0)  # the default draw has negative entries, so abs changes it
+    assert torch.equal(layer.weight.detach(), draw.abs())
+    assert torch.all(layer.weight >= 0) and layer.weight.requires_grad
+    assert torch.equal(layer.bias.detach(), torch.zeros(4)) and layer.alpha.item() == 1.0
+    torch.manual_seed(8)
+    layer.reset_parameters()  # every reset draws again and takes abs again
+    torch.manual_seed(8)
+    assert torch.equal(layer.weight.detach(), nn.init.xavier_normal_(torch.empty(4, 6)).abs())
+
+
+def test_positive_init_leaves_the_default_layer_unchanged_and_shows_in_the_repr():
+    torch.manual_seed(7)
+    plain = YatNMN(6, 4, positive_init=False)
+    torch.manual_seed(7)
+    assert torch.equal(plain.weight.detach(), nn.init.xavier_normal_(torch.empty(4, 6)))
+    assert "positive_init=True" in repr(YatNMN(6, 4, positive_init=True))
+    assert "positive_init" not in repr(plain)
+
+
+def test_a_kernel_init_hook_overrides_positive_init():
+    """The documented order: default draw, then abs, then the user's kernel_init replaces both."""
+    layer = YatNMN(5, 3, positive_init=True, kernel_init=lambda w: nn.init.constant_(w, -0.5))
+    assert torch.equal(layer.weight.detach(), torch.full((3, 5), -0.5))
+    torch.manual_seed(1)
+    positive = YatNMN(16, 8, positive_init=True, kernel_init=lambda w: nn.init.orthogonal_(w).abs_())
+    torch.manual_seed(1)
+    assert torch.equal(positive.weight.detach(), nn.init.orthogonal_(torch.empty(8, 16)).abs())
+
+
+def test_positive_init_is_not_in_the_exported_file():
+    torch.manual_seed(4)
+    positive = YatNMN(6, 4, positive_init=True)
+    plain = YatNMN(6, 4)
+    plain.load_state_dict(positive.state_dict())
+    x = torch.randn(3, 6)
+    assert torch.equal(positive(x), plain(x))
+    assert torch_io.export(positive, x).SerializeToString() == torch_io.export(plain, x).SerializeToString()
+
+
 # ------------------------------------------------------------------------------------------------ DropConnect
 CONVS = [
+    (YatNMN, (2, 5, 3)),
     (YatConv1D, (2, 3, 9)),
     (YatConv2D, (2, 3, 6, 6)),
     (YatConv3D, (1, 3, 4, 4, 4)),
@@ -117,10 +164,15 @@ CONVS = [
 IDS = [cls.__name__ for cls, _ in CONVS]
 
 
+def _make(cls, **kwargs):
+    """``cls`` with 3 inputs and 4 outputs (and a kernel of size 3 for the convolutions)."""
+    return cls(3, 4, **kwargs) if cls is YatNMN else cls(3, 4, 3, **kwargs)
+
+
 def _pair(cls, rate=0.3):
     torch.manual_seed(3)
-    masked = cls(3, 4, 3, use_dropconnect=True, drop_rate=rate)
-    plain = cls(3, 4, 3)
+    masked = _make(cls, use_dropconnect=True, drop_rate=rate)
+    plain = _make(cls)
     plain.load_state_dict(masked.state_dict())
     return masked, plain
 
@@ -128,7 +180,8 @@ def _pair(cls, rate=0.3):
 def _captured_kernels(layer, x, n, monkeypatch):
     """The kernels ``layer`` hands to the functional op over ``n`` training forwards."""
     seen = []
-    name = "yat_conv_transpose" if "Transpose" in type(layer).__name__ else "yat_conv"
+    kind = type(layer).__name__
+    name = "yat_dense" if kind == "YatNMN" else "yat_conv_transpose" if "Transpose" in kind else "yat_conv"
     real = getattr(functional, name)
 
     def spy(x, weight, *args, **kwargs):
@@ -147,7 +200,7 @@ def test_dropconnect_is_the_identity_at_inference(cls, shape):
     x = torch.randn(shape)
     masked.eval()
     assert torch.equal(masked(x), plain(x))
-    off = cls(3, 4, 3, use_dropconnect=False, drop_rate=0.5)
+    off = _make(cls, use_dropconnect=False, drop_rate=0.5)
     off.load_state_dict(plain.state_dict())
     off.train()
     assert torch.equal(off(x), plain(x))  # drop_rate without use_dropconnect drops nothing, as in 0.3
@@ -168,12 +221,12 @@ def test_dropconnect_masks_the_kernel_in_training(cls, shape, monkeypatch):
     kept = kernels[0] != 0
     assert torch.allclose(kernels[0][kept], (w / (1 - rate))[kept])  # each entry: 0 or w / (1 - p)
     # the training output is the Yat product of that masked kernel (the same draw, seed 11)
-    twin = type(plain)(3, 4, 3)
+    twin = _make(type(plain))
     twin.load_state_dict({**plain.state_dict(), "weight": kernels[0]})
     assert torch.allclose(y, twin(x), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("cls, shape", CONVS[:2] + CONVS[3:5], ids=IDS[:2] + IDS[3:5])
+@pytest.mark.parametrize("cls, shape", CONVS[:3] + CONVS[4:6], ids=IDS[:3] + IDS[4:6])
 def test_dropconnect_mask_rate_and_mean_follow_the_bernoulli_law(cls, shape, monkeypatch):
     """Over N forwards: the dropped fraction is within 5 binomial sigmas of p, and the mean masked kernel is
     within 5 sigmas (per entry, ``|w| sqrt(p / ((1 - p) N))``) of the kernel. (The mean of the Yat *outputs*
@@ -191,20 +244,22 @@ def test_dropconnect_mask_rate_and_mean_follow_the_bernoulli_law(cls, shape, mon
     assert torch.all((kernels.mean(0) - w).abs() <= 5 * sigma + 1e-7)
 
 
-def test_dropconnect_gradients_flow_only_through_kept_entries(monkeypatch):
-    masked, _ = _pair(YatConv2D, 0.5)
+@pytest.mark.parametrize("cls, shape", [CONVS[0], CONVS[2]], ids=[IDS[0], IDS[2]])
+def test_dropconnect_gradients_flow_only_through_kept_entries(cls, shape, monkeypatch):
+    masked, _ = _pair(cls, 0.5)
     masked.train()
-    x = torch.randn(2, 3, 6, 6)
+    x = torch.randn(shape)
     torch.manual_seed(2)
     kernels = _captured_kernels(masked, x, 1, monkeypatch)
     torch.manual_seed(2)
     masked(x).sum().backward()
     grad = masked.weight.grad
+    assert torch.any(kernels[0] == 0)  # the mask dropped something
     assert torch.all(grad[kernels[0] == 0] == 0)
     assert torch.any(grad[kernels[0] != 0] != 0)
 
 
-@pytest.mark.parametrize("cls, shape", [CONVS[1], CONVS[4]], ids=[IDS[1], IDS[4]])
+@pytest.mark.parametrize("cls, shape", [CONVS[0], CONVS[2], CONVS[5]], ids=[IDS[0], IDS[2], IDS[5]])
 def test_dropconnect_exports_as_the_layer_without_it(cls, shape):
     masked, plain = _pair(cls)
     masked.train()  # the exporter runs the model in eval mode and gives the flag back
@@ -215,19 +270,34 @@ def test_dropconnect_exports_as_the_layer_without_it(cls, shape):
     assert a.SerializeToString() == b.SerializeToString()
 
 
-def test_dropconnect_is_kept_in_the_repr():
-    text = repr(YatConv2D(3, 4, 3, use_dropconnect=True, drop_rate=0.2))
-    assert "use_dropconnect=True, drop_rate=0.2" in text
-    assert "dropconnect" not in repr(YatConv2D(3, 4, 3))
+@pytest.mark.parametrize("cls", [YatNMN, YatConv2D])
+def test_dropconnect_is_kept_in_the_repr(cls):
+    text = repr(_make(cls, use_dropconnect=True, drop_rate=0.2))
+    assert text.endswith("use_dropconnect=True, drop_rate=0.2)")
+    assert "dropconnect" not in repr(_make(cls))
 
 
-@pytest.mark.parametrize("cls", [YatConv2D, YatConvTranspose1D])
+@pytest.mark.parametrize("cls", [YatNMN, YatConv2D, YatConvTranspose1D])
 @pytest.mark.parametrize("rate", [1.0, -0.1, 1.5])
 def test_bad_drop_rate_raises_naming_the_layer(cls, rate):
     with pytest.raises(ValueError, match=rf"{cls.__name__}: drop_rate must be in \[0, 1\)"):
-        cls(3, 4, 3, use_dropconnect=True, drop_rate=rate)
+        _make(cls, use_dropconnect=True, drop_rate=rate)
 
 
-def test_use_dropconnect_must_be_a_switch():
-    with pytest.raises(TypeError, match=r"YatConv1D: use_dropconnect must be True or False, got 0.5"):
-        YatConv1D(3, 4, 3, use_dropconnect=0.5)
+@pytest.mark.parametrize("cls", [YatNMN, YatConv1D])
+def test_use_dropconnect_must_be_a_switch(cls):
+    with pytest.raises(TypeError, match=rf"{cls.__name__}: use_dropconnect must be True or False, got 0.5"):
+        _make(cls, use_dropconnect=0.5)
+
+
+def test_dropconnect_on_a_lazy_dense_layer_masks_the_frozen_weight(monkeypatch):
+    torch.manual_seed(3)
+    layer = YatNMN(3, 4, lazy=True, use_dropconnect=True, drop_rate=0.5)
+    x = torch.randn(2, 3)
+    torch.manual_seed(6)
+    kernels = _captured_kernels(layer, x, 1, monkeypatch)
+    w = layer.weight.detach()
+    kept = kernels[0] != 0
+    assert not torch.all(kept) and torch.any(kept)
+    assert torch.allclose(kernels[0][kept], 2 * w[kept])
+    assert not layer.weight.requires_grad
