@@ -1,4 +1,4 @@
-"""nmn 0.3's Keras host idioms on nmn.keras layers: weight regularizers / constraints and DropConnect.
+"""nmn 0.3's Keras host idioms on nmn.keras layers: weight regularizers / constraints, DropConnect, positive_init.
 
 Regularizers and constraints (``kernel_regularizer``, ``bias_regularizer``, ``activity_regularizer``,
 ``kernel_constraint``, ``bias_constraint``) are on the layers 0.3 had them on: ``YatNMN`` and the (transposed)
@@ -6,12 +6,13 @@ convolutions (tests/data/v03/api_0_3_5.json). Oracles: the layer's ``losses`` ag
 computed by hand in numpy from the weights; the constraint against the kernel after a real optimizer step; the
 config against ``from_config`` and Keras' own serialisation.
 
-DropConnect (``use_dropconnect``, ``drop_rate``, the ``training`` call flag) is on the (transposed) convolutions,
-as in 0.3. Oracles: a twin layer without the option (inference must be identical, and in training the output must
+DropConnect (``use_dropconnect``, ``drop_rate``, the ``training`` call flag) is on ``YatNMN`` and the (transposed)
+convolutions, one surface in every framework (nmn.core.names.YAT_KEYWORDS). Oracles: a twin layer without the option (inference must be identical, and in training the output must
 equal the twin run on the masked kernel drawn from the same seed); the mask's statistics (entries ``0`` or
 ``w / (1 - p)``; the mean of N masked kernels within a bound derived from N, fixed seeds); the exported file,
 byte for byte. The mean of N masked *outputs* is not the unmasked output (the Yat product is not linear in the
-kernel), so the statistical check is on the kernel, which is what DropConnect defines.
+kernel), so the statistical check is on the kernel, which is what DropConnect defines. ``positive_init`` (on
+``YatNMN``): ``abs`` of the kernel initializer's draw under the same seed.
 
 Runs on whatever KERAS_BACKEND this process has; run it with ``KERAS_BACKEND=tensorflow|jax|torch``.
 """
@@ -42,6 +43,7 @@ HOOK_LAYERS = {
     "YatConvTranspose1D": (lambda **kw: YatConvTranspose1D(3, 2, strides=2, **kw), (2, 4, 2)),
 }
 DROP_LAYERS = {
+    "YatNMN": (lambda **kw: YatNMN(3, name="layer", **kw), (4, 5)),
     "YatConv2D": (lambda **kw: YatConv2D(3, 2, name="layer", **kw), (2, 5, 5, 2)),
     "YatConvTranspose1D": (lambda **kw: YatConvTranspose1D(3, 2, strides=2, name="layer", **kw), (2, 4, 2)),
 }
@@ -233,15 +235,66 @@ def test_fit_runs_with_dropconnect_and_trains():
     assert np.max(np.abs(_np(conv.kernel) - before)) > 0
 
 
-@pytest.mark.parametrize("cls", [YatConv2D, YatConvTranspose1D])
-def test_bad_drop_rate_names_the_layer(cls):
-    with pytest.raises(ValueError, match=rf"{cls.__name__}: drop_rate must be in \[0, 1\), got 1.0"):
-        cls(3, 2, use_dropconnect=True, drop_rate=1.0)
-    with pytest.raises(TypeError, match=rf"{cls.__name__}: use_dropconnect must be True or False"):
-        cls(3, 2, use_dropconnect="yes")
+@pytest.mark.parametrize("name", sorted(DROP_LAYERS))
+def test_bad_drop_rate_names_the_layer(name):
+    make, _ = DROP_LAYERS[name]
+    for rate in (1.0, -0.1):
+        with pytest.raises(ValueError, match=rf"{name}: drop_rate must be in \[0, 1\), got {rate}"):
+            make(use_dropconnect=True, drop_rate=rate)
+    with pytest.raises(TypeError, match=rf"{name}: use_dropconnect must be True or False"):
+        make(use_dropconnect="yes")
 
 
-def test_dense_has_no_dropconnect_as_in_nmn_03():
-    # nmn 0.3's Keras YatNMN had no DropConnect: the keyword is refused by Keras' base layer, not swallowed
-    with pytest.raises(ValueError, match="Unrecognized keyword arguments passed to YatNMN: .*use_dropconnect"):
-        YatNMN(3, use_dropconnect=True)
+def test_dense_dropconnect_drops_no_gradient_of_kept_weights_and_zeroes_dropped_ones():
+    """The gradient through a masked dense kernel is zero exactly on the dropped entries (any backend)."""
+    dc, _, shape = _pair("YatNMN", rate=0.5, seed=9)
+    masked = _np(keras.random.dropout(ops.convert_to_tensor(dc.kernel), 0.5, seed=keras.random.SeedGenerator(9)))
+    x = keras.Input(shape[1:])
+    model = keras.Model(x, dc(x))
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
+    before = _np(dc.kernel)
+    model.train_on_batch(_x(shape, seed=2), np.full((shape[0], 3), 7.0, np.float32))  # training=True: mask 1
+    moved = _np(dc.kernel) != before
+    assert np.array_equal(moved, masked != 0), "exactly the kept kernel entries must move in the step"
+
+
+# --------------------------------------------------------------------------------------------- positive_init
+def test_positive_init_is_the_absolute_value_of_the_default_draw():
+    kernels = []
+    for positive in (False, True):
+        layer = YatNMN(6, positive_init=positive, kernel_initializer=keras.initializers.GlorotNormal(seed=4))
+        layer.build((None, 5))
+        kernels.append(_np(layer.kernel))
+    plain, pos = kernels
+    assert plain.min() < 0, "the default draw has no negative entry: the test would prove nothing"
+    np.testing.assert_array_equal(pos, np.abs(plain))
+    # the default initializer ("glorot_normal", unseeded) under the same global seed
+    drawn = []
+    for positive in (False, True):
+        keras.utils.set_random_seed(4)
+        layer = YatNMN(6, positive_init=positive)
+        layer.build((None, 5))
+        drawn.append(_np(layer.kernel))
+    assert drawn[0].min() < 0
+    np.testing.assert_array_equal(drawn[1], np.abs(drawn[0]))
+    config = layer.get_config()
+    assert config["positive_init"] is True and YatNMN(6).get_config()["positive_init"] is False
+    assert YatNMN.from_config(config).get_config() == config
+    # an init choice only: the layer computes the ordinary Yat product of whatever kernel it holds
+    twin = YatNMN(6)
+    twin.build((None, 5))
+    twin.set_weights(layer.get_weights())
+    x = _x((3, 5), seed=8)
+    np.testing.assert_array_equal(_np(twin(x)), _np(layer(x)))
+
+
+def test_positive_init_model_saves_and_loads_as_a_keras_file(tmp_path):
+    x = keras.Input((5,))
+    dense = YatNMN(3, positive_init=True, use_dropconnect=True, drop_rate=0.2, seed=1, name="d")
+    model = keras.Model(x, dense(x))
+    assert _np(dense.kernel).min() >= 0
+    path = tmp_path / "m.keras"
+    model.save(path)
+    d = keras.saving.load_model(path).get_layer("d")
+    assert (d.positive_init, d.use_dropconnect, d.drop_rate, d.seed) == (True, True, 0.2, 1)
+    np.testing.assert_array_equal(_np(d.kernel), _np(dense.kernel))
