@@ -11,9 +11,9 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from nmn._jax.ops import F
-from nmn.core.spec import YatSpec
+from nmn.core.spec import YatSpec, resolve_dropconnect
 
-__all__ = ["F", "tail_params", "FROZEN", "CONSTANTS"]
+__all__ = ["F", "tail_params", "FROZEN", "CONSTANTS", "dropconnect"]
 
 FROZEN = "frozen"
 CONSTANTS = "constants"
@@ -40,3 +40,19 @@ def check_kernel(module: nn.Module, collection: str, shape: tuple, inputs, what:
                 f"{type(module).__name__}: expected an input {what} for kernel {tuple(kernel.shape)}, "
                 f"got shape {tuple(inputs.shape)}"
             )
+
+
+def dropconnect(module: nn.Module, kernel: jax.Array, deterministic: bool | None) -> jax.Array:
+    """``kernel`` with nmn 0.3's DropConnect: kept entries (Bernoulli ``1 - drop_rate``) scaled by ``1 / (1 - rate)``.
+
+    Applied only when DropConnect is on and ``deterministic`` is False (the call's, else the module's field); the
+    mask comes from the ``'dropout'`` rng, so ``apply(..., rngs={'dropout': key})``. Left unset (None), as when
+    exporting, the layer is in inference mode: the identity.
+    """
+    rate = resolve_dropconnect(module.use_dropconnect, module.drop_rate, type(module).__name__)
+    det = module.deterministic if deterministic is None else deterministic
+    if rate == 0.0 or det is None or det:
+        return kernel
+    keep = 1.0 - rate
+    mask = jax.random.bernoulli(module.make_rng("dropout"), keep, kernel.shape)
+    return jnp.where(mask, kernel / jnp.asarray(keep, kernel.dtype), jnp.zeros((), kernel.dtype))

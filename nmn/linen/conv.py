@@ -13,8 +13,8 @@ from nmn._jax.functional import check_input, yat_conv
 from nmn._jax.geometry import conv_geometry, conv_padding
 from nmn.core.conv import conv_pads
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
-from nmn.core.spec import YatSpec
-from nmn.linen._ops import check_kernel, tail_params
+from nmn.core.spec import YatSpec, resolve_dropconnect
+from nmn.linen._ops import check_kernel, dropconnect, tail_params
 
 default_kernel_init = nn.initializers.xavier_normal()
 default_bias_init = nn.initializers.zeros_init()
@@ -45,6 +45,7 @@ class _YatConvNd(nn.Module):
         use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon, weight_normalized:
             Yat options as in :class:`~nmn.linen.YatNMN`.
         dtype, param_dtype, kernel_init (Xavier normal), bias_init (zeros).
+        use_dropconnect, drop_rate, deterministic: nmn 0.3's DropConnect on the kernel, as :class:`~nmn.linen.YatNMN`.
 
     Shape:
         input ``(N, *spatial, C)``, ``kernel (*kernel_size, C/G, M)``, output ``(N, *spatial', M)``.
@@ -70,6 +71,9 @@ class _YatConvNd(nn.Module):
     param_dtype: Any = jnp.float32
     kernel_init: Callable = default_kernel_init
     bias_init: Callable = default_bias_init
+    use_dropconnect: bool = False
+    drop_rate: float = 0.0
+    deterministic: bool | None = None
 
     def __post_init__(self):
         self.geometry()
@@ -94,10 +98,11 @@ class _YatConvNd(nn.Module):
             epsilon=self.epsilon,
             learnable_epsilon=self.learnable_epsilon,
         )
+        resolve_dropconnect(self.use_dropconnect, self.drop_rate, name)
         return ks, strides, dil, groups, padding, mode, opts
 
     @nn.compact
-    def __call__(self, inputs: jax.Array) -> jax.Array:
+    def __call__(self, inputs: jax.Array, *, deterministic: bool | None = None) -> jax.Array:
         """Apply the layer to ``inputs (N, *spatial, C)``."""
         name = type(self).__name__
         ks, strides, dil, groups, padding, mode, opts = self.geometry()
@@ -105,7 +110,7 @@ class _YatConvNd(nn.Module):
         c, what = input_channels(name, inputs, rank, groups)
         shape = (*ks, c // groups, self.features)
         check_kernel(self, "params", shape, inputs, what)
-        kernel = self.param("kernel", self.kernel_init, shape, self.param_dtype)
+        kernel = dropconnect(self, self.param("kernel", self.kernel_init, shape, self.param_dtype), deterministic)
         bias, alpha, eps = tail_params(self, opts, self.features)
         pads = conv_pads(padding, inputs.shape[1:-1], ks, strides, dil)
         return yat_conv(

@@ -13,8 +13,8 @@ from nmn._jax.functional import yat_conv_transpose
 from nmn._jax.geometry import conv_geometry, transpose_padding
 from nmn.core.conv import output_padding_tuple, transpose_geometry
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
-from nmn.core.spec import YatSpec
-from nmn.linen._ops import check_kernel, tail_params
+from nmn.core.spec import YatSpec, resolve_dropconnect
+from nmn.linen._ops import check_kernel, dropconnect, tail_params
 from nmn.linen.conv import input_channels
 
 default_kernel_init = nn.initializers.xavier_normal()
@@ -31,6 +31,7 @@ class _YatConvTransposeNd(nn.Module):
         kernel_dilation (default 1), feature_group_count G (default 1).
         use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon: Yat options.
         dtype, param_dtype, kernel_init (Xavier normal), bias_init (zeros).
+        use_dropconnect, drop_rate, deterministic: nmn 0.3's DropConnect on the kernel, as :class:`~nmn.linen.YatNMN`.
 
     Shape:
         input ``(N, *spatial, C)``, ``kernel (*kernel_size, C, M/G)`` (Flax's ConvTranspose layout, spatially
@@ -56,6 +57,9 @@ class _YatConvTransposeNd(nn.Module):
     param_dtype: Any = jnp.float32
     kernel_init: Callable = default_kernel_init
     bias_init: Callable = default_bias_init
+    use_dropconnect: bool = False
+    drop_rate: float = 0.0
+    deterministic: bool | None = None
 
     def __post_init__(self):
         self.geometry()
@@ -81,10 +85,11 @@ class _YatConvTransposeNd(nn.Module):
             epsilon=self.epsilon,
             learnable_epsilon=self.learnable_epsilon,
         )
+        resolve_dropconnect(self.use_dropconnect, self.drop_rate, name)
         return ks, strides, dil, groups, padding, outpad, opts
 
     @nn.compact
-    def __call__(self, inputs: jax.Array) -> jax.Array:
+    def __call__(self, inputs: jax.Array, *, deterministic: bool | None = None) -> jax.Array:
         """Apply the layer to ``inputs (N, *spatial, C)``."""
         name = type(self).__name__
         ks, strides, dil, groups, padding, outpad, opts = self.geometry()
@@ -92,7 +97,7 @@ class _YatConvTransposeNd(nn.Module):
         c, what = input_channels(name, inputs, rank, groups)
         shape = (*ks, c, self.features // groups)
         check_kernel(self, "params", shape, inputs, what)
-        kernel = self.param("kernel", self.kernel_init, shape, self.param_dtype)
+        kernel = dropconnect(self, self.param("kernel", self.kernel_init, shape, self.param_dtype), deterministic)
         bias, alpha, eps = tail_params(self, opts, self.features)
         pads, full_outpad = transpose_geometry(padding, ks, strides, dil, outpad)
         return yat_conv_transpose(

@@ -11,8 +11,8 @@ from flax import linen as nn
 
 from nmn._jax.functional import check_input, yat_dense
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
-from nmn.core.spec import YatSpec
-from nmn.linen._ops import FROZEN, check_kernel, tail_params
+from nmn.core.spec import YatSpec, resolve_dropconnect
+from nmn.linen._ops import FROZEN, check_kernel, dropconnect, tail_params
 
 default_kernel_init = nn.initializers.xavier_normal()
 default_bias_init = nn.initializers.zeros_init()
@@ -29,6 +29,11 @@ class YatNMN(nn.Module):
             with eps = softplus(epsilon_param) (default False).
         spherical: unit inputs and weights (default False); weight_normalized: unit weights (default False).
         lazy: keep the kernel in the ``'frozen'`` collection so optimisers over ``'params'`` skip it.
+        positive_init: draw the kernel as ``abs(kernel_init(...))`` (nmn 0.3; default False).
+        use_dropconnect, drop_rate: nmn 0.3's DropConnect on the kernel (default False, 0.0): with
+            ``deterministic=False`` (field or call) each call masks the kernel with a Bernoulli(1 - drop_rate)
+            draw from the ``'dropout'`` rng, scaled by 1 / (1 - drop_rate); deterministic (default None) left
+            unset or True, and in exported files, it is the identity.
         dtype: result dtype (default None: promoted); param_dtype (default float32).
         kernel_init: default Xavier normal; bias_init: default zeros.
 
@@ -55,6 +60,10 @@ class YatNMN(nn.Module):
     spherical: bool = False
     weight_normalized: bool = False
     lazy: bool = False
+    positive_init: bool = False
+    use_dropconnect: bool = False
+    drop_rate: float = 0.0
+    deterministic: bool | None = None
     dtype: Any = None
     param_dtype: Any = jnp.float32
     kernel_init: Callable = default_kernel_init
@@ -67,6 +76,7 @@ class YatNMN(nn.Module):
 
     def yat_options(self) -> YatSpec:
         """The resolved Yat options (validated)."""
+        resolve_dropconnect(self.use_dropconnect, self.drop_rate, type(self).__name__)
         return YatSpec.build(
             type(self).__name__,
             use_bias=self.use_bias,
@@ -78,18 +88,25 @@ class YatNMN(nn.Module):
         )
 
     @nn.compact
-    def __call__(self, inputs: jax.Array) -> jax.Array:
+    def __call__(self, inputs: jax.Array, *, deterministic: bool | None = None) -> jax.Array:
         """Apply the layer to ``inputs (..., in)``."""
         if getattr(inputs, "ndim", 0) < 1:
             check_input(type(self).__name__, inputs, 1, None, "(..., in)")
         shape = (inputs.shape[-1], self.features)
         check_kernel(self, FROZEN if self.lazy else "params", shape, inputs, "(..., in)")
+        init = self.kernel_init
+        if self.positive_init:
+
+            def init(key, shape, dtype, _base=self.kernel_init):
+                return jnp.abs(_base(key, shape, dtype))
+
         if self.lazy:
             kernel = self.variable(
-                FROZEN, "kernel", lambda: self.kernel_init(self.make_rng("params"), shape, self.param_dtype)
+                FROZEN, "kernel", lambda: init(self.make_rng("params"), shape, self.param_dtype)
             ).value
         else:
-            kernel = self.param("kernel", self.kernel_init, shape, self.param_dtype)
+            kernel = self.param("kernel", init, shape, self.param_dtype)
+        kernel = dropconnect(self, kernel, deterministic)
         bias, alpha, eps = tail_params(self, self.yat_options(), self.features)
         return yat_dense(
             inputs,

@@ -34,6 +34,7 @@ class YatNMN(nnx.Module):
         spherical: use unit-norm inputs and weights, distance ``2 - 2 cos`` (default False).
         weight_normalized: unit-norm weights at every call, ``|w|^2 := 1`` (default False).
         lazy: freeze the kernel (a ``FrozenParam``, not trained); bias/alpha stay trainable (default False).
+        positive_init: draw the kernel as ``abs(kernel_init(...))`` (nmn 0.3; default False).
         use_dropconnect, drop_rate: nmn 0.3's DropConnect (default False, 0.0): in training each call multiplies
             the kernel by a Bernoulli(1 - drop_rate) mask scaled by 1 / (1 - drop_rate) (rng stream ``'dropout'``);
             the identity when deterministic, after ``model.eval()`` and in exported files.
@@ -70,6 +71,7 @@ class YatNMN(nnx.Module):
         spherical: bool = False,
         weight_normalized: bool = False,
         lazy: bool = False,
+        positive_init: bool = False,
         use_dropconnect: bool = False,
         drop_rate: float = 0.0,
         deterministic: bool = False,
@@ -94,6 +96,9 @@ class YatNMN(nnx.Module):
         self.spherical, self.weight_normalized, self.lazy = bool(spherical), bool(weight_normalized), bool(lazy)
         self.dtype, self.param_dtype = dtype, param_dtype
         kernel = kernel_init(rngs.params(), (in_features, out_features), param_dtype)
+        if positive_init:
+            kernel = jnp.abs(kernel)
+        self.positive_init = bool(positive_init)
         self.kernel = FrozenParam(kernel) if lazy else nnx.Param(kernel)
         init_tail_params(self, self.opts, out_features, param_dtype, bias_init, rngs)
         init_dropconnect(self, use_dropconnect, drop_rate, deterministic, rngs)

@@ -108,3 +108,10 @@ def test_bad_options_raise_the_core_error_naming_the_layer(name):
         make(use_dropconnect=True, drop_rate=1.0)
     with pytest.raises(TypeError, match=f"{layer.__name__}: use_dropconnect must be True or False"):
         make(use_dropconnect="yes", drop_rate=0.1)
+
+
+def test_positive_init_is_the_absolute_value_of_the_kernel_init_draw():
+    pos = N.YatNMN(3, 5, positive_init=True, rngs=nnx.Rngs(0)).kernel[...]
+    base = N.YatNMN(3, 5, rngs=nnx.Rngs(0)).kernel[...]
+    np.testing.assert_array_equal(np.asarray(pos), np.abs(np.asarray(base)))
+    assert float(jnp.min(base)) < 0
