@@ -58,7 +58,6 @@ EXCLUDED = {
     "tests/keras/test_v03_options.py::test_bad_drop_rate_names_the_layer": (
         "the option checks run in plain Python before any backend op"
     ),
-    "tests/keras/test_v03_options.py::test_dense_has_no_dropconnect_as_in_nmn_03": "Keras' own keyword check",
     "tests/keras/test_v03_options.py::test_dropconnect_round_trips_through_config": "get_config is plain Python",
     "tests/keras/test_v03_options.py::test_export_of_a_dropconnect_layer_is_the_file_without_it": (
         "the export walk reads layers and their spec, not backend ops"
