@@ -84,7 +84,8 @@ def _keywords(cls):
         except (TypeError, ValueError):
             continue
         found |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"}
-        if not any(p.kind == p.VAR_KEYWORD for p in params):
+        # ``**refused`` is nmn's convention for extras that are refused (nmn.core.names.refuse_keywords), not passed on
+        if not any(p.kind == p.VAR_KEYWORD and p.name != "refused" for p in params):
             break
     return found
 

@@ -313,6 +313,10 @@ REFUSED_KEYWORDS = {
             "normalize_qk": "use spherical=True (nmn 0.3's normalize_qk used the Euclidean formula with a 1e-6 norm "
             "floor, which differs near q = k, so it is not an alias)",
             "use_softermax": "use normalization='softermax'",
+            "use_dropconnect": "nmn 0.3's attention stored this option but never applied it; use dropout= on the "
+            "attention weights, or DropConnect on the dense layers around it",
+            "dropconnect_rate": "nmn 0.3's attention stored this option but never applied it; use dropout= on the "
+            "attention weights, or DropConnect on the dense layers around it",
         }
         for kind in ("MultiHeadYatAttention", "RotaryYatAttention")
     },

@@ -17,6 +17,7 @@ from nmn._tfkeras.attention import (
     set_attention_options,
     set_rope_options,
 )
+from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, PERFORMER_NUM_FEATURES, ROPE_MAX_SEQ_LEN, ROPE_THETA, mask_needs_head_axis
 from nmn.keras import functional
 from nmn.keras._ops import F, InitializerLike, Shape, Tensor, alpha_value, layer_label
@@ -111,6 +112,7 @@ class MultiHeadYatAttention(keras.layers.Layer):
         bias_initializer: InitializerLike = "zeros",
         **kwargs: Any,
     ):
+        refuse_keywords(type(self).__name__, kwargs, allow_others=True)
         super().__init__(**kwargs)
         set_attention_options(
             self,

@@ -17,6 +17,7 @@ from nmn._tfkeras.options import (
     set_conv_geometry,
 )
 from nmn.core.conv import PADDING_MODES, conv_output_size, conv_pads
+from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_choice
 from nmn.keras import functional
 from nmn.keras._ops import (
@@ -123,6 +124,7 @@ class _YatConvNd(_YatConvBase):
         seed: int | None = None,
         **kwargs: Any,
     ):
+        refuse_keywords(type(self).__name__, kwargs, allow_others=True)
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         cls = type(self).__name__
         set_conv_geometry(self, filters, kernel_size, strides, padding, dilation_rate, groups)

@@ -10,6 +10,7 @@ import keras
 from nmn._tfkeras.conv_transpose import keras_transpose_geometry
 from nmn._tfkeras.options import output_padding_of, padding_config, set_conv_geometry
 from nmn.core.conv import transpose_output_size
+from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON
 from nmn.keras import functional
 from nmn.keras._ops import (
@@ -67,6 +68,7 @@ class _YatConvTransposeNd(_YatConvBase):
         seed: int | None = None,
         **kwargs: Any,
     ):
+        refuse_keywords(type(self).__name__, kwargs, allow_others=True)
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         cls = type(self).__name__
         set_conv_geometry(self, filters, kernel_size, strides, padding, dilation_rate, groups)

@@ -6,6 +6,7 @@ from typing import Any
 
 import keras
 
+from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.keras import functional
 from nmn.keras._ops import (
@@ -101,6 +102,7 @@ class YatNMN(keras.layers.Layer):
         seed: int | None = None,
         **kwargs: Any,
     ):
+        refuse_keywords(type(self).__name__, kwargs, allow_others=True)
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         if units is None:
             units = features

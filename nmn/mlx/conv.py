@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from nmn.core.conv import PADDING_MODES, as_tuple, conv_pads, normalize_padding
+from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_choice, check_positive_int
 from nmn.mlx._ops import YatParamsMixin, fan_in_normal, mx, nn
 from nmn.mlx.functional import yat_conv
@@ -139,7 +140,9 @@ class _YatConvND(_ConvBase):
         use_dropconnect: bool = False,
         drop_rate: float = 0.0,
         dtype: mx.Dtype = mx.float32,
+        **refused: Any,
     ):
+        refuse_keywords(type(self).__name__, refused)
         super().__init__()
         self.padding = self._init_geometry(filters, kernel_size, strides, dilation_rate, padding)
         self.padding_mode = check_choice(padding_mode, tuple(PADDING_MODES), "padding_mode", type(self).__name__)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from nmn.core.conv import output_padding_tuple, transpose_geometry
+from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON
 from nmn.mlx._ops import mx
 from nmn.mlx.conv import Padding, _ConvBase
@@ -38,7 +39,9 @@ class _YatConvTransposeND(_ConvBase):
         use_dropconnect: bool = False,
         drop_rate: float = 0.0,
         dtype: mx.Dtype = mx.float32,
+        **refused: Any,
     ):
+        refuse_keywords(type(self).__name__, refused)
         super().__init__()
         name, rank = type(self).__name__, self._rank
         padding = self._init_geometry(filters, kernel_size, strides, dilation_rate, padding)

@@ -8,6 +8,8 @@ at construction and kept as a :class:`~nmn.nnx._ops.Buffer`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -24,6 +26,7 @@ from nmn._jax.functional import (
     rope_tables,
     yat_attention,
 )
+from nmn.core.names import refuse_keywords
 from nmn.core.options import (
     DEFAULT_EPSILON,
     PERFORMER_NUM_FEATURES,
@@ -112,7 +115,9 @@ class MultiHeadYatAttention(nnx.Module):
         kernel_init: Initializer = default_kernel_init,
         bias_init: Initializer = default_bias_init,
         rngs: nnx.Rngs,
+        **refused: Any,
     ):
+        refuse_keywords(type(self).__name__, refused)
         name = type(self).__name__
         self.num_heads = check_positive_int(num_heads, "num_heads", name)
         self.in_features = check_positive_int(in_features, "in_features", name)
@@ -340,7 +345,9 @@ class RotaryYatAttention(MultiHeadYatAttention):
         kernel_init: Initializer = default_kernel_init,
         bias_init: Initializer = default_bias_init,
         rngs: nnx.Rngs,
+        **refused: Any,
     ):
+        refuse_keywords(type(self).__name__, refused)
         name = type(self).__name__
         head_dim = check_heads(qkv_features or in_features, num_heads, name, "qkv_features")
         self.rope = rope = RopeSpec.build(

@@ -14,6 +14,7 @@ from jax.typing import DTypeLike
 from nmn._jax.functional import check_input, yat_conv
 from nmn._jax.geometry import conv_geometry, conv_padding
 from nmn.core.conv import conv_pads
+from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.core.spec import YatSpec
 from nmn.nnx._ops import dropconnect, init_dropconnect, init_tail_params, tail_of
@@ -85,7 +86,9 @@ class YatConv(nnx.Module):
         kernel_init: Initializer = default_kernel_init,
         bias_init: Initializer = default_bias_init,
         rngs: nnx.Rngs,
+        **refused: Any,
     ):
+        refuse_keywords(type(self).__name__, refused)
         name = type(self).__name__
         self.in_features = check_positive_int(in_features, "in_features", name)
         self.out_features = check_positive_int(out_features, "out_features", name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -9,6 +11,7 @@ from flax.typing import Initializer
 from jax.typing import DTypeLike
 
 from nmn._jax.functional import check_input, yat_dense
+from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.core.spec import YatSpec
 from nmn.nnx._ops import FrozenParam, dropconnect, init_dropconnect, init_tail_params, tail_of
@@ -80,7 +83,9 @@ class YatNMN(nnx.Module):
         kernel_init: Initializer = default_kernel_init,
         bias_init: Initializer = default_bias_init,
         rngs: nnx.Rngs,
+        **refused: Any,
     ):
+        refuse_keywords(type(self).__name__, refused)
         name = type(self).__name__
         self.in_features = check_positive_int(in_features, "in_features", name)
         self.out_features = check_positive_int(out_features, "out_features", name)

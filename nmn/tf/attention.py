@@ -16,6 +16,7 @@ from nmn._tfkeras.attention import (
     set_attention_options,
     set_rope_options,
 )
+from nmn.core.names import refuse_keywords
 from nmn.core.options import (
     DEFAULT_EPSILON,
     PERFORMER_NUM_FEATURES,
@@ -91,7 +92,9 @@ class MultiHeadYatAttention(tf.Module):
         seed: int | None = None,
         dtype: tf.DType | str = tf.float32,
         name: str | None = None,
+        **refused: Any,
     ):
+        refuse_keywords(type(self).__name__, refused)
         super().__init__(name=name)
         set_attention_options(
             self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import tensorflow as tf
 
@@ -14,6 +15,7 @@ from nmn._tfkeras.options import (
     set_conv_geometry,
 )
 from nmn.core.conv import PADDING_MODES, conv_pads
+from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_choice
 from nmn.tf import functional
 from nmn.tf._ops import (
@@ -90,7 +92,9 @@ class _YatConvNd(_YatConvBase):
         dtype: tf.DType | str = tf.float32,
         seed: int | None = None,
         name: str | None = None,
+        **refused: Any,
     ):
+        refuse_keywords(type(self).__name__, refused)
         super().__init__(name=name)
         cls = type(self).__name__
         set_conv_geometry(self, filters, kernel_size, strides, padding, dilation_rate, groups)

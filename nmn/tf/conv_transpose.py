@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import tensorflow as tf
 
 from nmn._tfkeras.conv_transpose import keras_transpose_geometry
 from nmn._tfkeras.options import DATA_FORMATS, output_padding_of, set_conv_geometry
+from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_choice
 from nmn.tf import functional
 from nmn.tf._ops import (
@@ -51,7 +53,9 @@ class _YatConvTransposeNd(_YatConvBase):
         dtype: tf.DType | str = tf.float32,
         seed: int | None = None,
         name: str | None = None,
+        **refused: Any,
     ):
+        refuse_keywords(type(self).__name__, refused)
         super().__init__(name=name)
         cls = type(self).__name__
         set_conv_geometry(self, filters, kernel_size, strides, padding, dilation_rate, groups)

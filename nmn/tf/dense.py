@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import tensorflow as tf
 
+from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.tf import functional
 from nmn.tf._ops import (
@@ -78,7 +81,9 @@ class YatNMN(tf.Module):
         dtype: tf.DType | str = tf.float32,
         seed: int | None = None,
         name: str | None = None,
+        **refused: Any,
     ):
+        refuse_keywords(type(self).__name__, refused)
         super().__init__(name=name)
         self.features = check_positive_int(features, "features", "YatNMN")
         set_yat_options(

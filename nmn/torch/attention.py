@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as _nnf
 
+from nmn.core.names import refuse_keywords
 from nmn.core.options import (
     DEFAULT_EPSILON,
     PERFORMER_NUM_FEATURES,
@@ -208,7 +210,9 @@ class MultiHeadYatAttention(_YatAttentionBase):
         num_features: int = PERFORMER_NUM_FEATURES,
         device: torch.device | str | int | None = None,
         dtype: torch.dtype | None = None,
+        **refused: Any,
     ):
+        refuse_keywords(type(self).__name__, refused)
         factory = {"device": device, "dtype": dtype}
         super().__init__(
             embed_dim,
@@ -306,7 +310,9 @@ class RotaryYatAttention(_YatAttentionBase):
         use_performer: bool = False,
         device: torch.device | str | int | None = None,
         dtype: torch.dtype | None = None,
+        **refused: Any,
     ):
+        refuse_keywords(type(self).__name__, refused)
         factory = {"device": device, "dtype": dtype}
         name = type(self).__name__
         self_dim = check_heads(embed_dim, num_heads, name)

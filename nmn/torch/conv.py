@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
 
 from nmn.core.conv import PADDING_MODES, as_tuple, normalize_padding
+from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_choice, check_positive_int
 from nmn.torch import functional
 from nmn.torch.dense import YatParams, pick
@@ -90,7 +92,9 @@ class _YatConvNd(YatParams, nn.Module):
         drop_rate: float = 0.0,
         device: torch.device | str | int | None = None,
         dtype: torch.dtype | None = None,
+        **refused: Any,
     ):
+        refuse_keywords(type(self).__name__, refused)
         super().__init__()
         name = type(self).__name__
         set_geometry(self, in_channels, out_channels, kernel_size, stride, dilation, padding)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
 
 from nmn.core.conv import output_padding_tuple, transpose_geometry
+from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON
 from nmn.torch import functional
 from nmn.torch.conv import check_groups, check_input, geometry_repr, set_geometry
@@ -42,7 +44,9 @@ class _YatConvTransposeNd(YatParams, nn.Module):
         drop_rate: float = 0.0,
         device: torch.device | str | int | None = None,
         dtype: torch.dtype | None = None,
+        **refused: Any,
     ):
+        refuse_keywords(type(self).__name__, refused)
         super().__init__()
         name, rank = type(self).__name__, self._rank
         set_geometry(self, in_channels, out_channels, kernel_size, stride, dilation, padding)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as _nnf
 
+from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.core.spec import YatSpec, pick_alias, resolve_dropconnect
 from nmn.torch import functional
@@ -190,7 +192,9 @@ class YatNMN(YatParams, nn.Module):
         alpha_init: InitHook | None = None,
         device: torch.device | str | int | None = None,
         dtype: torch.dtype | None = None,
+        **refused: Any,
     ):
+        refuse_keywords(type(self).__name__, refused)
         super().__init__()
         name = type(self).__name__
         self.in_features = check_positive_int(in_features, "in_features", name)
