@@ -349,16 +349,16 @@ def _conv(w, op, name):
         from nmn.core.conv import conv_pads
 
         pairs = conv_pads(padding.lower(), spatial, kshape[:rank], strides, dilations)
-    w = w._tensor_value(op.inputs[1])
+    kernel = w._tensor_value(op.inputs[1])
     group = 1
     if typ == "DepthwiseConv2dNative":  # (H, W, C, mult) -> (H, W, 1, C * mult), group C
         group = kshape[2]
-        w = b.node(
+        kernel = b.node(
             "Reshape",
-            [w, b.constant(name + ".wshape", np.array([*kshape[:2], 1, kshape[2] * kshape[3]], np.int64))],
+            [kernel, b.constant(name + ".wshape", np.array([*kshape[:2], 1, kshape[2] * kshape[3]], np.int64))],
             name=name + ".wreshape",
         )
-    w = b.node("Transpose", [w], {"perm": [rank + 1, rank, *range(rank)]}, name=name + ".weight")
+    kernel = b.node("Transpose", [kernel], {"perm": [rank + 1, rank, *range(rank)]}, name=name + ".weight")
     x = b.node(
         "Transpose",
         [w._tensor_value(op.inputs[0])],
@@ -367,7 +367,7 @@ def _conv(w, op, name):
     )
     y = b.node(
         "Conv",
-        [x, w],
+        [x, kernel],
         {
             "strides": strides,
             "dilations": dilations,
