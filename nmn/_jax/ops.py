@@ -67,6 +67,19 @@ def yat_tail(dot, dist, bias, alpha, eps):
     return _tail_rule(dot, dist, bias, alpha, jnp.asarray(eps, dtype))
 
 
+def dropconnect_kernel(key: jax.Array, kernel: jax.Array, rate: float) -> jax.Array:
+    """``kernel`` with nmn 0.3's DropConnect mask drawn from ``key``: kept entries (Bernoulli ``1 - rate``) scaled by
+    ``1 / (1 - rate)``, dropped ones 0 (the one mask formula of nmn.nnx and nmn.linen).
+
+    >>> w = dropconnect_kernel(jax.random.key(0), jnp.ones((4, 4)), 0.5)
+    >>> sorted(set(w.ravel().tolist())) in ([0.0, 2.0], [2.0], [0.0])
+    True
+    """
+    keep = 1.0 - rate
+    mask = jax.random.bernoulli(key, keep, kernel.shape)
+    return jnp.where(mask, kernel / jnp.asarray(keep, kernel.dtype), jnp.zeros((), kernel.dtype))
+
+
 def _tril(lq: int, lk: int):
     """Bool ``(lq, lk)`` lower-triangular mask, offset so the last query sees the last key."""
     return jnp.tril(jnp.ones((lq, lk), dtype=bool), k=lk - lq)

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from nmn._jax.ops import F
+from nmn._jax.ops import F, dropconnect_kernel
 from nmn.core.spec import YatSpec, resolve_dropconnect
 
 __all__ = ["F", "tail_params", "FROZEN", "CONSTANTS", "dropconnect"]
@@ -53,6 +53,4 @@ def dropconnect(module: nn.Module, kernel: jax.Array, deterministic: bool | None
     det = module.deterministic if deterministic is None else deterministic
     if rate == 0.0 or det is None or det:
         return kernel
-    keep = 1.0 - rate
-    mask = jax.random.bernoulli(module.make_rng("dropout"), keep, kernel.shape)
-    return jnp.where(mask, kernel / jnp.asarray(keep, kernel.dtype), jnp.zeros((), kernel.dtype))
+    return dropconnect_kernel(module.make_rng("dropout"), kernel, rate)

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from nmn._jax.ops import F
+from nmn._jax.ops import F, dropconnect_kernel
 from nmn.core.spec import YatSpec, resolve_dropconnect
 
 __all__ = ["F", "FrozenParam", "Buffer", "init_tail_params", "tail_of", "init_dropconnect", "dropconnect"]
@@ -93,6 +93,4 @@ def dropconnect(
         key = source()
     else:
         key = source
-    keep = 1.0 - rate
-    mask = jax.random.bernoulli(key, keep, kernel.shape)
-    return jnp.where(mask, kernel / jnp.asarray(keep, kernel.dtype), jnp.zeros((), kernel.dtype))
+    return dropconnect_kernel(key, kernel, rate)
