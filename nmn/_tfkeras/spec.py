@@ -160,7 +160,26 @@ def embed_spec(layer):
 
 def describe(layer, framework, types, out_features):
     """``(kind, config, params)`` of a built layer: ``types`` maps each kind to the host class (the private N-d
-    base for the convolutions); ``out_features`` names the dense layer's width attribute."""
+    base for the convolutions); ``out_features`` names the dense layer's width attribute.
+
+    A layer whose stored variables are not the ones its forward uses (a reparametrised bias, a masked kernel)
+    has ``_export_params()``; its entries replace the stored ones, by canonical name (canonical layout) or by
+    attribute name (``"kernel"``, ``"q_kernel"``; host layout, converted as the stored one would be).
+    """
+    kind, config, params = _describe(layer, framework, types, out_features)
+    hook = getattr(layer, "_export_params", None)
+    if callable(hook):
+        for key, value in hook().items():
+            value = np32(value)
+            if key == "kernel" and kind in _LAYOUT:
+                key, value = "weight", _canonical(framework, kind, value)
+            elif key.endswith("_kernel") and key not in params:
+                key, value = key[: -len("kernel")] + "weight", _canonical(framework, "YatNMN", value)
+            params[key] = value
+    return kind, config, params
+
+
+def _describe(layer, framework, types, out_features):
     if isinstance(layer, types["YatNMN"]):
         return dense_spec(layer, framework, getattr(layer, out_features))
     if isinstance(layer, types["YatConv"]):

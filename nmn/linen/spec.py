@@ -40,6 +40,7 @@ from nmn.linen.conv_transpose import (
 )
 from nmn.linen.dense import YatNMN
 from nmn.linen.embed import YatEmbed
+from nmn.nnx.spec import export_overrides
 
 _CONV = {1: YatConv1D, 2: YatConv2D, 3: YatConv3D}
 _CONVT = {1: YatConvTranspose1D, 2: YatConvTranspose2D, 3: YatConvTranspose3D}
@@ -135,10 +136,11 @@ def layer_config(module, variables) -> tuple[str, dict]:
 def to_spec(module: nn.Module, variables: Mapping[str, Any]) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
     """``(kind, config, params)`` of an nmn Linen module and its variables; params canonical float32 numpy."""
     kind, config = layer_config(module, variables)
-    params = {
-        name: np.asarray(to_c(np.asarray(find(variables, path)[1])), np.float32)
-        for name, path, to_c, _ in param_table(kind, config)
-    }
+    table = param_table(kind, config)
+    params = {name: np.asarray(to_c(np.asarray(find(variables, path)[1])), np.float32) for name, path, to_c, _ in table}
+    if callable(getattr(module, "_export_params", None)):
+        # the effective arrays of a reparametrised module, computed from its variables (nmn.nnx.spec's rule)
+        params = export_overrides(module.bind(dict(variables))._export_params(), params, table)
     return kind, config, params
 
 

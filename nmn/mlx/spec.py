@@ -83,7 +83,28 @@ def _yat_params(layer: nn.Module, kind: str, groups: int = 1) -> dict[str, np.nd
 
 
 def to_spec(layer: nn.Module) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
-    """``(kind, config, params)`` of an ``nmn.mlx`` layer; params canonical float32 numpy by canonical name."""
+    """``(kind, config, params)`` of an ``nmn.mlx`` layer; params canonical float32 numpy by canonical name.
+
+    A layer whose stored arrays are not the ones its forward uses (a reparametrised bias, a masked kernel) has
+    ``_export_params()``; its entries replace the stored ones, by canonical name (canonical layout) or by MLX
+    name (``"kernel"``, ``"query_proj.weight"``; MLX layout, converted as the stored one would be).
+    """
+    kind, config, params = _describe(layer)
+    hook = getattr(layer, "_export_params", None)
+    if callable(hook):
+        host = {f"{sub}.{leaf}": f"{short}_{leaf}" for short, sub in _ATTN_NAMES.items() for leaf in ("weight", "bias")}
+        groups = layer.groups if kind == "YatConvTranspose" else 1  # as _yat_params reads the stored kernel
+        for key, value in hook().items():
+            value = _np(value) if isinstance(value, mx.array) else np.asarray(value, np.float32)
+            if key == "kernel" and kind in _LAYOUT_KINDS:
+                key, value = "weight", mlx_to_canonical(kind, "weight", value, groups)
+            elif key not in params and key in host:
+                key = host[key]
+            params[key] = np.asarray(value, np.float32)
+    return kind, config, params
+
+
+def _describe(layer: nn.Module) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
     if isinstance(layer, YatNMN):
         return "YatNMN", layer.spec_config(), _yat_params(layer, "YatNMN")
     if isinstance(layer, _YatConvND):

@@ -107,11 +107,29 @@ def _variable(layer, path):
 def to_spec(layer: nnx.Module) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
     """``(kind, config, params)`` of an nmn NNX layer; params canonical float32 numpy arrays."""
     kind, config = layer_config(layer)
+    table = param_table(kind, config)
     params = {
-        name: np.asarray(to_c(np.asarray(_variable(layer, path)[...])), np.float32)
-        for name, path, to_c, _ in param_table(kind, config)
+        name: np.asarray(to_c(np.asarray(_variable(layer, path)[...])), np.float32) for name, path, to_c, _ in table
     }
-    return kind, config, params
+    hook = getattr(layer, "_export_params", None)
+    return kind, config, export_overrides(hook() if callable(hook) else {}, params, table)
+
+
+def export_overrides(effective: dict[str, Any], params: dict[str, np.ndarray], table: list) -> dict[str, np.ndarray]:
+    """``params`` with a layer's ``_export_params()`` entries (``effective``) put in their place.
+
+    A layer whose stored arrays are not the ones its forward uses (a reparametrised bias, a masked kernel)
+    returns the effective ones either by canonical name (``"weight"``, canonical layout) or by host path
+    (``"kernel"``, ``"query.kernel"``, Flax layout, converted as the stored one would be). Shared with Linen.
+    """
+    host = {".".join(path): (name, to_c) for name, path, to_c, _ in table}
+    for key, value in effective.items():
+        value = np.asarray(value)
+        if key not in params and key in host:
+            key, to_c = host[key]
+            value = to_c(value)
+        params[key] = np.asarray(value, np.float32)
+    return params
 
 
 def _check_unsupported(kind, config):

@@ -152,10 +152,27 @@ def to_spec(layer: nn.Module) -> tuple[str, dict, dict[str, np.ndarray]]:
         config = dict(n=layer.n, epsilon=layer.epsilon, axis=layer.dim)
     else:
         config = dict(n=layer.n)
-    params = {
-        name: _get(layer, path).detach().cpu().float().numpy().copy() for name, path in param_paths(layer).items()
-    }
-    return kind, config, params
+    paths = param_paths(layer)
+    params = {name: _get(layer, path).detach().cpu().float().numpy().copy() for name, path in paths.items()}
+    return kind, config, _export_overrides(layer, params, {path: name for name, path in paths.items()})
+
+
+def _export_overrides(layer, params, host_names):
+    """``params`` with the entries of the layer's ``_export_params()`` (when it has one) put in their place.
+
+    A layer whose stored tensors are not the ones its forward uses (a reparametrised bias, a masked kernel)
+    returns the effective ones by canonical name (``"weight"``) or by attribute path (``"q_proj.weight"``);
+    torch layouts are canonical, so they go in as float32 numpy unchanged.
+    """
+    hook = getattr(layer, "_export_params", None)
+    if not callable(hook):
+        return params
+    for key, value in hook().items():
+        name = key if key in params or key not in host_names else host_names[key]
+        if torch.is_tensor(value):
+            value = value.detach().cpu().float().numpy()
+        params[name] = np.array(value, dtype=np.float32)
+    return params
 
 
 def _yat_kwargs(config, kind):
