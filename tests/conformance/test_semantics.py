@@ -271,42 +271,6 @@ def test_squasher_keywords(framework):
         sig(from_np(x), n=3.0, sharpness=2.0)
 
 
-def test_squasher_modules_torch():
-    torch = pytest.importorskip("torch")
-    from nmn.torch import SofterSigmoid, SoftTanh
-
-    x = torch.linspace(0.1, 3.0, 7)
-    p = x.double().numpy() ** 2
-    np.testing.assert_allclose(SofterSigmoid(sharpness=2)(x).numpy(), p / (1 + p), rtol=2e-6)
-    np.testing.assert_allclose(SoftTanh(sharpness=2)(x).numpy(), (p - 1) / (p + 1), rtol=2e-6, atol=1e-7)
-    with pytest.raises(ValueError, match="SofterSigmoid: n and sharpness"):
-        SofterSigmoid(n=3, sharpness=2)
-
-
-def test_squasher_layers_keras():
-    """Keras' layer forms: the same powers and ``sharpness`` alias as torch's modules, serializable, and one
-    layer in a functional model built from the functional forms."""
-    keras = pytest.importorskip("keras")
-    import nmn.keras as nk
-
-    x = np.linspace(0.1, 3.0, 7).astype(np.float32)
-    p = x.astype(np.float64) ** 2
-    to_np = keras.ops.convert_to_numpy
-    np.testing.assert_allclose(to_np(nk.SofterSigmoid(sharpness=2)(x)), p / (1 + p), rtol=2e-6)
-    np.testing.assert_allclose(to_np(nk.SoftTanh(n=2)(x)), (p - 1) / (p + 1), rtol=2e-6, atol=1e-7)
-    np.testing.assert_allclose(to_np(nk.Softermax(n=2)(x)), p / (1e-12 + p.sum()), rtol=2e-6)
-    with pytest.raises(ValueError, match="SofterSigmoid: n and sharpness"):
-        nk.SofterSigmoid(n=3, sharpness=2)
-    with pytest.raises(ValueError, match="Softermax: n must be > 0"):
-        nk.Softermax(n=0)
-    again = nk.SoftTanh.from_config(nk.SoftTanh(sharpness=3.0).get_config())
-    assert again.n == 3.0
-    inp = keras.Input((7,))
-    model = keras.Model(inp, nk.softermax(inp, n=2.0, axis=-1))
-    assert [type(op).__name__ for op in model.operations] == ["InputLayer", "Softermax"]
-    np.testing.assert_allclose(to_np(model(x[None]))[0], p / (1e-12 + p.sum()), rtol=2e-6)
-
-
 # ----------------------------------------------------------------------------- transposed-conv output shapes
 
 _TRANSPOSE_GRID = [

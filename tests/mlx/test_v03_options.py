@@ -1,5 +1,5 @@
-"""nmn 0.3 options carried over to nmn.mlx: DropConnect (``use_dropconnect``/``drop_rate``), ``positive_init``, and
-the squashers' module forms (``Softermax``, ``SofterSigmoid``, ``SoftTanh``).
+"""nmn 0.3 options carried over to nmn.mlx: DropConnect (``use_dropconnect``/``drop_rate``) and ``positive_init``
+(the squashers' module forms are in tests/behaviour/test_squasher_layers.py, one table for all six frameworks).
 
 Oracles: the numpy reference of ``onnx_ops.reference`` (the Yat product on the kernel the layer really used),
 onnxruntime running the exported ``nmn::`` functions, the same layer without the option, and a Bernoulli bound
@@ -219,45 +219,6 @@ def test_positive_init_is_the_absolute_value_of_the_default_draw():
     assert float(mx.min(lazy["kernel"])) >= 0.0
     assert nm.YatNMN.from_config(positive.get_config()).get_config() == positive.get_config()
     assert "positive_init=True" in repr(positive)
-
-
-# ------------------------------------------------------------------------------------------ squasher modules
-_SQUASH_MODULES = {
-    "Softermax": (lambda: nm.Softermax(n=2.0, epsilon=1e-6), lambda h: nm.softermax(h, 2.0, 1e-6), 2.0),
-    "SofterSigmoid": (lambda: nm.SofterSigmoid(sharpness=3.0), lambda h: nm.softer_sigmoid(h, 3.0), 3.0),
-    "SoftTanh": (lambda: nm.SoftTanh(n=0.5), lambda h: nm.soft_tanh(h, 0.5), 0.5),
-}
-
-
-@pytest.mark.parametrize("op", sorted(_SQUASH_MODULES))
-def test_squasher_module_exports_one_nmn_node_that_onnxruntime_agrees_with(op):
-    build, functional, power = _SQUASH_MODULES[op]
-    mx.random.seed(0)
-    model = nn.Sequential(nm.YatNMN(4, in_features=4), build())
-    x = np.random.default_rng(0).uniform(0.1, 2.0, (2, 4)).astype(np.float32)
-    proto = export(model, x, framework="mlx")
-    nodes = [n for n in proto.graph.node if n.op_type == op]
-    assert len(nodes) == 1 and nodes[0].domain == "nmn", [(n.op_type, n.domain) for n in proto.graph.node]
-    assert next(a.f for a in nodes[0].attribute if a.name == "n") == pytest.approx(power)
-    assert not {"Pow", "ReduceSum", "Div"} & {n.op_type for n in proto.graph.node}
-    fresh = np.random.default_rng(1).uniform(0.1, 2.0, (3, 4)).astype(np.float32)
-    (got,) = run_onnx(proto, {proto.graph.input[0].name: fresh})
-    want = np.array(model(mx.array(fresh)))
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
-    h = model.layers[0](mx.array(fresh))
-    np.testing.assert_array_equal(np.array(model.layers[1](h)), np.array(functional(h)))
-
-
-def test_squasher_modules_check_their_options():
-    with pytest.raises(ValueError, match=r"Softermax: n must be > 0, got 0"):
-        nm.Softermax(n=0)
-    with pytest.raises(ValueError, match=r"SoftTanh: n and sharpness name the same power; got n=2.0 and sharpness=3"):
-        nm.SoftTanh(2.0, sharpness=3)
-    assert nm.SofterSigmoid(sharpness=2.0).n == 2.0
-    assert repr(nm.Softermax(n=2.0)) == "Softermax(n=2, epsilon=1e-12, axis=-1)"
-    assert nm.Softermax().parameters() == {}
-    x = mx.array([[1.0, 2.0], [3.0, 4.0]])
-    np.testing.assert_allclose(np.array(nm.Softermax(axis=0)(x)), np.array(x) / np.array(x).sum(0), rtol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------- refused keywords
