@@ -1,37 +1,57 @@
-"""Yat attention in query tiles: peak memory O(L * tile) instead of O(L^2), same values as the reference path.
+"""Yat attention in query x key tiles with an online combine: working set O(tile), never ``Lq x Lk``.
 
-Every Yat normalisation (softmax, l1, softermax) needs a whole row of scores over the keys, and a query tile
-holds whole rows, so each tile is the reference computation (:func:`nmn.core.yat.yat_attention`) on
-``q[:, s:s + tile]`` with the mask rows of that tile (the causal rows built for the tile's positions). Only one
-``(B, H, tile, Lk)`` block of scores lives at a time. When autograd records, each tile runs under
-``torch.utils.checkpoint`` (non-reentrant), so the backward pass recomputes the tile instead of keeping its
-scores: training memory is O(L * tile) too. Dropout replays the same random mask (checkpoint restores the RNG).
+The scores of one ``(B, H, tq, tk)`` tile, ``s = alpha (q.k)^2 / ((relu(|q|^2 + |k|^2 - 2 q.k) + eps) sqrt(D))``,
+are built in place in two temporaries (the dot product, then the distance), normalised on the fly and
+multiplied into V; the tile's size comes from a byte budget (:func:`tiles`), so the temporaries stay near the
+size of a fused SDPA kernel's working set whatever L is. Per query row it keeps:
+
+* ``softmax``: the running maximum ``m`` and the running sum ``l`` of ``exp(s - m)`` (the accumulated
+  ``exp(s - m) V`` is rescaled by ``exp(m_old - m_new)`` when the maximum grows), as flash attention does
+  (Dao et al., 2022). A masked score is the most negative float32, as in :func:`nmn.core.yat.normalize_scores`,
+  so a row that attends to nothing comes out uniform.
+* ``l1`` and ``softermax``: Yat scores are non-negative, so only the running sum ``S`` of ``t = s`` (or
+  ``s^power``) is needed; the weights are ``t / (S + floor)`` (``floor`` = ``eps`` or 1e-12). Rows that attend
+  to no key are found first (from the mask tiles alone) and take ``t = 1`` for every key and no floor: uniform.
+
+Dropout (a callable on the weights, as in :func:`nmn.core.yat.yat_attention`) is applied to each tile of
+unnormalised weights; dropout is elementwise and linear, so ``dropout(t) / Z`` is ``dropout(t / Z)``, and the
+weights it drops are dropped in V's sum but not in the normaliser, as in the reference. The backward pass
+(a ``torch.autograd.Function``) keeps only ``q, k, v``, the output and the per-row statistics, and recomputes
+every tile; it replays the forward's random state, so its dropout masks are the forward's. Gradients, with
+``c = alpha / sqrt(D)``, ``r = dot / den`` and ``pos = [dist > 0]``: the score gradient ``g`` is
+``P (dP - delta)`` (softmax) or ``(dP - delta) / Z`` times ``dt/ds`` (l1, softermax), ``delta_i = dO_i . O_i``;
+then ``d dot = 2 c g r (1 + r pos)``, ``d|q|^2 = d|k|^2 = -c g r^2 pos`` and ``d alpha = sum g dot r / sqrt(D)``.
 
 ``NMN_ATTENTION_IMPL`` picks the path: ``auto`` (default: the fused Triton kernel of
-``nmn.torch._triton_attention`` on CUDA when triton is installed, else tiles when ``Lq * Lk >= 2**20``),
-``triton``, ``chunked`` or ``reference``.
+``nmn.torch._triton_attention`` on CUDA when triton is installed, else tiles when ``Lq * Lk >= 2**16``),
+``triton``, ``chunked`` or ``reference``. ``NMN_ATTENTION_TILE_BYTES`` sets the byte budget of one score tile
+(default 1 MiB).
 
 >>> import torch
 >>> q = torch.randn(1, 5, 2, 4)
->>> ref = yat_attention(q, q, q, None, None, 1e-5, tile=5)
->>> torch.allclose(yat_attention(q, q, q, None, None, 1e-5, tile=2), ref, atol=1e-6)
+>>> ref = yat_attention(q, q, q, None, None, 1e-5, tile=5, key_tile=5)
+>>> torch.allclose(yat_attention(q, q, q, None, None, 1e-5, tile=2, key_tile=3), ref, atol=1e-6)
 True
 """
 
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
+from collections.abc import Callable
+from typing import Any
 
 import torch
-from torch.utils.checkpoint import checkpoint
 
-from nmn.core import yat as _yat
-from nmn.torch._ops import ops_for
+from nmn.core.options import SOFTERMAX_EPSILON
+from nmn.core.yat import NEG_LARGE
 
 IMPLS = ("auto", "triton", "chunked", "reference")
-TILE = 128
-AUTO_MIN_SCORES = 2**20
+TILE_BYTES = 1 << 20
+AUTO_MIN_SCORES = 2**16
+MIN_TILE = 16
+KEY_TILE = 512
 
 
 def requested() -> str:
@@ -46,21 +66,63 @@ def requested() -> str:
     return impl
 
 
-def by_size(q, k) -> str:
-    """``'chunked'`` when ``Lq * Lk >= 2**20`` (and more than one tile of queries), else ``'reference'``.
+def budget() -> int:
+    """Bytes of one ``(B, H, tq, tk)`` score tile: ``NMN_ATTENTION_TILE_BYTES`` or 1 MiB (:data:`TILE_BYTES`).
+
+    >>> budget() > 0
+    True
+    """
+    text = os.environ.get("NMN_ATTENTION_TILE_BYTES", "").strip()
+    if not text:
+        return TILE_BYTES
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ValueError(f"NMN_ATTENTION_TILE_BYTES: expected a positive number of bytes, got {text!r}")
+    return value
+
+
+def tiles(q: torch.Tensor, k: torch.Tensor, tile_bytes: int | None = None) -> tuple[int, int]:
+    """``(query rows, key columns)`` of a tile for heads ``q (B, Lq, H, D)``, ``k (B, Lk, H, D)``.
+
+    A tile of scores holds ``B * H * tq * tk`` numbers of the compute type (float32, or float64 for float64
+    inputs) and is at most ``tile_bytes`` (default :func:`budget`): keys in blocks of up to 512, query rows
+    as many as fit, at least 16 of each.
+
+    >>> tiles(torch.zeros(1, 4096, 4, 32), torch.zeros(1, 4096, 4, 32))
+    (128, 512)
+    >>> tiles(torch.zeros(8, 100, 8, 32), torch.zeros(8, 100, 8, 32))
+    (100, 100)
+    """
+    b, lq, h = q.shape[0], q.shape[1], q.shape[2]
+    lk = k.shape[1]
+    size = _compute_dtype(q, k, k).itemsize
+    cells = max(1, (tile_bytes or budget()) // (size * max(1, b * h)))
+    tk = min(lk, KEY_TILE, max(MIN_TILE, cells // MIN_TILE))
+    tq = min(lq, max(MIN_TILE, cells // max(tk, 1)))
+    return tq, tk
+
+
+def by_size(q: torch.Tensor, k: torch.Tensor) -> str:
+    """``'chunked'`` when ``Lq * Lk >= 2**16`` (the tiles are then faster than the reference, see the README's
+    speed section), else ``'reference'``.
 
     >>> by_size(torch.zeros(1, 8, 1, 2), torch.zeros(1, 8, 1, 2))
     'reference'
+    >>> by_size(torch.zeros(1, 256, 1, 2), torch.zeros(1, 256, 1, 2))
+    'chunked'
     """
-    return "chunked" if q.shape[1] * k.shape[1] >= AUTO_MIN_SCORES and q.shape[1] > TILE else "reference"
+    return "chunked" if q.shape[1] * k.shape[1] >= AUTO_MIN_SCORES else "reference"
 
 
-def pick(q, k) -> str:
+def pick(q: torch.Tensor, k: torch.Tensor) -> str:
     """``'triton'``, ``'chunked'`` or ``'reference'`` for heads ``q (B, Lq, H, D)``, ``k (B, Lk, H, D)``.
 
     ``NMN_ATTENTION_IMPL`` forces a path; ``auto`` (the default) takes the fused Triton kernel for CUDA tensors
     when triton is installed (``nmn.torch._triton_attention``; the caller falls back when the kernel does not
-    support the call, e.g. dropout), else tiles when ``Lq * Lk >= 2**20``.
+    support the call, e.g. dropout), else :func:`by_size`.
 
     >>> pick(torch.zeros(1, 8, 1, 2), torch.zeros(1, 8, 1, 2))
     'reference'
@@ -73,74 +135,333 @@ def pick(q, k) -> str:
     return by_size(q, k)
 
 
-def _rows(mask, start, stop, lq):
-    """The rows ``start:stop`` of a bool mask broadcastable to ``(B, H, Lq, Lk)`` (a broadcast axis stays)."""
-    if mask is None or mask.dim() < 2 or mask.shape[-2] == 1:
-        return mask
-    if mask.shape[-2] != lq:
-        raise ValueError(f"yat_attention: mask of shape {tuple(mask.shape)} does not broadcast to {lq} queries")
-    return mask[..., start:stop, :]
+def _compute_dtype(q, k, v):
+    return torch.promote_types(torch.promote_types(torch.promote_types(q.dtype, k.dtype), v.dtype), torch.float32)
+
+
+def _check_mask(mask, lq, lk):
+    if mask is None:
+        return None
+    if mask.dtype != torch.bool:
+        raise ValueError(f"yat_attention: the mask must be bool (True = attend), got {mask.dtype}")
+    shape = tuple(mask.shape)
+    if (
+        mask.dim() > 4
+        or (mask.dim() >= 1 and shape[-1] not in (1, lk))
+        or (mask.dim() >= 2 and shape[-2] not in (1, lq))
+    ):
+        raise ValueError(
+            f"yat_attention: mask of shape {shape} does not broadcast to (B, H, {lq}, {lk}) (queries, keys)"
+        )
+    return mask
+
+
+def _mask_tile(mask, qs, qe, ks, ke):
+    """Rows ``qs:qe`` and columns ``ks:ke`` of a mask broadcastable to ``(B, H, Lq, Lk)`` (broadcast axes stay)."""
+    if mask.dim() >= 2 and mask.shape[-2] != 1:
+        mask = mask[..., qs:qe, :]
+    if mask.dim() >= 1 and mask.shape[-1] != 1:
+        mask = mask[..., ks:ke]
+    return mask
+
+
+class _Plan:
+    """Everything a pass needs besides the tensors: options, tile sizes and the tile iteration order."""
+
+    def __init__(self, q, k, v, mask, eps, spherical, normalization, power, causal, dropout, tq, tk):
+        self.b, self.lq, self.h, self.d = q.shape
+        self.lk = k.shape[1]
+        self.dtype = _compute_dtype(q, k, v)
+        self.eps, self.spherical, self.norm, self.power = eps, spherical, normalization, power
+        self.causal, self.dropout, self.tq, self.tk = causal, dropout, tq, tk
+        self.mask = mask
+        self.offset = self.lk - self.lq  # key j is visible to query i when j <= i + offset
+        # causal tiles wholly above the diagonal hold no visible key; they are skipped when no row can be
+        # empty (no other mask and Lk >= Lq), so nothing but zeros is skipped
+        self.skip = causal and mask is None and self.lk >= self.lq
+        self.floor = eps if normalization == "l1" else SOFTERMAX_EPSILON
+        self.device = q.device
+        self.rows = torch.arange(self.lq, device=q.device)
+        self.cols = torch.arange(self.lk, device=q.device)
+
+    def query_tiles(self):
+        for qs in range(0, self.lq, self.tq):
+            yield qs, min(qs + self.tq, self.lq)
+
+    def key_tiles(self, qs, qe):
+        stop = min(self.lk, qe + self.offset) if self.skip else self.lk  # row qe - 1 sees keys < qe + offset
+        for ks in range(0, stop, self.tk):
+            yield ks, min(ks + self.tk, self.lk)
+
+    def tile_mask(self, qs, qe, ks, ke):
+        """The bool tile (True = attend) broadcastable to ``(B, H, qe - qs, ke - ks)``, or ``None`` (all True)."""
+        m = None if self.mask is None else _mask_tile(self.mask, qs, qe, ks, ke)
+        if self.causal and ke - 1 > qs + self.offset:  # some key of the tile is after some query's last key
+            c = self.cols[None, ks:ke] <= self.rows[qs:qe, None] + self.offset
+            m = c if m is None else m & c
+        return m
+
+    def empty_rows(self, qs, qe):
+        """Bool ``(B, H, qe - qs)`` (broadcastable) of the rows that attend to no key, or ``None`` if none do."""
+        if self.mask is None and (self.offset >= 0 or not self.causal):
+            return None
+        seen = None
+        for ks, ke in self.key_tiles(qs, qe):
+            m = self.tile_mask(qs, qe, ks, ke)
+            if m is None:
+                return None
+            any_ = m.any(-1)
+            seen = any_ if seen is None else seen | any_
+        if seen is None or bool(seen.all()):
+            return None
+        return torch.broadcast_to(~seen, (self.b, self.h, qe - qs))
+
+
+def _heads(x, start, stop, dtype):
+    """``x[:, start:stop]`` of ``(B, L, H, D)`` as ``(B, H, stop - start, D)`` in ``dtype``."""
+    return x[:, start:stop].transpose(1, 2).to(dtype)
+
+
+def _scores(p, qt, kt, qq, kk, c):
+    """``(dot, den)`` of one tile: ``den = relu(dist) + eps`` in place of the distance; ``(dot, den, pos)``."""
+    dot = torch.matmul(qt, kt.transpose(-1, -2))
+    if p.spherical:
+        den = torch.mul(dot, -2.0).add_(2.0)
+    else:
+        den = torch.add(qq[..., None], kk[..., None, :]).add_(dot, alpha=-2.0)
+    return dot, den
+
+
+def _forward(p, q, k, v, alpha):
+    """Output ``(B, Lq, H, Dv)`` and the per-row statistics ``(stat, norm, empty)`` of the backward pass."""
+    ct = p.dtype
+    scale = 1.0 / math.sqrt(p.d)
+    c = scale if alpha is None else alpha.to(ct) * scale
+    qq = kk = None
+    if not p.spherical:
+        qq = q.to(ct).square().sum(-1).transpose(1, 2)
+        kk = k.to(ct).square().sum(-1).transpose(1, 2)
+    dv = v.shape[-1]
+    out = torch.empty(p.b, p.lq, p.h, dv, dtype=ct, device=p.device)
+    out_h = out.transpose(1, 2)
+    stat = torch.empty(p.b, p.h, p.lq, dtype=ct, device=p.device)  # softmax: m + log l; else: Z
+    empty_all = None
+    for qs, qe in p.query_tiles():
+        qt = _heads(q, qs, qe, ct)
+        empty = None if p.norm == "softmax" else p.empty_rows(qs, qe)
+        acc = mrow = lrow = None
+        for ks, ke in p.key_tiles(qs, qe):
+            kt, vt = _heads(k, ks, ke, ct), _heads(v, ks, ke, ct)
+            m = p.tile_mask(qs, qe, ks, ke)
+            dot, den = _scores(
+                p, qt, kt, None if qq is None else qq[..., qs:qe], None if kk is None else kk[..., ks:ke], c
+            )
+            den.clamp_(min=0.0).add_(p.eps)
+            s = dot.square_().div_(den)
+            del den
+            s.mul_(c)
+            if p.norm == "softmax":
+                if m is not None:
+                    s.masked_fill_(~m, NEG_LARGE)
+                mnew = s.amax(-1)
+                if mrow is not None:
+                    mnew = torch.maximum(mrow, mnew)
+                w = s.sub_(mnew[..., None]).exp_()
+                rowsum = w.sum(-1)
+                pv = torch.matmul(p.dropout(w) if p.dropout is not None else w, vt)
+                if acc is None:
+                    acc, lrow = pv, rowsum
+                else:
+                    corr = (mrow - mnew).exp_()
+                    lrow = lrow.mul_(corr).add_(rowsum)
+                    acc = acc.mul_(corr[..., None]).add_(pv)
+                mrow = mnew
+            else:
+                t = s if p.norm == "l1" or p.power == 1.0 else s.pow_(p.power)
+                if m is not None:
+                    t.masked_fill_(~m, 0.0)
+                if empty is not None:
+                    t.masked_fill_(empty[..., None], 1.0)
+                rowsum = t.sum(-1)
+                pv = torch.matmul(p.dropout(t) if p.dropout is not None else t, vt)
+                acc, lrow = (pv, rowsum) if acc is None else (acc.add_(pv), lrow.add_(rowsum))
+            del s, pv
+        if p.norm == "softmax":
+            z = lrow
+            stat[..., qs:qe] = mrow + lrow.log()
+            if bool((mrow == NEG_LARGE).any()):  # rows that attend to nothing: m + log l rounds to m in float32
+                empty = torch.broadcast_to(mrow == NEG_LARGE, (p.b, p.h, qe - qs))
+        else:
+            z = lrow + p.floor if empty is None else torch.where(empty, lrow, lrow + p.floor)
+            stat[..., qs:qe] = z
+        if empty is not None:
+            if empty_all is None:
+                empty_all = torch.zeros(p.b, p.h, p.lq, dtype=torch.bool, device=p.device)
+            empty_all[..., qs:qe] = empty
+        out_h[..., qs:qe, :] = acc.div_(z[..., None])
+    return out, stat, empty_all
+
+
+def _backward(p, q, k, v, alpha, out, stat, empty_all, dout, rng, need):
+    """Gradients ``(dq, dk, dv, dalpha)`` by recomputing every tile (same order, same random state as forward)."""
+    ct = p.dtype
+    scale = 1.0 / math.sqrt(p.d)
+    c = scale if alpha is None else alpha.to(ct) * scale
+    qq = kk = None
+    if not p.spherical:
+        qq = q.to(ct).square().sum(-1).transpose(1, 2)
+        kk = k.to(ct).square().sum(-1).transpose(1, 2)
+    dq = torch.zeros(q.shape, dtype=ct, device=p.device)
+    dk = torch.zeros(k.shape, dtype=ct, device=p.device)
+    dv = torch.zeros(v.shape, dtype=ct, device=p.device)
+    dq_h, dk_h, dv_h = dq.transpose(1, 2), dk.transpose(1, 2), dv.transpose(1, 2)
+    gkk = None if p.spherical else torch.zeros(p.b, p.h, p.lk, dtype=ct, device=p.device)
+    galpha = torch.zeros((), dtype=ct, device=p.device) if need[3] else None
+    devices = [p.device] if p.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices, enabled=rng is not None):
+        if rng is not None:
+            torch.set_rng_state(rng[0])
+            if rng[1] is not None:
+                torch.cuda.set_rng_state(rng[1], p.device)
+        for qs, qe in p.query_tiles():
+            qt = _heads(q, qs, qe, ct)
+            do = _heads(dout, qs, qe, ct)
+            delta = (do * out[:, qs:qe].transpose(1, 2)).sum(-1)[..., None]
+            st = stat[..., qs:qe, None]
+            empty = None if empty_all is None else empty_all[..., qs:qe, None]
+            gq = None if p.spherical else torch.zeros(p.b, p.h, qe - qs, dtype=ct, device=p.device)
+            dqt = None
+            for ks, ke in p.key_tiles(qs, qe):
+                kt, vt = _heads(k, ks, ke, ct), _heads(v, ks, ke, ct)
+                m = p.tile_mask(qs, qe, ks, ke)
+                dot, den = _scores(
+                    p, qt, kt, None if qq is None else qq[..., qs:qe], None if kk is None else kk[..., ks:ke], c
+                )
+                pos = den > 0.0 if float(den.min()) <= 0.0 else None  # relu's gradient mask, where it matters
+                r = den.clamp_(min=0.0).add_(p.eps).reciprocal_().mul_(dot)  # dot / den
+                u = dot.mul_(r)  # s / c
+                s = u * c
+                if p.norm == "softmax":
+                    if m is not None:
+                        s.masked_fill_(~m, NEG_LARGE)
+                    w = s.sub_(st).exp_()
+                    if empty is not None:
+                        w.masked_fill_(empty, 1.0 / p.lk)
+                    dts = None
+                else:
+                    dts = None if p.norm == "l1" or p.power == 1.0 else torch.pow(s, p.power - 1.0).mul_(p.power)
+                    w = s if dts is None else s.pow_(p.power)
+                    if m is not None:
+                        w.masked_fill_(~m, 0.0)
+                    if empty is not None:
+                        w.masked_fill_(empty, 1.0)
+                    w.div_(st)
+                keep = p.dropout(torch.ones_like(w)) if p.dropout is not None else None
+                wd = w if keep is None else w * keep
+                dv_h[..., ks:ke, :] += torch.matmul(wd.transpose(-1, -2), do)
+                del wd
+                g = torch.matmul(do, vt.transpose(-1, -2))
+                if keep is not None:
+                    g.mul_(keep)
+                del keep
+                g.sub_(delta)
+                if p.norm == "softmax":
+                    g.mul_(w)
+                else:
+                    g.div_(st)
+                    if dts is not None:
+                        g.mul_(dts)
+                del w, dts
+                if m is not None:
+                    g.masked_fill_(~m, 0.0)
+                if galpha is not None:
+                    galpha += torch.sum(g * u) * scale
+                del u, s
+                a = g.mul_(r).mul_(c)  # c g r
+                b = r.mul_(a)  # c g r^2
+                if pos is not None:
+                    b.mul_(pos)
+                if gq is not None:
+                    gq.sub_(b.sum(-1))
+                    gkk[..., ks:ke] -= b.sum(-2)
+                gdot = a.add_(b).mul_(2.0)
+                del b
+                part = torch.matmul(gdot, kt)
+                dqt = part if dqt is None else dqt.add_(part)
+                dk_h[..., ks:ke, :] += torch.matmul(gdot.transpose(-1, -2), qt)
+                del gdot, a, r
+            if dqt is not None:
+                if gq is not None:
+                    dqt.add_(qt * gq[..., None] * 2.0)
+                dq_h[..., qs:qe, :] = dqt
+    if gkk is not None:
+        dk_h.add_(k.to(ct).transpose(1, 2) * gkk[..., None] * 2.0)
+    if galpha is not None:
+        galpha = galpha.reshape(alpha.shape).to(alpha.dtype)
+    return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), galpha
+
+
+class _TiledAttention(torch.autograd.Function):
+    """Forward in tiles; backward recomputes them (only q, k, v, the output and row statistics are kept)."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, alpha, plan):
+        rng = None
+        if plan.dropout is not None:  # the backward pass replays the forward's dropout draws
+            cuda = torch.cuda.get_rng_state(q.device) if q.is_cuda else None
+            rng = (torch.get_rng_state(), cuda)
+        out, stat, empty = _forward(plan, q, k, v, alpha)
+        ctx.plan, ctx.rng = plan, rng
+        ctx.save_for_backward(q, k, v, alpha, out, stat, empty)
+        return out.to(v.dtype)
+
+    @staticmethod
+    def backward(ctx, dout):
+        q, k, v, alpha, out, stat, empty = ctx.saved_tensors
+        dq, dk, dv, galpha = _backward(ctx.plan, q, k, v, alpha, out, stat, empty, dout, ctx.rng, ctx.needs_input_grad)
+        return dq, dk, dv, galpha, None
 
 
 def yat_attention(
-    q,
-    k,
-    v,
-    mask,
-    alpha,
-    eps,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None,
+    alpha: Any,
+    eps: float,
     *,
-    spherical=False,
-    normalization="softmax",
-    power=1.0,
-    causal=False,
-    dropout=None,
-    tile=TILE,
-):
-    """Yat attention of ``(B, L, H, D)`` heads in query tiles of ``tile`` rows (see the module docstring).
+    spherical: bool = False,
+    normalization: str = "softmax",
+    power: float = 1.0,
+    causal: bool = False,
+    dropout: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    tile: int | None = None,
+    key_tile: int | None = None,
+) -> torch.Tensor:
+    """Yat attention of ``(B, L, H, D)`` heads in ``(tile, key_tile)`` tiles (see the module docstring).
 
     Args:
         q, k, v: ``(B, Lq, H, D)``, ``(B, Lk, H, D)``, ``(B, Lk, H, Dv)``.
         mask: bool (True = attend) broadcastable to ``(B, H, Lq, Lk)``, or ``None``.
         alpha, eps: score scale (tensor, number or ``None``) and epsilon.
         spherical, normalization, power, causal, dropout: as :func:`nmn.core.yat.yat_attention`.
-        tile: query rows per tile (default 128).
+        tile, key_tile: query rows and key columns per tile (default: :func:`tiles`, from the byte budget).
 
     Shape: ``-> (B, Lq, H, Dv)``.
 
     >>> q = torch.randn(2, 7, 1, 3)
-    >>> yat_attention(q, q, q, None, None, 1e-5, causal=True, tile=3).shape
+    >>> yat_attention(q, q, q, None, None, 1e-5, causal=True, tile=3, key_tile=2).shape
     torch.Size([2, 7, 1, 3])
     """
-    F = ops_for(q)
     lq, lk = q.shape[1], k.shape[1]
-    rows = torch.arange(lq, device=q.device)
-    cols = torch.arange(lk, device=q.device)
-    grad = torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in (q, k, v, alpha))
-    outs = []
-    for start in range(0, lq, tile):
-        stop = min(start + tile, lq)
-        m = _rows(mask, start, stop, lq)
-        if causal:  # key j is visible to query i when j <= i + (Lk - Lq): the last query sees the last key
-            c = cols[None, :] <= rows[start:stop, None] + (lk - lq)
-            m = c if m is None else torch.logical_and(m, c)
-
-        def block(qs, k, v, m=m):
-            return _yat.yat_attention(
-                F,
-                qs,
-                k,
-                v,
-                m,
-                alpha,
-                eps,
-                spherical=spherical,
-                normalization=normalization,
-                power=power,
-                causal=False,
-                dropout=dropout,
-            )
-
-        qs = q[:, start:stop]
-        outs.append(checkpoint(block, qs, k, v, use_reentrant=False) if grad else block(qs, k, v))
-    return outs[0] if len(outs) == 1 else torch.cat(outs, 1)
+    mask = _check_mask(mask, lq, lk)
+    auto_q, auto_k = tiles(q, k)
+    tq = max(1, min(tile or auto_q, lq))
+    tk = max(1, min(key_tile or (lk if tile and not key_tile else auto_k), lk))
+    if spherical:
+        q = q / torch.sqrt(q.square().sum(-1, keepdim=True) + eps)
+        k = k / torch.sqrt(k.square().sum(-1, keepdim=True) + eps)
+    if alpha is not None and not isinstance(alpha, torch.Tensor):
+        alpha = torch.tensor(float(alpha), dtype=_compute_dtype(q, k, v), device=q.device)
+    plan = _Plan(q, k, v, mask, eps, spherical, normalization, power, causal, dropout, tq, tk)
+    return _TiledAttention.apply(q, k, v, alpha, plan)
