@@ -184,3 +184,39 @@ def yat_conv_tail(F, dot, energy, ww, bias, alpha, eps):
     kernels). Every framework's conv and conv-transpose call this: the distance is written here once.
     """
     return yat.yat_tail(F, dot, energy + ww - 2.0 * dot, bias, alpha, eps)
+
+
+def check_mask(mask: Any, kernel_shape: Sequence[int], layer: str, layout: str) -> Any:
+    """A conv ``mask`` (Flax's ``nn.Conv(mask=...)`` meaning) as a float32 numpy array, or ``None``.
+
+    The mask has the kernel's shape in the host's own layout (``layout`` names it in the error) and multiplies the
+    kernel before every use (the product is what trains, what the distance sees and what a file carries). Any
+    array-like works (numpy, a host tensor, nested lists); entries must be finite.
+
+    >>> check_mask([[1, 0]], (1, 2), "YatConv1D", "(k, C/G, M)").tolist()
+    [[1.0, 0.0]]
+    >>> check_mask([1, 0], (1, 2), "YatConv1D", "(k, C/G, M)")
+    Traceback (most recent call last):
+    ...
+    ValueError: YatConv1D: mask must have the kernel's shape (1, 2) (layout (k, C/G, M)), got shape (2,)
+    """
+    if mask is None:
+        return None
+    import numpy as np
+
+    try:
+        if hasattr(mask, "detach"):  # a torch tensor (any device, any requires_grad)
+            mask = mask.detach().cpu().float().numpy()
+        elif hasattr(mask, "numpy") and not isinstance(mask, np.ndarray):  # a TF tensor
+            mask = mask.numpy()
+        value = np.asarray(mask).astype(np.float32)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{layer}: mask must be an array of numbers of the kernel's shape, got {mask!r}") from None
+    if tuple(value.shape) != tuple(kernel_shape):
+        raise ValueError(
+            f"{layer}: mask must have the kernel's shape {tuple(kernel_shape)} (layout {layout}), "
+            f"got shape {tuple(value.shape)}"
+        )
+    if not np.isfinite(value).all():
+        raise ValueError(f"{layer}: mask must be finite, got NaN or infinite entries")
+    return value

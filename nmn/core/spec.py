@@ -64,6 +64,7 @@ __all__ = [
     "check_heads",
     "check_dropout",
     "pick_alias",
+    "export_params",
 ]
 
 ATTENTION_KINDS = ("MultiHeadYatAttention", "RotaryYatAttention")
@@ -134,6 +135,8 @@ class YatSpec:
     epsilon: float
     learnable_epsilon: bool
     full: bool = True  # False: an embedding's spec (alpha and epsilon only)
+    softplus_bias: bool = False  # nmn 0.3: the learnable bias enters as softplus(bias)
+    scalar_bias: bool = False  # nmn 0.3: one learnable bias of shape (1,), broadcast over the outputs
 
     @classmethod
     def build(
@@ -146,14 +149,59 @@ class YatSpec:
         constant_alpha: Any = None,
         epsilon: Any = DEFAULT_EPSILON,
         learnable_epsilon: Any = False,
+        softplus_bias: Any = False,
+        scalar_bias: Any = False,
     ) -> YatSpec:
-        """Validate and resolve the shared Yat keywords (``ValueError`` / ``TypeError`` naming ``layer``)."""
+        """Validate and resolve the shared Yat keywords (``ValueError`` / ``TypeError`` naming ``layer``).
+
+        ``softplus_bias`` / ``scalar_bias`` (nmn 0.3) shape the learnable bias: see :meth:`with_bias_options`.
+        """
         eps = check_epsilon(epsilon, layer)
         try:
             bias = resolve_bias(bool(use_bias), constant_bias)
         except TypeError as err:
             raise TypeError(f"{layer}: {err}") from None
-        return cls(layer, bias, _alpha(layer, use_alpha, constant_alpha), eps, bool(learnable_epsilon))
+        spec = cls(layer, bias, _alpha(layer, use_alpha, constant_alpha), eps, bool(learnable_epsilon))
+        return spec.with_bias_options(softplus_bias, scalar_bias)
+
+    def with_bias_options(self, softplus_bias: Any = False, scalar_bias: Any = False) -> YatSpec:
+        """This spec with nmn 0.3's bias options, validated (errors name the layer and the option).
+
+        ``softplus_bias=True``: the learnable bias parameter stays raw and enters the Yat product as
+        ``softplus(bias)`` (always > 0). ``scalar_bias=True``: the bias parameter has shape ``(1,)`` and is
+        broadcast over every output. Both need a learnable bias: with ``use_bias=False`` or a ``constant_bias``
+        they are an error (nmn 0.3 ignored them silently).
+
+        >>> YatSpec.build("YatNMN", softplus_bias=True).bias_size(4), YatSpec.build("YatNMN", scalar_bias=True).bias_size(4)
+        (4, 1)
+        >>> YatSpec.build("YatConv2D", use_bias=False, scalar_bias=True)
+        Traceback (most recent call last):
+        ...
+        ValueError: YatConv2D: scalar_bias=True needs a learnable bias, but use_bias=False; drop scalar_bias or set use_bias=True
+        >>> YatSpec.build("YatNMN", constant_bias=0.5, softplus_bias=True)
+        Traceback (most recent call last):
+        ...
+        ValueError: YatNMN: softplus_bias=True needs a learnable bias, but constant_bias=0.5 is fixed; pass the fixed value you want (softplus of it) as constant_bias, or drop constant_bias
+        """
+        from dataclasses import replace
+
+        for name, value in (("softplus_bias", softplus_bias), ("scalar_bias", scalar_bias)):
+            if not isinstance(value, (bool, int)) or isinstance(value, float) or value not in (0, 1):
+                raise TypeError(f"{self.layer}: {name} must be True or False, got {value!r}")
+            if not value:
+                continue
+            if self.bias.mode == "none":
+                raise ValueError(
+                    f"{self.layer}: {name}=True needs a learnable bias, but use_bias=False; "
+                    f"drop {name} or set use_bias=True"
+                )
+            if self.bias.mode == "constant":
+                fix = "you want (softplus of it)" if name == "softplus_bias" else "you want"
+                raise ValueError(
+                    f"{self.layer}: {name}=True needs a learnable bias, but constant_bias={_fmt(self.bias.value)} "
+                    f"is fixed; pass the fixed value {fix} as constant_bias, or drop constant_bias"
+                )
+        return replace(self, softplus_bias=bool(softplus_bias), scalar_bias=bool(scalar_bias))
 
     @classmethod
     def build_embed(
@@ -175,6 +223,40 @@ class YatSpec:
     @property
     def has_alpha(self) -> bool:
         return self.alpha.learnable
+
+    def bias_size(self, n_out: int) -> int:
+        """Length of the bias parameter: ``1`` with ``scalar_bias``, else ``n_out``."""
+        return 1 if self.scalar_bias else int(n_out)
+
+    @property
+    def reshapes_bias(self) -> bool:
+        """True when the bias the layer adds differs from its parameter (``softplus_bias`` or ``scalar_bias``)."""
+        return self.has_bias and (self.softplus_bias or self.scalar_bias)
+
+    def effective_bias(self, bias: Any, n_out: int, softplus: Callable, broadcast_to: Callable) -> Any:
+        """The bias the Yat product adds, from the value :meth:`terms` gives (a parameter, a number or ``None``).
+
+        With ``softplus_bias`` a learnable bias becomes ``softplus(bias)``; with ``scalar_bias`` it is broadcast to
+        ``(n_out,)`` (``broadcast_to(value, shape)``, the host's op), so every framework's Yat kernels see the usual
+        per-output bias. Anything else passes unchanged.
+
+        >>> import numpy as np
+        >>> spec = YatSpec.build("YatNMN", softplus_bias=True, scalar_bias=True)
+        >>> spec.effective_bias(np.zeros(1), 3, lambda b: np.logaddexp(0.0, b), np.broadcast_to).round(4).tolist()
+        [0.6931, 0.6931, 0.6931]
+        """
+        if not self.reshapes_bias or bias is None or isinstance(bias, (int, float)):
+            return bias
+        if self.softplus_bias:
+            bias = softplus(bias)
+        if self.scalar_bias:
+            bias = broadcast_to(bias, (int(n_out),))
+        return bias
+
+    def bias_options(self) -> dict:
+        """``softplus_bias`` / ``scalar_bias`` as constructor keys (for ``get_config``; not in the neutral spec,
+        where the file carries the effective bias)."""
+        return {"softplus_bias": self.softplus_bias, "scalar_bias": self.scalar_bias}
 
     @property
     def has_epsilon_param(self) -> bool:
@@ -239,6 +321,7 @@ class YatSpec:
             parts.append("use_bias=False")
         elif self.bias.mode == "constant":
             parts.append(f"constant_bias={_fmt(self.bias.value)}")
+        parts += [f"{k}=True" for k, v in self.bias_options().items() if v]
         parts += _alpha_repr(self.alpha)
         parts.append(f"epsilon={self.epsilon:g}")
         if self.learnable_epsilon:
@@ -249,6 +332,56 @@ class YatSpec:
         """Canonical names of the tail parameters that exist (``bias``, ``alpha``, ``epsilon_param``)."""
         flags = (("bias", self.has_bias), ("alpha", self.has_alpha), ("epsilon_param", self.has_epsilon_param))
         return [name for name, on in flags if on]
+
+
+def _np_softplus(x: Any) -> Any:
+    import numpy as np
+
+    return np.logaddexp(0.0, np.asarray(x, np.float64)).astype(np.float32)
+
+
+def export_params(
+    spec: YatSpec,
+    framework: str,
+    layout: str,
+    n_out: int,
+    *,
+    bias: Any = None,
+    kernel: Any = None,
+    mask: Any = None,
+    groups: int = 1,
+) -> dict:
+    """The ``_export_params`` of a Yat layer: the EFFECTIVE parameters its exported file carries.
+
+    A file has no ``softplus_bias`` / ``scalar_bias`` / ``mask``: it carries ``bias = softplus(b)`` broadcast to
+    ``(n_out,)`` and ``weight = kernel * mask`` (canonical layout, :mod:`nmn.core.layouts`), so onnxruntime and
+    every loader compute what the layer computes, and a loaded layer is a plain one holding those values.
+    ``bias`` / ``kernel`` / ``mask`` are host arrays (numpy-convertible, host layout: ``layout`` is ``'dense'``,
+    ``'conv'`` or ``'conv_transpose'``); returns ``{}`` when no option is on.
+
+    >>> import numpy as np
+    >>> spec = YatSpec.build("YatConv1D", scalar_bias=True)
+    >>> out = export_params(spec, "torch", "conv", 3, bias=np.array([0.5]), kernel=np.ones((3, 2, 2)),
+    ...                     mask=np.array([[[1.0, 0.0]] * 2] * 3))
+    >>> out["bias"].tolist(), out["weight"][0].tolist()
+    ([0.5, 0.5, 0.5], [[1.0, 0.0], [1.0, 0.0]])
+    >>> export_params(YatSpec.build("YatNMN"), "torch", "dense", 3, bias=np.zeros(3))
+    {}
+    """
+    import numpy as np
+
+    from nmn.core import layouts
+
+    out = {}
+    if spec.reshapes_bias and bias is not None:
+        value = np.asarray(bias, np.float32)
+        if spec.softplus_bias:
+            value = _np_softplus(value)
+        out["bias"] = np.ascontiguousarray(np.broadcast_to(value.reshape(-1), (int(n_out),)), np.float32)
+    if mask is not None:
+        weight = np.asarray(kernel, np.float32) * np.asarray(mask, np.float32)
+        out["weight"] = np.ascontiguousarray(layouts.to_canonical(framework, layout, weight, groups=groups), np.float32)
+    return out
 
 
 def alpha_cancels(normalization: str, use_performer: bool) -> bool:

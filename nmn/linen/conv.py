@@ -15,6 +15,7 @@ from nmn.core.conv import conv_pads
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.core.spec import YatSpec, resolve_dropconnect
 from nmn.linen._ops import check_kernel, dropconnect, tail_params
+from nmn.linen.dense import effective_bias, masked_kernel, module_export_params
 
 default_kernel_init = nn.initializers.xavier_normal()
 default_bias_init = nn.initializers.zeros_init()
@@ -44,6 +45,11 @@ class _YatConvNd(nn.Module):
         kernel_dilation: int or tuple (default 1). feature_group_count: groups G (default 1).
         use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon, weight_normalized:
             Yat options as in :class:`~nmn.linen.YatNMN`.
+        softplus_bias, scalar_bias: nmn 0.3's bias options, as :class:`~nmn.linen.YatNMN` (``scalar_bias``: one bias
+            ``(1,)`` for every filter).
+        mask: an array of the kernel's shape ``(*kernel_size, C/G, M)`` multiplied into the kernel before every use, as Flax's
+            ``nn.Conv(mask=...)`` (checked at call time, when the kernel's shape is known; default None). An
+            exported file carries ``kernel * mask`` and the effective bias: a loaded module is a plain one.
         dtype, param_dtype, kernel_init (Xavier normal), bias_init (zeros).
         use_dropconnect, drop_rate, deterministic: nmn 0.3's DropConnect on the kernel, as :class:`~nmn.linen.YatNMN`.
 
@@ -66,6 +72,9 @@ class _YatConvNd(nn.Module):
     constant_alpha: Any = None
     epsilon: float = DEFAULT_EPSILON
     learnable_epsilon: bool = False
+    softplus_bias: bool = False
+    scalar_bias: bool = False
+    mask: Any = None
     weight_normalized: bool = False
     dtype: Any = None
     param_dtype: Any = jnp.float32
@@ -97,9 +106,16 @@ class _YatConvNd(nn.Module):
             constant_alpha=self.constant_alpha,
             epsilon=self.epsilon,
             learnable_epsilon=self.learnable_epsilon,
+            softplus_bias=self.softplus_bias,
+            scalar_bias=self.scalar_bias,
         )
         resolve_dropconnect(self.use_dropconnect, self.drop_rate, name)
         return ks, strides, dil, groups, padding, mode, opts
+
+    def _export_params(self) -> dict:
+        """(Bound module) the effective ``bias`` (softplus, broadcast) and ``weight`` (``kernel * mask``, canonical)
+        an exported file carries; ``{}`` when none of ``softplus_bias`` / ``scalar_bias`` / ``mask`` is set."""
+        return module_export_params(self, self.geometry()[-1], "conv", self.features)
 
     @nn.compact
     def __call__(self, inputs: jax.Array, *, deterministic: bool | None = None) -> jax.Array:
@@ -111,7 +127,9 @@ class _YatConvNd(nn.Module):
         shape = (*ks, c // groups, self.features)
         check_kernel(self, "params", shape, inputs, what)
         kernel = dropconnect(self, self.param("kernel", self.kernel_init, shape, self.param_dtype), deterministic)
-        bias, alpha, eps = tail_params(self, opts, self.features)
+        kernel = masked_kernel(self, kernel, "(*kernel_size, C/G, M)")
+        bias, alpha, eps = tail_params(self, opts, opts.bias_size(self.features))
+        bias = effective_bias(opts, bias, self.features)
         pads = conv_pads(padding, inputs.shape[1:-1], ks, strides, dil)
         return yat_conv(
             inputs,
@@ -138,6 +156,10 @@ class YatConv1D(_YatConvNd):
         >>> x = jnp.ones((1, 6, 2))
         >>> conv.apply(conv.init(jax.random.key(0), x), x).shape
         (1, 4, 3)
+        >>> causal = YatConv1D(features=3, kernel_size=3, padding="VALID", mask=jnp.ones((3, 2, 3)).at[2].set(0.0))
+        >>> v = causal.init(jax.random.key(0), x)
+        >>> bool((causal.bind(v)._export_params()["weight"][..., 2] == 0).all())
+        True
     """
 
     _rank: ClassVar[int] = 1

@@ -16,6 +16,7 @@ from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.core.spec import YatSpec, resolve_dropconnect
 from nmn.linen._ops import check_kernel, dropconnect, tail_params
 from nmn.linen.conv import input_channels
+from nmn.linen.dense import effective_bias, masked_kernel, module_export_params
 
 default_kernel_init = nn.initializers.xavier_normal()
 default_bias_init = nn.initializers.zeros_init()
@@ -30,6 +31,11 @@ class _YatConvTransposeNd(nn.Module):
             cropping). output_padding: extra size on the high side (default 0).
         kernel_dilation (default 1), feature_group_count G (default 1).
         use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon: Yat options.
+        softplus_bias, scalar_bias: nmn 0.3's bias options, as :class:`~nmn.linen.YatNMN` (``scalar_bias``: one bias
+            ``(1,)`` for every filter).
+        mask: an array of the kernel's shape ``(*kernel_size, C, M/G)`` multiplied into the kernel before every use, as Flax's
+            ``nn.Conv(mask=...)`` (checked at call time, when the kernel's shape is known; default None). An
+            exported file carries ``kernel * mask`` and the effective bias: a loaded module is a plain one.
         dtype, param_dtype, kernel_init (Xavier normal), bias_init (zeros).
         use_dropconnect, drop_rate, deterministic: nmn 0.3's DropConnect on the kernel, as :class:`~nmn.linen.YatNMN`.
 
@@ -53,6 +59,9 @@ class _YatConvTransposeNd(nn.Module):
     constant_alpha: Any = None
     epsilon: float = DEFAULT_EPSILON
     learnable_epsilon: bool = False
+    softplus_bias: bool = False
+    scalar_bias: bool = False
+    mask: Any = None
     dtype: Any = None
     param_dtype: Any = jnp.float32
     kernel_init: Callable = default_kernel_init
@@ -84,9 +93,16 @@ class _YatConvTransposeNd(nn.Module):
             constant_alpha=self.constant_alpha,
             epsilon=self.epsilon,
             learnable_epsilon=self.learnable_epsilon,
+            softplus_bias=self.softplus_bias,
+            scalar_bias=self.scalar_bias,
         )
         resolve_dropconnect(self.use_dropconnect, self.drop_rate, name)
         return ks, strides, dil, groups, padding, outpad, opts
+
+    def _export_params(self) -> dict:
+        """(Bound module) the effective ``bias`` (softplus, broadcast) and ``weight`` (``kernel * mask``, canonical)
+        an exported file carries; ``{}`` when none of ``softplus_bias`` / ``scalar_bias`` / ``mask`` is set."""
+        return module_export_params(self, self.geometry()[-1], "conv_transpose", self.features)
 
     @nn.compact
     def __call__(self, inputs: jax.Array, *, deterministic: bool | None = None) -> jax.Array:
@@ -98,7 +114,9 @@ class _YatConvTransposeNd(nn.Module):
         shape = (*ks, c, self.features // groups)
         check_kernel(self, "params", shape, inputs, what)
         kernel = dropconnect(self, self.param("kernel", self.kernel_init, shape, self.param_dtype), deterministic)
-        bias, alpha, eps = tail_params(self, opts, self.features)
+        kernel = masked_kernel(self, kernel, "(*kernel_size, C, M/G), spatially flipped")
+        bias, alpha, eps = tail_params(self, opts, opts.bias_size(self.features))
+        bias = effective_bias(opts, bias, self.features)
         pads, full_outpad = transpose_geometry(padding, ks, strides, dil, outpad)
         return yat_conv_transpose(
             inputs,
@@ -124,6 +142,10 @@ class YatConvTranspose1D(_YatConvTransposeNd):
         >>> x = jnp.ones((1, 4, 2))
         >>> up.apply(up.init(jax.random.key(0), x), x).shape
         (1, 9, 3)
+        >>> masked = YatConvTranspose1D(features=3, kernel_size=3, mask=jnp.ones((3, 2, 3)).at[0].set(0.0))
+        >>> v = masked.init(jax.random.key(0), x)
+        >>> bool((masked.bind(v)._export_params()["weight"][..., 2] == 0).all())  # tap 0 of the flipped layout
+        True
     """
 
     _rank: ClassVar[int] = 1

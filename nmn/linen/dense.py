@@ -7,15 +7,46 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import linen as nn
 
 from nmn._jax.functional import check_input, yat_dense
+from nmn.core.conv import check_mask
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
-from nmn.core.spec import YatSpec, resolve_dropconnect
+from nmn.core.spec import YatSpec, export_params, resolve_dropconnect
 from nmn.linen._ops import FROZEN, check_kernel, dropconnect, tail_params
 
 default_kernel_init = nn.initializers.xavier_normal()
 default_bias_init = nn.initializers.zeros_init()
+
+
+def effective_bias(opts: YatSpec, bias: Any, n_out: int) -> Any:
+    """The bias a Yat module adds: ``softplus_bias`` / ``scalar_bias`` applied (``nmn.core.spec``)."""
+    return opts.effective_bias(bias, n_out, jax.nn.softplus, jnp.broadcast_to)
+
+
+def masked_kernel(module: nn.Module, kernel: jax.Array, layout: str) -> jax.Array:
+    """``kernel * mask`` when the module has a ``mask`` (checked against the kernel's shape), else ``kernel``."""
+    checked = check_mask(module.mask, kernel.shape, type(module).__name__, layout)
+    return kernel if checked is None else kernel * jnp.asarray(checked, kernel.dtype)
+
+
+def module_export_params(module: nn.Module, opts: YatSpec, layout: str, n_out: int) -> dict:
+    """The effective ``bias`` / ``weight`` (canonical) of a bound module for its exported file (``{}`` when none
+    of ``softplus_bias`` / ``scalar_bias`` / ``mask`` is set)."""
+    params = module.variables.get("params", {})
+    mask = getattr(module, "mask", None)
+    kernel = params.get("kernel") if mask is not None else None
+    return export_params(
+        opts,
+        "linen",
+        layout,
+        n_out,
+        bias=None if params.get("bias") is None else np.asarray(params["bias"], np.float32),
+        kernel=None if kernel is None else np.asarray(kernel, np.float32),
+        mask=None if mask is None else np.asarray(mask, np.float32),
+        groups=getattr(module, "feature_group_count", 1),
+    )
 
 
 class YatNMN(nn.Module):
@@ -27,6 +58,10 @@ class YatNMN(nn.Module):
         use_alpha: learnable ``alpha (1,)`` (default True); constant_alpha: ``True`` -> sqrt(2), or a number.
         epsilon: > 0, checked at construction (default 1e-5); learnable_epsilon: learn ``epsilon_param``
             with eps = softplus(epsilon_param) (default False).
+        softplus_bias: nmn 0.3's positive bias: ``params['bias']`` stays raw, the layer adds ``softplus(bias)``
+            (default False). scalar_bias: ``params['bias']`` has shape ``(1,)``, broadcast over every output
+            (default False). Both need a learnable bias (an error with ``use_bias=False`` or ``constant_bias``). An
+            exported file carries the effective bias (broadcast to ``(features,)``): a loaded module is a plain one.
         spherical: unit inputs and weights (default False); weight_normalized: unit weights (default False).
         lazy: keep the kernel in the ``'frozen'`` collection so optimisers over ``'params'`` skip it.
         positive_init: draw the kernel as ``abs(kernel_init(...))`` (nmn 0.3; default False).
@@ -48,6 +83,10 @@ class YatNMN(nn.Module):
         (4, 2)
         >>> variables["params"]["kernel"].shape
         (3, 2)
+        >>> sp = YatNMN(features=2, softplus_bias=True, scalar_bias=True)
+        >>> v = sp.init(jax.random.key(0), jnp.ones((1, 3)))
+        >>> v["params"]["bias"].shape, [round(float(b), 4) for b in sp.bind(v)._export_params()["bias"]]
+        ((1,), [0.6931, 0.6931])
     """
 
     features: int
@@ -57,6 +96,8 @@ class YatNMN(nn.Module):
     constant_alpha: Any = None
     epsilon: float = DEFAULT_EPSILON
     learnable_epsilon: bool = False
+    softplus_bias: bool = False
+    scalar_bias: bool = False
     spherical: bool = False
     weight_normalized: bool = False
     lazy: bool = False
@@ -85,6 +126,8 @@ class YatNMN(nn.Module):
             constant_alpha=self.constant_alpha,
             epsilon=self.epsilon,
             learnable_epsilon=self.learnable_epsilon,
+            softplus_bias=self.softplus_bias,
+            scalar_bias=self.scalar_bias,
         )
 
     @nn.compact
@@ -107,7 +150,9 @@ class YatNMN(nn.Module):
         else:
             kernel = self.param("kernel", init, shape, self.param_dtype)
         kernel = dropconnect(self, kernel, deterministic)
-        bias, alpha, eps = tail_params(self, self.yat_options(), self.features)
+        opts = self.yat_options()
+        bias, alpha, eps = tail_params(self, opts, opts.bias_size(self.features))
+        bias = effective_bias(opts, bias, self.features)
         return yat_dense(
             inputs,
             kernel,
@@ -118,3 +163,7 @@ class YatNMN(nn.Module):
             weight_normalized=self.weight_normalized,
             dtype=self.dtype,
         )
+
+    def _export_params(self) -> dict:
+        """(Bound module) the effective ``bias`` an exported file carries; ``{}`` without the bias options."""
+        return module_export_params(self, self.yat_options(), "dense", self.features)

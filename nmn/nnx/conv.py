@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from flax import nnx
 from flax.typing import Initializer
 from jax.typing import DTypeLike
+from numpy.typing import ArrayLike
 
 from nmn._jax.functional import check_input, yat_conv
 from nmn._jax.geometry import conv_geometry, conv_padding
@@ -17,7 +18,8 @@ from nmn.core.conv import conv_pads
 from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.core.spec import YatSpec
-from nmn.nnx._ops import dropconnect, init_dropconnect, init_tail_params, tail_of
+from nmn.nnx._ops import init_dropconnect, init_tail_params
+from nmn.nnx.dense import effective_kernel, effective_tail, init_mask, layer_export_params
 
 default_kernel_init = nnx.initializers.xavier_normal()
 default_bias_init = nnx.initializers.zeros_init()
@@ -42,6 +44,11 @@ class YatConv(nnx.Module):
         feature_group_count: groups G; C and M must be divisible by G (default 1).
         use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon, weight_normalized:
             the Yat options, as in :class:`YatNMN` (defaults True, None, True, None, 1e-5, False, False).
+        softplus_bias, scalar_bias: nmn 0.3's bias options, as in :class:`YatNMN` (``scalar_bias``: one bias
+            ``(1,)`` for every filter).
+        mask: an array of the kernel's shape ``(*kernel_size, C/G, M)`` multiplied into the kernel before every
+            use, exactly as Flax's ``nnx.Conv(mask=...)`` (held as a non-trained ``Buffer``; default None). An
+            exported file carries ``kernel * mask`` and the effective bias, so a loaded layer is a plain one.
         dtype: result dtype (default None: promoted); param_dtype: parameter dtype (default float32).
         kernel_init: default Xavier normal; bias_init: default zeros; rngs: ``nnx.Rngs``.
         use_dropconnect, drop_rate: nmn 0.3's DropConnect on the kernel (default False, 0.0), as :class:`YatNMN`;
@@ -56,6 +63,10 @@ class YatConv(nnx.Module):
         >>> conv = YatConv(3, 4, kernel_size=(3, 3), rngs=nnx.Rngs(0))
         >>> conv(jnp.ones((1, 5, 5, 3))).shape
         (1, 5, 5, 4)
+        >>> causal = jnp.ones((3, 1, 1)).at[2].set(0.0)  # a 1-D kernel that never sees the next step
+        >>> masked = YatConv(1, 1, 3, mask=causal, rngs=nnx.Rngs(0))
+        >>> abs(float(masked._export_params()["weight"][0, 0, 2]))
+        0.0
     """
 
     _rank: ClassVar[int | None] = None
@@ -77,6 +88,9 @@ class YatConv(nnx.Module):
         constant_alpha: bool | float | None = None,
         epsilon: float = DEFAULT_EPSILON,
         learnable_epsilon: bool = False,
+        softplus_bias: bool = False,
+        scalar_bias: bool = False,
+        mask: jax.Array | ArrayLike | None = None,
         use_dropconnect: bool = False,
         drop_rate: float = 0.0,
         deterministic: bool = False,
@@ -113,18 +127,26 @@ class YatConv(nnx.Module):
             constant_alpha=constant_alpha,
             epsilon=epsilon,
             learnable_epsilon=learnable_epsilon,
+            softplus_bias=softplus_bias,
+            scalar_bias=scalar_bias,
         )
         self.weight_normalized = bool(weight_normalized)
         self.dtype, self.param_dtype = dtype, param_dtype
         shape = (*self.kernel_size, in_features // groups, out_features)
         self.kernel = nnx.Param(kernel_init(rngs.params(), shape, param_dtype))
-        init_tail_params(self, self.opts, out_features, param_dtype, bias_init, rngs)
+        init_mask(self, mask, shape, "(*kernel_size, C/G, M)")
+        init_tail_params(self, self.opts, self.opts.bias_size(out_features), param_dtype, bias_init, rngs)
         init_dropconnect(self, use_dropconnect, drop_rate, deterministic, rngs)
 
     @property
     def rank(self) -> int:
         """Number of spatial axes."""
         return len(self.kernel_size)
+
+    def _export_params(self) -> dict:
+        """The effective ``bias`` (softplus, broadcast) and ``weight`` (``kernel * mask``, canonical layout) an
+        exported file carries; ``{}`` when none of ``softplus_bias`` / ``scalar_bias`` / ``mask`` is set."""
+        return layer_export_params(self, "conv", self.out_features)
 
     def __call__(
         self,
@@ -145,10 +167,10 @@ class YatConv(nnx.Module):
                 f"(N, {', '.join(['*'] * rank)}, {self.in_features}) for kernel {tuple(self.kernel.shape)}",
             )
         pads = conv_pads(self.padding, shape[1:-1], self.kernel_size, self.strides, self.kernel_dilation)
-        bias, alpha, eps = tail_of(self)
+        bias, alpha, eps = effective_tail(self, self.out_features)
         return yat_conv(
             inputs,
-            dropconnect(self, self.kernel[...], deterministic, rngs),
+            effective_kernel(self, deterministic, rngs),
             bias,
             alpha,
             eps,

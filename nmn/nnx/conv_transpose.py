@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from flax import nnx
 from flax.typing import Initializer
 from jax.typing import DTypeLike
+from numpy.typing import ArrayLike
 
 from nmn._jax.functional import check_input, yat_conv_transpose
 from nmn._jax.geometry import conv_geometry, transpose_padding
@@ -17,7 +18,8 @@ from nmn.core.conv import output_padding_tuple, transpose_geometry
 from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.core.spec import YatSpec
-from nmn.nnx._ops import dropconnect, init_dropconnect, init_tail_params, tail_of
+from nmn.nnx._ops import init_dropconnect, init_tail_params
+from nmn.nnx.dense import effective_kernel, effective_tail, init_mask, layer_export_params
 
 default_kernel_init = nnx.initializers.xavier_normal()
 default_bias_init = nnx.initializers.zeros_init()
@@ -39,8 +41,11 @@ class YatConvTranspose(nnx.Module):
             in * stride if larger), an int or ``(lo, hi)`` pairs: ONNX/PyTorch cropping of the full output.
         output_padding: extra size on the high side of each axis (default 0).
         kernel_dilation: int or tuple (default 1). feature_group_count: groups G (default 1).
-        use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon: Yat options, as in
-            :class:`YatNMN`.
+        use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon, softplus_bias,
+            scalar_bias: Yat options, as in :class:`YatNMN` (``scalar_bias``: one bias ``(1,)`` for every filter).
+        mask: an array of the kernel's shape ``(*kernel_size, C, M/G)`` (Flax's layout) multiplied into the kernel
+            before every use, as Flax's ``nnx.ConvTranspose(mask=...)`` (a non-trained ``Buffer``; default None).
+            An exported file carries ``kernel * mask`` and the effective bias: a loaded layer is a plain one.
         dtype, param_dtype, kernel_init (Xavier normal), bias_init (zeros), rngs: as in Flax.
         use_dropconnect, drop_rate: nmn 0.3's DropConnect on the kernel (default False, 0.0), as :class:`YatNMN`;
             deterministic: default of the call's ``deterministic`` (default False; ``model.eval()`` sets True).
@@ -54,6 +59,9 @@ class YatConvTranspose(nnx.Module):
         >>> up = YatConvTranspose(2, 3, (2, 2), strides=2, rngs=nnx.Rngs(0))
         >>> up(jnp.ones((1, 4, 4, 2))).shape
         (1, 8, 8, 3)
+        >>> half = YatConvTranspose(2, 3, 2, mask=jnp.ones((2, 2, 3)).at[1].set(0.0), scalar_bias=True, rngs=nnx.Rngs(0))
+        >>> half.bias.shape, half(jnp.ones((1, 4, 2))).shape
+        ((1,), (1, 4, 3))
     """
 
     _rank: ClassVar[int | None] = None
@@ -75,6 +83,9 @@ class YatConvTranspose(nnx.Module):
         constant_alpha: bool | float | None = None,
         epsilon: float = DEFAULT_EPSILON,
         learnable_epsilon: bool = False,
+        softplus_bias: bool = False,
+        scalar_bias: bool = False,
+        mask: jax.Array | ArrayLike | None = None,
         use_dropconnect: bool = False,
         drop_rate: float = 0.0,
         deterministic: bool = False,
@@ -109,17 +120,25 @@ class YatConvTranspose(nnx.Module):
             constant_alpha=constant_alpha,
             epsilon=epsilon,
             learnable_epsilon=learnable_epsilon,
+            softplus_bias=softplus_bias,
+            scalar_bias=scalar_bias,
         )
         self.dtype, self.param_dtype = dtype, param_dtype
         shape = (*self.kernel_size, in_features, out_features // groups)
         self.kernel = nnx.Param(kernel_init(rngs.params(), shape, param_dtype))
-        init_tail_params(self, self.opts, out_features, param_dtype, bias_init, rngs)
+        init_mask(self, mask, shape, "(*kernel_size, C, M/G), spatially flipped")
+        init_tail_params(self, self.opts, self.opts.bias_size(out_features), param_dtype, bias_init, rngs)
         init_dropconnect(self, use_dropconnect, drop_rate, deterministic, rngs)
 
     @property
     def rank(self) -> int:
         """Number of spatial axes."""
         return len(self.kernel_size)
+
+    def _export_params(self) -> dict:
+        """The effective ``bias`` (softplus, broadcast) and ``weight`` (``kernel * mask``, canonical layout) an
+        exported file carries; ``{}`` when none of ``softplus_bias`` / ``scalar_bias`` / ``mask`` is set."""
+        return layer_export_params(self, "conv_transpose", self.out_features)
 
     def __call__(
         self,
@@ -142,10 +161,10 @@ class YatConvTranspose(nnx.Module):
         pads, outpad = transpose_geometry(
             self.padding, self.kernel_size, self.strides, self.kernel_dilation, self.output_padding
         )
-        bias, alpha, eps = tail_of(self)
+        bias, alpha, eps = effective_tail(self, self.out_features)
         return yat_conv_transpose(
             inputs,
-            dropconnect(self, self.kernel[...], deterministic, rngs),
+            effective_kernel(self, deterministic, rngs),
             bias,
             alpha,
             eps,

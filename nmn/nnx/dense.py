@@ -6,18 +6,55 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 from flax.typing import Initializer
 from jax.typing import DTypeLike
 
 from nmn._jax.functional import check_input, yat_dense
+from nmn.core.conv import check_mask
 from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
-from nmn.core.spec import YatSpec
-from nmn.nnx._ops import FrozenParam, dropconnect, init_dropconnect, init_tail_params, tail_of
+from nmn.core.spec import YatSpec, export_params
+from nmn.nnx._ops import Buffer, FrozenParam, dropconnect, init_dropconnect, init_tail_params, tail_of
 
 default_kernel_init = nnx.initializers.xavier_normal()
 default_bias_init = nnx.initializers.zeros_init()
+
+
+def init_mask(layer: nnx.Module, mask: Any, shape: tuple, layout: str) -> None:
+    """Store a conv ``mask`` (Flax ``nnx.Conv(mask=...)`` meaning, the kernel's shape) as a ``Buffer`` (in
+    ``nnx.state``, not trained), or ``None``."""
+    checked = check_mask(mask, shape, type(layer).__name__, layout)
+    layer.mask = nnx.data(None) if checked is None else Buffer(jnp.asarray(checked, layer.param_dtype))
+
+
+def effective_tail(layer: nnx.Module, n_out: int) -> tuple:
+    """``(bias, alpha, eps)`` of a Yat layer with ``softplus_bias`` / ``scalar_bias`` applied to the bias."""
+    bias, alpha, eps = tail_of(layer)
+    return layer.opts.effective_bias(bias, n_out, jax.nn.softplus, jnp.broadcast_to), alpha, eps
+
+
+def effective_kernel(layer: nnx.Module, deterministic: bool | None, rngs: Any) -> jax.Array:
+    """The kernel a Yat layer uses: DropConnect (training only), then ``mask`` where one is set."""
+    kernel = dropconnect(layer, layer.kernel[...], deterministic, rngs)
+    mask = getattr(layer, "mask", None)
+    return kernel if mask is None else kernel * mask[...].astype(kernel.dtype)
+
+
+def layer_export_params(layer: nnx.Module, layout: str, n_out: int) -> dict:
+    """The effective ``bias`` / ``weight`` (canonical) an exported file carries; ``{}`` when no option is on."""
+    mask = getattr(layer, "mask", None)
+    return export_params(
+        layer.opts,
+        "nnx",
+        layout,
+        n_out,
+        bias=None if layer.bias is None else np.asarray(layer.bias[...], np.float32),
+        kernel=None if mask is None else np.asarray(layer.kernel[...], np.float32),
+        mask=None if mask is None else np.asarray(mask[...], np.float32),
+        groups=getattr(layer, "feature_group_count", 1),
+    )
 
 
 class YatNMN(nnx.Module):
@@ -34,6 +71,12 @@ class YatNMN(nnx.Module):
         constant_alpha: ``True`` for a fixed sqrt(2), a number for that number (default None).
         epsilon: added to the clamped distance, must be > 0 (default 1e-5).
         learnable_epsilon: learn ``epsilon_param``, eps = softplus(epsilon_param) (default False).
+        softplus_bias: nmn 0.3's positive bias: the ``bias`` parameter stays raw, the layer adds ``softplus(bias)``
+            (default False).
+        scalar_bias: nmn 0.3's shared bias: ``bias`` has shape ``(1,)``, broadcast over every output (default
+            False). Both need a learnable bias (an error with ``use_bias=False`` or ``constant_bias``). An exported
+            file carries the effective bias (``softplus``, broadcast to ``(out_features,)``): a layer loaded from it
+            is a plain ``YatNMN`` holding those values.
         spherical: use unit-norm inputs and weights, distance ``2 - 2 cos`` (default False).
         weight_normalized: unit-norm weights at every call, ``|w|^2 := 1`` (default False).
         lazy: freeze the kernel (a ``FrozenParam``, not trained); bias/alpha stay trainable (default False).
@@ -58,6 +101,9 @@ class YatNMN(nnx.Module):
         (4, 2)
         >>> layer.kernel.shape, layer.alpha.shape
         ((3, 2), (1,))
+        >>> sp = YatNMN(3, 2, softplus_bias=True, scalar_bias=True, rngs=nnx.Rngs(0))
+        >>> sp.bias.shape, [round(float(b), 4) for b in sp._export_params()["bias"]]  # softplus(0), per output
+        ((1,), [0.6931, 0.6931])
     """
 
     def __init__(
@@ -71,6 +117,8 @@ class YatNMN(nnx.Module):
         constant_alpha: bool | float | None = None,
         epsilon: float = DEFAULT_EPSILON,
         learnable_epsilon: bool = False,
+        softplus_bias: bool = False,
+        scalar_bias: bool = False,
         spherical: bool = False,
         weight_normalized: bool = False,
         lazy: bool = False,
@@ -97,6 +145,8 @@ class YatNMN(nnx.Module):
             constant_alpha=constant_alpha,
             epsilon=epsilon,
             learnable_epsilon=learnable_epsilon,
+            softplus_bias=softplus_bias,
+            scalar_bias=scalar_bias,
         )
         self.spherical, self.weight_normalized, self.lazy = bool(spherical), bool(weight_normalized), bool(lazy)
         self.dtype, self.param_dtype = dtype, param_dtype
@@ -105,7 +155,7 @@ class YatNMN(nnx.Module):
             kernel = jnp.abs(kernel)
         self.positive_init = bool(positive_init)
         self.kernel = FrozenParam(kernel) if lazy else nnx.Param(kernel)
-        init_tail_params(self, self.opts, out_features, param_dtype, bias_init, rngs)
+        init_tail_params(self, self.opts, self.opts.bias_size(out_features), param_dtype, bias_init, rngs)
         init_dropconnect(self, use_dropconnect, drop_rate, deterministic, rngs)
 
     def __call__(
@@ -127,10 +177,10 @@ class YatNMN(nnx.Module):
                 self.in_features,
                 f"(..., {self.in_features}) for kernel {tuple(self.kernel.shape)}",
             )
-        bias, alpha, eps = tail_of(self)
+        bias, alpha, eps = effective_tail(self, self.out_features)
         return yat_dense(
             inputs,
-            dropconnect(self, self.kernel[...], deterministic, rngs),
+            effective_kernel(self, deterministic, rngs),
             bias,
             alpha,
             eps,
@@ -138,3 +188,7 @@ class YatNMN(nnx.Module):
             weight_normalized=self.weight_normalized,
             dtype=self.dtype,
         )
+
+    def _export_params(self) -> dict:
+        """The effective ``bias`` an exported file carries (``{}`` without ``softplus_bias`` / ``scalar_bias``)."""
+        return layer_export_params(self, "dense", self.out_features)

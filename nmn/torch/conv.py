@@ -7,8 +7,9 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+from numpy.typing import ArrayLike
 
-from nmn.core.conv import PADDING_MODES, as_tuple, normalize_padding
+from nmn.core.conv import PADDING_MODES, as_tuple, check_mask, normalize_padding
 from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_choice, check_positive_int
 from nmn.torch import functional
@@ -68,6 +69,7 @@ class _YatConvNd(YatParams, nn.Module):
     """N-d Yat convolution; the rank classes fix ``_rank``."""
 
     _rank = 0
+    _layout = "conv"
 
     def __init__(
         self,
@@ -87,6 +89,9 @@ class _YatConvNd(YatParams, nn.Module):
         constant_alpha: bool | float | None = None,
         epsilon: float = DEFAULT_EPSILON,
         learnable_epsilon: bool = False,
+        softplus_bias: bool = False,
+        scalar_bias: bool = False,
+        mask: torch.Tensor | ArrayLike | None = None,
         weight_normalized: bool = False,
         use_dropconnect: bool = False,
         drop_rate: float = 0.0,
@@ -111,9 +116,13 @@ class _YatConvNd(YatParams, nn.Module):
             constant_alpha=constant_alpha,
             epsilon=epsilon,
             learnable_epsilon=learnable_epsilon,
+            softplus_bias=softplus_bias,
+            scalar_bias=scalar_bias,
         )
         self._init_dropconnect(use_dropconnect, drop_rate)
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *self.kernel_size, **factory))
+        checked = check_mask(mask, self.weight.shape, name, "(out_channels, in_channels/groups, *kernel_size)")
+        self.register_buffer("mask", None if checked is None else torch.as_tensor(checked, **factory))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -127,7 +136,7 @@ class _YatConvNd(YatParams, nn.Module):
         bias, alpha, eps = self._yat_terms()
         y = functional.yat_conv(
             x,
-            self._dropconnect(self.weight),
+            self._kernel(),
             bias,
             alpha,
             eps,
@@ -150,6 +159,8 @@ class _YatConvNd(YatParams, nn.Module):
             s += f", padding_mode={self.padding_mode!r}"
         if self.weight_normalized:
             s += ", weight_normalized=True"
+        if self.mask is not None:
+            s += f", mask={tuple(self.mask.shape)}"
         return s + ", " + self._yat_repr() + self._dropconnect_repr()
 
 
@@ -166,7 +177,13 @@ _DOC = """Yat {r}-D convolution: ``y = alpha * (<P, W_m> + b_m)^2 / (relu(|P|^2 
         groups: grouped convolution (default 1).
         bias: learnable bias ``(out_channels,)`` (default True); ``use_bias=`` is the same switch.
         padding_mode: ``'zeros'`` (default), ``'reflect'``, ``'replicate'`` or ``'circular'``.
-        constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon: as :class:`nmn.torch.YatNMN`.
+        constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon, softplus_bias, scalar_bias: as
+            :class:`nmn.torch.YatNMN` (``scalar_bias``: one bias ``(1,)`` for every output channel).
+        mask: an array of the weight's shape ``(out_channels, in_channels/groups, *kernel_size)`` multiplied into the weight before every
+            use, as Flax's ``nn.Conv(mask=...)`` (e.g. zeros for the taps a causal/masked conv must not see);
+            a persistent buffer ``mask`` (in the state_dict, moved by ``.to()``), not trained. Default None.
+            An exported file carries ``weight * mask`` (and the effective bias), so a loaded layer is a plain
+            one holding those values.
         weight_normalized: unit-normalise each filter at every forward (default False).
         use_dropconnect, drop_rate: nmn 0.3's DropConnect: in training (``module.train()``) each forward multiplies
             the kernel by a fresh Bernoulli(1 - drop_rate) mask scaled by 1 / (1 - drop_rate); in ``eval()`` and in
@@ -179,21 +196,27 @@ _DOC = """Yat {r}-D convolution: ``y = alpha * (<P, W_m> + b_m)^2 / (relu(|P|^2 
         >>> layer = {name}(2, 3, 3, padding="same")
         >>> layer(torch.randn(1, 2, {ex})).shape
         torch.Size([1, 3, {ex}])
+        >>> mask = torch.ones(3, 2, {k3}); mask[..., 0] = 0  # never look at the first tap
+        >>> masked = {name}(2, 3, 3, mask=mask, softplus_bias=True)
+        >>> bool((masked._export_params()["weight"][..., 0] == 0).all()), masked.bias.shape
+        (True, torch.Size([3]))
     """
 
 
 class YatConv1D(_YatConvNd):
     __doc__ = _DOC.format(
-        r=1, s="L", s_out="L_out", name="YatConv1D", ex="5", causal=", ``'causal'`` (left pad ``d (k - 1)``)"
+        r=1, s="L", s_out="L_out", name="YatConv1D", ex="5", k3="3", causal=", ``'causal'`` (left pad ``d (k - 1)``)"
     )
     _rank = 1
 
 
 class YatConv2D(_YatConvNd):
-    __doc__ = _DOC.format(r=2, s="H, W", s_out="H_out, W_out", name="YatConv2D", ex="5, 5", causal="")
+    __doc__ = _DOC.format(r=2, s="H, W", s_out="H_out, W_out", name="YatConv2D", ex="5, 5", k3="3, 3", causal="")
     _rank = 2
 
 
 class YatConv3D(_YatConvNd):
-    __doc__ = _DOC.format(r=3, s="D, H, W", s_out="D_out, H_out, W_out", name="YatConv3D", ex="4, 4, 4", causal="")
+    __doc__ = _DOC.format(
+        r=3, s="D, H, W", s_out="D_out, H_out, W_out", name="YatConv3D", ex="4, 4, 4", k3="3, 3, 3", causal=""
+    )
     _rank = 3

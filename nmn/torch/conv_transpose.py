@@ -7,8 +7,9 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+from numpy.typing import ArrayLike
 
-from nmn.core.conv import output_padding_tuple, transpose_geometry
+from nmn.core.conv import check_mask, output_padding_tuple, transpose_geometry
 from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON
 from nmn.torch import functional
@@ -20,6 +21,7 @@ class _YatConvTransposeNd(YatParams, nn.Module):
     """N-d Yat transposed convolution; the rank classes fix ``_rank``."""
 
     _rank = 0
+    _layout = "conv_transpose"
 
     def __init__(
         self,
@@ -40,6 +42,9 @@ class _YatConvTransposeNd(YatParams, nn.Module):
         constant_alpha: bool | float | None = None,
         epsilon: float = DEFAULT_EPSILON,
         learnable_epsilon: bool = False,
+        softplus_bias: bool = False,
+        scalar_bias: bool = False,
+        mask: torch.Tensor | ArrayLike | None = None,
         use_dropconnect: bool = False,
         drop_rate: float = 0.0,
         device: torch.device | str | int | None = None,
@@ -67,9 +72,13 @@ class _YatConvTransposeNd(YatParams, nn.Module):
             constant_alpha=constant_alpha,
             epsilon=epsilon,
             learnable_epsilon=learnable_epsilon,
+            softplus_bias=softplus_bias,
+            scalar_bias=scalar_bias,
         )
         self._init_dropconnect(use_dropconnect, drop_rate)
         self.weight = nn.Parameter(torch.empty(in_channels, out_channels // groups, *self.kernel_size, **factory))
+        checked = check_mask(mask, self.weight.shape, name, "(in_channels, out_channels/groups, *kernel_size)")
+        self.register_buffer("mask", None if checked is None else torch.as_tensor(checked, **factory))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -87,7 +96,7 @@ class _YatConvTransposeNd(YatParams, nn.Module):
         bias, alpha, eps = self._yat_terms()
         y = functional.yat_conv_transpose(
             x,
-            self._dropconnect(self.weight),
+            self._kernel(),
             bias,
             alpha,
             eps,
@@ -107,6 +116,8 @@ class _YatConvTransposeNd(YatParams, nn.Module):
             s += f", dilation={self.dilation}"
         if self.groups != 1:
             s += f", groups={self.groups}"
+        if self.mask is not None:
+            s += f", mask={tuple(self.mask.shape)}"
         return s + ", " + self._yat_repr() + self._dropconnect_repr()
 
 
@@ -125,7 +136,13 @@ _DOC = """Yat {r}-D transposed convolution (torch/ONNX ``ConvTranspose`` geometr
         groups: grouped transposed convolution (default 1).
         bias: learnable bias ``(out_channels,)`` (default True); ``use_bias=`` is the same switch.
         padding_mode: only ``'zeros'``.
-        constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon: as :class:`nmn.torch.YatNMN`.
+        constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon, softplus_bias, scalar_bias: as
+            :class:`nmn.torch.YatNMN` (``scalar_bias``: one bias ``(1,)`` for every output channel).
+        mask: an array of the weight's shape ``(in_channels, out_channels/groups, *kernel_size)`` multiplied into the weight before every
+            use, as Flax's ``nn.Conv(mask=...)`` (e.g. zeros for the taps a causal/masked conv must not see);
+            a persistent buffer ``mask`` (in the state_dict, moved by ``.to()``), not trained. Default None.
+            An exported file carries ``weight * mask`` (and the effective bias), so a loaded layer is a plain
+            one holding those values.
         use_dropconnect, drop_rate: nmn 0.3's DropConnect: in training (``module.train()``) each forward multiplies
             the kernel by a fresh Bernoulli(1 - drop_rate) mask scaled by 1 / (1 - drop_rate); in ``eval()`` and in
             every exported file it is the identity. ``drop_rate`` in [0, 1) (defaults False, 0.0).

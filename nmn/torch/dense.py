@@ -11,7 +11,7 @@ import torch.nn.functional as _nnf
 
 from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
-from nmn.core.spec import YatSpec, pick_alias, resolve_dropconnect
+from nmn.core.spec import YatSpec, export_params, pick_alias, resolve_dropconnect
 from nmn.torch import functional
 
 pick = pick_alias  # the alias-pair rule lives in nmn.core.spec
@@ -51,14 +51,19 @@ def hook_repr(hook: InitHook) -> str:
 class YatParams:
     """Mixin: the torch parameters of a Yat layer's :class:`~nmn.core.spec.YatSpec` (``self.yat``).
 
-    Parameters (each only when the spec has it): ``bias (n_out,)``, ``alpha (1,)``, ``epsilon_param (1,)``.
+    Parameters (each only when the spec has it): ``bias (n_out,)`` (``(1,)`` with ``scalar_bias``), ``alpha (1,)``,
+    ``epsilon_param (1,)``. The state_dict keeps the raw bias under ``bias`` whatever ``softplus_bias`` says.
     """
+
+    _layout = "dense"  # the nmn.core.layouts kind of the weight
 
     def _init_yat(self, n_out, factory, **keywords):
         self.yat = YatSpec.build(type(self).__name__, **keywords)
+        self._n_out = int(n_out)
         self.epsilon = self.yat.epsilon
         self.learnable_epsilon = self.yat.learnable_epsilon
-        self.bias = nn.Parameter(torch.empty(n_out, **factory)) if self.yat.has_bias else None
+        size = self.yat.bias_size(n_out)
+        self.bias = nn.Parameter(torch.empty(size, **factory)) if self.yat.has_bias else None
         self.alpha = nn.Parameter(torch.empty(1, **factory)) if self.yat.has_alpha else None
         self.epsilon_param = nn.Parameter(torch.empty(1, **factory)) if self.yat.has_epsilon_param else None
 
@@ -69,6 +74,14 @@ class YatParams:
     @property
     def constant_bias(self) -> float | None:
         return self.yat.constant_bias
+
+    @property
+    def softplus_bias(self) -> bool:
+        return self.yat.softplus_bias
+
+    @property
+    def scalar_bias(self) -> bool:
+        return self.yat.scalar_bias
 
     @property
     def use_alpha(self) -> bool:
@@ -107,7 +120,30 @@ class YatParams:
     def _yat_terms(self):
         """``(bias, alpha, epsilon)`` for :mod:`nmn.torch.functional`: tensors, numbers or ``None``."""
         eps = None if self.epsilon_param is None else self.epsilon_param.float()
-        return self.yat.terms(self.bias, self.alpha, eps, _nnf.softplus)
+        bias, alpha, eps = self.yat.terms(self.bias, self.alpha, eps, _nnf.softplus)
+        return self.yat.effective_bias(bias, self._n_out, _nnf.softplus, torch.Tensor.expand), alpha, eps
+
+    def _kernel(self) -> torch.Tensor:
+        """The weight the Yat product uses: DropConnect (training only), then the conv ``mask`` where one is set."""
+        weight = self._dropconnect(self.weight)
+        mask = getattr(self, "mask", None)
+        return weight if mask is None else weight * mask.to(weight.dtype)
+
+    def _export_params(self) -> dict:
+        """The effective ``bias`` / ``weight`` an exported file carries (``{}`` when no option changes them):
+        ``softplus(bias)`` broadcast to ``(out,)`` and ``weight * mask``; see :func:`nmn.core.spec.export_params`."""
+        mask = getattr(self, "mask", None)
+        with torch.no_grad():
+            return export_params(
+                self.yat,
+                "torch",
+                self._layout,
+                self._n_out,
+                bias=None if self.bias is None else self.bias.detach().cpu().float().numpy(),
+                kernel=self.weight.detach().cpu().float().numpy() if mask is not None else None,
+                mask=None if mask is None else mask.detach().cpu().float().numpy(),
+                groups=getattr(self, "groups", 1),
+            )
 
     def _yat_repr(self) -> str:
         return self.yat.repr()
@@ -131,6 +167,12 @@ class YatNMN(YatParams, nn.Module):
         constant_alpha: ``True`` (sqrt 2) or a number: fixed scale, no parameter (default None).
         epsilon: > 0, added to the distance (default 1e-5).
         learnable_epsilon: learn ``epsilon_param``, ``epsilon = softplus(epsilon_param)`` (default False).
+        softplus_bias: nmn 0.3's positive bias: the parameter ``bias`` stays raw (and is what the state_dict holds)
+            and the layer adds ``softplus(bias)`` (default False).
+        scalar_bias: nmn 0.3's shared bias: ``bias`` has shape ``(1,)``, broadcast over every output (default
+            False). Both need a learnable bias (an error with ``bias=False`` or ``constant_bias``). An exported
+            file carries the effective bias ``softplus(bias)`` broadcast to ``(out_features,)``, so a layer loaded
+            from it is a plain ``YatNMN`` holding those values.
         spherical: unit-normalise inputs and weights, distance ``2 - 2 cos`` (default False).
         weight_normalized: unit-normalise each weight row at every forward (default False).
         lazy: freeze the weight (``requires_grad=False``); bias/alpha/epsilon stay trainable (default False).
@@ -166,6 +208,9 @@ class YatNMN(YatParams, nn.Module):
         False
         >>> torch.equal(dc.eval()(x), dc(x))
         True
+        >>> sp = YatNMN(4, 3, softplus_bias=True, scalar_bias=True)
+        >>> sp.bias.shape, round(sp._export_params()["bias"][2].item(), 4)  # softplus(0) for every output
+        (torch.Size([1]), 0.6931)
     """
 
     def __init__(
@@ -181,6 +226,8 @@ class YatNMN(YatParams, nn.Module):
         constant_alpha: bool | float | None = None,
         epsilon: float = DEFAULT_EPSILON,
         learnable_epsilon: bool = False,
+        softplus_bias: bool = False,
+        scalar_bias: bool = False,
         spherical: bool = False,
         weight_normalized: bool = False,
         lazy: bool = False,
@@ -209,6 +256,8 @@ class YatNMN(YatParams, nn.Module):
             constant_alpha=constant_alpha,
             epsilon=epsilon,
             learnable_epsilon=learnable_epsilon,
+            softplus_bias=softplus_bias,
+            scalar_bias=scalar_bias,
         )
         self.spherical = bool(spherical)
         self.weight_normalized = bool(weight_normalized)
@@ -258,7 +307,7 @@ class YatNMN(YatParams, nn.Module):
         bias, alpha, eps = self._yat_terms()
         return functional.yat_dense(
             x,
-            self._dropconnect(self.weight),
+            self._kernel(),
             bias,
             alpha,
             eps,
