@@ -15,15 +15,7 @@ import inspect
 import pytest
 
 from nmn.core import names
-
-_HOST_MODULE = {
-    "torch": "torch",
-    "nnx": "flax.nnx",
-    "linen": "flax.linen",
-    "keras": "keras",
-    "tf": "tensorflow",
-    "mlx": "mlx.core",
-}
+from tests.frameworks import HOST_MODULE, require
 
 _PACKAGES = [f"nmn.{fw}" for fw in names.FRAMEWORKS] + [f"nmn.{fw}.functional" for fw in names.FRAMEWORKS]
 _PACKAGES += ["nmn.core", "nmn.interchange", "nmn.compat"]
@@ -35,8 +27,8 @@ def _module(name):
     parts = name.split(".")
     if len(parts) > 2 and parts[1] == "interchange" and parts[2] in _IO_HOST:  # nmn.interchange.<fw>_io
         parts = ["nmn", _IO_HOST[parts[2]]]
-    if len(parts) > 1 and parts[1] in _HOST_MODULE:
-        pytest.importorskip(_HOST_MODULE[parts[1]], reason=f"{parts[1]} is not installed")
+    if len(parts) > 1 and parts[1] in HOST_MODULE:
+        require(parts[1])
     return importlib.import_module(name)
 
 

@@ -17,30 +17,19 @@ loss computed by the same forward.
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pytest
 
 from nmn.core.options import AlphaSpec, resolve_alpha
 from nmn.core.spec import ATTENTION_KINDS, alpha_cancels, fold_cancelled_alpha
+from tests.frameworks import FRAMEWORKS, nmn_module
 
-FRAMEWORKS = ("torch", "nnx", "linen", "keras", "tf", "mlx")
-_HOST = {
-    "torch": "torch",
-    "nnx": "flax.nnx",
-    "linen": "flax.linen",
-    "keras": "keras",
-    "tf": "tensorflow",
-    "mlx": "mlx.core",
-}
 CHUNKS = (2, 1, 1, 3)  # a prompt of two tokens, two single tokens, a chunk of three
 B, E, H, MAX_LEN = 2, 8, 2, 16
 
 
 def _ns(framework):
-    pytest.importorskip(_HOST[framework], reason=f"{framework} is not installed")
-    return importlib.import_module(f"nmn.{framework}")
+    return nmn_module(framework)
 
 
 def _tokens(seed=3):

@@ -17,23 +17,13 @@ exported ``nmn::`` function, and the exported file loaded back into the same fra
 
 from __future__ import annotations
 
-import importlib
 import inspect
 
 import numpy as np
 import pytest
 
 from nmn.interchange import export, load, predict
-
-FRAMEWORKS = ("torch", "nnx", "linen", "keras", "tf", "mlx")
-_HOST = {
-    "torch": "torch",
-    "nnx": "flax.nnx",
-    "linen": "flax.linen",
-    "keras": "keras",
-    "tf": "tensorflow",
-    "mlx": "mlx.core",
-}
+from tests.frameworks import FRAMEWORKS, nmn_module
 
 # (layer, keywords, the ONNX node's attributes, numpy formula of x)
 ROWS = [
@@ -62,9 +52,8 @@ class _Driver:
     """What one host spells differently: building, calling and exporting a squasher module."""
 
     def __init__(self, framework: str):
-        pytest.importorskip(_HOST[framework], reason=f"{framework} is not installed")
+        self.ns = nmn_module(framework)
         self.framework = framework
-        self.ns = importlib.import_module(f"nmn.{framework}")
 
     def build(self, layer, **kw):
         if self.framework == "torch" and "axis" in kw:

@@ -29,6 +29,7 @@ import pytest
 from onnx_ops import reference
 from tests.conformance import cases as case_table
 from tests.conformance.test_conformance import ADAPTERS
+from tests.frameworks import require
 
 
 def _oracle(case, mask4):
@@ -99,9 +100,6 @@ def test_mask_bad_rank(adapter):
 
 
 # ------------------------------------------------------------------------------------- initialisation
-
-
-_MODULES = {"nnx": "flax", "linen": "flax", "mlx": "mlx.core", "tf": "tensorflow"}
 
 
 def _kernels_torch():
@@ -181,7 +179,7 @@ def _kernels_mlx():
 
 @pytest.mark.parametrize("framework", ["torch", "keras", "tf", "nnx", "linen", "mlx"])
 def test_attention_projections_independent(framework):
-    pytest.importorskip(_MODULES.get(framework, framework))
+    require(framework)
     for kernels in globals()[f"_kernels_{framework}"]():
         assert len(kernels) == 4, f"{framework}: expected 4 projection kernels, got {len(kernels)}"
         for i in range(4):
@@ -213,7 +211,7 @@ def _default_of(framework):
 
 @pytest.mark.parametrize("framework", ["torch", "keras", "tf", "nnx", "linen", "mlx"])
 def test_performer_default_features(framework):
-    pytest.importorskip(_MODULES.get(framework, framework))
+    require(framework)
     from nmn.core.options import DEFAULTS
 
     assert _default_of(framework) == DEFAULTS["performer_num_features"] == 256
@@ -257,7 +255,7 @@ def _squashers(framework):
 @pytest.mark.parametrize("framework", ["torch", "keras", "tf", "nnx", "linen", "mlx"])
 def test_squasher_keywords(framework):
     """The seed README's ``softer_sigmoid(x, sharpness=1)``: ``sharpness`` is ``n`` everywhere, default 1."""
-    pytest.importorskip(_MODULES.get(framework, framework))
+    require(framework)
     sig, tanh, to_np, from_np = _squashers(framework)
     x = np.linspace(0.1, 3.0, 7).astype(np.float32)
     for n in (1.0, 2.0, 0.5):
@@ -422,7 +420,7 @@ def _old_file(normalization, alpha):
 def test_file_alpha_that_cancels_loads(framework):
     """An alpha tensor on an l1 attention in a file loads as a constant alpha: the same output as onnxruntime
     running the file (the oracle), and no alpha parameter in the loaded layer."""
-    pytest.importorskip(_MODULES.get(framework, framework))
+    require(framework)
     pytest.importorskip("torch")
     from nmn.interchange import load, predict, read_model, run_onnx
 
@@ -548,7 +546,7 @@ def test_squashers_export_as_nmn_nodes(framework, form):
     as one ``nmn::`` node with its power (``sharpness`` is ``n``), none of its arithmetic, and the file computes
     what the host model does (the oracle: onnxruntime running the nmn functions). Keras: its functional forms
     on ``keras.Input`` tensors used to be written as ``power``/``sum`` operations it could not export."""
-    pytest.importorskip(_MODULES.get(framework, framework))
+    require(framework)
     from nmn.interchange import export, run_onnx
 
     model, options, forward = _squash_model(framework, form)
@@ -684,7 +682,7 @@ def test_mask_3d_input_exports_per_batch(framework):
     function's MASK (broadcast against (B, H, Lq, Lk)) needs, so onnxruntime running the file equals the host
     model on a fresh batch, with batch == heads (where numpy broadcasting would silently pair batch with
     heads) and batch != heads (where it would fail). Before: every exporter failed on either batch size."""
-    pytest.importorskip(_MODULES.get(framework, framework))
+    require(framework)
     from nmn.interchange import export, run_onnx
 
     model, options, forward = _masked_model(framework)
@@ -707,7 +705,7 @@ def test_mask_3d_input_exports_per_batch(framework):
 def test_mask_3d_file_loads_everywhere(framework):
     """The file of a ``(B, Lq, Lk)`` mask input (its ``Unsqueeze`` before the ``nmn`` node) loads into every
     framework and computes what onnxruntime computes from it, for batch != heads."""
-    pytest.importorskip(_MODULES.get(framework, framework))
+    require(framework)
     pytest.importorskip("torch")
     from nmn.interchange import export, load, predict, run_onnx
 

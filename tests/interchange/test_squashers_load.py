@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 
 from nmn.interchange import FRAMEWORKS, export, load, predict, run_onnx
-
-_NEEDS = {"torch": "torch", "nnx": "flax", "linen": "flax", "keras": "keras", "tf": "tensorflow", "mlx": "mlx"}
+from tests.frameworks import require
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +29,7 @@ def squasher_file():
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_squasher_nodes_load_and_match_onnxruntime(squasher_file, framework):
-    if importlib.util.find_spec(_NEEDS[framework]) is None:
-        pytest.skip(f"{_NEEDS[framework]} is not installed")
+    require(framework)
     x = np.random.default_rng(1).random((3, 4)).astype(np.float32)
     want = run_onnx(squasher_file, {squasher_file.graph.input[0].name: x})[0]
     got = predict(load(squasher_file, framework), framework, [x])[0]
