@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
+from numpy.typing import ArrayLike
 
 from nmn._tfkeras.options import (
     DATA_FORMATS,
@@ -28,7 +30,6 @@ from nmn.keras._ops import (
     Tensor,
     add_yat_weights,
     alpha_value,
-    bias_value,
     dropconnect,
     dropconnect_config,
     eps_value,
@@ -39,6 +40,7 @@ from nmn.keras._ops import (
     weight_hooks_config,
     yat_options_config,
 )
+from nmn.keras.dense import build_mask, layer_export_params, mask_config, masked, set_mask, yat_bias
 
 __all__ = ["YatConv1D", "YatConv2D", "YatConv3D"]
 
@@ -111,6 +113,9 @@ class _YatConvNd(_YatConvBase):
         constant_alpha: bool | float | None = None,
         epsilon: float = DEFAULT_EPSILON,
         learnable_epsilon: bool = False,
+        softplus_bias: bool = False,
+        scalar_bias: bool = False,
+        mask: ArrayLike | None = None,
         weight_normalized: bool = False,
         kernel_initializer: InitializerLike = "glorot_normal",
         bias_initializer: InitializerLike = "zeros",
@@ -138,7 +143,10 @@ class _YatConvNd(_YatConvBase):
             constant_alpha=constant_alpha,
             epsilon=epsilon,
             learnable_epsilon=learnable_epsilon,
+            softplus_bias=softplus_bias,
+            scalar_bias=scalar_bias,
         )
+        set_mask(self, mask)
         self.weight_normalized = bool(weight_normalized)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
@@ -152,6 +160,11 @@ class _YatConvNd(_YatConvBase):
         set_dropconnect(self, use_dropconnect, drop_rate, seed)
         self.kernel = None
 
+    def _export_params(self) -> dict[str, np.ndarray]:
+        """The effective ``bias`` (softplus, broadcast) and ``weight`` (``kernel * mask``, canonical) an exported
+        file carries; ``{}`` when none of ``softplus_bias`` / ``scalar_bias`` / ``mask`` is set."""
+        return layer_export_params(self, "conv", self.filters)
+
     def build(self, input_shape: Shape) -> None:
         channels = self._input_channels(input_shape)
         self.kernel = self.add_weight(
@@ -161,7 +174,8 @@ class _YatConvNd(_YatConvBase):
             regularizer=self.kernel_regularizer,
             constraint=self.kernel_constraint,
         )
-        add_yat_weights(self, self.filters, self.bias_initializer)
+        add_yat_weights(self, self.yat.bias_size(self.filters), self.bias_initializer)
+        build_mask(self, "(*kernel_size, C/G, M)")
 
     def _pads(self, spatial):
         if self.padding == "same" and any(s is None for s in spatial):
@@ -177,8 +191,8 @@ class _YatConvNd(_YatConvBase):
         x = self._channels_last_input(inputs, self.kernel.shape[-2] * self.groups)
         y = functional.yat_conv(
             x,
-            dropconnect(self, self.kernel, training),
-            bias_value(self),
+            masked(self, dropconnect(self, self.kernel, training)),
+            yat_bias(self, self.filters),
             alpha_value(self),
             eps_value(self),
             strides=self.strides,
@@ -217,6 +231,7 @@ class _YatConvNd(_YatConvBase):
             "groups": self.groups,
             "padding_mode": self.padding_mode,
             **yat_options_config(self),
+            **mask_config(self),
             "weight_normalized": self.weight_normalized,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),
@@ -238,6 +253,10 @@ _DOC = """Yat {r}-D convolution: ``y[p, m] = alpha * (<P, W_m> + b_m)^2 / (relu(
         data_format: ``'channels_last'`` or ``'channels_first'``, default ``keras.config.image_data_format()``.
         padding_mode: ``'zeros'`` (default), ``'reflect'``, ``'replicate'`` or ``'circular'``.
         use_bias, constant_bias, use_alpha, constant_alpha, epsilon (1e-5), learnable_epsilon: as ``YatNMN``.
+        softplus_bias, scalar_bias: nmn 0.3's bias options, as ``YatNMN`` (``scalar_bias``: one bias ``(1,)``).
+        mask: an array of the kernel's shape ``(*kernel_size, C/groups, M)`` multiplied into the kernel before every use, as Flax's
+            ``nn.Conv(mask=...)`` (checked in ``build``; default None). ``get_config`` holds it as a nested list, so ``from_config`` and ``.keras`` files keep it. An exported file carries
+            ``kernel * mask`` and the effective bias, so a loaded layer is a plain one.
         weight_normalized: unit-normalise each filter at call time, default False.
         kernel_initializer: default ``"glorot_normal"``; bias_initializer: default ``"zeros"``.
         kernel_regularizer, bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint: as
@@ -254,6 +273,12 @@ _DOC = """Yat {r}-D convolution: ``y[p, m] = alpha * (<P, W_m> + b_m)^2 / (relu(
     >>> layer = YatConv{r}D(4, 3)
     >>> tuple(layer(keras.ops.ones((1, {shape}2))).shape)
     (1, {out}4)
+    >>> import numpy as np
+    >>> mask = np.ones((3,) * {r} + (2, 4)); mask[0] = 0  # never look at the first row of taps
+    >>> masked = YatConv{r}D(4, 3, mask=mask)
+    >>> _ = masked(keras.ops.ones((1, {shape}2)))
+    >>> bool((masked._export_params()["weight"][(..., 0) + (slice(None),) * ({r} - 1)] == 0).all())
+    True
     """
 
 

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import keras
+import numpy as np
+from numpy.typing import ArrayLike
 
 from nmn._tfkeras.conv_transpose import keras_transpose_geometry
 from nmn._tfkeras.options import output_padding_of, padding_config, set_conv_geometry
@@ -21,7 +23,6 @@ from nmn.keras._ops import (
     Tensor,
     add_yat_weights,
     alpha_value,
-    bias_value,
     dropconnect,
     dropconnect_config,
     eps_value,
@@ -32,6 +33,7 @@ from nmn.keras._ops import (
     yat_options_config,
 )
 from nmn.keras.conv import _YatConvBase, data_format_of, from_channels_last
+from nmn.keras.dense import build_mask, layer_export_params, mask_config, masked, set_mask, yat_bias
 
 __all__ = ["YatConvTranspose1D", "YatConvTranspose2D", "YatConvTranspose3D"]
 
@@ -56,6 +58,9 @@ class _YatConvTransposeNd(_YatConvBase):
         constant_alpha: bool | float | None = None,
         epsilon: float = DEFAULT_EPSILON,
         learnable_epsilon: bool = False,
+        softplus_bias: bool = False,
+        scalar_bias: bool = False,
+        mask: ArrayLike | None = None,
         kernel_initializer: InitializerLike = "glorot_normal",
         bias_initializer: InitializerLike = "zeros",
         kernel_regularizer: RegularizerLike = None,
@@ -82,7 +87,10 @@ class _YatConvTransposeNd(_YatConvBase):
             constant_alpha=constant_alpha,
             epsilon=epsilon,
             learnable_epsilon=learnable_epsilon,
+            softplus_bias=softplus_bias,
+            scalar_bias=scalar_bias,
         )
+        set_mask(self, mask)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         set_weight_hooks(
@@ -98,6 +106,11 @@ class _YatConvTransposeNd(_YatConvBase):
             self.padding, self.kernel_size, self.strides, self.dilation_rate, self.output_padding
         )
 
+    def _export_params(self) -> dict[str, np.ndarray]:
+        """The effective ``bias`` (softplus, broadcast) and ``weight`` (``kernel * mask``, canonical) an exported
+        file carries; ``{}`` when none of ``softplus_bias`` / ``scalar_bias`` / ``mask`` is set."""
+        return layer_export_params(self, "conv_transpose", self.filters)
+
     def build(self, input_shape: Shape) -> None:
         channels = self._input_channels(input_shape)
         self.kernel = self.add_weight(
@@ -107,15 +120,16 @@ class _YatConvTransposeNd(_YatConvBase):
             regularizer=self.kernel_regularizer,
             constraint=self.kernel_constraint,
         )
-        add_yat_weights(self, self.filters, self.bias_initializer)
+        add_yat_weights(self, self.yat.bias_size(self.filters), self.bias_initializer)
+        build_mask(self, "(*kernel_size, M/G, C)")
 
     def call(self, inputs: Tensor, training: bool | None = None) -> Tensor:
         x = self._channels_last_input(inputs, self.kernel.shape[-1])
         pads, outpad = self._geometry
         y = functional.yat_conv_transpose(
             x,
-            dropconnect(self, self.kernel, training),
-            bias_value(self),
+            masked(self, dropconnect(self, self.kernel, training)),
+            yat_bias(self, self.filters),
             alpha_value(self),
             eps_value(self),
             strides=self.strides,
@@ -151,6 +165,7 @@ class _YatConvTransposeNd(_YatConvBase):
             "dilation_rate": self.dilation_rate,
             "groups": self.groups,
             **yat_options_config(self),
+            **mask_config(self),
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),
             **weight_hooks_config(self),
@@ -174,6 +189,10 @@ _DOC = """Yat {r}-D transposed convolution (ONNX ``ConvTranspose`` geometry, Ker
             ``'same'`` gives ``(n-1)s + k_eff % 2 + output_padding``, as ``keras.layers.Conv{r}DTranspose``.
         data_format: ``'channels_last'`` or ``'channels_first'``, default ``keras.config.image_data_format()``.
         use_bias, constant_bias, use_alpha, constant_alpha, epsilon (1e-5), learnable_epsilon: as ``YatNMN``.
+        softplus_bias, scalar_bias: nmn 0.3's bias options, as ``YatNMN`` (``scalar_bias``: one bias ``(1,)``).
+        mask: an array of the kernel's shape ``(*kernel_size, M/groups, C)`` multiplied into the kernel before every use, as Flax's
+            ``nn.Conv(mask=...)`` (checked in ``build``; default None). ``get_config`` holds it as a nested list, so ``from_config`` and ``.keras`` files keep it. An exported file carries
+            ``kernel * mask`` and the effective bias, so a loaded layer is a plain one.
         kernel_initializer: default ``"glorot_normal"``; bias_initializer: default ``"zeros"``.
         kernel_regularizer, bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint: as
             ``keras.layers.Conv{r}DTranspose`` (names, configs or instances; default None): the regularizers' values join

@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+import numpy as np
 
+from nmn.core.conv import check_mask
 from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
+from nmn.core.spec import export_params
 from nmn.keras import functional
 from nmn.keras._ops import (
     ConstraintLike,
@@ -31,6 +34,57 @@ from nmn.keras._ops import (
 )
 
 
+# ------------------------------------------------------- nmn 0.3's bias options and the conv mask (dense, conv, convT)
+def yat_bias(layer: keras.layers.Layer, n_out: int) -> Tensor | float | None:
+    """The bias the layer adds: ``softplus_bias`` / ``scalar_bias`` applied to ``bias_value`` (nmn.core.spec)."""
+    return layer.yat.effective_bias(bias_value(layer), n_out, keras.ops.softplus, keras.ops.broadcast_to)
+
+
+def set_mask(layer: keras.layers.Layer, mask: Any) -> None:
+    """Keep a conv ``mask`` (any array-like or nested list; checked against the kernel's shape in ``build``)."""
+    if mask is not None:
+        try:
+            mask = np.asarray(keras.ops.convert_to_numpy(mask) if not isinstance(mask, list) else mask, np.float32)
+        except (TypeError, ValueError):
+            raise TypeError(f"{layer_label(layer)}: mask must be an array of numbers, got {mask!r}") from None
+    layer.mask = mask
+
+
+def build_mask(layer: keras.layers.Layer, layout: str) -> None:
+    """Check the mask against the built kernel (``ValueError`` naming the layer and both shapes)."""
+    check_mask(layer.mask, tuple(layer.kernel.shape), layer_label(layer), layout)
+
+
+def masked(layer: keras.layers.Layer, kernel: Tensor) -> Tensor:
+    """``kernel * mask`` where the layer has a mask."""
+    if layer.mask is None:
+        return kernel
+    return kernel * keras.ops.cast(keras.ops.convert_to_tensor(layer.mask), kernel.dtype)
+
+
+def mask_config(layer: keras.layers.Layer) -> dict[str, Any]:
+    """``softplus_bias``, ``scalar_bias`` and ``mask`` (a nested list, so ``.keras`` files and JSON keep it)."""
+    config = layer.yat.bias_options()
+    if hasattr(layer, "mask"):
+        config["mask"] = None if layer.mask is None else layer.mask.tolist()
+    return config
+
+
+def layer_export_params(layer: keras.layers.Layer, layout: str, n_out: int) -> dict[str, np.ndarray]:
+    """The effective ``bias`` / ``weight`` (canonical) an exported file carries; ``{}`` when no option is on."""
+    mask = getattr(layer, "mask", None)
+    return export_params(
+        layer.yat,
+        "keras",
+        layout,
+        n_out,
+        bias=None if layer.bias is None else keras.ops.convert_to_numpy(layer.bias),
+        kernel=None if mask is None else keras.ops.convert_to_numpy(layer.kernel),
+        mask=mask,
+        groups=getattr(layer, "groups", 1),
+    )
+
+
 @keras.saving.register_keras_serializable(package="nmn")
 class YatNMN(keras.layers.Layer):
     """Yat dense layer: ``y = alpha * (x.w + b)^2 / (relu(|x|^2 + |w|^2 - 2 x.w) + eps)`` per unit.
@@ -43,6 +97,10 @@ class YatNMN(keras.layers.Layer):
         constant_alpha: ``True`` for sqrt(2) or a number: fixed alpha, no parameter, default None.
         epsilon: added to the clamped distance, must be > 0, default 1e-5.
         learnable_epsilon: learn ``epsilon_param`` with ``eps = softplus(epsilon_param)``, default False.
+        softplus_bias: nmn 0.3's positive bias: the ``bias`` weight stays raw, the layer adds ``softplus(bias)``
+            (default False). scalar_bias: the ``bias`` weight has shape ``(1,)``, broadcast over every unit
+            (default False). Both need a learnable bias (an error with ``use_bias=False`` or ``constant_bias``). An
+            exported file carries the effective bias (broadcast to ``(units,)``): a loaded layer is a plain one.
         spherical: unit-normalise x and every w, distance ``2 - 2 cos``, default False.
         weight_normalized: unit-normalise every w at call time, default False.
         lazy: freeze the kernel (not trainable); bias, alpha and epsilon stay trainable, default False.
@@ -73,6 +131,10 @@ class YatNMN(keras.layers.Layer):
     True
     >>> bool(keras.ops.all(dc(x, training=True) == dc(x)))  # training: a fresh mask per call
     False
+    >>> sp = YatNMN(2, softplus_bias=True, scalar_bias=True)
+    >>> _ = sp(x)
+    >>> tuple(sp.bias.shape), [round(float(b), 4) for b in sp._export_params()["bias"]]  # softplus(0) per unit
+    ((1,), [0.6931, 0.6931])
     """
 
     def __init__(
@@ -86,6 +148,8 @@ class YatNMN(keras.layers.Layer):
         constant_alpha: bool | float | None = None,
         epsilon: float = DEFAULT_EPSILON,
         learnable_epsilon: bool = False,
+        softplus_bias: bool = False,
+        scalar_bias: bool = False,
         spherical: bool = False,
         weight_normalized: bool = False,
         lazy: bool = False,
@@ -117,6 +181,8 @@ class YatNMN(keras.layers.Layer):
             constant_alpha=constant_alpha,
             epsilon=epsilon,
             learnable_epsilon=learnable_epsilon,
+            softplus_bias=softplus_bias,
+            scalar_bias=scalar_bias,
         )
         self.spherical = bool(spherical)
         self.weight_normalized = bool(weight_normalized)
@@ -134,6 +200,10 @@ class YatNMN(keras.layers.Layer):
         set_dropconnect(self, use_dropconnect, drop_rate, seed)
         self.kernel = None
 
+    def _export_params(self) -> dict[str, np.ndarray]:
+        """The effective ``bias`` an exported file carries (``{}`` without ``softplus_bias`` / ``scalar_bias``)."""
+        return layer_export_params(self, "dense", self.units)
+
     def build(self, input_shape: Shape) -> None:
         if len(input_shape) < 1 or input_shape[-1] is None:
             raise ValueError(
@@ -150,7 +220,7 @@ class YatNMN(keras.layers.Layer):
             constraint=self.kernel_constraint,
             trainable=not self.lazy,
         )
-        add_yat_weights(self, self.units, self.bias_initializer)
+        add_yat_weights(self, self.yat.bias_size(self.units), self.bias_initializer)
 
     def call(self, inputs: Tensor, training: bool | None = None) -> Tensor:
         in_features = self.kernel.shape[0]
@@ -162,7 +232,7 @@ class YatNMN(keras.layers.Layer):
         return functional.yat_dense(
             inputs,
             dropconnect(self, self.kernel, training),
-            bias_value(self),
+            yat_bias(self, self.units),
             alpha_value(self),
             eps_value(self),
             spherical=self.spherical,
@@ -177,6 +247,7 @@ class YatNMN(keras.layers.Layer):
             **super().get_config(),
             "units": self.units,
             **yat_options_config(self),
+            **mask_config(self),
             "spherical": self.spherical,
             "weight_normalized": self.weight_normalized,
             "lazy": self.lazy,

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
+from numpy.typing import ArrayLike
 
 from nmn._tfkeras.options import (
     DATA_FORMATS,
@@ -22,7 +24,6 @@ from nmn.tf._ops import (
     TensorLike,
     add_yat_variables,
     alpha_value,
-    bias_value,
     dropconnect,
     eps_value,
     glorot_normal,
@@ -30,6 +31,7 @@ from nmn.tf._ops import (
     set_dropconnect,
     set_yat_options,
 )
+from nmn.tf.dense import build_mask, layer_export_params, masked, set_mask, yat_bias
 
 __all__ = ["YatConv1D", "YatConv2D", "YatConv3D"]
 
@@ -86,6 +88,9 @@ class _YatConvNd(_YatConvBase):
         constant_alpha: bool | float | None = None,
         epsilon: float = DEFAULT_EPSILON,
         learnable_epsilon: bool = False,
+        softplus_bias: bool = False,
+        scalar_bias: bool = False,
+        mask: ArrayLike | None = None,
         weight_normalized: bool = False,
         use_dropconnect: bool = False,
         drop_rate: float = 0.0,
@@ -108,7 +113,10 @@ class _YatConvNd(_YatConvBase):
             constant_alpha=constant_alpha,
             epsilon=epsilon,
             learnable_epsilon=learnable_epsilon,
+            softplus_bias=softplus_bias,
+            scalar_bias=scalar_bias,
         )
+        set_mask(self, mask)
         self.weight_normalized = bool(weight_normalized)
         self.dtype = tf.as_dtype(dtype)
         self.seed = seed
@@ -117,6 +125,11 @@ class _YatConvNd(_YatConvBase):
 
     def _kernel_channels(self):
         return self.kernel.shape[-2] * self.groups
+
+    def _export_params(self) -> dict[str, np.ndarray]:
+        """The effective ``bias`` (softplus, broadcast) and ``weight`` (``kernel * mask``, canonical) an exported
+        file carries; ``{}`` when none of ``softplus_bias`` / ``scalar_bias`` / ``mask`` is set."""
+        return layer_export_params(self, "conv", self.filters)
 
     def build(self, in_channels: int) -> None:
         """Create the variables for ``in_channels`` input channels."""
@@ -136,7 +149,8 @@ class _YatConvNd(_YatConvBase):
                 ),
                 name="kernel",
             )
-            add_yat_variables(self, self.filters, self.dtype)
+            add_yat_variables(self, self.yat.bias_size(self.filters), self.dtype)
+        build_mask(self, "(*kernel_size, C/G, M)")
 
     def __call__(self, x: TensorLike, training: bool = False) -> tf.Tensor:
         x = self._channels_last_input(x)
@@ -152,8 +166,8 @@ class _YatConvNd(_YatConvBase):
         pads = conv_pads(self.padding, spatial, self.kernel_size, self.strides, self.dilation_rate)
         y = functional.yat_conv(
             x,
-            dropconnect(self, self.kernel, training),
-            bias_value(self),
+            masked(self, dropconnect(self, self.kernel, training)),
+            yat_bias(self, self.filters),
             alpha_value(self),
             eps_value(self),
             strides=self.strides,
@@ -178,6 +192,10 @@ _DOC = """Yat {r}-D convolution: ``y[p, m] = alpha * (<P, W_m> + b_m)^2 / (relu(
         data_format: ``'channels_last'`` (default) or ``'channels_first'``.
         padding_mode: ``'zeros'`` (default), ``'reflect'``, ``'replicate'`` or ``'circular'``.
         use_bias, constant_bias, use_alpha, constant_alpha, epsilon (1e-5), learnable_epsilon: as ``YatNMN``.
+        softplus_bias, scalar_bias: nmn 0.3's bias options, as ``YatNMN`` (``scalar_bias``: one bias ``(1,)``).
+        mask: an array of the kernel's shape ``(*kernel_size, C/groups, M)`` multiplied into the kernel before every use, as Flax's
+            ``nn.Conv(mask=...)`` (checked in ``build``; default None). An exported file carries
+            ``kernel * mask`` and the effective bias, so a loaded layer is a plain one.
         weight_normalized: unit-normalise each filter at call time, default False.
         use_dropconnect, drop_rate: nmn 0.3's DropConnect (default off, 0.0): with ``training=True`` each call
             multiplies the kernel by a fresh Bernoulli(1 - drop_rate) mask scaled by 1 / (1 - drop_rate) (masks
@@ -193,6 +211,12 @@ _DOC = """Yat {r}-D convolution: ``y[p, m] = alpha * (<P, W_m> + b_m)^2 / (relu(
     >>> layer = YatConv{r}D(4, 3)
     >>> tuple(layer(tf.ones((1, {shape}2))).shape)
     (1, {out}4)
+    >>> import numpy as np
+    >>> mask = np.ones((3,) * {r} + (2, 4)); mask[0] = 0  # never look at the first row of taps
+    >>> masked = YatConv{r}D(4, 3, mask=mask)
+    >>> _ = masked(tf.ones((1, {shape}2)))
+    >>> bool((masked._export_params()["weight"][(..., 0) + (slice(None),) * ({r} - 1)] == 0).all())
+    True
     """
 
 

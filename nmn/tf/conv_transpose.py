@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
+from numpy.typing import ArrayLike
 
 from nmn._tfkeras.conv_transpose import keras_transpose_geometry
 from nmn._tfkeras.options import DATA_FORMATS, output_padding_of, set_conv_geometry
@@ -16,7 +18,6 @@ from nmn.tf._ops import (
     TensorLike,
     add_yat_variables,
     alpha_value,
-    bias_value,
     dropconnect,
     eps_value,
     glorot_normal,
@@ -24,6 +25,7 @@ from nmn.tf._ops import (
     set_yat_options,
 )
 from nmn.tf.conv import _YatConvBase, from_channels_last
+from nmn.tf.dense import build_mask, layer_export_params, masked, set_mask, yat_bias
 
 __all__ = ["YatConvTranspose1D", "YatConvTranspose2D", "YatConvTranspose3D"]
 
@@ -48,6 +50,9 @@ class _YatConvTransposeNd(_YatConvBase):
         constant_alpha: bool | float | None = None,
         epsilon: float = DEFAULT_EPSILON,
         learnable_epsilon: bool = False,
+        softplus_bias: bool = False,
+        scalar_bias: bool = False,
+        mask: ArrayLike | None = None,
         use_dropconnect: bool = False,
         drop_rate: float = 0.0,
         dtype: tf.DType | str = tf.float32,
@@ -69,7 +74,10 @@ class _YatConvTransposeNd(_YatConvBase):
             constant_alpha=constant_alpha,
             epsilon=epsilon,
             learnable_epsilon=learnable_epsilon,
+            softplus_bias=softplus_bias,
+            scalar_bias=scalar_bias,
         )
+        set_mask(self, mask)
         self.dtype = tf.as_dtype(dtype)
         self.seed = seed
         set_dropconnect(self, use_dropconnect, drop_rate)
@@ -80,6 +88,11 @@ class _YatConvTransposeNd(_YatConvBase):
 
     def _kernel_channels(self):
         return self.kernel.shape[-1]
+
+    def _export_params(self) -> dict[str, np.ndarray]:
+        """The effective ``bias`` (softplus, broadcast) and ``weight`` (``kernel * mask``, canonical) an exported
+        file carries; ``{}`` when none of ``softplus_bias`` / ``scalar_bias`` / ``mask`` is set."""
+        return layer_export_params(self, "conv_transpose", self.filters)
 
     def build(self, in_channels: int) -> None:
         """Create the variables for ``in_channels`` input channels."""
@@ -95,15 +108,16 @@ class _YatConvTransposeNd(_YatConvBase):
                 ),
                 name="kernel",
             )
-            add_yat_variables(self, self.filters, self.dtype)
+            add_yat_variables(self, self.yat.bias_size(self.filters), self.dtype)
+        build_mask(self, "(*kernel_size, M/G, C)")
 
     def __call__(self, x: TensorLike, training: bool = False) -> tf.Tensor:
         x = self._channels_last_input(x)
         pads, outpad = self._geometry
         y = functional.yat_conv_transpose(
             x,
-            dropconnect(self, self.kernel, training),
-            bias_value(self),
+            masked(self, dropconnect(self, self.kernel, training)),
+            yat_bias(self, self.filters),
             alpha_value(self),
             eps_value(self),
             strides=self.strides,
@@ -128,6 +142,10 @@ _DOC = """Yat {r}-D transposed convolution (ONNX ``ConvTranspose`` geometry, ``t
             ``tf.keras.layers.Conv{r}DTranspose``.
         data_format: ``'channels_last'`` (default) or ``'channels_first'``.
         use_bias, constant_bias, use_alpha, constant_alpha, epsilon (1e-5), learnable_epsilon: as ``YatNMN``.
+        softplus_bias, scalar_bias: nmn 0.3's bias options, as ``YatNMN`` (``scalar_bias``: one bias ``(1,)``).
+        mask: an array of the kernel's shape ``(*kernel_size, M/groups, C)`` multiplied into the kernel before every use, as Flax's
+            ``nn.Conv(mask=...)`` (checked in ``build``; default None). An exported file carries
+            ``kernel * mask`` and the effective bias, so a loaded layer is a plain one.
         use_dropconnect, drop_rate: nmn 0.3's DropConnect (default off, 0.0): with ``training=True`` each call
             multiplies the kernel by a fresh Bernoulli(1 - drop_rate) mask scaled by 1 / (1 - drop_rate) (masks
             drawn from a ``tf.random.Generator`` seeded with ``seed``); at inference (``training=False``, the

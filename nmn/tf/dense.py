@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
+from nmn.core.conv import check_mask
 from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
+from nmn.core.spec import export_params
 from nmn.tf import functional
 from nmn.tf._ops import (
     TensorLike,
@@ -25,6 +28,47 @@ from nmn.tf._ops import (
 __all__ = ["YatNMN"]
 
 
+# ------------------------------------------------------- nmn 0.3's bias options and the conv mask (dense, conv, convT)
+def yat_bias(layer: tf.Module, n_out: int) -> tf.Tensor | float | None:
+    """The bias the layer adds: ``softplus_bias`` / ``scalar_bias`` applied to ``bias_value`` (nmn.core.spec)."""
+    return layer.yat.effective_bias(bias_value(layer), n_out, tf.nn.softplus, tf.broadcast_to)
+
+
+def set_mask(layer: tf.Module, mask: Any) -> None:
+    """Keep a conv ``mask`` (any array-like; checked against the kernel's shape in ``build``)."""
+    if mask is not None:
+        try:
+            mask = np.asarray(mask.numpy() if hasattr(mask, "numpy") else mask, np.float32)
+        except (TypeError, ValueError):
+            raise TypeError(f"{layer_label(layer)}: mask must be an array of numbers, got {mask!r}") from None
+    layer.mask = mask
+
+
+def build_mask(layer: tf.Module, layout: str) -> None:
+    """Check the mask against the built kernel (``ValueError`` naming the layer and both shapes)."""
+    check_mask(layer.mask, tuple(layer.kernel.shape), layer_label(layer), layout)
+
+
+def masked(layer: tf.Module, kernel: tf.Tensor) -> tf.Tensor:
+    """``kernel * mask`` where the layer has a mask."""
+    return kernel if layer.mask is None else kernel * tf.constant(layer.mask, kernel.dtype)
+
+
+def layer_export_params(layer: tf.Module, layout: str, n_out: int) -> dict[str, np.ndarray]:
+    """The effective ``bias`` / ``weight`` (canonical) an exported file carries; ``{}`` when no option is on."""
+    mask = getattr(layer, "mask", None)
+    return export_params(
+        layer.yat,
+        "tf",
+        layout,
+        n_out,
+        bias=None if layer.bias is None else layer.bias.numpy(),
+        kernel=None if mask is None else layer.kernel.numpy(),
+        mask=mask,
+        groups=getattr(layer, "groups", 1),
+    )
+
+
 class YatNMN(tf.Module):
     """Yat dense layer: ``y = alpha * (x.w + b)^2 / (relu(|x|^2 + |w|^2 - 2 x.w) + eps)`` per unit.
 
@@ -35,6 +79,10 @@ class YatNMN(tf.Module):
         use_bias: learnable numerator bias, default True. constant_bias: fixed bias value, default None.
         use_alpha: learnable ``alpha (1,)`` init 1, default True. constant_alpha: True (sqrt 2) or a number.
         epsilon: > 0, default 1e-5. learnable_epsilon: ``eps = softplus(epsilon_param)``, default False.
+        softplus_bias: nmn 0.3's positive bias: the ``bias`` weight stays raw, the layer adds ``softplus(bias)``
+            (default False). scalar_bias: the ``bias`` weight has shape ``(1,)``, broadcast over every unit
+            (default False). Both need a learnable bias (an error with ``use_bias=False`` or ``constant_bias``). An
+            exported file carries the effective bias (broadcast to ``(features,)``): a loaded layer is a plain one.
         spherical: unit x and w, distance ``2 - 2 cos``, default False.
         weight_normalized: unit w at call time, default False.
         lazy: the kernel is not trainable (bias, alpha, epsilon stay trainable), default False.
@@ -60,6 +108,10 @@ class YatNMN(tf.Module):
     True
     >>> bool(tf.reduce_all(dc(x, training=True) == dc(x)))  # training: a fresh mask per call
     False
+    >>> sp = YatNMN(2, softplus_bias=True, scalar_bias=True)
+    >>> _ = sp(x)
+    >>> tuple(sp.bias.shape), [round(float(b), 4) for b in sp._export_params()["bias"]]  # softplus(0) per unit
+    ((1,), [0.6931, 0.6931])
     """
 
     def __init__(
@@ -72,6 +124,8 @@ class YatNMN(tf.Module):
         constant_alpha: bool | float | None = None,
         epsilon: float = DEFAULT_EPSILON,
         learnable_epsilon: bool = False,
+        softplus_bias: bool = False,
+        scalar_bias: bool = False,
         spherical: bool = False,
         weight_normalized: bool = False,
         lazy: bool = False,
@@ -94,6 +148,8 @@ class YatNMN(tf.Module):
             constant_alpha=constant_alpha,
             epsilon=epsilon,
             learnable_epsilon=learnable_epsilon,
+            softplus_bias=softplus_bias,
+            scalar_bias=scalar_bias,
         )
         self.spherical = bool(spherical)
         self.weight_normalized = bool(weight_normalized)
@@ -108,6 +164,10 @@ class YatNMN(tf.Module):
     def built(self) -> bool:
         return self.kernel is not None
 
+    def _export_params(self) -> dict[str, np.ndarray]:
+        """The effective ``bias`` an exported file carries (``{}`` without ``softplus_bias`` / ``scalar_bias``)."""
+        return layer_export_params(self, "dense", self.features)
+
     def build(self, in_features: int) -> None:
         """Create the variables for inputs of width ``in_features``."""
         kernel = glorot_normal((in_features, self.features), in_features, self.features, self.dtype, self.seed)
@@ -117,7 +177,7 @@ class YatNMN(tf.Module):
                 trainable=not self.lazy,
                 name="kernel",
             )
-            add_yat_variables(self, self.features, self.dtype)
+            add_yat_variables(self, self.yat.bias_size(self.features), self.dtype)
 
     def __call__(self, x: TensorLike, training: bool = False) -> tf.Tensor:
         x = tf.convert_to_tensor(x)
@@ -136,7 +196,7 @@ class YatNMN(tf.Module):
         return functional.yat_dense(
             x,
             dropconnect(self, self.kernel, training),
-            bias_value(self),
+            yat_bias(self, self.features),
             alpha_value(self),
             eps_value(self),
             spherical=self.spherical,
