@@ -16,6 +16,9 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 FRAMEWORKS = ("torch", "nnx", "linen", "keras", "tf", "mlx")
 
 #: The layer classes, by their canonical name (upper-case ``D`` for the dimension).
@@ -49,17 +52,49 @@ SQUASHER_LAYERS = ("Softermax", "SofterSigmoid", "SoftTanh")
 SPEC = ("to_spec", "from_spec")
 MODULES = ("functional",)
 
-#: Names every framework exports.
-SHARED = LAYERS + tuple(ALIASES) + SQUASHERS + SQUASHER_LAYERS + SPEC + MODULES
+#: nmn 0.3's functional attention helpers, with nmn 0.3.5's signatures (``nmn/<framework>/attention_helpers.py``;
+#: the Yat weights are the layers' own scores). nmn's own functional API is ``nmn.<framework>.functional``.
+V03_HELPERS = (
+    "make_attention_mask",
+    "make_causal_mask",
+    "combine_masks",
+    "causal_attention_mask",
+    "precompute_freqs_cis",
+    "apply_rotary_emb",
+    "normalize_qk",
+    "yat_attention_weights",
+    "yat_attention",
+    "yat_attention_normalized",
+    "rotary_yat_attention_weights",
+    "rotary_yat_attention",
+)
 
-#: Names only one host exports, because they are that host's idiom.
+#: Names every framework exports.
+SHARED = LAYERS + tuple(ALIASES) + SQUASHERS + SQUASHER_LAYERS + SPEC + MODULES + V03_HELPERS
+
+#: Names only one host exports, because they are that host's idiom (or only that host had them in nmn 0.3).
 HOST_EXTRAS = {
     "torch": ("performer_projection",),
-    "nnx": ("YatConv", "YatConvTranspose", "MultiHeadAttention", "Embed", "FrozenParam", "Buffer", "yat_attention"),
-    "linen": ("MultiHeadAttention", "yat_attention"),
+    "nnx": (
+        "YatConv",
+        "YatConvTranspose",
+        "MultiHeadAttention",
+        "Embed",
+        "FrozenParam",
+        "Buffer",
+        "dot_product_attention",
+        "dot_product_attention_weights",
+        "canonicalize_padding",
+        "default_kernel_init",
+        "default_bias_init",
+        "default_alpha_init",
+        "ATTENTION_DEFAULT_CONSTANT_ALPHA",
+        "CONV_DEFAULT_CONSTANT_ALPHA",
+    ),
+    "linen": ("MultiHeadAttention",),
     "keras": (),
     "tf": (),
-    "mlx": (),
+    "mlx": ("fused_yat_score",),
 }
 
 #: Functional ops every framework's ``functional`` module offers (same math, host arrays).
@@ -351,3 +386,84 @@ of its ONNX function nmn::YatEmbedAttend, so a trained epsilon would not survive
             raise TypeError(f"{layer}: {key}= (nmn 0.3) is not supported: {refused[key]}")
     if kwargs and not allow_others:
         raise TypeError(f"{layer}: unexpected keyword argument(s) {sorted(kwargs)}")
+
+
+_GOAT = (
+    "GOAT (nmn 0.3.5's projection-free / value-only Yat attention, MLX only) has no ONNX function in the nmn "
+    "domain and no layer in the other five frameworks, so a GOAT model could neither be exported nor move between "
+    "frameworks; use MultiHeadYatAttention (normalization='l1' gives l1-normalised Yat weights)"
+)
+_PERFORMER = (
+    "nmn 0.3.5's functional spherical Yat performer (a random projection passed by hand) is not carried over as "
+    "functions: the performer is an option of the layer, MultiHeadYatAttention(use_performer=True, "
+    "num_features=...), whose projection is a parameter of the layer and of its exported ONNX file"
+)
+
+#: nmn 0.3 public names deliberately not carried over, per framework: why, and what to use instead. Each
+#: ``nmn.<framework>`` module's ``__getattr__`` (:func:`module_getattr`) raises ``AttributeError`` with the reason.
+#: The MAY / RAY / tensor-product attentions (``maclaurin_*``, ``radial_*``, ``yat_tp_*`` and their projections)
+#: are planned (issue 17), not refused, so they are not here.
+REFUSED_NAMES = {
+    "torch": {},
+    "nnx": {
+        "yat_performer_attention": _PERFORMER,
+        "yat_performer_feature_map": _PERFORMER,
+        "create_yat_projection": _PERFORMER,
+        "rotary_yat_performer_attention": "RotaryYatAttention has no performer in nmn (its ONNX function "
+        "nmn::RotaryYatAttention has none); use MultiHeadYatAttention(use_performer=True, num_features=...) with "
+        "apply_rotary_emb on the queries and keys, or the exact rotary_yat_attention",
+        "conv_dimension_numbers": "it was an internal helper of nmn 0.3.5's convolutions (channels-last input, "
+        "(spatial..., in, out) kernel); use jax.lax.conv_dimension_numbers(lhs_shape, rhs_shape, "
+        "('NHWC', 'HWIO', 'NHWC')) (or the 1-D / 3-D layout names)",
+    },
+    "linen": {},
+    "keras": {},
+    "tf": {},
+    "mlx": {
+        "GoatYatAttention": _GOAT,
+        "goat_yat_attention": _GOAT,
+        "goat_yat_attention_weights": _GOAT,
+        "is_gpu_available": "it probed the GPU for nmn 0.3.5's hand-written Metal kernel, which nmn does not ship "
+        "(fused_yat_score and YatNMN run MLX's own ops on any device); use mlx.core.metal.is_available()",
+    },
+}
+
+
+def refused_name_error(framework: str, name: str) -> AttributeError:
+    """The ``AttributeError`` for ``nmn.<framework>.<name>``: the reason from :data:`REFUSED_NAMES` when nmn 0.3
+    had the name, else Python's plain "has no attribute".
+
+    Args:
+        framework: one of :data:`FRAMEWORKS`.
+        name: the attribute asked for.
+
+    >>> print(refused_name_error("mlx", "is_gpu_available"))  # doctest: +ELLIPSIS
+    nmn.mlx.is_gpu_available (nmn 0.3) is not carried over: it probed the GPU ...
+    >>> print(refused_name_error("torch", "colour"))
+    module 'nmn.torch' has no attribute 'colour'
+    """
+    why = REFUSED_NAMES.get(framework, {}).get(name)
+    if why is None:
+        return AttributeError(f"module 'nmn.{framework}' has no attribute {name!r}")
+    return AttributeError(f"nmn.{framework}.{name} (nmn 0.3) is not carried over: {why}")
+
+
+def module_getattr(framework: str) -> Callable[[str], Any]:
+    """A module-level ``__getattr__`` for ``nmn.<framework>`` that raises :func:`refused_name_error`.
+
+    Args:
+        framework: one of :data:`FRAMEWORKS`.
+
+    >>> getattr_ = module_getattr("nnx")
+    >>> getattr_("conv_dimension_numbers")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    AttributeError: nmn.nnx.conv_dimension_numbers (nmn 0.3) is not carried over: it was an internal helper ...
+    """
+    if framework not in REFUSED_NAMES:
+        raise ValueError(f"nmn.core.names: framework must be one of {FRAMEWORKS}, got {framework!r}")
+
+    def __getattr__(name: str) -> Any:
+        raise refused_name_error(framework, name)
+
+    return __getattr__

@@ -17,9 +17,24 @@ if not _keras.__version__.startswith("3."):  # pragma: no cover
     raise ImportError(f'nmn.keras needs Keras 3, found {_keras.__version__}: pip install "nmn[keras]>=1.0"')
 
 from nmn.core.names import bind_aliases as _bind_aliases
+from nmn.core.names import module_getattr as _module_getattr
 from nmn.core.names import public_names as _public_names
 from nmn.keras import functional
 from nmn.keras.attention import MultiHeadYatAttention, RotaryYatAttention
+from nmn.keras.attention_helpers import (  # nmn 0.3's helpers, with its signatures
+    apply_rotary_emb,
+    causal_attention_mask,
+    combine_masks,
+    make_attention_mask,
+    make_causal_mask,
+    normalize_qk,
+    precompute_freqs_cis,
+    rotary_yat_attention,
+    rotary_yat_attention_weights,
+    yat_attention,
+    yat_attention_normalized,
+    yat_attention_weights,
+)
 from nmn.keras.conv import YatConv1D, YatConv2D, YatConv3D
 from nmn.keras.conv_transpose import YatConvTranspose1D, YatConvTranspose2D, YatConvTranspose3D
 from nmn.keras.dense import YatNMN
@@ -29,6 +44,7 @@ from nmn.keras.squashers import Softermax, SofterSigmoid, SoftTanh, soft_tanh, s
 
 _bind_aliases(globals())
 __all__ = list(_public_names("keras"))
+__getattr__ = _module_getattr("keras")  # nmn 0.3 names that are not carried over say why
 
 # .keras files of models loaded from ONNX hold nmn's OnnxOp layer: register it, so that `import nmn.keras` is all
 # `keras.saving.load_model` needs in a fresh process (issue 19)

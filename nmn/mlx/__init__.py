@@ -13,19 +13,31 @@ Layers: :class:`YatNMN` (alias ``YatDense``), ``YatConv1D/2D/3D``, ``YatConvTran
 """
 
 from nmn.core.names import bind_aliases as _bind_aliases
+from nmn.core.names import module_getattr as _module_getattr
 from nmn.core.names import public_names as _public_names
 from nmn.mlx import functional
 from nmn.mlx._ops import F
 from nmn.mlx.attention import MultiHeadYatAttention, RotaryYatAttention
+from nmn.mlx.attention_helpers import (  # nmn 0.3's helpers, with its signatures
+    apply_rotary_emb,
+    causal_attention_mask,
+    combine_masks,
+    fused_yat_score,
+    make_attention_mask,
+    make_causal_mask,
+    normalize_qk,
+    precompute_freqs_cis,
+    rotary_yat_attention,
+    rotary_yat_attention_weights,
+    yat_attention,
+    yat_attention_normalized,
+    yat_attention_weights,
+)
 from nmn.mlx.conv import YatConv1D, YatConv2D, YatConv3D
 from nmn.mlx.conv_transpose import YatConvTranspose1D, YatConvTranspose2D, YatConvTranspose3D
 from nmn.mlx.dense import YatNMN
 from nmn.mlx.embed import YatEmbed
-from nmn.mlx.functional import (
-    apply_rotary_emb,
-    precompute_freqs_cis,
-    yat_attention,
-    yat_attention_weights,
+from nmn.mlx.functional import (  # nmn's functional ops, importable from the root as in nmn 0.3
     yat_conv,
     yat_conv_transpose,
     yat_dense,
@@ -37,3 +49,4 @@ from nmn.mlx.squashers import Softermax, SofterSigmoid, SoftTanh, soft_tanh, sof
 
 _bind_aliases(globals())
 __all__ = list(_public_names("mlx"))
+__getattr__ = _module_getattr("mlx")  # nmn 0.3 names that are not carried over say why

@@ -14,9 +14,24 @@ except ImportError as exc:  # pragma: no cover
     raise ImportError('nmn.tf needs TensorFlow: pip install "nmn[tf]>=1.0"') from exc
 
 from nmn.core.names import bind_aliases as _bind_aliases
+from nmn.core.names import module_getattr as _module_getattr
 from nmn.core.names import public_names as _public_names
 from nmn.tf import functional
 from nmn.tf.attention import MultiHeadYatAttention, RotaryYatAttention
+from nmn.tf.attention_helpers import (  # nmn 0.3's helpers, with its signatures
+    apply_rotary_emb,
+    causal_attention_mask,
+    combine_masks,
+    make_attention_mask,
+    make_causal_mask,
+    normalize_qk,
+    precompute_freqs_cis,
+    rotary_yat_attention,
+    rotary_yat_attention_weights,
+    yat_attention,
+    yat_attention_normalized,
+    yat_attention_weights,
+)
 from nmn.tf.conv import YatConv1D, YatConv2D, YatConv3D
 from nmn.tf.conv_transpose import YatConvTranspose1D, YatConvTranspose2D, YatConvTranspose3D
 from nmn.tf.dense import YatNMN
@@ -26,3 +41,4 @@ from nmn.tf.squashers import Softermax, SofterSigmoid, SoftTanh, soft_tanh, soft
 
 _bind_aliases(globals())
 __all__ = list(_public_names("tf"))
+__getattr__ = _module_getattr("tf")  # nmn 0.3 names that are not carried over say why

@@ -14,9 +14,24 @@ except ImportError as err:  # pragma: no cover - exercised only without torch
     raise ImportError('nmn.torch needs PyTorch: pip install "nmn[torch]>=1.0"') from err
 
 from nmn.core.names import bind_aliases as _bind_aliases
+from nmn.core.names import module_getattr as _module_getattr
 from nmn.core.names import public_names as _public_names
 from nmn.torch import functional
 from nmn.torch.attention import MultiHeadYatAttention, RotaryYatAttention, performer_projection
+from nmn.torch.attention_helpers import (  # nmn 0.3's helpers, with its signatures
+    apply_rotary_emb,
+    causal_attention_mask,
+    combine_masks,
+    make_attention_mask,
+    make_causal_mask,
+    normalize_qk,
+    precompute_freqs_cis,
+    rotary_yat_attention,
+    rotary_yat_attention_weights,
+    yat_attention,
+    yat_attention_normalized,
+    yat_attention_weights,
+)
 from nmn.torch.conv import YatConv1D, YatConv2D, YatConv3D
 from nmn.torch.conv_transpose import YatConvTranspose1D, YatConvTranspose2D, YatConvTranspose3D
 from nmn.torch.dense import YatNMN
@@ -27,3 +42,4 @@ from nmn.torch.squashers import Softermax, SofterSigmoid, SoftTanh
 
 _bind_aliases(globals())
 __all__ = list(_public_names("torch"))
+__getattr__ = _module_getattr("torch")  # nmn 0.3 names that are not carried over say why
