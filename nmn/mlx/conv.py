@@ -6,10 +6,14 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from nmn.core.conv import PADDING_MODES, as_tuple, conv_pads, normalize_padding
+import numpy as np
+from numpy.typing import ArrayLike
+
+from nmn.core.conv import PADDING_MODES, as_tuple, check_mask, conv_pads, normalize_padding
 from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_choice, check_positive_int
-from nmn.mlx._ops import YatParamsMixin, fan_in_normal, mx, nn
+from nmn.mlx._ops import fan_in_normal, mx, nn
+from nmn.mlx.dense import BiasMaskMixin
 from nmn.mlx.functional import yat_conv
 
 __all__ = ["YatConv1D", "YatConv2D", "YatConv3D"]
@@ -27,11 +31,12 @@ def check_conv_input(layer: str, x: mx.array, rank: int, channels: int | None) -
         )
 
 
-class _ConvBase(YatParamsMixin, nn.Module):
+class _ConvBase(BiasMaskMixin, nn.Module):
     """What the N-d Yat convolution and transposed convolution share: geometry, a lazy kernel
     ``(filters, *k, in_channels / groups)`` built from ``in_channels`` or the first input, and the config keys."""
 
     _rank = 0
+    _layout = "conv"
 
     def _init_geometry(
         self,
@@ -48,15 +53,31 @@ class _ConvBase(YatParamsMixin, nn.Module):
         self.dilation_rate = as_tuple(dilation_rate, rank, "dilation_rate", name)
         return normalize_padding(padding, rank, name)
 
-    def _init_groups_and_params(self, groups: int, yat_args: tuple, dtype: mx.Dtype) -> None:
-        """Set ``groups`` and the Yat parameters (``yat_args``: use_bias, constant_bias, use_alpha,
-        constant_alpha, epsilon, learnable_epsilon)."""
+    def _init_groups_and_params(
+        self,
+        groups: int,
+        yat_args: tuple,
+        dtype: mx.Dtype,
+        softplus_bias: bool = False,
+        scalar_bias: bool = False,
+        mask: Any = None,
+    ) -> None:
+        """Set ``groups``, the Yat parameters (``yat_args``: use_bias, constant_bias, use_alpha,
+        constant_alpha, epsilon, learnable_epsilon), nmn 0.3's bias options and the kernel ``mask`` (checked
+        against the kernel when it is built)."""
         name = type(self).__name__
         self.groups = check_positive_int(groups, "groups", name)
         if self.filters % self.groups:
             raise ValueError(f"{name}: filters ({self.filters}) must be divisible by groups ({self.groups})")
         self._dtype = dtype
         self._init_yat_params(*yat_args, (self.filters,), dtype)
+        self._init_bias_options(softplus_bias, scalar_bias, self.filters)
+        if mask is not None:
+            try:
+                mask = np.asarray(mask, np.float32)
+            except (TypeError, ValueError):
+                raise TypeError(f"{name}: mask must be an array of numbers, got {mask!r}") from None
+        object.__setattr__(self, "mask", mask)
 
     def _init_kernel(self, in_channels: int | None) -> None:
         self.in_channels = None
@@ -72,9 +93,9 @@ class _ConvBase(YatParamsMixin, nn.Module):
                 f"{type(self).__name__}: in_channels ({in_channels}) must be divisible by groups ({self.groups})"
             )
         self.in_channels = int(in_channels)
-        self.kernel = fan_in_normal(
-            (self.filters, *self.kernel_size, in_channels // self.groups), self._fan_in(in_channels), self._dtype
-        )
+        shape = (self.filters, *self.kernel_size, in_channels // self.groups)
+        check_mask(self.mask, shape, type(self).__name__, "(filters, *kernel_size, in_channels/groups)")
+        self.kernel = fan_in_normal(shape, self._fan_in(in_channels), self._dtype)
 
     def _checked_input(self, x: mx.array) -> mx.array:
         """Build the kernel from the first input when needed; check ``x`` is ``(N, *S, in_channels)``."""
@@ -136,6 +157,9 @@ class _YatConvND(_ConvBase):
         constant_alpha: bool | float | None = None,
         epsilon: float = DEFAULT_EPSILON,
         learnable_epsilon: bool = False,
+        softplus_bias: bool = False,
+        scalar_bias: bool = False,
+        mask: ArrayLike | None = None,
         weight_normalized: bool = False,
         use_dropconnect: bool = False,
         drop_rate: float = 0.0,
@@ -147,7 +171,12 @@ class _YatConvND(_ConvBase):
         self.padding = self._init_geometry(filters, kernel_size, strides, dilation_rate, padding)
         self.padding_mode = check_choice(padding_mode, tuple(PADDING_MODES), "padding_mode", type(self).__name__)
         self._init_groups_and_params(
-            groups, (use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon), dtype
+            groups,
+            (use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon),
+            dtype,
+            softplus_bias,
+            scalar_bias,
+            mask,
         )
         self.weight_normalized = bool(weight_normalized)
         self._init_dropconnect(use_dropconnect, drop_rate)
@@ -163,8 +192,8 @@ class _YatConvND(_ConvBase):
         x = self._checked_input(x)
         return yat_conv(
             x,
-            self._dropconnect(self["kernel"]),
-            *self._terms(),
+            self._masked(self._dropconnect(self["kernel"])),
+            *self._effective_terms(),
             strides=self.strides,
             pads=self._pads(x),
             dilations=self.dilation_rate,
@@ -179,6 +208,7 @@ class _YatConvND(_ConvBase):
             **self._constructor_geometry(),
             "padding_mode": self.padding_mode,
             **self._yat_config(),
+            **self._bias_mask_config(),
             "weight_normalized": self.weight_normalized,
             **self._dropconnect_config(),
         }
@@ -230,7 +260,12 @@ _CONV_DOC = """Yat {rank}-D convolution: every patch ``P`` of the (padded) input
         dilation_rate: int or {rank} ints (default 1).
         groups: feature groups; ``C`` and ``M`` must be divisible by it (default 1).
         padding_mode: ``'zeros'`` (default), ``'reflect'``, ``'replicate'`` or ``'circular'``.
-        use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon: as :class:`YatNMN`.
+        use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon, softplus_bias,
+            scalar_bias: as :class:`YatNMN` (``scalar_bias``: one bias ``(1,)`` for every filter).
+        mask: an array of the kernel's shape ``(filters, *kernel_size, in_channels / groups)`` multiplied into
+            the kernel before every use, as Flax's ``nn.Conv(mask=...)`` (checked when the kernel is built; a
+            plain attribute, never trained; ``get_config`` keeps it as a nested list). Default None. An exported
+            file carries ``kernel * mask`` and the effective bias: a loaded layer is a plain one.
         weight_normalized: unit-normalise each filter at every call, ``|W_m|^2 := 1`` (default False).
         use_dropconnect, drop_rate: nmn 0.3's DropConnect on the kernel in training mode (default False, 0.0), as
             :class:`YatNMN`; the identity after ``layer.eval()`` and in exported files.
@@ -242,6 +277,11 @@ _CONV_DOC = """Yat {rank}-D convolution: every patch ``P`` of the (padded) input
     >>> layer = YatConv{rank}D(4, 3, in_channels=2, padding="same")
     >>> layer(mx.ones((1, {example}, 2))).shape
     ({out_example}, 4)
+    >>> import numpy as np
+    >>> mask = np.ones((4,) + (3,) * {rank} + (2,)); mask[:, 0] = 0  # never look at the first row of taps
+    >>> masked = YatConv{rank}D(4, 3, in_channels=2, mask=mask)
+    >>> bool((masked._export_params()["weight"][(..., 0) + (slice(None),) * ({rank} - 1)] == 0).all())
+    True
     """
 
 

@@ -6,6 +6,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from numpy.typing import ArrayLike
+
 from nmn.core.conv import output_padding_tuple, transpose_geometry
 from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON
@@ -18,6 +20,8 @@ __all__ = ["YatConvTranspose1D", "YatConvTranspose2D", "YatConvTranspose3D"]
 
 class _YatConvTransposeND(_ConvBase):
     """N-d Yat transposed convolution; use the 1-D / 2-D / 3-D classes."""
+
+    _layout = "conv_transpose"
 
     def __init__(
         self,
@@ -36,6 +40,9 @@ class _YatConvTransposeND(_ConvBase):
         constant_alpha: bool | float | None = None,
         epsilon: float = DEFAULT_EPSILON,
         learnable_epsilon: bool = False,
+        softplus_bias: bool = False,
+        scalar_bias: bool = False,
+        mask: ArrayLike | None = None,
         use_dropconnect: bool = False,
         drop_rate: float = 0.0,
         dtype: mx.Dtype = mx.float32,
@@ -52,7 +59,12 @@ class _YatConvTransposeND(_ConvBase):
             output_padding, rank, name, strides=self.strides, dilations=self.dilation_rate
         )
         self._init_groups_and_params(
-            groups, (use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon), dtype
+            groups,
+            (use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon),
+            dtype,
+            softplus_bias,
+            scalar_bias,
+            mask,
         )
         self._pads, self._outpad = transpose_geometry(
             self.padding, self.kernel_size, self.strides, self.dilation_rate, self.output_padding
@@ -67,8 +79,8 @@ class _YatConvTransposeND(_ConvBase):
         x = self._checked_input(x)
         return yat_conv_transpose(
             x,
-            self._dropconnect(self["kernel"]),
-            *self._terms(),
+            self._masked(self._dropconnect(self["kernel"])),
+            *self._effective_terms(),
             strides=self.strides,
             pads=self._pads,
             dilations=self.dilation_rate,
@@ -82,6 +94,7 @@ class _YatConvTransposeND(_ConvBase):
             **self._constructor_geometry(),
             "output_padding": list(self.output_padding),
             **self._yat_config(),
+            **self._bias_mask_config(),
             **self._dropconnect_config(),
         }
 
@@ -134,7 +147,12 @@ _DOC = """Yat {rank}-D transposed convolution (the ONNX / torch ``ConvTranspose`
         dilation_rate: int or {rank} ints (default 1).
         output_padding: extra rows on the high side of each axis, < max(stride, dilation) (default 0).
         groups: feature groups (default 1).
-        use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon: as :class:`YatNMN`.
+        use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon, softplus_bias,
+            scalar_bias: as :class:`YatNMN` (``scalar_bias``: one bias ``(1,)`` for every filter).
+        mask: an array of the kernel's shape ``(filters, *kernel_size, in_channels / groups)`` multiplied into
+            the kernel before every use, as Flax's ``nn.ConvTranspose(mask=...)`` (checked when the kernel is
+            built; a plain attribute, never trained; ``get_config`` keeps it as a nested list). Default None. An
+            exported file carries ``kernel * mask`` and the effective bias: a loaded layer is a plain one.
         use_dropconnect, drop_rate: nmn 0.3's DropConnect on the kernel in training mode (default False, 0.0), as
             :class:`YatNMN`; the identity after ``layer.eval()`` and in exported files.
         dtype: parameter dtype (default ``mx.float32``).

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
-from nmn.mlx._ops import YatParamsMixin, check_last_dim, glorot_normal, mx, nn
+from nmn.core.spec import export_params
+from nmn.mlx._ops import F, YatParamsMixin, check_last_dim, glorot_normal, mx, nn
 from nmn.mlx.functional import yat_dense
 
 __all__ = ["YatNMN", "YatDense"]
@@ -16,7 +19,59 @@ __all__ = ["YatNMN", "YatDense"]
 _fused_yat_dense = mx.compile(yat_dense)
 
 
-class YatNMN(YatParamsMixin, nn.Module):
+class BiasMaskMixin(YatParamsMixin):
+    """nmn 0.3's ``softplus_bias`` / ``scalar_bias`` and the conv ``mask`` on an MLX Yat layer (dense, conv, convT).
+
+    The mask is a plain attribute (not in the module dict: never trained, not in ``parameters()``); ``get_config``
+    carries it as a nested list.
+    """
+
+    _layout = "dense"  # the nmn.core.layouts kind of the kernel
+
+    def _init_bias_options(self, softplus_bias: bool, scalar_bias: bool, n_out: int) -> None:
+        """Validate the bias options (``self.yat`` from ``_init_yat_params``) and resize a scalar bias to ``(1,)``."""
+        self.yat = self.yat.with_bias_options(softplus_bias, scalar_bias)
+        object.__setattr__(self, "_n_out", int(n_out))
+        if self.yat.scalar_bias:
+            self.bias = mx.zeros((1,), dtype=self["bias"].dtype)
+
+    def _effective_terms(self) -> tuple[mx.array | float | None, mx.array | float | None, mx.array | float]:
+        """``_terms()`` with the bias as the layer adds it (softplus / broadcast, ``nmn.core.spec``)."""
+        bias, alpha, eps = self._terms()
+        return self.yat.effective_bias(bias, self._n_out, F.softplus, mx.broadcast_to), alpha, eps
+
+    def _masked(self, kernel: mx.array) -> mx.array:
+        mask = getattr(self, "mask", None)
+        return kernel if mask is None else kernel * mx.array(mask).astype(kernel.dtype)
+
+    def _bias_mask_config(self) -> dict[str, object]:
+        config = self.yat.bias_options()
+        if self._layout != "dense":
+            mask = getattr(self, "mask", None)
+            config["mask"] = None if mask is None else mask.tolist()
+        return config
+
+    def _export_params(self) -> dict[str, np.ndarray]:
+        """The effective ``bias`` (softplus, broadcast) and ``weight`` (``kernel * mask``, canonical) an exported
+        file carries; ``{}`` when none of ``softplus_bias`` / ``scalar_bias`` / ``mask`` is set."""
+        mask = getattr(self, "mask", None)
+
+        def host(name: str) -> np.ndarray | None:
+            return np.array(self[name].astype(mx.float32)) if name in self else None
+
+        return export_params(
+            self.yat,
+            "mlx",
+            self._layout,
+            self._n_out,
+            bias=host("bias"),
+            kernel=host("kernel") if mask is not None else None,
+            mask=mask,
+            groups=getattr(self, "groups", 1),
+        )
+
+
+class YatNMN(BiasMaskMixin, nn.Module):
     """Yat dense layer: every output unit is a prototype ``w_o`` compared with the input by the Yat product.
 
     ``y_o = alpha * (x.w_o + b_o)^2 / (relu(|x|^2 + |w_o|^2 - 2 x.w_o) + eps)``
@@ -35,6 +90,10 @@ class YatNMN(YatParamsMixin, nn.Module):
         constant_alpha: True (sqrt 2) or a number: a fixed alpha, no parameter (default None).
         epsilon: > 0, added to the clamped distance (default 1e-5).
         learnable_epsilon: learn ``epsilon_param`` with ``eps = softplus(epsilon_param)`` (default False).
+        softplus_bias: nmn 0.3's positive bias: ``bias`` stays raw, the layer adds ``softplus(bias)`` (default
+            False). scalar_bias: ``bias`` has shape ``(1,)``, broadcast over every unit (default False). Both need
+            a learnable bias (an error with ``use_bias=False`` or ``constant_bias``). An exported file carries the
+            effective bias (broadcast to ``(features,)``): a layer loaded from it is a plain one.
         spherical: unit-normalise inputs and prototypes, distance ``2 - 2 cos`` (default False).
         weight_normalized: unit-normalise the prototypes at every call, ``|w|^2 := 1`` (default False).
         lazy: freeze the kernel (``freeze(keys=["kernel"])``); bias / alpha / epsilon still train
@@ -69,6 +128,9 @@ class YatNMN(YatParamsMixin, nn.Module):
     >>> _ = dc.eval()
     >>> bool(mx.array_equal(dc(x), dc(x)))
     True
+    >>> sp = YatNMN(2, in_features=3, softplus_bias=True, scalar_bias=True)
+    >>> sp.bias.shape, [round(float(b), 4) for b in sp._export_params()["bias"]]  # softplus(0) per unit
+    ((1,), [0.6931, 0.6931])
     """
 
     def __init__(
@@ -82,6 +144,8 @@ class YatNMN(YatParamsMixin, nn.Module):
         constant_alpha: bool | float | None = None,
         epsilon: float = DEFAULT_EPSILON,
         learnable_epsilon: bool = False,
+        softplus_bias: bool = False,
+        scalar_bias: bool = False,
         spherical: bool = False,
         weight_normalized: bool = False,
         lazy: bool = False,
@@ -108,6 +172,7 @@ class YatNMN(YatParamsMixin, nn.Module):
         self._dtype = dtype
         self._yat_args = (use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon)
         self._init_yat_params(*self._yat_args, (self.features,), dtype)
+        self._init_bias_options(softplus_bias, scalar_bias, self.features)
         self.in_features = None
         if in_features is not None:
             self._build(in_features)
@@ -129,7 +194,7 @@ class YatNMN(YatParamsMixin, nn.Module):
         return product(
             x,
             self._dropconnect(self["kernel"]),
-            *self._terms(),
+            *self._effective_terms(),
             spherical=self.spherical,
             weight_normalized=self.weight_normalized,
         )
@@ -140,6 +205,7 @@ class YatNMN(YatParamsMixin, nn.Module):
             "features": self.features,
             "in_features": self.in_features,
             **self._yat_config(),
+            **self._bias_mask_config(),
             "spherical": self.spherical,
             "weight_normalized": self.weight_normalized,
             "lazy": self.lazy,
