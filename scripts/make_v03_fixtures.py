@@ -50,6 +50,14 @@ def _ids(rng, n, vocab):
 
 
 # --------------------------------------------------------------------------------------------------------- torch
+def _record(arrays, kind, x, y, q=None, y_attend=None):
+    """One case's input ``x`` and the old layer's output ``y``; for an embedding also ``q`` and ``attend(q)``.
+    Keys in this order (the ``.npz`` files keep it)."""
+    arrays[f"{kind}/x"], arrays[f"{kind}/y"] = x, np.asarray(y)
+    if q is not None:
+        arrays[f"{kind}/q"], arrays[f"{kind}/y_attend"] = q, np.asarray(y_attend)
+
+
 def make_torch(old_path):
     import torch
     from old_nmn import load_old
@@ -118,18 +126,11 @@ def make_nnx(old_path):
             arrays[f"{kind}/state/" + "/".join(map(str, path))] = np.asarray(var.get_value())
         if shape == "embed":
             ids, q = _ids(rng, 4, 10), _x(rng, (3, 6))
-            arrays.update(
-                {
-                    f"{kind}/x": ids,
-                    f"{kind}/y": np.asarray(layer(jnp.asarray(ids))),
-                    f"{kind}/q": q,
-                    f"{kind}/y_attend": np.asarray(layer.attend(jnp.asarray(q))),
-                }
-            )
+            _record(arrays, kind, ids, layer(jnp.asarray(ids)), q, layer.attend(jnp.asarray(q)))
         else:
             x = _x(rng, shape)
             y = layer(jnp.asarray(x), deterministic=True) if kind in ("mha", "rotary") else layer(jnp.asarray(x))
-            arrays[f"{kind}/x"], arrays[f"{kind}/y"] = x, np.asarray(y)
+            _record(arrays, kind, x, y)
     np.savez(OUT / "nnx.npz", **arrays)
     return sorted({k.split("/")[0] for k in arrays})
 
@@ -168,14 +169,13 @@ def make_linen(old_path):
         variables = unflatten_dict(flat)
         for k, v in flat.items():
             arrays[f"{kind}/vars/" + "/".join(k)] = np.asarray(v)
-        if shape in ("embed", "lookup"):
-            arrays[f"{kind}/x"] = ids
-            arrays[f"{kind}/y"] = np.asarray(layer.apply(variables, jnp.asarray(ids)))
-            if shape == "embed":
-                arrays[f"{kind}/q"] = q
-                arrays[f"{kind}/y_attend"] = np.asarray(layer.apply(variables, jnp.asarray(q), method="attend"))
+        if shape == "embed":
+            y_attend = layer.apply(variables, jnp.asarray(q), method="attend")
+            _record(arrays, kind, ids, layer.apply(variables, jnp.asarray(ids)), q, y_attend)
+        elif shape == "lookup":
+            _record(arrays, kind, ids, layer.apply(variables, jnp.asarray(ids)))
         else:
-            arrays[f"{kind}/x"], arrays[f"{kind}/y"] = x, np.asarray(layer.apply(variables, jnp.asarray(x)))
+            _record(arrays, kind, x, layer.apply(variables, jnp.asarray(x)))
     np.savez(OUT / "linen.npz", **arrays)
     return sorted({k.split("/")[0] for k in arrays})
 
@@ -187,6 +187,7 @@ def make_keras(old_path):
 
     O = load_old(old_path, "keras")
     rng = np.random.default_rng(SEED)
+    to_np = keras.ops.convert_to_numpy
 
     class One(keras.Model):
         """The one-layer model whose ``save_weights`` file a test reloads (same class in tests/compat)."""
@@ -225,10 +226,9 @@ def make_keras(old_path):
             v.assign(_rand(rng, tuple(v.shape), v.path))
         model.save_weights(OUT / f"keras_{kind}.weights.h5")
         if shape == "embed":
-            arrays.update({f"{kind}/x": ids, f"{kind}/y": keras.ops.convert_to_numpy(model(ids)), f"{kind}/q": q})
-            arrays[f"{kind}/y_attend"] = keras.ops.convert_to_numpy(layer.attend(q))
+            _record(arrays, kind, ids, to_np(model(ids)), q, to_np(layer.attend(q)))
         else:
-            arrays[f"{kind}/x"], arrays[f"{kind}/y"] = x, keras.ops.convert_to_numpy(model(x))
+            _record(arrays, kind, x, to_np(model(x)))
     np.savez(OUT / "keras.npz", **arrays)
     return sorted({k.split("/")[0] for k in arrays})
 
@@ -266,10 +266,9 @@ def make_tf(old_path):
             old.unlink()
         tf.train.Checkpoint(layer=layer).write(str(OUT / f"tf_{kind}"))
         if shape == "embed":
-            arrays.update({f"{kind}/x": ids, f"{kind}/y": layer(tf.constant(ids)).numpy(), f"{kind}/q": q})
-            arrays[f"{kind}/y_attend"] = layer.attend(tf.constant(q)).numpy()
+            _record(arrays, kind, ids, layer(tf.constant(ids)), q, layer.attend(tf.constant(q)))
         else:
-            arrays[f"{kind}/x"], arrays[f"{kind}/y"] = x, layer(tf.constant(x)).numpy()
+            _record(arrays, kind, x, layer(tf.constant(x)))
     np.savez(OUT / "tf.npz", **arrays)
     return sorted({k.split("/")[0] for k in arrays})
 
@@ -307,10 +306,9 @@ def make_mlx(old_path):
         for k, v in params:
             arrays[f"{kind}/params/{k}"] = np.asarray(v)
         if shape == "embed":
-            arrays.update({f"{kind}/x": ids, f"{kind}/y": np.asarray(layer(mx.array(ids))), f"{kind}/q": q})
-            arrays[f"{kind}/y_attend"] = np.asarray(layer.attend(mx.array(q)))
+            _record(arrays, kind, ids, layer(mx.array(ids)), q, layer.attend(mx.array(q)))
         else:
-            arrays[f"{kind}/x"], arrays[f"{kind}/y"] = x, np.asarray(layer(mx.array(x)))
+            _record(arrays, kind, x, layer(mx.array(x)))
     np.savez(OUT / "mlx.npz", **arrays)
     return sorted({k.split("/")[0] for k in arrays})
 
