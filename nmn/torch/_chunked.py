@@ -193,129 +193,169 @@ class _Plan:
         for ks in range(0, stop, self.tk):
             yield ks, min(ks + self.tk, self.lk)
 
-    def tile_mask(self, qs, qe, ks, ke):
-        """The bool tile (True = attend) broadcastable to ``(B, H, qe - qs, ke - ks)``, or ``None`` (all True)."""
+
+def _tail_scale(alpha, d):
+    """``(c, fold)``: the score scale ``c = alpha / sqrt(D)`` and whether it is a positive number (folded into
+    the denominator: ``s = dot^2 / den'`` with ``den' = den / c``, one pass fewer per tile)."""
+    scale = 1.0 / math.sqrt(d)
+    if alpha is None:
+        return scale, True
+    value = float(alpha.detach().reshape(-1)[0]) if alpha.numel() == 1 else -1.0
+    if value > 0.0 and math.isfinite(value):
+        return value * scale, True
+    return alpha * scale, False
+
+
+class _Tiles:
+    """The inputs of one batch element as ``(H, L, D)`` views and the tile builders over them."""
+
+    def __init__(self, p, q, k, v, c, fold, bi):
+        ct = p.dtype
+        self.p, self.c, self.fold = p, c, fold
+        self.q, self.k, self.v = (x[bi].transpose(0, 1) for x in (q, k, v))  # (H, L, D) views, no copy
+        if ct != q.dtype or ct != k.dtype or ct != v.dtype:
+            self.q, self.k, self.v = (x.to(ct) for x in (self.q, self.k, self.v))
+        self.mask = None
+        if p.mask is not None:
+            m = p.mask
+            self.mask = m[bi if m.shape[0] > 1 else 0] if m.dim() == 4 else m
+        if not p.spherical:  # (|q|^2 + eps) / c and |k|^2 / c: den' = relu(dist) / c + eps / c
+            inv = 1.0 / c if fold else 1.0
+            self.qq = self.q.square().sum(-1).add_(p.eps).mul_(inv)
+            self.kk = self.k.square().sum(-1).mul_(inv)
+        self.low = p.eps / c if fold else p.eps
+
+    def mask_tile(self, qs, qe, ks, ke):
+        p = self.p
         m = None if self.mask is None else _mask_tile(self.mask, qs, qe, ks, ke)
-        if self.causal and ke - 1 > qs + self.offset:  # some key of the tile is after some query's last key
-            c = self.cols[None, ks:ke] <= self.rows[qs:qe, None] + self.offset
-            m = c if m is None else m & c
+        if p.causal and ke - 1 > qs + p.offset:  # some key of the tile is after some query's last key
+            cm = p.cols[None, ks:ke] <= p.rows[qs:qe, None] + p.offset
+            m = cm if m is None else m & cm
         return m
 
     def empty_rows(self, qs, qe):
-        """Bool ``(B, H, qe - qs)`` (broadcastable) of the rows that attend to no key, or ``None`` if none do."""
-        if self.mask is None and (self.offset >= 0 or not self.causal):
+        """Bool ``(H, qe - qs)`` of the rows that attend to no key, or ``None`` when every row attends to one."""
+        p = self.p
+        if p.mask is None and (p.offset >= 0 or not p.causal):
             return None
         seen = None
-        for ks, ke in self.key_tiles(qs, qe):
-            m = self.tile_mask(qs, qe, ks, ke)
+        for ks, ke in p.key_tiles(qs, qe):
+            m = self.mask_tile(qs, qe, ks, ke)
             if m is None:
                 return None
-            any_ = m.any(-1)
-            seen = any_ if seen is None else seen | any_
+            hit = m.any(-1)
+            seen = hit if seen is None else seen | hit
         if seen is None or bool(seen.all()):
             return None
-        return torch.broadcast_to(~seen, (self.b, self.h, qe - qs))
+        return torch.broadcast_to(~seen, (p.h, qe - qs))
 
-
-def _heads(x, start, stop, dtype):
-    """``x[:, start:stop]`` of ``(B, L, H, D)`` as ``(B, H, stop - start, D)`` in ``dtype``."""
-    return x[:, start:stop].transpose(1, 2).to(dtype)
-
-
-def _scores(p, qt, kt, qq, kk, c):
-    """``(dot, den)`` of one tile: ``den = relu(dist) + eps`` in place of the distance; ``(dot, den, pos)``."""
-    dot = torch.matmul(qt, kt.transpose(-1, -2))
-    if p.spherical:
-        den = torch.mul(dot, -2.0).add_(2.0)
-    else:
-        den = torch.add(qq[..., None], kk[..., None, :]).add_(dot, alpha=-2.0)
-    return dot, den
-
-
-def _forward(p, q, k, v, alpha):
-    """Output ``(B, Lq, H, Dv)`` and the per-row statistics ``(stat, norm, empty)`` of the backward pass."""
-    ct = p.dtype
-    scale = 1.0 / math.sqrt(p.d)
-    c = scale if alpha is None else alpha.to(ct) * scale
-    qq = kk = None
-    if not p.spherical:
-        qq = q.to(ct).square().sum(-1).transpose(1, 2)
-        kk = k.to(ct).square().sum(-1).transpose(1, 2)
-    dv = v.shape[-1]
-    out = torch.empty(p.b, p.lq, p.h, dv, dtype=ct, device=p.device)
-    out_h = out.transpose(1, 2)
-    stat = torch.empty(p.b, p.h, p.lq, dtype=ct, device=p.device)  # softmax: m + log l; else: Z
-    empty_all = None
-    for qs, qe in p.query_tiles():
-        qt = _heads(q, qs, qe, ct)
-        empty = None if p.norm == "softmax" else p.empty_rows(qs, qe)
-        acc = mrow = lrow = None
-        for ks, ke in p.key_tiles(qs, qe):
-            kt, vt = _heads(k, ks, ke, ct), _heads(v, ks, ke, ct)
-            m = p.tile_mask(qs, qe, ks, ke)
-            dot, den = _scores(
-                p, qt, kt, None if qq is None else qq[..., qs:qe], None if kk is None else kk[..., ks:ke], c
-            )
-            den.clamp_(min=0.0).add_(p.eps)
-            s = dot.square_().div_(den)
-            del den
-            s.mul_(c)
-            if p.norm == "softmax":
-                if m is not None:
-                    s.masked_fill_(~m, NEG_LARGE)
-                mnew = s.amax(-1)
-                if mrow is not None:
-                    mnew = torch.maximum(mrow, mnew)
-                w = s.sub_(mnew[..., None]).exp_()
-                rowsum = w.sum(-1)
-                pv = torch.matmul(p.dropout(w) if p.dropout is not None else w, vt)
-                if acc is None:
-                    acc, lrow = pv, rowsum
-                else:
-                    corr = (mrow - mnew).exp_()
-                    lrow = lrow.mul_(corr).add_(rowsum)
-                    acc = acc.mul_(corr[..., None]).add_(pv)
-                mrow = mnew
-            else:
-                t = s if p.norm == "l1" or p.power == 1.0 else s.pow_(p.power)
-                if m is not None:
-                    t.masked_fill_(~m, 0.0)
-                if empty is not None:
-                    t.masked_fill_(empty[..., None], 1.0)
-                rowsum = t.sum(-1)
-                pv = torch.matmul(p.dropout(t) if p.dropout is not None else t, vt)
-                acc, lrow = (pv, rowsum) if acc is None else (acc.add_(pv), lrow.add_(rowsum))
-            del s, pv
-        if p.norm == "softmax":
-            z = lrow
-            stat[..., qs:qe] = mrow + lrow.log()
-            if bool((mrow == NEG_LARGE).any()):  # rows that attend to nothing: m + log l rounds to m in float32
-                empty = torch.broadcast_to(mrow == NEG_LARGE, (p.b, p.h, qe - qs))
+    def scores(self, qs, qe, ks, ke, grad=False):
+        """``(s, rho, pos, u)`` of one ``(H, tq, tk)`` tile: ``s = c dot^2 / den`` with
+        ``den = relu(|q|^2 + |k|^2 - 2 q.k) + eps`` (spherical: ``relu(2 - 2 q.k) + eps``); with ``grad`` also
+        ``rho = dot / den`` (times ``c`` when folded), ``pos = [dist > 0]`` (``None`` where every distance is
+        positive) and, unfolded, ``u = s / c``."""
+        p = self.p
+        qt, kt = self.q[:, qs:qe], self.k[:, ks:ke]
+        dot = torch.bmm(qt, kt.transpose(1, 2))
+        inv = 1.0 / self.c if self.fold else 1.0
+        if p.spherical:  # den' = (2 + eps - 2 dot) / c, floored at eps / c
+            den = torch.mul(dot, -2.0 * inv).add_((2.0 + p.eps) * inv)
         else:
-            z = lrow + p.floor if empty is None else torch.where(empty, lrow, lrow + p.floor)
-            stat[..., qs:qe] = z
-        if empty is not None:
-            if empty_all is None:
-                empty_all = torch.zeros(p.b, p.h, p.lq, dtype=torch.bool, device=p.device)
-            empty_all[..., qs:qe] = empty
-        out_h[..., qs:qe, :] = acc.div_(z[..., None])
+            den = torch.add(self.qq[:, qs:qe, None], self.kk[:, None, ks:ke]).add_(dot, alpha=-2.0 * inv)
+        pos = None
+        if grad and float(den.min()) <= self.low:
+            pos = den > self.low
+        den.clamp_(min=self.low)
+        if not grad:
+            s = dot.square_().div_(den)
+            return (s if self.fold else s.mul_(self.c)), None, None, None
+        rho = torch.div(dot, den, out=den)  # c dot / den (fold) or dot / den
+        if self.fold:
+            return dot.mul_(rho), rho, pos, None
+        u = dot.mul_(rho)  # s / c
+        return u * self.c, rho, pos, u
+
+
+def _forward(p, q, k, v, alpha, grad):
+    """Output ``(B, Lq, H, Dv)`` and the per-row statistics ``(stat, empty)`` of the backward pass (with
+    ``grad``): ``stat`` is ``m + log l`` (softmax) or ``Z`` (l1, softermax), ``empty`` the rows that attend to
+    no key (or ``None``)."""
+    ct = p.dtype
+    c, fold = _tail_scale(alpha, p.d)
+    out = torch.empty(p.b, p.lq, p.h, v.shape[-1], dtype=ct, device=p.device)
+    stat = torch.empty(p.b, p.h, p.lq, dtype=ct, device=p.device) if grad else None
+    empty_all = None
+    for bi in range(p.b):
+        t = _Tiles(p, q, k, v, c, fold, bi)
+        out_h = out[bi].transpose(0, 1)
+        for qs, qe in p.query_tiles():
+            empty = None if p.norm == "softmax" else t.empty_rows(qs, qe)
+            acc = mrow = lrow = None
+            for ks, ke in p.key_tiles(qs, qe):
+                m = t.mask_tile(qs, qe, ks, ke)
+                s = t.scores(qs, qe, ks, ke)[0]
+                vt = t.v[:, ks:ke]
+                if p.norm == "softmax":
+                    if m is not None:
+                        s.masked_fill_(~m, NEG_LARGE)
+                    if not grad and ke - ks == p.lk:  # one key tile: the fused softmax, in place
+                        w = torch.softmax(s, -1, out=s)
+                        acc, lrow = torch.bmm(p.dropout(w) if p.dropout is not None else w, vt), None
+                        continue
+                    mnew = s.amax(-1)
+                    if mrow is not None:
+                        mnew = torch.maximum(mrow, mnew)
+                    w = s.sub_(mnew[..., None]).exp_()
+                    rowsum = w.sum(-1)
+                    if acc is None:
+                        acc, lrow = torch.bmm(p.dropout(w) if p.dropout is not None else w, vt), rowsum
+                    else:
+                        corr = (mrow - mnew).exp_()
+                        lrow = lrow.mul_(corr).add_(rowsum)
+                        acc = acc.mul_(corr[..., None]).baddbmm_(p.dropout(w) if p.dropout is not None else w, vt)
+                    mrow = mnew
+                else:
+                    w = s if p.norm == "l1" or p.power == 1.0 else s.pow_(p.power)
+                    if m is not None:
+                        w.masked_fill_(~m, 0.0)
+                    if empty is not None:
+                        w.masked_fill_(empty[..., None], 1.0)
+                    rowsum = w.sum(-1)
+                    wd = p.dropout(w) if p.dropout is not None else w
+                    acc, lrow = (
+                        (torch.bmm(wd, vt), rowsum) if acc is None else (acc.baddbmm_(wd, vt), lrow.add_(rowsum))
+                    )
+                del s, w
+            if p.norm == "softmax":
+                if lrow is None:  # the fused softmax: already normalised
+                    out_h[:, qs:qe] = acc
+                    continue
+                z = lrow
+                gone = mrow == NEG_LARGE  # rows that attend to nothing: m + log l rounds to m in float32
+                if bool(gone.any()):
+                    empty = gone
+                if grad:
+                    stat[bi, :, qs:qe] = mrow + lrow.log()
+            else:
+                z = lrow + p.floor if empty is None else torch.where(empty, lrow, lrow + p.floor)
+                if grad:
+                    stat[bi, :, qs:qe] = z
+            if empty is not None and grad:
+                if empty_all is None:
+                    empty_all = torch.zeros(p.b, p.h, p.lq, dtype=torch.bool, device=p.device)
+                empty_all[bi, :, qs:qe] = empty
+            out_h[:, qs:qe] = acc.div_(z[..., None])
     return out, stat, empty_all
 
 
 def _backward(p, q, k, v, alpha, out, stat, empty_all, dout, rng, need):
     """Gradients ``(dq, dk, dv, dalpha)`` by recomputing every tile (same order, same random state as forward)."""
     ct = p.dtype
-    scale = 1.0 / math.sqrt(p.d)
-    c = scale if alpha is None else alpha.to(ct) * scale
-    qq = kk = None
-    if not p.spherical:
-        qq = q.to(ct).square().sum(-1).transpose(1, 2)
-        kk = k.to(ct).square().sum(-1).transpose(1, 2)
+    c, fold = _tail_scale(alpha, p.d)
+    inv = 1.0 / c if fold else 1.0
     dq = torch.zeros(q.shape, dtype=ct, device=p.device)
     dk = torch.zeros(k.shape, dtype=ct, device=p.device)
     dv = torch.zeros(v.shape, dtype=ct, device=p.device)
-    dq_h, dk_h, dv_h = dq.transpose(1, 2), dk.transpose(1, 2), dv.transpose(1, 2)
-    gkk = None if p.spherical else torch.zeros(p.b, p.h, p.lk, dtype=ct, device=p.device)
     galpha = torch.zeros((), dtype=ct, device=p.device) if need[3] else None
     devices = [p.device] if p.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices, enabled=rng is not None):
@@ -323,80 +363,78 @@ def _backward(p, q, k, v, alpha, out, stat, empty_all, dout, rng, need):
             torch.set_rng_state(rng[0])
             if rng[1] is not None:
                 torch.cuda.set_rng_state(rng[1], p.device)
-        for qs, qe in p.query_tiles():
-            qt = _heads(q, qs, qe, ct)
-            do = _heads(dout, qs, qe, ct)
-            delta = (do * out[:, qs:qe].transpose(1, 2)).sum(-1)[..., None]
-            st = stat[..., qs:qe, None]
-            empty = None if empty_all is None else empty_all[..., qs:qe, None]
-            gq = None if p.spherical else torch.zeros(p.b, p.h, qe - qs, dtype=ct, device=p.device)
-            dqt = None
-            for ks, ke in p.key_tiles(qs, qe):
-                kt, vt = _heads(k, ks, ke, ct), _heads(v, ks, ke, ct)
-                m = p.tile_mask(qs, qe, ks, ke)
-                dot, den = _scores(
-                    p, qt, kt, None if qq is None else qq[..., qs:qe], None if kk is None else kk[..., ks:ke], c
-                )
-                pos = den > 0.0 if float(den.min()) <= 0.0 else None  # relu's gradient mask, where it matters
-                r = den.clamp_(min=0.0).add_(p.eps).reciprocal_().mul_(dot)  # dot / den
-                u = dot.mul_(r)  # s / c
-                s = u * c
-                if p.norm == "softmax":
+        for bi in range(p.b):
+            t = _Tiles(p, q, k, v, c, fold, bi)
+            dq_h, dk_h, dv_h = dq[bi].transpose(0, 1), dk[bi].transpose(0, 1), dv[bi].transpose(0, 1)
+            gkk = None if p.spherical else torch.zeros(p.h, p.lk, dtype=ct, device=p.device)
+            for qs, qe in p.query_tiles():
+                qt = t.q[:, qs:qe]
+                do = dout[bi, qs:qe].transpose(0, 1).to(ct)
+                delta = (do * out[bi, qs:qe].transpose(0, 1)).sum(-1)[..., None]
+                st = stat[bi, :, qs:qe, None]
+                empty = None if empty_all is None else empty_all[bi, :, qs:qe, None]
+                gq = None if p.spherical else torch.zeros(p.h, qe - qs, dtype=ct, device=p.device)
+                dqt = dq_h[:, qs:qe]
+                for ks, ke in p.key_tiles(qs, qe):
+                    kt, vt = t.k[:, ks:ke], t.v[:, ks:ke]
+                    m = t.mask_tile(qs, qe, ks, ke)
+                    s, rho, pos, u = t.scores(qs, qe, ks, ke, grad=True)
+                    keep_s = galpha is not None and fold
+                    if p.norm == "softmax":
+                        if m is not None:
+                            s.masked_fill_(~m, NEG_LARGE)
+                        w = (torch.sub(s, st) if keep_s else s.sub_(st)).exp_()
+                        if empty is not None:
+                            w.masked_fill_(empty, 1.0 / p.lk)
+                        dts = None
+                    else:
+                        dts = None if p.norm == "l1" or p.power == 1.0 else torch.pow(s, p.power - 1.0).mul_(p.power)
+                        w = torch.pow(s, p.power) if dts is not None else (s.clone() if keep_s else s)
+                        if m is not None:
+                            w.masked_fill_(~m, 0.0)
+                        if empty is not None:
+                            w.masked_fill_(empty, 1.0)
+                        w.div_(st)
+                    keep = p.dropout(torch.ones_like(w)) if p.dropout is not None else None
+                    dv_h[:, ks:ke].baddbmm_((w if keep is None else w * keep).transpose(1, 2), do)
+                    g = torch.bmm(do, vt.transpose(1, 2))
+                    if keep is not None:
+                        g.mul_(keep)
+                    del keep
+                    g.sub_(delta)
+                    if p.norm == "softmax":
+                        g.mul_(w)
+                    else:
+                        g.div_(st)
+                        if dts is not None:
+                            g.mul_(dts)
+                    del w, dts
                     if m is not None:
-                        s.masked_fill_(~m, NEG_LARGE)
-                    w = s.sub_(st).exp_()
-                    if empty is not None:
-                        w.masked_fill_(empty, 1.0 / p.lk)
-                    dts = None
-                else:
-                    dts = None if p.norm == "l1" or p.power == 1.0 else torch.pow(s, p.power - 1.0).mul_(p.power)
-                    w = s if dts is None else s.pow_(p.power)
-                    if m is not None:
-                        w.masked_fill_(~m, 0.0)
-                    if empty is not None:
-                        w.masked_fill_(empty, 1.0)
-                    w.div_(st)
-                keep = p.dropout(torch.ones_like(w)) if p.dropout is not None else None
-                wd = w if keep is None else w * keep
-                dv_h[..., ks:ke, :] += torch.matmul(wd.transpose(-1, -2), do)
-                del wd
-                g = torch.matmul(do, vt.transpose(-1, -2))
-                if keep is not None:
-                    g.mul_(keep)
-                del keep
-                g.sub_(delta)
-                if p.norm == "softmax":
-                    g.mul_(w)
-                else:
-                    g.div_(st)
-                    if dts is not None:
-                        g.mul_(dts)
-                del w, dts
-                if m is not None:
-                    g.masked_fill_(~m, 0.0)
-                if galpha is not None:
-                    galpha += torch.sum(g * u) * scale
-                del u, s
-                a = g.mul_(r).mul_(c)  # c g r
-                b = r.mul_(a)  # c g r^2
-                if pos is not None:
-                    b.mul_(pos)
+                        g.masked_fill_(~m, 0.0)
+                    if galpha is not None:  # ds/dalpha = s / alpha
+                        galpha += torch.sum(g * s) if fold else torch.sum(g * u) / math.sqrt(p.d)
+                    del s, u
+                    a = g.mul_(rho)  # c g r (fold: rho = c r; else rho = r: one more scaling)
+                    if not fold:
+                        a.mul_(c)
+                    b = rho.mul_(a)  # fold: c^2 g r^2; else c g r^2
+                    if pos is not None:
+                        b.mul_(pos)
+                    if gq is not None:  # d|q|^2 = d|k|^2 = -c g r^2 pos
+                        gq.add_(b.sum(-1), alpha=-inv)
+                        gkk[:, ks:ke].add_(b.sum(-2), alpha=-inv)
+                    h = a.add_(b, alpha=inv)  # half of d dot: c g r (1 + r pos)
+                    del b, rho
+                    dqt.baddbmm_(h, kt, alpha=2.0)
+                    dk_h[:, ks:ke].baddbmm_(h.transpose(1, 2), qt, alpha=2.0)
+                    del h, a, g
                 if gq is not None:
-                    gq.sub_(b.sum(-1))
-                    gkk[..., ks:ke] -= b.sum(-2)
-                gdot = a.add_(b).mul_(2.0)
-                del b
-                part = torch.matmul(gdot, kt)
-                dqt = part if dqt is None else dqt.add_(part)
-                dk_h[..., ks:ke, :] += torch.matmul(gdot.transpose(-1, -2), qt)
-                del gdot, a, r
-            if dqt is not None:
-                if gq is not None:
-                    dqt.add_(qt * gq[..., None] * 2.0)
-                dq_h[..., qs:qe, :] = dqt
-    if gkk is not None:
-        dk_h.add_(k.to(ct).transpose(1, 2) * gkk[..., None] * 2.0)
+                    dqt.addcmul_(qt, gq[..., None], value=2.0)
+            if gkk is not None:
+                dk_h.addcmul_(t.k, gkk[..., None], value=2.0)
     if galpha is not None:
+        if fold:
+            galpha = galpha / (c * math.sqrt(p.d))
         galpha = galpha.reshape(alpha.shape).to(alpha.dtype)
     return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), galpha
 
@@ -410,7 +448,7 @@ class _TiledAttention(torch.autograd.Function):
         if plan.dropout is not None:  # the backward pass replays the forward's dropout draws
             cuda = torch.cuda.get_rng_state(q.device) if q.is_cuda else None
             rng = (torch.get_rng_state(), cuda)
-        out, stat, empty = _forward(plan, q, k, v, alpha)
+        out, stat, empty = _forward(plan, q, k, v, alpha, any(ctx.needs_input_grad[:4]))
         ctx.plan, ctx.rng = plan, rng
         ctx.save_for_backward(q, k, v, alpha, out, stat, empty)
         return out.to(v.dtype)
