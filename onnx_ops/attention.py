@@ -5,8 +5,8 @@
   (``W`` in ``(out, in)`` layout, ``X @ W^T + b``), the rotary one rotating q and k first.
 * ``RotaryEmbedding`` -- RoPE at positions ``0..L-1`` from tables ``COS``/``SIN`` ``(T, D/2)``.
 * ``YatPerformerFeatures``, ``YatLinearAttention``, ``YatPerformerMultiHeadAttention`` -- the linear-time
-  spherical Yat-Performer (Funk-Hecke random features of the degree-3 spherical Yat kernel, with the readout of
-  docs/design.md §7.5).
+  spherical Yat-Performer (Funk-Hecke random features of the degree-K Maclaurin truncation of the bias-aware
+  spherical Yat kernel ``(t + b)^2 / (2 + eps - 2t)``, with the readout of docs/design.md §7.5).
 
 Arithmetic runs in float32; results are cast back to the first input's type. String attributes are turned into
 one-hot codes with ``TfIdfVectorizer`` because opset 18 cannot compare strings; an unknown ``normalization``
@@ -287,40 +287,91 @@ def RotaryYatMultiHeadAttention(
 
 
 @script(nmn, default_opset=op)
-def PerformerFeatureMap(X: FLOAT, PROJ: FLOAT, EPS: FLOAT) -> FLOAT:
-    """Spherical Yat random features ``[c0, c1 x_hat, c2 P2(u) + c3 P3(u)]`` of X (..., D): (..., 1 + D + m).
+def PerformerFeatureMap(X: FLOAT, PROJ: FLOAT, EPS: FLOAT, degree: int = 3, bias: float = 0.0) -> FLOAT:
+    """Spherical Yat random features ``[c_0, c_1 x_hat, sum_(n=2..K) c_n P_n(u)]`` of X (..., D): (..., 1 + D + m).
 
-    ``x_hat = x / sqrt(|x|^2 + EPS)``, ``u = x_hat . w_hat`` (unit rows of PROJ (m, D)),
-    ``P2(u) = (D u^2 - 1) / max(D - 1, 1)``, ``P3(u) = ((D + 2) u P2 - 2 u) / D``; with ``C = 2 + EPS``,
-    ``a2 = 1/C``, ``a3 = 2/C^2``, ``N2 = (D+2)(D-1)/2``, ``N3 = D(D+4)(D-1)/6``:
-    ``c0 = sqrt(a2/D)``, ``c1 = sqrt(3 a3/(D+2))``, ``c2 = sqrt(a2 (D-1)/D N2/(m+N2))``,
-    ``c3 = sqrt(a3 (D-1)/(D+2) N3/(m+N3))``. ``E[phi(q) . phi(k)]`` is the degree-3 Maclaurin truncation
-    ``t^2/C + 2 t^3/C^2`` of the spherical Yat score ``t^2 / (C - 2t)`` in the Gegenbauer basis, the random
-    degree-2 and 3 parts shrunk by ``m/(m+N_n)`` (nmn.core.yat.performer_features).
+    ``x_hat = x / sqrt(|x|^2 + EPS)``, ``u = x_hat . w_hat`` (unit rows of PROJ (m, D)), ``P_0 = 1``,
+    ``P_1 = u``, ``P_(n+1) = ((2n + D - 2) u P_n - n P_(n-1)) / max(n + D - 2, 1)`` (the Gegenbauer polynomials
+    of the D-sphere, ``P_n(1) = 1``) and weights ``c_0 .. c_K`` (``K = degree``, ``b = bias``):
+    ``a_n = beta_(n-2) + 2 b beta_(n-1) + b^2 beta_n`` (``beta_n = (2/C)^n / C``, ``C = 2 + EPS``, ``b = bias``):
+    the Maclaurin coefficients of ``(t + b)^2 / (C - 2t)`` up to degree K; ``b_k``: the Gegenbauer coefficients
+    of ``sum_n a_n t^n`` on the D-sphere (``P_k(1) = 1``), by Horner's rule with the matrix of ``t P_k =
+    alpha_k P_(k+1) + gamma_k P_(k-1)``, ``alpha_0 = 1``, ``alpha_k = (k + D - 2)/(2k + D - 2)``,
+    ``gamma_k = k/(2k + D - 2)``; ``N_n`` the harmonic dimensions (``N_0 = 1``, ``N_1 = D``,
+    ``N_n / N_(n-1) = (2n + D - 2)(n + D - 3) / (n (2n + D - 4))``). ``c_0 = sqrt(b_0)``, ``c_1 = sqrt(b_1)``,
+    ``c_n = sqrt(b_n N_n / (m + N_n))`` for n >= 2 (nmn.core.yat.performer_coefficients).
+
+    ``E[phi(q) . phi(k)]`` is the degree-K Maclaurin truncation of the bias-aware spherical Yat score
+    ``(t + b)^2 / (C - 2t)`` (``C = 2 + EPS``) in the Gegenbauer basis, the random degrees n >= 2 shrunk by
+    ``m/(m+N_n)`` (nmn.core.yat.performer_features). ``degree=3, bias=0`` (the defaults) is the map of the
+    files written before these attributes: ``t^2/C + 2 t^3/C^2``.
     """
     last = op.Constant(value_ints=[-1])
     one = op.Constant(value_float=1.0)
     two = op.Constant(value_float=2.0)
-    three = op.Constant(value_float=3.0)
     xh = op.Div(X, op.Sqrt(op.Add(op.ReduceSumSquare(X, last, keepdims=1), EPS)))
     pn = op.Div(PROJ, op.Add(op.Sqrt(op.ReduceSumSquare(PROJ, last, keepdims=1)), op.Constant(value_float=1e-8)))
     d = op.Cast(op.Slice(op.Shape(X), last, op.Constant(value_ints=[100])), to=FLOAT.dtype)
     m = op.Cast(op.Slice(op.Shape(PROJ), op.Constant(value_ints=[0]), op.Constant(value_ints=[1])), to=FLOAT.dtype)
+    # the weights c_0 .. c_K (nmn.core.yat.performer_coefficients)
+    zero = op.Constant(value_float=0.0)
+    k1 = op.Add(op.Constant(value_int=degree), op.Constant(value_int=1))
+    n = op.Cast(op.Range(op.Constant(value_int=0), k1, op.Constant(value_int=1)), to=FLOAT.dtype)
     c = op.Add(two, EPS)
-    a2 = op.Div(one, c)
-    a3 = op.Div(two, op.Mul(c, c))
-    dm1 = op.Sub(d, one)
-    dp2 = op.Add(d, two)
-    n2 = op.Div(op.Mul(dp2, dm1), two)
-    n3 = op.Div(op.Mul(op.Mul(d, op.Add(d, op.Constant(value_float=4.0))), dm1), op.Constant(value_float=6.0))
-    c0 = op.Sqrt(op.Div(a2, d))
-    c1 = op.Sqrt(op.Div(op.Mul(three, a3), dp2))
-    c2 = op.Sqrt(op.Mul(op.Mul(a2, op.Div(dm1, d)), op.Div(n2, op.Add(m, n2))))
-    c3 = op.Sqrt(op.Mul(op.Mul(a3, op.Div(dm1, dp2)), op.Div(n3, op.Add(m, n3))))
+    r = op.Div(two, c)
+    b = op.Constant(value_float=bias)
+    beta0 = op.Div(op.Pow(r, n), c)
+    beta1 = op.Mul(op.Div(op.Pow(r, op.Max(op.Sub(n, one), zero)), c), op.Cast(op.GreaterOrEqual(n, one), to=1))
+    beta2 = op.Mul(op.Div(op.Pow(r, op.Max(op.Sub(n, two), zero)), c), op.Cast(op.GreaterOrEqual(n, two), to=1))
+    a = op.Add(op.Add(op.Mul(op.Mul(b, b), beta0), op.Mul(op.Mul(two, b), beta1)), beta2)
+    is0 = op.Equal(n, zero)
+    den = op.Add(op.Mul(two, n), op.Sub(d, two))
+    alpha = op.Where(is0, one, op.Div(op.Add(n, op.Sub(d, two)), den))
+    gamma = op.Where(is0, zero, op.Div(n, den))
+    col = op.Unsqueeze(n, op.Constant(value_ints=[1]))  # row index i, as a column
+    tmat = op.Add(
+        op.Mul(op.Cast(op.Equal(col, op.Add(n, one)), to=1), alpha),
+        op.Mul(op.Cast(op.Equal(col, op.Sub(n, one)), to=1), gamma),
+    )
+    e0 = op.Cast(is0, to=1)
+    vec = op.Mul(n, zero)
+    top = op.Sub(k1, op.Constant(value_int=1))
+    for step in range(k1):
+        vec = op.Add(op.MatMul(tmat, vec), op.Mul(op.Gather(a, op.Sub(top, step)), e0))
+    ratio = op.Where(
+        is0,
+        one,
+        op.Where(
+            op.Equal(n, one),
+            op.Mul(one, d),
+            op.Div(
+                op.Mul(den, op.Add(n, op.Sub(d, op.Constant(value_float=3.0)))),
+                op.Mul(n, op.Sub(den, two)),
+            ),
+        ),
+    )
+    dims = op.ReduceProd(
+        op.Where(op.LessOrEqual(n, col), ratio, op.Add(op.Mul(ratio, zero), one)),
+        op.Constant(value_ints=[1]),
+        keepdims=0,
+    )
+    shrunk = op.Div(op.Mul(vec, dims), op.Add(m, dims))
+    coef = op.Sqrt(op.Where(op.GreaterOrEqual(n, two), shrunk, vec))
     u = op.MatMul(xh, op.Transpose(pn, perm=[1, 0]))
-    p2 = op.Div(op.Sub(op.Mul(d, op.Mul(u, u)), one), op.Max(dm1, one))
-    p3 = op.Div(op.Sub(op.Mul(op.Mul(dp2, u), p2), op.Mul(two, u)), d)
-    rand = op.Add(op.Mul(p2, c2), op.Mul(p3, c3))
+    prev = op.Add(op.Mul(u, op.Constant(value_float=0.0)), one)
+    cur = op.Identity(u)
+    rand = op.Mul(u, op.Constant(value_float=0.0))
+    trips = op.Sub(op.Constant(value_int=degree), op.Constant(value_int=1))
+    for i in range(trips):
+        nf = op.Add(op.Cast(i, to=FLOAT.dtype), one)
+        lead = op.Add(op.Mul(two, nf), op.Sub(d, two))
+        scale = op.Max(op.Add(nf, op.Sub(d, two)), one)
+        nxt = op.Div(op.Sub(op.Mul(op.Mul(lead, u), cur), op.Mul(nf, prev)), scale)
+        rand = op.Add(rand, op.Mul(nxt, op.Gather(coef, op.Add(i, op.Constant(value_int=2)))))
+        prev = op.Identity(cur)
+        cur = op.Identity(nxt)
+    c0 = op.Gather(coef, op.Constant(value_ints=[0]))
+    c1 = op.Gather(coef, op.Constant(value_ints=[1]))
     const = op.Mul(
         op.Expand(one, op.Shape(op.Slice(X, op.Constant(value_ints=[0]), op.Constant(value_ints=[1]), last))), c0
     )
@@ -328,16 +379,17 @@ def PerformerFeatureMap(X: FLOAT, PROJ: FLOAT, EPS: FLOAT) -> FLOAT:
 
 
 @script(nmn, default_opset=op)
-def YatPerformerFeatures(X: T, PROJ: T, epsilon: float = 1e-5) -> T:
+def YatPerformerFeatures(X: T, PROJ: T, epsilon: float = 1e-5, degree: int = 3, bias: float = 0.0) -> T:
     """Spherical Yat-Performer features of X (..., D) with PROJ (m, D); output (..., 1 + D + m).
 
-    The feature map of ``PerformerFeatureMap`` (its EPS = ``epsilon``): ``E[phi(q) . phi(k)]`` estimates the
-    degree-3 truncation ``t^2/C + 2 t^3/C^2`` (``C = 2 + epsilon``, ``t = q_hat . k_hat``) of the spherical Yat
-    score. Decision: ``x_hat = x / sqrt(|x|^2 + epsilon)`` (the guarded unit vector of the spherical attention,
-    docs/design.md §5.1; it is ``x / |x|`` up to epsilon and finite at x = 0).
+    The feature map of ``PerformerFeatureMap`` (its EPS = ``epsilon``, its ``degree`` K and ``bias`` b):
+    ``E[phi(q) . phi(k)]`` estimates the degree-K Maclaurin truncation of ``(t + b)^2 / (C - 2t)``
+    (``C = 2 + epsilon``, ``t = q_hat . k_hat``), the bias-aware spherical Yat score. Decision:
+    ``x_hat = x / sqrt(|x|^2 + epsilon)`` (the guarded unit vector of the spherical attention, docs/design.md
+    §5.1; it is ``x / |x|`` up to epsilon and finite at x = 0).
     """
     eps = op.Reshape(op.Constant(value_float=epsilon), op.Constant(value_ints=[1]))
-    y = PerformerFeatureMap(op.Cast(X, to=FLOAT.dtype), op.Cast(PROJ, to=FLOAT.dtype), eps)
+    y = PerformerFeatureMap(op.Cast(X, to=FLOAT.dtype), op.Cast(PROJ, to=FLOAT.dtype), eps, degree=degree, bias=bias)
     return op.CastLike(y, X)
 
 
@@ -404,12 +456,15 @@ def YatPerformerMultiHeadAttention(
     PROJ: T,
     num_heads: int = 1,
     causal: int = 0,
+    degree: int = 3,
+    bias: float = 0.0,
 ) -> T:
     """Linear-time spherical Yat-Performer multi-head attention (``PerformerFeatureMap``, docs/design.md §7.5 readout).
 
     Projections and heads as ``YatMultiHeadAttention``; ``QF = ALPHA * phi(q)``, ``KF = phi(k)`` with the
-    feature map of ``YatPerformerFeatures`` (its epsilon = the ``EPS`` input); ``YatLinearAttention(QF, KF, v,
-    causal)``; heads merged; output projection.
+    feature map of ``YatPerformerFeatures`` (its epsilon = the ``EPS`` input, its ``degree`` and ``bias``; the
+    defaults 3 and 0 are the files written before these attributes); ``YatLinearAttention(QF, KF, v, causal)``;
+    heads merged; output projection.
 
     Decisions: ALPHA multiplies the query features, so it cancels between numerator and denominator except
     against the +-1e-6 shift of the denominator (it is kept so that the op has the same inputs as the
@@ -430,8 +485,8 @@ def YatPerformerMultiHeadAttention(
         AffineProjection(op.Cast(XV, to=FLOAT.dtype), op.Cast(WV, to=FLOAT.dtype), op.Cast(BV, to=FLOAT.dtype)),
         num_heads=num_heads,
     )
-    qf = op.Mul(PerformerFeatureMap(qh, proj, eps), op.Cast(ALPHA, to=FLOAT.dtype))
-    kf = PerformerFeatureMap(kh, proj, eps)
+    qf = op.Mul(PerformerFeatureMap(qh, proj, eps, degree=degree, bias=bias), op.Cast(ALPHA, to=FLOAT.dtype))
+    kf = PerformerFeatureMap(kh, proj, eps, degree=degree, bias=bias)
     o = YatLinearAttention(qf, kf, vh, causal=causal)
     o = op.Reshape(o, op.Constant(value_ints=[0, 0, -1]))
     y = AffineProjection(o, op.Cast(WO, to=FLOAT.dtype), op.Cast(BO, to=FLOAT.dtype))

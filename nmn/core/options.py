@@ -26,6 +26,10 @@ SOFTERMAX_EPSILON = 1e-12
 PERFORMER_DIV_EPSILON = 1e-6
 ROPE_THETA = 10000.0
 PERFORMER_NUM_FEATURES = 256
+#: the Yat-Performer's degree rule: the largest n with N_n(D) <= PERFORMER_DEGREE_SPAN * m (at least 3)
+PERFORMER_DEGREE_SPAN = 4
+#: the degree of the Yat-Performer files written before the degree was an attribute (ONNX ``degree`` default)
+PERFORMER_LEGACY_DEGREE = 3
 ROPE_MAX_SEQ_LEN = 2048
 NORMALIZATIONS = ("softmax", "l1", "softermax")
 ROPE_STYLES = ("interleaved", "half")
@@ -41,6 +45,8 @@ DEFAULTS = {
     "attention_normalization": "softmax",
     "attention_power": 1.0,
     "performer_num_features": PERFORMER_NUM_FEATURES,
+    "performer_nmax": None,  # None: the degree rule of nmn.core.yat.performer_degree; an int: that degree
+    "performer_bias": 0.0,  # b of the estimated kernel (t + b)^2 / (2 + eps - 2t)
     "rope_theta": ROPE_THETA,
     "rope_max_seq_len": ROPE_MAX_SEQ_LEN,
     "rope_style": "interleaved",
@@ -105,6 +111,29 @@ def check_positive_int(value: Any, name: str, layer: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{layer}: {name} must be a positive int, got {value!r}")
     return value
+
+
+def check_performer(nmax: Any, bias: Any, layer: str) -> tuple[int | None, float]:
+    """Validate the Yat-Performer's ``performer_nmax`` (None or an int in 2..64) and ``performer_bias`` (>= 0).
+
+    >>> check_performer(None, 1, "MultiHeadYatAttention")
+    (None, 1.0)
+    >>> check_performer(1, 0.0, "MultiHeadYatAttention")
+    Traceback (most recent call last):
+    ...
+    ValueError: MultiHeadYatAttention: performer_nmax must be None (the degree rule) or an int from 2 to 64, got 1
+    """
+    if nmax is not None and (isinstance(nmax, bool) or not isinstance(nmax, int) or not 2 <= nmax <= 64):
+        raise ValueError(f"{layer}: performer_nmax must be None (the degree rule) or an int from 2 to 64, got {nmax!r}")
+    try:
+        b = float(bias)
+    except (TypeError, ValueError):
+        raise ValueError(f"{layer}: performer_bias must be a number >= 0, got {bias!r}") from None
+    if isinstance(bias, bool) or not (b >= 0.0) or math.isinf(b):
+        raise ValueError(
+            f"{layer}: performer_bias must be a finite number >= 0 (the kernel's series needs b >= 0), got {bias!r}"
+        )
+    return nmax, b
 
 
 def check_choice(value: Any, choices: tuple, name: str, layer: str) -> str:

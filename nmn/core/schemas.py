@@ -54,6 +54,10 @@ _ATTN_ATTRS = {
     "causal": ("int", 0),
 }
 
+# the Yat-Performer's kernel: degree K of the Maclaurin truncation and numerator bias b; the defaults are the map
+# of the files written before these attributes (degree 3, bias 0), so those files still mean what they meant
+_PERFORMER_ATTRS = {"degree": ("int", 3), "bias": ("float", 0.0)}
+
 FUNCTIONS: dict[str, FunctionSchema] = {
     s.name: s
     for s in (
@@ -96,10 +100,12 @@ FUNCTIONS: dict[str, FunctionSchema] = {
         _schema(
             "YatPerformerMultiHeadAttention",
             _MHA_INPUTS + ("PROJ",),
-            {"num_heads": ("int", 1), "causal": ("int", 0)},
+            {"num_heads": ("int", 1), "causal": ("int", 0), **_PERFORMER_ATTRS},
             doc="Linear-time spherical Yat-Performer: YatPerformerFeatures of q, k with PROJ (m, D) read out by "
-            "YatLinearAttention; it estimates l1 attention with the degree-3 truncation t^2/C + 2 t^3/C^2 "
-            "(C = 2 + EPS, t = q_hat.k_hat) of the spherical Yat score. Cost O(L m D).",
+            "YatLinearAttention; it estimates l1 attention with the degree-K (attribute degree) Maclaurin "
+            "truncation of the bias-aware spherical Yat score (t + b)^2 / (C - 2t) (b = attribute bias, "
+            "C = 2 + EPS, t = q_hat.k_hat); degree 3, bias 0 (the defaults) is t^2/C + 2 t^3/C^2, the map of "
+            "files written before these attributes. Cost O(L m (D + K)).",
         ),
         _schema(
             "YatEmbedAttend",
@@ -116,10 +122,12 @@ FUNCTIONS: dict[str, FunctionSchema] = {
         _schema(
             "YatPerformerFeatures",
             ("X", "PROJ"),
-            {"epsilon": ("float", 1e-5)},
-            doc="phi(x) = [c0, c1 x_hat, c2 P2(u) + c3 P3(u)] (1 + D + m per row), x_hat = x/sqrt(|x|^2 + epsilon), "
-            "u = x_hat.w_hat for the unit rows of PROJ (m, D), P2/P3 the Gegenbauer polynomials of the D-sphere; "
-            "E[phi(q).phi(k)] = t^2/C + 2 t^3/C^2 (C = 2 + epsilon), degrees 2 and 3 shrunk by m/(m + N_n).",
+            {"epsilon": ("float", 1e-5), **_PERFORMER_ATTRS},
+            doc="phi(x) = [c_0, c_1 x_hat, sum_(n=2..K) c_n P_n(u)] (1 + D + m per row), K = degree, "
+            "x_hat = x/sqrt(|x|^2 + epsilon), u = x_hat.w_hat for the unit rows of PROJ (m, D), P_n the "
+            "Gegenbauer polynomials of the D-sphere; E[phi(q).phi(k)] = the degree-K Maclaurin truncation of "
+            "(t + bias)^2 / (C - 2t) (C = 2 + epsilon) in the Gegenbauer basis, degrees n >= 2 shrunk by "
+            "m/(m + N_n).",
         ),
         _schema(
             "YatLinearAttention",

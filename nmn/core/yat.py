@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 
-from nmn.core.options import NORM_GUARD, PERFORMER_DIV_EPSILON, SOFTERMAX_EPSILON
+from nmn.core.options import NORM_GUARD, PERFORMER_DEGREE_SPAN, PERFORMER_DIV_EPSILON, SOFTERMAX_EPSILON
 
 NEG_LARGE = -3.4028234663852886e38  # most negative finite float32: a fully masked row becomes uniform
 
@@ -143,63 +143,145 @@ def _sqrt(F, v):
     return math.sqrt(v) if isinstance(v, (int, float)) else F.sqrt(v)
 
 
-def performer_coefficients(F, d, m, eps):
-    """Weights ``(c0, c1, c2, c3)`` of the spherical Yat features of :func:`performer_features`.
+def harmonic_dimension(n, d):
+    """``N_n``: the dimension of the degree-``n`` spherical harmonics on the sphere of R^d.
 
-    The kernel is the degree-3 Maclaurin truncation of the spherical Yat score,
-    ``f3(t) = t^2 / C + 2 t^3 / C^2`` with ``C = 2 + eps`` (``t^2 / (C - 2t) = sum_n t^n 2^(n-2) / C^(n-1)``),
-    written in the Gegenbauer basis of the sphere in ``d`` dimensions (``P_n(1) = 1``):
-    ``f3 = b0 + b1 P1 + b2 P2 + b3 P3`` with ``b0 = a2/d``, ``b1 = 3 a3/(d+2)``, ``b2 = a2 (d-1)/d``,
-    ``b3 = a3 (d-1)/(d+2)`` (``a2 = 1/C``, ``a3 = 2/C^2``). ``c0 = sqrt(b0)``, ``c1 = sqrt(b1)`` (exact degree 0
-    and 1 features); ``c_n = sqrt(b_n N_n / (m + N_n))`` for n = 2, 3 (``sqrt(b_n N_n / m)`` per feature, times
-    the shrinkage ``sqrt(m / (m + N_n))``), where ``N_n`` is the dimension of the
-    degree-n spherical harmonics (``N2 = (d+2)(d-1)/2``, ``N3 = d(d+4)(d-1)/6``): the random degree-n part is
-    shrunk by ``m / (m + N_n)``, which tends to 1 as the number of features ``m`` grows.
+    >>> [harmonic_dimension(n, 16) for n in range(4)]
+    [1, 16, 135, 800]
+    """
+    if n == 0:
+        return 1
+    return math.comb(n + d - 1, d - 1) - (math.comb(n + d - 3, d - 1) if n >= 2 else 0)
+
+
+def performer_degree(m, d, nmax=None):
+    """The Yat-Performer's degree ``K``: ``nmax`` when given, else the largest ``n`` with ``N_n <= 4 m``
+    (``PERFORMER_DEGREE_SPAN``; at least 3, the degree that measured best where N_3 > 4 m), so ``K`` grows
+    without bound with the number of features ``m``.
+
+    >>> performer_degree(256, 16), performer_degree(4096, 16), performer_degree(256, 64), performer_degree(8, 16, 5)
+    (3, 5, 3, 5)
+    """
+    if nmax is not None:
+        return int(nmax)
+    k = 3
+    while k < 64 and harmonic_dimension(k + 1, d) <= PERFORMER_DEGREE_SPAN * m:
+        k += 1
+    return k
+
+
+def maclaurin_coefficients(eps, bias, degree):
+    """``a_0 .. a_K`` of ``s_b(t) = (t + b)^2 / (C - 2t)``, ``C = 2 + eps``: with ``beta_n = (2/C)^n / C``
+    (the series of ``1 / (C - 2t)``), ``a_n = beta_(n-2) + 2 b beta_(n-1) + b^2 beta_n``, all >= 0 for b >= 0.
+
+    >>> [round(a, 4) for a in maclaurin_coefficients(1e-5, 1.0, 3)]
+    [0.5, 1.5, 2.0, 2.0]
+    """
+    c = 2.0 + eps
+    beta = [1.0 / c]
+    for _ in range(degree):
+        beta.append(beta[-1] * (2.0 / c))
+    a = []
+    for n in range(degree + 1):
+        v = bias * bias * beta[n]
+        if n >= 1:
+            v = v + 2.0 * bias * beta[n - 1]
+        if n >= 2:
+            v = v + beta[n - 2]
+        a.append(v)
+    return a
+
+
+def _gegenbauer_step(k, d):
+    """``(alpha_k, gamma_k)`` of ``t P_k = alpha_k P_(k+1) + gamma_k P_(k-1)`` (``P_k(1) = 1``, the D-sphere)."""
+    if k == 0:
+        return 1.0, 0.0
+    return (k + d - 2) / (2 * k + d - 2), k / (2 * k + d - 2)
+
+
+def gegenbauer_coefficients(a, d):
+    """``b_0 .. b_K`` with ``sum_n a_n t^n = sum_k b_k P_k(t)`` (Horner in the Gegenbauer basis; b_k >= 0 when
+    every a_n >= 0, since ``t P_k`` has non-negative coefficients).
+
+    >>> [round(b, 4) for b in gegenbauer_coefficients([0.0, 0.0, 1.0], 16)]
+    [0.0625, 0.0, 0.9375]
+    """
+    K = len(a) - 1
+    vec = [0.0] * (K + 1)
+    for n in range(K, -1, -1):
+        new = [0.0] * (K + 1)
+        for k in range(K - n):  # vec holds degrees 0 .. K - n - 1 here
+            alpha, gamma = _gegenbauer_step(k, d)
+            new[k + 1] = new[k + 1] + alpha * vec[k]
+            if k >= 1:
+                new[k - 1] = new[k - 1] + gamma * vec[k]
+        new[0] = new[0] + a[n]
+        vec = new
+    return vec
+
+
+def performer_coefficients(F, d, m, eps, degree=3, bias=0.0):
+    """Weights ``c_0 .. c_K`` of the spherical Yat features of :func:`performer_features` (``K = degree``).
+
+    The kernel is the degree-K Maclaurin truncation ``s_K(t) = sum_(n <= K) a_n t^n`` of the bias-aware
+    spherical Yat score ``s_b(t) = (t + b)^2 / (2 + eps - 2t)`` (:func:`maclaurin_coefficients`), written in the
+    Gegenbauer basis of the sphere in ``d`` dimensions, ``s_K = sum_k b_k P_k`` (:func:`gegenbauer_coefficients`,
+    all ``b_k >= 0``). ``c_0 = sqrt(b_0)``, ``c_1 = sqrt(b_1)`` (the exact degree-0 and 1 features);
+    ``c_n = sqrt(b_n N_n / (m + N_n))`` for n >= 2: ``sqrt(b_n N_n / m)`` per random feature times the shrinkage
+    ``sqrt(g_n)``, ``g_n = m / (m + N_n)`` (``N_n``: :func:`harmonic_dimension`). The shrinkage is the one that
+    minimises the mean squared error of ``g_n b_n P_n(t)`` over pairs uniform on the sphere
+    (``E[P_n(t)^2] = 1 / N_n`` against an estimator variance of about ``1 / m``) and tends to 1 as ``m`` grows.
+    ``degree=3, bias=0`` is the construction of the files written before these were attributes.
 
     >>> [round(c, 4) for c in performer_coefficients(None, 16, 256, 1e-5)]
     [0.1768, 0.2887, 0.4023, 0.5618]
     """
-    C = 2.0 + eps
-    a2 = 1.0 / C
-    a3 = 2.0 / (C * C)
-    n2 = (d + 2) * (d - 1) / 2.0
-    n3 = d * (d + 4) * (d - 1) / 6.0
-    c0 = _sqrt(F, a2 / d)
-    c1 = _sqrt(F, 3.0 * a3 / (d + 2))
-    c2 = _sqrt(F, a2 * ((d - 1) / d) * (n2 / (m + n2)))
-    c3 = _sqrt(F, a3 * ((d - 1) / (d + 2)) * (n3 / (m + n3)))
-    return c0, c1, c2, c3
+    b = gegenbauer_coefficients(maclaurin_coefficients(eps, bias, degree), d)
+    coefs = [_sqrt(F, b[0]), _sqrt(F, b[1])]
+    for n in range(2, degree + 1):
+        nn = float(harmonic_dimension(n, d))
+        coefs.append(_sqrt(F, b[n] * (nn / (m + nn))))
+    return coefs
 
 
-def performer_features(F, x, proj, eps):
+def performer_features(F, x, proj, eps, *, degree=3, bias=0.0):
     """Spherical Yat random features of ``x (B, L, H, D)`` with ``proj (m, D)`` -> ``(B, L, H, 1 + D + m)``.
 
-    ``phi(x) = [c0, c1 x_hat, c2 P2(u) + c3 P3(u)]`` with ``x_hat = x / sqrt(|x|^2 + eps)``,
-    ``u = x_hat . w_hat`` for the unit rows ``w_hat`` of ``proj``, ``P2(u) = (D u^2 - 1) / (D - 1)`` and
-    ``P3(u) = ((D + 2) u P2(u) - 2 u) / D`` (Gegenbauer polynomials of the D-sphere, ``P_n(1) = 1``) and the
-    weights of :func:`performer_coefficients`.
+    ``phi(x) = [c_0, c_1 x_hat, sum_(n=2..K) c_n P_n(u)]`` with ``x_hat = x / sqrt(|x|^2 + eps)``,
+    ``u = x_hat . w_hat`` for the unit rows ``w_hat`` of ``proj``, the Gegenbauer polynomials of the D-sphere
+    (``P_n(1) = 1``) by their three-term recurrence ``P_0 = 1``, ``P_1 = u``,
+    ``P_(n+1) = ((2n + D - 2) u P_n - n P_(n-1)) / max(n + D - 2, 1)`` and the weights of
+    :func:`performer_coefficients` (``K = degree``, ``b = bias``).
 
     What it estimates: for rows uniform on the sphere (each row of nmn's orthogonal-block projection is),
     the Funk-Hecke formula ``E[P_n(w.x) P_k(w.y)] = [n = k] P_n(x.y) / N_n`` (the spherical analogue of the
     Hermite identity ``E[He_n(w.x) He_k(w.y)] = [n = k] n! (x.y)^n`` behind Kar & Karnick 2012, "Random feature
-    maps for dot product kernels") gives ``E[phi(q) . phi(k)] = b0 + b1 t + g2 b2 P2(t) + g3 b3 P3(t)``,
-    ``t = q_hat . k_hat``, ``g_n = m / (m + N_n)``: the degree-3 truncation
-    ``t^2 / C + 2 t^3 / C^2`` of the spherical Yat score ``t^2 / (2 + eps - 2 t)`` (times alpha / sqrt(D),
-    which cancel under the l1 readout) as ``m`` grows. Degrees 0 and 1 are exact (the constant and ``x_hat``
-    itself); degrees 2 and 3 are random and shrunk by ``g_n`` (their variance grows with ``N_n / m``; the
-    shrinkage keeps the l1 denominator away from 0). Cost O(L m D). Features are sign-indefinite:
-    :func:`linear_readout` shifts its denominator keeping the sign.
+    maps for dot product kernels") gives ``E[phi(q) . phi(k)] = b_0 + b_1 t + sum_(n>=2) g_n b_n P_n(t)``,
+    ``t = q_hat . k_hat``, ``g_n = m / (m + N_n)``: the degree-K truncation of ``(t + b)^2 / (2 + eps - 2t)``
+    (times alpha / sqrt(D), which cancel under the l1 readout) as ``m`` grows. With ``K`` from
+    :func:`performer_degree` (growing with ``m``) the truncation and the shrinkage both vanish as
+    ``m -> infinity``, so the output converges to the exact spherical Yat attention; slowly, since the score
+    peaks at ``t -> 1`` (``(1 + b)^2 / eps``), which only high degrees resolve. Degrees 0 and 1 are exact;
+    the random part's variance grows with ``N_n / m`` and the shrinkage keeps the l1 denominator away from 0.
+    Cost O(L m (D + K)). Features are sign-indefinite: :func:`linear_readout` shifts its denominator keeping
+    the sign.
     """
     d = x.shape[-1]
     m = proj.shape[0]
-    c0, c1, c2, c3 = performer_coefficients(F, d, m, eps)
+    coefs = performer_coefficients(F, d, m, eps, degree, bias)
     x_hat = x / F.sqrt(F.sum(x * x, -1, True) + eps)
     w_hat = unit(F, proj, -1)
     u = F.einsum("blhd,md->blhm", x_hat, w_hat)
-    p2 = (d * u * u - 1.0) / max(d - 1, 1)
-    p3 = ((d + 2) * u * p2 - 2.0 * u) / d
-    const = F.full_like(x[..., :1], 1.0) * c0
-    return F.concat([const, x_hat * c1, p2 * c2 + p3 * c3], -1)
+    prev, cur = None, u
+    rand = None
+    for n in range(1, degree):
+        nxt = ((2 * n + d - 2) * u * cur - (n * prev if prev is not None else 1.0)) / max(n + d - 2, 1)
+        prev, cur = cur, nxt
+        rand = nxt * coefs[n + 1] if rand is None else rand + nxt * coefs[n + 1]
+    if rand is None:
+        rand = u * 0.0
+    const = F.full_like(x[..., :1], 1.0) * coefs[0]
+    return F.concat([const, x_hat * coefs[1], rand], -1)
 
 
 def linear_readout(F, qf, kf, v, *, causal=False):

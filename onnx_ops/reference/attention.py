@@ -197,34 +197,46 @@ def _monomial_in_gegenbauer(k, d):
     return out
 
 
-def YatPerformerFeatures(X, PROJ, epsilon=1e-5):
+def _monomial_on_circle(k):
+    """``t^k`` in Chebyshev polynomials (the d = 2 sphere): ``2^-k sum_j C(k, j) T_|k - 2j|``."""
+    from math import comb
+
+    g = [0.0] * (k + 1)
+    for j in range(k + 1):
+        g[abs(k - 2 * j)] += comb(k, j) / 2.0**k
+    return g
+
+
+def YatPerformerFeatures(X, PROJ, epsilon=1e-5, degree=3, bias=0.0):
     """Features whose inner product has the expectation of ``performer_coefficients``' kernel.
 
-    Coefficients from first principles: the Maclaurin terms ``t^2 / C``, ``2 t^3 / C^2`` re-expanded in the
-    Gegenbauer basis with exact sphere moments (d >= 3) or, for d = 2, Chebyshev identities; degree n > 1 shrunk by
-    ``m / (m + N_n)``.
+    Coefficients from first principles: the Maclaurin terms ``a_n t^n`` (n <= degree) of
+    ``(t + bias)^2 / C * sum_j (2t / C)^j``, ``C = 2 + epsilon``, re-expanded in the Gegenbauer basis with exact
+    sphere moments (d >= 3) or, for d = 2, Chebyshev identities; degree n > 1 shrunk by ``m / (m + N_n)``.
     """
     x, proj = _f(X), _f(PROJ)
     d, m = x.shape[-1], proj.shape[0]
     c = 2.0 + epsilon
-    a = {2: 1.0 / c, 3: 2.0 / c**2}
-    b = np.zeros(4)
+    geometric = [(2.0 / c) ** j / c for j in range(degree + 1)]  # 1 / (C - 2t)
+    square = {0: bias * bias, 1: 2.0 * bias, 2: 1.0}  # (t + b)^2
+    a = {n: sum(w * geometric[n - p] for p, w in square.items() if n >= p) for n in range(degree + 1)}
+    b = np.zeros(degree + 1)
     for k, ak in a.items():
         if d >= 3:
             g = _monomial_in_gegenbauer(k, d)
-        elif d == 2:  # t^2 = (1 + T2) / 2, t^3 = (3 T1 + T3) / 4
-            g = [0.5, 0.0, 0.5] if k == 2 else [0.0, 0.75, 0.0, 0.25]
-        else:  # d = 1: t = +-1, t^2 = 1, t^3 = t
-            g = [1.0, 0.0, 0.0] if k == 2 else [0.0, 1.0, 0.0, 0.0]
+        elif d == 2:
+            g = _monomial_on_circle(k)
+        else:  # d = 1: t = +-1, t^k = 1 or t
+            g = [1.0] if k % 2 == 0 else [0.0, 1.0]
         b[: len(g)] += ak * np.asarray(g)
     b = np.maximum(b, 0.0)  # round-off around exact zeros
     x_hat = x / np.sqrt(np.sum(x * x, axis=-1, keepdims=True) + epsilon)
     w_hat = proj / (np.linalg.norm(proj, axis=-1, keepdims=True) + 1e-8)
     u = x_hat @ w_hat.T
     rand = 0.0
-    for n in (2, 3):
+    for n in range(2, degree + 1):
         harm = _harmonics(d, n) if d >= 2 else 0
-        if b[n] > 0:
+        if b[n] > 0 and harm > 0:
             rand = rand + np.sqrt(b[n] * harm / (m + harm)) * _gegenbauer(n, u, d)
     rand = rand + np.zeros_like(u)
     const = np.full(x.shape[:-1] + (1,), np.sqrt(b[0]))
@@ -248,13 +260,13 @@ def YatLinearAttention(QF, KF, V, causal=0):
 
 
 def YatPerformerMultiHeadAttention(
-    XQ, XK, XV, MASK, WQ, BQ, WK, BK, WV, BV, WO, BO, ALPHA, EPS, PROJ, num_heads=1, causal=0
+    XQ, XK, XV, MASK, WQ, BQ, WK, BK, WV, BV, WO, BO, ALPHA, EPS, PROJ, num_heads=1, causal=0, degree=3, bias=0.0
 ):
     eps = _scalar(EPS)
     q = _heads(_project(XQ, WQ, BQ), num_heads)
     k = _heads(_project(XK, WK, BK), num_heads)
     v = _heads(_project(XV, WV, BV), num_heads)
-    qf = _scalar(ALPHA) * YatPerformerFeatures(q, PROJ, eps)
-    kf = YatPerformerFeatures(k, PROJ, eps)
+    qf = _scalar(ALPHA) * YatPerformerFeatures(q, PROJ, eps, degree, bias)
+    kf = YatPerformerFeatures(k, PROJ, eps, degree, bias)
     o = YatLinearAttention(qf, kf, v, causal)
     return _project(o.reshape(o.shape[0], o.shape[1], -1), WO, BO)
