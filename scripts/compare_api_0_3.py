@@ -15,7 +15,8 @@ the comparison runs without the old package); ``--write-gaps FILE`` writes what 
 
 Both packages are called ``nmn``, so each is introspected in its own subprocess (the old one with ``--old`` first
 on ``sys.path``); the parent only compares the two JSON descriptions. For every framework the table counts the
-old public names the new package lacks and classifies every old keyword of the callables both export: present
+old public names the new package lacks (apart from the names its ``__getattr__`` refuses with an error that
+says why: "refused names") and classifies every old keyword of the callables both export: present
 (named by the new signature; the changed defaults are listed), refused (building the class with the keyword,
 set to a value other than its 0.3 default, raises an error that names it: nmn's "(nmn 0.3) is not supported"
 refusals and other errors that say why), missing (Python's or the host's generic unknown-keyword error),
@@ -154,7 +155,17 @@ for fw in frameworks:
     names = list(getattr(ns, "__all__", None) or [n for n in dir(ns) if not n.startswith("_")])
     public = sorted(set(names) | {n for n in dir(ns) if not n.startswith("_")})
     entry = {"names": sorted(set(names)), "importable": public, "signatures": {}, "var_keyword": [],
-             "behaviour": {}}
+             "behaviour": {}, "refused_names": {}}
+    for name in old.get(fw, {}).get("names", []):  # an old name the module refuses through __getattr__, saying why
+        if name in public:
+            continue
+        try:
+            getattr(ns, name)
+        except AttributeError as err:
+            if "nmn 0.3" in str(err) and name in str(err):
+                entry["refused_names"][name] = str(err)[:300]
+        except Exception:
+            pass
     for name in public:
         obj = getattr(ns, name, None)
         if not callable(obj) or inspect.ismodule(obj):
@@ -230,7 +241,9 @@ def compare(old: dict, new: dict) -> dict:
             continue
         importable = set(n.get("importable", n["names"]))
         r = {"old_names": len(o["names"]), "new_names": len(n["names"])}
-        r["missing_names"] = sorted(set(o["names"]) - importable)
+        refused_names = n.get("refused_names", {})
+        r["missing_names"] = sorted(set(o["names"]) - importable - set(refused_names))
+        r["refused_names"] = sorted(set(o["names"]) & set(refused_names))
         r.update({k: [] for k in OUTCOMES}, changed=[], details={})
         for name, old_sig in o["signatures"].items():
             if name not in o["names"] or name not in n["signatures"]:
@@ -249,6 +262,8 @@ def compare(old: dict, new: dict) -> dict:
                 r[outcome].append(label)
                 if detail:
                     r["details"][label] = detail
+        for name in r["refused_names"]:
+            r["details"][name] = refused_names[name]
         r["old_keywords"] = sum(len(r[k]) for k in OUTCOMES)
         report[fw] = r
     return report
@@ -257,16 +272,17 @@ def compare(old: dict, new: dict) -> dict:
 def table(report: dict) -> str:
     """The parity table as Markdown (one row per framework)."""
     lines = [
-        "| framework | old names | missing names | old keywords | present | default changed | refused (says why) "
-        "| missing (generic error) | accepted by `**kwargs` | unchecked |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| framework | old names | missing names | refused names (say why) | old keywords | present | default changed "
+        "| refused (says why) | missing (generic error) | accepted by `**kwargs` | unchecked |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for fw, r in report.items():
         if "error" in r:
-            lines.append(f"| {fw} | import failed: {r['error'][:80]} | | | | | | | | |")
+            lines.append(f"| {fw} | import failed: {r['error'][:80]} | | | | | | | | | |")
             continue
         lines.append(
-            f"| {fw} | {r['old_names']} | {len(r['missing_names'])} | {r['old_keywords']} | {len(r['present'])} | "
+            f"| {fw} | {r['old_names']} | {len(r['missing_names'])} | {len(r.get('refused_names', []))} | "
+            f"{r['old_keywords']} | {len(r['present'])} | "
             f"{len(r['changed'])} | {len(r['refused'])} | {len(r['missing'])} | {len(r['accepted'])} | "
             f"{len(r['unchecked'])} |"
         )
@@ -397,9 +413,9 @@ def main(argv=None) -> int:
             if "error" in r:
                 continue
             print(f"\n## {fw}")
-            for key in ("missing_names", "changed", "refused", "missing", "accepted", "unchecked"):
+            for key in ("missing_names", "refused_names", "changed", "refused", "missing", "accepted", "unchecked"):
                 print(f"{key} ({len(r[key])}): " + (", ".join(r[key]) or "-"))
-                if key in ("present", "refused", "accepted", "unchecked"):
+                if key in ("present", "refused_names", "refused", "accepted", "unchecked"):
                     for label in r[key]:
                         if label in r["details"]:
                             print(f"    {label}: {r['details'][label]}")

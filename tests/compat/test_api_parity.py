@@ -98,10 +98,14 @@ def test_the_classifier_tells_each_outcome_apart(tmp_path):
     used through ``**kwargs``, refused saying why, swallowed, missing and with a changed default."""
     (tmp_path / "nmn").mkdir()
     (tmp_path / "nmn" / "__init__.py").write_text("")
-    (tmp_path / "nmn" / "torch.py").write_text(FAKE + "\n__all__ = ['Layer', 'Strict']\n")
+    refuse = (
+        "\n\ndef __getattr__(name):\n    if name == 'dropped':\n        raise AttributeError("
+        "'nmn.torch.dropped (nmn 0.3) is not carried over: it could not be exported')\n    raise AttributeError(name)\n"
+    )
+    (tmp_path / "nmn" / "torch.py").write_text(FAKE + refuse + "\n__all__ = ['Layer', 'Strict']\n")
     old = {
         "torch": {
-            "names": ["Layer", "Strict", "gone"],
+            "names": ["Layer", "Strict", "gone", "dropped"],
             "signatures": {
                 "Layer": {k: "False" for k in ("stored", "used", "refused", "swallowed")}
                 | {"kept": "1", "changed": "3"},
@@ -111,6 +115,7 @@ def test_the_classifier_tells_each_outcome_apart(tmp_path):
     }
     report = parity.compare(old, parity.introspect(str(tmp_path), ("torch",), old=old))["torch"]
     assert report["missing_names"] == ["gone"]
+    assert report["refused_names"] == ["dropped"] and "could not be exported" in report["details"]["dropped"]
     assert sorted(report["present"]) == ["Layer.changed", "Layer.kept", "Layer.stored", "Layer.used", "Strict.features"]
     assert report["changed"] == ["Layer.changed: 3 -> 2"]
     assert report["refused"] == ["Layer.refused"]

@@ -92,3 +92,54 @@ def test_unknown_keywords_are_not_swallowed(framework, layer):
     with pytest.raises((TypeError, ValueError)) as err:
         _builders(framework)[layer](colour_of_the_sky=1)
     assert "colour_of_the_sky" in str(err.value), str(err.value)
+
+
+# ---- public names: nmn 0.3 names that are deliberately not carried over (nmn.core.names.REFUSED_NAMES) ----
+
+_PLANNED = ("maclaurin_", "radial_", "yat_tp_", "create_maclaurin_", "create_radial_", "create_yat_tp_")
+_PLANNED_LINEN = ("linear_attention", "spherical_kappa")  # the MAY / RAY linear readout and exact kernel
+
+
+def _old_names(framework):
+    import json
+    from pathlib import Path
+
+    data = json.loads((Path(__file__).resolve().parents[1] / "data" / "v03" / "api_0_3_5.json").read_text())
+    return data[framework]["names"]
+
+
+@pytest.mark.parametrize("framework", names.FRAMEWORKS)
+def test_refused_names_say_why(framework):
+    from tests.frameworks import nmn_module
+
+    ns = nmn_module(framework)
+    for name, why in names.REFUSED_NAMES[framework].items():
+        assert name not in ns.__all__ and name not in dir(ns), f"nmn.{framework}.{name} is refused but defined"
+        with pytest.raises(AttributeError) as err:
+            getattr(ns, name)
+        text = str(err.value)
+        assert f"nmn.{framework}.{name}" in text and "nmn 0.3" in text and why in text, text
+        assert not hasattr(ns, name)
+    with pytest.raises(AttributeError, match=rf"module 'nmn.{framework}' has no attribute 'colour_of_the_sky'"):
+        ns.colour_of_the_sky  # noqa: B018 - a name no version had: Python's plain error
+
+
+@pytest.mark.parametrize("framework", names.FRAMEWORKS)
+def test_every_old_name_is_exported_refused_or_planned(framework):
+    """The oracle is nmn 0.3.5's own name list (``tests/data/v03/api_0_3_5.json``, read from the old package)."""
+    from tests.frameworks import nmn_module
+
+    ns = nmn_module(framework)
+    planned = [n for n in _old_names(framework) if n.startswith(_PLANNED) or n in _PLANNED_LINEN]
+    refused = names.REFUSED_NAMES[framework]
+    lost = [n for n in _old_names(framework) if not hasattr(ns, n) and n not in refused and n not in planned]
+    assert not lost, f"nmn.{framework}: nmn 0.3.5 names neither exported, refused saying why, nor planned: {lost}"
+    stale = sorted(set(refused) - set(_old_names(framework)))
+    assert not stale, f"nmn.core.names.REFUSED_NAMES[{framework!r}] lists names nmn 0.3.5 never had: {stale}"
+    assert not set(refused) & set(planned), "planned attentions (MAY / RAY / tensor-product) must not be refused"
+
+
+def test_refusal_table_frameworks():
+    assert tuple(names.REFUSED_NAMES) == names.FRAMEWORKS
+    with pytest.raises(ValueError, match="framework must be one of"):
+        names.module_getattr("jax")
