@@ -14,6 +14,7 @@ from keras import ops
 
 from nmn.keras import soft_tanh, softer_sigmoid, softermax
 from nmn.keras.spec import from_spec, to_spec
+from tests.conformance.cases import host_options
 
 BACKEND = keras.backend.backend()
 SQUASHERS = {"softermax": softermax, "softer_sigmoid": softer_sigmoid, "soft_tanh": soft_tanh}
@@ -60,6 +61,19 @@ def _np(t):
     return np.asarray(ops.convert_to_numpy(t))
 
 
+def _raw_spec_params(layer):
+    """``to_spec``'s canonical params of the STORED variables (here: gradients), without the layer's
+    ``_export_params`` (which would turn a raw-bias gradient into a softplus of it)."""
+    hook = layer.__dict__.get("_export_params")
+    try:
+        layer._export_params = dict  # -> {}: the stored variables, layouts converted
+        return to_spec(layer)[2]
+    finally:
+        del layer._export_params
+        if hook is not None:
+            layer._export_params = hook
+
+
 class KerasAdapter:
     def __init__(self, backend):
         self.backend = backend
@@ -72,6 +86,10 @@ class KerasAdapter:
         if kind in SQUASHERS:
             return _Squash(kind, config)
         return from_spec(kind, config, params)
+
+    def build_options(self, kind, config, params, options):
+        """``from_spec`` with nmn 0.3's options as constructor keywords (mask in the host layout), raw params."""
+        return from_spec(kind, config, params, **host_options(kind, options, "keras", config.get("groups", 1)))
 
     def forward(self, layer, kind, inputs, call):
         xs = [ops.convert_to_tensor(_to_host(kind, np.asarray(x))) for x in inputs]
@@ -100,7 +118,7 @@ class KerasAdapter:
             try:
                 for v, g in zip(variables, gvars):
                     v.assign(np.zeros(v.shape, np.float32) if g is None else np.asarray(g, np.float32))
-                _, _, canonical = to_spec(layer)
+                canonical = _raw_spec_params(layer)
             finally:
                 for v, s in zip(variables, saved):
                     v.assign(s)

@@ -11,6 +11,7 @@ import nmn.linen as nmn_linen
 from nmn._jax.layout import param_table
 from nmn.linen.spec import find, from_spec, layer_config
 from tests.conformance.adapter_nnx import SQUASHERS, JaxAdapter, squash
+from tests.conformance.cases import host_options
 
 
 class LinenAdapter(JaxAdapter):
@@ -18,6 +19,10 @@ class LinenAdapter(JaxAdapter):
         if kind in SQUASHERS:
             return squash(kind, config, nmn_linen)
         return from_spec(kind, config, params)
+
+    def build_options(self, kind, config, params, options):
+        """``from_spec`` with nmn 0.3's options as module fields (mask in Flax's layout), raw params."""
+        return from_spec(kind, config, params, **host_options(kind, options, "linen", config.get("groups", 1)))
 
     def _fn(self, layer, kind, call):
         if kind in SQUASHERS:

@@ -12,8 +12,12 @@ import numpy as np
 mx = __import__("mlx.core", fromlist=["core"])  # ImportError -> the driver skips this adapter
 from mlx.utils import tree_flatten
 
+import nmn.mlx as nm
 from nmn.mlx import soft_tanh, softer_sigmoid, softermax
-from nmn.mlx.spec import from_spec, mlx_to_canonical
+from nmn.mlx.spec import canonical_to_mlx, from_spec, mlx_to_canonical
+from tests.conformance.cases import host_options
+
+_YAT = ("use_bias", "constant_bias", "use_alpha", "constant_alpha", "epsilon", "learnable_epsilon")
 
 _SQUASH = {"softermax": softermax, "softer_sigmoid": softer_sigmoid, "soft_tanh": soft_tanh}
 _ATTN = {"query_proj": "q", "key_proj": "k", "value_proj": "v", "out_proj": "out"}
@@ -44,6 +48,43 @@ class MLXAdapter:
         if kind in _SQUASH:
             return _Squash(kind, config)
         return from_spec(kind, config, params)
+
+    def build_options(self, kind, config, params, options):
+        """The MLX constructor with nmn 0.3's options (mask in MLX's kernel layout), then the raw parameters."""
+        c = config
+        groups = c.get("groups", 1)
+        opts = host_options(kind, options, "mlx", groups)
+        yat = {k: c[k] for k in _YAT}
+        if kind == "YatNMN":
+            layer = nm.YatNMN(
+                c["out_features"],
+                in_features=c["in_features"],
+                spherical=c["spherical"],
+                weight_normalized=c["weight_normalized"],
+                **yat,
+                **opts,
+            )
+        else:
+            geometry = dict(
+                in_channels=c["in_channels"],
+                strides=tuple(c["strides"]),
+                padding=c["padding"],
+                dilation_rate=tuple(c["dilations"]),
+                groups=groups,
+            )
+            if kind == "YatConv":
+                cls = getattr(nm, f"YatConv{c['rank']}D")
+                geometry.update(padding_mode=c["padding_mode"], weight_normalized=c["weight_normalized"])
+            else:
+                cls = getattr(nm, f"YatConvTranspose{c['rank']}D")
+                geometry.update(output_padding=tuple(c["output_padding"]))
+            layer = cls(c["out_channels"], tuple(c["kernel_size"]), **geometry, **yat, **opts)
+        for name, value in params.items():
+            host = canonical_to_mlx(kind, name, np.asarray(value, np.float32), groups)
+            key = "kernel" if name == "weight" else name
+            assert tuple(layer[key].shape) == host.shape, (name, layer[key].shape, host.shape)
+            layer[key] = mx.array(host)
+        return layer
 
     def _run(self, layer, kind, xs, call):
         if kind in _SQUASH:

@@ -15,6 +15,7 @@ from flax import nnx
 import nmn.nnx as nmn_nnx
 from nmn._jax.layout import param_table
 from nmn.nnx.spec import from_spec
+from tests.conformance.cases import host_options
 
 SQUASHERS = ("softermax", "softer_sigmoid", "soft_tanh")
 CHANNELS_FIRST = ("YatConv", "YatConvTranspose")
@@ -112,6 +113,11 @@ class NNXAdapter(JaxAdapter):
         if kind in SQUASHERS:
             return squash(kind, config)
         return from_spec(kind, config, params, rngs=nnx.Rngs(0))
+
+    def build_options(self, kind, config, params, options):
+        """``from_spec`` with nmn 0.3's options as constructor keywords (mask in Flax's layout), raw params."""
+        opts = host_options(kind, options, "nnx", config.get("groups", 1))
+        return from_spec(kind, config, params, rngs=nnx.Rngs(0), **opts)
 
     def _fn(self, layer, kind, call):
         if kind in SQUASHERS:

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from nmn.tf import soft_tanh, softer_sigmoid, softermax
 from nmn.tf.spec import from_spec, to_spec
+from tests.conformance.cases import host_options
 
 SQUASHERS = {"softermax": softermax, "softer_sigmoid": softer_sigmoid, "soft_tanh": soft_tanh}
 _CONV = ("YatConv", "YatConvTranspose")
@@ -41,6 +42,19 @@ def _apply(layer, kind, xs, call):
     return layer(xs[0])
 
 
+def _raw_spec_params(layer):
+    """``to_spec``'s canonical params of the STORED variables (here: gradients), without the layer's
+    ``_export_params`` (which would turn a raw-bias gradient into a softplus of it)."""
+    hook = layer.__dict__.get("_export_params")
+    try:
+        layer._export_params = dict  # -> {}: the stored variables, layouts converted
+        return to_spec(layer)[2]
+    finally:
+        del layer._export_params
+        if hook is not None:
+            layer._export_params = hook
+
+
 class TFAdapter:
     name = "tf"
 
@@ -51,6 +65,10 @@ class TFAdapter:
         if kind in SQUASHERS:
             return _Squash(kind, config)
         return from_spec(kind, config, params)
+
+    def build_options(self, kind, config, params, options):
+        """``from_spec`` with nmn 0.3's options as constructor keywords (mask in the host layout), raw params."""
+        return from_spec(kind, config, params, **host_options(kind, options, "tf", config.get("groups", 1)))
 
     def forward(self, layer, kind, inputs, call):
         xs = [tf.constant(_to_host(kind, np.asarray(x))) for x in inputs]
@@ -72,7 +90,7 @@ class TFAdapter:
             try:
                 for v, gv in zip(variables, g[1:]):
                     v.assign(tf.zeros_like(v) if gv is None else tf.convert_to_tensor(gv))
-                _, _, canonical = to_spec(layer)
+                canonical = _raw_spec_params(layer)
             finally:
                 for v, s in zip(variables, saved):
                     v.assign(s)

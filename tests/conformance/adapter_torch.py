@@ -12,7 +12,16 @@ import copy
 import numpy as np
 import torch
 
+import nmn.torch as nt
 from nmn.torch import spec as torch_spec
+from tests.conformance.cases import host_options
+
+_YAT = ("use_bias", "constant_bias", "use_alpha", "constant_alpha", "epsilon", "learnable_epsilon")
+
+
+def _pads(padding):
+    return padding if isinstance(padding, str) else tuple(tuple(p) for p in padding)
+
 
 _SQUASH = ("softermax", "softer_sigmoid", "soft_tanh")
 
@@ -29,6 +38,51 @@ class TorchAdapter:
 
     def build(self, kind, config, params):
         return torch_spec.from_spec(kind, config, params)
+
+    def build_options(self, kind, config, params, options):
+        """The torch constructor with nmn 0.3's options, then the raw parameters (``load_params``)."""
+        c = config
+        opts = host_options(kind, options, "torch", c.get("groups", 1))
+        if opts.get("mask") is not None:
+            opts["mask"] = torch.as_tensor(opts["mask"])
+        yat = {k: c[k] for k in _YAT}
+        if kind == "YatNMN":
+            layer = nt.YatNMN(
+                c["in_features"],
+                c["out_features"],
+                spherical=c["spherical"],
+                weight_normalized=c["weight_normalized"],
+                **yat,
+                **opts,
+            )
+        elif kind == "YatConv":
+            layer = getattr(nt, f"YatConv{c['rank']}D")(
+                c["in_channels"],
+                c["out_channels"],
+                tuple(c["kernel_size"]),
+                stride=tuple(c["strides"]),
+                padding=_pads(c["padding"]),
+                dilation=tuple(c["dilations"]),
+                groups=c["groups"],
+                padding_mode=c["padding_mode"],
+                weight_normalized=c["weight_normalized"],
+                **yat,
+                **opts,
+            )
+        else:
+            layer = getattr(nt, f"YatConvTranspose{c['rank']}D")(
+                c["in_channels"],
+                c["out_channels"],
+                tuple(c["kernel_size"]),
+                stride=tuple(c["strides"]),
+                padding=_pads(c["padding"]),
+                output_padding=tuple(c["output_padding"]),
+                groups=c["groups"],
+                dilation=tuple(c["dilations"]),
+                **yat,
+                **opts,
+            )
+        return torch_spec.load_params(layer, params)
 
     def _call(self, layer, kind, xs, call):
         mask = call.get("mask")

@@ -41,6 +41,9 @@ class Case:
     grad: bool = False
     rtol: float = 1e-5  # forward: max |framework - ort| <= rtol * max |ort|
     grad_rtol: float = 2e-3  # gradient: against a float64 finite difference of the oracle
+    # nmn 0.3's layer options that no file carries (softplus_bias, scalar_bias, mask in the canonical weight layout):
+    # ``params`` then hold the RAW parameters (bias (1,) with scalar_bias) and the oracle runs on effective_params
+    options: dict = field(default_factory=dict)
 
 
 def _softplus(v):
@@ -75,9 +78,29 @@ def tail_inputs(config, params, n_out, dtype=np.float32):
     return [np.asarray(b, dtype), np.asarray(a, dtype), np.asarray(e, dtype)]
 
 
+def effective_params(case: Case, params: dict) -> dict:
+    """The parameters the ``nmn`` function sees for a row with ``options``: ``bias = softplus(b)`` (softplus_bias)
+    broadcast to ``(n_out,)`` (scalar_bias), ``weight = weight * mask``; written here from the options' definition,
+    independently of nmn.core.spec. Keeps the dtype (float64 for the finite-difference oracle)."""
+    opts = case.options
+    if not opts:
+        return params
+    out = dict(params)
+    n_out = case.config.get("out_features") or case.config["out_channels"]
+    if "bias" in out:
+        b = out["bias"]
+        if opts.get("softplus_bias"):
+            b = _softplus(b.astype(np.float64)).astype(b.dtype)
+        out["bias"] = np.broadcast_to(b, (n_out,)).copy()
+    if opts.get("mask") is not None:
+        out["weight"] = out["weight"] * opts["mask"].astype(out["weight"].dtype)
+    return out
+
+
 def onnx_call(case: Case, params: dict, inputs: list, dtype=np.float32):
     """The ``nmn`` function name, its input list and its attributes for a case (params may be float64)."""
     cfg, kind = case.config, case.kind
+    params = effective_params(case, params)
     if kind == "YatNMN":
         return (
             "YatDense",
@@ -316,6 +339,45 @@ def squash_case(id, kind, *, grad=False, seed=0, **opts):
     return Case(id, kind, cfg, {}, [x], grad=grad)
 
 
+_LAYOUT = {"YatNMN": "dense", "YatConv": "conv", "YatConvTranspose": "conv_transpose"}
+
+
+def host_options(case_kind: str, options: dict, framework: str, groups: int = 1) -> dict:
+    """A row's ``options`` as constructor keywords of ``framework``: the canonical mask in the host's kernel layout
+    (``nmn.core.layouts``, the documented meaning of ``mask``)."""
+    from nmn.core import layouts
+
+    out = dict(options)
+    if out.get("mask") is not None:
+        out["mask"] = np.ascontiguousarray(
+            layouts.to_host(framework, _LAYOUT[case_kind], out["mask"], groups=groups), np.float32
+        )
+    return out
+
+
+def with_options(case: Case, id: str, *, grad: bool = False, seed: int = 11, mask=None, **options) -> Case:
+    """``case`` with nmn 0.3's ``softplus_bias`` / ``scalar_bias`` and a kernel ``mask`` (canonical weight layout;
+    ``mask='random'`` draws a 0/1 mask with about a third of the taps off, ``'causal'`` zeroes the last tap of a
+    1-D kernel). With ``scalar_bias`` the raw bias becomes one number; with ``softplus_bias`` the raw bias is
+    spread over both signs so that softplus bends it."""
+    rng = np.random.default_rng(seed)
+    params = dict(case.params)
+    if options.get("scalar_bias"):
+        params["bias"] = np.array([rng.normal(scale=0.5)], np.float32)
+    elif options.get("softplus_bias"):
+        params["bias"] = rng.normal(scale=0.8, size=params["bias"].shape).astype(np.float32)
+    opts = dict(options)
+    if isinstance(mask, str):
+        shape = params["weight"].shape
+        if mask == "random":
+            m = (rng.random(shape) > 0.35).astype(np.float32)
+        else:
+            m = np.ones(shape, np.float32)
+            m[..., -1] = 0.0
+        opts["mask"] = m
+    return Case(id, case.kind, case.config, params, case.inputs, call=case.call, grad=grad, options=opts)
+
+
 _rng = np.random.default_rng(7)
 _MASK = _rng.random((2, 1, 5, 5)) > 0.3
 _MASK[0, 0, 1, :] = False  # one fully masked row: uniform weights, never NaN
@@ -379,6 +441,34 @@ CASES = [
     # embedding attend
     embed_case("embed-attend", grad=True),
     embed_case("embed-attend-constalpha-spherical", constant_alpha=True, spherical=True),
+    # nmn 0.3's bias options and the conv kernel mask (the oracle runs on effective_params)
+    with_options(dense_case("d"), "dense-softplus-bias", softplus_bias=True, grad=True),
+    with_options(dense_case("d"), "dense-scalar-bias", scalar_bias=True, grad=True),
+    with_options(
+        dense_case("d", weight_normalized=True), "dense-softplus-scalar-wn", softplus_bias=True, scalar_bias=True
+    ),
+    with_options(conv_case("c", size=5), "conv2d-mask", mask="random", grad=True),
+    with_options(
+        conv_case("c", groups=2, size=5, padding="same"),
+        "conv2d-mask-softplus-scalar-groups2",
+        mask="random",
+        softplus_bias=True,
+        scalar_bias=True,
+        grad=True,
+    ),
+    with_options(conv_case("c", weight_normalized=True, size=5), "conv2d-mask-weightnorm", mask="random"),
+    with_options(conv_case("c", rank=1, size=9), "conv1d-mask-lasttap-softplus", mask="causal", softplus_bias=True),
+    with_options(conv_case("c", rank=3, c=2, m=3, k=2, size=4), "conv3d-mask-scalar", mask="random", scalar_bias=True),
+    with_options(
+        conv_transpose_case("t", size=3), "convT2d-mask-softplus", mask="random", softplus_bias=True, grad=True
+    ),
+    with_options(
+        conv_transpose_case("t", rank=1, size=4, groups=2),
+        "convT1d-mask-scalar-groups2",
+        mask="random",
+        scalar_bias=True,
+        grad=True,
+    ),
     # squashers
     squash_case("softermax", "softermax", grad=True),
     squash_case("softermax-n2-axis0", "softermax", n=2.0, axis=0),

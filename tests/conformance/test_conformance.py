@@ -45,13 +45,21 @@ def _check_support(adapter, case):
         pytest.xfail(f"{adapter.name} does not support {case.id}: {ok}")
 
 
+def _build(adapter, case):
+    """The row's layer: from its neutral spec, or (rows with nmn 0.3's ``options``, which no spec carries) by the
+    framework's constructor with those options and the RAW parameters."""
+    if case.options:
+        return adapter.build_options(case.kind, case.config, case.params, case.options)
+    return adapter.build(case.kind, case.config, case.params)
+
+
 @pytest.mark.parametrize("case", FORWARD)
 @pytest.mark.parametrize("adapter", ADAPTERS)
 def test_forward_matches_onnxruntime(adapter, case):
     _check_support(adapter, case)
     name, ins, attrs = case_table.onnx_call(case, case.params, case.inputs)
     expected = np.asarray(onnx_ops.run_function(name, ins, **attrs), np.float64)
-    layer = adapter.build(case.kind, case.config, case.params)
+    layer = _build(adapter, case)
     got = np.asarray(adapter.forward(layer, case.kind, case.inputs, case.call), np.float64)
     assert got.shape == expected.shape, f"{adapter.name} {case.id}: shape {got.shape} != ORT {expected.shape}"
     assert np.all(np.isfinite(got)), f"{adapter.name} {case.id}: non-finite output"
@@ -74,7 +82,7 @@ def test_gradients_match_finite_differences(adapter, case):
     name, ins, attrs = case_table.onnx_call(case, case.params, case.inputs)
     out_shape = np.shape(onnx_ops.run_function(name, ins, **attrs))
     cotangent = rng.normal(size=out_shape)
-    layer = adapter.build(case.kind, case.config, case.params)
+    layer = _build(adapter, case)
     grads = adapter.grads(layer, case.kind, case.inputs, case.call, cotangent.astype(np.float32))
     params64 = {k: v.astype(np.float64) for k, v in case.params.items()}
     inputs64 = [np.asarray(x, np.float64) for x in case.inputs]
