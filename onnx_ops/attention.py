@@ -491,3 +491,113 @@ def YatPerformerMultiHeadAttention(
     o = op.Reshape(o, op.Constant(value_ints=[0, 0, -1]))
     y = AffineProjection(o, op.Cast(WO, to=FLOAT.dtype), op.Cast(BO, to=FLOAT.dtype))
     return op.CastLike(y, XQ)
+
+
+# ------------------------------------------------------------------------------------------- legacy bodies
+# The bodies of the three performer functions as files written before the ``degree``/``bias`` attributes carry
+# them (degree 3, bias 0; numerically what the current bodies compute with the default attributes). They are
+# kept verbatim so that nmn.interchange.validate can recognise those files as canonical; ``legacy_function_protos``
+# names them as they appear in a file.
+
+
+@script(nmn, default_opset=op)
+def PerformerFeatureMapV1(X: FLOAT, PROJ: FLOAT, EPS: FLOAT) -> FLOAT:
+    """The body of ``PerformerFeatureMap`` in the files written before its degree/bias attributes."""
+    last = op.Constant(value_ints=[-1])
+    one = op.Constant(value_float=1.0)
+    two = op.Constant(value_float=2.0)
+    three = op.Constant(value_float=3.0)
+    xh = op.Div(X, op.Sqrt(op.Add(op.ReduceSumSquare(X, last, keepdims=1), EPS)))
+    pn = op.Div(PROJ, op.Add(op.Sqrt(op.ReduceSumSquare(PROJ, last, keepdims=1)), op.Constant(value_float=1e-8)))
+    d = op.Cast(op.Slice(op.Shape(X), last, op.Constant(value_ints=[100])), to=FLOAT.dtype)
+    m = op.Cast(op.Slice(op.Shape(PROJ), op.Constant(value_ints=[0]), op.Constant(value_ints=[1])), to=FLOAT.dtype)
+    c = op.Add(two, EPS)
+    a2 = op.Div(one, c)
+    a3 = op.Div(two, op.Mul(c, c))
+    dm1 = op.Sub(d, one)
+    dp2 = op.Add(d, two)
+    n2 = op.Div(op.Mul(dp2, dm1), two)
+    n3 = op.Div(op.Mul(op.Mul(d, op.Add(d, op.Constant(value_float=4.0))), dm1), op.Constant(value_float=6.0))
+    c0 = op.Sqrt(op.Div(a2, d))
+    c1 = op.Sqrt(op.Div(op.Mul(three, a3), dp2))
+    c2 = op.Sqrt(op.Mul(op.Mul(a2, op.Div(dm1, d)), op.Div(n2, op.Add(m, n2))))
+    c3 = op.Sqrt(op.Mul(op.Mul(a3, op.Div(dm1, dp2)), op.Div(n3, op.Add(m, n3))))
+    u = op.MatMul(xh, op.Transpose(pn, perm=[1, 0]))
+    p2 = op.Div(op.Sub(op.Mul(d, op.Mul(u, u)), one), op.Max(dm1, one))
+    p3 = op.Div(op.Sub(op.Mul(op.Mul(dp2, u), p2), op.Mul(two, u)), d)
+    rand = op.Add(op.Mul(p2, c2), op.Mul(p3, c3))
+    const = op.Mul(
+        op.Expand(one, op.Shape(op.Slice(X, op.Constant(value_ints=[0]), op.Constant(value_ints=[1]), last))), c0
+    )
+    return op.Concat(const, op.Mul(xh, c1), rand, axis=-1)
+
+
+@script(nmn, default_opset=op)
+def YatPerformerFeaturesV1(X: T, PROJ: T, epsilon: float = 1e-5) -> T:
+    """The body of ``YatPerformerFeatures`` in the files written before its degree/bias attributes."""
+    eps = op.Reshape(op.Constant(value_float=epsilon), op.Constant(value_ints=[1]))
+    y = PerformerFeatureMapV1(op.Cast(X, to=FLOAT.dtype), op.Cast(PROJ, to=FLOAT.dtype), eps)
+    return op.CastLike(y, X)
+
+
+@script(nmn, default_opset=op)
+def YatPerformerMultiHeadAttentionV1(
+    XQ: T,
+    XK: T,
+    XV: T,
+    MASK: BOOL,
+    WQ: T,
+    BQ: T,
+    WK: T,
+    BK: T,
+    WV: T,
+    BV: T,
+    WO: T,
+    BO: T,
+    ALPHA: T,
+    EPS: T,
+    PROJ: T,
+    num_heads: int = 1,
+    causal: int = 0,
+) -> T:
+    """The body of ``YatPerformerMultiHeadAttention`` in the files written before its degree/bias attributes."""
+    eps = op.Cast(EPS, to=FLOAT.dtype)
+    proj = op.Cast(PROJ, to=FLOAT.dtype)
+    qh = SplitHeads(
+        AffineProjection(op.Cast(XQ, to=FLOAT.dtype), op.Cast(WQ, to=FLOAT.dtype), op.Cast(BQ, to=FLOAT.dtype)),
+        num_heads=num_heads,
+    )
+    kh = SplitHeads(
+        AffineProjection(op.Cast(XK, to=FLOAT.dtype), op.Cast(WK, to=FLOAT.dtype), op.Cast(BK, to=FLOAT.dtype)),
+        num_heads=num_heads,
+    )
+    vh = SplitHeads(
+        AffineProjection(op.Cast(XV, to=FLOAT.dtype), op.Cast(WV, to=FLOAT.dtype), op.Cast(BV, to=FLOAT.dtype)),
+        num_heads=num_heads,
+    )
+    qf = op.Mul(PerformerFeatureMapV1(qh, proj, eps), op.Cast(ALPHA, to=FLOAT.dtype))
+    kf = PerformerFeatureMapV1(kh, proj, eps)
+    o = YatLinearAttention(qf, kf, vh, causal=causal)
+    o = op.Reshape(o, op.Constant(value_ints=[0, 0, -1]))
+    y = AffineProjection(o, op.Cast(WO, to=FLOAT.dtype), op.Cast(BO, to=FLOAT.dtype))
+    return op.CastLike(y, XQ)
+
+
+_LEGACY = {
+    "PerformerFeatureMap": PerformerFeatureMapV1,
+    "YatPerformerFeatures": YatPerformerFeaturesV1,
+    "YatPerformerMultiHeadAttention": YatPerformerMultiHeadAttentionV1,
+}
+
+
+def legacy_function_protos():
+    """``{name: FunctionProto}`` of the legacy performer bodies, named (and calling each other) as in the files."""
+    out = {}
+    for name, fn in _LEGACY.items():
+        proto = fn.to_function_proto()
+        proto.name = name
+        for node in proto.node:
+            if node.domain == proto.domain and node.op_type.endswith("V1") and node.op_type[:-2] in _LEGACY:
+                node.op_type = node.op_type[:-2]
+        out[name] = proto
+    return out

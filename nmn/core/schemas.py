@@ -58,6 +58,13 @@ _ATTN_ATTRS = {
 # of the files written before these attributes (degree 3, bias 0), so those files still mean what they meant
 _PERFORMER_ATTRS = {"degree": ("int", 3), "bias": ("float", 0.0)}
 
+#: attributes added after files were first written: a node without them means the schema default, which is what
+#: those files computed (the exporters always write them; nmn.interchange.validate accepts their absence)
+LATER_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "YatPerformerMultiHeadAttention": ("degree", "bias"),
+    "YatPerformerFeatures": ("degree", "bias"),
+}
+
 FUNCTIONS: dict[str, FunctionSchema] = {
     s.name: s
     for s in (

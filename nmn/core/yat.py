@@ -244,14 +244,15 @@ def performer_coefficients(F, d, m, eps, degree=3, bias=0.0):
     return coefs
 
 
-def performer_features(F, x, proj, eps, *, degree=3, bias=0.0):
+def performer_features(F, x, proj, eps, *, degree=None, bias=0.0):
     """Spherical Yat random features of ``x (B, L, H, D)`` with ``proj (m, D)`` -> ``(B, L, H, 1 + D + m)``.
 
     ``phi(x) = [c_0, c_1 x_hat, sum_(n=2..K) c_n P_n(u)]`` with ``x_hat = x / sqrt(|x|^2 + eps)``,
     ``u = x_hat . w_hat`` for the unit rows ``w_hat`` of ``proj``, the Gegenbauer polynomials of the D-sphere
     (``P_n(1) = 1``) by their three-term recurrence ``P_0 = 1``, ``P_1 = u``,
     ``P_(n+1) = ((2n + D - 2) u P_n - n P_(n-1)) / max(n + D - 2, 1)`` and the weights of
-    :func:`performer_coefficients` (``K = degree``, ``b = bias``).
+    :func:`performer_coefficients` (``K = degree``, default :func:`performer_degree` of ``m`` and ``D``;
+    ``b = bias``).
 
     What it estimates: for rows uniform on the sphere (each row of nmn's orthogonal-block projection is),
     the Funk-Hecke formula ``E[P_n(w.x) P_k(w.y)] = [n = k] P_n(x.y) / N_n`` (the spherical analogue of the
@@ -268,6 +269,7 @@ def performer_features(F, x, proj, eps, *, degree=3, bias=0.0):
     """
     d = x.shape[-1]
     m = proj.shape[0]
+    degree = performer_degree(m, d) if degree is None else int(degree)
     coefs = performer_coefficients(F, d, m, eps, degree, bias)
     x_hat = x / F.sqrt(F.sum(x * x, -1, True) + eps)
     w_hat = unit(F, proj, -1)

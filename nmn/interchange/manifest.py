@@ -297,6 +297,10 @@ def _validate_config(label: str, config: dict, yat: bool) -> None:
         elif key in _POSITIVE_NUMBERS:
             ok = _is_number(value) and (value > 0 if yat else value >= 0)
             _want(ok, where, "a positive finite number" if yat else "a finite number >= 0", value)
+        elif key == "performer_nmax":
+            _want(value is None or (_is_int(value) and 2 <= value <= 64), where, "null or an integer in 2..64", value)
+        elif key == "performer_bias":
+            _want(_is_number(value) and value >= 0, where, "a finite number >= 0", value)
         elif key in ("constant_bias", "constant_alpha"):
             _want(
                 value is None or isinstance(value, bool) or _is_number(value),
@@ -405,6 +409,8 @@ _ATTN_KEYS = {
     "use_bias",
     "use_out_proj",
     "use_performer",
+    "performer_nmax",
+    "performer_bias",
 }
 #: config keys every conv and transposed-conv exporter writes (the conv adds weight_normalized)
 _CONV_REQUIRED = {

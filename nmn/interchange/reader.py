@@ -18,6 +18,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from nmn.core.conv import pairs_from_onnx
+from nmn.core.options import DEFAULTS, PERFORMER_LEGACY_DEGREE
 from nmn.core.schemas import DOMAIN
 from nmn.core.spec import fold_cancelled_alpha
 from nmn.interchange.graph import manifest_of
@@ -188,6 +189,7 @@ def _collect_layers(graph: OnnxGraph) -> None:
                     list(entry.get("host", {}).get("nodes", [entry["node"]])),
                     dict(entry.get("trainable", {})),
                 )
+                _performer_kernel(spec, by_node)
                 graph.layers[spec.name] = spec
                 for node_name in spec.nodes:
                     graph.node_layer[node_name] = spec.name
@@ -203,6 +205,20 @@ def _collect_layers(graph: OnnxGraph) -> None:
     missing = [n for n in graph.node_layer if n not in by_node]
     if missing:
         raise UnsupportedModelError(f"the manifest names nodes that are not in the graph: {missing}")
+
+
+def _performer_kernel(spec: LayerSpec, by_node: dict[str, NodeSpec]) -> None:
+    """A performer written before ``performer_nmax``/``performer_bias`` were options has neither in its manifest
+    config: its node's ``degree``/``bias`` attributes (absent there too: the schema defaults 3 and 0, what those
+    files computed) say which kernel it estimates."""
+    if spec.kind != "MultiHeadYatAttention" or not spec.config.get("use_performer"):
+        return
+    nodes = [by_node[n] for n in spec.nodes if n in by_node and by_node[n].op == "YatPerformerMultiHeadAttention"]
+    attrs = nodes[0].attrs if nodes else {}
+    config = dict(spec.config)
+    config.setdefault("performer_nmax", int(attrs.get("degree", PERFORMER_LEGACY_DEGREE)))
+    config.setdefault("performer_bias", float(attrs.get("bias", 0.0)))
+    spec.config = config
 
 
 def _fold_cancelled_alpha(spec: LayerSpec) -> None:
@@ -345,7 +361,16 @@ def _derive_spec(graph: OnnxGraph, node: NodeSpec) -> LayerSpec:
         if node.op == "YatPerformerMultiHeadAttention":
             init, proj = tensor(14)
             params["proj"], inits_of["proj"] = proj, init
-            cfg.update(use_performer=True, num_features=int(proj.shape[0]))
+            # files written before the degree/bias attributes carry neither: the schema defaults (3, 0.0) are
+            # what they computed
+            cfg.update(
+                use_performer=True,
+                num_features=int(proj.shape[0]),
+                performer_nmax=int(a.get("degree", PERFORMER_LEGACY_DEGREE)),
+                performer_bias=float(a.get("bias", 0.0)),
+            )
+        elif kind == "MultiHeadYatAttention":
+            cfg.update(performer_nmax=DEFAULTS["performer_nmax"], performer_bias=DEFAULTS["performer_bias"])
         if kind == "RotaryYatAttention":
             _, cos = tensor(14)
             head = e // cfg["num_heads"]

@@ -9,7 +9,8 @@ full onnx check, that
 * the graph has outputs and its inputs are numeric tensors;
 * every ``nmn`` node, in the graph or in any subgraph, has its function attached, the schema's inputs, and
   exactly the schema's attributes with values of the right type and range; the ``nmn`` domain version is known;
-* every function in ``model.functions`` is the canonical body ``onnx_ops`` defines for ``nmn`` v1;
+* every function in ``model.functions`` is the canonical body ``onnx_ops`` defines for ``nmn`` v1 (or, for
+  the performer functions, the earlier body that files written before their ``degree``/``bias`` attributes carry);
 * nodes use only the standard domain or ``nmn`` (an opset import of another standard domain, such as the
   ``ai.onnx.ml`` that tf2onnx writes, is fine when no node uses it); no custom domain is imported;
 * the layer manifest parses within its bounds, matches its schema and agrees with the graph
@@ -38,7 +39,7 @@ from pathlib import Path
 import onnx
 from onnx import AttributeProto, TensorProto
 
-from nmn.core.schemas import DOMAIN, DOMAIN_VERSION, FUNCTIONS
+from nmn.core.schemas import DOMAIN, DOMAIN_VERSION, FUNCTIONS, LATER_ATTRIBUTES
 from nmn.interchange.manifest import ManifestError, read_manifest
 from nmn.interchange.safe_load import DEFAULT_MAX_BYTES, Limits, check_limits, default_limits
 
@@ -73,7 +74,19 @@ _CANONICAL: dict[str, bytes] = {}
 
 
 def _normalised(fn: onnx.FunctionProto) -> bytes:
-    """A function proto's bytes without its documentation (the only part that may differ harmlessly)."""
+    """A function proto's bytes without its documentation (the only part that may differ harmlessly).
+
+    An earlier canonical body that files still carry (:func:`legacy_function`: the performer functions before
+    their ``degree``/``bias`` attributes, whose defaults compute what those bodies compute) normalises to the
+    current canonical bytes, so every check that compares bodies (here and in ``safe_load``) accepts it.
+    """
+    raw = _raw_bytes(fn)
+    if fn.domain == DOMAIN and raw == legacy_function(fn.name):
+        return canonical_function(fn.name)
+    return raw
+
+
+def _raw_bytes(fn: onnx.FunctionProto) -> bytes:
     copy = onnx.FunctionProto()
     copy.CopyFrom(fn)
     copy.ClearField("doc_string")
@@ -93,8 +106,25 @@ def canonical_function(name: str) -> bytes | None:
 
         if name not in onnx_ops.REGISTRY:
             return None
-        _CANONICAL[name] = _normalised(onnx_ops.function_protos([name])[-1])
+        _CANONICAL[name] = _raw_bytes(onnx_ops.function_protos([name])[-1])
     return _CANONICAL[name]
+
+
+_LEGACY: dict[str, bytes] = {}
+
+
+def legacy_function(name: str) -> bytes | None:
+    """The normalised bytes of an earlier canonical body of ``nmn::name`` that files still carry (the performer
+    functions before their ``degree``/``bias`` attributes), or ``None``.
+
+    >>> legacy_function("PerformerFeatureMap") is not None, legacy_function("YatDense")
+    (True, None)
+    """
+    if not _LEGACY:
+        from onnx_ops.attention import legacy_function_protos
+
+        _LEGACY.update({n: _raw_bytes(f) for n, f in legacy_function_protos().items()})
+    return _LEGACY.get(name)
 
 
 def _check_functions(model: onnx.ModelProto, problems: list[str], local_functions: bool = False) -> None:
@@ -167,6 +197,10 @@ def _check_attribute(label: str, attr: onnx.AttributeProto, kind: str, problems:
             problems.append(f"{label}: attribute {name!r} must be one of {list(_STRING_CHOICES[name])}, got {value!r}")
     elif kind == "float" and not math.isfinite(attr.f):
         problems.append(f"{label}: attribute {name!r} must be finite, got {attr.f}")
+    elif name == "degree" and not 1 <= attr.i <= 64:
+        problems.append(f"{label}: attribute 'degree' must be an integer in 1..64, got {attr.i}")
+    elif name == "bias" and not attr.f >= 0:
+        problems.append(f"{label}: attribute 'bias' must be >= 0, got {attr.f}")
     elif name in ("power", "n", "epsilon") and not attr.f > 0:
         problems.append(f"{label}: attribute {name!r} must be > 0, got {attr.f}")
 
@@ -201,7 +235,7 @@ def _check_node(
     if len(set(given)) != len(given):
         problems.append(f"{label}: an attribute is given twice ({sorted(given)})")
     unknown = sorted(set(given) - set(schema.attributes))
-    missing = sorted(set(schema.attributes) - set(given))
+    missing = sorted(set(schema.attributes) - set(given) - set(LATER_ATTRIBUTES.get(node.op_type, ())))
     if unknown:
         problems.append(f"{label}: unknown attributes {unknown} (known: {sorted(schema.attributes)})")
     if missing:

@@ -12,13 +12,16 @@ import torch.nn.functional as _nnf
 from nmn.core.names import refuse_keywords
 from nmn.core.options import (
     DEFAULT_EPSILON,
+    DEFAULTS,
     PERFORMER_NUM_FEATURES,
     ROPE_MAX_SEQ_LEN,
     ROPE_THETA,
+    check_performer,
     check_positive_int,
     mask_needs_head_axis,
 )
 from nmn.core.spec import AttentionSpec, RopeSpec, check_heads, pick_alias
+from nmn.core.yat import performer_degree
 from nmn.torch import functional
 
 
@@ -74,6 +77,7 @@ class _YatAttentionBase(nn.Module):
         self.v_proj = nn.Linear(e, e, bias=self.use_bias, **factory)
         self.out_proj = nn.Linear(e, e, bias=self.use_bias, **factory) if self.use_out_proj else None
         self.alpha = nn.Parameter(torch.empty(1, **factory)) if a.has_alpha else None
+        self.performer_nmax, self.performer_bias, self.performer_degree = None, 0.0, None
 
     @property
     def use_alpha(self) -> bool:
@@ -135,8 +139,9 @@ class _YatAttentionBase(nn.Module):
             )
         if causal and q.shape[1] != k.shape[1]:
             raise ValueError(f"{name}: a causal performer needs Lq == Lk, got {q.shape[1]} and {k.shape[1]}")
-        qf = functional.performer_features(q, self.proj, self.epsilon)
-        kf = functional.performer_features(k, self.proj, self.epsilon)
+        kernel = dict(degree=self.performer_degree, bias=self.performer_bias)
+        qf = functional.performer_features(q, self.proj, self.epsilon, **kernel)
+        kf = functional.performer_features(k, self.proj, self.epsilon, **kernel)
         alpha = self._alpha_term()  # a fixed alpha only: it cancels except against the readout's 1e-6 shift
         qf = qf if alpha is None else qf * alpha
         out = functional.linear_attention(qf, kf, v, causal=causal)
@@ -148,7 +153,11 @@ class _YatAttentionBase(nn.Module):
         return self.out_proj(out) if self.out_proj is not None else out
 
     def _attn_repr(self) -> str:
-        return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, {self.attn.repr()}"
+        extra = ""
+        if self.use_performer:
+            extra = f", performer_degree={self.performer_degree}"
+            extra += f", performer_bias={self.performer_bias:g}" if self.performer_bias else ""
+        return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, {self.attn.repr()}{extra}"
 
 
 class MultiHeadYatAttention(_YatAttentionBase):
@@ -159,8 +168,10 @@ class MultiHeadYatAttention(_YatAttentionBase):
     With ``use_performer=True``: the O(L m D) spherical Yat-Performer, random features ``phi``
     (:func:`nmn.core.yat.performer_features`) of the heads with a random ``proj (num_features, head_dim)``
     buffer drawn once at construction, read out as ``phi(q) (phi(K)^T V) / (phi(q) . sum phi(K))``; it
-    estimates that readout with the degree-3 truncation ``t^2 / C + 2 t^3 / C^2`` (``C = 2 + eps``,
-    ``t = q_hat . k_hat``) of the spherical Yat score (no alpha: it cancels in the ratio).
+    estimates that readout with the degree-K Maclaurin truncation of the spherical Yat score
+    ``(t + b)^2 / (2 + eps - 2t)`` (``t = q_hat . k_hat``, ``b = performer_bias``; no alpha: it cancels in the
+    ratio), ``K`` from :func:`nmn.core.yat.performer_degree` (growing with ``num_features``, so the output
+    converges to the exact spherical Yat attention) unless ``performer_nmax`` fixes it.
 
     Args:
         embed_dim: model width ``E`` (divisible by ``num_heads``).
@@ -177,6 +188,9 @@ class MultiHeadYatAttention(_YatAttentionBase):
         use_out_proj: apply the output projection (default True).
         causal: causal self-attention (default False).
         use_performer: linear-time spherical Yat-Performer (default False); num_features: its ``m`` (256).
+        performer_nmax: the performer's Maclaurin degree K, an int from 2 to 64 (default None: the degree rule
+            of :func:`nmn.core.yat.performer_degree`, 3 at m = 256 and D = 16).
+        performer_bias: b >= 0 of the estimated score ``(t + b)^2 / (2 + eps - 2t)`` (default 0.0).
         device, dtype: factory arguments.
 
     Shape: ``forward(query (B, Lq, E), key (B, Lk, E) = query, value (B, Lk, E) = key, mask=None) -> (B, Lq, E)``;
@@ -208,6 +222,8 @@ class MultiHeadYatAttention(_YatAttentionBase):
         causal: bool = False,
         use_performer: bool = False,
         num_features: int = PERFORMER_NUM_FEATURES,
+        performer_nmax: int | None = DEFAULTS["performer_nmax"],
+        performer_bias: float = DEFAULTS["performer_bias"],
         device: torch.device | str | int | None = None,
         dtype: torch.dtype | None = None,
         **refused: Any,
@@ -231,6 +247,10 @@ class MultiHeadYatAttention(_YatAttentionBase):
             causal=causal,
             use_performer=use_performer,
             num_features=num_features,
+        )
+        self.performer_nmax, self.performer_bias = check_performer(performer_nmax, performer_bias, type(self).__name__)
+        self.performer_degree = (
+            performer_degree(self.num_features, self.head_dim, self.performer_nmax) if self.use_performer else None
         )
         proj = performer_projection(self.num_features, self.head_dim, **factory) if self.use_performer else None
         self.register_buffer("proj", proj)

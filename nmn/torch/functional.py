@@ -433,15 +433,24 @@ def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, *, interleaved: 
     return _yat.rope(ops_for(x), x, cos.to(x.dtype), sin.to(x.dtype), interleaved=interleaved)
 
 
-def performer_features(x: torch.Tensor, proj: torch.Tensor, epsilon: float = DEFAULT_EPSILON) -> torch.Tensor:
+def performer_features(
+    x: torch.Tensor,
+    proj: torch.Tensor,
+    epsilon: float = DEFAULT_EPSILON,
+    *,
+    degree: int | None = None,
+    bias: float = 0.0,
+) -> torch.Tensor:
     """Spherical Yat random features (:func:`nmn.core.yat.performer_features`): ``1 + D + m`` per row.
 
+    ``degree``: the Maclaurin degree K (default: :func:`nmn.core.yat.performer_degree` of ``m`` and ``D``);
+    ``bias``: b of the estimated score ``(t + b)^2 / (2 + epsilon - 2t)``.
     Shape: ``x (B, L, H, D)``, ``proj (m, D)`` -> ``(B, L, H, 1 + D + m)``.
 
     >>> performer_features(torch.ones(1, 2, 1, 4), torch.ones(3, 4)).shape
     torch.Size([1, 2, 1, 8])
     """
-    return _yat.performer_features(ops_for(x), x, proj.to(x.dtype), epsilon)
+    return _yat.performer_features(ops_for(x), x, proj.to(x.dtype), epsilon, degree=degree, bias=bias)
 
 
 def linear_attention(qf: torch.Tensor, kf: torch.Tensor, v: torch.Tensor, *, causal: bool = False) -> torch.Tensor:

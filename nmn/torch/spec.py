@@ -141,6 +141,8 @@ def to_spec(layer: nn.Module) -> tuple[str, dict, dict[str, np.ndarray]]:
         config.pop("dropout")
         if kind == "RotaryYatAttention":
             config.update(layer.rope.config())
+        else:
+            config.update(performer_nmax=layer.performer_nmax, performer_bias=layer.performer_bias)
     elif kind == "YatEmbed":
         config = dict(
             num_embeddings=layer.num_embeddings,
@@ -281,6 +283,8 @@ def from_spec(
                 c["num_heads"],
                 use_performer=c.get("use_performer", False),
                 num_features=int(m),
+                performer_nmax=c.get("performer_nmax", DEFAULTS["performer_nmax"]),
+                performer_bias=c.get("performer_bias", DEFAULTS["performer_bias"]),
                 **common,
             )
     elif kind == "YatEmbed":
