@@ -97,11 +97,42 @@ def _load(ctx, n):
     return out
 
 
+def _scalar(v, default=1.0):
+    """``v`` as a Python float where that is free: ``default`` for ``None``, a number as itself, a one-element CPU
+    tensor by ``item()`` (outside ``torch.compile``); ``None`` otherwise (a device tensor: no host sync).
+
+    A scalar lets the factor ride on an op that runs anyway (``addcmul``'s ``value``) instead of a pass of its own.
+
+    >>> _scalar(None), _scalar(2), _scalar(torch.tensor([0.5])), _scalar(torch.ones(2))
+    (1.0, 2.0, 0.5, None)
+    """
+    if v is None:
+        return default
+    if not isinstance(v, torch.Tensor):
+        return float(v)
+    if v.numel() != 1 or v.device.type != "cpu" or torch.compiler.is_compiling():
+        return None
+    return float(v.detach())
+
+
+def _scaled_product(p, q, factor, out=None):
+    """``factor * p * q`` in one pass (``addcmul`` onto a broadcast zero) for a float ``factor``."""
+    if factor == 1.0:
+        return torch.mul(p, q, out=out) if out is not None else torch.mul(p, q)
+    zero = p.new_zeros(())
+    return (
+        torch.addcmul(zero, p, q, value=factor, out=out) if out is not None else torch.addcmul(zero, p, q, value=factor)
+    )
+
+
 def _finish(num, den, alpha, consume=False):
-    """``alpha * num^2 / den`` in one new tensor (two in-place passes), or in ``num``'s own memory when
-    ``consume`` (inference: no new output-sized tensor)."""
-    y = num.square_().div_(den) if consume else torch.mul(num, num).div_(den)
-    return y if alpha is None else y.mul_(alpha)
+    """``alpha * num^2 / den`` in one new tensor (two passes; alpha rides on the first when it is a CPU scalar), or
+    in ``num``'s own memory when ``consume`` (inference: no new output-sized tensor)."""
+    a = _scalar(alpha)
+    if a is None:
+        y = num.square_().div_(den) if consume else torch.mul(num, num).div_(den)
+        return y.mul_(alpha)
+    return _scaled_product(num, num, a, out=num if consume else None).div_(den)
 
 
 def _tail_forward(dot, dist, bias, alpha, eps):
@@ -113,13 +144,20 @@ def _tail_forward(dot, dist, bias, alpha, eps):
 
 def _tail_grads(ctx, grad, num, den, alpha, eps, needs_alpha, needs_eps, scale=1.0):
     """``(s u, s um, g_alpha, g_eps)``: ``u = a G r``, ``um = u r m`` (times ``scale``) and the gradients of alpha and
-    epsilon (unscaled). A ``scale`` of 2 gives the ``2u``, ``2um`` the callers need without a pass of their own."""
+    epsilon (unscaled). A ``scale`` of 2 gives the ``2u``, ``2um`` the callers need without a pass of their own.
+
+    Passes over the output size: ``r = num / den``, ``s u`` (the factor ``s a`` rides on the product when alpha is a
+    CPU scalar), ``s um`` in ``r``'s memory; reads for ``g_alpha``/``g_eps`` only when asked."""
     r = num / den
-    u = grad * r
-    g_alpha = torch.dot(u.reshape(-1), num.reshape(-1)).reshape(alpha.shape) if needs_alpha else None
-    factor = scale if alpha is None else alpha * scale
-    if alpha is not None or scale != 1.0:
-        u.mul_(factor)
+    a = _scalar(alpha)
+    factor = None if a is None or a == 0.0 else a * scale
+    if factor is not None:
+        u = _scaled_product(grad, r, factor)  # s a G r
+        g_alpha = (torch.dot(u.reshape(-1), num.reshape(-1)) / factor).reshape(alpha.shape) if needs_alpha else None
+    else:
+        u = grad * r
+        g_alpha = torch.dot(u.reshape(-1), num.reshape(-1)).reshape(alpha.shape) if needs_alpha else None
+        u.mul_(alpha * scale)
     um = r.mul_(u)
     g_eps = (um.sum() * (-1.0 / scale)).reshape(eps.shape) if needs_eps else None
     _zero_where_floored(um, den, eps)
@@ -130,12 +168,17 @@ def _zero_where_floored(um, den, eps):
     """``um[den <= eps] = 0`` (``m = 0`` where the distance was floored), in place.
 
     On CPU (outside ``torch.compile``) the floor is rare and a mask pass is the costliest op of the backward
-    (measured 5 ms on 2M floats against 0.7 ms for ``amin``), so the mask is built only when some entry is floored.
+    (measured 5 ms on 2M floats against 0.7 ms for ``amin``), so the mask is built only when some entry is floored;
+    the test is one reduction and a host compare (``float(den.min())``: a third of ``bool(den.amin() <= eps)``'s
+    time on 65k floats, which builds two tensors more).
     """
     if den.numel() == 0:
         return
-    if den.device.type == "cpu" and not torch.compiler.is_compiling() and not bool(den.amin() <= eps):
-        return
+    if den.device.type == "cpu" and not torch.compiler.is_compiling():
+        e = _scalar(eps, 0.0)
+        floored = bool(den.amin() <= eps) if e is None else float(den.min()) <= e
+        if not floored:
+            return
     um.masked_fill_(den <= eps, 0.0)
 
 
@@ -162,9 +205,11 @@ class YatTail(torch.autograd.Function):
     def backward(ctx, grad):
         num, den, bias, alpha, eps = _load(ctx, 2)
         needs = ctx.needs_input_grad
-        u, um, g_alpha, g_eps = _tail_grads(ctx, grad, num, den, alpha, eps, needs[3], needs[4])
-        g_bias = _reduce_to(u, bias) * 2.0 if needs[2] else None
-        return u.mul_(2.0), um.neg_(), g_bias, g_alpha, g_eps
+        # u2 = 2u, um2 = 2um (_tail_grads' scale): d/ddot = u2 as it comes, d/ddist = -um = -um2 / 2
+        u2, um2, g_alpha, g_eps = _tail_grads(ctx, grad, num, den, alpha, eps, needs[3], needs[4], scale=2.0)
+        g_bias = _reduce_to(u2, bias) if needs[2] else None
+        g_bias = g_bias.clone() if g_bias is u2 else g_bias  # a full-size bias: its own tensor, not dot's
+        return u2, um2.mul_(-0.5), g_bias, g_alpha, g_eps
 
 
 def dense_forward(x, w, bias, alpha, eps, consume=False):
@@ -182,9 +227,19 @@ def dense_forward(x, w, bias, alpha, eps, consume=False):
     >>> [round(v, 4) for v in y[0].tolist()], den.tolist()
     ([0.6667, 0.6667, 0.6667], [[3.0, 3.0, 3.0]])
     """
-    dot = torch.mm(x, w.t())
-    den = torch.add(sqnorm(w, 1).add_(eps), dot, alpha=-2.0).add_(sqnorm(x, 1, True)).clamp_min_(eps)
-    num = dot if bias is None else dot.add_(bias)
+    if isinstance(bias, torch.Tensor):  # num = b + x w^T in the GEMM's own epilogue, as nn.Linear
+        num = torch.addmm(bias, x, w.t())
+    else:
+        num = torch.mm(x, w.t())
+        if bias is not None:
+            num.add_(bias)
+    # den = |x|^2 + (|w|^2 + 2b + eps) - 2 num (= |x|^2 + |w|^2 - 2 dot + eps): the bias folded into the small
+    # per-neuron constant, three passes over the output for the distance, two for y
+    const = sqnorm(w, 1)
+    if bias is not None:
+        const = const.add_(bias, alpha=2.0) if isinstance(bias, torch.Tensor) else const.add_(2.0 * bias)
+    const = const.add_(eps)
+    den = torch.add(const, num, alpha=-2.0).add_(sqnorm(x, 1, True)).clamp_min_(eps)
     return _finish(num, den, alpha, consume), num, den
 
 

@@ -118,3 +118,55 @@ def test_empty_batches_have_empty_gradients():
         x.requires_grad_(True)
         layer(x).sum().backward()
         assert x.grad.shape == x.shape and torch.equal(layer.weight.grad, torch.zeros_like(layer.weight))
+
+
+def _device_like_scalar(v, default=1.0):
+    """``_fused._scalar`` as on a GPU: numbers and ``None`` as floats, every tensor ``None`` (the tensor path)."""
+    if v is None:
+        return default
+    return None if isinstance(v, torch.Tensor) else float(v)
+
+
+@pytest.mark.parametrize("path", ["cpu-scalar", "tensor"])
+@pytest.mark.parametrize("alpha_value", [1.4, 0.0, -0.6])
+def test_fused_dense_and_dist_tail_scalar_and_tensor_paths_match_core(monkeypatch, path, alpha_value):
+    """Both ways of applying alpha (riding on ``addcmul``'s ``value`` as a CPU scalar, or a tensor multiply as on a
+    device), including alpha = 0 (no division by alpha) and a negative alpha, against autograd through the core."""
+    if path == "tensor":
+        monkeypatch.setattr(_fused, "_scalar", _device_like_scalar)
+    torch.manual_seed(5)
+    x = torch.randn(5, 4, dtype=torch.float64)
+    w = torch.randn(3, 4, dtype=torch.float64)
+    x[1] = w[2]  # a floored distance
+    bias = torch.randn(3, dtype=torch.float64)
+    alpha = torch.tensor([alpha_value], dtype=torch.float64)
+    eps = torch.tensor([0.05], dtype=torch.float64)
+    leaves = [t.requires_grad_(True) for t in (x, w, bias, alpha, eps)]
+    g = torch.randn(5, 3, dtype=torch.float64)
+    got = _fused.YatDense.apply(x, w, bias, alpha, eps)
+    want = _core_dense(x, w, bias, alpha, eps)
+    torch.testing.assert_close(got, want)
+    for a, b in zip(torch.autograd.grad((got * g).sum(), leaves), torch.autograd.grad((want * g).sum(), leaves)):
+        torch.testing.assert_close(a, b)
+    with torch.no_grad():  # the inference path writes y over its own num
+        torch.testing.assert_close(_fused.yat_dense(x, w, bias, alpha, eps), want)
+        torch.testing.assert_close(_fused.yat_dense(x, w, 0.2, alpha_value, 0.05), _core_dense(x, w, 0.2, alpha, eps))
+    num = torch.randn(2, 1, 3, 4, dtype=torch.float64)
+    energy = torch.rand(2, 1, 1, 4, dtype=torch.float64) * 3
+    const = torch.randn(1, 1, 3, 1, dtype=torch.float64)  # some distances floored
+    tail_leaves = [t.requires_grad_(True) for t in (num, energy, const)]
+    assert torch.autograd.gradcheck(_fused.YatDistTail.apply, (*tail_leaves, alpha, eps))
+
+
+def test_fused_tail_full_size_bias_gets_its_own_gradient():
+    """A bias of dot's own shape: d/dbias equals d/ddot in value but is a separate tensor (no aliasing)."""
+    torch.manual_seed(6)
+    dot = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    dist = (torch.rand(3, 4, dtype=torch.float64) - 0.2).requires_grad_(True)
+    bias = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    y = _fused.YatTail.apply(dot, dist, bias, 1.5, 0.1)
+    g_dot, g_bias = torch.autograd.grad(y.sum(), (dot, bias))
+    assert g_dot.data_ptr() != g_bias.data_ptr()
+    want = torch.autograd.grad(core.yat_tail(ops_for(dot), dot, dist, bias, 1.5, 0.1).sum(), (dot, bias))
+    torch.testing.assert_close(g_dot, want[0])
+    torch.testing.assert_close(g_bias, want[1])
