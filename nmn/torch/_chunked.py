@@ -87,19 +87,18 @@ def budget() -> int:
 def tiles(q: torch.Tensor, k: torch.Tensor, tile_bytes: int | None = None) -> tuple[int, int]:
     """``(query rows, key columns)`` of a tile for heads ``q (B, Lq, H, D)``, ``k (B, Lk, H, D)``.
 
-    A tile of scores holds ``B * H * tq * tk`` numbers of the compute type (float32, or float64 for float64
-    inputs) and is at most ``tile_bytes`` (default :func:`budget`): keys in blocks of up to 512, query rows
-    as many as fit, at least 16 of each.
+    Tiles are per batch element: one holds ``H * tq * tk`` numbers of the compute type (float32, or float64
+    for float64 inputs) and is at most ``tile_bytes`` (default :func:`budget`): keys in blocks of up to 512,
+    query rows as many as fit, at least 16 of each.
 
     >>> tiles(torch.zeros(1, 4096, 4, 32), torch.zeros(1, 4096, 4, 32))
     (128, 512)
     >>> tiles(torch.zeros(8, 100, 8, 32), torch.zeros(8, 100, 8, 32))
     (100, 100)
     """
-    b, lq, h = q.shape[0], q.shape[1], q.shape[2]
-    lk = k.shape[1]
+    lq, h, lk = q.shape[1], q.shape[2], k.shape[1]
     size = _compute_dtype(q, k, k).itemsize
-    cells = max(1, (tile_bytes or budget()) // (size * max(1, b * h)))
+    cells = max(1, (tile_bytes or budget()) // (size * max(1, h)))
     tk = min(lk, KEY_TILE, max(MIN_TILE, cells // MIN_TILE))
     tq = min(lq, max(MIN_TILE, cells // max(tk, 1)))
     return tq, tk
@@ -448,7 +447,7 @@ class _TiledAttention(torch.autograd.Function):
         if plan.dropout is not None:  # the backward pass replays the forward's dropout draws
             cuda = torch.cuda.get_rng_state(q.device) if q.is_cuda else None
             rng = (torch.get_rng_state(), cuda)
-        out, stat, empty = _forward(plan, q, k, v, alpha, any(ctx.needs_input_grad[:4]))
+        out, stat, empty = _forward(plan, q, k, v, alpha, plan.grad)
         ctx.plan, ctx.rng = plan, rng
         ctx.save_for_backward(q, k, v, alpha, out, stat, empty)
         return out.to(v.dtype)
@@ -502,4 +501,7 @@ def yat_attention(
     if alpha is not None and not isinstance(alpha, torch.Tensor):
         alpha = torch.tensor(float(alpha), dtype=_compute_dtype(q, k, v), device=q.device)
     plan = _Plan(q, k, v, mask, eps, spherical, normalization, power, causal, dropout, tq, tk)
+    plan.grad = torch.is_grad_enabled() and any(
+        isinstance(t, torch.Tensor) and t.requires_grad for t in (q, k, v, alpha)
+    )
     return _TiledAttention.apply(q, k, v, alpha, plan)
