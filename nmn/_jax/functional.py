@@ -245,14 +245,20 @@ def performer_attention(
     epsilon: ArrayLike = DEFAULT_EPSILON,
     *,
     causal: bool = False,
+    degree: int | None = None,
+    bias: float = 0.0,
 ) -> jax.Array:
-    """Spherical Yat-Performer: linear-time readout of FAVOR+-style features ``proj (m, D)``.
+    """Spherical Yat-Performer: linear-time readout of the random features of
+    :func:`nmn.core.yat.performer_features` with ``proj (m, D)``.
 
+    ``degree``: the Maclaurin degree K (default :func:`nmn.core.yat.performer_degree` of ``m`` and ``D``);
+    ``bias``: b of the estimated score ``(t + b)^2 / (2 + epsilon - 2t)``.
     ``alpha`` (a fixed number: the layers have no alpha parameter here, see :class:`nmn.core.spec.AttentionSpec`)
     scales the query features as the ONNX function does, so it cancels except against the readout's shift.
     """
-    qf = core.performer_features(F, _f32(q), _f32(proj), _f32(epsilon))
-    kf = core.performer_features(F, _f32(k), _f32(proj), _f32(epsilon))
+    kernel = dict(degree=degree, bias=bias)
+    qf = core.performer_features(F, _f32(q), _f32(proj), _f32(epsilon), **kernel)
+    kf = core.performer_features(F, _f32(k), _f32(proj), _f32(epsilon), **kernel)
     if alpha is not None:
         qf = qf * _f32(alpha)
     out = core.linear_readout(F, qf, kf, _f32(v), causal=causal)

@@ -28,13 +28,16 @@ from nmn._jax.functional import (
 )
 from nmn.core.options import (
     DEFAULT_EPSILON,
+    DEFAULTS,
     PERFORMER_NUM_FEATURES,
     ROPE_MAX_SEQ_LEN,
     ROPE_THETA,
+    check_performer,
     check_positive_int,
     mask_needs_head_axis,
 )
 from nmn.core.spec import AttentionSpec, RopeSpec
+from nmn.core.yat import performer_degree
 from nmn.linen._ops import CONSTANTS
 
 default_kernel_init = nn.initializers.xavier_normal()
@@ -64,6 +67,9 @@ class MultiHeadYatAttention(nn.Module):
         causal (default False), dropout_rate (attention weights, default 0.0; needs a ``'dropout'`` rng),
         deterministic (default None: must be given at call time when dropout is on),
         use_performer (linear-time spherical Yat-Performer, default False), num_features (default 256),
+        performer_nmax (the performer's Maclaurin degree K, 2..64; default None: the degree rule of
+        :func:`nmn.core.yat.performer_degree`), performer_bias (b >= 0 of the estimated score
+        ``(t + b)^2 / (2 + eps - 2t)``, default 0.0),
         decode (default False: with True, as ``flax.linen.MultiHeadDotProductAttention``, ``init`` on a
         full-length input allocates ``cached_key``/``cached_value`` ``(B, L, H, D)`` and ``cache_index`` in the
         ``'cache'`` collection, and each ``apply(..., mutable=['cache'])`` appends its tokens and attends to every
@@ -98,6 +104,8 @@ class MultiHeadYatAttention(nn.Module):
     deterministic: bool | None = None
     use_performer: bool = False
     num_features: int = PERFORMER_NUM_FEATURES
+    performer_nmax: int | None = DEFAULTS["performer_nmax"]
+    performer_bias: float = DEFAULTS["performer_bias"]
     decode: bool = False
     dtype: Any = None
     param_dtype: Any = jnp.float32
@@ -119,6 +127,7 @@ class MultiHeadYatAttention(nn.Module):
             raise ValueError(
                 f"{name}: qkv_features ({self.qkv_features}) must be divisible by num_heads ({self.num_heads})"
             )
+        check_performer(self.performer_nmax, self.performer_bias, name)
         return AttentionSpec.build(
             name,
             use_bias=self.use_bias,
@@ -183,7 +192,9 @@ class MultiHeadYatAttention(nn.Module):
             ).value
             if mask is not None:
                 raise ValueError(f"{type(self).__name__}: use_performer=True takes no mask (use causal=True)")
-            return performer_attention(q, k, v, proj, alpha, opts.epsilon, causal=causal)
+            nmax, bias = check_performer(self.performer_nmax, self.performer_bias, type(self).__name__)
+            degree = performer_degree(self.num_features, head_dim, nmax)
+            return performer_attention(q, k, v, proj, alpha, opts.epsilon, causal=causal, degree=degree, bias=bias)
         dropout = None
         if self.dropout_rate > 0.0:
             det = nn.merge_param("deterministic", self.deterministic, deterministic)

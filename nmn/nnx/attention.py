@@ -29,13 +29,16 @@ from nmn._jax.functional import (
 from nmn.core.names import refuse_keywords
 from nmn.core.options import (
     DEFAULT_EPSILON,
+    DEFAULTS,
     PERFORMER_NUM_FEATURES,
     ROPE_MAX_SEQ_LEN,
     ROPE_THETA,
+    check_performer,
     check_positive_int,
     mask_needs_head_axis,
 )
 from nmn.core.spec import AttentionSpec, RopeSpec, check_heads
+from nmn.core.yat import performer_degree
 from nmn.nnx._ops import Buffer
 
 default_kernel_init = nnx.initializers.xavier_normal()
@@ -70,6 +73,9 @@ class MultiHeadYatAttention(nnx.Module):
         causal: causal mask (default False). dropout_rate: dropout on the attention weights (default 0.0).
         use_performer: linear-time spherical Yat-Performer instead of the quadratic attention (default False).
         num_features: random features of the performer (default 256).
+        performer_nmax: the performer's Maclaurin degree K, an int from 2 to 64 (default None: the degree rule
+            of :func:`nmn.core.yat.performer_degree`, which grows with ``num_features``).
+        performer_bias: b >= 0 of the performer's estimated score ``(t + b)^2 / (2 + eps - 2t)`` (default 0.0).
         decode: default of the call's ``decode`` (default None: False); decoding needs :meth:`init_cache`.
         dtype, param_dtype, kernel_init (Xavier normal), bias_init (zeros), rngs: as in Flax.
 
@@ -109,6 +115,8 @@ class MultiHeadYatAttention(nnx.Module):
         dropout_rate: float = 0.0,
         use_performer: bool = False,
         num_features: int = PERFORMER_NUM_FEATURES,
+        performer_nmax: int | None = DEFAULTS["performer_nmax"],
+        performer_bias: float = DEFAULTS["performer_bias"],
         decode: bool | None = None,
         dtype: DTypeLike | None = None,
         param_dtype: DTypeLike = jnp.float32,
@@ -142,6 +150,10 @@ class MultiHeadYatAttention(nnx.Module):
             dropout_name="dropout_rate",
         )
         a.set_attributes(self, dropout_name="dropout_rate")
+        self.performer_nmax, self.performer_bias = check_performer(performer_nmax, performer_bias, name)
+        self.performer_degree = (
+            performer_degree(self.num_features, self.head_dim, self.performer_nmax) if self.use_performer else None
+        )
         self.dtype, self.param_dtype = dtype, param_dtype
 
         def linear(n_in, n_out):
@@ -228,7 +240,17 @@ class MultiHeadYatAttention(nnx.Module):
         if self.use_performer:
             if mask is not None:
                 raise ValueError(f"{type(self).__name__}: use_performer=True takes no mask (use causal=True)")
-            return performer_attention(q, k, v, self.proj[...], self._alpha(), self.opts.epsilon, causal=causal)
+            return performer_attention(
+                q,
+                k,
+                v,
+                self.proj[...],
+                self._alpha(),
+                self.opts.epsilon,
+                causal=causal,
+                degree=self.performer_degree,
+                bias=self.performer_bias,
+            )
         return yat_attention(
             q,
             k,

@@ -22,7 +22,7 @@ from jax.typing import DTypeLike
 
 from nmn._jax.geometry import padding_config, padding_from_config
 from nmn._jax.layout import attention_config, attention_kwargs, embed_config, param_table, yat_kwargs
-from nmn.core.options import PERFORMER_NUM_FEATURES
+from nmn.core.options import DEFAULTS, PERFORMER_NUM_FEATURES
 from nmn.core.spec import fold_cancelled_alpha
 from nmn.nnx.attention import MultiHeadYatAttention, RotaryYatAttention
 from nmn.nnx.conv import YatConv, YatConv1D, YatConv2D, YatConv3D
@@ -91,7 +91,9 @@ def layer_config(layer) -> tuple[str, dict]:
             _attention_config(layer), max_seq_len=layer.max_seq_len, theta=layer.theta, rope_style=layer.rope_style
         )
     if isinstance(layer, MultiHeadYatAttention):
-        return "MultiHeadYatAttention", _attention_config(layer)
+        config = _attention_config(layer)
+        config.update(performer_nmax=layer.performer_nmax, performer_bias=layer.performer_bias)
+        return "MultiHeadYatAttention", config
     if isinstance(layer, YatEmbed):
         return "YatEmbed", embed_config(layer.opts, layer.num_embeddings, layer.features, layer.spherical)
     raise TypeError(f"to_spec: {type(layer).__name__} is not an nmn.nnx layer")
@@ -211,6 +213,8 @@ def from_spec(
                 c["embed_dim"],
                 use_performer=c.get("use_performer", False),
                 num_features=c.get("num_features") or PERFORMER_NUM_FEATURES,
+                performer_nmax=c.get("performer_nmax", DEFAULTS["performer_nmax"]),
+                performer_bias=c.get("performer_bias", DEFAULTS["performer_bias"]),
                 **opts,
                 **common,
             )
