@@ -301,3 +301,141 @@ def test_dropconnect_on_a_lazy_dense_layer_masks_the_frozen_weight(monkeypatch):
     assert not torch.all(kept) and torch.any(kept)
     assert torch.allclose(kernels[0][kept], 2 * w[kept])
     assert not layer.weight.requires_grad
+
+
+# ------------------------------------------------------------- softplus_bias, scalar_bias and the conv kernel mask
+def _conv_cases():
+    mask = torch.ones(4, 3, 3, 3)
+    mask[:, :, 0] = 0.0
+    return [
+        (YatConv2D, (3, 4, 3), mask, (2, 3, 6, 6)),
+        (YatConvTranspose1D, (3, 4, 3), torch.rand(3, 4, 3).round(), (2, 3, 5)),
+    ]
+
+
+def test_softplus_bias_adds_softplus_of_the_raw_parameter():
+    torch.manual_seed(0)
+    plain = YatNMN(5, 4)
+    soft = YatNMN(5, 4, softplus_bias=True)
+    soft.load_state_dict(plain.state_dict())  # same names and shapes: the raw bias stays under ``bias``
+    with torch.no_grad():
+        soft.bias.normal_()
+        plain.bias.copy_(nn.functional.softplus(soft.bias))
+    x = torch.randn(3, 5)
+    torch.testing.assert_close(soft(x), plain(x), rtol=1e-6, atol=1e-6)
+    assert "softplus_bias=True" in repr(soft)
+
+
+def test_scalar_bias_is_one_parameter_broadcast_over_outputs():
+    torch.manual_seed(0)
+    shared = YatConv2D(3, 4, 3, scalar_bias=True)
+    assert shared.bias.shape == (1,) and shared.state_dict()["bias"].shape == (1,)
+    plain = YatConv2D(3, 4, 3)
+    with torch.no_grad():
+        shared.bias.fill_(0.3)
+        plain.weight.copy_(shared.weight)
+        plain.bias.fill_(0.3)
+    x = torch.randn(2, 3, 6, 6)
+    torch.testing.assert_close(shared(x), plain(x), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls, args, mask, shape", _conv_cases(), ids=["conv2d", "convT1d"])
+def test_mask_multiplies_the_weight(cls, args, mask, shape):
+    torch.manual_seed(0)
+    masked = cls(*args, mask=mask)
+    plain = cls(*args)
+    with torch.no_grad():
+        plain.weight.copy_(masked.weight * mask)
+    x = torch.randn(*shape)
+    torch.testing.assert_close(masked(x), plain(x), rtol=1e-6, atol=1e-6)
+    assert torch.equal(masked.state_dict()["mask"], mask) and "mask" not in dict(masked.named_parameters())
+    assert masked.to(torch.float64).mask.dtype == torch.float64  # a buffer: moves with the module
+
+
+def test_gradient_wrt_the_raw_bias_matches_a_finite_difference():
+    """softplus' and the broadcast's chain rule: d loss / d b of a softplus scalar bias (float64 central difference)."""
+    torch.manual_seed(1)
+    layer = YatConv1D(2, 3, 3, softplus_bias=True, scalar_bias=True, mask=torch.tensor([1.0, 0.0, 1.0]).expand(3, 2, 3))
+    layer = layer.double()
+    with torch.no_grad():
+        layer.bias.fill_(-0.4)
+    x = torch.randn(2, 2, 7, dtype=torch.float64)
+    cot = torch.randn(2, 3, 5, dtype=torch.float64)
+    (layer(x) * cot).sum().backward()
+    h = 1e-6
+    with torch.no_grad():
+        layer.bias += h
+        up = (layer(x) * cot).sum().item()
+        layer.bias -= 2 * h
+        down = (layer(x) * cot).sum().item()
+    assert layer.bias.grad.shape == (1,)
+    assert abs(layer.bias.grad.item() - (up - down) / (2 * h)) <= 1e-6 * max(1.0, abs(layer.bias.grad.item()))
+    assert torch.all(layer.weight.grad[:, :, 1] == 0)  # the masked tap never moves
+
+
+def test_export_carries_the_effective_bias_and_kernel():
+    mask = torch.ones(4, 3, 3, 3)
+    mask[:, :, 1, 1] = 0.0
+    layer = YatConv2D(3, 4, 3, mask=mask, softplus_bias=True, scalar_bias=True).eval()
+    with torch.no_grad():
+        layer.bias.fill_(0.25)
+    params = layer._export_params()
+    assert params["bias"].shape == (4,)
+    assert abs(float(params["bias"][0]) - math.log1p(math.exp(0.25))) < 1e-6
+    assert (params["weight"][:, :, 1, 1] == 0).all()
+    assert YatNMN(3, 2)._export_params() == {}  # no option: nothing replaced
+    loaded = torch_io.load(torch_io.export(layer, torch.randn(2, 3, 5, 5)))
+    x = torch.randn(2, 3, 5, 5)
+    (got,) = torch_io.predict(loaded, [x.numpy()])
+    torch.testing.assert_close(torch.as_tensor(got), layer(x).detach(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "make, error, words",
+    [
+        (
+            lambda: YatNMN(3, 2, bias=False, scalar_bias=True),
+            ValueError,
+            "YatNMN: scalar_bias=True needs a learnable bias, but use_bias=False",
+        ),
+        (
+            lambda: YatConv2D(3, 4, 3, constant_bias=0.5, softplus_bias=True),
+            ValueError,
+            "YatConv2D: softplus_bias=True needs a learnable bias, but constant_bias=0.5 is fixed",
+        ),
+        (
+            lambda: YatNMN(3, 2, softplus_bias="yes"),
+            TypeError,
+            "YatNMN: softplus_bias must be True or False, got 'yes'",
+        ),
+        (
+            lambda: YatConv2D(3, 4, 3, mask=torch.ones(4, 3, 3)),
+            ValueError,
+            "YatConv2D: mask must have the kernel's shape (4, 3, 3, 3) (layout (out_channels, in_channels/groups, *kernel_size)), got shape (4, 3, 3)",
+        ),
+        (
+            lambda: YatConvTranspose2D(3, 4, 3, mask=torch.ones(4, 4, 3, 3)),
+            ValueError,
+            "YatConvTranspose2D: mask must have the kernel's shape (3, 4, 3, 3)",
+        ),
+        (
+            lambda: YatConv3D(1, 1, 2, mask=torch.full((1, 1, 2, 2, 2), float("nan"))),
+            ValueError,
+            "YatConv3D: mask must be finite",
+        ),
+        (lambda: YatConv1D(1, 1, 2, mask="abc"), TypeError, "YatConv1D: mask must be an array of numbers"),
+    ],
+    ids=[
+        "scalar-no-bias",
+        "softplus-constant",
+        "softplus-not-bool",
+        "mask-shape",
+        "mask-shape-convT",
+        "mask-nan",
+        "mask-text",
+    ],
+)
+def test_bias_and_mask_errors_name_the_layer_the_option_and_what_came(make, error, words):
+    with pytest.raises(error) as info:
+        make()
+    assert words in str(info.value)
