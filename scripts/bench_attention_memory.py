@@ -10,8 +10,8 @@ instead (torch rows; the JAX rows then give XLA's temporary-buffer size only).
 
 torch: ``nn.MultiheadAttention`` (batch first, ``need_weights=False``: torch's SDPA path),
 ``nmn.torch.MultiHeadYatAttention`` with the reference path (``NMN_ATTENTION_IMPL=reference``, the whole
-``(B, H, L, L)`` score block) and with the tiled path (``NMN_ATTENTION_IMPL=chunked``, ``(B, H, 128, L)`` at a
-time). JAX (``--frameworks jax``), under ``jax.jit``, heads ``(B, L, H, E/H)``: ``jax.nn.dot_product_attention``
+``(B, H, L, L)`` score block) and with the tiled path (``NMN_ATTENTION_IMPL=chunked``: ``(H, tq, tk)`` tiles of
+at most ``--tile-bytes``, default the library's ``NMN_ATTENTION_TILE_BYTES`` budget; the header names the tile). JAX (``--frameworks jax``), under ``jax.jit``, heads ``(B, L, H, E/H)``: ``jax.nn.dot_product_attention``
 against ``nmn.nnx.functional.yat_attention`` with ``NMN_ATTENTION_IMPL=reference`` and ``chunked`` (and, with
 ``--jax-flash``, the Pallas kernel: interpreter mode on CPU, where its memory is not the kernel's); each JAX
 cell also gives XLA's temporary-buffer size of the compiled program (``memory_analysis``). Printed as markdown
@@ -19,6 +19,7 @@ tables with ratios to the framework's own attention.
 
     python scripts/bench_attention_memory.py                      # L = 1024, 4096; forward and forward+backward
     python scripts/bench_attention_memory.py --lengths 1024 4096 16384 --reference-max 4096 --frameworks torch jax
+    python scripts/bench_attention_memory.py --lengths 4096 --reference-max 0 --tile-bytes 2097152   # a budget
 """
 
 from __future__ import annotations
@@ -120,6 +121,8 @@ def run_case(kind, length, mode, args, framework="torch"):
         NMN_ATTENTION_IMPL=IMPL.get(kind, "auto"),
         OMP_NUM_THREADS=str(args.threads),
     )
+    if args.tile_bytes:
+        env["NMN_ATTENTION_TILE_BYTES"] = str(args.tile_bytes)
     if args.mmap_threshold:  # glibc: a fixed threshold returns every freed large block (no dynamic raise)
         env["MALLOC_MMAP_THRESHOLD_"] = str(args.mmap_threshold)
     if framework == "jax":
@@ -168,13 +171,39 @@ def main(argv=None):
         help="glibc MALLOC_MMAP_THRESHOLD_ of the cases (0: glibc's dynamic default, under which freed tiles can "
         "stay resident and the figure measures the allocator's retention rather than live memory)",
     )
+    parser.add_argument(
+        "--tile-bytes",
+        type=int,
+        default=0,
+        help="byte budget of one torch score tile (NMN_ATTENTION_TILE_BYTES; 0: the library's default)",
+    )
     parser.add_argument("--frameworks", nargs="+", default=["torch"], choices=["torch", "jax"])
     parser.add_argument("--jax-flash", action="store_true", help="also the JAX Pallas kernel (interpreted on CPU)")
     args = parser.parse_args(argv)
     metric = "CUDA max allocated" if args.device.startswith("cuda") else "peak RSS growth"
     print(f"device {args.device}; E{args.embed} H{args.heads} B{args.batch}; {metric} in MiB (ratio to the baseline)")
+    if "torch" in args.frameworks:
+        print(torch_tiles(args))
     for framework in args.frameworks:
         table(framework, args)
+
+
+def torch_tiles(args):
+    """One line: the torch tile budget and the ``(tq, tk)`` tile it gives at each length (asked of a subprocess)."""
+    env = dict(os.environ)
+    if args.tile_bytes:
+        env["NMN_ATTENTION_TILE_BYTES"] = str(args.tile_bytes)
+    code = (
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); import torch; from nmn.torch import _chunked\n"
+        f"d = {args.embed} // {args.heads}\n"
+        f"print(_chunked.budget(), *[_chunked.tiles(torch.empty(1, n, {args.heads}, d, device='meta'), "
+        f"torch.empty(1, n, {args.heads}, d, device='meta')) for n in {list(args.lengths)!r}])"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=args.timeout)
+    if proc.returncode != 0:
+        return f"torch tiles: unknown ({proc.stderr.strip().splitlines()[-1:]})"
+    budget, *shapes = proc.stdout.split(" ", 1)[0], proc.stdout.split(" ", 1)[1].strip()
+    return f"torch tile budget {int(budget) / 2**20:g} MiB per tile; (tq, tk) at L = {args.lengths}: {shapes[0]}"
 
 
 def _cell(out, kind, base, framework, cuda):
