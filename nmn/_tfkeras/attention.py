@@ -16,18 +16,37 @@ import numpy as np
 
 from nmn._tfkeras.options import layer_label
 from nmn.core import yat
-from nmn.core.options import check_positive_int
+from nmn.core.options import DEFAULTS, check_performer, check_positive_int
 from nmn.core.spec import AttentionSpec, RopeSpec, check_heads
 
 
-def set_attention_options(layer, *, embed_dim, num_heads, seed, **options):
+def set_attention_options(
+    layer,
+    *,
+    embed_dim,
+    num_heads,
+    seed,
+    performer_nmax=DEFAULTS["performer_nmax"],
+    performer_bias=DEFAULTS["performer_bias"],
+    **options,
+):
     """Build the layer's :class:`~nmn.core.spec.AttentionSpec` (``layer.attn``) and expose its options as
-    attributes (``embed_dim``, ``num_heads``, ``head_dim``, ``seed`` besides)."""
+    attributes (``embed_dim``, ``num_heads``, ``head_dim``, ``seed``, ``performer_nmax``, ``performer_bias``
+    and the resolved ``performer_degree`` besides)."""
     cls = type(layer).__name__
     layer.head_dim = check_heads(embed_dim, num_heads, cls)
     layer.embed_dim, layer.num_heads, layer.seed = embed_dim, num_heads, seed
     a = layer.attn = AttentionSpec.build(cls, **options)
     a.set_attributes(layer, alpha=True)
+    layer.performer_nmax, layer.performer_bias = check_performer(performer_nmax, performer_bias, cls)
+    layer.performer_degree = (
+        yat.performer_degree(layer.num_features, layer.head_dim, layer.performer_nmax) if layer.use_performer else None
+    )
+
+
+def performer_config(layer):
+    """The performer keys of ``get_config`` / the neutral spec of a ``MultiHeadYatAttention``."""
+    return {"performer_nmax": layer.performer_nmax, "performer_bias": layer.performer_bias}
 
 
 def performer_projection(num_features, head_dim, seed=None):
@@ -92,8 +111,9 @@ def attend_heads(layer, F, functional, q, k, v, mask, causal, dropout, alpha):
     optional ``dropout`` of the weights."""
     if layer.use_performer:
         proj = F.to_f32(layer.proj)
-        qf = functional.performer_features(F.to_f32(q), proj, layer.epsilon)
-        kf = functional.performer_features(F.to_f32(k), proj, layer.epsilon)
+        kernel = dict(degree=layer.performer_degree, bias=layer.performer_bias)
+        qf = functional.performer_features(F.to_f32(q), proj, layer.epsilon, **kernel)
+        kf = functional.performer_features(F.to_f32(k), proj, layer.epsilon, **kernel)
         if alpha is not None:
             qf = qf * alpha
         return F.cast_like(functional.linear_readout(qf, kf, F.to_f32(v), causal=causal), v)

@@ -128,6 +128,8 @@ def attention_spec(layer, framework, rotary):
     config.pop("dropout")
     if rotary:
         config.update(layer.rope.config())
+    else:
+        config.update(performer_nmax=layer.performer_nmax, performer_bias=layer.performer_bias)
     params = {}
     for p in ("q", "k", "v", "out"):
         kernel = getattr(layer, f"{p}_kernel")
@@ -237,7 +239,7 @@ def constructor_kwargs(kind, config):
         extra = (
             ("max_seq_len", "theta", "rope_style")
             if kind == "RotaryYatAttention"
-            else ("use_performer", "num_features")
+            else ("use_performer", "num_features", "performer_nmax", "performer_bias")
         )
         kwargs.update(_pick(config, extra))
         return kwargs

@@ -11,6 +11,7 @@ from nmn._tfkeras.attention import (
     attend_heads,
     cache_shape,
     check_cache_room,
+    performer_config,
     performer_projection,
     refuse_performer,
     rope_slices,
@@ -18,7 +19,14 @@ from nmn._tfkeras.attention import (
     set_rope_options,
 )
 from nmn.core.names import refuse_keywords
-from nmn.core.options import DEFAULT_EPSILON, PERFORMER_NUM_FEATURES, ROPE_MAX_SEQ_LEN, ROPE_THETA, mask_needs_head_axis
+from nmn.core.options import (
+    DEFAULT_EPSILON,
+    DEFAULTS,
+    PERFORMER_NUM_FEATURES,
+    ROPE_MAX_SEQ_LEN,
+    ROPE_THETA,
+    mask_needs_head_axis,
+)
 from nmn.keras import functional
 from nmn.keras._ops import F, InitializerLike, Shape, Tensor, alpha_value, layer_label
 
@@ -59,7 +67,8 @@ class MultiHeadYatAttention(keras.layers.Layer):
     The score is ``alpha * (q.k)^2 / ((relu(|q|^2 + |k|^2 - 2 q.k) + eps) * sqrt(head_dim))``, normalised over
     the keys; with ``use_performer=True`` the linear-time spherical Yat-Performer replaces it
     (``phi(q) (phi(k)^T v) / (phi(q) . sum phi(k))`` with a fixed random projection ``proj``; ``phi`` estimates
-    the degree-3 truncation of the spherical Yat score, :func:`nmn.core.yat.performer_features`; cost O(L m D)).
+    the degree-K Maclaurin truncation of the spherical Yat score ``(t + b)^2 / (2 + eps - 2t)``,
+    :func:`nmn.core.yat.performer_features`; cost O(L m (D + K))).
 
     Args:
         embed_dim: model width ``E`` (output width too). num_heads: ``E`` must be divisible by it.
@@ -74,6 +83,9 @@ class MultiHeadYatAttention(keras.layers.Layer):
         use_out_proj: output projection, default True. causal: lower-triangular mask, default False.
         use_performer: linear-time Yat-Performer, default False; num_features: its random features, default 256;
             seed: numpy seed of the projection, default None.
+        performer_nmax: the performer's Maclaurin degree K, an int from 2 to 64 (default None: the degree rule of
+            :func:`nmn.core.yat.performer_degree`, growing with ``num_features``).
+        performer_bias: b >= 0 of the performer's estimated score (default 0.0).
         kernel_initializer: default ``"glorot_normal"``; bias_initializer: default ``"zeros"``.
 
     Call:
@@ -107,6 +119,8 @@ class MultiHeadYatAttention(keras.layers.Layer):
         causal: bool = False,
         use_performer: bool = False,
         num_features: int = PERFORMER_NUM_FEATURES,
+        performer_nmax: int | None = DEFAULTS["performer_nmax"],
+        performer_bias: float = DEFAULTS["performer_bias"],
         seed: int | None = None,
         kernel_initializer: InitializerLike = "glorot_normal",
         bias_initializer: InitializerLike = "zeros",
@@ -130,6 +144,8 @@ class MultiHeadYatAttention(keras.layers.Layer):
             causal=causal,
             use_performer=use_performer,
             num_features=num_features,
+            performer_nmax=performer_nmax,
+            performer_bias=performer_bias,
             seed=seed,
         )
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -234,6 +250,7 @@ class MultiHeadYatAttention(keras.layers.Layer):
             "embed_dim": self.embed_dim,
             "num_heads": self.num_heads,
             **self.attn.config(),
+            **performer_config(self),
             "seed": self.seed,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),
@@ -328,6 +345,6 @@ class RotaryYatAttention(MultiHeadYatAttention):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        for key in ("use_performer", "num_features"):
+        for key in ("use_performer", "num_features", "performer_nmax", "performer_bias"):
             config.pop(key)
         return {**config, **self.rope.config()}

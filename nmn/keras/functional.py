@@ -192,13 +192,16 @@ def rope(x: Tensor, cos: Tensor, sin: Tensor, *, interleaved: bool = True) -> Te
     return yat.rope(F, x, cos, sin, interleaved=interleaved)
 
 
-def performer_features(x: Tensor, proj: Tensor, epsilon: Tensor | float = DEFAULT_EPSILON) -> Tensor:
+def performer_features(
+    x: Tensor, proj: Tensor, epsilon: Tensor | float = DEFAULT_EPSILON, *, degree: int | None = None, bias: float = 0.0
+) -> Tensor:
     """Spherical Yat random features of ``x (B, L, H, D)`` with ``proj (m, D)`` -> ``(B, L, H, 1 + D + m)``.
 
-    ``E[phi(q) . phi(k)]`` is the degree-3 truncation ``t^2 / C + 2 t^3 / C^2`` (``C = 2 + epsilon``,
-    ``t = q_hat . k_hat``) of the spherical Yat score (:func:`nmn.core.yat.performer_features`).
+    ``E[phi(q) . phi(k)]`` is the degree-K Maclaurin truncation of ``(t + b)^2 / (2 + epsilon - 2t)``
+    (``t = q_hat . k_hat``, ``K = degree``, default :func:`nmn.core.yat.performer_degree` of ``m`` and ``D``;
+    ``b = bias``), the bias-aware spherical Yat score (:func:`nmn.core.yat.performer_features`).
     """
-    return yat.performer_features(F, x, proj, _eps(epsilon))
+    return yat.performer_features(F, x, proj, _eps(epsilon), degree=degree, bias=bias)
 
 
 def linear_readout(qf: Tensor, kf: Tensor, v: Tensor, *, causal: bool = False) -> Tensor:

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 from nmn.core import yat
 from nmn.core.names import refuse_keywords
-from nmn.core.options import DEFAULT_EPSILON, PERFORMER_NUM_FEATURES, ROPE_MAX_SEQ_LEN, ROPE_THETA, mask_needs_head_axis
+from nmn.core.options import (
+    DEFAULT_EPSILON,
+    DEFAULTS,
+    PERFORMER_NUM_FEATURES,
+    ROPE_MAX_SEQ_LEN,
+    ROPE_THETA,
+    check_performer,
+    mask_needs_head_axis,
+)
 from nmn.core.spec import AttentionSpec, RopeSpec, check_heads
 from nmn.mlx._ops import F, PlainConfigMixin, glorot_normal, mx, nn, result_dtype, to_f32
 from nmn.mlx.functional import apply_rotary_emb, precompute_freqs_cis, yat_performer_attention
@@ -91,6 +99,8 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
         causal: bool = False,
         use_performer: bool = False,
         num_features: int = PERFORMER_NUM_FEATURES,
+        performer_nmax: int | None = DEFAULTS["performer_nmax"],
+        performer_bias: float = DEFAULTS["performer_bias"],
         dtype: mx.Dtype = mx.float32,
         **refused: Any,
     ):
@@ -115,6 +125,10 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
             num_features=num_features,
         )
         a.set_attributes(self)
+        self.performer_nmax, self.performer_bias = check_performer(performer_nmax, performer_bias, name)
+        self.performer_degree = (
+            yat.performer_degree(self.num_features, self.head_dim, self.performer_nmax) if self.use_performer else None
+        )
         self.query_proj = _linear(embed_dim, embed_dim, self.use_bias, dtype)
         self.key_proj = _linear(embed_dim, embed_dim, self.use_bias, dtype)
         self.value_proj = _linear(embed_dim, embed_dim, self.use_bias, dtype)
@@ -149,7 +163,17 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
     def _attend(self, q: mx.array, k: mx.array, v: mx.array, mask: mx.array | None, causal: bool) -> mx.array:
         alpha = self._alpha_value()
         if self.use_performer:
-            return yat_performer_attention(q, k, v, self["proj"], alpha, self.epsilon, causal=causal)
+            return yat_performer_attention(
+                q,
+                k,
+                v,
+                self["proj"],
+                alpha,
+                self.epsilon,
+                causal=causal,
+                degree=self.performer_degree,
+                bias=self.performer_bias,
+            )
         return yat.yat_attention(
             F,
             q,
@@ -215,6 +239,7 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
         """Constructor arguments as plain JSON (the neutral spec's config)."""
         config = {"embed_dim": self.embed_dim, "num_heads": self.num_heads, **self.attn.config()}
         config.pop("dropout")  # a training-time option, not part of the neutral spec
+        config.update(performer_nmax=self.performer_nmax, performer_bias=self.performer_bias)
         return config
 
     def _extra_repr(self) -> str:
@@ -237,6 +262,8 @@ _MHA_DEFAULTS = dict(
     causal=False,
     use_performer=False,
     num_features=PERFORMER_NUM_FEATURES,
+    performer_nmax=DEFAULTS["performer_nmax"],
+    performer_bias=DEFAULTS["performer_bias"],
     max_seq_len=ROPE_MAX_SEQ_LEN,
     theta=ROPE_THETA,
     rope_style="interleaved",
@@ -357,4 +384,7 @@ class RotaryYatAttention(MultiHeadYatAttention):
 
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments as plain JSON (the neutral spec's config)."""
-        return {**super().get_config(), **self.rope.config()}
+        config = {**super().get_config(), **self.rope.config()}
+        for key in ("performer_nmax", "performer_bias"):  # no performer here
+            config.pop(key)
+        return config

@@ -328,19 +328,22 @@ def yat_performer_attention(
     epsilon: float = DEFAULT_EPSILON,
     *,
     causal: bool = False,
+    degree: int | None = None,
+    bias: float = 0.0,
 ) -> mx.array:
     """Linear-time spherical Yat-Performer on ``(B, L, H, D)`` heads with a fixed projection ``proj (m, D)``.
 
     ``O = alpha phi(q) (phi(k)^T v) / (alpha phi(q) . sum phi(k))`` (sign-preserving 1e-6 shift of the
     denominator), ``phi`` the spherical Yat random features of :func:`nmn.core.yat.performer_features`
-    (``1 + D + m`` per row), whose inner products estimate the degree-3 truncation ``t^2 / C + 2 t^3 / C^2``
-    (``C = 2 + eps``, ``t = q_hat . k_hat``) of the spherical Yat score; alpha cancels in the ratio. ``causal``
-    uses prefix sums. Cost O(L m D). Shape: ``(B, L, H, D) -> (B, L, H, Dv)``.
+    (``1 + D + m`` per row), whose inner products estimate the degree-K Maclaurin truncation of the spherical
+    Yat score ``(t + b)^2 / (2 + eps - 2t)`` (``t = q_hat . k_hat``; ``K = degree``, default
+    :func:`nmn.core.yat.performer_degree` of ``m`` and ``D``; ``b = bias``); alpha cancels in the ratio.
+    ``causal`` uses prefix sums. Cost O(L m (D + K)). Shape: ``(B, L, H, D) -> (B, L, H, Dv)``.
     """
-    qf = yat.performer_features(F, to_f32(q), to_f32(proj), epsilon)
+    qf = yat.performer_features(F, to_f32(q), to_f32(proj), epsilon, degree=degree, bias=bias)
     if alpha is not None:
         qf = qf * _f32(alpha)
-    kf = yat.performer_features(F, to_f32(k), to_f32(proj), epsilon)
+    kf = yat.performer_features(F, to_f32(k), to_f32(proj), epsilon, degree=degree, bias=bias)
     return cast_like(yat.linear_readout(F, qf, kf, to_f32(v), causal=causal), v)
 
 

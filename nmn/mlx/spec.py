@@ -227,6 +227,8 @@ def from_spec(
             "num_features",
         )
         opts = _pick(config, keys)
+        if kind == "MultiHeadYatAttention":
+            opts.update(_pick(config, ("performer_nmax", "performer_bias")))
         if kind == "RotaryYatAttention":
             opts.update(_pick(config, ("max_seq_len", "theta", "rope_style")))
             layer = RotaryYatAttention(config["embed_dim"], config["num_heads"], dtype=dtype, **opts)

@@ -19,6 +19,7 @@ from nmn._tfkeras.attention import (
 from nmn.core.names import refuse_keywords
 from nmn.core.options import (
     DEFAULT_EPSILON,
+    DEFAULTS,
     PERFORMER_NUM_FEATURES,
     ROPE_MAX_SEQ_LEN,
     ROPE_THETA,
@@ -57,6 +58,9 @@ class MultiHeadYatAttention(tf.Module):
         epsilon: default 1e-5. spherical: default False. normalization: ``'softmax'`` (default), ``'l1'``,
             ``'softermax'`` (``power``, default 1). use_out_proj: default True. causal: default False.
         use_performer: default False; num_features: default 256; seed: default None.
+        performer_nmax: the performer's Maclaurin degree K, 2..64 (default None: the degree rule of
+            :func:`nmn.core.yat.performer_degree`); performer_bias: b >= 0 of the estimated score
+            ``(t + b)^2 / (2 + eps - 2t)`` (default 0.0).
         dtype: default ``tf.float32``. name: module name.
 
     Call:
@@ -89,6 +93,8 @@ class MultiHeadYatAttention(tf.Module):
         causal: bool = False,
         use_performer: bool = False,
         num_features: int = PERFORMER_NUM_FEATURES,
+        performer_nmax: int | None = DEFAULTS["performer_nmax"],
+        performer_bias: float = DEFAULTS["performer_bias"],
         seed: int | None = None,
         dtype: tf.DType | str = tf.float32,
         name: str | None = None,
@@ -112,6 +118,8 @@ class MultiHeadYatAttention(tf.Module):
             causal=causal,
             use_performer=use_performer,
             num_features=num_features,
+            performer_nmax=performer_nmax,
+            performer_bias=performer_bias,
             seed=seed,
         )
         self.dtype = tf.as_dtype(dtype)
