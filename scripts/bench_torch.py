@@ -63,6 +63,19 @@ class OldMHA(nn.Module):
         return out[0] if isinstance(out, tuple) else out
 
 
+def attention_path(e: int, h: int, b: int, n: int) -> str:
+    """The path ``nmn.torch.functional.yat_attention`` takes for ``(b, n, h, e / h)`` float32 heads on the CPU:
+    ``reference``, or ``tiled tq x tk`` (the tile from ``NMN_ATTENTION_TILE_BYTES``), as ``NMN_ATTENTION_IMPL``
+    and the size rule pick it."""
+    from nmn.torch import _chunked
+
+    heads = torch.empty(b, n, h, e // h, device="meta")
+    if _chunked.pick(heads, heads) != "chunked":
+        return "reference"
+    tq, tk = _chunked.tiles(heads, heads)
+    return f"tiled {tq}x{tk}"
+
+
 def cases(quick: bool):
     """``(name, make nmn layer, make plain layer, make old layer from the old module, input shape)``."""
     dense = lambda i, o, b: (
@@ -80,7 +93,7 @@ def cases(quick: bool):
         (n, c, s, s),
     )
     attn = lambda e, h, b, n: (
-        f"attention E{e} H{h}, B{b} L{n}",
+        f"attention E{e} H{h}, B{b} L{n} ({attention_path(e, h, b, n)} on CPU)",
         lambda: MultiHeadYatAttention(e, h),
         lambda: TorchMHA(e, h),
         lambda old: OldMHA(old, e, h),

@@ -23,7 +23,7 @@ every tile; it replays the forward's random state, so its dropout masks are the 
 then ``d dot = 2 c g r (1 + r pos)``, ``d|q|^2 = d|k|^2 = -c g r^2 pos`` and ``d alpha = sum g dot r / sqrt(D)``.
 
 ``NMN_ATTENTION_IMPL`` picks the path: ``auto`` (default: the fused Triton kernel of
-``nmn.torch._triton_attention`` on CUDA when triton is installed, else tiles when ``Lq * Lk >= 2**16``),
+``nmn.torch._triton_attention`` on CUDA when triton is installed, else tiles when ``H * Lq * Lk >= 2**17``),
 ``triton``, ``chunked`` or ``reference``. ``NMN_ATTENTION_TILE_BYTES`` sets the byte budget of one score tile
 (default 1 MiB).
 
@@ -49,7 +49,7 @@ from nmn.core.yat import NEG_LARGE
 
 IMPLS = ("auto", "triton", "chunked", "reference")
 TILE_BYTES = 1 << 20
-AUTO_MIN_SCORES = 2**16
+AUTO_MIN_SCORES = 2**17  # H * Lq * Lk from which the tiles beat the reference on the CPU (measured: README)
 MIN_TILE = 16
 KEY_TILE = 512
 
@@ -105,15 +105,15 @@ def tiles(q: torch.Tensor, k: torch.Tensor, tile_bytes: int | None = None) -> tu
 
 
 def by_size(q: torch.Tensor, k: torch.Tensor) -> str:
-    """``'chunked'`` when ``Lq * Lk >= 2**16`` (the tiles are then faster than the reference, see the README's
-    speed section), else ``'reference'``.
+    """``'chunked'`` when ``H * Lq * Lk >= 2**17`` scores per batch element (from there the tiles are faster
+    than the reference on the CPU, forward and backward: E256 H8 B8 at L = 128), else ``'reference'``.
 
     >>> by_size(torch.zeros(1, 8, 1, 2), torch.zeros(1, 8, 1, 2))
     'reference'
-    >>> by_size(torch.zeros(1, 256, 1, 2), torch.zeros(1, 256, 1, 2))
+    >>> by_size(torch.zeros(1, 128, 8, 2), torch.zeros(1, 128, 8, 2))
     'chunked'
     """
-    return "chunked" if q.shape[1] * k.shape[1] >= AUTO_MIN_SCORES else "reference"
+    return "chunked" if q.shape[2] * q.shape[1] * k.shape[1] >= AUTO_MIN_SCORES else "reference"
 
 
 def pick(q: torch.Tensor, k: torch.Tensor) -> str:

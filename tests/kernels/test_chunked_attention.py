@@ -218,8 +218,8 @@ def test_environment_switch(monkeypatch):
     assert _chunked.pick(big[:, :4], big[:, :4]) == "chunked"
     monkeypatch.delenv("NMN_ATTENTION_IMPL")
     assert _chunked.pick(big, big) == "chunked" and _chunked.pick(big[:, :4], big[:, :4]) == "reference"
-    assert _chunked.by_size(big[:, :256], big[:, :256]) == "chunked"  # 2**16 scores: the tiles are faster
-    assert _chunked.by_size(big[:, :255], big[:, :256]) == "reference"
+    heads = torch.zeros(1, 128, 8, 2)  # H * Lq * Lk = 2**17 scores: from there the tiles are faster
+    assert _chunked.by_size(heads, heads) == "chunked" and _chunked.by_size(heads[:, :127], heads) == "reference"
     monkeypatch.setenv("NMN_ATTENTION_IMPL", "fast")
     with pytest.raises(
         ValueError, match="NMN_ATTENTION_IMPL: expected one of auto, triton, chunked, reference, got 'fast'"
