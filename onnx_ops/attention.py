@@ -13,7 +13,7 @@ one-hot codes with ``TfIdfVectorizer`` because opset 18 cannot compare strings; 
 behaves as ``softmax`` (the nmn validator rejects unknown values before a file is run).
 """
 
-from onnxscript import BOOL, FLOAT, script
+from onnxscript import BOOL, DOUBLE, FLOAT, script
 from onnxscript import opset18 as op
 
 from onnx_ops._common import T, nmn
@@ -313,50 +313,58 @@ def PerformerFeatureMap(X: FLOAT, PROJ: FLOAT, EPS: FLOAT, degree: int = 3, bias
     pn = op.Div(PROJ, op.Add(op.Sqrt(op.ReduceSumSquare(PROJ, last, keepdims=1)), op.Constant(value_float=1e-8)))
     d = op.Cast(op.Slice(op.Shape(X), last, op.Constant(value_ints=[100])), to=FLOAT.dtype)
     m = op.Cast(op.Slice(op.Shape(PROJ), op.Constant(value_ints=[0]), op.Constant(value_ints=[1])), to=FLOAT.dtype)
-    # the weights c_0 .. c_K (nmn.core.yat.performer_coefficients)
-    zero = op.Constant(value_float=0.0)
+    # the weights c_0 .. c_K (nmn.core.yat.performer_coefficients), in float64 as the layers compute them
+    one_d = op.Cast(op.Constant(value_float=1.0), to=DOUBLE.dtype)
+    two_d = op.Cast(op.Constant(value_float=2.0), to=DOUBLE.dtype)
+    dd = op.Cast(d, to=DOUBLE.dtype)
+    md = op.Cast(m, to=DOUBLE.dtype)
+    zero = op.Cast(op.Constant(value_float=0.0), to=DOUBLE.dtype)
     k1 = op.Add(op.Constant(value_int=degree), op.Constant(value_int=1))
-    n = op.Cast(op.Range(op.Constant(value_int=0), k1, op.Constant(value_int=1)), to=FLOAT.dtype)
-    c = op.Add(two, EPS)
-    r = op.Div(two, c)
-    b = op.Constant(value_float=bias)
+    n = op.Cast(op.Range(op.Constant(value_int=0), k1, op.Constant(value_int=1)), to=DOUBLE.dtype)
+    c = op.Add(two_d, op.Cast(EPS, to=DOUBLE.dtype))
+    r = op.Div(two_d, c)
+    b = op.Cast(op.Constant(value_float=bias), to=DOUBLE.dtype)
     beta0 = op.Div(op.Pow(r, n), c)
-    beta1 = op.Mul(op.Div(op.Pow(r, op.Max(op.Sub(n, one), zero)), c), op.Cast(op.GreaterOrEqual(n, one), to=1))
-    beta2 = op.Mul(op.Div(op.Pow(r, op.Max(op.Sub(n, two), zero)), c), op.Cast(op.GreaterOrEqual(n, two), to=1))
-    a = op.Add(op.Add(op.Mul(op.Mul(b, b), beta0), op.Mul(op.Mul(two, b), beta1)), beta2)
+    beta1 = op.Mul(
+        op.Div(op.Pow(r, op.Max(op.Sub(n, one_d), zero)), c), op.Cast(op.GreaterOrEqual(n, one_d), to=DOUBLE.dtype)
+    )
+    beta2 = op.Mul(
+        op.Div(op.Pow(r, op.Max(op.Sub(n, two_d), zero)), c), op.Cast(op.GreaterOrEqual(n, two_d), to=DOUBLE.dtype)
+    )
+    a = op.Add(op.Add(op.Mul(op.Mul(b, b), beta0), op.Mul(op.Mul(two_d, b), beta1)), beta2)
     is0 = op.Equal(n, zero)
-    den = op.Add(op.Mul(two, n), op.Sub(d, two))
-    alpha = op.Where(is0, one, op.Div(op.Add(n, op.Sub(d, two)), den))
+    den = op.Add(op.Mul(two_d, n), op.Sub(dd, two_d))
+    alpha = op.Where(is0, one_d, op.Div(op.Add(n, op.Sub(dd, two_d)), den))
     gamma = op.Where(is0, zero, op.Div(n, den))
     col = op.Unsqueeze(n, op.Constant(value_ints=[1]))  # row index i, as a column
     tmat = op.Add(
-        op.Mul(op.Cast(op.Equal(col, op.Add(n, one)), to=1), alpha),
-        op.Mul(op.Cast(op.Equal(col, op.Sub(n, one)), to=1), gamma),
+        op.Mul(op.Cast(op.Equal(col, op.Add(n, one_d)), to=DOUBLE.dtype), alpha),
+        op.Mul(op.Cast(op.Equal(col, op.Sub(n, one_d)), to=DOUBLE.dtype), gamma),
     )
-    e0 = op.Cast(is0, to=1)
+    e0 = op.Cast(is0, to=DOUBLE.dtype)
     vec = op.Mul(n, zero)
     top = op.Sub(k1, op.Constant(value_int=1))
     for step in range(k1):
         vec = op.Add(op.MatMul(tmat, vec), op.Mul(op.Gather(a, op.Sub(top, step)), e0))
     ratio = op.Where(
         is0,
-        one,
+        one_d,
         op.Where(
-            op.Equal(n, one),
-            op.Mul(one, d),
+            op.Equal(n, one_d),
+            op.Mul(one_d, dd),
             op.Div(
-                op.Mul(den, op.Add(n, op.Sub(d, op.Constant(value_float=3.0)))),
-                op.Mul(n, op.Sub(den, two)),
+                op.Mul(den, op.Add(n, op.Sub(dd, op.Cast(op.Constant(value_float=3.0), to=DOUBLE.dtype)))),
+                op.Mul(n, op.Sub(den, two_d)),
             ),
         ),
     )
     dims = op.ReduceProd(
-        op.Where(op.LessOrEqual(n, col), ratio, op.Add(op.Mul(ratio, zero), one)),
+        op.Where(op.LessOrEqual(n, col), ratio, op.Add(op.Mul(ratio, zero), one_d)),
         op.Constant(value_ints=[1]),
         keepdims=0,
     )
-    shrunk = op.Div(op.Mul(vec, dims), op.Add(m, dims))
-    coef = op.Sqrt(op.Where(op.GreaterOrEqual(n, two), shrunk, vec))
+    shrunk = op.Div(op.Mul(vec, dims), op.Add(md, dims))
+    coef = op.Cast(op.Sqrt(op.Where(op.GreaterOrEqual(n, two_d), shrunk, vec)), to=FLOAT.dtype)
     u = op.MatMul(xh, op.Transpose(pn, perm=[1, 0]))
     prev = op.Add(op.Mul(u, op.Constant(value_float=0.0)), one)
     cur = op.Identity(u)

@@ -20,6 +20,7 @@ import numpy as np
 from nmn._tfkeras.options import padding_config
 from nmn.core.conv import transpose_geometry
 from nmn.core.layouts import to_canonical, to_host
+from nmn.core.options import performer_spec_options
 from nmn.core.spec import fold_cancelled_alpha
 
 KINDS = ("YatNMN", "YatConv", "YatConvTranspose", "MultiHeadYatAttention", "RotaryYatAttention", "YatEmbed")
@@ -239,9 +240,11 @@ def constructor_kwargs(kind, config):
         extra = (
             ("max_seq_len", "theta", "rope_style")
             if kind == "RotaryYatAttention"
-            else ("use_performer", "num_features", "performer_nmax", "performer_bias")
+            else ("use_performer", "num_features")
         )
         kwargs.update(_pick(config, extra))
+        if kind == "MultiHeadYatAttention":
+            kwargs.update(performer_spec_options(config))
         return kwargs
     return _pick(config, ("use_alpha", "constant_alpha", "epsilon", "spherical"))
 

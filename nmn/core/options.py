@@ -113,7 +113,7 @@ def check_positive_int(value: Any, name: str, layer: str) -> int:
     return value
 
 
-def check_performer(nmax: Any, bias: Any, layer: str) -> tuple[int | None, float]:
+def check_performer(performer_nmax: Any, performer_bias: Any, layer: str) -> tuple[int | None, float]:
     """Validate the Yat-Performer's ``performer_nmax`` (None or an int in 2..64) and ``performer_bias`` (>= 0).
 
     >>> check_performer(None, 1, "MultiHeadYatAttention")
@@ -123,6 +123,7 @@ def check_performer(nmax: Any, bias: Any, layer: str) -> tuple[int | None, float
     ...
     ValueError: MultiHeadYatAttention: performer_nmax must be None (the degree rule) or an int from 2 to 64, got 1
     """
+    nmax, bias = performer_nmax, performer_bias
     if nmax is not None and (isinstance(nmax, bool) or not isinstance(nmax, int) or not 2 <= nmax <= 64):
         raise ValueError(f"{layer}: performer_nmax must be None (the degree rule) or an int from 2 to 64, got {nmax!r}")
     try:
@@ -134,6 +135,21 @@ def check_performer(nmax: Any, bias: Any, layer: str) -> tuple[int | None, float
             f"{layer}: performer_bias must be a finite number >= 0 (the kernel's series needs b >= 0), got {bias!r}"
         )
     return nmax, b
+
+
+def performer_spec_options(config: dict) -> dict[str, Any]:
+    """The ``performer_nmax`` / ``performer_bias`` of a neutral attention config, for ``from_spec``.
+
+    A config without them was written before they were options: its performer is the degree-3, bias-0 map (the
+    ONNX ``degree``/``bias`` defaults), not today's degree rule.
+
+    >>> performer_spec_options({}), performer_spec_options({"performer_nmax": None, "performer_bias": 1.0})
+    ({'performer_nmax': 3, 'performer_bias': 0.0}, {'performer_nmax': None, 'performer_bias': 1.0})
+    """
+    return {
+        "performer_nmax": config.get("performer_nmax", PERFORMER_LEGACY_DEGREE),
+        "performer_bias": float(config.get("performer_bias", 0.0)),
+    }
 
 
 def check_choice(value: Any, choices: tuple, name: str, layer: str) -> str:

@@ -16,7 +16,14 @@ import numpy as np
 
 from nmn.core import yat as core_yat
 from nmn.core.conv import PADDING_MODES, conv_pads, onnx_pads, transpose_geometry
-from nmn.core.options import DEFAULT_EPSILON, DEFAULTS, SOFTERMAX_EPSILON, check_performer, resolve_alpha, resolve_bias
+from nmn.core.options import (
+    DEFAULT_EPSILON,
+    SOFTERMAX_EPSILON,
+    check_performer,
+    performer_spec_options,
+    resolve_alpha,
+    resolve_bias,
+)
 from nmn.core.schemas import DOMAIN
 from nmn.interchange.graph import ExportError, GraphBuilder, LayerRecord
 
@@ -244,11 +251,7 @@ def _attention(w: _LayerWriter, config: dict, params: dict, inputs: Sequence[str
         w.record.trainable["proj"] = False
         ins.append(w.param("proj", params["proj"]))
         w.record.trainable["proj"] = False
-        nmax, bias = check_performer(
-            config.get("performer_nmax", DEFAULTS["performer_nmax"]),
-            config.get("performer_bias", DEFAULTS["performer_bias"]),
-            w.record.kind,
-        )
+        nmax, bias = check_performer(**performer_spec_options(config), layer=w.record.kind)
         # the resolved degree and the bias, always written: a file never depends on the degree rule's version
         attrs.update(degree=core_yat.performer_degree(int(params["proj"].shape[0]), e // config["num_heads"], nmax))
         attrs.update(bias=bias)

@@ -27,7 +27,7 @@ from jax.typing import DTypeLike
 
 from nmn._jax.geometry import padding_config, padding_from_config
 from nmn._jax.layout import attention_config, attention_kwargs, embed_config, param_table, yat_kwargs
-from nmn.core.options import DEFAULTS, PERFORMER_NUM_FEATURES, check_performer
+from nmn.core.options import PERFORMER_NUM_FEATURES, check_performer, performer_spec_options
 from nmn.core.spec import fold_cancelled_alpha
 from nmn.linen._ops import CONSTANTS, FROZEN
 from nmn.linen.attention import MultiHeadYatAttention, RotaryYatAttention
@@ -206,8 +206,7 @@ def module_from_config(kind: str, config: dict, **kwargs):
             c["num_heads"],
             use_performer=c.get("use_performer", False),
             num_features=c.get("num_features") or PERFORMER_NUM_FEATURES,
-            performer_nmax=c.get("performer_nmax", DEFAULTS["performer_nmax"]),
-            performer_bias=c.get("performer_bias", DEFAULTS["performer_bias"]),
+            **performer_spec_options(c),
             **opts,
             **kwargs,
         )

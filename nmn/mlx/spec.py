@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from nmn.core import layouts
+from nmn.core.options import performer_spec_options
 from nmn.core.spec import fold_cancelled_alpha
 from nmn.mlx._ops import mx, nn
 from nmn.mlx.attention import MultiHeadYatAttention, RotaryYatAttention
@@ -228,7 +229,7 @@ def from_spec(
         )
         opts = _pick(config, keys)
         if kind == "MultiHeadYatAttention":
-            opts.update(_pick(config, ("performer_nmax", "performer_bias")))
+            opts.update(performer_spec_options(config))
         if kind == "RotaryYatAttention":
             opts.update(_pick(config, ("max_seq_len", "theta", "rope_style")))
             layer = RotaryYatAttention(config["embed_dim"], config["num_heads"], dtype=dtype, **opts)

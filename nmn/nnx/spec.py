@@ -22,7 +22,7 @@ from jax.typing import DTypeLike
 
 from nmn._jax.geometry import padding_config, padding_from_config
 from nmn._jax.layout import attention_config, attention_kwargs, embed_config, param_table, yat_kwargs
-from nmn.core.options import DEFAULTS, PERFORMER_NUM_FEATURES
+from nmn.core.options import PERFORMER_NUM_FEATURES, performer_spec_options
 from nmn.core.spec import fold_cancelled_alpha
 from nmn.nnx.attention import MultiHeadYatAttention, RotaryYatAttention
 from nmn.nnx.conv import YatConv, YatConv1D, YatConv2D, YatConv3D
@@ -213,8 +213,7 @@ def from_spec(
                 c["embed_dim"],
                 use_performer=c.get("use_performer", False),
                 num_features=c.get("num_features") or PERFORMER_NUM_FEATURES,
-                performer_nmax=c.get("performer_nmax", DEFAULTS["performer_nmax"]),
-                performer_bias=c.get("performer_bias", DEFAULTS["performer_bias"]),
+                **performer_spec_options(c),
                 **opts,
                 **common,
             )

@@ -16,7 +16,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from nmn.core.options import DEFAULT_EPSILON, DEFAULTS, PERFORMER_NUM_FEATURES, ROPE_MAX_SEQ_LEN, ROPE_THETA
+from nmn.core.options import (
+    DEFAULT_EPSILON,
+    DEFAULTS,
+    PERFORMER_NUM_FEATURES,
+    ROPE_MAX_SEQ_LEN,
+    ROPE_THETA,
+    performer_spec_options,
+)
 from nmn.core.spec import fold_cancelled_alpha
 from nmn.torch.attention import MultiHeadYatAttention, RotaryYatAttention
 from nmn.torch.conv import YatConv1D, YatConv2D, YatConv3D, _YatConvNd
@@ -283,8 +290,7 @@ def from_spec(
                 c["num_heads"],
                 use_performer=c.get("use_performer", False),
                 num_features=int(m),
-                performer_nmax=c.get("performer_nmax", DEFAULTS["performer_nmax"]),
-                performer_bias=c.get("performer_bias", DEFAULTS["performer_bias"]),
+                **performer_spec_options(c),
                 **common,
             )
     elif kind == "YatEmbed":
