@@ -103,8 +103,10 @@ FUNCTIONAL = ("yat_dense", "yat_conv", "yat_conv_transpose", "yat_attention", "y
 _TAIL = ("use_bias", "constant_bias", "use_alpha", "constant_alpha", "epsilon", "learnable_epsilon")
 #: nmn 0.3's DropConnect (training-only; identity at inference and in every exported file)
 _DROPCONNECT = ("use_dropconnect", "drop_rate")
-_CONV = (*_TAIL, *_DROPCONNECT, "weight_normalized", "padding_mode")
-_CONVT = (*_TAIL, *_DROPCONNECT)
+#: nmn 0.3's bias reparametrisations (the file holds the effective bias) and the conv kernel mask (Flax's meaning)
+_BIAS_OPTIONS = ("softplus_bias", "scalar_bias")
+_CONV = (*_TAIL, *_DROPCONNECT, *_BIAS_OPTIONS, "mask", "weight_normalized", "padding_mode")
+_CONVT = (*_TAIL, *_DROPCONNECT, *_BIAS_OPTIONS, "mask")
 _ATTENTION = (
     "use_bias",
     "use_alpha",
@@ -117,11 +119,15 @@ _ATTENTION = (
     "causal",
     "use_performer",
     "num_features",
+    "performer_nmax",
+    "performer_bias",
 )
 
 #: The Yat keywords each layer kind accepts by name, with the same meaning and default in every framework.
 YAT_KEYWORDS = {
-    "YatNMN": frozenset((*_TAIL, *_DROPCONNECT, "spherical", "weight_normalized", "lazy", "positive_init")),
+    "YatNMN": frozenset(
+        (*_TAIL, *_DROPCONNECT, *_BIAS_OPTIONS, "spherical", "weight_normalized", "lazy", "positive_init")
+    ),
     **{f"YatConv{d}D": frozenset(_CONV) for d in (1, 2, 3)},
     **{f"YatConvTranspose{d}D": frozenset(_CONVT) for d in (1, 2, 3)},
     "MultiHeadYatAttention": frozenset(_ATTENTION),
