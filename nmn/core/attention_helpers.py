@@ -25,9 +25,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from nmn.core import yat
+from nmn.core.options import DEFAULT_EPSILON
 
 #: nmn 0.3.5's default epsilon of the attention helpers (and of ``normalize_qk`` when called on its own: 1e-6).
-V03_ATTENTION_EPSILON = 1e-5
+V03_ATTENTION_EPSILON = DEFAULT_EPSILON
 V03_NORMALIZE_EPSILON = 1e-6
 
 

@@ -27,8 +27,9 @@ from nmn._jax.attention_helpers import (
     normalize_qk,
     precompute_freqs_cis,
 )
+from nmn.core.attention_helpers import V03_ATTENTION_EPSILON
 
-_EPS = 1e-5
+_EPS = V03_ATTENTION_EPSILON
 
 __all__ = [
     "make_attention_mask",

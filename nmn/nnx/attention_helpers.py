@@ -33,6 +33,7 @@ from nmn._jax.attention_helpers import (
     normalize_qk,
     precompute_freqs_cis,
 )
+from nmn.core.attention_helpers import V03_ATTENTION_EPSILON
 from nmn.core.options import SQRT2
 from nmn.nnx.dense import default_bias_init, default_kernel_init
 
@@ -42,7 +43,7 @@ default_alpha_init = nnx.initializers.ones_init()
 ATTENTION_DEFAULT_CONSTANT_ALPHA = SQRT2
 CONV_DEFAULT_CONSTANT_ALPHA = SQRT2
 
-_EPS = 1e-5
+_EPS = V03_ATTENTION_EPSILON
 
 __all__ = [
     "make_attention_mask",
