@@ -1,26 +1,44 @@
 """Benchmark nmn Yat layers against their standard counterparts on Keras (any backend) and raw TF.
 
     KERAS_BACKEND=tensorflow python scripts/bench_keras_tf.py [--quick]
+    pip install --no-deps --target /tmp/nmn035 "nmn==0.3.5"
+    KERAS_BACKEND=tensorflow python scripts/bench_keras_tf.py --old /tmp/nmn035   # nmn 0.3.5 beside them
 
 Forward and forward+backward, compiled (Keras: jit_compile through a compiled train/predict step is backend
 specific, so we time `tf.function(jit_compile=True)` on TF and `jax.jit` on JAX); medians of N runs; ratios
-Yat / standard.
+Yat / standard. With ``--old PATH`` the earlier release nmn 0.3.5 (imported as ``nmn_old`` by
+``scripts/old_nmn.py``, never a dependency) is timed too, and the three of each row run in interleaved rounds.
 """
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 p = argparse.ArgumentParser()
 p.add_argument("--quick", action="store_true")
 p.add_argument("--reps", type=int, default=10)
+p.add_argument(
+    "--old",
+    metavar="PATH",
+    help="also time the earlier release installed with pip install --no-deps --target PATH nmn==0.3.5",
+)
 args = p.parse_args()
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras
 from keras import ops
 
 import nmn.keras as nk
+
+OLD = None
+if args.old:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from old_nmn import load_old
+
+    OLD = load_old(args.old, "keras")
 
 BACKEND = keras.backend.backend()
 
@@ -40,6 +58,13 @@ CASES = [
         (8, 512, 256),
     ),
 ]
+# nmn 0.3.5's layer for each case (same shapes; its attention returns one tensor from a self-attention call)
+OLD_CASES = {
+    "dense 256x784->256": lambda: OLD.YatNMN(256),
+    "dense 512x4096->4096": lambda: OLD.YatNMN(4096),
+    "conv 32x32x32x64 3x3": lambda: OLD.YatConv2D(64, 3, padding="same"),
+    "mha B8 L512 E256 H8": lambda: OLD.MultiHeadYatAttention(256, 8),
+}
 if args.quick:
     CASES = [(n, a, b, (min(s[0], 8),) + s[1:]) for n, a, b, s in CASES]
 
@@ -50,15 +75,17 @@ def call(layer, x):
     return layer(x)
 
 
-def timed(fn, x, reps):
-    out = fn(x)
-    _block(out)
-    ts = []
-    for _ in range(reps):
-        t = time.perf_counter()
+def timed(fns, x, reps):
+    """Median seconds of each function of ``fns`` on ``x``, in interleaved rounds (one call of each per round)."""
+    for fn in fns:
         _block(fn(x))
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+    ts = [[] for _ in fns]
+    for _ in range(reps):
+        for i, fn in enumerate(fns):
+            t = time.perf_counter()
+            _block(fn(x))
+            ts[i].append(time.perf_counter() - t)
+    return [statistics.median(t) for t in ts]
 
 
 def _block(o):
@@ -119,14 +146,19 @@ def compiled(layer, x, backward):
 
 
 print(f"backend {BACKEND}")
-print("| case | pass | yat ms | standard ms | ratio |")
-print("|---|---|---|---|---|")
+if OLD is None:
+    print("| case | pass | yat ms | standard ms | ratio |")
+    print("|---|---|---|---|---|")
+else:
+    print("| case | pass | yat ms | standard ms | ratio | 0.3.5 ms | 0.3.5 ratio | nmn speed-up over 0.3.5 |")
+    print("|---|---|---|---|---|---|---|---|")
 for name, yat, std, shape in CASES:
     x = ops.convert_to_tensor(np.random.default_rng(0).normal(size=shape).astype("float32"))
     for backward in (False, True):
-        ty = timed(compiled(yat(), x, backward), x, args.reps)
-        ts = timed(compiled(std(), x, backward), x, args.reps)
-        print(
-            f"| {name} | {'fwd+bwd' if backward else 'fwd'} | {ty * 1e3:.2f} | {ts * 1e3:.2f} | {ty / ts:.2f} |",
-            flush=True,
-        )
+        makers = [yat, std] + ([OLD_CASES[name]] if OLD is not None else [])
+        times = timed([compiled(make(), x, backward) for make in makers], x, args.reps)
+        ty, ts = times[:2]
+        row = f"| {name} | {'fwd+bwd' if backward else 'fwd'} | {ty * 1e3:.2f} | {ts * 1e3:.2f} | {ty / ts:.2f} |"
+        if OLD is not None:
+            row += f" {times[2] * 1e3:.2f} | {times[2] / ts:.2f} | {times[2] / ty:.2f}x |"
+        print(row, flush=True)

@@ -2,29 +2,51 @@
 eager and mx.compile; medians of repeated runs and the Yat / baseline ratio.
 
 Run: python scripts/bench_mlx.py [--repeats 15]
+     pip install --no-deps --target /tmp/nmn035 "nmn==0.3.5"
+     python scripts/bench_mlx.py --old /tmp/nmn035   # nmn 0.3.5 (imported as nmn_old) beside them
+
+The Yat layer, the baseline (and with ``--old`` the earlier release) are timed in interleaved rounds.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import mlx.core as mx
 import mlx.nn as nn
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import nmn.mlx as nm
 
 
-def _median_ms(fn, repeats, warmup=3):
-    for _ in range(warmup):
-        mx.eval(fn())
-    times = []
+def _median_ms(fns, repeats, warmup=3):
+    """Median milliseconds of each function, timed in alternating rounds (one call of each per round)."""
+    for fn in fns:
+        for _ in range(warmup):
+            mx.eval(fn())
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        t = time.perf_counter()
-        mx.eval(fn())
-        times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
+        for i, fn in enumerate(fns):
+            t = time.perf_counter()
+            mx.eval(fn())
+            times[i].append((time.perf_counter() - t) * 1e3)
+    return [statistics.median(t) for t in times]
+
+
+def _old_layers(old):
+    """nmn 0.3.5's layers for the three cases (built lazily on their first call), or ``{}``."""
+    if old is None:
+        return {}
+    return {
+        "dense": old.YatNMN(256),
+        "conv": old.YatConv2D(32, 3, padding=1),
+        "attention": old.MultiHeadYatAttention(64, 4),
+    }
 
 
 def _cases():
@@ -61,30 +83,49 @@ def _cases():
     )
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=15)
-    args = parser.parse_args()
+    parser.add_argument(
+        "--old",
+        metavar="PATH",
+        help="also time the earlier release installed with pip install --no-deps --target PATH nmn==0.3.5",
+    )
+    args = parser.parse_args(argv)
+    old = None
+    if args.old:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from old_nmn import load_old
+
+        old = load_old(args.old, "mlx")
+    olds = _old_layers(old)
     rows = []
     for name, yat, yat_call, base, base_call, x in _cases():
-        mx.eval(yat.parameters(), base.parameters())
+        prev = olds.get(name.split()[0].replace("conv2d", "conv"))
+        models = [(yat, yat_call), (base, base_call)] + ([(prev, lambda m, x: m(x))] if prev is not None else [])
+        for model, call in models:
+            mx.eval(call(model, x))  # builds a lazy layer before its parameters are differentiated
+            mx.eval(model.parameters())
         for mode in ("forward", "forward+backward"):
             for compiled in (False, True):
-                timings = []
-                for model, call in ((yat, yat_call), (base, base_call)):
+                fns = []
+                for model, call in models:
                     if mode == "forward":
                         fn = lambda m=model, c=call, x=x: c(m, x)
                     else:
                         grad = nn.value_and_grad(model, lambda m, x, c=call: c(m, x).sum())
                         fn = lambda m=model, g=grad, x=x: g(m, x)
-                    if compiled:
-                        fn = mx.compile(fn)
-                    timings.append(_median_ms(fn, args.repeats))
-                rows.append((name, mode, "compiled" if compiled else "eager", *timings, timings[0] / timings[1]))
-    print("| layer | pass | mode | Yat ms | baseline ms | ratio |")
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]:.2f} | {r[4]:.2f} | {r[5]:.2f} |")
+                    fns.append(mx.compile(fn) if compiled else fn)
+                timings = _median_ms(fns, args.repeats)
+                rows.append((name, mode, "compiled" if compiled else "eager", timings))
+    extra = " 0.3.5 ms | 0.3.5 ratio |" if old is not None else ""
+    print(f"| layer | pass | mode | Yat ms | baseline ms | ratio |{extra}")
+    print("|---|---|---|---|---|---|" + ("---|---|" if old is not None else ""))
+    for name, mode, kind, t in rows:
+        line = f"| {name} | {mode} | {kind} | {t[0]:.2f} | {t[1]:.2f} | {t[0] / t[1]:.2f} |"
+        if len(t) > 2:
+            line += f" {t[2]:.2f} | {t[2] / t[1]:.2f} |"
+        print(line)
 
 
 if __name__ == "__main__":
