@@ -282,3 +282,42 @@ def test_every_helper_is_exported(framework):
     for name in names.V03_HELPERS:
         assert callable(getattr(ns, name)) and name in ns.__all__
         assert getattr(ns, name).__module__ in (f"nmn.{framework}.attention_helpers", "nmn._jax.attention_helpers")
+
+
+def _layer_call(fw):
+    """``call(x, mask)`` of one small MultiHeadYatAttention of ``fw`` (fixed weights), as numpy."""
+    ns = nmn_module(fw)
+    if fw == "torch":
+        layer = ns.MultiHeadYatAttention(8, 2)
+        return lambda x, m: _np(layer(_host(fw, x), mask=_host(fw, m)))
+    if fw == "nnx":
+        from flax import nnx
+
+        layer = ns.MultiHeadYatAttention(num_heads=2, in_features=8, rngs=nnx.Rngs(0))
+        return lambda x, m: _np(layer(_host(fw, x), mask=_host(fw, m)))
+    if fw == "linen":
+        import jax
+
+        layer = ns.MultiHeadYatAttention(num_heads=2)
+        params = layer.init(jax.random.key(0), np.zeros((2, 5, 8), np.float32))
+        return lambda x, m: _np(layer.apply(params, _host(fw, x), mask=_host(fw, m)))
+    layer = ns.MultiHeadYatAttention(8, 2)
+    if fw == "keras":
+        return lambda x, m: _np(layer(_host(fw, x), attention_mask=_host(fw, m)))
+    return lambda x, m: _np(layer(_host(fw, x), mask=_host(fw, m)))
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_the_masks_plug_into_the_layers(framework):
+    """A ``make_causal_mask`` / ``combine_masks`` mask ``(B, 1, L, L)`` means in the layer what the plain
+    ``(L, L)`` lower-triangular bool mask (and the padding mask written in numpy) means."""
+    ns = nmn_module(framework)
+    call = _layer_call(framework)
+    x = np.random.default_rng(14).standard_normal((2, 5, 8)).astype(np.float32)
+    causal = _np(ns.make_causal_mask(_host(framework, np.zeros((2, 5), np.float32)))).astype(bool)
+    np.testing.assert_allclose(call(x, causal), call(x, np.tril(np.ones((5, 5), bool))), rtol=1e-5, atol=1e-6)
+    valid = np.array([[1, 1, 1, 1, 0], [1, 1, 1, 0, 0]], np.float32)
+    pad = ns.make_attention_mask(_host(framework, np.ones((2, 5), np.float32)), _host(framework, valid))
+    both = _np(ns.combine_masks(_host(framework, causal.astype(np.float32)), pad)).astype(bool)
+    want = np.tril(np.ones((5, 5), bool))[None, None] & valid.astype(bool)[:, None, None, :]
+    np.testing.assert_allclose(call(x, both), call(x, want), rtol=1e-5, atol=1e-6)
