@@ -92,6 +92,8 @@ def _keywords(cls):
 
 _KEYWORD_GAPS = {  # known, owned by the attention files (issue 15.2 / 17)
     ("torch", "RotaryYatAttention"): "nmn.torch.RotaryYatAttention takes no num_features (its performer is refused)",
+    ("nnx", "RotaryYatAttention"): "nmn.nnx.RotaryYatAttention takes no performer_nmax/performer_bias yet (the other "
+    "five rotary attentions do; its performer is refused)",
 }
 
 
