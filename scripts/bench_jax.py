@@ -10,6 +10,7 @@ ratio = Yat / plain (lower is better). Plain, nmn (and, with --old, the earlier 
     python scripts/bench_jax.py --quick    # small sizes (a smoke run)
     pip install --no-deps --target /tmp/nmn035 "nmn==0.3.5"
     python scripts/bench_jax.py --old /tmp/nmn035
+    python scripts/bench_jax.py --old /tmp/nmn035 --cpu-time   # process CPU time, steadier on a shared machine
     python scripts/bench_jax.py --memory --lengths 1024 4096   # attention peak memory, a subprocess per case
     python scripts/bench_jax.py --profile --repeats 10        # dense: x @ w alone vs Linear+relu vs Yat
 
@@ -130,6 +131,9 @@ def linen_pairs(s, old=None):
     return out
 
 
+CLOCK = time.perf_counter  # --cpu-time: time.process_time (the CPU time of all the process's threads)
+
+
 def _interleaved(fns, repeats, warmup=5):
     """Median seconds of each ``(fn, args)``, timed in alternating rounds so clock drift hits all alike."""
     for fn, args in fns:
@@ -138,9 +142,9 @@ def _interleaved(fns, repeats, warmup=5):
     times = [[] for _ in fns]
     for _ in range(repeats):
         for i, (fn, args) in enumerate(fns):
-            t = time.perf_counter()
+            t = CLOCK()
             jax.block_until_ready(fn(*args))
-            times[i].append(time.perf_counter() - t)
+            times[i].append(CLOCK() - t)
     return [statistics.median(t) for t in times]
 
 
@@ -335,7 +339,14 @@ def main(argv=None):
     parser.add_argument("--heads", type=int, default=4, help="--memory heads")
     parser.add_argument("--head-dim", type=int, default=64, help="--memory head size")
     parser.add_argument("--profile", action="store_true", help="where the dense layer's time goes (see profile_dense)")
+    parser.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time by the process's CPU time (all XLA threads) instead of the wall clock: steadier on a shared CPU",
+    )
     args = parser.parse_args(argv)
+    global CLOCK
+    CLOCK = time.process_time if args.cpu_time else time.perf_counter
     if args.profile:
         profile_dense(args)
         return
@@ -344,7 +355,8 @@ def main(argv=None):
         return
     s = sizes(args.quick)
     olds = _old_apis(args.old) if args.old else {"nnx": None, "linen": None}
-    print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}\n")
+    clock = "process CPU time" if args.cpu_time else "wall"
+    print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}, clock {clock}\n")
     print(
         "| API | case | plain fwd ms | nmn fwd ms | nmn fwd ratio | 0.3.5 fwd ms | 0.3.5 fwd ratio "
         "| plain fwd+bwd ms | nmn fwd+bwd ms | nmn fwd+bwd ratio | 0.3.5 fwd+bwd ms | 0.3.5 fwd+bwd ratio |"

@@ -22,6 +22,18 @@ def test_bench_script_smoke(capsys):
     assert "fwd+bwd ratio" in out
 
 
+def test_bench_script_cpu_time_smoke(capsys):
+    """--cpu-time times by the process CPU time and says so; one API, one family keeps it short."""
+    spec = importlib.util.spec_from_file_location("bench_jax", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("bench_jax", module)
+    spec.loader.exec_module(module)
+    module.main(["--quick", "--repeats", "1", "--only", "dense", "--api", "nnx", "--cpu-time"])
+    out = capsys.readouterr().out
+    assert "clock process CPU time" in out and "| nnx | dense 784->256, batch 64 |" in out
+    assert "| linen |" not in out
+
+
 def test_attention_memory_script_jax_smoke(capsys):
     """scripts/bench_attention_memory.py's JAX rows: one fresh process per case, each cell a figure (not an error)."""
     path = SCRIPT.parent / "bench_attention_memory.py"
