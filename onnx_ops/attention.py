@@ -344,8 +344,14 @@ def PerformerFeatureMap(X: FLOAT, PROJ: FLOAT, EPS: FLOAT, degree: int = 3, bias
     e0 = op.Cast(is0, to=DOUBLE.dtype)
     vec = op.Mul(n, zero)
     top = op.Sub(k1, op.Constant(value_int=1))
-    for step in range(k1):
+    # explicit while loops (a counted ``for`` leaves Loop's condition input empty, which
+    # onnx.reference.ReferenceEvaluator reads as false)
+    step = op.Constant(value_int=0)
+    more = op.Less(step, k1)
+    while more:
         vec = op.Add(op.MatMul(tmat, vec), op.Mul(op.Gather(a, op.Sub(top, step)), e0))
+        step = op.Add(step, op.Constant(value_int=1))
+        more = op.Less(step, k1)
     ratio = op.Where(
         is0,
         one_d,
@@ -370,7 +376,9 @@ def PerformerFeatureMap(X: FLOAT, PROJ: FLOAT, EPS: FLOAT, degree: int = 3, bias
     cur = op.Identity(u)
     rand = op.Mul(u, op.Constant(value_float=0.0))
     trips = op.Sub(op.Constant(value_int=degree), op.Constant(value_int=1))
-    for i in range(trips):
+    i = op.Constant(value_int=0)
+    more_p = op.Less(i, trips)
+    while more_p:
         nf = op.Add(op.Cast(i, to=FLOAT.dtype), one)
         lead = op.Add(op.Mul(two, nf), op.Sub(d, two))
         scale = op.Max(op.Add(nf, op.Sub(d, two)), one)
@@ -378,6 +386,8 @@ def PerformerFeatureMap(X: FLOAT, PROJ: FLOAT, EPS: FLOAT, degree: int = 3, bias
         rand = op.Add(rand, op.Mul(nxt, op.Gather(coef, op.Add(i, op.Constant(value_int=2)))))
         prev = op.Identity(cur)
         cur = op.Identity(nxt)
+        i = op.Add(i, op.Constant(value_int=1))
+        more_p = op.Less(i, trips)
     c0 = op.Gather(coef, op.Constant(value_ints=[0]))
     c1 = op.Gather(coef, op.Constant(value_ints=[1]))
     const = op.Mul(
