@@ -68,3 +68,20 @@ def test_golden_loads(path, fw):
         raise
     if why:
         pytest.fail(f"listed as a known failure but passes now: {why}")
+
+
+def test_an_old_format_performer_file_is_kept():
+    """``yat_performer.torch.onnx`` was written before the performer's ``degree``/``bias`` attributes: it is the
+    loading test of such files (the rows above run it in onnxruntime and load it into every framework against its
+    stored outputs), so it must not be regenerated. Its node has neither attribute and means degree 3, bias 0."""
+    import onnx
+
+    from nmn.interchange.reader import read_model
+
+    path = GOLDEN / "yat_performer.torch.onnx"
+    nodes = [n for n in onnx.load(path).graph.node if n.op_type == "YatPerformerMultiHeadAttention"]
+    assert nodes and all({"degree", "bias"}.isdisjoint(a.name for a in n.attribute) for n in nodes)
+    graph = read_model(str(path))
+    performers = [s for s in graph.layers.values() if s.config.get("use_performer")]
+    assert performers and all(s.config["performer_nmax"] == 3 for s in performers)
+    assert all(s.config["performer_bias"] == 0.0 for s in performers)
