@@ -309,6 +309,11 @@ class RotaryYatAttention(MultiHeadYatAttention):
 
     def yat_options(self) -> AttentionSpec:
         self.rope_options()
+        if self.performer_nmax is not None or self.performer_bias != DEFAULTS["performer_bias"]:
+            raise ValueError(
+                f"{type(self).__name__}: performer_nmax/performer_bias have no effect here (no performer with rotary "
+                "embeddings); use MultiHeadYatAttention(use_performer=True, performer_nmax=..., performer_bias=...)"
+            )
         return super().yat_options()
 
     @nn.compact
