@@ -492,6 +492,13 @@ def yat_attention(
     """
     lq, lk = q.shape[1], k.shape[1]
     mask = _check_mask(mask, lq, lk)
+    for name, value in (("eps", eps), ("power", power)):
+        if isinstance(value, torch.Tensor) and value.requires_grad:
+            raise ValueError(
+                f"yat_attention: the tiled path takes a fixed {name} (a number), got a tensor that requires grad; "
+                "use NMN_ATTENTION_IMPL=reference to learn it"
+            )
+    eps, power = float(eps), float(power)
     auto_q, auto_k = tiles(q, k)
     tq = max(1, min(tile or auto_q, lq))
     tk = max(1, min(key_tile or (lk if tile and not key_tile else auto_k), lk))

@@ -208,6 +208,8 @@ def test_mask_errors_name_the_shapes():
         _chunked.yat_attention(q, k, v, torch.ones(5, 5, dtype=torch.bool), None, 1e-5)
     with pytest.raises(ValueError, match="the mask must be bool"):
         _chunked.yat_attention(q, k, v, torch.ones(5, 6), None, 1e-5)
+    with pytest.raises(ValueError, match="the tiled path takes a fixed eps"):
+        _chunked.yat_attention(q, k, v, None, None, torch.tensor(1e-5, requires_grad=True))
 
 
 def test_environment_switch(monkeypatch):
