@@ -180,6 +180,7 @@ class _Plan:
         self.skip = causal and mask is None and self.lk >= self.lq
         self.floor = eps if normalization == "l1" else SOFTERMAX_EPSILON
         self.device = q.device
+        self.grad = False  # whether autograd records the call (set by yat_attention): the forward keeps statistics
         self.rows = torch.arange(self.lq, device=q.device)
         self.cols = torch.arange(self.lk, device=q.device)
 
