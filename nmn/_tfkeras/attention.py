@@ -16,7 +16,7 @@ import numpy as np
 
 from nmn._tfkeras.options import layer_label
 from nmn.core import yat
-from nmn.core.options import DEFAULTS, check_performer, check_positive_int
+from nmn.core.options import DEFAULTS, check_performer, check_positive_int, refuse_rotary_performer
 from nmn.core.spec import AttentionSpec, RopeSpec, check_heads
 
 
@@ -63,6 +63,7 @@ def refuse_performer(layer, kwargs):
     """``RotaryYatAttention`` does not offer the Yat-Performer (checked before the base constructor runs)."""
     if kwargs.get("use_performer"):
         RopeSpec.build(type(layer).__name__, 2, use_performer=True)  # raises the one message
+    refuse_rotary_performer(type(layer).__name__, kwargs.get("performer_nmax"), kwargs.get("performer_bias", 0.0))
 
 
 def set_rope_options(layer, *, max_seq_len, theta, rope_style):

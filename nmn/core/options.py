@@ -137,6 +137,21 @@ def check_performer(performer_nmax: Any, performer_bias: Any, layer: str) -> tup
     return nmax, b
 
 
+def refuse_rotary_performer(layer: str, performer_nmax: Any = None, performer_bias: Any = 0.0) -> None:
+    """``RotaryYatAttention`` has no performer, so its performer options may only be their defaults.
+
+    >>> refuse_rotary_performer("RotaryYatAttention", performer_bias=1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: RotaryYatAttention: performer_nmax/performer_bias have no effect here (no performer with rotary embeddings); use MultiHeadYatAttention(use_performer=True, performer_nmax=..., performer_bias=...)
+    """
+    if performer_nmax is not None or performer_bias != DEFAULTS["performer_bias"]:
+        raise ValueError(
+            f"{layer}: performer_nmax/performer_bias have no effect here (no performer with rotary embeddings); "
+            "use MultiHeadYatAttention(use_performer=True, performer_nmax=..., performer_bias=...)"
+        )
+
+
 def performer_spec_options(config: dict) -> dict[str, Any]:
     """The ``performer_nmax`` / ``performer_bias`` of a neutral attention config, for ``from_spec``.
 

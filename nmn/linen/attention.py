@@ -35,6 +35,7 @@ from nmn.core.options import (
     check_performer,
     check_positive_int,
     mask_needs_head_axis,
+    refuse_rotary_performer,
 )
 from nmn.core.spec import AttentionSpec, RopeSpec
 from nmn.core.yat import performer_degree
@@ -309,11 +310,7 @@ class RotaryYatAttention(MultiHeadYatAttention):
 
     def yat_options(self) -> AttentionSpec:
         self.rope_options()
-        if self.performer_nmax is not None or self.performer_bias != DEFAULTS["performer_bias"]:
-            raise ValueError(
-                f"{type(self).__name__}: performer_nmax/performer_bias have no effect here (no performer with rotary "
-                "embeddings); use MultiHeadYatAttention(use_performer=True, performer_nmax=..., performer_bias=...)"
-            )
+        refuse_rotary_performer(type(self).__name__, self.performer_nmax, self.performer_bias)
         return super().yat_options()
 
     @nn.compact

@@ -16,6 +16,7 @@ from nmn.core.options import (
     ROPE_THETA,
     check_performer,
     mask_needs_head_axis,
+    refuse_rotary_performer,
 )
 from nmn.core.spec import AttentionSpec, RopeSpec, check_heads
 from nmn.mlx._ops import F, PlainConfigMixin, glorot_normal, mx, nn, result_dtype, to_f32
@@ -312,6 +313,7 @@ class RotaryYatAttention(MultiHeadYatAttention):
         **kwargs: Any,
     ):
         name = type(self).__name__
+        refuse_rotary_performer(name, kwargs.pop("performer_nmax", None), kwargs.pop("performer_bias", 0.0))
         rope = RopeSpec.build(
             name,
             check_heads(embed_dim, num_heads, name),
