@@ -36,7 +36,6 @@ from nmn.core.options import (
     check_performer,
     check_positive_int,
     mask_needs_head_axis,
-    refuse_rotary_performer,
 )
 from nmn.core.spec import AttentionSpec, RopeSpec, check_heads
 from nmn.core.yat import performer_degree
@@ -323,8 +322,8 @@ class RotaryYatAttention(MultiHeadYatAttention):
             (head_dim must be even).
         max_seq_len: longest position (default 2048). theta: RoPE base (default 10000.0).
         rope_style: ``'interleaved'`` pairs ``(x[2i], x[2i+1])`` (default) or ``'half'`` (``x[i], x[i + d/2]``).
-        Other keyword arguments as :class:`MultiHeadYatAttention` (no ``use_performer``; ``performer_nmax`` and
-        ``performer_bias`` only at their defaults, refused otherwise: there is no performer to act on).
+        Other keyword arguments as :class:`MultiHeadYatAttention` (no ``use_performer``, ``performer_nmax`` or
+        ``performer_bias``: there is no performer to act on).
 
     Decoding: ``init_cache((B, max_length, in_features))`` then call with ``decode=True`` one or more tokens
     at a time; token ``t`` is rotated at its absolute position, so decoding equals the causal full pass.
@@ -363,8 +362,6 @@ class RotaryYatAttention(MultiHeadYatAttention):
         dropout_rate: float = 0.0,
         use_performer: bool = False,
         num_features: int = PERFORMER_NUM_FEATURES,
-        performer_nmax: int | None = DEFAULTS["performer_nmax"],
-        performer_bias: float = DEFAULTS["performer_bias"],
         decode: bool | None = None,
         dtype: DTypeLike | None = None,
         param_dtype: DTypeLike = jnp.float32,
@@ -375,7 +372,6 @@ class RotaryYatAttention(MultiHeadYatAttention):
     ):
         refuse_keywords(type(self).__name__, refused)
         name = type(self).__name__
-        refuse_rotary_performer(name, performer_nmax, performer_bias)
         head_dim = check_heads(qkv_features or in_features, num_heads, name, "qkv_features")
         self.rope = rope = RopeSpec.build(
             name,
