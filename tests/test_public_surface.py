@@ -90,11 +90,7 @@ def _keywords(cls):
     return found
 
 
-_KEYWORD_GAPS = {  # known, owned by the attention files (issue 15.2 / 17)
-    ("torch", "RotaryYatAttention"): "nmn.torch.RotaryYatAttention takes no num_features (its performer is refused)",
-    ("nnx", "RotaryYatAttention"): "nmn.nnx.RotaryYatAttention takes no performer_nmax/performer_bias yet (the other "
-    "five rotary attentions do; its performer is refused)",
-}
+_KEYWORD_GAPS: dict = {}  # known gaps (layer, framework) -> reason; none today
 
 
 def _yat_keyword_cases():

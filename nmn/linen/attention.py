@@ -24,8 +24,8 @@ from nmn._jax.functional import (
     performer_projection,
     promote_arrays_linen,
     rope_tables,
-    yat_attention,
 )
+from nmn._jax.functional import yat_attention as _yat_attention_op
 from nmn.core.options import (
     DEFAULT_EPSILON,
     DEFAULTS,
@@ -202,7 +202,7 @@ class MultiHeadYatAttention(nn.Module):
             if not det:
                 drop = nn.Dropout(self.dropout_rate)
                 dropout = lambda w: drop(w, deterministic=False)
-        return yat_attention(
+        return _yat_attention_op(
             q,
             k,
             v,
@@ -359,3 +359,11 @@ class RotaryYatAttention(MultiHeadYatAttention):
         cached_key.value, cached_value.value = cache_k, cache_v
         out = self._attend(q, cache_k, cache_v.astype(v.dtype), mask, deterministic, False, opts, head_dim)
         return self._finish(out, qkv, inputs.shape[-1])
+
+
+# nmn 0.3 imported its functional attention helpers from here (`from nmn.linen.attention import yat_attention`);
+# they live in nmn.linen.attention_helpers (and at the package root) and are re-exported so pasted imports run.
+from nmn.linen.attention_helpers import normalize_qk as normalize_qk  # noqa: E402
+from nmn.linen.attention_helpers import yat_attention as yat_attention  # noqa: E402
+from nmn.linen.attention_helpers import yat_attention_normalized as yat_attention_normalized  # noqa: E402
+from nmn.linen.attention_helpers import yat_attention_weights as yat_attention_weights  # noqa: E402

@@ -390,3 +390,11 @@ class RotaryYatAttention(MultiHeadYatAttention):
         for key in ("performer_nmax", "performer_bias"):  # no performer here
             config.pop(key)
         return config
+
+
+# nmn 0.3 imported its functional attention helpers from here (`from nmn.mlx.attention import yat_attention`);
+# they live in nmn.mlx.attention_helpers (and at the package root) and are re-exported so pasted imports run.
+from nmn.mlx.attention_helpers import normalize_qk as normalize_qk  # noqa: E402
+from nmn.mlx.attention_helpers import yat_attention as yat_attention  # noqa: E402
+from nmn.mlx.attention_helpers import yat_attention_normalized as yat_attention_normalized  # noqa: E402
+from nmn.mlx.attention_helpers import yat_attention_weights as yat_attention_weights  # noqa: E402

@@ -24,8 +24,8 @@ from nmn._jax.functional import (
     performer_projection,
     promote_arrays,
     rope_tables,
-    yat_attention,
 )
+from nmn._jax.functional import yat_attention as _yat_attention_op
 from nmn.core.names import refuse_keywords
 from nmn.core.options import (
     DEFAULT_EPSILON,
@@ -36,6 +36,7 @@ from nmn.core.options import (
     check_performer,
     check_positive_int,
     mask_needs_head_axis,
+    refuse_rotary_performer,
 )
 from nmn.core.spec import AttentionSpec, RopeSpec, check_heads
 from nmn.core.yat import performer_degree
@@ -251,7 +252,7 @@ class MultiHeadYatAttention(nnx.Module):
                 degree=self.performer_degree,
                 bias=self.performer_bias,
             )
-        return yat_attention(
+        return _yat_attention_op(
             q,
             k,
             v,
@@ -362,6 +363,8 @@ class RotaryYatAttention(MultiHeadYatAttention):
         dropout_rate: float = 0.0,
         use_performer: bool = False,
         num_features: int = PERFORMER_NUM_FEATURES,
+        performer_nmax: int | None = None,
+        performer_bias: float = DEFAULTS["performer_bias"],
         decode: bool | None = None,
         dtype: DTypeLike | None = None,
         param_dtype: DTypeLike = jnp.float32,
@@ -372,6 +375,7 @@ class RotaryYatAttention(MultiHeadYatAttention):
     ):
         refuse_keywords(type(self).__name__, refused)
         name = type(self).__name__
+        refuse_rotary_performer(name, performer_nmax, performer_bias)
         head_dim = check_heads(qkv_features or in_features, num_heads, name, "qkv_features")
         self.rope = rope = RopeSpec.build(
             name,
@@ -453,3 +457,11 @@ class RotaryYatAttention(MultiHeadYatAttention):
         self.cached_value[...] = cache_v
         out = self._attend(q, cache_k, cache_v.astype(v.dtype), mask, deterministic, False)
         return self._finish(out)
+
+
+# nmn 0.3 imported its functional attention helpers from here (`from nmn.nnx.attention import yat_attention`);
+# they live in nmn.nnx.attention_helpers (and at the package root) and are re-exported so pasted imports run.
+from nmn.nnx.attention_helpers import normalize_qk as normalize_qk  # noqa: E402
+from nmn.nnx.attention_helpers import yat_attention as yat_attention  # noqa: E402
+from nmn.nnx.attention_helpers import yat_attention_normalized as yat_attention_normalized  # noqa: E402
+from nmn.nnx.attention_helpers import yat_attention_weights as yat_attention_weights  # noqa: E402

@@ -280,3 +280,11 @@ class RotaryYatAttention(MultiHeadYatAttention):
         mask = (tf.range(capacity)[None, :] <= start + tf.range(length)[:, None])[None, None]
         y = self._attend(q, keys, values, mask, training, False)
         return y, {"key": keys, "value": values, "index": start + length}
+
+
+# nmn 0.3 imported its functional attention helpers from here (`from nmn.tf.attention import yat_attention`);
+# they live in nmn.tf.attention_helpers (and at the package root) and are re-exported so pasted imports run.
+from nmn.tf.attention_helpers import normalize_qk as normalize_qk  # noqa: E402
+from nmn.tf.attention_helpers import yat_attention as yat_attention  # noqa: E402
+from nmn.tf.attention_helpers import yat_attention_normalized as yat_attention_normalized  # noqa: E402
+from nmn.tf.attention_helpers import yat_attention_weights as yat_attention_weights  # noqa: E402

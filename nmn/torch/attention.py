@@ -19,6 +19,7 @@ from nmn.core.options import (
     check_performer,
     check_positive_int,
     mask_needs_head_axis,
+    refuse_rotary_performer,
 )
 from nmn.core.spec import AttentionSpec, RopeSpec, check_heads, pick_alias
 from nmn.core.yat import performer_degree
@@ -293,6 +294,9 @@ class RotaryYatAttention(_YatAttentionBase):
         rope_style: ``'interleaved'`` (default) or ``'half'``.
         dropout, bias / use_bias, use_alpha, constant_alpha, epsilon, spherical, normalization, power,
         use_out_proj, causal, device, dtype: as :class:`MultiHeadYatAttention`.
+        use_performer, num_features, performer_nmax, performer_bias: taken as in the other five frameworks'
+            rotary attentions, but there is no performer with rotary embeddings: ``use_performer=True`` and
+            non-default ``performer_nmax``/``performer_bias`` raise ``ValueError`` saying so.
 
     Shape: ``forward(x (B, L, E), mask=None, decode=False) -> (B, L, E)``. With ``decode=True`` (after
     :meth:`init_cache`) ``x`` holds the next tokens; their keys/values are appended to the cache and they attend
@@ -328,6 +332,9 @@ class RotaryYatAttention(_YatAttentionBase):
         use_out_proj: bool = True,
         causal: bool = False,
         use_performer: bool = False,
+        num_features: int = PERFORMER_NUM_FEATURES,
+        performer_nmax: int | None = None,
+        performer_bias: float = DEFAULTS["performer_bias"],
         device: torch.device | str | int | None = None,
         dtype: torch.dtype | None = None,
         **refused: Any,
@@ -335,6 +342,8 @@ class RotaryYatAttention(_YatAttentionBase):
         refuse_keywords(type(self).__name__, refused)
         factory = {"device": device, "dtype": dtype}
         name = type(self).__name__
+        check_positive_int(num_features, "num_features", name)
+        refuse_rotary_performer(name, performer_nmax, performer_bias)
         self_dim = check_heads(embed_dim, num_heads, name)
         rope = RopeSpec.build(
             name, self_dim, max_seq_len=max_seq_len, theta=theta, rope_style=rope_style, use_performer=use_performer
@@ -412,3 +421,11 @@ class RotaryYatAttention(_YatAttentionBase):
 
     def extra_repr(self) -> str:
         return f"{self._attn_repr()}, {self.rope.repr()}"
+
+
+# nmn 0.3 imported its functional attention helpers from here (`from nmn.torch.attention import yat_attention`);
+# they live in nmn.torch.attention_helpers (and at the package root) and are re-exported so pasted imports run.
+from nmn.torch.attention_helpers import normalize_qk as normalize_qk  # noqa: E402
+from nmn.torch.attention_helpers import yat_attention as yat_attention  # noqa: E402
+from nmn.torch.attention_helpers import yat_attention_normalized as yat_attention_normalized  # noqa: E402
+from nmn.torch.attention_helpers import yat_attention_weights as yat_attention_weights  # noqa: E402

@@ -353,7 +353,7 @@ def yat_attention(
         if _chunked.requested() == "triton":
             raise ValueError(f"yat_attention: NMN_ATTENTION_IMPL=triton cannot run this call: {why}")
         impl = _chunked.by_size(q, k)
-    if impl == "chunked":  # long L: query tiles, O(L * tile) memory (nmn.torch._chunked)
+    if impl == "chunked":  # query x key tiles, online combine, O(L) memory (nmn.torch._chunked); auto: H*Lq*Lk >= 2**17
         return _chunked.yat_attention(
             q,
             k,

@@ -163,6 +163,10 @@ def onnx_call(case: Case, params: dict, inputs: list, dtype=np.float32):
         ins = [x, xk, xv, mask, proj[0], biases[0], proj[1], biases[1], proj[2], biases[2], wo, bo, a, eps]
         attrs = dict(num_heads=cfg["num_heads"], causal=int(cfg["causal"]))
         if cfg.get("use_performer"):
+            if "performer_nmax" in cfg or "performer_bias" in cfg:  # a config without them: the degree-3 bias-0 map
+                m, head_dim = params["proj"].shape[0], e // cfg["num_heads"]
+                attrs["degree"] = core_yat.performer_degree(m, head_dim, cfg.get("performer_nmax"))
+                attrs["bias"] = float(cfg.get("performer_bias", 0.0))
             return "YatPerformerMultiHeadAttention", ins + [params["proj"]], attrs
         attrs.update(spherical=int(cfg["spherical"]), normalization=cfg["normalization"], power=float(cfg["power"]))
         if kind == "RotaryYatAttention":
