@@ -9,7 +9,8 @@ masking is the same offset lower triangle (the last query sees the last key), an
 attends uniformly (docs/design.md §D5).
 
 This is the CPU fallback for long sequences (``NMN_ATTENTION_IMPL=chunked``, or ``auto`` when
-``Lq * Lk >= 2**20``, as the torch layers do); on GPU the Pallas kernel of :mod:`nmn._jax._flash` is taken.
+``Lq * Lk >= 2**20``; torch's eager tiles pay off earlier, from ``H * Lq * Lk >= 2**17``, while XLA fuses the
+reference well below that); on GPU the Pallas kernel of :mod:`nmn._jax._flash` is taken.
 
 >>> import jax.numpy as jnp
 >>> from nmn._jax.ops import F
@@ -34,7 +35,7 @@ AUTO_MIN_SCORES = 2**20
 
 
 def by_size(lq: int, lk: int) -> bool:
-    """Whether ``auto`` tiles: ``Lq * Lk >= 2**20`` and more than one tile of queries (torch's rule).
+    """Whether ``auto`` tiles: ``Lq * Lk >= 2**20`` and more than one tile of queries.
 
     >>> by_size(8, 8), by_size(4096, 4096)
     (False, True)
