@@ -325,6 +325,7 @@ _INTERRUPT = """
     from nmn.interchange import _atomic, convert as cv
 
     point = sys.argv[1]
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # a child of a background job starts with SIGINT ignored
     kill = lambda sig: os.kill(os.getpid(), sig)
     if point == "write":            # Ctrl-C right after the framework wrote the staged files
         real_writer = cv._WRITERS["torch"]

@@ -297,6 +297,12 @@ def run_onnx(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.nd
     return session.run(None, feeds)
 
 
+#: The least tolerance of the export check for a graph with a Yat-Performer node: its features are sign-indefinite
+#: and its l1 denominator amplifies float32 rounding, more so at higher degrees (a degree-4 performer in a small
+#: model measured 1.2e-5 of the output scale); the conformance table holds the performer to the same 5e-5.
+PERFORMER_RTOL = 5e-5
+
+
 def check_against(
     model: onnx.ModelProto,
     feeds: dict[str, np.ndarray],
@@ -307,8 +313,11 @@ def check_against(
 ) -> float:
     """Run ``model`` in onnxruntime and compare every output with ``expected`` (max |diff| <= rtol * scale).
 
+    A graph that calls a Yat-Performer function is held to at least :data:`PERFORMER_RTOL`.
     Returns the largest relative error; raises :class:`ExportError` naming the output that differs.
     """
+    if any(n.domain == DOMAIN and n.op_type.startswith("YatPerformer") for n in model.graph.node):
+        rtol = max(rtol, PERFORMER_RTOL)
     got = run_onnx(model, feeds)
     if len(got) != len(expected):
         raise ExportError(f"{what}: onnxruntime returned {len(got)} outputs, the model {len(expected)}")

@@ -18,6 +18,7 @@ from flax import nnx
 import nmn.linen as L
 import nmn.nnx as N
 from nmn.interchange import ExportError, UnsupportedModelError, jax_io, manifest_of, run_onnx
+from nmn.interchange.graph import PERFORMER_RTOL
 from tests.interchange.util import assert_same_inits, close, inits, tan_hardmax_model, torch_dense_export
 
 _inits = inits
@@ -150,7 +151,7 @@ def test_attention_embedding_and_mask_input_round_trip():
     assert manifest["ff"]["trainable"]["weight"] is False and manifest["mha"]["trainable"]["proj"] is False
     feeds = {"input_0": ids, "input_1": mask}
     loaded = jax_io.load(proto)
-    _close(loaded(ids, mask), run_onnx(proto, feeds)[0])
+    _close(loaded(ids, mask), run_onnx(proto, feeds)[0], rtol=PERFORMER_RTOL)  # the degree-4 performer (D = 4, m = 8)
     assert isinstance(loaded.yat["ff"].kernel, N.FrozenParam) and isinstance(loaded.yat["mha"].proj, N.Buffer)
     a, b = _inits(proto), _inits(jax_io.export(loaded, (ids, mask)))
     assert sorted(a) == sorted(b) and all(a[k].tobytes() == b[k].tobytes() for k in a)
