@@ -91,6 +91,7 @@ F = SimpleNamespace(
     relu=jax.nn.relu,
     softplus=jax.nn.softplus,
     exp=jnp.exp,
+    cos=jnp.cos,
     abs=jnp.abs,
     sign=jnp.sign,
     matmul=jnp.matmul,

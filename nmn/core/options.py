@@ -32,6 +32,7 @@ PERFORMER_DEGREE_SPAN = 4
 PERFORMER_LEGACY_DEGREE = 3
 ROPE_MAX_SEQ_LEN = 2048
 NORMALIZATIONS = ("softmax", "l1", "softermax")
+PERFORMER_KINDS = ("slay", "maclaurin", "radial")
 ROPE_STYLES = ("interleaved", "half")
 
 
@@ -47,6 +48,14 @@ DEFAULTS = {
     "performer_num_features": PERFORMER_NUM_FEATURES,
     "performer_nmax": None,  # None: the degree rule of nmn.core.yat.performer_degree; an int: that degree
     "performer_bias": 0.0,  # b of the estimated kernel (t + b)^2 / (2 + eps - 2t)
+    # nmn 0.3's bias-aware random-feature attentions (issue 17): "slay" is nmn's Gegenbauer performer,
+    # "maclaurin" the MAY random Maclaurin features, "radial" the RAY degree-2 sketch x radial Fourier features
+    "performer_kind": "slay",
+    "performer_maclaurin_nmax": 40,  # MAY's truncation degree when performer_nmax is None (nmn 0.3's default)
+    "performer_sketch_m": 128,  # RAY: the degree-2 sketch width m
+    "performer_num_radial": 8,  # RAY: Gauss-Laguerre nodes J of the radial factor
+    "performer_radial_dim": 64,  # RAY: random Fourier features R per node
+    "random_feature_norm_epsilon": 1e-6,  # MAY/RAY/anchor features: x_hat = x / sqrt(|x|^2 + this)
     "rope_theta": ROPE_THETA,
     "rope_max_seq_len": ROPE_MAX_SEQ_LEN,
     "rope_style": "interleaved",

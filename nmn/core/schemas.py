@@ -63,7 +63,12 @@ _PERFORMER_ATTRS = {"degree": ("int", 3), "bias": ("float", 0.0)}
 LATER_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "YatPerformerMultiHeadAttention": ("degree", "bias"),
     "YatPerformerFeatures": ("degree", "bias"),
+    "YatLinearAttention": ("epsilon",),
 }
+
+# nmn 0.3's bias-aware random-feature maps (issue 17); their projections are inputs (constants of the file), so
+# every framework and onnxruntime compute the same features; x_hat = x / sqrt(|x|^2 + epsilon)
+_RF_ATTRS = {"epsilon": ("float", 1e-6)}
 
 FUNCTIONS: dict[str, FunctionSchema] = {
     s.name: s
@@ -139,8 +144,51 @@ FUNCTIONS: dict[str, FunctionSchema] = {
         _schema(
             "YatLinearAttention",
             ("QF", "KF", "V"),
-            {"causal": ("int", 0)},
-            doc="Linear readout QF (KF^T V) / (QF . sum KF +- 1e-6) on (B, L, H, m) features.",
+            {"causal": ("int", 0), "epsilon": ("float", 1e-6)},
+            doc="Linear readout QF (KF^T V) / (QF . sum KF +- epsilon) on (B, L, H, m) features (the shift keeps "
+            "the denominator's sign; 0 gets +epsilon).",
+        ),
+        _schema(
+            "YatMaclaurinFeatures",
+            ("X", "OMEGA", "DEGMASK", "SCALE"),
+            dict(_RF_ATTRS),
+            doc="MAY (random Maclaurin) features of X (..., D): phi_r = SCALE * prod_(l<N) (DEGMASK[r,l] * "
+            "(OMEGA[r,l] . x_hat) + 1 - DEGMASK[r,l]), OMEGA (M, N, D) Rademacher rows, DEGMASK (M, N) 0/1 with "
+            "row r's first n_r entries 1 (n_r ~ a_n / Z, a_n the Maclaurin coefficients of (t + b)^2 / (2 + eps - 2t)), "
+            "SCALE (1,) = sqrt(Z / M); E[phi(q) . phi(k)] = the degree-N truncation of that score.",
+        ),
+        _schema(
+            "YatRadialFeatures",
+            ("X", "W1", "W2", "OMEGA", "PHASE", "COEF"),
+            {**_RF_ATTRS, "bias": ("float", 1.0)},
+            doc="RAY features of X (..., D): z = [x_hat, sqrt(bias)], psi = (z W1^T) * (z W2^T) / sqrt(m) "
+            "(W1, W2 (m, D+1)), rff_j = sqrt(2/R) sqrt(max(COEF_j, 0)) cos(z OMEGA_j^T + PHASE_j) (OMEGA (J, R, D+1), "
+            "PHASE (J, R), COEF (J,)); phi = flatten(psi (x) [rff_1..rff_J]) (m J R per row).",
+        ),
+        _schema(
+            "YatAnchorFeatures",
+            ("X", "ANCHORS", "PROJ", "NODES", "WEIGHTS"),
+            dict(_RF_ATTRS),
+            doc="Anchor x positive-random-feature tensor-product features of X (..., D) (nmn 0.3's yat_tp): "
+            "poly = (x_hat . a_p)^2 / sqrt(P) (ANCHORS (P, D)), prf_j = exp(clip(sqrt(2 s_j) PROJ_j x_hat - s_j, "
+            "-20, 20)) / sqrt(M) (PROJ (J, M, D), s = NODES (J,)); phi = concat_j sqrt(max(WEIGHTS_j, 0)) "
+            "flatten(poly (x) prf_j) (J P M per row).",
+        ),
+        _schema(
+            "YatMaclaurinMultiHeadAttention",
+            _MHA_INPUTS + ("OMEGA", "DEGMASK", "SCALE"),
+            {"num_heads": ("int", 1), "causal": ("int", 0)},
+            doc="Linear-time bias-aware spherical Yat attention with MAY features (YatMaclaurinFeatures of q and k "
+            "heads, epsilon 1e-6) read out by YatLinearAttention (epsilon 1e-6); ALPHA and EPS are unused (the "
+            "kernel's eps and bias live in the sampled DEGMASK and SCALE).",
+        ),
+        _schema(
+            "YatRadialMultiHeadAttention",
+            _MHA_INPUTS + ("W1", "W2", "OMEGA", "PHASE", "COEF"),
+            {"num_heads": ("int", 1), "causal": ("int", 0), "bias": ("float", 1.0)},
+            doc="Linear-time bias-aware spherical Yat attention with RAY features (YatRadialFeatures of q and k "
+            "heads, epsilon 1e-6) read out by YatLinearAttention (epsilon 1e-6); ALPHA and EPS are unused (eps "
+            "lives in COEF and OMEGA).",
         ),
         _schema("Softermax", ("X",), {"n": ("float", 1.0), "epsilon": ("float", 1e-12), "axis": ("int", -1)}),
         _schema("SofterSigmoid", ("X",), {"n": ("float", 1.0)}),

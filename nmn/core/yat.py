@@ -1,7 +1,7 @@
 """The Yat math, written once against a small ops protocol ``F``.
 
 Every framework adapter passes a namespace ``F`` with these members (all framework-native, all
-differentiable): ``sum(x, axis, keepdims)``, ``sqrt``, ``relu``, ``softplus``, ``exp``, ``abs``, ``sign``,
+differentiable): ``sum(x, axis, keepdims)``, ``sqrt``, ``relu``, ``softplus``, ``exp``, ``cos``, ``abs``, ``sign``,
 ``matmul(a, b)``, ``einsum(spec, *xs)``, ``where(cond, a, b)``, ``softmax(x, axis)``, ``cumsum(x, axis)``,
 ``tril(lq, lk)`` (a bool lower-triangular mask, offset so the last query sees the last key), ``logical_and``,
 ``full_like(x, value)``, ``to_f32(x)`` and ``cast_like(x, ref)``.

@@ -41,6 +41,7 @@ class _KerasOps:
     relu = staticmethod(ops.relu)
     softplus = staticmethod(ops.softplus)
     exp = staticmethod(ops.exp)
+    cos = staticmethod(ops.cos)
     abs = staticmethod(ops.abs)
     sign = staticmethod(ops.sign)
     matmul = staticmethod(ops.matmul)

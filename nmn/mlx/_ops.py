@@ -46,6 +46,7 @@ F = SimpleNamespace(
     relu=lambda x: mx.maximum(x, 0.0),
     softplus=lambda x: mx.logaddexp(x, 0.0),
     exp=mx.exp,
+    cos=mx.cos,
     abs=mx.abs,
     sign=mx.sign,
     matmul=mx.matmul,

@@ -30,6 +30,7 @@ class _TFOps:
     relu = staticmethod(tf.nn.relu)
     softplus = staticmethod(tf.nn.softplus)
     exp = staticmethod(tf.exp)
+    cos = staticmethod(tf.cos)
     abs = staticmethod(tf.abs)
     sign = staticmethod(tf.sign)
     matmul = staticmethod(tf.matmul)

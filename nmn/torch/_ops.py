@@ -35,6 +35,7 @@ class TorchOps:
     relu = staticmethod(torch.relu)
     softplus = staticmethod(_nnf.softplus)
     exp = staticmethod(torch.exp)
+    cos = staticmethod(torch.cos)
     abs = staticmethod(torch.abs)
     sign = staticmethod(torch.sign)
     matmul = staticmethod(torch.matmul)
