@@ -44,6 +44,21 @@ from nmn.mlx.functional import (  # nmn's functional ops, importable from the ro
     yat_embed_attend,
     yat_performer_attention,
 )
+from nmn.mlx.random_features import (  # nmn 0.3's MAY / RAY / tensor-product attentions
+    create_maclaurin_projection,
+    create_radial_projection,
+    create_yat_tp_projection,
+    linear_attention,
+    linear_attention_readout,
+    maclaurin_coeffs,
+    maclaurin_features,
+    maclaurin_yat_attention,
+    radial_features,
+    radial_yat_attention,
+    spherical_kappa,
+    yat_tp_attention,
+    yat_tp_features,
+)
 from nmn.mlx.spec import from_spec, to_spec
 from nmn.mlx.squashers import Softermax, SofterSigmoid, SoftTanh, soft_tanh, softer_sigmoid, softermax
 

@@ -25,7 +25,23 @@ from nmn.mlx.functional import apply_rotary_emb, precompute_freqs_cis, yat_perfo
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["MultiHeadYatAttention", "RotaryYatAttention"]
+__all__ = [
+    "MultiHeadYatAttention",
+    "RotaryYatAttention",
+    "maclaurin_coeffs",
+    "create_maclaurin_projection",
+    "maclaurin_features",
+    "maclaurin_yat_attention",
+    "create_radial_projection",
+    "radial_features",
+    "radial_yat_attention",
+    "create_yat_tp_projection",
+    "yat_tp_features",
+    "yat_tp_attention",
+    "spherical_kappa",
+    "linear_attention",
+    "linear_attention_readout",
+]
 
 
 def _linear(n_in: int, n_out: int, bias: bool, dtype: mx.Dtype) -> nn.Linear:
@@ -392,9 +408,23 @@ class RotaryYatAttention(MultiHeadYatAttention):
         return config
 
 
-# nmn 0.3 imported its functional attention helpers from here (`from nmn.mlx.attention import yat_attention`);
-# they live in nmn.mlx.attention_helpers (and at the package root) and are re-exported so pasted imports run.
+# nmn 0.3 imported its functional attention helpers from here (`from nmn.mlx.attention import yat_attention`,
+# `maclaurin_yat_attention`, ...); they live in nmn.mlx.attention_helpers and nmn.mlx.random_features (and at
+# the package root) and are re-exported so pasted imports run.
 from nmn.mlx.attention_helpers import normalize_qk as normalize_qk  # noqa: E402
 from nmn.mlx.attention_helpers import yat_attention as yat_attention  # noqa: E402
 from nmn.mlx.attention_helpers import yat_attention_normalized as yat_attention_normalized  # noqa: E402
 from nmn.mlx.attention_helpers import yat_attention_weights as yat_attention_weights  # noqa: E402
+from nmn.mlx.random_features import create_maclaurin_projection as create_maclaurin_projection  # noqa: E402
+from nmn.mlx.random_features import create_radial_projection as create_radial_projection  # noqa: E402
+from nmn.mlx.random_features import create_yat_tp_projection as create_yat_tp_projection  # noqa: E402
+from nmn.mlx.random_features import linear_attention as linear_attention  # noqa: E402
+from nmn.mlx.random_features import linear_attention_readout as linear_attention_readout  # noqa: E402
+from nmn.mlx.random_features import maclaurin_coeffs as maclaurin_coeffs  # noqa: E402
+from nmn.mlx.random_features import maclaurin_features as maclaurin_features  # noqa: E402
+from nmn.mlx.random_features import maclaurin_yat_attention as maclaurin_yat_attention  # noqa: E402
+from nmn.mlx.random_features import radial_features as radial_features  # noqa: E402
+from nmn.mlx.random_features import radial_yat_attention as radial_yat_attention  # noqa: E402
+from nmn.mlx.random_features import spherical_kappa as spherical_kappa  # noqa: E402
+from nmn.mlx.random_features import yat_tp_attention as yat_tp_attention  # noqa: E402
+from nmn.mlx.random_features import yat_tp_features as yat_tp_features  # noqa: E402

@@ -37,6 +37,21 @@ from nmn.torch.conv_transpose import YatConvTranspose1D, YatConvTranspose2D, Yat
 from nmn.torch.dense import YatNMN
 from nmn.torch.embed import YatEmbed
 from nmn.torch.functional import soft_tanh, softer_sigmoid, softermax
+from nmn.torch.random_features import (  # nmn 0.3's MAY / RAY / tensor-product attentions
+    create_maclaurin_projection,
+    create_radial_projection,
+    create_yat_tp_projection,
+    linear_attention,
+    linear_attention_readout,
+    maclaurin_coeffs,
+    maclaurin_features,
+    maclaurin_yat_attention,
+    radial_features,
+    radial_yat_attention,
+    spherical_kappa,
+    yat_tp_attention,
+    yat_tp_features,
+)
 from nmn.torch.spec import from_spec, to_spec
 from nmn.torch.squashers import Softermax, SofterSigmoid, SoftTanh
 
