@@ -15,9 +15,20 @@ import math
 import numpy as np
 
 from nmn._tfkeras.options import layer_label
+from nmn.core import random_features as rf
 from nmn.core import yat
 from nmn.core.options import DEFAULTS, check_performer, check_positive_int, refuse_rotary_performer
 from nmn.core.spec import AttentionSpec, RopeSpec, check_heads
+
+#: The frozen projections of the random-feature performers, by ``performer_kind``: the layer attributes and the
+#: neutral spec's param names (one name for both), in the order of the ONNX node's inputs.
+RF_PARAMS = {
+    "maclaurin": ("may_omega", "may_degmask", "may_scale"),
+    "radial": ("ray_w1", "ray_w2", "ray_omega", "ray_phase", "ray_coef"),
+}
+ALL_RF_PARAMS = RF_PARAMS["maclaurin"] + RF_PARAMS["radial"]
+#: The random-feature performers' own keywords (beyond ``performer_nmax`` / ``performer_bias``).
+RF_KEYWORDS = ("performer_kind", "performer_sketch_m", "performer_num_radial", "performer_radial_dim")
 
 
 def set_attention_options(
@@ -31,22 +42,87 @@ def set_attention_options(
     **options,
 ):
     """Build the layer's :class:`~nmn.core.spec.AttentionSpec` (``layer.attn``) and expose its options as
-    attributes (``embed_dim``, ``num_heads``, ``head_dim``, ``seed``, ``performer_nmax``, ``performer_bias``
-    and the resolved ``performer_degree`` besides)."""
+    attributes (``embed_dim``, ``num_heads``, ``head_dim``, ``seed``, ``performer_nmax``, ``performer_bias``,
+    ``performer_kind`` and the RAY sizes, and the resolved ``performer_degree`` besides: the SLAY map's degree, or
+    MAY's truncation degree ``nmax``)."""
     cls = type(layer).__name__
     layer.head_dim = check_heads(embed_dim, num_heads, cls)
     layer.embed_dim, layer.num_heads, layer.seed = embed_dim, num_heads, seed
-    a = layer.attn = AttentionSpec.build(cls, **options)
+    options.update(performer_nmax=performer_nmax, performer_bias=performer_bias)
+    a = layer.attn = AttentionSpec.build(cls, **_accepted(options))
     a.set_attributes(layer, alpha=True)
-    layer.performer_nmax, layer.performer_bias = check_performer(performer_nmax, performer_bias, cls)
-    layer.performer_degree = (
-        yat.performer_degree(layer.num_features, layer.head_dim, layer.performer_nmax) if layer.use_performer else None
-    )
+    for key in RF_KEYWORDS:  # TEMPORARY until AttentionSpec mirrors them (helper A2)
+        if not hasattr(a, key):
+            setattr(layer, key, options.get(key, DEFAULTS[key]))
+    kind = layer.performer_kind if layer.use_performer else "slay"
+    nmax, layer.performer_bias = check_performer(None if kind == "maclaurin" else performer_nmax, performer_bias, cls)
+    layer.performer_nmax = performer_nmax if kind == "maclaurin" else nmax
+    layer.performer_degree = None
+    if kind == "slay" and layer.use_performer:
+        layer.performer_degree = yat.performer_degree(layer.num_features, layer.head_dim, layer.performer_nmax)
+    elif kind == "maclaurin":
+        layer.performer_degree = DEFAULTS["performer_maclaurin_nmax"] if performer_nmax is None else performer_nmax
+
+
+def _accepted(options):  # TEMPORARY until AttentionSpec.build takes the performer keywords (helper A2)
+    import inspect
+
+    params = inspect.signature(AttentionSpec.build).parameters
+    return {k: v for k, v in options.items() if k in params}
 
 
 def performer_config(layer):
     """The performer keys of ``get_config`` / the neutral spec of a ``MultiHeadYatAttention``."""
-    return {"performer_nmax": layer.performer_nmax, "performer_bias": layer.performer_bias}
+    return {
+        "performer_nmax": layer.performer_nmax,
+        "performer_bias": layer.performer_bias,
+        **{k: getattr(layer, k) for k in RF_KEYWORDS},
+    }
+
+
+def random_feature_kind(layer):
+    """``"maclaurin"`` / ``"radial"`` for a layer with a random-feature performer, else ``None`` (the SLAY
+    performer or quadratic attention)."""
+    kind = getattr(layer, "performer_kind", "slay")
+    return kind if getattr(layer, "use_performer", False) and kind in RF_PARAMS else None
+
+
+def random_feature_arrays(layer, seed):
+    """The layer's frozen projections sampled by :mod:`nmn.core.random_features` from ``seed`` (an int drawn
+    from the framework's RNG when the layer has none): ``{param name: float32 numpy}``, or ``{}``."""
+    kind = random_feature_kind(layer)
+    if kind == "maclaurin":
+        p = rf.maclaurin_projection(
+            layer.head_dim,
+            layer.num_features,
+            bias=layer.performer_bias,
+            epsilon=layer.epsilon,
+            nmax=layer.performer_degree,
+            seed=seed,
+        )
+        return dict(zip(RF_PARAMS[kind], (p["omega"], p["degmask"], p["scale"])))
+    if kind == "radial":
+        p = rf.radial_projection(
+            layer.head_dim,
+            layer.performer_sketch_m,
+            layer.performer_num_radial,
+            layer.performer_radial_dim,
+            bias=layer.performer_bias,
+            epsilon=layer.epsilon,
+            seed=seed,
+        )
+        return dict(zip(RF_PARAMS[kind], (p["w1"], p["w2"], p["omega"], p["phase"], p["coef"])))
+    return {}
+
+
+def random_features(layer, F, x):
+    """The layer's MAY / RAY features of ``x (B, L, H, D)`` (float32, the ONNX functions' epsilon 1e-6)."""
+    kind = random_feature_kind(layer)
+    arrays = [F.to_f32(getattr(layer, name)) for name in RF_PARAMS[kind]]
+    eps = DEFAULTS["random_feature_norm_epsilon"]
+    if kind == "maclaurin":
+        return rf.maclaurin_features(F, x, *arrays, epsilon=eps)
+    return rf.radial_features(F, x, *arrays, bias=layer.performer_bias, epsilon=eps)
 
 
 def performer_projection(num_features, head_dim, seed=None):
@@ -64,6 +140,12 @@ def refuse_performer(layer, kwargs):
     if kwargs.get("use_performer"):
         RopeSpec.build(type(layer).__name__, 2, use_performer=True)  # raises the one message
     refuse_rotary_performer(type(layer).__name__, kwargs.get("performer_nmax"), kwargs.get("performer_bias", 0.0))
+    for key in RF_KEYWORDS:
+        if key in kwargs and kwargs[key] != DEFAULTS[key]:
+            raise ValueError(
+                f"{type(layer).__name__}: {key}={kwargs[key]!r} has no effect here (no performer with rotary "
+                f"embeddings); use MultiHeadYatAttention(use_performer=True, {key}=...)"
+            )
 
 
 def set_rope_options(layer, *, max_seq_len, theta, rope_style):
@@ -110,6 +192,9 @@ def attend_heads(layer, F, functional, q, k, v, mask, causal, dropout, alpha):
     """The attention output of ``q, k, v (B, L, H, D)``, still per head: the Yat-Performer when
     ``layer.use_performer`` (features in float32, result in ``v``'s dtype), else quadratic Yat attention with the
     optional ``dropout`` of the weights."""
+    if random_feature_kind(layer) is not None:
+        qf, kf = random_features(layer, F, F.to_f32(q)), random_features(layer, F, F.to_f32(k))
+        return F.cast_like(yat.linear_readout(F, qf, kf, F.to_f32(v), causal=causal), v)
     if layer.use_performer:
         proj = F.to_f32(layer.proj)
         kernel = dict(degree=layer.performer_degree, bias=layer.performer_bias)

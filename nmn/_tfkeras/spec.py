@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from nmn._tfkeras.attention import ALL_RF_PARAMS, RF_KEYWORDS, random_feature_kind
 from nmn._tfkeras.options import padding_config
 from nmn.core.conv import transpose_geometry
 from nmn.core.layouts import to_canonical, to_host
@@ -131,6 +132,7 @@ def attention_spec(layer, framework, rotary):
         config.update(layer.rope.config())
     else:
         config.update(performer_nmax=layer.performer_nmax, performer_bias=layer.performer_bias)
+        config.update({k: getattr(layer, k) for k in RF_KEYWORDS})
     params = {}
     for p in ("q", "k", "v", "out"):
         kernel = getattr(layer, f"{p}_kernel")
@@ -144,6 +146,8 @@ def attention_spec(layer, framework, rotary):
         params["alpha"] = np32(layer.alpha)
     if layer.proj is not None:
         params["proj"] = np32(layer.proj)
+    if not rotary and random_feature_kind(layer) is not None:
+        params.update({name: np32(getattr(layer, name)) for name in ALL_RF_PARAMS if getattr(layer, name) is not None})
     return kind, config, params
 
 
@@ -245,6 +249,7 @@ def constructor_kwargs(kind, config):
         kwargs.update(_pick(config, extra))
         if kind == "MultiHeadYatAttention":
             kwargs.update(performer_spec_options(config))
+            kwargs.update(_pick(config, RF_KEYWORDS))  # a config without performer_kind is "slay" (older files)
         return kwargs
     return _pick(config, ("use_alpha", "constant_alpha", "epsilon", "spherical"))
 
@@ -277,7 +282,7 @@ def host_values(kind, params, framework):
                 values[f"{p}_kernel"] = to_host(framework, "dense", params[f"{p}_weight"])
             if f"{p}_bias" in params:
                 values[f"{p}_bias"] = params[f"{p}_bias"]
-        for p in ("alpha", "proj"):
+        for p in ("alpha", "proj", *ALL_RF_PARAMS):
             if p in params:
                 values[p] = params[p]
         return values

@@ -39,6 +39,21 @@ from nmn.keras.conv import YatConv1D, YatConv2D, YatConv3D
 from nmn.keras.conv_transpose import YatConvTranspose1D, YatConvTranspose2D, YatConvTranspose3D
 from nmn.keras.dense import YatNMN
 from nmn.keras.embed import YatEmbed
+from nmn.keras.random_features import (  # nmn 0.3's MAY / RAY / tensor-product attentions
+    create_maclaurin_projection,
+    create_radial_projection,
+    create_yat_tp_projection,
+    linear_attention,
+    linear_attention_readout,
+    maclaurin_coeffs,
+    maclaurin_features,
+    maclaurin_yat_attention,
+    radial_features,
+    radial_yat_attention,
+    spherical_kappa,
+    yat_tp_attention,
+    yat_tp_features,
+)
 from nmn.keras.spec import from_spec, to_spec
 from nmn.keras.squashers import Softermax, SofterSigmoid, SoftTanh, soft_tanh, softer_sigmoid, softermax
 

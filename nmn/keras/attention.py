@@ -8,11 +8,15 @@ import keras
 from keras import ops
 
 from nmn._tfkeras.attention import (
+    ALL_RF_PARAMS,
+    RF_KEYWORDS,
     attend_heads,
     cache_shape,
     check_cache_room,
     performer_config,
     performer_projection,
+    random_feature_arrays,
+    random_feature_kind,
     refuse_performer,
     rope_slices,
     set_attention_options,
@@ -30,7 +34,24 @@ from nmn.core.options import (
 from nmn.keras import functional
 from nmn.keras._ops import F, InitializerLike, Shape, Tensor, alpha_value, layer_label
 
-__all__ = ["MultiHeadYatAttention", "RotaryYatAttention", "performer_projection"]
+__all__ = [
+    "MultiHeadYatAttention",
+    "RotaryYatAttention",
+    "performer_projection",
+    "maclaurin_coeffs",
+    "create_maclaurin_projection",
+    "maclaurin_features",
+    "maclaurin_yat_attention",
+    "create_radial_projection",
+    "radial_features",
+    "radial_yat_attention",
+    "create_yat_tp_projection",
+    "yat_tp_features",
+    "yat_tp_attention",
+    "spherical_kappa",
+    "linear_attention",
+    "linear_attention_readout",
+]
 
 
 def _heads(x, num_heads):
@@ -41,6 +62,13 @@ def _heads(x, num_heads):
 def _merge(x):
     shape = ops.shape(x)
     return ops.reshape(x, (shape[0], shape[1], x.shape[-2] * x.shape[-1]))
+
+
+def _keras_seed():
+    """An int seed for the random-feature samplers drawn from Keras' RNG (``keras.utils.set_random_seed``
+    makes it reproducible)."""
+    draw = keras.random.randint((), 0, 2**31 - 1, seed=keras.random.SeedGenerator(), dtype="int32")
+    return int(ops.convert_to_numpy(draw))
 
 
 def _independent(initializer, index, layer_seed=None):
@@ -86,6 +114,16 @@ class MultiHeadYatAttention(keras.layers.Layer):
         performer_nmax: the performer's Maclaurin degree K, an int from 2 to 64 (default None: the degree rule of
             :func:`nmn.core.yat.performer_degree`, growing with ``num_features``).
         performer_bias: b >= 0 of the performer's estimated score (default 0.0).
+        performer_kind: ``"slay"`` (default: the Gegenbauer map above), ``"maclaurin"`` (MAY, nmn 0.3's random
+            Maclaurin features: ``num_features`` features unbiased for the degree-``performer_nmax`` truncation of
+            ``(t + b)^2 / (2 + eps - 2t)``, nmax 1..64, default 40) or ``"radial"`` (RAY: a degree-2 sketch of
+            ``(t + b)^2`` of width ``performer_sketch_m`` (128) times radial random Fourier features of
+            ``1 / (eps + |q_hat - k_hat|^2)`` on ``performer_num_radial`` (8) Gauss-Laguerre nodes of
+            ``performer_radial_dim`` (64) features each); ``b = performer_bias``. The projections are frozen
+            (non-trainable) weights sampled once by :mod:`nmn.core.random_features` (from ``seed``, else from a seed
+            drawn with Keras' RNG), saved with the model and exported as ``nmn::YatMaclaurinMultiHeadAttention`` /
+            ``nmn::YatRadialMultiHeadAttention``. Their keywords with non-default values are refused where they
+            have no effect.
         kernel_initializer: default ``"glorot_normal"``; bias_initializer: default ``"zeros"``.
 
     Call:
@@ -121,6 +159,10 @@ class MultiHeadYatAttention(keras.layers.Layer):
         num_features: int = PERFORMER_NUM_FEATURES,
         performer_nmax: int | None = DEFAULTS["performer_nmax"],
         performer_bias: float = DEFAULTS["performer_bias"],
+        performer_kind: str = DEFAULTS["performer_kind"],
+        performer_sketch_m: int = DEFAULTS["performer_sketch_m"],
+        performer_num_radial: int = DEFAULTS["performer_num_radial"],
+        performer_radial_dim: int = DEFAULTS["performer_radial_dim"],
         seed: int | None = None,
         kernel_initializer: InitializerLike = "glorot_normal",
         bias_initializer: InitializerLike = "zeros",
@@ -146,15 +188,24 @@ class MultiHeadYatAttention(keras.layers.Layer):
             num_features=num_features,
             performer_nmax=performer_nmax,
             performer_bias=performer_bias,
+            performer_kind=performer_kind,
+            performer_sketch_m=performer_sketch_m,
+            performer_num_radial=performer_num_radial,
+            performer_radial_dim=performer_radial_dim,
             seed=seed,
         )
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self._proj_init = None
-        if self.use_performer:  # drawn once, at construction (docs/design.md §D5)
+        self._rf_init = {}
+        if random_feature_kind(self) is not None:  # drawn once, at construction, from the layer's or Keras' seed
+            self._rf_init = random_feature_arrays(self, seed if seed is not None else _keras_seed())
+        elif self.use_performer:  # drawn once, at construction (docs/design.md §D5)
             self._proj_init = performer_projection(self.num_features, self.head_dim, seed)
         self.alpha = None
         self.proj = None
+        for name in ALL_RF_PARAMS:
+            setattr(self, name, None)
         self._dropout_seed = keras.random.SeedGenerator(seed) if self.dropout > 0 else None
 
     # ---------------------------------------------------------------------------------------------- weights
@@ -180,12 +231,20 @@ class MultiHeadYatAttention(keras.layers.Layer):
             self.out_kernel, self.out_bias = self._projection("out", self.embed_dim, self.embed_dim)
         if self.attn.has_alpha:
             self.alpha = self.add_weight(name="alpha", shape=(1,), initializer="ones")
-        if self.use_performer:
+        if self._proj_init is not None:
             self.proj = self.add_weight(
                 name="proj",
                 shape=(self.num_features, self.head_dim),
                 trainable=False,
                 initializer=keras.initializers.Constant(self._proj_init),
+            )
+        for name, value in self._rf_init.items():  # frozen: not trained, saved with the model
+            setattr(
+                self,
+                name,
+                self.add_weight(
+                    name=name, shape=value.shape, trainable=False, initializer=keras.initializers.Constant(value)
+                ),
             )
 
     # ------------------------------------------------------------------------------------------------- call
@@ -345,8 +404,8 @@ class RotaryYatAttention(MultiHeadYatAttention):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        for key in ("use_performer", "num_features", "performer_nmax", "performer_bias"):
-            config.pop(key)
+        for key in ("use_performer", "num_features", "performer_nmax", "performer_bias", *RF_KEYWORDS):
+            config.pop(key, None)
         return {**config, **self.rope.config()}
 
 
@@ -356,3 +415,18 @@ from nmn.keras.attention_helpers import normalize_qk as normalize_qk  # noqa: E4
 from nmn.keras.attention_helpers import yat_attention as yat_attention  # noqa: E402
 from nmn.keras.attention_helpers import yat_attention_normalized as yat_attention_normalized  # noqa: E402
 from nmn.keras.attention_helpers import yat_attention_weights as yat_attention_weights  # noqa: E402
+from nmn.keras.random_features import create_maclaurin_projection as create_maclaurin_projection  # noqa: E402
+from nmn.keras.random_features import create_radial_projection as create_radial_projection  # noqa: E402
+from nmn.keras.random_features import create_yat_tp_projection as create_yat_tp_projection  # noqa: E402
+from nmn.keras.random_features import linear_attention as linear_attention  # noqa: E402
+from nmn.keras.random_features import linear_attention_readout as linear_attention_readout  # noqa: E402
+
+# nmn 0.3's random-feature attentions (MAY, RAY, tensor-product) live in nmn.keras.random_features
+from nmn.keras.random_features import maclaurin_coeffs as maclaurin_coeffs  # noqa: E402
+from nmn.keras.random_features import maclaurin_features as maclaurin_features  # noqa: E402
+from nmn.keras.random_features import maclaurin_yat_attention as maclaurin_yat_attention  # noqa: E402
+from nmn.keras.random_features import radial_features as radial_features  # noqa: E402
+from nmn.keras.random_features import radial_yat_attention as radial_yat_attention  # noqa: E402
+from nmn.keras.random_features import spherical_kappa as spherical_kappa  # noqa: E402
+from nmn.keras.random_features import yat_tp_attention as yat_tp_attention  # noqa: E402
+from nmn.keras.random_features import yat_tp_features as yat_tp_features  # noqa: E402

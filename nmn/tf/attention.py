@@ -7,10 +7,13 @@ from typing import Any
 import tensorflow as tf
 
 from nmn._tfkeras.attention import (
+    ALL_RF_PARAMS,
     attend_heads,
     cache_shape,
     check_cache_room,
     performer_projection,
+    random_feature_arrays,
+    random_feature_kind,
     refuse_performer,
     rope_slices,
     set_attention_options,
@@ -28,7 +31,24 @@ from nmn.core.options import (
 from nmn.tf import functional
 from nmn.tf._ops import F, TensorLike, alpha_value, glorot_normal, layer_label
 
-__all__ = ["MultiHeadYatAttention", "RotaryYatAttention", "performer_projection"]
+__all__ = [
+    "MultiHeadYatAttention",
+    "RotaryYatAttention",
+    "performer_projection",
+    "maclaurin_coeffs",
+    "create_maclaurin_projection",
+    "maclaurin_features",
+    "maclaurin_yat_attention",
+    "create_radial_projection",
+    "radial_features",
+    "radial_yat_attention",
+    "create_yat_tp_projection",
+    "yat_tp_features",
+    "yat_tp_attention",
+    "spherical_kappa",
+    "linear_attention",
+    "linear_attention_readout",
+]
 
 
 def _heads(x, num_heads):
@@ -39,6 +59,12 @@ def _heads(x, num_heads):
 def _merge(x):
     shape = tf.shape(x)
     return tf.reshape(x, (shape[0], shape[1], x.shape[-2] * x.shape[-1]))
+
+
+def _tf_seed():
+    """An int seed for the random-feature samplers drawn with ``tf.random`` (``tf.random.set_seed`` makes it
+    reproducible)."""
+    return int(tf.random.uniform((), 0, 2**31 - 1, dtype=tf.int64).numpy())
 
 
 class MultiHeadYatAttention(tf.Module):
@@ -61,6 +87,13 @@ class MultiHeadYatAttention(tf.Module):
         performer_nmax: the performer's Maclaurin degree K, 2..64 (default None: the degree rule of
             :func:`nmn.core.yat.performer_degree`); performer_bias: b >= 0 of the estimated score
             ``(t + b)^2 / (2 + eps - 2t)`` (default 0.0).
+        performer_kind: ``"slay"`` (default, the map above), ``"maclaurin"`` (MAY: ``num_features`` random
+            Maclaurin features, unbiased for the degree-``performer_nmax`` truncation of the score, nmax 1..64,
+            default 40) or ``"radial"`` (RAY: a degree-2 sketch of width ``performer_sketch_m`` (128) times radial
+            random Fourier features, ``performer_num_radial`` (8) nodes x ``performer_radial_dim`` (64)); the
+            projections are frozen ``tf.Variable`` s (``trainable=False``) sampled once by
+            :mod:`nmn.core.random_features` from ``seed`` (else from a seed drawn with ``tf.random``), saved in
+            checkpoints and exported as ``nmn::YatMaclaurinMultiHeadAttention`` / ``nmn::YatRadialMultiHeadAttention``.
         dtype: default ``tf.float32``. name: module name.
 
     Call:
@@ -95,6 +128,10 @@ class MultiHeadYatAttention(tf.Module):
         num_features: int = PERFORMER_NUM_FEATURES,
         performer_nmax: int | None = DEFAULTS["performer_nmax"],
         performer_bias: float = DEFAULTS["performer_bias"],
+        performer_kind: str = DEFAULTS["performer_kind"],
+        performer_sketch_m: int = DEFAULTS["performer_sketch_m"],
+        performer_num_radial: int = DEFAULTS["performer_num_radial"],
+        performer_radial_dim: int = DEFAULTS["performer_radial_dim"],
         seed: int | None = None,
         dtype: tf.DType | str = tf.float32,
         name: str | None = None,
@@ -120,13 +157,24 @@ class MultiHeadYatAttention(tf.Module):
             num_features=num_features,
             performer_nmax=performer_nmax,
             performer_bias=performer_bias,
+            performer_kind=performer_kind,
+            performer_sketch_m=performer_sketch_m,
+            performer_num_radial=performer_num_radial,
+            performer_radial_dim=performer_radial_dim,
             seed=seed,
         )
         self.dtype = tf.as_dtype(dtype)
         self.q_kernel = None
         self.alpha = None
         self.proj = None
-        if self.use_performer:  # drawn once, at construction (docs/design.md §D5)
+        for name in ALL_RF_PARAMS:
+            setattr(self, name, None)
+        if random_feature_kind(self) is not None:  # drawn once, at construction; frozen, saved in checkpoints
+            arrays = random_feature_arrays(self, seed if seed is not None else _tf_seed())
+            with self.name_scope:
+                for name, value in arrays.items():
+                    setattr(self, name, tf.Variable(value, trainable=False, name=name))
+        elif self.use_performer:  # drawn once, at construction (docs/design.md §D5)
             with self.name_scope:
                 self.proj = tf.Variable(
                     performer_projection(self.num_features, self.head_dim, seed), trainable=False, name="proj"
@@ -288,3 +336,18 @@ from nmn.tf.attention_helpers import normalize_qk as normalize_qk  # noqa: E402
 from nmn.tf.attention_helpers import yat_attention as yat_attention  # noqa: E402
 from nmn.tf.attention_helpers import yat_attention_normalized as yat_attention_normalized  # noqa: E402
 from nmn.tf.attention_helpers import yat_attention_weights as yat_attention_weights  # noqa: E402
+from nmn.tf.random_features import create_maclaurin_projection as create_maclaurin_projection  # noqa: E402
+from nmn.tf.random_features import create_radial_projection as create_radial_projection  # noqa: E402
+from nmn.tf.random_features import create_yat_tp_projection as create_yat_tp_projection  # noqa: E402
+from nmn.tf.random_features import linear_attention as linear_attention  # noqa: E402
+from nmn.tf.random_features import linear_attention_readout as linear_attention_readout  # noqa: E402
+
+# nmn 0.3's random-feature attentions (MAY, RAY, tensor-product) live in nmn.tf.random_features
+from nmn.tf.random_features import maclaurin_coeffs as maclaurin_coeffs  # noqa: E402
+from nmn.tf.random_features import maclaurin_features as maclaurin_features  # noqa: E402
+from nmn.tf.random_features import maclaurin_yat_attention as maclaurin_yat_attention  # noqa: E402
+from nmn.tf.random_features import radial_features as radial_features  # noqa: E402
+from nmn.tf.random_features import radial_yat_attention as radial_yat_attention  # noqa: E402
+from nmn.tf.random_features import spherical_kappa as spherical_kappa  # noqa: E402
+from nmn.tf.random_features import yat_tp_attention as yat_tp_attention  # noqa: E402
+from nmn.tf.random_features import yat_tp_features as yat_tp_features  # noqa: E402
