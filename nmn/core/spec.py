@@ -39,7 +39,9 @@ from typing import Any
 
 from nmn.core.options import (
     DEFAULT_EPSILON,
+    DEFAULTS,
     NORMALIZATIONS,
+    PERFORMER_KINDS,
     PERFORMER_NUM_FEATURES,
     ROPE_MAX_SEQ_LEN,
     ROPE_STYLES,
@@ -48,6 +50,7 @@ from nmn.core.options import (
     BiasSpec,
     check_choice,
     check_epsilon,
+    check_performer,
     check_positive_int,
     inverse_softplus,
     resolve_alpha,
@@ -65,6 +68,7 @@ __all__ = [
     "check_dropout",
     "pick_alias",
     "export_params",
+    "PERFORMER_KIND_KEYWORDS",
 ]
 
 ATTENTION_KINDS = ("MultiHeadYatAttention", "RotaryYatAttention")
@@ -467,12 +471,77 @@ _MIRRORED = (
     "causal",
     "use_performer",
     "num_features",
+    "performer_kind",
+    "performer_sketch_m",
+    "performer_num_radial",
+    "performer_radial_dim",
 )
+
+#: the random-feature performers' own keywords (issue 17), in the order of the config; their defaults are DEFAULTS'
+PERFORMER_KIND_KEYWORDS = ("performer_kind", "performer_sketch_m", "performer_num_radial", "performer_radial_dim")
+#: the RAY sizes: they act only with ``performer_kind='radial'``
+_RADIAL_SIZES = PERFORMER_KIND_KEYWORDS[1:]
+
+
+def _check_maclaurin_nmax(nmax: Any, layer: str) -> int:
+    """MAY's truncation degree: ``None`` -> ``DEFAULTS['performer_maclaurin_nmax']`` (40), else an int 1..64."""
+    if nmax is None:
+        return DEFAULTS["performer_maclaurin_nmax"]
+    if isinstance(nmax, bool) or not isinstance(nmax, int) or not 1 <= nmax <= 64:
+        raise ValueError(
+            f"{layer}: performer_nmax must be None (the default degree "
+            f"{DEFAULTS['performer_maclaurin_nmax']}) or an int from 1 to 64 with performer_kind='maclaurin', "
+            f"got {nmax!r}"
+        )
+    return nmax
+
+
+def _resolve_performer_kind(
+    layer: str, performer: bool, kind: Any, nmax: Any, bias: Any, num_features: Any, sizes: dict
+) -> tuple[str, int | None, float]:
+    """``(kind, performer_nmax, performer_bias)`` after every check of the performer keywords (see
+    :meth:`AttentionSpec.build`); ``performer_nmax`` is MAY's resolved degree for ``'maclaurin'``, else as given."""
+    kind = check_choice(kind, PERFORMER_KINDS, "performer_kind", layer)
+    for key, value in sizes.items():
+        check_positive_int(value, key, layer)
+    if not performer and kind != DEFAULTS["performer_kind"]:
+        raise ValueError(
+            f"{layer}: performer_kind={kind!r} has no effect with use_performer=False; "
+            f"pass use_performer=True or drop performer_kind"
+        )
+    for key, value in sizes.items():
+        if value != DEFAULTS[key] and (not performer or kind != "radial"):
+            where = "use_performer=False" if not performer else f"performer_kind={kind!r}"
+            raise ValueError(
+                f"{layer}: {key}={value!r} has no effect with {where} (it sizes performer_kind='radial'); drop it"
+            )
+    if performer and kind == "radial":
+        if nmax is not None:
+            raise ValueError(
+                f"{layer}: performer_nmax={nmax!r} has no effect with performer_kind='radial' (its sizes are "
+                "performer_sketch_m, performer_num_radial, performer_radial_dim); drop it"
+            )
+        if num_features != PERFORMER_NUM_FEATURES:
+            raise ValueError(
+                f"{layer}: num_features={num_features!r} has no effect with performer_kind='radial' (its feature "
+                "count is performer_sketch_m * performer_num_radial * performer_radial_dim); drop it"
+            )
+    if performer and kind == "maclaurin":
+        _, b = check_performer(None, bias, layer)
+        return kind, _check_maclaurin_nmax(nmax, layer), b
+    n, b = check_performer(nmax, bias, layer)
+    return kind, n, b
 
 
 @dataclass(frozen=True)
 class AttentionSpec:
-    """The resolved options of a Yat attention layer (the projections' sizes stay with the framework)."""
+    """The resolved options of a Yat attention layer (the projections' sizes stay with the framework).
+
+    ``performer_nmax`` is the degree as given for the SLAY performer (``None``: the degree rule, which needs the
+    head size and so stays with the framework) and MAY's resolved truncation degree (``None`` given -> 40) for
+    ``performer_kind='maclaurin'``; ``performer_bias`` is the validated ``b``. Neither is mirrored by
+    :meth:`set_attributes` nor written by :meth:`config` (the frameworks write their own, as before issue 17).
+    """
 
     layer: str
     use_bias: bool
@@ -486,6 +555,12 @@ class AttentionSpec:
     dropout: float
     use_performer: bool
     num_features: int
+    performer_kind: str = DEFAULTS["performer_kind"]
+    performer_sketch_m: int = DEFAULTS["performer_sketch_m"]
+    performer_num_radial: int = DEFAULTS["performer_num_radial"]
+    performer_radial_dim: int = DEFAULTS["performer_radial_dim"]
+    performer_nmax: int | None = DEFAULTS["performer_nmax"]
+    performer_bias: float = DEFAULTS["performer_bias"]
 
     @classmethod
     def build(
@@ -505,6 +580,12 @@ class AttentionSpec:
         use_performer: Any = False,
         num_features: Any = PERFORMER_NUM_FEATURES,
         dropout_name: str = "dropout",
+        performer_kind: Any = DEFAULTS["performer_kind"],
+        performer_sketch_m: Any = DEFAULTS["performer_sketch_m"],
+        performer_num_radial: Any = DEFAULTS["performer_num_radial"],
+        performer_radial_dim: Any = DEFAULTS["performer_radial_dim"],
+        performer_nmax: Any = DEFAULTS["performer_nmax"],
+        performer_bias: Any = DEFAULTS["performer_bias"],
     ) -> AttentionSpec:
         """Validate and resolve the attention keywords (``ValueError`` / ``TypeError`` naming ``layer``).
 
@@ -515,12 +596,45 @@ class AttentionSpec:
         Traceback (most recent call last):
         ...
         ValueError: RotaryYatAttention: power must be a number > 0, got 0
+
+        The performer (``use_performer=True``) has three kinds (issue 17), ``performer_kind``: ``'slay'`` (the
+        default, nmn's Gegenbauer map: ``performer_nmax`` None = the degree rule, or an int 2..64),
+        ``'maclaurin'`` (nmn 0.3's MAY random Maclaurin features: ``num_features`` of them, truncation degree
+        ``performer_nmax``, None = 40, or an int 1..64) and ``'radial'`` (nmn 0.3's RAY: a degree-2 sketch of
+        width ``performer_sketch_m`` times ``performer_num_radial`` Gauss-Laguerre nodes of
+        ``performer_radial_dim`` random Fourier features). ``performer_bias`` (>= 0) is the kernel's ``b`` in every
+        kind. A kind keyword given a non-default value where it does nothing is an error, never ignored:
+
+        >>> spec = AttentionSpec.build("MultiHeadYatAttention", use_performer=True, performer_kind="maclaurin")
+        >>> spec.performer_kind, spec.performer_nmax, spec.has_alpha
+        ('maclaurin', 40, False)
+        >>> spec = AttentionSpec.build("MultiHeadYatAttention", use_performer=True, performer_kind="radial",
+        ...                            performer_sketch_m=4, performer_num_radial=2, performer_radial_dim=4)
+        >>> {k: v for k, v in spec.config().items() if k.startswith("performer_")}
+        {'performer_kind': 'radial', 'performer_sketch_m': 4, 'performer_num_radial': 2, 'performer_radial_dim': 4}
+        >>> AttentionSpec.build("MultiHeadYatAttention", use_performer=True, performer_sketch_m=4)
+        Traceback (most recent call last):
+        ...
+        ValueError: MultiHeadYatAttention: performer_sketch_m=4 has no effect with performer_kind='slay' (it sizes performer_kind='radial'); drop it
+        >>> AttentionSpec.build("MultiHeadYatAttention", performer_kind="radial")
+        Traceback (most recent call last):
+        ...
+        ValueError: MultiHeadYatAttention: performer_kind='radial' has no effect with use_performer=False; pass use_performer=True or drop performer_kind
+        >>> AttentionSpec.build("MultiHeadYatAttention", use_performer=True, performer_kind="maclaurin",
+        ...                     performer_nmax=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: MultiHeadYatAttention: performer_nmax must be None (the default degree 40) or an int from 1 to 64 with performer_kind='maclaurin', got 0
         """
         eps = check_epsilon(epsilon, layer)
         norm = check_choice(normalization, NORMALIZATIONS, "normalization", layer)
         if isinstance(power, bool) or not isinstance(power, (int, float)) or not power > 0 or math.isinf(power):
             raise ValueError(f"{layer}: power must be a number > 0, got {power!r}")
         performer = bool(use_performer)
+        sizes = dict(zip(_RADIAL_SIZES, (performer_sketch_m, performer_num_radial, performer_radial_dim)))
+        kind, nmax, bias = _resolve_performer_kind(
+            layer, performer, performer_kind, performer_nmax, performer_bias, num_features, sizes
+        )
         alpha = _alpha(layer, use_alpha, constant_alpha)
         if alpha.learnable and alpha_cancels(norm, performer):
             alpha = AlphaSpec(False, 1.0)
@@ -537,6 +651,10 @@ class AttentionSpec:
             check_dropout(dropout, layer, dropout_name),
             performer,
             check_positive_int(num_features, "num_features", layer) if performer else int(num_features or 0),
+            kind,
+            *sizes.values(),
+            nmax,
+            bias,
         )
 
     @property
@@ -566,7 +684,15 @@ class AttentionSpec:
             obj.use_alpha, obj.constant_alpha = self.use_alpha, self.constant_alpha
 
     def config(self, dropout_name: str = "dropout") -> dict:
-        """The option keys of ``get_config`` / the neutral spec (the framework adds its sizes)."""
+        """The option keys of ``get_config`` / the neutral spec (the framework adds its sizes).
+
+        The random-feature keys (``performer_kind`` and the RAY sizes) are always written; a config without
+        ``performer_kind`` (an older file) builds the ``'slay'`` performer, as :meth:`build`'s default says.
+
+        >>> config = AttentionSpec.build("MultiHeadYatAttention", use_performer=True, performer_kind="maclaurin").config()
+        >>> AttentionSpec.build("MultiHeadYatAttention", **config).config() == config
+        True
+        """
         return {
             "use_bias": self.use_bias,
             **_alpha_config(self.alpha),
@@ -579,6 +705,7 @@ class AttentionSpec:
             dropout_name: self.dropout,
             "use_performer": self.use_performer,
             "num_features": self.num_features,
+            **{key: getattr(self, key) for key in PERFORMER_KIND_KEYWORDS},
         }
 
     def repr(self) -> str:
