@@ -6,15 +6,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from nmn.core import random_features as _rf
 from nmn.core import yat
 from nmn.core.names import refuse_keywords
 from nmn.core.options import (
     DEFAULT_EPSILON,
     DEFAULTS,
+    PERFORMER_KINDS,
     PERFORMER_NUM_FEATURES,
     ROPE_MAX_SEQ_LEN,
     ROPE_THETA,
+    check_choice,
     check_performer,
+    check_positive_int,
     mask_needs_head_axis,
     refuse_rotary_performer,
 )
@@ -42,6 +46,69 @@ __all__ = [
     "linear_attention",
     "linear_attention_readout",
 ]
+
+
+#: the frozen projections of the random-feature performers, by ``performer_kind``: the module keys, which are also
+#: the neutral spec's param names, in the order of the ONNX node's inputs
+RF_PARAMS = {
+    "maclaurin": ("may_omega", "may_degmask", "may_scale"),
+    "radial": ("ray_w1", "ray_w2", "ray_omega", "ray_phase", "ray_coef"),
+}
+#: the random-feature performers' own keywords (beyond performer_nmax / performer_bias)
+RF_KEYWORDS = ("performer_kind", "performer_sketch_m", "performer_num_radial", "performer_radial_dim")
+
+
+def _spec_keywords(performer: dict) -> dict:
+    """The performer keywords ``AttentionSpec.build`` takes (all of them once it takes the MAY / RAY ones)."""
+    import inspect
+
+    taken = inspect.signature(AttentionSpec.build).parameters
+    return {k: v for k, v in performer.items() if k in taken}
+
+
+def _rf_options(name: str, use_performer: bool, options: dict) -> tuple[str, int | None, float, dict]:
+    """``(kind, nmax, bias, sizes)`` of the performer keywords: the kind, the resolved degree (SLAY's
+    ``performer_nmax`` as given, MAY's truncation degree), ``performer_bias`` and the RAY sizes, checked (kind
+    keywords other than their defaults where they have no effect are a ``ValueError``)."""
+    kind = check_choice(options["performer_kind"], PERFORMER_KINDS, "performer_kind", name)
+    nmax, bias = options["performer_nmax"], options["performer_bias"]
+    sizes = {k: options[k] for k in RF_KEYWORDS[1:]}
+    active = kind if use_performer else None
+    for key in RF_KEYWORDS:
+        value = options[key]
+        owner = "radial" if key != "performer_kind" else None
+        if value != DEFAULTS[key] and (not use_performer or (owner is not None and active != owner)):
+            where = "use_performer=False" if not use_performer else f"performer_kind={kind!r}"
+            raise ValueError(f"{name}: {key}={value!r} has no effect with {where}; drop it")
+    for key, value in sizes.items():
+        check_positive_int(value, key, name)
+    if active == "maclaurin":
+        if nmax is not None and (isinstance(nmax, bool) or not isinstance(nmax, int) or not 1 <= nmax <= 64):
+            raise ValueError(
+                f"{name}: performer_nmax must be None (40) or an int from 1 to 64 for performer_kind='maclaurin', "
+                f"got {nmax!r}"
+            )
+        _, bias = check_performer(None, bias, name)
+        return kind, DEFAULTS["performer_maclaurin_nmax"] if nmax is None else nmax, bias, sizes
+    if active == "radial" and nmax is not None:
+        raise ValueError(f"{name}: performer_nmax={nmax!r} has no effect with performer_kind='radial'; drop it")
+    nmax, bias = check_performer(nmax, bias, name)
+    return kind, nmax, bias, sizes
+
+
+def random_feature_arrays(layer: Any, seed: int) -> dict:
+    """The frozen MAY / RAY projections of ``layer`` sampled by :mod:`nmn.core.random_features` from ``seed``:
+    ``{module key: float32 numpy}`` (``{}`` for the SLAY performer or quadratic attention)."""
+    kind = layer.performer_kind if layer.use_performer else None
+    common = dict(bias=layer.performer_bias, epsilon=layer.epsilon, seed=seed)
+    if kind == "maclaurin":
+        p = _rf.maclaurin_projection(layer.head_dim, layer.num_features, nmax=layer.performer_degree, **common)
+        return dict(zip(RF_PARAMS[kind], (p["omega"], p["degmask"], p["scale"])))
+    if kind == "radial":
+        sizes = (layer.performer_sketch_m, layer.performer_num_radial, layer.performer_radial_dim)
+        p = _rf.radial_projection(layer.head_dim, *sizes, **common)
+        return dict(zip(RF_PARAMS[kind], (p["w1"], p["w2"], p["omega"], p["phase"], p["coef"])))
+    return {}
 
 
 def _linear(n_in: int, n_out: int, bias: bool, dtype: mx.Dtype) -> nn.Linear:
@@ -82,6 +149,17 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
         causal: key ``j`` is visible to query ``i`` only when ``j <= i + (Lk - Lq)`` (default False).
         use_performer: linear-time performer path (default False); num_features: its ``m``
             (default 256, ``nmn.core.options.PERFORMER_NUM_FEATURES``).
+        performer_nmax, performer_bias: the SLAY map's Maclaurin degree (None: the degree rule) / MAY's truncation
+            degree (None: 40, an int 1..64), and b >= 0 of the score ``(t + b)^2 / (2 + eps - 2t)`` (default 0.0).
+        performer_kind: ``'slay'`` (default, the map above), ``'maclaurin'`` (nmn 0.3's MAY: ``num_features``
+            random Maclaurin features, :func:`nmn.core.random_features.maclaurin_features`) or ``'radial'``
+            (RAY: degree-2 sketch x radial random Fourier features,
+            :func:`nmn.core.random_features.radial_features`). The MAY / RAY projections are frozen arrays of the
+            module (``may_*`` / ``ray_*``: saved, exported, never trained) sampled at construction from a seed
+            drawn from ``mlx.random``; no alpha (it cancels).
+        performer_sketch_m, performer_num_radial, performer_radial_dim: RAY's sketch width (128), Gauss-Laguerre
+            nodes (8) and Fourier features per node (64). Kind keywords other than their defaults where they have
+            no effect raise ``ValueError``.
         dtype: parameter dtype (default ``mx.float32``).
 
     nmn 0.3 keywords that are not carried over raise a ``TypeError`` saying why and what to use instead
@@ -97,6 +175,9 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
     >>> attn = MultiHeadYatAttention(8, 2)
     >>> attn(mx.ones((1, 3, 8))).shape
     (1, 3, 8)
+    >>> may = MultiHeadYatAttention(8, 2, use_performer=True, performer_kind="maclaurin", num_features=16)
+    >>> may(mx.ones((1, 3, 8))).shape, sorted(may.trainable_parameters().keys())
+    ((1, 3, 8), ['key_proj', 'out_proj', 'query_proj', 'value_proj'])
     """
 
     def __init__(
@@ -118,12 +199,24 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
         num_features: int = PERFORMER_NUM_FEATURES,
         performer_nmax: int | None = DEFAULTS["performer_nmax"],
         performer_bias: float = DEFAULTS["performer_bias"],
+        performer_kind: str = DEFAULTS["performer_kind"],
+        performer_sketch_m: int = DEFAULTS["performer_sketch_m"],
+        performer_num_radial: int = DEFAULTS["performer_num_radial"],
+        performer_radial_dim: int = DEFAULTS["performer_radial_dim"],
         dtype: mx.Dtype = mx.float32,
         **refused: Any,
     ):
         super().__init__()
         name = type(self).__name__
         refuse_keywords(name, refused)
+        performer = dict(
+            performer_nmax=performer_nmax,
+            performer_bias=performer_bias,
+            performer_kind=performer_kind,
+            performer_sketch_m=performer_sketch_m,
+            performer_num_radial=performer_num_radial,
+            performer_radial_dim=performer_radial_dim,
+        )
         self.head_dim = check_heads(embed_dim, num_heads, name)
         self.embed_dim, self.num_heads = embed_dim, num_heads
         self.attn = a = AttentionSpec.build(
@@ -140,12 +233,18 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
             dropout=dropout,
             use_performer=use_performer,
             num_features=num_features,
+            **_spec_keywords(performer),
         )
         a.set_attributes(self)
-        self.performer_nmax, self.performer_bias = check_performer(performer_nmax, performer_bias, name)
-        self.performer_degree = (
-            yat.performer_degree(self.num_features, self.head_dim, self.performer_nmax) if self.use_performer else None
-        )
+        kind, nmax, self.performer_bias, sizes = _rf_options(name, self.use_performer, performer)
+        self.performer_kind = kind
+        self.performer_sketch_m, self.performer_num_radial, self.performer_radial_dim = sizes.values()
+        slay = self.use_performer and kind == "slay"
+        if kind == "maclaurin":
+            self.performer_nmax, self.performer_degree = performer_nmax, nmax
+        else:
+            self.performer_nmax = nmax
+            self.performer_degree = yat.performer_degree(self.num_features, self.head_dim, nmax) if slay else None
         self.query_proj = _linear(embed_dim, embed_dim, self.use_bias, dtype)
         self.key_proj = _linear(embed_dim, embed_dim, self.use_bias, dtype)
         self.value_proj = _linear(embed_dim, embed_dim, self.use_bias, dtype)
@@ -153,9 +252,14 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
             self.out_proj = _linear(embed_dim, embed_dim, self.use_bias, dtype)
         if a.has_alpha:
             self.alpha = mx.ones((1,), dtype=dtype)
-        if self.use_performer:
+        if slay:
             self.proj = mx.random.normal((self.num_features, self.head_dim), dtype=dtype)
             self.freeze(keys=["proj"], recurse=False)
+        elif self.use_performer:  # MAY / RAY: frozen arrays sampled from a seed drawn from mlx.random
+            seed = int(mx.random.randint(0, 2**31 - 1, ()).item())
+            for key, array in random_feature_arrays(self, seed).items():
+                setattr(self, key, mx.array(array).astype(dtype))
+            self.freeze(keys=list(RF_PARAMS[kind]), recurse=False)
 
     # -- helpers -------------------------------------------------------------------------------------------
     def _alpha_value(self) -> mx.array | float | None:
@@ -179,6 +283,9 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
 
     def _attend(self, q: mx.array, k: mx.array, v: mx.array, mask: mx.array | None, causal: bool) -> mx.array:
         alpha = self._alpha_value()
+        if self.use_performer and self.performer_kind in RF_PARAMS:  # MAY / RAY: no alpha (it cancels)
+            qf, kf = self._random_features(q), self._random_features(k)
+            return yat.linear_readout(F, qf, kf, v, causal=causal)  # epsilon: PERFORMER_DIV_EPSILON
         if self.use_performer:
             return yat_performer_attention(
                 q,
@@ -205,6 +312,14 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
             causal=causal,
             dropout=self._dropout(),
         )
+
+    def _random_features(self, x: mx.array) -> mx.array:
+        """MAY / RAY features of ``(B, L, H, D)`` heads with the frozen projections (the ONNX functions' 1e-6)."""
+        arrays = [self[key].astype(x.dtype) for key in RF_PARAMS[self.performer_kind]]
+        eps = DEFAULTS["random_feature_norm_epsilon"]
+        if self.performer_kind == "maclaurin":
+            return _rf.maclaurin_features(F, x, *arrays, epsilon=eps)
+        return _rf.radial_features(F, x, *arrays, bias=self.performer_bias, epsilon=eps)
 
     def _prepare(
         self, queries: mx.array, keys: mx.array | None, values: mx.array | None, mask: mx.array | np.ndarray | None
@@ -257,6 +372,7 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
         config = {"embed_dim": self.embed_dim, "num_heads": self.num_heads, **self.attn.config()}
         config.pop("dropout")  # a training-time option, not part of the neutral spec
         config.update(performer_nmax=self.performer_nmax, performer_bias=self.performer_bias)
+        config.update({key: getattr(self, key) for key in RF_KEYWORDS})
         return config
 
     def _extra_repr(self) -> str:
@@ -281,6 +397,7 @@ _MHA_DEFAULTS = dict(
     num_features=PERFORMER_NUM_FEATURES,
     performer_nmax=DEFAULTS["performer_nmax"],
     performer_bias=DEFAULTS["performer_bias"],
+    **{key: DEFAULTS[key] for key in RF_KEYWORDS},
     max_seq_len=ROPE_MAX_SEQ_LEN,
     theta=ROPE_THETA,
     rope_style="interleaved",
@@ -330,6 +447,12 @@ class RotaryYatAttention(MultiHeadYatAttention):
     ):
         name = type(self).__name__
         refuse_rotary_performer(name, kwargs.pop("performer_nmax", None), kwargs.pop("performer_bias", 0.0))
+        for key in RF_KEYWORDS:
+            if key in kwargs and kwargs[key] != DEFAULTS[key]:
+                raise ValueError(
+                    f"{name}: {key}={kwargs[key]!r} has no effect here (no performer with rotary embeddings); "
+                    "use MultiHeadYatAttention(use_performer=True, performer_kind=...)"
+                )
         rope = RopeSpec.build(
             name,
             check_heads(embed_dim, num_heads, name),
@@ -403,7 +526,7 @@ class RotaryYatAttention(MultiHeadYatAttention):
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments as plain JSON (the neutral spec's config)."""
         config = {**super().get_config(), **self.rope.config()}
-        for key in ("performer_nmax", "performer_bias"):  # no performer here
+        for key in ("performer_nmax", "performer_bias", *RF_KEYWORDS):  # no performer here
             config.pop(key)
         return config
 

@@ -32,7 +32,7 @@ from nmn.core import layouts
 from nmn.core.options import performer_spec_options
 from nmn.core.spec import fold_cancelled_alpha
 from nmn.mlx._ops import mx, nn
-from nmn.mlx.attention import MultiHeadYatAttention, RotaryYatAttention
+from nmn.mlx.attention import RF_KEYWORDS, RF_PARAMS, MultiHeadYatAttention, RotaryYatAttention
 from nmn.mlx.conv import YatConv1D, YatConv2D, YatConv3D, _YatConvND
 from nmn.mlx.conv_transpose import (
     YatConvTranspose1D,
@@ -48,6 +48,7 @@ __all__ = ["to_spec", "from_spec", "canonical_to_mlx", "mlx_to_canonical", "KIND
 KINDS = ("YatNMN", "YatConv", "YatConvTranspose", "MultiHeadYatAttention", "RotaryYatAttention", "YatEmbed")
 _CONV = {1: YatConv1D, 2: YatConv2D, 3: YatConv3D}
 _CONV_T = {1: YatConvTranspose1D, 2: YatConvTranspose2D, 3: YatConvTranspose3D}
+_RF_NAMES = RF_PARAMS["maclaurin"] + RF_PARAMS["radial"]  # the frozen MAY / RAY projections (spec names too)
 _ATTN_NAMES = {"q": "query_proj", "k": "key_proj", "v": "value_proj", "out": "out_proj"}
 _YAT_KEYS = ("use_bias", "constant_bias", "use_alpha", "constant_alpha", "epsilon", "learnable_epsilon")
 
@@ -120,7 +121,7 @@ def _describe(layer: nn.Module) -> tuple[str, dict[str, Any], dict[str, np.ndarr
                 params[f"{short}_weight"] = _np(layer[sub]["weight"])
                 if "bias" in layer[sub]:
                     params[f"{short}_bias"] = _np(layer[sub]["bias"])
-        for key in ("alpha", "proj"):
+        for key in ("alpha", "proj", *_RF_NAMES):
             if key in layer:
                 params[key] = _np(layer[key])
         return kind, layer.get_config(), params
@@ -131,6 +132,25 @@ def _describe(layer: nn.Module) -> tuple[str, dict[str, Any], dict[str, np.ndarr
         config = {k: v for k, v in layer.get_config().items() if k != "weight_normalized"}  # init-only
         return "YatEmbed", config, params
     raise TypeError(f"to_spec: {type(layer).__name__} is not an nmn.mlx Yat layer")
+
+
+def _performer(config: dict[str, Any], params: dict[str, Any] | None) -> dict[str, Any]:
+    """The performer keywords of a neutral ``MultiHeadYatAttention`` config; a config without ``performer_kind``
+    is the SLAY performer (files written before the MAY / RAY kinds)."""
+    c, params = config, params or {}
+    kind = c.get("performer_kind", "slay") if c.get("use_performer", False) else "slay"
+    out = performer_spec_options(c)
+    if kind == "maclaurin":
+        held = params.get("may_omega")
+        nmax = c.get("performer_nmax")  # absent: the file's omega says it (None means 40)
+        out["performer_nmax"] = int(np.shape(held)[1]) if "performer_nmax" not in c and held is not None else nmax
+        if "num_features" not in c and held is not None:
+            out["num_features"] = int(np.shape(held)[0])
+    elif kind == "radial":
+        out["performer_nmax"] = None
+    if kind != "slay":
+        out.update(_pick(c, RF_KEYWORDS))
+    return out
 
 
 def _pick(config: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -229,7 +249,7 @@ def from_spec(
         )
         opts = _pick(config, keys)
         if kind == "MultiHeadYatAttention":
-            opts.update(performer_spec_options(config))
+            opts.update(_performer(config, params))
         if kind == "RotaryYatAttention":
             opts.update(_pick(config, ("max_seq_len", "theta", "rope_style")))
             layer = RotaryYatAttention(config["embed_dim"], config["num_heads"], dtype=dtype, **opts)
@@ -241,7 +261,7 @@ def from_spec(
                 expected[f"{short}_weight"] = layer[sub]["weight"].shape
                 if "bias" in layer[sub]:
                     expected[f"{short}_bias"] = layer[sub]["bias"].shape
-        for key in ("alpha", "proj"):
+        for key in ("alpha", "proj", *_RF_NAMES):
             if key in layer:
                 expected[key] = layer[key].shape
         _check_params(kind, layer, params, expected)

@@ -9,13 +9,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as _nnf
 
+from nmn.core import random_features as _rf
+from nmn.core import yat as _yat
 from nmn.core.names import refuse_keywords
 from nmn.core.options import (
     DEFAULT_EPSILON,
     DEFAULTS,
+    PERFORMER_KINDS,
     PERFORMER_NUM_FEATURES,
     ROPE_MAX_SEQ_LEN,
     ROPE_THETA,
+    check_choice,
     check_performer,
     check_positive_int,
     mask_needs_head_axis,
@@ -24,6 +28,7 @@ from nmn.core.options import (
 from nmn.core.spec import AttentionSpec, RopeSpec, check_heads, pick_alias
 from nmn.core.yat import performer_degree
 from nmn.torch import functional
+from nmn.torch._ops import ops_for
 
 
 def performer_projection(
@@ -60,6 +65,70 @@ def _as_mask(mask, name, batch):
     return mask.unsqueeze(1) if mask_needs_head_axis(mask.dim(), name) else mask
 
 
+#: the frozen projections of the random-feature performers, by ``performer_kind``: buffer names, which are also the
+#: neutral spec's param names, in the order of the ONNX node's inputs
+RF_BUFFERS = {
+    "maclaurin": ("may_omega", "may_degmask", "may_scale"),
+    "radial": ("ray_w1", "ray_w2", "ray_omega", "ray_phase", "ray_coef"),
+}
+#: the random-feature performers' own keywords (beyond performer_nmax / performer_bias) and their defaults
+RF_KEYWORDS = ("performer_kind", "performer_sketch_m", "performer_num_radial", "performer_radial_dim")
+
+
+def _rf_options(name, use_performer, options):
+    """``(kind, nmax, bias, sizes)`` of the performer keywords: the kind (``"slay"`` without a performer), the
+    resolved degree (SLAY's ``performer_nmax`` as given, MAY's truncation degree), ``performer_bias`` and the RAY
+    sizes. ``AttentionSpec.build`` validates them once it takes them (``self.attn`` then mirrors them); until
+    then the same checks run here."""
+    kind = check_choice(options["performer_kind"], PERFORMER_KINDS, "performer_kind", name)
+    nmax, bias = options["performer_nmax"], options["performer_bias"]
+    sizes = {k: options[k] for k in RF_KEYWORDS[1:]}
+    active = kind if use_performer else None
+    for key in RF_KEYWORDS:
+        default, value = DEFAULTS[key], options[key]
+        owner = "radial" if key != "performer_kind" else None
+        if value != default and (not use_performer or (owner is not None and active != owner)):
+            where = "use_performer=False" if not use_performer else f"performer_kind={kind!r}"
+            raise ValueError(f"{name}: {key}={value!r} has no effect with {where}; drop it")
+    for key, value in sizes.items():
+        check_positive_int(value, key, name)
+    if active == "maclaurin":
+        if nmax is not None and (isinstance(nmax, bool) or not isinstance(nmax, int) or not 1 <= nmax <= 64):
+            raise ValueError(
+                f"{name}: performer_nmax must be None (40) or an int from 1 to 64 for performer_kind='maclaurin', "
+                f"got {nmax!r}"
+            )
+        _, bias = check_performer(None, bias, name)
+        return kind, DEFAULTS["performer_maclaurin_nmax"] if nmax is None else nmax, bias, sizes
+    if active == "radial" and nmax is not None:
+        raise ValueError(f"{name}: performer_nmax={nmax!r} has no effect with performer_kind='radial'; drop it")
+    nmax, bias = check_performer(nmax, bias, name)
+    return kind, nmax, bias, sizes
+
+
+def random_feature_arrays(layer, seed) -> dict:
+    """The frozen MAY / RAY projections of ``layer`` sampled by :mod:`nmn.core.random_features` from ``seed``:
+    ``{buffer name: float32 numpy}`` (``{}`` for the SLAY performer or quadratic attention)."""
+    kind = layer.performer_kind if layer.use_performer else None
+    common = dict(bias=layer.performer_bias, epsilon=layer.epsilon, seed=seed)
+    if kind == "maclaurin":
+        p = _rf.maclaurin_projection(layer.head_dim, layer.num_features, nmax=layer.performer_degree, **common)
+        return dict(zip(RF_BUFFERS[kind], (p["omega"], p["degmask"], p["scale"])))
+    if kind == "radial":
+        sizes = (layer.performer_sketch_m, layer.performer_num_radial, layer.performer_radial_dim)
+        p = _rf.radial_projection(layer.head_dim, *sizes, **common)
+        return dict(zip(RF_BUFFERS[kind], (p["w1"], p["w2"], p["omega"], p["phase"], p["coef"])))
+    return {}
+
+
+def _spec_keywords(performer):
+    """The performer keywords ``AttentionSpec.build`` takes (all of them once it takes the MAY / RAY ones)."""
+    import inspect
+
+    taken = inspect.signature(AttentionSpec.build).parameters
+    return {k: v for k, v in performer.items() if k in taken}
+
+
 class _YatAttentionBase(nn.Module):
     """Four affine projections (q, k, v, out) around Yat attention of ``(B, L, H, D)`` heads."""
 
@@ -79,6 +148,10 @@ class _YatAttentionBase(nn.Module):
         self.out_proj = nn.Linear(e, e, bias=self.use_bias, **factory) if self.use_out_proj else None
         self.alpha = nn.Parameter(torch.empty(1, **factory)) if a.has_alpha else None
         self.performer_nmax, self.performer_bias, self.performer_degree = None, 0.0, None
+        self.performer_kind = DEFAULTS["performer_kind"]
+        self.performer_sketch_m = DEFAULTS["performer_sketch_m"]
+        self.performer_num_radial = DEFAULTS["performer_num_radial"]
+        self.performer_radial_dim = DEFAULTS["performer_radial_dim"]
 
     @property
     def use_alpha(self) -> bool:
@@ -140,6 +213,11 @@ class _YatAttentionBase(nn.Module):
             )
         if causal and q.shape[1] != k.shape[1]:
             raise ValueError(f"{name}: a causal performer needs Lq == Lk, got {q.shape[1]} and {k.shape[1]}")
+        if self.performer_kind in RF_BUFFERS:  # MAY / RAY: no alpha (it cancels), the ONNX functions' epsilons
+            F = ops_for(q)
+            qf, kf = self._random_features(F, q), self._random_features(F, k)
+            out = _yat.linear_readout(F, qf, kf, v, causal=causal)  # epsilon: PERFORMER_DIV_EPSILON
+            return _nnf.dropout(out, self.dropout, self.training) if self.dropout else out
         kernel = dict(degree=self.performer_degree, bias=self.performer_bias)
         qf = functional.performer_features(q, self.proj, self.epsilon, **kernel)
         kf = functional.performer_features(k, self.proj, self.epsilon, **kernel)
@@ -148,6 +226,14 @@ class _YatAttentionBase(nn.Module):
         out = functional.linear_attention(qf, kf, v, causal=causal)
         return _nnf.dropout(out, self.dropout, self.training) if self.dropout else out
 
+    def _random_features(self, F, x):
+        """MAY / RAY features of ``(B, L, H, D)`` heads with the frozen projection buffers (x's dtype)."""
+        arrays = [getattr(self, name).to(x.dtype) for name in RF_BUFFERS[self.performer_kind]]
+        eps = DEFAULTS["random_feature_norm_epsilon"]
+        if self.performer_kind == "maclaurin":
+            return _rf.maclaurin_features(F, x, *arrays, epsilon=eps)
+        return _rf.radial_features(F, x, *arrays, bias=self.performer_bias, epsilon=eps)
+
     def _output(self, out):
         b, l = out.shape[:2]
         out = out.reshape(b, l, self.embed_dim)
@@ -155,7 +241,15 @@ class _YatAttentionBase(nn.Module):
 
     def _attn_repr(self) -> str:
         extra = ""
-        if self.use_performer:
+        if self.use_performer and self.performer_kind != "slay":
+            extra = f", performer_kind={self.performer_kind!r}"
+            if self.performer_kind == "maclaurin":
+                extra += f", performer_nmax={self.performer_degree}"
+            else:
+                extra += f", performer_sketch_m={self.performer_sketch_m}, performer_num_radial="
+                extra += f"{self.performer_num_radial}, performer_radial_dim={self.performer_radial_dim}"
+            extra += f", performer_bias={self.performer_bias:g}" if self.performer_bias else ""
+        elif self.use_performer:
             extra = f", performer_degree={self.performer_degree}"
             extra += f", performer_bias={self.performer_bias:g}" if self.performer_bias else ""
         return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, {self.attn.repr()}{extra}"
@@ -192,6 +286,17 @@ class MultiHeadYatAttention(_YatAttentionBase):
         performer_nmax: the performer's Maclaurin degree K, an int from 2 to 64 (default None: the degree rule
             of :func:`nmn.core.yat.performer_degree`, 3 at m = 256 and D = 16).
         performer_bias: b >= 0 of the estimated score ``(t + b)^2 / (2 + eps - 2t)`` (default 0.0).
+        performer_kind: the performer's random features: ``'slay'`` (default, the Gegenbauer map above),
+            ``'maclaurin'`` (nmn 0.3's MAY: ``num_features`` random Maclaurin features of the degree-``nmax``
+            truncation of that score, ``nmax = performer_nmax`` or 40, an int 1..64;
+            :func:`nmn.core.random_features.maclaurin_features`) or ``'radial'`` (RAY: a degree-2 sketch of
+            ``(t + b)^2`` times radial random Fourier features; :func:`nmn.core.random_features.radial_features`).
+            The MAY / RAY projections are frozen buffers (``may_*`` / ``ray_*``, in ``state_dict``, not
+            parameters) drawn at construction from torch's global generator; the forward has no alpha (it
+            cancels) and the features normalise with 1e-6 as the ONNX functions do.
+        performer_sketch_m, performer_num_radial, performer_radial_dim: RAY's sketch width ``m`` (128), Gauss-
+            Laguerre nodes ``J`` (8) and Fourier features per node ``R`` (64): ``m J R`` features per head.
+            Kind keywords other than their defaults where they have no effect raise ``ValueError``.
         device, dtype: factory arguments.
 
     Shape: ``forward(query (B, Lq, E), key (B, Lk, E) = query, value (B, Lk, E) = key, mask=None) -> (B, Lq, E)``;
@@ -203,6 +308,9 @@ class MultiHeadYatAttention(_YatAttentionBase):
         >>> x = torch.randn(2, 5, 8)
         >>> attn(x, x, x).shape
         torch.Size([2, 5, 8])
+        >>> may = MultiHeadYatAttention(8, 2, use_performer=True, performer_kind="maclaurin", num_features=16)
+        >>> may(x).shape, sorted(name for name, _ in may.named_buffers())
+        (torch.Size([2, 5, 8]), ['may_degmask', 'may_omega', 'may_scale'])
     """
 
     def __init__(
@@ -225,12 +333,25 @@ class MultiHeadYatAttention(_YatAttentionBase):
         num_features: int = PERFORMER_NUM_FEATURES,
         performer_nmax: int | None = DEFAULTS["performer_nmax"],
         performer_bias: float = DEFAULTS["performer_bias"],
+        performer_kind: str = DEFAULTS["performer_kind"],
+        performer_sketch_m: int = DEFAULTS["performer_sketch_m"],
+        performer_num_radial: int = DEFAULTS["performer_num_radial"],
+        performer_radial_dim: int = DEFAULTS["performer_radial_dim"],
         device: torch.device | str | int | None = None,
         dtype: torch.dtype | None = None,
         **refused: Any,
     ):
-        refuse_keywords(type(self).__name__, refused)
+        name = type(self).__name__
+        refuse_keywords(name, refused)
         factory = {"device": device, "dtype": dtype}
+        performer = dict(
+            performer_nmax=performer_nmax,
+            performer_bias=performer_bias,
+            performer_kind=performer_kind,
+            performer_sketch_m=performer_sketch_m,
+            performer_num_radial=performer_num_radial,
+            performer_radial_dim=performer_radial_dim,
+        )
         super().__init__(
             embed_dim,
             num_heads,
@@ -248,14 +369,32 @@ class MultiHeadYatAttention(_YatAttentionBase):
             causal=causal,
             use_performer=use_performer,
             num_features=num_features,
+            **_spec_keywords(performer),
         )
-        self.performer_nmax, self.performer_bias = check_performer(performer_nmax, performer_bias, type(self).__name__)
-        self.performer_degree = (
-            performer_degree(self.num_features, self.head_dim, self.performer_nmax) if self.use_performer else None
-        )
-        proj = performer_projection(self.num_features, self.head_dim, **factory) if self.use_performer else None
+        kind, nmax, self.performer_bias, sizes = _rf_options(name, self.use_performer, performer)
+        self.performer_kind = kind
+        self.performer_sketch_m, self.performer_num_radial, self.performer_radial_dim = sizes.values()
+        if kind == "maclaurin":
+            self.performer_nmax, self.performer_degree = performer_nmax, nmax
+        else:
+            self.performer_nmax = nmax
+            slay = self.use_performer and kind == "slay"
+            self.performer_degree = performer_degree(self.num_features, self.head_dim, nmax) if slay else None
+        slay = self.use_performer and kind == "slay"
+        proj = performer_projection(self.num_features, self.head_dim, **factory) if slay else None
         self.register_buffer("proj", proj)
+        self._register_random_features(factory)
         self.reset_parameters()
+
+    def _register_random_features(self, factory):
+        """The frozen MAY / RAY projection buffers, sampled from a seed drawn from torch's global generator (so
+        ``torch.manual_seed`` fixes them), saved in ``state_dict`` like ``proj``."""
+        if not (self.use_performer and self.performer_kind in RF_BUFFERS):
+            return
+        seed = int(torch.randint(0, 2**62, (), dtype=torch.int64))
+        dtype = factory["dtype"] or torch.get_default_dtype()
+        for key, array in random_feature_arrays(self, seed).items():
+            self.register_buffer(key, torch.as_tensor(array).to(device=factory["device"], dtype=dtype))
 
     def forward(
         self,
@@ -294,9 +433,10 @@ class RotaryYatAttention(_YatAttentionBase):
         rope_style: ``'interleaved'`` (default) or ``'half'``.
         dropout, bias / use_bias, use_alpha, constant_alpha, epsilon, spherical, normalization, power,
         use_out_proj, causal, device, dtype: as :class:`MultiHeadYatAttention`.
-        use_performer, num_features, performer_nmax, performer_bias: taken as in the other five frameworks'
-            rotary attentions, but there is no performer with rotary embeddings: ``use_performer=True`` and
-            non-default ``performer_nmax``/``performer_bias`` raise ``ValueError`` saying so.
+        use_performer, num_features, performer_nmax, performer_bias, performer_kind, performer_sketch_m,
+            performer_num_radial, performer_radial_dim: taken as in the other five frameworks' rotary attentions,
+            but there is no performer with rotary embeddings: ``use_performer=True`` and non-default performer
+            keywords raise ``ValueError`` saying so.
 
     Shape: ``forward(x (B, L, E), mask=None, decode=False) -> (B, L, E)``. With ``decode=True`` (after
     :meth:`init_cache`) ``x`` holds the next tokens; their keys/values are appended to the cache and they attend
@@ -335,6 +475,10 @@ class RotaryYatAttention(_YatAttentionBase):
         num_features: int = PERFORMER_NUM_FEATURES,
         performer_nmax: int | None = None,
         performer_bias: float = DEFAULTS["performer_bias"],
+        performer_kind: str = DEFAULTS["performer_kind"],
+        performer_sketch_m: int = DEFAULTS["performer_sketch_m"],
+        performer_num_radial: int = DEFAULTS["performer_num_radial"],
+        performer_radial_dim: int = DEFAULTS["performer_radial_dim"],
         device: torch.device | str | int | None = None,
         dtype: torch.dtype | None = None,
         **refused: Any,
@@ -344,6 +488,13 @@ class RotaryYatAttention(_YatAttentionBase):
         name = type(self).__name__
         check_positive_int(num_features, "num_features", name)
         refuse_rotary_performer(name, performer_nmax, performer_bias)
+        kinds = (performer_kind, performer_sketch_m, performer_num_radial, performer_radial_dim)
+        for key, value in zip(RF_KEYWORDS, kinds):
+            if value != DEFAULTS[key]:
+                raise ValueError(
+                    f"{name}: {key}={value!r} has no effect here (no performer with rotary embeddings); "
+                    "use MultiHeadYatAttention(use_performer=True, performer_kind=...)"
+                )
         self_dim = check_heads(embed_dim, num_heads, name)
         rope = RopeSpec.build(
             name, self_dim, max_seq_len=max_seq_len, theta=theta, rope_style=rope_style, use_performer=use_performer

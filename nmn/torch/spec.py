@@ -25,7 +25,7 @@ from nmn.core.options import (
     performer_spec_options,
 )
 from nmn.core.spec import fold_cancelled_alpha
-from nmn.torch.attention import MultiHeadYatAttention, RotaryYatAttention
+from nmn.torch.attention import RF_BUFFERS, RF_KEYWORDS, MultiHeadYatAttention, RotaryYatAttention
 from nmn.torch.conv import YatConv1D, YatConv2D, YatConv3D, _YatConvNd
 from nmn.torch.conv_transpose import YatConvTranspose1D, YatConvTranspose2D, YatConvTranspose3D, _YatConvTransposeNd
 from nmn.torch.dense import YatNMN
@@ -83,6 +83,8 @@ def param_paths(layer: nn.Module) -> dict[str, str]:
             paths["alpha"] = "alpha"
         if getattr(layer, "proj", None) is not None:
             paths["proj"] = "proj"
+        if kind == "MultiHeadYatAttention" and layer.use_performer:  # the frozen MAY / RAY projections
+            paths.update({name: name for name in RF_BUFFERS.get(layer.performer_kind, ())})
         return paths
     if kind == "YatEmbed":
         return {"embedding": "weight", **({"alpha": "alpha"} if layer.alpha is not None else {})}
@@ -150,6 +152,7 @@ def to_spec(layer: nn.Module) -> tuple[str, dict, dict[str, np.ndarray]]:
             config.update(layer.rope.config())
         else:
             config.update(performer_nmax=layer.performer_nmax, performer_bias=layer.performer_bias)
+            config.update({key: getattr(layer, key) for key in RF_KEYWORDS})
     elif kind == "YatEmbed":
         config = dict(
             num_embeddings=layer.num_embeddings,
@@ -206,6 +209,25 @@ def _padding(value):
     if isinstance(value, (str, int)):
         return value
     return tuple(int(p) if isinstance(p, int) else tuple(int(v) for v in p) for p in value)
+
+
+def _performer(config: dict, params: dict | None) -> dict:
+    """The performer keywords of a neutral ``MultiHeadYatAttention`` config; a config without ``performer_kind``
+    is the SLAY performer (files written before the MAY / RAY kinds)."""
+    c, params = config, params or {}
+    kind = c.get("performer_kind", "slay") if c.get("use_performer", False) else "slay"
+    first = {"slay": "proj", "maclaurin": "may_omega", "radial": "ray_w1"}.get(kind)
+    held = params.get(first)
+    m = c.get("num_features") or (held.shape[0] if held is not None and kind != "radial" else PERFORMER_NUM_FEATURES)
+    out = dict(num_features=int(m), **performer_spec_options(c))
+    if kind == "maclaurin":
+        nmax = c.get("performer_nmax")  # absent: the file's omega says it (None means 40)
+        out["performer_nmax"] = int(held.shape[1]) if "performer_nmax" not in c and held is not None else nmax
+    elif kind == "radial":
+        out["performer_nmax"] = None
+    if kind != "slay":
+        out.update({key: c[key] for key in RF_KEYWORDS if key in c})
+    return out
 
 
 def from_spec(
@@ -283,16 +305,10 @@ def from_spec(
                 **common,
             )
         else:
-            proj = (params or {}).get("proj")
-            m = c.get("num_features") or (proj.shape[0] if proj is not None else PERFORMER_NUM_FEATURES)
             layer = MultiHeadYatAttention(
-                c["embed_dim"],
-                c["num_heads"],
-                use_performer=c.get("use_performer", False),
-                num_features=int(m),
-                **performer_spec_options(c),
+                c["embed_dim"], c["num_heads"], use_performer=c.get("use_performer", False), **_performer(c, params),
                 **common,
-            )
+            )  # fmt: skip
     elif kind == "YatEmbed":
         layer = YatEmbed(
             c["num_embeddings"],

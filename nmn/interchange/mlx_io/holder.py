@@ -14,6 +14,15 @@ from nmn.interchange.mlx_io.ops import PRIMS
 from nmn.interchange.mlx_io.walker import param_names
 from nmn.interchange.reader import OnnxGraph
 
+#: the attention nodes, called with (XQ, XK, XV, MASK, ...): quadratic, the SLAY / MAY / RAY performers, rotary
+_MHA_NODES = (
+    "YatMultiHeadAttention",
+    "YatPerformerMultiHeadAttention",
+    "YatMaclaurinMultiHeadAttention",
+    "YatRadialMultiHeadAttention",
+    "RotaryYatMultiHeadAttention",
+)
+
 
 def _key(name: str) -> str:
     key = name.replace(".", "__")
@@ -91,7 +100,7 @@ class OnnxModule(nn.Module):
         if op == "Gather":
             ids = args[1] if isinstance(args[1], mx.array) else mx.array(np.asarray(args[1]))
             return layer(ids)
-        if op in ("YatMultiHeadAttention", "YatPerformerMultiHeadAttention", "RotaryYatMultiHeadAttention"):
+        if op in _MHA_NODES:
             mask = None if node.inputs[3] in self._graph.initializers else args[3]
             if mask is not None and not isinstance(mask, mx.array):
                 mask = mx.array(np.asarray(mask))

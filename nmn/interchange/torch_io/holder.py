@@ -15,6 +15,14 @@ from nmn.interchange.reader import OnnxGraph
 from nmn.interchange.torch_io.ops import PRIMS
 from nmn.interchange.torch_io.trace import _np
 
+#: the nodes of a MultiHeadYatAttention (quadratic, and the SLAY / MAY / RAY performers): (XQ, XK, XV, MASK, ...)
+_MHA_NODES = (
+    "YatMultiHeadAttention",
+    "YatPerformerMultiHeadAttention",
+    "YatMaclaurinMultiHeadAttention",
+    "YatRadialMultiHeadAttention",
+)
+
 
 def _key(name: str) -> str:
     return name.replace(".", "__")
@@ -108,7 +116,7 @@ class OnnxModule(nn.Module):
             return layer.attend(args[0])
         if op == "Gather":
             return layer(args[1])
-        if op in ("YatMultiHeadAttention", "YatPerformerMultiHeadAttention"):
+        if op in _MHA_NODES:
             mask = None if node.inputs[3] in self._graph.initializers else args[3]
             return layer(args[0], args[1], args[2], mask=mask)
         if op == "RotaryYatMultiHeadAttention":
