@@ -40,9 +40,20 @@ from typing import Any
 import onnx
 from onnx import AttributeProto
 
+from nmn.core.options import DEFAULTS, PERFORMER_KINDS
 from nmn.interchange.safe_load import Limits, default_limits
 
-__all__ = ["MANIFEST_KEY", "ManifestError", "read_manifest", "parse_manifest", "check_against_graph"]
+__all__ = [
+    "MANIFEST_KEY",
+    "ManifestError",
+    "read_manifest",
+    "parse_manifest",
+    "check_against_graph",
+    "RF_PARAMS",
+    "RF_NODES",
+    "random_feature_shapes",
+    "check_random_features",
+]
 
 MANIFEST_KEY = "nmn.manifest"
 MANIFEST_FORMAT = 1
@@ -162,6 +173,9 @@ SIZE_KEYS = (
     "num_features",
     "max_seq_len",
     "groups",
+    "performer_sketch_m",
+    "performer_num_radial",
+    "performer_radial_dim",
 )
 _NONNEG_KEYS = ("num_features",)
 _LIST_OF_INT_KEYS = ("kernel_size", "strides", "dilations", "output_padding")
@@ -181,6 +195,7 @@ _CHOICES = {
     "padding_mode": ("zeros", "reflect", "replicate", "circular"),
     "normalization": ("softmax", "l1", "softermax"),
     "rope_style": ("interleaved", "half"),
+    "performer_kind": PERFORMER_KINDS,
 }
 _POSITIVE_NUMBERS = ("epsilon", "theta", "power", "n")
 
@@ -292,13 +307,17 @@ def _validate_config(label: str, config: dict, yat: bool) -> None:
             )
         elif key in _BOOL_KEYS:
             _want(isinstance(value, bool), where, "true or false", value)
+        elif key == "performer_kind":  # a standard layer never has it: a Yat attention's kind is always checked
+            _want(value in _CHOICES[key], where, f"one of {list(_CHOICES[key])}", value)
         elif key in _CHOICES and yat:
             _want(value in _CHOICES[key], where, f"one of {list(_CHOICES[key])}", value)
         elif key in _POSITIVE_NUMBERS:
             ok = _is_number(value) and (value > 0 if yat else value >= 0)
             _want(ok, where, "a positive finite number" if yat else "a finite number >= 0", value)
         elif key == "performer_nmax":
-            _want(value is None or (_is_int(value) and 2 <= value <= 64), where, "null or an integer in 2..64", value)
+            low = 1 if config.get("performer_kind") == "maclaurin" else 2  # MAY's degree may be 1, SLAY's not
+            ok = value is None or (_is_int(value) and low <= value <= 64)
+            _want(ok, where, f"null or an integer in {low}..64", value)
         elif key == "performer_bias":
             _want(_is_number(value) and value >= 0, where, "a finite number >= 0", value)
         elif key in ("constant_bias", "constant_alpha"):
@@ -331,6 +350,21 @@ def _validate_config(label: str, config: dict, yat: bool) -> None:
 
 # ------------------------------------------------------------------------------------------ against graph
 
+#: The frozen projections of the random-feature performers (issue 17) by ``performer_kind``: the neutral spec's
+#: param names, in the order of their node's inputs (slots 14, 15, ...)
+RF_PARAMS = {
+    "maclaurin": ("may_omega", "may_degmask", "may_scale"),
+    "radial": ("ray_w1", "ray_w2", "ray_omega", "ray_phase", "ray_coef"),
+}
+#: the node op of each attention kind: quadratic (no performer) and each ``performer_kind``
+RF_NODES = {
+    None: "YatMultiHeadAttention",
+    "slay": "YatPerformerMultiHeadAttention",
+    "maclaurin": "YatMaclaurinMultiHeadAttention",
+    "radial": "YatRadialMultiHeadAttention",
+}
+_RF_SLOTS = {name: 14 + i for names in RF_PARAMS.values() for i, name in enumerate(names)}
+
 #: Yat kinds: the ops their node may be, and for each parameter the input slot of that node it must feed
 _YAT_NODES = {
     "YatNMN": ({"YatDense"}, {"weight": 1, "bias": 2, "alpha": 3}),
@@ -338,8 +372,9 @@ _YAT_NODES = {
     "YatConvTranspose": ({"YatConvTranspose"}, {"weight": 1, "bias": 2, "alpha": 3}),
     "YatEmbed": ({"YatEmbedAttend", "Gather"}, {}),
     "MultiHeadYatAttention": (
-        {"YatMultiHeadAttention", "YatPerformerMultiHeadAttention"},
+        set(RF_NODES.values()),
         {
+            **_RF_SLOTS,
             "q_weight": 4,
             "q_bias": 5,
             "k_weight": 6,
@@ -411,6 +446,10 @@ _ATTN_KEYS = {
     "use_performer",
     "performer_nmax",
     "performer_bias",
+    "performer_kind",
+    "performer_sketch_m",
+    "performer_num_radial",
+    "performer_radial_dim",
 }
 #: config keys every conv and transposed-conv exporter writes (the conv adds weight_normalized)
 _CONV_REQUIRED = {
@@ -494,7 +533,7 @@ _YAT_PARAMS = {
     "YatConv": {"weight", "bias", "alpha", "epsilon_param"},
     "YatConvTranspose": {"weight", "bias", "alpha", "epsilon_param"},
     "YatEmbed": {"embedding", "alpha", "epsilon_param"},
-    "MultiHeadYatAttention": {*_PROJ, "alpha", "proj", "epsilon_param"},
+    "MultiHeadYatAttention": {*_PROJ, "alpha", "proj", "epsilon_param", *_RF_SLOTS},
     "RotaryYatAttention": {*_PROJ, "alpha", "epsilon_param"},
     "softermax": set(),
     "softer_sigmoid": set(),
@@ -517,7 +556,8 @@ def _required_params(kind: str, c: dict) -> set[str]:
         if c.get("use_bias", True):
             need |= {"q_bias", "k_bias", "v_bias"} | ({"out_bias"} if c.get("use_out_proj", True) else set())
         if c.get("use_performer"):
-            need.add("proj")
+            kind_ = c.get("performer_kind", "slay")  # a config without performer_kind (an older file) is "slay"
+            need |= set(RF_PARAMS.get(kind_, ("proj",)))
     else:
         return need
     if learnable_alpha:
@@ -545,6 +585,108 @@ def _check_yat_entry(label: str, kind: str, config: dict, params: dict) -> None:
     missing = sorted(_required_params(kind, config) - set(params))
     if missing:
         raise ManifestError(f"{label}: its config needs parameters {missing}, which it does not list")
+    if kind == "MultiHeadYatAttention":
+        performer = _performer_kind(config)
+        own = {"slay": {"proj"}, None: set()}.get(performer, set(RF_PARAMS.get(performer, ())))
+        alien = sorted((set(params) & ({"proj"} | set(_RF_SLOTS))) - own)
+        if alien:
+            what = f"performer_kind={performer!r}" if performer else "use_performer=false"
+            raise ManifestError(f"{label}: parameters {alien} do not belong to a layer with {what}")
+
+
+def _performer_kind(config: dict) -> str | None:
+    """The performer of an attention config: ``None`` (quadratic attention) or its ``performer_kind``."""
+    if not config.get("use_performer"):
+        return None
+    return config.get("performer_kind", DEFAULTS["performer_kind"])
+
+
+def random_feature_shapes(config: dict, head_dim: int) -> dict[str, tuple[int, ...]]:
+    """The shapes of a MAY / RAY attention's projections that its config and head size ``D`` imply.
+
+    maclaurin: ``may_omega (M, N, D)``, ``may_degmask (M, N)``, ``may_scale (1,)`` with ``M = num_features`` and
+    ``N = performer_nmax`` (null: 40); radial: ``ray_w1``/``ray_w2 (m, D+1)``, ``ray_omega (J, R, D+1)``,
+    ``ray_phase (J, R)``, ``ray_coef (J,)`` with ``m, J, R`` the ``performer_sketch_m``/``_num_radial``/
+    ``_radial_dim`` (DEFAULTS where absent). ``{}`` for any other attention.
+
+    >>> random_feature_shapes({"use_performer": True, "performer_kind": "maclaurin", "num_features": 8}, 4)
+    {'may_omega': (8, 40, 4), 'may_degmask': (8, 40), 'may_scale': (1,)}
+    >>> random_feature_shapes({"use_performer": True, "performer_kind": "radial", "performer_sketch_m": 4,
+    ...                        "performer_num_radial": 2, "performer_radial_dim": 3}, 4)["ray_omega"]
+    (2, 3, 5)
+    """
+    kind, d = _performer_kind(config), int(head_dim)
+    if kind == "maclaurin":
+        m = config.get("num_features", DEFAULTS["performer_num_features"])
+        n = config.get("performer_nmax")
+        n = DEFAULTS["performer_maclaurin_nmax"] if n is None else n
+        return {"may_omega": (m, n, d), "may_degmask": (m, n), "may_scale": (1,)}
+    if kind == "radial":
+        m, j, r = (
+            config.get(k, DEFAULTS[k]) for k in ("performer_sketch_m", "performer_num_radial", "performer_radial_dim")
+        )
+        return {
+            "ray_w1": (m, d + 1),
+            "ray_w2": (m, d + 1),
+            "ray_omega": (j, r, d + 1),
+            "ray_phase": (j, r),
+            "ray_coef": (j,),
+        }
+    return {}
+
+
+def check_random_features(label: str, config: dict, params: dict) -> None:
+    """Refuse a MAY / RAY attention whose projections (numpy arrays, by neutral name) could not have come from
+    nmn's samplers: a shape that disagrees with the config (``embed_dim / num_heads`` is the head size ``D``),
+    a value that is not finite, a ``may_degmask`` that is not 0/1 with each row's ones a prefix (the ONNX function
+    multiplies the first ``n_r`` factors), a ``may_scale`` that is not > 0. ``label`` names the file's node or layer.
+
+    >>> import numpy as np
+    >>> cfg = {"embed_dim": 4, "num_heads": 2, "use_performer": True, "performer_kind": "maclaurin",
+    ...        "num_features": 2, "performer_nmax": 3}
+    >>> good = {"may_omega": np.ones((2, 3, 2), np.float32), "may_degmask": np.array([[1, 1, 0], [1, 0, 0]], np.float32),
+    ...         "may_scale": np.ones(1, np.float32)}
+    >>> check_random_features("node 'attn'", cfg, good)
+    >>> check_random_features("node 'attn'", cfg, dict(good, may_degmask=np.array([[1, 0, 1], [1, 0, 0]], np.float32)))
+    Traceback (most recent call last):
+    ...
+    nmn.interchange.manifest.ManifestError: node 'attn': may_degmask row 0 is [1.0, 0.0, 1.0]; each row must be ones then zeros (a prefix of the degree's factors)
+    """
+    import numpy as np
+
+    e, h = config.get("embed_dim"), config.get("num_heads")
+    if not (_is_int(e) and _is_int(h) and h > 0 and e % h == 0):
+        raise ManifestError(f"{label}: embed_dim={e!r} must be a multiple of num_heads={h!r}")
+    want = random_feature_shapes(config, e // h)
+    for name, shape in want.items():
+        if name not in params:
+            raise ManifestError(f"{label}: performer_kind={config.get('performer_kind')!r} needs {name}, absent")
+        got = tuple(np.shape(params[name]))
+        if got != tuple(shape):
+            raise ManifestError(
+                f"{label}: {name} must be {list(shape)} (from embed_dim={e}, num_heads={h} and the performer "
+                f"sizes), got {list(got)}"
+            )
+        array = np.asarray(params[name])
+        if array.dtype.kind != "f":
+            raise ManifestError(f"{label}: {name} must hold floats, got dtype {array.dtype}")
+        if not np.all(np.isfinite(array)):
+            raise ManifestError(f"{label}: {name} holds values that are not finite (nan or inf)")
+    if "may_degmask" in want:
+        mask = np.asarray(params["may_degmask"])
+        if not np.all((mask == 0) | (mask == 1)):
+            raise ManifestError(
+                f"{label}: may_degmask must hold only 0 and 1, got {sorted(set(mask.ravel().tolist()))[:6]}"
+            )
+        bad = np.nonzero(np.any(mask[:, 1:] > mask[:, :-1], axis=1))[0]
+        if bad.size:
+            r = int(bad[0])
+            raise ManifestError(
+                f"{label}: may_degmask row {r} is {mask[r].tolist()[:12]}; each row must be ones then zeros "
+                "(a prefix of the degree's factors)"
+            )
+        if not float(np.asarray(params["may_scale"]).reshape(-1)[0]) > 0:
+            raise ManifestError(f"{label}: may_scale must be > 0, got {np.asarray(params['may_scale']).tolist()}")
 
 
 def _constant_shapes(graph: onnx.GraphProto) -> dict[str, tuple[int, ...]]:
@@ -585,6 +727,14 @@ def check_against_graph(data: dict, model: onnx.ModelProto) -> None:
                     f"{label}: none of its nodes {[n.name for n in mine]} is an "
                     f"{' or '.join(sorted(ops))} node (found {[n.op_type for n in mine]})"
                 )
+            if kind == "MultiHeadYatAttention":
+                op = RF_NODES.get(_performer_kind(entry["config"]))
+                if not any(n.op_type == op for n in main):
+                    raise ManifestError(
+                        f"{label}: its config (use_performer={entry['config'].get('use_performer', False)}, "
+                        f"performer_kind={entry['config'].get('performer_kind', 'slay')!r}) is computed by an {op} "
+                        f"node, but its node {main[0].name!r} is {main[0].op_type}"
+                    )
             for key, slot in slots.items():
                 init = entry["params"].get(key)
                 if init is None:
@@ -648,6 +798,10 @@ def _check_sizes(label: str, kind: str, config: dict, shapes: dict[str, tuple[in
             m = size("num_features")
             if c.get("use_performer") and m:
                 expect("proj", (m, e // h), f"num_features={m}, embed_dim/num_heads={e // h}")
+            if kind == "MultiHeadYatAttention":
+                what = f"embed_dim/num_heads={e // h} and the performer sizes"
+                for p, want in random_feature_shapes(c, e // h).items():
+                    expect(p, want, what)
     else:
         # A standard layer (Linear, LayerNorm, Conv, ...): its layout is the host's, so no exact shape is
         # known; every size it claims must still be a dimension of one of its tensors.
