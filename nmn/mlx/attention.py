@@ -12,13 +12,9 @@ from nmn.core.names import refuse_keywords
 from nmn.core.options import (
     DEFAULT_EPSILON,
     DEFAULTS,
-    PERFORMER_KINDS,
     PERFORMER_NUM_FEATURES,
     ROPE_MAX_SEQ_LEN,
     ROPE_THETA,
-    check_choice,
-    check_performer,
-    check_positive_int,
     mask_needs_head_axis,
     refuse_rotary_performer,
 )
@@ -56,44 +52,6 @@ RF_PARAMS = {
 }
 #: the random-feature performers' own keywords (beyond performer_nmax / performer_bias)
 RF_KEYWORDS = ("performer_kind", "performer_sketch_m", "performer_num_radial", "performer_radial_dim")
-
-
-def _spec_keywords(performer: dict) -> dict:
-    """The performer keywords ``AttentionSpec.build`` takes (all of them once it takes the MAY / RAY ones)."""
-    import inspect
-
-    taken = inspect.signature(AttentionSpec.build).parameters
-    return {k: v for k, v in performer.items() if k in taken}
-
-
-def _rf_options(name: str, use_performer: bool, options: dict) -> tuple[str, int | None, float, dict]:
-    """``(kind, nmax, bias, sizes)`` of the performer keywords: the kind, the resolved degree (SLAY's
-    ``performer_nmax`` as given, MAY's truncation degree), ``performer_bias`` and the RAY sizes, checked (kind
-    keywords other than their defaults where they have no effect are a ``ValueError``)."""
-    kind = check_choice(options["performer_kind"], PERFORMER_KINDS, "performer_kind", name)
-    nmax, bias = options["performer_nmax"], options["performer_bias"]
-    sizes = {k: options[k] for k in RF_KEYWORDS[1:]}
-    active = kind if use_performer else None
-    for key in RF_KEYWORDS:
-        value = options[key]
-        owner = "radial" if key != "performer_kind" else None
-        if value != DEFAULTS[key] and (not use_performer or (owner is not None and active != owner)):
-            where = "use_performer=False" if not use_performer else f"performer_kind={kind!r}"
-            raise ValueError(f"{name}: {key}={value!r} has no effect with {where}; drop it")
-    for key, value in sizes.items():
-        check_positive_int(value, key, name)
-    if active == "maclaurin":
-        if nmax is not None and (isinstance(nmax, bool) or not isinstance(nmax, int) or not 1 <= nmax <= 64):
-            raise ValueError(
-                f"{name}: performer_nmax must be None (40) or an int from 1 to 64 for performer_kind='maclaurin', "
-                f"got {nmax!r}"
-            )
-        _, bias = check_performer(None, bias, name)
-        return kind, DEFAULTS["performer_maclaurin_nmax"] if nmax is None else nmax, bias, sizes
-    if active == "radial" and nmax is not None:
-        raise ValueError(f"{name}: performer_nmax={nmax!r} has no effect with performer_kind='radial'; drop it")
-    nmax, bias = check_performer(nmax, bias, name)
-    return kind, nmax, bias, sizes
 
 
 def random_feature_arrays(layer: Any, seed: int) -> dict:
@@ -233,18 +191,18 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
             dropout=dropout,
             use_performer=use_performer,
             num_features=num_features,
-            **_spec_keywords(performer),
+            **performer,
         )
-        a.set_attributes(self)
-        kind, nmax, self.performer_bias, sizes = _rf_options(name, self.use_performer, performer)
-        self.performer_kind = kind
-        self.performer_sketch_m, self.performer_num_radial, self.performer_radial_dim = sizes.values()
+        a.set_attributes(self)  # with performer_kind and the RAY sizes
+        kind, self.performer_bias = a.performer_kind, a.performer_bias
         slay = self.use_performer and kind == "slay"
-        if kind == "maclaurin":
-            self.performer_nmax, self.performer_degree = performer_nmax, nmax
+        if kind == "maclaurin":  # a.performer_nmax: MAY's resolved degree; the attribute keeps what was given
+            self.performer_nmax, self.performer_degree = performer_nmax, a.performer_nmax
         else:
-            self.performer_nmax = nmax
-            self.performer_degree = yat.performer_degree(self.num_features, self.head_dim, nmax) if slay else None
+            self.performer_nmax = a.performer_nmax
+            self.performer_degree = (
+                yat.performer_degree(self.num_features, self.head_dim, a.performer_nmax) if slay else None
+            )
         self.query_proj = _linear(embed_dim, embed_dim, self.use_bias, dtype)
         self.key_proj = _linear(embed_dim, embed_dim, self.use_bias, dtype)
         self.value_proj = _linear(embed_dim, embed_dim, self.use_bias, dtype)

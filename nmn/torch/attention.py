@@ -15,12 +15,9 @@ from nmn.core.names import refuse_keywords
 from nmn.core.options import (
     DEFAULT_EPSILON,
     DEFAULTS,
-    PERFORMER_KINDS,
     PERFORMER_NUM_FEATURES,
     ROPE_MAX_SEQ_LEN,
     ROPE_THETA,
-    check_choice,
-    check_performer,
     check_positive_int,
     mask_needs_head_axis,
     refuse_rotary_performer,
@@ -75,37 +72,6 @@ RF_BUFFERS = {
 RF_KEYWORDS = ("performer_kind", "performer_sketch_m", "performer_num_radial", "performer_radial_dim")
 
 
-def _rf_options(name, use_performer, options):
-    """``(kind, nmax, bias, sizes)`` of the performer keywords: the kind (``"slay"`` without a performer), the
-    resolved degree (SLAY's ``performer_nmax`` as given, MAY's truncation degree), ``performer_bias`` and the RAY
-    sizes. ``AttentionSpec.build`` validates them once it takes them (``self.attn`` then mirrors them); until
-    then the same checks run here."""
-    kind = check_choice(options["performer_kind"], PERFORMER_KINDS, "performer_kind", name)
-    nmax, bias = options["performer_nmax"], options["performer_bias"]
-    sizes = {k: options[k] for k in RF_KEYWORDS[1:]}
-    active = kind if use_performer else None
-    for key in RF_KEYWORDS:
-        default, value = DEFAULTS[key], options[key]
-        owner = "radial" if key != "performer_kind" else None
-        if value != default and (not use_performer or (owner is not None and active != owner)):
-            where = "use_performer=False" if not use_performer else f"performer_kind={kind!r}"
-            raise ValueError(f"{name}: {key}={value!r} has no effect with {where}; drop it")
-    for key, value in sizes.items():
-        check_positive_int(value, key, name)
-    if active == "maclaurin":
-        if nmax is not None and (isinstance(nmax, bool) or not isinstance(nmax, int) or not 1 <= nmax <= 64):
-            raise ValueError(
-                f"{name}: performer_nmax must be None (40) or an int from 1 to 64 for performer_kind='maclaurin', "
-                f"got {nmax!r}"
-            )
-        _, bias = check_performer(None, bias, name)
-        return kind, DEFAULTS["performer_maclaurin_nmax"] if nmax is None else nmax, bias, sizes
-    if active == "radial" and nmax is not None:
-        raise ValueError(f"{name}: performer_nmax={nmax!r} has no effect with performer_kind='radial'; drop it")
-    nmax, bias = check_performer(nmax, bias, name)
-    return kind, nmax, bias, sizes
-
-
 def random_feature_arrays(layer, seed) -> dict:
     """The frozen MAY / RAY projections of ``layer`` sampled by :mod:`nmn.core.random_features` from ``seed``:
     ``{buffer name: float32 numpy}`` (``{}`` for the SLAY performer or quadratic attention)."""
@@ -119,14 +85,6 @@ def random_feature_arrays(layer, seed) -> dict:
         p = _rf.radial_projection(layer.head_dim, *sizes, **common)
         return dict(zip(RF_BUFFERS[kind], (p["w1"], p["w2"], p["omega"], p["phase"], p["coef"])))
     return {}
-
-
-def _spec_keywords(performer):
-    """The performer keywords ``AttentionSpec.build`` takes (all of them once it takes the MAY / RAY ones)."""
-    import inspect
-
-    taken = inspect.signature(AttentionSpec.build).parameters
-    return {k: v for k, v in performer.items() if k in taken}
 
 
 class _YatAttentionBase(nn.Module):
@@ -148,10 +106,6 @@ class _YatAttentionBase(nn.Module):
         self.out_proj = nn.Linear(e, e, bias=self.use_bias, **factory) if self.use_out_proj else None
         self.alpha = nn.Parameter(torch.empty(1, **factory)) if a.has_alpha else None
         self.performer_nmax, self.performer_bias, self.performer_degree = None, 0.0, None
-        self.performer_kind = DEFAULTS["performer_kind"]
-        self.performer_sketch_m = DEFAULTS["performer_sketch_m"]
-        self.performer_num_radial = DEFAULTS["performer_num_radial"]
-        self.performer_radial_dim = DEFAULTS["performer_radial_dim"]
 
     @property
     def use_alpha(self) -> bool:
@@ -341,8 +295,7 @@ class MultiHeadYatAttention(_YatAttentionBase):
         dtype: torch.dtype | None = None,
         **refused: Any,
     ):
-        name = type(self).__name__
-        refuse_keywords(name, refused)
+        refuse_keywords(type(self).__name__, refused)
         factory = {"device": device, "dtype": dtype}
         performer = dict(
             performer_nmax=performer_nmax,
@@ -369,18 +322,18 @@ class MultiHeadYatAttention(_YatAttentionBase):
             causal=causal,
             use_performer=use_performer,
             num_features=num_features,
-            **_spec_keywords(performer),
+            **performer,
         )
-        kind, nmax, self.performer_bias, sizes = _rf_options(name, self.use_performer, performer)
-        self.performer_kind = kind
-        self.performer_sketch_m, self.performer_num_radial, self.performer_radial_dim = sizes.values()
-        if kind == "maclaurin":
-            self.performer_nmax, self.performer_degree = performer_nmax, nmax
-        else:
-            self.performer_nmax = nmax
-            slay = self.use_performer and kind == "slay"
-            self.performer_degree = performer_degree(self.num_features, self.head_dim, nmax) if slay else None
+        a = self.attn  # validated the performer keywords and mirrored performer_kind and the RAY sizes
+        kind, self.performer_bias = a.performer_kind, a.performer_bias
         slay = self.use_performer and kind == "slay"
+        if kind == "maclaurin":  # a.performer_nmax: MAY's resolved degree; the attribute keeps what was given
+            self.performer_nmax, self.performer_degree = performer_nmax, a.performer_nmax
+        else:
+            self.performer_nmax = a.performer_nmax
+            self.performer_degree = (
+                performer_degree(self.num_features, self.head_dim, a.performer_nmax) if slay else None
+            )
         proj = performer_projection(self.num_features, self.head_dim, **factory) if slay else None
         self.register_buffer("proj", proj)
         self._register_random_features(factory)
