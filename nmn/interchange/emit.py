@@ -26,6 +26,7 @@ from nmn.core.options import (
 )
 from nmn.core.schemas import DOMAIN
 from nmn.interchange.graph import ExportError, GraphBuilder, LayerRecord
+from nmn.interchange.manifest import RF_NODES, RF_PARAMS
 
 F32 = np.float32
 
@@ -247,6 +248,21 @@ def _attention(w: _LayerWriter, config: dict, params: dict, inputs: Sequence[str
     )
     ins.append(w.const("epsilon", np.array([config.get("epsilon", DEFAULT_EPSILON)], F32)))
     attrs = dict(num_heads=int(config["num_heads"]), causal=int(bool(config.get("causal", False))))
+    kind = config.get("performer_kind", "slay") if config.get("use_performer") else None
+    if kind in RF_PARAMS:
+        # MAY / RAY: the frozen sampled projections follow the 14 inputs (ALPHA and EPS are unused by the function:
+        # alpha cancels, the kernel's eps lives in the samples); RAY's bias is the sqrt(b) coordinate of z
+        missing = [key for key in RF_PARAMS[kind] if key not in params]
+        if missing:
+            raise ExportError(f"{w.name}: a performer_kind={kind!r} attention needs params {missing}")
+        for key in RF_PARAMS[kind]:
+            w.record.trainable[key] = False
+            ins.append(w.param(key, np.asarray(params[key], F32)))
+        if kind == "radial":
+            attrs.update(bias=float(config.get("performer_bias", 0.0)))
+        return w.node(RF_NODES[kind], ins, attrs, DOMAIN)
+    if kind is not None and kind != "slay":
+        raise ExportError(f"{w.name}: performer_kind {kind!r} has no ONNX emitter")
     if config.get("use_performer"):
         w.record.trainable["proj"] = False
         ins.append(w.param("proj", params["proj"]))

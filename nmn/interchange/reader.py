@@ -22,6 +22,7 @@ from nmn.core.options import DEFAULTS, PERFORMER_LEGACY_DEGREE
 from nmn.core.schemas import DOMAIN
 from nmn.core.spec import fold_cancelled_alpha
 from nmn.interchange.graph import manifest_of
+from nmn.interchange.manifest import RF_NODES, RF_PARAMS, ManifestError, check_random_features
 from nmn.interchange.validate import load_model_safely, validate_model
 
 _PAD_MODES = {"constant": "zeros", "reflect": "reflect", "edge": "replicate", "wrap": "circular"}
@@ -202,6 +203,7 @@ def _collect_layers(graph: OnnxGraph) -> None:
             graph.node_layer[node.name] = spec.name
     for spec in graph.layers.values():
         _fold_cancelled_alpha(spec)
+        _check_random_features(spec, by_node)
     missing = [n for n in graph.node_layer if n not in by_node]
     if missing:
         raise UnsupportedModelError(f"the manifest names nodes that are not in the graph: {missing}")
@@ -210,8 +212,22 @@ def _collect_layers(graph: OnnxGraph) -> None:
 def _performer_kernel(spec: LayerSpec, by_node: dict[str, NodeSpec]) -> None:
     """A performer written before ``performer_nmax``/``performer_bias`` were options has neither in its manifest
     config: its node's ``degree``/``bias`` attributes (absent there too: the schema defaults 3 and 0, what those
-    files computed) say which kernel it estimates."""
+    files computed) say which kernel it estimates. A RAY attention's ``performer_bias`` must be its node's
+    ``bias`` attribute (the loaders compute with the config's, onnxruntime with the node's)."""
     if spec.kind != "MultiHeadYatAttention" or not spec.config.get("use_performer"):
+        return
+    kind = spec.config.get("performer_kind", DEFAULTS["performer_kind"])
+    if kind == "radial":
+        nodes = [by_node[n] for n in spec.nodes if n in by_node and by_node[n].op == RF_NODES["radial"]]
+        if nodes:
+            node_bias = float(nodes[0].attrs.get("bias", 1.0))  # the schema's default
+            bias = spec.config.get("performer_bias", DEFAULTS["performer_bias"])
+            if not math.isclose(float(bias), node_bias, rel_tol=1e-6, abs_tol=1e-7):
+                raise ManifestError(
+                    f"nmn manifest: layer {spec.name!r}: performer_bias={bias!r} but its node {nodes[0].name!r} "
+                    f"computes with bias={node_bias!r}"
+                )
+    if kind != "slay":
         return
     nodes = [by_node[n] for n in spec.nodes if n in by_node and by_node[n].op == "YatPerformerMultiHeadAttention"]
     attrs = nodes[0].attrs if nodes else {}
@@ -219,6 +235,18 @@ def _performer_kernel(spec: LayerSpec, by_node: dict[str, NodeSpec]) -> None:
     config.setdefault("performer_nmax", int(attrs.get("degree", PERFORMER_LEGACY_DEGREE)))
     config.setdefault("performer_bias", float(attrs.get("bias", 0.0)))
     spec.config = config
+
+
+def _check_random_features(spec: LayerSpec, by_node: dict[str, NodeSpec]) -> None:
+    """Refuse MAY / RAY projections no sampler of nmn could write (shapes, non-finite values, a degree mask
+    that is not a 0/1 prefix), naming the file's node: :func:`nmn.interchange.manifest.check_random_features`."""
+    if spec.kind != "MultiHeadYatAttention" or not spec.config.get("use_performer"):
+        return
+    if spec.config.get("performer_kind", DEFAULTS["performer_kind"]) not in RF_PARAMS:
+        return
+    node = next((n for n in spec.nodes if n in by_node and by_node[n].domain == DOMAIN), spec.nodes[0])
+    label = f"layer {spec.name!r} (node {node!r})" if node != spec.name else f"node {node!r}"
+    check_random_features(label, spec.config, spec.params)
 
 
 def _fold_cancelled_alpha(spec: LayerSpec) -> None:
@@ -326,7 +354,7 @@ def _derive_spec(graph: OnnxGraph, node: NodeSpec) -> LayerSpec:
             epsilon=float(eps.reshape(-1)[0]),
             spherical=bool(a.get("spherical", 0)),
         )
-    elif node.op in ("YatMultiHeadAttention", "RotaryYatMultiHeadAttention", "YatPerformerMultiHeadAttention"):
+    elif node.op in ("RotaryYatMultiHeadAttention", *RF_NODES.values()):
         kind = "RotaryYatAttention" if node.op.startswith("Rotary") else "MultiHeadYatAttention"
         for key, idx in (
             ("q_weight", 4),
@@ -369,6 +397,36 @@ def _derive_spec(graph: OnnxGraph, node: NodeSpec) -> LayerSpec:
                 performer_nmax=int(a.get("degree", PERFORMER_LEGACY_DEGREE)),
                 performer_bias=float(a.get("bias", 0.0)),
             )
+        elif node.op in (RF_NODES["maclaurin"], RF_NODES["radial"]):
+            performer = "maclaurin" if node.op == RF_NODES["maclaurin"] else "radial"
+            for i, key in enumerate(RF_PARAMS[performer]):
+                if 14 + i >= len(node.inputs):
+                    raise UnsupportedModelError(f"node {name!r} ({node.op}): input {14 + i} ({key}) is missing")
+                init, arr = tensor(14 + i)
+                params[key], inits_of[key] = arr, init
+            cfg.update(use_performer=True, performer_kind=performer, num_features=DEFAULTS["performer_num_features"])
+            if performer == "maclaurin":
+                omega = params["may_omega"]
+                if omega.ndim != 3:
+                    raise UnsupportedModelError(
+                        f"node {name!r} ({node.op}): OMEGA must be (M, N, D), got shape {list(omega.shape)}"
+                    )
+                # the degree and the feature count are the sampled tensors' sizes; b lives in DEGMASK and SCALE
+                cfg.update(num_features=int(omega.shape[0]), performer_nmax=int(omega.shape[1]), performer_bias=0.0)
+            else:
+                w1, om = params["ray_w1"], params["ray_omega"]
+                if w1.ndim != 2 or om.ndim != 3:
+                    raise UnsupportedModelError(
+                        f"node {name!r} ({node.op}): W1 must be (m, D+1) and OMEGA (J, R, D+1), got shapes "
+                        f"{list(w1.shape)} and {list(om.shape)}"
+                    )
+                cfg.update(
+                    performer_nmax=None,
+                    performer_bias=float(a.get("bias", 1.0)),  # the schema's default
+                    performer_sketch_m=int(w1.shape[0]),
+                    performer_num_radial=int(om.shape[0]),
+                    performer_radial_dim=int(om.shape[1]),
+                )
         elif kind == "MultiHeadYatAttention":
             cfg.update(performer_nmax=DEFAULTS["performer_nmax"], performer_bias=DEFAULTS["performer_bias"])
         if kind == "RotaryYatAttention":
