@@ -14,6 +14,7 @@ import torch
 
 import nmn.torch as nt
 from nmn.torch import spec as torch_spec
+from nmn.torch.attention import RF_BUFFERS
 from tests.conformance.cases import host_options
 
 _YAT = ("use_bias", "constant_bias", "use_alpha", "constant_alpha", "epsilon", "learnable_epsilon")
@@ -24,6 +25,8 @@ def _pads(padding):
 
 
 _SQUASH = ("softermax", "softer_sigmoid", "soft_tanh")
+#: the attention's frozen projections (torch buffers): the SLAY proj and the MAY / RAY arrays
+_BUFFERS = ("proj", *RF_BUFFERS["maclaurin"], *RF_BUFFERS["radial"])
 
 
 class TorchAdapter:
@@ -111,23 +114,25 @@ class TorchAdapter:
         y = self._call(layer, kind, xs, call)
         loss = (y * torch.as_tensor(np.asarray(cotangent, np.float64))).sum()
         paths = torch_spec.param_paths(layer) if kind not in _SQUASH else {}
-        named = [(name, torch_spec._get(layer, path)) for name, path in paths.items() if name != "proj"]
+        buffers = [name for name in paths if name in _BUFFERS]
+        named = [(name, torch_spec._get(layer, path)) for name, path in paths.items() if name not in buffers]
         tensors = [xs[0]] + [t for _, t in named]
         gs = torch.autograd.grad(loss, tensors, allow_unused=True)
         out = {"input0": gs[0].numpy()}
         for (name, t), g in zip(named, gs[1:]):
             out[name] = (torch.zeros_like(t) if g is None else g).numpy()
-        if "proj" in paths:  # a buffer, not trained; report its gradient for completeness
-            out["proj"] = self._proj_grad(layer, kind, inputs, call, cotangent)
+        if buffers:  # buffers, not trained (the performers' projections); report their gradients for completeness
+            out.update(self._buffer_grads(layer, kind, inputs, call, cotangent, buffers))
         return out
 
-    def _proj_grad(self, layer, kind, inputs, call, cotangent):
+    def _buffer_grads(self, layer, kind, inputs, call, cotangent, names):
         layer = copy.deepcopy(layer)
-        layer.proj.requires_grad_(True)
+        tensors = [getattr(layer, name).requires_grad_(True) for name in names]
         xs = [torch.as_tensor(np.asarray(x, np.float64)) for x in inputs]
         y = self._call(layer, kind, xs, call)
         loss = (y * torch.as_tensor(np.asarray(cotangent, np.float64))).sum()
-        return torch.autograd.grad(loss, layer.proj)[0].numpy()
+        gs = torch.autograd.grad(loss, tensors, allow_unused=True)
+        return {n: (torch.zeros_like(t) if g is None else g).numpy() for n, t, g in zip(names, tensors, gs)}
 
 
 ADAPTER = TorchAdapter()
