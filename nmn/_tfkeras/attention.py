@@ -17,7 +17,7 @@ import numpy as np
 from nmn._tfkeras.options import layer_label
 from nmn.core import random_features as rf
 from nmn.core import yat
-from nmn.core.options import DEFAULTS, check_performer, check_positive_int, refuse_rotary_performer
+from nmn.core.options import DEFAULTS, check_positive_int, refuse_rotary_performer
 from nmn.core.spec import AttentionSpec, RopeSpec, check_heads
 
 #: The frozen projections of the random-feature performers, by ``performer_kind``: the layer attributes and the
@@ -48,27 +48,16 @@ def set_attention_options(
     cls = type(layer).__name__
     layer.head_dim = check_heads(embed_dim, num_heads, cls)
     layer.embed_dim, layer.num_heads, layer.seed = embed_dim, num_heads, seed
-    options.update(performer_nmax=performer_nmax, performer_bias=performer_bias)
-    a = layer.attn = AttentionSpec.build(cls, **_accepted(options))
-    a.set_attributes(layer, alpha=True)
-    for key in RF_KEYWORDS:  # TEMPORARY until AttentionSpec mirrors them (helper A2)
-        if not hasattr(a, key):
-            setattr(layer, key, options.get(key, DEFAULTS[key]))
-    kind = layer.performer_kind if layer.use_performer else "slay"
-    nmax, layer.performer_bias = check_performer(None if kind == "maclaurin" else performer_nmax, performer_bias, cls)
-    layer.performer_nmax = performer_nmax if kind == "maclaurin" else nmax
+    a = layer.attn = AttentionSpec.build(cls, performer_nmax=performer_nmax, performer_bias=performer_bias, **options)
+    a.set_attributes(layer, alpha=True)  # also performer_kind and the RAY sizes
+    layer.performer_bias = a.performer_bias
+    # the config keeps performer_nmax as given (None: the degree rule, or MAY's 40); performer_degree is resolved
+    layer.performer_nmax = performer_nmax if a.performer_kind == "maclaurin" else a.performer_nmax
     layer.performer_degree = None
-    if kind == "slay" and layer.use_performer:
+    if a.use_performer and a.performer_kind == "slay":
         layer.performer_degree = yat.performer_degree(layer.num_features, layer.head_dim, layer.performer_nmax)
-    elif kind == "maclaurin":
-        layer.performer_degree = DEFAULTS["performer_maclaurin_nmax"] if performer_nmax is None else performer_nmax
-
-
-def _accepted(options):  # TEMPORARY until AttentionSpec.build takes the performer keywords (helper A2)
-    import inspect
-
-    params = inspect.signature(AttentionSpec.build).parameters
-    return {k: v for k, v in options.items() if k in params}
+    elif a.use_performer and a.performer_kind == "maclaurin":
+        layer.performer_degree = a.performer_nmax
 
 
 def performer_config(layer):
