@@ -286,8 +286,12 @@ def performer_features(F, x, proj, eps, *, degree=None, bias=0.0):
     return F.concat([const, x_hat * coefs[1], rand], -1)
 
 
-def linear_readout(F, qf, kf, v, *, causal=False):
-    """``O = qf (kf^T v) / (qf . sum kf)`` with a sign-preserving 1e-6 shift; causal by prefix sums."""
+def linear_readout(F, qf, kf, v, *, causal=False, epsilon=PERFORMER_DIV_EPSILON):
+    """``O = qf (kf^T v) / (qf . sum kf)`` on (B, L, H, m) features, causal by prefix sums.
+
+    The denominator is shifted by ``epsilon`` away from 0 keeping its sign (``den + sign(den) epsilon``, and 0
+    gets ``+epsilon``): random features can be sign-indefinite. The ONNX ``YatLinearAttention``'s ``epsilon``.
+    """
     if causal:
         kv = F.cumsum(F.einsum("blhm,blhd->blhmd", kf, v), 1)
         num = F.einsum("blhm,blhmd->blhd", qf, kv)
@@ -297,7 +301,7 @@ def linear_readout(F, qf, kf, v, *, causal=False):
         num = F.einsum("blhm,bhmd->blhd", qf, kv)
         den = F.einsum("blhm,bhm->blh", qf, F.sum(kf, 1, False))
     zero = F.full_like(den, 0.0)
-    shift = F.sign(den) * PERFORMER_DIV_EPSILON + F.where(den == zero, F.full_like(den, PERFORMER_DIV_EPSILON), zero)
+    shift = F.sign(den) * epsilon + F.where(den == zero, F.full_like(den, epsilon), zero)
     return num / (den + shift)[..., None]
 
 
