@@ -242,6 +242,7 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
     def _attend(self, q: mx.array, k: mx.array, v: mx.array, mask: mx.array | None, causal: bool) -> mx.array:
         alpha = self._alpha_value()
         if self.use_performer and self.performer_kind in RF_PARAMS:  # MAY / RAY: no alpha (it cancels)
+            q, k, v = to_f32(q), to_f32(k), to_f32(v)  # float16 / bfloat16 heads compute in float32
             qf, kf = self._random_features(q), self._random_features(k)
             return yat.linear_readout(F, qf, kf, v, causal=causal)  # epsilon: PERFORMER_DIV_EPSILON
         if self.use_performer:

@@ -168,9 +168,10 @@ class _YatAttentionBase(nn.Module):
         if causal and q.shape[1] != k.shape[1]:
             raise ValueError(f"{name}: a causal performer needs Lq == Lk, got {q.shape[1]} and {k.shape[1]}")
         if self.performer_kind in RF_BUFFERS:  # MAY / RAY: no alpha (it cancels), the ONNX functions' epsilons
-            F = ops_for(q)
+            F, dtype = ops_for(q), q.dtype
+            q, k, v = F.to_f32(q), F.to_f32(k), F.to_f32(v)  # float16 / bfloat16 heads compute in float32
             qf, kf = self._random_features(F, q), self._random_features(F, k)
-            out = _yat.linear_readout(F, qf, kf, v, causal=causal)  # epsilon: PERFORMER_DIV_EPSILON
+            out = _yat.linear_readout(F, qf, kf, v, causal=causal).to(dtype)  # epsilon: PERFORMER_DIV_EPSILON
             return _nnf.dropout(out, self.dropout, self.training) if self.dropout else out
         kernel = dict(degree=self.performer_degree, bias=self.performer_bias)
         qf = functional.performer_features(q, self.proj, self.epsilon, **kernel)
