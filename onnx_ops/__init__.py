@@ -43,6 +43,14 @@ from onnx_ops.conv import PadAxisStep, PadModeCode, SpatialPad, YatConv
 from onnx_ops.conv_transpose import YatConvTranspose
 from onnx_ops.dense import YatDense
 from onnx_ops.embed import YatEmbedAttend
+from onnx_ops.random_features import (
+    UnitRows,
+    YatAnchorFeatures,
+    YatMaclaurinFeatures,
+    YatMaclaurinMultiHeadAttention,
+    YatRadialFeatures,
+    YatRadialMultiHeadAttention,
+)
 from onnx_ops.squash import Softermax, SofterSigmoid, SoftTanh
 
 __all__ = ["REGISTRY", "FunctionInfo", "function_protos", "make_model", "run_function", "HELPERS"]
@@ -77,6 +85,11 @@ _PUBLIC = [
     RotaryEmbedding,
     YatPerformerFeatures,
     YatLinearAttention,
+    YatMaclaurinFeatures,
+    YatRadialFeatures,
+    YatAnchorFeatures,
+    YatMaclaurinMultiHeadAttention,
+    YatRadialMultiHeadAttention,
     Softermax,
     SofterSigmoid,
     SoftTanh,
@@ -90,6 +103,7 @@ _HELPERS = [
     AffineProjection,
     SplitHeads,
     PerformerFeatureMap,
+    UnitRows,
 ]
 HELPERS = tuple(f.name for f in _HELPERS)
 

@@ -412,12 +412,13 @@ def YatPerformerFeatures(X: T, PROJ: T, epsilon: float = 1e-5, degree: int = 3, 
 
 
 @script(nmn, default_opset=op)
-def YatLinearAttention(QF: T, KF: T, V: T, causal: int = 0) -> T:
+def YatLinearAttention(QF: T, KF: T, V: T, causal: int = 0, epsilon: float = 1e-6) -> T:
     """Linear readout of features QF (B, Lq, H, m), KF (B, Lk, H, m) and values V (B, Lk, H, Dv).
 
     Non-causal: ``O_i = QF_i (sum_j KF_j V_j^T) / den_i``, ``den_i = QF_i . sum_j KF_j``.
     Causal (needs Lq == Lk): the sums run over ``j <= i`` (inclusive prefix sums, ``CumSum``).
-    ``den`` is shifted away from 0 keeping its sign: ``den + sign(den) 1e-6 + [den == 0] 1e-6``.
+    ``den`` is shifted away from 0 keeping its sign: ``den + sign(den) epsilon + [den == 0] epsilon`` (files
+    written before the ``epsilon`` attribute mean its default, 1e-6).
 
     Implementation: the first ``Lq * causal`` queries take the causal path and the rest the non-causal one, so
     only the selected path does any work (the causal path holds (B, H, L, m, Dv) prefix sums).
@@ -448,7 +449,7 @@ def YatLinearAttention(QF: T, KF: T, V: T, causal: int = 0) -> T:
     den_n = op.ReduceSum(op.Mul(qn, op.ReduceSum(k, two, keepdims=1)), last, keepdims=1)
     num = op.Concat(num_c, num_n, axis=2)
     den = op.Concat(den_c, den_n, axis=2)
-    tiny = op.Constant(value_float=1e-6)
+    tiny = op.Constant(value_float=epsilon)
     is_zero = op.Cast(op.Equal(den, op.Constant(value_float=0.0)), to=FLOAT.dtype)
     den = op.Add(op.Add(den, op.Mul(op.Sign(den), tiny)), op.Mul(is_zero, tiny))
     out = op.Transpose(op.Div(num, den), perm=[0, 2, 1, 3])
@@ -601,10 +602,47 @@ def YatPerformerMultiHeadAttentionV1(
     return op.CastLike(y, XQ)
 
 
+@script(nmn, default_opset=op)
+def YatLinearAttentionV1(QF: T, KF: T, V: T, causal: int = 0) -> T:
+    """The body of ``YatLinearAttention`` in the files written before its ``epsilon`` attribute."""
+    q = op.Transpose(op.Cast(QF, to=FLOAT.dtype), perm=[0, 2, 1, 3])
+    k = op.Transpose(op.Cast(KF, to=FLOAT.dtype), perm=[0, 2, 1, 3])
+    v = op.Transpose(op.Cast(V, to=FLOAT.dtype), perm=[0, 2, 1, 3])
+    two = op.Constant(value_ints=[2])
+    zero = op.Constant(value_ints=[0])
+    big = op.Constant(value_ints=[2147483647])
+    last = op.Constant(value_ints=[-1])
+    lq = op.Slice(op.Shape(q), two, op.Constant(value_ints=[3]))
+    lc = op.Mul(lq, op.Reshape(op.Constant(value_int=causal), op.Constant(value_ints=[1])))
+    # causal part: queries [0, lc) (all of them, or none)
+    qc = op.Slice(q, zero, lc, two)
+    kc = op.Slice(k, zero, lc, two)
+    vc = op.Slice(v, zero, lc, two)
+    axis = op.Constant(value_int=2)
+    kv_c = op.CumSum(
+        op.Mul(op.Unsqueeze(kc, op.Constant(value_ints=[4])), op.Unsqueeze(vc, op.Constant(value_ints=[3]))), axis
+    )
+    num_c = op.Squeeze(op.MatMul(op.Unsqueeze(qc, op.Constant(value_ints=[3])), kv_c), op.Constant(value_ints=[3]))
+    den_c = op.ReduceSum(op.Mul(qc, op.CumSum(kc, axis)), last, keepdims=1)
+    # non-causal part: queries [lc, Lq)
+    qn = op.Slice(q, lc, big, two)
+    kv = op.MatMul(op.Transpose(k, perm=[0, 1, 3, 2]), v)
+    num_n = op.MatMul(qn, kv)
+    den_n = op.ReduceSum(op.Mul(qn, op.ReduceSum(k, two, keepdims=1)), last, keepdims=1)
+    num = op.Concat(num_c, num_n, axis=2)
+    den = op.Concat(den_c, den_n, axis=2)
+    tiny = op.Constant(value_float=1e-6)
+    is_zero = op.Cast(op.Equal(den, op.Constant(value_float=0.0)), to=FLOAT.dtype)
+    den = op.Add(op.Add(den, op.Mul(op.Sign(den), tiny)), op.Mul(is_zero, tiny))
+    out = op.Transpose(op.Div(num, den), perm=[0, 2, 1, 3])
+    return op.CastLike(out, QF)
+
+
 _LEGACY = {
     "PerformerFeatureMap": PerformerFeatureMapV1,
     "YatPerformerFeatures": YatPerformerFeaturesV1,
     "YatPerformerMultiHeadAttention": YatPerformerMultiHeadAttentionV1,
+    "YatLinearAttention": YatLinearAttentionV1,
 }
 
 

@@ -15,13 +15,20 @@ from onnx_ops.reference.attention import (
     RotaryEmbedding,
     RotaryYatMultiHeadAttention,
     YatAttention,
-    YatLinearAttention,
     YatMultiHeadAttention,
     YatPerformerFeatures,
     YatPerformerMultiHeadAttention,
 )
 from onnx_ops.reference.conv import YatConv, YatConvTranspose
 from onnx_ops.reference.dense import Softermax, SofterSigmoid, SoftTanh, YatDense, YatEmbedAttend
+from onnx_ops.reference.random_features import (
+    YatAnchorFeatures,
+    YatLinearAttention,
+    YatMaclaurinFeatures,
+    YatMaclaurinMultiHeadAttention,
+    YatRadialFeatures,
+    YatRadialMultiHeadAttention,
+)
 
 REFERENCE = {
     f.__name__: f
@@ -37,6 +44,11 @@ REFERENCE = {
         RotaryEmbedding,
         YatPerformerFeatures,
         YatLinearAttention,
+        YatMaclaurinFeatures,
+        YatRadialFeatures,
+        YatAnchorFeatures,
+        YatMaclaurinMultiHeadAttention,
+        YatRadialMultiHeadAttention,
         Softermax,
         SofterSigmoid,
         SoftTanh,

@@ -363,5 +363,83 @@ def squash_cases():
     ]
 
 
+def random_feature_cases():
+    """MAY / RAY / anchor features and attentions (issue 17), projections from nmn.core.random_features."""
+    from nmn.core import random_features as rf
+
+    r = _rng(6)
+    B, L, H, E = 2, 5, 2, 8
+    D = E // H
+    may = rf.maclaurin_projection(D, 16, bias=1.0, epsilon=0.5, nmax=5, seed=1)
+    may_args = [may["omega"], may["degmask"], may["scale"]]
+    ray = rf.radial_projection(D, 3, 2, 4, bias=1.0, epsilon=0.5, seed=2)
+    ray_args = [ray[k] for k in ("w1", "w2", "omega", "phase", "coef")]
+    anc = rf.anchor_projection(D, 3, 2, 4, epsilon=1e-5, seed=3)
+    anc_args = [anc[k] for k in ("anchors", "proj", "nodes", "weights")]
+    c = [
+        Case("may-features", "YatMaclaurinFeatures", [_t(r, B, L, H, D)] + may_args),
+        Case("may-features-2d-eps", "YatMaclaurinFeatures", [_t(r, 3, D)] + may_args, {"epsilon": 1e-2}),
+        Case(
+            "may-features-float16",
+            "YatMaclaurinFeatures",
+            [_t(r, 3, D, dtype=np.float16)] + [a.astype(np.float16) for a in may_args],
+            rtol=F16_RTOL,
+        ),
+        Case("ray-features", "YatRadialFeatures", [_t(r, B, L, H, D)] + ray_args),
+        Case("ray-features-bias0", "YatRadialFeatures", [_t(r, 3, D)] + ray_args, {"bias": 0.0, "epsilon": 1e-3}),
+        Case("anchor-features", "YatAnchorFeatures", [_t(r, B, L, H, D)] + anc_args),
+        # large projections push exponents past the +-20 clip
+        Case(
+            "anchor-features-clip",
+            "YatAnchorFeatures",
+            [_t(r, 3, D)] + anc_args[:1] + [anc_args[1] * 40.0] + anc_args[2:],
+        ),
+        Case(
+            "linear-attention-epsilon",
+            "YatLinearAttention",
+            [np.abs(_t(r, 1, 3, 1, 4)), np.abs(_t(r, 1, 3, 1, 4)), _t(r, 1, 3, 1, 2)],
+            {"epsilon": 0.5},
+        ),
+        Case(
+            "linear-attention-epsilon-causal",
+            "YatLinearAttention",
+            [np.abs(_t(r, 1, 3, 1, 4)), np.abs(_t(r, 1, 3, 1, 4)), _t(r, 1, 3, 1, 2)],
+            {"epsilon": 0.25, "causal": 1},
+        ),
+    ]
+    weights = []
+    for _ in range(4):
+        weights += [_t(r, E, E, scale=0.5), _t(r, E, scale=0.1)]
+    full = np.ones((1, 1, 1, 1), bool)
+    for causal in (0, 1):
+        xs = [_t(r, B, L, E)] * 3
+        c.append(
+            Case(
+                f"may-mha-causal{causal}",
+                "YatMaclaurinMultiHeadAttention",
+                xs + [full] + weights + _scalars() + may_args,
+                {"num_heads": H, "causal": causal},
+                rtol=1e-4,
+            )
+        )
+        c.append(
+            Case(
+                f"ray-mha-causal{causal}",
+                "YatRadialMultiHeadAttention",
+                xs + [full] + weights + _scalars() + ray_args,
+                {"num_heads": H, "causal": causal, "bias": 1.0},
+                rtol=1e-4,
+            )
+        )
+    return c
+
+
 def all_cases():
-    return dense_cases() + conv_cases() + conv_transpose_cases() + attention_cases() + squash_cases()
+    return (
+        dense_cases()
+        + conv_cases()
+        + conv_transpose_cases()
+        + attention_cases()
+        + squash_cases()
+        + random_feature_cases()
+    )
