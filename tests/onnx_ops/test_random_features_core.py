@@ -230,3 +230,48 @@ def test_feature_shape_mismatch_raises():
     x = torch.zeros(2, 5)
     with pytest.raises(ValueError, match=r"maclaurin_features: x must have shape \(\.\.\., 4\)"):
         rf.maclaurin_features(ops_for(x), x, *[_t(p[k]) for k in ("omega", "degmask", "scale")])
+
+
+def test_core_features_match_onnx_functions():
+    """The core maps (torch F, float32) against onnxruntime running the nmn functions on the same projections."""
+    from tests.random_features_util import ort_run
+
+    x = np.random.default_rng(11).standard_normal((2, 3, 2, 4)).astype(np.float32)
+    xt = _t(x)
+    F = ops_for(xt)
+    may = rf.maclaurin_projection(4, 16, bias=1.0, epsilon=0.3, nmax=7, seed=1)
+    args = [may[k] for k in ("omega", "degmask", "scale")]
+    got = rf.maclaurin_features(F, xt, *map(_t, args)).numpy()
+    _close(got, ort_run("YatMaclaurinFeatures", [x] + args, {"epsilon": 1e-6}).astype(np.float64), 1e-5)
+    ray = rf.radial_projection(4, 3, 2, 4, bias=0.5, epsilon=0.5, seed=2)
+    args = [ray[k] for k in ("w1", "w2", "omega", "phase", "coef")]
+    got = rf.radial_features(F, xt, *map(_t, args), bias=0.5).numpy()
+    _close(got, ort_run("YatRadialFeatures", [x] + args, {"bias": 0.5}).astype(np.float64), 1e-5)
+    anc = rf.anchor_projection(4, 3, 2, 5, seed=3)
+    args = [anc[k] for k in ("anchors", "proj", "nodes", "weights")]
+    got = rf.anchor_features(F, xt, *map(_t, args)).numpy()
+    _close(
+        got,
+        ort_run("YatAnchorFeatures", dict(zip(("X", "ANCHORS", "PROJ", "NODES", "WEIGHTS"), [x] + args))).astype(
+            np.float64
+        ),
+        1e-5,
+    )
+
+
+def test_exact_bias_attention_oracle():
+    from tests.random_features_util import exact_bias_attention
+
+    rng = np.random.default_rng(12)
+    q, k, v = rng.standard_normal((1, 4, 2, 3)), rng.standard_normal((1, 4, 2, 3)), rng.standard_normal((1, 4, 2, 2))
+    for causal in (False, True):
+        got = exact_bias_attention(q, k, v, 1.0, 0.1, causal)
+        for h in range(2):
+            for i in range(4):
+                keys = range(i + 1) if causal else range(4)
+                w = []
+                for j in keys:
+                    t = float(q[0, i, h] @ k[0, j, h]) / (np.linalg.norm(q[0, i, h]) * np.linalg.norm(k[0, j, h]))
+                    w.append((t + 1.0) ** 2 / (2.1 - 2 * t))
+                want = sum(wj * v[0, j, h] for wj, j in zip(w, keys)) / sum(w)
+                assert np.allclose(got[0, i, h], want)
