@@ -137,11 +137,21 @@ class _YatAttentionBase(nn.Module):
                 f"{type(self).__name__}: expected {what} of shape (B, L, {self.embed_dim}) "
                 f"(embed_dim={self.embed_dim}), got shape {tuple(x.shape)}"
             )
-        return x.to(torch.promote_types(x.dtype, self.q_proj.weight.dtype))
+        compute = getattr(self, "compute_dtype", None)
+        return x.to(compute if compute is not None else torch.promote_types(x.dtype, self.q_proj.weight.dtype))
+
+    def _linear(self, x, proj):
+        """``proj(x)``; with a ``compute_dtype`` (nmn 0.3's ``dtype`` beside ``param_dtype``) the stored weights are
+        cast to it for the call."""
+        compute = getattr(self, "compute_dtype", None)
+        if compute is None or proj.weight.dtype == compute:
+            return proj(x)
+        bias = None if proj.bias is None else proj.bias.to(compute)
+        return _nnf.linear(x, proj.weight.to(compute), bias)
 
     def _heads(self, x, proj):
         b, l, _ = x.shape
-        return proj(x).reshape(b, l, self.num_heads, self.head_dim)
+        return self._linear(x, proj).reshape(b, l, self.num_heads, self.head_dim)
 
     def _attend(self, q, k, v, mask, causal):
         """Per-head attention output: the Yat-Performer (no mask, ``Lq == Lk`` when causal) or quadratic."""
@@ -192,7 +202,7 @@ class _YatAttentionBase(nn.Module):
     def _output(self, out):
         b, l = out.shape[:2]
         out = out.reshape(b, l, self.embed_dim)
-        return self.out_proj(out) if self.out_proj is not None else out
+        return self._linear(out, self.out_proj) if self.out_proj is not None else out
 
     def _attn_repr(self) -> str:
         extra = ""
@@ -253,6 +263,8 @@ class MultiHeadYatAttention(_YatAttentionBase):
             Laguerre nodes ``J`` (8) and Fourier features per node ``R`` (64): ``m J R`` features per head.
             Kind keywords other than their defaults where they have no effect raise ``ValueError``.
         device, dtype: factory arguments.
+        param_dtype: nmn 0.3's storage dtype of the parameters (default None: ``dtype``); given, ``dtype`` becomes
+            the compute dtype (inputs and the cast weights run in it), as in nmn 0.3.
 
     Shape: ``forward(query (B, Lq, E), key (B, Lk, E) = query, value (B, Lk, E) = key, mask=None) -> (B, Lq, E)``;
     ``mask`` is bool (True = attend),
@@ -294,10 +306,17 @@ class MultiHeadYatAttention(_YatAttentionBase):
         performer_radial_dim: int = DEFAULTS["performer_radial_dim"],
         device: torch.device | str | int | None = None,
         dtype: torch.dtype | None = None,
+        param_dtype: torch.dtype | None = None,
         **refused: Any,
     ):
-        refuse_keywords(type(self).__name__, refused)
-        factory = {"device": device, "dtype": dtype}
+        name = type(self).__name__
+        refuse_keywords(name, refused)
+        for key, value in (("dtype", dtype), ("param_dtype", param_dtype)):
+            if value is not None and not isinstance(value, torch.dtype):
+                raise TypeError(f"{name}: {key} must be a torch.dtype or None, got {value!r}")
+        # nmn 0.3: parameters stored in param_dtype (default: dtype), computed in dtype when both are given
+        factory = {"device": device, "dtype": param_dtype if param_dtype is not None else dtype}
+        self_compute = dtype if param_dtype is not None else None
         performer = dict(
             performer_nmax=performer_nmax,
             performer_bias=performer_bias,
@@ -338,6 +357,7 @@ class MultiHeadYatAttention(_YatAttentionBase):
         proj = performer_projection(self.num_features, self.head_dim, **factory) if slay else None
         self.register_buffer("proj", proj)
         self._register_random_features(factory)
+        self.compute_dtype, self.param_dtype = self_compute, factory["dtype"]
         self.reset_parameters()
 
     def _register_random_features(self, factory):

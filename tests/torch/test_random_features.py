@@ -440,3 +440,20 @@ def test_bad_layer_keywords_name_the_layer_and_the_keyword():
     x = torch.randn(1, 3, 8)
     with pytest.raises(ValueError, match=r"MultiHeadYatAttention: use_performer=True takes no mask"):
         layer(x, mask=torch.ones(3, 3, dtype=torch.bool))
+
+
+def test_param_dtype_stores_the_parameters_and_dtype_computes():
+    """nmn 0.3's torch MultiHeadYatAttention(dtype=..., param_dtype=...): storage in param_dtype, compute in dtype."""
+    for kw in ({}, dict(use_performer=True, **LAYERS["maclaurin"])):
+        torch.manual_seed(2)
+        layer = nt.MultiHeadYatAttention(8, 2, dtype=torch.float32, param_dtype=torch.float64, **kw)
+        assert all(p.dtype == torch.float64 for p in layer.parameters()) and layer.compute_dtype == torch.float32
+        x = torch.randn(2, 5, 8)
+        y = layer(x)
+        plain = nt.MultiHeadYatAttention(8, 2, **kw)
+        plain.load_state_dict({k: v.float() for k, v in layer.state_dict().items()})
+        assert y.dtype == torch.float32
+        torch.testing.assert_close(y, plain(x))  # the float32 copy of the stored weights
+    assert nt.MultiHeadYatAttention(8, 2, param_dtype=torch.float64)(torch.randn(1, 2, 8)).dtype == torch.float64
+    with pytest.raises(TypeError, match=r"MultiHeadYatAttention: param_dtype must be a torch.dtype or None"):
+        nt.MultiHeadYatAttention(8, 2, param_dtype="float16")
