@@ -126,7 +126,16 @@ _ATTENTION = (
 #: The Yat keywords each layer kind accepts by name, with the same meaning and default in every framework.
 YAT_KEYWORDS = {
     "YatNMN": frozenset(
-        (*_TAIL, *_DROPCONNECT, *_BIAS_OPTIONS, "spherical", "weight_normalized", "lazy", "positive_init")
+        (
+            *_TAIL,
+            *_DROPCONNECT,
+            *_BIAS_OPTIONS,
+            "spherical",
+            "weight_normalized",
+            "lazy",
+            "freeze_kernel",
+            "positive_init",
+        )
     ),
     **{f"YatConv{d}D": frozenset(_CONV) for d in (1, 2, 3)},
     **{f"YatConvTranspose{d}D": frozenset(_CONVT) for d in (1, 2, 3)},
@@ -166,6 +175,7 @@ HOST_SIZE_ARGS = {
             "kernel_init",
             "bias_init",
             "alpha_init",
+            "param_dtype",
         )
     ),  # torch's ConvTranspose takes padding_mode (only 'zeros')
     "nnx": frozenset(
@@ -189,6 +199,13 @@ HOST_SIZE_ARGS = {
             "kernel_init",
             "bias_init",
             "embedding_init",
+            "alpha_init",
+            "precision",
+            "dot_general",
+            "promote_dtype",
+            "compute_mode",
+            "distance_floor",
+            "fused",
             "rngs",
             "decode",
             "deterministic",
@@ -216,6 +233,12 @@ HOST_SIZE_ARGS = {
             "kernel_init",
             "bias_init",
             "embedding_init",
+            "alpha_init",
+            "precision",
+            "dot_general",
+            "dot_general_cls",
+            "promote_dtype",
+            "return_weights",
             "parent",
             "name",
         )
@@ -240,6 +263,7 @@ HOST_SIZE_ARGS = {
             "kernel_initializer",
             "bias_initializer",
             "embeddings_initializer",
+            "embedding_initializer",
             "kernel_regularizer",
             "bias_regularizer",
             "activity_regularizer",
@@ -285,7 +309,6 @@ HOST_SIZE_ARGS = {
             "num_heads",
             "dropout",
             "num_embeddings",
-            "freeze_kernel",
             "fused",
             "dtype",
             "kwargs",
@@ -365,6 +388,26 @@ REFUSED_KEYWORDS = {
         "learnable_epsilon": "the embedding's epsilon is a fixed input of its ONNX function nmn::YatEmbedAttend, so "
         "a trained epsilon would not survive export; pass epsilon=<float> instead",
     },
+}
+
+
+_FLAX_CONTRACTION = (
+    "a custom contraction (e.g. a quantised dot_general) is not the contraction of the layer's nmn ONNX function, "
+    "so the exported file would compute something else than the trained model; leave it at lax.dot_general "
+    "(precision= sets the contraction's precision), and quantise the exported ONNX file instead"
+)
+
+#: nmn 0.3 keywords accepted only at the value that keeps the layer's ONNX function (the old default, or the
+#: value meaning the same): why another value is refused, and what to use instead. Checked by
+#: :func:`nmn.core.layer_options.refuse_value`.
+REFUSED_VALUES = {
+    "dot_general": _FLAX_CONTRACTION,
+    "dot_general_cls": _FLAX_CONTRACTION,
+    "compute_mode": "nmn computes the Yat product in float32 as its ONNX function does (nmn 0.3's 'fp32'); 'mixed' "
+    "and 'bf16' round the distance differently, so the exported file would differ from the trained model; use "
+    "dtype= for the result dtype (compute_mode='fp32' is accepted)",
+    "distance_floor": "the layer's nmn ONNX function clamps the squared distance at 0 (relu) before adding "
+    "epsilon, so another floor would not survive export; raise epsilon= instead (distance_floor=0.0 is accepted)",
 }
 
 

@@ -105,3 +105,39 @@ def compute_dtype(*tensors) -> tuple[torch.dtype, torch.dtype]:
         if t is not None and isinstance(t, torch.Tensor):
             result = torch.promote_types(result, t.dtype)
     return torch.promote_types(result, torch.float32), result
+
+
+def resolve_param_dtype(
+    dtype: torch.dtype | None, param_dtype: torch.dtype | None, layer: str
+) -> tuple[torch.dtype | None, torch.dtype | None]:
+    """nmn 0.3's ``param_dtype`` beside ``dtype``: ``(storage, compute)`` dtypes of a torch Yat layer.
+
+    The parameters are created in ``storage`` (``param_dtype``, else ``dtype``: the factory ``dtype=``); when
+    ``param_dtype`` is given, ``dtype`` (if given) becomes the ``compute`` dtype: each call runs on the input and
+    the stored parameters cast to it (:func:`to_compute`); ``compute`` is None otherwise (torch's usual rule).
+    The conv and attention layers call it the same way: ``storage, compute = resolve_param_dtype(dtype,
+    param_dtype, name)``, create parameters with ``dtype=storage``, keep ``self.compute_dtype = compute`` and
+    ``self.param_dtype = storage``, and pass the input, weight and tail terms through :func:`to_compute`.
+
+    >>> resolve_param_dtype(torch.float16, torch.float32, "YatNMN")
+    (torch.float32, torch.float16)
+    >>> resolve_param_dtype(torch.float64, None, "YatNMN")
+    (torch.float64, None)
+    """
+    for key, value in (("dtype", dtype), ("param_dtype", param_dtype)):
+        if value is not None and not isinstance(value, torch.dtype):
+            raise TypeError(f"{layer}: {key} must be a torch.dtype or None, got {value!r}")
+    if param_dtype is None:
+        return dtype, None
+    return param_dtype, dtype
+
+
+def to_compute(compute: torch.dtype | None, *values):
+    """``values`` with every floating tensor cast to ``compute`` (unchanged when ``compute`` is None); numbers and
+    ``None`` pass through."""
+    if compute is None:
+        return values
+    return tuple(
+        v.to(compute) if isinstance(v, torch.Tensor) and v.is_floating_point() and v.dtype != compute else v
+        for v in values
+    )

@@ -9,10 +9,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as _nnf
 
+from nmn.core.layer_options import resolve_freeze_kernel
 from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.core.spec import YatSpec, export_params, pick_alias, resolve_dropconnect
 from nmn.torch import functional
+from nmn.torch._ops import resolve_param_dtype, to_compute
 
 pick = pick_alias  # the alias-pair rule lives in nmn.core.spec
 
@@ -176,6 +178,8 @@ class YatNMN(YatParams, nn.Module):
         spherical: unit-normalise inputs and weights, distance ``2 - 2 cos`` (default False).
         weight_normalized: unit-normalise each weight row at every forward (default False).
         lazy: freeze the weight (``requires_grad=False``); bias/alpha/epsilon stay trainable (default False).
+            An exported file marks the weight non-trainable, and a layer loaded from it is frozen again.
+        freeze_kernel: nmn 0.3's name of ``lazy`` (default None: as ``lazy``; giving both, they must agree).
         positive_init: initialise the weight with ``abs`` of its Xavier-normal draw, every entry >= 0 (default
             False; an initialisation choice only, as in nmn 0.3). It shapes the default draw: a ``kernel_init``
             hook replaces that draw, ``abs`` included (order: default draw, then ``abs``, then the hook
@@ -190,6 +194,8 @@ class YatNMN(YatParams, nn.Module):
             the default (Xavier normal, zeros, 1). A hook for a parameter the layer lacks (``bias=False``,
             ``constant_bias``, ``use_alpha=False``, ``constant_alpha``) is an error. Default None.
         device, dtype: factory arguments of the parameters.
+        param_dtype: nmn 0.3's storage dtype of the parameters (default None: ``dtype``); given, ``dtype`` becomes
+            the compute dtype (the input and the stored parameters are cast to it for each call), as in nmn 0.3.
 
     Shape: ``(..., in_features) -> (..., out_features)``.
 
@@ -208,6 +214,11 @@ class YatNMN(YatParams, nn.Module):
         False
         >>> torch.equal(dc.eval()(x), dc(x))
         True
+        >>> YatNMN(4, 3, freeze_kernel=True).weight.requires_grad
+        False
+        >>> mixed = YatNMN(4, 3, param_dtype=torch.float32, dtype=torch.float64)
+        >>> mixed.weight.dtype, mixed(torch.ones(1, 4)).dtype
+        (torch.float32, torch.float64)
         >>> sp = YatNMN(4, 3, softplus_bias=True, scalar_bias=True)
         >>> sp.bias.shape, round(sp._export_params()["bias"][2].item(), 4)  # softplus(0) for every output
         (torch.Size([1]), 0.6931)
@@ -231,6 +242,7 @@ class YatNMN(YatParams, nn.Module):
         spherical: bool = False,
         weight_normalized: bool = False,
         lazy: bool = False,
+        freeze_kernel: bool | None = None,
         positive_init: bool = False,
         use_dropconnect: bool = False,
         drop_rate: float = 0.0,
@@ -239,6 +251,7 @@ class YatNMN(YatParams, nn.Module):
         alpha_init: InitHook | None = None,
         device: torch.device | str | int | None = None,
         dtype: torch.dtype | None = None,
+        param_dtype: torch.dtype | None = None,
         **refused: Any,
     ):
         refuse_keywords(type(self).__name__, refused)
@@ -246,7 +259,9 @@ class YatNMN(YatParams, nn.Module):
         name = type(self).__name__
         self.in_features = check_positive_int(in_features, "in_features", name)
         self.out_features = check_positive_int(out_features, "out_features", name)
-        factory = {"device": device, "dtype": dtype}
+        storage, self.compute_dtype = resolve_param_dtype(dtype, param_dtype, name)
+        self.param_dtype = storage
+        factory = {"device": device, "dtype": storage}
         self._init_yat(
             out_features,
             factory,
@@ -261,7 +276,7 @@ class YatNMN(YatParams, nn.Module):
         )
         self.spherical = bool(spherical)
         self.weight_normalized = bool(weight_normalized)
-        self.lazy = bool(lazy)
+        self.lazy = resolve_freeze_kernel(lazy, freeze_kernel, name)
         self.positive_init = bool(positive_init)
         self._init_dropconnect(use_dropconnect, drop_rate)
         self.kernel_init = check_init_hook(kernel_init, "kernel_init", name)
@@ -276,6 +291,11 @@ class YatNMN(YatParams, nn.Module):
                 )
         self.weight = nn.Parameter(torch.empty(out_features, in_features, **factory), requires_grad=not self.lazy)
         self.reset_parameters()
+
+    @property
+    def freeze_kernel(self) -> bool:
+        """nmn 0.3's name of ``lazy``."""
+        return self.lazy
 
     def reset_parameters(self) -> None:
         """Weight ~ Xavier normal (variance ``2 / (in + out)``), bias zeros, alpha 1, epsilon_param inverse-softplus.
@@ -305,9 +325,10 @@ class YatNMN(YatParams, nn.Module):
                 f"(in_features={self.in_features}), got shape {tuple(x.shape)}"
             )
         bias, alpha, eps = self._yat_terms()
+        x, kernel, bias, alpha = to_compute(self.compute_dtype, x, self._kernel(), bias, alpha)
         return functional.yat_dense(
             x,
-            self._kernel(),
+            kernel,
             bias,
             alpha,
             eps,
@@ -319,6 +340,8 @@ class YatNMN(YatParams, nn.Module):
         extra = [f"in_features={self.in_features}", f"out_features={self.out_features}", self._yat_repr()]
         extra += [f"{k}=True" for k in ("spherical", "weight_normalized", "lazy", "positive_init") if getattr(self, k)]
         extra += [f"{k}={hook_repr(getattr(self, k))}" for k in _HOOKS if getattr(self, k) is not None]
+        if self.compute_dtype is not None:
+            extra.append(f"param_dtype={self.param_dtype}, dtype={self.compute_dtype}")
         return ", ".join(extra) + self._dropconnect_repr()
 
 
