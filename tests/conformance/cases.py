@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from nmn.core import random_features as core_rf
 from nmn.core import yat as core_yat
 from nmn.core.conv import conv_pads, normalize_padding, onnx_pads, transpose_geometry
-from nmn.core.options import resolve_alpha, resolve_bias
+from nmn.core.options import DEFAULTS, PERFORMER_NUM_FEATURES, resolve_alpha, resolve_bias
 from nmn.core.spec import alpha_cancels
 
 YAT_DEFAULTS = dict(
@@ -162,6 +163,14 @@ def onnx_call(case: Case, params: dict, inputs: list, dtype=np.float32):
         eps = np.array([cfg["epsilon"]], dtype)
         ins = [x, xk, xv, mask, proj[0], biases[0], proj[1], biases[1], proj[2], biases[2], wo, bo, a, eps]
         attrs = dict(num_heads=cfg["num_heads"], causal=int(cfg["causal"]))
+        performer = cfg.get("performer_kind", "slay") if cfg.get("use_performer") else None
+        if performer == "maclaurin":  # MAY: the sampled projections after the 14 inputs (nmn.core.schemas)
+            rf = [params[k] for k in ("may_omega", "may_degmask", "may_scale")]
+            return "YatMaclaurinMultiHeadAttention", ins + rf, attrs
+        if performer == "radial":  # RAY: bias is the sqrt(b) coordinate of z, an attribute
+            rf = [params[k] for k in ("ray_w1", "ray_w2", "ray_omega", "ray_phase", "ray_coef")]
+            attrs["bias"] = float(cfg.get("performer_bias", 0.0))
+            return "YatRadialMultiHeadAttention", ins + rf, attrs
         if cfg.get("use_performer"):
             if "performer_nmax" in cfg or "performer_bias" in cfg:  # a config without them: the degree-3 bias-0 map
                 m, head_dim = params["proj"].shape[0], e // cfg["num_heads"]
@@ -284,7 +293,19 @@ def conv_transpose_case(
 
 
 def attention_case(
-    id, *, kind="MultiHeadYatAttention", b=2, l=5, e=8, h=2, cross=False, mask=None, grad=False, seed=0, **opts
+    id,
+    *,
+    kind="MultiHeadYatAttention",
+    b=2,
+    l=5,
+    e=8,
+    h=2,
+    cross=False,
+    mask=None,
+    grad=False,
+    seed=0,
+    rtol=1e-5,
+    **opts,
 ):
     rng = np.random.default_rng(seed)
     cfg = dict(
@@ -315,13 +336,55 @@ def attention_case(
     learnable = resolve_alpha(cfg["use_alpha"], cfg["constant_alpha"]).learnable
     if learnable and not alpha_cancels(cfg["normalization"], cfg["use_performer"]):
         params["alpha"] = np.array([1.2], np.float32)
-    if cfg["use_performer"]:
+    performer = cfg.get("performer_kind", "slay") if cfg["use_performer"] else None
+    if performer == "slay":
         params["proj"] = rng.normal(size=(cfg["num_features"], e // h)).astype(np.float32)
+    elif performer is not None:
+        params.update(random_feature_params(cfg, e // h, seed=seed + 100))
     inputs = [rng.normal(size=(b, l, e)).astype(np.float32)]
     if cross:
         inputs += [rng.normal(size=(b, l + 2, e)).astype(np.float32)] * 2
     call = {} if mask is None else {"mask": mask}
-    return Case(id, kind, cfg, params, inputs, call=call, grad=grad)
+    return Case(id, kind, cfg, params, inputs, call=call, grad=grad, rtol=rtol)
+
+
+def random_feature_params(cfg: dict, head_dim: int, *, seed: int) -> dict:
+    """The frozen MAY / RAY projections of an attention row, sampled by nmn's core samplers
+    (``nmn.core.random_features``) under the row's kernel (``performer_bias``, ``epsilon``), float32, by their
+    neutral names (``may_*`` / ``ray_*``)."""
+    common = dict(bias=cfg.get("performer_bias", 0.0), epsilon=cfg["epsilon"], seed=seed)
+    if cfg["performer_kind"] == "maclaurin":
+        nmax = cfg.get("performer_nmax") or 40
+        p = core_rf.maclaurin_projection(head_dim, cfg["num_features"], nmax=nmax, **common)
+        arrays = {"may_omega": p["omega"], "may_degmask": p["degmask"], "may_scale": p["scale"]}
+    else:
+        sizes = (cfg["performer_sketch_m"], cfg["performer_num_radial"], cfg["performer_radial_dim"])
+        p = core_rf.radial_projection(head_dim, *sizes, **common)
+        arrays = {f"ray_{k}": p[k] for k in ("w1", "w2", "omega", "phase", "coef")}
+    return {k: np.ascontiguousarray(v, np.float32) for k, v in arrays.items()}
+
+
+def may_case(id, **opts):
+    """A MAY row (``performer_kind='maclaurin'``): tiny sizes, degree 6 unless given."""
+    cfg = dict(use_performer=True, performer_kind="maclaurin", num_features=16, performer_nmax=6, performer_bias=0.0)
+    cfg.update(RAY_DEFAULTS, **opts)
+    return attention_case(id, rtol=RF_RTOL, **cfg)
+
+
+def ray_case(id, **opts):
+    """A RAY row (``performer_kind='radial'``): sketch width 4, 2 radial nodes of 4 Fourier features each,
+    ``epsilon`` 1.0 (the kernel's eps: see the rows' comment)."""
+    cfg = dict(use_performer=True, performer_kind="radial", num_features=PERFORMER_NUM_FEATURES, performer_nmax=None)
+    cfg.update(performer_bias=0.0, performer_sketch_m=4, performer_num_radial=2, performer_radial_dim=4, epsilon=1.0)
+    cfg.update(opts)
+    return attention_case(id, rtol=RF_RTOL, **cfg)
+
+
+#: the sizes' defaults a MAY row's config carries (every exporter writes all four kind keys)
+RAY_DEFAULTS = {k: DEFAULTS[k] for k in ("performer_sketch_m", "performer_num_radial", "performer_radial_dim")}
+#: the forward tolerance of the MAY / RAY rows: sign-indefinite features under an l1 denominator, as the SLAY
+#: performer's export check (nmn.interchange.graph.PERFORMER_RTOL)
+RF_RTOL = 5e-5
 
 
 def embed_case(id, *, v=7, f=6, grad=False, seed=0, **opts):
@@ -440,6 +503,16 @@ CASES = [
     attention_case("mha-nobias", use_bias=False),
     attention_case("performer", use_performer=True, grad=True),
     attention_case("performer-causal", use_performer=True, causal=True),
+    # nmn 0.3's bias-aware random-feature attentions (issue 17): projections from nmn.core.random_features
+    # (seeds picked so that float32 and float64 agree to ~1e-6 in torch: with 16 features the l1 denominator of
+    # some seeds comes near 0; RAY at epsilon 1.0, since eps = 1e-5 puts radial frequencies ~ 1/sqrt(eps) into
+    # its cosines, which float32 cannot resolve: relative errors ~1e-3 at these tiny sizes)
+    may_case("may"),
+    may_case("may-causal", causal=True, seed=10),
+    may_case("may-bias1", performer_bias=1.0, performer_nmax=8, seed=2),
+    ray_case("ray", seed=2),
+    ray_case("ray-causal", causal=True, seed=1),
+    ray_case("ray-bias1", performer_bias=1.0, seed=1),
     attention_case("rotary", kind="RotaryYatAttention", grad=True),
     attention_case("rotary-half-causal", kind="RotaryYatAttention", rope_style="half", causal=True),
     # embedding attend
