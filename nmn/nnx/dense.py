@@ -11,12 +11,23 @@ from flax import nnx
 from flax.typing import Initializer
 from jax.typing import DTypeLike
 
-from nmn._jax.functional import check_input, yat_dense
+from nmn._jax.functional import check_input
 from nmn.core.conv import check_mask
+from nmn.core.layer_options import resolve_freeze_kernel
 from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.core.spec import YatSpec, export_params
-from nmn.nnx._ops import Buffer, FrozenParam, dropconnect, init_dropconnect, init_tail_params, tail_of
+from nmn.nnx._ops import (
+    Buffer,
+    FrozenParam,
+    check_flax_contraction,
+    check_initializer,
+    dropconnect,
+    init_dropconnect,
+    init_tail_params,
+    tail_of,
+    yat_dense_contract,
+)
 
 default_kernel_init = nnx.initializers.xavier_normal()
 default_bias_init = nnx.initializers.zeros_init()
@@ -80,6 +91,8 @@ class YatNMN(nnx.Module):
         spherical: use unit-norm inputs and weights, distance ``2 - 2 cos`` (default False).
         weight_normalized: unit-norm weights at every call, ``|w|^2 := 1`` (default False).
         lazy: freeze the kernel (a ``FrozenParam``, not trained); bias/alpha stay trainable (default False).
+            An exported file marks the kernel non-trainable, and a layer loaded from it is frozen again.
+        freeze_kernel: nmn 0.3's name of ``lazy`` (default None: as ``lazy``; giving both, they must agree).
         positive_init: draw the kernel as ``abs(kernel_init(...))`` (nmn 0.3; default False).
         use_dropconnect, drop_rate: nmn 0.3's DropConnect (default False, 0.0): in training each call multiplies
             the kernel by a Bernoulli(1 - drop_rate) mask scaled by 1 / (1 - drop_rate) (rng stream ``'dropout'``);
@@ -88,6 +101,17 @@ class YatNMN(nnx.Module):
         dtype: result dtype (default None: promoted from the input and parameters).
         param_dtype: parameter dtype (default float32).
         kernel_init: kernel initializer (default Xavier normal); bias_init: bias initializer (default zeros).
+        alpha_init: nmn 0.3's initializer of ``alpha (1,)`` (default None: ones).
+        precision: Flax's ``precision`` of the ``x @ kernel`` contraction (``jax.lax.Precision``; default None).
+        promote_dtype: Flax's dtype-promotion hook, called as ``promote_dtype((inputs, kernel, bias, alpha),
+            dtype=dtype)`` before the product (default None: nmn's rule, computing in float32, result in the
+            promoted dtype).
+        dot_general: nmn 0.3's contraction hook: only ``jax.lax.dot_general`` (or None) is accepted, a custom one
+            (e.g. quantised) would not be what the exported ONNX function computes.
+        compute_mode: nmn 0.3's numerics mode: only ``'fp32'`` (what the ONNX function computes) is accepted.
+        distance_floor: nmn 0.3's lower bound of the squared distance: only 0.0 (the ONNX function's relu).
+        fused: nmn 0.3's fused-derivative switch (default False): accepted, and both values compute the same,
+            since the Yat tail always has its hand-written derivative (``nmn._jax.ops.yat_tail``).
         rngs: ``nnx.Rngs`` for the initializers.
 
     Shape:
@@ -101,6 +125,10 @@ class YatNMN(nnx.Module):
         (4, 2)
         >>> layer.kernel.shape, layer.alpha.shape
         ((3, 2), (1,))
+        >>> YatNMN(3, 2, alpha_init=nnx.initializers.constant(2.0), rngs=nnx.Rngs(0)).alpha[...].tolist()
+        [2.0]
+        >>> type(YatNMN(3, 2, freeze_kernel=True, rngs=nnx.Rngs(0)).kernel).__name__
+        'FrozenParam'
         >>> sp = YatNMN(3, 2, softplus_bias=True, scalar_bias=True, rngs=nnx.Rngs(0))
         >>> sp.bias.shape, [round(float(b), 4) for b in sp._export_params()["bias"]]  # softplus(0), per output
         ((1,), [0.6931, 0.6931])
@@ -122,6 +150,7 @@ class YatNMN(nnx.Module):
         spherical: bool = False,
         weight_normalized: bool = False,
         lazy: bool = False,
+        freeze_kernel: bool | None = None,
         positive_init: bool = False,
         use_dropconnect: bool = False,
         drop_rate: float = 0.0,
@@ -130,11 +159,24 @@ class YatNMN(nnx.Module):
         param_dtype: DTypeLike = jnp.float32,
         kernel_init: Initializer = default_kernel_init,
         bias_init: Initializer = default_bias_init,
+        alpha_init: Initializer | None = None,
+        precision: Any = None,
+        promote_dtype: Any = None,
+        dot_general: Any = None,
+        compute_mode: str = "fp32",
+        distance_floor: float = 0.0,
+        fused: bool = False,
         rngs: nnx.Rngs,
         **refused: Any,
     ):
         refuse_keywords(type(self).__name__, refused)
         name = type(self).__name__
+        check_flax_contraction(name, dot_general=dot_general, compute_mode=compute_mode, distance_floor=distance_floor)
+        check_initializer(alpha_init, "alpha_init", name)
+        check_initializer(promote_dtype, "promote_dtype", name)
+        self.precision, self.promote_dtype = precision, promote_dtype
+        self.compute_mode, self.distance_floor, self.fused = "fp32", 0.0, bool(fused)
+        lazy = resolve_freeze_kernel(lazy, freeze_kernel, name)
         self.in_features = check_positive_int(in_features, "in_features", name)
         self.out_features = check_positive_int(out_features, "out_features", name)
         self.opts = YatSpec.build(
@@ -155,7 +197,7 @@ class YatNMN(nnx.Module):
             kernel = jnp.abs(kernel)
         self.positive_init = bool(positive_init)
         self.kernel = FrozenParam(kernel) if lazy else nnx.Param(kernel)
-        init_tail_params(self, self.opts, self.opts.bias_size(out_features), param_dtype, bias_init, rngs)
+        init_tail_params(self, self.opts, self.opts.bias_size(out_features), param_dtype, bias_init, rngs, alpha_init)
         init_dropconnect(self, use_dropconnect, drop_rate, deterministic, rngs)
 
     def __call__(
@@ -178,7 +220,7 @@ class YatNMN(nnx.Module):
                 f"(..., {self.in_features}) for kernel {tuple(self.kernel.shape)}",
             )
         bias, alpha, eps = effective_tail(self, self.out_features)
-        return yat_dense(
+        return yat_dense_contract(
             inputs,
             effective_kernel(self, deterministic, rngs),
             bias,
@@ -187,7 +229,14 @@ class YatNMN(nnx.Module):
             spherical=self.spherical,
             weight_normalized=self.weight_normalized,
             dtype=self.dtype,
+            precision=self.precision,
+            promote_dtype=self.promote_dtype,
         )
+
+    @property
+    def freeze_kernel(self) -> bool:
+        """nmn 0.3's name of ``lazy``."""
+        return self.lazy
 
     def _export_params(self) -> dict:
         """The effective ``bias`` an exported file carries (``{}`` without ``softplus_bias`` / ``scalar_bias``)."""

@@ -14,6 +14,7 @@ from nmn._jax.functional import yat_embed_attend
 from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.core.spec import YatSpec
+from nmn.nnx._ops import check_initializer
 
 default_embedding_init = nnx.initializers.variance_scaling(1.0, "fan_in", "normal", out_axis=0)
 
@@ -29,6 +30,10 @@ class YatEmbed(nnx.Module):
         weight_normalized: rows scaled to unit length once, at initialisation (default False; as in nmn 0.3).
         dtype: lookup/result dtype (default None); param_dtype (default float32);
         embedding_init: default N(0, 1/F); rngs: ``nnx.Rngs``.
+        alpha_init: nmn 0.3's initializer of ``alpha (1,)`` (default None: ones).
+        promote_dtype: Flax ``nnx.Embed``'s dtype-promotion hook (default None: nmn's rule): the lookup calls
+            ``promote_dtype((embedding,), dtype=dtype, inexact=False)``, ``attend`` calls
+            ``promote_dtype((query, embedding), dtype=dtype)``, as Flax's ``Embed`` does.
 
     Shape:
         ``__call__``: integer ids ``(...)`` -> ``(..., F)``; ``attend``: ``(..., F)`` -> ``(..., V)``;
@@ -42,6 +47,8 @@ class YatEmbed(nnx.Module):
         (1, 3, 4)
         >>> embed.attend(jnp.ones((2, 4))).shape
         (2, 10)
+        >>> YatEmbed(10, 4, alpha_init=nnx.initializers.constant(3.0), rngs=nnx.Rngs(0)).alpha[...].tolist()
+        [3.0]
     """
 
     def __init__(
@@ -57,6 +64,8 @@ class YatEmbed(nnx.Module):
         param_dtype: DTypeLike = jnp.float32,
         embedding_init: Initializer = default_embedding_init,
         weight_normalized: bool = False,
+        alpha_init: Initializer | None = None,
+        promote_dtype: Any = None,
         rngs: nnx.Rngs,
         **refused: Any,
     ):
@@ -64,6 +73,8 @@ class YatEmbed(nnx.Module):
         refuse_keywords(name, refused)
         self.num_embeddings = check_positive_int(num_embeddings, "num_embeddings", name)
         self.features = check_positive_int(features, "features", name)
+        check_initializer(alpha_init, "alpha_init", name)
+        self.promote_dtype = check_initializer(promote_dtype, "promote_dtype", name)
         self.opts = YatSpec.build_embed(name, use_alpha=use_alpha, constant_alpha=constant_alpha, epsilon=epsilon)
         self.spherical = bool(spherical)
         self.dtype, self.param_dtype = dtype, param_dtype
@@ -72,13 +83,20 @@ class YatEmbed(nnx.Module):
         if self.weight_normalized:
             table = table / jnp.linalg.norm(table, axis=-1, keepdims=True)
         self.embedding = nnx.Param(table)
-        self.alpha = nnx.Param(jnp.ones((1,), param_dtype)) if self.opts.has_alpha else nnx.data(None)
+        if not self.opts.has_alpha:
+            self.alpha = nnx.data(None)
+        elif alpha_init is None:
+            self.alpha = nnx.Param(jnp.ones((1,), param_dtype))
+        else:
+            self.alpha = nnx.Param(jnp.asarray(alpha_init(rngs.params(), (1,), param_dtype), param_dtype))
 
     def __call__(self, inputs: ArrayLike) -> jax.Array:
         """Look up integer ids ``inputs (...)`` -> ``(..., features)``."""
         if not jnp.issubdtype(jnp.asarray(inputs).dtype, jnp.integer):
             raise ValueError(f"{type(self).__name__}: ids must be integers, got dtype {jnp.asarray(inputs).dtype}")
         table = self.embedding[...]
+        if self.promote_dtype is not None:
+            (table,) = self.promote_dtype((table,), dtype=self.dtype, inexact=False)
         out = jnp.take(table, inputs, axis=0)
         return out if self.dtype is None else out.astype(self.dtype)
 
@@ -91,7 +109,10 @@ class YatEmbed(nnx.Module):
                 f"{tuple(self.embedding.shape)}, got shape {shape}"
             )
         _, alpha, eps = self.opts.terms(alpha=None if self.alpha is None else self.alpha[...])
-        return yat_embed_attend(query, self.embedding[...], alpha, eps, spherical=self.spherical, dtype=self.dtype)
+        table = self.embedding[...]
+        if self.promote_dtype is not None:
+            query, table = self.promote_dtype((query, table), dtype=self.dtype)
+        return yat_embed_attend(query, table, alpha, eps, spherical=self.spherical, dtype=self.dtype)
 
 
 Embed = YatEmbed
