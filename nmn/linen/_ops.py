@@ -12,18 +12,33 @@ from flax import linen as nn
 
 from nmn._jax.ops import F, dropconnect_kernel
 from nmn.core.spec import YatSpec, resolve_dropconnect
+from nmn.nnx._ops import check_flax_contraction, check_initializer, yat_dense_contract
 
-__all__ = ["F", "tail_params", "FROZEN", "CONSTANTS", "dropconnect"]
+__all__ = [
+    "F",
+    "tail_params",
+    "FROZEN",
+    "CONSTANTS",
+    "dropconnect",
+    "check_flax_contraction",
+    "check_initializer",
+    "yat_dense_contract",
+]
 
 FROZEN = "frozen"
 CONSTANTS = "constants"
 
 
 def tail_params(module: nn.Module, opts: YatSpec, n_out: int):
-    """Declare ``bias``, ``alpha``, ``epsilon_param`` (where they exist) and return ``(bias, alpha, eps)``."""
+    """Declare ``bias``, ``alpha``, ``epsilon_param`` (where they exist) and return ``(bias, alpha, eps)``.
+
+    ``alpha`` is drawn by the module's ``alpha_init`` field (nmn 0.3's; a Flax initializer) where it has one that
+    is not None, else ones.
+    """
     dtype = module.param_dtype
+    alpha_init = getattr(module, "alpha_init", None) or nn.initializers.ones
     bias = module.param("bias", module.bias_init, (n_out,), dtype) if opts.has_bias else None
-    alpha = module.param("alpha", nn.initializers.ones, (1,), dtype) if opts.has_alpha else None
+    alpha = module.param("alpha", alpha_init, (1,), dtype) if opts.has_alpha else None
     raw = None
     if opts.has_epsilon_param:
         value = opts.epsilon_init

@@ -10,11 +10,21 @@ import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
 
-from nmn._jax.functional import check_input, yat_dense
+from nmn._jax.functional import check_input
 from nmn.core.conv import check_mask
+from nmn.core.layer_options import resolve_freeze_kernel
+from nmn.core.names import REFUSED_KEYWORDS
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.core.spec import YatSpec, export_params, resolve_dropconnect
-from nmn.linen._ops import FROZEN, check_kernel, dropconnect, tail_params
+from nmn.linen._ops import (
+    FROZEN,
+    check_flax_contraction,
+    check_initializer,
+    check_kernel,
+    dropconnect,
+    tail_params,
+    yat_dense_contract,
+)
 
 default_kernel_init = nn.initializers.xavier_normal()
 default_bias_init = nn.initializers.zeros_init()
@@ -63,7 +73,17 @@ class YatNMN(nn.Module):
             (default False). Both need a learnable bias (an error with ``use_bias=False`` or ``constant_bias``). An
             exported file carries the effective bias (broadcast to ``(features,)``): a loaded module is a plain one.
         spherical: unit inputs and weights (default False); weight_normalized: unit weights (default False).
-        lazy: keep the kernel in the ``'frozen'`` collection so optimisers over ``'params'`` skip it.
+        lazy: keep the kernel in the ``'frozen'`` collection so optimisers over ``'params'`` skip it. An exported
+            file marks the kernel non-trainable, and a layer loaded from it keeps it in ``'frozen'`` again.
+        freeze_kernel: nmn 0.3's name of ``lazy`` (default None: as ``lazy``; giving both, they must agree).
+        alpha_init: nmn 0.3's initializer of ``alpha (1,)`` (default None: ones).
+        precision: Flax's ``precision`` of the ``x @ kernel`` contraction (``jax.lax.Precision``; default None).
+        promote_dtype: Flax's dtype-promotion hook, called as ``promote_dtype((inputs, kernel, bias, alpha),
+            dtype=dtype)`` before the product (default None: nmn's rule).
+        dot_general, dot_general_cls: nmn 0.3's contraction hooks: only ``jax.lax.dot_general`` (or None) and no
+            ``dot_general_cls`` are accepted; a custom contraction would not be what the exported file computes.
+        return_weights: refused when True (as in every framework): returning ``(y, kernel)`` breaks containers
+            and export; read ``variables['params']['kernel']`` instead.
         positive_init: draw the kernel as ``abs(kernel_init(...))`` (nmn 0.3; default False).
         use_dropconnect, drop_rate: nmn 0.3's DropConnect on the kernel (default False, 0.0): with
             ``deterministic=False`` (field or call) each call masks the kernel with a Bernoulli(1 - drop_rate)
@@ -101,6 +121,7 @@ class YatNMN(nn.Module):
     spherical: bool = False
     weight_normalized: bool = False
     lazy: bool = False
+    freeze_kernel: bool | None = None
     positive_init: bool = False
     use_dropconnect: bool = False
     drop_rate: float = 0.0
@@ -109,9 +130,25 @@ class YatNMN(nn.Module):
     param_dtype: Any = jnp.float32
     kernel_init: Callable = default_kernel_init
     bias_init: Callable = default_bias_init
+    alpha_init: Callable | None = None
+    precision: Any = None
+    promote_dtype: Callable | None = None
+    dot_general: Any = None
+    dot_general_cls: Any = None
+    return_weights: bool = False
 
     def __post_init__(self):
-        check_positive_int(self.features, "features", type(self).__name__)
+        name = type(self).__name__
+        check_positive_int(self.features, "features", name)
+        if self.return_weights:
+            raise TypeError(
+                f"{name}: return_weights= (nmn 0.3) is not supported: {REFUSED_KEYWORDS['YatNMN']['return_weights']}"
+            )
+        check_flax_contraction(name, dot_general=self.dot_general, dot_general_cls=self.dot_general_cls)
+        check_initializer(self.alpha_init, "alpha_init", name)
+        check_initializer(self.promote_dtype, "promote_dtype", name)
+        if self.freeze_kernel is not None:  # fold nmn 0.3's alias into the field export and clone() read
+            object.__setattr__(self, "lazy", resolve_freeze_kernel(self.lazy, self.freeze_kernel, name))
         self.yat_options()
         super().__post_init__()
 
@@ -153,7 +190,7 @@ class YatNMN(nn.Module):
         opts = self.yat_options()
         bias, alpha, eps = tail_params(self, opts, opts.bias_size(self.features))
         bias = effective_bias(opts, bias, self.features)
-        return yat_dense(
+        return yat_dense_contract(
             inputs,
             kernel,
             bias,
@@ -162,6 +199,8 @@ class YatNMN(nn.Module):
             spherical=self.spherical,
             weight_normalized=self.weight_normalized,
             dtype=self.dtype,
+            precision=self.precision,
+            promote_dtype=self.promote_dtype,
         )
 
     def _export_params(self) -> dict:

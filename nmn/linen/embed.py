@@ -13,6 +13,7 @@ from jax.typing import ArrayLike
 from nmn._jax.functional import yat_embed_attend
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.core.spec import YatSpec
+from nmn.linen._ops import check_initializer
 
 default_embedding_init = nn.initializers.variance_scaling(1.0, "fan_in", "normal", out_axis=0)
 
@@ -25,7 +26,8 @@ class YatEmbed(nn.Module):
         use_alpha (default True), constant_alpha (``True`` -> sqrt(2), default None), epsilon (default 1e-5),
         spherical (default False), dtype (default None), param_dtype (default float32),
         embedding_init (default N(0, 1/F)), weight_normalized (rows scaled to unit length once, at
-        initialisation; default False, as in nmn 0.3).
+        initialisation; default False, as in nmn 0.3), alpha_init (nmn 0.3's Flax initializer of ``alpha (1,)``;
+        default None: ones).
 
     Shape:
         ``__call__``: integer ids ``(...)`` -> ``(..., F)``; ``attend``: ``(..., F)`` -> ``(..., V)``.
@@ -36,6 +38,9 @@ class YatEmbed(nn.Module):
         >>> variables = embed.init(jax.random.key(0), jnp.array([1, 2]))
         >>> embed.apply(variables, jnp.ones((3, 4)), method="attend").shape
         (3, 10)
+        >>> two = YatEmbed(10, 4, alpha_init=jax.nn.initializers.constant(2.0))
+        >>> two.init(jax.random.key(0), jnp.array([1]))["params"]["alpha"].tolist()
+        [2.0]
     """
 
     num_embeddings: int
@@ -48,8 +53,10 @@ class YatEmbed(nn.Module):
     param_dtype: Any = jnp.float32
     embedding_init: Callable = default_embedding_init
     weight_normalized: bool = False
+    alpha_init: Callable | None = None
 
     def __post_init__(self):
+        check_initializer(self.alpha_init, "alpha_init", type(self).__name__)
         self.yat_options()
         super().__post_init__()
 
@@ -72,7 +79,7 @@ class YatEmbed(nn.Module):
 
         self.embedding = self.param("embedding", init, (self.num_embeddings, self.features), self.param_dtype)
         if self.yat_options().has_alpha:
-            self.alpha = self.param("alpha", nn.initializers.ones, (1,), self.param_dtype)
+            self.alpha = self.param("alpha", self.alpha_init or nn.initializers.ones, (1,), self.param_dtype)
         else:
             self.alpha = None
 
