@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from nmn.core.conv import check_mask
+from nmn.core.layer_options import resolve_freeze_kernel
 from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.core.spec import export_params
@@ -104,6 +105,8 @@ class YatNMN(keras.layers.Layer):
         spherical: unit-normalise x and every w, distance ``2 - 2 cos``, default False.
         weight_normalized: unit-normalise every w at call time, default False.
         lazy: freeze the kernel (not trainable); bias, alpha and epsilon stay trainable, default False.
+        freeze_kernel: nmn 0.3's name of ``lazy`` (default None: as ``lazy``; giving both, they must agree).
+            An exported file marks the kernel non-trainable, and a layer loaded from it is frozen again.
         kernel_initializer: default ``"glorot_normal"``; bias_initializer: default ``"zeros"``.
         kernel_regularizer, bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint: as
             ``keras.layers.Dense`` (names, configs or instances; default None): the regularizers' values join
@@ -153,6 +156,7 @@ class YatNMN(keras.layers.Layer):
         spherical: bool = False,
         weight_normalized: bool = False,
         lazy: bool = False,
+        freeze_kernel: bool | None = None,
         kernel_initializer: InitializerLike = "glorot_normal",
         bias_initializer: InitializerLike = "zeros",
         kernel_regularizer: RegularizerLike = None,
@@ -186,7 +190,7 @@ class YatNMN(keras.layers.Layer):
         )
         self.spherical = bool(spherical)
         self.weight_normalized = bool(weight_normalized)
-        self.lazy = bool(lazy)
+        self.lazy = resolve_freeze_kernel(lazy, freeze_kernel, type(self).__name__)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         set_weight_hooks(
@@ -199,6 +203,11 @@ class YatNMN(keras.layers.Layer):
         self.positive_init = bool(positive_init)
         set_dropconnect(self, use_dropconnect, drop_rate, seed)
         self.kernel = None
+
+    @property
+    def freeze_kernel(self) -> bool:
+        """nmn 0.3's name of ``lazy``."""
+        return self.lazy
 
     def _export_params(self) -> dict[str, np.ndarray]:
         """The effective ``bias`` an exported file carries (``{}`` without ``softplus_bias`` / ``scalar_bias``)."""

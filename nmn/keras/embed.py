@@ -27,7 +27,8 @@ class YatEmbed(keras.layers.Layer):
         use_alpha: learnable ``alpha (1,)`` for ``attend``, default True. constant_alpha: True (sqrt 2) or a number.
         epsilon: default 1e-5 (> 0). spherical: unit q and rows in ``attend``, default False.
         weight_normalized: unit-normalise the rows once at initialisation, default False.
-        embeddings_initializer: default normal with std ``1/sqrt(F)``.
+        embeddings_initializer: default normal with std ``1/sqrt(F)``; ``embedding_initializer`` is nmn 0.3's name
+            of it (give one).
 
     Shape:
         lookup ``ids (...) -> (..., F)``; ``attend``: ``(..., F) -> (..., V)``; table ``embedding (V, F)``.
@@ -49,6 +50,7 @@ class YatEmbed(keras.layers.Layer):
         spherical: bool = False,
         weight_normalized: bool = False,
         embeddings_initializer: InitializerLike | None = None,
+        embedding_initializer: InitializerLike | None = None,
         **kwargs: Any,
     ):
         refuse_keywords(type(self).__name__, kwargs, allow_others=True)
@@ -63,6 +65,13 @@ class YatEmbed(keras.layers.Layer):
             spherical=spherical,
             weight_normalized=weight_normalized,
         )
+        if embedding_initializer is not None:  # nmn 0.3's name
+            if embeddings_initializer is not None:
+                raise ValueError(
+                    f"{type(self).__name__}: give embeddings_initializer or nmn 0.3's embedding_initializer (the same "
+                    f"option), not both; got {embeddings_initializer!r} and {embedding_initializer!r}"
+                )
+            embeddings_initializer = embedding_initializer
         if embeddings_initializer is None:
             embeddings_initializer = keras.initializers.RandomNormal(stddev=1.0 / math.sqrt(features))
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)

@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from nmn.core.conv import check_mask
+from nmn.core.layer_options import resolve_freeze_kernel
 from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.core.spec import export_params
@@ -86,6 +87,8 @@ class YatNMN(tf.Module):
         spherical: unit x and w, distance ``2 - 2 cos``, default False.
         weight_normalized: unit w at call time, default False.
         lazy: the kernel is not trainable (bias, alpha, epsilon stay trainable), default False.
+        freeze_kernel: nmn 0.3's name of ``lazy`` (default None: as ``lazy``; giving both, they must agree).
+            An exported file marks the kernel non-trainable, and a layer loaded from it is frozen again.
         positive_init: initialise the kernel with ``abs`` of its Glorot-normal draw, every entry >= 0
             (default False; an initialisation choice only, as in nmn 0.3).
         use_dropconnect, drop_rate: nmn 0.3's DropConnect (default off, 0.0): with ``training=True`` each call
@@ -129,6 +132,7 @@ class YatNMN(tf.Module):
         spherical: bool = False,
         weight_normalized: bool = False,
         lazy: bool = False,
+        freeze_kernel: bool | None = None,
         positive_init: bool = False,
         use_dropconnect: bool = False,
         drop_rate: float = 0.0,
@@ -153,7 +157,7 @@ class YatNMN(tf.Module):
         )
         self.spherical = bool(spherical)
         self.weight_normalized = bool(weight_normalized)
-        self.lazy = bool(lazy)
+        self.lazy = resolve_freeze_kernel(lazy, freeze_kernel, type(self).__name__)
         self.dtype = tf.as_dtype(dtype)
         self.positive_init = bool(positive_init)
         self.seed = seed
@@ -163,6 +167,11 @@ class YatNMN(tf.Module):
     @property
     def built(self) -> bool:
         return self.kernel is not None
+
+    @property
+    def freeze_kernel(self) -> bool:
+        """nmn 0.3's name of ``lazy``."""
+        return self.lazy
 
     def _export_params(self) -> dict[str, np.ndarray]:
         """The effective ``bias`` an exported file carries (``{}`` without ``softplus_bias`` / ``scalar_bias``)."""
