@@ -488,7 +488,8 @@ def YatPerformerMultiHeadAttention(
     Decisions: ALPHA multiplies the query features, so it cancels between numerator and denominator except
     against the +-1e-6 shift of the denominator (it is kept so that the op has the same inputs as the
     quadratic one). ``MASK`` is accepted for a uniform signature but ignored: a general (B, H, Lq, Lk) mask has
-    no linear-time form; use ``causal=1`` for causality.
+    no linear-time form; use ``causal=1`` for causality. The readout's epsilon is written (1e-6) because
+    ``onnx.reference`` does not fill in a nested call's attribute defaults.
     """
     eps = op.Cast(EPS, to=FLOAT.dtype)
     proj = op.Cast(PROJ, to=FLOAT.dtype)
@@ -506,7 +507,7 @@ def YatPerformerMultiHeadAttention(
     )
     qf = op.Mul(PerformerFeatureMap(qh, proj, eps, degree=degree, bias=bias), op.Cast(ALPHA, to=FLOAT.dtype))
     kf = PerformerFeatureMap(kh, proj, eps, degree=degree, bias=bias)
-    o = YatLinearAttention(qf, kf, vh, causal=causal)
+    o = YatLinearAttention(qf, kf, vh, causal=causal, epsilon=1e-6)
     o = op.Reshape(o, op.Constant(value_ints=[0, 0, -1]))
     y = AffineProjection(o, op.Cast(WO, to=FLOAT.dtype), op.Cast(BO, to=FLOAT.dtype))
     return op.CastLike(y, XQ)
@@ -638,12 +639,69 @@ def YatLinearAttentionV1(QF: T, KF: T, V: T, causal: int = 0) -> T:
     return op.CastLike(out, QF)
 
 
+@script(nmn, default_opset=op)
+def YatPerformerMultiHeadAttentionV2(
+    XQ: T,
+    XK: T,
+    XV: T,
+    MASK: BOOL,
+    WQ: T,
+    BQ: T,
+    WK: T,
+    BK: T,
+    WV: T,
+    BV: T,
+    WO: T,
+    BO: T,
+    ALPHA: T,
+    EPS: T,
+    PROJ: T,
+    num_heads: int = 1,
+    causal: int = 0,
+    degree: int = 3,
+    bias: float = 0.0,
+) -> T:
+    """The body of ``YatPerformerMultiHeadAttention`` in the files written before ``YatLinearAttention``'s epsilon."""
+    eps = op.Cast(EPS, to=FLOAT.dtype)
+    proj = op.Cast(PROJ, to=FLOAT.dtype)
+    qh = SplitHeads(
+        AffineProjection(op.Cast(XQ, to=FLOAT.dtype), op.Cast(WQ, to=FLOAT.dtype), op.Cast(BQ, to=FLOAT.dtype)),
+        num_heads=num_heads,
+    )
+    kh = SplitHeads(
+        AffineProjection(op.Cast(XK, to=FLOAT.dtype), op.Cast(WK, to=FLOAT.dtype), op.Cast(BK, to=FLOAT.dtype)),
+        num_heads=num_heads,
+    )
+    vh = SplitHeads(
+        AffineProjection(op.Cast(XV, to=FLOAT.dtype), op.Cast(WV, to=FLOAT.dtype), op.Cast(BV, to=FLOAT.dtype)),
+        num_heads=num_heads,
+    )
+    qf = op.Mul(PerformerFeatureMap(qh, proj, eps, degree=degree, bias=bias), op.Cast(ALPHA, to=FLOAT.dtype))
+    kf = PerformerFeatureMap(kh, proj, eps, degree=degree, bias=bias)
+    o = YatLinearAttention(qf, kf, vh, causal=causal)
+    o = op.Reshape(o, op.Constant(value_ints=[0, 0, -1]))
+    y = AffineProjection(o, op.Cast(WO, to=FLOAT.dtype), op.Cast(BO, to=FLOAT.dtype))
+    return op.CastLike(y, XQ)
+
+
 _LEGACY = {
     "PerformerFeatureMap": PerformerFeatureMapV1,
     "YatPerformerFeatures": YatPerformerFeaturesV1,
     "YatPerformerMultiHeadAttention": YatPerformerMultiHeadAttentionV1,
     "YatLinearAttention": YatLinearAttentionV1,
 }
+# later legacy bodies of a function that already has one above (name, function)
+_LEGACY_MORE = [("YatPerformerMultiHeadAttention", YatPerformerMultiHeadAttentionV2)]
+
+
+def legacy_function_versions():
+    """``{name: [FunctionProto, ...]}``: every legacy body of each function (see :func:`legacy_function_protos`)."""
+    out = {name: [proto] for name, proto in legacy_function_protos().items()}
+    for name, fn in _LEGACY_MORE:
+        proto = fn.to_function_proto()
+        proto.name = name
+        out.setdefault(name, []).append(proto)
+    return out
 
 
 def legacy_function_protos():

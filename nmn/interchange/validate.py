@@ -81,7 +81,7 @@ def _normalised(fn: onnx.FunctionProto) -> bytes:
     current canonical bytes, so every check that compares bodies (here and in ``safe_load``) accepts it.
     """
     raw = _raw_bytes(fn)
-    if fn.domain == DOMAIN and raw == legacy_function(fn.name):
+    if fn.domain == DOMAIN and raw in legacy_functions(fn.name):
         return canonical_function(fn.name)
     return raw
 
@@ -111,6 +111,7 @@ def canonical_function(name: str) -> bytes | None:
 
 
 _LEGACY: dict[str, bytes] = {}
+_LEGACY_ALL: dict[str, tuple[bytes, ...]] = {}
 
 
 def legacy_function(name: str) -> bytes | None:
@@ -125,6 +126,23 @@ def legacy_function(name: str) -> bytes | None:
 
         _LEGACY.update({n: _raw_bytes(f) for n, f in legacy_function_protos().items()})
     return _LEGACY.get(name)
+
+
+def legacy_functions(name: str) -> tuple[bytes, ...]:
+    """The normalised bytes of every earlier canonical body of ``nmn::name`` that files still carry (the
+    performer functions before their ``degree``/``bias`` attributes, ``YatLinearAttention`` before its
+    ``epsilon`` and ``YatPerformerMultiHeadAttention`` calling it without ``epsilon``); ``()`` if none.
+
+    >>> len(legacy_functions("YatPerformerMultiHeadAttention")), legacy_functions("YatDense")
+    (2, ())
+    """
+    if not _LEGACY_ALL:
+        from onnx_ops.attention import legacy_function_versions
+
+        _LEGACY_ALL.update(
+            {n: tuple(_raw_bytes(f) for f in protos) for n, protos in legacy_function_versions().items()}
+        )
+    return _LEGACY_ALL.get(name, ())
 
 
 def _check_functions(model: onnx.ModelProto, problems: list[str], local_functions: bool = False) -> None:
