@@ -24,6 +24,11 @@ Decisions written down here (the docs leave them open):
   broadcast over that group's ``M/group`` filters. This equals ``Conv(Xp*Xp, ones (M, C/group, *k))``
   (docs/design.md §3.1) at about 1/M of its cost.
 * ``weight_normalized=1`` replaces each filter by ``W_m / (|W_m| + 1e-8)`` and uses ``|W_m|^2 = 1``.
+* ``input_dilations`` (``jax.lax.conv_general_dilated``'s ``lhs_dilation``, Flax's ``input_dilation``) inserts
+  ``d - 1`` zeros between neighbouring input samples of each spatial axis (``n -> (n - 1) d + 1``) *before*
+  ``pads`` are applied; the patches are those of the zero-stuffed input (inserted zeros add ``w^2`` to the
+  distance). The zeros are inserted by a depthwise ``ConvTranspose`` of X with an all-ones ``(C, 1, 1..)``
+  kernel at ``strides = input_dilations``. A node without the attribute (files written before it) means ones.
 
 Arithmetic runs in float32; the result is cast back to X's type.
 """
@@ -154,6 +159,79 @@ def YatConv(
     group: int = 1,
     pad_mode: str = "constant",
     weight_normalized: int = 0,
+    input_dilations: Sequence[int] = None,
+) -> T:
+    xf = op.Cast(X, to=FLOAT.dtype)
+    wf = op.Cast(W, to=FLOAT.dtype)
+    zero = op.Constant(value_ints=[0])
+    one = op.Constant(value_ints=[1])
+    two = op.Constant(value_ints=[2])
+    big = op.Constant(value_ints=[100])
+    wshape = op.Shape(wf)
+    # per-filter squared norm (M, 1, 1.., 1); optional weight normalisation
+    ones_w = op.Expand(one, op.Shape(op.Slice(wshape, one, big)))
+    wss = op.Reshape(
+        op.ReduceSumSquare(op.Reshape(wf, op.Constant(value_ints=[0, -1])), one, keepdims=1),
+        op.Concat(op.Slice(wshape, zero, one), ones_w, axis=0),
+    )
+    wn = op.Cast(op.Constant(value_int=weight_normalized), to=BOOL.dtype)
+    w_unit = op.Div(wf, op.Add(op.Sqrt(wss), op.Constant(value_float=1e-8)))
+    wf = op.Where(wn, w_unit, wf)
+    kk = op.Where(wn, op.Constant(value_float=1.0), wss)
+    # input dilation (zero insertion): (N*C, 1, *S) through a ConvTranspose with a (1, 1, 1..) ones kernel
+    xshape0 = op.Shape(xf)
+    sp0 = op.Slice(xshape0, two, big)
+    flat = op.Reshape(xf, op.Concat(op.Constant(value_ints=[-1]), one, sp0, axis=0))
+    stuff = op.Expand(op.Constant(value_float=1.0), op.Concat(one, one, op.Expand(one, op.Shape(sp0)), axis=0))
+    stuffed = op.ConvTranspose(flat, stuff, strides=input_dilations)
+    xd = op.Reshape(stuffed, op.Concat(op.Slice(xshape0, zero, two), op.Slice(op.Shape(stuffed), two, big), axis=0))
+    # explicit padding, then the two convolutions with no pads
+    xp = SpatialPad(xd, pads=pads, pad_mode=pad_mode)
+    dot = op.Conv(xp, wf, auto_pad=auto_pad, dilations=dilations, group=group, strides=strides)
+    # patch energy: sum x^2 over each group's channels first, then one all-ones (1, *k) kernel per group
+    g = op.Reshape(op.Constant(value_int=group), one)
+    xshape = op.Shape(xp)
+    sq = op.Mul(xp, xp)
+    sq_g = op.ReduceSum(
+        op.Reshape(sq, op.Concat(zero, g, op.Constant(value_ints=[-1]), op.Slice(xshape, two, big), axis=0)),
+        two,
+        keepdims=0,
+    )
+    ones = op.Expand(op.Constant(value_float=1.0), op.Concat(g, one, op.Slice(wshape, two, big), axis=0))
+    energy = op.Conv(sq_g, ones, auto_pad=auto_pad, dilations=dilations, group=group, strides=strides)
+    # grouped view (N, G, M/G, *S'): each group's energy map broadcasts over its filters
+    dshape = op.Shape(dot)
+    spatial = op.Slice(dshape, two, big)
+    grouped = op.Concat(zero, g, op.Constant(value_ints=[-1]), spatial, axis=0)
+    dot_g = op.Reshape(dot, grouped)
+    e_g = op.Unsqueeze(energy, two)
+    ones_r = op.Slice(op.Shape(kk), two, big)
+    k_g = op.Reshape(kk, op.Concat(g, op.Constant(value_ints=[-1]), ones_r, axis=0))
+    dist = op.Reshape(op.Sub(op.Add(e_g, k_g), op.Add(dot_g, dot_g)), dshape)
+    bshape = op.Concat(op.Constant(value_ints=[-1]), ones_r, axis=0)
+    bf = op.Reshape(op.Cast(B, to=FLOAT.dtype), bshape)
+    y = YatTail(dot, dist, bf, op.Cast(ALPHA, to=FLOAT.dtype), op.Cast(EPS, to=FLOAT.dtype))
+    return op.CastLike(y, X)
+
+
+# ---------------------------------------------------------------------------------------------- legacy body
+# The body files carried before the attribute input_dilations existed (a node of those files has no such attribute
+# and means its default, which is exactly what this body computes); nmn.interchange.validate accepts it as
+# canonical through :func:`legacy_conv_versions`.
+@script(nmn, default_opset=op)
+def YatConvV1(
+    X: T,
+    W: T,
+    B: T,
+    ALPHA: T,
+    EPS: T,
+    dilations: Sequence[int],
+    pads: Sequence[int],
+    strides: Sequence[int],
+    auto_pad: str = "NOTSET",
+    group: int = 1,
+    pad_mode: str = "constant",
+    weight_normalized: int = 0,
 ) -> T:
     xf = op.Cast(X, to=FLOAT.dtype)
     wf = op.Cast(W, to=FLOAT.dtype)
@@ -199,3 +277,10 @@ def YatConv(
     bf = op.Reshape(op.Cast(B, to=FLOAT.dtype), bshape)
     y = YatTail(dot, dist, bf, op.Cast(ALPHA, to=FLOAT.dtype), op.Cast(EPS, to=FLOAT.dtype))
     return op.CastLike(y, X)
+
+
+def legacy_conv_versions():
+    """``{"YatConv": [FunctionProto]}``: the earlier canonical body of ``nmn::YatConv``, named as in the files."""
+    proto = YatConvV1.to_function_proto()
+    proto.name = "YatConv"
+    return {"YatConv": [proto]}

@@ -64,6 +64,8 @@ LATER_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "YatPerformerMultiHeadAttention": ("degree", "bias"),
     "YatPerformerFeatures": ("degree", "bias"),
     "YatLinearAttention": ("epsilon",),
+    "YatConv": ("input_dilations",),
+    "YatConvTranspose": ("weight_normalized",),
 }
 
 # nmn 0.3's bias-aware random-feature maps (issue 17); their projections are inputs (constants of the file), so
@@ -82,14 +84,21 @@ FUNCTIONS: dict[str, FunctionSchema] = {
         _schema(
             "YatConv",
             ("X", "W", "B", "ALPHA", "EPS"),
-            {**_CONV_ATTRS, "pad_mode": ("string", "constant"), "weight_normalized": ("int", 0)},
-            doc="Yat product of every (padded) patch of X (N, C, *S) with each filter of W (M, C/group, *k).",
+            {
+                **_CONV_ATTRS,
+                "pad_mode": ("string", "constant"),
+                "weight_normalized": ("int", 0),
+                "input_dilations": ("ints", None),
+            },
+            doc="Yat product of every (padded) patch of X (N, C, *S) with each filter of W (M, C/group, *k); "
+            "input_dilations (absent: ones) inserts d - 1 zeros between input samples before the padding.",
         ),
         _schema(
             "YatConvTranspose",
             ("X", "W", "B", "ALPHA", "EPS"),
-            {**_CONV_ATTRS, "output_padding": ("ints", None)},
-            doc="Transposed-convolution Yat product; X (N, C, *S), W (C, M/group, *k) as ONNX ConvTranspose.",
+            {**_CONV_ATTRS, "output_padding": ("ints", None), "weight_normalized": ("int", 0)},
+            doc="Transposed-convolution Yat product; X (N, C, *S), W (C, M/group, *k) as ONNX ConvTranspose; "
+            "weight_normalized: each filter (its group's W[c, m', :]) unit-normalised, |W_m|^2 := 1.",
         ),
         _schema(
             "YatAttention",

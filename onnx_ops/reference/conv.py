@@ -33,6 +33,14 @@ def yat_patch(patch, w, b, alpha, eps):
     return alpha * (dot + b) ** 2 / (dist + eps)
 
 
+def _stuff_zeros(x, dilations):
+    """``d - 1`` zeros between neighbouring samples of each spatial axis: ``n -> (n - 1) d + 1``."""
+    r = x.ndim - 2
+    out = np.zeros(x.shape[:2] + tuple((x.shape[2 + i] - 1) * int(dilations[i]) + 1 for i in range(r)))
+    out[(slice(None), slice(None)) + tuple(slice(None, None, int(d)) for d in dilations)] = x
+    return out
+
+
 def YatConv(
     X,
     W,
@@ -46,10 +54,13 @@ def YatConv(
     auto_pad="NOTSET",
     pad_mode="constant",
     weight_normalized=0,
+    input_dilations=None,
 ):
     x = np.asarray(X, np.float64)
     w = np.asarray(W, np.float64)
     r = x.ndim - 2
+    if input_dilations is not None and any(int(d) != 1 for d in input_dilations):
+        x = _stuff_zeros(x, input_dilations)
     strides, dilations, pads = _defaults(r, strides, dilations, pads)
     b = np.broadcast_to(np.asarray(B, np.float64).reshape(-1), (w.shape[0],))
     alpha, eps = float(np.asarray(ALPHA).reshape(-1)[0]), float(np.asarray(EPS).reshape(-1)[0])
@@ -88,10 +99,24 @@ def _transpose_pads(size, k, s, d, op, auto_pad):
 
 
 def YatConvTranspose(
-    X, W, B, ALPHA, EPS, strides=None, pads=None, dilations=None, group=1, auto_pad="NOTSET", output_padding=None
+    X,
+    W,
+    B,
+    ALPHA,
+    EPS,
+    strides=None,
+    pads=None,
+    dilations=None,
+    group=1,
+    auto_pad="NOTSET",
+    output_padding=None,
+    weight_normalized=0,
 ):
     """Per output position q: the patch value at (c, t) is x[c, i] when ``q + pad = i*s + t*d`` for an integer
-    ``0 <= i < L``, else 0 (an inserted zero); distance ``sum((patch - W[:, m])^2)`` over c in m's group and all t."""
+    ``0 <= i < L``, else 0 (an inserted zero); distance ``sum((patch - W[:, m])^2)`` over c in m's group and all t.
+
+    ``weight_normalized``: filter ``m`` (the ``W[c, m', t]`` of its group's ``c`` and every ``t``) is divided by
+    ``its norm + 1e-8`` first (nmn 0.3.5's Keras transposed convolutions)."""
     x = np.asarray(X, np.float64)
     w = np.asarray(W, np.float64)
     r = x.ndim - 2
@@ -101,6 +126,12 @@ def YatConvTranspose(
     ks = w.shape[2:]
     mg = w.shape[1]
     m, cg = mg * group, c // group
+    if weight_normalized:
+        w = w.copy()
+        for g in range(group):
+            block = w[g * cg : (g + 1) * cg]  # (Cg, Mg, *k): filter m' is block[:, m']
+            norms = np.sqrt(np.sum(block * block, axis=(0, *range(2, block.ndim)), keepdims=True))
+            w[g * cg : (g + 1) * cg] = block / (norms + 1e-8)
     b = np.broadcast_to(np.asarray(B, np.float64).reshape(-1), (m,))
     alpha, eps = float(np.asarray(ALPHA).reshape(-1)[0]), float(np.asarray(EPS).reshape(-1)[0])
     auto = [_transpose_pads(x.shape[2 + i], ks[i], strides[i], dilations[i], out_pad[i], auto_pad) for i in range(r)]
