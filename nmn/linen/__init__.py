@@ -37,6 +37,21 @@ from nmn.linen.conv import YatConv1D, YatConv2D, YatConv3D
 from nmn.linen.conv_transpose import YatConvTranspose1D, YatConvTranspose2D, YatConvTranspose3D
 from nmn.linen.dense import YatNMN
 from nmn.linen.embed import YatEmbed
+from nmn.linen.random_features import (  # nmn 0.3's MAY / RAY / tensor-product attentions
+    create_maclaurin_projection,
+    create_radial_projection,
+    create_yat_tp_projection,
+    linear_attention,
+    linear_attention_readout,
+    maclaurin_coeffs,
+    maclaurin_features,
+    maclaurin_yat_attention,
+    radial_features,
+    radial_yat_attention,
+    spherical_kappa,
+    yat_tp_attention,
+    yat_tp_features,
+)
 from nmn.linen.spec import from_spec, to_spec
 from nmn.linen.squashers import Softermax, SofterSigmoid, SoftTanh, soft_tanh, softer_sigmoid, softermax
 

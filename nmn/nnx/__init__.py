@@ -45,6 +45,21 @@ from nmn.nnx.conv import YatConv, YatConv1D, YatConv2D, YatConv3D
 from nmn.nnx.conv_transpose import YatConvTranspose, YatConvTranspose1D, YatConvTranspose2D, YatConvTranspose3D
 from nmn.nnx.dense import YatNMN
 from nmn.nnx.embed import Embed, YatEmbed
+from nmn.nnx.random_features import (  # nmn 0.3's MAY / RAY / tensor-product attentions
+    create_maclaurin_projection,
+    create_radial_projection,
+    create_yat_tp_projection,
+    linear_attention,
+    linear_attention_readout,
+    maclaurin_coeffs,
+    maclaurin_features,
+    maclaurin_yat_attention,
+    radial_features,
+    radial_yat_attention,
+    spherical_kappa,
+    yat_tp_attention,
+    yat_tp_features,
+)
 from nmn.nnx.spec import from_spec, to_spec
 from nmn.nnx.squashers import Softermax, SofterSigmoid, SoftTanh, soft_tanh, softer_sigmoid, softermax
 

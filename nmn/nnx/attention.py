@@ -460,8 +460,22 @@ class RotaryYatAttention(MultiHeadYatAttention):
 
 
 # nmn 0.3 imported its functional attention helpers from here (`from nmn.nnx.attention import yat_attention`);
-# they live in nmn.nnx.attention_helpers (and at the package root) and are re-exported so pasted imports run.
+# they live in nmn.nnx.attention_helpers and nmn.nnx.random_features (and at the package root) and are
+# re-exported so pasted imports run.
 from nmn.nnx.attention_helpers import normalize_qk as normalize_qk  # noqa: E402
 from nmn.nnx.attention_helpers import yat_attention as yat_attention  # noqa: E402
 from nmn.nnx.attention_helpers import yat_attention_normalized as yat_attention_normalized  # noqa: E402
 from nmn.nnx.attention_helpers import yat_attention_weights as yat_attention_weights  # noqa: E402
+from nmn.nnx.random_features import create_maclaurin_projection as create_maclaurin_projection  # noqa: E402
+from nmn.nnx.random_features import create_radial_projection as create_radial_projection  # noqa: E402
+from nmn.nnx.random_features import create_yat_tp_projection as create_yat_tp_projection  # noqa: E402
+from nmn.nnx.random_features import linear_attention as linear_attention  # noqa: E402
+from nmn.nnx.random_features import linear_attention_readout as linear_attention_readout  # noqa: E402
+from nmn.nnx.random_features import maclaurin_coeffs as maclaurin_coeffs  # noqa: E402
+from nmn.nnx.random_features import maclaurin_features as maclaurin_features  # noqa: E402
+from nmn.nnx.random_features import maclaurin_yat_attention as maclaurin_yat_attention  # noqa: E402
+from nmn.nnx.random_features import radial_features as radial_features  # noqa: E402
+from nmn.nnx.random_features import radial_yat_attention as radial_yat_attention  # noqa: E402
+from nmn.nnx.random_features import spherical_kappa as spherical_kappa  # noqa: E402
+from nmn.nnx.random_features import yat_tp_attention as yat_tp_attention  # noqa: E402
+from nmn.nnx.random_features import yat_tp_features as yat_tp_features  # noqa: E402
