@@ -215,15 +215,17 @@ def anchor_projection(
 # ----------------------------------------------------------------------------------------------- feature maps
 
 
-def _flat(F, x, where, d_expected):
+def _lead(x, where, d_expected):
+    """The leading shape of ``x (..., d_expected)``; entries may be None (tf.function, a Keras symbolic call).
+
+    The maps keep the leading axes (ellipsis einsums) rather than flattening them, so that the only reshape, the
+    last one, has its unknown leading entries at the same positions as its input, where the Keras and TF
+    ``F.reshape`` fill them from the dynamic shape.
+    """
     shape = tuple(x.shape)
     if len(shape) < 1 or shape[-1] != d_expected:
         raise ValueError(f"{where}: x must have shape (..., {d_expected}) to match the projection, got {shape}")
-    lead = shape[:-1]
-    n = 1
-    for s in lead:
-        n *= int(s)
-    return F.reshape(x, (n, d_expected)), lead
+    return shape[:-1]
 
 
 def _unit(F, x, epsilon):
@@ -254,15 +256,14 @@ def maclaurin_features(F, x, omega, degmask, scale, *, epsilon=1e-6):
     where = "maclaurin_features"
     m, n, d = _shape(omega, where, "omega", (None, None, None))
     _shape(degmask, where, "degmask", (m, n))
-    xf, lead = _flat(F, x, where, d)
-    xh = _unit(F, xf, epsilon)
-    proj = F.einsum("nd,mld->nml", xh, omega)  # (N, M, nmax)
+    _lead(x, where, d)
+    xh = _unit(F, x, epsilon)
+    proj = F.einsum("...d,mld->...ml", xh, omega)  # (..., M, nmax)
     factors = proj * degmask + (1.0 - degmask)
     out = factors[..., 0]
     for ell in range(1, n):
         out = out * factors[..., ell]
-    out = out * scale
-    return F.reshape(out, (*lead, m))
+    return out * scale
 
 
 def radial_features(F, x, w1, w2, omega, phase, coef, *, bias, epsilon=1e-6):
@@ -286,14 +287,13 @@ def radial_features(F, x, w1, w2, omega, phase, coef, *, bias, epsilon=1e-6):
     j, r, _ = _shape(omega, where, "omega", (None, None, da))
     _shape(phase, where, "phase", (j, r))
     _shape(coef, where, "coef", (j,))
-    xf, lead = _flat(F, x, where, da - 1)
-    xh = _unit(F, xf, epsilon)
-    z = F.concat([xh, F.full_like(xh[:, :1], math.sqrt(b))], -1)  # (N, D+1)
-    psi = F.einsum("nd,md->nm", z, w1) * F.einsum("nd,md->nm", z, w2) * (1.0 / math.sqrt(m))
-    rff = F.cos(F.einsum("nd,jrd->njr", z, omega) + phase) * math.sqrt(2.0 / r)
+    lead = _lead(x, where, da - 1)
+    xh = _unit(F, x, epsilon)
+    z = F.concat([xh, F.full_like(xh[..., :1], math.sqrt(b))], -1)  # (..., D+1)
+    psi = F.einsum("...d,md->...m", z, w1) * F.einsum("...d,md->...m", z, w2) * (1.0 / math.sqrt(m))
+    rff = F.cos(F.einsum("...d,jrd->...jr", z, omega) + phase) * math.sqrt(2.0 / r)
     rff = rff * F.reshape(F.sqrt(F.relu(coef)), (j, 1))
-    rff = F.reshape(rff, (-1, j * r))
-    out = F.einsum("nm,nf->nmf", psi, rff)
+    out = F.einsum("...m,...jr->...mjr", psi, rff)
     return F.reshape(out, (*lead, m * j * r))
 
 
@@ -318,14 +318,14 @@ def anchor_features(F, x, anchors, proj, nodes, weights, *, epsilon=1e-6):
     j, m, _ = _shape(proj, where, "proj", (None, None, d))
     _shape(nodes, where, "nodes", (j,))
     _shape(weights, where, "weights", (j,))
-    xf, lead = _flat(F, x, where, d)
-    xh = _unit(F, xf, epsilon)
-    dots = F.einsum("nd,pd->np", xh, anchors)
-    poly = dots * dots * (1.0 / math.sqrt(p))  # (N, P)
+    lead = _lead(x, where, d)
+    xh = _unit(F, x, epsilon)
+    dots = F.einsum("...d,pd->...p", xh, anchors)
+    poly = dots * dots * (1.0 / math.sqrt(p))  # (..., P)
     s = F.reshape(nodes, (j, 1))
-    arg = F.einsum("nd,jmd->njm", xh, proj) * F.sqrt(2.0 * F.relu(s)) - s
+    arg = F.einsum("...d,jmd->...jm", xh, proj) * F.sqrt(2.0 * F.relu(s)) - s
     arg = arg - F.relu(arg - PRF_CLIP) + F.relu(-PRF_CLIP - arg)  # clip to [-20, 20]
-    prf = F.exp(arg) * (1.0 / math.sqrt(m))  # (N, J, M)
+    prf = F.exp(arg) * (1.0 / math.sqrt(m))  # (..., J, M)
     prf = prf * F.reshape(F.sqrt(F.relu(weights)), (j, 1))
-    out = F.einsum("np,njm->njpm", poly, prf)
+    out = F.einsum("...p,...jm->...jpm", poly, prf)
     return F.reshape(out, (*lead, j * p * m))
