@@ -30,7 +30,7 @@ from nmn._jax import layout as _layout
 from nmn._jax.ops import F
 from nmn.core import random_features as _rf
 from nmn.core import yat as _yat
-from nmn.core.options import DEFAULTS
+from nmn.core.options import DEFAULTS, PERFORMER_NUM_FEATURES, performer_spec_options
 from nmn.core.spec import PERFORMER_KIND_KEYWORDS
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "RF_PARAMS",
     "layer_projection",
     "param_table",
+    "performer_kwargs",
     "random_feature_attention",
 ]
 
@@ -396,3 +397,25 @@ def kappa(fn, s, b, eps):
     """``(s + b)^2 / (2 + eps - 2 s)`` of cosines ``s`` (an array or a number)."""
     s = s if isinstance(s, (int, float)) else jnp.asarray(s)
     return _rf.spherical_kappa(F, s, number(fn, "b", b), number(fn, "eps", eps))
+
+
+def performer_kwargs(config: dict, params: dict | None) -> dict:
+    """The performer keywords of a neutral ``MultiHeadYatAttention`` config for the NNX / Linen ``from_spec``
+    (``num_features``, ``performer_nmax``, ``performer_bias`` and, for MAY / RAY, the kind keys). A config
+    without ``performer_kind`` is the SLAY performer (files written before the MAY / RAY kinds); a MAY config
+    without ``performer_nmax`` takes the degree from its ``may_omega``."""
+    c, params = config, params or {}
+    kind = c.get("performer_kind", "slay") if c.get("use_performer", False) else "slay"
+    first = {"slay": "proj", "maclaurin": "may_omega"}.get(kind)
+    held = params.get(first) if first else None
+    m = c.get("num_features") or (np.shape(held)[0] if held is not None else PERFORMER_NUM_FEATURES)
+    out = dict(num_features=int(m), **performer_spec_options(c))
+    if kind == "maclaurin":
+        nmax = c.get("performer_nmax")
+        out["performer_nmax"] = int(np.shape(held)[1]) if "performer_nmax" not in c and held is not None else nmax
+    elif kind == "radial":
+        out["performer_nmax"] = None
+        out["num_features"] = PERFORMER_NUM_FEATURES  # RAY's feature count is its three sizes
+    if kind != "slay":
+        out.update({key: c[key] for key in RF_KEYWORDS if key in c})
+    return out

@@ -26,6 +26,7 @@ from nmn._jax.functional import (
     rope_tables,
 )
 from nmn._jax.functional import yat_attention as _yat_attention_op
+from nmn._jax.random_features import RF_KEYWORDS, RF_PARAMS, layer_projection, random_feature_attention
 from nmn.core.names import refuse_keywords
 from nmn.core.options import (
     DEFAULT_EPSILON,
@@ -77,6 +78,15 @@ class MultiHeadYatAttention(nnx.Module):
         performer_nmax: the performer's Maclaurin degree K, an int from 2 to 64 (default None: the degree rule
             of :func:`nmn.core.yat.performer_degree`, which grows with ``num_features``).
         performer_bias: b >= 0 of the performer's estimated score ``(t + b)^2 / (2 + eps - 2t)`` (default 0.0).
+        performer_kind: the performer's random features: ``'slay'`` (default, the map above), ``'maclaurin'``
+            (nmn 0.3's MAY: ``num_features`` random Maclaurin features of the degree-``performer_nmax`` truncation
+            (None: 40), :func:`nmn.core.random_features.maclaurin_features`) or ``'radial'`` (RAY: a degree-2
+            sketch of ``(t + b)^2`` times radial random Fourier features,
+            :func:`nmn.core.random_features.radial_features`). The MAY / RAY projections are frozen
+            :class:`~nmn.nnx._ops.Buffer` variables (``may_*`` / ``ray_*``: in ``nnx.state``, not ``nnx.Param``), drawn
+            from the ``params`` stream at construction; no alpha (it cancels), no mask.
+        performer_sketch_m, performer_num_radial, performer_radial_dim: RAY's sketch width m (128), Gauss-Laguerre
+            nodes J (8) and Fourier features per node R (64); only with ``performer_kind='radial'``.
         decode: default of the call's ``decode`` (default None: False); decoding needs :meth:`init_cache`.
         dtype, param_dtype, kernel_init (Xavier normal), bias_init (zeros), rngs: as in Flax.
 
@@ -118,6 +128,10 @@ class MultiHeadYatAttention(nnx.Module):
         num_features: int = PERFORMER_NUM_FEATURES,
         performer_nmax: int | None = DEFAULTS["performer_nmax"],
         performer_bias: float = DEFAULTS["performer_bias"],
+        performer_kind: str = DEFAULTS["performer_kind"],
+        performer_sketch_m: int = DEFAULTS["performer_sketch_m"],
+        performer_num_radial: int = DEFAULTS["performer_num_radial"],
+        performer_radial_dim: int = DEFAULTS["performer_radial_dim"],
         decode: bool | None = None,
         dtype: DTypeLike | None = None,
         param_dtype: DTypeLike = jnp.float32,
@@ -149,12 +163,23 @@ class MultiHeadYatAttention(nnx.Module):
             use_performer=use_performer,
             num_features=num_features,
             dropout_name="dropout_rate",
+            performer_kind=performer_kind,
+            performer_sketch_m=performer_sketch_m,
+            performer_num_radial=performer_num_radial,
+            performer_radial_dim=performer_radial_dim,
+            performer_nmax=performer_nmax,
+            performer_bias=performer_bias,
         )
-        a.set_attributes(self, dropout_name="dropout_rate")
-        self.performer_nmax, self.performer_bias = check_performer(performer_nmax, performer_bias, name)
-        self.performer_degree = (
-            performer_degree(self.num_features, self.head_dim, self.performer_nmax) if self.use_performer else None
-        )
+        a.set_attributes(self, dropout_name="dropout_rate")  # also performer_kind and the RAY sizes
+        self.performer_bias = a.performer_bias
+        slay = self.use_performer and a.performer_kind == "slay"
+        if a.performer_kind == "maclaurin":  # a.performer_nmax: MAY's resolved degree; the attribute keeps the given
+            self.performer_nmax, self.performer_degree = performer_nmax, a.performer_nmax
+        else:
+            self.performer_nmax = check_performer(performer_nmax, performer_bias, name)[0]
+            self.performer_degree = (
+                performer_degree(self.num_features, self.head_dim, self.performer_nmax) if slay else None
+            )
         self.dtype, self.param_dtype = dtype, param_dtype
 
         def linear(n_in, n_out):
@@ -175,10 +200,25 @@ class MultiHeadYatAttention(nnx.Module):
         self.value = linear(self.in_kv_features, self.qkv_features)
         self.out = linear(self.qkv_features, self.out_features) if self.use_out_proj else nnx.data(None)
         self.alpha = nnx.Param(jnp.ones((1,), param_dtype)) if self.opts.has_alpha else nnx.data(None)
-        if self.use_performer:
+        if slay:
             self.proj = Buffer(performer_projection(rngs.params(), self.num_features, self.head_dim, param_dtype))
         else:
             self.proj = nnx.data(None)
+        if self.use_performer and self.performer_kind in RF_PARAMS:  # MAY / RAY: frozen, from the params stream
+            sizes = {k[len("performer_") :]: getattr(self, k) for k in RF_KEYWORDS[1:]}
+            arrays = layer_projection(
+                rngs.params(),
+                self.performer_kind,
+                self.head_dim,
+                num_features=self.num_features,
+                nmax=self.performer_degree or DEFAULTS["performer_maclaurin_nmax"],
+                bias=self.performer_bias,
+                epsilon=self.epsilon,
+                dtype=param_dtype,
+                **sizes,
+            )
+            for key, array in arrays.items():
+                setattr(self, key, Buffer(array))
         self.dropout = nnx.Dropout(self.dropout_rate, rngs=rngs) if self.dropout_rate > 0 else nnx.data(None)
         self.decode = decode
         self.cached_key = nnx.data(None)
@@ -241,6 +281,17 @@ class MultiHeadYatAttention(nnx.Module):
         if self.use_performer:
             if mask is not None:
                 raise ValueError(f"{type(self).__name__}: use_performer=True takes no mask (use causal=True)")
+            if self.performer_kind in RF_PARAMS:
+                if causal and q.shape[1] != k.shape[1]:
+                    raise ValueError(
+                        f"{type(self).__name__}: a causal performer needs Lq == Lk, got {q.shape[1]} and {k.shape[1]}"
+                    )
+                arrays = [getattr(self, n)[...] for n in RF_PARAMS[self.performer_kind]]
+                out = random_feature_attention(
+                    self.performer_kind, q, k, v, arrays, bias=self.performer_bias, causal=causal
+                )
+                drop = self._dropout_fn(deterministic)  # on the output, as the torch layer does
+                return out if drop is None else drop(out)
             return performer_attention(
                 q,
                 k,
@@ -323,8 +374,9 @@ class RotaryYatAttention(MultiHeadYatAttention):
             (head_dim must be even).
         max_seq_len: longest position (default 2048). theta: RoPE base (default 10000.0).
         rope_style: ``'interleaved'`` pairs ``(x[2i], x[2i+1])`` (default) or ``'half'`` (``x[i], x[i + d/2]``).
-        Other keyword arguments as :class:`MultiHeadYatAttention` (no ``use_performer``, ``performer_nmax`` or
-        ``performer_bias``: there is no performer to act on).
+        Other keyword arguments as :class:`MultiHeadYatAttention`; ``use_performer``, ``performer_nmax``,
+        ``performer_bias``, ``performer_kind`` and the RAY sizes are taken as nmn 0.3.5 took them but only their
+        defaults: there is no performer with rotary embeddings (non-defaults raise ``ValueError`` saying so).
 
     Decoding: ``init_cache((B, max_length, in_features))`` then call with ``decode=True`` one or more tokens
     at a time; token ``t`` is rotated at its absolute position, so decoding equals the causal full pass.
@@ -365,6 +417,10 @@ class RotaryYatAttention(MultiHeadYatAttention):
         num_features: int = PERFORMER_NUM_FEATURES,
         performer_nmax: int | None = None,
         performer_bias: float = DEFAULTS["performer_bias"],
+        performer_kind: str = DEFAULTS["performer_kind"],
+        performer_sketch_m: int = DEFAULTS["performer_sketch_m"],
+        performer_num_radial: int = DEFAULTS["performer_num_radial"],
+        performer_radial_dim: int = DEFAULTS["performer_radial_dim"],
         decode: bool | None = None,
         dtype: DTypeLike | None = None,
         param_dtype: DTypeLike = jnp.float32,
@@ -376,6 +432,14 @@ class RotaryYatAttention(MultiHeadYatAttention):
         refuse_keywords(type(self).__name__, refused)
         name = type(self).__name__
         refuse_rotary_performer(name, performer_nmax, performer_bias)
+        kinds = (performer_kind, performer_sketch_m, performer_num_radial, performer_radial_dim)
+        for key, value in zip(RF_KEYWORDS, kinds):
+            if value != DEFAULTS[key]:
+                raise ValueError(
+                    f"{name}: {key}={value!r} has no effect here (no performer with rotary embeddings: "
+                    "nmn::RotaryYatMultiHeadAttention has none); use MultiHeadYatAttention(use_performer=True, "
+                    "performer_kind=...) with apply_rotary_emb on the queries and keys"
+                )
         head_dim = check_heads(qkv_features or in_features, num_heads, name, "qkv_features")
         self.rope = rope = RopeSpec.build(
             name,

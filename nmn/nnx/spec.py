@@ -21,8 +21,8 @@ from flax import nnx
 from jax.typing import DTypeLike
 
 from nmn._jax.geometry import padding_config, padding_from_config
-from nmn._jax.layout import attention_config, attention_kwargs, embed_config, param_table, yat_kwargs
-from nmn.core.options import PERFORMER_NUM_FEATURES, performer_spec_options
+from nmn._jax.layout import attention_config, attention_kwargs, embed_config, yat_kwargs
+from nmn._jax.random_features import param_table, performer_kwargs
 from nmn.core.spec import fold_cancelled_alpha
 from nmn.nnx.attention import MultiHeadYatAttention, RotaryYatAttention
 from nmn.nnx.conv import YatConv, YatConv1D, YatConv2D, YatConv3D
@@ -212,8 +212,7 @@ def from_spec(
                 c["num_heads"],
                 c["embed_dim"],
                 use_performer=c.get("use_performer", False),
-                num_features=c.get("num_features") or PERFORMER_NUM_FEATURES,
-                **performer_spec_options(c),
+                **performer_kwargs(c, params),
                 **opts,
                 **common,
             )

@@ -8,7 +8,7 @@ leading batch axis. Both run with ``jax.numpy_dtype_promotion('strict')``. A bui
 from __future__ import annotations
 
 import nmn.linen as nmn_linen
-from nmn._jax.layout import param_table
+from nmn._jax.random_features import param_table
 from nmn.linen.spec import find, from_spec, layer_config
 from tests.conformance.adapter_nnx import SQUASHERS, JaxAdapter, squash
 from tests.conformance.cases import host_options

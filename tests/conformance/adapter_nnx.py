@@ -13,7 +13,7 @@ import numpy as np
 from flax import nnx
 
 import nmn.nnx as nmn_nnx
-from nmn._jax.layout import param_table
+from nmn._jax.random_features import param_table
 from nmn.nnx.spec import from_spec
 from tests.conformance.cases import host_options
 

@@ -14,7 +14,7 @@ from flax import nnx
 
 import nmn.linen as L
 import nmn.nnx as N
-from nmn._jax.layout import param_table
+from nmn._jax.random_features import param_table
 from nmn.interchange._export_common import write as _write
 from nmn.interchange.graph import check_against
 from nmn.interchange.interpret import SQUASHER_OPS, check_supported, execute, replay, squash
@@ -27,7 +27,14 @@ _SQUASH = ("softermax", "softer_sigmoid", "soft_tanh")
 
 
 # ---------------------------------------------------------------------------------------------------- load
-_ATTENTION_OPS = ("YatMultiHeadAttention", "YatPerformerMultiHeadAttention", "RotaryYatMultiHeadAttention")
+#: the attention nodes, called with (XQ, XK, XV, MASK, ...): quadratic, the SLAY / MAY / RAY performers, rotary
+_ATTENTION_OPS = (
+    "YatMultiHeadAttention",
+    "YatPerformerMultiHeadAttention",
+    "YatMaclaurinMultiHeadAttention",
+    "YatRadialMultiHeadAttention",
+    "RotaryYatMultiHeadAttention",
+)
 
 
 def _call_yat(functions, layer_of, graph, node, args):

@@ -11,7 +11,7 @@ from flax import nnx
 import nmn.linen as L
 import nmn.nnx as N
 from nmn._jax.geometry import conv_padding
-from nmn._jax.layout import param_table
+from nmn._jax.random_features import param_table
 from nmn.interchange import emit
 from nmn.interchange.graph import ExportError
 from nmn.interchange.jax_io.record import Call
