@@ -109,10 +109,11 @@ class YatEmbed(nnx.Module):
                 f"{tuple(self.embedding.shape)}, got shape {shape}"
             )
         _, alpha, eps = self.opts.terms(alpha=None if self.alpha is None else self.alpha[...])
-        table = self.embedding[...]
-        if self.promote_dtype is not None:
+        table, dtype = self.embedding[...], self.dtype
+        if self.promote_dtype is not None:  # the result takes the promoted dtype (alpha does not promote it)
             query, table = self.promote_dtype((query, table), dtype=self.dtype)
-        return yat_embed_attend(query, table, alpha, eps, spherical=self.spherical, dtype=self.dtype)
+            dtype = jnp.result_type(query, table) if dtype is None else dtype
+        return yat_embed_attend(query, table, alpha, eps, spherical=self.spherical, dtype=dtype)
 
 
 Embed = YatEmbed
