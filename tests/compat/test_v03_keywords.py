@@ -385,7 +385,7 @@ def test_nnx_accepted_numerics_keywords_change_nothing():
 
 
 def _refusals():
-    custom = lambda *a, **k: None  # noqa: E731
+    custom = lambda *a, **k: None
     rows = [
         ("nnx", {"dot_general": custom}, names.REFUSED_VALUES["dot_general"]),
         ("nnx", {"compute_mode": "bf16"}, names.REFUSED_VALUES["compute_mode"]),
