@@ -18,6 +18,24 @@ from nmn.core.options import DEFAULT_EPSILON, resolve_alpha, resolve_bias
 from nmn.core.spec import alpha_cancels
 
 
+def unit_transpose_filters(kernel, groups: int):
+    """A Flax transposed-conv ``kernel (*k, C, M/G)`` with every filter -- its group's ``kernel[..., c, m']`` over
+    the group's in-channels ``c`` and every tap -- divided by its norm + 1e-8 (``weight_normalized``).
+
+    >>> import jax.numpy as jnp
+    >>> w = unit_transpose_filters(jnp.full((3, 2, 1), 2.0), 1)
+    >>> round(float((w * w).sum()), 6)
+    1.0
+    """
+    import jax.numpy as jnp
+
+    *ks, c, mg = kernel.shape
+    blocks = kernel.reshape(*ks, groups, c // groups, mg)
+    taps = tuple(range(len(ks)))
+    norms = jnp.sqrt(jnp.sum(blocks * blocks, axis=(*taps, len(ks) + 1), keepdims=True))
+    return (blocks / (norms + 1e-8)).reshape(kernel.shape)
+
+
 def _same(a):
     return a
 

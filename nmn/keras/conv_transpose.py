@@ -38,6 +38,16 @@ from nmn.keras.dense import build_mask, layer_export_params, mask_config, masked
 __all__ = ["YatConvTranspose1D", "YatConvTranspose2D", "YatConvTranspose3D"]
 
 
+def unit_filters(kernel, groups: int):
+    """``kernel (*k, M/G, C)`` with every filter -- its group's ``kernel[..., m', c]`` over the group's
+    in-channels ``c`` and every tap -- divided by its norm + 1e-8 (``weight_normalized``)."""
+    *ks, mg, c = kernel.shape
+    blocks = keras.ops.reshape(kernel, (*ks, mg, groups, c // groups))
+    axes = (*range(len(ks)), len(ks) + 2)
+    norms = keras.ops.sqrt(keras.ops.sum(blocks * blocks, axis=axes, keepdims=True))
+    return keras.ops.reshape(blocks / (norms + 1e-8), tuple(kernel.shape))
+
+
 class _YatConvTransposeNd(_YatConvBase):
     """N-d Yat transposed convolution; see :class:`YatConvTranspose2D` for the arguments."""
 
@@ -61,6 +71,7 @@ class _YatConvTransposeNd(_YatConvBase):
         softplus_bias: bool = False,
         scalar_bias: bool = False,
         mask: ArrayLike | None = None,
+        weight_normalized: bool = False,
         kernel_initializer: InitializerLike = "glorot_normal",
         bias_initializer: InitializerLike = "zeros",
         kernel_regularizer: RegularizerLike = None,
@@ -101,6 +112,7 @@ class _YatConvTransposeNd(_YatConvBase):
             bias_constraint=bias_constraint,
         )
         set_dropconnect(self, use_dropconnect, drop_rate, seed)
+        self.weight_normalized = bool(weight_normalized)
         self.kernel = None
         self._geometry = keras_transpose_geometry(
             self.padding, self.kernel_size, self.strides, self.dilation_rate, self.output_padding
@@ -126,9 +138,12 @@ class _YatConvTransposeNd(_YatConvBase):
     def call(self, inputs: Tensor, training: bool | None = None) -> Tensor:
         x = self._channels_last_input(inputs, self.kernel.shape[-1])
         pads, outpad = self._geometry
+        kernel = masked(self, dropconnect(self, self.kernel, training))
+        if self.weight_normalized:
+            kernel = unit_filters(kernel, self.groups)
         y = functional.yat_conv_transpose(
             x,
-            masked(self, dropconnect(self, self.kernel, training)),
+            kernel,
             yat_bias(self, self.filters),
             alpha_value(self),
             eps_value(self),
@@ -166,6 +181,7 @@ class _YatConvTransposeNd(_YatConvBase):
             "groups": self.groups,
             **yat_options_config(self),
             **mask_config(self),
+            "weight_normalized": self.weight_normalized,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),
             **weight_hooks_config(self),
@@ -193,6 +209,9 @@ _DOC = """Yat {r}-D transposed convolution (ONNX ``ConvTranspose`` geometry, Ker
         mask: an array of the kernel's shape ``(*kernel_size, M/groups, C)`` multiplied into the kernel before every use, as Flax's
             ``nn.Conv(mask=...)`` (checked in ``build``; default None). ``get_config`` holds it as a nested list, so ``from_config`` and ``.keras`` files keep it. An exported file carries
             ``kernel * mask`` and the effective bias, so a loaded layer is a plain one.
+        weight_normalized: unit-normalise each filter at every call -- the ``kernel[..., m, c]`` of its group's
+            in-channels ``c`` and every tap -- so ``|W_m|^2 = 1`` (nmn 0.3.5's meaning; default False). A file
+            carries the raw kernel and ``weight_normalized=1`` on ``nmn::YatConvTranspose``.
         kernel_initializer: default ``"glorot_normal"``; bias_initializer: default ``"zeros"``.
         kernel_regularizer, bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint: as
             ``keras.layers.Conv{r}DTranspose`` (names, configs or instances; default None): the regularizers' values join

@@ -11,6 +11,7 @@ from flax import linen as nn
 
 from nmn._jax.functional import yat_conv_transpose
 from nmn._jax.geometry import conv_geometry, transpose_padding
+from nmn._jax.layout import unit_transpose_filters
 from nmn.core.conv import output_padding_tuple, transpose_geometry
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.core.spec import YatSpec, resolve_dropconnect
@@ -37,6 +38,8 @@ class _YatConvTransposeNd(nn.Module):
             ``nn.Conv(mask=...)`` (checked at call time, when the kernel's shape is known; default None). An
             exported file carries ``kernel * mask`` and the effective bias: a loaded module is a plain one.
         dtype, param_dtype, kernel_init (Xavier normal), bias_init (zeros).
+        weight_normalized: unit-normalise each filter at every call (its group's ``kernel[..., c, m]`` over the
+            group's in-channels and every tap), ``|W_m|^2 = 1`` (nmn 0.3.5's Keras meaning; default False).
         use_dropconnect, drop_rate, deterministic: nmn 0.3's DropConnect on the kernel, as :class:`~nmn.linen.YatNMN`.
 
     Shape:
@@ -69,6 +72,7 @@ class _YatConvTransposeNd(nn.Module):
     use_dropconnect: bool = False
     drop_rate: float = 0.0
     deterministic: bool | None = None
+    weight_normalized: bool = False
 
     def __post_init__(self):
         self.geometry()
@@ -115,6 +119,8 @@ class _YatConvTransposeNd(nn.Module):
         check_kernel(self, "params", shape, inputs, what)
         kernel = dropconnect(self, self.param("kernel", self.kernel_init, shape, self.param_dtype), deterministic)
         kernel = masked_kernel(self, kernel, "(*kernel_size, C, M/G), spatially flipped")
+        if self.weight_normalized:
+            kernel = unit_transpose_filters(kernel, groups)
         bias, alpha, eps = tail_params(self, opts, opts.bias_size(self.features))
         bias = effective_bias(opts, bias, self.features)
         pads, full_outpad = transpose_geometry(padding, ks, strides, dil, outpad)

@@ -43,6 +43,7 @@ class _YatConvTransposeND(_ConvBase):
         softplus_bias: bool = False,
         scalar_bias: bool = False,
         mask: ArrayLike | None = None,
+        weight_normalized: bool = False,
         use_dropconnect: bool = False,
         drop_rate: float = 0.0,
         dtype: mx.Dtype = mx.float32,
@@ -70,6 +71,7 @@ class _YatConvTransposeND(_ConvBase):
             self.padding, self.kernel_size, self.strides, self.dilation_rate, self.output_padding
         )
         self._init_dropconnect(use_dropconnect, drop_rate)
+        self.weight_normalized = bool(weight_normalized)
         self._init_kernel(in_channels)
 
     def _fan_in(self, in_channels: int) -> int:
@@ -77,9 +79,13 @@ class _YatConvTransposeND(_ConvBase):
 
     def __call__(self, x: mx.array) -> mx.array:
         x = self._checked_input(x)
+        kernel = self._masked(self._dropconnect(self["kernel"]))
+        if self.weight_normalized:  # kernel (M, *k, C/G): filter m is kernel[m]
+            axes = tuple(range(1, kernel.ndim))
+            kernel = kernel / (mx.sqrt(mx.sum(kernel * kernel, axis=axes, keepdims=True)) + 1e-8)
         return yat_conv_transpose(
             x,
-            self._masked(self._dropconnect(self["kernel"])),
+            kernel,
             *self._effective_terms(),
             strides=self.strides,
             pads=self._pads,
@@ -95,6 +101,7 @@ class _YatConvTransposeND(_ConvBase):
             "output_padding": list(self.output_padding),
             **self._yat_config(),
             **self._bias_mask_config(),
+            "weight_normalized": self.weight_normalized,
             **self._dropconnect_config(),
         }
 
@@ -105,7 +112,7 @@ class _YatConvTransposeND(_ConvBase):
             "output_padding": list(self.output_padding),
             **self._yat_config(),
             "spherical": False,
-            "weight_normalized": False,
+            "weight_normalized": self.weight_normalized,
         }
 
     def _extra_repr(self) -> str:
@@ -153,6 +160,8 @@ _DOC = """Yat {rank}-D transposed convolution (the ONNX / torch ``ConvTranspose`
             the kernel before every use, as Flax's ``nn.ConvTranspose(mask=...)`` (checked when the kernel is
             built; a plain attribute, never trained; ``get_config`` keeps it as a nested list). Default None. An
             exported file carries ``kernel * mask`` and the effective bias: a loaded layer is a plain one.
+        weight_normalized: unit-normalise each filter ``kernel[m]`` at every call, ``|W_m|^2 = 1`` (nmn 0.3.5's
+            meaning; default False); a file carries the raw kernel and ``weight_normalized=1``.
         use_dropconnect, drop_rate: nmn 0.3's DropConnect on the kernel in training mode (default False, 0.0), as
             :class:`YatNMN`; the identity after ``layer.eval()`` and in exported files.
         dtype: parameter dtype (default ``mx.float32``).

@@ -14,6 +14,7 @@ from numpy.typing import ArrayLike
 
 from nmn._jax.functional import check_input, yat_conv_transpose
 from nmn._jax.geometry import conv_geometry, transpose_padding
+from nmn._jax.layout import unit_transpose_filters
 from nmn.core.conv import output_padding_tuple, transpose_geometry
 from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
@@ -46,6 +47,9 @@ class YatConvTranspose(nnx.Module):
         mask: an array of the kernel's shape ``(*kernel_size, C, M/G)`` (Flax's layout) multiplied into the kernel
             before every use, as Flax's ``nnx.ConvTranspose(mask=...)`` (a non-trained ``Buffer``; default None).
             An exported file carries ``kernel * mask`` and the effective bias: a loaded layer is a plain one.
+        weight_normalized: unit-normalise each filter at every call -- the ``kernel[..., c, m]`` of its group's
+            in-channels and every tap -- so ``|W_m|^2 = 1`` (nmn 0.3.5's Keras meaning; default False). A file
+            carries the raw kernel and ``weight_normalized=1`` on ``nmn::YatConvTranspose``.
         dtype, param_dtype, kernel_init (Xavier normal), bias_init (zeros), rngs: as in Flax.
         use_dropconnect, drop_rate: nmn 0.3's DropConnect on the kernel (default False, 0.0), as :class:`YatNMN`;
             deterministic: default of the call's ``deterministic`` (default False; ``model.eval()`` sets True).
@@ -86,6 +90,7 @@ class YatConvTranspose(nnx.Module):
         softplus_bias: bool = False,
         scalar_bias: bool = False,
         mask: jax.Array | ArrayLike | None = None,
+        weight_normalized: bool = False,
         use_dropconnect: bool = False,
         drop_rate: float = 0.0,
         deterministic: bool = False,
@@ -124,6 +129,7 @@ class YatConvTranspose(nnx.Module):
             scalar_bias=scalar_bias,
         )
         self.dtype, self.param_dtype = dtype, param_dtype
+        self.weight_normalized = bool(weight_normalized)
         shape = (*self.kernel_size, in_features, out_features // groups)
         self.kernel = nnx.Param(kernel_init(rngs.params(), shape, param_dtype))
         init_mask(self, mask, shape, "(*kernel_size, C, M/G), spatially flipped")
@@ -162,9 +168,12 @@ class YatConvTranspose(nnx.Module):
             self.padding, self.kernel_size, self.strides, self.kernel_dilation, self.output_padding
         )
         bias, alpha, eps = effective_tail(self, self.out_features)
+        kernel = effective_kernel(self, deterministic, rngs)
+        if self.weight_normalized:
+            kernel = unit_transpose_filters(kernel, self.feature_group_count)
         return yat_conv_transpose(
             inputs,
-            effective_kernel(self, deterministic, rngs),
+            kernel,
             bias,
             alpha,
             eps,

@@ -30,6 +30,16 @@ from nmn.tf.dense import build_mask, layer_export_params, masked, set_mask, yat_
 __all__ = ["YatConvTranspose1D", "YatConvTranspose2D", "YatConvTranspose3D"]
 
 
+def unit_filters(kernel, groups: int):
+    """``kernel (*k, M/G, C)`` with every filter -- its group's ``kernel[..., m', c]`` over the group's
+    in-channels ``c`` and every tap -- divided by its norm + 1e-8 (``weight_normalized``)."""
+    *ks, mg, c = kernel.shape
+    blocks = tf.reshape(kernel, (*ks, mg, groups, c // groups))
+    axes = (*range(len(ks)), len(ks) + 2)
+    norms = tf.sqrt(tf.reduce_sum(blocks * blocks, axis=axes, keepdims=True))
+    return tf.reshape(blocks / (norms + 1e-8), tf.shape(kernel))
+
+
 class _YatConvTransposeNd(_YatConvBase):
     """N-d Yat transposed convolution; see :class:`YatConvTranspose2D` for the arguments."""
 
@@ -53,6 +63,7 @@ class _YatConvTransposeNd(_YatConvBase):
         softplus_bias: bool = False,
         scalar_bias: bool = False,
         mask: ArrayLike | None = None,
+        weight_normalized: bool = False,
         use_dropconnect: bool = False,
         drop_rate: float = 0.0,
         dtype: tf.DType | str = tf.float32,
@@ -81,6 +92,7 @@ class _YatConvTransposeNd(_YatConvBase):
         self.dtype = tf.as_dtype(dtype)
         self.seed = seed
         set_dropconnect(self, use_dropconnect, drop_rate)
+        self.weight_normalized = bool(weight_normalized)
         self.kernel = None
         self._geometry = keras_transpose_geometry(
             self.padding, self.kernel_size, self.strides, self.dilation_rate, self.output_padding
@@ -114,9 +126,12 @@ class _YatConvTransposeNd(_YatConvBase):
     def __call__(self, x: TensorLike, training: bool = False) -> tf.Tensor:
         x = self._channels_last_input(x)
         pads, outpad = self._geometry
+        kernel = masked(self, dropconnect(self, self.kernel, training))
+        if self.weight_normalized:
+            kernel = unit_filters(kernel, self.groups)
         y = functional.yat_conv_transpose(
             x,
-            masked(self, dropconnect(self, self.kernel, training)),
+            kernel,
             yat_bias(self, self.filters),
             alpha_value(self),
             eps_value(self),
@@ -146,6 +161,9 @@ _DOC = """Yat {r}-D transposed convolution (ONNX ``ConvTranspose`` geometry, ``t
         mask: an array of the kernel's shape ``(*kernel_size, M/groups, C)`` multiplied into the kernel before every use, as Flax's
             ``nn.Conv(mask=...)`` (checked in ``build``; default None). An exported file carries
             ``kernel * mask`` and the effective bias, so a loaded layer is a plain one.
+        weight_normalized: unit-normalise each filter at every call -- the ``kernel[..., m, c]`` of its group's
+            in-channels ``c`` and every tap -- so ``|W_m|^2 = 1`` (nmn 0.3.5's meaning; default False). A file
+            carries the raw kernel and ``weight_normalized=1`` on ``nmn::YatConvTranspose``.
         use_dropconnect, drop_rate: nmn 0.3's DropConnect (default off, 0.0): with ``training=True`` each call
             multiplies the kernel by a fresh Bernoulli(1 - drop_rate) mask scaled by 1 / (1 - drop_rate) (masks
             drawn from a ``tf.random.Generator`` seeded with ``seed``); at inference (``training=False``, the

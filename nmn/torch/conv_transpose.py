@@ -17,6 +17,19 @@ from nmn.torch.conv import check_groups, check_input, geometry_repr, set_geometr
 from nmn.torch.dense import YatParams, pick
 
 
+def unit_filters(weight: torch.Tensor, groups: int) -> torch.Tensor:
+    """``weight (C, M/G, *k)`` with every filter -- its group's ``weight[c, m', :]`` -- divided by its norm + 1e-8.
+
+    >>> w = unit_filters(torch.full((2, 1, 3), 2.0), 1)
+    >>> round(float((w * w).sum()), 6)
+    1.0
+    """
+    c, mg = weight.shape[:2]
+    blocks = weight.reshape(groups, c // groups, mg, -1)
+    norms = blocks.square().sum(dim=(1, 3), keepdim=True).sqrt()
+    return (blocks / (norms + 1e-8)).reshape(weight.shape)
+
+
 class _YatConvTransposeNd(YatParams, nn.Module):
     """N-d Yat transposed convolution; the rank classes fix ``_rank``."""
 
@@ -45,6 +58,7 @@ class _YatConvTransposeNd(YatParams, nn.Module):
         softplus_bias: bool = False,
         scalar_bias: bool = False,
         mask: torch.Tensor | ArrayLike | None = None,
+        weight_normalized: bool = False,
         use_dropconnect: bool = False,
         drop_rate: float = 0.0,
         device: torch.device | str | int | None = None,
@@ -76,6 +90,7 @@ class _YatConvTransposeNd(YatParams, nn.Module):
             scalar_bias=scalar_bias,
         )
         self._init_dropconnect(use_dropconnect, drop_rate)
+        self.weight_normalized = bool(weight_normalized)
         self.weight = nn.Parameter(torch.empty(in_channels, out_channels // groups, *self.kernel_size, **factory))
         checked = check_mask(mask, self.weight.shape, name, "(in_channels, out_channels/groups, *kernel_size)")
         self.register_buffer("mask", None if checked is None else torch.as_tensor(checked, **factory))
@@ -94,9 +109,12 @@ class _YatConvTransposeNd(YatParams, nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, unbatched = check_input(type(self).__name__, x, self._rank, self.in_channels)
         bias, alpha, eps = self._yat_terms()
+        kernel = self._kernel()
+        if self.weight_normalized:
+            kernel = unit_filters(kernel, self.groups)
         y = functional.yat_conv_transpose(
             x,
-            self._kernel(),
+            kernel,
             bias,
             alpha,
             eps,
@@ -118,6 +136,8 @@ class _YatConvTransposeNd(YatParams, nn.Module):
             s += f", groups={self.groups}"
         if self.mask is not None:
             s += f", mask={tuple(self.mask.shape)}"
+        if self.weight_normalized:
+            s += ", weight_normalized=True"
         return s + ", " + self._yat_repr() + self._dropconnect_repr()
 
 
@@ -138,6 +158,9 @@ _DOC = """Yat {r}-D transposed convolution (torch/ONNX ``ConvTranspose`` geometr
         padding_mode: only ``'zeros'``.
         constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon, softplus_bias, scalar_bias: as
             :class:`nmn.torch.YatNMN` (``scalar_bias``: one bias ``(1,)`` for every output channel).
+        weight_normalized: unit-normalise each filter at every forward -- the ``weight[c, m, :]`` of its group's
+            in-channels ``c`` and every tap -- so ``|W_m|^2 = 1`` (nmn 0.3.5's Keras meaning; default False).
+            A file carries the raw weight and ``weight_normalized=1`` on ``nmn::YatConvTranspose``.
         mask: an array of the weight's shape ``(in_channels, out_channels/groups, *kernel_size)`` multiplied into the weight before every
             use, as Flax's ``nn.Conv(mask=...)`` (e.g. zeros for the taps a causal/masked conv must not see);
             a persistent buffer ``mask`` (in the state_dict, moved by ``.to()``), not trained. Default None.
