@@ -17,10 +17,13 @@ inequalities on freshly drawn weights for initialisation.
 | that file | loads in every framework, output equal to onnxruntime | ``test_mask_3d_file_loads_everywhere`` |
 | squashers | one ``nmn::`` node each from every exporter, functional and layer/module forms, ``sharpness`` = ``n`` | ``test_squashers_export_as_nmn_nodes`` |
 | subclassed keras.Model | the keras exporter refuses it with ExportError (no layer graph) | ``test_keras_subclassed_model_export_is_refused`` |
+| random-feature defaults | ``performer_kind`` and the RAY sizes default to ``nmn.core.options.DEFAULTS`` | ``test_random_feature_defaults`` |
+| random-feature keywords | a kind keyword where it does nothing, or a bad value: one ``ValueError`` naming the layer and keyword | ``test_random_feature_keyword_errors`` |
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 
 import numpy as np
@@ -215,6 +218,71 @@ def test_performer_default_features(framework):
     from nmn.core.options import DEFAULTS
 
     assert _default_of(framework) == DEFAULTS["performer_num_features"] == 256
+
+
+# ------------------------------------------------------------------------------------------- random features
+
+
+def _mha_class(framework):
+    return importlib.import_module(f"nmn.{framework}").MultiHeadYatAttention
+
+
+def _build_mha(framework, **kw):
+    """Construct (and for Linen, initialise: its checks run in setup) one ``MultiHeadYatAttention(8, 2, **kw)``."""
+    cls = _mha_class(framework)
+    if framework == "nnx":
+        from flax import nnx
+
+        return cls(2, 8, rngs=nnx.Rngs(0), **kw)
+    if framework == "linen":
+        import jax
+
+        layer = cls(2, qkv_features=8, **kw)
+        layer.init(jax.random.PRNGKey(0), np.ones((1, 3, 8), np.float32))
+        return layer
+    return cls(8, 2, **kw)
+
+
+def _defaults_of(framework, name):
+    cls = _mha_class(framework)
+    if framework == "linen":
+        return cls.__dataclass_fields__[name].default
+    return inspect.signature(cls.__init__).parameters[name].default
+
+
+_RF_KEYS = ("performer_kind", "performer_sketch_m", "performer_num_radial", "performer_radial_dim")
+
+
+@pytest.mark.parametrize("framework", ["torch", "keras", "tf", "nnx", "linen", "mlx"])
+def test_random_feature_defaults(framework):
+    """Every framework's ``MultiHeadYatAttention`` has nmn 0.3's random-feature keywords with DEFAULTS' values."""
+    require(framework)
+    from nmn.core.options import DEFAULTS
+
+    got = {k: _defaults_of(framework, k) for k in _RF_KEYS}
+    assert got == {k: DEFAULTS[k] for k in _RF_KEYS}, f"{framework}: {got}"
+
+
+_RF_BAD = [
+    ({"performer_kind": "radial"}, r"performer_kind='radial' has no effect with use_performer=False"),
+    ({"use_performer": True, "performer_kind": "maclaurin", "performer_sketch_m": 4}, r"performer_sketch_m=4"),
+    ({"use_performer": True, "performer_kind": "radial", "performer_nmax": 3}, r"performer_nmax=3 has no effect"),
+    ({"use_performer": True, "performer_kind": "radial", "num_features": 32}, r"num_features=32 has no effect"),
+    ({"use_performer": True, "performer_kind": "maclaurin", "performer_nmax": 65}, r"performer_nmax must be"),
+    ({"use_performer": True, "performer_kind": "radial", "performer_num_radial": 0}, r"performer_num_radial"),
+    ({"use_performer": True, "performer_kind": "anchor"}, r"performer_kind must be one of"),
+]
+
+
+@pytest.mark.parametrize("bad", [pytest.param(b, id=str(i)) for i, b in enumerate(_RF_BAD)])
+@pytest.mark.parametrize("framework", ["torch", "keras", "tf", "nnx", "linen", "mlx"])
+def test_random_feature_keyword_errors(framework, bad):
+    """A random-feature keyword with no effect (or out of range) is one ValueError naming the layer and the
+    keyword, the same in every framework (nmn.core.spec.AttentionSpec.build says it once)."""
+    require(framework)
+    kw, words = bad
+    with pytest.raises(ValueError, match=r"MultiHeadYatAttention: .*" + words):
+        _build_mha(framework, **kw)
 
 
 # ------------------------------------------------------------------------------------------- squashers
