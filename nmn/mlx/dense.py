@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from nmn.core.layer_options import resolve_freeze_kernel
 from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.core.spec import export_params
@@ -97,7 +98,8 @@ class YatNMN(BiasMaskMixin, nn.Module):
         spherical: unit-normalise inputs and prototypes, distance ``2 - 2 cos`` (default False).
         weight_normalized: unit-normalise the prototypes at every call, ``|w|^2 := 1`` (default False).
         lazy: freeze the kernel (``freeze(keys=["kernel"])``); bias / alpha / epsilon still train
-            (default False). ``freeze_kernel`` is an alias (default None: as ``lazy``).
+            (default False). ``freeze_kernel`` is nmn 0.3's name of it (default None: as ``lazy``; giving both, they must
+            agree).
         positive_init: initialise the kernel with ``abs`` of its Glorot-normal draw, every entry >= 0
             (default False; an initialisation choice only, as in nmn 0.3).
         fused: run the product through ``mx.compile`` (MLX's kernel fusion of the elementwise Yat tail; the same
@@ -165,7 +167,7 @@ class YatNMN(BiasMaskMixin, nn.Module):
             check_positive_int(in_features, "in_features", name)
         self.spherical = bool(spherical)
         self.weight_normalized = bool(weight_normalized)
-        self.lazy = bool(lazy or freeze_kernel)
+        self.lazy = resolve_freeze_kernel(lazy, freeze_kernel, name)
         self.positive_init = bool(positive_init)
         self.fused = bool(fused)
         self._init_dropconnect(use_dropconnect, drop_rate)

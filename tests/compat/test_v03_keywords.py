@@ -91,6 +91,8 @@ class _Dense:
             return np.array(v["frozen"]["kernel"] if "frozen" in v else v["params"]["kernel"])
         if self.fw == "nnx":
             return np.array(self.layer.kernel[...])
+        if self.fw == "mlx":  # (out, in) prototypes
+            return np.array(self.layer.kernel).T.copy()
         return np.array(self.layer.kernel)
 
     def alpha(self):
