@@ -26,6 +26,7 @@ from nmn._jax.functional import (
     rope_tables,
 )
 from nmn._jax.functional import yat_attention as _yat_attention_op
+from nmn._jax.random_features import RF_KEYWORDS, RF_PARAMS, layer_projection, random_feature_attention
 from nmn.core.options import (
     DEFAULT_EPSILON,
     DEFAULTS,
@@ -71,6 +72,12 @@ class MultiHeadYatAttention(nn.Module):
         performer_nmax (the performer's Maclaurin degree K, 2..64; default None: the degree rule of
         :func:`nmn.core.yat.performer_degree`), performer_bias (b >= 0 of the estimated score
         ``(t + b)^2 / (2 + eps - 2t)``, default 0.0),
+        performer_kind (``'slay'`` default, the map above; ``'maclaurin'``: nmn 0.3's MAY, ``num_features`` random
+        Maclaurin features of the degree-``performer_nmax`` truncation (None: 40); ``'radial'``: RAY, a degree-2
+        sketch of ``(t + b)^2`` times radial random Fourier features; their frozen projections ``may_*`` /
+        ``ray_*`` live in ``'constants'``, drawn from the ``'params'`` rng at ``init``; no alpha, no mask),
+        performer_sketch_m, performer_num_radial, performer_radial_dim (RAY's sizes m = 128, J = 8, R = 64; only
+        with ``performer_kind='radial'``),
         decode (default False: with True, as ``flax.linen.MultiHeadDotProductAttention``, ``init`` on a
         full-length input allocates ``cached_key``/``cached_value`` ``(B, L, H, D)`` and ``cache_index`` in the
         ``'cache'`` collection, and each ``apply(..., mutable=['cache'])`` appends its tokens and attends to every
@@ -107,6 +114,10 @@ class MultiHeadYatAttention(nn.Module):
     num_features: int = PERFORMER_NUM_FEATURES
     performer_nmax: int | None = DEFAULTS["performer_nmax"]
     performer_bias: float = DEFAULTS["performer_bias"]
+    performer_kind: str = DEFAULTS["performer_kind"]
+    performer_sketch_m: int = DEFAULTS["performer_sketch_m"]
+    performer_num_radial: int = DEFAULTS["performer_num_radial"]
+    performer_radial_dim: int = DEFAULTS["performer_radial_dim"]
     decode: bool = False
     dtype: Any = None
     param_dtype: Any = jnp.float32
@@ -128,7 +139,6 @@ class MultiHeadYatAttention(nn.Module):
             raise ValueError(
                 f"{name}: qkv_features ({self.qkv_features}) must be divisible by num_heads ({self.num_heads})"
             )
-        check_performer(self.performer_nmax, self.performer_bias, name)
         return AttentionSpec.build(
             name,
             use_bias=self.use_bias,
@@ -144,6 +154,12 @@ class MultiHeadYatAttention(nn.Module):
             use_performer=self.use_performer,
             num_features=self.num_features,
             dropout_name="dropout_rate",
+            performer_kind=self.performer_kind,
+            performer_sketch_m=self.performer_sketch_m,
+            performer_num_radial=self.performer_num_radial,
+            performer_radial_dim=self.performer_radial_dim,
+            performer_nmax=self.performer_nmax,
+            performer_bias=self.performer_bias,
         )
 
     def _dense(self, features, name):
@@ -185,6 +201,10 @@ class MultiHeadYatAttention(nn.Module):
 
     def _attend(self, q, k, v, mask, deterministic, causal, opts, head_dim):
         alpha = self._alpha(opts)
+        if self.use_performer and opts.performer_kind in RF_PARAMS:
+            if mask is not None:
+                raise ValueError(f"{type(self).__name__}: use_performer=True takes no mask (use causal=True)")
+            return self._random_feature_attention(q, k, v, deterministic, causal, opts, head_dim)
         if self.use_performer:
             proj = self.variable(
                 CONSTANTS,
@@ -215,6 +235,28 @@ class MultiHeadYatAttention(nn.Module):
             causal=causal,
             dropout=dropout,
         )
+
+    def _random_feature_attention(self, q, k, v, deterministic, causal, opts, head_dim):
+        """MAY / RAY: the frozen projections in ``'constants'`` (sampled once, at ``init``), core features and the
+        linear readout; dropout (if any) on the output, as the torch layer."""
+        kind, names = opts.performer_kind, RF_PARAMS[opts.performer_kind]
+        if causal and q.shape[1] != k.shape[1]:
+            raise ValueError(
+                f"{type(self).__name__}: a causal performer needs Lq == Lk, got {q.shape[1]} and {k.shape[1]}"
+            )
+        sampled = {}
+        if not all(self.has_variable(CONSTANTS, n) for n in names):
+            sizes = {key[len("performer_") :]: getattr(opts, key) for key in RF_KEYWORDS[1:]}
+            nmax = opts.performer_nmax if kind == "maclaurin" else DEFAULTS["performer_maclaurin_nmax"]
+            sampled = layer_projection(
+                self.make_rng("params"), kind, head_dim, num_features=opts.num_features, nmax=nmax,
+                bias=opts.performer_bias, epsilon=opts.epsilon, dtype=self.param_dtype, **sizes,
+            )  # fmt: skip
+        arrays = [self.variable(CONSTANTS, n, lambda n=n: sampled[n]).value for n in names]
+        out = random_feature_attention(kind, q, k, v, arrays, bias=opts.performer_bias, causal=causal)
+        if self.dropout_rate > 0.0 and not nn.merge_param("deterministic", self.deterministic, deterministic):
+            out = nn.Dropout(self.dropout_rate)(out, deterministic=False)
+        return out
 
     def _finish(self, out, qkv, features):
         out = out.reshape(*out.shape[:-2], qkv)
@@ -310,7 +352,15 @@ class RotaryYatAttention(MultiHeadYatAttention):
 
     def yat_options(self) -> AttentionSpec:
         self.rope_options()
-        refuse_rotary_performer(type(self).__name__, self.performer_nmax, self.performer_bias)
+        name = type(self).__name__
+        refuse_rotary_performer(name, self.performer_nmax, self.performer_bias)
+        for key in RF_KEYWORDS:
+            if getattr(self, key) != DEFAULTS[key]:
+                raise ValueError(
+                    f"{name}: {key}={getattr(self, key)!r} has no effect here (no performer with rotary embeddings: "
+                    "nmn::RotaryYatMultiHeadAttention has none); use MultiHeadYatAttention(use_performer=True, "
+                    "performer_kind=...) with apply_rotary_emb on the queries and keys"
+                )
         return super().yat_options()
 
     @nn.compact

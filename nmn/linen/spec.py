@@ -26,8 +26,9 @@ from flax.core import meta, unfreeze
 from jax.typing import DTypeLike
 
 from nmn._jax.geometry import padding_config, padding_from_config
-from nmn._jax.layout import attention_config, attention_kwargs, embed_config, param_table, yat_kwargs
-from nmn.core.options import PERFORMER_NUM_FEATURES, check_performer, performer_spec_options
+from nmn._jax.layout import attention_config, attention_kwargs, embed_config, yat_kwargs
+from nmn._jax.random_features import RF_PARAMS, param_table, performer_kwargs
+from nmn.core.options import check_performer
 from nmn.core.spec import fold_cancelled_alpha
 from nmn.linen._ops import CONSTANTS, FROZEN
 from nmn.linen.attention import MultiHeadYatAttention, RotaryYatAttention
@@ -127,7 +128,10 @@ def layer_config(module, variables) -> tuple[str, dict]:
         )
     if isinstance(module, MultiHeadYatAttention):
         config = _attention_config(module, variables)
-        nmax, bias = check_performer(module.performer_nmax, module.performer_bias, type(module).__name__)
+        if config.get("use_performer") and config.get("performer_kind") in RF_PARAMS:
+            nmax, bias = module.performer_nmax, module.yat_options().performer_bias  # MAY: None means 40
+        else:
+            nmax, bias = check_performer(module.performer_nmax, module.performer_bias, type(module).__name__)
         config.update(performer_nmax=nmax, performer_bias=bias)
         return "MultiHeadYatAttention", config
     if isinstance(module, YatEmbed):
@@ -147,8 +151,9 @@ def to_spec(module: nn.Module, variables: Mapping[str, Any]) -> tuple[str, dict[
     return kind, config, params
 
 
-def module_from_config(kind: str, config: dict, **kwargs):
-    """The Linen module (no variables) of a spec ``kind`` and ``config``."""
+def module_from_config(kind: str, config: dict, *, spec_params: dict | None = None, **kwargs):
+    """The Linen module (no variables) of a spec ``kind`` and ``config`` (``spec_params``: the spec's params, which
+    give a MAY config without ``performer_nmax`` its degree)."""
     c = config
     if kind in ("YatConv", "YatConvTranspose") and c.get("spherical"):
         raise ValueError(f"{kind}: spherical=True is not defined for convolutions")
@@ -205,8 +210,7 @@ def module_from_config(kind: str, config: dict, **kwargs):
         return MultiHeadYatAttention(
             c["num_heads"],
             use_performer=c.get("use_performer", False),
-            num_features=c.get("num_features") or PERFORMER_NUM_FEATURES,
-            **performer_spec_options(c),
+            **performer_kwargs(c, spec_params),
             **opts,
             **kwargs,
         )
@@ -224,7 +228,7 @@ def module_from_config(kind: str, config: dict, **kwargs):
 
 
 def _collection_of(kind, config, name):
-    if name == "proj":
+    if name == "proj" or name in RF_PARAMS["maclaurin"] or name in RF_PARAMS["radial"]:
         return CONSTANTS
     if name == "weight" and kind == "YatNMN" and config.get("lazy"):
         return FROZEN
@@ -241,7 +245,7 @@ def from_spec(
 ) -> tuple[nn.Module, dict[str, Any]]:
     """``(module, variables)`` for a neutral spec holding ``params`` (canonical layout)."""
     config, params = fold_cancelled_alpha(kind, config, params)
-    module = module_from_config(kind, config, param_dtype=param_dtype, **kwargs)
+    module = module_from_config(kind, config, spec_params=params, param_dtype=param_dtype, **kwargs)
     table = param_table(kind, config)
     missing = sorted({name for name, *_ in table} - set(params))
     if missing:

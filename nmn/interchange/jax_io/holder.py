@@ -199,7 +199,9 @@ class OnnxLinen(nn.Module):
         modules = {}
         for name, spec in graph.layers.items():
             if spec.kind not in _SQUASH:
-                modules[name] = linen_spec.module_from_config(spec.kind, spec.config, name=_key(name))
+                modules[name] = linen_spec.module_from_config(
+                    spec.kind, spec.config, spec_params=spec.params, name=_key(name)
+                )
         owned = {init for spec in graph.layers.values() for init in spec.param_inits.values()}
 
         def tensor(name):
@@ -251,7 +253,8 @@ def _export_loaded_linen(module: OnnxLinen, variables, inputs, path, *, rtol, in
             return layer_spec.kind, layer_spec.config, {}
         key = _key(layer_name)
         sub = {c: tree[key] for c, tree in variables.items() if isinstance(tree, dict) and key in tree}
-        return linen_spec.to_spec(linen_spec.module_from_config(layer_spec.kind, layer_spec.config), sub)
+        module = linen_spec.module_from_config(layer_spec.kind, layer_spec.config, spec_params=layer_spec.params)
+        return linen_spec.to_spec(module, sub)
 
     proto = replay(graph, source="linen", param=param, yat_spec=spec).build()
     out = module.apply(variables, *[jnp.asarray(x) for x in inputs])
