@@ -54,6 +54,44 @@ def conv_padding(padding: Any, padding_mode: str, rank: int, kernel_size, dilati
     return normalize_padding(padding, rank, layer), mode
 
 
+def input_dilation_tuple(input_dilation: Any, rank: int, padding: Any, layer: str) -> tuple[int, ...]:
+    """Flax's ``input_dilation`` (``jax.lax.conv_general_dilated``'s ``lhs_dilation``) as ``rank`` ints >= 1.
+
+    ``d - 1`` zeros go between neighbouring input samples (``n -> (n - 1) d + 1``) before the padding. Flax's
+    ``lax.conv_general_dilated`` refuses string padding with an input dilation (which size would ``'SAME'`` keep?),
+    so a dilation above 1 takes explicit padding (an int, ints or ``(lo, hi)`` pairs) or ``'VALID'`` (zero pads).
+
+    >>> input_dilation_tuple(2, 1, [(1, 1)], "YatConv1D"), input_dilation_tuple(None, 2, "SAME", "YatConv2D")
+    ((2,), (1, 1))
+    >>> input_dilation_tuple(2, 1, "SAME", "YatConv1D")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: YatConv1D: input_dilation=(2,) needs explicit padding (an int, ints or (lo, hi) pairs) or 'VALID' ...
+    """
+    dil = (1,) * rank if input_dilation is None else as_tuple(input_dilation, rank, "input_dilation", layer)
+    if any(d != 1 for d in dil) and isinstance(padding, str) and padding.upper() != "VALID":
+        raise ValueError(
+            f"{layer}: input_dilation={dil} needs explicit padding (an int, ints or (lo, hi) pairs) or 'VALID' "
+            f"(Flax's convolution takes explicit pads only with an input dilation); got padding={padding!r}"
+        )
+    return dil
+
+
+def dilate_input(x, input_dilation):
+    """``x (N, *S, C)`` with ``d - 1`` zeros inserted between neighbouring samples of each spatial axis.
+
+    >>> import jax.numpy as jnp
+    >>> dilate_input(jnp.array([[[1.0], [2.0]]]), (3,))[0, :, 0].tolist()
+    [1.0, 0.0, 0.0, 2.0]
+    """
+    if all(d == 1 for d in input_dilation):
+        return x
+    from jax import lax
+
+    zero = lax.convert_element_type(0, x.dtype)
+    return lax.pad(x, zero, [(0, 0, 0), *((0, 0, d - 1) for d in input_dilation), (0, 0, 0)])
+
+
 def transpose_padding(padding: Any, rank: int, layer: str):
     """Transposed-conv padding: ``'same'``, ``'valid'``, or ONNX cropping pairs (an int crops both sides)."""
     if isinstance(padding, str):

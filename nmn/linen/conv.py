@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from nmn._jax.functional import check_input, yat_conv
-from nmn._jax.geometry import conv_geometry, conv_padding
+from nmn._jax.geometry import conv_geometry, conv_padding, dilate_input, input_dilation_tuple
 from nmn.core.conv import conv_pads
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.core.spec import YatSpec, resolve_dropconnect
@@ -52,6 +52,10 @@ class _YatConvNd(nn.Module):
             exported file carries ``kernel * mask`` and the effective bias: a loaded module is a plain one.
         dtype, param_dtype, kernel_init (Xavier normal), bias_init (zeros).
         use_dropconnect, drop_rate, deterministic: nmn 0.3's DropConnect on the kernel, as :class:`~nmn.linen.YatNMN`.
+        input_dilation: Flax's ``input_dilation`` (``lax.conv_general_dilated``'s ``lhs_dilation``; int or tuple,
+            default 1): ``d - 1`` zeros between neighbouring input samples before the padding, which must then be
+            explicit or ``'VALID'`` (zero pads;
+            Flax takes explicit pads only). ``nmn::YatConv``'s ``input_dilations`` attribute.
 
     Shape:
         input ``(N, *spatial, C)``, ``kernel (*kernel_size, C/G, M)``, output ``(N, *spatial', M)``.
@@ -83,6 +87,7 @@ class _YatConvNd(nn.Module):
     use_dropconnect: bool = False
     drop_rate: float = 0.0
     deterministic: bool | None = None
+    input_dilation: Any = 1
 
     def __post_init__(self):
         self.geometry()
@@ -110,6 +115,7 @@ class _YatConvNd(nn.Module):
             scalar_bias=self.scalar_bias,
         )
         resolve_dropconnect(self.use_dropconnect, self.drop_rate, name)
+        input_dilation_tuple(self.input_dilation, self._rank, self.padding, name)
         return ks, strides, dil, groups, padding, mode, opts
 
     def _export_params(self) -> dict:
@@ -131,8 +137,9 @@ class _YatConvNd(nn.Module):
         bias, alpha, eps = tail_params(self, opts, opts.bias_size(self.features))
         bias = effective_bias(opts, bias, self.features)
         pads = conv_pads(padding, inputs.shape[1:-1], ks, strides, dil)
+        lhs = input_dilation_tuple(self.input_dilation, rank, self.padding, name)
         return yat_conv(
-            inputs,
+            dilate_input(inputs, lhs),
             kernel,
             bias,
             alpha,

@@ -13,7 +13,7 @@ from jax.typing import DTypeLike
 from numpy.typing import ArrayLike
 
 from nmn._jax.functional import check_input, yat_conv
-from nmn._jax.geometry import conv_geometry, conv_padding
+from nmn._jax.geometry import conv_geometry, conv_padding, dilate_input, input_dilation_tuple
 from nmn.core.conv import conv_pads
 from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
@@ -41,6 +41,10 @@ class YatConv(nnx.Module):
             ints or ``(lo, hi)`` pairs.
         padding_mode: ``'zeros'`` (default), ``'reflect'``, ``'replicate'`` or ``'circular'``.
         kernel_dilation: dilation, int or tuple (default 1).
+        input_dilation: Flax's ``input_dilation`` (``lax.conv_general_dilated``'s ``lhs_dilation``; int or
+            tuple, default 1): ``d - 1`` zeros between neighbouring input samples before the padding, which must
+            then be explicit or ``'VALID'`` (zero pads;
+            Flax takes explicit pads only). ``nmn::YatConv``'s ``input_dilations`` attribute.
         feature_group_count: groups G; C and M must be divisible by G (default 1).
         use_bias, constant_bias, use_alpha, constant_alpha, epsilon, learnable_epsilon, weight_normalized:
             the Yat options, as in :class:`YatNMN` (defaults True, None, True, None, 1e-5, False, False).
@@ -80,6 +84,7 @@ class YatConv(nnx.Module):
         *,
         padding: str | int | Sequence[Any] = "SAME",
         padding_mode: str = "zeros",
+        input_dilation: int | Sequence[int] | None = 1,
         kernel_dilation: int | Sequence[int] = 1,
         feature_group_count: int = 1,
         use_bias: bool = True,
@@ -116,6 +121,7 @@ class YatConv(nnx.Module):
                 f"divisible by feature_group_count ({groups})"
             )
         self.feature_group_count = groups
+        self.input_dilation = input_dilation_tuple(input_dilation, rank, padding, name)
         self.padding, self.padding_mode = conv_padding(
             padding, padding_mode, rank, self.kernel_size, self.kernel_dilation, name
         )
@@ -169,7 +175,7 @@ class YatConv(nnx.Module):
         pads = conv_pads(self.padding, shape[1:-1], self.kernel_size, self.strides, self.kernel_dilation)
         bias, alpha, eps = effective_tail(self, self.out_features)
         return yat_conv(
-            inputs,
+            dilate_input(inputs, self.input_dilation),
             effective_kernel(self, deterministic, rngs),
             bias,
             alpha,

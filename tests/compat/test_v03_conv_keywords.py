@@ -91,3 +91,50 @@ def test_conv_transpose_weight_normalized_default_is_off(fw):
     y, w = _convt(fw, False)
     want = run_function("YatConvTranspose", [_x(), w.astype(np.float32), *TAIL], strides=[S], group=G)
     np.testing.assert_allclose(y, want, rtol=0, atol=2e-5 * np.abs(want).max())
+
+
+def _conv_dilated(fw, input_dilation, padding):
+    """(output as (N, M, L'), canonical weight) of ``fw``'s YatConv1D(input_dilation=...) on _x()."""
+    x = _last(_x())
+    pytest.importorskip("flax")
+    if fw == "nnx":
+        from flax import nnx
+
+        from nmn.nnx import YatConv1D
+
+        layer = YatConv1D(
+            C, M, K, padding=padding, input_dilation=input_dilation, feature_group_count=G, rngs=nnx.Rngs(0), **OFF
+        )
+        y, kernel = np.asarray(layer(x)), np.asarray(layer.kernel[...])
+    else:
+        import jax
+
+        from nmn.linen import YatConv1D
+
+        module = YatConv1D(
+            features=M, kernel_size=K, padding=padding, input_dilation=input_dilation, feature_group_count=G, **OFF
+        )
+        variables = module.init(jax.random.PRNGKey(0), x)
+        y, kernel = np.asarray(module.apply(variables, x)), np.asarray(variables["params"]["kernel"])
+    return np.moveaxis(y, -1, 1), layouts.to_canonical(fw, "conv", kernel, groups=G)
+
+
+@pytest.mark.parametrize("fw", ["nnx", "linen"])
+@pytest.mark.parametrize("dil, padding, pads", [(2, [(1, 2)], [1, 2]), (3, "VALID", [0, 0]), (1, "SAME", [1, 1])])
+def test_conv_input_dilation_matches_onnx(fw, dil, padding, pads):
+    y, w = _conv_dilated(fw, dil, padding)
+    args = [_x(), w.astype(np.float32), *TAIL]
+    want = run_function("YatConv", args, pads=pads, group=G, input_dilations=[dil])
+    np.testing.assert_allclose(y, want, rtol=0, atol=2e-5 * np.abs(want).max())
+    # the host's geometry: Flax's own Conv with the same input_dilation gives the same output length
+    from flax import nnx
+
+    host_padding = [(0, 0)] if padding == "VALID" else padding  # Flax takes only explicit pads with a dilation
+    ref = nnx.Conv(C, M, K, padding=host_padding, input_dilation=dil, feature_group_count=G, rngs=nnx.Rngs(0))
+    assert y.shape[-1] == ref(_last(_x())).shape[1]
+
+
+@pytest.mark.parametrize("fw", ["nnx", "linen"])
+def test_conv_input_dilation_with_string_padding_is_refused(fw):
+    with pytest.raises(ValueError, match=r"YatConv1D: input_dilation=\(2,\) needs explicit padding"):
+        _conv_dilated(fw, 2, "SAME")
