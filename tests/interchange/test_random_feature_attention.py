@@ -208,6 +208,27 @@ def test_file_loads_into_every_other_framework(source, target, kind):
     _assert_close(got, _ort(proto, x), f"{source} file in {target} ({kind})")
 
 
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("target", FRAMEWORKS)
+def test_foreign_file_loads_from_its_node(target, kind):
+    """Without the manifest (a file from another tool), the layer is derived from the node alone: the sizes
+    from the projections' shapes, RAY's bias from the node's attribute; the output equals onnxruntime."""
+    require(target)
+    from nmn.interchange import load, predict, read_model
+
+    proto = _strip_manifest(_torch_file(kind))
+    (spec,) = read_model(proto).layers.values()
+    assert spec.config["performer_kind"] == kind
+    if kind == "maclaurin":
+        assert (spec.config["num_features"], spec.config["performer_nmax"]) == (16, 6)
+    else:
+        sizes = [spec.config[k] for k in ("performer_sketch_m", "performer_num_radial", "performer_radial_dim")]
+        assert sizes == [4, 2, 4] and spec.config["performer_bias"] == pytest.approx(1.0)
+    x = _x(9, batch=2)
+    (got,) = predict(load(proto, target), target, [x])
+    _assert_close(got, _ort(proto, x), f"foreign {kind} file in {target}")
+
+
 # ---------------------------------------------------------------------------------------------- untrusted files
 
 
