@@ -175,7 +175,7 @@ def readout(host, fn, q_feat, k_feat, value, causal, epsilon):
     for name, t in (("q_feat", q_feat), ("k_feat", k_feat), ("value", value)):
         check_rank(host, fn, name, t, 4)
     dtype = host.float_dtype(q_feat)
-    k_feat, value = host.cast(k_feat, dtype), host.cast(value, dtype)
+    q_feat, k_feat, value = host.cast(q_feat, dtype), host.cast(k_feat, dtype), host.cast(value, dtype)
     return yat.linear_readout(host.F, q_feat, k_feat, value, causal=bool(causal), epsilon=eps)
 
 

@@ -56,8 +56,16 @@ __all__ = [
 ]
 
 
+class _HelperOps(type(F)):
+    """``F`` whose ``cumsum`` keeps float64 (Keras' torch backend returns float32 prefix sums of float64)."""
+
+    @staticmethod
+    def cumsum(x, axis):
+        return ops.cast(ops.cumsum(x, axis=axis), x.dtype)
+
+
 class _Host:
-    F = F
+    F = _HelperOps()
 
     @staticmethod
     def tensor(array, dtype):
