@@ -137,11 +137,16 @@ def layer_projection(
     return {name: a.astype(dtype) for name, a in zip(RF_PARAMS[kind], arrays)}
 
 
+def _result_dtype(*xs):
+    with jax.numpy_dtype_promotion("standard"):  # an explicit promotion (callers may run under 'strict')
+        return jnp.result_type(*xs)
+
+
 def _compute_dtype(*xs):
-    dtype = jnp.result_type(*xs)
-    if not jnp.issubdtype(dtype, jnp.floating):
-        return jnp.dtype(jnp.float32)
-    return jnp.promote_types(dtype, jnp.float32)  # float16 / bfloat16 heads compute in float32
+    dtype = _result_dtype(*xs)
+    if not jnp.issubdtype(dtype, jnp.floating) or jnp.finfo(dtype).bits < 32:
+        return jnp.dtype(jnp.float32)  # float16 / bfloat16 heads compute in float32
+    return dtype
 
 
 def random_feature_attention(kind, q, k, v, arrays, *, bias: float, causal: bool) -> jax.Array:
@@ -363,7 +368,7 @@ def readout(fn, qf, kf, v, causal, epsilon, *, mask=None, precision=None):
     for name, t in zip(names, ts):
         if t.ndim != 4:
             raise ValueError(f"{fn}: expected {name} of shape (B, L, H, ·), got shape {tuple(t.shape)}")
-    dtype = jnp.result_type(*ts)
+    dtype = _result_dtype(*ts)
     qf, kf, v = (t.astype(dtype) for t in ts)
     if kf.shape[-1] != qf.shape[-1] or kf.shape[:3] != v.shape[:3] or qf.shape[0] != kf.shape[0]:
         raise ValueError(
@@ -388,7 +393,7 @@ def attention(fn, kind, query, key, value, params, causal, epsilon, *, precision
     with _precision(fn, precision):
         qf = feats(fn, q, params, True, NORM_EPS)
         kf = feats(fn, k, params, True, NORM_EPS)
-    dtype = jnp.result_type(jnp.asarray(query), jnp.asarray(key), jnp.asarray(value))
+    dtype = _result_dtype(jnp.asarray(query), jnp.asarray(key), jnp.asarray(value))
     out = readout(fn, qf, kf, v, causal, epsilon, mask=mask, precision=precision)
     return out.astype(dtype) if jnp.issubdtype(dtype, jnp.floating) else out
 
