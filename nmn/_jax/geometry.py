@@ -92,6 +92,60 @@ def dilate_input(x, input_dilation):
     return lax.pad(x, zero, [(0, 0, 0), *((0, 0, d - 1) for d in input_dilation), (0, 0, 0)])
 
 
+_CONV_GENERAL_DILATED = (
+    "the Yat convolution computes its dot map and its patch energy with jax.lax.conv_general_dilated, and its "
+    "nmn ONNX function (nmn::YatConv / nmn::YatConvTranspose) defines both; a replacement convolution would "
+    "compute a map no exported file reproduces"
+)
+
+
+def check_conv_general_dilated(value: Any, layer: str) -> None:
+    """Flax's ``conv_general_dilated`` hook: only ``None`` or ``jax.lax.conv_general_dilated`` itself."""
+    from jax import lax
+
+    if value is not None and value is not lax.conv_general_dilated:
+        raise ValueError(
+            f"{layer}: conv_general_dilated={value!r} (nmn 0.3) is not supported (accepted: None, "
+            f"lax.conv_general_dilated): {_CONV_GENERAL_DILATED}"
+        )
+
+
+def precision_name(precision: Any, layer: str) -> str | None:
+    """Flax's ``precision`` (None, a ``jax.lax.Precision``, its name, or a pair of equal ones) as the name
+    ``jax.default_matmul_precision`` takes (it sets the precision of ``lax.conv_general_dilated`` too).
+
+    >>> from jax import lax
+    >>> precision_name(lax.Precision.HIGHEST, "YatConv"), precision_name(None, "YatConv")
+    ('highest', None)
+    """
+    if precision is None:
+        return None
+    if isinstance(precision, (tuple, list)):
+        if len(precision) != 2 or precision[0] != precision[1]:
+            raise ValueError(
+                f"{layer}: precision must be None, a jax.lax.Precision or a pair of equal ones (the dot map and "
+                f"the patch energy run at one precision), got {precision!r}"
+            )
+        precision = precision[0]
+    from jax import lax
+
+    try:
+        return lax.Precision(precision).name.lower()
+    except (ValueError, TypeError, KeyError):
+        raise ValueError(
+            f"{layer}: precision must be None, a jax.lax.Precision or its name, got {precision!r}"
+        ) from None
+
+
+def precision_scope(name: str | None):
+    """``jax.default_matmul_precision(name)``, or a no-op context for ``None``."""
+    import contextlib
+
+    import jax
+
+    return contextlib.nullcontext() if name is None else jax.default_matmul_precision(name)
+
+
 def transpose_padding(padding: Any, rank: int, layer: str):
     """Transposed-conv padding: ``'same'``, ``'valid'``, or ONNX cropping pairs (an int crops both sides)."""
     if isinstance(padding, str):

@@ -50,7 +50,8 @@ class _YatConvNd(nn.Module):
         mask: an array of the kernel's shape ``(*kernel_size, C/G, M)`` multiplied into the kernel before every use, as Flax's
             ``nn.Conv(mask=...)`` (checked at call time, when the kernel's shape is known; default None). An
             exported file carries ``kernel * mask`` and the effective bias: a loaded module is a plain one.
-        dtype, param_dtype, kernel_init (Xavier normal), bias_init (zeros).
+        dtype, param_dtype, kernel_init (Xavier normal), bias_init (zeros); alpha_init: nmn 0.3's initializer of
+            ``alpha (1,)`` (a Flax initializer; default None: ones).
         use_dropconnect, drop_rate, deterministic: nmn 0.3's DropConnect on the kernel, as :class:`~nmn.linen.YatNMN`.
         input_dilation: Flax's ``input_dilation`` (``lax.conv_general_dilated``'s ``lhs_dilation``; int or tuple,
             default 1): ``d - 1`` zeros between neighbouring input samples before the padding, which must then be
@@ -88,6 +89,7 @@ class _YatConvNd(nn.Module):
     drop_rate: float = 0.0
     deterministic: bool | None = None
     input_dilation: Any = 1
+    alpha_init: Callable | None = None
 
     def __post_init__(self):
         self.geometry()

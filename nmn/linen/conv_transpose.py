@@ -37,7 +37,8 @@ class _YatConvTransposeNd(nn.Module):
         mask: an array of the kernel's shape ``(*kernel_size, C, M/G)`` multiplied into the kernel before every use, as Flax's
             ``nn.Conv(mask=...)`` (checked at call time, when the kernel's shape is known; default None). An
             exported file carries ``kernel * mask`` and the effective bias: a loaded module is a plain one.
-        dtype, param_dtype, kernel_init (Xavier normal), bias_init (zeros).
+        dtype, param_dtype, kernel_init (Xavier normal), bias_init (zeros); alpha_init: nmn 0.3's initializer of
+            ``alpha (1,)`` (a Flax initializer; default None: ones).
         weight_normalized: unit-normalise each filter at every call (its group's ``kernel[..., c, m]`` over the
             group's in-channels and every tap), ``|W_m|^2 = 1`` (nmn 0.3.5's Keras meaning; default False).
         use_dropconnect, drop_rate, deterministic: nmn 0.3's DropConnect on the kernel, as :class:`~nmn.linen.YatNMN`.
@@ -73,6 +74,7 @@ class _YatConvTransposeNd(nn.Module):
     drop_rate: float = 0.0
     deterministic: bool | None = None
     weight_normalized: bool = False
+    alpha_init: Callable | None = None
 
     def __post_init__(self):
         self.geometry()

@@ -13,12 +13,20 @@ from jax.typing import DTypeLike
 from numpy.typing import ArrayLike
 
 from nmn._jax.functional import check_input, yat_conv
-from nmn._jax.geometry import conv_geometry, conv_padding, dilate_input, input_dilation_tuple
+from nmn._jax.geometry import (
+    check_conv_general_dilated,
+    conv_geometry,
+    conv_padding,
+    dilate_input,
+    input_dilation_tuple,
+    precision_name,
+    precision_scope,
+)
 from nmn.core.conv import conv_pads
 from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.core.spec import YatSpec
-from nmn.nnx._ops import init_dropconnect, init_tail_params
+from nmn.nnx._ops import check_initializer, init_dropconnect, init_tail_params
 from nmn.nnx.dense import effective_kernel, effective_tail, init_mask, layer_export_params
 
 default_kernel_init = nnx.initializers.xavier_normal()
@@ -53,6 +61,14 @@ class YatConv(nnx.Module):
         mask: an array of the kernel's shape ``(*kernel_size, C/G, M)`` multiplied into the kernel before every
             use, exactly as Flax's ``nnx.Conv(mask=...)`` (held as a non-trained ``Buffer``; default None). An
             exported file carries ``kernel * mask`` and the effective bias, so a loaded layer is a plain one.
+        alpha_init: nmn 0.3's initializer of ``alpha (1,)`` (default None: ones).
+        positive_init: draw the kernel as ``abs(kernel_init(...))`` (nmn 0.3; default False).
+        precision: Flax's ``precision`` of the convolutions (``jax.lax.Precision`` or its name, applied through
+            ``jax.default_matmul_precision``; default None). Numerics only: an exported file computes in float32.
+        promote_dtype: Flax's dtype-promotion hook, called as ``promote_dtype((inputs, kernel, bias, alpha),
+            dtype=dtype)`` before the Yat map (default None: nmn's own promotion).
+        conv_general_dilated: only None or ``jax.lax.conv_general_dilated`` (anything else is refused: the
+            ONNX function defines the convolution).
         dtype: result dtype (default None: promoted); param_dtype: parameter dtype (default float32).
         kernel_init: default Xavier normal; bias_init: default zeros; rngs: ``nnx.Rngs``.
         use_dropconnect, drop_rate: nmn 0.3's DropConnect on the kernel (default False, 0.0), as :class:`YatNMN`;
@@ -104,11 +120,23 @@ class YatConv(nnx.Module):
         param_dtype: DTypeLike = jnp.float32,
         kernel_init: Initializer = default_kernel_init,
         bias_init: Initializer = default_bias_init,
+        alpha_init: Initializer | None = None,
+        positive_init: bool = False,
+        precision: Any = None,
+        promote_dtype: Any = None,
+        conv_general_dilated: Any = None,
         rngs: nnx.Rngs,
         **refused: Any,
     ):
         refuse_keywords(type(self).__name__, refused)
         name = type(self).__name__
+        check_initializer(alpha_init, "alpha_init", name)
+        check_initializer(promote_dtype, "promote_dtype", name)
+        self.precision, self.promote_dtype = precision, promote_dtype
+        self._precision = precision_name(precision, name)
+        self.positive_init = bool(positive_init)
+        check_conv_general_dilated(conv_general_dilated, name)
+        self.conv_general_dilated = conv_general_dilated
         self.in_features = check_positive_int(in_features, "in_features", name)
         self.out_features = check_positive_int(out_features, "out_features", name)
         self.kernel_size, self.strides, self.kernel_dilation, groups = conv_geometry(
@@ -139,9 +167,10 @@ class YatConv(nnx.Module):
         self.weight_normalized = bool(weight_normalized)
         self.dtype, self.param_dtype = dtype, param_dtype
         shape = (*self.kernel_size, in_features // groups, out_features)
-        self.kernel = nnx.Param(kernel_init(rngs.params(), shape, param_dtype))
+        kernel = kernel_init(rngs.params(), shape, param_dtype)
+        self.kernel = nnx.Param(jnp.abs(kernel) if positive_init else kernel)
         init_mask(self, mask, shape, "(*kernel_size, C/G, M)")
-        init_tail_params(self, self.opts, self.opts.bias_size(out_features), param_dtype, bias_init, rngs)
+        init_tail_params(self, self.opts, self.opts.bias_size(out_features), param_dtype, bias_init, rngs, alpha_init)
         init_dropconnect(self, use_dropconnect, drop_rate, deterministic, rngs)
 
     @property
@@ -174,20 +203,24 @@ class YatConv(nnx.Module):
             )
         pads = conv_pads(self.padding, shape[1:-1], self.kernel_size, self.strides, self.kernel_dilation)
         bias, alpha, eps = effective_tail(self, self.out_features)
-        return yat_conv(
-            dilate_input(inputs, self.input_dilation),
-            effective_kernel(self, deterministic, rngs),
-            bias,
-            alpha,
-            eps,
-            strides=self.strides,
-            padding=pads,
-            dilations=self.kernel_dilation,
-            groups=self.feature_group_count,
-            padding_mode=self.padding_mode,
-            weight_normalized=self.weight_normalized,
-            dtype=self.dtype,
-        )
+        x, kernel = dilate_input(inputs, self.input_dilation), effective_kernel(self, deterministic, rngs)
+        if self.promote_dtype is not None:
+            x, kernel, bias, alpha = self.promote_dtype((x, kernel, bias, alpha), dtype=self.dtype)
+        with precision_scope(self._precision):
+            return yat_conv(
+                x,
+                kernel,
+                bias,
+                alpha,
+                eps,
+                strides=self.strides,
+                padding=pads,
+                dilations=self.kernel_dilation,
+                groups=self.feature_group_count,
+                padding_mode=self.padding_mode,
+                weight_normalized=self.weight_normalized,
+                dtype=self.dtype,
+            )
 
 
 class YatConv1D(YatConv):

@@ -13,17 +13,24 @@ from jax.typing import DTypeLike
 from numpy.typing import ArrayLike
 
 from nmn._jax.functional import check_input, yat_conv_transpose
-from nmn._jax.geometry import conv_geometry, transpose_padding
+from nmn._jax.geometry import conv_geometry, precision_name, precision_scope, transpose_padding
 from nmn._jax.layout import unit_transpose_filters
 from nmn.core.conv import output_padding_tuple, transpose_geometry
 from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.core.spec import YatSpec
-from nmn.nnx._ops import init_dropconnect, init_tail_params
+from nmn.nnx._ops import check_initializer, init_dropconnect, init_tail_params
 from nmn.nnx.dense import effective_kernel, effective_tail, init_mask, layer_export_params
 
 default_kernel_init = nnx.initializers.xavier_normal()
 default_bias_init = nnx.initializers.zeros_init()
+
+
+def _untransposed(kernel: jax.Array) -> jax.Array:
+    """Flax's ``transpose_kernel`` layout ``(*k, M, C)`` as this layer's ``(*k, C, M)``: spatial axes flipped,
+    channel axes swapped (what ``lax.conv_transpose(transpose_kernel=True)`` does)."""
+    rank = kernel.ndim - 2
+    return jnp.flip(jnp.swapaxes(kernel, -1, -2), axis=tuple(range(rank)))
 
 
 class YatConvTranspose(nnx.Module):
@@ -50,6 +57,16 @@ class YatConvTranspose(nnx.Module):
         weight_normalized: unit-normalise each filter at every call -- the ``kernel[..., c, m]`` of its group's
             in-channels and every tap -- so ``|W_m|^2 = 1`` (nmn 0.3.5's Keras meaning; default False). A file
             carries the raw kernel and ``weight_normalized=1`` on ``nmn::YatConvTranspose``.
+        alpha_init: nmn 0.3's initializer of ``alpha (1,)`` (default None: ones).
+        positive_init: draw the kernel as ``abs(kernel_init(...))`` (nmn 0.3; default False).
+        precision: Flax's ``precision`` of the convolutions (``jax.lax.Precision`` or its name, applied through
+            ``jax.default_matmul_precision``; default None). Numerics only: an exported file computes in float32.
+        promote_dtype: Flax's dtype-promotion hook, called as ``promote_dtype((inputs, kernel, bias, alpha),
+            dtype=dtype)`` before the Yat map (default None: nmn's own promotion).
+        transpose_kernel: Flax's ``transpose_kernel`` (default False): the kernel is stored ``(*k, M, C)`` (a
+            forward convolution's, ``feature_group_count=1`` only) and used spatially flipped with its channel
+            axes swapped, so the layer is the transpose (gradient) of that convolution. An exported file carries
+            the canonical weight: a loaded layer is a plain one.
         dtype, param_dtype, kernel_init (Xavier normal), bias_init (zeros), rngs: as in Flax.
         use_dropconnect, drop_rate: nmn 0.3's DropConnect on the kernel (default False, 0.0), as :class:`YatNMN`;
             deterministic: default of the call's ``deterministic`` (default False; ``model.eval()`` sets True).
@@ -98,11 +115,21 @@ class YatConvTranspose(nnx.Module):
         param_dtype: DTypeLike = jnp.float32,
         kernel_init: Initializer = default_kernel_init,
         bias_init: Initializer = default_bias_init,
+        alpha_init: Initializer | None = None,
+        positive_init: bool = False,
+        precision: Any = None,
+        promote_dtype: Any = None,
+        transpose_kernel: bool = False,
         rngs: nnx.Rngs,
         **refused: Any,
     ):
         refuse_keywords(type(self).__name__, refused)
         name = type(self).__name__
+        check_initializer(alpha_init, "alpha_init", name)
+        check_initializer(promote_dtype, "promote_dtype", name)
+        self.precision, self.promote_dtype = precision, promote_dtype
+        self._precision = precision_name(precision, name)
+        self.positive_init = bool(positive_init)
         self.in_features = check_positive_int(in_features, "in_features", name)
         self.out_features = check_positive_int(out_features, "out_features", name)
         self.kernel_size, self.strides, self.kernel_dilation, groups = conv_geometry(
@@ -115,6 +142,12 @@ class YatConvTranspose(nnx.Module):
                 f"divisible by feature_group_count ({groups})"
             )
         self.feature_group_count = groups
+        self.transpose_kernel = bool(transpose_kernel)
+        if self.transpose_kernel and groups != 1:
+            raise ValueError(
+                f"{name}: transpose_kernel=True takes feature_group_count=1 (Flax's ConvTranspose has no groups), "
+                f"got {groups}"
+            )
         self.padding = transpose_padding(padding, rank, name)
         self.output_padding = output_padding_tuple(output_padding, rank, name)
         self.opts = YatSpec.build(
@@ -131,9 +164,12 @@ class YatConvTranspose(nnx.Module):
         self.dtype, self.param_dtype = dtype, param_dtype
         self.weight_normalized = bool(weight_normalized)
         shape = (*self.kernel_size, in_features, out_features // groups)
-        self.kernel = nnx.Param(kernel_init(rngs.params(), shape, param_dtype))
+        if self.transpose_kernel:  # Flax's transpose_kernel layout: a forward conv's (*k, M, C)
+            shape = (*self.kernel_size, out_features, in_features)
+        kernel = kernel_init(rngs.params(), shape, param_dtype)
+        self.kernel = nnx.Param(jnp.abs(kernel) if positive_init else kernel)
         init_mask(self, mask, shape, "(*kernel_size, C, M/G), spatially flipped")
-        init_tail_params(self, self.opts, self.opts.bias_size(out_features), param_dtype, bias_init, rngs)
+        init_tail_params(self, self.opts, self.opts.bias_size(out_features), param_dtype, bias_init, rngs, alpha_init)
         init_dropconnect(self, use_dropconnect, drop_rate, deterministic, rngs)
 
     @property
@@ -144,7 +180,15 @@ class YatConvTranspose(nnx.Module):
     def _export_params(self) -> dict:
         """The effective ``bias`` (softplus, broadcast) and ``weight`` (``kernel * mask``, canonical layout) an
         exported file carries; ``{}`` when none of ``softplus_bias`` / ``scalar_bias`` / ``mask`` is set."""
-        return layer_export_params(self, "conv_transpose", self.out_features)
+        out = layer_export_params(self, "conv_transpose", self.out_features)
+        if self.transpose_kernel:
+            import numpy as np
+
+            from nmn.core import layouts
+
+            kernel = self.kernel[...] if self.mask is None else self.kernel[...] * self.mask[...]
+            out["weight"] = np.asarray(layouts.to_canonical("nnx", "conv_transpose", _untransposed(kernel)), np.float32)
+        return out
 
     def __call__(
         self,
@@ -169,21 +213,26 @@ class YatConvTranspose(nnx.Module):
         )
         bias, alpha, eps = effective_tail(self, self.out_features)
         kernel = effective_kernel(self, deterministic, rngs)
+        if self.transpose_kernel:
+            kernel = _untransposed(kernel)
+        if self.promote_dtype is not None:
+            inputs, kernel, bias, alpha = self.promote_dtype((inputs, kernel, bias, alpha), dtype=self.dtype)
         if self.weight_normalized:
             kernel = unit_transpose_filters(kernel, self.feature_group_count)
-        return yat_conv_transpose(
-            inputs,
-            kernel,
-            bias,
-            alpha,
-            eps,
-            strides=self.strides,
-            padding=pads,
-            output_padding=outpad,
-            dilations=self.kernel_dilation,
-            groups=self.feature_group_count,
-            dtype=self.dtype,
-        )
+        with precision_scope(self._precision):
+            return yat_conv_transpose(
+                inputs,
+                kernel,
+                bias,
+                alpha,
+                eps,
+                strides=self.strides,
+                padding=pads,
+                output_padding=outpad,
+                dilations=self.kernel_dilation,
+                groups=self.feature_group_count,
+                dtype=self.dtype,
+            )
 
 
 class YatConvTranspose1D(YatConvTranspose):

@@ -138,3 +138,88 @@ def test_conv_input_dilation_matches_onnx(fw, dil, padding, pads):
 def test_conv_input_dilation_with_string_padding_is_refused(fw):
     with pytest.raises(ValueError, match=r"YatConv1D: input_dilation=\(2,\) needs explicit padding"):
         _conv_dilated(fw, 2, "SAME")
+
+
+# ------------------------------------------------------------------ Flax idioms of nnx/linen convolutions (issue 17)
+@pytest.mark.parametrize("cls_name", ["YatConv1D", "YatConvTranspose1D"])
+def test_nnx_conv_flax_keywords(cls_name):
+    pytest.importorskip("flax")
+    import jax.numpy as jnp
+    from flax import nnx
+    from jax import lax
+
+    import nmn.nnx as nmn_nnx
+
+    cls = getattr(nmn_nnx, cls_name)
+    layer = cls(C, M, K, alpha_init=nnx.initializers.constant(2.5), positive_init=True, rngs=nnx.Rngs(0))
+    assert layer.alpha[...].tolist() == [2.5]
+    assert float(jnp.min(layer.kernel[...])) >= 0.0
+    x = _last(_x())
+    plain = cls(C, M, K, rngs=nnx.Rngs(1))
+    want = np.asarray(plain(x))
+    seen = []
+
+    def promote(args, *, dtype=None):
+        seen.append(dtype)
+        return tuple(None if a is None else jnp.asarray(a, jnp.float32) for a in args)
+
+    for kw in (dict(precision=lax.Precision.HIGHEST), dict(precision="highest"), dict(promote_dtype=promote)):
+        other = cls(C, M, K, rngs=nnx.Rngs(1), **kw)
+        np.testing.assert_allclose(np.asarray(other(x)), want, rtol=1e-5, atol=1e-6 * np.abs(want).max())
+    assert seen == [None]
+    with pytest.raises(TypeError, match=f"{cls_name}: alpha_init must be a Flax initializer"):
+        cls(C, M, K, alpha_init=2.0, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match=f"{cls_name}: precision must be"):
+        cls(C, M, K, precision=(lax.Precision.HIGH, lax.Precision.HIGHEST), rngs=nnx.Rngs(0))
+
+
+def test_nnx_conv_general_dilated_only_the_default():
+    pytest.importorskip("flax")
+    from flax import nnx
+    from jax import lax
+
+    from nmn.nnx import YatConv1D
+
+    YatConv1D(C, M, K, conv_general_dilated=lax.conv_general_dilated, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match=r"YatConv1D: conv_general_dilated=.*\(nmn 0\.3\) is not supported"):
+        YatConv1D(C, M, K, conv_general_dilated=lambda *a, **k: None, rngs=nnx.Rngs(0))
+
+
+def test_nnx_conv_transpose_transpose_kernel():
+    pytest.importorskip("flax")
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from nmn.nnx import YatConvTranspose1D
+
+    layer = YatConvTranspose1D(C, M, K, strides=S, padding=0, transpose_kernel=True, rngs=nnx.Rngs(0), **OFF)
+    kernel = np.asarray(layer.kernel[...])
+    assert kernel.shape == (K, M, C)  # Flax's transpose_kernel layout
+    # Flax itself: ConvTranspose(transpose_kernel=True) on K equals ConvTranspose on K flipped, channels swapped
+    flax_t = nnx.ConvTranspose(C, M, K, strides=S, padding="VALID", transpose_kernel=True, rngs=nnx.Rngs(0))
+    flax_p = nnx.ConvTranspose(C, M, K, strides=S, padding="VALID", rngs=nnx.Rngs(0))
+    flax_t.kernel[...] = jnp.asarray(kernel)
+    flax_p.kernel[...] = jnp.flip(jnp.swapaxes(jnp.asarray(kernel), -1, -2), axis=0)
+    x = _last(_x())
+    np.testing.assert_allclose(np.asarray(flax_t(x)), np.asarray(flax_p(x)), rtol=1e-5, atol=1e-6)
+    # the layer against onnxruntime on the weight its export carries
+    w = layer._export_params()["weight"]
+    assert w.shape == (C, M, K)
+    want = run_function("YatConvTranspose", [_x(), w, *TAIL], strides=[S])
+    y = np.moveaxis(np.asarray(layer(x)), -1, 1)
+    np.testing.assert_allclose(y, want, rtol=0, atol=2e-5 * np.abs(want).max())
+    with pytest.raises(ValueError, match="YatConvTranspose1D: transpose_kernel=True takes feature_group_count=1"):
+        YatConvTranspose1D(C, M, K, feature_group_count=2, transpose_kernel=True, rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize("cls_name", ["YatConv1D", "YatConvTranspose1D"])
+def test_linen_conv_alpha_init(cls_name):
+    pytest.importorskip("flax")
+    import jax
+    from flax import linen as nn
+
+    import nmn.linen as nmn_linen
+
+    module = getattr(nmn_linen, cls_name)(features=M, kernel_size=K, alpha_init=nn.initializers.constant(2.5))
+    variables = module.init(jax.random.PRNGKey(0), _last(_x()))
+    assert np.asarray(variables["params"]["alpha"]).tolist() == [2.5]
