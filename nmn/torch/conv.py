@@ -13,6 +13,7 @@ from nmn.core.conv import PADDING_MODES, as_tuple, check_mask, normalize_padding
 from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_choice, check_positive_int
 from nmn.torch import functional
+from nmn.torch._ops import resolve_param_dtype, to_compute
 from nmn.torch.dense import YatParams, pick
 
 _SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
@@ -97,6 +98,7 @@ class _YatConvNd(YatParams, nn.Module):
         drop_rate: float = 0.0,
         device: torch.device | str | int | None = None,
         dtype: torch.dtype | None = None,
+        param_dtype: torch.dtype | None = None,
         **refused: Any,
     ):
         refuse_keywords(type(self).__name__, refused)
@@ -106,7 +108,9 @@ class _YatConvNd(YatParams, nn.Module):
         self.padding_mode = check_choice(padding_mode, tuple(PADDING_MODES), "padding_mode", name)
         self.groups = check_groups(name, in_channels, out_channels, groups)
         self.weight_normalized = bool(weight_normalized)
-        factory = {"device": device, "dtype": dtype}
+        storage, self.compute_dtype = resolve_param_dtype(dtype, param_dtype, name)
+        self.param_dtype = storage
+        factory = {"device": device, "dtype": storage}
         self._init_yat(
             out_channels,
             factory,
@@ -134,9 +138,10 @@ class _YatConvNd(YatParams, nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, unbatched = check_input(type(self).__name__, x, self._rank, self.in_channels)
         bias, alpha, eps = self._yat_terms()
+        x, kernel, bias, alpha = to_compute(self.compute_dtype, x, self._kernel(), bias, alpha)
         y = functional.yat_conv(
             x,
-            self._kernel(),
+            kernel,
             bias,
             alpha,
             eps,
@@ -189,6 +194,8 @@ _DOC = """Yat {r}-D convolution: ``y = alpha * (<P, W_m> + b_m)^2 / (relu(|P|^2 
             the kernel by a fresh Bernoulli(1 - drop_rate) mask scaled by 1 / (1 - drop_rate); in ``eval()`` and in
             every exported file it is the identity. ``drop_rate`` in [0, 1) (defaults False, 0.0).
         device, dtype: factory arguments.
+        param_dtype: nmn 0.3's storage dtype of the parameters (default None: ``dtype``); given, ``dtype`` becomes
+            the compute dtype (the input and the stored parameters are cast to it for each call), as ``YatNMN``.
 
     Shape: ``(N, C, {s}) -> (N, M, {s_out})`` (or unbatched without ``N``).
 

@@ -13,6 +13,7 @@ from nmn.core.conv import check_mask, output_padding_tuple, transpose_geometry
 from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON
 from nmn.torch import functional
+from nmn.torch._ops import resolve_param_dtype, to_compute
 from nmn.torch.conv import check_groups, check_input, geometry_repr, set_geometry
 from nmn.torch.dense import YatParams, pick
 
@@ -63,6 +64,7 @@ class _YatConvTransposeNd(YatParams, nn.Module):
         drop_rate: float = 0.0,
         device: torch.device | str | int | None = None,
         dtype: torch.dtype | None = None,
+        param_dtype: torch.dtype | None = None,
         **refused: Any,
     ):
         refuse_keywords(type(self).__name__, refused)
@@ -76,7 +78,9 @@ class _YatConvTransposeNd(YatParams, nn.Module):
         self.padding_mode = padding_mode
         self.output_padding = output_padding_tuple(output_padding, rank, name)
         self.groups = check_groups(name, in_channels, out_channels, groups)
-        factory = {"device": device, "dtype": dtype}
+        storage, self.compute_dtype = resolve_param_dtype(dtype, param_dtype, name)
+        self.param_dtype = storage
+        factory = {"device": device, "dtype": storage}
         self._init_yat(
             out_channels,
             factory,
@@ -109,7 +113,7 @@ class _YatConvTransposeNd(YatParams, nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, unbatched = check_input(type(self).__name__, x, self._rank, self.in_channels)
         bias, alpha, eps = self._yat_terms()
-        kernel = self._kernel()
+        x, kernel, bias, alpha = to_compute(self.compute_dtype, x, self._kernel(), bias, alpha)
         if self.weight_normalized:
             kernel = unit_filters(kernel, self.groups)
         y = functional.yat_conv_transpose(
@@ -170,6 +174,8 @@ _DOC = """Yat {r}-D transposed convolution (torch/ONNX ``ConvTranspose`` geometr
             the kernel by a fresh Bernoulli(1 - drop_rate) mask scaled by 1 / (1 - drop_rate); in ``eval()`` and in
             every exported file it is the identity. ``drop_rate`` in [0, 1) (defaults False, 0.0).
         device, dtype: factory arguments.
+        param_dtype: nmn 0.3's storage dtype of the parameters (default None: ``dtype``); given, ``dtype`` becomes
+            the compute dtype (the input and the stored parameters are cast to it for each call), as ``YatNMN``.
 
     Shape: ``(N, C, {s}) -> (N, M, {s_out})``, each ``(in - 1) s - lo - hi + d (k - 1) + 1 + output_padding``.
 

@@ -223,3 +223,21 @@ def test_linen_conv_alpha_init(cls_name):
     module = getattr(nmn_linen, cls_name)(features=M, kernel_size=K, alpha_init=nn.initializers.constant(2.5))
     variables = module.init(jax.random.PRNGKey(0), _last(_x()))
     assert np.asarray(variables["params"]["alpha"]).tolist() == [2.5]
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_torch_conv_param_dtype(transposed):
+    torch = pytest.importorskip("torch")
+    import nmn.torch as nt
+
+    cls = nt.YatConvTranspose1D if transposed else nt.YatConv1D
+    layer = cls(C, M, K, groups=G, param_dtype=torch.float32, dtype=torch.float64, **OFF)
+    assert layer.weight.dtype == torch.float32 and layer.param_dtype == torch.float32
+    with torch.no_grad():
+        y = layer(torch.from_numpy(_x()).double())
+    assert y.dtype == torch.float64  # computed in dtype, stored in param_dtype
+    name = "YatConvTranspose" if transposed else "YatConv"
+    want = run_function(name, [_x(), layer.weight.detach().numpy(), *TAIL], group=G)
+    np.testing.assert_allclose(y.numpy(), want, rtol=0, atol=2e-5 * np.abs(want).max())
+    with pytest.raises(TypeError, match=f"{cls.__name__}: param_dtype must be a torch.dtype"):
+        cls(C, M, K, param_dtype="float32")
