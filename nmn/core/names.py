@@ -106,7 +106,7 @@ _DROPCONNECT = ("use_dropconnect", "drop_rate")
 #: nmn 0.3's bias reparametrisations (the file holds the effective bias) and the conv kernel mask (Flax's meaning)
 _BIAS_OPTIONS = ("softplus_bias", "scalar_bias")
 _CONV = (*_TAIL, *_DROPCONNECT, *_BIAS_OPTIONS, "mask", "weight_normalized", "padding_mode")
-_CONVT = (*_TAIL, *_DROPCONNECT, *_BIAS_OPTIONS, "mask")
+_CONVT = (*_TAIL, *_DROPCONNECT, *_BIAS_OPTIONS, "mask", "weight_normalized")
 _ATTENTION = (
     "use_bias",
     "use_alpha",
@@ -121,6 +121,11 @@ _ATTENTION = (
     "num_features",
     "performer_nmax",
     "performer_bias",
+    # nmn 0.3's MAY / RAY random-feature kinds and their sizes
+    "performer_kind",
+    "performer_sketch_m",
+    "performer_num_radial",
+    "performer_radial_dim",
 )
 
 #: The Yat keywords each layer kind accepts by name, with the same meaning and default in every framework.
@@ -206,6 +211,10 @@ HOST_SIZE_ARGS = {
             "compute_mode",
             "distance_floor",
             "fused",
+            "input_dilation",
+            "conv_general_dilated",
+            "transpose_kernel",
+            "positive_init",  # nmn 0.3's nnx conv keyword, kept in nnx (a Yat keyword of YatNMN everywhere)
             "rngs",
             "decode",
             "deterministic",
@@ -239,6 +248,7 @@ HOST_SIZE_ARGS = {
             "dot_general_cls",
             "promote_dtype",
             "return_weights",
+            "input_dilation",
             "parent",
             "name",
         )
