@@ -507,10 +507,12 @@ CASES = [
     # (seeds picked so that float32 and float64 agree to ~1e-6 in torch: with 16 features the l1 denominator of
     # some seeds comes near 0; RAY at epsilon 1.0, since eps = 1e-5 puts radial frequencies ~ 1/sqrt(eps) into
     # its cosines, which float32 cannot resolve: relative errors ~1e-3 at these tiny sizes)
+    # no MAY gradient row: SCALE cancels in the l1 readout (its gradient ~1e-4 of the others is float32 noise in
+    # the frameworks that differentiate in float32); RAY's row checks every parameter's gradient, buffers included
     may_case("may"),
     may_case("may-causal", causal=True, seed=10),
     may_case("may-bias1", performer_bias=1.0, performer_nmax=8, seed=2),
-    ray_case("ray", seed=2),
+    ray_case("ray", seed=2, grad=True),
     ray_case("ray-causal", causal=True, seed=1),
     ray_case("ray-bias1", performer_bias=1.0, seed=1),
     attention_case("rotary", kind="RotaryYatAttention", grad=True),
