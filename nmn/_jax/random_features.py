@@ -328,8 +328,9 @@ def heads(fn, query, key, value):
     return [t.astype(dtype) for t in ts]
 
 
-def _precision(fn, precision):
-    """A context applying 0.3.5's ``precision`` to every contraction (``jax.default_matmul_precision``)."""
+def precision_context(fn, precision):
+    """A context applying Flax's / nmn 0.3.5's ``precision`` (None, a ``jax.lax.Precision`` or its name) to every
+    contraction inside it (``jax.default_matmul_precision``); ``fn`` names the caller in the error."""
     if precision is None:
         return contextlib.nullcontext()
     if isinstance(precision, lax.Precision):
@@ -378,7 +379,7 @@ def readout(fn, qf, kf, v, causal, epsilon, *, mask=None, precision=None):
     if causal and qf.shape[1] != kf.shape[1]:
         raise ValueError(f"{fn}: causal=True needs Lq == Lk, got {qf.shape[1]} and {kf.shape[1]}")
     kf = _key_mask(fn, mask, kf)
-    with _precision(fn, precision):
+    with precision_context(fn, precision):
         return _yat.linear_readout(F, qf, kf, v, causal=bool(causal), epsilon=eps)
 
 
@@ -390,7 +391,7 @@ def attention(fn, kind, query, key, value, params, causal, epsilon, *, precision
     then :func:`readout` with the caller's ``epsilon``; the output has the promoted input dtype."""
     q, k, v = heads(fn, query, key, value)
     feats = _FEATURES[kind]
-    with _precision(fn, precision):
+    with precision_context(fn, precision):
         qf = feats(fn, q, params, True, NORM_EPS)
         kf = feats(fn, k, params, True, NORM_EPS)
     dtype = _result_dtype(jnp.asarray(query), jnp.asarray(key), jnp.asarray(value))

@@ -26,7 +26,13 @@ from nmn._jax.functional import (
     rope_tables,
 )
 from nmn._jax.functional import yat_attention as _yat_attention_op
-from nmn._jax.random_features import RF_KEYWORDS, RF_PARAMS, layer_projection, random_feature_attention
+from nmn._jax.random_features import (
+    RF_KEYWORDS,
+    RF_PARAMS,
+    layer_projection,
+    precision_context,
+    random_feature_attention,
+)
 from nmn.core.names import refuse_keywords
 from nmn.core.options import (
     DEFAULT_EPSILON,
@@ -88,6 +94,12 @@ class MultiHeadYatAttention(nnx.Module):
         performer_sketch_m, performer_num_radial, performer_radial_dim: RAY's sketch width m (128), Gauss-Laguerre
             nodes J (8) and Fourier features per node R (64); only with ``performer_kind='radial'``.
         decode: default of the call's ``decode`` (default None: False); decoding needs :meth:`init_cache`.
+        deterministic: Flax's default of the call's ``deterministic`` (default None: the dropout's own flag, which
+            ``model.eval()`` / ``model.train()`` set).
+        alpha_init: a Flax initializer ``(key, shape, dtype)`` of the ``alpha (1,)`` parameter (default None: ones);
+            an error where the layer has no alpha parameter (it cancels).
+        precision: Flax's ``precision`` of the four projections' contractions and of the attention's
+            (``jax.default_matmul_precision``; default None).
         dtype, param_dtype, kernel_init (Xavier normal), bias_init (zeros), rngs: as in Flax.
 
     Shape:
@@ -133,6 +145,9 @@ class MultiHeadYatAttention(nnx.Module):
         performer_num_radial: int = DEFAULTS["performer_num_radial"],
         performer_radial_dim: int = DEFAULTS["performer_radial_dim"],
         decode: bool | None = None,
+        deterministic: bool | None = None,
+        alpha_init: Initializer | None = None,
+        precision: Any = None,
         dtype: DTypeLike | None = None,
         param_dtype: DTypeLike = jnp.float32,
         kernel_init: Initializer = default_kernel_init,
@@ -148,6 +163,7 @@ class MultiHeadYatAttention(nnx.Module):
         self.out_features = check_positive_int(out_features or in_features, "out_features", name)
         self.in_kv_features = check_positive_int(in_kv_features or in_features, "in_kv_features", name)
         self.head_dim = check_heads(self.qkv_features, self.num_heads, name, "qkv_features")
+        precision_context(name, precision)  # None, a jax.lax.Precision or its name (else a ValueError naming the layer)
         self.opts = a = AttentionSpec.build(
             name,
             use_bias=use_bias,
@@ -191,6 +207,7 @@ class MultiHeadYatAttention(nnx.Module):
                 param_dtype=param_dtype,
                 kernel_init=kernel_init,
                 bias_init=bias_init,
+                precision=precision,
                 promote_dtype=promote_arrays,
                 rngs=rngs,
             )
@@ -199,7 +216,19 @@ class MultiHeadYatAttention(nnx.Module):
         self.key = linear(self.in_kv_features, self.qkv_features)
         self.value = linear(self.in_kv_features, self.qkv_features)
         self.out = linear(self.qkv_features, self.out_features) if self.use_out_proj else nnx.data(None)
-        self.alpha = nnx.Param(jnp.ones((1,), param_dtype)) if self.opts.has_alpha else nnx.data(None)
+        if alpha_init is not None and not self.opts.has_alpha:
+            raise ValueError(
+                f"{name}: alpha_init has no effect: this layer has no alpha parameter (under "
+                f"normalization={self.normalization!r}{', the performer' if self.use_performer else ''} alpha "
+                "cancels, or use_alpha=False / constant_alpha fix it); drop alpha_init"
+            )
+        if not self.opts.has_alpha:
+            self.alpha = nnx.data(None)
+        elif alpha_init is None:
+            self.alpha = nnx.Param(jnp.ones((1,), param_dtype))
+        else:
+            self.alpha = nnx.Param(jnp.asarray(alpha_init(rngs.params(), (1,), param_dtype), param_dtype))
+        self.precision, self.deterministic = precision, deterministic
         if slay:
             self.proj = Buffer(performer_projection(rngs.params(), self.num_features, self.head_dim, param_dtype))
         else:
@@ -278,6 +307,13 @@ class MultiHeadYatAttention(nnx.Module):
         return self.out(out) if self.use_out_proj else out
 
     def _attend(self, q, k, v, mask, deterministic, causal):
+        deterministic = self.deterministic if deterministic is None else deterministic
+        if self.precision is None:
+            return self._attend_at(q, k, v, mask, deterministic, causal)
+        with precision_context(type(self).__name__, self.precision):
+            return self._attend_at(q, k, v, mask, deterministic, causal)
+
+    def _attend_at(self, q, k, v, mask, deterministic, causal):
         if self.use_performer:
             if mask is not None:
                 raise ValueError(f"{type(self).__name__}: use_performer=True takes no mask (use causal=True)")

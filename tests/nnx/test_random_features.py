@@ -338,3 +338,30 @@ def test_bad_layer_keywords_name_the_layer_and_the_keyword():
         N.RotaryYatAttention(2, 8, performer_num_radial=2, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="takes no mask"):
         _layer("maclaurin")(jnp.ones((1, 3, 8)), mask=jnp.ones((3, 3), bool))
+
+
+def test_flax_idioms_deterministic_alpha_init_precision():
+    """Flax's ``deterministic`` (the constructor's default of the call's flag), ``alpha_init`` and ``precision``
+    on MultiHeadYatAttention (issue 17): oracles are the same layer without dropout, with alpha set by hand, and
+    without a precision."""
+    x = jnp.asarray(_randn((1, 5, 8), 4))
+    plain = N.MultiHeadYatAttention(2, 8, rngs=nnx.Rngs(0))
+    off = N.MultiHeadYatAttention(2, 8, dropout_rate=0.5, deterministic=True, rngs=nnx.Rngs(0))
+    _close(off(x), plain(x), 1e-6)
+    on = N.MultiHeadYatAttention(2, 8, dropout_rate=0.5, deterministic=False, rngs=nnx.Rngs(0))
+    assert not np.allclose(np.asarray(on(x)), np.asarray(plain(x)))
+    on.eval()  # nnx's eval() sets the flag, as on Flax's MultiHeadAttention
+    _close(on(x), plain(x), 1e-6)
+    two = N.MultiHeadYatAttention(2, 8, alpha_init=nnx.initializers.constant(2.0), rngs=nnx.Rngs(0))
+    assert float(two.alpha[...][0]) == 2.0
+    by_hand = N.MultiHeadYatAttention(2, 8, rngs=nnx.Rngs(0))
+    for name in ("query", "key", "value", "out"):
+        getattr(by_hand, name).kernel[...] = getattr(two, name).kernel[...]
+    by_hand.alpha[...] = jnp.full((1,), 2.0)
+    _close(two(x), by_hand(x), 1e-6)
+    highest = N.MultiHeadYatAttention(2, 8, precision=jax.lax.Precision.HIGHEST, rngs=nnx.Rngs(0))
+    _close(highest(x), plain(x), 1e-5)
+    with pytest.raises(ValueError, match="alpha_init has no effect"):
+        N.MultiHeadYatAttention(2, 8, normalization="l1", alpha_init=nnx.initializers.ones, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="precision must be None"):
+        N.MultiHeadYatAttention(2, 8, precision=(1, 2), rngs=nnx.Rngs(0))
