@@ -316,3 +316,19 @@ def test_layer_bad_keywords_name_the_layer_and_keyword():
         nk.MultiHeadYatAttention(8, 2, use_performer=True, performer_kind="maclaurin", performer_nmax=65)
     with pytest.raises(ValueError, match="RotaryYatAttention.*performer_kind"):
         nk.RotaryYatAttention(8, 2, performer_kind="maclaurin")
+
+
+def test_unseeded_projection_is_drawn_from_keras_rng():
+    """Without ``seed`` the sampler's seed comes from Keras' RNG: ``keras.utils.set_random_seed`` reproduces it."""
+
+    def omega():
+        keras.utils.set_random_seed(5)
+        layer = nk.MultiHeadYatAttention(8, 2, use_performer=True, performer_kind="maclaurin", num_features=6)
+        layer.build((None, 3, 8))
+        return _np(layer.may_omega)
+
+    first, second = omega(), omega()
+    np.testing.assert_array_equal(first, second)
+    other = nk.MultiHeadYatAttention(8, 2, use_performer=True, performer_kind="maclaurin", num_features=6)
+    other.build((None, 3, 8))
+    assert not np.array_equal(_np(other.may_omega), first)

@@ -290,3 +290,16 @@ def test_layer_bad_keywords_name_the_layer_and_keyword():
         nk.MultiHeadYatAttention(8, 2, use_performer=True, performer_kind="maclaurin", performer_nmax=65)
     with pytest.raises(ValueError, match="RotaryYatAttention.*performer_kind"):
         nk.RotaryYatAttention(8, 2, performer_kind="maclaurin")
+
+
+def test_unseeded_projection_is_drawn_from_tf_random():
+    """Without ``seed`` the sampler's seed comes from ``tf.random``: ``tf.random.set_seed`` reproduces it."""
+
+    def omega():
+        tf.random.set_seed(5)
+        return nk.MultiHeadYatAttention(8, 2, use_performer=True, performer_kind="maclaurin", num_features=6).may_omega
+
+    first, second = omega().numpy(), omega().numpy()
+    np.testing.assert_array_equal(first, second)
+    other = nk.MultiHeadYatAttention(8, 2, use_performer=True, performer_kind="maclaurin", num_features=6)
+    assert not np.array_equal(other.may_omega.numpy(), first)
