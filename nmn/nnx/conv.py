@@ -61,13 +61,13 @@ class YatConv(nnx.Module):
         mask: an array of the kernel's shape ``(*kernel_size, C/G, M)`` multiplied into the kernel before every
             use, exactly as Flax's ``nnx.Conv(mask=...)`` (held as a non-trained ``Buffer``; default None). An
             exported file carries ``kernel * mask`` and the effective bias, so a loaded layer is a plain one.
-        alpha_init: nmn 0.3's initializer of ``alpha (1,)`` (default None: ones).
+        alpha_init: nmn 0.3's initializer of ``alpha (1,)`` (default ones; None: ones).
         positive_init: draw the kernel as ``abs(kernel_init(...))`` (nmn 0.3; default False).
         precision: Flax's ``precision`` of the convolutions (``jax.lax.Precision`` or its name, applied through
             ``jax.default_matmul_precision``; default None). Numerics only: an exported file computes in float32.
         promote_dtype: Flax's dtype-promotion hook, called as ``promote_dtype((inputs, kernel, bias, alpha),
             dtype=dtype)`` before the Yat map (default None: nmn's own promotion).
-        conv_general_dilated: only None or ``jax.lax.conv_general_dilated`` (anything else is refused: the
+        conv_general_dilated: only ``jax.lax.conv_general_dilated`` (the default) or None (anything else is refused: the
             ONNX function defines the convolution).
         dtype: result dtype (default None: promoted); param_dtype: parameter dtype (default float32).
         kernel_init: default Xavier normal; bias_init: default zeros; rngs: ``nnx.Rngs``.
@@ -120,11 +120,11 @@ class YatConv(nnx.Module):
         param_dtype: DTypeLike = jnp.float32,
         kernel_init: Initializer = default_kernel_init,
         bias_init: Initializer = default_bias_init,
-        alpha_init: Initializer | None = None,
+        alpha_init: Initializer | None = nnx.initializers.ones,
         positive_init: bool = False,
         precision: Any = None,
         promote_dtype: Any = None,
-        conv_general_dilated: Any = None,
+        conv_general_dilated: Any = jax.lax.conv_general_dilated,
         rngs: nnx.Rngs,
         **refused: Any,
     ):

@@ -57,7 +57,7 @@ class YatConvTranspose(nnx.Module):
         weight_normalized: unit-normalise each filter at every call -- the ``kernel[..., c, m]`` of its group's
             in-channels and every tap -- so ``|W_m|^2 = 1`` (nmn 0.3.5's Keras meaning; default False). A file
             carries the raw kernel and ``weight_normalized=1`` on ``nmn::YatConvTranspose``.
-        alpha_init: nmn 0.3's initializer of ``alpha (1,)`` (default None: ones).
+        alpha_init: nmn 0.3's initializer of ``alpha (1,)`` (default ones; None: ones).
         positive_init: draw the kernel as ``abs(kernel_init(...))`` (nmn 0.3; default False).
         precision: Flax's ``precision`` of the convolutions (``jax.lax.Precision`` or its name, applied through
             ``jax.default_matmul_precision``; default None). Numerics only: an exported file computes in float32.
@@ -115,7 +115,7 @@ class YatConvTranspose(nnx.Module):
         param_dtype: DTypeLike = jnp.float32,
         kernel_init: Initializer = default_kernel_init,
         bias_init: Initializer = default_bias_init,
-        alpha_init: Initializer | None = None,
+        alpha_init: Initializer | None = nnx.initializers.ones,
         positive_init: bool = False,
         precision: Any = None,
         promote_dtype: Any = None,
