@@ -69,8 +69,27 @@ V03_HELPERS = (
     "rotary_yat_attention",
 )
 
+#: nmn 0.3's bias-aware random-feature attentions, MAY, RAY and the anchor/tensor-product features, with nmn
+#: 0.3.5's signatures (``nmn/<framework>/random_features.py``; the maps are :mod:`nmn.core.random_features`, their
+#: ONNX definitions ``nmn::YatMaclaurinFeatures``, ``nmn::YatRadialFeatures``, ``nmn::YatAnchorFeatures``).
+RANDOM_FEATURE_HELPERS = (
+    "maclaurin_coeffs",
+    "create_maclaurin_projection",
+    "maclaurin_features",
+    "maclaurin_yat_attention",
+    "create_radial_projection",
+    "radial_features",
+    "radial_yat_attention",
+    "create_yat_tp_projection",
+    "yat_tp_features",
+    "yat_tp_attention",
+    "spherical_kappa",
+    "linear_attention",
+    "linear_attention_readout",
+)
+
 #: Names every framework exports.
-SHARED = LAYERS + tuple(ALIASES) + SQUASHERS + SQUASHER_LAYERS + SPEC + MODULES + V03_HELPERS
+SHARED = LAYERS + tuple(ALIASES) + SQUASHERS + SQUASHER_LAYERS + SPEC + MODULES + V03_HELPERS + RANDOM_FEATURE_HELPERS
 
 #: Names only one host exports, because they are that host's idiom (or only that host had them in nmn 0.3).
 HOST_EXTRAS = {
@@ -460,8 +479,7 @@ _PERFORMER = (
 
 #: nmn 0.3 public names deliberately not carried over, per framework: why, and what to use instead. Each
 #: ``nmn.<framework>`` module's ``__getattr__`` (:func:`module_getattr`) raises ``AttributeError`` with the reason.
-#: The MAY / RAY / tensor-product attentions (``maclaurin_*``, ``radial_*``, ``yat_tp_*`` and their projections)
-#: are planned (issue 17), not refused, so they are not here.
+#: (The MAY / RAY / tensor-product attentions are carried over: :data:`RANDOM_FEATURE_HELPERS`.)
 REFUSED_NAMES = {
     "torch": {},
     "nnx": {
