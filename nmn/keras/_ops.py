@@ -47,7 +47,12 @@ class _KerasOps:
     matmul = staticmethod(ops.matmul)
     einsum = staticmethod(ops.einsum)
     where = staticmethod(ops.where)
-    cumsum = staticmethod(ops.cumsum)
+
+    @staticmethod
+    def cumsum(x, axis):
+        # Keras' torch backend returns float32 prefix sums of float64 input; keep the input's dtype
+        return ops.cast(ops.cumsum(x, axis=axis), x.dtype)
+
     logical_and = staticmethod(ops.logical_and)
 
     @staticmethod
