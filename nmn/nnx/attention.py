@@ -96,8 +96,8 @@ class MultiHeadYatAttention(nnx.Module):
         decode: default of the call's ``decode`` (default None: False); decoding needs :meth:`init_cache`.
         deterministic: Flax's default of the call's ``deterministic`` (default None: the dropout's own flag, which
             ``model.eval()`` / ``model.train()`` set).
-        alpha_init: a Flax initializer ``(key, shape, dtype)`` of the ``alpha (1,)`` parameter (default None: ones);
-            an error where the layer has no alpha parameter (it cancels).
+        alpha_init: a Flax initializer ``(key, shape, dtype)`` of the ``alpha (1,)`` parameter (default ones, as
+            nmn 0.3.5, drawing no key); another one is an error where the layer has no alpha parameter (it cancels).
         precision: Flax's ``precision`` of the four projections' contractions and of the attention's
             (``jax.default_matmul_precision``; default None).
         dtype, param_dtype, kernel_init (Xavier normal), bias_init (zeros), rngs: as in Flax.
@@ -146,7 +146,7 @@ class MultiHeadYatAttention(nnx.Module):
         performer_radial_dim: int = DEFAULTS["performer_radial_dim"],
         decode: bool | None = None,
         deterministic: bool | None = None,
-        alpha_init: Initializer | None = None,
+        alpha_init: Initializer = nnx.initializers.ones,
         precision: Any = None,
         dtype: DTypeLike | None = None,
         param_dtype: DTypeLike = jnp.float32,
@@ -216,7 +216,8 @@ class MultiHeadYatAttention(nnx.Module):
         self.key = linear(self.in_kv_features, self.qkv_features)
         self.value = linear(self.in_kv_features, self.qkv_features)
         self.out = linear(self.qkv_features, self.out_features) if self.use_out_proj else nnx.data(None)
-        if alpha_init is not None and not self.opts.has_alpha:
+        ones = alpha_init is nnx.initializers.ones  # the default: no key drawn, the other parameters unchanged
+        if not ones and not self.opts.has_alpha:
             raise ValueError(
                 f"{name}: alpha_init has no effect: this layer has no alpha parameter (under "
                 f"normalization={self.normalization!r}{', the performer' if self.use_performer else ''} alpha "
@@ -224,7 +225,7 @@ class MultiHeadYatAttention(nnx.Module):
             )
         if not self.opts.has_alpha:
             self.alpha = nnx.data(None)
-        elif alpha_init is None:
+        elif ones:
             self.alpha = nnx.Param(jnp.ones((1,), param_dtype))
         else:
             self.alpha = nnx.Param(jnp.asarray(alpha_init(rngs.params(), (1,), param_dtype), param_dtype))

@@ -362,6 +362,6 @@ def test_flax_idioms_deterministic_alpha_init_precision():
     highest = N.MultiHeadYatAttention(2, 8, precision=jax.lax.Precision.HIGHEST, rngs=nnx.Rngs(0))
     _close(highest(x), plain(x), 1e-5)
     with pytest.raises(ValueError, match="alpha_init has no effect"):
-        N.MultiHeadYatAttention(2, 8, normalization="l1", alpha_init=nnx.initializers.ones, rngs=nnx.Rngs(0))
+        N.MultiHeadYatAttention(2, 8, normalization="l1", alpha_init=nnx.initializers.constant(1.0), rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="precision must be None"):
         N.MultiHeadYatAttention(2, 8, precision=(1, 2), rngs=nnx.Rngs(0))
