@@ -701,6 +701,14 @@ def legacy_function_versions():
         proto = fn.to_function_proto()
         proto.name = name
         out.setdefault(name, []).append(proto)
+    # the convolutions' bodies before input_dilations / weight_normalized (imported here, not at the top: the
+    # conv modules do not depend on attention, and this table is the one place the validator reads)
+    from onnx_ops.conv import legacy_conv_versions
+    from onnx_ops.conv_transpose import legacy_conv_transpose_versions
+
+    for table in (legacy_conv_versions(), legacy_conv_transpose_versions()):
+        for name, protos in table.items():
+            out.setdefault(name, []).extend(protos)
     return out
 
 
