@@ -19,7 +19,7 @@ import numpy as np
 
 from nmn._tfkeras.attention import ALL_RF_PARAMS, RF_KEYWORDS, random_feature_kind
 from nmn._tfkeras.options import padding_config
-from nmn.core.conv import transpose_geometry
+from nmn.core.conv import refuse_input_dilations, transpose_geometry
 from nmn.core.layouts import to_canonical, to_host
 from nmn.core.options import performer_spec_options
 from nmn.core.spec import fold_cancelled_alpha
@@ -117,7 +117,7 @@ def conv_transpose_spec(layer, framework):
         "output_padding": outpad,
         **_yat_config(layer),
         "spherical": False,
-        "weight_normalized": False,
+        "weight_normalized": layer.weight_normalized,
     }
     weight = _canonical(framework, "YatConvTranspose", layer.kernel)
     return "YatConvTranspose", config, _tail_params(layer, {"weight": weight})
@@ -227,7 +227,7 @@ def constructor_kwargs(kind, config):
     if kind == "YatNMN":
         return _pick(config, _YAT_KEYS + ("spherical", "weight_normalized", "lazy"))
     if kind in ("YatConv", "YatConvTranspose"):
-        keys = _YAT_KEYS + (("weight_normalized", "padding_mode") if kind == "YatConv" else ())
+        keys = _YAT_KEYS + (("weight_normalized", "padding_mode") if kind == "YatConv" else ("weight_normalized",))
         kwargs = dict(
             _pick(config, keys),
             strides=tuple(config["strides"]),
@@ -313,6 +313,8 @@ def from_spec(kind, config, params, host_kwargs, *, classes, build, framework):
     params = {k: np.asarray(v) for k, v in params.items()}
     check_kind(kind)
     config, params = fold_cancelled_alpha(kind, config, params)
+    if kind == "YatConv":
+        refuse_input_dilations(kind, config, framework)
     cls = classes[kind]
     if isinstance(cls, dict):
         cls = cls[config["rank"]]

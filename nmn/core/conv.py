@@ -186,6 +186,26 @@ def yat_conv_tail(F, dot, energy, ww, bias, alpha, eps):
     return yat.yat_tail(F, dot, energy + ww - 2.0 * dot, bias, alpha, eps)
 
 
+def refuse_input_dilations(kind: str, config: dict, host: str) -> None:
+    """``ValueError`` when a neutral conv config carries Flax's ``input_dilation`` and ``host`` has no such option.
+
+    nmn::YatConv's ``input_dilations`` (zeros inserted between input samples) is a layer option of nmn.nnx and
+    nmn.linen only; elsewhere dropping it would compute a different function, so the load is refused.
+
+    >>> refuse_input_dilations("YatConv", {"input_dilations": [1, 1]}, "torch")
+    >>> refuse_input_dilations("YatConv", {"input_dilations": [2, 1]}, "torch")
+    Traceback (most recent call last):
+    ...
+    ValueError: from_spec: YatConv with input_dilations=[2, 1] (Flax's input_dilation) has no torch layer; load it into nmn.nnx or nmn.linen
+    """
+    d = config.get("input_dilations") or ()
+    if any(int(v) != 1 for v in d):
+        raise ValueError(
+            f"from_spec: {kind} with input_dilations={list(d)} (Flax's input_dilation) has no {host} layer; "
+            "load it into nmn.nnx or nmn.linen"
+        )
+
+
 def check_mask(mask: Any, kernel_shape: Sequence[int], layer: str, layout: str) -> Any:
     """A conv ``mask`` (Flax's ``nn.Conv(mask=...)`` meaning) as a float32 numpy array, or ``None``.
 

@@ -183,6 +183,7 @@ def yat_layer(
                 pads=list(pads) if pads is not None else onnx_pads(pairs),
                 pad_mode=PADDING_MODES[config.get("padding_mode", "zeros")],
                 weight_normalized=int(config.get("weight_normalized", False)),
+                input_dilations=[int(v) for v in config.get("input_dilations") or [1] * len(config["kernel_size"])],
             )
             y = w.node("YatConv", [x, weight, *_tail(w, config, params, config["out_channels"])], attrs, DOMAIN)
         else:
@@ -193,7 +194,12 @@ def yat_layer(
                 config["dilations"],
                 config.get("output_padding"),
             )
-            attrs = dict(common, pads=list(pads) if pads is not None else onnx_pads(pairs), output_padding=list(outpad))
+            attrs = dict(
+                common,
+                pads=list(pads) if pads is not None else onnx_pads(pairs),
+                output_padding=list(outpad),
+                weight_normalized=int(config.get("weight_normalized", False)),
+            )
             y = w.node(
                 "YatConvTranspose", [x, weight, *_tail(w, config, params, config["out_channels"])], attrs, DOMAIN
             )

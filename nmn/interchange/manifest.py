@@ -178,7 +178,7 @@ SIZE_KEYS = (
     "performer_radial_dim",
 )
 _NONNEG_KEYS = ("num_features",)
-_LIST_OF_INT_KEYS = ("kernel_size", "strides", "dilations", "output_padding")
+_LIST_OF_INT_KEYS = ("kernel_size", "strides", "dilations", "output_padding", "input_dilations")
 _BOOL_KEYS = (
     "use_bias",
     "use_alpha",
@@ -482,7 +482,7 @@ _YAT_CONFIG = {
         },
         _DENSE_CONV_KEYS | {"in_features", "out_features", "lazy"},
     ),
-    "YatConv": (_CONV_REQUIRED | {"weight_normalized"}, _CONV_KEYS | {"padding_mode"}),
+    "YatConv": (_CONV_REQUIRED | {"weight_normalized"}, _CONV_KEYS | {"padding_mode", "input_dilations"}),
     "YatConvTranspose": (_CONV_REQUIRED, _CONV_KEYS | {"output_padding"}),
     "YatEmbed": (
         {"num_embeddings", "features", "epsilon", "spherical", "use_alpha", "constant_alpha"},
@@ -770,7 +770,7 @@ def _check_sizes(label: str, kind: str, config: dict, shapes: dict[str, tuple[in
         rank = size("rank")
         if isinstance(k, list) and rank is not None and len(k) != rank:
             raise ManifestError(f"{label}: kernel_size {k} has {len(k)} entries but rank is {rank}")
-        for key in ("strides", "dilations", "output_padding"):
+        for key in ("strides", "dilations", "output_padding", "input_dilations"):
             v = c.get(key)
             if isinstance(v, list) and rank is not None and len(v) != rank:
                 raise ManifestError(f"{label}: {key} {v} has {len(v)} entries but rank is {rank}")

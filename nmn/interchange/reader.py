@@ -331,6 +331,9 @@ def _derive_spec(graph: OnnxGraph, node: NodeSpec) -> LayerSpec:
                     out_channels=int(w.shape[0]),
                     padding_mode=_PAD_MODES[a.get("pad_mode", "constant")],
                 )
+                dilated = [int(v) for v in a.get("input_dilations") or [1] * rank]
+                if any(v != 1 for v in dilated):  # Flax's input_dilation; the other hosts have no such option
+                    cfg["input_dilations"] = dilated
             else:
                 kind = "YatConvTranspose"
                 cfg.update(
@@ -338,7 +341,6 @@ def _derive_spec(graph: OnnxGraph, node: NodeSpec) -> LayerSpec:
                     out_channels=int(w.shape[1]) * g,
                     output_padding=list(a.get("output_padding") or [0] * rank),
                 )
-                cfg.pop("weight_normalized")
     elif node.op == "YatEmbedAttend":
         kind = "YatEmbed"
         e_init, e = tensor(1)

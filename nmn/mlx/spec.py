@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from nmn.core import layouts
+from nmn.core.conv import refuse_input_dilations
 from nmn.core.options import performer_spec_options
 from nmn.core.spec import fold_cancelled_alpha
 from nmn.mlx._ops import mx, nn
@@ -198,6 +199,7 @@ def from_spec(
         return _load_yat(kind, layer, params, dtype)
     if kind == "YatConv":
         _refuse(kind, config, "spherical")
+        refuse_input_dilations(kind, config, "MLX")
         cls = _CONV[int(config["rank"])]
         padding = config.get("padding", "valid")
         padding = padding if isinstance(padding, str) else [tuple(p) for p in padding]
@@ -216,7 +218,6 @@ def from_spec(
         return _load_yat(kind, layer, params, dtype)
     if kind == "YatConvTranspose":
         _refuse(kind, config, "spherical")
-        _refuse(kind, config, "weight_normalized")
         cls = _CONV_T[int(config["rank"])]
         padding = config.get("padding", "valid")
         padding = padding if isinstance(padding, str) else [tuple(p) for p in padding]
@@ -230,7 +231,7 @@ def from_spec(
             output_padding=_ints(config.get("output_padding", 0)),
             groups=config.get("groups", 1),
             dtype=dtype,
-            **_pick(config, _YAT_KEYS),
+            **_pick(config, _YAT_KEYS + ("weight_normalized",)),
         )
         return _load_yat(kind, layer, params, dtype, groups=layer.groups)
     if kind in ("MultiHeadYatAttention", "RotaryYatAttention"):

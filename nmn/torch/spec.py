@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from nmn.core.conv import refuse_input_dilations
 from nmn.core.options import (
     DEFAULT_EPSILON,
     DEFAULTS,
@@ -143,7 +144,7 @@ def to_spec(layer: nn.Module) -> tuple[str, dict, dict[str, np.ndarray]]:
             output_padding=list(layer.output_padding),
             **layer.yat_config(),
             spherical=False,
-            weight_normalized=False,
+            weight_normalized=layer.weight_normalized,
         )
     elif kind in ("MultiHeadYatAttention", "RotaryYatAttention"):
         config = dict(embed_dim=layer.embed_dim, num_heads=layer.num_heads, **layer.attn.config())
@@ -254,6 +255,7 @@ def from_spec(
         )
     elif kind == "YatConv":
         _unsupported(kind, c, "spherical")
+        refuse_input_dilations(kind, c, "torch")
         layer = _CONV[c["rank"]](
             c["in_channels"],
             c["out_channels"],
@@ -268,7 +270,7 @@ def from_spec(
             **factory,
         )
     elif kind == "YatConvTranspose":
-        _unsupported(kind, c, "spherical", "weight_normalized")
+        _unsupported(kind, c, "spherical")
         layer = _CONV_T[c["rank"]](
             c["in_channels"],
             c["out_channels"],
@@ -279,6 +281,7 @@ def from_spec(
             groups=c.get("groups", 1),
             dilation=tuple(c.get("dilations", 1)),
             **_yat_kwargs(c, kind),
+            weight_normalized=c.get("weight_normalized", False),
             **factory,
         )
     elif kind in ("MultiHeadYatAttention", "RotaryYatAttention"):

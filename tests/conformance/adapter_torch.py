@@ -35,8 +35,8 @@ class TorchAdapter:
     def supports(self, kind, config):
         if kind == "YatConv" and config.get("spherical"):
             return "spherical conv has no nmn v1 function"
-        if kind == "YatConvTranspose" and (config.get("spherical") or config.get("weight_normalized")):
-            return "spherical / weight_normalized transposed conv has no nmn v1 function"
+        if kind == "YatConvTranspose" and config.get("spherical"):
+            return "spherical transposed conv has no nmn v1 function"
         return True
 
     def build(self, kind, config, params):

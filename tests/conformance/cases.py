@@ -139,6 +139,7 @@ def onnx_call(case: Case, params: dict, inputs: list, dtype=np.float32):
                 group=cfg["groups"],
                 pads=onnx_pads(pairs),
                 output_padding=list(outpad),
+                weight_normalized=int(cfg.get("weight_normalized", False)),
             ),
         )
     if kind in ("MultiHeadYatAttention", "RotaryYatAttention"):
@@ -491,6 +492,8 @@ CASES = [
     conv_transpose_case("convT1d-k1-stride3", rank=1, size=4, k=1, strides=3),
     conv_transpose_case("convT3d", rank=3, c=2, m=2, k=2, size=3),
     conv_transpose_case("convT2d-constalpha-nobias", constant_alpha=True, use_bias=False),
+    conv_transpose_case("convT2d-weightnorm", weight_normalized=True, grad=True, size=3),
+    conv_transpose_case("convT2d-groups2-weightnorm", groups=2, weight_normalized=True),
     # attention
     attention_case("mha-default", grad=True),
     attention_case("mha-mask", mask=_MASK),
