@@ -25,7 +25,7 @@ from flax import linen as nn
 from flax.core import meta, unfreeze
 from jax.typing import DTypeLike
 
-from nmn._jax.geometry import padding_config, padding_from_config
+from nmn._jax.geometry import input_dilation_tuple, padding_config, padding_from_config
 from nmn._jax.layout import attention_config, attention_kwargs, embed_config, yat_kwargs
 from nmn._jax.random_features import RF_PARAMS, param_table, performer_kwargs
 from nmn.core.options import check_performer
@@ -101,6 +101,7 @@ def layer_config(module, variables) -> tuple[str, dict]:
             **opts.config(),
             spherical=False,
             weight_normalized=module.weight_normalized,
+            input_dilations=list(input_dilation_tuple(module.input_dilation, len(ks), padding, type(module).__name__)),
         )
     if isinstance(module, _YatConvTransposeNd):
         ks, strides, dil, groups, padding, outpad, opts = module.geometry()
@@ -117,7 +118,7 @@ def layer_config(module, variables) -> tuple[str, dict]:
             output_padding=list(outpad),
             **opts.config(),
             spherical=False,
-            weight_normalized=False,
+            weight_normalized=module.weight_normalized,
         )
     if isinstance(module, RotaryYatAttention):
         return "RotaryYatAttention", dict(
@@ -178,11 +179,10 @@ def module_from_config(kind: str, config: dict, *, spec_params: dict | None = No
             feature_group_count=c.get("groups", 1),
             **yat,
             weight_normalized=c.get("weight_normalized", False),
+            input_dilation=tuple(c.get("input_dilations") or (1,) * c["rank"]),
             **kwargs,
         )
     if kind == "YatConvTranspose":
-        if c.get("weight_normalized"):
-            raise ValueError("YatConvTranspose: weight_normalized=True is not defined for transposed convolutions")
         return _CONVT[c["rank"]](
             c["out_channels"],
             tuple(c["kernel_size"]),
@@ -192,6 +192,7 @@ def module_from_config(kind: str, config: dict, *, spec_params: dict | None = No
             kernel_dilation=tuple(c["dilations"]),
             feature_group_count=c.get("groups", 1),
             **yat,
+            weight_normalized=c.get("weight_normalized", False),
             **kwargs,
         )
     if kind in ("MultiHeadYatAttention", "RotaryYatAttention"):

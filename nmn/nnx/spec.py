@@ -70,6 +70,7 @@ def layer_config(layer) -> tuple[str, dict]:
             **layer.opts.config(),
             spherical=False,
             weight_normalized=layer.weight_normalized,
+            input_dilations=[int(d) for d in layer.input_dilation],
         )
     if isinstance(layer, YatConvTranspose):
         return "YatConvTranspose", dict(
@@ -84,7 +85,7 @@ def layer_config(layer) -> tuple[str, dict]:
             output_padding=list(layer.output_padding),
             **layer.opts.config(),
             spherical=False,
-            weight_normalized=False,
+            weight_normalized=layer.weight_normalized,
         )
     if isinstance(layer, RotaryYatAttention):
         return "RotaryYatAttention", dict(
@@ -137,8 +138,6 @@ def export_overrides(effective: dict[str, Any], params: dict[str, np.ndarray], t
 def _check_unsupported(kind, config):
     if kind in ("YatConv", "YatConvTranspose") and config.get("spherical"):
         raise ValueError(f"{kind}: spherical=True is not defined for convolutions")
-    if kind == "YatConvTranspose" and config.get("weight_normalized"):
-        raise ValueError("YatConvTranspose: weight_normalized=True is not defined for transposed convolutions")
     if kind == "RotaryYatAttention" and config.get("use_performer"):
         raise ValueError("RotaryYatAttention: use_performer=True is not available with rotary embeddings")
 
@@ -180,6 +179,7 @@ def from_spec(
             feature_group_count=c.get("groups", 1),
             **yat_kwargs(c),
             weight_normalized=c.get("weight_normalized", False),
+            input_dilation=tuple(c.get("input_dilations") or (1,) * c["rank"]),
             **common,
         )
     elif kind == "YatConvTranspose":
@@ -193,6 +193,7 @@ def from_spec(
             kernel_dilation=tuple(c["dilations"]),
             feature_group_count=c.get("groups", 1),
             **yat_kwargs(c),
+            weight_normalized=c.get("weight_normalized", False),
             **common,
         )
     elif kind in ("MultiHeadYatAttention", "RotaryYatAttention"):

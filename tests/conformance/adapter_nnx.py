@@ -25,8 +25,6 @@ def unsupported_reason(kind, config):
     """True, or why a case cannot be expressed with nmn's Flax layers (shared with the Linen adapter)."""
     if kind in CHANNELS_FIRST and config.get("spherical"):
         return "spherical convolutions are not defined"
-    if kind == "YatConvTranspose" and config.get("weight_normalized"):
-        return "weight_normalized transposed convolutions are not defined"
     if kind == "RotaryYatAttention" and config.get("use_performer"):
         return "no rotary performer"
     return True

@@ -75,7 +75,7 @@ def _model(framework: str, kind: str):
         import nmn.keras as nk
 
         x = keras.Input((L, E))
-        model = keras.Model(x, nk.MultiHeadYatAttention(E, H, **kw)(x))
+        model = keras.Model(x, nk.MultiHeadYatAttention(E, H, seed=0, **kw)(x))
         return model, {}, lambda a: keras.ops.convert_to_numpy(model(a))
     if framework == "tf":
         import tensorflow as tf
@@ -85,7 +85,7 @@ def _model(framework: str, kind: str):
         class TfNet(tf.Module):
             def __init__(self):
                 super().__init__()
-                self.attn = ntf.MultiHeadYatAttention(E, H, **kw)
+                self.attn = ntf.MultiHeadYatAttention(E, H, seed=0, **kw)
 
             def __call__(self, x):
                 return self.attn(x)
@@ -133,6 +133,10 @@ def _model(framework: str, kind: str):
         def __call__(self, x):
             return self.attn(x, x, x)
 
+    # the projections' seed comes from mlx.random. Fixed draws everywhere (torch.manual_seed, Rngs(0), seed=0):
+    # the features are sign-indefinite, so some draws put the readout's denominator near 0 for a query and
+    # amplify float32 rounding past the tolerance (MLX seed 0 does, for RAY: output scale ~1e3)
+    mx.random.seed(5)
     model = MlxNet()
     return model, {}, lambda a: np.array(model(mx.array(a)))
 
