@@ -14,7 +14,7 @@ so they map gradients too.
 from __future__ import annotations
 
 from nmn.core import layouts
-from nmn.core.options import DEFAULT_EPSILON, resolve_alpha, resolve_bias
+from nmn.core.options import DEFAULT_EPSILON, NORM_GUARD, resolve_alpha, resolve_bias
 from nmn.core.spec import alpha_cancels
 
 
@@ -33,7 +33,7 @@ def unit_transpose_filters(kernel, groups: int):
     blocks = kernel.reshape(*ks, groups, c // groups, mg)
     taps = tuple(range(len(ks)))
     norms = jnp.sqrt(jnp.sum(blocks * blocks, axis=(*taps, len(ks) + 1), keepdims=True))
-    return (blocks / (norms + 1e-8)).reshape(kernel.shape)
+    return (blocks / (norms + NORM_GUARD)).reshape(kernel.shape)
 
 
 def _same(a):

@@ -30,7 +30,8 @@ from nmn._jax import layout as _layout
 from nmn._jax.ops import F
 from nmn.core import random_features as _rf
 from nmn.core import yat as _yat
-from nmn.core.options import DEFAULTS, PERFORMER_NUM_FEATURES, performer_spec_options
+from nmn.core.options import DEFAULT_EPSILON, DEFAULTS, PERFORMER_NUM_FEATURES, performer_spec_options
+from nmn.core.random_features import OLD_KEYS, check_helper_number, check_helper_params, check_normalize, pick_array
 from nmn.core.spec import PERFORMER_KIND_KEYWORDS
 
 __all__ = [
@@ -55,9 +56,11 @@ RF_KEYWORDS = PERFORMER_KIND_KEYWORDS
 NORM_EPS = float(DEFAULTS["random_feature_norm_epsilon"])
 
 # nmn 0.3.5's key names of the sampled arrays -> the core sampler's
-MAY_OLD = {"omegas": "omega"}
-RAY_OLD = {"W1": "w1", "W2": "w2", "omegas": "omega", "phases": "phase"}
-TP_OLD = {"projections": "proj", "quad_nodes": "nodes", "quad_weights": "weights"}
+MAY_OLD, RAY_OLD, TP_OLD = OLD_KEYS["maclaurin"], OLD_KEYS["radial"], OLD_KEYS["anchor"]
+
+# the helpers' argument checks, written once for the six frameworks (nmn.core.random_features)
+number, normalize_flag = check_helper_number, check_normalize
+_params, _pick = check_helper_params, pick_array
 
 
 def _same(a):
@@ -109,7 +112,7 @@ def layer_projection(
     num_radial: int = 8,
     radial_dim: int = 64,
     bias: float = 0.0,
-    epsilon: float = 1e-5,
+    epsilon: float = DEFAULT_EPSILON,
     dtype: Any = jnp.float32,
 ) -> dict:
     """The frozen projections of a MAY / RAY ``MultiHeadYatAttention`` (``{may_* | ray_*: array}``), sampled by
@@ -166,36 +169,6 @@ def random_feature_attention(kind, q, k, v, arrays, *, bias: float, causal: bool
 
 
 # --------------------------------------------------------------------------------- functional helpers (0.3.5)
-def number(fn: str, name: str, value: Any, *, positive: bool = False) -> float:
-    ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
-    if not ok or not math.isfinite(float(value)) or value < 0 or (positive and value == 0):
-        raise ValueError(f"{fn}: {name} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
-    return float(value)
-
-
-def normalize_flag(fn: str, normalize: Any) -> None:
-    if normalize is not True:
-        raise ValueError(
-            f"{fn}: normalize={normalize!r} is not offered: the features are defined on unit vectors "
-            "(x_hat = x / sqrt(|x|^2 + epsilon)), as nmn's ONNX functions compute them; leave normalize=True"
-        )
-
-
-def _params(fn: str, params: Any, creator: str, needed: tuple[str, ...] = ()) -> dict:
-    if not isinstance(params, dict):
-        raise TypeError(f"{fn}: params must be the dict that {creator} returns, got {type(params).__name__}")
-    missing = [k for k in needed if k not in params]
-    if missing:
-        raise ValueError(f"{fn}: params lacks {missing}; pass the dict that {creator} returns")
-    return params
-
-
-def _pick(fn, params, new, old, creator):
-    if new in params:
-        return params[new]
-    if old in params:
-        return params[old]
-    raise ValueError(f"{fn}: params lacks {[new]}; pass the dict that {creator} returns")
 
 
 def float_input(fn: str, name: str, x: Any) -> jax.Array:

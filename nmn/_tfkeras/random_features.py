@@ -19,11 +19,10 @@ import numpy as np
 
 from nmn.core import random_features as rf
 from nmn.core import yat
+from nmn.core.random_features import OLD_KEYS, check_helper_number, check_helper_params, check_normalize
 
 #: nmn 0.3.5 names of the sampled tensors, beside nmn's own (the core sampler's) names
-MACLAURIN_ALIASES = {"omegas": "omega"}
-RADIAL_ALIASES = {"W1": "w1", "W2": "w2", "omegas": "omega", "phases": "phase"}
-ANCHOR_ALIASES = {"projections": "proj", "quad_nodes": "nodes", "quad_weights": "weights"}
+MACLAURIN_ALIASES, RADIAL_ALIASES, ANCHOR_ALIASES = OLD_KEYS["maclaurin"], OLD_KEYS["radial"], OLD_KEYS["anchor"]
 
 
 def maclaurin_coeffs_array(b: float, eps: float, nmax: int) -> np.ndarray:
@@ -77,31 +76,16 @@ def anchor_projection(host, head_dim, num_prf_features, num_quad_nodes, num_anch
 
 
 # ------------------------------------------------------------------------------------------------- checks
+
+
 def check_params(fn, params, keys, creator):
-    """Raise a ``TypeError`` / ``KeyError``-free ``ValueError`` naming ``fn`` unless ``params`` has ``keys``."""
-    if not isinstance(params, dict):
-        raise TypeError(f"{fn}: params must be the dict {creator} returns, got {type(params).__name__}")
-    missing = [k for k in keys if k not in params]
-    if missing:
-        raise ValueError(f"{fn}: params lacks {missing}; pass the dict {creator} returns")
-
-
-def check_normalize(fn, normalize):
-    """nmn's feature maps always project ``x`` on the sphere (as the ONNX functions do): refuse ``normalize=False``."""
-    if normalize is not True and normalize != 1:
-        raise ValueError(
-            f"{fn}: normalize={normalize!r} is not offered: the features are defined on unit vectors "
-            "(x_hat = x / sqrt(|x|^2 + epsilon)), as nmn's ONNX functions compute them; drop normalize"
-        )
+    """``ValueError`` / ``TypeError`` naming ``fn`` unless ``params`` is a dict with ``keys`` (the core's check)."""
+    check_helper_params(fn, params, creator, tuple(keys))
 
 
 def check_epsilon(fn, name, value, positive=True):
     """A float ``> 0`` (``>= 0`` unless ``positive``) or a ``ValueError`` naming ``fn`` and ``name``."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (positive and value == 0):
-        want = "> 0" if positive else ">= 0"
-        raise ValueError(f"{fn}: {name} must be a finite number {want}, got {value!r}")
-    return float(value)
+    return check_helper_number(fn, name, value, positive=positive)
 
 
 def check_rank(host, fn, name, x, rank):

@@ -30,10 +30,17 @@ inputs. The ONNX functions ``nmn::YatMaclaurinFeatures``, ``nmn::YatRadialFeatur
 from __future__ import annotations
 
 import math
+import numbers
+from typing import Any
 
 from nmn.core.yat import maclaurin_coefficients
 
 __all__ = [
+    "OLD_KEYS",
+    "check_helper_number",
+    "check_helper_params",
+    "check_normalize",
+    "pick_array",
     "anchor_features",
     "anchor_projection",
     "maclaurin_coeffs",
@@ -45,6 +52,69 @@ __all__ = [
 ]
 
 PRF_CLIP = 20.0  # nmn 0.3.5's clip of the positive-random-feature exponent
+
+#: nmn 0.3.5's key names of the sampled tensors in its projection dicts -> this module's (the six frameworks'
+#: functional helpers accept either, and return both)
+OLD_KEYS = {
+    "maclaurin": {"omegas": "omega"},
+    "radial": {"W1": "w1", "W2": "w2", "omegas": "omega", "phases": "phase"},
+    "anchor": {"projections": "proj", "quad_nodes": "nodes", "quad_weights": "weights"},
+}
+
+
+# ------------------------------------------------------- checks of nmn 0.3's functional helpers (all six hosts)
+def check_helper_number(fn: str, name: str, value: Any, *, positive: bool = False) -> float:
+    """``value`` as a float, or a ``ValueError`` naming the helper ``fn`` and the argument ``name``.
+
+    >>> check_helper_number("spherical_kappa", "eps", -1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: spherical_kappa: eps must be a finite number >= 0, got -1.0
+    """
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)  # numpy scalars register as Real
+    if not ok or not math.isfinite(float(value)) or value < 0 or (positive and value == 0):
+        raise ValueError(f"{fn}: {name} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
+    return float(value)
+
+
+def check_normalize(fn: str, normalize: Any) -> None:
+    """The features are defined on unit vectors (as the ONNX functions compute them): refuse ``normalize=False``.
+
+    >>> check_normalize("maclaurin_features", False)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: maclaurin_features: normalize=False is not offered: the features are defined on unit vectors ...
+    """
+    if normalize is not True and normalize != 1:
+        raise ValueError(
+            f"{fn}: normalize={normalize!r} is not offered: the features are defined on unit vectors "
+            "(x_hat = x / sqrt(|x|^2 + epsilon)), as nmn's ONNX functions compute them; leave normalize=True"
+        )
+
+
+def check_helper_params(fn: str, params: Any, creator: str, needed: tuple[str, ...] = ()) -> dict:
+    """``params`` if it is a dict holding ``needed``; else an error naming ``fn`` and the ``creator`` to call.
+
+    >>> check_helper_params("yat_tp_features", {}, "create_yat_tp_projection", ("anchors",))
+    Traceback (most recent call last):
+    ...
+    ValueError: yat_tp_features: params lacks ['anchors']; pass the dict that create_yat_tp_projection returns
+    """
+    if not isinstance(params, dict):
+        raise TypeError(f"{fn}: params must be the dict that {creator} returns, got {type(params).__name__}")
+    missing = [k for k in needed if k not in params]
+    if missing:
+        raise ValueError(f"{fn}: params lacks {missing}; pass the dict that {creator} returns")
+    return params
+
+
+def pick_array(fn: str, params: dict, new: str, old: str | None, creator: str) -> Any:
+    """``params[new]``, else nmn 0.3.5's ``params[old]``; a ``ValueError`` naming ``fn`` when neither is there."""
+    if new in params:
+        return params[new]
+    if old is not None and old in params:
+        return params[old]
+    raise ValueError(f"{fn}: params lacks {[new]}; pass the dict that {creator} returns")
 
 
 def _rng(seed):

@@ -13,7 +13,7 @@ from nmn._tfkeras.conv_transpose import keras_transpose_geometry
 from nmn._tfkeras.options import output_padding_of, padding_config, set_conv_geometry
 from nmn.core.conv import transpose_output_size
 from nmn.core.names import refuse_keywords
-from nmn.core.options import DEFAULT_EPSILON
+from nmn.core.options import DEFAULT_EPSILON, NORM_GUARD
 from nmn.keras import functional
 from nmn.keras._ops import (
     ConstraintLike,
@@ -45,7 +45,7 @@ def unit_filters(kernel, groups: int):
     blocks = keras.ops.reshape(kernel, (*ks, mg, groups, c // groups))
     axes = (*range(len(ks)), len(ks) + 2)
     norms = keras.ops.sqrt(keras.ops.sum(blocks * blocks, axis=axes, keepdims=True))
-    return keras.ops.reshape(blocks / (norms + 1e-8), tuple(kernel.shape))
+    return keras.ops.reshape(blocks / (norms + NORM_GUARD), tuple(kernel.shape))
 
 
 class _YatConvTransposeNd(_YatConvBase):

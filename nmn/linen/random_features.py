@@ -31,6 +31,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike, DTypeLike
 
 from nmn._jax import random_features as _jrf
+from nmn.core.options import DEFAULT_EPSILON
 from nmn.nnx.random_features import (
     create_yat_tp_projection,
     linear_attention_readout,
@@ -55,7 +56,7 @@ __all__ = [
 ]
 
 
-def spherical_kappa(s: ArrayLike | float, b: float, eps: float = 1e-5) -> jax.Array | float:
+def spherical_kappa(s: ArrayLike | float, b: float, eps: float = DEFAULT_EPSILON) -> jax.Array | float:
     """The exact bias-aware spherical Yat score ``(s + b)^2 / (2 + eps - 2 s)`` of cosines ``s``.
 
     >>> spherical_kappa(jnp.array([0.0, 0.5]), 1.0, 0.0).tolist()
@@ -78,7 +79,7 @@ def create_maclaurin_projection(
     head_dim: int,
     num_features: int = 256,
     bias: float = 1.0,
-    epsilon: float = 1e-5,
+    epsilon: float = DEFAULT_EPSILON,
     nmax: int = 40,
     dtype: DTypeLike = jnp.float32,
 ) -> dict[str, Any]:
@@ -106,7 +107,7 @@ def create_radial_projection(
     num_radial: int = 8,
     radial_dim: int = 64,
     bias: float = 1.0,
-    epsilon: float = 1e-5,
+    epsilon: float = DEFAULT_EPSILON,
     dtype: DTypeLike = jnp.float32,
 ) -> dict[str, Any]:
     """The fixed RAY projection shared by q and k (:func:`nmn.core.random_features.radial_projection`):

@@ -10,7 +10,7 @@ from numpy.typing import ArrayLike
 
 from nmn.core.conv import output_padding_tuple, transpose_geometry
 from nmn.core.names import refuse_keywords
-from nmn.core.options import DEFAULT_EPSILON
+from nmn.core.options import DEFAULT_EPSILON, NORM_GUARD
 from nmn.mlx._ops import mx
 from nmn.mlx.conv import Padding, _ConvBase
 from nmn.mlx.functional import yat_conv_transpose
@@ -82,7 +82,7 @@ class _YatConvTransposeND(_ConvBase):
         kernel = self._masked(self._dropconnect(self["kernel"]))
         if self.weight_normalized:  # kernel (M, *k, C/G): filter m is kernel[m]
             axes = tuple(range(1, kernel.ndim))
-            kernel = kernel / (mx.sqrt(mx.sum(kernel * kernel, axis=axes, keepdims=True)) + 1e-8)
+            kernel = kernel / (mx.sqrt(mx.sum(kernel * kernel, axis=axes, keepdims=True)) + NORM_GUARD)
         return yat_conv_transpose(
             x,
             kernel,

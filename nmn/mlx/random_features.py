@@ -46,7 +46,8 @@ import numpy as np
 
 from nmn.core import random_features as _rf
 from nmn.core import yat as _yat
-from nmn.core.options import DEFAULTS
+from nmn.core.options import DEFAULT_EPSILON, DEFAULTS
+from nmn.core.random_features import OLD_KEYS, check_helper_number, check_helper_params, check_normalize
 from nmn.mlx._ops import F, mx
 
 __all__ = [
@@ -69,34 +70,10 @@ __all__ = [
 _NORM_EPS = float(DEFAULTS["random_feature_norm_epsilon"])
 
 # nmn 0.3.5's key names of the sampled tensors -> the core sampler's
-_MAY_OLD = {"omegas": "omega"}
-_RAY_OLD = {"W1": "w1", "W2": "w2", "omegas": "omega", "phases": "phase"}
-_TP_OLD = {"projections": "proj", "quad_nodes": "nodes", "quad_weights": "weights"}
+_MAY_OLD, _RAY_OLD, _TP_OLD = OLD_KEYS["maclaurin"], OLD_KEYS["radial"], OLD_KEYS["anchor"]
 
 
 # ---------------------------------------------------------------------------------------------------- checks
-def _number(fn: str, name: str, value: Any, *, positive: bool = False) -> float:
-    ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
-    if not ok or not math.isfinite(float(value)) or value < 0 or (positive and value == 0):
-        raise ValueError(f"{fn}: {name} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
-    return float(value)
-
-
-def _normalize_flag(fn: str, normalize: Any) -> None:
-    if normalize is not True:
-        raise ValueError(
-            f"{fn}: normalize={normalize!r} is not offered: the features are defined on unit vectors "
-            "(x_hat = x / sqrt(|x|^2 + epsilon)), as nmn's ONNX functions compute them; leave normalize=True"
-        )
-
-
-def _params(fn: str, params: Any, creator: str, needed: tuple[str, ...]) -> dict:
-    if not isinstance(params, dict):
-        raise TypeError(f"{fn}: params must be the dict that {creator} returns, got {type(params).__name__}")
-    missing = [k for k in needed if k not in params]
-    if missing:
-        raise ValueError(f"{fn}: params lacks {missing}; pass the dict that {creator} returns")
-    return params
 
 
 def _pick(params: dict, new: str, old: str) -> Any:
@@ -153,7 +130,7 @@ def create_maclaurin_projection(
     head_dim: int,
     num_features: int = 256,
     bias: float = 1.0,
-    epsilon: float = 1e-5,
+    epsilon: float = DEFAULT_EPSILON,
     nmax: int = 40,
     dtype: mx.Dtype = mx.float32,
     seed: int | np.random.Generator | None = None,
@@ -176,10 +153,10 @@ def create_maclaurin_projection(
 
 
 def _maclaurin_arrays(fn: str, params: Any, x: mx.array):
-    params = _params(fn, params, "create_maclaurin_projection", ())
+    params = check_helper_params(fn, params, "create_maclaurin_projection", ())
     if "degmask" in params and "scale" in params:
         return _like(_pick(params, "omega", "omegas"), x), _like(params["degmask"], x), _like(params["scale"], x)
-    _params(fn, params, "create_maclaurin_projection", ("omegas", "degrees", "Z", "num_features"))
+    check_helper_params(fn, params, "create_maclaurin_projection", ("omegas", "degrees", "Z", "num_features"))
     omega = _like(params["omegas"], x)  # nmn 0.3.5's dict: degmask and scale from degrees and Z
     degrees = mx.array(np.asarray(params["degrees"])).reshape(-1, 1)
     degmask = (mx.arange(omega.shape[1])[None, :] < degrees).astype(x.dtype)
@@ -193,8 +170,8 @@ def maclaurin_features(x: mx.array, params: dict[str, Any], normalize: bool = Tr
     Maclaurin truncation of ``kappa_b(q_hat . k_hat)``. ``epsilon``: of ``x_hat = x / sqrt(|x|^2 + epsilon)``.
     Sign-indefinite (odd degrees)."""
     fn = "maclaurin_features"
-    _normalize_flag(fn, normalize)
-    eps = _number(fn, "epsilon", epsilon, positive=True)
+    check_normalize(fn, normalize)
+    eps = check_helper_number(fn, "epsilon", epsilon, positive=True)
     x = _float_input(fn, "x", x)
     omega, degmask, scale = _maclaurin_arrays(fn, params, x)
     return _rf.maclaurin_features(F, x, omega, degmask, scale, epsilon=eps)
@@ -206,7 +183,7 @@ def maclaurin_yat_attention(
     value: mx.array,
     params: dict[str, Any],
     causal: bool = False,
-    epsilon: float = 1e-5,
+    epsilon: float = DEFAULT_EPSILON,
 ) -> mx.array:
     """Linear-time bias-aware spherical Yat attention with MAY features: ``(B, Lq, H, D)`` query,
     ``(B, Lk, H, D)`` key, ``(B, Lk, H, Dv)`` value -> ``(B, Lq, H, Dv)``; ``causal`` by prefix sums (``Lq == Lk``);
@@ -225,7 +202,7 @@ def create_radial_projection(
     num_radial: int = 4,
     radial_dim: int = 8,
     bias: float = 1.0,
-    epsilon: float = 1e-5,
+    epsilon: float = DEFAULT_EPSILON,
     dtype: mx.Dtype = mx.float32,
     seed: int | np.random.Generator | None = None,
 ) -> dict[str, Any]:
@@ -250,13 +227,13 @@ def radial_features(x: mx.array, params: dict[str, Any], normalize: bool = True,
     (:func:`nmn.core.random_features.radial_features`): a degree-2 sketch of ``(t + b)^2`` times radial random
     Fourier features of ``1 / (eps + |q_hat - k_hat|^2)``. Sign-indefinite."""
     fn = "radial_features"
-    _normalize_flag(fn, normalize)
-    eps = _number(fn, "epsilon", epsilon, positive=True)
+    check_normalize(fn, normalize)
+    eps = check_helper_number(fn, "epsilon", epsilon, positive=True)
     x = _float_input(fn, "x", x)
-    params = _params(fn, params, "create_radial_projection", ("coef",))
+    params = check_helper_params(fn, params, "create_radial_projection", ("coef",))
     if "b" not in params and "bias" not in params:
         raise ValueError(f"{fn}: params lacks ['bias']; pass the dict that create_radial_projection returns")
-    b = _number(fn, "params['bias']", _pick(params, "b", "bias"))
+    b = check_helper_number(fn, "params['bias']", _pick(params, "b", "bias"))
     try:
         w1, w2, omega, phase = [_like(_pick(params, new, old), x) for old, new in _RAY_OLD.items()]
     except KeyError as err:
@@ -270,7 +247,7 @@ def radial_yat_attention(
     value: mx.array,
     params: dict[str, Any],
     causal: bool = False,
-    epsilon: float = 1e-5,
+    epsilon: float = DEFAULT_EPSILON,
 ) -> mx.array:
     """Linear-time bias-aware spherical Yat attention with RAY features (shapes as
     :func:`maclaurin_yat_attention`)."""
@@ -287,7 +264,7 @@ def create_yat_tp_projection(
     num_prf_features: int = 8,
     num_quad_nodes: int = 1,
     num_anchor_features: int = 16,
-    epsilon: float = 1e-5,
+    epsilon: float = DEFAULT_EPSILON,
     dtype: mx.Dtype = mx.float32,
     seed: int | np.random.Generator | None = None,
 ) -> dict[str, Any]:
@@ -314,10 +291,10 @@ def yat_tp_features(x: mx.array, params: dict[str, Any], normalize: bool = True,
     """Anchor x positive-random-feature features ``(..., J * P * M)`` of ``x (..., head_dim)``
     (:func:`nmn.core.random_features.anchor_features`, 0.3.5's quadrature of the ``b = 0`` kernel). Positive."""
     fn = "yat_tp_features"
-    _normalize_flag(fn, normalize)
-    eps = _number(fn, "epsilon", epsilon, positive=True)
+    check_normalize(fn, normalize)
+    eps = check_helper_number(fn, "epsilon", epsilon, positive=True)
     x = _float_input(fn, "x", x)
-    params = _params(fn, params, "create_yat_tp_projection", ("anchors",))
+    params = check_helper_params(fn, params, "create_yat_tp_projection", ("anchors",))
     try:
         rest = [_like(_pick(params, new, old), x) for old, new in _TP_OLD.items()]
     except KeyError as err:
@@ -331,7 +308,7 @@ def yat_tp_attention(
     value: mx.array,
     params: dict[str, Any],
     causal: bool = False,
-    epsilon: float = 1e-5,
+    epsilon: float = DEFAULT_EPSILON,
 ) -> mx.array:
     """Linear-time Yat attention with tensor-product (anchor) features (shapes as :func:`maclaurin_yat_attention`)."""
     fn = "yat_tp_attention"
@@ -342,18 +319,18 @@ def yat_tp_attention(
 
 
 # --------------------------------------------------------------------------------------------- kernel, readout
-def spherical_kappa(s: mx.array | float, b: float, eps: float = 1e-5) -> mx.array | float:
+def spherical_kappa(s: mx.array | float, b: float, eps: float = DEFAULT_EPSILON) -> mx.array | float:
     """The exact bias-aware spherical Yat score ``(s + b)^2 / (2 + eps - 2 s)`` of cosines ``s``.
 
     >>> spherical_kappa(mx.array([0.0, 0.5]), 1.0, 0.0).tolist()
     [0.5, 2.25]
     """
     fn = "spherical_kappa"
-    return _rf.spherical_kappa(F, s, _number(fn, "b", b), _number(fn, "eps", eps))
+    return _rf.spherical_kappa(F, s, check_helper_number(fn, "b", b), check_helper_number(fn, "eps", eps))
 
 
 def _readout(fn, qf, kf, v, causal, epsilon):
-    eps = _number(fn, "epsilon", epsilon)
+    eps = check_helper_number(fn, "epsilon", epsilon)
     if not isinstance(causal, (bool, int, np.bool_)):
         raise ValueError(f"{fn}: causal must be a bool, got {causal!r}")
     names = ("query features", "key features", "value")
@@ -377,7 +354,7 @@ def linear_attention_readout(
     k_feat: mx.array,
     value: mx.array,
     causal: bool = False,
-    epsilon: float = 1e-5,
+    epsilon: float = DEFAULT_EPSILON,
 ) -> mx.array:
     """l1-normalised linear readout ``phi_q (phi_K^T V) / (phi_q . sum phi_K +- epsilon)`` of ``(B, Lq, H, F)``,
     ``(B, Lk, H, F)`` features and a ``(B, Lk, H, Dv)`` value (causal by prefix sums); the shift keeps the

@@ -45,6 +45,7 @@ import numpy as np
 from jax.typing import ArrayLike, DTypeLike
 
 from nmn._jax import random_features as _jrf
+from nmn.core.options import DEFAULT_EPSILON
 
 __all__ = [
     "maclaurin_coeffs",
@@ -80,7 +81,7 @@ def create_maclaurin_projection(
     head_dim: int,
     num_features: int = 256,
     bias: float = 1.0,
-    epsilon: float = 1e-5,
+    epsilon: float = DEFAULT_EPSILON,
     nmax: int = 40,
     dtype: DTypeLike = jnp.float32,
 ) -> dict:
@@ -132,7 +133,7 @@ def create_radial_projection(
     num_radial: int = 8,
     radial_dim: int = 64,
     bias: float = 1.0,
-    epsilon: float = 1e-5,
+    epsilon: float = DEFAULT_EPSILON,
     dtype: DTypeLike = jnp.float32,
 ) -> dict:
     """The fixed RAY projection shared by q and k (:func:`nmn.core.random_features.radial_projection`).
@@ -179,7 +180,7 @@ def create_yat_tp_projection(
     num_prf_features: int = 8,
     num_quad_nodes: int = 1,
     num_anchor_features: int = 16,
-    epsilon: float = 1e-5,
+    epsilon: float = DEFAULT_EPSILON,
     dtype: DTypeLike = jnp.float32,
 ) -> dict:
     """nmn 0.3's anchor (tensor-product) projection (:func:`nmn.core.random_features.anchor_projection`).
@@ -207,7 +208,7 @@ def yat_tp_attention(
     value: ArrayLike,
     params: dict,
     causal: bool = False,
-    epsilon: float = 1e-5,
+    epsilon: float = DEFAULT_EPSILON,
     precision: PrecisionLike = None,
     gradient_scaling: bool = True,
     mask: ArrayLike | None = None,
@@ -219,7 +220,7 @@ def yat_tp_attention(
 
 
 # --------------------------------------------------------------------------------------------- kernel, readout
-def spherical_kappa(s: ArrayLike | float, b: float, eps: float = 1e-5) -> jax.Array | float:
+def spherical_kappa(s: ArrayLike | float, b: float, eps: float = DEFAULT_EPSILON) -> jax.Array | float:
     """The exact bias-aware spherical Yat score ``(s + b)^2 / (2 + eps - 2 s)`` of cosines ``s`` (nmn 0.3 Linen's
     signature).
 
@@ -230,7 +231,7 @@ def spherical_kappa(s: ArrayLike | float, b: float, eps: float = 1e-5) -> jax.Ar
 
 
 def linear_attention_readout(
-    q_feat: ArrayLike, k_feat: ArrayLike, value: ArrayLike, causal: bool = False, epsilon: float = 1e-5
+    q_feat: ArrayLike, k_feat: ArrayLike, value: ArrayLike, causal: bool = False, epsilon: float = DEFAULT_EPSILON
 ) -> jax.Array:
     """l1-normalised linear readout ``phi_q (phi_K^T V) / (phi_q . sum phi_K +- epsilon)`` of ``(B, Lq, H, F)``,
     ``(B, Lk, H, F)`` features and a ``(B, Lk, H, Dv)`` value (causal by prefix sums; nmn 0.3 torch's signature);

@@ -12,7 +12,7 @@ from numpy.typing import ArrayLike
 from nmn._tfkeras.conv_transpose import keras_transpose_geometry
 from nmn._tfkeras.options import DATA_FORMATS, output_padding_of, set_conv_geometry
 from nmn.core.names import refuse_keywords
-from nmn.core.options import DEFAULT_EPSILON, check_choice
+from nmn.core.options import DEFAULT_EPSILON, NORM_GUARD, check_choice
 from nmn.tf import functional
 from nmn.tf._ops import (
     TensorLike,
@@ -37,7 +37,7 @@ def unit_filters(kernel, groups: int):
     blocks = tf.reshape(kernel, (*ks, mg, groups, c // groups))
     axes = (*range(len(ks)), len(ks) + 2)
     norms = tf.sqrt(tf.reduce_sum(blocks * blocks, axis=axes, keepdims=True))
-    return tf.reshape(blocks / (norms + 1e-8), tf.shape(kernel))
+    return tf.reshape(blocks / (norms + NORM_GUARD), tf.shape(kernel))
 
 
 class _YatConvTransposeNd(_YatConvBase):

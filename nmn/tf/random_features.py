@@ -36,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from nmn._tfkeras import random_features as _rf
+from nmn.core.options import DEFAULT_EPSILON
 from nmn.tf._ops import F
 from nmn.tf._ops import TensorLike as Tensor
 
@@ -98,7 +99,7 @@ def create_maclaurin_projection(
     head_dim: int,
     num_features: int = 256,
     bias: float = 1.0,
-    epsilon: float = 1e-5,
+    epsilon: float = DEFAULT_EPSILON,
     nmax: int = 40,
     dtype: tf.DType = tf.float32,
     seed: int | None = None,
@@ -130,7 +131,7 @@ def maclaurin_yat_attention(
     value: Tensor,
     params: dict[str, Any],
     causal: bool = False,
-    epsilon: float = 1e-5,
+    epsilon: float = DEFAULT_EPSILON,
 ) -> Tensor:
     """Linear-time bias-aware spherical Yat attention with MAY features of ``query, key (B, L, H, D)`` and
     ``value (B, Lk, H, Dv)`` -> ``(B, Lq, H, Dv)``; ``causal``: prefix sums; ``epsilon``: the denominator's."""
@@ -145,7 +146,7 @@ def create_radial_projection(
     num_radial: int = 8,
     radial_dim: int = 64,
     bias: float = 1.0,
-    epsilon: float = 1e-5,
+    epsilon: float = DEFAULT_EPSILON,
     dtype: tf.DType = tf.float32,
     seed: int | None = None,
 ) -> dict[str, Any]:
@@ -174,7 +175,7 @@ def radial_yat_attention(
     value: Tensor,
     params: dict[str, Any],
     causal: bool = False,
-    epsilon: float = 1e-5,
+    epsilon: float = DEFAULT_EPSILON,
 ) -> Tensor:
     """As :func:`maclaurin_yat_attention`, with RAY features."""
     return _rf.attention(
@@ -187,7 +188,7 @@ def create_yat_tp_projection(
     num_prf_features: int = 8,
     num_quad_nodes: int = 1,
     num_anchor_features: int = 16,
-    epsilon: float = 1e-5,
+    epsilon: float = DEFAULT_EPSILON,
     dtype: tf.DType = tf.float32,
     seed: int | None = None,
 ) -> dict[str, Any]:
@@ -216,7 +217,7 @@ def yat_tp_attention(
     value: Tensor,
     params: dict[str, Any],
     causal: bool = False,
-    epsilon: float = 1e-5,
+    epsilon: float = DEFAULT_EPSILON,
 ) -> Tensor:
     """As :func:`maclaurin_yat_attention`, with the tensor-product features (``b = 0``)."""
     return _rf.attention(
@@ -224,7 +225,7 @@ def yat_tp_attention(
     )
 
 
-def spherical_kappa(s: Tensor, b: float, eps: float = 1e-5) -> Tensor:
+def spherical_kappa(s: Tensor, b: float, eps: float = DEFAULT_EPSILON) -> Tensor:
     """The exact bias-aware spherical Yat kernel ``(s + b)^2 / (2 + eps - 2 s)`` of cosines ``s``.
 
     >>> float(spherical_kappa(np.float32(0.5), 1.0, 0.0))
@@ -234,7 +235,7 @@ def spherical_kappa(s: Tensor, b: float, eps: float = 1e-5) -> Tensor:
 
 
 def linear_attention_readout(
-    q_feat: Tensor, k_feat: Tensor, value: Tensor, causal: bool = False, epsilon: float = 1e-5
+    q_feat: Tensor, k_feat: Tensor, value: Tensor, causal: bool = False, epsilon: float = DEFAULT_EPSILON
 ) -> Tensor:
     """``q_feat (k_feat^T value) / (q_feat . sum k_feat)`` of ``(B, L, H, m)`` features and ``value (B, Lk, H, Dv)``
     (:func:`nmn.core.yat.linear_readout`; the denominator's ``epsilon`` keeps its sign); ``causal``: prefix sums.

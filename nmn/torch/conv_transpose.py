@@ -11,7 +11,7 @@ from numpy.typing import ArrayLike
 
 from nmn.core.conv import check_mask, output_padding_tuple, transpose_geometry
 from nmn.core.names import refuse_keywords
-from nmn.core.options import DEFAULT_EPSILON
+from nmn.core.options import DEFAULT_EPSILON, NORM_GUARD
 from nmn.torch import functional
 from nmn.torch._ops import resolve_param_dtype, to_compute
 from nmn.torch.conv import check_groups, check_input, geometry_repr, set_geometry
@@ -28,7 +28,7 @@ def unit_filters(weight: torch.Tensor, groups: int) -> torch.Tensor:
     c, mg = weight.shape[:2]
     blocks = weight.reshape(groups, c // groups, mg, -1)
     norms = blocks.square().sum(dim=(1, 3), keepdim=True).sqrt()
-    return (blocks / (norms + 1e-8)).reshape(weight.shape)
+    return (blocks / (norms + NORM_GUARD)).reshape(weight.shape)
 
 
 class _YatConvTransposeNd(YatParams, nn.Module):

@@ -46,7 +46,8 @@ import torch
 
 from nmn.core import random_features as _rf
 from nmn.core import yat as _yat
-from nmn.core.options import DEFAULTS
+from nmn.core.options import DEFAULT_EPSILON, DEFAULTS
+from nmn.core.random_features import OLD_KEYS, check_helper_number, check_helper_params, check_normalize
 from nmn.torch._ops import ops_for
 
 __all__ = [
@@ -69,34 +70,10 @@ __all__ = [
 _NORM_EPS = float(DEFAULTS["random_feature_norm_epsilon"])
 
 # nmn 0.3.5's key names of the sampled tensors -> the core sampler's
-_MAY_OLD = {"omegas": "omega"}
-_RAY_OLD = {"W1": "w1", "W2": "w2", "omegas": "omega", "phases": "phase"}
-_TP_OLD = {"projections": "proj", "quad_nodes": "nodes", "quad_weights": "weights"}
+_MAY_OLD, _RAY_OLD, _TP_OLD = OLD_KEYS["maclaurin"], OLD_KEYS["radial"], OLD_KEYS["anchor"]
 
 
 # ---------------------------------------------------------------------------------------------------- checks
-def _number(fn: str, name: str, value: Any, *, positive: bool = False) -> float:
-    ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
-    if not ok or not math.isfinite(float(value)) or value < 0 or (positive and value == 0):
-        raise ValueError(f"{fn}: {name} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
-    return float(value)
-
-
-def _normalize_flag(fn: str, normalize: Any) -> None:
-    if normalize is not True:
-        raise ValueError(
-            f"{fn}: normalize={normalize!r} is not offered: the features are defined on unit vectors "
-            "(x_hat = x / sqrt(|x|^2 + epsilon)), as nmn's ONNX functions compute them; leave normalize=True"
-        )
-
-
-def _params(fn: str, params: Any, creator: str, needed: tuple[str, ...]) -> dict:
-    if not isinstance(params, dict):
-        raise TypeError(f"{fn}: params must be the dict that {creator} returns, got {type(params).__name__}")
-    missing = [k for k in needed if k not in params]
-    if missing:
-        raise ValueError(f"{fn}: params lacks {missing}; pass the dict that {creator} returns")
-    return params
 
 
 def _pick(params: dict, new: str, old: str) -> Any:
@@ -147,7 +124,7 @@ def create_maclaurin_projection(
     head_dim: int,
     num_features: int = 256,
     bias: float = 1.0,
-    epsilon: float = 1e-5,
+    epsilon: float = DEFAULT_EPSILON,
     nmax: int = 40,
     seed: int | np.random.Generator | None = None,
     dtype: torch.dtype = torch.float32,
@@ -171,11 +148,11 @@ def create_maclaurin_projection(
 
 
 def _maclaurin_arrays(fn: str, params: Any, x: torch.Tensor):
-    params = _params(fn, params, "create_maclaurin_projection", ())
+    params = check_helper_params(fn, params, "create_maclaurin_projection", ())
     if "degmask" in params and "scale" in params:
         omega = _pick(params, "omega", "omegas")
         return _like(omega, x), _like(params["degmask"], x), _like(params["scale"], x)
-    _params(fn, params, "create_maclaurin_projection", ("omegas", "degrees", "Z", "num_features"))
+    check_helper_params(fn, params, "create_maclaurin_projection", ("omegas", "degrees", "Z", "num_features"))
     omega = _like(params["omegas"], x)  # nmn 0.3.5's dict: degmask and scale from degrees and Z
     degrees = torch.as_tensor(params["degrees"], device=x.device).reshape(-1, 1)
     degmask = (torch.arange(omega.shape[1], device=x.device)[None, :] < degrees).to(x.dtype)
@@ -191,8 +168,8 @@ def maclaurin_features(
     Maclaurin truncation of ``kappa_b(q_hat . k_hat)``. ``epsilon``: of ``x_hat = x / sqrt(|x|^2 + epsilon)``.
     Sign-indefinite (odd degrees)."""
     fn = "maclaurin_features"
-    _normalize_flag(fn, normalize)
-    eps = _number(fn, "epsilon", epsilon, positive=True)
+    check_normalize(fn, normalize)
+    eps = check_helper_number(fn, "epsilon", epsilon, positive=True)
     x = _float_input(fn, "x", x)
     omega, degmask, scale = _maclaurin_arrays(fn, params, x)
     return _rf.maclaurin_features(ops_for(x), x, omega, degmask, scale, epsilon=eps)
@@ -204,7 +181,7 @@ def maclaurin_yat_attention(
     value: torch.Tensor,
     params: dict[str, Any],
     causal: bool = False,
-    epsilon: float = 1e-5,
+    epsilon: float = DEFAULT_EPSILON,
 ) -> torch.Tensor:
     """Linear-time bias-aware spherical Yat attention with MAY features: ``(B, Lq, H, D)`` query,
     ``(B, Lk, H, D)`` key, ``(B, Lk, H, Dv)`` value -> ``(B, Lq, H, Dv)``; ``causal`` by prefix sums (``Lq == Lk``);
@@ -223,7 +200,7 @@ def create_radial_projection(
     num_radial: int = 8,
     radial_dim: int = 64,
     bias: float = 1.0,
-    epsilon: float = 1e-5,
+    epsilon: float = DEFAULT_EPSILON,
     seed: int | np.random.Generator | None = None,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | int | None = None,
@@ -251,13 +228,13 @@ def radial_features(
     (:func:`nmn.core.random_features.radial_features`): a degree-2 sketch of ``(t + b)^2`` times radial random
     Fourier features of ``1 / (eps + |q_hat - k_hat|^2)``. Sign-indefinite."""
     fn = "radial_features"
-    _normalize_flag(fn, normalize)
-    eps = _number(fn, "epsilon", epsilon, positive=True)
+    check_normalize(fn, normalize)
+    eps = check_helper_number(fn, "epsilon", epsilon, positive=True)
     x = _float_input(fn, "x", x)
-    params = _params(fn, params, "create_radial_projection", ("coef",))
+    params = check_helper_params(fn, params, "create_radial_projection", ("coef",))
     if "b" not in params and "bias" not in params:
         raise ValueError(f"{fn}: params lacks ['b']; pass the dict that create_radial_projection returns")
-    b = _number(fn, "params['b']", _pick(params, "b", "bias"))
+    b = check_helper_number(fn, "params['b']", _pick(params, "b", "bias"))
     try:
         arrays = [_like(_pick(params, new, old), x) for old, new in _RAY_OLD.items()]
     except KeyError as err:
@@ -272,7 +249,7 @@ def radial_yat_attention(
     value: torch.Tensor,
     params: dict[str, Any],
     causal: bool = False,
-    epsilon: float = 1e-5,
+    epsilon: float = DEFAULT_EPSILON,
 ) -> torch.Tensor:
     """Linear-time bias-aware spherical Yat attention with RAY features (shapes as
     :func:`maclaurin_yat_attention`)."""
@@ -289,7 +266,7 @@ def create_yat_tp_projection(
     num_prf_features: int = 8,
     num_quad_nodes: int = 1,
     num_anchor_features: int = 16,
-    epsilon: float = 1e-5,
+    epsilon: float = DEFAULT_EPSILON,
     seed: int | np.random.Generator | None = None,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | int | None = None,
@@ -321,10 +298,10 @@ def yat_tp_features(
     (:func:`nmn.core.random_features.anchor_features`, 0.3.5's ``yat_tp`` quadrature of the ``b = 0`` kernel).
     Positive."""
     fn = "yat_tp_features"
-    _normalize_flag(fn, normalize)
-    eps = _number(fn, "epsilon", epsilon, positive=True)
+    check_normalize(fn, normalize)
+    eps = check_helper_number(fn, "epsilon", epsilon, positive=True)
     x = _float_input(fn, "x", x)
-    params = _params(fn, params, "create_yat_tp_projection", ("anchors",))
+    params = check_helper_params(fn, params, "create_yat_tp_projection", ("anchors",))
     try:
         rest = [_like(_pick(params, new, old), x) for old, new in _TP_OLD.items()]
     except KeyError as err:
@@ -338,7 +315,7 @@ def yat_tp_attention(
     value: torch.Tensor,
     params: dict[str, Any],
     causal: bool = False,
-    epsilon: float = 1e-5,
+    epsilon: float = DEFAULT_EPSILON,
 ) -> torch.Tensor:
     """Linear-time Yat attention with tensor-product (anchor) features (shapes as :func:`maclaurin_yat_attention`)."""
     fn = "yat_tp_attention"
@@ -349,18 +326,18 @@ def yat_tp_attention(
 
 
 # --------------------------------------------------------------------------------------------- kernel, readout
-def spherical_kappa(s: torch.Tensor | float, b: float, eps: float = 1e-5) -> torch.Tensor | float:
+def spherical_kappa(s: torch.Tensor | float, b: float, eps: float = DEFAULT_EPSILON) -> torch.Tensor | float:
     """The exact bias-aware spherical Yat score ``(s + b)^2 / (2 + eps - 2 s)`` of cosines ``s``.
 
     >>> spherical_kappa(torch.tensor([0.0, 0.5]), 1.0, 0.0).tolist()
     [0.5, 2.25]
     """
     fn = "spherical_kappa"
-    return _rf.spherical_kappa(None, s, _number(fn, "b", b), _number(fn, "eps", eps))
+    return _rf.spherical_kappa(None, s, check_helper_number(fn, "b", b), check_helper_number(fn, "eps", eps))
 
 
 def _readout(fn, qf, kf, v, causal, epsilon):
-    eps = _number(fn, "epsilon", epsilon)
+    eps = check_helper_number(fn, "epsilon", epsilon)
     if not isinstance(causal, (bool, int, np.bool_)):
         raise ValueError(f"{fn}: causal must be a bool, got {causal!r}")
     names = ("query features", "key features", "value")
@@ -386,7 +363,7 @@ def linear_attention_readout(
     k_feat: torch.Tensor,
     value: torch.Tensor,
     causal: bool = False,
-    epsilon: float = 1e-5,
+    epsilon: float = DEFAULT_EPSILON,
 ) -> torch.Tensor:
     """l1-normalised linear readout ``phi_q (phi_K^T V) / (phi_q . sum phi_K +- epsilon)`` of ``(B, Lq, H, F)``,
     ``(B, Lk, H, F)`` features and a ``(B, Lk, H, Dv)`` value (causal by prefix sums); the shift keeps the
