@@ -76,9 +76,8 @@ _CANONICAL: dict[str, bytes] = {}
 def _normalised(fn: onnx.FunctionProto) -> bytes:
     """A function proto's bytes without its documentation (the only part that may differ harmlessly).
 
-    An earlier canonical body that files still carry (:func:`legacy_function`: the performer functions before
-    their ``degree``/``bias`` attributes, whose defaults compute what those bodies compute) normalises to the
-    current canonical bytes, so every check that compares bodies (here and in ``safe_load``) accepts it.
+    An earlier canonical body that files still carry (:func:`legacy_functions`: bodies from before a later
+    attribute, whose default computes what that body computes) normalises to the current canonical bytes, so every check that compares bodies (here and in ``safe_load``) accepts it.
     """
     raw = _raw_bytes(fn)
     if fn.domain == DOMAIN and raw in legacy_functions(fn.name):
@@ -110,22 +109,7 @@ def canonical_function(name: str) -> bytes | None:
     return _CANONICAL[name]
 
 
-_LEGACY: dict[str, bytes] = {}
 _LEGACY_ALL: dict[str, tuple[bytes, ...]] = {}
-
-
-def legacy_function(name: str) -> bytes | None:
-    """The normalised bytes of an earlier canonical body of ``nmn::name`` that files still carry (the performer
-    functions before their ``degree``/``bias`` attributes), or ``None``.
-
-    >>> legacy_function("PerformerFeatureMap") is not None, legacy_function("YatDense")
-    (True, None)
-    """
-    if not _LEGACY:
-        from onnx_ops.attention import legacy_function_protos
-
-        _LEGACY.update({n: _raw_bytes(f) for n, f in legacy_function_protos().items()})
-    return _LEGACY.get(name)
 
 
 def legacy_functions(name: str) -> tuple[bytes, ...]:
