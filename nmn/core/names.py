@@ -237,6 +237,24 @@ HOST_SIZE_ARGS = {
             "rngs",
             "decode",
             "deterministic",
+            # Flax's MultiHeadAttention keywords (nmn 0.3's nnx attention): dropout broadcast, the out projection's
+            # initialisers; attention_fn and the dot_general hooks only at the values the ONNX function computes
+            "broadcast_dropout",
+            "out_kernel_init",
+            "out_bias_init",
+            "attention_fn",
+            "qkv_dot_general",
+            "out_dot_general",
+            "qkv_dot_general_cls",
+            "out_dot_general_cls",
+            # nmn 0.3.5's nnx RotaryYatAttention: embed_dim (the name of in_features) and its rotary performer's
+            # sizes, accepted only at their defaults (there is no rotary performer: nmn.core.options)
+            "embed_dim",
+            "num_anchor_features",
+            "num_prf_features",
+            "num_quad_nodes",
+            "performer_num_features",
+            "performer_normalize",
             "kwargs",
         )
     ),
@@ -267,6 +285,7 @@ HOST_SIZE_ARGS = {
             "dot_general_cls",
             "promote_dtype",
             "return_weights",
+            "normalize_qk",  # nmn 0.3's Linen MultiHeadAttention field, refused when True (REFUSED_KEYWORDS)
             "input_dilation",
             "parent",
             "name",
@@ -435,6 +454,14 @@ REFUSED_VALUES = {
     "compute_mode": "nmn computes the Yat product in float32 as its ONNX function does (nmn 0.3's 'fp32'); 'mixed' "
     "and 'bf16' round the distance differently, so the exported file would differ from the trained model; use "
     "dtype= for the result dtype (compute_mode='fp32' is accepted)",
+    "qkv_dot_general": _FLAX_CONTRACTION,
+    "out_dot_general": _FLAX_CONTRACTION,
+    "qkv_dot_general_cls": _FLAX_CONTRACTION,
+    "out_dot_general_cls": _FLAX_CONTRACTION,
+    "attention_fn": "another attention function is not the attention of the layer's nmn ONNX function "
+    "(nmn::YatMultiHeadAttention), so the exported file would compute something else than the trained model; leave "
+    "it at nmn's yat_attention (None), choose the Yat attention with normalization= / spherical= / use_performer=, "
+    "or call your function on the projected heads outside the layer",
     "distance_floor": "the layer's nmn ONNX function clamps the squared distance at 0 (relu) before adding "
     "epsilon, so another floor would not survive export; raise epsilon= instead (distance_floor=0.0 is accepted)",
 }

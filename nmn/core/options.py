@@ -161,6 +161,37 @@ def refuse_rotary_performer(layer: str, performer_nmax: Any = None, performer_bi
         )
 
 
+#: nmn 0.3.5's NNX ``RotaryYatAttention`` performer sizes and switches, with their 0.3.5 defaults. nmn has no
+#: rotary performer (no ONNX function computes one), so the layer takes them only at these values.
+ROTARY_PERFORMER_V03 = {
+    "num_anchor_features": 16,
+    "num_prf_features": 8,
+    "num_quad_nodes": 1,
+    "performer_num_features": 256,
+    "performer_normalize": True,
+}
+
+
+def refuse_rotary_performer_sizes(layer: str, **given: Any) -> None:
+    """``ValueError`` unless every nmn 0.3.5 rotary-performer keyword in ``given`` is its 0.3.5 default.
+
+    >>> refuse_rotary_performer_sizes("RotaryYatAttention", num_prf_features=8, performer_normalize=True)
+    >>> refuse_rotary_performer_sizes("RotaryYatAttention", num_quad_nodes=2)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: RotaryYatAttention: num_quad_nodes=2 has no effect here (nmn 0.3.5's rotary performer is not ...
+    """
+    for key, value in given.items():
+        default = ROTARY_PERFORMER_V03[key]
+        if value is not default and (isinstance(value, bool) != isinstance(default, bool) or value != default):
+            raise ValueError(
+                f"{layer}: {key}={value!r} has no effect here (nmn 0.3.5's rotary performer is not carried over: "
+                f"nmn::RotaryYatMultiHeadAttention has no performer; accepted: {default!r}); use "
+                "MultiHeadYatAttention(use_performer=True, num_features=...) with apply_rotary_emb on the queries "
+                "and keys"
+            )
+
+
 def performer_spec_options(config: dict) -> dict[str, Any]:
     """The ``performer_nmax`` / ``performer_bias`` of a neutral attention config, for ``from_spec``.
 

@@ -27,6 +27,7 @@ from nmn._jax.functional import (
 )
 from nmn._jax.functional import yat_attention as _yat_attention_op
 from nmn._jax.random_features import RF_KEYWORDS, RF_PARAMS, layer_projection, random_feature_attention
+from nmn.core.names import REFUSED_KEYWORDS
 from nmn.core.options import (
     DEFAULT_EPSILON,
     DEFAULTS,
@@ -40,7 +41,7 @@ from nmn.core.options import (
 )
 from nmn.core.spec import AttentionSpec, RopeSpec
 from nmn.core.yat import performer_degree
-from nmn.linen._ops import CONSTANTS
+from nmn.linen._ops import CONSTANTS, check_initializer
 
 default_kernel_init = nn.initializers.xavier_normal()
 default_bias_init = nn.initializers.zeros_init()
@@ -82,7 +83,10 @@ class MultiHeadYatAttention(nn.Module):
         full-length input allocates ``cached_key``/``cached_value`` ``(B, L, H, D)`` and ``cache_index`` in the
         ``'cache'`` collection, and each ``apply(..., mutable=['cache'])`` appends its tokens and attends to every
         cached position up to each query's own),
-        dtype, param_dtype, kernel_init (Xavier normal), bias_init (zeros).
+        dtype, param_dtype, kernel_init (Xavier normal), bias_init (zeros),
+        alpha_init (nmn 0.3's initializer ``(key, shape, dtype)`` of the ``alpha (1,)`` parameter; default None:
+        ones; another one is an error where the layer has no alpha parameter, it cancels),
+        normalize_qk (nmn 0.3's field, only False: True is a ``TypeError`` saying to use ``spherical=True``).
 
     Shape:
         ``inputs_q (B, Lq, E)``, ``inputs_k``/``inputs_v`` ``(B, Lk, E_k)``, ``mask`` bool
@@ -123,6 +127,8 @@ class MultiHeadYatAttention(nn.Module):
     param_dtype: Any = jnp.float32
     kernel_init: Callable = default_kernel_init
     bias_init: Callable = default_bias_init
+    alpha_init: Callable | None = None
+    normalize_qk: bool = False
 
     def __post_init__(self):
         self.yat_options()
@@ -131,6 +137,10 @@ class MultiHeadYatAttention(nn.Module):
     def yat_options(self) -> AttentionSpec:
         """Validate the options; return the resolved :class:`~nmn.core.spec.AttentionSpec`."""
         name = type(self).__name__
+        if self.normalize_qk is not False:
+            why = REFUSED_KEYWORDS["MultiHeadYatAttention"]["normalize_qk"]
+            raise TypeError(f"{name}: normalize_qk={self.normalize_qk!r} (nmn 0.3) is not supported: {why}")
+        check_initializer(self.alpha_init, "alpha_init", name)
         check_positive_int(self.num_heads, "num_heads", name)
         for key in ("qkv_features", "out_features"):
             if getattr(self, key) is not None:
@@ -139,7 +149,7 @@ class MultiHeadYatAttention(nn.Module):
             raise ValueError(
                 f"{name}: qkv_features ({self.qkv_features}) must be divisible by num_heads ({self.num_heads})"
             )
-        return AttentionSpec.build(
+        spec = AttentionSpec.build(
             name,
             use_bias=self.use_bias,
             use_alpha=self.use_alpha,
@@ -161,6 +171,13 @@ class MultiHeadYatAttention(nn.Module):
             performer_nmax=self.performer_nmax,
             performer_bias=self.performer_bias,
         )
+        if self.alpha_init is not None and not spec.has_alpha:
+            raise ValueError(
+                f"{name}: alpha_init has no effect: this layer has no alpha parameter (under "
+                f"normalization={self.normalization!r}{', the performer' if self.use_performer else ''} alpha "
+                "cancels, or use_alpha=False / constant_alpha fix it); drop alpha_init"
+            )
+        return spec
 
     def _dense(self, features, name):
         return nn.Dense(
@@ -196,7 +213,8 @@ class MultiHeadYatAttention(nn.Module):
 
     def _alpha(self, opts):
         if opts.has_alpha:
-            return self.param("alpha", nn.initializers.ones, (1,), self.param_dtype)
+            init = nn.initializers.ones if self.alpha_init is None else self.alpha_init
+            return self.param("alpha", init, (1,), self.param_dtype)
         return opts.alpha_term()
 
     def _attend(self, q, k, v, mask, deterministic, causal, opts, head_dim):
@@ -215,7 +233,10 @@ class MultiHeadYatAttention(nn.Module):
                 raise ValueError(f"{type(self).__name__}: use_performer=True takes no mask (use causal=True)")
             nmax, bias = check_performer(self.performer_nmax, self.performer_bias, type(self).__name__)
             degree = performer_degree(self.num_features, head_dim, nmax)
-            return performer_attention(q, k, v, proj, alpha, opts.epsilon, causal=causal, degree=degree, bias=bias)
+            out = performer_attention(q, k, v, proj, alpha, opts.epsilon, causal=causal, degree=degree, bias=bias)
+            if self.dropout_rate > 0.0 and not nn.merge_param("deterministic", self.deterministic, deterministic):
+                out = nn.Dropout(self.dropout_rate)(out, deterministic=False)  # on the output, as the torch layer
+            return out
         dropout = None
         if self.dropout_rate > 0.0:
             det = nn.merge_param("deterministic", self.deterministic, deterministic)

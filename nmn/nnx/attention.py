@@ -8,6 +8,7 @@ at construction and kept as a :class:`~nmn.nnx._ops.Buffer`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -33,6 +34,7 @@ from nmn._jax.random_features import (
     precision_context,
     random_feature_attention,
 )
+from nmn.core.layer_options import refuse_value
 from nmn.core.names import refuse_keywords
 from nmn.core.options import (
     DEFAULT_EPSILON,
@@ -44,10 +46,12 @@ from nmn.core.options import (
     check_positive_int,
     mask_needs_head_axis,
     refuse_rotary_performer,
+    refuse_rotary_performer_sizes,
 )
 from nmn.core.spec import AttentionSpec, RopeSpec, check_heads
 from nmn.core.yat import performer_degree
 from nmn.nnx._ops import Buffer
+from nmn.nnx.attention_helpers import yat_attention
 
 default_kernel_init = nnx.initializers.xavier_normal()
 default_bias_init = nnx.initializers.zeros_init()
@@ -59,6 +63,17 @@ def _mask4(mask, layer):
         return None
     mask = jnp.asarray(mask)
     return mask[:, None] if mask_needs_head_axis(mask.ndim, layer) else mask
+
+
+def _check_flax_hooks(layer, attention_fn, qkv_dot_general, out_dot_general, qkv_cls, out_cls):
+    """Flax's attention and contraction hooks, accepted only at the values the layer's ONNX function computes."""
+    from jax import lax
+
+    refuse_value(layer, "attention_fn", attention_fn, (None, yat_attention))
+    refuse_value(layer, "qkv_dot_general", qkv_dot_general, (None, lax.dot_general))
+    refuse_value(layer, "out_dot_general", out_dot_general, (None, lax.dot_general))
+    refuse_value(layer, "qkv_dot_general_cls", qkv_cls, (None,))
+    refuse_value(layer, "out_dot_general_cls", out_cls, (None,))
 
 
 class MultiHeadYatAttention(nnx.Module):
@@ -100,6 +115,16 @@ class MultiHeadYatAttention(nnx.Module):
             nmn 0.3.5, drawing no key); another one is an error where the layer has no alpha parameter (it cancels).
         precision: Flax's ``precision`` of the four projections' contractions and of the attention's
             (``jax.default_matmul_precision``; default None).
+        broadcast_dropout: as Flax's ``MultiHeadAttention`` (default True): one dropout mask of the attention
+            weights ``(Lq, Lk)`` shared by the batch and the heads (the performer's output dropout shares its mask
+            over the batch); False draws every weight's own.
+        out_kernel_init, out_bias_init: initializers of the out projection (default None: ``kernel_init`` /
+            ``bias_init``), as Flax.
+        attention_fn: Flax's attention hook, accepted only as nmn's own ``yat_attention`` (the default, as in
+            nmn 0.3.5) or None: another function would not be what the exported ``nmn::YatMultiHeadAttention`` computes, so
+            it is a ``ValueError`` saying so (:data:`nmn.core.names.REFUSED_VALUES`).
+        qkv_dot_general, out_dot_general: accepted as None or ``jax.lax.dot_general``; qkv_dot_general_cls,
+            out_dot_general_cls: only None (deprecated in Flax and nmn 0.3.5; a custom contraction is refused).
         dtype, param_dtype, kernel_init (Xavier normal), bias_init (zeros), rngs: as in Flax.
 
     Shape:
@@ -148,15 +173,29 @@ class MultiHeadYatAttention(nnx.Module):
         deterministic: bool | None = None,
         alpha_init: Initializer = nnx.initializers.ones,
         precision: Any = None,
+        broadcast_dropout: bool = True,
+        attention_fn: Callable[..., jax.Array] | None = yat_attention,
         dtype: DTypeLike | None = None,
         param_dtype: DTypeLike = jnp.float32,
         kernel_init: Initializer = default_kernel_init,
         bias_init: Initializer = default_bias_init,
+        out_kernel_init: Initializer | None = None,
+        out_bias_init: Initializer | None = None,
+        qkv_dot_general: Any = None,
+        out_dot_general: Any = None,
+        qkv_dot_general_cls: Any = None,
+        out_dot_general_cls: Any = None,
         rngs: nnx.Rngs,
         **refused: Any,
     ):
         refuse_keywords(type(self).__name__, refused)
         name = type(self).__name__
+        _check_flax_hooks(
+            name, attention_fn, qkv_dot_general, out_dot_general, qkv_dot_general_cls, out_dot_general_cls
+        )
+        if not isinstance(broadcast_dropout, bool):
+            raise TypeError(f"{name}: broadcast_dropout must be True or False, got {broadcast_dropout!r}")
+        self.broadcast_dropout = broadcast_dropout
         self.num_heads = check_positive_int(num_heads, "num_heads", name)
         self.in_features = check_positive_int(in_features, "in_features", name)
         self.qkv_features = check_positive_int(qkv_features or in_features, "qkv_features", name)
@@ -198,7 +237,7 @@ class MultiHeadYatAttention(nnx.Module):
             )
         self.dtype, self.param_dtype = dtype, param_dtype
 
-        def linear(n_in, n_out):
+        def linear(n_in, n_out, kernel_init=kernel_init, bias_init=bias_init):
             return nnx.Linear(
                 n_in,
                 n_out,
@@ -215,7 +254,15 @@ class MultiHeadYatAttention(nnx.Module):
         self.query = linear(self.in_features, self.qkv_features)
         self.key = linear(self.in_kv_features, self.qkv_features)
         self.value = linear(self.in_kv_features, self.qkv_features)
-        self.out = linear(self.qkv_features, self.out_features) if self.use_out_proj else nnx.data(None)
+        if self.use_out_proj:
+            self.out = linear(
+                self.qkv_features,
+                self.out_features,
+                kernel_init=kernel_init if out_kernel_init is None else out_kernel_init,
+                bias_init=bias_init if out_bias_init is None else out_bias_init,
+            )
+        else:
+            self.out = nnx.data(None)
         ones = alpha_init is nnx.initializers.ones  # the default: no key drawn, the other parameters unchanged
         if not ones and not self.opts.has_alpha:
             raise ValueError(
@@ -249,7 +296,13 @@ class MultiHeadYatAttention(nnx.Module):
             )
             for key, array in arrays.items():
                 setattr(self, key, Buffer(array))
-        self.dropout = nnx.Dropout(self.dropout_rate, rngs=rngs) if self.dropout_rate > 0 else nnx.data(None)
+        if self.dropout_rate > 0:
+            # Flax's broadcast_dropout: the weights (B, H, Lq, Lk) share one mask over B and H; the performer's
+            # output (B, Lq, H, D) over B
+            shared = ((0,) if self.use_performer else (0, 1)) if broadcast_dropout else ()
+            self.dropout = nnx.Dropout(self.dropout_rate, broadcast_dims=shared, rngs=rngs)
+        else:
+            self.dropout = nnx.data(None)
         self.decode = decode
         self.cached_key = nnx.data(None)
         self.cached_value = nnx.data(None)
@@ -329,7 +382,7 @@ class MultiHeadYatAttention(nnx.Module):
                 )
                 drop = self._dropout_fn(deterministic)  # on the output, as the torch layer does
                 return out if drop is None else drop(out)
-            return performer_attention(
+            out = performer_attention(
                 q,
                 k,
                 v,
@@ -340,6 +393,8 @@ class MultiHeadYatAttention(nnx.Module):
                 degree=self.performer_degree,
                 bias=self.performer_bias,
             )
+            drop = self._dropout_fn(deterministic)  # on the output, as the torch layer does
+            return out if drop is None else drop(out)
         return _yat_attention_op(
             q,
             k,
@@ -403,17 +458,44 @@ class MultiHeadYatAttention(nnx.Module):
 MultiHeadAttention = MultiHeadYatAttention
 
 
+def _rotary_in_features(layer, num_heads, in_features, embed_dim):
+    """``in_features`` from it or nmn 0.3.5's ``embed_dim``; nmn 0.3.5's positional order is a loud error."""
+    if in_features is None and embed_dim is None:
+        raise TypeError(f"{layer}: missing in_features (nmn 0.3.5 called it embed_dim): give one of them")
+    if in_features is not None and embed_dim is not None and in_features != embed_dim:
+        raise ValueError(
+            f"{layer}: in_features={in_features!r} and embed_dim={embed_dim!r} disagree (embed_dim is nmn 0.3.5's "
+            "name of in_features); give one"
+        )
+    in_features = embed_dim if in_features is None else in_features
+    if isinstance(num_heads, int) and isinstance(in_features, int) and 0 < in_features < num_heads:
+        raise ValueError(
+            f"{layer}: num_heads={num_heads} > in_features={in_features}: nmn 0.3.5's RotaryYatAttention took "
+            "(embed_dim, num_heads) positionally, nmn takes Flax's (num_heads, in_features); write "
+            f"RotaryYatAttention(num_heads={in_features}, in_features={num_heads}, ...) or "
+            f"RotaryYatAttention(embed_dim={num_heads}, num_heads={in_features}, ...)"
+        )
+    return in_features
+
+
 class RotaryYatAttention(MultiHeadYatAttention):
     """Multi-head Yat self-attention with rotary position embeddings of q and k at absolute positions.
 
     Args:
         num_heads, in_features, qkv_features, out_features: as :class:`MultiHeadYatAttention`
-            (head_dim must be even).
+            (head_dim must be even). nmn 0.3.5 took ``(embed_dim, num_heads)`` positionally; nmn takes Flax's
+            order ``(num_heads, in_features)``, and a pasted ``RotaryYatAttention(512, 8)`` (512 heads of 8
+            features) is a ``ValueError`` that says so.
+        embed_dim: nmn 0.3.5's name of ``in_features`` (give one of them, or both equal).
         max_seq_len: longest position (default 2048). theta: RoPE base (default 10000.0).
         rope_style: ``'interleaved'`` pairs ``(x[2i], x[2i+1])`` (default) or ``'half'`` (``x[i], x[i + d/2]``).
-        Other keyword arguments as :class:`MultiHeadYatAttention`; ``use_performer``, ``performer_nmax``,
-        ``performer_bias``, ``performer_kind`` and the RAY sizes are taken as nmn 0.3.5 took them but only their
-        defaults: there is no performer with rotary embeddings (non-defaults raise ``ValueError`` saying so).
+        Other keyword arguments as :class:`MultiHeadYatAttention` (``alpha_init``, ``precision``,
+        ``broadcast_dropout``, ``deterministic``, ``out_kernel_init``, ``out_bias_init`` included);
+        ``use_performer``, ``performer_nmax``, ``performer_bias``, ``performer_kind``, the RAY sizes and nmn
+        0.3.5's rotary-performer sizes ``num_anchor_features`` (16), ``num_prf_features`` (8), ``num_quad_nodes``
+        (1), ``performer_num_features`` (256), ``performer_normalize`` (True) are taken as nmn 0.3.5 took them but
+        only at their defaults: there is no performer with rotary embeddings (other values raise ``ValueError``
+        saying so, :func:`nmn.core.options.refuse_rotary_performer_sizes`).
 
     Decoding: ``init_cache((B, max_length, in_features))`` then call with ``decode=True`` one or more tokens
     at a time; token ``t`` is rotated at its absolute position, so decoding equals the causal full pass.
@@ -432,10 +514,11 @@ class RotaryYatAttention(MultiHeadYatAttention):
     def __init__(
         self,
         num_heads: int,
-        in_features: int,
+        in_features: int | None = None,
         qkv_features: int | None = None,
         out_features: int | None = None,
         *,
+        embed_dim: int | None = None,
         max_seq_len: int = ROPE_MAX_SEQ_LEN,
         theta: float = ROPE_THETA,
         rope_style: str = "interleaved",
@@ -458,17 +541,37 @@ class RotaryYatAttention(MultiHeadYatAttention):
         performer_sketch_m: int = DEFAULTS["performer_sketch_m"],
         performer_num_radial: int = DEFAULTS["performer_num_radial"],
         performer_radial_dim: int = DEFAULTS["performer_radial_dim"],
+        num_anchor_features: int = 16,
+        num_prf_features: int = 8,
+        num_quad_nodes: int = 1,
+        performer_num_features: int = 256,
+        performer_normalize: bool = True,
         decode: bool | None = None,
+        deterministic: bool | None = None,
+        alpha_init: Initializer = nnx.initializers.ones,
+        precision: Any = None,
+        broadcast_dropout: bool = True,
         dtype: DTypeLike | None = None,
         param_dtype: DTypeLike = jnp.float32,
         kernel_init: Initializer = default_kernel_init,
         bias_init: Initializer = default_bias_init,
+        out_kernel_init: Initializer | None = None,
+        out_bias_init: Initializer | None = None,
         rngs: nnx.Rngs,
         **refused: Any,
     ):
         refuse_keywords(type(self).__name__, refused)
         name = type(self).__name__
+        in_features = _rotary_in_features(name, num_heads, in_features, embed_dim)
         refuse_rotary_performer(name, performer_nmax, performer_bias)
+        refuse_rotary_performer_sizes(
+            name,
+            num_anchor_features=num_anchor_features,
+            num_prf_features=num_prf_features,
+            num_quad_nodes=num_quad_nodes,
+            performer_num_features=performer_num_features,
+            performer_normalize=performer_normalize,
+        )
         kinds = (performer_kind, performer_sketch_m, performer_num_radial, performer_radial_dim)
         for key, value in zip(RF_KEYWORDS, kinds):
             if value != DEFAULTS[key]:
@@ -505,10 +608,16 @@ class RotaryYatAttention(MultiHeadYatAttention):
             use_performer=use_performer,
             num_features=num_features,
             decode=decode,
+            deterministic=deterministic,
+            alpha_init=alpha_init,
+            precision=precision,
+            broadcast_dropout=broadcast_dropout,
             dtype=dtype,
             param_dtype=param_dtype,
             kernel_init=kernel_init,
             bias_init=bias_init,
+            out_kernel_init=out_kernel_init,
+            out_bias_init=out_bias_init,
             rngs=rngs,
         )
         self.max_seq_len, self.theta, self.rope_style = rope.max_seq_len, rope.theta, rope.rope_style
@@ -564,7 +673,6 @@ class RotaryYatAttention(MultiHeadYatAttention):
 # they live in nmn.nnx.attention_helpers and nmn.nnx.random_features (and at the package root) and are
 # re-exported so pasted imports run.
 from nmn.nnx.attention_helpers import normalize_qk as normalize_qk  # noqa: E402
-from nmn.nnx.attention_helpers import yat_attention as yat_attention  # noqa: E402
 from nmn.nnx.attention_helpers import yat_attention_normalized as yat_attention_normalized  # noqa: E402
 from nmn.nnx.attention_helpers import yat_attention_weights as yat_attention_weights  # noqa: E402
 from nmn.nnx.random_features import create_maclaurin_projection as create_maclaurin_projection  # noqa: E402
