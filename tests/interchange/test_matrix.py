@@ -137,6 +137,10 @@ def test_keras_backend(backend, tmp_path):
             if not src.error:
                 (torch_dir / f"{name}.onnx").write_bytes(src.proto.SerializeToString())
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    if backend == "jax":  # cheaper XLA compiles, as tests/keras/test_backends.py: many tiny programs, speed moot
+        env["XLA_FLAGS"] = (
+            env.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+        ).strip()
     proc = subprocess.run(
         [sys.executable, "-m", "tests.interchange.matrix_util", "keras-backend", str(torch_dir)],
         cwd=mu.ROOT,
