@@ -212,6 +212,25 @@ class YatTail(torch.autograd.Function):
         return u2, um2.mul_(-0.5), g_bias, g_alpha, g_eps
 
 
+def _num_den(x, w, bias, eps):
+    """``(num, den)`` of the plain Yat dense product: ``num = x w^T + b``, ``den = max(|x|^2 + |w|^2 - 2 dot + eps,
+    eps)``; the bias rides in the GEMM (``addmm``, as ``nn.Linear``) and in the per-neuron constant of the distance."""
+    if isinstance(bias, torch.Tensor):  # num = b + x w^T in the GEMM's own epilogue, as nn.Linear
+        num = torch.addmm(bias, x, w.t())
+    else:
+        num = torch.mm(x, w.t())
+        if bias is not None:
+            num.add_(bias)
+    # den = |x|^2 + (|w|^2 + 2b + eps) - 2 num (= |x|^2 + |w|^2 - 2 dot + eps): the bias folded into the small
+    # per-neuron constant, three passes over the output for the distance
+    const = sqnorm(w, 1)
+    if bias is not None:
+        const = const.add_(bias, alpha=2.0) if isinstance(bias, torch.Tensor) else const.add_(2.0 * bias)
+    const = const.add_(eps)
+    den = torch.add(const, num, alpha=-2.0).add_(sqnorm(x, 1, True)).clamp_min_(eps)
+    return num, den
+
+
 def dense_forward(x, w, bias, alpha, eps, consume=False):
     """``(y, num, den)`` of the plain Yat dense product of 2-D ``x (N, I)`` and ``w (O, I)``.
 
@@ -227,20 +246,18 @@ def dense_forward(x, w, bias, alpha, eps, consume=False):
     >>> [round(v, 4) for v in y[0].tolist()], den.tolist()
     ([0.6667, 0.6667, 0.6667], [[3.0, 3.0, 3.0]])
     """
-    if isinstance(bias, torch.Tensor):  # num = b + x w^T in the GEMM's own epilogue, as nn.Linear
-        num = torch.addmm(bias, x, w.t())
-    else:
-        num = torch.mm(x, w.t())
-        if bias is not None:
-            num.add_(bias)
-    # den = |x|^2 + (|w|^2 + 2b + eps) - 2 num (= |x|^2 + |w|^2 - 2 dot + eps): the bias folded into the small
-    # per-neuron constant, three passes over the output for the distance, two for y
-    const = sqnorm(w, 1)
-    if bias is not None:
-        const = const.add_(bias, alpha=2.0) if isinstance(bias, torch.Tensor) else const.add_(2.0 * bias)
-    const = const.add_(eps)
-    den = torch.add(const, num, alpha=-2.0).add_(sqnorm(x, 1, True)).clamp_min_(eps)
+    num, den = _num_den(x, w, bias, eps)
     return _finish(num, den, alpha, consume), num, den
+
+
+def _floored_possible(den, eps, e):
+    """False when no entry of ``den`` sits on the floor ``eps`` (CPU, outside ``torch.compile``: one reduction and
+    a host compare, see :func:`_zero_where_floored`); True otherwise (then the backward builds the mask)."""
+    if den.numel() == 0:
+        return False
+    if den.device.type != "cpu" or torch.compiler.is_compiling():
+        return True
+    return bool(den.amin() <= eps) if e is None else float(den.min()) <= e
 
 
 class YatDense(torch.autograd.Function):
@@ -248,20 +265,42 @@ class YatDense(torch.autograd.Function):
 
     Backward (docs/design.md §10.2), with ``h = u + um``: ``dx = 2 (h w - x sum_o um)``, ``dW = 2 (h^T x - w sum_n um)``;
     two matmuls, as ``nn.Linear``, and one in-place pass over each of ``dx`` and ``dW``.
+
+    The forward computes ``r = num / den`` and ``y = alpha num r`` (the same two passes as ``alpha num^2 / den``)
+    and keeps ``r`` for the backward, which then needs no division of its own; ``den`` is kept only where some
+    distance may be floored (the test, one reduction, moves from the backward to the forward). The CPU-scalar
+    alpha and epsilon are read once, in the forward.
     """
 
     @staticmethod
     def forward(ctx, x, w, bias, alpha, eps):
-        y, num, den = dense_forward(x, w, bias, alpha, eps)
-        _save(ctx, x, w, num, den, terms=(bias, alpha, eps))
+        num, den = _num_den(x, w, bias, eps)
+        a, e = _scalar(alpha), _scalar(eps, 0.0)
+        r = torch.div(num, den)
+        y = _scaled_product(num, r, a) if a is not None else torch.mul(num, r).mul_(alpha)
+        floored = _floored_possible(den, eps, e)
+        ctx.scalars = (a, e)
+        _save(ctx, x, w, num, r, den if floored else None, terms=(bias, alpha, eps))
         return y
 
     @staticmethod
     def backward(ctx, grad):
-        x, w, num, den, bias, alpha, eps = _load(ctx, 4)
+        x, w, num, r, den, bias, alpha, eps = _load(ctx, 5)
+        a, _ = ctx.scalars
         needs = ctx.needs_input_grad
-        # u2 = 2u, um2 = 2um (_tail_grads' scale): h2 = u2 + um2 without a pass of its own
-        u2, um2, g_alpha, g_eps = _tail_grads(ctx, grad, num, den, alpha, eps, needs[3], needs[4], scale=2.0)
+        # u2 = 2u = 2 a G r (2a rides on addcmul's value when alpha is a CPU scalar), um2 = 2um = u2 r
+        factor = None if a is None or a == 0.0 else 2.0 * a
+        if factor is not None:
+            u2 = _scaled_product(grad, r, factor)
+            g_alpha = (torch.dot(u2.reshape(-1), num.reshape(-1)) / factor).reshape(alpha.shape) if needs[3] else None
+        else:
+            u2 = grad * r
+            g_alpha = torch.dot(u2.reshape(-1), num.reshape(-1)).reshape(alpha.shape) if needs[3] else None
+            u2.mul_(alpha * 2.0)
+        um2 = torch.mul(u2, r)  # r is saved: never written (a second backward with retain_graph reads it again)
+        g_eps = (um2.sum() * -0.5).reshape(eps.shape) if needs[4] else None
+        if den is not None:
+            um2.masked_fill_(den <= eps, 0.0)
         g_bias = _reduce_to(u2, bias) if needs[2] else None
         g_bias = g_bias.clone() if g_bias is u2 else g_bias  # u2 becomes h2 below
         h2 = u2.add_(um2)

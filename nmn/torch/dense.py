@@ -13,7 +13,7 @@ from nmn.core.layer_options import resolve_freeze_kernel
 from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.core.spec import YatSpec, export_params, pick_alias, resolve_dropconnect
-from nmn.torch import functional
+from nmn.torch import _fused, functional
 from nmn.torch._ops import resolve_param_dtype, to_compute
 
 pick = pick_alias  # the alias-pair rule lives in nmn.core.spec
@@ -291,6 +291,7 @@ class YatNMN(YatParams, nn.Module):
                 )
         self.weight = nn.Parameter(torch.empty(out_features, in_features, **factory), requires_grad=not self.lazy)
         self.reset_parameters()
+        _ = self._fast_terms  # computed once here (not first under torch.compile)
 
     @property
     def freeze_kernel(self) -> bool:
@@ -324,6 +325,11 @@ class YatNMN(YatParams, nn.Module):
                 f"{type(self).__name__}: expected input of shape (..., {self.in_features}) "
                 f"(in_features={self.in_features}), got shape {tuple(x.shape)}"
             )
+        fast = self._fast_terms
+        if fast is not None and not (self.spherical or self.weight_normalized) and self.compute_dtype is None:
+            y = self._fast_forward(x, fast)
+            if y is not None:
+                return y
         bias, alpha, eps = self._yat_terms()
         x, kernel, bias, alpha = to_compute(self.compute_dtype, x, self._kernel(), bias, alpha)
         return functional.yat_dense(
@@ -336,6 +342,47 @@ class YatNMN(YatParams, nn.Module):
             weight_normalized=self.weight_normalized,
         )
 
+    @property
+    def _fast_terms(self) -> tuple | None:
+        """``(has_bias, constant_bias, alpha_learnable, constant_alpha, epsilon)`` when the tail terms are the
+        parameters or numbers as they are (no learnable epsilon, no softplus / scalar bias), else ``None``; read from
+        the frozen spec, computed once."""
+        cached = self.__dict__.get("_fast_terms_cache", False)
+        if cached is not False and cached[0] is self.yat:
+            return cached[1]
+        spec = self.yat
+        terms = None
+        if not (spec.learnable_epsilon or spec.reshapes_bias):
+            alpha = spec.alpha
+            terms = (spec.has_bias, spec.constant_bias, alpha.learnable, spec.alpha_term(None), spec.epsilon)
+        self.__dict__["_fast_terms_cache"] = (spec, terms)
+        return terms
+
+    def _fast_forward(self, x: torch.Tensor, fast: tuple) -> torch.Tensor | None:
+        """The plain layer's call straight into :func:`nmn.torch._fused.yat_dense`, or ``None`` (the general path).
+
+        Taken when no option reshapes the weight or the terms (no spherical / weight normalisation, no DropConnect
+        in training, no ``param_dtype``) and the input, weight, bias and alpha share one float32/float64 dtype:
+        :func:`nmn.torch.functional.yat_dense` would then cast nothing and call the same fused function with the
+        same arguments; this skips its per-call dtype promotion and casts and :meth:`_yat_terms`' indirections.
+        """
+        if self.training and self._dropconnect_rate != 0.0:
+            return None
+        has_bias, constant_bias, alpha_learnable, constant_alpha, eps = fast
+        weight = self.weight
+        dtype = x.dtype
+        if dtype is not weight.dtype or dtype not in _FAST_DTYPES:
+            return None
+        bias = self.bias if has_bias else constant_bias
+        alpha = self.alpha if alpha_learnable else constant_alpha
+        for t in (bias, alpha):
+            if isinstance(t, torch.Tensor) and t.dtype is not dtype:
+                return None
+        if x.dim() == 2:
+            return _fused.yat_dense(x, weight, bias, alpha, eps)
+        y = _fused.yat_dense(x.reshape(-1, x.shape[-1]), weight, bias, alpha, eps)
+        return y.reshape(*x.shape[:-1], weight.shape[0])
+
     def extra_repr(self) -> str:
         extra = [f"in_features={self.in_features}", f"out_features={self.out_features}", self._yat_repr()]
         extra += [f"{k}=True" for k in ("spherical", "weight_normalized", "lazy", "positive_init") if getattr(self, k)]
@@ -346,3 +393,4 @@ class YatNMN(YatParams, nn.Module):
 
 
 _HOOKS = ("kernel_init", "bias_init", "alpha_init")
+_FAST_DTYPES = (torch.float32, torch.float64)  # the dtypes functional.yat_dense computes in without a cast
