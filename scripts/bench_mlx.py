@@ -1,7 +1,7 @@
 """Benchmark nmn.mlx Yat layers against mlx.nn baselines (CPU build): forward and forward+backward,
 eager and mx.compile; medians of repeated runs and the Yat / baseline ratio.
 
-Run: python scripts/bench_mlx.py [--repeats 15]
+Run: python scripts/bench_mlx.py [--repeats 15] [--only attention] [--cpu-time]
      pip install --no-deps --target /tmp/nmn035 "nmn==0.3.5"
      python scripts/bench_mlx.py --old /tmp/nmn035   # nmn 0.3.5 (imported as nmn_old) beside them
 
@@ -24,17 +24,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import nmn.mlx as nm
 
 
-def _median_ms(fns, repeats, warmup=3):
-    """Median milliseconds of each function, timed in alternating rounds (one call of each per round)."""
+def _median_ms(fns, repeats, warmup=3, clock=time.perf_counter):
+    """Median milliseconds of each function, timed in alternating rounds (one call of each per round);
+    ``clock``: wall clock, or ``time.process_time`` (the process's CPU time, less sensitive to other load)."""
     for fn in fns:
         for _ in range(warmup):
             mx.eval(fn())
     times = [[] for _ in fns]
     for _ in range(repeats):
         for i, fn in enumerate(fns):
-            t = time.perf_counter()
+            t = clock()
             mx.eval(fn())
-            times[i].append((time.perf_counter() - t) * 1e3)
+            times[i].append((clock() - t) * 1e3)
     return [statistics.median(t) for t in times]
 
 
@@ -91,7 +92,16 @@ def main(argv=None):
         metavar="PATH",
         help="also time the earlier release installed with pip install --no-deps --target PATH nmn==0.3.5",
     )
+    parser.add_argument(
+        "--only",
+        metavar="CASE",
+        action="append",
+        choices=("dense", "conv", "attention"),
+        help="time only this case (repeatable; default: all three)",
+    )
+    parser.add_argument("--cpu-time", action="store_true", help="time by process CPU time instead of wall clock")
     args = parser.parse_args(argv)
+    clock = time.process_time if args.cpu_time else time.perf_counter
     old = None
     if args.old:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -101,7 +111,10 @@ def main(argv=None):
     olds = _old_layers(old)
     rows = []
     for name, yat, yat_call, base, base_call, x in _cases():
-        prev = olds.get(name.split()[0].replace("conv2d", "conv"))
+        case = name.split()[0].replace("conv2d", "conv")
+        if args.only and case not in args.only:
+            continue
+        prev = olds.get(case)
         models = [(yat, yat_call), (base, base_call)] + ([(prev, lambda m, x: m(x))] if prev is not None else [])
         for model, call in models:
             mx.eval(call(model, x))  # builds a lazy layer before its parameters are differentiated
@@ -116,7 +129,7 @@ def main(argv=None):
                         grad = nn.value_and_grad(model, lambda m, x, c=call: c(m, x).sum())
                         fn = lambda m=model, g=grad, x=x: g(m, x)
                     fns.append(mx.compile(fn) if compiled else fn)
-                timings = _median_ms(fns, args.repeats)
+                timings = _median_ms(fns, args.repeats, clock=clock)
                 rows.append((name, mode, "compiled" if compiled else "eager", timings))
     extra = " 0.3.5 ms | 0.3.5 ratio |" if old is not None else ""
     print(f"| layer | pass | mode | Yat ms | baseline ms | ratio |{extra}")

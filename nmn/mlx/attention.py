@@ -19,7 +19,7 @@ from nmn.core.options import (
     refuse_rotary_performer,
 )
 from nmn.core.spec import AttentionSpec, RopeSpec, check_heads
-from nmn.mlx._ops import F, PlainConfigMixin, glorot_normal, mx, nn, result_dtype, to_f32
+from nmn.mlx._ops import F, PlainConfigMixin, glorot_normal, linear, mx, nn, result_dtype, to_f32
 from nmn.mlx.functional import apply_rotary_emb, precompute_freqs_cis, yat_performer_attention
 
 if TYPE_CHECKING:
@@ -230,7 +230,7 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
             )
 
     def _heads(self, proj: nn.Linear, x: mx.array) -> mx.array:
-        y = proj(x)
+        y = linear(proj, x)  # proj(x); a plain mlx.nn.Linear through the fast-layout product of nmn.mlx._ops
         return mx.reshape(y, (*y.shape[:2], self.num_heads, self.head_dim))
 
     def _dropout(self) -> Callable[[mx.array], mx.array] | None:
@@ -309,7 +309,7 @@ class MultiHeadYatAttention(PlainConfigMixin, nn.Module):
     def _finish(self, out: mx.array, queries: mx.array) -> mx.array:
         out = mx.reshape(out, (*out.shape[:2], self.embed_dim))
         if self.use_out_proj:
-            out = self.out_proj(out)
+            out = linear(self.out_proj, out)
         dtype = result_dtype(queries, self.query_proj.weight)
         return out if out.dtype == dtype else out.astype(dtype)
 
