@@ -170,3 +170,30 @@ def test_fused_tail_full_size_bias_gets_its_own_gradient():
     want = torch.autograd.grad(core.yat_tail(ops_for(dot), dot, dist, bias, 1.5, 0.1).sum(), (dot, bias))
     torch.testing.assert_close(g_dot, want[0])
     torch.testing.assert_close(g_bias, want[1])
+
+
+@pytest.mark.parametrize(
+    "kw", [{}, {"bias": False}, {"constant_bias": 0.4, "constant_alpha": 1.7}, {"use_alpha": False}]
+)
+def test_yatnmn_direct_fused_call_matches_the_functional_path(kw):
+    """YatNMN's direct call of the fused dense (no cast, no reshaped terms) gives the values and gradients of the
+    general path through ``functional.yat_dense`` and of autograd through the core, for a 3-D input."""
+    from nmn.torch import YatNMN, functional
+
+    torch.manual_seed(7)
+    layer = YatNMN(5, 4, dtype=torch.float64, **kw)
+    assert layer._fast_terms is not None
+    with torch.no_grad():
+        if layer.bias is not None:
+            layer.bias.normal_()
+    x = torch.randn(2, 3, 5, dtype=torch.float64, requires_grad=True)
+    got = layer(x)
+    bias, alpha, eps = layer._yat_terms()
+    want = functional.yat_dense(x, layer.weight, bias, alpha, eps)
+    core_want = _core_dense(x.reshape(-1, 5), layer.weight, bias, alpha, eps).reshape(2, 3, 4)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(got, core_want)
+    g = torch.randn_like(got)
+    leaves = [x, *(p for p in layer.parameters() if p.requires_grad)]
+    for a, b in zip(torch.autograd.grad((got * g).sum(), leaves), torch.autograd.grad((core_want * g).sum(), leaves)):
+        torch.testing.assert_close(a, b)
