@@ -433,12 +433,41 @@ def yat_tail(dot, dist, bias, alpha, eps):
     return _tail_forward(dot, dist, bias, alpha, eps)[0]
 
 
+DENSE_IMPLS = ("auto", "torch", "triton")
+
+
+def dense_impl() -> str:
+    """The dense tail's path, from ``NMN_DENSE_IMPL``: ``auto`` (default) and ``torch`` run the torch ops here;
+    ``triton`` runs the fused Triton tail of :mod:`nmn.torch._triton_dense` (CUDA, or CPU under
+    ``TRITON_INTERPRET=1``). ``auto`` stays on torch until a GPU run has measured and confirmed the kernel (none
+    has yet: no device was lent to the round that wrote it).
+
+    >>> dense_impl() in DENSE_IMPLS
+    True
+    """
+    import os
+
+    impl = os.environ.get("NMN_DENSE_IMPL", "auto").strip().lower() or "auto"
+    if impl not in DENSE_IMPLS:
+        raise ValueError(f"NMN_DENSE_IMPL must be one of {DENSE_IMPLS}, got {impl!r}")
+    return impl
+
+
 def yat_dense(x, w, bias, alpha, eps):
     """Plain Yat dense of 2-D ``x (N, I)`` and ``w (O, I)``: the Function when autograd records.
 
     >>> yat_dense(torch.ones(2, 3), torch.ones(4, 3), None, None, 1.0).shape
     torch.Size([2, 4])
     """
+    if dense_impl() == "triton":
+        from nmn.torch import _triton_dense
+
+        reason = _triton_dense.supported(x, w)
+        if not reason and isinstance(eps, torch.Tensor) and eps.requires_grad:
+            reason = "a learnable epsilon is not fused"
+        if reason:
+            raise ValueError(f"YatNMN: NMN_DENSE_IMPL=triton cannot run this call: {reason}")
+        return _triton_dense.yat_dense(x, w, bias, alpha, eps)
     if recording(x, w, bias, alpha, eps):
         return YatDense.apply(x, w, bias, alpha, eps)
     return dense_forward(x, w, bias, alpha, eps, consume=True)[0]  # num = x w^T (+ b) is its own

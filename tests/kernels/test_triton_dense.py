@@ -186,3 +186,48 @@ def test_supported_refuses_cpu_tensors_outside_interpreter_mode(monkeypatch):
 def test_supported_refuses_other_dtypes_and_ranks():
     assert "2-D" in _triton_dense.supported(torch.zeros(2, 3, 1), torch.zeros(4, 3))
     assert "not fused" in _triton_dense.supported(torch.zeros(2, 3, dtype=torch.int32), torch.zeros(4, 3))
+
+
+@child
+def test_yatnmn_runs_the_kernel_under_nmn_dense_impl_triton(monkeypatch):
+    """The layer's plain path takes the kernel when NMN_DENSE_IMPL=triton, with the torch tail's values and grads."""
+    from nmn.torch import YatNMN
+
+    torch.manual_seed(0)
+    layer = YatNMN(3, 33)
+    x = torch.randn(5, 3)
+    calls = []
+    kernel = _triton_dense.yat_dense
+    monkeypatch.setattr(_triton_dense, "yat_dense", lambda *a: calls.append(1) or kernel(*a))
+    results = {}
+    for impl in ("triton", "torch"):
+        monkeypatch.setenv("NMN_DENSE_IMPL", impl)
+        layer.zero_grad()
+        xi = x.clone().requires_grad_(True)
+        y = layer(xi)
+        (y * torch.linspace(-1, 1, y.numel()).reshape(y.shape)).sum().backward()
+        results[impl] = [y.detach(), xi.grad, layer.weight.grad.clone(), layer.bias.grad.clone(), layer.alpha.grad]
+    assert calls == [1], "the kernel did not run (or ran under NMN_DENSE_IMPL=torch)"
+    for got, want in zip(results["triton"], results["torch"]):
+        torch.testing.assert_close(got, want, rtol=2e-5, atol=1e-5)
+
+
+# NMN_DENSE_IMPL: these run in the parent process and never import triton
+
+
+def test_nmn_dense_impl_is_checked(monkeypatch):
+    from nmn.torch import YatNMN
+
+    monkeypatch.setenv("NMN_DENSE_IMPL", "fused")
+    with pytest.raises(ValueError, match=r"NMN_DENSE_IMPL must be one of \('auto', 'torch', 'triton'\), got 'fused'"):
+        YatNMN(3, 4)(torch.zeros(2, 3))
+
+
+def test_forced_triton_on_cpu_outside_the_interpreter_says_why(monkeypatch):
+    from nmn.torch import YatNMN
+
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.setenv("NMN_DENSE_IMPL", "triton")
+    with pytest.raises(ValueError, match="YatNMN: NMN_DENSE_IMPL=triton cannot run this call: (the tensors are on cpu|"
+                       "triton is not installed)"):  # fmt: skip
+        YatNMN(3, 4)(torch.zeros(2, 3))
