@@ -70,7 +70,8 @@ def _load(ptr, mask, F64: tl.constexpr):
     return v.to(tl.float32)
 
 
-def _forward_kernel(DOT, XX, WW, B, A, Y, n, o, eps, F64: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr):
+def _tile(DOT, XX, WW, B, A, n, o, F64: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr):
+    """This program's ``(BM, BN)`` output tile: its rows, columns, bounds mask, offsets, and the tail's inputs."""
     rm = tl.program_id(0) * BM + tl.arange(0, BM)
     rn = tl.program_id(1) * BN + tl.arange(0, BN)
     ok = (rm[:, None] < n) & (rn[None, :] < o)
@@ -80,6 +81,11 @@ def _forward_kernel(DOT, XX, WW, B, A, Y, n, o, eps, F64: tl.constexpr, BM: tl.c
     ww = _load(WW + rn, rn < o, F64)
     b = _load(B + rn, rn < o, F64)
     a = _load(A, True, F64)
+    return rm, rn, ok, offs, dot, xx, ww, b, a
+
+
+def _forward_kernel(DOT, XX, WW, B, A, Y, n, o, eps, F64: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr):
+    rm, rn, ok, offs, dot, xx, ww, b, a = _tile(DOT, XX, WW, B, A, n, o, F64, BM, BN)
     u = dot + b[None, :]
     den = tl.maximum(xx[:, None] + ww[None, :] - 2.0 * dot, 0.0) + eps
     tl.store(Y + offs, a * u * u / den, mask=ok)
@@ -91,16 +97,8 @@ def _backward_kernel(
 ):  # fmt: skip
     pm = tl.program_id(0)
     pn = tl.program_id(1)
-    rm = pm * BM + tl.arange(0, BM)
-    rn = pn * BN + tl.arange(0, BN)
-    ok = (rm[:, None] < n) & (rn[None, :] < o)
-    offs = rm[:, None] * o + rn[None, :]
+    rm, rn, ok, offs, dot, xx, ww, b, a = _tile(DOT, XX, WW, B, A, n, o, F64, BM, BN)
     g = _load(G + offs, ok, F64)
-    dot = _load(DOT + offs, ok, F64)
-    xx = _load(XX + rm, rm < n, F64)
-    ww = _load(WW + rn, rn < o, F64)
-    b = _load(B + rn, rn < o, F64)
-    a = _load(A, True, F64)
     u = dot + b[None, :]
     dist = xx[:, None] + ww[None, :] - 2.0 * dot
     den = tl.maximum(dist, 0.0) + eps
@@ -123,7 +121,8 @@ def _kernels():
     import triton.language as language
 
     tl = language
-    globals()["_load"] = triton.jit(globals()["_load"])  # the kernels call the jitted helper through the globals
+    for helper in ("_load", "_tile"):  # the kernels call the jitted helpers through the globals
+        globals()[helper] = triton.jit(globals()[helper])
     return triton.jit(_forward_kernel), triton.jit(_backward_kernel)
 
 

@@ -9,41 +9,25 @@ Oracles: a float64 numpy formula for the forward, torch autograd of the float64 
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 from nmn.torch import _triton_dense
+from tests.kernels import triton_child
+from tests.kernels.triton_child import needs_triton, parent, run_child
 
-CHILD = os.environ.get("NMN_TRITON_CHILD") == "1"
-TRITON_PATH = Path(os.environ.get("NMN_TRITON_PATH") or Path(sys.prefix) / "triton-interp")
-HAVE_TRITON = (TRITON_PATH / "triton").is_dir() or importlib.util.find_spec("triton") is not None
-ROOT = Path(__file__).resolve().parents[2]
 EPS = 1e-3
 
-child = pytest.mark.skipif(not CHILD, reason="runs in the child process of test_dense_kernels_in_a_child_process")
+child = triton_child.child("runs in the child process of test_dense_kernels_in_a_child_process")
 
 SHAPES = [(5, 33, 3), (16, 16, 4), (17, 5, 2)]
 
 
-@pytest.mark.skipif(CHILD, reason="this is the child")
-@pytest.mark.skipif(not HAVE_TRITON, reason=f"triton is not installed (looked in {TRITON_PATH} and site-packages)")
+@parent
+@needs_triton
 def test_dense_kernels_in_a_child_process():
-    path = os.pathsep.join(p for p in (str(TRITON_PATH), os.environ.get("PYTHONPATH", "")) if p)
-    env = dict(os.environ, TRITON_INTERPRET="1", NMN_TRITON_CHILD="1", PYTHONPATH=path)
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider", __file__]
-    try:
-        run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    except subprocess.TimeoutExpired as err:
-        pytest.fail(f"the Triton interpreter tests ran past 600 s; output so far:\n{err.stdout}\n{err.stderr}")
-    assert run.returncode == 0, f"Triton interpreter tests failed (rc {run.returncode}):\n{run.stdout}\n{run.stderr}"
-    assert " passed" in run.stdout and "skipped" in run.stdout, f"unexpected child summary:\n{run.stdout}"
+    run_child(__file__, timeout=600)
 
 
 def _inputs(seed, n, o, i, dtype=torch.float64, floored=True):
