@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from dataclasses import dataclass
 
 import jax
@@ -43,7 +42,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.experimental import pallas as pl
 
-from nmn.core.options import SOFTERMAX_EPSILON
+from nmn.core.options import SOFTERMAX_EPSILON, env_choice
 from nmn.core.yat import NEG_LARGE
 
 IMPLS = ("auto", "flash", "chunked", "reference")
@@ -60,11 +59,7 @@ def requested() -> str:
     >>> requested() in IMPLS
     True
     """
-    impl = os.environ.get("NMN_ATTENTION_IMPL", "auto").strip().lower() or "auto"
-    impl = _ALIASES.get(impl, impl)
-    if impl not in IMPLS:
-        raise ValueError(f"NMN_ATTENTION_IMPL: expected one of {', '.join(IMPLS)} (or pallas, triton), got {impl!r}")
-    return impl
+    return env_choice("NMN_ATTENTION_IMPL", IMPLS, _ALIASES)
 
 
 def pick(q=None, k=None, *, dropout=None) -> str:

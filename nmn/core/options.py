@@ -16,6 +16,7 @@ ValueError: YatNMN: epsilon must be > 0, got 0.0
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -211,6 +212,21 @@ def check_choice(value: Any, choices: tuple, name: str, layer: str) -> str:
     """Return ``value`` if it is one of ``choices``, else raise ``ValueError`` listing them."""
     if value not in choices:
         raise ValueError(f"{layer}: {name} must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+def env_choice(var: str, choices: tuple[str, ...], aliases: dict[str, str] | None = None) -> str:
+    """The kernel path an environment variable asks for (``NMN_ATTENTION_IMPL``, ``NMN_DENSE_IMPL``): its value,
+    lower-cased, ``choices[0]`` when unset or empty, an ``aliases`` name mapped to its choice; else a ``ValueError``.
+
+    >>> env_choice("NMN_DOCTEST_UNSET_IMPL", ("auto", "torch"))
+    'auto'
+    """
+    value = os.environ.get(var, "").strip().lower() or choices[0]
+    value = (aliases or {}).get(value, value)
+    if value not in choices:
+        also = f" (or {', '.join(aliases)})" if aliases else ""
+        raise ValueError(f"{var}: expected one of {', '.join(choices)}{also}, got {value!r}")
     return value
 
 

@@ -44,7 +44,7 @@ from typing import Any
 
 import torch
 
-from nmn.core.options import SOFTERMAX_EPSILON
+from nmn.core.options import SOFTERMAX_EPSILON, env_choice
 from nmn.core.yat import NEG_LARGE
 
 IMPLS = ("auto", "triton", "chunked", "reference")
@@ -60,10 +60,7 @@ def requested() -> str:
     >>> requested() in IMPLS
     True
     """
-    impl = os.environ.get("NMN_ATTENTION_IMPL", "auto").strip().lower() or "auto"
-    if impl not in IMPLS:
-        raise ValueError(f"NMN_ATTENTION_IMPL: expected one of {', '.join(IMPLS)}, got {impl!r}")
-    return impl
+    return env_choice("NMN_ATTENTION_IMPL", IMPLS)
 
 
 def budget() -> int:

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import torch
 
+from nmn.core.options import env_choice
+
 __all__ = [
     "tensors",
     "recording",
@@ -445,12 +447,7 @@ def dense_impl() -> str:
     >>> dense_impl() in DENSE_IMPLS
     True
     """
-    import os
-
-    impl = os.environ.get("NMN_DENSE_IMPL", "auto").strip().lower() or "auto"
-    if impl not in DENSE_IMPLS:
-        raise ValueError(f"NMN_DENSE_IMPL must be one of {DENSE_IMPLS}, got {impl!r}")
-    return impl
+    return env_choice("NMN_DENSE_IMPL", DENSE_IMPLS)
 
 
 def yat_dense(x, w, bias, alpha, eps):
