@@ -673,6 +673,22 @@ class AttentionSpec:
         """The alpha for :mod:`nmn.core.yat`: the parameter's value, a fixed number, or ``None`` (1)."""
         return _alpha_term(self.alpha, param)
 
+    def refuse_alpha_init(self, given: bool) -> None:
+        """``ValueError`` when an ``alpha_init`` was ``given`` to a layer that has no alpha parameter.
+
+        >>> AttentionSpec.build("MultiHeadYatAttention", normalization="l1").refuse_alpha_init(True)
+        Traceback (most recent call last):
+        ...
+        ValueError: MultiHeadYatAttention: alpha_init has no effect: this layer has no alpha parameter (under \
+normalization='l1' alpha cancels, or use_alpha=False / constant_alpha fix it); drop alpha_init
+        """
+        if given and not self.has_alpha:
+            raise ValueError(
+                f"{self.layer}: alpha_init has no effect: this layer has no alpha parameter (under "
+                f"normalization={self.normalization!r}{', the performer' if self.use_performer else ''} alpha "
+                "cancels, or use_alpha=False / constant_alpha fix it); drop alpha_init"
+            )
+
     def set_attributes(self, obj: Any, dropout_name: str = "dropout", alpha: bool = False) -> None:
         """Mirror the resolved options onto a host layer ``obj`` as its plain option attributes
         (``obj.use_bias``, ``obj.epsilon``, ...; the dropout rate under ``dropout_name``; with ``alpha``, also

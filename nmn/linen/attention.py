@@ -171,12 +171,7 @@ class MultiHeadYatAttention(nn.Module):
             performer_nmax=self.performer_nmax,
             performer_bias=self.performer_bias,
         )
-        if self.alpha_init is not None and not spec.has_alpha:
-            raise ValueError(
-                f"{name}: alpha_init has no effect: this layer has no alpha parameter (under "
-                f"normalization={self.normalization!r}{', the performer' if self.use_performer else ''} alpha "
-                "cancels, or use_alpha=False / constant_alpha fix it); drop alpha_init"
-            )
+        spec.refuse_alpha_init(self.alpha_init is not None)
         return spec
 
     def _dense(self, features, name):
@@ -217,32 +212,24 @@ class MultiHeadYatAttention(nn.Module):
             return self.param("alpha", init, (1,), self.param_dtype)
         return opts.alpha_term()
 
+    def _dropout_fn(self, deterministic):
+        """The dropout of the attention weights (or of the performer's output, as the torch layer), or None."""
+        if self.dropout_rate <= 0.0 or nn.merge_param("deterministic", self.deterministic, deterministic):
+            return None
+        drop = nn.Dropout(self.dropout_rate)
+        return lambda x: drop(x, deterministic=False)
+
     def _attend(self, q, k, v, mask, deterministic, causal, opts, head_dim):
         alpha = self._alpha(opts)
-        if self.use_performer and opts.performer_kind in RF_PARAMS:
-            if mask is not None:
-                raise ValueError(f"{type(self).__name__}: use_performer=True takes no mask (use causal=True)")
-            return self._random_feature_attention(q, k, v, deterministic, causal, opts, head_dim)
+        dropout = self._dropout_fn(deterministic)
         if self.use_performer:
-            proj = self.variable(
-                CONSTANTS,
-                "proj",
-                lambda: performer_projection(self.make_rng("params"), self.num_features, head_dim, self.param_dtype),
-            ).value
             if mask is not None:
                 raise ValueError(f"{type(self).__name__}: use_performer=True takes no mask (use causal=True)")
-            nmax, bias = check_performer(self.performer_nmax, self.performer_bias, type(self).__name__)
-            degree = performer_degree(self.num_features, head_dim, nmax)
-            out = performer_attention(q, k, v, proj, alpha, opts.epsilon, causal=causal, degree=degree, bias=bias)
-            if self.dropout_rate > 0.0 and not nn.merge_param("deterministic", self.deterministic, deterministic):
-                out = nn.Dropout(self.dropout_rate)(out, deterministic=False)  # on the output, as the torch layer
-            return out
-        dropout = None
-        if self.dropout_rate > 0.0:
-            det = nn.merge_param("deterministic", self.deterministic, deterministic)
-            if not det:
-                drop = nn.Dropout(self.dropout_rate)
-                dropout = lambda w: drop(w, deterministic=False)
+            if opts.performer_kind in RF_PARAMS:
+                out = self._random_feature_attention(q, k, v, causal, opts, head_dim)
+            else:
+                out = self._slay_attention(q, k, v, alpha, causal, opts, head_dim)
+            return out if dropout is None else dropout(out)
         return _yat_attention_op(
             q,
             k,
@@ -257,9 +244,20 @@ class MultiHeadYatAttention(nn.Module):
             dropout=dropout,
         )
 
-    def _random_feature_attention(self, q, k, v, deterministic, causal, opts, head_dim):
+    def _slay_attention(self, q, k, v, alpha, causal, opts, head_dim):
+        """The SLAY performer: its projection in ``'constants'`` (sampled once, at ``init``)."""
+        proj = self.variable(
+            CONSTANTS,
+            "proj",
+            lambda: performer_projection(self.make_rng("params"), self.num_features, head_dim, self.param_dtype),
+        ).value
+        nmax, bias = check_performer(self.performer_nmax, self.performer_bias, type(self).__name__)
+        degree = performer_degree(self.num_features, head_dim, nmax)
+        return performer_attention(q, k, v, proj, alpha, opts.epsilon, causal=causal, degree=degree, bias=bias)
+
+    def _random_feature_attention(self, q, k, v, causal, opts, head_dim):
         """MAY / RAY: the frozen projections in ``'constants'`` (sampled once, at ``init``), core features and the
-        linear readout; dropout (if any) on the output, as the torch layer."""
+        linear readout."""
         kind, names = opts.performer_kind, RF_PARAMS[opts.performer_kind]
         if causal and q.shape[1] != k.shape[1]:
             raise ValueError(
@@ -274,10 +272,7 @@ class MultiHeadYatAttention(nn.Module):
                 bias=opts.performer_bias, epsilon=opts.epsilon, dtype=self.param_dtype, **sizes,
             )  # fmt: skip
         arrays = [self.variable(CONSTANTS, n, lambda n=n: sampled[n]).value for n in names]
-        out = random_feature_attention(kind, q, k, v, arrays, bias=opts.performer_bias, causal=causal)
-        if self.dropout_rate > 0.0 and not nn.merge_param("deterministic", self.deterministic, deterministic):
-            out = nn.Dropout(self.dropout_rate)(out, deterministic=False)
-        return out
+        return random_feature_attention(kind, q, k, v, arrays, bias=opts.performer_bias, causal=causal)
 
     def _finish(self, out, qkv, features):
         out = out.reshape(*out.shape[:-2], qkv)

@@ -42,6 +42,7 @@ from nmn.core.options import (
     PERFORMER_NUM_FEATURES,
     ROPE_MAX_SEQ_LEN,
     ROPE_THETA,
+    ROTARY_PERFORMER_V03,
     check_performer,
     check_positive_int,
     mask_needs_head_axis,
@@ -264,12 +265,7 @@ class MultiHeadYatAttention(nnx.Module):
         else:
             self.out = nnx.data(None)
         ones = alpha_init is nnx.initializers.ones  # the default: no key drawn, the other parameters unchanged
-        if not ones and not self.opts.has_alpha:
-            raise ValueError(
-                f"{name}: alpha_init has no effect: this layer has no alpha parameter (under "
-                f"normalization={self.normalization!r}{', the performer' if self.use_performer else ''} alpha "
-                "cancels, or use_alpha=False / constant_alpha fix it); drop alpha_init"
-            )
+        self.opts.refuse_alpha_init(not ones)
         if not self.opts.has_alpha:
             self.alpha = nnx.data(None)
         elif ones:
@@ -369,30 +365,7 @@ class MultiHeadYatAttention(nnx.Module):
 
     def _attend_at(self, q, k, v, mask, deterministic, causal):
         if self.use_performer:
-            if mask is not None:
-                raise ValueError(f"{type(self).__name__}: use_performer=True takes no mask (use causal=True)")
-            if self.performer_kind in RF_PARAMS:
-                if causal and q.shape[1] != k.shape[1]:
-                    raise ValueError(
-                        f"{type(self).__name__}: a causal performer needs Lq == Lk, got {q.shape[1]} and {k.shape[1]}"
-                    )
-                arrays = [getattr(self, n)[...] for n in RF_PARAMS[self.performer_kind]]
-                out = random_feature_attention(
-                    self.performer_kind, q, k, v, arrays, bias=self.performer_bias, causal=causal
-                )
-                drop = self._dropout_fn(deterministic)  # on the output, as the torch layer does
-                return out if drop is None else drop(out)
-            out = performer_attention(
-                q,
-                k,
-                v,
-                self.proj[...],
-                self._alpha(),
-                self.opts.epsilon,
-                causal=causal,
-                degree=self.performer_degree,
-                bias=self.performer_bias,
-            )
+            out = self._performer(q, k, v, mask, causal)
             drop = self._dropout_fn(deterministic)  # on the output, as the torch layer does
             return out if drop is None else drop(out)
         return _yat_attention_op(
@@ -407,6 +380,31 @@ class MultiHeadYatAttention(nnx.Module):
             power=self.power,
             causal=causal,
             dropout=self._dropout_fn(deterministic),
+        )
+
+    def _performer(self, q, k, v, mask, causal):
+        """The linear-time attention: MAY / RAY with their frozen projections, or the SLAY performer."""
+        if mask is not None:
+            raise ValueError(f"{type(self).__name__}: use_performer=True takes no mask (use causal=True)")
+        if self.performer_kind in RF_PARAMS:
+            if causal and q.shape[1] != k.shape[1]:
+                raise ValueError(
+                    f"{type(self).__name__}: a causal performer needs Lq == Lk, got {q.shape[1]} and {k.shape[1]}"
+                )
+            arrays = [getattr(self, n)[...] for n in RF_PARAMS[self.performer_kind]]
+            return random_feature_attention(
+                self.performer_kind, q, k, v, arrays, bias=self.performer_bias, causal=causal
+            )
+        return performer_attention(
+            q,
+            k,
+            v,
+            self.proj[...],
+            self._alpha(),
+            self.opts.epsilon,
+            causal=causal,
+            degree=self.performer_degree,
+            bias=self.performer_bias,
         )
 
     def __call__(
@@ -541,11 +539,11 @@ class RotaryYatAttention(MultiHeadYatAttention):
         performer_sketch_m: int = DEFAULTS["performer_sketch_m"],
         performer_num_radial: int = DEFAULTS["performer_num_radial"],
         performer_radial_dim: int = DEFAULTS["performer_radial_dim"],
-        num_anchor_features: int = 16,
-        num_prf_features: int = 8,
-        num_quad_nodes: int = 1,
-        performer_num_features: int = 256,
-        performer_normalize: bool = True,
+        num_anchor_features: int = ROTARY_PERFORMER_V03["num_anchor_features"],
+        num_prf_features: int = ROTARY_PERFORMER_V03["num_prf_features"],
+        num_quad_nodes: int = ROTARY_PERFORMER_V03["num_quad_nodes"],
+        performer_num_features: int = ROTARY_PERFORMER_V03["performer_num_features"],
+        performer_normalize: bool = ROTARY_PERFORMER_V03["performer_normalize"],
         decode: bool | None = None,
         deterministic: bool | None = None,
         alpha_init: Initializer = nnx.initializers.ones,
