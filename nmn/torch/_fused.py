@@ -459,9 +459,7 @@ def yat_dense(x, w, bias, alpha, eps):
     if dense_impl() == "triton":
         from nmn.torch import _triton_dense
 
-        reason = _triton_dense.supported(x, w)
-        if not reason and isinstance(eps, torch.Tensor) and eps.requires_grad:
-            reason = "a learnable epsilon is not fused"
+        reason = _triton_dense.supported(x, w, eps)
         if reason:
             raise ValueError(f"YatNMN: NMN_DENSE_IMPL=triton cannot run this call: {reason}")
         return _triton_dense.yat_dense(x, w, bias, alpha, eps)

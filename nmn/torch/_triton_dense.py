@@ -33,6 +33,7 @@ import functools
 
 import torch
 
+from nmn.torch._fused import sqnorm
 from nmn.torch._triton_attention import available, interpreting, triton_cdiv
 
 __all__ = ["available", "interpreting", "supported", "yat_dense"]
@@ -42,14 +43,17 @@ DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 tl = None  # triton.language, bound by _kernels() on first use (the kernels below read it as a global)
 
 
-def supported(x, w) -> str:
-    """``''`` when the fused tail can run ``x (N, I)``, ``w (O, I)``, else the reason it cannot (one line).
+def supported(x, w, eps=None) -> str:
+    """``''`` when the fused tail can run ``x (N, I)``, ``w (O, I)`` (and ``eps``), else the reason it cannot (one
+    line).
 
     >>> supported(torch.zeros(2, 3, 1), torch.zeros(4, 3))
     'x and w must be 2-D, got 3-D and 2-D'
     """
     if x.dim() != 2 or w.dim() != 2:
         return f"x and w must be 2-D, got {x.dim()}-D and {w.dim()}-D"
+    if isinstance(eps, torch.Tensor) and eps.requires_grad:
+        return "a learnable epsilon is not fused"
     if x.dtype not in DTYPES or w.dtype not in DTYPES:
         return f"dtypes {x.dtype} / {w.dtype} are not fused (float32, float16, bfloat16, float64)"
     if not available():
@@ -241,8 +245,8 @@ def yat_dense(x, w, bias, alpha, eps):
     x, w = x.to(result), w.to(result)
     ct = _compute(result)
     dot = torch.mm(x, w.t())
-    xx = (x.to(ct) * x.to(ct)).sum(1)
-    ww = (w.to(ct) * w.to(ct)).sum(1)
+    xx = sqnorm(x.to(ct), 1)  # one reading pass, no full-size x*x / w*w temporary
+    ww = sqnorm(w.to(ct), 1)
     if bias is None or not isinstance(bias, torch.Tensor):
         bias = torch.full((w.shape[0],), 0.0 if bias is None else float(bias), dtype=ct, device=x.device)
     else:
