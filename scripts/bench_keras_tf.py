@@ -3,6 +3,11 @@
     KERAS_BACKEND=tensorflow python scripts/bench_keras_tf.py [--quick]
     pip install --no-deps --target /tmp/nmn035 "nmn==0.3.5"
     KERAS_BACKEND=tensorflow python scripts/bench_keras_tf.py --old /tmp/nmn035   # nmn 0.3.5 beside them
+    python scripts/bench_keras_tf.py --api tf --old /tmp/nmn035   # the tf.Module layers of nmn.tf
+
+With ``--api tf`` the rows are ``nmn.tf``'s ``tf.Module`` layers against plain ``tf.Module`` equivalents
+(``tf.matmul`` + bias + relu, ``tf.nn.conv2d`` + bias + relu) and, for attention, TensorFlow's own
+``keras.layers.MultiHeadAttention``; the TensorFlow backend is then implied.
 
 Forward and forward+backward, compiled (Keras: jit_compile through a compiled train/predict step is backend
 specific, so we time `tf.function(jit_compile=True)` on TF and `jax.jit` on JAX); medians of N runs; ratios
@@ -20,6 +25,8 @@ import numpy as np
 
 p = argparse.ArgumentParser()
 p.add_argument("--quick", action="store_true")
+p.add_argument("--only", default="", help="run the cases whose name contains this text")
+p.add_argument("--api", choices=("keras", "tf"), default="keras", help="nmn.keras layers (default) or nmn.tf modules")
 p.add_argument("--reps", type=int, default=10)
 p.add_argument(
     "--old",
@@ -28,6 +35,10 @@ p.add_argument(
 )
 args = p.parse_args()
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if args.api == "tf":
+    import os
+
+    os.environ["KERAS_BACKEND"] = "tensorflow"  # nmn.tf's attention is timed against TF's keras MHA
 import keras
 from keras import ops
 
@@ -38,7 +49,7 @@ if args.old:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from old_nmn import load_old
 
-    OLD = load_old(args.old, "keras")
+    OLD = load_old(args.old, args.api)
 
 BACKEND = keras.backend.backend()
 
@@ -65,6 +76,49 @@ OLD_CASES = {
     "conv 32x32x32x64 3x3": lambda: OLD.YatConv2D(64, 3, padding="same"),
     "mha B8 L512 E256 H8": lambda: OLD.MultiHeadYatAttention(256, 8),
 }
+if args.api == "tf":
+    import tensorflow as tf
+
+    import nmn.tf as ntf
+
+    class PlainDense(tf.Module):
+        """``relu(x W + b)``: the plain dense layer nmn.tf's YatNMN replaces, as a tf.Module."""
+
+        def __init__(self, n_in, n_out):
+            super().__init__()
+            self.w = tf.Variable(tf.keras.initializers.GlorotNormal(0)((n_in, n_out)))
+            self.b = tf.Variable(tf.zeros((n_out,)))
+
+        def __call__(self, x):
+            return tf.nn.relu(tf.matmul(x, self.w) + self.b)
+
+    class PlainConv(tf.Module):
+        """``relu(conv2d(x, K) + b)``, 'SAME' padding, NHWC."""
+
+        def __init__(self, c_in, c_out, k):
+            super().__init__()
+            self.k = tf.Variable(tf.keras.initializers.GlorotNormal(0)((k, k, c_in, c_out)))
+            self.b = tf.Variable(tf.zeros((c_out,)))
+
+        def __call__(self, x):
+            return tf.nn.relu(tf.nn.conv2d(x, self.k, 1, "SAME") + self.b)
+
+    CASES = [
+        ("dense 256x784->256", lambda: ntf.YatNMN(256), lambda: PlainDense(784, 256), (256, 784)),
+        ("dense 512x4096->4096", lambda: ntf.YatNMN(4096), lambda: PlainDense(4096, 4096), (512, 4096)),
+        (
+            "conv 32x32x32x64 3x3",
+            lambda: ntf.YatConv2D(64, 3, padding="same"),
+            lambda: PlainConv(64, 64, 3),
+            (32, 32, 32, 64),
+        ),
+        (
+            "mha B8 L512 E256 H8",
+            lambda: ntf.MultiHeadYatAttention(256, 8),
+            lambda: keras.layers.MultiHeadAttention(8, 32),
+            (8, 512, 256),
+        ),
+    ]
 if args.quick:
     CASES = [(n, a, b, (min(s[0], 8),) + s[1:]) for n, a, b, s in CASES]
 
@@ -107,7 +161,7 @@ def compiled(layer, x, backward):
             def f(x):
                 with tf.GradientTape() as tape:
                     y = tf.reduce_sum(call(layer, x))
-                return tape.gradient(y, layer.trainable_variables)
+                return tape.gradient(y, layer.trainable_variables)  # a Keras layer's or a tf.Module's
         else:
             f = tf.function(lambda x: call(layer, x), jit_compile=True)
         return f
@@ -145,7 +199,7 @@ def compiled(layer, x, backward):
     return f
 
 
-print(f"backend {BACKEND}")
+print(f"backend {BACKEND}, api {args.api}")
 if OLD is None:
     print("| case | pass | yat ms | standard ms | ratio |")
     print("|---|---|---|---|---|")
@@ -153,6 +207,8 @@ else:
     print("| case | pass | yat ms | standard ms | ratio | 0.3.5 ms | 0.3.5 ratio | nmn speed-up over 0.3.5 |")
     print("|---|---|---|---|---|---|---|---|")
 for name, yat, std, shape in CASES:
+    if args.only not in name:
+        continue
     x = ops.convert_to_tensor(np.random.default_rng(0).normal(size=shape).astype("float32"))
     for backward in (False, True):
         makers = [yat, std] + ([OLD_CASES[name]] if OLD is not None else [])

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from keras import ops
 
 from nmn.core import yat
-from nmn.core.conv import transpose_as_conv_pads, yat_conv_tail
+from nmn.core.conv import patch_energy, transpose_as_conv_pads, yat_conv_tail
 from nmn.core.options import DEFAULT_EPSILON
 from nmn.keras._ops import F, Tensor, compute_dtype, pad_axis, upsample_axis
 
@@ -104,7 +104,14 @@ def yat_conv(
     groups = x.shape[-1] // cin_g
     dot = ops.conv(x, w, strides=strides, padding=native, dilation_rate=dilation_rate)
     ones = ops.ones((*w.shape[:-1], groups), "float32")
-    energy = ops.conv(x * x, ones, strides=strides, padding=native, dilation_rate=dilation_rate)
+
+    def energy_conv():  # a conv of x * x with ones: 'same' with run-time spatial sizes (x not padded here)
+        return ops.conv(x * x, ones, strides=strides, padding=native, dilation_rate=dilation_rate)
+
+    if native == "valid":
+        energy = patch_energy(F, x, groups, w.shape[:-2], strides, dilation_rate, energy_conv)
+    else:
+        energy = energy_conv()
     if groups > 1:
         energy = ops.repeat(energy, m // groups, axis=-1)
     y = yat_conv_tail(F, dot, energy, ww, _f32(bias), _f32(alpha), _eps(epsilon))
@@ -147,7 +154,15 @@ def yat_conv_transpose(
         x = pad_axis(x, 1 + i, lo, hi)
     dot = ops.conv(x, wc, strides=1, padding="valid", dilation_rate=dilation_rate)
     ones = ops.ones((*k, cg, groups), "float32")
-    energy = ops.conv(x * x, ones, strides=1, padding="valid", dilation_rate=dilation_rate)
+    energy = patch_energy(
+        F,
+        x,
+        groups,
+        k,
+        (1,) * rank,
+        dilation_rate,
+        lambda: ops.conv(x * x, ones, strides=1, padding="valid", dilation_rate=dilation_rate),
+    )
     if groups > 1:
         energy = ops.repeat(energy, mg, axis=-1)
     y = yat_conv_tail(F, dot, energy, ww, _f32(bias), _f32(alpha), _eps(epsilon))

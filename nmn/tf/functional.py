@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import tensorflow as tf
 
 from nmn.core import yat
-from nmn.core.conv import transpose_as_conv_pads, yat_conv_tail
+from nmn.core.conv import patch_energy, transpose_as_conv_pads, yat_conv_tail
 from nmn.core.options import DEFAULT_EPSILON
 from nmn.tf._ops import F, TensorLike, conv, pad_axis, result_dtype, upsample_axis
 
@@ -92,7 +92,9 @@ def yat_conv(
     m = w.shape[-1]
     dot = conv(x, w, strides, dilations, groups)
     ones = tf.ones((*w.shape[:-1], groups), tf.float32)
-    energy = conv(x * x, ones, strides, dilations, groups)
+    energy = patch_energy(
+        F, x, groups, w.shape[:-2], strides, dilations, lambda: conv(x * x, ones, strides, dilations, groups)
+    )
     if groups > 1:
         energy = tf.repeat(energy, m // groups, axis=-1)
     y = yat_conv_tail(F, dot, energy, ww, _f32(bias), _f32(alpha), _f32(epsilon))
@@ -135,7 +137,7 @@ def yat_conv_transpose(
     ones1 = (1,) * rank
     dot = conv(x, wc, ones1, dilations, groups)
     ones = tf.ones((*k, cg, groups), tf.float32)
-    energy = conv(x * x, ones, ones1, dilations, groups)
+    energy = patch_energy(F, x, groups, k, ones1, dilations, lambda: conv(x * x, ones, ones1, dilations, groups))
     if groups > 1:
         energy = tf.repeat(energy, mg, axis=-1)
     y = yat_conv_tail(F, dot, energy, ww, _f32(bias), _f32(alpha), _f32(epsilon))
