@@ -14,6 +14,7 @@ time of a row is the median over rounds.
     python scripts/bench_torch.py --threads 1 --cpu-time   # CPU time, steadier on a loaded machine
     pip install --no-deps --target /tmp/nmn035 "nmn==0.3.5"
     python scripts/bench_torch.py --old /tmp/nmn035  # plain, nmn and nmn 0.3.5 side by side
+    python scripts/bench_torch.py --floor --threads 1 --cpu-time --repeat 40   # the eager floor of dense
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 import torch.nn as nn
 
+from nmn.core.options import DEFAULT_EPSILON
 from nmn.torch import MultiHeadYatAttention, YatConv2D, YatNMN
 
 
@@ -226,6 +228,44 @@ def interleaved(fns, device, warmup, repeat, clock=time.perf_counter):
     return [statistics.median(t) for t in times]
 
 
+def _floor_times(n, i, o, device, repeat, clock):
+    """``(plain, Yat floor, YatNMN)`` forward seconds for ``x (n, i)`` and ``o`` outputs (see :func:`floor`)."""
+    x = torch.randn(n, i, device=device)
+    layer = YatNMN(i, o).to(device)
+    w, b = layer.weight.detach(), layer.bias.detach()
+
+    def plain():
+        torch.relu(torch.addmm(b, x, w.t()))
+
+    def yat_floor():
+        num = torch.addmm(b, x, w.t())
+        const = torch.linalg.vector_norm(w, 2, 1).square().add_(b, alpha=2.0).add_(DEFAULT_EPSILON)
+        den = torch.add(const, num, alpha=-2.0).add_(torch.linalg.vector_norm(x, 2, 1, True).square())
+        num.square_().div_(den.clamp_min_(DEFAULT_EPSILON))
+
+    def yat_layer():
+        layer(x)
+
+    with torch.no_grad():
+        return interleaved([plain, yat_floor, yat_layer], device, 3, repeat, clock)
+
+
+def floor(device, repeat, clock, shapes=((256, 784, 256), (512, 4096, 4096))):
+    """The eager floor of the Yat dense forward: the fewest torch ops it needs, timed against Linear+ReLU's.
+
+    Plain: ``addmm`` + ``relu`` (what ``nn.Linear`` + ``nn.ReLU`` run). Yat floor: the same ``addmm`` (bias in
+    the GEMM), the two row norms, three passes for the distance (new tensor, add, clamp) and two for
+    ``num^2 / den``, written inline with no Python around them; the layer is ``YatNMN`` as users call it. Each
+    pass of the floor is a torch kernel of its own in eager mode, so its ratio is about where eager code built
+    from torch's ops stops; a fused kernel (``torch.compile``, or a GPU kernel) is what removes those passes.
+    """
+    rows = [(f"dense {i}->{o}, batch {n}", *_floor_times(n, i, o, device, repeat, clock)) for n, i, o in shapes]
+    print("| forward, no grad | addmm + relu (ms) | Yat floor (ms) | floor / plain | YatNMN (ms) | YatNMN / plain |")
+    print("|---|---|---|---|---|---|")
+    for name, tp, tf, tl in rows:
+        print(f"| {name} | {tp * 1e3:.3f} | {tf * 1e3:.3f} | {tf / tp:.2f}x | {tl * 1e3:.3f} | {tl / tp:.2f}x |")
+
+
 def measure(models, x, device, warmup, repeat, clock=time.perf_counter):
     """``[(fwd seconds, fwd+bwd seconds)]`` of each model, all timed in the same interleaved rounds."""
 
@@ -258,6 +298,9 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--only", default="", help="run the cases whose name contains this text")
     parser.add_argument("--profile", action="store_true", help="print the top kernels of each Yat fwd+bwd")
+    parser.add_argument(
+        "--floor", action="store_true", help="time the fewest eager ops a Yat dense forward needs (then stop)"
+    )
     parser.add_argument("--check", action="store_true", help="first compare every layer on --device with CPU float64")
     parser.add_argument(
         "--old",
@@ -291,6 +334,9 @@ def main(argv=None):
         f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
         f"clock {'process CPU time' if args.cpu_time else 'wall'}\n"
     )
+    if args.floor:
+        floor(device, args.repeat, clock)
+        return
     if args.check:
         check_device(device)
     modes = ["eager"] + (["compiled"] if args.compile else [])

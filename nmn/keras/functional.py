@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from keras import ops
 
 from nmn.core import yat
-from nmn.core.conv import patch_energy, transpose_as_conv_pads, yat_conv_tail
+from nmn.core.conv import native_same, patch_energy, transpose_as_conv_pads, yat_conv_tail
 from nmn.core.options import DEFAULT_EPSILON
 from nmn.keras._ops import F, Tensor, compute_dtype, pad_axis, upsample_axis
 
@@ -94,9 +94,15 @@ def yat_conv(
         ww = 1.0
     else:
         ww = ops.sum(w * w, axis=k_axes)
-    native = "valid"
+    native, pad_energy = "valid", None
     if pads == "same":
         native = "same"
+    elif native_same(pads, x.shape[1:-1], w.shape[:-2], strides, dilation_rate, padding_mode):
+        native = "same"  # the conv pads by itself (no copy of x); the small channel energy is padded instead
+
+        def pad_energy(xs):
+            return ops.pad(xs, [(0, 0), *[tuple(p) for p in pads], (0, 0)])
+
     else:
         for i, (lo, hi) in enumerate(pads):
             x = pad_axis(x, 1 + i, lo, hi, padding_mode)
@@ -105,13 +111,13 @@ def yat_conv(
     dot = ops.conv(x, w, strides=strides, padding=native, dilation_rate=dilation_rate)
     ones = ops.ones((*w.shape[:-1], groups), "float32")
 
-    def energy_conv():  # a conv of x * x with ones: 'same' with run-time spatial sizes (x not padded here)
+    def energy_conv():  # a conv of x * x with ones: for spatial sizes known only at run time
         return ops.conv(x * x, ones, strides=strides, padding=native, dilation_rate=dilation_rate)
 
-    if native == "valid":
-        energy = patch_energy(F, x, groups, w.shape[:-2], strides, dilation_rate, energy_conv)
-    else:
+    if pads == "same":
         energy = energy_conv()
+    else:
+        energy = patch_energy(F, x, groups, w.shape[:-2], strides, dilation_rate, energy_conv, pad_energy)
     if groups > 1:
         energy = ops.repeat(energy, m // groups, axis=-1)
     y = yat_conv_tail(F, dot, energy, ww, _f32(bias), _f32(alpha), _eps(epsilon))

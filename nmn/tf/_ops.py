@@ -115,15 +115,16 @@ def upsample_axis(x, axis, stride):
     return take(tf.reshape(x, shape), axis, 0, (n - 1) * stride + 1)
 
 
-def conv(x, kernel, strides, dilations, groups):
-    """VALID channels-last convolution with ``kernel (*k, C/G, M)``; groups as one convolution per group."""
+def conv(x, kernel, strides, dilations, groups, padding="VALID"):
+    """Channels-last convolution (``padding`` ``'VALID'`` or ``'SAME'``) with ``kernel (*k, C/G, M)``; groups as
+    one convolution per group."""
     if groups == 1:
-        return tf.nn.convolution(x, kernel, strides=list(strides), padding="VALID", dilations=list(dilations))
+        return tf.nn.convolution(x, kernel, strides=list(strides), padding=padding, dilations=list(dilations))
     xs = tf.split(x, groups, axis=-1)
     ws = tf.split(kernel, groups, axis=-1)
     return tf.concat(
         [
-            tf.nn.convolution(a, b, strides=list(strides), padding="VALID", dilations=list(dilations))
+            tf.nn.convolution(a, b, strides=list(strides), padding=padding, dilations=list(dilations))
             for a, b in zip(xs, ws)
         ],
         axis=-1,

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import tensorflow as tf
 
 from nmn.core import yat
-from nmn.core.conv import patch_energy, transpose_as_conv_pads, yat_conv_tail
+from nmn.core.conv import native_same, patch_energy, transpose_as_conv_pads, yat_conv_tail
 from nmn.core.options import DEFAULT_EPSILON
 from nmn.tf._ops import F, TensorLike, conv, pad_axis, result_dtype, upsample_axis
 
@@ -87,13 +87,28 @@ def yat_conv(
         ww = 1.0
     else:
         ww = tf.reduce_sum(w * w, axis=k_axes)
-    for i, (lo, hi) in enumerate(pads):
-        x = pad_axis(x, 1 + i, lo, hi, padding_mode)
+    native, pad_energy = "VALID", None
+    if native_same(pads, x.shape[1:-1], w.shape[:-2], strides, dilations, padding_mode):
+        native = "SAME"  # the conv pads by itself (no copy of x); the small channel energy is padded instead
+
+        def pad_energy(xs):
+            return tf.pad(xs, [(0, 0), *[tuple(p) for p in pads], (0, 0)])
+
+    else:
+        for i, (lo, hi) in enumerate(pads):
+            x = pad_axis(x, 1 + i, lo, hi, padding_mode)
     m = w.shape[-1]
-    dot = conv(x, w, strides, dilations, groups)
+    dot = conv(x, w, strides, dilations, groups, native)
     ones = tf.ones((*w.shape[:-1], groups), tf.float32)
     energy = patch_energy(
-        F, x, groups, w.shape[:-2], strides, dilations, lambda: conv(x * x, ones, strides, dilations, groups)
+        F,
+        x,
+        groups,
+        w.shape[:-2],
+        strides,
+        dilations,
+        lambda: conv(x * x, ones, strides, dilations, groups),
+        pad_energy,
     )
     if groups > 1:
         energy = tf.repeat(energy, m // groups, axis=-1)
