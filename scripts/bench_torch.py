@@ -213,16 +213,21 @@ def kernel_time(model, x, device, iters=3):
 
 
 def interleaved(fns, device, warmup, repeat, clock=time.perf_counter):
-    """Median seconds of each function, timed in alternating rounds (one call of each per round) by ``clock``."""
+    """Median seconds of each function, timed in alternating rounds (one call of each per round) by ``clock``.
+
+    Every other round runs the functions in reverse order: a function's place in a round (what ran just before
+    it, what is left in the caches) moved its time by 3-5 % here, and alternating cancels that out.
+    """
     for fn in fns:
         for _ in range(warmup):
             fn()
     _sync(device)
     times = [[] for _ in fns]
-    for _ in range(repeat):
-        for i, fn in enumerate(fns):
+    order = list(range(len(fns)))
+    for r in range(repeat):
+        for i in order if r % 2 == 0 else order[::-1]:
             t0 = clock()
-            fn()
+            fns[i]()
             _sync(device)
             times[i].append(clock() - t0)
     return [statistics.median(t) for t in times]
