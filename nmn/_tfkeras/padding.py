@@ -11,7 +11,7 @@ array([2., 1., 0., 1., 2., 3., 2.])
 
 from __future__ import annotations
 
-from nmn.core.conv import PADDING_MODES
+from nmn.core.conv import PADDING_MODES, native_same
 
 
 def take(x, axis, start, stop):
@@ -48,3 +48,29 @@ def pad_axis(x, axis, lo, hi, mode="zeros", *, pad, concat):
     else:
         raise ValueError(f"padding_mode must be one of {list(PADDING_MODES)}, got {mode!r}")
     return concat([*left, x, *right], axis=axis)
+
+
+def pad_for_conv(x, pads, kernel, strides, dilations, mode="zeros", *, pad, concat):
+    """``(x, same, pad_energy)`` for a channels-last conv with explicit ``pads`` (``(lo, hi)`` per spatial axis).
+
+    Where the pads are what a native ``'same'`` conv pads by itself (:func:`nmn.core.conv.native_same`), ``x``
+    comes back as it is, ``same`` is True and ``pad_energy`` zero-pads the small ``(N, *S, groups)`` channel
+    energy for :func:`nmn.core.conv.patch_energy`; otherwise ``x`` is padded axis by axis with ``mode``,
+    ``same`` is False and ``pad_energy`` None.
+
+    >>> import numpy as np
+    >>> x, same, pad_energy = pad_for_conv(np.ones((1, 4, 1)), [(1, 1)], (3,), (1,), (1,), pad=np.pad, concat=None)
+    >>> x.shape, same, pad_energy(np.ones((1, 4, 1))).shape
+    ((1, 4, 1), True, (1, 6, 1))
+    >>> pad_for_conv(np.ones((1, 4, 1)), [(2, 0)], (3,), (1,), (1,), pad=np.pad, concat=None)[0].shape
+    (1, 6, 1)
+    """
+    if native_same(pads, x.shape[1:-1], kernel, strides, dilations, mode):
+
+        def pad_energy(xs):
+            return pad(xs, [(0, 0), *[tuple(p) for p in pads], (0, 0)])
+
+        return x, True, pad_energy
+    for i, (lo, hi) in enumerate(pads):
+        x = pad_axis(x, 1 + i, lo, hi, mode, pad=pad, concat=concat)
+    return x, False, None

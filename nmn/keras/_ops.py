@@ -131,6 +131,7 @@ eps_value = partial(options.eps_value, F)
 alpha_value = partial(options.alpha_value, F)
 bias_value = partial(options.bias_value, F)
 pad_axis = partial(padding.pad_axis, pad=ops.pad, concat=F.concat)
+pad_for_conv = partial(padding.pad_for_conv, pad=ops.pad, concat=F.concat)
 pad_axis.__doc__ = padding.pad_axis.__doc__
 
 

@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 from keras import ops
 
 from nmn.core import yat
-from nmn.core.conv import native_same, patch_energy, transpose_as_conv_pads, yat_conv_tail
+from nmn.core.conv import patch_energy, transpose_as_conv_pads, yat_conv_tail
 from nmn.core.options import DEFAULT_EPSILON
-from nmn.keras._ops import F, Tensor, compute_dtype, pad_axis, upsample_axis
+from nmn.keras._ops import F, Tensor, compute_dtype, pad_axis, pad_for_conv, upsample_axis
 
 __all__ = [
     "yat_dense",
@@ -94,18 +94,10 @@ def yat_conv(
         ww = 1.0
     else:
         ww = ops.sum(w * w, axis=k_axes)
-    native, pad_energy = "valid", None
-    if pads == "same":
-        native = "same"
-    elif native_same(pads, x.shape[1:-1], w.shape[:-2], strides, dilation_rate, padding_mode):
-        native = "same"  # the conv pads by itself (no copy of x); the small channel energy is padded instead
-
-        def pad_energy(xs):
-            return ops.pad(xs, [(0, 0), *[tuple(p) for p in pads], (0, 0)])
-
-    else:
-        for i, (lo, hi) in enumerate(pads):
-            x = pad_axis(x, 1 + i, lo, hi, padding_mode)
+    native, pad_energy = "same", None
+    if pads != "same":
+        x, same, pad_energy = pad_for_conv(x, pads, w.shape[:-2], strides, dilation_rate, padding_mode)
+        native = "same" if same else "valid"
     cin_g, m = w.shape[-2], w.shape[-1]
     groups = x.shape[-1] // cin_g
     dot = ops.conv(x, w, strides=strides, padding=native, dilation_rate=dilation_rate)

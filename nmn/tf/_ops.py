@@ -97,6 +97,7 @@ def result_dtype(x, *params):
 
 
 pad_axis = partial(padding.pad_axis, pad=tf.pad, concat=F.concat)
+pad_for_conv = partial(padding.pad_for_conv, pad=tf.pad, concat=F.concat)
 pad_axis.__doc__ = padding.pad_axis.__doc__
 
 

@@ -16,9 +16,9 @@ from collections.abc import Callable, Sequence
 import tensorflow as tf
 
 from nmn.core import yat
-from nmn.core.conv import native_same, patch_energy, transpose_as_conv_pads, yat_conv_tail
+from nmn.core.conv import patch_energy, transpose_as_conv_pads, yat_conv_tail
 from nmn.core.options import DEFAULT_EPSILON
-from nmn.tf._ops import F, TensorLike, conv, pad_axis, result_dtype, upsample_axis
+from nmn.tf._ops import F, TensorLike, conv, pad_axis, pad_for_conv, result_dtype, upsample_axis
 
 __all__ = [
     "yat_dense",
@@ -87,18 +87,9 @@ def yat_conv(
         ww = 1.0
     else:
         ww = tf.reduce_sum(w * w, axis=k_axes)
-    native, pad_energy = "VALID", None
-    if native_same(pads, x.shape[1:-1], w.shape[:-2], strides, dilations, padding_mode):
-        native = "SAME"  # the conv pads by itself (no copy of x); the small channel energy is padded instead
-
-        def pad_energy(xs):
-            return tf.pad(xs, [(0, 0), *[tuple(p) for p in pads], (0, 0)])
-
-    else:
-        for i, (lo, hi) in enumerate(pads):
-            x = pad_axis(x, 1 + i, lo, hi, padding_mode)
+    x, same, pad_energy = pad_for_conv(x, pads, w.shape[:-2], strides, dilations, padding_mode)
     m = w.shape[-1]
-    dot = conv(x, w, strides, dilations, groups, native)
+    dot = conv(x, w, strides, dilations, groups, "SAME" if same else "VALID")
     ones = tf.ones((*w.shape[:-1], groups), tf.float32)
     energy = patch_energy(
         F,
