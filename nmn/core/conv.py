@@ -217,14 +217,17 @@ def window_sum(xs, kernel: Sequence[int], strides: Sequence[int], dilations: Seq
     [3.0, 9.0]
     >>> window_sum(np.arange(5.0).reshape(1, 5, 1), (2,), (1,), (3,))[0, :, 0].tolist()   # 0+3, 1+4
     [3.0, 5.0]
+    >>> window_sum(np.ones((1, 2, 1)), (3,), (2,), (1,)).shape    # no whole window fits: empty, as the conv
+    (1, 0, 1)
     """
     for i, (k, s, d) in enumerate(zip(kernel, strides, dilations)):
         axis = 1 + i
-        n_out = (int(xs.shape[axis]) - (k - 1) * d - 1) // s + 1
+        n_out = max((int(xs.shape[axis]) - (k - 1) * d - 1) // s + 1, 0)
         index = [slice(None)] * len(xs.shape)
         total = None
         for t in range(k):
-            index[axis] = slice(t * d, t * d + (n_out - 1) * s + 1, s)
+            # n_out == 0: an empty slice (a negative stop would wrap round to the far end)
+            index[axis] = slice(t * d, t * d + (n_out - 1) * s + 1 if n_out else t * d, s)
             part = xs[tuple(index)]
             total = part if total is None else total + part
         xs = total
