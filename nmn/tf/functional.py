@@ -88,8 +88,9 @@ def yat_conv(
     else:
         ww = tf.reduce_sum(w * w, axis=k_axes)
     x, same, pad_energy = pad_for_conv(x, pads, w.shape[:-2], strides, dilations, padding_mode)
+    native = "SAME" if same else "VALID"
     m = w.shape[-1]
-    dot = conv(x, w, strides, dilations, groups, "SAME" if same else "VALID")
+    dot = conv(x, w, strides, dilations, groups, native)
     ones = tf.ones((*w.shape[:-1], groups), tf.float32)
     energy = patch_energy(
         F,
@@ -98,7 +99,7 @@ def yat_conv(
         w.shape[:-2],
         strides,
         dilations,
-        lambda: conv(x * x, ones, strides, dilations, groups),
+        lambda: conv(x * x, ones, strides, dilations, groups, native),
         pad_energy,
     )
     if groups > 1:
