@@ -16,6 +16,7 @@ Yat / standard. With ``--old PATH`` the earlier release nmn 0.3.5 (imported as `
 """
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -36,8 +37,6 @@ p.add_argument(
 args = p.parse_args()
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 if args.api == "tf":
-    import os
-
     os.environ["KERAS_BACKEND"] = "tensorflow"  # nmn.tf's attention is timed against TF's keras MHA
 import keras
 from keras import ops
