@@ -194,7 +194,7 @@ def torch_tiles(args):
     if args.tile_bytes:
         env["NMN_ATTENTION_TILE_BYTES"] = str(args.tile_bytes)
     code = (
-        f"import sys; sys.path.insert(0, {str(ROOT)!r}); import torch; from nmn.torch import _chunked\n"
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); import torch; from nmn._torch import _chunked\n"
         f"d = {args.embed} // {args.heads}\n"
         f"print(_chunked.budget(), *[_chunked.tiles(torch.empty(1, n, {args.heads}, d, device='meta'), "
         f"torch.empty(1, n, {args.heads}, d, device='meta')) for n in {list(args.lengths)!r}])"

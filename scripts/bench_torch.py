@@ -69,7 +69,7 @@ def attention_path(e: int, h: int, b: int, n: int) -> str:
     """The path ``nmn.torch.functional.yat_attention`` takes for ``(b, n, h, e / h)`` float32 heads on the CPU:
     ``reference``, or ``tiled tq x tk`` (the tile from ``NMN_ATTENTION_TILE_BYTES``), as ``NMN_ATTENTION_IMPL``
     and the size rule pick it."""
-    from nmn.torch import _chunked
+    from nmn._torch import _chunked
 
     heads = torch.empty(b, n, h, e // h, device="meta")
     if _chunked.pick(heads, heads) != "chunked":

@@ -73,9 +73,9 @@ class TorchOps:
         """Optional fast tail for core call sites that look it up (``getattr(F, "yat_tail", None)``).
 
         Same value as ``nmn.core.yat.yat_tail``; when autograd records, the fused Function of
-        ``nmn.torch._fused`` (analytic backward, saves two tensors). Never calls back into the core tail.
+        ``nmn._torch._fused`` (analytic backward, saves two tensors). Never calls back into the core tail.
         """
-        from nmn.torch import _fused
+        from nmn._torch import _fused
 
         if _fused.recording(dot, dist, bias, alpha, eps):
             return _fused.YatTail.apply(dot, dist, bias, alpha, eps)

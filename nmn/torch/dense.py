@@ -9,11 +9,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as _nnf
 
+from nmn._torch import _fused
 from nmn.core.layer_options import resolve_freeze_kernel
 from nmn.core.names import refuse_keywords
 from nmn.core.options import DEFAULT_EPSILON, check_positive_int
 from nmn.core.spec import YatSpec, export_params, pick_alias, resolve_dropconnect
-from nmn.torch import _fused, functional
+from nmn.torch import functional
 from nmn.torch._ops import resolve_param_dtype, to_compute
 
 pick = pick_alias  # the alias-pair rule lives in nmn.core.spec
@@ -359,7 +360,7 @@ class YatNMN(YatParams, nn.Module):
         return terms
 
     def _fast_forward(self, x: torch.Tensor, fast: tuple) -> torch.Tensor | None:
-        """The plain layer's call straight into :func:`nmn.torch._fused.yat_dense`, or ``None`` (the general path).
+        """The plain layer's call straight into :func:`nmn._torch._fused.yat_dense`, or ``None`` (the general path).
 
         Taken when no option reshapes the weight or the terms (no spherical / weight normalisation, no DropConnect
         in training, no ``param_dtype``) and the input, weight, bias and alpha share one float32/float64 dtype:

@@ -25,10 +25,10 @@ from typing import Any
 import torch
 import torch.nn.functional as _nnf
 
+from nmn._torch import _chunked, _fused, _triton_attention
 from nmn.core import yat as _yat
 from nmn.core.conv import PADDING_MODES, as_tuple, conv_pads, normalize_padding, transpose_geometry
 from nmn.core.options import DEFAULT_EPSILON, NORMALIZATIONS, SOFTERMAX_EPSILON, check_choice, squash_power
-from nmn.torch import _chunked, _fused, _triton_attention
 from nmn.torch._ops import compute_dtype, ops_for
 
 __all__ = [
@@ -74,7 +74,7 @@ def yat_tail(
 ) -> torch.Tensor:
     """The Yat tail ``alpha (dot + bias)^2 / (relu(dist) + eps)`` (``nmn.core.yat.yat_tail``).
 
-    When autograd records, a fused version with an analytic backward runs (``nmn.torch._fused``).
+    When autograd records, a fused version with an analytic backward runs (``nmn._torch._fused``).
 
     >>> float(yat_tail(torch.tensor([2.0]), torch.tensor([1.0]), 1.0, 2.0, 1.0))
     9.0
@@ -343,7 +343,7 @@ def yat_attention(
     if alpha is not None and isinstance(alpha, torch.Tensor):
         alpha = alpha.float() if alpha.dtype in (torch.float16, torch.bfloat16) else alpha
     impl = _chunked.pick(q, k)
-    if impl == "triton":  # fused flash-style kernel: O(L) memory forward and backward (nmn.torch._triton_attention)
+    if impl == "triton":  # fused flash-style kernel: O(L) memory forward and backward (nmn._torch._triton_attention)
         why = _triton_attention.supported(q, mask, dropout)
         if not why:
             return _triton_attention.yat_attention(
@@ -353,7 +353,9 @@ def yat_attention(
         if _chunked.requested() == "triton":
             raise ValueError(f"yat_attention: NMN_ATTENTION_IMPL=triton cannot run this call: {why}")
         impl = _chunked.by_size(q, k)
-    if impl == "chunked":  # query x key tiles, online combine, O(L) memory (nmn.torch._chunked); auto: H*Lq*Lk >= 2**17
+    if (
+        impl == "chunked"
+    ):  # query x key tiles, online combine, O(L) memory (nmn._torch._chunked); auto: H*Lq*Lk >= 2**17
         return _chunked.yat_attention(
             q,
             k,

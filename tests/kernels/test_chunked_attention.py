@@ -1,4 +1,4 @@
-"""Tiled Yat attention (nmn.torch._chunked) against the numpy oracle, the reference path and finite differences.
+"""Tiled Yat attention (nmn._torch._chunked) against the numpy oracle, the reference path and finite differences.
 
 The tiles are query x key blocks combined online (softmax: running max and sum; l1 and softermax: running sums),
 with a custom backward pass that recomputes them, so every case runs with key tiles that do not divide the
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from nmn._torch import _chunked
 from nmn.core import yat as core_yat
-from nmn.torch import _chunked
 from nmn.torch._ops import ops_for
 from onnx_ops import reference
 

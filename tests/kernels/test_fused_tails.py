@@ -1,11 +1,12 @@
-"""The torch fast paths of nmn.torch._fused against finite differences and the numpy oracle."""
+"""The torch fast paths of nmn._torch._fused against finite differences and the numpy oracle."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from nmn.torch import _fused, functional
+from nmn._torch import _fused
+from nmn.torch import functional
 from onnx_ops import reference
 
 

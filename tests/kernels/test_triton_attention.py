@@ -1,4 +1,4 @@
-"""The fused Triton Yat attention (nmn.torch._triton_attention) in Triton's interpreter, against independent oracles.
+"""The fused Triton Yat attention (nmn._torch._triton_attention) in Triton's interpreter, against independent oracles.
 
 Importing triton aborts a process that has loaded TensorFlow (and torch probes for triton, e.g. in
 ``torch.optim``), so triton is not installed into the test environment's site-packages: ``.ci/run`` installs it
@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from nmn.torch import _triton_attention, functional
+from nmn._torch import _triton_attention
+from nmn.torch import functional
 from tests.kernels import triton_child
 from tests.kernels.triton_child import CHILD, needs_triton, parent, run_child
 
@@ -211,7 +212,7 @@ def test_custom_op_passes_torch_library_opcheck():
 
 def test_auto_never_picks_triton_for_cpu_tensors(monkeypatch):
     monkeypatch.delenv("NMN_ATTENTION_IMPL", raising=False)
-    from nmn.torch import _chunked
+    from nmn._torch import _chunked
 
     assert _chunked.pick(torch.zeros(1, 4, 1, 2), torch.zeros(1, 4, 1, 2)) == "reference"
 

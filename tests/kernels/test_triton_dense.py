@@ -1,4 +1,4 @@
-"""The fused Triton Yat dense tail (nmn.torch._triton_dense) in Triton's interpreter, against independent oracles.
+"""The fused Triton Yat dense tail (nmn._torch._triton_dense) in Triton's interpreter, against independent oracles.
 
 Importing triton aborts a process that has loaded TensorFlow, so (as in test_triton_attention.py) only the child
 pytest process (``TRITON_INTERPRET=1``, ``NMN_TRITON_CHILD=1``, the ``triton-interp`` folder on ``PYTHONPATH``)
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from nmn.torch import _triton_dense
+from nmn._torch import _triton_dense
 from tests.kernels import triton_child
 from tests.kernels.triton_child import needs_triton, parent, run_child
 

@@ -1,12 +1,12 @@
-"""The fused fast paths (nmn.torch._fused) equal autograd through the composed core functions."""
+"""The fused fast paths (nmn._torch._fused) equal autograd through the composed core functions."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from nmn._torch import _fused
 from nmn.core import yat as core
-from nmn.torch import _fused
 from nmn.torch._ops import ops_for
 
 

@@ -21,7 +21,7 @@ float16/bfloat16 are loaded and computed in float32 (the output keeps the input 
 Both passes are ``torch.library`` custom ops (``nmn::yat_dense_tail`` and ``nmn::yat_dense_tail_backward``) with
 fake implementations and a registered autograd formula, so they run in eager mode and under ``torch.compile``.
 Triton is imported on first use only; on CPU the kernels run in Triton's interpreter when ``TRITON_INTERPRET=1``
-is set before that first use (the pattern of :mod:`nmn.torch._triton_attention`).
+is set before that first use (the pattern of :mod:`nmn._torch._triton_attention`).
 
 >>> supported(torch.zeros(2, 3), torch.zeros(4, 3)) in ("", "triton is not installed") or not interpreting()
 True
@@ -33,8 +33,8 @@ import functools
 
 import torch
 
-from nmn.torch._fused import sqnorm
-from nmn.torch._triton_attention import available, interpreting, triton_cdiv
+from nmn._torch._fused import sqnorm
+from nmn._torch._triton_attention import available, interpreting, triton_cdiv
 
 __all__ = ["available", "interpreting", "supported", "yat_dense"]
 

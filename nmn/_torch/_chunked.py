@@ -23,7 +23,7 @@ every tile; it replays the forward's random state, so its dropout masks are the 
 then ``d dot = 2 c g r (1 + r pos)``, ``d|q|^2 = d|k|^2 = -c g r^2 pos`` and ``d alpha = sum g dot r / sqrt(D)``.
 
 ``NMN_ATTENTION_IMPL`` picks the path: ``auto`` (default: the fused Triton kernel of
-``nmn.torch._triton_attention`` on CUDA when triton is installed, else tiles when ``H * Lq * Lk >= 2**17``),
+``nmn._torch._triton_attention`` on CUDA when triton is installed, else tiles when ``H * Lq * Lk >= 2**17``),
 ``triton``, ``chunked`` or ``reference``. ``NMN_ATTENTION_TILE_BYTES`` sets the byte budget of one score tile
 (default 1 MiB).
 
@@ -117,7 +117,7 @@ def pick(q: torch.Tensor, k: torch.Tensor) -> str:
     """``'triton'``, ``'chunked'`` or ``'reference'`` for heads ``q (B, Lq, H, D)``, ``k (B, Lk, H, D)``.
 
     ``NMN_ATTENTION_IMPL`` forces a path; ``auto`` (the default) takes the fused Triton kernel for CUDA tensors
-    when triton is installed (``nmn.torch._triton_attention``; the caller falls back when the kernel does not
+    when triton is installed (``nmn._torch._triton_attention``; the caller falls back when the kernel does not
     support the call, e.g. dropout), else :func:`by_size`.
 
     >>> pick(torch.zeros(1, 8, 1, 2), torch.zeros(1, 8, 1, 2))

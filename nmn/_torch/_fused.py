@@ -444,7 +444,7 @@ DENSE_IMPLS = ("auto", "torch", "triton")
 
 def dense_impl() -> str:
     """The dense tail's path, from ``NMN_DENSE_IMPL``: ``auto`` (default) and ``torch`` run the torch ops here;
-    ``triton`` runs the fused Triton tail of :mod:`nmn.torch._triton_dense` (CUDA, or CPU under
+    ``triton`` runs the fused Triton tail of :mod:`nmn._torch._triton_dense` (CUDA, or CPU under
     ``TRITON_INTERPRET=1``). ``auto`` stays on torch until a GPU run has measured and confirmed the kernel (none
     has yet: no device was lent to the round that wrote it).
 
@@ -461,7 +461,7 @@ def yat_dense(x, w, bias, alpha, eps):
     torch.Size([2, 4])
     """
     if dense_impl() == "triton":
-        from nmn.torch import _triton_dense
+        from nmn._torch import _triton_dense
 
         reason = _triton_dense.supported(x, w, eps)
         if reason:
