@@ -510,3 +510,58 @@ def yat_attention(
         isinstance(t, torch.Tensor) and t.requires_grad for t in (q, k, v, alpha)
     )
     return _TiledAttention.apply(q, k, v, alpha, plan)
+
+
+def fast_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None,
+    alpha: Any,
+    eps: Any,
+    *,
+    spherical: bool = False,
+    normalization: str = "softmax",
+    power: float = 1.0,
+    causal: bool = False,
+    dropout: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    label: str = "yat_attention",
+) -> torch.Tensor | None:
+    """The attention of :func:`pick`'s path for this call, or ``None`` where the reference formula is to run.
+
+    The one choice of path for ``nmn.torch`` and for ``nmn.keras`` on the torch backend: the fused Triton kernel
+    (:mod:`nmn._torch._triton_attention`) where it supports the call, else the tiles here, else ``None``. A forced
+    ``NMN_ATTENTION_IMPL=triton`` that cannot run the call raises a ``ValueError`` naming ``label``.
+
+    >>> q = torch.ones(1, 3, 2, 4)
+    >>> fast_attention(q, q, q, None, None, 1e-5) is None   # 2 x 3 x 3 scores: the reference
+    True
+    """
+    impl = pick(q, k)
+    if impl == "triton":
+        from nmn._torch import _triton_attention
+
+        why = _triton_attention.supported(q, mask, dropout)
+        if not why:
+            return _triton_attention.yat_attention(
+                q, k, v, mask, alpha, eps, spherical=spherical, normalization=normalization, power=power,
+                causal=causal,
+            )  # fmt: skip
+        if requested() == "triton":
+            raise ValueError(f"{label}: NMN_ATTENTION_IMPL=triton cannot run this call: {why}")
+        impl = by_size(q, k)
+    if impl != "chunked":
+        return None
+    return yat_attention(
+        q,
+        k,
+        v,
+        mask,
+        alpha,
+        eps,
+        spherical=spherical,
+        normalization=normalization,
+        power=power,
+        causal=causal,
+        dropout=dropout,
+    )

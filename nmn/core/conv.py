@@ -234,16 +234,17 @@ def window_sum(xs, kernel: Sequence[int], strides: Sequence[int], dilations: Seq
     return xs
 
 
-def patch_energy(F, x, groups: int, kernel, strides, dilations, fallback, pad_energy=None):
+def patch_energy(F, x, groups: int, kernel, strides, dilations, fallback, pad_energy=None, channel_energy=None):
     """The patch energy of a padded channels-last ``x (N, *S, C)`` for a VALID conv: ``(N, *S_out, groups)``.
 
     :func:`window_sum` over :func:`channels_last_energy` where the spatial sizes are static, else ``fallback()``
     (the caller's convolution of ``x * x`` with ones, for sizes known only at run time). ``pad_energy``, when
     given, zero-pads the ``(N, *S, groups)`` channel energy of an unpadded ``x`` whose conv the native
     ``'same'`` pads (see :func:`native_same`): the pad then touches a tensor ``C / groups`` times smaller.
+    ``channel_energy(x, groups)``, when given, replaces :func:`channels_last_energy` (a framework's fused one).
     """
     if all(n is not None for n in x.shape[1:-1]):
-        xs = channels_last_energy(F, x, groups)
+        xs = channels_last_energy(F, x, groups) if channel_energy is None else channel_energy(x, groups)
         xs = xs if pad_energy is None else pad_energy(xs)
         return window_sum(xs, tuple(kernel), tuple(strides), tuple(dilations))
     return fallback()

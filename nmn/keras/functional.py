@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import keras
 from keras import ops
 
 from nmn.core import yat
@@ -41,6 +42,57 @@ def _eps(epsilon):
     return epsilon if isinstance(epsilon, (int, float)) else ops.cast(epsilon, "float32")
 
 
+def _torch_kernels(x) -> bool:
+    """True when the torch kernels of :mod:`nmn._torch` (the ones ``nmn.torch`` runs) can take this call: Keras on
+    the torch backend, and ``x`` a real tensor (not the ``meta`` placeholder Keras builds symbolic shapes with).
+
+    The portable ``keras.ops`` formula runs eagerly on that backend, one kernel per op; the fused dense product
+    and the tiled attention do the same math in fewer passes with analytic backward passes, and pass the same
+    conformance cases (docs/design.md §A3). Keras MultiHeadYatAttention B8 L512 E256 on the CPU: 8.4x Keras'
+    ``MultiHeadAttention`` forward with the formula (README, Speed).
+    """
+    if keras.backend.backend() != "torch":
+        return False
+    device = getattr(x, "device", None)
+    return getattr(device, "type", "cpu") != "meta"
+
+
+def _channel_energy(x, groups):
+    """The ``(N, *S, groups)`` channel energy of channels-last ``x`` on the torch backend: torch's
+    :func:`nmn._torch._fused.group_energy`, whose backward ``2 x g`` is one pass (passed to
+    :func:`nmn.core.conv.patch_energy` there; elsewhere its portable ``channels_last_energy`` runs)."""
+    from nmn._torch import _fused
+
+    return _fused.group_energy(x, groups, axis=-1)
+
+
+def _conv_tail(dot, energy, ww, bias, alpha, epsilon, groups):
+    """The Yat tail of a (transposed) conv of channels-last ``dot (N, *S, M)`` with the patch energy ``energy
+    (N, *S, groups)`` and the kernel energy ``ww`` (``(M,)``, or ``1.0`` for unit kernels).
+
+    On the torch backend it is :func:`nmn._torch._fused.yat_dist_tail` (the conv tail of ``nmn.torch``: one
+    ``max(energy + (|w|^2 + 2 b + eps) - 2 (dot + b), eps)``, an analytic backward, the group's energy broadcast
+    rather than repeated); elsewhere :func:`nmn.core.conv.yat_conv_tail`.
+    """
+    m = dot.shape[-1]
+    bias, alpha, eps = _f32(bias), _f32(alpha), _eps(epsilon)
+    if not _torch_kernels(dot):
+        if groups > 1:
+            energy = ops.repeat(energy, m // groups, axis=-1)
+        return yat_conv_tail(F, dot, energy, ww, bias, alpha, eps)
+    from nmn._torch import _fused
+
+    shape = tuple(dot.shape)
+    num = dot if bias is None else dot + bias
+    const = ops.convert_to_tensor(ww + (0.0 if bias is None else 2.0 * bias) + eps, "float32")
+    if groups > 1:  # (N, *S, G, M/G) against the energy (N, *S, G, 1)
+        num = num.reshape(*shape[:-1], groups, m // groups)
+        energy = energy.unsqueeze(-1)
+        const = const.reshape(groups, m // groups) if const.numel() == m else const
+    # num is this function's own tensor (dot + b, or the conv's output): without autograd y is written over it
+    return _fused.yat_dist_tail(num, energy, const, alpha, eps, consume=True).reshape(shape)
+
+
 def yat_dense(
     x: Tensor,
     kernel: Tensor,
@@ -51,8 +103,19 @@ def yat_dense(
     spherical: bool = False,
     weight_normalized: bool = False,
 ) -> Tensor:
-    """``alpha * (x.w + b)^2 / (relu(|x|^2 + |w|^2 - 2 x.w) + eps)`` for ``x (..., I)``, ``kernel (I, O)``."""
+    """``alpha * (x.w + b)^2 / (relu(|x|^2 + |w|^2 - 2 x.w) + eps)`` for ``x (..., I)``, ``kernel (I, O)``.
+
+    On the torch backend the plain product (neither ``spherical`` nor ``weight_normalized``) runs the fused
+    kernel of ``nmn.torch`` (:func:`nmn._torch._fused.yat_dense`) on the kernel's own ``(I, O)`` memory.
+    """
     out_dtype = compute_dtype(x, kernel)
+    if not (spherical or weight_normalized) and _torch_kernels(x):
+        from nmn._torch import _fused
+
+        x32, k32 = ops.cast(x, "float32"), ops.cast(kernel, "float32")
+        flat = x32.reshape(-1, x32.shape[-1])
+        y = _fused.yat_dense(flat, k32.t(), _f32(bias), _f32(alpha), _eps(epsilon))
+        return ops.cast(y.reshape(*x32.shape[:-1], k32.shape[-1]), out_dtype)
     y = yat.yat_dense(
         F,
         ops.cast(x, "float32"),
@@ -98,7 +161,7 @@ def yat_conv(
     if pads != "same":
         x, same, pad_energy = pad_for_conv(x, pads, w.shape[:-2], strides, dilation_rate, padding_mode)
         native = "same" if same else "valid"
-    cin_g, m = w.shape[-2], w.shape[-1]
+    cin_g = w.shape[-2]
     groups = x.shape[-1] // cin_g
     dot = ops.conv(x, w, strides=strides, padding=native, dilation_rate=dilation_rate)
     ones = ops.ones((*w.shape[:-1], groups), "float32")
@@ -109,10 +172,11 @@ def yat_conv(
     if pads == "same":
         energy = energy_conv()
     else:
-        energy = patch_energy(F, x, groups, w.shape[:-2], strides, dilation_rate, energy_conv, pad_energy)
-    if groups > 1:
-        energy = ops.repeat(energy, m // groups, axis=-1)
-    y = yat_conv_tail(F, dot, energy, ww, _f32(bias), _f32(alpha), _eps(epsilon))
+        energy = patch_energy(
+            F, x, groups, w.shape[:-2], strides, dilation_rate, energy_conv, pad_energy,
+            _channel_energy if _torch_kernels(x) else None,
+        )  # fmt: skip
+    y = _conv_tail(dot, energy, ww, bias, alpha, epsilon, groups)
     return ops.cast(y, out_dtype)
 
 
@@ -160,10 +224,9 @@ def yat_conv_transpose(
         (1,) * rank,
         dilation_rate,
         lambda: ops.conv(x * x, ones, strides=1, padding="valid", dilation_rate=dilation_rate),
+        channel_energy=_channel_energy if _torch_kernels(x) else None,
     )
-    if groups > 1:
-        energy = ops.repeat(energy, mg, axis=-1)
-    y = yat_conv_tail(F, dot, energy, ww, _f32(bias), _f32(alpha), _eps(epsilon))
+    y = _conv_tail(dot, energy, ww, bias, alpha, epsilon, groups)
     return ops.cast(y, out_dtype)
 
 
@@ -181,9 +244,25 @@ def yat_attention(
     causal: bool = False,
     dropout: Callable[[Tensor], Tensor] | None = None,
 ) -> Tensor:
-    """Yat attention of ``(B, L, H, D)`` heads; ``mask`` bool broadcastable to ``(B, H, Lq, Lk)``, True = attend."""
+    """Yat attention of ``(B, L, H, D)`` heads; ``mask`` bool broadcastable to ``(B, H, Lq, Lk)``, True = attend.
+
+    On the torch backend, without dropout, the path of ``nmn.torch`` is chosen
+    (:func:`nmn._torch._chunked.fast_attention`: query x key tiles with O(L) memory from ``H * Lq * Lk >= 2**17``
+    scores per batch element, the fused Triton kernel on CUDA). Keras' dropout draws from its own seed generator,
+    which a tile recomputed in the backward pass could not replay, so dropout keeps the formula.
+    """
     if mask is not None:
         mask = ops.cast(mask, "bool")
+    if dropout is None and _torch_kernels(q):
+        from nmn._torch import _chunked
+
+        q, k, v = (ops.convert_to_tensor(t) for t in (q, k, v))
+        fast = _chunked.fast_attention(
+            q, k, v, mask, _f32(alpha), epsilon, spherical=spherical, normalization=normalization, power=power,
+            causal=causal, label="MultiHeadYatAttention",
+        )  # fmt: skip
+        if fast is not None:
+            return fast
     return yat.yat_attention(
         F,
         q,

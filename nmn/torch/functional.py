@@ -25,7 +25,7 @@ from typing import Any
 import torch
 import torch.nn.functional as _nnf
 
-from nmn._torch import _chunked, _fused, _triton_attention
+from nmn._torch import _chunked, _fused
 from nmn.core import yat as _yat
 from nmn.core.conv import PADDING_MODES, as_tuple, conv_pads, normalize_padding, transpose_geometry
 from nmn.core.options import DEFAULT_EPSILON, NORMALIZATIONS, SOFTERMAX_EPSILON, check_choice, squash_power
@@ -342,33 +342,13 @@ def yat_attention(
 
     if alpha is not None and isinstance(alpha, torch.Tensor):
         alpha = alpha.float() if alpha.dtype in (torch.float16, torch.bfloat16) else alpha
-    impl = _chunked.pick(q, k)
-    if impl == "triton":  # fused flash-style kernel: O(L) memory forward and backward (nmn._torch._triton_attention)
-        why = _triton_attention.supported(q, mask, dropout)
-        if not why:
-            return _triton_attention.yat_attention(
-                q, k, v, mask, alpha, epsilon, spherical=spherical, normalization=normalization, power=power,
-                causal=causal,
-            )  # fmt: skip
-        if _chunked.requested() == "triton":
-            raise ValueError(f"yat_attention: NMN_ATTENTION_IMPL=triton cannot run this call: {why}")
-        impl = _chunked.by_size(q, k)
-    if (
-        impl == "chunked"
-    ):  # query x key tiles, online combine, O(L) memory (nmn._torch._chunked); auto: H*Lq*Lk >= 2**17
-        return _chunked.yat_attention(
-            q,
-            k,
-            v,
-            mask,
-            alpha,
-            epsilon,
-            spherical=spherical,
-            normalization=normalization,
-            power=power,
-            causal=causal,
-            dropout=dropout,
-        )
+    # the fused Triton kernel on CUDA, query x key tiles (O(L) memory) from H*Lq*Lk >= 2**17, else the reference
+    fast = _chunked.fast_attention(
+        q, k, v, mask, alpha, epsilon, spherical=spherical, normalization=normalization, power=power,
+        causal=causal, dropout=dropout,
+    )  # fmt: skip
+    if fast is not None:
+        return fast
     return _yat.yat_attention(
         ops_for(q),
         q,
