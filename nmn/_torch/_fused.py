@@ -87,7 +87,8 @@ def row_sqnorm(w):
     ``kernel.t()`` of a contiguous ``kernel (I, O)`` (the Keras layout) needs sums down the columns of
     ``kernel``, which torch runs slowly as one reduction (``vector_norm`` over dim 0 of 4096 x 4096: 145 ms;
     ``square().sum(0)``: 40 ms, a 64 MiB temporary); here they run in row blocks of about 1 MiB whose square
-    stays in the cache (12 ms, measured on this machine's CPU). A matrix under 1 MiB is one block.
+    stays in the cache, each summed down its columns by a matrix-vector product with ones (4096 x 4096: 10 ms;
+    784 x 256, one block: 42 us against 95 us for ``square().sum(0)``; measured on this machine's CPU).
 
     >>> k = torch.tensor([[3.0, 1.0], [4.0, 2.0]])   # (I, O) = (2, 2)
     >>> row_sqnorm(k.t()).tolist(), row_sqnorm(k).tolist()
@@ -97,10 +98,11 @@ def row_sqnorm(w):
         return sqnorm(w, 1)
     k = w.t()
     rows = max(1, COLUMN_BLOCK_BYTES // max(1, k.shape[1] * k.element_size()))
+    ones = k.new_ones(min(rows, k.shape[0]))
     out = None
     for start in range(0, k.shape[0], rows):
-        block = k[start : start + rows]
-        part = block.square().sum(0)
+        block = k[start : start + rows].square()
+        part = torch.mv(block.t(), ones[: block.shape[0]])  # the column sums as a GEMV: 2x sum(0), measured
         out = part if out is None else out.add_(part)
     return out if out is not None else k.new_zeros(k.shape[1])
 
