@@ -364,16 +364,22 @@ def _backward(p, q, k, v, alpha, out, stat, empty_all, dout, rng, need):
             t = _Tiles(p, q, k, v, c, fold, bi)
             dq_h, dk_h, dv_h = dq[bi].transpose(0, 1), dk[bi].transpose(0, 1), dv[bi].transpose(0, 1)
             gkk = None if p.spherical else torch.zeros(p.h, p.lk, dtype=ct, device=p.device)
+            # dq, dk and dv accumulate in contiguous (H, tile, D) blocks: baddbmm_ into a slice of a longer
+            # (H, L, D) tensor runs one addmm_ per head on the CPU (measured 240 us against 120 us per call)
+            dk_t, dv_t = {}, {}
             for qs, qe in p.query_tiles():
                 qt = t.q[:, qs:qe]
-                do = dout[bi, qs:qe].transpose(0, 1).to(ct)
+                do = dout[bi, qs:qe].transpose(0, 1).to(ct).contiguous()  # a .sum()'s gradient is stride 0
                 delta = (do * out[bi, qs:qe].transpose(0, 1)).sum(-1)[..., None]
                 st = stat[bi, :, qs:qe, None]
                 empty = None if empty_all is None else empty_all[bi, :, qs:qe, None]
                 gq = None if p.spherical else torch.zeros(p.h, qe - qs, dtype=ct, device=p.device)
-                dqt = dq_h[:, qs:qe]
+                dqt = torch.zeros(p.h, qe - qs, p.d, dtype=ct, device=p.device)
                 for ks, ke in p.key_tiles(qs, qe):
                     kt, vt = t.k[:, ks:ke], t.v[:, ks:ke]
+                    if ks not in dk_t:
+                        dk_t[ks] = torch.zeros(p.h, ke - ks, p.d, dtype=ct, device=p.device)
+                        dv_t[ks] = torch.zeros(p.h, ke - ks, v.shape[-1], dtype=ct, device=p.device)
                     m = t.mask_tile(qs, qe, ks, ke)
                     s, rho, pos, u = t.scores(qs, qe, ks, ke, grad=True)
                     keep_s = galpha is not None and fold
@@ -393,7 +399,7 @@ def _backward(p, q, k, v, alpha, out, stat, empty_all, dout, rng, need):
                             w.masked_fill_(empty, 1.0)
                         w.div_(st)
                     keep = p.dropout(torch.ones_like(w)) if p.dropout is not None else None
-                    dv_h[:, ks:ke].baddbmm_((w if keep is None else w * keep).transpose(1, 2), do)
+                    dv_t[ks].baddbmm_((w if keep is None else w * keep).transpose(1, 2), do)
                     g = torch.bmm(do, vt.transpose(1, 2))
                     if keep is not None:
                         g.mul_(keep)
@@ -423,10 +429,14 @@ def _backward(p, q, k, v, alpha, out, stat, empty_all, dout, rng, need):
                     h = a.add_(b, alpha=inv)  # half of d dot: c g r (1 + r pos)
                     del b, rho
                     dqt.baddbmm_(h, kt, alpha=2.0)
-                    dk_h[:, ks:ke].baddbmm_(h.transpose(1, 2), qt, alpha=2.0)
+                    dk_t[ks].baddbmm_(h.transpose(1, 2), qt, alpha=2.0)
                     del h, a, g
                 if gq is not None:
                     dqt.addcmul_(qt, gq[..., None], value=2.0)
+                dq_h[:, qs:qe] = dqt
+            for ks, block in dk_t.items():
+                dk_h[:, ks : ks + block.shape[1]] = block
+                dv_h[:, ks : ks + block.shape[1]] = dv_t[ks]
             if gkk is not None:
                 dk_h.addcmul_(t.k, gkk[..., None], value=2.0)
     if galpha is not None:
