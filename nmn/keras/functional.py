@@ -1,7 +1,9 @@
 """Functional Yat ops on ``keras.ops`` (any Keras backend): the layers are thin wrappers around these.
 
 Every function computes in float32 (docs/design.md §0.3) and casts the result to the promoted dtype of the input
-and the weights. Host layouts: dense ``kernel (I, O)``, conv ``kernel (*k, C/groups, M)``, transposed conv
+and the weights. On Keras' torch backend the plain dense product, the conv tails and attention run the torch
+kernels of ``nmn.torch`` (:mod:`nmn._torch`, imported there only), which pass the same conformance cases. Host
+layouts: dense ``kernel (I, O)``, conv ``kernel (*k, C/groups, M)``, transposed conv
 ``kernel (*k, M/groups, C)``, data channels-last ``(N, *S, C)``; attention heads ``(B, L, H, D)``.
 
 >>> import numpy as np
