@@ -350,8 +350,8 @@ def _backward(p, q, k, v, alpha, out, stat, empty_all, dout, rng, need):
     ct = p.dtype
     c, fold = _tail_scale(alpha, p.d)
     inv = 1.0 / c if fold else 1.0
-    dq = torch.zeros(q.shape, dtype=ct, device=p.device)
-    dk = torch.zeros(k.shape, dtype=ct, device=p.device)
+    dq = torch.empty(q.shape, dtype=ct, device=p.device)  # every query tile writes its rows
+    dk = torch.zeros(k.shape, dtype=ct, device=p.device)  # causal tiles may skip keys: zeros there
     dv = torch.zeros(v.shape, dtype=ct, device=p.device)
     galpha = torch.zeros((), dtype=ct, device=p.device) if need[3] else None
     devices = [p.device] if p.device.type == "cuda" else []
@@ -366,7 +366,7 @@ def _backward(p, q, k, v, alpha, out, stat, empty_all, dout, rng, need):
             gkk = None if p.spherical else torch.zeros(p.h, p.lk, dtype=ct, device=p.device)
             # dq, dk and dv accumulate in contiguous (H, tile, D) blocks: baddbmm_ into a slice of a longer
             # (H, L, D) tensor runs one addmm_ per head on the CPU (measured 240 us against 120 us per call)
-            dk_t, dv_t = {}, {}
+            blocks = {}  # key tile start -> (dk, dv) blocks
             for qs, qe in p.query_tiles():
                 qt = t.q[:, qs:qe]
                 do = dout[bi, qs:qe].transpose(0, 1).to(ct).contiguous()  # a .sum()'s gradient is stride 0
@@ -377,9 +377,11 @@ def _backward(p, q, k, v, alpha, out, stat, empty_all, dout, rng, need):
                 dqt = torch.zeros(p.h, qe - qs, p.d, dtype=ct, device=p.device)
                 for ks, ke in p.key_tiles(qs, qe):
                     kt, vt = t.k[:, ks:ke], t.v[:, ks:ke]
-                    if ks not in dk_t:
-                        dk_t[ks] = torch.zeros(p.h, ke - ks, p.d, dtype=ct, device=p.device)
-                        dv_t[ks] = torch.zeros(p.h, ke - ks, v.shape[-1], dtype=ct, device=p.device)
+                    if ks not in blocks:
+                        blocks[ks] = tuple(
+                            torch.zeros(p.h, ke - ks, n, dtype=ct, device=p.device) for n in (p.d, v.shape[-1])
+                        )
+                    dk_b, dv_b = blocks[ks]
                     m = t.mask_tile(qs, qe, ks, ke)
                     s, rho, pos, u = t.scores(qs, qe, ks, ke, grad=True)
                     keep_s = galpha is not None and fold
@@ -399,7 +401,7 @@ def _backward(p, q, k, v, alpha, out, stat, empty_all, dout, rng, need):
                             w.masked_fill_(empty, 1.0)
                         w.div_(st)
                     keep = p.dropout(torch.ones_like(w)) if p.dropout is not None else None
-                    dv_t[ks].baddbmm_((w if keep is None else w * keep).transpose(1, 2), do)
+                    dv_b.baddbmm_((w if keep is None else w * keep).transpose(1, 2), do)
                     g = torch.bmm(do, vt.transpose(1, 2))
                     if keep is not None:
                         g.mul_(keep)
@@ -429,14 +431,14 @@ def _backward(p, q, k, v, alpha, out, stat, empty_all, dout, rng, need):
                     h = a.add_(b, alpha=inv)  # half of d dot: c g r (1 + r pos)
                     del b, rho
                     dqt.baddbmm_(h, kt, alpha=2.0)
-                    dk_t[ks].baddbmm_(h.transpose(1, 2), qt, alpha=2.0)
+                    dk_b.baddbmm_(h.transpose(1, 2), qt, alpha=2.0)
                     del h, a, g
                 if gq is not None:
                     dqt.addcmul_(qt, gq[..., None], value=2.0)
                 dq_h[:, qs:qe] = dqt
-            for ks, block in dk_t.items():
-                dk_h[:, ks : ks + block.shape[1]] = block
-                dv_h[:, ks : ks + block.shape[1]] = dv_t[ks]
+            for ks, (dk_b, dv_b) in blocks.items():
+                dk_h[:, ks : ks + dk_b.shape[1]] = dk_b
+                dv_h[:, ks : ks + dv_b.shape[1]] = dv_b
             if gkk is not None:
                 dk_h.addcmul_(t.k, gkk[..., None], value=2.0)
     if galpha is not None:

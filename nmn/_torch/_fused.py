@@ -94,7 +94,7 @@ def row_sqnorm(w):
     >>> row_sqnorm(k.t()).tolist(), row_sqnorm(k).tolist()
     ([25.0, 5.0], [10.0, 20.0])
     """
-    if w.is_contiguous() or not w.t().is_contiguous():
+    if not _transposed(w):
         return sqnorm(w, 1)
     k = w.t()
     rows = max(1, COLUMN_BLOCK_BYTES // max(1, k.shape[1] * k.element_size()))
