@@ -197,3 +197,21 @@ def test_yatnmn_direct_fused_call_matches_the_functional_path(kw):
     leaves = [x, *(p for p in layer.parameters() if p.requires_grad)]
     for a, b in zip(torch.autograd.grad((got * g).sum(), leaves), torch.autograd.grad((core_want * g).sum(), leaves)):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("shape", [(7, 5), (784, 256), (1100, 300)])  # one block; one block; blocks + a remainder
+@pytest.mark.parametrize("layout", ["torch", "keras"])
+def test_row_sqnorm_matches_float64_numpy(shape, layout):
+    """``row_sqnorm`` of a torch ``(O, I)`` weight and of a Keras kernel's ``.t()`` view, on both of its paths
+    (one block: ``square().sum(0)``; several ~1 MiB blocks summed by GEMVs), against float64 numpy."""
+    import numpy as np
+
+    torch.manual_seed(2)
+    o, i = shape
+    if layout == "torch":
+        w = torch.randn(o, i)
+    else:
+        w = torch.randn(i, o).t()  # the (I, O) kernel's (O, I) view
+        assert _fused._transposed(w)
+    want = (w.numpy().astype(np.float64) ** 2).sum(1)
+    np.testing.assert_allclose(_fused.row_sqnorm(w).numpy(), want, rtol=2e-6)
