@@ -4,6 +4,7 @@
     pip install --no-deps --target /tmp/nmn035 "nmn==0.3.5"
     KERAS_BACKEND=tensorflow python scripts/bench_keras_tf.py --old /tmp/nmn035   # nmn 0.3.5 beside them
     python scripts/bench_keras_tf.py --api tf --old /tmp/nmn035   # the tf.Module layers of nmn.tf
+    KERAS_BACKEND=torch python scripts/bench_keras_tf.py --threads 1 --cpu-time   # eager torch, steadier
 
 With ``--api tf`` the rows are ``nmn.tf``'s ``tf.Module`` layers against plain ``tf.Module`` equivalents
 (``tf.matmul`` + bias + relu, ``tf.nn.conv2d`` + bias + relu) and, for attention, TensorFlow's own
@@ -34,7 +35,15 @@ p.add_argument(
     metavar="PATH",
     help="also time the earlier release installed with pip install --no-deps --target PATH nmn==0.3.5",
 )
+p.add_argument(
+    "--threads",
+    type=int,
+    help="torch backend: torch.set_num_threads(N) (1 gives steadier ratios on a shared CPU: each eager op "
+    "otherwise waits at the thread pool's barrier for a descheduled worker)",
+)
+p.add_argument("--cpu-time", action="store_true", help="time by the process's CPU time instead of the wall clock")
 args = p.parse_args()
+CLOCK = time.process_time if args.cpu_time else time.perf_counter
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 if args.api == "tf":
     os.environ["KERAS_BACKEND"] = "tensorflow"  # nmn.tf's attention is timed against TF's keras MHA
@@ -51,6 +60,12 @@ if args.old:
     OLD = load_old(args.old, args.api)
 
 BACKEND = keras.backend.backend()
+if args.threads:
+    if BACKEND != "torch":
+        p.error(f"--threads is for the torch backend (this is {BACKEND})")
+    import torch
+
+    torch.set_num_threads(args.threads)
 
 CASES = [
     ("dense 256x784->256", lambda: nk.YatNMN(256), lambda: keras.layers.Dense(256, activation="relu"), (256, 784)),
@@ -135,9 +150,9 @@ def timed(fns, x, reps):
     ts = [[] for _ in fns]
     for _ in range(reps):
         for i, fn in enumerate(fns):
-            t = time.perf_counter()
+            t = CLOCK()
             _block(fn(x))
-            ts[i].append(time.perf_counter() - t)
+            ts[i].append(CLOCK() - t)
     return [statistics.median(t) for t in ts]
 
 
