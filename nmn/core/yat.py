@@ -71,7 +71,7 @@ def attention_scores(F, q, k, alpha, eps, *, spherical=False):
         kk = F.einsum("bkhd,bkhd->bhk", k, k)[..., None, :]
         dist = qq + kk - 2.0 * dot
     # the 1/sqrt(d) scale rides on alpha (a scalar product, once) rather than on every score: one multiply per
-    # score fewer in the fused score loop (nmn 0.3.5 folded it into the denominator the same way)
+    # score fewer in the fused score loop (nmn 0.3.5 saved the same multiply by folding it into the denominator)
     scale = 1.0 / math.sqrt(q.shape[-1])
     return _tail(F)(dot, dist, None, scale if alpha is None else alpha * scale, eps)
 
