@@ -101,14 +101,14 @@ def row_sqnorm(w):
     k = w.t()
     if k.numel() * k.element_size() <= COLUMN_BLOCK_BYTES:
         return k.square().sum(0)
-    rows = max(1, COLUMN_BLOCK_BYTES // max(1, k.shape[1] * k.element_size()))
-    ones = k.new_ones(min(rows, k.shape[0]))
+    rows = max(1, COLUMN_BLOCK_BYTES // max(1, k.shape[1] * k.element_size()))  # <= k.shape[0]: k is over a block
+    ones = k.new_ones(rows)
     out = None
     for start in range(0, k.shape[0], rows):
         block = k[start : start + rows].square()
         part = torch.mv(block.t(), ones[: block.shape[0]])  # the column sums as a GEMV: 2x sum(0), measured
         out = part if out is None else out.add_(part)
-    return out if out is not None else k.new_zeros(k.shape[1])
+    return out
 
 
 def _transposed(w):

@@ -199,7 +199,8 @@ def test_yatnmn_direct_fused_call_matches_the_functional_path(kw):
         torch.testing.assert_close(a, b)
 
 
-@pytest.mark.parametrize("shape", [(7, 5), (784, 256), (1100, 300)])  # one block; one block; blocks + a remainder
+# the Keras layout's paths: one block, one block, two blocks and a remainder, two rows each over a block
+@pytest.mark.parametrize("shape", [(7, 5), (784, 256), (1100, 300), (300_000, 2)])
 @pytest.mark.parametrize("layout", ["torch", "keras"])
 def test_row_sqnorm_matches_float64_numpy(shape, layout):
     """``row_sqnorm`` of a torch ``(O, I)`` weight and of a Keras kernel's ``.t()`` view, on both of its paths
